@@ -1,0 +1,36 @@
+# Every target bootstraps its own virtual environment from PyPI: nothing installed by hand is needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo test lint bench clean run
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]' $(foreach p,$(PLUGINS),-e $(p))
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/aktenhub demo
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check hub plugins tests bench
+	$(BIN)/ruff format --check hub plugins tests bench
+	$(BIN)/mypy hub plugins/*/hub_* bench
+
+bench: venv
+	$(BIN)/python bench/intake.py
+
+run: venv
+	$(BIN)/aktenhub run -c config/aktenhub.example.yaml
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

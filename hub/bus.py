@@ -1,0 +1,257 @@
+"""The durable event bus: workers claim tasks from the journal, run their step, record the outcome.
+
+Nothing is kept only in memory. A task is leased while it runs (the lease is renewed while the step is
+busy); when a worker dies its lease expires and another worker takes the task. A failure is retried
+with exponential backoff and jitter (tenacity's wait strategy computes the delay; the journal holds the
+due time — no in-process sleeping); after `max_attempts`, or at once on `Permanent`, the task is dead
+and waits for an operator's replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from tenacity import RetryCallState, wait_exponential_jitter
+
+from hub.connectors import RetryPolicy
+from hub.errors import Permanent
+from hub.journal import ApplicationFilter, Completion, Journal, LeaseLost, Task
+from hub.metrics import Metrics
+from hub.models import Event
+from hub.plugins import Plugins
+
+log = logging.getLogger(__name__)
+
+StepHandler = Callable[[Task], Awaitable[Completion]]
+
+
+@dataclass
+class BusSettings:
+    """How the workers of this process behave."""
+
+    concurrency: int = 16
+    lease_seconds: float = 120.0
+    idle_poll_seconds: float = 1.0
+    capacity: dict[str, int] = field(default_factory=dict)  # target -> max concurrent tasks
+    retry: dict[str, RetryPolicy] = field(default_factory=dict)  # target -> policy
+    default_retry: RetryPolicy = field(default_factory=lambda: RetryPolicy())
+
+
+def retry_delay(policy: RetryPolicy, attempt: int) -> float:
+    """Seconds to wait before attempt `attempt + 1`: exponential, capped, with jitter."""
+    wait = wait_exponential_jitter(
+        initial=policy.initial_seconds, max=policy.max_seconds, jitter=policy.jitter_seconds
+    )
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = attempt
+    return float(wait(state))
+
+
+class Bus:
+    """Runs the steps of every application through the journal."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        settings: BusSettings,
+        plugins: Plugins,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.journal = journal
+        self.settings = settings
+        self.plugins = plugins
+        self.metrics = metrics
+        self.clock = clock
+        self.owner = f"worker-{secrets.token_hex(4)}"
+        self._handlers: dict[str, StepHandler] = {}
+        self._wake = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def handle(self, step: str, handler: StepHandler) -> None:
+        """Register the handler of a step."""
+        self._handlers[step] = handler
+
+    def wake(self) -> None:
+        """New work may be due: let the dispatcher look now instead of at its next poll."""
+        self._wake.set()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the dispatcher is running."""
+        return self._dispatcher is not None and not self._dispatcher.done()
+
+    @property
+    def busy(self) -> int:
+        """Tasks running in this process now."""
+        return len(self._running)
+
+    def emit(self, events: tuple[Event, ...]) -> None:
+        """Tell observers about committed events and wake the workers."""
+        self.plugins.emit(events)
+        self.wake()
+
+    async def start(self) -> None:
+        """Start dispatching tasks."""
+        self._stopping = False
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="bus-dispatcher")
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop claiming; let running steps finish for `grace_seconds`, then cancel them.
+
+        A cancelled step's lease is released at the next start (or expires), so it runs again.
+        """
+        self._stopping = True
+        self._wake.set()
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+        if self._running:
+            _, pending = await asyncio.wait(self._running, timeout=grace_seconds)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def replay(self, where: ApplicationFilter) -> list[str]:
+        """Make the dead tasks of matching applications due again."""
+        ids = await self.journal.replay(where)
+        if ids:
+            self.metrics.replays.inc(len(ids))
+            self.wake()
+        return ids
+
+    async def _dispatch(self) -> None:
+        settings = self.settings
+        while not self._stopping:
+            self._wake.clear()
+            free = settings.concurrency - len(self._running)
+            claimed: list[Task] = []
+            if free > 0:
+                try:
+                    claimed = await self.journal.claim(
+                        self.owner, free, settings.lease_seconds, settings.capacity
+                    )
+                except Exception:
+                    log.exception("claiming tasks failed; retrying")
+                    await asyncio.sleep(settings.idle_poll_seconds)
+                    continue
+                for task in claimed:
+                    run = asyncio.create_task(self._run(task), name=f"task-{task.id}")
+                    self._running.add(run)
+                    run.add_done_callback(self._running.discard)
+            if claimed and len(claimed) == free:
+                continue  # maybe more is due; the next loop waits for a free slot if needed
+            timeout = settings.idle_poll_seconds
+            if free > 0 and not claimed:
+                due = await self.journal.next_due()
+                if due is not None and due > self.clock():
+                    timeout = min(timeout, max(0.001, due - self.clock()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _run(self, task: Task) -> None:
+        handler = self._handlers.get(task.step)
+        started = time.perf_counter()
+        keeper = asyncio.create_task(self._keep_lease(task))
+        try:
+            if handler is None:
+                raise Permanent(f"no handler for step {task.step!r} in this hub")
+            completion = await handler(task)
+        except LeaseLost:
+            log.warning("lease lost task=%s step=%s application=%s", task.id, task.step, task.application_id)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            keeper.cancel()
+            await self._failed(task, exc)
+            return
+        finally:
+            keeper.cancel()
+            self.metrics.step_seconds.labels(task.step, task.target).observe(time.perf_counter() - started)
+            self.wake()
+        try:
+            events = await self.journal.complete(task, completion)
+        except LeaseLost:
+            log.warning(
+                "lease lost before completion task=%s step=%s application=%s",
+                task.id,
+                task.step,
+                task.application_id,
+            )
+            return
+        log.info(
+            "step done step=%s target=%s application=%s attempt=%d",
+            task.step,
+            task.target,
+            task.application_id,
+            task.attempts,
+        )
+        self.emit(events)
+
+    async def _keep_lease(self, task: Task) -> None:
+        interval = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                task = await self.journal.renew(task, self.settings.lease_seconds)
+            except LeaseLost:
+                return
+            except Exception:
+                log.exception("renewing lease failed task=%s", task.id)
+
+    async def _failed(self, task: Task, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        policy = self.settings.retry.get(task.target, self.settings.default_retry)
+        budget = policy.max_attempts  # the configuration in force now, not at task creation
+        permanent = isinstance(exc, Permanent)
+        retry_at: float | None = None
+        if not permanent and task.attempts_since_replay < budget:
+            retry_at = self.clock() + retry_delay(policy, task.attempts_since_replay)
+        event = Event(
+            application_id=task.application_id,
+            type="step.failed" if retry_at is not None else "step.dead",
+            step=task.step,
+            target=task.target or None,
+            data={
+                "error": error,
+                "attempt": task.attempts,
+                "retry_at": retry_at,
+                "permanent": permanent,
+            },
+        )
+        try:
+            events = await self.journal.fail(task, error, retry_at, [event])
+        except LeaseLost:
+            return
+        if retry_at is None:
+            self.metrics.dead.labels(task.step, task.target).inc()
+            log.error(
+                "step dead step=%s target=%s application=%s attempts=%d error=%s",
+                task.step,
+                task.target,
+                task.application_id,
+                task.attempts,
+                type(exc).__name__,
+            )
+        else:
+            self.metrics.retries.labels(task.step, task.target).inc()
+            log.warning(
+                "step failed, retry in %.1fs step=%s target=%s application=%s attempt=%d error=%s",
+                retry_at - self.clock(),
+                task.step,
+                task.target,
+                task.application_id,
+                task.attempts,
+                type(exc).__name__,
+            )
+        self.emit(events)

@@ -1,0 +1,290 @@
+"""The `aktenhub` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from aiohttp import web
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from hub.config import Configuration, load_config
+from hub.errors import ConfigError, PluginError
+from hub.journal import ApplicationFilter, open_journal
+from hub.logs import setup_logging
+from hub.models import ApplicationState
+from hub.plugins import Plugins, load_plugins
+
+T = TypeVar("T")
+console = Console()
+err = Console(stderr=True)
+
+CONFIG_OPTION = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="configuration file (YAML)",
+)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _load(config_path: Path) -> tuple[Plugins, Configuration]:
+    try:
+        plugins = load_plugins()
+        return plugins, load_config(config_path, plugins)
+    except ConfigError as exc:
+        err.print(f"[bold red]configuration invalid[/] ({len(exc.problems)} problem(s)):")
+        for problem in exc.problems:
+            err.print(f"  {problem}", markup=False, highlight=False)
+        sys.exit(2)
+    except PluginError as exc:
+        err.print(f"[bold red]plugin error:[/] {exc}")
+        sys.exit(2)
+
+
+@click.group()
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]))
+@click.version_option(package_name="aktenhub")
+def main(log_level: str, log_format: str) -> None:
+    """Aktenhub: online applications into the e-file and the Fachverfahren, durably."""
+    setup_logging(log_level, log_format)
+
+
+@main.command()
+@CONFIG_OPTION
+def run(config_path: Path) -> None:
+    """Run the hub: HTTP server, workers and pollers, until SIGTERM or Ctrl-C."""
+    plugins, config = _load(config_path)
+    _run(serve(config, plugins))
+
+
+async def serve(
+    config: Configuration, plugins: Plugins, ready: Callable[[str], Awaitable[None]] | None = None
+) -> None:
+    """Start the hub and its HTTP server; stop cleanly on SIGTERM/SIGINT."""
+    from hub.http import make_app
+    from hub.runtime import Hub
+
+    hub = Hub(config, plugins)
+    await hub.start()
+    runner = web.AppRunner(make_app(hub), access_log=None, handle_signals=False)
+    await runner.setup()
+    server = config.hub.server
+    site = web.TCPSite(runner, server.host, server.port, backlog=1024, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        await hub.stop()
+        err.print(f"[bold red]cannot listen on {server.listen}:[/] {exc.strerror}")
+        sys.exit(1)
+    url = f"http://{server.listen}"
+    import logging
+
+    logging.getLogger("hub").info("aktenhub listening url=%s", url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if ready is not None:
+            await ready(url)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await hub.stop()
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--timeout", default=15.0, show_default=True, help="seconds per connector check")
+def check(config_path: Path, timeout: float) -> None:
+    """Validate the configuration and check every connector can reach its system."""
+    plugins, config = _load(config_path)
+    console.print(f"[green]configuration valid[/]: {config_path}")
+    ok = _run(_check(config, plugins, timeout))
+    sys.exit(0 if ok else 1)
+
+
+async def _check(config: Configuration, plugins: Plugins, seconds: float) -> bool:
+    from hub.connectors import CheckResult
+    from hub.runtime import Hub
+
+    hub = Hub(config, plugins)
+    table = Table("connector", "type", "result", "message")
+    all_ok = True
+    try:
+        for name, connector in hub.connectors.items():
+            try:
+                result = await asyncio.wait_for(connector.check(), seconds)
+            except TimeoutError:
+                result = CheckResult(ok=False, message=f"no answer within {seconds:g}s")
+            except Exception as exc:
+                result = CheckResult(ok=False, message=f"{type(exc).__name__}: {exc}")
+            all_ok &= result.ok
+            table.add_row(
+                name,
+                connector.kind,
+                "[green]ok[/]" if result.ok else "[red]FAILED[/]",
+                result.message,
+            )
+    finally:
+        if hub._session is not None:
+            await hub._session.close()
+    console.print(table)
+    return all_ok
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def plugins(as_json: bool) -> None:
+    """List installed plugins with version, connector kinds and standards spoken."""
+    try:
+        loaded = load_plugins()
+    except PluginError as exc:
+        err.print(f"[bold red]plugin error:[/] {exc}")
+        sys.exit(2)
+    infos = loaded.info()
+    if as_json:
+        click.echo(json.dumps([i.__dict__ for i in infos], indent=2))
+        return
+    table = Table("plugin", "distribution", "version", "kinds", "standards")
+    for i in infos:
+        table.add_row(
+            i.name,
+            i.distribution or "-",
+            i.version or "-",
+            ", ".join(i.kinds) or "-",
+            ", ".join(i.standards) or "-",
+        )
+    console.print(table)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--state", type=click.Choice([s.value for s in ApplicationState]))
+@click.option("--route")
+@click.option("--service")
+@click.option("-q", "--query", "q", help="free text: id, external id, file number, name")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def applications(
+    config_path: Path,
+    state: str | None,
+    route: str | None,
+    service: str | None,
+    q: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List applications, newest first."""
+    _, config = _load(config_path)
+    where = ApplicationFilter(
+        state=ApplicationState(state) if state else None, route=route, service=service, q=q
+    )
+
+    async def go() -> list[Any]:
+        journal = open_journal(config.hub.store)
+        await journal.open()
+        try:
+            return await journal.list_applications(where, limit=limit)
+        finally:
+            await journal.close()
+
+    rows = _run(go())
+    if as_json:
+        click.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+        return
+    table = Table("id", "received", "service", "route", "state", "file number", "error")
+    for r in rows:
+        style = {"dead": "red", "rejected": "yellow", "completed": "green"}.get(r.state, "")
+        table.add_row(
+            r.id,
+            r.received_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.service,
+            r.route or "",
+            f"[{style}]{r.state}[/]" if style else r.state,
+            r.file_number or "",
+            (r.error or "")[:60],
+        )
+    console.print(table)
+    console.print(f"{len(rows)} application(s)")
+
+
+@main.command()
+@CONFIG_OPTION
+@click.argument("ids", nargs=-1)
+@click.option("--all-dead", is_flag=True, help="replay every dead application")
+@click.option("--route", help="with --all-dead: only this route")
+@click.option("--service", help="with --all-dead: only this service")
+def replay(
+    config_path: Path, ids: tuple[str, ...], all_dead: bool, route: str | None, service: str | None
+) -> None:
+    """Replay dead steps (after a fix): of the given applications, or of all dead ones."""
+    if bool(ids) == all_dead:
+        raise click.UsageError("give application ids or --all-dead (not both)")
+    _, config = _load(config_path)
+
+    async def go() -> int:
+        journal = open_journal(config.hub.store)
+        await journal.open()
+        try:
+            targets = list(ids)
+            if all_dead:
+                rows = await journal.list_applications(
+                    ApplicationFilter(state=ApplicationState.DEAD, route=route, service=service),
+                    limit=10**9,
+                )
+                targets = [r.id for r in rows]
+            done = 0
+            with Progress(console=err, transient=len(targets) < 20) as progress:
+                bar = progress.add_task("replaying", total=len(targets))
+                for start in range(0, len(targets), 100):
+                    chunk = tuple(targets[start : start + 100])
+                    done += len(await journal.replay(ApplicationFilter(ids=chunk)))
+                    progress.update(bar, advance=len(chunk))
+            return done
+        finally:
+            await journal.close()
+
+    count = _run(go())
+    console.print(f"replayed {count} application(s); a running hub picks them up within seconds")
+    if ids and count < len(ids):
+        err.print(f"{len(ids) - count} of the given application(s) had no dead step")
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="exit after the summary instead of serving on")
+@click.option("--port", default=8080, show_default=True)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    default=Path("data/demo"),
+    show_default=True,
+)
+def demo(once: bool, port: int, data_dir: Path) -> None:
+    """Run the hub with sample submissions: everything on the embedded default, one command."""
+    from hub.demo import run_demo
+
+    sys.exit(_run(run_demo(data_dir=data_dir, port=port, once=once)))

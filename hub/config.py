@@ -1,0 +1,343 @@
+"""The configuration: one YAML file, validated completely before anything starts.
+
+Secrets are never literals: ``${ENV_NAME}`` takes a value from the environment, ``file:/path`` (in
+secret fields) reads it from a file. Every error names the file, the key path inside it (with its line)
+and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ByteSize,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from hub.connectors import ConnectorConfig
+from hub.errors import ConfigError, PluginError
+from hub.models import TrustLevel
+from hub.plugins import Plugins
+
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+Path_ = tuple[str | int, ...]
+
+
+def _read_secret_file(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("file:"):
+        path = Path(value[len("file:") :]).expanduser()
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read secret file {str(path)!r}: {exc.strerror}") from None
+    return value
+
+
+Secret = Annotated[SecretStr, BeforeValidator(_read_secret_file)]
+"""A secret setting: a ${ENV} reference or a file:/path, never shown in logs or diagnostics."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Role = Literal["viewer", "operator", "admin"]
+
+
+class AdminToken(_Strict):
+    """A bearer token for the admin API and its role."""
+
+    name: str = Field(description="who uses it, for the audit trail")
+    token: Secret
+    role: Role = "viewer"
+
+
+class ServerConfig(_Strict):
+    """The HTTP server."""
+
+    listen: str = "127.0.0.1:8080"
+    max_body: ByteSize = Field(ByteSize(100 * 1024 * 1024), description="largest request body")
+    admin_tokens: list[AdminToken] = Field(default_factory=list)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8080")
+        return value
+
+    @property
+    def host(self) -> str:
+        """Host part of `listen`."""
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        """Port part of `listen`."""
+        return int(self.listen.rpartition(":")[2])
+
+
+class BlobsConfig(_Strict):
+    """The blob store."""
+
+    path: Path
+    max_size: ByteSize = Field(ByteSize(2 * 1024**3), description="largest single file")
+
+
+class WorkersConfig(_Strict):
+    """The step workers."""
+
+    concurrency: int = Field(16, ge=1, le=1024, description="tasks run at once in this process")
+    lease_seconds: float = Field(120.0, gt=1)
+    idle_poll_seconds: float = Field(1.0, gt=0, description="how often idle workers look for work")
+
+
+class IdentityRequirement(_Strict):
+    """A route's identity check."""
+
+    via: str = Field(description="name of an identity connector")
+    min_level: TrustLevel | None = None
+
+
+class When(_Strict):
+    """Which submissions a route takes."""
+
+    service: str | list[str] | None = None
+
+    def matches(self, service: str) -> bool:
+        """Whether a submission for `service` goes this way."""
+        if self.service is None:
+            return True
+        if isinstance(self.service, str):
+            return self.service == service
+        return service in self.service
+
+
+class RouteConfig(BaseModel):
+    """A route: which source and service go through which steps to which targets."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    from_: str = Field(alias="from")
+    when: When = Field(default_factory=When)
+    identity: IdentityRequirement | None = None
+    map: Path | None = None
+    to: list[str] = Field(min_length=1)
+    notify: list[str] = Field(default_factory=list)
+
+
+class RetentionConfig(_Strict):
+    """How long payloads are kept after completion; metadata and the audit trail stay."""
+
+    payload_days: int = Field(90, ge=1)
+
+
+class HubConfig(_Strict):
+    """The whole configuration file."""
+
+    store: str = "sqlite:///./data/journal.db"
+    blobs: BlobsConfig
+    schemas: Path | None = None
+    server: ServerConfig = Field(default_factory=lambda: ServerConfig())
+    workers: WorkersConfig = Field(default_factory=lambda: WorkersConfig())
+    connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    routes: list[RouteConfig] = Field(default_factory=list)
+    retention: RetentionConfig = Field(default_factory=lambda: RetentionConfig())
+
+    @field_validator("blobs", mode="before")
+    @classmethod
+    def _blobs_path(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
+
+
+class Configuration:
+    """A validated configuration with its connector settings typed by their plugins."""
+
+    def __init__(self, hub: HubConfig, connectors: dict[str, ConnectorConfig], source: str) -> None:
+        self.hub = hub
+        self.connectors = connectors
+        self.source = source  # file name, for messages
+
+    @property
+    def schemas(self) -> Path | None:
+        """The schema directory: config, else $AKTENHUB_SCHEMAS, else ../shared/reference if there."""
+        if self.hub.schemas is not None:
+            return self.hub.schemas
+        env = os.environ.get("AKTENHUB_SCHEMAS")
+        if env:
+            return Path(env)
+        default = Path("../shared/reference")
+        return default if default.is_dir() else None
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+
+def load_config(path: Path | str, plugins: Plugins, env: dict[str, str] | None = None) -> Configuration:
+    """Read, substitute and validate a configuration file; raise `ConfigError` listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read the configuration: {exc.strerror}"]) from None
+    return parse_config(text, str(path), plugins, env)
+
+
+def parse_config(
+    text: str, source: str, plugins: Plugins, env: dict[str, str] | None = None
+) -> Configuration:
+    """Validate configuration text (`source` names it in messages)."""
+    env = dict(os.environ) if env is None else env
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError([f"{source}{where}: not valid YAML: {exc}"]) from None
+    lines = _line_map(node) if node is not None else {}
+    problems: list[str] = []
+
+    def at(loc: Path_) -> str:
+        line = _nearest_line(lines, loc)
+        return f"{source}:{line}" if line else source
+
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{source}: expected a mapping with store, blobs, connectors, routes"])
+    raw = _substitute(raw, (), env, problems, at)
+
+    try:
+        hub = HubConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_describe(exc, (), at))
+        raise ConfigError(problems) from None
+
+    connectors: dict[str, ConnectorConfig] = {}
+    for name, settings in hub.connectors.items():
+        loc: Path_ = ("connectors", name)
+        if not isinstance(settings, dict) or "type" not in settings:
+            problems.append(f"{at(loc)}: {_dotted(loc)}: expected a mapping with `type:`")
+            continue
+        try:
+            cls = plugins.connector_type(str(settings["type"]))
+        except PluginError as exc:
+            problems.append(f"{at((*loc, 'type'))}: {_dotted((*loc, 'type'))}: {exc}")
+            continue
+        try:
+            connectors[name] = cls.Config.model_validate(settings)
+        except ValidationError as exc:
+            problems.extend(_describe(exc, loc, at))
+
+    roles: dict[str, str] = {n: plugins.connector_types[c.type].role for n, c in connectors.items()}
+    for i, route in enumerate(hub.routes):
+        loc = ("routes", i)
+        _expect_role(roles, route.from_, "source", (*loc, "from"), problems, at)
+        for j, target in enumerate(route.to):
+            _expect_role(roles, target, "sink", (*loc, "to", j), problems, at)
+        for j, notifier in enumerate(route.notify):
+            _expect_role(roles, notifier, "notifier", (*loc, "notify", j), problems, at)
+        if route.identity is not None:
+            _expect_role(roles, route.identity.via, "identity", (*loc, "identity", "via"), problems, at)
+    names = [r.name for r in hub.routes]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            problems.append(f"{at(('routes', i, 'name'))}: routes[{i}].name: {name!r} is used twice")
+    if problems:
+        raise ConfigError(problems)
+    return Configuration(hub, connectors, source)
+
+
+def _expect_role(
+    roles: dict[str, str], name: str, role: str, loc: Path_, problems: list[str], at: Any
+) -> None:
+    if name not in roles:
+        known = ", ".join(n for n, r in roles.items() if r == role) or "none configured"
+        problems.append(f"{at(loc)}: {_dotted(loc)}: no connector named {name!r} ({role}s: {known})")
+    elif roles[name] != role:
+        problems.append(f"{at(loc)}: {_dotted(loc)}: {name!r} is a {roles[name]}, expected a {role}")
+
+
+def _substitute(value: Any, loc: Path_, env: dict[str, str], problems: list[str], at: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _substitute(v, (*loc, k), env, problems, at) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, (*loc, i), env, problems, at) for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+
+        def replace(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in env:
+                problems.append(f"{at(loc)}: {_dotted(loc)}: environment variable {name} is not set")
+                return ""
+            return env[name]
+
+        return ENV_REF.sub(replace, value)
+    return value
+
+
+def _describe(exc: ValidationError, prefix: Path_, at: Any) -> list[str]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = (*prefix, *(p for p in err["loc"] if not (isinstance(p, str) and "[" in p)))
+        loc = tuple("from" if p == "from_" else p for p in loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see config/aktenhub.example.yaml)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        got = err.get("input")
+        shown = (
+            ""
+            if err["type"] in ("missing", "extra_forbidden") or _secretish(loc)
+            else (f" (got {got!r})" if isinstance(got, str | int | float | bool) else "")
+        )
+        out.append(f"{at(loc)}: {_dotted(loc)}: {msg}{shown}")
+    return out
+
+
+def _secretish(loc: Path_) -> bool:
+    return any(
+        isinstance(p, str) and any(s in p.lower() for s in ("token", "password", "secret", "key"))
+        for p in loc
+    )
+
+
+def _dotted(loc: Path_) -> str:
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _line_map(node: yaml.Node, loc: Path_ = ()) -> dict[Path_, int]:
+    lines: dict[Path_, int] = {loc: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, child in node.value:
+            child_loc = (*loc, key.value)
+            lines[child_loc] = key.start_mark.line + 1
+            lines.update({k: v for k, v in _line_map(child, child_loc).items() if k != child_loc})
+    elif isinstance(node, yaml.SequenceNode):
+        for i, child in enumerate(node.value):
+            lines.update(_line_map(child, (*loc, i)))
+    return lines
+
+
+def _nearest_line(lines: dict[Path_, int], loc: Path_) -> int | None:
+    while True:
+        if loc in lines:
+            return lines[loc]
+        if not loc:
+            return None
+        loc = loc[:-1]

@@ -1,0 +1,283 @@
+"""Connector base classes: the async side of the plugin contract.
+
+A plugin provides connector classes (via the `aktenhub_connector_types` hook). Each class declares
+`kind` (the `type:` in the configuration), a pydantic `Config` model and a `manifest`. The roles:
+
+- `Source` takes submissions in (webhook or poll) and acknowledges them after the durable commit;
+- `IdentityProvider` verifies who the applicant is and how strongly;
+- `Sink` delivers a `FileRecord` into a target system, idempotently;
+- `Notifier` answers the applicant or the portal.
+
+Errors: raise `hub.errors.Retryable` or `hub.errors.Permanent`; the core owns retry timing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.models import (
+    Application,
+    Delivery,
+    FileRecord,
+    Identity,
+    Party,
+    Receipt,
+    TrustLevel,
+)
+
+if TYPE_CHECKING:
+    import aiohttp
+    from aiohttp import web
+
+    from hub.blobs import BlobStore
+
+Role = Literal["source", "identity", "sink", "notifier"]
+
+
+class RetryPolicy(BaseModel):
+    """How often and how patiently the core retries a connector's failing step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(8, ge=1, le=1000)
+    initial_seconds: float = Field(1.0, gt=0)
+    max_seconds: float = Field(600.0, gt=0)
+    jitter_seconds: float = Field(1.0, ge=0)
+
+
+class ConnectorConfig(BaseModel):
+    """Settings every connector has; a connector's own `Config` extends this."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    max_concurrency: int = Field(4, ge=1, le=1000, description="parallel tasks against this target")
+    retry: RetryPolicy = Field(default_factory=lambda: RetryPolicy())
+
+
+class Manifest(BaseModel):
+    """What a connector is and which standards (with versions) it speaks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    version: str
+    standards: tuple[str, ...] = ()
+    description: str = ""
+
+
+class CheckResult(BaseModel):
+    """The answer of `Connector.check()`: can the remote system be reached and used?"""
+
+    ok: bool
+    message: str
+    details: dict[str, str] = Field(default_factory=dict)
+
+
+@dataclass
+class ConnectorContext:
+    """What the core hands every connector: its name, the blob store, shared resources."""
+
+    name: str
+    blobs: BlobStore
+    schemas: Path | None
+    data_dir: Path
+    _http: Callable[[], aiohttp.ClientSession] | None = None
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The hub's shared HTTP client session (one connection pool for all connectors)."""
+        if self._http is None:
+            raise RuntimeError("no HTTP client session in this context")
+        return self._http()
+
+
+class Connector:
+    """Base of every connector class."""
+
+    kind: ClassVar[str]
+    role: ClassVar[Role]
+    Config: ClassVar[type[ConnectorConfig]] = ConnectorConfig
+    manifest: ClassVar[Manifest]
+
+    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+        self.config = config
+        self.context = context
+
+    @property
+    def name(self) -> str:
+        """The connector's name in the configuration."""
+        return self.context.name
+
+    async def start(self) -> None:
+        """Acquire resources when the hub starts (default: nothing)."""
+
+    async def stop(self) -> None:
+        """Release resources when the hub stops (default: nothing)."""
+
+    async def check(self) -> CheckResult:
+        """Can the remote system be reached and used with this configuration?"""
+        return CheckResult(ok=True, message="nothing to check")
+
+    async def diagnostics(self) -> dict[str, Any]:
+        """Redacted state for operators: never secrets, never personal data."""
+        return {"kind": self.kind, "config": self.config.model_dump(mode="json", exclude={"token"})}
+
+
+@dataclass
+class StagedFile:
+    """A file the source has streamed into the blob store while parsing a submission."""
+
+    name: str
+    media_type: str
+    blob: str
+    size: int
+    sha256: str
+    field: str | None = None
+
+
+@dataclass
+class Intake:
+    """What a source hands the core: one application, its files already durable in the blob store."""
+
+    application: Application
+
+
+@dataclass
+class IntakeOutcome:
+    """The core's answer to an intake: the application id, and whether it was a re-sent submission."""
+
+    application_id: str
+    duplicate: bool
+
+
+IntakeFunc = Callable[[Intake], Awaitable[IntakeOutcome]]
+
+
+@dataclass
+class WebhookRoute:
+    """An extra HTTP route a source serves under `/intake/<connector>/`."""
+
+    method: str
+    path: str  # relative to /intake/<connector>/
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Source(Connector):
+    """Takes submissions in: by webhook (`receive`) and/or by polling (`poll`)."""
+
+    role: ClassVar[Role] = "source"
+    # Seconds between polls for polled sources; None for webhook-only sources.
+    poll_interval: ClassVar[float | None] = None
+
+    async def receive(self, request: web.Request, service: str) -> Intake:
+        """Turn a webhook request to `POST /intake/<connector>/<service>` into an `Intake`.
+
+        Raise `hub.errors.BadSubmission` for a request that must be refused (it then changes nothing).
+        """
+        from hub.errors import BadSubmission
+
+        raise BadSubmission(f"connector {self.name!r} does not take webhook submissions", 404)
+
+    def routes(self, intake: IntakeFunc) -> list[WebhookRoute]:
+        """Extra webhook routes (default: none)."""
+        return []
+
+    async def poll(self, intake: IntakeFunc) -> int:
+        """Fetch new submissions, hand each to `intake`, acknowledge upstream after it returns.
+
+        Returns the number taken in. Called one at a time, every `poll_interval` seconds.
+        """
+        return 0
+
+    async def acknowledge(self, application: Application, outcome: IntakeOutcome) -> None:
+        """Tell the remote system its submission is safe (default: the HTTP answer does it)."""
+
+
+class Verification(BaseModel):
+    """What an identity provider found: the identity, and applicant data taken from it (if any)."""
+
+    identity: Identity
+    applicant: Party | None = None
+
+
+class IdentityProvider(Connector):
+    """Verifies who the applicant is and how strongly."""
+
+    role: ClassVar[Role] = "identity"
+
+    async def verify(self, application: Application, minimum_level: TrustLevel | None) -> Verification:
+        """Return the verified identity, or raise `hub.errors.Rejection` with a precise reason.
+
+        The core checks the achieved level against `minimum_level` again: a provider need not.
+        """
+        raise NotImplementedError
+
+
+class DeliveryContext:
+    """Per-task context of a delivery: the application, the blob store, partial-progress checkpoints."""
+
+    def __init__(
+        self,
+        application: Application,
+        blobs: BlobStore,
+        checkpoints: Mapping[str, Any],
+        save: Callable[[dict[str, Any]], Awaitable[None]],
+        attempt: int,
+    ) -> None:
+        self.application = application
+        self.blobs = blobs
+        self.attempt = attempt
+        self._checkpoints = dict(checkpoints)
+        self._save = save
+
+    @property
+    def checkpoints(self) -> Mapping[str, Any]:
+        """Progress recorded by earlier attempts of this delivery (e.g. the folder already created)."""
+        return self._checkpoints
+
+    async def checkpoint(self, key: str, value: Any) -> None:
+        """Durably record partial progress, so a retry resumes instead of repeating it."""
+        self._checkpoints[key] = value
+        await self._save(dict(self._checkpoints))
+
+    async def open_blob(self, ref: str) -> AsyncIterator[bytes]:
+        """Stream a blob's content in chunks."""
+        async for chunk in self.blobs.read(ref):
+            yield chunk
+
+
+class Sink(Connector):
+    """Delivers a record into a target system. Must be idempotent: deliver twice, one result."""
+
+    role: ClassVar[Role] = "sink"
+
+    async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
+        """Deliver the record; return what was created (ids, file number)."""
+        raise NotImplementedError
+
+
+class Notifier(Connector):
+    """Answers the applicant or the portal."""
+
+    role: ClassVar[Role] = "notifier"
+
+    async def notify(self, application: Application, receipt: Receipt) -> None:
+        """Send the receipt; idempotent per (application, receipt kind)."""
+        raise NotImplementedError
+
+
+@dataclass
+class Simulator:
+    """A simulator of a remote system, offered by a plugin for tests, the demo and `aktenhub simulate`."""
+
+    name: str
+    description: str
+    # Builds the aiohttp application; options come from the command line or the test.
+    make_app: Callable[..., web.Application]
+    options: dict[str, Any] = field(default_factory=dict)

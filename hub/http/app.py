@@ -1,0 +1,119 @@
+"""The aiohttp application."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from hub.blobs import BlobTooLarge
+from hub.errors import BadSubmission
+from hub.http.admin import add_admin_routes
+from hub.http.auth import TokenAuth
+from hub.journal import LeaseLost
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+
+log = logging.getLogger(__name__)
+
+HUB: web.AppKey[Hub] = web.AppKey("hub")
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def error(status: int, message: str, **extra: Any) -> web.Response:
+    """A JSON error answer that says what is wrong."""
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def make_app(hub: Hub) -> web.Application:
+    """The HTTP application of a hub."""
+    app = web.Application(client_max_size=int(hub.config.hub.server.max_body))
+    app[HUB] = hub
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/intake/{connector}/{service}", intake)
+    for name, source in hub.sources().items():
+        for route in source.routes(hub.intake):
+            app.router.add_route(route.method, f"/intake/{name}/{route.path.lstrip('/')}", route.handler)
+    add_admin_routes(app, hub, TokenAuth(hub.config.hub.server.admin_tokens))
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the journal can be read and written and the workers are running."""
+    hub = request.app[HUB]
+    problems = []
+    try:
+        await hub.journal.ping()
+    except Exception as exc:
+        problems.append(f"journal unreachable: {type(exc).__name__}")
+    if not hub.bus.alive:
+        problems.append("workers are not running")
+    if problems:
+        return web.json_response({"status": "unavailable", "problems": problems}, status=503)
+    return web.json_response({"status": "ready", "busy_tasks": hub.bus.busy})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition."""
+    hub = request.app[HUB]
+    body = hub.metrics.render(await hub.journal.stats())
+    return web.Response(
+        body=body,
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Prometheus-Format": "0.0.4"},
+    )
+
+
+async def intake(request: web.Request) -> web.Response:
+    """`POST /intake/{connector}/{service}`: a submission, answered after its durable commit."""
+    hub = request.app[HUB]
+    name = request.match_info["connector"]
+    service = request.match_info["service"]
+    source = hub.sources().get(name)
+    if source is None:
+        return error(404, f"no source connector named {name!r}")
+    if not SERVICE_NAME.match(service):
+        return error(400, "service name must be 1-100 letters, digits, '.', '_' or '-'")
+    route = hub.router.route_for(name, service)
+    if route is None:
+        hub.metrics.intake_rejected.labels(name, "404").inc()
+        return error(404, f"no route takes service {service!r} from {name!r}")
+    limit = int(hub.config.hub.server.max_body)
+    if request.content_length is not None and request.content_length > limit:
+        hub.metrics.intake_rejected.labels(name, "413").inc()
+        return error(413, f"request body exceeds the limit of {limit} bytes")
+    try:
+        submission = await source.receive(request, service)
+    except BadSubmission as exc:
+        hub.metrics.intake_rejected.labels(name, str(exc.status)).inc()
+        log.info(
+            "submission refused source=%s service=%s status=%d reason=%s",
+            name,
+            service,
+            exc.status,
+            exc.message,
+        )
+        return error(exc.status, exc.message)
+    except BlobTooLarge as exc:
+        hub.metrics.intake_rejected.labels(name, "413").inc()
+        return error(413, str(exc))
+    try:
+        outcome = await hub.intake(submission)
+    except (LeaseLost, OSError, RuntimeError) as exc:
+        log.error("intake could not be stored source=%s error=%s", name, type(exc).__name__)
+        return error(503, "the submission could not be stored; send it again later")
+    return web.json_response(
+        {"application_id": outcome.application_id, "duplicate": outcome.duplicate},
+        status=200 if outcome.duplicate else 202,
+    )

@@ -1,0 +1,54 @@
+"""Journal backends behind one protocol (`hub.journal.base.Journal`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from hub.errors import ConfigError
+from hub.journal.base import (
+    AfterAll,
+    ApplicationFilter,
+    ApplicationPatch,
+    ApplicationSummary,
+    Completion,
+    IntakeResult,
+    Journal,
+    JournalStats,
+    LeaseLost,
+    Task,
+    TaskSpec,
+    TaskState,
+)
+from hub.journal.sqlite import SqliteJournal
+
+__all__ = [
+    "AfterAll",
+    "ApplicationFilter",
+    "ApplicationPatch",
+    "ApplicationSummary",
+    "Completion",
+    "IntakeResult",
+    "Journal",
+    "JournalStats",
+    "LeaseLost",
+    "SqliteJournal",
+    "Task",
+    "TaskSpec",
+    "TaskState",
+    "open_journal",
+]
+
+
+def open_journal(url: str, base: Path | None = None, clock: Callable[[], float] = time.time) -> Journal:
+    """The journal for a store URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute.db``."""
+    if url.startswith("sqlite:///"):
+        raw = url[len("sqlite:///") :]
+        path = Path(raw)
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        return SqliteJournal(path, clock=clock)
+    if url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(["store: the PostgreSQL backend is not part of this version; use sqlite:///PATH"])
+    raise ConfigError([f"store: expected sqlite:///PATH, got {url!r}"])

@@ -1,0 +1,251 @@
+"""The journal protocol: what the bus needs from a store, whatever the backend.
+
+Every write is one transaction: intake stores the application, its first events and the tasks they
+trigger together; completing a task stores its result, the next events and the next tasks together. A
+backend may group the commits of concurrent writers (one fsync for many), but each call's effects are
+atomic and durable when its awaitable returns.
+
+Time is plain POSIX seconds from the journal's clock (injectable for tests). Backends: `sqlite.py`
+(embedded default, one process). A PostgreSQL backend implements the same protocol with
+`FOR UPDATE SKIP LOCKED` claims; callers do not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from hub.models import Application, ApplicationState, Event, Identity, Party
+
+
+class LeaseLost(Exception):
+    """The task's lease expired and was taken by another worker; this worker's result is discarded."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task to create: run `step` for the application (against `target`, if any)."""
+
+    step: str
+    target: str = ""
+    max_attempts: int = 8
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task as stored; a claimed task carries its lease."""
+
+    id: int
+    application_id: str
+    step: str
+    target: str
+    state: str  # pending | leased | done | dead
+    attempts: int  # executions started, ever (never decreases)
+    attempt_base: int  # `attempts` when last replayed: the retry budget counts from here
+    max_attempts: int
+    due_at: float
+    lease_token: str | None
+    lease_until: float | None
+    last_error: str | None
+    result: dict[str, Any] | None
+    checkpoints: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+    @property
+    def attempts_since_replay(self) -> int:
+        """Attempts that count against `max_attempts`."""
+        return self.attempts - self.attempt_base
+
+
+class TaskState:
+    """Task states."""
+
+    PENDING = "pending"
+    LEASED = "leased"
+    DONE = "done"
+    DEAD = "dead"
+
+
+@dataclass
+class ApplicationPatch:
+    """Changes to an application's document, merged inside the transaction that completes a step.
+
+    Merging (rather than replacing the document) lets deliveries to several targets run concurrently
+    without losing each other's correlation ids.
+    """
+
+    correlations: dict[str, str] = field(default_factory=dict)
+    file_number: str | None = None
+    identity: Identity | None = None
+    applicant: Party | None = None
+
+    def apply(self, app: Application) -> Application:
+        """The application with this patch applied."""
+        update: dict[str, Any] = {}
+        if self.correlations:
+            update["correlations"] = {**app.correlations, **self.correlations}
+        if self.file_number is not None:
+            update["file_number"] = self.file_number
+        if self.identity is not None:
+            update["identity"] = self.identity
+        if self.applicant is not None:
+            update["applicant"] = self.applicant
+        return app.model_copy(update=update) if update else app
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """The outcome of an intake: the application's id, and whether it already existed."""
+
+    application_id: str
+    duplicate: bool
+    events: tuple[Event, ...] = ()
+
+
+@dataclass(frozen=True)
+class AfterAll:
+    """Applied in the completing transaction only if no other task of `step` is still unfinished.
+
+    This joins parallel tasks (deliveries to several targets) without a race: exactly the last one to
+    finish triggers what comes next.
+    """
+
+    step: str
+    events: Sequence[Event] = ()
+    tasks: Sequence[TaskSpec] = ()
+    state: ApplicationState | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A task's successful end: its result, the application changes, next events and tasks."""
+
+    result: dict[str, Any] | None = None
+    patch: ApplicationPatch | None = None
+    events: Sequence[Event] = ()
+    tasks: Sequence[TaskSpec] = ()
+    state: ApplicationState | None = None  # new application state, if it changes
+    error: str | None = None  # reason shown with the application (e.g. rejection reason)
+    after_all: AfterAll | None = None
+
+
+class ApplicationSummary(BaseModel):
+    """An application as listed for operators: metadata, not payload."""
+
+    id: str
+    source: str
+    external_id: str
+    service: str
+    route: str | None
+    state: ApplicationState
+    received_at: datetime
+    updated_at: datetime
+    file_number: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ApplicationFilter:
+    """Which applications to list or replay."""
+
+    state: ApplicationState | None = None
+    route: str | None = None
+    service: str | None = None
+    q: str | None = None  # free text: id, external id, service, file number, applicant name
+    ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JournalStats:
+    """Counts for /metrics and /readyz."""
+
+    applications_by_state: dict[str, int]
+    tasks_by_step_target_state: dict[tuple[str, str, str], int]
+
+
+class Journal(Protocol):
+    """The store behind the bus. All methods are safe to call concurrently from one event loop."""
+
+    async def open(self) -> None:
+        """Create or migrate the schema, make the store ready."""
+
+    async def close(self) -> None:
+        """Flush and release the store."""
+
+    async def ping(self) -> None:
+        """Raise if the store cannot be read and written."""
+
+    async def recover(self) -> int:
+        """After a crash of the only process using this store: release every lease. Returns count.
+
+        Only backends used by a single process may do this at start; shared backends rely on expiry.
+        """
+
+    async def intake(
+        self, application: Application, events: Sequence[Event], tasks: Sequence[TaskSpec]
+    ) -> IntakeResult:
+        """Store a new application with its events and tasks; idempotent on (source, external_id)."""
+
+    async def claim(
+        self, owner: str, limit: int, lease_seconds: float, capacity: dict[str, int]
+    ) -> list[Task]:
+        """Lease up to `limit` due tasks (pending, or leased with an expired lease).
+
+        `capacity` caps live leases per target; a target not in it is uncapped. Each claim counts an
+        attempt.
+        """
+
+    async def renew(self, task: Task, lease_seconds: float) -> Task:
+        """Extend a held lease; raise `LeaseLost` if it is no longer held."""
+
+    async def save_checkpoints(self, task: Task, checkpoints: dict[str, Any]) -> None:
+        """Durably record a running task's partial progress; raise `LeaseLost` if not held."""
+
+    async def complete(self, task: Task, completion: Completion) -> tuple[Event, ...]:
+        """End a held task successfully and apply its completion atomically; `LeaseLost` if not held.
+
+        Returns the appended events with their ids.
+        """
+
+    async def fail(
+        self, task: Task, error: str, retry_at: float | None, events: Sequence[Event] = ()
+    ) -> tuple[Event, ...]:
+        """End a held task's attempt with an error: reschedule it at `retry_at`, or (None) make it dead."""
+
+    async def replay(self, where: ApplicationFilter) -> list[str]:
+        """Make the dead tasks of the matching applications due again; returns the application ids.
+
+        Completed steps and the original submission are kept; attempts keep counting upwards.
+        """
+
+    async def get_application(self, application_id: str) -> Application | None:
+        """The full application document."""
+
+    async def get_summary(self, application_id: str) -> ApplicationSummary | None:
+        """One application's metadata."""
+
+    async def list_applications(
+        self, where: ApplicationFilter, limit: int = 100, offset: int = 0
+    ) -> list[ApplicationSummary]:
+        """Applications, newest first."""
+
+    async def events(self, application_id: str) -> list[Event]:
+        """An application's timeline, oldest first."""
+
+    async def tasks(self, application_id: str) -> list[Task]:
+        """An application's tasks, in creation order."""
+
+    async def next_due(self) -> float | None:
+        """When the next pending task falls due (or a lease expires); None if nothing is waiting."""
+
+    async def next_sequence(self, name: str, period: str) -> int:
+        """The next number of a named sequence in a period (e.g. file numbers per year): 1, 2, ..."""
+
+    async def stats(self) -> JournalStats:
+        """Counts by state for metrics."""

@@ -1,0 +1,731 @@
+"""SQLite journal: the embedded default for one hub process.
+
+WAL mode with ``synchronous=FULL``: a commit is on disk when it returns. All writes run on one writer
+thread which groups the operations queued by concurrent callers into one transaction — one fsync serves
+many intakes (group commit). Each operation runs inside its own SAVEPOINT, so one failing operation
+neither aborts nor is hidden by the others in its group. Reads run on a separate thread and connection,
+which WAL lets proceed alongside the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import queue
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hub.journal.base import (
+    ApplicationFilter,
+    ApplicationSummary,
+    Completion,
+    IntakeResult,
+    JournalStats,
+    LeaseLost,
+    Task,
+    TaskSpec,
+    TaskState,
+)
+from hub.models import Application, ApplicationState, Event
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+WriteOp = Callable[[sqlite3.Connection], Any]
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS applications (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    service TEXT NOT NULL,
+    route TEXT,
+    state TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    file_number TEXT,
+    error TEXT,
+    search TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE (source, external_id)
+);
+CREATE INDEX IF NOT EXISTS applications_state ON applications (state, received_at);
+CREATE INDEX IF NOT EXISTS applications_received ON applications (received_at);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    application_id TEXT NOT NULL REFERENCES applications (id),
+    type TEXT NOT NULL,
+    at REAL NOT NULL,
+    step TEXT,
+    target TEXT,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_application ON events (application_id, id);
+CREATE TABLE IF NOT EXISTS tasks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    application_id TEXT NOT NULL REFERENCES applications (id),
+    step TEXT NOT NULL,
+    target TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    attempt_base INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    due_at REAL NOT NULL,
+    lease_token TEXT,
+    lease_until REAL,
+    last_error TEXT,
+    result TEXT,
+    checkpoints TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (application_id, step, target)
+);
+CREATE INDEX IF NOT EXISTS tasks_due ON tasks (state, due_at);
+CREATE INDEX IF NOT EXISTS tasks_application ON tasks (application_id, id);
+CREATE TABLE IF NOT EXISTS sequences (
+    name TEXT NOT NULL,
+    period TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (name, period)
+);
+"""
+
+TASK_COLUMNS = (
+    "id, application_id, step, target, state, attempts, attempt_base, max_attempts, due_at, "
+    "lease_token, lease_until, last_error, result, checkpoints, created_at, updated_at"
+)
+SUMMARY_COLUMNS = (
+    "id, source, external_id, service, route, state, received_at, updated_at, file_number, error"
+)
+MAX_GROUP = 256  # operations per grouped transaction
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class SqliteJournal:
+    """The journal in one SQLite file."""
+
+    def __init__(self, path: Path | str, clock: Callable[[], float] = time.time) -> None:
+        self.path = str(path)
+        self.clock = clock
+        self._queue: queue.SimpleQueue[tuple[WriteOp, Future[Any]] | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._read_conn: sqlite3.Connection | None = None
+        self.commits = 0  # transactions committed (for the group-commit benchmark)
+        self.operations = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(self.path)
+        conn.executescript(SCHEMA)
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            conn.close()
+            raise RuntimeError(
+                f"journal {self.path} has schema version {row[0]}, newer than this hub "
+                f"({SCHEMA_VERSION}); upgrade the hub"
+            )
+        self._writer = threading.Thread(
+            target=self._write_loop, args=(conn,), name="journal-writer", daemon=True
+        )
+        self._writer.start()
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-reader")
+        self._read_conn = _connect(self.path)
+        self._read_conn.execute("PRAGMA query_only=ON")
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._queue.put(None)
+            await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+            self._writer = None
+        if self._reader is not None:
+            self._reader.shutdown(wait=True)
+            self._reader = None
+        if self._read_conn is not None:
+            self._read_conn.close()
+            self._read_conn = None
+
+    async def ping(self) -> None:
+        await self._write(lambda c: c.execute("SELECT 1 FROM meta LIMIT 1").fetchall())
+
+    @property
+    def writer_alive(self) -> bool:
+        """Whether the writer thread is running."""
+        return self._writer is not None and self._writer.is_alive()
+
+    # -- the writer thread -------------------------------------------------------------------------
+
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                group = [first]
+                stop = False
+                while len(group) < MAX_GROUP:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stop = True
+                        break
+                    group.append(item)
+                self._run_group(conn, group)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _run_group(self, conn: sqlite3.Connection, group: list[tuple[WriteOp, Future[Any]]]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op, _ in group:
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = op(conn)
+                except BaseException as exc:  # an operation's failure is its caller's, not the group's
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    outcomes.append((False, exc))
+                else:
+                    conn.execute("RELEASE op")
+                    outcomes.append((True, value))
+            conn.execute("COMMIT")  # synchronous=FULL: durable when this returns
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            log.error("journal commit failed: %r", exc)
+            for _, fut in group:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        self.commits += 1
+        self.operations += len(group)
+        for (_, fut), (ok, value) in zip(group, outcomes, strict=True):
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            raise RuntimeError("journal is not open")
+        fut: Future[T] = Future()
+        self._queue.put((op, fut))
+        return await asyncio.wrap_future(fut)
+
+    async def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        if self._reader is None or self._read_conn is None:
+            raise RuntimeError("journal is not open")
+        conn = self._read_conn
+        return await asyncio.get_running_loop().run_in_executor(self._reader, op, conn)
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    async def recover(self) -> int:
+        def op(c: sqlite3.Connection) -> int:
+            cur = c.execute(
+                "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, due_at=MIN(due_at, ?) "
+                "WHERE state=?",
+                (TaskState.PENDING, self.clock(), TaskState.LEASED),
+            )
+            return cur.rowcount
+
+        return await self._write(op)
+
+    async def intake(
+        self, application: Application, events: Sequence[Event], tasks: Sequence[TaskSpec]
+    ) -> IntakeResult:
+        now = self.clock()
+        received = application.received_at.timestamp()
+        doc = application.model_dump_json()
+        search = _search_text(application)
+
+        def op(c: sqlite3.Connection) -> IntakeResult:
+            cur = c.execute(
+                "INSERT INTO applications (id, source, external_id, service, route, state, "
+                "received_at, updated_at, file_number, error, search, doc) "
+                "VALUES (?,?,?,?,?,?,?,?,?,NULL,?,?) ON CONFLICT (source, external_id) DO NOTHING",
+                (
+                    application.id,
+                    application.source,
+                    application.external_id,
+                    application.service,
+                    application.route,
+                    ApplicationState.RECEIVED,
+                    received,
+                    now,
+                    application.file_number,
+                    search,
+                    doc,
+                ),
+            )
+            if cur.rowcount == 0:
+                row = c.execute(
+                    "SELECT id FROM applications WHERE source=? AND external_id=?",
+                    (application.source, application.external_id),
+                ).fetchone()
+                return IntakeResult(application_id=row[0], duplicate=True)
+            stored = _insert_events(c, events)
+            _insert_tasks(c, application.id, tasks, now)
+            return IntakeResult(application_id=application.id, duplicate=False, events=stored)
+
+        return await self._write(op)
+
+    async def claim(
+        self, owner: str, limit: int, lease_seconds: float, capacity: dict[str, int]
+    ) -> list[Task]:
+        def op(c: sqlite3.Connection) -> list[Task]:
+            now = self.clock()
+            rows = c.execute(
+                f"SELECT {TASK_COLUMNS} FROM tasks "
+                "WHERE (state=? AND due_at<=?) OR (state=? AND lease_until<?) "
+                "ORDER BY due_at, id LIMIT ?",
+                (TaskState.PENDING, now, TaskState.LEASED, now, limit * 4 + 16),
+            ).fetchall()
+            if not rows:
+                return []
+            live = dict(
+                c.execute(
+                    "SELECT target, COUNT(*) FROM tasks WHERE state=? AND lease_until>=? GROUP BY target",
+                    (TaskState.LEASED, now),
+                ).fetchall()
+            )
+            claimed: list[Task] = []
+            for row in rows:
+                if len(claimed) >= limit:
+                    break
+                task = _task(row)
+                cap = capacity.get(task.target)
+                if cap is not None and live.get(task.target, 0) >= cap:
+                    continue
+                token = secrets.token_hex(8)
+                until = now + lease_seconds
+                c.execute(
+                    "UPDATE tasks SET state=?, lease_token=?, lease_until=?, attempts=attempts+1, "
+                    "updated_at=? WHERE id=?",
+                    (TaskState.LEASED, token, until, now, task.id),
+                )
+                live[task.target] = live.get(task.target, 0) + 1
+                claimed.append(
+                    _replace(
+                        task,
+                        state=TaskState.LEASED,
+                        lease_token=token,
+                        lease_until=until,
+                        attempts=task.attempts + 1,
+                        updated_at=now,
+                    )
+                )
+            return claimed
+
+        return await self._write(op)
+
+    def _check_lease(self, c: sqlite3.Connection, task: Task) -> None:
+        row = c.execute("SELECT state, lease_token FROM tasks WHERE id=?", (task.id,)).fetchone()
+        if row is None or row[0] != TaskState.LEASED or row[1] != task.lease_token:
+            raise LeaseLost(f"task {task.id} is no longer leased by this worker")
+
+    async def renew(self, task: Task, lease_seconds: float) -> Task:
+        def op(c: sqlite3.Connection) -> Task:
+            self._check_lease(c, task)
+            until = self.clock() + lease_seconds
+            c.execute("UPDATE tasks SET lease_until=? WHERE id=?", (until, task.id))
+            return _replace(task, lease_until=until)
+
+        return await self._write(op)
+
+    async def save_checkpoints(self, task: Task, checkpoints: dict[str, Any]) -> None:
+        data = json.dumps(checkpoints, sort_keys=True)
+
+        def op(c: sqlite3.Connection) -> None:
+            self._check_lease(c, task)
+            c.execute(
+                "UPDATE tasks SET checkpoints=?, updated_at=? WHERE id=?",
+                (data, self.clock(), task.id),
+            )
+
+        await self._write(op)
+
+    async def complete(self, task: Task, completion: Completion) -> tuple[Event, ...]:
+        result = json.dumps(completion.result) if completion.result is not None else None
+
+        def op(c: sqlite3.Connection) -> tuple[Event, ...]:
+            self._check_lease(c, task)
+            now = self.clock()
+            c.execute(
+                "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, result=?, "
+                "last_error=NULL, updated_at=? WHERE id=?",
+                (TaskState.DONE, result, now, task.id),
+            )
+            _update_application(c, task.application_id, completion, now)
+            stored = _insert_events(c, completion.events)
+            _insert_tasks(c, task.application_id, completion.tasks, now)
+            join = completion.after_all
+            if (
+                join is not None
+                and not c.execute(
+                    "SELECT 1 FROM tasks WHERE application_id=? AND step=? AND state!=? LIMIT 1",
+                    (task.application_id, join.step, TaskState.DONE),
+                ).fetchone()
+            ):
+                if join.state is not None:
+                    _set_state(c, task.application_id, join.state, now)
+                stored += _insert_events(c, join.events)
+                _insert_tasks(c, task.application_id, join.tasks, now)
+            return stored
+
+        return await self._write(op)
+
+    async def fail(
+        self, task: Task, error: str, retry_at: float | None, events: Sequence[Event] = ()
+    ) -> tuple[Event, ...]:
+        def op(c: sqlite3.Connection) -> tuple[Event, ...]:
+            self._check_lease(c, task)
+            now = self.clock()
+            if retry_at is None:
+                c.execute(
+                    "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, last_error=?, "
+                    "updated_at=? WHERE id=?",
+                    (TaskState.DEAD, error, now, task.id),
+                )
+                c.execute(
+                    "UPDATE applications SET state=?, error=?, updated_at=? WHERE id=?",
+                    (ApplicationState.DEAD, error, now, task.application_id),
+                )
+            else:
+                c.execute(
+                    "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, last_error=?, "
+                    "due_at=?, updated_at=? WHERE id=?",
+                    (TaskState.PENDING, error, retry_at, now, task.id),
+                )
+                c.execute(
+                    "UPDATE applications SET state=?, updated_at=? WHERE id=? AND state=?",
+                    (
+                        ApplicationState.PROCESSING,
+                        now,
+                        task.application_id,
+                        ApplicationState.RECEIVED,
+                    ),
+                )
+            return _insert_events(c, events)
+
+        return await self._write(op)
+
+    async def replay(self, where: ApplicationFilter) -> list[str]:
+        sql, params = _where(where, dead_only=True)
+
+        def op(c: sqlite3.Connection) -> list[str]:
+            now = self.clock()
+            ids = [r[0] for r in c.execute(f"SELECT id FROM applications {sql}", params)]
+            replayed = []
+            for app_id in ids:
+                cur = c.execute(
+                    "UPDATE tasks SET state=?, attempt_base=attempts, due_at=?, updated_at=? "
+                    "WHERE application_id=? AND state=?",
+                    (TaskState.PENDING, now, now, app_id, TaskState.DEAD),
+                )
+                if cur.rowcount == 0:
+                    continue
+                c.execute(
+                    "UPDATE applications SET state=?, error=NULL, updated_at=? WHERE id=?",
+                    (ApplicationState.PROCESSING, now, app_id),
+                )
+                _insert_events(
+                    c,
+                    [
+                        Event(
+                            application_id=app_id,
+                            type="application.replayed",
+                            data={"tasks": cur.rowcount},
+                        )
+                    ],
+                )
+                replayed.append(app_id)
+            return replayed
+
+        return await self._write(op)
+
+    async def next_sequence(self, name: str, period: str) -> int:
+        def op(c: sqlite3.Connection) -> int:
+            row = c.execute(
+                "INSERT INTO sequences (name, period, value) VALUES (?,?,1) "
+                "ON CONFLICT (name, period) DO UPDATE SET value=value+1 RETURNING value",
+                (name, period),
+            ).fetchone()
+            return int(row[0])
+
+        return await self._write(op)
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    async def get_application(self, application_id: str) -> Application | None:
+        def op(c: sqlite3.Connection) -> Application | None:
+            row = c.execute("SELECT doc FROM applications WHERE id=?", (application_id,)).fetchone()
+            return Application.model_validate_json(row[0]) if row else None
+
+        return await self._read(op)
+
+    async def get_summary(self, application_id: str) -> ApplicationSummary | None:
+        def op(c: sqlite3.Connection) -> ApplicationSummary | None:
+            row = c.execute(
+                f"SELECT {SUMMARY_COLUMNS} FROM applications WHERE id=?", (application_id,)
+            ).fetchone()
+            return _summary(row) if row else None
+
+        return await self._read(op)
+
+    async def list_applications(
+        self, where: ApplicationFilter, limit: int = 100, offset: int = 0
+    ) -> list[ApplicationSummary]:
+        sql, params = _where(where)
+
+        def op(c: sqlite3.Connection) -> list[ApplicationSummary]:
+            rows = c.execute(
+                f"SELECT {SUMMARY_COLUMNS} FROM applications {sql} "
+                "ORDER BY received_at DESC, id LIMIT ? OFFSET ?",
+                (*params, limit, offset),
+            ).fetchall()
+            return [_summary(r) for r in rows]
+
+        return await self._read(op)
+
+    async def events(self, application_id: str) -> list[Event]:
+        def op(c: sqlite3.Connection) -> list[Event]:
+            rows = c.execute(
+                "SELECT id, application_id, type, at, step, target, data FROM events "
+                "WHERE application_id=? ORDER BY id",
+                (application_id,),
+            ).fetchall()
+            return [
+                Event(
+                    id=r[0],
+                    application_id=r[1],
+                    type=r[2],
+                    at=_dt(r[3]),
+                    step=r[4],
+                    target=r[5],
+                    data=json.loads(r[6]),
+                )
+                for r in rows
+            ]
+
+        return await self._read(op)
+
+    async def tasks(self, application_id: str) -> list[Task]:
+        def op(c: sqlite3.Connection) -> list[Task]:
+            rows = c.execute(
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE application_id=? ORDER BY id",
+                (application_id,),
+            ).fetchall()
+            return [_task(r) for r in rows]
+
+        return await self._read(op)
+
+    async def next_due(self) -> float | None:
+        def op(c: sqlite3.Connection) -> float | None:
+            row = c.execute(
+                "SELECT MIN(t) FROM (SELECT MIN(due_at) AS t FROM tasks WHERE state=? "
+                "UNION ALL SELECT MIN(lease_until) FROM tasks WHERE state=?)",
+                (TaskState.PENDING, TaskState.LEASED),
+            ).fetchone()
+            return float(row[0]) if row and row[0] is not None else None
+
+        return await self._read(op)
+
+    async def stats(self) -> JournalStats:
+        def op(c: sqlite3.Connection) -> JournalStats:
+            apps = dict(c.execute("SELECT state, COUNT(*) FROM applications GROUP BY state"))
+            tasks = {
+                (r[0], r[1], r[2]): r[3]
+                for r in c.execute(
+                    "SELECT step, target, state, COUNT(*) FROM tasks GROUP BY step, target, state"
+                )
+            }
+            return JournalStats(applications_by_state=apps, tasks_by_step_target_state=tasks)
+
+        return await self._read(op)
+
+
+# -- helpers (run on the journal threads) ----------------------------------------------------------
+
+
+def _insert_events(c: sqlite3.Connection, events: Sequence[Event]) -> tuple[Event, ...]:
+    stored = []
+    for e in events:
+        cur = c.execute(
+            "INSERT INTO events (application_id, type, at, step, target, data) VALUES (?,?,?,?,?,?)",
+            (
+                e.application_id,
+                e.type,
+                e.at.timestamp(),
+                e.step,
+                e.target,
+                json.dumps(e.data, default=str),
+            ),
+        )
+        stored.append(e.model_copy(update={"id": cur.lastrowid}))
+    return tuple(stored)
+
+
+def _insert_tasks(c: sqlite3.Connection, application_id: str, tasks: Sequence[TaskSpec], now: float) -> None:
+    for t in tasks:
+        # A task that exists already (same step and target) is kept: re-triggering is idempotent.
+        c.execute(
+            "INSERT INTO tasks (application_id, step, target, state, max_attempts, due_at, "
+            "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (application_id, step, target) DO NOTHING",
+            (
+                application_id,
+                t.step,
+                t.target,
+                TaskState.PENDING,
+                t.max_attempts,
+                now + t.delay,
+                now,
+                now,
+            ),
+        )
+
+
+def _update_application(
+    c: sqlite3.Connection, application_id: str, completion: Completion, now: float
+) -> None:
+    sets = ["updated_at=?"]
+    params: list[Any] = [now]
+    if completion.patch is not None:
+        row = c.execute("SELECT doc FROM applications WHERE id=?", (application_id,)).fetchone()
+        app = completion.patch.apply(Application.model_validate_json(row[0]))
+        sets += ["doc=?", "file_number=?", "search=?"]
+        params += [app.model_dump_json(), app.file_number, _search_text(app)]
+    if completion.error is not None:
+        sets.append("error=?")
+        params.append(completion.error)
+    c.execute(f"UPDATE applications SET {', '.join(sets)} WHERE id=?", (*params, application_id))
+    if completion.state is not None:
+        _set_state(c, application_id, completion.state, now)
+
+
+def _set_state(c: sqlite3.Connection, application_id: str, state: str, now: float) -> None:
+    # A dead task keeps the application dead until it is replayed, whatever its siblings do.
+    if c.execute(
+        "SELECT 1 FROM tasks WHERE application_id=? AND state=? LIMIT 1",
+        (application_id, TaskState.DEAD),
+    ).fetchone():
+        state = ApplicationState.DEAD
+    clear_error = state in (ApplicationState.PROCESSING, ApplicationState.COMPLETED)
+    c.execute(
+        "UPDATE applications SET state=?, updated_at=?"
+        + (", error=NULL" if clear_error else "")
+        + " WHERE id=?",
+        (state, now, application_id),
+    )
+
+
+def _where(f: ApplicationFilter, dead_only: bool = False) -> tuple[str, tuple[Any, ...]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if dead_only:
+        clauses.append("state=?")
+        params.append(ApplicationState.DEAD)
+    if f.state is not None:
+        clauses.append("state=?")
+        params.append(f.state)
+    if f.route:
+        clauses.append("route=?")
+        params.append(f.route)
+    if f.service:
+        clauses.append("service=?")
+        params.append(f.service)
+    if f.q:
+        clauses.append("search LIKE ? ESCAPE '\\'")
+        escaped = f.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params.append(f"%{escaped}%")
+    if f.ids:
+        clauses.append(f"id IN ({','.join('?' * len(f.ids))})")
+        params.extend(f.ids)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _search_text(app: Application) -> str:
+    parts = [
+        app.id,
+        app.external_id,
+        app.service,
+        app.file_number or "",
+        app.applicant.display_name,
+    ]
+    return " ".join(p for p in parts if p).lower()
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _summary(r: Sequence[Any]) -> ApplicationSummary:
+    return ApplicationSummary(
+        id=r[0],
+        source=r[1],
+        external_id=r[2],
+        service=r[3],
+        route=r[4],
+        state=ApplicationState(r[5]),
+        received_at=_dt(r[6]),
+        updated_at=_dt(r[7]),
+        file_number=r[8],
+        error=r[9],
+    )
+
+
+def _task(r: Sequence[Any]) -> Task:
+    return Task(
+        id=r[0],
+        application_id=r[1],
+        step=r[2],
+        target=r[3],
+        state=r[4],
+        attempts=r[5],
+        attempt_base=r[6],
+        max_attempts=r[7],
+        due_at=r[8],
+        lease_token=r[9],
+        lease_until=r[10],
+        last_error=r[11],
+        result=json.loads(r[12]) if r[12] else None,
+        checkpoints=json.loads(r[13]) if r[13] else {},
+        created_at=r[14],
+        updated_at=r[15],
+    )
+
+
+def _replace(task: Task, **changes: Any) -> Task:
+    from dataclasses import replace
+
+    return replace(task, **changes)

@@ -1,0 +1,232 @@
+"""The domain model: what an application is, what gets filed, what was delivered and answered.
+
+All timestamps are timezone-aware UTC. Models are pydantic v2 and are the boundary format between the
+core, the journal and the plugins.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+
+# Form data as submitted: a field holds a string or, for repeated elements, a list of strings; sources
+# that carry structured data (XBau) may nest.
+FormValue = str | int | float | bool | None | list[Any] | dict[str, Any]
+
+
+def new_id(prefix: str = "app") -> str:
+    """A new, sortable-enough unique id with a readable prefix."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class TrustLevel(StrEnum):
+    """Assurance levels as BundID reports them (STORK-QAA-Level-1..4)."""
+
+    UNTERGEORDNET = "untergeordnet"  # level 1: user name and password
+    NORMAL = "normal"  # level 2
+    SUBSTANTIELL = "substantiell"  # level 3: ELSTER, Smart-eID
+    HOCH = "hoch"  # level 4: eID card, eIDAS, FINK
+
+    @property
+    def rank(self) -> int:
+        """1..4 as in STORK-QAA-Level-N."""
+        return list(TrustLevel).index(self) + 1
+
+
+class ApplicationState(StrEnum):
+    """Where an application stands as a whole."""
+
+    RECEIVED = "received"  # stored, no step has run yet
+    PROCESSING = "processing"  # steps are running or scheduled for retry
+    DEAD = "dead"  # a step is dead: needs an operator (fix, then replay)
+    REJECTED = "rejected"  # business rejection (e.g. trust level), answered to the applicant
+    COMPLETED = "completed"  # filed everywhere and answered
+
+
+class Address(_Model):
+    """A postal address."""
+
+    street: str | None = None
+    postal_code: str | None = None
+    city: str | None = None
+    country: str | None = None
+
+
+class Party(_Model):
+    """A natural or legal person: the applicant, or someone acting for them."""
+
+    given_name: str | None = None
+    family_name: str | None = None
+    organisation: str | None = None
+    birth_date: str | None = None
+    birth_name: str | None = None
+    birth_place: str | None = None
+    address: Address | None = None
+    email: str | None = None
+    phone: str | None = None
+    bpk2: str | None = None  # BundID pseudonym, stable per service
+    mailbox: str | None = None  # BundID mailbox (Postkorb) handle
+
+    @property
+    def display_name(self) -> str:
+        """Name as a clerk reads it."""
+        names = " ".join(n for n in (self.given_name, self.family_name) if n)
+        return names or self.organisation or ""
+
+
+class Identity(_Model):
+    """Who the applicant is proven to be, and how strongly."""
+
+    verified: bool = False
+    provider: str | None = None  # e.g. "bundid"
+    asserted_by: str | None = None  # "idp" (signed assertion verified here) or "form-server"
+    level: TrustLevel | None = None
+    means: str | None = None  # e.g. "eID", "Elster", "Benutzername"
+    subject: str | None = None  # stable pseudonym (bPK2) or NameID
+    assertion_id: str | None = None
+    verified_at: UtcDateTime | None = None
+    attribute_levels: dict[str, TrustLevel] = Field(default_factory=dict)
+
+
+class Attachment(_Model):
+    """A file of an application; the content lives in the blob store under `blob`."""
+
+    name: str
+    media_type: str = "application/octet-stream"
+    size: int
+    sha256: str
+    blob: str  # blob store reference, "sha256:<hex>"
+    field: str | None = None  # the form element it was uploaded through
+
+
+class OriginalSubmission(_Model):
+    """The submission exactly as received, kept for audit and replay."""
+
+    media_type: str
+    blob: str
+    size: int
+    sha256: str
+
+
+class Application(_Model):
+    """One application (Antrag) as taken in from a source."""
+
+    id: str = Field(default_factory=new_id)
+    source: str  # name of the source connector in the configuration
+    external_id: str  # the id the source gave it (or a hash of the submission)
+    service: str  # the online service (Leistung), e.g. "jagdschein"
+    route: str | None = None
+    received_at: UtcDateTime = Field(default_factory=utcnow)
+    applicant: Party = Field(default_factory=Party)
+    identity: Identity = Field(default_factory=Identity)
+    form: dict[str, FormValue] = Field(default_factory=dict)
+    attachments: list[Attachment] = Field(default_factory=list)
+    original: OriginalSubmission | None = None
+    # ids this application has in other systems: {"formcycle": "...", "enaio.akte": "4711", ...}
+    correlations: dict[str, str] = Field(default_factory=dict)
+    file_number: str | None = None  # Aktenzeichen, once assigned
+
+
+class DocumentContent(StrEnum):
+    """Where a document's content comes from."""
+
+    RENDITION = "rendition"
+    ATTACHMENT = "attachment"
+    ORIGINAL = "original"
+
+
+class Document(_Model):
+    """A document to file, with its index data."""
+
+    type: str
+    name: str
+    content: DocumentContent
+    blob: str | None = None
+    media_type: str = "application/octet-stream"
+    attachment: str | None = None  # attachment name, for content=attachment
+    fields: dict[str, str] = Field(default_factory=dict)
+
+
+class FolderSpec(_Model):
+    """An Akte (folder) or Vorgang (register): its type, how to find it, what to create it with."""
+
+    type: str
+    search: dict[str, str] = Field(default_factory=dict)
+    fields: dict[str, str] = Field(default_factory=dict)
+
+
+class FileRecord(_Model):
+    """What an application becomes in the e-file and the Fachverfahren: the mapping's output."""
+
+    application_id: str
+    service: str
+    file_number: str | None = None
+    akte: FolderSpec | None = None
+    vorgang: FolderSpec | None = None
+    documents: list[Document] = Field(default_factory=list)
+    # per-target payloads (target connector name -> data for it)
+    payloads: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class Delivery(_Model):
+    """The outcome of delivering a record to one target."""
+
+    target: str
+    delivered_at: UtcDateTime = Field(default_factory=utcnow)
+    reference: str | None = None  # the target's id for what was created (folder path, DMS id, case no.)
+    file_number: str | None = None
+    correlations: dict[str, str] = Field(default_factory=dict)
+    duplicate: bool = False  # the target already had it (idempotent re-delivery)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReceiptKind(StrEnum):
+    """What an answer to the applicant says."""
+
+    RECEIVED = "received"
+    REJECTED = "rejected"
+
+
+class Receipt(_Model):
+    """The answer to the applicant or the portal."""
+
+    application_id: str
+    kind: ReceiptKind
+    file_number: str | None = None
+    reason: str | None = None
+    deliveries: list[Delivery] = Field(default_factory=list)
+    created_at: UtcDateTime = Field(default_factory=utcnow)
+
+
+class Event(_Model):
+    """One entry of an application's timeline in the journal."""
+
+    id: int | None = None  # assigned by the journal
+    application_id: str
+    type: str  # e.g. "application.received", "delivery.completed"
+    at: UtcDateTime = Field(default_factory=utcnow)
+    step: str | None = None
+    target: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)

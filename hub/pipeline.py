@@ -1,0 +1,306 @@
+"""The standard steps wired onto the bus: intake, identify, map, deliver, notify.
+
+Each step reads what it needs from the journal, does its work, and returns a `Completion` holding the
+next events and tasks, which the journal stores in the same transaction that ends the step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from hub.blobs import BlobStore
+from hub.bus import Bus, BusSettings
+from hub.config import RouteConfig
+from hub.connectors import (
+    Connector,
+    DeliveryContext,
+    IdentityProvider,
+    Intake,
+    IntakeOutcome,
+    Notifier,
+    Sink,
+)
+from hub.errors import Permanent, Rejection
+from hub.journal import (
+    AfterAll,
+    ApplicationPatch,
+    Completion,
+    Journal,
+    Task,
+    TaskSpec,
+)
+from hub.mapping import default_record
+from hub.metrics import Metrics
+from hub.models import (
+    Application,
+    ApplicationState,
+    Delivery,
+    Event,
+    FileRecord,
+    Receipt,
+    ReceiptKind,
+)
+from hub.routes import Router
+
+log = logging.getLogger(__name__)
+
+C = TypeVar("C", bound=Connector)
+
+IDENTIFY, MAP, DELIVER, NOTIFY, NOTIFY_REJECTION = (
+    "identify",
+    "map",
+    "deliver",
+    "notify",
+    "notify-rejection",
+)
+
+
+class Pipeline:
+    """The steps every application goes through."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        blobs: BlobStore,
+        router: Router,
+        connectors: Mapping[str, Connector],
+        bus: Bus,
+        metrics: Metrics,
+    ) -> None:
+        self.journal = journal
+        self.blobs = blobs
+        self.router = router
+        self.connectors = connectors
+        self.bus = bus
+        self.metrics = metrics
+        bus.handle(IDENTIFY, self.identify)
+        bus.handle(MAP, self.map)
+        bus.handle(DELIVER, self.deliver)
+        bus.handle(NOTIFY, self.notify)
+        bus.handle(NOTIFY_REJECTION, self.notify)
+
+    # -- intake ------------------------------------------------------------------------------------
+
+    async def intake(self, intake: Intake) -> IntakeOutcome:
+        """Store a submission durably; after this returns, the source may acknowledge upstream."""
+        app = intake.application
+        route = self.router.route_for(app.source, app.service)
+        if route is None:
+            raise Permanent(f"no route takes service {app.service!r} from {app.source!r}")
+        app.route = route.name
+        first = self._task(IDENTIFY, route.identity.via) if route.identity else self._task(MAP, "")
+        received = Event(
+            application_id=app.id,
+            type="application.received",
+            step="intake",
+            data={
+                "route": route.name,
+                "service": app.service,
+                "source": app.source,
+                "attachments": len(app.attachments),
+            },
+        )
+        result = await self.journal.intake(app, [received], [first])
+        self.metrics.intakes.labels(app.source, str(result.duplicate).lower()).inc()
+        if not result.duplicate:
+            log.info(
+                "application received application=%s source=%s service=%s route=%s",
+                app.id,
+                app.source,
+                app.service,
+                route.name,
+            )
+            self.bus.emit(result.events)
+        return IntakeOutcome(application_id=result.application_id, duplicate=result.duplicate)
+
+    # -- steps -------------------------------------------------------------------------------------
+
+    async def identify(self, task: Task) -> Completion:
+        """Verify the applicant's identity and the route's minimum trust level."""
+        app, route = await self._load(task)
+        if route.identity is None:
+            return Completion(tasks=[self._task(MAP, "")])
+        provider = self._connector(task.target, IdentityProvider)
+        minimum = route.identity.min_level
+        try:
+            verification = await provider.verify(app, minimum)
+            level = verification.identity.level
+            if minimum is not None and (level is None or level.rank < minimum.rank):
+                raise Rejection(
+                    f"trust level too low: {level.value if level else 'none'} achieved, "
+                    f"{minimum.value} required",
+                    code="level-too-low",
+                )
+        except Rejection as rejection:
+            return self._rejected(app, route, rejection)
+        identity = verification.identity
+        return Completion(
+            patch=ApplicationPatch(identity=identity, applicant=verification.applicant),
+            events=[
+                Event(
+                    application_id=app.id,
+                    type="identity.verified",
+                    step=IDENTIFY,
+                    target=task.target,
+                    data={
+                        "level": identity.level.value if identity.level else None,
+                        "means": identity.means,
+                        "asserted_by": identity.asserted_by,
+                    },
+                )
+            ],
+            tasks=[self._task(MAP, "")],
+            state=ApplicationState.PROCESSING,
+        )
+
+    def _rejected(self, app: Application, route: RouteConfig, rejection: Rejection) -> Completion:
+        notify = [self._task(NOTIFY_REJECTION, n) for n in route.notify]
+        return Completion(
+            events=[
+                Event(
+                    application_id=app.id,
+                    type="application.rejected",
+                    step=IDENTIFY,
+                    data={"reason": rejection.reason, "code": rejection.code},
+                )
+            ],
+            tasks=notify,
+            state=ApplicationState.REJECTED,
+            error=rejection.reason,
+        )
+
+    async def map(self, task: Task) -> Completion:
+        """Turn the application into the record every target receives."""
+        app, route = await self._load(task)
+        record = default_record(app)
+        return Completion(
+            result=record.model_dump(mode="json"),
+            events=[
+                Event(
+                    application_id=app.id,
+                    type="record.mapped",
+                    step=MAP,
+                    data={"documents": len(record.documents), "targets": route.to},
+                )
+            ],
+            tasks=[self._task(DELIVER, target) for target in route.to],
+            state=ApplicationState.PROCESSING,
+        )
+
+    async def deliver(self, task: Task) -> Completion:
+        """Deliver the record to one target."""
+        app, route = await self._load(task)
+        sink = self._connector(task.target, Sink)
+        record = await self._record(app)
+
+        async def save(checkpoints: dict[str, Any]) -> None:
+            await self.journal.save_checkpoints(task, checkpoints)
+
+        ctx = DeliveryContext(app, self.blobs, task.checkpoints, save, task.attempts)
+        delivery = await sink.deliver(record, ctx)
+        correlations = {f"{task.target}.{k}": v for k, v in delivery.correlations.items()}
+        if delivery.reference:
+            correlations.setdefault(task.target, delivery.reference)
+        notify = [self._task(NOTIFY, n) for n in route.notify]
+        joined = [
+            Event(
+                application_id=app.id,
+                type="application.delivered",
+                step=DELIVER,
+                data={"targets": route.to},
+            )
+        ]
+        if not notify:
+            joined.append(Event(application_id=app.id, type="application.completed"))
+        return Completion(
+            result=delivery.model_dump(mode="json"),
+            patch=ApplicationPatch(correlations=correlations, file_number=delivery.file_number),
+            events=[
+                Event(
+                    application_id=app.id,
+                    type="delivery.completed",
+                    step=DELIVER,
+                    target=task.target,
+                    data={
+                        "reference": delivery.reference,
+                        "duplicate": delivery.duplicate,
+                        "file_number": delivery.file_number,
+                    },
+                )
+            ],
+            after_all=AfterAll(
+                step=DELIVER,
+                events=joined,
+                tasks=notify,
+                state=None if notify else ApplicationState.COMPLETED,
+            ),
+        )
+
+    async def notify(self, task: Task) -> Completion:
+        """Answer the applicant or the portal: receipt with file number, or the rejection."""
+        app, _ = await self._load(task)
+        notifier = self._connector(task.target, Notifier)
+        summary = await self.journal.get_summary(app.id)
+        rejected = task.step == NOTIFY_REJECTION
+        deliveries = [
+            Delivery.model_validate(t.result)
+            for t in await self.journal.tasks(app.id)
+            if t.step == DELIVER and t.result
+        ]
+        receipt = Receipt(
+            application_id=app.id,
+            kind=ReceiptKind.REJECTED if rejected else ReceiptKind.RECEIVED,
+            file_number=app.file_number,
+            reason=summary.error if (rejected and summary) else None,
+            deliveries=deliveries,
+        )
+        await notifier.notify(app, receipt)
+        step = task.step
+        return Completion(
+            events=[
+                Event(
+                    application_id=app.id,
+                    type="receipt.sent",
+                    step=step,
+                    target=task.target,
+                    data={"kind": receipt.kind.value},
+                )
+            ],
+            after_all=AfterAll(
+                step=step,
+                events=() if rejected else [Event(application_id=app.id, type="application.completed")],
+                state=None if rejected else ApplicationState.COMPLETED,
+            ),
+        )
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _task(self, step: str, target: str) -> TaskSpec:
+        settings: BusSettings = self.bus.settings
+        policy = settings.retry.get(target, settings.default_retry)
+        return TaskSpec(step=step, target=target, max_attempts=policy.max_attempts)
+
+    async def _load(self, task: Task) -> tuple[Application, RouteConfig]:
+        app = await self.journal.get_application(task.application_id)
+        if app is None:
+            raise Permanent(f"application {task.application_id} is not in the journal")
+        route = self.router.by_name(app.route or "")
+        if route is None:
+            raise Permanent(f"route {app.route!r} of this application is no longer configured")
+        return app, route
+
+    async def _record(self, app: Application) -> FileRecord:
+        for t in await self.journal.tasks(app.id):
+            if t.step == MAP and t.result is not None:
+                return FileRecord.model_validate(t.result)
+        raise Permanent("the application has no mapped record yet")
+
+    def _connector(self, name: str, role: type[C]) -> C:
+        connector = self.connectors.get(name)
+        if connector is None:
+            raise Permanent(f"connector {name!r} is no longer configured")
+        if not isinstance(connector, role):
+            raise Permanent(f"connector {name!r} is not a {role.role}")
+        return connector

@@ -1,0 +1,142 @@
+"""The running hub: configuration turned into journal, blob store, connectors, bus and pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+
+from hub.blobs import BlobStore
+from hub.bus import Bus, BusSettings
+from hub.config import Configuration
+from hub.connectors import Connector, ConnectorContext, Intake, IntakeOutcome, Source
+from hub.journal import Journal, open_journal
+from hub.metrics import Metrics
+from hub.pipeline import Pipeline
+from hub.plugins import Plugins
+from hub.routes import Router
+
+log = logging.getLogger(__name__)
+
+
+class Hub:
+    """One hub process: owns the journal, the connectors and the workers."""
+
+    def __init__(
+        self,
+        config: Configuration,
+        plugins: Plugins,
+        *,
+        clock: Callable[[], float] = time.time,
+        journal: Journal | None = None,
+    ) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.clock = clock
+        settings = config.hub
+        self.journal: Journal = journal or open_journal(settings.store, clock=clock)
+        self.blobs = BlobStore(settings.blobs.path, max_size=int(settings.blobs.max_size))
+        self.metrics = Metrics()
+        self.router = Router(settings.routes)
+        self._session: aiohttp.ClientSession | None = None
+        self.connectors: dict[str, Connector] = {}
+        data_dir = Path(settings.blobs.path).parent
+        for name, cfg in config.connectors.items():
+            cls = plugins.connector_type(cfg.type)
+            ctx = ConnectorContext(
+                name=name,
+                blobs=self.blobs,
+                schemas=config.schemas,
+                data_dir=data_dir,
+                _http=self._http,
+            )
+            self.connectors[name] = cls(cfg, ctx)
+        self.bus = Bus(
+            self.journal,
+            BusSettings(
+                concurrency=settings.workers.concurrency,
+                lease_seconds=settings.workers.lease_seconds,
+                idle_poll_seconds=settings.workers.idle_poll_seconds,
+                capacity={n: c.max_concurrency for n, c in config.connectors.items()},
+                retry={n: c.retry for n, c in config.connectors.items()},
+            ),
+            plugins,
+            self.metrics,
+            clock=clock,
+        )
+        self.pipeline = Pipeline(
+            self.journal, self.blobs, self.router, self.connectors, self.bus, self.metrics
+        )
+        self._pollers: list[asyncio.Task[None]] = []
+        self.started = False
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_read=60)
+            )
+        return self._session
+
+    def sources(self) -> dict[str, Source]:
+        """The configured source connectors by name."""
+        return {n: c for n, c in self.connectors.items() if isinstance(c, Source)}
+
+    async def intake(self, intake: Intake) -> IntakeOutcome:
+        """Store a submission durably (then a source may acknowledge it upstream)."""
+        return await self.pipeline.intake(intake)
+
+    async def start(self, workers: bool = True) -> None:
+        """Open the journal, recover after a crash, start connectors, workers and pollers."""
+        await self.journal.open()
+        released = await self.journal.recover()
+        if released:
+            log.info("released %d leases left by a previous run", released)
+        removed = self.blobs.remove_stale_parts()
+        if removed:
+            log.info("removed %d partial uploads left by a previous run", removed)
+        for connector in self.connectors.values():
+            await connector.start()
+        if workers:
+            await self.bus.start()
+            for name, source in self.sources().items():
+                if source.poll_interval is not None:
+                    self._pollers.append(asyncio.create_task(self._poll(name, source), name=f"poll-{name}"))
+        self.started = True
+
+    async def stop(self) -> None:
+        """Stop pollers and workers, connectors, then close the journal."""
+        for poller in self._pollers:
+            poller.cancel()
+        for poller in self._pollers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        self._pollers.clear()
+        await self.bus.stop()
+        for connector in self.connectors.values():
+            try:
+                await connector.stop()
+            except Exception:
+                log.exception("stopping connector %s failed", connector.name)
+        if self._session is not None:
+            await self._session.close()
+        await self.journal.close()
+        self.started = False
+
+    async def _poll(self, name: str, source: Source) -> None:
+        # One poll at a time per source; a failing poll is logged and tried again next interval.
+        interval = source.poll_interval or 60.0
+        while True:
+            try:
+                taken = await source.poll(self.intake)
+                if taken:
+                    log.info("poll took %d submissions source=%s", taken, name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("poll failed source=%s error=%s: %s", name, type(exc).__name__, exc)
+            await asyncio.sleep(interval)
