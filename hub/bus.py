@@ -46,7 +46,7 @@ class BusSettings:
 def retry_delay(policy: RetryPolicy, attempt: int) -> float:
     """Seconds to wait before attempt `attempt + 1`: exponential, capped, with jitter."""
     wait = wait_exponential_jitter(
-        initial=policy.initial_seconds, max=policy.max_seconds, jitter=policy.jitter_seconds
+        multiplier=policy.initial_seconds, max=policy.max_seconds, jitter=policy.jitter_seconds
     )
     state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
     state.attempt_number = attempt
@@ -75,6 +75,8 @@ class Bus:
         self._running: set[asyncio.Task[None]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
         self._stopping = False
+        # Called with every batch of committed events (tests wait on these instead of sleeping).
+        self.listeners: list[Callable[[tuple[Event, ...]], None]] = []
 
     def handle(self, step: str, handler: StepHandler) -> None:
         """Register the handler of a step."""
@@ -97,6 +99,8 @@ class Bus:
     def emit(self, events: tuple[Event, ...]) -> None:
         """Tell observers about committed events and wake the workers."""
         self.plugins.emit(events)
+        for listener in self.listeners:
+            listener(events)
         self.wake()
 
     async def start(self) -> None:

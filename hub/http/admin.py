@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from hub.http.auth import RANK, TokenAuth
+from hub.http.auth import RANK, ROLE, TokenAuth
 from hub.journal import ApplicationFilter
 from hub.models import ApplicationState
 
@@ -94,7 +94,7 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
             ],
         }
         # The document holds personal data: operators see it, viewers see the metadata only.
-        if RANK[request["role"]] >= RANK["operator"]:
+        if RANK[request[ROLE]] >= RANK["operator"]:
             document = await hub.journal.get_application(app_id)
             body["application"] = document.model_dump(mode="json") if document else None
         return web.json_response(body)

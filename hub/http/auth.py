@@ -13,6 +13,8 @@ from hub.config import AdminToken
 Role = Literal["viewer", "operator", "admin"]
 RANK: dict[str, int] = {"viewer": 1, "operator": 2, "admin": 3}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CALLER = web.RequestKey("caller", str)
+ROLE = web.RequestKey("role", str)
 
 
 class TokenAuth:
@@ -52,7 +54,7 @@ class TokenAuth:
                         {"error": f"this needs role {role}; your token has role {who[1]}"},
                         status=403,
                     )
-                request["caller"], request["role"] = who
+                request[CALLER], request[ROLE] = who
                 return await handler(request)
 
             return checked

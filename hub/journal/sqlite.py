@@ -206,7 +206,12 @@ class SqliteJournal:
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for op, _ in group:
+            for op, fut in group:
+                if not fut.set_running_or_notify_cancel():
+                    # The caller gave up (e.g. its client went away) before the write started:
+                    # nothing was promised, so nothing is written.
+                    outcomes.append((False, None))
+                    continue
                 conn.execute("SAVEPOINT op")
                 try:
                     value = op(conn)
@@ -223,12 +228,14 @@ class SqliteJournal:
                 conn.execute("ROLLBACK")
             log.error("journal commit failed: %r", exc)
             for _, fut in group:
-                if not fut.done():
+                if fut.running():
                     fut.set_exception(exc)
             return
         self.commits += 1
         self.operations += len(group)
         for (_, fut), (ok, value) in zip(group, outcomes, strict=True):
+            if fut.cancelled():
+                continue
             if ok:
                 fut.set_result(value)
             else:

@@ -1,0 +1,24 @@
+"""Test kit for connector authors: fixtures (a hub on a temporary journal), fakes, contract suites.
+
+Installed as a pytest plugin (entry point ``pytest11``), so the fixtures are available in every test of a
+project that has `aktenhub` installed. Contract suites are classes to subclass::
+
+    from hub.testing import SinkContract
+
+    class TestMySinkContract(SinkContract):
+        ...
+"""
+
+from __future__ import annotations
+
+from hub.testing.contracts import Fault, SinkContract, SourceContract
+from hub.testing.harness import RunningHub, make_application, start_hub
+
+__all__ = [
+    "Fault",
+    "RunningHub",
+    "SinkContract",
+    "SourceContract",
+    "make_application",
+    "start_hub",
+]

@@ -1,0 +1,214 @@
+"""A real hub on a temporary journal, served over loopback, for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from aiohttp import web
+
+from hub.blobs import BlobStore
+from hub.config import Configuration, parse_config
+from hub.http import make_app
+from hub.journal import ApplicationFilter
+from hub.models import Application, ApplicationState, Attachment, Event, OriginalSubmission
+from hub.plugins import Plugins, load_plugins
+from hub.runtime import Hub
+
+FINAL_STATES = (ApplicationState.COMPLETED, ApplicationState.DEAD, ApplicationState.REJECTED)
+
+
+@dataclass
+class RunningHub:
+    """A started hub with its HTTP server on 127.0.0.1 and a client session."""
+
+    hub: Hub
+    url: str
+    http: aiohttp.ClientSession
+    runner: web.AppRunner
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def journal(self) -> Any:
+        """The hub's journal."""
+        return self.hub.journal
+
+    def _on_events(self, events: tuple[Event, ...]) -> None:
+        self.events.extend(events)
+
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        asyncio.get_running_loop().create_task(notify())
+
+    async def wait_for(
+        self, predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition"
+    ) -> Any:
+        """Wait until the awaitable-returning or plain `predicate` is truthy, woken by journal events.
+
+        Also re-checks every half second, because retries fall due by time rather than by an event.
+        """
+
+        async def check() -> Any:
+            value = predicate()
+            if asyncio.iscoroutine(value):
+                value = await value
+            return value
+
+        async def loop() -> Any:
+            while True:
+                value = await check()
+                if value:
+                    return value
+                async with self._changed:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), 0.5)
+
+        try:
+            return await asyncio.wait_for(loop(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
+
+    async def wait_for_state(
+        self,
+        application_id: str,
+        states: Sequence[ApplicationState] = FINAL_STATES,
+        timeout: float = 30.0,
+    ) -> ApplicationState:
+        """Wait until the application reaches one of `states`; return the state."""
+
+        async def reached() -> ApplicationState | None:
+            summary = await self.hub.journal.get_summary(application_id)
+            return summary.state if summary and summary.state in states else None
+
+        state: ApplicationState = await self.wait_for(
+            reached, timeout, f"application {application_id} to reach {[s.value for s in states]}"
+        )
+        return state
+
+    async def wait_all_final(self, timeout: float = 60.0) -> None:
+        """Wait until no application is received or processing."""
+
+        async def settled() -> bool:
+            for state in (ApplicationState.RECEIVED, ApplicationState.PROCESSING):
+                if await self.hub.journal.list_applications(ApplicationFilter(state=state), limit=1):
+                    return False
+            return True
+
+        await self.wait_for(settled, timeout, "all applications to settle")
+
+    async def post(self, path: str, **kwargs: Any) -> tuple[int, Any]:
+        """POST to the hub; (status, JSON body or text)."""
+        async with self.http.post(self.url + path, **kwargs) as resp:
+            body = await _body(resp)
+            return resp.status, body
+
+    async def get(self, path: str, **kwargs: Any) -> tuple[int, Any]:
+        """GET from the hub; (status, JSON body or text)."""
+        async with self.http.get(self.url + path, **kwargs) as resp:
+            return resp.status, await _body(resp)
+
+
+async def _body(resp: aiohttp.ClientResponse) -> Any:
+    if resp.content_type == "application/json":
+        return await resp.json()
+    return await resp.text()
+
+
+def build_config(
+    settings: dict[str, Any], plugins: Plugins, env: dict[str, str] | None = None
+) -> Configuration:
+    """Validate a configuration given as a dict (as it would be written in YAML)."""
+    return parse_config(yaml.safe_dump(settings), "<test>", plugins, env=env)
+
+
+async def start_hub(
+    settings: dict[str, Any],
+    *,
+    extra_plugins: Sequence[object] = (),
+    env: dict[str, str] | None = None,
+    workers: bool = True,
+) -> RunningHub:
+    """Start a hub from a configuration dict, serving on a free loopback port."""
+    plugins = load_plugins(extra_plugins)
+    config = build_config(settings, plugins, env=env if env is not None else dict(os.environ))
+    hub = Hub(config, plugins)
+    await hub.start(workers=workers)
+    runner = web.AppRunner(make_app(hub), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    running = RunningHub(hub=hub, url=f"http://127.0.0.1:{port}", http=aiohttp.ClientSession(), runner=runner)
+    hub.bus.listeners.append(running._on_events)
+    return running
+
+
+async def stop_hub(running: RunningHub) -> None:
+    """Stop what `start_hub` started."""
+    await running.http.close()
+    await running.runner.cleanup()
+    await running.hub.stop()
+
+
+def base_settings(tmp: Path, connectors: dict[str, Any], routes: list[dict[str, Any]]) -> dict[str, Any]:
+    """A configuration dict with journal and blobs under `tmp` and fast worker polling."""
+    return {
+        "store": f"sqlite:///{tmp / 'journal.db'}",
+        "blobs": str(tmp / "blobs"),
+        "server": {"listen": "127.0.0.1:0"},
+        "workers": {"concurrency": 8, "lease_seconds": 30, "idle_poll_seconds": 0.2},
+        "connectors": connectors,
+        "routes": routes,
+    }
+
+
+async def make_application(
+    blobs: BlobStore,
+    *,
+    source: str = "test",
+    service: str = "jagdschein",
+    external_id: str | None = None,
+    files: dict[str, bytes] | None = None,
+    form: dict[str, Any] | None = None,
+) -> Application:
+    """An application whose attachments and original submission are really in `blobs`."""
+    files = (
+        {"personalausweis.pdf": b"%PDF-1.4 test\n", "foto.jpg": b"\xff\xd8\xff test"}
+        if files is None
+        else files
+    )
+    form = {"vorname": "Jürgen", "nachname": "Groß", "ort": "Siegburg"} if form is None else form
+    attachments = []
+    for name, data in files.items():
+        info = await blobs.write_bytes(data)
+        media = "application/pdf" if name.endswith(".pdf") else "image/jpeg"
+        attachments.append(
+            Attachment(name=name, media_type=media, size=info.size, sha256=info.sha256, blob=info.ref)
+        )
+    original_bytes = repr(sorted(form.items())).encode()
+    original = await blobs.write_bytes(original_bytes)
+    return Application(
+        source=source,
+        external_id=external_id or hashlib.sha256(original_bytes).hexdigest()[:16],
+        service=service,
+        route="test",
+        form=form,
+        attachments=attachments,
+        original=OriginalSubmission(
+            media_type="application/x-www-form-urlencoded",
+            blob=original.ref,
+            size=original.size,
+            sha256=original.sha256,
+        ),
+    )

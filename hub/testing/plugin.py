@@ -1,0 +1,87 @@
+"""pytest plugin: fixtures for testing the hub and connectors (loaded via entry point ``pytest11``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from hub.blobs import BlobStore
+from hub.connectors import ConnectorContext
+from hub.testing import fakes
+from hub.testing.harness import RunningHub, base_settings, start_hub, stop_hub
+
+HubFactory = Callable[..., Awaitable[RunningHub]]
+
+
+@pytest.fixture
+def blobs(tmp_path: Path) -> BlobStore:
+    """A blob store in a temporary directory."""
+    return BlobStore(tmp_path / "blobs")
+
+
+@pytest.fixture
+def schema_dir() -> Path:
+    """The reference schema directory ($AKTENHUB_SCHEMAS, else ../shared/reference)."""
+    env = os.environ.get("AKTENHUB_SCHEMAS")
+    candidates = [Path(env)] if env else []
+    candidates += [Path.cwd() / "../shared/reference", Path(__file__).parents[2] / "../shared/reference"]
+    for path in candidates:
+        if path.is_dir():
+            return path.resolve()
+    pytest.fail("schema directory not found: set AKTENHUB_SCHEMAS or put shared/ beside the project")
+
+
+@pytest_asyncio.fixture
+async def connector_context(blobs: BlobStore, tmp_path: Path) -> AsyncIterator[ConnectorContext]:
+    """A connector context named "contract" on the `blobs` store, with an HTTP session."""
+    session: aiohttp.ClientSession | None = None
+
+    def http() -> aiohttp.ClientSession:
+        nonlocal session
+        if session is None:
+            session = aiohttp.ClientSession()
+        return session
+
+    yield ConnectorContext(name="contract", blobs=blobs, schemas=None, data_dir=tmp_path, _http=http)
+    if session is not None:
+        await session.close()
+
+
+@pytest_asyncio.fixture
+async def hub_factory(tmp_path: Path) -> AsyncIterator[HubFactory]:
+    """Start hubs on temporary journals: ``await hub_factory(connectors, routes, **overrides)``.
+
+    The fake connectors of `hub.testing.fakes` are always available. Hubs stop at teardown.
+    """
+    started: list[RunningHub] = []
+
+    async def factory(
+        connectors: dict[str, Any],
+        routes: list[dict[str, Any]],
+        *,
+        extra_plugins: tuple[object, ...] = (),
+        env: dict[str, str] | None = None,
+        subdir: str = "hub",
+        **overrides: Any,
+    ) -> RunningHub:
+        settings = base_settings(tmp_path / subdir, connectors, routes)
+        settings.update(overrides)
+        running = await start_hub(settings, extra_plugins=(fakes, *extra_plugins), env=env)
+        started.append(running)
+        return running
+
+    yield factory
+    for running in reversed(started):
+        await stop_hub(running)
+
+
+@pytest.fixture
+def fake_plugins() -> Iterator[object]:
+    """The fakes module, to pass as an extra plugin."""
+    yield fakes

@@ -1,0 +1,1 @@
+"""Core tests use the fixtures of `hub.testing` (registered as a pytest plugin by the package)."""

@@ -1,0 +1,109 @@
+"""The standard pipeline end to end on a real hub with fake connectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.models import ApplicationState
+from hub.testing.fakes import RecordingNotifier, RecordingSink
+
+CONNECTORS: dict[str, Any] = {
+    "json": {"type": "test-json"},
+    "rec": {"type": "test-recording"},
+    "poison": {"type": "test-recording", "poison": True},
+    "flaky": {
+        "type": "test-recording",
+        "fail_first": 2,
+        "retry": {"initial_seconds": 0.05, "max_seconds": 0.1, "jitter_seconds": 0.01},
+    },
+    "mailbox": {"type": "test-notifier"},
+    "idp": {"type": "test-identity"},
+}
+
+
+def routes(**extra: Any) -> list[dict[str, Any]]:
+    return [
+        {"name": "poisoned", "from": "json", "when": {"service": "gift"}, "to": ["poison"]},
+        {"name": "flaky", "from": "json", "when": {"service": "wackelig"}, "to": ["flaky", "rec"]},
+        {
+            "name": "identified",
+            "from": "json",
+            "when": {"service": ["waffenschein"]},
+            "identity": {"via": "idp", "min_level": "substantiell"},
+            "to": ["rec"],
+            "notify": ["mailbox"],
+        },
+        {"name": "plain", "from": "json", "to": ["rec"], "notify": ["mailbox"], **extra},
+    ]
+
+
+async def submit(running: Any, service: str, ident: str, **form: Any) -> str:
+    status, body = await running.post(f"/intake/json/{service}", json={"id": ident, "form": form})
+    assert status == 202, body
+    return str(body["application_id"])
+
+
+async def test_application_is_delivered_and_answered(hub_factory: Any) -> None:
+    running = await hub_factory(CONNECTORS, routes())
+    app_id = await submit(running, "jagdschein", "a1", vorname="Jürgen")
+    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    sink = running.hub.connectors["rec"]
+    assert isinstance(sink, RecordingSink)
+    assert list(sink.delivered) == [app_id]
+    notifier = running.hub.connectors["mailbox"]
+    assert isinstance(notifier, RecordingNotifier)
+    assert (app_id, "received") in notifier.receipts
+    types = [e.type for e in await running.journal.events(app_id)]
+    assert types == [
+        "application.received",
+        "record.mapped",
+        "delivery.completed",
+        "application.delivered",
+        "receipt.sent",
+        "application.completed",
+    ]
+
+
+async def test_resent_submission_is_answered_200_duplicate(hub_factory: Any) -> None:
+    running = await hub_factory(CONNECTORS, routes())
+    first = await submit(running, "jagdschein", "same")
+    status, body = await running.post("/intake/json/jagdschein", json={"id": "same", "form": {}})
+    assert status == 200
+    assert body == {"application_id": first, "duplicate": True}
+
+
+async def test_unknown_service_without_route_is_refused(hub_factory: Any) -> None:
+    running = await hub_factory(CONNECTORS, [{"name": "only", "from": "json", "when": {"service": "a"}, "to": ["rec"]}])
+    status, body = await running.post("/intake/json/b", json={"id": "x", "form": {}})
+    assert status == 404
+    assert "no route" in body["error"]
+
+
+async def test_retryable_failures_are_retried_until_filed(hub_factory: Any) -> None:
+    running = await hub_factory(CONNECTORS, routes())
+    app_id = await submit(running, "wackelig", "f1")
+    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    flaky = running.hub.connectors["flaky"]
+    assert isinstance(flaky, RecordingSink)
+    assert flaky.attempts[app_id] == 3
+    tasks = {t.target: t for t in await running.journal.tasks(app_id) if t.step == "deliver"}
+    assert tasks["flaky"].attempts == 3
+    assert tasks["rec"].attempts == 1
+    failed = [e for e in await running.journal.events(app_id) if e.type == "step.failed"]
+    assert len(failed) == 2
+
+
+async def test_trust_level_too_low_is_rejected_and_answered(hub_factory: Any) -> None:
+    running = await hub_factory(CONNECTORS, routes())
+    low = await submit(running, "waffenschein", "l1", level="normal")
+    ok = await submit(running, "waffenschein", "l2", level="hoch")
+    assert await running.wait_for_state(low) == ApplicationState.REJECTED
+    assert await running.wait_for_state(ok) == ApplicationState.COMPLETED
+    summary = await running.journal.get_summary(low)
+    assert summary.error == "trust level too low: normal achieved, substantiell required"
+    notifier = running.hub.connectors["mailbox"]
+    await running.wait_for(lambda: (low, "rejected") in notifier.receipts, what="rejection receipt")
+    assert notifier.receipts[(low, "rejected")].reason == summary.error
+    assert low not in running.hub.connectors["rec"].delivered
+    stored = await running.journal.get_application(ok)
+    assert stored.identity.level == "hoch"
