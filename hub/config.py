@@ -195,6 +195,13 @@ def load_config(path: Path | str, plugins: Plugins, env: dict[str, str] | None =
     return parse_config(text, str(path), plugins, env)
 
 
+def config_from_dict(
+    settings: dict[str, Any], plugins: Plugins, env: dict[str, str] | None = None, source: str = "<generated>"
+) -> Configuration:
+    """Validate a configuration built in code (demo, tests) exactly as if it were read from YAML."""
+    return parse_config(yaml.safe_dump(settings, allow_unicode=True), source, plugins, env)
+
+
 def parse_config(
     text: str, source: str, plugins: Plugins, env: dict[str, str] | None = None
 ) -> Configuration:

@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 from aiohttp import web
 
 from hub.blobs import BlobStore
-from hub.config import Configuration, parse_config
+from hub.config import config_from_dict
 from hub.http import make_app
 from hub.journal import ApplicationFilter
 from hub.models import Application, ApplicationState, Attachment, Event, OriginalSubmission
-from hub.plugins import Plugins, load_plugins
+from hub.plugins import load_plugins
 from hub.runtime import Hub
 
 FINAL_STATES = (ApplicationState.COMPLETED, ApplicationState.DEAD, ApplicationState.REJECTED)
@@ -125,13 +124,6 @@ async def _body(resp: aiohttp.ClientResponse) -> Any:
     return await resp.text()
 
 
-def build_config(
-    settings: dict[str, Any], plugins: Plugins, env: dict[str, str] | None = None
-) -> Configuration:
-    """Validate a configuration given as a dict (as it would be written in YAML)."""
-    return parse_config(yaml.safe_dump(settings), "<test>", plugins, env=env)
-
-
 async def start_hub(
     settings: dict[str, Any],
     *,
@@ -141,7 +133,9 @@ async def start_hub(
 ) -> RunningHub:
     """Start a hub from a configuration dict, serving on a free loopback port."""
     plugins = load_plugins(extra_plugins)
-    config = build_config(settings, plugins, env=env if env is not None else dict(os.environ))
+    config = config_from_dict(
+        settings, plugins, env=env if env is not None else dict(os.environ), source="<test>"
+    )
     hub = Hub(config, plugins)
     await hub.start(workers=workers)
     runner = web.AppRunner(make_app(hub), access_log=None)

@@ -1,0 +1,15 @@
+"""Registers the file drop sink with Aktenhub (entry point group ``aktenhub``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hub import Connector, hookimpl
+
+from hub_filedrop.sink import FileDropSink
+
+
+@hookimpl
+def aktenhub_connector_types() -> Sequence[type[Connector]]:
+    """The file drop sink (``type: filedrop``)."""
+    return [FileDropSink]
