@@ -225,14 +225,17 @@ def parse_config(
         raise ConfigError([f"{source}: expected a mapping with store, blobs, connectors, routes"])
     raw = _substitute(raw, (), env, problems, at)
 
+    hub: HubConfig | None = None
     try:
         hub = HubConfig.model_validate(raw)
     except ValidationError as exc:
         problems.extend(_describe(exc, (), at))
-        raise ConfigError(problems) from None
 
+    # Connector settings are checked even when the rest is invalid: one run shows every problem.
     connectors: dict[str, ConnectorConfig] = {}
-    for name, settings in hub.connectors.items():
+    roles: dict[str, str] = {}
+    raw_connectors = raw.get("connectors") or {}
+    for name, settings in raw_connectors.items() if isinstance(raw_connectors, dict) else ():
         loc: Path_ = ("connectors", name)
         if not isinstance(settings, dict) or "type" not in settings:
             problems.append(f"{at(loc)}: {_dotted(loc)}: expected a mapping with `type:`")
@@ -242,12 +245,14 @@ def parse_config(
         except PluginError as exc:
             problems.append(f"{at((*loc, 'type'))}: {_dotted((*loc, 'type'))}: {exc}")
             continue
+        roles[name] = cls.role
         try:
             connectors[name] = cls.Config.model_validate(settings)
         except ValidationError as exc:
             problems.extend(_describe(exc, loc, at))
+    if hub is None:
+        raise ConfigError(problems)
 
-    roles: dict[str, str] = {n: plugins.connector_types[c.type].role for n, c in connectors.items()}
     for i, route in enumerate(hub.routes):
         loc = ("routes", i)
         _expect_role(roles, route.from_, "source", (*loc, "from"), problems, at)

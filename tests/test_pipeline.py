@@ -73,7 +73,9 @@ async def test_resent_submission_is_answered_200_duplicate(hub_factory: Any) -> 
 
 
 async def test_unknown_service_without_route_is_refused(hub_factory: Any) -> None:
-    running = await hub_factory(CONNECTORS, [{"name": "only", "from": "json", "when": {"service": "a"}, "to": ["rec"]}])
+    running = await hub_factory(
+        CONNECTORS, [{"name": "only", "from": "json", "when": {"service": "a"}, "to": ["rec"]}]
+    )
     status, body = await running.post("/intake/json/b", json={"id": "x", "form": {}})
     assert status == 404
     assert "no route" in body["error"]
