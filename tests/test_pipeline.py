@@ -109,3 +109,18 @@ async def test_trust_level_too_low_is_rejected_and_answered(hub_factory: Any) ->
     assert low not in running.hub.connectors["rec"].delivered
     stored = await running.journal.get_application(ok)
     assert stored.identity.level == "hoch"
+
+
+async def test_max_concurrency_protects_a_slow_target(hub_factory: Any) -> None:
+    connectors = {
+        "json": {"type": "test-json"},
+        "slow": {"type": "test-recording", "delay_seconds": 0.05, "max_concurrency": 2},
+    }
+    running = await hub_factory(connectors, [{"name": "r", "from": "json", "to": ["slow"]}])
+    ids = [await submit(running, "jagdschein", f"c{i}") for i in range(10)]
+    for app_id in ids:
+        assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    slow = running.hub.connectors["slow"]
+    assert isinstance(slow, RecordingSink)
+    assert slow.max_in_flight == 2
+    assert sorted(slow.delivered) == sorted(ids)

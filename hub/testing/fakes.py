@@ -95,11 +95,18 @@ class RecordingSink(Sink):
         self.poison = config.poison  # tests switch this off to model "the sink was fixed"
         self.delivered: dict[str, FileRecord] = {}
         self.attempts: dict[str, int] = {}
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most deliveries that ran at once
 
     async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
         n = self.attempts[record.application_id] = self.attempts.get(record.application_id, 0) + 1
-        if self.settings.delay_seconds:
-            await asyncio.sleep(self.settings.delay_seconds)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.settings.delay_seconds:
+                await asyncio.sleep(self.settings.delay_seconds)  # a slow target
+        finally:
+            self.in_flight -= 1
         if self.poison:
             raise Permanent("the target refused the record: field Aktenzeichen is mandatory")
         if n <= self.settings.fail_first:

@@ -1,0 +1,69 @@
+"""Settings of the FormCycle source: the shared token, the id field, limits, applicant mapping."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator
+
+from hub import ConnectorConfig, Secret
+
+MIN_TOKEN_LENGTH = 16
+HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+
+
+class ApplicantFields(BaseModel):
+    """Which form element (name or alias) holds which applicant attribute; unset ones stay empty."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    given_name: str | None = None
+    family_name: str | None = None
+    organisation: str | None = None
+    birth_date: str | None = None
+    birth_name: str | None = None
+    birth_place: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    # BundID data the form may carry as placeholders; an identity connector verifies them later.
+    bpk2: str | None = None
+    mailbox: str | None = None
+    # Postal address parts, gathered into `Party.address`.
+    street: str | None = None
+    postal_code: str | None = None
+    city: str | None = None
+    country: str | None = None
+
+    ADDRESS: ClassVar[tuple[str, ...]] = ("street", "postal_code", "city", "country")
+
+
+class FormCycleConfig(ConnectorConfig):
+    """Settings of a `type: formcycle` connector."""
+
+    token: Secret = Field(
+        description="shared token FormCycle sends in `token_header` (a ${ENV} reference or file:/path)"
+    )
+    token_header: str = Field("X-Aktenhub-Token", pattern=HEADER_NAME, max_length=100)
+    id_field: str | None = Field(
+        None,
+        min_length=1,
+        description="form element holding FormCycle's process id; without it (or when empty) the "
+        "external id is a hash of the submission",
+    )
+    max_fields: int = Field(1000, ge=1, description="most text parameters per submission")
+    max_field_size: ByteSize = Field(ByteSize(1024**2), ge=1, description="largest text parameter")
+    max_form_size: ByteSize = Field(
+        ByteSize(10 * 1024**2),
+        ge=1,
+        description="largest total of all text parameters (for urlencoded bodies: the whole body)",
+    )
+    max_files: int = Field(50, ge=0, description="most uploaded files per submission")
+    max_file_size: ByteSize = Field(ByteSize(100 * 1024**2), ge=1, description="largest uploaded file")
+    applicant_fields: ApplicantFields = Field(default_factory=lambda: ApplicantFields())
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: Secret) -> Secret:
+        if len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"the token must have at least {MIN_TOKEN_LENGTH} characters")
+        return value

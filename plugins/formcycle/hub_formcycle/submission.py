@@ -1,0 +1,147 @@
+"""A parsed FormCycle submission: its parameters, its files, and its canonical form.
+
+The canonical form (fields with sorted names, each value or list of values in the order sent, plus the
+attachments' field, name, media type, size and sha256) does not depend on how the body was encoded: the
+multipart boundary is random per request, so a re-sent submission differs byte for byte but has the same
+canonical form. That is what the hash-based external id is computed from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub import Attachment, BadSubmission
+
+CANONICAL_FORMAT = "aktenhub.formcycle.submission/1"
+CANONICAL_MEDIA_TYPE = "application/json"
+MAX_NAME_LENGTH = 256
+MAX_FILENAME_LENGTH = 200
+DEFAULT_MEDIA_TYPE = "application/octet-stream"
+_TOKEN = r"[A-Za-z0-9!#$&^_.+-]+"
+_MEDIA_TYPE = re.compile(rf"^{_TOKEN}/{_TOKEN}$")
+
+
+def show(name: str) -> str:
+    """A parameter name as it may appear in an error message (and so in logs): quoted, cut short."""
+    return repr(name if len(name) <= 60 else name[:57] + "...")
+
+
+@dataclass
+class Submission:
+    """Parameters (each with its values in the order sent) and files already in the blob store."""
+
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    attachments: list[Attachment] = field(default_factory=list)
+
+    def add_field(self, name: str, value: str) -> None:
+        """Record one occurrence of a parameter."""
+        self.fields.setdefault(name, []).append(value)
+
+    def add_attachment(self, attachment: Attachment) -> None:
+        """Record a file, renamed if an earlier file of this submission has the same name."""
+        taken = {a.name for a in self.attachments}
+        if attachment.name in taken:
+            stem, dot, ext = attachment.name.rpartition(".")
+            if not stem:
+                stem, dot, ext = ext, "", ""
+            n = 2
+            while f"{stem}-{n}{dot}{ext}" in taken:
+                n += 1
+            attachment = attachment.model_copy(update={"name": f"{stem}-{n}{dot}{ext}"})
+        self.attachments.append(attachment)
+
+    @property
+    def empty(self) -> bool:
+        """Whether nothing at all was submitted."""
+        return not self.fields and not self.attachments
+
+    def form(self) -> dict[str, str | list[str]]:
+        """The form data: a parameter sent once is a string, a repeated one a list of strings."""
+        return {name: values[0] if len(values) == 1 else list(values) for name, values in self.fields.items()}
+
+    def canonical(self, service: str) -> dict[str, Any]:
+        """The encoding-independent form of the submission (see the module docstring)."""
+        return {
+            "format": CANONICAL_FORMAT,
+            "service": service,
+            "fields": {name: self.form()[name] for name in sorted(self.fields)},
+            "attachments": [
+                {
+                    "field": a.field,
+                    "name": a.name,
+                    "media_type": a.media_type,
+                    "size": a.size,
+                    "sha256": a.sha256,
+                }
+                for a in self.attachments
+            ],
+        }
+
+    def canonical_json(self, service: str) -> bytes:
+        """The canonical form as compact, key-sorted UTF-8 JSON."""
+        return canonical_bytes(self.canonical(service))
+
+    def fingerprint(self, service: str) -> str:
+        """sha256 of the sorted fields and the attachments' fields and sha256s: same content, same id."""
+        content = {
+            "service": service,
+            "fields": {name: self.fields[name] for name in sorted(self.fields)},
+            "attachments": sorted([a.field or "", a.sha256] for a in self.attachments),
+        }
+        return hashlib.sha256(canonical_bytes(content)).hexdigest()
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """JSON with sorted keys and no insignificant whitespace."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def check_name(name: str | None) -> str:
+    """A parameter name that is present, UTF-8 and not absurdly long; else the submission is refused."""
+    if not name:
+        raise BadSubmission("a parameter has no name (every form element must be sent with its name)")
+    if len(name) > MAX_NAME_LENGTH:
+        raise BadSubmission(f"a parameter name is longer than {MAX_NAME_LENGTH} characters")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadSubmission("a parameter name is not valid UTF-8") from None
+    return name
+
+
+def safe_filename(raw: str, fallback: str) -> str:
+    """The last path component of an uploaded file's name, without control or format characters.
+
+    Browsers on Windows may send "C:\\fakepath\\scan.pdf"; a hostile client may send "../../x".
+    Neither a directory nor a hidden-file dot survives. Characters like U+202E (right-to-left
+    override, used to disguise "exe.pdf" as "fdp.exe") are removed.
+    """
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    name = unicodedata.normalize("NFC", raw.replace("\\", "/").rsplit("/", 1)[-1])
+    name = "".join(c for c in name if unicodedata.category(c)[0] not in "CZ" or c == " ")
+    name = name.strip().lstrip(".").strip()
+    if not name:
+        return fallback
+    if len(name) > MAX_FILENAME_LENGTH:
+        stem, dot, ext = name.rpartition(".")
+        if dot and 0 < len(ext) <= 10:
+            name = stem[: MAX_FILENAME_LENGTH - len(ext) - 1] + "." + ext
+        else:
+            name = name[:MAX_FILENAME_LENGTH]
+    return name
+
+
+def media_type_of(content_type: str | None) -> str:
+    """The media type of a part (without parameters, lower case); octet-stream when absent or invalid."""
+    if not content_type:
+        return DEFAULT_MEDIA_TYPE
+    essence = content_type.split(";", 1)[0].strip().lower()
+    return essence if _MEDIA_TYPE.match(essence) else DEFAULT_MEDIA_TYPE

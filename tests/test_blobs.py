@@ -1,0 +1,54 @@
+"""The blob store streams, hashes, limits and deduplicates."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hub.blobs import BlobNotFound, BlobStore, BlobTooLarge
+
+
+async def chunks(n: int, size: int, byte: bytes = b"a") -> AsyncIterator[bytes]:
+    for _ in range(n):
+        yield byte * size
+
+
+async def test_streamed_content_is_stored_under_its_hash(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    info = await store.write(chunks(10, 100_000))
+    expected = hashlib.sha256(b"a" * 1_000_000).hexdigest()
+    assert (info.sha256, info.size, info.ref) == (expected, 1_000_000, f"sha256:{expected}")
+    assert store.path(info.ref).read_bytes() == b"a" * 1_000_000
+    streamed = [c async for c in store.read(info.ref, chunk_size=65536)]
+    assert max(len(c) for c in streamed) == 65536
+    assert b"".join(streamed) == b"a" * 1_000_000
+
+
+async def test_same_content_is_stored_once(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    a = await store.write_bytes(b"Antrag")
+    b = await store.write_bytes(b"Antrag")
+    assert a == b
+    assert len([p for p in tmp_path.rglob("*") if p.is_file()]) == 1
+
+
+async def test_limit_refuses_and_leaves_nothing(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path, max_size=1000)
+    with pytest.raises(BlobTooLarge):
+        await store.write(chunks(3, 400))
+    with pytest.raises(BlobTooLarge):
+        await store.write(chunks(1, 600), limit=500)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert (await store.write(chunks(2, 500))).size == 1000
+
+
+async def test_bad_references_are_not_paths(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    for ref in ("sha256:../../etc/passwd", "md5:abc", "sha256:" + "g" * 64):
+        with pytest.raises(BlobNotFound):
+            store.path(ref)
+    with pytest.raises(BlobNotFound):
+        [c async for c in store.read("sha256:" + "0" * 64)]
