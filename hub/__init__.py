@@ -6,7 +6,7 @@ models and the errors. Everything else in `hub` is the core's own business.
 
 from __future__ import annotations
 
-from hub.blobs import BlobInfo, BlobStore, BlobTooLarge
+from hub.blobs import BlobInfo, BlobNotFound, BlobStore, BlobTooLarge
 from hub.config import Secret
 from hub.connectors import (
     CheckResult,
@@ -57,6 +57,7 @@ __all__ = [
     "Attachment",
     "BadSubmission",
     "BlobInfo",
+    "BlobNotFound",
     "BlobStore",
     "BlobTooLarge",
     "CheckResult",

@@ -8,6 +8,7 @@ HTTP-Request action sends them, shows their progress and a summary, then keeps s
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import shutil
@@ -160,6 +161,15 @@ async def _post(session: aiohttp.ClientSession, url: str, token: str, sample: Sa
         return str(body["application_id"])
 
 
+def _log_to_file(path: Path) -> None:
+    # The console shows progress and the summary; the hub's own log lines go to a file beside them.
+    root = logging.getLogger()
+    handler = logging.FileHandler(path, encoding="utf-8")
+    if root.handlers:
+        handler.setFormatter(root.handlers[0].formatter)
+    root.handlers[:] = [handler]
+
+
 def _fresh_directory(path: Path) -> None:
     # Each demo run starts from an empty journal, so its applications are new, not duplicates.
     if path.exists():
@@ -170,6 +180,7 @@ def _fresh_directory(path: Path) -> None:
 async def run_demo(data_dir: Path, port: int, once: bool) -> int:
     """Run the demo; returns the process exit code."""
     await asyncio.to_thread(_fresh_directory, data_dir)
+    _log_to_file(data_dir / "hub.log")
     form_token = secrets.token_urlsafe(24)
     admin_token = secrets.token_urlsafe(24)
     env = {**os.environ, "FORMCYCLE_TOKEN": form_token, "AKTENHUB_DEMO_ADMIN_TOKEN": admin_token}
@@ -192,7 +203,7 @@ async def run_demo(data_dir: Path, port: int, once: bool) -> int:
         return 1
     url = f"http://127.0.0.1:{port}"
     console.rule("[bold]Aktenhub demo")
-    console.print(f"hub running at {url}, journal and files under {data_dir}/")
+    console.print(f"hub running at {url}; journal, files and log (hub.log) under {data_dir}/")
     try:
         return await _drive(hub, url, form_token, admin_token, data_dir, once)
     finally:

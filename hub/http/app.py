@@ -28,6 +28,17 @@ def error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
+def refusal(status: int, message: str) -> web.Response:
+    """An error answer to a submission, closing the connection.
+
+    The body of a refused request may be unread (a wrong token is refused before reading); closing
+    spares the server reading out a large upload only to keep the connection alive.
+    """
+    response = error(status, message)
+    response.force_close()
+    return response
+
+
 def make_app(hub: Hub) -> web.Application:
     """The HTTP application of a hub."""
     app = web.Application(client_max_size=int(hub.config.hub.server.max_body))
@@ -82,17 +93,17 @@ async def intake(request: web.Request) -> web.Response:
     service = request.match_info["service"]
     source = hub.sources().get(name)
     if source is None:
-        return error(404, f"no source connector named {name!r}")
+        return refusal(404, f"no source connector named {name!r}")
     if not SERVICE_NAME.match(service):
-        return error(400, "service name must be 1-100 letters, digits, '.', '_' or '-'")
+        return refusal(400, "service name must be 1-100 letters, digits, '.', '_' or '-'")
     route = hub.router.route_for(name, service)
     if route is None:
         hub.metrics.intake_rejected.labels(name, "404").inc()
-        return error(404, f"no route takes service {service!r} from {name!r}")
+        return refusal(404, f"no route takes service {service!r} from {name!r}")
     limit = int(hub.config.hub.server.max_body)
     if request.content_length is not None and request.content_length > limit:
         hub.metrics.intake_rejected.labels(name, "413").inc()
-        return error(413, f"request body exceeds the limit of {limit} bytes")
+        return refusal(413, f"request body exceeds the limit of {limit} bytes")
     try:
         submission = await source.receive(request, service)
     except BadSubmission as exc:
@@ -104,15 +115,15 @@ async def intake(request: web.Request) -> web.Response:
             exc.status,
             exc.message,
         )
-        return error(exc.status, exc.message)
+        return refusal(exc.status, exc.message)
     except BlobTooLarge as exc:
         hub.metrics.intake_rejected.labels(name, "413").inc()
-        return error(413, str(exc))
+        return refusal(413, str(exc))
     try:
         outcome = await hub.intake(submission)
     except (LeaseLost, OSError, RuntimeError) as exc:
         log.error("intake could not be stored source=%s error=%s", name, type(exc).__name__)
-        return error(503, "the submission could not be stored; send it again later")
+        return refusal(503, "the submission could not be stored; send it again later")
     return web.json_response(
         {"application_id": outcome.application_id, "duplicate": outcome.duplicate},
         status=200 if outcome.duplicate else 202,

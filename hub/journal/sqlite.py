@@ -158,10 +158,12 @@ class SqliteJournal:
         self._read_conn.execute("PRAGMA query_only=ON")
 
     async def close(self) -> None:
-        if self._writer is not None:
+        # Mark the journal closed before waiting for the writer: a write issued meanwhile would queue
+        # behind the stop marker and never be answered; now it fails with "journal is not open".
+        writer, self._writer = self._writer, None
+        if writer is not None:
             self._queue.put(None)
-            await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
-            self._writer = None
+            await asyncio.get_running_loop().run_in_executor(None, writer.join)
         if self._reader is not None:
             self._reader.shutdown(wait=True)
             self._reader = None
@@ -311,14 +313,6 @@ class SqliteJournal:
     ) -> list[Task]:
         def op(c: sqlite3.Connection) -> list[Task]:
             now = self.clock()
-            rows = c.execute(
-                f"SELECT {TASK_COLUMNS} FROM tasks "
-                "WHERE (state=? AND due_at<=?) OR (state=? AND lease_until<?) "
-                "ORDER BY due_at, id LIMIT ?",
-                (TaskState.PENDING, now, TaskState.LEASED, now, limit * 4 + 16),
-            ).fetchall()
-            if not rows:
-                return []
             live = dict(
                 c.execute(
                     "SELECT target, COUNT(*) FROM tasks WHERE state=? AND lease_until>=? GROUP BY target",
@@ -326,31 +320,49 @@ class SqliteJournal:
                 ).fetchall()
             )
             claimed: list[Task] = []
-            for row in rows:
-                if len(claimed) >= limit:
-                    break
-                task = _task(row)
-                cap = capacity.get(task.target)
-                if cap is not None and live.get(task.target, 0) >= cap:
-                    continue
-                token = secrets.token_hex(8)
-                until = now + lease_seconds
-                c.execute(
-                    "UPDATE tasks SET state=?, lease_token=?, lease_until=?, attempts=attempts+1, "
-                    "updated_at=? WHERE id=?",
-                    (TaskState.LEASED, token, until, now, task.id),
-                )
-                live[task.target] = live.get(task.target, 0) + 1
-                claimed.append(
-                    _replace(
-                        task,
-                        state=TaskState.LEASED,
-                        lease_token=token,
-                        lease_until=until,
-                        attempts=task.attempts + 1,
-                        updated_at=now,
+            seen: set[int] = set()
+            while len(claimed) < limit:
+                # Targets at capacity are left out of the scan: their backlog must not fill the window
+                # and starve the due tasks of other targets behind it.
+                full = [t for t, cap in capacity.items() if live.get(t, 0) >= cap]
+                window = (limit - len(claimed)) * 4 + 16
+                rows = c.execute(
+                    f"SELECT {TASK_COLUMNS} FROM tasks "
+                    "WHERE ((state=? AND due_at<=?) OR (state=? AND lease_until<?)) "
+                    f"AND target NOT IN ({','.join('?' * len(full))}) "
+                    "ORDER BY due_at, id LIMIT ?",
+                    (TaskState.PENDING, now, TaskState.LEASED, now, *full, window),
+                ).fetchall()
+                progress = False
+                for row in rows:
+                    if len(claimed) >= limit:
+                        break
+                    task = _task(row)
+                    cap = capacity.get(task.target)
+                    if task.id in seen or (cap is not None and live.get(task.target, 0) >= cap):
+                        continue
+                    token = secrets.token_hex(8)
+                    until = now + lease_seconds
+                    c.execute(
+                        "UPDATE tasks SET state=?, lease_token=?, lease_until=?, attempts=attempts+1, "
+                        "updated_at=? WHERE id=?",
+                        (TaskState.LEASED, token, until, now, task.id),
                     )
-                )
+                    live[task.target] = live.get(task.target, 0) + 1
+                    seen.add(task.id)
+                    progress = True
+                    claimed.append(
+                        _replace(
+                            task,
+                            state=TaskState.LEASED,
+                            lease_token=token,
+                            lease_until=until,
+                            attempts=task.attempts + 1,
+                            updated_at=now,
+                        )
+                    )
+                if not progress or len(rows) < window:
+                    break  # nothing claimable is left
             return claimed
 
         return await self._write(op)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hub_filedrop.sink import FORMAT, FileDropConfig, FileDropSink
+from .sink import FORMAT, VERSION, DropDocument, DroppedFile, FileDropConfig, FileDropSink
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
-__all__ = ["FORMAT", "FileDropConfig", "FileDropSink", "__version__"]
+__all__ = ["FORMAT", "DropDocument", "DroppedFile", "FileDropConfig", "FileDropSink", "__version__"]

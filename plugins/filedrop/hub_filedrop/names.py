@@ -26,6 +26,7 @@ _TRANSLITERATION = str.maketrans(
 )
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _LITERAL = re.compile(r"[A-Za-z0-9._-]*")
+_EXTENSION = re.compile(rf"[A-Za-z0-9]{{1,{MAX_EXTENSION}}}")
 _WINDOWS_RESERVED = frozenset(
     {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
 )
@@ -57,12 +58,13 @@ def split_extension(name: str) -> tuple[str, str]:
 
 
 def safe_file_name(name: str, max_length: int = MAX_FILE_NAME) -> str:
-    """A safe, non-empty file name for a document named `name` (extension kept where possible)."""
-    stem, suffix = split_extension(clean(name))
-    suffix = suffix[: MAX_EXTENSION + 1].rstrip(". ")
-    if suffix == ".":
-        suffix = ""
-    stem = stem[: max_length - len(suffix)].rstrip("._- ") or FALLBACK_STEM
+    """A safe, non-empty file name for a document named `name` (a plain extension is kept)."""
+    stem, dot, ext = name.rpartition(".")
+    if dot and _EXTENSION.fullmatch(ext):
+        suffix = "." + ext
+    else:
+        stem, suffix = name, ""
+    stem = clean(stem)[: max_length - len(suffix)].rstrip("._- ") or FALLBACK_STEM
     return _not_reserved(stem + suffix)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from hub import Connector, hookimpl
 
-from hub_filedrop.sink import FileDropSink
+from .sink import FileDropSink
 
 
 @hookimpl

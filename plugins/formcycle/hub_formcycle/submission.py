@@ -8,12 +8,14 @@ canonical form. That is what the hash-based external id is computed from.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from hub import Attachment, BadSubmission
 
@@ -22,8 +24,9 @@ CANONICAL_MEDIA_TYPE = "application/json"
 MAX_NAME_LENGTH = 256
 MAX_FILENAME_LENGTH = 200
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
-_TOKEN = r"[A-Za-z0-9!#$&^_.+-]+"
-_MEDIA_TYPE = re.compile(rf"^{_TOKEN}/{_TOKEN}$")
+_TCHARS = r"[A-Za-z0-9!#$&^_.+-]+"
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_MEDIA_TYPE = re.compile(rf"^{_TCHARS}/{_TCHARS}$")
 
 
 def show(name: str) -> str:
@@ -66,10 +69,11 @@ class Submission:
 
     def canonical(self, service: str) -> dict[str, Any]:
         """The encoding-independent form of the submission (see the module docstring)."""
+        form = self.form()
         return {
             "format": CANONICAL_FORMAT,
             "service": service,
-            "fields": {name: self.form()[name] for name in sorted(self.fields)},
+            "fields": {name: form[name] for name in sorted(form)},
             "attachments": [
                 {
                     "field": a.field,
@@ -119,14 +123,18 @@ def safe_filename(raw: str, fallback: str) -> str:
 
     Browsers on Windows may send "C:\\fakepath\\scan.pdf"; a hostile client may send "../../x".
     Neither a directory nor a hidden-file dot survives. Characters like U+202E (right-to-left
-    override, used to disguise "exe.pdf" as "fdp.exe") are removed.
+    override, used to disguise "exe.pdf" as "fdp.exe") are removed. Percent-escapes are decoded:
+    browsers escape '"', CR and LF that way (WHATWG), and some HTTP clients escape every non-ASCII byte.
     """
+    if _PERCENT_ESCAPE.search(raw):
+        with contextlib.suppress(UnicodeDecodeError):
+            raw = unquote(raw, encoding="utf-8", errors="strict")
     try:
         raw.encode("utf-8")
     except UnicodeEncodeError:
         raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     name = unicodedata.normalize("NFC", raw.replace("\\", "/").rsplit("/", 1)[-1])
-    name = "".join(c for c in name if unicodedata.category(c)[0] not in "CZ" or c == " ")
+    name = "".join(_filename_char(c) for c in name)
     name = name.strip().lstrip(".").strip()
     if not name:
         return fallback
@@ -137,6 +145,15 @@ def safe_filename(raw: str, fallback: str) -> str:
         else:
             name = name[:MAX_FILENAME_LENGTH]
     return name
+
+
+def _filename_char(c: str) -> str:
+    kind = unicodedata.category(c)[0]
+    if kind == "C":  # control, format (bidi overrides), surrogates, unassigned
+        return ""
+    if kind == "Z":  # all kinds of spaces and line separators become a plain space
+        return " "
+    return c
 
 
 def media_type_of(content_type: str | None) -> str:

@@ -1,0 +1,152 @@
+"""The FormCycle source: takes the submissions FormCycle's "HTTP-Request" workflow action sends.
+
+FormCycle posts one request per submission to ``/intake/<connector>/<service>``, one parameter per form
+element (its name or alias; repeated elements repeat the parameter), as
+``application/x-www-form-urlencoded`` or, with uploaded files, ``multipart/form-data``. A shared token in
+a configurable header authenticates the request; it is checked before a byte of the body is read.
+
+The original submission kept on the application (`Application.original`):
+
+- urlencoded: the body exactly as sent (it holds no files and is bounded by ``max_form_size``);
+- multipart: the canonical JSON of the submission (fields, plus each attachment's field, name, media
+  type, size and sha256, which reference the attachments' blobs), media type ``application/json``. The
+  raw multipart body is not kept: it would have to be stored a second time beside the files it contains
+  (or be held in memory), and its random boundary carries no information. The canonical form is
+  sufficient to reconstruct the submission for audit and replay.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import ClassVar
+
+from aiohttp import web
+
+from hub import (
+    Application,
+    BadSubmission,
+    CheckResult,
+    ConnectorConfig,
+    ConnectorContext,
+    Intake,
+    Manifest,
+    OriginalSubmission,
+    Source,
+)
+
+from . import __version__
+from .applicant import map_applicant
+from .config import FormCycleConfig
+from .parsing import read_multipart, read_urlencoded
+from .submission import CANONICAL_MEDIA_TYPE, Submission, show
+
+log = logging.getLogger(__name__)
+
+MULTIPART = "multipart/form-data"
+URLENCODED = "application/x-www-form-urlencoded"
+MAX_EXTERNAL_ID = 200
+
+
+class FormCycleSource(Source):
+    """Webhook source for XIMA FormCycle's HTTP-Request workflow action."""
+
+    kind: ClassVar[str] = "formcycle"
+    Config: ClassVar[type[ConnectorConfig]] = FormCycleConfig
+    manifest: ClassVar[Manifest] = Manifest(
+        name="FormCycle HTTP-Request",
+        version=__version__,
+        standards=("XIMA FormCycle HTTP-Request action",),
+        description="Submissions pushed by FormCycle's HTTP-Request workflow action "
+        "(urlencoded or multipart/form-data), authenticated by a shared token header",
+    )
+
+    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+        super().__init__(config, context)
+        if not isinstance(config, FormCycleConfig):
+            raise TypeError(f"expected FormCycleConfig, got {type(config).__name__}")
+        self.settings = config
+
+    async def check(self) -> CheckResult:
+        """Nothing remote to reach: FormCycle pushes. Reports that the token is configured."""
+        return CheckResult(
+            ok=True,
+            message=f"shared token configured, expected in header {self.settings.token_header}; "
+            "FormCycle pushes submissions, so there is nothing remote to reach",
+            details={
+                "token_header": self.settings.token_header,
+                "id_field": self.settings.id_field or "(none: hash of the submission)",
+            },
+        )
+
+    async def receive(self, request: web.Request, service: str) -> Intake:
+        """Authenticate, parse the body (files streamed into the blob store), build the application."""
+        self._authenticate(request)
+        content_type = request.content_type
+        if content_type == MULTIPART:
+            submission = await read_multipart(request, self.settings, self.context.blobs)
+            original_bytes = submission.canonical_json(service)
+            original_type = CANONICAL_MEDIA_TYPE
+        elif content_type == URLENCODED:
+            submission, original_bytes = await read_urlencoded(request, self.settings)
+            original_type = URLENCODED + (f"; charset={request.charset}" if request.charset else "")
+        else:
+            raise BadSubmission(
+                f"unsupported content type {show(content_type)}: FormCycle's HTTP-Request action must "
+                f"send {MULTIPART} or {URLENCODED}",
+                415,
+            )
+        if submission.empty:
+            raise BadSubmission("the submission is empty: no parameters and no files")
+        external_id, from_field = self._external_id(submission, service)
+        original = await self.context.blobs.write_bytes(original_bytes)
+        form = submission.form()
+        log.debug(
+            "formcycle submission parsed source=%s service=%s parameters=%d files=%d",
+            self.name,
+            service,
+            len(form),
+            len(submission.attachments),
+        )
+        return Intake(
+            Application(
+                source=self.name,
+                external_id=external_id,
+                service=service,
+                applicant=map_applicant(self.settings.applicant_fields, form),
+                form=form,
+                attachments=submission.attachments,
+                original=OriginalSubmission(
+                    media_type=original_type,
+                    blob=original.ref,
+                    size=original.size,
+                    sha256=original.sha256,
+                ),
+                correlations={"formcycle": external_id} if from_field else {},
+            )
+        )
+
+    def _authenticate(self, request: web.Request) -> None:
+        header = self.settings.token_header
+        presented = request.headers.get(header)
+        if presented is None:
+            raise BadSubmission(f"missing {header} header", 401)
+        expected = self.settings.token.get_secret_value().encode("utf-8")
+        if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected):
+            raise BadSubmission(f"invalid token in {header} header", 401)
+
+    def _external_id(self, submission: Submission, service: str) -> tuple[str, bool]:
+        """FormCycle's id from `id_field` when sent, else a hash of the canonical submission."""
+        id_field = self.settings.id_field
+        values = submission.fields.get(id_field, []) if id_field else []
+        if len(values) > 1:
+            raise BadSubmission(f"parameter {show(id_field or '')} (the submission id) must be sent once")
+        value = values[0].strip() if values else ""
+        if not value:
+            return f"sha256:{submission.fingerprint(service)}", False
+        if len(value) > MAX_EXTERNAL_ID or not value.isprintable():
+            raise BadSubmission(
+                f"parameter {show(id_field or '')} (the submission id) must be printable and at most "
+                f"{MAX_EXTERNAL_ID} characters"
+            )
+        return value, True
