@@ -48,7 +48,7 @@ def _load(config_path: Path) -> tuple[Plugins, Configuration]:
     except ConfigError as exc:
         err.print(f"[bold red]configuration invalid[/] ({len(exc.problems)} problem(s)):")
         for problem in exc.problems:
-            err.print(f"  {problem}", markup=False, highlight=False)
+            err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except PluginError as exc:
         err.print(f"[bold red]plugin error:[/] {exc}")

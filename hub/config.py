@@ -223,13 +223,17 @@ def parse_config(
 
     if not isinstance(raw, dict):
         raise ConfigError([f"{source}: expected a mapping with store, blobs, connectors, routes"])
-    raw = _substitute(raw, (), env, problems, at)
+    missing: dict[Path_, str] = {}
+    raw = _substitute(raw, (), env, missing)
+    for loc, name in missing.items():
+        problems.append(f"{at(loc)}: {_dotted(loc)}: environment variable {name} is not set")
+    unset = {_dotted(loc) for loc in missing}  # their follow-on validation errors are noise
 
     hub: HubConfig | None = None
     try:
         hub = HubConfig.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(_describe(exc, (), at))
+        problems.extend(_describe(exc, (), at, unset))
 
     # Connector settings are checked even when the rest is invalid: one run shows every problem.
     connectors: dict[str, ConnectorConfig] = {}
@@ -249,7 +253,7 @@ def parse_config(
         try:
             connectors[name] = cls.Config.model_validate(settings)
         except ValidationError as exc:
-            problems.extend(_describe(exc, loc, at))
+            problems.extend(_describe(exc, loc, at, unset))
     if hub is None:
         raise ConfigError(problems)
 
@@ -281,29 +285,30 @@ def _expect_role(
         problems.append(f"{at(loc)}: {_dotted(loc)}: {name!r} is a {roles[name]}, expected a {role}")
 
 
-def _substitute(value: Any, loc: Path_, env: dict[str, str], problems: list[str], at: Any) -> Any:
+def _substitute(value: Any, loc: Path_, env: dict[str, str], missing: dict[Path_, str]) -> Any:
     if isinstance(value, dict):
-        return {k: _substitute(v, (*loc, k), env, problems, at) for k, v in value.items()}
+        return {k: _substitute(v, (*loc, k), env, missing) for k, v in value.items()}
     if isinstance(value, list):
-        return [_substitute(v, (*loc, i), env, problems, at) for i, v in enumerate(value)]
+        return [_substitute(v, (*loc, i), env, missing) for i, v in enumerate(value)]
     if isinstance(value, str) and "${" in value:
 
         def replace(m: re.Match[str]) -> str:
-            name = m.group(1)
-            if name not in env:
-                problems.append(f"{at(loc)}: {_dotted(loc)}: environment variable {name} is not set")
+            if m.group(1) not in env:
+                missing[loc] = m.group(1)
                 return ""
-            return env[name]
+            return env[m.group(1)]
 
         return ENV_REF.sub(replace, value)
     return value
 
 
-def _describe(exc: ValidationError, prefix: Path_, at: Any) -> list[str]:
+def _describe(exc: ValidationError, prefix: Path_, at: Any, skip: set[str]) -> list[str]:
     out = []
     for err in exc.errors(include_url=False):
         loc = (*prefix, *(p for p in err["loc"] if not (isinstance(p, str) and "[" in p)))
         loc = tuple("from" if p == "from_" else p for p in loc)
+        if _dotted(loc) in skip:  # already reported: its environment variable is not set
+            continue
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see config/aktenhub.example.yaml)"
