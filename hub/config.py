@@ -225,9 +225,9 @@ def parse_config(
         raise ConfigError([f"{source}: expected a mapping with store, blobs, connectors, routes"])
     missing: dict[Path_, str] = {}
     raw = _substitute(raw, (), env, missing)
-    for loc, name in missing.items():
-        problems.append(f"{at(loc)}: {_dotted(loc)}: environment variable {name} is not set")
-    unset = {_dotted(loc) for loc in missing}  # their follow-on validation errors are noise
+    for where, name in missing.items():
+        problems.append(f"{at(where)}: {_dotted(where)}: environment variable {name} is not set")
+    unset = {_dotted(where) for where in missing}  # their follow-on validation errors are noise
 
     hub: HubConfig | None = None
     try:
