@@ -225,9 +225,9 @@ def parse_config(
         raise ConfigError([f"{source}: expected a mapping with store, blobs, connectors, routes"])
     missing: dict[Path_, str] = {}
     raw = _substitute(raw, (), env, missing)
-    for where, name in missing.items():
-        problems.append(f"{at(where)}: {_dotted(where)}: environment variable {name} is not set")
-    unset = {_dotted(where) for where in missing}  # their follow-on validation errors are noise
+    for key_path, name in missing.items():
+        problems.append(f"{at(key_path)}: {_dotted(key_path)}: environment variable {name} is not set")
+    unset = {_dotted(key_path) for key_path in missing}  # their follow-on validation errors are noise
 
     hub: HubConfig | None = None
     try:
