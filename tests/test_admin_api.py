@@ -131,3 +131,13 @@ async def test_metrics_health_and_readiness(hub_factory: Any) -> None:
     await running.hub.bus.stop()
     status, body = await running.get("/readyz")
     assert status == 503 and body["problems"] == ["workers are not running"]
+
+
+async def test_bulk_replay_needs_a_filter(hub_factory: Any) -> None:
+    running = await start(hub_factory)
+    app_id = await submit(running, "jagdschein", "e1")
+    assert await running.wait_for_state(app_id) == ApplicationState.DEAD
+    for body in ({}, {"ids": []}, {"state": ""}):
+        status, answer = await running.post("/api/v1/replay", json=body, headers=OPERATOR)
+        assert status == 400 and "give a filter" in answer["error"]
+    assert await running.wait_for_state(app_id, [ApplicationState.DEAD]) == ApplicationState.DEAD

@@ -120,6 +120,9 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         unknown = set(params) - {"state", "route", "service", "q", "ids"}
         if unknown:
             return _error(400, f"unknown filter keys: {', '.join(sorted(unknown))}")
+        if not any(params.get(k) for k in ("state", "route", "service", "q", "ids")):
+            # An empty selection must not mean "everything": say so explicitly.
+            return _error(400, 'give a filter, e.g. {"state": "dead"} to replay every dead application')
         where = _filter(params)
         if isinstance(where, str):
             return _error(400, where)

@@ -230,7 +230,9 @@ class SqliteJournal:
                 conn.execute("ROLLBACK")
             log.error("journal commit failed: %r", exc)
             for _, fut in group:
-                if fut.running():
+                # Operations the group had not reached yet are failed too, or their callers would wait
+                # forever (unless they gave up already).
+                if fut.running() or (not fut.done() and fut.set_running_or_notify_cancel()):
                     fut.set_exception(exc)
             return
         self.commits += 1
@@ -276,6 +278,9 @@ class SqliteJournal:
         received = application.received_at.timestamp()
         doc = application.model_dump_json()
         search = _search_text(application)
+
+        if any(e.application_id != application.id for e in events):
+            raise ValueError("intake events must belong to the application taken in")
 
         def op(c: sqlite3.Connection) -> IntakeResult:
             cur = c.execute(

@@ -1,0 +1,761 @@
+"""Example tests of the SQLite journal: group commit, idempotent intake, leases, joins, dead tasks and
+replay, sequences, listing filters.
+
+Time comes from a fake clock; concurrency is made deterministic by holding SQLite's write lock from a
+second connection while the operations are queued, so that they meet in one group on the writer thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from hub.journal import (
+    AfterAll,
+    ApplicationFilter,
+    ApplicationPatch,
+    Completion,
+    IntakeResult,
+    LeaseLost,
+    SqliteJournal,
+    Task,
+    TaskSpec,
+    TaskState,
+)
+from hub.models import Application, ApplicationState, Event, Party
+
+T = TypeVar("T")
+START = 1_700_000_000.0
+LEASE = 30.0
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "journal.db"
+
+
+@pytest.fixture
+async def journal(db_path: Path, clock: FakeClock) -> AsyncIterator[SqliteJournal]:
+    j = SqliteJournal(db_path, clock=clock)
+    await j.open()
+    yield j
+    await j.close()
+
+
+def application(
+    external_id: str,
+    *,
+    source: str = "portal",
+    service: str = "jagdschein",
+    route: str | None = None,
+    applicant: Party | None = None,
+    file_number: str | None = None,
+    received: float = 0.0,
+) -> Application:
+    return Application(
+        source=source,
+        external_id=external_id,
+        service=service,
+        route=route,
+        applicant=applicant or Party(given_name="Anna", family_name="Müller"),
+        file_number=file_number,
+        received_at=datetime.fromtimestamp(START + received, UTC),
+    )
+
+
+def received(app: Application) -> list[Event]:
+    return [Event(application_id=app.id, type="application.received")]
+
+
+async def take_in(journal: SqliteJournal, app: Application, *specs: TaskSpec) -> str:
+    result = await journal.intake(app, received(app), specs)
+    assert not result.duplicate
+    return result.application_id
+
+
+async def claim_one(journal: SqliteJournal, owner: str = "worker-1") -> Task:
+    [task] = await journal.claim(owner, 1, LEASE, {})
+    return task
+
+
+async def grouped(db_path: Path, *aws: Awaitable[T]) -> list[T | BaseException]:
+    """Run `aws` concurrently so that their writes are queued while the database is locked.
+
+    A second connection holds the write lock; `gather` starts every operation (each queues its write)
+    before the last awaitable releases the lock, so the writer finds them all queued and groups them.
+    """
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+
+    async def release() -> None:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    *results, _ = await asyncio.gather(*aws, release(), return_exceptions=True)
+    return results
+
+
+def types(events: Sequence[Event]) -> list[str]:
+    return [e.type for e in events]
+
+
+# -- group commit ----------------------------------------------------------------------------------
+
+
+async def test_concurrent_intakes_share_commits(journal: SqliteJournal, db_path: Path) -> None:
+    apps = [application(f"ext-{i}", received=i) for i in range(100)]
+
+    results = await grouped(db_path, *(journal.intake(a, received(a), [TaskSpec("map")]) for a in apps))
+
+    assert all(isinstance(r, IntakeResult) and not r.duplicate for r in results)
+    assert journal.operations == 100
+    assert journal.commits < journal.operations
+    # all queued while the lock was held: the first one alone at most, then everything else together
+    assert journal.commits <= 2
+    listed = await journal.list_applications(ApplicationFilter(), limit=1000)
+    assert {s.id for s in listed} == {a.id for a in apps}
+    for a in apps[::10]:
+        assert [t.step for t in await journal.tasks(a.id)] == ["map"]
+        assert types(await journal.events(a.id)) == ["application.received"]
+
+
+async def test_failing_operation_in_a_group_leaves_the_others_alone(
+    journal: SqliteJournal, db_path: Path
+) -> None:
+    good = [application(f"ext-{i}") for i in range(20)]
+    bad = application("ext-bad")
+
+    def half_done_then_broken(c: sqlite3.Connection) -> None:
+        # stores the application row, then fails mid-operation as a constraint or bug would
+        c.execute(
+            "INSERT INTO applications (id, source, external_id, service, state, received_at, "
+            "updated_at, search, doc) VALUES (?, 'formcycle', 'ext-bad', 'x', 'received', 0, 0, '', ?)",
+            (bad.id, bad.model_dump_json()),
+        )
+        raise sqlite3.IntegrityError("FOREIGN KEY constraint failed")
+
+    calls = [journal.intake(a, received(a), [TaskSpec("map")]) for a in good]
+    calls.insert(10, journal._write(half_done_then_broken))
+
+    results = await grouped(db_path, *calls)
+
+    failure = results.pop(10)
+    assert isinstance(failure, sqlite3.IntegrityError)
+    assert all(isinstance(r, IntakeResult) and not r.duplicate for r in results)
+    assert journal.operations == 21
+    assert journal.commits <= 2  # the failing intake shared its transaction with others
+    # the failed intake left nothing behind (its savepoint was rolled back) ...
+    assert await journal.get_application(bad.id) is None
+    assert await journal.tasks(bad.id) == []
+    # ... and every other intake of the group is stored completely
+    listed = await journal.list_applications(ApplicationFilter(), limit=100)
+    assert {s.id for s in listed} == {a.id for a in good}
+    for a in good:
+        assert [t.step for t in await journal.tasks(a.id)] == ["map"]
+        assert types(await journal.events(a.id)) == ["application.received"]
+    # and the same application can be taken in again once its data is right
+    assert (await journal.intake(bad, received(bad), [TaskSpec("map")])).duplicate is False
+
+
+async def test_lease_lost_in_a_group_leaves_the_others_alone(
+    journal: SqliteJournal, db_path: Path, clock: FakeClock
+) -> None:
+    ids = [await take_in(journal, application(f"ext-{i}"), TaskSpec("map")) for i in range(3)]
+    stale, *held = await journal.claim("worker-1", 3, LEASE, {})
+    clock.advance(LEASE + 1)
+    [retaken] = await journal.claim("worker-2", 1, LEASE, {})  # the oldest expired lease: `stale`
+    assert retaken.id == stale.id
+    # `held` expired too, but nobody took them: their holder may still finish them
+
+    results = await grouped(
+        db_path,
+        journal.complete(held[0], Completion(result={"n": 0})),
+        journal.complete(stale, Completion(result={"n": 1})),
+        journal.complete(held[1], Completion(result={"n": 2})),
+    )
+
+    assert isinstance(results[1], LeaseLost)
+    assert not isinstance(results[0], BaseException)
+    assert not isinstance(results[2], BaseException)
+    by_app = {t.application_id: t for app_id in ids for t in await journal.tasks(app_id)}
+    assert by_app[held[0].application_id].state == TaskState.DONE
+    assert by_app[held[1].application_id].state == TaskState.DONE
+    still = by_app[stale.application_id]
+    assert (still.state, still.lease_token, still.result) == (TaskState.LEASED, retaken.lease_token, None)
+
+
+async def test_an_aborted_group_fails_every_caller_and_the_journal_carries_on(
+    journal: SqliteJournal,
+) -> None:
+    loop = asyncio.get_running_loop()
+    entered, gate = threading.Event(), threading.Event()
+
+    def hold(c: sqlite3.Connection) -> None:  # keeps the writer busy while the next group is queued
+        entered.set()
+        gate.wait(10)
+
+    def abort(c: sqlite3.Connection) -> None:  # what SQLite itself does on a full disk or an I/O error
+        c.execute("ROLLBACK")
+
+    async def open_gate() -> None:
+        gate.set()
+
+    holder = asyncio.ensure_future(journal._write(hold))
+    assert await loop.run_in_executor(None, entered.wait, 10)
+    apps = [application(f"ext-{i}") for i in range(4)]
+    calls = [journal.intake(a, received(a), [TaskSpec("map")]) for a in apps]
+    calls.insert(2, journal._write(abort))
+
+    # all of `calls` form one group behind `hold`; none of them may be left waiting
+    _, *results, _ = await asyncio.wait_for(
+        asyncio.gather(holder, *calls, open_gate(), return_exceptions=True), timeout=10
+    )
+
+    assert all(isinstance(r, sqlite3.Error) for r in results), results
+    assert await journal.list_applications(ApplicationFilter()) == []  # the whole group rolled back
+    assert journal.writer_alive
+    assert (await journal.intake(apps[0], received(apps[0]), [TaskSpec("map")])).duplicate is False
+    assert [t.step for t in await journal.tasks(apps[0].id)] == ["map"]
+
+
+async def test_a_write_whose_caller_gave_up_before_it_started_is_skipped(
+    journal: SqliteJournal, db_path: Path
+) -> None:
+    kept, dropped = application("kept"), application("dropped")
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # nothing queued below can start yet
+    keeping = asyncio.ensure_future(journal.intake(kept, received(kept), [TaskSpec("map")]))
+    dropping = asyncio.ensure_future(journal.intake(dropped, received(dropped), [TaskSpec("map")]))
+
+    async def give_up_then_release() -> None:
+        dropping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dropping
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    result, _ = await asyncio.gather(keeping, give_up_then_release())
+
+    assert dropping.cancelled()
+    assert result.application_id == kept.id
+    assert await journal.get_application(dropped.id) is None
+    assert await journal.tasks(dropped.id) == []
+    assert [s.id for s in await journal.list_applications(ApplicationFilter())] == [kept.id]
+
+
+# -- intake ----------------------------------------------------------------------------------------
+
+
+async def test_intake_is_idempotent_on_source_and_external_id(journal: SqliteJournal) -> None:
+    first = application("4711")
+    stored = await journal.intake(first, received(first), [TaskSpec("map"), TaskSpec("deliver", "dms")])
+    assert (stored.application_id, stored.duplicate) == (first.id, False)
+    assert types(stored.events) == ["application.received"]
+    assert all(e.id is not None for e in stored.events)
+
+    again = application("4711")  # the same submission parsed again: a new object with a new id
+    dup = await journal.intake(again, received(again), [TaskSpec("map"), TaskSpec("other")])
+    assert (dup.application_id, dup.duplicate, dup.events) == (first.id, True, ())
+    retried = await journal.intake(first, received(first), [TaskSpec("map")])  # the very same call
+    assert (retried.application_id, retried.duplicate) == (first.id, True)
+
+    # nothing new stored
+    assert await journal.get_application(again.id) is None
+    assert [(t.step, t.target) for t in await journal.tasks(first.id)] == [("map", ""), ("deliver", "dms")]
+    assert types(await journal.events(first.id)) == ["application.received"]
+    assert len(await journal.list_applications(ApplicationFilter())) == 1
+
+    # the key is (source, external_id): another source with the same external id is new
+    other = application("4711", source="mail")
+    assert (await journal.intake(other, [], [])).duplicate is False
+    assert len(await journal.list_applications(ApplicationFilter())) == 2
+
+
+async def test_concurrent_duplicate_intakes_store_one_application(
+    journal: SqliteJournal, db_path: Path
+) -> None:
+    copies = [application("same") for _ in range(5)]
+
+    results = await grouped(db_path, *(journal.intake(a, received(a), [TaskSpec("map")]) for a in copies))
+
+    assert all(isinstance(r, IntakeResult) for r in results)
+    winners = [r for r in results if isinstance(r, IntakeResult) and not r.duplicate]
+    assert len(winners) == 1
+    assert {r.application_id for r in results if isinstance(r, IntakeResult)} == {winners[0].application_id}
+    assert len(await journal.list_applications(ApplicationFilter())) == 1
+    assert len(await journal.tasks(winners[0].application_id)) == 1
+    assert len(await journal.events(winners[0].application_id)) == 1
+
+
+# -- claims and leases -----------------------------------------------------------------------------
+
+
+async def test_claim_respects_capacity_per_target(journal: SqliteJournal, clock: FakeClock) -> None:
+    for i in range(4):
+        await take_in(journal, application(f"ext-{i}"), TaskSpec("deliver", "dms"), TaskSpec("deliver", "fv"))
+    capacity = {"dms": 2, "fv": 0}
+
+    first = await journal.claim("worker-1", 10, LEASE, capacity)
+    assert [t.target for t in first] == ["dms", "dms"]  # fv has no capacity at all
+    assert await journal.claim("worker-2", 10, LEASE, capacity) == []  # dms is full
+
+    # uncapped targets are not limited; a target missing from `capacity` is uncapped
+    assert len(await journal.claim("worker-2", 10, LEASE, {"dms": 2})) == 4
+
+    # finishing a lease frees a slot
+    await journal.complete(first[0], Completion())
+    [next_dms] = await journal.claim("worker-3", 10, LEASE, capacity)
+    assert next_dms.target == "dms"
+    assert await journal.claim("worker-3", 10, LEASE, capacity) == []
+
+    # expired leases do not count against the capacity: their tasks are due again
+    clock.advance(LEASE + 1)
+    again = await journal.claim("worker-4", 10, LEASE, capacity)
+    assert [t.target for t in again] == ["dms", "dms"]
+    assert await journal.claim("worker-4", 10, LEASE, capacity) == []
+
+
+async def test_limit_caps_the_number_of_claimed_tasks(journal: SqliteJournal) -> None:
+    for i in range(5):
+        await take_in(journal, application(f"ext-{i}"), TaskSpec("map"))
+    assert await journal.claim("worker-1", 0, LEASE, {}) == []
+    assert len(await journal.claim("worker-1", 2, LEASE, {})) == 2
+    assert len(await journal.claim("worker-1", 10, LEASE, {})) == 3
+    assert await journal.claim("worker-1", 10, LEASE, {}) == []
+
+
+async def test_a_full_target_does_not_starve_the_others(journal: SqliteJournal, clock: FakeClock) -> None:
+    # a backlog for a target with little capacity (a slow back end, or one whose circuit is open) ...
+    for i in range(60):
+        await take_in(journal, application(f"slow-{i}"), TaskSpec("deliver", "slow"))
+    clock.advance(1)
+    # ... is due before the work of other targets
+    fast = await take_in(journal, application("fast"), TaskSpec("deliver", "fast"))
+    capacity = {"slow": 1}
+
+    claimed = await journal.claim("worker-1", 4, LEASE, capacity)
+    assert sorted(t.target for t in claimed) == ["fast", "slow"]
+    assert fast in {t.application_id for t in claimed}
+
+    # likewise when the capped target is full before the claim starts
+    clock.advance(1)
+    late = await take_in(journal, application("late"), TaskSpec("map"))
+    [task] = await journal.claim("worker-1", 1, LEASE, capacity)
+    assert task.application_id == late
+    assert await journal.claim("worker-1", 4, LEASE, {"slow": 0}) == []
+
+
+async def test_expired_lease_is_reclaimed_and_the_old_holder_loses_it(
+    journal: SqliteJournal, clock: FakeClock
+) -> None:
+    app_id = await take_in(journal, application("4711"), TaskSpec("deliver", "dms"))
+    old = await claim_one(journal, "worker-1")
+    assert (old.attempts, old.lease_until) == (1, START + LEASE)
+
+    clock.advance(LEASE)  # lease_until == now: still held
+    assert await journal.claim("worker-2", 1, LEASE, {}) == []
+    assert await journal.next_due() == START + LEASE
+
+    clock.advance(1)
+    new = await claim_one(journal, "worker-2")
+    assert new.id == old.id
+    assert new.lease_token != old.lease_token
+    assert (new.attempts, new.lease_until) == (2, clock.now + LEASE)
+
+    with pytest.raises(LeaseLost):
+        await journal.complete(old, Completion(result={"by": "old"}))
+    with pytest.raises(LeaseLost):
+        await journal.fail(old, "boom", None)
+    with pytest.raises(LeaseLost):
+        await journal.renew(old, LEASE)
+    with pytest.raises(LeaseLost):
+        await journal.save_checkpoints(old, {"page": 1})
+
+    renewed = await journal.renew(new, 2 * LEASE)
+    assert renewed.lease_until == clock.now + 2 * LEASE
+    await journal.save_checkpoints(renewed, {"page": 3})
+    await journal.complete(renewed, Completion(result={"by": "new"}))
+
+    [task] = await journal.tasks(app_id)
+    assert (task.state, task.attempts, task.result) == (TaskState.DONE, 2, {"by": "new"})
+    assert task.checkpoints == {"page": 3}
+    assert (task.lease_token, task.lease_until) == (None, None)
+    with pytest.raises(LeaseLost):  # a finished task cannot be finished twice
+        await journal.complete(renewed, Completion())
+
+
+async def test_renewed_lease_is_not_reclaimed(journal: SqliteJournal, clock: FakeClock) -> None:
+    await take_in(journal, application("4711"), TaskSpec("map"))
+    task = await claim_one(journal)
+    clock.advance(LEASE - 1)
+    task = await journal.renew(task, LEASE)
+    clock.advance(LEASE - 1)
+    assert await journal.claim("worker-2", 1, LEASE, {}) == []
+    await journal.complete(task, Completion())
+
+
+async def test_delayed_and_retried_tasks_wait_until_due(journal: SqliteJournal, clock: FakeClock) -> None:
+    await take_in(journal, application("4711"), TaskSpec("map", delay=10))
+    assert await journal.next_due() == START + 10
+    assert await journal.claim("worker-1", 1, LEASE, {}) == []
+    clock.advance(10)
+    task = await claim_one(journal)
+    await journal.fail(task, "timeout", retry_at=clock.now + 60)
+    assert await journal.next_due() == clock.now + 60
+    clock.advance(59)
+    assert await journal.claim("worker-1", 1, LEASE, {}) == []
+    clock.advance(1)
+    again = await claim_one(journal)
+    assert (again.id, again.attempts, again.last_error) == (task.id, 2, "timeout")
+
+
+async def test_recover_after_a_crash_releases_every_lease(
+    db_path: Path, clock: FakeClock, journal: SqliteJournal
+) -> None:
+    for i in range(3):
+        await take_in(journal, application(f"ext-{i}"), TaskSpec("map"), TaskSpec("deliver", "dms", delay=5))
+    held = await journal.claim("worker-1", 10, LEASE, {})
+    assert [t.step for t in held] == ["map"] * 3
+    await journal.complete(held[0], Completion())
+    await journal.close()
+
+    reopened = SqliteJournal(db_path, clock=clock)
+    await reopened.open()
+    try:
+        assert await reopened.recover() == 2
+        assert await reopened.recover() == 0
+        # due at once, although the old leases have not expired
+        retaken = await reopened.claim("worker-2", 10, LEASE, {})
+        assert sorted(t.id for t in retaken) == sorted(t.id for t in held[1:])
+        assert all(t.attempts == 2 for t in retaken)
+        with pytest.raises(LeaseLost):
+            await reopened.complete(held[1], Completion())
+        # tasks not yet due stay where they were
+        assert await reopened.next_due() == START + 5
+    finally:
+        await reopened.close()
+
+
+# -- joins -----------------------------------------------------------------------------------------
+
+
+def delivered(app_id: str, target: str) -> Completion:
+    return Completion(
+        result={"target": target},
+        patch=ApplicationPatch(correlations={target: f"{target}-ref"}),
+        events=[Event(application_id=app_id, type="delivery.completed", target=target)],
+        after_all=AfterAll(
+            step="deliver",
+            events=[Event(application_id=app_id, type="delivery.all_done")],
+            tasks=[TaskSpec("answer")],
+            state=ApplicationState.COMPLETED,
+        ),
+    )
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["one-by-one", "in-one-group"])
+async def test_after_all_fires_exactly_once(journal: SqliteJournal, db_path: Path, together: bool) -> None:
+    targets = ["dms", "fv", "mail"]
+    app_id = await take_in(journal, application("4711"), *(TaskSpec("deliver", t) for t in targets))
+    leases = await journal.claim("worker-1", 10, LEASE, {})
+    assert sorted(t.target for t in leases) == targets
+
+    if together:
+        outcomes = await grouped(db_path, *(journal.complete(t, delivered(app_id, t.target)) for t in leases))
+    else:
+        outcomes = [await journal.complete(t, delivered(app_id, t.target)) for t in leases]
+
+    returned = [types(o) for o in outcomes if not isinstance(o, BaseException)]
+    assert len(returned) == 3
+    assert sum(ts.count("delivery.all_done") for ts in returned) == 1
+    if not together:
+        assert returned[-1] == ["delivery.completed", "delivery.all_done"]
+    timeline = types(await journal.events(app_id))
+    assert timeline.count("delivery.completed") == 3
+    assert timeline.count("delivery.all_done") == 1
+    assert timeline[-1] == "delivery.all_done"
+    assert [t.step for t in await journal.tasks(app_id)].count("answer") == 1
+    summary = await journal.get_summary(app_id)
+    assert summary is not None and summary.state == ApplicationState.COMPLETED
+    # the concurrent patches merged rather than overwrote each other
+    app = await journal.get_application(app_id)
+    assert app is not None
+    assert app.correlations == {t: f"{t}-ref" for t in targets}
+
+
+async def test_after_all_waits_for_retrying_and_dead_siblings(
+    journal: SqliteJournal, clock: FakeClock
+) -> None:
+    app_id = await take_in(
+        journal, application("4711"), TaskSpec("deliver", "dms"), TaskSpec("deliver", "fv")
+    )
+    dms, fv = await journal.claim("worker-1", 10, LEASE, {})
+
+    await journal.fail(fv, "fv down", retry_at=clock.now + 10)
+    assert types(await journal.complete(dms, delivered(app_id, "dms"))) == ["delivery.completed"]
+    summary = await journal.get_summary(app_id)
+    assert summary is not None and summary.state == ApplicationState.PROCESSING
+
+    clock.advance(10)
+    fv = await claim_one(journal)
+    await journal.fail(fv, "fv rejects the record", retry_at=None)  # dead: the join must not fire
+    assert "answer" not in [t.step for t in await journal.tasks(app_id)]
+
+    await journal.replay(ApplicationFilter(ids=(app_id,)))
+    fv = await claim_one(journal)
+    assert types(await journal.complete(fv, delivered(app_id, "fv"))) == [
+        "delivery.completed",
+        "delivery.all_done",
+    ]
+    assert [t.step for t in await journal.tasks(app_id)] == ["deliver", "deliver", "answer"]
+    summary = await journal.get_summary(app_id)
+    assert summary is not None
+    assert (summary.state, summary.error) == (ApplicationState.COMPLETED, None)
+
+
+# -- dead tasks and replay -------------------------------------------------------------------------
+
+
+async def test_dead_task_makes_application_dead_and_replay_revives_it(
+    journal: SqliteJournal, clock: FakeClock
+) -> None:
+    app_id = await take_in(journal, application("4711"), TaskSpec("deliver", "dms", max_attempts=2))
+    task = await claim_one(journal)
+    await journal.fail(task, "dms timeout", retry_at=clock.now + 5)
+    summary = await journal.get_summary(app_id)
+    assert summary is not None and summary.state == ApplicationState.PROCESSING
+    clock.advance(5)
+    task = await claim_one(journal)
+    assert task.attempts_since_replay == 2
+    failed = Event(application_id=app_id, type="step.dead", step="deliver")
+    assert types(await journal.fail(task, "dms rejects the file", retry_at=None, events=[failed])) == [
+        "step.dead"
+    ]
+
+    [dead] = await journal.tasks(app_id)
+    assert (dead.state, dead.attempts, dead.last_error) == (TaskState.DEAD, 2, "dms rejects the file")
+    summary = await journal.get_summary(app_id)
+    assert summary is not None
+    assert (summary.state, summary.error) == (ApplicationState.DEAD, "dms rejects the file")
+    assert [
+        s.id for s in await journal.list_applications(ApplicationFilter(state=ApplicationState.DEAD))
+    ] == [app_id]
+    assert await journal.claim("worker-1", 10, LEASE, {}) == []  # dead tasks are not claimed
+    assert await journal.next_due() is None
+
+    clock.advance(100)
+    assert await journal.replay(ApplicationFilter(ids=(app_id,))) == [app_id]
+
+    [revived] = await journal.tasks(app_id)
+    assert revived.state == TaskState.PENDING
+    assert (revived.attempts, revived.attempt_base, revived.attempts_since_replay) == (2, 2, 0)
+    assert revived.due_at == clock.now
+    summary = await journal.get_summary(app_id)
+    assert summary is not None
+    assert (summary.state, summary.error) == (ApplicationState.PROCESSING, None)
+    assert types(await journal.events(app_id))[-1] == "application.replayed"
+    assert await journal.replay(ApplicationFilter(ids=(app_id,))) == []  # nothing dead any more
+
+    task = await claim_one(journal)
+    assert (task.attempts, task.attempt_base, task.attempts_since_replay) == (3, 2, 1)
+
+
+async def test_replay_all_touches_only_dead_applications_and_keeps_completed_steps(
+    journal: SqliteJournal,
+) -> None:
+    dead_ids = []
+    for i in range(2):
+        app_id = await take_in(journal, application(f"dead-{i}"), TaskSpec("map"))
+        await journal.complete(
+            await claim_one(journal),
+            Completion(result={"record": i}, tasks=[TaskSpec("deliver", "dms")]),
+        )
+        await journal.fail(await claim_one(journal), "broken", retry_at=None)
+        dead_ids.append(app_id)
+    alive = await take_in(journal, application("alive"), TaskSpec("map"))
+    original = await journal.get_application(dead_ids[0])
+
+    replayed = await journal.replay(ApplicationFilter())
+
+    assert sorted(replayed) == sorted(dead_ids)
+    for app_id in dead_ids:
+        done, revived = await journal.tasks(app_id)
+        assert (done.step, done.state, done.result) == (
+            "map",
+            TaskState.DONE,
+            {"record": dead_ids.index(app_id)},
+        )
+        assert (revived.step, revived.state, revived.attempt_base) == ("deliver", TaskState.PENDING, 1)
+    assert await journal.get_application(dead_ids[0]) == original
+    [untouched] = await journal.tasks(alive)
+    assert (untouched.state, untouched.attempts) == (TaskState.PENDING, 0)
+    assert "application.replayed" not in types(await journal.events(alive))
+    assert await journal.replay(ApplicationFilter()) == []
+
+
+# -- sequences -------------------------------------------------------------------------------------
+
+
+async def test_next_sequence_counts_per_name_and_period_across_reopen(
+    journal: SqliteJournal, db_path: Path, clock: FakeClock
+) -> None:
+    assert [await journal.next_sequence("az", "2025") for _ in range(3)] == [1, 2, 3]
+    assert await journal.next_sequence("az", "2026") == 1
+    assert await journal.next_sequence("other", "2025") == 1
+    await journal.close()
+
+    reopened = SqliteJournal(db_path, clock=clock)
+    await reopened.open()
+    try:
+        assert await reopened.next_sequence("az", "2025") == 4
+        assert await reopened.next_sequence("az", "2026") == 2
+        assert await reopened.next_sequence("other", "2025") == 2
+    finally:
+        await reopened.close()
+
+
+async def test_concurrent_next_sequence_calls_never_repeat(journal: SqliteJournal, db_path: Path) -> None:
+    numbers = await grouped(db_path, *(journal.next_sequence("az", "2025") for _ in range(50)))
+    numbers += await asyncio.gather(*(journal.next_sequence("az", "2025") for _ in range(50)))
+    assert sorted(n for n in numbers if isinstance(n, int)) == list(range(1, 101))
+
+
+# -- listing ---------------------------------------------------------------------------------------
+
+
+async def test_list_applications_filters_by_state_route_and_service(journal: SqliteJournal) -> None:
+    waiting = await take_in(journal, application("a", route="bauantrag", received=1), TaskSpec("map"))
+    done = await take_in(
+        journal, application("b", route="bauantrag", service="wohngeld", received=2), TaskSpec("map")
+    )
+    dead = await take_in(journal, application("c", route="jagd", received=3), TaskSpec("map"))
+    for task in await journal.claim("worker-1", 10, LEASE, {}):
+        if task.application_id == done:
+            await journal.complete(task, Completion(state=ApplicationState.COMPLETED))
+        elif task.application_id == dead:
+            await journal.fail(task, "broken", retry_at=None)
+        else:
+            await journal.fail(task, "later", retry_at=START + 60)
+
+    async def ids(**where: Any) -> list[str]:
+        return [s.id for s in await journal.list_applications(ApplicationFilter(**where))]
+
+    assert await ids() == [dead, done, waiting]
+    assert await ids(state=ApplicationState.PROCESSING) == [waiting]
+    assert await ids(state=ApplicationState.COMPLETED) == [done]
+    assert await ids(state=ApplicationState.DEAD) == [dead]
+    assert await ids(state=ApplicationState.RECEIVED) == []
+    assert await ids(route="bauantrag") == [done, waiting]
+    assert await ids(route="bauantrag", state=ApplicationState.COMPLETED) == [done]
+    assert await ids(service="wohngeld") == [done]
+    assert await ids(service="jagdschein", route="jagd") == [dead]
+    assert await ids(ids=(waiting, dead)) == [dead, waiting]
+    [summary] = await journal.list_applications(ApplicationFilter(state=ApplicationState.DEAD))
+    assert (summary.external_id, summary.route, summary.error) == ("c", "jagd", "broken")
+
+
+async def test_list_applications_query_escapes_like_wildcards(journal: SqliteJournal) -> None:
+    async def add(external_id: str, applicant: Party, file_number: str | None = None) -> str:
+        return await take_in(journal, application(external_id, applicant=applicant, file_number=file_number))
+
+    percent = await add("p1", Party(organisation="100% Sicher GmbH"))
+    await add("p2", Party(organisation="100 Sicher AG"))
+    underscore = await add("u1", Party(given_name="Eva", family_name="Meier_Schulz"))
+    await add("u2", Party(given_name="Eva", family_name="MeierXSchulz"))
+    backslash = await add(r"fb\42", Party(family_name="Roth"))
+    await add("fb42", Party(family_name="Roth"))
+    filed = await add("f1", Party(family_name="Öztürk"), file_number="AZ-2025/17")
+
+    async def q(text: str) -> set[str]:
+        return {s.id for s in await journal.list_applications(ApplicationFilter(q=text))}
+
+    assert await q("100%") == {percent}
+    assert await q("0% s") == {percent}
+    assert await q("meier_schulz") == {underscore}
+    assert await q(r"fb\4") == {backslash}
+    assert await q("%") == {percent}
+    assert await q("r_s") == {underscore}  # ids ("app_...") contain "_" too
+    # case-insensitive, also beyond ASCII; matches file number, external id and id too
+    assert await q("ÖZTÜRK") == {filed}
+    assert await q("az-2025/17") == {filed}
+    assert await q("U1") == {underscore}
+    assert await q(percent) == {percent}
+    assert await q("nobody") == set()
+
+
+async def test_list_applications_newest_first_with_limit_and_offset(journal: SqliteJournal) -> None:
+    ids = [await take_in(journal, application(f"ext-{i}", received=i)) for i in range(7)]
+    newest_first = ids[::-1]
+    page = await journal.list_applications(ApplicationFilter(), limit=3)
+    assert [s.id for s in page] == newest_first[:3]
+    page = await journal.list_applications(ApplicationFilter(), limit=3, offset=3)
+    assert [s.id for s in page] == newest_first[3:6]
+    page = await journal.list_applications(ApplicationFilter(), limit=3, offset=6)
+    assert [s.id for s in page] == newest_first[6:]
+    [first] = await journal.list_applications(ApplicationFilter(), limit=1, offset=6)
+    assert first.received_at == datetime.fromtimestamp(START, UTC)
+    assert first.state == ApplicationState.RECEIVED
+
+
+# -- lifecycle -------------------------------------------------------------------------------------
+
+
+async def test_writes_issued_while_closing_fail_instead_of_hanging(journal: SqliteJournal) -> None:
+    app = application("late")
+    closed, late = await asyncio.wait_for(
+        asyncio.gather(journal.close(), journal.intake(app, [], []), return_exceptions=True), timeout=10
+    )
+    assert closed is None
+    assert isinstance(late, RuntimeError)
+    with pytest.raises(RuntimeError):
+        await journal.next_sequence("az", "2025")
+
+
+async def test_stats_count_by_state(journal: SqliteJournal) -> None:
+    a = await take_in(journal, application("a"), TaskSpec("deliver", "dms"), TaskSpec("deliver", "fv"))
+    await take_in(journal, application("b"), TaskSpec("map"))
+    [dms] = await journal.claim("worker-1", 1, LEASE, {"fv": 0, "": 0})
+    await journal.fail(dms, "broken", retry_at=None)
+    stats = await journal.stats()
+    assert stats.applications_by_state == {"dead": 1, "received": 1}
+    assert stats.tasks_by_step_target_state == {
+        ("deliver", "dms", "dead"): 1,
+        ("deliver", "fv", "pending"): 1,
+        ("map", "", "pending"): 1,
+    }
+    summary = await journal.get_summary(a)
+    assert summary is not None and summary.state == ApplicationState.DEAD
+    await journal.ping()
+
+
+async def test_intake_refuses_events_of_another_application(journal: SqliteJournal) -> None:
+    app = application("ext-own")
+    with pytest.raises(ValueError, match="must belong to the application"):
+        await journal.intake(app, [Event(application_id="app_other", type="application.received")], [])
+    assert await journal.get_application(app.id) is None
