@@ -112,7 +112,7 @@ class Plugins:
             result.append(
                 PluginInfo(
                     name=name,
-                    distribution=dist.project_name if dist else None,
+                    distribution=dist.project_name if dist else "aktenhub",
                     version=dist.version if dist else _core_version(),
                     kinds=kinds,
                     standards=tuple(standards),
@@ -130,8 +130,11 @@ def _core_version() -> str | None:
 
 def load_plugins(extra: Sequence[ModuleType | object] = (), *, entry_points: bool = True) -> Plugins:
     """Create the plugin manager: hook specs, built-ins, entry points, then `extra` (tests)."""
+    from hub import builtins
+
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
+    pm.register(builtins, name="builtins")
     if entry_points:
         try:
             pm.load_setuptools_entrypoints(hookspecs.PROJECT)

@@ -124,3 +124,25 @@ async def test_max_concurrency_protects_a_slow_target(hub_factory: Any) -> None:
     assert isinstance(slow, RecordingSink)
     assert slow.max_in_flight == 2
     assert sorted(slow.delivered) == sorted(ids)
+
+
+async def test_builtin_log_notifier_records_receipt_without_personal_data(
+    hub_factory: Any, caplog: Any
+) -> None:
+    connectors = {
+        "json": {"type": "test-json"},
+        "rec": {"type": "test-recording"},
+        "receipts": {"type": "log"},
+    }
+    running = await hub_factory(
+        connectors, [{"name": "r", "from": "json", "to": ["rec"], "notify": ["receipts"]}]
+    )
+    caplog.set_level("INFO", logger="hub")
+    app_id = await submit(running, "jagdschein", "log1", vorname="Jürgen", nachname="Groß")
+    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    receipts = [r.getMessage() for r in caplog.records if r.name == "hub.receipts"]
+    assert receipts == [
+        f"receipt application={app_id} service=jagdschein kind=received file_number=- targets=rec"
+    ]
+    everything = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Jürgen" not in everything and "Groß" not in everything

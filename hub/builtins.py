@@ -1,0 +1,47 @@
+"""Connectors built into the core, registered before any installed plugin.
+
+- ``log`` (notifier): records each receipt as a log line (application id, kind, file number; never
+  personal data). For routes whose applicant channel is not connected yet, so the step is visible.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from importlib import metadata
+
+from hub.connectors import Connector, Manifest, Notifier
+from hub.hookspecs import hookimpl
+from hub.models import Application, Receipt
+
+log = logging.getLogger("hub.receipts")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("aktenhub")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+class LogNotifier(Notifier):
+    """Writes receipts to the hub's log instead of sending them."""
+
+    kind = "log"
+    manifest = Manifest(name="Receipt log", version=_version(), standards=("Aktenhub structured log",))
+
+    async def notify(self, application: Application, receipt: Receipt) -> None:
+        log.info(
+            "receipt application=%s service=%s kind=%s file_number=%s targets=%s",
+            application.id,
+            application.service,
+            receipt.kind.value,
+            receipt.file_number or "-",
+            ",".join(d.target for d in receipt.deliveries) or "-",
+        )
+
+
+@hookimpl
+def aktenhub_connector_types() -> Sequence[type[Connector]]:
+    """The built-in connectors."""
+    return [LogNotifier]
