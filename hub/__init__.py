@@ -6,7 +6,7 @@ models and the errors. Everything else in `hub` is the core's own business.
 
 from __future__ import annotations
 
-from hub.blobs import BlobInfo, BlobNotFound, BlobStore, BlobTooLarge
+from hub.blobs import BlobInfo, BlobNotFound, BlobStore, BlobTooLarge, BlobWriter
 from hub.config import Secret
 from hub.connectors import (
     CheckResult,
@@ -60,6 +60,7 @@ __all__ = [
     "BlobNotFound",
     "BlobStore",
     "BlobTooLarge",
+    "BlobWriter",
     "CheckResult",
     "Connector",
     "ConnectorConfig",

@@ -1,25 +1,33 @@
 """Content-addressed blob store: files streamed to disk in chunks, hashed on the way, size-limited.
 
 A blob is stored once under its sha256 (``<root>/ab/cd/abcd...``) and referenced as ``sha256:<hex>``.
-Content is written to a temporary file, fsync'd, then renamed into place (and the directory fsync'd), so
-a blob reference that reached the journal always points at complete, durable content. An attachment is
-never held in memory as a whole.
+Content is written to a temporary file, synced, then renamed into place and synced again, so a blob
+reference that reached the journal always points at complete, durable content. Concurrent writes share
+their syncs (group commit, see `_DurableRenamer`). An attachment is never held in memory as a whole.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import hashlib
+import itertools
 import os
+import queue
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from hub.errors import AktenhubError
 
 CHUNK = 256 * 1024
+SPOOL = 256 * 1024  # content up to this size is buffered, then written by the committer thread
 PREFIX = "sha256:"
 
 
@@ -44,6 +52,164 @@ class BlobInfo:
     sha256: str
 
 
+class _DurableRenamer:
+    """Makes staged blobs durable in groups: one filesystem sync serves every blob of the group.
+
+    Concurrent intakes each stage files; this thread takes all staged files at once, syncs their
+    content, renames them to their content address, and syncs again for the directory entries. A
+    final name therefore never points at content that a crash could lose (content addressing would
+    otherwise keep a damaged file forever, since the same content is never written twice).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._queue: queue.SimpleQueue[_Staged | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.syncs = 0  # filesystem syncs done (for benchmarks)
+
+    def commit(self, tmp: Path, final: Path, data: bytes | None) -> Future[None]:
+        """Make `tmp` (or `data`, written to `tmp` here) durable as `final`."""
+        fut: Future[None] = Future()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="blob-committer", daemon=True)
+                self._thread.start()
+        self._queue.put(_Staged(tmp, final, data, fut))
+        return fut
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            while len(group) < 512:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                group.append(item)
+            try:
+                self._commit_group(group)
+            except BaseException as exc:  # every waiter learns of the failure
+                for staged in group:
+                    if not staged.future.done():
+                        staged.future.set_exception(exc)
+            else:
+                for staged in group:
+                    staged.future.set_result(None)
+
+    def _commit_group(self, group: list[_Staged]) -> None:
+        fresh: list[_Staged] = []
+        for staged in group:
+            if staged.final.is_file():  # stored before: content addressing dedupes it
+                if staged.data is None:
+                    staged.tmp.unlink(missing_ok=True)
+                continue
+            if staged.data is not None:
+                staged.tmp.write_bytes(staged.data)
+            fresh.append(staged)
+        if not fresh:
+            return
+        self._sync([s.tmp for s in fresh], [])
+        directories: set[Path] = set()
+        for staged in fresh:
+            staged.final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged.tmp, staged.final)
+            directories.update((staged.final.parent, staged.final.parent.parent))
+        self._sync([], sorted(directories))
+
+    def _sync(self, files: list[Path], directories: list[Path]) -> None:
+        self.syncs += 1
+        if _syncfs(self.root):
+            return
+        for path in [*files, *directories]:  # no syncfs(2) here: one fsync each
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+
+@dataclass
+class _Staged:
+    tmp: Path
+    final: Path
+    data: bytes | None  # small content still in memory: the committer thread writes it
+    future: Future[None]
+
+
+class BlobWriter:
+    """Writes one blob from pieces: hashes and limits as they come, spools to disk past `SPOOL` bytes.
+
+    Small content (most form attachments) stays in one buffer and is written by the committer
+    thread, so the event loop creates no files for it; larger content streams into a temporary file.
+    """
+
+    def __init__(self, store: BlobStore, limit: int | None) -> None:
+        self._store = store
+        self._limit = limit
+        self._sha = hashlib.sha256()
+        self._size = 0
+        self._buffer: bytearray | None = bytearray()
+        self._file: BinaryIO | None = None
+        self._tmp = store._tmp_path()
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._size
+
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Add content; raise `BlobTooLarge` past the limit (the blob is then discarded)."""
+        self._size += len(chunk)
+        if self._limit is not None and self._size > self._limit:
+            self.abort()
+            raise BlobTooLarge(self._limit)
+        self._sha.update(chunk)
+        if self._buffer is not None:
+            self._buffer += chunk
+            if len(self._buffer) <= SPOOL:
+                return
+            # Past the spool size: from here on the content streams to disk.
+            self._file = open(self._tmp, "wb")  # noqa: SIM115
+            self._file.write(self._buffer)
+            self._buffer = None
+        elif self._file is not None:
+            self._file.write(chunk)
+
+    async def commit(self) -> BlobInfo:
+        """Make the content durable under its hash; returns the blob's reference."""
+        digest = self._sha.hexdigest()
+        info = BlobInfo(ref=PREFIX + digest, size=self._size, sha256=digest)
+        data = None
+        if self._file is not None:
+            self._file.close()
+        else:
+            data = bytes(self._buffer or b"")
+        self._buffer = None
+        await asyncio.wrap_future(self._store._renamer.commit(self._tmp, self._store.path(info.ref), data))
+        return info
+
+    def abort(self) -> None:
+        """Discard what was written."""
+        self._buffer = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            self._tmp.unlink(missing_ok=True)
+
+
 class BlobStore:
     """Streams content to disk under its sha256."""
 
@@ -52,6 +218,9 @@ class BlobStore:
         self.max_size = max_size
         self._tmp = self.root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
+        self._renamer = _DurableRenamer(self.root)
+        self._names = itertools.count()
+        self._prefix = f"{os.getpid()}-{secrets.token_hex(4)}"
 
     def path(self, ref: str) -> Path:
         """The file holding a blob's content."""
@@ -62,29 +231,23 @@ class BlobStore:
         """Whether the blob is stored."""
         return self.path(ref).is_file()
 
+    def writer(self, limit: int | None = None) -> BlobWriter:
+        """A writer for content that arrives in pieces (e.g. from a push parser)."""
+        return BlobWriter(self, _smaller(limit, self.max_size))
+
     async def write(self, chunks: AsyncIterable[bytes], limit: int | None = None) -> BlobInfo:
-        """Stream chunks to a new blob; raise `BlobTooLarge` (storing nothing) past the limit."""
-        limit = _smaller(limit, self.max_size)
-        tmp = self._tmp / f"{secrets.token_hex(8)}.part"
-        sha = hashlib.sha256()
-        size = 0
-        # Writes go to the page cache and are cheap; the fsync happens off the event loop below.
-        with open(tmp, "wb") as f:  # noqa: ASYNC230
-            try:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if limit is not None and size > limit:
-                        raise BlobTooLarge(limit)
-                    sha.update(chunk)
-                    f.write(chunk)
-            except BaseException:
-                f.close()
-                tmp.unlink(missing_ok=True)
-                raise
-        digest = sha.hexdigest()
-        info = BlobInfo(ref=PREFIX + digest, size=size, sha256=digest)
-        await asyncio.get_running_loop().run_in_executor(None, self._commit, tmp, info)
-        return info
+        """Stream chunks to a new, durable blob; raise `BlobTooLarge` (storing nothing) past the limit."""
+        writer = self.writer(limit)
+        try:
+            async for chunk in chunks:
+                writer.write(chunk)
+        except BaseException:
+            writer.abort()
+            raise
+        return await writer.commit()
+
+    def _tmp_path(self) -> Path:
+        return self._tmp / f"{self._prefix}-{next(self._names)}.part"
 
     async def write_bytes(self, data: bytes, limit: int | None = None) -> BlobInfo:
         """Store a small piece of content (e.g. a generated document)."""
@@ -94,19 +257,9 @@ class BlobStore:
 
         return await self.write(once(), limit)
 
-    def _commit(self, tmp: Path, info: BlobInfo) -> None:
-        final = self.path(info.ref)
-        if final.is_file():  # same content stored before: content addressing dedupes it
-            tmp.unlink(missing_ok=True)
-            return
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
+    def close(self) -> None:
+        """Stop the committer thread (it restarts on the next write)."""
+        self._renamer.stop()
 
     async def read(self, ref: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
         """Stream a blob's content in chunks."""
@@ -154,9 +307,25 @@ def _smaller(a: int | None, b: int | None) -> int | None:
     return min(a, b)
 
 
-def _fsync_dir(path: Path) -> None:
+_libc: ctypes.CDLL | bool | None = False
+
+
+def _syncfs(path: Path) -> bool:
+    """syncfs(2) on the filesystem holding `path`: one flush for everything written there."""
+    global _libc
+    if _libc is False:
+        try:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            _libc.syncfs.argtypes = [ctypes.c_int]
+        except (OSError, AttributeError):
+            _libc = None
+    if not isinstance(_libc, ctypes.CDLL):
+        return False
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        if _libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
     finally:
         os.close(fd)
+    return True

@@ -125,6 +125,7 @@ class Hub:
         if self._session is not None:
             await self._session.close()
         await self.journal.close()
+        await asyncio.to_thread(self.blobs.close)
         self.started = False
 
     async def _poll(self, name: str, source: Source) -> None:

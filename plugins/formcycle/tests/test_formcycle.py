@@ -301,7 +301,7 @@ async def test_id_field_dedupes_even_if_the_content_changed(hub_factory: Any) ->
     assert status == 202, first
     status, again = await send(running, formdata([("vorgang_id", "fc-600"), ("vorname", "B")]))
     assert (status, again["duplicate"], again["application_id"]) == (200, True, first["application_id"])
-    assert (await stored(running, first)).correlations == {"formcycle": "fc-600"}
+    assert (await stored(running, first)).correlations["formcycle"] == "fc-600"  # delivery may add more
 
 
 # -- refusals: 4xx and nothing stored -------------------------------------------------------------
