@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -55,28 +55,28 @@ class BlobInfo:
 class _DurableRenamer:
     """Makes staged blobs durable in groups: one filesystem sync serves every blob of the group.
 
-    Concurrent intakes each stage files; this thread takes all staged files at once, syncs their
-    content, renames them to their content address, and syncs again for the directory entries. A
-    final name therefore never points at content that a crash could lose (content addressing would
-    otherwise keep a damaged file forever, since the same content is never written twice).
+    Concurrent intakes each stage content; this thread takes all staged content at once, writes it as
+    ``tmp/<sha256>.ready``, syncs once, then renames each into its content address. The rename needs no
+    sync of its own: a ``.ready`` file is complete and durable, and `BlobStore.recover` finishes any
+    rename a crash lost. A content address therefore never points at content a crash could lose.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tmp: Path) -> None:
         self.root = root
+        self.tmp = tmp
         self._queue: queue.SimpleQueue[_Staged | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.syncs = 0  # filesystem syncs done (for benchmarks)
 
-    def commit(self, tmp: Path, final: Path, data: bytes | None) -> Future[None]:
-        """Make `tmp` (or `data`, written to `tmp` here) durable as `final`."""
-        fut: Future[None] = Future()
+    def commit(self, staged: _Staged) -> Future[None]:
+        """Make the staged content durable under its content address."""
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="blob-committer", daemon=True)
                 self._thread.start()
-        self._queue.put(_Staged(tmp, final, data, fut))
-        return fut
+        self._queue.put(staged)
+        return staged.future
 
     def _run(self) -> None:
         while True:
@@ -104,30 +104,29 @@ class _DurableRenamer:
                     staged.future.set_result(None)
 
     def _commit_group(self, group: list[_Staged]) -> None:
-        fresh: list[_Staged] = []
+        ready: dict[Path, Path] = {}  # .ready file -> content address
         for staged in group:
-            if staged.final.is_file():  # stored before: content addressing dedupes it
-                if staged.data is None:
-                    staged.tmp.unlink(missing_ok=True)
+            target = self.tmp / f"{staged.digest}.ready"
+            if staged.final.is_file() or target in ready:  # stored before: content addressing dedupes
+                if staged.spooled is not None:
+                    staged.spooled.unlink(missing_ok=True)
                 continue
-            if staged.data is not None:
-                staged.tmp.write_bytes(staged.data)
-            fresh.append(staged)
-        if not fresh:
+            if staged.spooled is not None:
+                os.replace(staged.spooled, target)
+            else:
+                target.write_bytes(staged.data or b"")
+            ready[target] = staged.final
+        if not ready:
             return
-        self._sync([s.tmp for s in fresh], [])
-        directories: set[Path] = set()
-        for staged in fresh:
-            staged.final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged.tmp, staged.final)
-            directories.update((staged.final.parent, staged.final.parent.parent))
-        self._sync([], sorted(directories))
+        self._sync(list(ready))
+        for target, final in ready.items():
+            _move_into_place(target, final)
 
-    def _sync(self, files: list[Path], directories: list[Path]) -> None:
+    def _sync(self, files: list[Path]) -> None:
         self.syncs += 1
         if _syncfs(self.root):
             return
-        for path in [*files, *directories]:  # no syncfs(2) here: one fsync each
+        for path in [*files, self.tmp]:  # no syncfs(2) here: one fsync each
             fd = os.open(path, os.O_RDONLY)
             try:
                 os.fsync(fd)
@@ -141,12 +140,18 @@ class _DurableRenamer:
             self._thread = None
 
 
+def _move_into_place(ready: Path, final: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(ready, final)
+
+
 @dataclass
 class _Staged:
-    tmp: Path
+    digest: str
     final: Path
     data: bytes | None  # small content still in memory: the committer thread writes it
-    future: Future[None]
+    spooled: Path | None  # larger content already in a temporary file
+    future: Future[None] = field(default_factory=Future)
 
 
 class BlobWriter:
@@ -192,13 +197,15 @@ class BlobWriter:
         """Make the content durable under its hash; returns the blob's reference."""
         digest = self._sha.hexdigest()
         info = BlobInfo(ref=PREFIX + digest, size=self._size, sha256=digest)
-        data = None
+        data, spooled = None, None
         if self._file is not None:
             self._file.close()
+            spooled = self._tmp
         else:
             data = bytes(self._buffer or b"")
         self._buffer = None
-        await asyncio.wrap_future(self._store._renamer.commit(self._tmp, self._store.path(info.ref), data))
+        staged = _Staged(digest, self._store.path(info.ref), data, spooled)
+        await asyncio.wrap_future(self._store._renamer.commit(staged))
         return info
 
     def abort(self) -> None:
@@ -218,7 +225,7 @@ class BlobStore:
         self.max_size = max_size
         self._tmp = self.root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
-        self._renamer = _DurableRenamer(self.root)
+        self._renamer = _DurableRenamer(self.root, self._tmp)
         self._names = itertools.count()
         self._prefix = f"{os.getpid()}-{secrets.token_hex(4)}"
 
@@ -275,6 +282,18 @@ class BlobStore:
     async def read_bytes(self, ref: str) -> bytes:
         """A small blob's whole content (documents the hub generated, never unbounded uploads)."""
         return b"".join([c async for c in self.read(ref)])
+
+    def recover(self) -> int:
+        """Finish renames a crash interrupted: durable ``.ready`` content into its address."""
+        moved = 0
+        for ready in self._tmp.glob("*.ready"):
+            final = self.path(PREFIX + ready.stem)
+            if final.is_file():
+                ready.unlink(missing_ok=True)
+            else:
+                _move_into_place(ready, final)
+                moved += 1
+        return moved
 
     def remove_stale_parts(self, older_than_seconds: float = 3600) -> int:
         """Delete temporary files left by a crash mid-upload; returns how many."""

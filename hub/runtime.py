@@ -96,6 +96,9 @@ class Hub:
         released = await self.journal.recover()
         if released:
             log.info("released %d leases left by a previous run", released)
+        finished = self.blobs.recover()
+        if finished:
+            log.info("finished storing %d files interrupted by a crash", finished)
         removed = self.blobs.remove_stale_parts()
         if removed:
             log.info("removed %d partial uploads left by a previous run", removed)

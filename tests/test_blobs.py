@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -52,3 +53,25 @@ async def test_bad_references_are_not_paths(tmp_path: Path) -> None:
             store.path(ref)
     with pytest.raises(BlobNotFound):
         [c async for c in store.read("sha256:" + "0" * 64)]
+
+
+async def test_rename_lost_in_a_crash_is_finished_on_recovery(tmp_path: Path) -> None:
+    content = b"durable content whose rename a crash interrupted"
+    digest = hashlib.sha256(content).hexdigest()
+    (tmp_path / "tmp").mkdir(parents=True)
+    (tmp_path / "tmp" / f"{digest}.ready").write_bytes(content)
+    store = BlobStore(tmp_path)
+    assert store.recover() == 1
+    assert store.path(f"sha256:{digest}").read_bytes() == content
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+async def test_concurrent_writes_of_one_content_store_it_once(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    big = b"x" * (600 * 1024)  # spooled to a temporary file
+    infos = await asyncio.gather(
+        *(store.write_bytes(b"same") for _ in range(20)), store.write_bytes(big), store.write_bytes(big)
+    )
+    assert len({i.ref for i in infos}) == 2
+    assert sorted(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file()) == [4, 600 * 1024]
+    store.close()
