@@ -22,9 +22,9 @@ test: venv
 	$(BIN)/python -m pytest -q
 
 lint: venv
-	$(BIN)/ruff check hub plugins tests bench
-	$(BIN)/ruff format --check hub plugins tests bench
-	$(BIN)/mypy hub plugins/*/hub_* bench
+	$(BIN)/ruff check hub plugins tests bench contrib
+	$(BIN)/ruff format --check hub plugins tests bench contrib
+	$(BIN)/mypy hub plugins/*/hub_* contrib/*/hub_* bench
 
 bench: venv
 	$(BIN)/python bench/intake.py

@@ -57,8 +57,9 @@ class _DurableRenamer:
 
     Concurrent intakes each stage content; this thread takes all staged content at once, writes it as
     ``tmp/<sha256>.ready``, syncs once, then renames each into its content address. The rename needs no
-    sync of its own: a ``.ready`` file is complete and durable, and `BlobStore.recover` finishes any
-    rename a crash lost. A content address therefore never points at content a crash could lose.
+    sync of its own: once synced, a ``.ready`` file is complete and durable, and `BlobStore.recover`
+    finishes any rename a crash lost (checking the hash, since a crash before the sync may have cut the
+    file short). A content address therefore never points at content a crash could lose.
     """
 
     def __init__(self, root: Path, tmp: Path) -> None:
@@ -127,17 +128,29 @@ class _DurableRenamer:
         if _syncfs(self.root):
             return
         for path in [*files, self.tmp]:  # no syncfs(2) here: one fsync each
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _sync_file(path)
 
     def stop(self) -> None:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+
+
+def _sha256_of(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def _sync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _move_into_place(ready: Path, final: Path) -> None:
@@ -284,13 +297,18 @@ class BlobStore:
         return b"".join([c async for c in self.read(ref)])
 
     def recover(self) -> int:
-        """Finish renames a crash interrupted: durable ``.ready`` content into its address."""
+        """Finish renames a crash interrupted: complete ``.ready`` content into its address.
+
+        A crash may also have cut a ``.ready`` file short (before its sync), so each one is hashed:
+        only content that matches its name is moved into place, the rest is deleted.
+        """
         moved = 0
         for ready in self._tmp.glob("*.ready"):
             final = self.path(PREFIX + ready.stem)
-            if final.is_file():
+            if final.is_file() or _sha256_of(ready) != ready.stem:
                 ready.unlink(missing_ok=True)
             else:
+                _sync_file(ready)
                 _move_into_place(ready, final)
                 moved += 1
         return moved

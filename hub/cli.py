@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import yaml
 from aiohttp import web
 from rich.console import Console
 from rich.progress import Progress
@@ -277,6 +278,36 @@ def replay(
     if ids and count < len(ids):
         err.print(f"{len(ids) - count} of the given application(s) had no dead step")
         sys.exit(1)
+
+
+@main.command()
+@click.argument("system", required=False)
+@click.option("--port", default=8090, show_default=True)
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="simulator setting")
+def simulate(system: str | None, port: int, options: tuple[str, ...]) -> None:
+    """Run the simulator of a remote system on 127.0.0.1 (without SYSTEM: list them)."""
+    try:
+        sims = load_plugins().simulators()
+    except PluginError as exc:
+        err.print(f"[bold red]plugin error:[/] {exc}")
+        sys.exit(2)
+    if system is None:
+        table = Table("simulator", "description")
+        for name, offered in sorted(sims.items()):
+            table.add_row(name, offered.description)
+        console.print(table)
+        return
+    sim = sims.get(system)
+    if sim is None:
+        raise click.UsageError(f"no simulator {system!r}; installed: {', '.join(sorted(sims)) or 'none'}")
+    settings: dict[str, Any] = dict(sim.options)
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep:
+            raise click.UsageError(f"--option expects KEY=VALUE, got {option!r}")
+        settings[key] = yaml.safe_load(value)
+    console.print(f"{sim.name} simulator on http://127.0.0.1:{port} (Ctrl-C stops it)")
+    web.run_app(sim.make_app(**settings), host="127.0.0.1", port=port, print=None)
 
 
 @main.command()

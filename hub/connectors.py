@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from hub.models import (
     Application,
@@ -126,7 +126,8 @@ class Connector:
 
     async def diagnostics(self) -> dict[str, Any]:
         """Redacted state for operators: never secrets, never personal data."""
-        return {"kind": self.kind, "config": self.config.model_dump(mode="json", exclude={"token"})}
+        secrets = {name for name, value in self.config if isinstance(value, SecretStr)}
+        return {"kind": self.kind, "config": self.config.model_dump(mode="json", exclude=secrets)}
 
 
 @dataclass

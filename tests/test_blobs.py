@@ -75,3 +75,17 @@ async def test_concurrent_writes_of_one_content_store_it_once(tmp_path: Path) ->
     assert len({i.ref for i in infos}) == 2
     assert sorted(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file()) == [4, 600 * 1024]
     store.close()
+
+
+async def test_ready_file_cut_short_by_a_crash_is_discarded(tmp_path: Path) -> None:
+    content = b"content the crash cut short"
+    digest = hashlib.sha256(content).hexdigest()
+    (tmp_path / "tmp").mkdir(parents=True)
+    (tmp_path / "tmp" / f"{digest}.ready").write_bytes(content[:5])
+    store = BlobStore(tmp_path)
+    assert store.recover() == 0
+    assert not store.exists(f"sha256:{digest}")
+    assert list((tmp_path / "tmp").iterdir()) == []
+    info = await store.write_bytes(content)  # sent again: stored whole
+    assert store.path(info.ref).read_bytes() == content
+    store.close()

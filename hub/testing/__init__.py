@@ -11,14 +11,18 @@ project that has `aktenhub` installed. Contract suites are classes to subclass::
 
 from __future__ import annotations
 
-from hub.testing.contracts import Fault, SinkContract, SourceContract
-from hub.testing.harness import RunningHub, make_application, start_hub
+from hub.mapping import default_record
+from hub.testing.contracts import Fault, SinkContract, SourceContract, delivery_context
+from hub.testing.harness import RunningHub, make_application, start_hub, stop_hub
 
 __all__ = [
     "Fault",
     "RunningHub",
     "SinkContract",
     "SourceContract",
+    "default_record",
+    "delivery_context",
     "make_application",
     "start_hub",
+    "stop_hub",
 ]
