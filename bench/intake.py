@@ -14,8 +14,7 @@ Two phases:
     scheduled at fixed intervals whatever the answers) -> p50/p95/p99/max of the time from the
     scheduled send to the acknowledgment.
 
-The journal's group-commit ratio (intake operations per SQLite transaction) comes from a read-only
-endpoint the benchmark adds to its hub process (``/_bench/journal``); the core exposes no such metric.
+The journal's group-commit ratio (operations per SQLite transaction) comes from the hub's /metrics.
 
     .venv/bin/python bench/intake.py [--count 5000] [--concurrency 96] [--rate 500] [--duration 10]
 """
@@ -49,7 +48,6 @@ import aiohttp
 
 FORMCYCLE_TOKEN_ENV = "FORMCYCLE_TOKEN"
 ADMIN_TOKEN_ENV = "AKTENHUB_ADMIN_TOKEN"
-COUNTERS_PATH = "/_bench/journal"
 SERVICE = "jagdschein"
 REQUEST_TIMEOUT = 30.0
 READY_TIMEOUT = 30.0
@@ -59,45 +57,11 @@ STOP_TIMEOUT = 20.0
 # -- the hub process ---------------------------------------------------------------------------------
 
 
-def serve_hub(config: Path, workers: bool, log_level: str) -> None:
-    """Run `aktenhub run -c CONFIG` in this process, with a read-only journal-counter endpoint.
-
-    Without workers, nothing is delivered: the measurement is of intake alone (/readyz then reports the
-    workers as not running, so the benchmark waits on /healthz instead).
-    """
+def serve_hub(config: Path, log_level: str) -> None:
+    """Run `aktenhub run -c CONFIG` in this process (dying with the benchmark)."""
     _die_with_parent()
-    from aiohttp import web
-
-    import hub.http as hub_http
     from hub.cli import main as cli_main
-    from hub.runtime import Hub
 
-    make_app = hub_http.make_app
-
-    def instrumented_app(hub: Hub) -> web.Application:
-        app = make_app(hub)
-
-        async def counters(request: web.Request) -> web.Response:
-            journal = hub.journal
-            return web.json_response(
-                {
-                    "commits": getattr(journal, "commits", None),
-                    "operations": getattr(journal, "operations", None),
-                    "workers": hub.bus.alive,
-                }
-            )
-
-        app.router.add_get(COUNTERS_PATH, counters)
-        return app
-
-    hub_http.make_app = instrumented_app
-    if not workers:
-        start = Hub.start
-
-        async def start_without_workers(self: Hub, workers: bool = True) -> None:
-            await start(self, workers=False)
-
-        setattr(Hub, "start", start_without_workers)  # noqa: B010 - patching a method on purpose
     cli_main(["--log-level", log_level, "run", "-c", str(config)])
 
 
@@ -113,7 +77,7 @@ def _die_with_parent() -> None:
         sys.exit(1)
 
 
-def write_config(tmp: Path, port: int, concurrency: int) -> Path:
+def write_config(tmp: Path, port: int, concurrency: int, workers: bool) -> Path:
     """A configuration like config/aktenhub.example.yaml, everything under `tmp`."""
     text = f"""\
 store: sqlite:///{tmp / "journal.db"}
@@ -125,6 +89,7 @@ server:
       token: ${{{ADMIN_TOKEN_ENV}}}
       role: admin
 workers:
+  enabled: {"true" if workers else "false"}
   concurrency: {concurrency}
   idle_poll_seconds: 0.2
 connectors:
@@ -175,7 +140,7 @@ class HubProcess:
         self.workers = workers
         self.log_path = tmp / "hub.log"
         command = [sys.executable, str(Path(__file__).resolve()), "--serve-hub", str(config)]
-        command += ["--log-level", log_level, "--workers" if workers else "--no-workers"]
+        command += ["--log-level", log_level]
         env = {
             **os.environ,
             FORMCYCLE_TOKEN_ENV: "bench-" + secrets.token_hex(16),
@@ -186,8 +151,8 @@ class HubProcess:
             self.proc = subprocess.Popen(command, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def wait_ready(self) -> None:
-        """Poll /readyz (or /healthz without workers) until 200, bounded."""
-        probe = "/readyz" if self.workers else "/healthz"
+        """Poll /readyz until 200, bounded."""
+        probe = "/readyz"
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -203,12 +168,15 @@ class HubProcess:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def counters(self) -> dict[str, Any]:
-        """The journal's commit and operation counters."""
-        status, body = http_get(self.url + COUNTERS_PATH)
-        if status != 200:
+        """The journal's commit and operation counters, from /metrics."""
+        metrics = self.metrics()
+        if "aktenhub_journal_write_transactions" not in metrics:
             return {}
-        value = json.loads(body)
-        return value if isinstance(value, dict) else {}
+        return {
+            "commits": int(metrics["aktenhub_journal_write_transactions"]),
+            "operations": int(metrics["aktenhub_journal_write_operations"]),
+            "blob_syncs": int(metrics.get("aktenhub_blob_syncs", 0)),
+        }
 
     def metrics(self) -> dict[str, float]:
         """GET /metrics, as {'name{labels}': value}."""
@@ -605,7 +573,7 @@ def benchmark(args: argparse.Namespace, tmp: Path) -> None:
     load_before = os.getloadavg()[0]  # another busy process on the machine skews every figure
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    config = write_config(tmp, port, args.worker_concurrency)
+    config = write_config(tmp, port, args.worker_concurrency, args.workers)
     hub = HubProcess(config, tmp, url, args.workers, args.log_level)
     procs = args.client_processes
     run_id = secrets.token_hex(3)
@@ -692,7 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark (or, with the hidden --serve-hub, be the hub process)."""
     args = parse_args(argv)
     if args.serve_hub is not None:
-        serve_hub(args.serve_hub, args.workers, args.log_level)
+        serve_hub(args.serve_hub, args.log_level)
         return 0
     # SIGTERM ends the benchmark like Ctrl-C does: through the finally blocks that stop the hub.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -98,6 +98,7 @@ class BlobsConfig(_Strict):
 class WorkersConfig(_Strict):
     """The step workers."""
 
+    enabled: bool = Field(True, description="false: this process only takes submissions in")
     concurrency: int = Field(16, ge=1, le=1024, description="tasks run at once in this process")
     lease_seconds: float = Field(120.0, gt=1)
     idle_poll_seconds: float = Field(1.0, gt=0, description="how often idle workers look for work")

@@ -45,8 +45,19 @@ class Metrics:
             registry=r,
         )
         self.dead_tasks = Gauge("aktenhub_dead_tasks", "Tasks dead now, awaiting replay", registry=r)
+        self.journal_transactions = Gauge(
+            "aktenhub_journal_write_transactions", "Journal write transactions since start", registry=r
+        )
+        self.journal_operations = Gauge(
+            "aktenhub_journal_write_operations",
+            "Journal write operations since start (per transaction: the group-commit ratio)",
+            registry=r,
+        )
+        self.blob_syncs = Gauge(
+            "aktenhub_blob_syncs", "Filesystem syncs for new blob content since start", registry=r
+        )
 
-    def render(self, stats: JournalStats) -> bytes:
+    def render(self, stats: JournalStats, blob_syncs: int = 0) -> bytes:
         """The exposition text, with the journal's current counts."""
         for app_state in ApplicationState:
             self.applications.labels(app_state.value).set(stats.applications_by_state.get(app_state.value, 0))
@@ -57,4 +68,7 @@ class Metrics:
             if state == "dead":
                 dead += n
         self.dead_tasks.set(dead)
+        self.journal_transactions.set(stats.write_transactions)
+        self.journal_operations.set(stats.write_operations)
+        self.blob_syncs.set(blob_syncs)
         return bytes(generate_latest(self.registry))

@@ -104,7 +104,7 @@ class Hub:
             log.info("removed %d partial uploads left by a previous run", removed)
         for connector in self.connectors.values():
             await connector.start()
-        if workers:
+        if workers and self.config.hub.workers.enabled:
             await self.bus.start()
             for name, source in self.sources().items():
                 if source.poll_interval is not None:

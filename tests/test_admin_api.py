@@ -125,6 +125,7 @@ async def test_metrics_health_and_readiness(hub_factory: Any) -> None:
     assert 'aktenhub_dead_total{step="deliver",target="dms"} 1.0' in text
     assert 'aktenhub_step_seconds_count{step="deliver",target="other"} 1.0' in text
     assert 'aktenhub_intakes_total{duplicate="false",source="json"} 2.0' in text
+    assert "aktenhub_journal_write_transactions " in text and "aktenhub_blob_syncs " in text
     assert await running.get("/healthz") == (200, {"status": "ok"})
     status, body = await running.get("/readyz")
     assert status == 200 and body["status"] == "ready"

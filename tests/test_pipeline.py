@@ -146,3 +146,15 @@ async def test_builtin_log_notifier_records_receipt_without_personal_data(
     ]
     everything = "\n".join(r.getMessage() for r in caplog.records)
     assert "Jürgen" not in everything and "Groß" not in everything
+
+
+async def test_intake_only_process_stores_without_processing(hub_factory: Any) -> None:
+    running = await hub_factory(
+        CONNECTORS, routes(), workers={"enabled": False, "concurrency": 4, "idle_poll_seconds": 0.2}
+    )
+    app_id = await submit(running, "jagdschein", "io1")
+    status, body = await running.get("/readyz")
+    assert (status, body["status"]) == (200, "ready")
+    summary = await running.journal.get_summary(app_id)
+    assert summary.state == ApplicationState.RECEIVED
+    assert [t.state for t in await running.journal.tasks(app_id)] == ["pending"]

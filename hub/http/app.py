@@ -67,7 +67,7 @@ async def readyz(request: web.Request) -> web.Response:
         await hub.journal.ping()
     except Exception as exc:
         problems.append(f"journal unreachable: {type(exc).__name__}")
-    if not hub.bus.alive:
+    if hub.config.hub.workers.enabled and not hub.bus.alive:
         problems.append("workers are not running")
     if problems:
         return web.json_response({"status": "unavailable", "problems": problems}, status=503)
@@ -77,7 +77,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition."""
     hub = request.app[HUB]
-    body = hub.metrics.render(await hub.journal.stats())
+    body = hub.metrics.render(await hub.journal.stats(), hub.blobs.syncs)
     return web.Response(
         body=body,
         content_type="text/plain",

@@ -167,6 +167,8 @@ class JournalStats:
 
     applications_by_state: dict[str, int]
     tasks_by_step_target_state: dict[tuple[str, str, str], int]
+    write_transactions: int = 0  # since this process opened the journal
+    write_operations: int = 0  # more operations than transactions: commits were grouped
 
 
 class Journal(Protocol):

@@ -593,7 +593,12 @@ class SqliteJournal:
                     "SELECT step, target, state, COUNT(*) FROM tasks GROUP BY step, target, state"
                 )
             }
-            return JournalStats(applications_by_state=apps, tasks_by_step_target_state=tasks)
+            return JournalStats(
+                applications_by_state=apps,
+                tasks_by_step_target_state=tasks,
+                write_transactions=self.commits,
+                write_operations=self.operations,
+            )
 
         return await self._read(op)
 
