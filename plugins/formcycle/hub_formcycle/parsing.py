@@ -205,6 +205,17 @@ class _MultipartReader:
         self._open.clear()
 
 
+def content_type_of(request: web.Request) -> tuple[str, str | None]:
+    """The request's media type (lower case) and charset parameter.
+
+    Parsed here rather than with aiohttp's `request.content_type`, which runs the header through the
+    email package and cost a third of the event loop's time per submission.
+    """
+    media, params = parse_options_header(request.headers.get("Content-Type"))
+    charset = params.get(b"charset")
+    return media.decode("latin-1"), charset.decode("latin-1") if charset else None
+
+
 async def read_multipart(request: web.Request, config: FormCycleConfig, blobs: BlobStore) -> Submission:
     """Parse a multipart/form-data body; files go to the blob store as they arrive."""
     _, params = parse_options_header(request.headers.get("Content-Type"))
@@ -246,12 +257,14 @@ def _part_charset(content_type: bytes | None) -> str:
     return charset.decode("latin-1") if charset else "utf-8"
 
 
-async def read_urlencoded(request: web.Request, config: FormCycleConfig) -> tuple[Submission, bytes]:
+async def read_urlencoded(
+    request: web.Request, config: FormCycleConfig, declared_charset: str | None
+) -> tuple[Submission, bytes]:
     """Parse an application/x-www-form-urlencoded body; returns the submission and the body as sent.
 
     The whole body is read (it holds no files), bounded by `max_form_size`.
     """
-    charset = _charset(request.charset)
+    charset = _charset(declared_charset)
     limit = int(config.max_form_size)
     if request.content_length is not None and request.content_length > limit:
         raise BadSubmission(f"the urlencoded body exceeds the limit of {limit} bytes", 413)

@@ -38,7 +38,7 @@ from hub import (
 from . import __version__
 from .applicant import map_applicant
 from .config import FormCycleConfig
-from .parsing import read_multipart, read_urlencoded
+from .parsing import content_type_of, read_multipart, read_urlencoded
 from .submission import CANONICAL_MEDIA_TYPE, Submission, show
 
 log = logging.getLogger(__name__)
@@ -82,14 +82,14 @@ class FormCycleSource(Source):
     async def receive(self, request: web.Request, service: str) -> Intake:
         """Authenticate, parse the body (files streamed into the blob store), build the application."""
         self._authenticate(request)
-        content_type = request.content_type
+        content_type, charset = content_type_of(request)
         if content_type == MULTIPART:
             submission = await read_multipart(request, self.settings, self.context.blobs)
             original_bytes = submission.canonical_json(service)
             original_type = CANONICAL_MEDIA_TYPE
         elif content_type == URLENCODED:
-            submission, original_bytes = await read_urlencoded(request, self.settings)
-            original_type = URLENCODED + (f"; charset={request.charset}" if request.charset else "")
+            submission, original_bytes = await read_urlencoded(request, self.settings, charset)
+            original_type = URLENCODED + (f"; charset={charset}" if charset else "")
         else:
             raise BadSubmission(
                 f"unsupported content type {show(content_type)}: FormCycle's HTTP-Request action must "
