@@ -92,6 +92,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     UNIQUE (application_id, step, target)
 );
 CREATE INDEX IF NOT EXISTS tasks_due ON tasks (state, due_at);
+CREATE INDEX IF NOT EXISTS tasks_claim ON tasks (state, target, due_at);
 CREATE INDEX IF NOT EXISTS tasks_application ON tasks (application_id, id);
 CREATE TABLE IF NOT EXISTS sequences (
     name TEXT NOT NULL,
@@ -131,6 +132,8 @@ class SqliteJournal:
         self._reader: ThreadPoolExecutor | None = None
         self._read_conn: sqlite3.Connection | None = None
         self.commits = 0  # transactions committed (for the group-commit benchmark)
+        # Targets that have tasks; only the writer thread touches it (claims ask per target).
+        self._targets: set[str] = set()
         self.operations = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -149,6 +152,7 @@ class SqliteJournal:
                 f"journal {self.path} has schema version {row[0]}, newer than this hub "
                 f"({SCHEMA_VERSION}); upgrade the hub"
             )
+        self._targets = {row[0] for row in conn.execute("SELECT DISTINCT target FROM tasks")}
         self._writer = threading.Thread(
             target=self._write_loop, args=(conn,), name="journal-writer", daemon=True
         )
@@ -308,7 +312,7 @@ class SqliteJournal:
                 ).fetchone()
                 return IntakeResult(application_id=row[0], duplicate=True)
             stored = _insert_events(c, events)
-            _insert_tasks(c, application.id, tasks, now)
+            self._insert_tasks(c, application.id, tasks, now)
             return IntakeResult(application_id=application.id, duplicate=False, events=stored)
 
         return await self._write(op)
@@ -318,59 +322,76 @@ class SqliteJournal:
     ) -> list[Task]:
         def op(c: sqlite3.Connection) -> list[Task]:
             now = self.clock()
-            live = dict(
+            live: dict[str, int] = dict(
                 c.execute(
                     "SELECT target, COUNT(*) FROM tasks WHERE state=? AND lease_until>=? GROUP BY target",
                     (TaskState.LEASED, now),
                 ).fetchall()
             )
             claimed: list[Task] = []
-            seen: set[int] = set()
-            while len(claimed) < limit:
-                # Targets at capacity are left out of the scan: their backlog must not fill the window
-                # and starve the due tasks of other targets behind it.
-                full = [t for t, cap in capacity.items() if live.get(t, 0) >= cap]
-                window = (limit - len(claimed)) * 4 + 16
-                rows = c.execute(
-                    f"SELECT {TASK_COLUMNS} FROM tasks "
-                    "WHERE ((state=? AND due_at<=?) OR (state=? AND lease_until<?)) "
-                    f"AND target NOT IN ({','.join('?' * len(full))}) "
-                    "ORDER BY due_at, id LIMIT ?",
-                    (TaskState.PENDING, now, TaskState.LEASED, now, *full, window),
-                ).fetchall()
-                progress = False
-                for row in rows:
-                    if len(claimed) >= limit:
-                        break
-                    task = _task(row)
-                    cap = capacity.get(task.target)
-                    if task.id in seen or (cap is not None and live.get(task.target, 0) >= cap):
-                        continue
-                    token = secrets.token_hex(8)
-                    until = now + lease_seconds
-                    c.execute(
-                        "UPDATE tasks SET state=?, lease_token=?, lease_until=?, attempts=attempts+1, "
-                        "updated_at=? WHERE id=?",
-                        (TaskState.LEASED, token, until, now, task.id),
+
+            def take(row: Sequence[Any]) -> None:
+                task = _task(row)
+                cap = capacity.get(task.target)
+                if cap is not None and live.get(task.target, 0) >= cap:
+                    return
+                token = secrets.token_hex(8)
+                until = now + lease_seconds
+                c.execute(
+                    "UPDATE tasks SET state=?, lease_token=?, lease_until=?, attempts=attempts+1, "
+                    "updated_at=? WHERE id=?",
+                    (TaskState.LEASED, token, until, now, task.id),
+                )
+                live[task.target] = live.get(task.target, 0) + 1
+                claimed.append(
+                    _replace(
+                        task,
+                        state=TaskState.LEASED,
+                        lease_token=token,
+                        lease_until=until,
+                        attempts=task.attempts + 1,
+                        updated_at=now,
                     )
-                    live[task.target] = live.get(task.target, 0) + 1
-                    seen.add(task.id)
-                    progress = True
-                    claimed.append(
-                        _replace(
-                            task,
-                            state=TaskState.LEASED,
-                            lease_token=token,
-                            lease_until=until,
-                            attempts=task.attempts + 1,
-                            updated_at=now,
-                        )
-                    )
-                if not progress or len(rows) < window:
-                    break  # nothing claimable is left
+                )
+
+            # Leases of dead workers first: that work is overdue.
+            for row in c.execute(
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE state=? AND lease_until<? ORDER BY due_at, id",
+                (TaskState.LEASED, now),
+            ).fetchall():
+                if len(claimed) >= limit:
+                    return claimed
+                take(row)
+            # Then due tasks, asked per target with room left, each walking the (state, target,
+            # due_at) index: a full target's backlog is never scanned, so a claim costs the same with
+            # ten or a million tasks waiting, and no target starves another.
+            due: list[Sequence[Any]] = []
+            for target in self._targets:
+                cap = capacity.get(target)
+                room = (
+                    limit - len(claimed)
+                    if cap is None
+                    else min(limit - len(claimed), cap - live.get(target, 0))
+                )
+                if room > 0:
+                    due += c.execute(
+                        f"SELECT {TASK_COLUMNS} FROM tasks WHERE state=? AND target=? AND due_at<=? "
+                        "ORDER BY due_at, id LIMIT ?",
+                        (TaskState.PENDING, target, now, room),
+                    ).fetchall()
+            for row in sorted(due, key=lambda r: (r[8], r[0])):  # oldest due first, across targets
+                if len(claimed) >= limit:
+                    break
+                take(row)
             return claimed
 
         return await self._write(op)
+
+    def _insert_tasks(
+        self, c: sqlite3.Connection, application_id: str, tasks: Sequence[TaskSpec], now: float
+    ) -> None:
+        _insert_tasks(c, application_id, tasks, now)
+        self._targets.update(t.target for t in tasks)
 
     def _check_lease(self, c: sqlite3.Connection, task: Task) -> None:
         row = c.execute("SELECT state, lease_token FROM tasks WHERE id=?", (task.id,)).fetchone()
@@ -411,7 +432,7 @@ class SqliteJournal:
             )
             _update_application(c, task.application_id, completion, now)
             stored = _insert_events(c, completion.events)
-            _insert_tasks(c, task.application_id, completion.tasks, now)
+            self._insert_tasks(c, task.application_id, completion.tasks, now)
             join = completion.after_all
             if (
                 join is not None
@@ -423,7 +444,7 @@ class SqliteJournal:
                 if join.state is not None:
                     _set_state(c, task.application_id, join.state, now)
                 stored += _insert_events(c, join.events)
-                _insert_tasks(c, task.application_id, join.tasks, now)
+                self._insert_tasks(c, task.application_id, join.tasks, now)
             return stored
 
         return await self._write(op)

@@ -184,7 +184,7 @@ class FileDropSink(Sink):
     async def start(self) -> None:
         """Remove temporary folders a crash left behind (a missing directory is not fatal here)."""
         try:
-            removed = await asyncio.to_thread(self._remove_temp_folders, None, STALE_TEMP_SECONDS)
+            removed = await asyncio.to_thread(self._remove_stale_temp_folders, STALE_TEMP_SECONDS)
         except OSError as exc:
             log.warning("import directory not usable at start target=%s reason=%s", self.name, _reason(exc))
             return
@@ -286,7 +286,9 @@ class FileDropSink(Sink):
             if existing is not None:
                 return existing
             files = self._plan(record, blobs)
-            self._remove_temp_folders(app.id, None)
+            leftover = base / _temp_name(app.id)
+            if leftover.exists():  # an earlier attempt died while writing
+                shutil.rmtree(leftover)
             return self._write(base, folder, record, app, files)
         except OSError as exc:
             raise Retryable(f"cannot write to import directory {base}: {_reason(exc)}") from None
@@ -311,7 +313,7 @@ class FileDropSink(Sink):
     def _write(
         self, base: Path, folder: str, record: FileRecord, app: Application, files: list[_PlannedFile]
     ) -> _Result:
-        temp = base / f"{TEMP_PREFIX}{_temp_key(app.id)}-{secrets.token_hex(6)}"
+        temp = base / _temp_name(app.id)
         temp.mkdir()
         try:
             dropped = [self._copy(planned, temp / planned.name) for planned in files]
@@ -424,22 +426,18 @@ class FileDropSink(Sink):
 
     # -- housekeeping --------------------------------------------------------------------------------
 
-    def _remove_temp_folders(self, application_id: str | None, older_than: float | None) -> int:
-        """Remove temporary folders of one application (or of all), optionally only old ones."""
-        prefix = TEMP_PREFIX + (f"{_temp_key(application_id)}" if application_id is not None else "")
+    def _remove_stale_temp_folders(self, older_than: float) -> int:
+        """Remove temporary folders older than `older_than` seconds (left by a crash)."""
         now = time.time()
         removed = 0
         with os.scandir(self.directory) as entries:
             for entry in entries:
-                if not _is_temp_folder(entry.name, prefix, exact=application_id is not None):
+                if not _is_temp_folder(entry.name):
                     continue
                 try:
                     if not entry.is_dir(follow_symlinks=False):
                         continue
-                    if (
-                        older_than is not None
-                        and now - entry.stat(follow_symlinks=False).st_mtime < older_than
-                    ):
+                    if now - entry.stat(follow_symlinks=False).st_mtime < older_than:
                         continue
                     shutil.rmtree(entry.path)
                     removed += 1
@@ -498,15 +496,19 @@ def _earlier_delivery(ctx: DeliveryContext) -> _Checkpoint | None:
         return None
 
 
+def _temp_name(application_id: str) -> str:
+    # One fixed name per application (only the lease holder writes it): a retry finds its leftover by
+    # name, without listing an import directory that may hold thousands of folders.
+    digest = hashlib.sha256(application_id.encode()).hexdigest()[:12]
+    return f"{TEMP_PREFIX}{_temp_key(application_id)}-{digest}"
+
+
 def _temp_key(application_id: str) -> str:
     return clean(application_id)[:80] or hashlib.sha256(application_id.encode()).hexdigest()[:16]
 
 
-def _is_temp_folder(name: str, prefix: str, *, exact: bool) -> bool:
-    if not name.startswith(prefix) or not _TEMP_SUFFIX.search(name):
-        return False
-    # With an application's key, the rest must be exactly "-<12 hex>": key "a" must not match "a-b".
-    return not exact or _TEMP_SUFFIX.fullmatch(name[len(prefix) :]) is not None
+def _is_temp_folder(name: str) -> bool:
+    return name.startswith(TEMP_PREFIX) and _TEMP_SUFFIX.search(name) is not None
 
 
 def _fsync_dir(path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 from filedrop_helpers import SAFE_NAME, folders_of, make_sink
 from hub_filedrop import FORMAT, DropDocument, FileDropSink
 from hub_filedrop.names import render_folder_name, safe_file_name, unique_name
+from hub_filedrop.sink import _temp_name
 from pydantic import ValidationError
 
 from hub import (
@@ -127,7 +128,7 @@ async def test_leftover_temporary_folder_is_removed_and_not_counted(
     app = await make_application(blobs)
     sink.directory.mkdir(parents=True)
     # a crash in the middle of an earlier attempt left a half-written temporary folder
-    crashed = sink.directory / f".tmp-{app.id}-0123456789ab"
+    crashed = sink.directory / _temp_name(app.id)
     crashed.mkdir()
     (crashed / "antrag.pdf").write_bytes(b"%PDF-1.4 half")
     assert folders_of(sink.directory, app.id) == []
