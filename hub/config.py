@@ -139,12 +139,6 @@ class RouteConfig(BaseModel):
     notify: list[str] = Field(default_factory=list)
 
 
-class RetentionConfig(_Strict):
-    """How long payloads are kept after completion; metadata and the audit trail stay."""
-
-    payload_days: int = Field(90, ge=1)
-
-
 class HubConfig(_Strict):
     """The whole configuration file."""
 
@@ -155,7 +149,6 @@ class HubConfig(_Strict):
     workers: WorkersConfig = Field(default_factory=lambda: WorkersConfig())
     connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     routes: list[RouteConfig] = Field(default_factory=list)
-    retention: RetentionConfig = Field(default_factory=lambda: RetentionConfig())
 
     @field_validator("blobs", mode="before")
     @classmethod
