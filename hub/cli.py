@@ -280,6 +280,51 @@ def replay(
         sys.exit(1)
 
 
+@main.group()
+def mapping() -> None:
+    """Work with mapping files."""
+
+
+@mapping.command("test")
+@click.argument("mapping_path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("sample_path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print the record as JSON instead of YAML")
+def mapping_test(mapping_path: Path, sample_path: Path, as_json: bool) -> None:
+    """Render a sample application (YAML/JSON) through a mapping and print the record.
+
+    The file number sequence starts at 1; the PDF rendition is not produced (its blob shows as null).
+    Exit code 1 with the errors and their place in the mapping file when the mapping fails.
+    """
+    from hub.mapping import MappingError, MappingLoadError, load_mapping, sample_application
+
+    try:
+        plugins = load_plugins()
+        compiled = load_mapping(mapping_path, plugins.mapping_filters())
+        app = sample_application(yaml.safe_load(sample_path.read_text(encoding="utf-8")))
+    except MappingLoadError as exc:
+        for problem in exc.problems:
+            err.print(problem, markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except (ValueError, yaml.YAMLError, PluginError) as exc:
+        err.print(f"{sample_path}: not a valid sample application: {exc}", markup=False, soft_wrap=True)
+        sys.exit(1)
+
+    async def first_number(pattern: str, period: str) -> int:
+        return 1
+
+    try:
+        file_number = asyncio.run(compiled.draw_file_number(app, first_number))
+        record = compiled.render(app, file_number, rendition=None)
+    except MappingError as exc:
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+    data = record.model_dump(mode="json")
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        click.echo(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), nl=False)
+
+
 @main.command()
 @click.argument("system", required=False)
 @click.option("--port", default=8090, show_default=True)

@@ -26,6 +26,7 @@ from pydantic import (
 
 from hub.connectors import ConnectorConfig
 from hub.errors import ConfigError, PluginError
+from hub.mapping import MappingFile, MappingLoadError, load_mapping
 from hub.models import TrustLevel
 from hub.plugins import Plugins
 
@@ -159,10 +160,17 @@ class HubConfig(_Strict):
 class Configuration:
     """A validated configuration with its connector settings typed by their plugins."""
 
-    def __init__(self, hub: HubConfig, connectors: dict[str, ConnectorConfig], source: str) -> None:
+    def __init__(
+        self,
+        hub: HubConfig,
+        connectors: dict[str, ConnectorConfig],
+        source: str,
+        mappings: dict[str, MappingFile] | None = None,
+    ) -> None:
         self.hub = hub
         self.connectors = connectors
         self.source = source  # file name, for messages
+        self.mappings = mappings or {}  # route name -> its compiled mapping file
 
     @property
     def schemas(self) -> Path | None:
@@ -186,7 +194,7 @@ def load_config(path: Path | str, plugins: Plugins, env: dict[str, str] | None =
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read the configuration: {exc.strerror}"]) from None
-    return parse_config(text, str(path), plugins, env)
+    return parse_config(text, str(path), plugins, env, base_dir=path.parent)
 
 
 def config_from_dict(
@@ -197,9 +205,17 @@ def config_from_dict(
 
 
 def parse_config(
-    text: str, source: str, plugins: Plugins, env: dict[str, str] | None = None
+    text: str,
+    source: str,
+    plugins: Plugins,
+    env: dict[str, str] | None = None,
+    base_dir: Path | None = None,
 ) -> Configuration:
-    """Validate configuration text (`source` names it in messages)."""
+    """Validate configuration text (`source` names it in messages).
+
+    Mapping files named by routes are read relative to `base_dir` (the configuration file's
+    directory; the working directory for configurations built in code).
+    """
     env = dict(os.environ) if env is None else env
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -264,9 +280,19 @@ def parse_config(
     for i, name in enumerate(names):
         if name in names[:i]:
             problems.append(f"{at(('routes', i, 'name'))}: routes[{i}].name: {name!r} is used twice")
+    mappings: dict[str, MappingFile] = {}
+    filters = plugins.mapping_filters()
+    for i, route in enumerate(hub.routes):
+        if route.map is None:
+            continue
+        path = route.map if route.map.is_absolute() or base_dir is None else base_dir / route.map
+        try:
+            mappings[route.name] = load_mapping(path, filters)
+        except MappingLoadError as exc:
+            problems.extend(f"{at(('routes', i, 'map'))}: routes[{i}].map: {p}" for p in exc.problems)
     if problems:
         raise ConfigError(problems)
-    return Configuration(hub, connectors, source)
+    return Configuration(hub, connectors, source, mappings)
 
 
 def _expect_role(

@@ -6,6 +6,7 @@ next events and tasks, which the journal stores in the same transaction that end
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -31,7 +32,7 @@ from hub.journal import (
     Task,
     TaskSpec,
 )
-from hub.mapping import default_record
+from hub.mapping import MappingFile, default_record
 from hub.metrics import Metrics
 from hub.models import (
     Application,
@@ -68,6 +69,7 @@ class Pipeline:
         connectors: Mapping[str, Connector],
         bus: Bus,
         metrics: Metrics,
+        mappings: Mapping[str, MappingFile] | None = None,
     ) -> None:
         self.journal = journal
         self.blobs = blobs
@@ -75,6 +77,7 @@ class Pipeline:
         self.connectors = connectors
         self.bus = bus
         self.metrics = metrics
+        self.mappings = mappings or {}
         bus.handle(IDENTIFY, self.identify)
         bus.handle(MAP, self.map)
         bus.handle(DELIVER, self.deliver)
@@ -172,11 +175,23 @@ class Pipeline:
         )
 
     async def map(self, task: Task) -> Completion:
-        """Turn the application into the record every target receives."""
+        """Turn the application into the record every target receives (the route's mapping file)."""
         app, route = await self._load(task)
-        record = default_record(app)
+        mapping = self.mappings.get(route.name)
+        patch = None
+        if mapping is None:
+            record = default_record(app)
+        else:
+            file_number = await mapping.draw_file_number(app, self.journal.next_sequence)
+            rendition = None
+            if mapping.needs_rendition:
+                rendition = await self._render(app, mapping, file_number)
+            record = mapping.render(app, file_number, rendition)
+            if file_number is not None:
+                patch = ApplicationPatch(file_number=file_number)
         return Completion(
             result=record.model_dump(mode="json"),
+            patch=patch,
             events=[
                 Event(
                     application_id=app.id,
@@ -274,6 +289,17 @@ class Pipeline:
                 state=None if rejected else ApplicationState.COMPLETED,
             ),
         )
+
+    async def _render(self, app: Application, mapping: MappingFile, file_number: str | None) -> str:
+        """The PDF rendition of the application, stored as a blob; returns its reference."""
+        from hub.render import render_application  # the PDF library loads only where needed
+
+        shown = app.model_copy(update={"file_number": file_number}) if file_number else app
+        title = mapping.title(shown, file_number)
+        # Rendering takes milliseconds of CPU: off the event loop, so intake stays responsive.
+        pdf = await asyncio.to_thread(render_application, shown, mapping.spec.labels, title)
+        info = await self.blobs.write_bytes(pdf)
+        return info.ref
 
     # -- helpers -----------------------------------------------------------------------------------
 

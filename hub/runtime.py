@@ -70,7 +70,13 @@ class Hub:
             clock=clock,
         )
         self.pipeline = Pipeline(
-            self.journal, self.blobs, self.router, self.connectors, self.bus, self.metrics
+            self.journal,
+            self.blobs,
+            self.router,
+            self.connectors,
+            self.bus,
+            self.metrics,
+            config.mappings,
         )
         self._pollers: list[asyncio.Task[None]] = []
         self.started = False
