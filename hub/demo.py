@@ -74,23 +74,45 @@ def _pdf_escape(s: str) -> str:
     return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
+PEOPLE = [
+    # given name, family name, birth date, street, postal code, city
+    ("Jürgen", "Groß", "1971-01-11", "Kaiserstraße 12", "53721", "Siegburg"),
+    ("Zoë", "Łukasiewicz-Öztürk", "1988-06-02", "Am Markt 3", "53773", "Hennef (Sieg)"),
+    ("Hans-Peter", "Müßig", "1973-03-13", "Bonner Straße 101", "53757", "Sankt Augustin"),
+    ("Ayşe", "Çelik", "1974-04-14", "Lindenweg 7", "53797", "Lohmar"),
+    ("Marie-Thérèse", "d'Aubigné", "1965-09-30", "Rathausplatz 1", "53840", "Troisdorf"),
+    ("Øystein", "Ðorđević", "1990-12-24", "Waldweg 22", "53819", "Neunkirchen-Seelscheid"),
+    ("Jörg", "Schäfer", "1959-05-17", "Mühlenstraße 4", "53604", "Bad Honnef"),
+    ("Anna-Lena", "Köhler", "1995-02-28", "Am Burgweiher 9", "53332", "Bornheim"),
+    ("Dragoş", "Ţepeş", "1982-08-08", "Hauptstraße 130", "53359", "Rheinbach"),
+    ("Renée", "Brückner-Ñúñez", "1979-11-03", "Siegstraße 45", "53783", "Eitorf"),
+    ("Małgorzata", "Wiśniewska", "1986-10-19", "Kirchweg 2", "53347", "Alfter"),
+    ("Friedrich", "von der Heydt", "1948-04-01", "Schloßallee 1", "53639", "Königswinter"),
+    ("Svenja", "Öztürk", "1992-03-21", "Ringstraße 18", "53773", "Hennef (Sieg)"),
+    ("Luca", "Dell'Acqua", "1984-07-07", "Markt 11", "53340", "Meckenheim"),
+    ("Ingeborg", "Läufer", "1961-12-12", "Auf dem Acker 5", "53809", "Ruppichteroth"),
+    ("Kübra", "Yılmaz", "1998-01-30", "Bahnhofstraße 20", "53721", "Siegburg"),
+    ("Theo", "Kröger", "1977-09-09", "Heideweg 3", "53844", "Troisdorf"),
+    ("Éléonore", "Fähnrich", "1969-05-25", "Zur Linde 6", "53577", "Neustadt (Wied)"),
+    ("Mehmet", "Şahin", "1987-02-14", "Industriestraße 77", "53757", "Sankt Augustin"),
+]
+SERVICES = ["jagdschein", "fischereischein", "grabungserlaubnis", "kindertagespflege"]
+
+
 def samples() -> list[Sample]:
-    """Sample applications of a Kreis: hunting and fishing licences, excavation, child day care."""
-    people = [
-        ("Jürgen", "Groß", "Kaiserstraße 12", "53721", "Siegburg", "jagdschein"),
-        ("Zoë", "Łukasiewicz-Öztürk", "Am Markt 3", "53773", "Hennef", "fischereischein"),
-        ("Hans-Peter", "Müßig", "Bonner Straße 101", "53757", "Sankt Augustin", "grabungserlaubnis"),
-        ("Ayşe", "Çelik", "Lindenweg 7", "53797", "Lohmar", "kindertagespflege"),
-        ("Marie-Thérèse", "d'Aubigné", "Rathausplatz 1", "53842", "Troisdorf", "jagdschein"),
-        ("Øystein", "Ðorđević", "Waldweg 22", "53819", "Neunkirchen-Seelscheid", "fischereischein"),
-    ]
+    """About twenty applications of a Kreis: hunting and fishing licences, excavation, child day care.
+
+    The last one is Jürgen Groß again, renewing his Jagdschein: it lands in the Akte of his first one.
+    """
+    plan = [(person, SERVICES[n % len(SERVICES)]) for n, person in enumerate(PEOPLE)]
+    plan.append((PEOPLE[0], "jagdschein"))
     out = []
-    for n, (vorname, nachname, strasse, plz, ort, service) in enumerate(people, start=1):
+    for n, ((vorname, nachname, geburt, strasse, plz, ort), service) in enumerate(plan, start=1):
         fields: dict[str, str | list[str]] = {
-            "vorgang_id": f"FC-2026-{4711 + n:06d}",
+            "vorgang_id": f"FC-2026-{4710 + n:06d}",
             "vorname": vorname,
             "nachname": nachname,
-            "geburtsdatum": f"19{70 + n}-0{n}-1{n}",
+            "geburtsdatum": geburt,
             "strasse": strasse,
             "plz": plz,
             "ort": ort,
@@ -99,27 +121,30 @@ def samples() -> list[Sample]:
         }
         files = {
             "ausweis": (
-                f"Personalausweis_{nachname}.pdf",
+                f"Personalausweis_{nachname.replace(' ', '_')}.pdf",
                 _pdf("Personalausweis (Kopie)", [f"{vorname} {nachname}", f"{plz} {ort}"]),
             ),
         }
         if service == "jagdschein":
-            fields["jagdschein_art"] = "Jahresjagdschein"
+            fields["jagdschein_art"] = "Jahresjagdschein" if n % 3 else "Dreijahresjagdschein"
             fields["versicherung"] = ["Jagdhaftpflicht", "Unfallversicherung"]
             files["nachweis"] = (
                 "Versicherungsnachweis.pdf",
-                _pdf("Jagdhaftpflicht", ["Deckungssumme 5 Mio EUR"]),
+                _pdf("Jagdhaftpflichtversicherung", ["Deckungssumme 5 Mio EUR Personenschaeden"]),
             )
         elif service == "fischereischein":
-            fields["gueltigkeit_jahre"] = "5"
+            fields["gueltigkeit_jahre"] = "5" if n % 2 else "1"
             files["pruefung"] = ("Fischerpruefung.pdf", _pdf("Zeugnis Fischerpruefung", ["bestanden"]))
         elif service == "grabungserlaubnis":
-            fields["gemarkung"] = "Siegburg"
-            fields["flur"] = "12"
-            fields["flurstueck"] = "345/2"
-            files["lageplan"] = ("Lageplan.pdf", _pdf("Lageplan 1:1000", ["Flur 12, Flurstueck 345/2"]))
+            fields["gemarkung"] = ort.split(" ")[0]
+            fields["flur"] = str(n)
+            fields["flurstueck"] = f"{100 + n}/2"
+            files["lageplan"] = (
+                "Lageplan.pdf",
+                _pdf("Lageplan 1:1000", [f"Flur {n}, Flurstueck {100 + n}/2"]),
+            )
         else:
-            fields["kinder"] = "3"
+            fields["kinder"] = str(1 + n % 5)
             files["qualifikation"] = (
                 "Qualifizierung_Tagespflege.pdf",
                 _pdf("Qualifizierung 300 UE", ["QHB-Zertifikat"]),

@@ -35,3 +35,11 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     root.setLevel(level.upper())
     # aiohttp's access log would print client addresses and URLs with ids for every request.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    quiet_pdf_libraries()
+
+
+def quiet_pdf_libraries() -> None:
+    """The PDF libraries log the characters they render (a missing glyph at WARNING, font subsetting
+    at INFO): characters of applicants' names, so personal data. Only their errors are logged."""
+    for name in ("fpdf", "fontTools"):
+        logging.getLogger(name).setLevel(logging.ERROR)
