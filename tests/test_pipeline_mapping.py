@@ -79,3 +79,36 @@ def test_route_mapping_errors_are_configuration_errors(
     with pytest.raises(ConfigError) as info:
         config_from_dict(settings, plugins, env={})
     assert "routes[0].map: kaputt.yaml:1: akte.fields.N:" in info.value.problems[0]
+
+
+async def test_map_step_stores_the_pdf_rendition(tmp_path: Path, hub_factory: Any) -> None:
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        'title: "Antrag auf {{ form.art }}"\n'
+        "labels: {art: Art des Antrags}\n"
+        "documents:\n  - {type: Antrag, content: rendition, fields: {Titel: Antrag}}\n",
+        encoding="utf-8",
+    )
+    running = await hub_factory(
+        CONNECTORS, [{"name": "r", "from": "json", "to": ["rec"], "map": str(mapping)}]
+    )
+    status, body = await running.post(
+        "/intake/json/jagdschein", json={"id": "r1", "form": {"art": "Jagdschein"}}
+    )
+    assert status == 202
+    app_id = body["application_id"]
+    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    (document,) = running.hub.connectors["rec"].delivered[app_id].documents
+    assert (document.content, document.media_type, document.name) == (
+        "rendition",
+        "application/pdf",
+        "Antrag jagdschein.pdf",
+    )
+    pdf = await running.hub.blobs.read_bytes(document.blob)
+    assert pdf.startswith(b"%PDF-")
+    import io
+
+    from pypdf import PdfReader
+
+    text = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+    assert "Antrag auf Jagdschein" in text and "Art des Antrags" in text and app_id in text
