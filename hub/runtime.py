@@ -84,7 +84,10 @@ class Hub:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_read=60)
+                timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_read=60),
+                # No shared cookie jar: a session cookie one connector logged in for must never
+                # travel with another connector's requests to the same host.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 

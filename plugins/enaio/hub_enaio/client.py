@@ -1,0 +1,523 @@
+"""Talking to enaio: authentication (Basic or session cookie), error classification, and the two APIs.
+
+`EnaioHttp` sends requests with the hub's shared session and turns every failure into `Retryable` or
+`Permanent`. `DmsApi` and `OsrestApi` offer the same four operations on top of it — search by index
+fields, insert an object (with content streamed from the blob store), who am I, which object types are
+missing — so the sink's find-or-create logic is the same for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp.payload import AsyncIterablePayload
+
+from hub import BlobStore, Permanent, Retryable
+
+from .config import NAME_PATTERN, TYPE_PATTERN, EnaioConfig
+
+log = logging.getLogger(__name__)
+
+TRAY = "system:tray"  # the location of documents put in the technical user's tray
+MAX_ANSWER = 4 * 1024**2  # bytes of an ordinary JSON answer
+MAX_SCHEMA = 64 * 1024**2  # bytes of the object definition (large installations have thousands of fields)
+MAX_MESSAGE = 300  # characters of a server's error message kept in our error
+MAX_HITS = 100  # search results asked for; more Akten for one person than that would be a data problem
+# 4xx answers that pass by themselves: the server gave up waiting (408), too early (425), throttling (429).
+TRANSIENT_CLIENT_ERRORS = frozenset({408, 425, 429})
+LOGIN_PATH = {"dms": "/api/dms/info/native", "osrest": "/osrest/api/session"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TYPE = re.compile(TYPE_PATTERN)
+_COLUMN = re.compile(r"^(?:system:)?" + NAME_PATTERN.removeprefix("^"))
+
+BodyFactory = Callable[[], aiohttp.MultipartWriter]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """An object a search found: its id and the requested index fields."""
+
+    id: str
+    fields: dict[str, str]
+
+    @property
+    def order(self) -> tuple[int, str]:
+        """Sort key: oldest (lowest numeric id) first."""
+        return (int(self.id), "") if self.id.isdigit() else (2**63, self.id)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A document's content: streamed from the blob store when the insert is sent."""
+
+    name: str
+    media_type: str
+    blob: str
+
+
+class Refusal(Permanent):
+    """enaio refused a request with a 4xx answer that trying again will not change."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def basic_authorization(username: str, password: str) -> str:
+    """The ``Authorization`` header value of HTTP Basic authentication (RFC 7617, UTF-8)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+class EnaioHttp:
+    """Requests to one enaio server with the configured authentication; failures classified."""
+
+    def __init__(self, settings: EnaioConfig, session: Callable[[], aiohttp.ClientSession]) -> None:
+        self.settings = settings
+        self._session = session
+        self._authorization = basic_authorization(settings.username, settings.password.get_secret_value())
+        self._session_id: str | None = None
+        self._login_lock = asyncio.Lock()
+        self.logins = 0
+
+    @property
+    def has_session(self) -> bool:
+        """Whether a session cookie is held (auth: session)."""
+        return self._session_id is not None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        json_body: Any = None,
+        body: BodyFactory | None = None,
+        params: Mapping[str, str] | None = None,
+        limit: int = MAX_ANSWER,
+    ) -> bytes:
+        """One API call; the answer's body, or `Retryable`/`Permanent` naming `what` failed."""
+        relogged = False
+        while True:
+            headers: dict[str, str] = {}
+            cookies: dict[str, str] | None = None
+            session_id = None
+            if self.settings.auth == "session":
+                session_id = await self._current_session()
+                cookies = {"JSESSIONID": session_id}
+            else:
+                headers["Authorization"] = self._authorization
+            status, data, _ = await self._send(
+                method,
+                path,
+                what,
+                headers=headers,
+                cookies=cookies,
+                json_body=json_body,
+                data=body() if body is not None else None,  # a fresh body each time: it is a stream
+                params=params,
+                limit=limit,
+            )
+            if status == 401 and session_id is not None and not relogged:
+                # The session expired (timeout, server restart): log in again, once.
+                self._forget(session_id)
+                relogged = True
+                continue
+            return self._classify(status, data, what)
+
+    async def _current_session(self) -> str:
+        session_id = self._session_id
+        if session_id is not None:
+            return session_id
+        async with self._login_lock:
+            if self._session_id is None:
+                self._session_id = await self._login()
+            return self._session_id
+
+    def _forget(self, session_id: str) -> None:
+        if self._session_id == session_id:
+            self._session_id = None
+
+    async def _login(self) -> str:
+        path = LOGIN_PATH[self.settings.api]
+        status, data, cookie = await self._send(
+            "GET", path, "login", headers={"Authorization": self._authorization}, limit=MAX_ANSWER
+        )
+        self._classify(status, data, "login")
+        if not cookie:
+            raise Permanent(
+                f"login: enaio answered GET {path} without a JSESSIONID cookie; "
+                "set auth: basic for this server"
+            )
+        self.logins += 1
+        log.info("enaio session opened user=%s api=%s", self.settings.username, self.settings.api)
+        return cookie
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        headers: dict[str, str],
+        cookies: dict[str, str] | None = None,
+        json_body: Any = None,
+        data: aiohttp.MultipartWriter | None = None,
+        params: Mapping[str, str] | None = None,
+        limit: int,
+    ) -> tuple[int, bytes, str | None]:
+        base = self.settings.base_url
+        seconds = self.settings.timeout_seconds
+        # No total limit: a large upload may take long; what must not take long is silence.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
+        try:
+            async with self._session().request(
+                method,
+                base + path,
+                headers=headers,
+                cookies=cookies,
+                json=json_body,
+                data=data,
+                params=params,
+                timeout=timeout,
+                allow_redirects=False,
+            ) as response:
+                answer = await _read_limited(response, what, limit)
+                morsel = response.cookies.get("JSESSIONID")
+                return response.status, answer, morsel.value if morsel is not None else None
+        except TimeoutError:
+            raise Retryable(f"{what}: no answer from {base} within {seconds:g} s") from None
+        except aiohttp.ClientConnectionError as exc:
+            raise Retryable(f"{what}: connection to {base} failed: {type(exc).__name__}: {exc}") from None
+        except aiohttp.ClientError as exc:
+            raise Retryable(f"{what}: {type(exc).__name__}: {exc}") from None
+
+    def _classify(self, status: int, data: bytes, what: str) -> bytes:
+        if 200 <= status < 300:
+            return data
+        message = server_message(data)
+        if status in (401, 403):
+            raise Refusal(
+                f"{what}: enaio refused user {self.settings.username!r} ({status}): {message}; "
+                "check username, password and the user's rights, then replay",
+                status,
+            )
+        if 400 <= status < 500 and status not in TRANSIENT_CLIENT_ERRORS:
+            raise Refusal(f"{what}: enaio refused the request ({status}): {message}", status)
+        raise Retryable(f"{what}: enaio answered {status}: {message}")
+
+
+async def _read_limited(response: aiohttp.ClientResponse, what: str, limit: int) -> bytes:
+    data = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        data += chunk
+        if len(data) > limit:
+            raise Retryable(f"{what}: the answer is larger than {limit} bytes")
+    return bytes(data)
+
+
+def server_message(data: bytes) -> str:
+    """The ``message`` (or ``error``) of a JSON error answer, else the start of the text."""
+    text = data.decode("utf-8", errors="replace")
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = None
+    message = None
+    if isinstance(answer, dict):
+        for key in ("message", "error", "errorMessage"):
+            if isinstance(answer.get(key), str) and answer[key].strip():
+                message = answer[key]
+                break
+    message = message or text.strip() or "(no message)"
+    return _CONTROL.sub(" ", message)[:MAX_MESSAGE]
+
+
+def _json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        # A proxy's error page with status 200, say: may pass once the network is fixed.
+        raise Retryable(f"{what}: the answer is not JSON: {data[:80]!r}") from None
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _file_name(name: str) -> str:
+    return _CONTROL.sub(" ", name).strip() or "dokument"
+
+
+def _file_part(upload: Upload, blobs: BlobStore, part_name: str) -> AsyncIterablePayload:
+    """The file part, reading the blob only while the request is sent (never the whole file in memory)."""
+    payload = AsyncIterablePayload(blobs.read(upload.blob), content_type=upload.media_type)
+    # UTF-8 file names as browsers send them (RFC 7578 4.2), not percent-encoded.
+    payload.set_content_disposition(
+        "form-data", quote_fields=False, name=part_name, filename=_file_name(upload.name)
+    )
+    return payload
+
+
+def _fields(values: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    return {name: {"value": value} for name, value in values.items()}
+
+
+class EnaioApi(ABC):
+    """The operations the sink needs, whichever API carries them."""
+
+    name: str
+
+    def __init__(self, http: EnaioHttp) -> None:
+        self.http = http
+
+    @abstractmethod
+    async def search(
+        self, object_type: str, criteria: Mapping[str, str], columns: Sequence[str], what: str
+    ) -> list[Hit]:
+        """Objects of the type whose index fields equal the criteria, with the requested columns."""
+
+    @abstractmethod
+    async def insert(
+        self,
+        object_type: str,
+        location: str | None,
+        fields: Mapping[str, str],
+        upload: Upload | None,
+        blobs: BlobStore,
+        what: str,
+    ) -> str:
+        """Create an object under `location` (None: a folder in its cabinet; `TRAY`); returns its id."""
+
+    @abstractmethod
+    async def identity(self) -> dict[str, str]:
+        """Who the server says we are (proves the credentials), with server details."""
+
+    @abstractmethod
+    async def missing_types(self, object_types: Sequence[str]) -> list[str]:
+        """Those of the object types (internal names or ids) the server does not know."""
+
+
+class DmsApi(EnaioApi):
+    """The DMS Service (``/api/dms``)."""
+
+    name = "dms"
+
+    async def search(
+        self, object_type: str, criteria: Mapping[str, str], columns: Sequence[str], what: str
+    ) -> list[Hit]:
+        selected = ["system:objectId", *(c for c in columns if c != "system:objectId")]
+        _check_statement_names(object_type, [*selected, *criteria])
+        parameters = {f"p{i}": value for i, value in enumerate(criteria.values(), start=1)}
+        where = " AND ".join(f"{name}=@p{i}" for i, name in enumerate(criteria, start=1))
+        # Only checked names go into the statement text; every value travels as a parameter.
+        statement = f"SELECT {', '.join(selected)} FROM {object_type}"  # noqa: S608
+        if where:
+            statement += f" WHERE {where}"
+        query = {
+            "statement": statement,
+            "skipCount": 0,
+            "maxItems": MAX_HITS,
+            "handleDeletedDocuments": "DELETED_DOCUMENTS_EXCLUDE",
+            "parameters": parameters,
+        }
+        answer = _json(
+            await self.http.request("POST", "/api/dms/objects/search", what, json_body={"query": query}), what
+        )
+        objects = answer.get("objects") if isinstance(answer, dict) else None
+        if not isinstance(objects, list):
+            raise Retryable(f"{what}: unexpected answer (no `objects` list)")
+        if answer.get("hasMoreItems"):
+            log.warning("enaio search has more than %d hits what=%s type=%s", MAX_HITS, what, object_type)
+        return [_dms_hit(o, what) for o in objects]
+
+    async def insert(
+        self,
+        object_type: str,
+        location: str | None,
+        fields: Mapping[str, str],
+        upload: Upload | None,
+        blobs: BlobStore,
+        what: str,
+    ) -> str:
+        properties: dict[str, dict[str, str]] = {"system:objectTypeId": {"value": object_type}}
+        if location is not None:
+            properties["system:parentId"] = {"value": location}
+        properties.update(_fields(fields))
+        obj: dict[str, Any] = {"properties": properties}
+        if upload is None:
+            # Metadata only (folder, register): plain JSON.
+            data = await self.http.request("POST", "/api/dms/objects", what, json_body={"objects": [obj]})
+        else:
+            cid = "cid_doc1"
+            obj["contentStreams"] = [{"cid": cid, "fileName": _file_name(upload.name)}]
+            document = {"objects": [obj]}
+
+            def body() -> aiohttp.MultipartWriter:
+                writer = aiohttp.MultipartWriter("form-data")
+                writer.append_json(document).set_content_disposition("form-data", name="data")
+                part = _file_part(upload, blobs, cid)
+                part.headers["Content-ID"] = cid
+                writer.append_payload(part)
+                return writer
+
+            data = await self.http.request("POST", "/api/dms/objects", what, body=body)
+        answer = _json(data, what)
+        objects = answer.get("objects") if isinstance(answer, dict) else None
+        if not isinstance(objects, list) or len(objects) != 1:
+            raise Retryable(f"{what}: unexpected answer (expected one object)")
+        return _dms_hit(objects[0], what).id
+
+    async def identity(self) -> dict[str, str]:
+        answer = _json(await self.http.request("GET", LOGIN_PATH["dms"], "server info"), "server info")
+        user = answer.get("user") if isinstance(answer, dict) else None
+        return {
+            "user": _text(user.get("name") if isinstance(user, dict) else None)
+            or self.http.settings.username,
+            "server_version": _text(answer.get("serverVersion") if isinstance(answer, dict) else None),
+        }
+
+    async def missing_types(self, object_types: Sequence[str]) -> list[str]:
+        if not object_types:
+            return []  # the definition can be megabytes: fetch it only to look something up
+        what = "object definition"
+        answer = _json(await self.http.request("GET", "/api/dms/schema/native", what, limit=MAX_SCHEMA), what)
+        known: set[str] = set()
+        definition = answer.get("asobjdef") if isinstance(answer, dict) else None
+        for cabinet in _as_list(definition.get("cabinet") if isinstance(definition, dict) else None):
+            for obj in _as_list(cabinet.get("object") if isinstance(cabinet, dict) else None):
+                if isinstance(obj, dict):
+                    known.add(_text(obj.get("internal")))
+                    ids = obj.get("ids")
+                    if isinstance(ids, dict):
+                        known.add(_text(ids.get("oid")))
+        if not known:
+            raise Retryable(f"{what}: unexpected answer (no asobjdef.cabinet[].object[])")
+        return [t for t in object_types if t not in known]
+
+
+def _check_statement_names(object_type: str, names: Sequence[str]) -> None:
+    if not _TYPE.match(object_type):
+        raise Permanent(f"{object_type[:60]!r} is not an enaio object type (internal name or numeric id)")
+    for name in names:
+        if not _COLUMN.match(name):
+            raise Permanent(f"{name[:60]!r} is not an enaio index field name")
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A JSON list, or a single element converted from XML as an object (enaio's asobjdef does that)."""
+    if isinstance(value, list):
+        return value
+    return [] if value is None else [value]
+
+
+def _dms_hit(raw: Any, what: str) -> Hit:
+    properties = raw.get("properties") if isinstance(raw, dict) else None
+    if not isinstance(properties, dict):
+        raise Retryable(f"{what}: unexpected answer (object without properties)")
+    values = {k: v.get("value") if isinstance(v, dict) else None for k, v in properties.items()}
+    object_id = _text(values.pop("system:objectId", None))
+    if not object_id:
+        raise Retryable(f"{what}: unexpected answer (object without system:objectId)")
+    return Hit(object_id, {k: _text(v) for k, v in values.items()})
+
+
+class OsrestApi(EnaioApi):
+    """The OSRest appconnector (``/osrest/api``), deprecated since enaio 10 but widespread."""
+
+    name = "osrest"
+
+    async def search(
+        self, object_type: str, criteria: Mapping[str, str], columns: Sequence[str], what: str
+    ) -> list[Hit]:
+        result_config: dict[str, Any] = {"pagesize": MAX_HITS}
+        wanted = [c for c in columns if not c.startswith("system:")]
+        if wanted:
+            result_config["fieldsList"] = wanted
+        query = {"objectTypeId": object_type, "fields": _fields(criteria), "result_config": result_config}
+        answer = _json(
+            await self.http.request("POST", "/osrest/api/documents/search", what, json_body={"query": query}),
+            what,
+        )
+        if not isinstance(answer, list):
+            raise Retryable(f"{what}: unexpected answer (expected a list of objects)")
+        return [_osrest_hit(o, what) for o in answer]
+
+    async def insert(
+        self,
+        object_type: str,
+        location: str | None,
+        fields: Mapping[str, str],
+        upload: Upload | None,
+        blobs: BlobStore,
+        what: str,
+    ) -> str:
+        data = {"objectTypeId": object_type, "fields": _fields(fields)}
+        in_tray = location == TRAY
+        location_id = "0" if location is None or in_tray else location
+
+        def body() -> aiohttp.MultipartWriter:
+            writer = aiohttp.MultipartWriter("form-data")
+            writer.append_json(data).set_content_disposition("form-data", name="data")
+            if upload is not None:
+                writer.append_payload(_file_part(upload, blobs, "file"))
+            return writer
+
+        answer = await self.http.request(
+            "POST",
+            f"/osrest/api/documents/insert/{location_id}",
+            what,
+            body=body,
+            params={"inusertray": "true"} if in_tray else None,
+        )
+        text = answer.decode("utf-8", errors="replace").strip().strip('"')
+        if not text.isdigit():
+            raise Retryable(f"{what}: unexpected answer (expected the new object's id): {text[:40]!r}")
+        return text
+
+    async def identity(self) -> dict[str, str]:
+        session = _json(await self.http.request("GET", LOGIN_PATH["osrest"], "session info"), "session info")
+        info = _json(
+            await self.http.request("GET", "/osrest/api/serviceinfo", "service info"), "service info"
+        )
+        user = session.get("user") if isinstance(session, dict) else None
+        return {
+            "user": _text(user.get("name") if isinstance(user, dict) else None)
+            or self.http.settings.username,
+            "server_version": _text(info.get("version") if isinstance(info, dict) else None),
+        }
+
+    async def missing_types(self, object_types: Sequence[str]) -> list[str]:
+        missing = []
+        for object_type in object_types:
+            query = {"objectTypeId": object_type, "fields": {}, "result_config": {"pagesize": 1}}
+            try:
+                await self.http.request(
+                    "POST",
+                    "/osrest/api/documents/search",
+                    f"probe of type {object_type}",
+                    json_body={"query": query},
+                )
+            except Refusal as exc:
+                if exc.status in (401, 403):
+                    raise
+                missing.append(object_type)
+        return missing
+
+
+def _osrest_hit(raw: Any, what: str) -> Hit:
+    if not isinstance(raw, dict) or not _text(raw.get("osid")):
+        raise Retryable(f"{what}: unexpected answer (object without osid)")
+    fields: dict[str, str] = {}
+    for entry in _as_list(raw.get("ecmSimpleFields")):
+        if isinstance(entry, dict) and isinstance(entry.get("internalName"), str):
+            fields[entry["internalName"]] = _text(entry.get("value"))
+    return Hit(_text(raw["osid"]), fields)

@@ -1,0 +1,30 @@
+"""The plugin module, registered under entry point group ``aktenhub`` (see pyproject.toml)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hub import Connector, Simulator, hookimpl
+
+from .simulator import make_app
+from .sink import EnaioSink
+
+
+@hookimpl
+def aktenhub_connector_types() -> Sequence[type[Connector]]:
+    """The enaio sink (``type: enaio``)."""
+    return [EnaioSink]
+
+
+@hookimpl
+def aktenhub_simulators() -> Sequence[Simulator]:
+    """A simulator of enaio's DMS Service and OSRest APIs."""
+    return [
+        Simulator(
+            name="enaio",
+            description="enaio DMS Service (/api/dms) and OSRest (/osrest/api): Kreis type catalogue, "
+            "Basic and session auth, strict index data; knobs fail_next, latency_seconds, "
+            "drop_after_insert (also at runtime: POST /_sim/faults); objects: GET /_sim/objects",
+            make_app=make_app,
+        )
+    ]

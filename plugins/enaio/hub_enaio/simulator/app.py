@@ -1,0 +1,640 @@
+"""The simulator's HTTP side: the DMS Service and OSRest endpoints the sink uses, and operator endpoints.
+
+Every API request needs HTTP Basic authentication or a valid ``JSESSIONID`` cookie (else 401); a request
+authenticated by Basic gets a new session cookie, as enaio's servlet container hands out. Errors are JSON
+``{"status": <code>, "error": <reason>, "message": <text>}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import quote
+
+from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.typedefs import Handler
+from pydantic import ValidationError
+
+from .catalogue import Catalogue, ObjectType, load_catalogue
+from .query import QueryError, parse_statement
+from .state import TRAY, EnaioState, Knobs, NewObject, Refused, StagedContent, StoredObject
+
+STATE = web.AppKey("enaio_simulator_state", EnaioState)
+USER = web.RequestKey("enaio_user", str)
+NEW_SESSION = web.RequestKey("enaio_new_session", str)
+
+DEFAULT_USERS = {"aktenhub": "enaio-simulator"}
+SERVER_VERSION = "enaio 11.0 (Aktenhub simulator)"
+CHUNK = 64 * 1024
+MAX_JSON = 1024**2  # bytes of a JSON body or `data` part
+MAX_ITEMS = 1000
+SYSTEM_COLUMNS = frozenset(
+    {"system:objectId", "system:objectTypeId", "system:parentId", "system:creationDate"}
+)
+OPERATOR_PREFIX = "/_sim/"
+
+
+def _error(status: int, message: str) -> web.Response:
+    reason = {
+        400: "Bad Request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Not Found",
+        413: "Payload Too Large",
+        415: "Unsupported Media Type",
+        422: "Unprocessable Entity",
+        503: "Service Unavailable",
+    }
+    body = {"status": status, "error": reason.get(status, "Error"), "message": message}
+    return web.json_response(body, status=status)
+
+
+def _drop(request: web.Request) -> NoReturn:
+    """Close the connection without an answer, as a crashing server or a broken network does."""
+    if request.transport is not None:
+        request.transport.close()
+    raise web.HTTPServiceUnavailable()  # never reaches the client: the connection is gone
+
+
+# -- middlewares ---------------------------------------------------------------------------------------
+
+
+@web.middleware
+async def _refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Refused as refused:
+        return _error(refused.status, refused.message)
+
+
+@web.middleware
+async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(OPERATOR_PREFIX):
+        return await handler(request)
+    state = request.app[STATE]
+    await state.delay()
+    if state.take_failure():
+        return _error(503, "service temporarily unavailable (simulated)")
+    return await handler(request)
+
+
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, colon, password = decoded.partition(":")
+    return (username, password) if colon else None
+
+
+def _password_matches(state: EnaioState, username: str, password: str) -> bool:
+    expected = state.users.get(username)
+    # Compare even for an unknown user, so the answer time does not tell which users exist.
+    return hmac.compare_digest(password.encode(), (expected or "\0").encode()) and expected is not None
+
+
+@web.middleware
+async def _authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(OPERATOR_PREFIX):
+        return await handler(request)
+    state = request.app[STATE]
+    session_id = request.cookies.get("JSESSIONID")
+    user = state.sessions.get(session_id) if session_id else None
+    new_session = None
+    if user is not None:
+        state.auth["session"] += 1
+    else:
+        credentials = _basic_credentials(request.headers.get(hdrs.AUTHORIZATION, ""))
+        if credentials is None or not _password_matches(state, *credentials):
+            state.auth["refused"] += 1
+            if credentials is not None:
+                message = "authentication failed: wrong user name or password"
+            elif session_id:
+                message = "session expired or unknown: log in again"
+            else:
+                message = "authentication required"
+            refusal = _error(401, message)
+            refusal.headers[hdrs.WWW_AUTHENTICATE] = 'Basic realm="enaio", charset="UTF-8"'
+            return refusal
+        user = credentials[0]
+        state.auth["basic"] += 1
+        new_session = state.new_session(user)
+    request[USER] = user
+    route = request.match_info.route.resource
+    state.requests[f"{request.method} {route.canonical if route else request.path}"] += 1
+    response = await handler(request)
+    if new_session is not None and not response.prepared:
+        response.set_cookie("JSESSIONID", new_session, path="/", httponly=True)
+    return response
+
+
+# -- request reading -----------------------------------------------------------------------------------
+
+
+async def _read_limited(part: BodyPartReader | web.Request, limit: int = MAX_JSON) -> bytes:
+    data = bytearray()
+    while True:
+        chunk = await (
+            part.read_chunk(CHUNK) if isinstance(part, BodyPartReader) else part.content.read(CHUNK)
+        )
+        if not chunk:
+            return bytes(data)
+        data += chunk
+        if len(data) > limit:
+            raise Refused(f"the JSON document is larger than {limit} bytes", 413)
+
+
+def _parse_json(raw: bytes, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise Refused(f"{what} is not JSON", 400) from None
+
+
+async def _stage(part: BodyPartReader, state: EnaioState) -> StagedContent:
+    path = state.staging_path()
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with path.open("wb") as f:
+            while chunk := await part.read_chunk(CHUNK):
+                size += len(chunk)
+                if size > state.knobs.max_content_bytes:
+                    raise Refused(f"content larger than {state.knobs.max_content_bytes} bytes", 413)
+                digest.update(chunk)
+                f.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return StagedContent(
+        part_name=part.name or "",
+        content_id=part.headers.get("Content-ID"),
+        file_name=part.filename,
+        media_type=part.headers.get(hdrs.CONTENT_TYPE, "application/octet-stream"),
+        size=size,
+        sha256=digest.hexdigest(),
+        path=path,
+    )
+
+
+async def _read_multipart(request: web.Request, state: EnaioState, staged: dict[str, StagedContent]) -> Any:
+    """The JSON of the ``data`` part; file parts are streamed to disk into `staged` (by part name)."""
+    data: Any = None
+    seen_data = False
+    reader = await request.multipart()
+    while True:
+        part = await reader.next()
+        if part is None:
+            break
+        if not isinstance(part, BodyPartReader):
+            raise Refused("nested multipart bodies are not supported", 400)
+        name = part.name
+        if not name:
+            raise Refused("every part needs a form-data name", 400)
+        if name == "data":
+            if seen_data:
+                raise Refused("more than one part named 'data'", 400)
+            data = _parse_json(await _read_limited(part), "part 'data'")
+            seen_data = True
+        else:
+            if name in staged:
+                raise Refused(f"more than one part named {name[:100]!r}", 400)
+            staged[name] = await _stage(part, state)
+    if not seen_data:
+        raise Refused("the multipart body has no part named 'data'", 400)
+    return data
+
+
+def _values(raw: Any, what: str) -> dict[str, Any]:
+    """``{"Field": {"value": ...}}`` → ``{"Field": ...}``."""
+    if not isinstance(raw, dict):
+        raise Refused(f'{what} must be an object of {{"value": ...}} entries', 400)
+    values: dict[str, Any] = {}
+    for name, entry in raw.items():
+        if not isinstance(entry, dict) or set(entry) - {"value"} or "value" not in entry:
+            raise Refused(f'{what}: {str(name)[:100]!r} must be {{"value": ...}}', 400)
+        values[str(name)] = entry["value"]
+    return values
+
+
+def _parent_id(raw: Any) -> int:
+    text = str(raw).strip()
+    if not text.isdigit():
+        raise Refused(f"unknown parent object {text[:100]!r}")
+    return int(text)
+
+
+def _discard(staged: Mapping[str, StagedContent], keep: list[NewObject]) -> None:
+    kept = {id(n.content) for n in keep if n.content is not None}
+    for content in staged.values():
+        if id(content) not in kept:
+            content.path.unlink(missing_ok=True)
+
+
+def _user(request: web.Request) -> str:
+    return request[USER]
+
+
+# -- DMS Service ---------------------------------------------------------------------------------------
+
+
+async def _dms_info(request: web.Request) -> web.Response:
+    user = _user(request)
+    return web.json_response({"serverVersion": SERVER_VERSION, "user": {"name": user, "fullName": user}})
+
+
+async def _dms_schema(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].catalogue.native_schema())
+
+
+def _dms_plan(state: EnaioState, raw: Any, staged: Mapping[str, StagedContent]) -> NewObject:
+    if not isinstance(raw, dict) or set(raw) - {"properties", "contentStreams"}:
+        raise Refused('each of `objects` must be {"properties": {...}, "contentStreams": [...]}', 400)
+    values = _values(raw.get("properties"), "properties")
+    if "system:objectId" in values:
+        raise Refused("updates (system:objectId in properties) are not supported by the simulator", 400)
+    if "system:objectTypeId" not in values:
+        raise Refused("system:objectTypeId is missing")
+    type_key = values.pop("system:objectTypeId")
+    parent_raw = values.pop("system:parentId", None)
+    unknown = [k for k in values if k.startswith("system:")]
+    if unknown:
+        raise Refused(f"unknown or read-only system property {unknown[0][:100]!r}")
+    in_tray = parent_raw == TRAY
+    parent = None if parent_raw is None or in_tray else _parent_id(parent_raw)
+    streams = raw.get("contentStreams", [])
+    if not isinstance(streams, list) or len(streams) > 1:
+        raise Refused("contentStreams must be a list of at most one content stream", 422)
+    content = None
+    file_name = None
+    for stream in streams:
+        if not isinstance(stream, dict) or not isinstance(stream.get("cid"), str):
+            raise Refused("a content stream needs a `cid`", 400)
+        cid = stream["cid"]
+        content = staged.get(cid)
+        if content is None:
+            raise Refused(f"content stream {cid[:100]!r}: no part with that form-data name", 400)
+        if content.content_id != cid:
+            raise Refused(
+                f"content stream {cid[:100]!r}: the part's Content-ID header must equal its cid", 400
+            )
+        if isinstance(stream.get("mimeType"), str):
+            content.media_type = stream["mimeType"]
+        file_name = stream.get("fileName") if isinstance(stream.get("fileName"), str) else None
+    return state.plan(type_key, parent, in_tray, values, content, file_name)
+
+
+async def _dms_insert(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    staged: dict[str, StagedContent] = {}
+    planned: list[NewObject] = []
+    try:
+        if request.content_type == "application/json":
+            body = _parse_json(await _read_limited(request), "the body")
+        elif request.content_type == "multipart/form-data":
+            body = await _read_multipart(request, state, staged)
+        else:
+            raise Refused("expected application/json or multipart/form-data", 415)
+        objects = body.get("objects") if isinstance(body, dict) else None
+        if not isinstance(objects, list) or not objects or set(body) != {"objects"}:
+            raise Refused('expected {"objects": [...]} with at least one object', 400)
+        planned = [_dms_plan(state, raw, staged) for raw in objects]
+        used = [n.content for n in planned if n.content is not None]
+        if len({id(c) for c in used}) != len(used):
+            raise Refused("two objects name the same content stream", 400)
+        if len(used) != len(staged):
+            raise Refused("a file part is not referenced by any content stream", 400)
+        stored = [state.store(new, _user(request)) for new in planned]
+    finally:
+        _discard(staged, planned)
+    if state.take_drop():
+        _drop(request)
+    return web.json_response({"objects": [{"properties": _dms_properties(o, None)} for o in stored]})
+
+
+def _dms_properties(obj: StoredObject, columns: tuple[str, ...] | None) -> dict[str, dict[str, str | None]]:
+    system: dict[str, str | None] = {
+        "system:objectId": str(obj.id),
+        "system:objectTypeId": obj.type.id,
+        "system:parentId": TRAY if obj.in_tray else (None if obj.parent_id is None else str(obj.parent_id)),
+        "system:creationDate": obj.created_at.isoformat(),
+    }
+    names = columns if columns is not None else ("system:objectId", "system:objectTypeId")
+    properties: dict[str, dict[str, str | None]] = {"system:objectId": {"value": str(obj.id)}}
+    for name in names:
+        properties[name] = {"value": system[name] if name in system else obj.fields.get(name)}
+    return properties
+
+
+def _int_option(query: Mapping[str, Any], key: str, default: int, high: int) -> int:
+    value = query.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+        raise Refused(f"{key} must be a whole number from 0 to {high}", 400)
+    return value
+
+
+async def _dms_search(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    body = _parse_json(await _read_limited(request), "the body")
+    query = body.get("query") if isinstance(body, dict) else None
+    allowed = {"statement", "skipCount", "maxItems", "handleDeletedDocuments", "parameters", "options"}
+    if not isinstance(query, dict) or set(body) != {"query"} or set(query) - allowed:
+        raise Refused(f'expected {{"query": {{...}}}} with the keys {sorted(allowed)}', 400)
+    if not isinstance(query.get("statement"), str):
+        raise Refused("query.statement is missing", 400)
+    try:
+        statement = parse_statement(query["statement"])
+    except QueryError as exc:
+        raise Refused(f"statement not understood: {exc}", 400) from None
+    object_type = state.object_type(statement.object_type)
+    for column in statement.columns:
+        if column not in SYSTEM_COLUMNS:
+            state.check_fields(object_type, [column])
+    state.check_fields(object_type, [f for f, _ in statement.conditions])
+    parameters = query.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise Refused("query.parameters must be an object", 400)
+    criteria: dict[str, str] = {}
+    for field_name, parameter in statement.conditions:
+        if parameter not in parameters:
+            raise Refused(f"parameter @{parameter} has no value in query.parameters", 400)
+        value = parameters[parameter]
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise Refused(f"parameter @{parameter} must be a text or a number", 400)
+        criteria[field_name] = str(value)
+    skip = _int_option(query, "skipCount", 0, 10**9)
+    limit = _int_option(query, "maxItems", 50, MAX_ITEMS)
+    found = state.search(object_type, criteria)
+    page = found[skip : skip + limit]
+    return web.json_response(
+        {
+            "numItems": len(page),
+            "totalNumItems": len(found),
+            "hasMoreItems": skip + len(page) < len(found),
+            "objects": [{"properties": _dms_properties(o, statement.columns)} for o in page],
+        }
+    )
+
+
+def _content_response(obj: StoredObject | None) -> web.StreamResponse:
+    if obj is None:
+        raise Refused("no such object", 404)
+    if obj.content is None:
+        raise Refused(f"object {obj.id} has no content", 404)
+    response = web.FileResponse(obj.content.path)
+    response.content_type = obj.content.media_type
+    response.headers[hdrs.CONTENT_DISPOSITION] = _disposition(obj.content.file_name)
+    return response
+
+
+def _disposition(file_name: str) -> str:
+    ascii_name = file_name.encode("ascii", "replace").decode().replace('"', "")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(file_name)}"
+
+
+def _object(request: web.Request, key: str = "object_id") -> StoredObject | None:
+    raw = request.match_info[key]
+    return request.app[STATE].objects.get(int(raw)) if raw.isdigit() else None
+
+
+async def _dms_object(request: web.Request) -> web.Response:
+    obj = _object(request)
+    if obj is None:
+        raise Refused("no such object", 404)
+    columns = (
+        "system:objectId",
+        "system:objectTypeId",
+        "system:parentId",
+        "system:creationDate",
+        *obj.fields,
+    )
+    return web.json_response({"properties": _dms_properties(obj, columns)})
+
+
+async def _dms_content(request: web.Request) -> web.StreamResponse:
+    return _content_response(_object(request))
+
+
+# -- OSRest --------------------------------------------------------------------------------------------
+
+
+async def _osrest_serviceinfo(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"version": SERVER_VERSION, "services": ["documents", "documentfiles", "session", "serviceinfo"]}
+    )
+
+
+async def _osrest_session(request: web.Request) -> web.Response:
+    user = _user(request)
+    return web.json_response({"user": {"name": user, "fullname": user}, "language": "de"})
+
+
+def _osrest_object(obj: StoredObject, fields: list[str] | None = None) -> dict[str, Any]:
+    names = fields if fields is not None else list(obj.type.fields)
+    return {
+        "osid": str(obj.id),
+        "objectTypeId": obj.type.id,
+        "objectType": obj.type.osrest_kind,
+        "ecmSimpleFields": [
+            {"internalName": n, "displayName": obj.type.fields[n].name, "value": obj.fields.get(n, "")}
+            for n in names
+            if n in obj.type.fields
+        ],
+    }
+
+
+async def _osrest_search(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    body = _parse_json(await _read_limited(request), "the body")
+    query = body.get("query") if isinstance(body, dict) else None
+    if not isinstance(query, dict) or set(query) - {"objectTypeId", "fields", "result_config"}:
+        raise Refused('expected {"query": {"objectTypeId", "fields", "result_config"}}', 400)
+    if "objectTypeId" not in query:
+        raise Refused("query.objectTypeId is missing", 400)
+    object_type = state.object_type(query["objectTypeId"])
+    criteria = {k: str(v) for k, v in _values(query.get("fields", {}), "query.fields").items()}
+    state.check_fields(object_type, criteria)
+    result_config = query.get("result_config", {})
+    if not isinstance(result_config, dict):
+        raise Refused("query.result_config must be an object", 400)
+    limit = _int_option(result_config, "pagesize", 50, MAX_ITEMS)
+    fields_list = result_config.get("fieldsList")
+    if fields_list is not None:
+        if not isinstance(fields_list, list) or not all(isinstance(f, str) for f in fields_list):
+            raise Refused("result_config.fieldsList must be a list of field names", 400)
+        state.check_fields(object_type, fields_list)
+    found = state.search(object_type, criteria)[:limit]
+    return web.json_response([_osrest_object(o, fields_list) for o in found])
+
+
+async def _osrest_get(request: web.Request) -> web.Response:
+    obj = _object(request)
+    if obj is None:
+        raise Refused("no such object", 404)
+    return web.json_response(_osrest_object(obj))
+
+
+async def _osrest_insert(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    location = request.match_info["location_id"]
+    if not location.isdigit():
+        raise Refused("locationId must be a number", 400)
+    in_tray = request.query.get("inusertray", "false").lower() == "true"
+    if request.content_type != "multipart/form-data":
+        raise Refused("expected multipart/form-data with a part 'data'", 415)
+    staged: dict[str, StagedContent] = {}
+    planned: list[NewObject] = []
+    try:
+        data = await _read_multipart(request, state, staged)
+        if not isinstance(data, dict) or set(data) - {"objectTypeId", "fields"} or "objectTypeId" not in data:
+            raise Refused('part \'data\' must be {"objectTypeId": ..., "fields": {...}}', 400)
+        if len(staged) > 1:
+            raise Refused("at most one file part per insert", 400)
+        content = next(iter(staged.values()), None)
+        parent = int(location) or None
+        if in_tray and parent is not None:
+            raise Refused("inusertray=true needs locationId 0", 400)
+        new = state.plan(
+            data["objectTypeId"], parent, in_tray, _values(data.get("fields", {}), "fields"), content
+        )
+        planned = [new]
+        stored = state.store(new, _user(request))
+    finally:
+        _discard(staged, planned)
+    if state.take_drop():
+        _drop(request)
+    return web.json_response(stored.id)
+
+
+async def _osrest_content(request: web.Request) -> web.StreamResponse:
+    return _content_response(_object(request))
+
+
+# -- operator endpoints ----------------------------------------------------------------------------------
+
+
+def _matches(obj: StoredObject, filters: Mapping[str, str]) -> bool:
+    for key, value in filters.items():
+        if key == "type":
+            if value not in (obj.type.internal, obj.type.id):
+                return False
+        elif key == "parent":
+            if str(obj.parent_id) != value:
+                return False
+        elif obj.fields.get(key) != value:
+            return False
+    return True
+
+
+async def _sim_objects(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    filters = dict(request.query)
+    objects = [
+        o.describe() for o in sorted(state.objects.values(), key=lambda o: o.id) if _matches(o, filters)
+    ]
+    return web.json_response({"objects": objects})
+
+
+async def _sim_get_faults(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].knobs.model_dump())
+
+
+async def _sim_set_faults(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    changes = _parse_json(await _read_limited(request), "the body")
+    if not isinstance(changes, dict):
+        raise Refused("expected a JSON object of knobs", 400)
+    try:
+        state.knobs = Knobs.model_validate({**state.knobs.model_dump(), **changes})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise Refused(f"invalid knob {'.'.join(map(str, first['loc']))}: {first['msg']}", 400) from None
+    return web.json_response(state.knobs.model_dump())
+
+
+async def _sim_end_sessions(request: web.Request) -> web.Response:
+    return web.json_response({"ended": request.app[STATE].end_sessions()})
+
+
+async def _sim_stats(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response(
+        {
+            "objects": len(state.objects),
+            "inserts": state.inserts,
+            "dropped": state.dropped,
+            "auth": dict(state.auth),
+            "requests": dict(state.requests),
+        }
+    )
+
+
+# -- the application -------------------------------------------------------------------------------------
+
+
+async def _shutdown(app: web.Application) -> None:
+    app[STATE].release()
+
+
+async def _cleanup(app: web.Application) -> None:
+    app[STATE].remove_content()
+
+
+def make_app(
+    types: Path | str | None = None, users: Mapping[str, str] | None = None, **knobs: Any
+) -> web.Application:
+    """The simulator as an aiohttp application.
+
+    `types`: the type catalogue (YAML; default: the Kreis catalogue shipped in ``types.yaml``);
+    `users`: user name → password (default ``aktenhub`` / ``enaio-simulator``); `knobs`: see `Knobs`,
+    plus ``content_dir`` (where content is kept; default: a temporary directory removed at shutdown).
+    """
+    content_dir = knobs.pop("content_dir", None)
+    catalogue: Catalogue = load_catalogue(types)
+    if users is not None and (
+        not isinstance(users, Mapping)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in users.items())
+    ):
+        raise ValueError("users must map user names to passwords")
+    state = EnaioState(
+        catalogue,
+        users if users is not None else DEFAULT_USERS,
+        Knobs.model_validate(knobs),
+        Path(content_dir) if content_dir else None,
+    )
+    app = web.Application(middlewares=[_faults, _authentication, _refusals], client_max_size=MAX_JSON)
+    app[STATE] = state
+    app.on_shutdown.append(_shutdown)
+    app.on_cleanup.append(_cleanup)
+    r = app.router
+    r.add_get("/api/dms/info/native", _dms_info)
+    r.add_get("/api/dms/schema/native", _dms_schema)
+    r.add_post("/api/dms/objects", _dms_insert)
+    r.add_post("/api/dms/objects/search", _dms_search)
+    r.add_get("/api/dms/objects/{object_id}", _dms_object)
+    r.add_get("/api/dms/objects/{object_id}/contents/file", _dms_content)
+    r.add_get("/api/dms/objects/{object_id}/contents/file/1", _dms_content)
+    r.add_get("/osrest/api/serviceinfo", _osrest_serviceinfo)
+    r.add_get("/osrest/api/session", _osrest_session)
+    r.add_post("/osrest/api/documents/search", _osrest_search)
+    r.add_get("/osrest/api/documents/search/{object_id}", _osrest_get)
+    r.add_post("/osrest/api/documents/insert/{location_id}", _osrest_insert)
+    r.add_get("/osrest/api/documentfiles/{object_id}", _osrest_content)
+    r.add_get("/_sim/objects", _sim_objects)
+    r.add_get("/_sim/faults", _sim_get_faults)
+    r.add_post("/_sim/faults", _sim_set_faults)
+    r.add_delete("/_sim/sessions", _sim_end_sessions)
+    r.add_get("/_sim/stats", _sim_stats)
+    return app
+
+
+__all__ = ["STATE", "ObjectType", "make_app"]

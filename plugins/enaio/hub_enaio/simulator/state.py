@@ -1,0 +1,334 @@
+"""What the simulated enaio holds (objects, content, sessions) and its fault knobs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import secrets
+import shutil
+import tempfile
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .catalogue import Catalogue, ObjectType
+
+TRAY = "system:tray"
+FIRST_ID = 4711
+
+
+class Knobs(BaseModel):
+    """Fault knobs, settable when the simulator starts and at runtime (``POST /_sim/faults``)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    fail_next: int = Field(0, ge=0, description="answer the next N API requests with 503")
+    latency_seconds: float = Field(0.0, ge=0, description="delay every API answer by this long")
+    drop_after_insert: int = Field(
+        0, ge=0, description="for the next N inserts: store the object, then drop the connection unanswered"
+    )
+    max_content_bytes: int = Field(200 * 1024**2, ge=1, description="largest document content taken")
+
+
+class Refused(Exception):
+    """A request the simulated enaio refuses: answered with `status` and `message`."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass
+class Content:
+    """A document's file, kept on disk with its hash."""
+
+    file_name: str
+    media_type: str
+    size: int
+    sha256: str
+    path: Path
+
+    def describe(self) -> dict[str, Any]:
+        """The content as the operator endpoint lists it."""
+        return {
+            "fileName": self.file_name,
+            "mimeType": self.media_type,
+            "size": self.size,
+            "sha256": self.sha256,
+        }
+
+
+@dataclass
+class StoredObject:
+    """A folder, register or document in the simulated enaio."""
+
+    id: int
+    type: ObjectType
+    parent_id: int | None
+    in_tray: bool
+    fields: dict[str, str]
+    content: Content | None
+    created_by: str
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def value(self, name: str) -> str:
+        """An index field's value ("" when empty)."""
+        return self.fields.get(name, "")
+
+    def describe(self) -> dict[str, Any]:
+        """The object as the operator endpoint lists it."""
+        return {
+            "id": str(self.id),
+            "type": self.type.internal,
+            "typeId": self.type.id,
+            "kind": self.type.kind,
+            "cabinet": self.type.cabinet,
+            "parentId": None if self.parent_id is None else str(self.parent_id),
+            "inTray": self.in_tray,
+            "fields": dict(self.fields),
+            "content": None if self.content is None else self.content.describe(),
+            "createdAt": self.created_at.isoformat(),
+            "createdBy": self.created_by,
+        }
+
+
+@dataclass
+class StagedContent:
+    """An uploaded file written to disk while the request is read, before the insert is decided."""
+
+    part_name: str
+    content_id: str | None
+    file_name: str | None
+    media_type: str
+    size: int
+    sha256: str
+    path: Path
+
+
+@dataclass
+class NewObject:
+    """An insert that passed every check: stored by `EnaioState.store`."""
+
+    type: ObjectType
+    parent_id: int | None
+    in_tray: bool
+    fields: dict[str, str]
+    content: StagedContent | None
+    file_name: str | None
+
+
+class EnaioState:
+    """The simulated enaio: catalogue, users and sessions, stored objects, knobs and counters."""
+
+    def __init__(
+        self, catalogue: Catalogue, users: Mapping[str, str], knobs: Knobs, content_dir: Path | None = None
+    ) -> None:
+        self.catalogue = catalogue
+        self.users = dict(users)
+        self.knobs = knobs
+        self._content_dir = content_dir
+        self._own_content_dir = False
+        self.objects: dict[int, StoredObject] = {}
+        self.sessions: dict[str, str] = {}  # JSESSIONID -> user name
+        self.requests: Counter[str] = Counter()  # "METHOD route" of authenticated API requests
+        self.auth: Counter[str] = Counter()  # "basic", "session", "refused"
+        self.inserts = 0  # objects stored
+        self.dropped = 0  # answers dropped after storing
+        self._ids = itertools.count(FIRST_ID)
+        self._released = asyncio.Event()
+
+    # -- faults ----------------------------------------------------------------------------------------
+
+    async def delay(self) -> None:
+        """The configured latency; ends early when the simulator shuts down."""
+        if self.knobs.latency_seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._released.wait(), self.knobs.latency_seconds)
+
+    def release(self) -> None:
+        """End every pending delay (at shutdown, so no request outlives the server)."""
+        self._released.set()
+
+    def take_failure(self) -> bool:
+        """Whether this request is one of the next N to fail with 503."""
+        if self.knobs.fail_next > 0:
+            self.knobs.fail_next -= 1
+            return True
+        return False
+
+    def take_drop(self) -> bool:
+        """Whether this insert's answer is one of the next N to be dropped."""
+        if self.knobs.drop_after_insert > 0:
+            self.knobs.drop_after_insert -= 1
+            self.dropped += 1
+            return True
+        return False
+
+    # -- sessions --------------------------------------------------------------------------------------
+
+    def new_session(self, user: str) -> str:
+        """Open a session for the user; returns its JSESSIONID."""
+        session_id = secrets.token_hex(16).upper()
+        self.sessions[session_id] = user
+        return session_id
+
+    def end_sessions(self) -> int:
+        """End every session (as a server restart or a session timeout does)."""
+        ended = len(self.sessions)
+        self.sessions.clear()
+        return ended
+
+    # -- objects ---------------------------------------------------------------------------------------
+
+    def object_type(self, key: object) -> ObjectType:
+        """The type by numeric id or internal name, else 422."""
+        found = self.catalogue.get(key)
+        if found is None:
+            raise Refused(f"unknown object type {str(key)[:100]!r}")
+        return found
+
+    def check_fields(self, object_type: ObjectType, names: Iterable[str]) -> None:
+        """422 for a field the type does not have."""
+        for name in names:
+            if name not in object_type.fields:
+                raise Refused(f"object type {object_type.internal!r} has no index field {name[:100]!r}")
+
+    def plan(
+        self,
+        type_key: object,
+        parent: int | None,
+        in_tray: bool,
+        values: Mapping[str, Any],
+        content: StagedContent | None,
+        file_name: str | None = None,
+    ) -> NewObject:
+        """Check an insert completely (type, hierarchy, index data, content); 422 with the reason."""
+        object_type = self.object_type(type_key)
+        fields: dict[str, str] = {}
+        for name, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, str | int | float | type(None)):
+                raise Refused(f"index field {name[:100]!r}: expected a text, number or null value")
+            fields[name] = "" if value is None else str(value)
+        self.check_fields(object_type, fields)
+        for definition in object_type.fields.values():
+            value = fields.get(definition.internal, "")
+            if definition.mandatory and not value.strip():
+                raise Refused(
+                    f"mandatory index field {definition.internal!r} of object type "
+                    f"{object_type.internal!r} has no value"
+                )
+            problem = definition.problem(value)
+            if problem:
+                raise Refused(problem)
+        self._check_location(object_type, parent, in_tray)
+        if content is not None and object_type.kind != "document":
+            raise Refused(f"a {object_type.kind} ({object_type.internal!r}) cannot have content")
+        return NewObject(
+            object_type, parent, in_tray, {k: v for k, v in fields.items() if v}, content, file_name
+        )
+
+    def _check_location(self, object_type: ObjectType, parent: int | None, in_tray: bool) -> None:
+        kind = object_type.kind
+        if in_tray:
+            if kind != "document":
+                raise Refused(
+                    f"only documents can be put in the tray, not a {kind} ({object_type.internal!r})"
+                )
+            return
+        if kind == "folder":
+            if parent is not None:
+                raise Refused(
+                    f"a folder ({object_type.internal!r}) is inserted into its cabinet, "
+                    f"not under object {parent}"
+                )
+            return
+        if parent is None:
+            containers = "folder" if kind == "register" else "folder or register"
+            raise Refused(f"a {kind} ({object_type.internal!r}) needs a parent {containers}")
+        container = self.objects.get(parent)
+        if container is None:
+            raise Refused(f"unknown parent object {parent}")
+        allowed = ("folder",) if kind == "register" else ("folder", "register")
+        if container.type.kind not in allowed:
+            raise Refused(
+                f"a {kind} ({object_type.internal!r}) cannot be inserted under a {container.type.kind} "
+                f"(object {parent}): its parent must be a {' or '.join(allowed)}"
+            )
+        if container.type.cabinet != object_type.cabinet:
+            raise Refused(
+                f"object type {object_type.internal!r} belongs to cabinet {object_type.cabinet!r}, "
+                f"parent object {parent} to cabinet {container.type.cabinet!r}"
+            )
+
+    def store(self, new: NewObject, user: str) -> StoredObject:
+        """Store a checked insert (its staged content moves into the content directory)."""
+        object_id = next(self._ids)
+        content = None
+        if new.content is not None:
+            staged = new.content
+            final = self.content_dir / f"{object_id}.bin"
+            staged.path.replace(final)
+            content = Content(
+                file_name=new.file_name or staged.file_name or f"{object_id}.bin",
+                media_type=staged.media_type,
+                size=staged.size,
+                sha256=staged.sha256,
+                path=final,
+            )
+        stored = StoredObject(object_id, new.type, new.parent_id, new.in_tray, new.fields, content, user)
+        self.objects[object_id] = stored
+        self.inserts += 1
+        return stored
+
+    def search(self, object_type: ObjectType, criteria: Mapping[str, str]) -> list[StoredObject]:
+        """Objects of the type whose fields equal the criteria (case-insensitive, as enaio compares)."""
+        wanted = {name: value.lower() for name, value in criteria.items()}
+        return [
+            o
+            for o in sorted(self.objects.values(), key=lambda o: o.id)
+            if o.type is object_type and all(o.value(n).lower() == v for n, v in wanted.items())
+        ]
+
+    def with_field(self, name: str, value: str) -> list[StoredObject]:
+        """Every object (of any type) whose field has exactly this value, oldest first."""
+        return [o for o in sorted(self.objects.values(), key=lambda o: o.id) if o.fields.get(name) == value]
+
+    # -- content ---------------------------------------------------------------------------------------
+
+    @property
+    def content_dir(self) -> Path:
+        """Where content is kept: the configured directory, else a temporary one made on first use."""
+        if self._content_dir is None:
+            self._content_dir = Path(tempfile.mkdtemp(prefix="enaio-simulator-"))
+            self._own_content_dir = True
+        self._content_dir.mkdir(parents=True, exist_ok=True)
+        return self._content_dir
+
+    def staging_path(self) -> Path:
+        """A fresh file name for content being received."""
+        return self.content_dir / f"incoming-{uuid.uuid4().hex}.part"
+
+    def remove_content(self) -> None:
+        """Delete the temporary content directory (at shutdown; a configured one is kept)."""
+        if self._own_content_dir and self._content_dir is not None:
+            shutil.rmtree(self._content_dir, ignore_errors=True)
+            self._content_dir = None
+            self._own_content_dir = False
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a stored file (for tests and operators)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()

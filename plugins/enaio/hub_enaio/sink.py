@@ -1,0 +1,427 @@
+"""The sink: files a record into enaio as Akte (folder), Vorgang (register) and documents.
+
+One delivery is several requests. A crash, a timeout or a lost answer between them must neither lose
+nor repeat work, so every object is found before it is created:
+
+- the **Akte** is searched by the record's ``akte.search`` fields; if none matches it is created with
+  ``akte.fields`` (plus the search fields, so the next search finds it). If several match (two
+  deliveries raced, or a clerk created a second one), the **oldest — lowest object id —** is taken, the
+  same one every time;
+- the **Vorgang** (register, optional) carries the application id in ``application_id_field`` and is
+  searched by it before it is created;
+- each **document** carries ``"<application id>/<index in the record>"`` in ``application_id_field`` and
+  is searched by it before it is inserted (skipped when its parent was created by this very attempt:
+  it cannot hold anything yet);
+- progress is checkpointed (``akte``, ``aktenzeichen``, ``vorgang``, ``documents``), so a retry resumes
+  without even searching; the lookups keep it idempotent when a checkpoint was lost (an answer dropped
+  after enaio stored the object, a crash before the checkpoint was written).
+
+Failures are classified for the core, which owns retrying: no answer in time, no connection, 5xx, 408,
+425 and 429 are `Retryable`; other 4xx (credentials, rights, index data enaio refuses) are `Permanent`
+with enaio's message. Logs carry ids and counts, never index data or document names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from hub import (
+    BlobNotFound,
+    CheckResult,
+    ConnectorConfig,
+    ConnectorContext,
+    Delivery,
+    DeliveryContext,
+    FileRecord,
+    FolderSpec,
+    Manifest,
+    Permanent,
+    Retryable,
+    Sink,
+)
+
+from . import __version__
+from .client import TRAY, DmsApi, EnaioApi, EnaioHttp, Hit, OsrestApi, Upload
+from .config import NAME_PATTERN, TYPE_PATTERN, EnaioConfig
+
+log = logging.getLogger(__name__)
+
+STANDARDS = ("enaio DMS Service REST API (/api/dms)", "enaio OSRest appconnector (/osrest/api)")
+PROGRESS_KEYS = ("akte", "aktenzeichen", "vorgang", "documents")
+_NAME = re.compile(NAME_PATTERN)
+_TYPE = re.compile(TYPE_PATTERN)
+
+
+@dataclass(frozen=True)
+class _Folder:
+    type: str
+    search: dict[str, str]
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Document:
+    index: int
+    type: str
+    upload: Upload
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A record checked completely and turned into what is sent to enaio, before anything is sent."""
+
+    akte: _Folder | None
+    vorgang: _Folder | None
+    documents: list[_Document]
+    fingerprint: str
+
+
+@dataclass
+class _Progress:
+    """What earlier attempts of this delivery recorded (nothing if the record has changed since)."""
+
+    ctx: DeliveryContext
+    fingerprint: str
+    akte: str | None = None
+    aktenzeichen: str | None = None
+    vorgang: str | None = None
+    documents: dict[str, str] = field(default_factory=dict)
+    _valid: bool = False
+
+    @classmethod
+    def load(cls, ctx: DeliveryContext, fingerprint: str) -> _Progress:
+        saved = ctx.checkpoints
+        if saved.get("record") != fingerprint:
+            # Another record (the mapping changed before a replay): the lookups decide, not old ids.
+            return cls(ctx, fingerprint)
+        documents = saved.get("documents")
+        return cls(
+            ctx,
+            fingerprint,
+            akte=_str_or_none(saved.get("akte")),
+            aktenzeichen=_str_or_none(saved.get("aktenzeichen")),
+            vorgang=_str_or_none(saved.get("vorgang")),
+            documents={str(k): str(v) for k, v in documents.items()} if isinstance(documents, dict) else {},
+            _valid=True,
+        )
+
+    async def save(self, key: str, value: Any) -> None:
+        if not self._valid:
+            # Progress of another record must not come back once this record's fingerprint is saved.
+            for stale in PROGRESS_KEYS:
+                if self.ctx.checkpoints.get(stale):
+                    await self.ctx.checkpoint(stale, None)
+            await self.ctx.checkpoint("record", self.fingerprint)
+            self._valid = True
+        await self.ctx.checkpoint(key, value)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class EnaioSink(Sink):
+    """Files each application into enaio: the applicant's Akte (found or created), a Vorgang, documents."""
+
+    kind: ClassVar[str] = "enaio"
+    Config: ClassVar[type[ConnectorConfig]] = EnaioConfig
+    manifest: ClassVar[Manifest] = Manifest(
+        name="enaio",
+        version=__version__,
+        standards=STANDARDS,
+        description="Akte, Vorgang and documents with index data into enaio (OPTIMAL SYSTEMS), "
+        "via the DMS Service or OSRest; Basic or session-cookie authentication",
+    )
+
+    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+        super().__init__(config, context)
+        if not isinstance(config, EnaioConfig):
+            raise TypeError(f"expected EnaioConfig, got {type(config).__name__}")
+        self.settings = config
+        self.http = EnaioHttp(config, lambda: self.context.http)
+        self.api: EnaioApi = DmsApi(self.http) if config.api == "dms" else OsrestApi(self.http)
+        self._counters: Counter[str] = Counter()
+
+    # -- operators -------------------------------------------------------------------------------------
+
+    async def check(self) -> CheckResult:
+        """The server accepts the credentials, and knows the configured object types."""
+        details = {
+            "base_url": self.settings.base_url,
+            "api": self.settings.api,
+            "auth": self.settings.auth,
+            "username": self.settings.username,
+        }
+        try:
+            details.update(await self.api.identity())
+            missing = await self.api.missing_types(self.settings.object_types)
+        except (Retryable, Permanent) as exc:
+            return CheckResult(ok=False, message=str(exc), details=details)
+        types = self.settings.object_types
+        details["object_types"] = ", ".join(types) or "(none configured)"
+        if missing:
+            return CheckResult(
+                ok=False,
+                message=f"enaio at {self.settings.base_url} does not know the object type(s) "
+                f"{', '.join(missing)}",
+                details=details,
+            )
+        known = f" and knows the {len(types)} configured object type(s)" if types else ""
+        server = f"{self.settings.base_url} ({self.settings.api})"
+        return CheckResult(
+            ok=True,
+            message=f"{server} accepts user {self.settings.username}{known}",
+            details=details,
+        )
+
+    async def diagnostics(self) -> dict[str, Any]:
+        """Configuration (the password masked) and what this process has done since it started."""
+        state = await super().diagnostics()
+        state["counters"] = dict(self._counters)
+        state["session"] = {"open": self.http.has_session, "logins": self.http.logins}
+        return state
+
+    # -- delivery --------------------------------------------------------------------------------------
+
+    async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
+        """Find or create the Akte, then the Vorgang, then insert the documents not there yet."""
+        app_id = ctx.application.id
+        if record.application_id != app_id:
+            raise Permanent(f"record belongs to application {record.application_id}, the context to {app_id}")
+        plan = self._plan(record, ctx)  # everything checkable is checked before anything is created
+        progress = _Progress.load(ctx, plan.fingerprint)
+
+        akte_id, aktenzeichen, akte_created = await self._akte(plan, progress)
+        vorgang_id, vorgang_created = await self._vorgang(plan, progress, akte_id, app_id)
+        if vorgang_id is not None:
+            location: str = vorgang_id
+            fresh = vorgang_created
+        elif akte_id is not None:
+            location, fresh = akte_id, akte_created
+        else:
+            location, fresh = TRAY, False
+        ids, inserted = await self._documents(plan, progress, location, fresh, ctx)
+
+        log.info(
+            "delivered application=%s target=%s api=%s akte=%s akte_created=%s vorgang=%s "
+            "vorgang_created=%s documents=%d inserted_now=%d",
+            app_id,
+            self.name,
+            self.api.name,
+            akte_id,
+            akte_created,
+            vorgang_id,
+            vorgang_created,
+            len(ids),
+            inserted,
+        )
+        correlations = {"akte": akte_id, "vorgang": vorgang_id, "documents": ",".join(ids) or None}
+        return Delivery(
+            target=self.name,
+            reference=akte_id if akte_id is not None else (ids[0] if ids else None),
+            file_number=aktenzeichen or record.file_number,
+            correlations={k: v for k, v in correlations.items() if v is not None},
+            duplicate=not (akte_created or vorgang_created or inserted),
+            details={
+                "api": self.api.name,
+                "location": "vorgang" if vorgang_id else "akte" if akte_id else "tray",
+                "akte_created": akte_created,
+                "vorgang_created": vorgang_created,
+                "documents": len(ids),
+                "documents_inserted": inserted,
+            },
+        )
+
+    # -- the record --------------------------------------------------------------------------------------
+
+    def _plan(self, record: FileRecord, ctx: DeliveryContext) -> _Plan:
+        settings = self.settings
+        app_id = ctx.application.id
+        akte = None
+        if record.akte is not None:
+            akte = self._akte_spec(record.akte)
+        elif settings.without_akte == "refuse":
+            raise Permanent(
+                "the record names no Akte: give the route a mapping file with an `akte`, "
+                "or set `without_akte: tray` to put such documents into the user's tray"
+            )
+        vorgang = None
+        if record.vorgang is not None:
+            if akte is None:
+                raise Permanent("the record has a Vorgang but no Akte: a register needs a folder")
+            spec = record.vorgang
+            _check_type(spec.type, "vorgang.type")
+            fields = {**spec.search, **spec.fields, settings.application_id_field: app_id}
+            _check_names(fields, "vorgang.fields")
+            vorgang = _Folder(spec.type, {settings.application_id_field: app_id}, fields)
+        documents = []
+        for index, document in enumerate(record.documents):
+            what = f"document {index} (type {document.type!r})"
+            object_type = settings.document_types.get(document.type, document.type)
+            _check_type(object_type, f"{what}: type")
+            if document.blob is None:
+                raise Permanent(f"{what} has no content (no blob reference): nothing to deliver")
+            try:
+                present = ctx.blobs.exists(document.blob)
+            except BlobNotFound:  # not even a valid reference
+                present = False
+            if not present:
+                raise Permanent(f"{what} references {document.blob!r}, which is not in the blob store")
+            fields = dict(document.fields)
+            title = settings.document_title_field
+            if title and not fields.get(title):
+                fields[title] = document.name
+            fields[settings.application_id_field] = f"{app_id}/{index}"
+            _check_names(fields, f"{what}: fields")
+            upload = Upload(document.name, document.media_type, document.blob)
+            documents.append(_Document(index, object_type, upload, fields))
+        fingerprint = hashlib.sha256(
+            json.dumps(
+                [
+                    None if akte is None else [akte.type, akte.search, akte.fields],
+                    None if vorgang is None else [vorgang.type, vorgang.fields],
+                    [[d.index, d.type, d.upload.blob, d.fields] for d in documents],
+                ],
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()
+        return _Plan(akte, vorgang, documents, fingerprint)
+
+    def _akte_spec(self, spec: FolderSpec) -> _Folder:
+        _check_type(spec.type, "akte.type")
+        _check_names(spec.search, "akte.search")
+        _check_names(spec.fields, "akte.fields")
+        search = dict(spec.search)
+        number_field = self.settings.file_number_field
+        if not search and number_field and spec.fields.get(number_field):
+            search = {number_field: spec.fields[number_field]}
+        if not search:
+            raise Permanent(
+                "akte.search is empty: the Akte could never be found again (every delivery would create "
+                "one); name the index fields that identify it in the mapping file"
+            )
+        for name, value in search.items():
+            if name in spec.fields and spec.fields[name] != value:
+                raise Permanent(
+                    f"akte.search and akte.fields disagree on index field {name!r}: an Akte created with "
+                    "these fields would not be found by this search"
+                )
+        return _Folder(spec.type, search, {**spec.fields, **search})
+
+    # -- the steps -----------------------------------------------------------------------------------------
+
+    async def _akte(self, plan: _Plan, progress: _Progress) -> tuple[str | None, str | None, bool]:
+        """(Akte id, its Aktenzeichen, created by this attempt) — (None, None, False) for the tray."""
+        akte = plan.akte
+        if akte is None:
+            return None, None, False
+        if progress.akte is not None:
+            return progress.akte, progress.aktenzeichen, False
+        number_field = self.settings.file_number_field
+        columns = [number_field] if number_field else []
+        hits = await self.api.search(akte.type, akte.search, columns, "Akte lookup")
+        created = not hits
+        if hits:
+            chosen = _oldest(hits)
+            if len(hits) > 1:
+                log.warning(
+                    "several Akten match application=%s target=%s count=%d chosen=%s (the oldest)",
+                    progress.ctx.application.id,
+                    self.name,
+                    len(hits),
+                    chosen.id,
+                )
+            akte_id = chosen.id
+            aktenzeichen = chosen.fields.get(number_field) if number_field else None
+            self._counters["akten_found"] += 1
+        else:
+            akte_id = await self.api.insert(
+                akte.type, None, akte.fields, None, progress.ctx.blobs, "Akte creation"
+            )
+            aktenzeichen = akte.fields.get(number_field) if number_field else None
+            self._counters["akten_created"] += 1
+        await progress.save("aktenzeichen", aktenzeichen or None)
+        await progress.save("akte", akte_id)
+        return akte_id, aktenzeichen or None, created
+
+    async def _vorgang(
+        self, plan: _Plan, progress: _Progress, akte_id: str | None, app_id: str
+    ) -> tuple[str | None, bool]:
+        vorgang = plan.vorgang
+        if vorgang is None or akte_id is None:
+            return None, False
+        if progress.vorgang is not None:
+            return progress.vorgang, False
+        hits = await self.api.search(vorgang.type, vorgang.search, [], "Vorgang lookup")
+        if hits:
+            vorgang_id = _oldest(hits).id
+            created = False
+        else:
+            vorgang_id = await self.api.insert(
+                vorgang.type, akte_id, vorgang.fields, None, progress.ctx.blobs, "Vorgang creation"
+            )
+            created = True
+            self._counters["vorgaenge_created"] += 1
+        await progress.save("vorgang", vorgang_id)
+        return vorgang_id, created
+
+    async def _documents(
+        self, plan: _Plan, progress: _Progress, location: str, fresh: bool, ctx: DeliveryContext
+    ) -> tuple[list[str], int]:
+        done = dict(progress.documents)
+        ids: list[str] = []
+        inserted = 0
+        id_field = self.settings.application_id_field
+        for document in plan.documents:
+            key = str(document.index)
+            if key in done:
+                ids.append(done[key])
+                continue
+            hits: list[Hit] = []
+            if not fresh:
+                hits = await self.api.search(
+                    document.type,
+                    {id_field: document.fields[id_field]},
+                    [],
+                    f"lookup of document {document.index}",
+                )
+            if hits:
+                object_id = _oldest(hits).id
+                self._counters["documents_found"] += 1
+            else:
+                object_id = await self.api.insert(
+                    document.type,
+                    location,
+                    document.fields,
+                    document.upload,
+                    ctx.blobs,
+                    f"insert of document {document.index}",
+                )
+                inserted += 1
+                self._counters["documents_inserted"] += 1
+            done[key] = object_id
+            ids.append(object_id)
+            await progress.save("documents", dict(done))
+        return ids, inserted
+
+
+def _oldest(hits: list[Hit]) -> Hit:
+    return min(hits, key=lambda h: h.order)
+
+
+def _check_type(value: str, where: str) -> None:
+    if not _TYPE.match(value):
+        raise Permanent(f"{where}: {value[:60]!r} is not an enaio object type (internal name or numeric id)")
+
+
+def _check_names(fields: dict[str, str], where: str) -> None:
+    for name in fields:
+        if not _NAME.match(name):
+            raise Permanent(f"{where}: {name[:60]!r} is not an enaio index field name")

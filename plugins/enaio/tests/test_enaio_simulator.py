@@ -1,0 +1,311 @@
+"""The enaio simulator is strict: what the real system refuses, it refuses, with a reason."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from enaio_helpers import PASSWORD, USER, Enaio, StartEnaio
+from hub_enaio.client import basic_authorization
+from hub_enaio.simulator import CatalogueError, load_catalogue, make_app
+from hub_enaio.simulator.query import QueryError, parse_statement
+
+AUTH = {"Authorization": basic_authorization(USER, PASSWORD)}
+PERSON = {"Aktenzeichen": "32-1", "Nachname": "Groß", "Leistung": "Jagdschein"}
+
+
+@pytest_asyncio.fixture
+async def enaio(start_enaio: StartEnaio) -> Enaio:
+    return await start_enaio()
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def call(
+    http: aiohttp.ClientSession, method: str, url: str, headers: dict[str, str] | None = None, **kwargs: Any
+) -> tuple[int, Any]:
+    async with http.request(method, url, headers=AUTH if headers is None else headers, **kwargs) as response:
+        text = await response.text()
+        try:
+            return response.status, json.loads(text)
+        except ValueError:
+            return response.status, text
+
+
+def properties(type_: str, parent: str | None = None, **fields: str) -> dict[str, Any]:
+    props = {"system:objectTypeId": {"value": type_}, **{k: {"value": v} for k, v in fields.items()}}
+    if parent is not None:
+        props["system:parentId"] = {"value": parent}
+    return {"objects": [{"properties": props}]}
+
+
+async def dms_insert(http: aiohttp.ClientSession, enaio: Enaio, body: dict[str, Any]) -> tuple[int, Any]:
+    return await call(http, "POST", enaio.url + "/api/dms/objects", json=body)
+
+
+def document_upload(
+    body: dict[str, Any], content: bytes, cid: str = "cid_doc1", header: str | None = None
+) -> Any:
+    writer = aiohttp.MultipartWriter("form-data")
+    writer.append_json(body).set_content_disposition("form-data", name="data")
+    part = writer.append(content, {"Content-Type": "application/pdf"})
+    part.set_content_disposition("form-data", name=cid, filename="a.pdf")
+    part.headers["Content-ID"] = header if header is not None else cid
+    return writer
+
+
+async def folder(
+    http: aiohttp.ClientSession, enaio: Enaio, type_: str = "Personenakte", **fields: str
+) -> str:
+    status, answer = await dms_insert(http, enaio, properties(type_, **(fields or PERSON)))
+    assert status == 200, answer
+    object_id: str = answer["objects"][0]["properties"]["system:objectId"]["value"]
+    return object_id
+
+
+async def test_authentication(enaio: Enaio, http: aiohttp.ClientSession) -> None:
+    url = enaio.url + "/api/dms/info/native"
+    status, answer = await call(http, "GET", url, headers={})
+    assert status == 401 and answer["message"] == "authentication required"
+    wrong = {"Authorization": basic_authorization(USER, "wrong")}
+    assert (await call(http, "GET", url, headers=wrong))[0] == 401
+    async with http.get(url, headers=AUTH) as response:
+        assert response.status == 200
+        session = response.cookies["JSESSIONID"].value
+    cookie = {"JSESSIONID": session}
+    status, answer = await call(http, "GET", enaio.url + "/osrest/api/session", headers={}, cookies=cookie)
+    assert status == 200 and answer["user"]["name"] == USER
+    enaio.state.end_sessions()
+    status, answer = await call(http, "GET", url, headers={}, cookies=cookie)
+    assert status == 401 and "session expired" in answer["message"]
+
+
+async def test_hierarchy_is_enforced(enaio: Enaio, http: aiohttp.ClientSession) -> None:
+    akte = await folder(http, enaio)
+    bauakte = await folder(http, enaio, "Bauakte", Aktenzeichen="63-1", Bauherr="B")
+    register = properties("Vorgang", akte, Betreff="B", Eingangsdatum="01.03.2025")
+    status, answer = await dms_insert(http, enaio, register)
+    assert status == 200
+    vorgang = answer["objects"][0]["properties"]["system:objectId"]["value"]
+    document = properties("Antrag", vorgang, Titel="T")
+    document["objects"][0]["contentStreams"] = [{"cid": "cid_doc1", "fileName": "a.pdf"}]
+    status, answer = await call(
+        http, "POST", enaio.url + "/api/dms/objects", data=document_upload(document, b"%PDF")
+    )
+    assert status == 200, answer
+    antrag = answer["objects"][0]["properties"]["system:objectId"]["value"]
+
+    refusals = {
+        "needs a parent folder": properties("Vorgang", Betreff="B", Eingangsdatum="2025-03-01"),
+        "its parent must be a folder": properties(
+            "Vorgang", vorgang, Betreff="B", Eingangsdatum="2025-03-01"
+        ),
+        "cannot be inserted under a document": properties("Anlage", antrag, Titel="T"),
+        "unknown parent object 999999": properties("Anlage", "999999", Titel="T"),
+        "belongs to cabinet 'Buergerdienste', parent object": properties("Anlage", bauakte, Titel="T"),
+        "is inserted into its cabinet": properties("Personenakte", akte, **PERSON),
+        "only documents can be put in the tray": properties("Personenakte", "system:tray", **PERSON),
+        "unknown object type 'Steuerakte'": properties("Steuerakte", **PERSON),
+        "has no index field 'Religion'": properties("Personenakte", **PERSON, Religion="x"),
+        "mandatory index field 'Leistung'": properties("Personenakte", Aktenzeichen="1", Nachname="N"),
+        "expects a date": properties("Vorgang", akte, Betreff="B", Eingangsdatum="März 2025"),
+        "at most 50 characters": properties("Personenakte", **{**PERSON, "Aktenzeichen": "x" * 51}),
+    }
+    for reason, body in refusals.items():
+        status, answer = await dms_insert(http, enaio, body)
+        assert (status, reason in answer["message"]) == (422, True), (reason, answer)
+    assert len(enaio.state.objects) == 4
+
+
+async def test_types_are_accepted_by_id_and_internal_name(enaio: Enaio, http: aiohttp.ClientSession) -> None:
+    akte = await folder(http, enaio, "1")
+    assert enaio.state.objects[int(akte)].type.internal == "Personenakte"
+    schema = (await call(http, "GET", enaio.url + "/api/dms/schema/native"))[1]
+    (buergerdienste, bauaufsicht) = schema["asobjdef"]["cabinet"]
+    assert [o["internal"] for o in buergerdienste["object"]] == [
+        "Personenakte",
+        "Vorgang",
+        "Antrag",
+        "Anlage",
+        "Originalantrag",
+    ]
+    assert [(o["ids"]["oid"], o["maintype"]) for o in bauaufsicht["object"]] == [
+        ("2", "0"),
+        ("6488066", "99"),
+        ("262148", "4"),
+    ]
+
+
+async def test_content_streams_need_matching_parts(enaio: Enaio, http: aiohttp.ClientSession) -> None:
+    akte = await folder(http, enaio)
+    document = properties("Anlage", akte, Titel="T")
+    document["objects"][0]["contentStreams"] = [{"cid": "cid_doc1", "fileName": "Groß.pdf"}]
+    url = enaio.url + "/api/dms/objects"
+    status, answer = await call(http, "POST", url, data=document_upload(document, b"x", cid="other"))
+    assert status == 400 and "no part with that form-data name" in answer["message"]
+    status, answer = await call(http, "POST", url, data=document_upload(document, b"x", header="<cid_doc1>"))
+    assert status == 400 and "Content-ID header must equal its cid" in answer["message"]
+    unreferenced = properties("Anlage", akte, Titel="T")
+    status, answer = await call(http, "POST", url, data=document_upload(unreferenced, b"x"))
+    assert status == 400 and "not referenced" in answer["message"]
+    status, answer = await call(http, "POST", url, data=document_upload(document, b"%PDF-1.4 content"))
+    assert status == 200
+    object_id = answer["objects"][0]["properties"]["system:objectId"]["value"]
+    stored = enaio.state.objects[int(object_id)]
+    assert stored.content is not None and stored.content.file_name == "Groß.pdf"
+    assert stored.content.sha256 == hashlib.sha256(b"%PDF-1.4 content").hexdigest()
+    for path in (f"/api/dms/objects/{object_id}/contents/file", f"/osrest/api/documentfiles/{object_id}"):
+        async with http.get(enaio.url + path, headers=AUTH) as response:
+            assert response.status == 200 and await response.read() == b"%PDF-1.4 content"
+            assert response.content_type == "application/pdf"
+    assert (await call(http, "GET", f"{enaio.url}/api/dms/objects/{akte}/contents/file/1"))[0] == 404
+    assert not [p for p in enaio.state.content_dir.iterdir() if p.suffix == ".part"]  # nothing left over
+
+
+async def test_search_statements_are_parsed_strictly(enaio: Enaio, http: aiohttp.ClientSession) -> None:
+    akte = await folder(http, enaio)
+    await folder(http, enaio, **{**PERSON, "Aktenzeichen": "32-2", "Nachname": "Klein"})
+    url = enaio.url + "/api/dms/objects/search"
+
+    async def search(statement: str, **parameters: str) -> tuple[int, Any]:
+        return await call(
+            http, "POST", url, json={"query": {"statement": statement, "parameters": parameters}}
+        )
+
+    status, answer = await search(
+        "select system:objectId, Aktenzeichen from Personenakte where Nachname=@n AND Leistung=@l",
+        n="GROß",  # enaio compares without regard to case
+        l="Jagdschein",
+    )
+    assert status == 200 and answer["totalNumItems"] == 1
+    assert answer["objects"][0]["properties"] == {
+        "system:objectId": {"value": akte},
+        "Aktenzeichen": {"value": "32-1"},
+    }
+    status, answer = await search("SELECT system:objectId FROM 1")
+    assert (status, answer["numItems"]) == (200, 2)
+    for statement in (
+        "SELECT * FROM Personenakte",
+        "SELECT system:objectId FROM Personenakte WHERE Nachname='Groß'",
+        "SELECT system:objectId FROM Personenakte WHERE Nachname=@n OR Vorname=@n",
+        "SELECT system:objectId FROM Personenakte ORDER BY Nachname",
+        "DELETE FROM Personenakte",
+    ):
+        status, answer = await search(statement, n="x")
+        assert status == 400 and "statement not understood" in answer["message"], statement
+    assert (await search("SELECT system:objectId FROM Personenakte WHERE Nachname=@n"))[0] == 400
+    status, answer = await search("SELECT Religion FROM Personenakte")
+    assert status == 422 and "no index field 'Religion'" in answer["message"]
+    status, answer = await search("SELECT system:objectId FROM Steuerakte")
+    assert status == 422 and "unknown object type" in answer["message"]
+
+
+async def test_osrest_insert_and_search(enaio: Enaio, http: aiohttp.ClientSession) -> None:
+    def insert(type_: str, fields: dict[str, str], content: bytes | None = None) -> aiohttp.MultipartWriter:
+        writer = aiohttp.MultipartWriter("form-data")
+        data = {"objectTypeId": type_, "fields": {k: {"value": v} for k, v in fields.items()}}
+        writer.append_json(data).set_content_disposition("form-data", name="data")
+        if content is not None:
+            writer.append(content).set_content_disposition("form-data", name="file", filename="a.txt")
+        return writer
+
+    base = enaio.url + "/osrest/api/documents"
+    status, akte = await call(http, "POST", base + "/insert/0", data=insert("1", PERSON))
+    assert status == 200 and isinstance(akte, int)
+    status, answer = await call(
+        http, "POST", f"{base}/insert/{akte}", data=insert("262146", {"Titel": "T"}, b"a")
+    )
+    assert status == 200
+    status, answer = await call(http, "POST", base + "/insert/0", data=insert("Anlage", {"Titel": "T"}, b"a"))
+    assert status == 422 and "needs a parent folder or register" in answer["message"]
+    status, tray = await call(
+        http, "POST", base + "/insert/0?inusertray=true", data=insert("Anlage", {"Titel": "T"}, b"a")
+    )
+    assert status == 200 and enaio.state.objects[tray].in_tray
+    status, answer = await call(
+        http, "POST", f"{base}/insert/{akte}?inusertray=true", data=insert("Anlage", {"Titel": "T"})
+    )
+    assert status == 400
+    status, answer = await call(http, "POST", base + "/insert/0", json={"objectTypeId": "1"})
+    assert status == 415
+
+    query = {"objectTypeId": "Anlage", "fields": {"Titel": {"value": "t"}}, "result_config": {"pagesize": 1}}
+    status, found = await call(http, "POST", base + "/search", json={"query": query})
+    assert status == 200 and len(found) == 1
+    assert found[0]["objectType"] == "DOCUMENT" and found[0]["objectTypeId"] == "262146"
+    assert {"internalName": "Titel", "displayName": "Titel", "value": "T"} in found[0]["ecmSimpleFields"]
+    query["objectTypeId"] = "Steuerakte"
+    assert (await call(http, "POST", base + "/search", json={"query": query}))[0] == 422
+
+
+async def test_operator_endpoints(enaio: Enaio, http: aiohttp.ClientSession) -> None:
+    await folder(http, enaio)
+    await folder(http, enaio, "Bauakte", Aktenzeichen="63-1", Bauherr="B")
+    status, answer = await call(http, "GET", enaio.url + "/_sim/objects?type=Bauakte", headers={})
+    assert status == 200 and [o["fields"]["Bauherr"] for o in answer["objects"]] == ["B"]
+    status, answer = await call(http, "GET", enaio.url + "/_sim/objects?Aktenzeichen=32-1", headers={})
+    assert [o["type"] for o in answer["objects"]] == ["Personenakte"]
+
+    knobs = await enaio.set_faults(fail_next=1, latency_seconds=0)
+    assert knobs["fail_next"] == 1
+    status, answer = await call(http, "GET", enaio.url + "/api/dms/info/native")
+    assert status == 503
+    assert (await call(http, "GET", enaio.url + "/api/dms/info/native"))[0] == 200
+    status, answer = await call(http, "POST", enaio.url + "/_sim/faults", headers={}, json={"fail_next": -1})
+    assert status == 400 and "fail_next" in answer["message"]
+    status, answer = await call(http, "POST", enaio.url + "/_sim/faults", headers={}, json={"explode": True})
+    assert status == 400
+    status, answer = await call(http, "DELETE", enaio.url + "/_sim/sessions", headers={})
+    assert status == 200 and answer["ended"] >= 1
+    status, answer = await call(http, "GET", enaio.url + "/_sim/stats", headers={})
+    assert answer["objects"] == 2 and answer["auth"]["basic"] >= 3
+
+
+def test_statement_parser() -> None:
+    parsed = parse_statement("SELECT system:objectId, A FROM T WHERE A=@a AND system:parentId=@p")
+    assert parsed.columns == ("system:objectId", "A") and parsed.object_type == "T"
+    assert parsed.conditions == (("A", "a"), ("system:parentId", "p"))
+    for bad in (
+        "",
+        "SELECT",
+        "SELECT A FROM",
+        "SELECT A FROM T WHERE",
+        "SELECT A FROM T WHERE A=@a AND",
+        "SELECT A, FROM T",
+    ):
+        with pytest.raises(QueryError):
+            parse_statement(bad)
+
+
+def test_catalogue_files(tmp_path: Path) -> None:
+    catalogue = load_catalogue()
+    assert catalogue.get("Personenakte") is catalogue.get("1") is catalogue.get(1)
+    personenakte = catalogue.get("Personenakte")
+    assert personenakte is not None
+    assert [f for f, d in personenakte.fields.items() if d.mandatory] == [
+        "Aktenzeichen",
+        "Nachname",
+        "Leistung",
+    ]
+    custom = tmp_path / "types.yaml"
+    custom.write_text(
+        "cabinets:\n  - {internal: Ordnungsamt, number: 3, types: [{id: 3, internal: Akte, kind: folder}]}\n"
+    )
+    app = make_app(types=str(custom))
+    assert [t.internal for t in load_catalogue(custom).types] == ["Akte"]
+    assert app is not None
+    custom.write_text("cabinets:\n  - {internal: X, number: 3, types: []}\n")
+    with pytest.raises(CatalogueError, match="exactly one folder type"):
+        load_catalogue(custom)
+    with pytest.raises(CatalogueError, match="cannot read"):
+        load_catalogue(tmp_path / "missing.yaml")
