@@ -357,7 +357,8 @@ def simulate(system: str | None, port: int, options: tuple[str, ...]) -> None:
 
 @main.command()
 @click.option("--once", is_flag=True, help="exit after the summary instead of serving on")
-@click.option("--port", default=8080, show_default=True)
+@click.option("--port", default=8080, show_default=True, help="the hub's port")
+@click.option("--enaio-port", default=8095, show_default=True, help="the Enaio simulator's port")
 @click.option(
     "--data",
     "data_dir",
@@ -365,8 +366,8 @@ def simulate(system: str | None, port: int, options: tuple[str, ...]) -> None:
     default=Path("data/demo"),
     show_default=True,
 )
-def demo(once: bool, port: int, data_dir: Path) -> None:
-    """Run the hub with sample submissions: everything on the embedded default, one command."""
+def demo(once: bool, port: int, enaio_port: int, data_dir: Path) -> None:
+    """FormCycle applications into the e-file (Enaio simulator): everything on the embedded default."""
     from hub.demo import run_demo
 
-    sys.exit(_run(run_demo(data_dir=data_dir, port=port, once=once)))
+    sys.exit(_run(run_demo(data_dir=data_dir, port=port, once=once, enaio_port=enaio_port)))

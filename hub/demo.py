@@ -1,8 +1,9 @@
-"""`aktenhub demo`: the hub on the embedded default with sample FormCycle submissions, one command.
+"""`aktenhub demo`: the main job on the embedded default, one command.
 
-Starts a hub (SQLite journal, blob store and import directory under the data directory) with the
-FormCycle → file-drop route, posts sample applications of several services of a Kreis the way FormCycle's
-HTTP-Request action sends them, shows their progress and a summary, then keeps serving until Ctrl-C.
+Starts the Enaio simulator and a hub (SQLite journal and blob store under the data directory) with
+FormCycle routes through the example mapping files into the e-file, posts about twenty applications of
+several services of a Kreis the way FormCycle's HTTP-Request action sends them, shows their progress
+and a summary (Aktenzeichen, DMS ids), then keeps serving until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -153,8 +154,25 @@ def samples() -> list[Sample]:
     return out
 
 
-def demo_settings(data: Path, port: int) -> dict[str, Any]:
-    """The demo's configuration: the example configuration's shape, under the data directory."""
+def mappings_dir() -> Path:
+    """The example mapping files: ./config/mappings, else the source tree's."""
+    for candidate in (Path("config/mappings"), Path(__file__).resolve().parents[1] / "config" / "mappings"):
+        if (candidate / "jagd-und-fischerei.yaml").is_file():
+            return candidate.resolve()
+    raise FileNotFoundError("config/mappings not found: run the demo from the Aktenhub source tree")
+
+
+def demo_settings(data: Path, port: int, enaio_url: str, mappings: Path) -> dict[str, Any]:
+    """The demo's configuration: FormCycle -> mapping -> Enaio, per service group, receipts logged."""
+    applicant = {
+        "given_name": "vorname",
+        "family_name": "nachname",
+        "birth_date": "geburtsdatum",
+        "street": "strasse",
+        "postal_code": "plz",
+        "city": "ort",
+        "email": "email",
+    }
     return {
         "store": f"sqlite:///{data / 'journal.db'}",
         "blobs": str(data / "blobs"),
@@ -163,10 +181,49 @@ def demo_settings(data: Path, port: int) -> dict[str, Any]:
             "admin_tokens": [{"name": "demo", "token": "${AKTENHUB_DEMO_ADMIN_TOKEN}", "role": "admin"}],
         },
         "connectors": {
-            "formcycle": {"type": "formcycle", "token": "${FORMCYCLE_TOKEN}", "id_field": "vorgang_id"},
-            "import": {"type": "filedrop", "path": str(data / "import")},
+            "formcycle": {
+                "type": "formcycle",
+                "token": "${FORMCYCLE_TOKEN}",
+                "id_field": "vorgang_id",
+                "applicant_fields": applicant,
+            },
+            "enaio": {
+                "type": "enaio",
+                "base_url": enaio_url,
+                "api": "dms",
+                "username": "aktenhub",
+                "password": "${ENAIO_PASSWORD}",
+                "object_types": ["Personenakte", "Vorgang", "Antrag", "Anlage", "Originalantrag"],
+                "max_concurrency": 4,
+            },
+            "receipts": {"type": "log"},
         },
-        "routes": [{"name": "all-forms", "from": "formcycle", "to": ["import"]}],
+        "routes": [
+            {
+                "name": "jagd-und-fischerei",
+                "from": "formcycle",
+                "when": {"service": ["jagdschein", "fischereischein"]},
+                "map": str(mappings / "jagd-und-fischerei.yaml"),
+                "to": ["enaio"],
+                "notify": ["receipts"],
+            },
+            {
+                "name": "grabungserlaubnis",
+                "from": "formcycle",
+                "when": {"service": "grabungserlaubnis"},
+                "map": str(mappings / "grabungserlaubnis.yaml"),
+                "to": ["enaio"],
+                "notify": ["receipts"],
+            },
+            {
+                "name": "kindertagespflege",
+                "from": "formcycle",
+                "when": {"service": "kindertagespflege"},
+                "map": str(mappings / "kindertagespflege.yaml"),
+                "to": ["enaio"],
+                "notify": ["receipts"],
+            },
+        ],
     }
 
 
@@ -186,13 +243,18 @@ async def _post(session: aiohttp.ClientSession, url: str, token: str, sample: Sa
         return str(body["application_id"])
 
 
-def _log_to_file(path: Path) -> None:
-    # The console shows progress and the summary; the hub's own log lines go to a file beside them.
+def _log_to_file(path: Path) -> list[logging.Handler]:
+    """Send the hub's log lines to a file; returns the handlers it replaced.
+
+    The console shows progress and the summary; the log goes beside the journal.
+    """
     root = logging.getLogger()
+    previous = list(root.handlers)
     handler = logging.FileHandler(path, encoding="utf-8")
     if root.handlers:
         handler.setFormatter(root.handlers[0].formatter)
     root.handlers[:] = [handler]
+    return previous
 
 
 def _fresh_directory(path: Path) -> None:
@@ -202,19 +264,54 @@ def _fresh_directory(path: Path) -> None:
     path.mkdir(parents=True)
 
 
-async def run_demo(data_dir: Path, port: int, once: bool) -> int:
-    """Run the demo; returns the process exit code."""
-    await asyncio.to_thread(_fresh_directory, data_dir)
-    _log_to_file(data_dir / "hub.log")
+@dataclass
+class _Services:
+    hub: Hub
+    hub_url: str
+    enaio_url: str
+    form_token: str
+    admin_token: str
+    runners: list[web.AppRunner]
+
+
+async def _start(data_dir: Path, port: int, enaio_port: int) -> _Services | str:
+    """Start the Enaio simulator and the hub; a message instead when that is not possible."""
     form_token = secrets.token_urlsafe(24)
     admin_token = secrets.token_urlsafe(24)
-    env = {**os.environ, "FORMCYCLE_TOKEN": form_token, "AKTENHUB_DEMO_ADMIN_TOKEN": admin_token}
+    enaio_password = secrets.token_urlsafe(16)
     try:
         plugins = load_plugins()
-        config = config_from_dict(demo_settings(data_dir, port), plugins, env=env)
-    except (ConfigError, PluginError) as exc:
-        console.print(f"[red]demo cannot start:[/] {exc}")
-        return 2
+        simulator = plugins.simulators().get("enaio")
+        if simulator is None:
+            return "the Enaio plugin (plugins/enaio) is not installed: run `make demo`"
+        mappings = mappings_dir()
+    except (PluginError, FileNotFoundError) as exc:
+        return str(exc)
+    runners: list[web.AppRunner] = []
+    enaio_app = simulator.make_app(users={"aktenhub": enaio_password}, content_dir=str(data_dir / "enaio"))
+    enaio_runner = web.AppRunner(enaio_app, access_log=None, handle_signals=False)
+    await enaio_runner.setup()
+    try:
+        await web.TCPSite(enaio_runner, "127.0.0.1", enaio_port).start()
+    except OSError as exc:
+        await enaio_runner.cleanup()
+        return (
+            f"cannot listen on 127.0.0.1:{enaio_port} for the Enaio simulator: {exc.strerror} "
+            "(try --enaio-port)"
+        )
+    runners.append(enaio_runner)
+    enaio_url = f"http://127.0.0.1:{enaio_port}"
+    env = {
+        **os.environ,
+        "FORMCYCLE_TOKEN": form_token,
+        "AKTENHUB_DEMO_ADMIN_TOKEN": admin_token,
+        "ENAIO_PASSWORD": enaio_password,
+    }
+    try:
+        config = config_from_dict(demo_settings(data_dir, port, enaio_url, mappings), plugins, env=env)
+    except ConfigError as exc:
+        await enaio_runner.cleanup()
+        return f"demo configuration invalid: {exc}"
     hub = Hub(config, plugins)
     await hub.start()
     runner = web.AppRunner(make_app(hub), access_log=None, handle_signals=False)
@@ -224,63 +321,135 @@ async def run_demo(data_dir: Path, port: int, once: bool) -> int:
     except OSError as exc:
         await runner.cleanup()
         await hub.stop()
-        console.print(f"[red]cannot listen on 127.0.0.1:{port}:[/] {exc.strerror} (try --port)")
-        return 1
-    url = f"http://127.0.0.1:{port}"
-    console.rule("[bold]Aktenhub demo")
-    console.print(f"hub running at {url}; journal, files and log (hub.log) under {data_dir}/")
+        await enaio_runner.cleanup()
+        return f"cannot listen on 127.0.0.1:{port}: {exc.strerror} (try --port)"
+    runners.insert(0, runner)
+    return _Services(hub, f"http://127.0.0.1:{port}", enaio_url, form_token, admin_token, runners)
+
+
+async def run_demo(data_dir: Path, port: int, once: bool, enaio_port: int = 8095) -> int:
+    """Run the demo; returns the process exit code."""
+    await asyncio.to_thread(_fresh_directory, data_dir)
+    previous = _log_to_file(data_dir / "hub.log")
     try:
-        return await _drive(hub, url, form_token, admin_token, data_dir, once)
+        return await _run(data_dir, port, once, enaio_port)
     finally:
-        await runner.cleanup()
-        await hub.stop()
+        for handler in logging.getLogger().handlers:
+            handler.close()
+        logging.getLogger().handlers[:] = previous
 
 
-async def _drive(hub: Hub, url: str, form_token: str, admin_token: str, data: Path, once: bool) -> int:
+async def _run(data_dir: Path, port: int, once: bool, enaio_port: int) -> int:
+    started = await _start(data_dir, port, enaio_port)
+    if isinstance(started, str):
+        console.print(f"[red]demo cannot start:[/] {started}")
+        return 2
+    console.rule("[bold]Aktenhub demo: FormCycle → Aktenhub → Enaio (e-file)")
+    console.print(
+        f"hub {started.hub_url} · Enaio simulator {started.enaio_url} · "
+        f"journal, files and log under {data_dir}/"
+    )
+    try:
+        return await _drive(started, once)
+    finally:
+        for runner in started.runners:
+            await runner.cleanup()
+        await started.hub.stop()
+
+
+FINAL = (ApplicationState.COMPLETED, ApplicationState.DEAD, ApplicationState.REJECTED)
+
+
+async def _drive(svc: _Services, once: bool) -> int:
     todo = samples()
+    first, renewal = todo[:-1], todo[-1:]
     ids: dict[str, Sample] = {}
+    columns = (
+        TextColumn("{task.description:<38}"),
+        BarColumn(),
+        TextColumn("{task.completed:>2}/{task.total}"),
+    )
     async with aiohttp.ClientSession() as session:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            console=console,
-        ) as progress:
-            sent = progress.add_task("FormCycle submissions sent", total=len(todo))
-            filed = progress.add_task("delivered to the import directory", total=len(todo))
-            for sample in todo:
-                ids[await _post(session, url, form_token, sample)] = sample
-                progress.advance(sent)
-            while True:
-                rows = await hub.journal.list_applications(ApplicationFilter(ids=tuple(ids)), limit=len(ids))
-                final = [
-                    r
-                    for r in rows
-                    if r.state
-                    in (ApplicationState.COMPLETED, ApplicationState.DEAD, ApplicationState.REJECTED)
-                ]
-                progress.update(filed, completed=len(final))
-                if len(final) == len(ids):
-                    break
-                await asyncio.sleep(0.1)  # display refresh, not synchronisation
-    table = Table("service", "applicant", "FormCycle id", "state", "import folder", title="Applications")
+        with Progress(*columns, console=console) as progress:
+            sent = progress.add_task("FormCycle submissions received", total=len(todo))
+            filed = progress.add_task("filed in the e-file (Enaio)", total=len(todo))
+
+            async def submit(batch: list[Sample]) -> None:
+                gate = asyncio.Semaphore(4)  # a few citizens at once, like a busy morning
+
+                async def one(sample: Sample) -> None:
+                    async with gate:
+                        ids[await _post(session, svc.hub_url, svc.form_token, sample)] = sample
+                        progress.advance(sent)
+
+                await asyncio.gather(*(one(s) for s in batch))
+
+            async def settle() -> None:
+                while True:
+                    rows = await svc.hub.journal.list_applications(
+                        ApplicationFilter(ids=tuple(ids)), limit=len(ids)
+                    )
+                    progress.update(filed, completed=sum(r.state in FINAL for r in rows))
+                    if all(r.state in FINAL for r in rows):
+                        return
+                    await asyncio.sleep(0.1)  # display refresh, not synchronisation
+
+            await submit(first)
+            await settle()
+            # The renewal of a licence comes later and finds the applicant's existing Akte.
+            await submit(renewal)
+            await settle()
+    return await _summary(svc, ids, once)
+
+
+async def _summary(svc: _Services, ids: dict[str, Sample], once: bool) -> int:
+    table = Table(
+        "service",
+        "applicant",
+        "state",
+        "Aktenzeichen",
+        "Akte",
+        "Vorgang",
+        "documents",
+        title="Applications filed",
+        title_justify="left",
+    )
     ok = True
-    for row in sorted(rows, key=lambda r: r.received_at):
-        sample = ids[row.id]
-        folder = data / "import" / row.id
-        ok &= row.state == ApplicationState.COMPLETED and folder.is_dir()
+    akten: dict[str, str] = {}
+    rows = await svc.hub.journal.list_applications(ApplicationFilter(ids=tuple(ids)), limit=len(ids))
+    for summary in sorted(rows, key=lambda r: r.received_at):
+        app_id, sample = summary.id, ids[summary.id]
+        app = await svc.hub.journal.get_application(app_id)
+        assert app is not None
+        ok &= summary.state == ApplicationState.COMPLETED
+        correlations = app.correlations
+        documents = correlations.get("enaio.documents", "")
+        akte = correlations.get("enaio.akte", "-")
+        again = " (existing)" if akte in akten.values() else ""
+        akten[app_id] = akte
+        state = (
+            f"[green]{summary.state}[/]"
+            if summary.state == ApplicationState.COMPLETED
+            else (f"[red]{summary.state}[/] {summary.error or ''}")
+        )
         table.add_row(
             sample.service,
             f"{sample.fields['vorname']} {sample.fields['nachname']}",
-            sample.vorgang_id,
-            f"[green]{row.state}[/]" if row.state == ApplicationState.COMPLETED else f"[red]{row.state}[/]",
-            str(folder.relative_to(data)) if folder.is_dir() else "-",
+            state,
+            app.file_number or "-",
+            f"{akte}{again}",
+            correlations.get("enaio.vorgang", "-"),
+            str(len(documents.split(","))) if documents else "0",
         )
     console.print(table)
-    console.print(f"admin API: curl -H 'Authorization: Bearer {admin_token}' {url}/api/v1/applications")
-    console.print(f"metrics:   {url}/metrics    health: {url}/readyz")
+    console.print(f"Enaio objects:  curl {svc.enaio_url}/_sim/objects")
     console.print(
-        f"FormCycle: POST {url}/intake/formcycle/<service> with header X-Aktenhub-Token: {form_token}"
+        f"admin API:      curl -H 'Authorization: Bearer {svc.admin_token}' {svc.hub_url}/api/v1/applications"
+    )
+    console.print(f"metrics:        {svc.hub_url}/metrics    health: {svc.hub_url}/readyz")
+    console.print(
+        f"FormCycle:      POST {svc.hub_url}/intake/formcycle/<service> "
+        f"(header X-Aktenhub-Token: {svc.form_token})"
     )
     if once:
         return 0 if ok else 1

@@ -1,0 +1,56 @@
+"""`aktenhub demo --once` files every demo application in the Enaio simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from hub.cli import main
+from hub.journal import ApplicationFilter, SqliteJournal
+from hub.models import Application, ApplicationState
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def filed(journal_path: Path) -> list[Application]:
+    journal = SqliteJournal(journal_path)
+    await journal.open()
+    try:
+        rows = await journal.list_applications(ApplicationFilter(), limit=100)
+        assert [r.state for r in rows] == [ApplicationState.COMPLETED] * 20
+        apps = [await journal.get_application(r.id) for r in sorted(rows, key=lambda r: r.received_at)]
+        return [a for a in apps if a is not None]
+    finally:
+        await journal.close()
+
+
+def test_demo_files_every_application(tmp_path: Path) -> None:
+    args = ["demo", "--once", "--port", str(free_port()), "--enaio-port", str(free_port())]
+    result = CliRunner().invoke(main, [*args, "--data", str(tmp_path / "demo")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    apps = asyncio.run(filed(tmp_path / "demo" / "journal.db"))
+    assert {a.service for a in apps} == {
+        "jagdschein",
+        "fischereischein",
+        "grabungserlaubnis",
+        "kindertagespflege",
+    }
+    for app in apps:
+        assert app.file_number
+        assert len(app.correlations["enaio.documents"].split(",")) == 4  # rendition, 2 attachments, original
+    # Jürgen Groß applied for a Jagdschein and, later, for its renewal: one Akte, two Vorgänge
+    first, renewal = [a for a in apps if a.applicant.family_name == "Groß"]
+    assert first.service == renewal.service == "jagdschein"
+    assert renewal.correlations["enaio.akte"] == first.correlations["enaio.akte"]
+    assert renewal.correlations["enaio.vorgang"] != first.correlations["enaio.vorgang"]
+    assert renewal.file_number == first.file_number
+    log = (tmp_path / "demo" / "hub.log").read_text(encoding="utf-8")
+    assert "Groß" not in log and "Çelik" not in log  # no personal data in the log
