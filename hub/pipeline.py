@@ -7,6 +7,8 @@ next events and tasks, which the journal stores in the same transaction that end
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -200,7 +202,7 @@ class Pipeline:
                     data={"documents": len(record.documents), "targets": route.to},
                 )
             ],
-            tasks=[self._task(DELIVER, target) for target in route.to],
+            tasks=[self._task(DELIVER, target, _akte_key(target, record)) for target in route.to],
             state=ApplicationState.PROCESSING,
         )
 
@@ -303,10 +305,10 @@ class Pipeline:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _task(self, step: str, target: str) -> TaskSpec:
+    def _task(self, step: str, target: str, key: str | None = None) -> TaskSpec:
         settings: BusSettings = self.bus.settings
         policy = settings.retry.get(target, settings.default_retry)
-        return TaskSpec(step=step, target=target, max_attempts=policy.max_attempts)
+        return TaskSpec(step=step, target=target, max_attempts=policy.max_attempts, key=key)
 
     async def _load(self, task: Task) -> tuple[Application, RouteConfig]:
         app = await self.journal.get_application(task.application_id)
@@ -330,3 +332,15 @@ class Pipeline:
         if not isinstance(connector, role):
             raise Permanent(f"connector {name!r} is not a {role.role}")
         return connector
+
+
+def _akte_key(target: str, record: FileRecord) -> str | None:
+    """Deliveries that look for the same Akte in the same target run one after the other.
+
+    Otherwise two applications of one applicant, delivered at the same moment, would both miss the
+    existing Akte and both create one.
+    """
+    if record.akte is None or not record.akte.search:
+        return None
+    identity = json.dumps([target, record.akte.type, sorted(record.akte.search.items())], ensure_ascii=False)
+    return "akte:" + hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]

@@ -759,3 +759,17 @@ async def test_intake_refuses_events_of_another_application(journal: SqliteJourn
     with pytest.raises(ValueError, match="must belong to the application"):
         await journal.intake(app, [Event(application_id="app_other", type="application.received")], [])
     assert await journal.get_application(app.id) is None
+
+
+async def test_tasks_with_one_key_run_one_after_the_other(journal: SqliteJournal) -> None:
+    apps = [application(f"ext-key-{i}") for i in range(3)]
+    keys = ["akte:groß", "akte:groß", "akte:çelik"]
+    for app, key in zip(apps, keys, strict=True):
+        await journal.intake(app, received(app), [TaskSpec("deliver", "enaio", key=key)])
+    first = await journal.claim("w", 10, 30, {})
+    assert sorted(t.application_id for t in first) == sorted([apps[0].id, apps[2].id])
+    assert await journal.claim("w", 10, 30, {}) == []  # the twin waits while its key is held
+    (held,) = [t for t in first if t.application_id == apps[0].id]
+    await journal.complete(held, Completion())
+    (second,) = await journal.claim("w", 10, 30, {})
+    assert second.application_id == apps[1].id

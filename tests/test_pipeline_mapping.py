@@ -112,3 +112,27 @@ async def test_map_step_stores_the_pdf_rendition(tmp_path: Path, hub_factory: An
 
     text = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
     assert "Antrag auf Jagdschein" in text and "Art des Antrags" in text and app_id in text
+
+
+async def test_deliveries_for_one_akte_never_overlap(tmp_path: Path, hub_factory: Any) -> None:
+    mapping = tmp_path / "akte.yaml"
+    mapping.write_text(
+        'akte: {type: Personenakte, search: {Nachname: "{{ form.nachname }}"}, fields: {}}\n',
+        encoding="utf-8",
+    )
+    connectors = {"json": {"type": "test-json"}, "slow": {"type": "test-recording", "delay_seconds": 0.05}}
+    running = await hub_factory(
+        connectors, [{"name": "r", "from": "json", "to": ["slow"], "map": str(mapping)}]
+    )
+    ids = []
+    for n in range(4):  # four applications of one applicant, arriving together
+        status, body = await running.post(
+            "/intake/json/jagdschein", json={"id": f"k{n}", "form": {"nachname": "Groß"}}
+        )
+        assert status == 202
+        ids.append(body["application_id"])
+    for app_id in ids:
+        assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    sink = running.hub.connectors["slow"]
+    assert isinstance(sink, RecordingSink)
+    assert sink.max_in_flight == 1

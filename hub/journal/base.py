@@ -34,6 +34,9 @@ class TaskSpec:
     target: str = ""
     max_attempts: int = 8
     delay: float = 0.0
+    # Tasks with the same key never run at the same time (e.g. two deliveries that would look for,
+    # and else both create, the same Akte).
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -199,8 +202,8 @@ class Journal(Protocol):
     ) -> list[Task]:
         """Lease up to `limit` due tasks (pending, or leased with an expired lease).
 
-        `capacity` caps live leases per target; a target not in it is uncapped. Each claim counts an
-        attempt.
+        `capacity` caps live leases per target; a target not in it is uncapped. A task whose key is
+        held by a live lease waits. Each claim counts an attempt.
         """
 
     async def renew(self, task: Task, lease_seconds: float) -> Task:

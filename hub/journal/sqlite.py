@@ -89,6 +89,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     checkpoints TEXT NOT NULL DEFAULT '{}',
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
+    key TEXT,
     UNIQUE (application_id, step, target)
 );
 CREATE INDEX IF NOT EXISTS tasks_due ON tasks (state, due_at);
@@ -104,7 +105,7 @@ CREATE TABLE IF NOT EXISTS sequences (
 
 TASK_COLUMNS = (
     "id, application_id, step, target, state, attempts, attempt_base, max_attempts, due_at, "
-    "lease_token, lease_until, last_error, result, checkpoints, created_at, updated_at"
+    "lease_token, lease_until, last_error, result, checkpoints, created_at, updated_at, key"
 )
 SUMMARY_COLUMNS = (
     "id, source, external_id, service, route, state, received_at, updated_at, file_number, error"
@@ -143,6 +144,9 @@ class SqliteJournal:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = _connect(self.path)
         conn.executescript(SCHEMA)
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(tasks)")}
+        if "key" not in columns:  # journals from before task keys
+            conn.execute("ALTER TABLE tasks ADD COLUMN key TEXT")
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -329,12 +333,24 @@ class SqliteJournal:
                 ).fetchall()
             )
             claimed: list[Task] = []
+            held = {
+                r[0]
+                for r in c.execute(
+                    "SELECT DISTINCT key FROM tasks WHERE state=? AND lease_until>=? AND key IS NOT NULL",
+                    (TaskState.LEASED, now),
+                )
+            }
 
             def take(row: Sequence[Any]) -> None:
                 task = _task(row)
                 cap = capacity.get(task.target)
                 if cap is not None and live.get(task.target, 0) >= cap:
                     return
+                key = row[16]
+                if key is not None:
+                    if key in held:
+                        return  # its twin is running: it waits for the next claim
+                    held.add(key)
                 token = secrets.token_hex(8)
                 until = now + lease_seconds
                 c.execute(
@@ -650,7 +666,7 @@ def _insert_tasks(c: sqlite3.Connection, application_id: str, tasks: Sequence[Ta
         # A task that exists already (same step and target) is kept: re-triggering is idempotent.
         c.execute(
             "INSERT INTO tasks (application_id, step, target, state, max_attempts, due_at, "
-            "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?) "
+            "created_at, updated_at, key) VALUES (?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT (application_id, step, target) DO NOTHING",
             (
                 application_id,
@@ -661,6 +677,7 @@ def _insert_tasks(c: sqlite3.Connection, application_id: str, tasks: Sequence[Ta
                 now + t.delay,
                 now,
                 now,
+                t.key,
             ),
         )
 
