@@ -131,15 +131,18 @@ class Pipeline:
         minimum = route.identity.min_level
         try:
             verification = await provider.verify(app, minimum)
-            level = verification.identity.level
-            if minimum is not None and (level is None or level.rank < minimum.rank):
-                raise Rejection(
-                    f"trust level too low: {level.value if level else 'none'} achieved, "
-                    f"{minimum.value} required",
-                    code="level-too-low",
-                )
         except Rejection as rejection:
+            # What failed verification is not trustworthy: nothing of it is kept.
             return self._rejected(app, route, rejection)
+        level = verification.identity.level
+        if minimum is not None and (level is None or level.rank < minimum.rank):
+            # A verified identity below the service's level: kept, so the answer reaches its mailbox.
+            too_low = Rejection(
+                f"trust level too low: {level.value if level else 'none'} achieved, {minimum.value} required",
+                code="level-too-low",
+            )
+            patch = ApplicationPatch(identity=verification.identity, applicant=verification.applicant)
+            return self._rejected(app, route, too_low, patch)
         identity = verification.identity
         return Completion(
             patch=ApplicationPatch(identity=identity, applicant=verification.applicant),
@@ -160,9 +163,16 @@ class Pipeline:
             state=ApplicationState.PROCESSING,
         )
 
-    def _rejected(self, app: Application, route: RouteConfig, rejection: Rejection) -> Completion:
+    def _rejected(
+        self,
+        app: Application,
+        route: RouteConfig,
+        rejection: Rejection,
+        patch: ApplicationPatch | None = None,
+    ) -> Completion:
         notify = [self._task(NOTIFY_REJECTION, n) for n in route.notify]
         return Completion(
+            patch=patch,
             events=[
                 Event(
                     application_id=app.id,

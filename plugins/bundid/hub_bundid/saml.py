@@ -1,0 +1,395 @@
+"""Verification of a BundID SAML response (HTTP-POST binding), independent of the hub.
+
+What is required (see the plugin README):
+
+- the document is parsed hardened (no DTD, no entities, no network, size limit);
+- the Response carries status Success and exactly one Assertion, as its direct child; anything else
+  (a second assertion anywhere, an assertion moved elsewhere) is refused as signature wrapping;
+- the **Assertion** carries a valid enveloped signature by a signing certificate of the IdP metadata,
+  whose single reference is that very Assertion; every later read uses only the signed element signxml
+  returns (`VerifyResult.signed_xml`), never the received tree;
+- a signature on the Response is verified when present, and required with `require_response_signature`;
+- Issuer, Audience, Destination/Recipient, NotBefore/NotOnOrAfter (Conditions and bearer
+  SubjectConfirmationData, with clock skew) are checked against the time the application was received.
+
+Failures raise `SamlRejected` with a code, a reason fit for the applicant (never our configuration) and
+a technical detail for the operator's log (never personal data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from lxml import etree
+from signxml.exceptions import InvalidDigest, SignXMLException
+from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
+
+from hub import TrustLevel
+
+from .attributes import (
+    AKDB,
+    ATTRIBUTE_LEVELS,
+    BEARER,
+    BY_OID,
+    SAML_ASSERTION,
+    SAML_PROTOCOL,
+    STATUS_SUCCESS,
+    XMLDSIG,
+    stork_level,
+)
+from .xmlsafe import UnsafeXml, parse_xml
+
+NS = {"samlp": SAML_PROTOCOL, "saml": SAML_ASSERTION, "ds": XMLDSIG}
+RESPONSE = f"{{{SAML_PROTOCOL}}}Response"
+ASSERTION = f"{{{SAML_ASSERTION}}}Assertion"
+ENCRYPTED_ASSERTION = f"{{{SAML_ASSERTION}}}EncryptedAssertion"
+SIGNATURE = f"{{{XMLDSIG}}}Signature"
+TRUST_LEVEL_ATTRIBUTE = f"{{{AKDB}}}TrustLevel"
+
+
+class SamlRejected(Exception):
+    """The response is not acceptable: `code`, a `reason` for the applicant, a `detail` for the log."""
+
+    def __init__(self, code: str, reason: str, detail: str = "") -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+        self.detail = detail or reason
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """What the response must match: our side of the federation and the IdP's keys."""
+
+    idp_entity_id: str
+    sp_entity_id: str
+    acs_url: str
+    certificates: Sequence[x509.Certificate]
+    clock_skew: timedelta = timedelta(minutes=2)
+    grace: timedelta = timedelta(0)
+    require_response_signature: bool = False
+    max_bytes: int = 512 * 1024
+
+
+@dataclass(frozen=True)
+class AttributeValue:
+    """One attribute of the assertion, with its akdb:TrustLevel."""
+
+    value: str
+    level: TrustLevel | None
+
+
+@dataclass
+class VerifiedAssertion:
+    """What a verified assertion says; read only from the signed element."""
+
+    issuer: str
+    assertion_id: str
+    name_id: str | None
+    level: TrustLevel | None
+    valid_until: datetime  # the earliest NotOnOrAfter: after it the assertion is worthless
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)  # by our key (see attributes)
+
+    def value(self, key: str) -> str | None:
+        """The value of the attribute with our key `key`, None if absent or empty."""
+        attribute = self.attributes.get(key)
+        return attribute.value if attribute and attribute.value else None
+
+
+def verify_response(document: bytes, expect: Expectations, at: datetime) -> VerifiedAssertion:
+    """Verify a decoded SAML response as received at `at`; raise `SamlRejected` on any failure."""
+    try:
+        root = parse_xml(document, limit=expect.max_bytes)
+    except UnsafeXml as exc:
+        raise SamlRejected("malformed", "the BundID response is not acceptable XML", str(exc)) from None
+    if root.tag != RESPONSE:
+        raise SamlRejected("malformed", "the BundID response is not a SAML response", f"root {root.tag!r}")
+    if root.get("Version") != "2.0":
+        raise SamlRejected("malformed", "the BundID response is not SAML 2.0", "Version is not 2.0")
+
+    _check_status(root)
+    issuer = _text(root.find("saml:Issuer", NS))
+    if issuer is not None and issuer != expect.idp_entity_id:
+        raise _wrong_issuer(issuer)
+    destination = root.get("Destination")
+    if destination is not None and destination != expect.acs_url:
+        raise _wrong_destination(f"Response Destination {destination!r}")
+
+    assertion = _the_assertion(root)
+    response_signature = root.find("ds:Signature", NS)
+    if response_signature is not None or expect.require_response_signature:
+        if response_signature is None:
+            raise SamlRejected(
+                "bad-signature", "the BundID response is not signed", "Response signature required"
+            )
+        signed_response = _verify_signature(root, expect, at, "Response")
+        if destination is None:
+            raise _wrong_destination("signed Response without Destination")
+        assertion_in_signed = signed_response.findall("saml:Assertion", NS)
+        if len(assertion_in_signed) != 1 or assertion_in_signed[0].get("ID") != assertion.get("ID"):
+            raise _wrapped("the signed Response holds another assertion")
+
+    if assertion.find("ds:Signature", NS) is None:
+        raise SamlRejected("bad-signature", "the BundID assertion is not signed", "Assertion unsigned")
+    signed = _verify_signature(assertion, expect, at, "Assertion")
+    return _read_assertion(signed, expect, at)
+
+
+# -- structure -------------------------------------------------------------------------------------
+
+
+def _check_status(root: etree._Element) -> None:
+    code = root.find("samlp:Status/samlp:StatusCode", NS)
+    value = code.get("Value") if code is not None else None
+    if value == STATUS_SUCCESS:
+        return
+    if value is None:
+        raise SamlRejected("malformed", "the BundID response carries no status", "no StatusCode")
+    codes = [value]
+    assert code is not None
+    codes += [sub.get("Value") or "" for sub in code.findall("samlp:StatusCode", NS)]
+    names = "/".join(c.rsplit(":", 1)[-1] for c in codes if c)
+    raise SamlRejected(
+        "status-not-success",
+        f"BundID reports that the login did not succeed ({names})",
+        f"status {' / '.join(codes)}",
+    )
+
+
+def _the_assertion(root: etree._Element) -> etree._Element:
+    if any(True for _ in root.iter(ENCRYPTED_ASSERTION)):
+        raise SamlRejected(
+            "malformed",
+            "the BundID response holds an encrypted assertion, which is not supported here",
+            "EncryptedAssertion",
+        )
+    assertions = list(root.iter(ASSERTION))
+    if not assertions:
+        raise SamlRejected("missing", "the BundID response holds no assertion", "no Assertion")
+    if len(assertions) > 1:
+        raise _wrapped(f"{len(assertions)} Assertion elements")
+    assertion = assertions[0]
+    if assertion.getparent() is not root:
+        raise _wrapped("the Assertion is not a direct child of the Response")
+    return assertion
+
+
+def _verify_signature(
+    element: etree._Element, expect: Expectations, at: datetime, what: str
+) -> etree._Element:
+    """Verify the enveloped signature that is a direct child of `element`; return the signed copy.
+
+    The signature must have exactly one reference, and it must be `element` itself.
+    """
+    config = SignatureConfiguration(location="./", expect_references=1, verification_time=at)
+    problems: list[str] = []
+    altered = False
+    for certificate in expect.certificates:
+        try:
+            result = XMLVerifier().verify(element, x509_cert=certificate, expect_config=config)
+        except InvalidDigest as exc:
+            altered = True
+            problems.append(str(exc))
+            continue
+        except SignXMLException as exc:
+            problems.append(str(exc))
+            continue
+        except Exception as exc:  # e.g. an unknown algorithm URI: whatever breaks, it is not valid
+            problems.append(f"{type(exc).__name__}: {exc}")
+            continue
+        if not isinstance(result, VerifyResult):  # expect_references=1 gives one result
+            raise _wrapped(f"the {what} signature has several references")
+        signed = result.signed_xml
+        if signed is None or signed.tag != element.tag or signed.get("ID") != element.get("ID"):
+            raise _wrapped(f"the {what} signature references another element")
+        return signed
+    if altered:
+        reason = f"the BundID {what.lower()} was altered after it was signed"
+    else:
+        reason = f"the signature of the BundID {what.lower()} is not valid"
+    raise SamlRejected("bad-signature", reason, f"{what}: {'; '.join(problems) or 'no certificate'}")
+
+
+def _wrapped(detail: str) -> SamlRejected:
+    return SamlRejected(
+        "bad-signature",
+        "the BundID response is not signed as required (the signed assertion is not the one presented)",
+        f"signature wrapping: {detail}",
+    )
+
+
+def _wrong_issuer(found: str) -> SamlRejected:
+    return SamlRejected(
+        "wrong-issuer", "the BundID response comes from an identity provider not trusted here", found
+    )
+
+
+def _wrong_destination(detail: str) -> SamlRejected:
+    return SamlRejected("wrong-destination", "the BundID response was addressed to another recipient", detail)
+
+
+# -- the signed assertion --------------------------------------------------------------------------
+
+
+def _read_assertion(signed: etree._Element, expect: Expectations, at: datetime) -> VerifiedAssertion:
+    assertion_id = signed.get("ID") or ""
+    if not assertion_id or signed.get("Version") != "2.0":
+        raise SamlRejected("malformed", "the BundID assertion is incomplete", "no ID or Version")
+    issuer = _text(signed.find("saml:Issuer", NS))
+    if issuer is None:
+        raise SamlRejected("malformed", "the BundID assertion names no issuer", "no Issuer")
+    if issuer != expect.idp_entity_id:
+        raise _wrong_issuer(issuer)
+    issued = _instant(signed.get("IssueInstant"), "IssueInstant")
+    if issued is None:
+        raise SamlRejected("malformed", "the BundID assertion carries no issue time", "no IssueInstant")
+    if issued - expect.clock_skew > at:
+        raise _not_yet_valid(f"IssueInstant {issued.isoformat()}")
+
+    valid_until = _check_subject(signed, expect, at)
+    valid_until = min(valid_until, _check_conditions(signed, expect, at) or valid_until)
+    level = _level(signed)
+    name_id = _text(signed.find("saml:Subject/saml:NameID", NS))
+    return VerifiedAssertion(
+        issuer=issuer,
+        assertion_id=assertion_id,
+        name_id=name_id,
+        level=level,
+        valid_until=valid_until,
+        attributes=_attributes(signed),
+    )
+
+
+def _check_subject(signed: etree._Element, expect: Expectations, at: datetime) -> datetime:
+    """Check the bearer confirmation; return its NotOnOrAfter."""
+    confirmations = [
+        c for c in signed.findall("saml:Subject/saml:SubjectConfirmation", NS) if c.get("Method") == BEARER
+    ]
+    if not confirmations:
+        raise SamlRejected(
+            "malformed", "the BundID assertion has no bearer confirmation", "no bearer SubjectConfirmation"
+        )
+    first: SamlRejected | None = None
+    for confirmation in confirmations:
+        data = confirmation.find("saml:SubjectConfirmationData", NS)
+        try:
+            if data is None:
+                raise SamlRejected(
+                    "malformed", "the BundID assertion is incomplete", "no SubjectConfirmationData"
+                )
+            recipient = data.get("Recipient")
+            if recipient != expect.acs_url:
+                raise _wrong_destination(f"SubjectConfirmationData Recipient {recipient!r}")
+            until = _instant(data.get("NotOnOrAfter"), "SubjectConfirmationData NotOnOrAfter")
+            if until is None:
+                raise SamlRejected(
+                    "malformed",
+                    "the BundID assertion states no end of validity",
+                    "no SubjectConfirmationData NotOnOrAfter",
+                )
+            _check_window(
+                _instant(data.get("NotBefore"), "SubjectConfirmationData NotBefore"),
+                until,
+                expect,
+                at,
+                "SubjectConfirmationData",
+            )
+            return until
+        except SamlRejected as rejected:
+            first = first or rejected
+    assert first is not None
+    raise first
+
+
+def _check_conditions(signed: etree._Element, expect: Expectations, at: datetime) -> datetime | None:
+    """Check Conditions (validity window, audience); return their NotOnOrAfter if any."""
+    conditions = signed.find("saml:Conditions", NS)
+    if conditions is None:
+        raise _wrong_audience("no Conditions")
+    until = _instant(conditions.get("NotOnOrAfter"), "Conditions NotOnOrAfter")
+    _check_window(
+        _instant(conditions.get("NotBefore"), "Conditions NotBefore"), until, expect, at, "Conditions"
+    )
+    restrictions = conditions.findall("saml:AudienceRestriction", NS)
+    if not restrictions:
+        raise _wrong_audience("no AudienceRestriction")
+    for restriction in restrictions:
+        audiences = [_text(a) for a in restriction.findall("saml:Audience", NS)]
+        if expect.sp_entity_id not in audiences:
+            raise _wrong_audience(f"audiences {audiences!r}")
+    return until
+
+
+def _check_window(
+    not_before: datetime | None,
+    not_on_or_after: datetime | None,
+    expect: Expectations,
+    at: datetime,
+    where: str,
+) -> None:
+    if not_before is not None and at + expect.clock_skew < not_before:
+        raise _not_yet_valid(f"{where} NotBefore {not_before.isoformat()}")
+    if not_on_or_after is not None and at - expect.clock_skew - expect.grace >= not_on_or_after:
+        raise SamlRejected(
+            "expired",
+            "the BundID assertion had expired when the application arrived",
+            f"{where} NotOnOrAfter {not_on_or_after.isoformat()}, received {at.isoformat()}",
+        )
+
+
+def _not_yet_valid(detail: str) -> SamlRejected:
+    return SamlRejected("not-yet-valid", "the BundID assertion was not yet valid when received", detail)
+
+
+def _wrong_audience(detail: str) -> SamlRejected:
+    return SamlRejected(
+        "wrong-audience", "the BundID assertion was issued for another service provider", detail
+    )
+
+
+def _level(signed: etree._Element) -> TrustLevel | None:
+    """The achieved level: the lowest STORK level any AuthnStatement states (None: none stated)."""
+    levels = [
+        level
+        for ref in signed.findall("saml:AuthnStatement/saml:AuthnContext/saml:AuthnContextClassRef", NS)
+        if (level := stork_level(_text(ref) or "")) is not None
+    ]
+    return min(levels, key=lambda level: level.rank) if levels else None
+
+
+def _attributes(signed: etree._Element) -> dict[str, AttributeValue]:
+    found: dict[str, AttributeValue] = {}
+    for attribute in signed.findall("saml:AttributeStatement/saml:Attribute", NS):
+        spec = BY_OID.get((attribute.get("Name") or "").replace(" ", ""))
+        if spec is None or spec.key in found:
+            continue
+        value = _text(attribute.find("saml:AttributeValue", NS)) or ""
+        level = ATTRIBUTE_LEVELS.get((attribute.get(TRUST_LEVEL_ATTRIBUTE) or "").strip().upper())
+        found[spec.key] = AttributeValue(value=value, level=level)
+    return found
+
+
+# -- values ----------------------------------------------------------------------------------------
+
+
+def _text(element: etree._Element | None) -> str | None:
+    """The element's whole text (all text nodes, so a comment cannot cut it short), stripped."""
+    if element is None:
+        return None
+    return "".join(element.itertext()).strip()
+
+
+def _instant(value: str | None, what: str) -> datetime | None:
+    """An xs:dateTime as SAML uses it (UTC); None if absent."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise SamlRejected("malformed", "the BundID assertion holds an invalid time", what) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)  # SAML times are UTC
+    return parsed.astimezone(UTC)

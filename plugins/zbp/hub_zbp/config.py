@@ -1,0 +1,201 @@
+"""Settings of a ``type: zbp`` notifier, validated completely when the configuration is loaded."""
+
+from __future__ import annotations
+
+import string
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from hub import ConnectorConfig, Secret
+
+from .keys import Author, AuthorError, certificate_text, load_private_key
+
+# Placeholders the texts may use (str.format syntax, e.g. "Aktenzeichen: {reference}").
+PLACEHOLDERS = {
+    "service": "the public name of the service (`services`, else the service id)",
+    "sender": "`sender_name`",
+    "file_number": "the Aktenzeichen (empty if none was assigned)",
+    "reference": "the Aktenzeichen, else the application id",
+    "reason": "the reason of a rejection (empty for receipts)",
+    "application_id": "the hub's application id",
+}
+
+
+def check_template(value: str) -> str:
+    """A text with only known ``{placeholder}`` fields (no attribute access, conversions or formats)."""
+    try:
+        fields = list(string.Formatter().parse(value))
+    except ValueError as exc:
+        raise ValueError(
+            f"not a valid text template: {exc} (write {{{{ and }}}} for literal braces)"
+        ) from None
+    for _, name, spec, conversion in fields:
+        if name is None:
+            continue
+        if name not in PLACEHOLDERS or spec or conversion:
+            known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+            raise ValueError(f"unknown placeholder {{{name}}}; known: {known}")
+    return value
+
+
+class ReceiptTexts(BaseModel):
+    """What the citizen reads for one kind of receipt: the message's title and text, the status text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=255)
+    content: str = Field(min_length=1, max_length=10_000)
+    status: str = Field(min_length=1, max_length=1000, description="statusDetails.de of the status update")
+
+    @field_validator("title", "content", "status")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        return check_template(value)
+
+
+def _received_texts() -> ReceiptTexts:
+    return ReceiptTexts(
+        title="Eingangsbestätigung: {service}",
+        content=(
+            "Ihr Antrag ({service}) ist bei {sender} eingegangen und wird bearbeitet.\n"
+            "Aktenzeichen: {reference}\n"
+            "Bitte geben Sie dieses Aktenzeichen bei Rückfragen an."
+        ),
+        status="Ihr Antrag ist eingegangen. Aktenzeichen: {reference}",
+    )
+
+
+def _rejected_texts() -> ReceiptTexts:
+    return ReceiptTexts(
+        title="Ihr Antrag konnte nicht angenommen werden: {service}",
+        content=(
+            "Ihr Antrag ({service}) konnte von {sender} nicht angenommen werden.\n"
+            "Grund: {reason}\n"
+            "Vorgangsnummer: {reference}\n"
+            "Sie können den Antrag erneut stellen, sobald der Grund behoben ist."
+        ),
+        status="Ihr Antrag konnte nicht angenommen werden. Grund: {reason}",
+    )
+
+
+class Texts(BaseModel):
+    """The texts per receipt kind."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    received: ReceiptTexts = Field(default_factory=_received_texts)
+    rejected: ReceiptTexts = Field(default_factory=_rejected_texts)
+
+
+class ZbpConfig(ConnectorConfig):
+    """Settings of a ``type: zbp`` connector."""
+
+    # -- transport ---------------------------------------------------------------------------------
+    transport: Literal["rest"] = Field(
+        "rest", description="how envelopes reach the ZBP: rest (the ZBP REST endpoint); fit-connect later"
+    )
+    base_url: str = Field(description="root of the ZBP REST API, e.g. https://zbp.behoerde.example")
+    messages_path: str = Field("/api/v1/messages", description="POST path for messages")
+    status_path: str = Field("/api/v1/status", description="POST path for status updates")
+    health_path: str = Field("/api/v1/health", description="GET path `aktenhub check` probes")
+    token: Secret | None = Field(None, description="bearer token for the ZBP endpoint")
+    username: str | None = Field(None, pattern=r"^[^:]+$", description="HTTP Basic user (instead of token)")
+    password: Secret | None = Field(None, description="HTTP Basic password")
+    timeout_seconds: float = Field(30.0, gt=0, le=600, description="longest one request may take")
+
+    # -- author (signature) ------------------------------------------------------------------------
+    author_key_password: Secret | None = Field(None, description="password of an encrypted author key")
+    author_key: Secret = Field(description="the author's RSA private key (PEM): ${ENV} or file:/path")
+    author_certificate: str = Field(
+        description="the author certificate: PEM text, or a path to a PEM file (file: prefix optional)"
+    )
+    signer: str = Field(min_length=1, max_length=200, description="`signer` claim of the author token")
+    roles: list[str] = Field(default_factory=lambda: ["ROLE_SENDER"], min_length=1)
+    token_lifetime_seconds: int = Field(300, ge=10, le=3600, description="author token lifetime (exp - iat)")
+
+    # -- content -----------------------------------------------------------------------------------
+    sender_name: str = Field(min_length=1, max_length=200, description="e.g. Rhein-Sieg-Kreis")
+    services: dict[str, str] = Field(
+        default_factory=dict, description="service id -> public name shown to the citizen"
+    )
+    rejection_status: Literal["COMPLETED", "ACTION_REQUIRED"] | None = Field(
+        "COMPLETED",
+        description="status update sent with a rejection message (ZBP has no 'rejected'); null: none",
+    )
+    require_verified_identity: bool = Field(
+        True, description="send only when the identity (and so the mailbox handle) was verified"
+    )
+    texts: Texts = Field(default_factory=Texts)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http(s) URL, e.g. https://zbp.behoerde.example")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("the URL takes no query, fragment or credentials (set token or username)")
+        return value.rstrip("/")
+
+    @field_validator("messages_path", "status_path", "health_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or "?" in value or "#" in value:
+            raise ValueError("expected a path starting with /, without query, e.g. /api/v1/messages")
+        return value
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, value: list[str]) -> list[str]:
+        if not all(role.strip() for role in value):
+            raise ValueError("roles must not be empty strings")
+        return value
+
+    @field_validator("author_key")
+    @classmethod
+    def _key(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        password = info.data.get("author_key_password")
+        try:
+            load_private_key(value.get_secret_value(), password.get_secret_value() if password else None)
+        except AuthorError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("author_certificate")
+    @classmethod
+    def _certificate(cls, value: str) -> str:
+        try:
+            return certificate_text(value)
+        except AuthorError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ZbpConfig:
+        if self.token is not None and self.username is not None:
+            raise ValueError("set either token (bearer) or username/password (Basic), not both")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        try:
+            self.author()
+        except AuthorError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def author(self) -> Author:
+        """The author key and certificate, loaded and checked to belong together."""
+        password = self.author_key_password.get_secret_value() if self.author_key_password else None
+        return Author.load(self.author_key.get_secret_value(), self.author_certificate, password)
+
+    def public_service_name(self, service: str) -> str:
+        """The name the citizen knows the service by."""
+        return self.services.get(service, service)

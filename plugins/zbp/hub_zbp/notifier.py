@@ -1,0 +1,229 @@
+"""The notifier: answers the applicant in their BundID mailbox (Zentrales Bürgerpostfach, ZBP).
+
+- Filed (receipt ``received``): a status update ``RECEIVED`` with the Aktenzeichen, then a message
+  (Eingangsbestätigung) with the Aktenzeichen as its reference.
+- Rejected (receipt ``rejected``): a status update (ZBP has no "rejected" status: ``COMPLETED`` by
+  default, since this application's procedure has ended; ``rejection_status`` may choose
+  ``ACTION_REQUIRED`` or none), then a message with the reason.
+
+Each payload travels in the signed envelope (`envelope.seal`). Sending is idempotent per (application,
+receipt kind, payload): each request carries the idempotency key ``<application id>/<kind>/<payload>``,
+so a retry after a partial failure does not put a second message into the mailbox.
+
+An application without a mailbox handle, or (by default) without a verified identity, gets nothing:
+the step completes and a line at INFO says so. Logs never carry the handle or any text sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+
+from hub import (
+    Application,
+    CheckResult,
+    ConnectorConfig,
+    ConnectorContext,
+    Manifest,
+    Notifier,
+    Permanent,
+    Receipt,
+    ReceiptKind,
+    utcnow,
+)
+
+from . import __version__
+from .config import ReceiptTexts, ZbpConfig
+from .envelope import PayloadKind, ZbpMessage, ZbpPayload, ZbpStatus, ZbpStatusUpdate, seal
+from .keys import Author, AuthorError, validity_problem
+from .transport import Submission, make_transport
+
+log = logging.getLogger(__name__)
+
+STANDARDS = ("BundID Postfach (ZBP) REST, signed envelope (RSA-SHA512, RS512 author token)",)
+
+
+def idempotency_key(application_id: str, receipt: ReceiptKind, kind: PayloadKind) -> str:
+    """The key that makes sending one payload of one receipt idempotent."""
+    return f"{application_id}/{receipt.value}/{kind.value}"
+
+
+class ZbpNotifier(Notifier):
+    """Sends status updates and messages to the applicant's BundID mailbox."""
+
+    kind: ClassVar[str] = "zbp"
+    Config: ClassVar[type[ConnectorConfig]] = ZbpConfig
+    manifest: ClassVar[Manifest] = Manifest(
+        name="BundID mailbox (ZBP)",
+        version=__version__,
+        standards=STANDARDS,
+        description="Receipts (RECEIVED with the Aktenzeichen) and rejections to the citizen's "
+        "BundID mailbox, signed with the authority's author key",
+    )
+
+    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+        super().__init__(config, context)
+        if not isinstance(config, ZbpConfig):
+            raise TypeError(f"expected ZbpConfig, got {type(config).__name__}")
+        self.settings = config
+        self.author: Author = config.author()
+        self.transport = make_transport(config, lambda: self.context.http)
+        self._counters: Counter[str] = Counter()
+
+    # -- operators -------------------------------------------------------------------------------------
+
+    async def check(self) -> CheckResult:
+        """Key and certificate load and belong together, the certificate is valid, the ZBP answers."""
+        details = {
+            **self.transport.describe(),
+            "signer": self.settings.signer,
+            "certificate_subject": self.author.subject,
+            "certificate_sha256": self.author.fingerprint,
+            "certificate_not_after": self.author.certificate.not_valid_after_utc.isoformat(),
+        }
+        try:
+            author = self.settings.author()  # again: a file: secret may have changed since start-up
+        except AuthorError as exc:
+            return CheckResult(ok=False, message=f"author key and certificate: {exc}", details=details)
+        problem = validity_problem(author.certificate)
+        if problem:
+            return CheckResult(ok=False, message=f"the author certificate is {problem}", details=details)
+        probe = await self.transport.probe()
+        if not probe.ok:
+            return CheckResult(ok=False, message=probe.message, details=details)
+        remaining = author.certificate.not_valid_after_utc - utcnow()
+        details["certificate_days_left"] = str(remaining.days)
+        return CheckResult(
+            ok=True,
+            message=f"{probe.message}; author certificate valid for {remaining.days} more days",
+            details=details,
+        )
+
+    async def diagnostics(self) -> dict[str, Any]:
+        """Configuration without secrets or the certificate text, and what was sent since start."""
+        state = await super().diagnostics()
+        state["config"].pop("author_certificate", None)
+        state["author"] = {
+            "subject": self.author.subject,
+            "sha256": self.author.fingerprint,
+            "not_after": self.author.certificate.not_valid_after_utc.isoformat(),
+        }
+        state["transport"] = self.transport.describe()
+        state["counters"] = dict(self._counters)
+        return state
+
+    # -- notify ----------------------------------------------------------------------------------------
+
+    async def notify(self, application: Application, receipt: Receipt) -> None:
+        """Send the receipt's status update and message to the applicant's mailbox (if there is one)."""
+        mailbox = (application.applicant.mailbox or "").strip()
+        if not mailbox:
+            self._counters["skipped_no_mailbox"] += 1
+            log.info(
+                "zbp nothing sent application=%s target=%s receipt=%s reason=no-mailbox-handle",
+                application.id,
+                self.name,
+                receipt.kind.value,
+            )
+            return
+        identity = application.identity
+        if self.settings.require_verified_identity and not (identity.verified and identity.level):
+            self._counters["skipped_unverified"] += 1
+            log.info(
+                "zbp nothing sent application=%s target=%s receipt=%s reason=identity-not-verified",
+                application.id,
+                self.name,
+                receipt.kind.value,
+            )
+            return
+        problem = validity_problem(self.author.certificate)
+        if problem:
+            raise Permanent(f"the ZBP author certificate is {problem}: renew it, then replay")
+        try:
+            payloads = self.payloads(application, receipt, mailbox)
+        except ValidationError as exc:
+            # e.g. a mailbox handle longer than the ZBP allows: sending again will not help.
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors(include_url=False))
+            raise Permanent(f"the ZBP payload would be invalid (fields: {fields})") from None
+        for kind, payload in payloads:
+            envelope = seal(
+                payload,
+                self.author,
+                self.settings.signer,
+                self.settings.roles,
+                lifetime_seconds=self.settings.token_lifetime_seconds,
+            )
+            accepted = await self.transport.send(
+                Submission(
+                    kind=kind,
+                    envelope=envelope,
+                    mailbox=mailbox,
+                    idempotency_key=idempotency_key(application.id, receipt.kind, kind),
+                )
+            )
+            self._counters[f"{kind.value}_{'duplicate' if accepted.duplicate else 'sent'}"] += 1
+            log.info(
+                "zbp sent application=%s target=%s receipt=%s payload=%s zbp_id=%s duplicate=%s",
+                application.id,
+                self.name,
+                receipt.kind.value,
+                kind.value,
+                accepted.id,
+                accepted.duplicate,
+            )
+
+    def payloads(
+        self, application: Application, receipt: Receipt, mailbox: str
+    ) -> list[tuple[PayloadKind, ZbpPayload]]:
+        """What goes to the mailbox for this receipt, in sending order: status update, then message."""
+        settings = self.settings
+        rejected = receipt.kind is ReceiptKind.REJECTED
+        texts: ReceiptTexts = settings.texts.rejected if rejected else settings.texts.received
+        service = settings.public_service_name(application.service)
+        file_number = receipt.file_number or application.file_number or ""
+        values = {
+            "service": service,
+            "sender": settings.sender_name,
+            "file_number": file_number,
+            "reference": file_number or application.id,
+            "reason": (receipt.reason or "nicht angegeben") if rejected else "",
+            "application_id": application.id,
+        }
+        out: list[tuple[PayloadKind, ZbpPayload]] = []
+        status = ZbpStatus(settings.rejection_status) if rejected and settings.rejection_status else None
+        if not rejected:
+            status = ZbpStatus.RECEIVED
+        if status is not None:
+            out.append(
+                (
+                    PayloadKind.STATUS,
+                    ZbpStatusUpdate(
+                        applicationId=application.id,
+                        status=status,
+                        publicServiceName={"de": service},
+                        senderName=settings.sender_name,
+                        createdDate=receipt.created_at,
+                        statusDetails={"de": texts.status.format(**values)[:1000]},
+                    ),
+                )
+            )
+        level = application.identity.level
+        out.append(
+            (
+                PayloadKind.MESSAGE,
+                ZbpMessage(
+                    stork_qaa_level=level.rank if level else 1,
+                    mailboxUuid=mailbox,
+                    sender=settings.sender_name,
+                    title=texts.title.format(**values)[:255],
+                    content=texts.content.format(**values),
+                    service=service,
+                    applicationId=application.id,
+                    reference=file_number or application.id,
+                ),
+            )
+        )
+        return out

@@ -1,0 +1,339 @@
+"""Simulator of the ZBP (BundID mailbox) REST endpoint, as far as the notifier uses it.
+
+It checks envelopes as strictly as the real mailbox should, so tests, the demo and
+``aktenhub simulate zbp`` exercise the real conversation. Everything lives in memory.
+
+API (the paths are the notifier's defaults):
+
+- ``POST /api/v1/messages`` — body: the signed envelope of a message; the mailbox is the message's
+  ``mailboxUuid``.
+- ``POST /api/v1/status`` — body: the signed envelope of a status update; header ``X-Mailbox-Uuid``
+  names the mailbox (400 without it).
+- Both take an optional ``Idempotency-Key`` header: the same key again → 200 with the first item's id
+  and ``"duplicate": true`` (nothing stored twice); the key reused for another application, mailbox or
+  payload kind → 422. New item → 201 ``{"id": "...", "duplicate": false}``.
+- ``GET /api/v1/health`` → 200 ``{"status": "ok"}``.
+
+Refusals are JSON ``{"status": <code>, "error": "<message>"}`` (plus ``details`` for 422): 400 not an
+envelope / content not a JSON string / bad base64; 401 certificate expired or untrusted, ``sha512sum``
+or the author token does not verify, token expired, not RS512, lacks ``signer``/``roles``, lives too
+long; 403 the signer lacks the required role; 404 unknown mailbox (if ``mailboxes`` is set); 413 body
+too large; 422 payload schema (required keys, allowed status values); 503 ``fail_next``.
+
+If ``token`` (bearer) or ``username``/``password`` (Basic) is set, API requests need it (401).
+
+Operator endpoints (no authentication; loopback only):
+
+- ``GET /_sim/mailboxes`` → ``{"mailboxes": [{"mailbox", "messages", "status_updates"}]}``;
+- ``GET /_sim/mailboxes/{handle}`` → ``{"mailbox", "messages": [...], "status_updates": [...]}``, each
+  item with ``id``, ``received_at``, ``idempotency_key``, ``signer``, ``roles``,
+  ``certificate_subject``, ``certificate_sha256``, ``payload`` (the verified content, parsed);
+- ``GET /_sim/refusals`` → the last refused requests (status, message);
+- ``POST /_sim/faults`` ``{"fail_next": N}`` → answer the next N API requests with 503;
+- ``POST /_sim/reset`` → forget everything stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+from cryptography import x509
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .envelope import EnvelopeRefused, OpenedEnvelope, PayloadKind, Policy, ZbpMessage, open_envelope
+from .keys import AuthorError, certificate_text, load_certificate
+from .transport import IDEMPOTENCY_HEADER, MAILBOX_HEADER
+
+OPERATOR_PREFIX = "/_sim/"
+MAX_REFUSALS = 100
+
+
+class SimulatorOptions(BaseModel):
+    """Options of the simulator (from a test, or strings from ``aktenhub simulate zbp -o KEY=VALUE``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fail_next: int = Field(0, ge=0, description="answer the next N API requests with 503")
+    token: str | None = Field(None, description="bearer token API requests must carry")
+    username: str | None = Field(None, description="HTTP Basic user API requests must use")
+    password: str | None = None
+    trusted_certificates: tuple[str, ...] = Field(
+        (), description="author certificates accepted (PEM or paths; comma-separated); empty: any"
+    )
+    mailboxes: tuple[str, ...] = Field((), description="known mailbox handles; empty: every handle exists")
+    required_role: str | None = Field("ROLE_SENDER", description="role the author token must grant")
+    leeway_seconds: float = Field(30.0, ge=0, le=600, description="clock skew allowed for iat/exp")
+    max_token_lifetime_seconds: int = Field(3600, ge=1, description="longest exp - iat accepted")
+    max_body: int = Field(1024**2, ge=1024, description="largest request body in bytes")
+
+    @field_validator("trusted_certificates", "mailboxes", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.strip().startswith("-----BEGIN"):
+                return (value,)
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+@dataclass
+class StoredItem:
+    """A message or status update the mailbox holds."""
+
+    id: str
+    kind: PayloadKind
+    mailbox: str
+    application_id: str
+    idempotency_key: str | None
+    received_at: datetime
+    opened: OpenedEnvelope
+
+    def answer(self) -> dict[str, Any]:
+        """The item as the operator endpoints show it."""
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "received_at": self.received_at.isoformat(),
+            "idempotency_key": self.idempotency_key,
+            "signer": self.opened.signer,
+            "roles": list(self.opened.roles),
+            "certificate_subject": self.opened.certificate_subject,
+            "certificate_sha256": self.opened.certificate_sha256,
+            "payload": json.loads(self.opened.content),
+        }
+
+
+class ZbpState:
+    """What the simulated mailbox service holds, and its knobs."""
+
+    def __init__(self, options: SimulatorOptions) -> None:
+        self.options = options
+        self.fail_next = options.fail_next
+        trusted: list[x509.Certificate] = []
+        for value in options.trusted_certificates:
+            try:
+                trusted.append(load_certificate(certificate_text(value)))
+            except AuthorError as exc:
+                raise ValueError(f"trusted_certificates: {exc}") from None
+        self.policy = Policy(
+            trusted=tuple(trusted),
+            required_role=options.required_role,
+            leeway_seconds=options.leeway_seconds,
+            max_token_lifetime_seconds=options.max_token_lifetime_seconds,
+        )
+        self.items: list[StoredItem] = []
+        self.by_key: dict[str, StoredItem] = {}
+        self.refusals: deque[dict[str, Any]] = deque(maxlen=MAX_REFUSALS)
+        self.requests: Counter[str] = Counter()
+
+    def messages(self, mailbox: str) -> list[StoredItem]:
+        """The messages in a mailbox, oldest first."""
+        return [i for i in self.items if i.mailbox == mailbox and i.kind is PayloadKind.MESSAGE]
+
+    def status_updates(self, mailbox: str) -> list[StoredItem]:
+        """The status updates for a mailbox, oldest first."""
+        return [i for i in self.items if i.mailbox == mailbox and i.kind is PayloadKind.STATUS]
+
+    def mailbox(self, mailbox: str) -> dict[str, Any]:
+        """A mailbox's content as the operator endpoint shows it."""
+        return {
+            "mailbox": mailbox,
+            "messages": [i.answer() for i in self.messages(mailbox)],
+            "status_updates": [i.answer() for i in self.status_updates(mailbox)],
+        }
+
+    def reset(self) -> None:
+        """Forget everything stored."""
+        self.items.clear()
+        self.by_key.clear()
+        self.refusals.clear()
+
+
+STATE = web.AppKey("zbp_simulator_state", ZbpState)
+
+
+def _error(status: int, message: str, details: list[dict[str, str]] | None = None) -> web.Response:
+    body: dict[str, Any] = {"status": status, "error": message}
+    if details:
+        body["details"] = details
+    return web.json_response(body, status=status)
+
+
+def _refuse(state: ZbpState, request: web.Request, status: int, message: str, **kw: Any) -> web.Response:
+    state.refusals.append(
+        {"at": datetime.now(UTC).isoformat(), "path": request.path, "status": status, "error": message}
+    )
+    return _error(status, message, **kw)
+
+
+@web.middleware
+async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(OPERATOR_PREFIX):
+        return await handler(request)
+    state = request.app[STATE]
+    if state.fail_next > 0:
+        state.fail_next -= 1
+        return _error(503, "the mailbox service is temporarily unavailable (simulated)")
+    return await handler(request)
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(OPERATOR_PREFIX):
+        return await handler(request)
+    state = request.app[STATE]
+    options = state.options
+    header = request.headers.get(hdrs.AUTHORIZATION, "")
+    if options.token is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            value.strip().encode(), options.token.encode()
+        ):
+            return _refuse(state, request, 401, "a valid bearer token is required")
+    elif options.username is not None:
+        expected = (
+            "Basic " + base64.b64encode(f"{options.username}:{options.password or ''}".encode()).decode()
+        )
+        if not hmac.compare_digest(header.encode(), expected.encode()):
+            return _refuse(state, request, 401, "wrong or missing user name or password")
+    state.requests[f"{request.method} {request.path}"] += 1
+    return await handler(request)
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "service": "ZBP simulator"})
+
+
+async def _receive(request: web.Request, kind: PayloadKind) -> web.Response:
+    state = request.app[STATE]
+    if request.content_length is not None and request.content_length > state.options.max_body:
+        return _refuse(state, request, 413, f"the body may have at most {state.options.max_body} bytes")
+    raw = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        raw += chunk
+        if len(raw) > state.options.max_body:
+            return _refuse(state, request, 413, f"the body may have at most {state.options.max_body} bytes")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return _refuse(state, request, 400, "the body is not JSON")
+    try:
+        opened = open_envelope(body, kind, state.policy)
+    except EnvelopeRefused as refused:
+        return _refuse(state, request, refused.status, refused.message, details=refused.details)
+
+    payload = opened.payload
+    if isinstance(payload, ZbpMessage):
+        mailbox = payload.mailboxUuid
+    else:
+        mailbox = request.headers.get(MAILBOX_HEADER, "").strip()
+        if not mailbox:
+            return _refuse(state, request, 400, f"header {MAILBOX_HEADER} is required for status updates")
+    if state.options.mailboxes and mailbox not in state.options.mailboxes:
+        return _refuse(state, request, 404, "unknown mailbox")
+
+    key = request.headers.get(IDEMPOTENCY_HEADER, "").strip() or None
+    if key is not None and key in state.by_key:
+        first = state.by_key[key]
+        if (first.kind, first.mailbox, first.application_id) != (kind, mailbox, payload.applicationId):
+            return _refuse(
+                state, request, 422, f"{IDEMPOTENCY_HEADER} was used for another payload or mailbox"
+            )
+        return web.json_response({"id": first.id, "duplicate": True}, status=200)
+
+    item = StoredItem(
+        id=f"{'msg' if kind is PayloadKind.MESSAGE else 'sts'}_{uuid.uuid4().hex}",
+        kind=kind,
+        mailbox=mailbox,
+        application_id=payload.applicationId,
+        idempotency_key=key,
+        received_at=datetime.now(UTC),
+        opened=opened,
+    )
+    state.items.append(item)
+    if key is not None:
+        state.by_key[key] = item
+    return web.json_response({"id": item.id, "duplicate": False}, status=201)
+
+
+async def _messages(request: web.Request) -> web.Response:
+    return await _receive(request, PayloadKind.MESSAGE)
+
+
+async def _status(request: web.Request) -> web.Response:
+    return await _receive(request, PayloadKind.STATUS)
+
+
+# -- operator endpoints --------------------------------------------------------------------------------
+
+
+async def _list_mailboxes(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    handles = sorted({i.mailbox for i in state.items})
+    return web.json_response(
+        {
+            "mailboxes": [
+                {
+                    "mailbox": h,
+                    "messages": len(state.messages(h)),
+                    "status_updates": len(state.status_updates(h)),
+                }
+                for h in handles
+            ]
+        }
+    )
+
+
+async def _show_mailbox(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].mailbox(request.match_info["handle"]))
+
+
+async def _refusals(request: web.Request) -> web.Response:
+    return web.json_response({"refusals": list(request.app[STATE].refusals)})
+
+
+async def _set_faults(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, "the body is not JSON")
+    fail_next = body.get("fail_next") if isinstance(body, dict) else None
+    if not isinstance(fail_next, int) or isinstance(fail_next, bool) or fail_next < 0:
+        return _error(400, 'expected {"fail_next": N} with N >= 0')
+    state.fail_next = fail_next
+    return web.json_response({"fail_next": state.fail_next})
+
+
+async def _reset(request: web.Request) -> web.Response:
+    request.app[STATE].reset()
+    return web.json_response({"reset": True})
+
+
+def make_app(**options: Any) -> web.Application:
+    """The simulator as an aiohttp application; `options` as in `SimulatorOptions`."""
+    try:
+        settings = SimulatorOptions.model_validate(options)
+    except ValidationError as exc:
+        raise ValueError(f"ZBP simulator options: {exc}") from None
+    state = ZbpState(settings)
+    app = web.Application(middlewares=[_faults, _auth], client_max_size=settings.max_body + 1024)
+    app[STATE] = state
+    app.router.add_get("/api/v1/health", _health)
+    app.router.add_post("/api/v1/messages", _messages)
+    app.router.add_post("/api/v1/status", _status)
+    app.router.add_get("/_sim/mailboxes", _list_mailboxes)
+    app.router.add_get("/_sim/mailboxes/{handle}", _show_mailbox)
+    app.router.add_get("/_sim/refusals", _refusals)
+    app.router.add_post("/_sim/faults", _set_faults)
+    app.router.add_post("/_sim/reset", _reset)
+    return app
