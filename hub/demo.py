@@ -43,6 +43,8 @@ class Sample:
     vorgang_id: str
     fields: dict[str, str | list[str]]
     files: dict[str, tuple[str, bytes]]  # form element -> (file name, content)
+    bundid_person: str | None = None  # BundID test person who logged in (services that need BundID)
+    bundid_means: str = "eID"
 
 
 def _pdf(title: str, lines: list[str]) -> bytes:
@@ -98,6 +100,11 @@ PEOPLE = [
     ("Mehmet", "Şahin", "1987-02-14", "Industriestraße 77", "53757", "Sankt Augustin"),
 ]
 SERVICES = ["jagdschein", "fischereischein", "grabungserlaubnis", "kindertagespflege"]
+# Services a citizen uses with the BundID account, at level "substantiell" (ELSTER, Smart-eID, eID).
+BUNDID_SERVICES = ("jagdschein", "fischereischein")
+BUNDID_PERSONS = ["U01", "U02", "U03", "U04", "U05", "U06", "U07", "U11", "U12"]
+SP_ENTITY_ID = "https://aktenhub.rhein-sieg-kreis.example/saml/sp"
+ACS_URL = "https://formulare.rhein-sieg-kreis.example/bundid/acs"
 
 
 def samples() -> list[Sample]:
@@ -107,7 +114,7 @@ def samples() -> list[Sample]:
     """
     plan = [(person, SERVICES[n % len(SERVICES)]) for n, person in enumerate(PEOPLE)]
     plan.append((PEOPLE[0], "jagdschein"))
-    out = []
+    out: list[Sample] = []
     for n, ((vorname, nachname, geburt, strasse, plz, ort), service) in enumerate(plan, start=1):
         fields: dict[str, str | list[str]] = {
             "vorgang_id": f"FC-2026-{4710 + n:06d}",
@@ -150,7 +157,23 @@ def samples() -> list[Sample]:
                 "Qualifizierung_Tagespflege.pdf",
                 _pdf("Qualifizierung 300 UE", ["QHB-Zertifikat"]),
             )
-        out.append(Sample(service=service, vorgang_id=str(fields["vorgang_id"]), fields=fields, files=files))
+        person = means = None
+        if service in BUNDID_SERVICES:
+            person = BUNDID_PERSONS[len([x for x in out if x.bundid_person]) % len(BUNDID_PERSONS)]
+            if n == len(plan):
+                person = BUNDID_PERSONS[0]  # the renewal: the same citizen as the first Jagdschein
+            # One citizen logs in with user name and password only: too weak for these services.
+            means = "Benutzername" if n == 6 else ("ELSTER" if n % 2 else "eID")
+        out.append(
+            Sample(
+                service=service,
+                vorgang_id=str(fields["vorgang_id"]),
+                fields=fields,
+                files=files,
+                bundid_person=person,
+                bundid_means=means or "eID",
+            )
+        )
     return out
 
 
@@ -162,8 +185,9 @@ def mappings_dir() -> Path:
     raise FileNotFoundError("config/mappings not found: run the demo from the Aktenhub source tree")
 
 
-def demo_settings(data: Path, port: int, enaio_url: str, mappings: Path) -> dict[str, Any]:
-    """The demo's configuration: FormCycle -> mapping -> Enaio, per service group, receipts logged."""
+def demo_settings(data: Path, port: int, sims: dict[str, str], mappings: Path) -> dict[str, Any]:
+    """The demo's configuration: FormCycle -> (BundID) -> mapping -> Enaio -> mailbox, per service group."""
+    enaio_url = sims["enaio"]
     applicant = {
         "given_name": "vorname",
         "family_name": "nachname",
@@ -196,16 +220,33 @@ def demo_settings(data: Path, port: int, enaio_url: str, mappings: Path) -> dict
                 "object_types": ["Personenakte", "Vorgang", "Antrag", "Anlage", "Originalantrag"],
                 "max_concurrency": 4,
             },
+            "bundid": {
+                "type": "bundid",
+                "mode": "saml",
+                "idp_metadata": str(data / "bundid-idp-metadata.xml"),
+                "sp_entity_id": SP_ENTITY_ID,
+                "acs_url": ACS_URL,
+            },
+            "postfach": {
+                "type": "zbp",
+                "base_url": sims["zbp"],
+                "author_key": f"file:{data / 'zbp-author.key.pem'}",
+                "author_certificate": str(data / "zbp-author.crt.pem"),
+                "signer": "aktenhub-demo",
+                "sender_name": "Rhein-Sieg-Kreis",
+                "services": {"jagdschein": "Jagdschein", "fischereischein": "Fischereischein"},
+            },
             "receipts": {"type": "log"},
         },
         "routes": [
             {
                 "name": "jagd-und-fischerei",
                 "from": "formcycle",
-                "when": {"service": ["jagdschein", "fischereischein"]},
+                "when": {"service": list(BUNDID_SERVICES)},
+                "identity": {"via": "bundid", "min_level": "substantiell"},
                 "map": str(mappings / "jagd-und-fischerei.yaml"),
                 "to": ["enaio"],
-                "notify": ["receipts"],
+                "notify": ["postfach", "receipts"],
             },
             {
                 "name": "grabungserlaubnis",
@@ -227,8 +268,15 @@ def demo_settings(data: Path, port: int, enaio_url: str, mappings: Path) -> dict
     }
 
 
-async def _post(session: aiohttp.ClientSession, url: str, token: str, sample: Sample) -> str:
+async def _post(session: aiohttp.ClientSession, url: str, token: str, sample: Sample, idp_url: str) -> str:
     form = aiohttp.FormData()
+    if sample.bundid_person is not None:
+        # As FormCycle's BundID login would: the form carries the person's names and the signed response.
+        async with session.post(
+            f"{idp_url}/sim/response", json={"person": sample.bundid_person, "means": sample.bundid_means}
+        ) as resp:
+            login = await resp.json()
+        form.add_field("bundid_saml_response", login["response"])
     for name, value in sample.fields.items():
         for v in value if isinstance(value, list) else [value]:
             form.add_field(name, v)
@@ -268,39 +316,93 @@ def _fresh_directory(path: Path) -> None:
 class _Services:
     hub: Hub
     hub_url: str
-    enaio_url: str
+    sims: dict[str, str]  # simulator name -> URL
     form_token: str
     admin_token: str
     runners: list[web.AppRunner]
 
 
-async def _start(data_dir: Path, port: int, enaio_port: int) -> _Services | str:
-    """Start the Enaio simulator and the hub; a message instead when that is not possible."""
+def _author_key(directory: Path) -> None:
+    """A key pair and self-signed certificate for the mailbox messages' signed envelope."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Aktenhub Demo Rhein-Sieg-Kreis")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    key_path = directory / "zbp-author.key.pem"
+    key_path.touch(mode=0o600)
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    (directory / "zbp-author.crt.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+
+
+async def _serve(app: web.Application, port: int, what: str, runners: list[web.AppRunner]) -> str:
+    """Serve an application on 127.0.0.1; returns its URL (raises OSError naming it)."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise OSError(exc.errno, f"cannot listen on 127.0.0.1:{port} for {what}: {exc.strerror}") from None
+    runners.append(runner)
+    return f"http://127.0.0.1:{port}"
+
+
+async def _start(data_dir: Path, port: int, sim_ports: dict[str, int]) -> _Services | str:
+    """Start the simulators and the hub; a message instead when that is not possible."""
     form_token = secrets.token_urlsafe(24)
     admin_token = secrets.token_urlsafe(24)
     enaio_password = secrets.token_urlsafe(16)
     try:
         plugins = load_plugins()
-        simulator = plugins.simulators().get("enaio")
-        if simulator is None:
-            return "the Enaio plugin (plugins/enaio) is not installed: run `make demo`"
+        offered = plugins.simulators()
+        missing = [name for name in ("enaio", "bundid", "zbp") if name not in offered]
+        if missing:
+            return f"plugins missing for the simulators {', '.join(missing)}: run `make demo`"
         mappings = mappings_dir()
     except (PluginError, FileNotFoundError) as exc:
         return str(exc)
+    await asyncio.to_thread(_author_key, data_dir)
     runners: list[web.AppRunner] = []
-    enaio_app = simulator.make_app(users={"aktenhub": enaio_password}, content_dir=str(data_dir / "enaio"))
-    enaio_runner = web.AppRunner(enaio_app, access_log=None, handle_signals=False)
-    await enaio_runner.setup()
+    sims: dict[str, str] = {}
+    apps = {
+        "enaio": offered["enaio"].make_app(
+            users={"aktenhub": enaio_password}, content_dir=str(data_dir / "enaio")
+        ),
+        "bundid": offered["bundid"].make_app(
+            sp_entity_id=SP_ENTITY_ID,
+            acs_url=ACS_URL,
+            base_url=f"http://127.0.0.1:{sim_ports['bundid']}",
+            metadata_file=str(data_dir / "bundid-idp-metadata.xml"),
+        ),
+        "zbp": offered["zbp"].make_app(),
+    }
     try:
-        await web.TCPSite(enaio_runner, "127.0.0.1", enaio_port).start()
-    except OSError as exc:
-        await enaio_runner.cleanup()
-        return (
-            f"cannot listen on 127.0.0.1:{enaio_port} for the Enaio simulator: {exc.strerror} "
-            "(try --enaio-port)"
-        )
-    runners.append(enaio_runner)
-    enaio_url = f"http://127.0.0.1:{enaio_port}"
+        for name, app in apps.items():
+            sims[name] = await _serve(app, sim_ports[name], f"the {name} simulator", runners)
+    except (OSError, ValueError) as exc:
+        for runner in runners:
+            await runner.cleanup()
+        return f"{exc} (ports: --port, --enaio-port; the others follow it)"
     env = {
         **os.environ,
         "FORMCYCLE_TOKEN": form_token,
@@ -308,23 +410,22 @@ async def _start(data_dir: Path, port: int, enaio_port: int) -> _Services | str:
         "ENAIO_PASSWORD": enaio_password,
     }
     try:
-        config = config_from_dict(demo_settings(data_dir, port, enaio_url, mappings), plugins, env=env)
+        config = config_from_dict(demo_settings(data_dir, port, sims, mappings), plugins, env=env)
     except ConfigError as exc:
-        await enaio_runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()
         return f"demo configuration invalid: {exc}"
     hub = Hub(config, plugins)
     await hub.start()
-    runner = web.AppRunner(make_app(hub), access_log=None, handle_signals=False)
-    await runner.setup()
     try:
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        hub_url = await _serve(make_app(hub), port, "the hub", runners)
     except OSError as exc:
-        await runner.cleanup()
         await hub.stop()
-        await enaio_runner.cleanup()
-        return f"cannot listen on 127.0.0.1:{port}: {exc.strerror} (try --port)"
-    runners.insert(0, runner)
-    return _Services(hub, f"http://127.0.0.1:{port}", enaio_url, form_token, admin_token, runners)
+        for runner in runners:
+            await runner.cleanup()
+        return f"{exc} (try --port)"
+    runners.insert(0, runners.pop())  # the hub stops taking submissions first
+    return _Services(hub, hub_url, sims, form_token, admin_token, runners)
 
 
 async def run_demo(data_dir: Path, port: int, once: bool, enaio_port: int = 8095) -> int:
@@ -340,15 +441,15 @@ async def run_demo(data_dir: Path, port: int, once: bool, enaio_port: int = 8095
 
 
 async def _run(data_dir: Path, port: int, once: bool, enaio_port: int) -> int:
-    started = await _start(data_dir, port, enaio_port)
+    ports = {"enaio": enaio_port, "bundid": enaio_port + 1, "zbp": enaio_port + 2}
+    started = await _start(data_dir, port, ports)
     if isinstance(started, str):
         console.print(f"[red]demo cannot start:[/] {started}")
         return 2
-    console.rule("[bold]Aktenhub demo: FormCycle → Aktenhub → Enaio (e-file)")
-    console.print(
-        f"hub {started.hub_url} · Enaio simulator {started.enaio_url} · "
-        f"journal, files and log under {data_dir}/"
-    )
+    console.rule("[bold]Aktenhub demo: FormCycle + BundID → Aktenhub → Enaio (e-file) + Postfach")
+    sims = " · ".join(f"{name} {url}" for name, url in started.sims.items())
+    console.print(f"hub {started.hub_url} · simulators: {sims}")
+    console.print(f"journal, files and log under {data_dir}/")
     try:
         return await _drive(started, once)
     finally:
@@ -379,7 +480,8 @@ async def _drive(svc: _Services, once: bool) -> int:
 
                 async def one(sample: Sample) -> None:
                     async with gate:
-                        ids[await _post(session, svc.hub_url, svc.form_token, sample)] = sample
+                        app_id = await _post(session, svc.hub_url, svc.form_token, sample, svc.sims["bundid"])
+                        ids[app_id] = sample
                         progress.advance(sent)
 
                 await asyncio.gather(*(one(s) for s in batch))
@@ -402,53 +504,80 @@ async def _drive(svc: _Services, once: bool) -> int:
     return await _summary(svc, ids, once)
 
 
+async def _mailbox_count(session: aiohttp.ClientSession, zbp_url: str, handle: str | None) -> str:
+    if not handle:
+        return "-"
+    async with session.get(f"{zbp_url}/_sim/mailboxes/{handle}") as resp:
+        if resp.status != 200:
+            return "0"
+        box = await resp.json()
+    messages = box.get("messages", [])
+    statuses = box.get("status_updates", box.get("statuses", []))
+    return f"{len(messages)} msg, {len(statuses)} status"
+
+
 async def _summary(svc: _Services, ids: dict[str, Sample], once: bool) -> int:
     table = Table(
         "service",
         "applicant",
+        "identity",
         "state",
         "Aktenzeichen",
         "Akte",
         "Vorgang",
-        "documents",
-        title="Applications filed",
+        "docs",
+        "Postfach",
+        title="Applications",
         title_justify="left",
     )
     ok = True
-    akten: dict[str, str] = {}
+    akten: set[str] = set()
     rows = await svc.hub.journal.list_applications(ApplicationFilter(ids=tuple(ids)), limit=len(ids))
-    for summary in sorted(rows, key=lambda r: r.received_at):
-        app_id, sample = summary.id, ids[summary.id]
-        app = await svc.hub.journal.get_application(app_id)
-        assert app is not None
-        ok &= summary.state == ApplicationState.COMPLETED
-        correlations = app.correlations
-        documents = correlations.get("enaio.documents", "")
-        akte = correlations.get("enaio.akte", "-")
-        again = " (existing)" if akte in akten.values() else ""
-        akten[app_id] = akte
-        state = (
-            f"[green]{summary.state}[/]"
-            if summary.state == ApplicationState.COMPLETED
-            else (f"[red]{summary.state}[/] {summary.error or ''}")
-        )
-        table.add_row(
-            sample.service,
-            f"{sample.fields['vorname']} {sample.fields['nachname']}",
-            state,
-            app.file_number or "-",
-            f"{akte}{again}",
-            correlations.get("enaio.vorgang", "-"),
-            str(len(documents.split(","))) if documents else "0",
-        )
+    async with aiohttp.ClientSession() as session:
+        for summary in sorted(rows, key=lambda r: r.received_at):
+            app = await svc.hub.journal.get_application(summary.id)
+            assert app is not None
+            sample = ids[summary.id]
+            expected = (
+                ApplicationState.REJECTED
+                if sample.bundid_means == "Benutzername"
+                else (ApplicationState.COMPLETED)
+            )
+            ok &= summary.state == expected
+            correlations = app.correlations
+            documents = correlations.get("enaio.documents", "")
+            akte = correlations.get("enaio.akte", "-")
+            shown_akte = f"{akte} (existing)" if akte in akten else akte
+            akten.add(akte)
+            if summary.state == ApplicationState.COMPLETED:
+                state = f"[green]{summary.state}[/]"
+            elif summary.state == ApplicationState.REJECTED:
+                state = f"[yellow]{summary.state}[/]: {summary.error}"
+            else:
+                state = f"[red]{summary.state}[/]: {summary.error}"
+            identity = app.identity
+            level = f"{identity.level.value} ({identity.means})" if identity.level else "-"
+            table.add_row(
+                sample.service,
+                app.applicant.display_name or f"{sample.fields['vorname']} {sample.fields['nachname']}",
+                level,
+                state,
+                app.file_number or "-",
+                shown_akte,
+                correlations.get("enaio.vorgang", "-"),
+                str(len(documents.split(","))) if documents else "0",
+                await _mailbox_count(session, svc.sims["zbp"], app.applicant.mailbox),
+            )
     console.print(table)
-    console.print(f"Enaio objects:  curl {svc.enaio_url}/_sim/objects")
+    console.print(f"Enaio objects:    curl {svc.sims['enaio']}/_sim/objects")
+    console.print(f"BundID mailboxes: curl {svc.sims['zbp']}/_sim/mailboxes")
     console.print(
-        f"admin API:      curl -H 'Authorization: Bearer {svc.admin_token}' {svc.hub_url}/api/v1/applications"
+        f"admin API:        curl -H 'Authorization: Bearer {svc.admin_token}' "
+        f"{svc.hub_url}/api/v1/applications"
     )
-    console.print(f"metrics:        {svc.hub_url}/metrics    health: {svc.hub_url}/readyz")
+    console.print(f"metrics:          {svc.hub_url}/metrics    health: {svc.hub_url}/readyz")
     console.print(
-        f"FormCycle:      POST {svc.hub_url}/intake/formcycle/<service> "
+        f"FormCycle:        POST {svc.hub_url}/intake/formcycle/<service> "
         f"(header X-Aktenhub-Token: {svc.form_token})"
     )
     if once:

@@ -95,6 +95,10 @@ class MappingSpec(_Spec):
     version: Literal[1] = 1
     title: str | None = Field(None, description="title of the PDF rendition (template)")
     labels: dict[str, str] = Field(default_factory=dict, description="form field -> label")
+    hidden: list[str] = Field(
+        default_factory=list,
+        description="form fields the rendition leaves out (technical ones, e.g. a forwarded SAML response)",
+    )
     tables: dict[str, dict[str, str]] = Field(default_factory=dict)
     file_number: FileNumberSpec | None = None
     akte: FolderTemplate | None = None

@@ -306,7 +306,8 @@ class Pipeline:
         """The PDF rendition of the application, stored as a blob; returns its reference."""
         from hub.render import render_application  # the PDF library loads only where needed
 
-        shown = app.model_copy(update={"file_number": file_number}) if file_number else app
+        form = {k: v for k, v in app.form.items() if k not in mapping.spec.hidden}
+        shown = app.model_copy(update={"file_number": file_number or app.file_number, "form": form})
         title = mapping.title(shown, file_number)
         # Rendering takes milliseconds of CPU: off the event loop, so intake stays responsive.
         pdf = await asyncio.to_thread(render_application, shown, mapping.spec.labels, title)

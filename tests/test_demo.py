@@ -25,9 +25,12 @@ async def filed(journal_path: Path) -> list[Application]:
     await journal.open()
     try:
         rows = await journal.list_applications(ApplicationFilter(), limit=100)
-        assert [r.state for r in rows] == [ApplicationState.COMPLETED] * 20
+        states = sorted(r.state for r in rows)
+        assert states == sorted([ApplicationState.COMPLETED] * 19 + [ApplicationState.REJECTED])
+        (rejected,) = [r for r in rows if r.state == ApplicationState.REJECTED]
+        assert rejected.error == "trust level too low: untergeordnet achieved, substantiell required"
         apps = [await journal.get_application(r.id) for r in sorted(rows, key=lambda r: r.received_at)]
-        return [a for a in apps if a is not None]
+        return [a for a in apps if a is not None and a.id != rejected.id]
     finally:
         await journal.close()
 
@@ -46,11 +49,13 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
     for app in apps:
         assert app.file_number
         assert len(app.correlations["enaio.documents"].split(",")) == 4  # rendition, 2 attachments, original
-    # Jürgen Groß applied for a Jagdschein and, later, for its renewal: one Akte, two Vorgänge
-    first, renewal = [a for a in apps if a.applicant.family_name == "Groß"]
-    assert first.service == renewal.service == "jagdschein"
+        if app.service in ("jagdschein", "fischereischein"):  # BundID services: verified identity
+            assert app.identity.verified and app.identity.level in ("substantiell", "hoch")
+            assert app.applicant.mailbox
+    # Maria Neumann (BundID test person U01) applied for a Jagdschein and later for its renewal
+    first, renewal = [a for a in apps if a.applicant.family_name == "Neumann" and a.service == "jagdschein"]
     assert renewal.correlations["enaio.akte"] == first.correlations["enaio.akte"]
     assert renewal.correlations["enaio.vorgang"] != first.correlations["enaio.vorgang"]
     assert renewal.file_number == first.file_number
     log = (tmp_path / "demo" / "hub.log").read_text(encoding="utf-8")
-    assert "Groß" not in log and "Çelik" not in log  # no personal data in the log
+    assert "Neumann" not in log and "Çelik" not in log and "Müßig" not in log  # no personal data
