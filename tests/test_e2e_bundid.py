@@ -1,0 +1,193 @@
+"""End to end with BundID: FormCycle + signed login -> Enaio Akte under the verified name -> mailbox.
+
+The Enaio, BundID IdP and ZBP simulators run in-process on loopback; the hub takes a FormCycle
+multipart submission carrying the forwarded SAML response, verifies it, files the application and
+answers the applicant's BundID mailbox with a signed message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest_asyncio
+from aiohttp.test_utils import TestServer
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from hub_bundid.simulator import IdpSimulator
+from hub_enaio.simulator import make_app as enaio_app
+from hub_zbp.keys import generate_author
+from hub_zbp.simulator import make_app as zbp_app
+
+from hub.models import ApplicationState
+
+MAPPING = Path(__file__).parents[1] / "config" / "mappings" / "jagd-und-fischerei.yaml"
+TOKEN = "formcycle-e2e-token-0123456789"
+ENAIO_PASSWORD = "enaio-e2e-secret"
+
+
+@dataclass
+class World:
+    running: Any
+    idp: IdpSimulator
+    enaio: TestServer
+    zbp: TestServer
+    certificate_sha256: str
+
+    async def enaio_objects(self, **query: str) -> list[dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(self.enaio.make_url("/_sim/objects"), params=query) as r,
+        ):
+            body = await r.json()
+        return list(body["objects"] if isinstance(body, dict) else body)
+
+    async def mailbox(self, handle: str) -> dict[str, Any]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(self.zbp.make_url(f"/_sim/mailboxes/{handle}")) as r,
+        ):
+            assert r.status == 200
+            box: dict[str, Any] = await r.json()
+            return box
+
+    async def submit(self, vorgang_id: str, login: str, **fields: str) -> str:
+        form = aiohttp.FormData({"vorgang_id": vorgang_id, "bundid_saml_response": login, **fields})
+        form.add_field("ausweis", b"%PDF-1.4 Ausweis", filename="Ausweis.pdf", content_type="application/pdf")
+        form.add_field(
+            "nachweis", b"%PDF-1.4 Versicherung", filename="Versicherung.pdf", content_type="application/pdf"
+        )
+        status, body = await self.running.post(
+            "/intake/formcycle/jagdschein", data=form, headers={"X-Aktenhub-Token": TOKEN}
+        )
+        assert status == 202, body
+        return str(body["application_id"])
+
+
+@pytest_asyncio.fixture
+async def world(tmp_path: Path, hub_factory: Any, schema_dir: Path) -> AsyncIterator[World]:
+    idp = IdpSimulator(
+        schema_dir,
+        sp_entity_id="https://aktenhub.example/sp",
+        acs_url="https://formulare.example/bundid/acs",
+    )
+    metadata = tmp_path / "idp-metadata.xml"
+    idp.write_metadata(metadata)
+    author = generate_author()
+    certificate = x509.load_pem_x509_certificate(author.certificate_pem.encode())
+    enaio = TestServer(enaio_app(users={"aktenhub": ENAIO_PASSWORD}), host="127.0.0.1")
+    zbp = TestServer(zbp_app(), host="127.0.0.1")
+    await enaio.start_server()
+    await zbp.start_server()
+    connectors = {
+        "formcycle": {
+            "type": "formcycle",
+            "token": "${FORMCYCLE_TOKEN}",
+            "id_field": "vorgang_id",
+            "applicant_fields": {"given_name": "vorname", "family_name": "nachname"},
+        },
+        "bundid": {
+            "type": "bundid",
+            "mode": "saml",
+            "idp_metadata": str(metadata),
+            "sp_entity_id": idp.sp_entity_id,
+            "acs_url": idp.acs_url,
+        },
+        "enaio": {
+            "type": "enaio",
+            "base_url": str(enaio.make_url("")).rstrip("/"),
+            "username": "aktenhub",
+            "password": "${ENAIO_PASSWORD}",
+            "retry": {"initial_seconds": 0.05, "max_seconds": 0.2, "jitter_seconds": 0.01},
+        },
+        "postfach": {
+            "type": "zbp",
+            "base_url": str(zbp.make_url("")).rstrip("/"),
+            "author_key": author.key_pem,
+            "author_certificate": author.certificate_pem,
+            "signer": "rhein-sieg-kreis",
+            "sender_name": "Rhein-Sieg-Kreis",
+        },
+    }
+    routes = [
+        {
+            "name": "jagd",
+            "from": "formcycle",
+            "identity": {"via": "bundid", "min_level": "substantiell"},
+            "map": str(MAPPING),
+            "to": ["enaio"],
+            "notify": ["postfach"],
+        }
+    ]
+    running = await hub_factory(
+        connectors, routes, env={"FORMCYCLE_TOKEN": TOKEN, "ENAIO_PASSWORD": ENAIO_PASSWORD}
+    )
+    fingerprint = hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+    yield World(running, idp, enaio, zbp, fingerprint)
+    await zbp.close()
+    await enaio.close()
+
+
+async def test_verified_applicant_is_filed_and_answered_in_the_mailbox(world: World) -> None:
+    surname = world.idp.persons["U04"]["surname"]  # Johanna Kleinschmidt, BundID test person
+    login = world.idp.response("U04", means="eID")
+    # the form's own name fields carry a typo: the verified identity wins
+    app_id = await world.submit("FC-BID-1", login, vorname="Johanna", nachname="Kleinschmitt")
+    assert await world.running.wait_for_state(app_id) == ApplicationState.COMPLETED
+
+    app = await world.running.journal.get_application(app_id)
+    assert (app.applicant.family_name, app.identity.level, app.identity.means) == (
+        surname,
+        "hoch",
+        "eID",
+    )
+    (akte,) = await world.enaio_objects(type="Personenakte")
+    fields = akte.get("fields", akte.get("properties", {}))
+    assert surname in str(fields) and "Kleinschmitt" not in str(fields)
+    assert app.file_number and app.file_number in str(fields)
+
+    box = await world.mailbox(world.idp.mailbox("U04"))
+    (status,) = box["status_updates"]
+    (message,) = box["messages"]
+    assert status["payload"]["status"] == "RECEIVED"
+    assert app.file_number in status["payload"]["statusDetails"]["de"]
+    assert message["payload"]["reference"] == app.file_number
+    assert message["payload"]["stork_qaa_level"] == 4
+    for item in (status, message):  # signed with our author key (the simulator verified the signatures)
+        assert item["certificate_sha256"] == world.certificate_sha256
+        assert item["signer"] == "rhein-sieg-kreis"
+
+
+async def test_login_below_the_level_is_rejected_and_answered(world: World) -> None:
+    login = world.idp.response("U02", means="Benutzername")
+    app_id = await world.submit("FC-BID-2", login, vorname="Manfred", nachname="Schmidt")
+    assert await world.running.wait_for_state(app_id) == ApplicationState.REJECTED
+    summary = await world.running.journal.get_summary(app_id)
+    assert summary.error == "trust level too low: untergeordnet achieved, substantiell required"
+    assert await world.enaio_objects(type="Personenakte") == []  # nothing filed
+
+    async def answered() -> bool:
+        box = await world.mailbox(world.idp.mailbox("U02"))
+        return bool(box["messages"])
+
+    await world.running.wait_for(answered, what="the rejection in the mailbox")
+    (message,) = (await world.mailbox(world.idp.mailbox("U02")))["messages"]
+    assert (
+        "trust level too low" in message["payload"]["content"]
+        or "Vertrauensniveau" in message["payload"]["content"]
+    )
+
+
+async def test_forged_login_is_rejected_and_hub_keeps_serving(world: World) -> None:
+    forged = world.idp.response("U03", means="eID", fault="altered")
+    bad = await world.submit("FC-BID-3", forged, vorname="Wilhelm", nachname="Weber")
+    assert await world.running.wait_for_state(bad) == ApplicationState.REJECTED
+    good = await world.submit(
+        "FC-BID-4", world.idp.response("U03", means="ELSTER"), vorname="W", nachname="W"
+    )
+    assert await world.running.wait_for_state(good) == ApplicationState.COMPLETED
+    assert len(await world.enaio_objects(type="Personenakte")) == 1
