@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from hub.errors import Rejection
 from hub.models import (
     Application,
     Delivery,
@@ -144,9 +145,15 @@ class StagedFile:
 
 @dataclass
 class Intake:
-    """What a source hands the core: one application, its files already durable in the blob store."""
+    """What a source hands the core: one application, its files already durable in the blob store.
+
+    With `rejection`, the submission is taken in but refused as a business outcome (e.g. a message
+    invalid against its schema): it is stored as `rejected` with the reason, and the route's
+    notifiers answer the sender; nothing is filed.
+    """
 
     application: Application
+    rejection: Rejection | None = None
 
 
 @dataclass

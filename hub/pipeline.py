@@ -95,7 +95,6 @@ class Pipeline:
         if route is None:
             raise Permanent(f"no route takes service {app.service!r} from {app.source!r}")
         app.route = route.name
-        first = self._task(IDENTIFY, route.identity.via) if route.identity else self._task(MAP, "")
         received = Event(
             application_id=app.id,
             type="application.received",
@@ -107,7 +106,22 @@ class Pipeline:
                 "attachments": len(app.attachments),
             },
         )
-        result = await self.journal.intake(app, [received], [first])
+        if intake.rejection is not None:
+            # Taken in and refused at once (e.g. invalid against its schema): stored, answered, not filed.
+            reason = intake.rejection.reason
+            rejected = Event(
+                application_id=app.id,
+                type="application.rejected",
+                step="intake",
+                data={"reason": reason, "code": intake.rejection.code},
+            )
+            tasks = [self._task(NOTIFY_REJECTION, n) for n in route.notify]
+            result = await self.journal.intake(
+                app, [received, rejected], tasks, ApplicationState.REJECTED, reason
+            )
+        else:
+            first = self._task(IDENTIFY, route.identity.via) if route.identity else self._task(MAP, "")
+            result = await self.journal.intake(app, [received], [first])
         self.metrics.intakes.labels(app.source, str(result.duplicate).lower()).inc()
         if not result.duplicate:
             log.info(

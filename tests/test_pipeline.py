@@ -158,3 +158,26 @@ async def test_intake_only_process_stores_without_processing(hub_factory: Any) -
     summary = await running.journal.get_summary(app_id)
     assert summary.state == ApplicationState.RECEIVED
     assert [t.state for t in await running.journal.tasks(app_id)] == ["pending"]
+
+
+async def test_a_submission_rejected_at_intake_is_stored_answered_and_not_filed(hub_factory: Any) -> None:
+    from hub.connectors import Intake
+    from hub.errors import Rejection
+    from hub.models import Application
+
+    running = await hub_factory(CONNECTORS, routes())
+    app = Application(source="json", external_id="x-invalid", service="jagdschein", form={"n": "1"})
+    outcome = await running.hub.intake(
+        Intake(app, rejection=Rejection("the message is not valid: element 'flur' missing", code="schema"))
+    )
+    assert await running.wait_for_state(outcome.application_id) == ApplicationState.REJECTED
+    notifier = running.hub.connectors["mailbox"]
+    await running.wait_for(lambda: (app.id, "rejected") in notifier.receipts, what="the rejection receipt")
+    assert (
+        notifier.receipts[(app.id, "rejected")].reason == "the message is not valid: element 'flur' missing"
+    )
+    assert app.id not in running.hub.connectors["rec"].delivered
+    types = [e.type for e in await running.journal.events(app.id)]
+    assert types[:2] == ["application.received", "application.rejected"]
+    again = await running.hub.intake(Intake(app, rejection=Rejection("same message again")))
+    assert again.duplicate and again.application_id == app.id

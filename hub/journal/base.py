@@ -193,9 +193,17 @@ class Journal(Protocol):
         """
 
     async def intake(
-        self, application: Application, events: Sequence[Event], tasks: Sequence[TaskSpec]
+        self,
+        application: Application,
+        events: Sequence[Event],
+        tasks: Sequence[TaskSpec],
+        state: ApplicationState = ApplicationState.RECEIVED,
+        error: str | None = None,
     ) -> IntakeResult:
-        """Store a new application with its events and tasks; idempotent on (source, external_id)."""
+        """Store a new application with its events and tasks; idempotent on (source, external_id).
+
+        `state` and `error` set where it starts (a submission rejected at intake starts `rejected`).
+        """
 
     async def claim(
         self, owner: str, limit: int, lease_seconds: float, capacity: dict[str, int]

@@ -280,7 +280,12 @@ class SqliteJournal:
         return await self._write(op)
 
     async def intake(
-        self, application: Application, events: Sequence[Event], tasks: Sequence[TaskSpec]
+        self,
+        application: Application,
+        events: Sequence[Event],
+        tasks: Sequence[TaskSpec],
+        state: ApplicationState = ApplicationState.RECEIVED,
+        error: str | None = None,
     ) -> IntakeResult:
         now = self.clock()
         received = application.received_at.timestamp()
@@ -294,17 +299,18 @@ class SqliteJournal:
             cur = c.execute(
                 "INSERT INTO applications (id, source, external_id, service, route, state, "
                 "received_at, updated_at, file_number, error, search, doc) "
-                "VALUES (?,?,?,?,?,?,?,?,?,NULL,?,?) ON CONFLICT (source, external_id) DO NOTHING",
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (source, external_id) DO NOTHING",
                 (
                     application.id,
                     application.source,
                     application.external_id,
                     application.service,
                     application.route,
-                    ApplicationState.RECEIVED,
+                    state,
                     received,
                     now,
                     application.file_number,
+                    error,
                     search,
                     doc,
                 ),
