@@ -103,6 +103,9 @@ class WorkersConfig(_Strict):
     concurrency: int = Field(16, ge=1, le=1024, description="tasks run at once in this process")
     lease_seconds: float = Field(120.0, gt=1)
     idle_poll_seconds: float = Field(1.0, gt=0, description="how often idle workers look for work")
+    render_processes: int = Field(
+        1, ge=0, le=64, description="processes rendering PDFs (0: in a thread of the hub process)"
+    )
 
 
 class IdentityRequirement(_Strict):

@@ -654,3 +654,10 @@ def render_application(
         pdf.draw(_Text(LEFT, PAGE_H - 14.5, RIGHT - LEFT, 5.0, footer_left, _SMALL))
         pdf.draw(_Text(LEFT, PAGE_H - 14.5, RIGHT - LEFT, 5.0, f"Seite {number} von {total}", _SMALL, "R"))
     return bytes(pdf.output())
+
+
+def render_application_json(
+    application_json: str, labels: Mapping[str, str] | None = None, title: str | None = None
+) -> bytes:
+    """`render_application` for another process: the application comes as its JSON."""
+    return render_application(Application.model_validate_json(application_json), labels, title)

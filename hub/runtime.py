@@ -77,6 +77,7 @@ class Hub:
             self.bus,
             self.metrics,
             config.mappings,
+            settings.workers.render_processes,
         )
         self._pollers: list[asyncio.Task[None]] = []
         self.started = False
@@ -129,6 +130,7 @@ class Hub:
                 await poller
         self._pollers.clear()
         await self.bus.stop()
+        await self.pipeline.close()
         for connector in self.connectors.values():
             try:
                 await connector.stop()

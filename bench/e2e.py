@@ -1,0 +1,901 @@
+"""Benchmark end to end: FormCycle post -> mapped, rendered and filed in the enaio simulator.
+
+Three processes besides this one, all on loopback, everything in a fresh temporary directory:
+
+- the hub (the code path of ``aktenhub run -c CONFIG``): FormCycle source, a route with the example
+  mapping ``config/mappings/jagd-und-fischerei.yaml`` (PDF rendition, Personenakte, Vorgang, documents)
+  into the enaio sink, SQLite journal (WAL, synchronous=FULL);
+- the enaio simulator (``aktenhub simulate enaio --port P``), DMS Service or OSRest (``--api``);
+- the load generator (multiprocessing, spawn): multipart submissions like FormCycle's HTTP-Request
+  action, each of a different applicant (a new Akte each: the usual case, and no two deliveries race
+  for the same Akte) with ``--attachments`` files.
+
+Phases:
+
+(a) throughput: ``--count`` submissions from ``--concurrency`` connections as fast as the hub takes
+    them (closed loop), then wait until all are filed -> filed applications per second, from the first
+    send to the last filing. Intake is much faster than filing, so the journal holds a backlog that the
+    workers drain: the time to filed in this phase is mostly waiting in that queue.
+(b) optional, ``--rate``: open loop at that many submissions per second for ``--duration`` seconds (sent
+    on schedule whatever the answers) -> time to filed at a steady load below capacity.
+
+Time to filed, per application: from the client's send (its wall clock just before the request; in the
+open loop the scheduled send) to the ``delivery.completed`` event of the enaio target in the
+application's timeline, read afterwards through the admin API (``GET /api/v1/applications/{id}``; event
+timestamps are UTC, from the same machine's clock). The hub-side part (``application.received`` to
+``delivery.completed``) is shown too. Every figure is checked against the simulator: the objects it
+holds must be exactly one Akte, one Vorgang and the documents per application.
+
+    .venv/bin/python bench/e2e.py [--count 300] [--concurrency 16] [--rate 20 --duration 15] [--api dms]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import platform
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+FORMCYCLE_TOKEN_ENV = "FORMCYCLE_TOKEN"
+ADMIN_TOKEN_ENV = "AKTENHUB_ADMIN_TOKEN"
+ENAIO_PASSWORD_ENV = "ENAIO_PASSWORD"
+ENAIO_USER = "aktenhub"  # the simulator's default user ...
+ENAIO_PASSWORD = "enaio-simulator"  # ... and password
+SERVICE = "jagdschein"
+SINK = "enaio"
+MAPPING = Path(__file__).resolve().parents[1] / "config" / "mappings" / "jagd-und-fischerei.yaml"
+REQUEST_TIMEOUT = 60.0
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 20.0
+POLL_SECONDS = 0.2
+
+
+# -- child processes -------------------------------------------------------------------------------
+
+
+def serve_hub(config: Path, log_level: str) -> None:
+    """Run `aktenhub run -c CONFIG` in this process (dying with the benchmark)."""
+    _die_with_parent()
+    from hub.cli import main as cli_main
+
+    cli_main(["--log-level", log_level, "run", "-c", str(config)])
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the benchmark dies, even by SIGKILL: no child process is left behind."""
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG, kept across exec
+    if os.getppid() == 1:  # the benchmark died before prctl took effect
+        os._exit(1)
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
+
+
+def http_get(url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """A blocking GET; (status, body), status 0 when nothing answered."""
+    try:
+        with _opener.open(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as resp:
+            return int(resp.status), bytes(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (OSError, urllib.error.URLError):
+        return 0, b""
+
+
+class Child:
+    """A subprocess of the benchmark: started, watched, stopped; its output goes to a log file."""
+
+    def __init__(self, name: str, command: list[str], tmp: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.log_path = tmp / f"{name}.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                command,
+                cwd=tmp,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Runs in the child before exec; the benchmark starts children from one thread.
+                preexec_fn=_die_with_parent,
+            )
+
+    def wait_ready(self, url: str) -> None:
+        """Poll `url` until it answers 200, bounded."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            if http_get(url, timeout=2)[0] == 200:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} not ready within {READY_TIMEOUT:g}s:\n{self.log_tail()}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process (all its threads) so far."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> int | None:
+        """SIGTERM, bounded wait, then SIGKILL; the exit code of a clean stop."""
+        if self.proc.poll() is not None:
+            return self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            return None
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines of the process's output."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+class Hub(Child):
+    """The hub subprocess and what it shows: /metrics and the admin API."""
+
+    def __init__(self, config: Path, tmp: Path, url: str, log_level: str) -> None:
+        self.url = url
+        self.form_token = "bench-" + secrets.token_hex(16)
+        self.admin_token = "bench-" + secrets.token_hex(16)
+        env = {
+            **os.environ,
+            FORMCYCLE_TOKEN_ENV: self.form_token,
+            ADMIN_TOKEN_ENV: self.admin_token,
+            ENAIO_PASSWORD_ENV: ENAIO_PASSWORD,
+        }
+        command = [sys.executable, str(Path(__file__).resolve()), "--serve-hub", str(config)]
+        super().__init__("hub", [*command, "--log-level", log_level], tmp, env)
+
+    def metrics(self) -> dict[str, float]:
+        """GET /metrics, as {'name{labels}': value}."""
+        status, body = http_get(self.url + "/metrics", timeout=10)
+        out: dict[str, float] = {}
+        if status != 200:
+            return out
+        for line in body.decode("utf-8", "replace").splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                with contextlib.suppress(ValueError):
+                    out[name] = float(value)
+        return out
+
+
+class Simulator(Child):
+    """The enaio simulator subprocess (`aktenhub simulate enaio --port P`)."""
+
+    def __init__(self, tmp: Path, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "hub", "simulate", "enaio", "--port", str(port)]
+        command += ["--option", f"content_dir={tmp / 'enaio-content'}"]  # removed with `tmp`
+        super().__init__("enaio-simulator", command, tmp, dict(os.environ))
+
+    def stats(self) -> dict[str, Any]:
+        """GET /_sim/stats."""
+        status, body = http_get(self.url + "/_sim/stats", timeout=30)
+        if status != 200:
+            raise RuntimeError(f"simulator stats: HTTP {status}")
+        stats: dict[str, Any] = json.loads(body)
+        return stats
+
+    def objects_by_type(self) -> dict[str, int]:
+        """How many objects of each type the simulator holds."""
+        status, body = http_get(self.url + "/_sim/objects", timeout=60)
+        if status != 200:
+            raise RuntimeError(f"simulator objects: HTTP {status}")
+        counts: dict[str, int] = {}
+        for obj in json.loads(body)["objects"]:
+            counts[obj["type"]] = counts.get(obj["type"], 0) + 1
+        return counts
+
+
+def write_config(
+    tmp: Path, port: int, enaio_url: str, api: str, workers: int, enaio_concurrency: int
+) -> Path:
+    """The hub's configuration: FormCycle -> example mapping -> enaio, everything under `tmp`."""
+    text = f"""\
+store: sqlite:///{tmp / "journal.db"}
+blobs: {tmp / "blobs"}
+server:
+  listen: "127.0.0.1:{port}"
+  admin_tokens:
+    - name: bench
+      token: ${{{ADMIN_TOKEN_ENV}}}
+      role: operator
+workers:
+  concurrency: {workers}
+  idle_poll_seconds: 0.2
+connectors:
+  formcycle:
+    type: formcycle
+    token: ${{{FORMCYCLE_TOKEN_ENV}}}
+    id_field: vorgang_id
+    applicant_fields:
+      given_name: vorname
+      family_name: nachname
+      birth_date: geburtsdatum
+      street: strasse
+      postal_code: plz
+      city: ort
+      email: email
+  {SINK}:
+    type: enaio
+    base_url: {enaio_url}
+    api: {api}
+    username: {ENAIO_USER}
+    password: ${{{ENAIO_PASSWORD_ENV}}}
+    max_concurrency: {enaio_concurrency}
+routes:
+  - name: jagd-und-fischerei
+    from: formcycle
+    when: {{service: [jagdschein, fischereischein]}}
+    map: {MAPPING}
+    to: [{SINK}]
+"""
+    path = tmp / "aktenhub.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- the load generator (runs in its own process) ---------------------------------------------------
+
+GIVEN = ["Jürgen", "Zoë", "Hans-Peter", "Ayşe", "Marie-Thérèse", "Øystein", "Jörg", "Anna-Lena", "Dragoş"]
+GIVEN += ["Renée", "Małgorzata", "Friedrich", "Svenja", "Luca", "Ingeborg", "Kübra", "Theo"]
+FAMILY = ["Groß", "Łukasiewicz-Öztürk", "Müßig", "Çelik", "d'Aubigné", "Ðorđević", "Schäfer", "Köhler"]
+FAMILY += ["Ţepeş", "Brückner-Ñúñez", "Wiśniewska", "von der Heydt", "Öztürk", "Dell'Acqua", "Läufer"]
+FAMILY += ["Yılmaz", "Kröger", "Fähnrich", "Şahin"]  # noqa: RUF001 - a Turkish name, dotless i
+PLACES = [("53721", "Siegburg"), ("53773", "Hennef (Sieg)"), ("53757", "Sankt Augustin"), ("53797", "Lohmar")]
+BIRTH_DAYS = 80 * 365
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """What the load-generator process does."""
+
+    url: str
+    token: str
+    prefix: str  # makes every vorgang_id unique
+    first: int  # the first submission's number across the whole run (makes every applicant unique)
+    attachments: int
+    attachment_size: int
+    start_at: float  # time.monotonic() (system-wide on Linux) when to begin
+    deadline: float  # seconds after start_at when unfinished work is abandoned
+    count: int = 0  # closed loop: this many submissions ...
+    concurrency: int = 0  # ... from this many connections
+    rate: float = 0.0  # open loop: submissions per second ...
+    duration: float = 0.0  # ... for this many seconds
+
+
+@dataclass
+class Sample:
+    """One submission as the client saw it (wall clock: comparable with the hub's event times)."""
+
+    scheduled_wall: float
+    sent_wall: float
+    acked_wall: float
+    status: int
+    application_id: str | None
+
+
+@dataclass
+class LoadResult:
+    """What the load-generator process measured."""
+
+    samples: list[Sample] = field(default_factory=list)
+    cpu_seconds: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+def run_load(spec: LoadSpec) -> LoadResult:
+    """Entry point of the load-generator process."""
+    before = os.times()
+    result = asyncio.run(_load(spec))
+    after = os.times()
+    result.cpu_seconds = (after.user - before.user) + (after.system - before.system)
+    return result
+
+
+async def _load(spec: LoadSpec) -> LoadResult:
+    result = LoadResult()
+    limit = spec.concurrency if spec.count else 1024
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await asyncio.sleep(max(0.0, spec.start_at - time.monotonic()))
+        if spec.count:
+            await _closed_loop(session, spec, result)
+        else:
+            await _open_loop(session, spec, result)
+    return result
+
+
+def _form(spec: LoadSpec, n: int) -> aiohttp.FormData:
+    """A Jagdschein application as FormCycle posts it; the applicant differs for every number."""
+    i = spec.first + n
+    vorgang_id = f"{spec.prefix}-{n:07d}"
+    postal_code, city = PLACES[i % len(PLACES)]
+    birth = date(1940, 1, 1) + timedelta(days=i % BIRTH_DAYS)
+    form = aiohttp.FormData()
+    form.add_field("vorgang_id", vorgang_id)
+    form.add_field("vorname", GIVEN[i % len(GIVEN)])
+    form.add_field("nachname", FAMILY[i % len(FAMILY)])
+    form.add_field("geburtsdatum", birth.isoformat())
+    form.add_field("strasse", f"Kaiserstraße {1 + i % 150}")
+    form.add_field("plz", postal_code)
+    form.add_field("ort", city)
+    form.add_field("email", f"antrag{i}@example.org")
+    form.add_field("jagdschein_art", "Jahresjagdschein" if i % 3 else "Dreijahresjagdschein")
+    form.add_field("versicherung", "Jagdhaftpflicht")
+    form.add_field("versicherung", "Unfallversicherung")
+    form.add_field("einwilligung", "ja")
+    for element in ("ausweis", "nachweis", "pruefung")[: spec.attachments]:
+        # Distinct content per file: the blob store is content-addressed and would dedupe copies.
+        head = f"%PDF-1.4\n% {vorgang_id} {element}\n".encode()
+        content = head + os.urandom(max(0, spec.attachment_size - len(head)))
+        form.add_field(element, content, filename=f"{element}_{n}.pdf", content_type="application/pdf")
+    return form
+
+
+async def _send(
+    session: aiohttp.ClientSession, spec: LoadSpec, n: int, scheduled: float, result: LoadResult
+) -> None:
+    form = _form(spec, n)
+    sent_mono, sent_wall = time.monotonic(), time.time()
+    status = 0
+    application_id = None
+    try:
+        async with session.post(
+            f"{spec.url}/intake/formcycle/{SERVICE}", data=form, headers={"X-Aktenhub-Token": spec.token}
+        ) as resp:
+            body = await resp.read()
+            status = resp.status
+            if status in (200, 202):
+                application_id = str(json.loads(body)["application_id"])
+    except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
+        key = type(exc).__name__
+        result.errors[key] = result.errors.get(key, 0) + 1
+    if status and status not in (200, 202):
+        result.errors[f"HTTP {status}"] = result.errors.get(f"HTTP {status}", 0) + 1
+    result.samples.append(
+        Sample(
+            scheduled_wall=sent_wall - (sent_mono - scheduled),
+            sent_wall=sent_wall,
+            acked_wall=time.time(),
+            status=status,
+            application_id=application_id,
+        )
+    )
+
+
+async def _closed_loop(session: aiohttp.ClientSession, spec: LoadSpec, result: LoadResult) -> None:
+    next_n = iter(range(spec.count))
+    end = spec.start_at + spec.deadline
+
+    async def connection() -> None:
+        for n in next_n:
+            if time.monotonic() > end:
+                return
+            await _send(session, spec, n, time.monotonic(), result)
+
+    await asyncio.gather(*(connection() for _ in range(spec.concurrency)))
+
+
+async def _open_loop(session: aiohttp.ClientSession, spec: LoadSpec, result: LoadResult) -> None:
+    total = int(spec.rate * spec.duration)
+    interval = 1.0 / spec.rate
+    t0 = time.monotonic()
+    running: set[asyncio.Task[None]] = set()
+    for n in range(total):
+        scheduled = t0 + n * interval
+        delay = scheduled - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        # Sent on schedule whatever earlier requests are doing: time counts from `scheduled`.
+        task = asyncio.create_task(_send(session, spec, n, scheduled, result))
+        running.add(task)
+        task.add_done_callback(running.discard)
+    if running:
+        _, pending = await asyncio.wait(running, timeout=max(1.0, spec.deadline - spec.duration))
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for _ in pending:
+            result.errors["unanswered at deadline"] = result.errors.get("unanswered at deadline", 0) + 1
+
+
+# -- reading the outcome --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filing:
+    """What the hub's timeline says about one application."""
+
+    state: str
+    received: float | None  # application.received (UTC epoch seconds)
+    filed: float | None  # delivery.completed of the enaio target
+    failed_attempts: int  # step.failed events
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+async def _timelines(url: str, token: str, ids: Sequence[str]) -> dict[str, Filing]:
+    """Every application's state and event times, through the admin API (after the phase)."""
+    out: dict[str, Filing] = {}
+    headers = {"Authorization": f"Bearer {token}"}
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+    limit = asyncio.Semaphore(16)
+    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
+
+        async def one(application_id: str) -> None:
+            async with limit, session.get(f"{url}/api/v1/applications/{application_id}") as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"admin API: HTTP {resp.status} for {application_id}")
+                view = await resp.json()
+            received = filed = None
+            failed = 0
+            for event in view["timeline"]:
+                if event["type"] == "application.received" and received is None:
+                    received = _epoch(event["at"])
+                elif event["type"] == "delivery.completed" and event["target"] == SINK and filed is None:
+                    filed = _epoch(event["at"])
+                elif event["type"] == "step.failed":
+                    failed += 1
+            out[application_id] = Filing(str(view["state"]), received, filed, failed)
+
+        await asyncio.gather(*(one(i) for i in ids))
+    return out
+
+
+def wait_until_filed(hub: Hub, expected: int, timeout: float) -> tuple[bool, float]:
+    """Poll /metrics until `expected` applications are completed or dead, bounded; (done, when)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = hub.metrics()
+        final = m.get('aktenhub_applications{state="completed"}', 0) + m.get(
+            'aktenhub_applications{state="dead"}', 0
+        )
+        if final >= expected:
+            return True, time.time()
+        if time.monotonic() > deadline or hub.proc.poll() is not None:
+            return False, time.time()
+        time.sleep(POLL_SECONDS)  # polling an observable condition, bounded by `timeout`
+
+
+# -- phases ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PhaseReport:
+    """The figures of one phase."""
+
+    name: str
+    offered_rate: float | None  # open loop: submissions/s offered; closed loop: None
+    sent: int
+    acknowledged: int
+    errors: dict[str, int]
+    filed: int
+    dead: int
+    not_final: int  # still received/processing when the wait ended
+    intake_seconds: float  # first send -> last acknowledgment
+    acknowledged_per_second: float
+    filing_seconds: float  # first send -> last delivery.completed
+    filed_per_second: float
+    time_to_filed_ms: dict[str, float]  # client send (scheduled, in the open loop) -> delivery.completed
+    hub_time_to_filed_ms: dict[str, float]  # application.received -> delivery.completed
+    acknowledgment_ms: dict[str, float]  # client send -> 202
+    step_mean_ms: dict[str, float]  # mean duration of each step's attempts (hub metrics)
+    retried_attempts: int
+    hub_cpu_percent: float
+    simulator_cpu_percent: float
+    client_cpu_percent: float
+    enaio_objects_created: int
+    enaio_objects_expected: int
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    """p50/p95/p99/max in milliseconds."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+    cuts = statistics.quantiles(ordered, n=100, method="inclusive") if len(ordered) > 1 else ordered * 99
+    return {
+        "p50": round(cuts[49] * 1000, 1),
+        "p95": round(cuts[94] * 1000, 1),
+        "p99": round(cuts[98] * 1000, 1),
+        "max": round(ordered[-1] * 1000, 1),
+    }
+
+
+def _step_totals(metrics: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """step -> (seconds, attempts) from the step histogram."""
+    out: dict[str, tuple[float, float]] = {}
+    for key, value in metrics.items():
+        for suffix, index in (("_sum{", 0), ("_count{", 1)):
+            prefix = "aktenhub_step_seconds" + suffix
+            if key.startswith(prefix):
+                step = key[len(prefix) :].split('step="', 1)[1].split('"', 1)[0]
+                pair = list(out.get(step, (0.0, 0.0)))
+                pair[index] += value
+                out[step] = (pair[0], pair[1])
+    return out
+
+
+def _retries(metrics: dict[str, float]) -> float:
+    return sum(v for k, v in metrics.items() if k.startswith("aktenhub_retries_total{"))
+
+
+@dataclass
+class Bench:
+    """The running processes and what the phases need from the command line."""
+
+    hub: Hub
+    simulator: Simulator
+    pool: ProcessPoolExecutor
+    args: argparse.Namespace
+    run_id: str
+    submitted: int = 0  # submissions sent so far (numbers the applicants)
+    final_expected: int = 0  # applications that will be completed or dead once everything is through
+
+    def objects(self) -> int:
+        return int(self.simulator.stats()["objects"])
+
+    def run_phase(self, name: str, rate: float | None = None) -> PhaseReport:
+        """One phase: load, wait until filed (bounded), then read every timeline."""
+        args = self.args
+        load: dict[str, Any] = (
+            {"rate": rate, "duration": args.duration}
+            if rate is not None
+            else {"count": args.warmup if name == "warmup" else args.count, "concurrency": args.concurrency}
+        )
+        spec = LoadSpec(
+            url=self.hub.url,
+            token=self.hub.form_token,
+            prefix=f"FC-BENCH-{self.run_id}-{name.split()[0]}",
+            first=self.submitted,
+            attachments=args.attachments,
+            attachment_size=args.attachment_size,
+            start_at=time.monotonic() + 1.0,  # the load process is up and connected by then
+            deadline=args.phase_timeout,
+            **load,
+        )
+        self.submitted += spec.count or int(spec.rate * spec.duration)
+        objects_before = self.objects()
+        metrics_before = self.hub.metrics()
+        future = self.pool.submit(run_load, spec)
+        time.sleep(max(0.0, spec.start_at - time.monotonic()))  # measured from the start of the load
+        hub_cpu, sim_cpu, measured_from = self.hub.cpu_seconds(), self.simulator.cpu_seconds(), time.time()
+        result = future.result()
+        new = {s.application_id for s in result.samples if s.status == 202 and s.application_id}
+        self.final_expected += len(new)
+        done, measured_to = wait_until_filed(self.hub, self.final_expected, args.phase_timeout)
+        hub_cpu = self.hub.cpu_seconds() - hub_cpu
+        sim_cpu = self.simulator.cpu_seconds() - sim_cpu
+        metrics_after = self.hub.metrics()
+        filings = asyncio.run(_timelines(self.hub.url, self.hub.admin_token, sorted(new)))
+        if not done:
+            print(f"  {name}: not everything filed within {args.phase_timeout:g}s", file=sys.stderr)
+        measured = max(measured_to - measured_from, 1e-9)
+        before_after = (metrics_before, metrics_after)
+        return self._report(
+            name, rate, result, filings, before_after, objects_before, hub_cpu, sim_cpu, measured
+        )
+
+    def _report(
+        self,
+        name: str,
+        rate: float | None,
+        result: LoadResult,
+        filings: dict[str, Filing],
+        before_after: tuple[dict[str, float], dict[str, float]],
+        objects_before: int,
+        hub_cpu: float,
+        sim_cpu: float,
+        measured: float,
+    ) -> PhaseReport:
+        before, after = before_after
+        samples = result.samples
+        acked = [s for s in samples if s.status in (200, 202) and s.application_id]
+        by_id = {s.application_id: s for s in acked if s.status == 202}
+        filed = {i: f for i, f in filings.items() if f.filed is not None}
+        first_send = min((s.sent_wall for s in samples), default=0.0)
+        last_ack = max((s.acked_wall for s in acked), default=first_send)
+        last_filed = max((f.filed for f in filed.values() if f.filed is not None), default=first_send)
+        intake_wall = max(last_ack - first_send, 1e-9)
+        filing_wall = max(last_filed - first_send, 1e-9)
+        totals_before, totals_after = _step_totals(before), _step_totals(after)
+        step_mean = {}
+        for step, (seconds, attempts) in totals_after.items():
+            s0, a0 = totals_before.get(step, (0.0, 0.0))
+            if attempts > a0:
+                step_mean[step] = round((seconds - s0) / (attempts - a0) * 1000, 1)
+        per_application = 2 + 2 + self.args.attachments  # Akte, Vorgang; rendition, original, attachments
+        return PhaseReport(
+            name=name,
+            offered_rate=rate,
+            sent=len(samples),
+            acknowledged=len(acked),
+            errors=result.errors,
+            filed=len(filed),
+            dead=sum(1 for f in filings.values() if f.state == "dead"),
+            not_final=sum(1 for f in filings.values() if f.state in ("received", "processing")),
+            intake_seconds=round(intake_wall, 3),
+            acknowledged_per_second=round(len(acked) / intake_wall, 1),
+            filing_seconds=round(filing_wall, 3),
+            filed_per_second=round(len(filed) / filing_wall, 2),
+            time_to_filed_ms=percentiles(
+                [f.filed - by_id[i].scheduled_wall for i, f in filed.items() if f.filed and i in by_id]
+            ),
+            hub_time_to_filed_ms=percentiles(
+                [f.filed - f.received for f in filed.values() if f.filed and f.received]
+            ),
+            acknowledgment_ms=percentiles([s.acked_wall - s.sent_wall for s in acked]),
+            step_mean_ms=step_mean,
+            retried_attempts=int(_retries(after) - _retries(before)),
+            hub_cpu_percent=round(hub_cpu / measured * 100, 1),
+            simulator_cpu_percent=round(sim_cpu / measured * 100, 1),
+            client_cpu_percent=round(result.cpu_seconds / measured * 100, 1),
+            enaio_objects_created=self.objects() - objects_before,
+            enaio_objects_expected=per_application * len(by_id),
+        )
+
+
+# -- output ------------------------------------------------------------------------------------------
+
+
+def print_report(setup: dict[str, Any], phases: list[PhaseReport]) -> None:
+    """A readable table, then the same figures as one JSON line."""
+    print()
+    print("Aktenhub end-to-end benchmark: FormCycle post -> filed in enaio (simulator)")
+    for key, value in setup.items():
+        print(f"  {key:<24} {value}")
+    print()
+    rows: list[tuple[str, ...]] = [
+        (
+            "phase",
+            "sent",
+            "acked",
+            "filed",
+            "dead",
+            "acked/s",
+            "filed/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "max ms",
+            "hub p50",
+            "hub p99",
+            "hub CPU",
+            "sim CPU",
+            "retries",
+        )
+    ]
+    for p in phases:
+        lat, hub = p.time_to_filed_ms, p.hub_time_to_filed_ms
+        rows.append(
+            (
+                p.name,
+                str(p.sent),
+                str(p.acknowledged),
+                str(p.filed),
+                str(p.dead),
+                f"{p.acknowledged_per_second:.1f}",
+                f"{p.filed_per_second:.2f}",
+                f"{lat.get('p50', 0):.0f}",
+                f"{lat.get('p95', 0):.0f}",
+                f"{lat.get('p99', 0):.0f}",
+                f"{lat.get('max', 0):.0f}",
+                f"{hub.get('p50', 0):.0f}",
+                f"{hub.get('p99', 0):.0f}",
+                f"{p.hub_cpu_percent:.0f}%",
+                f"{p.simulator_cpu_percent:.0f}%",
+                str(p.retried_attempts),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for i, row in enumerate(rows):
+        print(
+            "  "
+            + "  ".join(
+                c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+        if i == 0:
+            print("  " + "  ".join("-" * w for w in widths))
+    print()
+    print("  filed/s: applications filed per second, from the first send to the last delivery.completed")
+    print("  p50..max: time to filed = client send (open loop: the scheduled send) -> the delivery.completed")
+    print("    event of the enaio target in the application's timeline (admin API, UTC event timestamps,")
+    print("    same machine clock); hub p50/p99: application.received -> delivery.completed (hub only)")
+    print("  CPU: % of one core over the phase (load start to the last filing); retries: failed attempts")
+    for p in phases:
+        steps = ", ".join(f"{k} {v:g} ms" for k, v in sorted(p.step_mean_ms.items()))
+        print(
+            f"  {p.name}: acknowledgment p50 {p.acknowledgment_ms.get('p50', 0):g} ms, p99 "
+            f"{p.acknowledgment_ms.get('p99', 0):g} ms; mean step attempt: {steps}; client CPU "
+            f"{p.client_cpu_percent:g}%"
+        )
+        if p.enaio_objects_created != p.enaio_objects_expected:
+            print(
+                f"  {p.name}: MISMATCH: enaio holds {p.enaio_objects_created} new objects, expected "
+                f"{p.enaio_objects_expected} (one Akte, one Vorgang and the documents per application)"
+            )
+        else:
+            print(f"  {p.name}: enaio holds exactly the expected {p.enaio_objects_created} new objects")
+        if p.errors:
+            print(f"  errors in {p.name}: {p.errors}")
+        if p.not_final or p.filed < p.acknowledged:
+            print(
+                f"  {p.name}: {p.acknowledged - p.filed} acknowledged but not filed "
+                f"({p.not_final} unfinished)"
+            )
+        if p.offered_rate is None and p.name != "warmup":
+            print(
+                f"  {p.name}: closed loop: intake outruns filing, so the time to filed is mostly the wait "
+                "in the backlog (the last one waits for all before it); see --rate for a steady load"
+            )
+        elif p.offered_rate is not None and p.filed_per_second < 0.95 * p.offered_rate:
+            print(
+                f"  {p.name}: SATURATED: {p.filed_per_second:g}/s filed of {p.offered_rate:g}/s offered; the "
+                "time to filed is the backlog growing for the whole phase, not a steady state"
+            )
+    print()
+    print(json.dumps({"benchmark": "aktenhub.e2e", "setup": setup, "phases": [asdict(p) for p in phases]}))
+
+
+# -- main --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--count", type=int, default=300, help="submissions in the throughput phase")
+    parser.add_argument("--concurrency", type=int, default=16, help="connections in the throughput phase")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="open-loop phase at this many submissions/s (default: none)"
+    )
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds of the open-loop phase")
+    parser.add_argument(
+        "--api", choices=["dms", "osrest"], default="dms", help="the enaio API the hub speaks"
+    )
+    parser.add_argument(
+        "--attachments", type=int, default=2, choices=[0, 1, 2, 3], help="files per submission"
+    )
+    parser.add_argument("--attachment-size", type=int, default=16384, help="bytes per attachment")
+    parser.add_argument("--worker-concurrency", type=int, default=16, help="hub workers.concurrency")
+    parser.add_argument("--enaio-concurrency", type=int, default=8, help="max_concurrency of the enaio sink")
+    parser.add_argument("--warmup", type=int, default=20, help="unmeasured submissions first (filed before)")
+    parser.add_argument(
+        "--phase-timeout", type=float, default=300.0, help="bound on each phase's load and filing (s)"
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (for a look)")
+    parser.add_argument("--serve-hub", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for name in ("count", "concurrency", "worker_concurrency", "enaio_concurrency"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.rate is not None and (args.rate <= 0 or args.duration <= 0):
+        parser.error("--rate and --duration must be positive")
+    if args.warmup < 0 or args.attachment_size < 64:
+        parser.error("--warmup must not be negative, --attachment-size at least 64")
+    return args
+
+
+def benchmark(args: argparse.Namespace, tmp: Path) -> None:
+    """Start simulator and hub, run the phases, print the report; both are stopped whatever happens."""
+    load_before = os.getloadavg()[0]  # another busy process on the machine skews every figure
+    simulator = Simulator(tmp, free_port())
+    port = free_port()
+    config = write_config(tmp, port, simulator.url, args.api, args.worker_concurrency, args.enaio_concurrency)
+    hub: Hub | None = None
+    phases: list[PhaseReport] = []
+    try:
+        simulator.wait_ready(simulator.url + "/_sim/stats")
+        hub = Hub(config, tmp, f"http://127.0.0.1:{port}", args.log_level)
+        hub.wait_ready(hub.url + "/readyz")
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_die_with_parent) as pool:
+            bench = Bench(hub, simulator, pool, args, secrets.token_hex(3))
+            if args.warmup:
+                bench.run_phase("warmup")
+            phases.append(bench.run_phase("throughput"))
+            if args.rate is not None:
+                phases.append(bench.run_phase(f"steady @{args.rate:g}/s", args.rate))
+        objects = simulator.objects_by_type()
+    finally:
+        hub_exit = hub.stop() if hub is not None else None
+        simulator_exit = simulator.stop()
+    setup = {
+        "hub": "subprocess: `aktenhub run` code path, SQLite WAL synchronous=FULL",
+        "enaio": f"simulator subprocess (`aktenhub simulate enaio`), API {args.api}, no added latency",
+        "route": f"formcycle -> {MAPPING.name} (PDF rendition, Personenakte, Vorgang, documents) -> enaio",
+        "load generator": "1 separate process (multiprocessing spawn), aiohttp, loopback",
+        "cpus": os.cpu_count(),
+        "load average (1 min)": f"{load_before:.2f} at start, {os.getloadavg()[0]:.2f} at end",
+        "python": platform.python_version(),
+        "workers": (
+            f"hub concurrency {args.worker_concurrency}, enaio max_concurrency {args.enaio_concurrency}"
+        ),
+        "submission": (
+            f"multipart/form-data, 13 text fields, {args.attachments} attachment(s) of "
+            f"{args.attachment_size} bytes; each of a new applicant (a new Akte)"
+        ),
+        "per application in enaio": f"Akte + Vorgang + {2 + args.attachments} documents",
+        "throughput phase": f"{args.count} submissions, {args.concurrency} connections, closed loop",
+        "steady phase": f"open loop, {args.rate:g}/s for {args.duration:g}s" if args.rate else "not run",
+        "warmup": f"{args.warmup} submissions, filed before the measurement",
+        "enaio objects at end": objects,
+        "hub log level": args.log_level,
+        "exit codes": f"hub {hub_exit}, simulator {simulator_exit}",
+    }
+    print_report(setup, phases)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark (or, with the hidden --serve-hub, be the hub process)."""
+    args = parse_args(argv)
+    if args.serve_hub is not None:
+        serve_hub(args.serve_hub, args.log_level)
+        return 0
+    # SIGTERM ends the benchmark like Ctrl-C does: through the finally blocks that stop the children.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    tmp = Path(tempfile.mkdtemp(prefix="aktenhub-bench-e2e-"))
+    try:
+        benchmark(args, tmp)
+    except RuntimeError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
