@@ -1,0 +1,668 @@
+"""Simulator of a DMS's xdomea import endpoint, as far as the sink uses it.
+
+``POST /xdomea/import`` takes a ``multipart/form-data`` body with one file part: the ZIP of a
+``FVDaten.SGOAblegen.0605`` message. HTTP Basic auth. The ZIP is streamed to disk, then checked like a
+strict importer does:
+
+- a ZIP (no absolute or ``..`` paths, no duplicate names, sizes within limits);
+- exactly one ``<ProzessID>_FVDaten.SGOAblegen.0605.xml`` whose Kopf carries that ProzessID and
+  Nachrichtentyp 0605, valid against ``xdomea.xsd``;
+- every ``Primaerdokument/Dateiname`` present in the ZIP, and no file that no Primärdokument names;
+  every entry readable (CRC checked).
+
+Answers (JSON): 201 ``{"status": "imported", "prozessId", "importId", ...}``; a ProzessID imported
+before: 200 ``{"status": "already imported", ...}``; refusals 4xx ``{"status": <code>, "message": ...}``
+(401 auth, 400 malformed request, 413 too large, 415 no multipart, 422 the message is refused).
+
+Operator endpoints (no auth): ``GET /_sim/imports``, ``GET /_sim/imports/{prozess_id}`` (files with
+sha256), ``…/message`` (the XML), ``…/package`` (the ZIP), ``GET|POST /_sim/faults``, ``GET /_sim/stats``.
+Run it with ``aktenhub simulate xdomea --port 8096``; tests start `make_app` on a loopback test server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import itertools
+import json
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, NoReturn
+
+from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.typedefs import Handler
+from lxml import etree
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .schema import NS, Schema, SchemaUnavailable, load_schema, safe_parser
+
+IMPORT_PATH = "/xdomea/import"
+OPERATOR_PREFIX = "/_sim/"
+DEFAULT_USERS = {"aktenhub": "xdomea-simulator"}
+CHUNK = 64 * 1024
+MAX_JSON = 64 * 1024
+MESSAGE_NAME = re.compile(
+    r"^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})_FVDaten\.SGOAblegen\.0605\.xml$"
+)
+MAX_FINDINGS = 5
+
+
+class Knobs(BaseModel):
+    """Fault knobs and limits, settable when the simulator starts and at runtime (``POST /_sim/faults``)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    fail_next: int = Field(0, ge=0, description="answer the next N import requests with 503")
+    latency_seconds: float = Field(0.0, ge=0, description="delay every import answer by this long")
+    drop_after_import: int = Field(
+        0,
+        ge=0,
+        description="for the next N new imports: store the import, then drop the connection unanswered",
+    )
+    max_zip_bytes: int = Field(512 * 1024**2, ge=1, description="largest ZIP taken")
+    max_xml_bytes: int = Field(16 * 1024**2, ge=1, description="largest message XML taken")
+    max_entries: int = Field(10_000, ge=1, description="most entries in one ZIP")
+
+
+class Refused(Exception):
+    """A request the simulated DMS refuses: answered with `status` and `message`."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A primary file of an import."""
+
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclass
+class Inspection:
+    """What the checks found in a ZIP that passed them."""
+
+    prozess_id: str
+    message_name: str
+    xml: bytes
+    files: list[StoredFile]
+    objects: list[dict[str, Any]]
+
+
+@dataclass
+class Import:
+    """A message the simulated DMS has imported."""
+
+    import_id: str
+    prozess_id: str
+    package: str  # the uploaded file's name
+    path: Path  # where the ZIP is kept
+    message_name: str
+    xml: bytes
+    files: list[StoredFile]
+    objects: list[dict[str, Any]]
+    user: str
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    repeats: int = 0  # how often the same ProzessID came again
+
+    def describe(self) -> dict[str, Any]:
+        """The import as the operator endpoints list it."""
+        return {
+            "importId": self.import_id,
+            "prozessId": self.prozess_id,
+            "package": self.package,
+            "message": self.message_name,
+            "files": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in self.files],
+            "objects": self.objects,
+            "user": self.user,
+            "receivedAt": self.received_at.isoformat(),
+            "repeats": self.repeats,
+        }
+
+
+class XdomeaState:
+    """What the simulated DMS holds: imports by ProzessID, counters, knobs."""
+
+    def __init__(
+        self,
+        schema: Schema,
+        users: Mapping[str, str],
+        knobs: Knobs,
+        content_dir: Path | None,
+        behoerdenschluessel: str | None = None,
+    ) -> None:
+        self.schema = schema
+        self.behoerdenschluessel = behoerdenschluessel
+        self.users = dict(users)
+        self.knobs = knobs
+        self._own_dir = content_dir is None
+        self.content_dir = (
+            Path(tempfile.mkdtemp(prefix="xdomea-sim-")) if content_dir is None else content_dir
+        )
+        self.content_dir.mkdir(parents=True, exist_ok=True)
+        self.imports: dict[str, Import] = {}
+        self.uploads = 0
+        self.refused = 0
+        self.duplicates = 0
+        self.dropped = 0
+        self._ids = itertools.count(1)
+        self._names = itertools.count(1)
+        self._released = asyncio.Event()
+
+    def staging_path(self) -> Path:
+        """A fresh path for an upload being received."""
+        return self.content_dir / f".upload-{next(self._names)}.part"
+
+    def new_import_id(self) -> str:
+        """The next import id."""
+        return f"imp-{next(self._ids):05d}"
+
+    async def delay(self) -> None:
+        """The configured latency; ends early when the simulator shuts down."""
+        if self.knobs.latency_seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._released.wait(), self.knobs.latency_seconds)
+
+    def release(self) -> None:
+        """End every pending delay (at shutdown, so no request outlives the server)."""
+        self._released.set()
+
+    def take_failure(self) -> bool:
+        """Whether this request is one of the next N to fail with 503."""
+        if self.knobs.fail_next > 0:
+            self.knobs.fail_next -= 1
+            return True
+        return False
+
+    def take_drop(self) -> bool:
+        """Whether this import's answer is one of the next N to be dropped."""
+        if self.knobs.drop_after_import > 0:
+            self.knobs.drop_after_import -= 1
+            self.dropped += 1
+            return True
+        return False
+
+    def remove_content(self) -> None:
+        """Delete the kept ZIPs if the simulator created their directory."""
+        if self._own_dir:
+            shutil.rmtree(self.content_dir, ignore_errors=True)
+
+
+STATE = web.AppKey("xdomea_simulator_state", XdomeaState)
+USER = web.RequestKey("xdomea_user", str)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"status": status, "message": message}, status=status)
+
+
+def _drop(request: web.Request) -> NoReturn:
+    """Close the connection without an answer, as a crashing server or a broken network does."""
+    if request.transport is not None:
+        request.transport.close()
+    raise web.HTTPServiceUnavailable()  # never reaches the client: the connection is gone
+
+
+# -- middlewares ---------------------------------------------------------------------------------------
+
+
+@web.middleware
+async def _refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Refused as refused:
+        if not request.path.startswith(OPERATOR_PREFIX):
+            request.app[STATE].refused += 1
+        return _error(refused.status, refused.message)
+
+
+@web.middleware
+async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(OPERATOR_PREFIX):
+        return await handler(request)
+    state = request.app[STATE]
+    await state.delay()
+    if state.take_failure():
+        return _error(503, "service temporarily unavailable (simulated)")
+    return await handler(request)
+
+
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, colon, password = decoded.partition(":")
+    return (username, password) if colon else None
+
+
+@web.middleware
+async def _authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(OPERATOR_PREFIX):
+        return await handler(request)
+    state = request.app[STATE]
+    credentials = _basic_credentials(request.headers.get(hdrs.AUTHORIZATION, ""))
+    expected = state.users.get(credentials[0]) if credentials else None
+    # Compare even for an unknown user, so the answer time does not tell which users exist.
+    given = credentials[1] if credentials else ""
+    if not (hmac.compare_digest(given.encode(), (expected or "\0").encode()) and expected is not None):
+        state.refused += 1
+        refusal = _error(401, "authentication failed" if credentials else "authentication required")
+        refusal.headers[hdrs.WWW_AUTHENTICATE] = 'Basic realm="xdomea import", charset="UTF-8"'
+        return refusal
+    assert credentials is not None
+    request[USER] = credentials[0]
+    return await handler(request)
+
+
+# -- checking a ZIP ------------------------------------------------------------------------------------
+
+
+def inspect_package(path: Path, schema: Schema, knobs: Knobs, receiver: str | None = None) -> Inspection:
+    """Check a received ZIP as a strict xdomea importer does; raise `Refused` (422) naming the problem.
+
+    With `receiver` (this DMS's Behördenschlüssel), a message addressed to another authority is refused.
+    """
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        raise Refused("the upload is not a ZIP file") from None
+    with archive:
+        entries = _entries(archive, knobs)
+        messages = [(name, m.group(1)) for name in entries if (m := MESSAGE_NAME.match(name))]
+        if len(messages) != 1:
+            raise Refused(
+                "the ZIP must hold exactly one <ProzessID>_FVDaten.SGOAblegen.0605.xml at its root, "
+                f"found {len(messages)}"
+            )
+        message_name, name_pid = messages[0]
+        info = entries[message_name]
+        if info.file_size > knobs.max_xml_bytes:
+            raise Refused(f"{message_name} is larger than {knobs.max_xml_bytes} bytes", 413)
+        xml = _read_entry(archive, info)
+        try:
+            document = etree.fromstring(xml, safe_parser())
+        except etree.XMLSyntaxError as exc:
+            raise Refused(f"{message_name} is not well-formed XML: {exc}") from None
+        findings = schema.findings(document, MAX_FINDINGS)
+        if findings:
+            raise Refused(f"{message_name} is not valid against xdomea.xsd: " + "; ".join(findings))
+        if document.tag != f"{{{NS}}}FVDaten.SGOAblegen.0605":
+            raise Refused(
+                f"{message_name} holds {etree.QName(document).localname}, not FVDaten.SGOAblegen.0605"
+            )
+        ns = {"x": NS}
+        pid = document.findtext("x:Kopf/x:ProzessID", namespaces=ns) or ""
+        if pid.lower() != name_pid.lower():
+            raise Refused(f"the ProzessID in the Kopf ({pid}) differs from the file name's ({name_pid})")
+        code = document.findtext("x:Kopf/x:Nachrichtentyp/code", namespaces=ns)
+        if code != "0605":
+            raise Refused(f"Nachrichtentyp {code!r} is not 0605")
+        addressee = document.findtext(
+            "x:Kopf/x:Empfaenger/x:Behoerdenkennung/x:Behoerdenschluessel/code", namespaces=ns
+        )
+        if receiver is not None and addressee != receiver:
+            raise Refused(
+                f"the message is addressed to Behördenschlüssel {addressee!r}; this DMS is {receiver!r}"
+            )
+        referenced = [
+            e.text or "" for e in document.iterfind(".//x:Primaerdokument/x:Dateiname", namespaces=ns)
+        ]
+        if len(set(referenced)) != len(referenced):
+            raise Refused("two Primärdokumente name the same file")
+        missing = [n for n in referenced if n not in entries]
+        if missing:
+            raise Refused(f"Primärdatei {missing[0]!r} is not in the ZIP")
+        extra = sorted(set(entries) - set(referenced) - {message_name})
+        if extra:
+            raise Refused(f"the ZIP holds {extra[0]!r}, which no Primaerdokument/Dateiname names")
+        files = [_hash_entry(archive, entries[name]) for name in referenced]
+    return Inspection(pid.lower(), message_name, xml, files, _objects(document))
+
+
+def _entries(archive: zipfile.ZipFile, knobs: Knobs) -> dict[str, zipfile.ZipInfo]:
+    infos = archive.infolist()
+    if len(infos) > knobs.max_entries:
+        raise Refused(f"the ZIP holds more than {knobs.max_entries} entries", 413)
+    entries: dict[str, zipfile.ZipInfo] = {}
+    total = 0
+    for info in infos:
+        name = info.filename
+        if info.is_dir():
+            continue
+        parts = PurePosixPath(name).parts
+        if name.startswith("/") or "\\" in name or ".." in parts or (parts and parts[0].endswith(":")):
+            raise Refused(f"unsafe entry name in the ZIP: {name[:100]!r}")
+        if name in entries:
+            raise Refused(f"the ZIP holds {name[:100]!r} twice")
+        total += info.file_size
+        if total > knobs.max_zip_bytes * 4:
+            raise Refused("the ZIP's content is implausibly large (uncompressed)", 413)
+        entries[name] = info
+    return entries
+
+
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    try:
+        with archive.open(info) as entry:
+            return entry.read(info.file_size + 1)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise Refused(f"{info.filename[:100]!r} cannot be read from the ZIP: {exc}") from None
+
+
+def _hash_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> StoredFile:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with archive.open(info) as entry:
+            while chunk := entry.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise Refused(f"{info.filename[:100]!r} cannot be read from the ZIP: {exc}") from None
+    return StoredFile(info.filename, size, digest.hexdigest())
+
+
+def _objects(document: etree._Element) -> list[dict[str, Any]]:
+    """The filed objects, as a DMS would list them: kind, type, Betreff, Kennzeichen, documents."""
+    ns = {"x": NS}
+    found: list[dict[str, Any]] = []
+    for element in document.iterfind(".//x:Schriftgutobjekt/*", namespaces=ns):
+        found.append(_describe_object(element, ns))
+    return found
+
+
+def _describe_object(element: etree._Element, ns: dict[str, str]) -> dict[str, Any]:
+    kind = etree.QName(element).localname
+    described: dict[str, Any] = {
+        "kind": kind,
+        "id": element.findtext("x:Identifikation/x:ID", namespaces=ns),
+        "type": element.findtext("x:Typ", namespaces=ns),
+        "betreff": element.findtext("x:AllgemeineMetadaten/x:Betreff", namespaces=ns),
+        "kennzeichen": element.findtext("x:AllgemeineMetadaten/x:Kennzeichen", namespaces=ns),
+    }
+    if kind == "Dokument":
+        described["file"] = element.findtext(
+            "x:Version/x:Format/x:Primaerdokument/x:Dateiname", namespaces=ns
+        )
+        return described
+    children = (
+        element.findall("x:Akteninhalt/*", namespaces=ns)
+        if kind == "Akte"
+        else [
+            *element.findall("x:Dokument", namespaces=ns),
+            *element.findall("x:Teilvorgang", namespaces=ns),
+        ]
+    )
+    described["children"] = [_describe_object(child, ns) for child in children]
+    return described
+
+
+# -- the import endpoint -------------------------------------------------------------------------------
+
+
+async def _receive(request: web.Request, state: XdomeaState) -> tuple[Path, str]:
+    """Stream the one file part of the multipart body to disk; (path, its file name)."""
+    if request.content_type != "multipart/form-data":
+        raise Refused("expected multipart/form-data with the ZIP as a file part", 415)
+    reader = await request.multipart()
+    staged: tuple[Path, str] | None = None
+    try:
+        while True:
+            part = await reader.next()
+            if part is None:
+                break
+            if not isinstance(part, BodyPartReader):
+                raise Refused("nested multipart bodies are not supported", 400)
+            if part.filename is None:
+                await part.release()  # a plain form field: not needed
+                continue
+            if staged is not None:
+                raise Refused("exactly one file part (the ZIP) is expected", 400)
+            staged = (await _stage(part, state), part.filename)
+    except BaseException:
+        if staged is not None:
+            staged[0].unlink(missing_ok=True)
+        raise
+    if staged is None:
+        raise Refused("the multipart body has no file part", 400)
+    return staged
+
+
+async def _stage(part: BodyPartReader, state: XdomeaState) -> Path:
+    path = state.staging_path()
+    size = 0
+    try:
+        with path.open("wb") as f:
+            while chunk := await part.read_chunk(CHUNK):
+                size += len(chunk)
+                if size > state.knobs.max_zip_bytes:
+                    raise Refused(f"the ZIP is larger than {state.knobs.max_zip_bytes} bytes", 413)
+                f.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+async def _import(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.uploads += 1
+    path, package = await _receive(request, state)
+    try:
+        inspection = await asyncio.to_thread(
+            inspect_package, path, state.schema, state.knobs, state.behoerdenschluessel
+        )
+        earlier = state.imports.get(inspection.prozess_id)
+        if earlier is not None:
+            earlier.repeats += 1
+            state.duplicates += 1
+            return web.json_response(
+                {
+                    "status": "already imported",
+                    "prozessId": earlier.prozess_id,
+                    "importId": earlier.import_id,
+                    "message": f"ProzessID {earlier.prozess_id} was imported before ({earlier.import_id})",
+                },
+                status=200,
+            )
+        kept = state.content_dir / f"{inspection.prozess_id}.zip"
+        await asyncio.to_thread(os.replace, path, kept)
+    finally:
+        path.unlink(missing_ok=True)
+    imported = Import(
+        import_id=state.new_import_id(),
+        prozess_id=inspection.prozess_id,
+        package=package,
+        path=kept,
+        message_name=inspection.message_name,
+        xml=inspection.xml,
+        files=inspection.files,
+        objects=inspection.objects,
+        user=request[USER],
+    )
+    state.imports[imported.prozess_id] = imported
+    if state.take_drop():
+        _drop(request)
+    return web.json_response(
+        {
+            "status": "imported",
+            "prozessId": imported.prozess_id,
+            "importId": imported.import_id,
+            "files": len(imported.files),
+        },
+        status=201,
+    )
+
+
+async def _ready(request: web.Request) -> web.Response:
+    return web.json_response({"ready": True, "user": request[USER], "accepts": ["FVDaten.SGOAblegen.0605"]})
+
+
+# -- operator endpoints ----------------------------------------------------------------------------------
+
+
+def _imported(request: web.Request) -> Import:
+    found = request.app[STATE].imports.get(request.match_info["prozess_id"].lower())
+    if found is None:
+        raise Refused("no import with that ProzessID", 404)
+    return found
+
+
+async def _sim_imports(request: web.Request) -> web.Response:
+    imports = sorted(request.app[STATE].imports.values(), key=lambda i: i.import_id)
+    return web.json_response({"imports": [i.describe() for i in imports]})
+
+
+async def _sim_import(request: web.Request) -> web.Response:
+    return web.json_response(_imported(request).describe())
+
+
+async def _sim_message(request: web.Request) -> web.Response:
+    return web.Response(body=_imported(request).xml, content_type="application/xml", charset="utf-8")
+
+
+async def _sim_package(request: web.Request) -> web.FileResponse:
+    found = _imported(request)
+    response = web.FileResponse(found.path)
+    response.content_type = "application/zip"
+    return response
+
+
+async def _read_json(request: web.Request) -> Any:
+    raw = await request.content.read(MAX_JSON + 1)
+    if len(raw) > MAX_JSON:
+        raise Refused("the JSON document is too large", 413)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise Refused("the body is not JSON", 400) from None
+
+
+async def _sim_get_faults(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].knobs.model_dump())
+
+
+async def _sim_set_faults(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    changes = await _read_json(request)
+    if not isinstance(changes, dict):
+        raise Refused("expected a JSON object of knobs", 400)
+    try:
+        state.knobs = Knobs.model_validate({**state.knobs.model_dump(), **changes})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise Refused(f"invalid knob {'.'.join(map(str, first['loc']))}: {first['msg']}", 400) from None
+    return web.json_response(state.knobs.model_dump())
+
+
+async def _sim_stats(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response(
+        {
+            "imports": len(state.imports),
+            "uploads": state.uploads,
+            "duplicates": state.duplicates,
+            "refused": state.refused,
+            "dropped": state.dropped,
+        }
+    )
+
+
+# -- the application -------------------------------------------------------------------------------------
+
+
+def default_schemas() -> Path | None:
+    """$AKTENHUB_SCHEMAS, else ../shared/reference if it exists (as the hub finds its schema directory)."""
+    env = os.environ.get("AKTENHUB_SCHEMAS")
+    if env:
+        return Path(env)
+    default = Path("../shared/reference")
+    return default if default.is_dir() else None
+
+
+async def _shutdown(app: web.Application) -> None:
+    app[STATE].release()
+
+
+async def _cleanup(app: web.Application) -> None:
+    app[STATE].remove_content()
+
+
+def make_app(
+    schemas: Path | str | None = None,
+    users: Mapping[str, str] | None = None,
+    behoerdenschluessel: str | None = None,
+    **knobs: Any,
+) -> web.Application:
+    """The simulator as an aiohttp application.
+
+    `schemas`: the schema directory holding ``xdomea/3.0.0/xsd/xdomea.xsd`` (default: $AKTENHUB_SCHEMAS,
+    else ../shared/reference); `users`: user name → password (default ``aktenhub`` /
+    ``xdomea-simulator``); `behoerdenschluessel`: this DMS's own (messages addressed to another
+    Behördenschlüssel are refused; default: any is taken); `knobs`: see `Knobs`, plus ``content_dir``
+    (where imported ZIPs are kept; default: a temporary directory removed at cleanup).
+    """
+    content_dir = knobs.pop("content_dir", None)
+    try:
+        schema = load_schema(Path(schemas) if schemas is not None else default_schemas())
+    except SchemaUnavailable as exc:
+        raise ValueError(f"the xdomea simulator needs the xdomea XSDs: {exc}") from None
+    if users is not None and (
+        not isinstance(users, Mapping)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in users.items())
+    ):
+        raise ValueError("users must map user names to passwords")
+    state = XdomeaState(
+        schema,
+        users if users is not None else DEFAULT_USERS,
+        Knobs.model_validate(knobs),
+        Path(content_dir) if content_dir else None,
+        str(behoerdenschluessel) if behoerdenschluessel is not None else None,
+    )
+    # The body is streamed by the handler; client_max_size only bounds what aiohttp buffers itself.
+    app = web.Application(middlewares=[_faults, _authentication, _refusals], client_max_size=MAX_JSON)
+    app[STATE] = state
+    app.on_shutdown.append(_shutdown)
+    app.on_cleanup.append(_cleanup)
+    r = app.router
+    r.add_post(IMPORT_PATH, _import)
+    r.add_get(IMPORT_PATH, _ready)
+    r.add_get("/_sim/imports", _sim_imports)
+    r.add_get("/_sim/imports/{prozess_id}", _sim_import)
+    r.add_get("/_sim/imports/{prozess_id}/message", _sim_message)
+    r.add_get("/_sim/imports/{prozess_id}/package", _sim_package)
+    r.add_get("/_sim/faults", _sim_get_faults)
+    r.add_post("/_sim/faults", _sim_set_faults)
+    r.add_get("/_sim/stats", _sim_stats)
+    return app
+
+
+__all__ = [
+    "DEFAULT_USERS",
+    "IMPORT_PATH",
+    "STATE",
+    "Import",
+    "Knobs",
+    "XdomeaState",
+    "inspect_package",
+    "make_app",
+]
