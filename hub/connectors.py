@@ -180,8 +180,9 @@ class Source(Connector):
     """Takes submissions in: by webhook (`receive`) and/or by polling (`poll`)."""
 
     role: ClassVar[Role] = "source"
-    # Seconds between polls for polled sources; None for webhook-only sources.
-    poll_interval: ClassVar[float | None] = None
+    # Seconds between polls for polled sources (None: webhook only); an instance may set it from its
+    # configuration in __init__.
+    poll_interval: float | None = None
 
     async def receive(self, request: web.Request, service: str) -> Intake:
         """Turn a webhook request to `POST /intake/<connector>/<service>` into an `Intake`.

@@ -1,0 +1,80 @@
+"""XTA 2 for Aktenhub: an async client (zeep + aiohttp, MTOM streamed into the blob store) and a simulator.
+
+A library for plugins that exchange XÖV messages over XTA (Bauportal.NRW/XBau, ADVIS, ...)::
+
+    from hub_xta import XtaClient, XtaSettings
+
+    client = XtaClient.from_context(settings, connector_context)
+    for meta in await client.list_messages():
+        message = await client.get_message(meta.message_id)   # content now in the blob store
+        ...  # durable intake
+        await client.close(meta.message_id)
+"""
+
+from __future__ import annotations
+
+from .client import XtaClient
+from .config import XtaSettings
+from .errors import (
+    CancelDeniedFault,
+    InvalidMessageIdFault,
+    MessageSchemaViolationFault,
+    MessageVirusDetectionFault,
+    ParameterIsNotValidFault,
+    PermissionDeniedFault,
+    SyncAsyncFault,
+    TechnicalProblemFault,
+    XtaFault,
+    XtaPermanentFault,
+    XtaProtocolError,
+    XtaRetryableFault,
+    XtaUnsupported,
+)
+from .models import (
+    PAYLOAD_ELEMENT_LIST,
+    MessageMetaData,
+    OutgoingContent,
+    OutgoingMessage,
+    PartyId,
+    StatusList,
+    XtaContent,
+    XtaMessage,
+)
+from .schema import XtaSchema, load_schema
+from .source import STANDARDS, XtaSource, XtaSourceConfig
+from .wsdl import XtaSchemaError, XtaWsdl, load_wsdl, xta_directory
+
+__all__ = [
+    "PAYLOAD_ELEMENT_LIST",
+    "STANDARDS",
+    "CancelDeniedFault",
+    "InvalidMessageIdFault",
+    "MessageMetaData",
+    "MessageSchemaViolationFault",
+    "MessageVirusDetectionFault",
+    "OutgoingContent",
+    "OutgoingMessage",
+    "ParameterIsNotValidFault",
+    "PartyId",
+    "PermissionDeniedFault",
+    "StatusList",
+    "SyncAsyncFault",
+    "TechnicalProblemFault",
+    "XtaClient",
+    "XtaContent",
+    "XtaFault",
+    "XtaMessage",
+    "XtaPermanentFault",
+    "XtaProtocolError",
+    "XtaRetryableFault",
+    "XtaSchema",
+    "XtaSchemaError",
+    "XtaSettings",
+    "XtaSource",
+    "XtaSourceConfig",
+    "XtaUnsupported",
+    "XtaWsdl",
+    "load_schema",
+    "load_wsdl",
+    "xta_directory",
+]

@@ -1,0 +1,720 @@
+"""The XTA simulator's HTTP side: the three WSDL ports (SOAP 1.2, WS-Addressing, MTOM) and operator endpoints.
+
+SOAP endpoints: ``POST /MsgBoxPort``, ``POST /SendXtaPort``, ``POST /ManagementPort``. The operation is
+chosen by ``wsa:Action`` (required, as the WSDL's addressing policy says; it must belong to the port
+and match the HTTP ``action`` parameter). Every request is validated against the XTA schemas; a
+request that violates them gets an ``env:Sender`` fault. Faults: SOAP 1.2, HTTP 400 (``env:Sender``)
+or 500 (``env:Receiver``), with the XTA exception element as detail.
+
+Operator endpoints (never subject to fault knobs) live under ``/_sim/``: see `make_app`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import BodyPartReader, hdrs, web
+from lxml import etree
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..models import PAYLOAD_ELEMENT_LIST, MessageMetaData, PartyId
+from ..mtom import (
+    CHUNK,
+    SOAP_TYPE,
+    MtomError,
+    OutgoingPart,
+    cid_of,
+    content_type_params,
+    href_of,
+    new_cid,
+    part_chunks,
+    read_part,
+    read_related,
+    related_writer,
+    soap_action,
+)
+from ..schema import XtaSchema, load_schema
+from ..xml import META, OSCI, SOAP12, WSA, XOP, XTA, UnsafeXml, parse_xml, qname
+from . import soap
+from .state import Knobs, StoredContent, StoredMessage, XtaState
+
+STATE = web.AppKey("xta_simulator_state", XtaState)
+SCHEMA = web.AppKey("xta_simulator_schema", XtaSchema)
+
+MAX_ENVELOPE = 16 * 1024**2
+MAX_JSON = 1024**2
+PORTS = ("MsgBoxPort", "SendXtaPort", "ManagementPort")
+
+
+class SimulatorOptions(BaseModel):
+    """Settings of the simulator (``aktenhub simulate xta --option KEY=VALUE``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schemas: Path | None = Field(
+        None, description="schema directory (default $AKTENHUB_SCHEMAS or ../shared/reference)"
+    )
+    data_dir: Path | None = Field(None, description="where content files go (default: a temporary directory)")
+    accounts: list[str] | None = Field(None, description="Author identifiers with an account (None: any)")
+    locked: list[str] = Field(default_factory=list, description="accounts that are locked (9011)")
+    route_sent: bool = Field(True, description="sent messages also land in their reader's mailbox")
+    inline_content: bool = Field(False, description="getMessage answers with inline base64 instead of MTOM")
+    validate_requests: bool = Field(True, description="refuse requests that violate the XTA schemas")
+    max_message_size: int | None = Field(
+        None, ge=1, description="largest content accepted by sendMessage (9023)"
+    )
+    page_size: int = Field(100, ge=1, description="status list entries when the request names no maximum")
+    fail_next: int = 0
+    fail_status: int = 503
+    technical_fault_next: int = 0
+    latency_seconds: float = 0.0
+    drop_next: int = 0
+
+    @field_validator("accounts", "locked", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+
+OPTIONS = web.AppKey("xta_simulator_options", SimulatorOptions)
+
+
+def default_schemas() -> Path:
+    """$AKTENHUB_SCHEMAS, else ../shared/reference (seen from the working directory)."""
+    env = os.environ.get("AKTENHUB_SCHEMAS")
+    return Path(env) if env else Path("../shared/reference")
+
+
+def make_app(**options: Any) -> web.Application:
+    """The simulator as an aiohttp application; `app[STATE]` is its state.
+
+    Operator endpoints:
+    - ``POST /_sim/mailboxes/{reader}`` (multipart/form-data: ``metadata`` JSON, ``message`` file,
+      ``attachment`` files) enqueues a message for a reader; content streams to disk. Answer 201
+      ``{"message_id", "size", "sha256"}``.
+    - ``GET /_sim/mailboxes/{reader}``: the messages waiting; ``GET /_sim/sent``: what was sent;
+      ``GET /_sim/sent/{message_id}/parts/{n}``: a sent content (0 = message, 1.. = attachments);
+      ``GET /_sim/closed``: every close; ``GET /_sim/state``: request counts.
+    - ``GET|POST /_sim/faults``: the fault knobs (fail_next, fail_status, technical_fault_next,
+      latency_seconds, drop_next).
+    """
+    settings = SimulatorOptions.model_validate(options)
+    created = settings.data_dir is None
+    data_dir = settings.data_dir or Path(tempfile.mkdtemp(prefix="xta-simulator-"))
+    knobs = Knobs(
+        fail_next=settings.fail_next,
+        fail_status=settings.fail_status,
+        technical_fault_next=settings.technical_fault_next,
+        latency_seconds=settings.latency_seconds,
+        drop_next=settings.drop_next,
+    )
+    state = XtaState(
+        data_dir,
+        knobs=knobs,
+        accounts=set(settings.accounts) if settings.accounts is not None else None,
+        locked=set(settings.locked),
+        route_sent=settings.route_sent,
+        max_message_size=settings.max_message_size,
+    )
+    app = web.Application(client_max_size=MAX_ENVELOPE)
+    app[STATE] = state
+    app[OPTIONS] = settings
+    app[SCHEMA] = load_schema((settings.schemas or default_schemas()).resolve())
+    for port in PORTS:
+        app.router.add_post(f"/{port}", _soap_endpoint)
+    app.router.add_post("/_sim/mailboxes/{reader}", _enqueue)
+    app.router.add_get("/_sim/mailboxes/{reader}", _mailbox)
+    app.router.add_get("/_sim/sent", _sent)
+    app.router.add_get("/_sim/sent/{message_id}/parts/{index}", _sent_part)
+    app.router.add_get("/_sim/closed", _closed)
+    app.router.add_get("/_sim/state", _state)
+    app.router.add_get("/_sim/faults", _faults)
+    app.router.add_post("/_sim/faults", _faults)
+
+    async def cleanup(app: web.Application) -> None:
+        state.cleanup()
+        if created:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    app.on_cleanup.append(cleanup)
+    return app
+
+
+# -- the SOAP side ---------------------------------------------------------------------------------------
+
+
+class Fault(Exception):
+    """An answer with a SOAP fault."""
+
+    def __init__(
+        self,
+        soap_code: str,
+        reason: str,
+        exception: str | None = None,
+        code: str | None = None,
+        subcode: str | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.soap_code = soap_code
+        self.reason = reason
+        self.exception = exception
+        self.code = code
+        self.subcode = subcode
+
+
+def _xta_fault(exception: str, code: str, reason: str) -> Fault:
+    receiver = exception == "XTAWSTechnicalProblemException"
+    return Fault("Receiver" if receiver else "Sender", reason, exception, code)
+
+
+@dataclass
+class Incoming:
+    """A parsed SOAP request: envelope, WS-Addressing data, MTOM parts stored as files."""
+
+    envelope: etree._Element
+    action: str | None = None
+    message_id: str | None = None
+    parts: dict[str, StoredContent] = field(default_factory=dict)
+
+    def header(self, namespace: str, local: str) -> etree._Element | None:
+        return self.envelope.find(f"{qname(SOAP12, 'Header')}/{qname(namespace, local)}")
+
+    def body(self, namespace: str, local: str) -> etree._Element | None:
+        return self.envelope.find(f"{qname(SOAP12, 'Body')}/{qname(namespace, local)}")
+
+    def author(self) -> str | None:
+        found = self.envelope.find(
+            f"{qname(SOAP12, 'Header')}/{qname(META, 'Author')}/{qname(META, 'Identifier')}"
+        )
+        return found.text.strip() if found is not None and found.text and found.text.strip() else None
+
+    def discard(self) -> None:
+        for part in self.parts.values():
+            part.path.unlink(missing_ok=True)
+
+
+def _xml_response(envelope: etree._Element, status: int = 200) -> web.Response:
+    action = envelope.findtext(f"{qname(SOAP12, 'Header')}/{qname(WSA, 'Action')}")
+    body = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+    content_type = (
+        f'{SOAP_TYPE}; charset=utf-8; action="{action}"' if action else f"{SOAP_TYPE}; charset=utf-8"
+    )
+    return web.Response(body=body, status=status, headers={hdrs.CONTENT_TYPE: content_type})
+
+
+def _fault_response(fault: Fault, incoming: Incoming | None) -> web.Response:
+    envelope = soap.fault(
+        incoming.action if incoming is not None else None,
+        incoming.message_id if incoming is not None else None,
+        soap_code=fault.soap_code,
+        reason=fault.reason,
+        exception=fault.exception,
+        code=fault.code,
+        subcode=fault.subcode,
+    )
+    return _xml_response(envelope, 400 if fault.soap_code == "Sender" else 500)
+
+
+async def _soap_endpoint(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    port = request.path.strip("/")
+    await state.delay()
+    if state.take("drop_next"):
+        if request.transport is not None:
+            request.transport.close()
+        raise web.HTTPServiceUnavailable()  # never reaches the client: the connection is gone
+    if state.take("fail_next"):
+        status = state.knobs.fail_status
+        return web.Response(status=status, text=f"simulated failure (HTTP {status})")
+    incoming: Incoming | None = None
+    try:
+        incoming = await _read_request(request, state)
+        operation = _check_addressing(incoming, port, request.headers.get(hdrs.CONTENT_TYPE, ""))
+        state.requests[operation] += 1
+        if request.app[OPTIONS].validate_requests:
+            problems = request.app[SCHEMA].errors(incoming.envelope)
+            if problems:
+                raise Fault("Sender", "the request violates the XTA schemas: " + "; ".join(problems[:3]))
+        if state.take("technical_fault_next"):
+            raise _xta_fault("XTAWSTechnicalProblemException", "9030", "simulated internal error")
+        handler = _HANDLERS.get(operation)
+        if handler is None:
+            raise Fault(
+                "Sender", f"{operation} is not offered by the simulator", subcode="wsa:ActionNotSupported"
+            )
+        return await handler(request, incoming)
+    except Fault as fault:
+        if incoming is not None:
+            incoming.discard()
+        return _fault_response(fault, incoming)
+
+
+async def _read_request(request: web.Request, state: XtaState) -> Incoming:
+    media, _ = content_type_params(request.headers.get(hdrs.CONTENT_TYPE, ""))
+    parts: dict[str, StoredContent] = {}
+    if media == "multipart/related":
+
+        async def store(cid: str, part: BodyPartReader) -> None:
+            path, size, digest = await state.store(part_chunks(part), state.max_message_size)
+            media_type = part.headers.get(hdrs.CONTENT_TYPE, "application/octet-stream")
+            parts[cid] = StoredContent(path, size, digest, media_type)
+
+        try:
+            related = await read_related(
+                request.headers, request.content, envelope_limit=MAX_ENVELOPE, on_part=store
+            )
+        except MtomError as exc:
+            for part in parts.values():
+                part.path.unlink(missing_ok=True)
+            raise Fault("Sender", f"malformed MTOM request: {exc}") from None
+        except ValueError as exc:  # the size limit of sendMessage
+            for part in parts.values():
+                part.path.unlink(missing_ok=True)
+            raise _xta_fault("ParameterIsNotValidException", "9023", str(exc)) from None
+        if related.root_type.split(";")[0].strip() != SOAP_TYPE:
+            raise Fault("Sender", f"the root part is {related.root_type!r}, expected SOAP 1.2")
+        xml = related.root
+    elif media == SOAP_TYPE:
+        xml = await request.content.read(MAX_ENVELOPE + 1)
+        if len(xml) > MAX_ENVELOPE:
+            raise Fault("Sender", f"the envelope exceeds {MAX_ENVELOPE} bytes")
+    else:
+        raise Fault("Sender", f"expected {SOAP_TYPE} or multipart/related (MTOM), got {media!r}")
+    try:
+        envelope = parse_xml(xml, limit=MAX_ENVELOPE)
+    except UnsafeXml as exc:
+        raise Fault("Sender", str(exc)) from None
+    if envelope.tag != qname(SOAP12, "Envelope"):
+        raise Fault("Sender", "not a SOAP 1.2 envelope", subcode="env:VersionMismatch")
+    incoming = Incoming(envelope, parts=parts)
+    incoming.action = _header_text(incoming, "Action")
+    incoming.message_id = _header_text(incoming, "MessageID")
+    return incoming
+
+
+def _header_text(incoming: Incoming, local: str) -> str | None:
+    found = incoming.header(WSA, local)
+    return found.text.strip() if found is not None and found.text and found.text.strip() else None
+
+
+def _check_addressing(incoming: Incoming, port: str, content_type: str) -> str:
+    """The operation of the request, after checking its WS-Addressing headers."""
+    if incoming.action is None or incoming.message_id is None:
+        missing = "wsa:Action" if incoming.action is None else "wsa:MessageID"
+        raise Fault("Sender", f"{missing} is required", subcode="wsa:MessageAddressingHeaderRequired")
+    known = soap.OPERATIONS.get(incoming.action)
+    if known is None or known[0] != port:
+        raise Fault(
+            "Sender", f"action {incoming.action!r} is not offered at {port}", subcode="wsa:ActionNotSupported"
+        )
+    http_action = soap_action(content_type)
+    if http_action is not None and http_action != incoming.action:
+        raise Fault(
+            "Sender", f"HTTP action {http_action!r} differs from wsa:Action", subcode="wsa:ActionMismatch"
+        )
+    return known[1]
+
+
+def _author(incoming: Incoming, state: XtaState) -> str:
+    author = incoming.author()
+    problem = state.account_problem(author)
+    if problem is not None:
+        raise _xta_fault("PermissionDeniedException", *problem)
+    assert author is not None
+    return author
+
+
+def _answer(incoming: Incoming, headers: list[etree._Element], body: list[etree._Element]) -> web.Response:
+    assert incoming.action is not None
+    return _xml_response(soap.envelope(incoming.action, incoming.message_id, headers, body))
+
+
+# -- operations ------------------------------------------------------------------------------------------
+
+
+async def _check_account_active(request: web.Request, incoming: Incoming) -> web.StreamResponse:
+    _author(incoming, request.app[STATE])
+    return _answer(incoming, [], [])
+
+
+async def _create_message_id(request: web.Request, incoming: Incoming) -> web.StreamResponse:
+    state = request.app[STATE]
+    _author(incoming, state)
+    return _answer(incoming, [], [soap.message_id(state.new_message_id())])
+
+
+def _selected_ids(selector: etree._Element | None) -> list[str]:
+    if selector is None:
+        return []
+    return [e.text.strip() for e in selector.findall(qname(WSA, "MessageID")) if e.text and e.text.strip()]
+
+
+async def _get_status_list(request: web.Request, incoming: Incoming) -> web.StreamResponse:
+    state = request.app[STATE]
+    reader = _author(incoming, state)
+    body = incoming.body(OSCI, "MsgBoxStatusListRequest")
+    assert body is not None  # the schema check guarantees it
+    if body.get("ListForm", "MessageMetaData") != "MessageMetaData":
+        raise Fault("Sender", "the simulator lists MessageMetaData only")
+    limit = int(body.get("maxListItems") or request.app[OPTIONS].page_size)
+    selector = body.find(qname(OSCI, "MsgSelector"))
+    box = state.mailbox(reader)
+    ids = list(box)
+    wanted = _selected_ids(selector)
+    if wanted:
+        ids = [i for i in ids if i in wanted]
+    if selector is not None and selector.get("newEntry") in ("true", "1"):
+        ids = [i for i in ids if box[i].fetches == 0]
+    request_id = f"urn:uuid:{uuid.uuid4()}"
+    page, rest = ids[:limit], ids[limit:]
+    if rest:
+        state.list_cursors[request_id] = (reader, rest)
+    header = soap.msgbox_response(request_id, len(rest), None if ids else "NoMatch")
+    return _answer(incoming, [header], [soap.status_list([box[i].metadata for i in page])])
+
+
+async def _get_next_status_list(request: web.Request, incoming: Incoming) -> web.StreamResponse:
+    state = request.app[STATE]
+    reader = _author(incoming, state)
+    body = incoming.body(OSCI, "MsgBoxGetNextRequest")
+    assert body is not None
+    request_id = body.get("MsgBoxRequestID", "")
+    cursor = state.list_cursors.pop(request_id, None)
+    if cursor is None or cursor[0] != reader:
+        header = soap.msgbox_response(request_id, None, "RequestIdInvalid")
+        return _answer(incoming, [header], [soap.status_list([])])
+    box = state.mailbox(reader)
+    ids = [i for i in cursor[1] if i in box]
+    page, rest = ids[: request.app[OPTIONS].page_size], ids[request.app[OPTIONS].page_size :]
+    if rest:
+        state.list_cursors[request_id] = (reader, rest)
+    header = soap.msgbox_response(request_id, len(rest), None if ids else "NoMatch")
+    return _answer(incoming, [header], [soap.status_list([box[i].metadata for i in page])])
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+async def _get_message(request: web.Request, incoming: Incoming) -> web.StreamResponse:
+    state = request.app[STATE]
+    reader = _author(incoming, state)
+    body = incoming.body(OSCI, "MsgBoxFetchRequest")
+    assert body is not None
+    box = state.mailbox(reader)
+    wanted = _selected_ids(body.find(qname(OSCI, "MsgSelector")))
+    if not wanted and box:
+        wanted = [next(iter(box))]
+    message = box.get(wanted[0]) if wanted else None
+    if message is None:
+        shown = wanted[0] if wanted else "(none)"
+        raise _xta_fault(
+            "InvalidMessageIDException", "9070", f"message {shown} is not in the mailbox of {reader}"
+        )
+    state.fetched(message)
+    request_id = f"urn:uuid:{uuid.uuid4()}"
+    headers = [soap.metadata(message.metadata), soap.msgbox_response(request_id, len(box) - 1)]
+    contents = [message.message, *message.attachments]
+    assert incoming.action is not None
+    if request.app[OPTIONS].inline_content:
+        inline = [(c, base64.b64encode(c.path.read_bytes()).decode("ascii")) for c in contents]
+        return _answer(incoming, headers, [soap.content_container(inline)])
+    cids = [new_cid("content") for _ in contents]
+    container = soap.content_container([(c, href_of(cid)) for c, cid in zip(contents, cids, strict=True)])
+    envelope = soap.envelope(incoming.action, incoming.message_id, headers, [container])
+    xml = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+    parts = [
+        OutgoingPart(cid, c.content_type, _file_chunks(c.path), c.size)
+        for c, cid in zip(contents, cids, strict=True)
+    ]
+    writer = related_writer(xml, incoming.action, parts)
+    return web.Response(body=writer, headers={hdrs.CONTENT_TYPE: writer.headers[hdrs.CONTENT_TYPE]})
+
+
+async def _close(request: web.Request, incoming: Incoming) -> web.StreamResponse:
+    state = request.app[STATE]
+    reader = _author(incoming, state)
+    body = incoming.body(OSCI, "MsgBoxCloseRequest")
+    assert body is not None
+    ids = [e.text.strip() for e in body.findall(qname(OSCI, "LastMsgReceived")) if e.text and e.text.strip()]
+    if not ids:
+        raise _xta_fault("InvalidMessageIDException", "9070", "close names no message (LastMsgReceived)")
+    box = state.mailbox(reader)
+    unknown = [i for i in ids if i not in box]
+    if unknown:
+        raise _xta_fault(
+            "InvalidMessageIDException", "9070", f"message {unknown[0]} is not in the mailbox of {reader}"
+        )
+    state.close(reader, ids, body.get("MsgBoxRequestID", ""))
+    return _answer(incoming, [], [])
+
+
+async def _send_message(request: web.Request, incoming: Incoming) -> web.StreamResponse:
+    state = request.app[STATE]
+    header = incoming.header(META, "MessageMetaData")
+    if header is None:
+        raise _xta_fault(
+            "ParameterIsNotValidException", "9020", "sendMessage needs the MessageMetaData header"
+        )
+    try:
+        metadata = soap.read_metadata(header)
+    except (soap.MetadataError, ValueError, ValidationError) as exc:
+        raise _xta_fault(
+            "ParameterIsNotValidException", "9022", f"MessageMetaData not usable: {exc}"
+        ) from None
+    problem = state.account_problem(metadata.author.identifier)
+    if problem is not None:
+        raise _xta_fault("PermissionDeniedException", *problem)
+    if state.known_message_id(metadata.message_id):
+        raise _xta_fault("ParameterIsNotValidException", "9024", f"MessageID {metadata.message_id} is taken")
+    container = incoming.body(XTA, "GenericContentContainer")
+    inner = container.find(qname(XTA, "ContentContainer")) if container is not None else None
+    if inner is None:
+        raise _xta_fault(
+            "ParameterIsNotValidException", "9022", "the simulator takes unencrypted ContentContainers"
+        )
+    elements = [inner.find(qname(XTA, "Message")), *inner.findall(qname(XTA, "Attachment"))]
+    contents: list[StoredContent] = []
+    used: set[str] = set()
+    for element in elements:
+        assert element is not None
+        contents.append(await _incoming_content(element, incoming, state, used))
+    for cid, part in incoming.parts.items():
+        if cid not in used:
+            part.path.unlink(missing_ok=True)  # not referenced: not part of the message
+    metadata = metadata.model_copy(update={"size": metadata.size or sum(c.size for c in contents) or None})
+    state.record_sent(StoredMessage(metadata, contents[0], contents[1:]))
+    return _answer(incoming, [], [])
+
+
+async def _incoming_content(
+    element: etree._Element, incoming: Incoming, state: XtaState, used: set[str]
+) -> StoredContent:
+    include = element.find(qname(XOP, "Include"))
+    if include is not None:
+        try:
+            cid = cid_of(include.get("href", ""))
+        except MtomError as exc:
+            raise Fault("Sender", str(exc)) from None
+        stored = incoming.parts.get(cid)
+        if stored is None:
+            raise Fault("Sender", f"xop:Include refers to a missing MIME part {cid!r}")
+        used.add(cid)
+        path, size, digest = stored.path, stored.size, stored.sha256
+    else:
+        try:
+            data = base64.b64decode("".join((element.text or "").split()), validate=True)
+        except binascii.Error:
+            raise Fault("Sender", "inline content is not base64") from None
+
+        async def once() -> AsyncIterator[bytes]:
+            yield data
+
+        try:
+            path, size, digest = await state.store(once(), state.max_message_size)
+        except ValueError as exc:
+            raise _xta_fault("ParameterIsNotValidException", "9023", str(exc)) from None
+    declared = element.get("size")
+    if declared is not None and int(declared) != size:
+        raise _xta_fault(
+            "ParameterIsNotValidException", "9022", f"content declares {declared} bytes, has {size}"
+        )
+    return StoredContent(
+        path,
+        size,
+        digest,
+        element.get("contentType", "application/octet-stream"),
+        filename=element.get("filename"),
+        description=element.get("contentDescription"),
+        encoding=element.get("encoding"),
+        id=element.get("id"),
+        lang=element.get("lang"),
+    )
+
+
+async def _send_message_sync(request: web.Request, incoming: Incoming) -> web.StreamResponse:
+    raise _xta_fault("SyncAsyncException", "9080", "the simulator offers asynchronous delivery only")
+
+
+_HANDLERS = {
+    "checkAccountActive": _check_account_active,
+    "createMessageId": _create_message_id,
+    "getStatusList": _get_status_list,
+    "getNextStatusList": _get_next_status_list,
+    "getMessage": _get_message,
+    "close": _close,
+    "sendMessage": _send_message,
+    "sendMessageSync": _send_message_sync,
+}
+
+
+# -- operator endpoints ----------------------------------------------------------------------------------
+
+
+class EnqueueMetadata(BaseModel):
+    """The ``metadata`` part of ``POST /_sim/mailboxes/{reader}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    author: PartyId
+    reader_type: str = "xoev"
+    reader_name: str | None = None
+    service: str
+    business_scenario: str = "XTA"
+    business_scenario_list_uri: str | None = None
+    business_scenario_list_version: str | None = None
+    message_type: str
+    message_type_list_uri: str = PAYLOAD_ELEMENT_LIST
+    message_type_list_version: str = "1.0"
+    payload_schema: str
+    subject: str | None = None
+    message_id: str | None = None
+    in_reply_to: list[str] = Field(default_factory=list)
+    process_requester: str | None = None
+    content_type: str | None = Field(None, description="of the message (default: its part's type)")
+    filename: str | None = Field(None, description="of the message (default: its part's file name)")
+    test: bool = False
+
+    @field_validator("author", mode="before")
+    @classmethod
+    def _identifier(cls, value: Any) -> Any:
+        return {"identifier": value} if isinstance(value, str) else value
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _enqueue(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    reader = request.match_info["reader"]
+    if not request.content_type.startswith("multipart/"):
+        return _json_error(415, "expected multipart/form-data: metadata (JSON), message, attachment...")
+    meta: EnqueueMetadata | None = None
+    message: StoredContent | None = None
+    attachments: list[StoredContent] = []
+    reader_parts = await request.multipart()
+    try:
+        while (part := await reader_parts.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                return _json_error(400, "nested multipart")
+            if part.name == "metadata":
+                try:
+                    meta = EnqueueMetadata.model_validate(json.loads(await read_part(part, MAX_JSON)))
+                except (ValueError, ValidationError, MtomError) as exc:
+                    return _json_error(400, f"metadata: {exc}")
+            elif part.name in ("message", "attachment"):
+                path, size, digest = await state.store(part_chunks(part))
+                media_type = part.headers.get(hdrs.CONTENT_TYPE, "application/octet-stream")
+                stored = StoredContent(path, size, digest, media_type, filename=part.filename)
+                if part.name == "message":
+                    message = stored
+                else:
+                    attachments.append(stored)
+            else:
+                return _json_error(400, f"unknown part {part.name!r}")
+    except MtomError as exc:
+        return _json_error(400, str(exc))
+    if meta is None or message is None:
+        return _json_error(400, "parts `metadata` and `message` are required")
+    if meta.content_type:
+        message.content_type = meta.content_type
+    if meta.filename:
+        message.filename = meta.filename
+    message_id = meta.message_id or state.new_message_id()
+    if state.known_message_id(message_id):
+        return _json_error(409, f"message id {message_id} exists")
+    total = message.size + sum(a.size for a in attachments)
+    metadata = MessageMetaData(
+        message_id=message_id,
+        author=meta.author,
+        reader=PartyId(identifier=reader, type=meta.reader_type, name=meta.reader_name),
+        service=meta.service,
+        business_scenario=meta.business_scenario,
+        business_scenario_list_uri=meta.business_scenario_list_uri,
+        business_scenario_list_version=meta.business_scenario_list_version,
+        message_type=meta.message_type,
+        message_type_list_uri=meta.message_type_list_uri,
+        message_type_list_version=meta.message_type_list_version,
+        payload_schema=meta.payload_schema,
+        subject=meta.subject,
+        in_reply_to=tuple(meta.in_reply_to),
+        process_requester=meta.process_requester,
+        size=total or None,
+        test=meta.test,
+    )
+    state.enqueue(StoredMessage(metadata, message, attachments))
+    return web.json_response(
+        {"message_id": message_id, "reader": reader, "size": total, "sha256": message.sha256}, status=201
+    )
+
+
+async def _mailbox(request: web.Request) -> web.StreamResponse:
+    box = request.app[STATE].mailbox(request.match_info["reader"])
+    return web.json_response([m.summary() for m in box.values()])
+
+
+async def _sent(request: web.Request) -> web.StreamResponse:
+    return web.json_response([m.summary() for m in request.app[STATE].sent])
+
+
+async def _sent_part(request: web.Request) -> web.StreamResponse:
+    message_id = request.match_info["message_id"]
+    found = next((m for m in request.app[STATE].sent if m.metadata.message_id == message_id), None)
+    if found is None:
+        return _json_error(404, f"no sent message {message_id}")
+    contents = [found.message, *found.attachments]
+    index = request.match_info["index"]
+    if not index.isdigit() or int(index) >= len(contents):
+        return _json_error(404, f"message {message_id} has {len(contents)} parts")
+    content = contents[int(index)]
+    return web.FileResponse(content.path, headers={hdrs.CONTENT_TYPE: content.content_type})
+
+
+async def _closed(request: web.Request) -> web.StreamResponse:
+    return web.json_response(
+        [
+            {
+                "reader": c.reader,
+                "message_id": c.message_id,
+                "request_id": c.request_id,
+                "at": c.at.isoformat(),
+            }
+            for c in request.app[STATE].closed
+        ]
+    )
+
+
+async def _state(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    return web.json_response(
+        {
+            "requests": dict(state.requests),
+            "mailboxes": {reader: len(box) for reader, box in state.mailboxes.items()},
+            "sent": len(state.sent),
+            "closed": len(state.closed),
+        }
+    )
+
+
+async def _faults(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    if request.method == "POST":
+        try:
+            changes = await request.json()
+            state.knobs = Knobs.model_validate({**state.knobs.model_dump(), **changes})
+        except (ValueError, ValidationError) as exc:
+            return _json_error(400, str(exc))
+    return web.json_response(state.knobs.model_dump())

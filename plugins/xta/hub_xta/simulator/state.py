@@ -1,0 +1,222 @@
+"""The simulator's state: mailboxes per reader, what was sent, what was closed, fault knobs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import shutil
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..models import MessageMetaData
+
+CHUNK = 256 * 1024
+
+
+class Knobs(BaseModel):
+    """Fault knobs, settable at start and at runtime (``POST /_sim/faults``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fail_next: int = Field(0, ge=0, description="answer the next N SOAP requests with HTTP `fail_status`")
+    fail_status: int = Field(503, ge=400, le=599)
+    technical_fault_next: int = Field(
+        0, ge=0, description="answer the next N SOAP requests with XTAWSTechnicalProblemException (9030)"
+    )
+    latency_seconds: float = Field(0.0, ge=0, le=600, description="delay before every SOAP answer")
+    drop_next: int = Field(0, ge=0, description="close the connection on the next N SOAP requests unanswered")
+
+
+@dataclass
+class StoredContent:
+    """A content (message or attachment) as a file of the simulator."""
+
+    path: Path
+    size: int
+    sha256: str
+    content_type: str
+    filename: str | None = None
+    description: str | None = None
+    encoding: str | None = None
+    id: str | None = None
+    lang: str | None = None
+
+    def summary(self) -> dict[str, object]:
+        """JSON view (without the path)."""
+        return {
+            "size": self.size,
+            "sha256": self.sha256,
+            "content_type": self.content_type,
+            "filename": self.filename,
+            "description": self.description,
+        }
+
+
+@dataclass
+class StoredMessage:
+    """A message in a mailbox, or one that was sent."""
+
+    metadata: MessageMetaData
+    message: StoredContent
+    attachments: list[StoredContent] = field(default_factory=list)
+    fetches: int = 0
+
+    def summary(self) -> dict[str, object]:
+        """JSON view for the operator endpoints."""
+        return {
+            "message_id": self.metadata.message_id,
+            "metadata": self.metadata.model_dump(mode="json"),
+            "message": self.message.summary(),
+            "attachments": [a.summary() for a in self.attachments],
+            "fetches": self.fetches,
+        }
+
+
+@dataclass
+class Closed:
+    """A close: which reader closed which message, with which MsgBoxRequestID."""
+
+    reader: str
+    message_id: str
+    request_id: str
+    at: datetime
+
+
+class XtaState:
+    """Everything the simulator holds. Content lives in files under `data_dir`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        knobs: Knobs | None = None,
+        accounts: set[str] | None = None,
+        locked: set[str] | None = None,
+        route_sent: bool = True,
+        max_message_size: int | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        (data_dir / "content").mkdir(parents=True, exist_ok=True)
+        self.knobs = knobs or Knobs()
+        self.accounts = accounts  # None: every Author is an account
+        self.locked = locked or set()
+        self.route_sent = route_sent
+        self.max_message_size = max_message_size
+        self.mailboxes: dict[str, dict[str, StoredMessage]] = {}
+        self.sent: list[StoredMessage] = []
+        self.closed: list[Closed] = []
+        self.requests: Counter[str] = Counter()
+        self.list_cursors: dict[str, tuple[str, list[str]]] = {}  # request id -> (reader, ids left)
+        self.issued_ids: set[str] = set()
+        self._names = itertools.count(1)
+
+    # -- knobs -----------------------------------------------------------------------------------------
+
+    async def delay(self) -> None:
+        """Simulated latency of the server."""
+        if self.knobs.latency_seconds:
+            await asyncio.sleep(self.knobs.latency_seconds)
+
+    def take(self, knob: str) -> bool:
+        """Use up one count of a counting knob (fail_next, technical_fault_next, drop_next)."""
+        left = int(getattr(self.knobs, knob))
+        if left <= 0:
+            return False
+        setattr(self.knobs, knob, left - 1)
+        return True
+
+    # -- accounts and ids ------------------------------------------------------------------------------
+
+    def account_problem(self, identifier: str | None) -> tuple[str, str] | None:
+        """(code, reason) of a PermissionDeniedException for this Author, or None if it may act."""
+        if identifier is None:
+            return "9012", "no Author header: the account is unknown"
+        if identifier in self.locked:
+            return "9011", f"account {identifier} is locked"
+        if self.accounts is not None and identifier not in self.accounts:
+            return "9012", f"account {identifier} does not exist"
+        return None
+
+    def new_message_id(self) -> str:
+        """A fresh message id (createMessageId)."""
+        message_id = f"urn:de:xta:messageid:simulator:{uuid.uuid4()}"
+        self.issued_ids.add(message_id)
+        return message_id
+
+    def known_message_id(self, message_id: str) -> bool:
+        """Whether a message with this id exists (in a mailbox or sent)."""
+        return any(message_id in box for box in self.mailboxes.values()) or any(
+            m.metadata.message_id == message_id for m in self.sent
+        )
+
+    # -- content files ---------------------------------------------------------------------------------
+
+    def new_content_path(self) -> Path:
+        """A fresh file name for content."""
+        return self.data_dir / "content" / f"{next(self._names):06d}.bin"
+
+    async def store(self, chunks: AsyncIterator[bytes], limit: int | None = None) -> tuple[Path, int, str]:
+        """Stream chunks into a new file; (path, size, sha256). `ValueError` past `limit` bytes."""
+        path = self.new_content_path()
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with path.open("wb") as f:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if limit is not None and size > limit:
+                        raise ValueError(f"content exceeds {limit} bytes")
+                    digest.update(chunk)
+                    f.write(chunk)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path, size, digest.hexdigest()
+
+    # -- mailboxes -------------------------------------------------------------------------------------
+
+    def enqueue(self, message: StoredMessage) -> None:
+        """Put a message into its reader's mailbox (delivered now)."""
+        reader = message.metadata.reader.identifier
+        if message.metadata.delivered is None:
+            message.metadata = message.metadata.model_copy(update={"delivered": _now()})
+        self.mailboxes.setdefault(reader, {})[message.metadata.message_id] = message
+
+    def mailbox(self, reader: str) -> dict[str, StoredMessage]:
+        """A reader's mailbox (created empty on first use)."""
+        return self.mailboxes.setdefault(reader, {})
+
+    def fetched(self, message: StoredMessage) -> None:
+        """Note a fetch: count it, stamp the initial fetch."""
+        message.fetches += 1
+        if message.metadata.initial_fetch is None:
+            message.metadata = message.metadata.model_copy(update={"initial_fetch": _now()})
+
+    def close(self, reader: str, message_ids: list[str], request_id: str) -> None:
+        """Remove messages from a reader's mailbox, recording each close."""
+        box = self.mailbox(reader)
+        for message_id in message_ids:
+            box.pop(message_id, None)
+            self.closed.append(Closed(reader, message_id, request_id, _now()))
+
+    def record_sent(self, message: StoredMessage) -> None:
+        """Keep a sent message; route a copy into the reader's mailbox if so configured."""
+        self.sent.append(message)
+        if self.route_sent:
+            copy = StoredMessage(message.metadata, message.message, list(message.attachments))
+            self.enqueue(copy)
+
+    def cleanup(self) -> None:
+        """Delete the content files."""
+        shutil.rmtree(self.data_dir / "content", ignore_errors=True)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)

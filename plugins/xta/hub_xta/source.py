@@ -1,0 +1,155 @@
+"""``type: xta``: an XTA mailbox as a generic source — every message (of the configured kinds) an application.
+
+For XÖV messages no specialised plugin reads (a specialised one, e.g. Bauportal.NRW for XBau, uses
+`XtaClient` itself). Each message becomes an application whose original is the message content and
+whose attachments are the XTA attachments; its form carries the XTA metadata. The message is closed
+only after the intake is durable: a crash in between fetches it again, and the intake, idempotent on
+the XTA message id, takes it once. `check()` asks the server whether the account is active.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from hub import (
+    Application,
+    Attachment,
+    CheckResult,
+    ConnectorConfig,
+    ConnectorContext,
+    Intake,
+    IntakeFunc,
+    Manifest,
+    OriginalSubmission,
+    Permanent,
+    Source,
+)
+
+from .client import XtaClient
+from .config import XtaSettings
+from .models import MessageMetaData, XtaMessage
+
+log = logging.getLogger(__name__)
+
+STANDARDS = ("XTA 2 Version 3.1 (http://xoev.de/transport/xta/211)", "OSCI-Transport 2.02 MessageMetaData")
+
+
+class XtaSourceConfig(ConnectorConfig):
+    """Settings of a ``type: xta`` source."""
+
+    xta: XtaSettings = Field(description="the XTA server and our account (whose mailbox is read)")
+    service: str | None = Field(
+        None, description="service (Leistung) of the applications; default: the XTA message type"
+    )
+    message_types: list[str] = Field(
+        default_factory=list, description="take only these message types (codes); empty: every type"
+    )
+    services: list[str] = Field(
+        default_factory=list, description="take only messages of these XTA services (URIs); empty: all"
+    )
+    max_per_poll: int = Field(50, ge=1, le=10000, description="messages taken in one poll at most")
+
+
+class XtaSource(Source):
+    """Reads an XTA mailbox: fetch, durable intake, then close."""
+
+    kind = "xta"
+    manifest = Manifest(
+        name="XTA 2 mailbox",
+        version="0.1.0",
+        standards=STANDARDS,
+        description="XÖV messages from an XTA 2 mailbox as applications (MTOM content streamed)",
+    )
+    Config: ClassVar[type[ConnectorConfig]] = XtaSourceConfig
+    poll_interval: ClassVar[float | None] = 60.0
+
+    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+        super().__init__(config, context)
+        assert isinstance(config, XtaSourceConfig)
+        self.settings = config
+        self._client: XtaClient | None = None
+
+    @property
+    def client(self) -> XtaClient:
+        """The XTA client (created on first use: it needs the schema directory)."""
+        if self._client is None:
+            self._client = XtaClient.from_context(self.settings.xta, self.context)
+        return self._client
+
+    async def check(self) -> CheckResult:
+        """Is the XTA server reachable and our account active?"""
+        try:
+            client = self.client
+        except Permanent as exc:
+            return CheckResult(ok=False, message=str(exc))
+        return await client.check()
+
+    def wanted(self, metadata: MessageMetaData) -> bool:
+        """Whether this source takes a message (the others stay for whoever reads them)."""
+        if self.settings.message_types and metadata.message_type not in self.settings.message_types:
+            return False
+        return not self.settings.services or metadata.service in self.settings.services
+
+    async def poll(self, intake: IntakeFunc) -> int:
+        """Take the waiting messages in; close each after its durable intake. Returns how many were new."""
+        taken = 0
+        for metadata in await self.client.list_messages(limit=self.settings.max_per_poll):
+            if not self.wanted(metadata):
+                continue
+            try:
+                message = await self.client.get_message(metadata.message_id)
+            except Permanent as exc:
+                # One unreadable message must not stop the others; it stays in the mailbox.
+                log.warning("xta message skipped message_id=%s error=%s", metadata.message_id, exc)
+                continue
+            outcome = await intake(Intake(self.application(message)))
+            await self.client.close(metadata.message_id, request_id=message.request_id)
+            taken += 0 if outcome.duplicate else 1
+        return taken
+
+    def application(self, message: XtaMessage) -> Application:
+        """The application for a fetched message (content already in the blob store)."""
+        meta = message.metadata
+        content = message.message
+        form: dict[str, Any] = {
+            "xta_message_id": meta.message_id,
+            "xta_author": meta.author.identifier,
+            "xta_reader": meta.reader.identifier,
+            "xta_service": meta.service,
+            "xta_message_type": meta.message_type,
+            "xta_payload_schema": meta.payload_schema,
+        }
+        if meta.subject:
+            form["xta_subject"] = meta.subject
+        if meta.process_requester:
+            form["xta_process_requester"] = meta.process_requester
+        attachments = [
+            Attachment(
+                name=a.filename or f"anlage-{i + 1}",
+                media_type=a.content_type,
+                size=a.size,
+                sha256=a.sha256,
+                blob=a.blob,
+            )
+            for i, a in enumerate(message.attachments)
+        ]
+        return Application(
+            source=self.name,
+            external_id=meta.message_id,
+            service=self.settings.service or meta.message_type,
+            form=form,
+            attachments=attachments,
+            original=OriginalSubmission(
+                media_type=content.content_type, blob=content.blob, size=content.size, sha256=content.sha256
+            ),
+            correlations={"xta": meta.message_id},
+        )
+
+    async def diagnostics(self) -> dict[str, Any]:
+        """Redacted state: the configuration without secrets."""
+        found = await super().diagnostics()
+        found["account"] = str(self.settings.xta.account)
+        return found
