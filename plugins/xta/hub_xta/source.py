@@ -41,6 +41,7 @@ class XtaSourceConfig(ConnectorConfig):
     """Settings of a ``type: xta`` source."""
 
     xta: XtaSettings = Field(description="the XTA server and our account (whose mailbox is read)")
+    poll_seconds: float = Field(60.0, gt=0, le=86400, description="how often the mailbox is read")
     service: str | None = Field(
         None, description="service (Leistung) of the applications; default: the XTA message type"
     )
@@ -64,12 +65,12 @@ class XtaSource(Source):
         description="XÖV messages from an XTA 2 mailbox as applications (MTOM content streamed)",
     )
     Config: ClassVar[type[ConnectorConfig]] = XtaSourceConfig
-    poll_interval: ClassVar[float | None] = 60.0
 
     def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
         assert isinstance(config, XtaSourceConfig)
         self.settings = config
+        self.poll_interval = config.poll_seconds
         self._client: XtaClient | None = None
 
     @property
