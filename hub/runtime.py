@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from hub.blobs import BlobStore
 from hub.bus import Bus, BusSettings
@@ -79,7 +82,8 @@ class Hub:
             config.mappings,
             settings.workers.render_processes,
         )
-        self._pollers: list[asyncio.Task[None]] = []
+        self._scheduler: AsyncIOScheduler | None = None
+        self._polling: set[asyncio.Task[Any]] = set()
         self.started = False
 
     def _http(self) -> aiohttp.ClientSession:
@@ -116,19 +120,31 @@ class Hub:
             await connector.start()
         if workers and self.config.hub.workers.enabled:
             await self.bus.start()
-            for name, source in self.sources().items():
-                if source.poll_interval is not None:
-                    self._pollers.append(asyncio.create_task(self._poll(name, source), name=f"poll-{name}"))
+            polled = {n: src for n, src in self.sources().items() if src.poll_interval is not None}
+            if polled:
+                # One poll at a time per source (max_instances=1); polls missed while one ran are
+                # not made up in a burst (coalesce); the first runs at once.
+                self._scheduler = AsyncIOScheduler(timezone="UTC")
+                for name, source in polled.items():
+                    self._scheduler.add_job(
+                        self._poll,
+                        IntervalTrigger(seconds=source.poll_interval or 60.0),
+                        args=(name, source),
+                        id=f"poll-{name}",
+                        max_instances=1,
+                        coalesce=True,
+                        misfire_grace_time=None,
+                        next_run_time=datetime.now(UTC),
+                    )
+                self._scheduler.start()
         self.started = True
 
     async def stop(self) -> None:
         """Stop pollers and workers, connectors, then close the journal."""
-        for poller in self._pollers:
-            poller.cancel()
-        for poller in self._pollers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
-        self._pollers.clear()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+            await asyncio.gather(*self._polling, return_exceptions=True)
         await self.bus.stop()
         await self.pipeline.close()
         for connector in self.connectors.values():
@@ -143,15 +159,16 @@ class Hub:
         self.started = False
 
     async def _poll(self, name: str, source: Source) -> None:
-        # One poll at a time per source; a failing poll is logged and tried again next interval.
-        interval = source.poll_interval or 60.0
-        while True:
-            try:
-                taken = await source.poll(self.intake)
-                if taken:
-                    log.info("poll took %d submissions source=%s", taken, name)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("poll failed source=%s error=%s: %s", name, type(exc).__name__, exc)
-            await asyncio.sleep(interval)
+        # A failing poll is logged and tried again at the next interval; the scheduler keeps time.
+        task = asyncio.current_task()
+        if task is not None:
+            self._polling.add(task)
+        try:
+            taken = await source.poll(self.intake)
+            if taken:
+                log.info("poll took %d submissions source=%s", taken, name)
+        except Exception as exc:
+            log.warning("poll failed source=%s error=%s: %s", name, type(exc).__name__, exc)
+        finally:
+            if task is not None:
+                self._polling.discard(task)
