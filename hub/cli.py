@@ -88,12 +88,12 @@ async def serve(
     config: Configuration, plugins: Plugins, ready: Callable[[str], Awaitable[None]] | None = None
 ) -> None:
     """Start the hub and its HTTP server; stop cleanly on SIGTERM/SIGINT."""
-    from hub.http import make_app
+    from hub.http import make_runner
     from hub.runtime import Hub
 
     hub = Hub(config, plugins)
     await hub.start()
-    runner = web.AppRunner(make_app(hub), access_log=None, handle_signals=False)
+    runner = make_runner(hub)
     await runner.setup()
     server = config.hub.server
     site = web.TCPSite(runner, server.host, server.port, backlog=1024, reuse_address=True)

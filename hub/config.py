@@ -68,6 +68,9 @@ class ServerConfig(_Strict):
 
     listen: str = "127.0.0.1:8080"
     max_body: ByteSize = Field(ByteSize(100 * 1024 * 1024), description="largest request body")
+    max_header: ByteSize = Field(
+        ByteSize(64 * 1024), description="largest request header (a forwarded SAML response is ~20 KB)"
+    )
     admin_tokens: list[AdminToken] = Field(default_factory=list)
 
     @field_validator("listen")

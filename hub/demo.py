@@ -26,7 +26,7 @@ from rich.table import Table
 
 from hub.config import config_from_dict
 from hub.errors import ConfigError, PluginError
-from hub.http import make_app
+from hub.http import make_runner
 from hub.journal import ApplicationFilter
 from hub.models import ApplicationState
 from hub.plugins import load_plugins
@@ -354,9 +354,13 @@ def _author_key(directory: Path) -> None:
     (directory / "zbp-author.crt.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
 
 
-async def _serve(app: web.Application, port: int, what: str, runners: list[web.AppRunner]) -> str:
+async def _serve(
+    app: web.Application | web.AppRunner, port: int, what: str, runners: list[web.AppRunner]
+) -> str:
     """Serve an application on 127.0.0.1; returns its URL (raises OSError naming it)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = (
+        app if isinstance(app, web.AppRunner) else web.AppRunner(app, access_log=None, handle_signals=False)
+    )
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -418,7 +422,7 @@ async def _start(data_dir: Path, port: int, sim_ports: dict[str, int]) -> _Servi
     hub = Hub(config, plugins)
     await hub.start()
     try:
-        hub_url = await _serve(make_app(hub), port, "the hub", runners)
+        hub_url = await _serve(make_runner(hub), port, "the hub", runners)
     except OSError as exc:
         await hub.stop()
         for runner in runners:

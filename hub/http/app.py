@@ -54,6 +54,18 @@ def make_app(hub: Hub) -> web.Application:
     return app
 
 
+def make_runner(hub: Hub) -> web.AppRunner:
+    """The runner serving a hub's application, with its header limits."""
+    limit = int(hub.config.hub.server.max_header)
+    return web.AppRunner(
+        make_app(hub),
+        access_log=None,
+        handle_signals=False,
+        max_field_size=limit,
+        max_line_size=limit,
+    )
+
+
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the process answers."""
     return web.json_response({"status": "ok"})

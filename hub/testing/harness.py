@@ -16,7 +16,7 @@ from aiohttp import web
 
 from hub.blobs import BlobStore
 from hub.config import config_from_dict
-from hub.http import make_app
+from hub.http import make_runner
 from hub.journal import ApplicationFilter
 from hub.models import Application, ApplicationState, Attachment, Event, OriginalSubmission
 from hub.plugins import load_plugins
@@ -138,7 +138,7 @@ async def start_hub(
     )
     hub = Hub(config, plugins)
     await hub.start(workers=workers)
-    runner = web.AppRunner(make_app(hub), access_log=None)
+    runner = make_runner(hub)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

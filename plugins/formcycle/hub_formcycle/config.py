@@ -60,6 +60,12 @@ class FormCycleConfig(ConnectorConfig):
     max_files: int = Field(50, ge=0, description="most uploaded files per submission")
     max_file_size: ByteSize = Field(ByteSize(100 * 1024**2), ge=1, description="largest uploaded file")
     applicant_fields: ApplicantFields = Field(default_factory=lambda: ApplicantFields())
+    header_fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="request header -> form field it is taken into (e.g. a forwarded BundID SAML "
+        "response: {X-BundID-SAML-Response: bundid_saml_response})",
+    )
+    max_header_field_size: ByteSize = Field(ByteSize(512 * 1024), ge=1, description="largest such header")
 
     @field_validator("token")
     @classmethod

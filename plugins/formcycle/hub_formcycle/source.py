@@ -101,6 +101,15 @@ class FormCycleSource(Source):
         external_id, from_field = self._external_id(submission, service)
         original = await self.context.blobs.write_bytes(original_bytes)
         form = submission.form()
+        for header, field in self.settings.header_fields.items():
+            value = request.headers.get(header)
+            if value is None:
+                continue
+            if len(value) > self.settings.max_header_field_size:
+                raise BadSubmission(f"header {show(header)} exceeds the limit", 413)
+            if field in form:
+                raise BadSubmission(f"parameter {show(field)} is sent both as a header and in the body")
+            form[field] = value
         log.debug(
             "formcycle submission parsed source=%s service=%s parameters=%d files=%d",
             self.name,
