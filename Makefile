@@ -28,6 +28,8 @@ lint: venv
 
 bench: venv
 	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/large_attachment.py
 
 run: venv
 	$(BIN)/aktenhub run -c config/aktenhub.example.yaml

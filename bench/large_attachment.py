@@ -1,0 +1,307 @@
+"""Benchmark: a large Anlage flows from an XTA mailbox into the e-file without growing the hub's memory.
+
+The XTA simulator, the Enaio simulator and the hub run as separate processes on loopback. A message
+with one attachment of ``--size-mb`` MB (random content) is put into the authority's XTA mailbox; the
+hub's XTA source fetches it (MTOM parts streamed into the blob store), the map step builds the record,
+and the Enaio sink uploads the document (streamed from the blob store). The hub's resident memory
+(VmRSS of its process) is sampled every 20 ms; the figure is the peak above the idle hub before the
+message arrived. Aim (issue 5): growth below 100 MB for a 500 MB Anlage. The content the Enaio
+simulator stored is read back and its sha256 compared.
+
+    .venv/bin/python bench/large_attachment.py [--size-mb 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+AUTHORITY = "bauaufsicht:05382000"
+PORTAL = "bauportal-nrw:portal"
+ENAIO_USER, ENAIO_PASSWORD = "aktenhub", "enaio-simulator"
+CHUNK = 1024 * 1024
+BASIC = "Basic " + base64.b64encode(f"{ENAIO_USER}:{ENAIO_PASSWORD}".encode()).decode()
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (VmRSS), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def schema_dir() -> Path:
+    """The reference schema directory ($AKTENHUB_SCHEMAS or ../shared/reference)."""
+    env = os.environ.get("AKTENHUB_SCHEMAS")
+    path = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+    if not (path / "xta" / "XTA.wsdl").is_file():
+        sys.exit(f"schema directory not found at {path}: set AKTENHUB_SCHEMAS")
+    return path
+
+
+def make_content(path: Path, size: int) -> str:
+    """Write `size` bytes of random content; returns its sha256."""
+    digest = hashlib.sha256()
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            chunk = os.urandom(min(CHUNK, left))
+            digest.update(chunk)
+            f.write(chunk)
+            left -= len(chunk)
+    return digest.hexdigest()
+
+
+def write_config(tmp: Path, port: int, xta_url: str, enaio_url: str, schemas: Path) -> Path:
+    """A hub configuration: XTA mailbox source -> Enaio (documents into the tray, no mapping)."""
+    config = {
+        "store": f"sqlite:///{tmp / 'journal.db'}",
+        "blobs": {"path": str(tmp / "blobs"), "max_size": "2GiB"},
+        "schemas": str(schemas),
+        "server": {
+            "listen": f"127.0.0.1:{port}",
+            "admin_tokens": [{"name": "bench", "token": "${BENCH_ADMIN_TOKEN}", "role": "viewer"}],
+        },
+        "workers": {"idle_poll_seconds": 0.2},
+        "connectors": {
+            "bauportal": {
+                "type": "xta",
+                "service": "bauantrag",
+                "poll_seconds": 1,
+                "xta": {"url": xta_url, "account": {"identifier": AUTHORITY}},
+            },
+            "enaio": {
+                "type": "enaio",
+                "base_url": enaio_url,
+                "username": ENAIO_USER,
+                "password": "${ENAIO_PASSWORD}",
+                "without_akte": "tray",
+                "document_types": {"original": "Bauvorlage", "attachment": "Bauvorlage"},
+                "document_title_field": "Titel",
+                "timeout_seconds": 600,
+            },
+        },
+        "routes": [{"name": "bau", "from": "bauportal", "to": ["enaio"]}],
+    }
+    path = tmp / "aktenhub.yaml"
+    path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
+    return path
+
+
+class Processes:
+    """The simulators and the hub as child processes, stopped at the end whatever happens."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.children: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        child = subprocess.Popen(
+            [sys.executable, "-m", "hub", "--log-level", "warning", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=self.tmp,
+        )
+        self.children.append(child)
+        return child
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in self.children:
+            try:
+                child.wait(20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+async def wait_http(url: str, timeout: float = 30) -> None:
+    """Until `url` answers (any status), bounded."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(url) as resp:
+                    await resp.read()
+                    return
+            await asyncio.sleep(0.1)  # polling a process that is starting: bounded above
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+async def enqueue(http: aiohttp.ClientSession, xta_url: str, content: Path) -> None:
+    """Put a Bauantrag with one large attachment into the authority's mailbox (streamed from disk)."""
+    metadata = {
+        "author": {"identifier": PORTAL, "type": "xoev", "name": "Bauportal.NRW"},
+        "service": "urn:xoev-de:bauportal:xbau",
+        "business_scenario": "XBAU_DATA",
+        "business_scenario_list_uri": "urn:de:dataport:codeliste:business.scenario",
+        "business_scenario_list_version": "1",
+        "message_type": "baugenehmigung.antrag.0200",
+        "payload_schema": "http://www.xleitstelle.de/xbau/2/6",
+        "subject": "Bauantrag mit großer Bauvorlage",
+    }
+    form = aiohttp.FormData()
+    form.add_field("metadata", json.dumps(metadata), content_type="application/json")
+    form.add_field("message", b"<antrag/>", filename="message.xml", content_type="application/xml")
+    with content.open("rb") as f:
+        form.add_field(
+            "attachment", f, filename="Lageplan_gross.bin", content_type="application/octet-stream"
+        )
+        async with http.post(f"{xta_url}/_sim/mailboxes/{AUTHORITY}", data=form) as resp:
+            if resp.status != 201:
+                raise RuntimeError(f"enqueue refused ({resp.status}): {await resp.text()}")
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    schemas = schema_dir()
+    tmp = Path(tempfile.mkdtemp(prefix="aktenhub-large-"))
+    procs = Processes(tmp)
+    size = args.size_mb * 1024 * 1024
+    try:
+        content = tmp / "bauvorlage.bin"
+        print(f"writing {args.size_mb} MB of content ...", flush=True)
+        expected = make_content(content, size)
+        xta_port, enaio_port, hub_port = free_port(), free_port(), free_port()
+        procs.start(
+            "xta",
+            "simulate",
+            "xta",
+            "--port",
+            str(xta_port),
+            "--option",
+            f"schemas={schemas}",
+            "--option",
+            f"data_dir={tmp / 'xta'}",
+            "--option",
+            f"max_message_size={size * 2}",
+        )
+        procs.start(
+            "enaio",
+            "simulate",
+            "enaio",
+            "--port",
+            str(enaio_port),
+            "--option",
+            f"content_dir={tmp / 'enaio'}",
+            "--option",
+            f"max_content_bytes={size * 2}",
+        )
+        xta_url, enaio_url = f"http://127.0.0.1:{xta_port}", f"http://127.0.0.1:{enaio_port}"
+        await wait_http(f"{xta_url}/_sim/state")
+        await wait_http(f"{enaio_url}/_sim/stats")
+        token = secrets.token_hex(16)
+        config = write_config(tmp, hub_port, xta_url, enaio_url, schemas)
+        hub = procs.start(
+            "hub",
+            "run",
+            "-c",
+            str(config),
+            env={"BENCH_ADMIN_TOKEN": token, "ENAIO_PASSWORD": ENAIO_PASSWORD},
+        )
+        hub_url = f"http://127.0.0.1:{hub_port}"
+        await wait_http(f"{hub_url}/readyz")
+        await asyncio.sleep(1.5)  # let the idle hub settle (first poll done) before the baseline
+        baseline = rss_bytes(hub.pid)
+        peak = baseline
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as http:
+            started = time.monotonic()
+            await enqueue(http, xta_url, content)
+            headers = {"Authorization": f"Bearer {token}"}
+            deadline = started + args.timeout
+            state = None
+            while time.monotonic() < deadline:
+                peak = max(peak, rss_bytes(hub.pid))
+                async with http.get(f"{hub_url}/api/v1/applications", headers=headers) as resp:
+                    rows = (await resp.json())["applications"]
+                state = rows[0]["state"] if rows else None
+                if state in ("completed", "dead"):
+                    break
+                await asyncio.sleep(0.02)  # the memory sampling interval
+            elapsed = time.monotonic() - started
+            if state != "completed":
+                raise RuntimeError(f"the application did not complete: {state} (see {tmp}/hub.log)")
+            async with http.get(f"{enaio_url}/_sim/objects", params={"type": "Bauvorlage"}) as resp:
+                body = await resp.json()
+            objects = body["objects"] if isinstance(body, dict) else body
+            stored = None
+            for obj in objects:
+                digest = hashlib.sha256()
+                url = f"{enaio_url}/api/dms/objects/{obj['id']}/contents/file/1"
+                async with http.get(url, headers={"Authorization": BASIC}) as resp:
+                    async for chunk in resp.content.iter_chunked(CHUNK):
+                        digest.update(chunk)
+                if digest.hexdigest() == expected:
+                    stored = obj["id"]
+        growth = peak - baseline
+        return {
+            "benchmark": "aktenhub.large_attachment",
+            "size_mb": args.size_mb,
+            "seconds_to_filed": round(elapsed, 2),
+            "hub_rss_baseline_mb": round(baseline / 2**20, 1),
+            "hub_rss_peak_mb": round(peak / 2**20, 1),
+            "hub_rss_growth_mb": round(growth / 2**20, 1),
+            "aim_growth_below_mb": 100,
+            "within_aim": growth < 100 * 2**20,
+            "content_sha256_matches": stored is not None,
+        }
+    finally:
+        procs.stop()
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=500, help="size of the Anlage in MB")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the filing")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    print()
+    print(f"  Anlage                 {result['size_mb']} MB, XTA (MTOM) -> blob store -> Enaio upload")
+    print(f"  time to filed          {result['seconds_to_filed']} s")
+    print(f"  hub RSS idle / peak    {result['hub_rss_baseline_mb']} MB / {result['hub_rss_peak_mb']} MB")
+    print(
+        f"  hub RSS growth         {result['hub_rss_growth_mb']} MB (aim: < 100 MB) "
+        f"{'OK' if result['within_aim'] else 'OVER'}"
+    )
+    print(f"  content in Enaio       sha256 {'matches' if result['content_sha256_matches'] else 'DIFFERS'}")
+    print(json.dumps(result))
+    if not (result["within_aim"] and result["content_sha256_matches"]):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
