@@ -29,6 +29,7 @@ from hub.errors import ConfigError, PluginError
 from hub.mapping import MappingFile, MappingLoadError, load_mapping
 from hub.models import TrustLevel
 from hub.plugins import Plugins
+from hub.yamlpos import dotted, line_map, nearest_line
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 Path_ = tuple[str | int, ...]
@@ -230,11 +231,11 @@ def parse_config(
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise ConfigError([f"{source}{where}: not valid YAML: {exc}"]) from None
-    lines = _line_map(node) if node is not None else {}
+    lines = line_map(node) if node is not None else {}
     problems: list[str] = []
 
     def at(loc: Path_) -> str:
-        line = _nearest_line(lines, loc)
+        line = nearest_line(lines, loc)
         return f"{source}:{line}" if line else source
 
     if not isinstance(raw, dict):
@@ -242,8 +243,8 @@ def parse_config(
     missing: dict[Path_, str] = {}
     raw = _substitute(raw, (), env, missing)
     for key_path, name in missing.items():
-        problems.append(f"{at(key_path)}: {_dotted(key_path)}: environment variable {name} is not set")
-    unset = {_dotted(key_path) for key_path in missing}  # their follow-on validation errors are noise
+        problems.append(f"{at(key_path)}: {dotted(key_path)}: environment variable {name} is not set")
+    unset = {dotted(key_path) for key_path in missing}  # their follow-on validation errors are noise
 
     hub: HubConfig | None = None
     try:
@@ -258,12 +259,12 @@ def parse_config(
     for name, settings in raw_connectors.items() if isinstance(raw_connectors, dict) else ():
         loc: Path_ = ("connectors", name)
         if not isinstance(settings, dict) or "type" not in settings:
-            problems.append(f"{at(loc)}: {_dotted(loc)}: expected a mapping with `type:`")
+            problems.append(f"{at(loc)}: {dotted(loc)}: expected a mapping with `type:`")
             continue
         try:
             cls = plugins.connector_type(str(settings["type"]))
         except PluginError as exc:
-            problems.append(f"{at((*loc, 'type'))}: {_dotted((*loc, 'type'))}: {exc}")
+            problems.append(f"{at((*loc, 'type'))}: {dotted((*loc, 'type'))}: {exc}")
             continue
         roles[name] = cls.role
         try:
@@ -306,9 +307,9 @@ def _expect_role(
 ) -> None:
     if name not in roles:
         known = ", ".join(n for n, r in roles.items() if r == role) or "none configured"
-        problems.append(f"{at(loc)}: {_dotted(loc)}: no connector named {name!r} ({role}s: {known})")
+        problems.append(f"{at(loc)}: {dotted(loc)}: no connector named {name!r} ({role}s: {known})")
     elif roles[name] != role:
-        problems.append(f"{at(loc)}: {_dotted(loc)}: {name!r} is a {roles[name]}, expected a {role}")
+        problems.append(f"{at(loc)}: {dotted(loc)}: {name!r} is a {roles[name]}, expected a {role}")
 
 
 def _substitute(value: Any, loc: Path_, env: dict[str, str], missing: dict[Path_, str]) -> Any:
@@ -333,7 +334,7 @@ def _describe(exc: ValidationError, prefix: Path_, at: Any, skip: set[str]) -> l
     for err in exc.errors(include_url=False):
         loc = (*prefix, *(p for p in err["loc"] if not (isinstance(p, str) and "[" in p)))
         loc = tuple("from" if p == "from_" else p for p in loc)
-        if _dotted(loc) in skip:  # already reported: its environment variable is not set
+        if dotted(loc) in skip:  # already reported: its environment variable is not set
             continue
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
@@ -346,7 +347,7 @@ def _describe(exc: ValidationError, prefix: Path_, at: Any, skip: set[str]) -> l
             if err["type"] in ("missing", "extra_forbidden") or _secretish(loc)
             else (f" (got {got!r})" if isinstance(got, str | int | float | bool) else "")
         )
-        out.append(f"{at(loc)}: {_dotted(loc)}: {msg}{shown}")
+        out.append(f"{at(loc)}: {dotted(loc)}: {msg}{shown}")
     return out
 
 
@@ -355,32 +356,3 @@ def _secretish(loc: Path_) -> bool:
         isinstance(p, str) and any(s in p.lower() for s in ("token", "password", "secret", "key"))
         for p in loc
     )
-
-
-def _dotted(loc: Path_) -> str:
-    out = ""
-    for p in loc:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "(top level)"
-
-
-def _line_map(node: yaml.Node, loc: Path_ = ()) -> dict[Path_, int]:
-    lines: dict[Path_, int] = {loc: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key, child in node.value:
-            child_loc = (*loc, key.value)
-            lines[child_loc] = key.start_mark.line + 1
-            lines.update({k: v for k, v in _line_map(child, child_loc).items() if k != child_loc})
-    elif isinstance(node, yaml.SequenceNode):
-        for i, child in enumerate(node.value):
-            lines.update(_line_map(child, (*loc, i)))
-    return lines
-
-
-def _nearest_line(lines: dict[Path_, int], loc: Path_) -> int | None:
-    while True:
-        if loc in lines:
-            return lines[loc]
-        if not loc:
-            return None
-        loc = loc[:-1]

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hub.errors import Permanent
 from hub.models import Application, Document, DocumentContent, FileRecord, FolderSpec
+from hub.yamlpos import dotted, line_map, nearest_line
 
 BERLIN = ZoneInfo("Europe/Berlin")
 FILE_NUMBER_FIELDS = re.compile(r"\{(year|seq)(:[^{}]*)?\}")
@@ -202,7 +203,7 @@ class _Compiled:
 
     def place(self, source: str) -> str:
         where = f"{source}:{self.line}" if self.line else source
-        return f"{where}: {_dotted(self.loc)}"
+        return f"{where}: {dotted(self.loc)}"
 
 
 class MappingFile:
@@ -334,7 +335,7 @@ class MappingFile:
 
     def _place(self, loc: Loc) -> str:
         compiled = self._templates.get(loc)
-        return compiled.place(self.source) if compiled else f"{self.source}: {_dotted(loc)}"
+        return compiled.place(self.source) if compiled else f"{self.source}: {dotted(loc)}"
 
     def _render(self, loc: Loc, ctx: dict[str, Any]) -> str:
         compiled = self._templates[loc]
@@ -441,7 +442,7 @@ def load_mapping(path: Path, filters: Mapping[str, Callable[..., Any]] | None = 
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise MappingLoadError([f"{source}{where}: not valid YAML: {exc}"]) from None
-    lines = _line_map(node) if node is not None else {}
+    lines = line_map(node) if node is not None else {}
     try:
         spec = MappingSpec.model_validate(raw if raw is not None else {})
     except ValidationError as exc:
@@ -449,20 +450,20 @@ def load_mapping(path: Path, filters: Mapping[str, Callable[..., Any]] | None = 
         for err in exc.errors(include_url=False):
             loc = tuple(err["loc"])
             msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            found.append(f"{_at(source, lines, loc)}: {_dotted(loc)}: {msg}")
+            found.append(f"{_at(source, lines, loc)}: {dotted(loc)}: {msg}")
         raise MappingLoadError(found) from None
     env = _environment(filters or {}, spec.tables)
     templates: dict[Loc, _Compiled] = {}
     problems: list[str] = []
     for loc, text_value in _template_strings(spec):
-        line = _nearest(lines, loc)
+        line = nearest_line(lines, loc)
         if "{{" not in text_value and "{%" not in text_value:
             templates[loc] = _Compiled(loc, line, None, text_value)
             continue
         try:
             template = env.from_string(text_value)
         except TemplateError as exc:
-            problems.append(f"{_at(source, lines, loc)}: {_dotted(loc)}: {exc}")
+            problems.append(f"{_at(source, lines, loc)}: {dotted(loc)}: {exc}")
             continue
         templates[loc] = _Compiled(loc, line, template.render, text_value)
     if problems:
@@ -500,37 +501,8 @@ def _template_strings(spec: MappingSpec) -> list[tuple[Loc, str]]:
     return out
 
 
-def _dotted(loc: Loc) -> str:
-    out = ""
-    for p in loc:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
-def _line_map(node: yaml.Node, loc: Loc = ()) -> dict[Loc, int]:
-    lines: dict[Loc, int] = {loc: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key, child in node.value:
-            child_loc = (*loc, key.value)
-            lines.update(_line_map(child, child_loc))
-            lines[child_loc] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, child in enumerate(node.value):
-            lines.update(_line_map(child, (*loc, i)))
-    return lines
-
-
-def _nearest(lines: dict[Loc, int], loc: Loc) -> int | None:
-    while True:
-        if loc in lines:
-            return lines[loc]
-        if not loc:
-            return None
-        loc = loc[:-1]
-
-
 def _at(source: str, lines: dict[Loc, int], loc: Loc) -> str:
-    line = _nearest(lines, loc)
+    line = nearest_line(lines, loc)
     return f"{source}:{line}" if line else source
 
 
