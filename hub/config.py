@@ -29,10 +29,9 @@ from hub.errors import ConfigError, PluginError
 from hub.mapping import MappingFile, MappingLoadError, load_mapping
 from hub.models import TrustLevel
 from hub.plugins import Plugins
-from hub.yamlpos import dotted, line_map, nearest_line
+from hub.yamlpos import KeyPath, dotted, line_map, nearest_line
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-Path_ = tuple[str | int, ...]
 
 
 def _read_secret_file(value: Any) -> Any:
@@ -234,13 +233,13 @@ def parse_config(
     lines = line_map(node) if node is not None else {}
     problems: list[str] = []
 
-    def at(loc: Path_) -> str:
+    def at(loc: KeyPath) -> str:
         line = nearest_line(lines, loc)
         return f"{source}:{line}" if line else source
 
     if not isinstance(raw, dict):
         raise ConfigError([f"{source}: expected a mapping with store, blobs, connectors, routes"])
-    missing: dict[Path_, str] = {}
+    missing: dict[KeyPath, str] = {}
     raw = _substitute(raw, (), env, missing)
     for key_path, name in missing.items():
         problems.append(f"{at(key_path)}: {dotted(key_path)}: environment variable {name} is not set")
@@ -257,7 +256,7 @@ def parse_config(
     roles: dict[str, str] = {}
     raw_connectors = raw.get("connectors") or {}
     for name, settings in raw_connectors.items() if isinstance(raw_connectors, dict) else ():
-        loc: Path_ = ("connectors", name)
+        loc: KeyPath = ("connectors", name)
         if not isinstance(settings, dict) or "type" not in settings:
             problems.append(f"{at(loc)}: {dotted(loc)}: expected a mapping with `type:`")
             continue
@@ -303,7 +302,7 @@ def parse_config(
 
 
 def _expect_role(
-    roles: dict[str, str], name: str, role: str, loc: Path_, problems: list[str], at: Any
+    roles: dict[str, str], name: str, role: str, loc: KeyPath, problems: list[str], at: Any
 ) -> None:
     if name not in roles:
         known = ", ".join(n for n, r in roles.items() if r == role) or "none configured"
@@ -312,7 +311,7 @@ def _expect_role(
         problems.append(f"{at(loc)}: {dotted(loc)}: {name!r} is a {roles[name]}, expected a {role}")
 
 
-def _substitute(value: Any, loc: Path_, env: dict[str, str], missing: dict[Path_, str]) -> Any:
+def _substitute(value: Any, loc: KeyPath, env: dict[str, str], missing: dict[KeyPath, str]) -> Any:
     if isinstance(value, dict):
         return {k: _substitute(v, (*loc, k), env, missing) for k, v in value.items()}
     if isinstance(value, list):
@@ -329,7 +328,7 @@ def _substitute(value: Any, loc: Path_, env: dict[str, str], missing: dict[Path_
     return value
 
 
-def _describe(exc: ValidationError, prefix: Path_, at: Any, skip: set[str]) -> list[str]:
+def _describe(exc: ValidationError, prefix: KeyPath, at: Any, skip: set[str]) -> list[str]:
     out = []
     for err in exc.errors(include_url=False):
         loc = (*prefix, *(p for p in err["loc"] if not (isinstance(p, str) and "[" in p)))
@@ -351,7 +350,7 @@ def _describe(exc: ValidationError, prefix: Path_, at: Any, skip: set[str]) -> l
     return out
 
 
-def _secretish(loc: Path_) -> bool:
+def _secretish(loc: KeyPath) -> bool:
     return any(
         isinstance(p, str) and any(s in p.lower() for s in ("token", "password", "secret", "key"))
         for p in loc

@@ -35,11 +35,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hub.errors import Permanent
 from hub.models import Application, Document, DocumentContent, FileRecord, FolderSpec
+from hub.yamlpos import KeyPath as Loc
 from hub.yamlpos import dotted, line_map, nearest_line
 
 BERLIN = ZoneInfo("Europe/Berlin")
 FILE_NUMBER_FIELDS = re.compile(r"\{(year|seq)(:[^{}]*)?\}")
-Loc = tuple[str | int, ...]
 NextNumber = Callable[[str, str], Awaitable[int]]
 
 
