@@ -1,0 +1,262 @@
+"""``type: bauportal-nrw-answers``: the Bauaufsicht's XBau answers to the portal, over XTA.
+
+- receipt RECEIVED (filed): ``prozessnachrichten.eingangsbestaetigung.1120`` and then
+  ``prozessnachrichten.aktenzeichen.1121`` with the Aktenzeichen (the receipt's file number);
+- receipt REJECTED (refused at intake, e.g. schema-invalid): ``prozessnachrichten.rueckweisung.G2G.1100``
+  with the findings and the refused message.
+
+Each answer has the original's author as reader and its reader as author (``nachrichtenkopf.g2g``),
+refers to the original (``bezug``: referenzAntragsservice, Aktenzeichen, ``bezugNachricht`` = the
+0200's identification; in XTA: In-Reply-To = the original XTA message id), is validated against the
+Kernmodul XSD before it is sent, and is sent at most once per (application, message type): see
+`store.py` for how.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from hub_xta import OutgoingContent, OutgoingMessage, ParameterIsNotValidFault, XtaClient
+
+from hub import (
+    Application,
+    CheckResult,
+    ConnectorConfig,
+    ConnectorContext,
+    Notifier,
+    Permanent,
+    Receipt,
+    ReceiptKind,
+    utcnow,
+)
+
+from .config import BauportalNrwAnswersConfig
+from .reply import ReplyTo
+from .source import MANIFEST
+from .store import AnswerStore, PreparedAnswer
+from .xbau import (
+    AKTENZEICHEN,
+    EINGANGSBESTAETIGUNG,
+    MESSAGE_CODES,
+    RUECKWEISUNG,
+    XBAUK,
+    MessageIdentity,
+    XBauSchemas,
+    build_aktenzeichen,
+    build_eingangsbestaetigung,
+    build_rueckweisung,
+    kernmodul_identity,
+    load_schemas,
+    parse_bytes,
+)
+
+log = logging.getLogger(__name__)
+
+# XBau UUIDs of the answers are derived from (application, message type): the same answer, prepared
+# again after its preparation was lost, keeps its identity.
+ANSWER_NAMESPACE = uuid.UUID("6f1c8a52-5d8e-4f51-9a43-0b7f3d2a9e10")
+ID_TAKEN = "9024"  # ParameterIsNotValidException: "MessageID is taken" — the message had arrived
+MAX_FINDINGS = 20
+MAX_FINDING_CHARS = 1000
+# DIN 91379 datatypeC (fehlertext) admits Latin letters and common signs; others are replaced.
+_NOT_DATATYPE_C = re.compile("[^\t\n\r\u0020-\u007e\u00a0-\u00ac\u00ae-\u017e]")
+SUBJECTS = {
+    EINGANGSBESTAETIGUNG: "Eingangsbestätigung zu Ihrem Bauantrag",
+    AKTENZEICHEN: "Aktenzeichen zu Ihrem Bauantrag",
+    RUECKWEISUNG: "Rückweisung Ihrer Nachricht",
+}
+
+
+class BauportalNrwAnswers(Notifier):
+    """Answers Bauportal.NRW: 1120 + 1121 when filed, 1100 when refused; once each."""
+
+    kind = "bauportal-nrw-answers"
+    manifest = MANIFEST
+    Config: ClassVar[type[ConnectorConfig]] = BauportalNrwAnswersConfig
+
+    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+        super().__init__(config, context)
+        assert isinstance(config, BauportalNrwAnswersConfig)
+        self.settings = config
+        self.store = AnswerStore(context.data_dir / f"bauportal-answers-{context.name}.sqlite")
+        self._client: XtaClient | None = None
+
+    @property
+    def client(self) -> XtaClient:
+        """The XTA client (created on first use: it needs the schema directory)."""
+        if self._client is None:
+            self._client = XtaClient.from_context(self.settings.xta, self.context)
+        return self._client
+
+    @property
+    def schemas(self) -> XBauSchemas:
+        """The compiled XBau schemas (once per process)."""
+        if self.context.schemas is None:
+            raise Permanent("no schema directory configured (`schemas:` or $AKTENHUB_SCHEMAS): XBau needs it")
+        return load_schemas(self.context.schemas)
+
+    async def check(self) -> CheckResult:
+        """Are the XBau schemas there, is the XTA server reachable and our account active?"""
+        try:
+            self.schemas  # noqa: B018 - compiles them, or says why not
+            client = self.client
+        except Permanent as exc:
+            return CheckResult(ok=False, message=str(exc))
+        return await client.check()
+
+    async def notify(self, application: Application, receipt: Receipt) -> None:
+        """Send the answers this receipt calls for, each at most once."""
+        reply = ReplyTo.from_correlations(application.correlations)
+        authority = self.settings.authority
+        if receipt.kind is ReceiptKind.REJECTED:
+            original = await self._original(application)
+            reasons = self._reasons(reply, receipt.reason)
+
+            def rueckweisung(identity: MessageIdentity) -> bytes:
+                return build_rueckweisung(
+                    identity,
+                    leser=reply.portal,
+                    autor=authority,
+                    original=reply.original,
+                    original_message=original,
+                    reasons=reasons,
+                    reasons_version=self.settings.rejection_codes_version,
+                )
+
+            await self._answer(application, reply, RUECKWEISUNG, rueckweisung, None)
+            return
+
+        file_number = receipt.file_number or application.file_number
+
+        def eingang(identity: MessageIdentity) -> bytes:
+            return build_eingangsbestaetigung(
+                identity,
+                leser=reply.portal,
+                autor=authority,
+                original=reply.original,
+                referenz=reply.referenz,
+                vorgang=file_number,
+                information=self.settings.information,
+            )
+
+        await self._answer(application, reply, EINGANGSBESTAETIGUNG, eingang, file_number)
+        if not self.settings.send_aktenzeichen:
+            return
+        if not file_number:
+            raise Permanent("no Aktenzeichen to send (1121): neither the mapping nor a target assigned one")
+
+        def aktenzeichen(identity: MessageIdentity) -> bytes:
+            return build_aktenzeichen(
+                identity,
+                leser=reply.portal,
+                autor=authority,
+                original=reply.original,
+                referenz=reply.referenz,
+                aktenzeichen=file_number,
+            )
+
+        await self._answer(application, reply, AKTENZEICHEN, aktenzeichen, file_number)
+
+    async def _answer(
+        self,
+        application: Application,
+        reply: ReplyTo,
+        message_type: str,
+        build: Callable[[MessageIdentity], bytes],
+        file_number: str | None,
+    ) -> None:
+        prepared = await self.store.get(application.id, message_type)
+        if prepared is not None and prepared.sent:
+            log.info("xbau answer already sent application=%s type=%s", application.id, message_type)
+            return
+        retry = prepared is not None
+        if prepared is None:
+            prepared = await self._prepare(application, message_type, build)
+        outgoing = OutgoingMessage(
+            reader=reply.xta_author,
+            service=reply.xta_service,
+            business_scenario=reply.xta_scenario or self.settings.business_scenario,
+            business_scenario_list_uri=reply.xta_scenario_list,
+            business_scenario_list_version=reply.xta_scenario_version,
+            message_type=message_type,
+            payload_schema=XBAUK,
+            subject=SUBJECTS[message_type],
+            message_id=prepared.xta_message_id,
+            in_reply_to=(reply.xta_message_id,),
+            process_requester=reply.xta_process,
+            process_responder=file_number,
+            test=self.settings.test,
+            content=OutgoingContent(
+                blob=prepared.blob,
+                size=prepared.size,
+                content_type="application/xml",
+                filename=f"{message_type}.xml",
+            ),
+        )
+        try:
+            await self.client.send_message(outgoing)
+        except ParameterIsNotValidFault as exc:
+            if not (retry and exc.code == ID_TAKEN):
+                raise
+            # Sent before a crash lost the confirmation: the server knows the id, so it has the message.
+            log.info("xbau answer had arrived before application=%s type=%s", application.id, message_type)
+        await self.store.mark_sent(application.id, message_type)
+        log.info(
+            "xbau answer sent application=%s type=%s xta_message_id=%s",
+            application.id,
+            message_type,
+            prepared.xta_message_id,
+        )
+
+    async def _prepare(
+        self, application: Application, message_type: str, build: Callable[[MessageIdentity], bytes]
+    ) -> PreparedAnswer:
+        """Build, validate and store the answer, reserve its XTA message id; commit before the send."""
+        xbau_uuid = str(uuid.uuid5(ANSWER_NAMESPACE, f"{application.id}/{message_type}"))
+        identity = kernmodul_identity(xbau_uuid, MESSAGE_CODES[message_type], utcnow())
+        xml = build(identity)
+        self.schemas.check(parse_bytes(xml, limit=len(xml)), message_type)
+        info = await self.context.blobs.write_bytes(xml)
+        xta_message_id = await self.client.create_message_id()
+        return await self.store.prepare(
+            PreparedAnswer(
+                application_id=application.id,
+                message_type=message_type,
+                xta_message_id=xta_message_id,
+                xbau_uuid=xbau_uuid,
+                blob=info.ref,
+                size=info.size,
+                sent=False,
+            )
+        )
+
+    async def _original(self, application: Application) -> bytes:
+        """The refused message, to go back inside the 1100 (empty if larger than allowed)."""
+        original = application.original
+        if original is None or original.size > int(self.settings.max_returned_message):
+            return b""
+        return await self.context.blobs.read_bytes(original.blob)
+
+    def _reasons(self, reply: ReplyTo, reason: str | None) -> list[tuple[str, str | None]]:
+        codes = self.settings.rejection_codes
+        code = codes.get(reply.rejection or "", self.settings.default_rejection_code)
+        if not reason:
+            return [(code, None)]
+        findings = [f.strip() for f in reason.split("; ") if f.strip()][:MAX_FINDINGS]
+        return [(code, _datatype_c(f)) for f in findings] or [(code, None)]
+
+    async def diagnostics(self) -> dict[str, Any]:
+        """Redacted state: configuration without secrets, answers prepared and sent."""
+        found = await super().diagnostics()
+        answers = await self.store.all()
+        found["answers"] = {"prepared": len(answers), "sent": sum(a.sent for a in answers)}
+        return found
+
+
+def _datatype_c(text: str) -> str:
+    text = _NOT_DATATYPE_C.sub("?", " ".join(text.split()))
+    return text if len(text) <= MAX_FINDING_CHARS else text[: MAX_FINDING_CHARS - 3] + "..."

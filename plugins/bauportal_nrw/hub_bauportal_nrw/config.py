@@ -1,0 +1,56 @@
+"""Settings of the Bauportal.NRW source and of its answers (the notifier)."""
+
+from __future__ import annotations
+
+from hub_xta import XtaSettings
+from pydantic import ByteSize, Field
+
+from hub import ConnectorConfig
+
+from .xbau import Behoerde
+
+DEFAULT_MAX_MESSAGE = ByteSize(32 * 1024**2)
+
+
+class BauportalNrwConfig(ConnectorConfig):
+    """``type: bauportal-nrw``: the Bauaufsicht's XTA mailbox, read for XBau building applications."""
+
+    xta: XtaSettings = Field(description="the XTA server and our account (whose mailbox is read)")
+    authority: Behoerde = Field(
+        description="the Bauaufsicht itself as XBau names it (kennung, name): the reader of the applications"
+    )
+    poll_seconds: float = Field(60.0, gt=0, le=86400, description="how often the mailbox is read")
+    service: str = Field("bauantrag", min_length=1, description="service (Leistung) of the applications")
+    max_per_poll: int = Field(50, ge=1, le=10000, description="messages taken in one poll at most")
+    max_message: ByteSize = Field(
+        DEFAULT_MAX_MESSAGE, description="largest XBau message (the XML, not its Anlagen) that is parsed"
+    )
+
+
+class BauportalNrwAnswersConfig(ConnectorConfig):
+    """``type: bauportal-nrw-answers``: XBau receipts (1120, 1121) and rejections (1100) to the portal."""
+
+    xta: XtaSettings = Field(description="the XTA server and our account (the Author of the answers)")
+    authority: Behoerde = Field(description="the Bauaufsicht as XBau names it: the autor of the answers")
+    information: list[str] = Field(
+        default_factory=lambda: [
+            "Ihr Bauantrag ist bei der unteren Bauaufsichtsbehörde eingegangen.",
+            "Die Bearbeitung beginnt mit der Prüfung der Vollständigkeit.",
+        ],
+        description="paragraphs of the receipt's text (1120 information)",
+    )
+    send_aktenzeichen: bool = Field(True, description="send the Aktenzeichen (1121) after the receipt")
+    rejection_codes: dict[str, str] = Field(
+        default_factory=lambda: {"schema": "X001", "xml": "X001", "anlagen": "A001"},
+        description="Fehlerkennzahl (code list xbau-fehlerkennzahlen) per rejection kind of the source",
+    )
+    default_rejection_code: str = Field("X001", description="Fehlerkennzahl of other rejections")
+    rejection_codes_version: str = Field("2.2", description="listVersionID of xbau-fehlerkennzahlen")
+    max_returned_message: ByteSize = Field(
+        DEFAULT_MAX_MESSAGE,
+        description="a refused message up to this size goes back inside the 1100 (base64), as XBau asks",
+    )
+    business_scenario: str = Field(
+        "XBAU_DATA", description="XTA business scenario if the original message's cannot be used"
+    )
+    test: bool = Field(False, description="mark the XTA messages as test messages")

@@ -1,0 +1,387 @@
+"""``type: bauportal-nrw``: building applications (XBau 2.6 ``baugenehmigung.antrag.0200``) from XTA.
+
+One poll: list the mailbox; for every 0200, fetch it (message and Anlagen streamed by the XTA client
+into the blob store), parse the message from its blob (hardened, size-limited), validate it against
+the XBau XSD, read applicant(s), Bauvorhaben, plot and Anlagen, hand the application to the core's
+intake, and only after that returned close the XTA message. A crash in between leaves the message in
+the mailbox; the next poll takes it again, and the intake — idempotent on the XBau message UUID —
+stores it once.
+
+A message that is not well-formed, not valid against the schema, or whose referenced Anlagen are not
+in the transport is taken in as *rejected* (`Intake(rejection=...)`): stored with the findings, nothing
+filed; the route's notifier (`bauportal-nrw-answers`) sends the 1100 back. Other message types stay in
+the mailbox for whoever reads them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from typing import Any, ClassVar
+
+from hub_xta import XtaClient, XtaContent, XtaMessage
+
+from hub import (
+    Address,
+    Application,
+    Attachment,
+    CheckResult,
+    ConnectorConfig,
+    ConnectorContext,
+    Intake,
+    IntakeFunc,
+    Manifest,
+    OriginalSubmission,
+    Party,
+    Permanent,
+    Rejection,
+    Source,
+    utcnow,
+)
+
+from .config import BauportalNrwConfig
+from .reply import ReplyTo
+from .xbau import (
+    ANTRAG,
+    XBAU_MESSAGES,
+    AntragData,
+    Behoerde,
+    Head,
+    MessageIdentity,
+    Person,
+    UnsafeXml,
+    XBauSchemas,
+    load_schemas,
+    parse_stream,
+    read_antrag,
+    read_head,
+    read_referenz,
+)
+
+log = logging.getLogger(__name__)
+
+STANDARDS = (
+    "XBau 2.6 (baugenehmigung.antrag.0200)",
+    "XBau-Kernmodul 1.3.0",
+    "XTA 2 Version 3.1",
+)
+MANIFEST = Manifest(
+    name="Bauportal.NRW",
+    version="0.1.0",
+    standards=STANDARDS,
+    description="building applications (XBau 0200) from an XTA mailbox; answers 1120/1121/1100",
+)
+_UUID_IN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class BauportalNrwSource(Source):
+    """Reads the Bauaufsicht's XTA mailbox: fetch, validate, durable intake, then close."""
+
+    kind = "bauportal-nrw"
+    manifest = MANIFEST
+    Config: ClassVar[type[ConnectorConfig]] = BauportalNrwConfig
+
+    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+        super().__init__(config, context)
+        assert isinstance(config, BauportalNrwConfig)
+        self.settings = config
+        self.poll_interval = config.poll_seconds
+        self._client: XtaClient | None = None
+
+    @property
+    def client(self) -> XtaClient:
+        """The XTA client (created on first use: it needs the schema directory)."""
+        if self._client is None:
+            self._client = XtaClient.from_context(self.settings.xta, self.context)
+        return self._client
+
+    @property
+    def schemas(self) -> XBauSchemas:
+        """The compiled XBau schemas (once per process)."""
+        if self.context.schemas is None:
+            raise Permanent("no schema directory configured (`schemas:` or $AKTENHUB_SCHEMAS): XBau needs it")
+        return load_schemas(self.context.schemas)
+
+    async def check(self) -> CheckResult:
+        """Are the XBau schemas there, is the XTA server reachable and our account active?"""
+        try:
+            self.schemas  # noqa: B018 - compiles them, or says why not
+            client = self.client
+        except Permanent as exc:
+            return CheckResult(ok=False, message=str(exc))
+        return await client.check()
+
+    async def poll(self, intake: IntakeFunc) -> int:
+        """Take the waiting building applications in; close each after its durable intake."""
+        taken = 0
+        for metadata in await self.client.list_messages(limit=self.settings.max_per_poll):
+            if metadata.message_type != ANTRAG:
+                continue  # not ours: stays in the mailbox
+            try:
+                message = await self.client.get_message(metadata.message_id)
+            except Permanent as exc:
+                # One unreadable message must not stop the others; it stays in the mailbox.
+                log.warning("xbau message skipped message_id=%s error=%s", metadata.message_id, exc)
+                continue
+            submission = await self.intake_of(message)
+            outcome = await intake(submission)
+            await self.acknowledge_message(message)
+            if not outcome.duplicate:
+                taken += 1
+                log.info(
+                    "xbau message taken application=%s message_id=%s rejected=%s",
+                    outcome.application_id,
+                    metadata.message_id,
+                    submission.rejection is not None,
+                )
+        return taken
+
+    async def acknowledge_message(self, message: XtaMessage) -> None:
+        """Close the XTA message: it leaves the mailbox (only after the durable intake)."""
+        await self.client.close(message.message_id, request_id=message.request_id)
+
+    # -- one message -------------------------------------------------------------------------------
+
+    async def intake_of(self, message: XtaMessage) -> Intake:
+        """The intake for a fetched message: the application, or the application refused with findings."""
+        content = message.message
+        try:
+            root = await parse_stream(
+                self.context.blobs.read(content.blob), limit=int(self.settings.max_message)
+            )
+        except UnsafeXml as exc:
+            return self._refused(message, None, "xml", f"Die Nachricht ist kein verarbeitbares XML: {exc}")
+        schemas = self.schemas
+        # Validating a large message takes a while: not on the event loop.
+        findings = await asyncio.to_thread(schemas.errors, root)
+        head, referenz = read_head(root), read_referenz(root)
+        if findings:
+            text = "; ".join(findings)
+            reason = f"Die Nachricht ist nicht schemakonform (XBau 2.6): {text}"
+            return self._refused(message, head, "schema", reason, referenz)
+        try:
+            data = read_antrag(root)
+        except ValueError as exc:
+            return self._refused(message, head, "schema", f"Die Nachricht ist nicht lesbar: {exc}", referenz)
+        attachments, missing = _attachments(data, message.attachments)
+        if missing:
+            return self._refused(message, data.head, "anlagen", "; ".join(missing), referenz)
+        if data.head.leser.kennung != self.settings.authority.kennung:
+            log.warning(
+                "xbau message addressed to another authority message_id=%s leser=%s",
+                message.message_id,
+                data.head.leser.kennung,
+            )
+        application = self._application(message, data.head, None, data.referenz)
+        application.applicant = _party(data.antragsteller[0])
+        application.form = _form(data)
+        application.attachments = attachments
+        return Intake(application)
+
+    def _refused(
+        self, message: XtaMessage, head: Head | None, kind: str, reason: str, referenz: str | None = None
+    ) -> Intake:
+        application = self._application(message, head, kind, referenz)
+        application.form = {"rueckweisung": reason}
+        return Intake(application, rejection=Rejection(reason, code=kind))
+
+    def _application(
+        self, message: XtaMessage, head: Head | None, rejection: str | None, referenz: str | None
+    ) -> Application:
+        meta = message.metadata
+        content = message.message
+        reply = ReplyTo(
+            xta_message_id=meta.message_id,
+            xta_author=meta.author,
+            xta_service=meta.service,
+            xta_scenario=meta.business_scenario,
+            xta_scenario_list=meta.business_scenario_list_uri,
+            xta_scenario_version=meta.business_scenario_list_version,
+            xta_process=meta.process_requester,
+            original=head.identity if head is not None else _identity_from_transport(message),
+            portal=head.autor if head is not None else _portal_from_transport(message),
+            addressee=head.leser if head is not None else None,
+            referenz=referenz,
+            rejection=rejection,
+        )
+        return Application(
+            source=self.name,
+            # The XBau message UUID: the same application re-sent in another XTA message is one.
+            external_id=head.identity.uuid if head is not None else meta.message_id,
+            service=self.settings.service,
+            original=OriginalSubmission(
+                media_type="application/xml", blob=content.blob, size=content.size, sha256=content.sha256
+            ),
+            correlations={"xta": meta.message_id, **reply.correlations()},
+        )
+
+    async def diagnostics(self) -> dict[str, Any]:
+        """Redacted state: the configuration without secrets."""
+        found = await super().diagnostics()
+        found["account"] = str(self.settings.xta.account)
+        return found
+
+
+def _identity_from_transport(message: XtaMessage) -> MessageIdentity:
+    """For a message whose head is unreadable: the best reference the transport offers."""
+    meta = message.metadata
+    found = _UUID_IN.search(meta.message_id)
+    value = found.group(0) if found else str(uuid.uuid5(uuid.NAMESPACE_URL, meta.message_id))
+    created = meta.origin or meta.delivered or meta.initial_fetch
+    return MessageIdentity(
+        uuid=value,
+        code=meta.message_type.rsplit(".", 1)[-1],
+        list_uri=XBAU_MESSAGES[0],
+        list_version=XBAU_MESSAGES[1],
+        created=created if created is not None else utcnow(),
+    )
+
+
+def _portal_from_transport(message: XtaMessage) -> Behoerde:
+    author = message.metadata.author
+    return Behoerde(kennung=author.identifier, name=author.name or author.identifier)
+
+
+def _attachments(data: AntragData, contents: tuple[XtaContent, ...]) -> tuple[list[Attachment], list[str]]:
+    """Each Anlage's content among the transport's attachments (by id, else file name); what is missing."""
+    by_id = {c.id: c for c in contents if c.id}
+    by_name = {c.filename: c for c in contents if c.filename}
+    used: set[str] = set()
+    attachments: list[Attachment] = []
+    missing: list[str] = []
+    for anlage in data.anlagen:
+        if anlage.link is not None:
+            continue  # a link, not content: kept in the form (anlagen), not fetched
+        content = by_id.get(anlage.dokumentid or "") or by_name.get(anlage.dateiname or "")
+        content = content or by_name.get(anlage.dokumentid or "")
+        label = f"Anlage '{anlage.bezeichnung}' ({anlage.dateiname or anlage.dokumentid})"
+        if content is None:
+            missing.append(f"{label} fehlt in der Übermittlung")
+            continue
+        if anlage.sha256 and _SHA256.match(anlage.sha256) and anlage.sha256.lower() != content.sha256:
+            missing.append(f"{label}: Hashwert stimmt nicht mit dem Inhalt überein")
+            continue
+        used.add(content.blob)
+        attachments.append(
+            Attachment(
+                name=anlage.dateiname or content.filename or anlage.bezeichnung,
+                media_type=content.content_type or anlage.mime_type,
+                size=content.size,
+                sha256=content.sha256,
+                blob=content.blob,
+                field=anlage.anlageart,
+            )
+        )
+    for n, content in enumerate(contents, start=1):
+        if content.blob not in used:
+            # Sent but not described as an Anlage: kept all the same, nothing is lost.
+            attachments.append(
+                Attachment(
+                    name=content.filename or f"anhang-{n}",
+                    media_type=content.content_type,
+                    size=content.size,
+                    sha256=content.sha256,
+                    blob=content.blob,
+                    field=None,
+                )
+            )
+    return attachments, missing
+
+
+def _party(person: Person) -> Party:
+    address = person.anschrift
+    street = " ".join(p for p in (address.strasse, address.hausnummer) if p) or None
+    return Party(
+        given_name=person.vorname,
+        family_name=person.familienname,
+        organisation=person.organisation,
+        address=Address(street=street, postal_code=address.postleitzahl, city=address.ort)
+        if (street or address.postleitzahl or address.ort)
+        else None,
+        email=person.email,
+        phone=person.telefon,
+    )
+
+
+def _person_form(person: Person) -> dict[str, Any]:
+    found: dict[str, Any] = {"name": person.display_name}
+    address = person.anschrift
+    line = ", ".join(
+        p
+        for p in (
+            " ".join(q for q in (address.strasse, address.hausnummer) if q),
+            " ".join(q for q in (address.postleitzahl, address.ort) if q),
+        )
+        if p
+    )
+    if line:
+        found["anschrift"] = line
+    if person.email:
+        found["email"] = person.email
+    if person.telefon:
+        found["telefon"] = person.telefon
+    return found
+
+
+def _form(data: AntragData) -> dict[str, Any]:
+    plot = data.flurstuecke[0]
+    bauherren = data.bauherren or data.antragsteller
+    address = data.grundstueck_anschrift
+    lage = (
+        ", ".join(
+            p
+            for p in (
+                " ".join(q for q in (address.strasse, address.hausnummer) if q),
+                " ".join(q for q in (address.postleitzahl, address.ort) if q),
+            )
+            if p
+        )
+        if address is not None
+        else ""
+    )
+    vorhaben: dict[str, Any] = {
+        "bezeichnung": data.bezeichnung,
+        "massnahmen": list(data.massnahmen),
+    }
+    if data.gebaeude is not None:
+        vorhaben["gebaeude"] = data.gebaeude
+    if data.weitere_angaben:
+        vorhaben["weitere_angaben"] = list(data.weitere_angaben)
+    grundstueck: dict[str, Any] = {
+        "gemarkung": plot.gemarkung,
+        "flur": plot.flur or "",
+        "flurstueck": plot.nummer,
+    }
+    if lage:
+        grundstueck["anschrift"] = lage
+    return {
+        "referenz_antragsservice": data.referenz,
+        "nachricht_uuid": data.head.identity.uuid,
+        "portal": data.head.autor.name,
+        "antragsteller": [_person_form(p) for p in data.antragsteller],
+        "bauherr": bauherren[0].display_name,
+        "bauherren": [p.display_name for p in bauherren],
+        "bauvorhaben": vorhaben,
+        "grundstueck": grundstueck,
+        "flurstuecke": [
+            {"gemarkung": p.gemarkung, "flur": p.flur or "", "flurstueck": p.nummer} for p in data.flurstuecke
+        ],
+        "anlagen": [
+            {
+                k: v
+                for k, v in {
+                    "bezeichnung": a.bezeichnung,
+                    "anlageart": a.anlageart,
+                    "datei": a.dateiname,
+                    "datum": a.datum.isoformat(),
+                    "version": a.versionsnummer,
+                    "link": a.link,
+                }.items()
+                if v is not None
+            }
+            for a in data.anlagen
+        ],
+    }

@@ -1,0 +1,162 @@
+"""The XBau 2.6 schemas (compiled once per process) and hardened parsing of XBau messages.
+
+The XSDs are not part of this package: they are read from the schema directory (``schemas:``,
+``$AKTENHUB_SCHEMAS``), laid out like ``shared/reference``, i.e. ``<schemas>/xbau/2.6/xsd/``. Two entry
+files are compiled: ``xbau-nachrichten-baugenehmigung.xsd`` (namespace XBau 2.6, the building
+application 0200) and ``xbau-kernmodul-prozessnachrichten.xsd`` (Kernmodul 1.3.0, the process messages
+1100/1120/1121). Imports resolve only to files inside that directory; nothing is fetched from a network.
+
+Parsing refuses DOCTYPEs and entities, resolves nothing external and stops past a size limit. Content
+arrives in chunks (from the blob store) and is fed to the parser piece by piece, so the raw bytes are
+never held as a whole besides the tree.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import AsyncIterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from lxml import etree
+
+from hub import Permanent
+
+XBAU = "http://www.xleitstelle.de/xbau/2/6"
+XBAUK = "http://www.xleitstelle.de/xbau/kernmodul/1/3/0"
+BN_G2G = "http://xoev.de/schemata/basisnachricht/g2g/1_1"
+XSD_DIRECTORY = Path("xbau") / "2.6" / "xsd"
+ENTRY_FILES = {
+    XBAU: "xbau-nachrichten-baugenehmigung.xsd",
+    XBAUK: "xbau-kernmodul-prozessnachrichten.xsd",
+}
+MAX_FINDINGS = 20
+
+
+class XBauSchemaError(Permanent):
+    """The XBau schemas cannot be found or compiled (a configuration problem)."""
+
+
+class UnsafeXml(ValueError):
+    """The document is not well-formed, too large, or declares a DTD or entities."""
+
+
+def xbau_directory(schemas: Path) -> Path:
+    """The XSD directory of XBau 2.6 inside a schema directory."""
+    directory = (schemas / XSD_DIRECTORY).resolve()
+    if not (directory / ENTRY_FILES[XBAU]).is_file():
+        raise XBauSchemaError(
+            f"XBau 2.6 schemas not found in {directory} (expected {ENTRY_FILES[XBAU]}; "
+            "set `schemas:` or $AKTENHUB_SCHEMAS to a directory laid out like shared/reference)"
+        )
+    return directory
+
+
+class _LocalOnly(etree.Resolver):
+    """Resolves schema imports to files below one directory; anything else is refused."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def resolve(self, system_url: str | None, public_id: str | None, context: Any) -> Any:
+        parts = urlsplit(system_url or "")
+        path = Path(unquote(parts.path)).resolve()
+        if parts.scheme not in ("", "file") or not path.is_relative_to(self.root):
+            raise XBauSchemaError(f"refusing to load schema {system_url!r}: only local files are read")
+        return self.resolve_filename(str(path), context)
+
+
+def _hardened_parser(**options: Any) -> etree.XMLParser:
+    parser: etree.XMLParser = etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        **options,
+    )
+    return parser
+
+
+class XBauSchemas:
+    """The compiled XBau 2.6 and Kernmodul 1.3.0 schemas of one schema directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._schemas: dict[str, etree.XMLSchema] = {}
+        for namespace, name in ENTRY_FILES.items():
+            parser = _hardened_parser()
+            parser.resolvers.add(_LocalOnly(directory))
+            try:
+                document = etree.parse(str(directory / name), parser)
+                self._schemas[namespace] = etree.XMLSchema(document)
+            except (OSError, etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
+                raise XBauSchemaError(f"cannot compile the XBau schema {name}: {exc}") from exc
+        # An lxml schema object keeps its error log per validation: one validation at a time each.
+        self._lock = threading.Lock()
+
+    def errors(self, root: etree._Element) -> list[str]:
+        """Schema violations of an XBau message (empty: valid), at most `MAX_FINDINGS`."""
+        namespace = etree.QName(root).namespace or ""
+        schema = self._schemas.get(namespace)
+        if schema is None:
+            return [f"root element {etree.QName(root).text} is not in an XBau namespace ({XBAU}, {XBAUK})"]
+        with self._lock:
+            if schema.validate(root):
+                return []
+            found = [f"line {e.line}: {e.message}" for e in schema.error_log]
+        if len(found) > MAX_FINDINGS:
+            found = [*found[:MAX_FINDINGS], f"... and {len(found) - MAX_FINDINGS} more"]
+        return found
+
+    def check(self, root: etree._Element, what: str) -> None:
+        """Raise `Permanent` if a message this hub built is invalid (a bug, never sent)."""
+        problems = self.errors(root)
+        if problems:
+            raise Permanent(f"{what} is not valid against the XBau schema: {'; '.join(problems)}")
+
+
+@functools.lru_cache(maxsize=4)
+def load_schemas(schemas: Path) -> XBauSchemas:
+    """The compiled XBau schemas of a schema directory, once per directory and process."""
+    return XBauSchemas(xbau_directory(schemas))
+
+
+def parse_bytes(data: bytes, *, limit: int) -> etree._Element:
+    """Parse a small XBau document (hardened, size-limited)."""
+    if len(data) > limit:
+        raise UnsafeXml(f"document larger than {limit} bytes")
+    parser = _hardened_parser(remove_pis=True)
+    try:
+        root = etree.fromstring(data, parser=parser)
+    except etree.XMLSyntaxError as exc:
+        raise UnsafeXml(f"not well-formed XML: {exc.msg}") from None
+    return _checked(root)
+
+
+async def parse_stream(chunks: AsyncIterable[bytes], *, limit: int) -> etree._Element:
+    """Parse an XBau document arriving in chunks (hardened, size-limited)."""
+    parser = _hardened_parser(remove_pis=True)
+    size = 0
+    try:
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise UnsafeXml(f"document larger than {limit} bytes")
+            parser.feed(chunk)
+        root = parser.close()
+    except etree.XMLSyntaxError as exc:
+        raise UnsafeXml(f"not well-formed XML: {exc.msg}") from None
+    return _checked(root)
+
+
+def _checked(root: etree._Element) -> etree._Element:
+    doc = root.getroottree()
+    if doc.docinfo.doctype or doc.docinfo.internalDTD is not None:
+        raise UnsafeXml("document type declarations are not accepted")
+    if any(True for _ in root.iter(etree.Entity)):
+        raise UnsafeXml("entity references are not accepted")
+    return root
