@@ -104,6 +104,24 @@ SERVICES = ["jagdschein", "fischereischein", "grabungserlaubnis", "kindertagespf
 BUNDID_SERVICES = ("jagdschein", "fischereischein")
 BUNDID_PERSONS = ["U01", "U02", "U03", "U04", "U05", "U06", "U07", "U11", "U12"]
 SP_ENTITY_ID = "https://aktenhub.rhein-sieg-kreis.example/saml/sp"
+XTA_ACCOUNT = "vbe:bauaufsicht-rhein-sieg"  # the Bauaufsicht's XTA mailbox
+AUTHORITY = {"kennung": "vbe:053820004", "name": "Rhein-Sieg-Kreis, Untere Bauaufsichtsbehörde"}
+BAUANTRAEGE: list[dict[str, Any]] = [
+    {
+        "bauherr": {"vorname": "Jürgen", "familienname": "Groß"},
+        "ort": "Siegburg",
+        "flurstueck": {"gemarkung": "Wolsdorf", "flur": "12", "zaehler": "345", "nenner": "2"},
+        "bezeichnung": "Neubau eines Einfamilienhauses mit Garage",
+    },
+    {
+        "bauherr": {"vorname": "Małgorzata", "familienname": "Wiśniewska"},
+        "ort": "Alfter",
+        "flurstueck": {"gemarkung": "Oedekoven", "flur": "3", "zaehler": "118"},
+        "bezeichnung": "Anbau eines Wintergartens",
+    },
+    # one submitted without its mandatory Bauvorhaben: refused with an XBau 1100 back to the portal
+    {"bauherr": {"vorname": "Theo", "familienname": "Kröger"}, "ort": "Troisdorf", "invalid": True},
+]
 ACS_URL = "https://formulare.rhein-sieg-kreis.example/bundid/acs"
 
 
@@ -185,7 +203,21 @@ def mappings_dir() -> Path:
     raise FileNotFoundError("config/mappings not found: run the demo from the Aktenhub source tree")
 
 
-def demo_settings(data: Path, port: int, sims: dict[str, str], mappings: Path) -> dict[str, Any]:
+def schemas_dir() -> Path:
+    """The official schemas (XTA, XBau, xdomea): $AKTENHUB_SCHEMAS, else ../shared/reference."""
+    env = os.environ.get("AKTENHUB_SCHEMAS")
+    for candidate in ([Path(env)] if env else []) + [
+        Path("../shared/reference"),
+        Path(__file__).resolve().parents[2] / "shared" / "reference",
+    ]:
+        if (candidate / "xta" / "XTA.wsdl").is_file():
+            return candidate.resolve()
+    raise FileNotFoundError("schema directory not found: set AKTENHUB_SCHEMAS (see DESIGN §5)")
+
+
+def demo_settings(
+    data: Path, port: int, sims: dict[str, str], mappings: Path, schemas: Path
+) -> dict[str, Any]:
     """The demo's configuration: FormCycle -> (BundID) -> mapping -> Enaio -> mailbox, per service group."""
     enaio_url = sims["enaio"]
     applicant = {
@@ -199,6 +231,7 @@ def demo_settings(data: Path, port: int, sims: dict[str, str], mappings: Path) -
     }
     return {
         "store": f"sqlite:///{data / 'journal.db'}",
+        "schemas": str(schemas),
         "blobs": str(data / "blobs"),
         "server": {
             "listen": f"127.0.0.1:{port}",
@@ -217,7 +250,16 @@ def demo_settings(data: Path, port: int, sims: dict[str, str], mappings: Path) -
                 "api": "dms",
                 "username": "aktenhub",
                 "password": "${ENAIO_PASSWORD}",
-                "object_types": ["Personenakte", "Vorgang", "Antrag", "Anlage", "Originalantrag"],
+                "object_types": [
+                    "Personenakte",
+                    "Vorgang",
+                    "Antrag",
+                    "Anlage",
+                    "Originalantrag",
+                    "Bauakte",
+                    "Bauantrag",
+                    "Bauvorlage",
+                ],
                 "max_concurrency": 4,
             },
             "bundid": {
@@ -235,6 +277,34 @@ def demo_settings(data: Path, port: int, sims: dict[str, str], mappings: Path) -
                 "signer": "aktenhub-demo",
                 "sender_name": "Rhein-Sieg-Kreis",
                 "services": {"jagdschein": "Jagdschein", "fischereischein": "Fischereischein"},
+            },
+            "bauportal": {
+                "type": "bauportal-nrw",
+                "poll_seconds": 1,
+                "authority": AUTHORITY,
+                "xta": {"url": sims["xta"], "account": {"identifier": XTA_ACCOUNT}},
+            },
+            "antworten": {
+                "type": "bauportal-nrw-answers",
+                "authority": AUTHORITY,
+                "xta": {"url": sims["xta"], "account": {"identifier": XTA_ACCOUNT}},
+            },
+            "xdomea": {
+                "type": "xdomea",
+                "mode": "http",
+                "url": f"{sims['xdomea']}/xdomea/import",
+                "username": "aktenhub",
+                "password": "${XDOMEA_PASSWORD}",
+                "sender": {
+                    "behoerdenschluessel": "05382000",
+                    "institution": "Rhein-Sieg-Kreis",
+                    "organisationseinheit": "Amt 63 Bauaufsicht",
+                },
+                "receiver": {
+                    "behoerdenschluessel": "05382000",
+                    "institution": "Rhein-Sieg-Kreis",
+                    "organisationseinheit": "Amt 10 Zentrale Dienste (DMS)",
+                },
             },
             "receipts": {"type": "log"},
         },
@@ -255,6 +325,13 @@ def demo_settings(data: Path, port: int, sims: dict[str, str], mappings: Path) -
                 "map": str(mappings / "grabungserlaubnis.yaml"),
                 "to": ["enaio"],
                 "notify": ["receipts"],
+            },
+            {
+                "name": "bauantrag",
+                "from": "bauportal",
+                "map": str(mappings / "bauantrag.yaml"),
+                "to": ["enaio", "xdomea"],
+                "notify": ["antworten", "receipts"],
             },
             {
                 "name": "kindertagespflege",
@@ -379,12 +456,16 @@ async def _start(data_dir: Path, port: int, sim_ports: dict[str, int]) -> _Servi
     try:
         plugins = load_plugins()
         offered = plugins.simulators()
-        missing = [name for name in ("enaio", "bundid", "zbp") if name not in offered]
+        missing = [
+            n for n in ("enaio", "bundid", "zbp", "xta", "xdomea", "bauportal-nrw") if n not in offered
+        ]
         if missing:
             return f"plugins missing for the simulators {', '.join(missing)}: run `make demo`"
         mappings = mappings_dir()
+        schemas = schemas_dir()
     except (PluginError, FileNotFoundError) as exc:
         return str(exc)
+    xdomea_password = secrets.token_urlsafe(16)
     await asyncio.to_thread(_author_key, data_dir)
     runners: list[web.AppRunner] = []
     sims: dict[str, str] = {}
@@ -399,6 +480,11 @@ async def _start(data_dir: Path, port: int, sim_ports: dict[str, int]) -> _Servi
             metadata_file=str(data_dir / "bundid-idp-metadata.xml"),
         ),
         "zbp": offered["zbp"].make_app(),
+        "xta": offered["xta"].make_app(schemas=str(schemas), data_dir=str(data_dir / "xta")),
+        "xdomea": offered["xdomea"].make_app(schemas=str(schemas), users={"aktenhub": xdomea_password}),
+        "bauportal-nrw": offered["bauportal-nrw"].make_app(
+            xta_url=f"http://127.0.0.1:{sim_ports['xta']}", reader=XTA_ACCOUNT
+        ),
     }
     try:
         for name, app in apps.items():
@@ -412,9 +498,10 @@ async def _start(data_dir: Path, port: int, sim_ports: dict[str, int]) -> _Servi
         "FORMCYCLE_TOKEN": form_token,
         "AKTENHUB_DEMO_ADMIN_TOKEN": admin_token,
         "ENAIO_PASSWORD": enaio_password,
+        "XDOMEA_PASSWORD": xdomea_password,
     }
     try:
-        config = config_from_dict(demo_settings(data_dir, port, sims, mappings), plugins, env=env)
+        config = config_from_dict(demo_settings(data_dir, port, sims, mappings, schemas), plugins, env=env)
     except ConfigError as exc:
         for runner in runners:
             await runner.cleanup()
@@ -445,7 +532,14 @@ async def run_demo(data_dir: Path, port: int, once: bool, enaio_port: int = 8095
 
 
 async def _run(data_dir: Path, port: int, once: bool, enaio_port: int) -> int:
-    ports = {"enaio": enaio_port, "bundid": enaio_port + 1, "zbp": enaio_port + 2}
+    ports = {
+        "enaio": enaio_port,
+        "bundid": enaio_port + 1,
+        "zbp": enaio_port + 2,
+        "xta": enaio_port + 3,
+        "xdomea": enaio_port + 4,
+        "bauportal-nrw": enaio_port + 5,
+    }
     started = await _start(data_dir, port, ports)
     if isinstance(started, str):
         console.print(f"[red]demo cannot start:[/] {started}")
@@ -469,6 +563,7 @@ async def _drive(svc: _Services, once: bool) -> int:
     todo = samples()
     first, renewal = todo[:-1], todo[-1:]
     ids: dict[str, Sample] = {}
+    portal: dict[str, bool] = {}  # XBau message id -> submitted invalid on purpose
     columns = (
         TextColumn("{task.description:<38}"),
         BarColumn(),
@@ -500,12 +595,26 @@ async def _drive(svc: _Services, once: bool) -> int:
                         return
                     await asyncio.sleep(0.1)  # display refresh, not synchronisation
 
+            arriving = progress.add_task("Bauportal.NRW → XTA → filed", total=len(BAUANTRAEGE))
+            for antrag in BAUANTRAEGE:  # the portal delivers into the Bauaufsicht's XTA mailbox
+                async with session.post(f"{svc.sims['bauportal-nrw']}/sim/bauantrag", json=antrag) as resp:
+                    if resp.status != 201:
+                        raise RuntimeError(f"Bauportal simulator: {resp.status} {await resp.text()}")
+                    # the XBau message id becomes the application's external id
+                    portal[(await resp.json())["nachricht_uuid"]] = bool(antrag.get("invalid"))
             await submit(first)
             await settle()
             # The renewal of a licence comes later and finds the applicant's existing Akte.
             await submit(renewal)
             await settle()
-    return await _summary(svc, ids, once)
+            while True:  # the Bauanträge arrive by polling the XTA mailbox
+                arrived = await svc.hub.journal.list_applications(ApplicationFilter(service="bauantrag"))
+                done = sum(r.state in FINAL for r in arrived)
+                progress.update(arriving, completed=done)
+                if done == len(BAUANTRAEGE):
+                    break
+                await asyncio.sleep(0.1)  # display refresh, not synchronisation
+    return await _summary(svc, ids, portal, once)
 
 
 async def _mailbox_count(session: aiohttp.ClientSession, zbp_url: str, handle: str | None) -> str:
@@ -520,7 +629,7 @@ async def _mailbox_count(session: aiohttp.ClientSession, zbp_url: str, handle: s
     return f"{len(messages)} msg, {len(statuses)} status"
 
 
-async def _summary(svc: _Services, ids: dict[str, Sample], once: bool) -> int:
+async def _summary(svc: _Services, ids: dict[str, Sample], portal: dict[str, bool], once: bool) -> int:
     table = Table(
         "service",
         "applicant",
@@ -530,28 +639,29 @@ async def _summary(svc: _Services, ids: dict[str, Sample], once: bool) -> int:
         "Akte",
         "Vorgang",
         "docs",
-        "Postfach",
+        "answer",
         title="Applications",
         title_justify="left",
     )
     ok = True
     akten: set[str] = set()
     rows = await svc.hub.journal.list_applications(ApplicationFilter(ids=tuple(ids)), limit=len(ids))
+    rows += await svc.hub.journal.list_applications(ApplicationFilter(service="bauantrag"))
     async with aiohttp.ClientSession() as session:
-        for summary in sorted(rows, key=lambda r: r.received_at):
+        for summary in sorted(rows, key=lambda r: (r.service == "bauantrag", r.received_at)):
             app = await svc.hub.journal.get_application(summary.id)
             assert app is not None
-            sample = ids[summary.id]
-            expected = (
-                ApplicationState.REJECTED
-                if sample.bundid_means == "Benutzername"
-                else (ApplicationState.COMPLETED)
+            sample = ids.get(summary.id)
+            # refused: the BundID login with user name only, the Bauantrag without Bauvorhaben
+            refused = (
+                (sample.bundid_means == "Benutzername") if sample else portal.get(app.external_id, False)
             )
+            expected = ApplicationState.REJECTED if refused else ApplicationState.COMPLETED
             ok &= summary.state == expected
             correlations = app.correlations
             documents = correlations.get("enaio.documents", "")
             akte = correlations.get("enaio.akte", "-")
-            shown_akte = f"{akte} (existing)" if akte in akten else akte
+            shown_akte = f"{akte} (existing)" if akte in akten and akte != "-" else akte
             akten.add(akte)
             if summary.state == ApplicationState.COMPLETED:
                 state = f"[green]{summary.state}[/]"
@@ -561,20 +671,27 @@ async def _summary(svc: _Services, ids: dict[str, Sample], once: bool) -> int:
                 state = f"[red]{summary.state}[/]: {summary.error}"
             identity = app.identity
             level = f"{identity.level.value} ({identity.means})" if identity.level else "-"
+            fallback = f"{sample.fields['vorname']} {sample.fields['nachname']}" if sample else "-"
+            if summary.service != "bauantrag":
+                answer = await _mailbox_count(session, svc.sims["zbp"], app.applicant.mailbox)
+            else:
+                answer = "XBau 1100" if summary.state == ApplicationState.REJECTED else "XBau 1120, 1121"
             table.add_row(
-                sample.service,
-                app.applicant.display_name or f"{sample.fields['vorname']} {sample.fields['nachname']}",
+                summary.service,
+                app.applicant.display_name or fallback,
                 level,
                 state,
                 app.file_number or "-",
                 shown_akte,
                 correlations.get("enaio.vorgang", "-"),
                 str(len(documents.split(","))) if documents else "0",
-                await _mailbox_count(session, svc.sims["zbp"], app.applicant.mailbox),
+                answer,
             )
     console.print(table)
     console.print(f"Enaio objects:    curl {svc.sims['enaio']}/_sim/objects")
     console.print(f"BundID mailboxes: curl {svc.sims['zbp']}/_sim/mailboxes")
+    console.print(f"XBau answers:     curl {svc.sims['bauportal-nrw']}/sim/answers")
+    console.print(f"xdomea imports:   curl {svc.sims['xdomea']}/_sim/imports")
     console.print(
         f"admin API:        curl -H 'Authorization: Bearer {svc.admin_token}' "
         f"{svc.hub_url}/api/v1/applications"

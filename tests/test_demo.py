@@ -26,11 +26,14 @@ async def filed(journal_path: Path) -> list[Application]:
     try:
         rows = await journal.list_applications(ApplicationFilter(), limit=100)
         states = sorted(r.state for r in rows)
-        assert states == sorted([ApplicationState.COMPLETED] * 19 + [ApplicationState.REJECTED])
-        (rejected,) = [r for r in rows if r.state == ApplicationState.REJECTED]
-        assert rejected.error == "trust level too low: untergeordnet achieved, substantiell required"
+        assert states == sorted([ApplicationState.COMPLETED] * 21 + [ApplicationState.REJECTED] * 2)
+        xbau, login = sorted(
+            (r for r in rows if r.state == ApplicationState.REJECTED), key=lambda r: r.service
+        )
+        assert login.error == "trust level too low: untergeordnet achieved, substantiell required"
+        assert xbau.service == "bauantrag" and "schemakonform" in (xbau.error or "")
         apps = [await journal.get_application(r.id) for r in sorted(rows, key=lambda r: r.received_at)]
-        return [a for a in apps if a is not None and a.id != rejected.id]
+        return [a for a in apps if a is not None and a.id not in (login.id, xbau.id)]
     finally:
         await journal.close()
 
@@ -45,7 +48,15 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
         "fischereischein",
         "grabungserlaubnis",
         "kindertagespflege",
+        "bauantrag",
     }
+    bauantraege = [a for a in apps if a.service == "bauantrag"]
+    assert len(bauantraege) == 2
+    for app in bauantraege:  # from Bauportal.NRW over XTA into the Bauakte and the xdomea DMS
+        assert app.file_number and app.file_number.startswith("63/BA-")
+        assert len(app.correlations["enaio.documents"].split(",")) == 5  # PDF, 3 Anlagen, original XML
+        assert any(key.startswith("xdomea") for key in app.correlations)
+    apps = [a for a in apps if a.service != "bauantrag"]
     for app in apps:
         assert app.file_number
         assert len(app.correlations["enaio.documents"].split(",")) == 4  # rendition, 2 attachments, original

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hub import Connector, hookimpl
+from hub import Connector, Simulator, hookimpl
 
+from . import portal
 from .answers import BauportalNrwAnswers
 from .source import BauportalNrwSource
 
@@ -14,3 +15,16 @@ from .source import BauportalNrwSource
 def aktenhub_connector_types() -> Sequence[type[Connector]]:
     """The source (``type: bauportal-nrw``) and its answers (``type: bauportal-nrw-answers``)."""
     return [BauportalNrwSource, BauportalNrwAnswers]
+
+
+@hookimpl
+def aktenhub_simulators() -> Sequence[Simulator]:
+    """Bauportal.NRW itself: submits building applications into an authority's XTA mailbox."""
+    return [
+        Simulator(
+            name="bauportal-nrw",
+            description="Bauportal.NRW submitting XBau 0200 into an XTA mailbox: POST /sim/bauantrag "
+            "(invalid: true for a schema-invalid one), GET /sim/answers; option xta_url",
+            make_app=portal.make_app,
+        )
+    ]

@@ -1,0 +1,106 @@
+"""A simulator of Bauportal.NRW: submits building applications into an authority's XTA mailbox.
+
+``aktenhub simulate bauportal-nrw --option xta_url=http://127.0.0.1:8098``; then
+``POST /sim/bauantrag`` with ``{"bauherr": {"vorname": ..., "familienname": ...}, "flurstueck":
+{"gemarkung": ..., "flur": ..., "zaehler": ...}, "bezeichnung": ..., "invalid": false}`` submits a
+``baugenehmigung.antrag.0200`` with three Anlagen, as the portal does; ``invalid: true`` sends one
+without its mandatory ``bauvorhaben`` (for the 1100 answer). ``GET /sim/answers`` lists what the
+authority sent back to the portal (read from the XTA server's record).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from lxml import etree
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .samples import enqueue_bauantrag, sample_bauantrag
+from .xbau import XBAU, Address, Behoerde, Flurstueck, Person
+
+
+class PortalOptions(BaseModel):
+    """Where the portal delivers, and who it and the authority are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    xta_url: str = "http://127.0.0.1:8098"
+    reader: str = "vbe:bauaufsicht-rhein-sieg"  # the authority's XTA account
+    author: str = "vbe:bauportal-nrw"  # the portal's XTA account
+    authority_kennung: str = "vbe:053820004"
+    authority_name: str = "Rhein-Sieg-Kreis, Untere Bauaufsichtsbehörde"
+    portal_kennung: str = "vbe:bauportal-nrw"
+    portal_name: str = "Bauportal.NRW"
+
+
+class _Submission(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bauherr: dict[str, str] | None = None
+    ort: str | None = None
+    flurstueck: dict[str, str] | None = None
+    bezeichnung: str | None = None
+    invalid: bool = False
+
+
+OPTIONS = web.AppKey("bauportal_options", PortalOptions)
+
+
+def make_app(**options: Any) -> web.Application:
+    """The portal simulator as an aiohttp application."""
+    app = web.Application()
+    app[OPTIONS] = PortalOptions.model_validate(options)
+    app.router.add_post("/sim/bauantrag", _submit)
+    app.router.add_get("/sim/answers", _answers)
+    return app
+
+
+async def _submit(request: web.Request) -> web.Response:
+    opts = request.app[OPTIONS]
+    try:
+        wish = _Submission.model_validate(await request.json())
+    except (ValidationError, ValueError) as exc:
+        return web.json_response({"error": f"expected a Bauantrag description: {exc}"}, status=422)
+    overrides: dict[str, Any] = {}
+    if wish.bauherr:
+        overrides["antragsteller"] = [
+            Person(
+                vorname=wish.bauherr.get("vorname"),
+                familienname=wish.bauherr.get("familienname", "Mustermann"),
+                anschrift=Address(ort=wish.ort or "Siegburg"),
+            )
+        ]
+    if wish.flurstueck:
+        overrides["flurstuecke"] = [Flurstueck(**wish.flurstueck)]
+    if wish.bezeichnung:
+        overrides["bezeichnung"] = wish.bezeichnung
+    portal = Behoerde(kennung=opts.portal_kennung, name=opts.portal_name)
+    authority = Behoerde(kennung=opts.authority_kennung, name=opts.authority_name)
+    sample = sample_bauantrag(autor=portal, leser=authority, **overrides)
+    xml = _without_bauvorhaben(sample.xml) if wish.invalid else None
+    async with aiohttp.ClientSession() as http:
+        message_id = await enqueue_bauantrag(
+            http, opts.xta_url, opts.reader, sample, author=opts.author, xml=xml
+        )
+    return web.json_response(
+        {"xta_message_id": message_id, "nachricht_uuid": sample.antrag.identity.uuid}, status=201
+    )
+
+
+async def _answers(request: web.Request) -> web.Response:
+    opts = request.app[OPTIONS]
+    async with aiohttp.ClientSession() as http, http.get(f"{opts.xta_url}/_sim/sent") as resp:
+        sent = await resp.json()
+    return web.json_response(sent)
+
+
+def _without_bauvorhaben(xml: bytes) -> bytes:
+    """The message without its mandatory bauvorhaben: well-formed, invalid against the XSD."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    root = etree.fromstring(xml, parser)
+    vorhaben = root.find(f"{{{XBAU}}}bauvorhaben")
+    if vorhaben is not None:
+        root.remove(vorhaben)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
