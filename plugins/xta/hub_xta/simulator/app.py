@@ -79,6 +79,7 @@ class SimulatorOptions(BaseModel):
     technical_fault_next: int = 0
     latency_seconds: float = 0.0
     drop_next: int = 0
+    fail_close_next: int = 0
 
     @field_validator("accounts", "locked", mode="before")
     @classmethod
@@ -106,7 +107,7 @@ def make_app(**options: Any) -> web.Application:
       ``GET /_sim/sent/{message_id}/parts/{n}``: a sent content (0 = message, 1.. = attachments);
       ``GET /_sim/closed``: every close; ``GET /_sim/state``: request counts.
     - ``GET|POST /_sim/faults``: the fault knobs (fail_next, fail_status, technical_fault_next,
-      latency_seconds, drop_next).
+      latency_seconds, drop_next, fail_close_next).
     """
     settings = SimulatorOptions.model_validate(options)
     created = settings.data_dir is None
@@ -117,6 +118,7 @@ def make_app(**options: Any) -> web.Application:
         technical_fault_next=settings.technical_fault_next,
         latency_seconds=settings.latency_seconds,
         drop_next=settings.drop_next,
+        fail_close_next=settings.fail_close_next,
     )
     state = XtaState(
         data_dir,
@@ -445,6 +447,8 @@ async def _get_message(request: web.Request, incoming: Incoming) -> web.StreamRe
 
 async def _close(request: web.Request, incoming: Incoming) -> web.StreamResponse:
     state = request.app[STATE]
+    if state.take("fail_close_next"):  # e.g. the reader dies before its close arrives
+        return web.Response(status=503, text="close not taken (fault knob fail_close_next)")
     reader = _author(incoming, state)
     body = incoming.body(OSCI, "MsgBoxCloseRequest")
     assert body is not None

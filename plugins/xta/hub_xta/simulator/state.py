@@ -32,6 +32,9 @@ class Knobs(BaseModel):
     )
     latency_seconds: float = Field(0.0, ge=0, le=600, description="delay before every SOAP answer")
     drop_next: int = Field(0, ge=0, description="close the connection on the next N SOAP requests unanswered")
+    fail_close_next: int = Field(
+        0, ge=0, description="answer the next N close requests with HTTP 503 (the message stays open)"
+    )
 
 
 @dataclass
@@ -125,7 +128,7 @@ class XtaState:
             await asyncio.sleep(self.knobs.latency_seconds)
 
     def take(self, knob: str) -> bool:
-        """Use up one count of a counting knob (fail_next, technical_fault_next, drop_next)."""
+        """Use up one count of a counting knob (fail_next, technical_fault_next, drop_next, ...)."""
         left = int(getattr(self.knobs, knob))
         if left <= 0:
             return False

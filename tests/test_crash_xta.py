@@ -1,0 +1,179 @@
+"""A hub killed between taking an XTA message in and closing it files the message once.
+
+The XTA, Enaio and Bauportal.NRW simulators run in this process; the hub runs as a subprocess. The
+XTA simulator refuses the first close, so the hub has durably taken the Bauantrag in but the message
+is still open when the hub is killed with SIGKILL. The restarted hub fetches the message again, finds
+it taken in already, files it once, closes it once and answers the portal once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest_asyncio
+from aiohttp.test_utils import TestServer
+from hub_bauportal_nrw.portal import make_app as portal_app
+from hub_enaio.simulator import make_app as enaio_app
+from hub_xta.simulator import make_app as xta_app
+
+MAPPING = Path(__file__).parents[1] / "config" / "mappings" / "bauantrag.yaml"
+ACCOUNT = "vbe:bauaufsicht-rhein-sieg"
+AUTHORITY = {"kennung": "vbe:053820004", "name": "Rhein-Sieg-Kreis, Untere Bauaufsichtsbehörde"}
+TOKEN = "crash-xta-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest_asyncio.fixture
+async def servers(schema_dir: Path, tmp_path: Path) -> AsyncIterator[dict[str, TestServer]]:
+    xta = TestServer(xta_app(schemas=str(schema_dir), data_dir=str(tmp_path / "xta")), host="127.0.0.1")
+    enaio = TestServer(enaio_app(), host="127.0.0.1")
+    await xta.start_server()
+    await enaio.start_server()
+    portal = TestServer(
+        portal_app(xta_url=str(xta.make_url("")).rstrip("/"), reader=ACCOUNT), host="127.0.0.1"
+    )
+    await portal.start_server()
+    yield {"xta": xta, "enaio": enaio, "portal": portal}
+    for server in (portal, enaio, xta):
+        await server.close()
+
+
+def url(server: TestServer, path: str = "") -> str:
+    return str(server.make_url(path)).rstrip("/") if not path else str(server.make_url(path))
+
+
+def write_config(tmp: Path, port: int, servers: dict[str, TestServer], schemas: Path) -> Path:
+    xta = {"url": url(servers["xta"]), "account": {"identifier": ACCOUNT}}
+    config = {
+        "store": f"sqlite:///{tmp / 'journal.db'}",
+        "blobs": str(tmp / "blobs"),
+        "schemas": str(schemas),
+        "server": {
+            "listen": f"127.0.0.1:{port}",
+            "admin_tokens": [{"name": "t", "token": TOKEN, "role": "viewer"}],
+        },
+        "workers": {"idle_poll_seconds": 0.1, "render_processes": 0},
+        "connectors": {
+            # the first poll runs at start, the next only after 30 s: the kill lands before it
+            "bauportal": {"type": "bauportal-nrw", "poll_seconds": 30, "authority": AUTHORITY, "xta": xta},
+            "antworten": {"type": "bauportal-nrw-answers", "authority": AUTHORITY, "xta": xta},
+            "enaio": {
+                "type": "enaio",
+                "base_url": url(servers["enaio"]),
+                "username": "aktenhub",
+                "password": "enaio-simulator",
+            },
+        },
+        "routes": [
+            {
+                "name": "bau",
+                "from": "bauportal",
+                "map": str(MAPPING),
+                "to": ["enaio"],
+                "notify": ["antworten"],
+            }
+        ],
+    }
+    path = tmp / "aktenhub.yaml"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+def start_hub(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hub", "run", "-c", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ},
+        )
+
+
+async def poll_json(http: aiohttp.ClientSession, target: str, what: str, ok: Any, timeout: float = 30) -> Any:
+    """GET `target` until `ok(body)` holds (bounded): waiting on another process's observable state."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            async with http.get(target, headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+                last = await resp.json() if resp.status == 200 else None
+        except aiohttp.ClientError:
+            last = None
+        if last is not None and ok(last):
+            return last
+        await asyncio.sleep(0.05)  # polling another process's state, bounded by the deadline
+    raise AssertionError(f"timed out waiting for {what}; last answer: {last}")
+
+
+async def test_killed_between_intake_and_close_files_once(
+    servers: dict[str, TestServer], tmp_path: Path, schema_dir: Path
+) -> None:
+    port = free_port()
+    config = write_config(tmp_path, port, servers, schema_dir)
+    hub_url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url(servers["xta"], "/_sim/faults"), json={"fail_close_next": 1}) as resp:
+            assert resp.status == 200
+        async with http.post(url(servers["portal"], "/sim/bauantrag"), json={}) as resp:
+            assert resp.status == 201
+            xta_id = (await resp.json())["xta_message_id"]
+
+        hub = start_hub(config, tmp_path / "hub.log")
+        try:
+            # taken in (durable) and the close refused: kill the hub now
+            await poll_json(
+                http, f"{hub_url}/api/v1/applications", "the intake", lambda b: len(b["applications"]) == 1
+            )
+            await poll_json(
+                http,
+                url(servers["xta"], "/_sim/faults"),
+                "the refused close",
+                lambda b: b.get("fail_close_next") == 0,
+            )
+        finally:
+            hub.send_signal(signal.SIGKILL)
+            hub.wait(10)
+        async with http.get(url(servers["xta"], "/_sim/closed")) as resp:
+            assert await resp.json() == []  # still open after the kill
+
+        hub = start_hub(config, tmp_path / "hub.log")
+        try:
+            apps = await poll_json(
+                http,
+                f"{hub_url}/api/v1/applications",
+                "the Bauantrag filed",
+                lambda b: [a["state"] for a in b["applications"]] == ["completed"],
+            )
+            closed = await poll_json(
+                http, url(servers["xta"], "/_sim/closed"), "the close", lambda b: len(b) >= 1
+            )
+        finally:
+            hub.send_signal(signal.SIGTERM)
+            hub.wait(20)
+
+    assert [c["message_id"] for c in closed] == [xta_id]  # closed exactly once
+    assert len(apps["applications"]) == 1
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(url(servers["enaio"], "/_sim/objects"), params={"type": "Bauakte"}) as resp,
+    ):
+        body = await resp.json()
+    akten = body["objects"] if isinstance(body, dict) else body
+    assert len(akten) == 1  # filed once
