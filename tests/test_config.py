@@ -113,3 +113,16 @@ def test_two_connector_classes_with_one_kind_are_refused() -> None:
     clash = SimpleNamespace(aktenhub_connector_types=hookimpl(lambda: [OtherRecording]), __name__="clash")
     with pytest.raises(PluginError, match="connector kind 'test-recording' is provided twice"):
         load_plugins([fakes, clash], entry_points=False)
+
+
+@pytest.mark.parametrize(
+    "example", sorted((Path(__file__).parents[1] / "config").glob("*.example.yaml")), ids=lambda p: p.name
+)
+def test_example_configurations_are_valid(example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    monkeypatch.chdir(Path(__file__).parents[1])  # relative schema paths as `make` runs from here
+    names = set(re.findall(r"\$\{([A-Z_]+)\}", example.read_text(encoding="utf-8")))
+    env = {name: "example-secret-0123456789abcdef" for name in names}
+    config = load_config(example, load_plugins(), env=env)
+    assert config.hub.routes and config.connectors
