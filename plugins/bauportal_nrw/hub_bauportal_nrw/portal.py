@@ -17,6 +17,8 @@ from aiohttp import web
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from hub.xml import hardened_parser
+
 from .samples import enqueue_bauantrag, sample_bauantrag
 from .xbau import XBAU, Address, Behoerde, Flurstueck, Person
 
@@ -98,8 +100,7 @@ async def _answers(request: web.Request) -> web.Response:
 
 def _without_bauvorhaben(xml: bytes) -> bytes:
     """The message without its mandatory bauvorhaben: well-formed, invalid against the XSD."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-    root = etree.fromstring(xml, parser)
+    root = etree.fromstring(xml, hardened_parser())
     vorhaben = root.find(f"{{{XBAU}}}bauvorhaben")
     if vorhaben is not None:
         root.remove(vorhaben)

@@ -1,8 +1,12 @@
-"""XML namespaces of XTA 2 and hardened parsing: no DTD, no entities, no network, a size limit."""
+"""XML namespaces of XTA 2; hardened parsing comes from the core (`hub.xml`)."""
 
 from __future__ import annotations
 
 from lxml import etree
+
+from hub.xml import UnsafeXml, parse_xml
+
+__all__ = ["NSMAP", "UnsafeXml", "parse_xml", "qname", "text_of"]
 
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 WSA = "http://www.w3.org/2005/08/addressing"
@@ -16,37 +20,9 @@ XML = "http://www.w3.org/XML/1998/namespace"
 NSMAP = {"env": SOAP12, "wsa": WSA, "xop": XOP, "xta": XTA, "osci": OSCI, "oscimeta": META}
 
 
-class UnsafeXml(ValueError):
-    """The document is not well-formed, too large, or declares a DTD or entities."""
-
-
 def qname(namespace: str, local: str) -> str:
     """Clark notation ``{namespace}local``."""
     return f"{{{namespace}}}{local}"
-
-
-def parse_xml(data: bytes, *, limit: int) -> etree._Element:
-    """Parse `data` with entity resolution, DTD loading and network access off; refuse any DOCTYPE."""
-    if len(data) > limit:
-        raise UnsafeXml(f"document larger than {limit} bytes")
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_pis=True,
-    )
-    try:
-        root = etree.fromstring(data, parser=parser)
-    except etree.XMLSyntaxError as exc:
-        raise UnsafeXml(f"not well-formed XML: {exc.msg}") from None
-    doc = root.getroottree()
-    if doc.docinfo.doctype or doc.docinfo.internalDTD is not None:
-        raise UnsafeXml("document type declarations are not accepted")
-    if any(True for _ in root.iter(etree.Entity)):
-        raise UnsafeXml("entity references are not accepted")
-    return root
 
 
 def text_of(element: etree._Element | None) -> str | None:
