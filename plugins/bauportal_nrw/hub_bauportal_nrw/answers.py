@@ -20,11 +20,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from hub_xta import OutgoingContent, OutgoingMessage, ParameterIsNotValidFault, XtaClient
+from hub_xta import OutgoingContent, OutgoingMessage, ParameterIsNotValidFault, XtaSettings
 
 from hub import (
     Application,
-    CheckResult,
     ConnectorConfig,
     ConnectorContext,
     Notifier,
@@ -35,6 +34,7 @@ from hub import (
 )
 
 from .config import BauportalNrwAnswersConfig
+from .participant import XBauParticipant
 from .reply import ReplyTo
 from .source import MANIFEST
 from .store import AnswerStore, PreparedAnswer
@@ -45,12 +45,10 @@ from .xbau import (
     RUECKWEISUNG,
     XBAUK,
     MessageIdentity,
-    XBauSchemas,
     build_aktenzeichen,
     build_eingangsbestaetigung,
     build_rueckweisung,
     kernmodul_identity,
-    load_schemas,
     parse_bytes,
 )
 
@@ -71,7 +69,7 @@ SUBJECTS = {
 }
 
 
-class BauportalNrwAnswers(Notifier):
+class BauportalNrwAnswers(XBauParticipant, Notifier):
     """Answers Bauportal.NRW: 1120 + 1121 when filed, 1100 when refused; once each."""
 
     kind = "bauportal-nrw-answers"
@@ -83,30 +81,11 @@ class BauportalNrwAnswers(Notifier):
         assert isinstance(config, BauportalNrwAnswersConfig)
         self.settings = config
         self.store = AnswerStore(context.data_dir / f"bauportal-answers-{context.name}.sqlite")
-        self._client: XtaClient | None = None
 
     @property
-    def client(self) -> XtaClient:
-        """The XTA client (created on first use: it needs the schema directory)."""
-        if self._client is None:
-            self._client = XtaClient.from_context(self.settings.xta, self.context)
-        return self._client
-
-    @property
-    def schemas(self) -> XBauSchemas:
-        """The compiled XBau schemas (once per process)."""
-        if self.context.schemas is None:
-            raise Permanent("no schema directory configured (`schemas:` or $AKTENHUB_SCHEMAS): XBau needs it")
-        return load_schemas(self.context.schemas)
-
-    async def check(self) -> CheckResult:
-        """Are the XBau schemas there, is the XTA server reachable and our account active?"""
-        try:
-            self.schemas  # noqa: B018 - compiles them, or says why not
-            client = self.client
-        except Permanent as exc:
-            return CheckResult(ok=False, message=str(exc))
-        return await client.check()
+    def xta_settings(self) -> XtaSettings:
+        """The XTA server and account."""
+        return self.settings.xta
 
     async def notify(self, application: Application, receipt: Receipt) -> None:
         """Send the answers this receipt calls for, each at most once."""

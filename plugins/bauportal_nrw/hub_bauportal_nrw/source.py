@@ -21,13 +21,12 @@ import re
 import uuid
 from typing import Any, ClassVar
 
-from hub_xta import XtaClient, XtaContent, XtaMessage
+from hub_xta import XtaContent, XtaMessage, XtaSettings
 
 from hub import (
     Address,
     Application,
     Attachment,
-    CheckResult,
     ConnectorConfig,
     ConnectorContext,
     Intake,
@@ -42,6 +41,7 @@ from hub import (
 )
 
 from .config import BauportalNrwConfig
+from .participant import XBauParticipant
 from .reply import ReplyTo
 from .xbau import (
     ANTRAG,
@@ -52,8 +52,6 @@ from .xbau import (
     MessageIdentity,
     Person,
     UnsafeXml,
-    XBauSchemas,
-    load_schemas,
     parse_stream,
     read_antrag,
     read_head,
@@ -77,7 +75,7 @@ _UUID_IN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
-class BauportalNrwSource(Source):
+class BauportalNrwSource(XBauParticipant, Source):
     """Reads the Bauaufsicht's XTA mailbox: fetch, validate, durable intake, then close."""
 
     kind = "bauportal-nrw"
@@ -89,30 +87,11 @@ class BauportalNrwSource(Source):
         assert isinstance(config, BauportalNrwConfig)
         self.settings = config
         self.poll_interval = config.poll_seconds
-        self._client: XtaClient | None = None
 
     @property
-    def client(self) -> XtaClient:
-        """The XTA client (created on first use: it needs the schema directory)."""
-        if self._client is None:
-            self._client = XtaClient.from_context(self.settings.xta, self.context)
-        return self._client
-
-    @property
-    def schemas(self) -> XBauSchemas:
-        """The compiled XBau schemas (once per process)."""
-        if self.context.schemas is None:
-            raise Permanent("no schema directory configured (`schemas:` or $AKTENHUB_SCHEMAS): XBau needs it")
-        return load_schemas(self.context.schemas)
-
-    async def check(self) -> CheckResult:
-        """Are the XBau schemas there, is the XTA server reachable and our account active?"""
-        try:
-            self.schemas  # noqa: B018 - compiles them, or says why not
-            client = self.client
-        except Permanent as exc:
-            return CheckResult(ok=False, message=str(exc))
-        return await client.check()
+    def xta_settings(self) -> XtaSettings:
+        """The XTA server and account."""
+        return self.settings.xta
 
     async def poll(self, intake: IntakeFunc) -> int:
         """Take the waiting building applications in; close each after its durable intake."""
