@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import signal
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -336,7 +337,9 @@ class Pipeline:
             # uses another core and never holds this interpreter's lock against intake.
             if self._render_pool is None:
                 self._render_pool = ProcessPoolExecutor(
-                    max_workers=self.render_processes, mp_context=multiprocessing.get_context("spawn")
+                    max_workers=self.render_processes,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_ignore_interrupts,
                 )
             loop = asyncio.get_running_loop()
             pdf = await loop.run_in_executor(
@@ -392,3 +395,8 @@ def _akte_key(target: str, record: FileRecord) -> str | None:
         return None
     identity = json.dumps([target, record.akte.type, sorted(record.akte.search.items())], ensure_ascii=False)
     return "akte:" + hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group; the hub stops its render processes itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
