@@ -10,6 +10,8 @@ FROM python:3.11-slim
 RUN useradd --system --create-home --home-dir /var/lib/aktenhub --uid 10001 aktenhub
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+# The example listens on 127.0.0.1; mount your own configuration (server.listen "0.0.0.0:8080", secrets
+# as ${ENV} or file:/run/secrets/...) over this file to serve beyond the container.
 COPY config/aktenhub.example.yaml /etc/aktenhub/aktenhub.yaml
 USER aktenhub
 WORKDIR /var/lib/aktenhub
