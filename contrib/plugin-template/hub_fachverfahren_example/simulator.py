@@ -36,7 +36,6 @@ only the answer is lost).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import hmac
@@ -49,6 +48,8 @@ from typing import Any, NoReturn
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hub.simulation import basic_credentials
 
 PROTOCOL_VERSION = "1"
 CHUNK = 64 * 1024
@@ -215,23 +216,10 @@ async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
-def _basic_credentials(header: str) -> tuple[str, str] | None:
-    """(user name, password) of an ``Authorization: Basic ...`` header (UTF-8), else None."""
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
-        return None
-    username, colon, password = decoded.partition(":")
-    return (username, password) if colon else None
-
-
 @web.middleware
 async def _basic_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE]
-    credentials = _basic_credentials(request.headers.get(hdrs.AUTHORIZATION, ""))
+    credentials = basic_credentials(request.headers.get(hdrs.AUTHORIZATION, ""))
     if (
         credentials is None
         or not hmac.compare_digest(credentials[0].encode(), state.username.encode())

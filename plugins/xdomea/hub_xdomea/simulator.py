@@ -22,8 +22,6 @@ Run it with ``aktenhub simulate xdomea --port 8096``; tests start `make_app` on 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import hashlib
 import hmac
@@ -44,6 +42,8 @@ from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.typedefs import Handler
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hub.simulation import basic_credentials, fault_middleware
 
 from .schema import NS, Schema, SchemaUnavailable, load_schema, safe_parser
 
@@ -232,34 +232,11 @@ async def _refusals(request: web.Request, handler: Handler) -> web.StreamRespons
 
 
 @web.middleware
-async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(OPERATOR_PREFIX):
-        return await handler(request)
-    state = request.app[STATE]
-    await state.delay()
-    if state.take_failure():
-        return _error(503, "service temporarily unavailable (simulated)")
-    return await handler(request)
-
-
-def _basic_credentials(header: str) -> tuple[str, str] | None:
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    username, colon, password = decoded.partition(":")
-    return (username, password) if colon else None
-
-
-@web.middleware
 async def _authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith(OPERATOR_PREFIX):
         return await handler(request)
     state = request.app[STATE]
-    credentials = _basic_credentials(request.headers.get(hdrs.AUTHORIZATION, ""))
+    credentials = basic_credentials(request.headers.get(hdrs.AUTHORIZATION, ""))
     expected = state.users.get(credentials[0]) if credentials else None
     # Compare even for an unknown user, so the answer time does not tell which users exist.
     given = credentials[1] if credentials else ""
@@ -639,7 +616,10 @@ def make_app(
         str(behoerdenschluessel) if behoerdenschluessel is not None else None,
     )
     # The body is streamed by the handler; client_max_size only bounds what aiohttp buffers itself.
-    app = web.Application(middlewares=[_faults, _authentication, _refusals], client_max_size=MAX_JSON)
+    app = web.Application(
+        middlewares=[fault_middleware(STATE, _error, OPERATOR_PREFIX), _authentication, _refusals],
+        client_max_size=MAX_JSON,
+    )
     app[STATE] = state
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)

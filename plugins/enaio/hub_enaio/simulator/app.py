@@ -7,8 +7,6 @@ authenticated by Basic gets a new session cookie, as enaio's servlet container h
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -20,6 +18,8 @@ from urllib.parse import quote
 from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
+
+from hub.simulation import basic_credentials, fault_middleware
 
 from .catalogue import Catalogue, ObjectType, load_catalogue
 from .query import QueryError, parse_statement
@@ -73,29 +73,6 @@ async def _refusals(request: web.Request, handler: Handler) -> web.StreamRespons
         return _error(refused.status, refused.message)
 
 
-@web.middleware
-async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(OPERATOR_PREFIX):
-        return await handler(request)
-    state = request.app[STATE]
-    await state.delay()
-    if state.take_failure():
-        return _error(503, "service temporarily unavailable (simulated)")
-    return await handler(request)
-
-
-def _basic_credentials(header: str) -> tuple[str, str] | None:
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    username, colon, password = decoded.partition(":")
-    return (username, password) if colon else None
-
-
 def _password_matches(state: EnaioState, username: str, password: str) -> bool:
     expected = state.users.get(username)
     # Compare even for an unknown user, so the answer time does not tell which users exist.
@@ -113,7 +90,7 @@ async def _authentication(request: web.Request, handler: Handler) -> web.StreamR
     if user is not None:
         state.auth["session"] += 1
     else:
-        credentials = _basic_credentials(request.headers.get(hdrs.AUTHORIZATION, ""))
+        credentials = basic_credentials(request.headers.get(hdrs.AUTHORIZATION, ""))
         if credentials is None or not _password_matches(state, *credentials):
             state.auth["refused"] += 1
             if credentials is not None:
@@ -611,7 +588,10 @@ def make_app(
         Knobs.model_validate(knobs),
         Path(content_dir) if content_dir else None,
     )
-    app = web.Application(middlewares=[_faults, _authentication, _refusals], client_max_size=MAX_JSON)
+    app = web.Application(
+        middlewares=[fault_middleware(STATE, _error, OPERATOR_PREFIX), _authentication, _refusals],
+        client_max_size=MAX_JSON,
+    )
     app[STATE] = state
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)
