@@ -27,7 +27,7 @@ from hub.connectors import (
     Verification,
     WebhookRoute,
 )
-from hub.errors import BadSubmission, Permanent, Rejection, Retryable
+from hub.errors import BadSubmission, Permanent, Rejection, Retryable, transient_http_status
 from hub.hookspecs import hookimpl
 from hub.models import (
     Address,
@@ -96,5 +96,6 @@ __all__ = [
     "WebhookRoute",
     "hookimpl",
     "new_id",
+    "transient_http_status",
     "utcnow",
 ]

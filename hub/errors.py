@@ -20,6 +20,15 @@ class Permanent(AktenhubError):
     """A step failed for a reason that retrying will not fix; the task becomes dead at once."""
 
 
+# 4xx answers that pass by themselves: the server gave up waiting (408), too early (425), throttling (429).
+TRANSIENT_CLIENT_ERRORS = frozenset({408, 425, 429})
+
+
+def transient_http_status(status: int) -> bool:
+    """Whether an HTTP error status may pass by trying again (5xx, 408, 425, 429): then `Retryable`."""
+    return status >= 500 or status in TRANSIENT_CLIENT_ERRORS
+
+
 class Rejection(AktenhubError):
     """A business outcome: the application is refused (e.g. trust level too low), with a reason.
 

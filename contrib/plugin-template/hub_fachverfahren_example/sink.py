@@ -40,6 +40,7 @@ from hub import (
     Retryable,
     Secret,
     Sink,
+    transient_http_status,
 )
 
 from . import __version__
@@ -51,8 +52,6 @@ CASE_CHECKPOINT = "case"
 DOCUMENTS_CHECKPOINT = "documents"
 MAX_ANSWER = 1024**2  # bytes; the API answers with small JSON documents
 MAX_MESSAGE = 300  # characters of a server's error message kept in our error
-# 4xx answers that pass by themselves: the server gave up waiting (408), or throttles us (429).
-TRANSIENT_CLIENT_ERRORS = frozenset({408, 425, 429})
 
 _Answer = TypeVar("_Answer", bound=BaseModel)
 
@@ -299,7 +298,7 @@ class ExampleFachverfahrenSink(Sink):
                 f"{what}: the Fachverfahren refused user {self.settings.username!r} ({status}): {message}; "
                 "check username, password and the user's rights, then replay"
             )
-        if 400 <= status < 500 and status not in TRANSIENT_CLIENT_ERRORS:
+        if 400 <= status < 500 and not transient_http_status(status):
             raise Permanent(f"{what}: the Fachverfahren refused the request ({status}): {message}")
         raise Retryable(f"{what}: the Fachverfahren answered {status}: {message}")
 

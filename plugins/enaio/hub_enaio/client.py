@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp.payload import AsyncIterablePayload
 
-from hub import BlobStore, Permanent, Retryable
+from hub import BlobStore, Permanent, Retryable, transient_http_status
 
 from .config import NAME_PATTERN, TYPE_PATTERN, EnaioConfig
 
@@ -32,8 +32,6 @@ MAX_ANSWER = 4 * 1024**2  # bytes of an ordinary JSON answer
 MAX_SCHEMA = 64 * 1024**2  # bytes of the object definition (large installations have thousands of fields)
 MAX_MESSAGE = 300  # characters of a server's error message kept in our error
 MAX_HITS = 100  # search results asked for; more Akten for one person than that would be a data problem
-# 4xx answers that pass by themselves: the server gave up waiting (408), too early (425), throttling (429).
-TRANSIENT_CLIENT_ERRORS = frozenset({408, 425, 429})
 LOGIN_PATH = {"dms": "/api/dms/info/native", "osrest": "/osrest/api/session"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TYPE = re.compile(TYPE_PATTERN)
@@ -210,7 +208,7 @@ class EnaioHttp:
                 "check username, password and the user's rights, then replay",
                 status,
             )
-        if 400 <= status < 500 and status not in TRANSIENT_CLIENT_ERRORS:
+        if 400 <= status < 500 and not transient_http_status(status):
             raise Refusal(f"{what}: enaio refused the request ({status}): {message}", status)
         raise Retryable(f"{what}: enaio answered {status}: {message}")
 

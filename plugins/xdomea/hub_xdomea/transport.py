@@ -24,11 +24,10 @@ from typing import Any
 import aiohttp
 from aiohttp.payload import BufferedReaderPayload
 
-from hub import Permanent, Retryable
+from hub import Permanent, Retryable, transient_http_status
 
 MAX_ANSWER = 1024**2  # bytes of an answer read
 MAX_MESSAGE = 300  # characters of a server's message kept in an error
-TRANSIENT_CLIENT_ERRORS = frozenset({408, 425, 429})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 # Errors of os.link meaning "this file system has no hard links" (SMB/CIFS mounts and the like).
 _NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS, errno.EXDEV})
@@ -180,7 +179,7 @@ class Uploader:
             )
         if 300 <= status < 400:
             raise Permanent(f"{what}: the DMS answered with a redirect ({status}): check `url`, then replay")
-        if 400 <= status < 500 and status not in TRANSIENT_CLIENT_ERRORS:
+        if 400 <= status < 500 and not transient_http_status(status):
             raise Permanent(f"{what}: the DMS refused the message ({status}): {message}")
         raise Retryable(f"{what}: the DMS answered {status}: {message}")
 

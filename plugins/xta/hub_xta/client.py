@@ -28,7 +28,16 @@ import zeep
 from aiohttp import BodyPartReader, hdrs
 from lxml import etree
 
-from hub import BlobInfo, BlobStore, BlobTooLarge, CheckResult, ConnectorContext, Permanent, Retryable
+from hub import (
+    BlobInfo,
+    BlobStore,
+    BlobTooLarge,
+    CheckResult,
+    ConnectorContext,
+    Permanent,
+    Retryable,
+    transient_http_status,
+)
 
 from .config import XtaSettings
 from .errors import (
@@ -65,7 +74,6 @@ from .xml import META, OSCI, SOAP12, WSA, XENC, XML, XOP, XTA, UnsafeXml, parse_
 
 log = logging.getLogger(__name__)
 
-TRANSIENT_CLIENT_ERRORS = frozenset({408, 425, 429})
 MAX_ERROR_TEXT = 300
 _B64_SLICE = 4 * 64 * 1024  # characters of inline base64 decoded at a time (a multiple of 4)
 
@@ -561,7 +569,7 @@ async def _read_limited(response: aiohttp.ClientResponse, limit: int, operation:
 
 def _http_error(operation: str, address: str, status: int, text: str) -> Exception:
     message = f"{operation}: HTTP {status} from {address}: {' '.join(text.split())[:MAX_ERROR_TEXT]}"
-    if status >= 500 or status in TRANSIENT_CLIENT_ERRORS:
+    if transient_http_status(status):
         return Retryable(message)
     if status in (401, 403):
         return Permanent(message + " (check the client certificate and the account)")

@@ -29,14 +29,13 @@ from typing import Protocol
 
 import aiohttp
 
-from hub import Permanent, Retryable
+from hub import Permanent, Retryable, transient_http_status
 
 from .config import ZbpConfig
 from .envelope import Envelope, PayloadKind
 
 MAX_ANSWER = 256 * 1024  # bytes; the ZBP answers with small JSON documents
 MAX_MESSAGE = 300  # characters of a server's error message kept in our error
-TRANSIENT_CLIENT_ERRORS = frozenset({408, 425, 429})
 MAILBOX_HEADER = "X-Mailbox-Uuid"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -145,7 +144,7 @@ class RestTransport:
                 f"{what}: the ZBP refused the envelope or our credentials ({status}): {message}; "
                 "check the author key and certificate, signer, roles and token, then replay"
             )
-        if 400 <= status < 500 and status not in TRANSIENT_CLIENT_ERRORS:
+        if 400 <= status < 500 and not transient_http_status(status):
             raise Permanent(f"{what}: the ZBP refused it ({status}): {message}")
         raise Retryable(f"{what}: the ZBP answered {status}: {message}")
 
