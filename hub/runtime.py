@@ -59,6 +59,7 @@ class Hub:
                 _http=self._http,
             )
             self.connectors[name] = cls(cfg, ctx)
+        self._sources = {n: c for n, c in self.connectors.items() if isinstance(c, Source)}
         self.bus = Bus(
             self.journal,
             BusSettings(
@@ -97,8 +98,8 @@ class Hub:
         return self._session
 
     def sources(self) -> dict[str, Source]:
-        """The configured source connectors by name."""
-        return {n: c for n, c in self.connectors.items() if isinstance(c, Source)}
+        """The configured source connectors by name (fixed once the hub is built)."""
+        return self._sources
 
     async def intake(self, intake: Intake) -> IntakeOutcome:
         """Store a submission durably (then a source may acknowledge it upstream)."""
