@@ -16,12 +16,14 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from tenacity import RetryCallState, wait_exponential_jitter
 
 from hub.connectors import RetryPolicy
 from hub.errors import Permanent
-from hub.journal import ApplicationFilter, Completion, Journal, LeaseLost, Task
+from hub.events import operator_event
+from hub.journal import Abandoned, ApplicationFilter, Completion, Journal, LeaseLost, Task
 from hub.metrics import Metrics
 from hub.models import Event
 from hub.plugins import Plugins
@@ -125,13 +127,35 @@ class Bus:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    async def replay(self, where: ApplicationFilter) -> list[str]:
-        """Make the dead tasks of matching applications due again."""
-        ids = await self.journal.replay(where)
+    async def replay(self, where: ApplicationFilter, operator: str | None = None) -> list[str]:
+        """Make the dead tasks of matching applications due again, on `operator`'s behalf."""
+        ids = await self.journal.replay(where, operator)
         if ids:
             self.metrics.replays.inc(len(ids))
             self.wake()
         return ids
+
+    async def abandon(self, application_id: str, operator: str, reason: str) -> Abandoned:
+        """End an application for good on `operator`'s behalf (see `Journal.abandon`)."""
+        outcome = await self.journal.abandon(application_id, operator, reason)
+        if outcome.events:
+            log.info("application abandoned application=%s tasks=%d", application_id, outcome.tasks)
+            self.emit(outcome.events)
+        return outcome
+
+    async def record_operator_action(
+        self, application_id: str, action: str, operator: str, reason: str | None = None, **details: Any
+    ) -> Event:
+        """Put an operator's action (e.g. ``closed`` for a quarantined message) on the timeline.
+
+        For actions whose effect is stored elsewhere; an action stored in the journal records its event
+        in its own transaction instead (`hub.events.operator_event`).
+        """
+        (event,) = await self.journal.append(
+            [operator_event(application_id, action, operator, reason, **details)]
+        )
+        self.emit((event,))
+        return event
 
     async def _dispatch(self) -> None:
         settings = self.settings
@@ -181,7 +205,7 @@ class Bus:
             return
         finally:
             keeper.cancel()
-            self.metrics.step_seconds.labels(task.step, task.target).observe(time.perf_counter() - started)
+            self.metrics.step_took(task.step, task.target, time.perf_counter() - started)
             self.wake()
         try:
             events = await self.journal.complete(task, completion)
@@ -214,7 +238,9 @@ class Bus:
                 log.exception("renewing lease failed task=%s", task.id)
 
     async def _failed(self, task: Task, exc: Exception) -> None:
-        error = f"{type(exc).__name__}: {exc}"
+        # The class is the safe part of the error; the message may quote personal data.
+        error_code = type(exc).__name__
+        error = f"{error_code}: {exc}"
         policy = self.settings.retry.get(task.target, self.settings.default_retry)
         budget = policy.max_attempts  # the configuration in force now, not at task creation
         permanent = isinstance(exc, Permanent)
@@ -228,17 +254,18 @@ class Bus:
             target=task.target or None,
             data={
                 "error": error,
+                "error_code": error_code,
                 "attempt": task.attempts,
                 "retry_at": retry_at,
                 "permanent": permanent,
             },
         )
         try:
-            events = await self.journal.fail(task, error, retry_at, [event])
+            events = await self.journal.fail(task, error, retry_at, [event], error_code)
         except LeaseLost:
             return
+        self.metrics.step_failed(task.step, task.target, dead=retry_at is None)
         if retry_at is None:
-            self.metrics.dead.labels(task.step, task.target).inc()
             log.error(
                 "step dead step=%s target=%s application=%s attempts=%d error=%s",
                 task.step,
@@ -248,7 +275,6 @@ class Bus:
                 type(exc).__name__,
             )
         else:
-            self.metrics.retries.labels(task.step, task.target).inc()
             log.warning(
                 "step failed, retry in %.1fs step=%s target=%s application=%s attempt=%d error=%s",
                 retry_at - self.clock(),

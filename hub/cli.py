@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -223,7 +225,9 @@ def applications(
         return
     table = Table("id", "received", "service", "route", "state", "file number", "error")
     for r in rows:
-        style = {"dead": "red", "rejected": "yellow", "completed": "green"}.get(r.state, "")
+        style = {"dead": "red", "rejected": "yellow", "completed": "green", "abandoned": "dim"}.get(
+            r.state, ""
+        )
         table.add_row(
             r.id,
             r.received_at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -237,14 +241,35 @@ def applications(
     console.print(f"{len(rows)} application(s)")
 
 
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (e.g. a container's arbitrary user)
+        return f"uid:{os.getuid()}"
+
+
+OPERATOR_OPTION = click.option(
+    "--operator",
+    default=_os_user,
+    show_default="the OS user",
+    help="who acts, recorded on each application's timeline",
+)
+
+
 @main.command()
 @CONFIG_OPTION
 @click.argument("ids", nargs=-1)
 @click.option("--all-dead", is_flag=True, help="replay every dead application")
 @click.option("--route", help="with --all-dead: only this route")
 @click.option("--service", help="with --all-dead: only this service")
+@OPERATOR_OPTION
 def replay(
-    config_path: Path, ids: tuple[str, ...], all_dead: bool, route: str | None, service: str | None
+    config_path: Path,
+    ids: tuple[str, ...],
+    all_dead: bool,
+    route: str | None,
+    service: str | None,
+    operator: str,
 ) -> None:
     """Replay dead steps (after a fix): of the given applications, or of all dead ones."""
     if bool(ids) == all_dead:
@@ -267,7 +292,7 @@ def replay(
                 bar = progress.add_task("replaying", total=len(targets))
                 for start in range(0, len(targets), 100):
                     chunk = tuple(targets[start : start + 100])
-                    done += len(await journal.replay(ApplicationFilter(ids=chunk)))
+                    done += len(await journal.replay(ApplicationFilter(ids=chunk), operator))
                     progress.update(bar, advance=len(chunk))
             return done
         finally:
@@ -278,6 +303,41 @@ def replay(
     if ids and count < len(ids):
         err.print(f"{len(ids) - count} of the given application(s) had no dead step")
         sys.exit(1)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.argument("application_id")
+@click.option("--reason", required=True, help="why (kept on the application's timeline)")
+@OPERATOR_OPTION
+def abandon(config_path: Path, application_id: str, reason: str, operator: str) -> None:
+    """Abandon an application: its open and dead steps never run; it stays listed as abandoned."""
+    from hub.journal import Abandoned, ActionRefused
+
+    if not reason.strip():
+        raise click.UsageError("--reason must say why")
+    _, config = _load(config_path)
+
+    async def go() -> Abandoned:
+        journal = open_journal(config.hub.store)
+        await journal.open()
+        try:
+            return await journal.abandon(application_id, operator, reason.strip())
+        finally:
+            await journal.close()
+
+    try:
+        outcome = _run(go())
+    except KeyError:
+        err.print(f"no application {application_id}", markup=False)
+        sys.exit(1)
+    except ActionRefused as exc:
+        err.print(str(exc), markup=False)
+        sys.exit(1)
+    if outcome.already:
+        console.print(f"{application_id} was abandoned already", markup=False)
+    else:
+        console.print(f"abandoned {application_id}; {outcome.tasks} open step(s) ended", markup=False)
 
 
 @main.group()

@@ -1,13 +1,63 @@
-"""Prometheus metrics of one hub: counters and histograms in-process, journal counts on scrape."""
+"""Prometheus metrics of one hub: counters and histograms in-process, journal counts on scrape.
+
+Label values are never empty: a step without a target (``map``) is labelled ``target="none"``. The
+retry, dead and duration series of every configured step and target exist from the start (at 0), so
+rates and alerts work before the first failure.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from hub.journal import JournalStats
 from hub.models import ApplicationState
 
 STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+NO_TARGET = "none"
+
+
+def target_label(target: str) -> str:
+    """The `target` label value of a task's target ("" for steps the hub runs itself)."""
+    return target or NO_TARGET
+
+
+class RunningTotals(Collector):
+    """Totals the journal and the blob store count themselves, exposed as counters on scrape.
+
+    They only grow while the process runs (and restart at 0 with it, which Prometheus' `rate()`
+    handles), so they are counters; their values are read at scrape time rather than incremented here.
+    """
+
+    def __init__(self) -> None:
+        self.write_transactions = 0
+        self.write_operations = 0
+        self.blob_syncs = 0
+
+    def collect(self) -> Iterator[Metric]:
+        """The three counters with the values last read."""
+        yield CounterMetricFamily(
+            "aktenhub_journal_write_transactions",
+            "Journal write transactions since start",
+            value=self.write_transactions,
+        )
+        yield CounterMetricFamily(
+            "aktenhub_journal_write_operations",
+            "Journal write operations since start (per transaction: the group-commit ratio)",
+            value=self.write_operations,
+        )
+        yield CounterMetricFamily(
+            "aktenhub_blob_syncs",
+            "Filesystem syncs for new blob content since start",
+            value=self.blob_syncs,
+        )
+
+    def describe(self) -> Iterable[Metric]:
+        """The same families (the registry checks names against other metrics with them)."""
+        return self.collect()
 
 
 class Metrics:
@@ -45,17 +95,24 @@ class Metrics:
             registry=r,
         )
         self.dead_tasks = Gauge("aktenhub_dead_tasks", "Tasks dead now, awaiting replay", registry=r)
-        self.journal_transactions = Gauge(
-            "aktenhub_journal_write_transactions", "Journal write transactions since start", registry=r
-        )
-        self.journal_operations = Gauge(
-            "aktenhub_journal_write_operations",
-            "Journal write operations since start (per transaction: the group-commit ratio)",
-            registry=r,
-        )
-        self.blob_syncs = Gauge(
-            "aktenhub_blob_syncs", "Filesystem syncs for new blob content since start", registry=r
-        )
+        self.totals = RunningTotals()
+        r.register(self.totals)
+
+    def declare_steps(self, steps: Iterable[tuple[str, str]]) -> None:
+        """Create the per-step series of these (step, target) pairs at 0."""
+        for step, target in steps:
+            label = target_label(target)
+            self.step_seconds.labels(step, label)
+            self.retries.labels(step, label)
+            self.dead.labels(step, label)
+
+    def step_took(self, step: str, target: str, seconds: float) -> None:
+        """Record the duration of one attempt of a step."""
+        self.step_seconds.labels(step, target_label(target)).observe(seconds)
+
+    def step_failed(self, step: str, target: str, dead: bool) -> None:
+        """Count a failed attempt: rescheduled, or the task is dead."""
+        (self.dead if dead else self.retries).labels(step, target_label(target)).inc()
 
     def render(self, stats: JournalStats, blob_syncs: int = 0) -> bytes:
         """The exposition text, with the journal's current counts."""
@@ -64,11 +121,11 @@ class Metrics:
         self.tasks.clear()
         dead = 0
         for (step, target, state), n in stats.tasks_by_step_target_state.items():
-            self.tasks.labels(step, target, state).set(n)
+            self.tasks.labels(step, target_label(target), state).set(n)
             if state == "dead":
                 dead += n
         self.dead_tasks.set(dead)
-        self.journal_transactions.set(stats.write_transactions)
-        self.journal_operations.set(stats.write_operations)
-        self.blob_syncs.set(blob_syncs)
+        self.totals.write_transactions = stats.write_transactions
+        self.totals.write_operations = stats.write_operations
+        self.totals.blob_syncs = blob_syncs
         return bytes(generate_latest(self.registry))

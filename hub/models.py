@@ -63,6 +63,7 @@ class ApplicationState(StrEnum):
     DEAD = "dead"  # a step is dead: needs an operator (fix, then replay)
     REJECTED = "rejected"  # business rejection (e.g. trust level), answered to the applicant
     COMPLETED = "completed"  # filed everywhere and answered
+    ABANDONED = "abandoned"  # an admin ended it: its open steps will not run (see the timeline)
 
 
 class Address(_Model):

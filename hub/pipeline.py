@@ -91,6 +91,19 @@ class Pipeline:
         bus.handle(DELIVER, self.deliver)
         bus.handle(NOTIFY, self.notify)
         bus.handle(NOTIFY_REJECTION, self.notify)
+        metrics.declare_steps(self.step_targets())
+
+    def step_targets(self) -> set[tuple[str, str]]:
+        """Every (step, target) the configured routes can create a task for."""
+        pairs: set[tuple[str, str]] = set()
+        for route in self.router.routes:
+            if route.identity is not None:
+                pairs.add((IDENTIFY, route.identity.via))
+            pairs.add((MAP, ""))
+            pairs.update((DELIVER, target) for target in route.to)
+            for notifier in route.notify:
+                pairs.update({(NOTIFY, notifier), (NOTIFY_REJECTION, notifier)})
+        return pairs
 
     # -- intake ------------------------------------------------------------------------------------
 
@@ -123,7 +136,7 @@ class Pipeline:
             )
             tasks = [self._task(NOTIFY_REJECTION, n) for n in route.notify]
             result = await self.journal.intake(
-                app, [received, rejected], tasks, ApplicationState.REJECTED, reason
+                app, [received, rejected], tasks, ApplicationState.REJECTED, reason, intake.rejection.code
             )
         else:
             first = self._task(IDENTIFY, route.identity.via) if route.identity else self._task(MAP, "")
@@ -204,6 +217,7 @@ class Pipeline:
             tasks=notify,
             state=ApplicationState.REJECTED,
             error=rejection.reason,
+            error_code=rejection.code,
         )
 
     async def map(self, task: Task) -> Completion:

@@ -579,7 +579,7 @@ async def test_dead_task_makes_application_dead_and_replay_revives_it(
     summary = await journal.get_summary(app_id)
     assert summary is not None
     assert (summary.state, summary.error) == (ApplicationState.PROCESSING, None)
-    assert types(await journal.events(app_id))[-1] == "application.replayed"
+    assert types(await journal.events(app_id))[-1] == "operator.replayed"
     assert await journal.replay(ApplicationFilter(ids=(app_id,))) == []  # nothing dead any more
 
     task = await claim_one(journal)
@@ -615,7 +615,7 @@ async def test_replay_all_touches_only_dead_applications_and_keeps_completed_ste
     assert await journal.get_application(dead_ids[0]) == original
     [untouched] = await journal.tasks(alive)
     assert (untouched.state, untouched.attempts) == (TaskState.PENDING, 0)
-    assert "application.replayed" not in types(await journal.events(alive))
+    assert "operator.replayed" not in types(await journal.events(alive))
     assert await journal.replay(ApplicationFilter()) == []
 
 

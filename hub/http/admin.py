@@ -1,21 +1,41 @@
-"""Admin JSON API under /api/v1/: list, inspect and replay applications."""
+"""Admin JSON API under /api/v1/: list, inspect, replay and abandon applications.
+
+Roles: a viewer sees metadata only — no application document, no detailed error texts (only their
+codes), no task results, timeline data redacted, `q` matching ids, external ids, service and file
+number only. An operator sees everything and replays; an admin also abandons applications. Every
+answer under /api/ carries ``Cache-Control: no-store``: it may hold personal data or tokens' effects.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hub.http.auth import RANK, ROLE, TokenAuth
-from hub.journal import ApplicationFilter
+from hub.events import redact_for_viewer
+from hub.http.auth import CALLER, RANK, ROLE, TokenAuth
+from hub.journal import ActionRefused, ApplicationFilter, ApplicationSummary, Task
 from hub.models import ApplicationState
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
 
+API_PREFIX = "/api/"
 MAX_PAGE = 500
+MAX_OFFSET = 1_000_000_000
+DIGITS = re.compile(r"^[0-9]{1,10}$")  # ASCII only: int() also takes " 5", "+5", other scripts' digits
+
+
+class AbandonRequest(BaseModel):
+    """The body of an abandon request: why (kept on the application's timeline)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(min_length=1, max_length=2000)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -46,23 +66,76 @@ def _filter(params: dict[str, Any]) -> ApplicationFilter | str:
     )
 
 
+def _bounded(request: web.Request, name: str, default: int, low: int, high: int) -> int | str:
+    """A query parameter that must be an integer in [low, high]; the error message if it is not."""
+    values = request.query.getall(name, [])
+    problem = f"{name} must be an integer from {low} to {high}"
+    if not values:
+        return default
+    if len(values) > 1:
+        return f"{name} given more than once; {problem}"
+    if not DIGITS.match(values[0]) or not low <= int(values[0]) <= high:
+        return f"{problem}, got {values[0][:20]!r}"
+    return int(values[0])
+
+
+def _safe_error(error: str | None, code: str | None) -> str | None:
+    """What a viewer sees of an error: its code, never the text (it may quote personal data)."""
+    if error is None and code is None:
+        return None
+    return code or "unspecified"
+
+
+def _summary(summary: ApplicationSummary, personal: bool) -> dict[str, Any]:
+    body = summary.model_dump(mode="json")
+    if not personal:
+        body["error"] = _safe_error(summary.error, summary.error_code)
+    return body
+
+
+def _task(t: Task, personal: bool) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "step": t.step,
+        "target": t.target or None,
+        "state": t.state,
+        "attempts": t.attempts,
+        "last_error": t.last_error if personal else _safe_error(t.last_error, t.error_code),
+        "error_code": t.error_code,
+        "due_at": t.due_at,
+        # Results hold the mapped record: index data, document and attachment names.
+        "result": t.result if personal else None,
+    }
+
+
+async def _no_store(request: web.Request, response: web.StreamResponse) -> None:
+    # A signal rather than a middleware: it also reaches the router's 404/405 and error answers.
+    if request.path.startswith(API_PREFIX):
+        response.headers["Cache-Control"] = "no-store"
+
+
 def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
     """Mount the admin API."""
+    app.on_response_prepare.append(_no_store)
+
+    def personal(request: web.Request) -> bool:
+        return RANK[request[ROLE]] >= RANK["operator"]
 
     @auth.require("viewer")
     async def list_applications(request: web.Request) -> web.Response:
         where = _filter(dict(request.query))
         if isinstance(where, str):
             return _error(400, where)
-        try:
-            limit = min(int(request.query.get("limit", "100")), MAX_PAGE)
-            offset = max(int(request.query.get("offset", "0")), 0)
-        except ValueError:
-            return _error(400, "limit and offset must be integers")
+        limit = _bounded(request, "limit", 100, 1, MAX_PAGE)
+        offset = _bounded(request, "offset", 0, 0, MAX_OFFSET)
+        if isinstance(limit, str) or isinstance(offset, str):
+            return _error(400, limit if isinstance(limit, str) else str(offset))
+        if not personal(request):
+            where = replace(where, q_personal=False)
         rows = await hub.journal.list_applications(where, limit=limit, offset=offset)
         return web.json_response(
             {
-                "applications": [r.model_dump(mode="json") for r in rows],
+                "applications": [_summary(r, personal(request)) for r in rows],
                 "limit": limit,
                 "offset": offset,
             }
@@ -76,25 +149,14 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
             return _error(404, f"no application {app_id}")
         events = await hub.journal.events(app_id)
         tasks = await hub.journal.tasks(app_id)
+        full = personal(request)
         body: dict[str, Any] = {
-            **summary.model_dump(mode="json"),
-            "timeline": [e.model_dump(mode="json") for e in events],
-            "tasks": [
-                {
-                    "id": t.id,
-                    "step": t.step,
-                    "target": t.target or None,
-                    "state": t.state,
-                    "attempts": t.attempts,
-                    "last_error": t.last_error,
-                    "due_at": t.due_at,
-                    "result": t.result,
-                }
-                for t in tasks
-            ],
+            **_summary(summary, full),
+            "timeline": [(e if full else redact_for_viewer(e)).model_dump(mode="json") for e in events],
+            "tasks": [_task(t, full) for t in tasks],
         }
         # The document holds personal data: operators see it, viewers see the metadata only.
-        if RANK[request[ROLE]] >= RANK["operator"]:
+        if full:
             document = await hub.journal.get_application(app_id)
             body["application"] = document.model_dump(mode="json") if document else None
         return web.json_response(body)
@@ -104,7 +166,7 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         app_id = request.match_info["id"]
         if await hub.journal.get_summary(app_id) is None:
             return _error(404, f"no application {app_id}")
-        ids = await hub.bus.replay(ApplicationFilter(ids=(app_id,)))
+        ids = await hub.bus.replay(ApplicationFilter(ids=(app_id,)), operator=request[CALLER])
         if not ids:
             return _error(409, f"application {app_id} has no dead step to replay")
         return web.json_response({"replayed": ids, "count": len(ids)})
@@ -126,10 +188,37 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         where = _filter(params)
         if isinstance(where, str):
             return _error(400, where)
-        ids = await hub.bus.replay(where)
+        ids = await hub.bus.replay(where, operator=request[CALLER])
         return web.json_response({"replayed": ids, "count": len(ids)})
+
+    @auth.require("admin")
+    async def abandon(request: web.Request) -> web.Response:
+        app_id = request.match_info["id"]
+        if await hub.journal.get_summary(app_id) is None:
+            return _error(404, f"no application {app_id}")
+        usage = 'body must be a JSON object {"reason": "why it is abandoned"} (1-2000 characters)'
+        try:
+            given = await request.json() if request.can_read_body else None
+            why = AbandonRequest.model_validate(given)
+        except (json.JSONDecodeError, UnicodeDecodeError, ValidationError):
+            return _error(400, usage)
+        try:
+            outcome = await hub.bus.abandon(app_id, request[CALLER], why.reason)
+        except KeyError:
+            return _error(404, f"no application {app_id}")
+        except ActionRefused as exc:
+            return _error(409, str(exc))
+        return web.json_response(
+            {
+                "application_id": app_id,
+                "state": ApplicationState.ABANDONED.value,
+                "tasks_ended": outcome.tasks,
+                "already_abandoned": outcome.already,
+            }
+        )
 
     app.router.add_get("/api/v1/applications", list_applications)
     app.router.add_get("/api/v1/applications/{id}", get_application)
     app.router.add_post("/api/v1/applications/{id}/replay", replay_one)
     app.router.add_post("/api/v1/replay", replay_bulk)
+    app.router.add_post("/api/v1/applications/{id}/abandon", abandon)

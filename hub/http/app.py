@@ -7,6 +7,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from hub.blobs import BlobTooLarge
 from hub.errors import BadSubmission
@@ -90,11 +91,9 @@ async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition."""
     hub = request.app[HUB]
     body = hub.metrics.render(await hub.journal.stats(), hub.blobs.syncs)
+    # The content type names the text format's version, as scrapers and `promtool` expect.
     return web.Response(
-        body=body,
-        content_type="text/plain",
-        charset="utf-8",
-        headers={"X-Prometheus-Format": "0.0.4"},
+        body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4, "X-Prometheus-Format": "0.0.4"}
     )
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from hub.errors import ConfigError
 from hub.journal.base import (
+    Abandoned,
+    ActionRefused,
     AfterAll,
     ApplicationFilter,
     ApplicationPatch,
@@ -24,6 +26,8 @@ from hub.journal.base import (
 from hub.journal.sqlite import SqliteJournal
 
 __all__ = [
+    "Abandoned",
+    "ActionRefused",
     "AfterAll",
     "ApplicationFilter",
     "ApplicationPatch",

@@ -54,11 +54,12 @@ class Task:
     due_at: float
     lease_token: str | None
     lease_until: float | None
-    last_error: str | None
+    last_error: str | None  # the detailed message: may quote personal data
     result: dict[str, Any] | None
     checkpoints: dict[str, Any]
     created_at: float
     updated_at: float
+    error_code: str | None = None  # the safe part of `last_error` (the error class), shown to viewers
 
     @property
     def attempts_since_replay(self) -> int:
@@ -73,6 +74,7 @@ class TaskState:
     LEASED = "leased"
     DONE = "done"
     DEAD = "dead"
+    ABANDONED = "abandoned"  # ended by an admin with its application; never replayed
 
 
 @dataclass
@@ -135,6 +137,7 @@ class Completion:
     tasks: Sequence[TaskSpec] = ()
     state: ApplicationState | None = None  # new application state, if it changes
     error: str | None = None  # reason shown with the application (e.g. rejection reason)
+    error_code: str | None = None  # its safe part (e.g. the rejection code), shown to viewers
     after_all: AfterAll | None = None
 
 
@@ -150,7 +153,8 @@ class ApplicationSummary(BaseModel):
     received_at: datetime
     updated_at: datetime
     file_number: str | None
-    error: str | None
+    error: str | None  # the detailed reason: may quote personal data, so operators only
+    error_code: str | None = None  # its safe part: error class or rejection code
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,22 @@ class ApplicationFilter:
     service: str | None = None
     q: str | None = None  # free text: id, external id, service, file number, applicant name
     ids: tuple[str, ...] = ()
+    # False: `q` matches ids, external ids, service and file number only, never personal data (viewers).
+    q_personal: bool = True
+
+
+@dataclass(frozen=True)
+class Abandoned:
+    """The outcome of abandoning an application."""
+
+    application_id: str
+    tasks: int  # open tasks ended
+    already: bool = False  # it was abandoned before: nothing changed
+    events: tuple[Event, ...] = ()
+
+
+class ActionRefused(Exception):
+    """An operator action does not apply to the application as it stands (the message says why)."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +219,7 @@ class Journal(Protocol):
         tasks: Sequence[TaskSpec],
         state: ApplicationState = ApplicationState.RECEIVED,
         error: str | None = None,
+        error_code: str | None = None,
     ) -> IntakeResult:
         """Store a new application with its events and tasks; idempotent on (source, external_id).
 
@@ -227,15 +248,34 @@ class Journal(Protocol):
         """
 
     async def fail(
-        self, task: Task, error: str, retry_at: float | None, events: Sequence[Event] = ()
+        self,
+        task: Task,
+        error: str,
+        retry_at: float | None,
+        events: Sequence[Event] = (),
+        error_code: str | None = None,
     ) -> tuple[Event, ...]:
-        """End a held task's attempt with an error: reschedule it at `retry_at`, or (None) make it dead."""
+        """End a held task's attempt with an error: reschedule it at `retry_at`, or (None) make it dead.
 
-    async def replay(self, where: ApplicationFilter) -> list[str]:
+        `error_code` is the error's safe part (its class), kept beside the detailed `error`.
+        """
+
+    async def replay(self, where: ApplicationFilter, operator: str | None = None) -> list[str]:
         """Make the dead tasks of the matching applications due again; returns the application ids.
 
-        Completed steps and the original submission are kept; attempts keep counting upwards.
+        Completed steps and the original submission are kept; attempts keep counting upwards. Each
+        replayed application gets an ``operator.replayed`` event naming `operator`.
         """
+
+    async def abandon(self, application_id: str, operator: str, reason: str) -> Abandoned:
+        """End an application's open tasks for good and mark it abandoned, with an operator event.
+
+        Raises `KeyError` for an unknown application and `ActionRefused` while one of its steps is
+        running or when it has nothing left to abandon (completed, rejected and answered).
+        """
+
+    async def append(self, events: Sequence[Event]) -> tuple[Event, ...]:
+        """Add events to their applications' timelines (e.g. an operator action); returns them stored."""
 
     async def get_application(self, application_id: str) -> Application | None:
         """The full application document."""

@@ -24,7 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hub.events import operator_event
 from hub.journal.base import (
+    Abandoned,
+    ActionRefused,
     ApplicationFilter,
     ApplicationSummary,
     Completion,
@@ -56,6 +59,7 @@ CREATE TABLE IF NOT EXISTS applications (
     updated_at REAL NOT NULL,
     file_number TEXT,
     error TEXT,
+    error_code TEXT,
     search TEXT NOT NULL,
     doc TEXT NOT NULL,
     UNIQUE (source, external_id)
@@ -90,6 +94,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     key TEXT,
+    error_code TEXT,
     UNIQUE (application_id, step, target)
 );
 CREATE INDEX IF NOT EXISTS tasks_due ON tasks (state, due_at);
@@ -105,10 +110,16 @@ CREATE TABLE IF NOT EXISTS sequences (
 
 TASK_COLUMNS = (
     "id, application_id, step, target, state, attempts, attempt_base, max_attempts, due_at, "
-    "lease_token, lease_until, last_error, result, checkpoints, created_at, updated_at, key"
+    "lease_token, lease_until, last_error, result, checkpoints, created_at, updated_at, key, error_code"
 )
 SUMMARY_COLUMNS = (
-    "id, source, external_id, service, route, state, received_at, updated_at, file_number, error"
+    "id, source, external_id, service, route, state, received_at, updated_at, file_number, error, error_code"
+)
+# Columns added after the first release: (table, column, type), added to older journals on open.
+ADDED_COLUMNS = (
+    ("tasks", "key", "TEXT"),
+    ("tasks", "error_code", "TEXT"),
+    ("applications", "error_code", "TEXT"),
 )
 MAX_GROUP = 256  # operations per grouped transaction
 
@@ -144,9 +155,9 @@ class SqliteJournal:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = _connect(self.path)
         conn.executescript(SCHEMA)
-        columns = {r[1] for r in conn.execute("PRAGMA table_info(tasks)")}
-        if "key" not in columns:  # journals from before task keys
-            conn.execute("ALTER TABLE tasks ADD COLUMN key TEXT")
+        for table, column, kind in ADDED_COLUMNS:
+            if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -286,6 +297,7 @@ class SqliteJournal:
         tasks: Sequence[TaskSpec],
         state: ApplicationState = ApplicationState.RECEIVED,
         error: str | None = None,
+        error_code: str | None = None,
     ) -> IntakeResult:
         now = self.clock()
         received = application.received_at.timestamp()
@@ -298,8 +310,8 @@ class SqliteJournal:
         def op(c: sqlite3.Connection) -> IntakeResult:
             cur = c.execute(
                 "INSERT INTO applications (id, source, external_id, service, route, state, "
-                "received_at, updated_at, file_number, error, search, doc) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (source, external_id) DO NOTHING",
+                "received_at, updated_at, file_number, error, error_code, search, doc) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (source, external_id) DO NOTHING",
                 (
                     application.id,
                     application.source,
@@ -311,6 +323,7 @@ class SqliteJournal:
                     now,
                     application.file_number,
                     error,
+                    error_code,
                     search,
                     doc,
                 ),
@@ -449,7 +462,7 @@ class SqliteJournal:
             now = self.clock()
             c.execute(
                 "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, result=?, "
-                "last_error=NULL, updated_at=? WHERE id=?",
+                "last_error=NULL, error_code=NULL, updated_at=? WHERE id=?",
                 (TaskState.DONE, result, now, task.id),
             )
             _update_application(c, task.application_id, completion, now)
@@ -472,7 +485,12 @@ class SqliteJournal:
         return await self._write(op)
 
     async def fail(
-        self, task: Task, error: str, retry_at: float | None, events: Sequence[Event] = ()
+        self,
+        task: Task,
+        error: str,
+        retry_at: float | None,
+        events: Sequence[Event] = (),
+        error_code: str | None = None,
     ) -> tuple[Event, ...]:
         def op(c: sqlite3.Connection) -> tuple[Event, ...]:
             self._check_lease(c, task)
@@ -480,18 +498,18 @@ class SqliteJournal:
             if retry_at is None:
                 c.execute(
                     "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, last_error=?, "
-                    "updated_at=? WHERE id=?",
-                    (TaskState.DEAD, error, now, task.id),
+                    "error_code=?, updated_at=? WHERE id=?",
+                    (TaskState.DEAD, error, error_code, now, task.id),
                 )
                 c.execute(
-                    "UPDATE applications SET state=?, error=?, updated_at=? WHERE id=?",
-                    (ApplicationState.DEAD, error, now, task.application_id),
+                    "UPDATE applications SET state=?, error=?, error_code=?, updated_at=? WHERE id=?",
+                    (ApplicationState.DEAD, error, error_code, now, task.application_id),
                 )
             else:
                 c.execute(
                     "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, last_error=?, "
-                    "due_at=?, updated_at=? WHERE id=?",
-                    (TaskState.PENDING, error, retry_at, now, task.id),
+                    "error_code=?, due_at=?, updated_at=? WHERE id=?",
+                    (TaskState.PENDING, error, error_code, retry_at, now, task.id),
                 )
                 c.execute(
                     "UPDATE applications SET state=?, updated_at=? WHERE id=? AND state=?",
@@ -506,7 +524,7 @@ class SqliteJournal:
 
         return await self._write(op)
 
-    async def replay(self, where: ApplicationFilter) -> list[str]:
+    async def replay(self, where: ApplicationFilter, operator: str | None = None) -> list[str]:
         sql, params = _where(where, dead_only=True)
 
         def op(c: sqlite3.Connection) -> list[str]:
@@ -522,23 +540,60 @@ class SqliteJournal:
                 if cur.rowcount == 0:
                     continue
                 c.execute(
-                    "UPDATE applications SET state=?, error=NULL, updated_at=? WHERE id=?",
+                    "UPDATE applications SET state=?, error=NULL, error_code=NULL, updated_at=? WHERE id=?",
                     (ApplicationState.PROCESSING, now, app_id),
                 )
-                _insert_events(
-                    c,
-                    [
-                        Event(
-                            application_id=app_id,
-                            type="application.replayed",
-                            data={"tasks": cur.rowcount},
-                        )
-                    ],
-                )
+                _insert_events(c, [operator_event(app_id, "replayed", operator, tasks=cur.rowcount)])
                 replayed.append(app_id)
             return replayed
 
         return await self._write(op)
+
+    async def abandon(self, application_id: str, operator: str, reason: str) -> Abandoned:
+        def op(c: sqlite3.Connection) -> Abandoned:
+            now = self.clock()
+            row = c.execute("SELECT state FROM applications WHERE id=?", (application_id,)).fetchone()
+            if row is None:
+                raise KeyError(application_id)
+            previous = row[0]
+            if previous == ApplicationState.ABANDONED:
+                return Abandoned(application_id, tasks=0, already=True)
+            if c.execute(
+                "SELECT 1 FROM tasks WHERE application_id=? AND state=? AND lease_until>=? LIMIT 1",
+                (application_id, TaskState.LEASED, now),
+            ).fetchone():
+                # Its result would be thrown away after the remote system acted on it.
+                raise ActionRefused(
+                    f"a step of application {application_id} is running now; abandon it when it ended"
+                )
+            cur = c.execute(
+                "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, updated_at=? "
+                "WHERE application_id=? AND state IN (?,?,?)",
+                (
+                    TaskState.ABANDONED,
+                    now,
+                    application_id,
+                    TaskState.PENDING,
+                    TaskState.LEASED,
+                    TaskState.DEAD,
+                ),
+            )
+            if cur.rowcount == 0 and previous in (ApplicationState.COMPLETED, ApplicationState.REJECTED):
+                raise ActionRefused(f"application {application_id} is {previous}: nothing left to abandon")
+            c.execute(
+                "UPDATE applications SET state=?, updated_at=? WHERE id=?",
+                (ApplicationState.ABANDONED, now, application_id),
+            )
+            event = operator_event(
+                application_id, "abandoned", operator, reason, tasks=cur.rowcount, previous_state=previous
+            )
+            stored = _insert_events(c, [event])
+            return Abandoned(application_id, tasks=cur.rowcount, events=stored)
+
+        return await self._write(op)
+
+    async def append(self, events: Sequence[Event]) -> tuple[Event, ...]:
+        return await self._write(lambda c: _insert_events(c, events))
 
     async def next_sequence(self, name: str, period: str) -> int:
         def op(c: sqlite3.Connection) -> int:
@@ -699,8 +754,8 @@ def _update_application(
         sets += ["doc=?", "file_number=?", "search=?"]
         params += [app.model_dump_json(), app.file_number, _search_text(app)]
     if completion.error is not None:
-        sets.append("error=?")
-        params.append(completion.error)
+        sets += ["error=?", "error_code=?"]
+        params += [completion.error, completion.error_code]
     c.execute(f"UPDATE applications SET {', '.join(sets)} WHERE id=?", (*params, application_id))
     if completion.state is not None:
         _set_state(c, application_id, completion.state, now)
@@ -716,7 +771,7 @@ def _set_state(c: sqlite3.Connection, application_id: str, state: str, now: floa
     clear_error = state in (ApplicationState.PROCESSING, ApplicationState.COMPLETED)
     c.execute(
         "UPDATE applications SET state=?, updated_at=?"
-        + (", error=NULL" if clear_error else "")
+        + (", error=NULL, error_code=NULL" if clear_error else "")
         + " WHERE id=?",
         (state, now, application_id),
     )
@@ -738,9 +793,15 @@ def _where(f: ApplicationFilter, dead_only: bool = False) -> tuple[str, tuple[An
         clauses.append("service=?")
         params.append(f.service)
     if f.q:
-        clauses.append("search LIKE ? ESCAPE '\\'")
         escaped = f.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params.append(f"%{escaped}%")
+        if f.q_personal:
+            clauses.append("search LIKE ? ESCAPE '\\'")
+            params.append(f"%{escaped}%")
+        else:
+            # The metadata columns only: the search text also holds the applicant's name.
+            columns = ("id", "external_id", "service", "COALESCE(file_number, '')")
+            clauses.append("(" + " OR ".join(f"LOWER({col}) LIKE ? ESCAPE '\\'" for col in columns) + ")")
+            params.extend([f"%{escaped}%"] * len(columns))
     if f.ids:
         clauses.append(f"id IN ({','.join('?' * len(f.ids))})")
         params.extend(f.ids)
@@ -774,6 +835,7 @@ def _summary(r: Sequence[Any]) -> ApplicationSummary:
         updated_at=_dt(r[7]),
         file_number=r[8],
         error=r[9],
+        error_code=r[10],
     )
 
 
@@ -795,6 +857,7 @@ def _task(r: Sequence[Any]) -> Task:
         checkpoints=json.loads(r[13]) if r[13] else {},
         created_at=r[14],
         updated_at=r[15],
+        error_code=r[17],
     )
 
 

@@ -22,7 +22,12 @@ from hub.models import Application, ApplicationState, Attachment, Event, Origina
 from hub.plugins import load_plugins
 from hub.runtime import Hub
 
-FINAL_STATES = (ApplicationState.COMPLETED, ApplicationState.DEAD, ApplicationState.REJECTED)
+FINAL_STATES = (
+    ApplicationState.COMPLETED,
+    ApplicationState.DEAD,
+    ApplicationState.REJECTED,
+    ApplicationState.ABANDONED,
+)
 
 
 @dataclass
