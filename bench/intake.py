@@ -170,12 +170,12 @@ class HubProcess:
     def counters(self) -> dict[str, Any]:
         """The journal's commit and operation counters, from /metrics."""
         metrics = self.metrics()
-        if "aktenhub_journal_write_transactions" not in metrics:
+        if "aktenhub_journal_write_transactions_total" not in metrics:
             return {}
         return {
-            "commits": int(metrics["aktenhub_journal_write_transactions"]),
-            "operations": int(metrics["aktenhub_journal_write_operations"]),
-            "blob_syncs": int(metrics.get("aktenhub_blob_syncs", 0)),
+            "commits": int(metrics["aktenhub_journal_write_transactions_total"]),
+            "operations": int(metrics["aktenhub_journal_write_operations_total"]),
+            "blob_syncs": int(metrics.get("aktenhub_blob_syncs_total", 0)),
         }
 
     def metrics(self) -> dict[str, float]:

@@ -18,7 +18,9 @@ from typing import Any, TypeVar
 
 import pytest
 
+from hub.events import operator_event
 from hub.journal import (
+    ActionRefused,
     AfterAll,
     ApplicationFilter,
     ApplicationPatch,
@@ -617,6 +619,107 @@ async def test_replay_all_touches_only_dead_applications_and_keeps_completed_ste
     assert (untouched.state, untouched.attempts) == (TaskState.PENDING, 0)
     assert "operator.replayed" not in types(await journal.events(alive))
     assert await journal.replay(ApplicationFilter()) == []
+
+
+# -- error codes, operator actions ----------------------------------------------------------------
+
+
+async def test_errors_keep_a_safe_code_beside_the_message(journal: SqliteJournal) -> None:
+    app_id = await take_in(journal, application("coded"), TaskSpec("map"))
+    await journal.fail(await claim_one(journal), "Permanent: Müller, geb. 1.2.1980", None, (), "Permanent")
+    [task] = await journal.tasks(app_id)
+    summary = await journal.get_summary(app_id)
+    assert summary is not None
+    assert (task.error_code, summary.error_code, summary.error) == (
+        "Permanent",
+        "Permanent",
+        "Permanent: Müller, geb. 1.2.1980",
+    )
+    assert await journal.replay(ApplicationFilter(ids=(app_id,)), "ops") == [app_id]
+    summary = await journal.get_summary(app_id)
+    assert summary is not None and (summary.error, summary.error_code) == (None, None)
+    [event] = [e for e in await journal.events(app_id) if e.type == "operator.replayed"]
+    assert event.data == {"operator": "ops", "reason": None, "tasks": 1}
+
+
+async def test_query_without_personal_data_matches_metadata_only(journal: SqliteJournal) -> None:
+    app_id = await take_in(journal, application("AZ-17", applicant=Party(family_name="Müller")))
+    personal = ApplicationFilter(q="müller")
+    assert [s.id for s in await journal.list_applications(personal)] == [app_id]
+    assert await journal.list_applications(ApplicationFilter(q="müller", q_personal=False)) == []
+    for q in ("az-17", app_id[4:12], "jagd"):
+        found = await journal.list_applications(ApplicationFilter(q=q, q_personal=False))
+        assert [s.id for s in found] == [app_id], q
+    assert await journal.list_applications(ApplicationFilter(q="az\\_17", q_personal=False)) == []
+
+
+async def test_abandon_waits_for_a_running_step_then_ends_every_open_task(
+    journal: SqliteJournal, clock: FakeClock
+) -> None:
+    app_id = await take_in(journal, application("gone"), TaskSpec("deliver", "a"), TaskSpec("deliver", "b"))
+    running = await claim_one(journal)
+    with pytest.raises(ActionRefused, match="running now"):
+        await journal.abandon(app_id, "chief", "zurückgezogen")
+    clock.advance(LEASE + 1)  # its worker died: nothing runs any more
+
+    outcome = await journal.abandon(app_id, "chief", "zurückgezogen")
+
+    assert (outcome.tasks, outcome.already) == (2, False)
+    assert {t.state for t in await journal.tasks(app_id)} == {TaskState.ABANDONED}
+    summary = await journal.get_summary(app_id)
+    assert summary is not None and summary.state == ApplicationState.ABANDONED
+    with pytest.raises(LeaseLost):
+        await journal.complete(running, Completion())
+    assert await journal.claim("worker-2", 10, LEASE, {}) == []
+    assert await journal.next_due() is None
+    assert await journal.replay(ApplicationFilter()) == []
+    again = await journal.abandon(app_id, "chief", "noch einmal")
+    assert (again.tasks, again.already, again.events) == (0, True, ())
+    assert types(await journal.events(app_id)).count("operator.abandoned") == 1
+    with pytest.raises(KeyError):
+        await journal.abandon("app_nope", "chief", "x")
+
+
+async def test_abandon_refuses_an_application_with_nothing_open(journal: SqliteJournal) -> None:
+    app_id = await take_in(journal, application("done"), TaskSpec("map"))
+    await journal.complete(await claim_one(journal), Completion(state=ApplicationState.COMPLETED))
+    with pytest.raises(ActionRefused, match="completed"):
+        await journal.abandon(app_id, "chief", "x")
+    assert "operator.abandoned" not in types(await journal.events(app_id))
+
+
+async def test_append_records_an_operator_action_on_the_timeline(journal: SqliteJournal) -> None:
+    app_id = await take_in(journal, application("noted"))
+    [stored] = await journal.append([operator_event(app_id, "closed", "chief", "Dublette", message="m-1")])
+    assert stored.id is not None
+    assert (await journal.events(app_id))[-1] == stored
+    assert stored.data == {"operator": "chief", "reason": "Dublette", "message": "m-1"}
+
+
+async def test_journals_from_before_error_codes_gain_the_columns(db_path: Path) -> None:
+    old = sqlite3.connect(db_path)
+    old.executescript(
+        "CREATE TABLE applications (id TEXT PRIMARY KEY, source TEXT NOT NULL, external_id TEXT NOT NULL,"
+        " service TEXT NOT NULL, route TEXT, state TEXT NOT NULL, received_at REAL NOT NULL,"
+        " updated_at REAL NOT NULL, file_number TEXT, error TEXT, search TEXT NOT NULL, doc TEXT NOT NULL,"
+        " UNIQUE (source, external_id));"
+        "CREATE TABLE tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, application_id TEXT NOT NULL,"
+        " step TEXT NOT NULL, target TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+        " attempt_base INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL, due_at REAL NOT NULL,"
+        " lease_token TEXT, lease_until REAL, last_error TEXT, result TEXT,"
+        " checkpoints TEXT NOT NULL DEFAULT '{}', created_at REAL NOT NULL, updated_at REAL NOT NULL,"
+        " UNIQUE (application_id, step, target));"
+    )
+    old.close()
+    journal = SqliteJournal(db_path)
+    await journal.open()
+    try:
+        app_id = await take_in(journal, application("old"), TaskSpec("map"))
+        await journal.fail(await claim_one(journal), "boom", None, (), "RuntimeError")
+        [task] = await journal.tasks(app_id)
+        assert task.error_code == "RuntimeError"
+    finally:
+        await journal.close()
 
 
 # -- sequences -------------------------------------------------------------------------------------
