@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 API_PREFIX = "/api/"
 MAX_PAGE = 500
 MAX_OFFSET = 1_000_000_000
+MAX_IDS = 1000  # per filter; the CLI replays more in chunks
+MAX_QUERY = 200  # characters of free-text search
+MAX_BODY = 256 * 1024  # an admin request body is a small JSON object
+NO_BODY = object()
 DIGITS = re.compile(r"^[0-9]{1,10}$")  # ASCII only: int() also takes " 5", "+5", other scripts' digits
 
 
@@ -54,9 +58,13 @@ def _filter(params: dict[str, Any]) -> ApplicationFilter | str:
         ids = tuple(i for i in ids.split(",") if i)
     if not isinstance(ids, list | tuple) or not all(isinstance(i, str) for i in ids):
         return "ids must be a list of application ids"
+    if len(ids) > MAX_IDS:
+        return f"ids names {len(ids)} applications; at most {MAX_IDS} per request"
     for key in ("route", "service", "q"):
         if params.get(key) is not None and not isinstance(params[key], str):
             return f"{key} must be a string"
+        if len(params.get(key) or "") > MAX_QUERY:
+            return f"{key} must be at most {MAX_QUERY} characters"
     return ApplicationFilter(
         state=state,
         route=params.get("route") or None,
@@ -64,6 +72,23 @@ def _filter(params: dict[str, Any]) -> ApplicationFilter | str:
         q=params.get("q") or None,
         ids=tuple(ids),
     )
+
+
+async def _json_body(request: web.Request) -> Any:
+    """The request's JSON body (None if there is none), or `NO_BODY` if it is not JSON or too large."""
+    if not request.can_read_body:
+        return None
+    if (request.content_length or 0) > MAX_BODY:
+        return NO_BODY
+    raw = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            return NO_BODY
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):  # also UnicodeDecodeError; nesting deeper than the parser's stack
+        return NO_BODY
 
 
 def _bounded(request: web.Request, name: str, default: int, low: int, high: int) -> int | str:
@@ -173,10 +198,9 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
 
     @auth.require("operator")
     async def replay_bulk(request: web.Request) -> web.Response:
-        try:
-            params = await request.json() if request.can_read_body else {}
-        except (json.JSONDecodeError, ValidationError, UnicodeDecodeError):
-            return _error(400, "body must be a JSON object: {state?, route?, service?, q?, ids?}")
+        params = await _json_body(request)
+        if params is None:
+            params = {}
         if not isinstance(params, dict):
             return _error(400, "body must be a JSON object: {state?, route?, service?, q?, ids?}")
         unknown = set(params) - {"state", "route", "service", "q", "ids"}
@@ -198,9 +222,8 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
             return _error(404, f"no application {app_id}")
         usage = 'body must be a JSON object {"reason": "why it is abandoned"} (1-2000 characters)'
         try:
-            given = await request.json() if request.can_read_body else None
-            why = AbandonRequest.model_validate(given)
-        except (json.JSONDecodeError, UnicodeDecodeError, ValidationError):
+            why = AbandonRequest.model_validate(await _json_body(request))
+        except ValidationError:
             return _error(400, usage)
         try:
             outcome = await hub.bus.abandon(app_id, request[CALLER], why.reason)
