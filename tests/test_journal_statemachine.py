@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from hub.journal import (
+    ActionRefused,
     AfterAll,
     ApplicationFilter,
     Completion,
@@ -503,6 +504,41 @@ class JournalMachine(RuleBasedStateMachine):
             app.state = ApplicationState.PROCESSING
             app.error = None
             app.events += 1
+
+    @precondition(lambda self: self.apps)
+    @rule(pick=st.integers(0, 1000))
+    def abandon(self, pick: int) -> None:
+        """An admin abandons an application: refused while a step runs or when nothing is left open."""
+        app_ids = list(self.apps)
+        app_id = app_ids[pick % len(app_ids)]
+        app = self.apps[app_id]
+        tasks = [t for t in self.tasks.values() if t.application_id == app_id]
+        running = any(
+            t.state == TaskState.LEASED and t.lease_until is not None and t.lease_until >= self.now
+            for t in tasks
+        )
+        still_open = [t for t in tasks if t.state in (TaskState.PENDING, TaskState.LEASED, TaskState.DEAD)]
+        finished = app.state in (ApplicationState.COMPLETED, ApplicationState.REJECTED)
+        if app.state != ApplicationState.ABANDONED and (running or (finished and not still_open)):
+            event(f"abandon: refused ({'running' if running else 'finished'})")
+            with pytest.raises(ActionRefused):
+                self.run(self.journal.abandon(app_id, "chief", "weg"))
+            return
+
+        outcome = self.run(self.journal.abandon(app_id, "chief", "weg"))
+
+        if app.state == ApplicationState.ABANDONED:
+            assert (outcome.already, outcome.tasks, outcome.events) == (True, 0, ())
+            return
+        event("abandon")
+        assert (outcome.already, outcome.tasks) == (False, len(still_open))
+        assert [e.type for e in outcome.events] == ["operator.abandoned"]
+        for t in still_open:
+            t.state = TaskState.ABANDONED
+            t.token = None
+            t.lease_until = None
+        app.state = ApplicationState.ABANDONED
+        app.events += 1
 
     # -- invariants --------------------------------------------------------------------------------
 
