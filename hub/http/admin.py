@@ -30,7 +30,6 @@ MAX_OFFSET = 1_000_000_000
 MAX_IDS = 1000  # per filter; the CLI replays more in chunks
 MAX_QUERY = 200  # characters of free-text search
 MAX_BODY = 256 * 1024  # an admin request body is a small JSON object
-NO_BODY = object()
 DIGITS = re.compile(r"^[0-9]{1,10}$")  # ASCII only: int() also takes " 5", "+5", other scripts' digits
 
 
@@ -74,21 +73,31 @@ def _filter(params: dict[str, Any]) -> ApplicationFilter | str:
     )
 
 
-async def _json_body(request: web.Request) -> Any:
-    """The request's JSON body (None if there is none), or `NO_BODY` if it is not JSON or too large."""
+class BodyRefused(Exception):
+    """A request body that is too large or not JSON: answered with `status` and the message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+async def _json_body(request: web.Request, usage: str) -> Any:
+    """The request's JSON body (None if there is none); `BodyRefused` naming `usage` if it is unusable."""
     if not request.can_read_body:
         return None
+    too_large = BodyRefused(413, f"the body exceeds {MAX_BODY} bytes; {usage}")
     if (request.content_length or 0) > MAX_BODY:
-        return NO_BODY
+        raise too_large
     raw = bytearray()
     async for chunk in request.content.iter_chunked(64 * 1024):
         raw += chunk
         if len(raw) > MAX_BODY:
-            return NO_BODY
+            raise too_large
     try:
         return json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):  # also UnicodeDecodeError; nesting deeper than the parser's stack
-        return NO_BODY
+        raise BodyRefused(400, f"the body is not UTF-8 JSON; {usage}") from None
 
 
 def _bounded(request: web.Request, name: str, default: int, low: int, high: int) -> int | str:
@@ -143,7 +152,7 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
     """Mount the admin API."""
     app.on_response_prepare.append(_no_store)
 
-    def personal(request: web.Request) -> bool:
+    def sees_personal_data(request: web.Request) -> bool:
         return RANK[request[ROLE]] >= RANK["operator"]
 
     @auth.require("viewer")
@@ -155,12 +164,12 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         offset = _bounded(request, "offset", 0, 0, MAX_OFFSET)
         if isinstance(limit, str) or isinstance(offset, str):
             return _error(400, limit if isinstance(limit, str) else str(offset))
-        if not personal(request):
+        if not sees_personal_data(request):
             where = replace(where, q_personal=False)
         rows = await hub.journal.list_applications(where, limit=limit, offset=offset)
         return web.json_response(
             {
-                "applications": [_summary(r, personal(request)) for r in rows],
+                "applications": [_summary(r, sees_personal_data(request)) for r in rows],
                 "limit": limit,
                 "offset": offset,
             }
@@ -174,7 +183,7 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
             return _error(404, f"no application {app_id}")
         events = await hub.journal.events(app_id)
         tasks = await hub.journal.tasks(app_id)
-        full = personal(request)
+        full = sees_personal_data(request)
         body: dict[str, Any] = {
             **_summary(summary, full),
             "timeline": [(e if full else redact_for_viewer(e)).model_dump(mode="json") for e in events],
@@ -198,11 +207,15 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
 
     @auth.require("operator")
     async def replay_bulk(request: web.Request) -> web.Response:
-        params = await _json_body(request)
+        usage = "body must be a JSON object: {state?, route?, service?, q?, ids?}"
+        try:
+            params = await _json_body(request, usage)
+        except BodyRefused as exc:
+            return _error(exc.status, exc.message)
         if params is None:
             params = {}
         if not isinstance(params, dict):
-            return _error(400, "body must be a JSON object: {state?, route?, service?, q?, ids?}")
+            return _error(400, usage)
         unknown = set(params) - {"state", "route", "service", "q", "ids"}
         if unknown:
             return _error(400, f"unknown filter keys: {', '.join(sorted(unknown))}")
@@ -222,7 +235,9 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
             return _error(404, f"no application {app_id}")
         usage = 'body must be a JSON object {"reason": "why it is abandoned"} (1-2000 characters)'
         try:
-            why = AbandonRequest.model_validate(await _json_body(request))
+            why = AbandonRequest.model_validate(await _json_body(request, usage))
+        except BodyRefused as exc:
+            return _error(exc.status, exc.message)
         except ValidationError:
             return _error(400, usage)
         try:
