@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
-from enaio_helpers import PASSWORD, USER, Enaio, StartEnaio
+from enaio_helpers import PASSWORD, USER, Enaio
 from hub_enaio.client import basic_authorization
 from hub_enaio.simulator import CatalogueError, load_catalogue, make_app
 from hub_enaio.simulator.query import QueryError, parse_statement
 
 AUTH = {"Authorization": basic_authorization(USER, PASSWORD)}
 PERSON = {"Aktenzeichen": "32-1", "Nachname": "Groß", "Leistung": "Jagdschein"}
-
-
-@pytest_asyncio.fixture
-async def enaio(start_enaio: StartEnaio) -> Enaio:
-    return await start_enaio()
-
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def call(
