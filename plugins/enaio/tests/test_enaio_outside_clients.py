@@ -213,7 +213,7 @@ async def test_unknown_syntax_and_bad_keys_are_refused(enaio: Enaio, http: aioht
     for reason, query in refusals.items():
         status, answer = await search(http, enaio, **query)
         assert status == 400 and reason in answer["message"], (reason, answer)
-        assert answer["status"] == 400 and answer["error"] == "Bad Request"
+        assert answer["status"] == 400 and answer["error"] == "Bad Request" and answer["path"] == SEARCH
     status, answer = await search(http, enaio, statement="SELECT Religion FROM 1")
     assert status == 422 and "no index field 'Religion'" in answer["message"]
 
@@ -262,6 +262,11 @@ async def test_osrest_vendor_shapes(enaio: Enaio, http: aiohttp.ClientSession) -
     status, session = await call(http, "GET", base + "/session?refresh=false")
     assert status == 200 and session["username"] == "aktenhub" and isinstance(session["userid"], int)
     assert len(session["osGuid"]) == 32 and session["groups"] == [] and session["language"] == "de"
+    status, users = await call(http, "GET", base + "/organization/users")
+    assert status == 200 and [(u["name"], u["locked"], u["guid"]) for u in users] == [
+        ("aktenhub", "0", session["osGuid"])
+    ]
+    assert await call(http, "GET", base + "/workflows/running?verbose=true") == (200, [])
 
     akte = await folder(http, enaio)
     register = await vorgang(http, enaio, akte)

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import quote
@@ -56,7 +57,8 @@ PERMISSIONS = {"read": ["metadata", "object"], "write": ["metadata", "object"], 
 OPERATOR_PREFIX = "/_sim/"
 
 
-def _error(status: int, message: str) -> web.Response:
+def _error(status: int, message: str, path: str | None = None) -> web.Response:
+    """An error in the shape of enaio's Spring-based services: timestamp, status, error, message, path."""
     reason = {
         400: "Bad Request",
         401: "Unauthorized",
@@ -67,7 +69,14 @@ def _error(status: int, message: str) -> web.Response:
         422: "Unprocessable Entity",
         503: "Service Unavailable",
     }
-    body = {"status": status, "error": reason.get(status, "Error"), "message": message}
+    body: dict[str, Any] = {
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "status": status,
+        "error": reason.get(status, "Error"),
+        "message": message,
+    }
+    if path is not None:
+        body["path"] = path
     return web.json_response(body, status=status)
 
 
@@ -86,7 +95,7 @@ async def _refusals(request: web.Request, handler: Handler) -> web.StreamRespons
     try:
         return await handler(request)
     except Refused as refused:
-        return _error(refused.status, refused.message)
+        return _error(refused.status, refused.message, request.path)
 
 
 def _password_matches(state: EnaioState, username: str, password: str) -> bool:
@@ -115,7 +124,7 @@ async def _authentication(request: web.Request, handler: Handler) -> web.StreamR
                 message = "session expired or unknown: log in again"
             else:
                 message = "authentication required"
-            refusal = _error(401, message)
+            refusal = _error(401, message, request.path)
             refusal.headers[hdrs.WWW_AUTHENTICATE] = 'Basic realm="enaio", charset="UTF-8"'
             return refusal
         user = credentials[0]
@@ -500,7 +509,7 @@ async def _osrest_session(request: web.Request) -> web.Response:
     user = _user(request)
     return web.json_response(
         {
-            "userid": sorted(state.users).index(user) + 1 if user in state.users else 0,
+            "userid": sorted(state.users).index(user) + 1,
             "username": user,
             "osGuid": _guid("user", user),
             "wfGuid": _guid("workflow", user),
@@ -514,6 +523,34 @@ async def _osrest_session(request: web.Request) -> web.Response:
             "groups": [],
         }
     )
+
+
+async def _osrest_users(request: web.Request) -> web.Response:
+    """The organisation's users (``/organization/users``): the simulator's logins, none locked."""
+    users = sorted(request.app[STATE].users)
+    return web.json_response(
+        [
+            {
+                "id": number,
+                "name": name,
+                "fullname": name,
+                "description": "",
+                "locked": "0",
+                "limited": "0",
+                "groups": [],
+                "email": "",
+                "guid": _guid("user", name),
+                "wfguid": _guid("workflow", name),
+                "valid": True,
+            }
+            for number, name in enumerate(users, start=1)
+        ]
+    )
+
+
+async def _osrest_running_workflows(request: web.Request) -> web.Response:
+    """The user's workflow inbox (``/workflows/running``): the simulator runs no workflows."""
+    return web.json_response([])
 
 
 def _osrest_object(obj: StoredObject, fields: list[str] | None = None) -> dict[str, Any]:
@@ -807,6 +844,8 @@ def make_app(
     r.add_get("/api/dms/objects/{object_id}/contents/renditions/text", _dms_text_rendition)
     r.add_get("/osrest/api/serviceinfo", _osrest_serviceinfo)
     r.add_get("/osrest/api/session", _osrest_session)
+    r.add_get("/osrest/api/organization/users", _osrest_users)
+    r.add_get("/osrest/api/workflows/running", _osrest_running_workflows)
     r.add_post("/osrest/api/documents/search", _osrest_search)
     r.add_get("/osrest/api/documents/search/{object_id}", _osrest_get)
     r.add_post("/osrest/api/documents/insert", _osrest_insert)
