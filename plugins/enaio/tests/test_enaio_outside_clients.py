@@ -178,6 +178,9 @@ async def test_conditions_order_paging_and_permissions(enaio: Enaio, http: aioht
         http, enaio, statement=base + "Nachname='Groß'", handleDeletedDocuments="DELETED_DOCUMENTS_ONLY"
     )
     assert status == 200 and answer["objects"] == []  # nothing was deleted
+    # ngx-enaio sends the enum as its ordinal: 0 = DELETED_DOCUMENTS_EXCLUDE.
+    status, answer = await search(http, enaio, statement=base + "Nachname='Groß'", handleDeletedDocuments=0)
+    assert status == 200 and len(answer["objects"]) == 1
 
 
 async def test_unknown_syntax_and_bad_keys_are_refused(enaio: Enaio, http: aiohttp.ClientSession) -> None:
@@ -311,6 +314,11 @@ async def test_osrest_vendor_shapes(enaio: Enaio, http: aiohttp.ClientSession) -
     request["result_config"] = {"fieldsList": ["Titel"]}
     status, answer = await call(http, "POST", base + "/documents/search", json=request)
     assert status == 400 and "result_config takes the keys" in answer["message"]
+    paged = {"query": {"objectTypeId": "Personenakte"}, "result_config": {"pagesize": 1}}
+    status, found = await call(http, "POST", base + "/documents/search?page=1", json=paged)
+    assert status == 200 and [o["osid"] for o in found] == [new_folder]  # page 1 of size 1: the second
+    status, answer = await call(http, "POST", base + "/documents/update/1", json={})
+    assert status == 404 and answer["message"].startswith("no such endpoint")  # JSON, like every error
     status, answer = await call(http, "GET", f"{base}/documents/search/{new_folder}")
     assert status == 200 and answer["osid"] == new_folder and answer["objectTypeId"] == 1
 

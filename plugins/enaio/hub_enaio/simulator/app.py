@@ -49,9 +49,8 @@ SEARCH_KEYS = frozenset(
         "options",
     }
 )
-DELETED_MODES = frozenset(
-    {"DELETED_DOCUMENTS_EXCLUDE", "DELETED_DOCUMENTS_INCLUDE", "DELETED_DOCUMENTS_ONLY"}
-)
+DELETED_ORDINALS = ("DELETED_DOCUMENTS_EXCLUDE", "DELETED_DOCUMENTS_ONLY")  # the enum's order (ngx-enaio)
+DELETED_MODES = frozenset({*DELETED_ORDINALS, "DELETED_DOCUMENTS_INCLUDE"})
 # The technical user may do everything with what it finds (the simulator has no rights system).
 PERMISSIONS = {"read": ["metadata", "object"], "write": ["metadata", "object"], "delete": ["object"]}
 OPERATOR_PREFIX = "/_sim/"
@@ -96,6 +95,12 @@ async def _refusals(request: web.Request, handler: Handler) -> web.StreamRespons
         return await handler(request)
     except Refused as refused:
         return _error(refused.status, refused.message, request.path)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        # An endpoint the simulator lacks answers like any other error: JSON, not aiohttp's text page.
+        answer = _error(exc.status, f"no such endpoint: {request.method} {request.path[:200]}", request.path)
+        if hdrs.ALLOW in exc.headers:
+            answer.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+        return answer
 
 
 def _password_matches(state: EnaioState, username: str, password: str) -> bool:
@@ -373,6 +378,8 @@ async def _dms_search(request: web.Request) -> web.Response:
     parameters = bind(statement, query.get("parameters"))
     _job_options(query.get("options", {}), "query.options")
     deleted = query.get("handleDeletedDocuments", "DELETED_DOCUMENTS_EXCLUDE")
+    if isinstance(deleted, int) and not isinstance(deleted, bool) and 0 <= deleted < len(DELETED_ORDINALS):
+        deleted = DELETED_ORDINALS[deleted]  # Jackson takes an enum's ordinal too (ngx-enaio sends it)
     if deleted not in DELETED_MODES:
         raise Refused(f"query.handleDeletedDocuments must be one of {sorted(DELETED_MODES)}", 400)
     with_permissions = query.get("includePermissions", False)
@@ -649,6 +656,8 @@ async def _osrest_search(request: web.Request) -> web.Response:
     options = {**request.query, **result_config}
     limit = _int_option(options, "pagesize", 50, MAX_ITEMS)
     offset = _int_option(options, "offset", 0, 10**9)
+    if "page" in options:  # the page overrides the offset (appconnector documentation)
+        offset = _int_option(options, "page", 0, 10**6) * limit
     fields_list = _fieldsschema(result_config.get("fieldsschema"), object_type)
     found = [
         o
