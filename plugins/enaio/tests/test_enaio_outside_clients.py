@@ -270,6 +270,11 @@ async def test_osrest_vendor_shapes(enaio: Enaio, http: aiohttp.ClientSession) -
         ("aktenhub", "0", session["osGuid"])
     ]
     assert await call(http, "GET", base + "/workflows/running?verbose=true") == (200, [])
+    for path in ("/session/systemroles", "/organization/groups"):
+        assert await call(http, "GET", base + path) == (200, [])
+    before = int(time.time() * 1000)
+    status, now = await call(http, "GET", base + "/serviceinfo/ping")
+    assert status == 200 and isinstance(now, int) and now >= before - 1000
 
     akte = await folder(http, enaio)
     register = await vorgang(http, enaio, akte)

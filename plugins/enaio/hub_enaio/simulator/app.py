@@ -555,6 +555,16 @@ async def _osrest_users(request: web.Request) -> web.Response:
     )
 
 
+async def _osrest_ping(request: web.Request) -> web.Response:
+    """The server's time in milliseconds since 1970 (``/serviceinfo/ping``: availability and login check)."""
+    return web.json_response(int(datetime.now(UTC).timestamp() * 1000))
+
+
+async def _osrest_empty_list(request: web.Request) -> web.Response:
+    """Lists the simulator keeps empty: system roles, groups (it has no rights system)."""
+    return web.json_response([])
+
+
 async def _osrest_running_workflows(request: web.Request) -> web.Response:
     """The user's workflow inbox (``/workflows/running``): the simulator runs no workflows."""
     return web.json_response([])
@@ -853,7 +863,10 @@ def make_app(
     r.add_get("/api/dms/objects/{object_id}/contents/renditions/text", _dms_text_rendition)
     r.add_get("/osrest/api/serviceinfo", _osrest_serviceinfo)
     r.add_get("/osrest/api/session", _osrest_session)
+    r.add_get("/osrest/api/serviceinfo/ping", _osrest_ping)
+    r.add_get("/osrest/api/session/systemroles", _osrest_empty_list)
     r.add_get("/osrest/api/organization/users", _osrest_users)
+    r.add_get("/osrest/api/organization/groups", _osrest_empty_list)
     r.add_get("/osrest/api/workflows/running", _osrest_running_workflows)
     r.add_post("/osrest/api/documents/search", _osrest_search)
     r.add_get("/osrest/api/documents/search/{object_id}", _osrest_get)
