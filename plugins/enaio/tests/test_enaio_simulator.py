@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,9 @@ from enaio_helpers import PASSWORD, USER, Enaio
 from hub_enaio.client import basic_authorization
 from hub_enaio.simulator import CatalogueError, load_catalogue, make_app
 from hub_enaio.simulator.query import QueryError, parse_statement
+from hub_enaio.simulator.search import like
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 AUTH = {"Authorization": basic_authorization(USER, PASSWORD)}
 PERSON = {"Aktenzeichen": "32-1", "Nachname": "Groß", "Leistung": "Jagdschein"}
@@ -299,3 +303,25 @@ def test_catalogue_files(tmp_path: Path) -> None:
         load_catalogue(custom)
     with pytest.raises(CatalogueError, match="cannot read"):
         load_catalogue(tmp_path / "missing.yaml")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text("ab%_", max_size=8), st.text("abAB", max_size=10))
+def test_like_matches_as_sql_does(pattern: str, value: str) -> None:
+    expected = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
+    assert like(value, pattern) == bool(re.fullmatch(expected, value, re.IGNORECASE | re.DOTALL))
+
+
+WORDS = ["SELECT", "*", "a", "system:objectId", "AS", "FROM", "T", "1", "WHERE", "AND", "OR", "NOT", "(", ")"]
+WORDS += ["=", "<>", "IN", "LIKE", "IS", "NULL", "@p", "'x''y'", ",", "UNION", "ALL", "ORDER", "BY", "DESC"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), max_size=25) | st.text(max_size=60).map(lambda t: [t]))
+def test_any_statement_parses_or_is_refused_with_a_reason(words: list[str]) -> None:
+    try:
+        parsed = parse_statement(" ".join(words))
+    except QueryError as exc:
+        assert str(exc)
+    else:
+        assert parsed.selects
