@@ -92,7 +92,7 @@ class Simulator:
         path = (
             f"/api/dms/objects/{object_id}/contents/file/1"
             if self.api == "dms"
-            else f"/osrest/api/documentfiles/{object_id}"
+            else f"/osrest/api/documentfiles/{object_id}/1"
         )
         credentials = base64.b64encode(f"{ENAIO_USER}:{ENAIO_PASSWORD}".encode()).decode()
         async with self.http.get(self.url + path, headers={"Authorization": f"Basic {credentials}"}) as resp:

@@ -439,7 +439,7 @@ class OsrestApi(EnaioApi):
         result_config: dict[str, Any] = {"pagesize": MAX_HITS}
         wanted = [c for c in columns if not c.startswith("system:")]
         if wanted:
-            result_config["fieldsList"] = wanted
+            result_config["fieldsschema"] = [{"internalName": name} for name in wanted]
         query = {"objectTypeId": object_type, "fields": _fields(criteria), "result_config": result_config}
         answer = _json(
             await self.http.request("POST", "/osrest/api/documents/search", what, json_body={"query": query}),
@@ -486,11 +486,11 @@ class OsrestApi(EnaioApi):
         info = _json(
             await self.http.request("GET", "/osrest/api/serviceinfo", "service info"), "service info"
         )
-        user = session.get("user") if isinstance(session, dict) else None
+        # The appconnector's own shapes: session.username, serviceinfo.serverVersion (ngx-enaio's models).
         return {
-            "user": _text(user.get("name") if isinstance(user, dict) else None)
+            "user": _text(session.get("username") if isinstance(session, dict) else None)
             or self.http.settings.username,
-            "server_version": _text(info.get("version") if isinstance(info, dict) else None),
+            "server_version": _text(info.get("serverVersion") if isinstance(info, dict) else None),
         }
 
     async def missing_types(self, object_types: Sequence[str]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from enaio_helpers import PASSWORD, USER, Enaio, StartEnaio
@@ -27,3 +28,16 @@ async def start_enaio() -> AsyncIterator[StartEnaio]:
     yield start
     for server in reversed(servers):
         await server.close()
+
+
+@pytest_asyncio.fixture
+async def enaio(start_enaio: StartEnaio) -> Enaio:
+    """One simulator with the default catalogue."""
+    return await start_enaio()
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain HTTP client, as a third-party program would use."""
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -85,7 +85,7 @@ class Enaio:
         path = (
             f"/api/dms/objects/{object_id}/contents/file/1"
             if api == "dms"
-            else f"/osrest/api/documentfiles/{object_id}"
+            else f"/osrest/api/documentfiles/{object_id}/1"
         )
         digest = hashlib.sha256()
         headers = {"Authorization": basic_authorization(USER, PASSWORD)}

@@ -4,31 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
+import re
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
-from enaio_helpers import PASSWORD, USER, Enaio, StartEnaio
+from enaio_helpers import PASSWORD, USER, Enaio
 from hub_enaio.client import basic_authorization
 from hub_enaio.simulator import CatalogueError, load_catalogue, make_app
 from hub_enaio.simulator.query import QueryError, parse_statement
+from hub_enaio.simulator.search import like
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 AUTH = {"Authorization": basic_authorization(USER, PASSWORD)}
 PERSON = {"Aktenzeichen": "32-1", "Nachname": "Groß", "Leistung": "Jagdschein"}
-
-
-@pytest_asyncio.fixture
-async def enaio(start_enaio: StartEnaio) -> Enaio:
-    return await start_enaio()
-
-
-@pytest_asyncio.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def call(
@@ -84,7 +75,7 @@ async def test_authentication(enaio: Enaio, http: aiohttp.ClientSession) -> None
         session = response.cookies["JSESSIONID"].value
     cookie = {"JSESSIONID": session}
     status, answer = await call(http, "GET", enaio.url + "/osrest/api/session", headers={}, cookies=cookie)
-    assert status == 200 and answer["user"]["name"] == USER
+    assert status == 200 and answer["username"] == USER
     enaio.state.end_sessions()
     status, answer = await call(http, "GET", url, headers={}, cookies=cookie)
     assert status == 401 and "session expired" in answer["message"]
@@ -164,7 +155,7 @@ async def test_content_streams_need_matching_parts(enaio: Enaio, http: aiohttp.C
     stored = enaio.state.objects[int(object_id)]
     assert stored.content is not None and stored.content.file_name == "Groß.pdf"
     assert stored.content.sha256 == hashlib.sha256(b"%PDF-1.4 content").hexdigest()
-    for path in (f"/api/dms/objects/{object_id}/contents/file", f"/osrest/api/documentfiles/{object_id}"):
+    for path in (f"/api/dms/objects/{object_id}/contents/file", f"/osrest/api/documentfiles/{object_id}/1"):
         async with http.get(enaio.url + path, headers=AUTH) as response:
             assert response.status == 200 and await response.read() == b"%PDF-1.4 content"
             assert response.content_type == "application/pdf"
@@ -190,16 +181,17 @@ async def test_search_statements_are_parsed_strictly(enaio: Enaio, http: aiohttp
     assert status == 200 and answer["totalNumItems"] == 1
     assert answer["objects"][0]["properties"] == {
         "system:objectId": {"value": akte},
+        "system:objectTypeId": {"value": "1", "localName": "Personenakte"},
+        "system:baseTypeId": {"value": "FOLDER"},
         "Aktenzeichen": {"value": "32-1"},
     }
     status, answer = await search("SELECT system:objectId FROM 1")
     assert (status, answer["numItems"]) == (200, 2)
     for statement in (
-        "SELECT * FROM Personenakte",
-        "SELECT system:objectId FROM Personenakte WHERE Nachname='Groß'",
-        "SELECT system:objectId FROM Personenakte WHERE Nachname=@n OR Vorname=@n",
-        "SELECT system:objectId FROM Personenakte ORDER BY Nachname",
         "DELETE FROM Personenakte",
+        "SELECT COUNT(*) FROM Personenakte",
+        "SELECT system:objectId FROM Personenakte WHERE CONTAINS('Groß')",
+        "SELECT system:objectId FROM Personenakte; DROP TABLE x",
     ):
         status, answer = await search(statement, n="x")
         assert status == 400 and "statement not understood" in answer["message"], statement
@@ -242,8 +234,9 @@ async def test_osrest_insert_and_search(enaio: Enaio, http: aiohttp.ClientSessio
     query = {"objectTypeId": "Anlage", "fields": {"Titel": {"value": "t"}}, "result_config": {"pagesize": 1}}
     status, found = await call(http, "POST", base + "/search", json={"query": query})
     assert status == 200 and len(found) == 1
-    assert found[0]["objectType"] == "DOCUMENT" and found[0]["objectTypeId"] == "262146"
-    assert {"internalName": "Titel", "displayName": "Titel", "value": "T"} in found[0]["ecmSimpleFields"]
+    assert found[0]["objectType"] == "DOCUMENT" and found[0]["objectTypeId"] == 262146
+    titel = next(f for f in found[0]["ecmSimpleFields"] if f["internalName"] == "Titel")
+    assert titel["displayName"] == "Titel" and titel["value"] == "T"
     query["objectTypeId"] = "Steuerakte"
     assert (await call(http, "POST", base + "/search", json={"query": query}))[0] == 422
 
@@ -273,8 +266,9 @@ async def test_operator_endpoints(enaio: Enaio, http: aiohttp.ClientSession) -> 
 
 def test_statement_parser() -> None:
     parsed = parse_statement("SELECT system:objectId, A FROM T WHERE A=@a AND system:parentId=@p")
-    assert parsed.columns == ("system:objectId", "A") and parsed.object_type == "T"
-    assert parsed.conditions == (("A", "a"), ("system:parentId", "p"))
+    (select,) = parsed.selects
+    assert [c.name for c in select.columns or ()] == ["system:objectId", "A"] and select.object_type == "T"
+    assert parsed.parameters() == {"a", "p"}
     for bad in (
         "",
         "SELECT",
@@ -309,3 +303,25 @@ def test_catalogue_files(tmp_path: Path) -> None:
         load_catalogue(custom)
     with pytest.raises(CatalogueError, match="cannot read"):
         load_catalogue(tmp_path / "missing.yaml")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text("ab%_", max_size=8), st.text("abAB", max_size=10))
+def test_like_matches_as_sql_does(pattern: str, value: str) -> None:
+    expected = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
+    assert like(value, pattern) == bool(re.fullmatch(expected, value, re.IGNORECASE | re.DOTALL))
+
+
+WORDS = ["SELECT", "*", "a", "system:objectId", "AS", "FROM", "T", "1", "WHERE", "AND", "OR", "NOT", "(", ")"]
+WORDS += ["=", "<>", "IN", "LIKE", "IS", "NULL", "@p", "'x''y'", ",", "UNION", "ALL", "ORDER", "BY", "DESC"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), max_size=25) | st.text(max_size=60).map(lambda t: [t]))
+def test_any_statement_parses_or_is_refused_with_a_reason(words: list[str]) -> None:
+    try:
+        parsed = parse_statement(" ".join(words))
+    except QueryError as exc:
+        assert str(exc)
+    else:
+        assert parsed.selects

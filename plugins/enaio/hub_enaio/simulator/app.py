@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import quote
@@ -23,6 +24,8 @@ from hub.simulation import basic_credentials, fault_middleware
 
 from .catalogue import Catalogue, ObjectType, load_catalogue
 from .query import QueryError, parse_statement
+from .rendition import text_rendition
+from .search import bind, properties, run
 from .state import TRAY, EnaioState, Knobs, NewObject, Refused, StagedContent, StoredObject
 
 STATE = web.AppKey("enaio_simulator_state", EnaioState)
@@ -34,13 +37,27 @@ SERVER_VERSION = "enaio 11.0 (Aktenhub simulator)"
 CHUNK = 64 * 1024
 MAX_JSON = 1024**2  # bytes of a JSON body or `data` part
 MAX_ITEMS = 1000
-SYSTEM_COLUMNS = frozenset(
-    {"system:objectId", "system:objectTypeId", "system:parentId", "system:creationDate"}
+SEARCH_KEYS = frozenset(
+    {
+        "statement",
+        "skipCount",
+        "maxItems",
+        "limit",
+        "handleDeletedDocuments",
+        "includePermissions",
+        "parameters",
+        "options",
+    }
 )
+DELETED_ORDINALS = ("DELETED_DOCUMENTS_EXCLUDE", "DELETED_DOCUMENTS_ONLY")  # the enum's order (ngx-enaio)
+DELETED_MODES = frozenset({*DELETED_ORDINALS, "DELETED_DOCUMENTS_INCLUDE"})
+# The technical user may do everything with what it finds (the simulator has no rights system).
+PERMISSIONS = {"read": ["metadata", "object"], "write": ["metadata", "object"], "delete": ["object"]}
 OPERATOR_PREFIX = "/_sim/"
 
 
-def _error(status: int, message: str) -> web.Response:
+def _error(status: int, message: str, path: str | None = None) -> web.Response:
+    """An error in the shape of enaio's Spring-based services: timestamp, status, error, message, path."""
     reason = {
         400: "Bad Request",
         401: "Unauthorized",
@@ -51,7 +68,14 @@ def _error(status: int, message: str) -> web.Response:
         422: "Unprocessable Entity",
         503: "Service Unavailable",
     }
-    body = {"status": status, "error": reason.get(status, "Error"), "message": message}
+    body: dict[str, Any] = {
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "status": status,
+        "error": reason.get(status, "Error"),
+        "message": message,
+    }
+    if path is not None:
+        body["path"] = path
     return web.json_response(body, status=status)
 
 
@@ -70,7 +94,13 @@ async def _refusals(request: web.Request, handler: Handler) -> web.StreamRespons
     try:
         return await handler(request)
     except Refused as refused:
-        return _error(refused.status, refused.message)
+        return _error(refused.status, refused.message, request.path)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        # An endpoint the simulator lacks answers like any other error: JSON, not aiohttp's text page.
+        answer = _error(exc.status, f"no such endpoint: {request.method} {request.path[:200]}", request.path)
+        if hdrs.ALLOW in exc.headers:
+            answer.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+        return answer
 
 
 def _password_matches(state: EnaioState, username: str, password: str) -> bool:
@@ -99,7 +129,7 @@ async def _authentication(request: web.Request, handler: Handler) -> web.StreamR
                 message = "session expired or unknown: log in again"
             else:
                 message = "authentication required"
-            refusal = _error(401, message)
+            refusal = _error(401, message, request.path)
             refusal.headers[hdrs.WWW_AUTHENTICATE] = 'Basic realm="enaio", charset="UTF-8"'
             return refusal
         user = credentials[0]
@@ -234,8 +264,11 @@ async def _dms_schema(request: web.Request) -> web.Response:
 
 
 def _dms_plan(state: EnaioState, raw: Any, staged: Mapping[str, StagedContent]) -> NewObject:
-    if not isinstance(raw, dict) or set(raw) - {"properties", "contentStreams"}:
-        raise Refused('each of `objects` must be {"properties": {...}, "contentStreams": [...]}', 400)
+    if not isinstance(raw, dict) or set(raw) - {"properties", "contentStreams", "options"}:
+        raise Refused(
+            'each of `objects` must be {"properties": {...}, "contentStreams": [...], "options": {...}}', 400
+        )
+    _job_options(raw.get("options", {}), "options")
     values = _values(raw.get("properties"), "properties")
     if "system:objectId" in values:
         raise Refused("updates (system:objectId in properties) are not supported by the simulator", 400)
@@ -295,69 +328,84 @@ async def _dms_insert(request: web.Request) -> web.Response:
         _discard(staged, planned)
     if state.take_drop():
         _drop(request)
-    return web.json_response({"objects": [{"properties": _dms_properties(o, None)} for o in stored]})
+    return web.json_response({"objects": [{"properties": properties(state, o, ())} for o in stored]})
 
 
-def _dms_properties(obj: StoredObject, columns: tuple[str, ...] | None) -> dict[str, dict[str, str | None]]:
-    system: dict[str, str | None] = {
-        "system:objectId": str(obj.id),
-        "system:objectTypeId": obj.type.id,
-        "system:parentId": TRAY if obj.in_tray else (None if obj.parent_id is None else str(obj.parent_id)),
-        "system:creationDate": obj.created_at.isoformat(),
-    }
-    names = columns if columns is not None else ("system:objectId", "system:objectTypeId")
-    properties: dict[str, dict[str, str | None]] = {"system:objectId": {"value": str(obj.id)}}
-    for name in names:
-        properties[name] = {"value": system[name] if name in system else obj.fields.get(name)}
-    return properties
+def _job_options(raw: Any, what: str) -> dict[str, int]:
+    """Server job options: names mapped to 1 or 0 (the DMS Service refuses any other value)."""
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and v in (0, 1) for k, v in raw.items()
+    ):
+        raise Refused(f"{what} must map option names to 1 or 0", 400)
+    return {k: int(v) for k, v in raw.items()}
 
 
 def _int_option(query: Mapping[str, Any], key: str, default: int, high: int) -> int:
     value = query.get(key, default)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)  # OSRest takes its paging options from the query string too
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
         raise Refused(f"{key} must be a whole number from 0 to {high}", 400)
     return value
+
+
+def _content_streams(obj: StoredObject) -> list[dict[str, Any]]:
+    if obj.content is None:
+        return []
+    content = obj.content
+    return [
+        {
+            "cid": "cid_1",
+            "length": content.size,
+            "mimeType": content.media_type,
+            "fileName": content.file_name,
+        }
+    ]
 
 
 async def _dms_search(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body = _parse_json(await _read_limited(request), "the body")
     query = body.get("query") if isinstance(body, dict) else None
-    allowed = {"statement", "skipCount", "maxItems", "handleDeletedDocuments", "parameters", "options"}
-    if not isinstance(query, dict) or set(body) != {"query"} or set(query) - allowed:
-        raise Refused(f'expected {{"query": {{...}}}} with the keys {sorted(allowed)}', 400)
+    if not isinstance(query, dict) or set(body) != {"query"} or set(query) - SEARCH_KEYS:
+        raise Refused(f'expected {{"query": {{...}}}} with the keys {sorted(SEARCH_KEYS)}', 400)
     if not isinstance(query.get("statement"), str):
         raise Refused("query.statement is missing", 400)
     try:
         statement = parse_statement(query["statement"])
     except QueryError as exc:
         raise Refused(f"statement not understood: {exc}", 400) from None
-    object_type = state.object_type(statement.object_type)
-    for column in statement.columns:
-        if column not in SYSTEM_COLUMNS:
-            state.check_fields(object_type, [column])
-    state.check_fields(object_type, [f for f, _ in statement.conditions])
-    parameters = query.get("parameters", {})
-    if not isinstance(parameters, dict):
-        raise Refused("query.parameters must be an object", 400)
-    criteria: dict[str, str] = {}
-    for field_name, parameter in statement.conditions:
-        if parameter not in parameters:
-            raise Refused(f"parameter @{parameter} has no value in query.parameters", 400)
-        value = parameters[parameter]
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise Refused(f"parameter @{parameter} must be a text or a number", 400)
-        criteria[field_name] = str(value)
+    parameters = bind(statement, query.get("parameters"))
+    _job_options(query.get("options", {}), "query.options")
+    deleted = query.get("handleDeletedDocuments", "DELETED_DOCUMENTS_EXCLUDE")
+    if isinstance(deleted, int) and not isinstance(deleted, bool) and 0 <= deleted < len(DELETED_ORDINALS):
+        deleted = DELETED_ORDINALS[deleted]  # Jackson takes an enum's ordinal too (ngx-enaio sends it)
+    if deleted not in DELETED_MODES:
+        raise Refused(f"query.handleDeletedDocuments must be one of {sorted(DELETED_MODES)}", 400)
+    with_permissions = query.get("includePermissions", False)
+    if not isinstance(with_permissions, bool):
+        raise Refused("query.includePermissions must be true or false", 400)
     skip = _int_option(query, "skipCount", 0, 10**9)
-    limit = _int_option(query, "maxItems", 50, MAX_ITEMS)
-    found = state.search(object_type, criteria)
+    limit = min(
+        _int_option(query, "maxItems", 50, MAX_ITEMS), _int_option(query, "limit", MAX_ITEMS, MAX_ITEMS)
+    )
+    # Nothing is ever deleted in the simulator: the recycle bin is empty.
+    found = [] if deleted == "DELETED_DOCUMENTS_ONLY" else run(state, statement, parameters)
     page = found[skip : skip + limit]
+    objects: list[dict[str, Any]] = []
+    for hit in page:
+        answer: dict[str, Any] = {"properties": hit.properties}
+        if hit.obj.content is not None:
+            answer["contentStreams"] = _content_streams(hit.obj)
+        if with_permissions:
+            answer["permissions"] = PERMISSIONS
+        objects.append(answer)
     return web.json_response(
         {
             "numItems": len(page),
             "totalNumItems": len(found),
             "hasMoreItems": skip + len(page) < len(found),
-            "objects": [{"properties": _dms_properties(o, statement.columns)} for o in page],
+            "objects": objects,
         }
     )
 
@@ -387,70 +435,246 @@ async def _dms_object(request: web.Request) -> web.Response:
     obj = _object(request)
     if obj is None:
         raise Refused("no such object", 404)
-    columns = (
-        "system:objectId",
-        "system:objectTypeId",
-        "system:parentId",
-        "system:creationDate",
-        *obj.fields,
-    )
-    return web.json_response({"properties": _dms_properties(obj, columns)})
+    answer: dict[str, Any] = {"properties": properties(request.app[STATE], obj, None)}
+    if obj.content is not None:
+        answer["contentStreams"] = _content_streams(obj)
+    return web.json_response(answer)
 
 
 async def _dms_content(request: web.Request) -> web.StreamResponse:
     return _content_response(_object(request))
 
 
+async def _dms_text_rendition(request: web.Request) -> web.Response:
+    """The content's text, as the rendition service gives it: 404 no such object, 422 no text to give."""
+    obj = _object(request)
+    if obj is None:
+        raise Refused("no such object", 404)
+    if obj.content is None:
+        raise Refused(f"object {obj.id} has no content", 422)
+    text = text_rendition(obj.content.path, obj.content.media_type)
+    if text is None:
+        raise Refused(f"no text rendition can be made of {obj.content.media_type!r}", 422)
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+
 # -- OSRest --------------------------------------------------------------------------------------------
+
+APPCONNECTOR_VERSION = "10.0.0 (Aktenhub simulator)"
+OSREST_SERVICES = ("documentpreview", "appconnector", "renditioncache", "fulltext", "documentviewer")
+# Keys of an OSRest search's result_config (ngx-enaio, the vendor's own client, lists them).
+RESULT_CONFIG_KEYS = frozenset(
+    {
+        "fieldsschema",
+        "pagesize",
+        "offset",
+        "maxhits",
+        "deny_empty",
+        "normalize_values",
+        "distinct",
+        "fieldsschema_mode",
+        "childschema_mode",
+        "childfieldsschema_mode",
+        "export_depth",
+        "systemFields",
+        "registerContext",
+        "disableSearchGroups",
+        "followDocLink",
+        "garbageMode",
+        "fileProperties",
+        "rights",
+    }
+)
+OSREST_QUERY_KEYS = frozenset({"objectTypeId", "internalName", "fields", "result_config"})
+OSREST_FIELD_KEYS = frozenset({"value", "null", "internalName", "type"})
+
+
+def _guid(*parts: object) -> str:
+    """A stable 32-character identifier, in the shape of enaio's GUIDs."""
+    return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:32].upper()
 
 
 async def _osrest_serviceinfo(request: web.Request) -> web.Response:
+    base = f"{request.scheme}://{request.host}"
     return web.json_response(
-        {"version": SERVER_VERSION, "services": ["documents", "documentfiles", "session", "serviceinfo"]}
+        {
+            "apiVersion": APPCONNECTOR_VERSION,
+            "buildRevision": "0000000",
+            "serverVersion": SERVER_VERSION,
+            "serverAddress": request.host,
+            "adminContact": "",
+            "welcomePage": "",
+            "services": {name: f"{base}/{name}" for name in OSREST_SERVICES},
+            "capabilities": {"version": 1, "capabilities": []},
+            "systemRoles": [],
+        }
     )
 
 
 async def _osrest_session(request: web.Request) -> web.Response:
+    state = request.app[STATE]
     user = _user(request)
-    return web.json_response({"user": {"name": user, "fullname": user}, "language": "de"})
+    return web.json_response(
+        {
+            "userid": sorted(state.users).index(user) + 1,
+            "username": user,
+            "osGuid": _guid("user", user),
+            "wfGuid": _guid("workflow", user),
+            "wfOrg": _guid("organisation"),
+            "sessionGuid": _guid("session", request.cookies.get("JSESSIONID", user)),
+            "language": "de",
+            "autostar": 0,
+            "isWorkflowAbsent": False,
+            "fullname": user,
+            "email": "",
+            "groups": [],
+        }
+    )
+
+
+async def _osrest_users(request: web.Request) -> web.Response:
+    """The organisation's users (``/organization/users``): the simulator's logins, none locked."""
+    users = sorted(request.app[STATE].users)
+    return web.json_response(
+        [
+            {
+                "id": number,
+                "name": name,
+                "fullname": name,
+                "description": "",
+                "locked": "0",
+                "limited": "0",
+                "groups": [],
+                "email": "",
+                "guid": _guid("user", name),
+                "wfguid": _guid("workflow", name),
+                "valid": True,
+            }
+            for number, name in enumerate(users, start=1)
+        ]
+    )
+
+
+async def _osrest_ping(request: web.Request) -> web.Response:
+    """The server's time in milliseconds since 1970 (``/serviceinfo/ping``: availability and login check)."""
+    return web.json_response(int(datetime.now(UTC).timestamp() * 1000))
+
+
+async def _osrest_empty_list(request: web.Request) -> web.Response:
+    """Lists the simulator keeps empty: system roles, groups (it has no rights system)."""
+    return web.json_response([])
+
+
+async def _osrest_running_workflows(request: web.Request) -> web.Response:
+    """The user's workflow inbox (``/workflows/running``): the simulator runs no workflows."""
+    return web.json_response([])
 
 
 def _osrest_object(obj: StoredObject, fields: list[str] | None = None) -> dict[str, Any]:
+    """An object as OSRest answers it: ids are JSON numbers, fields in ``ecmSimpleFields``."""
     names = fields if fields is not None else list(obj.type.fields)
-    return {
-        "osid": str(obj.id),
-        "objectTypeId": obj.type.id,
+    definitions = obj.type.fields
+    answer: dict[str, Any] = {
+        "osid": obj.id,
+        "objectTypeId": int(obj.type.id),
         "objectType": obj.type.osrest_kind,
+        "internalName": obj.type.internal,
+        "displayName": obj.type.name,
         "ecmSimpleFields": [
-            {"internalName": n, "displayName": obj.type.fields[n].name, "value": obj.fields.get(n, "")}
+            {
+                "value": obj.fields.get(n, ""),
+                "displayName": definitions[n].name,
+                "internalName": n,
+                "dbName": n.lower(),
+                "visible": True,
+                "type": "DATE" if definitions[n].type == "date" else "TEXT",
+            }
             for n in names
-            if n in obj.type.fields
+            if n in definitions
         ],
+        "ecmTableFields": [],
     }
+    if obj.parent_id is not None:
+        answer["parentCabinetKeyType"] = "Register" if obj.type.kind == "document" else "Folder"
+    if obj.type.kind == "document":
+        answer["objectFlagsValue"] = 0
+    return answer
+
+
+def _osrest_criteria(raw: Any, object_type: ObjectType) -> dict[str, str | None]:
+    """``{"Field": {"value": ...}}`` or ``{"Field": {"null": true}}`` → field → value (None: empty)."""
+    if not isinstance(raw, dict):
+        raise Refused('query.fields must be an object of {"value": ...} entries', 400)
+    criteria: dict[str, str | None] = {}
+    for name, entry in raw.items():
+        if not isinstance(entry, dict) or set(entry) - OSREST_FIELD_KEYS:
+            raise Refused(f'query.fields: {str(name)[:100]!r} must be {{"value": ...}}', 400)
+        if entry.get("null") is True:
+            criteria[str(name)] = None
+        elif (
+            "value" in entry
+            and isinstance(entry["value"], str | int | float)
+            and not isinstance(entry["value"], bool)
+        ):
+            criteria[str(name)] = str(entry["value"])
+        else:
+            raise Refused(f"query.fields: {str(name)[:100]!r} needs a text or number value", 400)
+    state_fields = object_type.fields
+    for name in criteria:
+        if name not in state_fields:
+            raise Refused(f"object type {object_type.internal!r} has no index field {name[:100]!r}")
+    return criteria
+
+
+def _fieldsschema(raw: Any, object_type: ObjectType) -> list[str] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not all(
+        isinstance(f, dict) and isinstance(f.get("internalName"), str) for f in raw
+    ):
+        raise Refused('result_config.fieldsschema must be a list of {"internalName": ...}', 400)
+    names = [f["internalName"] for f in raw]
+    for name in names:
+        if name not in object_type.fields:
+            raise Refused(f"object type {object_type.internal!r} has no index field {name[:100]!r}")
+    return names
 
 
 async def _osrest_search(request: web.Request) -> web.Response:
     state = request.app[STATE]
     body = _parse_json(await _read_limited(request), "the body")
     query = body.get("query") if isinstance(body, dict) else None
-    if not isinstance(query, dict) or set(query) - {"objectTypeId", "fields", "result_config"}:
-        raise Refused('expected {"query": {"objectTypeId", "fields", "result_config"}}', 400)
-    if "objectTypeId" not in query:
+    if (
+        not isinstance(query, dict)
+        or set(body) - {"query", "result_config"}
+        or set(query) - OSREST_QUERY_KEYS
+    ):
+        raise Refused(
+            'expected {"query": {"objectTypeId" or "internalName", "fields", "result_config"}} '
+            "(condition groups and additional queries are not supported by the simulator)",
+            400,
+        )
+    type_key = query.get("objectTypeId", query.get("internalName"))
+    if type_key is None:
         raise Refused("query.objectTypeId is missing", 400)
-    object_type = state.object_type(query["objectTypeId"])
-    criteria = {k: str(v) for k, v in _values(query.get("fields", {}), "query.fields").items()}
-    state.check_fields(object_type, criteria)
-    result_config = query.get("result_config", {})
-    if not isinstance(result_config, dict):
-        raise Refused("query.result_config must be an object", 400)
-    limit = _int_option(result_config, "pagesize", 50, MAX_ITEMS)
-    fields_list = result_config.get("fieldsList")
-    if fields_list is not None:
-        if not isinstance(fields_list, list) or not all(isinstance(f, str) for f in fields_list):
-            raise Refused("result_config.fieldsList must be a list of field names", 400)
-        state.check_fields(object_type, fields_list)
-    found = state.search(object_type, criteria)[:limit]
-    return web.json_response([_osrest_object(o, fields_list) for o in found])
+    object_type = state.object_type(type_key)
+    criteria = _osrest_criteria(query.get("fields", {}), object_type)
+    # result_config may sit in the query (appconnector documentation) or beside it (ngx-enaio).
+    result_config = query.get("result_config", body.get("result_config", {}))
+    if not isinstance(result_config, dict) or set(result_config) - RESULT_CONFIG_KEYS:
+        raise Refused(f"result_config takes the keys {sorted(RESULT_CONFIG_KEYS)}", 400)
+    options = {**request.query, **result_config}
+    limit = _int_option(options, "pagesize", 50, MAX_ITEMS)
+    offset = _int_option(options, "offset", 0, 10**9)
+    if "page" in options:  # the page overrides the offset (appconnector documentation)
+        offset = _int_option(options, "page", 0, 10**6) * limit
+    fields_list = _fieldsschema(result_config.get("fieldsschema"), object_type)
+    found = [
+        o
+        for o in state.search(object_type, {k: v for k, v in criteria.items() if v is not None})
+        if all(not o.value(k) for k, v in criteria.items() if v is None)
+    ]
+    return web.json_response([_osrest_object(o, fields_list) for o in found[offset : offset + limit]])
 
 
 async def _osrest_get(request: web.Request) -> web.Response:
@@ -462,7 +686,7 @@ async def _osrest_get(request: web.Request) -> web.Response:
 
 async def _osrest_insert(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    location = request.match_info["location_id"]
+    location = request.match_info.get("location_id", "0")
     if not location.isdigit():
         raise Refused("locationId must be a number", 400)
     in_tray = request.query.get("inusertray", "false").lower() == "true"
@@ -492,8 +716,41 @@ async def _osrest_insert(request: web.Request) -> web.Response:
     return web.json_response(stored.id)
 
 
-async def _osrest_content(request: web.Request) -> web.StreamResponse:
-    return _content_response(_object(request))
+def _document(request: web.Request) -> StoredObject:
+    obj = _object(request)
+    if obj is None:
+        raise Refused("no such object", 404)
+    if obj.type.kind != "document":
+        raise Refused(f"object {obj.id} is a {obj.type.kind}, not a document", 400)
+    return obj
+
+
+async def _osrest_documentfiles(request: web.Request) -> web.Response:
+    """The JSON description of a document's files (appconnector ``/documentfiles/[id]``)."""
+    obj = _document(request)
+    base = f"{request.scheme}://{request.host}"
+    files = [] if obj.content is None else [obj.content.file_name]
+    return web.json_response(
+        {
+            "fav": False,
+            "typeless": False,
+            "contentviewerUrl": f"{base}/contentviewer/?objectId={obj.id}",
+            "contentviewerDocumentUrl": f"{base}/contentviewer/?objectId={obj.id}&view=document",
+            "contentviewerIndexdataUrl": f"{base}/contentviewer/?objectId={obj.id}&view=indexdata",
+            "oswebLinkUrl": f"{base}/osweb/#/object/{obj.id}",
+            "pageCount": len(files),
+            "files": files,
+        }
+    )
+
+
+async def _osrest_documentfile(request: web.Request) -> web.StreamResponse:
+    """One file of a document, by page number (1-based) or by the name ``/documentfiles/[id]`` lists."""
+    obj = _document(request)
+    page = request.match_info["page"]
+    if obj.content is None or page not in ("1", obj.content.file_name):
+        raise Refused(f"object {obj.id} has no file {page[:100]!r}", 404)
+    return _content_response(obj)
 
 
 # -- operator endpoints ----------------------------------------------------------------------------------
@@ -603,12 +860,20 @@ def make_app(
     r.add_get("/api/dms/objects/{object_id}", _dms_object)
     r.add_get("/api/dms/objects/{object_id}/contents/file", _dms_content)
     r.add_get("/api/dms/objects/{object_id}/contents/file/1", _dms_content)
+    r.add_get("/api/dms/objects/{object_id}/contents/renditions/text", _dms_text_rendition)
     r.add_get("/osrest/api/serviceinfo", _osrest_serviceinfo)
     r.add_get("/osrest/api/session", _osrest_session)
+    r.add_get("/osrest/api/serviceinfo/ping", _osrest_ping)
+    r.add_get("/osrest/api/session/systemroles", _osrest_empty_list)
+    r.add_get("/osrest/api/organization/users", _osrest_users)
+    r.add_get("/osrest/api/organization/groups", _osrest_empty_list)
+    r.add_get("/osrest/api/workflows/running", _osrest_running_workflows)
     r.add_post("/osrest/api/documents/search", _osrest_search)
     r.add_get("/osrest/api/documents/search/{object_id}", _osrest_get)
+    r.add_post("/osrest/api/documents/insert", _osrest_insert)
     r.add_post("/osrest/api/documents/insert/{location_id}", _osrest_insert)
-    r.add_get("/osrest/api/documentfiles/{object_id}", _osrest_content)
+    r.add_get("/osrest/api/documentfiles/{object_id}", _osrest_documentfiles)
+    r.add_get("/osrest/api/documentfiles/{object_id}/{page}", _osrest_documentfile)
     r.add_get("/_sim/objects", _sim_objects)
     r.add_get("/_sim/faults", _sim_get_faults)
     r.add_post("/_sim/faults", _sim_set_faults)

@@ -80,6 +80,11 @@ class StoredObject:
     created_by: str
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
+    @property
+    def modified_at(self) -> datetime:
+        """When the object last changed: the simulator takes no updates, so when it was created."""
+        return self.created_at
+
     def value(self, name: str) -> str:
         """An index field's value ("" when empty)."""
         return self.fields.get(name, "")
