@@ -9,6 +9,7 @@ from __future__ import annotations
 from hub.blobs import BlobInfo, BlobNotFound, BlobStore, BlobTooLarge, BlobWriter
 from hub.config import Secret
 from hub.connectors import (
+    CertificateInfo,
     CheckResult,
     Connector,
     ConnectorConfig,
@@ -49,8 +50,10 @@ from hub.models import (
     new_id,
     utcnow,
 )
+from hub.rejections import CITIZEN_TEXTS_MAX, RejectionCode, citizen_text
 
 __all__ = [
+    "CITIZEN_TEXTS_MAX",
     "Address",
     "Application",
     "ApplicationState",
@@ -61,6 +64,7 @@ __all__ = [
     "BlobStore",
     "BlobTooLarge",
     "BlobWriter",
+    "CertificateInfo",
     "CheckResult",
     "Connector",
     "ConnectorConfig",
@@ -85,6 +89,7 @@ __all__ = [
     "Receipt",
     "ReceiptKind",
     "Rejection",
+    "RejectionCode",
     "RetryPolicy",
     "Retryable",
     "Secret",
@@ -94,6 +99,7 @@ __all__ = [
     "TrustLevel",
     "Verification",
     "WebhookRoute",
+    "citizen_text",
     "hookimpl",
     "new_id",
     "transient_http_status",

@@ -27,7 +27,7 @@ from pydantic import (
 from hub.connectors import ConnectorConfig
 from hub.errors import ConfigError, PluginError
 from hub.mapping import MappingFile, MappingLoadError, load_mapping
-from hub.models import TrustLevel
+from hub.models import Address, Party, TrustLevel
 from hub.plugins import Plugins
 from hub.yamlpos import KeyPath, dotted, line_map, nearest_line
 
@@ -111,11 +111,32 @@ class WorkersConfig(_Strict):
     )
 
 
+# What a route may demand a trust level for: the applicant's fields as identity providers fill them.
+IDENTITY_ATTRIBUTES = frozenset(
+    {*(set(Party.model_fields) - {"address", "organisation", "phone"}), *Address.model_fields, "gender"}
+)
+
+
 class IdentityRequirement(_Strict):
     """A route's identity check."""
 
     via: str = Field(description="name of an identity connector")
     min_level: TrustLevel | None = None
+    attribute_levels: dict[str, TrustLevel] = Field(
+        default_factory=dict,
+        description="per attribute (applicant field: birth_date, family_name, street ...) the trust "
+        "level its value must carry (e.g. BundID's akdb:TrustLevel); missing or lower: rejected",
+    )
+
+    @field_validator("attribute_levels")
+    @classmethod
+    def _known_attributes(cls, value: dict[str, TrustLevel]) -> dict[str, TrustLevel]:
+        unknown = sorted(set(value) - IDENTITY_ATTRIBUTES)
+        if unknown:
+            raise ValueError(
+                f"unknown attribute {', '.join(unknown)}; known: {', '.join(sorted(IDENTITY_ATTRIBUTES))}"
+            )
+        return value
 
 
 class When(_Strict):

@@ -13,8 +13,9 @@ Errors: raise `hub.errors.Retryable` or `hub.errors.Permanent`; the core owns re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from hub.blobs import BlobStore
 
 Role = Literal["source", "identity", "sink", "notifier"]
+# (namespace, key, owner, until) -> the owner the key is bound to: `Journal.once`
+OnceFunc = Callable[[str, str, str, datetime], Awaitable[str]]
 
 
 class RetryPolicy(BaseModel):
@@ -72,6 +75,14 @@ class Manifest(BaseModel):
     description: str = ""
 
 
+@dataclass(frozen=True)
+class CertificateInfo:
+    """A certificate a connector relies on, for `/metrics` (days left until it expires)."""
+
+    name: str  # which one, for operators: e.g. "idp-signing-<fingerprint prefix>", "author"
+    not_after: datetime
+
+
 class CheckResult(BaseModel):
     """The answer of `Connector.check()`: can the remote system be reached and used?"""
 
@@ -89,6 +100,7 @@ class ConnectorContext:
     schemas: Path | None
     data_dir: Path
     _http: Callable[[], aiohttp.ClientSession] | None = None
+    _once: OnceFunc | None = None
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -96,6 +108,17 @@ class ConnectorContext:
         if self._http is None:
             raise RuntimeError("no HTTP client session in this context")
         return self._http()
+
+    async def once(self, namespace: str, key: str, owner: str, until: datetime) -> bool:
+        """Use `key` once: False if another owner used it in `namespace` before (until `until`).
+
+        The record lives in the journal, shared by every connector of the hub: connectors that trust
+        the same issuer use the same `namespace` (e.g. the issuer's entity id) and so refuse a key used
+        through any of them. The same owner again (a retried step) is allowed.
+        """
+        if self._once is None:
+            raise RuntimeError("no journal in this context to record used keys")
+        return await self._once(namespace, key, owner, until) == owner
 
 
 class Connector:
@@ -124,6 +147,10 @@ class Connector:
     async def check(self) -> CheckResult:
         """Can the remote system be reached and used with this configuration?"""
         return CheckResult(ok=True, message="nothing to check")
+
+    def certificates(self) -> Sequence[CertificateInfo]:
+        """The certificates this connector relies on, for `/metrics` (default: none)."""
+        return ()
 
     async def diagnostics(self) -> dict[str, Any]:
         """Redacted state for operators: never secrets, never personal data."""
@@ -223,9 +250,20 @@ class IdentityProvider(Connector):
     async def verify(self, application: Application, minimum_level: TrustLevel | None) -> Verification:
         """Return the verified identity, or raise `hub.errors.Rejection` with a precise reason.
 
-        The core checks the achieved level against `minimum_level` again: a provider need not.
+        The core checks the achieved level against `minimum_level` again: a provider need not. It also
+        checks the route's `attribute_levels` against `Identity.attribute_levels`, which a provider
+        fills with each attribute's own trust level, keyed by the `Party` / `Address` field name.
+        Rejection codes are those of `hub.RejectionCode`.
         """
         raise NotImplementedError
+
+    def credential_fields(self) -> Sequence[str]:
+        """Form fields holding the credential this provider verifies (e.g. a forwarded SAML response).
+
+        The core removes them from the application once the identity step has ended: sinks, mapping
+        and rendition see the verified identity and applicant, never the raw credential.
+        """
+        return ()
 
 
 class DeliveryContext:

@@ -274,7 +274,6 @@ def demo_settings(
                 "base_url": sims["zbp"],
                 "author_key": f"file:{data / 'zbp-author.key.pem'}",
                 "author_certificate": str(data / "zbp-author.crt.pem"),
-                "signer": "aktenhub-demo",
                 "sender_name": "Rhein-Sieg-Kreis",
                 "services": {"jagdschein": "Jagdschein", "fischereischein": "Fischereischein"},
             },

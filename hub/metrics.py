@@ -7,12 +7,14 @@ rates and alerts work before the first failure.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hub.connectors import CertificateInfo
 from hub.journal import JournalStats
 from hub.models import ApplicationState
 
@@ -95,6 +97,19 @@ class Metrics:
             registry=r,
         )
         self.dead_tasks = Gauge("aktenhub_dead_tasks", "Tasks dead now, awaiting replay", registry=r)
+        self.identity_rejections = Counter(
+            "aktenhub_identity_rejections",
+            "Identities refused, by identity connector and reason code",
+            ["provider", "reason"],
+            registry=r,
+        )
+        # Seconds, not days: Prometheus base units (promtool); days left = value / 86400.
+        self.certificate_remaining = Gauge(
+            "aktenhub_certificate_validity_remaining_seconds",
+            "Time until a certificate a connector relies on expires (negative: expired)",
+            ["connector", "certificate"],
+            registry=r,
+        )
         self.totals = RunningTotals()
         r.register(self.totals)
 
@@ -113,6 +128,14 @@ class Metrics:
     def step_failed(self, step: str, target: str, dead: bool) -> None:
         """Count a failed attempt: rescheduled, or the task is dead."""
         (self.dead if dead else self.retries).labels(step, target_label(target)).inc()
+
+    def set_certificates(self, certificates: Mapping[str, Sequence[CertificateInfo]], now: datetime) -> None:
+        """Time left of every connector's certificates (by connector name), as of `now`."""
+        self.certificate_remaining.clear()
+        for connector, infos in certificates.items():
+            for info in infos:
+                remaining = (info.not_after - now).total_seconds()
+                self.certificate_remaining.labels(connector, info.name).set(round(remaining))
 
     def render(self, stats: JournalStats, blob_syncs: int = 0) -> bytes:
         """The exposition text, with the journal's current counts."""

@@ -217,6 +217,7 @@ class Receipt(_Model):
     kind: ReceiptKind
     file_number: str | None = None
     reason: str | None = None
+    code: str | None = None  # the rejection's code (`hub.RejectionCode` for identity rejections)
     deliveries: list[Delivery] = Field(default_factory=list)
     created_at: UtcDateTime = Field(default_factory=utcnow)
 

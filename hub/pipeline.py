@@ -45,9 +45,12 @@ from hub.models import (
     Delivery,
     Event,
     FileRecord,
+    Identity,
     Receipt,
     ReceiptKind,
+    TrustLevel,
 )
+from hub.rejections import RejectionCode
 from hub.routes import Router
 
 log = logging.getLogger(__name__)
@@ -156,29 +159,28 @@ class Pipeline:
     # -- steps -------------------------------------------------------------------------------------
 
     async def identify(self, task: Task) -> Completion:
-        """Verify the applicant's identity and the route's minimum trust level."""
+        """Verify the applicant's identity, the route's minimum trust level and attribute levels."""
         app, route = await self._load(task)
         if route.identity is None:
             return Completion(tasks=[self._task(MAP, "")])
         provider = self._connector(task.target, IdentityProvider)
+        # The credential (e.g. the forwarded SAML response) has served its purpose once this step
+        # ends, whatever the outcome: no later step, sink or rendition gets it.
+        spent = tuple(provider.credential_fields())
         minimum = route.identity.min_level
         try:
             verification = await provider.verify(app, minimum)
         except Rejection as rejection:
             # What failed verification is not trustworthy: nothing of it is kept.
-            return self._rejected(app, route, rejection)
-        level = verification.identity.level
-        if minimum is not None and (level is None or level.rank < minimum.rank):
-            # A verified identity below the service's level: kept, so the answer reaches its mailbox.
-            too_low = Rejection(
-                f"trust level too low: {level.value if level else 'none'} achieved, {minimum.value} required",
-                code="level-too-low",
-            )
-            patch = ApplicationPatch(identity=verification.identity, applicant=verification.applicant)
-            return self._rejected(app, route, too_low, patch)
+            return self._rejected(app, route, task.target, rejection, ApplicationPatch(remove_fields=spent))
         identity = verification.identity
+        patch = ApplicationPatch(identity=identity, applicant=verification.applicant, remove_fields=spent)
+        shortfall = _level_shortfall(identity, minimum, route.identity.attribute_levels)
+        if shortfall is not None:
+            # A verified identity below the service's level: kept, so the answer reaches its mailbox.
+            return self._rejected(app, route, task.target, shortfall, patch)
         return Completion(
-            patch=ApplicationPatch(identity=identity, applicant=verification.applicant),
+            patch=patch,
             events=[
                 Event(
                     application_id=app.id,
@@ -200,9 +202,11 @@ class Pipeline:
         self,
         app: Application,
         route: RouteConfig,
+        provider: str,
         rejection: Rejection,
         patch: ApplicationPatch | None = None,
     ) -> Completion:
+        self.metrics.identity_rejections.labels(provider, rejection.code).inc()
         notify = [self._task(NOTIFY_REJECTION, n) for n in route.notify]
         return Completion(
             patch=patch,
@@ -211,6 +215,7 @@ class Pipeline:
                     application_id=app.id,
                     type="application.rejected",
                     step=IDENTIFY,
+                    target=provider,
                     data={"reason": rejection.reason, "code": rejection.code},
                 )
             ],
@@ -315,6 +320,7 @@ class Pipeline:
             kind=ReceiptKind.REJECTED if rejected else ReceiptKind.RECEIVED,
             file_number=app.file_number,
             reason=summary.error if (rejected and summary) else None,
+            code=await self._rejection_code(app.id) if rejected else None,
             deliveries=deliveries,
         )
         await notifier.notify(app, receipt)
@@ -384,6 +390,15 @@ class Pipeline:
             raise Permanent(f"route {app.route!r} of this application is no longer configured")
         return app, route
 
+    async def _rejection_code(self, application_id: str) -> str | None:
+        codes = [
+            e.data.get("code")
+            for e in await self.journal.events(application_id)
+            if e.type == "application.rejected"
+        ]
+        code = codes[-1] if codes else None
+        return code if isinstance(code, str) else None
+
     async def _record(self, app: Application) -> FileRecord:
         for t in await self.journal.tasks(app.id):
             if t.step == MAP and t.result is not None:
@@ -397,6 +412,28 @@ class Pipeline:
         if not isinstance(connector, role):
             raise Permanent(f"connector {name!r} is not a {role.role}")
         return connector
+
+
+def _level_shortfall(
+    identity: Identity, minimum: TrustLevel | None, attribute_levels: Mapping[str, TrustLevel]
+) -> Rejection | None:
+    """The rejection for an identity below the route's level or attribute levels, None if it suffices."""
+    level = identity.level
+    if minimum is not None and (level is None or level.rank < minimum.rank):
+        return Rejection(
+            f"Vertrauensniveau zu niedrig: {level.value if level else 'keines'} erreicht, "
+            f"{minimum.value} erforderlich",
+            code=RejectionCode.LEVEL_TOO_LOW,
+        )
+    for name, required in sorted(attribute_levels.items()):
+        achieved = identity.attribute_levels.get(name)
+        if achieved is None or achieved.rank < required.rank:
+            return Rejection(
+                f"Angabe {name} nicht ausreichend bestätigt: {achieved.value if achieved else 'keines'} "
+                f"erreicht, {required.value} erforderlich",
+                code=RejectionCode.ATTRIBUTE_LEVEL_TOO_LOW,
+            )
+    return None
 
 
 def _akte_key(target: str, record: FileRecord) -> str | None:

@@ -57,6 +57,7 @@ class Hub:
                 schemas=config.schemas,
                 data_dir=data_dir,
                 _http=self._http,
+                _once=self.journal.once,
             )
             self.connectors[name] = cls(cfg, ctx)
         self._sources = {n: c for n, c in self.connectors.items() if isinstance(c, Source)}

@@ -30,7 +30,7 @@ async def filed(journal_path: Path) -> list[Application]:
         xbau, login = sorted(
             (r for r in rows if r.state == ApplicationState.REJECTED), key=lambda r: r.service
         )
-        assert login.error == "trust level too low: untergeordnet achieved, substantiell required"
+        assert login.error == "Vertrauensniveau zu niedrig: untergeordnet erreicht, substantiell erforderlich"
         assert xbau.service == "bauantrag" and "schemakonform" in (xbau.error or "")
         apps = [await journal.get_application(r.id) for r in sorted(rows, key=lambda r: r.received_at)]
         return [a for a in apps if a is not None and a.id not in (login.id, xbau.id)]

@@ -110,7 +110,6 @@ async def world(tmp_path: Path, hub_factory: Any, schema_dir: Path) -> AsyncIter
             "base_url": str(zbp.make_url("")).rstrip("/"),
             "author_key": author.key_pem,
             "author_certificate": author.certificate_pem,
-            "signer": "rhein-sieg-kreis",
             "sender_name": "Rhein-Sieg-Kreis",
         },
     }
@@ -160,7 +159,7 @@ async def test_verified_applicant_is_filed_and_answered_in_the_mailbox(world: Wo
     assert message["payload"]["stork_qaa_level"] == 4
     for item in (status, message):  # signed with our author key (the simulator verified the signatures)
         assert item["certificate_sha256"] == world.certificate_sha256
-        assert item["signer"] == "rhein-sieg-kreis"
+        assert item["signer"] == "Aktenhub ZBP Testabsender" and item["roles"] == ["THIRD_PARTY"]
 
 
 async def test_login_below_the_level_is_rejected_and_answered(world: World) -> None:
@@ -168,7 +167,7 @@ async def test_login_below_the_level_is_rejected_and_answered(world: World) -> N
     app_id = await world.submit("FC-BID-2", login, vorname="Manfred", nachname="Schmidt")
     assert await world.running.wait_for_state(app_id) == ApplicationState.REJECTED
     summary = await world.running.journal.get_summary(app_id)
-    assert summary.error == "trust level too low: untergeordnet achieved, substantiell required"
+    assert summary.error == "Vertrauensniveau zu niedrig: untergeordnet erreicht, substantiell erforderlich"
     assert await world.enaio_objects(type="Personenakte") == []  # nothing filed
 
     async def answered() -> bool:
@@ -177,10 +176,7 @@ async def test_login_below_the_level_is_rejected_and_answered(world: World) -> N
 
     await world.running.wait_for(answered, what="the rejection in the mailbox")
     (message,) = (await world.mailbox(world.idp.mailbox("U02")))["messages"]
-    assert (
-        "trust level too low" in message["payload"]["content"]
-        or "Vertrauensniveau" in message["payload"]["content"]
-    )
+    assert "Das Vertrauensniveau der Anmeldung reicht nicht." in message["payload"]["content"]
 
 
 async def test_forged_login_is_rejected_and_hub_keeps_serving(world: World) -> None:

@@ -102,7 +102,7 @@ async def test_trust_level_too_low_is_rejected_and_answered(hub_factory: Any) ->
     assert await running.wait_for_state(low) == ApplicationState.REJECTED
     assert await running.wait_for_state(ok) == ApplicationState.COMPLETED
     summary = await running.journal.get_summary(low)
-    assert summary.error == "trust level too low: normal achieved, substantiell required"
+    assert summary.error == "Vertrauensniveau zu niedrig: normal erreicht, substantiell erforderlich"
     notifier = running.hub.connectors["mailbox"]
     await running.wait_for(lambda: (low, "rejected") in notifier.receipts, what="rejection receipt")
     assert notifier.receipts[(low, "rejected")].reason == summary.error

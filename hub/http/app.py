@@ -14,6 +14,7 @@ from hub.errors import BadSubmission
 from hub.http.admin import add_admin_routes
 from hub.http.auth import TokenAuth
 from hub.journal import LeaseLost
+from hub.models import utcnow
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -90,6 +91,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition."""
     hub = request.app[HUB]
+    hub.metrics.set_certificates({n: c.certificates() for n, c in hub.connectors.items()}, utcnow())
     body = hub.metrics.render(await hub.journal.stats(), hub.blobs.syncs)
     # The content type names the text format's version, as scrapers and `promtool` expect.
     return web.Response(

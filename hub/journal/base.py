@@ -89,6 +89,7 @@ class ApplicationPatch:
     file_number: str | None = None
     identity: Identity | None = None
     applicant: Party | None = None
+    remove_fields: tuple[str, ...] = ()  # form fields to drop (credentials once verified)
 
     def apply(self, app: Application) -> Application:
         """The application with this patch applied."""
@@ -101,6 +102,8 @@ class ApplicationPatch:
             update["identity"] = self.identity
         if self.applicant is not None:
             update["applicant"] = self.applicant
+        if any(name in app.form for name in self.remove_fields):
+            update["form"] = {k: v for k, v in app.form.items() if k not in self.remove_fields}
         return app.model_copy(update=update) if update else app
 
 
@@ -302,3 +305,9 @@ class Journal(Protocol):
 
     async def stats(self) -> JournalStats:
         """Counts by state for metrics."""
+
+    async def once(self, namespace: str, key: str, owner: str, until: datetime) -> str:
+        """Bind `key` in `namespace` to `owner` until `until` unless bound already; return its owner.
+
+        One atomic write: of concurrent callers exactly one binds the key (a replay store).
+        """

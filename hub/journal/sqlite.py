@@ -100,6 +100,16 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_due ON tasks (state, due_at);
 CREATE INDEX IF NOT EXISTS tasks_claim ON tasks (state, target, due_at);
 CREATE INDEX IF NOT EXISTS tasks_application ON tasks (application_id, id);
+-- keys that may be used once (e.g. a SAML assertion id per identity provider), each bound to its
+-- first owner until it expires; shared by every connector of the hub
+CREATE TABLE IF NOT EXISTS once_keys (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+CREATE INDEX IF NOT EXISTS once_keys_expiry ON once_keys (expires_at);
 CREATE TABLE IF NOT EXISTS sequences (
     name TEXT NOT NULL,
     period TEXT NOT NULL,
@@ -603,6 +613,25 @@ class SqliteJournal:
                 (name, period),
             ).fetchone()
             return int(row[0])
+
+        return await self._write(op)
+
+    async def once(self, namespace: str, key: str, owner: str, until: datetime) -> str:
+        """Bind `key` in `namespace` to `owner` until `until` unless bound already; return its owner."""
+        expires = until.timestamp()
+
+        def op(c: sqlite3.Connection) -> str:
+            # Expired keys go first, so a key whose time is over may be bound anew.
+            c.execute("DELETE FROM once_keys WHERE expires_at < ?", (self.clock(),))
+            c.execute(
+                "INSERT INTO once_keys (namespace, key, owner, expires_at) VALUES (?,?,?,?) "
+                "ON CONFLICT (namespace, key) DO NOTHING",
+                (namespace, key, owner, expires),
+            )
+            row = c.execute(
+                "SELECT owner FROM once_keys WHERE namespace=? AND key=?", (namespace, key)
+            ).fetchone()
+            return str(row[0])
 
         return await self._write(op)
 

@@ -61,14 +61,20 @@ class BundIdConfig(ConnectorConfig):
     )
     clock_skew_seconds: float = Field(120.0, ge=0, le=3600, description="tolerated clock difference")
     forwarding_grace_seconds: float = Field(
-        0.0,
+        3600.0,
         ge=0,
         le=86400,
         description="extra time after the assertion's NotOnOrAfter in which a forwarded response is still "
-        "accepted (the form may be submitted a while after the login)",
+        "accepted: the citizen logs in first, then fills in the form (see the README)",
     )
     max_response_bytes: int = Field(
         512 * 1024, ge=1024, le=16 * 1024**2, description="largest SAML response (decoded)"
+    )
+    certificate_warning_days: int = Field(
+        30,
+        ge=0,
+        le=3650,
+        description="days before an IdP signing certificate expires from which check, log and metrics warn",
     )
     replay_retention_days: float = Field(
         30.0, gt=0, description="how long a used assertion id is kept after its validity ended"

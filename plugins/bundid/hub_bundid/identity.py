@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import sqlite3
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import date, timedelta
 from typing import Any, ClassVar
 
 from hub import (
     Address,
     Application,
+    CertificateInfo,
     CheckResult,
     ConnectorConfig,
     ConnectorContext,
@@ -20,6 +21,7 @@ from hub import (
     Manifest,
     Party,
     Rejection,
+    RejectionCode,
     Retryable,
     TrustLevel,
     Verification,
@@ -29,13 +31,15 @@ from hub import (
 from . import __version__
 from .attributes import means_level, parse_level
 from .config import BundIdConfig
-from .metadata import IdpMetadata, MetadataError, load_metadata
-from .replay import ReplayStore
+from .metadata import IdpMetadata, MetadataError, certificate_name, load_metadata
 from .saml import Expectations, SamlRejected, VerifiedAssertion, verify_response
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "bundid"
+# The replay store's namespace per identity provider (its entity id follows): every connector that
+# trusts the same IdP refuses an assertion any of them accepted.
+REPLAY_NAMESPACE = "saml-assertion:"
 _PARTY_KEYS = ("given_name", "family_name", "birth_date", "birth_name", "birth_place", "email", "bpk2")
 _ADDRESS_KEYS = ("street", "postal_code", "city", "country")
 
@@ -59,11 +63,7 @@ class BundIdIdentity(IdentityProvider):
         self.settings = config
         self._metadata: IdpMetadata | None = None
         self._metadata_stamp: tuple[int, int] | None = None
-        safe_name = "".join(c if c.isalnum() or c in "-_" else "_" for c in context.name)
-        self.replay = ReplayStore(
-            context.data_dir / f"bundid-{safe_name}-assertions.db",
-            timedelta(days=config.replay_retention_days),
-        )
+        self._expiry_warned: dict[str, date] = {}  # certificate -> day of its last WARNING
 
     # -- lifecycle and operator views ---------------------------------------------------------------
 
@@ -90,10 +90,43 @@ class BundIdIdentity(IdentityProvider):
         if self._metadata is None or stamp is None or stamp != self._metadata_stamp:
             self._metadata = self._load_metadata()
             self._metadata_stamp = stamp
+        self._warn_expiry(self._metadata)
         return self._metadata
 
+    def _warn_expiry(self, metadata: IdpMetadata) -> None:
+        """A WARNING per certificate and day once it is within `certificate_warning_days` of expiry."""
+        now = utcnow()
+        for certificate in metadata.expiring(timedelta(days=self.settings.certificate_warning_days), now):
+            name = certificate_name(certificate)
+            if self._expiry_warned.get(name) == now.date():
+                continue
+            self._expiry_warned[name] = now.date()
+            log.warning(
+                "bundid IdP signing certificate %s connector=%s certificate=%s not_after=%s days_left=%d "
+                "(signatures are still checked against it; ask for current IdP metadata)",
+                "has expired" if certificate.not_valid_after_utc <= now else "expires soon",
+                self.name,
+                name,
+                certificate.not_valid_after_utc.isoformat(),
+                (certificate.not_valid_after_utc - now).days,
+            )
+
+    def certificates(self) -> Sequence[CertificateInfo]:
+        """The IdP's signing certificates from the metadata (none if it cannot be read)."""
+        if self.settings.mode != "saml":
+            return ()
+        try:
+            metadata = self._current_metadata()
+        except MetadataError:
+            return ()
+        return [CertificateInfo(certificate_name(c), c.not_valid_after_utc) for c in metadata.certificates]
+
+    def credential_fields(self) -> Sequence[str]:
+        """The form field with the forwarded SAML response: removed once verified."""
+        return (self.settings.response_field,) if self.settings.mode == "saml" else ()
+
     async def check(self) -> CheckResult:
-        """The IdP metadata loads and holds a currently valid signing certificate; the replay store opens."""
+        """The IdP metadata loads and holds a signing certificate; one near or past expiry is reported."""
         if self.settings.mode == "form-fields":
             return CheckResult(ok=True, message="form-fields mode: the form server verifies the login")
         try:
@@ -102,15 +135,22 @@ class BundIdIdentity(IdentityProvider):
             return CheckResult(ok=False, message=str(exc))
         details = metadata.describe()
         details["sp_entity_id"] = self.settings.sp_entity_id or ""
-        if not metadata.usable_certificates():
-            return CheckResult(
-                ok=False, message="no signing certificate of the IdP metadata is valid now", details=details
+        now = utcnow()
+        message = f"IdP metadata of {metadata.entity_id} usable"
+        warnings = [
+            f"signing certificate {certificate_name(c)} "
+            + (
+                f"expired on {c.not_valid_after_utc:%Y-%m-%d}"
+                if c.not_valid_after_utc <= now
+                else f"expires on {c.not_valid_after_utc:%Y-%m-%d} "
+                f"({(c.not_valid_after_utc - now).days} days)"
             )
-        try:
-            self.replay.check()
-        except (OSError, sqlite3.Error) as exc:
-            return CheckResult(ok=False, message=f"the replay store cannot be opened: {exc}", details=details)
-        return CheckResult(ok=True, message=f"IdP metadata of {metadata.entity_id} usable", details=details)
+            for c in metadata.expiring(timedelta(days=self.settings.certificate_warning_days), now)
+        ]
+        if warnings:
+            # Still usable (the metadata pins the key), but the IdP is rolling its key over soon.
+            message += "; WARNING: " + "; ".join(warnings) + ": ask for current IdP metadata"
+        return CheckResult(ok=True, message=message, details=details)
 
     async def diagnostics(self) -> dict[str, Any]:
         """Mode, entity ids and certificate validity; never keys, never personal data."""
@@ -154,13 +194,20 @@ class BundIdIdentity(IdentityProvider):
             assertion = verify_response(document, expect, application.received_at)
         except SamlRejected as rejected:
             raise self._reject(application, rejected.code, rejected.reason, rejected.detail) from None
-        if not await self.replay.claim(
-            assertion.issuer, assertion.assertion_id, application.id, assertion.valid_until
+        # Kept while the assertion could still be accepted (grace, skew) and the retention after it.
+        keep_until = (
+            max(assertion.valid_until, utcnow())
+            + expect.grace
+            + expect.clock_skew
+            + timedelta(days=settings.replay_retention_days)
+        )
+        if not await self.context.once(
+            REPLAY_NAMESPACE + assertion.issuer, assertion.assertion_id, application.id, keep_until
         ):
             raise self._reject(
                 application,
-                "replayed",
-                "the BundID assertion was already used for another application",
+                RejectionCode.REPLAYED,
+                "Die BundID-Anmeldung wurde bereits für einen anderen Antrag verwendet.",
                 f"assertion {assertion.assertion_id} bound to another application",
             )
         identity = self._identity(assertion)
@@ -179,23 +226,29 @@ class BundIdIdentity(IdentityProvider):
             raw = raw[0]
         if raw is None or raw == "":
             raise self._reject(
-                application, "missing", "the submission carries no BundID response", "field empty"
+                application,
+                RejectionCode.MISSING,
+                "Der Antrag enthält keine BundID-Anmeldung.",
+                "field empty",
             )
         if not isinstance(raw, str):
             raise self._reject(
-                application, "malformed", "the BundID response is not base64 text", "not a string"
+                application,
+                RejectionCode.MALFORMED,
+                "Die BundID-Antwort ist kein Base64-Text.",
+                "not a string (a repeated field?)",
             )
         compact = "".join(raw.split())
         limit = self.settings.max_response_bytes
         if len(compact) > (limit + 2) // 3 * 4:
             raise self._reject(
-                application, "malformed", "the BundID response is too large", f"over {limit} bytes"
+                application, RejectionCode.MALFORMED, "Die BundID-Antwort ist zu groß.", f"over {limit} bytes"
             )
         try:
             return base64.b64decode(compact, validate=True)
         except (binascii.Error, ValueError):
             raise self._reject(
-                application, "malformed", "the BundID response is not valid base64", "base64"
+                application, RejectionCode.MALFORMED, "Die BundID-Antwort ist kein gültiges Base64.", "base64"
             ) from None
 
     def _identity(self, assertion: VerifiedAssertion) -> Identity:
@@ -237,13 +290,18 @@ class BundIdIdentity(IdentityProvider):
 
         stated = field(fields.level)
         if stated is None:
-            raise self._reject(application, "missing", "no identity level", "form-fields: level field empty")
+            raise self._reject(
+                application,
+                RejectionCode.MISSING,
+                "Es ist kein Vertrauensniveau der Anmeldung angegeben.",
+                "form-fields: level field empty",
+            )
         level = parse_level(stated)
         if level is None:
             raise self._reject(
                 application,
-                "malformed",
-                "the identity level stated by the form server is not recognised",
+                RejectionCode.MALFORMED,
+                "Das vom Formularserver angegebene Vertrauensniveau ist unbekannt.",
                 "form-fields: unknown level",
             )
         values = {key: field(getattr(fields, key)) for key in (*_PARTY_KEYS, "mailbox", *_ADDRESS_KEYS)}
@@ -263,7 +321,7 @@ class BundIdIdentity(IdentityProvider):
         )
         return Verification(identity=identity, applicant=_merge(application.applicant, values))
 
-    def _reject(self, application: Application, code: str, reason: str, detail: str) -> Rejection:
+    def _reject(self, application: Application, code: RejectionCode, reason: str, detail: str) -> Rejection:
         # The detail is technical (what did not match), never personal data; the reason goes to the
         # applicant and never names our configuration.
         log.warning(

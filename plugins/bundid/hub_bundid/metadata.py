@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -31,12 +31,10 @@ class IdpMetadata:
     entity_id: str
     certificates: tuple[x509.Certificate, ...]
 
-    def usable_certificates(self, at: datetime | None = None) -> tuple[x509.Certificate, ...]:
-        """The signing certificates valid at `at` (default: now)."""
-        when = at or utcnow()
-        return tuple(
-            cert for cert in self.certificates if cert.not_valid_before_utc <= when < cert.not_valid_after_utc
-        )
+    def expiring(self, within: timedelta, at: datetime | None = None) -> tuple[x509.Certificate, ...]:
+        """The signing certificates expired at `at` (default: now) or expiring `within` after it."""
+        limit = (at or utcnow()) + within
+        return tuple(cert for cert in self.certificates if cert.not_valid_after_utc <= limit)
 
     def describe(self) -> dict[str, str]:
         """Operator-facing facts: entity id, certificate validity and fingerprints (never keys)."""
@@ -48,6 +46,11 @@ class IdpMetadata:
                 f"SHA-256 {fingerprint}"
             )
         return details
+
+
+def certificate_name(certificate: x509.Certificate) -> str:
+    """How operators tell the IdP's signing certificates apart: the start of the SHA-256 fingerprint."""
+    return "idp-signing-" + certificate.fingerprint(hashes.SHA256()).hex()[:16]
 
 
 def parse_metadata(data: bytes) -> IdpMetadata:

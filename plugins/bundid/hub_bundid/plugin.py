@@ -25,7 +25,8 @@ def aktenhub_simulators() -> Sequence[Simulator]:
             description="BundID IdP: GET /metadata, POST /sim/response {person, level, means, audience, "
             "destination, fault} → signed base64 SAML response for the reference test persons; faults "
             "unsigned, other-key, altered, wrapped, expired, not-yet-valid, wrong-audience, "
-            "wrong-destination, wrong-issuer, status-error, replayed, level-too-low, doctype; "
+            "wrong-destination, wrong-issuer, status-error, replayed, level-too-low, doctype, multivalued, "
+            "duplicated-attribute; "
             "options reference, sp_entity_id, acs_url, key_file, metadata_file",
             make_app=make_app,
         )

@@ -12,12 +12,17 @@ What is required (see the plugin README):
 - Issuer, Audience, Destination/Recipient, NotBefore/NotOnOrAfter (Conditions and bearer
   SubjectConfirmationData, with clock skew) are checked against the time the application was received.
 
-Failures raise `SamlRejected` with a code, a reason fit for the applicant (never our configuration) and
-a technical detail for the operator's log (never personal data).
+Failures raise `SamlRejected` with a code (`hub.RejectionCode`), a reason in German fit for the
+applicant (never our configuration) and a technical detail for the operator's log (never personal data).
+
+The IdP's signing certificate is pinned by the metadata: its validity dates are not enforced (SAML
+metadata practice: the metadata, not the certificate's dates, says which key is trusted). An expired
+certificate is reported to the operator (check, metrics, log), it does not fail every login.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,7 +32,7 @@ from lxml import etree
 from signxml.exceptions import InvalidDigest, SignXMLException
 from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
 
-from hub import TrustLevel
+from hub import RejectionCode, TrustLevel
 
 from .attributes import (
     AKDB,
@@ -48,12 +53,22 @@ ASSERTION = f"{{{SAML_ASSERTION}}}Assertion"
 ENCRYPTED_ASSERTION = f"{{{SAML_ASSERTION}}}EncryptedAssertion"
 SIGNATURE = f"{{{XMLDSIG}}}Signature"
 TRUST_LEVEL_ATTRIBUTE = f"{{{AKDB}}}TrustLevel"
+ENTITY_FORMAT = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
+KNOWN_CONDITIONS = frozenset(
+    f"{{{SAML_ASSERTION}}}{name}" for name in ("AudienceRestriction", "OneTimeUse", "ProxyRestriction")
+)
+# xs:dateTime as SAML writes it (fromisoformat alone also takes dates and ISO basic format)
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
+
+
+MALFORMED = RejectionCode.MALFORMED
+BAD_SIGNATURE = RejectionCode.BAD_SIGNATURE
 
 
 class SamlRejected(Exception):
     """The response is not acceptable: `code`, a `reason` for the applicant, a `detail` for the log."""
 
-    def __init__(self, code: str, reason: str, detail: str = "") -> None:
+    def __init__(self, code: RejectionCode, reason: str, detail: str = "") -> None:
         super().__init__(f"{code}: {reason}")
         self.code = code
         self.reason = reason
@@ -104,11 +119,11 @@ def verify_response(document: bytes, expect: Expectations, at: datetime) -> Veri
     try:
         root = parse_xml(document, limit=expect.max_bytes)
     except UnsafeXml as exc:
-        raise SamlRejected("malformed", "the BundID response is not acceptable XML", str(exc)) from None
+        raise SamlRejected(MALFORMED, "Die BundID-Antwort ist kein zulässiges XML.", str(exc)) from None
     if root.tag != RESPONSE:
-        raise SamlRejected("malformed", "the BundID response is not a SAML response", f"root {root.tag!r}")
+        raise SamlRejected(MALFORMED, "Die BundID-Antwort ist keine SAML-Antwort.", f"root {root.tag!r}")
     if root.get("Version") != "2.0":
-        raise SamlRejected("malformed", "the BundID response is not SAML 2.0", "Version is not 2.0")
+        raise SamlRejected(MALFORMED, "Die BundID-Antwort ist nicht SAML 2.0.", "Version is not 2.0")
 
     _check_status(root)
     issuer = _text(root.find("saml:Issuer", NS))
@@ -123,7 +138,7 @@ def verify_response(document: bytes, expect: Expectations, at: datetime) -> Veri
     if response_signature is not None or expect.require_response_signature:
         if response_signature is None:
             raise SamlRejected(
-                "bad-signature", "the BundID response is not signed", "Response signature required"
+                BAD_SIGNATURE, "Die BundID-Antwort ist nicht signiert.", "Response signature required"
             )
         signed_response = _verify_signature(root, expect, at, "Response")
         if destination is None:
@@ -133,7 +148,7 @@ def verify_response(document: bytes, expect: Expectations, at: datetime) -> Veri
             raise _wrapped("the signed Response holds another assertion")
 
     if assertion.find("ds:Signature", NS) is None:
-        raise SamlRejected("bad-signature", "the BundID assertion is not signed", "Assertion unsigned")
+        raise SamlRejected(BAD_SIGNATURE, "Die BundID-Anmeldung ist nicht signiert.", "Assertion unsigned")
     signed = _verify_signature(assertion, expect, at, "Assertion")
     return _read_assertion(signed, expect, at)
 
@@ -147,14 +162,14 @@ def _check_status(root: etree._Element) -> None:
     if value == STATUS_SUCCESS:
         return
     if value is None:
-        raise SamlRejected("malformed", "the BundID response carries no status", "no StatusCode")
+        raise SamlRejected(MALFORMED, "Die BundID-Antwort enthält keinen Status.", "no StatusCode")
     codes = [value]
     assert code is not None
     codes += [sub.get("Value") or "" for sub in code.findall("samlp:StatusCode", NS)]
     names = "/".join(c.rsplit(":", 1)[-1] for c in codes if c)
     raise SamlRejected(
-        "status-not-success",
-        f"BundID reports that the login did not succeed ({names})",
+        RejectionCode.STATUS_NOT_SUCCESS,
+        f"Die BundID meldet, dass die Anmeldung nicht gelungen ist ({names}).",
         f"status {' / '.join(codes)}",
     )
 
@@ -162,13 +177,15 @@ def _check_status(root: etree._Element) -> None:
 def _the_assertion(root: etree._Element) -> etree._Element:
     if any(True for _ in root.iter(ENCRYPTED_ASSERTION)):
         raise SamlRejected(
-            "malformed",
-            "the BundID response holds an encrypted assertion, which is not supported here",
+            MALFORMED,
+            "Die BundID-Antwort enthält eine verschlüsselte Anmeldung; das wird hier nicht unterstützt.",
             "EncryptedAssertion",
         )
     assertions = list(root.iter(ASSERTION))
     if not assertions:
-        raise SamlRejected("missing", "the BundID response holds no assertion", "no Assertion")
+        raise SamlRejected(
+            RejectionCode.MISSING, "Die BundID-Antwort enthält keine Anmeldung.", "no Assertion"
+        )
     if len(assertions) > 1:
         raise _wrapped(f"{len(assertions)} Assertion elements")
     assertion = assertions[0]
@@ -182,12 +199,16 @@ def _verify_signature(
 ) -> etree._Element:
     """Verify the enveloped signature that is a direct child of `element`; return the signed copy.
 
-    The signature must have exactly one reference, and it must be `element` itself.
+    The signature must have exactly one reference, and it must be `element` itself. The certificate
+    is pinned by the metadata; its validity dates are not enforced (see the module docstring).
     """
-    config = SignatureConfiguration(location="./", expect_references=1, verification_time=at)
     problems: list[str] = []
     altered = False
     for certificate in expect.certificates:
+        # signxml checks the certificate's dates at `verification_time`: a moment inside them turns
+        # that check off for this pinned certificate and nothing else.
+        inside = min(max(at, certificate.not_valid_before_utc), certificate.not_valid_after_utc)
+        config = SignatureConfiguration(location="./", expect_references=1, verification_time=inside)
         try:
             result = XMLVerifier().verify(element, x509_cert=certificate, expect_config=config)
         except InvalidDigest as exc:
@@ -206,29 +227,37 @@ def _verify_signature(
         if signed is None or signed.tag != element.tag or signed.get("ID") != element.get("ID"):
             raise _wrapped(f"the {what} signature references another element")
         return signed
+    german = "Antwort" if what == "Response" else "Anmeldung"
     if altered:
-        reason = f"the BundID {what.lower()} was altered after it was signed"
+        reason = f"Die BundID-{german} wurde nach der Signatur verändert."
     else:
-        reason = f"the signature of the BundID {what.lower()} is not valid"
-    raise SamlRejected("bad-signature", reason, f"{what}: {'; '.join(problems) or 'no certificate'}")
+        reason = f"Die Signatur der BundID-{german} ist nicht gültig."
+    raise SamlRejected(BAD_SIGNATURE, reason, f"{what}: {'; '.join(problems) or 'no certificate'}")
 
 
 def _wrapped(detail: str) -> SamlRejected:
     return SamlRejected(
-        "bad-signature",
-        "the BundID response is not signed as required (the signed assertion is not the one presented)",
+        BAD_SIGNATURE,
+        "Die BundID-Antwort ist nicht wie erforderlich signiert (die signierte Anmeldung ist nicht "
+        "die vorgelegte).",
         f"signature wrapping: {detail}",
     )
 
 
 def _wrong_issuer(found: str) -> SamlRejected:
     return SamlRejected(
-        "wrong-issuer", "the BundID response comes from an identity provider not trusted here", found
+        RejectionCode.WRONG_ISSUER,
+        "Die BundID-Anmeldung stammt von einem Identitätsanbieter, dem hier nicht vertraut wird.",
+        found,
     )
 
 
 def _wrong_destination(detail: str) -> SamlRejected:
-    return SamlRejected("wrong-destination", "the BundID response was addressed to another recipient", detail)
+    return SamlRejected(
+        RejectionCode.WRONG_DESTINATION,
+        "Die BundID-Antwort war an einen anderen Empfänger gerichtet.",
+        detail,
+    )
 
 
 # -- the signed assertion --------------------------------------------------------------------------
@@ -237,20 +266,24 @@ def _wrong_destination(detail: str) -> SamlRejected:
 def _read_assertion(signed: etree._Element, expect: Expectations, at: datetime) -> VerifiedAssertion:
     assertion_id = signed.get("ID") or ""
     if not assertion_id or signed.get("Version") != "2.0":
-        raise SamlRejected("malformed", "the BundID assertion is incomplete", "no ID or Version")
-    issuer = _text(signed.find("saml:Issuer", NS))
-    if issuer is None:
-        raise SamlRejected("malformed", "the BundID assertion names no issuer", "no Issuer")
-    if issuer != expect.idp_entity_id:
-        raise _wrong_issuer(issuer)
+        raise SamlRejected(MALFORMED, "Die BundID-Anmeldung ist unvollständig.", "no ID or Version")
+    issuer_element = signed.find("saml:Issuer", NS)
+    issuer = _text(issuer_element)
+    if issuer_element is None or issuer is None:
+        raise SamlRejected(MALFORMED, "Die BundID-Anmeldung nennt keinen Aussteller.", "no Issuer")
+    if issuer != expect.idp_entity_id or issuer_element.get("Format", ENTITY_FORMAT) != ENTITY_FORMAT:
+        raise _wrong_issuer(f"{issuer} (Format {issuer_element.get('Format')})")
     issued = _instant(signed.get("IssueInstant"), "IssueInstant")
     if issued is None:
-        raise SamlRejected("malformed", "the BundID assertion carries no issue time", "no IssueInstant")
+        raise SamlRejected(
+            MALFORMED, "Die BundID-Anmeldung nennt keinen Ausstellungszeitpunkt.", "no IssueInstant"
+        )
     if issued - expect.clock_skew > at:
         raise _not_yet_valid(f"IssueInstant {issued.isoformat()}")
 
     valid_until = _check_subject(signed, expect, at)
     valid_until = min(valid_until, _check_conditions(signed, expect, at) or valid_until)
+    _check_authn_statements(signed, expect, at)
     level = _level(signed)
     name_id = _text(signed.find("saml:Subject/saml:NameID", NS))
     return VerifiedAssertion(
@@ -270,7 +303,9 @@ def _check_subject(signed: etree._Element, expect: Expectations, at: datetime) -
     ]
     if not confirmations:
         raise SamlRejected(
-            "malformed", "the BundID assertion has no bearer confirmation", "no bearer SubjectConfirmation"
+            MALFORMED,
+            "Die BundID-Anmeldung enthält keine Bearer-Bestätigung.",
+            "no bearer SubjectConfirmation",
         )
     first: SamlRejected | None = None
     for confirmation in confirmations:
@@ -278,7 +313,7 @@ def _check_subject(signed: etree._Element, expect: Expectations, at: datetime) -
         try:
             if data is None:
                 raise SamlRejected(
-                    "malformed", "the BundID assertion is incomplete", "no SubjectConfirmationData"
+                    MALFORMED, "Die BundID-Anmeldung ist unvollständig.", "no SubjectConfirmationData"
                 )
             recipient = data.get("Recipient")
             if recipient != expect.acs_url:
@@ -286,8 +321,8 @@ def _check_subject(signed: etree._Element, expect: Expectations, at: datetime) -
             until = _instant(data.get("NotOnOrAfter"), "SubjectConfirmationData NotOnOrAfter")
             if until is None:
                 raise SamlRejected(
-                    "malformed",
-                    "the BundID assertion states no end of validity",
+                    MALFORMED,
+                    "Die BundID-Anmeldung nennt kein Ende ihrer Gültigkeit.",
                     "no SubjectConfirmationData NotOnOrAfter",
                 )
             _check_window(
@@ -309,6 +344,12 @@ def _check_conditions(signed: etree._Element, expect: Expectations, at: datetime
     conditions = signed.find("saml:Conditions", NS)
     if conditions is None:
         raise _wrong_audience("no Conditions")
+    unknown = [child.tag for child in conditions if child.tag not in KNOWN_CONDITIONS]
+    if unknown:
+        # SAML core 2.5.1.5: a condition of unknown type makes the assertion indeterminate.
+        raise SamlRejected(
+            MALFORMED, "Die BundID-Anmeldung enthält eine unbekannte Bedingung.", f"Conditions: {unknown!r}"
+        )
     until = _instant(conditions.get("NotOnOrAfter"), "Conditions NotOnOrAfter")
     _check_window(
         _instant(conditions.get("NotBefore"), "Conditions NotBefore"), until, expect, at, "Conditions"
@@ -323,6 +364,18 @@ def _check_conditions(signed: etree._Element, expect: Expectations, at: datetime
     return until
 
 
+def _check_authn_statements(signed: etree._Element, expect: Expectations, at: datetime) -> None:
+    """The Web SSO profile requires an AuthnStatement; a login session that had ended is expired."""
+    statements = signed.findall("saml:AuthnStatement", NS)
+    if not statements:
+        raise SamlRejected(
+            MALFORMED, "Die BundID-Anmeldung enthält keine Authentifizierung.", "no AuthnStatement"
+        )
+    for statement in statements:
+        until = _instant(statement.get("SessionNotOnOrAfter"), "AuthnStatement SessionNotOnOrAfter")
+        _check_window(None, until, expect, at, "AuthnStatement SessionNotOnOrAfter")
+
+
 def _check_window(
     not_before: datetime | None,
     not_on_or_after: datetime | None,
@@ -334,19 +387,23 @@ def _check_window(
         raise _not_yet_valid(f"{where} NotBefore {not_before.isoformat()}")
     if not_on_or_after is not None and at - expect.clock_skew - expect.grace >= not_on_or_after:
         raise SamlRejected(
-            "expired",
-            "the BundID assertion had expired when the application arrived",
+            RejectionCode.EXPIRED,
+            "Die BundID-Anmeldung war abgelaufen, als der Antrag einging.",
             f"{where} NotOnOrAfter {not_on_or_after.isoformat()}, received {at.isoformat()}",
         )
 
 
 def _not_yet_valid(detail: str) -> SamlRejected:
-    return SamlRejected("not-yet-valid", "the BundID assertion was not yet valid when received", detail)
+    return SamlRejected(
+        RejectionCode.NOT_YET_VALID, "Die BundID-Anmeldung war beim Eingang noch nicht gültig.", detail
+    )
 
 
 def _wrong_audience(detail: str) -> SamlRejected:
     return SamlRejected(
-        "wrong-audience", "the BundID assertion was issued for another service provider", detail
+        RejectionCode.WRONG_AUDIENCE,
+        "Die BundID-Anmeldung wurde für einen anderen Dienst ausgestellt.",
+        detail,
     )
 
 
@@ -361,14 +418,26 @@ def _level(signed: etree._Element) -> TrustLevel | None:
 
 
 def _attributes(signed: etree._Element) -> dict[str, AttributeValue]:
+    """The identity attributes by our key; one attribute twice, or with two values, is refused.
+
+    Taking "the first" of two values would let whoever can add one choose which counts.
+    """
     found: dict[str, AttributeValue] = {}
     for attribute in signed.findall("saml:AttributeStatement/saml:Attribute", NS):
-        spec = BY_OID.get((attribute.get("Name") or "").replace(" ", ""))
-        if spec is None or spec.key in found:
+        spec = BY_OID.get("".join((attribute.get("Name") or "").split()))
+        if spec is None:
             continue
-        value = _text(attribute.find("saml:AttributeValue", NS)) or ""
+        values = attribute.findall("saml:AttributeValue", NS)
+        if spec.key in found or len(values) > 1:
+            raise SamlRejected(
+                RejectionCode.ATTRIBUTE_MULTIVALUED,
+                f"Die BundID-Anmeldung enthält die Angabe {spec.friendly_name} mehrfach.",
+                f"attribute {spec.oid} ({spec.friendly_name}): "
+                + ("repeated" if spec.key in found else f"{len(values)} values"),
+            )
+        value = _text(values[0]) if values else None
         level = ATTRIBUTE_LEVELS.get((attribute.get(TRUST_LEVEL_ATTRIBUTE) or "").strip().upper())
-        found[spec.key] = AttributeValue(value=value, level=level)
+        found[spec.key] = AttributeValue(value=value or "", level=level)
     return found
 
 
@@ -387,9 +456,13 @@ def _instant(value: str | None, what: str) -> datetime | None:
     if value is None:
         return None
     try:
+        if not _DATE_TIME.match(value.strip()):
+            raise ValueError("not an xs:dateTime")
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise SamlRejected("malformed", "the BundID assertion holds an invalid time", what) from None
+        raise SamlRejected(
+            MALFORMED, "Die BundID-Anmeldung enthält eine ungültige Zeitangabe.", what
+        ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)  # SAML times are UTC
     return parsed.astimezone(UTC)

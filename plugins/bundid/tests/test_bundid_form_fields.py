@@ -91,7 +91,7 @@ async def test_missing_or_unknown_level_is_rejected(
         await identity.verify(application(form(bundid_niveau=stated)), None)
     assert caught.value.code == code
     if code == "missing":
-        assert caught.value.reason == "no identity level"
+        assert caught.value.reason == "Es ist kein Vertrauensniveau der Anmeldung angegeben."
 
 
 async def test_default_mapping_needs_only_the_level(connector_context: ConnectorContext) -> None:

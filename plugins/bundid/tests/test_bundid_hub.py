@@ -53,7 +53,7 @@ async def test_level_1_is_rejected_and_a_valid_login_completes(
     low = await submit(running, "low", idp.response("U01", fault=Fault.LEVEL_TOO_LOW))
     assert await running.wait_for_state(low) == ApplicationState.REJECTED
     data = await rejection_of(running, low)
-    assert data["reason"].startswith("trust level too low: ")
+    assert data["reason"].startswith("Vertrauensniveau zu niedrig: ")
     assert data["code"] == "level-too-low"
     assert sink.delivered == {}
 

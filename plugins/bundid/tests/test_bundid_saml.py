@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 import yaml
 from bundid_helpers import FIELD, application, make_identity, saml_settings, with_response
-from hub_bundid.attributes import BY_KEY
+from hub_bundid.attributes import BY_KEY, SAML_ASSERTION
 from hub_bundid.config import BundIdConfig
+from hub_bundid.saml import NS
 from hub_bundid.simulator import Fault, IdpSimulator, generate_key_pair
+from lxml import etree
 from pydantic import ValidationError
 
 from hub import Address, ConnectorContext, Party, Rejection, TrustLevel
@@ -86,6 +88,8 @@ FAULT_CODES = [
     (Fault.WRONG_ISSUER, "wrong-issuer"),
     (Fault.STATUS_ERROR, "status-not-success"),
     (Fault.DOCTYPE, "malformed"),
+    (Fault.MULTIVALUED, "attribute-multivalued"),
+    (Fault.DUPLICATED_ATTRIBUTE, "attribute-multivalued"),
 ]
 
 
@@ -139,7 +143,8 @@ async def test_validity_is_judged_when_the_application_arrived(
     late_run = with_response(response, received_at=issued + timedelta(minutes=1))
     assert (await identity.verify(late_run, None)).applicant is not None
 
-    arrived_late = with_response(idp.response("U03", now=issued), received_at=issued + timedelta(hours=1))
+    # later than the validity and the default forwarding grace (an hour)
+    arrived_late = with_response(idp.response("U03", now=issued), received_at=issued + timedelta(hours=2))
     assert (await rejected(identity.verify(arrived_late, None))).code == "expired"
 
 
@@ -147,8 +152,11 @@ async def test_clock_skew_and_forwarding_grace(
     idp: IdpSimulator, metadata: Path, connector_context: ConnectorContext
 ) -> None:
     now = datetime.now(UTC)
-    strict = make_identity(connector_context, saml_settings(idp, metadata, clock_skew_seconds=0))
-    tolerant = make_identity(connector_context, saml_settings(idp, metadata, clock_skew_seconds=120))
+    no_grace = {"forwarding_grace_seconds": 0}
+    strict = make_identity(connector_context, saml_settings(idp, metadata, clock_skew_seconds=0, **no_grace))
+    tolerant = make_identity(
+        connector_context, saml_settings(idp, metadata, clock_skew_seconds=120, **no_grace)
+    )
     ahead = idp.response("U04", now=now + timedelta(seconds=60))  # the IdP's clock runs a minute ahead
     assert (await rejected(strict.verify(with_response(ahead, app_id="app_a"), None))).code == (
         "not-yet-valid"
@@ -158,9 +166,8 @@ async def test_clock_skew_and_forwarding_grace(
     # the form was submitted 20 minutes after the login: only accepted with a forwarding grace
     login = idp.response("U04", now=now - timedelta(minutes=20))
     assert (await rejected(tolerant.verify(with_response(login, app_id="app_b"), None))).code == "expired"
-    graceful = make_identity(
-        connector_context, saml_settings(idp, metadata, forwarding_grace_seconds=30 * 60)
-    )
+    # the default grace (an hour) suits a citizen who logs in first and then fills in the form
+    graceful = make_identity(connector_context, saml_settings(idp, metadata))
     await graceful.verify(with_response(login, app_id="app_b"), None)
 
 
@@ -266,8 +273,9 @@ async def test_check_and_diagnostics(
     stale = IdpSimulator(schema_dir, keys=expired_keys)
     stale_md = stale.write_metadata(tmp_path / "stale.xml")
     outdated = await make_identity(connector_context, saml_settings(idp, stale_md)).check()
-    assert not outdated.ok
-    assert "valid" in outdated.message
+    # still usable (the metadata pins the key), but reported
+    assert outdated.ok
+    assert "WARNING" in outdated.message and "expired on" in outdated.message
 
 
 def test_saml_mode_needs_its_settings() -> None:
@@ -295,3 +303,84 @@ def test_attribute_oids_agree_with_the_reference_table(schema_dir: Path) -> None
     }
     for name, key in ours.items():
         assert BY_KEY[key].oid == reference[name], name
+
+
+def _drop(path: str) -> Callable[[etree._Element], None]:
+    def mutate(assertion: etree._Element) -> None:
+        for element in assertion.findall(path, NS):
+            parent = element.getparent()
+            assert parent is not None
+            parent.remove(element)
+
+    return mutate
+
+
+def _set(path: str, name: str, value: str) -> Callable[[etree._Element], None]:
+    def mutate(assertion: etree._Element) -> None:
+        for element in assertion.findall(path, NS):
+            element.set(name, value)
+
+    return mutate
+
+
+def _unknown_condition(assertion: etree._Element) -> None:
+    conditions = assertion.find("saml:Conditions", NS)
+    assert conditions is not None
+    etree.SubElement(conditions, f"{{{SAML_ASSERTION}}}Condition")
+
+
+# what a correctly signing IdP (or a toolchain holding its key) may still get wrong, and the code
+SIGNED_BUT_WRONG = [
+    ("no-authn-statement", _drop("saml:AuthnStatement"), "malformed"),
+    ("session-ended", _set("saml:AuthnStatement", "SessionNotOnOrAfter", "2020-01-01T00:00:00Z"), "expired"),
+    ("unknown-condition", _unknown_condition, "malformed"),
+    (
+        "issuer-format",
+        _set("saml:Issuer", "Format", "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"),
+        "wrong-issuer",
+    ),
+    (
+        "date-only-time",
+        _set(
+            "saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData", "NotOnOrAfter", "2099-01-01"
+        ),
+        "malformed",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "code"), [(m, c) for _, m, c in SIGNED_BUT_WRONG], ids=[n for n, _, _ in SIGNED_BUT_WRONG]
+)
+async def test_signed_but_unacceptable_assertions_are_rejected(
+    mutate: Callable[[etree._Element], None],
+    code: str,
+    idp: IdpSimulator,
+    metadata: Path,
+    connector_context: ConnectorContext,
+) -> None:
+    identity = make_identity(connector_context, saml_settings(idp, metadata))
+    # the unchanged response is accepted: the mutation alone makes the difference
+    await identity.verify(with_response(idp.custom_response(lambda _: None), app_id="app_ok"), None)
+    response = idp.custom_response(mutate)
+    assert (await rejected(identity.verify(with_response(response), None))).code == code
+
+
+async def test_expired_idp_certificate_still_verifies(
+    idp: IdpSimulator, connector_context: ConnectorContext, tmp_path: Path, schema_dir: Path
+) -> None:
+    """SAML metadata practice: the metadata pins the key; the certificate's dates do not void it."""
+    expired = generate_key_pair("expired", days=5, start=datetime.now(UTC) - timedelta(days=10))
+    stale = IdpSimulator(schema_dir, keys=expired)
+    identity = make_identity(
+        connector_context, saml_settings(stale, stale.write_metadata(tmp_path / "s.xml"))
+    )
+    verification = await identity.verify(with_response(stale.response("U06", means="eID")), None)
+    assert verification.identity.verified
+    # still pinned: another key with an equally expired certificate is refused
+    other = IdpSimulator(
+        schema_dir, keys=generate_key_pair("other", days=5, start=expired.certificate.not_valid_before_utc)
+    )
+    assert (
+        await rejected(identity.verify(with_response(other.response("U06")), None))
+    ).code == "bad-signature"

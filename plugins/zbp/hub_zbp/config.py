@@ -18,7 +18,7 @@ from pydantic import (
 
 from hub import ConnectorConfig, Secret
 
-from .keys import Author, AuthorError, certificate_text, load_private_key
+from .keys import Author, AuthorError, certificate_text, common_name, load_private_key
 
 # Placeholders the texts may use (str.format syntax, e.g. "Aktenzeichen: {reference}").
 PLACEHOLDERS = {
@@ -26,7 +26,7 @@ PLACEHOLDERS = {
     "sender": "`sender_name`",
     "file_number": "the Aktenzeichen (empty if none was assigned)",
     "reference": "the Aktenzeichen, else the application id",
-    "reason": "the reason of a rejection (empty for receipts)",
+    "reason": "the reason of a rejection in German (`hub.citizen_text` of its code; empty for receipts)",
     "application_id": "the hub's application id",
 }
 
@@ -55,7 +55,11 @@ class ReceiptTexts(BaseModel):
 
     title: str = Field(min_length=1, max_length=255)
     content: str = Field(min_length=1, max_length=10_000)
-    status: str = Field(min_length=1, max_length=1000, description="statusDetails.de of the status update")
+    status: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="statusDetails.de of the status update; cut to 50 characters at a word boundary",
+    )
 
     @field_validator("title", "content", "status")
     @classmethod
@@ -71,7 +75,7 @@ def _received_texts() -> ReceiptTexts:
             "Aktenzeichen: {reference}\n"
             "Bitte geben Sie dieses Aktenzeichen bei Rückfragen an."
         ),
-        status="Ihr Antrag ist eingegangen. Aktenzeichen: {reference}",
+        status="Eingegangen, Aktenzeichen {reference}",
     )
 
 
@@ -84,7 +88,7 @@ def _rejected_texts() -> ReceiptTexts:
             "Vorgangsnummer: {reference}\n"
             "Sie können den Antrag erneut stellen, sobald der Grund behoben ist."
         ),
-        status="Ihr Antrag konnte nicht angenommen werden. Grund: {reason}",
+        status="{reason}",
     )
 
 
@@ -119,8 +123,14 @@ class ZbpConfig(ConnectorConfig):
     author_certificate: str = Field(
         description="the author certificate: PEM text, or a path to a PEM file (file: prefix optional)"
     )
-    signer: str = Field(min_length=1, max_length=200, description="`signer` claim of the author token")
-    roles: list[str] = Field(default_factory=lambda: ["ROLE_SENDER"], min_length=1)
+    signer: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="`signer` claim of the author token; default: the author certificate's CN (the ZBP "
+        "expects that)",
+    )
+    roles: list[str] = Field(default_factory=lambda: ["THIRD_PARTY"], min_length=1)
     token_lifetime_seconds: int = Field(300, ge=10, le=3600, description="author token lifetime (exp - iat)")
 
     # -- content -----------------------------------------------------------------------------------
@@ -186,15 +196,26 @@ class ZbpConfig(ConnectorConfig):
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together")
         try:
-            self.author()
+            author = self.author()
         except AuthorError as exc:
             raise ValueError(str(exc)) from None
+        if self.signer is None and common_name(author.certificate) is None:
+            raise ValueError("the author certificate has no common name (CN): set signer")
         return self
 
     def author(self) -> Author:
         """The author key and certificate, loaded and checked to belong together."""
         password = self.author_key_password.get_secret_value() if self.author_key_password else None
         return Author.load(self.author_key.get_secret_value(), self.author_certificate, password)
+
+    def signer_name(self) -> str:
+        """The author token's `signer`: as configured, else the author certificate's CN."""
+        if self.signer is not None:
+            return self.signer
+        name = common_name(self.author().certificate)
+        if name is None:  # refused when the configuration was validated
+            raise AuthorError("the author certificate has no common name (CN): set signer")
+        return name
 
     def public_service_name(self, service: str) -> str:
         """The name the citizen knows the service by."""

@@ -19,6 +19,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -31,7 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from .keys import Author, AuthorError, fingerprint, load_certificate, subject, validity_problem
+from .keys import Author, AuthorError, common_name, fingerprint, load_certificate, subject, validity_problem
 
 TOKEN_ALGORITHM = "RS512"  # noqa: S105 - an algorithm name, not a secret
 
@@ -68,6 +69,33 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 Text = Annotated[str, Field(min_length=1, max_length=1000)]
 Localized = Annotated[dict[str, Text], AfterValidator(_with_german)]
+# The ZBP keeps at most 50 characters of a status text (the public client's limit).
+STATUS_DETAILS_MAX = 50
+StatusDetails = Annotated[
+    dict[str, Annotated[str, Field(min_length=1, max_length=STATUS_DETAILS_MAX)]],
+    AfterValidator(_with_german),
+]
+# The ZBP identifies an application by a UUID (canonical, lower or upper case hex).
+ApplicationId = Annotated[
+    str, Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+]
+_APPLICATION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:aktenhub:zbp:applicationId")
+
+
+def application_uuid(application_id: str) -> str:
+    """The ZBP ``applicationId`` of a hub application: a UUID derived from its id (same id, same UUID)."""
+    return str(uuid.uuid5(_APPLICATION_NAMESPACE, application_id))
+
+
+def status_text(text: str, limit: int = STATUS_DETAILS_MAX) -> str:
+    """`text` cut to `limit` characters at a word boundary, marked with "…" when cut."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut and not text[limit - 1].isspace():
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,.;:-") + "…"
 
 
 class _Payload(BaseModel):
@@ -84,19 +112,19 @@ class ZbpMessage(_Payload):
     title: str = Field(min_length=1, max_length=255)
     content: str = Field(min_length=1, max_length=100_000)
     service: Text
-    applicationId: str = Field(min_length=1, max_length=200)
+    applicationId: ApplicationId
     reference: str = Field(max_length=200, description="e.g. the Aktenzeichen")
 
 
 class ZbpStatusUpdate(_Payload):
     """An application status update shown with the citizen's applications."""
 
-    applicationId: str = Field(min_length=1, max_length=200)
+    applicationId: ApplicationId
     status: ZbpStatus
     publicServiceName: Localized
     senderName: Text
     createdDate: Annotated[dt.datetime, AfterValidator(_aware)]
-    statusDetails: Localized
+    statusDetails: StatusDetails
 
 
 ZbpPayload = ZbpMessage | ZbpStatusUpdate
@@ -198,6 +226,7 @@ class Policy:
 
     trusted: tuple[x509.Certificate, ...] = ()  # empty: any certificate (that verifies) is accepted
     required_role: str | None = None
+    signer_is_common_name: bool = True  # the token's `signer` must be the certificate's CN
     leeway_seconds: float = 30.0
     max_token_lifetime_seconds: int = 3600
 
@@ -223,6 +252,10 @@ def open_envelope(body: Any, kind: PayloadKind, policy: Policy) -> OpenedEnvelop
         raise EnvelopeRefused(401, "the author certificate must hold an RSA key")
     _check_content_signature(envelope, public_key)
     claims = _check_token(envelope.authorToken, public_key, policy)
+    if policy.signer_is_common_name and claims["signer"] != common_name(certificate):
+        raise EnvelopeRefused(
+            401, "authorToken: signer must be the common name (CN) of the author certificate"
+        )
 
     try:
         raw = json.loads(envelope.content)

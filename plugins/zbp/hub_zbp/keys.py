@@ -77,6 +77,15 @@ def subject(certificate: x509.Certificate) -> str:
     return certificate.subject.rfc4514_string()
 
 
+def common_name(certificate: x509.Certificate) -> str | None:
+    """The certificate subject's common name (CN), None if it has none."""
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names:
+        return None
+    value = names[0].value
+    return value if isinstance(value, str) else value.decode("utf-8")
+
+
 def validity_problem(certificate: x509.Certificate, now: dt.datetime | None = None) -> str | None:
     """Why the certificate is not valid at `now` (expired, not yet valid), or None."""
     now = now or dt.datetime.now(dt.UTC)

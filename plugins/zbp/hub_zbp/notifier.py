@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
 from hub import (
     Application,
+    CertificateInfo,
     CheckResult,
     ConnectorConfig,
     ConnectorContext,
@@ -32,12 +34,22 @@ from hub import (
     Permanent,
     Receipt,
     ReceiptKind,
+    citizen_text,
     utcnow,
 )
 
 from . import __version__
 from .config import ReceiptTexts, ZbpConfig
-from .envelope import PayloadKind, ZbpMessage, ZbpPayload, ZbpStatus, ZbpStatusUpdate, seal
+from .envelope import (
+    PayloadKind,
+    ZbpMessage,
+    ZbpPayload,
+    ZbpStatus,
+    ZbpStatusUpdate,
+    application_uuid,
+    seal,
+    status_text,
+)
 from .keys import Author, AuthorError, validity_problem
 from .transport import Submission, make_transport
 
@@ -70,6 +82,7 @@ class ZbpNotifier(Notifier):
             raise TypeError(f"expected ZbpConfig, got {type(config).__name__}")
         self.settings = config
         self.author: Author = config.author()
+        self.signer = config.signer_name()
         self.transport = make_transport(config, lambda: self.context.http)
         self._counters: Counter[str] = Counter()
 
@@ -79,7 +92,7 @@ class ZbpNotifier(Notifier):
         """Key and certificate load and belong together, the certificate is valid, the ZBP answers."""
         details = {
             **self.transport.describe(),
-            "signer": self.settings.signer,
+            "signer": self.signer,
             "certificate_subject": self.author.subject,
             "certificate_sha256": self.author.fingerprint,
             "certificate_not_after": self.author.certificate.not_valid_after_utc.isoformat(),
@@ -101,6 +114,10 @@ class ZbpNotifier(Notifier):
             message=f"{probe.message}; author certificate valid for {remaining.days} more days",
             details=details,
         )
+
+    def certificates(self) -> Sequence[CertificateInfo]:
+        """The author certificate, for `/metrics`."""
+        return [CertificateInfo("author", self.author.certificate.not_valid_after_utc)]
 
     async def diagnostics(self) -> dict[str, Any]:
         """Configuration without secrets or the certificate text, and what was sent since start."""
@@ -152,7 +169,7 @@ class ZbpNotifier(Notifier):
             envelope = seal(
                 payload,
                 self.author,
-                self.settings.signer,
+                self.signer,
                 self.settings.roles,
                 lifetime_seconds=self.settings.token_lifetime_seconds,
             )
@@ -189,9 +206,11 @@ class ZbpNotifier(Notifier):
             "sender": settings.sender_name,
             "file_number": file_number,
             "reference": file_number or application.id,
-            "reason": (receipt.reason or "nicht angegeben") if rejected else "",
+            # Citizen-facing: the German text of the code, never an English technical reason.
+            "reason": citizen_text(receipt.code, receipt.reason) if rejected else "",
             "application_id": application.id,
         }
+        zbp_application_id = application_uuid(application.id)
         out: list[tuple[PayloadKind, ZbpPayload]] = []
         status = ZbpStatus(settings.rejection_status) if rejected and settings.rejection_status else None
         if not rejected:
@@ -201,12 +220,12 @@ class ZbpNotifier(Notifier):
                 (
                     PayloadKind.STATUS,
                     ZbpStatusUpdate(
-                        applicationId=application.id,
+                        applicationId=zbp_application_id,
                         status=status,
                         publicServiceName={"de": service},
                         senderName=settings.sender_name,
                         createdDate=receipt.created_at,
-                        statusDetails={"de": texts.status.format(**values)[:1000]},
+                        statusDetails={"de": status_text(texts.status.format(**values))},
                     ),
                 )
             )
@@ -221,7 +240,7 @@ class ZbpNotifier(Notifier):
                     title=texts.title.format(**values)[:255],
                     content=texts.content.format(**values),
                     service=service,
-                    applicationId=application.id,
+                    applicationId=zbp_application_id,
                     reference=file_number or application.id,
                 ),
             )

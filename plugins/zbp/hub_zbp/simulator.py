@@ -70,7 +70,10 @@ class SimulatorOptions(BaseModel):
         (), description="author certificates accepted (PEM or paths; comma-separated); empty: any"
     )
     mailboxes: tuple[str, ...] = Field((), description="known mailbox handles; empty: every handle exists")
-    required_role: str | None = Field("ROLE_SENDER", description="role the author token must grant")
+    required_role: str | None = Field("THIRD_PARTY", description="role the author token must grant")
+    signer_is_common_name: bool = Field(
+        True, description="the author token's signer must be the author certificate's CN"
+    )
     leeway_seconds: float = Field(30.0, ge=0, le=600, description="clock skew allowed for iat/exp")
     max_token_lifetime_seconds: int = Field(3600, ge=1, description="longest exp - iat accepted")
     max_body: int = Field(1024**2, ge=1024, description="largest request body in bytes")
@@ -127,6 +130,7 @@ class ZbpState:
         self.policy = Policy(
             trusted=tuple(trusted),
             required_role=options.required_role,
+            signer_is_common_name=options.signer_is_common_name,
             leeway_seconds=options.leeway_seconds,
             max_token_lifetime_seconds=options.max_token_lifetime_seconds,
         )

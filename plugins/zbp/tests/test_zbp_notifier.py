@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hub_zbp.config import ZbpConfig
-from hub_zbp.envelope import PayloadKind, ZbpStatus, seal
+from hub_zbp.envelope import PayloadKind, ZbpStatus, application_uuid, seal
 from hub_zbp.keys import GeneratedAuthor
 from hub_zbp.notifier import idempotency_key
 from hub_zbp.transport import Accepted, Submission, Transport
@@ -47,24 +48,24 @@ async def test_receipt_puts_signed_status_and_message_into_the_mailbox(
     (message,) = zbp.state.messages(MAILBOX)
     status_payload = status.answer()["payload"]
     assert status_payload["status"] == "RECEIVED"
-    assert status_payload["applicationId"] == app.id
+    # a UUID, derived from the application id: the same for every re-send
+    assert uuid.UUID(status_payload["applicationId"]).version == 5
+    assert status_payload["applicationId"] == application_uuid(app.id)
     assert status_payload["publicServiceName"] == {"de": "Jagdschein beantragen"}
     assert status_payload["senderName"] == SENDER
-    assert status_payload["statusDetails"] == {
-        "de": f"Ihr Antrag ist eingegangen. Aktenzeichen: {FILE_NUMBER}"
-    }
+    assert status_payload["statusDetails"] == {"de": f"Eingegangen, Aktenzeichen {FILE_NUMBER}"}
     assert status_payload["createdDate"].endswith("Z")
     message_payload = message.answer()["payload"]
     assert message_payload["mailboxUuid"] == MAILBOX
     assert message_payload["reference"] == FILE_NUMBER
     assert message_payload["stork_qaa_level"] == TrustLevel.SUBSTANTIELL.rank == 3
-    assert message_payload["applicationId"] == app.id
+    assert message_payload["applicationId"] == status_payload["applicationId"]
     assert message_payload["service"] == "Jagdschein beantragen"
     assert FILE_NUMBER in message_payload["content"]
     assert message_payload["sender"] == SENDER
     for item in (status, message):
         assert item.opened.signer == SIGNER
-        assert item.opened.roles == ("ROLE_SENDER",)
+        assert item.opened.roles == ("THIRD_PARTY",)
         assert item.opened.certificate_sha256 == author.author().fingerprint
         assert (item.opened.expires_at - item.opened.issued_at).total_seconds() == 300
 
@@ -112,7 +113,7 @@ async def test_envelope_verifies_with_the_certificates_key(
         )
         assert jwt.get_unverified_header(envelope.authorToken)["alg"] == "RS512"
         claims = jwt.decode(envelope.authorToken, key, algorithms=["RS512"])
-        assert claims["signer"] == SIGNER and claims["roles"] == ["ROLE_SENDER"]
+        assert claims["signer"] == SIGNER and claims["roles"] == ["THIRD_PARTY"]
         assert 0 < claims["exp"] - claims["iat"] <= 300
 
 
@@ -122,19 +123,21 @@ async def test_rejection_sends_the_reason_with_status_completed(
     zbp = await start_zbp()
     notifier = make_notifier(connector_context, author, zbp.url)
     app = application(file_number=None, level=TrustLevel.NORMAL)
-    reason = "trust level too low: normal achieved, substantiell required"
+    # the core's reason is for the journal; the citizen reads the German text of the code
+    reason = "Vertrauensniveau zu niedrig: normal erreicht, substantiell erforderlich"
+    german = "Das Vertrauensniveau der Anmeldung reicht nicht."
 
-    await notifier.notify(app, receipt(app, ReceiptKind.REJECTED, reason))
+    await notifier.notify(app, receipt(app, ReceiptKind.REJECTED, reason, "level-too-low"))
 
     (message,) = zbp.state.messages(MAILBOX)
     payload = message.answer()["payload"]
-    assert reason in payload["content"]
+    assert f"Grund: {german}" in payload["content"]
     assert payload["reference"] == app.id  # no Aktenzeichen was assigned
     assert payload["stork_qaa_level"] == 2
     assert "nicht angenommen" in payload["title"]
     (status,) = zbp.state.status_updates(MAILBOX)
     assert status.answer()["payload"]["status"] == "COMPLETED"
-    assert reason in status.answer()["payload"]["statusDetails"]["de"]
+    assert status.answer()["payload"]["statusDetails"]["de"] == german
 
 
 @pytest.mark.parametrize(("setting", "expected"), [("ACTION_REQUIRED", ["ACTION_REQUIRED"]), (None, [])])
@@ -166,6 +169,44 @@ async def test_texts_are_configurable(
     assert message.answer()["payload"]["content"] == f"Danke. {SENDER}"
 
 
+async def test_status_text_is_cut_to_50_characters_at_a_word_boundary(
+    start_zbp: StartZbp, connector_context: ConnectorContext, author: GeneratedAuthor
+) -> None:
+    zbp = await start_zbp()
+    status = "Ihr Antrag ist eingegangen und wird bearbeitet. Aktenzeichen: {reference}"
+    texts = {"received": {"title": "Eingang", "content": "Danke.", "status": status}}
+    notifier = make_notifier(connector_context, author, zbp.url, texts=texts)
+    app = application()
+    await notifier.notify(app, receipt(app))
+    (update,) = zbp.state.status_updates(MAILBOX)
+    details = update.answer()["payload"]["statusDetails"]["de"]
+    assert details == "Ihr Antrag ist eingegangen und wird bearbeitet…"
+    assert len(details) <= 50
+
+
+async def test_signer_is_the_certificate_common_name(
+    start_zbp: StartZbp, connector_context: ConnectorContext, author: GeneratedAuthor
+) -> None:
+    zbp = await start_zbp()
+    notifier = make_notifier(connector_context, author, zbp.url)
+    assert notifier.signer == "Rhein-Sieg-Kreis ZBP" == SIGNER
+    # the author certificate is reported to /metrics
+    (certificate,) = notifier.certificates()
+    assert (certificate.name, certificate.not_after) == (
+        "author",
+        author.author().certificate.not_valid_after_utc,
+    )
+    # a signer that is not the certificate's CN is refused by the receiving side
+    other = make_notifier(connector_context, author, zbp.url, signer="rhein-sieg-kreis")
+    app = application()
+    with pytest.raises(Permanent):
+        await other.notify(app, receipt(app))
+    assert "CN" in zbp.state.refusals[-1]["error"]
+    await notifier.notify(app, receipt(app))
+    (message,) = zbp.state.messages(MAILBOX)
+    assert message.opened.signer == SIGNER and message.opened.roles == ("THIRD_PARTY",)
+
+
 async def test_sending_again_puts_nothing_twice_into_the_mailbox(
     start_zbp: StartZbp, connector_context: ConnectorContext, author: GeneratedAuthor
 ) -> None:
@@ -178,7 +219,7 @@ async def test_sending_again_puts_nothing_twice_into_the_mailbox(
     first = await notifier.transport.send(
         Submission(
             kind=PayloadKind.STATUS,
-            envelope=seal(status_payload, author.author(), SIGNER, ["ROLE_SENDER"]),
+            envelope=seal(status_payload, author.author(), SIGNER, ["THIRD_PARTY"]),
             mailbox=MAILBOX,
             idempotency_key=idempotency_key(app.id, ReceiptKind.RECEIVED, PayloadKind.STATUS),
         )

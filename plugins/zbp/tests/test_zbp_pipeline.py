@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hub_zbp.envelope import application_uuid
 from hub_zbp.keys import GeneratedAuthor
 from zbp_helpers import StartZbp, Zbp, notifier_settings
 
@@ -108,7 +109,7 @@ async def test_filed_application_gets_received_status_with_aktenzeichen(
     (status,) = zbp.state.status_updates("pk-e2e-1")
     (message,) = zbp.state.messages("pk-e2e-1")
     assert status.answer()["payload"]["status"] == "RECEIVED"
-    assert status.answer()["payload"]["applicationId"] == application_id
+    assert status.answer()["payload"]["applicationId"] == application_uuid(application_id)
     assert stored.file_number in status.answer()["payload"]["statusDetails"]["de"]
     assert message.answer()["payload"]["reference"] == stored.file_number
     assert message.answer()["payload"]["stork_qaa_level"] == 3
@@ -156,4 +157,9 @@ async def test_rejected_application_gets_the_reason_in_the_mailbox(
     await running.wait_for(receipt_sent, what="the rejection receipt")
     assert (await running.journal.get_summary(application_id)).state == ApplicationState.REJECTED
     (message,) = zbp.state.messages("pk-e2e-4")
-    assert "trust level too low" in message.answer()["payload"]["content"]
+    content = message.answer()["payload"]["content"]
+    assert "Grund: Das Vertrauensniveau der Anmeldung reicht nicht." in content
+    (status,) = zbp.state.status_updates("pk-e2e-4")
+    assert status.answer()["payload"]["statusDetails"] == {
+        "de": "Das Vertrauensniveau der Anmeldung reicht nicht."
+    }

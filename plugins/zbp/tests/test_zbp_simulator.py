@@ -27,7 +27,9 @@ from zbp_helpers import MAILBOX, SIGNER, StartZbp
 
 MESSAGES = "/api/v1/messages"
 STATUS = "/api/v1/status"
-ROLES = ["ROLE_SENDER"]
+ROLES = ["THIRD_PARTY"]
+APP_1 = "6f1c2a9e-3b1d-5c7e-9a2b-0d4e8f6a1b2c"
+APP_2 = "0b7d9c4e-2a6f-5e1d-8c3b-7f9a1e2d4c6b"
 
 
 def message(**changes: Any) -> ZbpMessage:
@@ -38,7 +40,7 @@ def message(**changes: Any) -> ZbpMessage:
         "title": "Eingangsbestätigung",
         "content": "Ihr Antrag ist eingegangen. Aktenzeichen: 32.3-2026-00001",
         "service": "Jagdschein",
-        "applicationId": "app_1",
+        "applicationId": APP_1,
         "reference": "32.3-2026-00001",
     }
     return ZbpMessage(**{**values, **changes})
@@ -46,7 +48,7 @@ def message(**changes: Any) -> ZbpMessage:
 
 def status_update(**changes: Any) -> ZbpStatusUpdate:
     values: dict[str, Any] = {
-        "applicationId": "app_1",
+        "applicationId": APP_1,
         "status": ZbpStatus.RECEIVED,
         "publicServiceName": {"de": "Jagdschein"},
         "senderName": "Rhein-Sieg-Kreis",
@@ -110,7 +112,7 @@ async def test_idempotency_key(start_zbp: StartZbp, author: GeneratedAuthor) -> 
     assert (first_status, again_status) == (201, 200)
     assert again == {"id": first["id"], "duplicate": True}
     assert len(zbp.state.messages(MAILBOX)) == 1
-    status, answer = await zbp.post(MESSAGES, sealed(author, message(applicationId="app_2")), key)
+    status, answer = await zbp.post(MESSAGES, sealed(author, message(applicationId=APP_2)), key)
     assert status == 422 and "Idempotency-Key" in answer["error"]
     status, _ = await zbp.post(
         STATUS, sealed(author, status_update()), {**key, "X-Mailbox-Uuid": MAILBOX}
@@ -185,7 +187,7 @@ async def test_refuses_bad_author_tokens(start_zbp: StartZbp, author: GeneratedA
         assert status == 401 and text in answer["error"], (text, answer)
     wrong_role = token(author, {"iat": t, "exp": t + 60, "signer": SIGNER, "roles": ["ROLE_READER"]})
     status, answer = await zbp.post(MESSAGES, {**good, "authorToken": wrong_role})
-    assert status == 403 and "ROLE_SENDER" in answer["error"]
+    assert status == 403 and "THIRD_PARTY" in answer["error"]
     assert zbp.state.items == []
 
 
@@ -215,6 +217,9 @@ async def test_refuses_payloads_outside_the_schema(start_zbp: StartZbp, author: 
         ({**good_status, "createdDate": "gestern"}, "createdDate"),
         ({**good_status, "createdDate": "2026-03-01T09:30:00"}, "time zone"),
         ({**good_status, "extra": "x"}, "extra"),
+        # the ZBP keeps 50 characters of a status text and knows applications by UUID
+        ({**good_status, "statusDetails": {"de": "x" * 51}}, "statusDetails"),
+        ({**good_status, "applicationId": "app_1"}, "applicationId"),
     ]
     for payload, field in status_cases:
         status, answer = await zbp.post(STATUS, with_content(author, json.dumps(payload)), mailbox)
@@ -225,6 +230,7 @@ async def test_refuses_payloads_outside_the_schema(start_zbp: StartZbp, author: 
         ({**good_message, "stork_qaa_level": "3"}, "stork_qaa_level"),
         ({k: v for k, v in good_message.items() if k != "mailboxUuid"}, "mailboxUuid"),
         ({**good_message, "title": ""}, "title"),
+        ({**good_message, "applicationId": "app_1"}, "applicationId"),
     ]
     for payload, field in message_cases:
         status, answer = await zbp.post(MESSAGES, with_content(author, json.dumps(payload)))

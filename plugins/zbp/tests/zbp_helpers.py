@@ -14,7 +14,7 @@ from hub_zbp.simulator import ZbpState
 
 from hub import Application, ConnectorContext, Identity, Party, Receipt, ReceiptKind, TrustLevel
 
-SIGNER = "rhein-sieg-kreis"
+SIGNER = "Rhein-Sieg-Kreis ZBP"  # the CN of the `author` fixture's certificate
 SENDER = "Rhein-Sieg-Kreis"
 FILE_NUMBER = "32.3-2026-00001"
 MAILBOX = "pk-4711-3f2a"
@@ -51,7 +51,6 @@ def notifier_settings(author: GeneratedAuthor, base_url: str, **settings: Any) -
         "base_url": base_url,
         "author_key": author.key_pem,
         "author_certificate": author.certificate_pem,
-        "signer": SIGNER,
         "sender_name": SENDER,
         "services": {"jagdschein": "Jagdschein beantragen"},
         "timeout_seconds": 5,
@@ -85,9 +84,14 @@ def application(
     )
 
 
-def receipt(app: Application, kind: ReceiptKind = ReceiptKind.RECEIVED, reason: str | None = None) -> Receipt:
+def receipt(
+    app: Application,
+    kind: ReceiptKind = ReceiptKind.RECEIVED,
+    reason: str | None = None,
+    code: str | None = None,
+) -> Receipt:
     """The receipt the core's notify step hands the notifier."""
-    return Receipt(application_id=app.id, kind=kind, file_number=app.file_number, reason=reason)
+    return Receipt(application_id=app.id, kind=kind, file_number=app.file_number, reason=reason, code=code)
 
 
 def closed_loopback_port() -> int:

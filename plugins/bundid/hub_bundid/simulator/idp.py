@@ -20,6 +20,7 @@ import copy
 import os
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -64,6 +65,8 @@ OTHER_ISSUER = "https://other-idp.example/idp"
 TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
 POST_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
 MAX_TEMPLATE_BYTES = 1024**2
+BPK2_OID = "urn:oid:1.3.6.1.4.1.25484.494450.3"
+BIRTHDATE_OID = "urn:oid:1.2.40.0.10.2.1.1.55"
 # the means a login at that level is made with, when only the level is asked for
 MEANS_FOR_RANK = {1: "Benutzername", 2: None, 3: "Elster", 4: "eID"}
 LEVEL_NAMES = {
@@ -82,7 +85,7 @@ class Fault(StrEnum):
     OTHER_KEY = "other-key"  # signed by a key that is not in the metadata
     ALTERED = "altered"  # a value changed after signing
     WRAPPED = "wrapped"  # a forged unsigned assertion before the genuine signed one
-    EXPIRED = "expired"  # validity ended an hour ago
+    EXPIRED = "expired"  # issued a day ago: validity (and any forwarding grace) long over
     NOT_YET_VALID = "not-yet-valid"  # validity starts in an hour
     WRONG_AUDIENCE = "wrong-audience"  # issued for another service provider
     WRONG_DESTINATION = "wrong-destination"  # addressed to another ACS
@@ -91,6 +94,8 @@ class Fault(StrEnum):
     REPLAYED = "replayed"  # the previous response again, byte for byte
     LEVEL_TOO_LOW = "level-too-low"  # STORK-QAA-Level-1 by Benutzername
     DOCTYPE = "doctype"  # a DOCTYPE with an entity (for the hardened parser)
+    MULTIVALUED = "multivalued"  # bPK2 with a second value (signed)
+    DUPLICATED_ATTRIBUTE = "duplicated-attribute"  # the birth date twice, other value second (signed)
 
 
 class SimulatorError(ValueError):
@@ -375,7 +380,7 @@ class IdpSimulator:
         achieved, means = self._level_and_means(level, means, fault)
         moment = now or datetime.now(UTC)
         if fault is Fault.EXPIRED:
-            moment -= timedelta(hours=1)
+            moment -= timedelta(days=1)
         elif fault is Fault.NOT_YET_VALID:
             moment += timedelta(hours=1)
         audience = OTHER_AUDIENCE if fault is Fault.WRONG_AUDIENCE else audience or self.sp_entity_id
@@ -425,6 +430,10 @@ class IdpSimulator:
         if conditions is not None:
             conditions.set("NotBefore", _instant(moment - timedelta(seconds=5)))
             conditions.set("NotOnOrAfter", _instant(moment + self.validity))
+        if fault is Fault.MULTIVALUED:
+            self._second_value(assertion, BPK2_OID, copy_attribute=False)
+        elif fault is Fault.DUPLICATED_ATTRIBUTE:
+            self._second_value(assertion, BIRTHDATE_OID, copy_attribute=True)
         if fault is not Fault.UNSIGNED:
             keys = self._other_key_pair() if fault is Fault.OTHER_KEY else self.keys
             signed = self._sign(assertion, keys)
@@ -438,6 +447,24 @@ class IdpSimulator:
             root = self._sign(root, self.keys)
         self.last_assertion_id = the_id
         return self._finish(root, fault)
+
+    def custom_response(
+        self, mutate: Callable[[etree._Element], None], person_id: str = "U01", **kwargs: Any
+    ) -> str:
+        """A base64 response whose Assertion `mutate` changed before it was signed with the IdP's key.
+
+        For what a correctly signing IdP (or a test toolchain holding its key) could still get wrong:
+        odd conditions, missing statements, malformed times. `kwargs` as for `response`.
+        """
+        document = self.response_xml(person_id, fault=Fault.UNSIGNED, **kwargs)
+        root = parse_xml(document, limit=MAX_TEMPLATE_BYTES)
+        assertion = root.find("saml:Assertion", NS)
+        assert assertion is not None
+        mutate(assertion)
+        root.replace(assertion, self._sign(assertion, self.keys))
+        encoded = base64.b64encode(self._finish(root, None)).decode("ascii")
+        self.last_response = encoded
+        return encoded
 
     def _finish(self, root: etree._Element, fault: Fault | None) -> bytes:
         body: bytes = etree.tostring(root, encoding="UTF-8")
@@ -521,6 +548,25 @@ class IdpSimulator:
             element, key=keys.key, cert=[keys.certificate], reference_uri=f"#{element.get('ID')}"
         )
         return signed
+
+    @staticmethod
+    def _second_value(assertion: etree._Element, oid: str, *, copy_attribute: bool) -> None:
+        """Give the attribute `oid` a second, different value: in it, or in a copy of it after it."""
+        for attribute in assertion.findall("saml:AttributeStatement/saml:Attribute", NS):
+            if attribute.get("Name") != oid:
+                continue
+            target = copy.deepcopy(attribute) if copy_attribute else attribute
+            first = target.find("saml:AttributeValue", NS)
+            if first is None:
+                continue
+            value = copy.deepcopy(first)
+            value.text = "1970-01-01" if oid == BIRTHDATE_OID else "Mallory-" + (value.text or "")
+            if copy_attribute:  # the copy carries only the other value
+                target.remove(first)
+                attribute.addnext(target)
+            target.append(value)
+            return
+        raise SimulatorError(f"the person has no attribute {oid} to duplicate")
 
     @staticmethod
     def _alter(assertion: etree._Element) -> None:
