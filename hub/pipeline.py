@@ -10,8 +10,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import multiprocessing
-import signal
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -48,6 +46,7 @@ from hub.models import (
     Receipt,
     ReceiptKind,
 )
+from hub.processes import helper_pool
 from hub.routes import Router
 
 log = logging.getLogger(__name__)
@@ -350,11 +349,7 @@ class Pipeline:
             # A rendition costs ~0.1 s of CPU (font parsing, subsetting). In a process of its own it
             # uses another core and never holds this interpreter's lock against intake.
             if self._render_pool is None:
-                self._render_pool = ProcessPoolExecutor(
-                    max_workers=self.render_processes,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_ignore_interrupts,
-                )
+                self._render_pool = helper_pool(self.render_processes)
             loop = asyncio.get_running_loop()
             pdf = await loop.run_in_executor(
                 self._render_pool, render_application_json, shown.model_dump_json(), labels, title
@@ -409,8 +404,3 @@ def _akte_key(target: str, record: FileRecord) -> str | None:
         return None
     identity = json.dumps([target, record.akte.type, sorted(record.akte.search.items())], ensure_ascii=False)
     return "akte:" + hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]
-
-
-def _ignore_interrupts() -> None:
-    # Ctrl-C reaches the whole process group; the hub stops its render processes itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -198,7 +198,11 @@ class Journal(Protocol):
     """The store behind the bus. All methods are safe to call concurrently from one event loop."""
 
     async def open(self) -> None:
-        """Create or migrate the schema, make the store ready."""
+        """Create or migrate the schema, make the store ready.
+
+        A backend used by one process only takes an exclusive lock first and raises `JournalInUse` if
+        another process holds it, before touching anything.
+        """
 
     async def close(self) -> None:
         """Flush and release the store."""
@@ -209,7 +213,8 @@ class Journal(Protocol):
     async def recover(self) -> int:
         """After a crash of the only process using this store: release every lease. Returns count.
 
-        Only backends used by a single process may do this at start; shared backends rely on expiry.
+        Only backends used by a single process may do this at start (under the lock `open` took);
+        shared backends rely on expiry.
         """
 
     async def intake(

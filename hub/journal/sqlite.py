@@ -38,6 +38,7 @@ from hub.journal.base import (
     TaskSpec,
     TaskState,
 )
+from hub.journal.lock import JournalLock
 from hub.models import Application, ApplicationState, Event
 
 log = logging.getLogger(__name__)
@@ -136,9 +137,15 @@ def _connect(path: str) -> sqlite3.Connection:
 class SqliteJournal:
     """The journal in one SQLite file."""
 
-    def __init__(self, path: Path | str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: Path | str, clock: Callable[[], float] = time.time, *, read_only: bool = False
+    ) -> None:
         self.path = str(path)
         self.clock = clock
+        # Read-only: for commands that only look (no lock, no writer, no recovery); a running hub may
+        # own the file meanwhile, which WAL readers do not disturb.
+        self.read_only = read_only
+        self._lock: JournalLock | None = None
         self._queue: queue.SimpleQueue[tuple[WriteOp, Future[Any]] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._reader: ThreadPoolExecutor | None = None
@@ -151,6 +158,32 @@ class SqliteJournal:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def open(self) -> None:
+        if self.read_only:
+            self._open_read_only()
+            return
+        if self.path != ":memory:":
+            # Before anything touches the file: a second process gets `JournalInUse` and changes nothing.
+            self._lock = JournalLock(self.path)
+            self._lock.acquire()
+        try:
+            await self._open_writable()
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _open_read_only(self) -> None:
+        if self.path != ":memory:" and not Path(self.path).is_file():
+            raise FileNotFoundError(f"no journal at {self.path}")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-reader")
+        self._read_conn = _connect(self.path)
+        self._read_conn.execute("PRAGMA query_only=ON")
+
+    def _release_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+    async def _open_writable(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = _connect(self.path)
@@ -189,6 +222,7 @@ class SqliteJournal:
         if self._read_conn is not None:
             self._read_conn.close()
             self._read_conn = None
+        self._release_lock()
 
     async def ping(self) -> None:
         await self._write(lambda c: c.execute("SELECT 1 FROM meta LIMIT 1").fetchall())
@@ -266,7 +300,7 @@ class SqliteJournal:
 
     async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None:
-            raise RuntimeError("journal is not open")
+            raise RuntimeError("journal is opened read-only" if self.read_only else "journal is not open")
         fut: Future[T] = Future()
         self._queue.put((op, fut))
         return await asyncio.wrap_future(fut)
