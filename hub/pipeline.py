@@ -43,6 +43,7 @@ from hub.models import (
     Delivery,
     Event,
     FileRecord,
+    FolderSpec,
     Receipt,
     ReceiptKind,
 )
@@ -138,7 +139,7 @@ class Pipeline:
                 app, [received, rejected], tasks, ApplicationState.REJECTED, reason, intake.rejection.code
             )
         else:
-            first = self._task(IDENTIFY, route.identity.via) if route.identity else self._task(MAP, "")
+            first = self._task(IDENTIFY, route.identity.via) if route.identity else self._map_task(route)
             result = await self.journal.intake(app, [received], [first])
         self.metrics.intakes.labels(app.source, str(result.duplicate).lower()).inc()
         if not result.duplicate:
@@ -158,7 +159,7 @@ class Pipeline:
         """Verify the applicant's identity and the route's minimum trust level."""
         app, route = await self._load(task)
         if route.identity is None:
-            return Completion(tasks=[self._task(MAP, "")])
+            return Completion(tasks=[self._map_task(route)])
         provider = self._connector(task.target, IdentityProvider)
         minimum = route.identity.min_level
         try:
@@ -191,7 +192,7 @@ class Pipeline:
                     },
                 )
             ],
-            tasks=[self._task(MAP, "")],
+            tasks=[self._map_task(route)],
             state=ApplicationState.PROCESSING,
         )
 
@@ -223,20 +224,16 @@ class Pipeline:
         """Turn the application into the record every target receives (the route's mapping file)."""
         app, route = await self._load(task)
         mapping = self.mappings.get(route.name)
-        patch = None
         if mapping is None:
             record = default_record(app)
         else:
-            file_number = await mapping.draw_file_number(app, self.journal.next_sequence)
+            file_number = await self._file_number(app, route, mapping)
             rendition = None
             if mapping.needs_rendition:
                 rendition = await self._render(app, mapping, file_number)
             record = mapping.render(app, file_number, rendition)
-            if file_number is not None:
-                patch = ApplicationPatch(file_number=file_number)
         return Completion(
             result=record.model_dump(mode="json"),
-            patch=patch,
             events=[
                 Event(
                     application_id=app.id,
@@ -248,6 +245,28 @@ class Pipeline:
             tasks=[self._task(DELIVER, target, _akte_key(target, record)) for target in route.to],
             state=ApplicationState.PROCESSING,
         )
+
+    async def _file_number(self, app: Application, route: RouteConfig, mapping: MappingFile) -> str | None:
+        """The application's one Aktenzeichen: decided once, before the rendition prints it.
+
+        Decided here rather than when the e-file answers, because the rendition filed into the Akte
+        shows it. An Akte the targets already hold for this applicant keeps its number (asked first);
+        only otherwise is a number drawn, in the same transaction that records it on the application,
+        so a retried or replayed step reuses it and the sequence has no gaps. Receipts read it from
+        the application.
+        """
+        if app.file_number:
+            return app.file_number
+        akte = mapping.akte_lookup(app)
+        found = None
+        holder = self._akte_holder(route)
+        if akte is not None and holder is not None:
+            found = await holder.existing_file_number(akte)
+        sequence = mapping.file_number_sequence(app)
+        if sequence is None and found is None:
+            return None
+        key = None if akte is None else _akte_identity(akte)
+        return await self.journal.assign_file_number(app.id, sequence, found=found, akte_key=key)
 
     async def deliver(self, task: Task) -> Completion:
         """Deliver the record to one target."""
@@ -363,6 +382,23 @@ class Pipeline:
             pool, self._render_pool = self._render_pool, None
             await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
 
+    def _akte_holder(self, route: RouteConfig) -> Sink | None:
+        """The route's first target that can tell an existing Akte's number, if its mapping has an Akte."""
+        mapping = self.mappings.get(route.name)
+        if mapping is None or not mapping.finds_akte:
+            return None
+        for target in route.to:
+            sink = self.connectors.get(target)
+            if isinstance(sink, Sink) and type(sink).existing_file_number is not Sink.existing_file_number:
+                return sink
+        return None
+
+    def _map_task(self, route: RouteConfig) -> TaskSpec:
+        # Mapping asks the e-file for an existing Akte: that target's retry policy and capacity govern it,
+        # and a failure is shown against it.
+        holder = self._akte_holder(route)
+        return self._task(MAP, holder.name if holder is not None else "")
+
     # -- helpers -----------------------------------------------------------------------------------
 
     def _task(self, step: str, target: str, key: str | None = None) -> TaskSpec:
@@ -402,5 +438,10 @@ def _akte_key(target: str, record: FileRecord) -> str | None:
     """
     if record.akte is None or not record.akte.search:
         return None
-    identity = json.dumps([target, record.akte.type, sorted(record.akte.search.items())], ensure_ascii=False)
+    return _akte_identity(record.akte, target)
+
+
+def _akte_identity(akte: FolderSpec, *scope: str) -> str:
+    """One Akte (its type and search fields), as a short key."""
+    identity = json.dumps([*scope, akte.type, sorted(akte.search.items())], ensure_ascii=False)
     return "akte:" + hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]

@@ -12,7 +12,7 @@ Time is plain POSIX seconds from the journal's clock (injectable for tests). Bac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -102,6 +102,15 @@ class ApplicationPatch:
         if self.applicant is not None:
             update["applicant"] = self.applicant
         return app.model_copy(update=update) if update else app
+
+
+@dataclass(frozen=True)
+class FileNumberSequence:
+    """Where a new Aktenzeichen comes from: the next value of a named sequence in a period, composed."""
+
+    name: str
+    period: str
+    compose: Callable[[int], str]  # sequence value -> Aktenzeichen (pure: runs inside the transaction)
 
 
 @dataclass(frozen=True)
@@ -304,6 +313,21 @@ class Journal(Protocol):
 
     async def next_sequence(self, name: str, period: str) -> int:
         """The next number of a named sequence in a period (e.g. file numbers per year): 1, 2, ..."""
+
+    async def assign_file_number(
+        self,
+        application_id: str,
+        sequence: FileNumberSequence | None,
+        *,
+        found: str | None = None,
+        akte_key: str | None = None,
+    ) -> str | None:
+        """Decide the application's Aktenzeichen once, in one transaction that also records it on it.
+
+        Kept if the application has one already (a retried or replayed step draws nothing); else the
+        number `found` on the existing Akte; else the number this journal gave the Akte `akte_key`
+        earlier (its first application is not filed yet); else the next number of `sequence`.
+        """
 
     async def stats(self) -> JournalStats:
         """Counts by state for metrics."""

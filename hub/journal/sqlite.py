@@ -29,8 +29,10 @@ from hub.journal.base import (
     Abandoned,
     ActionRefused,
     ApplicationFilter,
+    ApplicationPatch,
     ApplicationSummary,
     Completion,
+    FileNumberSequence,
     IntakeResult,
     JournalStats,
     LeaseLost,
@@ -106,6 +108,11 @@ CREATE TABLE IF NOT EXISTS sequences (
     period TEXT NOT NULL,
     value INTEGER NOT NULL,
     PRIMARY KEY (name, period)
+);
+CREATE TABLE IF NOT EXISTS akte_file_numbers (
+    akte_key TEXT PRIMARY KEY,
+    file_number TEXT NOT NULL,
+    application_id TEXT NOT NULL REFERENCES applications (id)
 );
 """
 
@@ -637,6 +644,49 @@ class SqliteJournal:
                 (name, period),
             ).fetchone()
             return int(row[0])
+
+        return await self._write(op)
+
+    async def assign_file_number(
+        self,
+        application_id: str,
+        sequence: FileNumberSequence | None,
+        *,
+        found: str | None = None,
+        akte_key: str | None = None,
+    ) -> str | None:
+        def op(c: sqlite3.Connection) -> str | None:
+            row = c.execute("SELECT file_number FROM applications WHERE id=?", (application_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"application {application_id} is not in the journal")
+            if row[0]:
+                return str(row[0])  # decided by an earlier attempt: a retry never draws again
+            number = found
+            if number is None and akte_key is not None:
+                known = c.execute(
+                    "SELECT file_number FROM akte_file_numbers WHERE akte_key=?", (akte_key,)
+                ).fetchone()
+                number = known[0] if known else None
+            if number is None and sequence is not None:
+                seq = c.execute(
+                    "INSERT INTO sequences (name, period, value) VALUES (?,?,1) "
+                    "ON CONFLICT (name, period) DO UPDATE SET value=value+1 RETURNING value",
+                    (sequence.name, sequence.period),
+                ).fetchone()
+                number = sequence.compose(int(seq[0]))
+            if number is None:
+                return None
+            if akte_key is not None:
+                # The e-file's own Akte (found) outranks what this hub decided for it earlier.
+                on_conflict = "DO UPDATE SET file_number=excluded.file_number" if found else "DO NOTHING"
+                c.execute(
+                    "INSERT INTO akte_file_numbers (akte_key, file_number, application_id) VALUES (?,?,?) "
+                    f"ON CONFLICT (akte_key) {on_conflict}",
+                    (akte_key, number, application_id),
+                )
+            patch = Completion(patch=ApplicationPatch(file_number=number))
+            _update_application(c, application_id, patch, self.clock())
+            return number
 
         return await self._write(op)
 
