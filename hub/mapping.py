@@ -9,9 +9,10 @@ does not have is an error naming the field and the place in the mapping file, ne
 
 Filters: ``date`` (dates and times, in German local time), ``sortname``, ``initials``, ``ascii``
 (names for systems that cannot store them), ``lookup`` (tables defined in the mapping file), plus what
-plugins add via `aktenhub_mapping_filters`. ``file_number`` holds the Aktenzeichen drawn from the
-mapping's number pattern (e.g. ``63-{year}-{seq:05d}``); its sequence lives in the journal, per pattern
-and year, and a number once drawn is never drawn again.
+plugins add via `aktenhub_mapping_filters`. ``file_number`` holds the application's Aktenzeichen: the
+number of the applicant's existing Akte if the e-file has one, else one drawn from the mapping's number
+pattern (e.g. ``63-{year}-{seq:05d}``); its sequence lives in the journal, per pattern and year, and a
+number once drawn is never drawn again. The pipeline decides it (see `Pipeline._file_number`).
 
 Without a mapping file, `default_record` files the original submission and every attachment.
 """
