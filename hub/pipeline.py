@@ -279,6 +279,14 @@ class Pipeline:
 
         ctx = DeliveryContext(app, self.blobs, task.checkpoints, save, task.attempts)
         delivery = await sink.deliver(record, ctx)
+        if delivery.file_number and app.file_number and delivery.file_number != app.file_number:
+            # An Akte appeared after mapping (filed by hand meanwhile): the Akte's number wins for receipts,
+            # the rendition already filed shows the decided one. Rare, so made visible.
+            log.warning(
+                "Akte has another Aktenzeichen than decided application=%s target=%s",
+                app.id,
+                task.target,
+            )
         correlations = {f"{task.target}.{k}": v for k, v in delivery.correlations.items()}
         if delivery.reference:
             correlations.setdefault(task.target, delivery.reference)

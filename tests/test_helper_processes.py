@@ -6,6 +6,7 @@ import asyncio
 import os
 import random
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -99,3 +100,10 @@ async def test_render_processes_end_when_the_hub_is_killed(tmp_path: Path) -> No
             await hub.kill()
         for pid in alive(helpers):
             os.kill(pid, signal.SIGKILL)  # a failed run must not leave orphans on the test machine
+
+
+def test_a_helper_whose_parent_is_already_gone_ends_at_once() -> None:
+    # The race the death signal cannot cover: the parent died before the helper asked for it.
+    script = "from hub.processes import die_with_parent\ndie_with_parent(-1)\nprint('still running')"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "still running" not in done.stdout, done.stderr
