@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import yaml
@@ -311,15 +311,7 @@ def replay(
     try:
         count = _run(go())
     except JournalInUse as exc:
-        err.print(
-            f"{exc}\nuse the API of the running hub (POST /api/v1/applications/ID/replay or "
-            "/api/v1/replay) or stop it first",
-            style="bold red",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-        sys.exit(1)
+        _refuse_beside_running_hub(exc, "POST /api/v1/applications/ID/replay or /api/v1/replay")
     console.print(f"replayed {count} application(s); a running hub picks them up within seconds")
     if ids and count < len(ids):
         err.print(f"{len(ids) - count} of the given application(s) had no dead step")
@@ -349,6 +341,8 @@ def abandon(config_path: Path, application_id: str, reason: str, operator: str) 
 
     try:
         outcome = _run(go())
+    except JournalInUse as exc:
+        _refuse_beside_running_hub(exc, "POST /api/v1/applications/ID/abandon")
     except KeyError:
         err.print(f"no application {application_id}", markup=False)
         sys.exit(1)
@@ -359,6 +353,18 @@ def abandon(config_path: Path, application_id: str, reason: str, operator: str) 
         console.print(f"{application_id} was abandoned already", markup=False)
     else:
         console.print(f"abandoned {application_id}; {outcome.tasks} open step(s) ended", markup=False)
+
+
+def _refuse_beside_running_hub(exc: JournalInUse, api: str) -> NoReturn:
+    # The journal belongs to the running hub; changes to it go through that hub.
+    err.print(
+        f"{exc}\nuse the API of the running hub ({api}) or stop it first",
+        style="bold red",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    sys.exit(1)
 
 
 @main.group()

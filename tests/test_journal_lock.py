@@ -95,6 +95,9 @@ async def test_a_second_hub_refuses_to_start_and_the_first_keeps_its_lease(tmp_p
         replay = await asyncio.to_thread(_cli, "replay", "-c", str(config), "--all-dead")
         assert replay.exit_code == 1
         assert "use the API of the running hub" in replay.output
+        abandon = await asyncio.to_thread(_cli, "abandon", "-c", str(config), app_id, "--reason", "test")
+        assert abandon.exit_code == 1
+        assert "use the API of the running hub (POST /api/v1/applications/ID/abandon)" in abandon.output
         assert await running.journal.tasks(app_id) == before
     finally:
         await stop_hub(running)
