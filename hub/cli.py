@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import yaml
@@ -21,7 +21,7 @@ from rich.table import Table
 
 from hub.config import Configuration, load_config
 from hub.errors import ConfigError, PluginError
-from hub.journal import ApplicationFilter, open_journal
+from hub.journal import ApplicationFilter, JournalInUse, open_journal
 from hub.logs import setup_logging
 from hub.models import ApplicationState
 from hub.plugins import Plugins, load_plugins
@@ -83,7 +83,12 @@ def main(log_level: str, log_format: str) -> None:
 def run(config_path: Path) -> None:
     """Run the hub: HTTP server, workers and pollers, until SIGTERM or Ctrl-C."""
     plugins, config = _load(config_path)
-    _run(serve(config, plugins))
+    try:
+        _run(serve(config, plugins))
+    except JournalInUse as exc:
+        # Refused before anything was touched: the running hub's leases and port stay its own.
+        err.print(f"cannot start: {exc}", style="bold red", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
 
 
 async def serve(
@@ -212,14 +217,19 @@ def applications(
     )
 
     async def go() -> list[Any]:
-        journal = open_journal(config.hub.store)
+        # Only reads: works beside a running hub, which owns the journal.
+        journal = open_journal(config.hub.store, read_only=True)
         await journal.open()
         try:
             return await journal.list_applications(where, limit=limit)
         finally:
             await journal.close()
 
-    rows = _run(go())
+    try:
+        rows = _run(go())
+    except FileNotFoundError as exc:
+        err.print(str(exc), style="bold red", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
     if as_json:
         click.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
         return
@@ -298,7 +308,10 @@ def replay(
         finally:
             await journal.close()
 
-    count = _run(go())
+    try:
+        count = _run(go())
+    except JournalInUse as exc:
+        _refuse_beside_running_hub(exc, "POST /api/v1/applications/ID/replay or /api/v1/replay")
     console.print(f"replayed {count} application(s); a running hub picks them up within seconds")
     if ids and count < len(ids):
         err.print(f"{len(ids) - count} of the given application(s) had no dead step")
@@ -328,6 +341,8 @@ def abandon(config_path: Path, application_id: str, reason: str, operator: str) 
 
     try:
         outcome = _run(go())
+    except JournalInUse as exc:
+        _refuse_beside_running_hub(exc, "POST /api/v1/applications/ID/abandon")
     except KeyError:
         err.print(f"no application {application_id}", markup=False)
         sys.exit(1)
@@ -338,6 +353,18 @@ def abandon(config_path: Path, application_id: str, reason: str, operator: str) 
         console.print(f"{application_id} was abandoned already", markup=False)
     else:
         console.print(f"abandoned {application_id}; {outcome.tasks} open step(s) ended", markup=False)
+
+
+def _refuse_beside_running_hub(exc: JournalInUse, api: str) -> NoReturn:
+    # The journal belongs to the running hub; changes to it go through that hub.
+    err.print(
+        f"{exc}\nuse the API of the running hub ({api}) or stop it first",
+        style="bold red",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    sys.exit(1)
 
 
 @main.group()

@@ -26,6 +26,7 @@ from hub.models import (
     Application,
     Delivery,
     FileRecord,
+    FolderSpec,
     Identity,
     Party,
     Receipt,
@@ -307,6 +308,15 @@ class Sink(Connector):
     async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
         """Deliver the record; return what was created (ids, file number)."""
         raise NotImplementedError
+
+    async def existing_file_number(self, akte: FolderSpec) -> str | None:
+        """The Aktenzeichen of the Akte `akte.search` finds in the target, if one exists.
+
+        Asked before an application's Aktenzeichen is decided, so that an existing Akte's number is the
+        one printed on the rendition and sent in receipts. None: no such Akte, or the target cannot
+        tell (the default). Raise `Retryable` when the target cannot be asked right now.
+        """
+        return None
 
 
 class Notifier(Connector):

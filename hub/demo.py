@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -28,6 +29,7 @@ from hub.config import config_from_dict
 from hub.errors import ConfigError, PluginError
 from hub.http import make_runner
 from hub.journal import ApplicationFilter
+from hub.journal.lock import in_use
 from hub.models import ApplicationState
 from hub.plugins import load_plugins
 from hub.runtime import Hub
@@ -520,6 +522,11 @@ async def _start(data_dir: Path, port: int, sim_ports: dict[str, int]) -> _Servi
 
 async def run_demo(data_dir: Path, port: int, once: bool, enaio_port: int = 8095) -> int:
     """Run the demo; returns the process exit code."""
+    busy = in_use(data_dir / "journal.db")
+    if busy is not None:
+        # Wiping the directory would pull the journal from under the hub that owns it.
+        console.print(f"[red]demo cannot start:[/] {escape(str(busy))} (try --data)", highlight=False)
+        return 2
     await asyncio.to_thread(_fresh_directory, data_dir)
     previous = _log_to_file(data_dir / "hub.log")
     try:

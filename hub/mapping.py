@@ -9,9 +9,10 @@ does not have is an error naming the field and the place in the mapping file, ne
 
 Filters: ``date`` (dates and times, in German local time), ``sortname``, ``initials``, ``ascii``
 (names for systems that cannot store them), ``lookup`` (tables defined in the mapping file), plus what
-plugins add via `aktenhub_mapping_filters`. ``file_number`` holds the Aktenzeichen drawn from the
-mapping's number pattern (e.g. ``63-{year}-{seq:05d}``); its sequence lives in the journal, per pattern
-and year, and a number once drawn is never drawn again.
+plugins add via `aktenhub_mapping_filters`. ``file_number`` holds the application's Aktenzeichen: the
+number of the applicant's existing Akte if the e-file has one, else one drawn from the mapping's number
+pattern (e.g. ``63-{year}-{seq:05d}``); its sequence lives in the journal, per pattern and year, and a
+number once drawn is never drawn again. The pipeline decides it (see `Pipeline._file_number`).
 
 Without a mapping file, `default_record` files the original submission and every attachment.
 """
@@ -28,12 +29,13 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import yaml
-from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2 import StrictUndefined, TemplateError, UndefinedError, meta
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub.errors import Permanent
+from hub.journal.base import FileNumberSequence
 from hub.models import Application, Document, DocumentContent, FileRecord, FolderSpec
 from hub.yamlpos import KeyPath as Loc
 from hub.yamlpos import dotted, line_map, nearest_line
@@ -200,6 +202,7 @@ class _Compiled:
     line: int | None
     render_fn: Callable[[dict[str, Any]], str] | None
     literal: str
+    names: frozenset[str] = frozenset()  # the variables the template reads
 
     def place(self, source: str) -> str:
         where = f"{source}:{self.line}" if self.line else source
@@ -219,15 +222,45 @@ class MappingFile:
         """Whether a document of this mapping is the PDF rendition."""
         return any(d.content == "rendition" for d in self.spec.documents)
 
-    async def draw_file_number(self, app: Application, next_number: NextNumber) -> str | None:
-        """Draw the next Aktenzeichen for the application's year (None without a pattern)."""
+    def file_number_sequence(self, app: Application) -> FileNumberSequence | None:
+        """Where the application's Aktenzeichen is drawn from: per pattern and year (None: no pattern)."""
         spec = self.spec.file_number
         if spec is None:
             return None
         year = app.received_at.astimezone(BERLIN).year
         period = str(year) if "{year}" in spec.pattern or "{year:" in spec.pattern else "-"
-        seq = await next_number(spec.pattern, period)
-        return spec.pattern.format(year=year, seq=seq)
+        pattern = spec.pattern
+        return FileNumberSequence(pattern, period, lambda seq: pattern.format(year=year, seq=seq))
+
+    async def draw_file_number(self, app: Application, next_number: NextNumber) -> str | None:
+        """Draw the next Aktenzeichen for the application's year (None without a pattern)."""
+        sequence = self.file_number_sequence(app)
+        if sequence is None:
+            return None
+        return sequence.compose(await next_number(sequence.name, sequence.period))
+
+    @property
+    def finds_akte(self) -> bool:
+        """Whether the Akte can be searched for before the Aktenzeichen is decided.
+
+        Not when there is nothing to search by, or when the search itself needs the Aktenzeichen.
+        """
+        akte = self.spec.akte
+        if akte is None or not akte.search:
+            return False
+        locs = [("akte", "type"), *(("akte", "search", k) for k in akte.search)]
+        return not any("file_number" in self._templates[loc].names for loc in locs)
+
+    def akte_lookup(self, app: Application) -> FolderSpec | None:
+        """The Akte's type and search fields, to find it before its Aktenzeichen is decided."""
+        akte = self.spec.akte
+        if akte is None or not self.finds_akte:
+            return None
+        ctx = _context(app, None)
+        return FolderSpec(
+            type=self._render(("akte", "type"), ctx),
+            search={k: self._render(("akte", "search", k), ctx) for k in akte.search},
+        )
 
     def title(self, app: Application, file_number: str | None = None) -> str | None:
         """The rendition's title, rendered."""
@@ -462,10 +495,11 @@ def load_mapping(path: Path, filters: Mapping[str, Callable[..., Any]] | None = 
             continue
         try:
             template = env.from_string(text_value)
+            names = frozenset(meta.find_undeclared_variables(env.parse(text_value)))
         except TemplateError as exc:
             problems.append(f"{_at(source, lines, loc)}: {dotted(loc)}: {exc}")
             continue
-        templates[loc] = _Compiled(loc, line, template.render, text_value)
+        templates[loc] = _Compiled(loc, line, template.render, text_value, names)
     if problems:
         raise MappingLoadError(problems)
     return MappingFile(spec, source, templates)

@@ -10,8 +10,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import multiprocessing
-import signal
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -45,11 +43,13 @@ from hub.models import (
     Delivery,
     Event,
     FileRecord,
+    FolderSpec,
     Identity,
     Receipt,
     ReceiptKind,
     TrustLevel,
 )
+from hub.processes import helper_pool
 from hub.rejections import RejectionCode
 from hub.routes import Router
 
@@ -142,7 +142,7 @@ class Pipeline:
                 app, [received, rejected], tasks, ApplicationState.REJECTED, reason, intake.rejection.code
             )
         else:
-            first = self._task(IDENTIFY, route.identity.via) if route.identity else self._task(MAP, "")
+            first = self._task(IDENTIFY, route.identity.via) if route.identity else self._map_task(route)
             result = await self.journal.intake(app, [received], [first])
         self.metrics.intakes.labels(app.source, str(result.duplicate).lower()).inc()
         if not result.duplicate:
@@ -162,7 +162,7 @@ class Pipeline:
         """Verify the applicant's identity, the route's minimum trust level and attribute levels."""
         app, route = await self._load(task)
         if route.identity is None:
-            return Completion(tasks=[self._task(MAP, "")])
+            return Completion(tasks=[self._map_task(route)])
         provider = self._connector(task.target, IdentityProvider)
         # The credential (e.g. the forwarded SAML response) has served its purpose once this step
         # ends, whatever the outcome: no later step, sink or rendition gets it.
@@ -194,7 +194,7 @@ class Pipeline:
                     },
                 )
             ],
-            tasks=[self._task(MAP, "")],
+            tasks=[self._map_task(route)],
             state=ApplicationState.PROCESSING,
         )
 
@@ -229,20 +229,16 @@ class Pipeline:
         """Turn the application into the record every target receives (the route's mapping file)."""
         app, route = await self._load(task)
         mapping = self.mappings.get(route.name)
-        patch = None
         if mapping is None:
             record = default_record(app)
         else:
-            file_number = await mapping.draw_file_number(app, self.journal.next_sequence)
+            file_number = await self._file_number(app, route, mapping)
             rendition = None
             if mapping.needs_rendition:
                 rendition = await self._render(app, mapping, file_number)
             record = mapping.render(app, file_number, rendition)
-            if file_number is not None:
-                patch = ApplicationPatch(file_number=file_number)
         return Completion(
             result=record.model_dump(mode="json"),
-            patch=patch,
             events=[
                 Event(
                     application_id=app.id,
@@ -255,6 +251,28 @@ class Pipeline:
             state=ApplicationState.PROCESSING,
         )
 
+    async def _file_number(self, app: Application, route: RouteConfig, mapping: MappingFile) -> str | None:
+        """The application's one Aktenzeichen: decided once, before the rendition prints it.
+
+        Decided here rather than when the e-file answers, because the rendition filed into the Akte
+        shows it. An Akte the targets already hold for this applicant keeps its number (asked first);
+        only otherwise is a number drawn, in the same transaction that records it on the application,
+        so a retried or replayed step reuses it and the sequence has no gaps. Receipts read it from
+        the application.
+        """
+        if app.file_number:
+            return app.file_number
+        akte = mapping.akte_lookup(app)
+        found = None
+        holder = self._akte_holder(route)
+        if akte is not None and holder is not None:
+            found = await holder.existing_file_number(akte)
+        sequence = mapping.file_number_sequence(app)
+        if sequence is None and found is None:
+            return None
+        key = None if akte is None else _akte_identity(akte)
+        return await self.journal.assign_file_number(app.id, sequence, found=found, akte_key=key)
+
     async def deliver(self, task: Task) -> Completion:
         """Deliver the record to one target."""
         app, route = await self._load(task)
@@ -266,6 +284,14 @@ class Pipeline:
 
         ctx = DeliveryContext(app, self.blobs, task.checkpoints, save, task.attempts)
         delivery = await sink.deliver(record, ctx)
+        if delivery.file_number and app.file_number and delivery.file_number != app.file_number:
+            # An Akte appeared after mapping (filed by hand meanwhile): the Akte's number wins for receipts,
+            # the rendition already filed shows the decided one. Rare, so made visible.
+            log.warning(
+                "Akte has another Aktenzeichen than decided application=%s target=%s",
+                app.id,
+                task.target,
+            )
         correlations = {f"{task.target}.{k}": v for k, v in delivery.correlations.items()}
         if delivery.reference:
             correlations.setdefault(task.target, delivery.reference)
@@ -356,11 +382,7 @@ class Pipeline:
             # A rendition costs ~0.1 s of CPU (font parsing, subsetting). In a process of its own it
             # uses another core and never holds this interpreter's lock against intake.
             if self._render_pool is None:
-                self._render_pool = ProcessPoolExecutor(
-                    max_workers=self.render_processes,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_ignore_interrupts,
-                )
+                self._render_pool = helper_pool(self.render_processes)
             loop = asyncio.get_running_loop()
             pdf = await loop.run_in_executor(
                 self._render_pool, render_application_json, shown.model_dump_json(), labels, title
@@ -373,6 +395,23 @@ class Pipeline:
         if self._render_pool is not None:
             pool, self._render_pool = self._render_pool, None
             await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+
+    def _akte_holder(self, route: RouteConfig) -> Sink | None:
+        """The route's first target that can tell an existing Akte's number, if its mapping has an Akte."""
+        mapping = self.mappings.get(route.name)
+        if mapping is None or not mapping.finds_akte:
+            return None
+        for target in route.to:
+            sink = self.connectors.get(target)
+            if isinstance(sink, Sink) and type(sink).existing_file_number is not Sink.existing_file_number:
+                return sink
+        return None
+
+    def _map_task(self, route: RouteConfig) -> TaskSpec:
+        # Mapping asks the e-file for an existing Akte: that target's retry policy and capacity govern it,
+        # and a failure is shown against it.
+        holder = self._akte_holder(route)
+        return self._task(MAP, holder.name if holder is not None else "")
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -444,10 +483,10 @@ def _akte_key(target: str, record: FileRecord) -> str | None:
     """
     if record.akte is None or not record.akte.search:
         return None
-    identity = json.dumps([target, record.akte.type, sorted(record.akte.search.items())], ensure_ascii=False)
+    return _akte_identity(record.akte, target)
+
+
+def _akte_identity(akte: FolderSpec, *scope: str) -> str:
+    """One Akte (its type and search fields), as a short key."""
+    identity = json.dumps([*scope, akte.type, sorted(akte.search.items())], ensure_ascii=False)
     return "akte:" + hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]
-
-
-def _ignore_interrupts() -> None:
-    # Ctrl-C reaches the whole process group; the hub stops its render processes itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)

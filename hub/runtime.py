@@ -108,7 +108,16 @@ class Hub:
 
     async def start(self, workers: bool = True) -> None:
         """Open the journal, recover after a crash, start connectors, workers and pollers."""
-        await self.journal.open()
+        await self.journal.open()  # takes the journal's lock first: a second hub stops here
+        try:
+            await self._start(workers)
+        except BaseException:
+            # Give the journal (and its lock) back, or a hub started next in this process is refused.
+            await self.journal.close()
+            raise
+        self.started = True
+
+    async def _start(self, workers: bool) -> None:
         released = await self.journal.recover()
         if released:
             log.info("released %d leases left by a previous run", released)
@@ -139,7 +148,6 @@ class Hub:
                         next_run_time=datetime.now(UTC),
                     )
                 self._scheduler.start()
-        self.started = True
 
     async def stop(self) -> None:
         """Stop pollers and workers, connectors, then close the journal."""

@@ -95,5 +95,10 @@ async def test_operator_finds_dead_applications_and_replays_them(tmp_path: Path,
         assert await again.wait_for_state(app_id) == ApplicationState.COMPLETED
     assert sorted(p.name for p in blocked.iterdir()) == sorted(ids)
 
+    # While a hub runs, the journal is its own: replay goes through its API.
+    busy = await asyncio.to_thread(run, "replay", "-c", str(config), ids[0], env=env)
+    assert busy.exit_code == 1 and "use the API of the running hub" in busy.output
+    await stop_hub(again)
     nothing = await asyncio.to_thread(run, "replay", "-c", str(config), ids[0], env=env)
     assert nothing.exit_code == 1
+    assert "had no dead step" in nothing.output

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import json
 import os
+import re
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,6 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
+import pypdf
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
@@ -126,7 +129,7 @@ StartHub = Callable[..., Awaitable[RunningHub]]
 def start_hub(hub_factory: Any, enaio: Simulator) -> StartHub:
     """Start a hub FormCycle → enaio with the given mapping file (default: the example mapping)."""
 
-    async def start(mapping: Path = MAPPING, subdir: str = "hub") -> RunningHub:
+    async def start(mapping: Path = MAPPING, subdir: str = "hub", receipts: bool = False) -> RunningHub:
         connectors = {
             "formcycle": {
                 "type": "formcycle",
@@ -161,6 +164,9 @@ def start_hub(hub_factory: Any, enaio: Simulator) -> StartHub:
                 "to": ["enaio"],
             }
         ]
+        if receipts:  # the fakes' recording notifier keeps every receipt sent
+            connectors["receipts"] = {"type": "test-notifier"}
+            routes[0]["notify"] = ["receipts"]
         server = {
             "listen": "127.0.0.1:0",
             "admin_tokens": [{"name": "operations", "token": "${AKTENHUB_ADMIN_TOKEN}", "role": "operator"}],
@@ -268,6 +274,17 @@ async def filed(enaio: Simulator, application_id: str) -> tuple[dict[str, Any], 
     """The application's Vorgang and the documents under it (asserting there is exactly one Vorgang)."""
     (vorgang,) = await enaio.objects(type="Vorgang", AktenhubID=application_id)
     return vorgang, await enaio.children(vorgang["id"])
+
+
+async def printed_file_numbers(enaio: Simulator, application_id: str) -> set[str]:
+    """Every Aktenzeichen printed on the PDF rendition filed for the application (header, page heads)."""
+    _, documents = await filed(enaio, application_id)
+    (rendition,) = [d for d in documents if d["type"] == "Antrag"]
+    reader = pypdf.PdfReader(io.BytesIO(await enaio.content(rendition["id"])))
+    text = " ".join(" ".join(page.extract_text().split()) for page in reader.pages)
+    printed = set(re.findall(r"(?:Aktenzeichen|Az\.) (\S+)", text))
+    assert printed, f"no Aktenzeichen on the rendition of {application_id}"
+    return printed
 
 
 # -- the cases -------------------------------------------------------------------------------------------
@@ -383,7 +400,7 @@ async def test_submission_with_two_attachments_is_filed_as_mapped(
 async def test_second_application_of_the_same_applicant_lands_in_the_same_akte(
     start_hub: StartHub, enaio: Simulator
 ) -> None:
-    hub = await start_hub()
+    hub = await start_hub(receipts=True)
     first = await submit(hub, jagdschein("FC-2026-000001"))
     assert await hub.wait_for_state(first) == ApplicationState.COMPLETED
     second = await submit(hub, jagdschein("FC-2026-000002", jagdschein_art="Dreijahresjagdschein"))
@@ -398,14 +415,23 @@ async def test_second_application_of_the_same_applicant_lands_in_the_same_akte(
         assert [d["type"] for d in documents] == DOCUMENT_TYPES
 
     view = await admin_view(hub, second)
-    # The mapping drew a new number for the second application, but it lands in the existing Akte.
-    assert view["file_number"] == akte["fields"]["Aktenzeichen"] == f"32.3-{received_day(view).year}-00001"
+    # The existing Akte's number is the second application's number everywhere; none was drawn for it.
+    aktenzeichen = f"32.3-{received_day(view).year}-00001"
+    assert view["file_number"] == akte["fields"]["Aktenzeichen"] == aktenzeichen
+    for application_id in (first, second):
+        assert await printed_file_numbers(enaio, application_id) == {aktenzeichen}
+    receipts = hub.hub.connectors["receipts"].receipts  # type: ignore[attr-defined]
+    assert {receipts[(app_id, "received")].file_number for app_id in (first, second)} == {aktenzeichen}
     assert view["application"]["correlations"]["enaio.akte"] == akte["id"]
     (delivered,) = events_of(view, "delivery.completed")
     assert delivered["data"]["file_number"] == akte["fields"]["Aktenzeichen"]
     assert await enaio.counts() == Counter(
         {"Personenakte": 1, "Vorgang": 2, "Antrag": 2, "Anlage": 4, "Originalantrag": 2}
     )
+    # The next applicant's Akte gets the next number: the second application used none.
+    other = await submit(hub, jagdschein("FC-2026-000003", nachname="Schmitz"))
+    assert await hub.wait_for_state(other) == ApplicationState.COMPLETED
+    assert (await admin_view(hub, other))["file_number"] == f"32.3-{received_day(view).year}-00002"
 
 
 async def test_the_same_submission_sent_twice_is_filed_once(start_hub: StartHub, enaio: Simulator) -> None:
@@ -471,14 +497,17 @@ async def test_enaio_unavailable_for_a_while_is_retried_and_filed_once(
     failed = events_of(view, "step.failed")
     assert len(failed) == 4
     for event in failed:
-        assert (event["step"], event["target"]) == ("deliver", "enaio")
+        # The first request to enaio is mapping's lookup of an existing Akte (its number would win):
+        # retried by enaio's policy, and nothing is drawn until enaio answers.
+        assert (event["step"], event["target"]) == ("map", "enaio")
         assert "503" in event["data"]["error"] and event["data"]["retry_at"] is not None
         assert event["data"]["permanent"] is False
     assert [e["data"]["attempt"] for e in failed] == [1, 2, 3, 4]
     (delivered,) = events_of(view, "delivery.completed")
     assert delivered["at"] > failed[-1]["at"]
-    deliver_task = next(t for t in view["tasks"] if t["step"] == "deliver")
-    assert deliver_task["attempts"] == 5 and deliver_task["state"] == "done"
+    map_task = next(t for t in view["tasks"] if t["step"] == "map")
+    assert map_task["attempts"] == 5 and map_task["state"] == "done"
+    assert view["file_number"] == f"32.3-{received_day(view).year}-00001"
 
     assert await enaio.counts() == Counter(
         {"Personenakte": 1, "Vorgang": 1, "Antrag": 1, "Anlage": 2, "Originalantrag": 1}
@@ -525,11 +554,86 @@ async def test_mapping_with_a_missing_field_is_dead_and_replay_files_it_after_th
     vorgang, documents = await filed(enaio, application_id)
     assert vorgang["fields"]["Vorgangsnummer"] == "FC-2026-000404"
     assert [d["type"] for d in documents] == DOCUMENT_TYPES
-    # 00001 was drawn by the failed attempt: a number once drawn is never drawn again.
-    assert view["file_number"] == akte["fields"]["Aktenzeichen"] == f"32.3-{received_day(view).year}-00002"
+    # The number the failed attempt recorded on the application is kept: the replay drew none.
+    assert view["file_number"] == akte["fields"]["Aktenzeichen"] == f"32.3-{received_day(view).year}-00001"
+    assert await printed_file_numbers(enaio, application_id) == {view["file_number"]}
     assert view["application"]["correlations"]["enaio.vorgang"] == vorgang["id"]
     assert [e["type"] for e in view["timeline"]].count("application.completed") == 1
     assert await fixed.post(f"/api/v1/applications/{application_id}/replay", headers=OPERATOR) == (
         409,
         {"error": f"application {application_id} has no dead step to replay"},
     )
+    # No gap: the next applicant gets the next number.
+    other = await submit(fixed, jagdschein("FC-2026-000405", nachname="Nguyễn"))
+    assert await fixed.wait_for_state(other) == ApplicationState.COMPLETED
+    assert (await admin_view(fixed, other))["file_number"] == f"32.3-{received_day(view).year}-00002"
+
+
+async def test_an_akte_a_clerk_created_keeps_its_number_everywhere(
+    start_hub: StartHub, enaio: Simulator
+) -> None:
+    # A clerk filed the applicant's Akte years ago, by hand, under the number of that year.
+    existing = "32.3-2019-00815"
+    fields = {
+        "Aktenzeichen": existing,
+        "Leistung": "Jagdschein",
+        "Nachname": "Groß-Öztürk",
+        "Vorname": "Jürgen",
+        "Geburtsdatum": "11.01.1971",
+    }
+    created = {
+        "objects": [
+            {
+                "properties": {
+                    "system:objectTypeId": {"value": "Personenakte"},
+                    **{name: {"value": value} for name, value in fields.items()},
+                }
+            }
+        ]
+    }
+    basic = base64.b64encode(f"{ENAIO_USER}:{ENAIO_PASSWORD}".encode()).decode()
+    async with enaio.http.post(
+        f"{enaio.url}/api/dms/objects", json=created, headers={"Authorization": f"Basic {basic}"}
+    ) as resp:
+        assert resp.status in (200, 201), await resp.text()
+
+    hub = await start_hub(receipts=True)
+    application_id = await submit(hub, jagdschein("FC-2026-000815"))
+    assert await hub.wait_for_state(application_id) == ApplicationState.COMPLETED
+
+    (akte,) = await enaio.objects(type="Personenakte")
+    assert akte["fields"]["Aktenzeichen"] == existing
+    view = await admin_view(hub, application_id)
+    assert view["file_number"] == existing
+    assert await printed_file_numbers(enaio, application_id) == {existing}
+    receipt = hub.hub.connectors["receipts"].receipts[(application_id, "received")]  # type: ignore[attr-defined]
+    assert receipt.file_number == existing
+    (delivered,) = events_of(view, "delivery.completed")
+    assert delivered["data"]["file_number"] == existing
+    # No number was drawn for it: the next new Akte gets the year's first.
+    other = await submit(hub, jagdschein("FC-2026-000816", nachname="Schmitz"))
+    assert await hub.wait_for_state(other) == ApplicationState.COMPLETED
+    assert (await admin_view(hub, other))["file_number"] == f"32.3-{received_day(view).year}-00001"
+
+
+async def test_two_first_applications_of_one_applicant_at_once_share_one_number(
+    start_hub: StartHub, enaio: Simulator
+) -> None:
+    hub = await start_hub()
+    ids = await asyncio.gather(
+        submit(hub, jagdschein("FC-2026-000901")),
+        submit(hub, jagdschein("FC-2026-000902", jagdschein_art="Dreijahresjagdschein")),
+    )
+    for application_id in ids:
+        assert await hub.wait_for_state(application_id) == ApplicationState.COMPLETED
+
+    (akte,) = await enaio.objects(type="Personenakte")
+    aktenzeichen = akte["fields"]["Aktenzeichen"]
+    year = received_day(await admin_view(hub, ids[0])).year
+    assert aktenzeichen == f"32.3-{year}-00001"
+    for application_id in ids:
+        assert (await admin_view(hub, application_id))["file_number"] == aktenzeichen
+        assert await printed_file_numbers(enaio, application_id) == {aktenzeichen}
+    other = await submit(hub, jagdschein("FC-2026-000903", nachname="Schmitz"))
+    assert await hub.wait_for_state(other) == ApplicationState.COMPLETED
+    assert (await admin_view(hub, other))["file_number"] == f"32.3-{year}-00002"

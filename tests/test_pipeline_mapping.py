@@ -59,7 +59,7 @@ async def test_broken_mapping_is_dead_naming_the_field_and_replay_files_it_after
     assert isinstance(sink, RecordingSink)
     record = sink.delivered[app_id]
     year = record.file_number.split("-")[1]
-    assert record.file_number == f"32-{year}-0002"  # 0001 was drawn by the failed attempt: never reused
+    assert record.file_number == f"32-{year}-0001"  # decided by the failed attempt, kept: no gap
     assert record.akte.fields == {"Aktenzeichen": record.file_number, "Nachname": "Groß", "Beruf": "Groß"}
     assert [d.fields for d in record.documents] == [{"Titel": "Original m1"}]
     assert record.payloads == {"fachverfahren": {"name": "GROSS"}}

@@ -15,6 +15,7 @@ from hub.journal.base import (
     ApplicationPatch,
     ApplicationSummary,
     Completion,
+    FileNumberSequence,
     IntakeResult,
     Journal,
     JournalStats,
@@ -23,6 +24,7 @@ from hub.journal.base import (
     TaskSpec,
     TaskState,
 )
+from hub.journal.lock import JournalInUse
 from hub.journal.sqlite import SqliteJournal
 
 __all__ = [
@@ -33,8 +35,10 @@ __all__ = [
     "ApplicationPatch",
     "ApplicationSummary",
     "Completion",
+    "FileNumberSequence",
     "IntakeResult",
     "Journal",
+    "JournalInUse",
     "JournalStats",
     "LeaseLost",
     "SqliteJournal",
@@ -45,14 +49,19 @@ __all__ = [
 ]
 
 
-def open_journal(url: str, base: Path | None = None, clock: Callable[[], float] = time.time) -> Journal:
-    """The journal for a store URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute.db``."""
+def open_journal(
+    url: str, base: Path | None = None, clock: Callable[[], float] = time.time, *, read_only: bool = False
+) -> Journal:
+    """The journal for a store URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute.db``.
+
+    `read_only`: for commands that only look; such a journal takes no lock and writes nothing.
+    """
     if url.startswith("sqlite:///"):
         raw = url[len("sqlite:///") :]
         path = Path(raw)
         if not path.is_absolute() and base is not None:
             path = base / path
-        return SqliteJournal(path, clock=clock)
+        return SqliteJournal(path, clock=clock, read_only=read_only)
     if url.startswith(("postgresql://", "postgres://")):
         raise ConfigError(["store: the PostgreSQL backend is not part of this version; use sqlite:///PATH"])
     raise ConfigError([f"store: expected sqlite:///PATH, got {url!r}"])

@@ -12,7 +12,7 @@ Time is plain POSIX seconds from the journal's clock (injectable for tests). Bac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -105,6 +105,15 @@ class ApplicationPatch:
         if any(name in app.form for name in self.remove_fields):
             update["form"] = {k: v for k, v in app.form.items() if k not in self.remove_fields}
         return app.model_copy(update=update) if update else app
+
+
+@dataclass(frozen=True)
+class FileNumberSequence:
+    """Where a new Aktenzeichen comes from: the next value of a named sequence in a period, composed."""
+
+    name: str
+    period: str
+    compose: Callable[[int], str]  # sequence value -> Aktenzeichen (pure: runs inside the transaction)
 
 
 @dataclass(frozen=True)
@@ -201,7 +210,11 @@ class Journal(Protocol):
     """The store behind the bus. All methods are safe to call concurrently from one event loop."""
 
     async def open(self) -> None:
-        """Create or migrate the schema, make the store ready."""
+        """Create or migrate the schema, make the store ready.
+
+        A backend used by one process only takes an exclusive lock first and raises `JournalInUse` if
+        another process holds it, before touching anything.
+        """
 
     async def close(self) -> None:
         """Flush and release the store."""
@@ -212,7 +225,8 @@ class Journal(Protocol):
     async def recover(self) -> int:
         """After a crash of the only process using this store: release every lease. Returns count.
 
-        Only backends used by a single process may do this at start; shared backends rely on expiry.
+        Only backends used by a single process may do this at start (under the lock `open` took);
+        shared backends rely on expiry.
         """
 
     async def intake(
@@ -302,6 +316,21 @@ class Journal(Protocol):
 
     async def next_sequence(self, name: str, period: str) -> int:
         """The next number of a named sequence in a period (e.g. file numbers per year): 1, 2, ..."""
+
+    async def assign_file_number(
+        self,
+        application_id: str,
+        sequence: FileNumberSequence | None,
+        *,
+        found: str | None = None,
+        akte_key: str | None = None,
+    ) -> str | None:
+        """Decide the application's Aktenzeichen once, in one transaction that also records it on it.
+
+        Kept if the application has one already (a retried or replayed step draws nothing); else the
+        number `found` on the existing Akte; else the number this journal gave the Akte `akte_key`
+        earlier (its first application is not filed yet); else the next number of `sequence`.
+        """
 
     async def stats(self) -> JournalStats:
         """Counts by state for metrics."""

@@ -29,8 +29,10 @@ from hub.journal.base import (
     Abandoned,
     ActionRefused,
     ApplicationFilter,
+    ApplicationPatch,
     ApplicationSummary,
     Completion,
+    FileNumberSequence,
     IntakeResult,
     JournalStats,
     LeaseLost,
@@ -38,6 +40,7 @@ from hub.journal.base import (
     TaskSpec,
     TaskState,
 )
+from hub.journal.lock import JournalLock
 from hub.models import Application, ApplicationState, Event
 
 log = logging.getLogger(__name__)
@@ -116,6 +119,11 @@ CREATE TABLE IF NOT EXISTS sequences (
     value INTEGER NOT NULL,
     PRIMARY KEY (name, period)
 );
+CREATE TABLE IF NOT EXISTS akte_file_numbers (
+    akte_key TEXT PRIMARY KEY,
+    file_number TEXT NOT NULL,
+    application_id TEXT NOT NULL REFERENCES applications (id)
+);
 """
 
 TASK_COLUMNS = (
@@ -146,9 +154,15 @@ def _connect(path: str) -> sqlite3.Connection:
 class SqliteJournal:
     """The journal in one SQLite file."""
 
-    def __init__(self, path: Path | str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: Path | str, clock: Callable[[], float] = time.time, *, read_only: bool = False
+    ) -> None:
         self.path = str(path)
         self.clock = clock
+        # Read-only: for commands that only look (no lock, no writer, no recovery); a running hub may
+        # own the file meanwhile, which WAL readers do not disturb.
+        self.read_only = read_only
+        self._lock: JournalLock | None = None
         self._queue: queue.SimpleQueue[tuple[WriteOp, Future[Any]] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._reader: ThreadPoolExecutor | None = None
@@ -161,6 +175,32 @@ class SqliteJournal:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def open(self) -> None:
+        if self.read_only:
+            self._open_read_only()
+            return
+        if self.path != ":memory:":
+            # Before anything touches the file: a second process gets `JournalInUse` and changes nothing.
+            self._lock = JournalLock(self.path)
+            self._lock.acquire()
+        try:
+            await self._open_writable()
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _open_read_only(self) -> None:
+        if self.path != ":memory:" and not Path(self.path).is_file():
+            raise FileNotFoundError(f"no journal at {self.path}")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-reader")
+        self._read_conn = _connect(self.path)
+        self._read_conn.execute("PRAGMA query_only=ON")
+
+    def _release_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+    async def _open_writable(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = _connect(self.path)
@@ -199,6 +239,7 @@ class SqliteJournal:
         if self._read_conn is not None:
             self._read_conn.close()
             self._read_conn = None
+        self._release_lock()
 
     async def ping(self) -> None:
         await self._write(lambda c: c.execute("SELECT 1 FROM meta LIMIT 1").fetchall())
@@ -276,7 +317,7 @@ class SqliteJournal:
 
     async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None:
-            raise RuntimeError("journal is not open")
+            raise RuntimeError("journal is opened read-only" if self.read_only else "journal is not open")
         fut: Future[T] = Future()
         self._queue.put((op, fut))
         return await asyncio.wrap_future(fut)
@@ -632,6 +673,49 @@ class SqliteJournal:
                 "SELECT owner FROM once_keys WHERE namespace=? AND key=?", (namespace, key)
             ).fetchone()
             return str(row[0])
+
+        return await self._write(op)
+
+    async def assign_file_number(
+        self,
+        application_id: str,
+        sequence: FileNumberSequence | None,
+        *,
+        found: str | None = None,
+        akte_key: str | None = None,
+    ) -> str | None:
+        def op(c: sqlite3.Connection) -> str | None:
+            row = c.execute("SELECT file_number FROM applications WHERE id=?", (application_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"application {application_id} is not in the journal")
+            if row[0]:
+                return str(row[0])  # decided by an earlier attempt: a retry never draws again
+            number = found
+            if number is None and akte_key is not None:
+                known = c.execute(
+                    "SELECT file_number FROM akte_file_numbers WHERE akte_key=?", (akte_key,)
+                ).fetchone()
+                number = known[0] if known else None
+            if number is None and sequence is not None:
+                seq = c.execute(
+                    "INSERT INTO sequences (name, period, value) VALUES (?,?,1) "
+                    "ON CONFLICT (name, period) DO UPDATE SET value=value+1 RETURNING value",
+                    (sequence.name, sequence.period),
+                ).fetchone()
+                number = sequence.compose(int(seq[0]))
+            if number is None:
+                return None
+            if akte_key is not None:
+                # The e-file's own Akte (found) outranks what this hub decided for it earlier.
+                on_conflict = "DO UPDATE SET file_number=excluded.file_number" if found else "DO NOTHING"
+                c.execute(
+                    "INSERT INTO akte_file_numbers (akte_key, file_number, application_id) VALUES (?,?,?) "
+                    f"ON CONFLICT (akte_key) {on_conflict}",
+                    (akte_key, number, application_id),
+                )
+            patch = Completion(patch=ApplicationPatch(file_number=number))
+            _update_application(c, application_id, patch, self.clock())
+            return number
 
         return await self._write(op)
 

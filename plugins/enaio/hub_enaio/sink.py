@@ -239,6 +239,36 @@ class EnaioSink(Sink):
             },
         )
 
+    async def existing_file_number(self, akte: FolderSpec) -> str | None:
+        """The Aktenzeichen of the Akte a delivery would file into (the oldest match), if one exists."""
+        number_field = self.settings.file_number_field
+        if number_field is None:
+            return None
+        _check_type(akte.type, "akte.type")
+        _check_names(akte.search, "akte.search")
+        found = await self._find_akte(akte.type, akte.search)
+        if found is None:
+            return None
+        return found.fields.get(number_field) or None
+
+    async def _find_akte(self, akte_type: str, search: dict[str, str], application: str = "-") -> Hit | None:
+        """The Akte the search finds; of several, the oldest (the same one every time)."""
+        number_field = self.settings.file_number_field
+        columns = [number_field] if number_field else []
+        hits = await self.api.search(akte_type, search, columns, "Akte lookup")
+        if not hits:
+            return None
+        chosen = _oldest(hits)
+        if len(hits) > 1:
+            log.warning(
+                "several Akten match application=%s target=%s count=%d chosen=%s (the oldest)",
+                application,
+                self.name,
+                len(hits),
+                chosen.id,
+            )
+        return chosen
+
     # -- the record --------------------------------------------------------------------------------------
 
     def _plan(self, record: FileRecord, ctx: DeliveryContext) -> _Plan:
@@ -325,19 +355,9 @@ class EnaioSink(Sink):
         if progress.akte is not None:
             return progress.akte, progress.aktenzeichen, False
         number_field = self.settings.file_number_field
-        columns = [number_field] if number_field else []
-        hits = await self.api.search(akte.type, akte.search, columns, "Akte lookup")
-        created = not hits
-        if hits:
-            chosen = _oldest(hits)
-            if len(hits) > 1:
-                log.warning(
-                    "several Akten match application=%s target=%s count=%d chosen=%s (the oldest)",
-                    progress.ctx.application.id,
-                    self.name,
-                    len(hits),
-                    chosen.id,
-                )
+        chosen = await self._find_akte(akte.type, akte.search, progress.ctx.application.id)
+        created = chosen is None
+        if chosen is not None:
             akte_id = chosen.id
             aktenzeichen = chosen.fields.get(number_field) if number_field else None
             self._counters["akten_found"] += 1

@@ -1,0 +1,65 @@
+"""Helper processes the hub starts (PDF rendition): they end with the hub, however the hub ends.
+
+A clean stop shuts the pools down. A SIGKILL gives the hub no chance to, and a pool worker blocked on its
+task queue would wait forever (each one holding ~120 MB). So every helper process asks the kernel, as
+the first thing it does, to kill it when its parent dies (Linux ``PR_SET_PDEATHSIG``), then checks the
+parent is still the one that started it: had the parent died before the request was made, no signal
+would ever come. Where ``prctl`` does not exist, a thread in the helper watches its parent instead.
+
+``PR_SET_PDEATHSIG`` fires when the *thread* that started the child ends. Pool workers are started by
+``submit`` in the caller's thread — the hub's event loop thread, which lives as long as the hub.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from concurrent.futures import ProcessPoolExecutor
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_PARENT_POLL_SECONDS = 1.0
+
+
+def helper_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of `workers` helper processes (fresh interpreters) that die with this process."""
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        # spawn: a fresh interpreter, not a fork of a process with running threads and open sockets.
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=init_helper,
+        initargs=(os.getpid(),),
+    )
+
+
+def init_helper(parent_pid: int) -> None:
+    """First thing in a helper process: die with `parent_pid`; leave Ctrl-C to the hub."""
+    die_with_parent(parent_pid)
+    # Ctrl-C reaches the whole process group; the hub stops its helpers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make the kernel (or a watcher thread) end this process when `parent_pid` ends."""
+    if not _request_death_signal():
+        threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watch", daemon=True).start()
+    if os.getppid() != parent_pid:
+        # The parent is gone already (this process was re-parented before the request took effect).
+        os._exit(1)
+
+
+def _request_death_signal() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return bool(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    stop = threading.Event()
+    while not stop.wait(_PARENT_POLL_SECONDS):
+        if os.getppid() != parent_pid:
+            os._exit(1)
