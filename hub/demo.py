@@ -106,7 +106,7 @@ SERVICES = ["jagdschein", "fischereischein", "grabungserlaubnis", "kindertagespf
 BUNDID_SERVICES = ("jagdschein", "fischereischein")
 BUNDID_PERSONS = ["U01", "U02", "U03", "U04", "U05", "U06", "U07", "U11", "U12"]
 SP_ENTITY_ID = "https://aktenhub.rhein-sieg-kreis.example/saml/sp"
-XTA_ACCOUNT = "vbe:bauaufsicht-rhein-sieg"  # the Bauaufsicht's XTA mailbox
+XTA_ACCOUNT = "vbe:053820004"  # the Bauaufsicht's XTA mailbox
 AUTHORITY = {"kennung": "vbe:053820004", "name": "Rhein-Sieg-Kreis, Untere Bauaufsichtsbehörde"}
 BAUANTRAEGE: list[dict[str, Any]] = [
     {

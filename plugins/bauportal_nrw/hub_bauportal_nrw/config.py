@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from hub_xta import XtaSettings
-from pydantic import ByteSize, Field
+from pydantic import AfterValidator, ByteSize, Field
 
 from hub import ConnectorConfig
 
-from .xbau import Behoerde
+from .xbau import Behoerde, check_dvdv
+
+# The authority's kennung goes into every answer's head: a malformed one fails the XBau Schematron.
+Authority = Annotated[Behoerde, AfterValidator(check_dvdv)]
 
 DEFAULT_MAX_MESSAGE = ByteSize(32 * 1024**2)
 
@@ -16,7 +21,7 @@ class BauportalNrwConfig(ConnectorConfig):
     """``type: bauportal-nrw``: the Bauaufsicht's XTA mailbox, read for XBau building applications."""
 
     xta: XtaSettings = Field(description="the XTA server and our account (whose mailbox is read)")
-    authority: Behoerde = Field(
+    authority: Authority = Field(
         description="the Bauaufsicht itself as XBau names it (kennung, name): the reader of the applications"
     )
     poll_seconds: float = Field(60.0, gt=0, le=86400, description="how often the mailbox is read")
@@ -25,13 +30,18 @@ class BauportalNrwConfig(ConnectorConfig):
     max_message: ByteSize = Field(
         DEFAULT_MAX_MESSAGE, description="largest XBau message (the XML, not its Anlagen) that is parsed"
     )
+    schematron: bool = Field(
+        False,
+        description="check a schema-valid 0200 against the official XBau Schematron rules too "
+        "(<schemas>/xbau/2.6/schematron); a message that breaks one is refused (1100 with the findings)",
+    )
 
 
 class BauportalNrwAnswersConfig(ConnectorConfig):
     """``type: bauportal-nrw-answers``: XBau receipts (1120, 1121) and rejections (1100) to the portal."""
 
     xta: XtaSettings = Field(description="the XTA server and our account (the Author of the answers)")
-    authority: Behoerde = Field(description="the Bauaufsicht as XBau names it: the autor of the answers")
+    authority: Authority = Field(description="the Bauaufsicht as XBau names it: the autor of the answers")
     information: list[str] = Field(
         default_factory=lambda: [
             "Ihr Bauantrag ist bei der unteren Bauaufsichtsbehörde eingegangen.",
@@ -41,7 +51,7 @@ class BauportalNrwAnswersConfig(ConnectorConfig):
     )
     send_aktenzeichen: bool = Field(True, description="send the Aktenzeichen (1121) after the receipt")
     rejection_codes: dict[str, str] = Field(
-        default_factory=lambda: {"schema": "X001", "xml": "X001", "anlagen": "A001"},
+        default_factory=lambda: {"schema": "X001", "schematron": "X001", "xml": "X001", "anlagen": "A001"},
         description="Fehlerkennzahl (code list xbau-fehlerkennzahlen) per rejection kind of the source",
     )
     default_rejection_code: str = Field("X001", description="Fehlerkennzahl of other rejections")

@@ -29,11 +29,11 @@ class PortalOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     xta_url: str = "http://127.0.0.1:8098"
-    reader: str = "vbe:bauaufsicht-rhein-sieg"  # the authority's XTA account
-    author: str = "vbe:bauportal-nrw"  # the portal's XTA account
+    reader: str = "vbe:053820004"  # the authority's XTA account (its DVDV Behördenkennung)
+    author: str = "bau:0500000001"  # the portal's XTA account (its DVDV Behördenkennung)
     authority_kennung: str = "vbe:053820004"
     authority_name: str = "Rhein-Sieg-Kreis, Untere Bauaufsichtsbehörde"
-    portal_kennung: str = "vbe:bauportal-nrw"
+    portal_kennung: str = "bau:0500000001"
     portal_name: str = "Bauportal.NRW"
 
 

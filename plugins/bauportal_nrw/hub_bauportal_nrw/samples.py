@@ -3,7 +3,7 @@
 ::
 
     sample = sample_bauantrag(autor=portal, leser=bauaufsicht)
-    await enqueue_bauantrag(http, xta_simulator_url, "vbe:bauaufsicht", sample, author="vbe:bauportal-nrw")
+    await enqueue_bauantrag(http, xta_simulator_url, "vbe:053820004", sample, author="bau:0500000001")
 
 The Anlagen travel as XTA attachments, referenced from the message by ``anhang`` (dokumentid, dateiname,
 size, sha256): XBau 2.6 has no way to embed their content in the message itself.

@@ -22,11 +22,13 @@ import uuid
 from typing import Any, ClassVar
 
 from hub_xta import XtaContent, XtaMessage, XtaSettings
+from lxml import etree
 
 from hub import (
     Address,
     Application,
     Attachment,
+    CheckResult,
     ConnectorConfig,
     ConnectorContext,
     Intake,
@@ -57,6 +59,7 @@ from .xbau import (
     read_head,
     read_referenz,
 )
+from .xbau.schematron import load_schematron
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +144,12 @@ class BauportalNrwSource(XBauParticipant, Source):
             text = "; ".join(findings)
             reason = f"Die Nachricht ist nicht schemakonform (XBau 2.6): {text}"
             return self._refused(message, head, "schema", reason, referenz)
+        if self.settings.schematron:
+            findings = await asyncio.to_thread(self._schematron_errors, root)
+            if findings:
+                text = "; ".join(f.replace("; ", ", ") for f in findings)
+                reason = f"Die Nachricht verletzt Regeln des XBau-Schematron (XBau 2.6): {text}"
+                return self._refused(message, head, "schematron", reason, referenz)
         try:
             data = read_antrag(root)
         except ValueError as exc:
@@ -159,6 +168,25 @@ class BauportalNrwSource(XBauParticipant, Source):
         application.form = _form(data)
         application.attachments = attachments
         return Intake(application)
+
+    def _schematron_errors(self, root: etree._Element) -> list[str]:
+        if self.context.schemas is None:
+            raise Permanent("no schema directory configured (`schemas:` or $AKTENHUB_SCHEMAS): XBau needs it")
+        return load_schematron(self.context.schemas).errors(root)
+
+    async def check(self) -> CheckResult:
+        """As every XBau connector; with `schematron` on, also: do the Schematron rules compile?"""
+        result = await super().check()
+        if not result.ok or not self.settings.schematron:
+            return result
+        try:
+            assert self.context.schemas is not None  # the schemas check above passed
+            rules = await asyncio.to_thread(load_schematron, self.context.schemas)
+        except Permanent as exc:
+            return CheckResult(ok=False, message=str(exc))
+        return result.model_copy(
+            update={"details": {**result.details, "schematron": ", ".join(p.name for p in rules.files)}}
+        )
 
     def _refused(
         self, message: XtaMessage, head: Head | None, kind: str, reason: str, referenz: str | None = None

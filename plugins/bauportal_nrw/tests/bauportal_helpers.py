@@ -14,8 +14,8 @@ from hub_bauportal_nrw.xbau import Behoerde
 from hub_enaio.simulator import EnaioState, StoredObject
 from hub_xta.simulator import XtaState
 
-AUTHORITY_XTA = "vbe:bauaufsicht-rhein-sieg"  # our XTA account: the Bauaufsicht's mailbox
-PORTAL_XTA = "vbe:bauportal-nrw"  # the portal's XTA account
+AUTHORITY_XTA = "vbe:053820004"  # our XTA account: the Bauaufsicht's mailbox
+PORTAL_XTA = "bau:0500000001"  # the portal's XTA account
 AUTHORITY = Behoerde(kennung="vbe:053820004", name="Rhein-Sieg-Kreis, Untere Bauaufsichtsbehörde")
 PORTAL = Behoerde(kennung="psw:05000000001", name="Bauportal.NRW")
 ENAIO_USER = "aktenhub"

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import aiohttp
 from bauportal_helpers import (
     AUTHORITY,
+    AUTHORITY_XTA,
     HUB_OPTIONS,
     PORTAL,
     PORTAL_XTA,
@@ -138,7 +139,7 @@ async def test_bauantrag_is_filed_answered_and_closed_once(
 
     # closed exactly once, after the intake
     assert [c.message_id for c in xta.state.closed] == [message_id]
-    assert xta.state.mailbox("vbe:bauaufsicht-rhein-sieg") == {}
+    assert xta.state.mailbox(AUTHORITY_XTA) == {}
 
 
 class CrashingSource(BauportalNrwSource):

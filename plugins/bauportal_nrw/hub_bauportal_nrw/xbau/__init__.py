@@ -29,6 +29,7 @@ from .models import (
     Flurstueck,
     MessageIdentity,
     Person,
+    check_dvdv,
     new_uuid,
 )
 from .read import AntragData, Head, read_antrag, read_head, read_referenz
@@ -72,6 +73,7 @@ __all__ = [
     "build_antrag",
     "build_eingangsbestaetigung",
     "build_rueckweisung",
+    "check_dvdv",
     "kernmodul_identity",
     "load_schemas",
     "new_uuid",

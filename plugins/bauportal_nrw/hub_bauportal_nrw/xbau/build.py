@@ -74,6 +74,11 @@ def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def _created(identity: MessageIdentity) -> str:
+    """A message's creation time: as received if it was read from a message, else ours in UTC."""
+    return identity.erstellungszeitpunkt or _timestamp(identity.created)
+
+
 def _serialize(root: Node) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
@@ -97,7 +102,7 @@ def _head(root: Node, identity: MessageIdentity, leser: Behoerde, autor: Behoerd
     ident = _add(head, "identifikation.nachricht")
     _add(ident, "nachrichtenUUID", identity.uuid)
     _code(ident, "nachrichtentyp", identity.code, identity.list_uri, identity.list_version, None)
-    _add(ident, "erstellungszeitpunkt", _timestamp(identity.created))
+    _add(ident, "erstellungszeitpunkt", _created(identity))
     _behoerde(head, "leser", leser)
     _behoerde(head, "autor", autor)
 
@@ -235,7 +240,7 @@ def _identity(element: Node, identity: MessageIdentity) -> None:
     # the Basisnachricht; the message head's own identification is unqualified.
     _add(element, "nachrichtenUUID", identity.uuid, BN_G2G)
     _code(element, "nachrichtentyp", identity.code, identity.list_uri, identity.list_version, BN_G2G)
-    _add(element, "erstellungszeitpunkt", _timestamp(identity.created), BN_G2G)
+    _add(element, "erstellungszeitpunkt", _created(identity), BN_G2G)
 
 
 def kernmodul_identity(uuid: str, code: str, created: datetime) -> MessageIdentity:

@@ -8,6 +8,9 @@ from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# XBau Schematron sch-xbau-001/002: a DVDV Behördenkennung is a prefix of three lower-case letters,
+# a colon and digits (e.g. 'vbe:053820004').
+DVDV_KENNUNG = re.compile(r"^[a-z]{3}:\d+$")
 UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 # Code lists the message heads use (listURI, listVersionID).
@@ -49,6 +52,16 @@ class Behoerde(_Model):
     verzeichnisdienst_version: str = Field("1", min_length=1, description="listVersionID of that code")
 
 
+def check_dvdv(behoerde: Behoerde) -> Behoerde:
+    """`behoerde` itself if its kennung fits its directory; ValueError naming the rule otherwise."""
+    if behoerde.verzeichnisdienst == "DVDV" and not DVDV_KENNUNG.match(behoerde.kennung):
+        raise ValueError(
+            f"kennung {behoerde.kennung!r} is no DVDV Behördenkennung: expected a prefix of three "
+            "lower-case letters, a colon and digits, e.g. 'vbe:053820004' (XBau rule sch-xbau-001/002)"
+        )
+    return behoerde
+
+
 class MessageIdentity(_Model):
     """``identifikation.nachricht``: a message's UUID, type and creation time."""
 
@@ -57,6 +70,11 @@ class MessageIdentity(_Model):
     list_uri: str = XBAU_MESSAGES[0]
     list_version: str = XBAU_MESSAGES[1]
     created: datetime
+    erstellungszeitpunkt: str | None = Field(
+        None,
+        description="the creation time exactly as the message wrote it: a reference to the message "
+        "(bezugNachricht, idNachricht) repeats it unchanged (fraction of seconds, zone or none)",
+    )
 
     @field_validator("uuid")
     @classmethod

@@ -93,18 +93,31 @@ def read_head(root: Node) -> Head | None:
     try:
         ident = _child(head, "identifikation.nachricht")
         code, list_uri, version = _code(_child(ident, "nachrichtentyp"))
+        created = _required(ident, "erstellungszeitpunkt")
         identity = MessageIdentity(
             uuid=_required(ident, "nachrichtenUUID"),
             code=code or "",
             list_uri=list_uri or "",
             list_version=version or "",
-            created=datetime.fromisoformat(_required(ident, "erstellungszeitpunkt")),
+            created=_datetime(created),
+            erstellungszeitpunkt=created,
         )
         return Head(
             identity=identity, leser=_behoerde(_child(head, "leser")), autor=_behoerde(_child(head, "autor"))
         )
     except (ValueError, ValidationError):
         return None
+
+
+def _datetime(value: str) -> datetime:
+    """An xs:dateTime as far as Python reads it; only for sorting and display, never echoed."""
+    # Valid xs:dateTime Python cannot hold (24:00:00, years beyond 9999): the day, or nothing, will do.
+    for candidate in (value, value[:10]):
+        try:
+            return datetime.fromisoformat(candidate)
+        except ValueError:
+            continue
+    return datetime.min
 
 
 def read_referenz(root: Node) -> str | None:
