@@ -214,10 +214,15 @@ class BauportalNrwAnswers(XBauParticipant, Notifier):
         )
 
     async def _original(self, application: Application) -> bytes:
-        """The refused message, to go back inside the 1100 (empty if larger than allowed)."""
+        """The refused message, to go back inside the 1100; a note instead if it cannot go back."""
         original = application.original
-        if original is None or original.size > int(self.settings.max_returned_message):
-            return b""
+        limit = int(self.settings.max_returned_message)
+        if original is None or original.size == 0:
+            # XBau forbids empty elements (Schematron sch-xbau-gen-001): the 1100 says why there is none.
+            return b"Die zurueckgewiesene Nachricht ist nicht vorhanden."
+        if original.size > limit:
+            note = f"Die zurueckgewiesene Nachricht ({original.size} Bytes) ist groesser als {limit} Bytes"
+            return f"{note} und wird nicht zurueckgesandt.".encode("ascii")
         return await self.context.blobs.read_bytes(original.blob)
 
     def _reasons(self, reply: ReplyTo, reason: str | None) -> list[tuple[str, str | None]]:

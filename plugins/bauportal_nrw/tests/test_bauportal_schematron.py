@@ -1,0 +1,214 @@
+"""The official XBau Schematron: DVDV kennungen, exact timestamps, the optional second validation stage.
+
+Every XBau message the portal simulator sends and every answer the hub builds is run through the
+official rules (``<schemas>/xbau/2.6/schematron/*.sch``) besides the XSD.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from bauportal_helpers import AUTHORITY, AUTHORITY_XTA, PORTAL, StartXta, bauantrag, send, xta_settings
+from hub_bauportal_nrw import BauportalNrwAnswers, BauportalNrwSource
+from hub_bauportal_nrw.config import BauportalNrwAnswersConfig, BauportalNrwConfig
+from hub_bauportal_nrw.portal import make_app as portal_app
+from hub_bauportal_nrw.samples import sample_bauantrag
+from hub_bauportal_nrw.xbau import BN_G2G, Behoerde, load_schemas, parse_bytes
+from hub_bauportal_nrw.xbau.models import DVDV_KENNUNG
+from hub_bauportal_nrw.xbau.schematron import load_schematron
+from lxml import etree
+from pydantic import ValidationError
+from test_bauportal_answers import Journal, context, make_answers, make_source
+
+from hub import BlobStore, Receipt, ReceiptKind
+from hub.config import load_config
+from hub.plugins import load_plugins
+
+# As XBau allows it: fractional seconds, no time zone. Echoed, it must stay exactly this.
+EXACT_TIME = "2026-11-20T10:15:30.1234567"
+
+
+def valid_xbau(schema_dir: Path, xml: bytes) -> etree._Element:
+    """The message, after asserting it passes the XSD and the official Schematron."""
+    root = parse_bytes(xml, limit=10_000_000)
+    assert load_schemas(schema_dir).errors(root) == []
+    assert load_schematron(schema_dir).errors(root) == []
+    return root
+
+
+def with_created(xml: bytes, created: str) -> bytes:
+    root = parse_bytes(xml, limit=10_000_000)
+    element = root.find("nachrichtenkopf.g2g/identifikation.nachricht/erstellungszeitpunkt")
+    assert element is not None
+    element.text = created
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+@pytest.mark.parametrize("kennung", ["vbe:bauaufsicht-rhein-sieg", "VBE:053820004", "053820004", "vbe:"])
+def test_configured_authority_must_be_a_dvdv_kennung(kennung: str) -> None:
+    for connector, kind in (
+        (BauportalNrwSource, "bauportal-nrw"),
+        (BauportalNrwAnswers, "bauportal-nrw-answers"),
+    ):
+        with pytest.raises(ValidationError, match=r"sch-xbau-00[12]"):
+            connector.Config.model_validate(
+                {
+                    "type": kind,
+                    "xta": xta_settings("http://127.0.0.1:1"),
+                    "authority": {"kennung": kennung, "name": "X"},
+                }
+            )
+    # Another directory than the DVDV has other kennungen.
+    connector.Config.model_validate(
+        {
+            "type": "bauportal-nrw-answers",
+            "xta": xta_settings("http://127.0.0.1:1"),
+            "authority": {"kennung": kennung, "name": "X", "verzeichnisdienst": "SONSTIGE"},
+        }
+    )
+
+
+def test_example_configuration_names_dvdv_kennungen(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = Path(__file__).resolve().parents[3]
+    example = root / "config" / "bauaufsicht.example.yaml"
+    monkeypatch.chdir(root)
+    names = set(re.findall(r"\$\{([A-Z_]+)\}", example.read_text(encoding="utf-8")))
+    config = load_config(example, load_plugins(), env={n: "example-secret-0123456789abcdef" for n in names})
+    for name in ("bauportal", "antworten"):
+        settings = config.connectors[name]
+        assert isinstance(settings, BauportalNrwConfig | BauportalNrwAnswersConfig)
+        assert DVDV_KENNUNG.match(settings.authority.kennung)
+        assert DVDV_KENNUNG.match(settings.xta.account.identifier)
+
+
+async def test_portal_simulator_sends_messages_that_keep_the_schematron(
+    start_xta: StartXta, http: aiohttp.ClientSession, schema_dir: Path
+) -> None:
+    xta = await start_xta()
+    portal = TestServer(portal_app(xta_url=xta.url), host="127.0.0.1")
+    await portal.start_server()
+    try:
+        async with http.post(f"http://127.0.0.1:{portal.port}/sim/bauantrag", json={}) as resp:
+            assert resp.status == 201
+    finally:
+        await portal.close()
+    [message] = xta.state.mailbox(AUTHORITY_XTA).values()
+    assert message.metadata.author.identifier == "bau:0500000001"
+    root = valid_xbau(schema_dir, message.message.path.read_bytes())
+    assert root.findtext("nachrichtenkopf.g2g/autor/kennung") == "bau:0500000001"
+    assert root.findtext("nachrichtenkopf.g2g/leser/kennung") == "vbe:053820004"
+
+
+async def test_answers_keep_the_schematron_and_echo_the_original_time_exactly(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    blobs: BlobStore,
+    schema_dir: Path,
+    tmp_path: Path,
+) -> None:
+    xta = await start_xta()
+    plan = bauantrag()
+    await send(http, xta, plan, xml=with_created(plan.xml, EXACT_TIME))
+    source = make_source(xta, context("bauportal", blobs, schema_dir, http, tmp_path), schematron=True)
+    answers = make_answers(xta, context("antworten", blobs, schema_dir, http, tmp_path))
+    journal = Journal()
+    assert await source.poll(journal) == 1
+    [intake] = journal.intakes.values()
+    assert intake.rejection is None
+    app = intake.application
+    await answers.notify(app, Receipt(application_id=app.id, kind=ReceiptKind.RECEIVED, file_number="63/1"))
+    sent = [valid_xbau(schema_dir, m.message.path.read_bytes()) for m in xta.state.sent]
+    assert [etree.QName(r).localname for r in sent] == [
+        "prozessnachrichten.eingangsbestaetigung.1120",
+        "prozessnachrichten.aktenzeichen.1121",
+    ]
+    bezug = f"{{{BN_G2G}}}erstellungszeitpunkt"
+    for root in sent:
+        [echoed] = root.iter(bezug)
+        assert echoed.text == EXACT_TIME
+
+
+async def test_schematron_violation_is_refused_with_its_findings_in_the_1100(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    blobs: BlobStore,
+    schema_dir: Path,
+    tmp_path: Path,
+) -> None:
+    xta = await start_xta()
+    # Valid against the XSD, but the portal's DVDV kennung breaks rule sch-xbau-002.
+    plan = sample_bauantrag(
+        autor=Behoerde(kennung="vbe:bauportal-nrw", name="Bauportal.NRW"), leser=AUTHORITY
+    )
+    original = with_created(plan.xml, "2026-11-20T10:15:30.5+01:00")
+    assert load_schemas(schema_dir).errors(parse_bytes(original, limit=10_000_000)) == []
+    await send(http, xta, plan, xml=original)
+
+    lenient = make_source(xta, context("bauportal", blobs, schema_dir, http, tmp_path))
+    strict = make_source(xta, context("bauportal", blobs, schema_dir, http, tmp_path), schematron=True)
+    taken = Journal()
+    xbau = await lenient.intake_of(
+        await lenient.client.get_message(next(iter(xta.state.mailbox(AUTHORITY_XTA))))
+    )
+    assert xbau.rejection is None  # without the switch, the XSD alone decides
+    assert await strict.poll(taken) == 1
+    [intake] = taken.intakes.values()
+    assert intake.rejection is not None and intake.rejection.code == "schematron"
+    assert "sch-xbau-002" in intake.rejection.reason and "autor" in intake.rejection.reason
+    assert xta.state.mailbox(AUTHORITY_XTA) == {}  # taken in (refused), closed
+
+    answers = make_answers(xta, context("antworten", blobs, schema_dir, http, tmp_path))
+    app = intake.application
+    await answers.notify(
+        app, Receipt(application_id=app.id, kind=ReceiptKind.REJECTED, reason=intake.rejection.reason)
+    )
+    [sent] = xta.state.sent
+    root = valid_xbau(schema_dir, sent.message.path.read_bytes())
+    texts = [t.text or "" for t in root.iter("fehlertext")]
+    assert any("sch-xbau-002" in t and "nachrichtenkopf.g2g" in t for t in texts)
+    assert base64.b64decode(root.findtext("rueckweisungDaten/nachricht") or "") == original
+    [echoed] = root.iter(f"{{{BN_G2G}}}erstellungszeitpunkt")
+    assert echoed.text == "2026-11-20T10:15:30.5+01:00"
+
+
+async def test_1100_of_a_message_too_large_to_return_keeps_the_schematron(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    blobs: BlobStore,
+    schema_dir: Path,
+    tmp_path: Path,
+) -> None:
+    xta = await start_xta()
+    plan = bauantrag()
+    del plan.files["lageplan.pdf"]
+    await send(http, xta, plan)
+    source = make_source(xta, context("bauportal", blobs, schema_dir, http, tmp_path))
+    journal = Journal()
+    assert await source.poll(journal) == 1
+    [intake] = journal.intakes.values()
+    assert intake.rejection is not None
+    settings: dict[str, Any] = {
+        "type": "bauportal-nrw-answers",
+        "xta": {"url": xta.url, "account": {"identifier": AUTHORITY_XTA}},
+        "authority": AUTHORITY.model_dump(),
+        "max_returned_message": 100,
+    }
+    answers = BauportalNrwAnswers(
+        BauportalNrwAnswers.Config.model_validate(settings),
+        context("antworten", blobs, schema_dir, http, tmp_path),
+    )
+    app = intake.application
+    await answers.notify(
+        app, Receipt(application_id=app.id, kind=ReceiptKind.REJECTED, reason=intake.rejection.reason)
+    )
+    [sent] = xta.state.sent
+    root = valid_xbau(schema_dir, sent.message.path.read_bytes())
+    note = base64.b64decode(root.findtext("rueckweisungDaten/nachricht") or "")
+    assert b"groesser als 100 Bytes" in note
+    assert root.findtext("nachrichtenkopf.g2g/leser/kennung") == PORTAL.kennung
