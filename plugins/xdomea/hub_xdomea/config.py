@@ -128,7 +128,21 @@ class XdomeaConfig(ConnectorConfig):
         "aktenhub", min_length=1, description="Kopf/Erstellerkennung: the hub's user id in the DMS"
     )
     creator_role: str | None = Field(None, description="Kopf/ErstellerRolle")
-    receipt_requested: bool = Field(False, description="Kopf/Empfangsbestaetigung: ask for a receipt")
+    receipt_requested: bool = Field(
+        False,
+        description="Kopf/Empfangsbestaetigung: ask for the DMS's receipt (0629) and read its import "
+        "confirmation (0630): a delivery completes only once the DMS confirms the import",
+    )
+    answer_path: Path | None = Field(
+        None,
+        description="directory mode with receipt_requested: where the DMS puts its answers "
+        "(<ProzessID>_FVDaten.EmpfangBestaetigen.0629.xml, <ProzessID>_FVDaten.ImportBestaetigen.0630.xml)",
+    )
+    answers_url: str | None = Field(
+        None,
+        description="http mode with receipt_requested: the URL under which the DMS offers its answers "
+        "(GET <answers_url>/<answer file name>, Basic auth; 404 while there is none)",
+    )
     ablageort: str | None = Field(
         None,
         description="SchriftgutobjektZumAblegen/Ablageort, for DMS that want it (directory name or URL); "
@@ -144,7 +158,7 @@ class XdomeaConfig(ConnectorConfig):
         "deflated", description="ZIP compression of the primary files (the XML is always deflated)"
     )
 
-    @field_validator("url")
+    @field_validator("url", "answers_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -170,4 +184,12 @@ class XdomeaConfig(ConnectorConfig):
                 raise ValueError(f"mode http needs {', '.join(missing)}")
             if self.path is not None:
                 raise ValueError("mode http takes no `path` (that is for mode directory)")
+        answers = "answer_path" if self.mode == "directory" else "answers_url"
+        wrong = "answers_url" if self.mode == "directory" else "answer_path"
+        if getattr(self, wrong) is not None:
+            raise ValueError(f"mode {self.mode} takes no `{wrong}` (that is for the other mode)")
+        if self.receipt_requested and getattr(self, answers) is None:
+            raise ValueError(
+                f"receipt_requested needs `{answers}`: where the DMS's 0629/0630 answers are read"
+            )
         return self

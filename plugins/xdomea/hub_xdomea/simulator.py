@@ -45,9 +45,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub.simulation import basic_credentials, fault_middleware
 
+from .answers import IMPORT, RECEIPT, answer_file_name, build_import, build_receipt
 from .schema import NS, Schema, SchemaUnavailable, load_schema, safe_parser
 
 IMPORT_PATH = "/xdomea/import"
+ANSWERS_PATH = "/xdomea/answers"
 OPERATOR_PREFIX = "/_sim/"
 DEFAULT_USERS = {"aktenhub": "xdomea-simulator"}
 CHUNK = 64 * 1024
@@ -73,6 +75,19 @@ class Knobs(BaseModel):
     max_zip_bytes: int = Field(512 * 1024**2, ge=1, description="largest ZIP taken")
     max_xml_bytes: int = Field(16 * 1024**2, ge=1, description="largest message XML taken")
     max_entries: int = Field(10_000, ge=1, description="most entries in one ZIP")
+    duplicate_detection: bool = Field(
+        True,
+        description="recognise a ProzessID imported before (200 'already imported'); off: import it again, "
+        "as a DMS without duplicate detection does",
+    )
+    refuse_import: str | None = Field(
+        None,
+        description="with a receipt requested: take the message (0629), but fail its import with this "
+        "text (0630 with 0605005 and the text); nothing is imported",
+    )
+    hold_answers: bool = Field(
+        False, description="keep the 0629/0630 answers back (404) until this is turned off again"
+    )
 
 
 class Refused(Exception):
@@ -155,7 +170,10 @@ class XdomeaState:
             Path(tempfile.mkdtemp(prefix="xdomea-sim-")) if content_dir is None else content_dir
         )
         self.content_dir.mkdir(parents=True, exist_ok=True)
-        self.imports: dict[str, Import] = {}
+        self.imports: dict[str, Import] = {}  # by ProzessID: the first import of each
+        self.history: list[Import] = []  # every import, a ProzessID imported again included
+        self.answers: dict[str, bytes] = {}  # answer file name -> 0629/0630 XML
+        self.failed_imports = 0
         self.uploads = 0
         self.refused = 0
         self.duplicates = 0
@@ -196,6 +214,10 @@ class XdomeaState:
             self.dropped += 1
             return True
         return False
+
+    def imports_of(self, prozess_id: str) -> list[Import]:
+        """Every import of a ProzessID (more than one only without duplicate detection)."""
+        return [i for i in self.history if i.prozess_id == prozess_id.lower()]
 
     def remove_content(self) -> None:
         """Delete the kept ZIPs if the simulator created their directory."""
@@ -449,7 +471,7 @@ async def _import(request: web.Request) -> web.Response:
             inspect_package, path, state.schema, state.knobs, state.behoerdenschluessel
         )
         earlier = state.imports.get(inspection.prozess_id)
-        if earlier is not None:
+        if earlier is not None and state.knobs.duplicate_detection:
             earlier.repeats += 1
             state.duplicates += 1
             return web.json_response(
@@ -461,10 +483,30 @@ async def _import(request: web.Request) -> web.Response:
                 },
                 status=200,
             )
-        kept = state.content_dir / f"{inspection.prozess_id}.zip"
-        await asyncio.to_thread(os.replace, path, kept)
+        request_root = etree.fromstring(inspection.xml, safe_parser())
+        receipt = request_root.findtext("x:Kopf/x:Empfangsbestaetigung", namespaces={"x": NS}) in (
+            "1",
+            "true",
+        )
+        failure = state.knobs.refuse_import if receipt else None
+        kept = state.content_dir / f"{inspection.prozess_id}-{len(state.history) + 1}.zip"
+        if failure is None:
+            await asyncio.to_thread(os.replace, path, kept)
     finally:
         path.unlink(missing_ok=True)
+    if receipt:
+        # As a DMS does: first the receipt (0629), then the import's outcome (0630).
+        now = datetime.now(UTC)
+        state.answers[answer_file_name(inspection.prozess_id, RECEIPT)] = build_receipt(request_root, now)
+        state.answers[answer_file_name(inspection.prozess_id, IMPORT)] = build_import(
+            request_root, now, failure
+        )
+    if failure is not None:
+        state.failed_imports += 1
+        return web.json_response(
+            {"status": "received", "prozessId": inspection.prozess_id, "message": "import follows (0630)"},
+            status=202,
+        )
     imported = Import(
         import_id=state.new_import_id(),
         prozess_id=inspection.prozess_id,
@@ -476,18 +518,32 @@ async def _import(request: web.Request) -> web.Response:
         objects=inspection.objects,
         user=request[USER],
     )
-    state.imports[imported.prozess_id] = imported
+    state.imports.setdefault(imported.prozess_id, imported)
+    state.history.append(imported)
     if state.take_drop():
         _drop(request)
     return web.json_response(
         {
-            "status": "imported",
+            "status": "received" if receipt else "imported",
             "prozessId": imported.prozess_id,
             "importId": imported.import_id,
             "files": len(imported.files),
         },
-        status=201,
+        status=202 if receipt else 201,
     )
+
+
+async def _answer(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    name = request.match_info["name"]
+    found = None if state.knobs.hold_answers else state.answers.get(name)
+    if found is None:
+        raise Refused(f"no answer {name[:100]!r} (yet)", 404)
+    return web.Response(body=found, content_type="application/xml", charset="utf-8")
+
+
+async def _sim_answers(request: web.Request) -> web.Response:
+    return web.json_response({"answers": sorted(request.app[STATE].answers)})
 
 
 async def _ready(request: web.Request) -> web.Response:
@@ -505,7 +561,7 @@ def _imported(request: web.Request) -> Import:
 
 
 async def _sim_imports(request: web.Request) -> web.Response:
-    imports = sorted(request.app[STATE].imports.values(), key=lambda i: i.import_id)
+    imports = request.app[STATE].history
     return web.json_response({"imports": [i.describe() for i in imports]})
 
 
@@ -555,7 +611,8 @@ async def _sim_stats(request: web.Request) -> web.Response:
     state = request.app[STATE]
     return web.json_response(
         {
-            "imports": len(state.imports),
+            "imports": len(state.history),
+            "failed_imports": state.failed_imports,
             "uploads": state.uploads,
             "duplicates": state.duplicates,
             "refused": state.refused,
@@ -626,6 +683,8 @@ def make_app(
     r = app.router
     r.add_post(IMPORT_PATH, _import)
     r.add_get(IMPORT_PATH, _ready)
+    r.add_get(ANSWERS_PATH + "/{name}", _answer)
+    r.add_get("/_sim/answers", _sim_answers)
     r.add_get("/_sim/imports", _sim_imports)
     r.add_get("/_sim/imports/{prozess_id}", _sim_import)
     r.add_get("/_sim/imports/{prozess_id}/message", _sim_message)
@@ -637,6 +696,7 @@ def make_app(
 
 
 __all__ = [
+    "ANSWERS_PATH",
     "DEFAULT_USERS",
     "IMPORT_PATH",
     "STATE",

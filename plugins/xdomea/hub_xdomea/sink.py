@@ -17,6 +17,7 @@ Logs carry ids, counts and sizes, never index data or document names.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import secrets
@@ -26,7 +27,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -45,12 +46,13 @@ from hub import (
 )
 
 from . import __version__
+from .answers import IMPORT, RECEIPT, AnswerInvalid, answer_file_name, read_import, read_receipt
 from .config import XdomeaConfig
 from .message import MESSAGE_TYPE, Message, MessageBuilder, process_id
 from .package import Package, remove_quietly, write_package
 from .schema import VERSION as XDOMEA_VERSION
 from .schema import Schema, SchemaUnavailable, load_schema
-from .transport import Answer, Uploader, publish
+from .transport import Answer, Unanswered, Uploader, publish
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ TEMP_SUFFIX = ".part"
 PROBE_PREFIX = ".probe-"
 # Temporary files older than this were left by a crash; younger ones may be written right now.
 STALE_TEMP_SECONDS = 3600.0
+MAX_ANSWER_FILE = 1024**2  # bytes of a 0629/0630 read
 
 
 class _Checkpoint(BaseModel):
@@ -66,6 +69,13 @@ class _Checkpoint(BaseModel):
     package: str
     delivered_at: datetime
     import_id: str | None = None
+    # sending: the upload began, its outcome is unknown (written before the upload, so a crash or a
+    # lost answer never leads to a second one); unsent: the DMS certainly did not get it; delivered:
+    # handed over; confirmed: the DMS's 0630 reports the import. Older checkpoints were "delivered".
+    state: Literal["sending", "unsent", "delivered", "confirmed"] = "delivered"
+    duplicate: bool = False
+    file_number: str | None = None
+    details: dict[str, Any] = {}
 
 
 @dataclass
@@ -175,8 +185,11 @@ class XdomeaSink(Sink):
         if record.application_id != app.id:
             raise Permanent(f"record belongs to application {record.application_id}, the context to {app.id}")
         pid = process_id(app.id)
+        receipts = self.settings.receipt_requested
         earlier = _earlier_delivery(ctx, pid)
-        if earlier is not None:
+        if earlier is not None and (
+            earlier.state == "confirmed" or (earlier.state == "delivered" and not receipts)
+        ):
             log.info("already delivered application=%s target=%s prozess_id=%s", app.id, self.name, pid)
             return self._delivery(
                 pid,
@@ -184,6 +197,35 @@ class XdomeaSink(Sink):
                 _Outcome(True, {"package": earlier.package}, earlier.import_id),
                 earlier.delivered_at,
             )
+        if earlier is None or earlier.state == "unsent":
+            earlier = await self._hand_over(record, ctx, pid)
+        elif earlier.state == "sending":
+            log.warning(
+                "earlier upload's outcome unknown, not sent again application=%s target=%s prozess_id=%s",
+                app.id,
+                self.name,
+                pid,
+            )
+            if not receipts:
+                raise Permanent(
+                    f"the upload of ProzessID {pid} got no answer: the DMS may have imported it. It is not "
+                    "sent again, so a DMS without duplicate detection cannot import it twice; check the "
+                    "DMS for this ProzessID (turn on receipt_requested to have the DMS's answers decide)"
+                )
+        if receipts:
+            await self._confirmed(pid)
+            earlier = earlier.model_copy(update={"state": "confirmed"})
+            await ctx.checkpoint(CHECKPOINT, earlier.model_dump(mode="json"))
+        return self._delivery(
+            pid,
+            earlier.file_number,
+            _Outcome(earlier.duplicate, earlier.details, earlier.import_id),
+            earlier.delivered_at,
+        )
+
+    async def _hand_over(self, record: FileRecord, ctx: DeliveryContext, pid: str) -> _Checkpoint:
+        """Build, validate, pack and hand over the 0605; the checkpoint of the delivery (durable)."""
+        app = ctx.application
         schema = await self._schema()
         created_at = utcnow()
         message = self.builder.build(record, app, created_at)
@@ -199,19 +241,26 @@ class XdomeaSink(Sink):
                 f"document {missing[0].index} references {missing[0].blob}, which is not in the blob store"
             )
         xml = message.serialize()
+        checkpoint = _Checkpoint(
+            process_id=pid,
+            package=message.package_name,
+            delivered_at=created_at,
+            state="sending",
+            file_number=message.file_number,
+        )
         if self.settings.mode == "directory":
             outcome = await self._to_directory(message, xml, ctx, created_at)
         else:
-            outcome = await self._upload(message, xml, ctx, created_at)
-        await ctx.checkpoint(
-            CHECKPOINT,
-            _Checkpoint(
-                process_id=pid,
-                package=message.package_name,
-                delivered_at=created_at,
-                import_id=outcome.import_id,
-            ).model_dump(mode="json"),
+            outcome = await self._upload(message, xml, ctx, created_at, checkpoint)
+        checkpoint = checkpoint.model_copy(
+            update={
+                "state": "delivered",
+                "import_id": outcome.import_id,
+                "duplicate": outcome.duplicate,
+                "details": outcome.details,
+            }
         )
+        await ctx.checkpoint(CHECKPOINT, checkpoint.model_dump(mode="json"))
         log.info(
             "delivered application=%s target=%s prozess_id=%s mode=%s documents=%d duplicate=%s",
             app.id,
@@ -221,7 +270,45 @@ class XdomeaSink(Sink):
             len(message.files),
             outcome.duplicate,
         )
-        return self._delivery(pid, message.file_number, outcome, created_at)
+        return checkpoint
+
+    async def _confirmed(self, pid: str) -> None:
+        """Return once the DMS's 0630 reports the import; `Retryable` while it has not answered."""
+        schema = await self._schema()
+        imported = await self._dms_answer(pid, IMPORT)
+        try:
+            if imported is None:
+                received = await self._dms_answer(pid, RECEIPT)
+                if received is not None:
+                    read_receipt(received, pid, schema)
+                so_far = "it confirmed the receipt (0629)" if received else "no receipt (0629) either"
+                raise Retryable(
+                    f"waiting for the DMS's import confirmation ({IMPORT}) of ProzessID {pid}: {so_far}"
+                )
+            outcome = read_import(imported, pid, schema)
+        except AnswerInvalid as exc:
+            raise Permanent(f"{exc}; ProzessID {pid}") from None
+        if not outcome.success:
+            reasons = "; ".join(outcome.reasons) or "no reason given"
+            raise Permanent(f"the DMS refused the import of ProzessID {pid} ({IMPORT}): {reasons}")
+        log.info("import confirmed target=%s prozess_id=%s", self.name, pid)
+
+    async def _dms_answer(self, pid: str, message: str) -> bytes | None:
+        """The DMS's answer file for the ProzessID, None while there is none."""
+        name = answer_file_name(pid, message)
+        if self.uploader is not None:
+            assert self.settings.answers_url is not None
+            return await self.uploader.fetch(
+                f"{self.settings.answers_url.rstrip('/')}/{name}", f"reading {name}"
+            )
+        assert self.settings.answer_path is not None
+        path = self.settings.answer_path / name
+        try:
+            return await asyncio.to_thread(_read_small, path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise Retryable(f"cannot read {path}: {exc.strerror}") from None
 
     def _delivery(
         self, pid: str, file_number: str | None, outcome: _Outcome, delivered_at: datetime
@@ -267,7 +354,7 @@ class XdomeaSink(Sink):
         return _Outcome(not published, details)
 
     async def _upload(
-        self, message: Message, xml: bytes, ctx: DeliveryContext, created_at: datetime
+        self, message: Message, xml: bytes, ctx: DeliveryContext, created_at: datetime, sending: _Checkpoint
     ) -> _Outcome:
         assert self.uploader is not None
         work = self.directory
@@ -277,7 +364,18 @@ class XdomeaSink(Sink):
             raise Retryable(f"work directory {work} is not usable: {exc.strerror}") from None
         package = await self._pack(work, message, xml, ctx, created_at, fsync=False)
         try:
-            answer: Answer = await self.uploader.upload(package.path, message.package_name, "upload")
+            # Durable before the first byte leaves: a crash or a lost answer must not lead to a second upload.
+            await ctx.checkpoint(CHECKPOINT, sending.model_dump(mode="json"))
+            try:
+                answer: Answer = await self.uploader.upload(package.path, message.package_name, "upload")
+            except Unanswered:
+                raise  # may have arrived: the checkpoint stays "sending"
+            except (Retryable, Permanent):
+                # Answered with an error or never connected: the DMS did not take it; may be sent again.
+                await ctx.checkpoint(
+                    CHECKPOINT, sending.model_copy(update={"state": "unsent"}).model_dump(mode="json")
+                )
+                raise
         finally:
             remove_quietly(package.path)
         details: dict[str, Any] = {
@@ -359,6 +457,14 @@ def _earlier_delivery(ctx: DeliveryContext, pid: str) -> _Checkpoint | None:
     except ValidationError:
         return None
     return earlier if earlier.process_id == pid else None
+
+
+def _read_small(path: Path) -> bytes:
+    with path.open("rb") as f:
+        data = f.read(MAX_ANSWER_FILE + 1)
+    if len(data) > MAX_ANSWER_FILE:
+        raise OSError(errno.EFBIG, f"larger than {MAX_ANSWER_FILE} bytes")
+    return data
 
 
 def _package_details(package: Package) -> dict[str, Any]:

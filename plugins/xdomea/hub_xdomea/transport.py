@@ -33,6 +33,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS, errno.EXDEV})
 
 
+class Unanswered(Retryable):
+    """The request may have reached the DMS, but no answer came: whether it was taken is unknown."""
+
+
 def publish(temp: Path, final: Path, fsync: bool) -> bool:
     """Give the complete file `temp` its final name; False if `final` already exists (temp is removed)."""
     try:
@@ -136,13 +140,24 @@ class Uploader:
         """``GET <url>`` with the credentials: (status, body); connection problems as `Retryable`."""
         return await self._send("GET", "probe of the import URL")
 
+    async def fetch(self, url: str, what: str) -> bytes | None:
+        """``GET`` a file the DMS offers (an answer): its content, None while it is not there (404)."""
+        status, data = await self._send("GET", what, url=url)
+        if status in (404, 410):
+            return None
+        if status == 200:
+            return data
+        self._classify(status, data, what)  # raises for every error status
+        raise Retryable(f"{what}: the DMS answered {status} instead of the file")
+
     async def _send(
-        self, method: str, what: str, data: aiohttp.MultipartWriter | None = None
+        self, method: str, what: str, data: aiohttp.MultipartWriter | None = None, url: str | None = None
     ) -> tuple[int, bytes]:
+        url = url or self.url
         try:
             async with self._session().request(
                 method,
-                self.url,
+                url,
                 data=data,
                 headers={"Authorization": self._authorization, "Accept": "application/json"},
                 timeout=self._timeout(),
@@ -154,12 +169,17 @@ class Uploader:
                     if len(body) > MAX_ANSWER:
                         raise Retryable(f"{what}: the answer is larger than {MAX_ANSWER} bytes")
                 return response.status, bytes(body)
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # No connection was made: the request never reached the DMS.
+            raise Retryable(f"{what}: connection to {url} failed: {type(exc).__name__}: {exc}") from None
         except TimeoutError:
-            raise Retryable(f"{what}: no answer from {self.url} within {self.timeout_seconds:g} s") from None
+            raise Unanswered(f"{what}: no answer from {url} within {self.timeout_seconds:g} s") from None
         except aiohttp.ClientConnectionError as exc:
-            raise Retryable(f"{what}: connection to {self.url} failed: {type(exc).__name__}: {exc}") from None
+            raise Unanswered(
+                f"{what}: the connection to {url} broke before the answer: {type(exc).__name__}: {exc}"
+            ) from None
         except aiohttp.ClientError as exc:
-            raise Retryable(f"{what}: {type(exc).__name__}: {exc}") from None
+            raise Unanswered(f"{what}: {type(exc).__name__}: {exc}") from None
 
     def _classify(self, status: int, data: bytes, what: str) -> Answer:
         message = server_message(data)
