@@ -19,8 +19,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from .message import MESSAGE_LIST_URI, MESSAGE_LIST_VERSION, NS, _code, _el, _local_time
-from .schema import Schema, safe_parser
+from .message import MESSAGE_LIST_URI, MESSAGE_LIST_VERSION, _code, _el, _local_time
+from .schema import NS, Schema, safe_parser
 
 RECEIPT = "FVDaten.EmpfangBestaetigen.0629"
 IMPORT = "FVDaten.ImportBestaetigen.0630"

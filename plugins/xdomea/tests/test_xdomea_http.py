@@ -93,21 +93,6 @@ async def test_repeated_prozess_id_is_recognised_by_the_dms(
     assert dms.state.duplicates == 1
 
 
-async def test_answer_lost_after_import_is_retried_into_one_import(
-    start_simulator: StartSimulator, xdomea_context: ConnectorContext, blobs: BlobStore
-) -> None:
-    dms = await start_simulator(drop_after_import=1)
-    sink = make_sink(xdomea_context, "http", url=dms.import_url)
-    app = await bauantrag(blobs)
-    store: dict[str, Any] = {}
-    with pytest.raises(Retryable, match="connection"):
-        await sink.deliver(filed_record(app), delivery_context(app, blobs, store))
-    assert store == {}  # nothing checkpointed: the sink could not know
-    retried = await sink.deliver(filed_record(app), delivery_context(app, blobs, store))
-    assert retried.duplicate
-    assert len(dms.state.imports) == 1 and dms.state.dropped == 1
-
-
 async def test_refusal_carries_the_servers_message(
     start_simulator: StartSimulator, xdomea_context: ConnectorContext, blobs: BlobStore
 ) -> None:
