@@ -79,7 +79,14 @@ async def test_valid_package_is_imported_once(dms: Simulator, package: Package) 
         async with http.get(f"{dms.url}/_sim/stats") as r:
             stats = await r.json()
     assert listed["repeats"] == 1 and sorted(f["name"] for f in listed["files"]) == sorted(package.files)
-    assert stats == {"imports": 1, "uploads": 2, "duplicates": 1, "refused": 0, "dropped": 0}
+    assert stats == {
+        "imports": 1,
+        "failed_imports": 0,
+        "uploads": 2,
+        "duplicates": 1,
+        "refused": 0,
+        "dropped": 0,
+    }
 
 
 async def test_credentials_are_required(dms: Simulator, package: Package) -> None:
