@@ -7,6 +7,7 @@ official rules (``<schemas>/xbau/2.6/schematron/*.sch``) besides the XSD.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,17 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from bauportal_helpers import AUTHORITY, AUTHORITY_XTA, PORTAL, StartXta, bauantrag, send, xta_settings
+from bauportal_helpers import (
+    AUTHORITY,
+    AUTHORITY_XTA,
+    PORTAL,
+    StartXta,
+    Xta,
+    authority,
+    bauantrag,
+    send,
+    xta_settings,
+)
 from hub_bauportal_nrw import BauportalNrwAnswers, BauportalNrwSource
 from hub_bauportal_nrw.config import BauportalNrwAnswersConfig, BauportalNrwConfig
 from hub_bauportal_nrw.portal import make_app as portal_app
@@ -24,9 +35,9 @@ from hub_bauportal_nrw.xbau.models import DVDV_KENNUNG
 from hub_bauportal_nrw.xbau.schematron import load_schematron
 from lxml import etree
 from pydantic import ValidationError
-from test_bauportal_answers import Journal, context, make_answers, make_source
+from test_bauportal_answers import Journal, context, make_source
 
-from hub import BlobStore, Receipt, ReceiptKind
+from hub import BlobStore, Intake, Receipt, ReceiptKind
 from hub.config import load_config
 from hub.plugins import load_plugins
 
@@ -105,71 +116,90 @@ async def test_portal_simulator_sends_messages_that_keep_the_schematron(
     assert root.findtext("nachrichtenkopf.g2g/leser/kennung") == "vbe:053820004"
 
 
+class Bauaufsicht:
+    """The source and the answers of the Bauaufsicht against one XTA simulator, without a hub."""
+
+    def __init__(self, xta: Xta, blobs: BlobStore, schema_dir: Path, http: Any, tmp: Path) -> None:
+        self.xta = xta
+        self.schema_dir = schema_dir
+        self.context = functools.partial(context, blobs=blobs, schema_dir=schema_dir, http=http, tmp=tmp)
+
+    async def take_in(self, **settings: Any) -> Intake:
+        """One poll of a source with these settings: the one message it takes in."""
+        source = make_source(self.xta, self.context("bauportal"), **settings)
+        journal = Journal()
+        assert await source.poll(journal) == 1
+        [intake] = journal.intakes.values()
+        return intake
+
+    async def answer(self, intake: Intake, **settings: Any) -> list[etree._Element]:
+        """The answers to it (1120/1121, or the 1100 if refused), each checked by XSD and Schematron."""
+        config = {
+            "type": "bauportal-nrw-answers",
+            "xta": xta_settings(self.xta.url),
+            "authority": authority(),
+        }
+        answers = BauportalNrwAnswers(
+            BauportalNrwAnswers.Config.model_validate({**config, **settings}), self.context("antworten")
+        )
+        app = intake.application
+        if intake.rejection is None:
+            receipt = Receipt(application_id=app.id, kind=ReceiptKind.RECEIVED, file_number="63/1")
+        else:
+            receipt = Receipt(
+                application_id=app.id, kind=ReceiptKind.REJECTED, reason=intake.rejection.reason
+            )
+        await answers.notify(app, receipt)
+        return [valid_xbau(self.schema_dir, m.message.path.read_bytes()) for m in self.xta.state.sent]
+
+
+@pytest.fixture
+def bauaufsicht(blobs: BlobStore, schema_dir: Path, http: aiohttp.ClientSession, tmp_path: Path) -> Any:
+    """Builds a `Bauaufsicht` for an XTA simulator."""
+    return lambda xta: Bauaufsicht(xta, blobs, schema_dir, http, tmp_path)
+
+
 async def test_answers_keep_the_schematron_and_echo_the_original_time_exactly(
-    start_xta: StartXta,
-    http: aiohttp.ClientSession,
-    blobs: BlobStore,
-    schema_dir: Path,
-    tmp_path: Path,
+    start_xta: StartXta, http: aiohttp.ClientSession, bauaufsicht: Any
 ) -> None:
     xta = await start_xta()
     plan = bauantrag()
     await send(http, xta, plan, xml=with_created(plan.xml, EXACT_TIME))
-    source = make_source(xta, context("bauportal", blobs, schema_dir, http, tmp_path), schematron=True)
-    answers = make_answers(xta, context("antworten", blobs, schema_dir, http, tmp_path))
-    journal = Journal()
-    assert await source.poll(journal) == 1
-    [intake] = journal.intakes.values()
+    side = bauaufsicht(xta)
+    intake = await side.take_in(schematron=True)
     assert intake.rejection is None
-    app = intake.application
-    await answers.notify(app, Receipt(application_id=app.id, kind=ReceiptKind.RECEIVED, file_number="63/1"))
-    sent = [valid_xbau(schema_dir, m.message.path.read_bytes()) for m in xta.state.sent]
+    sent = await side.answer(intake)
     assert [etree.QName(r).localname for r in sent] == [
         "prozessnachrichten.eingangsbestaetigung.1120",
         "prozessnachrichten.aktenzeichen.1121",
     ]
-    bezug = f"{{{BN_G2G}}}erstellungszeitpunkt"
     for root in sent:
-        [echoed] = root.iter(bezug)
+        [echoed] = root.iter(f"{{{BN_G2G}}}erstellungszeitpunkt")
         assert echoed.text == EXACT_TIME
 
 
 async def test_schematron_violation_is_refused_with_its_findings_in_the_1100(
-    start_xta: StartXta,
-    http: aiohttp.ClientSession,
-    blobs: BlobStore,
-    schema_dir: Path,
-    tmp_path: Path,
+    start_xta: StartXta, http: aiohttp.ClientSession, bauaufsicht: Any, schema_dir: Path
 ) -> None:
     xta = await start_xta()
     # Valid against the XSD, but the portal's DVDV kennung breaks rule sch-xbau-002.
-    plan = sample_bauantrag(
-        autor=Behoerde(kennung="vbe:bauportal-nrw", name="Bauportal.NRW"), leser=AUTHORITY
-    )
+    portal = Behoerde(kennung="vbe:bauportal-nrw", name="Bauportal.NRW")
+    plan = sample_bauantrag(autor=portal, leser=AUTHORITY)
     original = with_created(plan.xml, "2026-11-20T10:15:30.5+01:00")
     assert load_schemas(schema_dir).errors(parse_bytes(original, limit=10_000_000)) == []
     await send(http, xta, plan, xml=original)
+    side = bauaufsicht(xta)
 
-    lenient = make_source(xta, context("bauportal", blobs, schema_dir, http, tmp_path))
-    strict = make_source(xta, context("bauportal", blobs, schema_dir, http, tmp_path), schematron=True)
-    taken = Journal()
-    xbau = await lenient.intake_of(
-        await lenient.client.get_message(next(iter(xta.state.mailbox(AUTHORITY_XTA))))
-    )
+    lenient = make_source(xta, side.context("bauportal"))
+    [waiting] = xta.state.mailbox(AUTHORITY_XTA)
+    xbau = await lenient.intake_of(await lenient.client.get_message(waiting))
     assert xbau.rejection is None  # without the switch, the XSD alone decides
-    assert await strict.poll(taken) == 1
-    [intake] = taken.intakes.values()
+    intake = await side.take_in(schematron=True)
     assert intake.rejection is not None and intake.rejection.code == "schematron"
     assert "sch-xbau-002" in intake.rejection.reason and "autor" in intake.rejection.reason
     assert xta.state.mailbox(AUTHORITY_XTA) == {}  # taken in (refused), closed
 
-    answers = make_answers(xta, context("antworten", blobs, schema_dir, http, tmp_path))
-    app = intake.application
-    await answers.notify(
-        app, Receipt(application_id=app.id, kind=ReceiptKind.REJECTED, reason=intake.rejection.reason)
-    )
-    [sent] = xta.state.sent
-    root = valid_xbau(schema_dir, sent.message.path.read_bytes())
+    [root] = await side.answer(intake)
     texts = [t.text or "" for t in root.iter("fehlertext")]
     assert any("sch-xbau-002" in t and "nachrichtenkopf.g2g" in t for t in texts)
     assert base64.b64decode(root.findtext("rueckweisungDaten/nachricht") or "") == original
@@ -178,37 +208,16 @@ async def test_schematron_violation_is_refused_with_its_findings_in_the_1100(
 
 
 async def test_1100_of_a_message_too_large_to_return_keeps_the_schematron(
-    start_xta: StartXta,
-    http: aiohttp.ClientSession,
-    blobs: BlobStore,
-    schema_dir: Path,
-    tmp_path: Path,
+    start_xta: StartXta, http: aiohttp.ClientSession, bauaufsicht: Any
 ) -> None:
     xta = await start_xta()
     plan = bauantrag()
     del plan.files["lageplan.pdf"]
     await send(http, xta, plan)
-    source = make_source(xta, context("bauportal", blobs, schema_dir, http, tmp_path))
-    journal = Journal()
-    assert await source.poll(journal) == 1
-    [intake] = journal.intakes.values()
+    side = bauaufsicht(xta)
+    intake = await side.take_in()
     assert intake.rejection is not None
-    settings: dict[str, Any] = {
-        "type": "bauportal-nrw-answers",
-        "xta": {"url": xta.url, "account": {"identifier": AUTHORITY_XTA}},
-        "authority": AUTHORITY.model_dump(),
-        "max_returned_message": 100,
-    }
-    answers = BauportalNrwAnswers(
-        BauportalNrwAnswers.Config.model_validate(settings),
-        context("antworten", blobs, schema_dir, http, tmp_path),
-    )
-    app = intake.application
-    await answers.notify(
-        app, Receipt(application_id=app.id, kind=ReceiptKind.REJECTED, reason=intake.rejection.reason)
-    )
-    [sent] = xta.state.sent
-    root = valid_xbau(schema_dir, sent.message.path.read_bytes())
+    [root] = await side.answer(intake, max_returned_message=100)
     note = base64.b64decode(root.findtext("rueckweisungDaten/nachricht") or "")
     assert b"groesser als 100 Bytes" in note
     assert root.findtext("nachrichtenkopf.g2g/leser/kennung") == PORTAL.kennung
