@@ -221,3 +221,22 @@ async def test_1100_of_a_message_too_large_to_return_keeps_the_schematron(
     note = base64.b64decode(root.findtext("rueckweisungDaten/nachricht") or "")
     assert b"groesser als 100 Bytes" in note
     assert root.findtext("nachrichtenkopf.g2g/leser/kennung") == PORTAL.kennung
+
+
+def test_a_rule_that_cannot_be_applied_to_a_message_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    rules = tmp_path / "xbau" / "2.6" / "schematron"
+    rules.mkdir(parents=True)
+    (rules / "zahlen.sch").write_text(
+        '<sch:schema xmlns:sch="http://purl.oclc.org/dsdl/schematron" queryBinding="xslt2">'
+        '<sch:ns prefix="xs" uri="http://www.w3.org/2001/XMLSchema"/>'
+        '<sch:pattern><sch:rule context="/*">'
+        '<sch:assert id="zahl-001" test="xs:integer(zahl) gt 0">Zahl positiv</sch:assert>'
+        "</sch:rule></sch:pattern></sch:schema>",
+        encoding="utf-8",
+    )
+    schematron = load_schematron(tmp_path)
+    assert schematron.errors(parse_bytes(b"<a><zahl>5</zahl></a>", limit=100)) == []
+    negative = parse_bytes(b"<a><zahl>-5</zahl></a>", limit=100)
+    assert schematron.errors(negative) == ["zahl-001: Zahl positiv (/a)"]
+    [finding] = schematron.errors(parse_bytes(b"<a><zahl>fuenf</zahl></a>", limit=100))
+    assert "zahlen.sch sind nicht anwendbar" in finding

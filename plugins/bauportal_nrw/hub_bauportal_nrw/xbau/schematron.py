@@ -130,7 +130,10 @@ class XBauSchematron:
         reports = _on_saxon_thread(lambda: self._run(text))
         found: list[Finding] = []
         for name, report in reports:
-            found.extend(_svrl_findings(name, report))
+            if isinstance(report, Finding):
+                found.append(report)
+            else:
+                found.extend(_svrl_findings(name, report))
         return found
 
     def errors(self, root: etree._Element) -> list[str]:
@@ -140,14 +143,19 @@ class XBauSchematron:
             found = [*found[:MAX_FINDINGS], f"... and {len(found) - MAX_FINDINGS} more"]
         return found
 
-    def _run(self, text: str) -> list[tuple[str, str]]:
+    def _run(self, text: str) -> list[tuple[str, str | Finding]]:
         node = _processor().parse_xml(xml_text=text)
-        reports: list[tuple[str, str]] = []
+        reports: list[tuple[str, str | Finding]] = []
         for name, executable in self._executables:
             try:
                 reports.append((name, executable.transform_to_string(xdm_node=node)))
-            except Exception as exc:  # PySaxonApiError: a rule that cannot be evaluated
-                raise XBauSchemaError(f"the Schematron {name} cannot be applied: {exc}") from exc
+            except Exception as exc:  # PySaxonApiError: a dynamic error, e.g. a number that is none
+                # The rules compiled, so it is this message's content they cannot be applied to.
+                reason = " ".join(str(exc).split())[:300]
+                found = Finding(
+                    id="", text=f"Die Regeln aus {name} sind nicht anwendbar: {reason}", location="/"
+                )
+                reports.append((name, found))
         return reports
 
 
