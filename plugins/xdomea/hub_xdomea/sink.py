@@ -218,7 +218,7 @@ class XdomeaSink(Sink):
             await ctx.checkpoint(CHECKPOINT, earlier.model_dump(mode="json"))
         return self._delivery(
             pid,
-            earlier.file_number,
+            earlier.file_number or record.file_number,
             _Outcome(earlier.duplicate, earlier.details, earlier.import_id),
             earlier.delivered_at,
         )
