@@ -294,6 +294,9 @@ def demo_settings(
                 "type": "xdomea",
                 "mode": "http",
                 "url": f"{sims['xdomea']}/xdomea/import",
+                # The DMS confirms each import (0629/0630); the delivery completes on its 0630.
+                "receipt_requested": True,
+                "answers_url": f"{sims['xdomea']}/xdomea/answers",
                 "username": "aktenhub",
                 "password": "${XDOMEA_PASSWORD}",
                 "sender": {
