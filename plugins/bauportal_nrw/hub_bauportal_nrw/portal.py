@@ -69,8 +69,9 @@ async def _submit(request: web.Request) -> web.Response:
     if wish.bauherr:
         overrides["antragsteller"] = [
             Person(
-                vorname=wish.bauherr.get("vorname"),
-                familienname=wish.bauherr.get("familienname", "Mustermann"),
+                # XBau requires both names and forbids empty elements: a portal form asks for both.
+                vorname=wish.bauherr.get("vorname") or "Max",
+                familienname=wish.bauherr.get("familienname") or "Mustermann",
                 anschrift=Address(ort=wish.ort or "Siegburg"),
             )
         ]

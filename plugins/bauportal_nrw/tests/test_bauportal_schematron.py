@@ -105,15 +105,19 @@ async def test_portal_simulator_sends_messages_that_keep_the_schematron(
     portal = TestServer(portal_app(xta_url=xta.url), host="127.0.0.1")
     await portal.start_server()
     try:
-        async with http.post(f"http://127.0.0.1:{portal.port}/sim/bauantrag", json={}) as resp:
-            assert resp.status == 201
+        # The sample application, and one whose Bauherr gave only a family name.
+        for wish in ({}, {"bauherr": {"familienname": "Groß"}, "bezeichnung": "Carport"}):
+            async with http.post(f"http://127.0.0.1:{portal.port}/sim/bauantrag", json=wish) as resp:
+                assert resp.status == 201
     finally:
         await portal.close()
-    [message] = xta.state.mailbox(AUTHORITY_XTA).values()
-    assert message.metadata.author.identifier == "bau:0500000001"
-    root = valid_xbau(schema_dir, message.message.path.read_bytes())
-    assert root.findtext("nachrichtenkopf.g2g/autor/kennung") == "bau:0500000001"
-    assert root.findtext("nachrichtenkopf.g2g/leser/kennung") == "vbe:053820004"
+    messages = list(xta.state.mailbox(AUTHORITY_XTA).values())
+    assert len(messages) == 2
+    for message in messages:
+        assert message.metadata.author.identifier == "bau:0500000001"
+        root = valid_xbau(schema_dir, message.message.path.read_bytes())
+        assert root.findtext("nachrichtenkopf.g2g/autor/kennung") == "bau:0500000001"
+        assert root.findtext("nachrichtenkopf.g2g/leser/kennung") == "vbe:053820004"
 
 
 class Bauaufsicht:
