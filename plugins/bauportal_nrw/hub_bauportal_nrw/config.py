@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from hub_xta import XtaSettings
-from pydantic import AfterValidator, ByteSize, Field
+from pydantic import AfterValidator, ByteSize, Field, field_validator
 
 from hub import ConnectorConfig
 
@@ -49,6 +49,7 @@ class BauportalNrwAnswersConfig(ConnectorConfig):
         ],
         description="paragraphs of the receipt's text (1120 information)",
     )
+
     send_aktenzeichen: bool = Field(True, description="send the Aktenzeichen (1121) after the receipt")
     rejection_codes: dict[str, str] = Field(
         default_factory=lambda: {"schema": "X001", "schematron": "X001", "xml": "X001", "anlagen": "A001"},
@@ -64,3 +65,12 @@ class BauportalNrwAnswersConfig(ConnectorConfig):
         "XBAU_DATA", description="XTA business scenario if the original message's cannot be used"
     )
     test: bool = Field(False, description="mark the XTA messages as test messages")
+
+    @field_validator("information")
+    @classmethod
+    def _no_empty_paragraph(cls, value: list[str]) -> list[str]:
+        if any(not paragraph.strip() for paragraph in value):
+            raise ValueError(
+                "a paragraph is empty: XBau forbids empty elements (Schematron sch-xbau-gen-001)"
+            )
+        return value

@@ -244,3 +244,15 @@ def test_a_rule_that_cannot_be_applied_to_a_message_is_a_finding_not_a_crash(tmp
     assert schematron.errors(negative) == ["zahl-001: Zahl positiv (/a)"]
     [finding] = schematron.errors(parse_bytes(b"<a><zahl>fuenf</zahl></a>", limit=100))
     assert "zahlen.sch sind nicht anwendbar" in finding
+
+
+def test_an_empty_paragraph_of_the_receipt_is_refused_in_the_configuration() -> None:
+    with pytest.raises(ValidationError, match="sch-xbau-gen-001"):
+        BauportalNrwAnswers.Config.model_validate(
+            {
+                "type": "bauportal-nrw-answers",
+                "xta": xta_settings("http://127.0.0.1:1"),
+                "authority": authority(),
+                "information": ["Eingegangen.", "  "],
+            }
+        )
