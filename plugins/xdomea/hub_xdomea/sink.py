@@ -436,6 +436,15 @@ class XdomeaSink(Sink):
                 ok=False, message=f"import directory {base} is not usable: {exc.strerror}", details=details
             )
         details.update({k: str(v) for k, v in self._directory_state().items()})
+        answers = self.settings.answer_path
+        if answers is not None:
+            details["answer_path"] = str(answers)
+            if not (answers.is_dir() and os.access(answers, os.R_OK | os.X_OK)):
+                return CheckResult(
+                    ok=False,
+                    message=f"answer directory {answers} is not a readable directory",
+                    details=details,
+                )
         return CheckResult(ok=True, message=f"import directory {base} is writable", details=details)
 
     def _directory_state(self) -> dict[str, Any]:

@@ -142,3 +142,14 @@ def test_receipts_need_a_place_to_read_the_answers(xdomea_context: ConnectorCont
         make_sink(xdomea_context, path=tmp_path, receipt_requested=True)
     with pytest.raises(ValidationError, match="answers_url"):
         make_sink(xdomea_context, "http", url="http://127.0.0.1:1/x", receipt_requested=True)
+
+
+async def test_check_names_a_missing_answer_directory(
+    xdomea_context: ConnectorContext, tmp_path: Path
+) -> None:
+    answers = tmp_path / "answers"
+    sink = make_sink(xdomea_context, path=tmp_path / "import", receipt_requested=True, answer_path=answers)
+    result = await sink.check()
+    assert not result.ok and "answer directory" in result.message
+    answers.mkdir()
+    assert (await sink.check()).ok
