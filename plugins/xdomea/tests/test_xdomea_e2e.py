@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from hub_xdomea.message import process_id
+from hub_xdomea.simulator import ANSWERS_PATH
 from lxml import etree
 from xdomea_helpers import (
     PASSWORD,
@@ -185,3 +186,28 @@ async def test_application_lands_in_the_import_directory(
     original_name = documents[1].findtext("x:Version/x:Format/x:Primaerdokument/x:Dateiname", namespaces=X)
     assert package.files[str(original_name)] == hashlib.sha256(original).hexdigest()
     assert [p.name for p in directory.iterdir()] == [path.name]  # no temporary file left
+
+
+@pytest.mark.timeout(60)
+async def test_import_the_dms_refuses_is_a_dead_delivery_with_its_reason(
+    hub_factory: Any, start_simulator: StartSimulator, tmp_path: Path, schema_dir: Path
+) -> None:
+    dms = await start_simulator(
+        refuse_import="Aktenplaneinheit 63.01 ist gesperrt", duplicate_detection=False
+    )
+    target = {
+        "mode": "http",
+        "url": dms.import_url,
+        "username": USER,
+        "password": "${XDOMEA_PASSWORD}",
+        "timeout_seconds": 5,
+        "receipt_requested": True,
+        "answers_url": dms.url + ANSWERS_PATH,
+    }
+    running = await start(hub_factory, tmp_path, schema_dir, target)
+    application_id, _ = await submit(running, "BAU-2025-0003")
+    assert await running.wait_for_state(application_id) == ApplicationState.DEAD
+    summary = await running.hub.journal.get_summary(application_id)
+    assert summary is not None and summary.error is not None
+    assert "refused the import" in summary.error and "Aktenplaneinheit 63.01 ist gesperrt" in summary.error
+    assert dms.state.uploads == 1 and dms.state.history == []  # sent once, nothing imported
