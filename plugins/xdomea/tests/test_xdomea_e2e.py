@@ -21,6 +21,7 @@ from xdomea_helpers import (
     RECEIVER,
     SENDER,
     USER,
+    Simulator,
     StartSimulator,
     X,
     assert_valid,
@@ -95,6 +96,18 @@ async def start(hub_factory: Any, tmp_path: Path, schema_dir: Path, target: dict
     return running
 
 
+def http_target(dms: Simulator, **settings: Any) -> dict[str, Any]:
+    """The sink's settings for uploading to the simulated DMS."""
+    return {
+        "mode": "http",
+        "url": dms.import_url,
+        "username": USER,
+        "password": "${XDOMEA_PASSWORD}",
+        "timeout_seconds": 5,
+        **settings,
+    }
+
+
 async def submit(running: RunningHub, external_id: str) -> tuple[str, bytes]:
     """Submit an application; (application id, the original submission's bytes)."""
     body = {"id": external_id, "form": FORM}
@@ -136,14 +149,7 @@ async def test_application_is_imported_into_the_dms(
     xdomea_xsd: etree.XMLSchema,
 ) -> None:
     dms = await start_simulator()
-    target = {
-        "mode": "http",
-        "url": dms.import_url,
-        "username": USER,
-        "password": "${XDOMEA_PASSWORD}",
-        "timeout_seconds": 5,
-    }
-    running = await start(hub_factory, tmp_path, schema_dir, target)
+    running = await start(hub_factory, tmp_path, schema_dir, http_target(dms))
     application_id, original = await submit(running, "BAU-2025-0001")
     assert await running.wait_for_state(application_id) == ApplicationState.COMPLETED
 
@@ -195,15 +201,7 @@ async def test_import_the_dms_refuses_is_a_dead_delivery_with_its_reason(
     dms = await start_simulator(
         refuse_import="Aktenplaneinheit 63.01 ist gesperrt", duplicate_detection=False
     )
-    target = {
-        "mode": "http",
-        "url": dms.import_url,
-        "username": USER,
-        "password": "${XDOMEA_PASSWORD}",
-        "timeout_seconds": 5,
-        "receipt_requested": True,
-        "answers_url": dms.url + ANSWERS_PATH,
-    }
+    target = http_target(dms, receipt_requested=True, answers_url=dms.url + ANSWERS_PATH)
     running = await start(hub_factory, tmp_path, schema_dir, target)
     application_id, _ = await submit(running, "BAU-2025-0003")
     assert await running.wait_for_state(application_id) == ApplicationState.DEAD
