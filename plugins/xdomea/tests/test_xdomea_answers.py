@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,28 @@ async def test_crash_before_the_answer_never_uploads_again(
     assert again.duplicate and again.reference == delivery.reference
     assert dms.state.uploads == 1
     assert len(dms.state.imports_of(process_id(app.id))) == 1
+
+
+async def test_hub_dying_during_the_upload_never_uploads_again(
+    start_simulator: StartSimulator, xdomea_context: ConnectorContext, blobs: BlobStore
+) -> None:
+    dms = await start_simulator(duplicate_detection=False, latency_seconds=30)
+    sink = make_sink(xdomea_context, "http", **with_receipts(dms.url))
+    app = await bauantrag(blobs)
+    store: dict[str, Any] = {}
+    attempt = asyncio.create_task(sink.deliver(filed_record(app), delivery_context(app, blobs, store)))
+    async with asyncio.timeout(10):  # the upload is under way once "sending" is durable
+        while store.get("xdomea", {}).get("state") != "sending":
+            await asyncio.sleep(0.01)
+    attempt.cancel()  # the hub dies with the request in flight
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    await dms.set_faults(latency_seconds=0)
+    for _ in range(2):  # the retries look for the DMS's answers; they do not upload
+        with pytest.raises(Retryable, match=r"waiting for .* no receipt \(0629\) either"):
+            await sink.deliver(filed_record(app), delivery_context(app, blobs, store))
+    assert dms.state.uploads == 0 and dms.state.history == []
+    assert store["xdomea"]["state"] == "sending"
 
 
 async def test_import_the_dms_refuses_is_a_permanent_failure_with_its_reason(
