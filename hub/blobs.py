@@ -4,13 +4,20 @@ A blob is stored once under its sha256 (``<root>/ab/cd/abcd...``) and referenced
 Content is written to a temporary file, synced, then renamed into place and synced again, so a blob
 reference that reached the journal always points at complete, durable content. Concurrent writes share
 their syncs (group commit, see `_DurableRenamer`). An attachment is never held in memory as a whole.
+
+Nothing partial stays behind: the blobs an intake writes are held (`BlobStore.holding`) and removed
+again unless the intake stores an application that references them (refused, duplicate, interrupted).
+Whatever a crash leaves is removed by `BlobStore.sweep` once no journal row references it and it is
+older than a grace period.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
+import errno
 import hashlib
 import itertools
 import os
@@ -18,13 +25,14 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, Iterator
 from concurrent.futures import Future
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from hub.errors import AktenhubError
+from hub.errors import AktenhubError, StorageFull
 
 CHUNK = 256 * 1024
 SPOOL = 256 * 1024  # content up to this size is buffered, then written by the committer thread
@@ -41,6 +49,16 @@ class BlobTooLarge(AktenhubError):
 
 class BlobNotFound(AktenhubError):
     """No blob with this reference exists."""
+
+
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _full(exc: OSError, root: Path) -> StorageFull | None:
+    """The `StorageFull` an OS error means, if it means the blob store's filesystem is full."""
+    if exc.errno in FULL_ERRNOS:
+        return StorageFull(f"blob store {root}", exc.strerror or "no space left on device")
+    return None
 
 
 @dataclass(frozen=True)
@@ -106,20 +124,35 @@ class _DurableRenamer:
 
     def _commit_group(self, group: list[_Staged]) -> None:
         ready: dict[Path, Path] = {}  # .ready file -> content address
-        for staged in group:
-            target = self.tmp / f"{staged.digest}.ready"
-            if staged.final.is_file() or target in ready:  # stored before: content addressing dedupes
+        try:
+            for staged in group:
+                target = self.tmp / f"{staged.digest}.ready"
+                if target in ready:
+                    if staged.spooled is not None:
+                        staged.spooled.unlink(missing_ok=True)
+                    continue
+                if _touch(staged.final):  # stored before: content addressing dedupes
+                    if staged.spooled is not None:
+                        staged.spooled.unlink(missing_ok=True)
+                    continue
+                staged.created = True
+                if staged.spooled is not None:
+                    os.replace(staged.spooled, target)
+                else:
+                    target.write_bytes(staged.data or b"")
+                ready[target] = staged.final
+            if not ready:
+                return
+            self._sync(list(ready))
+        except BaseException:
+            # Nothing of a failed group is promised: its staged content goes (e.g. the disk is full).
+            for staged in group:
+                staged.created = False
                 if staged.spooled is not None:
                     staged.spooled.unlink(missing_ok=True)
-                continue
-            if staged.spooled is not None:
-                os.replace(staged.spooled, target)
-            else:
-                target.write_bytes(staged.data or b"")
-            ready[target] = staged.final
-        if not ready:
-            return
-        self._sync(list(ready))
+            for target in ready:
+                target.unlink(missing_ok=True)
+            raise
         for target, final in ready.items():
             _move_into_place(target, final)
 
@@ -153,6 +186,15 @@ def _sync_file(path: Path) -> None:
         os.close(fd)
 
 
+def _touch(final: Path) -> bool:
+    """Mark stored content as just written again (the orphan sweep spares it); False if not stored."""
+    try:
+        os.utime(final)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _move_into_place(ready: Path, final: Path) -> None:
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(ready, final)
@@ -165,6 +207,46 @@ class _Staged:
     data: bytes | None  # small content still in memory: the committer thread writes it
     spooled: Path | None  # larger content already in a temporary file
     future: Future[None] = field(default_factory=Future)
+    created: bool = False  # the committer stored it (it was not stored before)
+
+
+@dataclass
+class _Hold:
+    """How one content address is held by open intakes."""
+
+    pins: int = 0  # open holdings that wrote it
+    keeps: int = 0  # stored applications (or writers outside any intake) that need it
+    created: bool = False  # a holding stored it new: if nobody keeps it, it goes again
+
+
+class BlobHolding:
+    """The blobs written during one intake; those nobody keeps are removed when it ends."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+        self._digests: list[str] = []
+        self._kept: list[str] = []
+        self.removed = 0
+
+    def keep(self, refs: Iterable[str]) -> None:
+        """The intake stored an application referencing these blobs: they stay."""
+        # Only what this intake wrote: it holds those until it ends, so their counts stay its own.
+        written = set(self._digests)
+        digests = [ref[len(PREFIX) :] for ref in refs if ref[len(PREFIX) :] in written]
+        self.store._keep(digests, 1)
+        self._kept.extend(digests)
+
+    def unkeep(self) -> None:
+        """Withdraw `keep` (the application was not stored after all, e.g. a duplicate)."""
+        self.store._keep(self._kept, -1)
+        self._kept.clear()
+
+    def _release(self) -> None:
+        self.removed = self.store._release(self._digests)
+        self._digests.clear()
+
+
+_holding: ContextVar[BlobHolding | None] = ContextVar("aktenhub_blob_holding", default=None)
 
 
 class BlobWriter:
@@ -199,35 +281,55 @@ class BlobWriter:
             self._buffer += chunk
             if len(self._buffer) <= SPOOL:
                 return
-            # Past the spool size: from here on the content streams to disk.
-            self._file = open(self._tmp, "wb")  # noqa: SIM115
-            self._file.write(self._buffer)
-            self._buffer = None
-        elif self._file is not None:
-            self._file.write(chunk)
+        try:
+            if self._buffer is not None:
+                # Past the spool size: from here on the content streams to disk.
+                self._file = open(self._tmp, "wb")  # noqa: SIM115
+                self._file.write(self._buffer)
+                self._buffer = None
+            elif self._file is not None:
+                self._file.write(chunk)
+        except OSError as exc:
+            self.abort()
+            raise _full(exc, self._store.root) or exc from None
 
     async def commit(self) -> BlobInfo:
         """Make the content durable under its hash; returns the blob's reference."""
         digest = self._sha.hexdigest()
         info = BlobInfo(ref=PREFIX + digest, size=self._size, sha256=digest)
         data, spooled = None, None
-        if self._file is not None:
-            self._file.close()
-            spooled = self._tmp
-        else:
-            data = bytes(self._buffer or b"")
+        store = self._store
+        try:
+            if self._file is not None:
+                self._file.close()
+                spooled = self._tmp
+            else:
+                data = bytes(self._buffer or b"")
+        except OSError as exc:
+            self.abort()
+            raise _full(exc, store.root) or exc from None
+        self._file = None
         self._buffer = None
-        staged = _Staged(digest, self._store.path(info.ref), data, spooled)
-        await asyncio.wrap_future(self._store._renamer.commit(staged))
+        holding = store.current_holding()
+        staged = _Staged(digest, store.path(info.ref), data, spooled)
+        # Held before the committer looks: the sweep and a failing intake then leave this content be.
+        store._pin(digest, holding)
+        try:
+            await asyncio.wrap_future(store._renamer.commit(staged))
+        except OSError as exc:
+            raise _full(exc, store.root) or exc from None
+        finally:
+            store._committed(digest, holding, staged.created)
         return info
 
     def abort(self) -> None:
         """Discard what was written."""
         self._buffer = None
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
+                self._file.close()
             self._file = None
-            self._tmp.unlink(missing_ok=True)
+        self._tmp.unlink(missing_ok=True)
 
 
 class BlobStore:
@@ -241,6 +343,8 @@ class BlobStore:
         self._renamer = _DurableRenamer(self.root, self._tmp)
         self._names = itertools.count()
         self._prefix = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._holds: dict[str, _Hold] = {}
+        self._holds_lock = threading.Lock()  # the sweep runs in a thread
 
     @property
     def syncs(self) -> int:
@@ -270,6 +374,112 @@ class BlobStore:
             writer.abort()
             raise
         return await writer.commit()
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[BlobHolding]:
+        """Hold what is written inside (in this task and the tasks it starts); remove what nobody keeps.
+
+        An intake wraps receiving and storing a submission in this, and calls `BlobHolding.keep` for
+        the blobs of the application it stored: a refused, duplicate or interrupted submission leaves
+        no file behind. Content another intake or a stored application also needs is never removed.
+        """
+        holding = BlobHolding(self)
+        token = _holding.set(holding)
+        try:
+            yield holding
+        finally:
+            _holding.reset(token)
+            holding._release()
+
+    def current_holding(self) -> BlobHolding | None:
+        """The holding of the intake running in this task, if any."""
+        holding = _holding.get()
+        return holding if holding is not None and holding.store is self else None
+
+    def _pin(self, digest: str, holding: BlobHolding | None) -> None:
+        with self._holds_lock:
+            hold = self._holds.setdefault(digest, _Hold())
+            hold.pins += 1
+            if holding is not None:
+                holding._digests.append(digest)
+
+    def _committed(self, digest: str, holding: BlobHolding | None, created: bool) -> None:
+        with self._holds_lock:
+            if holding is not None:
+                self._holds[digest].created |= created
+                return
+        # Written outside an intake (a rendition, an answer): kept by whoever wrote it.
+        self._keep([digest], 1)
+        self._release([digest])
+
+    def _keep(self, digests: Iterable[str], delta: int) -> None:
+        with self._holds_lock:
+            for digest in digests:
+                hold = self._holds.get(digest)
+                if hold is not None:
+                    hold.keeps += delta
+
+    def _release(self, digests: Iterable[str]) -> int:
+        removed = 0
+        with self._holds_lock:
+            for digest in digests:
+                hold = self._holds[digest]
+                hold.pins -= 1
+                if hold.pins > 0:
+                    continue
+                del self._holds[digest]
+                if hold.created and hold.keeps <= 0:
+                    with contextlib.suppress(FileNotFoundError):
+                        self.path(PREFIX + digest).unlink()
+                        removed += 1
+        return removed
+
+    def probe(self) -> None:
+        """Write, sync and remove a small file: raises `StorageFull` while the filesystem is full."""
+        path = self._tmp_path()
+        try:
+            with open(path, "wb") as f:
+                f.write(b"\0" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise _full(exc, self.root) or exc from None
+        finally:
+            path.unlink(missing_ok=True)
+
+    def unreferenced_candidates(self, older_than: float) -> list[str]:
+        """Digests of stored blobs last written before `older_than` (epoch seconds)."""
+        found = []
+        for top in _subdirs(self.root):
+            for sub in _subdirs(top):
+                for blob in sub.iterdir():
+                    with contextlib.suppress(FileNotFoundError):
+                        if len(blob.name) == 64 and blob.stat().st_mtime < older_than:
+                            found.append(blob.name)
+        return found
+
+    def sweep(self, candidates: Iterable[str], referenced: Collection[str], older_than: float) -> int:
+        """Remove the candidates nobody references; returns how many went.
+
+        `referenced` is read after `candidates` was listed, so content an intake stored in between is
+        either new (not a candidate) or was touched again by its writer (checked here once more).
+        """
+        removed = 0
+        for digest in candidates:
+            if PREFIX + digest in referenced:
+                continue
+            path = self.path(PREFIX + digest)
+            with self._holds_lock:
+                if digest in self._holds:
+                    continue  # an intake is writing or storing it right now
+                try:
+                    if path.stat().st_mtime >= older_than:
+                        continue
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+            removed += 1
+        return removed
 
     def _tmp_path(self) -> Path:
         return self._tmp / f"{self._prefix}-{next(self._names)}.part"
@@ -339,6 +549,13 @@ def _digest(ref: str) -> str:
     if any(c not in "0123456789abcdef" for c in digest):
         raise BlobNotFound(f"not a blob reference: {ref!r}")
     return digest
+
+
+def _subdirs(path: Path) -> Iterator[Path]:
+    with contextlib.suppress(FileNotFoundError):
+        for entry in path.iterdir():
+            if len(entry.name) == 2 and entry.is_dir():
+                yield entry
 
 
 def _smaller(a: int | None, b: int | None) -> int | None:

@@ -72,6 +72,19 @@ class ServerConfig(_Strict):
         ByteSize(64 * 1024), description="largest request header (a forwarded SAML response is ~20 KB)"
     )
     admin_tokens: list[AdminToken] = Field(default_factory=list)
+    keepalive_timeout: float = Field(
+        15.0,
+        gt=0,
+        le=3600,
+        description="seconds a connection may wait for its next request head, complete: closes idle "
+        "keep-alive connections and clients that send their headers too slowly",
+    )
+    body_timeout: float = Field(
+        60.0, gt=0, le=3600, description="seconds a request body may send nothing before it is refused (408)"
+    )
+    retry_after: int = Field(
+        60, ge=1, le=86400, description="Retry-After (seconds) when storage is full and intake answers 503"
+    )
 
     @field_validator("listen")
     @classmethod
@@ -97,6 +110,15 @@ class BlobsConfig(_Strict):
 
     path: Path
     max_size: ByteSize = Field(ByteSize(2 * 1024**3), description="largest single file")
+    orphan_grace_seconds: float = Field(
+        3600.0,
+        ge=60,
+        description="a blob no journal row references is removed once it is this old (an intake "
+        "writes its files before the row that references them)",
+    )
+    sweep_interval_seconds: float = Field(
+        3600.0, gt=0, description="how often unreferenced blobs are looked for (also at start)"
+    )
 
 
 class WorkersConfig(_Strict):

@@ -158,6 +158,10 @@ class Connector:
         secrets = {name for name, value in self.config if isinstance(value, SecretStr)}
         return {"kind": self.kind, "config": self.config.model_dump(mode="json", exclude=secrets)}
 
+    async def blob_references(self) -> set[str]:
+        """Blobs this connector keeps outside the journal (the orphan sweep spares them; default: none)."""
+        return set()
+
 
 @dataclass
 class StagedFile:

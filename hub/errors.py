@@ -20,6 +20,15 @@ class Permanent(AktenhubError):
     """A step failed for a reason that retrying will not fix; the task becomes dead at once."""
 
 
+class StorageFull(Retryable):
+    """The journal's or the blob store's filesystem is full or over quota; passes when space returns."""
+
+    def __init__(self, where: str, cause: str) -> None:
+        super().__init__(f"{where}: {cause}")
+        self.where = where
+        self.cause = cause
+
+
 # 4xx answers that pass by themselves: the server gave up waiting (408), too early (425), throttling (429).
 TRANSIENT_CLIENT_ERRORS = frozenset({408, 425, 429})
 

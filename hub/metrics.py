@@ -110,6 +110,20 @@ class Metrics:
             ["connector", "certificate"],
             registry=r,
         )
+        self.orphan_blobs_removed = Counter(
+            "aktenhub_orphan_blobs_removed",
+            "Blobs removed because no application references them (intake: refused, duplicate or "
+            "interrupted submission; sweep: left by a crash)",
+            ["cause"],
+            registry=r,
+        )
+        for cause in ("intake", "sweep"):
+            self.orphan_blobs_removed.labels(cause)
+        self.storage_full = Counter(
+            "aktenhub_storage_full",
+            "Writes refused because the journal's or blobs' disk was full",
+            registry=r,
+        )
         self.totals = RunningTotals()
         r.register(self.totals)
 

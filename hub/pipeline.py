@@ -31,6 +31,7 @@ from hub.journal import (
     AfterAll,
     ApplicationPatch,
     Completion,
+    IntakeResult,
     Journal,
     Task,
     TaskSpec,
@@ -128,22 +129,19 @@ class Pipeline:
                 "attachments": len(app.attachments),
             },
         )
-        if intake.rejection is not None:
-            # Taken in and refused at once (e.g. invalid against its schema): stored, answered, not filed.
-            reason = intake.rejection.reason
-            rejected = Event(
-                application_id=app.id,
-                type="application.rejected",
-                step="intake",
-                data={"reason": reason, "code": intake.rejection.code},
-            )
-            tasks = [self._task(NOTIFY_REJECTION, n) for n in route.notify]
-            result = await self.journal.intake(
-                app, [received, rejected], tasks, ApplicationState.REJECTED, reason, intake.rejection.code
-            )
-        else:
-            first = self._task(IDENTIFY, route.identity.via) if route.identity else self._map_task(route)
-            result = await self.journal.intake(app, [received], [first])
+        # The blobs stay if the application is stored: kept before the write, since a cancelled wait
+        # cannot tell whether it was (what was kept for nothing, the orphan sweep removes later).
+        holding = self.blobs.current_holding()
+        if holding is not None:
+            holding.keep(_blob_refs(app))
+        try:
+            result = await self._store_intake(app, route, intake, received)
+        except Exception:
+            if holding is not None:
+                holding.unkeep()
+            raise
+        if result.duplicate and holding is not None:
+            holding.unkeep()  # the stored application is the earlier one: this submission's files go
         self.metrics.intakes.labels(app.source, str(result.duplicate).lower()).inc()
         if not result.duplicate:
             log.info(
@@ -155,6 +153,25 @@ class Pipeline:
             )
             self.bus.emit(result.events)
         return IntakeOutcome(application_id=result.application_id, duplicate=result.duplicate)
+
+    async def _store_intake(
+        self, app: Application, route: RouteConfig, intake: Intake, received: Event
+    ) -> IntakeResult:
+        if intake.rejection is not None:
+            # Taken in and refused at once (e.g. invalid against its schema): stored, answered, not filed.
+            reason = intake.rejection.reason
+            rejected = Event(
+                application_id=app.id,
+                type="application.rejected",
+                step="intake",
+                data={"reason": reason, "code": intake.rejection.code},
+            )
+            tasks = [self._task(NOTIFY_REJECTION, n) for n in route.notify]
+            return await self.journal.intake(
+                app, [received, rejected], tasks, ApplicationState.REJECTED, reason, intake.rejection.code
+            )
+        first = self._task(IDENTIFY, route.identity.via) if route.identity else self._map_task(route)
+        return await self.journal.intake(app, [received], [first])
 
     # -- steps -------------------------------------------------------------------------------------
 
@@ -473,6 +490,13 @@ def _level_shortfall(
                 code=RejectionCode.ATTRIBUTE_LEVEL_TOO_LOW,
             )
     return None
+
+
+def _blob_refs(app: Application) -> list[str]:
+    refs = [a.blob for a in app.attachments]
+    if app.original is not None:
+        refs.append(app.original.blob)
+    return refs
 
 
 def _akte_key(target: str, record: FileRecord) -> str | None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,11 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from hub.blobs import BlobStore
+from hub.blobs import BlobHolding, BlobStore
 from hub.bus import Bus, BusSettings
 from hub.config import Configuration
 from hub.connectors import Connector, ConnectorContext, Intake, IntakeOutcome, Source
+from hub.errors import StorageFull
 from hub.journal import Journal, open_journal
 from hub.metrics import Metrics
 from hub.pipeline import Pipeline
@@ -86,6 +88,7 @@ class Hub:
         )
         self._scheduler: AsyncIOScheduler | None = None
         self._polling: set[asyncio.Task[Any]] = set()
+        self._storage_full: StorageFull | None = None
         self.started = False
 
     def _http(self) -> aiohttp.ClientSession:
@@ -104,7 +107,83 @@ class Hub:
 
     async def intake(self, intake: Intake) -> IntakeOutcome:
         """Store a submission durably (then a source may acknowledge it upstream)."""
-        return await self.pipeline.intake(intake)
+        try:
+            outcome = await self.pipeline.intake(intake)
+        except StorageFull as exc:
+            self.storage_full(exc)
+            raise
+        self._storage_full = None  # it was stored: there is space again
+        return outcome
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[BlobHolding]:
+        """Receive and take in submissions inside this: blobs no stored application keeps are removed."""
+        with self.blobs.holding() as holding:
+            yield holding
+        if holding.removed:
+            self.metrics.orphan_blobs_removed.labels("intake").inc(holding.removed)
+
+    def storage_full(self, exc: StorageFull) -> None:
+        """Note that a write failed for lack of space: not ready until a write succeeds again."""
+        if exc is self._storage_full:
+            return
+        self.metrics.storage_full.inc()
+        if self._storage_full is None:
+            log.error("storage full, intake answers 503 until space returns: %s", exc)
+        self._storage_full = exc
+
+    async def storage_problem(self) -> str | None:
+        """Why the journal or the blob store cannot take writes now; None if they can.
+
+        After a write failed for lack of space, each call tries a small write to both, so the hub
+        becomes ready again by itself once space returns.
+        """
+        if self._storage_full is None:
+            return None
+        try:
+            await asyncio.to_thread(self.blobs.probe)
+            await self.journal.probe_write()
+        except StorageFull as exc:
+            self._storage_full = exc
+            return str(exc)
+        log.warning("storage takes writes again: intake resumes")
+        self._storage_full = None
+        return None
+
+    async def sweep_orphans(self) -> int:
+        """Remove blobs nothing references that are older than the grace period; returns how many."""
+        older_than = self.clock() - self.config.hub.blobs.orphan_grace_seconds
+        candidates = await asyncio.to_thread(self.blobs.unreferenced_candidates, older_than)
+        if not candidates:
+            return 0
+        # Read after listing: see `BlobStore.sweep` for why that order is safe against intakes.
+        referenced = await self.journal.blob_references()
+        for connector in self.connectors.values():
+            referenced |= await connector.blob_references()
+        removed = await asyncio.to_thread(self.blobs.sweep, candidates, referenced, older_than)
+        if removed:
+            self.metrics.orphan_blobs_removed.labels("sweep").inc(removed)
+            log.info("removed %d files no application references", removed)
+        return removed
+
+    async def _sweep(self) -> None:
+        with self._job():
+            try:
+                await self.sweep_orphans()
+            except Exception as exc:
+                log.warning("orphan sweep failed error=%s: %s", type(exc).__name__, exc)
+
+    @contextlib.contextmanager
+    def _job(self) -> Iterator[None]:
+        """Track a scheduled job's task so that `stop` waits for it."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._polling.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._polling.discard(task)
 
     async def start(self, workers: bool = True) -> None:
         """Open the journal, recover after a crash, start connectors, workers and pollers."""
@@ -129,13 +208,22 @@ class Hub:
             log.info("removed %d partial uploads left by a previous run", removed)
         for connector in self.connectors.values():
             await connector.start()
+        # Jobs run one at a time each (max_instances=1); runs missed while one ran are not made up in
+        # a burst (coalesce); the first runs at once.
+        self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._scheduler.add_job(
+            self._sweep,
+            IntervalTrigger(seconds=self.config.hub.blobs.sweep_interval_seconds),
+            id="orphan-sweep",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=datetime.now(UTC),
+        )
         if workers and self.config.hub.workers.enabled:
             await self.bus.start()
             polled = {n: src for n, src in self.sources().items() if src.poll_interval is not None}
             if polled:
-                # One poll at a time per source (max_instances=1); polls missed while one ran are
-                # not made up in a burst (coalesce); the first runs at once.
-                self._scheduler = AsyncIOScheduler(timezone="UTC")
                 for name, source in polled.items():
                     self._scheduler.add_job(
                         self._poll,
@@ -147,7 +235,7 @@ class Hub:
                         misfire_grace_time=None,
                         next_run_time=datetime.now(UTC),
                     )
-                self._scheduler.start()
+        self._scheduler.start()
 
     async def stop(self) -> None:
         """Stop pollers and workers, connectors, then close the journal."""
@@ -170,15 +258,14 @@ class Hub:
 
     async def _poll(self, name: str, source: Source) -> None:
         # A failing poll is logged and tried again at the next interval; the scheduler keeps time.
-        task = asyncio.current_task()
-        if task is not None:
-            self._polling.add(task)
-        try:
-            taken = await source.poll(self.intake)
-            if taken:
-                log.info("poll took %d submissions source=%s", taken, name)
-        except Exception as exc:
-            log.warning("poll failed source=%s error=%s: %s", name, type(exc).__name__, exc)
-        finally:
-            if task is not None:
-                self._polling.discard(task)
+        with self._job():
+            try:
+                with self.holding():
+                    taken = await source.poll(self.intake)
+                if taken:
+                    log.info("poll took %d submissions source=%s", taken, name)
+            except StorageFull as exc:
+                self.storage_full(exc)
+                log.warning("poll stopped, storage full source=%s: %s", name, exc)
+            except Exception as exc:
+                log.warning("poll failed source=%s error=%s: %s", name, type(exc).__name__, exc)

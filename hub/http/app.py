@@ -10,9 +10,10 @@ from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from hub.blobs import BlobTooLarge
-from hub.errors import BadSubmission
+from hub.errors import BadSubmission, StorageFull
 from hub.http.admin import add_admin_routes
 from hub.http.auth import TokenAuth
+from hub.http.body import ClientGone, bound_body
 from hub.journal import LeaseLost
 from hub.models import utcnow
 
@@ -57,14 +58,18 @@ def make_app(hub: Hub) -> web.Application:
 
 
 def make_runner(hub: Hub) -> web.AppRunner:
-    """The runner serving a hub's application, with its header limits."""
-    limit = int(hub.config.hub.server.max_header)
+    """The runner serving a hub's application, with its header limits and timeouts."""
+    server = hub.config.hub.server
+    limit = int(server.max_header)
     return web.AppRunner(
         make_app(hub),
         access_log=None,
         handle_signals=False,
         max_field_size=limit,
         max_line_size=limit,
+        # aiohttp times the wait for a complete request head with this one timer, from the connection's
+        # start and after each response: it closes idle keep-alive connections and slow-header clients.
+        keepalive_timeout=server.keepalive_timeout,
     )
 
 
@@ -83,6 +88,9 @@ async def readyz(request: web.Request) -> web.Response:
         problems.append(f"journal unreachable: {type(exc).__name__}")
     if hub.config.hub.workers.enabled and not hub.bus.alive:
         problems.append("workers are not running")
+    full = await hub.storage_problem()
+    if full is not None:
+        problems.append(f"storage full: {full}")
     if problems:
         return web.json_response({"status": "unavailable", "problems": problems}, status=503)
     return web.json_response({"status": "ready", "busy_tasks": hub.bus.busy})
@@ -113,30 +121,42 @@ async def intake(request: web.Request) -> web.Response:
     if route is None:
         hub.metrics.intake_rejected.labels(name, "404").inc()
         return refusal(404, f"no route takes service {service!r} from {name!r}")
-    limit = int(hub.config.hub.server.max_body)
+    server = hub.config.hub.server
+    limit = int(server.max_body)
     if request.content_length is not None and request.content_length > limit:
         hub.metrics.intake_rejected.labels(name, "413").inc()
         return refusal(413, f"request body exceeds the limit of {limit} bytes")
-    try:
-        submission = await source.receive(request, service)
-    except BadSubmission as exc:
-        hub.metrics.intake_rejected.labels(name, str(exc.status)).inc()
-        log.info(
-            "submission refused source=%s service=%s status=%d reason=%s",
-            name,
-            service,
-            exc.status,
-            exc.message,
-        )
-        return refusal(exc.status, exc.message)
-    except BlobTooLarge as exc:
-        hub.metrics.intake_rejected.labels(name, "413").inc()
-        return refusal(413, str(exc))
-    try:
-        outcome = await hub.intake(submission)
-    except (LeaseLost, OSError, RuntimeError) as exc:
-        log.error("intake could not be stored source=%s error=%s", name, type(exc).__name__)
-        return refusal(503, "the submission could not be stored; send it again later")
+    bound_body(request, limit, server.body_timeout)
+    with hub.holding():
+        try:
+            submission = await source.receive(request, service)
+            outcome = await hub.intake(submission)
+        except BadSubmission as exc:
+            hub.metrics.intake_rejected.labels(name, str(exc.status)).inc()
+            log.info(
+                "submission refused source=%s service=%s status=%d reason=%s",
+                name,
+                service,
+                exc.status,
+                exc.message,
+            )
+            return refusal(exc.status, exc.message)
+        except BlobTooLarge as exc:
+            hub.metrics.intake_rejected.labels(name, "413").inc()
+            return refusal(413, str(exc))
+        except ClientGone as exc:
+            log.warning(
+                "client disconnected mid-upload source=%s service=%s bytes=%d", name, service, exc.received
+            )
+            return refusal(400, str(exc))  # nobody reads it: the connection is gone
+        except StorageFull as exc:
+            hub.storage_full(exc)
+            response = refusal(503, "storage is full; send the submission again later")
+            response.headers["Retry-After"] = str(server.retry_after)
+            return response
+        except (LeaseLost, OSError, RuntimeError) as exc:
+            log.error("intake could not be stored source=%s error=%s", name, type(exc).__name__)
+            return refusal(503, "the submission could not be stored; send it again later")
     return web.json_response(
         {"application_id": outcome.application_id, "duplicate": outcome.duplicate},
         status=200 if outcome.duplicate else 202,

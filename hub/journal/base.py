@@ -340,3 +340,9 @@ class Journal(Protocol):
 
         One atomic write: of concurrent callers exactly one binds the key (a replay store).
         """
+
+    async def blob_references(self) -> set[str]:
+        """Every blob reference (``sha256:<hex>``) any journal row holds (for the orphan sweep)."""
+
+    async def probe_write(self) -> None:
+        """Write and commit a row, to learn whether the journal can take writes again (disk full)."""

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import queue
+import re
 import secrets
 import sqlite3
 import threading
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hub.errors import StorageFull
 from hub.events import operator_event
 from hub.journal.base import (
     Abandoned,
@@ -140,6 +142,7 @@ ADDED_COLUMNS = (
     ("applications", "error_code", "TEXT"),
 )
 MAX_GROUP = 256  # operations per grouped transaction
+BLOB_REF = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -320,7 +323,12 @@ class SqliteJournal:
             raise RuntimeError("journal is opened read-only" if self.read_only else "journal is not open")
         fut: Future[T] = Future()
         self._queue.put((op, fut))
-        return await asyncio.wrap_future(fut)
+        try:
+            return await asyncio.wrap_future(fut)
+        except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise StorageFull(f"journal {self.path}", "database or disk is full") from None
+            raise
 
     async def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
         if self._reader is None or self._read_conn is None:
@@ -812,6 +820,29 @@ class SqliteJournal:
             )
 
         return await self._read(op)
+
+    async def blob_references(self) -> set[str]:
+        def op(c: sqlite3.Connection) -> set[str]:
+            # Every text column of every table: whatever stores a blob reference (application documents,
+            # step results, checkpoints, tables added later) keeps its blob from the orphan sweep.
+            found: set[str] = set()
+            tables = [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            for table in tables:
+                for column in c.execute(f'PRAGMA table_info("{table}")').fetchall():
+                    if "TEXT" not in str(column[2]).upper():
+                        continue
+                    query = f'SELECT "{column[1]}" FROM "{table}" WHERE "{column[1]}" LIKE \'%sha256:%\''
+                    for (value,) in c.execute(query):
+                        found.update(BLOB_REF.findall(value))
+            return found
+
+        return await self._read(op)
+
+    async def probe_write(self) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('write_probe', ?)", (repr(self.clock()),))
+
+        await self._write(op)
 
 
 # -- helpers (run on the journal threads) ----------------------------------------------------------

@@ -87,6 +87,10 @@ class BauportalNrwAnswers(XBauParticipant, Notifier):
         """The XTA server and account."""
         return self.settings.xta
 
+    async def blob_references(self) -> set[str]:
+        """The prepared answers' documents: kept in this notifier's store, not in the journal."""
+        return await self.store.blobs()
+
     async def notify(self, application: Application, receipt: Receipt) -> None:
         """Send the answers this receipt calls for, each at most once."""
         reply = ReplyTo.from_correlations(application.correlations)

@@ -75,6 +75,14 @@ class AnswerStore:
 
         return await asyncio.to_thread(call)
 
+    async def blobs(self) -> set[str]:
+        """The blobs of every prepared answer (they are not referenced by the journal)."""
+
+        def work(db: sqlite3.Connection) -> set[str]:
+            return {row[0] for row in db.execute("SELECT blob FROM answers")}
+
+        return await self._run(work)
+
     async def get(self, application_id: str, message_type: str) -> PreparedAnswer | None:
         """The answer of this type for the application, if prepared."""
 
