@@ -50,6 +50,12 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         return runner.run(coro)
 
 
+def _fail(line: str) -> NoReturn:
+    """One line on stderr, exit status 1: for failures at start an operator fixes outside the hub."""
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
+    sys.exit(1)
+
+
 def _load(config_path: Path) -> tuple[Plugins, Configuration]:
     try:
         plugins = load_plugins()
@@ -96,10 +102,16 @@ async def serve(
 ) -> None:
     """Start the hub and its HTTP server; stop cleanly on SIGTERM/SIGINT."""
     from hub.http import make_runner
+    from hub.journal import JournalUnavailable
     from hub.runtime import Hub
 
-    hub = Hub(config, plugins)
-    await hub.start()
+    try:
+        hub = Hub(config, plugins)
+        await hub.start()
+    except JournalUnavailable as exc:
+        _fail(f"error: {exc}")
+    except OSError as exc:  # e.g. the blob store's directory cannot be created
+        _fail(f"error: {exc.filename or 'storage'}: {exc.strerror or exc}")
     runner = make_runner(hub)
     await runner.setup()
     server = config.hub.server

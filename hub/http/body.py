@@ -107,7 +107,9 @@ class BoundedBody:
 
 def bound_body(request: web.Request, limit: int, stall_seconds: float) -> BoundedBody:
     """Make `request.content` (what the source reads) a `BoundedBody`; returns it."""
-    body = BoundedBody(request.content, limit, stall_seconds)
-    # aiohttp has no public way to hand a handler another body stream; the request keeps it here.
+    # aiohttp has no public way to hand a handler another body stream: the request keeps it in
+    # `_payload`, and `content` is computed from it once and cached.
+    body = BoundedBody(request._payload, limit, stall_seconds)
     request._payload = body  # type: ignore[assignment]
+    request._cache.pop("content", None)
     return body

@@ -26,6 +26,15 @@ class LeaseLost(Exception):
     """The task's lease expired and was taken by another worker; this worker's result is discarded."""
 
 
+class JournalUnavailable(Exception):
+    """The journal cannot be opened (read-only, unreadable, not a journal); says which file and why."""
+
+    def __init__(self, path: str, cause: str) -> None:
+        super().__init__(f"journal {path}: {cause}")
+        self.path = path
+        self.cause = cause
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """A task to create: run `step` for the application (against `target`, if any)."""

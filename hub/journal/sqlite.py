@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
+import os
 import queue
 import re
 import secrets
@@ -37,6 +39,7 @@ from hub.journal.base import (
     FileNumberSequence,
     IntakeResult,
     JournalStats,
+    JournalUnavailable,
     LeaseLost,
     Task,
     TaskSpec,
@@ -181,15 +184,19 @@ class SqliteJournal:
         if self.read_only:
             self._open_read_only()
             return
-        if self.path != ":memory:":
-            # Before anything touches the file: a second process gets `JournalInUse` and changes nothing.
-            self._lock = JournalLock(self.path)
-            self._lock.acquire()
         try:
-            await self._open_writable()
-        except BaseException:
-            self._release_lock()
-            raise
+            if self.path != ":memory:":
+                # Before anything touches the file: a second process gets `JournalInUse` and changes
+                # nothing.
+                self._lock = JournalLock(self.path)
+                self._lock.acquire()
+            try:
+                self._open_writable()
+            except BaseException:
+                self._release_lock()
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalUnavailable(self.path, _open_failure(self.path, exc)) from None
 
     def _open_read_only(self) -> None:
         if self.path != ":memory:" and not Path(self.path).is_file():
@@ -203,23 +210,15 @@ class SqliteJournal:
         if lock is not None:
             lock.release()
 
-    async def _open_writable(self) -> None:
+    def _open_writable(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = _connect(self.path)
-        conn.executescript(SCHEMA)
-        for table, column, kind in ADDED_COLUMNS:
-            if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
+        try:
+            self._migrate(conn)
+        except BaseException:
             conn.close()
-            raise RuntimeError(
-                f"journal {self.path} has schema version {row[0]}, newer than this hub "
-                f"({SCHEMA_VERSION}); upgrade the hub"
-            )
+            raise
         self._targets = {row[0] for row in conn.execute("SELECT DISTINCT target FROM tasks")}
         self._writer = threading.Thread(
             target=self._write_loop, args=(conn,), name="journal-writer", daemon=True
@@ -228,6 +227,20 @@ class SqliteJournal:
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-reader")
         self._read_conn = _connect(self.path)
         self._read_conn.execute("PRAGMA query_only=ON")
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.executescript(SCHEMA)
+        for table, column, kind in ADDED_COLUMNS:
+            if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise JournalUnavailable(
+                self.path,
+                f"schema version {row[0]} is newer than this hub's ({SCHEMA_VERSION}); upgrade the hub",
+            )
 
     async def close(self) -> None:
         # Mark the journal closed before waiting for the writer: a write issued meanwhile would queue
@@ -843,6 +856,25 @@ class SqliteJournal:
             c.execute("INSERT OR REPLACE INTO meta VALUES ('write_probe', ?)", (repr(self.clock()),))
 
         await self._write(op)
+
+
+def _open_failure(path: str, exc: sqlite3.Error | OSError) -> str:
+    """Why the journal could not be opened, in an operator's words."""
+    file = Path(path)
+    if isinstance(exc, OSError):
+        if exc.errno == errno.EROFS:
+            return "read-only file system (the hub writes its journal and its lock beside it)"
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != path else ""
+        return f"{exc.strerror or exc}{where}"
+    if file.exists() and not os.access(file, os.R_OK):
+        return "not readable (permission denied)"
+    if file.exists() and not os.access(file, os.W_OK):
+        return "read-only (the hub writes its journal: check permissions and the mount)"
+    if not os.access(file.parent, os.W_OK):
+        return "its directory is read-only (SQLite keeps its write-ahead log beside the journal)"
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+        return "not a journal (the file is not an SQLite database)"
+    return str(exc)
 
 
 # -- helpers (run on the journal threads) ----------------------------------------------------------
