@@ -1,0 +1,186 @@
+"""A full disk is answered, not crashed; a journal that cannot be opened stops the hub with one clear line.
+
+The disk is really full: the journal or the blob store lives on a small tmpfs that the test fills up
+(mounting needs root; elsewhere these tests are skipped). No fault is injected into the hub's code.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hub.journal import ApplicationFilter, SqliteJournal
+from hub.testing import RunningHub
+
+TOKEN = "fc-test-token-0123456789abcdef"
+BOUNDARY = "fcB0undary"
+HEADERS = {"X-Aktenhub-Token": TOKEN, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str, str], Path]]:
+    """Mount small tmpfs filesystems under tmp_path: ``tmpfs(name, size)``; unmounted at teardown."""
+    mounted: list[Path] = []
+
+    def mount(name: str, size: str) -> Path:
+        target = tmp_path / name
+        target.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target)], capture_output=True
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
+        mounted.append(target)
+        return target
+
+    yield mount
+    for target in reversed(mounted):
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Write a file until its filesystem is full; returns it (delete it to give the space back)."""
+    filler = directory / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+        try:
+            while True:
+                f.write(b"\0" * 512)  # the last few pages
+        except OSError:
+            pass
+    return filler
+
+
+def submission(n: int) -> bytes:
+    pdf = b"%PDF-1.4 " + bytes([n]) * 300_000  # past the blob store's in-memory spool
+    return (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="vorgang_id"\r\n\r\nfc-full-{n}\r\n'
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="a"; filename="a.pdf"\r\n\r\n'.encode()
+        + pdf
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+
+
+async def start(hub_factory: Any, **overrides: Any) -> RunningHub:
+    running: RunningHub = await hub_factory(
+        {
+            "formcycle": {"type": "formcycle", "token": "${FORMCYCLE_TOKEN}", "id_field": "vorgang_id"},
+            "rec": {"type": "test-recording"},
+        },
+        [{"name": "all", "from": "formcycle", "to": ["rec"]}],
+        env={"FORMCYCLE_TOKEN": TOKEN},
+        **overrides,
+    )
+    return running
+
+
+def blob_files(running: RunningHub) -> list[Path]:
+    return sorted(p for p in running.hub.blobs.root.rglob("*") if p.is_file())
+
+
+async def applications(running: RunningHub) -> int:
+    return len(await running.journal.list_applications(ApplicationFilter(), limit=1000))
+
+
+async def post(running: RunningHub, n: int) -> tuple[int, Any, dict[str, str]]:
+    url = running.url + "/intake/formcycle/jagdschein"
+    async with running.http.post(url, data=submission(n), headers=HEADERS) as resp:
+        return resp.status, await resp.json(), dict(resp.headers)
+
+
+async def assert_full_then_recovers(running: RunningHub, filler: Path, where: str) -> None:
+    status, body, headers = await post(running, 1)
+    assert (status, headers.get("Retry-After")) == (503, "60"), body
+    assert "storage is full" in body["error"]
+    status, ready = await running.get("/readyz")
+    assert status == 503
+    assert [p for p in ready["problems"] if p.startswith(f"storage full: {where}")], ready
+    assert await applications(running) == 0
+    assert blob_files(running) == []  # nothing partial: the refused submission's files are gone
+    metrics = (await running.get("/metrics"))[1]
+    assert "aktenhub_storage_full_total 1.0" in metrics
+
+    filler.unlink()  # space returns: the hub notices by itself
+    status, ready = await running.get("/readyz")
+    assert status == 200, ready
+    status, body, _ = await post(running, 1)
+    assert status == 202, body
+    await running.wait_for_state(body["application_id"])
+    assert await applications(running) == 1
+
+
+async def test_full_blob_store_is_answered_503_until_space_returns(
+    tmpfs: Callable[[str, str], Path], hub_factory: Any
+) -> None:
+    disk = tmpfs("blob-disk", "2m")
+    running = await start(hub_factory, blobs=str(disk / "blobs"))
+    await assert_full_then_recovers(running, fill(disk), "blob store")
+
+
+async def test_full_journal_disk_is_answered_503_until_space_returns(
+    tmpfs: Callable[[str, str], Path], hub_factory: Any
+) -> None:
+    disk = tmpfs("journal-disk", "2m")
+    running = await start(hub_factory, store=f"sqlite:///{disk / 'journal.db'}")
+    await assert_full_then_recovers(running, fill(disk), "journal")
+
+
+# -- a journal that cannot be opened at start ---------------------------------------------------------
+
+
+def run_hub(tmp_path: Path, journal: Path) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "aktenhub.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "store": f"sqlite:///{journal}",
+                "blobs": str(tmp_path / "blobs"),
+                "server": {"listen": "127.0.0.1:0"},
+            }
+        )
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "hub", "run", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+
+
+def assert_one_line(done: subprocess.CompletedProcess[str], journal: Path, cause: str) -> None:
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"error: journal {journal}: "), lines
+    assert cause in lines[0], lines
+
+
+async def test_read_only_journal_stops_the_hub_with_one_line(
+    tmpfs: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    disk = tmpfs("read-only-disk", "4m")
+    journal = SqliteJournal(disk / "journal.db")
+    await journal.open()
+    await journal.close()
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    assert_one_line(run_hub(tmp_path, disk / "journal.db"), disk / "journal.db", "read-only")
+
+
+def test_file_that_is_no_journal_stops_the_hub_with_one_line(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.db"
+    journal.write_bytes(b"not a database, but something else entirely\n" * 100)
+    assert_one_line(run_hub(tmp_path, journal), journal, "not a journal")
