@@ -1,0 +1,147 @@
+"""Nothing partial: refused, duplicate and interrupted submissions leave no file; crash leftovers are swept."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from hub.blobs import BlobStore
+from hub.journal import ApplicationFilter
+from hub.testing import RunningHub, make_application
+
+TOKEN = "fc-test-token-0123456789abcdef"
+BOUNDARY = "fcB0undary"
+HEADERS = {"X-Aktenhub-Token": TOKEN, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+HOUR = 3600.0
+
+
+async def start(hub_factory: Any, **formcycle: Any) -> RunningHub:
+    running: RunningHub = await hub_factory(
+        {
+            "formcycle": {
+                "type": "formcycle",
+                "token": "${FORMCYCLE_TOKEN}",
+                "id_field": "vorgang_id",
+                **formcycle,
+            },
+            "rec": {"type": "test-recording"},
+        },
+        [{"name": "all", "from": "formcycle", "to": ["rec"]}],
+        env={"FORMCYCLE_TOKEN": TOKEN},
+    )
+    return running
+
+
+def body(*parts: tuple[str, bytes, str | None]) -> bytes:
+    out = b""
+    for name, content, filename in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content + b"\r\n"
+    return out + f"--{BOUNDARY}--\r\n".encode()
+
+
+def blob_files(store: BlobStore) -> list[Path]:
+    return sorted(p for p in store.root.rglob("*") if p.is_file())
+
+
+async def send(running: RunningHub, data: bytes) -> tuple[int, Any]:
+    return await running.post("/intake/formcycle/jagdschein", data=data, headers=HEADERS)
+
+
+async def removed_metric(running: RunningHub, cause: str) -> str:
+    metrics = (await running.get("/metrics"))[1]
+    lines = [line for line in metrics.splitlines() if line.startswith("aktenhub_orphan_blobs_removed_total")]
+    return next((line.rsplit(" ", 1)[1] for line in lines if f'cause="{cause}"' in line), "0")
+
+
+async def test_refused_submission_leaves_no_file(hub_factory: Any) -> None:
+    running = await start(hub_factory, max_field_size=100)
+    # Files first (stored as they arrive), then a parameter over its limit: the whole submission goes.
+    data = body(
+        ("vorgang_id", b"fc-orphan-1", None),
+        ("ausweis", b"%PDF-1.4 " + b"a" * 400_000, "ausweis.pdf"),  # spooled to disk
+        ("foto", b"\xff\xd8\xff small", "foto.jpg"),  # kept in memory until committed
+        ("anlage", b"%PDF-1.4 " + b"b" * 200_000, "anlage.pdf"),  # the two before are stored meanwhile
+        ("bemerkung", b"x" * 101, None),
+    )
+    status, answer = await send(running, data)
+    assert status == 413, answer
+    assert blob_files(running.hub.blobs) == []
+    assert await removed_metric(running, "intake") == "2.0"
+
+
+async def test_duplicate_with_other_files_leaves_only_the_first_submissions_files(hub_factory: Any) -> None:
+    running = await start(hub_factory)
+    status, first = await send(
+        running, body(("vorgang_id", b"fc-orphan-2", None), ("a", b"%PDF first", "a.pdf"))
+    )
+    assert status == 202, first
+    kept = blob_files(running.hub.blobs)
+    status, again = await send(
+        running, body(("vorgang_id", b"fc-orphan-2", None), ("a", b"%PDF changed meanwhile", "a.pdf"))
+    )
+    assert (status, again["duplicate"]) == (200, True), again
+    assert blob_files(running.hub.blobs) == kept
+    app = await running.journal.get_application(first["application_id"])
+    assert all(running.hub.blobs.exists(a.blob) for a in app.attachments)
+
+
+async def test_identical_resend_keeps_the_files_the_first_one_stored(hub_factory: Any) -> None:
+    running = await start(hub_factory)
+    data = body(("vorgang_id", b"fc-orphan-3", None), ("a", b"%PDF same", "a.pdf"))
+    status, first = await send(running, data)
+    assert status == 202, first
+    status, again = await send(running, data)
+    assert (status, again["duplicate"]) == (200, True), again
+    app = await running.journal.get_application(first["application_id"])
+    assert app.original is not None
+    assert all(
+        running.hub.blobs.exists(ref) for ref in [app.original.blob, *(a.blob for a in app.attachments)]
+    )
+
+
+def backdate(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+async def test_sweep_removes_old_unreferenced_blobs_only(hub_factory: Any) -> None:
+    running = await start(hub_factory)
+    store = running.hub.blobs
+    app = await make_application(store, source="formcycle", external_id="fc-orphan-4")
+    app.route = "all"
+    await running.journal.intake(app, [], [])
+    referenced = [store.path(a.blob) for a in app.attachments]
+    old_orphan = store.path((await store.write_bytes(b"left by a crash")).ref)
+    young_orphan = store.path((await store.write_bytes(b"an intake not yet committed")).ref)
+    for path in [*referenced, old_orphan]:
+        backdate(path, 2 * HOUR)
+
+    assert await running.hub.sweep_orphans() == 1
+    assert not old_orphan.exists()
+    assert young_orphan.exists() and all(p.exists() for p in referenced)
+    assert await removed_metric(running, "sweep") == "1.0"
+
+
+async def test_sweep_spares_a_blob_an_intake_holds(hub_factory: Any) -> None:
+    running = await start(hub_factory)
+    store = running.hub.blobs
+    stored = store.path((await store.write_bytes(b"same content, old")).ref)
+    backdate(stored, 2 * HOUR)
+    with running.hub.holding():
+        await store.write_bytes(b"same content, old")  # an intake writes the same content again
+        backdate(stored, 2 * HOUR)
+        assert await running.hub.sweep_orphans() == 0
+        assert stored.exists()
+
+
+async def test_leftovers_of_a_crash_are_swept_at_start(hub_factory: Any, tmp_path: Path) -> None:
+    leftover_store = BlobStore(tmp_path / "hub" / "blobs")
+    leftover = leftover_store.path((await leftover_store.write_bytes(b"written, never referenced")).ref)
+    leftover_store.close()
+    backdate(leftover, 2 * HOUR)
+    running = await start(hub_factory)
+    await running.wait_for(lambda: not leftover.exists(), 10, "the start-up sweep")
+    assert await running.journal.list_applications(ApplicationFilter(), limit=1) == []
