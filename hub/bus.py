@@ -21,7 +21,7 @@ from typing import Any
 from tenacity import RetryCallState, wait_exponential_jitter
 
 from hub.connectors import RetryPolicy
-from hub.errors import Permanent
+from hub.errors import Permanent, StorageFull
 from hub.events import operator_event
 from hub.journal import Abandoned, ApplicationFilter, Completion, Journal, LeaseLost, Task
 from hub.metrics import Metrics
@@ -209,6 +209,9 @@ class Bus:
             self.wake()
         try:
             events = await self.journal.complete(task, completion)
+        except StorageFull as exc:
+            _unrecorded(task, exc)
+            return
         except LeaseLost:
             log.warning(
                 "lease lost before completion task=%s step=%s application=%s",
@@ -262,6 +265,9 @@ class Bus:
         )
         try:
             events = await self.journal.fail(task, error, retry_at, [event], error_code)
+        except StorageFull as full:
+            _unrecorded(task, full)
+            return
         except LeaseLost:
             return
         self.metrics.step_failed(task.step, task.target, dead=retry_at is None)
@@ -285,3 +291,15 @@ class Bus:
                 type(exc).__name__,
             )
         self.emit(events)
+
+
+def _unrecorded(task: Task, exc: StorageFull) -> None:
+    # Nothing is lost: the task stays leased in the journal and runs again once the lease expires.
+    log.warning(
+        "step outcome not recorded, storage full; it runs again after its lease step=%s target=%s "
+        "application=%s: %s",
+        task.step,
+        task.target,
+        task.application_id,
+        exc,
+    )

@@ -145,7 +145,7 @@ async def test_client_gone_mid_upload_costs_one_warning_and_leaves_nothing(
 ) -> None:
     running = await start(hub_factory)
     caplog.set_level(logging.DEBUG)
-    reader, writer = await connect(running)
+    _reader, writer = await connect(running)
     pdf = b"%PDF-1.4 " + b"a" * 300_000
     complete_file = part("ausweis", pdf, filename="ausweis.pdf")
     cut_file = (

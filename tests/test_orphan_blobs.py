@@ -1,4 +1,4 @@
-"""Nothing partial: refused, duplicate and interrupted submissions leave no file; crash leftovers are swept."""
+"""Nothing partial: refused, duplicate and interrupted submissions leave no file; leftovers are swept."""
 
 from __future__ import annotations
 
