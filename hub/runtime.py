@@ -152,7 +152,8 @@ class Hub:
 
     async def sweep_orphans(self) -> int:
         """Remove blobs nothing references that are older than the grace period; returns how many."""
-        older_than = self.clock() - self.config.hub.blobs.orphan_grace_seconds
+        # File times are wall-clock times, whatever clock the hub runs its steps by.
+        older_than = time.time() - self.config.hub.blobs.orphan_grace_seconds
         candidates = await asyncio.to_thread(self.blobs.unreferenced_candidates, older_than)
         if not candidates:
             return 0
