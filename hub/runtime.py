@@ -146,6 +146,8 @@ class Hub:
         except StorageFull as exc:
             self._storage_full = exc
             return str(exc)
+        except Exception as exc:  # another failure of the probe: still not ready, and why
+            return f"{self._storage_full} (probe failed: {type(exc).__name__}: {exc})"
         log.warning("storage takes writes again: intake resumes")
         self._storage_full = None
         return None
