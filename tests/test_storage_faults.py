@@ -184,3 +184,19 @@ def test_file_that_is_no_journal_stops_the_hub_with_one_line(tmp_path: Path) -> 
     journal = tmp_path / "journal.db"
     journal.write_bytes(b"not a database, but something else entirely\n" * 100)
     assert_one_line(run_hub(tmp_path, journal), journal, "not a journal")
+
+
+def test_directory_in_place_of_the_journal_stops_the_hub_with_one_line(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.db"
+    journal.mkdir()
+    assert_one_line(run_hub(tmp_path, journal), journal, "is a directory")
+
+
+def test_blob_store_that_cannot_be_created_stops_the_hub_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "blobs").write_text("a file where the blob store's directory belongs")
+    done = run_hub(tmp_path, tmp_path / "journal.db")
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr + done.stdout
+    assert done.stderr.strip().splitlines() == [f"error: {tmp_path / 'blobs' / 'tmp'}: Not a directory"], (
+        done.stderr
+    )

@@ -866,6 +866,8 @@ def _open_failure(path: str, exc: sqlite3.Error | OSError) -> str:
             return "read-only file system (the hub writes its journal and its lock beside it)"
         where = f" ({exc.filename})" if exc.filename and str(exc.filename) != path else ""
         return f"{exc.strerror or exc}{where}"
+    if file.is_dir():
+        return "is a directory, not a journal file"
     if file.exists() and not os.access(file, os.R_OK):
         return "not readable (permission denied)"
     if file.exists() and not os.access(file, os.W_OK):
