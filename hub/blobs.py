@@ -124,14 +124,11 @@ class _DurableRenamer:
 
     def _commit_group(self, group: list[_Staged]) -> None:
         ready: dict[Path, Path] = {}  # .ready file -> content address
+        moved: set[Path] = set()
         try:
             for staged in group:
                 target = self.tmp / f"{staged.digest}.ready"
-                if target in ready:
-                    if staged.spooled is not None:
-                        staged.spooled.unlink(missing_ok=True)
-                    continue
-                if _touch(staged.final):  # stored before: content addressing dedupes
+                if target in ready or _touch(staged.final):  # stored before: content addressing dedupes
                     if staged.spooled is not None:
                         staged.spooled.unlink(missing_ok=True)
                     continue
@@ -144,17 +141,19 @@ class _DurableRenamer:
             if not ready:
                 return
             self._sync(list(ready))
+            for target, final in ready.items():
+                _move_into_place(target, final)
+                moved.add(target)
         except BaseException:
-            # Nothing of a failed group is promised: its staged content goes (e.g. the disk is full).
+            # What a failed group did not store is not promised: its staged content goes (e.g. the disk
+            # is full). What it did store, its writers' holdings remove unless someone keeps it.
             for staged in group:
-                staged.created = False
+                staged.created = staged.created and self.tmp / f"{staged.digest}.ready" in moved
                 if staged.spooled is not None:
                     staged.spooled.unlink(missing_ok=True)
-            for target in ready:
+            for target in ready.keys() - moved:
                 target.unlink(missing_ok=True)
             raise
-        for target, final in ready.items():
-            _move_into_place(target, final)
 
     def _sync(self, files: list[Path]) -> None:
         self.syncs += 1

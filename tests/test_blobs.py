@@ -89,3 +89,62 @@ async def test_ready_file_cut_short_by_a_crash_is_discarded(tmp_path: Path) -> N
     info = await store.write_bytes(content)  # sent again: stored whole
     assert store.path(info.ref).read_bytes() == content
     store.close()
+
+
+# -- holdings: what an intake wrote goes again unless a stored application keeps it -----------------
+
+
+async def test_holding_removes_what_nobody_keeps_and_leaves_what_is_kept(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    with store.holding() as holding:
+        kept = await store.write_bytes(b"Antrag, gespeichert")
+        dropped = await store.write_bytes(b"Anlage eines abgelehnten Antrags")
+        holding.keep([kept.ref])
+    assert store.exists(kept.ref) and not store.exists(dropped.ref)
+    assert holding.removed == 1
+
+
+async def test_holding_never_removes_content_stored_before(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    earlier = await store.write_bytes(b"Lageplan")  # an application stored it long ago
+    with store.holding():
+        await store.write_bytes(b"Lageplan")  # a refused re-send carries the same file
+    assert store.exists(earlier.ref)
+
+
+async def test_content_two_intakes_share_stays_if_either_keeps_it(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    written = asyncio.Event()
+    kept = asyncio.Event()
+
+    async def refused() -> None:
+        with store.holding():
+            await store.write_bytes(b"Formular-Vorlage")
+            written.set()
+            await kept.wait()  # ends after the other intake stored its application
+
+    async def stored() -> None:
+        await written.wait()
+        with store.holding() as holding:
+            info = await store.write_bytes(b"Formular-Vorlage")
+            holding.keep([info.ref])
+        kept.set()
+
+    await asyncio.gather(refused(), stored())
+    assert store.exists(f"sha256:{hashlib.sha256(b'Formular-Vorlage').hexdigest()}")
+
+
+async def test_content_written_outside_an_intake_is_never_removed_by_one(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    go = asyncio.Event()
+
+    async def step() -> str:  # a worker's step (its task was started outside any intake)
+        await go.wait()
+        return (await store.write_bytes(b"%PDF rendition")).ref
+
+    worker = asyncio.create_task(step())
+    with store.holding():
+        await store.write_bytes(b"%PDF rendition")  # a refused submission happens to carry it
+        go.set()
+        rendition = await worker
+    assert store.exists(rendition)
