@@ -30,6 +30,8 @@ from hub.plugins import Plugins
 
 log = logging.getLogger(__name__)
 
+STORAGE_FULL_PAUSE = 5.0  # seconds between claims while the journal's disk is full
+
 StepHandler = Callable[[Task], Awaitable[Completion]]
 
 
@@ -168,6 +170,14 @@ class Bus:
                     claimed = await self.journal.claim(
                         self.owner, free, settings.lease_seconds, settings.capacity
                     )
+                except StorageFull as exc:
+                    # Space seldom returns within a second: look again a little later (or when an
+                    # intake succeeded and woke us), one line each time.
+                    log.warning("claiming tasks failed, storage full; retrying: %s", exc)
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), STORAGE_FULL_PAUSE)
+                    continue
                 except Exception:
                     log.exception("claiming tasks failed; retrying")
                     await asyncio.sleep(settings.idle_poll_seconds)
@@ -237,6 +247,8 @@ class Bus:
                 task = await self.journal.renew(task, self.settings.lease_seconds)
             except LeaseLost:
                 return
+            except StorageFull as exc:
+                log.warning("renewing lease failed, storage full task=%s: %s", task.id, exc)
             except Exception:
                 log.exception("renewing lease failed task=%s", task.id)
 
