@@ -200,3 +200,39 @@ def test_blob_store_that_cannot_be_created_stops_the_hub_with_one_line(tmp_path:
     assert done.stderr.strip().splitlines() == [f"error: {tmp_path / 'blobs' / 'tmp'}: Not a directory"], (
         done.stderr
     )
+
+
+async def test_steps_outlast_a_full_journal_disk_without_losing_anything(
+    tmpfs: Callable[[str, str], Path], hub_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    disk = tmpfs("journal-disk", "2m")
+    running: RunningHub = await hub_factory(
+        {
+            "formcycle": {"type": "formcycle", "token": "${FORMCYCLE_TOKEN}", "id_field": "vorgang_id"},
+            "rec": {"type": "test-recording", "delay_seconds": 1.0},  # the delivery takes a while
+        },
+        [{"name": "all", "from": "formcycle", "to": ["rec"]}],
+        env={"FORMCYCLE_TOKEN": TOKEN},
+        store=f"sqlite:///{disk / 'journal.db'}",
+        workers={"concurrency": 2, "lease_seconds": 2, "idle_poll_seconds": 0.2},
+    )
+    status, body, _ = await post(running, 7)
+    assert status == 202, body
+    app_id = body["application_id"]
+
+    async def mapped() -> bool:
+        return any(e.type == "record.mapped" for e in await running.journal.events(app_id))
+
+    await running.wait_for(mapped, 10, "the record to be mapped")
+    filler = fill(disk)  # the delivery runs now; its outcome cannot be recorded
+    await running.wait_for(
+        lambda: any("not recorded, storage full" in r.getMessage() for r in caplog.records),
+        10,
+        "the lost write",
+    )
+    filler.unlink()
+    await running.wait_for_state(app_id, timeout=30)
+    summary = await running.journal.get_summary(app_id)
+    assert summary is not None and summary.state.value == "completed"
+    assert list(running.hub.connectors["rec"].delivered) == [app_id]  # type: ignore[attr-defined]
+    assert [r for r in caplog.records if r.exc_info] == []  # answered, not crashed: no traceback
