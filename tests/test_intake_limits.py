@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
+from hub import BadSubmission, IntakeFunc, Manifest, Source, WebhookRoute
+from hub.hookspecs import hookimpl
 from hub.journal import ApplicationFilter
 from hub.testing import RunningHub
 
@@ -167,3 +170,56 @@ async def test_client_gone_mid_upload_costs_one_warning_and_leaves_nothing(
     assert [r.getMessage() for r in loud] == [gone()[0].getMessage()]
     assert loud[0].exc_info is None
     assert await applications(running) == 0
+
+
+# -- a source's own webhook routes get the same guards -------------------------------------------------
+
+
+class UploadSource(Source):
+    """Serves ``POST /intake/<name>/upload``: stores the body as a blob, then refuses the submission."""
+
+    kind = "test-upload"
+    manifest = Manifest(name="upload", version="1")
+
+    def routes(self, intake: IntakeFunc) -> list[WebhookRoute]:
+        async def upload(request: web.Request) -> web.StreamResponse:
+            await self.context.blobs.write(request.content.iter_chunked(65536))
+            raise BadSubmission("stored the body, then found it wanting")
+
+        return [WebhookRoute("POST", "upload", upload)]
+
+
+class UploadPlugin:
+    @hookimpl
+    def aktenhub_connector_types(self) -> list[type[Source]]:
+        return [UploadSource]
+
+
+async def start_upload(hub_factory: Any) -> RunningHub:
+    running: RunningHub = await hub_factory(
+        {"up": {"type": "test-upload"}, "rec": {"type": "test-recording"}},
+        [{"name": "r", "from": "up", "to": ["rec"]}],
+        extra_plugins=(UploadPlugin(),),
+        server={"listen": "127.0.0.1:0", "max_body": MiB},
+    )
+    return running
+
+
+async def test_a_source_route_refusing_after_storing_leaves_no_file(hub_factory: Any) -> None:
+    running = await start_upload(hub_factory)
+    status, answer = await running.post("/intake/up/upload", data=b"%PDF-1.4 " + b"u" * 400_000)
+    assert status == 400, answer
+    assert "wanting" in answer["error"]
+    assert blob_files(running) == []
+
+
+async def test_a_source_route_reads_at_most_max_body(hub_factory: Any) -> None:
+    running = await start_upload(hub_factory)
+
+    async def body() -> AsyncIterator[bytes]:  # chunked: no Content-Length to refuse it by
+        for _ in range(24):
+            yield b"u" * (128 * 1024)
+
+    status, answer = await running.post("/intake/up/upload", data=body())
+    assert status == 413, answer
+    assert blob_files(running) == []

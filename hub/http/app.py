@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -52,7 +53,8 @@ def make_app(hub: Hub) -> web.Application:
     app.router.add_post("/intake/{connector}/{service}", intake)
     for name, source in hub.sources().items():
         for route in source.routes(hub.intake):
-            app.router.add_route(route.method, f"/intake/{name}/{route.path.lstrip('/')}", route.handler)
+            path = f"/intake/{name}/{route.path.lstrip('/')}"
+            app.router.add_route(route.method, path, _guarded_route(hub, name, route.handler))
     add_admin_routes(app, hub, TokenAuth(hub.config.hub.server.admin_tokens))
     return app
 
@@ -107,7 +109,7 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-async def intake(request: web.Request) -> web.Response:
+async def intake(request: web.Request) -> web.StreamResponse:
     """`POST /intake/{connector}/{service}`: a submission, answered after its durable commit."""
     hub = request.app[HUB]
     name = request.match_info["connector"]
@@ -121,6 +123,26 @@ async def intake(request: web.Request) -> web.Response:
     if route is None:
         hub.metrics.intake_rejected.labels(name, "404").inc()
         return refusal(404, f"no route takes service {service!r} from {name!r}")
+
+    async def take_in() -> web.Response:
+        outcome = await hub.intake(await source.receive(request, service))
+        return web.json_response(
+            {"application_id": outcome.application_id, "duplicate": outcome.duplicate},
+            status=200 if outcome.duplicate else 202,
+        )
+
+    return await guarded_intake(hub, request, name, take_in)
+
+
+async def guarded_intake(
+    hub: Hub, request: web.Request, name: str, take_in: Callable[[], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Run a submission's intake under the core's guards, answering what goes wrong.
+
+    The body the source reads is bounded (`server.max_body` on the bytes read, `server.body_timeout`
+    per read); the blobs written meanwhile go again unless the stored application keeps them; a full
+    disk is a 503 with Retry-After; a client gone mid-upload costs one WARNING line.
+    """
     server = hub.config.hub.server
     limit = int(server.max_body)
     if request.content_length is not None and request.content_length > limit:
@@ -129,14 +151,13 @@ async def intake(request: web.Request) -> web.Response:
     bound_body(request, limit, server.body_timeout)
     with hub.holding():
         try:
-            submission = await source.receive(request, service)
-            outcome = await hub.intake(submission)
+            return await take_in()
         except BadSubmission as exc:
             hub.metrics.intake_rejected.labels(name, str(exc.status)).inc()
             log.info(
-                "submission refused source=%s service=%s status=%d reason=%s",
+                "submission refused source=%s path=%s status=%d reason=%s",
                 name,
-                service,
+                request.path,
                 exc.status,
                 exc.message,
             )
@@ -146,7 +167,7 @@ async def intake(request: web.Request) -> web.Response:
             return refusal(413, str(exc))
         except ClientGone as exc:
             log.warning(
-                "client disconnected mid-upload source=%s service=%s bytes=%d", name, service, exc.received
+                "client disconnected mid-upload source=%s path=%s bytes=%d", name, request.path, exc.received
             )
             return refusal(400, str(exc))  # nobody reads it: the connection is gone
         except StorageFull as exc:
@@ -157,7 +178,14 @@ async def intake(request: web.Request) -> web.Response:
         except (LeaseLost, OSError, RuntimeError) as exc:
             log.error("intake could not be stored source=%s error=%s", name, type(exc).__name__)
             return refusal(503, "the submission could not be stored; send it again later")
-    return web.json_response(
-        {"application_id": outcome.application_id, "duplicate": outcome.duplicate},
-        status=200 if outcome.duplicate else 202,
-    )
+
+
+def _guarded_route(
+    hub: Hub, name: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A source's own webhook route, under the same guards as the standard intake route."""
+
+    async def route(request: web.Request) -> web.StreamResponse:
+        return await guarded_intake(hub, request, name, lambda: handler(request))
+
+    return route
