@@ -148,11 +148,12 @@ class _DurableRenamer:
             # What a failed group did not store is not promised: its staged content goes (e.g. the disk
             # is full). What it did store, its writers' holdings remove unless someone keeps it.
             for staged in group:
-                staged.created = staged.created and self.tmp / f"{staged.digest}.ready" in moved
+                target = self.tmp / f"{staged.digest}.ready"
+                staged.created = staged.created and target in moved
                 if staged.spooled is not None:
                     staged.spooled.unlink(missing_ok=True)
-            for target in ready.keys() - moved:
-                target.unlink(missing_ok=True)
+                if target not in moved:  # also one whose writing failed half-way
+                    target.unlink(missing_ok=True)
             raise
 
     def _sync(self, files: list[Path]) -> None:

@@ -63,8 +63,8 @@ def fill(directory: Path) -> Path:
     return filler
 
 
-def submission(n: int) -> bytes:
-    pdf = b"%PDF-1.4 " + bytes([n]) * 300_000  # past the blob store's in-memory spool
+def submission(n: int, size: int = 300_000) -> bytes:
+    pdf = b"%PDF-1.4 " + bytes([n]) * size  # by default past the blob store's in-memory spool
     return (
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="vorgang_id"\r\n\r\nfc-full-{n}\r\n'
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="a"; filename="a.pdf"\r\n\r\n'.encode()
@@ -94,14 +94,16 @@ async def applications(running: RunningHub) -> int:
     return len(await running.journal.list_applications(ApplicationFilter(), limit=1000))
 
 
-async def post(running: RunningHub, n: int) -> tuple[int, Any, dict[str, str]]:
+async def post(running: RunningHub, n: int, size: int = 300_000) -> tuple[int, Any, dict[str, str]]:
     url = running.url + "/intake/formcycle/jagdschein"
-    async with running.http.post(url, data=submission(n), headers=HEADERS) as resp:
+    async with running.http.post(url, data=submission(n, size), headers=HEADERS) as resp:
         return resp.status, await resp.json(), dict(resp.headers)
 
 
-async def assert_full_then_recovers(running: RunningHub, filler: Path, where: str) -> None:
-    status, body, headers = await post(running, 1)
+async def assert_full_then_recovers(
+    running: RunningHub, filler: Path, where: str, size: int = 300_000
+) -> None:
+    status, body, headers = await post(running, 1, size)
     assert (status, headers.get("Retry-After")) == (503, "60"), body
     assert "storage is full" in body["error"]
     status, ready = await running.get("/readyz")
@@ -115,18 +117,19 @@ async def assert_full_then_recovers(running: RunningHub, filler: Path, where: st
     filler.unlink()  # space returns: the hub notices by itself
     status, ready = await running.get("/readyz")
     assert status == 200, ready
-    status, body, _ = await post(running, 1)
+    status, body, _ = await post(running, 1, size)
     assert status == 202, body
     await running.wait_for_state(body["application_id"])
     assert await applications(running) == 1
 
 
+@pytest.mark.parametrize("size", [300_000, 2_000], ids=["streamed-to-disk", "small"])
 async def test_full_blob_store_is_answered_503_until_space_returns(
-    tmpfs: Callable[[str, str], Path], hub_factory: Any
+    tmpfs: Callable[[str, str], Path], hub_factory: Any, size: int
 ) -> None:
     disk = tmpfs("blob-disk", "2m")
     running = await start(hub_factory, blobs=str(disk / "blobs"))
-    await assert_full_then_recovers(running, fill(disk), "blob store")
+    await assert_full_then_recovers(running, fill(disk), "blob store", size)
 
 
 async def test_full_journal_disk_is_answered_503_until_space_returns(
