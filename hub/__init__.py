@@ -28,7 +28,7 @@ from hub.connectors import (
     Verification,
     WebhookRoute,
 )
-from hub.errors import BadSubmission, Permanent, Rejection, Retryable, transient_http_status
+from hub.errors import BadSubmission, Permanent, Rejection, Retryable, StorageFull, transient_http_status
 from hub.hookspecs import hookimpl
 from hub.models import (
     Address,
@@ -96,6 +96,7 @@ __all__ = [
     "Simulator",
     "Sink",
     "Source",
+    "StorageFull",
     "TrustLevel",
     "Verification",
     "WebhookRoute",
