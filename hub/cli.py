@@ -456,8 +456,13 @@ def simulate(system: str | None, port: int, options: tuple[str, ...]) -> None:
 
 @main.command()
 @click.option("--once", is_flag=True, help="exit after the summary instead of serving on")
-@click.option("--port", default=8080, show_default=True, help="the hub's port")
-@click.option("--enaio-port", default=8095, show_default=True, help="the Enaio simulator's port")
+@click.option("--port", default=8080, show_default=True, help="the hub's port (0: any free one)")
+@click.option(
+    "--enaio-port",
+    default=8095,
+    show_default=True,
+    help="the Enaio simulator's port; the other simulators take the next five (0: any free ones)",
+)
 @click.option(
     "--data",
     "data_dir",

@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -435,21 +436,39 @@ def _author_key(directory: Path) -> None:
     (directory / "zbp-author.crt.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
 
 
+def _listen(port: int, what: str) -> socket.socket:
+    """A listening socket on 127.0.0.1 (port 0: one the system picks), raising OSError naming it.
+
+    Binding before anything is built lets a simulator know its own URL (BundID puts it into its
+    metadata) and leaves no gap between choosing a free port and taking it.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(128)
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        cause = exc.strerror if isinstance(exc, OSError) else "no such port"
+        raise OSError(f"cannot listen on 127.0.0.1:{port} for {what}: {cause}") from None
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
 async def _serve(
-    app: web.Application | web.AppRunner, port: int, what: str, runners: list[web.AppRunner]
+    app: web.Application | web.AppRunner, sock: socket.socket, runners: list[web.AppRunner]
 ) -> str:
-    """Serve an application on 127.0.0.1; returns its URL (raises OSError naming it)."""
+    """Serve an application on a bound socket; returns its URL."""
     runner = (
         app if isinstance(app, web.AppRunner) else web.AppRunner(app, access_log=None, handle_signals=False)
     )
     await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise OSError(exc.errno, f"cannot listen on 127.0.0.1:{port} for {what}: {exc.strerror}") from None
+    await web.SockSite(runner, sock).start()
     runners.append(runner)
-    return f"http://127.0.0.1:{port}"
+    return _url(sock)
 
 
 async def _start(data_dir: Path, port: int, sim_ports: dict[str, int]) -> _Services | str:
@@ -471,6 +490,15 @@ async def _start(data_dir: Path, port: int, sim_ports: dict[str, int]) -> _Servi
         return str(exc)
     xdomea_password = secrets.token_urlsafe(16)
     await asyncio.to_thread(_author_key, data_dir)
+    socks: dict[str, socket.socket] = {}
+    try:
+        for name, sim_port in sim_ports.items():
+            socks[name] = _listen(sim_port, f"the {name} simulator")
+        hub_sock = _listen(port, "the hub")
+    except OSError as exc:
+        for sock in socks.values():
+            sock.close()
+        return f"{exc} (ports: --port, --enaio-port; the others follow it; 0 picks free ones)"
     runners: list[web.AppRunner] = []
     sims: dict[str, str] = {}
     apps = {
@@ -480,23 +508,17 @@ async def _start(data_dir: Path, port: int, sim_ports: dict[str, int]) -> _Servi
         "bundid": offered["bundid"].make_app(
             sp_entity_id=SP_ENTITY_ID,
             acs_url=ACS_URL,
-            base_url=f"http://127.0.0.1:{sim_ports['bundid']}",
+            base_url=_url(socks["bundid"]),
             metadata_file=str(data_dir / "bundid-idp-metadata.xml"),
         ),
         "zbp": offered["zbp"].make_app(),
         "xta": offered["xta"].make_app(schemas=str(schemas), data_dir=str(data_dir / "xta")),
         "xdomea": offered["xdomea"].make_app(schemas=str(schemas), users={"aktenhub": xdomea_password}),
-        "bauportal-nrw": offered["bauportal-nrw"].make_app(
-            xta_url=f"http://127.0.0.1:{sim_ports['xta']}", reader=XTA_ACCOUNT
-        ),
+        "bauportal-nrw": offered["bauportal-nrw"].make_app(xta_url=_url(socks["xta"]), reader=XTA_ACCOUNT),
     }
-    try:
-        for name, app in apps.items():
-            sims[name] = await _serve(app, sim_ports[name], f"the {name} simulator", runners)
-    except (OSError, ValueError) as exc:
-        for runner in runners:
-            await runner.cleanup()
-        return f"{exc} (ports: --port, --enaio-port; the others follow it)"
+    for name, app in apps.items():
+        sims[name] = await _serve(app, socks[name], runners)
+    port = hub_sock.getsockname()[1]
     env = {
         **os.environ,
         "FORMCYCLE_TOKEN": form_token,
@@ -507,18 +529,13 @@ async def _start(data_dir: Path, port: int, sim_ports: dict[str, int]) -> _Servi
     try:
         config = config_from_dict(demo_settings(data_dir, port, sims, mappings, schemas), plugins, env=env)
     except ConfigError as exc:
+        hub_sock.close()
         for runner in runners:
             await runner.cleanup()
         return f"demo configuration invalid: {exc}"
     hub = Hub(config, plugins)
     await hub.start()
-    try:
-        hub_url = await _serve(make_runner(hub), port, "the hub", runners)
-    except OSError as exc:
-        await hub.stop()
-        for runner in runners:
-            await runner.cleanup()
-        return f"{exc} (try --port)"
+    hub_url = await _serve(make_runner(hub), hub_sock, runners)
     runners.insert(0, runners.pop())  # the hub stops taking submissions first
     return _Services(hub, hub_url, sims, form_token, admin_token, runners)
 
@@ -541,14 +558,9 @@ async def run_demo(data_dir: Path, port: int, once: bool, enaio_port: int = 8095
 
 
 async def _run(data_dir: Path, port: int, once: bool, enaio_port: int) -> int:
-    ports = {
-        "enaio": enaio_port,
-        "bundid": enaio_port + 1,
-        "zbp": enaio_port + 2,
-        "xta": enaio_port + 3,
-        "xdomea": enaio_port + 4,
-        "bauportal-nrw": enaio_port + 5,
-    }
+    # The other simulators take the ports after Enaio's; with 0 each gets one the system picks.
+    names = ("enaio", "bundid", "zbp", "xta", "xdomea", "bauportal-nrw")
+    ports = {name: enaio_port + i if enaio_port else 0 for i, name in enumerate(names)}
     started = await _start(data_dir, port, ports)
     if isinstance(started, str):
         console.print(f"[red]demo cannot start:[/] {started}")

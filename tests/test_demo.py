@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -11,13 +10,6 @@ from click.testing import CliRunner
 from hub.cli import main
 from hub.journal import ApplicationFilter, SqliteJournal
 from hub.models import Application, ApplicationState
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def filed(journal_path: Path) -> list[Application]:
@@ -39,7 +31,7 @@ async def filed(journal_path: Path) -> list[Application]:
 
 
 def test_demo_files_every_application(tmp_path: Path) -> None:
-    args = ["demo", "--once", "--port", str(free_port()), "--enaio-port", str(free_port())]
+    args = ["demo", "--once", "--port", "0", "--enaio-port", "0"]
     result = CliRunner().invoke(main, [*args, "--data", str(tmp_path / "demo")], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     apps = asyncio.run(filed(tmp_path / "demo" / "journal.db"))
