@@ -29,6 +29,7 @@ from hub.connectors import (
     WebhookRoute,
 )
 from hub.errors import BadSubmission, Permanent, Rejection, Retryable, StorageFull, transient_http_status
+from hub.held import BackOff, HeldMessage, HeldMessages, HeldState
 from hub.hookspecs import hookimpl
 from hub.models import (
     Address,
@@ -58,6 +59,7 @@ __all__ = [
     "Application",
     "ApplicationState",
     "Attachment",
+    "BackOff",
     "BadSubmission",
     "BlobInfo",
     "BlobNotFound",
@@ -76,6 +78,9 @@ __all__ = [
     "Event",
     "FileRecord",
     "FolderSpec",
+    "HeldMessage",
+    "HeldMessages",
+    "HeldState",
     "Identity",
     "IdentityProvider",
     "Intake",

@@ -20,7 +20,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from hub.config import Configuration, load_config
-from hub.errors import ConfigError, PluginError
+from hub.errors import ConfigError, Permanent, PluginError, Retryable
+from hub.held import Decision, HeldConflict, HeldFilter, HeldMessage, HeldNotFound, HeldState, decide
 from hub.journal import ApplicationFilter, JournalInUse, open_journal
 from hub.logs import setup_logging
 from hub.models import ApplicationState
@@ -377,6 +378,97 @@ def _refuse_beside_running_hub(exc: JournalInUse, api: str) -> NoReturn:
         soft_wrap=True,
     )
     sys.exit(1)
+
+
+@main.group()
+def messages() -> None:
+    """Inbound messages a source could not take (quarantined, rejected, retrying): list and decide."""
+
+
+@messages.command("list")
+@CONFIG_OPTION
+@click.option("--state", type=click.Choice([s.value for s in HeldState]))
+@click.option("--source", help="only this source connector")
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def messages_list(
+    config_path: Path, state: str | None, source: str | None, limit: int, as_json: bool
+) -> None:
+    """List held messages, most recently changed first."""
+    _, config = _load(config_path)
+    where = HeldFilter(state=HeldState(state) if state else None, source=source)
+
+    async def go() -> list[HeldMessage]:
+        journal = open_journal(config.hub.store)
+        await journal.open()
+        try:
+            return await journal.list_held(where, limit=limit)
+        finally:
+            await journal.close()
+
+    rows = _run(go())
+    if as_json:
+        click.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+        return
+    table = Table("id", "source", "message id", "sender", "state", "reason", "fetches", "decided by")
+    for r in rows:
+        table.add_row(
+            str(r.id),
+            r.source,
+            r.message_id,
+            r.sender or "",
+            r.state,
+            f"{r.reason_code}: {r.reason}"[:80],
+            str(r.fetches),
+            r.decided_by or "",
+        )
+    console.print(table)
+    console.print(f"{len(rows)} held message(s)")
+
+
+def _decide(config_path: Path, held_id: int, by: str | None, decision: Decision) -> None:
+    plugins, config = _load(config_path)
+    who = by or f"cli:{getpass.getuser()}"
+
+    async def go() -> HeldMessage:
+        from hub.runtime import Hub
+
+        hub = Hub(config, plugins)  # its connectors, not its workers: close goes upstream through them
+        await hub.journal.open()
+        try:
+            return await decide(hub.journal, hub.sources(), held_id, decision, who)
+        finally:
+            if hub._session is not None:
+                await hub._session.close()
+            await hub.journal.close()
+
+    try:
+        held = _run(go())
+    except (HeldNotFound, HeldConflict, Permanent, Retryable) as exc:
+        err.print(f"[bold red]{decision} refused:[/] {exc}", markup=True, highlight=False)
+        sys.exit(1)
+    console.print(f"held message {held.id} ({held.message_id}) is {held.state}, by {held.decided_by}")
+
+
+BY_OPTION = click.option("--by", help="who decides, for the record (default cli:<user>)")
+
+
+@messages.command("close")
+@CONFIG_OPTION
+@click.argument("held_id", type=int)
+@BY_OPTION
+def messages_close(config_path: Path, held_id: int, by: str | None) -> None:
+    """Close a held message upstream for good (e.g. remove it from the XTA mailbox)."""
+    _decide(config_path, held_id, by, "close")
+
+
+@messages.command("keep")
+@CONFIG_OPTION
+@click.argument("held_id", type=int)
+@BY_OPTION
+def messages_keep(config_path: Path, held_id: int, by: str | None) -> None:
+    """Keep a held message upstream; the hub stops looking at it."""
+    _decide(config_path, held_id, by, "keep")
 
 
 @main.group()

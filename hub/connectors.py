@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from hub.blobs import BlobStore
+    from hub.held import HeldMessages
 
 Role = Literal["source", "identity", "sink", "notifier"]
 # (namespace, key, owner, until) -> the owner the key is bound to: `Journal.once`
@@ -102,6 +103,7 @@ class ConnectorContext:
     data_dir: Path
     _http: Callable[[], aiohttp.ClientSession] | None = None
     _once: OnceFunc | None = None
+    _held: HeldMessages | None = None
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -120,6 +122,13 @@ class ConnectorContext:
         if self._once is None:
             raise RuntimeError("no journal in this context to record used keys")
         return await self._once(namespace, key, owner, until) == owner
+
+    @property
+    def held(self) -> HeldMessages:
+        """A polled source's register of messages it could not take (see `hub.held`)."""
+        if self._held is None:
+            raise RuntimeError("no register of held messages in this context")
+        return self._held
 
 
 class Connector:
@@ -238,6 +247,12 @@ class Source(Connector):
 
     async def acknowledge(self, application: Application, outcome: IntakeOutcome) -> None:
         """Tell the remote system its submission is safe (default: the HTTP answer does it)."""
+
+    async def close_upstream(self, message_id: str) -> None:
+        """Remove a held message upstream for good (an operator closed it); idempotent.
+
+        Default: a source without such messages has nothing to remove.
+        """
 
 
 class Verification(BaseModel):

@@ -124,6 +124,12 @@ class Metrics:
             "Writes refused because the journal's or blobs' disk was full",
             registry=r,
         )
+        self.inbound_held = Gauge(
+            "aktenhub_inbound_held",
+            "Inbound messages a source could not take, by source, state and reason",
+            ["source", "state", "reason"],
+            registry=r,
+        )
         self.totals = RunningTotals()
         r.register(self.totals)
 
@@ -165,4 +171,7 @@ class Metrics:
         self.totals.write_transactions = stats.write_transactions
         self.totals.write_operations = stats.write_operations
         self.totals.blob_syncs = blob_syncs
+        self.inbound_held.clear()
+        for (source, held_state, reason), n in stats.held_by_source_state_reason.items():
+            self.inbound_held.labels(source, held_state, reason).set(n)
         return bytes(generate_latest(self.registry))

@@ -20,6 +20,7 @@ from hub.bus import Bus, BusSettings
 from hub.config import Configuration
 from hub.connectors import Connector, ConnectorContext, Intake, IntakeOutcome, Source
 from hub.errors import StorageFull
+from hub.held import HeldMessages
 from hub.journal import Journal, open_journal
 from hub.metrics import Metrics
 from hub.pipeline import Pipeline
@@ -60,6 +61,7 @@ class Hub:
                 data_dir=data_dir,
                 _http=self._http,
                 _once=self.journal.once,
+                _held=HeldMessages(self.journal, name),
             )
             self.connectors[name] = cls(cfg, ctx)
         self._sources = {n: c for n, c in self.connectors.items() if isinstance(c, Source)}

@@ -15,6 +15,7 @@ from hub.errors import BadSubmission, StorageFull
 from hub.http.admin import add_admin_routes
 from hub.http.auth import TokenAuth
 from hub.http.body import ClientGone, bound_body
+from hub.http.held import add_held_routes
 from hub.journal import LeaseLost
 from hub.models import utcnow
 
@@ -55,7 +56,9 @@ def make_app(hub: Hub) -> web.Application:
         for route in source.routes(hub.intake):
             path = f"/intake/{name}/{route.path.lstrip('/')}"
             app.router.add_route(route.method, path, _guarded_route(hub, name, route.handler))
-    add_admin_routes(app, hub, TokenAuth(hub.config.hub.server.admin_tokens))
+    auth = TokenAuth(hub.config.hub.server.admin_tokens)
+    add_admin_routes(app, hub, auth)
+    add_held_routes(app, hub, auth)
     return app
 
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
 from hub.models import Application, ApplicationState, Event, Identity, Party
 
 
@@ -213,6 +214,8 @@ class JournalStats:
     tasks_by_step_target_state: dict[tuple[str, str, str], int]
     write_transactions: int = 0  # since this process opened the journal
     write_operations: int = 0  # more operations than transactions: commits were grouped
+    # held inbound messages (hub.held) by (source, state, reason code)
+    held_by_source_state_reason: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
 
 class Journal(Protocol):
@@ -355,3 +358,35 @@ class Journal(Protocol):
 
     async def probe_write(self) -> None:
         """Write and commit a row, to learn whether the journal can take writes again (disk full)."""
+
+    async def hold(
+        self,
+        source: str,
+        message_id: str,
+        sender: str | None,
+        state: HeldState,
+        code: str,
+        reason: str,
+        application_id: str | None = None,
+    ) -> HeldMessage:
+        """Record an inbound message as quarantined or rejected; an operator's decision stays."""
+
+    async def held_fetch_failed(
+        self, source: str, message_id: str, sender: str | None, code: str, reason: str, backoff: BackOff
+    ) -> HeldMessage:
+        """Count a failed fetch of an inbound message: back off, or quarantine after the last one."""
+
+    async def held_taken(self, source: str, message_id: str) -> None:
+        """Forget a `retrying` record: the message was taken after all."""
+
+    async def held_decide(self, held_id: int, state: HeldState, by: str) -> HeldMessage:
+        """Record an operator's decision (closed or kept) on a held message, with who and when."""
+
+    async def held_lookup(self, source: str, message_ids: Sequence[str]) -> dict[str, HeldMessage]:
+        """The held records of these message ids of a source."""
+
+    async def held_get(self, held_id: int) -> HeldMessage | None:
+        """One held message by its id."""
+
+    async def list_held(self, where: HeldFilter, limit: int = 100, offset: int = 0) -> list[HeldMessage]:
+        """Held messages, most recently changed first."""

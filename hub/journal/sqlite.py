@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 
 from hub.errors import StorageFull
 from hub.events import operator_event
+from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
+from hub.journal import held_sqlite
 from hub.journal.base import (
     Abandoned,
     ActionRefused,
@@ -129,6 +131,25 @@ CREATE TABLE IF NOT EXISTS akte_file_numbers (
     file_number TEXT NOT NULL,
     application_id TEXT NOT NULL REFERENCES applications (id)
 );
+-- inbound messages a polled source could not take (hub.held)
+CREATE TABLE IF NOT EXISTS held_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    sender TEXT,
+    state TEXT NOT NULL,
+    reason_code TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    fetches INTEGER NOT NULL DEFAULT 0,
+    next_fetch_at REAL,
+    application_id TEXT,
+    first_seen_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    decided_by TEXT,
+    decided_at REAL,
+    UNIQUE (source, message_id)
+);
+CREATE INDEX IF NOT EXISTS held_messages_state ON held_messages (state, source);
 """
 
 TASK_COLUMNS = (
@@ -830,6 +851,7 @@ class SqliteJournal:
                 tasks_by_step_target_state=tasks,
                 write_transactions=self.commits,
                 write_operations=self.operations,
+                held_by_source_state_reason=held_sqlite.counts(c),
             )
 
         return await self._read(op)
@@ -856,6 +878,49 @@ class SqliteJournal:
             c.execute("INSERT OR REPLACE INTO meta VALUES ('write_probe', ?)", (repr(self.clock()),))
 
         await self._write(op)
+
+
+    # -- held messages (hub.held) ------------------------------------------------------------------
+
+    async def hold(
+        self,
+        source: str,
+        message_id: str,
+        sender: str | None,
+        state: HeldState,
+        code: str,
+        reason: str,
+        application_id: str | None = None,
+    ) -> HeldMessage:
+        return await self._write(
+            lambda c: held_sqlite.hold(
+                c, self.clock(), source, message_id, sender, state, code, reason, application_id
+            )
+        )
+
+    async def held_fetch_failed(
+        self, source: str, message_id: str, sender: str | None, code: str, reason: str, backoff: BackOff
+    ) -> HeldMessage:
+        return await self._write(
+            lambda c: held_sqlite.fetch_failed(
+                c, self.clock(), source, message_id, sender, code, reason, backoff
+            )
+        )
+
+    async def held_taken(self, source: str, message_id: str) -> None:
+        await self._write(lambda c: held_sqlite.taken(c, source, message_id))
+
+    async def held_decide(self, held_id: int, state: HeldState, by: str) -> HeldMessage:
+        return await self._write(lambda c: held_sqlite.decide(c, self.clock(), held_id, state, by))
+
+    async def held_lookup(self, source: str, message_ids: Sequence[str]) -> dict[str, HeldMessage]:
+        return await self._read(lambda c: held_sqlite.lookup(c, source, message_ids))
+
+    async def held_get(self, held_id: int) -> HeldMessage | None:
+        return await self._read(lambda c: held_sqlite.get(c, held_id))
+
+    async def list_held(self, where: HeldFilter, limit: int = 100, offset: int = 0) -> list[HeldMessage]:
+        return await self._read(lambda c: held_sqlite.listing(c, where, limit, offset))
 
 
 def _open_failure(path: str, exc: sqlite3.Error | OSError) -> str:

@@ -60,6 +60,15 @@ async def connector_context(blobs: BlobStore, tmp_path: Path) -> AsyncIterator[C
 
 
 @pytest_asyncio.fixture
+async def held_journal(tmp_path: Path) -> AsyncIterator[SqliteJournal]:
+    """An open journal in a temporary directory, for a polled source's held messages outside a hub."""
+    journal = SqliteJournal(tmp_path / "held-journal.db")
+    await journal.open()
+    yield journal
+    await journal.close()
+
+
+@pytest_asyncio.fixture
 async def hub_factory(tmp_path: Path) -> AsyncIterator[HubFactory]:
     """Start hubs on temporary journals: ``await hub_factory(connectors, routes, **overrides)``.
 

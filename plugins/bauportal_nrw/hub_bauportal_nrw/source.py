@@ -21,7 +21,7 @@ import re
 import uuid
 from typing import Any, ClassVar
 
-from hub_xta import XtaContent, XtaMessage, XtaSettings
+from hub_xta import MailboxReader, MessageMetaData, Refusal, Taken, XtaContent, XtaMessage, XtaSettings
 from lxml import etree
 
 from hub import (
@@ -74,6 +74,7 @@ MANIFEST = Manifest(
     standards=STANDARDS,
     description="building applications (XBau 0200) from an XTA mailbox; answers 1120/1121/1100",
 )
+FOREIGN_AUTHORITY = "foreign_authority"  # a 0200 whose leser is another authority
 _UUID_IN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -90,6 +91,7 @@ class BauportalNrwSource(XBauParticipant, Source):
         assert isinstance(config, BauportalNrwConfig)
         self.settings = config
         self.poll_interval = config.poll_seconds
+        self.reader = MailboxReader()
 
     @property
     def xta_settings(self) -> XtaSettings:
@@ -97,33 +99,33 @@ class BauportalNrwSource(XBauParticipant, Source):
         return self.settings.xta
 
     async def poll(self, intake: IntakeFunc) -> int:
-        """Take the waiting building applications in; close each after its durable intake."""
-        taken = 0
-        for metadata in await self.client.list_messages(limit=self.settings.max_per_poll):
-            if metadata.message_type != ANTRAG:
-                continue  # not ours: stays in the mailbox
-            try:
-                message = await self.client.get_message(metadata.message_id)
-            except Permanent as exc:
-                # One unreadable message must not stop the others; it stays in the mailbox.
-                log.warning("xbau message skipped message_id=%s error=%s", metadata.message_id, exc)
-                continue
+        """Take the waiting building applications in; close each after its durable intake.
+
+        What cannot be taken is held (`hub.held`) and the poll goes on with the next message.
+        """
+
+        async def take(message: XtaMessage) -> Taken:
             submission = await self.intake_of(message)
             outcome = await intake(submission)
-            await self.acknowledge_message(message)
+            rejection = submission.rejection
             if not outcome.duplicate:
-                taken += 1
                 log.info(
                     "xbau message taken application=%s message_id=%s rejected=%s",
                     outcome.application_id,
-                    metadata.message_id,
-                    submission.rejection is not None,
+                    message.message_id,
+                    rejection is not None,
                 )
-        return taken
+            if rejection is not None and rejection.code == FOREIGN_AUTHORITY:
+                return Taken(outcome, Refusal(FOREIGN_AUTHORITY, rejection.reason))
+            return Taken(outcome)
 
-    async def acknowledge_message(self, message: XtaMessage) -> None:
-        """Close the XTA message: it leaves the mailbox (only after the durable intake)."""
-        await self.client.close(message.message_id, request_id=message.request_id)
+        return await self.reader.poll(
+            self.client, self.context.held, limit=self.settings.max_per_poll, screen=_screen, take=take
+        )
+
+    async def close_upstream(self, message_id: str) -> None:
+        """Close a held message in the XTA mailbox (an operator decided so)."""
+        await self.reader.close_upstream(self.client, message_id)
 
     # -- one message -------------------------------------------------------------------------------
 
@@ -157,12 +159,14 @@ class BauportalNrwSource(XBauParticipant, Source):
         attachments, missing = _attachments(data, message.attachments)
         if missing:
             return self._refused(message, data.head, "anlagen", "; ".join(missing), referenz)
-        if data.head.leser.kennung != self.settings.authority.kennung:
-            log.warning(
-                "xbau message addressed to another authority message_id=%s leser=%s",
-                message.message_id,
-                data.head.leser.kennung,
+        ours = self.settings.authority.kennung
+        if data.head.leser.kennung != ours:
+            # Not ours to file: the sender is told (1100) so it can send it where it belongs.
+            reason = (
+                f"Die Nachricht ist an {data.head.leser.kennung} adressiert, "
+                f"nicht an diese Behörde ({ours}); sie wird hier nicht bearbeitet."
             )
+            return self._refused(message, data.head, FOREIGN_AUTHORITY, reason, data.referenz)
         application = self._application(message, data.head, None, data.referenz)
         application.applicant = _party(data.antragsteller[0])
         application.form = _form(data)
@@ -230,6 +234,15 @@ class BauportalNrwSource(XBauParticipant, Source):
         found = await super().diagnostics()
         found["account"] = str(self.settings.xta.account)
         return found
+
+
+def _screen(metadata: MessageMetaData) -> Refusal | None:
+    """Only building applications (0200) are taken here; others wait for an operator's decision."""
+    if metadata.message_type == ANTRAG:
+        return None
+    return Refusal(
+        "message_type", f"message type {metadata.message_type!r} is not taken by Bauportal.NRW's source"
+    )
 
 
 def _identity_from_transport(message: XtaMessage) -> MessageIdentity:

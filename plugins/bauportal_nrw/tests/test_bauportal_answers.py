@@ -28,12 +28,14 @@ from hub import (
     Application,
     BlobStore,
     ConnectorContext,
+    HeldMessages,
     Intake,
     IntakeOutcome,
     Permanent,
     Receipt,
     ReceiptKind,
 )
+from hub.journal import SqliteJournal
 
 
 class Journal:
@@ -49,8 +51,22 @@ class Journal:
         return IntakeOutcome(self.intakes[key].application.id, duplicate)
 
 
-def context(name: str, blobs: BlobStore, schema_dir: Path, http: aiohttp.ClientSession, tmp: Path) -> Any:
-    return ConnectorContext(name=name, blobs=blobs, schemas=schema_dir, data_dir=tmp, _http=lambda: http)
+def context(
+    name: str,
+    blobs: BlobStore,
+    schema_dir: Path,
+    http: aiohttp.ClientSession,
+    tmp: Path,
+    journal: SqliteJournal,
+) -> Any:
+    return ConnectorContext(
+        name=name,
+        blobs=blobs,
+        schemas=schema_dir,
+        data_dir=tmp,
+        _http=lambda: http,
+        _held=HeldMessages(journal, name),
+    )
 
 
 def make_source(xta: Xta, ctx: ConnectorContext, **settings: Any) -> BauportalNrwSource:
@@ -68,10 +84,16 @@ def make_answers(xta: Xta, ctx: ConnectorContext) -> BauportalNrwAnswers:
 
 
 @pytest.fixture
-def setup(blobs: BlobStore, schema_dir: Path, http: aiohttp.ClientSession, tmp_path: Path) -> Any:
+def setup(
+    blobs: BlobStore,
+    schema_dir: Path,
+    http: aiohttp.ClientSession,
+    tmp_path: Path,
+    held_journal: SqliteJournal,
+) -> Any:
     def build(xta: Xta) -> tuple[BauportalNrwSource, BauportalNrwAnswers]:
-        source = make_source(xta, context("bauportal", blobs, schema_dir, http, tmp_path))
-        answers = make_answers(xta, context("antworten", blobs, schema_dir, http, tmp_path))
+        source = make_source(xta, context("bauportal", blobs, schema_dir, http, tmp_path, held_journal))
+        answers = make_answers(xta, context("antworten", blobs, schema_dir, http, tmp_path, held_journal))
         return source, answers
 
     return build

@@ -26,11 +26,10 @@ from bauportal_helpers import (
 )
 from hub_bauportal_nrw import BauportalNrwSource
 from hub_bauportal_nrw.xbau import XBAU, XBAUK, load_schemas, parse_bytes
-from hub_xta import XtaMessage
 from hub_xta.simulator import StoredMessage
 from lxml import etree
 
-from hub import Application, ApplicationState, Connector, Retryable, hookimpl
+from hub import Application, ApplicationState, Connector, Intake, IntakeFunc, IntakeOutcome, hookimpl
 from hub.journal import ApplicationFilter
 from hub.testing.harness import RunningHub
 
@@ -148,11 +147,15 @@ class CrashingSource(BauportalNrwSource):
     kind = "bauportal-nrw-crashing"
     crashes: ClassVar[int] = 0
 
-    async def acknowledge_message(self, message: XtaMessage) -> None:
-        if CrashingSource.crashes == 0:
-            CrashingSource.crashes += 1
-            raise Retryable("the hub went down between the durable intake and the close")
-        await super().acknowledge_message(message)
+    async def poll(self, intake: IntakeFunc) -> int:
+        async def crashing(submission: Intake) -> IntakeOutcome:
+            outcome = await intake(submission)
+            if CrashingSource.crashes == 0:
+                CrashingSource.crashes += 1
+                raise RuntimeError("the hub went down between the durable intake and the close")
+            return outcome
+
+        return await super().poll(crashing)
 
 
 class CrashPlugin:

@@ -42,6 +42,7 @@ from hub import (
 from .config import XtaSettings
 from .errors import (
     PermissionDeniedFault,
+    XtaContentTooLarge,
     XtaFault,
     XtaProtocolError,
     XtaUnsupported,
@@ -61,6 +62,8 @@ from .mtom import (
     SOAP_TYPE,
     MtomError,
     OutgoingPart,
+    Related,
+    RootHandler,
     cid_of,
     content_type_params,
     href_of,
@@ -179,21 +182,40 @@ class XtaClient:
         return messages[:limit]
 
     async def get_message(
-        self, message_id: str, *, blobs: BlobStore | None = None, limit: int | None = None
+        self,
+        message_id: str,
+        *,
+        blobs: BlobStore | None = None,
+        limit: int | None = None,
+        total_limit: int | None = None,
     ) -> XtaMessage:
         """Fetch a message: metadata plus content, every content streamed into the blob store.
 
+        `limit` caps each content (default `max_content`), `total_limit` all of them together (default
+        `max_message`). Past either, reading stops at once and `XtaContentTooLarge` is raised: a content
+        larger than allowed, or than the message declared, is never downloaded whole. End-to-end encrypted
+        content raises `XtaUnsupported`, if the envelope comes first before any content is downloaded.
         The message stays in the mailbox until `close`; fetched again, it is delivered again.
         """
         store = self._blob_store(blobs)
         limit = limit if limit is not None else self.settings.max_content
+        if total_limit is None:
+            total_limit = self.settings.max_message if self.settings.max_message is not None else limit
+        budget = _Budget(message_id, limit, total_limit)
         stored: dict[str, BlobInfo] = {}
 
         async def on_part(cid: str, part: BodyPartReader) -> None:
-            stored[cid] = await _store_part(store, part, limit)
+            stored[cid] = await _store_part(store, part, budget)
+
+        def on_root(root: Related) -> None:
+            try:
+                envelope = parse_xml(root.root, limit=int(self.settings.max_envelope))
+            except UnsafeXml:
+                return  # said properly once the whole answer is read
+            budget.screen(envelope)
 
         values = {"MsgSelector": {"MessageID": [{"_value_1": message_id}]}, **self._author()}
-        envelope = await self._call(MSGBOX, "getMessage", values, on_part=on_part)
+        envelope = await self._call(MSGBOX, "getMessage", values, on_part=on_part, on_root=on_root)
         if envelope is None:
             raise XtaProtocolError("getMessage: empty answer")
         header = _header(envelope)
@@ -209,14 +231,13 @@ class XtaClient:
         container = _body(envelope).find(qname(XTA, "GenericContentContainer"))
         if container is None:
             raise XtaProtocolError("getMessage: the answer has no GenericContentContainer")
-        if container.find(qname(XENC, "EncryptedData")) is not None:
-            raise XtaUnsupported(f"message {message_id}: end-to-end encrypted content is not supported")
+        budget.screen(envelope)
         inner = container.find(qname(XTA, "ContentContainer"))
         message_element = inner.find(qname(XTA, "Message")) if inner is not None else None
         if inner is None or message_element is None:
             raise XtaProtocolError("getMessage: the answer has no ContentContainer/Message")
         elements = [message_element, *inner.findall(qname(XTA, "Attachment"))]
-        blobs_of = [await self._content_blob(e, stored, store, limit) for e in elements]
+        blobs_of = [await self._content_blob(e, stored, store, budget) for e in elements]
         parsed = self._parse(container, "getMessage").ContentContainer  # types of the attributes
         labels = [parsed.Message, *parsed.Attachment]
         contents = [_content(info, label) for info, label in zip(blobs_of, labels, strict=True)]
@@ -356,6 +377,7 @@ class XtaClient:
         *,
         attach: Callable[[etree._Element], list[OutgoingPart]] | None = None,
         on_part: OnPart | None = None,
+        on_root: RootHandler | None = None,
     ) -> etree._Element | None:
         """One SOAP request/response; the answer's envelope (None: an empty 202/204 answer)."""
         address = self.settings.address(port)
@@ -387,7 +409,7 @@ class XtaClient:
                 ssl=context if context is not None else True,
                 allow_redirects=False,
             ) as response:
-                return await self._answer(response, operation, address, message_id, on_part)
+                return await self._answer(response, operation, address, message_id, on_part, on_root)
         except TimeoutError:
             raise Retryable(f"{operation}: no answer from {address} within {seconds:g} s") from None
         except aiohttp.ClientConnectorCertificateError as exc:
@@ -408,6 +430,7 @@ class XtaClient:
         address: str,
         message_id: str,
         on_part: OnPart | None,
+        on_root: RootHandler | None = None,
     ) -> etree._Element | None:
         status = response.status
         media, _ = content_type_params(response.headers.get(hdrs.CONTENT_TYPE, ""))
@@ -421,7 +444,11 @@ class XtaClient:
 
             try:
                 related = await read_related(
-                    response.headers, response.content, envelope_limit=limit, on_part=on_part or refuse
+                    response.headers,
+                    response.content,
+                    envelope_limit=limit,
+                    on_part=on_part or refuse,
+                    on_root=on_root,
                 )
             except MtomError as exc:
                 raise XtaProtocolError(f"{operation}: {exc}") from None
@@ -513,7 +540,7 @@ class XtaClient:
         return StatusList(request_id=request_id, messages=messages, pending=pending)
 
     async def _content_blob(
-        self, element: etree._Element, stored: dict[str, BlobInfo], store: BlobStore, limit: int | None
+        self, element: etree._Element, stored: dict[str, BlobInfo], store: BlobStore, budget: _Budget
     ) -> BlobInfo:
         """The blob of one Message/Attachment: its XOP part, or its inline base64 text, stored."""
         include = element.find(qname(XOP, "Include"))
@@ -529,33 +556,85 @@ class XtaClient:
             return info
         text = element.text or ""
         element.text = None  # zeep need not decode it a second time
-        writer = store.writer(limit)
+        writer = store.writer(budget.part_limit())
         try:
             compact = "".join(text.split())
             for start in range(0, len(compact), _B64_SLICE):
                 writer.write(base64.b64decode(compact[start : start + _B64_SLICE], validate=True))
         except BlobTooLarge as exc:
-            raise Permanent(f"getMessage: content larger than {exc.limit} bytes") from None
+            writer.abort()
+            raise budget.too_large(exc.limit) from None
         except ValueError as exc:
             writer.abort()
             raise XtaProtocolError(f"getMessage: inline content is not base64: {exc}") from None
-        return await writer.commit()
+        info = await writer.commit()
+        budget.spend(info.size)
+        return info
 
 
 # -- helpers -------------------------------------------------------------------------------------------
 
 
-async def _store_part(store: BlobStore, part: BodyPartReader, limit: int | None) -> BlobInfo:
-    writer = store.writer(limit)
+class _Budget:
+    """The size limits of one fetched message: per content, and for all contents together."""
+
+    def __init__(self, message_id: str, limit: int | None, total: int | None) -> None:
+        self.message_id = message_id
+        self.limit = limit
+        self.total = total
+        self.used = 0
+
+    def part_limit(self) -> int | None:
+        """The most the next content may have."""
+        left = None if self.total is None else max(self.total - self.used, 0)
+        if left is None:
+            return self.limit
+        return left if self.limit is None else min(left, self.limit)
+
+    def spend(self, size: int) -> None:
+        """Count a stored content."""
+        self.used += size
+
+    def too_large(self, limit: int) -> XtaContentTooLarge:
+        """The error for content past `limit` bytes."""
+        return XtaContentTooLarge(
+            f"message {self.message_id}: content larger than allowed ({limit} bytes); not downloaded whole"
+        )
+
+    def screen(self, envelope: etree._Element) -> None:
+        """Refuse, from the envelope alone, encrypted content and content declared larger than allowed."""
+        container = envelope.find(f"{qname(SOAP12, 'Body')}/{qname(XTA, 'GenericContentContainer')}")
+        if container is None:
+            return
+        if container.find(qname(XENC, "EncryptedData")) is not None:
+            raise XtaUnsupported(
+                f"message {self.message_id}: end-to-end encrypted content (xenc:EncryptedData) "
+                "is not supported"
+            )
+        declared = []
+        for element in container.iter(qname(XTA, "Message"), qname(XTA, "Attachment")):
+            size = (element.get("size") or "").strip()
+            declared.append(int(size) if size.isdigit() else 0)
+        if self.limit is not None and any(d > self.limit for d in declared):
+            raise self.too_large(self.limit)
+        if self.total is not None and sum(declared) > self.total:
+            raise self.too_large(self.total)
+
+
+async def _store_part(store: BlobStore, part: BodyPartReader, budget: _Budget) -> BlobInfo:
+    writer = store.writer(budget.part_limit())
     try:
         async for chunk in part_chunks(part):
             writer.write(chunk)
     except BlobTooLarge as exc:
-        raise Permanent(f"getMessage: content larger than {exc.limit} bytes") from None
+        writer.abort()
+        raise budget.too_large(exc.limit) from None
     except BaseException:
         writer.abort()
         raise
-    return await writer.commit()
+    info = await writer.commit()
+    budget.spend(info.size)
+    return info
 
 
 async def _read_limited(response: aiohttp.ClientResponse, limit: int, operation: str) -> bytes:

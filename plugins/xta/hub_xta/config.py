@@ -61,6 +61,11 @@ class XtaSettings(BaseModel):
     max_content: ByteSize | None = Field(
         None, description="largest single content (MTOM part); default: the blob store's limit"
     )
+    max_message: ByteSize | None = Field(
+        None,
+        description="largest message, all contents together. A larger one is not taken: decided from its "
+        "MsgSize before the download, or when the download passes it. Default: `max_content`",
+    )
     page_size: int = Field(100, ge=1, le=10000, description="maxListItems of a status list page")
 
     @field_validator("url", "msgbox_url", "send_url", "management_url")

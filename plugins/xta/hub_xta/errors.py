@@ -100,3 +100,7 @@ class XtaProtocolError(Permanent):
 
 class XtaUnsupported(Permanent):
     """The message uses something this client does not handle (e.g. end-to-end encrypted content)."""
+
+
+class XtaContentTooLarge(Permanent):
+    """A message's content is larger than allowed (or than it declared): it was not downloaded whole."""

@@ -137,6 +137,7 @@ class Related:
 
 
 PartHandler = Callable[[str, BodyPartReader], Awaitable[None]]
+RootHandler = Callable[[Related], None]
 
 
 async def read_related(
@@ -146,8 +147,13 @@ async def read_related(
     envelope_limit: int,
     on_part: PartHandler,
     max_parts: int = MAX_PARTS,
+    on_root: RootHandler | None = None,
 ) -> Related:
-    """Read a multipart/related body: buffer the root, hand every other part to `on_part(cid, part)`."""
+    """Read a multipart/related body: buffer the root, hand every other part to `on_part(cid, part)`.
+
+    `on_root(root)` sees the envelope as soon as it is read: usually before the other parts, so it can
+    refuse a message (e.g. encrypted, declared too large) before any content is downloaded.
+    """
     media, params = content_type_params(headers.get(hdrs.CONTENT_TYPE, ""))
     if media != "multipart/related" or "boundary" not in params:
         raise MtomError(f"expected multipart/related with a boundary, got {media!r}")
@@ -174,6 +180,8 @@ async def read_related(
             root_media, root_params = content_type_params(part_type)
             inner = root_params.get("type", SOAP_TYPE) if root_media == XOP_TYPE else root_media
             root = Related(await read_part(part, envelope_limit), inner, part_type)
+            if on_root is not None:
+                on_root(root)
             continue
         if cid is None:
             raise MtomError("a MIME part without Content-ID")

@@ -30,6 +30,7 @@ from hub import (
 
 from .client import XtaClient
 from .config import XtaSettings
+from .mailbox import MailboxReader, Refusal, Taken
 from .models import MessageMetaData, XtaMessage
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class XtaSource(Source):
         self.settings = config
         self.poll_interval = config.poll_seconds
         self._client: XtaClient | None = None
+        self.reader = MailboxReader()
 
     @property
     def client(self) -> XtaClient:
@@ -89,27 +91,37 @@ class XtaSource(Source):
         return await client.check()
 
     def wanted(self, metadata: MessageMetaData) -> bool:
-        """Whether this source takes a message (the others stay for whoever reads them)."""
+        """Whether this source takes a message of this type and service."""
         if self.settings.message_types and metadata.message_type not in self.settings.message_types:
             return False
         return not self.settings.services or metadata.service in self.settings.services
 
+    def screen(self, metadata: MessageMetaData) -> Refusal | None:
+        """Why a message is not taken, judged from its metadata alone (None: fetch it)."""
+        if self.wanted(metadata):
+            return None
+        return Refusal(
+            "message_type",
+            f"message type {metadata.message_type!r} / service {metadata.service!r} "
+            "is not taken by this source",
+        )
+
     async def poll(self, intake: IntakeFunc) -> int:
-        """Take the waiting messages in; close each after its durable intake. Returns how many were new."""
-        taken = 0
-        for metadata in await self.client.list_messages(limit=self.settings.max_per_poll):
-            if not self.wanted(metadata):
-                continue
-            try:
-                message = await self.client.get_message(metadata.message_id)
-            except Permanent as exc:
-                # One unreadable message must not stop the others; it stays in the mailbox.
-                log.warning("xta message skipped message_id=%s error=%s", metadata.message_id, exc)
-                continue
-            outcome = await intake(Intake(self.application(message)))
-            await self.client.close(metadata.message_id, request_id=message.request_id)
-            taken += 0 if outcome.duplicate else 1
-        return taken
+        """Take the waiting messages in; close each after its durable intake. Returns how many were new.
+
+        What cannot be taken is held (quarantined, with back-off for failing fetches) and the poll goes on.
+        """
+
+        async def take(message: XtaMessage) -> Taken:
+            return Taken(await intake(Intake(self.application(message))))
+
+        return await self.reader.poll(
+            self.client, self.context.held, limit=self.settings.max_per_poll, screen=self.screen, take=take
+        )
+
+    async def close_upstream(self, message_id: str) -> None:
+        """Close a held message in the XTA mailbox (an operator decided so)."""
+        await self.reader.close_upstream(self.client, message_id)
 
     def application(self, message: XtaMessage) -> Application:
         """The application for a fetched message (content already in the blob store)."""

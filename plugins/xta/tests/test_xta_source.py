@@ -11,14 +11,20 @@ from hub_xta import XtaSource
 from hub_xta.simulator import enqueue, get_json
 from xta_helpers import AUTHORITY, PORTAL, StartXta, antrag_metadata, sha256
 
-from hub import BlobStore, ConnectorContext, Intake, IntakeOutcome, Retryable
+from hub import BlobStore, ConnectorContext, HeldMessages, Intake, IntakeOutcome, Retryable
+from hub.journal import SqliteJournal
 from hub.testing.harness import RunningHub
 
 ANTRAG = b"<baugenehmigung.antrag.0200/>"
 
 
 def make_source(
-    url: str, schema_dir: Path, http: aiohttp.ClientSession, blobs: BlobStore, **settings: Any
+    url: str,
+    schema_dir: Path,
+    http: aiohttp.ClientSession,
+    blobs: BlobStore,
+    journal: SqliteJournal,
+    **settings: Any,
 ) -> XtaSource:
     config = XtaSource.Config.model_validate(
         {
@@ -28,7 +34,12 @@ def make_source(
         }
     )
     context = ConnectorContext(
-        name="xta-in", blobs=blobs, schemas=schema_dir, data_dir=Path("."), _http=lambda: http
+        name="xta-in",
+        blobs=blobs,
+        schemas=schema_dir,
+        data_dir=Path("."),
+        _http=lambda: http,
+        _held=HeldMessages(journal, "xta-in"),
     )
     return XtaSource(config, context)
 
@@ -50,7 +61,11 @@ class Journal:
 
 
 async def test_poll_takes_closes_and_filters(
-    start_xta: StartXta, http: aiohttp.ClientSession, schema_dir: Path, blobs: BlobStore
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
 ) -> None:
     xta = await start_xta()
     plan = b"%PDF-1.7 plan"
@@ -66,7 +81,7 @@ async def test_poll_takes_closes_and_filters(
         http, xta.url, AUTHORITY, metadata=antrag_metadata(message_type="anderes.9999"), message=b"<x/>"
     )
     source = make_source(
-        xta.url, schema_dir, http, blobs, message_types=["baugenehmigung.antrag.0200"], service="bauantrag"
+        xta.url, schema_dir, http, blobs, held_journal, message_types=["baugenehmigung.antrag.0200"], service="bauantrag"
     )
     journal = Journal()
     assert await source.poll(journal) == 1
@@ -84,11 +99,15 @@ async def test_poll_takes_closes_and_filters(
 
 
 async def test_crash_before_commit_fetches_again_and_takes_once(
-    start_xta: StartXta, http: aiohttp.ClientSession, schema_dir: Path, blobs: BlobStore
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
 ) -> None:
     xta = await start_xta()
     queued = await enqueue(http, xta.url, AUTHORITY, metadata=antrag_metadata(), message=ANTRAG)
-    source = make_source(xta.url, schema_dir, http, blobs)
+    source = make_source(xta.url, schema_dir, http, blobs, held_journal)
     journal = Journal()
     journal.crash = True
     with pytest.raises(Retryable):
@@ -96,7 +115,7 @@ async def test_crash_before_commit_fetches_again_and_takes_once(
     assert await get_json(http, xta.url, "/_sim/closed") == []  # not closed: still in the mailbox
 
     journal.crash = False
-    restarted = make_source(xta.url, schema_dir, http, blobs)
+    restarted = make_source(xta.url, schema_dir, http, blobs, held_journal)
     assert await restarted.poll(journal) == 1
     assert await restarted.poll(journal) == 0
     assert len(journal.applications) == 1
@@ -106,14 +125,18 @@ async def test_crash_before_commit_fetches_again_and_takes_once(
 
 
 async def test_check(
-    start_xta: StartXta, http: aiohttp.ClientSession, schema_dir: Path, blobs: BlobStore
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
 ) -> None:
     xta = await start_xta(accounts=[AUTHORITY])
-    assert (await make_source(xta.url, schema_dir, http, blobs).check()).ok
+    assert (await make_source(xta.url, schema_dir, http, blobs, held_journal).check()).ok
     xta.state.locked.add(AUTHORITY)
-    result = await make_source(xta.url, schema_dir, http, blobs).check()
+    result = await make_source(xta.url, schema_dir, http, blobs, held_journal).check()
     assert not result.ok and "locked" in result.message
-    no_schemas = make_source(xta.url, schema_dir, http, blobs)
+    no_schemas = make_source(xta.url, schema_dir, http, blobs, held_journal)
     no_schemas.context.schemas = None
     assert not (await no_schemas.check()).ok
 

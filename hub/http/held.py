@@ -1,0 +1,84 @@
+"""Admin API of held inbound messages (`hub.held`): list, show, close (admin), keep (operator)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from hub.errors import Permanent, Retryable
+from hub.held import Decision, HeldConflict, HeldFilter, HeldNotFound, HeldState, decide
+from hub.http.auth import CALLER, TokenAuth
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+
+MAX_PAGE = 500
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _held_id(request: web.Request) -> int | None:
+    raw = request.match_info["id"]
+    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+
+
+def add_held_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
+    """Mount ``/api/v1/held-messages``."""
+
+    @auth.require("viewer")
+    async def list_held(request: web.Request) -> web.Response:
+        state = request.query.get("state") or None
+        if state is not None and state not in {s.value for s in HeldState}:
+            return _error(400, f"state must be one of {', '.join(s.value for s in HeldState)}")
+        try:
+            limit = min(max(int(request.query.get("limit", "100")), 1), MAX_PAGE)
+            offset = max(int(request.query.get("offset", "0")), 0)
+        except ValueError:
+            return _error(400, "limit and offset must be integers")
+        where = HeldFilter(
+            state=HeldState(state) if state else None, source=request.query.get("source") or None
+        )
+        rows = await hub.journal.list_held(where, limit=limit, offset=offset)
+        return web.json_response(
+            {"held_messages": [r.model_dump(mode="json") for r in rows], "limit": limit, "offset": offset}
+        )
+
+    @auth.require("viewer")
+    async def get_held(request: web.Request) -> web.Response:
+        held_id = _held_id(request)
+        held = await hub.journal.held_get(held_id) if held_id is not None else None
+        if held is None:
+            return _error(404, f"no held message {request.match_info['id']}")
+        return web.json_response(held.model_dump(mode="json"))
+
+    async def _decide(request: web.Request, decision: Decision) -> web.Response:
+        held_id = _held_id(request)
+        if held_id is None:
+            return _error(404, f"no held message {request.match_info['id']}")
+        try:
+            held = await decide(hub.journal, hub.sources(), held_id, decision, request[CALLER])
+        except HeldNotFound as exc:
+            return _error(404, str(exc))
+        except HeldConflict as exc:
+            return _error(409, str(exc))
+        except Retryable as exc:
+            return _error(503, f"the message could not be closed upstream, try again later: {exc}")
+        except Permanent as exc:
+            return _error(502, f"the message could not be closed upstream: {exc}")
+        return web.json_response(held.model_dump(mode="json"))
+
+    @auth.require("admin")
+    async def close_held(request: web.Request) -> web.Response:
+        return await _decide(request, "close")
+
+    @auth.require("operator")
+    async def keep_held(request: web.Request) -> web.Response:
+        return await _decide(request, "keep")
+
+    app.router.add_get("/api/v1/held-messages", list_held)
+    app.router.add_get("/api/v1/held-messages/{id}", get_held)
+    app.router.add_post("/api/v1/held-messages/{id}/close", close_held)
+    app.router.add_post("/api/v1/held-messages/{id}/keep", keep_held)
