@@ -542,8 +542,12 @@ def simulate(system: str | None, port: int, options: tuple[str, ...]) -> None:
         if not sep:
             raise click.UsageError(f"--option expects KEY=VALUE, got {option!r}")
         settings[key] = yaml.safe_load(value)
-    console.print(f"{sim.name} simulator on http://127.0.0.1:{port} (Ctrl-C stops it)")
-    web.run_app(sim.make_app(**settings), host="127.0.0.1", port=port, print=None)
+    from hub.simulation import SERVER_SSL
+
+    app = sim.make_app(**settings)
+    tls = app.get(SERVER_SSL)
+    console.print(f"{sim.name} simulator on http{'s' if tls else ''}://127.0.0.1:{port} (Ctrl-C stops it)")
+    web.run_app(app, host="127.0.0.1", port=port, print=None, ssl_context=tls)
 
 
 @main.command()

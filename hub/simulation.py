@@ -6,11 +6,16 @@ For plugin authors writing the simulator that ships with their connector (see co
 from __future__ import annotations
 
 import base64
+import ssl
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+
+# A simulator that serves https (e.g. to demand TLS client certificates) puts its server context here;
+# `aktenhub simulate` serves the application with it.
+SERVER_SSL = web.AppKey("simulator_server_ssl", ssl.SSLContext)
 
 
 def basic_credentials(header: str) -> tuple[str, str] | None:

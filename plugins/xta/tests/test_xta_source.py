@@ -81,7 +81,13 @@ async def test_poll_takes_closes_and_filters(
         http, xta.url, AUTHORITY, metadata=antrag_metadata(message_type="anderes.9999"), message=b"<x/>"
     )
     source = make_source(
-        xta.url, schema_dir, http, blobs, held_journal, message_types=["baugenehmigung.antrag.0200"], service="bauantrag"
+        xta.url,
+        schema_dir,
+        http,
+        blobs,
+        held_journal,
+        message_types=["baugenehmigung.antrag.0200"],
+        service="bauantrag",
     )
     journal = Journal()
     assert await source.poll(journal) == 1

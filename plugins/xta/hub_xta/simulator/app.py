@@ -16,6 +16,7 @@ import binascii
 import json
 import os
 import shutil
+import ssl
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -26,6 +27,8 @@ from typing import Any
 from aiohttp import BodyPartReader, hdrs, web
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hub.simulation import SERVER_SSL
 
 from ..models import PAYLOAD_ELEMENT_LIST, MessageMetaData, PartyId
 from ..mtom import (
@@ -46,7 +49,7 @@ from ..mtom import (
 from ..schema import XtaSchema, load_schema
 from ..xml import META, OSCI, SOAP12, WSA, XOP, XTA, UnsafeXml, parse_xml, qname
 from . import soap
-from .state import Knobs, StoredContent, StoredMessage, XtaState
+from .state import Knobs, StoredContent, StoredMessage, XtaState, _now
 
 STATE = web.AppKey("xta_simulator_state", XtaState)
 SCHEMA = web.AppKey("xta_simulator_schema", XtaSchema)
@@ -54,6 +57,18 @@ SCHEMA = web.AppKey("xta_simulator_schema", XtaSchema)
 MAX_ENVELOPE = 16 * 1024**2
 MAX_JSON = 1024**2
 PORTS = ("MsgBoxPort", "SendXtaPort", "ManagementPort")
+ULTIMATE_RECEIVER = "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver"
+NEXT = "http://www.w3.org/2003/05/soap-envelope/role/next"
+# Header blocks the server processes: WS-Addressing and the XTA/OSCI headers of the WSDL.
+_WSA_SINGLE = ("Action", "MessageID", "To", "From", "ReplyTo", "FaultTo")
+SINGLE_HEADERS = frozenset(
+    [qname(WSA, n) for n in _WSA_SINGLE] + [qname(META, "Author"), qname(META, "MessageMetaData")]
+)
+UNDERSTOOD = SINGLE_HEADERS | {
+    qname(WSA, "RelatesTo"),
+    qname(OSCI, "MsgBoxResponse"),
+    qname(OSCI, "X509TokenContainer"),
+}
 
 
 class SimulatorOptions(BaseModel):
@@ -74,12 +89,26 @@ class SimulatorOptions(BaseModel):
         None, ge=1, description="largest content accepted by sendMessage (9023)"
     )
     page_size: int = Field(100, ge=1, description="status list entries when the request names no maximum")
+    require_client_cert: bool = Field(
+        False, description="refuse SOAP requests without a verified TLS client certificate (9014)"
+    )
+    certificate_accounts: dict[str, str] = Field(
+        default_factory=dict,
+        description="client certificate common name -> the only account (Author) it may act for (9014)",
+    )
+    services: dict[str, list[str]] | None = Field(
+        None, description="lookupService: services each reader offers (None: every account offers all)"
+    )
+    tls_cert: Path | None = Field(None, description="`aktenhub simulate`: serve https with this certificate")
+    tls_key: Path | None = Field(None, description="the key of `tls_cert`")
+    tls_client_ca: Path | None = Field(None, description="CAs of the client certificates (https only)")
     fail_next: int = 0
     fail_status: int = 503
     technical_fault_next: int = 0
     latency_seconds: float = 0.0
     drop_next: int = 0
     fail_close_next: int = 0
+    endless_content_next: int = 0
 
     @field_validator("accounts", "locked", mode="before")
     @classmethod
@@ -119,6 +148,7 @@ def make_app(**options: Any) -> web.Application:
         latency_seconds=settings.latency_seconds,
         drop_next=settings.drop_next,
         fail_close_next=settings.fail_close_next,
+        endless_content_next=settings.endless_content_next,
     )
     state = XtaState(
         data_dir,
@@ -128,8 +158,14 @@ def make_app(**options: Any) -> web.Application:
         route_sent=settings.route_sent,
         max_message_size=settings.max_message_size,
     )
+    state.certificate_accounts = dict(settings.certificate_accounts)
+    state.require_client_cert = settings.require_client_cert or bool(settings.certificate_accounts)
+    if settings.services is not None:
+        state.services = {reader: set(offered) for reader, offered in settings.services.items()}
     app = web.Application(client_max_size=MAX_ENVELOPE)
     app[STATE] = state
+    if settings.tls_cert is not None:
+        app[SERVER_SSL] = _server_ssl(settings)
     app[OPTIONS] = settings
     app[SCHEMA] = load_schema((settings.schemas or default_schemas()).resolve())
     for port in PORTS:
@@ -152,6 +188,18 @@ def make_app(**options: Any) -> web.Application:
     return app
 
 
+def _server_ssl(settings: SimulatorOptions) -> ssl.SSLContext:
+    """The https context for `aktenhub simulate`: client certificates required if so configured."""
+    context = ssl.create_default_context(
+        ssl.Purpose.CLIENT_AUTH, cafile=str(settings.tls_client_ca) if settings.tls_client_ca else None
+    )
+    context.load_cert_chain(str(settings.tls_cert), str(settings.tls_key) if settings.tls_key else None)
+    if settings.tls_client_ca is not None:
+        required = settings.require_client_cert or settings.certificate_accounts
+        context.verify_mode = ssl.CERT_REQUIRED if required else ssl.CERT_OPTIONAL
+    return context
+
+
 # -- the SOAP side ---------------------------------------------------------------------------------------
 
 
@@ -165,6 +213,8 @@ class Fault(Exception):
         exception: str | None = None,
         code: str | None = None,
         subcode: str | None = None,
+        subsubcode: str | None = None,
+        not_understood: tuple[str, ...] = (),
     ) -> None:
         super().__init__(reason)
         self.soap_code = soap_code
@@ -172,6 +222,8 @@ class Fault(Exception):
         self.exception = exception
         self.code = code
         self.subcode = subcode
+        self.subsubcode = subsubcode
+        self.not_understood = not_understood
 
 
 def _xta_fault(exception: str, code: str, reason: str) -> Fault:
@@ -187,6 +239,7 @@ class Incoming:
     action: str | None = None
     message_id: str | None = None
     parts: dict[str, StoredContent] = field(default_factory=dict)
+    certificate: str | None = None  # common name of the verified TLS client certificate
 
     def header(self, namespace: str, local: str) -> etree._Element | None:
         return self.envelope.find(f"{qname(SOAP12, 'Header')}/{qname(namespace, local)}")
@@ -223,6 +276,8 @@ def _fault_response(fault: Fault, incoming: Incoming | None) -> web.Response:
         exception=fault.exception,
         code=fault.code,
         subcode=fault.subcode,
+        subsubcode=fault.subsubcode,
+        not_understood=fault.not_understood,
     )
     return _xml_response(envelope, 400 if fault.soap_code == "Sender" else 500)
 
@@ -240,7 +295,12 @@ async def _soap_endpoint(request: web.Request) -> web.StreamResponse:
         return web.Response(status=status, text=f"simulated failure (HTTP {status})")
     incoming: Incoming | None = None
     try:
+        certificate = _client_certificate(request)
+        if state.require_client_cert and certificate is None:
+            raise _xta_fault("PermissionDeniedException", "9014", "a TLS client certificate is required")
         incoming = await _read_request(request, state)
+        incoming.certificate = certificate
+        _check_headers(incoming)
         operation = _check_addressing(incoming, port, request.headers.get(hdrs.CONTENT_TYPE, ""))
         state.requests[operation] += 1
         if request.app[OPTIONS].validate_requests:
@@ -304,6 +364,44 @@ async def _read_request(request: web.Request, state: XtaState) -> Incoming:
     return incoming
 
 
+def _client_certificate(request: web.Request) -> str | None:
+    """The common name of the request's verified TLS client certificate, if any."""
+    peer = request.transport.get_extra_info("peercert") if request.transport is not None else None
+    if not peer:
+        return None
+    for rdn in peer.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return ""
+
+
+def _check_headers(incoming: Incoming) -> None:
+    """SOAP 1.2 header rules: blocks we must understand but do not, and duplicated addressing headers."""
+    header = incoming.envelope.find(qname(SOAP12, "Header"))
+    blocks = [(str(b.tag), b) for b in header if isinstance(b.tag, str)] if header is not None else []
+    not_understood = tuple(
+        tag
+        for tag, b in blocks
+        if b.get(qname(SOAP12, "mustUnderstand"), "false").strip() in ("true", "1")
+        and b.get(qname(SOAP12, "role"), ULTIMATE_RECEIVER) in (ULTIMATE_RECEIVER, NEXT)
+        and tag not in UNDERSTOOD
+    )
+    if not_understood:
+        names = ", ".join(etree.QName(n).text for n in not_understood)
+        raise Fault("MustUnderstand", f"header blocks not understood: {names}", not_understood=not_understood)
+    seen: set[str] = set()
+    for tag, _ in blocks:
+        if tag in SINGLE_HEADERS and tag in seen:
+            raise Fault(
+                "Sender",
+                f"header {etree.QName(tag).localname} appears more than once",
+                subcode="wsa:InvalidAddressingHeader",
+                subsubcode="wsa:InvalidCardinality",
+            )
+        seen.add(tag)
+
+
 def _header_text(incoming: Incoming, local: str) -> str | None:
     found = incoming.header(WSA, local)
     return found.text.strip() if found is not None and found.text and found.text.strip() else None
@@ -320,7 +418,10 @@ def _check_addressing(incoming: Incoming, port: str, content_type: str) -> str:
             "Sender", f"action {incoming.action!r} is not offered at {port}", subcode="wsa:ActionNotSupported"
         )
     http_action = soap_action(content_type)
-    if http_action is not None and http_action != incoming.action:
+    if http_action is None:
+        # The WSDL's SOAP 1.2 binding says soapActionRequired="true" for every operation.
+        raise Fault("Sender", "the Content-Type lacks the action parameter the WSDL requires")
+    if http_action != incoming.action:
         raise Fault(
             "Sender", f"HTTP action {http_action!r} differs from wsa:Action", subcode="wsa:ActionMismatch"
         )
@@ -333,7 +434,18 @@ def _author(incoming: Incoming, state: XtaState) -> str:
     if problem is not None:
         raise _xta_fault("PermissionDeniedException", *problem)
     assert author is not None
+    _check_certificate(incoming, state, author)
     return author
+
+
+def _check_certificate(incoming: Incoming, state: XtaState, account: str) -> None:
+    """With certificate_accounts: the TLS client certificate must be the account's own (9014)."""
+    if not state.certificate_accounts:
+        return
+    owner = state.certificate_accounts.get(incoming.certificate or "")
+    if owner != account:
+        reason = f"the client certificate does not belong to account {account}"
+        raise _xta_fault("PermissionDeniedException", "9014", reason)
 
 
 def _answer(incoming: Incoming, headers: list[etree._Element], body: list[etree._Element]) -> web.Response:
@@ -410,6 +522,13 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
 
 
+async def _endless_chunks() -> AsyncIterator[bytes]:
+    """A content that never ends: what a hostile or broken server might send."""
+    chunk = b"\0" * CHUNK
+    while True:
+        yield chunk
+
+
 async def _get_message(request: web.Request, incoming: Incoming) -> web.StreamResponse:
     state = request.app[STATE]
     reader = _author(incoming, state)
@@ -425,21 +544,62 @@ async def _get_message(request: web.Request, incoming: Incoming) -> web.StreamRe
         raise _xta_fault(
             "InvalidMessageIDException", "9070", f"message {shown} is not in the mailbox of {reader}"
         )
-    state.fetched(message)
     request_id = f"urn:uuid:{uuid.uuid4()}"
-    headers = [soap.metadata(message.metadata), soap.msgbox_response(request_id, len(box) - 1)]
+    rest = [i for i in box if i != message.metadata.message_id]
+    state.fetch_cursors[request_id] = (reader, rest)
+    return _message_answer(request, incoming, message, request_id, len(rest))
+
+
+async def _get_next_message(request: web.Request, incoming: Incoming) -> web.StreamResponse:
+    """getNextMessage: the next message of a fetch sequence begun by getMessage (LastMsgReceived closes)."""
+    state = request.app[STATE]
+    reader = _author(incoming, state)
+    body = incoming.body(OSCI, "MsgBoxGetNextRequest")
+    assert body is not None
+    request_id = body.get("MsgBoxRequestID", "")
+    received = [(e.text or "").strip() for e in body.findall(qname(OSCI, "LastMsgReceived"))]
+    cursor = state.fetch_cursors.pop(request_id, None)
+    if cursor is None or cursor[0] != reader:
+        raise _xta_fault("InvalidMessageIDException", "9070", f"no fetch sequence {request_id} of {reader}")
+    box = state.mailbox(reader)
+    state.close(reader, [i for i in received if i in box], request_id)
+    rest = [i for i in cursor[1] if i in box]
+    if not rest:
+        reason = f"no further message in the mailbox of {reader}"
+        raise _xta_fault("InvalidMessageIDException", "9070", reason)
+    state.fetch_cursors[request_id] = (reader, rest[1:])
+    return _message_answer(request, incoming, box[rest[0]], request_id, len(rest) - 1)
+
+
+def _message_answer(
+    request: web.Request, incoming: Incoming, message: StoredMessage, request_id: str, pending: int
+) -> web.Response:
+    """The answer of getMessage / getNextMessage: metadata headers, content as MTOM (or inline)."""
+    state = request.app[STATE]
+    state.fetched(message)
+    headers = [soap.metadata(message.metadata), soap.msgbox_response(request_id, pending)]
     contents = [message.message, *message.attachments]
     assert incoming.action is not None
     if request.app[OPTIONS].inline_content:
         inline = [(c, base64.b64encode(c.path.read_bytes()).decode("ascii")) for c in contents]
-        return _answer(incoming, headers, [soap.content_container(inline)])
+        container = (
+            soap.encrypted_container(inline[0]) if message.encrypted else soap.content_container(inline)
+        )
+        return _answer(incoming, headers, [container])
     cids = [new_cid("content") for _ in contents]
-    container = soap.content_container([(c, href_of(cid)) for c, cid in zip(contents, cids, strict=True)])
+    if message.encrypted:
+        contents, cids = contents[:1], cids[:1]
+        container = soap.encrypted_container((contents[0], href_of(cids[0])))
+    else:
+        container = soap.content_container([(c, href_of(cid)) for c, cid in zip(contents, cids, strict=True)])
     envelope = soap.envelope(incoming.action, incoming.message_id, headers, [container])
     xml = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+    endless = state.take("endless_content_next")
     parts = [
-        OutgoingPart(cid, c.content_type, _file_chunks(c.path), c.size)
-        for c, cid in zip(contents, cids, strict=True)
+        OutgoingPart(cid, c.content_type, _endless_chunks(), None)
+        if endless and n == 0
+        else OutgoingPart(cid, c.content_type, _file_chunks(c.path), c.size)
+        for n, (c, cid) in enumerate(zip(contents, cids, strict=True))
     ]
     writer = related_writer(xml, incoming.action, parts)
     return web.Response(body=writer, headers={hdrs.CONTENT_TYPE: writer.headers[hdrs.CONTENT_TYPE]})
@@ -499,7 +659,8 @@ async def _send_message(request: web.Request, incoming: Incoming) -> web.StreamR
         if cid not in used:
             part.path.unlink(missing_ok=True)  # not referenced: not part of the message
     metadata = metadata.model_copy(update={"size": metadata.size or sum(c.size for c in contents) or None})
-    state.record_sent(StoredMessage(metadata, contents[0], contents[1:]))
+    stored = StoredMessage(metadata, contents[0], contents[1:], not_before=soap.read_not_before(header))
+    state.record_sent(stored)
     return _answer(incoming, [], [])
 
 
@@ -548,6 +709,63 @@ async def _incoming_content(
     )
 
 
+async def _lookup_service(request: web.Request, incoming: Incoming) -> web.StreamResponse:
+    """lookupService: whether each (reader, service) is offered."""
+    state = request.app[STATE]
+    _author(incoming, state)
+    body = incoming.body(XTA, "LookupServiceRequest")
+    assert body is not None
+    results = []
+    for lookup in body.iter(qname(XTA, "LookupService")):
+        reader = soap.read_party(lookup.find(qname(META, "Reader")))
+        service = (lookup.findtext(qname(XTA, "ServiceType")) or "").strip()
+        if reader is None or not service:
+            reason = "LookupService needs a Reader and a ServiceType"
+            raise _xta_fault("ParameterIsNotValidException", "9020", reason)
+        results.append((reader, service, state.service_offered(reader.identifier, service)))
+    return _answer(incoming, [], [soap.lookup_results(results)])
+
+
+def _body_message_id(incoming: Incoming) -> str:
+    found = incoming.body(WSA, "MessageID")
+    value = found.text.strip() if found is not None and found.text else ""
+    if not value:
+        raise _xta_fault("ParameterIsNotValidException", "9020", "the request names no wsa:MessageID")
+    return value
+
+
+async def _get_transport_report(request: web.Request, incoming: Incoming) -> web.StreamResponse:
+    """getTransportReport: the status of a message the caller sent (0 open, 1 received, 3 cancelled)."""
+    state = request.app[STATE]
+    caller = _author(incoming, state)
+    message_id = _body_message_id(incoming)
+    sent = state.sent_message(message_id)
+    if sent is None or caller not in (sent.metadata.author.identifier, sent.metadata.reader.identifier):
+        reason = f"message {message_id} is not known to {caller}"
+        raise _xta_fault("InvalidMessageIDException", "9070", reason)
+    status = 3 if sent.cancelled else 1 if state.was_closed(message_id) else 0
+    server = f"urn:aktenhub:xta-simulator:{request.host}"
+    report = soap.transport_report(sent.metadata, status, server, _now())
+    return _answer(incoming, [], [report])
+
+
+async def _cancel_message(request: web.Request, incoming: Incoming) -> web.StreamResponse:
+    """cancelMessage: withdraw a sent message whose NotBefore has not come yet."""
+    state = request.app[STATE]
+    caller = _author(incoming, state)
+    message_id = _body_message_id(incoming)
+    sent = state.sent_message(message_id)
+    if sent is None or sent.metadata.author.identifier != caller:
+        raise _xta_fault("ParameterIsNotValidException", "9022", f"{caller} sent no message {message_id}")
+    if sent.not_before is None:
+        raise _xta_fault("CancelDeniedException", "9101", "the message was sent without NotBefore")
+    if sent.not_before <= _now() or state.was_closed(message_id):
+        raise _xta_fault("CancelDeniedException", "9100", "the NotBefore time of the message has passed")
+    sent.cancelled = True
+    state.mailbox(sent.metadata.reader.identifier).pop(message_id, None)
+    return _answer(incoming, [], [])
+
+
 async def _send_message_sync(request: web.Request, incoming: Incoming) -> web.StreamResponse:
     raise _xta_fault("SyncAsyncException", "9080", "the simulator offers asynchronous delivery only")
 
@@ -558,6 +776,10 @@ _HANDLERS = {
     "getStatusList": _get_status_list,
     "getNextStatusList": _get_next_status_list,
     "getMessage": _get_message,
+    "getNextMessage": _get_next_message,
+    "lookupService": _lookup_service,
+    "getTransportReport": _get_transport_report,
+    "cancelMessage": _cancel_message,
     "close": _close,
     "sendMessage": _send_message,
     "sendMessageSync": _send_message_sync,
@@ -587,6 +809,8 @@ class EnqueueMetadata(BaseModel):
     message_id: str | None = None
     in_reply_to: list[str] = Field(default_factory=list)
     process_requester: str | None = None
+    msg_size: int | None = Field(None, ge=0, description="the MsgSize to declare (default: the real size)")
+    encrypted: bool = Field(False, description="end-to-end encrypted: fetched as xenc:EncryptedData")
     content_type: str | None = Field(None, description="of the message (default: its part's type)")
     filename: str | None = Field(None, description="of the message (default: its part's file name)")
     test: bool = False
@@ -656,10 +880,10 @@ async def _enqueue(request: web.Request) -> web.StreamResponse:
         subject=meta.subject,
         in_reply_to=tuple(meta.in_reply_to),
         process_requester=meta.process_requester,
-        size=total or None,
+        size=meta.msg_size if meta.msg_size is not None else total or None,
         test=meta.test,
     )
-    state.enqueue(StoredMessage(metadata, message, attachments))
+    state.enqueue(StoredMessage(metadata, message, attachments, encrypted=meta.encrypted))
     return web.json_response(
         {"message_id": message_id, "reader": reader, "size": total, "sha256": message.sha256}, status=201
     )

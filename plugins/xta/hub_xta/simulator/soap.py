@@ -13,7 +13,7 @@ from datetime import datetime
 from lxml import etree
 
 from ..models import MessageMetaData, PartyId
-from ..xml import META, OSCI, SOAP12, WSA, XML, XOP, XTA, qname
+from ..xml import META, OSCI, SOAP12, WSA, XENC, XML, XOP, XTA, qname
 from .state import StoredContent
 
 NSMAP = {"env": SOAP12, "wsa": WSA, "osci": OSCI, "oscimeta": META, "xta": XTA}
@@ -48,6 +48,8 @@ ERROR_NAMES = {
     "9030": "Interner Fehler beim XTA-Server bzw. XTA-Dienstleister",
     "9070": "MessageID für den Account nicht bekannt.",
     "9080": "Der Dienst wird nur asynchron angeboten.",
+    "9100": "Der durch den Schalter NotBefore gesetzte Termin ist verstrichen.",
+    "9101": "Der Schalter NotBefore wurde nicht gesetzt.",
 }
 
 
@@ -107,14 +109,21 @@ def fault(
     exception: str | None = None,
     code: str | None = None,
     subcode: str | None = None,
+    subsubcode: str | None = None,
+    not_understood: Sequence[str] = (),
 ) -> etree._Element:
-    """A SOAP 1.2 fault; with an XTA exception element (errorCode from the code list) as detail."""
+    """A SOAP 1.2 fault; with an XTA exception element (errorCode from the code list) as detail.
+
+    `not_understood`: Clark names of header blocks for ``env:NotUnderstood`` (an env:MustUnderstand fault).
+    """
     element = _e(SOAP12, "Fault")
     code_element = _sub(element, SOAP12, "Code")
     _sub(code_element, SOAP12, "Value", f"env:{soap_code}")
     if subcode is not None:
         sub = _sub(code_element, SOAP12, "Subcode")
         _sub(sub, SOAP12, "Value", subcode)
+        if subsubcode is not None:
+            _sub(_sub(sub, SOAP12, "Subcode"), SOAP12, "Value", subsubcode)
     reason_element = _sub(element, SOAP12, "Reason")
     text = _sub(reason_element, SOAP12, "Text", reason)
     text.set(qname(XML, "lang"), "de")
@@ -130,7 +139,17 @@ def fault(
         )
         _sub(error_code, None, "code", code or "9000")
         _sub(error_code, None, "name", ERROR_NAMES.get(code or "9000", ERROR_NAMES["9000"]))
-    return envelope(action or "http://www.w3.org/2005/08/addressing/soap/fault", relates_to, [], [element])
+    headers = []
+    for n, name in enumerate(not_understood):
+        qn = etree.QName(name)
+        prefix = f"nu{n}"
+        namespaces = {"env": SOAP12, prefix: qn.namespace or ""}
+        block = etree.Element(qname(SOAP12, "NotUnderstood"), nsmap=namespaces)
+        block.set("qname", f"{prefix}:{qn.localname}")
+        headers.append(block)
+    return envelope(
+        action or "http://www.w3.org/2005/08/addressing/soap/fault", relates_to, headers, [element]
+    )
 
 
 def _party(parent: etree._Element, local: str, party: PartyId) -> etree._Element:
@@ -251,6 +270,46 @@ def content_container(contents: Sequence[tuple[StoredContent, str | None]]) -> e
     return root
 
 
+def encrypted_container(cipher: tuple[StoredContent, str | None]) -> etree._Element:
+    """xta:GenericContentContainer holding end-to-end encrypted content (xenc:EncryptedData)."""
+    content, reference = cipher
+    root = _e(XTA, "GenericContentContainer")
+    encrypted = etree.SubElement(root, qname(XENC, "EncryptedData"), nsmap={"xenc": XENC})
+    encrypted.set("MimeType", content.content_type)
+    method = etree.SubElement(encrypted, qname(XENC, "EncryptionMethod"))
+    method.set("Algorithm", "http://www.w3.org/2009/xmlenc11#aes256-gcm")
+    cipher_data = etree.SubElement(encrypted, qname(XENC, "CipherData"))
+    value = etree.SubElement(cipher_data, qname(XENC, "CipherValue"))
+    if reference is not None and reference.startswith("cid:"):
+        etree.SubElement(value, qname(XOP, "Include"), nsmap={"xop": XOP}).set("href", reference)
+    else:
+        value.text = reference or ""
+    return root
+
+
+def lookup_results(results: Sequence[tuple[PartyId, str, bool]]) -> etree._Element:
+    """xta:LookupServiceResponse: per (reader, service) whether the service is offered."""
+    root = _e(XTA, "LookupServiceResponse")
+    listing = _sub(root, XTA, "LookupServiceResultList")
+    for reader, service, available in results:
+        result = _sub(listing, XTA, "LookupServiceResult")
+        _party(result, "Reader", reader)
+        _sub(result, XTA, "ServiceType", service)
+        value = _sub(result, XTA, "IsServiceAvailableValue")
+        _sub(value, XTA, "ServiceIsAvailable", "true" if available else "false")
+    return root
+
+
+def transport_report(meta: MessageMetaData, status: int, server: str, at: datetime) -> etree._Element:
+    """xta:TransportReport of a message: its metadata and the traffic-light status (0 open .. 3 red)."""
+    root = _e(XTA, "TransportReport")
+    root.append(metadata(meta))
+    _sub(root, XTA, "ReportTime", _time(at))
+    _sub(root, XTA, "XTAServerIdentity", server)
+    _sub(_sub(root, XTA, "MessageStatus"), XTA, "Status", str(status))
+    return root
+
+
 def message_id(value: str) -> etree._Element:
     """wsa:MessageID as a body element (createMessageId's answer)."""
     return _e(WSA, "MessageID", value)
@@ -266,7 +325,8 @@ def _text(element: etree._Element | None) -> str | None:
     return element.text.strip() or None
 
 
-def _read_party(element: etree._Element | None) -> PartyId | None:
+def read_party(element: etree._Element | None) -> PartyId | None:
+    """An oscimeta party element (Author, Reader, ...) as the typed model; None if it has no identifier."""
     identifier = element.find(qname(META, "Identifier")) if element is not None else None
     if identifier is None or not _text(identifier):
         return None
@@ -278,14 +338,20 @@ def _read_party(element: etree._Element | None) -> PartyId | None:
     )
 
 
+def read_not_before(element: etree._Element) -> datetime | None:
+    """DeliveryAttributes/NotBefore of a MessageMetaData element, if set."""
+    value = _text(element.find(f"{{{META}}}DeliveryAttributes/{{{META}}}NotBefore"))
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
 def read_metadata(element: etree._Element) -> MessageMetaData:
     """A (schema-valid) oscimeta:MessageMetaData element as the typed model."""
 
     def find(path: str) -> etree._Element | None:
         return element.find(path, namespaces={"m": META, "wsa": WSA})
 
-    author = _read_party(find("m:Originators/m:Author"))
-    reader = _read_party(find("m:Destinations/m:Reader"))
+    author = read_party(find("m:Originators/m:Author"))
+    reader = read_party(find("m:Destinations/m:Reader"))
     message_id = _text(find("m:MsgIdentification/wsa:MessageID"))
     message_type = find("m:Qualifier/m:MessageType")
     if author is None or reader is None or message_id is None or message_type is None:
@@ -300,7 +366,7 @@ def read_metadata(element: etree._Element) -> MessageMetaData:
     return MessageMetaData(
         message_id=message_id,
         author=author,
-        sender=_read_party(find("m:Originators/m:Sender")),
+        sender=read_party(find("m:Originators/m:Sender")),
         reader=reader,
         service=_text(find("m:Qualifier/m:Service")) or "",
         business_scenario=(

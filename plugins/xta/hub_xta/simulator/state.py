@@ -35,6 +35,11 @@ class Knobs(BaseModel):
     fail_close_next: int = Field(
         0, ge=0, description="answer the next N close requests with HTTP 503 (the message stays open)"
     )
+    endless_content_next: int = Field(
+        0,
+        ge=0,
+        description="the next N getMessage answers stream a content part that never ends (a hostile server)",
+    )
 
 
 @dataclass
@@ -70,6 +75,9 @@ class StoredMessage:
     message: StoredContent
     attachments: list[StoredContent] = field(default_factory=list)
     fetches: int = 0
+    encrypted: bool = False  # end-to-end encrypted: fetched as xenc:EncryptedData
+    not_before: datetime | None = None  # DeliveryAttributes/NotBefore: cancellable until then
+    cancelled: bool = False
 
     def summary(self) -> dict[str, object]:
         """JSON view for the operator endpoints."""
@@ -117,6 +125,10 @@ class XtaState:
         self.closed: list[Closed] = []
         self.requests: Counter[str] = Counter()
         self.list_cursors: dict[str, tuple[str, list[str]]] = {}  # request id -> (reader, ids left)
+        self.fetch_cursors: dict[str, tuple[str, list[str]]] = {}  # fetch request id -> (reader, ids left)
+        self.services: dict[str, set[str]] | None = None  # reader -> services offered (None: all)
+        self.require_client_cert = False
+        self.certificate_accounts: dict[str, str] = {}  # certificate common name -> account
         self.issued_ids: set[str] = set()
         self._names = itertools.count(1)
 
@@ -215,6 +227,20 @@ class XtaState:
         if self.route_sent:
             copy = StoredMessage(message.metadata, message.message, list(message.attachments))
             self.enqueue(copy)
+
+    def sent_message(self, message_id: str) -> StoredMessage | None:
+        """A sent message by its id."""
+        return next((m for m in self.sent if m.metadata.message_id == message_id), None)
+
+    def was_closed(self, message_id: str) -> bool:
+        """Whether the reader has closed (received) the message."""
+        return any(c.message_id == message_id for c in self.closed)
+
+    def service_offered(self, reader: str, service: str) -> bool:
+        """lookupService: a known account offers a service (every one, unless `services` says which)."""
+        if self.account_problem(reader) is not None:
+            return False
+        return self.services is None or service in self.services.get(reader, set())
 
     def cleanup(self) -> None:
         """Delete the content files."""
