@@ -303,6 +303,9 @@ async def _soap_endpoint(request: web.Request) -> web.StreamResponse:
         _check_headers(incoming)
         operation = _check_addressing(incoming, port, request.headers.get(hdrs.CONTENT_TYPE, ""))
         state.requests[operation] += 1
+        if operation in state.knobs.fail_operations:
+            status = state.knobs.fail_status
+            return web.Response(status=status, text=f"simulated failure of {operation} (HTTP {status})")
         if request.app[OPTIONS].validate_requests:
             problems = request.app[SCHEMA].errors(incoming.envelope)
             if problems:
@@ -544,6 +547,9 @@ async def _get_message(request: web.Request, incoming: Incoming) -> web.StreamRe
         raise _xta_fault(
             "InvalidMessageIDException", "9070", f"message {shown} is not in the mailbox of {reader}"
         )
+    if message.metadata.message_id in state.knobs.fail_messages:
+        status = state.knobs.fail_status
+        return web.Response(status=status, text=f"simulated failure to deliver the message (HTTP {status})")
     request_id = f"urn:uuid:{uuid.uuid4()}"
     rest = [i for i in box if i != message.metadata.message_id]
     state.fetch_cursors[request_id] = (reader, rest)

@@ -35,6 +35,14 @@ class Knobs(BaseModel):
     fail_close_next: int = Field(
         0, ge=0, description="answer the next N close requests with HTTP 503 (the message stays open)"
     )
+    fail_operations: list[str] = Field(
+        default_factory=list,
+        description="these operations (e.g. getMessage) answer HTTP `fail_status`: a partial outage",
+    )
+    fail_messages: list[str] = Field(
+        default_factory=list,
+        description="getMessage of these message ids answers HTTP `fail_status`: messages it cannot deliver",
+    )
     endless_content_next: int = Field(
         0,
         ge=0,

@@ -1,0 +1,249 @@
+"""No single XTA message blocks the mailbox: what cannot be taken is held, the poll goes on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from hub_xta import XtaSource
+from hub_xta.simulator import enqueue, set_faults
+from xta_helpers import AUTHORITY, PORTAL, StartXta, Xta, antrag_metadata
+
+from hub import BackOff, BlobStore, ConnectorContext, HeldMessages, HeldState, Intake, IntakeOutcome, Retryable
+from hub.held import HeldFilter
+from hub.journal import SqliteJournal
+
+ANTRAG = b"<baugenehmigung.antrag.0200/>"
+GIB = 1024**3
+
+
+class Intakes:
+    """An intake function like the core's: idempotent on (source, external_id)."""
+
+    def __init__(self) -> None:
+        self.applications: dict[str, Intake] = {}
+
+    async def __call__(self, intake: Intake) -> IntakeOutcome:
+        key = intake.application.external_id
+        duplicate = key in self.applications
+        self.applications.setdefault(key, intake)
+        return IntakeOutcome(self.applications[key].application.id, duplicate)
+
+
+def make_source(
+    xta: Xta,
+    schema_dir: Path,
+    http: aiohttp.ClientSession,
+    blobs: BlobStore,
+    journal: SqliteJournal,
+    backoff: BackOff | None = None,
+    **xta_settings: Any,
+) -> XtaSource:
+    config = XtaSource.Config.model_validate(
+        {
+            "type": "xta",
+            "message_types": ["baugenehmigung.antrag.0200"],
+            "xta": {"url": xta.url, "account": {"identifier": AUTHORITY}, "timeout_seconds": 5, **xta_settings},
+        }
+    )
+    context = ConnectorContext(
+        name="xta-in",
+        blobs=blobs,
+        schemas=schema_dir,
+        data_dir=Path("."),
+        _http=lambda: http,
+        _held=HeldMessages(journal, "xta-in", backoff),
+    )
+    return XtaSource(config, context)
+
+
+async def queue(http: aiohttp.ClientSession, xta: Xta, **metadata: Any) -> str:
+    answer = await enqueue(http, xta.url, AUTHORITY, metadata=antrag_metadata(**metadata), message=ANTRAG)
+    message_id: str = answer["message_id"]
+    return message_id
+
+
+def blob_files(blobs: BlobStore) -> list[Path]:
+    return [p for p in blobs.root.rglob("*") if p.is_file()]
+
+
+async def held_states(journal: SqliteJournal) -> dict[str, tuple[str, str]]:
+    return {h.message_id: (h.state, h.reason_code) for h in await journal.list_held(HeldFilter())}
+
+
+async def test_oversize_by_msgsize_is_quarantined_without_download_and_the_rest_is_taken(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+) -> None:
+    xta = await start_xta()
+    huge = await queue(http, xta, msg_size=GIB)  # declares 1 GiB: never fetched
+    valid = await queue(http, xta)
+    source = make_source(xta, schema_dir, http, blobs, held_journal, max_content=1024**2)
+    intakes = Intakes()
+    assert await source.poll(intakes) == 1
+    assert await source.poll(intakes) == 0  # again: nothing is fetched twice
+
+    assert list(intakes.applications) == [valid]
+    assert xta.state.mailbox(AUTHORITY)[huge].fetches == 0
+    assert [c.message_id for c in xta.state.closed] == [valid]
+    [held] = await held_journal.list_held(HeldFilter())
+    assert (held.message_id, held.state, held.reason_code) == (huge, HeldState.QUARANTINED, "oversize")
+    assert held.sender == PORTAL and "1073741824" in held.reason
+
+
+async def test_content_larger_than_allowed_stops_the_download_and_the_poll_goes_on(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+) -> None:
+    xta = await start_xta(endless_content_next=1)  # the first content fetched never ends
+    hostile = await queue(http, xta)
+    valid = await queue(http, xta)
+    source = make_source(xta, schema_dir, http, blobs, held_journal, max_content=256 * 1024)
+    intakes = Intakes()
+    assert await source.poll(intakes) == 1  # returns at all: the endless part was not read to its end
+
+    assert list(intakes.applications) == [valid]
+    assert await held_states(held_journal) == {hostile: (HeldState.QUARANTINED, "oversize")}
+    assert len(blob_files(blobs)) == 1  # the valid message only: nothing of the hostile one stays
+    assert [c.message_id for c in xta.state.closed] == [valid]
+    assert await source.poll(intakes) == 0
+    assert xta.state.mailbox(AUTHORITY)[hostile].fetches == 1
+
+
+async def test_encrypted_message_is_quarantined_before_its_content_is_downloaded(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+) -> None:
+    xta = await start_xta()
+    encrypted = await queue(http, xta, encrypted=True)
+    valid = await queue(http, xta)
+    source = make_source(xta, schema_dir, http, blobs, held_journal)
+    intakes = Intakes()
+    assert await source.poll(intakes) == 1
+    assert await source.poll(intakes) == 0
+
+    assert list(intakes.applications) == [valid]
+    assert await held_states(held_journal) == {encrypted: (HeldState.QUARANTINED, "encrypted")}
+    assert xta.state.mailbox(AUTHORITY)[encrypted].fetches == 1  # once, not on every poll
+    assert len(blob_files(blobs)) == 1  # the encrypted content was never stored
+
+
+async def test_other_message_types_are_quarantined_from_their_metadata(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+) -> None:
+    xta = await start_xta()
+    other = await queue(http, xta, message_type="anderes.9999")
+    source = make_source(xta, schema_dir, http, blobs, held_journal)
+    assert await source.poll(Intakes()) == 0
+    assert await held_states(held_journal) == {other: (HeldState.QUARANTINED, "message_type")}
+    assert xta.state.mailbox(AUTHORITY)[other].fetches == 0
+    assert xta.state.closed == []  # it waits for an operator's decision
+
+
+async def test_failing_fetch_backs_off_and_is_quarantined_after_the_last_try(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+    tmp_path: Path,
+) -> None:
+    xta = await start_xta()
+    stuck = await queue(http, xta)
+    valid = await queue(http, xta)
+    await set_faults(http, xta.url, fail_messages=[stuck])  # the server cannot deliver this one
+    patient = make_source(xta, schema_dir, http, blobs, held_journal, BackOff(max_fetches=3))
+    intakes = Intakes()
+    assert await patient.poll(intakes) == 1
+    [held] = await held_journal.list_held(HeldFilter())
+    assert (held.state, held.fetches, held.reason_code) == (HeldState.RETRYING, 1, "fetch_failed")
+    assert held.next_fetch_at is not None
+    assert await patient.poll(intakes) == 0  # backing off: not fetched
+    assert xta.state.requests["getMessage"] == 2
+
+    # Without waiting between fetches (a journal of its own): three fetches, then quarantined for good.
+    journal = SqliteJournal(tmp_path / "eager.db")
+    await journal.open()
+    try:
+        eager = make_source(xta, schema_dir, http, blobs, journal, BackOff(max_fetches=3, initial_seconds=0))
+        for _ in range(4):
+            await eager.poll(intakes)
+        [held] = await journal.list_held(HeldFilter())
+    finally:
+        await journal.close()
+    assert (held.state, held.fetches) == (HeldState.QUARANTINED, 3)
+    assert "fetched 3 times" in held.reason and "HTTP 503" in held.reason
+    assert xta.state.requests["getMessage"] == 2 + 3  # the stuck one: twice above, three times here
+    assert list(intakes.applications) == [valid]
+
+
+async def test_a_retrying_message_taken_later_leaves_no_record(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+) -> None:
+    xta = await start_xta()
+    flaky = await queue(http, xta)
+    await set_faults(http, xta.url, fail_messages=[flaky])
+    source = make_source(xta, schema_dir, http, blobs, held_journal, BackOff(initial_seconds=0))
+    intakes = Intakes()
+    assert await source.poll(intakes) == 0
+    await set_faults(http, xta.url, fail_messages=[])
+    assert await source.poll(intakes) == 1
+    assert list(intakes.applications) == [flaky]
+    assert await held_journal.list_held(HeldFilter()) == []
+
+
+async def test_server_trouble_stops_the_poll_without_charging_the_message(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+) -> None:
+    xta = await start_xta()
+    await queue(http, xta)
+    await queue(http, xta)
+    await set_faults(http, xta.url, fail_operations=["getMessage", "checkAccountActive"])
+    source = make_source(xta, schema_dir, http, blobs, held_journal)
+    with pytest.raises(Retryable):
+        await source.poll(Intakes())
+    assert await held_journal.list_held(HeldFilter()) == []
+    assert xta.state.requests["getMessage"] == 1  # stopped at the first
+
+
+async def test_failed_close_is_retried_next_poll_without_downloading_again(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+) -> None:
+    xta = await start_xta(fail_close_next=1)
+    first = await queue(http, xta)
+    second = await queue(http, xta)
+    source = make_source(xta, schema_dir, http, blobs, held_journal)
+    intakes = Intakes()
+    assert await source.poll(intakes) == 2  # the failed close of the first did not stop the second
+    assert [c.message_id for c in xta.state.closed] == [second]
+    assert await source.poll(intakes) == 0
+    assert [c.message_id for c in xta.state.closed] == [second, first]
+    assert xta.state.requests["getMessage"] == 2
+    assert xta.state.mailbox(AUTHORITY) == {}
