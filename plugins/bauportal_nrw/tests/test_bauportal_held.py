@@ -1,4 +1,4 @@
-"""Messages the Bauaufsicht's hub cannot take: answered (0200 for another authority) or held for an operator."""
+"""Messages the hub cannot take: answered (a 0200 for another authority) or held for an operator."""
 
 from __future__ import annotations
 
@@ -27,7 +27,11 @@ from hub import ApplicationState
 from hub.journal import ApplicationFilter
 from hub.testing.harness import RunningHub
 
-TOKENS = {"VIEWER_TOKEN": "viewer-secret-1", "OPERATOR_TOKEN": "operator-secret-1", "ADMIN_TOKEN": "admin-secret-1"}
+TOKENS = {
+    "VIEWER_TOKEN": "viewer-secret-1",
+    "OPERATOR_TOKEN": "operator-secret-1",
+    "ADMIN_TOKEN": "admin-secret-1",
+}
 SERVER = {
     "listen": "127.0.0.1:0",
     "admin_tokens": [
@@ -118,7 +122,8 @@ async def test_other_messages_are_held_counted_and_closed_or_kept_by_operators(
 
     status, metrics = await running.get("/metrics")
     assert status == 200
-    assert 'aktenhub_inbound_held{reason="message_type",source="bauportal",state="quarantined"} 2.0' in metrics
+    quarantined = 'aktenhub_inbound_held{reason="message_type",source="bauportal",state="quarantined"} 2.0'
+    assert quarantined in metrics
 
     closing = by_message[first["message_id"]]["id"]
     path = f"/api/v1/held-messages/{closing}"
@@ -132,7 +137,8 @@ async def test_other_messages_are_held_counted_and_closed_or_kept_by_operators(
     assert (await running.post(path + "/keep", headers=bearer("OPERATOR_TOKEN")))[0] == 409
 
     keeping = by_message[second["message_id"]]["id"]
-    status, body = await running.post(f"/api/v1/held-messages/{keeping}/keep", headers=bearer("OPERATOR_TOKEN"))
+    path = f"/api/v1/held-messages/{keeping}"
+    status, body = await running.post(path + "/keep", headers=bearer("OPERATOR_TOKEN"))
     assert status == 200 and body["state"] == "kept" and body["decided_by"] == "schichtdienst"
     assert second["message_id"] in xta.state.mailbox(AUTHORITY_XTA)  # kept upstream
     status, body = await running.get(f"/api/v1/held-messages/{keeping}", headers=bearer("VIEWER_TOKEN"))

@@ -11,7 +11,16 @@ from hub_xta import XtaSource
 from hub_xta.simulator import enqueue, set_faults
 from xta_helpers import AUTHORITY, PORTAL, StartXta, Xta, antrag_metadata
 
-from hub import BackOff, BlobStore, ConnectorContext, HeldMessages, HeldState, Intake, IntakeOutcome, Retryable
+from hub import (
+    BackOff,
+    BlobStore,
+    ConnectorContext,
+    HeldMessages,
+    HeldState,
+    Intake,
+    IntakeOutcome,
+    Retryable,
+)
 from hub.held import HeldFilter
 from hub.journal import SqliteJournal
 
@@ -45,7 +54,12 @@ def make_source(
         {
             "type": "xta",
             "message_types": ["baugenehmigung.antrag.0200"],
-            "xta": {"url": xta.url, "account": {"identifier": AUTHORITY}, "timeout_seconds": 5, **xta_settings},
+            "xta": {
+                "url": xta.url,
+                "account": {"identifier": AUTHORITY},
+                "timeout_seconds": 5,
+                **xta_settings,
+            },
         }
     )
     context = ConnectorContext(

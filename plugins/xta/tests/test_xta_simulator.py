@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import zeep
 from aiohttp import BodyPartReader, hdrs
 from hub_xta import OutgoingContent, OutgoingMessage, load_schema, load_wsdl
 from hub_xta.mtom import content_type_params, part_chunks, read_related
@@ -337,3 +339,227 @@ def test_simulator_is_offered_to_aktenhub_simulate() -> None:
     simulators = load_plugins().simulators()
     assert "xta" in simulators
     assert "MsgBoxPort" in simulators["xta"].description
+
+
+def fault_of(answer: Answer) -> tuple[str | None, list[str]]:
+    """(env:Code/Value, [Subcode values, outermost first]) of a fault answer."""
+    code = answer.find("env:Body/env:Fault/env:Code/env:Value")
+    subcodes = []
+    node = answer.find("env:Body/env:Fault/env:Code")
+    while node is not None and (node := node.find(qname(SOAP12, "Subcode"))) is not None:
+        subcodes.append(node.findtext(qname(SOAP12, "Value")) or "")
+    return (code.text if code is not None else None), subcodes
+
+
+def xta_code(answer: Answer, exception: str) -> str | None:
+    found = answer.find(f"env:Body/env:Fault/env:Detail/xta:{exception}/xta:errorCode/code")
+    return found.text if found is not None else None
+
+
+async def test_unknown_must_understand_header_is_refused(
+    start_xta: StartXta, http: aiohttp.ClientSession, schema_dir: Path
+) -> None:
+    xta = await start_xta()
+    wsdl = load_wsdl(schema_dir)
+    action = wsdl.action("ManagementPort", "createMessageId")
+    ignored = await post(
+        http, f"{xta.url}/ManagementPort", _with_unknown_header(wsdl, xta.url, "false"), action
+    )
+    assert ignored.status == 200  # not marked mustUnderstand: a server may ignore it
+
+    answer = await post(http, f"{xta.url}/ManagementPort", _with_unknown_header(wsdl, xta.url, "1"), action)
+    assert answer.status == 500 and fault_of(answer)[0] == "env:MustUnderstand"
+    [not_understood] = answer.envelope.findall(f"{qname(SOAP12, 'Header')}/{qname(SOAP12, 'NotUnderstood')}")
+    prefix, _, local = not_understood.get("qname", "").partition(":")
+    assert (not_understood.nsmap[prefix], local) == ("urn:example:signatur", "Zeitstempel")
+    assert_valid(answer, schema_dir)
+    assert len(xta.state.issued_ids) == 1  # only the request that could be understood was done
+
+
+def _with_unknown_header(wsdl: Any, url: str, must_understand: str) -> bytes:
+    envelope, _ = wsdl.envelope(
+        "ManagementPort", "createMessageId", f"{url}/ManagementPort", _soapheaders=AUTHOR
+    )
+    header = envelope.find(qname(SOAP12, "Header"))
+    block = etree.SubElement(header, "{urn:example:signatur}Zeitstempel")
+    block.set(qname(SOAP12, "mustUnderstand"), must_understand)
+    return bytes(etree.tostring(envelope))
+
+
+async def test_duplicated_addressing_headers_and_missing_action_are_refused(
+    start_xta: StartXta, http: aiohttp.ClientSession, schema_dir: Path
+) -> None:
+    xta = await start_xta()
+    wsdl = load_wsdl(schema_dir)
+    action = wsdl.action("ManagementPort", "createMessageId")
+    for duplicated in ("Action", "MessageID", "To"):
+        envelope, _ = wsdl.envelope(
+            "ManagementPort", "createMessageId", f"{xta.url}/ManagementPort", _soapheaders=AUTHOR
+        )
+        header = envelope.find(qname(SOAP12, "Header"))
+        original = header.find(qname(WSA, duplicated))  # type: ignore[union-attr]
+        assert header is not None and original is not None
+        header.append(etree.fromstring(etree.tostring(original)))
+        answer = await post(http, f"{xta.url}/ManagementPort", etree.tostring(envelope), action)
+        assert answer.status == 400, duplicated
+        assert fault_of(answer) == ("env:Sender", ["wsa:InvalidAddressingHeader", "wsa:InvalidCardinality"])
+        assert_valid(answer, schema_dir)
+    assert xta.state.issued_ids == set()  # nothing was done
+
+    envelope, _ = wsdl.envelope(
+        "ManagementPort", "createMessageId", f"{xta.url}/ManagementPort", _soapheaders=AUTHOR
+    )
+    answer = await post(http, f"{xta.url}/ManagementPort", etree.tostring(envelope), None)
+    reason = answer.find("env:Body/env:Fault/env:Reason/env:Text")
+    assert answer.status == 400 and reason is not None and "action parameter" in (reason.text or "")
+
+
+async def test_client_certificate_is_required_when_configured(
+    start_xta: StartXta, http: aiohttp.ClientSession, schema_dir: Path, blobs: BlobStore
+) -> None:
+    xta = await start_xta(require_client_cert=True, accounts=[AUTHORITY])
+    client = make_client(xta.url, schema_dir, http, blobs)
+    result = await client.check()
+    assert not result.ok and result.details["code"] == "9014"
+    assert xta.state.issued_ids == set()
+
+
+async def test_get_next_message_walks_the_mailbox_and_confirms_what_was_received(
+    start_xta: StartXta, http: aiohttp.ClientSession, schema_dir: Path
+) -> None:
+    xta = await start_xta()
+    ids = [
+        (await enqueue(http, xta.url, AUTHORITY, metadata=antrag_metadata(), message=f"<m{n}/>".encode()))[
+            "message_id"
+        ]
+        for n in range(3)
+    ]
+    answer, _ = await exchange(http, xta.url, "MsgBoxPort", "getMessage", _soapheaders=AUTHOR)
+    assert answer.parts and list(answer.parts.values()) == [b"<m0/>"]
+    request_id = answer.find("env:Header/osci:MsgBoxResponse").get("MsgBoxRequestID")  # type: ignore[union-attr]
+    seen = []
+    for expected in (b"<m1/>", b"<m2/>"):
+        answer, _ = await exchange(
+            http,
+            xta.url,
+            "MsgBoxPort",
+            "getNextMessage",
+            MsgBoxRequestID=request_id,
+            LastMsgReceived=[{"_value_1": ids[len(seen)]}],
+            _soapheaders=AUTHOR,
+        )
+        assert answer.status == 200 and list(answer.parts.values()) == [expected]
+        assert_valid(answer, schema_dir)
+        seen.append(expected)
+    assert [c.message_id for c in xta.state.closed] == ids[:2]  # LastMsgReceived confirms receipt
+    answer, _ = await exchange(
+        http,
+        xta.url,
+        "MsgBoxPort",
+        "getNextMessage",
+        MsgBoxRequestID=request_id,
+        LastMsgReceived=zeep.xsd.SkipValue,  # zeep demands an entry of the optional sequence otherwise
+        _soapheaders=AUTHOR,
+    )
+    assert answer.status == 400 and xta_code(answer, "InvalidMessageIDException") == "9070"
+    assert_valid(answer, schema_dir)
+
+
+async def test_lookup_service_answers_per_reader_and_service(
+    start_xta: StartXta, http: aiohttp.ClientSession, schema_dir: Path
+) -> None:
+    xta = await start_xta(accounts=[AUTHORITY, PORTAL], services={PORTAL: [XBAU_SERVICE]})
+    asked = [(PORTAL, XBAU_SERVICE), (PORTAL, "urn:anderer:dienst"), ("vbe:unbekannt", XBAU_SERVICE)]
+    answer, _ = await exchange(
+        http,
+        xta.url,
+        "ManagementPort",
+        "lookupService",
+        LookupServiceRequestList=[
+            {"LookupService": {"Reader": {"Identifier": {"_value_1": r, "type": "xoev"}}, "ServiceType": s}}
+            for r, s in asked
+        ],
+        _soapheaders=AUTHOR,
+    )
+    assert answer.status == 200
+    results = answer.envelope.findall(f".//{qname(XTA, 'LookupServiceResult')}")
+    found = [
+        (
+            r.findtext(f"{qname(META, 'Reader')}/{qname(META, 'Identifier')}"),
+            r.findtext(qname(XTA, "ServiceType")),
+            r.findtext(f"{qname(XTA, 'IsServiceAvailableValue')}/{qname(XTA, 'ServiceIsAvailable')}"),
+        )
+        for r in results
+    ]
+    assert found == [
+        (PORTAL, XBAU_SERVICE, "true"),
+        (PORTAL, "urn:anderer:dienst", "false"),
+        ("vbe:unbekannt", XBAU_SERVICE, "false"),
+    ]
+    assert_valid(answer, schema_dir)
+
+
+async def test_transport_report_and_cancel_follow_the_sent_message(
+    start_xta: StartXta, http: aiohttp.ClientSession, schema_dir: Path, blobs: BlobStore
+) -> None:
+    xta = await start_xta()
+    client = make_client(xta.url, schema_dir, http, blobs)
+    content = await blobs.write_bytes(b"<antwort/>")
+
+    async def send() -> str:
+        sent = await client.send_message(
+            OutgoingMessage(
+                reader=party(PORTAL),
+                service=XBAU_SERVICE,
+                business_scenario="XBAU_DATA",
+                message_type="prozessnachrichten.eingangsbestaetigung.1120",
+                payload_schema="http://www.xleitstelle.de/xbau/kernmodul/1/3/0",
+                content=OutgoingContent(blob=content.ref, size=content.size, content_type="application/xml"),
+            )
+        )
+        return sent.message_id
+
+    async def report(message_id: str) -> Answer:
+        answer, _ = await exchange(
+            http,
+            xta.url,
+            "ManagementPort",
+            "getTransportReport",
+            _value_1=message_id,
+            _soapheaders=AUTHOR,
+        )
+        assert_valid(answer, schema_dir)
+        return answer
+
+    async def cancel(message_id: str) -> Answer:
+        answer, _ = await exchange(
+            http,
+            xta.url,
+            "ManagementPort",
+            "cancelMessage",
+            _value_1=message_id,
+            _soapheaders=AUTHOR,
+        )
+        assert_valid(answer, schema_dir)
+        return answer
+
+    received, scheduled = await send(), await send()
+    assert (await report(received)).find(
+        "env:Body/xta:TransportReport/xta:MessageStatus/xta:Status"
+    ).text == "0"  # type: ignore[union-attr]
+    reader = make_client(xta.url, schema_dir, http, blobs, account=PORTAL)
+    await reader.close(received)
+    answer = await report(received)
+    assert answer.find("env:Body/xta:TransportReport/xta:MessageStatus/xta:Status").text == "1"  # type: ignore[union-attr]
+    assert answer.find("env:Body/xta:TransportReport/m:MessageMetaData") is not None
+    assert xta_code(await report("urn:unbekannt"), "InvalidMessageIDException") == "9070"
+
+    assert xta_code(await cancel(scheduled), "CancelDeniedException") == "9101"  # sent without NotBefore
+    stored = xta.state.sent_message(scheduled)
+    assert stored is not None
+    stored.not_before = datetime.now(UTC) + timedelta(hours=1)
+    assert (await cancel(scheduled)).status == 200
+    assert scheduled not in xta.state.mailbox(PORTAL)
+    status = (await report(scheduled)).find("env:Body/xta:TransportReport/xta:MessageStatus/xta:Status")
+    assert status is not None and status.text == "3"
+    assert xta_code(await cancel("urn:unbekannt"), "ParameterIsNotValidException") == "9022"

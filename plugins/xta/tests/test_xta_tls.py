@@ -13,7 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from xta_helpers import StartXta, make_client
+from hub_xta import PermissionDeniedFault
+from xta_helpers import AUTHORITY, PORTAL, StartXta, make_client
 
 from hub import BlobStore, Permanent, Retryable
 
@@ -124,3 +125,20 @@ async def test_unusable_key_is_permanent(
     )
     with pytest.raises(Permanent, match="TLS settings unusable"):
         await client.check_account_active()
+
+
+async def test_certificate_must_belong_to_the_account(
+    start_xta: StartXta, http: aiohttp.ClientSession, schema_dir: Path, blobs: BlobStore, pki: dict[str, Path]
+) -> None:
+    xta = await start_xta(ssl_context=server_context(pki), certificate_accounts={"xta-client": AUTHORITY})
+    tls = {
+        "ca_file": str(pki["ca"]),
+        "client_cert": str(pki["client-cert"]),
+        "client_key": str(pki["client-key"]),
+        "client_key_password": "schluessel-passwort",
+    }
+    assert (await make_client(xta.url, schema_dir, http, blobs, **tls).check()).ok
+    impostor = make_client(xta.url, schema_dir, http, blobs, account=PORTAL, **tls)
+    with pytest.raises(PermissionDeniedFault) as refused:
+        await impostor.create_message_id()
+    assert refused.value.code == "9014"
