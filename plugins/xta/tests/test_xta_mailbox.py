@@ -19,6 +19,7 @@ from hub import (
     HeldState,
     Intake,
     IntakeOutcome,
+    Permanent,
     Retryable,
 )
 from hub.held import HeldFilter
@@ -261,3 +262,28 @@ async def test_failed_close_is_retried_next_poll_without_downloading_again(
     assert [c.message_id for c in xta.state.closed] == [second, first]
     assert xta.state.requests["getMessage"] == 2
     assert xta.state.mailbox(AUTHORITY) == {}
+
+
+async def test_message_the_hub_refuses_to_take_in_is_quarantined(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+) -> None:
+    xta = await start_xta()
+    unroutable = await queue(http, xta, subject="kein Weg")
+    valid = await queue(http, xta)
+
+    class NoRouteFor(Intakes):
+        async def __call__(self, intake: Intake) -> IntakeOutcome:
+            if intake.application.external_id == unroutable:
+                raise Permanent("no route takes service 'baugenehmigung.antrag.0200' from 'xta-in'")
+            return await super().__call__(intake)
+
+    intakes = NoRouteFor()
+    source = make_source(xta, schema_dir, http, blobs, held_journal)
+    assert await source.poll(intakes) == 1
+    assert list(intakes.applications) == [valid]
+    assert await held_states(held_journal) == {unroutable: (HeldState.QUARANTINED, "intake_refused")}
+    assert [c.message_id for c in xta.state.closed] == [valid]  # the refused one stays upstream
