@@ -7,10 +7,11 @@ intake, and only after that returned close the XTA message. A crash in between l
 the mailbox; the next poll takes it again, and the intake — idempotent on the XBau message UUID —
 stores it once.
 
-A message that is not well-formed, not valid against the schema, or whose referenced Anlagen are not
-in the transport is taken in as *rejected* (`Intake(rejection=...)`): stored with the findings, nothing
-filed; the route's notifier (`bauportal-nrw-answers`) sends the 1100 back. Other message types stay in
-the mailbox for whoever reads them.
+A message that is not well-formed, not valid against the schema, addressed to another authority, or
+whose referenced Anlagen are not in the transport is taken in as *rejected* (`Intake(rejection=...)`):
+stored with the findings, nothing filed; the route's notifier (`bauportal-nrw-answers`) sends the 1100
+back. Other message types, and messages too large, encrypted or failing to download, are held in the
+journal for an operator's decision (`hub_xta.MailboxReader`); the poll goes on.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ For XÖV messages no specialised plugin reads (a specialised one, e.g. Bauportal
 `XtaClient` itself). Each message becomes an application whose original is the message content and
 whose attachments are the XTA attachments; its form carries the XTA metadata. The message is closed
 only after the intake is durable: a crash in between fetches it again, and the intake, idempotent on
-the XTA message id, takes it once. `check()` asks the server whether the account is active.
+the XTA message id, takes it once. What cannot be taken (other types, too large, encrypted, failing) is
+held in the journal and the poll goes on (`mailbox.py`). `check()` asks the server whether the account
+is active.
 """
 
 from __future__ import annotations
