@@ -91,7 +91,9 @@ def fault_class(exception: str | None, soap_code: str) -> type[XtaFault]:
     """The class of a fault: by its XTA exception, else by its SOAP code."""
     if exception is not None and exception in FAULTS:
         return FAULTS[exception]
-    return XtaPermanentFault if soap_code == "Sender" else XtaRetryableFault
+    # Only env:Receiver is the server's own trouble; Sender, MustUnderstand, VersionMismatch and
+    # DataEncodingUnknown say the request itself is not acceptable, and will not be on a retry.
+    return XtaRetryableFault if soap_code == "Receiver" else XtaPermanentFault
 
 
 class XtaProtocolError(Permanent):

@@ -14,8 +14,11 @@ from hub_xta import (
     ParameterIsNotValidFault,
     PermissionDeniedFault,
     TechnicalProblemFault,
+    XtaPermanentFault,
+    XtaRetryableFault,
     XtaSettings,
 )
+from hub_xta.errors import fault_class
 from hub_xta.simulator import enqueue, get_json, sent_content, set_faults
 from pydantic import ValidationError
 from xta_helpers import (
@@ -361,3 +364,9 @@ def test_settings_validation() -> None:
         XtaSettings.model_validate({"url": "ftp://xta.example", "account": account})
     with pytest.raises(ValidationError, match="client_key given without client_cert"):
         XtaSettings.model_validate({"url": "https://x.example", "account": account, "client_key": "/k.pem"})
+
+
+def test_only_receiver_faults_are_worth_a_retry() -> None:
+    assert fault_class(None, "Receiver") is XtaRetryableFault
+    for code in ("Sender", "MustUnderstand", "VersionMismatch", "DataEncodingUnknown"):
+        assert fault_class(None, code) is XtaPermanentFault, code
