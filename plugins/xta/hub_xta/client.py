@@ -18,7 +18,7 @@ import base64
 import logging
 import ssl
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -172,14 +172,23 @@ class XtaClient:
         envelope = await self._call(MSGBOX, "getNextStatusList", values)
         return self._status_list(envelope, "getNextStatusList")
 
+    async def status_pages(self, *, limit: int = 10000) -> AsyncGenerator[list[MessageMetaData], None]:
+        """The messages waiting in our mailbox, page by page as the server lists them (at most `limit`).
+
+        A reader that stops early asks for no further page.
+        """
+        page = await self.get_status_list()
+        count = 0
+        while True:
+            yield list(page.messages[: max(limit - count, 0)])
+            count += len(page.messages)
+            if not (page.pending > 0 and page.request_id and page.messages and count < limit):
+                return
+            page = await self.get_next_status_list(page.request_id, [page.messages[-1].message_id])
+
     async def list_messages(self, *, limit: int = 10000) -> list[MessageMetaData]:
         """Every message waiting in our mailbox (all pages, at most `limit`)."""
-        page = await self.get_status_list()
-        messages = list(page.messages)
-        while page.pending > 0 and page.request_id and page.messages and len(messages) < limit:
-            page = await self.get_next_status_list(page.request_id, [page.messages[-1].message_id])
-            messages.extend(page.messages)
-        return messages[:limit]
+        return [m async for page in self.status_pages(limit=limit) for m in page]
 
     async def get_message(
         self,

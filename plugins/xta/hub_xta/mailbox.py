@@ -19,6 +19,7 @@ without downloading the message again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -68,41 +69,63 @@ class MailboxReader:
     async def poll(
         self, client: XtaClient, held: HeldMessages, *, limit: int, screen: Screen, take: Take
     ) -> int:
-        """Look at up to `limit` waiting messages; returns how many new applications were taken in."""
-        listed = await client.list_messages(limit=limit)
-        records = await held.lookup(m.message_id for m in listed)
-        now = utcnow()
-        taken = 0
-        for metadata in listed:
-            record = records.get(metadata.message_id)
-            if record is not None and record.blocks_fetch(now):
-                continue
-            if metadata.message_id in self._unclosed:
-                request_id, earlier = self._unclosed[metadata.message_id]
-                if await self._close(client, metadata.message_id, request_id, earlier):
-                    await _settled(held, metadata, earlier, record)
-                continue
-            refusal = self._oversize(client, metadata) or screen(metadata)
-            if refusal is not None:
-                await held.quarantine(
-                    metadata.message_id, sender=str(metadata.author), code=refusal.code, reason=refusal.reason
-                )
-                continue
-            message = await self._fetch(client, held, metadata)
-            if message is None:
-                continue
-            try:
-                result = await take(message)
-            except Permanent as exc:
-                # e.g. no route takes the service: the hub cannot take it, an operator must look.
-                await held.quarantine(
-                    metadata.message_id, sender=str(metadata.author), code=INTAKE_REFUSED, reason=str(exc)
-                )
-                continue
-            if await self._close(client, metadata.message_id, message.request_id, result):
-                await _settled(held, metadata, result, record)
-            taken += 0 if result.outcome.duplicate else 1
+        """Fetch up to `limit` waiting messages; returns how many new applications were taken in.
+
+        Held messages are passed over without counting against `limit`: however many wait at the head
+        of the mailbox, the messages behind them are reached.
+        """
+        taken = fetched = 0
+        async with contextlib.aclosing(client.status_pages()) as pages:
+            async for page in pages:
+                records = await held.lookup(m.message_id for m in page)
+                now = utcnow()
+                for metadata in page:
+                    if fetched >= limit:
+                        return taken
+                    record = records.get(metadata.message_id)
+                    if record is not None and record.blocks_fetch(now):
+                        continue
+                    if metadata.message_id in self._unclosed:
+                        request_id, earlier = self._unclosed[metadata.message_id]
+                        if await self._close(client, metadata.message_id, request_id, earlier):
+                            await _settled(held, metadata, earlier, record)
+                        continue
+                    refusal = self._oversize(client, metadata) or screen(metadata)
+                    if refusal is not None:
+                        await held.quarantine(
+                            metadata.message_id,
+                            sender=str(metadata.author),
+                            code=refusal.code,
+                            reason=refusal.reason,
+                        )
+                        continue
+                    fetched += 1
+                    taken += await self._one(client, held, metadata, record, take)
         return taken
+
+    async def _one(
+        self,
+        client: XtaClient,
+        held: HeldMessages,
+        metadata: MessageMetaData,
+        record: HeldMessage | None,
+        take: Take,
+    ) -> int:
+        """Fetch, take and close one message; 1 if it became a new application."""
+        message = await self._fetch(client, held, metadata)
+        if message is None:
+            return 0
+        try:
+            result = await take(message)
+        except Permanent as exc:
+            # e.g. no route takes the service: the hub cannot take it, an operator must look.
+            await held.quarantine(
+                metadata.message_id, sender=str(metadata.author), code=INTAKE_REFUSED, reason=str(exc)
+            )
+            return 0
+        if await self._close(client, metadata.message_id, message.request_id, result):
+            await _settled(held, metadata, result, record)
+        return 0 if result.outcome.duplicate else 1
 
     async def close_upstream(self, client: XtaClient, message_id: str) -> None:
         """Close a message for good (an operator's decision); a message already gone counts as closed."""

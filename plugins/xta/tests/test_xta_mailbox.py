@@ -287,3 +287,22 @@ async def test_message_the_hub_refuses_to_take_in_is_quarantined(
     assert list(intakes.applications) == [valid]
     assert await held_states(held_journal) == {unroutable: (HeldState.QUARANTINED, "intake_refused")}
     assert [c.message_id for c in xta.state.closed] == [valid]  # the refused one stays upstream
+
+
+async def test_held_messages_at_the_head_do_not_use_up_a_poll(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+) -> None:
+    xta = await start_xta(page_size=2)  # the status list comes in pages of two
+    others = [await queue(http, xta, message_type="anderes.9999") for _ in range(5)]
+    valid = await queue(http, xta)
+    source = make_source(xta, schema_dir, http, blobs, held_journal)
+    source.settings.max_per_poll = 1
+    intakes = Intakes()
+    assert await source.poll(intakes) == 1
+    assert list(intakes.applications) == [valid]
+    assert set(await held_states(held_journal)) == set(others)
+    assert xta.state.requests["getMessage"] == 1
