@@ -13,6 +13,7 @@ import pytest_asyncio
 
 from hub.blobs import BlobStore
 from hub.connectors import ConnectorContext
+from hub.held import HeldMessages
 from hub.journal import SqliteJournal
 from hub.testing import fakes
 from hub.testing.harness import RunningHub, base_settings, start_hub, stop_hub
@@ -40,7 +41,8 @@ def schema_dir() -> Path:
 
 @pytest_asyncio.fixture
 async def connector_context(blobs: BlobStore, tmp_path: Path) -> AsyncIterator[ConnectorContext]:
-    """A connector context named "contract" on the `blobs` store, with an HTTP session and a journal."""
+    """A connector context named "contract" on the `blobs` store, with an HTTP session and a journal
+    (used keys; held messages of polled sources)."""
     session: aiohttp.ClientSession | None = None
 
     def http() -> aiohttp.ClientSession:
@@ -52,7 +54,13 @@ async def connector_context(blobs: BlobStore, tmp_path: Path) -> AsyncIterator[C
     journal = SqliteJournal(tmp_path / "journal.db")
     await journal.open()
     yield ConnectorContext(
-        name="contract", blobs=blobs, schemas=None, data_dir=tmp_path, _http=http, _once=journal.once
+        name="contract",
+        blobs=blobs,
+        schemas=None,
+        data_dir=tmp_path,
+        _http=http,
+        _once=journal.once,
+        _held=HeldMessages(journal, "contract"),
     )
     await journal.close()
     if session is not None:

@@ -26,7 +26,12 @@ class BauportalNrwConfig(ConnectorConfig):
     )
     poll_seconds: float = Field(60.0, gt=0, le=86400, description="how often the mailbox is read")
     service: str = Field("bauantrag", min_length=1, description="service (Leistung) of the applications")
-    max_per_poll: int = Field(50, ge=1, le=10000, description="messages taken in one poll at most")
+    max_per_poll: int = Field(
+        50,
+        ge=1,
+        le=10000,
+        description="messages fetched per poll at most (held ones passed over do not count)",
+    )
     max_message: ByteSize = Field(
         DEFAULT_MAX_MESSAGE, description="largest XBau message (the XML, not its Anlagen) that is parsed"
     )

@@ -54,7 +54,12 @@ class XtaSourceConfig(ConnectorConfig):
     services: list[str] = Field(
         default_factory=list, description="take only messages of these XTA services (URIs); empty: all"
     )
-    max_per_poll: int = Field(50, ge=1, le=10000, description="messages taken in one poll at most")
+    max_per_poll: int = Field(
+        50,
+        ge=1,
+        le=10000,
+        description="messages fetched per poll at most (held ones passed over do not count)",
+    )
 
 
 class XtaSource(Source):
