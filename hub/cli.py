@@ -426,9 +426,8 @@ def messages_list(
     console.print(f"{len(rows)} held message(s)")
 
 
-def _decide(config_path: Path, held_id: int, by: str | None, decision: Decision) -> None:
+def _decide(config_path: Path, held_id: int, operator: str, decision: Decision) -> None:
     plugins, config = _load(config_path)
-    who = by or f"cli:{getpass.getuser()}"
 
     async def go() -> HeldMessage:
         from hub.runtime import Hub
@@ -436,7 +435,7 @@ def _decide(config_path: Path, held_id: int, by: str | None, decision: Decision)
         hub = Hub(config, plugins)  # its connectors, not its workers: close goes upstream through them
         await hub.journal.open()
         try:
-            return await decide(hub.journal, hub.sources(), held_id, decision, who)
+            return await decide(hub.journal, hub.sources(), held_id, decision, operator)
         finally:
             if hub._session is not None:
                 await hub._session.close()
@@ -450,25 +449,22 @@ def _decide(config_path: Path, held_id: int, by: str | None, decision: Decision)
     console.print(f"held message {held.id} ({held.message_id}) is {held.state}, by {held.decided_by}")
 
 
-BY_OPTION = click.option("--by", help="who decides, for the record (default cli:<user>)")
-
-
 @messages.command("close")
 @CONFIG_OPTION
 @click.argument("held_id", type=int)
-@BY_OPTION
-def messages_close(config_path: Path, held_id: int, by: str | None) -> None:
+@OPERATOR_OPTION
+def messages_close(config_path: Path, held_id: int, operator: str) -> None:
     """Close a held message upstream for good (e.g. remove it from the XTA mailbox)."""
-    _decide(config_path, held_id, by, "close")
+    _decide(config_path, held_id, operator, "close")
 
 
 @messages.command("keep")
 @CONFIG_OPTION
 @click.argument("held_id", type=int)
-@BY_OPTION
-def messages_keep(config_path: Path, held_id: int, by: str | None) -> None:
+@OPERATOR_OPTION
+def messages_keep(config_path: Path, held_id: int, operator: str) -> None:
     """Keep a held message upstream; the hub stops looking at it."""
-    _decide(config_path, held_id, by, "keep")
+    _decide(config_path, held_id, operator, "keep")
 
 
 @main.group()
