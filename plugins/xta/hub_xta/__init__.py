@@ -39,6 +39,7 @@ from .models import (
     OutgoingMessage,
     PartyId,
     StatusList,
+    UnreadableEntry,
     XtaContent,
     XtaMessage,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "SyncAsyncFault",
     "Taken",
     "TechnicalProblemFault",
+    "UnreadableEntry",
     "XtaClient",
     "XtaContent",
     "XtaContentTooLarge",

@@ -27,6 +27,7 @@ import aiohttp
 import zeep
 from aiohttp import BodyPartReader, hdrs
 from lxml import etree
+from pydantic import ValidationError
 
 from hub import (
     BlobInfo,
@@ -54,6 +55,7 @@ from .models import (
     OutgoingMessage,
     PartyId,
     StatusList,
+    UnreadableEntry,
     XtaContent,
     XtaMessage,
 )
@@ -172,15 +174,15 @@ class XtaClient:
         envelope = await self._call(MSGBOX, "getNextStatusList", values)
         return self._status_list(envelope, "getNextStatusList")
 
-    async def status_pages(self, *, limit: int = 10000) -> AsyncGenerator[list[MessageMetaData], None]:
-        """The messages waiting in our mailbox, page by page as the server lists them (at most `limit`).
+    async def status_pages(self, *, limit: int = 10000) -> AsyncGenerator[StatusList, None]:
+        """Our mailbox's status list, page by page as the server lists it (at most `limit` messages).
 
         A reader that stops early asks for no further page.
         """
         page = await self.get_status_list()
         count = 0
         while True:
-            yield list(page.messages[: max(limit - count, 0)])
+            yield page.model_copy(update={"messages": page.messages[: max(limit - count, 0)]})
             count += len(page.messages)
             if not (page.pending > 0 and page.request_id and page.messages and count < limit):
                 return
@@ -188,7 +190,7 @@ class XtaClient:
 
     async def list_messages(self, *, limit: int = 10000) -> list[MessageMetaData]:
         """Every message waiting in our mailbox (all pages, at most `limit`)."""
-        return [m async for page in self.status_pages(limit=limit) for m in page]
+        return [m async for page in self.status_pages(limit=limit) for m in page.messages]
 
     async def get_message(
         self,
@@ -542,11 +544,25 @@ class XtaClient:
         found = _body(envelope).find(qname(OSCI, "MsgStatusList"))
         if found is None:
             raise XtaProtocolError(f"{operation}: the answer has no MsgStatusList")
-        parsed = self._parse(found, operation)
-        if parsed.MsgAttributes and not parsed.MessageMetaData:
+        entries = found.findall(qname(META, "MessageMetaData"))
+        if found.find(qname(OSCI, "MsgAttributes")) is not None and not entries:
             raise XtaProtocolError(f"{operation}: the server listed MsgAttributes instead of MessageMetaData")
-        messages = tuple(_metadata(m) for m in parsed.MessageMetaData)
-        return StatusList(request_id=request_id, messages=messages, pending=pending)
+        messages: list[MessageMetaData] = []
+        unreadable: list[UnreadableEntry] = []
+        for entry in entries:
+            # Each entry on its own: one that does not fit the schema must not hide the others.
+            try:
+                messages.append(_metadata(self._parse(entry, operation)))
+            except (XtaProtocolError, ValidationError, AttributeError, TypeError, ValueError) as exc:
+                found_id = entry.findtext(f"{qname(META, 'MsgIdentification')}/{qname(WSA, 'MessageID')}")
+                reason = f"{operation}: unreadable MessageMetaData: {exc}"[:MAX_ERROR_TEXT]
+                if found_id and found_id.strip():
+                    unreadable.append(UnreadableEntry(message_id=found_id.strip(), reason=reason))
+                else:
+                    log.warning("xta status list entry without a message id skipped: %s", reason)
+        return StatusList(
+            request_id=request_id, messages=tuple(messages), pending=pending, unreadable=tuple(unreadable)
+        )
 
     async def _content_blob(
         self, element: etree._Element, stored: dict[str, BlobInfo], store: BlobStore, budget: _Budget

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from hub import HeldMessage, HeldMessages, HeldState, IntakeOutcome, Permanent, Retryable, utcnow
 
 from .client import XtaClient
 from .errors import InvalidMessageIdFault, PermissionDeniedFault, XtaContentTooLarge, XtaUnsupported
-from .models import MessageMetaData, XtaMessage
+from .models import MessageMetaData, UnreadableEntry, XtaMessage
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 SIZE_SLACK = 1024 * 1024
 
 OVERSIZE, ENCRYPTED, FETCH_FAILED, INTAKE_REFUSED = "oversize", "encrypted", "fetch_failed", "intake_refused"
+METADATA = "metadata"  # its status list entry does not fit the schema
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,14 @@ class MailboxReader:
         taken = fetched = 0
         async with contextlib.aclosing(client.status_pages()) as pages:
             async for page in pages:
-                records = await held.lookup(m.message_id for m in page)
+                records = await held.lookup([*(m.message_id for m in page.messages), *_ids(page.unreadable)])
                 now = utcnow()
-                for metadata in page:
+                for entry in page.unreadable:
+                    if entry.message_id not in records:
+                        await held.quarantine(
+                            entry.message_id, sender=None, code=METADATA, reason=entry.reason
+                        )
+                for metadata in page.messages:
                     if fetched >= limit:
                         return taken
                     record = records.get(metadata.message_id)
@@ -199,6 +205,10 @@ async def _settled(
         )
     elif record is not None and record.state == HeldState.RETRYING:
         await held.taken(metadata.message_id)
+
+
+def _ids(entries: Iterable[UnreadableEntry]) -> list[str]:
+    return [e.message_id for e in entries]
 
 
 def _total_limit(client: XtaClient) -> int | None:

@@ -59,12 +59,22 @@ class MessageMetaData(_Model):
         return value.astimezone(UTC) if value is not None and value.tzinfo is not None else value
 
 
+class UnreadableEntry(_Model):
+    """A status list entry whose metadata does not fit the schema: its message id, and why."""
+
+    message_id: str
+    reason: str
+
+
 class StatusList(_Model):
     """One page of a mailbox's status list."""
 
     request_id: str | None = Field(description="MsgBoxRequestID, for getNextStatusList")
     messages: tuple[MessageMetaData, ...]
     pending: int = Field(0, description="ItemsPending: entries left for getNextStatusList")
+    unreadable: tuple[UnreadableEntry, ...] = Field(
+        (), description="entries that could not be read (one broken entry spoils no page)"
+    )
 
 
 class XtaContent(_Model):

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import hdrs, web
+from aiohttp.test_utils import TestServer
 from hub_xta import XtaSource
 from hub_xta.simulator import enqueue, set_faults
+from hub_xta.xml import META, OSCI, WSA, qname
+from lxml import etree
 from xta_helpers import AUTHORITY, PORTAL, StartXta, Xta, antrag_metadata
 
 from hub import (
@@ -306,3 +311,54 @@ async def test_held_messages_at_the_head_do_not_use_up_a_poll(
     assert list(intakes.applications) == [valid]
     assert set(await held_states(held_journal)) == set(others)
     assert xta.state.requests["getMessage"] == 1
+
+
+async def test_a_status_list_entry_that_does_not_fit_the_schema_spoils_nothing_else(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+) -> None:
+    xta = await start_xta()
+    valid = await queue(http, xta)
+    broken_id = "urn:de:xta:messageid:kaputt:1"
+    template: list[etree._Element] = []
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        """A server of another make: it lists one more message, whose metadata lacks its MessageType."""
+        body = await request.read()
+        headers = {hdrs.CONTENT_TYPE: request.headers[hdrs.CONTENT_TYPE]}
+        async with http.post(xta.url + request.path, data=body, headers=headers) as answer:
+            data, media = await answer.read(), answer.headers[hdrs.CONTENT_TYPE]
+            status = answer.status
+        if b"MsgStatusList" in data and media.startswith("application/soap+xml"):
+            envelope = etree.fromstring(data)
+            listing = envelope.find(f".//{qname(OSCI, 'MsgStatusList')}")
+            assert listing is not None
+            if not template:
+                template.append(copy.deepcopy(listing[0]))
+            broken = copy.deepcopy(template[0])
+            broken.find(f".//{qname(WSA, 'MessageID')}").text = broken_id  # type: ignore[union-attr]
+            message_type = broken.find(f".//{qname(META, 'MessageType')}")
+            message_type.getparent().remove(message_type)  # type: ignore[union-attr]
+            listing.insert(0, broken)
+            data = etree.tostring(envelope)
+        return web.Response(body=data, status=status, headers={hdrs.CONTENT_TYPE: media})
+
+    app = web.Application()
+    app.router.add_post("/{port}", forward)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        other_make = Xta(f"http://127.0.0.1:{server.port}", xta.state)
+        source = make_source(other_make, schema_dir, http, blobs, held_journal)
+        intakes = Intakes()
+        assert await source.poll(intakes) == 1
+        assert await source.poll(intakes) == 0  # listed again: recorded once, nothing fetched
+    finally:
+        await server.close()
+    assert xta.state.requests["getStatusList"] == 2 and xta.state.requests["getMessage"] == 1
+    assert list(intakes.applications) == [valid]
+    [held] = await held_journal.list_held(HeldFilter())
+    assert (held.message_id, held.state, held.reason_code) == (broken_id, HeldState.QUARANTINED, "metadata")
