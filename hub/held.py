@@ -124,6 +124,10 @@ class HeldMessages:
         self.source = source
         self.backoff = backoff or BackOff()
 
+    def with_backoff(self, backoff: BackOff) -> HeldMessages:
+        """The same register with a source's own back-off settings."""
+        return HeldMessages(self.journal, self.source, backoff)
+
     async def lookup(self, message_ids: Iterable[str]) -> dict[str, HeldMessage]:
         """The records of these messages that exist (one query for a whole status list)."""
         return await self.journal.held_lookup(self.source, tuple(message_ids))

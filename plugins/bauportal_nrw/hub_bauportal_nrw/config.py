@@ -7,7 +7,7 @@ from typing import Annotated
 from hub_xta import XtaSettings
 from pydantic import AfterValidator, ByteSize, Field, field_validator
 
-from hub import ConnectorConfig
+from hub import BackOff, ConnectorConfig
 
 from .xbau import Behoerde, check_dvdv
 
@@ -31,6 +31,11 @@ class BauportalNrwConfig(ConnectorConfig):
         ge=1,
         le=10000,
         description="messages fetched per poll at most (held ones passed over do not count)",
+    )
+    fetch_backoff: BackOff = Field(
+        default_factory=BackOff,
+        description="a message failing to download (or to be read) is fetched again after 60 s, 120 s, ... "
+        "up to `max_seconds`, and quarantined after `max_fetches` tries",
     )
     max_message: ByteSize = Field(
         DEFAULT_MAX_MESSAGE, description="largest XBau message (the XML, not its Anlagen) that is parsed"

@@ -121,7 +121,11 @@ class BauportalNrwSource(XBauParticipant, Source):
             return Taken(outcome)
 
         return await self.reader.poll(
-            self.client, self.context.held, limit=self.settings.max_per_poll, screen=_screen, take=take
+            self.client,
+            self.context.held.with_backoff(self.settings.fetch_backoff),
+            limit=self.settings.max_per_poll,
+            screen=_screen,
+            take=take,
         )
 
     async def close_upstream(self, message_id: str) -> None:

@@ -29,7 +29,16 @@ from hub_bauportal_nrw.xbau import XBAU, XBAUK, load_schemas, parse_bytes
 from hub_xta.simulator import StoredMessage
 from lxml import etree
 
-from hub import Application, ApplicationState, Connector, Intake, IntakeFunc, IntakeOutcome, hookimpl
+from hub import (
+    Application,
+    ApplicationState,
+    Connector,
+    Intake,
+    IntakeFunc,
+    IntakeOutcome,
+    Retryable,
+    hookimpl,
+)
 from hub.journal import ApplicationFilter
 from hub.testing.harness import RunningHub
 
@@ -152,7 +161,7 @@ class CrashingSource(BauportalNrwSource):
             outcome = await intake(submission)
             if CrashingSource.crashes == 0:
                 CrashingSource.crashes += 1
-                raise RuntimeError("the hub went down between the durable intake and the close")
+                raise Retryable("the hub went down between the durable intake and the close")
             return outcome
 
         return await super().poll(crashing)

@@ -38,6 +38,7 @@ SIZE_SLACK = 1024 * 1024
 
 OVERSIZE, ENCRYPTED, FETCH_FAILED, INTAKE_REFUSED = "oversize", "encrypted", "fetch_failed", "intake_refused"
 METADATA = "metadata"  # its status list entry does not fit the schema
+INTAKE_FAILED = "intake_failed"  # reading it into an application failed
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,17 @@ class MailboxReader:
                 metadata.message_id, sender=str(metadata.author), code=INTAKE_REFUSED, reason=str(exc)
             )
             return 0
+        except (OSError, Retryable):
+            raise  # the hub's own trouble (journal, a full disk): not this message's fault
+        except Exception as exc:
+            # Something in this message trips the reader: it must not block the mailbox. It is tried
+            # again after a back-off, and quarantined after the last try. Were the journal itself
+            # down, recording this would fail too, and the poll stop.
+            reason = f"{type(exc).__name__}: {exc}"
+            await held.fetch_failed(
+                metadata.message_id, sender=str(metadata.author), code=INTAKE_FAILED, reason=reason
+            )
+            return 0
         if await self._close(client, metadata.message_id, message.request_id, result):
             await _settled(held, metadata, result, record)
         return 0 if result.outcome.duplicate else 1
@@ -172,6 +184,8 @@ class MailboxReader:
                 log.warning("xta server in trouble, poll stopped message_id=%s error=%s", message_id, exc)
                 raise exc from None
             await held.fetch_failed(message_id, sender=sender, code=FETCH_FAILED, reason=str(exc))
+        except OSError:
+            raise  # the hub's own storage (e.g. a full disk): not this message's fault
         except Exception as exc:  # this message's answer cannot be read: count it against the message
             reason = f"{type(exc).__name__}: {exc}"
             await held.fetch_failed(message_id, sender=sender, code=FETCH_FAILED, reason=reason)

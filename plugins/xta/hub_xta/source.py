@@ -19,6 +19,7 @@ from pydantic import Field
 from hub import (
     Application,
     Attachment,
+    BackOff,
     CheckResult,
     ConnectorConfig,
     ConnectorContext,
@@ -59,6 +60,11 @@ class XtaSourceConfig(ConnectorConfig):
         ge=1,
         le=10000,
         description="messages fetched per poll at most (held ones passed over do not count)",
+    )
+    fetch_backoff: BackOff = Field(
+        default_factory=BackOff,
+        description="a message failing to download (or to be read) is fetched again after 60 s, 120 s, ... "
+        "up to `max_seconds`, and quarantined after `max_fetches` tries",
     )
 
 
@@ -123,7 +129,11 @@ class XtaSource(Source):
             return Taken(await intake(Intake(self.application(message))))
 
         return await self.reader.poll(
-            self.client, self.context.held, limit=self.settings.max_per_poll, screen=self.screen, take=take
+            self.client,
+            self.context.held.with_backoff(self.settings.fetch_backoff),
+            limit=self.settings.max_per_poll,
+            screen=self.screen,
+            take=take,
         )
 
     async def close_upstream(self, message_id: str) -> None:

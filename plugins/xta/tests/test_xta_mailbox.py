@@ -60,6 +60,7 @@ def make_source(
         {
             "type": "xta",
             "message_types": ["baugenehmigung.antrag.0200"],
+            "fetch_backoff": (backoff or BackOff()).model_dump(),
             "xta": {
                 "url": xta.url,
                 "account": {"identifier": AUTHORITY},
@@ -74,7 +75,7 @@ def make_source(
         schemas=schema_dir,
         data_dir=Path("."),
         _http=lambda: http,
-        _held=HeldMessages(journal, "xta-in", backoff),
+        _held=HeldMessages(journal, "xta-in"),
     )
     return XtaSource(config, context)
 
@@ -362,3 +363,34 @@ async def test_a_status_list_entry_that_does_not_fit_the_schema_spoils_nothing_e
     assert list(intakes.applications) == [valid]
     [held] = await held_journal.list_held(HeldFilter())
     assert (held.message_id, held.state, held.reason_code) == (broken_id, HeldState.QUARANTINED, "metadata")
+
+
+async def test_a_message_that_trips_the_reader_is_retried_then_quarantined(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+) -> None:
+    xta = await start_xta()
+    tricky = await queue(http, xta, subject="Sonderzeichen")
+    valid = await queue(http, xta)
+
+    class Buggy(Intakes):
+        async def __call__(self, intake: Intake) -> IntakeOutcome:
+            if intake.application.external_id == tricky:
+                raise KeyError("antragsteller")  # a reader's bug on this one message
+            return await super().__call__(intake)
+
+    intakes = Buggy()
+    source = make_source(
+        xta, schema_dir, http, blobs, held_journal, BackOff(max_fetches=2, initial_seconds=0)
+    )
+    assert await source.poll(intakes) == 1
+    assert await held_states(held_journal) == {tricky: (HeldState.RETRYING, "intake_failed")}
+    assert await source.poll(intakes) == 0
+    assert await source.poll(intakes) == 0
+    [held] = await held_journal.list_held(HeldFilter())
+    assert (held.state, held.fetches) == (HeldState.QUARANTINED, 2) and "KeyError" in held.reason
+    assert list(intakes.applications) == [valid]
+    assert xta.state.mailbox(AUTHORITY)[tricky].fetches == 2
