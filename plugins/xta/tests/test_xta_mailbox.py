@@ -394,3 +394,25 @@ async def test_a_message_that_trips_the_reader_is_retried_then_quarantined(
     assert (held.state, held.fetches) == (HeldState.QUARANTINED, 2) and "KeyError" in held.reason
     assert list(intakes.applications) == [valid]
     assert xta.state.mailbox(AUTHORITY)[tricky].fetches == 2
+
+
+async def test_content_declared_too_large_in_the_envelope_is_not_read_at_all(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+) -> None:
+    xta = await start_xta()
+    big = await enqueue(
+        http,
+        xta.url,
+        AUTHORITY,
+        metadata=antrag_metadata(msg_size=100),  # the status list understates it
+        message=b"<x/>",
+        attachments=[("plan.pdf", b"%PDF" + b"0" * (2 * 1024**2), "application/pdf")],
+    )
+    source = make_source(xta, schema_dir, http, blobs, held_journal, max_content=1024**2)
+    assert await source.poll(Intakes()) == 0
+    assert await held_states(held_journal) == {big["message_id"]: (HeldState.QUARANTINED, "oversize")}
+    assert blob_files(blobs) == []  # refused from the envelope: not even the small message was stored
