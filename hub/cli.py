@@ -399,7 +399,7 @@ def messages_list(
     where = HeldFilter(state=HeldState(state) if state else None, source=source)
 
     async def go() -> list[HeldMessage]:
-        journal = open_journal(config.hub.store)
+        journal = open_journal(config.hub.store, read_only=True)
         await journal.open()
         try:
             return await journal.list_held(where, limit=limit)
@@ -443,6 +443,8 @@ def _decide(config_path: Path, held_id: int, operator: str, decision: Decision) 
 
     try:
         held = _run(go())
+    except JournalInUse as exc:
+        _refuse_beside_running_hub(exc, f"POST /api/v1/held-messages/{held_id}/{decision}")
     except (HeldNotFound, HeldConflict, Permanent, Retryable) as exc:
         err.print(f"[bold red]{decision} refused:[/] {exc}", markup=True, highlight=False)
         sys.exit(1)

@@ -44,12 +44,14 @@ async def test_messages_list_close_and_keep(
         return len(await running.journal.list_held(_all())) == 2
 
     await running.wait_for(both_held, what="both messages held")
-    await stop_hub(running)
-
     settings = base_settings(tmp_path / "hub", connectors, routes)
     settings["schemas"] = str(schema_dir)
     config = tmp_path / "aktenhub.yaml"
     config.write_text(yaml.safe_dump(settings))
+    beside = await asyncio.to_thread(run, "messages", "close", "-c", str(config), "1")
+    assert beside.exit_code == 1 and "/api/v1/held-messages/1/close" in beside.output  # the hub decides
+    await stop_hub(running)
+    assert xta.state.closed == []
     listed = await asyncio.to_thread(run, "messages", "list", "-c", str(config), "--json")
     assert listed.exit_code == 0, listed.output
     by_message = {h["message_id"]: h for h in json.loads(listed.output)}
