@@ -8,16 +8,11 @@ from aiohttp import web
 
 from hub.errors import Permanent, Retryable
 from hub.held import Decision, HeldConflict, HeldFilter, HeldNotFound, HeldState, decide
+from hub.http.admin import MAX_OFFSET, MAX_PAGE, _bounded, _error
 from hub.http.auth import CALLER, TokenAuth
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
-
-MAX_PAGE = 500
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def _held_id(request: web.Request) -> int | None:
@@ -33,11 +28,10 @@ def add_held_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         state = request.query.get("state") or None
         if state is not None and state not in {s.value for s in HeldState}:
             return _error(400, f"state must be one of {', '.join(s.value for s in HeldState)}")
-        try:
-            limit = min(max(int(request.query.get("limit", "100")), 1), MAX_PAGE)
-            offset = max(int(request.query.get("offset", "0")), 0)
-        except ValueError:
-            return _error(400, "limit and offset must be integers")
+        limit = _bounded(request, "limit", 100, 1, MAX_PAGE)
+        offset = _bounded(request, "offset", 0, 0, MAX_OFFSET)
+        if isinstance(limit, str) or isinstance(offset, str):
+            return _error(400, limit if isinstance(limit, str) else str(offset))
         where = HeldFilter(
             state=HeldState(state) if state else None, source=request.query.get("source") or None
         )

@@ -144,6 +144,12 @@ async def test_other_messages_are_held_counted_and_closed_or_kept_by_operators(
     status, body = await running.get(f"/api/v1/held-messages/{keeping}", headers=bearer("VIEWER_TOKEN"))
     assert status == 200 and body["state"] == "kept"
     assert (await running.get("/api/v1/held-messages/999999", headers=bearer("VIEWER_TOKEN")))[0] == 404
+    for query in ({"state": "verschollen"}, {"limit": "0"}, {"offset": "-1"}):
+        status, body = await running.get(
+            "/api/v1/held-messages", params=query, headers=bearer("VIEWER_TOKEN")
+        )
+        assert status == 400 and body["error"], query
+    assert (await running.get("/api/v1/held-messages"))[0] == 401
 
     status, metrics = await running.get("/metrics")
     assert 'aktenhub_inbound_held{reason="message_type",source="bauportal",state="closed"} 1.0' in metrics
