@@ -28,7 +28,7 @@ from hub import HeldMessage, HeldMessages, HeldState, IntakeOutcome, Permanent, 
 
 from .client import XtaClient
 from .errors import InvalidMessageIdFault, PermissionDeniedFault, XtaContentTooLarge, XtaUnsupported
-from .models import MessageMetaData, UnreadableEntry, XtaMessage
+from .models import MessageMetaData, StatusList, UnreadableEntry, XtaMessage
 
 log = logging.getLogger(__name__)
 
@@ -79,36 +79,48 @@ class MailboxReader:
         taken = fetched = 0
         async with contextlib.aclosing(client.status_pages()) as pages:
             async for page in pages:
-                records = await held.lookup([*(m.message_id for m in page.messages), *_ids(page.unreadable)])
-                now = utcnow()
-                for entry in page.unreadable:
-                    if entry.message_id not in records:
-                        await held.quarantine(
-                            entry.message_id, sender=None, code=METADATA, reason=entry.reason
-                        )
+                records = await self._records(held, page)
                 for metadata in page.messages:
                     if fetched >= limit:
                         return taken
                     record = records.get(metadata.message_id)
-                    if record is not None and record.blocks_fetch(now):
-                        continue
-                    if metadata.message_id in self._unclosed:
-                        request_id, earlier = self._unclosed[metadata.message_id]
-                        if await self._close(client, metadata.message_id, request_id, earlier):
-                            await _settled(held, metadata, earlier, record)
-                        continue
-                    refusal = self._oversize(client, metadata) or screen(metadata)
-                    if refusal is not None:
-                        await held.quarantine(
-                            metadata.message_id,
-                            sender=str(metadata.author),
-                            code=refusal.code,
-                            reason=refusal.reason,
-                        )
+                    if await self._without_fetch(client, held, metadata, record, screen):
                         continue
                     fetched += 1
                     taken += await self._one(client, held, metadata, record, take)
         return taken
+
+    async def _records(self, held: HeldMessages, page: StatusList) -> dict[str, HeldMessage]:
+        """The held records of a page's messages; unreadable entries are quarantined on first sight."""
+        records = await held.lookup([*(m.message_id for m in page.messages), *_ids(page.unreadable)])
+        for entry in page.unreadable:
+            if entry.message_id not in records:
+                await held.quarantine(entry.message_id, sender=None, code=METADATA, reason=entry.reason)
+        return records
+
+    async def _without_fetch(
+        self,
+        client: XtaClient,
+        held: HeldMessages,
+        metadata: MessageMetaData,
+        record: HeldMessage | None,
+        screen: Screen,
+    ) -> bool:
+        """Deal with a message that needs no download: held, awaiting its close, or refused by metadata."""
+        if record is not None and record.blocks_fetch(utcnow()):
+            return True
+        if metadata.message_id in self._unclosed:
+            request_id, earlier = self._unclosed[metadata.message_id]
+            if await self._close(client, metadata.message_id, request_id, earlier):
+                await _settled(held, metadata, earlier, record)
+            return True
+        refusal = self._oversize(client, metadata) or screen(metadata)
+        if refusal is None:
+            return False
+        await held.quarantine(
+            metadata.message_id, sender=str(metadata.author), code=refusal.code, reason=refusal.reason
+        )
+        return True
 
     async def _one(
         self,
