@@ -39,6 +39,7 @@ from test_bauportal_answers import Journal, context, make_source
 
 from hub import BlobStore, Intake, Receipt, ReceiptKind
 from hub.config import load_config
+from hub.journal import SqliteJournal
 from hub.plugins import load_plugins
 
 # As XBau allows it: fractional seconds, no time zone. Echoed, it must stay exactly this.
@@ -123,10 +124,14 @@ async def test_portal_simulator_sends_messages_that_keep_the_schematron(
 class Bauaufsicht:
     """The source and the answers of the Bauaufsicht against one XTA simulator, without a hub."""
 
-    def __init__(self, xta: Xta, blobs: BlobStore, schema_dir: Path, http: Any, tmp: Path) -> None:
+    def __init__(
+        self, xta: Xta, blobs: BlobStore, schema_dir: Path, http: Any, tmp: Path, journal: SqliteJournal
+    ) -> None:
         self.xta = xta
         self.schema_dir = schema_dir
-        self.context = functools.partial(context, blobs=blobs, schema_dir=schema_dir, http=http, tmp=tmp)
+        self.context = functools.partial(
+            context, blobs=blobs, schema_dir=schema_dir, http=http, tmp=tmp, journal=journal
+        )
 
     async def take_in(self, **settings: Any) -> Intake:
         """One poll of a source with these settings: the one message it takes in."""
@@ -158,9 +163,15 @@ class Bauaufsicht:
 
 
 @pytest.fixture
-def bauaufsicht(blobs: BlobStore, schema_dir: Path, http: aiohttp.ClientSession, tmp_path: Path) -> Any:
+def bauaufsicht(
+    blobs: BlobStore,
+    schema_dir: Path,
+    http: aiohttp.ClientSession,
+    tmp_path: Path,
+    held_journal: SqliteJournal,
+) -> Any:
     """Builds a `Bauaufsicht` for an XTA simulator."""
-    return lambda xta: Bauaufsicht(xta, blobs, schema_dir, http, tmp_path)
+    return lambda xta: Bauaufsicht(xta, blobs, schema_dir, http, tmp_path, held_journal)
 
 
 async def test_answers_keep_the_schematron_and_echo_the_original_time_exactly(
