@@ -1,5 +1,7 @@
 """A full disk is answered, not crashed; a journal that cannot be opened stops the hub with one clear line.
 
+An XTA poll meeting a full blob disk stops; the message is not charged for it (see `hub.held`).
+
 The disk is really full: the journal or the blob store lives on a small tmpfs that the test fills up
 (mounting needs root; elsewhere these tests are skipped). No fault is injected into the hub's code.
 """
@@ -10,13 +12,20 @@ import errno
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+import pytest_asyncio
 import yaml
+from aiohttp.test_utils import TestServer
+from hub_xta import XtaSource
+from hub_xta.simulator import STATE, enqueue, make_app
 
+from hub import BlobStore, ConnectorContext, HeldMessages, Intake, IntakeOutcome, StorageFull
+from hub.held import HeldFilter
 from hub.journal import ApplicationFilter, SqliteJournal
 from hub.testing import RunningHub
 
@@ -239,3 +248,63 @@ async def test_steps_outlast_a_full_journal_disk_without_losing_anything(
     assert summary is not None and summary.state.value == "completed"
     assert list(running.hub.connectors["rec"].delivered) == [app_id]  # type: ignore[attr-defined]
     assert [r for r in caplog.records if r.exc_info] == []  # answered, not crashed: no traceback
+
+
+# -- an XTA poll meeting a full blob disk -------------------------------------------------------------
+
+XTA_ACCOUNT = "vbe:bauaufsicht"
+
+
+@pytest_asyncio.fixture
+async def xta_simulator(schema_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[str, object]]:
+    app = make_app(schemas=schema_dir, data_dir=tmp_path / "xta-sim")
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield f"http://127.0.0.1:{server.port}", app[STATE]
+    await server.close()
+
+
+async def test_full_blob_disk_stops_the_poll_without_charging_the_message(
+    xta_simulator: tuple[str, object],
+    schema_dir: Path,
+    held_journal: SqliteJournal,
+    tmpfs: Callable[[str, str], Path],
+) -> None:
+    url, state = xta_simulator
+    blobs = BlobStore(tmpfs("blobs", "2m"))
+    taken: list[Intake] = []
+
+    async def intake(submission: Intake) -> IntakeOutcome:
+        taken.append(submission)
+        return IntakeOutcome(submission.application.id, False)
+
+    async with aiohttp.ClientSession() as http:
+        metadata = {
+            "author": "vbe:portal",
+            "service": "urn:xoev-de:xleitstelle:standard:xbau",
+            "message_type": "baugenehmigung.antrag.0200",
+            "payload_schema": "http://www.xleitstelle.de/xbau/2/6",
+        }
+        queued = await enqueue(http, url, XTA_ACCOUNT, metadata=metadata, message=b"<antrag/>" * 50_000)
+        config = XtaSource.Config.model_validate(
+            {"type": "xta", "xta": {"url": url, "account": {"identifier": XTA_ACCOUNT}, "timeout_seconds": 5}}
+        )
+        context = ConnectorContext(
+            name="xta-in",
+            blobs=blobs,
+            schemas=schema_dir,
+            data_dir=Path("."),
+            _http=lambda: http,
+            _held=HeldMessages(held_journal, "xta-in"),
+        )
+        source = XtaSource(config, context)
+        filler = fill(blobs.root)
+        with pytest.raises(StorageFull):
+            await source.poll(intake)
+        assert await held_journal.list_held(HeldFilter()) == []  # the disk's fault, not the message's
+        assert taken == []
+
+        filler.unlink()  # space returns
+        assert await source.poll(intake) == 1
+    assert [t.application.external_id for t in taken] == [queued["message_id"]]
+    assert [c.message_id for c in state.closed] == [queued["message_id"]]  # type: ignore[attr-defined]

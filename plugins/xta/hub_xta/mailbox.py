@@ -24,7 +24,16 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from hub import HeldMessage, HeldMessages, HeldState, IntakeOutcome, Permanent, Retryable, utcnow
+from hub import (
+    HeldMessage,
+    HeldMessages,
+    HeldState,
+    IntakeOutcome,
+    Permanent,
+    Retryable,
+    StorageFull,
+    utcnow,
+)
 
 from .client import XtaClient
 from .errors import InvalidMessageIdFault, PermissionDeniedFault, XtaContentTooLarge, XtaUnsupported
@@ -183,8 +192,8 @@ class MailboxReader:
             return await client.get_message(message_id, total_limit=cap)
         except InvalidMessageIdFault:
             return None  # gone since the list was made (another reader took it)
-        except PermissionDeniedFault:
-            raise  # our account, not this message: the whole poll fails, visibly
+        except (PermissionDeniedFault, StorageFull):
+            raise  # our account or our disk, not this message: the whole poll fails, visibly
         except XtaContentTooLarge as exc:
             await held.quarantine(message_id, sender=sender, code=OVERSIZE, reason=str(exc))
         except XtaUnsupported as exc:
