@@ -879,7 +879,6 @@ class SqliteJournal:
 
         await self._write(op)
 
-
     # -- held messages (hub.held) ------------------------------------------------------------------
 
     async def hold(
