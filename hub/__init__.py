@@ -52,6 +52,7 @@ from hub.models import (
     utcnow,
 )
 from hub.rejections import CITIZEN_TEXTS_MAX, RejectionCode, citizen_text
+from hub.resubmission import ChangedResend, content_fingerprint, submission_fingerprint
 
 __all__ = [
     "CITIZEN_TEXTS_MAX",
@@ -67,6 +68,7 @@ __all__ = [
     "BlobTooLarge",
     "BlobWriter",
     "CertificateInfo",
+    "ChangedResend",
     "CheckResult",
     "Connector",
     "ConnectorConfig",
@@ -106,8 +108,10 @@ __all__ = [
     "Verification",
     "WebhookRoute",
     "citizen_text",
+    "content_fingerprint",
     "hookimpl",
     "new_id",
+    "submission_fingerprint",
     "transient_http_status",
     "utcnow",
 ]

@@ -32,6 +32,7 @@ from hub.models import (
     Receipt,
     TrustLevel,
 )
+from hub.resubmission import ChangedResend
 
 if TYPE_CHECKING:
     import aiohttp
@@ -191,18 +192,28 @@ class Intake:
     With `rejection`, the submission is taken in but refused as a business outcome (e.g. a message
     invalid against its schema): it is stored as `rejected` with the reason, and the route's
     notifiers answer the sender; nothing is filed.
+
+    `on_changed` is the source's `on_changed_resend` setting: what a re-send under a known external id
+    with changed content does (see `hub.resubmission`).
     """
 
     application: Application
     rejection: Rejection | None = None
+    on_changed: ChangedResend = ChangedResend.REFUSE
 
 
 @dataclass
 class IntakeOutcome:
-    """The core's answer to an intake: the application id, and whether it was a re-sent submission."""
+    """The core's answer to an intake: the application id, and whether it was a re-sent submission.
+
+    `conflict`: re-sent with changed content and refused (then `duplicate` is true as well: nothing was
+    stored). `revision`: the application's revision after this intake (above 1: it was revised).
+    """
 
     application_id: str
     duplicate: bool
+    conflict: bool = False
+    revision: int = 1
 
 
 IntakeFunc = Callable[[Intake], Awaitable[IntakeOutcome]]

@@ -71,6 +71,12 @@ class Metrics:
         self.intakes = Counter(
             "aktenhub_intakes", "Submissions taken in", ["source", "duplicate"], registry=r
         )
+        self.intake_changed_resends = Counter(
+            "aktenhub_intake_changed_resends",
+            "Submissions re-sent under a known external id with changed content, by action taken",
+            ["source", "action"],
+            registry=r,
+        )
         self.intake_rejected = Counter(
             "aktenhub_intake_refused", "Submissions refused (4xx)", ["source", "status"], registry=r
         )

@@ -148,6 +148,10 @@ class Application(_Model):
     # ids this application has in other systems: {"formcycle": "...", "enaio.akte": "4711", ...}
     correlations: dict[str, str] = Field(default_factory=dict)
     file_number: str | None = None  # Aktenzeichen, once assigned
+    # A changed re-send under the same external id may become a new revision (hub.resubmission).
+    revision: int = Field(1, ge=1)
+    revised_at: UtcDateTime | None = None
+    fingerprint: str | None = None  # sha256 of the submitted content, set at intake
 
 
 class DocumentContent(StrEnum):
@@ -183,6 +187,7 @@ class FileRecord(_Model):
 
     application_id: str
     service: str
+    revision: int = 1  # the application's revision this record files (sinks key new documents by it)
     file_number: str | None = None
     akte: FolderSpec | None = None
     vorgang: FolderSpec | None = None

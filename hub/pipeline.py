@@ -52,6 +52,7 @@ from hub.models import (
 )
 from hub.processes import helper_pool
 from hub.rejections import RejectionCode
+from hub.resubmission import ChangedResend, content_fingerprint
 from hub.routes import Router
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,8 @@ class Pipeline:
         if route is None:
             raise Permanent(f"no route takes service {app.service!r} from {app.source!r}")
         app.route = route.name
+        if app.fingerprint is None:
+            app.fingerprint = content_fingerprint(app)
         received = Event(
             application_id=app.id,
             type="application.received",
@@ -143,16 +146,37 @@ class Pipeline:
         if result.duplicate and holding is not None:
             holding.unkeep()  # the stored application is the earlier one: this submission's files go
         self.metrics.intakes.labels(app.source, str(result.duplicate).lower()).inc()
+        if result.conflict or result.revision > 1:
+            self._resent(app, result)
         if not result.duplicate:
             log.info(
-                "application received application=%s source=%s service=%s route=%s",
-                app.id,
+                "application received application=%s source=%s service=%s route=%s revision=%d",
+                result.application_id,
                 app.source,
                 app.service,
                 route.name,
+                result.revision,
             )
+        if result.events:
             self.bus.emit(result.events)
-        return IntakeOutcome(application_id=result.application_id, duplicate=result.duplicate)
+        return IntakeOutcome(
+            application_id=result.application_id,
+            duplicate=result.duplicate,
+            conflict=result.conflict,
+            revision=result.revision,
+        )
+
+    def _resent(self, app: Application, result: IntakeResult) -> None:
+        """Count and log a changed re-send (refused or revised); ids only, never content."""
+        action = ChangedResend.REFUSE if result.conflict else ChangedResend.REVISION
+        self.metrics.intake_changed_resends.labels(app.source, action.value).inc()
+        log.warning(
+            "submission re-sent with changed content application=%s source=%s action=%s revision=%d",
+            result.application_id,
+            app.source,
+            action.value,
+            result.revision,
+        )
 
     async def _store_intake(
         self, app: Application, route: RouteConfig, intake: Intake, received: Event
@@ -168,10 +192,16 @@ class Pipeline:
             )
             tasks = [self._task(NOTIFY_REJECTION, n) for n in route.notify]
             return await self.journal.intake(
-                app, [received, rejected], tasks, ApplicationState.REJECTED, reason, intake.rejection.code
+                app,
+                [received, rejected],
+                tasks,
+                ApplicationState.REJECTED,
+                reason,
+                intake.rejection.code,
+                on_changed=intake.on_changed,
             )
         first = self._task(IDENTIFY, route.identity.via) if route.identity else self._map_task(route)
-        return await self.journal.intake(app, [received], [first])
+        return await self.journal.intake(app, [received], [first], on_changed=intake.on_changed)
 
     # -- steps -------------------------------------------------------------------------------------
 
@@ -254,6 +284,8 @@ class Pipeline:
             if mapping.needs_rendition:
                 rendition = await self._render(app, mapping, file_number)
             record = mapping.render(app, file_number, rendition)
+        if app.revision > 1:
+            record = record.model_copy(update={"revision": app.revision})
         return Completion(
             result=record.model_dump(mode="json"),
             events=[

@@ -11,6 +11,7 @@ from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from hub.blobs import BlobTooLarge
+from hub.connectors import IntakeOutcome
 from hub.errors import BadSubmission, StorageFull
 from hub.http.admin import add_admin_routes
 from hub.http.auth import TokenAuth
@@ -128,13 +129,27 @@ async def intake(request: web.Request) -> web.StreamResponse:
         return refusal(404, f"no route takes service {service!r} from {name!r}")
 
     async def take_in() -> web.Response:
-        outcome = await hub.intake(await source.receive(request, service))
-        return web.json_response(
-            {"application_id": outcome.application_id, "duplicate": outcome.duplicate},
-            status=200 if outcome.duplicate else 202,
-        )
+        submission = await source.receive(request, service)
+        return intake_answer(submission.application.external_id, await hub.intake(submission))
 
     return await guarded_intake(hub, request, name, take_in)
+
+
+def intake_answer(external_id: str, outcome: IntakeOutcome) -> web.Response:
+    """The answer to a stored (202), duplicate (200) or changed and refused (409) submission."""
+    if outcome.conflict:
+        return error(
+            409,
+            f"submission {external_id!r} was already received with different content (application "
+            f"{outcome.application_id}); the changed re-send was not taken in and the conflict is "
+            "recorded on that application's timeline",
+            application_id=outcome.application_id,
+            conflict=True,
+        )
+    body: dict[str, Any] = {"application_id": outcome.application_id, "duplicate": outcome.duplicate}
+    if outcome.revision > 1:
+        body["revision"] = outcome.revision
+    return web.json_response(body, status=200 if outcome.duplicate else 202)
 
 
 async def guarded_intake(

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
 from hub.models import Application, ApplicationState, Event, Identity, Party
+from hub.resubmission import ChangedResend
 
 
 class LeaseLost(Exception):
@@ -128,11 +129,17 @@ class FileNumberSequence:
 
 @dataclass(frozen=True)
 class IntakeResult:
-    """The outcome of an intake: the application's id, and whether it already existed."""
+    """The outcome of an intake: the application's id, and whether it already existed.
+
+    `conflict`: it existed with other content and the re-send was refused (`duplicate` is true too:
+    nothing of the re-send was stored). `revision`: the application's revision after the intake.
+    """
 
     application_id: str
     duplicate: bool
     events: tuple[Event, ...] = ()
+    conflict: bool = False
+    revision: int = 1
 
 
 @dataclass(frozen=True)
@@ -249,10 +256,13 @@ class Journal(Protocol):
         state: ApplicationState = ApplicationState.RECEIVED,
         error: str | None = None,
         error_code: str | None = None,
+        on_changed: ChangedResend = ChangedResend.REFUSE,
     ) -> IntakeResult:
         """Store a new application with its events and tasks; idempotent on (source, external_id).
 
         `state` and `error` set where it starts (a submission rejected at intake starts `rejected`).
+        A re-send with the same `application.fingerprint` is a duplicate; one with another is refused
+        or becomes a new revision, per `on_changed` (see `hub.resubmission`).
         """
 
     async def claim(

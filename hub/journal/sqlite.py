@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,6 +50,7 @@ from hub.journal.base import (
 )
 from hub.journal.lock import JournalLock
 from hub.models import Application, ApplicationState, Event
+from hub.resubmission import ChangedResend, conflict_event, content_fingerprint, revise, revised_event
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,14 @@ CREATE TABLE IF NOT EXISTS once_keys (
     PRIMARY KEY (namespace, key)
 );
 CREATE INDEX IF NOT EXISTS once_keys_expiry ON once_keys (expires_at);
+CREATE TABLE IF NOT EXISTS application_revisions (
+    application_id TEXT NOT NULL REFERENCES applications (id),
+    revision INTEGER NOT NULL,
+    superseded_at REAL NOT NULL,
+    doc TEXT NOT NULL,
+    tasks TEXT NOT NULL,
+    PRIMARY KEY (application_id, revision)
+);
 CREATE TABLE IF NOT EXISTS sequences (
     name TEXT NOT NULL,
     period TEXT NOT NULL,
@@ -391,6 +401,7 @@ class SqliteJournal:
         state: ApplicationState = ApplicationState.RECEIVED,
         error: str | None = None,
         error_code: str | None = None,
+        on_changed: ChangedResend = ChangedResend.REFUSE,
     ) -> IntakeResult:
         now = self.clock()
         received = application.received_at.timestamp()
@@ -422,16 +433,80 @@ class SqliteJournal:
                 ),
             )
             if cur.rowcount == 0:
-                row = c.execute(
-                    "SELECT id FROM applications WHERE source=? AND external_id=?",
-                    (application.source, application.external_id),
-                ).fetchone()
-                return IntakeResult(application_id=row[0], duplicate=True)
+                resent = _Resent(application, events, tasks, state, error, error_code, on_changed)
+                return self._resent(c, resent, now)
             stored = _insert_events(c, events)
             self._insert_tasks(c, application.id, tasks, now)
             return IntakeResult(application_id=application.id, duplicate=False, events=stored)
 
         return await self._write(op)
+
+    def _resent(self, c: sqlite3.Connection, resent: _Resent, now: float) -> IntakeResult:
+        """A submission under a known (source, external_id): duplicate, conflict or new revision."""
+        received = resent.application
+        row = c.execute(
+            "SELECT doc, state FROM applications WHERE source=? AND external_id=?",
+            (received.source, received.external_id),
+        ).fetchone()
+        stored = Application.model_validate_json(row[0])
+        if stored.fingerprint is None:  # stored before fingerprints were kept
+            stored.fingerprint = content_fingerprint(stored)
+        fingerprint = received.fingerprint or content_fingerprint(received)
+        if fingerprint == stored.fingerprint:
+            return IntakeResult(application_id=stored.id, duplicate=True, revision=stored.revision)
+        # An application an admin abandoned stays ended: only an admin could take it up again.
+        if resent.on_changed is ChangedResend.REFUSE or row[1] == ApplicationState.ABANDONED:
+            events = _insert_events(c, [conflict_event(stored, fingerprint)])
+            return IntakeResult(
+                application_id=stored.id,
+                duplicate=True,
+                conflict=True,
+                revision=stored.revision,
+                events=events,
+            )
+        # A new revision: the superseded one is archived with its tasks (their results name what was
+        # delivered), then the application starts over with the new content under its own id. A task
+        # still leased to a worker is gone with it: that worker's completion is refused (LeaseLost).
+        revised = revise(stored, received.model_copy(update={"fingerprint": fingerprint}))
+        old_tasks = c.execute(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE application_id=? ORDER BY id", (stored.id,)
+        ).fetchall()
+        c.execute(
+            "INSERT INTO application_revisions (application_id, revision, superseded_at, doc, tasks) "
+            "VALUES (?,?,?,?,?)",
+            (
+                stored.id,
+                stored.revision,
+                now,
+                stored.model_dump_json(),
+                json.dumps([dict(zip(TASK_COLUMNS.split(", "), r, strict=True)) for r in old_tasks]),
+            ),
+        )
+        c.execute("DELETE FROM tasks WHERE application_id=?", (stored.id,))
+        c.execute(
+            "UPDATE applications SET service=?, route=?, state=?, error=?, error_code=?, updated_at=?, "
+            "file_number=?, search=?, doc=? WHERE id=?",
+            (
+                revised.service,
+                revised.route,
+                resent.state,
+                resent.error,
+                resent.error_code,
+                now,
+                revised.file_number,
+                _search_text(revised),
+                revised.model_dump_json(),
+                stored.id,
+            ),
+        )
+        events = [revised_event(stored, revised)] + [
+            e.model_copy(update={"application_id": stored.id}) for e in resent.events
+        ]
+        inserted = _insert_events(c, events)
+        self._insert_tasks(c, stored.id, resent.tasks, now)
+        return IntakeResult(
+            application_id=stored.id, duplicate=False, revision=revised.revision, events=inserted
+        )
 
     async def claim(
         self, owner: str, limit: int, lease_seconds: float, capacity: dict[str, int]
@@ -944,6 +1019,19 @@ def _open_failure(path: str, exc: sqlite3.Error | OSError) -> str:
 
 
 # -- helpers (run on the journal threads) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Resent:
+    """An intake whose (source, external_id) is taken: what it brought and the source's policy."""
+
+    application: Application
+    events: Sequence[Event]
+    tasks: Sequence[TaskSpec]
+    state: ApplicationState
+    error: str | None
+    error_code: str | None
+    on_changed: ChangedResend
 
 
 def _insert_events(c: sqlite3.Connection, events: Sequence[Event]) -> tuple[Event, ...]:

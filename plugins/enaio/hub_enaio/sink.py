@@ -9,9 +9,10 @@ nor repeat work, so every object is found before it is created:
   same one every time;
 - the **Vorgang** (register, optional) carries the application id in ``application_id_field`` and is
   searched by it before it is created;
-- each **document** carries ``"<application id>/<index in the record>"`` in ``application_id_field`` and
-  is searched by it before it is inserted (skipped when its parent was created by this very attempt:
-  it cannot hold anything yet);
+- each **document** carries ``"<application id>/<index in the record>"`` (from the application's second
+  revision on ``"<application id>/r<revision>/<index>"``, so the new documents join the same Vorgang)
+  in ``application_id_field`` and is searched by it before it is inserted (skipped when its parent was
+  created by this very attempt: it cannot hold anything yet);
 - progress is checkpointed (``akte``, ``aktenzeichen``, ``vorgang``, ``documents``), so a retry resumes
   without even searching; the lookups keep it idempotent when a checkpoint was lost (an answer dropped
   after enaio stored the object, a crash before the checkpoint was written).
@@ -308,7 +309,9 @@ class EnaioSink(Sink):
             title = settings.document_title_field
             if title and not fields.get(title):
                 fields[title] = document.name
-            fields[settings.application_id_field] = f"{app_id}/{index}"
+            # A later revision of the application files its documents beside the earlier ones.
+            revision = "" if record.revision == 1 else f"r{record.revision}/"
+            fields[settings.application_id_field] = f"{app_id}/{revision}{index}"
             _check_names(fields, f"{what}: fields")
             upload = Upload(document.name, document.media_type, document.blob)
             documents.append(_Document(index, object_type, upload, fields))

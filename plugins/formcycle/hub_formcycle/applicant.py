@@ -2,26 +2,46 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hub import Address, Party
 
 from .config import ApplicantFields
 
 
-def map_applicant(fields: ApplicantFields, form: dict[str, str | list[str]]) -> Party:
-    """The applicant taken from the configured form elements; unmapped or empty ones stay unset."""
+def map_applicant(fields: ApplicantFields, form: dict[str, Any]) -> Party:
+    """The applicant taken from the configured form elements; unmapped or empty ones stay unset.
+
+    An element is named as sent; in a JSON body a dotted path reaches into nested objects
+    (``antragsteller.name``).
+    """
     values: dict[str, str] = {}
     for attribute, element in fields.model_dump(exclude_none=True).items():
-        value = _first(form.get(element))
+        value = _first(_lookup(form, element))
         if value is not None:
             values[attribute] = value
     address = {k: values.pop(k) for k in ApplicantFields.ADDRESS if k in values}
     return Party(**values, address=Address(**address) if address else None)
 
 
-def _first(value: str | list[str] | None) -> str | None:
+def _lookup(form: dict[str, Any], element: str) -> Any:
+    if element in form:
+        return form[element]
+    value: Any = form
+    for part in element.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _first(value: Any) -> str | None:
     """The first non-blank value of a parameter (a repeated element gives its first entry)."""
     candidates = value if isinstance(value, list) else [value]
     for candidate in candidates:
-        if candidate is not None and candidate.strip():
-            return candidate.strip()
+        if isinstance(candidate, bool) or not isinstance(candidate, str | int | float):
+            continue
+        text = str(candidate).strip()
+        if text:
+            return text
     return None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import ClassVar
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator
 
-from hub import ConnectorConfig, Secret
+from hub import ChangedResend, ConnectorConfig, Secret
+
+from .charsets import encoding_name
 
 MIN_TOKEN_LENGTH = 16
 HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
@@ -35,6 +38,14 @@ class ApplicantFields(BaseModel):
     country: str | None = None
 
     ADDRESS: ClassVar[tuple[str, ...]] = ("street", "postal_code", "city", "country")
+
+
+class BodyKind(StrEnum):
+    """Which bodies a connector takes: FormCycle's form encodings, its custom JSON body, or both."""
+
+    FORM = "form"  # multipart/form-data and application/x-www-form-urlencoded
+    JSON = "json"  # application/json (the HTTP-Request action's "custom body")
+    ANY = "any"
 
 
 class FormCycleConfig(ConnectorConfig):
@@ -66,6 +77,40 @@ class FormCycleConfig(ConnectorConfig):
         "response: {X-BundID-SAML-Response: bundid_saml_response})",
     )
     max_header_field_size: ByteSize = Field(ByteSize(512 * 1024), ge=1, description="largest such header")
+    encoding: str = Field(
+        "utf-8",
+        description="character set of bodies and parts that carry no charset label: FormCycle's "
+        "request encoding (utf-8, iso-8859-1, windows-1252; WHATWG labels, iso-8859-1 reads as "
+        "windows-1252)",
+    )
+    body: BodyKind = Field(
+        BodyKind.FORM,
+        description="bodies taken: form (multipart and urlencoded), json (a custom JSON body), any",
+    )
+    max_json_size: ByteSize = Field(
+        ByteSize(25 * 1024**2),
+        ge=1,
+        description="largest JSON body, base64-encoded attachments included",
+    )
+    max_json_depth: int = Field(16, ge=1, le=64, description="deepest nesting of a JSON body")
+    json_attachments: str | None = Field(
+        "attachments",
+        min_length=1,
+        description="member of a JSON body listing its attachments (name, base64 content, media_type, "
+        "field); null: a JSON body has none",
+    )
+    on_changed_resend: ChangedResend = Field(
+        ChangedResend.REFUSE,
+        description="a re-send with the same id but changed content: refuse (409) or revision",
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        name = encoding_name(value)
+        if name is None:
+            raise ValueError(f"unknown or unusable character set {value!r}: use e.g. utf-8 or windows-1252")
+        return name
 
     @field_validator("token")
     @classmethod

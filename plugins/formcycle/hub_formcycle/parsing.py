@@ -6,12 +6,19 @@ reader for form-sized parts (aiohttp runs every part header through the email pa
 Files never pass through memory as a whole: each file part is handed to the blob store chunk by chunk,
 hashed and size-checked on the way. Text parameters are held in memory, bounded by the configured limits.
 Error messages name the parameter and the limit, never a value or a file name (they end up in logs).
+
+Character set of names, values and file names, first that applies: a part's own ``charset`` label
+(multipart), the request's ``charset`` label, the ``_charset_`` form field (the HTML convention: the
+client fills it with the encoding it used), the connector's `encoding`. Labels are read the WHATWG way
+(`charsets`). Multipart text is therefore decoded when the body has ended: a ``_charset_`` part may come
+after the fields it describes.
 """
 
 from __future__ import annotations
 
-import codecs
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
@@ -19,8 +26,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from hub import Attachment, BadSubmission, BlobStore, BlobTooLarge, BlobWriter
+from hub import Attachment, BadSubmission, BlobInfo, BlobStore, BlobTooLarge, BlobWriter
 
+from . import charsets
 from .config import FormCycleConfig
 from .submission import Submission, check_name, media_type_of, safe_filename, show
 
@@ -29,6 +37,26 @@ MAX_PART_HEADERS = 16 * 1024
 # What aiohttp raises reading a body that is cut off or does not follow the HTTP format.
 MALFORMED = (ValueError, RuntimeError, LookupError, HttpProcessingError)
 IDENTITY_TRANSFER_ENCODINGS = ("", "binary", "8bit", "7bit")
+CHARSET_FIELD = b"_charset_"
+# RFC 5987 extended notation of a file name (charset'language'percent-encoded), which RFC 7578 tells
+# senders not to use and python-multipart therefore drops; some Java and mail-derived clients send it.
+_FILENAME_STAR = re.compile(rb"""(?:^|;)\s*filename\*\s*=\s*([^;\s]+)""", re.IGNORECASE)
+
+
+@dataclass
+class _RawText:
+    name: bytes
+    value: bytes
+    charset: str | None  # the part's own label
+
+
+@dataclass
+class _RawFile:
+    name: bytes
+    filename: bytes | None
+    filename_star: bytes | None
+    media_type: str | None
+    blob: BlobInfo
 
 
 class _Limits:
@@ -70,25 +98,28 @@ class _MultipartReader:
 
     The parser calls back synchronously; text values collect in memory (bounded by the limits), file
     content goes straight into a blob writer. Finished files are committed after each chunk, since
-    committing awaits the blob store.
+    committing awaits the blob store. Names and values stay bytes until `submission` decodes them.
     """
 
     def __init__(self, boundary: bytes, config: FormCycleConfig, blobs: BlobStore) -> None:
         self.config = config
         self.blobs = blobs
         self.limits = _Limits(config)
-        self.submission = Submission()
+        self.texts: list[_RawText] = []
+        self.files: list[_RawFile] = []
+        self.charset_field: bytes | None = None
         self.ended = False
         self._headers: dict[bytes, bytes] = {}
         self._header_field = bytearray()
         self._header_value = bytearray()
         self._header_bytes = 0
-        self._name = ""
-        self._filename: str | None = None
+        self._name = b""
+        self._filename: bytes | None = None
+        self._filename_star: bytes | None = None
         self._text: bytearray | None = None
         self._file: BlobWriter | None = None
         self._open: list[BlobWriter] = []
-        self.finished: list[tuple[BlobWriter, str, str | None, str | None]] = []
+        self.finished: list[tuple[BlobWriter, bytes, bytes | None, bytes | None, str | None]] = []
         callbacks: dict[str, Callable[..., None]] = {
             "on_part_begin": self._part_begin,
             "on_header_field": self._header_field_data,
@@ -100,6 +131,11 @@ class _MultipartReader:
             "on_end": self._end,
         }
         self.parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+
+    @property
+    def shown(self) -> str:
+        """The current part's name for an error message (its charset may not be known yet)."""
+        return show(self._name.decode("utf-8", "replace"))
 
     def _part_begin(self) -> None:
         self._headers = {}
@@ -124,46 +160,55 @@ class _MultipartReader:
         self._header_value.clear()
 
     def _headers_finished(self) -> None:
-        disposition, params = parse_options_header(self._headers.get(b"content-disposition"))
+        raw_disposition = self._headers.get(b"content-disposition")
+        disposition, params = parse_options_header(raw_disposition)
         if disposition != b"form-data" or b"name" not in params:
             raise BadSubmission("a part has no Content-Disposition: form-data with a name")
-        self._name = check_name(_decode(params[b"name"], "utf-8", None))
+        self._name = params[b"name"]
         encoding = self._headers.get(b"content-transfer-encoding", b"").decode("latin-1").lower()
         if encoding not in IDENTITY_TRANSFER_ENCODINGS:
-            raise BadSubmission(f"parameter {show(self._name)}: Content-Transfer-Encoding is not supported")
-        raw_filename = params.get(b"filename")
-        if raw_filename is None:
+            raise BadSubmission(f"parameter {self.shown}: Content-Transfer-Encoding is not supported")
+        star = _FILENAME_STAR.search(raw_disposition or b"")
+        self._filename = params.get(b"filename")
+        self._filename_star = star.group(1) if star else None
+        if self._filename is None and self._filename_star is None:
             self.limits.field()
             self._text = bytearray()
-            self._filename = None
         else:
             self.limits.file()
-            self._filename = _filename(raw_filename)
             self._file = self.blobs.writer(limit=int(self.config.max_file_size))
             self._open.append(self._file)
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._text is not None:
             self._text += data[start:end]
-            self.limits.text(self._name, len(self._text))
+            self.limits.text(self._name.decode("utf-8", "replace"), len(self._text))
         elif self._file is not None:
             try:
                 self._file.write(memoryview(data)[start:end])
             except BlobTooLarge as exc:
                 raise BadSubmission(
-                    f"file in parameter {show(self._name)} exceeds the limit of {exc.limit} bytes", 413
+                    f"file in parameter {self.shown} exceeds the limit of {exc.limit} bytes", 413
                 ) from None
 
     def _part_end(self) -> None:
         if self._text is not None:
             self.limits.add_text(len(self._text))
-            charset = _part_charset(self._headers.get(b"content-type"))
-            self.submission.add_field(self._name, _decode(bytes(self._text), charset, self._name))
+            value = bytes(self._text)
+            if self._name == CHARSET_FIELD:
+                self.charset_field = value
+            self.texts.append(_RawText(self._name, value, _part_charset(self._headers.get(b"content-type"))))
             self._text = None
         elif self._file is not None:
             media = self._headers.get(b"content-type")
             self.finished.append(
-                (self._file, self._name, self._filename, media.decode("latin-1") if media else None)
+                (
+                    self._file,
+                    self._name,
+                    self._filename,
+                    self._filename_star,
+                    media.decode("latin-1") if media else None,
+                )
             )
             self._file = None
 
@@ -171,31 +216,42 @@ class _MultipartReader:
         self.ended = True
 
     async def commit_finished(self) -> None:
-        """Commit the files whose parts ended; add them to the submission in order."""
-        for writer, name, filename, media in self.finished:
+        """Commit the files whose parts ended, in order."""
+        for writer, name, filename, filename_star, media in self.finished:
             self._open.remove(writer)
             info = await writer.commit()
-            if not filename and info.size == 0:
+            if not filename and not filename_star and info.size == 0:
                 continue  # a file element the applicant left empty
-            number = len(self.submission.attachments) + 1
-            self.submission.add_attachment(
+            self.files.append(_RawFile(name, filename, filename_star, media, info))
+        self.finished.clear()
+
+    def submission(self, charset: str) -> Submission:
+        """The parsed submission, names, values and file names decoded (`charset`: the body's)."""
+        submission = Submission()
+        for text in self.texts:
+            name = _decode_name(text.name, charset)
+            submission.add_field(name, _decode(text.value, text.charset or charset, name))
+        for file in self.files:
+            number = len(submission.attachments) + 1
+            filename = _filename(file.filename, file.filename_star, charset)
+            submission.add_attachment(
                 Attachment(
-                    name=safe_filename(filename or "", f"anhang-{number}"),
-                    media_type=media_type_of(media),
-                    size=info.size,
-                    sha256=info.sha256,
-                    blob=info.ref,
-                    field=name,
+                    name=safe_filename(filename, f"anhang-{number}"),
+                    media_type=media_type_of(file.media_type),
+                    size=file.blob.size,
+                    sha256=file.blob.sha256,
+                    blob=file.blob.ref,
+                    field=_decode_name(file.name, charset),
                 )
             )
-        self.finished.clear()
+        return submission
 
     def truncation(self) -> str:
         """What to say about a body that ended early: which part was cut off."""
         if self._file is not None:
-            return f"file in parameter {show(self._name)} is cut off: the body is truncated"
+            return f"file in parameter {self.shown} is cut off: the body is truncated"
         if self._text is not None:
-            return f"parameter {show(self._name)} is cut off: the body is truncated"
+            return f"parameter {self.shown} is cut off: the body is truncated"
         return "the multipart body is truncated: its closing boundary is missing"
 
     def abort(self) -> None:
@@ -216,7 +272,9 @@ def content_type_of(request: web.Request) -> tuple[str, str | None]:
     return media.decode("latin-1"), charset.decode("latin-1") if charset else None
 
 
-async def read_multipart(request: web.Request, config: FormCycleConfig, blobs: BlobStore) -> Submission:
+async def read_multipart(
+    request: web.Request, config: FormCycleConfig, blobs: BlobStore, declared_charset: str | None
+) -> Submission:
     """Parse a multipart/form-data body; files go to the blob store as they arrive."""
     _, params = parse_options_header(request.headers.get("Content-Type"))
     boundary = params.get(b"boundary")
@@ -238,23 +296,50 @@ async def read_multipart(request: web.Request, config: FormCycleConfig, blobs: B
         if not reader.ended:
             raise BadSubmission(reader.truncation())
         await reader.commit_finished()
+        return reader.submission(body_charset(config, declared_charset, reader.charset_field))
     except BaseException:
         reader.abort()
         raise
-    return reader.submission
 
 
-def _filename(raw: bytes) -> str:
+def body_charset(config: FormCycleConfig, declared: str | None, charset_field: bytes | None) -> str:
+    """The body's character set: its label, else the `_charset_` field, else the configured one."""
+    for label in (declared, charset_field.decode("latin-1").strip() if charset_field else None):
+        if label:
+            return _encoding(label)
+    return config.encoding
+
+
+def _encoding(label: str) -> str:
+    name = charsets.encoding_name(label)
+    if name is None:
+        raise BadSubmission(f"unsupported charset {show(label)}", 415)
+    return name
+
+
+def _filename(raw: bytes | None, star: bytes | None, charset: str) -> str:
+    """A file name as sent: the RFC 5987 form if it is readable, else the plain one."""
+    if star is not None:
+        label, _, rest = star.strip(b'"').partition(b"'")
+        _, _, quoted = rest.partition(b"'")
+        name = charsets.encoding_name(label.decode("latin-1"))
+        if name is not None:
+            try:
+                return charsets.decode(unquote_to_bytes(quoted), name)
+            except UnicodeDecodeError:
+                pass
+    if not raw:
+        return ""
     try:
-        return raw.decode("utf-8")
+        return charsets.decode(raw, charset)
     except UnicodeDecodeError:
-        return raw.decode("latin-1")  # old clients send Latin-1 names
+        return charsets.decode(raw, "windows-1252")  # old clients send Latin-1 names whatever the body
 
 
-def _part_charset(content_type: bytes | None) -> str:
+def _part_charset(content_type: bytes | None) -> str | None:
     _, params = parse_options_header(content_type)
     charset = params.get(b"charset")
-    return charset.decode("latin-1") if charset else "utf-8"
+    return _encoding(charset.decode("latin-1")) if charset else None
 
 
 async def read_urlencoded(
@@ -264,50 +349,59 @@ async def read_urlencoded(
 
     The whole body is read (it holds no files), bounded by `max_form_size`.
     """
-    charset = _charset(declared_charset)
     limit = int(config.max_form_size)
-    if request.content_length is not None and request.content_length > limit:
-        raise BadSubmission(f"the urlencoded body exceeds the limit of {limit} bytes", 413)
-    body = bytearray()
-    try:
-        async for chunk in request.content.iter_chunked(CHUNK):
-            body += chunk
-            if len(body) > limit:
-                raise BadSubmission(f"the urlencoded body exceeds the limit of {limit} bytes", 413)
-    except MALFORMED:
-        raise BadSubmission("the urlencoded body is truncated or malformed") from None
-    raw = bytes(body)
+    raw = await read_body(request, limit, "urlencoded")
     limits = _Limits(config)
-    submission = Submission()
+    pairs: list[tuple[bytes, bytes]] = []
+    charset_field = None
     for pair in raw.split(b"&"):
         if not pair:
             continue
         limits.field()
         raw_name, _, raw_value = pair.partition(b"=")
-        name = check_name(_decode(_unquote(raw_name), charset, None))
-        value = _unquote(raw_value)
-        limits.text(name, len(value))
+        name, value = _unquote(raw_name), _unquote(raw_value)
+        shown = name.decode("utf-8", "replace")
+        limits.text(shown, len(value))
         limits.add_text(len(value))
+        if name == CHARSET_FIELD:
+            charset_field = value
+        pairs.append((name, value))
+    charset = body_charset(config, declared_charset, charset_field)
+    submission = Submission()
+    for raw_name, value in pairs:
+        name = _decode_name(raw_name, charset)
         submission.add_field(name, _decode(value, charset, name))
     return submission, raw
+
+
+async def read_body(request: web.Request, limit: int, what: str) -> bytes:
+    """The whole body of a request, refused (413) as soon as it exceeds `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BadSubmission(f"the {what} body exceeds the limit of {limit} bytes", 413)
+    body = bytearray()
+    try:
+        async for chunk in request.content.iter_chunked(CHUNK):
+            body += chunk
+            if len(body) > limit:
+                raise BadSubmission(f"the {what} body exceeds the limit of {limit} bytes", 413)
+    except MALFORMED:
+        raise BadSubmission(f"the {what} body is truncated or malformed") from None
+    return bytes(body)
 
 
 def _unquote(data: bytes) -> bytes:
     return unquote_to_bytes(data.replace(b"+", b" "))
 
 
-def _charset(declared: str | None) -> str:
-    charset = declared or "utf-8"
+def _decode_name(data: bytes, charset: str) -> str:
     try:
-        codecs.lookup(charset)
-    except LookupError:
-        raise BadSubmission(f"unsupported charset {show(charset)}", 415) from None
-    return charset
-
-
-def _decode(data: bytes, charset: str, name: str | None) -> str:
-    what = f"parameter {show(name)}" if name is not None else "a parameter name"
-    try:
-        return data.decode(_charset(charset))
+        return check_name(charsets.decode(data, charset))
     except UnicodeDecodeError:
-        raise BadSubmission(f"{what} is not valid {charset}") from None
+        raise BadSubmission(f"a parameter name is not valid {charset}") from None
+
+
+def _decode(data: bytes, charset: str, name: str) -> str:
+    try:
+        return charsets.decode(data, charset)
+    except UnicodeDecodeError:
+        raise BadSubmission(f"parameter {show(name)} is not valid {charset}") from None

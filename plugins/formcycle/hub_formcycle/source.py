@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -33,11 +33,13 @@ from hub import (
     Manifest,
     OriginalSubmission,
     Source,
+    submission_fingerprint,
 )
 
 from . import __version__
 from .applicant import map_applicant
-from .config import FormCycleConfig
+from .config import BodyKind, FormCycleConfig
+from .jsonbody import read_json
 from .parsing import content_type_of, read_multipart, read_urlencoded
 from .submission import CANONICAL_MEDIA_TYPE, Submission, show
 
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MULTIPART = "multipart/form-data"
 URLENCODED = "application/x-www-form-urlencoded"
+JSON = "application/json"
 MAX_EXTERNAL_ID = 200
 
 
@@ -82,24 +85,9 @@ class FormCycleSource(Source):
     async def receive(self, request: web.Request, service: str) -> Intake:
         """Authenticate, parse the body (files streamed into the blob store), build the application."""
         self._authenticate(request)
-        content_type, charset = content_type_of(request)
-        if content_type == MULTIPART:
-            submission = await read_multipart(request, self.settings, self.context.blobs)
-            original_bytes = submission.canonical_json(service)
-            original_type = CANONICAL_MEDIA_TYPE
-        elif content_type == URLENCODED:
-            submission, original_bytes = await read_urlencoded(request, self.settings, charset)
-            original_type = URLENCODED + (f"; charset={charset}" if charset else "")
-        else:
-            raise BadSubmission(
-                f"unsupported content type {show(content_type)}: FormCycle's HTTP-Request action must "
-                f"send {MULTIPART} or {URLENCODED}",
-                415,
-            )
+        submission, original_bytes, original_type = await self._read(request, service)
         if submission.empty:
             raise BadSubmission("the submission is empty: no parameters and no files")
-        external_id, from_field = self._external_id(submission, service)
-        original = await self.context.blobs.write_bytes(original_bytes)
         form = submission.form()
         for header, field in self.settings.header_fields.items():
             value = request.headers.get(header)
@@ -110,6 +98,9 @@ class FormCycleSource(Source):
             if field in form:
                 raise BadSubmission(f"parameter {show(field)} is sent both as a header and in the body")
             form[field] = value
+        fingerprint = submission_fingerprint(service, form, submission.attachments)
+        external_id, from_field = self._external_id(form, fingerprint)
+        original = await self.context.blobs.write_bytes(original_bytes)
         log.debug(
             "formcycle submission parsed source=%s service=%s parameters=%d files=%d",
             self.name,
@@ -132,7 +123,35 @@ class FormCycleSource(Source):
                     sha256=original.sha256,
                 ),
                 correlations={"formcycle": external_id} if from_field else {},
-            )
+                fingerprint=fingerprint,
+            ),
+            on_changed=self.settings.on_changed_resend,
+        )
+
+    async def _read(self, request: web.Request, service: str) -> tuple[Submission, bytes, str]:
+        """The submission, and the original to keep (bytes and media type), by content type."""
+        content_type, charset = content_type_of(request)
+        body = self.settings.body
+        forms = body in (BodyKind.FORM, BodyKind.ANY)
+        if forms and content_type == MULTIPART:
+            submission = await read_multipart(request, self.settings, self.context.blobs, charset)
+            return submission, submission.canonical_json(service), CANONICAL_MEDIA_TYPE
+        if forms and content_type == URLENCODED:
+            submission, raw = await read_urlencoded(request, self.settings, charset)
+            return submission, raw, URLENCODED + (f"; charset={charset}" if charset else "")
+        if body in (BodyKind.JSON, BodyKind.ANY) and content_type == JSON:
+            submission = await read_json(request, self.settings, self.context.blobs, charset)
+            # Attachments are in the blob store: kept once, referenced from the canonical form.
+            return submission, submission.canonical_json(service), CANONICAL_MEDIA_TYPE
+        accepted = {
+            BodyKind.FORM: f"{MULTIPART} or {URLENCODED}",
+            BodyKind.JSON: JSON,
+            BodyKind.ANY: f"{MULTIPART}, {URLENCODED} or {JSON}",
+        }[body]
+        raise BadSubmission(
+            f"unsupported content type {show(content_type)}: this connector takes {accepted} "
+            f"(setting `body: {body.value}`)",
+            415,
         )
 
     def _authenticate(self, request: web.Request) -> None:
@@ -144,15 +163,17 @@ class FormCycleSource(Source):
         if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected):
             raise BadSubmission(f"invalid token in {header} header", 401)
 
-    def _external_id(self, submission: Submission, service: str) -> tuple[str, bool]:
-        """FormCycle's id from `id_field` when sent, else a hash of the canonical submission."""
+    def _external_id(self, form: dict[str, Any], fingerprint: str) -> tuple[str, bool]:
+        """FormCycle's id from `id_field` when sent, else the submission's content fingerprint."""
         id_field = self.settings.id_field
-        values = submission.fields.get(id_field, []) if id_field else []
-        if len(values) > 1:
+        raw = form.get(id_field) if id_field else None
+        if isinstance(raw, list):
             raise BadSubmission(f"parameter {show(id_field or '')} (the submission id) must be sent once")
-        value = values[0].strip() if values else ""
+        if isinstance(raw, dict | bool):
+            raise BadSubmission(f"parameter {show(id_field or '')} (the submission id) must be a string")
+        value = "" if raw is None else str(raw).strip()
         if not value:
-            return f"sha256:{submission.fingerprint(service)}", False
+            return f"sha256:{fingerprint}", False
         if len(value) > MAX_EXTERNAL_ID or not value.isprintable():
             raise BadSubmission(
                 f"parameter {show(id_field or '')} (the submission id) must be printable and at most "

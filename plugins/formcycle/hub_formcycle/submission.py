@@ -3,13 +3,13 @@
 The canonical form (fields with sorted names, each value or list of values in the order sent, plus the
 attachments' field, name, media type, size and sha256) does not depend on how the body was encoded: the
 multipart boundary is random per request, so a re-sent submission differs byte for byte but has the same
-canonical form. That is what the hash-based external id is computed from.
+canonical form. A JSON body (the HTTP-Request action's custom body) is kept as the document it is:
+its form data is the JSON object, nested values and JSON types included.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 import unicodedata
@@ -40,6 +40,7 @@ class Submission:
 
     fields: dict[str, list[str]] = field(default_factory=dict)
     attachments: list[Attachment] = field(default_factory=list)
+    document: dict[str, Any] | None = None  # the form data of a JSON body, as sent
 
     def add_field(self, name: str, value: str) -> None:
         """Record one occurrence of a parameter."""
@@ -61,10 +62,12 @@ class Submission:
     @property
     def empty(self) -> bool:
         """Whether nothing at all was submitted."""
-        return not self.fields and not self.attachments
+        return not self.fields and not self.document and not self.attachments
 
-    def form(self) -> dict[str, str | list[str]]:
+    def form(self) -> dict[str, Any]:
         """The form data: a parameter sent once is a string, a repeated one a list of strings."""
+        if self.document is not None:
+            return dict(self.document)
         return {name: values[0] if len(values) == 1 else list(values) for name, values in self.fields.items()}
 
     def canonical(self, service: str) -> dict[str, Any]:
@@ -89,15 +92,6 @@ class Submission:
     def canonical_json(self, service: str) -> bytes:
         """The canonical form as compact, key-sorted UTF-8 JSON."""
         return canonical_bytes(self.canonical(service))
-
-    def fingerprint(self, service: str) -> str:
-        """sha256 of the sorted fields and the attachments' fields and sha256s: same content, same id."""
-        content = {
-            "service": service,
-            "fields": {name: self.fields[name] for name in sorted(self.fields)},
-            "attachments": sorted([a.field or "", a.sha256] for a in self.attachments),
-        }
-        return hashlib.sha256(canonical_bytes(content)).hexdigest()
 
 
 def canonical_bytes(value: Any) -> bytes:

@@ -295,15 +295,6 @@ async def test_without_id_field_the_hash_dedupes_a_resent_submission(hub_factory
     assert await count(running) == 2
 
 
-async def test_id_field_dedupes_even_if_the_content_changed(hub_factory: Any) -> None:
-    running = await start(hub_factory)
-    status, first = await send(running, formdata([("vorgang_id", "fc-600"), ("vorname", "A")]))
-    assert status == 202, first
-    status, again = await send(running, formdata([("vorgang_id", "fc-600"), ("vorname", "B")]))
-    assert (status, again["duplicate"], again["application_id"]) == (200, True, first["application_id"])
-    assert (await stored(running, first)).correlations["formcycle"] == "fc-600"  # delivery may add more
-
-
 # -- refusals: 4xx and nothing stored -------------------------------------------------------------
 
 

@@ -1,0 +1,173 @@
+"""FormCycle's "custom body": a JSON document the HTTP-Request action fills from placeholders.
+
+The top-level object is the form data, kept as sent: nested objects stay nested (a mapping file reads
+``form.antragsteller.name``) and JSON numbers, booleans and null keep their types. Attachments, if any,
+are a list under the configured key (default ``attachments``) of objects ``{"name", "content"
+(base64), "media_type"?, "field"?}``; they are decoded into the blob store like uploaded files and are
+not part of the form data.
+
+RFC 8259: the body is UTF-8 (a leading byte order mark is ignored). Refused with 400: invalid JSON,
+duplicate keys, NaN/Infinity, nesting deeper than `max_json_depth`, a top level that is not an object,
+invalid base64; with 413: a limit exceeded. Nothing is written to the blob store before the whole body
+has been checked.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hub import Attachment, BadSubmission, BlobStore
+
+from .config import FormCycleConfig
+from .parsing import read_body
+from .submission import Submission, media_type_of, safe_filename, show
+
+_WHITESPACE = b" \t\r\n"
+
+
+class JsonAttachment(BaseModel):
+    """One attachment of a JSON body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=1000)
+    content: str = Field(description="the file, base64 (RFC 4648; line breaks allowed)")
+    media_type: str | None = Field(None, max_length=200)
+    field: str | None = Field(None, max_length=256)
+
+
+async def read_json(
+    request: web.Request, config: FormCycleConfig, blobs: BlobStore, declared_charset: str | None
+) -> Submission:
+    """Parse a JSON body; its attachments go to the blob store once the whole body is valid."""
+    if declared_charset and declared_charset.strip().lower() not in ("utf-8", "utf8"):
+        raise BadSubmission(f"unsupported charset {show(declared_charset)}: JSON is UTF-8", 415)
+    raw = await read_body(request, int(config.max_json_size), "JSON")
+    document = _parse(raw)
+    if not isinstance(document, dict):
+        raise BadSubmission("the JSON body must be an object (one member per form element)")
+    _check_depth(document, config.max_json_depth)
+    files = _attachments(document, config)
+    _check_fields(document, config)
+    submission = Submission(document=document)
+    for number, (attachment, content) in enumerate(files, start=1):
+        info = await blobs.write_bytes(content)
+        submission.add_attachment(
+            Attachment(
+                name=safe_filename(attachment.name, f"anhang-{number}"),
+                media_type=media_type_of(attachment.media_type),
+                size=info.size,
+                sha256=info.sha256,
+                blob=info.ref,
+                field=attachment.field,
+            )
+        )
+    return submission
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadSubmission(f"the JSON body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
+    except json.JSONDecodeError as exc:
+        raise BadSubmission(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise BadSubmission("the JSON body is nested too deeply") from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise BadSubmission(f"the body is not valid JSON: {exc}") from None
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise BadSubmission(f"the JSON body has the member {show(key)} twice in one object")
+        result[key] = value
+    return result
+
+
+def _constant(name: str) -> Any:
+    raise BadSubmission(f"the JSON body contains {name}, which JSON does not allow")
+
+
+def _check_depth(value: Any, limit: int, depth: int = 1) -> None:
+    if depth > limit:
+        raise BadSubmission(f"the JSON body is nested deeper than {limit} levels")
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for child in children:
+        if isinstance(child, dict | list):
+            _check_depth(child, limit, depth + 1)
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for child in value.values() for leaf in _leaves(child)]
+    if isinstance(value, list):
+        return [leaf for child in value for leaf in _leaves(child)]
+    return [value]
+
+
+def _check_fields(document: dict[str, Any], config: FormCycleConfig) -> None:
+    """The form data within the text limits (values counted as the form's parameters)."""
+    total = 0
+    count = 0
+    for name, value in document.items():
+        for leaf in _leaves(value):
+            count += 1
+            if count > config.max_fields:
+                raise BadSubmission(f"too many parameters: at most {config.max_fields} are accepted", 413)
+            size = len(leaf.encode("utf-8")) if isinstance(leaf, str) else 0
+            if size > config.max_field_size:
+                raise BadSubmission(
+                    f"parameter {show(name)} exceeds the limit of {config.max_field_size} bytes", 413
+                )
+            total += size
+            if total > config.max_form_size:
+                raise BadSubmission(
+                    f"the text parameters exceed the limit of {config.max_form_size} bytes in total", 413
+                )
+
+
+def _attachments(document: dict[str, Any], config: FormCycleConfig) -> list[tuple[JsonAttachment, bytes]]:
+    """Take the attachments out of the document, decoded and checked against the file limits."""
+    key = config.json_attachments
+    if key is None or key not in document:
+        return []
+    listed = document.pop(key)
+    if not isinstance(listed, list):
+        raise BadSubmission(f"member {show(key)} must be a list of attachments")
+    if len(listed) > config.max_files:
+        raise BadSubmission(f"too many files: at most {config.max_files} are accepted", 413)
+    files = []
+    for number, item in enumerate(listed, start=1):
+        try:
+            attachment = JsonAttachment.model_validate(item)
+        except ValidationError as exc:
+            where = ", ".join(".".join(str(p) for p in e["loc"]) or "(itself)" for e in exc.errors())
+            raise BadSubmission(
+                f"attachment {number} must be an object with name and content (base64); check: {where}"
+            ) from None
+        encoded = attachment.content.encode("ascii", "replace").translate(None, _WHITESPACE)
+        if len(encoded) // 4 * 3 > config.max_file_size + 2:
+            raise BadSubmission(
+                f"attachment {number} exceeds the limit of {int(config.max_file_size)} bytes", 413
+            )
+        try:
+            content = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadSubmission(f"attachment {number}: content is not valid base64") from None
+        if len(content) > config.max_file_size:
+            raise BadSubmission(
+                f"attachment {number} exceeds the limit of {int(config.max_file_size)} bytes", 413
+            )
+        files.append((attachment, content))
+    return files
