@@ -499,10 +499,11 @@ class SqliteJournal:
                 stored.id,
             ),
         )
-        events = [revised_event(stored, revised)] + [
-            e.model_copy(update={"application_id": stored.id}) for e in resent.events
-        ]
-        inserted = _insert_events(c, events)
+        inserted = _insert_events(
+            c,
+            [revised_event(stored, revised)]
+            + [e.model_copy(update={"application_id": stored.id}) for e in resent.events],
+        )
         self._insert_tasks(c, stored.id, resent.tasks, now)
         return IntakeResult(
             application_id=stored.id, duplicate=False, revision=revised.revision, events=inserted

@@ -79,7 +79,9 @@ def _parse(raw: bytes) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
     except json.JSONDecodeError as exc:
-        raise BadSubmission(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise BadSubmission(
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     except RecursionError:
         raise BadSubmission("the JSON body is nested too deeply") from None
     except ValueError as exc:  # an integer of more than 4300 digits

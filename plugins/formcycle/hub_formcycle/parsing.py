@@ -359,17 +359,16 @@ async def read_urlencoded(
             continue
         limits.field()
         raw_name, _, raw_value = pair.partition(b"=")
-        name, value = _unquote(raw_name), _unquote(raw_value)
-        shown = name.decode("utf-8", "replace")
-        limits.text(shown, len(value))
+        name_bytes, value = _unquote(raw_name), _unquote(raw_value)
+        limits.text(name_bytes.decode("utf-8", "replace"), len(value))
         limits.add_text(len(value))
-        if name == CHARSET_FIELD:
+        if name_bytes == CHARSET_FIELD:
             charset_field = value
-        pairs.append((name, value))
+        pairs.append((name_bytes, value))
     charset = body_charset(config, declared_charset, charset_field)
     submission = Submission()
-    for raw_name, value in pairs:
-        name = _decode_name(raw_name, charset)
+    for name_bytes, value in pairs:
+        name = _decode_name(name_bytes, charset)
         submission.add_field(name, _decode(value, charset, name))
     return submission, raw
 
