@@ -129,9 +129,12 @@ StartHub = Callable[..., Awaitable[RunningHub]]
 def start_hub(hub_factory: Any, enaio: Simulator) -> StartHub:
     """Start a hub FormCycle → enaio with the given mapping file (default: the example mapping)."""
 
-    async def start(mapping: Path = MAPPING, subdir: str = "hub", receipts: bool = False) -> RunningHub:
+    async def start(
+        mapping: Path = MAPPING, subdir: str = "hub", receipts: bool = False, **formcycle: Any
+    ) -> RunningHub:
         connectors = {
             "formcycle": {
+                **formcycle,
                 "type": "formcycle",
                 "token": "${FORMCYCLE_TOKEN}",
                 "id_field": "vorgang_id",
@@ -458,6 +461,39 @@ async def test_the_same_submission_sent_twice_is_filed_once(start_hub: StartHub,
     view = await admin_view(hub, application_id)
     assert len(events_of(view, "application.received")) == 1
     assert len(events_of(view, "delivery.completed")) == 1
+
+
+async def test_a_changed_resend_as_revision_files_the_new_documents_in_the_same_vorgang(
+    start_hub: StartHub, enaio: Simulator
+) -> None:
+    hub = await start_hub(on_changed_resend="revision")
+    application_id = await submit(hub, jagdschein("FC-2026-000888"))
+    assert await hub.wait_for_state(application_id) == ApplicationState.COMPLETED
+    vorgang, _ = await filed(enaio, application_id)
+    file_number = (await admin_view(hub, application_id))["file_number"]
+
+    corrected = jagdschein("FC-2026-000888", jagdschein_art="Dreijahresjagdschein")
+    status, body = await post(hub, corrected)
+    assert (status, body) == (202, {"application_id": application_id, "duplicate": False, "revision": 2})
+    assert await hub.wait_for_state(application_id) == ApplicationState.COMPLETED
+
+    # Same Akte, same Vorgang, same Aktenzeichen; revision 2's documents beside revision 1's.
+    again, documents = await filed(enaio, application_id)
+    assert again["id"] == vorgang["id"]
+    assert [d["type"] for d in documents] == DOCUMENT_TYPES * 2
+    assert [d["fields"]["AktenhubID"] for d in documents[4:]] == [
+        f"{application_id}/r2/{i}" for i in range(4)
+    ]
+    # The attachments filed for revision 2 are the corrected submission's files.
+    sent = [data for _, data in corrected.files.values()]
+    assert [d["content"]["sha256"] for d in documents[5:7]] == [sha256(data) for data in sent]
+    assert await enaio.counts() == Counter(
+        {"Personenakte": 1, "Vorgang": 1, "Antrag": 2, "Anlage": 4, "Originalantrag": 2}
+    )
+    view = await admin_view(hub, application_id)
+    assert view["file_number"] == file_number
+    assert len(events_of(view, "application.revised")) == 1
+    assert len(events_of(view, "delivery.completed")) == 2
 
 
 async def test_answers_dropped_after_storing_cause_no_duplicates(
