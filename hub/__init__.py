@@ -52,7 +52,7 @@ from hub.models import (
     utcnow,
 )
 from hub.rejections import CITIZEN_TEXTS_MAX, RejectionCode, citizen_text
-from hub.resubmission import ChangedResend, content_fingerprint, submission_fingerprint
+from hub.resubmission import ChangedResend, content_fingerprint, revision_key, submission_fingerprint
 
 __all__ = [
     "CITIZEN_TEXTS_MAX",
@@ -111,6 +111,7 @@ __all__ = [
     "content_fingerprint",
     "hookimpl",
     "new_id",
+    "revision_key",
     "submission_fingerprint",
     "transient_http_status",
     "utcnow",

@@ -55,6 +55,15 @@ def submission_fingerprint(service: str, form: Mapping[str, Any], attachments: S
     return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
 
+def revision_key(application_id: str, revision: int) -> str:
+    """The application id qualified by its revision from the second one on: ``<id>/r<n>``.
+
+    Sinks key what a revision delivers by it, so a revision's documents join the earlier ones in the
+    same Akte and Vorgang instead of being taken for ones already delivered.
+    """
+    return application_id if revision == 1 else f"{application_id}/r{revision}"
+
+
 def conflict_event(stored: Application, received_fingerprint: str) -> Event:
     """The refused re-send, on the first application's timeline: fingerprints only, no content."""
     return Event(

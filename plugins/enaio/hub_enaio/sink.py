@@ -45,6 +45,7 @@ from hub import (
     Permanent,
     Retryable,
     Sink,
+    revision_key,
 )
 
 from . import __version__
@@ -310,8 +311,7 @@ class EnaioSink(Sink):
             if title and not fields.get(title):
                 fields[title] = document.name
             # A later revision of the application files its documents beside the earlier ones.
-            revision = "" if record.revision == 1 else f"r{record.revision}/"
-            fields[settings.application_id_field] = f"{app_id}/{revision}{index}"
+            fields[settings.application_id_field] = f"{revision_key(app_id, record.revision)}/{index}"
             _check_names(fields, f"{what}: fields")
             upload = Upload(document.name, document.media_type, document.blob)
             documents.append(_Document(index, object_type, upload, fields))

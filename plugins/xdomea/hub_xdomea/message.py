@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from hub import Application, Document, FileRecord, FolderSpec, Party, Permanent
+from hub import Application, Document, FileRecord, FolderSpec, Party, Permanent, revision_key
 
 from .config import CodeValue, Contact, SystemInfo, XdomeaConfig
 from .formats import LIST_URI as FORMAT_LIST_URI
@@ -57,9 +57,13 @@ _UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 _GERMAN_DATE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
 
 
-def process_id(application_id: str) -> str:
-    """The ProzessID of an application's message: the same for every delivery of that application."""
-    return str(uuid.uuid5(ID_NAMESPACE, f"prozess/{application_id}"))
+def process_id(application_id: str, revision: int = 1) -> str:
+    """The ProzessID of an application's message: the same for every delivery of that revision.
+
+    A later revision of the application (a corrected re-send) is a message of its own; its Akte and
+    Vorgang keep their ids, so the DMS files its documents beside the earlier ones.
+    """
+    return str(uuid.uuid5(ID_NAMESPACE, f"prozess/{revision_key(application_id, revision)}"))
 
 
 def message_file_name(pid: str) -> str:
@@ -247,7 +251,7 @@ class MessageBuilder:
         """The message for `record` (raises `Permanent` for a record that cannot be filed)."""
         if record.akte is None and record.vorgang is None and not record.documents:
             raise Permanent("the record has no Akte, no Vorgang and no documents: nothing to file")
-        pid = process_id(app.id)
+        pid = process_id(app.id, record.revision)
         root = etree.Element(_q(MESSAGE_TYPE), nsmap={"xdomea": NS})
         files: list[PrimaryFile] = []
         file_number: str | None = None
@@ -266,7 +270,9 @@ class MessageBuilder:
             self._header(root, pid, created_at, objects)
             for index, document in enumerate(record.documents):
                 stack_number = index + 1 if objects > 1 else None
-                sgo = self._filed_object(root, f"{app.id}/{index}", stack_number)
+                sgo = self._filed_object(
+                    root, f"{revision_key(app.id, record.revision)}/{index}", stack_number
+                )
                 self._document(_el(sgo, "Schriftgutobjekt"), index, document, app, files, standalone=True)
                 self._ablageort(sgo)
         return Message(pid, root, tuple(files), file_number or record.file_number)
@@ -439,7 +445,7 @@ class MessageBuilder:
             raise Permanent(f"{what} has no content (no blob reference): nothing to file")
         element = _el(parent, "Dokument")
         fields = _Fields(document.fields)
-        document_uuid = object_id(app.id, f"dokument/{index}")
+        document_uuid = object_id(revision_key(app.id, app.revision), f"dokument/{index}")
         title = fields.take(self.places.betreff) or _document_title(document.name)
         kennzeichen = fields.take(self.places.kennzeichen)
         remark = fields.take(self.places.bemerkung)

@@ -184,7 +184,7 @@ class XdomeaSink(Sink):
         app = ctx.application
         if record.application_id != app.id:
             raise Permanent(f"record belongs to application {record.application_id}, the context to {app.id}")
-        pid = process_id(app.id)
+        pid = process_id(app.id, record.revision)
         receipts = self.settings.receipt_requested
         earlier = _earlier_delivery(ctx, pid)
         if earlier is not None and (

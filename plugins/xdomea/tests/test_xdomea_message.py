@@ -177,6 +177,21 @@ async def test_the_same_application_gives_the_same_ids(
     assert process_id(other.id) != first.process_id
 
 
+async def test_a_revision_is_a_new_message_with_new_documents_in_the_same_akte_and_vorgang(
+    blobs: BlobStore, xdomea_context: ConnectorContext
+) -> None:
+    app = await applicant_application(blobs)
+    builder = message_module.MessageBuilder(make_sink(xdomea_context, "directory", path="/x").settings, "1")
+    first = builder.build(filed_record(app), app, app.received_at)
+    revised = app.model_copy(update={"revision": 2})
+    second = builder.build(filed_record(revised).model_copy(update={"revision": 2}), revised, app.received_at)
+    assert second.process_id == process_id(app.id, 2) != first.process_id
+    ids = [e.text for e in first.root.iter(f"{{{NS}}}ID")]
+    again = [e.text for e in second.root.iter(f"{{{NS}}}ID")]
+    assert again[:2] == ids[:2]  # Akte and Vorgang
+    assert not set(again[2:]) & set(ids[2:])  # the documents are new ones
+
+
 @pytest.mark.parametrize("shape", ["akte-only", "vorgang-only", "documents-only", "no-file-number"])
 async def test_every_record_shape_is_valid(
     shape: str, sink: XdomeaSink, blobs: BlobStore, xdomea_xsd: etree.XMLSchema
