@@ -257,12 +257,15 @@ class FileDropSink(Sink):
             "file_number": record.file_number or app.file_number,
         }
         try:
-            return render_folder_name(self.settings.folder_name, values)
+            name = render_folder_name(self.settings.folder_name, values)
         except MissingPlaceholder as exc:
             raise Permanent(
                 f"folder_name {self.settings.folder_name!r} needs {{{exc.placeholder}}}, "
                 f"which application {app.id} does not have"
             ) from None
+        # A later revision of the application (a corrected re-send) is a folder of its own beside the
+        # first: the Fachverfahren may have imported that one already.
+        return name if record.revision == 1 else f"{name}-r{record.revision}"
 
     def _drop(
         self,

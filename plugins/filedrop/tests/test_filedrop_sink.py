@@ -102,6 +102,23 @@ async def test_second_delivery_is_a_duplicate_and_leaves_one_folder(
     assert (sink.directory / app.id / "application.json").read_bytes() == before
 
 
+async def test_a_revision_is_a_folder_of_its_own_beside_the_first(
+    sink: FileDropSink, blobs: BlobStore
+) -> None:
+    app = await make_application(blobs, files={"antrag.pdf": b"%PDF-1.4 erste Fassung\n"})
+    await sink.deliver(default_record(app), delivery_context(app, blobs))
+    corrected = await make_application(blobs, files={"antrag.pdf": b"%PDF-1.4 zweite Fassung\n"})
+    revised = corrected.model_copy(update={"id": app.id, "revision": 2})
+    record = default_record(revised).model_copy(update={"revision": 2})
+
+    delivery = await sink.deliver(record, delivery_context(revised, blobs))
+
+    assert not delivery.duplicate and delivery.reference == f"{app.id}-r2"
+    assert entries(sink.directory) == [app.id, f"{app.id}-r2"]
+    assert (sink.directory / app.id / "antrag.pdf").read_bytes() == b"%PDF-1.4 erste Fassung\n"
+    assert (sink.directory / f"{app.id}-r2" / "antrag.pdf").read_bytes() == b"%PDF-1.4 zweite Fassung\n"
+
+
 async def test_folder_taken_by_the_fachverfahren_is_not_delivered_again(
     sink: FileDropSink, blobs: BlobStore
 ) -> None:
