@@ -146,7 +146,7 @@ class Pipeline:
         if result.duplicate and holding is not None:
             holding.unkeep()  # the stored application is the earlier one: this submission's files go
         self.metrics.intakes.labels(app.source, str(result.duplicate).lower()).inc()
-        if result.conflict or result.revision > 1:
+        if result.conflict or (result.revision > 1 and not result.duplicate):
             self._resent(app, result)
         if not result.duplicate:
             log.info(

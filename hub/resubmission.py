@@ -11,7 +11,9 @@ the canonical JSON of its service, form data and attachments' fields and sha256s
   **revision** of the same application: the content is replaced, the superseded revision is archived
   in the journal, and the application's steps run again (event ``application.revised``).
 
-The mechanism is the core's: every source gets it by setting `Intake.on_changed`.
+The mechanism is the core's: every source gets it by setting `Intake.on_changed`. The core computes the
+fingerprint from form data and attachments unless the source set `Application.fingerprint` itself: a
+source whose content is the original (an XML message) rather than form data sets it from that.
 """
 
 from __future__ import annotations

@@ -105,6 +105,7 @@ async def test_changed_content_becomes_a_revision_and_is_delivered_again(hub_fac
     # Revision 2 sent again is a duplicate of revision 2.
     status, again = await send(running, submission("Jürgen Anton", scan=JPEG))
     assert (status, again["duplicate"], again.get("revision")) == (200, True, 2)
+    assert metric(running, "revision") == 1
 
 
 def app_id_body(app_id: str) -> dict[str, str]:
