@@ -17,6 +17,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +31,7 @@ from .parsing import read_body
 from .submission import Submission, media_type_of, safe_filename, show
 
 _WHITESPACE = b" \t\r\n"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class JsonAttachment(BaseModel):
@@ -52,7 +55,7 @@ async def read_json(
     document = _parse(raw)
     if not isinstance(document, dict):
         raise BadSubmission("the JSON body must be an object (one member per form element)")
-    _check_depth(document, config.max_json_depth)
+    _check_structure(document, config.max_json_depth)
     files = _attachments(document, config)
     _check_fields(document, config)
     submission = Submission(document=document)
@@ -77,7 +80,7 @@ def _parse(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise BadSubmission(f"the JSON body is not valid UTF-8 (byte {exc.start})") from None
     try:
-        return json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
+        return json.loads(text, object_pairs_hook=_object, parse_constant=_constant, parse_float=_float)
     except json.JSONDecodeError as exc:
         raise BadSubmission(
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -97,17 +100,38 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise BadSubmission("the JSON body has a number out of range (beyond a 64-bit float)")
+    return value
+
+
 def _constant(name: str) -> Any:
     raise BadSubmission(f"the JSON body contains {name}, which JSON does not allow")
 
 
-def _check_depth(value: Any, limit: int, depth: int = 1) -> None:
+def _check_structure(value: Any, limit: int, depth: int = 1) -> None:
+    """Nesting within `limit`; no string (member names included) holding a lone surrogate escape."""
     if depth > limit:
         raise BadSubmission(f"the JSON body is nested deeper than {limit} levels")
-    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    if isinstance(value, dict):
+        for key in value:
+            _check_text(key)
+        children: Any = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        _check_text(value)
+        return
     for child in children:
-        if isinstance(child, dict | list):
-            _check_depth(child, limit, depth + 1)
+        _check_structure(child, limit, depth + 1)
+
+
+def _check_text(value: Any) -> None:
+    # "\ud800" is valid JSON syntax but no character: it could be neither stored nor sent on as UTF-8.
+    if isinstance(value, str) and _SURROGATE.search(value):
+        raise BadSubmission("the JSON body contains a lone surrogate escape (\\ud800-\\udfff): not text")
 
 
 def _leaves(value: Any) -> list[Any]:

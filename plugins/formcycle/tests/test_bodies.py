@@ -240,6 +240,9 @@ async def test_json_is_refused_unless_configured(hub_factory: Any) -> None:
         (b'{"attachments": [{"name": "x.pdf"}]}', 400, "attachment 1 must be an object"),
         (b'{"attachments": {"name": "x.pdf"}}', 400, "must be a list"),
         (b'{"vorgang_id": {"x": 1}}', 400, "must be a string"),
+        (b'{"a": "\\ud800"}', 400, "lone surrogate"),
+        (b'{"a": ["x", {"\\udfff": "y"}]}', 400, "lone surrogate"),
+        (b'{"a": 1e999}', 400, "out of range"),
     ],
 )
 async def test_bad_json_is_refused_and_nothing_stored(
