@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hub import ChangedResend, content_fingerprint
-from hub.journal import Completion, LeaseLost, SqliteJournal, TaskSpec, TaskState
+from hub.journal import Completion, IntakeResult, LeaseLost, SqliteJournal, TaskSpec, TaskState
 from hub.models import Application, ApplicationState, Attachment, Event
 
 
@@ -37,7 +37,7 @@ def submission(form: dict[str, object], *, sha: str = "a" * 64) -> Application:
     return app
 
 
-async def take_in(journal: SqliteJournal, app: Application, on_changed: ChangedResend) -> object:
+async def take_in(journal: SqliteJournal, app: Application, on_changed: ChangedResend) -> IntakeResult:
     return await journal.intake(
         app,
         [Event(application_id=app.id, type="application.received")],
@@ -117,3 +117,14 @@ async def test_revision_archives_the_superseded_one_and_starts_over(
     assert revision == 1
     assert Application.model_validate_json(doc).form == {"a": "1"}
     assert [(t["step"], t["state"]) for t in json.loads(tasks)] == [("map", "done"), ("deliver", "leased")]
+
+
+async def test_an_abandoned_application_is_not_revised(journal: SqliteJournal) -> None:
+    first = await take_in(journal, submission({"a": "1"}), ChangedResend.REVISION)
+    await journal.abandon(first.application_id, "admin", "Spam")
+    result = await take_in(journal, submission({"a": "2"}), ChangedResend.REVISION)
+    assert (result.duplicate, result.conflict, result.revision) == (True, True, 1)
+    summary = await journal.get_summary(first.application_id)
+    assert summary is not None and summary.state == ApplicationState.ABANDONED
+    stored = await journal.get_application(first.application_id)
+    assert stored is not None and stored.form == {"a": "1"}
