@@ -7,6 +7,7 @@ from typing import Any
 from hub import Address, Party
 
 from .config import ApplicantFields
+from .submission import lookup
 
 
 def map_applicant(fields: ApplicantFields, form: dict[str, Any]) -> Party:
@@ -17,22 +18,11 @@ def map_applicant(fields: ApplicantFields, form: dict[str, Any]) -> Party:
     """
     values: dict[str, str] = {}
     for attribute, element in fields.model_dump(exclude_none=True).items():
-        value = _first(_lookup(form, element))
+        value = _first(lookup(form, element))
         if value is not None:
             values[attribute] = value
     address = {k: values.pop(k) for k in ApplicantFields.ADDRESS if k in values}
     return Party(**values, address=Address(**address) if address else None)
-
-
-def _lookup(form: dict[str, Any], element: str) -> Any:
-    if element in form:
-        return form[element]
-    value: Any = form
-    for part in element.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
 
 
 def _first(value: Any) -> str | None:

@@ -58,8 +58,8 @@ class FormCycleConfig(ConnectorConfig):
     id_field: str | None = Field(
         None,
         min_length=1,
-        description="form element holding FormCycle's process id; without it (or when empty) the "
-        "external id is a hash of the submission",
+        description="form element holding FormCycle's process id (in a JSON body a dotted path); "
+        "without it (or when empty) the external id is a hash of the submission",
     )
     max_fields: int = Field(1000, ge=1, description="most text parameters per submission")
     max_field_size: ByteSize = Field(ByteSize(1024**2), ge=1, description="largest text parameter")

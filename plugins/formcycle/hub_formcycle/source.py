@@ -41,7 +41,7 @@ from .applicant import map_applicant
 from .config import BodyKind, FormCycleConfig
 from .jsonbody import read_json
 from .parsing import content_type_of, read_multipart, read_urlencoded
-from .submission import CANONICAL_MEDIA_TYPE, Submission, show
+from .submission import CANONICAL_MEDIA_TYPE, Submission, lookup, show
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,11 @@ class FormCycleSource(Source):
         if forms and content_type == URLENCODED:
             submission, raw = await read_urlencoded(request, self.settings, charset)
             return submission, raw, URLENCODED + (f"; charset={charset}" if charset else "")
-        if body in (BodyKind.JSON, BodyKind.ANY) and content_type == JSON:
+        # FormCycle lets the action's author choose the custom body's type: any JSON media type.
+        is_json = content_type == JSON or (
+            content_type.startswith("application/") and content_type.endswith("+json")
+        )
+        if body in (BodyKind.JSON, BodyKind.ANY) and is_json:
             submission = await read_json(request, self.settings, self.context.blobs, charset)
             # Attachments are in the blob store: kept once, referenced from the canonical form.
             return submission, submission.canonical_json(service), CANONICAL_MEDIA_TYPE
@@ -166,7 +170,7 @@ class FormCycleSource(Source):
     def _external_id(self, form: dict[str, Any], fingerprint: str) -> tuple[str, bool]:
         """FormCycle's id from `id_field` when sent, else the submission's content fingerprint."""
         id_field = self.settings.id_field
-        raw = form.get(id_field) if id_field else None
+        raw = lookup(form, id_field) if id_field else None
         if isinstance(raw, list):
             raise BadSubmission(f"parameter {show(id_field or '')} (the submission id) must be sent once")
         if isinstance(raw, dict | bool):

@@ -94,6 +94,18 @@ class Submission:
         return canonical_bytes(self.canonical(service))
 
 
+def lookup(form: dict[str, Any], element: str) -> Any:
+    """A form element's value by its name; in a JSON body a dotted path reaches into nested objects."""
+    if element in form:
+        return form[element]
+    value: Any = form
+    for part in element.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
 def canonical_bytes(value: Any) -> bytes:
     """JSON with sorted keys and no insignificant whitespace."""
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -268,3 +268,13 @@ async def test_json_limits(hub_factory: Any) -> None:
     )
     assert status == 415, answer
     assert await count(running) == 0
+
+
+async def test_json_id_by_dotted_path_and_any_json_media_type(hub_factory: Any) -> None:
+    running = await start(hub_factory, body="json", id_field="vorgang.id")
+    document = {"vorgang": {"id": 4711, "art": "Neuantrag"}, "name": "Groß"}
+    status, answer = await post_json(running, document, **{"Content-Type": "application/vnd.antrag+json"})
+    assert status == 202, answer
+    app = await stored(running, answer)
+    assert (app.external_id, app.correlations["formcycle"]) == ("4711", "4711")
+    assert app.form == document
