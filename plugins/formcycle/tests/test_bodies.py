@@ -220,10 +220,15 @@ async def test_json_is_refused_unless_configured(hub_factory: Any) -> None:
     status, answer = await post_json(running, {"vorgang_id": "fc-json-2"})
     assert status == 415, answer
     assert "body: form" in answer["error"]
-    json_only = await start(hub_factory, body="json")
-    status, answer = await send(json_only, formdata([("vorgang_id", "fc-json-3")]))
+    assert await count(running) == 0
+
+
+async def test_forms_are_refused_where_only_json_is_configured(hub_factory: Any) -> None:
+    running = await start(hub_factory, body="json")
+    status, answer = await send(running, formdata([("vorgang_id", "fc-json-3")]))
     assert status == 415, answer
-    assert await count(running) == 0 and await count(json_only) == 0
+    assert "body: json" in answer["error"]
+    assert await count(running) == 0
 
 
 @pytest.mark.parametrize(
