@@ -72,7 +72,7 @@ async def test_refused_submission_leaves_no_file(hub_factory: Any) -> None:
     assert await removed_metric(running, "intake") == "2.0"
 
 
-async def test_duplicate_with_other_files_leaves_only_the_first_submissions_files(hub_factory: Any) -> None:
+async def test_changed_resend_refused_leaves_only_the_first_submissions_files(hub_factory: Any) -> None:
     running = await start(hub_factory)
     status, first = await send(
         running, body(("vorgang_id", b"fc-orphan-2", None), ("a", b"%PDF first", "a.pdf"))
@@ -82,7 +82,7 @@ async def test_duplicate_with_other_files_leaves_only_the_first_submissions_file
     status, again = await send(
         running, body(("vorgang_id", b"fc-orphan-2", None), ("a", b"%PDF changed meanwhile", "a.pdf"))
     )
-    assert (status, again["duplicate"]) == (200, True), again
+    assert (status, again["conflict"]) == (409, True), again  # same id, other content: refused
     assert blob_files(running.hub.blobs) == kept
     app = await running.journal.get_application(first["application_id"])
     assert all(running.hub.blobs.exists(a.blob) for a in app.attachments)
