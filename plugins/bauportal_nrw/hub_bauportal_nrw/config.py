@@ -62,8 +62,16 @@ class BauportalNrwAnswersConfig(ConnectorConfig):
 
     send_aktenzeichen: bool = Field(True, description="send the Aktenzeichen (1121) after the receipt")
     rejection_codes: dict[str, str] = Field(
-        default_factory=lambda: {"schema": "X001", "schematron": "X001", "xml": "X001", "anlagen": "A001"},
-        description="Fehlerkennzahl (code list xbau-fehlerkennzahlen) per rejection kind of the source",
+        default_factory=lambda: {
+            "schema": "X001",
+            "schematron": "X001",
+            "xml": "X001",
+            "anlagen": "A001",
+            # S: 'nicht spezifikationskonform': a message type the process does not foresee here
+            "unsupported_message_type": "S001",
+        },
+        description="Fehlerkennzahl (code list xbau-fehlerkennzahlen) per rejection kind of the source; "
+        "a configured mapping replaces the whole default",
     )
     default_rejection_code: str = Field("X001", description="Fehlerkennzahl of other rejections")
     rejection_codes_version: str = Field("2.2", description="listVersionID of xbau-fehlerkennzahlen")

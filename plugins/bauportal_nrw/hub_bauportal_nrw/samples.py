@@ -30,6 +30,8 @@ from .xbau import (
     MessageIdentity,
     Person,
     build_antrag,
+    build_ruecknahme,
+    kernmodul_identity,
     new_uuid,
 )
 
@@ -95,6 +97,22 @@ def sample_bauantrag(*, autor: Behoerde, leser: Behoerde, **overrides: Any) -> S
     return SampleBauantrag(Bauantrag(**values), files)
 
 
+def sample_ruecknahme(antrag: Bauantrag) -> bytes:
+    """A valid ``prozessnachrichten.ruecknahme.1130``: the portal withdraws `antrag`.
+
+    A message type the Bauaufsicht's source does not process: it is answered with a 1100.
+    """
+    identity = kernmodul_identity(new_uuid(), "1130", datetime.now(UTC))
+    return build_ruecknahme(
+        identity,
+        leser=antrag.leser,
+        autor=antrag.autor,
+        original=antrag.identity,
+        referenz=antrag.referenz,
+        information=["Der Bauantrag wird zurückgenommen."],
+    )
+
+
 def xta_metadata(author: str, **overrides: Any) -> dict[str, Any]:
     """The XTA metadata of a Bauantrag as the portal writes it (for the simulator's enqueue)."""
     return {
@@ -128,6 +146,35 @@ async def enqueue_bauantrag(
         message=xml if xml is not None else sample.xml,
         message_name="baugenehmigung.antrag.0200.xml",
         attachments=[(name, data, "application/pdf") for name, data in sample.files.items()],
+    )
+    message_id: str = answer["message_id"]
+    return message_id
+
+
+async def enqueue_message(
+    http: aiohttp.ClientSession,
+    url: str,
+    reader: str,
+    xml: bytes,
+    *,
+    author: str,
+    message_type: str,
+    payload_schema: str,
+) -> str:
+    """Put any message (no Anlagen) into `reader`'s mailbox of an XTA simulator, as the portal; its id.
+
+    `message_type`: the payload's root element name, as XTA names the type (e.g. 'prozessnachrichten.
+    ruecknahme.1130'); `payload_schema`: its namespace. The message is sent as given, valid or not.
+    """
+    answer = await enqueue(
+        http,
+        url,
+        reader,
+        metadata=xta_metadata(
+            author, message_type=message_type, payload_schema=payload_schema, subject=message_type
+        ),
+        message=xml,
+        message_name=f"{message_type}.xml",
     )
     message_id: str = answer["message_id"]
     return message_id

@@ -10,8 +10,13 @@ stores it once.
 A message that is not well-formed, not valid against the schema, addressed to another authority, or
 whose referenced Anlagen are not in the transport is taken in as *rejected* (`Intake(rejection=...)`):
 stored with the findings, nothing filed; the route's notifier (`bauportal-nrw-answers`) sends the 1100
-back. Other message types, and messages too large, encrypted or failing to download, are held in the
-journal for an operator's decision (`hub_xta.MailboxReader`); the poll goes on.
+back. So is an XBau message of another type (a 0201, a 1130 withdrawal, any XBau or Kernmodul message
+but a 0200) whose message head can be read: its author is told (1100) that the type is not processed
+here (or that it is not schema-conformant), it is closed and recorded as held *rejected*
+(``unsupported_message_type``). What cannot be read as XBau at all (not XML, another standard, no
+readable head), a 1100 (XBau forbids answering it with a 1100), messages of another standard by their
+XTA metadata, and messages too large, encrypted or failing to download are held in the journal for an
+operator's decision (`hub_xta.MailboxReader`); the poll goes on.
 """
 
 from __future__ import annotations
@@ -22,7 +27,16 @@ import re
 import uuid
 from typing import Any, ClassVar
 
-from hub_xta import MailboxReader, MessageMetaData, Refusal, Taken, XtaContent, XtaMessage, XtaSettings
+from hub_xta import (
+    MailboxReader,
+    MessageMetaData,
+    NotTaken,
+    Refusal,
+    Taken,
+    XtaContent,
+    XtaMessage,
+    XtaSettings,
+)
 from lxml import etree
 
 from hub import (
@@ -48,7 +62,11 @@ from .participant import XBauParticipant
 from .reply import ReplyTo
 from .xbau import (
     ANTRAG,
+    KERNMODUL_MESSAGES,
+    RUECKWEISUNG,
+    XBAU,
     XBAU_MESSAGES,
+    XBAUK,
     AntragData,
     Behoerde,
     Head,
@@ -76,6 +94,9 @@ MANIFEST = Manifest(
     description="building applications (XBau 0200) from an XTA mailbox; answers 1120/1121/1100",
 )
 FOREIGN_AUTHORITY = "foreign_authority"  # a 0200 whose leser is another authority
+UNSUPPORTED = "unsupported_message_type"  # an XBau message of another type than 0200, answered
+NOT_XBAU = "not_xbau"  # not readable as an XBau message: nobody to answer, an operator decides
+UNANSWERABLE = "rueckweisung"  # a 1100 to us: XBau forbids answering it with a 1100
 _UUID_IN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -106,7 +127,7 @@ class BauportalNrwSource(XBauParticipant, Source):
         """
 
         async def take(message: XtaMessage) -> Taken:
-            submission = await self.intake_of(message)
+            submission, refusal = await self._take_in(message)
             outcome = await intake(submission)
             rejection = submission.rejection
             if not outcome.duplicate:
@@ -116,9 +137,7 @@ class BauportalNrwSource(XBauParticipant, Source):
                     message.message_id,
                     rejection is not None,
                 )
-            if rejection is not None and rejection.code == FOREIGN_AUTHORITY:
-                return Taken(outcome, Refusal(FOREIGN_AUTHORITY, rejection.reason))
-            return Taken(outcome)
+            return Taken(outcome, refusal)
 
         return await self.reader.poll(
             self.client,
@@ -135,14 +154,65 @@ class BauportalNrwSource(XBauParticipant, Source):
     # -- one message -------------------------------------------------------------------------------
 
     async def intake_of(self, message: XtaMessage) -> Intake:
-        """The intake for a fetched message: the application, or the application refused with findings."""
+        """The intake for a fetched message: the application, or the application refused with findings.
+
+        `NotTaken` if the message cannot be read as XBau and is no 0200 by its transport either.
+        """
+        return (await self._take_in(message))[0]
+
+    async def _take_in(self, message: XtaMessage) -> tuple[Intake, Refusal | None]:
+        """The intake, and the held record it makes once closed (a message refused as not ours)."""
         content = message.message
+        antrag = message.metadata.message_type == ANTRAG  # what the transport says it is
         try:
             root = await parse_stream(
                 self.context.blobs.read(content.blob), limit=int(self.settings.max_message)
             )
         except UnsafeXml as exc:
-            return self._refused(message, None, "xml", f"Die Nachricht ist kein verarbeitbares XML: {exc}")
+            if not antrag:
+                raise NotTaken(Refusal(NOT_XBAU, f"the message is not readable XML: {exc}")) from None
+            reason = f"Die Nachricht ist kein verarbeitbares XML: {exc}"
+            return self._refused(message, None, "xml", reason), None
+        kind = _xbau_message(root)
+        if kind == ANTRAG or (kind is None and antrag):
+            intake = await self._antrag(message, root)
+            rejection = intake.rejection
+            if rejection is not None and rejection.code == FOREIGN_AUTHORITY:
+                return intake, Refusal(FOREIGN_AUTHORITY, rejection.reason)
+            return intake, None
+        return await self._other_message(message, root, kind)
+
+    async def _other_message(
+        self, message: XtaMessage, root: etree._Element, kind: str | None
+    ) -> tuple[Intake, Refusal]:
+        """An XBau message of another type than 0200: answered (1100) if its head can be read."""
+        if kind is None:
+            found = etree.QName(root).text
+            raise NotTaken(Refusal(NOT_XBAU, f"the message is not XBau 2.6 (root element {found})"))
+        if kind == RUECKWEISUNG:
+            reason = "a 1100 (Rückweisung) to this authority: XBau forbids answering it with a 1100"
+            raise NotTaken(Refusal(UNANSWERABLE, reason))
+        head = read_head(root)
+        if head is None:
+            reason = (
+                f"an XBau {kind} whose message head (nachrichtenkopf.g2g) cannot be read: no one to answer"
+            )
+            raise NotTaken(Refusal(NOT_XBAU, reason))
+        head = _typed(head, root)
+        referenz = read_referenz(root)
+        findings = await asyncio.to_thread(self.schemas.errors, root)
+        if findings:
+            reason = f"Die Nachricht ({kind}) ist nicht schemakonform (XBau 2.6): {'; '.join(findings)}"
+            return self._refused(message, head, "schema", reason, referenz), Refusal(UNSUPPORTED, reason)
+        reason = (
+            f"Nachrichten des Typs {kind} werden von dieser Behörde "
+            f"({self.settings.authority.kennung}) auf diesem Weg nicht verarbeitet; "
+            f"angenommen werden hier nur Bauanträge ({ANTRAG})."
+        )
+        return self._refused(message, head, UNSUPPORTED, reason, referenz), Refusal(UNSUPPORTED, reason)
+
+    async def _antrag(self, message: XtaMessage, root: etree._Element) -> Intake:
+        """A building application (0200): the application, or the application refused with findings."""
         schemas = self.schemas
         # Validating a large message takes a while: not on the event loop.
         findings = await asyncio.to_thread(schemas.errors, root)
@@ -242,12 +312,40 @@ class BauportalNrwSource(XBauParticipant, Source):
 
 
 def _screen(metadata: MessageMetaData) -> Refusal | None:
-    """Only building applications (0200) are taken here; others wait for an operator's decision."""
-    if metadata.message_type == ANTRAG:
+    """XBau messages are fetched (a 0200 is taken, others answered); another standard's wait undownloaded."""
+    if metadata.message_type == ANTRAG or metadata.payload_schema in (XBAU, XBAUK):
         return None
     return Refusal(
-        "message_type", f"message type {metadata.message_type!r} is not taken by Bauportal.NRW's source"
+        "message_type",
+        f"message type {metadata.message_type!r} ({metadata.payload_schema}) is no XBau message: "
+        "not taken by Bauportal.NRW's source",
     )
+
+
+def _xbau_message(root: etree._Element) -> str | None:
+    """The XBau message type a document is by its root element (e.g. 0200's), None if not XBau."""
+    name = etree.QName(root)
+    return name.localname if name.namespace in (XBAU, XBAUK) else None
+
+
+def _typed(head: Head, root: etree._Element) -> Head:
+    """The head with its message type as the root element says, where the head itself lacks it.
+
+    The 1100 names the refused message's type (idNachricht); an empty code would make it invalid.
+    """
+    identity = head.identity
+    if identity.code and identity.list_uri and identity.list_version:
+        return head
+    name = etree.QName(root)
+    list_uri, version = KERNMODUL_MESSAGES if name.namespace == XBAUK else XBAU_MESSAGES
+    typed = identity.model_copy(
+        update={
+            "code": identity.code or name.localname.rsplit(".", 1)[-1],
+            "list_uri": identity.list_uri or list_uri,
+            "list_version": identity.list_version or version,
+        }
+    )
+    return head.model_copy(update={"identity": typed})
 
 
 def _identity_from_transport(message: XtaMessage) -> MessageIdentity:

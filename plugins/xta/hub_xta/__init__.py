@@ -31,7 +31,7 @@ from .errors import (
     XtaRetryableFault,
     XtaUnsupported,
 )
-from .mailbox import MailboxReader, Refusal, Taken
+from .mailbox import MailboxReader, NotTaken, Refusal, Taken
 from .models import (
     PAYLOAD_ELEMENT_LIST,
     MessageMetaData,
@@ -56,6 +56,7 @@ __all__ = [
     "MessageMetaData",
     "MessageSchemaViolationFault",
     "MessageVirusDetectionFault",
+    "NotTaken",
     "OutgoingContent",
     "OutgoingMessage",
     "ParameterIsNotValidFault",

@@ -10,8 +10,10 @@ message (`hub.held`, in the journal) and the poll goes on with the next one:
 - a fetch failing otherwise counts against the message: back-off per message id, quarantined after
   the last fetch allowed. If the server itself is in trouble (its account check fails too), the poll
   stops without charging the message;
-- a message refused as a business outcome (e.g. an XBau 0200 for another authority, answered with a
-  1100) is recorded as rejected once it is closed.
+- a message the source fetched but cannot read as what it takes, with nobody to answer, is quarantined
+  (the source's `take` raises `NotTaken`);
+- a message refused as a business outcome (e.g. an XBau 0200 for another authority, or an XBau message
+  of a type the source does not process, answered with a 1100) is recorded as rejected once it is closed.
 
 A message is closed only after its durable intake; a close that fails is tried again at the next poll
 without downloading the message again.
@@ -64,6 +66,15 @@ class Taken:
 
     outcome: IntakeOutcome
     rejected: Refusal | None = None
+
+
+class NotTaken(Permanent):
+    """Raised by a source's `take`: the message cannot be taken (e.g. not readable as what the source
+    reads, and nobody to answer); it is quarantined with this refusal for an operator."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.reason)
+        self.refusal = refusal
 
 
 Screen = Callable[[MessageMetaData], Refusal | None]
@@ -147,8 +158,9 @@ class MailboxReader:
             result = await take(message)
         except Permanent as exc:
             # e.g. no route takes the service: the hub cannot take it, an operator must look.
+            refusal = exc.refusal if isinstance(exc, NotTaken) else Refusal(INTAKE_REFUSED, str(exc))
             await held.quarantine(
-                metadata.message_id, sender=str(metadata.author), code=INTAKE_REFUSED, reason=str(exc)
+                metadata.message_id, sender=str(metadata.author), code=refusal.code, reason=refusal.reason
             )
             return 0
         except (OSError, Retryable):

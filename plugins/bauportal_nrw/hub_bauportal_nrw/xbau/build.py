@@ -265,7 +265,45 @@ def build_eingangsbestaetigung(
     information: Sequence[str] = (),
 ) -> bytes:
     """``prozessnachrichten.eingangsbestaetigung.1120``: the application has arrived."""
-    root = _answer_root("prozessnachrichten.eingangsbestaetigung.1120")
+    return _referring(
+        "prozessnachrichten.eingangsbestaetigung.1120",
+        identity,
+        leser,
+        autor,
+        original,
+        referenz,
+        vorgang,
+        information,
+    )
+
+
+def build_ruecknahme(
+    identity: MessageIdentity,
+    *,
+    leser: Behoerde,
+    autor: Behoerde,
+    original: MessageIdentity,
+    referenz: str | None,
+    information: Sequence[str] = (),
+) -> bytes:
+    """``prozessnachrichten.ruecknahme.1130``: the applicant withdraws an application (portal simulator)."""
+    return _referring(
+        "prozessnachrichten.ruecknahme.1130", identity, leser, autor, original, referenz, None, information
+    )
+
+
+def _referring(
+    name: str,
+    identity: MessageIdentity,
+    leser: Behoerde,
+    autor: Behoerde,
+    original: MessageIdentity,
+    referenz: str | None,
+    vorgang: str | None,
+    information: Sequence[str],
+) -> bytes:
+    """A Kernmodul message that refers to another (``bezug``) with an optional text (1120, 1130)."""
+    root = _answer_root(name)
     _head(root, identity, leser, autor)
     _bezug(root, referenz, vorgang, original)
     if information:

@@ -25,7 +25,14 @@ ANTRAG = "baugenehmigung.antrag.0200"
 EINGANGSBESTAETIGUNG = "prozessnachrichten.eingangsbestaetigung.1120"
 AKTENZEICHEN = "prozessnachrichten.aktenzeichen.1121"
 RUECKWEISUNG = "prozessnachrichten.rueckweisung.G2G.1100"
-MESSAGE_CODES = {ANTRAG: "0200", EINGANGSBESTAETIGUNG: "1120", AKTENZEICHEN: "1121", RUECKWEISUNG: "1100"}
+RUECKNAHME = "prozessnachrichten.ruecknahme.1130"
+MESSAGE_CODES = {
+    ANTRAG: "0200",
+    EINGANGSBESTAETIGUNG: "1120",
+    AKTENZEICHEN: "1121",
+    RUECKWEISUNG: "1100",
+    RUECKNAHME: "1130",
+}
 
 
 class _Model(BaseModel):

@@ -1,10 +1,12 @@
 """The XBau 2.6 schemas (compiled once per process) and hardened parsing of XBau messages.
 
 The XSDs are not part of this package: they are read from the schema directory (``schemas:``,
-``$AKTENHUB_SCHEMAS``), laid out like ``shared/reference``, i.e. ``<schemas>/xbau/2.6/xsd/``. Two entry
-files are compiled: ``xbau-nachrichten-baugenehmigung.xsd`` (namespace XBau 2.6, the building
-application 0200) and ``xbau-kernmodul-prozessnachrichten.xsd`` (Kernmodul 1.3.0, the process messages
-1100/1120/1121). Imports resolve only to files inside that directory; nothing is fetched from a network.
+``$AKTENHUB_SCHEMAS``), laid out like ``shared/reference``, i.e. ``<schemas>/xbau/2.6/xsd/``. Two schemas
+are compiled: every ``xbau-nachrichten-*.xsd`` together (namespace XBau 2.6: the building application
+0200 and every other XBau message, so that one the hub does not process is still validated before it
+is answered) and ``xbau-kernmodul-prozessnachrichten.xsd`` (Kernmodul 1.3.0, the process messages
+1100/1120/1121/1130...). Imports resolve only to files inside that directory; nothing is fetched from a
+network.
 
 Parsing refuses DOCTYPEs and entities, resolves nothing external and stops past a size limit. Content
 arrives in chunks (from the blob store) and is fed to the parser piece by piece, so the raw bytes are
@@ -32,6 +34,8 @@ ENTRY_FILES = {
     XBAU: "xbau-nachrichten-baugenehmigung.xsd",
     XBAUK: "xbau-kernmodul-prozessnachrichten.xsd",
 }
+XBAU_MESSAGE_FILES = "xbau-nachrichten-*.xsd"  # one file per XBau procedure, all in namespace XBAU
+XS = "http://www.w3.org/2001/XMLSchema"
 MAX_FINDINGS = 20
 
 
@@ -91,7 +95,10 @@ class XBauSchemas:
             parser = _hardened_parser()
             parser.resolvers.add(_LocalOnly(directory))
             try:
-                document = etree.parse(str(directory / name), parser)
+                if namespace == XBAU:
+                    document = _all_xbau_messages(directory, parser)
+                else:
+                    document = etree.parse(str(directory / name), parser)
                 self._schemas[namespace] = etree.XMLSchema(document)
             except (OSError, etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
                 raise XBauSchemaError(f"cannot compile the XBau schema {name}: {exc}") from exc
@@ -117,6 +124,17 @@ class XBauSchemas:
         problems = self.errors(root)
         if problems:
             raise Permanent(f"{what} is not valid against the XBau schema: {'; '.join(problems)}")
+
+
+def _all_xbau_messages(directory: Path, parser: etree.XMLParser) -> etree._ElementTree:
+    """One schema document including every XBau message file: all the XBau 2.6 message types."""
+    files = sorted(directory.glob(XBAU_MESSAGE_FILES))
+    root = etree.Element(f"{{{XS}}}schema", nsmap={"xs": XS}, targetNamespace=XBAU)
+    for path in files:
+        etree.SubElement(root, f"{{{XS}}}include", schemaLocation=path.as_uri())
+    # Parsed (not built) so that the includes go through the parser's local-only resolver.
+    base = (directory / "xbau-nachrichten.xsd").as_uri()
+    return etree.ElementTree(etree.fromstring(etree.tostring(root), parser, base_url=base))
 
 
 @functools.lru_cache(maxsize=4)
