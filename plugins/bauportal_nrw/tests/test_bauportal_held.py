@@ -1,7 +1,9 @@
-"""Messages the hub cannot take: answered (a 0200 for another authority) or held for an operator."""
+"""Messages the hub cannot take: answered (a 0200 for another authority, an XBau message of another type)
+or held for an operator (not XBau, another standard)."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,13 @@ from bauportal_helpers import (
     hub_connectors,
     send,
 )
-from hub_bauportal_nrw.samples import sample_bauantrag
-from hub_bauportal_nrw.xbau import Behoerde, load_schemas, parse_bytes
+from aiohttp.test_utils import TestServer
+from hub_bauportal_nrw.portal import make_app as portal_app
+from hub_bauportal_nrw.samples import sample_bauantrag, sample_ruecknahme
+from hub_bauportal_nrw.xbau import XBAU, XBAUK, Behoerde, load_schemas, parse_bytes
 from hub_xta.simulator import enqueue
+from lxml import etree
+from test_bauportal_schematron import valid_xbau
 
 from hub import ApplicationState
 from hub.journal import ApplicationFilter
@@ -105,7 +111,10 @@ async def test_other_messages_are_held_counted_and_closed_or_kept_by_operators(
     hub_factory: Any,
 ) -> None:
     xta, enaio = await start_xta(), await start_enaio()
-    other_type = antrag_metadata(message_type="baugenehmigung.nachreichung.0201")
+    # Another standard by its XTA metadata (xdomea): held without being downloaded.
+    other_type = antrag_metadata(
+        message_type="vorgang.vorgangUebergeben.0501", payload_schema="urn:xoev-de:xdomea:schema:3.0.0"
+    )
     first = await enqueue(http, xta.url, AUTHORITY_XTA, metadata=other_type, message=b"<x/>")
     second = await enqueue(http, xta.url, AUTHORITY_XTA, metadata=other_type, message=b"<y/>")
     valid = await send(http, xta, bauantrag())
@@ -161,3 +170,112 @@ async def test_other_messages_are_held_counted_and_closed_or_kept_by_operators(
 async def _when_two(found: Any) -> list[dict[str, Any]] | None:
     held: list[dict[str, Any]] = await found
     return held if len(held) == 2 else None
+
+
+async def test_xbau_message_of_another_type_is_answered_with_1100_closed_and_recorded_rejected(
+    start_xta: StartXta,
+    start_enaio: StartEnaio,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    hub_factory: Any,
+) -> None:
+    xta, enaio = await start_xta(), await start_enaio()
+    withdrawn = bauantrag().antrag
+    invalid = _without(sample_ruecknahme(withdrawn), "bezug")  # its head still readable
+    not_xbau = b'<?xml version="1.0"?><antrag xmlns="urn:example:kein-xbau"><x>1</x></antrag>'
+    portal = TestServer(portal_app(xta_url=xta.url), host="127.0.0.1")
+    await portal.start_server()
+    try:
+        base = f"http://127.0.0.1:{portal.port}/sim"
+        body = {"nachricht_uuid": withdrawn.identity.uuid, "referenz": withdrawn.referenz}
+        async with http.post(f"{base}/ruecknahme", json=body) as resp:
+            assert resp.status == 201
+            ruecknahme = (await resp.json())["xta_message_id"]
+        sent_raw = {}
+        for name, xml, schema in (("invalid", invalid, XBAUK), ("not_xbau", not_xbau, XBAU)):
+            kind = (
+                "prozessnachrichten.ruecknahme.1130"
+                if name == "invalid"
+                else "baugenehmigung.formellePruefung.0201"
+            )
+            query = {"type": kind, "schema": schema}
+            async with http.post(f"{base}/nachricht", params=query, data=xml) as resp:
+                assert resp.status == 201
+                sent_raw[name] = (await resp.json())["xta_message_id"]
+    finally:
+        await portal.close()
+    valid = await send(http, xta, bauantrag())  # behind them: filed
+    running = await start(hub_factory, xta.url, enaio.url, schema_dir)
+
+    answered = {ruecknahme, sent_raw["invalid"]}
+    rejected = await running.wait_for(
+        lambda: _when(held_list(running, state="rejected"), 2), what="two rejected records"
+    )
+    await running.wait_for(lambda: len(xta.state.sent) >= 4, what="two 1100s, the 1120 and the 1121")
+    [quarantined] = await held_list(running, state="quarantined")
+
+    assert {h["message_id"] for h in rejected} == answered
+    assert all(h["reason_code"] == "unsupported_message_type" and h["sender"] == PORTAL_XTA for h in rejected)
+    assert all(h["application_id"] for h in rejected)
+    assert quarantined["message_id"] == sent_raw["not_xbau"] and quarantined["reason_code"] == "not_xbau"
+    assert quarantined["sender"] == PORTAL_XTA
+
+    # Exactly one 1100 to each answered message, valid against the XSD and the official Schematron.
+    rueckweisungen = [m for m in xta.state.sent if m.metadata.message_type.endswith(".1100")]
+    assert sorted(m.metadata.in_reply_to[0] for m in rueckweisungen) == sorted(answered)
+    codes = {}
+    for message in rueckweisungen:
+        assert message.metadata.reader.identifier == PORTAL_XTA
+        root = valid_xbau(schema_dir, message.message.path.read_bytes())
+        # Back to the refused message's author, which travels inside it.
+        original = parse_bytes(
+            base64.b64decode(root.findtext("rueckweisungDaten/nachricht") or ""), limit=10**6
+        )
+        author = original.findtext("nachrichtenkopf.g2g/autor/kennung")
+        assert author and root.findtext("nachrichtenkopf.g2g/leser/kennung") == author
+        assert root.findtext(f"rueckweisungDaten/idNachricht/{{{_BN}}}nachrichtentyp/code") == "1130"
+        codes[message.metadata.in_reply_to[0]] = root.findtext(
+            "rueckweisungDaten/rueckweisungsgrund/grund/code"
+        )
+        text = " ".join(t.text or "" for t in root.iter("fehlertext"))
+        assert (
+            ("nicht verarbeitet" in text)
+            if codes[message.metadata.in_reply_to[0]] == "S001"
+            else ("nicht schemakonform" in text)
+        )
+    assert codes == {ruecknahme: "S001", sent_raw["invalid"]: "X001"}
+
+    # Closed: the answered ones and the 0200; the unreadable one waits for an operator.
+    assert sorted(c.message_id for c in xta.state.closed) == sorted([*answered, valid])
+    assert list(xta.state.mailbox(AUTHORITY_XTA)) == [sent_raw["not_xbau"]]
+    summaries = await running.journal.list_applications(ApplicationFilter())
+    states = sorted(s.state for s in summaries)
+    assert states == sorted(
+        [ApplicationState.REJECTED, ApplicationState.REJECTED, ApplicationState.COMPLETED]
+    )
+    assert enaio.state.objects  # the 0200 behind them was filed
+
+    status, metrics = await running.get("/metrics")
+    assert status == 200
+    assert (
+        'aktenhub_inbound_held{reason="unsupported_message_type",source="bauportal",state="rejected"} 2.0'
+        in metrics
+    )
+    assert 'aktenhub_inbound_held{reason="not_xbau",source="bauportal",state="quarantined"} 1.0' in metrics
+
+
+_BN = "http://xoev.de/schemata/basisnachricht/g2g/1_1"
+
+
+def _without(xml: bytes, child: str) -> bytes:
+    """The message without one of its root's (unqualified) children: invalid against the XSD."""
+    root = parse_bytes(xml, limit=1_000_000)
+    element = root.find(child)
+    assert element is not None
+    root.remove(element)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+async def _when(found: Any, count: int) -> list[dict[str, Any]] | None:
+    held: list[dict[str, Any]] = await found
+    return held if len(held) == count else None
