@@ -21,7 +21,8 @@ from bauportal_helpers import (
     xta_settings,
 )
 from hub_bauportal_nrw import BauportalNrwAnswers, BauportalNrwSource, ReplyTo
-from hub_bauportal_nrw.xbau import load_schemas, parse_bytes
+from hub_bauportal_nrw.samples import enqueue_message, sample_ruecknahme
+from hub_bauportal_nrw.xbau import RUECKNAHME, RUECKWEISUNG, XBAUK, load_schemas, parse_bytes
 from hub_xta.simulator import enqueue
 
 from hub import (
@@ -29,6 +30,7 @@ from hub import (
     BlobStore,
     ConnectorContext,
     HeldMessages,
+    HeldState,
     Intake,
     IntakeOutcome,
     Permanent,
@@ -215,3 +217,78 @@ async def test_check(start_xta: StartXta, setup: Any) -> None:
     source.context.schemas = None
     result = await make_source(xta, source.context).check()
     assert not result.ok and "schema directory" in result.message
+
+
+async def test_another_xbau_type_gets_one_1100_even_after_a_crash_before_its_confirmation(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    setup: Any,
+    schema_dir: Path,
+    held_journal: SqliteJournal,
+) -> None:
+    xta = await start_xta()
+    xml = sample_ruecknahme(bauantrag().antrag)
+    withdrawal = await enqueue_message(
+        http, xta.url, AUTHORITY_XTA, xml, author=PORTAL_XTA, message_type=RUECKNAHME, payload_schema=XBAUK
+    )
+    source, answers = setup(xta)
+    journal = Journal()
+    assert await source.poll(journal) == 1
+    [intake] = journal.intakes.values()
+    assert intake.rejection is not None and intake.rejection.code == "unsupported_message_type"
+    [held] = (await held_journal.held_lookup("bauportal", [withdrawal])).values()
+    assert held.state == HeldState.REJECTED and held.reason_code == "unsupported_message_type"
+    assert [c.message_id for c in xta.state.closed] == [withdrawal]
+
+    app = intake.application
+    receipt = Receipt(application_id=app.id, kind=ReceiptKind.REJECTED, reason=intake.rejection.reason)
+    real_mark = answers.store.mark_sent
+
+    async def crash(application_id: str, message_type: str) -> None:
+        raise ConnectionError("the hub went down after the send")
+
+    answers.store.mark_sent = crash  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await answers.notify(app, receipt)
+    answers.store.mark_sent = real_mark  # type: ignore[method-assign]
+    await answers.notify(app, receipt)  # the retry: the server had it already
+    await answers.notify(app, receipt)
+    [sent] = xta.state.sent
+    assert sent.metadata.message_type == RUECKWEISUNG and sent.metadata.in_reply_to == (withdrawal,)
+    root = parse_bytes(sent.message.path.read_bytes(), limit=1_000_000)
+    assert load_schemas(schema_dir).errors(root) == []
+    assert root.findtext("rueckweisungDaten/rueckweisungsgrund/grund/code") == "S001"
+    assert base64.b64decode(root.findtext("rueckweisungDaten/nachricht") or "") == xml
+
+
+async def test_a_1100_to_us_is_quarantined_not_answered_with_a_1100(
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    setup: Any,
+    held_journal: SqliteJournal,
+) -> None:
+    xta = await start_xta()
+    source, answers = setup(xta)
+    # A 1100 as our own answers build it, now arriving from the portal.
+    journal = Journal()
+    refused = await enqueue(http, xta.url, AUTHORITY_XTA, metadata=antrag_metadata(), message=b"<kaputt")
+    assert await source.poll(journal) == 1
+    [intake] = journal.intakes.values()
+    app = intake.application
+    await answers.notify(app, Receipt(application_id=app.id, kind=ReceiptKind.REJECTED, reason="kaputt"))
+    [ours] = xta.state.sent
+    rueckweisung = await enqueue_message(
+        http,
+        xta.url,
+        AUTHORITY_XTA,
+        ours.message.path.read_bytes(),
+        author=PORTAL_XTA,
+        message_type=RUECKWEISUNG,
+        payload_schema=XBAUK,
+    )
+    assert await source.poll(journal) == 0
+    [held] = (await held_journal.held_lookup("bauportal", [rueckweisung])).values()
+    assert held.state == HeldState.QUARANTINED and held.reason_code == "rueckweisung"
+    assert len(xta.state.sent) == 1 and len(journal.intakes) == 1  # not answered, nothing taken in
+    assert list(xta.state.mailbox(AUTHORITY_XTA)) == [rueckweisung]
+    assert [c.message_id for c in xta.state.closed] == [refused["message_id"]]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp.test_utils import TestServer
 from bauportal_helpers import (
     AUTHORITY_XTA,
     HUB_OPTIONS,
@@ -21,7 +22,6 @@ from bauportal_helpers import (
     hub_connectors,
     send,
 )
-from aiohttp.test_utils import TestServer
 from hub_bauportal_nrw.portal import make_app as portal_app
 from hub_bauportal_nrw.samples import sample_bauantrag, sample_ruecknahme
 from hub_bauportal_nrw.xbau import XBAU, XBAUK, Behoerde, load_schemas, parse_bytes
