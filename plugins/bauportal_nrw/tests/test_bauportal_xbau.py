@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from bauportal_helpers import AUTHORITY, PORTAL, bauantrag
 from hub_bauportal_nrw.xbau import (
+    XBAU,
+    XBAUK,
     Address,
     Anlage,
     Person,
@@ -151,3 +153,21 @@ async def test_parsing_stops_past_the_limit() -> None:
 
     with pytest.raises(UnsafeXml, match="larger than"):
         await parse_stream(endless(), limit=100_000)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("namespace", "message"),
+    [
+        (XBAU, "baugenehmigung.formellePruefung.0201"),
+        (XBAU, "abweichung.antrag.0220"),
+        (XBAU, "prozessnachrichten.aktenraum.anlegen.0150"),
+        (XBAUK, "prozessnachrichten.ruecknahme.1130"),
+        (XBAUK, "universellerAntrag.antrag.1200"),
+    ],
+)
+def test_every_message_type_of_the_standard_is_known_to_the_schemas(
+    schema_dir: Path, namespace: str, message: str
+) -> None:
+    """A message the hub does not process is still validated (then answered), not unknown to it."""
+    findings = load_schemas(schema_dir).errors(etree.Element(f"{{{namespace}}}{message}"))
+    assert findings and not any("No matching global declaration" in f for f in findings), findings

@@ -2,11 +2,11 @@
 
 The XSDs are not part of this package: they are read from the schema directory (``schemas:``,
 ``$AKTENHUB_SCHEMAS``), laid out like ``shared/reference``, i.e. ``<schemas>/xbau/2.6/xsd/``. Two schemas
-are compiled: every ``xbau-nachrichten-*.xsd`` together (namespace XBau 2.6: the building application
-0200 and every other XBau message, so that one the hub does not process is still validated before it
-is answered) and ``xbau-kernmodul-prozessnachrichten.xsd`` (Kernmodul 1.3.0, the process messages
-1100/1120/1121/1130...). Imports resolve only to files inside that directory; nothing is fetched from a
-network.
+are compiled, each from every file that declares messages in its namespace (`MESSAGE_FILES`): XBau 2.6
+(``xbau-nachrichten-*.xsd``: the building application 0200 and every other procedure's messages) and
+Kernmodul 1.3.0 (the process messages 1100/1120/1121/1130..., the universal application 12xx). So a
+message of a type the hub does not process is still validated before it is answered. Imports resolve
+only to files inside that directory; nothing is fetched from a network.
 
 Parsing refuses DOCTYPEs and entities, resolves nothing external and stops past a size limit. Content
 arrives in chunks (from the blob store) and is fed to the parser piece by piece, so the raw bytes are
@@ -34,7 +34,12 @@ ENTRY_FILES = {
     XBAU: "xbau-nachrichten-baugenehmigung.xsd",
     XBAUK: "xbau-kernmodul-prozessnachrichten.xsd",
 }
-XBAU_MESSAGE_FILES = "xbau-nachrichten-*.xsd"  # one file per XBau procedure, all in namespace XBAU
+# Every file declaring messages, per namespace (one per XBau procedure; the Kernmodul's two): a message
+# of any type is validated, not only those this hub processes.
+MESSAGE_FILES = {
+    XBAU: ("xbau-nachrichten-*.xsd", "xbau-bauordnungsrechtlicheProzessnachrichten.xsd"),
+    XBAUK: ("xbau-kernmodul-prozessnachrichten.xsd", "xbau-kernmodul-universellerAntrag.xsd"),
+}
 XS = "http://www.w3.org/2001/XMLSchema"
 MAX_FINDINGS = 20
 
@@ -91,17 +96,14 @@ class XBauSchemas:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._schemas: dict[str, etree.XMLSchema] = {}
-        for namespace, name in ENTRY_FILES.items():
+        for namespace in MESSAGE_FILES:
             parser = _hardened_parser()
             parser.resolvers.add(_LocalOnly(directory))
             try:
-                if namespace == XBAU:
-                    document = _all_xbau_messages(directory, parser)
-                else:
-                    document = etree.parse(str(directory / name), parser)
+                document = _all_messages(directory, namespace, parser)
                 self._schemas[namespace] = etree.XMLSchema(document)
             except (OSError, etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
-                raise XBauSchemaError(f"cannot compile the XBau schema {name}: {exc}") from exc
+                raise XBauSchemaError(f"cannot compile the XBau schemas of {namespace}: {exc}") from exc
         # An lxml schema object keeps its error log per validation: one validation at a time each.
         self._lock = threading.Lock()
 
@@ -126,14 +128,14 @@ class XBauSchemas:
             raise Permanent(f"{what} is not valid against the XBau schema: {'; '.join(problems)}")
 
 
-def _all_xbau_messages(directory: Path, parser: etree.XMLParser) -> etree._ElementTree:
-    """One schema document including every XBau message file: all the XBau 2.6 message types."""
-    files = sorted(directory.glob(XBAU_MESSAGE_FILES))
-    root = etree.Element(f"{{{XS}}}schema", nsmap={"xs": XS}, targetNamespace=XBAU)
+def _all_messages(directory: Path, namespace: str, parser: etree.XMLParser) -> etree._ElementTree:
+    """One schema document including every message file of a namespace: all its message types."""
+    files = sorted({p for pattern in MESSAGE_FILES[namespace] for p in directory.glob(pattern)})
+    root = etree.Element(f"{{{XS}}}schema", nsmap={"xs": XS}, targetNamespace=namespace)
     for path in files:
         etree.SubElement(root, f"{{{XS}}}include", schemaLocation=path.as_uri())
     # Parsed (not built) so that the includes go through the parser's local-only resolver.
-    base = (directory / "xbau-nachrichten.xsd").as_uri()
+    base = (directory / "messages.xsd").as_uri()
     return etree.ElementTree(etree.fromstring(etree.tostring(root), parser, base_url=base))
 
 
