@@ -28,6 +28,7 @@ from hub.models import (
     FileRecord,
     FolderSpec,
     Identity,
+    OriginalSubmission,
     Party,
     Receipt,
     TrustLevel,
@@ -264,6 +265,17 @@ class Source(Connector):
 
         Default: a source without such messages has nothing to remove.
         """
+
+    async def redact_original(self, original: OriginalSubmission, fields: Sequence[str]) -> bytes | None:
+        """The original submission without these form fields (spent credentials); None: cannot redact.
+
+        Called when the identity step ends, with the credential fields the application carried. Return
+        the original's content with those fields (names and values) removed and everything else as it
+        was, or the content unchanged if it never held them (e.g. a credential sent in a header). The
+        core stores the result as the application's original. A source that returns None (the default)
+        keeps its original, marked: `content: original` then refuses to file it.
+        """
+        return None
 
 
 class Verification(BaseModel):

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hub.errors import Permanent
 from hub.journal.base import FileNumberSequence
-from hub.models import Application, Document, DocumentContent, FileRecord, FolderSpec
+from hub.models import Application, Document, DocumentContent, FileRecord, FolderSpec, OriginalSubmission
 from hub.yamlpos import KeyPath as Loc
 from hub.yamlpos import dotted, line_map, nearest_line
 
@@ -331,6 +331,7 @@ class MappingFile:
         if doc.content == "original":
             if app.original is None:
                 raise MappingError(f"{self._place(loc)}: the application has no original submission")
+            refuse_unredacted(app.original, self._place(loc))
             return [
                 one(
                     DocumentContent.ORIGINAL, app.original.blob, app.original.media_type, "Originalantrag", {}
@@ -566,6 +567,16 @@ def sample_application(data: Any) -> Application:
         raise ValueError(str(exc)) from None
 
 
+def refuse_unredacted(original: OriginalSubmission, place: str) -> None:
+    """Refuse to file an original that still holds spent credentials (its source cannot redact it)."""
+    if original.unredacted:
+        raise MappingError(
+            f"{place}: the original submission still holds the credential field(s) "
+            f"{', '.join(original.unredacted)} (its source cannot remove them), so it is not filed; "
+            "file the rendition instead of `content: original`"
+        )
+
+
 # -- without a mapping file ----------------------------------------------------------------------------
 
 
@@ -573,6 +584,7 @@ def default_record(app: Application) -> FileRecord:
     """The record of an application without a mapping file: original submission plus attachments."""
     documents: list[Document] = []
     if app.original is not None:
+        refuse_unredacted(app.original, "the default record (no mapping file)")
         documents.append(
             Document(
                 type="original",

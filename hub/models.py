@@ -123,12 +123,17 @@ class Attachment(_Model):
 
 
 class OriginalSubmission(_Model):
-    """The submission exactly as received, kept for audit and replay."""
+    """The submission as received, kept for audit and replay (spent credentials removed, see below)."""
 
     media_type: str
     blob: str
     size: int
     sha256: str
+    # Credential fields (e.g. a forwarded SAML response) removed once the identity step ended: the
+    # content is the submission as received less these fields (names and values).
+    redacted: list[str] = Field(default_factory=list)
+    # Credential fields it still holds because its source cannot redact it: it is never filed.
+    unredacted: list[str] = Field(default_factory=list)
 
 
 class Application(_Model):

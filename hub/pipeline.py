@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from hub.connectors import (
     IntakeOutcome,
     Notifier,
     Sink,
+    Source,
 )
 from hub.errors import Permanent, Rejection
 from hub.journal import (
@@ -46,6 +47,7 @@ from hub.models import (
     FileRecord,
     FolderSpec,
     Identity,
+    OriginalSubmission,
     Receipt,
     ReceiptKind,
     TrustLevel,
@@ -219,16 +221,19 @@ class Pipeline:
             verification = await provider.verify(app, minimum)
         except Rejection as rejection:
             # What failed verification is not trustworthy: nothing of it is kept.
-            return self._rejected(app, route, task.target, rejection, ApplicationPatch(remove_fields=spent))
+            patch, redacted = await self._spend_credentials(app, spent)
+            return self._rejected(app, route, task.target, rejection, patch, redacted)
         identity = verification.identity
-        patch = ApplicationPatch(identity=identity, applicant=verification.applicant, remove_fields=spent)
+        patch, redacted = await self._spend_credentials(app, spent)
+        patch.identity, patch.applicant = identity, verification.applicant
         shortfall = _level_shortfall(identity, minimum, route.identity.attribute_levels)
         if shortfall is not None:
             # A verified identity below the service's level: kept, so the answer reaches its mailbox.
-            return self._rejected(app, route, task.target, shortfall, patch)
+            return self._rejected(app, route, task.target, shortfall, patch, redacted)
         return Completion(
             patch=patch,
             events=[
+                *redacted,
                 Event(
                     application_id=app.id,
                     type="identity.verified",
@@ -239,7 +244,7 @@ class Pipeline:
                         "means": identity.means,
                         "asserted_by": identity.asserted_by,
                     },
-                )
+                ),
             ],
             tasks=[self._map_task(route)],
             state=ApplicationState.PROCESSING,
@@ -252,25 +257,65 @@ class Pipeline:
         provider: str,
         rejection: Rejection,
         patch: ApplicationPatch | None = None,
+        redacted: Sequence[Event] = (),
     ) -> Completion:
         self.metrics.identity_rejections.labels(provider, rejection.code).inc()
         notify = [self._task(NOTIFY_REJECTION, n) for n in route.notify]
         return Completion(
             patch=patch,
             events=[
+                *redacted,
                 Event(
                     application_id=app.id,
                     type="application.rejected",
                     step=IDENTIFY,
                     target=provider,
                     data={"reason": rejection.reason, "code": rejection.code},
-                )
+                ),
             ],
             tasks=notify,
             state=ApplicationState.REJECTED,
             error=rejection.reason,
             error_code=rejection.code,
         )
+
+    async def _spend_credentials(
+        self, app: Application, fields: tuple[str, ...]
+    ) -> tuple[ApplicationPatch, list[Event]]:
+        """The patch removing spent credentials from the form and the original, and its event."""
+        patch = ApplicationPatch(remove_fields=fields)
+        carried = sorted(name for name in fields if name in app.form)
+        original = app.original
+        if not carried or original is None:
+            return patch, []
+        source = self.connectors.get(app.source)
+        content = await source.redact_original(original, carried) if isinstance(source, Source) else None
+        if content is None:
+            # Kept for audit, marked: the mapping refuses to file it (see `hub.mapping`).
+            patch.original = original.model_copy(
+                update={"unredacted": sorted({*original.unredacted, *carried})}
+            )
+            event_type = "original.unredacted"
+        elif hashlib.sha256(content).hexdigest() == original.sha256:
+            return patch, []  # it never held them (e.g. the credential came in a header)
+        else:
+            # Content-addressed: a retried step writes the same blob. The unredacted one is no longer
+            # referenced once this step commits; the orphan sweep removes it after its grace period.
+            blob = await self.blobs.write_bytes(content)
+            patch.original = OriginalSubmission(
+                media_type=original.media_type,
+                blob=blob.ref,
+                size=blob.size,
+                sha256=blob.sha256,
+                redacted=sorted({*original.redacted, *carried}),
+            )
+            event_type = "original.redacted"
+        patch.replaces_original = original.sha256
+        log.info("%s application=%s fields=%s", event_type, app.id, ",".join(carried))
+        event = Event(
+            application_id=app.id, type=event_type, step=IDENTIFY, target=app.source, data={"fields": carried}
+        )
+        return patch, [event]
 
     async def map(self, task: Task) -> Completion:
         """Turn the application into the record every target receives (the route's mapping file)."""

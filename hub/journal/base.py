@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
-from hub.models import Application, ApplicationState, Event, Identity, Party
+from hub.models import Application, ApplicationState, Event, Identity, OriginalSubmission, Party
 from hub.resubmission import ChangedResend
 
 
@@ -101,6 +101,10 @@ class ApplicationPatch:
     identity: Identity | None = None
     applicant: Party | None = None
     remove_fields: tuple[str, ...] = ()  # form fields to drop (credentials once verified)
+    # The original redacted of spent credentials, and the sha256 of the one it was made from: it
+    # replaces only that one (a revision taken in meanwhile brought its own original).
+    original: OriginalSubmission | None = None
+    replaces_original: str | None = None
 
     def apply(self, app: Application) -> Application:
         """The application with this patch applied."""
@@ -113,6 +117,9 @@ class ApplicationPatch:
             update["identity"] = self.identity
         if self.applicant is not None:
             update["applicant"] = self.applicant
+        current = app.original.sha256 if app.original is not None else None
+        if self.original is not None and current == self.replaces_original:
+            update["original"] = self.original
         if any(name in app.form for name in self.remove_fields):
             update["form"] = {k: v for k, v in app.form.items() if k not in self.remove_fields}
         return app.model_copy(update=update) if update else app

@@ -229,7 +229,7 @@ class _MultipartReader:
         """The parsed submission, names, values and file names decoded (`charset`: the body's)."""
         submission = Submission()
         for text in self.texts:
-            name = _decode_name(text.name, charset)
+            name = decode_name(text.name, charset)
             submission.add_field(name, _decode(text.value, text.charset or charset, name))
         for file in self.files:
             number = len(submission.attachments) + 1
@@ -241,7 +241,7 @@ class _MultipartReader:
                     size=file.blob.size,
                     sha256=file.blob.sha256,
                     blob=file.blob.ref,
-                    field=_decode_name(file.name, charset),
+                    field=decode_name(file.name, charset),
                 )
             )
         return submission
@@ -359,7 +359,7 @@ async def read_urlencoded(
             continue
         limits.field()
         raw_name, _, raw_value = pair.partition(b"=")
-        name_bytes, value = _unquote(raw_name), _unquote(raw_value)
+        name_bytes, value = form_unquote(raw_name), form_unquote(raw_value)
         limits.text(name_bytes.decode("utf-8", "replace"), len(value))
         limits.add_text(len(value))
         if name_bytes == CHARSET_FIELD:
@@ -368,7 +368,7 @@ async def read_urlencoded(
     charset = body_charset(config, declared_charset, charset_field)
     submission = Submission()
     for name_bytes, value in pairs:
-        name = _decode_name(name_bytes, charset)
+        name = decode_name(name_bytes, charset)
         submission.add_field(name, _decode(value, charset, name))
     return submission, raw
 
@@ -388,11 +388,13 @@ async def read_body(request: web.Request, limit: int, what: str) -> bytes:
     return bytes(body)
 
 
-def _unquote(data: bytes) -> bytes:
+def form_unquote(data: bytes) -> bytes:
+    """A name or value of an urlencoded body, decoded to bytes ("+" is a space)."""
     return unquote_to_bytes(data.replace(b"+", b" "))
 
 
-def _decode_name(data: bytes, charset: str) -> str:
+def decode_name(data: bytes, charset: str) -> str:
+    """A parameter name in the body's charset, checked (`check_name`); refused if it does not decode."""
     try:
         return check_name(charsets.decode(data, charset))
     except UnicodeDecodeError:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -41,6 +42,7 @@ from .applicant import map_applicant
 from .config import BodyKind, FormCycleConfig
 from .jsonbody import read_json
 from .parsing import content_type_of, read_multipart, read_urlencoded
+from .redaction import redact
 from .submission import CANONICAL_MEDIA_TYPE, Submission, lookup, show
 
 log = logging.getLogger(__name__)
@@ -157,6 +159,17 @@ class FormCycleSource(Source):
             f"(setting `body: {body.value}`)",
             415,
         )
+
+    async def redact_original(self, original: OriginalSubmission, fields: Sequence[str]) -> bytes | None:
+        """The kept original without these fields, everything else unchanged (see `redaction`)."""
+        content = await self.context.blobs.read_bytes(original.blob)
+        try:
+            return redact(original, content, fields, self.settings)
+        except (ValueError, BadSubmission) as exc:
+            # Not a format this connector wrote (or no longer readable as one): the core keeps it
+            # marked and never files it.
+            log.warning("formcycle original not redactable source=%s reason=%s", self.name, exc)
+            return None
 
     def _authenticate(self, request: web.Request) -> None:
         header = self.settings.token_header
