@@ -129,9 +129,10 @@ class OriginalSubmission(_Model):
     blob: str
     size: int
     sha256: str
-    # Credential fields (e.g. a forwarded SAML response) removed once the identity step ended: the
-    # content is the submission as received less these fields (names and values).
-    redacted: list[str] = Field(default_factory=list)
+    # Spent credentials (e.g. a forwarded SAML response) were removed once the identity step ended:
+    # the content is the submission as received less those fields (the event original.redacted
+    # names them; sinks see this model, so it does not).
+    redacted: bool = False
     # Credential fields it still holds because its source cannot redact it: it is never filed.
     unredacted: list[str] = Field(default_factory=list)
 

@@ -307,7 +307,7 @@ class Pipeline:
                 blob=blob.ref,
                 size=blob.size,
                 sha256=blob.sha256,
-                redacted=sorted({*original.redacted, *carried}),
+                redacted=True,
             )
             event_type = "original.redacted"
         patch.replaces_original = original.sha256

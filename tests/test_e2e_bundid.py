@@ -8,10 +8,13 @@ answers the applicant's BundID mailbox with a signed message.
 from __future__ import annotations
 
 import hashlib
+import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import aiohttp
 import pytest_asyncio
@@ -54,6 +57,22 @@ class World:
             assert r.status == 200
             box: dict[str, Any] = await r.json()
             return box
+
+    async def filed_original(self) -> bytes:
+        """The content of the one original submission filed in enaio, as its own API gives it."""
+        (document,) = [
+            o
+            for o in await self.enaio_objects()
+            if o["content"] and o["fields"].get("Titel", "").startswith("Originalantrag")
+        ]
+        async with (
+            aiohttp.ClientSession(
+                headers={"Authorization": aiohttp.encode_basic_auth("aktenhub", ENAIO_PASSWORD)}
+            ) as http,
+            http.get(self.enaio.make_url(f"/api/dms/objects/{document['id']}/contents/file")) as r,
+        ):
+            assert r.status == 200
+            return await r.read()
 
     async def submit(self, vorgang_id: str, login: str, **fields: str) -> str:
         form = aiohttp.FormData({"vorgang_id": vorgang_id, "bundid_saml_response": login, **fields})
@@ -204,3 +223,118 @@ async def test_login_forwarded_in_a_header(world: World) -> None:
     assert await world.running.wait_for_state(app_id) == ApplicationState.COMPLETED
     app = await world.running.journal.get_application(app_id)
     assert (app.identity.means, app.identity.level) == ("Smart-eID", "substantiell")
+
+
+# -- the forwarded SAML response never reaches a sink, not even inside the filed original ------------
+
+CREDENTIAL = "bundid_saml_response"
+
+
+def assert_no_saml(content: bytes, login: str) -> None:
+    lowered = content.lower()
+    assert b"saml" not in lowered and b"assertion" not in lowered and b"signature" not in lowered
+    assert login[:40].encode() not in content
+
+
+async def orphans_swept_and_left(world: World) -> list[bytes]:
+    """Run the orphan sweep as if its grace period had passed; the content of every blob left."""
+    blobs, later = world.running.hub.blobs, time.time() + 3600
+    candidates = blobs.unreferenced_candidates(later)
+    blobs.sweep(candidates, await world.running.journal.blob_references(), later)
+    return [p.read_bytes() for p in blobs.root.rglob("*") if p.is_file() and len(p.name) == 64]
+
+
+async def test_the_filed_original_holds_no_saml_response(world: World) -> None:
+    login = world.idp.response("U04", means="eID")
+    app_id = await world.submit("FC-RED-1", login, vorname="Johanna", nachname="Kleinschmidt")
+    assert await world.running.wait_for_state(app_id) == ApplicationState.COMPLETED
+
+    filed = await world.filed_original()
+    assert_no_saml(filed, login)
+    assert CREDENTIAL.encode() not in filed
+    canonical = json.loads(filed)  # the rest of the canonical submission is as it was taken in
+    assert canonical["fields"] == {"nachname": "Kleinschmidt", "vorgang_id": "FC-RED-1", "vorname": "Johanna"}
+    pdf = hashlib.sha256(b"%PDF-1.4 Ausweis").hexdigest()
+    assert {
+        "field": "ausweis",
+        "name": "Ausweis.pdf",
+        "media_type": "application/pdf",
+        "size": 16,
+        "sha256": pdf,
+    } in canonical["attachments"]
+    app = await world.running.journal.get_application(app_id)
+    assert app.original.redacted and app.original.sha256 == hashlib.sha256(filed).hexdigest()
+    (redacted,) = [e for e in await world.running.journal.events(app_id) if e.type == "original.redacted"]
+    assert redacted.data == {"fields": [CREDENTIAL]}
+    # the unredacted original is referenced by nothing: the orphan sweep removes it, the rest stays
+    left = await orphans_swept_and_left(world)
+    assert filed in left and b"%PDF-1.4 Ausweis" in left
+    for content in left:
+        assert_no_saml(content, login)
+
+
+async def test_an_urlencoded_original_loses_only_the_saml_parameter(world: World) -> None:
+    login = world.idp.response("U05", means="Smart-eID")
+    rest = [
+        b"vorgang_id=FC-RED-2",
+        b"vorname=J%C3%BCrgen",
+        b"nachname=M%C3%BCller+Lang",
+        b"anliegen=Jagdschein",
+    ]
+    body = b"&".join([*rest[:2], f"{CREDENTIAL}={quote_plus(login)}".encode(), *rest[2:]])
+    status, answer = await world.running.post(
+        "/intake/formcycle/jagdschein",
+        data=body,
+        headers={"X-Aktenhub-Token": TOKEN, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 202, answer
+    app_id = answer["application_id"]
+    assert await world.running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    assert await world.filed_original() == b"&".join(rest)  # every other byte as sent
+
+
+async def test_a_login_forwarded_in_a_header_is_in_no_original(world: World) -> None:
+    login = world.idp.response("U05", means="Smart-eID")
+    form = aiohttp.FormData({"vorgang_id": "FC-RED-3", "vorname": "Jochen", "nachname": "Bittel"})
+    form.add_field("ausweis", b"%PDF-1.4 Ausweis", filename="Ausweis.pdf", content_type="application/pdf")
+    status, body = await world.running.post(
+        "/intake/formcycle/jagdschein",
+        data=form,
+        headers={"X-Aktenhub-Token": TOKEN, "X-BundID-SAML-Response": login},
+    )
+    assert status == 202, body
+    app_id = body["application_id"]
+    assert await world.running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    filed = await world.filed_original()
+    assert_no_saml(filed, login)
+    assert json.loads(filed)["fields"] == {
+        "nachname": "Bittel",
+        "vorgang_id": "FC-RED-3",
+        "vorname": "Jochen",
+    }
+    app = await world.running.journal.get_application(app_id)
+    assert CREDENTIAL not in app.form and not app.original.redacted  # it never held the login
+    for content in await orphans_swept_and_left(world):
+        assert_no_saml(content, login)
+
+
+async def test_a_rejected_login_leaves_no_saml_response_anywhere(world: World) -> None:
+    forged = world.idp.response("U03", means="eID", fault="altered")
+    too_low = world.idp.response("U02", means="Benutzername")
+    forged_id = await world.submit("FC-RED-4", forged, vorname="Wilhelm", nachname="Weber")
+    low_id = await world.submit("FC-RED-5", too_low, vorname="Manfred", nachname="Schmidt")
+    for app_id in (forged_id, low_id):
+        assert await world.running.wait_for_state(app_id) == ApplicationState.REJECTED
+        app = await world.running.journal.get_application(app_id)
+        assert CREDENTIAL not in app.form and app.original.redacted
+
+    async def answered() -> bool:
+        return bool((await world.mailbox(world.idp.mailbox("U02")))["messages"])
+
+    await world.running.wait_for(answered, what="the rejection in the mailbox")
+    box = await world.mailbox(world.idp.mailbox("U02"))
+    assert_no_saml(json.dumps(box).encode(), too_low)
+    assert await world.enaio_objects(type="Personenakte") == []
+    for content in await orphans_swept_and_left(world):
+        assert_no_saml(content, forged)
+        assert_no_saml(content, too_low)

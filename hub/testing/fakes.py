@@ -42,11 +42,27 @@ from hub.models import (
 MANIFEST = Manifest(name="aktenhub test fakes", version="1", standards=("none",))
 
 
+class JsonSourceConfig(ConnectorConfig):
+    """Settings of the JSON source."""
+
+    redacts: bool = Field(True, description="false: a source that cannot redact its original")
+
+
 class JsonSource(Source):
     """Takes `{"id": ..., "form": {...}}` as JSON at `POST /intake/<name>/<service>`."""
 
     kind = "test-json"
     manifest = MANIFEST
+    Config: ClassVar[type[ConnectorConfig]] = JsonSourceConfig
+
+    async def redact_original(self, original: OriginalSubmission, fields: Sequence[str]) -> bytes | None:
+        """The body without these form fields (written again as compact JSON)."""
+        assert isinstance(self.config, JsonSourceConfig)
+        if not self.config.redacts:
+            return None
+        body = json.loads(await self.context.blobs.read_bytes(original.blob))
+        body["form"] = {k: v for k, v in body.get("form", {}).items() if k not in fields}
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     async def receive(self, request: web.Request, service: str) -> Intake:
         raw = await request.read()
