@@ -110,10 +110,42 @@ async def test_the_saml_response_never_reaches_a_sink(
     stored = await running.journal.get_application(app_id)
     assert FIELD not in stored.form
 
-    # a rejected one keeps no credential either
+    # the original filed beside it lost the login and kept everything else
+    (original,) = [p for p in written.parent.iterdir() if p.name.startswith("antrag-original")]
+    assert json.loads(original.read_bytes()) == {"id": "one", "form": {"anliegen": "Waffenschein"}}
+
+    # a rejected one keeps no credential either, in its form or its original
     forged = await submit(running, "waffenschein", "two", idp.response("U06", fault="altered"))
     assert await running.wait_for_state(forged) == ApplicationState.REJECTED
-    assert FIELD not in (await running.journal.get_application(forged)).form
+    rejected = await running.journal.get_application(forged)
+    assert FIELD not in rejected.form and rejected.original.redacted
+    assert FIELD.encode() not in await running.hub.blobs.read_bytes(rejected.original.blob)
+
+
+async def test_an_original_its_source_cannot_redact_is_never_filed(
+    hub_factory: Any, idp: IdpSimulator, tmp_path: Path
+) -> None:
+    metadata = idp.write_metadata(tmp_path / "idp.xml")
+    drop = tmp_path / "import"
+    connectors = {
+        "formserver": {"type": "test-json", "redacts": False},
+        "bundid": bundid(idp, metadata),
+        "drop": {"type": "filedrop", "path": str(drop)},
+    }
+    running = await hub_factory(connectors, [route("a", "waffenschein", "bundid", "drop")])
+    app_id = await submit(running, "waffenschein", "one", idp.response("U06", means="eID"))
+
+    # without a mapping file the record files the original: refused, visibly, with the reason
+    assert await running.wait_for_state(app_id) == ApplicationState.DEAD
+    summary = await running.journal.get_summary(app_id)
+    assert summary.error is not None
+    assert "still holds the credential field(s) bundid_saml_response" in summary.error
+    assert not list(drop.rglob("*"))  # nothing filed
+    app = await running.journal.get_application(app_id)
+    assert app.identity.verified and FIELD not in app.form
+    assert app.original.unredacted == [FIELD] and not app.original.redacted
+    (marked,) = [e for e in await running.journal.events(app_id) if e.type == "original.unredacted"]
+    assert marked.data == {"fields": [FIELD]}
 
 
 async def test_attribute_trust_levels_per_route(hub_factory: Any, idp: IdpSimulator, tmp_path: Path) -> None:
