@@ -29,6 +29,7 @@ VIEWER_FIELDS = frozenset(
         "attachments",
         "attempt",
         "code",
+        "credential_fields",  # names of form fields from connector settings, never their values
         "documents",
         "duplicate",
         "error_code",

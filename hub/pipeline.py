@@ -313,7 +313,11 @@ class Pipeline:
         patch.replaces_original = original.sha256
         log.info("%s application=%s fields=%s", event_type, app.id, ",".join(carried))
         event = Event(
-            application_id=app.id, type=event_type, step=IDENTIFY, target=app.source, data={"fields": carried}
+            application_id=app.id,
+            type=event_type,
+            step=IDENTIFY,
+            target=app.source,
+            data={"credential_fields": carried},
         )
         return patch, [event]
 

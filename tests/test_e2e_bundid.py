@@ -265,7 +265,7 @@ async def test_the_filed_original_holds_no_saml_response(world: World) -> None:
     app = await world.running.journal.get_application(app_id)
     assert app.original.redacted and app.original.sha256 == hashlib.sha256(filed).hexdigest()
     (redacted,) = [e for e in await world.running.journal.events(app_id) if e.type == "original.redacted"]
-    assert redacted.data == {"fields": [CREDENTIAL]}
+    assert redacted.data == {"credential_fields": [CREDENTIAL]}
     # the unredacted original is referenced by nothing: the orphan sweep removes it, the rest stays
     left = await orphans_swept_and_left(world)
     assert filed in left and b"%PDF-1.4 Ausweis" in left

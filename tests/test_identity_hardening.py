@@ -145,7 +145,7 @@ async def test_an_original_its_source_cannot_redact_is_never_filed(
     assert app.identity.verified and FIELD not in app.form
     assert app.original.unredacted == [FIELD] and not app.original.redacted
     (marked,) = [e for e in await running.journal.events(app_id) if e.type == "original.unredacted"]
-    assert marked.data == {"fields": [FIELD]}
+    assert marked.data == {"credential_fields": [FIELD]}
 
 
 async def test_attribute_trust_levels_per_route(hub_factory: Any, idp: IdpSimulator, tmp_path: Path) -> None:
