@@ -4,6 +4,7 @@ trust levels, an expired IdP certificate reported (not fatal), rejections counte
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import re
@@ -16,6 +17,8 @@ from hub_bundid.simulator import IdpSimulator, generate_key_pair
 
 from hub import CITIZEN_TEXTS_MAX, ApplicationState, RejectionCode, citizen_text
 from hub.config import IdentityRequirement
+from hub.journal import ApplicationPatch
+from hub.models import Application, OriginalSubmission
 from hub.testing.fakes import RecordingSink
 
 FIELD = "bundid_saml_response"
@@ -246,3 +249,19 @@ def test_every_identity_rejection_code_has_a_short_german_text() -> None:
         assert len(text) <= CITIZEN_TEXTS_MAX, code
         assert text != citizen_text(None) and text.endswith(".")
     assert citizen_text("xbau-invalid", "Nachricht ungültig") == "Nachricht ungültig"
+
+
+def test_a_redacted_original_replaces_only_the_original_it_was_made_from() -> None:
+    def original(content: bytes, **marks: Any) -> OriginalSubmission:
+        digest = hashlib.sha256(content).hexdigest()
+        return OriginalSubmission(
+            media_type="application/json", blob=f"sha256:{digest}", size=len(content), sha256=digest, **marks
+        )
+
+    received, redacted = original(b'{"saml":"x","a":1}'), original(b'{"a":1}', redacted=True)
+    patch = ApplicationPatch(remove_fields=("saml",), original=redacted, replaces_original=received.sha256)
+    app = Application(source="s", external_id="e", service="x", form={"saml": "x", "a": 1}, original=received)
+    assert patch.apply(app).original == redacted
+    # a revision taken in while the step ran brought its own original: the step's copy does not replace it
+    revision = app.model_copy(update={"original": original(b'{"saml":"y","a":2}')})
+    assert patch.apply(revision).original == revision.original
