@@ -678,17 +678,18 @@ async def _incoming_content(
         try:
             cid = cid_of(include.get("href", ""))
         except MtomError as exc:
-            raise Fault("Sender", str(exc)) from None
+            raise _xta_fault("ParameterIsNotValidException", "9022", str(exc)) from None
         stored = incoming.parts.get(cid)
         if stored is None:
-            raise Fault("Sender", f"xop:Include refers to a missing MIME part {cid!r}")
+            reason = f"xop:Include refers to a missing MIME part {cid!r}"
+            raise _xta_fault("ParameterIsNotValidException", "9022", reason)
         used.add(cid)
         path, size, digest = stored.path, stored.size, stored.sha256
     else:
         try:
             data = base64.b64decode("".join((element.text or "").split()), validate=True)
         except binascii.Error:
-            raise Fault("Sender", "inline content is not base64") from None
+            raise _xta_fault("ParameterIsNotValidException", "9022", "inline content is not base64") from None
 
         async def once() -> AsyncIterator[bytes]:
             yield data
@@ -733,11 +734,10 @@ async def _lookup_service(request: web.Request, incoming: Incoming) -> web.Strea
 
 
 def _body_message_id(incoming: Incoming) -> str:
+    # An empty id is an unknown one: each operation answers it with the fault its WSDL declares for
+    # an unknown id (getTransportReport declares no ParameterIsNotValidException).
     found = incoming.body(WSA, "MessageID")
-    value = found.text.strip() if found is not None and found.text else ""
-    if not value:
-        raise _xta_fault("ParameterIsNotValidException", "9020", "the request names no wsa:MessageID")
-    return value
+    return found.text.strip() if found is not None and found.text else ""
 
 
 async def _get_transport_report(request: web.Request, incoming: Incoming) -> web.StreamResponse:
@@ -747,7 +747,7 @@ async def _get_transport_report(request: web.Request, incoming: Incoming) -> web
     message_id = _body_message_id(incoming)
     sent = state.sent_message(message_id)
     if sent is None or caller not in (sent.metadata.author.identifier, sent.metadata.reader.identifier):
-        reason = f"message {message_id} is not known to {caller}"
+        reason = f"message {message_id!r} is not known to {caller}"
         raise _xta_fault("InvalidMessageIDException", "9070", reason)
     status = 3 if sent.cancelled else 1 if state.was_closed(message_id) else 0
     server = f"urn:aktenhub:xta-simulator:{request.host}"
@@ -762,7 +762,7 @@ async def _cancel_message(request: web.Request, incoming: Incoming) -> web.Strea
     message_id = _body_message_id(incoming)
     sent = state.sent_message(message_id)
     if sent is None or sent.metadata.author.identifier != caller:
-        raise _xta_fault("ParameterIsNotValidException", "9022", f"{caller} sent no message {message_id}")
+        raise _xta_fault("ParameterIsNotValidException", "9022", f"{caller} sent no message {message_id!r}")
     if sent.not_before is None:
         raise _xta_fault("CancelDeniedException", "9101", "the message was sent without NotBefore")
     if sent.not_before <= _now() or state.was_closed(message_id):
