@@ -105,16 +105,27 @@ async def part_chunks(part: BodyPartReader, chunk_size: int = CHUNK) -> AsyncIte
     """A MIME part's content, decoded from its transfer encoding, chunk by chunk."""
     encoding = (part.headers.get(hdrs.CONTENT_TRANSFER_ENCODING) or "binary").strip().lower()
     if encoding in ("binary", "8bit", "7bit"):
-        while chunk := await part.read_chunk(chunk_size):
+        while chunk := await _read_chunk(part, chunk_size):
             yield chunk
     elif encoding == "base64":
         decoder = _Base64Decoder()
-        while chunk := await part.read_chunk(chunk_size):
+        while chunk := await _read_chunk(part, chunk_size):
             if decoded := decoder.feed(chunk):
                 yield decoded
         decoder.close()
     else:
         raise MtomError(f"unsupported Content-Transfer-Encoding {encoding!r} (expected binary or base64)")
+
+
+async def _read_chunk(part: BodyPartReader, size: int) -> bytes:
+    # aiohttp says a body that ends before the part's closing boundary with a bare ValueError
+    # ("Reading after EOF"): that is malformed MTOM, which callers tell apart from their own errors.
+    try:
+        return await part.read_chunk(size)
+    except MtomError:
+        raise
+    except (ValueError, AssertionError) as exc:
+        raise MtomError(f"malformed MIME part: {exc}") from None
 
 
 async def read_part(part: BodyPartReader, limit: int) -> bytes:
@@ -190,7 +201,10 @@ async def read_related(
         seen.add(cid)
         await on_part(cid, part)
         if not part.at_eof():
-            await part.release()
+            try:
+                await part.release()
+            except (ValueError, AssertionError) as exc:  # the body ends inside the part
+                raise MtomError(f"malformed MIME part: {exc}") from None
     if root is None:
         raise MtomError("no root part (the SOAP envelope) in the multipart body")
     return root
