@@ -22,6 +22,7 @@ from urllib.parse import quote, unquote
 
 import aiohttp
 from aiohttp import BodyPartReader, hdrs
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.payload import AsyncIterablePayload, BytesPayload
 
 CHUNK = 256 * 1024
@@ -29,6 +30,9 @@ MAX_PARTS = 1000
 XOP_TYPE = "application/xop+xml"
 SOAP_TYPE = "application/soap+xml"
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=]")
+# What aiohttp's multipart reader raises for a body that is not well-formed (cut off, lines too long,
+# a part longer than its Content-Length): malformed MTOM to us, told apart from the callers' own errors.
+_MALFORMED = (ValueError, AssertionError, HttpProcessingError)
 
 
 class MtomError(ValueError):
@@ -124,7 +128,7 @@ async def _read_chunk(part: BodyPartReader, size: int) -> bytes:
         return await part.read_chunk(size)
     except MtomError:
         raise
-    except (ValueError, AssertionError) as exc:
+    except _MALFORMED as exc:
         raise MtomError(f"malformed MIME part: {exc}") from None
 
 
@@ -176,7 +180,7 @@ async def read_related(
     while True:
         try:
             part = await reader.next()
-        except (ValueError, AssertionError) as exc:
+        except _MALFORMED as exc:
             raise MtomError(f"malformed multipart body: {exc}") from None
         if part is None:
             break
@@ -203,7 +207,7 @@ async def read_related(
         if not part.at_eof():
             try:
                 await part.release()
-            except (ValueError, AssertionError) as exc:  # the body ends inside the part
+            except _MALFORMED as exc:  # e.g. the body ends inside the part
                 raise MtomError(f"malformed MIME part: {exc}") from None
     if root is None:
         raise MtomError("no root part (the SOAP envelope) in the multipart body")

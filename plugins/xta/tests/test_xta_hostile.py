@@ -10,18 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import pytest
+import pytest_asyncio
+from aiohttp import hdrs, web
+from aiohttp.test_utils import TestServer
+from hub_xta import XtaSource
 from hub_xta.models import MessageMetaData, PartyId
+from hub_xta.mtom import content_type_params, soap_action
 from hub_xta.simulator import soap
 from hub_xta.simulator.state import StoredContent
 from hub_xta.xml import SOAP12, WSA, qname
 from lxml import etree
+from test_xta_mailbox import Intakes, blob_files, make_source, queue
 from xta_helpers import AUTHORITY, PORTAL, XBAU_NS, XBAU_SERVICE, StartXta, Xta
+
+from hub import BlobStore, HeldState, Intake, IntakeOutcome, Permanent, Retryable
+from hub.held import HeldFilter
+from hub.journal import SqliteJournal
 
 SOAP_TYPE = "application/soap+xml"
 CHECK = "http://www.xta.de/XTA/CheckAccountActive"
@@ -443,3 +455,370 @@ async def test_a_soap_1_1_request_gets_a_soap_1_1_version_mismatch_naming_soap_1
     assert upgrade is not None and upgrade.get("qname") == "ns1:Envelope"
     assert xta.state.requests == {}
     await still_serving(http, xta)
+
+
+# -- (b) the hub's mailbox poll facing a hostile XTA server ------------------------------------------------
+
+Tamper = Callable[[web.Request, int, str, bytes], Awaitable[web.StreamResponse]]
+FETCH, STATUS = "MsgBoxFetchRequest", "MsgBoxStatusListRequest"
+
+
+class HostileServer:
+    """An XTA server of another make: it forwards to the simulator and tampers with chosen answers.
+
+    `tamper[operation]` (the last segment of the action) gets the simulator's answer (status, content
+    type, body) and answers in its place, if `only` (bytes the request must hold) matches.
+    """
+
+    def __init__(self, http: aiohttp.ClientSession, upstream: Xta) -> None:
+        self.http = http
+        self.upstream = upstream
+        self.tamper: dict[str, Tamper] = {}
+        self.only: bytes = b""
+        self.tampered = 0
+        self.server: TestServer | None = None
+
+    async def start(self) -> Xta:
+        app = web.Application(client_max_size=64 * 1024**2)
+        app.router.add_post("/{port}", self._forward)
+        self.server = TestServer(app, host="127.0.0.1")
+        await self.server.start_server()
+        return Xta(f"http://127.0.0.1:{self.server.port}", self.upstream.state)
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        content_type = request.headers[hdrs.CONTENT_TYPE]
+        headers = {hdrs.CONTENT_TYPE: content_type}
+        async with self.http.post(self.upstream.url + request.path, data=body, headers=headers) as answer:
+            data, media, status = await answer.read(), answer.headers[hdrs.CONTENT_TYPE], answer.status
+        operation = (soap_action(content_type) or "").rsplit("/", 1)[-1]
+        tamper = self.tamper.get(operation)
+        if tamper is not None and self.only in body:
+            self.tampered += 1
+            return await tamper(request, status, media, data)
+        return web.Response(body=data, status=status, headers={hdrs.CONTENT_TYPE: media})
+
+
+@pytest_asyncio.fixture
+async def hostile(start_xta: StartXta, http: aiohttp.ClientSession) -> AsyncIterator[HostileServer]:
+    """A hostile server in front of a simulator."""
+    server = HostileServer(http, await start_xta())
+    yield server
+    if server.server is not None:
+        await server.server.close()
+
+
+def answer(body: bytes, media: str, status: int = 200) -> Tamper:
+    """A tamper that answers `body` whatever the simulator said."""
+
+    async def tamper(request: web.Request, _status: int, _media: str, _data: bytes) -> web.StreamResponse:
+        return web.Response(body=body, status=status, headers={hdrs.CONTENT_TYPE: media})
+
+    return tamper
+
+
+def edit(change: Callable[[bytes], bytes]) -> Tamper:
+    """A tamper that changes the simulator's answer bytes."""
+
+    async def tamper(request: web.Request, status: int, media: str, data: bytes) -> web.StreamResponse:
+        return web.Response(body=change(data), status=status, headers={hdrs.CONTENT_TYPE: media})
+
+    return tamper
+
+
+def edit_root(change: Callable[[bytes], bytes]) -> Tamper:
+    """A tamper that changes the envelope of an MTOM answer (and its part's Content-Length to match)."""
+
+    async def tamper(request: web.Request, status: int, media: str, data: bytes) -> web.StreamResponse:
+        boundary = b"--" + content_type_params(media)[1]["boundary"].encode()
+        start = data.index(boundary) + len(boundary)
+        body_start = data.index(b"\r\n\r\n", start) + 4
+        body_end = data.index(b"\r\n" + boundary, body_start)
+        envelope = change(data[body_start:body_end])
+        headers = re.sub(
+            rb"(?i)content-length: *\d+", b"Content-Length: %d" % len(envelope), data[start:body_start]
+        )
+        data = data[:start] + headers + envelope + data[body_end:]
+        return web.Response(body=data, status=status, headers={hdrs.CONTENT_TYPE: media})
+
+    return tamper
+
+
+def prolog(replacement: bytes) -> Callable[[bytes], bytes]:
+    """Replace an envelope's XML declaration (with a DOCTYPE, ...)."""
+    return lambda envelope: envelope.replace(b"<?xml version='1.0' encoding='utf-8'?>", replacement, 1)
+
+
+class KeepingIntakes(Intakes):
+    """Intakes that keep the blobs of what they store, as the core's pipeline does (`BlobHolding.keep`)."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        super().__init__()
+        self.blobs = blobs
+
+    async def __call__(self, intake: Intake) -> IntakeOutcome:
+        outcome = await super().__call__(intake)
+        app = intake.application
+        holding = self.blobs.current_holding()
+        if holding is not None and not outcome.duplicate:
+            holding.keep([a.blob for a in app.attachments] + ([app.original.blob] if app.original else []))
+        return outcome
+
+    def blob_paths(self) -> set[Path]:
+        """The files of every blob an application references."""
+        refs = {a.blob for i in self.applications.values() for a in i.application.attachments}
+        refs |= {i.application.original.blob for i in self.applications.values() if i.application.original}
+        return {self.blobs.path(ref) for ref in refs}
+
+
+async def poll(source: XtaSource, intakes: KeepingIntakes, blobs: BlobStore) -> int:
+    """One poll as the runtime runs it: inside a blob holding, so what no application keeps goes."""
+    with blobs.holding():
+        return await source.poll(intakes)
+
+
+@dataclass
+class Poisoned:
+    """A hostile answer to the fetch of one message, and the held outcome it must end as."""
+
+    tamper: Callable[[], Tamper]
+    state: str = HeldState.RETRYING
+    code: str = "fetch_failed"
+    reason: str = ""
+    settings: dict[str, object] = field(default_factory=dict)
+
+
+DOCTYPE_XXE = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+LAUGHS = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+
+
+def endless_part(*, keep_length: bool) -> Tamper:
+    """The simulator's headers and root part, then a content part that never ends.
+
+    `keep_length`: the part still says its real Content-Length, and goes on past it.
+    """
+
+    async def tamper(request: web.Request, status: int, media: str, data: bytes) -> web.StreamResponse:
+        head = data[: data.index(b"\r\n\r\n", data.index(b"Content-ID: <content-")) + 4]
+        part_start = head.rindex(b"\r\n--")
+        part_head = head[part_start:]
+        if not keep_length:
+            part_head = re.sub(rb"(?i)content-length: *\d+\r\n", b"", part_head)
+        response = web.StreamResponse(status=status, headers={hdrs.CONTENT_TYPE: media})
+        await response.prepare(request)
+        await response.write(head[:part_start] + part_head)
+        chunk = b"\0" * 65536
+        while True:  # the client stops reading at its limit and drops the connection
+            await response.write(chunk)
+
+    return tamper
+
+
+async def _reset_mid_part(request: web.Request, status: int, media: str, data: bytes) -> web.StreamResponse:
+    """The answer up to the middle of the content part, then the connection is dropped."""
+    cut = data.index(b"Content-ID: <content-") + 200
+    response = web.StreamResponse(status=status, headers={hdrs.CONTENT_TYPE: media})
+    response.content_length = len(data)
+    await response.prepare(request)
+    await response.write(data[:cut])
+    assert request.transport is not None
+    request.transport.abort()
+    return response
+
+
+async def _stall(request: web.Request, status: int, media: str, data: bytes) -> web.StreamResponse:
+    """Slow loris: the headers and a few bytes, then silence until the client gives up."""
+    response = web.StreamResponse(status=status, headers={hdrs.CONTENT_TYPE: media})
+    await response.prepare(request)
+    await response.write(data[:100])
+    await asyncio.Event().wait()  # never set: the client's read timeout ends this
+    return response
+
+
+def _stalling() -> Tamper:
+    return _stall
+
+
+def _swap_id(data: bytes) -> bytes:
+    start = data.index(b"<wsa:MessageID>", data.index(b"MsgIdentification")) + len(b"<wsa:MessageID>")
+    end = data.index(b"</wsa:MessageID>", start)
+    return data[:start] + b"urn:de:xta:messageid:another-one" + data[end:]
+
+
+def _missing_part(data: bytes) -> bytes:
+    return data.replace(b'href="cid:content-', b'href="cid:nowhere-', 1)
+
+
+def _duplicate_part(data: bytes) -> bytes:
+    body_start = data.index(b"--", data.index(b"Content-ID: <content-") - 200)
+    end = data.rindex(b"--", 0, len(data) - 4)
+    return data[:end] + data[body_start:end] + data[end:]
+
+
+def _lying_transfer_encoding(data: bytes) -> bytes:
+    """The content part says base64, and is the binary content still."""
+    at = data.index(b"Content-ID: <content-")
+    start, end = data.rindex(b"\r\n--", 0, at), data.index(b"\r\n\r\n", at)
+    head = re.sub(
+        rb"(?i)content-transfer-encoding: *binary", b"Content-Transfer-Encoding: base64", data[start:end]
+    )
+    assert b"base64" in head
+    return data[:start] + head + data[end:]
+
+
+def _size_lie(data: bytes) -> bytes:
+    # The Message declares 3 bytes more than its part holds: truncated or tampered on the way.
+    return re.sub(
+        rb'(<xta:Message [^>]*size=")(\d+)"',
+        lambda m: m.group(1) + str(int(m.group(2)) + 3).encode() + b'"',
+        data,
+        count=1,
+    )
+
+
+POISONED: dict[str, Poisoned] = {
+    "xxe in the envelope": Poisoned(lambda: edit_root(prolog(DOCTYPE_XXE)), reason="document type"),
+    "entity expansion in the envelope": Poisoned(lambda: edit_root(prolog(LAUGHS)), reason="document type"),
+    "another message's id in the answer": Poisoned(lambda: edit_root(_swap_id), reason="another-one"),
+    "cid of a part that is not there": Poisoned(lambda: edit_root(_missing_part), reason="missing MIME part"),
+    "the same part twice": Poisoned(lambda: edit(_duplicate_part), reason="two MIME parts"),
+    "binary content declared base64": Poisoned(lambda: edit(_lying_transfer_encoding), reason="base64"),
+    "size attribute differs from the content": Poisoned(lambda: edit_root(_size_lie), reason="declares"),
+    "not xml at all": Poisoned(lambda: answer(b"\x00\x01garbage", "application/soap+xml"), reason="XML"),
+    "html error page with 200": Poisoned(
+        lambda: answer(b"<html>oops</html>", "text/html"), reason="text/html"
+    ),
+    "soap 1.1 envelope": Poisoned(lambda: answer(SOAP11, "application/soap+xml"), reason="SOAP 1.2"),
+    "endless content part": Poisoned(
+        lambda: endless_part(keep_length=False), HeldState.QUARANTINED, "oversize", "larger than allowed"
+    ),
+    "a part going on past its content-length": Poisoned(
+        lambda: endless_part(keep_length=True), reason="malformed"
+    ),
+    "connection reset mid part": Poisoned(lambda: _reset_mid_part, reason="getMessage"),
+    "slow loris": Poisoned(lambda: _stalling(), reason="no answer", settings={"timeout_seconds": 0.5}),
+}
+
+
+@pytest.mark.parametrize("name", list(POISONED))
+async def test_a_poisoned_fetch_is_held_and_the_poll_takes_the_next_message(
+    hostile: HostileServer,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+    name: str,
+) -> None:
+    case = POISONED[name]
+    xta = await hostile.start()
+    poisoned = await queue(http, hostile.upstream)
+    valid = await queue(http, hostile.upstream)
+    hostile.tamper[FETCH] = case.tamper()
+    hostile.only = poisoned.encode()
+    source = make_source(xta, schema_dir, http, blobs, held_journal, max_content=1024**2, **case.settings)
+    intakes = KeepingIntakes(blobs)
+    async with asyncio.timeout(30):
+        assert await poll(source, intakes, blobs) == 1
+    assert hostile.tampered == 1
+    assert list(intakes.applications) == [valid]
+    assert [c.message_id for c in hostile.upstream.state.closed] == [valid]
+    [held] = await held_journal.list_held(HeldFilter())
+    assert (held.message_id, held.state, held.reason_code) == (poisoned, case.state, case.code), held.reason
+    assert case.reason.lower() in held.reason.lower(), held.reason
+    assert poisoned in hostile.upstream.state.mailbox(AUTHORITY)  # not closed: still upstream
+    assert set(blob_files(blobs)) == intakes.blob_paths()  # nothing partial, nothing orphaned
+
+
+STATUS_LISTS: dict[str, tuple[Tamper, type[Exception], str]] = {
+    "not xml": (answer(b"garbage", "application/soap+xml"), Permanent, "not usable XML"),
+    "xxe": (edit(prolog(DOCTYPE_XXE)), Permanent, "document type"),
+    "entity expansion": (edit(prolog(LAUGHS)), Permanent, "document type"),
+    "soap 1.1": (answer(SOAP11, "text/xml"), Permanent, "SOAP 1.2"),
+    "over the envelope limit": (
+        answer(b"<a>" + b" " * (2 * 1024**2) + b"</a>", "application/soap+xml"),
+        Permanent,
+        "exceeds",
+    ),
+    "relates to another request": (
+        edit(lambda d: re.sub(rb"<wsa:RelatesTo>[^<]*<", b"<wsa:RelatesTo>urn:uuid:other<", d)),
+        Permanent,
+        "relates to",
+    ),
+    "http 500 with html": (answer(b"<html>down</html>", "text/html", 500), Retryable, "HTTP 500"),
+    "slow loris": (_stall, Retryable, "no answer"),
+}
+
+
+@pytest.mark.parametrize("name", list(STATUS_LISTS))
+async def test_a_hostile_status_list_fails_the_poll_visibly_and_the_next_poll_works(
+    hostile: HostileServer,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+    name: str,
+) -> None:
+    tamper, error, reason = STATUS_LISTS[name]
+    xta = await hostile.start()
+    valid = await queue(http, hostile.upstream)
+    hostile.tamper[STATUS] = tamper
+    source = make_source(
+        xta, schema_dir, http, blobs, held_journal, max_envelope=1024**2, timeout_seconds=0.5
+    )
+    intakes = KeepingIntakes(blobs)
+    async with asyncio.timeout(30):
+        with pytest.raises(error) as caught:
+            await poll(source, intakes, blobs)
+    assert reason.lower() in str(caught.value).lower()
+    assert hostile.upstream.state.requests["getMessage"] == 0
+    assert await held_journal.list_held(HeldFilter()) == [] and blob_files(blobs) == []
+    del hostile.tamper[STATUS]  # the server recovers: the next poll takes the message
+    assert await poll(source, intakes, blobs) == 1
+    assert list(intakes.applications) == [valid]
+
+
+async def test_a_message_id_with_path_characters_is_an_opaque_id(
+    hostile: HostileServer,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+    tmp_path: Path,
+) -> None:
+    xta = await hostile.start()
+    odd = "../../../../tmp/evil%2F..\\..\\x"
+    await queue(http, hostile.upstream, message_id=odd)
+    source = make_source(xta, schema_dir, http, blobs, held_journal)
+    intakes = KeepingIntakes(blobs)
+    assert await poll(source, intakes, blobs) == 1
+    assert list(intakes.applications) == [odd]
+    assert [c.message_id for c in hostile.upstream.state.closed] == [odd]
+    assert all(p.is_relative_to(blobs.root) for p in blob_files(blobs))
+    assert set(blob_files(blobs)) == intakes.blob_paths()
+
+
+async def test_huge_metadata_strings_are_held_with_a_bounded_record(
+    hostile: HostileServer,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+) -> None:
+    xta = await hostile.start()
+    huge_author = "vbe:" + "x" * 200_000
+    other = await queue(
+        http,
+        hostile.upstream,
+        author={"identifier": huge_author, "type": "xoev", "name": "N" * 100_000},
+        message_type="other.type.0000",
+        subject="S" * 500_000,
+    )
+    valid = await queue(http, hostile.upstream, subject="B" * 200_000)
+    source = make_source(xta, schema_dir, http, blobs, held_journal)
+    intakes = KeepingIntakes(blobs)
+    assert await poll(source, intakes, blobs) == 1
+    assert list(intakes.applications) == [valid]
+    [held] = await held_journal.list_held(HeldFilter())
+    assert (held.message_id, held.state, held.reason_code) == (other, HeldState.QUARANTINED, "message_type")
+    assert held.sender is not None and held.sender.startswith("vbe:xxx") and len(held.sender) <= 1000
+    assert len(held.reason) <= 1000
