@@ -24,12 +24,12 @@ from aiohttp.test_utils import TestServer
 from hub_xta import XtaSource
 from hub_xta.models import MessageMetaData, PartyId
 from hub_xta.mtom import content_type_params, soap_action
-from hub_xta.simulator import soap
+from hub_xta.simulator import enqueue, soap
 from hub_xta.simulator.state import StoredContent
 from hub_xta.xml import SOAP12, WSA, qname
 from lxml import etree
 from test_xta_mailbox import Intakes, blob_files, make_source, queue
-from xta_helpers import AUTHORITY, PORTAL, XBAU_NS, XBAU_SERVICE, StartXta, Xta
+from xta_helpers import AUTHORITY, PORTAL, XBAU_NS, XBAU_SERVICE, StartXta, Xta, antrag_metadata
 
 from hub import BlobStore, HeldState, Intake, IntakeOutcome, Permanent, Retryable
 from hub.held import HeldFilter
@@ -729,6 +729,15 @@ async def test_a_poisoned_fetch_is_held_and_the_poll_takes_the_next_message(
     assert set(blob_files(blobs)) == intakes.blob_paths()  # nothing partial, nothing orphaned
 
 
+async def endless_answer(request: web.Request, status: int, media: str, data: bytes) -> web.StreamResponse:
+    """An answer that never ends (chunked, no length): the client stops at its envelope limit."""
+    response = web.StreamResponse(status=status, headers={hdrs.CONTENT_TYPE: media})
+    await response.prepare(request)
+    await response.write(data[: data.index(b"<env:Body>")])
+    while True:
+        await response.write(b"<x>" * 20_000)
+
+
 STATUS_LISTS: dict[str, tuple[Tamper, type[Exception], str]] = {
     "not xml": (answer(b"garbage", "application/soap+xml"), Permanent, "not usable XML"),
     "xxe": (edit(prolog(DOCTYPE_XXE)), Permanent, "document type"),
@@ -746,6 +755,7 @@ STATUS_LISTS: dict[str, tuple[Tamper, type[Exception], str]] = {
     ),
     "http 500 with html": (answer(b"<html>down</html>", "text/html", 500), Retryable, "HTTP 500"),
     "slow loris": (_stall, Retryable, "no answer"),
+    "endless": (endless_answer, Permanent, "exceeds"),
 }
 
 
@@ -822,3 +832,26 @@ async def test_huge_metadata_strings_are_held_with_a_bounded_record(
     assert (held.message_id, held.state, held.reason_code) == (other, HeldState.QUARANTINED, "message_type")
     assert held.sender is not None and held.sender.startswith("vbe:xxx") and len(held.sender) <= 1000
     assert len(held.reason) <= 1000
+
+
+async def test_a_message_larger_than_its_msgsize_stops_at_the_declared_size(
+    hostile: HostileServer,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    blobs: BlobStore,
+    held_journal: SqliteJournal,
+) -> None:
+    xta = await hostile.start()
+    big = b"<x/>" + b" " * 2 * 1024**2
+    metadata = antrag_metadata(msg_size=10)  # the status list says 10 bytes, the content has 2 MiB
+    liar = (await enqueue(http, hostile.upstream.url, AUTHORITY, metadata=metadata, message=big))[
+        "message_id"
+    ]
+    valid = await queue(http, hostile.upstream)
+    source = make_source(xta, schema_dir, http, blobs, held_journal)  # no size limit of its own
+    intakes = KeepingIntakes(blobs)
+    assert await poll(source, intakes, blobs) == 1
+    assert list(intakes.applications) == [valid]
+    [held] = await held_journal.list_held(HeldFilter())
+    assert (held.message_id, held.state, held.reason_code) == (liar, HeldState.QUARANTINED, "oversize")
+    assert set(blob_files(blobs)) == intakes.blob_paths()
