@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 Decision = Literal["close", "keep"]
 MAX_REASON = 1000  # characters of a reason kept: enough for a fault text, never a payload
+MAX_SENDER = 300  # characters of a sender kept: an identifier and a name
 
 
 class HeldState(StrEnum):
@@ -112,8 +113,14 @@ class HeldConflict(ValueError):
     """The decision does not fit the message's state (e.g. keeping a message already closed)."""
 
 
-def _clip(reason: str) -> str:
-    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 3] + "..."
+def _clip(reason: str, limit: int = MAX_REASON) -> str:
+    return reason if len(reason) <= limit else reason[: limit - 3] + "..."
+
+
+def _sender(sender: str | None) -> str | None:
+    # The sender is whatever the remote side wrote into the metadata: the record names it for
+    # operators, clipped like a reason, whatever size it came in.
+    return None if sender is None else _clip(sender, MAX_SENDER)
 
 
 class HeldMessages:
@@ -135,7 +142,7 @@ class HeldMessages:
     async def quarantine(self, message_id: str, *, sender: str | None, code: str, reason: str) -> HeldMessage:
         """The hub will not take this message: keep it upstream, await an operator's decision."""
         held = await self.journal.hold(
-            self.source, message_id, sender, HeldState.QUARANTINED, code, _clip(reason)
+            self.source, message_id, _sender(sender), HeldState.QUARANTINED, code, _clip(reason)
         )
         log.warning(
             "inbound message quarantined source=%s message_id=%s reason=%s", self.source, message_id, code
@@ -153,7 +160,7 @@ class HeldMessages:
     ) -> HeldMessage:
         """The hub refused this message, answered its sender and closed it upstream."""
         held = await self.journal.hold(
-            self.source, message_id, sender, HeldState.REJECTED, code, _clip(reason), application_id
+            self.source, message_id, _sender(sender), HeldState.REJECTED, code, _clip(reason), application_id
         )
         log.info("inbound message rejected source=%s message_id=%s reason=%s", self.source, message_id, code)
         return held
@@ -163,7 +170,7 @@ class HeldMessages:
     ) -> HeldMessage:
         """A fetch failed: back off before the next one; quarantine after the last one allowed."""
         held = await self.journal.held_fetch_failed(
-            self.source, message_id, sender, code, _clip(reason), self.backoff
+            self.source, message_id, _sender(sender), code, _clip(reason), self.backoff
         )
         log.warning(
             "inbound message fetch failed source=%s message_id=%s fetches=%d state=%s reason=%s",

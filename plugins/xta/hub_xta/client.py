@@ -252,6 +252,14 @@ class XtaClient:
         parsed = self._parse(container, "getMessage").ContentContainer  # types of the attributes
         labels = [parsed.Message, *parsed.Attachment]
         contents = [_content(info, label) for info, label in zip(blobs_of, labels, strict=True)]
+        for content, label in zip(contents, labels, strict=True):
+            # A content of another size than its envelope says was cut or padded on the way (or a lying
+            # Content-Transfer-Encoding decoded it into something else): not what the sender sent.
+            if label.size is not None and int(label.size) != content.size:
+                raise XtaProtocolError(
+                    f"getMessage: message {message_id}: content {content.filename or ''!r} declares "
+                    f"{label.size} bytes, has {content.size}"
+                )
         if request_id is not None:
             self._request_ids[message_id] = request_id
         log.info(

@@ -22,6 +22,7 @@ from urllib.parse import quote, unquote
 
 import aiohttp
 from aiohttp import BodyPartReader, hdrs
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.payload import AsyncIterablePayload, BytesPayload
 
 CHUNK = 256 * 1024
@@ -29,6 +30,9 @@ MAX_PARTS = 1000
 XOP_TYPE = "application/xop+xml"
 SOAP_TYPE = "application/soap+xml"
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=]")
+# What aiohttp's multipart reader raises for a body that is not well-formed (cut off, lines too long,
+# a part longer than its Content-Length): malformed MTOM to us, told apart from the callers' own errors.
+_MALFORMED = (ValueError, AssertionError, HttpProcessingError)
 
 
 class MtomError(ValueError):
@@ -105,16 +109,27 @@ async def part_chunks(part: BodyPartReader, chunk_size: int = CHUNK) -> AsyncIte
     """A MIME part's content, decoded from its transfer encoding, chunk by chunk."""
     encoding = (part.headers.get(hdrs.CONTENT_TRANSFER_ENCODING) or "binary").strip().lower()
     if encoding in ("binary", "8bit", "7bit"):
-        while chunk := await part.read_chunk(chunk_size):
+        while chunk := await _read_chunk(part, chunk_size):
             yield chunk
     elif encoding == "base64":
         decoder = _Base64Decoder()
-        while chunk := await part.read_chunk(chunk_size):
+        while chunk := await _read_chunk(part, chunk_size):
             if decoded := decoder.feed(chunk):
                 yield decoded
         decoder.close()
     else:
         raise MtomError(f"unsupported Content-Transfer-Encoding {encoding!r} (expected binary or base64)")
+
+
+async def _read_chunk(part: BodyPartReader, size: int) -> bytes:
+    # aiohttp says a body that ends before the part's closing boundary with a bare ValueError
+    # ("Reading after EOF"): that is malformed MTOM, which callers tell apart from their own errors.
+    try:
+        return await part.read_chunk(size)
+    except MtomError:
+        raise
+    except _MALFORMED as exc:
+        raise MtomError(f"malformed MIME part: {exc}") from None
 
 
 async def read_part(part: BodyPartReader, limit: int) -> bytes:
@@ -165,7 +180,7 @@ async def read_related(
     while True:
         try:
             part = await reader.next()
-        except (ValueError, AssertionError) as exc:
+        except _MALFORMED as exc:
             raise MtomError(f"malformed multipart body: {exc}") from None
         if part is None:
             break
@@ -190,7 +205,10 @@ async def read_related(
         seen.add(cid)
         await on_part(cid, part)
         if not part.at_eof():
-            await part.release()
+            try:
+                await part.release()
+            except _MALFORMED as exc:  # e.g. the body ends inside the part
+                raise MtomError(f"malformed MIME part: {exc}") from None
     if root is None:
         raise MtomError("no root part (the SOAP envelope) in the multipart body")
     return root

@@ -8,6 +8,7 @@ from hub.xml import UnsafeXml, parse_xml
 
 __all__ = ["NSMAP", "UnsafeXml", "parse_xml", "qname", "text_of"]
 
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 WSA = "http://www.w3.org/2005/08/addressing"
 XOP = "http://www.w3.org/2004/08/xop/include"

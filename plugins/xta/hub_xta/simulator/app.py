@@ -47,14 +47,15 @@ from ..mtom import (
     soap_action,
 )
 from ..schema import XtaSchema, load_schema
-from ..xml import META, OSCI, SOAP12, WSA, XOP, XTA, UnsafeXml, parse_xml, qname
+from ..xml import META, OSCI, SOAP11, SOAP12, WSA, XOP, XTA, UnsafeXml, parse_xml, qname
 from . import soap
-from .state import Knobs, StoredContent, StoredMessage, XtaState, _now
+from .state import ContentTooLarge, Knobs, StoredContent, StoredMessage, XtaState, _now
 
 STATE = web.AppKey("xta_simulator_state", XtaState)
 SCHEMA = web.AppKey("xta_simulator_schema", XtaSchema)
 
 MAX_ENVELOPE = 16 * 1024**2
+SOAP11_TYPE = "text/xml"
 MAX_JSON = 1024**2
 PORTS = ("MsgBoxPort", "SendXtaPort", "ManagementPort")
 ULTIMATE_RECEIVER = "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver"
@@ -226,6 +227,10 @@ class Fault(Exception):
         self.not_understood = not_understood
 
 
+class Soap11Request(Exception):
+    """A SOAP 1.1 envelope: answered with a SOAP 1.1 VersionMismatch fault (SOAP 1.2 part 1, annex A)."""
+
+
 def _xta_fault(exception: str, code: str, reason: str) -> Fault:
     receiver = exception == "XTAWSTechnicalProblemException"
     return Fault("Receiver" if receiver else "Sender", reason, exception, code)
@@ -322,6 +327,10 @@ async def _soap_endpoint(request: web.Request) -> web.StreamResponse:
         if incoming is not None:
             incoming.discard()
         return _fault_response(fault, incoming)
+    except Soap11Request:
+        body = etree.tostring(soap.soap11_version_mismatch(), xml_declaration=True, encoding="utf-8")
+        # SOAP 1.1 over HTTP answers every fault with 500, in its own media type.
+        return web.Response(body=body, status=500, content_type=SOAP11_TYPE, charset="utf-8")
 
 
 async def _read_request(request: web.Request, state: XtaState) -> Incoming:
@@ -339,32 +348,55 @@ async def _read_request(request: web.Request, state: XtaState) -> Incoming:
                 request.headers, request.content, envelope_limit=MAX_ENVELOPE, on_part=store
             )
         except MtomError as exc:
-            for part in parts.values():
-                part.path.unlink(missing_ok=True)
+            _discard(parts)
             raise Fault("Sender", f"malformed MTOM request: {exc}") from None
-        except ValueError as exc:  # the size limit of sendMessage
-            for part in parts.values():
-                part.path.unlink(missing_ok=True)
+        except ContentTooLarge as exc:  # the size limit of sendMessage
+            _discard(parts)
             raise _xta_fault("ParameterIsNotValidException", "9023", str(exc)) from None
         if related.root_type.split(";")[0].strip() != SOAP_TYPE:
+            _discard(parts)
             raise Fault("Sender", f"the root part is {related.root_type!r}, expected SOAP 1.2")
         xml = related.root
-    elif media == SOAP_TYPE:
-        xml = await request.content.read(MAX_ENVELOPE + 1)
-        if len(xml) > MAX_ENVELOPE:
-            raise Fault("Sender", f"the envelope exceeds {MAX_ENVELOPE} bytes")
+    elif media in (SOAP_TYPE, SOAP11_TYPE):
+        # Read to the end (`read(n)` gives what has arrived, not n bytes), bounded.
+        buffer = bytearray()
+        async for chunk in request.content.iter_chunked(CHUNK):
+            buffer += chunk
+            if len(buffer) > MAX_ENVELOPE:
+                raise Fault("Sender", f"the envelope exceeds {MAX_ENVELOPE} bytes")
+        xml = bytes(buffer)
     else:
         raise Fault("Sender", f"expected {SOAP_TYPE} or multipart/related (MTOM), got {media!r}")
     try:
-        envelope = parse_xml(xml, limit=MAX_ENVELOPE)
-    except UnsafeXml as exc:
-        raise Fault("Sender", str(exc)) from None
-    if envelope.tag != qname(SOAP12, "Envelope"):
-        raise Fault("Sender", "not a SOAP 1.2 envelope", subcode="env:VersionMismatch")
+        envelope = _envelope(xml, media)
+    except BaseException:
+        _discard(parts)
+        raise
     incoming = Incoming(envelope, parts=parts)
     incoming.action = _header_text(incoming, "Action")
     incoming.message_id = _header_text(incoming, "MessageID")
     return incoming
+
+
+def _envelope(xml: bytes, media: str) -> etree._Element:
+    """The request's SOAP 1.2 envelope, parsed hardened; faults for anything else."""
+    try:
+        envelope = parse_xml(xml, limit=MAX_ENVELOPE)
+    except UnsafeXml as exc:
+        raise Fault("Sender", str(exc)) from None
+    if envelope.tag == qname(SOAP11, "Envelope"):
+        raise Soap11Request()
+    if envelope.tag != qname(SOAP12, "Envelope"):
+        # SOAP 1.2 part 1, 5.4.7: a root that is not the 1.2 Envelope is a version mismatch.
+        raise Fault("VersionMismatch", f"not a SOAP 1.2 envelope: {etree.QName(envelope).text[:200]}")
+    if media == SOAP11_TYPE:
+        raise Fault("Sender", f"a SOAP 1.2 envelope must come as {SOAP_TYPE}, not {media!r}")
+    return envelope
+
+
+def _discard(parts: dict[str, StoredContent]) -> None:
+    for part in parts.values():
+        part.path.unlink(missing_ok=True)
 
 
 def _client_certificate(request: web.Request) -> str | None:
@@ -391,7 +423,9 @@ def _check_headers(incoming: Incoming) -> None:
         and tag not in UNDERSTOOD
     )
     if not_understood:
-        names = ", ".join(etree.QName(n).text for n in not_understood)
+        names = ", ".join(etree.QName(n).text for n in not_understood[:5])
+        if len(not_understood) > 5:
+            names += f" and {len(not_understood) - 5} more"
         raise Fault("MustUnderstand", f"header blocks not understood: {names}", not_understood=not_understood)
     seen: set[str] = set()
     for tag, _ in blocks:
@@ -678,24 +712,25 @@ async def _incoming_content(
         try:
             cid = cid_of(include.get("href", ""))
         except MtomError as exc:
-            raise Fault("Sender", str(exc)) from None
+            raise _xta_fault("ParameterIsNotValidException", "9022", str(exc)) from None
         stored = incoming.parts.get(cid)
         if stored is None:
-            raise Fault("Sender", f"xop:Include refers to a missing MIME part {cid!r}")
+            reason = f"xop:Include refers to a missing MIME part {cid!r}"
+            raise _xta_fault("ParameterIsNotValidException", "9022", reason)
         used.add(cid)
         path, size, digest = stored.path, stored.size, stored.sha256
     else:
         try:
             data = base64.b64decode("".join((element.text or "").split()), validate=True)
         except binascii.Error:
-            raise Fault("Sender", "inline content is not base64") from None
+            raise _xta_fault("ParameterIsNotValidException", "9022", "inline content is not base64") from None
 
         async def once() -> AsyncIterator[bytes]:
             yield data
 
         try:
             path, size, digest = await state.store(once(), state.max_message_size)
-        except ValueError as exc:
+        except ContentTooLarge as exc:
             raise _xta_fault("ParameterIsNotValidException", "9023", str(exc)) from None
     declared = element.get("size")
     if declared is not None and int(declared) != size:
@@ -733,11 +768,10 @@ async def _lookup_service(request: web.Request, incoming: Incoming) -> web.Strea
 
 
 def _body_message_id(incoming: Incoming) -> str:
+    # An empty id is an unknown one: each operation answers it with the fault its WSDL declares for
+    # an unknown id (getTransportReport declares no ParameterIsNotValidException).
     found = incoming.body(WSA, "MessageID")
-    value = found.text.strip() if found is not None and found.text else ""
-    if not value:
-        raise _xta_fault("ParameterIsNotValidException", "9020", "the request names no wsa:MessageID")
-    return value
+    return found.text.strip() if found is not None and found.text else ""
 
 
 async def _get_transport_report(request: web.Request, incoming: Incoming) -> web.StreamResponse:
@@ -747,7 +781,7 @@ async def _get_transport_report(request: web.Request, incoming: Incoming) -> web
     message_id = _body_message_id(incoming)
     sent = state.sent_message(message_id)
     if sent is None or caller not in (sent.metadata.author.identifier, sent.metadata.reader.identifier):
-        reason = f"message {message_id} is not known to {caller}"
+        reason = f"message {message_id!r} is not known to {caller}"
         raise _xta_fault("InvalidMessageIDException", "9070", reason)
     status = 3 if sent.cancelled else 1 if state.was_closed(message_id) else 0
     server = f"urn:aktenhub:xta-simulator:{request.host}"
@@ -762,7 +796,7 @@ async def _cancel_message(request: web.Request, incoming: Incoming) -> web.Strea
     message_id = _body_message_id(incoming)
     sent = state.sent_message(message_id)
     if sent is None or sent.metadata.author.identifier != caller:
-        raise _xta_fault("ParameterIsNotValidException", "9022", f"{caller} sent no message {message_id}")
+        raise _xta_fault("ParameterIsNotValidException", "9022", f"{caller} sent no message {message_id!r}")
     if sent.not_before is None:
         raise _xta_fault("CancelDeniedException", "9101", "the message was sent without NotBefore")
     if sent.not_before <= _now() or state.was_closed(message_id):

@@ -13,10 +13,11 @@ from datetime import datetime
 from lxml import etree
 
 from ..models import MessageMetaData, PartyId
-from ..xml import META, OSCI, SOAP12, WSA, XENC, XML, XOP, XTA, qname
+from ..xml import META, OSCI, SOAP11, SOAP12, WSA, XENC, XML, XOP, XTA, qname
 from .state import StoredContent
 
 NSMAP = {"env": SOAP12, "wsa": WSA, "osci": OSCI, "oscimeta": META, "xta": XTA}
+MAX_NOT_UNDERSTOOD = 20
 
 # wsa:Action -> (port, operation). The WSDL gives every output and fault the input's action.
 OSCI_TYPES = "http://www.osci.eu/ws/2008/05/transport/urn/messageTypes/"
@@ -139,8 +140,9 @@ def fault(
         )
         _sub(error_code, None, "code", code or "9000")
         _sub(error_code, None, "name", ERROR_NAMES.get(code or "9000", ERROR_NAMES["9000"]))
-    headers = []
-    for n, name in enumerate(not_understood):
+    headers = [upgrade()] if soap_code == "VersionMismatch" else []
+    # A request of thousands of such blocks must not make an answer of thousands: the first ones do.
+    for n, name in enumerate(not_understood[:MAX_NOT_UNDERSTOOD]):
         qn = etree.QName(name)
         prefix = f"nu{n}"
         namespaces = {"env": SOAP12, prefix: qn.namespace or ""}
@@ -150,6 +152,24 @@ def fault(
     return envelope(
         action or "http://www.w3.org/2005/08/addressing/soap/fault", relates_to, headers, [element]
     )
+
+
+def upgrade() -> etree._Element:
+    """env:Upgrade: the envelope versions this node supports (SOAP 1.2 only)."""
+    element = etree.Element(qname(SOAP12, "Upgrade"), nsmap={"env": SOAP12})
+    supported = etree.SubElement(element, qname(SOAP12, "SupportedEnvelope"), nsmap={"ns1": SOAP12})
+    supported.set("qname", "ns1:Envelope")
+    return element
+
+
+def soap11_version_mismatch() -> etree._Element:
+    """The SOAP 1.1 fault a SOAP 1.2 node answers a SOAP 1.1 request with (SOAP 1.2 part 1, annex A)."""
+    root = etree.Element(qname(SOAP11, "Envelope"), nsmap={"env": SOAP11})
+    etree.SubElement(root, qname(SOAP11, "Header")).append(upgrade())
+    fault = etree.SubElement(etree.SubElement(root, qname(SOAP11, "Body")), qname(SOAP11, "Fault"))
+    etree.SubElement(fault, "faultcode").text = "env:VersionMismatch"
+    etree.SubElement(fault, "faultstring").text = "this XTA service speaks SOAP 1.2 only"
+    return root
 
 
 def _party(parent: etree._Element, local: str, party: PartyId) -> etree._Element:

@@ -20,6 +20,10 @@ from ..models import MessageMetaData
 CHUNK = 256 * 1024
 
 
+class ContentTooLarge(ValueError):
+    """A content past the simulator's size limit (sendMessage: 9023)."""
+
+
 class Knobs(BaseModel):
     """Fault knobs, settable at start and at runtime (``POST /_sim/faults``)."""
 
@@ -186,7 +190,7 @@ class XtaState:
         return self.data_dir / "content" / f"{next(self._names):06d}.bin"
 
     async def store(self, chunks: AsyncIterator[bytes], limit: int | None = None) -> tuple[Path, int, str]:
-        """Stream chunks into a new file; (path, size, sha256). `ValueError` past `limit` bytes."""
+        """Stream chunks into a new file; (path, size, sha256). `ContentTooLarge` past `limit` bytes."""
         path = self.new_content_path()
         digest = hashlib.sha256()
         size = 0
@@ -195,7 +199,7 @@ class XtaState:
                 async for chunk in chunks:
                     size += len(chunk)
                     if limit is not None and size > limit:
-                        raise ValueError(f"content exceeds {limit} bytes")
+                        raise ContentTooLarge(f"content exceeds {limit} bytes")
                     digest.update(chunk)
                     f.write(chunk)
         except BaseException:
