@@ -31,6 +31,7 @@ from hub.errors import ConfigError, PluginError
 from hub.http import make_runner
 from hub.journal import ApplicationFilter
 from hub.journal.lock import in_use
+from hub.logs import TextFormatter
 from hub.models import ApplicationState
 from hub.plugins import load_plugins
 from hub.runtime import Hub
@@ -381,8 +382,7 @@ def _log_to_file(path: Path) -> list[logging.Handler]:
     root = logging.getLogger()
     previous = list(root.handlers)
     handler = logging.FileHandler(path, encoding="utf-8")
-    if root.handlers:
-        handler.setFormatter(root.handlers[0].formatter)
+    handler.setFormatter(root.handlers[0].formatter if root.handlers else TextFormatter())
     root.handlers[:] = [handler]
     return previous
 

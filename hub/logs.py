@@ -23,13 +23,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+# Control characters (line breaks above all) in a message would let a remote party who chooses an id or
+# a name start a forged log line of its own; they are written as escapes instead.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+
+
+class TextFormatter(logging.Formatter):
+    """`time level=... logger=... message`, one line per event whatever the message holds."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = record.message.translate(_CONTROL)
+        return super().formatMessage(record)
+
+
 def setup_logging(level: str = "info", fmt: str = "text") -> None:
     """Configure the root logger for the hub's processes."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
