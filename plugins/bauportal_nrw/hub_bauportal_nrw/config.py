@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from hub_xta import XtaSettings
+from hub_xta import MailboxSourceConfig, XtaSettings
 from pydantic import AfterValidator, ByteSize, Field, field_validator
 
-from hub import BackOff, ConnectorConfig
+from hub import ConnectorConfig
 
 from .xbau import Behoerde, check_dvdv
 
@@ -17,26 +17,13 @@ Authority = Annotated[Behoerde, AfterValidator(check_dvdv)]
 DEFAULT_MAX_MESSAGE = ByteSize(32 * 1024**2)
 
 
-class BauportalNrwConfig(ConnectorConfig):
+class BauportalNrwConfig(MailboxSourceConfig):
     """``type: bauportal-nrw``: the Bauaufsicht's XTA mailbox, read for XBau building applications."""
 
-    xta: XtaSettings = Field(description="the XTA server and our account (whose mailbox is read)")
     authority: Authority = Field(
         description="the Bauaufsicht itself as XBau names it (kennung, name): the reader of the applications"
     )
-    poll_seconds: float = Field(60.0, gt=0, le=86400, description="how often the mailbox is read")
     service: str = Field("bauantrag", min_length=1, description="service (Leistung) of the applications")
-    max_per_poll: int = Field(
-        50,
-        ge=1,
-        le=10000,
-        description="messages fetched per poll at most (held ones passed over do not count)",
-    )
-    fetch_backoff: BackOff = Field(
-        default_factory=BackOff,
-        description="a message failing to download (or to be read) is fetched again after 60 s, 120 s, ... "
-        "up to `max_seconds`, and quarantined after `max_fetches` tries",
-    )
     max_message: ByteSize = Field(
         DEFAULT_MAX_MESSAGE, description="largest XBau message (the XML, not its Anlagen) that is parsed"
     )

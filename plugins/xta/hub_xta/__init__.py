@@ -14,7 +14,7 @@ A library for plugins that exchange XÖV messages over XTA (Bauportal.NRW/XBau, 
 from __future__ import annotations
 
 from .client import XtaClient
-from .config import XtaSettings
+from .config import MailboxSourceConfig, XtaSettings
 from .errors import (
     CancelDeniedFault,
     InvalidMessageIdFault,
@@ -53,6 +53,7 @@ __all__ = [
     "CancelDeniedFault",
     "InvalidMessageIdFault",
     "MailboxReader",
+    "MailboxSourceConfig",
     "MessageMetaData",
     "MessageSchemaViolationFault",
     "MessageVirusDetectionFault",

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator, model_validator
 
-from hub import Secret
+from hub import BackOff, ConnectorConfig, Secret
 
 from .models import PartyId
 from .wsdl import MANAGEMENT, MSGBOX, SEND
@@ -103,3 +103,21 @@ class XtaSettings(BaseModel):
                 str(self.client_cert), str(self.client_key) if self.client_key else None, password
             )
         return context
+
+
+class MailboxSourceConfig(ConnectorConfig):
+    """What every source reading an XTA mailbox is configured with (`type: xta`, Bauportal.NRW, ...)."""
+
+    xta: XtaSettings = Field(description="the XTA server and our account (whose mailbox is read)")
+    poll_seconds: float = Field(60.0, gt=0, le=86400, description="how often the mailbox is read")
+    max_per_poll: int = Field(
+        50,
+        ge=1,
+        le=10000,
+        description="messages fetched per poll at most (held ones passed over do not count)",
+    )
+    fetch_backoff: BackOff = Field(
+        default_factory=BackOff,
+        description="a message failing to download (or to be read) is fetched again after 60 s, 120 s, ... "
+        "up to `max_seconds`, and quarantined after `max_fetches` tries",
+    )

@@ -19,7 +19,6 @@ from pydantic import Field
 from hub import (
     Application,
     Attachment,
-    BackOff,
     CheckResult,
     ConnectorConfig,
     ConnectorContext,
@@ -32,7 +31,7 @@ from hub import (
 )
 
 from .client import XtaClient
-from .config import XtaSettings
+from .config import MailboxSourceConfig
 from .mailbox import MailboxReader, Refusal, Taken
 from .models import MessageMetaData, XtaMessage
 
@@ -41,11 +40,9 @@ log = logging.getLogger(__name__)
 STANDARDS = ("XTA 2 Version 3.1 (http://xoev.de/transport/xta/211)", "OSCI-Transport 2.02 MessageMetaData")
 
 
-class XtaSourceConfig(ConnectorConfig):
+class XtaSourceConfig(MailboxSourceConfig):
     """Settings of a ``type: xta`` source."""
 
-    xta: XtaSettings = Field(description="the XTA server and our account (whose mailbox is read)")
-    poll_seconds: float = Field(60.0, gt=0, le=86400, description="how often the mailbox is read")
     service: str | None = Field(
         None, description="service (Leistung) of the applications; default: the XTA message type"
     )
@@ -54,17 +51,6 @@ class XtaSourceConfig(ConnectorConfig):
     )
     services: list[str] = Field(
         default_factory=list, description="take only messages of these XTA services (URIs); empty: all"
-    )
-    max_per_poll: int = Field(
-        50,
-        ge=1,
-        le=10000,
-        description="messages fetched per poll at most (held ones passed over do not count)",
-    )
-    fetch_backoff: BackOff = Field(
-        default_factory=BackOff,
-        description="a message failing to download (or to be read) is fetched again after 60 s, 120 s, ... "
-        "up to `max_seconds`, and quarantined after `max_fetches` tries",
     )
 
 
