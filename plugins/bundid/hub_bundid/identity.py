@@ -224,7 +224,7 @@ class BundIdIdentity(IdentityProvider):
         raw = application.form.get(self.settings.response_field)
         if isinstance(raw, list) and len(raw) == 1:
             raw = raw[0]
-        if raw is None or raw == "":
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
             raise self._reject(
                 application,
                 RejectionCode.MISSING,

@@ -57,6 +57,23 @@ ENTITY_FORMAT = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
 KNOWN_CONDITIONS = frozenset(
     f"{{{SAML_ASSERTION}}}{name}" for name in ("AudienceRestriction", "OneTimeUse", "ProxyRestriction")
 )
+# SAML core 5.4.4: an enveloped signature and canonicalisation, nothing else. signxml skips transforms
+# it does not know (XSLT, XPath) instead of failing, so they are refused before it runs.
+ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+CANONICALISATIONS = frozenset(
+    {
+        "http://www.w3.org/2001/10/xml-exc-c14n#",
+        "http://www.w3.org/2001/10/xml-exc-c14n#WithComments",
+        "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
+        "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments",
+        "http://www.w3.org/2006/12/xml-c14n11",
+        "http://www.w3.org/2006/12/xml-c14n11#WithComments",
+    }
+)
+ALLOWED_TRANSFORMS = CANONICALISATIONS | {ENVELOPED}
+XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
+ID_ATTRIBUTES = ("ID", "Id", "id")  # what signxml resolves a reference URI by
+_XINCLUDE_PREFIXES = tuple(f"{{{ns}}}" for ns in XINCLUDE_NAMESPACES)
 # xs:dateTime as SAML writes it (fromisoformat alone also takes dates and ISO basic format)
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
 
@@ -122,6 +139,9 @@ def verify_response(document: bytes, expect: Expectations, at: datetime) -> Veri
         raise SamlRejected(MALFORMED, "Die BundID-Antwort ist kein zulässiges XML.", str(exc)) from None
     if root.tag != RESPONSE:
         raise SamlRejected(MALFORMED, "Die BundID-Antwort ist keine SAML-Antwort.", f"root {root.tag!r}")
+    if any(isinstance(e.tag, str) and e.tag.startswith(_XINCLUDE_PREFIXES) for e in root.iter()):
+        # never processed, but no SAML response carries one: whoever sends it is probing
+        raise SamlRejected(MALFORMED, "Die BundID-Antwort ist kein zulässiges XML.", "XInclude element")
     if root.get("Version") != "2.0":
         raise SamlRejected(MALFORMED, "Die BundID-Antwort ist nicht SAML 2.0.", "Version is not 2.0")
 
@@ -150,7 +170,7 @@ def verify_response(document: bytes, expect: Expectations, at: datetime) -> Veri
     if assertion.find("ds:Signature", NS) is None:
         raise SamlRejected(BAD_SIGNATURE, "Die BundID-Anmeldung ist nicht signiert.", "Assertion unsigned")
     signed = _verify_signature(assertion, expect, at, "Assertion")
-    return _read_assertion(signed, expect, at)
+    return _read_assertion(signed, expect, at, root.get("InResponseTo"))
 
 
 # -- structure -------------------------------------------------------------------------------------
@@ -202,6 +222,7 @@ def _verify_signature(
     The signature must have exactly one reference, and it must be `element` itself. The certificate
     is pinned by the metadata; its validity dates are not enforced (see the module docstring).
     """
+    _check_signature_shape(element, what)
     problems: list[str] = []
     altered = False
     for certificate in expect.certificates:
@@ -235,6 +256,42 @@ def _verify_signature(
     raise SamlRejected(BAD_SIGNATURE, reason, f"{what}: {'; '.join(problems) or 'no certificate'}")
 
 
+def _check_signature_shape(element: etree._Element, what: str) -> None:
+    """SAML core 5.4: one reference, to the signing element's own ID, only enveloped + C14N transforms.
+
+    A reference that is empty, external or an XPointer, an ID that occurs twice in the document, and
+    transforms that rewrite the content before it is digested are refused before any cryptography.
+    """
+    signatures = element.findall("ds:Signature", NS)
+    if len(signatures) != 1:
+        raise _wrapped(f"{len(signatures)} Signature elements in the {what}")
+    references = signatures[0].findall("ds:SignedInfo/ds:Reference", NS)
+    if len(references) != 1:
+        raise _wrapped(f"the {what} signature has {len(references)} references")
+    element_id = element.get("ID")
+    uri = references[0].get("URI")
+    if not element_id or uri != f"#{element_id}":
+        raise _wrapped(f"the {what} signature references {uri!r}, not its own ID")
+    holders = [
+        e
+        for e in element.getroottree().iter()
+        if isinstance(e.tag, str) and any(e.get(name) == element_id for name in ID_ATTRIBUTES)
+    ]
+    if holders != [element]:
+        raise _wrapped(f"the ID of the {what} occurs {len(holders)} times")
+    transforms = [t.get("Algorithm") for t in references[0].findall("ds:Transforms/ds:Transform", NS)]
+    method = signatures[0].find("ds:SignedInfo/ds:CanonicalizationMethod", NS)
+    unknown = [t for t in transforms if t not in ALLOWED_TRANSFORMS]
+    if method is None or method.get("Algorithm") not in CANONICALISATIONS:
+        unknown.append(method.get("Algorithm") if method is not None else None)
+    if unknown:
+        raise SamlRejected(
+            BAD_SIGNATURE,
+            "Die Signatur der BundID-Anmeldung verwendet unzulässige Verfahren.",
+            f"{what} signature: transforms or canonicalisation not allowed: {unknown!r}",
+        )
+
+
 def _wrapped(detail: str) -> SamlRejected:
     return SamlRejected(
         BAD_SIGNATURE,
@@ -263,7 +320,9 @@ def _wrong_destination(detail: str) -> SamlRejected:
 # -- the signed assertion --------------------------------------------------------------------------
 
 
-def _read_assertion(signed: etree._Element, expect: Expectations, at: datetime) -> VerifiedAssertion:
+def _read_assertion(
+    signed: etree._Element, expect: Expectations, at: datetime, in_response_to: str | None
+) -> VerifiedAssertion:
     assertion_id = signed.get("ID") or ""
     if not assertion_id or signed.get("Version") != "2.0":
         raise SamlRejected(MALFORMED, "Die BundID-Anmeldung ist unvollständig.", "no ID or Version")
@@ -281,7 +340,7 @@ def _read_assertion(signed: etree._Element, expect: Expectations, at: datetime) 
     if issued - expect.clock_skew > at:
         raise _not_yet_valid(f"IssueInstant {issued.isoformat()}")
 
-    valid_until = _check_subject(signed, expect, at)
+    valid_until = _check_subject(signed, expect, at, in_response_to)
     valid_until = min(valid_until, _check_conditions(signed, expect, at) or valid_until)
     _check_authn_statements(signed, expect, at)
     level = _level(signed)
@@ -296,8 +355,15 @@ def _read_assertion(signed: etree._Element, expect: Expectations, at: datetime) 
     )
 
 
-def _check_subject(signed: etree._Element, expect: Expectations, at: datetime) -> datetime:
-    """Check the bearer confirmation; return its NotOnOrAfter."""
+def _check_subject(
+    signed: etree._Element, expect: Expectations, at: datetime, in_response_to: str | None
+) -> datetime:
+    """Check the bearer confirmation; return its NotOnOrAfter.
+
+    SAML profiles 4.1.4.2: the bearer confirmation names the request the Response answers (both
+    InResponseTo equal, or both absent for an unsolicited login). Anything else is an assertion from
+    another login exchange put into this Response.
+    """
     confirmations = [
         c for c in signed.findall("saml:Subject/saml:SubjectConfirmation", NS) if c.get("Method") == BEARER
     ]
@@ -314,6 +380,11 @@ def _check_subject(signed: etree._Element, expect: Expectations, at: datetime) -
             if data is None:
                 raise SamlRejected(
                     MALFORMED, "Die BundID-Anmeldung ist unvollständig.", "no SubjectConfirmationData"
+                )
+            if data.get("InResponseTo") != in_response_to:
+                raise _wrapped(
+                    f"SubjectConfirmationData InResponseTo {data.get('InResponseTo')!r}, "
+                    f"Response InResponseTo {in_response_to!r}"
                 )
             recipient = data.get("Recipient")
             if recipient != expect.acs_url:
