@@ -229,7 +229,13 @@ def _verify_signature(
         # signxml checks the certificate's dates at `verification_time`: a moment inside them turns
         # that check off for this pinned certificate and nothing else.
         inside = min(max(at, certificate.not_valid_before_utc), certificate.not_valid_after_utc)
-        config = SignatureConfiguration(location="./", expect_references=1, verification_time=inside)
+        # KeyInfo never chooses or vetoes the key: only the metadata's certificates count
+        config = SignatureConfiguration(
+            location="./",
+            expect_references=1,
+            verification_time=inside,
+            ignore_ambiguous_key_info=True,
+        )
         try:
             result = XMLVerifier().verify(element, x509_cert=certificate, expect_config=config)
         except InvalidDigest as exc:

@@ -57,13 +57,23 @@ HMAC_SHA1 = "http://www.w3.org/2000/09/xmldsig#hmac-sha1"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
 MD5 = "http://www.w3.org/2001/04/xmldsig-more#md5"
-DIGESTS: dict[str, Callable[[bytes], Any]] = {SHA256: hashlib.sha256, SHA1: hashlib.sha1, MD5: hashlib.md5}
+DIGESTS: dict[str, Callable[[bytes], Any]] = {
+    "http://www.w3.org/2001/04/xmlenc#sha512": hashlib.sha512,
+    SHA256: hashlib.sha256,
+    SHA1: hashlib.sha1,
+    MD5: hashlib.md5,
+}
+RSA_SHA512 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
+SHA512 = "http://www.w3.org/2001/04/xmlenc#sha512"
 RSA_HASHES: dict[str, hashes.HashAlgorithm] = {
+    RSA_SHA512: hashes.SHA512(),
     RSA_SHA256: hashes.SHA256(),
     RSA_SHA1: hashes.SHA1(),
     RSA_MD5: hashes.MD5(),
 }
 
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+EC = "http://www.w3.org/2001/10/xml-exc-c14n#"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 HOLDER_OF_KEY = "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key"
 SENDER_VOUCHES = "urn:oasis:names:tc:SAML:2.0:cm:sender-vouches"
@@ -109,12 +119,15 @@ def der64(certificate: x509.Certificate) -> str:
     return base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
 
 
-def metadata_xml(entity_id: str, *certificates: x509.Certificate) -> bytes:
+def metadata_xml(
+    entity_id: str, *certificates: x509.Certificate, encryption: tuple[x509.Certificate, ...] = ()
+) -> bytes:
     """An IdP EntityDescriptor as a federation publishes it."""
     keys = "".join(
-        f'<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{der64(c)}'
+        f'<md:KeyDescriptor use="{use}"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{der64(c)}'
         "</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"
-        for c in certificates
+        for use, group in (("signing", certificates), ("encryption", encryption))
+        for c in group
     )
     return (
         f'<md:EntityDescriptor xmlns:md="{MD}" xmlns:ds="{DS}" entityID="{entity_id}">'
@@ -138,6 +151,7 @@ class Kit:
     evil_certificate: x509.Certificate
     metadata: Path  # current + next (a rollover)
     expired_metadata: Path  # only the expired certificate
+    encryption_metadata: Path  # the current certificate for signing, the attacker's "for encryption"
 
     def expect(self, metadata: Path | None = None, **changes: Any) -> Expectations:
         """Expectations as the connector builds them, from a metadata file."""
@@ -164,7 +178,11 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
     metadata.write_bytes(metadata_xml(IDP, cert, next_cert))
     expired = where / "idp-expired.xml"
     expired.write_bytes(metadata_xml(IDP, old_cert))
-    return Kit(key, cert, next_key, next_cert, old_key, old_cert, evil_key, evil_cert, metadata, expired)
+    encryption = where / "idp-encryption.xml"
+    encryption.write_bytes(metadata_xml(IDP, cert, encryption=(evil_cert,)))
+    return Kit(
+        key, cert, next_key, next_cert, old_key, old_cert, evil_key, evil_cert, metadata, expired, encryption
+    )
 
 
 # -- responses ---------------------------------------------------------------------------------------
@@ -225,6 +243,7 @@ class Login:
     extra_statement_attributes: tuple[Attr, ...] = ()
     p: str = "saml"  # the assertion namespace prefix ("" for the default namespace)
     pp: str = "samlp"
+    typed: bool = False  # xsi:type="xs:string" on every AttributeValue, as many IdPs write it
 
     def xml(self) -> bytes:
         """The unsigned response."""
@@ -277,8 +296,8 @@ class Login:
             f"</{a}AuthnContext></{a}AuthnStatement>"
             for ref in self.class_refs
         )
-        statement = "".join(self._attribute(a, attr) for attr in self.attributes)
-        second = "".join(self._attribute(a, attr) for attr in self.extra_statement_attributes)
+        statement = "".join(self._attribute(a, attr, self.typed) for attr in self.attributes)
+        second = "".join(self._attribute(a, attr, self.typed) for attr in self.extra_statement_attributes)
         issuer = (
             f"<{a}Issuer{attrs(Format=self.issuer_format)}>{escape(self.issuer)}</{a}Issuer>"
             if self.issuer is not None
@@ -299,7 +318,7 @@ class Login:
                 InResponseTo=self.request_id,
             )
             + f">{response_issuer}<{q}Status>{status}</{q}StatusCode></{q}Status>"
-            f'<{a}Assertion {a_ns} xmlns:akdb="{AKDB}"'
+            f'<{a}Assertion {a_ns} xmlns:akdb="{AKDB}" xmlns:xs="http://www.w3.org/2001/XMLSchema"'
             + attrs(ID=self.assertion_id, Version="2.0", IssueInstant=t(self.issued))
             + f">{issuer}<{a}Subject><{a}NameID"
             ' Format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient"'
@@ -310,13 +329,14 @@ class Login:
         ).encode()
 
     @staticmethod
-    def _attribute(a: str, attr: Attr) -> str:
+    def _attribute(a: str, attr: Attr, typed: bool = False) -> str:
         values = attr.value if isinstance(attr.value, tuple) else (attr.value,)
+        xsi = f' xmlns:xsi="{XSI}" xsi:type="xs:string"' if typed else ""
         trust = f' akdb:TrustLevel="{attr.trust}"' if attr.trust is not None else ""
         return (
             f'<{a}Attribute Name="{attr.oid}" FriendlyName="{attr.friendly}"'
             f' NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri"{trust}>'
-            + "".join(f"<{a}AttributeValue>{escape(v)}</{a}AttributeValue>" for v in values)
+            + "".join(f"<{a}AttributeValue{xsi}>{escape(v)}</{a}AttributeValue>" for v in values)
             + f"</{a}Attribute>"
         )
 
@@ -348,6 +368,8 @@ class Sign:
     hmac_secret: bytes = b""
     extra_references: tuple[str, ...] = ()
     prefix: str = "ds"
+    prefix_list: tuple[str, ...] = ()  # exc-c14n InclusiveNamespaces (kept although not visibly used)
+    key_info_xml: str = ""  # a raw KeyInfo child, e.g. an attacker's KeyValue
 
 
 def canonical(element: etree._Element) -> bytes:
@@ -359,8 +381,15 @@ def sign(kit: Kit, holder: etree._Element, how: Sign = Sign(), target: etree._El
     target = holder if target is None else target
     d = f"{how.prefix}:" if how.prefix else ""
     ns = f'xmlns:{how.prefix}="{DS}"' if how.prefix else f'xmlns="{DS}"'
+    inclusive_ns = (
+        f'<ec:InclusiveNamespaces xmlns:ec="{EC}" PrefixList="{" ".join(how.prefix_list)}"/>'
+        if how.prefix_list
+        else ""
+    )
     transforms = "".join(
-        f'<{d}Transform Algorithm="{algorithm}">{inner}</{d}Transform>' for algorithm, inner in how.transforms
+        f'<{d}Transform Algorithm="{algorithm}">{inner or (inclusive_ns if algorithm == EXC_C14N else "")}'
+        f"</{d}Transform>"
+        for algorithm, inner in how.transforms
     )
     uri = f"#{target.get('ID')}" if how.uri is None else how.uri
     references = "".join(
@@ -372,6 +401,8 @@ def sign(kit: Kit, holder: etree._Element, how: Sign = Sign(), target: etree._El
         f"<{d}KeyInfo><{d}X509Data><{d}X509Certificate>{der64(how.key_info)}</{d}X509Certificate>"
         f"</{d}X509Data></{d}KeyInfo>"
         if how.key_info is not None
+        else f"<{d}KeyInfo>{how.key_info_xml}</{d}KeyInfo>"
+        if how.key_info_xml
         else ""
     )
     signature = etree.fromstring(
@@ -381,7 +412,13 @@ def sign(kit: Kit, holder: etree._Element, how: Sign = Sign(), target: etree._El
     )
     # the digest is over the target without this signature (the enveloped-signature transform)
     inclusive = any(algorithm == C14N for algorithm, _ in how.transforms)
-    content = etree.tostring(target, method="c14n") if inclusive else canonical(target)
+    content = (
+        etree.tostring(target, method="c14n")
+        if inclusive
+        else etree.tostring(
+            target, method="c14n", exclusive=True, inclusive_ns_prefixes=list(how.prefix_list) or None
+        )
+    )
     digest = base64.b64encode(DIGESTS[how.digest](content).digest()).decode()
     first = holder[0] if len(holder) else None
     holder.insert(1 if first is not None and first.tag == f"{{{SAML}}}Issuer" else 0, signature)
@@ -521,6 +558,47 @@ simple(
     expect=lambda kit: kit.expect(grace=timedelta(hours=1)),
 )
 simple("valid-without-session-end", OK, Login(session_valid=None))
+simple(
+    "valid-inclusive-namespaces-prefix-list-and-xsi-type",
+    OK,
+    Login(typed=True),
+    Sign(prefix_list=("xs",)),
+    check=_is_erika,
+)
+simple("valid-xsi-typed-values-without-prefix-list", OK, Login(typed=True), check=_is_erika)
+simple("valid-rsa-sha512", OK, how=Sign(method=RSA_SHA512, digest=SHA512), check=_is_erika)
+simple("valid-swapped-prefixes", OK, Login(p="ds", pp="saml"), Sign(prefix="samlp"), check=_is_erika)
+
+
+@case("valid-seven-digit-fractions-and-offsets", OK, check=_is_erika)
+def _(kit: Kit) -> bytes:
+    # xs:dateTime allows any number of fraction digits (ADFS writes seven) and a zone offset
+    text = Login().xml().decode()
+    end = stamp(AT + timedelta(minutes=5))
+    text = text.replace(f'"{end}"', f'"{end[:-1]}.1234567Z"').replace(
+        f'"{stamp(AT + timedelta(hours=1))}"',
+        '"' + (AT + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S+01:00") + '"',
+    )
+    root = parse(text.encode())
+    sign(kit, assertion_of(root))
+    return xml(root)
+
+
+@case("valid-utf-8-bom", OK, check=_is_erika)
+def _(kit: Kit) -> bytes:
+    return b"\xef\xbb\xbf" + etree.tostring(signed(kit), encoding="UTF-8", xml_declaration=True)
+
+
+@case("valid-utf-16-document", OK, check=_is_erika)
+def _(kit: Kit) -> bytes:
+    return etree.tostring(signed(kit), encoding="UTF-16", xml_declaration=True)
+
+
+@case("valid-idp-key-with-an-attacker-keyvalue", OK, check=_is_erika)
+def _(kit: Kit) -> bytes:
+    return xml(signed(kit, how=Sign(key_info_xml=key_value(kit.evil_key))))
+
+
 simple(
     "valid-lowest-of-two-levels",
     OK,
@@ -914,6 +992,43 @@ def _(kit: Kit) -> bytes:
     return xml(signed(kit, how=Sign(key=kit.evil_key, key_info=kit.certificate)))
 
 
+def key_value(key: rsa.RSAPrivateKey) -> str:
+    """A ds:KeyValue with the public key: what a verifier must never trust on its own."""
+    numbers = key.public_key().public_numbers()
+
+    def b64(n: int) -> str:
+        return base64.b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).decode()
+
+    return (
+        f'<ds:KeyValue xmlns:ds="{DS}"><ds:RSAKeyValue><ds:Modulus>{b64(numbers.n)}</ds:Modulus>'
+        f"<ds:Exponent>{b64(numbers.e)}</ds:Exponent></ds:RSAKeyValue></ds:KeyValue>"
+    )
+
+
+@case("attacker-key-with-its-keyvalue", R.BAD_SIGNATURE)
+def _(kit: Kit) -> bytes:
+    return xml(signed(kit, how=Sign(key=kit.evil_key, key_info_xml=key_value(kit.evil_key))))
+
+
+@case(
+    "attacker-key-listed-for-encryption-only",
+    R.BAD_SIGNATURE,
+    expect=lambda kit: kit.expect(kit.encryption_metadata),
+)
+def _(kit: Kit) -> bytes:
+    return xml(signed(kit, how=Sign(key=kit.evil_key, key_info=kit.evil_certificate)))
+
+
+@case("response-signature-with-an-xslt-transform", R.BAD_SIGNATURE)
+def _(kit: Kit) -> bytes:
+    return xml(signed(kit, response=Sign(transforms=((ENVELOPED, ""), (XSLT, XSL), (EXC_C14N, "")))))
+
+
+@case("response-signature-referencing-the-assertion", R.BAD_SIGNATURE)
+def _(kit: Kit) -> bytes:
+    return xml(signed(kit, response=Sign(uri="#_assert-91c2")))
+
+
 @case("attacker-key-without-keyinfo", R.BAD_SIGNATURE)
 def _(kit: Kit) -> bytes:
     return xml(signed(kit, how=Sign(key=kit.evil_key)))
@@ -1271,6 +1386,24 @@ def _(kit: Kit) -> bytes:
     )
     sign(kit, assertion_of(root))
     return xml(root)
+
+
+case("deeply-nested", R.MALFORMED)(
+    lambda kit: xml(signed(kit)).replace(
+        b"</samlp:Response>", b"<x>" * 5000 + b"</x>" * 5000 + b"</samlp:Response>"
+    )
+)
+case("processing-instruction-and-comment-noise-outside", OK, check=_is_erika)(
+    lambda kit: xml(signed(kit)).replace(b"<samlp:Status>", b"<?evil x?><!-- hi --><samlp:Status>", 1)
+)
+simple("destination-with-trailing-slash", R.WRONG_DESTINATION, Login(destination=ACS + "/"))
+simple("recipient-in-other-case", R.WRONG_DESTINATION, Login(recipient=ACS.upper()))
+
+
+@case("time-with-comma-fraction", R.MALFORMED)
+def _(kit: Kit) -> bytes:
+    end = stamp(AT + timedelta(minutes=5))
+    return tampered_unsigned(kit, end, end[:-1] + ",5Z")
 
 
 case("not-xml", R.MALFORMED)(lambda kit: b"PHNhbWw+ this is not xml")
