@@ -72,7 +72,7 @@ CANONICALISATIONS = frozenset(
 )
 ALLOWED_TRANSFORMS = CANONICALISATIONS | {ENVELOPED}
 XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
-ID_ATTRIBUTES = ("ID", "Id", "id")  # what signxml resolves a reference URI by
+ID_ATTRIBUTES = frozenset({"ID", "Id", "id"})  # local names a DSig library may resolve a reference by
 _XINCLUDE_PREFIXES = tuple(f"{{{ns}}}" for ns in XINCLUDE_NAMESPACES)
 # xs:dateTime as SAML writes it (fromisoformat alone also takes dates and ISO basic format)
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
@@ -237,7 +237,9 @@ def _verify_signature(
             ignore_ambiguous_key_info=True,
         )
         try:
-            result = XMLVerifier().verify(element, x509_cert=certificate, expect_config=config)
+            result = XMLVerifier().verify(
+                element, x509_cert=certificate, expect_config=config, id_attribute="ID"
+            )
         except InvalidDigest as exc:
             altered = True
             problems.append(str(exc))
@@ -281,7 +283,11 @@ def _check_signature_shape(element: etree._Element, what: str) -> None:
     holders = [
         e
         for e in element.getroottree().iter()
-        if isinstance(e.tag, str) and any(e.get(name) == element_id for name in ID_ATTRIBUTES)
+        if isinstance(e.tag, str)
+        and any(
+            value == element_id and etree.QName(name).localname in ID_ATTRIBUTES
+            for name, value in e.attrib.items()
+        )
     ]
     if holders != [element]:
         raise _wrapped(f"the ID of the {what} occurs {len(holders)} times")

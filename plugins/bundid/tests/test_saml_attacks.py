@@ -662,6 +662,10 @@ def _(kit: Kit) -> bytes:
     # C14N sorts attributes and writes empty elements as start/end pairs: the digest is the same
     text = xml(signed(kit)).decode()
     text = text.replace('ID="_assert-91c2" Version="2.0"', 'Version="2.0"  ID="_assert-91c2"', 1)
+    assert text.count("/></saml:SubjectConfirmation>") == 1
+    text = text.replace(
+        "/></saml:SubjectConfirmation>", "></saml:SubjectConfirmationData></saml:SubjectConfirmation>"
+    )
     # base64 may be wrapped (xs:base64Binary); the SignatureValue is outside SignedInfo
     return text.replace("<ds:SignatureValue>", "<ds:SignatureValue>\n", 1).encode()
 
@@ -834,6 +838,15 @@ def _(kit: Kit) -> bytes:
 @case("id-collision-response-and-assertion-share-the-id", R.BAD_SIGNATURE)
 def _(kit: Kit) -> bytes:
     return xml(signed(kit, Login(response_id="_assert-91c2"), response=Sign()))
+
+
+@case("id-attribute-collision-namespaced", R.BAD_SIGNATURE)
+def _(kit: Kit) -> bytes:
+    root = signed(kit)
+    wsu = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+    decoy = etree.Element(f"{{{SAMLP}}}Extensions", {f"{{{wsu}}}Id": "_assert-91c2"})
+    root.insert(1, decoy)
+    return xml(root)
 
 
 @case("two-validly-signed-assertions", R.BAD_SIGNATURE)
@@ -1322,6 +1335,11 @@ def _(kit: Kit) -> bytes:
     return xml(signed(kit)).replace(
         f'xmlns:saml="{SAML}"'.encode(), b'xmlns:saml="urn:oasis:names:tc:SAML:1.0:assertion"'
     )
+
+
+@case("response-in-another-namespace", R.MALFORMED)
+def _(kit: Kit) -> bytes:
+    return xml(signed(kit)).replace(f'xmlns:samlp="{SAMLP}"'.encode(), b'xmlns:samlp="urn:evil:protocol"')
 
 
 @case("root-is-an-assertion", R.MALFORMED)
