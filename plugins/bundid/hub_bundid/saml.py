@@ -50,7 +50,11 @@ from .xmlsafe import UnsafeXml, parse_xml
 NS = {"samlp": SAML_PROTOCOL, "saml": SAML_ASSERTION, "ds": XMLDSIG}
 RESPONSE = f"{{{SAML_PROTOCOL}}}Response"
 ASSERTION = f"{{{SAML_ASSERTION}}}Assertion"
-ENCRYPTED_ASSERTION = f"{{{SAML_ASSERTION}}}EncryptedAssertion"
+# encrypted content the hub cannot read: refused rather than silently skipped (an attribute missing)
+ENCRYPTED = tuple(
+    f"{{{SAML_ASSERTION}}}{name}"
+    for name in ("EncryptedAssertion", "EncryptedID", "EncryptedAttribute", "NewEncryptedID")
+)
 SIGNATURE = f"{{{XMLDSIG}}}Signature"
 TRUST_LEVEL_ATTRIBUTE = f"{{{AKDB}}}TrustLevel"
 ENTITY_FORMAT = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
@@ -195,11 +199,12 @@ def _check_status(root: etree._Element) -> None:
 
 
 def _the_assertion(root: etree._Element) -> etree._Element:
-    if any(True for _ in root.iter(ENCRYPTED_ASSERTION)):
+    encrypted = next(root.iter(*ENCRYPTED), None)
+    if encrypted is not None:
         raise SamlRejected(
             MALFORMED,
-            "Die BundID-Antwort enthält eine verschlüsselte Anmeldung; das wird hier nicht unterstützt.",
-            "EncryptedAssertion",
+            "Die BundID-Antwort enthält verschlüsselte Angaben; das wird hier nicht unterstützt.",
+            etree.QName(encrypted).localname,
         )
     assertions = list(root.iter(ASSERTION))
     if not assertions:

@@ -1330,6 +1330,28 @@ def _(kit: Kit) -> bytes:
     return xml(root)
 
 
+def _encrypted_inside(kit: Kit, path: str, name: str) -> bytes:
+    """The IdP signed an assertion with an encrypted part the hub cannot read."""
+    root = parse(Login().xml())
+    parent = assertion_of(root).find(path, NS)
+    assert parent is not None
+    encrypted = etree.SubElement(parent, f"{{{SAML}}}{name}")
+    etree.SubElement(encrypted, "{http://www.w3.org/2001/04/xmlenc#}EncryptedData").text = "AAAA"
+    sign(kit, assertion_of(root))
+    return xml(root)
+
+
+case("encrypted-attribute", R.MALFORMED)(
+    lambda kit: _encrypted_inside(kit, "saml:AttributeStatement", "EncryptedAttribute")
+)
+case("encrypted-nameid-beside-the-subject-confirmation", R.MALFORMED)(
+    lambda kit: _encrypted_inside(kit, "saml:Subject", "EncryptedID")
+)
+case("unknown-encoding-declared", R.MALFORMED)(
+    lambda kit: b'<?xml version="1.0" encoding="x-evil-7"?>' + xml(signed(kit))
+)
+
+
 @case("saml-1-assertion-namespace", R.MISSING)
 def _(kit: Kit) -> bytes:
     return xml(signed(kit)).replace(
