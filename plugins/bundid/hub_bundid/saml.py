@@ -150,9 +150,13 @@ def verify_response(document: bytes, expect: Expectations, at: datetime) -> Veri
         raise SamlRejected(MALFORMED, "Die BundID-Antwort ist nicht SAML 2.0.", "Version is not 2.0")
 
     _check_status(root)
-    issuer = _text(root.find("saml:Issuer", NS))
-    if issuer is not None and issuer != expect.idp_entity_id:
-        raise _wrong_issuer(issuer)
+    response_issuer = root.find("saml:Issuer", NS)
+    issuer = _text(response_issuer)
+    if response_issuer is not None and (
+        issuer != expect.idp_entity_id or response_issuer.get("Format", ENTITY_FORMAT) != ENTITY_FORMAT
+    ):
+        # SAML profiles 4.1.4.2: the Response's Issuer, if present, is the IdP's entity id
+        raise _wrong_issuer(f"Response Issuer {issuer} (Format {response_issuer.get('Format')})")
     destination = root.get("Destination")
     if destination is not None and destination != expect.acs_url:
         raise _wrong_destination(f"Response Destination {destination!r}")

@@ -12,6 +12,7 @@ or accepted where SAML says it must be (benign variations, an expired certificat
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import hashlib
@@ -1206,6 +1207,17 @@ simple(
     Login(issuer_format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient"),
 )
 simple("issuer-missing", R.MALFORMED, Login(issuer=None))
+
+
+@case("response-issuer-with-transient-format", R.WRONG_ISSUER)
+def _(kit: Kit) -> bytes:
+    root = signed(kit)
+    issuer = root.find("saml:Issuer", NS)
+    assert issuer is not None
+    issuer.set("Format", "urn:oasis:names:tc:SAML:2.0:nameid-format:transient")
+    return xml(root)
+
+
 simple("wrong-audience", R.WRONG_AUDIENCE, Login(audiences=(("https://evil.example/sp",),)))
 simple("audience-missing", R.WRONG_AUDIENCE, Login(audiences=()))
 simple(
@@ -1567,6 +1579,16 @@ async def test_replay_via_two_connectors_trusting_one_idp(
     other = {**connector_settings, "sp_entity_id": SP, "clock_skew_seconds": 30}
     assert await code_of(connector_context, connector_settings, login, "app-1") == OK
     assert await code_of(connector_context, other, login, "app-2") == R.REPLAYED
+
+
+async def test_replay_raced_by_concurrent_applications_admits_exactly_one(
+    kit: Kit, connector_context: ConnectorContext, connector_settings: dict[str, Any]
+) -> None:
+    login = encoded(signed(kit, now_login()))
+    codes = await asyncio.gather(
+        *(code_of(connector_context, connector_settings, login, f"app-{n}") for n in range(8))
+    )
+    assert sorted(codes) == [OK] + [R.REPLAYED] * 7
 
 
 async def test_a_refused_response_does_not_burn_the_assertion(
