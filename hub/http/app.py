@@ -17,6 +17,7 @@ from hub.http.admin import add_admin_routes
 from hub.http.auth import TokenAuth
 from hub.http.body import ClientGone, bound_body
 from hub.http.held import add_held_routes
+from hub.http.protocol import HubRunner
 from hub.journal import LeaseLost
 from hub.models import utcnow
 
@@ -47,16 +48,18 @@ def refusal(status: int, message: str) -> web.Response:
 
 def make_app(hub: Hub) -> web.Application:
     """The HTTP application of a hub."""
-    app = web.Application(client_max_size=int(hub.config.hub.server.max_body))
+    app = web.Application(client_max_size=int(hub.config.hub.server.max_body), middlewares=[json_errors])
     app[HUB] = hub
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_post("/intake/{connector}/{service}", intake)
+    app.router.add_post("/intake/{connector}/{service}", intake, expect_handler=expect_continue)
     for name, source in hub.sources().items():
         for route in source.routes(hub.intake):
             path = f"/intake/{name}/{route.path.lstrip('/')}"
-            app.router.add_route(route.method, path, _guarded_route(hub, name, route.handler))
+            app.router.add_route(
+                route.method, path, _guarded_route(hub, name, route.handler), expect_handler=expect_continue
+            )
     auth = TokenAuth(hub.config.hub.server.admin_tokens)
     add_admin_routes(app, hub, auth)
     add_held_routes(app, hub, auth)
@@ -67,16 +70,96 @@ def make_runner(hub: Hub) -> web.AppRunner:
     """The runner serving a hub's application, with its header limits and timeouts."""
     server = hub.config.hub.server
     limit = int(server.max_header)
-    return web.AppRunner(
+    return HubRunner(
         make_app(hub),
         access_log=None,
         handle_signals=False,
         max_field_size=limit,
         max_line_size=limit,
+        # A compressed request body is refused (415) rather than inflated: no decompression bombs, and
+        # the size limits count the bytes a source really reads.
+        auto_decompress=False,
         # aiohttp times the wait for a complete request head with this one timer, from the connection's
         # start and after each response: it closes idle keep-alive connections and slow-header clients.
         keepalive_timeout=server.keepalive_timeout,
     )
+
+
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """The router's own refusals (no such path, method not allowed, ...) as JSON with a reason."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        answer = error(exc.status, _http_error_text(request, exc))
+        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if header in exc.headers:
+                answer.headers[header] = exc.headers[header]
+        return answer
+
+
+def _http_error_text(request: web.Request, exc: web.HTTPException) -> str:
+    if exc.status == 404:
+        return f"no such endpoint: {request.path[:200]!r}"
+    if exc.status == 405:
+        allowed = exc.headers.get("Allow", "")
+        return f"method {request.method} is not allowed on {request.path[:200]!r}; allowed: {allowed}"
+    if exc.status == 413:
+        return "request body too large"
+    return f"{exc.reason}: {exc.text[:200]}" if exc.text else exc.reason
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """`Expect: 100-continue` on an intake route: promise to read the body only if it can be taken.
+
+    The checks that need no body (size, connector, service, route) run first, so a client that waits
+    for the promise learns of a refusal before it sends a byte of the body.
+    """
+    expect = request.headers.get("Expect", "")
+    if expect.lower() != "100-continue":
+        return refusal(417, f"unsupported Expect: {expect[:100]!r}; only 100-continue is understood")
+    hub = request.app[HUB]
+    name = request.match_info.get("connector") or request.path.split("/")[2]
+    refused = precheck(hub, request, name)
+    if refused is None and "service" in request.match_info:
+        refused = route_check(hub, name, request.match_info["service"])
+    if refused is not None:
+        return refused
+    if request.version == web.HttpVersion11:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the final answer's head is still to come
+    return None
+
+
+def precheck(hub: Hub, request: web.Request, name: str) -> web.Response | None:
+    """The refusal of a submission that is clear from its head alone (size, coding), or None."""
+    limit = int(hub.config.hub.server.max_body)
+    if request.content_length is not None and request.content_length > limit:
+        hub.metrics.intake_rejected.labels(name, "413").inc()
+        return refusal(413, f"request body exceeds the limit of {limit} bytes")
+    coding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if coding != "identity":
+        hub.metrics.intake_rejected.labels(name, "415").inc()
+        response = refusal(415, "compressed request bodies are not accepted: send it without Content-Encoding")
+        response.headers["Accept-Encoding"] = "identity"
+        return response
+    return None
+
+
+def route_check(hub: Hub, name: str, service: str) -> web.Response | None:
+    """The refusal of a submission to a connector or service the hub does not take, or None."""
+    if hub.sources().get(name) is None:
+        return refusal(404, f"no source connector named {name!r}")
+    if not SERVICE_NAME.match(service):
+        return refusal(400, "service name must be 1-100 letters, digits, '.', '_' or '-'")
+    if hub.router.route_for(name, service) is None:
+        hub.metrics.intake_rejected.labels(name, "404").inc()
+        return refusal(404, f"no route takes service {service!r} from {name!r}")
+    return None
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -118,15 +201,10 @@ async def intake(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     name = request.match_info["connector"]
     service = request.match_info["service"]
-    source = hub.sources().get(name)
-    if source is None:
-        return refusal(404, f"no source connector named {name!r}")
-    if not SERVICE_NAME.match(service):
-        return refusal(400, "service name must be 1-100 letters, digits, '.', '_' or '-'")
-    route = hub.router.route_for(name, service)
-    if route is None:
-        hub.metrics.intake_rejected.labels(name, "404").inc()
-        return refusal(404, f"no route takes service {service!r} from {name!r}")
+    refused = route_check(hub, name, service)
+    if refused is not None:
+        return refused
+    source = hub.sources()[name]
 
     async def take_in() -> web.Response:
         submission = await source.receive(request, service)
@@ -162,11 +240,10 @@ async def guarded_intake(
     disk is a 503 with Retry-After; a client gone mid-upload costs one WARNING line.
     """
     server = hub.config.hub.server
-    limit = int(server.max_body)
-    if request.content_length is not None and request.content_length > limit:
-        hub.metrics.intake_rejected.labels(name, "413").inc()
-        return refusal(413, f"request body exceeds the limit of {limit} bytes")
-    bound_body(request, limit, server.body_timeout)
+    refused = precheck(hub, request, name)
+    if refused is not None:
+        return refused
+    bound_body(request, int(server.max_body), server.body_timeout)
     with hub.holding():
         try:
             return await take_in()
