@@ -11,6 +11,7 @@ a traceback.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import uuid
@@ -171,8 +172,7 @@ def multipart_cases() -> list[Case]:
         Case(
             "mp-duplicate-boundary-param",
             request("POST", INTAKE, intake_head(f"multipart/form-data; boundary=zzz; boundary={B}"), multipart(ok)),
-            (202, 400),
-            accepted=False,
+            400,
         ),
         Case("mp-empty-body", request("POST", INTAKE, intake_head(), b""), 400),
         Case("mp-garbage-body", request("POST", INTAKE, intake_head(), b"\x00\xff garbage \r\n" * 50), 400),
@@ -638,12 +638,17 @@ def framing_cases() -> list[Case]:
             request("POST", INTAKE, [*head, ("Expect", "200-ok")], body),
             417,
         ),
-        Case("content-encoding-gzip-lie", request("POST", INTAKE, [*head, ("Content-Encoding", "gzip")], body), 400),
-        Case("content-encoding-unknown", request("POST", INTAKE, [*head, ("Content-Encoding", "br2")], body), (400, 415)),
+        Case("content-encoding-gzip-lie", request("POST", INTAKE, [*head, ("Content-Encoding", "gzip")], body), 415),
+        Case("content-encoding-unknown", request("POST", INTAKE, [*head, ("Content-Encoding", "br2")], body), 415),
+        Case(
+            "content-encoding-gzip-bomb",
+            request("POST", INTAKE, [*head, ("Content-Encoding", "gzip")], gzip.compress(b"\0" * 20 * MAX_BODY)),
+            415,
+        ),
     ] + [
         Case(f"method-{m.lower()}-on-intake", request(m, INTAKE, head, body if m in ("PUT", "PATCH") else b""), 405)
         for m in ("GET", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE")
-    ] + [Case("method-connect", b"CONNECT hub.test:443 HTTP/1.1\r\nHost: hub.test:443\r\n\r\n", (400, 405))]
+    ] + [Case("method-connect", b"CONNECT hub.test:443 HTTP/1.1\r\nHost: hub.test:443\r\n\r\n", (400, 404, 405))]
 
 
 def path_cases() -> list[Case]:
@@ -960,6 +965,7 @@ async def exchange(hub: RunningHub, raw: bytes, answers: int = 1, timeout: float
     host, port = hub.url.removeprefix("http://").rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
     received = bytearray()
+    head = raw.startswith(b"HEAD ")
     try:
         try:
             writer.write(raw)
@@ -968,7 +974,7 @@ async def exchange(hub: RunningHub, raw: bytes, answers: int = 1, timeout: float
             pass  # the hub refused before reading everything: its answer is still to be read
         try:
             async with asyncio.timeout(timeout):
-                while len([a for a in parse_answers(bytes(received)) if a.status >= 200]) < answers:
+                while len([a for a in parse_answers(bytes(received), head) if a.status >= 200]) < answers:
                     chunk = await reader.read(65536)
                     if not chunk:
                         break
@@ -977,11 +983,11 @@ async def exchange(hub: RunningHub, raw: bytes, answers: int = 1, timeout: float
             pass
     finally:
         writer.close()
-    return parse_answers(bytes(received)), bytes(received)
+    return parse_answers(bytes(received), head), bytes(received)
 
 
-def parse_answers(data: bytes) -> list[Answer]:
-    """The complete answers in `data` (an incomplete last one is left out)."""
+def parse_answers(data: bytes, head_only: bool = False) -> list[Answer]:
+    """The complete answers in `data` (an incomplete last one is left out); to HEAD, without bodies."""
     answers = []
     while data:
         head, sep, rest = data.partition(b"\r\n\r\n")
@@ -990,7 +996,7 @@ def parse_answers(data: bytes) -> list[Answer]:
         status_line, *lines = head.decode("latin-1").split("\r\n")
         status = int(status_line.split()[1])
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
-        length = int(headers.get("content-length", "0"))
+        length = 0 if head_only or status < 200 else int(headers.get("content-length", "0"))
         if len(rest) < length:
             break
         body, data = rest[:length], rest[length:]
@@ -1084,7 +1090,7 @@ async def test_pipelined_requests_are_answered_in_order(running: RunningHub) -> 
     body = multipart(base_fields())
     first = request("POST", INTAKE, intake_head(), body).replace(b"Connection: close\r\n", b"")
     second = request("GET", "/healthz")
-    answers, _ = await exchange(running, first + second)
+    answers, _ = await exchange(running, first + second, answers=2)
     assert [a.status for a in answers] == [202, 200]
 
 
@@ -1094,7 +1100,7 @@ async def test_refusal_in_a_pipeline_does_not_smuggle_the_next_request(running: 
     first = request("POST", INTAKE, [("Content-Type", f"multipart/form-data; boundary={B}")], b"x").replace(
         b"Connection: close\r\n", b""
     )
-    answers, _ = await exchange(running, first + smuggled)
+    answers, _ = await exchange(running, first + smuggled, answers=2)
     assert [a.status for a in answers][:1] == [401]
     assert len(answers) <= 2
     assert len(await application_ids(running)) - len(before) == len(answers) - 1

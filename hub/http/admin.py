@@ -30,6 +30,7 @@ MAX_OFFSET = 1_000_000_000
 MAX_IDS = 1000  # per filter; the CLI replays more in chunks
 MAX_QUERY = 200  # characters of free-text search
 MAX_BODY = 256 * 1024  # an admin request body is a small JSON object
+LIST_PARAMS = frozenset({"state", "route", "service", "q", "ids", "limit", "offset"})
 DIGITS = re.compile(r"^[0-9]{1,10}$")  # ASCII only: int() also takes " 5", "+5", other scripts' digits
 
 
@@ -95,9 +96,32 @@ async def _json_body(request: web.Request, usage: str) -> Any:
         if len(raw) > MAX_BODY:
             raise too_large
     try:
-        return json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_duplicate_keys_refused)
     except (ValueError, RecursionError):  # also UnicodeDecodeError; nesting deeper than the parser's stack
-        raise BodyRefused(400, f"the body is not UTF-8 JSON; {usage}") from None
+        raise BodyRefused(400, f"the body is not UTF-8 JSON without duplicate keys; {usage}") from None
+
+
+def query_params(request: web.Request, allowed: frozenset[str]) -> dict[str, str] | str:
+    """The query parameters, each at most once and all of them known; the error message if not.
+
+    An unknown parameter is refused rather than ignored: a client asking for `fields` or `sort` must
+    not believe it got what it asked for, and a parameter given twice has no single meaning.
+    """
+    unknown = sorted(set(request.query) - allowed)
+    if unknown:
+        shown = ", ".join(repr(k[:50]) for k in unknown[:5])
+        return f"unknown query parameter {shown}; this endpoint takes {', '.join(sorted(allowed)) or 'none'}"
+    for key in request.query:
+        if len(request.query.getall(key)) > 1:
+            return f"query parameter {key!r} given more than once"
+    return dict(request.query)
+
+
+def _duplicate_keys_refused(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise ValueError("duplicate key")
+    return document
 
 
 def _bounded(request: web.Request, name: str, default: int, low: int, high: int) -> int | str:
@@ -157,7 +181,10 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
 
     @auth.require("viewer")
     async def list_applications(request: web.Request) -> web.Response:
-        where = _filter(dict(request.query))
+        params = query_params(request, LIST_PARAMS)
+        if isinstance(params, str):
+            return _error(400, params)
+        where = _filter(params)
         if isinstance(where, str):
             return _error(400, where)
         limit = _bounded(request, "limit", 100, 1, MAX_PAGE)
@@ -178,6 +205,9 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
     @auth.require("viewer")
     async def get_application(request: web.Request) -> web.Response:
         app_id = request.match_info["id"]
+        params = query_params(request, frozenset())
+        if isinstance(params, str):
+            return _error(400, params)
         summary = await hub.journal.get_summary(app_id)
         if summary is None:
             return _error(404, f"no application {app_id}")

@@ -7,7 +7,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from hub.blobs import BlobTooLarge
@@ -129,7 +129,7 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
         refused = route_check(hub, name, request.match_info["service"])
     if refused is not None:
         return refused
-    if request.version == web.HttpVersion11:
+    if request.version == HttpVersion11:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the final answer's head is still to come
     return None

@@ -25,7 +25,10 @@ class TokenAuth:
 
     def identify(self, request: web.Request) -> tuple[str, str] | None:
         """(name, role) of the caller, or None."""
-        header = request.headers.get("Authorization", "")
+        given = request.headers.getall("Authorization", [])
+        if len(given) != 1:
+            return None  # none, or ambiguous: a proxy in front may have looked at the other one
+        header = given[0]
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented:
             return None
@@ -42,6 +45,12 @@ class TokenAuth:
 
         def wrap(handler: Handler) -> Handler:
             async def checked(request: web.Request) -> web.StreamResponse:
+                if len(request.headers.getall("Authorization", [])) > 1:
+                    return web.json_response(
+                        {"error": "the Authorization header is given more than once"},
+                        status=401,
+                        headers={"WWW-Authenticate": 'Bearer realm="aktenhub"'},
+                    )
                 who = self.identify(request)
                 if who is None:
                     return web.json_response(

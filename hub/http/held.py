@@ -8,11 +8,14 @@ from aiohttp import web
 
 from hub.errors import Permanent, Retryable
 from hub.held import Decision, HeldConflict, HeldFilter, HeldNotFound, HeldState, decide
-from hub.http.admin import MAX_OFFSET, MAX_PAGE, _bounded, _error
+from hub.http.admin import MAX_OFFSET, MAX_PAGE, MAX_QUERY, _bounded, _error, query_params
 from hub.http.auth import CALLER, TokenAuth
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
+
+
+LIST_PARAMS = frozenset({"state", "source", "limit", "offset"})
 
 
 def _held_id(request: web.Request) -> int | None:
@@ -25,6 +28,11 @@ def add_held_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
 
     @auth.require("viewer")
     async def list_held(request: web.Request) -> web.Response:
+        params = query_params(request, LIST_PARAMS)
+        if isinstance(params, str):
+            return _error(400, params)
+        if len(params.get("source", "")) > MAX_QUERY:
+            return _error(400, f"source must be at most {MAX_QUERY} characters")
         state = request.query.get("state") or None
         if state is not None and state not in {s.value for s in HeldState}:
             return _error(400, f"state must be one of {', '.join(s.value for s in HeldState)}")
@@ -42,6 +50,9 @@ def add_held_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
 
     @auth.require("viewer")
     async def get_held(request: web.Request) -> web.Response:
+        params = query_params(request, frozenset())
+        if isinstance(params, str):
+            return _error(400, params)
         held_id = _held_id(request)
         held = await hub.journal.held_get(held_id) if held_id is not None else None
         if held is None:

@@ -28,7 +28,7 @@ from hub import Attachment, BadSubmission, BlobStore
 
 from .config import FormCycleConfig
 from .parsing import read_body
-from .submission import Submission, media_type_of, safe_filename, show
+from .submission import Submission, check_name, check_value, media_type_of, safe_filename, show
 
 _WHITESPACE = b" \t\r\n"
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -118,11 +118,14 @@ def _check_structure(value: Any, limit: int, depth: int = 1) -> None:
     if isinstance(value, dict):
         for key in value:
             _check_text(key)
+            check_name(key)
         children: Any = value.values()
     elif isinstance(value, list):
         children = value
     else:
         _check_text(value)
+        if isinstance(value, str):
+            check_value("(a JSON member)", value)
         return
     for child in children:
         _check_structure(child, limit, depth + 1)

@@ -173,9 +173,13 @@ class FormCycleSource(Source):
 
     def _authenticate(self, request: web.Request) -> None:
         header = self.settings.token_header
-        presented = request.headers.get(header)
-        if presented is None:
+        given = request.headers.getall(header, [])
+        if not given:
             raise BadSubmission(f"missing {header} header", 401)
+        if len(given) > 1:
+            # Two tokens are ambiguous: a proxy in front may have checked the other one.
+            raise BadSubmission(f"{header} header given more than once", 401)
+        presented = given[0]
         expected = self.settings.token.get_secret_value().encode("utf-8")
         if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected):
             raise BadSubmission(f"invalid token in {header} header", 401)

@@ -27,6 +27,10 @@ DEFAULT_MEDIA_TYPE = "application/octet-stream"
 _TCHARS = r"[A-Za-z0-9!#$&^_.+-]+"
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _MEDIA_TYPE = re.compile(rf"^{_TCHARS}/{_TCHARS}$")
+# Characters XML 1.0 cannot carry (C0 controls but TAB, LF, CR; U+FFFE, U+FFFF): every record goes on
+# as XML (xdomea, XBau, the DMS), so a value holding one could be taken in but never delivered.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def show(name: str) -> str:
@@ -121,7 +125,18 @@ def check_name(name: str | None) -> str:
         name.encode("utf-8")
     except UnicodeEncodeError:
         raise BadSubmission("a parameter name is not valid UTF-8") from None
+    if _CONTROL.search(name):
+        raise BadSubmission(f"parameter name {show(name)} contains a control character")
     return name
+
+
+def check_value(name: str, value: str) -> str:
+    """A parameter value that XML can carry; else the submission is refused (it could not be delivered)."""
+    if _NOT_XML.search(value):
+        raise BadSubmission(
+            f"parameter {show(name)} contains a control character that cannot be delivered (e.g. NUL)"
+        )
+    return value
 
 
 def safe_filename(raw: str, fallback: str) -> str:
