@@ -181,16 +181,16 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
 
     @auth.require("viewer")
     async def list_applications(request: web.Request) -> web.Response:
+        limit = _bounded(request, "limit", 100, 1, MAX_PAGE)
+        offset = _bounded(request, "offset", 0, 0, MAX_OFFSET)
+        if isinstance(limit, str) or isinstance(offset, str):
+            return _error(400, limit if isinstance(limit, str) else str(offset))
         params = query_params(request, LIST_PARAMS)
         if isinstance(params, str):
             return _error(400, params)
         where = _filter(params)
         if isinstance(where, str):
             return _error(400, where)
-        limit = _bounded(request, "limit", 100, 1, MAX_PAGE)
-        offset = _bounded(request, "offset", 0, 0, MAX_OFFSET)
-        if isinstance(limit, str) or isinstance(offset, str):
-            return _error(400, limit if isinstance(limit, str) else str(offset))
         if not sees_personal_data(request):
             where = replace(where, q_personal=False)
         rows = await hub.journal.list_applications(where, limit=limit, offset=offset)

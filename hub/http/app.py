@@ -144,7 +144,9 @@ def precheck(hub: Hub, request: web.Request, name: str) -> web.Response | None:
     coding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if coding != "identity":
         hub.metrics.intake_rejected.labels(name, "415").inc()
-        response = refusal(415, "compressed request bodies are not accepted: send it without Content-Encoding")
+        response = refusal(
+            415, "compressed request bodies are not accepted: send it without Content-Encoding"
+        )
         response.headers["Accept-Encoding"] = "identity"
         return response
     return None

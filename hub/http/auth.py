@@ -25,10 +25,10 @@ class TokenAuth:
 
     def identify(self, request: web.Request) -> tuple[str, str] | None:
         """(name, role) of the caller, or None."""
-        given = request.headers.getall("Authorization", [])
-        if len(given) != 1:
+        headers = request.headers.getall("Authorization", [])
+        if len(headers) != 1:
             return None  # none, or ambiguous: a proxy in front may have looked at the other one
-        header = given[0]
+        header = headers[0]
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented:
             return None

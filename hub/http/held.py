@@ -28,6 +28,10 @@ def add_held_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
 
     @auth.require("viewer")
     async def list_held(request: web.Request) -> web.Response:
+        limit = _bounded(request, "limit", 100, 1, MAX_PAGE)
+        offset = _bounded(request, "offset", 0, 0, MAX_OFFSET)
+        if isinstance(limit, str) or isinstance(offset, str):
+            return _error(400, limit if isinstance(limit, str) else str(offset))
         params = query_params(request, LIST_PARAMS)
         if isinstance(params, str):
             return _error(400, params)
@@ -36,10 +40,6 @@ def add_held_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         state = request.query.get("state") or None
         if state is not None and state not in {s.value for s in HeldState}:
             return _error(400, f"state must be one of {', '.join(s.value for s in HeldState)}")
-        limit = _bounded(request, "limit", 100, 1, MAX_PAGE)
-        offset = _bounded(request, "offset", 0, 0, MAX_OFFSET)
-        if isinstance(limit, str) or isinstance(offset, str):
-            return _error(400, limit if isinstance(limit, str) else str(offset))
         where = HeldFilter(
             state=HeldState(state) if state else None, source=request.query.get("source") or None
         )
