@@ -1082,6 +1082,7 @@ def admin_cases() -> list[Case]:
         admin_case("admin-state-twice", "GET", f"{apps}?state=dead&state=completed", 400),
         admin_case("admin-q-too-long", "GET", f"{apps}?q=" + "q" * 201, 400),
         admin_case("admin-ids-too-many", "GET", f"{apps}?ids=" + ",".join(str(i) for i in range(1001)), 400),
+        admin_case("admin-expect-unknown", "POST", "/api/v1/replay", 417, token=OPERATOR, headers=[("Expect", "x")]),
         admin_case("admin-get-unknown-id", "GET", f"{apps}/does-not-exist", 404),
         admin_case("admin-get-sql-id", "GET", f"{apps}/x'%20OR%20'1'='1", 404),
         admin_case("admin-get-traversal-id", "GET", f"{apps}/..%2F..%2Fetc%2Fpasswd", 404),
@@ -1100,6 +1101,7 @@ def probe_cases() -> list[Case]:
         cases.append(Case(f"probe-query{path}", request("GET", path + "?name[]=x&%ff=%00"), 200))
         cases.append(Case(f"probe-head{path}", request("HEAD", path), 200))
         cases.append(Case(f"probe-body-on-get{path}", request("GET", path, body=b"x" * 1000), 200))
+    cases.append(Case("probe-expect-unknown", request("GET", "/healthz", [("Expect", "x")]), 417))
     cases.append(Case("probe-unknown-path", request("GET", "/console"), 404))
     cases.append(Case("probe-favicon", request("GET", "/favicon.ico"), 404))
     cases.append(Case("probe-env-file", request("GET", "/../../.env"), 404))

@@ -48,7 +48,7 @@ def refusal(status: int, message: str) -> web.Response:
 
 def make_app(hub: Hub) -> web.Application:
     """The HTTP application of a hub."""
-    app = web.Application(client_max_size=int(hub.config.hub.server.max_body), middlewares=[json_errors])
+    app = web.Application(client_max_size=int(hub.config.hub.server.max_body))
     app[HUB] = hub
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -83,34 +83,6 @@ def make_runner(hub: Hub) -> web.AppRunner:
         # start and after each response: it closes idle keep-alive connections and slow-header clients.
         keepalive_timeout=server.keepalive_timeout,
     )
-
-
-@web.middleware
-async def json_errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """The router's own refusals (no such path, method not allowed, ...) as JSON with a reason."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400 or exc.content_type == "application/json":
-            raise
-        answer = error(exc.status, _http_error_text(request, exc))
-        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
-            if header in exc.headers:
-                answer.headers[header] = exc.headers[header]
-        return answer
-
-
-def _http_error_text(request: web.Request, exc: web.HTTPException) -> str:
-    if exc.status == 404:
-        return f"no such endpoint: {request.path[:200]!r}"
-    if exc.status == 405:
-        allowed = exc.headers.get("Allow", "")
-        return f"method {request.method} is not allowed on {request.path[:200]!r}; allowed: {allowed}"
-    if exc.status == 413:
-        return "request body too large"
-    return f"{exc.reason}: {exc.text[:200]}" if exc.text else exc.reason
 
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:

@@ -1,16 +1,20 @@
-"""Answers to requests that never reach a handler: JSON with a reason, logged without a traceback.
+"""Answers to requests no hub handler answers: JSON with a reason, logged without a traceback.
 
-aiohttp answers a request it cannot parse (bad framing, smuggling attempts, oversized heads, TLS on the
-plain port) in its protocol layer, before any middleware: as ``text/plain`` and after logging the
-client's mistake at ERROR with a traceback. Every answer of the hub is JSON with an ``error`` member, and
-a client's mistake is not the operator's alarm, so the hub's server uses a protocol whose
-`handle_error` says what was wrong in JSON and logs one INFO line (DEBUG for non-HTTP traffic, which the
-internet sends all the time). A 500 stays an ERROR with its traceback in the log, never in the answer.
+aiohttp answers some requests itself, as ``text/plain``: one it cannot parse (bad framing, smuggling
+attempts, oversized heads, TLS on the plain port) in its protocol layer, after logging the client's
+mistake at ERROR with a traceback; and, from its router and `Expect` handling, no such path, method not
+allowed, unknown expectation. Every answer of the hub is JSON with an ``error`` member, and a client's
+mistake is not the operator's alarm. So the hub's server wraps the application's handler
+(`json_http_errors`, which also sees what middlewares do not: the `Expect` handlers) and uses a
+protocol whose `handle_error` says what was wrong in JSON and logs one INFO line (DEBUG for non-HTTP
+traffic, which the internet sends all the time). A 500 stays an ERROR with its traceback in the log,
+never in the answer.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +35,38 @@ def reason_of(message: str | None, status: int) -> str:
     if len(first) > MAX_REASON:
         first = first[:MAX_REASON] + "…"
     return first or f"HTTP {status}"
+
+
+Handler = Callable[[BaseRequest], Awaitable[web.StreamResponse]]
+
+
+def json_http_errors(handler: Handler) -> Handler:
+    """`handler`, with aiohttp's own plain-text refusals (`HTTPException` 4xx/5xx) turned into JSON."""
+
+    async def answer(request: BaseRequest) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400 or exc.content_type == "application/json":
+                raise
+            response = web.json_response({"error": _http_error_text(request, exc)}, status=exc.status)
+            for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+                if header in exc.headers:
+                    response.headers[header] = exc.headers[header]
+            return response
+
+    return answer
+
+
+def _http_error_text(request: BaseRequest, exc: web.HTTPException) -> str:
+    path = request.path[:MAX_REASON]
+    if exc.status == 404:
+        return f"no such endpoint: {path!r}"
+    if exc.status == 405:
+        return f"method {request.method} is not allowed on {path!r}; allowed: {exc.headers.get('Allow', '')}"
+    if exc.status == 413:
+        return "request body too large"
+    return f"{exc.reason}: {exc.text[:MAX_REASON]}" if exc.text else exc.reason
 
 
 class JsonErrorProtocol(RequestHandler):
@@ -71,7 +107,7 @@ class HubRunner(web.AppRunner):
         plain = await super()._make_server()
         kwargs: dict[str, Any] = dict(plain._kwargs)
         return _JsonErrorServer(
-            plain.request_handler,
+            json_http_errors(plain.request_handler),
             request_factory=plain.request_factory,
             handler_cancellation=plain.handler_cancellation,
             loop=plain._loop,
