@@ -1082,7 +1082,9 @@ def admin_cases() -> list[Case]:
         admin_case("admin-state-twice", "GET", f"{apps}?state=dead&state=completed", 400),
         admin_case("admin-q-too-long", "GET", f"{apps}?q=" + "q" * 201, 400),
         admin_case("admin-ids-too-many", "GET", f"{apps}?ids=" + ",".join(str(i) for i in range(1001)), 400),
-        admin_case("admin-expect-unknown", "POST", "/api/v1/replay", 417, token=OPERATOR, headers=[("Expect", "x")]),
+        admin_case(
+            "admin-expect-unknown", "POST", "/api/v1/replay", 417, token=OPERATOR, headers=[("Expect", "x")]
+        ),
         admin_case("admin-get-unknown-id", "GET", f"{apps}/does-not-exist", 404),
         admin_case("admin-get-sql-id", "GET", f"{apps}/x'%20OR%20'1'='1", 404),
         admin_case("admin-get-traversal-id", "GET", f"{apps}/..%2F..%2Fetc%2Fpasswd", 404),
