@@ -22,7 +22,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
+from hub import IntakeFunc, Manifest, Source, WebhookRoute
+from hub.hookspecs import hookimpl
 from hub.journal import ApplicationFilter
 from hub.testing import fakes
 from hub.testing.harness import RunningHub, base_settings, start_hub, stop_hub
@@ -1125,6 +1128,26 @@ CASES = (
 # ------------------------------------------------------------------------------------------------ the hub
 
 
+class BuggySource(Source):
+    """Serves ``POST /intake/<name>/crash``, which fails the way a bug does (not a refusal)."""
+
+    kind = "test-buggy"
+    manifest = Manifest(name="buggy", version="1")
+
+    def routes(self, intake: IntakeFunc) -> list[WebhookRoute]:
+        async def crash(request: web.Request) -> web.StreamResponse:
+            await request.content.read()
+            raise KeyError("a bug in a source")
+
+        return [WebhookRoute("POST", "crash", crash)]
+
+
+class BuggyPlugin:
+    @hookimpl
+    def aktenhub_connector_types(self) -> list[type[Source]]:
+        return [BuggySource]
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningHub]:
     """One hub for every case: FormCycle (form bodies), FormCycle (JSON bodies), admin tokens."""
@@ -1148,10 +1171,12 @@ async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run
             **limits,
         },
         "rec": {"type": "test-recording"},
+        "buggy": {"type": "test-buggy"},
     }
     routes = [
         {"name": "fc", "from": "formcycle", "when": {"service": "jagdschein"}, "to": ["rec"]},
         {"name": "fcjson", "from": "fcjson", "when": {"service": "jagdschein"}, "to": ["rec"]},
+        {"name": "buggy", "from": "buggy", "to": ["rec"]},
     ]
     settings = base_settings(tmp, connectors, routes)
     settings["server"] = {
@@ -1165,7 +1190,7 @@ async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run
             {"name": "chief", "token": "${ADMIN}", "role": "admin"},
         ],
     }
-    hub = await start_hub(settings, extra_plugins=(fakes,), env=ENV)
+    hub = await start_hub(settings, extra_plugins=(fakes, BuggyPlugin()), env=ENV)
     yield hub
     await stop_hub(hub)
 
@@ -1344,3 +1369,23 @@ async def test_viewer_cannot_find_personal_data_by_search(running: RunningHub) -
         assert bool(rows) is expect_rows, who
         if who == VIEWER:
             assert SURNAME.encode() not in answers[0].body
+
+
+async def test_a_bug_is_a_json_500_without_traceback_and_the_hub_keeps_serving(
+    running: RunningHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = await application_ids(running), files_of(running)
+    answers, received = await exchange(running, request("POST", "/intake/buggy/crash", body=b"x" * 1000))
+    assert [a.status for a in answers] == [500]
+    assert answers[0].json() == {"error": "internal error: the request was not processed"}
+    assert b"Traceback" not in received and b"KeyError" not in received
+    # The hub's own fault is the operator's alarm: logged at ERROR, with its traceback.
+    assert any(r.levelno == logging.ERROR and r.exc_info for r in caplog.records)
+    assert (await application_ids(running), files_of(running)) == before
+    await submit_valid(running)
+
+
+async def test_expect_continue_on_a_source_route_is_promised_and_answered(running: RunningHub) -> None:
+    head = request("POST", "/intake/buggy/crash", [("Expect", "100-continue")], b"x" * 10)
+    answers, _ = await exchange(running, head)
+    assert [a.status for a in answers] == [100, 500]
