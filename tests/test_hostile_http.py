@@ -403,6 +403,40 @@ class _Ident:
         return f"vorgang_id=hostile-{uuid.uuid4()}&nachname={SURNAME}".encode()
 
 
+def content_type_cases() -> list[Case]:
+    multipart_body = multipart(base_fields())
+    json_body = json.dumps({"vorgang_id": str(uuid.uuid4()), "nachname": SURNAME}).encode()
+    token = [("X-Aktenhub-Token", TOKEN)]
+    return [
+        Case("ctype-missing", request("POST", INTAKE, token, multipart_body), 415),
+        Case("ctype-empty", request("POST", INTAKE, [*token, ("Content-Type", "")], multipart_body), 415),
+        Case("ctype-urlencoded-but-multipart", form_case("x", multipart_body, 400).raw, 400),
+        Case(
+            "ctype-multipart-but-json",
+            request("POST", INTAKE, intake_head(), json_body),
+            400,
+        ),
+        Case(
+            "ctype-json-on-form-connector",
+            request("POST", INTAKE, intake_head("application/json"), json_body),
+            415,
+        ),
+        Case("ctype-text-plain", request("POST", INTAKE, intake_head("text/plain"), b"a=b"), 415),
+        Case("ctype-xml", request("POST", INTAKE, intake_head("application/xml"), b"<a/>"), 415),
+        Case("ctype-garbage", request("POST", INTAKE, intake_head(";;;=\x01"), multipart_body), (400, 415)),
+        Case(
+            "ctype-two-headers",
+            request(
+                "POST",
+                INTAKE,
+                [*intake_head(), ("Content-Type", "application/x-www-form-urlencoded")],
+                multipart_body,
+            ),
+            400,
+        ),
+    ]
+
+
 def urlencoded_cases() -> list[Case]:
     ident = _Ident()
     return [
@@ -1115,6 +1149,7 @@ def probe_cases() -> list[Case]:
 
 CASES = (
     multipart_cases()
+    + content_type_cases()
     + urlencoded_cases()
     + json_cases()
     + framing_cases()
