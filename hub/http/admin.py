@@ -137,6 +137,18 @@ def _bounded(request: web.Request, name: str, default: int, low: int, high: int)
     return int(values[0])
 
 
+def page_query(request: web.Request, allowed: frozenset[str]) -> tuple[int, int, dict[str, str]] | str:
+    """`limit`, `offset` and the other parameters of a list request; the error message if one is off."""
+    limit = _bounded(request, "limit", 100, 1, MAX_PAGE)
+    offset = _bounded(request, "offset", 0, 0, MAX_OFFSET)
+    if isinstance(limit, str) or isinstance(offset, str):
+        return limit if isinstance(limit, str) else str(offset)
+    params = query_params(request, allowed)
+    if isinstance(params, str):
+        return params
+    return limit, offset, params
+
+
 def _safe_error(error: str | None, code: str | None) -> str | None:
     """What a viewer sees of an error: its code, never the text (it may quote personal data)."""
     if error is None and code is None:
@@ -181,13 +193,10 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
 
     @auth.require("viewer")
     async def list_applications(request: web.Request) -> web.Response:
-        limit = _bounded(request, "limit", 100, 1, MAX_PAGE)
-        offset = _bounded(request, "offset", 0, 0, MAX_OFFSET)
-        if isinstance(limit, str) or isinstance(offset, str):
-            return _error(400, limit if isinstance(limit, str) else str(offset))
-        params = query_params(request, LIST_PARAMS)
-        if isinstance(params, str):
-            return _error(400, params)
+        page = page_query(request, LIST_PARAMS)
+        if isinstance(page, str):
+            return _error(400, page)
+        limit, offset, params = page
         where = _filter(params)
         if isinstance(where, str):
             return _error(400, where)

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from hub.errors import Permanent, Retryable
 from hub.held import Decision, HeldConflict, HeldFilter, HeldNotFound, HeldState, decide
-from hub.http.admin import MAX_OFFSET, MAX_PAGE, MAX_QUERY, _bounded, _error, query_params
+from hub.http.admin import MAX_QUERY, _error, page_query, query_params
 from hub.http.auth import CALLER, TokenAuth
 
 if TYPE_CHECKING:
@@ -28,13 +28,10 @@ def add_held_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
 
     @auth.require("viewer")
     async def list_held(request: web.Request) -> web.Response:
-        limit = _bounded(request, "limit", 100, 1, MAX_PAGE)
-        offset = _bounded(request, "offset", 0, 0, MAX_OFFSET)
-        if isinstance(limit, str) or isinstance(offset, str):
-            return _error(400, limit if isinstance(limit, str) else str(offset))
-        params = query_params(request, LIST_PARAMS)
-        if isinstance(params, str):
-            return _error(400, params)
+        page = page_query(request, LIST_PARAMS)
+        if isinstance(page, str):
+            return _error(400, page)
+        limit, offset, params = page
         if len(params.get("source", "")) > MAX_QUERY:
             return _error(400, f"source must be at most {MAX_QUERY} characters")
         state = request.query.get("state") or None
