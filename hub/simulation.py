@@ -6,11 +6,14 @@ For plugin authors writing the simulator that ships with their connector (see co
 from __future__ import annotations
 
 import base64
+import json
 import ssl
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn, Protocol
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
 # A simulator that serves https (e.g. to demand TLS client certificates) puts its server context here;
@@ -63,3 +66,77 @@ def fault_middleware(
         return await handler(request)
 
     return faults
+
+
+# -- hostile input: what every strict server refuses before its own checks --------------------------------
+
+# The largest id a Java service takes (a `long`); longer digit strings are not ids, and Python's int()
+# would refuse them anyway beyond 4300 digits.
+MAX_ID = 2**63 - 1
+
+
+class MalformedRequest(Exception):
+    """A request a strict server cannot read (not JSON, broken multipart): a 4xx with a reason."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def parse_json(raw: bytes, what: str = "the body") -> Any:
+    """The JSON document `raw`; `MalformedRequest` for anything else (not UTF-8, NaN, nested too deep)."""
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        # Jackson, too, refuses documents nested deeper than it will follow (StreamReadConstraints).
+        raise MalformedRequest(f"{what} is nested too deeply") from None
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise MalformedRequest(f"{what} is not JSON") from None
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity are Python's extension, not RFC 8259
+
+
+@contextmanager
+def multipart_errors() -> Iterator[None]:
+    """Turn aiohttp's errors on a malformed multipart body (no boundary, unterminated, huge part header)
+    into `MalformedRequest`; wrap only the reading of the body, so that no bug of one's own is hidden."""
+    try:
+        yield
+    except HttpProcessingError as exc:
+        raise MalformedRequest(f"malformed multipart body: {exc.message or 'unreadable'}"[:300]) from None
+    except ValueError as exc:
+        raise MalformedRequest(f"malformed multipart body: {exc}"[:300]) from None
+
+
+def parse_id(text: str) -> int | None:
+    """A numeric id as a Java service reads one: ASCII digits up to a `long`; else None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_ID)):
+        return None
+    value = int(text)
+    return value if value <= MAX_ID else None
+
+
+def refusal_middleware(error: Callable[[web.Request, int, str], web.StreamResponse]) -> Middleware:
+    """Middleware answering `MalformedRequest`, unknown paths and wrong methods in the simulator's own
+    error shape (as the real server does), instead of aiohttp's text pages or a 500."""
+
+    @web.middleware
+    async def refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except MalformedRequest as bad:
+            return error(request, bad.status, bad.message)
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed, web.HTTPRequestEntityTooLarge) as exc:
+            message = {
+                404: f"no such endpoint: {request.method} {request.path[:200]}",
+                405: f"method {request.method[:20]} is not allowed on {request.path[:200]}",
+            }.get(exc.status, exc.reason)
+            answer = error(request, exc.status, message)
+            if hdrs.ALLOW in exc.headers:
+                answer.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+            return answer
+
+    return refusals

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +19,14 @@ from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
-from hub.simulation import basic_credentials, fault_middleware
+from hub.simulation import (
+    basic_credentials,
+    fault_middleware,
+    multipart_errors,
+    parse_id,
+    parse_json,
+    refusal_middleware,
+)
 
 from .catalogue import Catalogue, ObjectType, load_catalogue
 from .query import QueryError, parse_statement
@@ -95,12 +101,6 @@ async def _refusals(request: web.Request, handler: Handler) -> web.StreamRespons
         return await handler(request)
     except Refused as refused:
         return _error(refused.status, refused.message, request.path)
-    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
-        # An endpoint the simulator lacks answers like any other error: JSON, not aiohttp's text page.
-        answer = _error(exc.status, f"no such endpoint: {request.method} {request.path[:200]}", request.path)
-        if hdrs.ALLOW in exc.headers:
-            answer.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
-        return answer
 
 
 def _password_matches(state: EnaioState, username: str, password: str) -> bool:
@@ -160,13 +160,6 @@ async def _read_limited(part: BodyPartReader | web.Request, limit: int = MAX_JSO
             raise Refused(f"the JSON document is larger than {limit} bytes", 413)
 
 
-def _parse_json(raw: bytes, what: str) -> Any:
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise Refused(f"{what} is not JSON", 400) from None
-
-
 async def _stage(part: BodyPartReader, state: EnaioState) -> StagedContent:
     path = state.staging_path()
     digest = hashlib.sha256()
@@ -197,25 +190,26 @@ async def _read_multipart(request: web.Request, state: EnaioState, staged: dict[
     """The JSON of the ``data`` part; file parts are streamed to disk into `staged` (by part name)."""
     data: Any = None
     seen_data = False
-    reader = await request.multipart()
-    while True:
-        part = await reader.next()
-        if part is None:
-            break
-        if not isinstance(part, BodyPartReader):
-            raise Refused("nested multipart bodies are not supported", 400)
-        name = part.name
-        if not name:
-            raise Refused("every part needs a form-data name", 400)
-        if name == "data":
-            if seen_data:
-                raise Refused("more than one part named 'data'", 400)
-            data = _parse_json(await _read_limited(part), "part 'data'")
-            seen_data = True
-        else:
-            if name in staged:
-                raise Refused(f"more than one part named {name[:100]!r}", 400)
-            staged[name] = await _stage(part, state)
+    with multipart_errors():
+        reader = await request.multipart()
+        while True:
+            part = await reader.next()
+            if part is None:
+                break
+            if not isinstance(part, BodyPartReader):
+                raise Refused("nested multipart bodies are not supported", 400)
+            name = part.name
+            if not name:
+                raise Refused("every part needs a form-data name", 400)
+            if name == "data":
+                if seen_data:
+                    raise Refused("more than one part named 'data'", 400)
+                data = parse_json(await _read_limited(part), "part 'data'")
+                seen_data = True
+            else:
+                if name in staged:
+                    raise Refused(f"more than one part named {name[:100]!r}", 400)
+                staged[name] = await _stage(part, state)
     if not seen_data:
         raise Refused("the multipart body has no part named 'data'", 400)
     return data
@@ -235,9 +229,10 @@ def _values(raw: Any, what: str) -> dict[str, Any]:
 
 def _parent_id(raw: Any) -> int:
     text = str(raw).strip()
-    if not text.isdigit():
+    parent = parse_id(text)
+    if parent is None:
         raise Refused(f"unknown parent object {text[:100]!r}")
-    return int(text)
+    return parent
 
 
 def _discard(staged: Mapping[str, StagedContent], keep: list[NewObject]) -> None:
@@ -309,7 +304,7 @@ async def _dms_insert(request: web.Request) -> web.Response:
     planned: list[NewObject] = []
     try:
         if request.content_type == "application/json":
-            body = _parse_json(await _read_limited(request), "the body")
+            body = parse_json(await _read_limited(request), "the body")
         elif request.content_type == "multipart/form-data":
             body = await _read_multipart(request, state, staged)
         else:
@@ -342,8 +337,8 @@ def _job_options(raw: Any, what: str) -> dict[str, int]:
 
 def _int_option(query: Mapping[str, Any], key: str, default: int, high: int) -> int:
     value = query.get(key, default)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)  # OSRest takes its paging options from the query string too
+    if isinstance(value, str):
+        value = parse_id(value.strip())  # OSRest takes its paging options from the query string too
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
         raise Refused(f"{key} must be a whole number from 0 to {high}", 400)
     return value
@@ -365,7 +360,7 @@ def _content_streams(obj: StoredObject) -> list[dict[str, Any]]:
 
 async def _dms_search(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    body = _parse_json(await _read_limited(request), "the body")
+    body = parse_json(await _read_limited(request), "the body")
     query = body.get("query") if isinstance(body, dict) else None
     if not isinstance(query, dict) or set(body) != {"query"} or set(query) - SEARCH_KEYS:
         raise Refused(f'expected {{"query": {{...}}}} with the keys {sorted(SEARCH_KEYS)}', 400)
@@ -428,7 +423,8 @@ def _disposition(file_name: str) -> str:
 
 def _object(request: web.Request, key: str = "object_id") -> StoredObject | None:
     raw = request.match_info[key]
-    return request.app[STATE].objects.get(int(raw)) if raw.isdigit() else None
+    object_id = parse_id(raw)
+    return None if object_id is None else request.app[STATE].objects.get(object_id)
 
 
 async def _dms_object(request: web.Request) -> web.Response:
@@ -642,7 +638,7 @@ def _fieldsschema(raw: Any, object_type: ObjectType) -> list[str] | None:
 
 async def _osrest_search(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    body = _parse_json(await _read_limited(request), "the body")
+    body = parse_json(await _read_limited(request), "the body")
     query = body.get("query") if isinstance(body, dict) else None
     if (
         not isinstance(query, dict)
@@ -686,8 +682,8 @@ async def _osrest_get(request: web.Request) -> web.Response:
 
 async def _osrest_insert(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    location = request.match_info.get("location_id", "0")
-    if not location.isdigit():
+    location = parse_id(request.match_info.get("location_id", "0"))
+    if location is None:
         raise Refused("locationId must be a number", 400)
     in_tray = request.query.get("inusertray", "false").lower() == "true"
     if request.content_type != "multipart/form-data":
@@ -701,7 +697,7 @@ async def _osrest_insert(request: web.Request) -> web.Response:
         if len(staged) > 1:
             raise Refused("at most one file part per insert", 400)
         content = next(iter(staged.values()), None)
-        parent = int(location) or None
+        parent = location or None
         if in_tray and parent is not None:
             raise Refused("inusertray=true needs locationId 0", 400)
         new = state.plan(
@@ -784,7 +780,7 @@ async def _sim_get_faults(request: web.Request) -> web.Response:
 
 async def _sim_set_faults(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    changes = _parse_json(await _read_limited(request), "the body")
+    changes = parse_json(await _read_limited(request), "the body")
     if not isinstance(changes, dict):
         raise Refused("expected a JSON object of knobs", 400)
     try:
@@ -846,7 +842,12 @@ def make_app(
         Path(content_dir) if content_dir else None,
     )
     app = web.Application(
-        middlewares=[fault_middleware(STATE, _error, OPERATOR_PREFIX), _authentication, _refusals],
+        middlewares=[
+            fault_middleware(STATE, _error, OPERATOR_PREFIX),
+            _authentication,
+            refusal_middleware(lambda request, status, message: _error(status, message, request.path)),
+            _refusals,
+        ],
         client_max_size=MAX_JSON,
     )
     app[STATE] = state
