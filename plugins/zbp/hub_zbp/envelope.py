@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from hub.simulation import MalformedRequest, parse_json
+
 from .keys import Author, AuthorError, common_name, fingerprint, load_certificate, subject, validity_problem
 
 TOKEN_ALGORITHM = "RS512"  # noqa: S105 - an algorithm name, not a secret
@@ -258,9 +260,9 @@ def open_envelope(body: Any, kind: PayloadKind, policy: Policy) -> OpenedEnvelop
         )
 
     try:
-        raw = json.loads(envelope.content)
-    except ValueError:
-        raise EnvelopeRefused(400, "content is not JSON") from None
+        raw = parse_json(envelope.content.encode("utf-8"), "content")
+    except MalformedRequest as bad:
+        raise EnvelopeRefused(400, bad.message) from None
     if not isinstance(raw, dict):
         raise EnvelopeRefused(400, "content must hold a JSON object")
     model: type[ZbpMessage] | type[ZbpStatusUpdate] = (
@@ -307,7 +309,11 @@ def _check_content_signature(envelope: Envelope, key: rsa.RSAPublicKey) -> None:
     except (binascii.Error, ValueError):
         raise EnvelopeRefused(400, "sha512sum is not base64") from None
     try:
-        key.verify(signature, envelope.content.encode("utf-8"), padding.PKCS1v15(), hashes.SHA512())
+        signed = envelope.content.encode("utf-8")
+    except UnicodeEncodeError:  # "\ud800" is valid JSON but no Unicode text: nothing was signed
+        raise EnvelopeRefused(400, "content is not Unicode text (it holds a lone surrogate)") from None
+    try:
+        key.verify(signature, signed, padding.PKCS1v15(), hashes.SHA512())
     except InvalidSignature:
         raise EnvelopeRefused(
             401,

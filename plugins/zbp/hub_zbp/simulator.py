@@ -14,10 +14,11 @@ API (the paths are the notifier's defaults):
   payload kind → 422. New item → 201 ``{"id": "...", "duplicate": false}``.
 - ``GET /api/v1/health`` → 200 ``{"status": "ok"}``.
 
-Refusals are JSON ``{"status": <code>, "error": "<message>"}`` (plus ``details`` for 422): 400 not an
-envelope / content not a JSON string / bad base64; 401 certificate expired or untrusted, ``sha512sum``
-or the author token does not verify, token expired, not RS512, lacks ``signer``/``roles``, lives too
-long; 403 the signer lacks the required role; 404 unknown mailbox (if ``mailboxes`` is set); 413 body
+Refusals are JSON ``{"status": <code>, "error": "<message>"}`` (plus ``details`` for 422), unknown paths
+(404) and methods (405) too: 400 not an envelope / content not a JSON string or not JSON (also nested too
+deeply) / bad base64; 415 a body not sent as ``application/json``; 401 certificate expired or
+untrusted, ``sha512sum`` or the author token does not verify, token expired, not RS512, lacks
+``signer``/``roles``, lives too long; 403 the signer lacks the required role; 404 unknown mailbox (if ``mailboxes`` is set); 413 body
 too large; 422 payload schema (required keys, allowed status values); 503 ``fail_next``.
 
 If ``token`` (bearer) or ``username``/``password`` (Basic) is set, API requests need it (401).
@@ -35,7 +36,6 @@ Operator endpoints (no authentication; loopback only):
 
 from __future__ import annotations
 
-import base64
 import hmac
 import json
 import uuid
@@ -48,6 +48,8 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hub.simulation import MalformedRequest, basic_credentials, parse_json, refusal_middleware
 
 from .envelope import EnvelopeRefused, OpenedEnvelope, PayloadKind, Policy, ZbpMessage, open_envelope
 from .keys import AuthorError, certificate_text, load_certificate
@@ -199,15 +201,17 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     header = request.headers.get(hdrs.AUTHORIZATION, "")
     if options.token is not None:
         scheme, _, value = header.partition(" ")
+        # surrogateescape: a header of non-UTF-8 bytes is a wrong token, not a crash.
         if scheme.lower() != "bearer" or not hmac.compare_digest(
-            value.strip().encode(), options.token.encode()
+            value.strip().encode("utf-8", "surrogateescape"), options.token.encode()
         ):
             return _refuse(state, request, 401, "a valid bearer token is required")
     elif options.username is not None:
-        expected = (
-            "Basic " + base64.b64encode(f"{options.username}:{options.password or ''}".encode()).decode()
-        )
-        if not hmac.compare_digest(header.encode(), expected.encode()):
+        user, password = basic_credentials(header) or ("", "")
+        # Both compared, always: the answer time does not tell whether the user name was right.
+        user_ok = hmac.compare_digest(user.encode(), options.username.encode())
+        password_ok = hmac.compare_digest(password.encode(), (options.password or "").encode())
+        if not (user_ok and password_ok):
             return _refuse(state, request, 401, "wrong or missing user name or password")
     state.requests[f"{request.method} {request.path}"] += 1
     return await handler(request)
@@ -219,6 +223,8 @@ async def _health(request: web.Request) -> web.Response:
 
 async def _receive(request: web.Request, kind: PayloadKind) -> web.Response:
     state = request.app[STATE]
+    if request.content_type != "application/json":
+        return _refuse(state, request, 415, "the body must be the envelope as application/json")
     if request.content_length is not None and request.content_length > state.options.max_body:
         return _refuse(state, request, 413, f"the body may have at most {state.options.max_body} bytes")
     raw = bytearray()
@@ -227,9 +233,9 @@ async def _receive(request: web.Request, kind: PayloadKind) -> web.Response:
         if len(raw) > state.options.max_body:
             return _refuse(state, request, 413, f"the body may have at most {state.options.max_body} bytes")
     try:
-        body = json.loads(raw)
-    except ValueError:
-        return _refuse(state, request, 400, "the body is not JSON")
+        body = parse_json(bytes(raw))
+    except MalformedRequest as bad:
+        return _refuse(state, request, bad.status, bad.message)
     try:
         opened = open_envelope(body, kind, state.policy)
     except EnvelopeRefused as refused:
@@ -330,7 +336,10 @@ def make_app(**options: Any) -> web.Application:
     except ValidationError as exc:
         raise ValueError(f"ZBP simulator options: {exc}") from None
     state = ZbpState(settings)
-    app = web.Application(middlewares=[_faults, _auth], client_max_size=settings.max_body + 1024)
+    refusals = refusal_middleware(
+        lambda request, status, message: _refuse(request.app[STATE], request, status, message)
+    )
+    app = web.Application(middlewares=[_faults, _auth, refusals], client_max_size=settings.max_body + 1024)
     app[STATE] = state
     app.router.add_get("/api/v1/health", _health)
     app.router.add_post("/api/v1/messages", _messages)

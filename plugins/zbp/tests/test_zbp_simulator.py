@@ -136,7 +136,11 @@ async def test_refuses_what_is_not_an_envelope(start_zbp: StartZbp, author: Gene
     for body, expected, text in cases:
         status, answer = await zbp.post(MESSAGES, body)
         assert (status, text in answer["error"]) == (expected, True), answer
-    async with aiohttp.ClientSession() as http, http.post(zbp.url + MESSAGES, data=b"{") as r:
+    json_type = {"Content-Type": "application/json"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(zbp.url + MESSAGES, data=b"{", headers=json_type) as r,
+    ):
         assert r.status == 400
     assert zbp.state.items == []
     assert len((await zbp.get("/_sim/refusals"))[1]["refusals"]) == len(cases) + 1
@@ -288,6 +292,10 @@ async def test_refuses_large_bodies(start_zbp: StartZbp, author: GeneratedAuthor
     async def chunks() -> Any:  # no Content-Length: the limit holds while reading
         yield json.dumps(sealed(author, message(content="y" * 5000))).encode()
 
-    async with aiohttp.ClientSession() as http, http.post(zbp.url + MESSAGES, data=chunks()) as response:
+    json_type = {"Content-Type": "application/json"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(zbp.url + MESSAGES, data=chunks(), headers=json_type) as response,
+    ):
         assert response.status == 413
     assert zbp.state.items == []
