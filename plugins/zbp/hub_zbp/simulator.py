@@ -16,10 +16,10 @@ API (the paths are the notifier's defaults):
 
 Refusals are JSON ``{"status": <code>, "error": "<message>"}`` (plus ``details`` for 422), unknown paths
 (404) and methods (405) too: 400 not an envelope / content not a JSON string or not JSON (also nested too
-deeply) / bad base64; 415 a body not sent as ``application/json``; 401 certificate expired or
-untrusted, ``sha512sum`` or the author token does not verify, token expired, not RS512, lacks
-``signer``/``roles``, lives too long; 403 the signer lacks the required role; 404 unknown mailbox (if ``mailboxes`` is set); 413 body
-too large; 422 payload schema (required keys, allowed status values); 503 ``fail_next``.
+deeply) / bad base64; 415 a body not sent as ``application/json``; 401 certificate expired or untrusted,
+``sha512sum`` or the author token does not verify, token expired, not RS512, lacks ``signer``/``roles``,
+lives too long; 403 the signer lacks the required role; 404 unknown mailbox (if ``mailboxes`` is set);
+413 body too large; 422 payload schema (required keys, allowed status values); 503 ``fail_next``.
 
 If ``token`` (bearer) or ``username``/``password`` (Basic) is set, API requests need it (401).
 
