@@ -4,15 +4,17 @@
 ``FVDaten.SGOAblegen.0605`` message. HTTP Basic auth. The ZIP is streamed to disk, then checked like a
 strict importer does:
 
-- a ZIP (no absolute or ``..`` paths, no duplicate names, sizes within limits);
+- a ZIP (no absolute or ``..`` paths, no duplicate names, sizes within limits, every entry readable:
+  not encrypted, a known compression method);
 - exactly one ``<ProzessID>_FVDaten.SGOAblegen.0605.xml`` whose Kopf carries that ProzessID and
-  Nachrichtentyp 0605, valid against ``xdomea.xsd``;
+  Nachrichtentyp 0605, valid against ``xdomea.xsd``, without DOCTYPE or entity references;
 - every ``Primaerdokument/Dateiname`` present in the ZIP, and no file that no Primärdokument names;
   every entry readable (CRC checked).
 
 Answers (JSON): 201 ``{"status": "imported", "prozessId", "importId", ...}``; a ProzessID imported
 before: 200 ``{"status": "already imported", ...}``; refusals 4xx ``{"status": <code>, "message": ...}``
-(401 auth, 400 malformed request, 413 too large, 415 no multipart, 422 the message is refused).
+(401 auth, 400 malformed request or multipart body, 404/405 unknown path or method, 413 too large, 415 no
+multipart, 422 the message is refused).
 
 Operator endpoints (no auth): ``GET /_sim/imports``, ``GET /_sim/imports/{prozess_id}`` (files with
 sha256), ``…/message`` (the XML), ``…/package`` (the ZIP), ``GET|POST /_sim/faults``, ``GET /_sim/stats``.
@@ -43,7 +45,8 @@ from aiohttp.typedefs import Handler
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hub.simulation import basic_credentials, fault_middleware
+from hub.simulation import basic_credentials, fault_middleware, multipart_errors, refusal_middleware
+from hub.xml import UnsafeXml, parse_xml
 
 from .answers import IMPORT, RECEIPT, answer_file_name, build_import, build_receipt
 from .schema import NS, Schema, SchemaUnavailable, load_schema, safe_parser
@@ -58,6 +61,9 @@ MESSAGE_NAME = re.compile(
     r"^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})_FVDaten\.SGOAblegen\.0605\.xml$"
 )
 MAX_FINDINGS = 5
+# What Python's zipfile raises for a ZIP it cannot read: corrupt, truncated, encrypted (RuntimeError), an
+# unknown compression method (NotImplementedError), a name not in its declared encoding (ValueError).
+ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError)
 
 
 class Knobs(BaseModel):
@@ -243,14 +249,18 @@ def _drop(request: web.Request) -> NoReturn:
 # -- middlewares ---------------------------------------------------------------------------------------
 
 
+def _refusal(request: web.Request, status: int, message: str) -> web.Response:
+    if not request.path.startswith(OPERATOR_PREFIX):
+        request.app[STATE].refused += 1
+    return _error(status, message)
+
+
 @web.middleware
 async def _refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except Refused as refused:
-        if not request.path.startswith(OPERATOR_PREFIX):
-            request.app[STATE].refused += 1
-        return _error(refused.status, refused.message)
+        return _refusal(request, refused.status, refused.message)
 
 
 @web.middleware
@@ -282,7 +292,7 @@ def inspect_package(path: Path, schema: Schema, knobs: Knobs, receiver: str | No
     """
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError):
+    except ZIP_ERRORS:
         raise Refused("the upload is not a ZIP file") from None
     with archive:
         entries = _entries(archive, knobs)
@@ -298,9 +308,10 @@ def inspect_package(path: Path, schema: Schema, knobs: Knobs, receiver: str | No
             raise Refused(f"{message_name} is larger than {knobs.max_xml_bytes} bytes", 413)
         xml = _read_entry(archive, info)
         try:
-            document = etree.fromstring(xml, safe_parser())
-        except etree.XMLSyntaxError as exc:
-            raise Refused(f"{message_name} is not well-formed XML: {exc}") from None
+            # No DOCTYPE, no entities: an unresolved entity would otherwise break schema validation.
+            document = parse_xml(xml, limit=knobs.max_xml_bytes)
+        except UnsafeXml as exc:
+            raise Refused(f"{message_name}: {exc}") from None
         findings = schema.findings(document, MAX_FINDINGS)
         if findings:
             raise Refused(f"{message_name} is not valid against xdomea.xsd: " + "; ".join(findings))
@@ -363,7 +374,7 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     try:
         with archive.open(info) as entry:
             return entry.read(info.file_size + 1)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise Refused(f"{info.filename[:100]!r} cannot be read from the ZIP: {exc}") from None
 
 
@@ -375,7 +386,7 @@ def _hash_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> StoredFile:
             while chunk := entry.read(CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise Refused(f"{info.filename[:100]!r} cannot be read from the ZIP: {exc}") from None
     return StoredFile(info.filename, size, digest.hexdigest())
 
@@ -422,21 +433,22 @@ async def _receive(request: web.Request, state: XdomeaState) -> tuple[Path, str]
     """Stream the one file part of the multipart body to disk; (path, its file name)."""
     if request.content_type != "multipart/form-data":
         raise Refused("expected multipart/form-data with the ZIP as a file part", 415)
-    reader = await request.multipart()
     staged: tuple[Path, str] | None = None
     try:
-        while True:
-            part = await reader.next()
-            if part is None:
-                break
-            if not isinstance(part, BodyPartReader):
-                raise Refused("nested multipart bodies are not supported", 400)
-            if part.filename is None:
-                await part.release()  # a plain form field: not needed
-                continue
-            if staged is not None:
-                raise Refused("exactly one file part (the ZIP) is expected", 400)
-            staged = (await _stage(part, state), part.filename)
+        with multipart_errors():
+            reader = await request.multipart()
+            while True:
+                part = await reader.next()
+                if part is None:
+                    break
+                if not isinstance(part, BodyPartReader):
+                    raise Refused("nested multipart bodies are not supported", 400)
+                if part.filename is None:
+                    await part.release()  # a plain form field: not needed
+                    continue
+                if staged is not None:
+                    raise Refused("exactly one file part (the ZIP) is expected", 400)
+                staged = (await _stage(part, state), part.filename)
     except BaseException:
         if staged is not None:
             staged[0].unlink(missing_ok=True)
@@ -674,7 +686,12 @@ def make_app(
     )
     # The body is streamed by the handler; client_max_size only bounds what aiohttp buffers itself.
     app = web.Application(
-        middlewares=[fault_middleware(STATE, _error, OPERATOR_PREFIX), _authentication, _refusals],
+        middlewares=[
+            fault_middleware(STATE, _error, OPERATOR_PREFIX),
+            _authentication,
+            refusal_middleware(_refusal),
+            _refusals,
+        ],
         client_max_size=MAX_JSON,
     )
     app[STATE] = state
