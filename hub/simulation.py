@@ -100,15 +100,15 @@ def _no_constant(name: str) -> NoReturn:
 
 
 @contextmanager
-def multipart_errors() -> Iterator[None]:
-    """Turn aiohttp's errors on a malformed multipart body (no boundary, unterminated, huge part header)
-    into `MalformedRequest`; wrap only the reading of the body, so that no bug of one's own is hidden."""
+def multipart_errors(what: str = "multipart body") -> Iterator[None]:
+    """Turn aiohttp's errors on a malformed form body (no boundary, unterminated, huge part header, not
+    UTF-8) into `MalformedRequest`; wrap only the reading of the body, so no bug of one's own is hidden."""
     try:
         yield
     except HttpProcessingError as exc:
-        raise MalformedRequest(f"malformed multipart body: {exc.message or 'unreadable'}"[:300]) from None
+        raise MalformedRequest(f"malformed {what}: {exc.message or 'unreadable'}"[:300]) from None
     except ValueError as exc:
-        raise MalformedRequest(f"malformed multipart body: {exc}"[:300]) from None
+        raise MalformedRequest(f"malformed {what}: {exc}"[:300]) from None
 
 
 def parse_id(text: str) -> int | None:
@@ -133,7 +133,7 @@ def refusal_middleware(error: Callable[[web.Request, int, str], web.StreamRespon
             message = {
                 404: f"no such endpoint: {request.method} {request.path[:200]}",
                 405: f"method {request.method[:20]} is not allowed on {request.path[:200]}",
-            }.get(exc.status, exc.reason)
+            }.get(exc.status, exc.text or exc.reason)  # 413: "Maximum request body size ... exceeded"
             answer = error(request, exc.status, message)
             if hdrs.ALLOW in exc.headers:
                 answer.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]

@@ -11,13 +11,14 @@
 
 from __future__ import annotations
 
-import json
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hub.simulation import MalformedRequest, multipart_errors, parse_json, refusal_middleware
 
 from .idp import (
     DEFAULT_ACS_URL,
@@ -77,7 +78,8 @@ def make_app(**options: Any) -> web.Application:
     )
     if settings.metadata_file is not None:
         idp.write_metadata(settings.metadata_file)
-    app = web.Application(client_max_size=MAX_REQUEST)
+    refusals = refusal_middleware(lambda request, status, message: _error(status, message))
+    app = web.Application(client_max_size=MAX_REQUEST, middlewares=[refusals])
     app[IDP] = idp
     app.router.add_get("/metadata", _metadata)
     app.router.add_post("/sim/response", _response)
@@ -98,10 +100,10 @@ async def _metadata(request: web.Request) -> web.Response:
 
 async def _response(request: web.Request) -> web.Response:
     try:
-        body = await request.json() if request.can_read_body else {}
+        body = parse_json(await request.read()) if request.can_read_body else {}
         ask = ResponseRequest.model_validate(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error(400, "body is not JSON")
+    except MalformedRequest as bad:
+        return _error(bad.status, bad.message)
     except ValidationError as exc:
         return _error(422, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
     idp = request.app[IDP]
@@ -142,7 +144,9 @@ async def _sso(request: web.Request) -> web.Response:
     idp = request.app[IDP]
     query: dict[str, str] = dict(request.query)
     if request.method == "POST":
-        query.update({k: str(v) for k, v in (await request.post()).items() if isinstance(v, str)})
+        with multipart_errors("form body"):
+            form = await request.post()
+        query.update({k: str(v) for k, v in form.items() if isinstance(v, str)})
     try:
         encoded = idp.response(query.get("person", "U01"), level=query.get("level"), means=query.get("means"))
     except SimulatorError as exc:
