@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -86,7 +87,7 @@ def _error(status: int, message: str) -> web.Response:
 
 
 @web.middleware
-async def _refusals(request: web.Request, handler: Any) -> web.StreamResponse:
+async def _refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except _Refused as refused:
