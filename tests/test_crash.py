@@ -507,6 +507,7 @@ def missing_blobs(db: Path, blobs: Path) -> list[str]:
 def file_number_problems(db: Path) -> list[str]:
     """Gaps and duplicates among the Aktenzeichen drawn so far (every applicant here is another one)."""
     with contextlib.closing(read_journal(db)) as c:
+        c.execute("BEGIN")  # one snapshot: the hub draws numbers meanwhile
         numbers = [
             r[0] for r in c.execute("SELECT file_number FROM applications WHERE file_number IS NOT NULL")
         ]

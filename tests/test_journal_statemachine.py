@@ -6,11 +6,15 @@ leases expire and are reclaimed), crashes with reopen + recover, and replays. Af
 journal's observable state (applications, summaries, tasks, events, next_due, stats) must equal the
 model, and the safety properties hold: no acknowledged application is lost, at most one live lease per
 task, attempts never decrease, done tasks stay done, capacity caps are respected.
+
+A deeper run: ``AKTENHUB_STATEMACHINE_EXAMPLES=2000 pytest tests/test_journal_statemachine.py
+--hypothesis-seed=<n>`` (the suite runs 100 examples).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 from collections import Counter
@@ -609,7 +613,7 @@ async def _gather(*aws: Coroutine[Any, Any, T]) -> list[T]:
 
 
 JournalMachine.TestCase.settings = settings(
-    max_examples=100,
+    max_examples=int(os.environ.get("AKTENHUB_STATEMACHINE_EXAMPLES", "100")),
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

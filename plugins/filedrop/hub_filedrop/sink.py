@@ -39,6 +39,7 @@ from hub import (
     Permanent,
     Retryable,
     Sink,
+    revision_key,
     utcnow,
 )
 
@@ -289,7 +290,7 @@ class FileDropSink(Sink):
             if existing is not None:
                 return existing
             files = self._plan(record, blobs)
-            leftover = base / _temp_name(app.id)
+            leftover = base / _temp_name(app.id, record.revision)
             if leftover.exists():  # an earlier attempt died while writing
                 shutil.rmtree(leftover)
             return self._write(base, folder, record, app, files)
@@ -316,7 +317,7 @@ class FileDropSink(Sink):
     def _write(
         self, base: Path, folder: str, record: FileRecord, app: Application, files: list[_PlannedFile]
     ) -> _Result:
-        temp = base / _temp_name(app.id)
+        temp = base / _temp_name(app.id, record.revision)
         temp.mkdir()
         try:
             dropped = [self._copy(planned, temp / planned.name) for planned in files]
@@ -499,11 +500,15 @@ def _earlier_delivery(ctx: DeliveryContext) -> _Checkpoint | None:
         return None
 
 
-def _temp_name(application_id: str) -> str:
-    # One fixed name per application (only the lease holder writes it): a retry finds its leftover by
-    # name, without listing an import directory that may hold thousands of folders.
-    digest = hashlib.sha256(application_id.encode()).hexdigest()[:12]
-    return f"{TEMP_PREFIX}{_temp_key(application_id)}-{digest}"
+def _temp_name(application_id: str, revision: int = 1) -> str:
+    # One fixed name per application and revision (only the lease holder writes it): a retry finds its
+    # leftover by name, without listing an import directory that may hold thousands of folders. Per
+    # revision, because a revision taken in while the worker of the one before still writes its folder
+    # (that worker's lease is gone, but it runs on) is delivered meanwhile: with one temporary folder for
+    # both, each would remove or publish the other's half-written files.
+    key = revision_key(application_id, revision)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return f"{TEMP_PREFIX}{_temp_key(key)}-{digest}"
 
 
 def _temp_key(application_id: str) -> str:

@@ -119,6 +119,27 @@ async def test_a_revision_is_a_folder_of_its_own_beside_the_first(
     assert (sink.directory / f"{app.id}-r2" / "antrag.pdf").read_bytes() == b"%PDF-1.4 zweite Fassung\n"
 
 
+async def test_a_revision_leaves_the_folder_the_revision_before_is_still_writing_alone(
+    sink: FileDropSink, blobs: BlobStore
+) -> None:
+    app = await make_application(blobs, files={"antrag.pdf": b"%PDF-1.4 erste Fassung\n"})
+    sink.directory.mkdir(parents=True)
+    # Revision 1's worker is writing its folder when revision 2 is taken in (its lease is gone with
+    # its task, but it runs on); revision 2 is delivered meanwhile by another worker.
+    writing = sink.directory / _temp_name(app.id)
+    writing.mkdir()
+    (writing / "antrag.pdf").write_bytes(b"%PDF-1.4 erste Fassung\n")
+    corrected = await make_application(blobs, files={"antrag.pdf": b"%PDF-1.4 zweite Fassung\n"})
+    revised = corrected.model_copy(update={"id": app.id, "revision": 2})
+    record = default_record(revised).model_copy(update={"revision": 2})
+
+    await sink.deliver(record, delivery_context(revised, blobs))
+
+    assert (writing / "antrag.pdf").read_bytes() == b"%PDF-1.4 erste Fassung\n"  # not taken for a leftover
+    assert (sink.directory / f"{app.id}-r2" / "antrag.pdf").read_bytes() == b"%PDF-1.4 zweite Fassung\n"
+    assert entries(sink.directory) == sorted([writing.name, f"{app.id}-r2"])
+
+
 async def test_folder_taken_by_the_fachverfahren_is_not_delivered_again(
     sink: FileDropSink, blobs: BlobStore
 ) -> None:
