@@ -34,6 +34,7 @@ from hub.journal import (
     AfterAll,
     ApplicationFilter,
     Completion,
+    FileNumberSequence,
     LeaseLost,
     SqliteJournal,
     Task,
@@ -51,6 +52,8 @@ SOURCES = ("portal", "mail")
 EXTERNAL_IDS = tuple(f"ext-{i}" for i in range(5))
 OWNERS = ("worker-1", "worker-2", "worker-3")
 START = 1_700_000_000.0
+SEQUENCE = FileNumberSequence("63-{year}-{seq:05d}", "2023", lambda seq: f"63-2023-{seq:05d}")
+FOUND = "63-2019-00815"  # an Akte the e-file already has
 
 task_specs = st.builds(
     TaskSpec,
@@ -92,6 +95,7 @@ class AppModel:
     state: ApplicationState = ApplicationState.RECEIVED
     error: str | None = None
     events: int = 0
+    file_number: str | None = None
 
 
 class JournalMachine(RuleBasedStateMachine):
@@ -113,6 +117,8 @@ class JournalMachine(RuleBasedStateMachine):
         self.retired: list[Task] = []  # leases already used to complete or fail their task
         self.max_attempts_seen: dict[int, int] = {}
         self.done: set[int] = set()
+        self.drawn = 0  # Aktenzeichen drawn from SEQUENCE
+        self.akte_numbers: dict[str, str] = {}
 
     def clock(self) -> float:
         return self.now
@@ -544,6 +550,33 @@ class JournalMachine(RuleBasedStateMachine):
         app.state = ApplicationState.ABANDONED
         app.events += 1
 
+    @precondition(lambda self: self.apps)
+    @rule(
+        pick=st.integers(0, 1000),
+        akte=st.sampled_from([None, "akte-a", "akte-b"]),
+        found=st.sampled_from([None, None, FOUND]),
+    )
+    def assign_file_number(self, pick: int, akte: str | None, found: str | None) -> None:
+        """The map step decides the Aktenzeichen: once per application, the Akte's own, else drawn."""
+        app_ids = list(self.apps)
+        app = self.apps[app_ids[pick % len(app_ids)]]
+        number = self.run(
+            self.journal.assign_file_number(
+                app_ids[pick % len(app_ids)], SEQUENCE, found=found, akte_key=akte
+            )
+        )
+        if app.file_number is None:
+            known = self.akte_numbers.get(akte) if akte is not None else None
+            decided = found or known
+            if decided is None:
+                self.drawn += 1
+                decided = SEQUENCE.compose(self.drawn)
+            if akte is not None and (found is not None or known is None):
+                self.akte_numbers[akte] = decided
+            app.file_number = decided
+            event(f"file number: {'found' if found else 'the Akte' if known else 'drawn'}")
+        assert number == app.file_number
+
     # -- invariants --------------------------------------------------------------------------------
 
     @invariant()
@@ -560,8 +593,14 @@ class JournalMachine(RuleBasedStateMachine):
             assert (doc.id, doc.source, doc.external_id) == (app_id, model.source, model.external_id)
             summary = by_id[app_id]
             assert (summary.state, summary.error) == (model.state, model.error)
+            assert summary.file_number == doc.file_number == model.file_number
             assert len(timeline) == model.events
             assert all(e.application_id == app_id for e in timeline)
+
+    @invariant()
+    def file_numbers_have_no_gaps(self) -> None:
+        drawn = {a.file_number for a in self.apps.values()} - {None, FOUND}
+        assert drawn == {SEQUENCE.compose(n) for n in range(1, self.drawn + 1)}
 
     @invariant()
     def tasks_match_the_model(self) -> None:
