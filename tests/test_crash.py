@@ -481,13 +481,16 @@ def read_journal(db: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
 
 
+def journal_documents(db: Path) -> list[str]:
+    """Every application's document and every archived revision's (JSON)."""
+    with contextlib.closing(read_journal(db)) as c:
+        query = "SELECT doc FROM applications UNION ALL SELECT doc FROM application_revisions"
+        return [r[0] for r in c.execute(query)]
+
+
 def missing_blobs(db: Path, blobs: Path) -> list[str]:
     """Blob references of every application and archived revision that do not resolve to intact content."""
-    with contextlib.closing(read_journal(db)) as c:
-        docs = [
-            r[0]
-            for r in c.execute("SELECT doc FROM applications UNION ALL SELECT doc FROM application_revisions")
-        ]
+    docs = journal_documents(db)
     problems = []
     for doc in map(json.loads, docs):
         files = [*doc["attachments"], *([doc["original"]] if doc.get("original") else [])]
@@ -552,11 +555,7 @@ def blob_files(blobs: Path) -> set[str]:
 
 
 def referenced_blobs(db: Path) -> set[str]:
-    with contextlib.closing(read_journal(db)) as c:
-        docs = [
-            r[0]
-            for r in c.execute("SELECT doc FROM applications UNION ALL SELECT doc FROM application_revisions")
-        ]
+    docs = journal_documents(db)
     return {r for doc in docs for r in re.findall(r"sha256:[0-9a-f]{64}", doc)}
 
 
