@@ -10,7 +10,6 @@ a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 import logging
@@ -29,6 +28,7 @@ from hub.hookspecs import hookimpl
 from hub.journal import ApplicationFilter
 from hub.testing import fakes
 from hub.testing.harness import RunningHub, base_settings, start_hub, stop_hub
+from hub.testing.hostile import Answer, exchange_all
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -43,18 +43,6 @@ MAX_HEADER = 16 * 1024
 B = "hostileB0undary"
 INTAKE = "/intake/formcycle/jagdschein"
 JSON_INTAKE = "/intake/fcjson/jagdschein"
-
-
-@dataclass
-class Answer:
-    """One HTTP response as read off the wire."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 @dataclass(frozen=True)
@@ -1242,50 +1230,9 @@ async def application_ids(hub: RunningHub) -> set[str]:
     return {a.id for a in await hub.journal.list_applications(ApplicationFilter(), limit=100_000)}
 
 
-async def exchange(
-    hub: RunningHub, raw: bytes, answers: int = 1, timeout: float = 10.0
-) -> tuple[list[Answer], bytes]:
+async def exchange(hub: RunningHub, raw: bytes, answers: int = 1) -> tuple[list[Answer], bytes]:
     """Send `raw` over a fresh connection; read until `answers` final answers (or the hub closes)."""
-    host, port = hub.url.removeprefix("http://").rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
-    received = bytearray()
-    head = raw.startswith(b"HEAD ")
-    try:
-        try:
-            writer.write(raw)
-            await writer.drain()
-        except ConnectionError:
-            pass  # the hub refused before reading everything: its answer is still to be read
-        try:
-            async with asyncio.timeout(timeout):
-                while len([a for a in parse_answers(bytes(received), head) if a.status >= 200]) < answers:
-                    chunk = await reader.read(65536)
-                    if not chunk:
-                        break
-                    received += chunk
-        except ConnectionResetError:
-            pass
-    finally:
-        writer.close()
-    return parse_answers(bytes(received), head), bytes(received)
-
-
-def parse_answers(data: bytes, head_only: bool = False) -> list[Answer]:
-    """The complete answers in `data` (an incomplete last one is left out); to HEAD, without bodies."""
-    answers = []
-    while data:
-        head, sep, rest = data.partition(b"\r\n\r\n")
-        if not sep:
-            break
-        status_line, *lines = head.decode("latin-1").split("\r\n")
-        status = int(status_line.split()[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
-        length = 0 if head_only or status < 200 else int(headers.get("content-length", "0"))
-        if len(rest) < length:
-            break
-        body, data = rest[:length], rest[length:]
-        answers.append(Answer(status, headers, body))
-    return answers
+    return await exchange_all(hub.url, raw, finals=answers)
 
 
 async def submit_valid(hub: RunningHub) -> None:

@@ -92,14 +92,19 @@ def nested_json(depth: int) -> bytes:
     return b"[" * depth + b"]" * depth
 
 
-async def exchange(url: str, raw: bytes, timeout: float = 10.0) -> Answer | None:
-    """Send `raw` over a fresh connection and read the first final answer; None if the server closed.
+async def exchange_all(
+    url: str, raw: bytes, *, finals: int = 1, timeout: float = 10.0
+) -> tuple[list[Answer], bytes]:
+    """Send `raw` over a fresh connection; read until `finals` final answers came or the server closed.
 
-    A hang fails the test (TimeoutError): a server must answer or close, never keep a client waiting.
+    Returns every complete answer, interim ones (100 Continue) included, and the bytes received. A hang
+    fails the test (TimeoutError): a server must answer or close, never keep a client waiting.
     """
     parts = urlsplit(url)
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
     received = bytearray()
+    head_only = raw.startswith(b"HEAD ")
+    closed = False
     try:
         try:
             writer.write(raw)
@@ -107,45 +112,58 @@ async def exchange(url: str, raw: bytes, timeout: float = 10.0) -> Answer | None
         except ConnectionError:
             pass  # refused before reading everything: the answer is still to be read
         async with asyncio.timeout(timeout):
-            while True:
-                answer = _first_answer(bytes(received), raw.startswith(b"HEAD "))
-                if answer is not None:
-                    return answer
+            while sum(a.status >= 200 for a in parse_answers(bytes(received), head_only)) < finals:
                 try:
                     chunk = await reader.read(65536)
                 except ConnectionResetError:
                     chunk = b""
                 if not chunk:
-                    return _first_answer(bytes(received), raw.startswith(b"HEAD "), complete=True)
+                    closed = True
+                    break
                 received += chunk
     finally:
         writer.close()
+    return parse_answers(bytes(received), head_only, complete=closed), bytes(received)
 
 
-def _first_answer(data: bytes, head_only: bool, complete: bool = False) -> Answer | None:
+async def exchange(url: str, raw: bytes, timeout: float = 10.0) -> Answer | None:
+    """Send `raw` over a fresh connection and read the first final answer; None if the server closed."""
+    answers, _ = await exchange_all(url, raw, timeout=timeout)
+    return next((a for a in answers if a.status >= 200), None)
+
+
+def parse_answers(data: bytes, head_only: bool = False, complete: bool = False) -> list[Answer]:
+    """The complete answers in `data`, in order (interim ones too); `complete`: the server closed after."""
+    answers = []
     while data:
         head, sep, rest = data.partition(CRLF + CRLF)
         if not sep:
-            return None
+            break
         status_line, *lines = head.decode("latin-1").split("\r\n")
         status = int(status_line.split()[1])
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
-        if status < 200:  # 100 Continue: the final answer follows
-            data = rest
-            continue
-        if head_only:
-            return Answer(status, headers, b"")
-        if "content-length" in headers:
+        if head_only or status < 200:
+            body, data = b"", rest
+        elif "content-length" in headers:
             length = int(headers["content-length"])
-            return Answer(status, headers, rest[:length]) if len(rest) >= length else None
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            body = _dechunk(rest)
-            return Answer(status, headers, body) if body is not None else None
-        return Answer(status, headers, rest) if complete else None
-    return None
+            if len(rest) < length:
+                break
+            body, data = rest[:length], rest[length:]
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            dechunked = _dechunk(rest)
+            if dechunked is None:
+                break
+            body, data = dechunked
+        elif complete:  # delimited by the server closing the connection
+            body, data = rest, b""
+        else:
+            break
+        answers.append(Answer(status, headers, body))
+    return answers
 
 
-def _dechunk(data: bytes) -> bytes | None:
+def _dechunk(data: bytes) -> tuple[bytes, bytes] | None:
+    """(body, what follows it) of a complete chunked body; None while it is incomplete."""
     body = bytearray()
     while True:
         size_line, sep, data = data.partition(CRLF)
@@ -153,7 +171,8 @@ def _dechunk(data: bytes) -> bytes | None:
             return None
         size = int(size_line.split(b";")[0], 16)
         if size == 0:
-            return bytes(body)
+            _trailers, sep, rest = (CRLF + data).partition(CRLF + CRLF)
+            return (bytes(body), rest) if sep else None
         if len(data) < size + 2:
             return None
         body += data[:size]
