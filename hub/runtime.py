@@ -213,34 +213,14 @@ class Hub:
             log.info("removed %d partial uploads left by a previous run", removed)
         for connector in self.connectors.values():
             await connector.start()
-        # Jobs run one at a time each (max_instances=1); runs missed while one ran are not made up in
-        # a burst (coalesce); the first runs at once.
-        self._scheduler = AsyncIOScheduler(timezone="UTC")
-        self._scheduler.add_job(
-            self._sweep,
-            IntervalTrigger(seconds=self.config.hub.blobs.sweep_interval_seconds),
-            id="orphan-sweep",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-            next_run_time=datetime.now(UTC),
-        )
+        self._scheduler = scheduler = AsyncIOScheduler(timezone="UTC")
+        _every(scheduler, self.config.hub.blobs.sweep_interval_seconds, "orphan-sweep", self._sweep)
         if workers and self.config.hub.workers.enabled:
             await self.bus.start()
-            polled = {n: src for n, src in self.sources().items() if src.poll_interval is not None}
-            if polled:
-                for name, source in polled.items():
-                    self._scheduler.add_job(
-                        self._poll,
-                        IntervalTrigger(seconds=source.poll_interval or 60.0),
-                        args=(name, source),
-                        id=f"poll-{name}",
-                        max_instances=1,
-                        coalesce=True,
-                        misfire_grace_time=None,
-                        next_run_time=datetime.now(UTC),
-                    )
-        self._scheduler.start()
+            for name, source in self.sources().items():
+                if source.poll_interval is not None:
+                    _every(scheduler, source.poll_interval, f"poll-{name}", self._poll, name, source)
+        scheduler.start()
 
     async def stop(self) -> None:
         """Stop pollers and workers, connectors, then close the journal."""
@@ -274,3 +254,20 @@ class Hub:
                 log.warning("poll stopped, storage full source=%s: %s", name, exc)
             except Exception as exc:
                 log.warning("poll failed source=%s error=%s: %s", name, type(exc).__name__, exc)
+
+
+def _every(
+    scheduler: AsyncIOScheduler, seconds: float, job_id: str, job: Callable[..., Any], *args: Any
+) -> None:
+    # Each job runs one at a time (max_instances=1); runs missed while one ran are not made up in
+    # a burst (coalesce); the first runs at once.
+    scheduler.add_job(
+        job,
+        IntervalTrigger(seconds=seconds),
+        args=args,
+        id=job_id,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+        next_run_time=datetime.now(UTC),
+    )
