@@ -106,7 +106,7 @@ class Pipeline:
         for route in self.router.routes:
             if route.identity is not None:
                 pairs.add((IDENTIFY, route.identity.via))
-            pairs.add((MAP, ""))
+            pairs.add((MAP, self._map_task(route).target))
             pairs.update((DELIVER, target) for target in route.to)
             for notifier in route.notify:
                 pairs.update({(NOTIFY, notifier), (NOTIFY_REJECTION, notifier)})
