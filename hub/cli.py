@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -22,7 +23,7 @@ from rich.table import Table
 from hub.config import Configuration, load_config
 from hub.errors import ConfigError, Permanent, PluginError, Retryable
 from hub.held import Decision, HeldConflict, HeldFilter, HeldMessage, HeldNotFound, HeldState, decide
-from hub.journal import ApplicationFilter, JournalInUse, open_journal
+from hub.journal import ApplicationFilter, Journal, JournalInUse, open_journal
 from hub.logs import setup_logging
 from hub.models import ApplicationState
 from hub.plugins import Plugins, load_plugins
@@ -231,12 +232,8 @@ def applications(
 
     async def go() -> list[Any]:
         # Only reads: works beside a running hub, which owns the journal.
-        journal = open_journal(config.hub.store, read_only=True)
-        await journal.open()
-        try:
+        async with _opened(config, read_only=True) as journal:
             return await journal.list_applications(where, limit=limit)
-        finally:
-            await journal.close()
 
     try:
         rows = _run(go())
@@ -300,9 +297,7 @@ def replay(
     _, config = _load(config_path)
 
     async def go() -> int:
-        journal = open_journal(config.hub.store)
-        await journal.open()
-        try:
+        async with _opened(config) as journal:
             targets = list(ids)
             if all_dead:
                 rows = await journal.list_applications(
@@ -318,8 +313,6 @@ def replay(
                     done += len(await journal.replay(ApplicationFilter(ids=chunk), operator))
                     progress.update(bar, advance=len(chunk))
             return done
-        finally:
-            await journal.close()
 
     try:
         count = _run(go())
@@ -345,12 +338,8 @@ def abandon(config_path: Path, application_id: str, reason: str, operator: str) 
     _, config = _load(config_path)
 
     async def go() -> Abandoned:
-        journal = open_journal(config.hub.store)
-        await journal.open()
-        try:
+        async with _opened(config) as journal:
             return await journal.abandon(application_id, operator, reason.strip())
-        finally:
-            await journal.close()
 
     try:
         outcome = _run(go())
@@ -399,12 +388,8 @@ def messages_list(
     where = HeldFilter(state=HeldState(state) if state else None, source=source)
 
     async def go() -> list[HeldMessage]:
-        journal = open_journal(config.hub.store, read_only=True)
-        await journal.open()
-        try:
+        async with _opened(config, read_only=True) as journal:
             return await journal.list_held(where, limit=limit)
-        finally:
-            await journal.close()
 
     rows = _run(go())
     if as_json:
@@ -424,6 +409,17 @@ def messages_list(
         )
     console.print(table)
     console.print(f"{len(rows)} held message(s)")
+
+
+@contextlib.asynccontextmanager
+async def _opened(config: Configuration, read_only: bool = False) -> AsyncIterator[Journal]:
+    """The configured journal, open for the command (read-only ones take no lock: a hub may run)."""
+    journal = open_journal(config.hub.store, read_only=read_only)
+    await journal.open()
+    try:
+        yield journal
+    finally:
+        await journal.close()
 
 
 def _decide(config_path: Path, held_id: int, operator: str, decision: Decision) -> None:
