@@ -176,8 +176,7 @@ async def _check(config: Configuration, plugins: Plugins, seconds: float) -> boo
                 result.message,
             )
     finally:
-        if hub._session is not None:
-            await hub._session.close()
+        await hub.close_http()
     console.print(table)
     return all_ok
 
@@ -433,8 +432,7 @@ def _decide(config_path: Path, held_id: int, operator: str, decision: Decision) 
         try:
             return await decide(hub.journal, hub.sources(), held_id, decision, operator)
         finally:
-            if hub._session is not None:
-                await hub._session.close()
+            await hub.close_http()
             await hub.journal.close()
 
     try:

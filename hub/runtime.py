@@ -103,6 +103,11 @@ class Hub:
             )
         return self._session
 
+    async def close_http(self) -> None:
+        """Close the shared HTTP client session (also for commands that use connectors, not workers)."""
+        if self._session is not None:
+            await self._session.close()
+
     def sources(self) -> dict[str, Source]:
         """The configured source connectors by name (fixed once the hub is built)."""
         return self._sources
@@ -235,8 +240,7 @@ class Hub:
                 await connector.stop()
             except Exception:
                 log.exception("stopping connector %s failed", connector.name)
-        if self._session is not None:
-            await self._session.close()
+        await self.close_http()
         await self.journal.close()
         await asyncio.to_thread(self.blobs.close)
         self.started = False
