@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from importlib import metadata
+from typing import Any
 
-from hub.connectors import Connector, Manifest, Notifier
+from hub.connectors import Connector, ConnectorConfig, Manifest, Notifier
 from hub.hookspecs import hookimpl
 from hub.models import Application, Receipt
 
@@ -24,7 +25,7 @@ def _version() -> str:
         return "0"
 
 
-class LogNotifier(Notifier):
+class LogNotifier(Notifier[ConnectorConfig]):
     """Writes receipts to the hub's log instead of sending them."""
 
     kind = "log"
@@ -42,6 +43,6 @@ class LogNotifier(Notifier):
 
 
 @hookimpl
-def aktenhub_connector_types() -> Sequence[type[Connector]]:
+def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
     """The built-in connectors."""
     return [LogNotifier]

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -133,16 +133,24 @@ class ConnectorContext:
         return self._held
 
 
-class Connector:
-    """Base of every connector class."""
+ConfigT = TypeVar("ConfigT", bound=ConnectorConfig)
+
+
+class Connector(Generic[ConfigT]):
+    """Base of every connector class, generic in its configuration model.
+
+    A plugin writes ``class EnaioSink(Sink[EnaioConfig])`` with ``Config = EnaioConfig``: the core
+    validates the `connectors.<name>` section with `Config` and hands the instance as `self.config`,
+    typed, so no plugin downcasts its configuration.
+    """
 
     kind: ClassVar[str]
     role: ClassVar[Role]
     Config: ClassVar[type[ConnectorConfig]] = ConnectorConfig
     manifest: ClassVar[Manifest]
 
-    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
-        self.config = config
+    def __init__(self, config: ConfigT, context: ConnectorContext) -> None:
+        self.config: ConfigT = config
         self.context = context
 
     @property
@@ -229,7 +237,7 @@ class WebhookRoute:
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class Source(Connector):
+class Source(Connector[ConfigT]):
     """Takes submissions in: by webhook (`receive`) and/or by polling (`poll`)."""
 
     role: ClassVar[Role] = "source"
@@ -285,7 +293,7 @@ class Verification(BaseModel):
     applicant: Party | None = None
 
 
-class IdentityProvider(Connector):
+class IdentityProvider(Connector[ConfigT]):
     """Verifies who the applicant is and how strongly."""
 
     role: ClassVar[Role] = "identity"
@@ -342,7 +350,7 @@ class DeliveryContext:
             yield chunk
 
 
-class Sink(Connector):
+class Sink(Connector[ConfigT]):
     """Delivers a record into a target system. Must be idempotent: deliver twice, one result."""
 
     role: ClassVar[Role] = "sink"
@@ -361,7 +369,7 @@ class Sink(Connector):
         return None
 
 
-class Notifier(Connector):
+class Notifier(Connector[ConfigT]):
     """Answers the applicant or the portal."""
 
     role: ClassVar[Role] = "notifier"

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -188,7 +188,7 @@ class HeldMessages:
 
 
 async def decide(
-    journal: Journal, sources: Mapping[str, Source], held_id: int, decision: Decision, by: str
+    journal: Journal, sources: Mapping[str, Source[Any]], held_id: int, decision: Decision, by: str
 ) -> HeldMessage:
     """An operator's decision on a held message, for the API and the CLI alike; idempotent.
 

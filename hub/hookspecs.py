@@ -24,7 +24,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def aktenhub_connector_types() -> Sequence[type[Connector]]:  # type: ignore[empty-body]
+def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:  # type: ignore[empty-body]
     """Connector classes this plugin provides.
 
     Each class has a unique `kind` (the `type:` used in the configuration), a pydantic `Config` and a

@@ -59,7 +59,7 @@ from hub.routes import Router
 
 log = logging.getLogger(__name__)
 
-C = TypeVar("C", bound=Connector)
+C = TypeVar("C", bound=Connector[Any])
 
 IDENTIFY, MAP, DELIVER, NOTIFY, NOTIFY_REJECTION = (
     "identify",
@@ -78,7 +78,7 @@ class Pipeline:
         journal: Journal,
         blobs: BlobStore,
         router: Router,
-        connectors: Mapping[str, Connector],
+        connectors: Mapping[str, Connector[Any]],
         bus: Bus,
         metrics: Metrics,
         mappings: Mapping[str, MappingFile] | None = None,
@@ -494,7 +494,7 @@ class Pipeline:
             pool, self._render_pool = self._render_pool, None
             await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
 
-    def _akte_holder(self, route: RouteConfig) -> Sink | None:
+    def _akte_holder(self, route: RouteConfig) -> Sink[Any] | None:
         """The route's first target that can tell an existing Akte's number, if its mapping has an Akte."""
         mapping = self.mappings.get(route.name)
         if mapping is None or not mapping.finds_akte:

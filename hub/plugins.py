@@ -35,7 +35,7 @@ class Plugins:
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
-        self.connector_types: dict[str, type[Connector]] = {}
+        self.connector_types: dict[str, type[Connector[Any]]] = {}
         self._owner: dict[str, str] = {}
         for plugin_name, plugin in pm.list_name_plugin():
             impl = getattr(plugin, "aktenhub_connector_types", None)
@@ -44,7 +44,7 @@ class Plugins:
             for cls in impl() or ():
                 self._add_connector(plugin_name, cls)
 
-    def _add_connector(self, plugin_name: str, cls: type[Connector]) -> None:
+    def _add_connector(self, plugin_name: str, cls: type[Connector[Any]]) -> None:
         kind = getattr(cls, "kind", None)
         if not isinstance(kind, str) or not kind:
             raise PluginError(f"plugin {plugin_name!r}: connector class {cls.__name__} has no `kind`")
@@ -57,7 +57,7 @@ class Plugins:
         self.connector_types[kind] = cls
         self._owner[kind] = plugin_name
 
-    def connector_type(self, kind: str) -> type[Connector]:
+    def connector_type(self, kind: str) -> type[Connector[Any]]:
         """The connector class for a configuration `type:`."""
         try:
             return self.connector_types[kind]

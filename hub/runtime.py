@@ -50,7 +50,7 @@ class Hub:
         self.metrics = Metrics()
         self.router = Router(settings.routes)
         self._session: aiohttp.ClientSession | None = None
-        self.connectors: dict[str, Connector] = {}
+        self.connectors: dict[str, Connector[Any]] = {}
         data_dir = Path(settings.blobs.path).parent
         for name, cfg in config.connectors.items():
             cls = plugins.connector_type(cfg.type)
@@ -108,7 +108,7 @@ class Hub:
         if self._session is not None:
             await self._session.close()
 
-    def sources(self) -> dict[str, Source]:
+    def sources(self) -> dict[str, Source[Any]]:
         """The configured source connectors by name (fixed once the hub is built)."""
         return self._sources
 
@@ -245,7 +245,7 @@ class Hub:
         await asyncio.to_thread(self.blobs.close)
         self.started = False
 
-    async def _poll(self, name: str, source: Source) -> None:
+    async def _poll(self, name: str, source: Source[Any]) -> None:
         # A failing poll is logged and tried again at the next interval; the scheduler keeps time.
         with self._job():
             try:

@@ -13,7 +13,7 @@ import yaml
 from aiohttp import web
 from click.testing import CliRunner
 
-from hub import hookimpl
+from hub import ConnectorConfig, hookimpl
 from hub.cli import main
 from hub.connectors import Connector, DeliveryContext, Intake, Sink, Source
 from hub.errors import Permanent
@@ -54,7 +54,7 @@ SURNAME, GIVEN, BIRTH, STREET, FILE = (
 )
 
 
-class PersonalSource(Source):
+class PersonalSource(Source[ConnectorConfig]):
     """Takes `{"id": ...}` and makes an application with an applicant and an attachment."""
 
     kind = "test-personal"
@@ -90,7 +90,7 @@ class PersonalSource(Source):
         )
 
 
-class QuotingSink(Sink):
+class QuotingSink(Sink[ConnectorConfig]):
     """Refuses like real targets do: the message quotes the offending personal data."""
 
     kind = "test-quoting"

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from hub.config import load_config, parse_config
-from hub.connectors import Manifest, Sink
+from hub.connectors import ConnectorConfig, Manifest, Sink
 from hub.errors import ConfigError, PluginError
 from hub.hookspecs import hookimpl
 from hub.plugins import load_plugins
@@ -104,7 +104,7 @@ def test_secret_from_file(tmp_path: Path) -> None:
     assert config.hub.server.admin_tokens[0].token.get_secret_value() == "from-file"
 
 
-class OtherRecording(Sink):
+class OtherRecording(Sink[ConnectorConfig]):
     kind = "test-recording"
     manifest = Manifest(name="clash", version="1")
 

@@ -21,7 +21,7 @@ class Clock:
         return self.now
 
 
-class Mailbox(Source):
+class Mailbox(Source[ConnectorConfig]):
     """A polled source whose upstream remembers what was closed."""
 
     kind = "test-mailbox"

@@ -23,7 +23,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from hub import IntakeFunc, Manifest, Source, WebhookRoute
+from hub import ConnectorConfig, IntakeFunc, Manifest, Source, WebhookRoute
 from hub.hookspecs import hookimpl
 from hub.journal import ApplicationFilter
 from hub.testing import fakes
@@ -1151,7 +1151,7 @@ CASES = (
 # ------------------------------------------------------------------------------------------------ the hub
 
 
-class BuggySource(Source):
+class BuggySource(Source[ConnectorConfig]):
     """Serves ``POST /intake/<name>/crash``, which fails the way a bug does (not a refusal)."""
 
     kind = "test-buggy"

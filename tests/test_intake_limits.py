@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from hub import BadSubmission, IntakeFunc, Manifest, Source, WebhookRoute
+from hub import BadSubmission, ConnectorConfig, IntakeFunc, Manifest, Source, WebhookRoute
 from hub.hookspecs import hookimpl
 from hub.journal import ApplicationFilter
 from hub.testing import RunningHub
@@ -175,7 +175,7 @@ async def test_client_gone_mid_upload_costs_one_warning_and_leaves_nothing(
 # -- a source's own webhook routes get the same guards -------------------------------------------------
 
 
-class UploadSource(Source):
+class UploadSource(Source[ConnectorConfig]):
     """Serves ``POST /intake/<name>/upload``: stores the body as a blob, then refuses the submission."""
 
     kind = "test-upload"

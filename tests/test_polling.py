@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
-from hub.connectors import ConnectorContext, IntakeFunc, Manifest, Source
+from hub.connectors import ConnectorConfig, ConnectorContext, IntakeFunc, Manifest, Source
 from hub.hookspecs import hookimpl
 
 
-class SlowPollingSource(Source):
+class SlowPollingSource(Source[ConnectorConfig]):
     """A mailbox that answers slowly and fails every third poll."""
 
     kind = "test-slow-poll"

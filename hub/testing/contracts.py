@@ -56,23 +56,23 @@ class SinkContract:
       cannot happen for this target; the case is skipped).
     """
 
-    async def results(self, sink: Sink, application: Application) -> int:
+    async def results(self, sink: Sink[Any], application: Application) -> int:
         raise NotImplementedError
 
     def record(self, application: Application) -> FileRecord:
         """The record the contract delivers; e-file sinks override it with a mapped one."""
         return default_record(application)
 
-    async def faulty_sink(self, fault: Fault) -> Sink | None:
+    async def faulty_sink(self, fault: Fault) -> Sink[Any] | None:
         return None
 
-    async def test_delivers_one_result(self, sink: Sink, blobs: BlobStore) -> None:
+    async def test_delivers_one_result(self, sink: Sink[Any], blobs: BlobStore) -> None:
         app = await make_application(blobs, external_id="contract-1")
         delivery = await sink.deliver(self.record(app), delivery_context(app, blobs))
         assert delivery.target == sink.name
         assert await self.results(sink, app) == 1
 
-    async def test_deliver_twice_one_result(self, sink: Sink, blobs: BlobStore) -> None:
+    async def test_deliver_twice_one_result(self, sink: Sink[Any], blobs: BlobStore) -> None:
         app = await make_application(blobs, external_id="contract-2")
         record = self.record(app)
         store: dict[str, Any] = {}
@@ -81,7 +81,7 @@ class SinkContract:
         assert await self.results(sink, app) == 1
         assert second.reference == first.reference
 
-    async def test_separate_applications_separate_results(self, sink: Sink, blobs: BlobStore) -> None:
+    async def test_separate_applications_separate_results(self, sink: Sink[Any], blobs: BlobStore) -> None:
         a = await make_application(blobs, external_id="contract-a", form={"nachname": "A"})
         b = await make_application(blobs, external_id="contract-b", form={"nachname": "B"})
         await sink.deliver(self.record(a), delivery_context(a, blobs))

@@ -48,7 +48,7 @@ class JsonSourceConfig(ConnectorConfig):
     redacts: bool = Field(True, description="false: a source that cannot redact its original")
 
 
-class JsonSource(Source):
+class JsonSource(Source[JsonSourceConfig]):
     """Takes `{"id": ..., "form": {...}}` as JSON at `POST /intake/<name>/<service>`."""
 
     kind = "test-json"
@@ -97,16 +97,15 @@ class RecordingSinkConfig(ConnectorConfig):
     delay_seconds: float = Field(0.0, ge=0)
 
 
-class RecordingSink(Sink):
+class RecordingSink(Sink[RecordingSinkConfig]):
     """Keeps deliveries in memory, one per application (idempotent), with switchable faults."""
 
     kind = "test-recording"
     manifest = MANIFEST
     Config: ClassVar[type[ConnectorConfig]] = RecordingSinkConfig
 
-    def __init__(self, config: ConnectorConfig, context: Any) -> None:
+    def __init__(self, config: RecordingSinkConfig, context: Any) -> None:
         super().__init__(config, context)
-        assert isinstance(config, RecordingSinkConfig)
         self.settings = config
         self.poison = config.poison  # tests switch this off to model "the sink was fixed"
         self.delivered: dict[str, FileRecord] = {}
@@ -132,13 +131,13 @@ class RecordingSink(Sink):
         return Delivery(target=self.name, reference=f"rec-{record.application_id}", duplicate=duplicate)
 
 
-class RecordingNotifier(Notifier):
+class RecordingNotifier(Notifier[ConnectorConfig]):
     """Keeps receipts in memory."""
 
     kind = "test-notifier"
     manifest = MANIFEST
 
-    def __init__(self, config: ConnectorConfig, context: Any) -> None:
+    def __init__(self, config: RecordingSinkConfig, context: Any) -> None:
         super().__init__(config, context)
         self.receipts: dict[tuple[str, str], Receipt] = {}
 
@@ -146,7 +145,7 @@ class RecordingNotifier(Notifier):
         self.receipts[(application.id, receipt.kind.value)] = receipt
 
 
-class FormLevelIdentity(IdentityProvider):
+class FormLevelIdentity(IdentityProvider[ConnectorConfig]):
     """Takes the trust level from form field `level` (untergeordnet..hoch); no field → rejected."""
 
     kind = "test-identity"
@@ -164,6 +163,6 @@ class FormLevelIdentity(IdentityProvider):
 
 
 @hookimpl
-def aktenhub_connector_types() -> Sequence[type[Connector]]:
+def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
     """The fakes."""
     return [JsonSource, RecordingSink, RecordingNotifier, FormLevelIdentity]

@@ -101,7 +101,7 @@ class _StoredDocument(BaseModel):
     sha256: str
 
 
-class ExampleFachverfahrenSink(Sink):
+class ExampleFachverfahrenSink(Sink[ExampleFachverfahrenConfig]):
     """Delivers each application as one case with its documents into the example Fachverfahren."""
 
     kind: ClassVar[str] = "fachverfahren-example"
@@ -114,7 +114,7 @@ class ExampleFachverfahrenSink(Sink):
         "(HTTP Basic authentication, idempotency keys)",
     )
 
-    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+    def __init__(self, config: ExampleFachverfahrenConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
         if not isinstance(config, ExampleFachverfahrenConfig):
             raise TypeError(f"expected ExampleFachverfahrenConfig, got {type(config).__name__}")

@@ -69,16 +69,15 @@ SUBJECTS = {
 }
 
 
-class BauportalNrwAnswers(XBauParticipant, Notifier):
+class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
     """Answers Bauportal.NRW: 1120 + 1121 when filed, 1100 when refused; once each."""
 
     kind = "bauportal-nrw-answers"
     manifest = MANIFEST
     Config: ClassVar[type[ConnectorConfig]] = BauportalNrwAnswersConfig
 
-    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+    def __init__(self, config: BauportalNrwAnswersConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
-        assert isinstance(config, BauportalNrwAnswersConfig)
         self.settings = config
         self.store = AnswerStore(context.data_dir / f"bauportal-answers-{context.name}.sqlite")
 

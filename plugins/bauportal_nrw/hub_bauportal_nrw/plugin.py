@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from hub import Connector, Simulator, hookimpl
 
@@ -12,7 +13,7 @@ from .source import BauportalNrwSource
 
 
 @hookimpl
-def aktenhub_connector_types() -> Sequence[type[Connector]]:
+def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
     """The source (``type: bauportal-nrw``) and its answers (``type: bauportal-nrw-answers``)."""
     return [BauportalNrwSource, BauportalNrwAnswers]
 

@@ -101,16 +101,15 @@ _UUID_IN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
-class BauportalNrwSource(XBauParticipant, Source):
+class BauportalNrwSource(XBauParticipant, Source[BauportalNrwConfig]):
     """Reads the Bauaufsicht's XTA mailbox: fetch, validate, durable intake, then close."""
 
     kind = "bauportal-nrw"
     manifest = MANIFEST
     Config: ClassVar[type[ConnectorConfig]] = BauportalNrwConfig
 
-    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+    def __init__(self, config: BauportalNrwConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
-        assert isinstance(config, BauportalNrwConfig)
         self.settings = config
         self.poll_interval = config.poll_seconds
         self.reader = MailboxReader()

@@ -44,7 +44,7 @@ _PARTY_KEYS = ("given_name", "family_name", "birth_date", "birth_name", "birth_p
 _ADDRESS_KEYS = ("street", "postal_code", "city", "country")
 
 
-class BundIdIdentity(IdentityProvider):
+class BundIdIdentity(IdentityProvider[BundIdConfig]):
     """Verifies the applicant's BundID login: the forwarded, signed SAML response or the form fields."""
 
     kind = "bundid"
@@ -57,9 +57,8 @@ class BundIdIdentity(IdentityProvider):
     )
     Config: ClassVar[type[ConnectorConfig]] = BundIdConfig
 
-    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+    def __init__(self, config: BundIdConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
-        assert isinstance(config, BundIdConfig)
         self.settings = config
         self._metadata: IdpMetadata | None = None
         self._metadata_stamp: tuple[int, int] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from hub import Connector, Simulator, hookimpl
 
@@ -11,7 +12,7 @@ from .simulator import make_app
 
 
 @hookimpl
-def aktenhub_connector_types() -> Sequence[type[Connector]]:
+def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
     """The BundID identity provider (``type: bundid``)."""
     return [BundIdIdentity]
 

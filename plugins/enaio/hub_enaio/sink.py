@@ -129,7 +129,7 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-class EnaioSink(Sink):
+class EnaioSink(Sink[EnaioConfig]):
     """Files each application into enaio: the applicant's Akte (found or created), a Vorgang, documents."""
 
     kind: ClassVar[str] = "enaio"
@@ -142,7 +142,7 @@ class EnaioSink(Sink):
         "via the DMS Service or OSRest; Basic or session-cookie authentication",
     )
 
-    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+    def __init__(self, config: EnaioConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
         if not isinstance(config, EnaioConfig):
             raise TypeError(f"expected EnaioConfig, got {type(config).__name__}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from hub import Connector, hookimpl
 
@@ -10,6 +11,6 @@ from .sink import FileDropSink
 
 
 @hookimpl
-def aktenhub_connector_types() -> Sequence[type[Connector]]:
+def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
     """The file drop sink (``type: filedrop``)."""
     return [FileDropSink]

@@ -156,7 +156,7 @@ class _Result:
     consumed: bool = False
 
 
-class FileDropSink(Sink):
+class FileDropSink(Sink[FileDropConfig]):
     """Delivers each application as one folder (application.json + its files) into an import directory."""
 
     kind = "filedrop"
@@ -169,7 +169,7 @@ class FileDropSink(Sink):
         "directory (application.json with application, record and file list, plus the files).",
     )
 
-    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+    def __init__(self, config: FileDropConfig, context: ConnectorContext) -> None:
         if not isinstance(config, FileDropConfig):
             raise TypeError(f"{type(self).__name__} needs a FileDropConfig, got {type(config).__name__}")
         super().__init__(config, context)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from hub import Connector, hookimpl
 
@@ -10,6 +11,6 @@ from .source import FormCycleSource
 
 
 @hookimpl
-def aktenhub_connector_types() -> Sequence[type[Connector]]:
+def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
     """The FormCycle source connector."""
     return [FormCycleSource]

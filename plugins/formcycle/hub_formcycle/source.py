@@ -53,7 +53,7 @@ JSON = "application/json"
 MAX_EXTERNAL_ID = 200
 
 
-class FormCycleSource(Source):
+class FormCycleSource(Source[FormCycleConfig]):
     """Webhook source for XIMA FormCycle's HTTP-Request workflow action."""
 
     kind: ClassVar[str] = "formcycle"
@@ -66,7 +66,7 @@ class FormCycleSource(Source):
         "(urlencoded or multipart/form-data), authenticated by a shared token header",
     )
 
-    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+    def __init__(self, config: FormCycleConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
         if not isinstance(config, FormCycleConfig):
             raise TypeError(f"expected FormCycleConfig, got {type(config).__name__}")

@@ -85,7 +85,7 @@ class _Outcome:
     import_id: str | None = None
 
 
-class XdomeaSink(Sink):
+class XdomeaSink(Sink[XdomeaConfig]):
     """Files each record as one xdomea 0605 message (Akte, Vorgang, documents, primary files in a ZIP)."""
 
     kind: ClassVar[str] = "xdomea"
@@ -98,7 +98,7 @@ class XdomeaSink(Sink):
         "in a ZIP, into an import directory or uploaded over HTTP (multipart, Basic auth)",
     )
 
-    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+    def __init__(self, config: XdomeaConfig, context: ConnectorContext) -> None:
         if not isinstance(config, XdomeaConfig):
             raise TypeError(f"{type(self).__name__} needs an XdomeaConfig, got {type(config).__name__}")
         super().__init__(config, context)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from hub import Connector, Simulator, hookimpl
 
@@ -11,7 +12,7 @@ from .source import XtaSource
 
 
 @hookimpl
-def aktenhub_connector_types() -> Sequence[type[Connector]]:
+def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
     """The generic XTA mailbox source (``type: xta``)."""
     return [XtaSource]
 

@@ -54,7 +54,7 @@ class XtaSourceConfig(MailboxSourceConfig):
     )
 
 
-class XtaSource(Source):
+class XtaSource(Source[XtaSourceConfig]):
     """Reads an XTA mailbox: fetch, durable intake, then close."""
 
     kind = "xta"
@@ -66,9 +66,8 @@ class XtaSource(Source):
     )
     Config: ClassVar[type[ConnectorConfig]] = XtaSourceConfig
 
-    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+    def __init__(self, config: XtaSourceConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
-        assert isinstance(config, XtaSourceConfig)
         self.settings = config
         self.poll_interval = config.poll_seconds
         self._client: XtaClient | None = None

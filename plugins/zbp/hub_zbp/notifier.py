@@ -63,7 +63,7 @@ def idempotency_key(application_id: str, receipt: ReceiptKind, kind: PayloadKind
     return f"{application_id}/{receipt.value}/{kind.value}"
 
 
-class ZbpNotifier(Notifier):
+class ZbpNotifier(Notifier[ZbpConfig]):
     """Sends status updates and messages to the applicant's BundID mailbox."""
 
     kind: ClassVar[str] = "zbp"
@@ -76,7 +76,7 @@ class ZbpNotifier(Notifier):
         "BundID mailbox, signed with the authority's author key",
     )
 
-    def __init__(self, config: ConnectorConfig, context: ConnectorContext) -> None:
+    def __init__(self, config: ZbpConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
         if not isinstance(config, ZbpConfig):
             raise TypeError(f"expected ZbpConfig, got {type(config).__name__}")

@@ -15,6 +15,7 @@ from hub import (
     Application,
     ApplicationState,
     Connector,
+    ConnectorConfig,
     Identity,
     IdentityProvider,
     Manifest,
@@ -26,7 +27,7 @@ from hub import (
 )
 
 
-class MailboxIdentity(IdentityProvider):
+class MailboxIdentity(IdentityProvider[ConnectorConfig]):
     """Takes level and mailbox handle from form fields `level` and `postkorb`, as a verified identity.
 
     Stands in for the BundID identity provider, which fills `applicant.mailbox` from the assertion.
