@@ -6,6 +6,7 @@ models and the errors. Everything else in `hub` is the core's own business.
 
 from __future__ import annotations
 
+from hub.answers import Answer, AnswerOutcome, AnswerRecord, CallbackAuth, UnknownApplication
 from hub.blobs import BlobInfo, BlobNotFound, BlobStore, BlobTooLarge, BlobWriter
 from hub.config import Secret
 from hub.connectors import (
@@ -33,6 +34,7 @@ from hub.held import BackOff, HeldMessage, HeldMessages, HeldState
 from hub.hookspecs import hookimpl
 from hub.models import (
     Address,
+    AnswerStatus,
     Application,
     ApplicationState,
     Attachment,
@@ -51,25 +53,45 @@ from hub.models import (
     new_id,
     utcnow,
 )
+from hub.outbound import (
+    BasicAuth,
+    BearerAuth,
+    ClientTls,
+    HttpAnswer,
+    HttpEndpoint,
+    OAuth2ClientCredentials,
+    Outbound,
+    Refusal,
+    server_message,
+)
 from hub.rejections import CITIZEN_TEXTS_MAX, RejectionCode, citizen_text
 from hub.resubmission import ChangedResend, content_fingerprint, revision_key, submission_fingerprint
+from hub.schemas import SchemaDirectoryMissing, require_schema_directory, schema_directory, xml_schema
 
 __all__ = [
     "CITIZEN_TEXTS_MAX",
     "Address",
+    "Answer",
+    "AnswerOutcome",
+    "AnswerRecord",
+    "AnswerStatus",
     "Application",
     "ApplicationState",
     "Attachment",
     "BackOff",
     "BadSubmission",
+    "BasicAuth",
+    "BearerAuth",
     "BlobInfo",
     "BlobNotFound",
     "BlobStore",
     "BlobTooLarge",
     "BlobWriter",
+    "CallbackAuth",
     "CertificateInfo",
     "ChangedResend",
     "CheckResult",
+    "ClientTls",
     "Connector",
     "ConnectorConfig",
     "ConnectorContext",
@@ -83,6 +105,8 @@ __all__ = [
     "HeldMessage",
     "HeldMessages",
     "HeldState",
+    "HttpAnswer",
+    "HttpEndpoint",
     "Identity",
     "IdentityProvider",
     "Intake",
@@ -90,29 +114,38 @@ __all__ = [
     "IntakeOutcome",
     "Manifest",
     "Notifier",
+    "OAuth2ClientCredentials",
     "OriginalSubmission",
+    "Outbound",
     "Party",
     "Permanent",
     "Receipt",
     "ReceiptKind",
+    "Refusal",
     "Rejection",
     "RejectionCode",
     "RetryPolicy",
     "Retryable",
+    "SchemaDirectoryMissing",
     "Secret",
     "Simulator",
     "Sink",
     "Source",
     "StorageFull",
     "TrustLevel",
+    "UnknownApplication",
     "Verification",
     "WebhookRoute",
     "citizen_text",
     "content_fingerprint",
     "hookimpl",
     "new_id",
+    "require_schema_directory",
     "revision_key",
+    "schema_directory",
+    "server_message",
     "submission_fingerprint",
     "transient_http_status",
     "utcnow",
+    "xml_schema",
 ]

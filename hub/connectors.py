@@ -39,12 +39,16 @@ if TYPE_CHECKING:
     import aiohttp
     from aiohttp import web
 
+    from hub.answers import Answer, AnswerOutcome, AnswerRecord, CallbackAuth
     from hub.blobs import BlobStore
     from hub.held import HeldMessages
+    from hub.outbound import HttpEndpoint, Outbound
 
 Role = Literal["source", "identity", "sink", "notifier"]
 # (namespace, key, owner, until) -> the owner the key is bound to: `Journal.once`
 OnceFunc = Callable[[str, str, str, datetime], Awaitable[str]]
+# (connector name, answer) -> outcome, after the durable commit: the core's return channel
+AnswerFunc = Callable[[str, "Answer"], Awaitable["AnswerOutcome"]]
 
 
 class RetryPolicy(BaseModel):
@@ -106,6 +110,7 @@ class ConnectorContext:
     _http: Callable[[], aiohttp.ClientSession] | None = None
     _once: OnceFunc | None = None
     _held: HeldMessages | None = None
+    _answer: AnswerFunc | None = None
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -113,6 +118,22 @@ class ConnectorContext:
         if self._http is None:
             raise RuntimeError("no HTTP client session in this context")
         return self._http()
+
+    def outbound(self, endpoint: HttpEndpoint, *, system: str) -> Outbound:
+        """An `Outbound` to `endpoint` on the shared session: auth, bounded reads, errors classified."""
+        from hub.outbound import Outbound
+
+        return Outbound(lambda: self.http, endpoint, system=system)
+
+    async def answer(self, answer: Answer) -> AnswerOutcome:
+        """Store a Fachverfahren's answer durably; acknowledge it upstream only after this returns.
+
+        Idempotent on (this connector, `answer.answer_id`). Raises `hub.answers.UnknownApplication`
+        when the answer names no application of the hub (then nothing is stored).
+        """
+        if self._answer is None:
+            raise RuntimeError("no return channel in this context")
+        return await self._answer(self.name, answer)
 
     async def once(self, namespace: str, key: str, owner: str, until: datetime) -> bool:
         """Use `key` once: False if another owner used it in `namespace` before (until `until`).
@@ -351,9 +372,22 @@ class DeliveryContext:
 
 
 class Sink(Connector[ConfigT]):
-    """Delivers a record into a target system. Must be idempotent: deliver twice, one result."""
+    """Delivers a record into a target system. Must be idempotent: deliver twice, one result.
+
+    A sink whose system answers (a Fachverfahren: case number, status, decision) hands each answer to
+    `self.context.answer(...)`: from `poll_answers` (answer folder, status column, XTA mailbox) or from
+    `callback_answers` (the core serves `POST /callback/<connector>` and checks its signature first).
+    A sink that keeps the e-file (enaio) implements `record_answer` to file what an answer changes.
+    """
 
     role: ClassVar[Role] = "sink"
+    # The pydantic model of what this sink reads from the mapping's `payloads.<target>` (None: nothing).
+    # The core validates every route's mapping output against it at start-up, in `aktenhub check` and
+    # in `aktenhub mapping test`, and hands the sink the validated data in `FileRecord.payloads`.
+    Payload: ClassVar[type[BaseModel] | None] = None
+    # Seconds between `poll_answers` calls (None: this sink does not poll for answers); an instance may
+    # set it from its configuration in __init__.
+    answer_poll_interval: float | None = None
 
     async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
         """Deliver the record; return what was created (ids, file number)."""
@@ -367,6 +401,33 @@ class Sink(Connector[ConfigT]):
         tell (the default). Raise `Retryable` when the target cannot be asked right now.
         """
         return None
+
+    async def poll_answers(self) -> int:
+        """Fetch the system's new answers, hand each to `context.answer`, acknowledge each after it.
+
+        Returns the number taken. Called one at a time, every `answer_poll_interval` seconds.
+        """
+        return 0
+
+    def callback_auth(self) -> CallbackAuth | None:
+        """How callbacks to `POST /callback/<connector>` authenticate (None: this sink takes none)."""
+        return None
+
+    def callback_answers(self, body: bytes, headers: Mapping[str, str]) -> Sequence[Answer]:
+        """The answers in a callback the system sent to `POST /callback/<connector>` (already authenticated).
+
+        Raise `hub.errors.BadSubmission` for a body that is not an answer (the caller gets a 4xx).
+        """
+        from hub.errors import BadSubmission
+
+        raise BadSubmission(f"connector {self.name!r} takes no callbacks", 404)
+
+    async def record_answer(self, record: AnswerRecord, ctx: DeliveryContext) -> Delivery:
+        """File what an answer changes (Akte index fields, the decision into the Vorgang); idempotent.
+
+        Only for e-file targets named in a route's `on_answer.update_akte`.
+        """
+        raise NotImplementedError(f"connector {self.name!r} does not update an Akte")
 
 
 class Notifier(Connector[ConfigT]):

@@ -219,6 +219,17 @@ class ReceiptKind(StrEnum):
 
     RECEIVED = "received"
     REJECTED = "rejected"
+    STATUS = "status"  # a Fachverfahren's answer: the case's new status (see `hub.answers`)
+
+
+class AnswerStatus(StrEnum):
+    """Where the case stands in the Fachverfahren, as the applicant and the e-file learn it."""
+
+    ACCEPTED = "accepted"  # the Fachverfahren took the case in (a case number, typically)
+    IN_PROGRESS = "in_progress"  # "in Bearbeitung"
+    ACTION_REQUIRED = "action_required"  # "Nachforderung": the applicant has to supply something
+    DECIDED = "decided"  # "Bescheid erlassen" (the decision may be attached)
+    FAILED = "failed"  # the Fachverfahren refused the import (malformed, unknown service): an error
 
 
 class Receipt(_Model):
@@ -231,6 +242,13 @@ class Receipt(_Model):
     code: str | None = None  # the rejection's code (`hub.RejectionCode` for identity rejections)
     deliveries: list[Delivery] = Field(default_factory=list)
     created_at: UtcDateTime = Field(default_factory=utcnow)
+    # kind `status` (a Fachverfahren's answer): which answer, the new status, the Fachverfahren's case
+    # number, text for the applicant, and documents the route allows to send along (the decision)
+    answer_id: str | None = None
+    status: AnswerStatus | None = None
+    case_number: str | None = None
+    message: str | None = None
+    documents: list[Attachment] = Field(default_factory=list)
 
 
 class Event(_Model):

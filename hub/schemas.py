@@ -1,0 +1,67 @@
+"""The schema directory: where the official XSD/WSDL/JSON schemas are, and compiled XSDs, cached.
+
+The schemas (XBau, XTA, xdomea, FIT-Connect, …) are not shipped with the hub: the `schemas` setting
+(env `AKTENHUB_SCHEMAS`) points to a directory laid out like `shared/reference` (DESIGN §5). Tests, the
+demo and the simulators fall back to a `shared/reference` beside the source tree. Every component finds
+it here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from lxml import etree
+
+from hub.errors import Permanent
+from hub.xml import hardened_parser
+
+ENV = "AKTENHUB_SCHEMAS"
+_PROJECT = Path(__file__).resolve().parents[1]
+
+
+class SchemaDirectoryMissing(Permanent):
+    """No schema directory is configured or found; the message says how to set one."""
+
+
+def schema_directory(configured: Path | None = None, *, containing: str | None = None) -> Path | None:
+    """The schema directory: `configured`, else $AKTENHUB_SCHEMAS, else a `shared/reference` nearby.
+
+    With `containing` (a relative path such as ``"xta/XTA.wsdl"``), only a directory holding it counts.
+    The fallbacks are `../shared/reference` seen from the working directory and from the source tree.
+    """
+    env = os.environ.get(ENV)
+    candidates = [configured] if configured is not None else []
+    candidates += [Path(env)] if env else []
+    if configured is None:
+        candidates += [Path.cwd() / "../shared/reference", _PROJECT / "../shared/reference"]
+    for candidate in candidates:
+        if candidate.is_dir() and (containing is None or (candidate / containing).exists()):
+            return candidate.resolve()
+    return None
+
+
+def require_schema_directory(
+    configured: Path | None = None, *, containing: str | None = None, purpose: str = "the hub"
+) -> Path:
+    """The schema directory, or `SchemaDirectoryMissing` naming what needs it and how to set it."""
+    found = schema_directory(configured, containing=containing)
+    if found is None:
+        need = f" (holding {containing})" if containing else ""
+        raise SchemaDirectoryMissing(
+            f"no schema directory{need} found: {purpose} needs it; set `schemas:` in the configuration "
+            f"or ${ENV} to a directory laid out like shared/reference"
+        )
+    return found
+
+
+def xml_schema(path: Path) -> etree.XMLSchema:
+    """The compiled XSD at `path` (imports resolved locally, no network), cached per file and version."""
+    stat = path.stat()
+    return _compiled(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(path: Path, _mtime: int, _size: int) -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(path), hardened_parser()))

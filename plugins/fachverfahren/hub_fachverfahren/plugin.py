@@ -1,0 +1,24 @@
+"""Registers the generic Fachverfahren transports with Aktenhub (entry point group ``aktenhub``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from hub import Connector, Simulator, hookimpl
+
+# One line per transport (each in its own subpackage), so that they can be added independently.
+CONNECTORS: list[type[Connector[Any]]] = []
+SIMULATORS: list[Simulator] = []
+
+
+@hookimpl
+def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
+    """The transports: ``type: rest | soap | sql | importfolder | xoev``."""
+    return list(CONNECTORS)
+
+
+@hookimpl
+def aktenhub_simulators() -> Sequence[Simulator]:
+    """One simulated Fachverfahren per transport."""
+    return list(SIMULATORS)
