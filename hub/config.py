@@ -24,7 +24,7 @@ from pydantic import (
     field_validator,
 )
 
-from hub.connectors import ConnectorConfig
+from hub.connectors import ConnectorConfig, Sink
 from hub.errors import ConfigError, PluginError
 from hub.mapping import MappingFile, MappingLoadError, load_mapping
 from hub.models import Address, Party, TrustLevel
@@ -175,6 +175,34 @@ class When(_Strict):
         return service in self.service
 
 
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class OnAnswer(_Strict):
+    """What a Fachverfahren's answer on this route triggers (see `hub.answers`).
+
+    `update_akte`: the e-file target whose `record_answer` files what the answer changes (index fields
+    of the Akte, the decision into the Vorgang); `notify`: the notifiers that tell the applicant the new
+    status; `decision`: whether the decision is filed into the e-file (`file`), sent to the applicant
+    with the status (`attach`), or both.
+    """
+
+    update_akte: str | None = None
+    notify: Annotated[list[str], BeforeValidator(_as_list)] = Field(default_factory=list)
+    decision: Literal["attach", "file", "both"] = "file"
+
+    @property
+    def files_decision(self) -> bool:
+        """Whether the decision goes into the e-file."""
+        return self.decision in ("file", "both")
+
+    @property
+    def attaches_decision(self) -> bool:
+        """Whether the decision goes to the applicant with the status."""
+        return self.decision in ("attach", "both")
+
+
 class RouteConfig(BaseModel):
     """A route: which source and service go through which steps to which targets."""
 
@@ -187,6 +215,7 @@ class RouteConfig(BaseModel):
     map: Path | None = None
     to: list[str] = Field(min_length=1)
     notify: list[str] = Field(default_factory=list)
+    on_answer: OnAnswer | None = None
 
 
 class HubConfig(_Strict):
@@ -297,6 +326,7 @@ def parse_config(
     # Connector settings are checked even when the rest is invalid: one run shows every problem.
     connectors: dict[str, ConnectorConfig] = {}
     roles: dict[str, str] = {}
+    updaters: set[str] = set()  # sinks that can update an Akte (`on_answer.update_akte`)
     raw_connectors = raw.get("connectors") or {}
     for name, settings in raw_connectors.items() if isinstance(raw_connectors, dict) else ():
         loc: KeyPath = ("connectors", name)
@@ -309,6 +339,8 @@ def parse_config(
             problems.append(f"{at((*loc, 'type'))}: {dotted((*loc, 'type'))}: {exc}")
             continue
         roles[name] = cls.role
+        if _updates_akte(cls):
+            updaters.add(name)
         try:
             connectors[name] = cls.Config.model_validate(settings)
         except ValidationError as exc:
@@ -325,6 +357,8 @@ def parse_config(
             _expect_role(roles, notifier, "notifier", (*loc, "notify", j), problems, at)
         if route.identity is not None:
             _expect_role(roles, route.identity.via, "identity", (*loc, "identity", "via"), problems, at)
+        if route.on_answer is not None:
+            _check_on_answer(route.on_answer, roles, updaters, (*loc, "on_answer"), problems, at)
     names = [r.name for r in hub.routes]
     for i, name in enumerate(names):
         if name in names[:i]:
@@ -342,6 +376,30 @@ def parse_config(
     if problems:
         raise ConfigError(problems)
     return Configuration(hub, connectors, source, mappings)
+
+
+def _updates_akte(cls: type[Any]) -> bool:
+    return issubclass(cls, Sink) and cls.record_answer is not Sink.record_answer
+
+
+def _check_on_answer(
+    on_answer: OnAnswer,
+    roles: dict[str, str],
+    updaters: set[str],
+    loc: KeyPath,
+    problems: list[str],
+    at: Any,
+) -> None:
+    if on_answer.update_akte is not None:
+        where = (*loc, "update_akte")
+        _expect_role(roles, on_answer.update_akte, "sink", where, problems, at)
+        if roles.get(on_answer.update_akte) == "sink" and on_answer.update_akte not in updaters:
+            problems.append(
+                f"{at(where)}: {dotted(where)}: {on_answer.update_akte!r} cannot update an Akte "
+                f"(e-file targets that can: {', '.join(sorted(updaters)) or 'none configured'})"
+            )
+    for j, notifier in enumerate(on_answer.notify):
+        _expect_role(roles, notifier, "notifier", (*loc, "notify", j), problems, at)
 
 
 def _expect_role(

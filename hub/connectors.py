@@ -388,6 +388,10 @@ class Sink(Connector[ConfigT]):
     # Seconds between `poll_answers` calls (None: this sink does not poll for answers); an instance may
     # set it from its configuration in __init__.
     answer_poll_interval: float | None = None
+    # True for an e-file (DMS): the number of the Akte it files into is the application's Aktenzeichen.
+    # Another sink's `Delivery.file_number` (a Fachverfahren's case number) is kept as the correlation
+    # ``<target>.file_number`` and never replaces the Aktenzeichen.
+    is_efile: ClassVar[bool] = False
 
     async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
         """Deliver the record; return what was created (ids, file number)."""
@@ -413,19 +417,25 @@ class Sink(Connector[ConfigT]):
         """How callbacks to `POST /callback/<connector>` authenticate (None: this sink takes none)."""
         return None
 
-    def callback_answers(self, body: bytes, headers: Mapping[str, str]) -> Sequence[Answer]:
+    async def callback_answers(self, body: bytes, headers: Mapping[str, str]) -> Sequence[Answer]:
         """The answers in a callback the system sent to `POST /callback/<connector>` (already authenticated).
 
-        Raise `hub.errors.BadSubmission` for a body that is not an answer (the caller gets a 4xx).
+        Asynchronous, so that a decision carried in the body can be written to the blob store first.
+        Raise `hub.errors.BadSubmission` for a body that is not an answer (the caller gets a 4xx). The
+        core hands each answer to `context.answer` and answers the sender 2xx only after all are stored.
         """
         from hub.errors import BadSubmission
 
         raise BadSubmission(f"connector {self.name!r} takes no callbacks", 404)
 
     async def record_answer(self, record: AnswerRecord, ctx: DeliveryContext) -> Delivery:
-        """File what an answer changes (Akte index fields, the decision into the Vorgang); idempotent.
+        """File what an answer changes (Akte index fields, the decision into the Vorgang).
 
-        Only for e-file targets named in a route's `on_answer.update_akte`.
+        Only for e-file targets named in a route's `on_answer.update_akte`. Idempotent per
+        `record.answer_id`: the core runs it again after a crash or a lost lease, so an answer's
+        decision must be filed once however often this is called (look for it before filing, or use
+        checkpoints). The returned `Delivery.correlations` (e.g. the decision's document id) become ids
+        that find the application.
         """
         raise NotImplementedError(f"connector {self.name!r} does not update an Akte")
 
@@ -436,7 +446,12 @@ class Notifier(Connector[ConfigT]):
     role: ClassVar[Role] = "notifier"
 
     async def notify(self, application: Application, receipt: Receipt) -> None:
-        """Send the receipt; idempotent per (application, receipt kind)."""
+        """Send the receipt; idempotent per (application, receipt kind).
+
+        A `status` receipt (a Fachverfahren's answer) is idempotent per (application,
+        `receipt.answer_id`): the core sends one per answer and runs it again after a crash, so the
+        applicant must learn each status once however often this is called.
+        """
         raise NotImplementedError
 
 

@@ -34,6 +34,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hub.answers import Answer
 from hub.errors import Permanent
 from hub.journal.base import FileNumberSequence
 from hub.models import Application, Document, DocumentContent, FileRecord, FolderSpec, OriginalSubmission
@@ -92,6 +93,21 @@ class FileNumberSpec(_Spec):
         return value
 
 
+class DecisionTemplate(_Spec):
+    """How a Fachverfahren's decision is filed: document type, name, index fields (templates)."""
+
+    type: str = "Bescheid"
+    name: str | None = None
+    fields: dict[str, str] = Field(default_factory=dict)
+
+
+class AnswersSpec(_Spec):
+    """What a Fachverfahren's answer changes in the e-file: templates over `answer` and `application`."""
+
+    akte_fields: dict[str, str] = Field(default_factory=dict, description="Akte index field -> template")
+    decision: DecisionTemplate = Field(default_factory=DecisionTemplate)
+
+
 class MappingSpec(_Spec):
     """A whole mapping file."""
 
@@ -108,6 +124,7 @@ class MappingSpec(_Spec):
     vorgang: FolderTemplate | None = None
     documents: list[DocumentTemplate] = Field(default_factory=list)
     payloads: dict[str, Any] = Field(default_factory=dict)
+    answers: AnswersSpec | None = None
 
 
 # -- filters ----------------------------------------------------------------------------------------
@@ -291,6 +308,28 @@ class MappingFile:
             documents=documents,
             payloads=payloads,
         )
+
+    def answer_changes(self, app: Application, answer: Answer) -> tuple[dict[str, str], list[Document]]:
+        """The Akte index fields and documents an answer files, per the `answers:` section (else none)."""
+        spec = self.spec.answers
+        if spec is None:
+            return {}, []
+        ctx = _context(app, app.file_number)
+        ctx["answer"] = _without_none(answer.model_dump(mode="python"))
+        fields = {k: self._render(("answers", "akte_fields", k), ctx) for k in spec.akte_fields}
+        decision = answer.decision
+        if decision is None:
+            return fields, []
+        loc = ("answers", "decision")
+        document = Document(
+            type=self._render((*loc, "type"), ctx),
+            name=self._render((*loc, "name"), ctx) if spec.decision.name is not None else decision.name,
+            content=DocumentContent.ATTACHMENT,
+            blob=decision.blob,
+            media_type=decision.media_type,
+            fields={k: self._render((*loc, "fields", k), ctx) for k in spec.decision.fields},
+        )
+        return fields, [document]
 
     def _folder(self, key: str, folder: FolderTemplate, ctx: dict[str, Any]) -> FolderSpec:
         return FolderSpec(
@@ -533,6 +572,13 @@ def _template_strings(spec: MappingSpec) -> list[tuple[Loc, str]]:
             out.append((loc, value))
 
     walk(("payloads",), spec.payloads)
+    if spec.answers is not None:
+        out += [(("answers", "akte_fields", k), v) for k, v in spec.answers.akte_fields.items()]
+        decision = spec.answers.decision
+        out.append((("answers", "decision", "type"), decision.type))
+        if decision.name is not None:
+            out.append((("answers", "decision", "name"), decision.name))
+        out += [(("answers", "decision", "fields", k), v) for k, v in decision.fields.items()]
     return out
 
 

@@ -93,6 +93,27 @@ class Metrics:
             ["step", "target"],
             registry=r,
         )
+        self.answers = Counter(
+            "aktenhub_answers",
+            "Answers of the Fachverfahren stored (repeats not counted), by connector and status",
+            ["connector", "status"],
+            registry=r,
+        )
+        self.answer_repeats = Counter(
+            "aktenhub_answer_repeats", "Answers received again (stored before)", ["connector"], registry=r
+        )
+        self.answer_polls = Counter(
+            "aktenhub_answer_polls",
+            "Polls of a Fachverfahren for answers, by outcome (ok, error)",
+            ["connector", "outcome"],
+            registry=r,
+        )
+        self.callbacks_refused = Counter(
+            "aktenhub_callbacks_refused",
+            "Callbacks refused (401 signature, 4xx body or application)",
+            ["connector", "status"],
+            registry=r,
+        )
         self.dead = Counter("aktenhub_dead", "Tasks that became dead", ["step", "target"], registry=r)
         self.replays = Counter("aktenhub_replays", "Applications replayed", registry=r)
         self.applications = Gauge("aktenhub_applications", "Applications by state", ["state"], registry=r)

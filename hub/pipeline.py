@@ -382,7 +382,14 @@ class Pipeline:
 
         ctx = DeliveryContext(app, self.blobs, task.checkpoints, save, task.attempts)
         delivery = await sink.deliver(record, ctx)
-        if delivery.file_number and app.file_number and delivery.file_number != app.file_number:
+        correlations = {f"{task.target}.{k}": v for k, v in delivery.correlations.items()}
+        if delivery.reference:
+            correlations.setdefault(task.target, delivery.reference)
+        file_number = delivery.file_number if sink.is_efile else None
+        if delivery.file_number and not sink.is_efile:
+            # The Aktenzeichen is decided once (mapping, e-file): another system's number is an id of it.
+            correlations.setdefault(f"{task.target}.file_number", delivery.file_number)
+        elif delivery.file_number and app.file_number and delivery.file_number != app.file_number:
             # An Akte appeared after mapping (filed by hand meanwhile): the Akte's number wins for receipts,
             # the rendition already filed shows the decided one. Rare, so made visible.
             log.warning(
@@ -390,9 +397,6 @@ class Pipeline:
                 app.id,
                 task.target,
             )
-        correlations = {f"{task.target}.{k}": v for k, v in delivery.correlations.items()}
-        if delivery.reference:
-            correlations.setdefault(task.target, delivery.reference)
         notify = [self._task(NOTIFY, n) for n in route.notify]
         joined = [
             Event(
@@ -406,7 +410,7 @@ class Pipeline:
             joined.append(Event(application_id=app.id, type="application.completed"))
         return Completion(
             result=delivery.model_dump(mode="json"),
-            patch=ApplicationPatch(correlations=correlations, file_number=delivery.file_number),
+            patch=ApplicationPatch(correlations=correlations, file_number=file_number),
             events=[
                 Event(
                     application_id=app.id,

@@ -15,16 +15,18 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from hub.answers import Answer, AnswerOutcome
 from hub.blobs import BlobHolding, BlobStore
 from hub.bus import Bus, BusSettings
 from hub.config import Configuration
-from hub.connectors import Connector, ConnectorContext, Intake, IntakeOutcome, Source
+from hub.connectors import Connector, ConnectorContext, Intake, IntakeOutcome, Sink, Source
 from hub.errors import StorageFull
 from hub.held import HeldMessages
 from hub.journal import Journal, open_journal
 from hub.metrics import Metrics
 from hub.pipeline import Pipeline
 from hub.plugins import Plugins
+from hub.return_channel import ReturnChannel
 from hub.routes import Router
 
 log = logging.getLogger(__name__)
@@ -62,9 +64,11 @@ class Hub:
                 _http=self._http,
                 _once=self.journal.once,
                 _held=HeldMessages(self.journal, name),
+                _answer=self.answer,
             )
             self.connectors[name] = cls(cfg, ctx)
         self._sources = {n: c for n, c in self.connectors.items() if isinstance(c, Source)}
+        self._sinks = {n: c for n, c in self.connectors.items() if isinstance(c, Sink)}
         self.bus = Bus(
             self.journal,
             BusSettings(
@@ -88,6 +92,7 @@ class Hub:
             config.mappings,
             settings.workers.render_processes,
         )
+        self.returns = ReturnChannel(self.pipeline)
         self._scheduler: AsyncIOScheduler | None = None
         self._polling: set[asyncio.Task[Any]] = set()
         self._storage_full: StorageFull | None = None
@@ -121,6 +126,18 @@ class Hub:
             raise
         self._storage_full = None  # it was stored: there is space again
         return outcome
+
+    async def answer(self, connector: str, answer: Answer) -> AnswerOutcome:
+        """Store a Fachverfahren's answer durably (then the transport may acknowledge it upstream)."""
+        try:
+            return await self.returns.answer(connector, answer)
+        except StorageFull as exc:
+            self.storage_full(exc)
+            raise
+
+    def sinks(self) -> dict[str, Sink[Any]]:
+        """The configured sink connectors by name (fixed once the hub is built)."""
+        return self._sinks
 
     @contextlib.contextmanager
     def holding(self) -> Iterator[BlobHolding]:
@@ -225,6 +242,10 @@ class Hub:
             for name, source in self.sources().items():
                 if source.poll_interval is not None:
                     _every(scheduler, source.poll_interval, f"poll-{name}", self._poll, name, source)
+            for name, sink in self.sinks().items():
+                if sink.answer_poll_interval is not None:
+                    interval = sink.answer_poll_interval
+                    _every(scheduler, interval, f"answers-{name}", self._poll_answers, name, sink)
         scheduler.start()
 
     async def stop(self) -> None:
@@ -258,6 +279,24 @@ class Hub:
                 log.warning("poll stopped, storage full source=%s: %s", name, exc)
             except Exception as exc:
                 log.warning("poll failed source=%s error=%s: %s", name, type(exc).__name__, exc)
+
+    async def _poll_answers(self, name: str, sink: Sink[Any]) -> None:
+        # Like a source's poll: a failure is logged, counted and tried again at the next interval.
+        with self._job():
+            try:
+                with self.holding():
+                    taken = await sink.poll_answers()
+            except StorageFull as exc:
+                self.metrics.answer_polls.labels(name, "error").inc()
+                log.warning("answer poll stopped, storage full connector=%s: %s", name, exc)
+                return
+            except Exception as exc:
+                self.metrics.answer_polls.labels(name, "error").inc()
+                log.warning("answer poll failed connector=%s error=%s: %s", name, type(exc).__name__, exc)
+                return
+            self.metrics.answer_polls.labels(name, "ok").inc()
+            if taken:
+                log.info("answer poll took %d answers connector=%s", taken, name)
 
 
 def _every(

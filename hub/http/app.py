@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import HttpVersion11, web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from hub import callbacks
+from hub.answers import UnknownApplication
 from hub.blobs import BlobTooLarge
 from hub.connectors import IntakeOutcome
 from hub.errors import BadSubmission, StorageFull
@@ -60,6 +63,7 @@ def make_app(hub: Hub) -> web.Application:
             app.router.add_route(
                 route.method, path, _guarded_route(hub, name, route.handler), expect_handler=expect_continue
             )
+    app.router.add_post("/callback/{connector}", callback)
     auth = TokenAuth(hub.config.hub.server.admin_tokens)
     add_admin_routes(app, hub, auth)
     add_held_routes(app, hub, auth)
@@ -183,6 +187,43 @@ async def intake(request: web.Request) -> web.StreamResponse:
     async def take_in() -> web.Response:
         submission = await source.receive(request, service)
         return intake_answer(submission.application.external_id, await hub.intake(submission))
+
+    return await guarded_intake(hub, request, name, take_in)
+
+
+async def callback(request: web.Request) -> web.StreamResponse:
+    """`POST /callback/{connector}`: a Fachverfahren's answers, 200 only after they are stored.
+
+    Authenticated by the sink's `callback_auth()` (HMAC signature with timestamp, or token); the body is
+    bounded like an intake's. Each answer goes through the return channel; an answer naming no
+    application of this connector is refused with 422 (answers of the same callback stored before it
+    stay stored: sending the callback again repeats them harmlessly).
+    """
+    hub = request.app[HUB]
+    name = request.match_info["connector"]
+    sink = hub.sinks().get(name)
+    auth = sink.callback_auth() if sink is not None else None
+    if sink is None or auth is None:
+        return refusal(404, f"no connector named {name!r} takes callbacks")
+
+    async def take_in() -> web.Response:
+        assert sink is not None and auth is not None
+        body = await request.content.read()
+        refused = callbacks.refusal(auth, body, request.headers, time.time())
+        if refused is not None:
+            hub.metrics.callbacks_refused.labels(name, "401").inc()
+            log.warning("callback refused connector=%s status=401 reason=%s", name, refused)
+            return refusal(401, f"callback not authenticated: {refused}")
+        stored: list[dict[str, Any]] = []
+        for answer in await sink.callback_answers(body, request.headers):
+            try:
+                outcome = await hub.answer(name, answer)
+            except UnknownApplication as exc:
+                hub.metrics.callbacks_refused.labels(name, "422").inc()
+                log.info("callback refused connector=%s status=422 answer=%s", name, answer.answer_id)
+                return error(422, str(exc), answer_id=answer.answer_id, stored=stored)
+            stored.append({"answer_id": answer.answer_id, **outcome.model_dump(mode="json")})
+        return web.json_response({"answers": stored})
 
     return await guarded_intake(hub, request, name, take_in)
 

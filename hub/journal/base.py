@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from hub.answers import Answer
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
 from hub.models import Application, ApplicationState, Event, Identity, OriginalSubmission, Party
 from hub.resubmission import ChangedResend
@@ -48,6 +49,9 @@ class TaskSpec:
     # Tasks with the same key never run at the same time (e.g. two deliveries that would look for,
     # and else both create, the same Akte).
     key: str | None = None
+    # What the task is about beyond its step and target: the journal's id of an answer for the answer
+    # steps (one task per answer and target); "" for the application's own steps.
+    subject: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class Task:
     created_at: float
     updated_at: float
     error_code: str | None = None  # the safe part of `last_error` (the error class), shown to viewers
+    subject: str = ""  # see `TaskSpec.subject`
 
     @property
     def attempts_since_replay(self) -> int:
@@ -154,10 +159,10 @@ class AfterAll:
     """Applied in the completing transaction only if no other task of `step` is still unfinished.
 
     This joins parallel tasks (deliveries to several targets) without a race: exactly the last one to
-    finish triggers what comes next.
+    finish triggers what comes next. `step` None: no other task of the application at all.
     """
 
-    step: str
+    step: str | None
     events: Sequence[Event] = ()
     tasks: Sequence[TaskSpec] = ()
     state: ApplicationState | None = None
@@ -204,6 +209,9 @@ class ApplicationFilter:
     ids: tuple[str, ...] = ()
     # False: `q` matches ids, external ids, service and file number only, never personal data (viewers).
     q_personal: bool = True
+    # Exactly one of the ids any system gave the application: its id, external id, Aktenzeichen, or a
+    # correlation value (e-file ids, case numbers, message ids). Looked up by index, never scanned.
+    find: str | None = None
 
 
 @dataclass(frozen=True)
@@ -214,6 +222,55 @@ class Abandoned:
     tasks: int  # open tasks ended
     already: bool = False  # it was abandoned before: nothing changed
     events: tuple[Event, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """A finished task made dead after the fact, with the error that makes it so (replay runs it again)."""
+
+    step: str
+    target: str
+    error: str
+    error_code: str
+
+
+@dataclass(frozen=True)
+class AnswerEffects:
+    """What storing an answer changes, decided inside its transaction from the application it names."""
+
+    patch: ApplicationPatch | None = None
+    events: Sequence[Event] = ()
+    tasks: Sequence[TaskSpec] = ()
+    state: ApplicationState | None = None
+    # The Fachverfahren refused the import: its delivery task is made dead with the system's error, so
+    # the application shows it and a replay delivers again.
+    failed_task: TaskFailure | None = None
+
+
+# (the application the answer names, its state, the journal's id of the stored answer) -> the effects;
+# pure: it runs inside the transaction
+AnswerPlan = Callable[[Application, ApplicationState, int], AnswerEffects]
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """The outcome of storing an answer: for which application, whether it was a repeat."""
+
+    application_id: str
+    duplicate: bool
+    answer_row: int  # the journal's id of the answer (the answer steps' task subject)
+    events: tuple[Event, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReceivedAnswer:
+    """An answer as the journal keeps it: which connector gave it, for which application."""
+
+    row: int
+    connector: str
+    application_id: str
+    answer: Answer
+    received_at: datetime
 
 
 class ActionRefused(Exception):
@@ -360,6 +417,22 @@ class Journal(Protocol):
         number `found` on the existing Akte; else the number this journal gave the Akte `akte_key`
         earlier (its first application is not filed yet); else the next number of `sequence`.
         """
+
+    async def store_answer(self, connector: str, answer: Answer, plan: AnswerPlan) -> StoredAnswer:
+        """Store a Fachverfahren's answer with what it triggers, in one transaction.
+
+        Idempotent on (connector, `answer.answer_id`): a repeat changes nothing and says `duplicate`.
+        The application is the one `answer.application_id` names, else the one whose correlations with
+        this connector (``<connector>`` or ``<connector>.<key>``) hold `answer.reference`; either way it
+        must have a delivery to `connector`. Raises `hub.answers.UnknownApplication` otherwise (nothing
+        is stored).
+        """
+
+    async def get_answer(self, row: int) -> ReceivedAnswer | None:
+        """One stored answer by the journal's id of it."""
+
+    async def answers(self, application_id: str) -> list[ReceivedAnswer]:
+        """An application's answers, in the order they were received."""
 
     async def stats(self) -> JournalStats:
         """Counts by state for metrics."""

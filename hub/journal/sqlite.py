@@ -23,11 +23,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hub.answers import Answer, UnknownApplication
 from hub.errors import StorageFull
 from hub.events import operator_event
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
@@ -35,6 +36,7 @@ from hub.journal import held_sqlite
 from hub.journal.base import (
     Abandoned,
     ActionRefused,
+    AnswerPlan,
     ApplicationFilter,
     ApplicationPatch,
     ApplicationSummary,
@@ -44,7 +46,10 @@ from hub.journal.base import (
     JournalStats,
     JournalUnavailable,
     LeaseLost,
+    ReceivedAnswer,
+    StoredAnswer,
     Task,
+    TaskFailure,
     TaskSpec,
     TaskState,
 )
@@ -58,6 +63,30 @@ T = TypeVar("T")
 WriteOp = Callable[[sqlite3.Connection], Any]
 
 SCHEMA_VERSION = 1
+TASKS_TABLE = """
+CREATE TABLE {name} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    application_id TEXT NOT NULL REFERENCES applications (id),
+    step TEXT NOT NULL,
+    target TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    attempt_base INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    due_at REAL NOT NULL,
+    lease_token TEXT,
+    lease_until REAL,
+    last_error TEXT,
+    result TEXT,
+    checkpoints TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    key TEXT,
+    error_code TEXT,
+    subject TEXT NOT NULL DEFAULT '',
+    UNIQUE (application_id, step, target, subject)
+);
+"""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS applications (
@@ -88,28 +117,7 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_application ON events (application_id, id);
-CREATE TABLE IF NOT EXISTS tasks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    application_id TEXT NOT NULL REFERENCES applications (id),
-    step TEXT NOT NULL,
-    target TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    attempt_base INTEGER NOT NULL DEFAULT 0,
-    max_attempts INTEGER NOT NULL,
-    due_at REAL NOT NULL,
-    lease_token TEXT,
-    lease_until REAL,
-    last_error TEXT,
-    result TEXT,
-    checkpoints TEXT NOT NULL DEFAULT '{}',
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    key TEXT,
-    error_code TEXT,
-    UNIQUE (application_id, step, target)
-);
-CREATE INDEX IF NOT EXISTS tasks_due ON tasks (state, due_at);
+{tasks}CREATE INDEX IF NOT EXISTS tasks_due ON tasks (state, due_at);
 CREATE INDEX IF NOT EXISTS tasks_claim ON tasks (state, target, due_at);
 CREATE INDEX IF NOT EXISTS tasks_application ON tasks (application_id, id);
 -- keys that may be used once (e.g. a SAML assertion id per identity provider), each bound to its
@@ -160,11 +168,35 @@ CREATE TABLE IF NOT EXISTS held_messages (
     UNIQUE (source, message_id)
 );
 CREATE INDEX IF NOT EXISTS held_messages_state ON held_messages (state, source);
-"""
+-- answers of the Fachverfahren (hub.answers), each stored once per connector and the system's own id
+CREATE TABLE IF NOT EXISTS answers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    connector TEXT NOT NULL,
+    answer_id TEXT NOT NULL,
+    application_id TEXT NOT NULL REFERENCES applications (id),
+    status TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE (connector, answer_id)
+);
+CREATE INDEX IF NOT EXISTS answers_application ON answers (application_id, id);
+-- every id other systems gave an application (its `correlations`), kept in step with its document so
+-- that any of them finds it by index
+CREATE TABLE IF NOT EXISTS correlations (
+    application_id TEXT NOT NULL REFERENCES applications (id),
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (application_id, key)
+);
+CREATE INDEX IF NOT EXISTS correlations_value ON correlations (value);
+CREATE INDEX IF NOT EXISTS applications_external_id ON applications (external_id);
+CREATE INDEX IF NOT EXISTS applications_file_number ON applications (file_number);
+""".replace("{tasks}", TASKS_TABLE.replace("{name}", "IF NOT EXISTS tasks"))
 
 TASK_COLUMNS = (
     "id, application_id, step, target, state, attempts, attempt_base, max_attempts, due_at, "
-    "lease_token, lease_until, last_error, result, checkpoints, created_at, updated_at, key, error_code"
+    "lease_token, lease_until, last_error, result, checkpoints, created_at, updated_at, key, error_code, "
+    "subject"
 )
 SUMMARY_COLUMNS = (
     "id, source, external_id, service, route, state, received_at, updated_at, file_number, error, error_code"
@@ -264,6 +296,10 @@ class SqliteJournal:
         for table, column, kind in ADDED_COLUMNS:
             if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        if "subject" not in {r[1] for r in conn.execute("PRAGMA table_info(tasks)")}:
+            _rebuild_tasks(conn)
+        if conn.execute("SELECT 1 FROM meta WHERE key='correlations_indexed'").fetchone() is None:
+            _index_all_correlations(conn)
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -435,6 +471,7 @@ class SqliteJournal:
             if cur.rowcount == 0:
                 resent = _Resent(application, events, tasks, state, error, error_code, on_changed)
                 return self._resent(c, resent, now)
+            _index_correlations(c, application)
             stored = _insert_events(c, events)
             self._insert_tasks(c, application.id, tasks, now)
             return IntakeResult(application_id=application.id, duplicate=False, events=stored)
@@ -499,6 +536,7 @@ class SqliteJournal:
                 stored.id,
             ),
         )
+        _index_correlations(c, revised)
         inserted = _insert_events(
             c,
             [revised_event(stored, revised)]
@@ -638,13 +676,7 @@ class SqliteJournal:
             stored = _insert_events(c, completion.events)
             self._insert_tasks(c, task.application_id, completion.tasks, now)
             join = completion.after_all
-            if (
-                join is not None
-                and not c.execute(
-                    "SELECT 1 FROM tasks WHERE application_id=? AND step=? AND state!=? LIMIT 1",
-                    (task.application_id, join.step, TaskState.DONE),
-                ).fetchone()
-            ):
+            if join is not None and not _unfinished(c, task.application_id, join.step):
                 if join.state is not None:
                     _set_state(c, task.application_id, join.state, now)
                 stored += _insert_events(c, join.events)
@@ -794,6 +826,79 @@ class SqliteJournal:
 
         return await self._write(op)
 
+    async def store_answer(self, connector: str, answer: Answer, plan: AnswerPlan) -> StoredAnswer:
+        doc = answer.model_dump_json()
+
+        def op(c: sqlite3.Connection) -> StoredAnswer:
+            row = c.execute(
+                "SELECT application_id, id FROM answers WHERE connector=? AND answer_id=?",
+                (connector, answer.answer_id),
+            ).fetchone()
+            if row is not None:
+                return StoredAnswer(application_id=row[0], duplicate=True, answer_row=row[1])
+            app_id = _answered_application(c, connector, answer)
+            now = self.clock()
+            cur = c.execute(
+                "INSERT INTO answers (connector, answer_id, application_id, status, received_at, doc) "
+                "VALUES (?,?,?,?,?,?)",
+                (connector, answer.answer_id, app_id, answer.status, now, doc),
+            )
+            answer_row = int(cur.lastrowid or 0)
+            app_row = c.execute("SELECT doc, state FROM applications WHERE id=?", (app_id,)).fetchone()
+            app = Application.model_validate_json(app_row[0])
+            effects = plan(app, ApplicationState(app_row[1]), answer_row)
+            self._insert_tasks(c, app_id, effects.tasks, now)
+            if effects.failed_task is not None:
+                self._fail_done_task(c, app_id, effects.failed_task, now)
+            _update_application(c, app_id, Completion(patch=effects.patch, state=effects.state), now)
+            stored = _insert_events(c, effects.events)
+            return StoredAnswer(application_id=app_id, duplicate=False, answer_row=answer_row, events=stored)
+
+        return await self._write(op)
+
+    def _fail_done_task(
+        self, c: sqlite3.Connection, application_id: str, failed: TaskFailure, now: float
+    ) -> None:
+        """Make a task dead after the fact (a remote system refused later what it took), replayable."""
+        c.execute(
+            "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, last_error=?, error_code=?, "
+            "updated_at=? WHERE application_id=? AND step=? AND target=? AND subject='' AND state!=?",
+            (
+                TaskState.DEAD,
+                failed.error,
+                failed.error_code,
+                now,
+                application_id,
+                failed.step,
+                failed.target,
+                TaskState.ABANDONED,
+            ),
+        )
+        c.execute(
+            "UPDATE applications SET error=?, error_code=?, updated_at=? WHERE id=? AND state!=?",
+            (failed.error, failed.error_code, now, application_id, ApplicationState.ABANDONED),
+        )
+
+    async def get_answer(self, row: int) -> ReceivedAnswer | None:
+        def op(c: sqlite3.Connection) -> ReceivedAnswer | None:
+            found = c.execute(
+                "SELECT id, connector, application_id, received_at, doc FROM answers WHERE id=?", (row,)
+            ).fetchone()
+            return _received_answer(found) if found else None
+
+        return await self._read(op)
+
+    async def answers(self, application_id: str) -> list[ReceivedAnswer]:
+        def op(c: sqlite3.Connection) -> list[ReceivedAnswer]:
+            rows = c.execute(
+                "SELECT id, connector, application_id, received_at, doc FROM answers "
+                "WHERE application_id=? ORDER BY id",
+                (application_id,),
+            ).fetchall()
+            return [_received_answer(r) for r in rows]
+
+        return await self._read(op)
+
     async def assign_file_number(
         self,
         application_id: str,
@@ -858,6 +963,11 @@ class SqliteJournal:
     async def list_applications(
         self, where: ApplicationFilter, limit: int = 100, offset: int = 0
     ) -> list[ApplicationSummary]:
+        if where.q and where.find is None:
+            # An id any system gave the application is found by index; free text only otherwise.
+            exact = await self.list_applications(replace(where, q=None, find=where.q), limit, offset)
+            if exact:
+                return exact
         sql, params = _where(where)
 
         def op(c: sqlite3.Connection) -> list[ApplicationSummary]:
@@ -1058,8 +1168,8 @@ def _insert_tasks(c: sqlite3.Connection, application_id: str, tasks: Sequence[Ta
         # A task that exists already (same step and target) is kept: re-triggering is idempotent.
         c.execute(
             "INSERT INTO tasks (application_id, step, target, state, max_attempts, due_at, "
-            "created_at, updated_at, key) VALUES (?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT (application_id, step, target) DO NOTHING",
+            "created_at, updated_at, key, subject) VALUES (?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (application_id, step, target, subject) DO NOTHING",
             (
                 application_id,
                 t.step,
@@ -1070,8 +1180,91 @@ def _insert_tasks(c: sqlite3.Connection, application_id: str, tasks: Sequence[Ta
                 now,
                 now,
                 t.key,
+                t.subject,
             ),
         )
+
+
+def _unfinished(c: sqlite3.Connection, application_id: str, step: str | None) -> bool:
+    """Whether a task of `step` (None: any task) of the application is not done."""
+    sql = "SELECT 1 FROM tasks WHERE application_id=? AND state!=?"
+    params: tuple[Any, ...] = (application_id, TaskState.DONE)
+    if step is not None:
+        sql += " AND step=?"
+        params += (step,)
+    return c.execute(sql + " LIMIT 1", params).fetchone() is not None
+
+
+def _index_correlations(c: sqlite3.Connection, app: Application) -> None:
+    """Make the correlations index hold exactly the application's correlations."""
+    c.execute("DELETE FROM correlations WHERE application_id=?", (app.id,))
+    c.executemany(
+        "INSERT INTO correlations (application_id, key, value) VALUES (?,?,?)",
+        [(app.id, key, value) for key, value in app.correlations.items() if value],
+    )
+
+
+def _index_all_correlations(c: sqlite3.Connection) -> None:
+    """Fill the correlations index from every application (a journal from before it existed)."""
+    c.execute("BEGIN IMMEDIATE")
+    for (doc,) in c.execute("SELECT doc FROM applications").fetchall():
+        _index_correlations(c, Application.model_validate_json(doc))
+    c.execute("INSERT OR REPLACE INTO meta VALUES ('correlations_indexed', '1')")
+    c.execute("COMMIT")
+
+
+def _rebuild_tasks(c: sqlite3.Connection) -> None:
+    """Give a journal from before answers the tasks table keyed by subject too (SQLite cannot alter keys)."""
+    columns = TASK_COLUMNS.removesuffix(", subject")
+    c.execute("BEGIN IMMEDIATE")
+    c.execute("ALTER TABLE tasks RENAME TO tasks_before_subject")
+    c.execute(TASKS_TABLE.replace("{name}", "tasks"))
+    c.execute(f"INSERT INTO tasks ({columns}) SELECT {columns} FROM tasks_before_subject")
+    c.execute("DROP TABLE tasks_before_subject")  # its indexes go with it
+    c.execute("COMMIT")
+    c.executescript(SCHEMA)  # the indexes, now on the new table
+
+
+def _answered_application(c: sqlite3.Connection, connector: str, answer: Answer) -> str:
+    """The application an answer names, delivered to `connector`; `UnknownApplication` otherwise."""
+    if answer.application_id:
+        candidates = [answer.application_id]
+        named = f"application {answer.application_id!r}"
+    elif answer.reference:
+        # The sink recorded the reference at delivery as `<connector>` or `<connector>.<key>`.
+        candidates = [
+            r[0]
+            for r in c.execute(
+                "SELECT DISTINCT application_id FROM correlations WHERE value=? "
+                "AND (key=? OR substr(key, 1, ?)=?)",
+                (answer.reference, connector, len(connector) + 1, connector + "."),
+            )
+        ]
+        named = f"reference {answer.reference!r}"
+    else:
+        raise UnknownApplication("the answer names neither an application id nor a reference")
+    delivered = [
+        app_id
+        for app_id in candidates
+        if c.execute(
+            "SELECT 1 FROM tasks WHERE application_id=? AND target=? LIMIT 1", (app_id, connector)
+        ).fetchone()
+    ]
+    if len(delivered) > 1:
+        raise UnknownApplication(f"{named} is ambiguous: {len(delivered)} applications of {connector!r}")
+    if not delivered:
+        raise UnknownApplication(f"{named} names no application delivered to {connector!r}")
+    return delivered[0]
+
+
+def _received_answer(r: Sequence[Any]) -> ReceivedAnswer:
+    return ReceivedAnswer(
+        row=r[0],
+        connector=r[1],
+        application_id=r[2],
+        answer=Answer.model_validate_json(r[4]),
+        received_at=_dt(r[3]),
+    )
 
 
 def _update_application(
@@ -1081,9 +1274,12 @@ def _update_application(
     params: list[Any] = [now]
     if completion.patch is not None:
         row = c.execute("SELECT doc FROM applications WHERE id=?", (application_id,)).fetchone()
-        app = completion.patch.apply(Application.model_validate_json(row[0]))
+        before = Application.model_validate_json(row[0])
+        app = completion.patch.apply(before)
         sets += ["doc=?", "file_number=?", "search=?"]
         params += [app.model_dump_json(), app.file_number, _search_text(app)]
+        if app.correlations != before.correlations:
+            _index_correlations(c, app)
     if completion.error is not None:
         sets += ["error=?", "error_code=?"]
         params += [completion.error, completion.error_code]
@@ -1133,6 +1329,12 @@ def _where(f: ApplicationFilter, dead_only: bool = False) -> tuple[str, tuple[An
             columns = ("id", "external_id", "service", "COALESCE(file_number, '')")
             clauses.append("(" + " OR ".join(f"LOWER({col}) LIKE ? ESCAPE '\\'" for col in columns) + ")")
             params.extend([f"%{escaped}%"] * len(columns))
+    if f.find:
+        clauses.append(
+            "(id=? OR external_id=? OR file_number=? "
+            "OR id IN (SELECT application_id FROM correlations WHERE value=?))"
+        )
+        params.extend([f.find] * 4)
     if f.ids:
         clauses.append(f"id IN ({','.join('?' * len(f.ids))})")
         params.extend(f.ids)
@@ -1189,10 +1391,9 @@ def _task(r: Sequence[Any]) -> Task:
         created_at=r[14],
         updated_at=r[15],
         error_code=r[17],
+        subject=r[18],
     )
 
 
 def _replace(task: Task, **changes: Any) -> Task:
-    from dataclasses import replace
-
     return replace(task, **changes)

@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
+from hub.answers import Answer, AnswerOutcome
 from hub.blobs import BlobStore
 from hub.connectors import DeliveryContext, IntakeOutcome, Sink
-from hub.errors import Permanent, Retryable
-from hub.journal import ApplicationFilter
+from hub.errors import Permanent, Retryable, StorageFull
+from hub.journal import ApplicationFilter, TaskState
 from hub.mapping import default_record
-from hub.models import Application, FileRecord
+from hub.models import AnswerStatus, Application, FileRecord
 from hub.testing.harness import RunningHub, make_application
 
 
@@ -142,3 +143,94 @@ class SourceContract:
         status = await self.submit_malformed(source_hub)
         assert 400 <= status < 500
         assert await self._count(source_hub) == 0
+
+
+class AnsweringSinkContract:
+    """What every sink whose system answers (a Fachverfahren transport) must do. Provide in the subclass:
+
+    - fixture ``answering_hub``: a `RunningHub` whose configuration has the sink under the name
+      `answering_target` and a route delivering to it;
+    - ``async def submit(self, running, n) -> str``: take application number ``n`` in (it is then
+      delivered to the sink); return its id;
+    - ``async def give_answer(self, running, application_id, n, status)``: make the remote system (its
+      simulator) answer about the application, through the transport's own way back; the same ``n``
+      means the same answer given again (a re-sent callback, the answer file written again);
+    - ``async def acknowledgements(self, running, application_id, n) -> int``: how often the remote
+      system learned that answer ``n`` was taken (file removed, row marked, callback answered 2xx).
+    """
+
+    answering_target = "fv"
+
+    async def submit(self, running: RunningHub, n: int) -> str:
+        raise NotImplementedError
+
+    async def give_answer(
+        self, running: RunningHub, application_id: str, n: int, status: AnswerStatus
+    ) -> None:
+        raise NotImplementedError
+
+    async def acknowledgements(self, running: RunningHub, application_id: str, n: int) -> int:
+        raise NotImplementedError
+
+    async def _delivered(self, running: RunningHub, n: int) -> str:
+        app_id = await self.submit(running, n)
+
+        async def done() -> bool:
+            return any(
+                t.step == "deliver" and t.target == self.answering_target and t.state == TaskState.DONE
+                for t in await running.journal.tasks(app_id)
+            )
+
+        await running.wait_for(done, what=f"delivery of {app_id} to {self.answering_target}")
+        return app_id
+
+    async def _acknowledged(self, running: RunningHub, app_id: str, n: int, times: int) -> None:
+        async def enough() -> bool:
+            return await self.acknowledgements(running, app_id, n) >= times
+
+        await running.wait_for(enough, what=f"answer {n} acknowledged {times} time(s) upstream")
+
+    async def _answers(self, running: RunningHub, app_id: str) -> list[Any]:
+        return [a for a in await running.journal.answers(app_id) if a.connector == self.answering_target]
+
+    async def test_answer_reaches_the_application(self, answering_hub: RunningHub) -> None:
+        app_id = await self._delivered(answering_hub, 1)
+        await self.give_answer(answering_hub, app_id, 1, AnswerStatus.ACCEPTED)
+        await self._acknowledged(answering_hub, app_id, 1, 1)
+        answers = await self._answers(answering_hub, app_id)
+        assert [a.answer.status for a in answers] == [AnswerStatus.ACCEPTED]
+        events = [e for e in await answering_hub.journal.events(app_id) if e.type == "answer.received"]
+        assert [e.target for e in events] == [self.answering_target]
+
+    async def test_answer_twice_changes_nothing_twice(self, answering_hub: RunningHub) -> None:
+        app_id = await self._delivered(answering_hub, 2)
+        await self.give_answer(answering_hub, app_id, 2, AnswerStatus.IN_PROGRESS)
+        await self._acknowledged(answering_hub, app_id, 2, 1)
+        await self.give_answer(answering_hub, app_id, 2, AnswerStatus.IN_PROGRESS)
+        await self._acknowledged(answering_hub, app_id, 2, 2)
+        assert len(await self._answers(answering_hub, app_id)) == 1
+        events = [e for e in await answering_hub.journal.events(app_id) if e.type == "answer.received"]
+        assert len(events) == 1
+
+    async def test_acknowledged_only_after_stored(self, answering_hub: RunningHub) -> None:
+        app_id = await self._delivered(answering_hub, 3)
+        sink = answering_hub.hub.connectors[self.answering_target]
+        stored = sink.context._answer
+        assert stored is not None
+        refused: list[str] = []
+
+        async def journal_full(connector: str, answer: Answer) -> AnswerOutcome:
+            refused.append(answer.answer_id)
+            raise StorageFull("journal", "disk full (injected by the contract)")
+
+        sink.context._answer = journal_full
+        try:
+            await self.give_answer(answering_hub, app_id, 3, AnswerStatus.DECIDED)
+            await answering_hub.wait_for(lambda: refused, what="the answer to reach the hub")
+            assert await self.acknowledgements(answering_hub, app_id, 3) == 0
+        finally:
+            sink.context._answer = stored
+        # The system gives the unacknowledged answer again (or its next poll finds it still there).
+        await self.give_answer(answering_hub, app_id, 3, AnswerStatus.DECIDED)
+        await self._acknowledged(answering_hub, app_id, 3, 1)
+        assert [a.answer.status for a in await self._answers(answering_hub, app_id)] == [AnswerStatus.DECIDED]

@@ -1,4 +1,8 @@
-"""Fake connectors for tests: a JSON webhook source, a recording sink, notifier and identity provider.
+"""Fake connectors for tests: a JSON webhook source, recording sinks, notifier and identity provider.
+
+`AnsweringSink` is a fake Fachverfahren: it records deliveries and gives answers back (queued by the
+test with `issue`, taken by `poll_answers` or sent to `POST /callback/<name>`); `RecordingEfile` is an
+e-file that also records what answers change (`record_answer`).
 
 Register the module as an extra plugin: ``start_hub(settings, extra_plugins=[hub.testing.fakes])``.
 Their state lives on the connector instance (``running.hub.connectors["name"]``), never in globals.
@@ -7,14 +11,16 @@ Their state lives on the connector instance (``running.hub.connectors["name"]``)
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 
+from hub.answers import Answer, AnswerRecord, CallbackAuth, UnknownApplication
 from hub.connectors import (
     Connector,
     ConnectorConfig,
@@ -31,6 +37,7 @@ from hub.errors import BadSubmission, Permanent, Rejection, Retryable
 from hub.hookspecs import hookimpl
 from hub.models import (
     Application,
+    Attachment,
     Delivery,
     FileRecord,
     Identity,
@@ -95,6 +102,7 @@ class RecordingSinkConfig(ConnectorConfig):
     fail_first: int = Field(0, ge=0, description="raise Retryable on the first N attempts")
     poison: bool = Field(False, description="raise Permanent on every attempt")
     delay_seconds: float = Field(0.0, ge=0)
+    file_number: str | None = Field(None, description="the number the target gives (Delivery.file_number)")
 
 
 class RecordingSink(Sink[RecordingSinkConfig]):
@@ -128,7 +136,128 @@ class RecordingSink(Sink[RecordingSinkConfig]):
             raise Retryable(f"503 Service Unavailable (attempt {n})")
         duplicate = record.application_id in self.delivered
         self.delivered[record.application_id] = record
-        return Delivery(target=self.name, reference=f"rec-{record.application_id}", duplicate=duplicate)
+        return Delivery(
+            target=self.name,
+            reference=f"rec-{record.application_id}",
+            file_number=self.settings.file_number,
+            duplicate=duplicate,
+        )
+
+
+class RecordingEfile(RecordingSink):
+    """A recording e-file: its number is the Aktenzeichen, and it records what answers change."""
+
+    kind = "test-efile"
+    is_efile = True
+
+    def __init__(self, config: RecordingSinkConfig, context: Any) -> None:
+        super().__init__(config, context)
+        self.answered: dict[str, AnswerRecord] = {}  # by answer id: filed once each
+        self.answer_calls = 0
+
+    async def record_answer(self, record: AnswerRecord, ctx: DeliveryContext) -> Delivery:
+        self.answer_calls += 1
+        if self.poison:
+            raise Permanent("the e-file refused the index update: field FV_AZ is unknown")
+        duplicate = record.answer_id in self.answered
+        self.answered.setdefault(record.answer_id, record)
+        return Delivery(
+            target=self.name,
+            reference=f"doc-{record.answer_id}",
+            correlations={"decision": f"doc-{record.answer_id}"} if record.documents else {},
+            duplicate=duplicate,
+        )
+
+
+class AnsweringSinkConfig(RecordingSinkConfig):
+    """Settings of the answering sink (a fake Fachverfahren)."""
+
+    answer_poll_seconds: float | None = Field(None, gt=0, description="poll for answers this often")
+    callback_secret: SecretStr | None = Field(None, description="take callbacks signed with this secret")
+    callback_scheme: str = Field("hmac-sha256", pattern="^(hmac-sha256|token)$")
+
+
+class CallbackDecision(BaseModel):
+    """A decision carried in a callback body, base64-encoded."""
+
+    name: str
+    media_type: str = "application/pdf"
+    content_base64: str
+
+
+class AnsweringSink(RecordingSink):
+    """A fake Fachverfahren: records deliveries (reference ``rec-<application id>``) and answers.
+
+    The test queues answers with `issue`; `poll_answers` hands each to the core and acknowledges it
+    (removes it from the queue, notes it in `acknowledged`) only after the core stored it. Callbacks
+    carry ``{"answers": [<Answer as JSON, "decision" as {name, media_type, content_base64}>]}``.
+    """
+
+    kind = "test-answering"
+    Config: ClassVar[type[ConnectorConfig]] = AnsweringSinkConfig
+
+    def __init__(self, config: AnsweringSinkConfig, context: Any) -> None:
+        super().__init__(config, context)
+        self.answer_poll_interval = config.answer_poll_seconds
+        self.outbox: dict[str, Answer] = {}  # answers given, not yet acknowledged
+        self.acknowledged: list[str] = []
+        self.refused: list[str] = []  # answers the hub knew no application for
+
+    def issue(self, answer: Answer) -> None:
+        """The Fachverfahren gives an answer (taken at the next poll)."""
+        self.outbox[answer.answer_id] = answer
+
+    async def poll_answers(self) -> int:
+        taken = 0
+        for answer_id, answer in list(self.outbox.items()):
+            try:
+                await self.context.answer(answer)
+            except UnknownApplication:
+                self.refused.append(answer_id)  # a real system moves it to an error folder
+            else:
+                taken += 1
+                self.acknowledged.append(answer_id)
+            del self.outbox[answer_id]
+        return taken
+
+    def callback_auth(self) -> CallbackAuth | None:
+        config = self.config
+        assert isinstance(config, AnsweringSinkConfig)
+        if config.callback_secret is None:
+            return None
+        scheme = "token" if config.callback_scheme == "token" else "hmac-sha256"
+        return CallbackAuth(secret=config.callback_secret, scheme=scheme)
+
+    async def callback_answers(self, body: bytes, headers: Mapping[str, str]) -> Sequence[Answer]:
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise BadSubmission("callback body is not JSON") from None
+        items = data.get("answers") if isinstance(data, dict) else None
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise BadSubmission('expected {"answers": [...]}', 422)
+        answers = []
+        for item in items:
+            try:
+                decision = item.pop("decision", None)
+                answer = Answer.model_validate(item)
+                if decision is not None:
+                    answer.decision = await self._store(CallbackDecision.model_validate(decision))
+            except (ValidationError, ValueError) as exc:
+                raise BadSubmission(f"not an answer: {exc}", 422) from None
+            answers.append(answer)
+        return answers
+
+    async def _store(self, decision: CallbackDecision) -> Attachment:
+        content = base64.b64decode(decision.content_base64, validate=True)
+        info = await self.context.blobs.write_bytes(content)
+        return Attachment(
+            name=decision.name,
+            media_type=decision.media_type,
+            size=info.size,
+            sha256=info.sha256,
+            blob=info.ref,
+        )
 
 
 class RecordingNotifier(Notifier[ConnectorConfig]):
@@ -140,8 +269,14 @@ class RecordingNotifier(Notifier[ConnectorConfig]):
     def __init__(self, config: RecordingSinkConfig, context: Any) -> None:
         super().__init__(config, context)
         self.receipts: dict[tuple[str, str], Receipt] = {}
+        self.statuses: dict[tuple[str, str], Receipt] = {}  # status receipts by (application, answer id)
+        self.status_calls = 0
 
     async def notify(self, application: Application, receipt: Receipt) -> None:
+        if receipt.answer_id is not None:
+            self.status_calls += 1
+            self.statuses[(application.id, receipt.answer_id)] = receipt
+            return
         self.receipts[(application.id, receipt.kind.value)] = receipt
 
 
@@ -165,4 +300,4 @@ class FormLevelIdentity(IdentityProvider[ConnectorConfig]):
 @hookimpl
 def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
     """The fakes."""
-    return [JsonSource, RecordingSink, RecordingNotifier, FormLevelIdentity]
+    return [JsonSource, RecordingSink, RecordingEfile, AnsweringSink, RecordingNotifier, FormLevelIdentity]

@@ -133,6 +133,7 @@ class EnaioSink(Sink[EnaioConfig]):
     """Files each application into enaio: the applicant's Akte (found or created), a Vorgang, documents."""
 
     kind: ClassVar[str] = "enaio"
+    is_efile: ClassVar[bool] = True
     Config: ClassVar[type[ConnectorConfig]] = EnaioConfig
     manifest: ClassVar[Manifest] = Manifest(
         name="enaio",

@@ -89,6 +89,7 @@ class XdomeaSink(Sink[XdomeaConfig]):
     """Files each record as one xdomea 0605 message (Akte, Vorgang, documents, primary files in a ZIP)."""
 
     kind: ClassVar[str] = "xdomea"
+    is_efile: ClassVar[bool] = True
     Config: ClassVar[type[ConnectorConfig]] = XdomeaConfig
     manifest: ClassVar[Manifest] = Manifest(
         name="xdomea",

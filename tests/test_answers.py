@@ -1,0 +1,261 @@
+"""The return channel's intake: answers stored once, by application id or reference, by poll or callback."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from hub.answers import Answer, CallbackAuth
+from hub.callbacks import sign
+from hub.models import AnswerStatus, ApplicationState
+from hub.testing.contracts import AnsweringSinkContract
+from hub.testing.fakes import AnsweringSink
+from hub.testing.harness import RunningHub
+
+SECRET = "callback-secret-0123456789"
+FAST_RETRY = {"initial_seconds": 0.05, "max_seconds": 0.1, "jitter_seconds": 0.01}
+
+
+def connectors(**fv: Any) -> dict[str, Any]:
+    return {
+        "json": {"type": "test-json"},
+        "efile": {"type": "test-efile", "file_number": "AZ-2026-1"},
+        "fv": {
+            "type": "test-answering",
+            "answer_poll_seconds": 0.05,
+            "callback_secret": SECRET,
+            "retry": FAST_RETRY,
+            **fv,
+        },
+        "mailbox": {"type": "test-notifier"},
+    }
+
+
+ROUTES: list[dict[str, Any]] = [{"name": "wasser", "from": "json", "to": ["efile", "fv"]}]
+
+
+async def submit(running: RunningHub, ident: str) -> str:
+    status, body = await running.post("/intake/json/wasserrecht", json={"id": ident, "form": {"a": "1"}})
+    assert status == 202, body
+    return str(body["application_id"])
+
+
+def fv(running: RunningHub) -> AnsweringSink:
+    sink = running.hub.connectors["fv"]
+    assert isinstance(sink, AnsweringSink)
+    return sink
+
+
+async def callback(running: RunningHub, answers: list[dict[str, Any]], **headers: str) -> tuple[int, Any]:
+    body = json.dumps({"answers": answers}).encode()
+    auth = CallbackAuth(secret=SECRET)
+    signed = {**sign(auth, body, time.time()), "Content-Type": "application/json", **headers}
+    return await running.post("/callback/fv", data=body, headers=signed)
+
+
+class TestFakeAnsweringSink(AnsweringSinkContract):
+    """The contract suite, run against the test kit's fake Fachverfahren (answers by poll)."""
+
+    @pytest.fixture
+    async def answering_hub(self, hub_factory: Any) -> RunningHub:
+        running: RunningHub = await hub_factory(connectors(), ROUTES)
+        return running
+
+    async def submit(self, running: RunningHub, n: int) -> str:
+        return await submit(running, f"contract-{n}")
+
+    async def give_answer(
+        self, running: RunningHub, application_id: str, n: int, status: AnswerStatus
+    ) -> None:
+        answer = Answer(answer_id=f"answer-{n}", reference=f"rec-{application_id}", status=status)
+        fv(running).issue(answer)
+
+    async def acknowledgements(self, running: RunningHub, application_id: str, n: int) -> int:
+        return fv(running).acknowledged.count(f"answer-{n}")
+
+
+async def test_answer_by_reference_records_case_number_never_the_aktenzeichen(hub_factory: Any) -> None:
+    running = await hub_factory(connectors(), ROUTES)
+    app_id = await submit(running, "ref-1")
+    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    fv(running).issue(
+        Answer(answer_id="a1", reference=f"rec-{app_id}", status=AnswerStatus.ACCEPTED, case_number="K3-77")
+    )
+    await running.wait_for(lambda: fv(running).acknowledged, what="the answer taken")
+    app = await running.journal.get_application(app_id)
+    assert app.correlations["fv.case_number"] == "K3-77"
+    assert app.file_number == "AZ-2026-1"
+    [stored] = await running.journal.answers(app_id)
+    assert (stored.connector, stored.answer.answer_id, stored.answer.case_number) == ("fv", "a1", "K3-77")
+
+
+async def test_answer_naming_no_delivered_application_is_refused_and_stores_nothing(
+    hub_factory: Any,
+) -> None:
+    running = await hub_factory(connectors(), ROUTES)
+    app_id = await submit(running, "unknown-1")
+    await running.wait_for_state(app_id)
+    sink = fv(running)
+    sink.issue(Answer(answer_id="x1", reference="rec-nobody", status=AnswerStatus.ACCEPTED))
+    # An application of the hub, but never delivered to the efile-only connector asking: refused too.
+    efile_answer = Answer(answer_id="x2", application_id="app_missing", status=AnswerStatus.ACCEPTED)
+    sink.issue(efile_answer)
+    await running.wait_for(lambda: len(sink.refused) == 2, what="both answers refused")
+    assert await running.journal.answers(app_id) == []
+    events = [e.type for e in await running.journal.events(app_id)]
+    assert "answer.received" not in events
+
+
+async def test_fachverfahren_delivery_finishing_last_keeps_the_aktenzeichen(hub_factory: Any) -> None:
+    # The Fachverfahren is slow and brings its own number: it is an id of the case, not the Aktenzeichen.
+    running = await hub_factory(connectors(file_number="FV-2026-9", delay_seconds=0.3), ROUTES)
+    app_id = await submit(running, "last-1")
+    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    app = await running.journal.get_application(app_id)
+    assert app.file_number == "AZ-2026-1"
+    assert app.correlations["fv.file_number"] == "FV-2026-9"
+    assert [e.target for e in await running.journal.events(app_id) if e.type == "delivery.completed"] == [
+        "efile",
+        "fv",
+    ]
+
+
+async def test_signed_callback_is_stored_once_and_answered_after_the_commit(hub_factory: Any) -> None:
+    running = await hub_factory(connectors(answer_poll_seconds=None), ROUTES)
+    app_id = await submit(running, "cb-1")
+    await running.wait_for_state(app_id)
+    answer = {"answer_id": "cb-a1", "application_id": app_id, "status": "in_progress", "case_number": "K3-1"}
+    status, body = await callback(running, [answer])
+    assert status == 200, body
+    assert body["answers"] == [{"answer_id": "cb-a1", "application_id": app_id, "duplicate": False}]
+    status, body = await callback(running, [answer])
+    assert status == 200
+    assert body["answers"][0]["duplicate"] is True
+    assert len(await running.journal.answers(app_id)) == 1
+    assert [e.type for e in await running.journal.events(app_id)].count("answer.received") == 1
+    _, metrics = await running.get("/metrics")
+    assert 'aktenhub_answers_total{connector="fv",status="in_progress"} 1.0' in metrics
+    assert 'aktenhub_answer_repeats_total{connector="fv"} 1.0' in metrics
+
+
+async def test_callback_with_decision_stores_it_in_the_blob_store(hub_factory: Any) -> None:
+    running = await hub_factory(connectors(answer_poll_seconds=None), ROUTES)
+    app_id = await submit(running, "cb-pdf")
+    await running.wait_for_state(app_id)
+    pdf = b"%PDF-1.4 Bescheid\n"
+    decision = {"name": "bescheid.pdf", "content_base64": "JVBERi0xLjQgQmVzY2hlaWQK"}
+    answer = {"answer_id": "d1", "application_id": app_id, "status": "decided", "decision": decision}
+    status, body = await callback(running, [answer])
+    assert status == 200, body
+    [stored] = await running.journal.answers(app_id)
+    assert stored.answer.decision is not None
+    assert await running.hub.blobs.read_bytes(stored.answer.decision.blob) == pdf
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"X-Signature": "sha256=" + "0" * 64}, "X-Signature"),
+        ({"X-Timestamp": str(int(time.time()) - 3600)}, "X-Timestamp"),
+        ({"X-Timestamp": "yesterday"}, "X-Timestamp"),
+        ({"X-Signature": ""}, "X-Signature"),
+    ],
+)
+async def test_callback_not_authentic_is_401_and_changes_nothing(
+    hub_factory: Any, headers: dict[str, str], reason: str
+) -> None:
+    running = await hub_factory(connectors(answer_poll_seconds=None), ROUTES)
+    app_id = await submit(running, "cb-bad")
+    await running.wait_for_state(app_id)
+    answer = {"answer_id": "bad", "application_id": app_id, "status": "decided"}
+    status, body = await callback(running, [answer], **headers)
+    assert status == 401
+    assert reason in body["error"] and SECRET not in body["error"]
+    assert await running.journal.answers(app_id) == []
+
+
+async def test_callback_signature_covers_the_body(hub_factory: Any) -> None:
+    running = await hub_factory(connectors(answer_poll_seconds=None), ROUTES)
+    app_id = await submit(running, "cb-body")
+    await running.wait_for_state(app_id)
+    signed = json.dumps({"answers": [{"answer_id": "s", "application_id": app_id, "status": "accepted"}]})
+    headers = sign(CallbackAuth(secret=SECRET), signed.encode(), time.time())
+    tampered = signed.replace("accepted", "decided")
+    status, _ = await running.post("/callback/fv", data=tampered, headers=headers)
+    assert status == 401
+    assert await running.journal.answers(app_id) == []
+
+
+async def test_token_callback(hub_factory: Any) -> None:
+    running = await hub_factory(connectors(answer_poll_seconds=None, callback_scheme="token"), ROUTES)
+    app_id = await submit(running, "cb-token")
+    await running.wait_for_state(app_id)
+    body = {"answers": [{"answer_id": "t", "application_id": app_id, "status": "accepted"}]}
+    status, _ = await running.post("/callback/fv", json=body, headers={"Authorization": "Bearer wrong"})
+    assert status == 401
+    status, _ = await running.post("/callback/fv", json=body, headers={"Authorization": f"Bearer {SECRET}"})
+    assert status == 200
+    assert len(await running.journal.answers(app_id)) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "expected"),
+    [
+        ("/callback/nobody", {"answers": []}, 404),  # no such connector
+        ("/callback/efile", {"answers": []}, 404),  # a sink that takes no callbacks
+        ("/callback/fv", {"answers": [{"answer_id": "x", "status": "no-such-status"}]}, 422),
+        ("/callback/fv", {"answer": "not a list"}, 422),
+        ("/callback/fv", None, 400),  # not JSON
+        (
+            "/callback/fv",
+            {"answers": [{"answer_id": "u", "application_id": "app_x", "status": "decided"}]},
+            422,
+        ),
+    ],
+)
+async def test_callback_refusals_change_nothing(
+    hub_factory: Any, path: str, body: dict[str, Any] | None, expected: int
+) -> None:
+    running = await hub_factory(connectors(answer_poll_seconds=None), ROUTES)
+    app_id = await submit(running, "cb-refused")
+    await running.wait_for_state(app_id)
+    raw = b"{not json" if body is None else json.dumps(body).encode()
+    headers = sign(CallbackAuth(secret=SECRET), raw, time.time())
+    status, answer = await running.post(path, data=raw, headers=headers)
+    assert status == expected, answer
+    assert isinstance(answer, dict) and answer["error"]
+    assert await running.journal.answers(app_id) == []
+    assert [e.type for e in await running.journal.events(app_id)].count("answer.received") == 0
+
+
+async def test_callback_body_is_bounded_like_intake(hub_factory: Any) -> None:
+    running = await hub_factory(connectors(answer_poll_seconds=None), ROUTES, server={"max_body": 1024})
+    raw = json.dumps({"answers": [], "pad": "x" * 4096}).encode()
+    headers = sign(CallbackAuth(secret=SECRET), raw, time.time())
+    status, _ = await running.post("/callback/fv", data=raw, headers=headers)
+    assert status == 413
+
+
+async def test_failing_answer_poll_is_counted_and_the_hub_keeps_serving(hub_factory: Any) -> None:
+    running = await hub_factory(connectors(), ROUTES)
+    app_id = await submit(running, "poll-fail")
+    await running.wait_for_state(app_id)
+    sink = fv(running)
+    calls: list[str] = []
+
+    async def broken(connector: str, answer: Answer) -> Any:
+        calls.append(answer.answer_id)
+        raise RuntimeError("journal gone")
+
+    stored, sink.context._answer = sink.context._answer, broken
+    sink.issue(Answer(answer_id="p1", application_id=app_id, status=AnswerStatus.ACCEPTED))
+    await running.wait_for(lambda: len(calls) >= 2, what="two failing polls")
+    _, metrics = await running.get("/metrics")
+    assert 'aktenhub_answer_polls_total{connector="fv",outcome="error"}' in metrics
+    assert sink.acknowledged == []
+    sink.context._answer = stored
+    await running.wait_for(lambda: sink.acknowledged == ["p1"], what="the answer taken after all")
+    assert len(await running.journal.answers(app_id)) == 1
