@@ -212,6 +212,11 @@ def plugins(as_json: bool) -> None:
 @click.option("--route")
 @click.option("--service")
 @click.option("-q", "--query", "q", help="free text: id, external id, file number, name")
+@click.option(
+    "--find",
+    help="any id a system gave it: application id, external id, Aktenzeichen, e-file or Fachverfahren "
+    "ids, message ids",
+)
 @click.option("--limit", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def applications(
@@ -220,13 +225,14 @@ def applications(
     route: str | None,
     service: str | None,
     q: str | None,
+    find: str | None,
     limit: int,
     as_json: bool,
 ) -> None:
     """List applications, newest first."""
     _, config = _load(config_path)
     where = ApplicationFilter(
-        state=ApplicationState(state) if state else None, route=route, service=service, q=q
+        state=ApplicationState(state) if state else None, route=route, service=service, q=q, find=find
     )
 
     async def go() -> list[Any]:

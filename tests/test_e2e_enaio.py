@@ -29,9 +29,12 @@ import aiohttp
 import pypdf
 import pytest
 import pytest_asyncio
+import yaml
 from aiohttp.test_utils import TestServer
+from click.testing import CliRunner
 from hub_enaio.simulator import make_app
 
+from hub.cli import main
 from hub.models import ApplicationState
 from hub.testing.harness import RunningHub, stop_hub
 
@@ -673,3 +676,28 @@ async def test_two_first_applications_of_one_applicant_at_once_share_one_number(
     other = await submit(hub, jagdschein("FC-2026-000903", nachname="Schmitz"))
     assert await hub.wait_for_state(other) == ApplicationState.COMPLETED
     assert (await admin_view(hub, other))["file_number"] == f"32.3-{year}-00002"
+
+
+async def test_an_enaio_document_id_finds_its_application_by_api_and_cli(
+    start_hub: StartHub, enaio: Simulator, tmp_path: Path
+) -> None:
+    hub = await start_hub()
+    application_id = await submit(hub, jagdschein("FC-2026-000077"))
+    other_id = await submit(hub, jagdschein("FC-2026-000078", nachname="Other"))
+    assert await hub.wait_for_state(application_id) == ApplicationState.COMPLETED
+    assert await hub.wait_for_state(other_id) == ApplicationState.COMPLETED
+    _, documents = await filed(enaio, application_id)
+    document_id = documents[2]["id"]  # one of several: the correlation lists them all
+
+    status, body = await hub.get("/api/v1/applications", params={"q": document_id}, headers=OPERATOR)
+    assert status == 200, body
+    assert [a["id"] for a in body["applications"]] == [application_id]
+
+    config = tmp_path / "aktenhub.yaml"
+    settings = {"store": hub.hub.config.hub.store, "blobs": str(hub.hub.config.hub.blobs.path)}
+    config.write_text(yaml.safe_dump({**settings, "connectors": {}, "routes": []}))
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["applications", "-c", str(config), "--find", document_id, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert [a["id"] for a in json.loads(result.output)] == [application_id]

@@ -186,7 +186,7 @@ CREATE TABLE IF NOT EXISTS correlations (
     application_id TEXT NOT NULL REFERENCES applications (id),
     key TEXT NOT NULL,
     value TEXT NOT NULL,
-    PRIMARY KEY (application_id, key)
+    PRIMARY KEY (application_id, key, value)
 );
 CREATE INDEX IF NOT EXISTS correlations_value ON correlations (value);
 CREATE INDEX IF NOT EXISTS applications_external_id ON applications (external_id);
@@ -1198,10 +1198,14 @@ def _unfinished(c: sqlite3.Connection, application_id: str, step: str | None) ->
 def _index_correlations(c: sqlite3.Connection, app: Application) -> None:
     """Make the correlations index hold exactly the application's correlations."""
     c.execute("DELETE FROM correlations WHERE application_id=?", (app.id,))
-    c.executemany(
-        "INSERT INTO correlations (application_id, key, value) VALUES (?,?,?)",
-        [(app.id, key, value) for key, value in app.correlations.items() if value],
-    )
+    # A value listing several ids (enaio's documents: "12,13,14") is found by each of them too.
+    rows = {
+        (app.id, key, part)
+        for key, value in app.correlations.items()
+        for part in {value, *(p.strip() for p in value.split(","))}
+        if part
+    }
+    c.executemany("INSERT INTO correlations (application_id, key, value) VALUES (?,?,?)", sorted(rows))
 
 
 def _index_all_correlations(c: sqlite3.Connection) -> None:
