@@ -36,6 +36,7 @@ from hub.journal import (
     Journal,
     Task,
     TaskSpec,
+    TaskState,
 )
 from hub.mapping import MappingFile, default_record
 from hub.metrics import Metrics
@@ -397,7 +398,14 @@ class Pipeline:
                 app.id,
                 task.target,
             )
-        notify = [self._task(NOTIFY, n) for n in route.notify]
+        # A delivery replayed after receipts went out (a Fachverfahren refused it afterwards) tells no one
+        # again: the join then completes the application itself.
+        told = {
+            t.target
+            for t in await self.journal.tasks(app.id)
+            if t.step == NOTIFY and t.state == TaskState.DONE
+        }
+        notify = [self._task(NOTIFY, n) for n in route.notify if n not in told]
         joined = [
             Event(
                 application_id=app.id,

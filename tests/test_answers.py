@@ -10,6 +10,7 @@ import pytest
 
 from hub.answers import Answer, CallbackAuth
 from hub.callbacks import sign
+from hub.journal import ApplicationFilter
 from hub.models import AnswerStatus, ApplicationState
 from hub.testing.contracts import AnsweringSinkContract
 from hub.testing.fakes import AnsweringSink
@@ -259,3 +260,98 @@ async def test_failing_answer_poll_is_counted_and_the_hub_keeps_serving(hub_fact
     sink.context._answer = stored
     await running.wait_for(lambda: sink.acknowledged == ["p1"], what="the answer taken after all")
     assert len(await running.journal.answers(app_id)) == 1
+
+
+ANSWERING_ROUTES: list[dict[str, Any]] = [
+    {
+        "name": "wasser",
+        "from": "json",
+        "to": ["efile", "fv"],
+        "notify": ["mailbox"],
+        "on_answer": {"update_akte": "efile", "notify": "mailbox", "decision": "both"},
+    }
+]
+
+
+async def decision(running: RunningHub) -> Any:
+    from hub.models import Attachment
+
+    info = await running.hub.blobs.write_bytes(b"%PDF-1.4 Bescheid\n")
+    return Attachment(
+        name="bescheid.pdf", media_type="application/pdf", size=info.size, sha256=info.sha256, blob=info.ref
+    )
+
+
+async def test_answer_updates_the_akte_and_tells_the_applicant_once(hub_factory: Any) -> None:
+    running = await hub_factory(connectors(), ANSWERING_ROUTES)
+    app_id = await submit(running, "steps-1")
+    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    answer = Answer(
+        answer_id="b1",
+        reference=f"rec-{app_id}",
+        status=AnswerStatus.DECIDED,
+        case_number="K3-5",
+        decision=await decision(running),
+    )
+    sink = fv(running)
+    sink.issue(answer)
+    await running.wait_for(lambda: sink.acknowledged, what="the answer taken")
+    sink.issue(answer)  # given again: changes nothing again
+    await running.wait_for(lambda: len(sink.acknowledged) == 2, what="the repeat taken")
+    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+
+    async def told() -> bool:
+        return any(
+            e.type == "receipt.sent" and e.step == "answer-notify"
+            for e in await running.journal.events(app_id)
+        )
+
+    await running.wait_for(told, what="the applicant told")
+    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    efile = running.hub.connectors["efile"]
+    mailbox = running.hub.connectors["mailbox"]
+    [record] = efile.answered.values()  # type: ignore[attr-defined]
+    assert (record.case_number, record.file_number) == ("K3-5", "AZ-2026-1")
+    assert [(d.type, d.name) for d in record.documents] == [("Bescheid", "bescheid.pdf")]
+    assert efile.answer_calls == 1  # type: ignore[attr-defined]
+    receipt = mailbox.statuses[(app_id, "b1")]  # type: ignore[attr-defined]
+    assert receipt.status == AnswerStatus.DECIDED and [d.name for d in receipt.documents] == ["bescheid.pdf"]
+    assert mailbox.status_calls == 1  # type: ignore[attr-defined]
+    app = await running.journal.get_application(app_id)
+    assert app.file_number == "AZ-2026-1"
+    assert app.correlations["efile.answer-1.decision"] == "doc-b1"
+
+
+async def test_failed_answer_shows_the_delivery_dead_and_replay_delivers_again(hub_factory: Any) -> None:
+    running = await hub_factory(connectors(), ANSWERING_ROUTES)
+    app_id = await submit(running, "failed-1")
+    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    sink = fv(running)
+    sink.issue(
+        Answer(
+            answer_id="f1", reference=f"rec-{app_id}", status=AnswerStatus.FAILED, error="Leistung unbekannt"
+        )
+    )
+    assert await running.wait_for_state(app_id, [ApplicationState.DEAD]) == ApplicationState.DEAD
+    summary = await running.journal.get_summary(app_id)
+    assert summary.error == "fv refused the import: Leistung unbekannt"
+    assert summary.error_code == "answer-failed"
+    [deliver] = [t for t in await running.journal.tasks(app_id) if t.step == "deliver" and t.target == "fv"]
+    assert deliver.state == "dead"
+    mailbox = running.hub.connectors["mailbox"]
+    assert mailbox.statuses == {}  # type: ignore[attr-defined]
+    assert sink.attempts[app_id] == 1
+    assert await running.hub.bus.replay(ApplicationFilter(ids=(app_id,))) == [app_id]
+    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    assert sink.attempts[app_id] == 2
+
+
+async def test_on_answer_names_must_be_connectors_of_the_right_role(hub_factory: Any) -> None:
+    from hub.errors import ConfigError
+
+    bad = [{**ANSWERING_ROUTES[0], "on_answer": {"update_akte": "fv", "notify": ["efile"]}}]
+    with pytest.raises(ConfigError) as refused:
+        await hub_factory(connectors(), bad)
+    text = str(refused.value)
+    assert "'fv' cannot update an Akte" in text
+    assert "'efile' is a sink, expected a notifier" in text
