@@ -14,7 +14,9 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -103,6 +105,42 @@ class RecordingSinkConfig(ConnectorConfig):
     poison: bool = Field(False, description="raise Permanent on every attempt")
     delay_seconds: float = Field(0.0, ge=0)
     file_number: str | None = Field(None, description="the number the target gives (Delivery.file_number)")
+    record_dir: Path | None = Field(None, description="also keep what answers change as files here")
+    hold_file: Path | None = Field(
+        None, description="after filing an answer, hang if this file exists (a test kills the hub then)"
+    )
+
+
+class Ledger:
+    """What a fake target did, as files in a directory: it outlives the hub process (crash tests)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def called(self) -> None:
+        """Count one call (a line in calls.log)."""
+        with (self.directory / "calls.log").open("a", encoding="utf-8") as log:
+            log.write("call\n")
+
+    def record(self, key: str, data: str) -> bool:
+        """Keep `data` under `key` unless kept before; True if it is new (written atomically)."""
+        path = self.directory / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+        if path.exists():
+            return False
+        part = path.with_suffix(".part")
+        part.write_text(data, encoding="utf-8")
+        os.replace(part, path)
+        return True
+
+    def records(self) -> list[str]:
+        """Everything kept, as written."""
+        return [p.read_text(encoding="utf-8") for p in sorted(self.directory.glob("*.json"))]
+
+    def calls(self) -> int:
+        """How many calls were counted."""
+        log = self.directory / "calls.log"
+        return len(log.read_text(encoding="utf-8").splitlines()) if log.exists() else 0
 
 
 class RecordingSink(Sink[RecordingSinkConfig]):
@@ -161,6 +199,13 @@ class RecordingEfile(RecordingSink):
             raise Permanent("the e-file refused the index update: field FV_AZ is unknown")
         duplicate = record.answer_id in self.answered
         self.answered.setdefault(record.answer_id, record)
+        if self.settings.record_dir is not None:
+            ledger = Ledger(self.settings.record_dir)
+            ledger.called()
+            duplicate = not ledger.record(record.answer_id, record.model_dump_json())
+        hold = self.settings.hold_file
+        if hold is not None and hold.exists():
+            await asyncio.Event().wait()  # a target that filed but never answers: the test kills the hub
         return Delivery(
             target=self.name,
             reference=f"doc-{record.answer_id}",
@@ -260,13 +305,20 @@ class AnsweringSink(RecordingSink):
         )
 
 
-class RecordingNotifier(Notifier[ConnectorConfig]):
-    """Keeps receipts in memory."""
+class RecordingNotifierConfig(ConnectorConfig):
+    """Settings of the recording notifier."""
+
+    record_dir: Path | None = Field(None, description="also keep status receipts as files here")
+
+
+class RecordingNotifier(Notifier[RecordingNotifierConfig]):
+    """Keeps receipts in memory (status receipts once per answer, also as files with `record_dir`)."""
 
     kind = "test-notifier"
     manifest = MANIFEST
+    Config: ClassVar[type[ConnectorConfig]] = RecordingNotifierConfig
 
-    def __init__(self, config: RecordingSinkConfig, context: Any) -> None:
+    def __init__(self, config: RecordingNotifierConfig, context: Any) -> None:
         super().__init__(config, context)
         self.receipts: dict[tuple[str, str], Receipt] = {}
         self.statuses: dict[tuple[str, str], Receipt] = {}  # status receipts by (application, answer id)
@@ -276,6 +328,10 @@ class RecordingNotifier(Notifier[ConnectorConfig]):
         if receipt.answer_id is not None:
             self.status_calls += 1
             self.statuses[(application.id, receipt.answer_id)] = receipt
+            if self.config.record_dir is not None:
+                ledger = Ledger(self.config.record_dir)
+                ledger.called()
+                ledger.record(f"{application.id}/{receipt.answer_id}", receipt.model_dump_json())
             return
         self.receipts[(application.id, receipt.kind.value)] = receipt
 

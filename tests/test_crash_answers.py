@@ -1,0 +1,192 @@
+"""A hub killed between taking an answer in and the Akte update files and tells it exactly once.
+
+The hub runs as a subprocess with the test kit's fakes: a JSON source, a recording e-file and notifier
+that keep what they did as files (they outlive the hub process), and a fake Fachverfahren that takes
+signed callbacks. The Fachverfahren's answer is stored; the e-file files it and then hangs, and the hub
+is killed with SIGKILL before it could record the step. The restarted hub runs the step again: the
+e-file sees the answer filed already (idempotent per answer id), the applicant is told once, and the
+same callback sent again changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from hub.answers import CallbackAuth
+from hub.callbacks import sign
+from hub.testing.fakes import Ledger
+
+SECRET = "crash-answers-callback-secret"
+TOKEN = "crash-answers-admin-token"
+SERVE = (
+    "import asyncio, sys\n"
+    "import hub.testing.fakes as fakes\n"
+    "from hub.cli import serve\n"
+    "from hub.config import load_config\n"
+    "from hub.plugins import load_plugins\n"
+    "plugins = load_plugins([fakes])\n"
+    "asyncio.run(serve(load_config(sys.argv[1], plugins), plugins))\n"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def write_config(tmp: Path, port: int) -> Path:
+    config = {
+        "store": f"sqlite:///{tmp / 'journal.db'}",
+        "blobs": str(tmp / "blobs"),
+        "server": {
+            "listen": f"127.0.0.1:{port}",
+            "admin_tokens": [{"name": "t", "token": TOKEN, "role": "operator"}],
+        },
+        "workers": {"idle_poll_seconds": 0.1, "render_processes": 0},
+        "connectors": {
+            "json": {"type": "test-json"},
+            "efile": {
+                "type": "test-efile",
+                "file_number": "AZ-2026-7",
+                "record_dir": str(tmp / "efile"),
+                "hold_file": str(tmp / "hold"),
+            },
+            "fv": {"type": "test-answering", "callback_secret": SECRET},
+            "mailbox": {"type": "test-notifier", "record_dir": str(tmp / "mailbox")},
+        },
+        "routes": [
+            {
+                "name": "wasser",
+                "from": "json",
+                "to": ["efile", "fv"],
+                "on_answer": {"update_akte": "efile", "notify": "mailbox", "decision": "both"},
+            }
+        ],
+    }
+    path = tmp / "aktenhub.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def start_hub(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", SERVE, str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ},
+        )
+
+
+async def poll(what: str, probe: Any, timeout: float = 30) -> Any:
+    """Call `probe` until it gives a truthy value (bounded): waiting on another process's state."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = await probe()
+        except (aiohttp.ClientError, OSError):
+            value = None
+        if value:
+            return value
+        await asyncio.sleep(0.05)  # polling another process's observable state, bounded by the deadline
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_killed_between_answer_and_akte_update_files_and_tells_once(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = write_config(tmp_path, port)
+    log = tmp_path / "hub.log"
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    efile, mailbox = Ledger(tmp_path / "efile"), Ledger(tmp_path / "mailbox")
+    hub = start_hub(config, log)
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def view(app_id: str) -> dict[str, Any] | None:
+                async with http.get(f"{url}/api/v1/applications/{app_id}", headers=admin) as resp:
+                    return await resp.json() if resp.status == 200 else None
+
+            async def state_is(app_id: str, state: str) -> bool:
+                body = await view(app_id)
+                return body is not None and body["state"] == state
+
+            async def post_intake() -> Any:
+                body = {"id": "crash-answer-1", "form": {"name": "Groß"}}
+                async with http.post(f"{url}/intake/json/wasserrecht", json=body) as resp:
+                    return await resp.json() if resp.status in (200, 202) else None
+
+            app_id = (await poll("the intake", post_intake))["application_id"]
+            await poll("the application completed", lambda: state_is(app_id, "completed"))
+
+            answer = {
+                "answer_id": "k3-answer-1",
+                "reference": f"rec-{app_id}",
+                "status": "decided",
+                "case_number": "K3-2026-42",
+                "decision": {
+                    "name": "bescheid.pdf",
+                    "content_base64": base64.b64encode(b"%PDF-1.4 B").decode(),
+                },
+            }
+            raw = json.dumps({"answers": [answer]}).encode()
+
+            async def send_callback() -> Any:
+                headers = sign(CallbackAuth(secret=SECRET), raw, time.time())  # type: ignore[arg-type]
+                async with http.post(f"{url}/callback/fv", data=raw, headers=headers) as resp:
+                    return await resp.json() if resp.status == 200 else None
+
+            (tmp_path / "hold").touch()
+            first = await poll("the callback answered", send_callback)
+            assert first["answers"][0]["duplicate"] is False
+            # The e-file has filed the answer and hangs before answering: the hub dies mid-step.
+            await poll("the answer filed", lambda: asyncio.to_thread(efile.records))
+            hub.send_signal(signal.SIGKILL)
+            assert hub.wait(timeout=10) == -signal.SIGKILL
+
+            (tmp_path / "hold").unlink()
+            hub = start_hub(config, log)
+            await poll("the application completed again", lambda: state_is(app_id, "completed"))
+
+            again = await poll("the repeated callback answered", send_callback)
+            assert again["answers"][0]["duplicate"] is True
+            body = await view(app_id)
+            assert body is not None
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        try:
+            hub.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            hub.kill()
+    assert efile.calls() == 2, log.read_text()  # the step ran again after the kill ...
+    [filed] = efile.records()  # ... and the e-file holds the answer once
+    record = json.loads(filed)
+    assert (record["answer_id"], record["case_number"], record["file_number"]) == (
+        "k3-answer-1",
+        "K3-2026-42",
+        "AZ-2026-7",
+    )
+    assert [d["name"] for d in record["documents"]] == ["bescheid.pdf"]
+    assert mailbox.calls() == 1
+    [told] = mailbox.records()
+    assert json.loads(told)["status"] == "decided"
+    types = [e["type"] for e in body["timeline"]]
+    assert types.count("answer.received") == 1
+    assert types.count("answer.filed") == 1
+    assert body["file_number"] == "AZ-2026-7"
+    assert body["application"]["correlations"]["fv.case_number"] == "K3-2026-42"
