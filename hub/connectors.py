@@ -445,8 +445,12 @@ class Notifier(Connector[ConfigT]):
 
     role: ClassVar[Role] = "notifier"
 
-    async def notify(self, application: Application, receipt: Receipt) -> None:
+    async def notify(self, application: Application, receipt: Receipt) -> Mapping[str, str] | None:
         """Send the receipt; idempotent per (application, receipt kind).
+
+        Returns the ids the remote system gave what was sent (e.g. ``{"status": <message id>}``): the
+        core keeps them as correlations ``<notifier>.<receipt kind>.<key>`` (status receipts:
+        ``<notifier>.status.<answer id>.<key>``), so that they find the application. None: no ids.
 
         A `status` receipt (a Fachverfahren's answer) is idempotent per (application,
         `receipt.answer_id`): the core sends one per answer and runs it again after a crash, so the

@@ -459,9 +459,10 @@ class Pipeline:
             code=await self._rejection_code(app.id) if rejected else None,
             deliveries=deliveries,
         )
-        await notifier.notify(app, receipt)
+        sent = await notifier.notify(app, receipt)
         step = task.step
         return Completion(
+            patch=notified_ids(f"{task.target}.{receipt.kind.value}", sent),
             events=[
                 Event(
                     application_id=app.id,
@@ -561,6 +562,13 @@ class Pipeline:
         if not isinstance(connector, role):
             raise Permanent(f"connector {name!r} is not a {role.role}")
         return connector
+
+
+def notified_ids(prefix: str, ids: Mapping[str, str] | None) -> ApplicationPatch | None:
+    """The correlations to keep for the ids a notifier's remote system gave what it sent."""
+    if not ids:
+        return None
+    return ApplicationPatch(correlations={f"{prefix}.{key}": value for key, value in ids.items() if value})
 
 
 def _level_shortfall(

@@ -50,7 +50,7 @@ from hub.models import (
     Receipt,
     ReceiptKind,
 )
-from hub.pipeline import DELIVER, Pipeline
+from hub.pipeline import DELIVER, Pipeline, notified_ids
 
 log = logging.getLogger(__name__)
 
@@ -211,8 +211,9 @@ class ReturnChannel:
             message=answer.message,
             documents=[answer.decision] if answer.decision and on_answer.attaches_decision else [],
         )
-        await notifier.notify(app, receipt)
+        sent = await notifier.notify(app, receipt)
         return Completion(
+            patch=notified_ids(f"{task.target}.status.{answer.answer_id}", sent),
             events=[
                 Event(
                     application_id=app.id,

@@ -320,6 +320,12 @@ async def test_answer_updates_the_akte_and_tells_the_applicant_once(hub_factory:
     app = await running.journal.get_application(app_id)
     assert app.file_number == "AZ-2026-1"
     assert app.correlations["efile.answer-1.decision"] == "doc-b1"
+    # The ids the notifier's system gave its messages find the application.
+    assert app.correlations["mailbox.status.b1.message"] == f"msg-{app_id}-b1"
+    assert app.correlations["mailbox.received.message"] == f"msg-{app_id}-received"
+    for any_id in (f"msg-{app_id}-b1", "doc-b1", "K3-5", f"rec-{app_id}"):
+        found = await running.journal.list_applications(ApplicationFilter(find=any_id))
+        assert [a.id for a in found] == [app_id], any_id
 
 
 async def test_failed_answer_shows_the_delivery_dead_and_replay_delivers_again(hub_factory: Any) -> None:

@@ -26,6 +26,7 @@ from hub_enaio.simulator import make_app as enaio_app
 from hub_zbp.keys import generate_author
 from hub_zbp.simulator import make_app as zbp_app
 
+from hub.journal import ApplicationFilter
 from hub.models import ApplicationState
 
 MAPPING = Path(__file__).parents[1] / "config" / "mappings" / "jagd-und-fischerei.yaml"
@@ -179,6 +180,12 @@ async def test_verified_applicant_is_filed_and_answered_in_the_mailbox(world: Wo
     for item in (status, message):  # signed with our author key (the simulator verified the signatures)
         assert item["certificate_sha256"] == world.certificate_sha256
         assert item["signer"] == "Aktenhub ZBP Testabsender" and item["roles"] == ["THIRD_PARTY"]
+    # The ZBP's ids of what was sent find the application.
+    app = await world.running.journal.get_application(app_id)
+    assert app.correlations["postfach.received.status"] == status["id"]
+    assert app.correlations["postfach.received.message"] == message["id"]
+    found = await world.running.journal.list_applications(ApplicationFilter(find=message["id"]))
+    assert [a.id for a in found] == [app_id]
 
 
 async def test_login_below_the_level_is_rejected_and_answered(world: World) -> None:

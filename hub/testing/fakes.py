@@ -324,7 +324,9 @@ class RecordingNotifier(Notifier[RecordingNotifierConfig]):
         self.statuses: dict[tuple[str, str], Receipt] = {}  # status receipts by (application, answer id)
         self.status_calls = 0
 
-    async def notify(self, application: Application, receipt: Receipt) -> None:
+    async def notify(self, application: Application, receipt: Receipt) -> dict[str, str]:
+        """Record the receipt; the "message id" it returns is ``msg-<application>-<kind or answer>``."""
+        ids = {"message": f"msg-{application.id}-{receipt.answer_id or receipt.kind.value}"}
         if receipt.answer_id is not None:
             self.status_calls += 1
             self.statuses[(application.id, receipt.answer_id)] = receipt
@@ -332,8 +334,9 @@ class RecordingNotifier(Notifier[RecordingNotifierConfig]):
                 ledger = Ledger(self.config.record_dir)
                 ledger.called()
                 ledger.record(f"{application.id}/{receipt.answer_id}", receipt.model_dump_json())
-            return
+            return ids
         self.receipts[(application.id, receipt.kind.value)] = receipt
+        return ids
 
 
 class FormLevelIdentity(IdentityProvider[ConnectorConfig]):

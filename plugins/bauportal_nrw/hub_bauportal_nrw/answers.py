@@ -90,9 +90,10 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
         """The prepared answers' documents: kept in this notifier's store, not in the journal."""
         return await self.store.blobs()
 
-    async def notify(self, application: Application, receipt: Receipt) -> None:
-        """Send the answers this receipt calls for, each at most once."""
+    async def notify(self, application: Application, receipt: Receipt) -> dict[str, str]:
+        """Send the answers this receipt calls for, each at most once; returns their XTA and XBau ids."""
         reply = ReplyTo.from_correlations(application.correlations)
+        ids: dict[str, str] = {}
         authority = self.settings.authority
         if receipt.kind is ReceiptKind.REJECTED:
             original = await self._original(application)
@@ -109,8 +110,8 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
                     reasons_version=self.settings.rejection_codes_version,
                 )
 
-            await self._answer(application, reply, RUECKWEISUNG, rueckweisung, None)
-            return
+            ids.update(await self._answer(application, reply, RUECKWEISUNG, rueckweisung, None))
+            return ids
 
         file_number = receipt.file_number or application.file_number
 
@@ -125,9 +126,9 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
                 information=self.settings.information,
             )
 
-        await self._answer(application, reply, EINGANGSBESTAETIGUNG, eingang, file_number)
+        ids.update(await self._answer(application, reply, EINGANGSBESTAETIGUNG, eingang, file_number))
         if not self.settings.send_aktenzeichen:
-            return
+            return ids
         if not file_number:
             raise Permanent("no Aktenzeichen to send (1121): neither the mapping nor a target assigned one")
 
@@ -141,7 +142,8 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
                 aktenzeichen=file_number,
             )
 
-        await self._answer(application, reply, AKTENZEICHEN, aktenzeichen, file_number)
+        ids.update(await self._answer(application, reply, AKTENZEICHEN, aktenzeichen, file_number))
+        return ids
 
     async def _answer(
         self,
@@ -150,11 +152,11 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
         message_type: str,
         build: Callable[[MessageIdentity], bytes],
         file_number: str | None,
-    ) -> None:
+    ) -> dict[str, str]:
         prepared = await self.store.get(application.id, message_type)
         if prepared is not None and prepared.sent:
             log.info("xbau answer already sent application=%s type=%s", application.id, message_type)
-            return
+            return _ids(prepared)
         retry = prepared is not None
         if prepared is None:
             prepared = await self._prepare(application, message_type, build)
@@ -193,6 +195,7 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
             message_type,
             prepared.xta_message_id,
         )
+        return _ids(prepared)
 
     async def _prepare(
         self, application: Application, message_type: str, build: Callable[[MessageIdentity], bytes]
@@ -247,3 +250,9 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
 def _datatype_c(text: str) -> str:
     text = _NOT_DATATYPE_C.sub("?", " ".join(text.split()))
     return text if len(text) <= MAX_FINDING_CHARS else text[: MAX_FINDING_CHARS - 3] + "..."
+
+
+def _ids(prepared: PreparedAnswer) -> dict[str, str]:
+    """The ids of a sent answer, kept as correlations: its XTA message id and XBau message UUID."""
+    kind = prepared.message_type
+    return {f"{kind}.xta_message_id": prepared.xta_message_id, f"{kind}.xbau_uuid": prepared.xbau_uuid}

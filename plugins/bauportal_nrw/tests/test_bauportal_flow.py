@@ -149,6 +149,23 @@ async def test_bauantrag_is_filed_answered_and_closed_once(
     assert [c.message_id for c in xta.state.closed] == [message_id]
     assert xta.state.mailbox(AUTHORITY_XTA) == {}
 
+    # found by any id a system gave it: the XTA message ids and XBau UUIDs both ways, the e-file's ids
+    sent_ids = [m.metadata.message_id for m in xta.state.sent]
+    sent_uuids = [
+        _text(answer(xta, m, schema_dir), "nachrichtenkopf.g2g/identifikation.nachricht/nachrichtenUUID")
+        for m in xta.state.sent
+    ]
+    for any_id in [
+        message_id,
+        plan.antrag.identity.uuid,
+        *sent_ids,
+        *sent_uuids,
+        str(akte.id),
+        str(documents[0].id),
+    ]:
+        found = await running.journal.list_applications(ApplicationFilter(find=any_id))
+        assert [a.id for a in found] == [app.id], any_id
+
 
 class CrashingSource(BauportalNrwSource):
     """The source with a close step that fails once: the hub "dies" between intake and close."""

@@ -134,8 +134,11 @@ class ZbpNotifier(Notifier[ZbpConfig]):
 
     # -- notify ----------------------------------------------------------------------------------------
 
-    async def notify(self, application: Application, receipt: Receipt) -> None:
-        """Send the receipt's status update and message to the applicant's mailbox (if there is one)."""
+    async def notify(self, application: Application, receipt: Receipt) -> dict[str, str] | None:
+        """Send the receipt's status update and message to the applicant's mailbox (if there is one).
+
+        Returns the ids the ZBP gave each payload sent (status update, message): they find the application.
+        """
         mailbox = (application.applicant.mailbox or "").strip()
         if not mailbox:
             self._counters["skipped_no_mailbox"] += 1
@@ -145,7 +148,7 @@ class ZbpNotifier(Notifier[ZbpConfig]):
                 self.name,
                 receipt.kind.value,
             )
-            return
+            return None
         identity = application.identity
         if self.settings.require_verified_identity and not (identity.verified and identity.level):
             self._counters["skipped_unverified"] += 1
@@ -155,7 +158,7 @@ class ZbpNotifier(Notifier[ZbpConfig]):
                 self.name,
                 receipt.kind.value,
             )
-            return
+            return None
         problem = validity_problem(self.author.certificate)
         if problem:
             raise Permanent(f"the ZBP author certificate is {problem}: renew it, then replay")
@@ -165,6 +168,7 @@ class ZbpNotifier(Notifier[ZbpConfig]):
             # e.g. a mailbox handle longer than the ZBP allows: sending again will not help.
             fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors(include_url=False))
             raise Permanent(f"the ZBP payload would be invalid (fields: {fields})") from None
+        ids: dict[str, str] = {}
         for kind, payload in payloads:
             envelope = seal(
                 payload,
@@ -191,6 +195,9 @@ class ZbpNotifier(Notifier[ZbpConfig]):
                 accepted.id,
                 accepted.duplicate,
             )
+            if accepted.id:
+                ids[kind.value] = str(accepted.id)
+        return ids
 
     def payloads(
         self, application: Application, receipt: Receipt, mailbox: str
