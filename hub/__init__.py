@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from hub.answers import Answer, AnswerOutcome, AnswerRecord, CallbackAuth, UnknownApplication
 from hub.blobs import BlobInfo, BlobNotFound, BlobStore, BlobTooLarge, BlobWriter
+from hub.callbacks import sign_callback
 from hub.config import Secret
 from hub.connectors import (
     CertificateInfo,
@@ -144,6 +145,7 @@ __all__ = [
     "revision_key",
     "schema_directory",
     "server_message",
+    "sign_callback",
     "submission_fingerprint",
     "transient_http_status",
     "utcnow",

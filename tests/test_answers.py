@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hub.answers import Answer, CallbackAuth
-from hub.callbacks import sign
+from hub.callbacks import sign_callback
 from hub.journal import ApplicationFilter
 from hub.models import AnswerStatus, ApplicationState
 from hub.testing.contracts import AnsweringSinkContract
@@ -53,7 +54,7 @@ def fv(running: RunningHub) -> AnsweringSink:
 async def callback(running: RunningHub, answers: list[dict[str, Any]], **headers: str) -> tuple[int, Any]:
     body = json.dumps({"answers": answers}).encode()
     auth = CallbackAuth(secret=SECRET)
-    signed = {**sign(auth, body, time.time()), "Content-Type": "application/json", **headers}
+    signed = {**sign_callback(auth, body, time.time()), "Content-Type": "application/json", **headers}
     return await running.post("/callback/fv", data=body, headers=signed)
 
 
@@ -183,7 +184,7 @@ async def test_callback_signature_covers_the_body(hub_factory: Any) -> None:
     app_id = await submit(running, "cb-body")
     await running.wait_for_state(app_id)
     signed = json.dumps({"answers": [{"answer_id": "s", "application_id": app_id, "status": "accepted"}]})
-    headers = sign(CallbackAuth(secret=SECRET), signed.encode(), time.time())
+    headers = sign_callback(CallbackAuth(secret=SECRET), signed.encode(), time.time())
     tampered = signed.replace("accepted", "decided")
     status, _ = await running.post("/callback/fv", data=tampered, headers=headers)
     assert status == 401
@@ -224,7 +225,7 @@ async def test_callback_refusals_change_nothing(
     app_id = await submit(running, "cb-refused")
     await running.wait_for_state(app_id)
     raw = b"{not json" if body is None else json.dumps(body).encode()
-    headers = sign(CallbackAuth(secret=SECRET), raw, time.time())
+    headers = sign_callback(CallbackAuth(secret=SECRET), raw, time.time())
     status, answer = await running.post(path, data=raw, headers=headers)
     assert status == expected, answer
     assert isinstance(answer, dict) and answer["error"]
@@ -235,7 +236,7 @@ async def test_callback_refusals_change_nothing(
 async def test_callback_body_is_bounded_like_intake(hub_factory: Any) -> None:
     running = await hub_factory(connectors(answer_poll_seconds=None), ROUTES, server={"max_body": 1024})
     raw = json.dumps({"answers": [], "pad": "x" * 4096}).encode()
-    headers = sign(CallbackAuth(secret=SECRET), raw, time.time())
+    headers = sign_callback(CallbackAuth(secret=SECRET), raw, time.time())
     status, _ = await running.post("/callback/fv", data=raw, headers=headers)
     assert status == 413
 
@@ -361,3 +362,38 @@ async def test_on_answer_names_must_be_connectors_of_the_right_role(hub_factory:
     text = str(refused.value)
     assert "'fv' cannot update an Akte" in text
     assert "'efile' is a sink, expected a notifier" in text
+
+
+async def test_mapping_answers_section_sets_akte_fields_and_names_the_decision(
+    hub_factory: Any, tmp_path: Path
+) -> None:
+    mapping = tmp_path / "wasser.yaml"
+    mapping.write_text(
+        "version: 1\n"
+        "answers:\n"
+        "  akte_fields:\n"
+        '    FV_AZ: "{{ answer.case_number }}"\n'
+        '    FV_Status: "{{ answer.status }} ({{ application.external_id }})"\n'
+        "  decision:\n"
+        "    type: Erlaubnis\n"
+        '    name: "Bescheid {{ answer.case_number }}.pdf"\n'
+    )
+    routes = [{**ANSWERING_ROUTES[0], "map": str(mapping), "on_answer": {"update_akte": "efile"}}]
+    running = await hub_factory(connectors(), routes)
+    app_id = await submit(running, "mapped-1")
+    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    answer = Answer(
+        answer_id="m1",
+        application_id=app_id,
+        status=AnswerStatus.DECIDED,
+        case_number="K3-9",
+        decision=await decision(running),
+    )
+    fv(running).issue(answer)
+    efile = running.hub.connectors["efile"]
+    await running.wait_for(lambda: efile.answered, what="the answer filed")  # type: ignore[attr-defined]
+    record = efile.answered["m1"]  # type: ignore[attr-defined]
+    assert record.akte_fields == {"FV_AZ": "K3-9", "FV_Status": "decided (mapped-1)"}
+    assert [(d.type, d.name, d.blob) for d in record.documents] == [
+        ("Erlaubnis", "Bescheid K3-9.pdf", answer.decision.blob)  # type: ignore[union-attr]
+    ]

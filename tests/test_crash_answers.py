@@ -26,7 +26,7 @@ import aiohttp
 import yaml
 
 from hub.answers import CallbackAuth
-from hub.callbacks import sign
+from hub.callbacks import sign_callback
 from hub.testing.fakes import Ledger
 
 SECRET = "crash-answers-callback-secret"
@@ -147,7 +147,7 @@ async def test_killed_between_answer_and_akte_update_files_and_tells_once(tmp_pa
             raw = json.dumps({"answers": [answer]}).encode()
 
             async def send_callback() -> Any:
-                headers = sign(CallbackAuth(secret=SECRET), raw, time.time())
+                headers = sign_callback(CallbackAuth(secret=SECRET), raw, time.time())
                 async with http.post(f"{url}/callback/fv", data=raw, headers=headers) as resp:
                     return await resp.json() if resp.status == 200 else None
 

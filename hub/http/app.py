@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import HttpVersion11, web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from hub import callbacks
 from hub.answers import UnknownApplication
 from hub.blobs import BlobTooLarge
+from hub.callbacks import callback_refusal
 from hub.connectors import IntakeOutcome
 from hub.errors import BadSubmission, StorageFull
 from hub.http.admin import add_admin_routes
@@ -209,7 +209,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     async def take_in() -> web.Response:
         assert sink is not None and auth is not None
         body = await request.content.read()
-        refused = callbacks.refusal(auth, body, request.headers, time.time())
+        refused = callback_refusal(auth, body, request.headers, time.time())
         if refused is not None:
             hub.metrics.callbacks_refused.labels(name, "401").inc()
             log.warning("callback refused connector=%s status=401 reason=%s", name, refused)
