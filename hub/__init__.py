@@ -9,7 +9,6 @@ from __future__ import annotations
 from hub.answers import Answer, AnswerOutcome, AnswerRecord, CallbackAuth, UnknownApplication
 from hub.blobs import BlobInfo, BlobNotFound, BlobStore, BlobTooLarge, BlobWriter
 from hub.callbacks import sign_callback
-from hub.config import Secret
 from hub.connectors import (
     CertificateInfo,
     CheckResult,
@@ -68,6 +67,7 @@ from hub.outbound import (
 from hub.rejections import CITIZEN_TEXTS_MAX, RejectionCode, citizen_text
 from hub.resubmission import ChangedResend, content_fingerprint, revision_key, submission_fingerprint
 from hub.schemas import SchemaDirectoryMissing, require_schema_directory, schema_directory, xml_schema
+from hub.secret import Secret
 
 __all__ = [
     "CITIZEN_TEXTS_MAX",

@@ -10,16 +10,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ByteSize,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     field_validator,
 )
@@ -29,23 +27,10 @@ from hub.errors import ConfigError, PluginError
 from hub.mapping import MappingFile, MappingLoadError, load_mapping
 from hub.models import Address, Party, TrustLevel
 from hub.plugins import Plugins
+from hub.secret import Secret
 from hub.yamlpos import KeyPath, dotted, line_map, nearest_line
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def _read_secret_file(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith("file:"):
-        path = Path(value[len("file:") :]).expanduser()
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ValueError(f"cannot read secret file {str(path)!r}: {exc.strerror}") from None
-    return value
-
-
-Secret = Annotated[SecretStr, BeforeValidator(_read_secret_file)]
-"""A secret setting: a ${ENV} reference or a file:/path, never shown in logs or diagnostics."""
 
 
 class _Strict(BaseModel):

@@ -4,7 +4,10 @@ It sends requests through the hub's shared aiohttp session (one connection pool)
 authentication (HTTP Basic, a bearer token, OAuth2 client credentials with a cached token, a client
 certificate for mutual TLS), reads answers up to a bound, and turns every failure into `Retryable` or
 `Permanent` in one place, quoting the server's own message: timeouts, refused connections, 5xx, 408,
-425 and 429 may pass; other 4xx answers will not. A 401 with OAuth2 fetches a new token once.
+425 and 429 may pass; other 4xx answers, redirects, an untrusted server certificate and unusable TLS
+settings will not. A 401 with OAuth2 fetches a new token once. When the request may have reached the
+server but no answer came (a timeout or a broken connection after connecting), the error is `Unanswered`
+(a `Retryable`): a sink without an idempotency key looks before it sends again.
 
 A connector's configuration embeds `HttpEndpoint` (base URL, auth, TLS, timeout) and builds one
 `Outbound` from it in `__init__`::
@@ -29,9 +32,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from hub.errors import Permanent, Retryable, transient_http_status
+from hub.secret import Secret
 
 MAX_ANSWER = 4 * 1024**2  # bytes of an ordinary answer (JSON, XML); larger ones are streamed
 MAX_MESSAGE = 300  # characters of a server's error message kept in our error
@@ -48,7 +52,7 @@ class BasicAuth(BaseModel):
 
     type: Literal["basic"] = "basic"
     username: str
-    password: SecretStr
+    password: Secret
 
 
 class BearerAuth(BaseModel):
@@ -57,7 +61,7 @@ class BearerAuth(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["bearer"] = "bearer"
-    token: SecretStr
+    token: Secret
 
 
 class OAuth2ClientCredentials(BaseModel):
@@ -68,7 +72,7 @@ class OAuth2ClientCredentials(BaseModel):
     type: Literal["oauth2"] = "oauth2"
     token_url: str = Field(pattern=r"^https?://")
     client_id: str
-    client_secret: SecretStr
+    client_secret: Secret
     scope: str | None = None
     # client_secret_basic (RFC 6749 §2.3.1, the default every server must support) or client_secret_post
     client_auth: Literal["basic", "post"] = "basic"
@@ -85,6 +89,7 @@ class ClientTls(BaseModel):
     ca: Path | None = Field(None, description="PEM file of the CAs to trust (default: the system's)")
     cert: Path | None = Field(None, description="PEM client certificate (mutual TLS)")
     key: Path | None = Field(None, description="PEM private key of the client certificate")
+    key_password: Secret | None = Field(None, description="password of the key, if it is encrypted")
     verify: bool = Field(True, description="verify the server's certificate (never off in production)")
 
     def context(self) -> ssl.SSLContext:
@@ -94,7 +99,8 @@ class ClientTls(BaseModel):
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         if self.cert is not None:
-            ctx.load_cert_chain(str(self.cert), str(self.key) if self.key else None)
+            password = self.key_password.get_secret_value() if self.key_password else None
+            ctx.load_cert_chain(str(self.cert), str(self.key) if self.key else None, password)
         return ctx
 
 
@@ -130,6 +136,10 @@ class HttpAnswer:
         return self.body.decode("utf-8", errors="replace")
 
 
+class Unanswered(Retryable):
+    """The request may have reached the server, but no answer came: whether it was taken is unknown."""
+
+
 class Refusal(Permanent):
     """The remote system refused a request with a 4xx answer that trying again will not change."""
 
@@ -161,15 +171,20 @@ def server_message(data: bytes) -> str:
     return _CONTROL.sub(" ", message)[:MAX_MESSAGE]
 
 
-def classify(status: int, body: bytes, what: str, system: str) -> None:
-    """Raise `Refusal` (4xx that will not pass) or `Retryable` (the rest) for a non-2xx answer."""
+def classify(status: int, body: bytes, what: str, system: str, account: str | None = None) -> None:
+    """Raise `Refusal` (4xx that will not pass), `Permanent` (3xx) or `Retryable` for a non-2xx answer.
+
+    `account` names whom a 401/403 refused (a user name, an OAuth2 client id), for the operator.
+    """
     if 200 <= status < 300:
         return
     message = server_message(body)
+    if 300 <= status < 400:
+        raise Permanent(f"{what}: {system} answered with a redirect ({status}): check the URL, then replay")
     if status in (401, 403):
         raise Refusal(
-            f"{what}: {system} refused our credentials ({status}): {message}; "
-            "check the credentials and the account's rights, then replay",
+            f"{what}: {system} refused {f'user {account!r}' if account else 'our credentials'} ({status}): "
+            f"{message}; check the credentials and the account's rights, then replay",
             status,
         )
     if 400 <= status < 500 and not transient_http_status(status):
@@ -228,19 +243,29 @@ class _TokenCache:
         token = grant.get("access_token") if isinstance(grant, dict) else None
         if not isinstance(token, str) or not token:
             raise Permanent(f"{what}: the answer holds no access_token")
-        lifetime = grant.get("expires_in", 300)
-        return token, float(lifetime) if isinstance(lifetime, int | float) else 300.0
+        lifetime = grant.get("expires_in")
+        try:  # RFC 6749 §5.1: a number of seconds; some servers send it as a string
+            return token, float(lifetime) if lifetime is not None else 300.0
+        except (TypeError, ValueError):
+            return token, 300.0
 
 
 class Outbound:
     """Requests to one remote system: authentication added, answers bounded, failures classified."""
 
-    def __init__(self, session: SessionFactory, endpoint: HttpEndpoint, *, system: str) -> None:
+    def __init__(
+        self, session: SessionFactory, endpoint: HttpEndpoint, *, system: str, account: str | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.system = system  # how errors name the remote system, e.g. "enaio", "the ZBP"
-        self._session = session
-        self._ssl: ssl.SSLContext | None = endpoint.tls.context() if endpoint.tls else None
         auth = endpoint.auth
+        if account is None and isinstance(auth, BasicAuth):
+            account = auth.username
+        elif account is None and isinstance(auth, OAuth2ClientCredentials):
+            account = auth.client_id
+        self.account = account  # whom a 401/403 refused, named in the error
+        self._session = session
+        self._ssl: ssl.SSLContext | bool | None = None  # built on first use: a file may appear later
         self._tokens = _TokenCache(auth) if isinstance(auth, OAuth2ClientCredentials) else None
 
     def url(self, path: str) -> str:
@@ -283,7 +308,7 @@ class Outbound:
             limit=limit,
         )  # fmt: skip
         if answer.status not in accept:
-            classify(answer.status, answer.body, what, self.system)
+            classify(answer.status, answer.body, what, self.system, self.account)
         return answer
 
     async def send(
@@ -321,7 +346,7 @@ class Outbound:
         """A 2xx answer to read as a stream (large downloads); other answers raise as in `request`."""
         async with self.open(method, path, what, headers=headers, params=params) as response:
             if not 200 <= response.status < 300:
-                classify(response.status, await read_bounded(response, what), what, self.system)
+                classify(response.status, await read_bounded(response, what), what, self.system, self.account)
             yield response
 
     @asynccontextmanager
@@ -357,7 +382,7 @@ class Outbound:
                     cookies=cookies,
                     timeout=timeout,
                     allow_redirects=False,
-                    ssl=self._ssl if self._ssl is not None else True,
+                    ssl=self._ssl_context(),
                 ) as response:
                     if response.status == 401 and token is not None and attempt == 1 and self._tokens:
                         # The token was revoked or the server restarted: a new one, once.
@@ -365,15 +390,31 @@ class Outbound:
                         continue
                     yield response
                     return
-            except TimeoutError:
-                silent = f"no answer from {self.system} at {url} within {seconds:g} s"
-                raise Retryable(f"{what}: {silent}") from None
-            except aiohttp.ClientConnectionError as exc:
+            except aiohttp.ClientConnectorCertificateError as exc:
+                untrusted = f"the TLS certificate of {self.system} at {url} is not trusted"
+                raise Permanent(f"{what}: {untrusted}: {exc.certificate_error}") from None
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                # No connection was made: the request never reached the server.
                 raise Retryable(
                     f"{what}: connection to {self.system} at {url} failed: {type(exc).__name__}: {exc}"
                 ) from None
+            except TimeoutError:
+                silent = f"no answer from {self.system} at {url} within {seconds:g} s"
+                raise Unanswered(f"{what}: {silent}") from None
             except aiohttp.ClientError as exc:
-                raise Retryable(f"{what}: {type(exc).__name__}: {exc}") from None
+                raise Unanswered(
+                    f"{what}: the connection to {self.system} at {url} broke: {type(exc).__name__}: {exc}"
+                ) from None
+
+    def _ssl_context(self) -> ssl.SSLContext | bool:
+        """The TLS context of the endpoint (True: the system's defaults); `Permanent` if unusable."""
+        if self._ssl is None:
+            tls = self.endpoint.tls
+            try:
+                self._ssl = tls.context() if tls is not None else True
+            except (OSError, ssl.SSLError) as exc:
+                raise Permanent(f"TLS settings for {self.system} unusable (ca/cert/key): {exc}") from None
+        return self._ssl
 
     async def _authorize(self, headers: dict[str, str]) -> str | None:
         """Add the Authorization header; the OAuth2 token used, if any."""

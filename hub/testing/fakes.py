@@ -152,7 +152,6 @@ class RecordingSink(Sink[RecordingSinkConfig]):
 
     def __init__(self, config: RecordingSinkConfig, context: Any) -> None:
         super().__init__(config, context)
-        self.settings = config
         self.poison = config.poison  # tests switch this off to model "the sink was fixed"
         self.delivered: dict[str, FileRecord] = {}
         self.attempts: dict[str, int] = {}
@@ -164,20 +163,20 @@ class RecordingSink(Sink[RecordingSinkConfig]):
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            if self.settings.delay_seconds:
-                await asyncio.sleep(self.settings.delay_seconds)  # a slow target
+            if self.config.delay_seconds:
+                await asyncio.sleep(self.config.delay_seconds)  # a slow target
         finally:
             self.in_flight -= 1
         if self.poison:
             raise Permanent("the target refused the record: field Aktenzeichen is mandatory")
-        if n <= self.settings.fail_first:
+        if n <= self.config.fail_first:
             raise Retryable(f"503 Service Unavailable (attempt {n})")
         duplicate = record.application_id in self.delivered
         self.delivered[record.application_id] = record
         return Delivery(
             target=self.name,
             reference=f"rec-{record.application_id}",
-            file_number=self.settings.file_number,
+            file_number=self.config.file_number,
             duplicate=duplicate,
         )
 
@@ -199,11 +198,11 @@ class RecordingEfile(RecordingSink):
             raise Permanent("the e-file refused the index update: field FV_AZ is unknown")
         duplicate = record.answer_id in self.answered
         self.answered.setdefault(record.answer_id, record)
-        if self.settings.record_dir is not None:
-            ledger = Ledger(self.settings.record_dir)
+        if self.config.record_dir is not None:
+            ledger = Ledger(self.config.record_dir)
             ledger.called()
             duplicate = not ledger.record(record.answer_id, record.model_dump_json())
-        hold = self.settings.hold_file
+        hold = self.config.hold_file
         if hold is not None and hold.exists():
             await asyncio.Event().wait()  # a target that filed but never answers: the test kills the hub
         return Delivery(

@@ -78,13 +78,12 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
 
     def __init__(self, config: BauportalNrwAnswersConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
-        self.settings = config
         self.store = AnswerStore(context.data_dir / f"bauportal-answers-{context.name}.sqlite")
 
     @property
     def xta_settings(self) -> XtaSettings:
         """The XTA server and account."""
-        return self.settings.xta
+        return self.config.xta
 
     async def blob_references(self) -> set[str]:
         """The prepared answers' documents: kept in this notifier's store, not in the journal."""
@@ -94,7 +93,7 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
         """Send the answers this receipt calls for, each at most once; returns their XTA and XBau ids."""
         reply = ReplyTo.from_correlations(application.correlations)
         ids: dict[str, str] = {}
-        authority = self.settings.authority
+        authority = self.config.authority
         if receipt.kind is ReceiptKind.REJECTED:
             original = await self._original(application)
             reasons = self._reasons(reply, receipt.reason)
@@ -107,7 +106,7 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
                     original=reply.original,
                     original_message=original,
                     reasons=reasons,
-                    reasons_version=self.settings.rejection_codes_version,
+                    reasons_version=self.config.rejection_codes_version,
                 )
 
             ids.update(await self._answer(application, reply, RUECKWEISUNG, rueckweisung, None))
@@ -123,11 +122,11 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
                 original=reply.original,
                 referenz=reply.referenz,
                 vorgang=file_number,
-                information=self.settings.information,
+                information=self.config.information,
             )
 
         ids.update(await self._answer(application, reply, EINGANGSBESTAETIGUNG, eingang, file_number))
-        if not self.settings.send_aktenzeichen:
+        if not self.config.send_aktenzeichen:
             return ids
         if not file_number:
             raise Permanent("no Aktenzeichen to send (1121): neither the mapping nor a target assigned one")
@@ -163,7 +162,7 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
         outgoing = OutgoingMessage(
             reader=reply.xta_author,
             service=reply.xta_service,
-            business_scenario=reply.xta_scenario or self.settings.business_scenario,
+            business_scenario=reply.xta_scenario or self.config.business_scenario,
             business_scenario_list_uri=reply.xta_scenario_list,
             business_scenario_list_version=reply.xta_scenario_version,
             message_type=message_type,
@@ -173,7 +172,7 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
             in_reply_to=(reply.xta_message_id,),
             process_requester=reply.xta_process,
             process_responder=file_number,
-            test=self.settings.test,
+            test=self.config.test,
             content=OutgoingContent(
                 blob=prepared.blob,
                 size=prepared.size,
@@ -222,7 +221,7 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
     async def _original(self, application: Application) -> bytes:
         """The refused message, to go back inside the 1100; a note instead if it cannot go back."""
         original = application.original
-        limit = int(self.settings.max_returned_message)
+        limit = int(self.config.max_returned_message)
         if original is None or original.size == 0:
             # XBau forbids empty elements (Schematron sch-xbau-gen-001): the 1100 says why there is none.
             return b"Die zurueckgewiesene Nachricht ist nicht vorhanden."
@@ -232,8 +231,8 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
         return await self.context.blobs.read_bytes(original.blob)
 
     def _reasons(self, reply: ReplyTo, reason: str | None) -> list[tuple[str, str | None]]:
-        codes = self.settings.rejection_codes
-        code = codes.get(reply.rejection or "", self.settings.default_rejection_code)
+        codes = self.config.rejection_codes
+        code = codes.get(reply.rejection or "", self.config.default_rejection_code)
         if not reason:
             return [(code, None)]
         findings = [f.strip() for f in reason.split("; ") if f.strip()][:MAX_FINDINGS]

@@ -110,14 +110,13 @@ class BauportalNrwSource(XBauParticipant, Source[BauportalNrwConfig]):
 
     def __init__(self, config: BauportalNrwConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
-        self.settings = config
         self.poll_interval = config.poll_seconds
         self.reader = MailboxReader()
 
     @property
     def xta_settings(self) -> XtaSettings:
         """The XTA server and account."""
-        return self.settings.xta
+        return self.config.xta
 
     async def poll(self, intake: IntakeFunc) -> int:
         """Take the waiting building applications in; close each after its durable intake.
@@ -140,8 +139,8 @@ class BauportalNrwSource(XBauParticipant, Source[BauportalNrwConfig]):
 
         return await self.reader.poll(
             self.client,
-            self.context.held.with_backoff(self.settings.fetch_backoff),
-            limit=self.settings.max_per_poll,
+            self.context.held.with_backoff(self.config.fetch_backoff),
+            limit=self.config.max_per_poll,
             screen=_screen,
             take=take,
         )
@@ -165,7 +164,7 @@ class BauportalNrwSource(XBauParticipant, Source[BauportalNrwConfig]):
         antrag = message.metadata.message_type == ANTRAG  # what the transport says it is
         try:
             root = await parse_stream(
-                self.context.blobs.read(content.blob), limit=int(self.settings.max_message)
+                self.context.blobs.read(content.blob), limit=int(self.config.max_message)
             )
         except UnsafeXml as exc:
             if not antrag:
@@ -205,7 +204,7 @@ class BauportalNrwSource(XBauParticipant, Source[BauportalNrwConfig]):
             return self._refused(message, head, "schema", reason, referenz), Refusal(UNSUPPORTED, reason)
         reason = (
             f"Nachrichten des Typs {kind} werden von dieser Behörde "
-            f"({self.settings.authority.kennung}) auf diesem Weg nicht verarbeitet; "
+            f"({self.config.authority.kennung}) auf diesem Weg nicht verarbeitet; "
             f"angenommen werden hier nur Bauanträge ({ANTRAG})."
         )
         return self._refused(message, head, UNSUPPORTED, reason, referenz), Refusal(UNSUPPORTED, reason)
@@ -220,7 +219,7 @@ class BauportalNrwSource(XBauParticipant, Source[BauportalNrwConfig]):
             text = "; ".join(findings)
             reason = f"Die Nachricht ist nicht schemakonform (XBau 2.6): {text}"
             return self._refused(message, head, "schema", reason, referenz)
-        if self.settings.schematron:
+        if self.config.schematron:
             findings = await asyncio.to_thread(self._schematron_errors, root)
             if findings:
                 text = "; ".join(f.replace("; ", ", ") for f in findings)
@@ -233,7 +232,7 @@ class BauportalNrwSource(XBauParticipant, Source[BauportalNrwConfig]):
         attachments, missing = _attachments(data, message.attachments)
         if missing:
             return self._refused(message, data.head, "anlagen", "; ".join(missing), referenz)
-        ours = self.settings.authority.kennung
+        ours = self.config.authority.kennung
         if data.head.leser.kennung != ours:
             # Not ours to file: the sender is told (1100) so it can send it where it belongs.
             reason = (
@@ -255,7 +254,7 @@ class BauportalNrwSource(XBauParticipant, Source[BauportalNrwConfig]):
     async def check(self) -> CheckResult:
         """As every XBau connector; with `schematron` on, also: do the Schematron rules compile?"""
         result = await super().check()
-        if not result.ok or not self.settings.schematron:
+        if not result.ok or not self.config.schematron:
             return result
         try:
             assert self.context.schemas is not None  # the schemas check above passed
@@ -296,7 +295,7 @@ class BauportalNrwSource(XBauParticipant, Source[BauportalNrwConfig]):
             source=self.name,
             # The XBau message UUID: the same application re-sent in another XTA message is one.
             external_id=head.identity.uuid if head is not None else meta.message_id,
-            service=self.settings.service,
+            service=self.config.service,
             original=OriginalSubmission(
                 media_type="application/xml", blob=content.blob, size=content.size, sha256=content.sha256
             ),
@@ -306,7 +305,7 @@ class BauportalNrwSource(XBauParticipant, Source[BauportalNrwConfig]):
     async def diagnostics(self) -> dict[str, Any]:
         """Redacted state: the configuration without secrets."""
         found = await super().diagnostics()
-        found["account"] = str(self.settings.xta.account)
+        found["account"] = str(self.config.xta.account)
         return found
 
 

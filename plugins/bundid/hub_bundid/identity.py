@@ -59,7 +59,6 @@ class BundIdIdentity(IdentityProvider[BundIdConfig]):
 
     def __init__(self, config: BundIdConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
-        self.settings = config
         self._metadata: IdpMetadata | None = None
         self._metadata_stamp: tuple[int, int] | None = None
         self._expiry_warned: dict[str, date] = {}  # certificate -> day of its last WARNING
@@ -68,21 +67,21 @@ class BundIdIdentity(IdentityProvider[BundIdConfig]):
 
     async def start(self) -> None:
         """Load the IdP metadata (saml mode); a broken file is reported, verifications then retry."""
-        if self.settings.mode == "saml":
+        if self.config.mode == "saml":
             try:
                 self._current_metadata()
             except MetadataError as exc:
                 log.error("bundid IdP metadata unusable connector=%s problem=%s", self.name, exc)
 
     def _load_metadata(self) -> IdpMetadata:
-        assert self.settings.idp_metadata is not None
-        return load_metadata(self.settings.idp_metadata)
+        assert self.config.idp_metadata is not None
+        return load_metadata(self.config.idp_metadata)
 
     def _current_metadata(self) -> IdpMetadata:
         """The metadata, re-read when the file changed (an operator rolled the IdP's certificate over)."""
-        assert self.settings.idp_metadata is not None
+        assert self.config.idp_metadata is not None
         try:
-            stat = self.settings.idp_metadata.stat()
+            stat = self.config.idp_metadata.stat()
             stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
         except OSError:
             stamp = None
@@ -95,7 +94,7 @@ class BundIdIdentity(IdentityProvider[BundIdConfig]):
     def _warn_expiry(self, metadata: IdpMetadata) -> None:
         """A WARNING per certificate and day once it is within `certificate_warning_days` of expiry."""
         now = utcnow()
-        for certificate in metadata.expiring(timedelta(days=self.settings.certificate_warning_days), now):
+        for certificate in metadata.expiring(timedelta(days=self.config.certificate_warning_days), now):
             name = certificate_name(certificate)
             if self._expiry_warned.get(name) == now.date():
                 continue
@@ -112,7 +111,7 @@ class BundIdIdentity(IdentityProvider[BundIdConfig]):
 
     def certificates(self) -> Sequence[CertificateInfo]:
         """The IdP's signing certificates from the metadata (none if it cannot be read)."""
-        if self.settings.mode != "saml":
+        if self.config.mode != "saml":
             return ()
         try:
             metadata = self._current_metadata()
@@ -122,18 +121,18 @@ class BundIdIdentity(IdentityProvider[BundIdConfig]):
 
     def credential_fields(self) -> Sequence[str]:
         """The form field with the forwarded SAML response: removed once verified."""
-        return (self.settings.response_field,) if self.settings.mode == "saml" else ()
+        return (self.config.response_field,) if self.config.mode == "saml" else ()
 
     async def check(self) -> CheckResult:
         """The IdP metadata loads and holds a signing certificate; one near or past expiry is reported."""
-        if self.settings.mode == "form-fields":
+        if self.config.mode == "form-fields":
             return CheckResult(ok=True, message="form-fields mode: the form server verifies the login")
         try:
             metadata = self._load_metadata()
         except MetadataError as exc:
             return CheckResult(ok=False, message=str(exc))
         details = metadata.describe()
-        details["sp_entity_id"] = self.settings.sp_entity_id or ""
+        details["sp_entity_id"] = self.config.sp_entity_id or ""
         now = utcnow()
         message = f"IdP metadata of {metadata.entity_id} usable"
         warnings = [
@@ -144,7 +143,7 @@ class BundIdIdentity(IdentityProvider[BundIdConfig]):
                 else f"expires on {c.not_valid_after_utc:%Y-%m-%d} "
                 f"({(c.not_valid_after_utc - now).days} days)"
             )
-            for c in metadata.expiring(timedelta(days=self.settings.certificate_warning_days), now)
+            for c in metadata.expiring(timedelta(days=self.config.certificate_warning_days), now)
         ]
         if warnings:
             # Still usable (the metadata pins the key), but the IdP is rolling its key over soon.
@@ -154,7 +153,7 @@ class BundIdIdentity(IdentityProvider[BundIdConfig]):
     async def diagnostics(self) -> dict[str, Any]:
         """Mode, entity ids and certificate validity; never keys, never personal data."""
         state = await super().diagnostics()
-        if self.settings.mode == "saml":
+        if self.config.mode == "saml":
             try:
                 state["idp"] = self._load_metadata().describe()
             except MetadataError as exc:
@@ -165,7 +164,7 @@ class BundIdIdentity(IdentityProvider[BundIdConfig]):
 
     async def verify(self, application: Application, minimum_level: TrustLevel | None) -> Verification:
         """Verify the identity; raise `Rejection` with a precise reason and code if it does not hold."""
-        if self.settings.mode == "form-fields":
+        if self.config.mode == "form-fields":
             return self._from_form_fields(application)
         return await self._from_saml(application)
 
@@ -176,7 +175,7 @@ class BundIdIdentity(IdentityProvider[BundIdConfig]):
         except MetadataError as exc:
             # Our configuration, not the applicant's fault: retry until an operator fixes the file.
             raise Retryable(str(exc)) from None
-        settings = self.settings
+        settings = self.config
         assert settings.sp_entity_id is not None and settings.acs_url is not None
         expect = Expectations(
             idp_entity_id=settings.idp_entity_id or metadata.entity_id,
@@ -220,7 +219,7 @@ class BundIdIdentity(IdentityProvider[BundIdConfig]):
         return Verification(identity=identity, applicant=_applicant(application.applicant, assertion))
 
     def _response_document(self, application: Application) -> bytes:
-        raw = application.form.get(self.settings.response_field)
+        raw = application.form.get(self.config.response_field)
         if isinstance(raw, list) and len(raw) == 1:
             raw = raw[0]
         if raw is None or (isinstance(raw, str) and not raw.strip()):
@@ -238,7 +237,7 @@ class BundIdIdentity(IdentityProvider[BundIdConfig]):
                 "not a string (a repeated field?)",
             )
         compact = "".join(raw.split())
-        limit = self.settings.max_response_bytes
+        limit = self.config.max_response_bytes
         if len(compact) > (limit + 2) // 3 * 4:
             raise self._reject(
                 application, RejectionCode.MALFORMED, "Die BundID-Antwort ist zu groß.", f"over {limit} bytes"
@@ -274,7 +273,7 @@ class BundIdIdentity(IdentityProvider[BundIdConfig]):
         )
 
     def _from_form_fields(self, application: Application) -> Verification:
-        fields = self.settings.fields
+        fields = self.config.fields
 
         def field(name: str | None) -> str | None:
             if name is None:

@@ -1,16 +1,15 @@
 """Talking to enaio: authentication (Basic or session cookie), error classification, and the two APIs.
 
-`EnaioHttp` sends requests with the hub's shared session and turns every failure into `Retryable` or
-`Permanent`. `DmsApi` and `OsrestApi` offer the same four operations on top of it — search by index
-fields, insert an object (with content streamed from the blob store), who am I, which object types are
-missing — so the sink's find-or-create logic is the same for both.
+`EnaioHttp` sends requests through the hub's `Outbound` (shared session, failures classified as
+`Retryable` or `Permanent`) and adds enaio's session-cookie login. `DmsApi` and `OsrestApi` offer the
+same four operations on top of it — search by index fields, insert an object (with content streamed
+from the blob store), who am I, which object types are missing — so the sink's find-or-create logic is
+the same for both.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
 import re
 from abc import ABC, abstractmethod
@@ -21,7 +20,18 @@ from typing import Any
 import aiohttp
 from aiohttp.payload import AsyncIterablePayload
 
-from hub import BlobStore, Permanent, Retryable, transient_http_status
+from hub import BlobStore, Permanent, Retryable
+from hub.outbound import (
+    BasicAuth,
+    HttpAnswer,
+    HttpEndpoint,
+    Outbound,
+    Refusal,
+    SessionFactory,
+    basic_authorization,
+    classify,
+    read_bounded,
+)
 
 from .config import NAME_PATTERN, TYPE_PATTERN, EnaioConfig
 
@@ -30,7 +40,6 @@ log = logging.getLogger(__name__)
 TRAY = "system:tray"  # the location of documents put in the technical user's tray
 MAX_ANSWER = 4 * 1024**2  # bytes of an ordinary JSON answer
 MAX_SCHEMA = 64 * 1024**2  # bytes of the object definition (large installations have thousands of fields)
-MAX_MESSAGE = 300  # characters of a server's error message kept in our error
 MAX_HITS = 100  # search results asked for; more Akten for one person than that would be a data problem
 LOGIN_PATH = {"dms": "/api/dms/info/native", "osrest": "/osrest/api/session"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -62,26 +71,18 @@ class Upload:
     blob: str
 
 
-class Refusal(Permanent):
-    """enaio refused a request with a 4xx answer that trying again will not change."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def basic_authorization(username: str, password: str) -> str:
-    """The ``Authorization`` header value of HTTP Basic authentication (RFC 7617, UTF-8)."""
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-
-
 class EnaioHttp:
-    """Requests to one enaio server with the configured authentication; failures classified."""
+    """Requests to one enaio server: the hub's `Outbound`, with enaio's session-cookie login on top."""
 
-    def __init__(self, settings: EnaioConfig, session: Callable[[], aiohttp.ClientSession]) -> None:
-        self.settings = settings
-        self._session = session
-        self._authorization = basic_authorization(settings.username, settings.password.get_secret_value())
+    def __init__(self, config: EnaioConfig, session: SessionFactory) -> None:
+        self.config = config
+        self._authorization = basic_authorization(config.username, config.password.get_secret_value())
+        # Basic on every request, or no Authorization at all and the session cookie instead.
+        auth = (
+            BasicAuth(username=config.username, password=config.password) if config.auth == "basic" else None
+        )
+        endpoint = HttpEndpoint(base_url=config.base_url, auth=auth, timeout_seconds=config.timeout_seconds)
+        self.outbound = Outbound(session, endpoint, system="enaio", account=config.username)
         self._session_id: str | None = None
         self._login_lock = asyncio.Lock()
         self.logins = 0
@@ -105,31 +106,21 @@ class EnaioHttp:
         """One API call; the answer's body, or `Retryable`/`Permanent` naming `what` failed."""
         relogged = False
         while True:
-            headers: dict[str, str] = {}
             cookies: dict[str, str] | None = None
             session_id = None
-            if self.settings.auth == "session":
+            if self.config.auth == "session":
                 session_id = await self._current_session()
                 cookies = {"JSESSIONID": session_id}
-            else:
-                headers["Authorization"] = self._authorization
-            status, data, _ = await self._send(
-                method,
-                path,
-                what,
-                headers=headers,
-                cookies=cookies,
-                json_body=json_body,
-                data=body() if body is not None else None,  # a fresh body each time: it is a stream
-                params=params,
-                limit=limit,
+            answer = await self.outbound.send(
+                method, path, what, json=json_body, data=body, params=params, cookies=cookies, limit=limit
             )
-            if status == 401 and session_id is not None and not relogged:
+            if answer.status == 401 and session_id is not None and not relogged:
                 # The session expired (timeout, server restart): log in again, once.
                 self._forget(session_id)
                 relogged = True
                 continue
-            return self._classify(status, data, what)
+            classify(answer.status, answer.body, what, "enaio", self.config.username)
+            return answer.body
 
     async def _current_session(self) -> str:
         session_id = self._session_id
@@ -145,106 +136,24 @@ class EnaioHttp:
             self._session_id = None
 
     async def _login(self) -> str:
-        path = LOGIN_PATH[self.settings.api]
-        status, data, cookie = await self._send(
-            "GET", path, "login", headers={"Authorization": self._authorization}, limit=MAX_ANSWER
-        )
-        self._classify(status, data, "login")
-        if not cookie:
+        path = LOGIN_PATH[self.config.api]
+        headers = {"Authorization": self._authorization}
+        async with self.outbound.open("GET", path, "login", headers=headers) as response:
+            data = await read_bounded(response, "login")
+            morsel = response.cookies.get("JSESSIONID")
+        classify(response.status, data, "login", "enaio", self.config.username)
+        if morsel is None or not morsel.value:
             raise Permanent(
                 f"login: enaio answered GET {path} without a JSESSIONID cookie; "
                 "set auth: basic for this server"
             )
         self.logins += 1
-        log.info("enaio session opened user=%s api=%s", self.settings.username, self.settings.api)
-        return cookie
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        what: str,
-        *,
-        headers: dict[str, str],
-        cookies: dict[str, str] | None = None,
-        json_body: Any = None,
-        data: aiohttp.MultipartWriter | None = None,
-        params: Mapping[str, str] | None = None,
-        limit: int,
-    ) -> tuple[int, bytes, str | None]:
-        base = self.settings.base_url
-        seconds = self.settings.timeout_seconds
-        # No total limit: a large upload may take long; what must not take long is silence.
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
-        try:
-            async with self._session().request(
-                method,
-                base + path,
-                headers=headers,
-                cookies=cookies,
-                json=json_body,
-                data=data,
-                params=params,
-                timeout=timeout,
-                allow_redirects=False,
-            ) as response:
-                answer = await _read_limited(response, what, limit)
-                morsel = response.cookies.get("JSESSIONID")
-                return response.status, answer, morsel.value if morsel is not None else None
-        except TimeoutError:
-            raise Retryable(f"{what}: no answer from {base} within {seconds:g} s") from None
-        except aiohttp.ClientConnectionError as exc:
-            raise Retryable(f"{what}: connection to {base} failed: {type(exc).__name__}: {exc}") from None
-        except aiohttp.ClientError as exc:
-            raise Retryable(f"{what}: {type(exc).__name__}: {exc}") from None
-
-    def _classify(self, status: int, data: bytes, what: str) -> bytes:
-        if 200 <= status < 300:
-            return data
-        message = server_message(data)
-        if status in (401, 403):
-            raise Refusal(
-                f"{what}: enaio refused user {self.settings.username!r} ({status}): {message}; "
-                "check username, password and the user's rights, then replay",
-                status,
-            )
-        if 400 <= status < 500 and not transient_http_status(status):
-            raise Refusal(f"{what}: enaio refused the request ({status}): {message}", status)
-        raise Retryable(f"{what}: enaio answered {status}: {message}")
-
-
-async def _read_limited(response: aiohttp.ClientResponse, what: str, limit: int) -> bytes:
-    data = bytearray()
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        data += chunk
-        if len(data) > limit:
-            raise Retryable(f"{what}: the answer is larger than {limit} bytes")
-    return bytes(data)
-
-
-def server_message(data: bytes) -> str:
-    """The ``message`` (or ``error``) of a JSON error answer, else the start of the text."""
-    text = data.decode("utf-8", errors="replace")
-    try:
-        answer = json.loads(text)
-    except ValueError:
-        answer = None
-    message = None
-    if isinstance(answer, dict):
-        for key in ("message", "error", "errorMessage"):
-            if isinstance(answer.get(key), str) and answer[key].strip():
-                message = answer[key]
-                break
-    message = message or text.strip() or "(no message)"
-    return _CONTROL.sub(" ", message)[:MAX_MESSAGE]
+        log.info("enaio session opened user=%s api=%s", self.config.username, self.config.api)
+        return morsel.value
 
 
 def _json(data: bytes, what: str) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError:
-        # A proxy's error page with status 200, say: may pass once the network is fixed.
-        raise Retryable(f"{what}: the answer is not JSON: {data[:80]!r}") from None
+    return HttpAnswer(200, {}, data).json(what)
 
 
 def _text(value: Any) -> str:
@@ -378,8 +287,7 @@ class DmsApi(EnaioApi):
         answer = _json(await self.http.request("GET", LOGIN_PATH["dms"], "server info"), "server info")
         user = answer.get("user") if isinstance(answer, dict) else None
         return {
-            "user": _text(user.get("name") if isinstance(user, dict) else None)
-            or self.http.settings.username,
+            "user": _text(user.get("name") if isinstance(user, dict) else None) or self.http.config.username,
             "server_version": _text(answer.get("serverVersion") if isinstance(answer, dict) else None),
         }
 
@@ -489,7 +397,7 @@ class OsrestApi(EnaioApi):
         # The appconnector's own shapes: session.username, serviceinfo.serverVersion (ngx-enaio's models).
         return {
             "user": _text(session.get("username") if isinstance(session, dict) else None)
-            or self.http.settings.username,
+            or self.http.config.username,
             "server_version": _text(info.get("serverVersion") if isinstance(info, dict) else None),
         }
 

@@ -145,9 +145,6 @@ class EnaioSink(Sink[EnaioConfig]):
 
     def __init__(self, config: EnaioConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
-        if not isinstance(config, EnaioConfig):
-            raise TypeError(f"expected EnaioConfig, got {type(config).__name__}")
-        self.settings = config
         self.http = EnaioHttp(config, lambda: self.context.http)
         self.api: EnaioApi = DmsApi(self.http) if config.api == "dms" else OsrestApi(self.http)
         self._counters: Counter[str] = Counter()
@@ -157,30 +154,30 @@ class EnaioSink(Sink[EnaioConfig]):
     async def check(self) -> CheckResult:
         """The server accepts the credentials, and knows the configured object types."""
         details = {
-            "base_url": self.settings.base_url,
-            "api": self.settings.api,
-            "auth": self.settings.auth,
-            "username": self.settings.username,
+            "base_url": self.config.base_url,
+            "api": self.config.api,
+            "auth": self.config.auth,
+            "username": self.config.username,
         }
         try:
             details.update(await self.api.identity())
-            missing = await self.api.missing_types(self.settings.object_types)
+            missing = await self.api.missing_types(self.config.object_types)
         except (Retryable, Permanent) as exc:
             return CheckResult(ok=False, message=str(exc), details=details)
-        types = self.settings.object_types
+        types = self.config.object_types
         details["object_types"] = ", ".join(types) or "(none configured)"
         if missing:
             return CheckResult(
                 ok=False,
-                message=f"enaio at {self.settings.base_url} does not know the object type(s) "
+                message=f"enaio at {self.config.base_url} does not know the object type(s) "
                 f"{', '.join(missing)}",
                 details=details,
             )
         known = f" and knows the {len(types)} configured object type(s)" if types else ""
-        server = f"{self.settings.base_url} ({self.settings.api})"
+        server = f"{self.config.base_url} ({self.config.api})"
         return CheckResult(
             ok=True,
-            message=f"{server} accepts user {self.settings.username}{known}",
+            message=f"{server} accepts user {self.config.username}{known}",
             details=details,
         )
 
@@ -244,7 +241,7 @@ class EnaioSink(Sink[EnaioConfig]):
 
     async def existing_file_number(self, akte: FolderSpec) -> str | None:
         """The Aktenzeichen of the Akte a delivery would file into (the oldest match), if one exists."""
-        number_field = self.settings.file_number_field
+        number_field = self.config.file_number_field
         if number_field is None:
             return None
         _check_type(akte.type, "akte.type")
@@ -256,7 +253,7 @@ class EnaioSink(Sink[EnaioConfig]):
 
     async def _find_akte(self, akte_type: str, search: dict[str, str], application: str = "-") -> Hit | None:
         """The Akte the search finds; of several, the oldest (the same one every time)."""
-        number_field = self.settings.file_number_field
+        number_field = self.config.file_number_field
         columns = [number_field] if number_field else []
         hits = await self.api.search(akte_type, search, columns, "Akte lookup")
         if not hits:
@@ -275,7 +272,7 @@ class EnaioSink(Sink[EnaioConfig]):
     # -- the record --------------------------------------------------------------------------------------
 
     def _plan(self, record: FileRecord, ctx: DeliveryContext) -> _Plan:
-        settings = self.settings
+        settings = self.config
         app_id = ctx.application.id
         akte = None
         if record.akte is not None:
@@ -333,7 +330,7 @@ class EnaioSink(Sink[EnaioConfig]):
         _check_names(spec.search, "akte.search")
         _check_names(spec.fields, "akte.fields")
         search = dict(spec.search)
-        number_field = self.settings.file_number_field
+        number_field = self.config.file_number_field
         if not search and number_field and spec.fields.get(number_field):
             search = {number_field: spec.fields[number_field]}
         if not search:
@@ -358,7 +355,7 @@ class EnaioSink(Sink[EnaioConfig]):
             return None, None, False
         if progress.akte is not None:
             return progress.akte, progress.aktenzeichen, False
-        number_field = self.settings.file_number_field
+        number_field = self.config.file_number_field
         chosen = await self._find_akte(akte.type, akte.search, progress.ctx.application.id)
         created = chosen is None
         if chosen is not None:
@@ -402,7 +399,7 @@ class EnaioSink(Sink[EnaioConfig]):
         done = dict(progress.documents)
         ids: list[str] = []
         inserted = 0
-        id_field = self.settings.application_id_field
+        id_field = self.config.application_id_field
         for document in plan.documents:
             key = str(document.index)
             if key in done:

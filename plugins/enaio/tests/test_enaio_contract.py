@@ -43,7 +43,7 @@ class _EnaioContract(SinkContract):
 
     async def results(self, sink: Sink, application: Application) -> int:
         assert isinstance(sink, EnaioSink)
-        enaio = self.targets.get(sink.settings.base_url)
+        enaio = self.targets.get(sink.config.base_url)
         return 0 if enaio is None else enaio.results(application.id)
 
     async def faulty_sink(self, fault: Fault) -> Sink | None:

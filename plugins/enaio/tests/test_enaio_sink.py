@@ -347,7 +347,7 @@ async def test_configuration_is_validated_and_the_password_never_shown(
     with pytest.raises(ValidationError, match="object_types"):
         make_sink(connector_context, "https://enaio.kreis.example", api, object_types=["Akte; DROP"])
     sink = make_sink(connector_context, "https://enaio.kreis.example/", api)
-    assert sink.settings.base_url == "https://enaio.kreis.example"
+    assert sink.config.base_url == "https://enaio.kreis.example"
     assert PASSWORD not in repr(await sink.diagnostics())
 
 

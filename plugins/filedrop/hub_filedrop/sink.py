@@ -170,15 +170,12 @@ class FileDropSink(Sink[FileDropConfig]):
     )
 
     def __init__(self, config: FileDropConfig, context: ConnectorContext) -> None:
-        if not isinstance(config, FileDropConfig):
-            raise TypeError(f"{type(self).__name__} needs a FileDropConfig, got {type(config).__name__}")
         super().__init__(config, context)
-        self.settings = config
 
     @property
     def directory(self) -> Path:
         """The import directory."""
-        return self.settings.path
+        return self.config.path
 
     # -- lifecycle and operator views ----------------------------------------------------------------
 
@@ -258,10 +255,10 @@ class FileDropSink(Sink[FileDropConfig]):
             "file_number": record.file_number or app.file_number,
         }
         try:
-            name = render_folder_name(self.settings.folder_name, values)
+            name = render_folder_name(self.config.folder_name, values)
         except MissingPlaceholder as exc:
             raise Permanent(
-                f"folder_name {self.settings.folder_name!r} needs {{{exc.placeholder}}}, "
+                f"folder_name {self.config.folder_name!r} needs {{{exc.placeholder}}}, "
                 f"which application {app.id} does not have"
             ) from None
         # A later revision of the application (a corrected re-send) is a folder of its own beside the
@@ -333,7 +330,7 @@ class FileDropSink(Sink[FileDropConfig]):
             with open(temp / METADATA_FILE, "xb") as f:
                 f.write(document.model_dump_json(indent=2).encode("utf-8"))
                 self._sync(f.fileno())
-            if self.settings.fsync:
+            if self.config.fsync:
                 _fsync_dir(temp)
             final = base / folder
             try:
@@ -346,7 +343,7 @@ class FileDropSink(Sink[FileDropConfig]):
                         shutil.rmtree(temp, ignore_errors=True)
                         return existing
                 raise
-            if self.settings.fsync:
+            if self.config.fsync:
                 _fsync_dir(base)
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
@@ -425,7 +422,7 @@ class FileDropSink(Sink[FileDropConfig]):
         )
 
     def _sync(self, fd: int) -> None:
-        if self.settings.fsync:
+        if self.config.fsync:
             os.fsync(fd)
 
     # -- housekeeping --------------------------------------------------------------------------------

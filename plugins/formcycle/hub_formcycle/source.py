@@ -68,19 +68,16 @@ class FormCycleSource(Source[FormCycleConfig]):
 
     def __init__(self, config: FormCycleConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
-        if not isinstance(config, FormCycleConfig):
-            raise TypeError(f"expected FormCycleConfig, got {type(config).__name__}")
-        self.settings = config
 
     async def check(self) -> CheckResult:
         """Nothing remote to reach: FormCycle pushes. Reports that the token is configured."""
         return CheckResult(
             ok=True,
-            message=f"shared token configured, expected in header {self.settings.token_header}; "
+            message=f"shared token configured, expected in header {self.config.token_header}; "
             "FormCycle pushes submissions, so there is nothing remote to reach",
             details={
-                "token_header": self.settings.token_header,
-                "id_field": self.settings.id_field or "(none: hash of the submission)",
+                "token_header": self.config.token_header,
+                "id_field": self.config.id_field or "(none: hash of the submission)",
             },
         )
 
@@ -91,11 +88,11 @@ class FormCycleSource(Source[FormCycleConfig]):
         if submission.empty:
             raise BadSubmission("the submission is empty: no parameters and no files")
         form = submission.form()
-        for header, field in self.settings.header_fields.items():
+        for header, field in self.config.header_fields.items():
             value = request.headers.get(header)
             if value is None:
                 continue
-            if len(value) > self.settings.max_header_field_size:
+            if len(value) > self.config.max_header_field_size:
                 raise BadSubmission(f"header {show(header)} exceeds the limit", 413)
             if field in form:
                 raise BadSubmission(f"parameter {show(field)} is sent both as a header and in the body")
@@ -115,7 +112,7 @@ class FormCycleSource(Source[FormCycleConfig]):
                 source=self.name,
                 external_id=external_id,
                 service=service,
-                applicant=map_applicant(self.settings.applicant_fields, form),
+                applicant=map_applicant(self.config.applicant_fields, form),
                 form=form,
                 attachments=submission.attachments,
                 original=OriginalSubmission(
@@ -127,26 +124,26 @@ class FormCycleSource(Source[FormCycleConfig]):
                 correlations={"formcycle": external_id} if from_field else {},
                 fingerprint=fingerprint,
             ),
-            on_changed=self.settings.on_changed_resend,
+            on_changed=self.config.on_changed_resend,
         )
 
     async def _read(self, request: web.Request, service: str) -> tuple[Submission, bytes, str]:
         """The submission, and the original to keep (bytes and media type), by content type."""
         content_type, charset = content_type_of(request)
-        body = self.settings.body
+        body = self.config.body
         forms = body in (BodyKind.FORM, BodyKind.ANY)
         if forms and content_type == MULTIPART:
-            submission = await read_multipart(request, self.settings, self.context.blobs, charset)
+            submission = await read_multipart(request, self.config, self.context.blobs, charset)
             return submission, submission.canonical_json(service), CANONICAL_MEDIA_TYPE
         if forms and content_type == URLENCODED:
-            submission, raw = await read_urlencoded(request, self.settings, charset)
+            submission, raw = await read_urlencoded(request, self.config, charset)
             return submission, raw, URLENCODED + (f"; charset={charset}" if charset else "")
         # FormCycle lets the action's author choose the custom body's type: any JSON media type.
         is_json = content_type == JSON or (
             content_type.startswith("application/") and content_type.endswith("+json")
         )
         if body in (BodyKind.JSON, BodyKind.ANY) and is_json:
-            submission = await read_json(request, self.settings, self.context.blobs, charset)
+            submission = await read_json(request, self.config, self.context.blobs, charset)
             # Attachments are in the blob store: kept once, referenced from the canonical form.
             return submission, submission.canonical_json(service), CANONICAL_MEDIA_TYPE
         accepted = {
@@ -164,7 +161,7 @@ class FormCycleSource(Source[FormCycleConfig]):
         """The kept original without these fields, everything else unchanged (see `redaction`)."""
         content = await self.context.blobs.read_bytes(original.blob)
         try:
-            return redact(original, content, fields, self.settings)
+            return redact(original, content, fields, self.config)
         except (ValueError, BadSubmission) as exc:
             # Not a format this connector wrote (or no longer readable as one): the core keeps it
             # marked and never files it.
@@ -172,7 +169,7 @@ class FormCycleSource(Source[FormCycleConfig]):
             return None
 
     def _authenticate(self, request: web.Request) -> None:
-        header = self.settings.token_header
+        header = self.config.token_header
         given = request.headers.getall(header, [])
         if not given:
             raise BadSubmission(f"missing {header} header", 401)
@@ -180,13 +177,13 @@ class FormCycleSource(Source[FormCycleConfig]):
             # Two tokens are ambiguous: a proxy in front may have checked the other one.
             raise BadSubmission(f"{header} header given more than once", 401)
         presented = given[0]
-        expected = self.settings.token.get_secret_value().encode("utf-8")
+        expected = self.config.token.get_secret_value().encode("utf-8")
         if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected):
             raise BadSubmission(f"invalid token in {header} header", 401)
 
     def _external_id(self, form: dict[str, Any], fingerprint: str) -> tuple[str, bool]:
         """FormCycle's id from `id_field` when sent, else the submission's content fingerprint."""
-        id_field = self.settings.id_field
+        id_field = self.config.id_field
         raw = lookup(form, id_field) if id_field else None
         if isinstance(raw, list):
             raise BadSubmission(f"parameter {show(id_field or '')} (the submission id) must be sent once")

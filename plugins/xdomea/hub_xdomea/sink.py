@@ -100,10 +100,7 @@ class XdomeaSink(Sink[XdomeaConfig]):
     )
 
     def __init__(self, config: XdomeaConfig, context: ConnectorContext) -> None:
-        if not isinstance(config, XdomeaConfig):
-            raise TypeError(f"{type(self).__name__} needs an XdomeaConfig, got {type(config).__name__}")
         super().__init__(config, context)
-        self.settings = config
         self.builder = MessageBuilder(config, __version__)
         self.uploader: Uploader | None = None
         if config.mode == "http":
@@ -120,10 +117,10 @@ class XdomeaSink(Sink[XdomeaConfig]):
     @property
     def directory(self) -> Path:
         """Where ZIPs are written: the import directory (directory mode) or the work directory (http)."""
-        if self.settings.mode == "directory":
-            assert self.settings.path is not None
-            return self.settings.path
-        return self.settings.work_dir or self.context.data_dir / "xdomea" / self.name
+        if self.config.mode == "directory":
+            assert self.config.path is not None
+            return self.config.path
+        return self.config.work_dir or self.context.data_dir / "xdomea" / self.name
 
     # -- lifecycle and operator views ----------------------------------------------------------------
 
@@ -139,13 +136,13 @@ class XdomeaSink(Sink[XdomeaConfig]):
 
     async def check(self) -> CheckResult:
         """The schema compiles; the import directory is writable, or the import URL takes our credentials."""
-        details: dict[str, str] = {"mode": self.settings.mode}
+        details: dict[str, str] = {"mode": self.config.mode}
         try:
             schema = await self._schema()
         except Permanent as exc:
             return CheckResult(ok=False, message=str(exc), details=details)
         details["schema"] = str(schema.path)
-        if self.settings.mode == "directory":
+        if self.config.mode == "directory":
             return await asyncio.to_thread(self._check_directory, details)
         assert self.uploader is not None
         details["url"] = self.uploader.url
@@ -174,7 +171,7 @@ class XdomeaSink(Sink[XdomeaConfig]):
     async def diagnostics(self) -> dict[str, Any]:
         """Configuration (without the password) plus, in directory mode, how many ZIPs wait for the DMS."""
         state = await super().diagnostics()
-        if self.settings.mode == "directory":
+        if self.config.mode == "directory":
             state.update(await asyncio.to_thread(self._directory_state))
         return state
 
@@ -186,7 +183,7 @@ class XdomeaSink(Sink[XdomeaConfig]):
         if record.application_id != app.id:
             raise Permanent(f"record belongs to application {record.application_id}, the context to {app.id}")
         pid = process_id(app.id, record.revision)
-        receipts = self.settings.receipt_requested
+        receipts = self.config.receipt_requested
         earlier = _earlier_delivery(ctx, pid)
         if earlier is not None and (
             earlier.state == "confirmed" or (earlier.state == "delivered" and not receipts)
@@ -249,7 +246,7 @@ class XdomeaSink(Sink[XdomeaConfig]):
             state="sending",
             file_number=message.file_number,
         )
-        if self.settings.mode == "directory":
+        if self.config.mode == "directory":
             outcome = await self._to_directory(message, xml, ctx, created_at)
         else:
             outcome = await self._upload(message, xml, ctx, created_at, checkpoint)
@@ -267,7 +264,7 @@ class XdomeaSink(Sink[XdomeaConfig]):
             app.id,
             self.name,
             pid,
-            self.settings.mode,
+            self.config.mode,
             len(message.files),
             outcome.duplicate,
         )
@@ -298,12 +295,12 @@ class XdomeaSink(Sink[XdomeaConfig]):
         """The DMS's answer file for the ProzessID, None while there is none."""
         name = answer_file_name(pid, message)
         if self.uploader is not None:
-            assert self.settings.answers_url is not None
+            assert self.config.answers_url is not None
             return await self.uploader.fetch(
-                f"{self.settings.answers_url.rstrip('/')}/{name}", f"reading {name}"
+                f"{self.config.answers_url.rstrip('/')}/{name}", f"reading {name}"
             )
-        assert self.settings.answer_path is not None
-        path = self.settings.answer_path / name
+        assert self.config.answer_path is not None
+        path = self.config.answer_path / name
         try:
             return await asyncio.to_thread(_read_small, path)
         except FileNotFoundError:
@@ -324,7 +321,7 @@ class XdomeaSink(Sink[XdomeaConfig]):
             file_number=file_number,
             correlations=correlations,
             duplicate=outcome.duplicate,
-            details={"mode": self.settings.mode, **outcome.details},
+            details={"mode": self.config.mode, **outcome.details},
         )
 
     async def _schema(self) -> Schema:
@@ -345,9 +342,9 @@ class XdomeaSink(Sink[XdomeaConfig]):
                 return _Outcome(True, details)
         except OSError as exc:
             raise Retryable(f"import directory {base} is not usable: {exc.strerror}") from None
-        package = await self._pack(base, message, xml, ctx, created_at, fsync=self.settings.fsync)
+        package = await self._pack(base, message, xml, ctx, created_at, fsync=self.config.fsync)
         try:
-            published = await asyncio.to_thread(publish, package.path, final, self.settings.fsync)
+            published = await asyncio.to_thread(publish, package.path, final, self.config.fsync)
         except OSError as exc:
             raise Retryable(f"cannot publish {final.name} in {base}: {exc.strerror}") from None
         details.update(_package_details(package))
@@ -398,7 +395,7 @@ class XdomeaSink(Sink[XdomeaConfig]):
         fsync: bool,
     ) -> Package:
         temp = directory / f".{message.package_name}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
-        compression = zipfile.ZIP_DEFLATED if self.settings.compression == "deflated" else zipfile.ZIP_STORED
+        compression = zipfile.ZIP_DEFLATED if self.config.compression == "deflated" else zipfile.ZIP_STORED
         return await write_package(
             temp, message, xml, ctx.blobs, compression=compression, fsync=fsync, created_at=created_at
         )
@@ -437,7 +434,7 @@ class XdomeaSink(Sink[XdomeaConfig]):
                 ok=False, message=f"import directory {base} is not usable: {exc.strerror}", details=details
             )
         details.update({k: str(v) for k, v in self._directory_state().items()})
-        answers = self.settings.answer_path
+        answers = self.config.answer_path
         if answers is not None:
             details["answer_path"] = str(answers)
             if not (answers.is_dir() and os.access(answers, os.R_OK | os.X_OK)):

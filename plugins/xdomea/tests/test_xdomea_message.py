@@ -167,7 +167,7 @@ async def test_the_same_application_gives_the_same_ids(
     blobs: BlobStore, xdomea_context: ConnectorContext
 ) -> None:
     app = await applicant_application(blobs)
-    builder = message_module.MessageBuilder(make_sink(xdomea_context, "directory", path="/x").settings, "1")
+    builder = message_module.MessageBuilder(make_sink(xdomea_context, "directory", path="/x").config, "1")
     first = builder.build(filed_record(app), app, app.received_at)
     again = builder.build(filed_record(app), app, app.received_at)
     ids = [e.text for e in first.root.iter(f"{{{NS}}}ID")]
@@ -181,7 +181,7 @@ async def test_a_revision_is_a_new_message_with_new_documents_in_the_same_akte_a
     blobs: BlobStore, xdomea_context: ConnectorContext
 ) -> None:
     app = await applicant_application(blobs)
-    builder = message_module.MessageBuilder(make_sink(xdomea_context, "directory", path="/x").settings, "1")
+    builder = message_module.MessageBuilder(make_sink(xdomea_context, "directory", path="/x").config, "1")
     first = builder.build(filed_record(app), app, app.received_at)
     revised = app.model_copy(update={"revision": 2})
     second = builder.build(filed_record(revised).model_copy(update={"revision": 2}), revised, app.received_at)

@@ -45,7 +45,7 @@ class Package:
 @pytest_asyncio.fixture
 async def package(blobs: BlobStore, xdomea_context: ConnectorContext, tmp_path: Path) -> Package:
     app = await make_application(blobs, files={"Lageplan.pdf": b"%PDF-1.4 Lageplan\n"})
-    settings = make_sink(xdomea_context, "directory", path=str(tmp_path)).settings
+    settings = make_sink(xdomea_context, "directory", path=str(tmp_path)).config
     message = MessageBuilder(settings, "test").build(filed_record(app), app, utcnow())
     files = {f.name: await blobs.read_bytes(f.blob) for f in message.files}
     return Package(message.serialize(), message.process_id, files)

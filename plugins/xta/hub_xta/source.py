@@ -68,7 +68,6 @@ class XtaSource(Source[XtaSourceConfig]):
 
     def __init__(self, config: XtaSourceConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
-        self.settings = config
         self.poll_interval = config.poll_seconds
         self._client: XtaClient | None = None
         self.reader = MailboxReader()
@@ -77,7 +76,7 @@ class XtaSource(Source[XtaSourceConfig]):
     def client(self) -> XtaClient:
         """The XTA client (created on first use: it needs the schema directory)."""
         if self._client is None:
-            self._client = XtaClient.from_context(self.settings.xta, self.context)
+            self._client = XtaClient.from_context(self.config.xta, self.context)
         return self._client
 
     async def check(self) -> CheckResult:
@@ -90,9 +89,9 @@ class XtaSource(Source[XtaSourceConfig]):
 
     def wanted(self, metadata: MessageMetaData) -> bool:
         """Whether this source takes a message of this type and service."""
-        if self.settings.message_types and metadata.message_type not in self.settings.message_types:
+        if self.config.message_types and metadata.message_type not in self.config.message_types:
             return False
-        return not self.settings.services or metadata.service in self.settings.services
+        return not self.config.services or metadata.service in self.config.services
 
     def screen(self, metadata: MessageMetaData) -> Refusal | None:
         """Why a message is not taken, judged from its metadata alone (None: fetch it)."""
@@ -115,8 +114,8 @@ class XtaSource(Source[XtaSourceConfig]):
 
         return await self.reader.poll(
             self.client,
-            self.context.held.with_backoff(self.settings.fetch_backoff),
-            limit=self.settings.max_per_poll,
+            self.context.held.with_backoff(self.config.fetch_backoff),
+            limit=self.config.max_per_poll,
             screen=self.screen,
             take=take,
         )
@@ -154,7 +153,7 @@ class XtaSource(Source[XtaSourceConfig]):
         return Application(
             source=self.name,
             external_id=meta.message_id,
-            service=self.settings.service or meta.message_type,
+            service=self.config.service or meta.message_type,
             form=form,
             attachments=attachments,
             original=OriginalSubmission(
@@ -166,5 +165,5 @@ class XtaSource(Source[XtaSourceConfig]):
     async def diagnostics(self) -> dict[str, Any]:
         """Redacted state: the configuration without secrets."""
         found = await super().diagnostics()
-        found["account"] = str(self.settings.xta.account)
+        found["account"] = str(self.config.xta.account)
         return found

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from hub import ConnectorConfig, Secret
+from hub.outbound import Auth, BasicAuth, BearerAuth, ClientTls, HttpEndpoint
 
 from .keys import Author, AuthorError, certificate_text, common_name, load_private_key
 
@@ -115,7 +116,12 @@ class ZbpConfig(ConnectorConfig):
     token: Secret | None = Field(None, description="bearer token for the ZBP endpoint")
     username: str | None = Field(None, pattern=r"^[^:]+$", description="HTTP Basic user (instead of token)")
     password: Secret | None = Field(None, description="HTTP Basic password")
-    timeout_seconds: float = Field(30.0, gt=0, le=600, description="longest one request may take")
+    timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="longest wait for a connection or for data of one answer"
+    )
+    tls: ClientTls | None = Field(
+        None, description="TLS towards the ZBP: ca (whom to trust), cert/key (client certificate)"
+    )
 
     # -- author (signature) ------------------------------------------------------------------------
     author_key_password: Secret | None = Field(None, description="password of an encrypted author key")
@@ -202,6 +208,17 @@ class ZbpConfig(ConnectorConfig):
         if self.signer is None and common_name(author.certificate) is None:
             raise ValueError("the author certificate has no common name (CN): set signer")
         return self
+
+    def endpoint(self) -> HttpEndpoint:
+        """The REST endpoint: `base_url`, a bearer `token` or Basic `username`/`password`, `tls`."""
+        auth: Auth | None = None
+        if self.token is not None:
+            auth = BearerAuth(token=self.token)
+        elif self.username is not None and self.password is not None:
+            auth = BasicAuth(username=self.username, password=self.password)
+        return HttpEndpoint(
+            base_url=self.base_url, auth=auth, tls=self.tls, timeout_seconds=self.timeout_seconds
+        )
 
     def author(self) -> Author:
         """The author key and certificate, loaded and checked to belong together."""

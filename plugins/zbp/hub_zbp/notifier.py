@@ -78,9 +78,6 @@ class ZbpNotifier(Notifier[ZbpConfig]):
 
     def __init__(self, config: ZbpConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
-        if not isinstance(config, ZbpConfig):
-            raise TypeError(f"expected ZbpConfig, got {type(config).__name__}")
-        self.settings = config
         self.author: Author = config.author()
         self.signer = config.signer_name()
         self.transport = make_transport(config, lambda: self.context.http)
@@ -98,7 +95,7 @@ class ZbpNotifier(Notifier[ZbpConfig]):
             "certificate_not_after": self.author.certificate.not_valid_after_utc.isoformat(),
         }
         try:
-            author = self.settings.author()  # again: a file: secret may have changed since start-up
+            author = self.config.author()  # again: a file: secret may have changed since start-up
         except AuthorError as exc:
             return CheckResult(ok=False, message=f"author key and certificate: {exc}", details=details)
         problem = validity_problem(author.certificate)
@@ -150,7 +147,7 @@ class ZbpNotifier(Notifier[ZbpConfig]):
             )
             return None
         identity = application.identity
-        if self.settings.require_verified_identity and not (identity.verified and identity.level):
+        if self.config.require_verified_identity and not (identity.verified and identity.level):
             self._counters["skipped_unverified"] += 1
             log.info(
                 "zbp nothing sent application=%s target=%s receipt=%s reason=identity-not-verified",
@@ -174,8 +171,8 @@ class ZbpNotifier(Notifier[ZbpConfig]):
                 payload,
                 self.author,
                 self.signer,
-                self.settings.roles,
-                lifetime_seconds=self.settings.token_lifetime_seconds,
+                self.config.roles,
+                lifetime_seconds=self.config.token_lifetime_seconds,
             )
             accepted = await self.transport.send(
                 Submission(
@@ -203,7 +200,7 @@ class ZbpNotifier(Notifier[ZbpConfig]):
         self, application: Application, receipt: Receipt, mailbox: str
     ) -> list[tuple[PayloadKind, ZbpPayload]]:
         """What goes to the mailbox for this receipt, in sending order: status update, then message."""
-        settings = self.settings
+        settings = self.config
         rejected = receipt.kind is ReceiptKind.REJECTED
         texts: ReceiptTexts = settings.texts.rejected if rejected else settings.texts.received
         service = settings.public_service_name(application.service)
