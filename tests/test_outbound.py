@@ -444,7 +444,9 @@ async def test_refused_connection_is_retryable_and_not_unanswered(session: aioht
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again: nothing listens there
     http = outbound(session, f"http://127.0.0.1:{port}")
-    with pytest.raises(Retryable, match=r"connection to FV at http://127\.0\.0\.1:\d+ failed") as raised:
+    with pytest.raises(
+        Retryable, match=r"connection to FV at http://127\.0\.0\.1:\d+/cases failed"
+    ) as raised:
         await http.request("POST", "cases", "create case")
     assert not isinstance(raised.value, Unanswered)
 
