@@ -44,6 +44,7 @@ from hub import (
     Sink,
     utcnow,
 )
+from hub.outbound import BasicAuth, HttpEndpoint
 
 from . import __version__
 from .answers import IMPORT, RECEIPT, AnswerInvalid, answer_file_name, read_import, read_receipt
@@ -105,14 +106,9 @@ class XdomeaSink(Sink[XdomeaConfig]):
         self.uploader: Uploader | None = None
         if config.mode == "http":
             assert config.url is not None and config.username is not None and config.password is not None
-            self.uploader = Uploader(
-                config.url,
-                config.username,
-                config.password.get_secret_value(),
-                config.file_field,
-                config.timeout_seconds,
-                lambda: context.http,
-            )
+            auth = BasicAuth(username=config.username, password=config.password)
+            endpoint = HttpEndpoint(base_url=config.url, auth=auth, timeout_seconds=config.timeout_seconds)
+            self.uploader = Uploader(context.outbound(endpoint, system="the DMS"), config.file_field)
 
     @property
     def directory(self) -> Path:

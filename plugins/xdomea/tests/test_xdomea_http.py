@@ -99,7 +99,7 @@ async def test_refusal_carries_the_servers_message(
     dms = await start_simulator(behoerdenschluessel="05315000")
     sink = make_sink(xdomea_context, "http", url=dms.import_url)
     app = await bauantrag(blobs)
-    with pytest.raises(Permanent, match=r"refused the message \(422\): .*addressed to .*05382000"):
+    with pytest.raises(Permanent, match=r"refused the request \(422\): .*addressed to .*05382000"):
         await sink.deliver(filed_record(app), delivery_context(app, blobs))
     assert dms.state.imports == {}
 
