@@ -413,7 +413,7 @@ class Outbound:
             try:
                 self._ssl = tls.context() if tls is not None else True
             except (OSError, ssl.SSLError) as exc:
-                raise Permanent(f"TLS settings for {self.system} unusable (ca/cert/key): {exc}") from None
+                raise Permanent(f"TLS settings unusable for {self.system} (ca/cert/key): {exc}") from None
         return self._ssl
 
     async def _authorize(self, headers: dict[str, str]) -> str | None:

@@ -59,6 +59,9 @@ class SoapTransport(Transport):  # zeep ships no type hints: a plain base class
         self.what = what
         self.limit = limit
 
+    async def aclose(self) -> None:
+        """Nothing to close: the session is the hub's, shared by every connector."""
+
     def _load_remote_data(self, url: str) -> bytes:
         if url.startswith("file://"):
             with open(url.removeprefix("file://"), "rb") as document:

@@ -268,7 +268,7 @@ async def test_mutual_tls_failures(session: aiohttp.ClientSession, serve: Serve,
     with pytest.raises(Permanent, match="not trusted"):
         await untrusting.request("GET", "who", "who am I")
     wrong_password = {"ca": pki.ca, "cert": pki.client_cert, "key": pki.client_key, "key_password": "falsch"}
-    with pytest.raises(Permanent, match="TLS settings for FV unusable"):
+    with pytest.raises(Permanent, match="TLS settings unusable for FV"):
         await outbound(session, url, tls=wrong_password).request("GET", "who", "who am I")
 
 

@@ -8,15 +8,17 @@ the SOAP envelope into memory (up to `max_envelope`). The envelope is parsed wit
 parser; faults become `XtaFault`s; header blocks and body are read into typed results through zeep's
 schema types. zeep's own transports are not used: they would read a whole MTOM answer into memory.
 
-Errors: SOAP faults per the WSDL (see `errors.py`); HTTP 5xx, 408/425/429, timeouts and broken
-connections are `Retryable`; other 4xx, malformed answers and unusable settings are `Permanent`.
+The request goes through the hub's `Outbound` (shared session, client certificate, timeouts), which
+classifies transport failures: timeouts and broken connections are `Retryable`, an untrusted server
+certificate and unusable TLS settings `Permanent`. SOAP faults per the WSDL (see `errors.py`); answers
+that are no SOAP follow HTTP's status classes (5xx, 408/425/429 `Retryable`, other 4xx `Permanent`);
+malformed answers are `Permanent`.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import ssl
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -29,16 +31,8 @@ from aiohttp import BodyPartReader, hdrs
 from lxml import etree
 from pydantic import ValidationError
 
-from hub import (
-    BlobInfo,
-    BlobStore,
-    BlobTooLarge,
-    CheckResult,
-    ConnectorContext,
-    Permanent,
-    Retryable,
-    transient_http_status,
-)
+from hub import BlobInfo, BlobStore, BlobTooLarge, CheckResult, ConnectorContext, Permanent, Retryable
+from hub.outbound import Outbound, classify, read_bounded, server_message
 
 from .config import XtaSettings
 from .errors import (
@@ -100,8 +94,7 @@ class XtaClient:
         self.wsdl: XtaWsdl = load_wsdl(schemas)
         self._http = http
         self.blobs = blobs
-        self._ssl: ssl.SSLContext | None = None
-        self._ssl_loaded = False
+        self.outbound = Outbound(self._session, settings.endpoint(), system="the XTA server")
         self._request_ids: dict[str, str] = {}  # message id -> MsgBoxRequestID of its last fetch
 
     @classmethod
@@ -377,17 +370,6 @@ class XtaClient:
     def _session(self) -> aiohttp.ClientSession:
         return self._http if isinstance(self._http, aiohttp.ClientSession) else self._http()
 
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        if not self._ssl_loaded:
-            try:
-                self._ssl = self.settings.ssl_context()
-            except (OSError, ssl.SSLError) as exc:
-                raise Permanent(
-                    f"XTA TLS settings unusable (client_cert/client_key/ca_file): {exc}"
-                ) from None
-            self._ssl_loaded = True
-        return self._ssl
-
     async def _call(
         self,
         port: str,
@@ -414,33 +396,14 @@ class XtaClient:
         else:
             data = xml
             content_type = f'{SOAP_TYPE}; charset=utf-8; action="{action}"'
-        headers = {hdrs.CONTENT_TYPE: content_type, hdrs.ACCEPT: f"{SOAP_TYPE}, multipart/related"}
-        seconds = self.settings.timeout_seconds
-        # No total limit: a large message may take long; what must not take long is silence.
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
-        context = self._ssl_context()
-        try:
-            async with self._session().post(
-                address,
-                data=data,
-                headers=headers,
-                timeout=timeout,
-                ssl=context if context is not None else True,
-                allow_redirects=False,
-            ) as response:
-                return await self._answer(response, operation, address, message_id, on_part, on_root)
-        except TimeoutError:
-            raise Retryable(f"{operation}: no answer from {address} within {seconds:g} s") from None
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise Permanent(f"{operation}: TLS certificate of {address} not trusted: {exc}") from None
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            raise Retryable(
-                f"{operation}: connection to {address} failed: {type(exc).__name__}: {exc}"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise Retryable(
-                f"{operation}: request to {address} failed: {type(exc).__name__}: {exc}"
-            ) from None
+        headers: dict[str, str] = {
+            hdrs.CONTENT_TYPE: content_type,
+            hdrs.ACCEPT: f"{SOAP_TYPE}, multipart/related",
+        }
+        # The answer is read as a stream (MTOM parts straight into the blob store); the `Outbound`
+        # classifies what goes wrong on the way, reading included.
+        async with self.outbound.open("POST", address, operation, data=data, headers=headers) as response:
+            return await self._answer(response, operation, address, message_id, on_part, on_root)
 
     async def _answer(
         self,
@@ -473,10 +436,13 @@ class XtaClient:
                 raise XtaProtocolError(f"{operation}: {exc}") from None
             xml = related.root
         elif media in (SOAP_TYPE, "text/xml", "application/xml"):
-            xml = await _read_limited(response, limit, operation)
+            try:
+                xml = await read_bounded(response, operation, limit)
+            except Retryable as exc:  # the same envelope will be as large next time
+                raise XtaProtocolError(str(exc)) from None
         else:
-            text = (await response.content.read(MAX_ERROR_TEXT)).decode("utf-8", "replace")
-            raise _http_error(operation, address, status, f"{media or 'no content type'}: {text}")
+            text = await response.content.read(MAX_ERROR_TEXT)
+            raise _http_error(operation, address, status, f"{media or 'no content type'}: ".encode() + text)
         try:
             envelope = parse_xml(xml, limit=limit)
         except UnsafeXml as exc:
@@ -491,7 +457,7 @@ class XtaClient:
         if fault is not None:
             raise self._fault(fault, operation)
         if status >= 300:
-            raise _http_error(operation, address, status, "SOAP answer without a fault")
+            raise _http_error(operation, address, status, b"SOAP answer without a fault")
         header = _header(envelope)
         relates = header.find(qname(WSA, "RelatesTo")) if header is not None else None
         if relates is not None and text_of(relates) not in (None, message_id):
@@ -670,22 +636,13 @@ async def _store_part(store: BlobStore, part: BodyPartReader, budget: _Budget) -
     return info
 
 
-async def _read_limited(response: aiohttp.ClientResponse, limit: int, operation: str) -> bytes:
-    data = bytearray()
-    async for chunk in response.content.iter_chunked(CHUNK):
-        data += chunk
-        if len(data) > limit:
-            raise XtaProtocolError(f"{operation}: the answer exceeds {limit} bytes")
-    return bytes(data)
-
-
-def _http_error(operation: str, address: str, status: int, text: str) -> Exception:
-    message = f"{operation}: HTTP {status} from {address}: {' '.join(text.split())[:MAX_ERROR_TEXT]}"
-    if transient_http_status(status):
-        return Retryable(message)
-    if status in (401, 403):
-        return Permanent(message + " (check the client certificate and the account)")
-    return Permanent(message) if status >= 400 else XtaProtocolError(message)
+def _http_error(operation: str, address: str, status: int, text: bytes) -> Exception:
+    """The error of an answer that is no SOAP: HTTP's status classes, else a protocol error."""
+    try:
+        classify(status, text, operation, f"the XTA server at {address}")
+    except (Retryable, Permanent) as exc:
+        return exc
+    return XtaProtocolError(f"{operation}: HTTP {status} from {address}: {server_message(text)}")
 
 
 def _header(envelope: etree._Element) -> etree._Element | None:

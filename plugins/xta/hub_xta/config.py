@@ -6,7 +6,6 @@ ADVIS, ...), e.g. as ``xta:`` in their ``Config``.
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit
@@ -14,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator, model_validator
 
 from hub import BackOff, ConnectorConfig, Secret
+from hub.outbound import ClientTls, HttpEndpoint
 
 from .models import PartyId
 from .wsdl import MANAGEMENT, MSGBOX, SEND
@@ -92,17 +92,18 @@ class XtaSettings(BaseModel):
         assert self.url is not None  # the validator guarantees it
         return f"{self.url}/{port}"
 
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """TLS settings for https: the client certificate and the trusted CAs; None for the defaults."""
-        if self.client_cert is None and self.ca_file is None:
-            return None
-        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
-        if self.client_cert is not None:
-            password = self.client_key_password.get_secret_value() if self.client_key_password else None
-            context.load_cert_chain(
-                str(self.client_cert), str(self.client_key) if self.client_key else None, password
+    def endpoint(self) -> HttpEndpoint:
+        """The XTA server as the hub's outbound helper takes it: addresses, client certificate, timeout."""
+        tls = None
+        if self.client_cert is not None or self.ca_file is not None:
+            tls = ClientTls(
+                ca=self.ca_file,
+                cert=self.client_cert,
+                key=self.client_key,
+                key_password=self.client_key_password,
             )
-        return context
+        base = self.url or self.address(MANAGEMENT)  # every port's address is absolute
+        return HttpEndpoint(base_url=base, tls=tls, timeout_seconds=self.timeout_seconds)
 
 
 class MailboxSourceConfig(ConnectorConfig):

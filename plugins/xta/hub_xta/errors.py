@@ -9,6 +9,7 @@ classified by its SOAP code: ``env:Receiver`` retryable, ``env:Sender`` permanen
 from __future__ import annotations
 
 from hub import Permanent, Retryable
+from hub.soap import transient_fault
 
 
 class XtaFault(Exception):
@@ -91,9 +92,7 @@ def fault_class(exception: str | None, soap_code: str) -> type[XtaFault]:
     """The class of a fault: by its XTA exception, else by its SOAP code."""
     if exception is not None and exception in FAULTS:
         return FAULTS[exception]
-    # Only env:Receiver is the server's own trouble; Sender, MustUnderstand, VersionMismatch and
-    # DataEncodingUnknown say the request itself is not acceptable, and will not be on a retry.
-    return XtaRetryableFault if soap_code == "Receiver" else XtaPermanentFault
+    return XtaRetryableFault if transient_fault(soap_code) else XtaPermanentFault
 
 
 class XtaProtocolError(Permanent):

@@ -746,16 +746,16 @@ STATUS_LISTS: dict[str, tuple[Tamper, type[Exception], str]] = {
     "over the envelope limit": (
         answer(b"<a>" + b" " * (2 * 1024**2) + b"</a>", "application/soap+xml"),
         Permanent,
-        "exceeds",
+        "larger than",
     ),
     "relates to another request": (
         edit(lambda d: re.sub(rb"<wsa:RelatesTo>[^<]*<", b"<wsa:RelatesTo>urn:uuid:other<", d)),
         Permanent,
         "relates to",
     ),
-    "http 500 with html": (answer(b"<html>down</html>", "text/html", 500), Retryable, "HTTP 500"),
+    "http 500 with html": (answer(b"<html>down</html>", "text/html", 500), Retryable, "answered 500"),
     "slow loris": (_stall, Retryable, "no answer"),
-    "endless": (endless_answer, Permanent, "exceeds"),
+    "endless": (endless_answer, Permanent, "larger than"),
 }
 
 

@@ -306,7 +306,7 @@ async def test_held_messages_at_the_head_do_not_use_up_a_poll(
     others = [await queue(http, xta, message_type="anderes.9999") for _ in range(5)]
     valid = await queue(http, xta)
     source = make_source(xta, schema_dir, http, blobs, held_journal)
-    source.settings.max_per_poll = 1
+    source.config.max_per_poll = 1
     intakes = Intakes()
     assert await source.poll(intakes) == 1
     assert list(intakes.applications) == [valid]
