@@ -27,6 +27,7 @@ from hub.errors import ConfigError, PluginError
 from hub.mapping import MappingFile, MappingLoadError, load_mapping
 from hub.models import Address, Party, TrustLevel
 from hub.plugins import Plugins
+from hub.schemas import schema_directory
 from hub.secret import Secret
 from hub.yamlpos import KeyPath, dotted, line_map, nearest_line
 
@@ -237,14 +238,10 @@ class Configuration:
 
     @property
     def schemas(self) -> Path | None:
-        """The schema directory: config, else $AKTENHUB_SCHEMAS, else ../shared/reference if there."""
+        """The schema directory: `schemas:` as configured, else what `hub.schemas` finds (None: none)."""
         if self.hub.schemas is not None:
-            return self.hub.schemas
-        env = os.environ.get("AKTENHUB_SCHEMAS")
-        if env:
-            return Path(env)
-        default = Path("../shared/reference")
-        return default if default.is_dir() else None
+            return self.hub.schemas  # as configured, so that what needs it names the missing directory
+        return schema_directory()
 
 
 # -- loading ---------------------------------------------------------------------------------------

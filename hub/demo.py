@@ -35,6 +35,7 @@ from hub.logs import TextFormatter
 from hub.models import ApplicationState
 from hub.plugins import load_plugins
 from hub.runtime import Hub
+from hub.schemas import require_schema_directory
 
 console = Console()
 
@@ -209,14 +210,7 @@ def mappings_dir() -> Path:
 
 def schemas_dir() -> Path:
     """The official schemas (XTA, XBau, xdomea): $AKTENHUB_SCHEMAS, else ../shared/reference."""
-    env = os.environ.get("AKTENHUB_SCHEMAS")
-    for candidate in ([Path(env)] if env else []) + [
-        Path("../shared/reference"),
-        Path(__file__).resolve().parents[2] / "shared" / "reference",
-    ]:
-        if (candidate / "xta" / "XTA.wsdl").is_file():
-            return candidate.resolve()
-    raise FileNotFoundError("schema directory not found: set AKTENHUB_SCHEMAS (see DESIGN §5)")
+    return require_schema_directory(containing="xta/XTA.wsdl", purpose="the demo")
 
 
 def demo_settings(

@@ -28,18 +28,26 @@ class SchemaDirectoryMissing(Permanent):
 def schema_directory(configured: Path | None = None, *, containing: str | None = None) -> Path | None:
     """The schema directory: `configured`, else $AKTENHUB_SCHEMAS, else a `shared/reference` nearby.
 
-    With `containing` (a relative path such as ``"xta/XTA.wsdl"``), only a directory holding it counts.
-    The fallbacks are `../shared/reference` seen from the working directory and from the source tree.
+    A directory named explicitly (`configured`, else the environment variable) is the only candidate:
+    an operator's choice is never silently replaced. Without one, the fallbacks are
+    `../shared/reference` seen from the working directory and from the source tree. With `containing`
+    (a relative path such as ``"xta/XTA.wsdl"``), only a directory holding it counts.
     """
-    env = os.environ.get(ENV)
-    candidates = [configured] if configured is not None else []
-    candidates += [Path(env)] if env else []
-    if configured is None:
-        candidates += [Path.cwd() / "../shared/reference", _PROJECT / "../shared/reference"]
+    explicit = _explicit(configured)
+    if explicit is not None:
+        candidates = [explicit.expanduser()]
+    else:
+        candidates = [Path.cwd() / "../shared/reference", _PROJECT / "../shared/reference"]
     for candidate in candidates:
         if candidate.is_dir() and (containing is None or (candidate / containing).exists()):
             return candidate.resolve()
     return None
+
+
+def _explicit(configured: Path | None) -> Path | None:
+    """The directory an operator named: configured, else the environment variable."""
+    env = os.environ.get(ENV)
+    return configured if configured is not None else (Path(env) if env else None)
 
 
 def require_schema_directory(
@@ -48,9 +56,13 @@ def require_schema_directory(
     """The schema directory, or `SchemaDirectoryMissing` naming what needs it and how to set it."""
     found = schema_directory(configured, containing=containing)
     if found is None:
-        need = f" (holding {containing})" if containing else ""
+        need = f" holding {containing}" if containing else ""
+        looked = _explicit(configured)
+        where = f"no schema directory{need} found"
+        if looked is not None:
+            where = f"{looked} is no schema directory{need}"
         raise SchemaDirectoryMissing(
-            f"no schema directory{need} found: {purpose} needs it; set `schemas:` in the configuration "
+            f"{where}: {purpose} needs it; set `schemas:` in the configuration "
             f"or ${ENV} to a directory laid out like shared/reference"
         )
     return found

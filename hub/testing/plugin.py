@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from hub.blobs import BlobStore
 from hub.connectors import ConnectorContext
 from hub.held import HeldMessages
 from hub.journal import SqliteJournal
+from hub.schemas import schema_directory
 from hub.testing import fakes
 from hub.testing.harness import RunningHub, base_settings, start_hub, stop_hub
 
@@ -30,13 +30,10 @@ def blobs(tmp_path: Path) -> BlobStore:
 @pytest.fixture
 def schema_dir() -> Path:
     """The reference schema directory ($AKTENHUB_SCHEMAS, else ../shared/reference)."""
-    env = os.environ.get("AKTENHUB_SCHEMAS")
-    candidates = [Path(env)] if env else []
-    candidates += [Path.cwd() / "../shared/reference", Path(__file__).parents[2] / "../shared/reference"]
-    for path in candidates:
-        if path.is_dir():
-            return path.resolve()
-    pytest.fail("schema directory not found: set AKTENHUB_SCHEMAS or put shared/ beside the project")
+    found = schema_directory()
+    if found is None:
+        pytest.fail("schema directory not found: set AKTENHUB_SCHEMAS or put shared/ beside the project")
+    return found
 
 
 @pytest_asyncio.fixture

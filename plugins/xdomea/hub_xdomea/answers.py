@@ -19,8 +19,10 @@ from pathlib import Path
 
 from lxml import etree
 
+from hub.xml import hardened_parser
+
 from .message import MESSAGE_LIST_URI, MESSAGE_LIST_VERSION, _code, _el, _local_time
-from .schema import NS, Schema, safe_parser
+from .schema import NS, Schema
 
 RECEIPT = "FVDaten.EmpfangBestaetigen.0629"
 IMPORT = "FVDaten.ImportBestaetigen.0630"
@@ -54,7 +56,7 @@ class ImportOutcome:
 
 def _root(xml: bytes, message: str, prozess_id: str, schema: Schema) -> etree._Element:
     try:
-        root = etree.fromstring(xml, safe_parser())
+        root = etree.fromstring(xml, hardened_parser())
     except etree.XMLSyntaxError as exc:
         raise AnswerInvalid(f"the DMS's {message} is not well-formed XML: {exc}") from None
     if root.tag != f"{{{NS}}}{message}":
@@ -97,7 +99,7 @@ def read_import(xml: bytes, prozess_id: str, schema: Schema) -> ImportOutcome:
 def code_descriptions(xsd_directory: Path) -> dict[tuple[str, str], str]:
     """(code type, code) → its description, from the code lists xdomea-Datentypen.xsd embeds."""
     try:
-        document = etree.parse(str(xsd_directory / DATATYPES), safe_parser())
+        document = etree.parse(str(xsd_directory / DATATYPES), hardened_parser())
     except (OSError, etree.XMLSyntaxError):
         return {}
     found: dict[tuple[str, str], str] = {}

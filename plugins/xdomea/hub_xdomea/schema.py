@@ -13,6 +13,8 @@ from pathlib import Path
 
 from lxml import etree
 
+from hub.schemas import xml_schema
+
 NS = "urn:xoev-de:xdomea:schema:3.0.0"
 VERSION = "3.0.0"
 ENTRY = Path("xdomea") / VERSION / "xsd" / "xdomea.xsd"
@@ -21,13 +23,6 @@ MAX_FINDINGS = 5
 
 class SchemaUnavailable(Exception):
     """The xdomea XSD is not in the schema directory or does not compile."""
-
-
-def safe_parser() -> etree.XMLParser:
-    """A parser that resolves no entities, loads no DTD and never touches the network."""
-    return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
-    )
 
 
 def schema_path(schemas: Path | None) -> Path:
@@ -71,7 +66,7 @@ def load_schema(schemas: Path | None) -> Schema:
         if not path.is_file():
             raise SchemaUnavailable(f"xdomea schema not found: {path}")
         try:
-            compiled = etree.XMLSchema(etree.parse(str(path), safe_parser()))
+            compiled = xml_schema(path)
         except (etree.XMLSchemaParseError, etree.XMLSyntaxError, OSError) as exc:
             raise SchemaUnavailable(f"xdomea schema {path} does not compile: {exc}") from None
         schema = Schema(path, compiled, threading.Lock())

@@ -45,11 +45,12 @@ from aiohttp.typedefs import Handler
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hub.schemas import schema_directory
 from hub.simulation import basic_credentials, fault_middleware, multipart_errors, refusal_middleware
-from hub.xml import UnsafeXml, parse_xml
+from hub.xml import UnsafeXml, hardened_parser, parse_xml
 
 from .answers import IMPORT, RECEIPT, answer_file_name, build_import, build_receipt
-from .schema import NS, Schema, SchemaUnavailable, load_schema, safe_parser
+from .schema import NS, Schema, SchemaUnavailable, load_schema
 
 IMPORT_PATH = "/xdomea/import"
 ANSWERS_PATH = "/xdomea/answers"
@@ -495,7 +496,7 @@ async def _import(request: web.Request) -> web.Response:
                 },
                 status=200,
             )
-        request_root = etree.fromstring(inspection.xml, safe_parser())
+        request_root = etree.fromstring(inspection.xml, hardened_parser())
         receipt = request_root.findtext("x:Kopf/x:Empfangsbestaetigung", namespaces={"x": NS}) in (
             "1",
             "true",
@@ -637,12 +638,8 @@ async def _sim_stats(request: web.Request) -> web.Response:
 
 
 def default_schemas() -> Path | None:
-    """$AKTENHUB_SCHEMAS, else ../shared/reference if it exists (as the hub finds its schema directory)."""
-    env = os.environ.get("AKTENHUB_SCHEMAS")
-    if env:
-        return Path(env)
-    default = Path("../shared/reference")
-    return default if default.is_dir() else None
+    """The schema directory as the hub finds it ($AKTENHUB_SCHEMAS, else ../shared/reference), or None."""
+    return schema_directory()
 
 
 async def _shutdown(app: web.Application) -> None:

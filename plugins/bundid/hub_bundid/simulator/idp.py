@@ -43,6 +43,7 @@ from signxml.algorithms import (
 from signxml.signer import XMLSigner
 
 from hub import TrustLevel
+from hub.schemas import schema_directory
 
 from ..attributes import (
     ASSERTION_PROVED_BY_OID,
@@ -121,14 +122,11 @@ class KeyPair:
 
 
 def default_reference() -> Path:
-    """The schema directory: $AKTENHUB_SCHEMAS, else ../shared/reference (from here or the project)."""
-    env = os.environ.get("AKTENHUB_SCHEMAS")
-    candidates = [Path(env)] if env else []
-    candidates += [Path.cwd() / "../shared/reference", Path(__file__).parents[4] / "../shared/reference"]
-    for path in candidates:
-        if (path / "bundid").is_dir():
-            return path.resolve()
-    raise SimulatorError("reference directory not found: set AKTENHUB_SCHEMAS or pass reference=")
+    """The schema directory holding BundID's reference templates ($AKTENHUB_SCHEMAS, else nearby)."""
+    found = schema_directory(containing="bundid")
+    if found is None:
+        raise SimulatorError("reference directory not found: set AKTENHUB_SCHEMAS or pass reference=")
+    return found
 
 
 def _bundid_dir(reference: Path) -> Path:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import shutil
 import ssl
 import tempfile
@@ -28,6 +27,7 @@ from aiohttp import BodyPartReader, hdrs, web
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hub.schemas import require_schema_directory
 from hub.simulation import SERVER_SSL
 
 from ..models import PAYLOAD_ELEMENT_LIST, MessageMetaData, PartyId
@@ -121,9 +121,8 @@ OPTIONS = web.AppKey("xta_simulator_options", SimulatorOptions)
 
 
 def default_schemas() -> Path:
-    """$AKTENHUB_SCHEMAS, else ../shared/reference (seen from the working directory)."""
-    env = os.environ.get("AKTENHUB_SCHEMAS")
-    return Path(env) if env else Path("../shared/reference")
+    """The schema directory holding the XTA WSDL ($AKTENHUB_SCHEMAS, else ../shared/reference)."""
+    return require_schema_directory(containing="xta", purpose="the XTA simulator")
 
 
 def make_app(**options: Any) -> web.Application:
