@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from lxml import etree
 
@@ -66,6 +68,24 @@ def require_schema_directory(
             f"or ${ENV} to a directory laid out like shared/reference"
         )
     return found
+
+
+class LocalOnly(etree.Resolver):
+    """Resolves schema imports to files below one directory; anything else (a URL, a file elsewhere)
+    raises `error`: compiling a schema never touches the network."""
+
+    def __init__(self, root: Path, error: type[Exception] = Permanent) -> None:
+        super().__init__()
+        self.root = root.resolve()
+        self.error = error
+
+    def resolve(self, system_url: str | None, public_id: str | None, context: Any) -> Any:
+        """The local file `system_url` names, or `error`."""
+        parts = urlsplit(system_url or "")
+        path = Path(unquote(parts.path)).resolve()
+        if parts.scheme not in ("", "file") or not path.is_relative_to(self.root):
+            raise self.error(f"refusing to load schema {system_url!r}: only local files are read")
+        return self.resolve_filename(str(path), context)
 
 
 def xml_schema(path: Path) -> etree.XMLSchema:

@@ -3,9 +3,9 @@ classified for the core.
 
 `SoapTransport` is what `zeep.AsyncClient(wsdl, transport=...)` needs: operations are posted through
 the connector's `Outbound` (shared aiohttp session, auth, TLS, bounded answers, transport failures as
-`Retryable`), and the WSDL and its schemas are read from local files only (the schema directory or a
-path the operator configures): zeep loads them synchronously, and a download would block the event loop
-and make start-up depend on the network.
+`Retryable`), and the WSDL and its schemas are read from files below one directory only (`LocalDocuments`:
+the schema directory or where the operator put the WSDL): zeep loads them synchronously, and a download
+would block the event loop and make start-up depend on the network.
 
 `fault_error` turns a zeep `Fault` into `Retryable` or `Permanent`; `transient_fault` is the rule
 behind it, for clients that read faults themselves (XTA streams MTOM and parses its envelopes itself).
@@ -14,7 +14,9 @@ behind it, for clients that read faults themselves (XTA streams MTOM and parses 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import requests
 from lxml import etree
@@ -46,30 +48,55 @@ def fault_error(fault: Fault, what: str, system: str) -> Retryable | Permanent:
     return Retryable(message) if transient_fault(code) else Permanent(message)
 
 
-class SoapTransport(Transport):  # zeep ships no type hints: a plain base class
-    """A zeep transport posting through an `Outbound`; WSDL and schemas come from local files only."""
+class LocalDocuments(Transport):  # zeep ships no type hints: a plain base class
+    """A zeep transport that reads the WSDL and its schemas from files below one directory, and sends
+    nothing: no URL is fetched, no file outside `root` is read."""
 
-    def __init__(self, outbound: Outbound, *, what: str = "SOAP call", limit: int = MAX_ANSWER) -> None:
+    error: type[Exception] = Permanent  # what a refused or unreadable document raises
+
+    def __init__(self, root: Path) -> None:
         # Not Transport.__init__: it opens a `requests` session this transport never uses.
+        self.root = root.resolve()
         self.cache = None
         self.load_timeout = None
         self.operation_timeout = None
         self._close_session = False
+
+    def load(self, url: str) -> bytes:
+        """Read a WSDL/XSD file below the root; refuse URLs and paths outside."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("", "file") or parts.netloc not in ("", "localhost"):
+            raise self.error(f"refusing to load {url!r}: only local schema files are read")
+        path = Path(unquote(parts.path) if parts.scheme == "file" else url).resolve()
+        if not path.is_relative_to(self.root):
+            raise self.error(f"refusing to load {str(path)!r}: outside {str(self.root)!r}")
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise self.error(f"cannot read {str(path)!r}: {exc.strerror}") from None
+
+    def post(self, address: str, message: Any, headers: Any) -> Any:
+        """Never used: this transport only reads documents."""
+        raise self.error("a transport for local documents sends no requests")
+
+    def get(self, address: str, params: Any, headers: Any) -> Any:
+        """Never used: this transport only reads documents."""
+        raise self.error("a transport for local documents sends no requests")
+
+
+class SoapTransport(LocalDocuments):
+    """zeep's async transport on an `Outbound`; the WSDL and its schemas come from files below `root`."""
+
+    def __init__(
+        self, outbound: Outbound, root: Path, *, what: str = "SOAP call", limit: int = MAX_ANSWER
+    ) -> None:
+        super().__init__(root)
         self.outbound = outbound
         self.what = what
         self.limit = limit
 
     async def aclose(self) -> None:
         """Nothing to close: the session is the hub's, shared by every connector."""
-
-    def _load_remote_data(self, url: str) -> bytes:
-        if url.startswith("file://"):
-            with open(url.removeprefix("file://"), "rb") as document:
-                return document.read()
-        raise Permanent(
-            f"{self.what}: {url} is not loaded over the network; put the WSDL and its schemas into the "
-            "schema directory (or a local path) and point the configuration there"
-        )
 
     async def post(self, address: str, message: bytes | str, headers: Mapping[str, str]) -> requests.Response:
         """POST one SOAP message; an answer that is no SOAP (a proxy's error page) raises as HTTP does."""
@@ -85,9 +112,8 @@ class SoapTransport(Transport):  # zeep ships no type hints: a plain base class
 
     async def post_xml(self, address: str, envelope: etree._Element, headers: Mapping[str, str]) -> Any:
         """POST a SOAP envelope zeep built."""
-        return await self.post(
-            address, etree.tostring(envelope, xml_declaration=True, encoding="utf-8"), headers
-        )
+        xml = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+        return await self.post(address, xml, headers)
 
     async def get(self, address: str, params: Mapping[str, str], headers: Mapping[str, str]) -> Any:
         """GET (zeep's HTTP binding); the answer as zeep expects it."""

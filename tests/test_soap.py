@@ -97,7 +97,7 @@ def soap_client(session: aiohttp.ClientSession, url: str, tmp_path: Path) -> zee
     endpoint = HttpEndpoint.model_validate(
         {"base_url": url, "auth": {"type": "basic", "username": "hub", "password": "pw"}}
     )
-    transport = SoapTransport(Outbound(lambda: session, endpoint, system="K3"), what="create case")
+    transport = SoapTransport(Outbound(lambda: session, endpoint, system="K3"), tmp_path, what="create case")
     client = zeep.AsyncClient(str(wsdl), transport=transport)
     binding = client.wsdl.bindings["{urn:fv}CasesBinding"]
     return zeep.proxy.AsyncServiceProxy(client, binding, address=url)
@@ -148,8 +148,13 @@ async def test_an_answer_that_is_no_soap_is_classified_as_http(
         await cases.CreateCase(aktenzeichen="x")
 
 
-def test_the_wsdl_is_never_downloaded(session: aiohttp.ClientSession) -> None:
+def test_the_wsdl_is_never_downloaded_nor_read_outside_its_directory(
+    session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
     endpoint = HttpEndpoint(base_url="http://127.0.0.1:9")
-    transport = SoapTransport(Outbound(lambda: session, endpoint, system="K3"))
-    with pytest.raises(Permanent, match="not loaded over the network"):
+    transport = SoapTransport(Outbound(lambda: session, endpoint, system="K3"), tmp_path / "wsdl")
+    with pytest.raises(Permanent, match="only local schema files"):
         zeep.AsyncClient("http://127.0.0.1:9/cases?wsdl", transport=transport)
+    (tmp_path / "secret.wsdl").write_text(WSDL, encoding="utf-8")
+    with pytest.raises(Permanent, match="outside"):
+        zeep.AsyncClient(str(tmp_path / "secret.wsdl"), transport=transport)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import copy
 import functools
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from lxml import etree
+
+from hub.schemas import LocalOnly
 
 from .wsdl import XtaSchemaError, xta_directory
 from .xml import META, OSCI, SOAP12, WSA, XOP, XTA
@@ -24,21 +24,6 @@ _IMPORTS = {
     WSA: "ws-addr.xsd",
 }
 _INCLUDES = ("XTA-Webservice-Globale-Elemente.xsd", "XTA-Webservice-Exceptions.xsd")
-
-
-class _LocalOnly(etree.Resolver):
-    """Resolves schema imports to files below one directory; anything else is refused."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__()
-        self.root = root
-
-    def resolve(self, system_url: str | None, public_id: str | None, context: Any) -> Any:
-        parts = urlsplit(system_url or "")
-        path = Path(unquote(parts.path)).resolve()
-        if parts.scheme not in ("", "file") or not path.is_relative_to(self.root):
-            raise XtaSchemaError(f"refusing to load schema {system_url!r}: only local files are read")
-        return self.resolve_filename(str(path), context)
 
 
 class XtaSchema:
@@ -56,7 +41,7 @@ class XtaSchema:
             f'elementFormDefault="qualified">{imports}{includes}</xs:schema>'
         )
         parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
-        parser.resolvers.add(_LocalOnly(directory))
+        parser.resolvers.add(LocalOnly(directory, XtaSchemaError))
         try:
             document = etree.fromstring(driver.encode(), parser, base_url=(directory / "driver.xsd").as_uri())
             self._schema = etree.XMLSchema(document)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import zeep
 from lxml import etree
+
+from hub.soap import LocalDocuments
 
 from .xml import SOAP12, WSA
 
@@ -39,37 +40,10 @@ def xta_directory(schemas: Path) -> Path:
     raise XtaSchemaError(f"no xta/{WSDL_FILE} in the schema directory {str(schemas)!r}")
 
 
-class LocalTransport(zeep.Transport):
-    """A zeep transport that loads documents from one directory and never touches the network."""
+class LocalTransport(LocalDocuments):
+    """zeep reads the XTA WSDL and its XSDs from the XTA directory only (requests go elsewhere)."""
 
-    def __init__(self, root: Path) -> None:
-        # The base class would open a `requests` session; this transport never sends anything.
-        self.root = root.resolve()
-        self._close_session = False
-        self.cache = None
-        self.load_timeout = 0
-        self.operation_timeout = None
-
-    def load(self, url: str) -> bytes:
-        """Read a WSDL/XSD file below the root; refuse URLs and paths outside."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("", "file") or parts.netloc not in ("", "localhost"):
-            raise XtaSchemaError(f"refusing to load {url!r}: only local schema files are read")
-        path = Path(unquote(parts.path) if parts.scheme == "file" else url).resolve()
-        if not path.is_relative_to(self.root):
-            raise XtaSchemaError(f"refusing to load {str(path)!r}: outside {str(self.root)!r}")
-        try:
-            return path.read_bytes()
-        except OSError as exc:
-            raise XtaSchemaError(f"cannot read {str(path)!r}: {exc.strerror}") from None
-
-    def post(self, address: str, message: Any, headers: Any) -> Any:
-        """Never used: requests go through the hub's aiohttp session."""
-        raise XtaSchemaError("LocalTransport does not send requests")
-
-    def get(self, address: str, params: Any, headers: Any) -> Any:
-        """Never used: requests go through the hub's aiohttp session."""
-        raise XtaSchemaError("LocalTransport does not send requests")
+    error = XtaSchemaError
 
 
 class XtaWsdl:

@@ -20,11 +20,11 @@ import threading
 from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from lxml import etree
 
 from hub import Permanent
+from hub.schemas import LocalOnly
 
 XBAU = "http://www.xleitstelle.de/xbau/2/6"
 XBAUK = "http://www.xleitstelle.de/xbau/kernmodul/1/3/0"
@@ -63,21 +63,6 @@ def xbau_directory(schemas: Path) -> Path:
     return directory
 
 
-class _LocalOnly(etree.Resolver):
-    """Resolves schema imports to files below one directory; anything else is refused."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__()
-        self.root = root
-
-    def resolve(self, system_url: str | None, public_id: str | None, context: Any) -> Any:
-        parts = urlsplit(system_url or "")
-        path = Path(unquote(parts.path)).resolve()
-        if parts.scheme not in ("", "file") or not path.is_relative_to(self.root):
-            raise XBauSchemaError(f"refusing to load schema {system_url!r}: only local files are read")
-        return self.resolve_filename(str(path), context)
-
-
 def _hardened_parser(**options: Any) -> etree.XMLParser:
     parser: etree.XMLParser = etree.XMLParser(
         resolve_entities=False,
@@ -98,7 +83,7 @@ class XBauSchemas:
         self._schemas: dict[str, etree.XMLSchema] = {}
         for namespace in MESSAGE_FILES:
             parser = _hardened_parser()
-            parser.resolvers.add(_LocalOnly(directory))
+            parser.resolvers.add(LocalOnly(directory, XBauSchemaError))
             try:
                 document = _all_messages(directory, namespace, parser)
                 self._schemas[namespace] = etree.XMLSchema(document)
