@@ -1,20 +1,44 @@
-"""Small pieces every simulator of a remote system needs: Basic credentials, simulated faults.
+"""Simulator helpers: the pieces every simulator of a remote system needs, in one place.
 
-For plugin authors writing the simulator that ships with their connector (see contrib/plugin-template).
+For plugin authors writing the strict simulator that ships with their connector (see
+contrib/plugin-template); the built-in simulators use them too. Names are stable public API.
+
+Credentials (constant-time, so the answer time tells nothing):
+    `basic_credentials` (user, password) of a Basic header · `basic_user` the user whose password
+    matches · `bearer_token` the token of a Bearer header · `secret_matches` compare two secrets.
+
+Faults an operator (or a test) turns on at start-up or at runtime through ``/_sim/faults``:
+    `FaultKnobs` (``fail_next``, ``fail_status``, ``latency_seconds``; subclass it for more knobs) ·
+    `SimulatedFaults` the state mixin that delays and fails requests by them (`FaultState`) ·
+    `fault_middleware` applies them to every request but the operator's · `fault_routes` the
+    ``GET|POST /_sim/faults`` endpoints showing and changing the knobs, validated.
+
+Hostile input, refused as the real server does before its own checks:
+    `MalformedRequest` (a 4xx with a reason) · `read_body` a body or multipart part up to a limit ·
+    `parse_json` strict JSON · `multipart_errors` aiohttp's multipart errors as `MalformedRequest` ·
+    `parse_id` a numeric id as a Java service reads it (`MAX_ID`) · `refusal_middleware` these, 404
+    and 405 in the simulator's own error shape.
+
+Serving: `SERVER_SSL` (an app key) holds the TLS context of a simulator that serves https (e.g. to
+demand client certificates); `aktenhub simulate` serves with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
+import hmac
 import json
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NoReturn, Protocol
+from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
-from aiohttp import hdrs, web
+from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # A simulator that serves https (e.g. to demand TLS client certificates) puts its server context here;
 # `aktenhub simulate` serves the application with it.
@@ -34,6 +58,25 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
     return (username, password) if colon else None
 
 
+def bearer_token(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header (RFC 6750), else None."""
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def secret_matches(given: str, expected: str | None) -> bool:
+    """Whether `given` is `expected` (None: nothing matches), compared in constant time."""
+    # surrogateescape: a header of non-UTF-8 bytes is a wrong secret, not a crash.
+    match = hmac.compare_digest(given.encode("utf-8", "surrogateescape"), (expected or "\0").encode())
+    return match and expected is not None
+
+
+def basic_user(header: str, users: Mapping[str, str]) -> str | None:
+    """The user a Basic header names if the password is theirs, else None (unknown users take as long)."""
+    username, password = basic_credentials(header) or ("", "")
+    return username if secret_matches(password, users.get(username)) and username else None
+
+
 class FaultState(Protocol):
     """A simulator's state that can delay answers and fail the next N requests."""
 
@@ -44,12 +87,80 @@ class FaultState(Protocol):
         """Whether this request is one of the next N to fail."""
 
 
+class FaultKnobs(BaseModel):
+    """The fault knobs every simulator has; a simulator subclasses it for its own (drop_after_..., ...)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    fail_next: int = Field(0, ge=0, description="answer the next N requests with `fail_status`")
+    fail_status: int = Field(503, ge=400, le=599, description="the status of the failed requests")
+    latency_seconds: float = Field(0.0, ge=0, le=600, description="delay every answer by this long")
+
+
+KnobsT = TypeVar("KnobsT", bound=FaultKnobs)
+
+
+class SimulatedFaults(Generic[KnobsT]):
+    """Mixin for a simulator's state whose `knobs` are `FaultKnobs`: it is then a `FaultState`."""
+
+    knobs: KnobsT
+    _released: asyncio.Event | None = None
+
+    def _release_event(self) -> asyncio.Event:
+        if self._released is None:
+            self._released = asyncio.Event()
+        return self._released
+
+    async def delay(self) -> None:
+        """The configured latency; ends early when the simulator shuts down (`release`)."""
+        if self.knobs.latency_seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._release_event().wait(), self.knobs.latency_seconds)
+
+    def release(self) -> None:
+        """End every pending delay (at shutdown, so no request outlives the server)."""
+        self._release_event().set()
+
+    def take_failure(self) -> bool:
+        """Whether this request is one of the next N to fail."""
+        if self.knobs.fail_next > 0:
+            self.knobs.fail_next -= 1
+            return True
+        return False
+
+
+def fault_routes(state_key: web.AppKey[Any], path: str = "/_sim/faults") -> list[web.RouteDef]:
+    """``GET`` and ``POST`` `path`: the state's knobs, and changing some of them (validated, 400 if not).
+
+    The state at `state_key` holds its knobs as `knobs`, a pydantic model (usually `FaultKnobs`).
+    """
+
+    async def show(request: web.Request) -> web.Response:
+        return web.json_response(request.app[state_key].knobs.model_dump())
+
+    async def change(request: web.Request) -> web.Response:
+        state = request.app[state_key]
+        changes = parse_json(await read_body(request, 64 * 1024), "the body")
+        if not isinstance(changes, dict):
+            raise MalformedRequest("expected a JSON object of knobs")
+        try:
+            state.knobs = type(state.knobs).model_validate({**state.knobs.model_dump(), **changes})
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            raise MalformedRequest(
+                f"invalid knob {'.'.join(map(str, first['loc']))}: {first['msg']}"
+            ) from None
+        return web.json_response(state.knobs.model_dump())
+
+    return [web.get(path, show), web.post(path, change)]
+
+
 def fault_middleware(
     state_key: web.AppKey[Any],
     error: Callable[[int, str], web.StreamResponse],
     operator_prefix: str = "/_sim/",
 ) -> Middleware:
-    """Middleware adding the latency and the 503 failures the state's knobs ask for.
+    """Middleware adding the latency and the failures (503, or the knobs' `fail_status`) the state asks for.
 
     Operator endpoints (under `operator_prefix`) are never delayed or failed: tests must be able to
     look and turn the knobs back.
@@ -62,7 +173,9 @@ def fault_middleware(
         state: FaultState = request.app[state_key]
         await state.delay()
         if state.take_failure():
-            return error(503, "service temporarily unavailable (simulated)")
+            knobs = getattr(state, "knobs", None)
+            status = knobs.fail_status if isinstance(knobs, FaultKnobs) else 503
+            return error(status, "service temporarily unavailable (simulated)")
         return await handler(request)
 
     return faults
@@ -82,6 +195,25 @@ class MalformedRequest(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+async def read_body(source: web.Request | BodyPartReader, limit: int, what: str = "the body") -> bytes:
+    """A request's body (or a multipart part) read to its end, or `MalformedRequest` 413 past `limit`."""
+    if isinstance(source, web.Request) and (source.content_length or 0) > limit:
+        raise MalformedRequest(f"{what} is larger than {limit} bytes", 413)
+    data = bytearray()
+    while True:
+        # `read(n)` gives what has arrived, not n bytes: read until the end, counting.
+        chunk = await (
+            source.read_chunk(64 * 1024)
+            if isinstance(source, BodyPartReader)
+            else source.content.read(64 * 1024)
+        )
+        if not chunk:
+            return bytes(data)
+        data += chunk
+        if len(data) > limit:
+            raise MalformedRequest(f"{what} is larger than {limit} bytes", 413)
 
 
 def parse_json(raw: bytes, what: str = "the body") -> Any:

@@ -24,11 +24,8 @@ Run it with ``aktenhub simulate xdomea --port 8096``; tests start `make_app` on 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import hmac
 import itertools
-import json
 import os
 import re
 import shutil
@@ -43,10 +40,19 @@ from typing import Any, NoReturn
 from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.typedefs import Handler
 from lxml import etree
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from hub.schemas import schema_directory
-from hub.simulation import basic_credentials, fault_middleware, multipart_errors, refusal_middleware
+from hub.simulation import (
+    FaultKnobs,
+    SimulatedFaults,
+    basic_credentials,
+    basic_user,
+    fault_middleware,
+    fault_routes,
+    multipart_errors,
+    refusal_middleware,
+)
 from hub.xml import UnsafeXml, hardened_parser, parse_xml
 
 from .answers import IMPORT, RECEIPT, answer_file_name, build_import, build_receipt
@@ -67,13 +73,9 @@ MAX_FINDINGS = 5
 ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError)
 
 
-class Knobs(BaseModel):
+class Knobs(FaultKnobs):
     """Fault knobs and limits, settable when the simulator starts and at runtime (``POST /_sim/faults``)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    fail_next: int = Field(0, ge=0, description="answer the next N import requests with 503")
-    latency_seconds: float = Field(0.0, ge=0, description="delay every import answer by this long")
     drop_after_import: int = Field(
         0,
         ge=0,
@@ -157,7 +159,7 @@ class Import:
         }
 
 
-class XdomeaState:
+class XdomeaState(SimulatedFaults[Knobs]):
     """What the simulated DMS holds: imports by ProzessID, counters, knobs."""
 
     def __init__(
@@ -187,7 +189,6 @@ class XdomeaState:
         self.dropped = 0
         self._ids = itertools.count(1)
         self._names = itertools.count(1)
-        self._released = asyncio.Event()
 
     def staging_path(self) -> Path:
         """A fresh path for an upload being received."""
@@ -196,23 +197,6 @@ class XdomeaState:
     def new_import_id(self) -> str:
         """The next import id."""
         return f"imp-{next(self._ids):05d}"
-
-    async def delay(self) -> None:
-        """The configured latency; ends early when the simulator shuts down."""
-        if self.knobs.latency_seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._released.wait(), self.knobs.latency_seconds)
-
-    def release(self) -> None:
-        """End every pending delay (at shutdown, so no request outlives the server)."""
-        self._released.set()
-
-    def take_failure(self) -> bool:
-        """Whether this request is one of the next N to fail with 503."""
-        if self.knobs.fail_next > 0:
-            self.knobs.fail_next -= 1
-            return True
-        return False
 
     def take_drop(self) -> bool:
         """Whether this import's answer is one of the next N to be dropped."""
@@ -269,17 +253,15 @@ async def _authentication(request: web.Request, handler: Handler) -> web.StreamR
     if request.path.startswith(OPERATOR_PREFIX):
         return await handler(request)
     state = request.app[STATE]
-    credentials = basic_credentials(request.headers.get(hdrs.AUTHORIZATION, ""))
-    expected = state.users.get(credentials[0]) if credentials else None
-    # Compare even for an unknown user, so the answer time does not tell which users exist.
-    given = credentials[1] if credentials else ""
-    if not (hmac.compare_digest(given.encode(), (expected or "\0").encode()) and expected is not None):
+    header = request.headers.get(hdrs.AUTHORIZATION, "")
+    user = basic_user(header, state.users)
+    if user is None:
         state.refused += 1
-        refusal = _error(401, "authentication failed" if credentials else "authentication required")
+        given = basic_credentials(header) is not None
+        refusal = _error(401, "authentication failed" if given else "authentication required")
         refusal.headers[hdrs.WWW_AUTHENTICATE] = 'Basic realm="xdomea import", charset="UTF-8"'
         return refusal
-    assert credentials is not None
-    request[USER] = credentials[0]
+    request[USER] = user
     return await handler(request)
 
 
@@ -593,33 +575,6 @@ async def _sim_package(request: web.Request) -> web.FileResponse:
     return response
 
 
-async def _read_json(request: web.Request) -> Any:
-    raw = await request.content.read(MAX_JSON + 1)
-    if len(raw) > MAX_JSON:
-        raise Refused("the JSON document is too large", 413)
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise Refused("the body is not JSON", 400) from None
-
-
-async def _sim_get_faults(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATE].knobs.model_dump())
-
-
-async def _sim_set_faults(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    changes = await _read_json(request)
-    if not isinstance(changes, dict):
-        raise Refused("expected a JSON object of knobs", 400)
-    try:
-        state.knobs = Knobs.model_validate({**state.knobs.model_dump(), **changes})
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        raise Refused(f"invalid knob {'.'.join(map(str, first['loc']))}: {first['msg']}", 400) from None
-    return web.json_response(state.knobs.model_dump())
-
-
 async def _sim_stats(request: web.Request) -> web.Response:
     state = request.app[STATE]
     return web.json_response(
@@ -703,8 +658,7 @@ def make_app(
     r.add_get("/_sim/imports/{prozess_id}", _sim_import)
     r.add_get("/_sim/imports/{prozess_id}/message", _sim_message)
     r.add_get("/_sim/imports/{prozess_id}/package", _sim_package)
-    r.add_get("/_sim/faults", _sim_get_faults)
-    r.add_post("/_sim/faults", _sim_set_faults)
+    r.add_routes(fault_routes(STATE))
     r.add_get("/_sim/stats", _sim_stats)
     return app
 

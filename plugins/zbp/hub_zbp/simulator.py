@@ -30,13 +30,13 @@ Operator endpoints (no authentication; loopback only):
   item with ``id``, ``received_at``, ``idempotency_key``, ``signer``, ``roles``,
   ``certificate_subject``, ``certificate_sha256``, ``payload`` (the verified content, parsed);
 - ``GET /_sim/refusals`` → the last refused requests (status, message);
-- ``POST /_sim/faults`` ``{"fail_next": N}`` → answer the next N API requests with 503;
+- ``GET|POST /_sim/faults`` ``{"fail_next": N, "fail_status": 503, "latency_seconds": 0}`` → answer
+  the next N API requests with that status, delay every answer;
 - ``POST /_sim/reset`` → forget everything stored.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import uuid
 from collections import Counter, deque
@@ -49,7 +49,19 @@ from aiohttp.typedefs import Handler
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hub.simulation import MalformedRequest, basic_credentials, parse_json, refusal_middleware
+from hub.simulation import (
+    FaultKnobs,
+    MalformedRequest,
+    SimulatedFaults,
+    basic_user,
+    bearer_token,
+    fault_middleware,
+    fault_routes,
+    parse_json,
+    read_body,
+    refusal_middleware,
+    secret_matches,
+)
 
 from .envelope import EnvelopeRefused, OpenedEnvelope, PayloadKind, Policy, ZbpMessage, open_envelope
 from .keys import AuthorError, certificate_text, load_certificate
@@ -117,12 +129,12 @@ class StoredItem:
         }
 
 
-class ZbpState:
+class ZbpState(SimulatedFaults[FaultKnobs]):
     """What the simulated mailbox service holds, and its knobs."""
 
     def __init__(self, options: SimulatorOptions) -> None:
         self.options = options
-        self.fail_next = options.fail_next
+        self.knobs = FaultKnobs(fail_next=options.fail_next)
         trusted: list[x509.Certificate] = []
         for value in options.trusted_certificates:
             try:
@@ -182,17 +194,6 @@ def _refuse(state: ZbpState, request: web.Request, status: int, message: str, **
 
 
 @web.middleware
-async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(OPERATOR_PREFIX):
-        return await handler(request)
-    state = request.app[STATE]
-    if state.fail_next > 0:
-        state.fail_next -= 1
-        return _error(503, "the mailbox service is temporarily unavailable (simulated)")
-    return await handler(request)
-
-
-@web.middleware
 async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith(OPERATOR_PREFIX):
         return await handler(request)
@@ -200,19 +201,13 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     options = state.options
     header = request.headers.get(hdrs.AUTHORIZATION, "")
     if options.token is not None:
-        scheme, _, value = header.partition(" ")
-        # surrogateescape: a header of non-UTF-8 bytes is a wrong token, not a crash.
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            value.strip().encode("utf-8", "surrogateescape"), options.token.encode()
-        ):
+        if not secret_matches(bearer_token(header) or "", options.token):
             return _refuse(state, request, 401, "a valid bearer token is required")
-    elif options.username is not None:
-        user, password = basic_credentials(header) or ("", "")
-        # Both compared, always: the answer time does not tell whether the user name was right.
-        user_ok = hmac.compare_digest(user.encode(), options.username.encode())
-        password_ok = hmac.compare_digest(password.encode(), (options.password or "").encode())
-        if not (user_ok and password_ok):
-            return _refuse(state, request, 401, "wrong or missing user name or password")
+    elif (
+        options.username is not None
+        and basic_user(header, {options.username: options.password or ""}) is None
+    ):
+        return _refuse(state, request, 401, "wrong or missing user name or password")
     state.requests[f"{request.method} {request.path}"] += 1
     return await handler(request)
 
@@ -225,15 +220,8 @@ async def _receive(request: web.Request, kind: PayloadKind) -> web.Response:
     state = request.app[STATE]
     if request.content_type != "application/json":
         return _refuse(state, request, 415, "the body must be the envelope as application/json")
-    if request.content_length is not None and request.content_length > state.options.max_body:
-        return _refuse(state, request, 413, f"the body may have at most {state.options.max_body} bytes")
-    raw = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        raw += chunk
-        if len(raw) > state.options.max_body:
-            return _refuse(state, request, 413, f"the body may have at most {state.options.max_body} bytes")
     try:
-        body = parse_json(bytes(raw))
+        body = parse_json(await read_body(request, state.options.max_body))
     except MalformedRequest as bad:
         return _refuse(state, request, bad.status, bad.message)
     try:
@@ -311,19 +299,6 @@ async def _refusals(request: web.Request) -> web.Response:
     return web.json_response({"refusals": list(request.app[STATE].refusals)})
 
 
-async def _set_faults(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    try:
-        body = await request.json()
-    except ValueError:
-        return _error(400, "the body is not JSON")
-    fail_next = body.get("fail_next") if isinstance(body, dict) else None
-    if not isinstance(fail_next, int) or isinstance(fail_next, bool) or fail_next < 0:
-        return _error(400, 'expected {"fail_next": N} with N >= 0')
-    state.fail_next = fail_next
-    return web.json_response({"fail_next": state.fail_next})
-
-
 async def _reset(request: web.Request) -> web.Response:
     request.app[STATE].reset()
     return web.json_response({"reset": True})
@@ -339,7 +314,10 @@ def make_app(**options: Any) -> web.Application:
     refusals = refusal_middleware(
         lambda request, status, message: _refuse(request.app[STATE], request, status, message)
     )
-    app = web.Application(middlewares=[_faults, _auth, refusals], client_max_size=settings.max_body + 1024)
+    app = web.Application(
+        middlewares=[fault_middleware(STATE, _error, OPERATOR_PREFIX), _auth, refusals],
+        client_max_size=settings.max_body + 1024,
+    )
     app[STATE] = state
     app.router.add_get("/api/v1/health", _health)
     app.router.add_post("/api/v1/messages", _messages)
@@ -347,6 +325,6 @@ def make_app(**options: Any) -> web.Application:
     app.router.add_get("/_sim/mailboxes", _list_mailboxes)
     app.router.add_get("/_sim/mailboxes/{handle}", _show_mailbox)
     app.router.add_get("/_sim/refusals", _refusals)
-    app.router.add_post("/_sim/faults", _set_faults)
+    app.router.add_routes(fault_routes(STATE))
     app.router.add_post("/_sim/reset", _reset)
     return app

@@ -259,7 +259,8 @@ async def test_mailboxes_auth_and_faults(start_zbp: StartZbp, author: GeneratedA
     basic = {"Authorization": "Bearer wrong"}
     assert (await zbp.post(MESSAGES, sealed(author, message(mailboxUuid="pk-1")), basic))[0] == 401
 
-    assert await zbp.post("/_sim/faults", {"fail_next": 2}) == (200, {"fail_next": 2})
+    status, knobs = await zbp.post("/_sim/faults", {"fail_next": 2})
+    assert (status, knobs["fail_next"]) == (200, 2)
     assert (await zbp.post(MESSAGES, sealed(author, message(mailboxUuid="pk-2")), auth))[0] == 503
     assert (await zbp.post("/_sim/faults", {"fail_next": -1}))[0] == 400
     assert await zbp.post("/_sim/reset", {}) == (200, {"reset": True})
@@ -271,7 +272,7 @@ def test_plugin_offers_the_notifier_and_the_simulator() -> None:
     (simulator,) = plugin.aktenhub_simulators()
     assert simulator.name == "zbp"
     app = simulator.make_app(fail_next="2", mailboxes="a, b", required_role="")
-    assert app[STATE].fail_next == 2 and app[STATE].options.mailboxes == ("a", "b")
+    assert app[STATE].knobs.fail_next == 2 and app[STATE].options.mailboxes == ("a", "b")
     with pytest.raises(ValueError, match="unknown_option"):
         make_app(unknown_option=1)
 

@@ -8,7 +8,6 @@ authenticated by Basic gets a new session cookie, as enaio's servlet container h
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,14 +16,16 @@ from urllib.parse import quote
 
 from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.typedefs import Handler
-from pydantic import ValidationError
 
 from hub.simulation import (
     basic_credentials,
+    basic_user,
     fault_middleware,
+    fault_routes,
     multipart_errors,
     parse_id,
     parse_json,
+    read_body,
     refusal_middleware,
 )
 
@@ -103,12 +104,6 @@ async def _refusals(request: web.Request, handler: Handler) -> web.StreamRespons
         return _error(refused.status, refused.message, request.path)
 
 
-def _password_matches(state: EnaioState, username: str, password: str) -> bool:
-    expected = state.users.get(username)
-    # Compare even for an unknown user, so the answer time does not tell which users exist.
-    return hmac.compare_digest(password.encode(), (expected or "\0").encode()) and expected is not None
-
-
 @web.middleware
 async def _authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith(OPERATOR_PREFIX):
@@ -120,8 +115,10 @@ async def _authentication(request: web.Request, handler: Handler) -> web.StreamR
     if user is not None:
         state.auth["session"] += 1
     else:
-        credentials = basic_credentials(request.headers.get(hdrs.AUTHORIZATION, ""))
-        if credentials is None or not _password_matches(state, *credentials):
+        header = request.headers.get(hdrs.AUTHORIZATION, "")
+        credentials = basic_credentials(header)
+        user = basic_user(header, state.users)
+        if credentials is None or user is None:
             state.auth["refused"] += 1
             if credentials is not None:
                 message = "authentication failed: wrong user name or password"
@@ -132,7 +129,6 @@ async def _authentication(request: web.Request, handler: Handler) -> web.StreamR
             refusal = _error(401, message, request.path)
             refusal.headers[hdrs.WWW_AUTHENTICATE] = 'Basic realm="enaio", charset="UTF-8"'
             return refusal
-        user = credentials[0]
         state.auth["basic"] += 1
         new_session = state.new_session(user)
     request[USER] = user
@@ -145,19 +141,6 @@ async def _authentication(request: web.Request, handler: Handler) -> web.StreamR
 
 
 # -- request reading -----------------------------------------------------------------------------------
-
-
-async def _read_limited(part: BodyPartReader | web.Request, limit: int = MAX_JSON) -> bytes:
-    data = bytearray()
-    while True:
-        chunk = await (
-            part.read_chunk(CHUNK) if isinstance(part, BodyPartReader) else part.content.read(CHUNK)
-        )
-        if not chunk:
-            return bytes(data)
-        data += chunk
-        if len(data) > limit:
-            raise Refused(f"the JSON document is larger than {limit} bytes", 413)
 
 
 async def _stage(part: BodyPartReader, state: EnaioState) -> StagedContent:
@@ -204,7 +187,7 @@ async def _read_multipart(request: web.Request, state: EnaioState, staged: dict[
             if name == "data":
                 if seen_data:
                     raise Refused("more than one part named 'data'", 400)
-                data = parse_json(await _read_limited(part), "part 'data'")
+                data = parse_json(await read_body(part, MAX_JSON, "the JSON document"), "part 'data'")
                 seen_data = True
             else:
                 if name in staged:
@@ -304,7 +287,7 @@ async def _dms_insert(request: web.Request) -> web.Response:
     planned: list[NewObject] = []
     try:
         if request.content_type == "application/json":
-            body = parse_json(await _read_limited(request), "the body")
+            body = parse_json(await read_body(request, MAX_JSON, "the JSON document"), "the body")
         elif request.content_type == "multipart/form-data":
             body = await _read_multipart(request, state, staged)
         else:
@@ -360,7 +343,7 @@ def _content_streams(obj: StoredObject) -> list[dict[str, Any]]:
 
 async def _dms_search(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    body = parse_json(await _read_limited(request), "the body")
+    body = parse_json(await read_body(request, MAX_JSON, "the JSON document"), "the body")
     query = body.get("query") if isinstance(body, dict) else None
     if not isinstance(query, dict) or set(body) != {"query"} or set(query) - SEARCH_KEYS:
         raise Refused(f'expected {{"query": {{...}}}} with the keys {sorted(SEARCH_KEYS)}', 400)
@@ -638,7 +621,7 @@ def _fieldsschema(raw: Any, object_type: ObjectType) -> list[str] | None:
 
 async def _osrest_search(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    body = parse_json(await _read_limited(request), "the body")
+    body = parse_json(await read_body(request, MAX_JSON, "the JSON document"), "the body")
     query = body.get("query") if isinstance(body, dict) else None
     if (
         not isinstance(query, dict)
@@ -774,23 +757,6 @@ async def _sim_objects(request: web.Request) -> web.Response:
     return web.json_response({"objects": objects})
 
 
-async def _sim_get_faults(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATE].knobs.model_dump())
-
-
-async def _sim_set_faults(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    changes = parse_json(await _read_limited(request), "the body")
-    if not isinstance(changes, dict):
-        raise Refused("expected a JSON object of knobs", 400)
-    try:
-        state.knobs = Knobs.model_validate({**state.knobs.model_dump(), **changes})
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        raise Refused(f"invalid knob {'.'.join(map(str, first['loc']))}: {first['msg']}", 400) from None
-    return web.json_response(state.knobs.model_dump())
-
-
 async def _sim_end_sessions(request: web.Request) -> web.Response:
     return web.json_response({"ended": request.app[STATE].end_sessions()})
 
@@ -876,8 +842,7 @@ def make_app(
     r.add_get("/osrest/api/documentfiles/{object_id}", _osrest_documentfiles)
     r.add_get("/osrest/api/documentfiles/{object_id}/{page}", _osrest_documentfile)
     r.add_get("/_sim/objects", _sim_objects)
-    r.add_get("/_sim/faults", _sim_get_faults)
-    r.add_post("/_sim/faults", _sim_set_faults)
+    r.add_routes(fault_routes(STATE))
     r.add_delete("/_sim/sessions", _sim_end_sessions)
     r.add_get("/_sim/stats", _sim_stats)
     return app

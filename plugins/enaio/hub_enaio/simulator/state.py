@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import itertools
 import secrets
@@ -17,7 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from hub.simulation import FaultKnobs, SimulatedFaults
 
 from .catalogue import Catalogue, ObjectType
 
@@ -25,13 +25,9 @@ TRAY = "system:tray"
 FIRST_ID = 4711
 
 
-class Knobs(BaseModel):
+class Knobs(FaultKnobs):
     """Fault knobs, settable when the simulator starts and at runtime (``POST /_sim/faults``)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    fail_next: int = Field(0, ge=0, description="answer the next N API requests with 503")
-    latency_seconds: float = Field(0.0, ge=0, description="delay every API answer by this long")
     drop_after_insert: int = Field(
         0, ge=0, description="for the next N inserts: store the object, then drop the connection unanswered"
     )
@@ -131,7 +127,7 @@ class NewObject:
     file_name: str | None
 
 
-class EnaioState:
+class EnaioState(SimulatedFaults[Knobs]):
     """The simulated enaio: catalogue, users and sessions, stored objects, knobs and counters."""
 
     def __init__(
@@ -149,26 +145,8 @@ class EnaioState:
         self.inserts = 0  # objects stored
         self.dropped = 0  # answers dropped after storing
         self._ids = itertools.count(FIRST_ID)
-        self._released = asyncio.Event()
 
     # -- faults ----------------------------------------------------------------------------------------
-
-    async def delay(self) -> None:
-        """The configured latency; ends early when the simulator shuts down."""
-        if self.knobs.latency_seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._released.wait(), self.knobs.latency_seconds)
-
-    def release(self) -> None:
-        """End every pending delay (at shutdown, so no request outlives the server)."""
-        self._released.set()
-
-    def take_failure(self) -> bool:
-        """Whether this request is one of the next N to fail with 503."""
-        if self.knobs.fail_next > 0:
-            self.knobs.fail_next -= 1
-            return True
-        return False
 
     def take_drop(self) -> bool:
         """Whether this insert's answer is one of the next N to be dropped."""
