@@ -129,16 +129,29 @@ class SimulatedFaults(Generic[KnobsT]):
         return False
 
 
-def fault_routes(state_key: web.AppKey[Any], path: str = "/_sim/faults") -> list[web.RouteDef]:
+def fault_routes(
+    state_key: web.AppKey[Any],
+    error: Callable[[int, str], web.StreamResponse] | None = None,
+    path: str = "/_sim/faults",
+) -> list[web.RouteDef]:
     """``GET`` and ``POST`` `path`: the state's knobs, and changing some of them (validated, 400 if not).
 
-    The state at `state_key` holds its knobs as `knobs`, a pydantic model (usually `FaultKnobs`).
+    The state at `state_key` holds its knobs as `knobs`, a pydantic model (usually `FaultKnobs`). A
+    refused change is answered by `error`, else raised as `MalformedRequest` (for `refusal_middleware`).
     """
 
     async def show(request: web.Request) -> web.Response:
         return web.json_response(request.app[state_key].knobs.model_dump())
 
-    async def change(request: web.Request) -> web.Response:
+    async def change(request: web.Request) -> web.StreamResponse:
+        try:
+            return await changed(request)
+        except MalformedRequest as bad:
+            if error is None:
+                raise
+            return error(bad.status, bad.message)
+
+    async def changed(request: web.Request) -> web.Response:
         state = request.app[state_key]
         changes = parse_json(await read_body(request, 64 * 1024), "the body")
         if not isinstance(changes, dict):

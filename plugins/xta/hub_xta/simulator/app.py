@@ -28,7 +28,7 @@ from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub.schemas import require_schema_directory
-from hub.simulation import SERVER_SSL
+from hub.simulation import SERVER_SSL, fault_routes
 
 from ..models import PAYLOAD_ELEMENT_LIST, MessageMetaData, PartyId
 from ..mtom import (
@@ -164,6 +164,7 @@ def make_app(**options: Any) -> web.Application:
         state.services = {reader: set(offered) for reader, offered in settings.services.items()}
     app = web.Application(client_max_size=MAX_ENVELOPE)
     app[STATE] = state
+    app.on_shutdown.append(_release_delays)
     if settings.tls_cert is not None:
         app[SERVER_SSL] = _server_ssl(settings)
     app[OPTIONS] = settings
@@ -176,8 +177,7 @@ def make_app(**options: Any) -> web.Application:
     app.router.add_get("/_sim/sent/{message_id}/parts/{index}", _sent_part)
     app.router.add_get("/_sim/closed", _closed)
     app.router.add_get("/_sim/state", _state)
-    app.router.add_get("/_sim/faults", _faults)
-    app.router.add_post("/_sim/faults", _faults)
+    app.router.add_routes(fault_routes(STATE, _json_error))
 
     async def cleanup(app: web.Application) -> None:
         state.cleanup()
@@ -860,6 +860,10 @@ class EnqueueMetadata(BaseModel):
         return {"identifier": value} if isinstance(value, str) else value
 
 
+async def _release_delays(app: web.Application) -> None:
+    app[STATE].release()  # a request waiting out the latency knob ends with the server
+
+
 def _json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -974,14 +978,3 @@ async def _state(request: web.Request) -> web.StreamResponse:
             "closed": len(state.closed),
         }
     )
-
-
-async def _faults(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
-    if request.method == "POST":
-        try:
-            changes = await request.json()
-            state.knobs = Knobs.model_validate({**state.knobs.model_dump(), **changes})
-        except (ValueError, ValidationError) as exc:
-            return _json_error(400, str(exc))
-    return web.json_response(state.knobs.model_dump())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import shutil
@@ -13,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from hub.simulation import FaultKnobs, SimulatedFaults
 
 from ..models import MessageMetaData
 
@@ -24,17 +25,13 @@ class ContentTooLarge(ValueError):
     """A content past the simulator's size limit (sendMessage: 9023)."""
 
 
-class Knobs(BaseModel):
-    """Fault knobs, settable at start and at runtime (``POST /_sim/faults``)."""
+class Knobs(FaultKnobs):
+    """Fault knobs, settable at start and at runtime (``POST /_sim/faults``); `fail_next`, `fail_status`
+    and `latency_seconds` apply to SOAP requests."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    fail_next: int = Field(0, ge=0, description="answer the next N SOAP requests with HTTP `fail_status`")
-    fail_status: int = Field(503, ge=400, le=599)
     technical_fault_next: int = Field(
         0, ge=0, description="answer the next N SOAP requests with XTAWSTechnicalProblemException (9030)"
     )
-    latency_seconds: float = Field(0.0, ge=0, le=600, description="delay before every SOAP answer")
     drop_next: int = Field(0, ge=0, description="close the connection on the next N SOAP requests unanswered")
     fail_close_next: int = Field(
         0, ge=0, description="answer the next N close requests with HTTP 503 (the message stays open)"
@@ -112,7 +109,7 @@ class Closed:
     at: datetime
 
 
-class XtaState:
+class XtaState(SimulatedFaults[Knobs]):
     """Everything the simulator holds. Content lives in files under `data_dir`."""
 
     def __init__(
@@ -145,11 +142,6 @@ class XtaState:
         self._names = itertools.count(1)
 
     # -- knobs -----------------------------------------------------------------------------------------
-
-    async def delay(self) -> None:
-        """Simulated latency of the server."""
-        if self.knobs.latency_seconds:
-            await asyncio.sleep(self.knobs.latency_seconds)
 
     def take(self, knob: str) -> bool:
         """Use up one count of a counting knob (fail_next, technical_fault_next, drop_next, ...)."""
