@@ -146,7 +146,7 @@ async def test_latency_ends_when_the_simulator_is_released(
 
 
 async def test_bodies_are_read_to_a_bound(simulator: tuple[State, str, aiohttp.ClientSession]) -> None:
-    state, url, http = simulator
+    _, url, http = simulator
 
     async def chunks(n: int) -> AsyncIterator[bytes]:
         for _ in range(n):
