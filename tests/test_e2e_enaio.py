@@ -36,6 +36,7 @@ from hub_enaio.simulator import make_app
 
 from hub.cli import main
 from hub.models import ApplicationState
+from hub.outbound import basic_authorization
 from hub.testing.harness import RunningHub, stop_hub
 
 MAPPING = Path(__file__).resolve().parents[1] / "config" / "mappings" / "jagd-und-fischerei.yaml"
@@ -630,9 +631,9 @@ async def test_an_akte_a_clerk_created_keeps_its_number_everywhere(
             }
         ]
     }
-    basic = base64.b64encode(f"{ENAIO_USER}:{ENAIO_PASSWORD}".encode()).decode()
+    basic = basic_authorization(ENAIO_USER, ENAIO_PASSWORD)
     async with enaio.http.post(
-        f"{enaio.url}/api/dms/objects", json=created, headers={"Authorization": f"Basic {basic}"}
+        f"{enaio.url}/api/dms/objects", json=created, headers={"Authorization": basic}
     ) as resp:
         assert resp.status in (200, 201), await resp.text()
 

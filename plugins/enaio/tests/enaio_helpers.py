@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from hub_enaio.client import basic_authorization
 from hub_enaio.simulator import EnaioState, StoredObject
 from hub_enaio.sink import EnaioSink
 
@@ -23,6 +22,7 @@ from hub import (
     FileRecord,
     FolderSpec,
 )
+from hub.outbound import basic_authorization
 
 USER = "aktenhub"
 PASSWORD = "simulator-password-1"

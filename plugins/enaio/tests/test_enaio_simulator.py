@@ -11,12 +11,13 @@ from typing import Any
 import aiohttp
 import pytest
 from enaio_helpers import PASSWORD, USER, Enaio
-from hub_enaio.client import basic_authorization
 from hub_enaio.simulator import CatalogueError, load_catalogue, make_app
 from hub_enaio.simulator.query import QueryError, parse_statement
 from hub_enaio.simulator.search import like
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from hub.outbound import basic_authorization
 
 AUTH = {"Authorization": basic_authorization(USER, PASSWORD)}
 PERSON = {"Aktenzeichen": "32-1", "Nachname": "Groß", "Leistung": "Jagdschein"}

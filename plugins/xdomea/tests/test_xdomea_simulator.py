@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import zipfile
 from collections.abc import AsyncIterator
@@ -18,9 +17,10 @@ from lxml import etree
 from xdomea_helpers import PASSWORD, USER, Simulator, StartSimulator, X, filed_record, make_sink
 
 from hub import BlobStore, ConnectorContext, utcnow
+from hub.outbound import basic_authorization
 from hub.testing import make_application
 
-AUTH = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
+AUTH = {"Authorization": basic_authorization(USER, PASSWORD)}
 
 
 class Package:
@@ -92,7 +92,7 @@ async def test_valid_package_is_imported_once(dms: Simulator, package: Package) 
 async def test_credentials_are_required(dms: Simulator, package: Package) -> None:
     status, answer = await upload(dms, package.zip(), headers={})
     assert status == 401 and answer["message"] == "authentication required"
-    wrong = {"Authorization": "Basic " + base64.b64encode(f"{USER}:nope".encode()).decode()}
+    wrong = {"Authorization": basic_authorization(USER, "nope")}
     status, _ = await upload(dms, package.zip(), headers=wrong)
     assert status == 401
     assert dms.state.imports == {}
