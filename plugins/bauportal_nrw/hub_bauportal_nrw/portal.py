@@ -27,9 +27,11 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from hub_xta.simulator import get_json
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from hub import Permanent, Retryable
 from hub.simulation import MalformedRequest, parse_json, refusal_middleware
 from hub.xml import hardened_parser
 
@@ -96,10 +98,10 @@ async def _refusals(request: web.Request, handler: Handler) -> web.StreamRespons
 
 @contextmanager
 def _xta_gateway() -> Iterator[None]:
-    """The XTA server down, or refusing the message (`enqueue` raises RuntimeError): a 502 saying so."""
+    """The XTA server down, or refusing the message: a 502 saying so."""
     try:
         yield
-    except (aiohttp.ClientError, TimeoutError, RuntimeError) as exc:
+    except (Retryable, Permanent) as exc:
         raise _Refused(
             502, f"the XTA server did not answer as expected: {str(exc)[:300] or type(exc).__name__}"
         ) from None
@@ -236,8 +238,8 @@ async def _send(opts: PortalOptions, xml: bytes, message_type: str, schema: str)
 async def _answers(request: web.Request) -> web.Response:
     opts = request.app[OPTIONS]
     with _xta_gateway():
-        async with aiohttp.ClientSession() as http, http.get(f"{opts.xta_url}/_sim/sent") as resp:
-            sent = await resp.json()
+        async with aiohttp.ClientSession() as http:
+            sent = await get_json(http, opts.xta_url, "/_sim/sent")
     return web.json_response(sent)
 
 

@@ -1,4 +1,8 @@
-"""The simulator's operator side as Python calls, for tests and the demo (over HTTP, like an operator)."""
+"""The simulator's operator side as Python calls, for tests and the demo (over HTTP, like an operator).
+
+Each call goes through the hub's `Outbound`: bounded answers, and a refusal or an unreachable simulator
+raised as `Permanent`/`Retryable` with the simulator's message.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from hub.outbound import HttpEndpoint, Outbound
+
+SYSTEM = "the XTA simulator"
+
+
+def _operator(http: aiohttp.ClientSession, url: str) -> Outbound:
+    return Outbound(lambda: http, HttpEndpoint(base_url=url), system=SYSTEM)
 
 
 async def enqueue(
@@ -38,11 +50,10 @@ async def enqueue(
                 value = content.open("rb")  # streamed by aiohttp, never read whole
                 opened.append(value)
             form.add_field(name, value, filename=field, content_type=media_type)
-        async with http.post(f"{url}/_sim/mailboxes/{reader}", data=form) as response:
-            answer: dict[str, Any] = await response.json()
-            if response.status != 201:
-                raise RuntimeError(f"enqueue refused ({response.status}): {answer}")
-            return answer
+        what = "enqueue"
+        answer = await _operator(http, url).request("POST", f"/_sim/mailboxes/{reader}", what, data=form)
+        enqueued: dict[str, Any] = answer.json(what)
+        return enqueued
     finally:
         for f in opened:
             f.close()
@@ -50,21 +61,17 @@ async def enqueue(
 
 async def get_json(http: aiohttp.ClientSession, url: str, path: str) -> Any:
     """GET an operator endpoint's JSON (``/_sim/sent``, ``/_sim/closed``, ``/_sim/mailboxes/{reader}``)."""
-    async with http.get(url + path) as response:
-        response.raise_for_status()
-        return await response.json()
+    return (await _operator(http, url).request("GET", path, f"GET {path}")).json(f"GET {path}")
 
 
 async def set_faults(http: aiohttp.ClientSession, url: str, **knobs: Any) -> dict[str, Any]:
     """Change fault knobs (``POST /_sim/faults``); returns them all."""
-    async with http.post(f"{url}/_sim/faults", json=knobs) as response:
-        response.raise_for_status()
-        answer: dict[str, Any] = await response.json()
-        return answer
+    answer = await _operator(http, url).request("POST", "/_sim/faults", "set faults", json=knobs)
+    changed: dict[str, Any] = answer.json("set faults")
+    return changed
 
 
 async def sent_content(http: aiohttp.ClientSession, url: str, message_id: str, index: int = 0) -> bytes:
     """A sent message's content (0: the message, 1..: attachments); for small contents in tests."""
-    async with http.get(f"{url}/_sim/sent/{message_id}/parts/{index}") as response:
-        response.raise_for_status()
-        return await response.read()
+    path = f"/_sim/sent/{message_id}/parts/{index}"
+    return (await _operator(http, url).request("GET", path, "sent content")).body
