@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict, Unpack
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
@@ -250,6 +250,19 @@ class _TokenCache:
             return token, 300.0
 
 
+class RequestOptions(TypedDict, total=False):
+    """What a request may carry besides method, path and what it is for."""
+
+    json: Any  # a JSON body
+    # A body, or a callable returning a fresh one (a multipart writer streaming from the blob store): a
+    # stream can be sent once only, and an expired OAuth2 token sends the request again.
+    data: Any
+    headers: Mapping[str, str] | None  # an Authorization given here replaces the configured auth
+    params: Mapping[str, str] | None
+    cookies: Mapping[str, str] | None
+    auth: bool  # add the configured authentication (default True)
+
+
 class Outbound:
     """Requests to one remote system: authentication added, answers bounded, failures classified."""
 
@@ -290,46 +303,24 @@ class Outbound:
         path: str,
         what: str,
         *,
-        json: Any = None,
-        data: Any = None,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-        cookies: Mapping[str, str] | None = None,
         limit: int = MAX_ANSWER,
         accept: Collection[int] = (),
+        **options: Unpack[RequestOptions],
     ) -> HttpAnswer:
         """One call: the 2xx answer (or one whose status is in `accept`), else `Refusal`/`Retryable`.
 
-        `data` may be a callable returning a fresh body (a multipart writer streaming from the blob
-        store): a body that is a stream can only be sent once, and an expired OAuth2 token resends.
+        `what` names the call in errors ("create case"); `limit` bounds the answer's bytes.
         """
-        answer = await self.send(
-            method, path, what, json=json, data=data, headers=headers, params=params, cookies=cookies,
-            limit=limit,
-        )  # fmt: skip
+        answer = await self.send(method, path, what, limit=limit, **options)
         if answer.status not in accept:
             classify(answer.status, answer.body, what, self.system, self.account)
         return answer
 
     async def send(
-        self,
-        method: str,
-        path: str,
-        what: str,
-        *,
-        json: Any = None,
-        data: Any = None,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-        cookies: Mapping[str, str] | None = None,
-        limit: int = MAX_ANSWER,
-        auth: bool = True,
+        self, method: str, path: str, what: str, *, limit: int = MAX_ANSWER, **options: Unpack[RequestOptions]
     ) -> HttpAnswer:
         """One call, any status returned as it is; only transport failures raise (`Retryable`)."""
-        async with self.open(
-            method, path, what, json=json, data=data, headers=headers, params=params, cookies=cookies,
-            auth=auth,
-        ) as response:  # fmt: skip
+        async with self.open(method, path, what, **options) as response:
             body = await read_bounded(response, what, limit)
             return HttpAnswer(response.status, dict(response.headers), body)
 
@@ -351,19 +342,12 @@ class Outbound:
 
     @asynccontextmanager
     async def open(
-        self,
-        method: str,
-        path: str,
-        what: str,
-        *,
-        json: Any = None,
-        data: Any = None,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-        cookies: Mapping[str, str] | None = None,
-        auth: bool = True,
+        self, method: str, path: str, what: str, **options: Unpack[RequestOptions]
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """The raw response (any status), authenticated; transport failures become `Retryable`."""
+        data = options.get("data")
+        headers = options.get("headers")
+        auth = options.get("auth", True)
         url = self.url(path)
         seconds = self.endpoint.timeout_seconds
         # No total limit: a large upload or download may take long; what must not take long is silence.
@@ -375,11 +359,11 @@ class Outbound:
                 async with self._session().request(
                     method,
                     url,
-                    json=json,
+                    json=options.get("json"),
                     data=data() if callable(data) else data,
                     headers=sent,
-                    params=params,
-                    cookies=cookies,
+                    params=options.get("params"),
+                    cookies=options.get("cookies"),
                     timeout=timeout,
                     allow_redirects=False,
                     ssl=self._ssl_context(),

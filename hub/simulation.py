@@ -5,7 +5,8 @@ contrib/plugin-template); the built-in simulators use them too. Names are stable
 
 Credentials (constant-time, so the answer time tells nothing):
     `basic_credentials` (user, password) of a Basic header · `basic_user` the user whose password
-    matches · `bearer_token` the token of a Bearer header · `secret_matches` compare two secrets.
+    matches · `bearer_token` the token of a Bearer header · `secret_matches` compare two secrets ·
+    `users_option` a simulator's ``users`` option checked.
 
 Faults an operator (or a test) turns on at start-up or at runtime through ``/_sim/faults``:
     `FaultKnobs` (``fail_next``, ``fail_status``, ``latency_seconds``; subclass it for more knobs) ·
@@ -56,6 +57,17 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
         return None
     username, colon, password = decoded.partition(":")
     return (username, password) if colon else None
+
+
+def users_option(users: object, default: Mapping[str, str]) -> dict[str, str]:
+    """A simulator's ``users`` option (user name → password), else `default`; `ValueError` if malformed."""
+    if users is None:
+        return dict(default)
+    if not isinstance(users, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in users.items()
+    ):
+        raise ValueError("users must map user names to passwords")
+    return dict(users)
 
 
 def bearer_token(header: str) -> str | None:

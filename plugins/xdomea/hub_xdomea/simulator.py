@@ -52,6 +52,7 @@ from hub.simulation import (
     fault_routes,
     multipart_errors,
     refusal_middleware,
+    users_option,
 )
 from hub.xml import UnsafeXml, hardened_parser, parse_xml
 
@@ -624,14 +625,9 @@ def make_app(
         schema = load_schema(Path(schemas) if schemas is not None else default_schemas())
     except SchemaUnavailable as exc:
         raise ValueError(f"the xdomea simulator needs the xdomea XSDs: {exc}") from None
-    if users is not None and (
-        not isinstance(users, Mapping)
-        or not all(isinstance(k, str) and isinstance(v, str) for k, v in users.items())
-    ):
-        raise ValueError("users must map user names to passwords")
     state = XdomeaState(
         schema,
-        users if users is not None else DEFAULT_USERS,
+        users_option(users, DEFAULT_USERS),
         Knobs.model_validate(knobs),
         Path(content_dir) if content_dir else None,
         str(behoerdenschluessel) if behoerdenschluessel is not None else None,

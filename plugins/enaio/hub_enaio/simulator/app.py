@@ -27,6 +27,7 @@ from hub.simulation import (
     parse_json,
     read_body,
     refusal_middleware,
+    users_option,
 )
 
 from .catalogue import Catalogue, ObjectType, load_catalogue
@@ -796,14 +797,9 @@ def make_app(
     """
     content_dir = knobs.pop("content_dir", None)
     catalogue: Catalogue = load_catalogue(types)
-    if users is not None and (
-        not isinstance(users, Mapping)
-        or not all(isinstance(k, str) and isinstance(v, str) for k, v in users.items())
-    ):
-        raise ValueError("users must map user names to passwords")
     state = EnaioState(
         catalogue,
-        users if users is not None else DEFAULT_USERS,
+        users_option(users, DEFAULT_USERS),
         Knobs.model_validate(knobs),
         Path(content_dir) if content_dir else None,
     )
