@@ -464,3 +464,15 @@ async def test_a_connection_closed_before_the_answer_is_unanswered(
     http = outbound(session, await serve(app))
     with pytest.raises(Unanswered, match="broke"):
         await http.request("POST", "hang-up", "create case")
+
+
+async def test_auth_secrets_may_come_from_files(
+    session: aiohttp.ClientSession, serve: Serve, tmp_path: Path
+) -> None:
+    secret = tmp_path / "fv-password"
+    secret.write_text("aus-der-datei\n", encoding="utf-8")
+    url = await serve(echo_app())
+    http = outbound(session, url, auth={"type": "basic", "username": "hub", "password": f"file:{secret}"})
+    answer = (await http.request("GET", "x", "read")).json("read")
+    assert answer == {"authorization": basic_authorization("hub", "aus-der-datei")}
+    assert "aus-der-datei" not in repr(http.endpoint)

@@ -10,6 +10,7 @@ from typing import Any
 
 import jwt
 import pytest
+from aiohttp.test_utils import TestServer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -17,6 +18,7 @@ from hub_zbp.config import ZbpConfig
 from hub_zbp.envelope import PayloadKind, ZbpStatus, application_uuid, seal
 from hub_zbp.keys import GeneratedAuthor
 from hub_zbp.notifier import idempotency_key
+from hub_zbp.simulator import STATE, make_app
 from hub_zbp.transport import Accepted, Submission, Transport
 from pydantic import ValidationError
 from zbp_helpers import (
@@ -33,6 +35,7 @@ from zbp_helpers import (
 )
 
 from hub import ConnectorContext, Permanent, ReceiptKind, Retryable, TrustLevel
+from hub.testing.pki import make_pki, server_context
 
 
 async def test_receipt_puts_signed_status_and_message_into_the_mailbox(
@@ -477,3 +480,26 @@ def test_statuses_are_the_zbp_ones() -> None:
         "ACTION_REQUIRED",
         "COMPLETED",
     }
+
+
+async def test_mutual_tls_through_the_tls_setting(
+    connector_context: ConnectorContext, author: GeneratedAuthor, tmp_path: Path
+) -> None:
+    pki = make_pki(tmp_path, prefix="zbp")
+    app_ = make_app()
+    server = TestServer(app_, host="127.0.0.1", scheme="https")
+    await server.start_server(ssl=server_context(pki))
+    url = f"https://127.0.0.1:{server.port}"
+    try:
+        app = application()
+        tls = {"ca": str(pki.ca), "cert": str(pki.client_cert), "key": str(pki.client_key)}
+        notifier = make_notifier(connector_context, author, url, tls=tls)
+        await notifier.notify(app, receipt(app))
+        assert len(app_[STATE].messages(MAILBOX)) == 1
+        without_certificate = make_notifier(connector_context, author, url, tls={"ca": str(pki.ca)})
+        with pytest.raises(Retryable):
+            await without_certificate.notify(app, receipt(app, ReceiptKind.REJECTED, reason="x"))
+        assert len(app_[STATE].messages(MAILBOX)) == 1  # nothing more arrived
+        assert notifier.transport.describe()["auth"] == "none"
+    finally:
+        await server.close()
