@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -20,6 +21,7 @@ from hub.errors import Permanent
 from hub.xml import hardened_parser
 
 ENV = "AKTENHUB_SCHEMAS"
+_XS = "http://www.w3.org/2001/XMLSchema"
 _PROJECT = Path(__file__).resolve().parents[1]
 
 
@@ -86,6 +88,36 @@ class LocalOnly(etree.Resolver):
         if parts.scheme not in ("", "file") or not path.is_relative_to(self.root):
             raise self.error(f"refusing to load schema {system_url!r}: only local files are read")
         return self.resolve_filename(str(path), context)
+
+
+def combined_schema(
+    directory: Path,
+    namespace: str,
+    *,
+    includes: Sequence[Path] = (),
+    imports: Mapping[str, Path] | None = None,
+    error: type[Exception] = Permanent,
+    what: str = "the schemas",
+) -> etree.XMLSchema:
+    """One compiled schema of `namespace` made of several files below `directory`: `includes` (same
+    namespace) and `imports` (namespace → file). Nothing outside `directory` is read; `error` otherwise.
+
+    For validating every message type of a standard at once (XBau, the XTA envelope); callers cache
+    the result per directory.
+    """
+    root = etree.Element(f"{{{_XS}}}schema", nsmap={"xs": _XS}, targetNamespace=namespace)
+    for imported, path in (imports or {}).items():
+        etree.SubElement(root, f"{{{_XS}}}import", namespace=imported, schemaLocation=path.as_uri())
+    for path in includes:
+        etree.SubElement(root, f"{{{_XS}}}include", schemaLocation=path.as_uri())
+    parser = hardened_parser()
+    parser.resolvers.add(LocalOnly(directory, error))
+    try:
+        # Parsed (not built) so that every include and import goes through the local-only resolver.
+        base = (directory / "combined.xsd").as_uri()
+        return etree.XMLSchema(etree.fromstring(etree.tostring(root), parser, base_url=base))
+    except (OSError, etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
+        raise error(f"cannot compile {what} of {namespace}: {exc}") from exc
 
 
 def xml_schema(path: Path) -> etree.XMLSchema:

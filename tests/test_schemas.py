@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from hub.schemas import ENV, SchemaDirectoryMissing, require_schema_directory, schema_directory, xml_schema
+from hub import Permanent
+from hub.schemas import (
+    ENV,
+    SchemaDirectoryMissing,
+    combined_schema,
+    require_schema_directory,
+    schema_directory,
+    xml_schema,
+)
 
 
 @pytest.fixture
@@ -100,3 +108,26 @@ def test_xsds_are_compiled_once_and_again_when_the_file_changes(layout: Path) ->
 
 def _doc(xml: str) -> etree._Element:
     return etree.fromstring(xml.encode())
+
+
+def test_a_combined_schema_reads_only_below_its_directory(layout: Path, tmp_path: Path) -> None:
+    xs = 'xmlns:xs="http://www.w3.org/2001/XMLSchema"'
+    (layout / "fv" / "antwort.xsd").write_text(
+        f'<xs:schema {xs} targetNamespace="urn:fv" elementFormDefault="qualified">'
+        '<xs:element name="antwort" type="xs:string"/></xs:schema>',
+        encoding="utf-8",
+    )
+    (layout / "fv" / "fall.xsd").write_text(
+        f'<xs:schema {xs} targetNamespace="urn:fv" elementFormDefault="qualified">'
+        '<xs:element name="fall" type="xs:integer"/></xs:schema>',
+        encoding="utf-8",
+    )
+    files = [layout / "fv" / "antwort.xsd", layout / "fv" / "fall.xsd"]
+    schema = combined_schema(layout, "urn:fv", includes=files)
+    assert schema.validate(_doc('<fall xmlns="urn:fv">7</fall>'))
+    assert schema.validate(_doc('<antwort xmlns="urn:fv">ja</antwort>'))
+    assert not schema.validate(_doc('<fall xmlns="urn:fv">sieben</fall>'))
+    outside = tmp_path / "outside.xsd"
+    outside.write_text(files[1].read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(Permanent, match=r"cannot compile the schemas of urn:fv: .*outside\.xsd"):
+        combined_schema(layout, "urn:fv", includes=[outside])

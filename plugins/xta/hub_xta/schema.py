@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from hub.schemas import LocalOnly
+from hub.schemas import combined_schema
 
 from .wsdl import XtaSchemaError, xta_directory
 from .xml import META, OSCI, SOAP12, WSA, XOP, XTA
@@ -31,22 +31,14 @@ class XtaSchema:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        imports = "".join(
-            f'<xs:import namespace="{ns}" schemaLocation="{(directory / name).as_uri()}"/>'
-            for ns, name in _IMPORTS.items()
+        self._schema = combined_schema(
+            directory,
+            XTA,
+            includes=[directory / name for name in _INCLUDES],
+            imports={ns: directory / name for ns, name in _IMPORTS.items()},
+            error=XtaSchemaError,
+            what="the XTA schemas",
         )
-        includes = "".join(f'<xs:include schemaLocation="{(directory / n).as_uri()}"/>' for n in _INCLUDES)
-        driver = (
-            f'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="{XTA}" '
-            f'elementFormDefault="qualified">{imports}{includes}</xs:schema>'
-        )
-        parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
-        parser.resolvers.add(LocalOnly(directory, XtaSchemaError))
-        try:
-            document = etree.fromstring(driver.encode(), parser, base_url=(directory / "driver.xsd").as_uri())
-            self._schema = etree.XMLSchema(document)
-        except (etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
-            raise XtaSchemaError(f"cannot compile the XTA schemas: {exc}") from exc
         self._elements = _global_elements(directory)
 
     def errors(self, envelope: etree._Element) -> list[str]:

@@ -19,12 +19,12 @@ import functools
 import threading
 from collections.abc import AsyncIterable
 from pathlib import Path
-from typing import Any
 
 from lxml import etree
 
 from hub import Permanent
-from hub.schemas import LocalOnly
+from hub.schemas import combined_schema
+from hub.xml import hardened_parser
 
 XBAU = "http://www.xleitstelle.de/xbau/2/6"
 XBAUK = "http://www.xleitstelle.de/xbau/kernmodul/1/3/0"
@@ -63,32 +63,18 @@ def xbau_directory(schemas: Path) -> Path:
     return directory
 
 
-def _hardened_parser(**options: Any) -> etree.XMLParser:
-    parser: etree.XMLParser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        **options,
-    )
-    return parser
-
-
 class XBauSchemas:
     """The compiled XBau 2.6 and Kernmodul 1.3.0 schemas of one schema directory."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._schemas: dict[str, etree.XMLSchema] = {}
-        for namespace in MESSAGE_FILES:
-            parser = _hardened_parser()
-            parser.resolvers.add(LocalOnly(directory, XBauSchemaError))
-            try:
-                document = _all_messages(directory, namespace, parser)
-                self._schemas[namespace] = etree.XMLSchema(document)
-            except (OSError, etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
-                raise XBauSchemaError(f"cannot compile the XBau schemas of {namespace}: {exc}") from exc
+        for namespace, patterns in MESSAGE_FILES.items():
+            # Every file declaring messages of the namespace: all its message types.
+            files = sorted({p for pattern in patterns for p in directory.glob(pattern)})
+            self._schemas[namespace] = combined_schema(
+                directory, namespace, includes=files, error=XBauSchemaError, what="the XBau schemas"
+            )
         # An lxml schema object keeps its error log per validation: one validation at a time each.
         self._lock = threading.Lock()
 
@@ -113,17 +99,6 @@ class XBauSchemas:
             raise Permanent(f"{what} is not valid against the XBau schema: {'; '.join(problems)}")
 
 
-def _all_messages(directory: Path, namespace: str, parser: etree.XMLParser) -> etree._ElementTree:
-    """One schema document including every message file of a namespace: all its message types."""
-    files = sorted({p for pattern in MESSAGE_FILES[namespace] for p in directory.glob(pattern)})
-    root = etree.Element(f"{{{XS}}}schema", nsmap={"xs": XS}, targetNamespace=namespace)
-    for path in files:
-        etree.SubElement(root, f"{{{XS}}}include", schemaLocation=path.as_uri())
-    # Parsed (not built) so that the includes go through the parser's local-only resolver.
-    base = (directory / "messages.xsd").as_uri()
-    return etree.ElementTree(etree.fromstring(etree.tostring(root), parser, base_url=base))
-
-
 @functools.lru_cache(maxsize=4)
 def load_schemas(schemas: Path) -> XBauSchemas:
     """The compiled XBau schemas of a schema directory, once per directory and process."""
@@ -134,7 +109,7 @@ def parse_bytes(data: bytes, *, limit: int) -> etree._Element:
     """Parse a small XBau document (hardened, size-limited)."""
     if len(data) > limit:
         raise UnsafeXml(f"document larger than {limit} bytes")
-    parser = _hardened_parser(remove_pis=True)
+    parser = hardened_parser()
     try:
         root = etree.fromstring(data, parser=parser)
     except etree.XMLSyntaxError as exc:
@@ -144,7 +119,7 @@ def parse_bytes(data: bytes, *, limit: int) -> etree._Element:
 
 async def parse_stream(chunks: AsyncIterable[bytes], *, limit: int) -> etree._Element:
     """Parse an XBau document arriving in chunks (hardened, size-limited)."""
-    parser = _hardened_parser(remove_pis=True)
+    parser = hardened_parser()
     size = 0
     try:
         async for chunk in chunks:

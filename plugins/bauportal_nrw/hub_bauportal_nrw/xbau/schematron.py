@@ -28,7 +28,9 @@ from typing import Any, TypeVar
 
 from lxml import etree, isoschematron
 
-from .schema import XBauSchemaError, _hardened_parser
+from hub.xml import hardened_parser
+
+from .schema import XBauSchemaError
 
 SCHEMATRON_DIRECTORY = Path("xbau") / "2.6" / "schematron"
 SCH = "http://purl.oclc.org/dsdl/schematron"
@@ -82,7 +84,7 @@ def _processor() -> Any:
 def compile_schematron(path: Path) -> str:
     """The validating XSLT 2.0 (SVRL output) of one Schematron file, as text."""
     try:
-        document = etree.parse(str(path), _hardened_parser())
+        document = etree.parse(str(path), hardened_parser())
     except (OSError, etree.XMLSyntaxError) as exc:
         raise XBauSchemaError(f"cannot read the Schematron {path.name}: {exc}") from exc
     root = document.getroot()
@@ -161,7 +163,7 @@ class XBauSchematron:
 
 def _svrl_findings(name: str, report: str) -> list[Finding]:
     try:
-        svrl = etree.fromstring(report.encode("utf-8"), _hardened_parser())
+        svrl = etree.fromstring(report.encode("utf-8"), hardened_parser())
     except etree.XMLSyntaxError as exc:
         raise XBauSchemaError(f"the Schematron {name} produced no readable report: {exc}") from exc
     found: list[Finding] = []
