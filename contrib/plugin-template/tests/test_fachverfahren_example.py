@@ -337,7 +337,9 @@ async def test_end_to_end_from_intake_to_case(
     (case,) = fachverfahren.state.cases_for(application_id)
     assert (case.service, case.form, case.status) == ("jagdschein", {"vorname": "Erika"}, "complete")
     stored = await running.journal.get_application(application_id)
-    assert stored.file_number == case.case_number
+    # A Fachverfahren's case number is an id of the case, never the application's Aktenzeichen.
+    assert stored.file_number is None
+    assert stored.correlations["fv.file_number"] == case.case_number
     assert stored.correlations["fv"] == stored.correlations["fv.case"] == case.id
 
 
