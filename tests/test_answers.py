@@ -79,6 +79,30 @@ class TestFakeAnsweringSink(AnsweringSinkContract):
         return fv(running).acknowledged.count(f"answer-{n}")
 
 
+class TestFakeAnsweringSinkByCallback(AnsweringSinkContract):
+    """The contract suite again, the fake Fachverfahren answering by signed callback."""
+
+    @pytest.fixture
+    async def answering_hub(self, hub_factory: Any) -> RunningHub:
+        self.answered_2xx: list[str] = []
+        running: RunningHub = await hub_factory(connectors(answer_poll_seconds=None), ROUTES)
+        return running
+
+    async def submit(self, running: RunningHub, n: int) -> str:
+        return await submit(running, f"contract-cb-{n}")
+
+    async def give_answer(
+        self, running: RunningHub, application_id: str, n: int, status: AnswerStatus
+    ) -> None:
+        answer = {"answer_id": f"answer-{n}", "reference": f"rec-{application_id}", "status": status.value}
+        code, _ = await callback(running, [answer])
+        if 200 <= code < 300:  # what the Fachverfahren learns: taken (else it sends the answer again)
+            self.answered_2xx.append(f"answer-{n}")
+
+    async def acknowledgements(self, running: RunningHub, application_id: str, n: int) -> int:
+        return self.answered_2xx.count(f"answer-{n}")
+
+
 async def test_answer_by_reference_records_case_number_never_the_aktenzeichen(hub_factory: Any) -> None:
     running = await hub_factory(connectors(), ROUTES)
     app_id = await submit(running, "ref-1")

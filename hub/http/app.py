@@ -217,7 +217,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         stored: list[dict[str, Any]] = []
         for answer in await sink.callback_answers(body, request.headers):
             try:
-                outcome = await hub.answer(name, answer)
+                outcome = await sink.context.answer(answer)  # the way every transport hands answers in
             except UnknownApplication as exc:
                 hub.metrics.callbacks_refused.labels(name, "422").inc()
                 log.info("callback refused connector=%s status=422 answer=%s", name, answer.answer_id)
