@@ -421,3 +421,22 @@ async def test_mapping_answers_section_sets_akte_fields_and_names_the_decision(
     assert [(d.type, d.name, d.blob) for d in record.documents] == [
         ("Erlaubnis", "Bescheid K3-9.pdf", answer.decision.blob)  # type: ignore[union-attr]
     ]
+
+
+async def test_dead_answer_step_is_visible_and_replayable(hub_factory: Any) -> None:
+    running = await hub_factory(connectors(), ANSWERING_ROUTES)
+    app_id = await submit(running, "dead-answer")
+    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    efile = running.hub.connectors["efile"]
+    efile.poison = True  # type: ignore[attr-defined]
+    fv(running).issue(Answer(answer_id="z1", application_id=app_id, status=AnswerStatus.IN_PROGRESS))
+    assert await running.wait_for_state(app_id, [ApplicationState.DEAD]) == ApplicationState.DEAD
+    [dead] = [t for t in await running.journal.tasks(app_id) if t.state == "dead"]
+    assert (dead.step, dead.target) == ("answer-file", "efile")
+    assert "FV_AZ is unknown" in (dead.last_error or "")
+    _, metrics = await running.get("/metrics")
+    assert 'aktenhub_dead_total{step="answer-file",target="efile"} 1.0' in metrics
+    efile.poison = False  # type: ignore[attr-defined]  # the e-file was fixed
+    assert await running.hub.bus.replay(ApplicationFilter(ids=(app_id,))) == [app_id]
+    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    assert list(efile.answered) == ["z1"]  # type: ignore[attr-defined]
