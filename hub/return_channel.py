@@ -128,17 +128,20 @@ class ReturnChannel:
             },
         )
         patch = ApplicationPatch(correlations=correlations)
+        if state in CLOSED:
+            return AnswerEffects(patch=patch, events=[received])
         if answer.status is AnswerStatus.FAILED:
             reason = answer.error or answer.status_text or "no reason given"
-            failure = TaskFailure(
-                DELIVER, connector, f"{connector} refused the import: {reason}", FAILED_CODE
-            )
+            error = f"{connector} refused the import: {reason}"
             return AnswerEffects(
-                patch=patch, events=[received], failed_task=failure, state=ApplicationState.DEAD
+                patch=patch,
+                events=[received],
+                failed_task=TaskFailure(DELIVER, connector, error, FAILED_CODE),
+                state=ApplicationState.DEAD,
             )
         route = self.pipeline.router.by_name(app.route or "")
         on_answer = route.on_answer if route is not None else None
-        if on_answer is None or state in CLOSED:
+        if on_answer is None:
             return AnswerEffects(patch=patch, events=[received])
         tasks = self._tasks(app, on_answer, row)
         return AnswerEffects(

@@ -440,3 +440,29 @@ async def test_dead_answer_step_is_visible_and_replayable(hub_factory: Any) -> N
     assert await running.hub.bus.replay(ApplicationFilter(ids=(app_id,))) == [app_id]
     assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
     assert list(efile.answered) == ["z1"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("status", [AnswerStatus.DECIDED, AnswerStatus.FAILED])
+async def test_answer_to_an_abandoned_application_is_kept_and_triggers_nothing(
+    hub_factory: Any, status: AnswerStatus
+) -> None:
+    settings = connectors()
+    settings["efile"]["poison"] = True  # filing failed; the Fachverfahren has the case
+    running = await hub_factory(settings, ANSWERING_ROUTES)
+    app_id = await submit(running, f"abandoned-{status.value}")
+    assert await running.wait_for_state(app_id) == ApplicationState.DEAD
+
+    async def fv_done() -> bool:
+        tasks = await running.journal.tasks(app_id)
+        return any(t.step == "deliver" and t.target == "fv" and t.state == "done" for t in tasks)
+
+    await running.wait_for(fv_done, what="the delivery to the Fachverfahren")
+    await running.hub.bus.abandon(app_id, "admin", "withdrawn by the applicant")
+    sink = fv(running)
+    sink.issue(Answer(answer_id="late", application_id=app_id, status=status))
+    await running.wait_for(lambda: sink.acknowledged, what="the answer taken")
+    assert [a.answer.answer_id for a in await running.journal.answers(app_id)] == ["late"]
+    assert (await running.journal.get_summary(app_id)).state == ApplicationState.ABANDONED
+    assert not [t for t in await running.journal.tasks(app_id) if t.step.startswith("answer-")]
+    delivered = {t.target: t.state for t in await running.journal.tasks(app_id) if t.step == "deliver"}
+    assert delivered == {"efile": "abandoned", "fv": "done"}
