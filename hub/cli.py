@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 import yaml
 from aiohttp import web
+from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -179,6 +180,38 @@ async def _check(config: Configuration, plugins: Plugins, seconds: float) -> boo
         await hub.close_http()
     console.print(table)
     return all_ok
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--timeout", default=10.0, show_default=True, help="seconds per connector")
+def diagnostics(config_path: Path, as_json: bool, timeout: float) -> None:
+    """Show every connector's state (redacted: no secrets, no personal data)."""
+    plugins, config = _load(config_path)
+    found = _run(_diagnostics(config, plugins, timeout))
+    if as_json:
+        click.echo(json.dumps([d.model_dump(mode="json") for d in found], indent=2, ensure_ascii=False))
+        return
+    for d in found:
+        console.print(f"[bold]{d.name}[/] ({d.kind}, {d.role})", highlight=False)
+        if d.error is not None:
+            console.print(f"  [red]{d.error}[/]", markup=True, highlight=False)
+            continue
+        text = yaml.safe_dump(d.state, allow_unicode=True, sort_keys=False).rstrip("\n")
+        for line in text.splitlines():
+            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+
+
+async def _diagnostics(config: Configuration, plugins: Plugins, seconds: float) -> list[Any]:
+    from hub.diagnostics import collect
+    from hub.runtime import Hub
+
+    hub = Hub(config, plugins)
+    try:
+        return await collect(hub.connectors, seconds)
+    finally:
+        await hub.close_http()
 
 
 @main.command()
@@ -478,9 +511,18 @@ def mapping() -> None:
 @click.argument("mapping_path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.argument("sample_path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="print the record as JSON instead of YAML")
-def mapping_test(mapping_path: Path, sample_path: Path, as_json: bool) -> None:
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="configuration whose connectors the payload targets name (default: targets named like a type)",
+)
+def mapping_test(mapping_path: Path, sample_path: Path, as_json: bool, config_path: Path | None) -> None:
     """Render a sample application (YAML/JSON) through a mapping and print the record.
 
+    Each `payloads.<target>` is checked against the Payload model of the target's connector type: the
+    connector of that name in --config, else the connector type of that name.
     The file number sequence starts at 1; the PDF rendition is not produced (its blob shows as null).
     Exit code 1 with the errors and their place in the mapping file when the mapping fails.
     """
@@ -489,6 +531,7 @@ def mapping_test(mapping_path: Path, sample_path: Path, as_json: bool) -> None:
     try:
         plugins = load_plugins()
         compiled = load_mapping(mapping_path, plugins.mapping_filters())
+        targets = payload_targets(plugins, list(compiled.spec.payloads), config_path)
         app = sample_application(yaml.safe_load(sample_path.read_text(encoding="utf-8")))
     except MappingLoadError as exc:
         for problem in exc.problems:
@@ -497,6 +540,14 @@ def mapping_test(mapping_path: Path, sample_path: Path, as_json: bool) -> None:
     except (ValueError, yaml.YAMLError, PluginError) as exc:
         err.print(f"{sample_path}: not a valid sample application: {exc}", markup=False, soft_wrap=True)
         sys.exit(1)
+    unchecked = [t for t in compiled.spec.payloads if t not in targets]
+    if unchecked:
+        err.print(
+            f"payloads not checked (no connector of that name; pass --config): {', '.join(unchecked)}",
+            markup=False,
+            soft_wrap=True,
+        )
+    problems = compiled.payload_problems(targets, all_targets=False)
 
     async def first_number(pattern: str, period: str) -> int:
         return 1
@@ -504,8 +555,14 @@ def mapping_test(mapping_path: Path, sample_path: Path, as_json: bool) -> None:
     try:
         file_number = asyncio.run(compiled.draw_file_number(app, first_number))
         record = compiled.render(app, file_number, rendition=None)
+        if not problems:
+            checked = compiled.validate_payloads(record, targets)
+            record = checked.model_copy(update={"payloads": {**record.payloads, **checked.payloads}})
     except MappingError as exc:
-        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        problems.append(str(exc))
+    if problems:
+        for problem in problems:
+            err.print(problem, markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
     # What the mapping makes; the revision is the application's, not the mapping's.
     data = record.model_dump(mode="json", exclude={"revision"})
@@ -513,6 +570,28 @@ def mapping_test(mapping_path: Path, sample_path: Path, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         click.echo(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), nl=False)
+
+
+def payload_targets(
+    plugins: Plugins, names: list[str], config_path: Path | None
+) -> dict[str, type[BaseModel] | None]:
+    """The Payload model of each named target: its connector's in the configuration, else the type's."""
+    from hub.connectors import Sink
+
+    kinds = {name: name for name in names}
+    if config_path is not None:
+        # Only the connectors' types are read: secrets need not be set to test a mapping.
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        connectors = (raw.get("connectors") if isinstance(raw, dict) else None) or {}
+        kinds = {n: str(c.get("type")) for n, c in connectors.items() if isinstance(c, dict) and n in names}
+    found: dict[str, type[BaseModel] | None] = {}
+    for name, kind in kinds.items():
+        try:
+            cls = plugins.connector_type(kind)
+        except PluginError:
+            continue
+        found[name] = cls.Payload if issubclass(cls, Sink) else None
+    return found
 
 
 @main.command()

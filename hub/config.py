@@ -23,9 +23,10 @@ from pydantic import (
     field_validator,
 )
 
+from hub.audit import AuditConfig
 from hub.connectors import ConnectorConfig, Sink
 from hub.errors import ConfigError, PluginError
-from hub.mapping import MappingFile, MappingLoadError, load_mapping
+from hub.mapping import MappingFile, MappingLoadError, PayloadModels, load_mapping
 from hub.models import Address, Party, TrustLevel
 from hub.plugins import Plugins
 from hub.schemas import schema_directory
@@ -215,6 +216,7 @@ class HubConfig(_Strict):
     workers: WorkersConfig = Field(default_factory=lambda: WorkersConfig())
     connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     routes: list[RouteConfig] = Field(default_factory=list)
+    audit: AuditConfig | None = Field(None, description="export of journal events as JSON lines")
 
     @field_validator("blobs", mode="before")
     @classmethod
@@ -310,6 +312,7 @@ def parse_config(
     connectors: dict[str, ConnectorConfig] = {}
     roles: dict[str, str] = {}
     updaters: set[str] = set()  # sinks that can update an Akte (`on_answer.update_akte`)
+    payload_models: dict[str, type[BaseModel] | None] = {}
     raw_connectors = raw.get("connectors") or {}
     for name, settings in raw_connectors.items() if isinstance(raw_connectors, dict) else ():
         loc: KeyPath = ("connectors", name)
@@ -324,6 +327,7 @@ def parse_config(
         roles[name] = cls.role
         if _updates_akte(cls):
             updaters.add(name)
+        payload_models[name] = cls.Payload if issubclass(cls, Sink) else None
         try:
             connectors[name] = cls.Config.model_validate(settings)
         except ValidationError as exc:
@@ -349,13 +353,18 @@ def parse_config(
     mappings: dict[str, MappingFile] = {}
     filters = plugins.mapping_filters()
     for i, route in enumerate(hub.routes):
+        targets = {t: payload_models.get(t) for t in route.to}
         if route.map is None:
+            problems.extend(_payloads_without_mapping(targets, ("routes", i), at))
             continue
         path = route.map if route.map.is_absolute() or base_dir is None else base_dir / route.map
         try:
             mappings[route.name] = load_mapping(path, filters)
         except MappingLoadError as exc:
             problems.extend(f"{at(('routes', i, 'map'))}: routes[{i}].map: {p}" for p in exc.problems)
+            continue
+        found = mappings[route.name].payload_problems(targets)
+        problems.extend(f"{at(('routes', i, 'map'))}: routes[{i}].map: {p}" for p in found)
     if problems:
         raise ConfigError(problems)
     return Configuration(hub, connectors, source, mappings)
@@ -383,6 +392,22 @@ def _check_on_answer(
             )
     for j, notifier in enumerate(on_answer.notify):
         _expect_role(roles, notifier, "notifier", (*loc, "notify", j), problems, at)
+
+
+def _payloads_without_mapping(targets: PayloadModels, loc: KeyPath, at: Any) -> list[str]:
+    """A route without a mapping file gives its targets empty payloads: refuse targets that need one."""
+    problems = []
+    for target, model in targets.items():
+        try:
+            if model is not None:
+                model.model_validate({})
+        except ValidationError as exc:
+            needed = ", ".join(dotted(tuple(e["loc"])) for e in exc.errors(include_url=False))
+            problems.append(
+                f"{at((*loc, 'to'))}: {dotted((*loc, 'to'))}: target {target!r} needs `payloads.{target}` "
+                f"({needed}) from a mapping file, and this route has no `map`"
+            )
+    return problems
 
 
 def _expect_role(

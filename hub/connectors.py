@@ -19,9 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from hub.errors import Rejection
+from hub.errors import Permanent, Rejection
 from hub.models import (
     Application,
     Delivery,
@@ -155,6 +155,7 @@ class ConnectorContext:
 
 
 ConfigT = TypeVar("ConfigT", bound=ConnectorConfig)
+PayloadT = TypeVar("PayloadT", bound=BaseModel)
 
 
 class Connector(Generic[ConfigT]):
@@ -396,6 +397,21 @@ class Sink(Connector[ConfigT]):
     async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
         """Deliver the record; return what was created (ids, file number)."""
         raise NotImplementedError
+
+    def payload(self, record: FileRecord, model: type[PayloadT]) -> PayloadT:
+        """This sink's `payloads.<its name>` from the record as an instance of its `Payload` model.
+
+        ``self.payload(record, MyPayload)`` with ``Payload = MyPayload``: typed, no cast. The data was
+        validated against the model when the record was mapped; a mapping without a payload for this
+        target gives the model's defaults.
+        """
+        declared = type(self).Payload
+        if declared is None or not issubclass(declared, model):
+            raise TypeError(f"{type(self).__name__}.Payload is {declared!r}, not {model.__name__}")
+        try:
+            return model.model_validate(record.payloads.get(self.name, {}))
+        except ValidationError as exc:  # a record mapped before the model changed
+            raise Permanent(f"payloads.{self.name} does not fit {model.__name__}: {exc}") from None
 
     async def existing_file_number(self, akte: FolderSpec) -> str | None:
         """The Aktenzeichen of the Akte `akte.search` finds in the target, if one exists.

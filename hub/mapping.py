@@ -44,6 +44,8 @@ from hub.yamlpos import dotted, line_map, nearest_line
 BERLIN = ZoneInfo("Europe/Berlin")
 FILE_NUMBER_FIELDS = re.compile(r"\{(year|seq)(:[^{}]*)?\}")
 NextNumber = Callable[[str, str], Awaitable[int]]
+# A route's targets -> the pydantic model each reads from `payloads.<target>` (None: it reads none).
+PayloadModels = Mapping[str, type[BaseModel] | None]
 
 
 class MappingError(Permanent):
@@ -229,10 +231,78 @@ class _Compiled:
 class MappingFile:
     """A validated, compiled mapping file."""
 
-    def __init__(self, spec: MappingSpec, source: str, templates: dict[Loc, _Compiled]) -> None:
+    def __init__(
+        self,
+        spec: MappingSpec,
+        source: str,
+        templates: dict[Loc, _Compiled],
+        lines: dict[Loc, int] | None = None,
+    ) -> None:
         self.spec = spec
         self.source = source
         self._templates = templates
+        self._lines = lines or {}
+
+    def payload_problems(self, targets: PayloadModels, all_targets: bool = True) -> list[str]:
+        """What can be told wrong about the payloads before any application (start-up, `check`).
+
+        Unknown targets, targets that read no payload, keys a model forbids, required keys missing and
+        literal values that do not fit; values that are templates are checked when rendered. With
+        `all_targets` false, `targets` is not the route's whole list: payloads for others are skipped.
+        """
+        problems = []
+        for target in self.spec.payloads:
+            loc: Loc = ("payloads", target)
+            if target not in targets:
+                if not all_targets:
+                    continue
+                known = ", ".join(targets) or "none"
+                problems.append(
+                    f"{self._at(loc)}: {dotted(loc)}: {target!r} is no target of the route ({known})"
+                )
+            elif targets[target] is None:
+                problems.append(
+                    f"{self._at(loc)}: {dotted(loc)}: target {target!r} reads no payload (its connector "
+                    "type declares no Payload model)"
+                )
+        for target, model in targets.items():
+            if model is None:
+                continue
+            try:
+                model.model_validate(self.spec.payloads.get(target, {}))
+            except ValidationError as exc:
+                for err in exc.errors(include_url=False):
+                    loc = ("payloads", target, *err["loc"])
+                    if err["type"] not in ("missing", "extra_forbidden") and self._is_template(loc):
+                        continue
+                    problems.append(f"{self._at(loc)}: {dotted(loc)}: {_payload_error(err, target)}")
+        return problems
+
+    def validate_payloads(self, record: FileRecord, targets: PayloadModels) -> FileRecord:
+        """The record with each target's payload validated by its model (defaults filled in).
+
+        Raises `MappingError` naming file, line and field of the first value that does not fit.
+        """
+        payloads: dict[str, dict[str, Any]] = {}
+        for target, model in targets.items():
+            if model is None:
+                continue
+            try:
+                value = model.model_validate(record.payloads.get(target, {}))
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                loc = ("payloads", target, *err["loc"])
+                raise MappingError(f"{self._at(loc)}: {dotted(loc)}: {_payload_error(err, target)}") from None
+            payloads[target] = value.model_dump(mode="json")
+        return record.model_copy(update={"payloads": payloads})
+
+    def _is_template(self, loc: Loc) -> bool:
+        compiled = self._templates.get(loc)
+        return compiled is not None and compiled.render_fn is not None
+
+    def _at(self, loc: Loc) -> str:
+        line = nearest_line(self._lines, loc)
+        return f"{self.source}:{line}" if line else self.source
 
     @property
     def needs_rendition(self) -> bool:
@@ -424,6 +494,17 @@ class MappingFile:
             raise MappingError(f"{compiled.place(self.source)}: {exc}") from None
 
 
+def _payload_error(err: Any, target: str) -> str:
+    """A pydantic error about a payload value, in words an operator writing a mapping file reads."""
+    if err["type"] == "extra_forbidden":
+        return f"unknown key (not in the payload model of target {target!r})"
+    if err["type"] == "missing":
+        return f"required by target {target!r}, missing"
+    got = err.get("input")
+    shown = f" (got {got!r})" if isinstance(got, str | int | float | bool) else ""
+    return f"{err['msg']}{shown} (payload of target {target!r})"
+
+
 def _undefined(exc: UndefinedError) -> str:
     message = str(exc.message or exc)
     m = re.match(r"'(?:dict object|[\w.]+ object)' has no attribute '([^']+)'", message)
@@ -542,7 +623,7 @@ def load_mapping(path: Path, filters: Mapping[str, Callable[..., Any]] | None = 
         templates[loc] = _Compiled(loc, line, template.render, text_value, names)
     if problems:
         raise MappingLoadError(problems)
-    return MappingFile(spec, source, templates)
+    return MappingFile(spec, source, templates, lines)
 
 
 def _template_strings(spec: MappingSpec) -> list[tuple[Loc, str]]:

@@ -198,7 +198,8 @@ class FileRecord(_Model):
     akte: FolderSpec | None = None
     vorgang: FolderSpec | None = None
     documents: list[Document] = Field(default_factory=list)
-    # per-target payloads (target connector name -> data for it)
+    # per-target payloads (target connector name -> data for it), validated against each target's
+    # `Sink.Payload` when mapped; a sink reads its own with `Sink.payload(record, ItsPayload)`
     payloads: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
 from hub.blobs import BlobStore
 from hub.bus import Bus, BusSettings
 from hub.config import RouteConfig
@@ -334,6 +336,7 @@ class Pipeline:
             if mapping.needs_rendition:
                 rendition = await self._render(app, mapping, file_number)
             record = mapping.render(app, file_number, rendition)
+            record = mapping.validate_payloads(record, self.payload_models(route))
         if app.revision > 1:
             record = record.model_copy(update={"revision": app.revision})
         return Completion(
@@ -525,6 +528,13 @@ class Pipeline:
         return self._task(MAP, holder.name if holder is not None else "")
 
     # -- helpers -----------------------------------------------------------------------------------
+
+    def payload_models(self, route: RouteConfig) -> dict[str, type[BaseModel] | None]:
+        """The route's targets and the model each reads from the mapping's `payloads.<target>`."""
+        return {
+            target: type(sink).Payload if isinstance(sink := self.connectors.get(target), Sink) else None
+            for target in route.to
+        }
 
     def _task(self, step: str, target: str, key: str | None = None) -> TaskSpec:
         settings: BusSettings = self.bus.settings

@@ -16,6 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from hub.answers import Answer, AnswerOutcome
+from hub.audit import AuditExport
 from hub.blobs import BlobHolding, BlobStore
 from hub.bus import Bus, BusSettings
 from hub.config import Configuration
@@ -96,6 +97,7 @@ class Hub:
         self._scheduler: AsyncIOScheduler | None = None
         self._polling: set[asyncio.Task[Any]] = set()
         self._storage_full: StorageFull | None = None
+        self._audit: AuditExport | None = None
         self.started = False
 
     def _http(self) -> aiohttp.ClientSession:
@@ -220,6 +222,7 @@ class Hub:
         except BaseException:
             # Give the journal (and its lock) back, or a hub started next in this process is refused.
             await self.journal.close()
+            self._close_audit()
             raise
         self.started = True
 
@@ -235,6 +238,9 @@ class Hub:
             log.info("removed %d partial uploads left by a previous run", removed)
         for connector in self.connectors.values():
             await connector.start()
+        if self.config.hub.audit is not None:
+            self._audit = AuditExport(self.config.hub.audit)
+            self.plugins.pm.register(self._audit, name="audit")
         self._scheduler = scheduler = AsyncIOScheduler(timezone="UTC")
         _every(scheduler, self.config.hub.blobs.sweep_interval_seconds, "orphan-sweep", self._sweep)
         if workers and self.config.hub.workers.enabled:
@@ -264,7 +270,14 @@ class Hub:
         await self.close_http()
         await self.journal.close()
         await asyncio.to_thread(self.blobs.close)
+        self._close_audit()
         self.started = False
+
+    def _close_audit(self) -> None:
+        if self._audit is not None:
+            self.plugins.pm.unregister(self._audit)
+            self._audit.close()
+            self._audit = None
 
     async def _poll(self, name: str, source: Source[Any]) -> None:
         # A failing poll is logged and tried again at the next interval; the scheduler keeps time.

@@ -28,7 +28,7 @@ akte:
 documents:
   - {type: Originalantrag, content: original, fields: {Titel: "Original {{ external_id }}"}}
 payloads:
-  fachverfahren: {name: "{{ form.nachname | upper }}"}
+  rec: {name: "{{ form.nachname | upper }}"}
 """
 CONNECTORS: dict[str, Any] = {"json": {"type": "test-json"}, "rec": {"type": "test-recording"}}
 
@@ -62,7 +62,7 @@ async def test_broken_mapping_is_dead_naming_the_field_and_replay_files_it_after
     assert record.file_number == f"32-{year}-0001"  # decided by the failed attempt, kept: no gap
     assert record.akte.fields == {"Aktenzeichen": record.file_number, "Nachname": "Groß", "Beruf": "Groß"}
     assert [d.fields for d in record.documents] == [{"Titel": "Original m1"}]
-    assert record.payloads == {"fachverfahren": {"name": "GROSS"}}
+    assert record.payloads == {"rec": {"name": "GROSS", "count": 0}}
     stored = await fixed.journal.get_application(app_id)
     assert stored.file_number == record.file_number
 

@@ -1,4 +1,4 @@
-"""Admin JSON API under /api/v1/: list, inspect, replay and abandon applications.
+"""Admin JSON API under /api/v1/: list, inspect, replay and abandon applications; connectors' state.
 
 Roles: a viewer sees metadata only — no application document, no detailed error texts (only their
 codes), no task results, timeline data redacted, `q` matching ids, external ids, service and file
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hub.diagnostics import collect
 from hub.events import redact_for_viewer
 from hub.http.auth import CALLER, RANK, ROLE, TokenAuth
 from hub.journal import ActionRefused, ApplicationFilter, ApplicationSummary, Task
@@ -294,6 +295,15 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
             }
         )
 
+    @auth.require("viewer")
+    async def connectors(request: web.Request) -> web.Response:
+        params = query_params(request, frozenset())
+        if isinstance(params, str):
+            return _error(400, params)
+        found = await collect(hub.connectors)
+        return web.json_response({"connectors": [d.model_dump(mode="json") for d in found]})
+
+    app.router.add_get("/api/v1/connectors", connectors)
     app.router.add_get("/api/v1/applications", list_applications)
     app.router.add_get("/api/v1/applications/{id}", get_application)
     app.router.add_post("/api/v1/applications/{id}/replay", replay_one)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from aiohttp import web
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from hub.answers import Answer, AnswerRecord, CallbackAuth, UnknownApplication
 from hub.connectors import (
@@ -143,17 +143,28 @@ class Ledger:
         return len(log.read_text(encoding="utf-8").splitlines()) if log.exists() else 0
 
 
+class RecordedPayload(BaseModel):
+    """What the recording sink reads from a mapping's `payloads.<target>`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    count: int = 0
+
+
 class RecordingSink(Sink[RecordingSinkConfig]):
     """Keeps deliveries in memory, one per application (idempotent), with switchable faults."""
 
     kind = "test-recording"
     manifest = MANIFEST
     Config: ClassVar[type[ConnectorConfig]] = RecordingSinkConfig
+    Payload = RecordedPayload
 
     def __init__(self, config: RecordingSinkConfig, context: Any) -> None:
         super().__init__(config, context)
         self.poison = config.poison  # tests switch this off to model "the sink was fixed"
         self.delivered: dict[str, FileRecord] = {}
+        self.payloads: dict[str, RecordedPayload] = {}  # what each delivery read, typed
         self.attempts: dict[str, int] = {}
         self.in_flight = 0
         self.max_in_flight = 0  # the most deliveries that ran at once
@@ -173,6 +184,7 @@ class RecordingSink(Sink[RecordingSinkConfig]):
             raise Retryable(f"503 Service Unavailable (attempt {n})")
         duplicate = record.application_id in self.delivered
         self.delivered[record.application_id] = record
+        self.payloads[record.application_id] = self.payload(record, RecordedPayload)
         return Delivery(
             target=self.name,
             reference=f"rec-{record.application_id}",

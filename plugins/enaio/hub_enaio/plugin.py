@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hub import Connector, Simulator, hookimpl
 
+from .filters import enaio_file_name
 from .simulator import make_app
 from .sink import EnaioSink
 
@@ -15,6 +16,12 @@ from .sink import EnaioSink
 def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
     """The enaio sink (``type: enaio``)."""
     return [EnaioSink]
+
+
+@hookimpl
+def aktenhub_mapping_filters() -> dict[str, Callable[..., Any]]:
+    """``enaio_file_name``: a document name enaio's file store accepts (e.g. from an Aktenzeichen)."""
+    return {"enaio_file_name": enaio_file_name}
 
 
 @hookimpl

@@ -86,6 +86,18 @@ class FileDropConfig(ConnectorConfig):
         return value
 
 
+class FileDropPayload(BaseModel):
+    """What a mapping gives a file drop target in `payloads.<target>`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="index data for the Fachverfahren's import (e.g. its own Aktenzeichen field, "
+        "Gemarkung/Flur), written as `fields` into application.json",
+    )
+
+
 class DroppedFile(BaseModel):
     """One file of a delivered folder, as listed in application.json."""
 
@@ -112,6 +124,7 @@ class DropDocument(BaseModel):
     folder: str
     application: Application
     record: FileRecord
+    fields: dict[str, str] = Field(default_factory=dict, description="the mapping's payload fields")
     files: list[DroppedFile]
 
 
@@ -161,6 +174,7 @@ class FileDropSink(Sink[FileDropConfig]):
 
     kind = "filedrop"
     Config: ClassVar[type[ConnectorConfig]] = FileDropConfig
+    Payload = FileDropPayload
     manifest = Manifest(
         name="File drop",
         version=VERSION,
@@ -325,6 +339,7 @@ class FileDropSink(Sink[FileDropConfig]):
                 folder=folder,
                 application=app,
                 record=record,
+                fields=self.payload(record, FileDropPayload).fields,
                 files=dropped,
             )
             with open(temp / METADATA_FILE, "xb") as f:
