@@ -7,7 +7,7 @@ models and the errors. Everything else in `hub` is the core's own business.
 from __future__ import annotations
 
 from hub.answers import Answer, AnswerOutcome, AnswerRecord, CallbackAuth, UnknownApplication
-from hub.blobs import BlobInfo, BlobNotFound, BlobStore, BlobTooLarge, BlobWriter
+from hub.blobs import BlobInfo, BlobNotFound, Blobs, BlobTooLarge, BlobWriter
 from hub.callbacks import sign_callback
 from hub.connectors import (
     CertificateInfo,
@@ -85,9 +85,9 @@ __all__ = [
     "BearerAuth",
     "BlobInfo",
     "BlobNotFound",
-    "BlobStore",
     "BlobTooLarge",
     "BlobWriter",
+    "Blobs",
     "CallbackAuth",
     "CertificateInfo",
     "ChangedResend",

@@ -9,6 +9,9 @@ Nothing partial stays behind: the blobs an intake writes are held (`BlobStore.ho
 again unless the intake stores an application that references them (refused, duplicate, interrupted).
 Whatever a crash leaves is removed by `BlobStore.sweep` once no journal row references it and it is
 older than a grace period.
+
+Connectors see the store only through the `Blobs` protocol: streams in, streams out, size and
+existence, never a filesystem path, so the store can move to object storage without touching a plugin.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from concurrent.futures import Future
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from hub.errors import AktenhubError, StorageFull
 
@@ -68,6 +71,68 @@ class BlobInfo:
     ref: str
     size: int
     sha256: str
+
+
+class BlobWriter(Protocol):
+    """Writes one blob from pieces (e.g. from a push parser): hashed and size-limited as they come."""
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        ...
+
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Add content; raise `BlobTooLarge` past the limit (the blob is then discarded)."""
+        ...
+
+    async def commit(self) -> BlobInfo:
+        """Make the content durable under its hash; returns the blob's reference."""
+        ...
+
+    def abort(self) -> None:
+        """Discard what was written."""
+        ...
+
+
+class Blobs(Protocol):
+    """The blob store as connectors use it: content in and out as streams, never a filesystem path.
+
+    A blob is referenced as ``sha256:<hex>`` of its content. Writing the same content twice stores it
+    once. Reading a reference that is not stored raises `BlobNotFound`.
+    """
+
+    @property
+    def max_size(self) -> int | None:
+        """The largest blob the store takes (None: no limit)."""
+        ...
+
+    def writer(self, limit: int | None = None) -> BlobWriter:
+        """A writer for content that arrives in pieces."""
+        ...
+
+    async def write(self, chunks: AsyncIterable[bytes], limit: int | None = None) -> BlobInfo:
+        """Stream chunks to a new, durable blob; raise `BlobTooLarge` (storing nothing) past the limit."""
+        ...
+
+    async def write_bytes(self, data: bytes, limit: int | None = None) -> BlobInfo:
+        """Store a small piece of content (e.g. a generated document)."""
+        ...
+
+    def read(self, ref: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+        """Stream a blob's content in chunks."""
+        ...
+
+    async def read_bytes(self, ref: str) -> bytes:
+        """A small blob's whole content (documents the hub generated, never unbounded uploads)."""
+        ...
+
+    async def info(self, ref: str) -> BlobInfo:
+        """A stored blob's reference, size and sha256; raise `BlobNotFound` if it is not stored."""
+        ...
+
+    async def exists(self, ref: str) -> bool:
+        """Whether the blob is stored."""
+        ...
 
 
 class _DurableRenamer:
@@ -249,8 +314,8 @@ class BlobHolding:
 _holding: ContextVar[BlobHolding | None] = ContextVar("aktenhub_blob_holding", default=None)
 
 
-class BlobWriter:
-    """Writes one blob from pieces: hashes and limits as they come, spools to disk past `SPOOL` bytes.
+class LocalBlobWriter:
+    """A `BlobWriter` of the local store: hashes and limits as it goes, spools to disk past `SPOOL` bytes.
 
     Small content (most form attachments) stays in one buffer and is written by the committer
     thread, so the event loop creates no files for it; larger content streams into a temporary file.
@@ -352,17 +417,29 @@ class BlobStore:
         return self._renamer.syncs
 
     def path(self, ref: str) -> Path:
-        """The file holding a blob's content."""
+        """The file holding a blob's content (the core's own business: connectors see `Blobs`)."""
         digest = _digest(ref)
         return self.root / digest[:2] / digest[2:4] / digest
 
-    def exists(self, ref: str) -> bool:
-        """Whether the blob is stored."""
+    def stored(self, ref: str) -> bool:
+        """Whether the blob is stored (synchronously, for the core and tests)."""
         return self.path(ref).is_file()
 
-    def writer(self, limit: int | None = None) -> BlobWriter:
+    async def exists(self, ref: str) -> bool:
+        """Whether the blob is stored."""
+        return self.stored(ref)
+
+    async def info(self, ref: str) -> BlobInfo:
+        """A stored blob's reference, size and sha256; raise `BlobNotFound` if it is not stored."""
+        try:
+            size = self.path(ref).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFound(ref) from None
+        return BlobInfo(ref=ref, size=size, sha256=_digest(ref))
+
+    def writer(self, limit: int | None = None) -> LocalBlobWriter:
         """A writer for content that arrives in pieces (e.g. from a push parser)."""
-        return BlobWriter(self, _smaller(limit, self.max_size))
+        return LocalBlobWriter(self, _smaller(limit, self.max_size))
 
     async def write(self, chunks: AsyncIterable[bytes], limit: int | None = None) -> BlobInfo:
         """Stream chunks to a new, durable blob; raise `BlobTooLarge` (storing nothing) past the limit."""

@@ -13,7 +13,7 @@ Errors: raise `hub.errors.Retryable` or `hub.errors.Permanent`; the core owns re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from hub.answers import Answer, AnswerOutcome, AnswerRecord, CallbackAuth
-    from hub.blobs import BlobStore
+    from hub.blobs import Blobs
     from hub.held import HeldMessages
     from hub.outbound import HttpEndpoint, Outbound
 
@@ -104,7 +104,7 @@ class ConnectorContext:
     """What the core hands every connector: its name, the blob store, shared resources."""
 
     name: str
-    blobs: BlobStore
+    blobs: Blobs
     schemas: Path | None
     data_dir: Path
     _http: Callable[[], aiohttp.ClientSession] | None = None
@@ -345,7 +345,7 @@ class DeliveryContext:
     def __init__(
         self,
         application: Application,
-        blobs: BlobStore,
+        blobs: Blobs,
         checkpoints: Mapping[str, Any],
         save: Callable[[dict[str, Any]], Awaitable[None]],
         attempt: int,
@@ -365,11 +365,6 @@ class DeliveryContext:
         """Durably record partial progress, so a retry resumes instead of repeating it."""
         self._checkpoints[key] = value
         await self._save(dict(self._checkpoints))
-
-    async def open_blob(self, ref: str) -> AsyncIterator[bytes]:
-        """Stream a blob's content in chunks."""
-        async for chunk in self.blobs.read(ref):
-            yield chunk
 
 
 class Sink(Connector[ConfigT]):

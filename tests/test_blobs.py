@@ -84,7 +84,7 @@ async def test_ready_file_cut_short_by_a_crash_is_discarded(tmp_path: Path) -> N
     (tmp_path / "tmp" / f"{digest}.ready").write_bytes(content[:5])
     store = BlobStore(tmp_path)
     assert store.recover() == 0
-    assert not store.exists(f"sha256:{digest}")
+    assert not store.stored(f"sha256:{digest}")
     assert list((tmp_path / "tmp").iterdir()) == []
     info = await store.write_bytes(content)  # sent again: stored whole
     assert store.path(info.ref).read_bytes() == content
@@ -100,7 +100,7 @@ async def test_holding_removes_what_nobody_keeps_and_leaves_what_is_kept(tmp_pat
         kept = await store.write_bytes(b"Antrag, gespeichert")
         dropped = await store.write_bytes(b"Anlage eines abgelehnten Antrags")
         holding.keep([kept.ref])
-    assert store.exists(kept.ref) and not store.exists(dropped.ref)
+    assert store.stored(kept.ref) and not store.stored(dropped.ref)
     assert holding.removed == 1
 
 
@@ -109,7 +109,7 @@ async def test_holding_never_removes_content_stored_before(tmp_path: Path) -> No
     earlier = await store.write_bytes(b"Lageplan")  # an application stored it long ago
     with store.holding():
         await store.write_bytes(b"Lageplan")  # a refused re-send carries the same file
-    assert store.exists(earlier.ref)
+    assert store.stored(earlier.ref)
 
 
 async def test_content_two_intakes_share_stays_if_either_keeps_it(tmp_path: Path) -> None:
@@ -131,7 +131,7 @@ async def test_content_two_intakes_share_stays_if_either_keeps_it(tmp_path: Path
         kept.set()
 
     await asyncio.gather(refused(), stored())
-    assert store.exists(f"sha256:{hashlib.sha256(b'Formular-Vorlage').hexdigest()}")
+    assert store.stored(f"sha256:{hashlib.sha256(b'Formular-Vorlage').hexdigest()}")
 
 
 async def test_content_written_outside_an_intake_is_never_removed_by_one(tmp_path: Path) -> None:
@@ -147,4 +147,4 @@ async def test_content_written_outside_an_intake_is_never_removed_by_one(tmp_pat
         await store.write_bytes(b"%PDF rendition")  # a refused submission happens to carry it
         go.set()
         rendition = await worker
-    assert store.exists(rendition)
+    assert store.stored(rendition)

@@ -162,7 +162,7 @@ async def test_client_gone_mid_upload_costs_one_warning_and_leaves_nothing(
         return [r for r in caplog.records if "disconnected" in r.getMessage()]
 
     stored = f"sha256:{hashlib.sha256(pdf).hexdigest()}"
-    await running.wait_for(lambda: running.hub.blobs.exists(stored), 10, "the first file to be stored")
+    await running.wait_for(lambda: running.hub.blobs.stored(stored), 10, "the first file to be stored")
     writer.close()  # mid-upload
     await running.wait_for(gone, 10, "the disconnect to be logged")
     await running.wait_for(lambda: blob_files(running) == [], 10, "the intake's files to be removed")

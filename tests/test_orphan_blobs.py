@@ -85,7 +85,7 @@ async def test_changed_resend_refused_leaves_only_the_first_submissions_files(hu
     assert (status, again["conflict"]) == (409, True), again  # same id, other content: refused
     assert blob_files(running.hub.blobs) == kept
     app = await running.journal.get_application(first["application_id"])
-    assert all(running.hub.blobs.exists(a.blob) for a in app.attachments)
+    assert all(running.hub.blobs.stored(a.blob) for a in app.attachments)
 
 
 async def test_identical_resend_keeps_the_files_the_first_one_stored(hub_factory: Any) -> None:
@@ -98,7 +98,7 @@ async def test_identical_resend_keeps_the_files_the_first_one_stored(hub_factory
     app = await running.journal.get_application(first["application_id"])
     assert app.original is not None
     assert all(
-        running.hub.blobs.exists(ref) for ref in [app.original.blob, *(a.blob for a in app.attachments)]
+        running.hub.blobs.stored(ref) for ref in [app.original.blob, *(a.blob for a in app.attachments)]
     )
 
 

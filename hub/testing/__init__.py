@@ -14,9 +14,11 @@ from __future__ import annotations
 from hub.mapping import default_record
 from hub.testing.contracts import Fault, SinkContract, SourceContract, delivery_context
 from hub.testing.harness import RunningHub, make_application, start_hub, stop_hub
+from hub.testing.memory import MemoryBlobs
 
 __all__ = [
     "Fault",
+    "MemoryBlobs",
     "RunningHub",
     "SinkContract",
     "SourceContract",

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from hub.answers import Answer, AnswerOutcome
-from hub.blobs import BlobStore
+from hub.blobs import Blobs
 from hub.connectors import DeliveryContext, IntakeOutcome, Sink
 from hub.errors import Permanent, Retryable, StorageFull
 from hub.journal import ApplicationFilter, TaskState
@@ -34,9 +34,7 @@ EXPECTED: dict[Fault, type[Exception]] = {
 }
 
 
-def delivery_context(
-    app: Application, blobs: BlobStore, store: dict[str, Any] | None = None
-) -> DeliveryContext:
+def delivery_context(app: Application, blobs: Blobs, store: dict[str, Any] | None = None) -> DeliveryContext:
     """A delivery context whose checkpoints persist in `store` across attempts, as the journal's do."""
     store = {} if store is None else store
 
@@ -67,13 +65,13 @@ class SinkContract:
     async def faulty_sink(self, fault: Fault) -> Sink[Any] | None:
         return None
 
-    async def test_delivers_one_result(self, sink: Sink[Any], blobs: BlobStore) -> None:
+    async def test_delivers_one_result(self, sink: Sink[Any], blobs: Blobs) -> None:
         app = await make_application(blobs, external_id="contract-1")
         delivery = await sink.deliver(self.record(app), delivery_context(app, blobs))
         assert delivery.target == sink.name
         assert await self.results(sink, app) == 1
 
-    async def test_deliver_twice_one_result(self, sink: Sink[Any], blobs: BlobStore) -> None:
+    async def test_deliver_twice_one_result(self, sink: Sink[Any], blobs: Blobs) -> None:
         app = await make_application(blobs, external_id="contract-2")
         record = self.record(app)
         store: dict[str, Any] = {}
@@ -82,7 +80,7 @@ class SinkContract:
         assert await self.results(sink, app) == 1
         assert second.reference == first.reference
 
-    async def test_separate_applications_separate_results(self, sink: Sink[Any], blobs: BlobStore) -> None:
+    async def test_separate_applications_separate_results(self, sink: Sink[Any], blobs: Blobs) -> None:
         a = await make_application(blobs, external_id="contract-a", form={"nachname": "A"})
         b = await make_application(blobs, external_id="contract-b", form={"nachname": "B"})
         await sink.deliver(self.record(a), delivery_context(a, blobs))
@@ -91,7 +89,7 @@ class SinkContract:
         assert await self.results(sink, b) == 1
 
     @pytest.mark.parametrize("fault", list(Fault))
-    async def test_faults_classified(self, fault: Fault, blobs: BlobStore) -> None:
+    async def test_faults_classified(self, fault: Fault, blobs: Blobs) -> None:
         faulty = await self.faulty_sink(fault)
         if faulty is None:
             pytest.skip(f"{fault.value} does not apply to this sink")

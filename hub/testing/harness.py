@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from hub.blobs import BlobStore
+from hub.blobs import Blobs
 from hub.config import config_from_dict
 from hub.http import make_runner
 from hub.journal import ApplicationFilter
@@ -173,7 +173,7 @@ def base_settings(tmp: Path, connectors: dict[str, Any], routes: list[dict[str, 
 
 
 async def make_application(
-    blobs: BlobStore,
+    blobs: Blobs,
     *,
     source: str = "test",
     service: str = "jagdschein",

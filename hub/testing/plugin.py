@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from hub.blobs import BlobStore
+from hub.blobs import Blobs, BlobStore
 from hub.connectors import ConnectorContext
 from hub.held import HeldMessages
 from hub.journal import SqliteJournal
@@ -37,7 +37,7 @@ def schema_dir() -> Path:
 
 
 @pytest_asyncio.fixture
-async def connector_context(blobs: BlobStore, tmp_path: Path) -> AsyncIterator[ConnectorContext]:
+async def connector_context(blobs: Blobs, tmp_path: Path) -> AsyncIterator[ConnectorContext]:
     """A connector context named "contract" on the `blobs` store, with an HTTP session and a journal
     (used keys; held messages of polled sources)."""
     session: aiohttp.ClientSession | None = None

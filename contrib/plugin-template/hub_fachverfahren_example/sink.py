@@ -152,7 +152,7 @@ class ExampleFachverfahrenSink(Sink[ExampleFachverfahrenConfig]):
         app = ctx.application
         if record.application_id != app.id:
             raise Permanent(f"record belongs to application {record.application_id}, the context to {app.id}")
-        blobs = self._document_blobs(record, ctx)  # before anything is created: all or nothing to send
+        blobs = await self._document_blobs(record, ctx)  # before anything is created: all or nothing to send
         case, created = await self._case(record, ctx)
         uploaded = _uploaded(ctx)
         sent = 0
@@ -180,7 +180,7 @@ class ExampleFachverfahrenSink(Sink[ExampleFachverfahrenConfig]):
             details={"documents": len(record.documents)},
         )
 
-    def _document_blobs(self, record: FileRecord, ctx: DeliveryContext) -> list[str]:
+    async def _document_blobs(self, record: FileRecord, ctx: DeliveryContext) -> list[str]:
         """Each document's blob reference; a document without content cannot be delivered, ever."""
         refs = []
         for index, document in enumerate(record.documents):
@@ -188,7 +188,7 @@ class ExampleFachverfahrenSink(Sink[ExampleFachverfahrenConfig]):
             if document.blob is None:
                 raise Permanent(f"{what} has no content (no blob reference): nothing to deliver")
             try:
-                present = ctx.blobs.exists(document.blob)
+                present = await ctx.blobs.exists(document.blob)
             except BlobNotFound:  # not even a valid reference
                 present = False
             if not present:

@@ -19,7 +19,6 @@ from pydantic import ValidationError
 from hub import (
     Application,
     ApplicationState,
-    BlobStore,
     ConnectorContext,
     Document,
     DocumentContent,
@@ -28,6 +27,7 @@ from hub import (
     Retryable,
     Sink,
 )
+from hub.blobs import BlobStore
 from hub.testing import Fault, SinkContract, make_application
 from hub.testing.contracts import delivery_context
 

@@ -27,7 +27,6 @@ from hub_xta.simulator import enqueue
 
 from hub import (
     Application,
-    BlobStore,
     ConnectorContext,
     HeldMessages,
     HeldState,
@@ -37,6 +36,7 @@ from hub import (
     Receipt,
     ReceiptKind,
 )
+from hub.blobs import BlobStore
 from hub.journal import SqliteJournal
 
 

@@ -37,7 +37,8 @@ from lxml import etree
 from pydantic import ValidationError
 from test_bauportal_answers import Journal, context, make_source
 
-from hub import BlobStore, Intake, Receipt, ReceiptKind
+from hub import Intake, Receipt, ReceiptKind
+from hub.blobs import BlobStore
 from hub.config import load_config
 from hub.journal import SqliteJournal
 from hub.plugins import load_plugins

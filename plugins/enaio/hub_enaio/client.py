@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 from aiohttp.payload import AsyncIterablePayload
 
-from hub import BlobStore, Permanent, Retryable
+from hub import Blobs, Permanent, Retryable
 from hub.outbound import (
     BasicAuth,
     HttpAnswer,
@@ -164,7 +164,7 @@ def _file_name(name: str) -> str:
     return _CONTROL.sub(" ", name).strip() or "dokument"
 
 
-def _file_part(upload: Upload, blobs: BlobStore, part_name: str) -> AsyncIterablePayload:
+def _file_part(upload: Upload, blobs: Blobs, part_name: str) -> AsyncIterablePayload:
     """The file part, reading the blob only while the request is sent (never the whole file in memory)."""
     payload = AsyncIterablePayload(blobs.read(upload.blob), content_type=upload.media_type)
     # UTF-8 file names as browsers send them (RFC 7578 4.2), not percent-encoded.
@@ -199,7 +199,7 @@ class EnaioApi(ABC):
         location: str | None,
         fields: Mapping[str, str],
         upload: Upload | None,
-        blobs: BlobStore,
+        blobs: Blobs,
         what: str,
     ) -> str:
         """Create an object under `location` (None: a folder in its cabinet; `TRAY`); returns its id."""
@@ -252,7 +252,7 @@ class DmsApi(EnaioApi):
         location: str | None,
         fields: Mapping[str, str],
         upload: Upload | None,
-        blobs: BlobStore,
+        blobs: Blobs,
         what: str,
     ) -> str:
         properties: dict[str, dict[str, str]] = {"system:objectTypeId": {"value": object_type}}
@@ -363,7 +363,7 @@ class OsrestApi(EnaioApi):
         location: str | None,
         fields: Mapping[str, str],
         upload: Upload | None,
-        blobs: BlobStore,
+        blobs: Blobs,
         what: str,
     ) -> str:
         data = {"objectTypeId": object_type, "fields": _fields(fields)}

@@ -195,7 +195,7 @@ class EnaioSink(Sink[EnaioConfig]):
         app_id = ctx.application.id
         if record.application_id != app_id:
             raise Permanent(f"record belongs to application {record.application_id}, the context to {app_id}")
-        plan = self._plan(record, ctx)  # everything checkable is checked before anything is created
+        plan = await self._plan(record, ctx)  # everything checkable is checked before anything is created
         progress = _Progress.load(ctx, plan.fingerprint)
 
         akte_id, aktenzeichen, akte_created = await self._akte(plan, progress)
@@ -271,7 +271,7 @@ class EnaioSink(Sink[EnaioConfig]):
 
     # -- the record --------------------------------------------------------------------------------------
 
-    def _plan(self, record: FileRecord, ctx: DeliveryContext) -> _Plan:
+    async def _plan(self, record: FileRecord, ctx: DeliveryContext) -> _Plan:
         settings = self.config
         app_id = ctx.application.id
         akte = None
@@ -299,7 +299,7 @@ class EnaioSink(Sink[EnaioConfig]):
             if document.blob is None:
                 raise Permanent(f"{what} has no content (no blob reference): nothing to deliver")
             try:
-                present = ctx.blobs.exists(document.blob)
+                present = await ctx.blobs.exists(document.blob)
             except BlobNotFound:  # not even a valid reference
                 present = False
             if not present:

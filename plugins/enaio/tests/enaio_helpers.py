@@ -15,13 +15,13 @@ from hub_enaio.sink import EnaioSink
 
 from hub import (
     Application,
-    BlobStore,
     ConnectorContext,
     Document,
     DocumentContent,
     FileRecord,
     FolderSpec,
 )
+from hub.blobs import BlobStore
 from hub.outbound import basic_authorization
 
 USER = "aktenhub"

@@ -22,7 +22,8 @@ from hub_enaio.simulator import STATE
 from hub_enaio.sink import EnaioSink
 from pydantic import ValidationError
 
-from hub import ApplicationState, BlobStore, ConnectorContext, Permanent, Retryable
+from hub import ApplicationState, ConnectorContext, Permanent, Retryable
+from hub.blobs import BlobStore
 from hub.testing import default_record, make_application
 from hub.testing.contracts import delivery_context
 

@@ -17,6 +17,7 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hub import (
     Application,
-    BlobStore,
+    BlobNotFound,
+    Blobs,
     CheckResult,
     ConnectorConfig,
     ConnectorContext,
@@ -156,7 +158,6 @@ class _PlannedFile:
     document: Document
     name: str
     blob: str
-    source: Path
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,46 @@ class _Result:
     size: int
     duplicate: bool
     consumed: bool = False
+
+
+class _ThreadReader:
+    """Blob content for the worker thread that writes a folder: each chunk is read on the event loop."""
+
+    def __init__(self, blobs: Blobs, loop: asyncio.AbstractEventLoop) -> None:
+        self.blobs = blobs
+        self.loop = loop
+
+    def chunks(self, ref: str) -> Iterator[bytes]:
+        """The blob's content in chunks (call from a worker thread, never from the loop)."""
+        stream = self.blobs.read(ref, CHUNK)
+
+        async def following() -> bytes | None:
+            return await anext(stream, None)
+
+        try:
+            while (chunk := asyncio.run_coroutine_threadsafe(following(), self.loop).result()) is not None:
+                yield chunk
+        finally:
+            if isinstance(stream, AsyncGenerator):
+                asyncio.run_coroutine_threadsafe(stream.aclose(), self.loop).result()
+
+
+def _blob_of(index: int, doc: Document) -> str:
+    """A document's blob reference; a document without a valid one can never be delivered."""
+    what = f"document {index} (type {doc.type!r})"
+    if doc.blob is None:
+        raise Permanent(f"{what} has no content (no blob reference): nothing to deliver")
+    if not _BLOB_REF.fullmatch(doc.blob):
+        raise Permanent(f"{what} has an invalid blob reference {doc.blob!r}")
+    return doc.blob
+
+
+async def _check_documents(record: FileRecord, blobs: Blobs) -> None:
+    """Every document's content is in the blob store, before anything is written."""
+    for index, doc in enumerate(record.documents):
+        if not await blobs.exists(_blob_of(index, doc)):
+            what = f"document {index} (type {doc.type!r})"
+            raise Permanent(f"{what} references {doc.blob}, which is not in the blob store")
 
 
 class FileDropSink(Sink[FileDropConfig]):
@@ -222,8 +263,12 @@ class FileDropSink(Sink[FileDropConfig]):
             raise Permanent(f"record belongs to application {record.application_id}, the context to {app.id}")
         earlier = _earlier_delivery(ctx)
         folder = earlier.folder if earlier is not None else self._folder_name(record, app)
-        # The whole folder is written in one worker thread: file I/O and fsync block.
-        result = await asyncio.to_thread(self._drop, record, app, folder, earlier, ctx.blobs)
+        if earlier is None:
+            await _check_documents(record, ctx.blobs)
+        # The whole folder is written in one worker thread: file I/O and fsync block. The blobs are
+        # read on the event loop, chunk by chunk, as the thread asks for them.
+        reader = _ThreadReader(ctx.blobs, asyncio.get_running_loop())
+        result = await asyncio.to_thread(self._drop, record, app, folder, earlier, reader)
         if earlier is None:
             await ctx.checkpoint(
                 CHECKPOINT,
@@ -285,7 +330,7 @@ class FileDropSink(Sink[FileDropConfig]):
         app: Application,
         folder: str,
         earlier: _Checkpoint | None,
-        blobs: BlobStore,
+        reader: _ThreadReader,
     ) -> _Result:
         base = self.directory
         try:
@@ -300,38 +345,36 @@ class FileDropSink(Sink[FileDropConfig]):
             existing = self._existing(final, app.id, strict=True)
             if existing is not None:
                 return existing
-            files = self._plan(record, blobs)
+            files = self._plan(record)
             leftover = base / _temp_name(app.id, record.revision)
             if leftover.exists():  # an earlier attempt died while writing
                 shutil.rmtree(leftover)
-            return self._write(base, folder, record, app, files)
+            return self._write(base, folder, record, app, files, reader)
         except OSError as exc:
             raise Retryable(f"cannot write to import directory {base}: {_reason(exc)}") from None
 
-    def _plan(self, record: FileRecord, blobs: BlobStore) -> list[_PlannedFile]:
-        """Check every document before anything is written; choose safe, unique file names."""
+    def _plan(self, record: FileRecord) -> list[_PlannedFile]:
+        """Choose safe, unique file names (the documents were checked by `_check_documents`)."""
         taken = {METADATA_FILE}
         planned: list[_PlannedFile] = []
         for index, doc in enumerate(record.documents):
-            what = f"document {index} (type {doc.type!r})"
-            if doc.blob is None:
-                raise Permanent(f"{what} has no content (no blob reference): nothing to deliver")
-            if not _BLOB_REF.fullmatch(doc.blob):
-                raise Permanent(f"{what} has an invalid blob reference {doc.blob!r}")
-            source = blobs.path(doc.blob)
-            if not source.is_file():
-                raise Permanent(f"{what} references {doc.blob}, which is not in the blob store")
             name = unique_name(safe_file_name(doc.name), taken)
-            planned.append(_PlannedFile(index, doc, name, doc.blob, source))
+            planned.append(_PlannedFile(index, doc, name, _blob_of(index, doc)))
         return planned
 
     def _write(
-        self, base: Path, folder: str, record: FileRecord, app: Application, files: list[_PlannedFile]
+        self,
+        base: Path,
+        folder: str,
+        record: FileRecord,
+        app: Application,
+        files: list[_PlannedFile],
+        reader: _ThreadReader,
     ) -> _Result:
         temp = base / _temp_name(app.id, record.revision)
         temp.mkdir()
         try:
-            dropped = [self._copy(planned, temp / planned.name) for planned in files]
+            dropped = [self._copy(planned, temp / planned.name, reader) for planned in files]
             delivered_at = utcnow()
             document = DropDocument(
                 delivered_at=delivered_at,
@@ -371,26 +414,19 @@ class FileDropSink(Sink[FileDropConfig]):
             duplicate=False,
         )
 
-    def _copy(self, planned: _PlannedFile, target: Path) -> DroppedFile:
+    def _copy(self, planned: _PlannedFile, target: Path, reader: _ThreadReader) -> DroppedFile:
         """Stream one blob into the folder chunk by chunk, hashing it on the way."""
         what = f"document {planned.index} (type {planned.document.type!r})"
         sha = hashlib.sha256()
         size = 0
-        try:
-            source = open(planned.source, "rb")  # noqa: SIM115 - closed by the with below
-        except FileNotFoundError:
-            raise Permanent(f"{what} references {planned.blob}, which is not in the blob store") from None
-        with source, open(target, "xb") as out:
-            while True:
-                try:
-                    chunk = source.read(CHUNK)
-                except OSError as exc:
-                    raise Retryable(f"cannot read {what} from the blob store: {_reason(exc)}") from None
-                if not chunk:
-                    break
-                sha.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
+        with open(target, "xb") as out:
+            try:
+                for chunk in reader.chunks(planned.blob):
+                    sha.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+            except BlobNotFound:
+                raise Permanent(f"{what} references {planned.blob}, which is not in the blob store") from None
             out.flush()
             self._sync(out.fileno())
         digest = sha.hexdigest()

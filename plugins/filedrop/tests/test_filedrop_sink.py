@@ -19,18 +19,10 @@ from hub_filedrop.names import render_folder_name, safe_file_name, unique_name
 from hub_filedrop.sink import _temp_name
 from pydantic import ValidationError
 
-from hub import (
-    Application,
-    BlobStore,
-    ConnectorContext,
-    Document,
-    DocumentContent,
-    FileRecord,
-    Permanent,
-    Retryable,
-)
+from hub import Application, ConnectorContext, Document, DocumentContent, FileRecord, Permanent, Retryable
+from hub.blobs import BlobStore
 from hub.mapping import default_record
-from hub.testing import make_application
+from hub.testing import MemoryBlobs, make_application
 from hub.testing.contracts import delivery_context
 
 
@@ -45,7 +37,8 @@ def sink(connector_context: ConnectorContext, import_dir: Path) -> FileDropSink:
 
 
 def entries(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir())
+    """What is in the import directory (nothing, also when a refused delivery did not create it)."""
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
 
 
 async def test_folder_holds_application_json_and_every_file(sink: FileDropSink, blobs: BlobStore) -> None:
@@ -508,3 +501,19 @@ async def test_permission_error_when_publishing_is_retryable_and_cleans_up(
         await sink.deliver(default_record(app), delivery_context(app, blobs))
     assert app.id not in str(raised.value).split(":", 1)[1]  # no file path from the OSError
     assert entries(sink.directory) == []
+
+
+async def test_a_store_without_a_filesystem_serves_the_sink(
+    connector_context: ConnectorContext, tmp_path: Path
+) -> None:
+    """The sink streams blobs through the protocol: a store in memory is enough."""
+    blobs = MemoryBlobs()
+    big = os.urandom(700 * 1024)  # several chunks, read on the event loop for the writing thread
+    app = await make_application(blobs, files={"plan.pdf": big})
+    sink = make_sink(connector_context, tmp_path / "import")
+    record = default_record(app).model_copy(update={"payloads": {sink.name: {"fields": {"Flur": "12"}}}})
+    await sink.deliver(record, delivery_context(app, blobs))
+    [folder] = folders_of(sink.directory, app.id)
+    assert (folder / "plan.pdf").read_bytes() == big
+    assert json.loads((folder / "application.json").read_bytes())["fields"] == {"Flur": "12"}
+    assert blobs.reads == 2  # the original submission and the attachment

@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hub import Attachment, BadSubmission, BlobStore
+from hub import Attachment, BadSubmission, Blobs
 
 from .config import FormCycleConfig
 from .parsing import read_body
@@ -46,7 +46,7 @@ class JsonAttachment(BaseModel):
 
 
 async def read_json(
-    request: web.Request, config: FormCycleConfig, blobs: BlobStore, declared_charset: str | None
+    request: web.Request, config: FormCycleConfig, blobs: Blobs, declared_charset: str | None
 ) -> Submission:
     """Parse a JSON body; its attachments go to the blob store once the whole body is valid."""
     if declared_charset and declared_charset.strip().lower() not in ("utf-8", "utf8"):

@@ -26,7 +26,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from hub import Attachment, BadSubmission, BlobInfo, BlobStore, BlobTooLarge, BlobWriter
+from hub import Attachment, BadSubmission, BlobInfo, Blobs, BlobTooLarge, BlobWriter
 
 from . import charsets
 from .config import FormCycleConfig
@@ -102,7 +102,7 @@ class _MultipartReader:
     committing awaits the blob store. Names and values stay bytes until `submission` decodes them.
     """
 
-    def __init__(self, boundary: bytes, config: FormCycleConfig, blobs: BlobStore) -> None:
+    def __init__(self, boundary: bytes, config: FormCycleConfig, blobs: Blobs) -> None:
         self.config = config
         self.blobs = blobs
         self.limits = _Limits(config)
@@ -277,7 +277,7 @@ def content_type_of(request: web.Request) -> tuple[str, str | None]:
 
 
 async def read_multipart(
-    request: web.Request, config: FormCycleConfig, blobs: BlobStore, declared_charset: str | None
+    request: web.Request, config: FormCycleConfig, blobs: Blobs, declared_charset: str | None
 ) -> Submission:
     """Parse a multipart/form-data body; files go to the blob store as they arrive."""
     _, params = parse_options_header(request.headers.get("Content-Type"))

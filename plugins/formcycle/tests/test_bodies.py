@@ -267,7 +267,7 @@ async def test_json_limits(hub_factory: Any) -> None:
     big = {"attachments": [{"name": "x", "content": base64.b64encode(b"y" * 11).decode()}]}
     status, answer = await post_json(running, big)
     assert status == 413 and "attachment 1 exceeds" in answer["error"], answer
-    assert not running.hub.blobs.exists(f"sha256:{sha(b'y' * 11)}")
+    assert not running.hub.blobs.stored(f"sha256:{sha(b'y' * 11)}")
     status, answer = await post_json(
         running, {"a": "b"}, **{"Content-Type": "application/json; charset=latin1"}
     )

@@ -332,7 +332,7 @@ async def test_oversized_file_is_refused_and_nothing_stored(hub_factory: Any) ->
     assert status == 413
     assert "'ausweis'" in body["error"] and "1024" in body["error"]
     assert await count(running) == 0
-    assert not running.hub.blobs.exists(f"sha256:{sha(big)}")
+    assert not running.hub.blobs.stored(f"sha256:{sha(big)}")
 
 
 async def test_oversized_text_parameter_is_refused(hub_factory: Any) -> None:
@@ -397,7 +397,7 @@ async def test_truncated_body_is_refused_and_the_partial_file_not_kept(hub_facto
     assert status == 400, answer
     assert "'ausweis'" in answer["error"]
     assert await count(running) == 0
-    assert not running.hub.blobs.exists(f"sha256:{sha(content[:50_000])}")
+    assert not running.hub.blobs.stored(f"sha256:{sha(content[:50_000])}")
 
 
 async def test_missing_final_boundary_is_refused(hub_factory: Any) -> None:

@@ -53,7 +53,7 @@ async def test_changed_content_is_refused_with_409_and_recorded(hub_factory: Any
     after = await stored(running, app_id_body(app_id))
     assert after.form == before.form and after.attachments == before.attachments
     assert after.revision == 1 and after.fingerprint == before.fingerprint
-    assert not running.hub.blobs.exists(f"sha256:{sha(JPEG)}")  # the refused re-send's file is gone
+    assert not running.hub.blobs.stored(f"sha256:{sha(JPEG)}")  # the refused re-send's file is gone
     events = [e for e in await running.journal.events(app_id) if e.type == "intake.conflict"]
     assert len(events) == 1
     assert events[0].data == {
@@ -90,7 +90,7 @@ async def test_changed_content_becomes_a_revision_and_is_delivered_again(hub_fac
     assert (app.revision, app.form["vorname"]) == (2, "Jürgen Anton")
     assert [a.sha256 for a in app.attachments] == [sha(JPEG)]
     # The new file is kept, and so is the superseded revision's (archived with it in the journal).
-    assert running.hub.blobs.exists(f"sha256:{sha(JPEG)}") and running.hub.blobs.exists(f"sha256:{sha(PDF)}")
+    assert running.hub.blobs.stored(f"sha256:{sha(JPEG)}") and running.hub.blobs.stored(f"sha256:{sha(PDF)}")
     assert f"sha256:{sha(PDF)}" in await running.journal.blob_references()
     assert app.received_at == original.received_at and app.revised_at is not None
     assert app.correlations["formcycle"] == "fc-r-1"

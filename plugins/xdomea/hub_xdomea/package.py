@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from hub import BlobNotFound, BlobStore, Permanent, Retryable
+from hub import BlobNotFound, Blobs, Permanent, Retryable
 
 from .message import BERLIN, Message, PrimaryFile
 
@@ -46,7 +46,7 @@ async def write_package(
     target: Path,
     message: Message,
     xml: bytes,
-    blobs: BlobStore,
+    blobs: Blobs,
     *,
     compression: int = zipfile.ZIP_DEFLATED,
     fsync: bool = True,
@@ -82,15 +82,15 @@ async def write_package(
 async def _pack(
     archive: zipfile.ZipFile,
     primary: PrimaryFile,
-    blobs: BlobStore,
+    blobs: Blobs,
     compression: int,
     stamp: tuple[int, int, int, int, int, int],
 ) -> PackedFile:
     what = f"document {primary.index}"
     missing = f"{what} references {primary.blob}, which is not in the blob store"
     try:
-        expected = blobs.path(primary.blob).stat().st_size
-    except (OSError, BlobNotFound):
+        expected = (await blobs.info(primary.blob)).size
+    except BlobNotFound:
         raise Permanent(missing) from None
     info = zipfile.ZipInfo(primary.name, date_time=stamp)
     info.compress_type = compression

@@ -229,7 +229,7 @@ class XdomeaSink(Sink[XdomeaConfig]):
                 f"the built {MESSAGE_TYPE} is not valid against xdomea.xsd, so it is not sent: "
                 + "; ".join(findings[:3])
             )
-        missing = [f for f in message.files if not ctx.blobs.exists(f.blob)]
+        missing = [f for f in message.files if not await ctx.blobs.exists(f.blob)]
         if missing:
             raise Permanent(
                 f"document {missing[0].index} references {missing[0].blob}, which is not in the blob store"

@@ -14,7 +14,8 @@ from hub_xdomea.simulator import STATE, make_app
 from lxml import etree
 from xdomea_helpers import PASSWORD, USER, Simulator, StartSimulator, xsd
 
-from hub import BlobStore, ConnectorContext
+from hub import ConnectorContext
+from hub.blobs import BlobStore
 
 
 @pytest_asyncio.fixture

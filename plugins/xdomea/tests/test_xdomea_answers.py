@@ -15,7 +15,8 @@ from lxml import etree
 from pydantic import ValidationError
 from xdomea_helpers import StartSimulator, filed_record, make_sink, read_zip, zips_in
 
-from hub import Application, BlobStore, ConnectorContext, Permanent, Retryable
+from hub import Application, ConnectorContext, Permanent, Retryable
+from hub.blobs import BlobStore
 from hub.testing import delivery_context, make_application
 
 

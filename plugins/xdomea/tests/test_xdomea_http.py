@@ -22,7 +22,8 @@ from xdomea_helpers import (
     make_sink,
 )
 
-from hub import Application, BlobStore, ConnectorContext, Permanent, Retryable
+from hub import Application, ConnectorContext, Permanent, Retryable
+from hub.blobs import BlobStore
 from hub.testing import delivery_context, make_application
 
 

@@ -16,7 +16,6 @@ from xdomea_helpers import AKTENZEICHEN, NS, X, assert_valid, filed_record, make
 from hub import (
     Address,
     Application,
-    BlobStore,
     ConnectorContext,
     Document,
     DocumentContent,
@@ -25,6 +24,7 @@ from hub import (
     Party,
     Permanent,
 )
+from hub.blobs import BlobStore
 from hub.testing import default_record, delivery_context, make_application
 
 FILED = "x:SchriftgutobjektZumAblegen/x:Schriftgutobjekt"

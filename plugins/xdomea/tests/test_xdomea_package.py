@@ -14,8 +14,9 @@ from hub_xdomea.message import package_name, process_id
 from hub_xdomea.sink import XdomeaSink
 from xdomea_helpers import StartSimulator, X, assert_valid, filed_record, make_sink, read_zip, zips_in
 
-from hub import Application, BlobStore, ConnectorContext, Permanent
-from hub.testing import delivery_context, make_application
+from hub import Application, ConnectorContext, Permanent
+from hub.blobs import BlobStore
+from hub.testing import MemoryBlobs, delivery_context, make_application
 
 
 @pytest.fixture
@@ -181,3 +182,14 @@ async def test_memory_stays_flat_for_a_large_document(
     assert delivery.details["content_bytes"] > size
     # The ZIP is streamed through in chunks (the simulator reads it in chunks too): a fraction of its size.
     assert peak < size // 4, f"peak {peak} bytes while delivering {size} bytes"
+
+
+async def test_a_store_without_a_filesystem_serves_the_sink(sink: XdomeaSink, xdomea_xsd: Any) -> None:
+    """The ZIP is packed from blob streams and sizes (`Blobs.info`): a store in memory is enough."""
+    blobs = MemoryBlobs()
+    app = await bauantrag(blobs)  # type: ignore[arg-type]
+    await sink.deliver(filed_record(app), delivery_context(app, blobs))
+    [path] = zips_in(sink.directory)
+    package = read_zip(path)
+    assert_valid(xdomea_xsd, package.xml)
+    assert sorted(package.files.values()) == sorted(b[len("sha256:") :] for b in blobs.content)

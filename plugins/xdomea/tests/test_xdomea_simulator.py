@@ -16,7 +16,8 @@ from hub_xdomea.simulator import make_app
 from lxml import etree
 from xdomea_helpers import PASSWORD, USER, Simulator, StartSimulator, X, filed_record, make_sink
 
-from hub import BlobStore, ConnectorContext, utcnow
+from hub import ConnectorContext, utcnow
+from hub.blobs import BlobStore
 from hub.outbound import basic_authorization
 from hub.testing import make_application
 

@@ -31,7 +31,7 @@ from aiohttp import BodyPartReader, hdrs
 from lxml import etree
 from pydantic import ValidationError
 
-from hub import BlobInfo, BlobStore, BlobTooLarge, CheckResult, ConnectorContext, Permanent, Retryable
+from hub import BlobInfo, Blobs, BlobTooLarge, CheckResult, ConnectorContext, Permanent, Retryable
 from hub.outbound import Outbound, classify, read_bounded, server_message
 
 from .config import XtaSettings
@@ -88,7 +88,7 @@ class XtaClient:
         *,
         schemas: Path,
         http: aiohttp.ClientSession | Callable[[], aiohttp.ClientSession],
-        blobs: BlobStore | None = None,
+        blobs: Blobs | None = None,
     ) -> None:
         self.settings = settings
         self.wsdl: XtaWsdl = load_wsdl(schemas)
@@ -189,7 +189,7 @@ class XtaClient:
         self,
         message_id: str,
         *,
-        blobs: BlobStore | None = None,
+        blobs: Blobs | None = None,
         limit: int | None = None,
         total_limit: int | None = None,
     ) -> XtaMessage:
@@ -288,13 +288,11 @@ class XtaClient:
 
     # -- SendXta port ------------------------------------------------------------------------------
 
-    async def send_message(
-        self, message: OutgoingMessage, *, blobs: BlobStore | None = None
-    ) -> MessageMetaData:
+    async def send_message(self, message: OutgoingMessage, *, blobs: Blobs | None = None) -> MessageMetaData:
         """Send a message (sendMessage, MTOM): content streamed from the blob store. Returns its metadata."""
         store = self._blob_store(blobs)
         for content in (message.content, *message.attachments):
-            if not store.exists(content.blob):
+            if not await store.exists(content.blob):
                 raise Permanent(f"sendMessage: content {content.blob} is not in the blob store")
         message_id = message.message_id or await self.create_message_id()
         total = message.content.size + sum(a.size for a in message.attachments)
@@ -361,7 +359,7 @@ class XtaClient:
     def _author(self) -> dict[str, Any]:
         return {"_soapheaders": {"AuthorIdentifier": _party_values(self.account)}}
 
-    def _blob_store(self, blobs: BlobStore | None) -> BlobStore:
+    def _blob_store(self, blobs: Blobs | None) -> Blobs:
         store = blobs or self.blobs
         if store is None:
             raise RuntimeError("XtaClient needs a blob store for message content (blobs=...)")
@@ -539,7 +537,7 @@ class XtaClient:
         )
 
     async def _content_blob(
-        self, element: etree._Element, stored: dict[str, BlobInfo], store: BlobStore, budget: _Budget
+        self, element: etree._Element, stored: dict[str, BlobInfo], store: Blobs, budget: _Budget
     ) -> BlobInfo:
         """The blob of one Message/Attachment: its XOP part, or its inline base64 text, stored."""
         include = element.find(qname(XOP, "Include"))
@@ -620,7 +618,7 @@ class _Budget:
             raise self.too_large(self.total)
 
 
-async def _store_part(store: BlobStore, part: BodyPartReader, budget: _Budget) -> BlobInfo:
+async def _store_part(store: Blobs, part: BodyPartReader, budget: _Budget) -> BlobInfo:
     writer = store.writer(budget.part_limit())
     try:
         async for chunk in part_chunks(part):

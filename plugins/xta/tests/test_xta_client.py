@@ -33,7 +33,8 @@ from xta_helpers import (
     sha256,
 )
 
-from hub import BlobStore, Permanent, Retryable
+from hub import Permanent, Retryable
+from hub.blobs import BlobStore
 
 ANTRAG = b'<?xml version="1.0"?><baugenehmigung.antrag.0200 xmlns="http://www.xleitstelle.de/xbau/2/6"/>'
 

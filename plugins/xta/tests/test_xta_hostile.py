@@ -31,7 +31,8 @@ from lxml import etree
 from test_xta_mailbox import Intakes, blob_files, make_source, queue
 from xta_helpers import AUTHORITY, PORTAL, XBAU_NS, XBAU_SERVICE, StartXta, Xta, antrag_metadata
 
-from hub import BlobStore, HeldState, Intake, IntakeOutcome, Permanent, Retryable
+from hub import HeldState, Intake, IntakeOutcome, Permanent, Retryable
+from hub.blobs import BlobStore
 from hub.held import HeldFilter
 from hub.journal import SqliteJournal
 

@@ -18,7 +18,6 @@ from xta_helpers import AUTHORITY, PORTAL, StartXta, Xta, antrag_metadata
 
 from hub import (
     BackOff,
-    BlobStore,
     ConnectorContext,
     HeldMessages,
     HeldState,
@@ -27,6 +26,7 @@ from hub import (
     Permanent,
     Retryable,
 )
+from hub.blobs import BlobStore
 from hub.held import HeldFilter
 from hub.journal import SqliteJournal
 

@@ -19,7 +19,7 @@ from hub_xta.xml import META, OSCI, SOAP12, WSA, XOP, XTA, parse_xml, qname
 from lxml import etree
 from xta_helpers import AUTHORITY, PORTAL, XBAU_SERVICE, StartXta, antrag_metadata, make_client, party
 
-from hub import BlobStore
+from hub.blobs import BlobStore
 from hub.plugins import load_plugins
 
 AUTHOR = {"AuthorIdentifier": {"Identifier": {"_value_1": AUTHORITY, "type": "xoev"}}}

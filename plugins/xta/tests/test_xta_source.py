@@ -11,7 +11,8 @@ from hub_xta import XtaSource
 from hub_xta.simulator import enqueue, get_json
 from xta_helpers import AUTHORITY, PORTAL, StartXta, antrag_metadata, sha256
 
-from hub import BlobStore, ConnectorContext, HeldMessages, Intake, IntakeOutcome, Retryable
+from hub import ConnectorContext, HeldMessages, Intake, IntakeOutcome, Retryable
+from hub.blobs import BlobStore
 from hub.journal import SqliteJournal
 from hub.testing.harness import RunningHub
 

@@ -24,7 +24,7 @@ from xta_helpers import (
     party,
 )
 
-from hub import BlobStore
+from hub.blobs import BlobStore
 
 SIZE = 50 * 1024**2
 PEAK_LIMIT = 8 * 1024**2  # bytes traced at most while 50 MB flow through

@@ -9,7 +9,8 @@ import pytest
 from hub_xta import PermissionDeniedFault
 from xta_helpers import AUTHORITY, PORTAL, StartXta, make_client
 
-from hub import BlobStore, Permanent, Retryable
+from hub import Permanent, Retryable
+from hub.blobs import BlobStore
 from hub.testing.pki import Pki, make_pki, server_context
 
 

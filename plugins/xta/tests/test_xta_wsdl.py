@@ -19,7 +19,7 @@ from hub_xta.xml import SOAP12, WSA, parse_xml, qname
 from lxml import etree
 from xta_helpers import AUTHORITY, PORTAL, make_client, sha256
 
-from hub import BlobStore
+from hub.blobs import BlobStore
 
 
 def test_local_transport_refuses_network_and_foreign_files(schema_dir: Path, tmp_path: Path) -> None:

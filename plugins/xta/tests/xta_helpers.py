@@ -12,7 +12,7 @@ import aiohttp
 from hub_xta import PartyId, XtaClient, XtaSettings
 from hub_xta.simulator import XtaState
 
-from hub import BlobStore
+from hub.blobs import BlobStore
 
 AUTHORITY = "vbe:bauaufsicht-siegburg"  # our account: the Bauaufsicht's mailbox
 PORTAL = "vbe:bauportal-nrw"  # the portal that writes to us
