@@ -6,6 +6,8 @@ models and the errors. Everything else in `hub` is the core's own business.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from hub.answers import Answer, AnswerOutcome, AnswerRecord, CallbackAuth, UnknownApplication
 from hub.blobs import BlobInfo, BlobNotFound, Blobs, BlobTooLarge, BlobWriter
 from hub.callbacks import sign_callback
@@ -31,7 +33,6 @@ from hub.connectors import (
 )
 from hub.errors import BadSubmission, Permanent, Rejection, Retryable, StorageFull, transient_http_status
 from hub.held import BackOff, HeldMessage, HeldMessages, HeldState
-from hub.hookspecs import hookimpl
 from hub.models import (
     Address,
     AnswerStatus,
@@ -50,7 +51,6 @@ from hub.models import (
     Receipt,
     ReceiptKind,
     TrustLevel,
-    new_id,
     utcnow,
 )
 from hub.outbound import (
@@ -68,6 +68,9 @@ from hub.rejections import CITIZEN_TEXTS_MAX, RejectionCode, citizen_text
 from hub.resubmission import ChangedResend, content_fingerprint, revision_key, submission_fingerprint
 from hub.schemas import SchemaDirectoryMissing, require_schema_directory, schema_directory, xml_schema
 from hub.secret import Secret
+
+if TYPE_CHECKING:
+    from hub.hookspecs import hookimpl
 
 __all__ = [
     "CITIZEN_TEXTS_MAX",
@@ -140,7 +143,6 @@ __all__ = [
     "citizen_text",
     "content_fingerprint",
     "hookimpl",
-    "new_id",
     "require_schema_directory",
     "revision_key",
     "schema_directory",
@@ -151,3 +153,13 @@ __all__ = [
     "utcnow",
     "xml_schema",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The hook marker needs pluggy: loaded when a plugin module marks its hooks, not by every
+    # `import hub.errors` (which runs this module first).
+    if name == "hookimpl":
+        from hub.hookspecs import hookimpl
+
+        return hookimpl
+    raise AttributeError(f"module 'hub' has no attribute {name!r}")

@@ -248,6 +248,7 @@ class IntakeOutcome:
 
 
 IntakeFunc = Callable[[Intake], Awaitable[IntakeOutcome]]
+"""The core's intake a source calls with each submission; it returns after the durable commit."""
 
 
 @dataclass

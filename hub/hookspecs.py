@@ -21,6 +21,7 @@ PROJECT = "aktenhub"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+"""Marks a plugin module's function as the implementation of the hook of the same name."""
 
 
 @hookspec

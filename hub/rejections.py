@@ -31,6 +31,7 @@ class RejectionCode(StrEnum):
 
 # What the applicant reads (German, at most 50 characters each: the ZBP's status text limit).
 CITIZEN_TEXTS_MAX = 50
+"""The longest a citizen text may be, in characters (the ZBP status text limit)."""
 CITIZEN_TEXTS: dict[str, str] = {
     RejectionCode.MISSING: "Es liegt keine BundID-Anmeldung vor.",
     RejectionCode.MALFORMED: "Die BundID-Anmeldung ist nicht lesbar.",
