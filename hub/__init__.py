@@ -1,7 +1,9 @@
 """Aktenhub: integration hub for German public administration.
 
 This module is the public API plugin authors import: the hook marker, the connector base classes, the
-models and the errors. Everything else in `hub` is the core's own business.
+models and the errors, each listed in docs/plugin-api.md. Everything else in `hub` is the core's own
+business. It is built from leaf modules only: importing it (or `hub.errors`, ...) loads neither the
+configuration nor Jinja2 nor pluggy.
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ number of the applicant's existing Akte if the e-file has one, else one drawn fr
 pattern (e.g. ``63-{year}-{seq:05d}``); its sequence lives in the journal, per pattern and year, and a
 number once drawn is never drawn again. The pipeline decides it (see `Pipeline._file_number`).
 
+``payloads.<target>`` is data for one target of the route, checked against the pydantic `Payload` model
+its sink declares: statically when the configuration loads (`MappingFile.payload_problems`) and once
+rendered (`MappingFile.validate_payloads`), each problem named by file, line and field.
+
 Without a mapping file, `default_record` files the original submission and every attachment.
 """
 

@@ -24,7 +24,8 @@ from aiohttp.test_utils import TestServer
 from hub_xta import XtaSource
 from hub_xta.simulator import STATE, enqueue, make_app
 
-from hub import BlobStore, ConnectorContext, HeldMessages, Intake, IntakeOutcome, StorageFull
+from hub import ConnectorContext, HeldMessages, Intake, IntakeOutcome, StorageFull
+from hub.blobs import BlobStore
 from hub.held import HeldFilter
 from hub.journal import ApplicationFilter, SqliteJournal
 from hub.testing import RunningHub

@@ -15,6 +15,7 @@ from hub.journal import ApplicationFilter, TaskState
 from hub.mapping import default_record
 from hub.models import AnswerStatus, Application, FileRecord
 from hub.testing.harness import RunningHub, make_application
+from hub.testing.memory import MemoryBlobs
 
 
 class Fault(StrEnum):
@@ -48,7 +49,8 @@ def delivery_context(app: Application, blobs: Blobs, store: dict[str, Any] | Non
 class SinkContract:
     """What every sink must do. Provide in the subclass:
 
-    - fixture ``sink``: a started sink whose context uses the ``blobs`` fixture's store;
+    - fixture ``sink``: a started sink whose context uses the ``blobs`` fixture's store (a delivery
+      reads content from its `DeliveryContext.blobs`, which the contract also sets to a `MemoryBlobs`);
     - ``async def results(self, sink, application) -> int``: how many results the target system holds
       for the application (read from the target, e.g. folders in the directory, objects in the DMS);
     - ``async def faulty_sink(self, fault) -> Sink | None``: a sink facing that fault (None: the fault
@@ -87,6 +89,14 @@ class SinkContract:
         await sink.deliver(self.record(b), delivery_context(b, blobs))
         assert await self.results(sink, a) == 1
         assert await self.results(sink, b) == 1
+
+    async def test_reads_blobs_only_through_the_protocol(self, sink: Sink[Any]) -> None:
+        """The sink streams content from the delivery's `Blobs`: a store without a filesystem serves it."""
+        blobs = MemoryBlobs()
+        app = await make_application(blobs, external_id="contract-memory")
+        await sink.deliver(self.record(app), delivery_context(app, blobs))
+        assert await self.results(sink, app) == 1
+        assert blobs.reads > 0
 
     @pytest.mark.parametrize("fault", list(Fault))
     async def test_faults_classified(self, fault: Fault, blobs: Blobs) -> None:

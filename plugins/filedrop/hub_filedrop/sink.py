@@ -17,11 +17,11 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -63,6 +63,8 @@ TEMP_PREFIX = ".tmp-"
 PROBE_PREFIX = ".probe-"
 CHECKPOINT = "filedrop"
 CHUNK = 256 * 1024
+BLOB_READ_SECONDS = 120.0  # longest wait for one chunk of a blob
+T = TypeVar("T")
 # Temporary folders older than this are left by a crash; younger ones may belong to another hub process
 # writing into the same directory right now.
 STALE_TEMP_SECONDS = 3600.0
@@ -185,11 +187,18 @@ class _ThreadReader:
             return await anext(stream, None)
 
         try:
-            while (chunk := asyncio.run_coroutine_threadsafe(following(), self.loop).result()) is not None:
+            while (chunk := self._on_loop(following())) is not None:
                 yield chunk
         finally:
             if isinstance(stream, AsyncGenerator):
-                asyncio.run_coroutine_threadsafe(stream.aclose(), self.loop).result()
+                self._on_loop(stream.aclose())
+
+    def _on_loop(self, step: Coroutine[Any, Any, T]) -> T:
+        # Bounded: a loop that stopped (the hub shutting down) must not keep this thread forever.
+        try:
+            return asyncio.run_coroutine_threadsafe(step, self.loop).result(timeout=BLOB_READ_SECONDS)
+        except TimeoutError:
+            raise Retryable(f"the blob store gave no content within {BLOB_READ_SECONDS:g}s") from None
 
 
 def _blob_of(index: int, doc: Document) -> str:
