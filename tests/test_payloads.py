@@ -138,3 +138,11 @@ async def test_a_rendered_payload_that_does_not_fit_is_dead_naming_the_place(
     summary = await running.journal.get_summary(app_id)
     assert f"{path}:3: payloads.rec.count: Input should be a valid integer" in summary.error
     assert running.hub.connectors["rec"].delivered == {}
+
+
+def test_check_refuses_a_payload_that_does_not_fit_naming_file_line_and_field(tmp_path: Path) -> None:
+    path = mapping(tmp_path, "  k3:\n    fields: {Flur: 12}\n    flur: 7\n")
+    result = CliRunner().invoke(main, ["check", "-c", str(configuration(tmp_path, path))])
+    assert result.exit_code == 2
+    assert f"{path}:5: payloads.k3.flur: unknown key" in result.output
+    assert "payloads.k3.fields.Flur: Input should be a valid string (got 12)" in result.output
