@@ -2,9 +2,9 @@
 
 `EnaioHttp` sends requests through the hub's `Outbound` (shared session, failures classified as
 `Retryable` or `Permanent`) and adds enaio's session-cookie login. `DmsApi` and `OsrestApi` offer the
-same four operations on top of it — search by index fields, insert an object (with content streamed
-from the blob store), who am I, which object types are missing — so the sink's find-or-create logic is
-the same for both.
+same operations on top of it — search by index fields, insert an object (with content streamed from
+the blob store), update an object's index data, who am I, which object types are missing — so the
+sink's find-or-create logic is the same for both.
 """
 
 from __future__ import annotations
@@ -205,6 +205,12 @@ class EnaioApi(ABC):
         """Create an object under `location` (None: a folder in its cabinet; `TRAY`); returns its id."""
 
     @abstractmethod
+    async def update(
+        self, object_id: str, object_type: str | None, fields: Mapping[str, str], what: str
+    ) -> None:
+        """Set index fields of an existing object (the others keep their values)."""
+
+    @abstractmethod
     async def identity(self) -> dict[str, str]:
         """Who the server says we are (proves the credentials), with server details."""
 
@@ -282,6 +288,20 @@ class DmsApi(EnaioApi):
         if not isinstance(objects, list) or len(objects) != 1:
             raise Retryable(f"{what}: unexpected answer (expected one object)")
         return _dms_hit(objects[0], what).id
+
+    async def update(
+        self, object_id: str, object_type: str | None, fields: Mapping[str, str], what: str
+    ) -> None:
+        # The insert endpoint with the object's id among the properties updates that object.
+        properties: dict[str, dict[str, str]] = {"system:objectId": {"value": object_id}}
+        if object_type is not None:
+            properties["system:objectTypeId"] = {"value": object_type}
+        properties.update(_fields(fields))
+        body = {"objects": [{"properties": properties}]}
+        answer = _json(await self.http.request("POST", "/api/dms/objects", what, json_body=body), what)
+        objects = answer.get("objects") if isinstance(answer, dict) else None
+        if not isinstance(objects, list) or len(objects) != 1 or _dms_hit(objects[0], what).id != object_id:
+            raise Retryable(f"{what}: unexpected answer (expected the updated object {object_id})")
 
     async def identity(self) -> dict[str, str]:
         answer = _json(await self.http.request("GET", LOGIN_PATH["dms"], "server info"), "server info")
@@ -388,6 +408,26 @@ class OsrestApi(EnaioApi):
         if not text.isdigit():
             raise Retryable(f"{what}: unexpected answer (expected the new object's id): {text[:40]!r}")
         return text
+
+    async def update(
+        self, object_id: str, object_type: str | None, fields: Mapping[str, str], what: str
+    ) -> None:
+        if not object_id.isdigit():
+            raise Permanent(f"{what}: {object_id[:40]!r} is not an OSRest object id")
+        # The shape of ngx-enaio's EnaioDocumentUpdateData: fields repeat their internal name.
+        data: dict[str, Any] = {
+            "osid": object_id,
+            "fields": {name: {"value": value, "internalName": name} for name, value in fields.items()},
+        }
+        if object_type is not None:
+            data["objectTypeId"] = object_type
+
+        def body() -> aiohttp.MultipartWriter:
+            writer = aiohttp.MultipartWriter("form-data")
+            writer.append_json(data).set_content_disposition("form-data", name="data")
+            return writer
+
+        await self.http.request("POST", f"/osrest/api/documents/update/{object_id}", what, body=body)
 
     async def identity(self) -> dict[str, str]:
         session = _json(await self.http.request("GET", LOGIN_PATH["osrest"], "session info"), "session info")

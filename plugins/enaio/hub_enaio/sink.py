@@ -17,6 +17,11 @@ nor repeat work, so every object is found before it is created:
   without even searching; the lookups keep it idempotent when a checkpoint was lost (an answer dropped
   after enaio stored the object, a crash before the checkpoint was written).
 
+A Fachverfahren's answer (`record_answer`) finds the Akte again (the id recorded at delivery, else the
+mapped search), sets the index fields the answer changes (never the Aktenzeichen) and files its
+documents (the decision) into the Vorgang, found-or-inserted by ``"<application id>/a-<answer key>/<index>"``
+in the same way.
+
 Failures are classified for the core, which owns retrying: no answer in time, no connection, 5xx, 408,
 425 and 429 are `Retryable`; other 4xx (credentials, rights, index data enaio refuses) are `Permanent`
 with enaio's message. Logs carry ids and counts, never index data or document names.
@@ -33,12 +38,14 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from hub import (
+    AnswerRecord,
     BlobNotFound,
     CheckResult,
     ConnectorConfig,
     ConnectorContext,
     Delivery,
     DeliveryContext,
+    Document,
     FileRecord,
     FolderSpec,
     Manifest,
@@ -55,7 +62,7 @@ from .config import NAME_PATTERN, TYPE_PATTERN, EnaioConfig
 log = logging.getLogger(__name__)
 
 STANDARDS = ("enaio DMS Service REST API (/api/dms)", "enaio OSRest appconnector (/osrest/api)")
-PROGRESS_KEYS = ("akte", "aktenzeichen", "vorgang", "documents")
+PROGRESS_KEYS = ("akte", "aktenzeichen", "vorgang", "documents", "akte_fields")
 _NAME = re.compile(NAME_PATTERN)
 _TYPE = re.compile(TYPE_PATTERN)
 
@@ -95,6 +102,7 @@ class _Progress:
     aktenzeichen: str | None = None
     vorgang: str | None = None
     documents: dict[str, str] = field(default_factory=dict)
+    akte_fields: str | None = None  # an answer's index fields were set on the Akte (its fingerprint)
     _valid: bool = False
 
     @classmethod
@@ -111,6 +119,7 @@ class _Progress:
             aktenzeichen=_str_or_none(saved.get("aktenzeichen")),
             vorgang=_str_or_none(saved.get("vorgang")),
             documents={str(k): str(v) for k, v in documents.items()} if isinstance(documents, dict) else {},
+            akte_fields=_str_or_none(saved.get("akte_fields")),
             _valid=True,
         )
 
@@ -207,7 +216,7 @@ class EnaioSink(Sink[EnaioConfig]):
             location, fresh = akte_id, akte_created
         else:
             location, fresh = TRAY, False
-        ids, inserted = await self._documents(plan, progress, location, fresh, ctx)
+        ids, inserted = await self._documents(plan.documents, progress, location, fresh, ctx)
 
         log.info(
             "delivered application=%s target=%s api=%s akte=%s akte_created=%s vorgang=%s "
@@ -238,6 +247,107 @@ class EnaioSink(Sink[EnaioConfig]):
                 "documents_inserted": inserted,
             },
         )
+
+    # -- answers of a Fachverfahren ---------------------------------------------------------------------
+
+    async def record_answer(self, record: AnswerRecord, ctx: DeliveryContext) -> Delivery:
+        """Set the Akte's index fields the answer changes, file its documents into the Vorgang; once."""
+        app_id = ctx.application.id
+        if record.application_id != app_id:
+            raise Permanent(f"answer belongs to application {record.application_id}, the context to {app_id}")
+        number_field = self.config.file_number_field
+        _check_names(record.akte_fields, "akte_fields")
+        if number_field is not None and number_field in record.akte_fields:
+            raise Permanent(
+                f"akte_fields would overwrite the Aktenzeichen field {number_field!r}: a Fachverfahren's "
+                "case number goes into a field of its own"
+            )
+        # Documents of an answer are marked by the answer (its connector and id), so a repeat finds them.
+        answer_key = hashlib.sha256(f"{record.source}\n{record.answer_id}".encode()).hexdigest()[:16]
+        documents = self._documents_plan(record.documents, f"{app_id}/a-{answer_key}", ctx)
+        fingerprint = hashlib.sha256(
+            json.dumps(
+                [
+                    record.answer_id,
+                    record.akte_fields,
+                    [[d.index, d.type, d.upload.blob, d.fields] for d in documents],
+                ],
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()
+        progress = _Progress.load(ctx, fingerprint)
+
+        akte_id = await self._answer_akte(record, progress)
+        updated = False
+        if record.akte_fields and progress.akte_fields != fingerprint:
+            akte_type = record.akte.type if record.akte is not None else None
+            await self.api.update(akte_id, akte_type, record.akte_fields, "update of the Akte's index data")
+            self._counters["akten_updated"] += 1
+            updated = True
+            await progress.save("akte_fields", fingerprint)
+        vorgang_id = await self._answer_vorgang(record, progress, app_id)
+        ids, inserted = await self._documents(documents, progress, vorgang_id or akte_id, False, ctx)
+
+        log.info(
+            "answer filed application=%s target=%s api=%s akte=%s fields_updated=%s vorgang=%s "
+            "documents=%d inserted_now=%d",
+            app_id,
+            self.name,
+            self.api.name,
+            akte_id,
+            updated,
+            vorgang_id,
+            len(ids),
+            inserted,
+        )
+        correlations = {"akte": akte_id}
+        if ids:
+            correlations[f"answer-{answer_key}.documents"] = ",".join(ids)
+        return Delivery(
+            target=self.name,
+            reference=akte_id,
+            correlations=correlations,
+            duplicate=not (updated or inserted),
+            details={
+                "api": self.api.name,
+                "akte_fields": sorted(record.akte_fields),
+                "akte_updated": updated,
+                "location": "vorgang" if vorgang_id else "akte",
+                "documents": len(ids),
+                "documents_inserted": inserted,
+            },
+        )
+
+    async def _answer_akte(self, record: AnswerRecord, progress: _Progress) -> str:
+        """The Akte the application was filed into: as recorded at delivery, else found as mapped."""
+        if progress.akte is not None:
+            return progress.akte
+        akte_id = progress.ctx.application.correlations.get(f"{self.name}.akte")
+        if not akte_id and record.akte is not None:
+            akte = self._akte_spec(record.akte)
+            found = await self._find_akte(akte.type, akte.search, record.application_id)
+            akte_id = found.id if found is not None else None
+        if not akte_id:
+            raise Permanent(
+                f"the application's Akte is not known: it was not filed through {self.name!r} and the "
+                "mapping's akte.search finds none in enaio"
+            )
+        await progress.save("akte", akte_id)
+        return akte_id
+
+    async def _answer_vorgang(self, record: AnswerRecord, progress: _Progress, app_id: str) -> str | None:
+        """The application's Vorgang (None: it has none; the documents go into the Akte)."""
+        if progress.vorgang is not None:
+            return progress.vorgang
+        vorgang_id = progress.ctx.application.correlations.get(f"{self.name}.vorgang")
+        if not vorgang_id and record.vorgang is not None:
+            _check_type(record.vorgang.type, "vorgang.type")
+            criteria = {self.config.application_id_field: app_id}
+            hits = await self.api.search(record.vorgang.type, criteria, [], "Vorgang lookup")
+            vorgang_id = _oldest(hits).id if hits else None
+        if vorgang_id:
+            await progress.save("vorgang", vorgang_id)
+        return vorgang_id or None
 
     async def existing_file_number(self, akte: FolderSpec) -> str | None:
         """The Aktenzeichen of the Akte a delivery would file into (the oldest match), if one exists."""
@@ -291,8 +401,25 @@ class EnaioSink(Sink[EnaioConfig]):
             fields = {**spec.search, **spec.fields, settings.application_id_field: app_id}
             _check_names(fields, "vorgang.fields")
             vorgang = _Folder(spec.type, {settings.application_id_field: app_id}, fields)
-        documents = []
-        for index, document in enumerate(record.documents):
+        # A later revision of the application files its documents beside the earlier ones.
+        documents = self._documents_plan(record.documents, revision_key(app_id, record.revision), ctx)
+        fingerprint = hashlib.sha256(
+            json.dumps(
+                [
+                    None if akte is None else [akte.type, akte.search, akte.fields],
+                    None if vorgang is None else [vorgang.type, vorgang.fields],
+                    [[d.index, d.type, d.upload.blob, d.fields] for d in documents],
+                ],
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()
+        return _Plan(akte, vorgang, documents, fingerprint)
+
+    def _documents_plan(self, documents: list[Document], key: str, ctx: DeliveryContext) -> list[_Document]:
+        """The documents checked, each marked ``<key>/<index>`` in the application id field."""
+        settings = self.config
+        planned = []
+        for index, document in enumerate(documents):
             what = f"document {index} (type {document.type!r})"
             object_type = settings.document_types.get(document.type, document.type)
             _check_type(object_type, f"{what}: type")
@@ -308,22 +435,11 @@ class EnaioSink(Sink[EnaioConfig]):
             title = settings.document_title_field
             if title and not fields.get(title):
                 fields[title] = document.name
-            # A later revision of the application files its documents beside the earlier ones.
-            fields[settings.application_id_field] = f"{revision_key(app_id, record.revision)}/{index}"
+            fields[settings.application_id_field] = f"{key}/{index}"
             _check_names(fields, f"{what}: fields")
             upload = Upload(document.name, document.media_type, document.blob)
-            documents.append(_Document(index, object_type, upload, fields))
-        fingerprint = hashlib.sha256(
-            json.dumps(
-                [
-                    None if akte is None else [akte.type, akte.search, akte.fields],
-                    None if vorgang is None else [vorgang.type, vorgang.fields],
-                    [[d.index, d.type, d.upload.blob, d.fields] for d in documents],
-                ],
-                sort_keys=True,
-            ).encode()
-        ).hexdigest()
-        return _Plan(akte, vorgang, documents, fingerprint)
+            planned.append(_Document(index, object_type, upload, fields))
+        return planned
 
     def _akte_spec(self, spec: FolderSpec) -> _Folder:
         _check_type(spec.type, "akte.type")
@@ -394,13 +510,18 @@ class EnaioSink(Sink[EnaioConfig]):
         return vorgang_id, created
 
     async def _documents(
-        self, plan: _Plan, progress: _Progress, location: str, fresh: bool, ctx: DeliveryContext
+        self,
+        documents: list[_Document],
+        progress: _Progress,
+        location: str,
+        fresh: bool,
+        ctx: DeliveryContext,
     ) -> tuple[list[str], int]:
         done = dict(progress.documents)
         ids: list[str] = []
         inserted = 0
         id_field = self.config.application_id_field
-        for document in plan.documents:
+        for document in documents:
             key = str(document.index)
             if key in done:
                 ids.append(done[key])

@@ -322,8 +322,10 @@ async def test_osrest_vendor_shapes(enaio: Enaio, http: aiohttp.ClientSession) -
     paged = {"query": {"objectTypeId": "Personenakte"}, "result_config": {"pagesize": 1}}
     status, found = await call(http, "POST", base + "/documents/search?page=1", json=paged)
     assert status == 200 and [o["osid"] for o in found] == [new_folder]  # page 1 of size 1: the second
-    status, answer = await call(http, "POST", base + "/documents/update/1", json={})
+    status, answer = await call(http, "POST", base + "/documents/unknown/1", json={})
     assert status == 404 and answer["message"].startswith("no such endpoint")  # JSON, like every error
+    status, answer = await call(http, "POST", f"{base}/documents/update/{plan}", json={})
+    assert status == 415 and "multipart/form-data" in answer["message"]  # as ngx-enaio sends it, only
     status, answer = await call(http, "GET", f"{base}/documents/search/{new_folder}")
     assert status == 200 and answer["osid"] == new_folder and answer["objectTypeId"] == 1
 

@@ -130,6 +130,7 @@ async def test_types_are_accepted_by_id_and_internal_name(enaio: Enaio, http: ai
         "Antrag",
         "Anlage",
         "Originalantrag",
+        "Bescheid",
     ]
     assert [(o["ids"]["oid"], o["maintype"]) for o in bauaufsicht["object"]] == [
         ("2", "0"),

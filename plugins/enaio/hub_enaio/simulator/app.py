@@ -8,7 +8,7 @@ authenticated by Basic gets a new session cookie, as enaio's servlet container h
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -34,7 +34,7 @@ from .catalogue import Catalogue, ObjectType, load_catalogue
 from .query import QueryError, parse_statement
 from .rendition import text_rendition
 from .search import bind, properties, run
-from .state import TRAY, EnaioState, Knobs, NewObject, Refused, StagedContent, StoredObject
+from .state import TRAY, EnaioState, Knobs, NewObject, ObjectUpdate, Refused, StagedContent, StoredObject
 
 STATE = web.AppKey("enaio_simulator_state", EnaioState)
 USER = web.RequestKey("enaio_user", str)
@@ -219,8 +219,8 @@ def _parent_id(raw: Any) -> int:
     return parent
 
 
-def _discard(staged: Mapping[str, StagedContent], keep: list[NewObject]) -> None:
-    kept = {id(n.content) for n in keep if n.content is not None}
+def _discard(staged: Mapping[str, StagedContent], keep: Sequence[NewObject | ObjectUpdate]) -> None:
+    kept = {id(n.content) for n in keep if isinstance(n, NewObject) and n.content is not None}
     for content in staged.values():
         if id(content) not in kept:
             content.path.unlink(missing_ok=True)
@@ -242,7 +242,25 @@ async def _dms_schema(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE].catalogue.native_schema())
 
 
-def _dms_plan(state: EnaioState, raw: Any, staged: Mapping[str, StagedContent]) -> NewObject:
+def _dms_update(state: EnaioState, raw: dict[str, Any], values: dict[str, Any]) -> ObjectUpdate:
+    """``system:objectId`` in the properties: an update of that object's index data."""
+    object_id = parse_id(str(values.pop("system:objectId")).strip())
+    type_key = values.pop("system:objectTypeId", None)
+    parent_raw = values.pop("system:parentId", None)
+    unknown = [k for k in values if k.startswith("system:")]
+    if unknown:
+        raise Refused(f"unknown or read-only system property {unknown[0][:100]!r}")
+    if raw.get("contentStreams"):
+        raise Refused("replacing content in an update is not supported by the simulator", 400)
+    update = state.plan_update(object_id, type_key, values)
+    target = update.target
+    current = TRAY if target.in_tray else (None if target.parent_id is None else str(target.parent_id))
+    if parent_raw is not None and str(parent_raw).strip() != current:
+        raise Refused("moving an object (another system:parentId) is not supported by the simulator", 400)
+    return update
+
+
+def _dms_plan(state: EnaioState, raw: Any, staged: Mapping[str, StagedContent]) -> NewObject | ObjectUpdate:
     if not isinstance(raw, dict) or set(raw) - {"properties", "contentStreams", "options"}:
         raise Refused(
             'each of `objects` must be {"properties": {...}, "contentStreams": [...], "options": {...}}', 400
@@ -250,7 +268,7 @@ def _dms_plan(state: EnaioState, raw: Any, staged: Mapping[str, StagedContent]) 
     _job_options(raw.get("options", {}), "options")
     values = _values(raw.get("properties"), "properties")
     if "system:objectId" in values:
-        raise Refused("updates (system:objectId in properties) are not supported by the simulator", 400)
+        return _dms_update(state, raw, values)
     if "system:objectTypeId" not in values:
         raise Refused("system:objectTypeId is missing")
     type_key = values.pop("system:objectTypeId")
@@ -285,7 +303,7 @@ def _dms_plan(state: EnaioState, raw: Any, staged: Mapping[str, StagedContent]) 
 async def _dms_insert(request: web.Request) -> web.Response:
     state = request.app[STATE]
     staged: dict[str, StagedContent] = {}
-    planned: list[NewObject] = []
+    planned: list[NewObject | ObjectUpdate] = []
     try:
         if request.content_type == "application/json":
             body = parse_json(await read_body(request, MAX_JSON, "the JSON document"), "the body")
@@ -297,12 +315,16 @@ async def _dms_insert(request: web.Request) -> web.Response:
         if not isinstance(objects, list) or not objects or set(body) != {"objects"}:
             raise Refused('expected {"objects": [...]} with at least one object', 400)
         planned = [_dms_plan(state, raw, staged) for raw in objects]
-        used = [n.content for n in planned if n.content is not None]
+        used = [n.content for n in planned if isinstance(n, NewObject) and n.content is not None]
         if len({id(c) for c in used}) != len(used):
             raise Refused("two objects name the same content stream", 400)
         if len(used) != len(staged):
             raise Refused("a file part is not referenced by any content stream", 400)
-        stored = [state.store(new, _user(request)) for new in planned]
+        user = _user(request)
+        stored = [
+            state.store(new, user) if isinstance(new, NewObject) else state.apply(new, user)
+            for new in planned
+        ]
     finally:
         _discard(staged, planned)
     if state.take_drop():
@@ -696,6 +718,45 @@ async def _osrest_insert(request: web.Request) -> web.Response:
     return web.json_response(stored.id)
 
 
+async def _osrest_update(request: web.Request) -> web.Response:
+    """Update an object's index data (``/documents/update/{id}``, part ``data`` as ngx-enaio sends it)."""
+    state = request.app[STATE]
+    object_id = parse_id(request.match_info["object_id"])
+    target = state.objects.get(object_id) if object_id is not None else None
+    if target is None:
+        raise Refused("no such object", 404)
+    if request.content_type != "multipart/form-data":
+        raise Refused("expected multipart/form-data with a part 'data'", 415)
+    staged: dict[str, StagedContent] = {}
+    try:
+        data = await _read_multipart(request, state, staged)
+        if staged:
+            raise Refused("replacing files in an update is not supported by the simulator", 400)
+    finally:
+        _discard(staged, [])
+    if not isinstance(data, dict) or set(data) - {"osid", "objectTypeId", "mainTypeId", "fields"}:
+        raise Refused('part \'data\' must be {"osid": ..., "objectTypeId": ..., "fields": {...}}', 400)
+    if "osid" in data and str(data["osid"]).strip() != str(target.id):
+        raise Refused(f"data.osid {str(data['osid'])[:40]!r} is not the object {target.id} of the path", 400)
+    update = state.plan_update(target.id, data.get("objectTypeId"), _update_fields(data.get("fields", {})))
+    state.apply(update, _user(request))
+    return web.Response(status=200)
+
+
+def _update_fields(raw: Any) -> dict[str, Any]:
+    """OSRest's ``{"Field": {"value": ..., "internalName": "Field"}}`` → field → value."""
+    if not isinstance(raw, dict):
+        raise Refused('fields must be an object of {"value": ...} entries', 400)
+    values: dict[str, Any] = {}
+    for name, entry in raw.items():
+        if not isinstance(entry, dict) or "value" not in entry or set(entry) - {"value", "internalName"}:
+            raise Refused(f'fields: {str(name)[:100]!r} must be {{"value": ..., "internalName": ...}}', 400)
+        if entry.get("internalName", name) != name:
+            raise Refused(f"fields: {str(name)[:100]!r} names another internalName", 400)
+        values[str(name)] = entry["value"]
+    return values
+
+
 def _document(request: web.Request) -> StoredObject:
     obj = _object(request)
     if obj is None:
@@ -768,6 +829,7 @@ async def _sim_stats(request: web.Request) -> web.Response:
         {
             "objects": len(state.objects),
             "inserts": state.inserts,
+            "updates": state.updated,
             "dropped": state.dropped,
             "auth": dict(state.auth),
             "requests": dict(state.requests),
@@ -835,6 +897,7 @@ def make_app(
     r.add_get("/osrest/api/documents/search/{object_id}", _osrest_get)
     r.add_post("/osrest/api/documents/insert", _osrest_insert)
     r.add_post("/osrest/api/documents/insert/{location_id}", _osrest_insert)
+    r.add_post("/osrest/api/documents/update/{object_id}", _osrest_update)
     r.add_get("/osrest/api/documentfiles/{object_id}", _osrest_documentfiles)
     r.add_get("/osrest/api/documentfiles/{object_id}/{page}", _osrest_documentfile)
     r.add_get("/_sim/objects", _sim_objects)

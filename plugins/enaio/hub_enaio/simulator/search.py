@@ -73,7 +73,7 @@ SYSTEM: dict[str, SystemValue] = {
     "system:creationDate": lambda _s, o: o.created_at.isoformat(),
     "system:lastModificationDate": lambda _s, o: o.modified_at.isoformat(),
     "system:createdBy": lambda _s, o: o.created_by,
-    "system:lastModifiedBy": lambda _s, o: o.created_by,
+    "system:lastModifiedBy": lambda _s, o: o.modified_by,
 }
 
 

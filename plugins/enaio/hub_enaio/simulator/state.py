@@ -75,11 +75,18 @@ class StoredObject:
     content: Content | None
     created_by: str
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    modified: tuple[datetime, str] | None = None  # the last update: when, by whom
+    updates: int = 0
 
     @property
     def modified_at(self) -> datetime:
-        """When the object last changed: the simulator takes no updates, so when it was created."""
-        return self.created_at
+        """When the object last changed (its creation, if never updated)."""
+        return self.modified[0] if self.modified is not None else self.created_at
+
+    @property
+    def modified_by(self) -> str:
+        """Who changed the object last (its creator, if never updated)."""
+        return self.modified[1] if self.modified is not None else self.created_by
 
     def value(self, name: str) -> str:
         """An index field's value ("" when empty)."""
@@ -99,6 +106,9 @@ class StoredObject:
             "content": None if self.content is None else self.content.describe(),
             "createdAt": self.created_at.isoformat(),
             "createdBy": self.created_by,
+            "modifiedAt": self.modified_at.isoformat(),
+            "modifiedBy": self.modified_by,
+            "updates": self.updates,
         }
 
 
@@ -113,6 +123,14 @@ class StagedContent:
     size: int
     sha256: str
     path: Path
+
+
+@dataclass
+class ObjectUpdate:
+    """An update of an object's index data that passed every check: applied by `EnaioState.apply`."""
+
+    target: StoredObject
+    fields: dict[str, str]  # the object's fields after the update (the others kept)
 
 
 @dataclass
@@ -143,6 +161,7 @@ class EnaioState(SimulatedFaults[Knobs]):
         self.requests: Counter[str] = Counter()  # "METHOD route" of authenticated API requests
         self.auth: Counter[str] = Counter()  # "basic", "session", "refused"
         self.inserts = 0  # objects stored
+        self.updated = 0  # updates of index data applied
         self.dropped = 0  # answers dropped after storing
         self._ids = itertools.count(FIRST_ID)
 
@@ -196,12 +215,54 @@ class EnaioState(SimulatedFaults[Knobs]):
     ) -> NewObject:
         """Check an insert completely (type, hierarchy, index data, content); 422 with the reason."""
         object_type = self.object_type(type_key)
+        fields = self._index_data(object_type, values)
+        self._check_index_data(object_type, fields)
+        self._check_location(object_type, parent, in_tray)
+        if content is not None and object_type.kind != "document":
+            raise Refused(f"a {object_type.kind} ({object_type.internal!r}) cannot have content")
+        return NewObject(
+            object_type, parent, in_tray, {k: v for k, v in fields.items() if v}, content, file_name
+        )
+
+    def plan_update(
+        self, object_id: int | None, type_key: object | None, values: Mapping[str, Any]
+    ) -> ObjectUpdate:
+        """Check an update of index data; 422 with the reason (unknown object, wrong type, bad data).
+
+        Fields not named keep their values; a field set to null or "" is emptied, which a mandatory
+        field refuses, as on insert.
+        """
+        target = self.objects.get(object_id) if object_id is not None else None
+        if target is None:
+            raise Refused(f"object {object_id if object_id is not None else '(no valid id)'} does not exist")
+        if type_key is not None and self.object_type(type_key) is not target.type:
+            raise Refused(
+                f"object {target.id} is of type {target.type.internal!r}, not {str(type_key)[:100]!r}"
+            )
+        changes = self._index_data(target.type, values)
+        fields = {**target.fields, **changes}
+        self._check_index_data(target.type, fields)
+        return ObjectUpdate(target, {k: v for k, v in fields.items() if v})
+
+    def apply(self, update: ObjectUpdate, user: str) -> StoredObject:
+        """Apply a checked update."""
+        target = update.target
+        target.fields = dict(update.fields)
+        target.modified = (datetime.now(UTC), user)
+        target.updates += 1
+        self.updated += 1
+        return target
+
+    def _index_data(self, object_type: ObjectType, values: Mapping[str, Any]) -> dict[str, str]:
         fields: dict[str, str] = {}
         for name, value in values.items():
             if isinstance(value, bool) or not isinstance(value, str | int | float | type(None)):
                 raise Refused(f"index field {name[:100]!r}: expected a text, number or null value")
             fields[name] = "" if value is None else str(value)
         self.check_fields(object_type, fields)
+        return fields
+
+    def _check_index_data(self, object_type: ObjectType, fields: Mapping[str, str]) -> None:
         for definition in object_type.fields.values():
             value = fields.get(definition.internal, "")
             if definition.mandatory and not value.strip():
@@ -212,12 +273,6 @@ class EnaioState(SimulatedFaults[Knobs]):
             problem = definition.problem(value)
             if problem:
                 raise Refused(problem)
-        self._check_location(object_type, parent, in_tray)
-        if content is not None and object_type.kind != "document":
-            raise Refused(f"a {object_type.kind} ({object_type.internal!r}) cannot have content")
-        return NewObject(
-            object_type, parent, in_tray, {k: v for k, v in fields.items() if v}, content, file_name
-        )
 
     def _check_location(self, object_type: ObjectType, parent: int | None, in_tray: bool) -> None:
         kind = object_type.kind
