@@ -16,9 +16,10 @@ from pydantic import (
     model_validator,
 )
 
-from hub import ConnectorConfig, Secret
+from hub import AnswerStatus, ConnectorConfig, Secret
 from hub.outbound import Auth, BasicAuth, BearerAuth, ClientTls, HttpEndpoint
 
+from .envelope import ZbpStatus
 from .keys import Author, AuthorError, certificate_text, common_name, load_private_key
 
 # Placeholders the texts may use (str.format syntax, e.g. "Aktenzeichen: {reference}").
@@ -29,6 +30,19 @@ PLACEHOLDERS = {
     "reference": "the Aktenzeichen, else the application id",
     "reason": "the reason of a rejection in German (`hub.citizen_text` of its code; empty for receipts)",
     "application_id": "the hub's application id",
+    "status_text": "answers: the new status in the applicant's words (`answered.status_texts`)",
+    "case_number": "answers: the Fachverfahren's case number (empty if it gave none)",
+    "message": "answers: the Fachverfahren's text for the applicant (empty if none)",
+}
+
+
+# The ZBP status an answer of the Fachverfahren becomes. `failed` (the Fachverfahren refused the import)
+# is the authority's problem, not news for the applicant: nothing is sent.
+STATUS_OF_ANSWER = {
+    AnswerStatus.ACCEPTED: ZbpStatus.PROCESSING,
+    AnswerStatus.IN_PROGRESS: ZbpStatus.PROCESSING,
+    AnswerStatus.ACTION_REQUIRED: ZbpStatus.ACTION_REQUIRED,
+    AnswerStatus.DECIDED: ZbpStatus.COMPLETED,
 }
 
 
@@ -93,6 +107,45 @@ def _rejected_texts() -> ReceiptTexts:
     )
 
 
+def _answered_texts() -> AnswerTexts:
+    return AnswerTexts(
+        title="{status_text}: {service}",
+        content=(
+            "Zu Ihrem Antrag ({service}) bei {sender} gibt es Neuigkeiten: {status_text}.\n"
+            "{message}\n"
+            "Aktenzeichen: {reference}"
+        ),
+        status="{status_text}, Aktenzeichen {reference}",
+    )
+
+
+class AnswerTexts(ReceiptTexts):
+    """What the citizen reads when the Fachverfahren's case moves on (a receipt of kind ``status``).
+
+    A line of `content` that is empty once filled in (no `{message}`) is left out.
+    """
+
+    status_texts: dict[AnswerStatus, str] = Field(
+        default_factory=lambda: {
+            AnswerStatus.ACCEPTED: "In Bearbeitung",
+            AnswerStatus.IN_PROGRESS: "In Bearbeitung",
+            AnswerStatus.ACTION_REQUIRED: "Bitte reichen Sie Unterlagen nach",
+            AnswerStatus.DECIDED: "Bescheid erlassen",
+        },
+        description="{status_text} per status; a configured mapping replaces the whole default",
+    )
+
+    @field_validator("status_texts")
+    @classmethod
+    def _every_status(cls, value: dict[AnswerStatus, str]) -> dict[AnswerStatus, str]:
+        missing = set(STATUS_OF_ANSWER) - set(value)
+        if missing:
+            raise ValueError(f"a text is missing for: {', '.join(sorted(s.value for s in missing))}")
+        if any(not text.strip() for text in value.values()):
+            raise ValueError("a status text is empty")
+        return value
+
+
 class Texts(BaseModel):
     """The texts per receipt kind."""
 
@@ -100,6 +153,7 @@ class Texts(BaseModel):
 
     received: ReceiptTexts = Field(default_factory=_received_texts)
     rejected: ReceiptTexts = Field(default_factory=_rejected_texts)
+    answered: AnswerTexts = Field(default_factory=_answered_texts)
 
 
 class ZbpConfig(ConnectorConfig):
@@ -150,6 +204,11 @@ class ZbpConfig(ConnectorConfig):
     )
     require_verified_identity: bool = Field(
         True, description="send only when the identity (and so the mailbox handle) was verified"
+    )
+    send_documents: bool = Field(
+        True,
+        description="attach the documents an answer's receipt carries (the decision) to the mailbox "
+        "message; false: the message only tells that there is news",
     )
     texts: Texts = Field(default_factory=Texts)
 

@@ -105,6 +105,18 @@ class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class ZbpAttachment(_Payload):
+    """A file sent with a message, as the signed content lists it (the file itself travels beside it).
+
+    The shape of the ZBP message schema (``message_v6``) as deployed clients send it: the signature over
+    the content covers each file's SHA-512 and length, so a file changed on the way is refused.
+    """
+
+    filename: str = Field(min_length=1, max_length=4000)
+    sha512sum: str = Field(pattern=r"^[0-9a-f]{128}$", description="hex SHA-512 of the file")
+    contentLength: int = Field(ge=1, description="the file's size in bytes")
+
+
 class ZbpMessage(_Payload):
     """A message into the citizen's mailbox."""
 
@@ -116,6 +128,7 @@ class ZbpMessage(_Payload):
     service: Text
     applicationId: ApplicationId
     reference: str = Field(max_length=200, description="e.g. the Aktenzeichen")
+    attachments: list[ZbpAttachment] | None = Field(None, max_length=20, description="files sent along")
 
 
 class ZbpStatusUpdate(_Payload):
@@ -134,7 +147,7 @@ ZbpPayload = ZbpMessage | ZbpStatusUpdate
 
 def payload_json(payload: ZbpPayload) -> str:
     """The payload as the envelope's content: compact JSON, UTF-8 characters kept."""
-    data = payload.model_dump(mode="json")
+    data = payload.model_dump(mode="json", exclude_none=True)  # optional members only when set
     if isinstance(payload, ZbpStatusUpdate):
         # ISO 8601 in UTC with "Z" and milliseconds, as Java back ends parse it without fuss.
         moment = payload.createdDate.astimezone(dt.UTC)

@@ -16,15 +16,17 @@ the step completes and a line at INFO says so. Logs never carry the handle or an
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
 from hub import (
     Application,
+    Attachment,
     CertificateInfo,
     CheckResult,
     ConnectorConfig,
@@ -39,9 +41,10 @@ from hub import (
 )
 
 from . import __version__
-from .config import ReceiptTexts, ZbpConfig
+from .config import STATUS_OF_ANSWER, ReceiptTexts, ZbpConfig
 from .envelope import (
     PayloadKind,
+    ZbpAttachment,
     ZbpMessage,
     ZbpPayload,
     ZbpStatus,
@@ -51,16 +54,22 @@ from .envelope import (
     status_text,
 )
 from .keys import Author, AuthorError, validity_problem
-from .transport import Submission, make_transport
+from .transport import Submission, SubmissionFile, make_transport
 
 log = logging.getLogger(__name__)
 
 STANDARDS = ("BundID Postfach (ZBP) REST, signed envelope (RSA-SHA512, RS512 author token)",)
 
 
-def idempotency_key(application_id: str, receipt: ReceiptKind, kind: PayloadKind) -> str:
-    """The key that makes sending one payload of one receipt idempotent."""
-    return f"{application_id}/{receipt.value}/{kind.value}"
+def idempotency_key(
+    application_id: str, receipt: ReceiptKind, kind: PayloadKind, answer_id: str | None = None
+) -> str:
+    """The key that makes sending one payload of one receipt idempotent (of an answer: per answer)."""
+    if answer_id is None:
+        return f"{application_id}/{receipt.value}/{kind.value}"
+    # The answer's id is the Fachverfahren's (any characters, up to 200): a digest keeps the header clean.
+    answer = hashlib.sha256(answer_id.encode()).hexdigest()[:32]
+    return f"{application_id}/{receipt.value}/{answer}/{kind.value}"
 
 
 class ZbpNotifier(Notifier[ZbpConfig]):
@@ -156,11 +165,24 @@ class ZbpNotifier(Notifier[ZbpConfig]):
                 receipt.kind.value,
             )
             return None
+        if receipt.kind is ReceiptKind.STATUS and receipt.status not in STATUS_OF_ANSWER:
+            self._counters["skipped_status"] += 1
+            log.info(
+                "zbp nothing sent application=%s target=%s receipt=status reason=status-%s",
+                application.id,
+                self.name,
+                receipt.status.value if receipt.status else "missing",
+            )
+            return None
+        if receipt.kind is ReceiptKind.STATUS and not receipt.answer_id:
+            raise Permanent("a status receipt without answer_id cannot be sent idempotently")
         problem = validity_problem(self.author.certificate)
         if problem:
             raise Permanent(f"the ZBP author certificate is {problem}: renew it, then replay")
+        documents = list(receipt.documents) if self.config.send_documents else []
+        attachments = [await self._attachment(document) for document in documents]
         try:
-            payloads = self.payloads(application, receipt, mailbox)
+            payloads = self.payloads(application, receipt, mailbox, attachments)
         except ValidationError as exc:
             # e.g. a mailbox handle longer than the ZBP allows: sending again will not help.
             fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors(include_url=False))
@@ -174,12 +196,18 @@ class ZbpNotifier(Notifier[ZbpConfig]):
                 self.config.roles,
                 lifetime_seconds=self.config.token_lifetime_seconds,
             )
+            files = (
+                tuple(self._file(d) for d in documents)
+                if isinstance(payload, ZbpMessage) and payload.attachments
+                else ()
+            )
             accepted = await self.transport.send(
                 Submission(
                     kind=kind,
                     envelope=envelope,
                     mailbox=mailbox,
-                    idempotency_key=idempotency_key(application.id, receipt.kind, kind),
+                    idempotency_key=idempotency_key(application.id, receipt.kind, kind, receipt.answer_id),
+                    files=files,
                 )
             )
             self._counters[f"{kind.value}_{'duplicate' if accepted.duplicate else 'sent'}"] += 1
@@ -196,10 +224,33 @@ class ZbpNotifier(Notifier[ZbpConfig]):
                 ids[kind.value] = str(accepted.id)
         return ids
 
+    async def _attachment(self, document: Attachment) -> ZbpAttachment:
+        """What the signed message says of a file: its name, SHA-512 and length (read once, streamed)."""
+        digest = hashlib.sha512()
+        size = 0
+        async for chunk in self.context.blobs.read(document.blob):
+            digest.update(chunk)
+            size += len(chunk)
+        if size == 0:
+            raise Permanent(f"document {document.name!r} is empty: the ZBP takes no empty attachment")
+        return ZbpAttachment(filename=document.name, sha512sum=digest.hexdigest(), contentLength=size)
+
+    def _file(self, document: Attachment) -> SubmissionFile:
+        def open_blob() -> AsyncIterator[bytes]:
+            return self.context.blobs.read(document.blob)
+
+        return SubmissionFile(document.name, document.media_type, open_blob)
+
     def payloads(
-        self, application: Application, receipt: Receipt, mailbox: str
+        self,
+        application: Application,
+        receipt: Receipt,
+        mailbox: str,
+        attachments: Sequence[ZbpAttachment] = (),
     ) -> list[tuple[PayloadKind, ZbpPayload]]:
         """What goes to the mailbox for this receipt, in sending order: status update, then message."""
+        if receipt.kind is ReceiptKind.STATUS:
+            return self._answer_payloads(application, receipt, mailbox, attachments)
         settings = self.config
         rejected = receipt.kind is ReceiptKind.REJECTED
         texts: ReceiptTexts = settings.texts.rejected if rejected else settings.texts.received
@@ -246,6 +297,66 @@ class ZbpNotifier(Notifier[ZbpConfig]):
                     service=service,
                     applicationId=zbp_application_id,
                     reference=file_number or application.id,
+                ),
+            )
+        )
+        return out
+
+    def _answer_payloads(
+        self,
+        application: Application,
+        receipt: Receipt,
+        mailbox: str,
+        attachments: Sequence[ZbpAttachment],
+    ) -> list[tuple[PayloadKind, ZbpPayload]]:
+        """A Fachverfahren's answer: the status update; a message when there is text or a document."""
+        settings = self.config
+        texts = settings.texts.answered
+        assert receipt.status is not None  # notify() sends nothing for a receipt without one
+        service = settings.public_service_name(application.service)
+        file_number = receipt.file_number or application.file_number or ""
+        values = {
+            "service": service,
+            "sender": settings.sender_name,
+            "file_number": file_number,
+            "reference": file_number or application.id,
+            "reason": "",
+            "application_id": application.id,
+            "status_text": texts.status_texts[receipt.status],
+            "case_number": receipt.case_number or "",
+            "message": (receipt.message or "").strip(),
+        }
+        zbp_application_id = application_uuid(application.id)
+        out: list[tuple[PayloadKind, ZbpPayload]] = [
+            (
+                PayloadKind.STATUS,
+                ZbpStatusUpdate(
+                    applicationId=zbp_application_id,
+                    status=STATUS_OF_ANSWER[receipt.status],
+                    publicServiceName={"de": service},
+                    senderName=settings.sender_name,
+                    createdDate=receipt.created_at,
+                    statusDetails={"de": status_text(texts.status.format(**values))},
+                ),
+            )
+        ]
+        if not (values["message"] or attachments):
+            return out
+        content = "\n".join(line for line in texts.content.format(**values).split("\n") if line.strip())
+        level = application.identity.level
+        out.append(
+            (
+                PayloadKind.MESSAGE,
+                ZbpMessage(
+                    stork_qaa_level=level.rank if level else 1,
+                    mailboxUuid=mailbox,
+                    sender=settings.sender_name,
+                    title=texts.title.format(**values)[:255],
+                    content=content,
+                    service=service,
+                    applicationId=zbp_application_id,
+                    reference=file_number or application.id,
+                    attachments=list(attachments) or None,
                 ),
             )
         )

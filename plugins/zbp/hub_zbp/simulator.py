@@ -6,7 +6,10 @@ It checks envelopes as strictly as the real mailbox should, so tests, the demo a
 API (the paths are the notifier's defaults):
 
 - ``POST /api/v1/messages`` — body: the signed envelope of a message; the mailbox is the message's
-  ``mailboxUuid``.
+  ``mailboxUuid``. A message with files (its content lists them in ``attachments``: ``filename``,
+  hex ``sha512sum``, ``contentLength``) is ``multipart/form-data``: part ``envelope`` (the JSON) first,
+  then one part ``attachment`` (with filename) per file, in the listed order; files that do not match
+  the signed list exactly (count, name, SHA-512, length) → 422; more than ``max_attachment`` bytes → 413.
 - ``POST /api/v1/status`` — body: the signed envelope of a status update; header ``X-Mailbox-Uuid``
   names the mailbox (400 without it).
 - Both take an optional ``Idempotency-Key`` header: the same key again → 200 with the first item's id
@@ -37,6 +40,7 @@ Operator endpoints (no authentication; loopback only):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections import Counter, deque
@@ -44,7 +48,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import hdrs, web
+from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.typedefs import Handler
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -57,6 +61,7 @@ from hub.simulation import (
     bearer_token,
     fault_middleware,
     fault_routes,
+    multipart_errors,
     parse_json,
     read_body,
     refusal_middleware,
@@ -69,6 +74,7 @@ from .transport import IDEMPOTENCY_HEADER, MAILBOX_HEADER
 
 OPERATOR_PREFIX = "/_sim/"
 MAX_REFUSALS = 100
+MAX_FILES = 20
 
 
 class SimulatorOptions(BaseModel):
@@ -91,6 +97,9 @@ class SimulatorOptions(BaseModel):
     leeway_seconds: float = Field(30.0, ge=0, le=600, description="clock skew allowed for iat/exp")
     max_token_lifetime_seconds: int = Field(3600, ge=1, description="longest exp - iat accepted")
     max_body: int = Field(1024**2, ge=1024, description="largest request body in bytes")
+    max_attachment: int = Field(
+        20 * 1024**2, ge=1, description="largest file sent with a message, in bytes (beside max_body)"
+    )
 
     @field_validator("trusted_certificates", "mailboxes", mode="before")
     @classmethod
@@ -100,6 +109,27 @@ class SimulatorOptions(BaseModel):
                 return (value,)
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+
+@dataclass(frozen=True)
+class ReceivedFile:
+    """A file received with a message (its content is checked against the signed list, then dropped)."""
+
+    filename: str
+    media_type: str
+    size: int
+    sha512: str
+    sha256: str
+
+    def describe(self) -> dict[str, Any]:
+        """The file as the operator endpoints show it."""
+        return {
+            "filename": self.filename,
+            "mimeType": self.media_type,
+            "size": self.size,
+            "sha512": self.sha512,
+            "sha256": self.sha256,
+        }
 
 
 @dataclass
@@ -113,6 +143,7 @@ class StoredItem:
     idempotency_key: str | None
     received_at: datetime
     opened: OpenedEnvelope
+    files: tuple[ReceivedFile, ...] = ()
 
     def answer(self) -> dict[str, Any]:
         """The item as the operator endpoints show it."""
@@ -126,6 +157,7 @@ class StoredItem:
             "certificate_subject": self.opened.certificate_subject,
             "certificate_sha256": self.opened.certificate_sha256,
             "payload": json.loads(self.opened.content),
+            "attachments": [f.describe() for f in self.files],
         }
 
 
@@ -216,18 +248,80 @@ async def _health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "service": "ZBP simulator"})
 
 
+async def _file(part: BodyPartReader, limit: int) -> ReceivedFile:
+    sha512, sha256, size = hashlib.sha512(), hashlib.sha256(), 0
+    while chunk := await part.read_chunk(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise MalformedRequest(f"an attachment may have at most {limit} bytes", 413)
+        sha512.update(chunk)
+        sha256.update(chunk)
+    if not part.filename:
+        raise MalformedRequest("an attachment part needs a filename")
+    media_type = part.headers.get(hdrs.CONTENT_TYPE, "application/octet-stream")
+    return ReceivedFile(part.filename, media_type, size, sha512.hexdigest(), sha256.hexdigest())
+
+
+async def _envelope_and_files(
+    request: web.Request, kind: PayloadKind, options: SimulatorOptions
+) -> tuple[bytes, tuple[ReceivedFile, ...]]:
+    """The envelope's bytes and the files sent with it (multipart: part envelope, parts attachment)."""
+    if request.content_type == "application/json":
+        return await read_body(request, options.max_body), ()
+    if request.content_type != "multipart/form-data" or kind is not PayloadKind.MESSAGE:
+        raise MalformedRequest(
+            "the body must be the envelope as application/json (a message with files: multipart/form-data)",
+            415,
+        )
+    envelope: bytes | None = None
+    files: list[ReceivedFile] = []
+    with multipart_errors():
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise MalformedRequest("nested multipart bodies are not supported")
+            if part.name == "envelope" and envelope is None and not files:
+                envelope = await read_body(part, options.max_body, "the envelope")
+            elif part.name == "attachment" and envelope is not None:
+                if len(files) >= MAX_FILES:
+                    raise MalformedRequest(f"at most {MAX_FILES} attachments per message")
+                files.append(await _file(part, options.max_attachment))
+            else:
+                raise MalformedRequest("expected a part 'envelope' first, then parts 'attachment'")
+    if envelope is None:
+        raise MalformedRequest("the multipart body has no part 'envelope'")
+    return envelope, tuple(files)
+
+
+def _files_problem(payload: ZbpMessage, files: tuple[ReceivedFile, ...]) -> str | None:
+    """Why the files sent are not exactly those the signed content lists, in its order (None: they are)."""
+    listed = [(a.filename, a.sha512sum, a.contentLength) for a in payload.attachments or []]
+    sent = [(f.filename, f.sha512, f.size) for f in files]
+    if len(listed) != len(sent):
+        return f"the message lists {len(listed)} attachment(s), {len(sent)} were sent"
+    for index, (expected, got) in enumerate(zip(listed, sent, strict=True)):
+        if expected != got:
+            return (
+                f"attachment {index} does not match the signed content (filename, sha512sum and "
+                "contentLength must agree)"
+            )
+    return None
+
+
 async def _receive(request: web.Request, kind: PayloadKind) -> web.Response:
     state = request.app[STATE]
-    if request.content_type != "application/json":
-        return _refuse(state, request, 415, "the body must be the envelope as application/json")
     try:
-        body = parse_json(await read_body(request, state.options.max_body))
+        raw, files = await _envelope_and_files(request, kind, state.options)
+        body = parse_json(raw)
     except MalformedRequest as bad:
         return _refuse(state, request, bad.status, bad.message)
     try:
         opened = open_envelope(body, kind, state.policy)
     except EnvelopeRefused as refused:
         return _refuse(state, request, refused.status, refused.message, details=refused.details)
+    problem = _files_problem(opened.payload, files) if isinstance(opened.payload, ZbpMessage) else None
+    if problem is not None:
+        return _refuse(state, request, 422, problem)
 
     payload = opened.payload
     if isinstance(payload, ZbpMessage):
@@ -256,6 +350,7 @@ async def _receive(request: web.Request, kind: PayloadKind) -> web.Response:
         idempotency_key=key,
         received_at=datetime.now(UTC),
         opened=opened,
+        files=files,
     )
     state.items.append(item)
     if key is not None:

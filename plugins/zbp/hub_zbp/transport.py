@@ -6,7 +6,8 @@ setting); the notifier does not change.
 
 REST conversation (one request per envelope)::
 
-    POST {base_url}{messages_path}   body: the envelope (JSON)
+    POST {base_url}{messages_path}   body: the envelope (JSON); with files: multipart/form-data, part
+                                     "envelope" (the JSON) and one part "attachment" per file
     POST {base_url}{status_path}     body: the envelope (JSON), header X-Mailbox-Uuid: <handle>
     headers: Content-Type: application/json, Idempotency-Key: <key>, Authorization (if configured)
     2xx -> {"id": "...", "duplicate": false|true}
@@ -22,8 +23,12 @@ server's message.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp.payload import AsyncIterablePayload
 
 from hub import Permanent, Retryable
 from hub.outbound import Outbound, Refusal, SessionFactory, server_message
@@ -37,6 +42,15 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 @dataclass(frozen=True)
+class SubmissionFile:
+    """A file sent with a message (its SHA-512 and length are in the signed content): read when sent."""
+
+    name: str
+    media_type: str
+    open: Callable[[], AsyncIterator[bytes]]
+
+
+@dataclass(frozen=True)
 class Submission:
     """One envelope to deliver, with what the transport needs besides it."""
 
@@ -44,6 +58,7 @@ class Submission:
     envelope: Envelope
     mailbox: str
     idempotency_key: str
+    files: tuple[SubmissionFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,14 +119,21 @@ class RestTransport:
         c = self.config
         path = c.messages_path if submission.kind is PayloadKind.MESSAGE else c.status_path
         what = f"ZBP {submission.kind.value}"
-        headers = {
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-            IDEMPOTENCY_HEADER: submission.idempotency_key,
-        }
+        headers = {"Accept": "application/json", IDEMPOTENCY_HEADER: submission.idempotency_key}
         if submission.kind is PayloadKind.STATUS:
             headers[MAILBOX_HEADER] = submission.mailbox
-        body = submission.envelope.model_dump_json().encode("utf-8")
+        envelope = submission.envelope.model_dump_json().encode("utf-8")
+        body: Any = envelope
+        if submission.files:
+            files = submission.files
+
+            def body_with_files() -> aiohttp.MultipartWriter:
+                # A fresh writer per attempt (it streams from the blob store); it sets its Content-Type.
+                return _with_files(envelope, files)
+
+            body = body_with_files
+        else:
+            headers["Content-Type"] = "application/json"
         try:
             answer = await self.outbound.request(
                 "POST", path, what, data=body, headers=headers, limit=MAX_ANSWER
@@ -150,6 +172,20 @@ class RestTransport:
         if answer.status >= 500:
             return Probe(False, f"{url} answered {answer.status}: {server_message(answer.body)}")
         return Probe(True, f"{url} answers ({answer.status})")
+
+
+def _with_files(envelope: bytes, files: tuple[SubmissionFile, ...]) -> aiohttp.MultipartWriter:
+    """``multipart/form-data``: part ``envelope`` (the JSON), then one part ``attachment`` per file."""
+    writer = aiohttp.MultipartWriter("form-data")
+    part = writer.append(envelope, {"Content-Type": "application/json"})
+    part.set_content_disposition("form-data", name="envelope")
+    for file in files:
+        payload = AsyncIterablePayload(file.open(), content_type=file.media_type)  # streamed, never whole
+        payload.set_content_disposition(
+            "form-data", quote_fields=False, name="attachment", filename=file.name
+        )
+        writer.append_payload(payload)
+    return writer
 
 
 def make_transport(config: ZbpConfig, http: SessionFactory) -> Transport:
