@@ -3,17 +3,20 @@
 - receipt RECEIVED (filed): ``prozessnachrichten.eingangsbestaetigung.1120`` and then
   ``prozessnachrichten.aktenzeichen.1121`` with the Aktenzeichen (the receipt's file number);
 - receipt REJECTED (refused at intake, e.g. schema-invalid): ``prozessnachrichten.rueckweisung.G2G.1100``
-  with the findings and the refused message.
+  with the findings and the refused message;
+- receipt STATUS (a Fachverfahren's answer): ``prozessnachrichten.statusFuerAntragsportal.1170`` with
+  the status code configured for the answer's status (``status_codes``), once per answer.
 
 Each answer has the original's author as reader and its reader as author (``nachrichtenkopf.g2g``),
 refers to the original (``bezug``: referenzAntragsservice, Aktenzeichen, ``bezugNachricht`` = the
 0200's identification; in XTA: In-Reply-To = the original XTA message id), is validated against the
-Kernmodul XSD before it is sent, and is sent at most once per (application, message type): see
-`store.py` for how.
+Kernmodul XSD before it is sent, and is sent at most once per (application, message type) — a 1170
+per (application, answer) — see `store.py` for how.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import uuid
@@ -43,11 +46,13 @@ from .xbau import (
     EINGANGSBESTAETIGUNG,
     MESSAGE_CODES,
     RUECKWEISUNG,
+    STATUS_ANTRAGSPORTAL,
     XBAUK,
     MessageIdentity,
     build_aktenzeichen,
     build_eingangsbestaetigung,
     build_rueckweisung,
+    build_status_antragsportal,
     kernmodul_identity,
     parse_bytes,
 )
@@ -66,11 +71,12 @@ SUBJECTS = {
     EINGANGSBESTAETIGUNG: "Eingangsbestätigung zu Ihrem Bauantrag",
     AKTENZEICHEN: "Aktenzeichen zu Ihrem Bauantrag",
     RUECKWEISUNG: "Rückweisung Ihrer Nachricht",
+    STATUS_ANTRAGSPORTAL: "Neuer Stand zu Ihrem Bauantrag",
 }
 
 
 class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
-    """Answers Bauportal.NRW: 1120 + 1121 when filed, 1100 when refused; once each."""
+    """Answers Bauportal.NRW: 1120 + 1121 when filed, 1100 when refused, 1170 per answer; once each."""
 
     kind = "bauportal-nrw-answers"
     manifest = MANIFEST
@@ -94,6 +100,8 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
         reply = ReplyTo.from_correlations(application.correlations)
         ids: dict[str, str] = {}
         authority = self.config.authority
+        if receipt.kind is ReceiptKind.STATUS:
+            return await self._status(application, reply, receipt)
         if receipt.kind is ReceiptKind.REJECTED:
             original = await self._original(application)
             reasons = self._reasons(reply, receipt.reason)
@@ -144,6 +152,40 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
         ids.update(await self._answer(application, reply, AKTENZEICHEN, aktenzeichen, file_number))
         return ids
 
+    async def _status(self, application: Application, reply: ReplyTo, receipt: Receipt) -> dict[str, str]:
+        """A Fachverfahren's answer: a 1170 with the status code configured for its status."""
+        code = self.config.status_codes.get(receipt.status) if receipt.status else None
+        if code is None:
+            log.info(
+                "xbau 1170 not sent application=%s target=%s reason=no-status-code status=%s",
+                application.id,
+                self.name,
+                receipt.status.value if receipt.status else "missing",
+            )
+            return {}
+        if not receipt.answer_id:
+            raise Permanent("a status receipt without answer_id cannot be sent once only (1170)")
+        file_number = receipt.file_number or application.file_number
+        reason = [receipt.message] if self.config.status_reason and receipt.message else []
+
+        def status(identity: MessageIdentity) -> bytes:
+            return build_status_antragsportal(
+                identity,
+                leser=reply.portal,
+                autor=self.config.authority,
+                original=reply.original,
+                referenz=reply.referenz,
+                vorgang=file_number,
+                status=code,
+                status_list_version=self.config.status_list_version,
+                begruendung=reason,
+            )
+
+        # One 1170 per answer: the answer's id (a digest of it) is part of the record's key.
+        answer = hashlib.sha256(receipt.answer_id.encode()).hexdigest()[:32]
+        key = f"{STATUS_ANTRAGSPORTAL}/{answer}"
+        return await self._answer(application, reply, STATUS_ANTRAGSPORTAL, status, file_number, key=key)
+
     async def _answer(
         self,
         application: Application,
@@ -151,14 +193,18 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
         message_type: str,
         build: Callable[[MessageIdentity], bytes],
         file_number: str | None,
+        *,
+        key: str | None = None,
     ) -> dict[str, str]:
-        prepared = await self.store.get(application.id, message_type)
+        """Send an answer once; `key` names it in the store (default: its message type)."""
+        key = key or message_type
+        prepared = await self.store.get(application.id, key)
         if prepared is not None and prepared.sent:
             log.info("xbau answer already sent application=%s type=%s", application.id, message_type)
-            return _ids(prepared)
+            return _ids(prepared, message_type)
         retry = prepared is not None
         if prepared is None:
-            prepared = await self._prepare(application, message_type, build)
+            prepared = await self._prepare(application, message_type, key, build)
         outgoing = OutgoingMessage(
             reader=reply.xta_author,
             service=reply.xta_service,
@@ -187,20 +233,20 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
                 raise
             # Sent before a crash lost the confirmation: the server knows the id, so it has the message.
             log.info("xbau answer had arrived before application=%s type=%s", application.id, message_type)
-        await self.store.mark_sent(application.id, message_type)
+        await self.store.mark_sent(application.id, key)
         log.info(
             "xbau answer sent application=%s type=%s xta_message_id=%s",
             application.id,
             message_type,
             prepared.xta_message_id,
         )
-        return _ids(prepared)
+        return _ids(prepared, message_type)
 
     async def _prepare(
-        self, application: Application, message_type: str, build: Callable[[MessageIdentity], bytes]
+        self, application: Application, message_type: str, key: str, build: Callable[[MessageIdentity], bytes]
     ) -> PreparedAnswer:
         """Build, validate and store the answer, reserve its XTA message id; commit before the send."""
-        xbau_uuid = str(uuid.uuid5(ANSWER_NAMESPACE, f"{application.id}/{message_type}"))
+        xbau_uuid = str(uuid.uuid5(ANSWER_NAMESPACE, f"{application.id}/{key}"))
         identity = kernmodul_identity(xbau_uuid, MESSAGE_CODES[message_type], utcnow())
         xml = build(identity)
         self.schemas.check(parse_bytes(xml, limit=len(xml)), message_type)
@@ -209,7 +255,7 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
         return await self.store.prepare(
             PreparedAnswer(
                 application_id=application.id,
-                message_type=message_type,
+                message_type=key,
                 xta_message_id=xta_message_id,
                 xbau_uuid=xbau_uuid,
                 blob=info.ref,
@@ -251,7 +297,6 @@ def _datatype_c(text: str) -> str:
     return text if len(text) <= MAX_FINDING_CHARS else text[: MAX_FINDING_CHARS - 3] + "..."
 
 
-def _ids(prepared: PreparedAnswer) -> dict[str, str]:
+def _ids(prepared: PreparedAnswer, kind: str) -> dict[str, str]:
     """The ids of a sent answer, kept as correlations: its XTA message id and XBau message UUID."""
-    kind = prepared.message_type
     return {f"{kind}.xta_message_id": prepared.xta_message_id, f"{kind}.xbau_uuid": prepared.xbau_uuid}

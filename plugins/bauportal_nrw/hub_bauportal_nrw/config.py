@@ -7,7 +7,7 @@ from typing import Annotated
 from hub_xta import MailboxSourceConfig, XtaSettings
 from pydantic import AfterValidator, ByteSize, Field, field_validator
 
-from hub import ConnectorConfig
+from hub import AnswerStatus, ConnectorConfig
 
 from .xbau import Behoerde, check_dvdv
 
@@ -65,6 +65,18 @@ class BauportalNrwAnswersConfig(ConnectorConfig):
     max_returned_message: ByteSize = Field(
         DEFAULT_MAX_MESSAGE,
         description="a refused message up to this size goes back inside the 1100 (base64), as XBau asks",
+    )
+    status_codes: dict[AnswerStatus, Annotated[str, Field(pattern=r"^\S{1,50}$")]] = Field(
+        default_factory=dict,
+        description="a Fachverfahren's answer status → code of the list 'XBau Status Bauportal' "
+        "(urn:xoev-de:xbau:codeliste:statusbauportal, from XRepository) sent in a 1170; a status "
+        "without a code sends no 1170",
+    )
+    status_list_version: str = Field(
+        "3.0", min_length=1, description="listVersionID of 'XBau Status Bauportal' the codes are from"
+    )
+    status_reason: bool = Field(
+        True, description="send the Fachverfahren's text for the applicant as the 1170's begruendung"
     )
     business_scenario: str = Field(
         "XBAU_DATA", description="XTA business scenario if the original message's cannot be used"

@@ -1,5 +1,8 @@
 """The notifier's own record of its answers: one row per (application, message type), in SQLite.
 
+The column ``message_type`` is the answer's key: its message type, or for a status message (1170),
+which goes once per answer of the Fachverfahren, ``<message type>/<digest of the answer id>``.
+
 Why a record and not only deterministic ids: an XTA message id is issued by the XTA server
 (createMessageId) and a server refuses a second message with a taken id. So the answer is prepared
 first — XTA message id, XBau message UUID and the finished XML (as a blob) — and that preparation is

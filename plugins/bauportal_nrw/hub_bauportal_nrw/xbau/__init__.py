@@ -1,7 +1,7 @@
 """XBau 2.6 / XBau-Kernmodul 1.3.0: schemas, hardened parsing, the building application and the answers.
 
 - `schema`: the XSDs from the schema directory, compiled once per process; hardened, size-limited parsing.
-- `build`: ``baugenehmigung.antrag.0200`` (tests, demo) and the process messages 1120, 1121, 1100.
+- `build`: ``baugenehmigung.antrag.0200`` (tests, demo) and the process messages 1120, 1121, 1100, 1170.
 - `read`: a schema-valid 0200 into typed data; the message head of any document.
 """
 
@@ -13,6 +13,7 @@ from .build import (
     build_eingangsbestaetigung,
     build_ruecknahme,
     build_rueckweisung,
+    build_status_antragsportal,
     kernmodul_identity,
 )
 from .models import (
@@ -23,6 +24,8 @@ from .models import (
     MESSAGE_CODES,
     RUECKNAHME,
     RUECKWEISUNG,
+    STATUS_ANTRAGSPORTAL,
+    STATUS_BAUPORTAL_LIST,
     XBAU_MESSAGES,
     Address,
     Anlage,
@@ -57,6 +60,8 @@ __all__ = [
     "MESSAGE_CODES",
     "RUECKNAHME",
     "RUECKWEISUNG",
+    "STATUS_ANTRAGSPORTAL",
+    "STATUS_BAUPORTAL_LIST",
     "XBAU",
     "XBAUK",
     "XBAU_MESSAGES",
@@ -77,6 +82,7 @@ __all__ = [
     "build_eingangsbestaetigung",
     "build_ruecknahme",
     "build_rueckweisung",
+    "build_status_antragsportal",
     "check_dvdv",
     "kernmodul_identity",
     "load_schemas",

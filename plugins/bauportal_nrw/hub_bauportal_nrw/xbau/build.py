@@ -1,4 +1,4 @@
-"""Building XBau messages: the building application 0200 (tests, demo) and the answers 1120, 1121, 1100.
+"""Building XBau messages: the building application 0200 (tests, demo) and the answers 1120, 1121, 1100, 1170.
 
 Every builder returns the serialized message (UTF-8 with declaration). Callers that send a message
 validate it first (`XBauSchemas.check`); the builders follow the schemas' element order and
@@ -14,6 +14,7 @@ qualification:
 from __future__ import annotations
 
 import base64
+import html
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -24,6 +25,7 @@ from .models import (
     BUNDESLAND_LIST,
     FEHLERKENNZAHLEN_LIST,
     KERNMODUL_MESSAGES,
+    STATUS_BAUPORTAL_LIST,
     VERZEICHNISDIENST_LIST,
     Address,
     Bauantrag,
@@ -354,4 +356,33 @@ def build_rueckweisung(
             _add(grund, "fehlertext", text)
     _identity(_add(data, "idNachricht"), original)
     _add(data, "nachricht", base64.b64encode(original_message).decode("ascii"))
+    return _serialize(root)
+
+
+def build_status_antragsportal(
+    identity: MessageIdentity,
+    *,
+    leser: Behoerde,
+    autor: Behoerde,
+    original: MessageIdentity,
+    referenz: str | None,
+    vorgang: str | None,
+    status: str,
+    status_list_version: str,
+    begruendung: Sequence[str] = (),
+) -> bytes:
+    """``prozessnachrichten.statusFuerAntragsportal.1170``: the case's new status, for the portal.
+
+    `status`: a code of the list "XBau Status Bauportal" in version `status_list_version`.
+    `begruendung`: paragraphs explaining the change; they travel as HTML 5 paragraphs, base64-encoded
+    (``xbauk:TextFormatiert``).
+    """
+    root = _answer_root("prozessnachrichten.statusFuerAntragsportal.1170")
+    _head(root, identity, leser, autor)
+    _bezug(root, referenz, vorgang, original)
+    _code(root, "statusAntragsportal", status, STATUS_BAUPORTAL_LIST, status_list_version, None)
+    paragraphs = [p.strip() for p in begruendung if p.strip()]
+    if paragraphs:
+        markup = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+        _add(_add(root, "begruendung"), "text", base64.b64encode(markup.encode("utf-8")).decode("ascii"))
     return _serialize(root)

@@ -20,18 +20,22 @@ VERZEICHNISDIENST_LIST = "urn:xoev-de:kosit:codeliste:verzeichnisdienst"
 FEHLERKENNZAHLEN_LIST = "urn:xoev-de:xbau:codeliste:xbau-fehlerkennzahlen"
 ANLAGEN_LIST = "urn:xoev-de:xbau:codeliste:anlagen"
 BUNDESLAND_LIST = "urn:de:bund:destatis:bevoelkerungsstatistik:schluessel:bundesland"
+# "XBau Status Bauportal", the code list XBau-Hochbau binds to Code.XBau-StatusAntragsportal (1170).
+STATUS_BAUPORTAL_LIST = "urn:xoev-de:xbau:codeliste:statusbauportal"
 
 ANTRAG = "baugenehmigung.antrag.0200"
 EINGANGSBESTAETIGUNG = "prozessnachrichten.eingangsbestaetigung.1120"
 AKTENZEICHEN = "prozessnachrichten.aktenzeichen.1121"
 RUECKWEISUNG = "prozessnachrichten.rueckweisung.G2G.1100"
 RUECKNAHME = "prozessnachrichten.ruecknahme.1130"
+STATUS_ANTRAGSPORTAL = "prozessnachrichten.statusFuerAntragsportal.1170"
 MESSAGE_CODES = {
     ANTRAG: "0200",
     EINGANGSBESTAETIGUNG: "1120",
     AKTENZEICHEN: "1121",
     RUECKWEISUNG: "1100",
     RUECKNAHME: "1130",
+    STATUS_ANTRAGSPORTAL: "1170",
 }
 
 
