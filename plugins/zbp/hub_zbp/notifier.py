@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from hub import (
     Application,
     Attachment,
+    BlobNotFound,
     CertificateInfo,
     CheckResult,
     ConnectorConfig,
@@ -228,9 +229,14 @@ class ZbpNotifier(Notifier[ZbpConfig]):
         """What the signed message says of a file: its name, SHA-512 and length (read once, streamed)."""
         digest = hashlib.sha512()
         size = 0
-        async for chunk in self.context.blobs.read(document.blob):
-            digest.update(chunk)
-            size += len(chunk)
+        try:
+            async for chunk in self.context.blobs.read(document.blob):
+                digest.update(chunk)
+                size += len(chunk)
+        except BlobNotFound:
+            raise Permanent(
+                f"document {document.name!r} is not in the blob store: nothing to attach"
+            ) from None
         if size == 0:
             raise Permanent(f"document {document.name!r} is empty: the ZBP takes no empty attachment")
         return ZbpAttachment(filename=document.name, sha512sum=digest.hexdigest(), contentLength=size)

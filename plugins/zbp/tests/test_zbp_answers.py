@@ -18,6 +18,7 @@ from hub import (
     Attachment,
     BlobStore,
     ConnectorContext,
+    Permanent,
     Receipt,
     ReceiptKind,
 )
@@ -147,6 +148,10 @@ async def test_failed_status_and_documents_switched_off(
     document = await decision(blobs)
     notifier = make_notifier(connector_context, author, zbp.url, send_documents=False)
 
+    missing = document.model_copy(update={"blob": "sha256:" + "0" * 64})
+    loud = make_notifier(connector_context, author, zbp.url)
+    with pytest.raises(Permanent, match="not in the blob store"):
+        await loud.notify(app, status(app, AnswerStatus.DECIDED, answer_id="lost", documents=[missing]))
     await notifier.notify(app, status(app, AnswerStatus.FAILED, answer_id="fv-error"))
     assert not zbp.state.items  # the Fachverfahren's import error is no news for the applicant
     await notifier.notify(app, status(app, AnswerStatus.DECIDED, documents=[document]))
