@@ -300,9 +300,8 @@ class EnaioSink(Sink[EnaioConfig]):
             len(ids),
             inserted,
         )
-        correlations = {"akte": akte_id}
-        if ids:
-            correlations[f"answer-{answer_key}.documents"] = ",".join(ids)
+        # The core files these under the answer (``<target>.answer-<n>.documents``), the Akte as its reference.
+        correlations = {"documents": ",".join(ids)} if ids else {}
         return Delivery(
             target=self.name,
             reference=akte_id,

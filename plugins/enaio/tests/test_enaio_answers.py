@@ -89,8 +89,7 @@ async def test_answer_updates_the_akte_and_files_the_decision_once(
     )
     assert bescheid.value("AktenhubID").startswith(f"{app.id}/a-")
     assert delivery.reference == str(akte.id) and not delivery.duplicate
-    assert delivery.correlations["akte"] == str(akte.id)
-    assert str(bescheid.id) in delivery.correlations.values()
+    assert delivery.correlations == {"documents": str(bescheid.id)}
     assert delivery.file_number is None  # an answer never sets the application's Aktenzeichen
     assert (enaio.state.updated, akte.updates) == (1, 1)
 
