@@ -8,15 +8,38 @@ from typing import Any
 
 import aiohttp
 import pytest
-from bauportal_helpers import PORTAL, StartXta, Xta, authority, bauantrag, send, xta_settings
+from bauportal_helpers import (
+    HUB_OPTIONS,
+    PORTAL,
+    ROUTES,
+    StartEnaio,
+    StartXta,
+    Xta,
+    authority,
+    bauantrag,
+    hub_connectors,
+    send,
+    xta_settings,
+)
 from hub_bauportal_nrw import BauportalNrwAnswers
 from hub_bauportal_nrw.xbau import STATUS_ANTRAGSPORTAL, STATUS_BAUPORTAL_LIST
 from lxml import etree
 from test_bauportal_answers import Journal, context, make_source
 from test_bauportal_schematron import valid_xbau
 
-from hub import AnswerStatus, Application, BlobStore, Permanent, Receipt, ReceiptKind
-from hub.journal import SqliteJournal
+from hub import (
+    Answer,
+    AnswerStatus,
+    Application,
+    ApplicationState,
+    BlobStore,
+    Permanent,
+    Receipt,
+    ReceiptKind,
+)
+from hub.journal import ApplicationFilter, SqliteJournal
+from hub.testing.fakes import AnsweringSink
+from hub.testing.harness import RunningHub
 
 # Codes of "XBau Status Bauportal" are the operator's to take from XRepository; these stand for them.
 CODES = {"in_progress": "B10", "action_required": "B20", "decided": "B90"}
@@ -144,3 +167,56 @@ async def test_status_without_a_code_sends_nothing_and_a_status_needs_its_answer
             app, status(app, AnswerStatus.DECIDED, "").model_copy(update={"answer_id": None})
         )
     assert sent_1170(xta, schema_dir) == [] and await answers.store.all() == []
+
+
+async def test_through_a_hub_an_answer_of_the_fachverfahren_reaches_the_portal_as_1170_once(
+    start_xta: StartXta,
+    start_enaio: StartEnaio,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    hub_factory: Any,
+) -> None:
+    xta, enaio = await start_xta(), await start_enaio()
+    await send(http, xta, bauantrag())
+    connectors = hub_connectors(xta.url, enaio.url)
+    connectors["antworten"]["status_codes"] = CODES
+    connectors["fv"] = {"type": "test-answering", "answer_poll_seconds": 0.05}
+    routes = [
+        {
+            **ROUTES[0],
+            "to": ["efile", "fv"],
+            "on_answer": {"update_akte": "efile", "notify": ["antworten"]},
+        }
+    ]
+    running: RunningHub = await hub_factory(connectors, routes, schemas=str(schema_dir), **HUB_OPTIONS)
+    await running.wait_for(lambda: len(xta.state.sent) >= 2, what="the 1120 and the 1121")
+    (summary,) = await running.journal.list_applications(ApplicationFilter())
+    assert await running.wait_for_state(summary.id) == ApplicationState.COMPLETED
+    fv = running.hub.connectors["fv"]
+    assert isinstance(fv, AnsweringSink)
+
+    for _ in range(2):  # the Fachverfahren gives its answer twice (it missed our acknowledgement)
+        fv.issue(
+            Answer(
+                answer_id="bau-17/2",
+                reference=f"rec-{summary.id}",
+                status=AnswerStatus.IN_PROGRESS,
+                message="Die Unterlagen sind vollständig.",
+            )
+        )
+        await running.wait_for(lambda: not fv.outbox, what="the answer taken")
+        assert await running.wait_for_state(summary.id) == ApplicationState.COMPLETED
+
+    (root,) = sent_1170(xta, schema_dir)
+    assert root.findtext("statusAntragsportal/code") == "B10"
+    app = await running.journal.get_application(summary.id)
+    assert app is not None and root.findtext("bezug/vorgang") == app.file_number
+    assert base64.b64decode(root.findtext("begruendung/text") or "") == (
+        "<p>Die Unterlagen sind vollständig.</p>".encode()
+    )
+    assert [m.metadata.message_type for m in xta.state.sent] == [
+        "prozessnachrichten.eingangsbestaetigung.1120",
+        "prozessnachrichten.aktenzeichen.1121",
+        STATUS_ANTRAGSPORTAL,
+    ]
+    assert fv.acknowledged == ["bau-17/2", "bau-17/2"]
