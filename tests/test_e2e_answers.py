@@ -30,7 +30,7 @@ from hub_zbp.keys import generate_author
 from hub_zbp.simulator import make_app as zbp_app
 
 from hub.answers import CallbackAuth
-from hub.callbacks import sign
+from hub.callbacks import sign_callback
 from hub.models import ApplicationState
 from hub.testing.harness import RunningHub
 
@@ -49,6 +49,8 @@ answers:
 TOKEN = "formcycle-e2e-token-0123456789"
 ENAIO_PASSWORD = "enaio-e2e-secret"
 CALLBACK_SECRET = "fv-callback-secret-0123456789"
+VIEWER_TOKEN = "viewer-e2e-token-0123456789"
+VIEWER = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
 DECISION = b"%PDF-1.4\n% Bescheid UA-2026-17\n" + bytes(range(256)) * 64
 FAST_RETRY = {"initial_seconds": 0.05, "max_seconds": 0.2, "jitter_seconds": 0.01}
 
@@ -95,7 +97,7 @@ class World:
         """The Fachverfahren's signed callback, as it sends it."""
         body = json.dumps({"answers": list(answers)}).encode()
         headers = {
-            **sign(CallbackAuth(secret=CALLBACK_SECRET), body, time.time()),
+            **sign_callback(CallbackAuth(secret=CALLBACK_SECRET), body, time.time()),
             "Content-Type": "application/json",
         }
         return await self.running.post("/callback/fv", data=body, headers=headers)
@@ -158,9 +160,12 @@ async def world(tmp_path: Path, hub_factory: Any, schema_dir: Path) -> AsyncIter
             "on_answer": {"update_akte": "enaio", "notify": ["postfach"], "decision": "both"},
         }
     ]
-    running = await hub_factory(
-        connectors, routes, env={"FORMCYCLE_TOKEN": TOKEN, "ENAIO_PASSWORD": ENAIO_PASSWORD}
-    )
+    env = {"FORMCYCLE_TOKEN": TOKEN, "ENAIO_PASSWORD": ENAIO_PASSWORD, "VIEWER_TOKEN": VIEWER_TOKEN}
+    server = {
+        "listen": "127.0.0.1:0",
+        "admin_tokens": [{"name": "auskunft", "token": "${VIEWER_TOKEN}", "role": "viewer"}],
+    }
+    running = await hub_factory(connectors, routes, env=env, server=server)
     yield World(running, idp, enaio, zbp)
     await zbp.close()
     await enaio.close()
@@ -239,6 +244,11 @@ async def test_answer_updates_the_akte_files_the_decision_and_tells_the_applican
     assert bescheid["id"] in [v for k, v in app.correlations.items() if k.startswith("enaio.answer-")]
     events = Counter(e.type for e in await world.running.journal.events(app_id))
     assert (events["answer.received"], events["answer.filed"]) == (1, 1)
+    # ... so the application is found by the ids the answer's targets gave: the decision in enaio, the
+    # Fachverfahren's case number, the ZBP's id of the message carrying the decision.
+    for q in (bescheid["id"], "UA-2026-17", decision["id"]):
+        status, found = await world.running.get("/api/v1/applications", params={"q": q}, headers=VIEWER)
+        assert status == 200 and [a["id"] for a in found["applications"]] == [app_id], (q, found)
 
     # The same answer again (the Fachverfahren did not see our 200): a repeat, nothing twice.
     status, body = await world.callback(decided(app_id))
