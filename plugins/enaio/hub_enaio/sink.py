@@ -300,7 +300,7 @@ class EnaioSink(Sink[EnaioConfig]):
             len(ids),
             inserted,
         )
-        # The core files these under the answer (``<target>.answer-<n>.documents``), the Akte as its reference.
+        # The core keeps them under the answer (``<target>.answer-<n>.documents``), the Akte as reference.
         correlations = {"documents": ",".join(ids)} if ids else {}
         return Delivery(
             target=self.name,
