@@ -265,16 +265,7 @@ class EnaioSink(Sink[EnaioConfig]):
         # Documents of an answer are marked by the answer (its connector and id), so a repeat finds them.
         answer_key = hashlib.sha256(f"{record.source}\n{record.answer_id}".encode()).hexdigest()[:16]
         documents = self._documents_plan(record.documents, f"{app_id}/a-{answer_key}", ctx)
-        fingerprint = hashlib.sha256(
-            json.dumps(
-                [
-                    record.answer_id,
-                    record.akte_fields,
-                    [[d.index, d.type, d.upload.blob, d.fields] for d in documents],
-                ],
-                sort_keys=True,
-            ).encode()
-        ).hexdigest()
+        fingerprint = _fingerprint([record.answer_id, record.akte_fields, _sent(documents)])
         progress = _Progress.load(ctx, fingerprint)
 
         akte_id = await self._answer_akte(record, progress)
@@ -402,16 +393,13 @@ class EnaioSink(Sink[EnaioConfig]):
             vorgang = _Folder(spec.type, {settings.application_id_field: app_id}, fields)
         # A later revision of the application files its documents beside the earlier ones.
         documents = self._documents_plan(record.documents, revision_key(app_id, record.revision), ctx)
-        fingerprint = hashlib.sha256(
-            json.dumps(
-                [
-                    None if akte is None else [akte.type, akte.search, akte.fields],
-                    None if vorgang is None else [vorgang.type, vorgang.fields],
-                    [[d.index, d.type, d.upload.blob, d.fields] for d in documents],
-                ],
-                sort_keys=True,
-            ).encode()
-        ).hexdigest()
+        fingerprint = _fingerprint(
+            [
+                None if akte is None else [akte.type, akte.search, akte.fields],
+                None if vorgang is None else [vorgang.type, vorgang.fields],
+                _sent(documents),
+            ]
+        )
         return _Plan(akte, vorgang, documents, fingerprint)
 
     def _documents_plan(self, documents: list[Document], key: str, ctx: DeliveryContext) -> list[_Document]:
@@ -551,6 +539,15 @@ class EnaioSink(Sink[EnaioConfig]):
             ids.append(object_id)
             await progress.save("documents", dict(done))
         return ids, inserted
+
+
+def _fingerprint(value: Any) -> str:
+    """What a checkpoint belongs to: progress of another record (or answer) must not be reused."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def _sent(documents: list[_Document]) -> list[Any]:
+    return [[d.index, d.type, d.upload.blob, d.fields] for d in documents]
 
 
 def _oldest(hits: list[Hit]) -> Hit:
