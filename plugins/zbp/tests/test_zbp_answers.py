@@ -222,3 +222,39 @@ async def test_simulator_refuses_files_that_do_not_match_the_signed_list(
     assert code == 201 and not answer["duplicate"]
     (message,) = zbp.state.messages(MAILBOX)
     assert message.kind is PayloadKind.MESSAGE and len(message.files) == 1
+
+
+async def test_simulator_refuses_malformed_multipart_messages(start_zbp: StartZbp) -> None:
+    zbp = await start_zbp()
+
+    async def post(path: str, body: bytes, content_type: str) -> tuple[int, Any]:
+        headers = {"Content-Type": content_type}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(zbp.url + path, data=body, headers=headers) as response,
+        ):
+            return response.status, await response.json()
+
+    def form(*parts: tuple[str, str | None, bytes]) -> bytes:
+        chunks = []
+        for name, filename, content in parts:
+            disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+            chunks.append(f"--b\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content + b"\r\n")
+        return b"".join(chunks) + b"--b--\r\n"
+
+    multipart = "multipart/form-data; boundary=b"
+    cases = [
+        ("/api/v1/messages", b"--b\r\n", "multipart/form-data"),  # no boundary
+        ("/api/v1/messages", b"--b\r\nContent-Disposition: form-data; name=envelope\r\n\r\n{", multipart),
+        ("/api/v1/messages", form(("attachment", "a.pdf", b"x"), ("envelope", None, b"{}")), multipart),
+        ("/api/v1/messages", form(("attachment", "a.pdf", b"x")), multipart),
+        ("/api/v1/messages", form(("envelope", None, b"{}"), ("attachment", None, b"x")), multipart),
+        ("/api/v1/messages", form(("envelope", None, b"{}"), ("other", None, b"x")), multipart),
+        ("/api/v1/messages", form(("envelope", None, b"not json")), multipart),
+    ]
+    for path, body, content_type in cases:
+        status, answer = await post(path, body, content_type)
+        assert status == 400 and answer["error"], (body, answer)
+    status, answer = await post("/api/v1/status", form(("envelope", None, b"{}")), multipart)
+    assert status == 415 and "application/json" in answer["error"]
+    assert not zbp.state.items
