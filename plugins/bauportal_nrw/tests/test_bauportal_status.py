@@ -32,11 +32,11 @@ from hub import (
     AnswerStatus,
     Application,
     ApplicationState,
-    BlobStore,
     Permanent,
     Receipt,
     ReceiptKind,
 )
+from hub.blobs import BlobStore
 from hub.journal import ApplicationFilter, SqliteJournal
 from hub.testing.fakes import AnsweringSink
 from hub.testing.harness import RunningHub

@@ -264,7 +264,7 @@ class EnaioSink(Sink[EnaioConfig]):
             )
         # Documents of an answer are marked by the answer (its connector and id), so a repeat finds them.
         answer_key = hashlib.sha256(f"{record.source}\n{record.answer_id}".encode()).hexdigest()[:16]
-        documents = self._documents_plan(record.documents, f"{app_id}/a-{answer_key}", ctx)
+        documents = await self._documents_plan(record.documents, f"{app_id}/a-{answer_key}", ctx)
         fingerprint = _fingerprint([record.answer_id, record.akte_fields, _sent(documents)])
         progress = _Progress.load(ctx, fingerprint)
 
@@ -392,7 +392,7 @@ class EnaioSink(Sink[EnaioConfig]):
             _check_names(fields, "vorgang.fields")
             vorgang = _Folder(spec.type, {settings.application_id_field: app_id}, fields)
         # A later revision of the application files its documents beside the earlier ones.
-        documents = self._documents_plan(record.documents, revision_key(app_id, record.revision), ctx)
+        documents = await self._documents_plan(record.documents, revision_key(app_id, record.revision), ctx)
         fingerprint = _fingerprint(
             [
                 None if akte is None else [akte.type, akte.search, akte.fields],
@@ -402,7 +402,9 @@ class EnaioSink(Sink[EnaioConfig]):
         )
         return _Plan(akte, vorgang, documents, fingerprint)
 
-    def _documents_plan(self, documents: list[Document], key: str, ctx: DeliveryContext) -> list[_Document]:
+    async def _documents_plan(
+        self, documents: list[Document], key: str, ctx: DeliveryContext
+    ) -> list[_Document]:
         """The documents checked, each marked ``<key>/<index>`` in the application id field."""
         settings = self.config
         planned = []

@@ -14,13 +14,13 @@ from hub import (
     AnswerRecord,
     AnswerStatus,
     Application,
-    BlobStore,
     ConnectorContext,
     Document,
     DocumentContent,
     Permanent,
     Retryable,
 )
+from hub.blobs import BlobStore
 from hub.testing import make_application
 from hub.testing.contracts import delivery_context
 

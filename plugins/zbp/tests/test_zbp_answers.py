@@ -16,12 +16,12 @@ from hub import (
     AnswerStatus,
     Application,
     Attachment,
-    BlobStore,
     ConnectorContext,
     Permanent,
     Receipt,
     ReceiptKind,
 )
+from hub.blobs import BlobStore
 
 DECISION = b"%PDF-1.4 Bescheid UA-2026-17 " + bytes(range(256)) * 300
 
