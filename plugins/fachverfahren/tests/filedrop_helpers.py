@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hub_filedrop.sink import FileDropSink
+from hub_fachverfahren.importfolder import FileDropSink
 
 from hub import ConnectorContext
 

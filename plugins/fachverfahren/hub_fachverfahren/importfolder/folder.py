@@ -1,9 +1,11 @@
-"""The file drop sink: each application becomes one complete folder in a Fachverfahren's import directory.
+"""One application, one complete folder in a Fachverfahren's import directory: the mechanism both
+`importfolder` and its predecessor `filedrop` deliver through.
 
 A folder appears under its final name only when it is complete: it is built in a temporary dot-folder
 inside the import directory, every file and the folder are fsync'd, then one `os.rename` publishes it and
-the import directory is fsync'd. Delivering again finds the folder (or the checkpoint of a delivery the
-Fachverfahren has already consumed) and writes nothing. The format is described in README.md.
+the import directory is fsync'd. Delivering again finds the folder (by the marker file in it, or by the
+checkpoint of a delivery the Fachverfahren has already consumed) and writes nothing. Documents are
+streamed from the blob store chunk by chunk and their sha256 checked against the content address.
 """
 
 from __future__ import annotations
@@ -17,27 +19,24 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import AsyncGenerator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Final, Literal, TypeVar
+from typing import IO, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub import (
     Application,
     BlobNotFound,
-    Blobs,
     CheckResult,
     ConnectorConfig,
-    ConnectorContext,
     Delivery,
     DeliveryContext,
     Document,
     DocumentContent,
     FileRecord,
-    Manifest,
     Permanent,
     Retryable,
     Sink,
@@ -45,26 +44,14 @@ from hub import (
     utcnow,
 )
 
-from .names import (
-    MissingPlaceholder,
-    check_folder_pattern,
-    clean,
-    render_folder_name,
-    safe_file_name,
-    unique_name,
-)
+from .names import MissingPlaceholder, check_folder_pattern, clean, render_folder_name, safe_file_name, unique_name
 
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
-FORMAT: Final = "aktenhub.filedrop/1"
-METADATA_FILE = "application.json"
 TEMP_PREFIX = ".tmp-"
 PROBE_PREFIX = ".probe-"
-CHECKPOINT = "filedrop"
-CHUNK = 256 * 1024
-BLOB_READ_SECONDS = 120.0  # longest wait for one chunk of a blob
-T = TypeVar("T")
+CHECKPOINT = "filedrop"  # the checkpoint key; kept from filedrop so its deliveries resume
 # Temporary folders older than this are left by a crash; younger ones may belong to another hub process
 # writing into the same directory right now.
 STALE_TEMP_SECONDS = 3600.0
@@ -72,8 +59,8 @@ _TEMP_SUFFIX = re.compile(r"-[0-9a-f]{12}\Z")
 _BLOB_REF = re.compile(r"sha256:[0-9a-f]{64}")
 
 
-class FileDropConfig(ConnectorConfig):
-    """Settings of a file drop target."""
+class FolderConfig(ConnectorConfig):
+    """Settings of every connector that delivers folders into an import directory."""
 
     path: Path = Field(description="the Fachverfahren's import directory (created if missing)")
     folder_name: str = Field(
@@ -90,20 +77,11 @@ class FileDropConfig(ConnectorConfig):
         return value
 
 
-class FileDropPayload(BaseModel):
-    """What a mapping gives a file drop target in `payloads.<target>`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    fields: dict[str, str] = Field(
-        default_factory=dict,
-        description="index data for the Fachverfahren's import (e.g. its own Aktenzeichen field, "
-        "Gemarkung/Flur), written as `fields` into application.json",
-    )
+FolderConfigT = TypeVar("FolderConfigT", bound=FolderConfig)
 
 
 class DroppedFile(BaseModel):
-    """One file of a delivered folder, as listed in application.json."""
+    """One document file of a delivered folder."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -117,21 +95,6 @@ class DroppedFile(BaseModel):
     fields: dict[str, str] = Field(default_factory=dict)
 
 
-class DropDocument(BaseModel):
-    """The content of application.json, format ``aktenhub.filedrop/1``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    format: Literal["aktenhub.filedrop/1"] = FORMAT
-    delivered_at: datetime
-    target: str = Field(description="name of the file drop connector in the hub's configuration")
-    folder: str
-    application: Application
-    record: FileRecord
-    fields: dict[str, str] = Field(default_factory=dict, description="the mapping's payload fields")
-    files: list[DroppedFile]
-
-
 class _ApplicationRef(BaseModel):
     id: str
 
@@ -141,7 +104,7 @@ class _FileSize(BaseModel):
 
 
 class _DropHeader(BaseModel):
-    """What the sink reads back from an existing folder (lenient: later minor additions are fine)."""
+    """What the sink reads back from a folder's marker file (lenient: later minor additions are fine)."""
 
     format: str
     delivered_at: datetime
@@ -155,7 +118,9 @@ class _Checkpoint(BaseModel):
 
 
 @dataclass(frozen=True)
-class _PlannedFile:
+class PlannedFile:
+    """A document of the record, checked, with its safe file name in the folder."""
+
     index: int
     document: Document
     name: str
@@ -163,7 +128,9 @@ class _PlannedFile:
 
 
 @dataclass(frozen=True)
-class _Result:
+class Published:
+    """What a delivery left in the import directory."""
+
     folder: str
     delivered_at: datetime
     files: int
@@ -172,74 +139,36 @@ class _Result:
     consumed: bool = False
 
 
-class _ThreadReader:
-    """Blob content for the worker thread that writes a folder: each chunk is read on the event loop."""
+class FolderSink(Sink[FolderConfigT], Generic[FolderConfigT]):
+    """A sink that writes each application as one folder (its documents plus metadata files).
 
-    def __init__(self, blobs: Blobs, loop: asyncio.AbstractEventLoop) -> None:
-        self.blobs = blobs
-        self.loop = loop
+    Subclasses name the marker file (a JSON file with `format`, `delivered_at`, `application.id` and
+    `files[].size`, by which a folder is recognised as this application's delivery) and produce the
+    metadata files from what was written.
+    """
 
-    def chunks(self, ref: str) -> Iterator[bytes]:
-        """The blob's content in chunks (call from a worker thread, never from the loop)."""
-        stream = self.blobs.read(ref, CHUNK)
-
-        async def following() -> bytes | None:
-            return await anext(stream, None)
-
-        try:
-            while (chunk := self._on_loop(following())) is not None:
-                yield chunk
-        finally:
-            if isinstance(stream, AsyncGenerator):
-                self._on_loop(stream.aclose())
-
-    def _on_loop(self, step: Coroutine[Any, Any, T]) -> T:
-        # Bounded: a loop that stopped (the hub shutting down) must not keep this thread forever.
-        try:
-            return asyncio.run_coroutine_threadsafe(step, self.loop).result(timeout=BLOB_READ_SECONDS)
-        except TimeoutError:
-            raise Retryable(f"the blob store gave no content within {BLOB_READ_SECONDS:g}s") from None
-
-
-def _blob_of(index: int, doc: Document) -> str:
-    """A document's blob reference; a document without a valid one can never be delivered."""
-    what = f"document {index} (type {doc.type!r})"
-    if doc.blob is None:
-        raise Permanent(f"{what} has no content (no blob reference): nothing to deliver")
-    if not _BLOB_REF.fullmatch(doc.blob):
-        raise Permanent(f"{what} has an invalid blob reference {doc.blob!r}")
-    return doc.blob
-
-
-async def _check_documents(record: FileRecord, blobs: Blobs) -> None:
-    """Every document's content is in the blob store, before anything is written."""
-    for index, doc in enumerate(record.documents):
-        if not await blobs.exists(_blob_of(index, doc)):
-            what = f"document {index} (type {doc.type!r})"
-            raise Permanent(f"{what} references {doc.blob}, which is not in the blob store")
-
-
-class FileDropSink(Sink[FileDropConfig]):
-    """Delivers each application as one folder (application.json + its files) into an import directory."""
-
-    kind = "filedrop"
-    Config: ClassVar[type[ConnectorConfig]] = FileDropConfig
-    Payload = FileDropPayload
-    manifest = Manifest(
-        name="File drop",
-        version=VERSION,
-        standards=("Aktenhub file-drop format 1",),
-        description="Writes each application atomically as a folder into a Fachverfahren's import "
-        "directory (application.json with application, record and file list, plus the files).",
-    )
-
-    def __init__(self, config: FileDropConfig, context: ConnectorContext) -> None:
-        super().__init__(config, context)
+    marker: ClassVar[str]
+    format: ClassVar[str]
 
     @property
     def directory(self) -> Path:
         """The import directory."""
         return self.config.path
+
+    def reserved_names(self) -> set[str]:
+        """File names (lower case) the metadata files take, so no document gets them."""
+        return {self.marker.lower()}
+
+    async def metadata_files(
+        self,
+        app: Application,
+        record: FileRecord,
+        folder: str,
+        files: Sequence[DroppedFile],
+        delivered_at: datetime,
+    ) -> list[tuple[str, bytes]]:
+        """The metadata files (name, content) of a folder whose documents are written; the marker included."""
+        raise NotImplementedError
 
     # -- lifecycle and operator views ----------------------------------------------------------------
 
@@ -248,7 +177,7 @@ class FileDropSink(Sink[FileDropConfig]):
         try:
             removed = await asyncio.to_thread(self._remove_stale_temp_folders, STALE_TEMP_SECONDS)
         except OSError as exc:
-            log.warning("import directory not usable at start target=%s reason=%s", self.name, _reason(exc))
+            log.warning("import directory not usable at start target=%s reason=%s", self.name, reason(exc))
             return
         if removed:
             log.info("removed stale temporary folders target=%s count=%d", self.name, removed)
@@ -272,12 +201,10 @@ class FileDropSink(Sink[FileDropConfig]):
             raise Permanent(f"record belongs to application {record.application_id}, the context to {app.id}")
         earlier = _earlier_delivery(ctx)
         folder = earlier.folder if earlier is not None else self._folder_name(record, app)
-        if earlier is None:
-            await _check_documents(record, ctx.blobs)
-        # The whole folder is written in one worker thread: file I/O and fsync block. The blobs are
-        # read on the event loop, chunk by chunk, as the thread asks for them.
-        reader = _ThreadReader(ctx.blobs, asyncio.get_running_loop())
-        result = await asyncio.to_thread(self._drop, record, app, folder, earlier, reader)
+        try:
+            result = await self._drop(record, app, folder, earlier, ctx)
+        except OSError as exc:
+            raise Retryable(f"cannot write to import directory {self.directory}: {reason(exc)}") from None
         if earlier is None:
             await ctx.checkpoint(
                 CHECKPOINT,
@@ -316,6 +243,7 @@ class FileDropSink(Sink[FileDropConfig]):
         )
 
     def _folder_name(self, record: FileRecord, app: Application) -> str:
+        pattern = self.config.folder_name
         values = {
             "application_id": app.id,
             "service": record.service or app.service,
@@ -323,121 +251,78 @@ class FileDropSink(Sink[FileDropConfig]):
             "file_number": record.file_number or app.file_number,
         }
         try:
-            name = render_folder_name(self.config.folder_name, values)
+            name = render_folder_name(pattern, values)
         except MissingPlaceholder as exc:
             raise Permanent(
-                f"folder_name {self.config.folder_name!r} needs {{{exc.placeholder}}}, "
-                f"which application {app.id} does not have"
+                f"folder_name {pattern!r} needs {{{exc.placeholder}}}, which application {app.id} does not have"
             ) from None
         # A later revision of the application (a corrected re-send) is a folder of its own beside the
         # first: the Fachverfahren may have imported that one already.
         return name if record.revision == 1 else f"{name}-r{record.revision}"
 
-    def _drop(
+    async def _drop(
         self,
         record: FileRecord,
         app: Application,
         folder: str,
         earlier: _Checkpoint | None,
-        reader: _ThreadReader,
-    ) -> _Result:
+        ctx: DeliveryContext,
+    ) -> Published:
         base = self.directory
+        await asyncio.to_thread(base.mkdir, parents=True, exist_ok=True)
+        final = base / folder
+        if earlier is not None:
+            # Delivered before: the folder is there, or the Fachverfahren has already taken it.
+            existing = await asyncio.to_thread(self._existing, final, app.id, strict=False)
+            return existing or Published(folder, earlier.delivered_at, files=0, size=0, duplicate=True, consumed=True)
+        existing = await asyncio.to_thread(self._existing, final, app.id, strict=True)
+        if existing is not None:
+            return existing
+        files = self._plan(record, ctx)
+        temp = base / _temp_name(app.id, record.revision)
+        if await asyncio.to_thread(temp.exists):  # an earlier attempt died while writing
+            await asyncio.to_thread(shutil.rmtree, temp)
+        await asyncio.to_thread(temp.mkdir)
         try:
-            base.mkdir(parents=True, exist_ok=True)
-            final = base / folder
-            if earlier is not None:
-                # Delivered before: the folder is there, or the Fachverfahren has already taken it.
-                existing = self._existing(final, app.id, strict=False)
-                return existing or _Result(
-                    folder, earlier.delivered_at, files=0, size=0, duplicate=True, consumed=True
-                )
-            existing = self._existing(final, app.id, strict=True)
-            if existing is not None:
-                return existing
-            files = self._plan(record)
-            leftover = base / _temp_name(app.id, record.revision)
-            if leftover.exists():  # an earlier attempt died while writing
-                shutil.rmtree(leftover)
-            return self._write(base, folder, record, app, files, reader)
-        except OSError as exc:
-            raise Retryable(f"cannot write to import directory {base}: {_reason(exc)}") from None
+            dropped = [await self._copy(planned, temp / planned.name, ctx) for planned in files]
+            delivered_at = utcnow()
+            for name, content in await self.metadata_files(app, record, folder, dropped, delivered_at):
+                await asyncio.to_thread(self._write_file, temp / name, content)
+            return await asyncio.to_thread(self._publish, temp, final, app.id, dropped, delivered_at)
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, temp, ignore_errors=True)
+            raise
 
-    def _plan(self, record: FileRecord) -> list[_PlannedFile]:
-        """Choose safe, unique file names (the documents were checked by `_check_documents`)."""
-        taken = {METADATA_FILE}
-        planned: list[_PlannedFile] = []
+    def _plan(self, record: FileRecord, ctx: DeliveryContext) -> list[PlannedFile]:
+        """Check every document before anything is written; choose safe, unique file names."""
+        taken = self.reserved_names()
+        planned: list[PlannedFile] = []
         for index, doc in enumerate(record.documents):
+            what = f"document {index} (type {doc.type!r})"
+            if doc.blob is None:
+                raise Permanent(f"{what} has no content (no blob reference): nothing to deliver")
+            if not _BLOB_REF.fullmatch(doc.blob):
+                raise Permanent(f"{what} has an invalid blob reference {doc.blob!r}")
+            if not ctx.blobs.exists(doc.blob):
+                raise Permanent(f"{what} references {doc.blob}, which is not in the blob store")
             name = unique_name(safe_file_name(doc.name), taken)
-            planned.append(_PlannedFile(index, doc, name, _blob_of(index, doc)))
+            planned.append(PlannedFile(index, doc, name, doc.blob))
         return planned
 
-    def _write(
-        self,
-        base: Path,
-        folder: str,
-        record: FileRecord,
-        app: Application,
-        files: list[_PlannedFile],
-        reader: _ThreadReader,
-    ) -> _Result:
-        temp = base / _temp_name(app.id, record.revision)
-        temp.mkdir()
-        try:
-            dropped = [self._copy(planned, temp / planned.name, reader) for planned in files]
-            delivered_at = utcnow()
-            document = DropDocument(
-                delivered_at=delivered_at,
-                target=self.name,
-                folder=folder,
-                application=app,
-                record=record,
-                fields=self.payload(record, FileDropPayload).fields,
-                files=dropped,
-            )
-            with open(temp / METADATA_FILE, "xb") as f:
-                f.write(document.model_dump_json(indent=2).encode("utf-8"))
-                self._sync(f.fileno())
-            if self.config.fsync:
-                _fsync_dir(temp)
-            final = base / folder
-            try:
-                os.rename(temp, final)
-            except OSError as exc:
-                # Another attempt (a worker whose lease ran out) published the folder first.
-                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
-                    existing = self._existing(final, app.id, strict=True)
-                    if existing is not None:
-                        shutil.rmtree(temp, ignore_errors=True)
-                        return existing
-                raise
-            if self.config.fsync:
-                _fsync_dir(base)
-        except BaseException:
-            shutil.rmtree(temp, ignore_errors=True)
-            raise
-        return _Result(
-            folder=folder,
-            delivered_at=delivered_at,
-            files=len(dropped),
-            size=sum(d.size for d in dropped),
-            duplicate=False,
-        )
-
-    def _copy(self, planned: _PlannedFile, target: Path, reader: _ThreadReader) -> DroppedFile:
+    async def _copy(self, planned: PlannedFile, target: Path, ctx: DeliveryContext) -> DroppedFile:
         """Stream one blob into the folder chunk by chunk, hashing it on the way."""
         what = f"document {planned.index} (type {planned.document.type!r})"
         sha = hashlib.sha256()
         size = 0
-        with open(target, "xb") as out:
-            try:
-                for chunk in reader.chunks(planned.blob):
-                    sha.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-            except BlobNotFound:
-                raise Permanent(f"{what} references {planned.blob}, which is not in the blob store") from None
-            out.flush()
-            self._sync(out.fileno())
+        out = await asyncio.to_thread(open, target, "xb")
+        try:
+            async for chunk in _blob_chunks(ctx.open_blob(planned.blob), what, planned.blob):
+                sha.update(chunk)
+                size += len(chunk)
+                await asyncio.to_thread(out.write, chunk)
+            await asyncio.to_thread(self._flush, out)
+        finally:
+            await asyncio.to_thread(out.close)
         digest = sha.hexdigest()
         if "sha256:" + digest != planned.blob:
             raise Permanent(
@@ -456,16 +341,51 @@ class FileDropSink(Sink[FileDropConfig]):
             fields=doc.fields,
         )
 
-    def _existing(self, final: Path, application_id: str, *, strict: bool) -> _Result | None:
+    def _flush(self, out: IO[bytes]) -> None:
+        out.flush()
+        if self.config.fsync:
+            os.fsync(out.fileno())
+
+    def _write_file(self, path: Path, content: bytes) -> None:
+        with open(path, "xb") as f:
+            f.write(content)
+            self._flush(f)
+
+    def _publish(
+        self, temp: Path, final: Path, application_id: str, dropped: list[DroppedFile], delivered_at: datetime
+    ) -> Published:
+        if self.config.fsync:
+            fsync_dir(temp)
+        try:
+            os.rename(temp, final)
+        except OSError as exc:
+            # Another attempt (a worker whose lease ran out) published the folder first.
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                existing = self._existing(final, application_id, strict=True)
+                if existing is not None:
+                    shutil.rmtree(temp, ignore_errors=True)
+                    return existing
+            raise
+        if self.config.fsync:
+            fsync_dir(final.parent)
+        return Published(
+            folder=final.name,
+            delivered_at=delivered_at,
+            files=len(dropped),
+            size=sum(d.size for d in dropped),
+            duplicate=False,
+        )
+
+    def _existing(self, final: Path, application_id: str, *, strict: bool) -> Published | None:
         """The delivery a folder of that name already holds; with `strict`, refuse a foreign folder."""
         if not os.path.lexists(final):
             return None
         try:
-            header = _DropHeader.model_validate_json((final / METADATA_FILE).read_bytes())
+            header = _DropHeader.model_validate_json((final / self.marker).read_bytes())
         except (OSError, ValidationError):
             header = None
-        if header is not None and header.format == FORMAT and header.application.id == application_id:
-            return _Result(
+        if header is not None and header.format == self.format and header.application.id == application_id:
+            return Published(
                 folder=final.name,
                 delivered_at=header.delivered_at,
                 files=len(header.files),
@@ -480,10 +400,6 @@ class FileDropSink(Sink[FileDropConfig]):
             "make folder_name unique per application (e.g. include {application_id}), "
             "move the folder away, then replay"
         )
-
-    def _sync(self, fd: int) -> None:
-        if self.config.fsync:
-            os.fsync(fd)
 
     # -- housekeeping --------------------------------------------------------------------------------
 
@@ -508,7 +424,7 @@ class FileDropSink(Sink[FileDropConfig]):
                         "cannot remove temporary folder target=%s folder=%s reason=%s",
                         self.name,
                         entry.name,
-                        _reason(exc),
+                        reason(exc),
                     )
         return removed
 
@@ -518,14 +434,12 @@ class FileDropSink(Sink[FileDropConfig]):
         try:
             base.mkdir(parents=True, exist_ok=True)
             probe = base / f"{PROBE_PREFIX}{secrets.token_hex(6)}"
-            with open(probe, "xb") as f:
-                f.write(b"Aktenhub file drop write probe\n")
-                self._sync(f.fileno())
+            self._write_file(probe, b"Aktenhub write probe\n")
             probe.unlink()
             usage = shutil.disk_usage(base)
         except OSError as exc:
             return CheckResult(
-                ok=False, message=f"import directory {base} is not usable: {_reason(exc)}", details=details
+                ok=False, message=f"import directory {base} is not usable: {reason(exc)}", details=details
             )
         details["free_bytes"] = str(usage.free)
         details.update({k: str(v) for k, v in self._directory_state().items()})
@@ -543,8 +457,23 @@ class FileDropSink(Sink[FileDropConfig]):
                     else:
                         waiting += 1
         except OSError as exc:
-            return {"directory_error": _reason(exc)}
+            return {"directory_error": reason(exc)}
         return {"waiting_folders": waiting, "temporary_folders": temporary}
+
+
+async def _blob_chunks(chunks: AsyncIterator[bytes], what: str, ref: str) -> AsyncIterator[bytes]:
+    """The blob's chunks; a missing blob is permanent, a read error of the store retryable."""
+    iterator = aiter(chunks)
+    while True:
+        try:
+            chunk = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except (BlobNotFound, FileNotFoundError):
+            raise Permanent(f"{what} references {ref}, which is not in the blob store") from None
+        except OSError as exc:
+            raise Retryable(f"cannot read {what} from the blob store: {reason(exc)}") from None
+        yield chunk
 
 
 def _earlier_delivery(ctx: DeliveryContext) -> _Checkpoint | None:
@@ -576,7 +505,8 @@ def _is_temp_folder(name: str) -> bool:
     return name.startswith(TEMP_PREFIX) and _TEMP_SUFFIX.search(name) is not None
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync a directory (its entries), where the file system can."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -588,7 +518,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _reason(exc: OSError) -> str:
+def reason(exc: OSError) -> str:
     """An OSError as operators read it, without the file name (a document name may be personal)."""
     code = errno.errorcode.get(exc.errno or 0, str(exc.errno))
     text = exc.strerror or type(exc).__name__

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from filedrop_helpers import folders_of, make_sink
-from hub_filedrop.sink import FileDropSink
+from hub_fachverfahren.importfolder import FileDropSink
 from pydantic import ValidationError
 
 from hub import Application, ConnectorContext, Sink
