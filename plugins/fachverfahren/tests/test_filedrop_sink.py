@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from filedrop_helpers import SAFE_NAME, folders_of, make_sink
 from hub_fachverfahren.importfolder.filedrop import FORMAT, DropDocument, FileDropSink
-from hub_fachverfahren.importfolder.names import render_folder_name, safe_file_name, unique_name
 from hub_fachverfahren.importfolder.folder import _temp_name
+from hub_fachverfahren.importfolder.names import render_folder_name, safe_file_name, unique_name
 from pydantic import ValidationError
 
 from hub import Application, ConnectorContext, Document, DocumentContent, FileRecord, Permanent, Retryable

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from jsonpath_ng import parse as jsonpath
 from jsonpath_ng.exceptions import JsonPathParserError
+from jsonpath_ng.parser import parse as jsonpath
 from lxml import etree
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, field_validator
 
@@ -52,11 +52,15 @@ class AnswerFields(BaseModel):
 
     application_id: str | None = Field(None, description="the hub's application id, if the system echoes it")
     reference: str | None = Field("reference", description="the reference the hub gave (the folder name)")
-    case_number: str | None = Field("case_number", description="the Fachverfahren's case number (Aktenzeichen)")
+    case_number: str | None = Field(
+        "case_number", description="the Fachverfahren's case number (Aktenzeichen)"
+    )
     status: str | None = Field("status", description="the status, mapped by `status_map`")
     message: str | None = Field("message", description="a message for the applicant")
     error: str | None = Field("error", description="why the import was refused (makes the status `failed`)")
-    decision: str | None = Field("decision", description="file name of the decision (PDF) next to the result file")
+    decision: str | None = Field(
+        "decision", description="file name of the decision (PDF) next to the result file"
+    )
 
 
 class AnswerFormat(BaseModel):
@@ -110,7 +114,9 @@ AnswerFunc = Callable[[Answer], Awaitable[AnswerOutcome]]
 class AnswerFolder:
     """Reads one answer folder: `poll` hands each settled result file to the return channel."""
 
-    def __init__(self, directory: Path, spec: AnswerFormat, blobs: BlobStore, target: str, *, fsync: bool) -> None:
+    def __init__(
+        self, directory: Path, spec: AnswerFormat, blobs: BlobStore, target: str, *, fsync: bool
+    ) -> None:
         self.directory = directory
         self.spec = spec
         self.blobs = blobs
@@ -163,14 +169,14 @@ class AnswerFolder:
             for entry in entries:
                 if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
                     continue
-                kind = self.spec.format
                 suffix = Path(entry.name).suffix.lower()
-                if kind is None:
-                    kind = _SUFFIXES.get(suffix)
-                elif suffix != f".{kind}":
+                kind = self.spec.format or _SUFFIXES.get(suffix)
+                if kind is not None and suffix != f".{kind}":
                     kind = None
                 if kind is not None:
-                    found.append((entry.stat(follow_symlinks=False).st_mtime, entry.name, Path(entry.path), kind))
+                    found.append(
+                        (entry.stat(follow_symlinks=False).st_mtime, entry.name, Path(entry.path), kind)
+                    )
         return found
 
     def _settled(self, limit: int) -> list[ResultFile]:
@@ -234,7 +240,9 @@ class AnswerFolder:
             info = await self.blobs.write(_file_chunks(path))
         except FileNotFoundError:
             raise Unreadable("the decision file named in the result is not in the answer folder") from None
-        return Attachment(name=name, media_type=_media_type(name), size=info.size, sha256=info.sha256, blob=info.ref)
+        return Attachment(
+            name=name, media_type=_media_type(name), size=info.size, sha256=info.sha256, blob=info.ref
+        )
 
     # -- moving --------------------------------------------------------------------------------------
 

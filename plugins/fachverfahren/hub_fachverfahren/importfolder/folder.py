@@ -44,7 +44,14 @@ from hub import (
     utcnow,
 )
 
-from .names import MissingPlaceholder, check_folder_pattern, clean, render_folder_name, safe_file_name, unique_name
+from .names import (
+    MissingPlaceholder,
+    check_folder_pattern,
+    clean,
+    render_folder_name,
+    safe_file_name,
+    unique_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +261,8 @@ class FolderSink(Sink[FolderConfigT], Generic[FolderConfigT]):
             name = render_folder_name(pattern, values)
         except MissingPlaceholder as exc:
             raise Permanent(
-                f"folder_name {pattern!r} needs {{{exc.placeholder}}}, which application {app.id} does not have"
+                f"folder_name {pattern!r} needs {{{exc.placeholder}}}, "
+                f"which application {app.id} does not have"
             ) from None
         # A later revision of the application (a corrected re-send) is a folder of its own beside the
         # first: the Fachverfahren may have imported that one already.
@@ -274,7 +282,9 @@ class FolderSink(Sink[FolderConfigT], Generic[FolderConfigT]):
         if earlier is not None:
             # Delivered before: the folder is there, or the Fachverfahren has already taken it.
             existing = await asyncio.to_thread(self._existing, final, app.id, strict=False)
-            return existing or Published(folder, earlier.delivered_at, files=0, size=0, duplicate=True, consumed=True)
+            return existing or Published(
+                folder, earlier.delivered_at, files=0, size=0, duplicate=True, consumed=True
+            )
         existing = await asyncio.to_thread(self._existing, final, app.id, strict=True)
         if existing is not None:
             return existing

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from jsonpath_ng import parse as jsonpath
+from jsonpath_ng.parser import parse as jsonpath
 from lxml import etree
 
 from hub import Simulator
@@ -181,15 +181,15 @@ async def _decide(request: web.Request) -> web.Response:
         return web.json_response({"error": "expected JSON with reference"}, status=400)
     if reference not in state.cases:
         return web.json_response({"error": "no such case"}, status=404)
-    case = state.decide(reference, str(body.get("status", "beschieden")), body.get("message"), bool(body.get("pdf", True)))
+    case = state.decide(
+        reference, str(body.get("status", "beschieden")), body.get("message"), bool(body.get("pdf", True))
+    )
     return web.json_response(asdict(case))
 
 
 async def _cases(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return web.json_response(
-        {"cases": [asdict(c) for c in state.cases.values()], "refused": state.refused}
-    )
+    return web.json_response({"cases": [asdict(c) for c in state.cases.values()], "refused": state.refused})
 
 
 def make_app(

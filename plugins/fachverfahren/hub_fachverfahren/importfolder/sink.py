@@ -27,7 +27,9 @@ class ImportFolderConfig(FolderConfig):
     """Settings of an import folder target."""
 
     manifest: ManifestSpec = Field(description="how the manifest is produced: {template: ...} or {xslt: ...}")
-    answers: Path | None = Field(None, description="the folder the Fachverfahren writes its result files into")
+    answers: Path | None = Field(
+        None, description="the folder the Fachverfahren writes its result files into"
+    )
     answer_format: AnswerFormat = Field(
         default_factory=AnswerFormat, description="where reference, case number, status ... are in a result"
     )
@@ -80,7 +82,12 @@ class ImportFolderSink(FolderSink[ImportFolderConfig]):
     ) -> list[tuple[str, bytes]]:
         """The manifest as the operator's template or stylesheet makes it, and the hub's marker."""
         content = self.config.manifest.render(
-            application=app, record=record, files=files, folder=folder, delivered_at=delivered_at, target=self.name
+            application=app,
+            record=record,
+            files=files,
+            folder=folder,
+            delivered_at=delivered_at,
+            target=self.name,
         )
         marker = {
             "format": FORMAT,
