@@ -7,12 +7,13 @@ from typing import Any
 
 from hub import Connector, Simulator, hookimpl
 
-from . import importfolder
+from . import importfolder, xoev
 
 # One line per transport (each in its own subpackage), so that they can be added independently.
 CONNECTORS: list[type[Connector[Any]]] = []
 SIMULATORS: list[Simulator] = []
 CONNECTORS += [importfolder.ImportFolderSink, importfolder.FileDropSink]
+CONNECTORS += [xoev.XoevSink]
 SIMULATORS += [importfolder.SIMULATOR]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,13 +61,7 @@ class ReturnChannel:
 
 def answering_context(context: ConnectorContext, channel: ReturnChannel) -> ConnectorContext:
     """`context` with `channel` as its return channel."""
-    return ConnectorContext(
-        name=context.name,
-        blobs=context.blobs,
-        schemas=context.schemas,
-        data_dir=context.data_dir,
-        _answer=channel,
-    )
+    return dataclasses.replace(context, _answer=channel)
 
 
 def write_template(tmp_path: Path, name: str, text: str) -> Path:

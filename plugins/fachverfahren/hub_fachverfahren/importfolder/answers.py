@@ -108,6 +108,57 @@ class ResultFile:
     kind: str
 
 
+class ResultReader:
+    """Reads the configured fields of a result (XML, JSON or CSV) and makes the `Answer` of them."""
+
+    def __init__(self, spec: AnswerFormat) -> None:
+        self.spec = spec
+        kinds = [spec.format] if spec.format else list(_SUFFIXES.values())
+        self._queries = {kind: _compile_all(spec, kind) for kind in kinds}
+
+    def values(self, kind: str, data: bytes) -> dict[str, str | None]:
+        """The configured fields' values in a result of this kind; `Unreadable` if it cannot be read."""
+        document = _document(kind, data, self.spec)
+        values: dict[str, str | None] = {}
+        for name, query in self._queries[kind].items():
+            if isinstance(query, Unreadable):
+                raise query
+            value = _extract(kind, document, query)
+            values[name] = (value.strip() or None) if value is not None else None
+        return values
+
+    def answer(self, values: dict[str, str | None], answer_id: str, decision: Attachment | None) -> Answer:
+        """The answer these values make (status mapped); `Unreadable` if they make none."""
+        error = values.get("error")
+        raw_status = values.get("status")
+        try:
+            return Answer(
+                answer_id=answer_id,
+                application_id=values.get("application_id"),
+                reference=values.get("reference"),
+                status=self._status(raw_status, error),
+                case_number=values.get("case_number"),
+                status_text=raw_status[:500] if raw_status else None,
+                message=values.get("message"),
+                error=error[:2000] if error else None,
+                decision=decision,
+            )
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise Unreadable(f"not a valid answer: {problems}") from None
+
+    def _status(self, raw: str | None, error: str | None) -> AnswerStatus:
+        if raw is None:
+            return AnswerStatus.FAILED if error else self.spec.default_status
+        table = {k.casefold(): v for k, v in self.spec.status_map.items()}
+        if raw.casefold() in table:
+            return table[raw.casefold()]
+        try:
+            return AnswerStatus(raw.casefold())
+        except ValueError:
+            raise Unreadable(f"status {raw[:40]!r} is not in status_map") from None
+
+
 AnswerFunc = Callable[[Answer], Awaitable[AnswerOutcome]]
 
 
@@ -122,8 +173,7 @@ class AnswerFolder:
         self.blobs = blobs
         self.target = target
         self.fsync = fsync
-        kinds = [spec.format] if spec.format else list(_SUFFIXES.values())
-        self._queries = {kind: _compile_all(spec, kind) for kind in kinds}
+        self.reader = ResultReader(spec)
 
     async def poll(self, answer: AnswerFunc, *, limit: int) -> int:
         """Hand up to `limit` settled result files to `answer`; returns how many were taken."""
@@ -131,7 +181,7 @@ class AnswerFolder:
         for result in await asyncio.to_thread(self._settled, limit):
             try:
                 data = await asyncio.to_thread(_read_bounded, result.path, int(self.spec.max_size))
-                values = self._values(result.kind, data)
+                values = self.reader.values(result.kind, data)
             except Unreadable as exc:
                 await asyncio.to_thread(self._fail, result.path, None, str(exc))
                 continue
@@ -188,49 +238,11 @@ class AnswerFolder:
         ready = sorted(c for c in candidates if c[0] <= horizon)
         return [ResultFile(path, kind) for _, _, path, kind in ready[:limit]]
 
-    def _values(self, kind: str, data: bytes) -> dict[str, str | None]:
-        document = _document(kind, data, self.spec)
-        values: dict[str, str | None] = {}
-        for name, query in self._queries[kind].items():
-            if isinstance(query, Unreadable):
-                raise query
-            value = _extract(kind, document, query)
-            values[name] = (value.strip() or None) if value is not None else None
-        return values
-
     async def _answer(self, result: ResultFile, data: bytes, values: dict[str, str | None]) -> Answer:
         decision_name = values.get("decision")
-        error = values.get("error")
-        raw_status = values.get("status")
-        status = self._status(raw_status, error)
         decision = await self._decision(result.path, decision_name) if decision_name else None
         digest = hashlib.sha256(data).hexdigest()[:16]
-        try:
-            return Answer(
-                answer_id=f"{result.path.name[:160]}:{digest}",
-                application_id=values.get("application_id"),
-                reference=values.get("reference"),
-                status=status,
-                case_number=values.get("case_number"),
-                status_text=raw_status[:500] if raw_status else None,
-                message=values.get("message"),
-                error=error[:2000] if error else None,
-                decision=decision,
-            )
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise Unreadable(f"not a valid answer: {problems}") from None
-
-    def _status(self, raw: str | None, error: str | None) -> AnswerStatus:
-        if raw is None:
-            return AnswerStatus.FAILED if error else self.spec.default_status
-        table = {k.casefold(): v for k, v in self.spec.status_map.items()}
-        if raw.casefold() in table:
-            return table[raw.casefold()]
-        try:
-            return AnswerStatus(raw.casefold())
-        except ValueError:
-            raise Unreadable(f"status {raw[:40]!r} is not in status_map") from None
+        return self.reader.answer(values, f"{result.path.name[:160]}:{digest}", decision)
 
     async def _decision(self, result: Path, name: str) -> Attachment:
         if "/" in name or "\\" in name or name.startswith(".") or "\x00" in name:

@@ -80,13 +80,17 @@ class ManifestSpec(BaseModel):
         *,
         application: Application,
         record: FileRecord,
-        files: Sequence[DroppedFile],
-        folder: str,
+        files: Sequence[DroppedFile] = (),
+        folder: str = "",
         delivered_at: datetime,
         target: str,
+        **extra: str,
     ) -> bytes:
-        """The manifest's content; `Permanent` when the template fails or its output is not well-formed."""
-        values = _values(application, record, files, folder, delivered_at, target)
+        """The document's content; `Permanent` when the template fails or its output is not well-formed.
+
+        `extra` values (e.g. an XÖV message's process id) are passed to the template as they are.
+        """
+        values = {**_values(application, record, files, folder, delivered_at, target), **extra}
         try:
             if self.template is not None:
                 content = str(self._render(**values)).encode("utf-8")

@@ -1,0 +1,304 @@
+"""The xoev transport: an xdomea message over the XTA simulator, validated first; answers from the mailbox."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestServer
+from hub_fachverfahren.xoev import XoevSink
+from hub_xta import OutgoingContent, OutgoingMessage, PartyId, XtaClient, XtaSettings
+from hub_xta.simulator import STATE, XtaState, make_app
+from importfolder_helpers import ReturnChannel, answering_context, write_template
+from lxml import etree
+
+from hub import AnswerStatus, Application, BlobStore, ConnectorContext, Permanent, Sink
+from hub.mapping import default_record
+from hub.testing import Fault, SinkContract, make_application
+from hub.testing.contracts import delivery_context
+
+HUB = "vbe:umweltamt-hub"
+FV = "vbe:k3-fachverfahren"
+NS = "urn:xoev-de:xdomea:schema:3.0.0"
+INFORMATION = "Information.Information.0101"
+RECEIPT = "Information.EmpfangBestaetigen.0102"
+SCHEMA = "xdomea/3.0.0/xsd/xdomea-Nachrichten-InformationAustauschen.xsd"
+SERVICE = "urn:xoev-de:xdomea:schema:3.0.0"
+
+AUTHORITY = (
+    "<xdomea:Behoerdenkennung><xdomea:Behoerdenschluessel listURI='urn:x' listVersionID='1'>"
+    "<code>05382</code></xdomea:Behoerdenschluessel></xdomea:Behoerdenkennung>"
+)
+KOPF = (
+    "<xdomea:Kopf>\n"
+    "    <xdomea:ProzessID>{process_id}</xdomea:ProzessID>\n"
+    "    <xdomea:Nachrichtentyp listURI='urn:xoev-de:xdomea:codeliste:nachrichtentyp' listVersionID='2.0'>"
+    "<code>{code}</code></xdomea:Nachrichtentyp>\n"
+    "    <xdomea:Erstellungszeitpunkt>2026-12-06T12:00:00</xdomea:Erstellungszeitpunkt>\n"
+    f"    <xdomea:Absender>{AUTHORITY}</xdomea:Absender>\n"
+    f"    <xdomea:Empfaenger>{AUTHORITY}</xdomea:Empfaenger>\n"
+    "    <xdomea:SendendesSystem><xdomea:Produktname>{product}</xdomea:Produktname></xdomea:SendendesSystem>"
+    "{extra}\n"
+    "  </xdomea:Kopf>"
+)
+
+TEMPLATE = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    f'<xdomea:{INFORMATION} xmlns:xdomea="{NS}">\n  '
+    + KOPF.format(
+        process_id="{{ process_id }}",
+        code="0101",
+        product="Aktenhub",
+        extra="\n    <xdomea:Empfangsbestaetigung>1</xdomea:Empfangsbestaetigung>",
+    )
+    + """
+  <xdomea:Schriftgutobjekt><xdomea:Vorgang>
+    <xdomea:Identifikation><xdomea:ID>{{ process_id }}</xdomea:ID></xdomea:Identifikation>
+    <xdomea:AllgemeineMetadaten>
+      <xdomea:Betreff>{{ record.service }}: {{ application.form.nachname|default("") }}</xdomea:Betreff>
+    </xdomea:AllgemeineMetadaten>
+  </xdomea:Vorgang></xdomea:Schriftgutobjekt>
+"""
+    + f"</xdomea:{INFORMATION}>\n"
+)
+
+
+def receipt(process_id: str, case_number: str) -> bytes:
+    """The Fachverfahren's 0102: the 0101's ProzessID, its case number in Hinweis (this profile's choice)."""
+    kopf = KOPF.format(
+        process_id=process_id,
+        code="0102",
+        product="K3",
+        extra=f"\n    <xdomea:Hinweis>{case_number}</xdomea:Hinweis>",
+    )
+    root = f'<xdomea:{RECEIPT} xmlns:xdomea="{NS}">{kopf}</xdomea:{RECEIPT}>'
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n{root}'.encode()
+
+
+@dataclasses.dataclass
+class Xta:
+    url: str
+    state: XtaState
+
+
+@pytest_asyncio.fixture
+async def xta(schema_dir: Path, tmp_path: Path) -> AsyncIterator[Xta]:
+    server = TestServer(make_app(schemas=schema_dir, data_dir=tmp_path / "xta-sim"), host="127.0.0.1")
+    await server.start_server()
+    yield Xta(f"http://127.0.0.1:{server.port}", server.app[STATE])
+    await server.close()
+
+
+def make_sink(context: ConnectorContext, tmp_path: Path, url: str, **message: Any) -> XoevSink:
+    template = write_template(tmp_path, "k3-0101.xml.j2", TEMPLATE)
+    config = XoevSink.Config.model_validate(
+        {
+            "type": "xoev",
+            "xta": {"url": url, "account": {"identifier": HUB}, "timeout_seconds": 5},
+            "recipient": {"identifier": FV},
+            "poll_seconds": 30,
+            "message": {
+                "template": str(template),
+                "schema": SCHEMA,
+                "message_type": INFORMATION,
+                "payload_schema": NS,
+                "service": SERVICE,
+                "business_scenario": "XDOMEA_DATA",
+                **message,
+            },
+            "answers": {
+                "format": "xml",
+                "message_types": [RECEIPT],
+                "namespaces": {"x": NS},
+                "fields": {
+                    "reference": "x:Kopf/x:ProzessID",
+                    "case_number": "x:Kopf/x:Hinweis",
+                    "status": None,
+                    "message": None,
+                    "error": None,
+                    "decision": None,
+                },
+                "status_by_type": {RECEIPT: "accepted"},
+            },
+        }
+    )
+    return XoevSink(config, context)  # type: ignore[arg-type]
+
+
+def fv_client(xta: Xta, schema_dir: Path, context: ConnectorContext) -> XtaClient:
+    settings = XtaSettings.model_validate(
+        {"url": xta.url, "account": {"identifier": FV}, "timeout_seconds": 5}
+    )
+    return XtaClient(settings, schemas=schema_dir, http=lambda: context.http, blobs=context.blobs)
+
+
+def sent_to_fv(xta: Xta) -> list[Any]:
+    return list(xta.state.mailbox(FV).values())
+
+
+class TestXoevContract(SinkContract):
+    @pytest.fixture(autouse=True)
+    def _environment(
+        self, tmp_path: Path, connector_context: ConnectorContext, schema_dir: Path, xta: Xta
+    ) -> None:
+        self.tmp_path = tmp_path
+        self.context = dataclasses.replace(connector_context, schemas=schema_dir)
+        self.xta = xta
+
+    @pytest_asyncio.fixture
+    async def sink(
+        self, tmp_path: Path, connector_context: ConnectorContext, schema_dir: Path, xta: Xta
+    ) -> XoevSink:
+        return make_sink(dataclasses.replace(connector_context, schemas=schema_dir), tmp_path, xta.url)
+
+    async def results(self, sink: Sink, application: Application) -> int:
+        wanted = str(uuid.uuid5(uuid.UUID("6a4f3f0e-1d8c-4a53-9d55-0f1e7c1b9a01"), application.id))
+        return sum(1 for m in self.xta.state.sent if m.metadata.process_requester == wanted)
+
+    async def faulty_sink(self, fault: Fault) -> Sink | None:
+        if fault is Fault.VALIDATION:
+            broken = write_template(
+                self.tmp_path, "broken.xml.j2", f'<xdomea:{INFORMATION} xmlns:xdomea="{NS}"/>'
+            )
+            return make_sink(self.context, self.tmp_path, self.xta.url, template=str(broken))
+        if fault is Fault.UNREACHABLE:
+            return make_sink(self.context, self.tmp_path, "http://127.0.0.1:9")
+        return None
+
+
+@pytest.fixture
+def channel() -> ReturnChannel:
+    return ReturnChannel()
+
+
+@pytest.fixture
+def context(
+    connector_context: ConnectorContext, channel: ReturnChannel, schema_dir: Path
+) -> ConnectorContext:
+    return dataclasses.replace(answering_context(connector_context, channel), schemas=schema_dir)
+
+
+async def test_message_is_valid_xdomea_and_sent_once(
+    context: ConnectorContext, xta: Xta, tmp_path: Path, blobs: BlobStore, schema_dir: Path
+) -> None:
+    sink = make_sink(context, tmp_path, xta.url)
+    app = await make_application(blobs)
+    store: dict[str, Any] = {}
+
+    first = await sink.deliver(default_record(app), delivery_context(app, blobs, store))
+    again = await sink.deliver(default_record(app), delivery_context(app, blobs, store))
+
+    assert not first.duplicate and again.duplicate and again.reference == first.reference
+    (message,) = sent_to_fv(xta)
+    assert (
+        message.metadata.message_type == INFORMATION and message.metadata.process_requester == first.reference
+    )
+    content = etree.parse(str(message.message.path))
+    schema = etree.XMLSchema(etree.parse(str(schema_dir / SCHEMA)))
+    assert schema.validate(content), schema.error_log
+    assert content.findtext(f"{{{NS}}}Kopf/{{{NS}}}ProzessID") == first.reference
+
+
+async def test_a_retry_after_a_lost_confirmation_sends_nothing_twice(
+    context: ConnectorContext, xta: Xta, tmp_path: Path, blobs: BlobStore
+) -> None:
+    sink = make_sink(context, tmp_path, xta.url)
+    app = await make_application(blobs)
+    store: dict[str, Any] = {}
+    await sink.deliver(default_record(app), delivery_context(app, blobs, store))
+    store["xoev"]["sent"] = False  # the crash came between the send and the checkpoint
+
+    again = await sink.deliver(default_record(app), delivery_context(app, blobs, store))
+
+    assert again.duplicate
+    assert len(xta.state.sent) == 1
+
+
+async def test_an_invalid_message_is_permanent_and_not_sent(
+    context: ConnectorContext, xta: Xta, tmp_path: Path, blobs: BlobStore
+) -> None:
+    broken = write_template(
+        tmp_path, "broken.xml.j2", f'<xdomea:{INFORMATION} xmlns:xdomea="{NS}"><x/></xdomea:{INFORMATION}>'
+    )
+    sink = make_sink(context, tmp_path, xta.url, template=str(broken))
+    app = await make_application(blobs)
+
+    with pytest.raises(Permanent, match=r"does not meet xdomea/3\.0\.0/xsd"):
+        await sink.deliver(default_record(app), delivery_context(app, blobs))
+    assert xta.state.sent == []
+
+
+async def test_answers_come_from_the_mailbox_and_are_closed_after_storing(
+    context: ConnectorContext,
+    channel: ReturnChannel,
+    xta: Xta,
+    tmp_path: Path,
+    blobs: BlobStore,
+    schema_dir: Path,
+) -> None:
+    sink = make_sink(context, tmp_path, xta.url)
+    app = await make_application(blobs)
+    delivery = await sink.deliver(default_record(app), delivery_context(app, blobs))
+    channel.known[delivery.reference] = app.id
+    fv = fv_client(xta, schema_dir, context)
+    answer_blob = await blobs.write_bytes(receipt(delivery.reference, "K3-2026-0042"))
+    pdf = await blobs.write_bytes(b"%PDF-1.4 Bescheid\n")
+    await fv.send_message(
+        OutgoingMessage(
+            reader=PartyId(identifier=HUB),
+            service=SERVICE,
+            business_scenario="XDOMEA_DATA",
+            message_type=RECEIPT,
+            payload_schema=NS,
+            content=OutgoingContent(
+                blob=answer_blob.ref, size=answer_blob.size, content_type="application/xml"
+            ),
+            attachments=(
+                OutgoingContent(
+                    blob=pdf.ref, size=pdf.size, content_type="application/pdf", filename="Bescheid.pdf"
+                ),
+            ),
+        )
+    )
+    unknown = await blobs.write_bytes(receipt(str(uuid.uuid4()), "K3-2026-0043"))
+    await fv.send_message(
+        OutgoingMessage(
+            reader=PartyId(identifier=HUB),
+            service=SERVICE,
+            business_scenario="XDOMEA_DATA",
+            message_type=RECEIPT,
+            payload_schema=NS,
+            content=OutgoingContent(blob=unknown.ref, size=unknown.size, content_type="application/xml"),
+        )
+    )
+
+    assert await sink.poll_answers() == 1
+
+    (answer,) = channel.answers.values()
+    assert answer.reference == delivery.reference and answer.status is AnswerStatus.ACCEPTED
+    assert answer.case_number == "K3-2026-0042"
+    assert (
+        answer.decision is not None and await blobs.read_bytes(answer.decision.blob) == b"%PDF-1.4 Bescheid\n"
+    )
+    taken_id = answer.answer_id.removeprefix("xta:")
+    assert xta.state.was_closed(taken_id)
+    # The answer naming no application is held for an operator, not closed and not stored.
+    (left,) = xta.state.mailbox(HUB).values()
+    assert not xta.state.was_closed(left.metadata.message_id)
+    held = await context.held.lookup([left.metadata.message_id])
+    assert held[left.metadata.message_id].reason_code == "unknown_application"
+    assert await sink.poll_answers() == 0
+    assert len(channel.answers) == 1
+
+
+def test_the_schema_must_be_in_the_schema_directory(
+    tmp_path: Path, connector_context: ConnectorContext
+) -> None:
+    sink = make_sink(dataclasses.replace(connector_context, schemas=tmp_path), tmp_path, "http://127.0.0.1:9")
+    with pytest.raises(Permanent, match="no schema directory"):
+        sink._schema()
