@@ -30,9 +30,10 @@ def test_plugins_lists_kinds_and_standards() -> None:
     plugins = {p["name"]: p for p in json.loads(result.output)}
     assert plugins["formcycle"]["kinds"] == ["formcycle"]
     assert plugins["formcycle"]["distribution"] == "aktenhub-formcycle"
-    assert plugins["filedrop"]["kinds"] == ["filedrop"]
-    assert plugins["filedrop"]["version"] == "0.1.0"
-    assert all(plugins[name]["standards"] for name in ("formcycle", "filedrop", "enaio"))
+    # filedrop lives on as the importfolder transport's predecessor, in the fachverfahren plugin
+    assert {"filedrop", "importfolder", "xoev"} <= set(plugins["fachverfahren"]["kinds"])
+    assert plugins["fachverfahren"]["version"] == "0.1.0"
+    assert all(plugins[name]["standards"] for name in ("formcycle", "fachverfahren", "enaio"))
 
 
 def test_check_example_configuration(tmp_path: Path) -> None:
