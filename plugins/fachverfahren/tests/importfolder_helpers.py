@@ -43,6 +43,7 @@ class ReturnChannel:
 
     known: dict[str, str] = field(default_factory=dict)  # reference -> application id
     answers: dict[str, Answer] = field(default_factory=dict)
+    outcomes: list[AnswerOutcome] = field(default_factory=list)
     calls: int = 0
     fail_next: Exception | None = None
 
@@ -56,7 +57,8 @@ class ReturnChannel:
             raise UnknownApplication(f"no application with reference {answer.reference!r}")
         duplicate = answer.answer_id in self.answers
         self.answers.setdefault(answer.answer_id, answer)
-        return AnswerOutcome(application_id=application_id, duplicate=duplicate)
+        self.outcomes.append(AnswerOutcome(application_id=application_id, duplicate=duplicate))
+        return self.outcomes[-1]
 
 
 def answering_context(context: ConnectorContext, channel: ReturnChannel) -> ConnectorContext:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -351,3 +352,52 @@ async def test_simulator_control_endpoints(
     assert fv_app[STATE].cases[app.id].status == "beschieden"
     assert len(list((tmp_path / "export").glob("*.xml"))) == 2
     assert len(list((tmp_path / "export").glob("*.pdf"))) == 1
+
+
+async def test_an_answer_stored_before_a_crash_is_handed_again_and_recognised(
+    context: ConnectorContext,
+    channel: ReturnChannel,
+    tmp_path: Path,
+    blobs: BlobStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sink = make_sink(context, tmp_path)
+    fv = simulator(tmp_path)
+    app = await make_application(blobs)
+    delivery = await sink.deliver(default_record(app), delivery_context(app, blobs))
+    channel.known[delivery.reference] = app.id
+    fv.take_imports()
+    # The hub dies after the answer is stored and before the file is moved to done/.
+    monkeypatch.setattr(os, "rename", _dies)
+    with pytest.raises(SystemExit):
+        await sink.poll_answers()
+    monkeypatch.undo()
+
+    assert await sink.poll_answers() == 1
+
+    assert [o.duplicate for o in channel.outcomes] == [False, True]
+    assert len(channel.answers) == 1
+    assert [p.name for p in (tmp_path / "export").iterdir()] == ["done"]
+
+
+def _dies(*args: Any) -> None:
+    raise SystemExit("killed")
+
+
+async def test_a_result_naming_a_missing_decision_goes_to_failed(
+    context: ConnectorContext, channel: ReturnChannel, tmp_path: Path
+) -> None:
+    channel.known["app_x"] = "app_x"
+    sink = make_sink(context, tmp_path)
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "r.json").write_text(
+        json.dumps({"reference": "app_x", "status": "beschieden", "decision": "B.pdf"})
+    )
+    (export / "s.json").write_text(json.dumps({"reference": "app_x", "decision": "../../etc/passwd"}))
+
+    assert await sink.poll_answers() == 0
+
+    assert "decision file" in (export / "failed" / "r.json.reason").read_text()
+    assert "not a plain file name" in (export / "failed" / "s.json.reason").read_text()
+    assert channel.answers == {}
