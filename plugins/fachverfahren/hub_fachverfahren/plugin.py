@@ -14,6 +14,7 @@ CONNECTORS: list[type[Connector[Any]]] = []
 SIMULATORS: list[Simulator] = []
 CONNECTORS += [importfolder.ImportFolderSink, importfolder.FileDropSink]
 CONNECTORS += [xoev.XoevSink]
+SIMULATORS += [xoev.SIMULATOR]
 SIMULATORS += [importfolder.SIMULATOR]
 
 

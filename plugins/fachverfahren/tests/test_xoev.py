@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient, TestServer
 from hub_fachverfahren.xoev import XoevSink
+from hub_fachverfahren.xoev.simulator import make_app as fv_make_app
 from hub_xta import OutgoingContent, OutgoingMessage, PartyId, XtaClient, XtaSettings
 from hub_xta.simulator import STATE, XtaState, make_app
 from importfolder_helpers import ReturnChannel, answering_context, write_template
@@ -74,7 +75,7 @@ def receipt(process_id: str, case_number: str) -> bytes:
         process_id=process_id,
         code="0102",
         product="K3",
-        extra=f"\n    <xdomea:Hinweis>{case_number}</xdomea:Hinweis>",
+        extra=f"\n    <xdomea:Hinweis>{case_number} eingegangen</xdomea:Hinweis>",
     )
     root = f'<xdomea:{RECEIPT} xmlns:xdomea="{NS}">{kopf}</xdomea:{RECEIPT}>'
     return f'<?xml version="1.0" encoding="UTF-8"?>\n{root}'.encode()
@@ -117,13 +118,13 @@ def make_sink(context: ConnectorContext, tmp_path: Path, url: str, **message: An
                 "namespaces": {"x": NS},
                 "fields": {
                     "reference": "x:Kopf/x:ProzessID",
-                    "case_number": "x:Kopf/x:Hinweis",
-                    "status": None,
+                    "case_number": "substring-before(x:Kopf/x:Hinweis, ' ')",
+                    "status": "substring-after(x:Kopf/x:Hinweis, ' ')",
                     "message": None,
                     "error": None,
                     "decision": None,
                 },
-                "status_by_type": {RECEIPT: "accepted"},
+                "status_map": {"eingegangen": "accepted", "beschieden": "decided"},
             },
         }
     )
@@ -233,7 +234,75 @@ async def test_an_invalid_message_is_permanent_and_not_sent(
     assert xta.state.sent == []
 
 
-async def test_answers_come_from_the_mailbox_and_are_closed_after_storing(
+@pytest_asyncio.fixture
+async def fachverfahren(xta: Xta, schema_dir: Path, tmp_path: Path) -> AsyncIterator[TestClient]:
+    """The simulated Fachverfahren on the XTA simulator, reading the mailbox of FV."""
+    app = fv_make_app(xta.url, FV, schema_dir, tmp_path / "fv-blobs")
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        yield client
+
+
+async def test_round_trip_with_the_simulated_fachverfahren(
+    context: ConnectorContext,
+    channel: ReturnChannel,
+    xta: Xta,
+    tmp_path: Path,
+    blobs: BlobStore,
+    fachverfahren: TestClient,
+) -> None:
+    sink = make_sink(context, tmp_path, xta.url)
+    app = await make_application(blobs)
+    delivery = await sink.deliver(default_record(app), delivery_context(app, blobs))
+    channel.known[delivery.reference] = app.id
+
+    received = await (await fachverfahren.post("/control/receive")).json()
+    assert received == {"opened": [delivery.reference], "refused": []}
+    assert await sink.poll_answers() == 1
+    response = await fachverfahren.post("/control/decide", json={"reference": delivery.reference})
+    assert response.status == 200
+    assert await sink.poll_answers() == 1
+
+    accepted, decided = channel.answers.values()
+    case_number = (await response.json())["case_number"]
+    assert (accepted.reference, accepted.status, accepted.case_number) == (
+        delivery.reference,
+        AnswerStatus.ACCEPTED,
+        case_number,
+    )
+    assert (decided.status, decided.case_number) == (AnswerStatus.DECIDED, case_number)
+    assert accepted.decision is None and decided.decision is not None
+    assert (await blobs.read_bytes(decided.decision.blob)).startswith(b"%PDF-1.4")
+    for answer in (accepted, decided):  # each closed after it was stored
+        assert xta.state.was_closed(answer.answer_id.removeprefix("xta:"))
+    assert xta.state.mailbox(HUB) == {} and xta.state.mailbox(FV) == {}
+    assert await sink.poll_answers() == 0 and len(channel.answers) == 2
+
+
+async def test_the_simulated_fachverfahren_refuses_a_message_that_does_not_meet_its_schema(
+    context: ConnectorContext, xta: Xta, schema_dir: Path, blobs: BlobStore, fachverfahren: TestClient
+) -> None:
+    fv = fv_client(xta, schema_dir, context)  # a sender that does not validate
+    content = await blobs.write_bytes(f'<xdomea:{INFORMATION} xmlns:xdomea="{NS}"/>'.encode())
+    await fv.send_message(
+        OutgoingMessage(
+            reader=PartyId(identifier=FV),
+            service=SERVICE,
+            business_scenario="XDOMEA_DATA",
+            message_type=INFORMATION,
+            payload_schema=NS,
+            content=OutgoingContent(blob=content.ref, size=content.size, content_type="application/xml"),
+        )
+    )
+
+    received = await (await fachverfahren.post("/control/receive")).json()
+
+    assert received["opened"] == [] and len(received["refused"]) == 1
+    cases = await (await fachverfahren.get("/control/cases")).json()
+    assert "does not meet" in cases["refused"][0]["error"]
+    assert xta.state.mailbox(HUB) == {}  # nothing answered
+
+
+async def test_an_answer_naming_no_application_is_held_not_closed(
     context: ConnectorContext,
     channel: ReturnChannel,
     xta: Xta,
@@ -242,29 +311,7 @@ async def test_answers_come_from_the_mailbox_and_are_closed_after_storing(
     schema_dir: Path,
 ) -> None:
     sink = make_sink(context, tmp_path, xta.url)
-    app = await make_application(blobs)
-    delivery = await sink.deliver(default_record(app), delivery_context(app, blobs))
-    channel.known[delivery.reference] = app.id
     fv = fv_client(xta, schema_dir, context)
-    answer_blob = await blobs.write_bytes(receipt(delivery.reference, "K3-2026-0042"))
-    pdf = await blobs.write_bytes(b"%PDF-1.4 Bescheid\n")
-    await fv.send_message(
-        OutgoingMessage(
-            reader=PartyId(identifier=HUB),
-            service=SERVICE,
-            business_scenario="XDOMEA_DATA",
-            message_type=RECEIPT,
-            payload_schema=NS,
-            content=OutgoingContent(
-                blob=answer_blob.ref, size=answer_blob.size, content_type="application/xml"
-            ),
-            attachments=(
-                OutgoingContent(
-                    blob=pdf.ref, size=pdf.size, content_type="application/pdf", filename="Bescheid.pdf"
-                ),
-            ),
-        )
-    )
     unknown = await blobs.write_bytes(receipt(str(uuid.uuid4()), "K3-2026-0043"))
     await fv.send_message(
         OutgoingMessage(
@@ -277,23 +324,14 @@ async def test_answers_come_from_the_mailbox_and_are_closed_after_storing(
         )
     )
 
-    assert await sink.poll_answers() == 1
+    assert await sink.poll_answers() == 0
 
-    (answer,) = channel.answers.values()
-    assert answer.reference == delivery.reference and answer.status is AnswerStatus.ACCEPTED
-    assert answer.case_number == "K3-2026-0042"
-    assert (
-        answer.decision is not None and await blobs.read_bytes(answer.decision.blob) == b"%PDF-1.4 Bescheid\n"
-    )
-    taken_id = answer.answer_id.removeprefix("xta:")
-    assert xta.state.was_closed(taken_id)
-    # The answer naming no application is held for an operator, not closed and not stored.
     (left,) = xta.state.mailbox(HUB).values()
     assert not xta.state.was_closed(left.metadata.message_id)
     held = await context.held.lookup([left.metadata.message_id])
     assert held[left.metadata.message_id].reason_code == "unknown_application"
     assert await sink.poll_answers() == 0
-    assert len(channel.answers) == 1
+    assert channel.answers == {}
 
 
 def test_the_schema_must_be_in_the_schema_directory(

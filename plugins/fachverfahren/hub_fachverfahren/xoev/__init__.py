@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .simulator import SIMULATOR
 from .sink import XoevConfig, XoevSink
 
-__all__ = ["XoevConfig", "XoevSink"]
+__all__ = ["SIMULATOR", "XoevConfig", "XoevSink"]
