@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hub_fachverfahren.importfolder import ImportFolderSink
 from hub_fachverfahren.importfolder.simulator import STATE, make_app
 from importfolder_helpers import (
+    XML_MANIFEST,
     ReturnChannel,
     answering_context,
     delivered_folders,
@@ -401,3 +402,45 @@ async def test_a_result_naming_a_missing_decision_goes_to_failed(
     assert "decision file" in (export / "failed" / "r.json.reason").read_text()
     assert "not a plain file name" in (export / "failed" / "s.json.reason").read_text()
     assert channel.answers == {}
+
+
+async def test_delivered_through_the_hub_and_taken_by_the_fachverfahren(
+    hub_factory: Any, tmp_path: Path
+) -> None:
+    template = write_template(tmp_path, "k3-manifest.xml.j2", XML_MANIFEST)
+    running = await hub_factory(
+        connectors={
+            "json": {"type": "test-json"},
+            "umwelt-fv": {
+                "type": "importfolder",
+                "path": str(tmp_path / "import"),
+                "answers": str(tmp_path / "export"),
+                "manifest": {"template": str(template)},
+            },
+        },
+        routes=[{"name": "r", "from": "json", "to": ["umwelt-fv"]}],
+    )
+    status, body = await running.post(
+        "/intake/json/jagdschein", json={"id": "x1", "form": {"vorname": "Erika", "nachname": "Mustermann"}}
+    )
+    assert status in (200, 201, 202), body
+    app_id = body["application_id"]
+
+    assert await running.wait_for_state(app_id) == "completed"
+
+    stored = await running.journal.get_application(app_id)
+    assert stored.correlations["umwelt-fv"] == app_id  # the folder: the reference answers come back with
+    assert simulator(tmp_path).take_imports() == {"imported": [app_id], "refused": []}
+    (result,) = (tmp_path / "export").glob("*.xml")
+    assert etree.parse(str(result)).findtext("reference") == app_id
+
+
+async def test_check_names_a_missing_answer_folder(context: ConnectorContext, tmp_path: Path) -> None:
+    sink = make_sink(context, tmp_path)
+
+    missing = await sink.check()
+    (tmp_path / "export").mkdir()
+    present = await sink.check()
+
+    assert not missing.ok and "answer folder" in missing.message
+    assert present.ok

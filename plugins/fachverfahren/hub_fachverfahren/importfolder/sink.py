@@ -4,7 +4,9 @@ the Fachverfahren's result files taken back from an answer folder.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any, ClassVar, Final
 
 from pydantic import Field, model_validator
 
-from hub import Application, ConnectorConfig, ConnectorContext, FileRecord, Manifest
+from hub import Application, CheckResult, ConnectorConfig, ConnectorContext, FileRecord, Manifest
 
 from .answers import AnswerFolder, AnswerFormat
 from .folder import VERSION, DroppedFile, FolderConfig, FolderSink
@@ -96,6 +98,23 @@ class ImportFolderSink(FolderSink[ImportFolderConfig]):
             "files": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in files],
         }
         return [(self.config.manifest.file_name, content), (MARKER, json.dumps(marker, indent=2).encode())]
+
+    async def check(self) -> CheckResult:
+        """The import folder is writable, and the answer folder readable and writable (files move to done/)."""
+        result = await super().check()
+        answers = self.config.answers
+        if answers is None or not result.ok:
+            return result
+        usable = await asyncio.to_thread(
+            lambda: answers.is_dir() and os.access(answers, os.R_OK | os.W_OK | os.X_OK)
+        )
+        if not usable:
+            return CheckResult(
+                ok=False,
+                message=f"answer folder {answers} is missing or not readable and writable by the hub",
+                details=result.details,
+            )
+        return result
 
     async def poll_answers(self) -> int:
         """Hand each settled result file to the return channel; then move it to done/ (or failed/)."""
