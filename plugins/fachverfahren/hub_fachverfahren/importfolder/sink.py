@@ -100,7 +100,7 @@ class ImportFolderSink(FolderSink[ImportFolderConfig]):
         return [(self.config.manifest.file_name, content), (MARKER, json.dumps(marker, indent=2).encode())]
 
     async def check(self) -> CheckResult:
-        """The import folder is writable, and the answer folder readable and writable (files move to done/)."""
+        """The import folder is writable; the answer folder readable and writable (files move to done/)."""
         result = await super().check()
         answers = self.config.answers
         if answers is None or not result.ok:
