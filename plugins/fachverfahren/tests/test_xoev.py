@@ -223,14 +223,17 @@ async def test_a_retry_after_a_lost_confirmation_sends_nothing_twice(
 async def test_an_invalid_message_is_permanent_and_not_sent(
     context: ConnectorContext, xta: Xta, tmp_path: Path, blobs: BlobStore
 ) -> None:
-    broken = write_template(
-        tmp_path, "broken.xml.j2", f'<xdomea:{INFORMATION} xmlns:xdomea="{NS}"><x/></xdomea:{INFORMATION}>'
+    # The applicant's name where the schema wants a UUID: refused, and the name is not in the error.
+    text = TEMPLATE.replace(
+        "<xdomea:ProzessID>{{ process_id }}", "<xdomea:ProzessID>{{ application.form.nachname }}"
     )
+    broken = write_template(tmp_path, "broken.xml.j2", text)
     sink = make_sink(context, tmp_path, xta.url, template=str(broken))
     app = await make_application(blobs)
 
-    with pytest.raises(Permanent, match=r"does not meet xdomea/3\.0\.0/xsd"):
+    with pytest.raises(Permanent, match=r"does not meet xdomea/3\.0\.0/xsd") as refused:
         await sink.deliver(default_record(app), delivery_context(app, blobs))
+    assert "ProzessID" in str(refused.value) and "Groß" not in str(refused.value)
     assert xta.state.sent == []
 
 

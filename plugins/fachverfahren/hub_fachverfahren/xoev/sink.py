@@ -225,7 +225,8 @@ class XoevSink(Sink[XoevConfig]):
             ) from None
         schema = self._schema()
         if not schema.validate(document):
-            problems = "; ".join(f"line {e.line}: {e.message}" for e in list(schema.error_log)[:3])
+            # Where and which rule, not lxml's message: that quotes the offending (personal) values.
+            problems = "; ".join(f"line {e.line} {e.path}: {e.type_name}" for e in list(schema.error_log)[:3])
             raise Permanent(
                 f"the {self.config.message.message_type} message does not meet "
                 f"{self.config.message.schema_file}: {problems}"
