@@ -169,7 +169,14 @@ class TestXoevContract(SinkContract):
             return make_sink(self.context, self.tmp_path, self.xta.url, template=str(broken))
         if fault is Fault.UNREACHABLE:
             return make_sink(self.context, self.tmp_path, "http://127.0.0.1:9")
-        return None
+        if fault is Fault.SERVER_ERROR:
+            self.xta.state.knobs.fail_next = 10
+            return make_sink(self.context, self.tmp_path, self.xta.url)
+        # TIMEOUT: the XTA server answers later than the client waits
+        self.xta.state.knobs.latency_seconds = 1
+        sink = make_sink(self.context, self.tmp_path, self.xta.url)
+        sink.config.xta.timeout_seconds = 0.2
+        return sink
 
 
 @pytest.fixture
