@@ -27,7 +27,8 @@ from pydantic import ValidationError
 from hub import AnswerStatus, Application, BlobStore, ConnectorContext, Permanent, Sink
 from hub.mapping import default_record
 from hub.testing import Fault, SinkContract, make_application
-from hub.testing.contracts import delivery_context
+from hub.testing.contracts import AnsweringSinkContract, delivery_context
+from hub.testing.harness import RunningHub
 
 
 class TestImportFolderContract(SinkContract):
@@ -444,3 +445,46 @@ async def test_check_names_a_missing_answer_folder(context: ConnectorContext, tm
 
     assert not missing.ok and "answer folder" in missing.message
     assert present.ok
+
+
+class TestImportFolderAnswers(AnsweringSinkContract):
+    """The return channel's contract, through a hub and the answer folder."""
+
+    @pytest_asyncio.fixture
+    async def answering_hub(self, hub_factory: Any, tmp_path: Path) -> RunningHub:
+        self.export = tmp_path / "export"
+        self.export.mkdir()
+        template = write_template(tmp_path, "k3-manifest.xml.j2", XML_MANIFEST)
+        running: RunningHub = await hub_factory(
+            {
+                "json": {"type": "test-json"},
+                "fv": {
+                    "type": "importfolder",
+                    "path": str(tmp_path / "import"),
+                    "answers": str(self.export),
+                    "manifest": {"template": str(template)},
+                    "poll_seconds": 0.1,
+                    "answer_format": {"settle_seconds": 0},
+                },
+            },
+            [{"name": "r", "from": "json", "to": ["fv"]}],
+        )
+        return running
+
+    async def submit(self, running: RunningHub, n: int) -> str:
+        status, body = await running.post("/intake/json/jagdschein", json={"id": f"folder-{n}", "form": {}})
+        assert status == 202, body
+        return str(body["application_id"])
+
+    async def give_answer(
+        self, running: RunningHub, application_id: str, n: int, status: AnswerStatus
+    ) -> None:
+        app = await running.journal.get_application(application_id)
+        result = {"reference": app.correlations["fv"], "status": status.value, "case_number": f"FV-{n}"}
+        temp = self.export / f".answer-{n}.json.part"  # written as a Fachverfahren should: then renamed
+        temp.write_text(json.dumps(result))
+        os.rename(temp, self.export / f"answer-{n}.json")
+
+    async def acknowledgements(self, running: RunningHub, application_id: str, n: int) -> int:
+        done = self.export / "done"
+        return len(list(done.glob(f"answer-{n}.*json"))) if done.is_dir() else 0

@@ -21,7 +21,8 @@ from lxml import etree
 from hub import AnswerStatus, Application, BlobStore, ConnectorContext, Permanent, Sink
 from hub.mapping import default_record
 from hub.testing import Fault, SinkContract, make_application
-from hub.testing.contracts import delivery_context
+from hub.testing.contracts import AnsweringSinkContract, delivery_context
+from hub.testing.harness import RunningHub
 
 HUB = "vbe:umweltamt-hub"
 FV = "vbe:k3-fachverfahren"
@@ -69,13 +70,13 @@ TEMPLATE = (
 )
 
 
-def receipt(process_id: str, case_number: str) -> bytes:
+def receipt(process_id: str, case_number: str, status: str = "eingegangen") -> bytes:
     """The Fachverfahren's 0102: the 0101's ProzessID, its case number in Hinweis (this profile's choice)."""
     kopf = KOPF.format(
         process_id=process_id,
         code="0102",
         product="K3",
-        extra=f"\n    <xdomea:Hinweis>{case_number} eingegangen</xdomea:Hinweis>",
+        extra=f"\n    <xdomea:Hinweis>{case_number} {status}</xdomea:Hinweis>",
     )
     root = f'<xdomea:{RECEIPT} xmlns:xdomea="{NS}">{kopf}</xdomea:{RECEIPT}>'
     return f'<?xml version="1.0" encoding="UTF-8"?>\n{root}'.encode()
@@ -95,40 +96,64 @@ async def xta(schema_dir: Path, tmp_path: Path) -> AsyncIterator[Xta]:
     await server.close()
 
 
+STATUS_WORDS = {
+    "eingegangen": "accepted",
+    "in-Bearbeitung": "in_progress",
+    "Nachforderung": "action_required",
+    "beschieden": "decided",
+    "abgelehnt": "failed",
+}
+
+
+def make_config(url: str, default_template: Path, **message: Any) -> dict[str, Any]:
+    """The xoev connector's settings as an operator writes them."""
+    return {
+        "type": "xoev",
+        "xta": {"url": url, "account": {"identifier": HUB}, "timeout_seconds": 5},
+        "recipient": {"identifier": FV},
+        "poll_seconds": 30,
+        "message": {
+            "template": str(default_template),
+            "schema": SCHEMA,
+            "message_type": INFORMATION,
+            "payload_schema": NS,
+            "service": SERVICE,
+            "business_scenario": "XDOMEA_DATA",
+            **message,
+        },
+        "answers": {
+            "format": "xml",
+            "message_types": [RECEIPT],
+            "namespaces": {"x": NS},
+            "fields": {
+                "reference": "x:Kopf/x:ProzessID",
+                "case_number": "substring-before(x:Kopf/x:Hinweis, ' ')",
+                "status": "substring-after(x:Kopf/x:Hinweis, ' ')",
+                "message": None,
+                "error": None,
+                "decision": None,
+            },
+            "status_map": STATUS_WORDS,
+        },
+    }
+
+
 def make_sink(context: ConnectorContext, tmp_path: Path, url: str, **message: Any) -> XoevSink:
     template = write_template(tmp_path, "k3-0101.xml.j2", TEMPLATE)
-    config = XoevSink.Config.model_validate(
-        {
-            "type": "xoev",
-            "xta": {"url": url, "account": {"identifier": HUB}, "timeout_seconds": 5},
-            "recipient": {"identifier": FV},
-            "poll_seconds": 30,
-            "message": {
-                "template": str(template),
-                "schema": SCHEMA,
-                "message_type": INFORMATION,
-                "payload_schema": NS,
-                "service": SERVICE,
-                "business_scenario": "XDOMEA_DATA",
-                **message,
-            },
-            "answers": {
-                "format": "xml",
-                "message_types": [RECEIPT],
-                "namespaces": {"x": NS},
-                "fields": {
-                    "reference": "x:Kopf/x:ProzessID",
-                    "case_number": "substring-before(x:Kopf/x:Hinweis, ' ')",
-                    "status": "substring-after(x:Kopf/x:Hinweis, ' ')",
-                    "message": None,
-                    "error": None,
-                    "decision": None,
-                },
-                "status_map": {"eingegangen": "accepted", "beschieden": "decided"},
-            },
-        }
-    )
+    config = XoevSink.Config.model_validate(make_config(url, template, **message))
     return XoevSink(config, context)  # type: ignore[arg-type]
+
+
+def answer_message(blob: str, size: int, reader: str = HUB) -> OutgoingMessage:
+    """The Fachverfahren's answer as an XTA message to the hub."""
+    return OutgoingMessage(
+        reader=PartyId(identifier=reader),
+        service=SERVICE,
+        business_scenario="XDOMEA_DATA",
+        message_type=RECEIPT,
+        payload_schema=NS,
+        content=OutgoingContent(blob=blob, size=size, content_type="application/xml"),
+    )
 
 
 def fv_client(xta: Xta, schema_dir: Path, context: ConnectorContext) -> XtaClient:
@@ -282,8 +307,8 @@ async def test_round_trip_with_the_simulated_fachverfahren(
     assert (decided.status, decided.case_number) == (AnswerStatus.DECIDED, case_number)
     assert accepted.decision is None and decided.decision is not None
     assert (await blobs.read_bytes(decided.decision.blob)).startswith(b"%PDF-1.4")
-    for answer in (accepted, decided):  # each closed after it was stored
-        assert xta.state.was_closed(answer.answer_id.removeprefix("xta:"))
+    to_hub = [m for m in xta.state.sent if m.metadata.reader.identifier == HUB]
+    assert len(to_hub) == 2 and all(xta.state.was_closed(m.metadata.message_id) for m in to_hub)
     assert xta.state.mailbox(HUB) == {} and xta.state.mailbox(FV) == {}
     assert await sink.poll_answers() == 0 and len(channel.answers) == 2
 
@@ -323,16 +348,7 @@ async def test_an_answer_naming_no_application_is_held_not_closed(
     sink = make_sink(context, tmp_path, xta.url)
     fv = fv_client(xta, schema_dir, context)
     unknown = await blobs.write_bytes(receipt(str(uuid.uuid4()), "K3-2026-0043"))
-    await fv.send_message(
-        OutgoingMessage(
-            reader=PartyId(identifier=HUB),
-            service=SERVICE,
-            business_scenario="XDOMEA_DATA",
-            message_type=RECEIPT,
-            payload_schema=NS,
-            content=OutgoingContent(blob=unknown.ref, size=unknown.size, content_type="application/xml"),
-        )
-    )
+    await fv.send_message(answer_message(unknown.ref, unknown.size))
 
     assert await sink.poll_answers() == 0
 
@@ -350,3 +366,41 @@ def test_the_schema_must_be_in_the_schema_directory(
     sink = make_sink(dataclasses.replace(connector_context, schemas=tmp_path), tmp_path, "http://127.0.0.1:9")
     with pytest.raises(Permanent, match="no schema directory"):
         sink._schema()
+
+
+class TestXoevAnswers(AnsweringSinkContract):
+    """The return channel's contract, through a hub, the XTA simulator and the Fachverfahren's answers."""
+
+    @pytest_asyncio.fixture
+    async def answering_hub(self, hub_factory: Any, xta: Xta, schema_dir: Path, tmp_path: Path) -> RunningHub:
+        self.xta = xta
+        self.sent: dict[int, list[str]] = {}
+        template = write_template(tmp_path, "k3-0101.xml.j2", TEMPLATE)
+        settings = make_config(xta.url, template)
+        settings["poll_seconds"] = 0.1
+        running: RunningHub = await hub_factory(
+            {"json": {"type": "test-json"}, "fv": settings},
+            [{"name": "r", "from": "json", "to": ["fv"]}],
+            schemas=str(schema_dir),
+        )
+        sink = running.hub.connectors["fv"]
+        self.fv = fv_client(xta, schema_dir, sink.context)
+        return running
+
+    async def submit(self, running: RunningHub, n: int) -> str:
+        status, body = await running.post("/intake/json/jagdschein", json={"id": f"xoev-{n}", "form": {}})
+        assert status == 202, body
+        return str(body["application_id"])
+
+    async def give_answer(
+        self, running: RunningHub, application_id: str, n: int, status: AnswerStatus
+    ) -> None:
+        app = await running.journal.get_application(application_id)
+        words = {v: k for k, v in STATUS_WORDS.items()}
+        content = receipt(app.correlations["fv"], f"K3-{n}", words[status.value])
+        blob = await running.hub.blobs.write_bytes(content)
+        sent = await self.fv.send_message(answer_message(blob.ref, blob.size))
+        self.sent.setdefault(n, []).append(sent.message_id)
+
+    async def acknowledgements(self, running: RunningHub, application_id: str, n: int) -> int:
+        return sum(self.xta.state.was_closed(message_id) for message_id in self.sent.get(n, []))

@@ -10,6 +10,7 @@ the XTA and XBau sources do), and one that names no application is held for an o
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from pathlib import Path
@@ -266,7 +267,10 @@ class XoevSink(Sink[XoevConfig]):
                 and message.metadata.message_type in self.config.answers.status_by_type
             ):
                 values["status"] = self.config.answers.status_by_type[message.metadata.message_type]
-            answer = self.results.answer(values, f"xta:{message.message_id}", _decision(message))
+            # By content, not by XTA message id: an answer the Fachverfahren sends again arrives under a
+            # new message id, and must change nothing twice.
+            answer_id = f"{message.metadata.message_type[:100]}:{hashlib.sha256(data).hexdigest()[:32]}"
+            answer = self.results.answer(values, answer_id, _decision(message))
         except Unreadable as exc:
             raise NotTaken(Refusal(UNREADABLE, str(exc))) from None
         try:
