@@ -49,7 +49,7 @@ def free_port() -> int:
         return port
 
 
-def write_config(tmp: Path, port: int) -> Path:
+def write_config(tmp: Path, port: int, fv: dict[str, Any] | None = None) -> Path:
     config = {
         "store": f"sqlite:///{tmp / 'journal.db'}",
         "blobs": str(tmp / "blobs"),
@@ -66,7 +66,7 @@ def write_config(tmp: Path, port: int) -> Path:
                 "record_dir": str(tmp / "efile"),
                 "hold_file": str(tmp / "hold"),
             },
-            "fv": {"type": "test-answering", "callback_secret": SECRET},
+            "fv": fv or {"type": "test-answering", "callback_secret": SECRET},
             "mailbox": {"type": "test-notifier", "record_dir": str(tmp / "mailbox")},
         },
         "routes": [
@@ -190,3 +190,86 @@ async def test_killed_between_answer_and_akte_update_files_and_tells_once(tmp_pa
     assert types.count("answer.filed") == 1
     assert body["file_number"] == "AZ-2026-7"
     assert body["application"]["correlations"]["fv.case_number"] == "K3-2026-42"
+
+
+async def test_killed_between_an_answer_file_and_the_akte_update_files_and_tells_once(tmp_path: Path) -> None:
+    # The same crash with a real transport: the answer comes from the import folder's answer folder.
+    from hub_fachverfahren.importfolder.simulator import SimulatedFachverfahren
+
+    manifest = tmp_path / "manifest.xml.j2"
+    manifest.write_text("<manifest><reference>{{ folder }}</reference></manifest>")
+    fv = {
+        "type": "importfolder",
+        "path": str(tmp_path / "import"),
+        "answers": str(tmp_path / "export"),
+        "manifest": {"template": str(manifest)},
+        "poll_seconds": 0.1,
+        "answer_format": {
+            "settle_seconds": 0,
+            "status_map": {"eingegangen": "accepted", "beschieden": "decided"},
+        },
+    }
+    (tmp_path / "export").mkdir()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = write_config(tmp_path, port, fv)
+    log = tmp_path / "hub.log"
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    efile, mailbox = Ledger(tmp_path / "efile"), Ledger(tmp_path / "mailbox")
+    fachverfahren = SimulatedFachverfahren(
+        tmp_path / "import", tmp_path / "export", tmp_path / "fv-work", files=None
+    )
+    hub = start_hub(config, log)
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def view(app_id: str) -> dict[str, Any] | None:
+                async with http.get(f"{url}/api/v1/applications/{app_id}", headers=admin) as resp:
+                    return await resp.json() if resp.status == 200 else None
+
+            async def state_is(app_id: str, state: str) -> bool:
+                body = await view(app_id)
+                return body is not None and body["state"] == state
+
+            async def post_intake() -> Any:
+                body = {"id": "crash-folder-1", "form": {"name": "Groß"}}
+                async with http.post(f"{url}/intake/json/wasserrecht", json=body) as resp:
+                    return await resp.json() if resp.status in (200, 202) else None
+
+            app_id = (await poll("the intake", post_intake))["application_id"]
+            await poll("the application completed", lambda: state_is(app_id, "completed"))
+            assert fachverfahren.take_imports() == {"imported": [app_id], "refused": []}
+            await poll("the receipt filed", lambda: asyncio.to_thread(lambda: len(efile.records()) == 1))
+            await poll("completed after the receipt", lambda: state_is(app_id, "completed"))
+
+            (tmp_path / "hold").touch()
+            case = fachverfahren.decide(app_id, "beschieden", None, pdf=True)
+            # The e-file has filed the decision and hangs before answering: the hub dies mid-step.
+            await poll("the decision filed", lambda: asyncio.to_thread(lambda: len(efile.records()) == 2))
+            hub.send_signal(signal.SIGKILL)
+            assert hub.wait(timeout=10) == -signal.SIGKILL
+
+            (tmp_path / "hold").unlink()
+            hub = start_hub(config, log)
+            await poll("the application completed again", lambda: state_is(app_id, "completed"))
+            body = await view(app_id)
+            assert body is not None
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        try:
+            hub.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            hub.kill()
+    assert efile.calls() == 3, log.read_text()  # the receipt once, the decision again after the kill ...
+    filed = [json.loads(r) for r in efile.records()]  # ... and the e-file holds each answer once
+    assert sorted(r["status"] for r in filed) == ["accepted", "decided"]
+    assert {r["case_number"] for r in filed} == {case.case_number}
+    assert {r["file_number"] for r in filed} == {"AZ-2026-7"}
+    [decided] = [r for r in filed if r["status"] == "decided"]
+    assert [d["name"] for d in decided["documents"]] == [f"Bescheid-{case.case_number}.pdf"]
+    assert mailbox.calls() == 2 and len(mailbox.records()) == 2
+    types = [e["type"] for e in body["timeline"]]
+    assert types.count("answer.received") == 2
+    assert types.count("answer.filed") == 2
+    assert body["file_number"] == "AZ-2026-7"
+    assert sorted(p.name for p in (tmp_path / "export").iterdir()) == ["done"]
