@@ -278,3 +278,32 @@ class TestXoevAnswers(AnsweringSinkContract):
 
     async def acknowledgements(self, running: RunningHub, application_id: str, n: int) -> int:
         return sum(self.xta.state.was_closed(message_id) for message_id in self.sent.get(n, []))
+
+
+async def test_message_by_xslt_over_the_canonical_xml(
+    context: ConnectorContext, xta: Xta, tmp_path: Path, blobs: BlobStore, schema_dir: Path
+) -> None:
+    # The template's message, made by a stylesheet: the values come from the canonical XML.
+    body = TEMPLATE.split("\n", 1)[1]
+    body = body.replace("{{ process_id }}", '<xsl:value-of select="process_id"/>')
+    body = body.replace(
+        '{{ record.service }}: {{ application.form.nachname|default("") }}',
+        '<xsl:value-of select="record/service"/>',
+    )
+    stylesheet = write_template(
+        tmp_path,
+        "0101.xsl",
+        '<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">'
+        f'<xsl:template match="/aktenhub-import">{body}</xsl:template></xsl:stylesheet>',
+    )
+    sink = make_sink(context, tmp_path, xta.url, template=None, xslt=str(stylesheet))
+    app = await make_application(blobs)
+
+    delivery = await sink.deliver(default_record(app), delivery_context(app, blobs))
+
+    (message,) = sent_to_fv(xta)
+    content = etree.parse(str(message.message.path))
+    schema = etree.XMLSchema(etree.parse(str(schema_dir / SCHEMA)))
+    assert schema.validate(content), schema.error_log
+    assert content.findtext(f"{{{NS}}}Kopf/{{{NS}}}ProzessID") == delivery.reference
+    assert content.findtext(f".//{{{NS}}}Betreff").strip() == app.service
