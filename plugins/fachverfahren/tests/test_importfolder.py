@@ -488,3 +488,19 @@ class TestImportFolderAnswers(AnsweringSinkContract):
     async def acknowledgements(self, running: RunningHub, application_id: str, n: int) -> int:
         done = self.export / "done"
         return len(list(done.glob(f"answer-{n}.*json"))) if done.is_dir() else 0
+
+
+async def test_a_result_the_hub_refuses_goes_to_failed_not_round_again(
+    context: ConnectorContext, channel: ReturnChannel, tmp_path: Path
+) -> None:
+    sink = make_sink(context, tmp_path)
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "r.json").write_text(json.dumps({"reference": "app_x", "status": "beschieden"}))
+    channel.fail_next = Permanent("the answer's decision is not a PDF")
+
+    assert await sink.poll_answers() == 0
+    assert await sink.poll_answers() == 0
+
+    assert "refused: the answer's decision is not a PDF" in (export / "failed" / "r.json.reason").read_text()
+    assert channel.calls == 1

@@ -28,7 +28,7 @@ from jsonpath_ng.parser import parse as jsonpath
 from lxml import etree
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, field_validator
 
-from hub import Answer, AnswerOutcome, AnswerStatus, Attachment, BlobStore, UnknownApplication
+from hub import Answer, AnswerOutcome, AnswerStatus, Attachment, BlobStore, Permanent, UnknownApplication
 from hub.xml import UnsafeXml, parse_xml
 
 from .folder import fsync_dir, reason
@@ -199,6 +199,9 @@ class AnswerFolder:
                 await answer(parsed)
             except UnknownApplication as exc:
                 await asyncio.to_thread(self._fail, result.path, decision_name, f"no such application: {exc}")
+                continue
+            except Permanent as exc:  # the hub refuses this answer as it is: trying again changes nothing
+                await asyncio.to_thread(self._fail, result.path, decision_name, f"refused: {exc}")
                 continue
             await asyncio.to_thread(self._move, result.path, decision_name, DONE)
             taken += 1
