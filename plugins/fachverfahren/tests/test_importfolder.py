@@ -504,3 +504,38 @@ async def test_a_result_the_hub_refuses_goes_to_failed_not_round_again(
 
     assert "refused: the answer's decision is not a PDF" in (export / "failed" / "r.json.reason").read_text()
     assert channel.calls == 1
+
+
+async def test_a_profile_with_its_own_result_format(
+    context: ConnectorContext, channel: ReturnChannel, tmp_path: Path, blobs: BlobStore
+) -> None:
+    # A K3-like profile: German names in a namespace-free XML result, read by configured XPaths.
+    german = {
+        "reference": "Referenz",
+        "case_number": "Aktenzeichen",
+        "status": "Status",
+        "decision": "Bescheid",
+    }
+    fv = simulator(tmp_path, answer_root="Rueckmeldung", answer_names=german)
+    fields = {key: f"/Rueckmeldung/{name}" for key, name in german.items()}
+    sink = make_sink(
+        context,
+        tmp_path,
+        answer_format={
+            "fields": fields,
+            "status_map": {"eingegangen": "accepted", "beschieden": "decided"},
+            "settle_seconds": 0,
+        },
+    )
+    app = await make_application(blobs)
+    delivery = await sink.deliver(default_record(app), delivery_context(app, blobs))
+    channel.known[delivery.reference] = app.id
+    fv.take_imports()
+    fv.decide(app.id, "beschieden", None, pdf=True)
+
+    assert await sink.poll_answers() == 2
+
+    results = sorted((tmp_path / "export" / "done").glob("*.xml"))
+    assert {etree.parse(str(r)).getroot().tag for r in results} == {"Rueckmeldung"}
+    decided = next(a for a in channel.answers.values() if a.status is AnswerStatus.DECIDED)
+    assert decided.case_number == fv.cases[app.id].case_number and decided.decision is not None

@@ -55,6 +55,9 @@ class SimulatedFachverfahren:
     reference: str = "/manifest/reference"  # XPath (XML manifest), JSONPath (JSON) or column (CSV)
     files: str | None = "//file/@name"  # where the manifest names its files (None: not checked)
     answer_format: str = "xml"
+    # A profile's own result format: root element (XML) and names of the fields (element, key, column).
+    answer_root: str = "result"
+    answer_names: dict[str, str] = field(default_factory=dict)
     prefix: str = "FV"
     cases: dict[str, Case] = field(default_factory=dict)
     refused: list[dict[str, str]] = field(default_factory=list)
@@ -121,17 +124,19 @@ class SimulatedFachverfahren:
     def _result(self, values: dict[str, str]) -> None:
         number = next(self._results)
         name = f"{values['reference'][:80]}-{number:04d}.{self.answer_format}"
+        values = {self.answer_names.get(key, key): value for key, value in values.items()}
         if self.answer_format == "json":
             content = json.dumps(values, ensure_ascii=False).encode()
         elif self.answer_format == "csv":
             out = io.StringIO()
-            columns = ["reference", "case_number", "status", "message", "error", "decision"]
+            fields = ["reference", "case_number", "status", "message", "error", "decision"]
+            columns = [self.answer_names.get(key, key) for key in fields]
             writer = csv.DictWriter(out, columns, delimiter=";")
             writer.writeheader()
             writer.writerow(values)
             content = out.getvalue().encode()
         else:
-            root = etree.Element("result")
+            root = etree.Element(self.answer_root)
             for key, value in values.items():
                 etree.SubElement(root, key).text = value
             content = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
