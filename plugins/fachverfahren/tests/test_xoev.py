@@ -109,6 +109,12 @@ async def test_message_is_valid_xdomea_and_sent_once(
     schema = etree.XMLSchema(etree.parse(str(schema_dir / SCHEMA)))
     assert schema.validate(content), schema.error_log
     assert content.findtext(f"{{{NS}}}Kopf/{{{NS}}}ProzessID") == first.reference
+    # the record's documents travel as XTA attachments, byte for byte
+    documents = default_record(app).documents
+    assert [a.filename for a in message.attachments] == [d.name for d in documents]
+    for attachment, document in zip(message.attachments, documents, strict=True):
+        assert document.blob is not None
+        assert attachment.path.read_bytes() == await blobs.read_bytes(document.blob)
 
 
 async def test_a_retry_after_a_lost_confirmation_sends_nothing_twice(

@@ -54,8 +54,9 @@ from hub import (
 from hub.xml import UnsafeXml, parse_xml
 
 from ..importfolder.answers import AnswerFormat, ResultReader, Unreadable
-from ..importfolder.folder import VERSION
+from ..importfolder.folder import VERSION, DroppedFile
 from ..importfolder.manifest import ManifestSpec
+from ..importfolder.names import safe_file_name, unique_name
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,9 @@ class XoevConfig(MailboxSourceConfig):
     recipient: PartyId = Field(description="the Fachverfahren's XTA identity (its DVDV key): the reader")
     message: XoevMessageSpec
     answers: XoevAnswers | None = None
+    attachments: bool = Field(
+        True, description="send the record's documents as XTA attachments (`files` in the template)"
+    )
     test: bool = Field(False, description="mark messages as test messages")
 
 
@@ -165,8 +169,14 @@ class XoevSink(Sink[XoevConfig]):
         if state is not None and state.sent:
             return self._delivery(state, duplicate=True)
         process_id = str(uuid.uuid5(_PROCESS_IDS, revision_key(app.id, record.revision)))
+        attachments = await self._attachments(record, ctx) if self.config.attachments else []
         content = spec.render(
-            application=app, record=record, delivered_at=utcnow(), target=self.name, process_id=process_id
+            application=app,
+            record=record,
+            files=[file for file, _ in attachments],
+            delivered_at=utcnow(),
+            target=self.name,
+            process_id=process_id,
         )
         self._validate(content)
         if state is None:
@@ -189,6 +199,7 @@ class XoevSink(Sink[XoevConfig]):
                 content_type="application/xml",
                 filename=f"{spec.message_type}.xml",
             ),
+            attachments=tuple(content for _, content in attachments),
         )
         duplicate = False
         try:
@@ -207,6 +218,34 @@ class XoevSink(Sink[XoevConfig]):
             state.message_id,
         )
         return self._delivery(state, duplicate=duplicate)
+
+    async def _attachments(
+        self, record: FileRecord, ctx: DeliveryContext
+    ) -> list[tuple[DroppedFile, OutgoingContent]]:
+        """The record's documents as XTA attachments, with safe unique file names."""
+        taken = {f"{self.config.message.message_type}.xml".lower()}  # the message's own file name
+        found: list[tuple[DroppedFile, OutgoingContent]] = []
+        for index, doc in enumerate(record.documents):
+            if doc.blob is None or not ctx.blobs.exists(doc.blob):
+                raise Permanent(f"document {index} (type {doc.type!r}) has no content in the blob store")
+            size = 0
+            async for chunk in ctx.open_blob(doc.blob):  # the size, which an MTOM part declares
+                size += len(chunk)
+            name = unique_name(safe_file_name(doc.name), taken)
+            file = DroppedFile(
+                name=name,
+                original_name=doc.name,
+                document_type=doc.type,
+                content=doc.content,
+                media_type=doc.media_type,
+                size=size,
+                sha256=doc.blob.removeprefix("sha256:"),
+                fields=doc.fields,
+            )
+            found.append(
+                (file, OutgoingContent(blob=doc.blob, size=size, content_type=doc.media_type, filename=name))
+            )
+        return found
 
     def _delivery(self, state: _Sent, *, duplicate: bool) -> Delivery:
         return Delivery(
