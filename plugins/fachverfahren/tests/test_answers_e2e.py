@@ -127,3 +127,30 @@ async def test_xoev_round_trip(hub_factory: Any, tmp_path: Path, schema_dir: Pat
         await settled(running, app_id, 2)
 
     await check_outcome(running, app_id, case_number)
+
+
+async def test_an_import_the_fachverfahren_refuses_makes_its_delivery_dead_with_the_error(
+    hub_factory: Any, tmp_path: Path
+) -> None:
+    # The manifest lacks the reference the Fachverfahren needs: it writes an error result.
+    template = write_template(tmp_path, "k3-manifest.xml.j2", "<manifest><ref>{{ folder }}</ref></manifest>")
+    fv = {
+        "type": "importfolder",
+        "path": str(tmp_path / "import"),
+        "answers": str(tmp_path / "export"),
+        "manifest": {"template": str(template)},
+        "poll_seconds": 0.1,
+        "answer_format": {"status_map": STATUS_MAP, "settle_seconds": 0},
+    }
+    (tmp_path / "export").mkdir()
+    running = await hub_factory(hub_connectors(fv), ROUTES)
+    app_id = await submit(running)
+
+    assert simulator(tmp_path).take_imports() == {"imported": [], "refused": [app_id]}
+    assert await running.wait_for_state(app_id, [ApplicationState.DEAD]) == ApplicationState.DEAD
+
+    [task] = [t for t in await running.journal.tasks(app_id) if t.step == "deliver" and t.target == "fv"]
+    assert task.error_code == "answer-failed"
+    assert task.last_error is not None and "manifest names no reference" in task.last_error
+    mailbox = running.hub.connectors["mailbox"]
+    assert isinstance(mailbox, RecordingNotifier) and mailbox.status_calls == 0  # nobody is told
