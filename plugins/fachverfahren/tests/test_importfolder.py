@@ -396,9 +396,19 @@ async def test_a_result_naming_a_missing_decision_goes_to_failed(
     (export / "r.json").write_text(
         json.dumps({"reference": "app_x", "status": "beschieden", "decision": "B.pdf"})
     )
-    (export / "s.json").write_text(json.dumps({"reference": "app_x", "decision": "../../etc/passwd"}))
+    outside = tmp_path / "outside.pdf"  # not the answer folder's: never read, never moved
+    outside.write_bytes(b"%PDF-1.4 not yours")
+    (export / "s.json").write_text(json.dumps({"reference": "app_x", "decision": "../outside.pdf"}))
 
     assert await sink.poll_answers() == 0
+
+    assert outside.read_bytes() == b"%PDF-1.4 not yours"
+    assert sorted(p.name for p in (export / "failed").iterdir()) == [
+        "r.json",
+        "r.json.reason",
+        "s.json",
+        "s.json.reason",
+    ]
 
     assert "decision file" in (export / "failed" / "r.json.reason").read_text()
     assert "not a plain file name" in (export / "failed" / "s.json.reason").read_text()

@@ -28,7 +28,16 @@ from jsonpath_ng.parser import parse as jsonpath
 from lxml import etree
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, field_validator
 
-from hub import Answer, AnswerOutcome, AnswerStatus, Attachment, BlobStore, Permanent, UnknownApplication
+from hub import (
+    Answer,
+    AnswerOutcome,
+    AnswerStatus,
+    Attachment,
+    BlobStore,
+    BlobTooLarge,
+    Permanent,
+    UnknownApplication,
+)
 from hub.xml import UnsafeXml, parse_xml
 
 from .folder import fsync_dir, reason
@@ -179,16 +188,11 @@ class AnswerFolder:
         """Hand up to `limit` settled result files to `answer`; returns how many were taken."""
         taken = 0
         for result in await asyncio.to_thread(self._settled, limit):
+            decision_name: str | None = None  # moved along with the result: only a plain file name
             try:
                 data = await asyncio.to_thread(_read_bounded, result.path, int(self.spec.max_size))
                 values = self.reader.values(result.kind, data)
-            except Unreadable as exc:
-                await asyncio.to_thread(self._fail, result.path, None, str(exc))
-                continue
-            except FileNotFoundError:
-                continue  # taken away meanwhile (another hub process)
-            decision_name = values.get("decision")
-            try:
+                decision_name = _plain(values.get("decision"))
                 parsed = await self._answer(result, data, values)
             except Unreadable as exc:
                 await asyncio.to_thread(self._fail, result.path, decision_name, str(exc))
@@ -248,13 +252,15 @@ class AnswerFolder:
         return self.reader.answer(values, f"{result.path.name[:160]}:{digest}", decision)
 
     async def _decision(self, result: Path, name: str) -> Attachment:
-        if "/" in name or "\\" in name or name.startswith(".") or "\x00" in name:
+        if _plain(name) is None:
             raise Unreadable("the decision's file name is not a plain file name in the answer folder")
         path = result.parent / name
         try:
             info = await self.blobs.write(_file_chunks(path))
         except FileNotFoundError:
             raise Unreadable("the decision file named in the result is not in the answer folder") from None
+        except BlobTooLarge as exc:
+            raise Unreadable(f"the decision file is too large: {exc}") from None
         return Attachment(
             name=name, media_type=_media_type(name), size=info.size, sha256=info.sha256, blob=info.ref
         )
@@ -368,6 +374,13 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
     finally:
         f.close()
+
+
+def _plain(name: str | None) -> str | None:
+    """`name` if it is a plain file name inside the answer folder (no path, no dot file), else None."""
+    if not name or any(c in name for c in "/\\\x00") or name.startswith("."):
+        return None
+    return name
 
 
 def _free_name(directory: Path, path: Path) -> Path:
