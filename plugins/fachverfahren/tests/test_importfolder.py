@@ -549,3 +549,13 @@ async def test_a_profile_with_its_own_result_format(
     assert {etree.parse(str(r)).getroot().tag for r in results} == {"Rueckmeldung"}
     decided = next(a for a in channel.answers.values() if a.status is AnswerStatus.DECIDED)
     assert decided.case_number == fv.cases[app.id].case_number and decided.decision is not None
+
+
+async def test_simulator_refuses_a_control_request_that_is_no_decision(tmp_path: Path) -> None:
+    fv_app = make_app(tmp_path / "import", tmp_path / "export", tmp_path / "fv-work")
+    async with TestClient(TestServer(fv_app)) as client:
+        not_json = await client.post("/control/decide", data=b"{reference")
+        no_reference = await client.post("/control/decide", json={"status": "beschieden"})
+        assert (not_json.status, no_reference.status) == (400, 400)
+        assert "not JSON" in (await not_json.json())["error"]
+    assert not (tmp_path / "export").exists()  # nothing answered

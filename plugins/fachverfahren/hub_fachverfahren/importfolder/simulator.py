@@ -28,7 +28,10 @@ from jsonpath_ng.parser import parse as jsonpath
 from lxml import etree
 
 from hub import Simulator
+from hub.simulation import MalformedRequest
 from hub.xml import UnsafeXml, parse_xml
+
+from ..casework import decision_pdf, read_decision
 
 MAX_MANIFEST = 16 * 1024 * 1024
 
@@ -101,7 +104,7 @@ class SimulatedFachverfahren:
             result["message"] = message
         if pdf:
             name = f"Bescheid-{case.case_number}.pdf"
-            self._write(self.answer_dir / name, _pdf(f"Bescheid {case.case_number}"))
+            self._write(self.answer_dir / name, decision_pdf(f"Bescheid {case.case_number}"))
             result["decision"] = name
         self._result(result)
         return case
@@ -168,11 +171,6 @@ def _values(kind: str, data: bytes, path: str) -> list[str]:
         raise ValueError(f"manifest not readable: {exc}") from None
 
 
-def _pdf(text: str) -> bytes:
-    # A minimal one-page PDF: enough for a decision that is filed and attached, not rendered.
-    return f"%PDF-1.4\n% {text}\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n".encode()
-
-
 async def _import(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE].take_imports())
 
@@ -180,15 +178,12 @@ async def _import(request: web.Request) -> web.Response:
 async def _decide(request: web.Request) -> web.Response:
     state = request.app[STATE]
     try:
-        body = await request.json()
-        reference = str(body["reference"])
-    except (ValueError, KeyError, TypeError):
-        return web.json_response({"error": "expected JSON with reference"}, status=400)
-    if reference not in state.cases:
+        decision = await read_decision(request)
+    except MalformedRequest as exc:
+        return web.json_response({"error": exc.message}, status=exc.status)
+    if decision.reference not in state.cases:
         return web.json_response({"error": "no such case"}, status=404)
-    case = state.decide(
-        reference, str(body.get("status", "beschieden")), body.get("message"), bool(body.get("pdf", True))
-    )
+    case = state.decide(decision.reference, decision.status, decision.message, decision.pdf)
     return web.json_response(asdict(case))
 
 

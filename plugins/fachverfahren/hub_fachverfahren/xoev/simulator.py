@@ -29,7 +29,10 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from lxml import etree
 
 from hub import BlobStore, Simulator, require_schema_directory, utcnow, xml_schema
+from hub.simulation import MalformedRequest
 from hub.xml import UnsafeXml, parse_xml
+
+from ..casework import decision_pdf, read_decision
 
 XDOMEA = "urn:xoev-de:xdomea:schema:3.0.0"
 INFORMATION_SCHEMA = "xdomea/3.0.0/xsd/xdomea-Nachrichten-InformationAustauschen.xsd"
@@ -147,7 +150,7 @@ class XoevFachverfahren:
         info = await self.blobs.write_bytes(content.encode())
         attachments: tuple[OutgoingContent, ...] = ()
         if pdf:
-            decision = await self.blobs.write_bytes(_pdf(f"Bescheid {case.case_number}"))
+            decision = await self.blobs.write_bytes(decision_pdf(f"Bescheid {case.case_number}"))
             attachments = (
                 OutgoingContent(
                     blob=decision.ref,
@@ -169,11 +172,6 @@ class XoevFachverfahren:
         )
 
 
-def _pdf(text: str) -> bytes:
-    # A minimal PDF: enough for a decision that is filed and attached, not rendered.
-    return f"%PDF-1.4\n% {text}\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n".encode()
-
-
 STATE = web.AppKey("xoev", XoevFachverfahren)
 
 
@@ -184,13 +182,12 @@ async def _receive(request: web.Request) -> web.Response:
 async def _decide(request: web.Request) -> web.Response:
     state = request.app[STATE]
     try:
-        body = await request.json()
-        reference = str(body["reference"])
-    except (ValueError, KeyError, TypeError):
-        return web.json_response({"error": "expected JSON with reference"}, status=400)
-    if reference not in state.cases:
+        decision = await read_decision(request)
+    except MalformedRequest as exc:
+        return web.json_response({"error": exc.message}, status=exc.status)
+    if decision.reference not in state.cases:
         return web.json_response({"error": "no such case"}, status=404)
-    case = await state.decide(reference, str(body.get("status", "beschieden")), bool(body.get("pdf", True)))
+    case = await state.decide(decision.reference, decision.status, decision.pdf)
     return web.json_response(asdict(case))
 
 
