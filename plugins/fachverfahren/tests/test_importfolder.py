@@ -24,7 +24,8 @@ from importfolder_helpers import (
 from lxml import etree
 from pydantic import ValidationError
 
-from hub import AnswerStatus, Application, BlobStore, ConnectorContext, Permanent, Sink
+from hub import AnswerStatus, Application, ConnectorContext, Permanent, Sink
+from hub.blobs import BlobStore
 from hub.mapping import default_record
 from hub.testing import Fault, SinkContract, make_application
 from hub.testing.contracts import AnsweringSinkContract, delivery_context
@@ -559,3 +560,23 @@ async def test_simulator_refuses_a_control_request_that_is_no_decision(tmp_path:
         assert (not_json.status, no_reference.status) == (400, 400)
         assert "not JSON" in (await not_json.json())["error"]
     assert not (tmp_path / "export").exists()  # nothing answered
+
+
+async def test_the_mappings_payload_fields_reach_the_manifest(
+    context: ConnectorContext, tmp_path: Path, blobs: BlobStore
+) -> None:
+    template = write_template(
+        tmp_path,
+        "k3.xml.j2",
+        "<m>{% for k, v in fields|dictsort %}<f n='{{ k }}'>{{ v }}</f>{% endfor %}</m>",
+    )
+    sink = make_sink(context, tmp_path, manifest={"template": str(template)})
+    app = await make_application(blobs)
+    record = default_record(app).model_copy(
+        update={"payloads": {sink.name: {"fields": {"Flur": "12", "Gemarkung": "Siegburg"}}}}
+    )
+
+    delivery = await sink.deliver(record, delivery_context(app, blobs))
+
+    root = etree.fromstring((sink.directory / delivery.reference / "manifest.xml").read_bytes())
+    assert [(f.get("n"), f.text) for f in root] == [("Flur", "12"), ("Gemarkung", "Siegburg")]

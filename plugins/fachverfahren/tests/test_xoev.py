@@ -34,7 +34,8 @@ from xoev_helpers import (
     sent_to_fv,
 )
 
-from hub import AnswerStatus, Application, BlobStore, ConnectorContext, Permanent, Sink
+from hub import AnswerStatus, Application, ConnectorContext, Permanent, Sink
+from hub.blobs import BlobStore
 from hub.mapping import default_record
 from hub.testing import Fault, SinkContract, make_application
 from hub.testing.contracts import AnsweringSinkContract, delivery_context

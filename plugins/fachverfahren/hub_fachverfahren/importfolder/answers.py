@@ -33,7 +33,7 @@ from hub import (
     AnswerOutcome,
     AnswerStatus,
     Attachment,
-    BlobStore,
+    Blobs,
     BlobTooLarge,
     Permanent,
     UnknownApplication,
@@ -175,7 +175,7 @@ class AnswerFolder:
     """Reads one answer folder: `poll` hands each settled result file to the return channel."""
 
     def __init__(
-        self, directory: Path, spec: AnswerFormat, blobs: BlobStore, target: str, *, fsync: bool
+        self, directory: Path, spec: AnswerFormat, blobs: Blobs, target: str, *, fsync: bool
     ) -> None:
         self.directory = directory
         self.spec = spec

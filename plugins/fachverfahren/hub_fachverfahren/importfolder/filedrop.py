@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub import Application, ConnectorConfig, FileRecord, Manifest
 
 from .folder import VERSION, DroppedFile, FolderConfig, FolderSink
+from .manifest import FieldsPayload
 
 FORMAT: Final = "aktenhub.filedrop/1"
 METADATA_FILE = "application.json"
@@ -36,6 +37,7 @@ class DropDocument(BaseModel):
     folder: str
     application: Application
     record: FileRecord
+    fields: dict[str, str] = Field(default_factory=dict, description="the mapping's payload fields")
     files: list[DroppedFile]
 
 
@@ -52,6 +54,7 @@ class FileDropSink(FolderSink[FileDropConfig]):
         "directory (application.json with application, record and file list, plus the files); "
         "the predecessor of `importfolder`.",
     )
+    Payload = FieldsPayload
     marker = METADATA_FILE
     format = FORMAT
 
@@ -70,6 +73,7 @@ class FileDropSink(FolderSink[FileDropConfig]):
             folder=folder,
             application=app,
             record=record,
+            fields=self.payload(record, FieldsPayload).fields,
             files=list(files),
         )
         return [(METADATA_FILE, document.model_dump_json(indent=2).encode("utf-8"))]

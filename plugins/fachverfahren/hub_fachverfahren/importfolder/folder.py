@@ -288,7 +288,7 @@ class FolderSink(Sink[FolderConfigT], Generic[FolderConfigT]):
         existing = await asyncio.to_thread(self._existing, final, app.id, strict=True)
         if existing is not None:
             return existing
-        files = self._plan(record, ctx)
+        files = await self._plan(record, ctx)
         temp = base / _temp_name(app.id, record.revision)
         if await asyncio.to_thread(temp.exists):  # an earlier attempt died while writing
             await asyncio.to_thread(shutil.rmtree, temp)
@@ -303,7 +303,7 @@ class FolderSink(Sink[FolderConfigT], Generic[FolderConfigT]):
             await asyncio.to_thread(shutil.rmtree, temp, ignore_errors=True)
             raise
 
-    def _plan(self, record: FileRecord, ctx: DeliveryContext) -> list[PlannedFile]:
+    async def _plan(self, record: FileRecord, ctx: DeliveryContext) -> list[PlannedFile]:
         """Check every document before anything is written; choose safe, unique file names."""
         taken = self.reserved_names()
         planned: list[PlannedFile] = []
@@ -313,7 +313,7 @@ class FolderSink(Sink[FolderConfigT], Generic[FolderConfigT]):
                 raise Permanent(f"{what} has no content (no blob reference): nothing to deliver")
             if not _BLOB_REF.fullmatch(doc.blob):
                 raise Permanent(f"{what} has an invalid blob reference {doc.blob!r}")
-            if not ctx.blobs.exists(doc.blob):
+            if not await ctx.blobs.exists(doc.blob):
                 raise Permanent(f"{what} references {doc.blob}, which is not in the blob store")
             name = unique_name(safe_file_name(doc.name), taken)
             planned.append(PlannedFile(index, doc, name, doc.blob))
@@ -326,7 +326,7 @@ class FolderSink(Sink[FolderConfigT], Generic[FolderConfigT]):
         size = 0
         out = await asyncio.to_thread(open, target, "xb")
         try:
-            async for chunk in _blob_chunks(ctx.open_blob(planned.blob), what, planned.blob):
+            async for chunk in _blob_chunks(ctx.blobs.read(planned.blob), what, planned.blob):
                 sha.update(chunk)
                 size += len(chunk)
                 await asyncio.to_thread(out.write, chunk)

@@ -32,6 +32,18 @@ _XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
 Kind = Literal["xml", "json", "csv"]
 
 
+class FieldsPayload(BaseModel):
+    """What a mapping gives an importfolder, filedrop or xoev target in `payloads.<target>`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="index data for the Fachverfahren's import (e.g. its own Aktenzeichen field, "
+        "Gemarkung/Flur), text values; `fields` in templates, stylesheets and application.json",
+    )
+
+
 class ManifestSpec(BaseModel):
     """How the manifest is produced: `template` (Jinja2) or `xslt` (over the canonical XML), one of them."""
 
@@ -82,6 +94,7 @@ class ManifestSpec(BaseModel):
         record: FileRecord,
         files: Sequence[DroppedFile] = (),
         folder: str = "",
+        fields: dict[str, str] | None = None,
         delivered_at: datetime,
         target: str,
         **extra: str,
@@ -91,6 +104,7 @@ class ManifestSpec(BaseModel):
         `extra` values (e.g. an XÖV message's process id) are passed to the template as they are.
         """
         values = {**_values(application, record, files, folder, delivered_at, target), **extra}
+        values["fields"] = dict(fields or {})
         try:
             if self.template is not None:
                 content = str(self._render(**values)).encode("utf-8")

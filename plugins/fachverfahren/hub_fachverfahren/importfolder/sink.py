@@ -18,7 +18,7 @@ from hub import Application, CheckResult, ConnectorConfig, ConnectorContext, Fil
 
 from .answers import AnswerFolder, AnswerFormat
 from .folder import VERSION, DroppedFile, FolderConfig, FolderSink
-from .manifest import ManifestSpec
+from .manifest import FieldsPayload, ManifestSpec
 
 FORMAT: Final = "aktenhub.importfolder/1"
 # The hub recognises its own delivery by this hidden file (a Fachverfahren skips dot files).
@@ -58,6 +58,7 @@ class ImportFolderSink(FolderSink[ImportFolderConfig]):
         "Jinja2 template or XSLT) into a Fachverfahren's import folder; takes result files (case number, "
         "status, error, decision) from its answer folder.",
     )
+    Payload = FieldsPayload
     marker = MARKER
     format = FORMAT
 
@@ -88,6 +89,7 @@ class ImportFolderSink(FolderSink[ImportFolderConfig]):
             record=record,
             files=files,
             folder=folder,
+            fields=self.payload(record, FieldsPayload).fields,
             delivered_at=delivered_at,
             target=self.name,
         )

@@ -28,7 +28,8 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from lxml import etree
 
-from hub import BlobStore, Simulator, require_schema_directory, utcnow, xml_schema
+from hub import Simulator, require_schema_directory, utcnow, xml_schema
+from hub.blobs import BlobStore
 from hub.simulation import MalformedRequest
 from hub.xml import UnsafeXml, parse_xml
 

@@ -55,7 +55,7 @@ from hub.xml import UnsafeXml, parse_xml
 
 from ..importfolder.answers import AnswerFormat, ResultReader, Unreadable
 from ..importfolder.folder import VERSION, DroppedFile
-from ..importfolder.manifest import ManifestSpec
+from ..importfolder.manifest import FieldsPayload, ManifestSpec
 from ..importfolder.names import safe_file_name, unique_name
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,7 @@ class XoevSink(Sink[XoevConfig]):
 
     kind = "xoev"
     Config: ClassVar[type[ConnectorConfig]] = XoevConfig
+    Payload = FieldsPayload
     manifest = Manifest(
         name="XÖV over XTA",
         version=VERSION,
@@ -174,6 +175,7 @@ class XoevSink(Sink[XoevConfig]):
             application=app,
             record=record,
             files=[file for file, _ in attachments],
+            fields=self.payload(record, FieldsPayload).fields,
             delivered_at=utcnow(),
             target=self.name,
             process_id=process_id,
@@ -182,7 +184,7 @@ class XoevSink(Sink[XoevConfig]):
         if state is None:
             state = _Sent(message_id=await self.client.create_message_id(), process_id=process_id)
             await ctx.checkpoint(CHECKPOINT, state.model_dump())
-        info = await self.context.blobs.write_bytes(content)
+        info = await ctx.blobs.write_bytes(content)  # beside the documents: one store serves the send
         outgoing = OutgoingMessage(
             reader=self.config.recipient,
             service=spec.service,
@@ -203,7 +205,7 @@ class XoevSink(Sink[XoevConfig]):
         )
         duplicate = False
         try:
-            await self.client.send_message(outgoing)
+            await self.client.send_message(outgoing, blobs=ctx.blobs)
         except ParameterIsNotValidFault as exc:
             if exc.code != ID_TAKEN or earlier is None:
                 raise
@@ -226,11 +228,9 @@ class XoevSink(Sink[XoevConfig]):
         taken = {f"{self.config.message.message_type}.xml".lower()}  # the message's own file name
         found: list[tuple[DroppedFile, OutgoingContent]] = []
         for index, doc in enumerate(record.documents):
-            if doc.blob is None or not ctx.blobs.exists(doc.blob):
+            if doc.blob is None or not await ctx.blobs.exists(doc.blob):
                 raise Permanent(f"document {index} (type {doc.type!r}) has no content in the blob store")
-            size = 0
-            async for chunk in ctx.open_blob(doc.blob):  # the size, which an MTOM part declares
-                size += len(chunk)
+            size = (await ctx.blobs.info(doc.blob)).size  # an MTOM part declares its size
             name = unique_name(safe_file_name(doc.name), taken)
             file = DroppedFile(
                 name=name,
