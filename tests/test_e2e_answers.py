@@ -17,6 +17,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,8 +104,11 @@ class World:
         return await self.running.post("/callback/fv", data=body, headers=headers)
 
 
-@pytest_asyncio.fixture
-async def world(tmp_path: Path, hub_factory: Any, schema_dir: Path) -> AsyncIterator[World]:
+@asynccontextmanager
+async def started_world(
+    tmp_path: Path, hub_factory: Any, schema_dir: Path, fv: dict[str, Any] | None = None, **hub: Any
+) -> AsyncIterator[World]:
+    """The simulators and the hub; `fv` the Fachverfahren's connector (default: the answering fake)."""
     idp = IdpSimulator(
         schema_dir, sp_entity_id="https://aktenhub.example/sp", acs_url="https://formulare.example/bundid/acs"
     )
@@ -139,7 +143,7 @@ async def world(tmp_path: Path, hub_factory: Any, schema_dir: Path) -> AsyncIter
             "password": "${ENAIO_PASSWORD}",
             "retry": FAST_RETRY,
         },
-        "fv": {"type": "test-answering", "callback_secret": CALLBACK_SECRET, "retry": FAST_RETRY},
+        "fv": fv or {"type": "test-answering", "callback_secret": CALLBACK_SECRET, "retry": FAST_RETRY},
         "postfach": {
             "type": "zbp",
             "base_url": str(zbp.make_url("")).rstrip("/"),
@@ -165,10 +169,18 @@ async def world(tmp_path: Path, hub_factory: Any, schema_dir: Path) -> AsyncIter
         "listen": "127.0.0.1:0",
         "admin_tokens": [{"name": "auskunft", "token": "${VIEWER_TOKEN}", "role": "viewer"}],
     }
-    running = await hub_factory(connectors, routes, env=env, server=server)
-    yield World(running, idp, enaio, zbp)
-    await zbp.close()
-    await enaio.close()
+    running = await hub_factory(connectors, routes, env=env, server=server, **hub)
+    try:
+        yield World(running, idp, enaio, zbp)
+    finally:
+        await zbp.close()
+        await enaio.close()
+
+
+@pytest_asyncio.fixture
+async def world(tmp_path: Path, hub_factory: Any, schema_dir: Path) -> AsyncIterator[World]:
+    async with started_world(tmp_path, hub_factory, schema_dir) as started:
+        yield started
 
 
 def decided(application_id: str) -> dict[str, Any]:
