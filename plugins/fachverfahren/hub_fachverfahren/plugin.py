@@ -7,7 +7,7 @@ from typing import Any
 
 from hub import Connector, Simulator, hookimpl
 
-from . import importfolder, xoev
+from . import importfolder, rest, xoev
 
 # One line per transport (each in its own subpackage), so that they can be added independently.
 CONNECTORS: list[type[Connector[Any]]] = []
@@ -16,6 +16,9 @@ CONNECTORS += [importfolder.ImportFolderSink, importfolder.FileDropSink]
 CONNECTORS += [xoev.XoevSink]
 SIMULATORS += [xoev.SIMULATOR]
 SIMULATORS += [importfolder.SIMULATOR]
+
+CONNECTORS.append(rest.RestSink)
+SIMULATORS.append(rest.SIMULATOR)
 
 
 @hookimpl

@@ -1,0 +1,336 @@
+"""A simulated Fachverfahren with an OpenAPI-described JSON API (`fachverfahren.yaml` beside this file).
+
+Strict as a real one: every API request is validated against the description with openapi-core
+(security, parameters, body; 400 with the misfits), the bearer token must be one the OAuth2 token
+endpoint issued (`POST /oauth/token`, client credentials, client_secret_basic or _post), and the
+`Idempotency-Key` of a repeated request returns the same Vorgang (another body under a used key: 422).
+
+Operator endpoints (never delayed or failed):
+
+- ``POST /_sim/vorgaenge/{id}/status`` ``{"status": "BESCHIEDEN", "message": "...", "bescheid": true}``
+  changes the Vorgang's status and sends the callback (HMAC-signed: ``X-Timestamp``, ``X-Signature:
+  sha256=hex(HMAC-SHA256(secret, "<timestamp>.<body>"))``) to ``callback_url``; the answer tells the
+  hub's HTTP status. The same event sent again (``"event_id"``) is a repeat, as real systems retry.
+- ``GET /_sim/vorgaenge``: every Vorgang; ``POST /_sim/faults`` ``{"fail_next": N, "latency_seconds": s}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import itertools
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from openapi_core.contrib.aiohttp import AIOHTTPOpenAPIWebRequest
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.simulation import basic_credentials, fault_middleware, parse_json, refusal_middleware
+
+from .openapi import InvalidRequest, OpenApiDocument
+
+SPEC = Path(__file__).with_name("fachverfahren.yaml")
+OPERATOR_PREFIX = "/_sim/"
+API = "/api/v1/vorgaenge"
+DEFAULT_CLIENTS = {"hub": "simulator-client-secret-1"}
+TOKEN_SECONDS = 300
+STATUSES = ("EINGEGANGEN", "IN_BEARBEITUNG", "NACHFORDERUNG", "BESCHIEDEN", "ABGELEHNT")
+# A minimal valid PDF: the decision the simulator issues.
+DECISION_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
+    b"trailer<</Root 1 0 R>>\n%%EOF\n"
+)
+
+
+class Knobs(BaseModel):
+    """Faults an operator turns on through ``POST /_sim/faults``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fail_next: int = Field(0, ge=0, description="answer the next N API requests with 503")
+    latency_seconds: float = Field(0.0, ge=0, description="delay every API answer by this long")
+
+
+@dataclass
+class Vorgang:
+    """A case in the simulated Fachverfahren."""
+
+    id: str
+    aktenzeichen: str
+    key: str
+    request: dict[str, Any]
+    status: str = "EINGEGANGEN"
+    decision: bytes | None = None
+    events: list[str] = field(default_factory=list)
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "aktenzeichen": self.aktenzeichen,
+            "status": self.status,
+            "aktenhubId": self.request["aktenhubId"],
+        }
+
+
+class RestFvState:
+    """What the simulated Fachverfahren holds: Vorgänge, issued tokens, callbacks sent, knobs."""
+
+    def __init__(
+        self, clients: dict[str, str], knobs: Knobs, callback_url: str | None, callback_secret: str | None
+    ) -> None:
+        self.api = OpenApiDocument(SPEC, None)
+        self.clients = clients
+        self.knobs = knobs
+        self.callback_url = callback_url
+        self.callback_secret = callback_secret
+        self.cases: dict[str, Vorgang] = {}
+        self.by_key: dict[str, Vorgang] = {}
+        self.tokens: dict[str, float] = {}  # access token -> expiry (monotonic)
+        self.token_requests = 0
+        self.create_requests = 0
+        self.callbacks: list[tuple[int, dict[str, Any]]] = []  # (hub's status, body) per callback sent
+        self._ids = itertools.count(1)
+        self._events = itertools.count(1)
+        self._released = asyncio.Event()
+        self.session: aiohttp.ClientSession | None = None
+
+    async def delay(self) -> None:
+        """The configured latency; ends early when the simulator shuts down."""
+        if self.knobs.latency_seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._released.wait(), self.knobs.latency_seconds)
+
+    def take_failure(self) -> bool:
+        """Whether this request is one of the next N to fail with 503."""
+        if self.knobs.fail_next > 0:
+            self.knobs.fail_next -= 1
+            return True
+        return False
+
+    def create(self, key: str, request: dict[str, Any]) -> tuple[Vorgang, bool]:
+        """The Vorgang for this idempotency key: a new one, or (with the same body) the earlier one."""
+        known = self.by_key.get(key)
+        if known is not None:
+            if known.request != request:
+                raise InvalidRequest("the Idempotency-Key was used before with another body")
+            return known, False
+        n = next(self._ids)
+        case = Vorgang(
+            id=f"V-{n:06d}", aktenzeichen=f"ABH-{time.gmtime().tm_year}-{n:05d}", key=key, request=request
+        )
+        self.cases[case.id] = case
+        self.by_key[key] = case
+        return case, True
+
+    def event_id(self) -> str:
+        """A new callback event id."""
+        return f"evt-{next(self._events):06d}"
+
+
+STATE = web.AppKey("rest_fv_state", RestFvState)
+
+
+def _problem(status: int, message: str) -> web.Response:
+    return web.json_response(
+        {"title": message, "status": status}, status=status, content_type="application/problem+json"
+    )
+
+
+def _refusal(request: web.Request, status: int, message: str) -> web.StreamResponse:
+    return _problem(status, message)
+
+
+async def _token(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.token_requests += 1
+    if request.content_type != "application/x-www-form-urlencoded":
+        return web.json_response({"error": "invalid_request"}, status=400)
+    form = await request.post()
+    if form.get("grant_type") != "client_credentials":
+        return web.json_response({"error": "unsupported_grant_type"}, status=400)
+    credentials = basic_credentials(request.headers.get("Authorization", ""))
+    if credentials is None:
+        client_id, secret = str(form.get("client_id", "")), str(form.get("client_secret", ""))
+    else:
+        client_id, secret = credentials
+    expected = state.clients.get(client_id)
+    if expected is None or not hmac.compare_digest(expected.encode(), secret.encode()):
+        return web.json_response({"error": "invalid_client"}, status=401)
+    token = secrets.token_urlsafe(24)
+    state.tokens[token] = time.monotonic() + TOKEN_SECONDS
+    return web.json_response({"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_SECONDS})
+
+
+async def _validated(request: web.Request) -> bytes:
+    """The body of an API request that fits the description and carries a token we issued."""
+    state = request.app[STATE]
+    body = await request.read()
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    expiry = state.tokens.get(token) if scheme.lower() == "bearer" else None
+    if expiry is None or expiry < time.monotonic():
+        raise web.HTTPUnauthorized(
+            text=json.dumps({"error": "invalid_token", "title": "no valid access token"}),
+            content_type="application/json",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    try:
+        # The token was checked above: openapi-core knows no OAuth2 security scheme.
+        state.api.check(AIOHTTPOpenAPIWebRequest(request, body=body or None))
+    except InvalidRequest as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"title": "request does not fit the API", "detail": str(exc)[:2000]}),
+            content_type="application/problem+json",
+        ) from None
+    return body
+
+
+async def _create(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    body = await _validated(request)
+    state.create_requests += 1
+    try:
+        case, new = state.create(request.headers["Idempotency-Key"], parse_json(body))
+    except InvalidRequest as exc:
+        return _problem(422, str(exc))
+    headers = {} if new else {"Idempotent-Replayed": "true"}
+    return web.json_response(case.view(), status=201 if new else 200, headers=headers)
+
+
+async def _get(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    await _validated(request)
+    case = state.cases.get(request.match_info["vorgangId"])
+    if case is None:
+        return _problem(404, "no such Vorgang")
+    return web.json_response(case.view())
+
+
+async def _decision(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    await _validated(request)
+    case = state.cases.get(request.match_info["vorgangId"])
+    if case is None or case.decision is None:
+        return _problem(404, "no decision for this Vorgang")
+    return web.Response(body=case.decision, content_type="application/pdf")
+
+
+async def _sim_status(request: web.Request) -> web.Response:
+    """Change a Vorgang's status and tell the hub by a signed callback."""
+    state = request.app[STATE]
+    case = state.cases.get(request.match_info["id"])
+    if case is None:
+        return _problem(404, "no such Vorgang")
+    order = parse_json(await request.read())
+    status = order.get("status") if isinstance(order, dict) else None
+    if status not in STATUSES:
+        return _problem(400, f"status must be one of {', '.join(STATUSES)}")
+    if state.callback_url is None or state.callback_secret is None:
+        return _problem(409, "no callback_url/callback_secret configured")
+    case.status = status
+    event: dict[str, Any] = {
+        "eventId": order.get("event_id") or state.event_id(),
+        "caseId": case.id,
+        "aktenzeichen": case.aktenzeichen,
+        "status": status,
+    }
+    if order.get("message"):
+        event["message"] = str(order["message"])
+    if order.get("bescheid"):
+        case.decision = DECISION_PDF
+        origin = f"{request.url.scheme}://{request.url.host}:{request.url.port}"
+        event["decision"] = {
+            "name": f"Bescheid-{case.aktenzeichen}.pdf",
+            "mediaType": "application/pdf",
+            "url": f"{origin}{API}/{case.id}/bescheid",
+        }
+    case.events.append(event["eventId"])
+    hub_status, answer = await _send_callback(state, event)
+    return web.json_response({"event": event, "hub_status": hub_status, "hub_answer": answer})
+
+
+async def _send_callback(state: RestFvState, event: dict[str, Any]) -> tuple[int, str]:
+    assert state.callback_url is not None and state.callback_secret is not None
+    body = json.dumps(event).encode()
+    timestamp = str(int(time.time()))
+    signature = hmac.new(state.callback_secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    headers = {
+        "Content-Type": "application/json",
+        "X-Timestamp": timestamp,
+        "X-Signature": "sha256=" + signature.hexdigest(),
+    }
+    if state.session is None:
+        state.session = aiohttp.ClientSession()
+    try:
+        async with state.session.post(state.callback_url, data=body, headers=headers) as response:
+            status, text = response.status, (await response.text())[:500]
+    except aiohttp.ClientError as exc:
+        status, text = 0, f"{type(exc).__name__}: {exc}"
+    state.callbacks.append((status, event))
+    return status, text
+
+
+async def _sim_cases(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response(
+        [{**c.view(), "request": c.request, "events": c.events} for c in state.cases.values()]
+    )
+
+
+async def _sim_faults(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    body = parse_json(await request.read())
+    try:
+        state.knobs = Knobs.model_validate({**state.knobs.model_dump(), **body})
+    except (ValueError, TypeError) as exc:
+        return _problem(400, str(exc)[:300])
+    return web.json_response(state.knobs.model_dump())
+
+
+async def _shutdown(app: web.Application) -> None:
+    state = app[STATE]
+    state._released.set()
+    if state.session is not None:
+        await state.session.close()
+
+
+def make_app(
+    clients: dict[str, str] | None = None,
+    callback_url: str | None = None,
+    callback_secret: str | None = None,
+    **knobs: Any,
+) -> web.Application:
+    """The simulated Fachverfahren: API under ``/api/v1``, token endpoint ``/oauth/token``."""
+    state = RestFvState(
+        dict(clients or DEFAULT_CLIENTS), Knobs.model_validate(knobs), callback_url, callback_secret
+    )
+    app = web.Application(
+        middlewares=[fault_middleware(STATE, _problem, OPERATOR_PREFIX), refusal_middleware(_refusal)],
+        client_max_size=1024**2,
+    )
+    app[STATE] = state
+    app.on_shutdown.append(_shutdown)
+    r = app.router
+    r.add_post("/oauth/token", _token)
+    r.add_post(API, _create)
+    r.add_get(API + "/{vorgangId}", _get)
+    r.add_get(API + "/{vorgangId}/bescheid", _decision)
+    r.add_post("/_sim/vorgaenge/{id}/status", _sim_status)
+    r.add_get("/_sim/vorgaenge", _sim_cases)
+    r.add_post("/_sim/faults", _sim_faults)
+    return app
+
+
+def decision_sha256() -> str:
+    """The sha256 of the decision PDF the simulator issues (for tests)."""
+    return hashlib.sha256(DECISION_PDF).hexdigest()
+
+
+__all__ = ["API", "DEFAULT_CLIENTS", "SPEC", "STATE", "RestFvState", "Vorgang", "decision_sha256", "make_app"]
