@@ -7,7 +7,7 @@ from typing import Any
 
 from hub import Connector, Simulator, hookimpl
 
-from . import importfolder, rest, xoev
+from . import importfolder, rest, soap, xoev
 
 # One line per transport (each in its own subpackage), so that they can be added independently.
 CONNECTORS: list[type[Connector[Any]]] = []
@@ -19,6 +19,8 @@ SIMULATORS += [importfolder.SIMULATOR]
 
 CONNECTORS.append(rest.RestSink)
 SIMULATORS.append(rest.SIMULATOR)
+CONNECTORS.append(soap.SoapSink)
+SIMULATORS.append(soap.SIMULATOR)
 
 
 @hookimpl

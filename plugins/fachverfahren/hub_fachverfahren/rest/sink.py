@@ -29,6 +29,7 @@ from hub import (
     Sink,
 )
 
+from ..cases import case_delivery
 from . import jsonpaths
 from .callbacks import CallbackReader
 from .config import RestConfig
@@ -62,7 +63,7 @@ class RestSink(Sink[RestConfig]):
         """Create the case (once) and return its id and case number."""
         done = ctx.checkpoints.get(_CHECKPOINT)
         if isinstance(done, dict):
-            return self._delivery(done, duplicate=True)
+            return case_delivery(self.name, done, duplicate=True)
         body = self._body(record)
         values = {**self.config.parameters}
         path = self.operation.fill_path(values)
@@ -92,12 +93,8 @@ class RestSink(Sink[RestConfig]):
         done = {"reference": reference, "case_number": case_number}
         await ctx.checkpoint(_CHECKPOINT, done)
         log.info("case created connector=%s application=%s", self.name, record.application_id)
-        return self._delivery(done, duplicate=answer.status == 200 and self._replayed(answer.headers))
-
-    def _delivery(self, done: Mapping[str, Any], *, duplicate: bool) -> Delivery:
-        correlations = {"case_number": done["case_number"]} if done.get("case_number") else {}
-        return Delivery(
-            target=self.name, reference=done["reference"], correlations=correlations, duplicate=duplicate
+        return case_delivery(
+            self.name, done, duplicate=answer.status == 200 and self._replayed(answer.headers)
         )
 
     @staticmethod

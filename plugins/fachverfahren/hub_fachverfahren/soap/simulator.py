@@ -1,0 +1,167 @@
+"""A simulated SOAP Fachverfahren (`fachverfahren.wsdl` beside this file), strict as a real one.
+
+``POST /soap/vorgaenge`` takes SOAP 1.1 ``VorgangAnlegen`` with HTTP Basic credentials and the WSDL's
+SOAPAction; the body element is validated against the schema in the WSDL's ``types`` (lxml): a misfit
+is a ``soap:Client`` fault (HTTP 500, as SOAP 1.1 demands), as is a wrong action or envelope. The same
+``ExterneKennung`` again answers with the same Vorgang. ``fail_next`` answers ``soap:Server`` faults.
+
+Operator endpoints: ``GET /_sim/vorgaenge``, ``POST /_sim/faults`` ``{"fail_next": N, "latency_seconds": s}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import itertools
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+from lxml import etree
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.simulation import basic_credentials, fault_middleware, parse_json
+
+WSDL = Path(__file__).with_name("fachverfahren.wsdl")
+PATH = "/soap/vorgaenge"
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+XSD = "http://www.w3.org/2001/XMLSchema"
+FV = "urn:aktenhub:sim:fachverfahren:1"
+ACTION = f"{FV}:VorgangAnlegen"
+DEFAULT_USERS = {"hub": "simulator-soap-password-1"}
+MAX_BODY = 1024**2
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_blank_text=True)
+
+
+class Knobs(BaseModel):
+    """Faults an operator turns on through ``POST /_sim/faults``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fail_next: int = Field(0, ge=0, description="answer the next N requests with a soap:Server fault")
+    latency_seconds: float = Field(0.0, ge=0, description="delay every answer by this long")
+
+
+class SoapFvState:
+    """What the simulated SOAP Fachverfahren holds: Vorgänge by ExterneKennung, counters, knobs."""
+
+    def __init__(self, users: dict[str, str], knobs: Knobs) -> None:
+        wsdl = etree.parse(str(WSDL), _PARSER)
+        schema = wsdl.find(f".//{{{XSD}}}schema")
+        assert schema is not None
+        self.schema = etree.XMLSchema(schema)
+        self.users = users
+        self.knobs = knobs
+        self.cases: dict[str, dict[str, str]] = {}  # ExterneKennung -> Vorgang
+        self.requests = 0
+        self._ids = itertools.count(1)
+        self._released = asyncio.Event()
+
+    async def delay(self) -> None:
+        """The configured latency; ends early when the simulator shuts down."""
+        if self.knobs.latency_seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._released.wait(), self.knobs.latency_seconds)
+
+    def take_failure(self) -> bool:
+        """Whether this request is one of the next N to fail."""
+        if self.knobs.fail_next > 0:
+            self.knobs.fail_next -= 1
+            return True
+        return False
+
+
+STATE = web.AppKey("soap_fv_state", SoapFvState)
+
+
+def fault(code: str, message: str, status: int = 500) -> web.Response:
+    """A SOAP 1.1 fault answer."""
+    body = (
+        f'<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="{SOAP11}"><soap:Body><soap:Fault>'
+        f"<faultcode>soap:{code}</faultcode><faultstring>{escape(message)}</faultstring>"
+        "</soap:Fault></soap:Body></soap:Envelope>"
+    )
+    return web.Response(status=status, body=body.encode(), content_type="text/xml", charset="utf-8")
+
+
+def _unavailable(status: int, message: str) -> web.StreamResponse:
+    return fault("Server", message, status)
+
+
+async def _anlegen(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    credentials = basic_credentials(request.headers.get("Authorization", ""))
+    expected = state.users.get(credentials[0]) if credentials else None
+    if credentials is None or expected is None or not hmac.compare_digest(expected, credentials[1]):
+        return web.Response(status=401, text="unauthorized", headers={"WWW-Authenticate": 'Basic realm="fv"'})
+    if request.content_type != "text/xml":
+        return fault("Client", f"SOAP 1.1 needs text/xml, not {request.content_type[:50]}")
+    if request.headers.get("SOAPAction", "").strip('"') != ACTION:
+        return fault("Client", "unknown SOAPAction")
+    state.requests += 1
+    try:
+        envelope = etree.fromstring(await request.read(), _PARSER)
+    except etree.XMLSyntaxError as exc:
+        return fault("Client", f"not XML: {exc}"[:300])
+    body = envelope.find(f"{{{SOAP11}}}Body") if envelope.tag == f"{{{SOAP11}}}Envelope" else None
+    call = body[0] if body is not None and len(body) == 1 else None
+    if call is None or call.tag != f"{{{FV}}}VorgangAnlegen":
+        return fault("Client", "expected a SOAP 1.1 envelope with one VorgangAnlegen")
+    if not state.schema.validate(call):
+        error = state.schema.error_log.last_error
+        return fault(
+            "Client", f"VorgangAnlegen does not fit the schema: line {error.line}: {error.message}"[:300]
+        )
+    kennung = call.findtext(f"{{{FV}}}ExterneKennung") or ""
+    case = state.cases.get(kennung)
+    if case is None:
+        n = next(state._ids)
+        case = {
+            "VorgangsId": f"S-{n:05d}",
+            "Aktenzeichen": f"FV/{n:04d}/2026",
+            "Leistung": call.findtext(f"{{{FV}}}Leistung") or "",
+        }
+        state.cases[kennung] = case
+    answer = (
+        f'<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="{SOAP11}"><soap:Body>'
+        f'<fv:VorgangAnlegenAntwort xmlns:fv="{FV}"><fv:Vorgang>'
+        f"<fv:VorgangsId>{case['VorgangsId']}</fv:VorgangsId>"
+        f"<fv:Aktenzeichen>{case['Aktenzeichen']}</fv:Aktenzeichen></fv:Vorgang></fv:VorgangAnlegenAntwort>"
+        "</soap:Body></soap:Envelope>"
+    )
+    return web.Response(body=answer.encode(), content_type="text/xml", charset="utf-8")
+
+
+async def _sim_cases(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].cases)
+
+
+async def _sim_faults(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    body = parse_json(await request.read())
+    try:
+        state.knobs = Knobs.model_validate({**state.knobs.model_dump(), **body})
+    except (ValueError, TypeError) as exc:
+        return web.json_response({"error": str(exc)[:300]}, status=400)
+    return web.json_response(state.knobs.model_dump())
+
+
+async def _shutdown(app: web.Application) -> None:
+    app[STATE]._released.set()
+
+
+def make_app(users: dict[str, str] | None = None, **knobs: Any) -> web.Application:
+    """The simulated SOAP Fachverfahren at ``/soap/vorgaenge``."""
+    state = SoapFvState(dict(users or DEFAULT_USERS), Knobs.model_validate(knobs))
+    app = web.Application(middlewares=[fault_middleware(STATE, _unavailable)], client_max_size=MAX_BODY)
+    app[STATE] = state
+    app.on_shutdown.append(_shutdown)
+    app.router.add_post(PATH, _anlegen)
+    app.router.add_get("/_sim/vorgaenge", _sim_cases)
+    app.router.add_post("/_sim/faults", _sim_faults)
+    return app
+
+
+__all__ = ["DEFAULT_USERS", "PATH", "STATE", "WSDL", "SoapFvState", "make_app"]

@@ -1,0 +1,121 @@
+"""`type: soap`: create the case through one operation of the Fachverfahren's WSDL.
+
+The operation's arguments are the route mapping's `payloads.<connector>`; zeep checks them against
+the WSDL's schema while building the envelope (a misfit is `Permanent`, nothing is sent). SOAP faults:
+a client fault (``Client``/``Sender``: the system refuses the content) is `Permanent`, a server fault
+(``Server``/``Receiver``) is `Retryable`, both with the fault string. HTTP failures are classified by
+the outbound helper. The case's id is checkpointed, so a retry does not create a second case; a
+system that dedups by an id in the arguments (the application id, mapped) also survives a lost checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import zeep.exceptions
+
+from hub import (
+    CheckResult,
+    ConnectorContext,
+    Delivery,
+    DeliveryContext,
+    FileRecord,
+    Manifest,
+    Outbound,
+    Permanent,
+    Retryable,
+    Sink,
+)
+from hub.outbound import classify
+
+from ..cases import case_delivery
+from .config import SoapConfig
+from .wsdl import SoapOperation, dig, load_operation
+
+log = logging.getLogger(__name__)
+
+_CHECKPOINT = "soap.case"
+_CLIENT_FAULTS = ("client", "sender")
+MAX_FAULT = 300
+
+
+class SoapSink(Sink[SoapConfig]):
+    """Delivers an application as a case into a Fachverfahren with a SOAP service."""
+
+    kind: ClassVar[str] = "soap"
+    Config = SoapConfig
+    manifest = Manifest(
+        name="soap",
+        version="0.1.0",
+        standards=("SOAP 1.1", "SOAP 1.2", "WSDL 1.1"),
+        description="any Fachverfahren with a SOAP service described by a WSDL",
+    )
+
+    def __init__(self, config: SoapConfig, context: ConnectorContext) -> None:
+        super().__init__(config, context)
+        self.soap: SoapOperation = load_operation(config.wsdl, config.operation, config.service, config.port)
+        self.http: Outbound = context.outbound(
+            config.http_endpoint(), system=f"the Fachverfahren {context.name!r}"
+        )
+
+    async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
+        """Call the operation (once) and return the case's id and number."""
+        done = ctx.checkpoints.get(_CHECKPOINT)
+        if isinstance(done, dict):
+            return case_delivery(self.name, done, duplicate=True)
+        key = self.config.payload or self.name
+        arguments = record.payloads.get(key)
+        if arguments is None:
+            raise Permanent(
+                f"the route's mapping gives no payloads.{key} for {self.config.operation}: "
+                "add it to the mapping file (they are the operation's arguments)"
+            )
+        address = self.http.endpoint.base_url
+        try:
+            body, headers = self.soap.envelope(arguments, address)
+        except (TypeError, ValueError) as exc:
+            raise Permanent(
+                f"the arguments do not fit {self.config.operation} of {self.config.wsdl.name}: {exc}"
+            ) from None
+        what = f"{self.config.operation} for application {record.application_id}"
+        answer = await self.http.send("POST", address, what, data=body, headers=headers)
+        result = self._result(answer.status, answer.headers, answer.body, what)
+        case_number = _text(dig(result, self.config.case_number))
+        reference = _text(dig(result, self.config.reference)) if self.config.reference else case_number
+        if reference is None:
+            raise Permanent(
+                f"{what}: the answer holds no case at {self.config.reference or self.config.case_number}"
+            )
+        done = {"reference": reference, "case_number": case_number}
+        await ctx.checkpoint(_CHECKPOINT, done)
+        log.info("case created connector=%s application=%s", self.name, record.application_id)
+        return case_delivery(self.name, done, duplicate=False)
+
+    def _result(self, status: int, headers: Any, body: bytes, what: str) -> Any:
+        media = str(headers.get("Content-Type", "")).split(";")[0].strip().lower()
+        if media not in ("text/xml", "application/soap+xml", "application/xml", "multipart/related"):
+            classify(status, body, what, self.http.system)  # a proxy's error page, say
+            raise Retryable(f"{what}: the answer is not SOAP ({media or 'no content type'})")
+        try:
+            return self.soap.result(status, headers, body)
+        except zeep.exceptions.Fault as fault:
+            code = str(fault.code or "").rpartition(":")[2].lower()
+            message = f"{what}: SOAP fault {fault.code}: {str(fault.message)[:MAX_FAULT]}"
+            if code in _CLIENT_FAULTS:
+                raise Permanent(message) from None
+            raise Retryable(message) from None
+        except zeep.exceptions.Error as exc:
+            classify(status, body, what, self.http.system)
+            raise Permanent(f"{what}: the answer does not fit the WSDL: {str(exc)[:MAX_FAULT]}") from None
+
+    async def check(self) -> CheckResult:
+        """The WSDL loaded and the operation found; where requests go."""
+        details = {**self.http.describe(), "operation": self.config.operation}
+        return CheckResult(ok=True, message="the WSDL describes the operation", details=details)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, bool | dict | list):
+        return None
+    return str(value)
