@@ -111,9 +111,8 @@ async def _anlegen(request: web.Request) -> web.StreamResponse:
         return fault("Client", "expected a SOAP 1.1 envelope with one VorgangAnlegen")
     if not state.schema.validate(call):
         error = state.schema.error_log.last_error
-        return fault(
-            "Client", f"VorgangAnlegen does not fit the schema: line {error.line}: {error.message}"[:300]
-        )
+        reason = f"line {error.line}: {error.message}" if error is not None else "invalid"
+        return fault("Client", f"VorgangAnlegen does not fit the schema: {reason}"[:300])
     kennung = call.findtext(f"{{{FV}}}ExterneKennung") or ""
     case = state.cases.get(kennung)
     if case is None:

@@ -104,7 +104,7 @@ class SoapOperation:
     def result(self, status: int, headers: Mapping[str, str], body: bytes) -> Any:
         """The answer as plain data (dicts and lists); raises `zeep.exceptions.Fault` for a SOAP fault."""
         reply = self.binding.process_reply(self.client, self.operation, _Reply(status, headers, body))
-        return serialize_object(reply, dict)
+        return serialize_object(reply, dict)  # type: ignore[no-untyped-call]
 
 
 @functools.lru_cache(maxsize=32)
