@@ -70,14 +70,14 @@ connectors:
     reference: $.ergebnis.vorgangsnummer
     case_number: $.ergebnis.akte.zeichen
     callback: {secret: "${ABH_CALLBACK}", scheme: token}
-    callback_fields:
+    answer_fields:
       each: $.ereignisse[*]
       answer_id: $.nr
       reference: $.vorgang
       case_number: $.az
       status: $.zustand
       message: $.hinweis
-      decision_base64: $.bescheid.daten
+      decision_content: $.bescheid.daten
       decision_name: $.bescheid.dateiname
       decision_media_type: null
       decision_url: null

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hub import Simulator
 
-from .config import CallbackFields, RestConfig
+from .config import AnswerPolling, RestConfig
 from .simulator import make_app
 from .sink import RestSink, idempotency_key
 
@@ -17,4 +17,4 @@ SIMULATOR = Simulator(
     make_app=make_app,
 )
 
-__all__ = ["SIMULATOR", "CallbackFields", "RestConfig", "RestSink", "idempotency_key"]
+__all__ = ["SIMULATOR", "AnswerPolling", "RestConfig", "RestSink", "idempotency_key"]

@@ -8,42 +8,22 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from hub import AnswerStatus, CallbackAuth, ConnectorConfig, HttpEndpoint
 
-from . import jsonpaths
-from .openapi import OpenApiError, load_document
-
-# What the Fachverfahren's status words mean, when the operator maps none: the hub's own names.
-DEFAULT_STATUS_MAP = {status.value: status for status in AnswerStatus}
+from .. import jsonpaths
+from ..answers import DEFAULT_STATUS_MAP, AnswerFields
+from .openapi import OpenApiError, Operation, load_document
 
 
-class CallbackFields(BaseModel):
-    """Where a callback's JSON holds each part of an answer (JSONPath, RFC 9535)."""
+class AnswerPolling(BaseModel):
+    """Answers fetched by polling an operation that lists them (and, optionally, one acknowledging each)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    # Several answers in one callback: the path to each (e.g. `$.events[*]`); the other paths are then
-    # relative to each answer. Default: the body is one answer.
-    each: str = "$"
-    answer_id: str = "$.eventId"
-    # Which application: the hub's id if the system echoes it, else the system's own id of the case
-    # (the reference recorded at delivery).
-    application_id: str | None = None
-    reference: str | None = "$.caseId"
-    case_number: str | None = "$.aktenzeichen"
-    status: str = "$.status"
-    status_text: str | None = None
-    message: str | None = "$.message"
-    error: str | None = None
-    # The decision (Bescheid): an object with the content in base64, or a URL the hub fetches with the
-    # connector's credentials (relative URLs resolve against `base_url`).
-    decision_base64: str | None = "$.decision.content"
-    decision_url: str | None = "$.decision.url"
-    decision_name: str | None = "$.decision.name"
-    decision_media_type: str | None = "$.decision.mediaType"
-
-    @field_validator("*")
-    @classmethod
-    def _jsonpath(cls, value: str | None) -> str | None:
-        return jsonpaths.check_path(value)
+    operation: str = Field(min_length=1, description="operationId listing new answers (a GET)")
+    interval: float = Field(60.0, ge=1, description="seconds between polls")
+    acknowledge: str | None = Field(None, description="operationId acknowledging one answer once stored")
+    parameter: str | None = Field(
+        None, description="the acknowledge operation's parameter taking the answer id"
+    )
 
 
 class RestConfig(ConnectorConfig, HttpEndpoint):
@@ -68,7 +48,8 @@ class RestConfig(ConnectorConfig, HttpEndpoint):
         "Idempotency-Key", description="header carrying a key derived from application id and revision"
     )
     callback: CallbackAuth | None = None
-    callback_fields: CallbackFields = Field(default_factory=CallbackFields)
+    answers: AnswerPolling | None = None
+    answer_fields: AnswerFields = Field(default_factory=AnswerFields)
     # The system's status words -> the hub's (e.g. {"IN_BEARBEITUNG": in_progress}).
     status_map: dict[str, AnswerStatus] = Field(default_factory=lambda: dict(DEFAULT_STATUS_MAP))
     max_decision_bytes: int = Field(64 * 1024**2, ge=1, description="largest decision PDF taken")
@@ -85,11 +66,24 @@ class RestConfig(ConnectorConfig, HttpEndpoint):
             operation = load_document(self.openapi, self.base_url).operation(self.operation)
         except OpenApiError as exc:
             raise ValueError(str(exc)) from None
-        unknown = sorted(set(self.parameters) - set(operation.parameters))
-        if unknown:
-            raise ValueError(f"parameters {unknown} are not parameters of {self.operation}")
-        key = (self.idempotency_header or "").lower()
-        missing = sorted(p for p in operation.required - set(self.parameters) if p.lower() != key)
-        if missing:
-            raise ValueError(f"{self.operation} requires the parameters {missing}: set them in `parameters`")
+        _check_parameters(operation, self.parameters, self.idempotency_header)
+        if self.answers is not None:
+            document = load_document(self.openapi, self.base_url)
+            try:
+                _check_parameters(document.operation(self.answers.operation), self.parameters, None)
+                if self.answers.acknowledge is not None:
+                    given = [self.answers.parameter] if self.answers.parameter else []
+                    _check_parameters(document.operation(self.answers.acknowledge), self.parameters, *given)
+            except OpenApiError as exc:
+                raise ValueError(str(exc)) from None
         return self
+
+
+def _check_parameters(operation: Operation, parameters: dict[str, str], *filled: str | None) -> None:
+    """Every required parameter of `operation` has a value; `parameters` it does not take are ignored."""
+    given = {p.lower() for p in (*parameters, *filled) if p}
+    missing = sorted(p for p in operation.required if p.lower() not in given)
+    if missing:
+        raise ValueError(
+            f"{operation.operation_id} requires the parameters {missing}: set them in `parameters`"
+        )

@@ -6,32 +6,38 @@ checked against the operation's description before it is sent: a body that does 
 (application id and revision) makes a repeated delivery the same case on a system that honours it;
 the case's id is also checkpointed, so a retry after a lost answer's checkpoint is the only repeat.
 
-Answers come back as callbacks to `POST /callback/<connector>` (see `callbacks.py`).
+Answers come back as callbacks to `POST /callback/<connector>`, or by polling an operation that lists
+them (`answers:`), each acknowledged upstream only after the return channel stored it; both are read
+by the configured `answer_fields` (see `hub_fachverfahren.answers`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from hub import (
     Answer,
+    BadSubmission,
     CallbackAuth,
     CheckResult,
     ConnectorContext,
     Delivery,
     DeliveryContext,
     FileRecord,
+    HttpAnswer,
     Manifest,
     Outbound,
     Permanent,
     Sink,
+    UnknownApplication,
 )
 
+from .. import jsonpaths
+from ..answers import AnswerReader, Unreadable, bad_submission
 from ..cases import case_delivery
-from . import jsonpaths
-from .callbacks import CallbackReader
 from .config import RestConfig
 from .openapi import InvalidRequest, OpenApiDocument, Operation, load_document
 
@@ -57,32 +63,26 @@ class RestSink(Sink[RestConfig]):
         self.document: OpenApiDocument = load_document(config.openapi, config.base_url)
         self.operation: Operation = self.document.operation(config.operation)
         self.http: Outbound = context.outbound(config, system=f"the Fachverfahren {context.name!r}")
-        self.callbacks = CallbackReader(config, context, self.http)
+        self.reader = AnswerReader(
+            config.answer_fields,
+            config.status_map,
+            context.blobs,
+            max_decision_bytes=config.max_decision_bytes,
+            http=self.http,
+        )
+        if config.answers is not None:
+            self.answer_poll_interval = config.answers.interval
 
     async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
         """Create the case (once) and return its id and case number."""
         done = ctx.checkpoints.get(_CHECKPOINT)
         if isinstance(done, dict):
             return case_delivery(self.name, done, duplicate=True)
-        body = self._body(record)
-        values = {**self.config.parameters}
-        path = self.operation.fill_path(values)
-        query = {k: v for k, v in values.items() if self.operation.parameters.get(k) == "query"}
-        headers = {k: v for k, v in values.items() if self.operation.parameters.get(k) == "header"}
+        headers = {}
         if self.config.idempotency_header:
             headers[self.config.idempotency_header] = idempotency_key(record)
-        try:
-            self.document.check(
-                self.document.planned(self.operation, path, body=body, query=query, headers=headers)
-            )
-        except InvalidRequest as exc:
-            raise Permanent(
-                f"the request to {self.config.operation} does not fit {self.config.openapi.name}: {exc}"
-            ) from None
         what = f"{self.config.operation} for application {record.application_id}"
-        answer = await self.http.request(
-            self.operation.method, path, what, json=body, headers=headers, params=query or None
-        )
+        answer = await self._call(self.operation, what, body=self._body(record), headers=headers)
         created = answer.json(what) if answer.body else {}
         case_number = jsonpaths.text(self.config.case_number, created)
         reference = jsonpaths.text(self.config.reference, created) if self.config.reference else case_number
@@ -95,6 +95,31 @@ class RestSink(Sink[RestConfig]):
         log.info("case created connector=%s application=%s", self.name, record.application_id)
         return case_delivery(
             self.name, done, duplicate=answer.status == 200 and self._replayed(answer.headers)
+        )
+
+    async def _call(
+        self,
+        operation: Operation,
+        what: str,
+        *,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        values: Mapping[str, str] | None = None,
+    ) -> HttpAnswer:
+        """One call of a described operation, checked against the description before it is sent."""
+        values = {**self.config.parameters, **(values or {})}
+        path = operation.fill_path(values)
+        query = {k: v for k, v in values.items() if operation.parameters.get(k) == "query"}
+        sent = {k: v for k, v in values.items() if operation.parameters.get(k) == "header"}
+        sent.update(headers or {})
+        try:
+            self.document.check(self.document.planned(operation, path, body=body, query=query, headers=sent))
+        except InvalidRequest as exc:
+            raise Permanent(
+                f"the request to {operation.operation_id} does not fit {self.config.openapi.name}: {exc}"
+            ) from None
+        return await self.http.request(
+            operation.method, path, what, json=body, headers=sent, params=query or None
         )
 
     @staticmethod
@@ -120,7 +145,40 @@ class RestSink(Sink[RestConfig]):
 
     async def callback_answers(self, body: bytes, headers: Mapping[str, str]) -> Sequence[Answer]:
         """The answers in a callback of the Fachverfahren (decisions already in the blob store)."""
-        return await self.callbacks.answers(body)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise BadSubmission("the callback body is not JSON") from None
+        try:
+            items = self.reader.items(data)
+            if not items:
+                raise Unreadable(f"nothing at {self.config.answer_fields.each}")
+            return [await self.reader.answer(item) for item in items]
+        except Unreadable as exc:
+            raise bad_submission(exc) from None
+
+    async def poll_answers(self) -> int:
+        """Fetch new answers, hand each to the return channel, then acknowledge it upstream."""
+        polling = self.config.answers
+        if polling is None:
+            return 0
+        what = f"{polling.operation} (answers)"
+        answer = await self._call(self.document.operation(polling.operation), what)
+        taken = 0
+        for item in self.reader.items(answer.json(what) if answer.body else []):
+            try:
+                read = await self.reader.answer(item)
+                await self.context.answer(read)
+            except (Unreadable, UnknownApplication) as exc:
+                # Left unacknowledged upstream: the system offers it again, an operator sees why here.
+                log.warning("answer not taken connector=%s reason=%s", self.name, str(exc)[:200])
+                continue
+            if polling.acknowledge is not None:
+                values = {polling.parameter: read.answer_id} if polling.parameter else {}
+                operation = self.document.operation(polling.acknowledge)
+                await self._call(operation, f"{polling.acknowledge} {read.answer_id}", values=values)
+            taken += 1
+        return taken
 
     async def check(self) -> CheckResult:
         """The description loaded and the operation found; the API reachable with our credentials."""
