@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 from typing import Any
@@ -14,7 +15,17 @@ from hub_fachverfahren.rest.simulator import decision_sha256
 from pydantic import ValidationError
 from rest_helpers import StartFv, make_sink, record_for, start_fv
 
-from hub import AnswerStatus, BadSubmission, BlobStore, ConnectorContext, Permanent
+from hub import (
+    Answer,
+    AnswerOutcome,
+    AnswerStatus,
+    BadSubmission,
+    BlobStore,
+    ConnectorContext,
+    Permanent,
+    Retryable,
+    UnknownApplication,
+)
 from hub.testing import delivery_context, make_application
 
 __all__ = ["start_fv"]
@@ -139,3 +150,66 @@ async def test_callback_with_an_unmapped_status_or_a_foreign_decision_url_is_ref
 def _signature_valid(secret: str, body: bytes, headers: dict[str, Any]) -> bool:
     expected = hmac.new(secret.encode(), headers["X-Timestamp"].encode() + b"." + body, hashlib.sha256)
     return bool(headers["X-Signature"] == "sha256=" + expected.hexdigest())
+
+
+POLLING = {
+    "answers": {
+        "operation": "listAnswers",
+        "acknowledge": "ackAnswer",
+        "parameter": "antwortId",
+        "interval": 5,
+    },
+    "answer_fields": {"each": "$.antworten[*]"},
+}
+
+
+async def test_polled_answers_are_acknowledged_only_after_the_return_channel_stored_them(
+    start_fv: StartFv, connector_context: ConnectorContext, blobs: BlobStore
+) -> None:
+    stored: dict[str, Answer] = {}
+    channel_down = True
+
+    async def return_channel(connector: str, answer: Answer) -> AnswerOutcome:
+        if channel_down:
+            raise Retryable("journal unavailable")
+        if answer.reference != case_id:
+            raise UnknownApplication(answer.reference)
+        duplicate = answer.answer_id in stored
+        stored.setdefault(answer.answer_id, answer)
+        return AnswerOutcome(application_id="app-1", duplicate=duplicate)
+
+    fv = await start_fv()
+    context = dataclasses.replace(connector_context, _answer=return_channel)
+    sink = make_sink(context, fv.settings(**POLLING))
+    assert sink.answer_poll_interval == 5
+    app = await make_application(blobs, external_id="rest-poll")
+    case_id = (await sink.deliver(record_for(app), delivery_context(app, blobs))).reference
+    await fv.set_status(case_id or "", status="IN_BEARBEITUNG")
+    await fv.set_status(case_id or "", status="BESCHIEDEN", bescheid=True)
+
+    with pytest.raises(Retryable):
+        await sink.poll_answers()
+    assert len(fv.state.pending) == 2 and fv.state.acknowledged == 0  # nothing lost
+
+    channel_down = False
+    assert await sink.poll_answers() == 2
+    assert fv.state.pending == {} and fv.state.acknowledged == 2
+    assert [a.status for a in stored.values()] == [AnswerStatus.IN_PROGRESS, AnswerStatus.DECIDED]
+    decision = list(stored.values())[1].decision
+    assert decision is not None and decision.sha256 == decision_sha256()
+    assert await sink.poll_answers() == 0
+
+
+async def test_polled_answer_for_no_known_application_stays_upstream(
+    start_fv: StartFv, connector_context: ConnectorContext, blobs: BlobStore
+) -> None:
+    async def return_channel(connector: str, answer: Answer) -> AnswerOutcome:
+        raise UnknownApplication(answer.reference)
+
+    fv = await start_fv()
+    sink = make_sink(dataclasses.replace(connector_context, _answer=return_channel), fv.settings(**POLLING))
+    app = await make_application(blobs, external_id="rest-unknown")
+    case_id = (await sink.deliver(record_for(app), delivery_context(app, blobs))).reference
+    await fv.set_status(case_id or "", status="IN_BEARBEITUNG")
+    assert await sink.poll_answers() == 0
+    assert len(fv.state.pending) == 1 and fv.state.acknowledged == 0

@@ -11,6 +11,8 @@ Operator endpoints (never delayed or failed):
   changes the Vorgang's status and sends the callback (HMAC-signed: ``X-Timestamp``, ``X-Signature:
   sha256=hex(HMAC-SHA256(secret, "<timestamp>.<body>"))``) to ``callback_url``; the answer tells the
   hub's HTTP status. The same event sent again (``"event_id"``) is a repeat, as real systems retry.
+  Without a callback URL the event only waits for polling clients: ``GET /api/v1/antworten`` lists
+  the answers not yet acknowledged, ``DELETE /api/v1/antworten/{id}`` acknowledges one.
 - ``GET /_sim/vorgaenge``: every Vorgang; ``POST /_sim/faults`` ``{"fail_next": N, "latency_seconds": s}``.
 """
 
@@ -96,6 +98,8 @@ class RestFvState:
         self.tokens: dict[str, float] = {}  # access token -> expiry (monotonic)
         self.token_requests = 0
         self.create_requests = 0
+        self.pending: dict[str, dict[str, Any]] = {}  # answers not yet acknowledged, by event id
+        self.acknowledged = 0
         self.callbacks: list[tuple[int, dict[str, Any]]] = []  # (hub's status, body) per callback sent
         self._ids = itertools.count(1)
         self._events = itertools.count(1)
@@ -232,8 +236,6 @@ async def _sim_status(request: web.Request) -> web.Response:
     status = order.get("status") if isinstance(order, dict) else None
     if status not in STATUSES:
         return _problem(400, f"status must be one of {', '.join(STATUSES)}")
-    if state.callback_url is None or state.callback_secret is None:
-        return _problem(409, "no callback_url/callback_secret configured")
     case.status = status
     event: dict[str, Any] = {
         "eventId": order.get("event_id") or state.event_id(),
@@ -252,8 +254,26 @@ async def _sim_status(request: web.Request) -> web.Response:
             "url": f"{origin}{API}/{case.id}/bescheid",
         }
     case.events.append(event["eventId"])
+    state.pending[event["eventId"]] = event  # for polling clients, until acknowledged
+    if state.callback_url is None or state.callback_secret is None:
+        return web.json_response({"event": event, "hub_status": None, "hub_answer": None})
     hub_status, answer = await _send_callback(state, event)
     return web.json_response({"event": event, "hub_status": hub_status, "hub_answer": answer})
+
+
+async def _list_answers(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    await _validated(request)
+    return web.json_response({"antworten": list(state.pending.values())})
+
+
+async def _ack_answer(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    await _validated(request)
+    if state.pending.pop(request.match_info["antwortId"], None) is None:
+        return _problem(404, "no such pending answer")
+    state.acknowledged += 1
+    return web.Response(status=204)
 
 
 async def _send_callback(state: RestFvState, event: dict[str, Any]) -> tuple[int, str]:
@@ -322,6 +342,8 @@ def make_app(
     r.add_post(API, _create)
     r.add_get(API + "/{vorgangId}", _get)
     r.add_get(API + "/{vorgangId}/bescheid", _decision)
+    r.add_get("/api/v1/antworten", _list_answers)
+    r.add_delete("/api/v1/antworten/{antwortId}", _ack_answer)
     r.add_post("/_sim/vorgaenge/{id}/status", _sim_status)
     r.add_get("/_sim/vorgaenge", _sim_cases)
     r.add_post("/_sim/faults", _sim_faults)
