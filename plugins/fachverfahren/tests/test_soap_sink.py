@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
+from hub_fachverfahren.rest.simulator import decision_sha256
 from hub_fachverfahren.soap import SoapSink
 from hub_fachverfahren.soap.simulator import DEFAULT_USERS, PATH, STATE, WSDL, SoapFvState, make_app
 from rest_helpers import closed_loopback_port
 
-from hub import Application, BlobStore, ConnectorContext, FileRecord, Permanent, Retryable, Sink
+from hub import (
+    Answer,
+    AnswerOutcome,
+    AnswerStatus,
+    Application,
+    BlobStore,
+    ConnectorContext,
+    FileRecord,
+    Permanent,
+    Retryable,
+    Sink,
+)
 from hub.testing import Fault, SinkContract, default_record, delivery_context, make_application
 
 USER, PASSWORD = next(iter(DEFAULT_USERS.items()))
@@ -45,8 +59,8 @@ def settings(endpoint: str, **overrides: Any) -> dict[str, Any]:
         "operation": "VorgangAnlegen",
         "endpoint": endpoint,
         "auth": {"type": "basic", "username": USER, "password": PASSWORD},
-        "case_number": "Aktenzeichen",
-        "reference": "VorgangsId",
+        "case_number": "$.Aktenzeichen",
+        "reference": "$.VorgangsId",
         "timeout_seconds": 5,
         **overrides,
     }
@@ -149,3 +163,62 @@ async def test_server_fault_is_retryable_with_the_fault_string(
         await sink.deliver(record_for(app), delivery_context(app, blobs))
     delivery = await sink.deliver(record_for(app), delivery_context(app, blobs))
     assert delivery.reference is not None
+
+
+SOAP_POLLING = {
+    "answers": {
+        "operation": "AntwortenAbholen",
+        "arguments": {"MaxAnzahl": 10},
+        "acknowledge": "AntwortQuittieren",
+        "parameter": "AntwortId",
+        "interval": 30,
+    },
+    "answer_fields": {
+        "each": "$[*]",
+        "answer_id": "$.AntwortId",
+        "reference": "$.VorgangsId",
+        "case_number": "$.Aktenzeichen",
+        "status": "$.Status",
+        "message": "$.Hinweis",
+        "decision_content": "$.Bescheid.Inhalt",
+        "decision_name": "$.Bescheid.Dateiname",
+        "decision_url": None,
+        "decision_media_type": None,
+    },
+    "status_map": {"IN_BEARBEITUNG": "in_progress", "BESCHIEDEN": "decided"},
+}
+
+
+async def test_polled_soap_answers_with_the_decision_are_acknowledged_after_storing(
+    start_soap: StartSoap, connector_context: ConnectorContext, blobs: BlobStore
+) -> None:
+    stored: list[Answer] = []
+
+    async def return_channel(connector: str, answer: Answer) -> AnswerOutcome:
+        stored.append(answer)
+        return AnswerOutcome(application_id="app-1", duplicate=False)
+
+    endpoint, state = await start_soap()
+    sink = make_sink(dataclasses.replace(connector_context, _answer=return_channel), endpoint, **SOAP_POLLING)
+    assert sink.answer_poll_interval == 30
+    app = await make_application(blobs, external_id="soap-poll")
+    delivery = await sink.deliver(record_for(app), delivery_context(app, blobs))
+    await _set_status(endpoint, app.id, status="IN_BEARBEITUNG")
+    await _set_status(endpoint, app.id, status="BESCHIEDEN", message="Erteilt", bescheid=True)
+    assert await sink.poll_answers() == 2
+    assert state.pending == {} and state.acknowledged == 2
+    first, second = stored
+    assert (first.reference, first.status) == (delivery.reference, AnswerStatus.IN_PROGRESS)
+    assert first.case_number == delivery.correlations["case_number"] and first.decision is None
+    assert second.status is AnswerStatus.DECIDED and second.message == "Erteilt"
+    assert second.decision is not None and second.decision.sha256 == decision_sha256()
+    assert await sink.poll_answers() == 0
+
+
+async def _set_status(endpoint: str, kennung: str, **order: Any) -> None:
+    base = endpoint.removesuffix(PATH)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{base}/_sim/vorgaenge/{kennung}/status", json=order) as r,
+    ):
+        assert r.status == 200, await r.text()

@@ -1,15 +1,32 @@
-"""The `soap` transport's configuration: one WSDL operation, and where the case number is in its answer."""
+"""The `soap` transport's configuration: one WSDL operation, the case number in its answer, answers polled."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hub import ClientTls, ConnectorConfig, HttpEndpoint
+from hub import AnswerStatus, ClientTls, ConnectorConfig, HttpEndpoint
 from hub.outbound import Auth
 
-from .wsdl import WsdlError, load_operation
+from .. import jsonpaths
+from ..answers import DEFAULT_STATUS_MAP, AnswerFields
+from .wsdl import WsdlError, load_service
+
+
+class SoapAnswerPolling(BaseModel):
+    """Answers fetched by an operation that returns the new ones, each acknowledged by another."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operation: str = Field(min_length=1, description="the operation returning new answers")
+    arguments: dict[str, Any] = Field(default_factory=dict, description="its arguments")
+    interval: float = Field(60.0, ge=1, description="seconds between polls")
+    acknowledge: str | None = Field(None, description="the operation acknowledging one answer once stored")
+    parameter: str | None = Field(
+        None, description="the acknowledge operation's argument taking the answer id"
+    )
 
 
 class SoapConfig(ConnectorConfig):
@@ -28,30 +45,41 @@ class SoapConfig(ConnectorConfig):
     tls: ClientTls | None = None
     timeout_seconds: float = Field(30.0, gt=0)
     payload: str | None = Field(
-        None,
-        description="the mapping's `payloads.<name>` that are the arguments (default: this connector's)",
+        None, description="the mapping's `payloads.<name>` that are the arguments (default: this connector's)"
     )
-    case_number: str = Field(
-        description="dotted path to the case number in the answer, e.g. Vorgang.Aktenzeichen"
-    )
+    case_number: str = Field(description="JSONPath to the case number in the answer, e.g. $.Aktenzeichen")
     reference: str | None = Field(
-        None, description="dotted path to the system's id of the case (default: the case number)"
+        None, description="JSONPath to the system's id of the case (default: the case number)"
     )
+    answers: SoapAnswerPolling | None = None
+    answer_fields: AnswerFields = Field(default_factory=AnswerFields)
+    status_map: dict[str, AnswerStatus] = Field(default_factory=lambda: dict(DEFAULT_STATUS_MAP))
+    max_decision_bytes: int = Field(64 * 1024**2, ge=1, description="largest decision taken")
+
+    @field_validator("case_number", "reference")
+    @classmethod
+    def _jsonpath(cls, value: str | None) -> str | None:
+        return jsonpaths.check_path(value)
 
     @model_validator(mode="after")
-    def _operation_described(self) -> SoapConfig:
-        # The WSDL, service, port and operation are checked when the configuration loads.
+    def _operations_described(self) -> SoapConfig:
+        # The WSDL, service, port and operations are checked when the configuration loads.
         try:
-            operation = load_operation(self.wsdl, self.operation, self.service, self.port)
+            service = load_service(self.wsdl, self.service, self.port)
+            service.require(self.operation)
+            if self.answers is not None:
+                service.require(self.answers.operation)
+                if self.answers.acknowledge is not None:
+                    service.require(self.answers.acknowledge)
         except WsdlError as exc:
             raise ValueError(str(exc)) from None
-        if self.endpoint is None and not operation.address:
+        if self.endpoint is None and not service.address:
             raise ValueError("the WSDL's port has no soap:address: set `endpoint`")
         return self
 
     def http_endpoint(self) -> HttpEndpoint:
         """Where requests go and how they authenticate, for the outbound helper."""
-        address = self.endpoint or load_operation(self.wsdl, self.operation, self.service, self.port).address
+        address = self.endpoint or load_service(self.wsdl, self.service, self.port).address or ""
         return HttpEndpoint(
-            base_url=address or "", auth=self.auth, tls=self.tls, timeout_seconds=self.timeout_seconds
+            base_url=address, auth=self.auth, tls=self.tls, timeout_seconds=self.timeout_seconds
         )

@@ -11,6 +11,7 @@ system that dedups by an id in the arguments (the application id, mapped) also s
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import zeep.exceptions
@@ -26,12 +27,15 @@ from hub import (
     Permanent,
     Retryable,
     Sink,
+    UnknownApplication,
 )
 from hub.outbound import classify
 
+from .. import jsonpaths
+from ..answers import AnswerReader, Unreadable
 from ..cases import case_delivery
 from .config import SoapConfig
-from .wsdl import SoapOperation, dig, load_operation
+from .wsdl import SoapService, load_service
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +58,18 @@ class SoapSink(Sink[SoapConfig]):
 
     def __init__(self, config: SoapConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
-        self.soap: SoapOperation = load_operation(config.wsdl, config.operation, config.service, config.port)
+        self.soap: SoapService = load_service(config.wsdl, config.service, config.port)
         self.http: Outbound = context.outbound(
             config.http_endpoint(), system=f"the Fachverfahren {context.name!r}"
         )
+        self.reader = AnswerReader(
+            config.answer_fields,
+            config.status_map,
+            context.blobs,
+            max_decision_bytes=config.max_decision_bytes,
+        )
+        if config.answers is not None:
+            self.answer_poll_interval = config.answers.interval
 
     async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
         """Call the operation (once) and return the case's id and number."""
@@ -71,18 +83,15 @@ class SoapSink(Sink[SoapConfig]):
                 f"the route's mapping gives no payloads.{key} for {self.config.operation}: "
                 "add it to the mapping file (they are the operation's arguments)"
             )
-        address = self.http.endpoint.base_url
+        what = f"{self.config.operation} for application {record.application_id}"
         try:
-            body, headers = self.soap.envelope(arguments, address)
-        except (TypeError, ValueError) as exc:
+            result = await self._call(self.config.operation, arguments, what)
+        except ValueError as exc:
             raise Permanent(
                 f"the arguments do not fit {self.config.operation} of {self.config.wsdl.name}: {exc}"
             ) from None
-        what = f"{self.config.operation} for application {record.application_id}"
-        answer = await self.http.send("POST", address, what, data=body, headers=headers)
-        result = self._result(answer.status, answer.headers, answer.body, what)
-        case_number = _text(dig(result, self.config.case_number))
-        reference = _text(dig(result, self.config.reference)) if self.config.reference else case_number
+        case_number = jsonpaths.text(self.config.case_number, result)
+        reference = jsonpaths.text(self.config.reference, result) if self.config.reference else case_number
         if reference is None:
             raise Permanent(
                 f"{what}: the answer holds no case at {self.config.reference or self.config.case_number}"
@@ -92,13 +101,50 @@ class SoapSink(Sink[SoapConfig]):
         log.info("case created connector=%s application=%s", self.name, record.application_id)
         return case_delivery(self.name, done, duplicate=False)
 
-    def _result(self, status: int, headers: Any, body: bytes, what: str) -> Any:
+    async def _call(self, operation: str, arguments: Mapping[str, Any], what: str) -> Any:
+        """One SOAP call: the result as plain data; `ValueError` for arguments that do not fit the WSDL."""
+        address = self.http.endpoint.base_url
+        body, headers = self.soap.envelope(operation, arguments, address)
+        answer = await self.http.send("POST", address, what, data=body, headers=headers)
+        return self._result(operation, answer.status, answer.headers, answer.body, what)
+
+    async def poll_answers(self) -> int:
+        """Fetch new answers, hand each to the return channel, then acknowledge it upstream."""
+        polling = self.config.answers
+        if polling is None:
+            return 0
+        what = f"{polling.operation} (answers)"
+        try:
+            result = await self._call(polling.operation, polling.arguments, what)
+        except ValueError as exc:
+            raise Permanent(f"the arguments do not fit {polling.operation}: {exc}") from None
+        taken = 0
+        for item in self.reader.items(result if result is not None else []):
+            try:
+                read = await self.reader.answer(item)
+                await self.context.answer(read)
+            except (Unreadable, UnknownApplication) as exc:
+                # Left unacknowledged upstream: the system offers it again, an operator sees why here.
+                log.warning("answer not taken connector=%s reason=%s", self.name, str(exc)[:200])
+                continue
+            if polling.acknowledge is not None:
+                arguments = {polling.parameter: read.answer_id} if polling.parameter else {}
+                try:
+                    await self._call(
+                        polling.acknowledge, arguments, f"{polling.acknowledge} {read.answer_id}"
+                    )
+                except ValueError as exc:
+                    raise Permanent(f"the arguments do not fit {polling.acknowledge}: {exc}") from None
+            taken += 1
+        return taken
+
+    def _result(self, operation: str, status: int, headers: Any, body: bytes, what: str) -> Any:
         media = str(headers.get("Content-Type", "")).split(";")[0].strip().lower()
         if media not in ("text/xml", "application/soap+xml", "application/xml", "multipart/related"):
             classify(status, body, what, self.http.system)  # a proxy's error page, say
             raise Retryable(f"{what}: the answer is not SOAP ({media or 'no content type'})")
         try:
-            return self.soap.result(status, headers, body)
+            return self.soap.result(operation, status, headers, body)
         except zeep.exceptions.Fault as fault:
             code = str(fault.code or "").rpartition(":")[2].lower()
             message = f"{what}: SOAP fault {fault.code}: {str(fault.message)[:MAX_FAULT]}"
@@ -113,9 +159,3 @@ class SoapSink(Sink[SoapConfig]):
         """The WSDL loaded and the operation found; where requests go."""
         details = {**self.http.describe(), "operation": self.config.operation}
         return CheckResult(ok=True, message="the WSDL describes the operation", details=details)
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, bool | dict | list):
-        return None
-    return str(value)

@@ -56,12 +56,10 @@ class _Reply:
     encoding: str | None = None
 
 
-class SoapOperation:
-    """One operation of one port: request envelopes built, answers read, faults raised as zeep's."""
+class SoapService:
+    """One port of a WSDL: request envelopes built, answers read, faults raised as zeep's."""
 
-    def __init__(
-        self, wsdl: Path, operation: str, service: str | None = None, port: str | None = None
-    ) -> None:
+    def __init__(self, wsdl: Path, service: str | None = None, port: str | None = None) -> None:
         settings = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True)
         try:
             self.client = zeep.Client(  # type: ignore[no-untyped-call]
@@ -71,6 +69,7 @@ class SoapOperation:
             raise
         except Exception as exc:  # zeep raises many kinds while parsing a broken WSDL
             raise WsdlError(f"cannot load {str(wsdl)!r}: {type(exc).__name__}: {exc}"[:500]) from None
+        self.wsdl = wsdl
         services = self.client.wsdl.services
         chosen = services.get(service) if service else next(iter(services.values()), None)
         if chosen is None:
@@ -81,54 +80,47 @@ class SoapOperation:
             raise WsdlError(
                 f"{wsdl.name}: service {chosen.name} has no port {port!r} (it has {sorted(ports)})"
             )
+        self.port = bound.name
         self.binding = bound.binding
         self.address: str | None = bound.binding_options.get("address")
-        try:
-            self.operation = self.binding.get(operation)
-        except ValueError:
-            raise WsdlError(f"{wsdl.name}: port {bound.name} has no operation {operation!r}") from None
-        self.name = operation
-        self.soap12 = "soap12" in type(self.binding).__name__.lower()
 
-    def envelope(self, arguments: Mapping[str, Any], address: str) -> tuple[bytes, dict[str, str]]:
-        """The request (envelope bytes and HTTP headers); `TypeError`/`ValueError` for misfit arguments."""
+    def require(self, operation: str) -> None:
+        """`WsdlError` unless the port has this operation."""
+        try:
+            self.binding.get(operation)
+        except ValueError:
+            raise WsdlError(f"{self.wsdl.name}: port {self.port} has no operation {operation!r}") from None
+
+    def envelope(
+        self, operation: str, arguments: Mapping[str, Any], address: str
+    ) -> tuple[bytes, dict[str, str]]:
+        """The request (envelope bytes and HTTP headers); `ValueError`/`TypeError` for misfit arguments."""
         try:
             envelope, headers = self.binding._create(
-                self.name, (), dict(arguments), client=self.client, options={"address": address}
+                operation, (), dict(arguments), client=self.client, options={"address": address}
             )
-        except zeep.exceptions.Error as exc:
+        except (zeep.exceptions.Error, TypeError) as exc:  # TypeError: an argument the operation lacks
             raise ValueError(str(exc)) from None
         body = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
         return body, {str(k): str(v) for k, v in headers.items()}
 
-    def result(self, status: int, headers: Mapping[str, str], body: bytes) -> Any:
+    def result(self, operation: str, status: int, headers: Mapping[str, str], body: bytes) -> Any:
         """The answer as plain data (dicts and lists); raises `zeep.exceptions.Fault` for a SOAP fault."""
-        reply = self.binding.process_reply(self.client, self.operation, _Reply(status, headers, body))
+        reply = self.binding.process_reply(
+            self.client, self.binding.get(operation), _Reply(status, headers, body)
+        )
         return serialize_object(reply, dict)  # type: ignore[no-untyped-call]
 
 
 @functools.lru_cache(maxsize=32)
-def _load(wsdl: Path, operation: str, service: str | None, port: str | None, mtime: float) -> SoapOperation:
-    return SoapOperation(wsdl, operation, service, port)
+def _load(wsdl: Path, service: str | None, port: str | None, mtime: float) -> SoapService:
+    return SoapService(wsdl, service, port)
 
 
-def load_operation(
-    wsdl: Path, operation: str, service: str | None = None, port: str | None = None
-) -> SoapOperation:
-    """The operation of the WSDL in `wsdl`, loaded once per file version."""
+def load_service(wsdl: Path, service: str | None = None, port: str | None = None) -> SoapService:
+    """The port of the WSDL in `wsdl`, loaded once per file version."""
     try:
         mtime = wsdl.stat().st_mtime
     except OSError as exc:
         raise WsdlError(f"cannot read the WSDL {str(wsdl)!r}: {exc.strerror}") from None
-    return _load(wsdl.resolve(), operation, service, port, mtime)
-
-
-def dig(data: Any, path: str) -> Any:
-    """The value at a dotted path (``Vorgang.Aktenzeichen``) in a result; None where it is absent."""
-    for part in path.split("."):
-        if isinstance(data, list):
-            data = data[0] if data else None
-        if not isinstance(data, dict):
-            return None
-        data = data.get(part)
-    return data
+    return _load(wsdl.resolve(), service, port, mtime)
