@@ -31,6 +31,7 @@ from hub import (
     Manifest,
     Outbound,
     Permanent,
+    Retryable,
     Sink,
     UnknownApplication,
 )
@@ -183,7 +184,11 @@ class RestSink(Sink[RestConfig]):
     async def check(self) -> CheckResult:
         """The description loaded and the operation found; the API reachable with our credentials."""
         details = {**self.http.describe(), "operation": f"{self.operation.method} {self.operation.path}"}
-        answer = await self.http.send("GET", "", "reachability check")
+        try:
+            # With OAuth2 this fetches a token: the credentials are tried, too.
+            answer = await self.http.send("GET", "", "reachability check")
+        except (Retryable, Permanent) as exc:
+            return CheckResult(ok=False, message=str(exc), details=details)
         if answer.status in (401, 403):
             return CheckResult(ok=False, message=f"credentials refused ({answer.status})", details=details)
         if answer.status >= 500:
