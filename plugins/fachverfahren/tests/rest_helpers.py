@@ -69,6 +69,14 @@ class Fv:
             answer: dict[str, Any] = await response.json()
             return answer
 
+    async def set_faults(self, **knobs: Any) -> None:
+        """Turn fault knobs through the operator endpoint."""
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{self.url}/_sim/faults", json=knobs) as response,
+        ):
+            assert response.status == 200, await response.text()
+
 
 StartFv = Callable[..., Awaitable[Fv]]
 

@@ -213,3 +213,28 @@ async def test_polled_answer_for_no_known_application_stays_upstream(
     await fv.set_status(case_id or "", status="IN_BEARBEITUNG")
     assert await sink.poll_answers() == 0
     assert len(fv.state.pending) == 1 and fv.state.acknowledged == 0
+
+
+async def test_documents_are_streamed_to_the_upload_operation_each_once(
+    start_fv: StartFv, connector_context: ConnectorContext, blobs: BlobStore
+) -> None:
+    fv = await start_fv()
+    upload = {"documents": {"operation": "uploadDocument", "parameter": "vorgangId", "field": "datei"}}
+    sink = make_sink(connector_context, fv.settings(**upload))
+    app = await make_application(blobs, external_id="rest-docs", files={"plan.pdf": b"%PDF-1.4 plan " * 5000})
+    record = record_for(app)
+    assert len(record.documents) >= 2
+    store: dict[str, Any] = {}
+    await fv.set_faults(fail_uploads=1)  # the case is created, its first document fails
+    with pytest.raises(Retryable):
+        await sink.deliver(record, delivery_context(app, blobs, store))
+    await sink.deliver(record, delivery_context(app, blobs, store))
+    await sink.deliver(record, delivery_context(app, blobs, store))  # all checkpointed: nothing sent
+    assert fv.state.create_requests == 1
+    assert fv.state.upload_requests == len(record.documents) + 1
+    (case,) = fv.state.cases.values()
+    expected = {
+        (d.name, hashlib.sha256(await blobs.read_bytes(d.blob or "")).hexdigest()) for d in record.documents
+    }
+    assert set(case.documents.values()) == expected
+    assert len(case.documents) == len(record.documents)

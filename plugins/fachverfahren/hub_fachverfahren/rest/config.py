@@ -26,6 +26,16 @@ class AnswerPolling(BaseModel):
     )
 
 
+class DocumentUpload(BaseModel):
+    """The application's documents uploaded one by one (multipart/form-data) after the case is created."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operation: str = Field(min_length=1, description="operationId of the upload (multipart/form-data)")
+    parameter: str = Field(min_length=1, description="its parameter taking the case's id (the reference)")
+    field: str = Field("file", min_length=1, description="the form field carrying the file")
+
+
 class RestConfig(ConnectorConfig, HttpEndpoint):
     """`type: rest`: one operation of the Fachverfahren's OpenAPI 3 description creates the case."""
 
@@ -48,6 +58,7 @@ class RestConfig(ConnectorConfig, HttpEndpoint):
         "Idempotency-Key", description="header carrying a key derived from application id and revision"
     )
     callback: CallbackAuth | None = None
+    documents: DocumentUpload | None = None
     answers: AnswerPolling | None = None
     answer_fields: AnswerFields = Field(default_factory=AnswerFields)
     # The system's status words -> the hub's (e.g. {"IN_BEARBEITUNG": in_progress}).
@@ -67,8 +78,14 @@ class RestConfig(ConnectorConfig, HttpEndpoint):
         except OpenApiError as exc:
             raise ValueError(str(exc)) from None
         _check_parameters(operation, self.parameters, self.idempotency_header)
+        document = load_document(self.openapi, self.base_url)
+        if self.documents is not None:
+            try:
+                upload = document.operation(self.documents.operation)
+            except OpenApiError as exc:
+                raise ValueError(str(exc)) from None
+            _check_parameters(upload, self.parameters, self.documents.parameter, self.idempotency_header)
         if self.answers is not None:
-            document = load_document(self.openapi, self.base_url)
             try:
                 _check_parameters(document.operation(self.answers.operation), self.parameters, None)
                 if self.answers.acknowledge is not None:

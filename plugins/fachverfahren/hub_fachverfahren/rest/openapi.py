@@ -98,7 +98,7 @@ class OpenApiDocument:
         classes = _VALIDATORS.get(self.api.version)
         if classes is None:
             raise OpenApiError(f"{str(path)!r}: only OpenAPI 3.0 and 3.1 are supported")
-        self._validators = [cls(self.api.spec) for cls in classes]
+        self._body, self._parameters = (cls(self.api.spec) for cls in classes)
 
     def operation(self, operation_id: str) -> Operation:
         """The operation with this operationId; `OpenApiError` if the file has none."""
@@ -148,10 +148,13 @@ class OpenApiDocument:
             node, seen = target, seen + 1
         return node
 
-    def check(self, request: Request) -> None:
-        """Raise `InvalidRequest` naming what in the request does not fit the description."""
+    def check(self, request: Request, *, body: bool = True) -> None:
+        """Raise `InvalidRequest` naming what in the request does not fit the description.
+
+        `body=False`: the parameters only (a streamed upload's body is not at hand to check).
+        """
         problems: list[str] = []
-        for validator in self._validators:
+        for validator in (self._body, self._parameters) if body else (self._parameters,):
             for error in validator.iter_errors(request):
                 problems.extend(describe_errors(error))
         if problems:
@@ -167,6 +170,7 @@ class OpenApiDocument:
         body: Any,
         query: Mapping[str, str],
         headers: Mapping[str, str],
+        content_type: str = "",
     ) -> PlannedRequest:
         """The request to `path` (relative to the base URL) as openapi-core reads it."""
         url = urlsplit(self.base_url + path)
@@ -174,7 +178,7 @@ class OpenApiDocument:
             host_url=f"{url.scheme}://{url.netloc}",
             path=url.path,
             method=operation.method.lower(),
-            content_type="application/json" if body is not None else "",
+            content_type=content_type if body is None else "application/json",
             body=json.dumps(body).encode() if body is not None else None,
             parameters=RequestParameters(query=dict(query), header=dict(headers)),
         )

@@ -31,11 +31,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from openapi_core.contrib.aiohttp import AIOHTTPOpenAPIWebRequest
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.simulation import basic_credentials, fault_middleware, parse_json, refusal_middleware
+from hub.simulation import (
+    basic_credentials,
+    fault_middleware,
+    multipart_errors,
+    parse_json,
+    refusal_middleware,
+)
 
 from .openapi import InvalidRequest, OpenApiDocument
 
@@ -59,6 +65,7 @@ class Knobs(BaseModel):
 
     fail_next: int = Field(0, ge=0, description="answer the next N API requests with 503")
     latency_seconds: float = Field(0.0, ge=0, description="delay every API answer by this long")
+    fail_uploads: int = Field(0, ge=0, description="answer the next N document uploads with 503")
 
 
 @dataclass
@@ -71,6 +78,7 @@ class Vorgang:
     request: dict[str, Any]
     status: str = "EINGEGANGEN"
     decision: bytes | None = None
+    documents: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (name, sha256)
     events: list[str] = field(default_factory=list)
 
     def view(self) -> dict[str, Any]:
@@ -98,6 +106,7 @@ class RestFvState:
         self.tokens: dict[str, float] = {}  # access token -> expiry (monotonic)
         self.token_requests = 0
         self.create_requests = 0
+        self.upload_requests = 0
         self.pending: dict[str, dict[str, Any]] = {}  # answers not yet acknowledged, by event id
         self.acknowledged = 0
         self.callbacks: list[tuple[int, dict[str, Any]]] = []  # (hub's status, body) per callback sent
@@ -173,10 +182,13 @@ async def _token(request: web.Request) -> web.Response:
     return web.json_response({"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_SECONDS})
 
 
-async def _validated(request: web.Request) -> bytes:
-    """The body of an API request that fits the description and carries a token we issued."""
+async def _validated(request: web.Request, *, streamed: bool = False) -> bytes:
+    """The body of an API request that fits the description and carries a token we issued.
+
+    `streamed`: an upload, read by the handler as a stream (only its parameters are checked here).
+    """
     state = request.app[STATE]
-    body = await request.read()
+    body = b"" if streamed else await request.read()
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     expiry = state.tokens.get(token) if scheme.lower() == "bearer" else None
     if expiry is None or expiry < time.monotonic():
@@ -187,7 +199,7 @@ async def _validated(request: web.Request) -> bytes:
         )
     try:
         # The token was checked above: openapi-core knows no OAuth2 security scheme.
-        state.api.check(AIOHTTPOpenAPIWebRequest(request, body=body or None))
+        state.api.check(AIOHTTPOpenAPIWebRequest(request, body=body or None), body=not streamed)
     except InvalidRequest as exc:
         raise web.HTTPBadRequest(
             text=json.dumps({"title": "request does not fit the API", "detail": str(exc)[:2000]}),
@@ -206,6 +218,33 @@ async def _create(request: web.Request) -> web.Response:
         return _problem(422, str(exc))
     headers = {} if new else {"Idempotent-Replayed": "true"}
     return web.json_response(case.view(), status=201 if new else 200, headers=headers)
+
+
+async def _upload(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    await _validated(request, streamed=True)
+    case = state.cases.get(request.match_info["vorgangId"])
+    if case is None:
+        return _problem(404, "no such Vorgang")
+    state.upload_requests += 1
+    if state.knobs.fail_uploads > 0:
+        state.knobs.fail_uploads -= 1
+        return _problem(503, "document store temporarily unavailable (simulated)")
+    key = request.headers["Idempotency-Key"]
+    if key in case.documents:
+        return web.json_response({"name": case.documents[key][0]}, status=200)
+    if request.content_type != "multipart/form-data":
+        return _problem(415, "multipart/form-data expected")
+    with multipart_errors():
+        reader = await request.multipart()
+        part = await reader.next()
+        if not isinstance(part, BodyPartReader) or part.name != "datei" or not part.filename:
+            return _problem(400, "expected the file in the form field 'datei'")
+        digest = hashlib.sha256()
+        while chunk := await part.read_chunk(64 * 1024):
+            digest.update(chunk)
+    case.documents[key] = (part.filename, digest.hexdigest())
+    return web.json_response({"name": part.filename}, status=201)
 
 
 async def _get(request: web.Request) -> web.Response:
@@ -341,6 +380,7 @@ def make_app(
     r.add_post("/oauth/token", _token)
     r.add_post(API, _create)
     r.add_get(API + "/{vorgangId}", _get)
+    r.add_post(API + "/{vorgangId}/dokumente", _upload)
     r.add_get(API + "/{vorgangId}/bescheid", _decision)
     r.add_get("/api/v1/antworten", _list_answers)
     r.add_delete("/api/v1/antworten/{antwortId}", _ack_answer)

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
+
+import aiohttp
+from aiohttp.payload import AsyncIterablePayload
 
 from hub import (
     Answer,
@@ -26,6 +29,7 @@ from hub import (
     ConnectorContext,
     Delivery,
     DeliveryContext,
+    Document,
     FileRecord,
     HttpAnswer,
     Manifest,
@@ -45,6 +49,7 @@ from .openapi import InvalidRequest, OpenApiDocument, Operation, load_document
 log = logging.getLogger(__name__)
 
 _CHECKPOINT = "rest.case"
+_DOCUMENTS = "rest.documents"  # indexes of the record's documents uploaded
 
 
 class RestSink(Sink[RestConfig]):
@@ -75,10 +80,16 @@ class RestSink(Sink[RestConfig]):
             self.answer_poll_interval = config.answers.interval
 
     async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
-        """Create the case (once) and return its id and case number."""
+        """Create the case (once), upload its documents (each once); return its id and case number."""
         done = ctx.checkpoints.get(_CHECKPOINT)
-        if isinstance(done, dict):
-            return case_delivery(self.name, done, duplicate=True)
+        duplicate = isinstance(done, dict)
+        if not isinstance(done, dict):
+            done, duplicate = await self._create(record, ctx)
+        if self.config.documents is not None:
+            await self._upload(record, ctx, str(done["reference"]))
+        return case_delivery(self.name, done, duplicate=duplicate)
+
+    async def _create(self, record: FileRecord, ctx: DeliveryContext) -> tuple[dict[str, Any], bool]:
         headers = {}
         if self.config.idempotency_header:
             headers[self.config.idempotency_header] = idempotency_key(record)
@@ -94,9 +105,39 @@ class RestSink(Sink[RestConfig]):
         done = {"reference": reference, "case_number": case_number}
         await ctx.checkpoint(_CHECKPOINT, done)
         log.info("case created connector=%s application=%s", self.name, record.application_id)
-        return case_delivery(
-            self.name, done, duplicate=answer.status == 200 and self._replayed(answer.headers)
-        )
+        return done, answer.status == 200 and self._replayed(answer.headers)
+
+    async def _upload(self, record: FileRecord, ctx: DeliveryContext, reference: str) -> None:
+        """Each document streamed from the blob store as multipart/form-data, checkpointed one by one."""
+        upload = self.config.documents
+        assert upload is not None
+        operation = self.document.operation(upload.operation)
+        uploaded = list(ctx.checkpoints.get(_DOCUMENTS, []))
+        for index, document in enumerate(record.documents):
+            if index in uploaded:
+                continue
+            blob = document.blob
+            if blob is None:
+                raise Permanent(f"document {index} ({document.type}) has no content: nothing to upload")
+
+            def body(blob: str = blob, document: Document = document) -> aiohttp.MultipartWriter:
+                writer = aiohttp.MultipartWriter("form-data")
+                part = AsyncIterablePayload(ctx.open_blob(blob), content_type=document.media_type)
+                part.set_content_disposition(
+                    "form-data", quote_fields=False, name=upload.field, filename=document.name
+                )
+                writer.append_payload(part)
+                return writer
+
+            headers = {}
+            if self.config.idempotency_header:
+                headers[self.config.idempotency_header] = f"{idempotency_key(record)}-document-{index}"
+            what = f"{upload.operation} document {index} for application {record.application_id}"
+            await self._call(
+                operation, what, data=body, headers=headers, values={upload.parameter: reference}
+            )
+            uploaded.append(index)
+            await ctx.checkpoint(_DOCUMENTS, uploaded)
 
     async def _call(
         self,
@@ -104,6 +145,7 @@ class RestSink(Sink[RestConfig]):
         what: str,
         *,
         body: Any = None,
+        data: Callable[[], aiohttp.MultipartWriter] | None = None,
         headers: Mapping[str, str] | None = None,
         values: Mapping[str, str] | None = None,
     ) -> HttpAnswer:
@@ -114,13 +156,16 @@ class RestSink(Sink[RestConfig]):
         sent = {k: v for k, v in values.items() if operation.parameters.get(k) == "header"}
         sent.update(headers or {})
         try:
-            self.document.check(self.document.planned(operation, path, body=body, query=query, headers=sent))
+            planned = self.document.planned(
+                operation, path, body=body, query=query, headers=sent, content_type="multipart/form-data"
+            )
+            self.document.check(planned, body=data is None)
         except InvalidRequest as exc:
             raise Permanent(
                 f"the request to {operation.operation_id} does not fit {self.config.openapi.name}: {exc}"
             ) from None
         return await self.http.request(
-            operation.method, path, what, json=body, headers=sent, params=query or None
+            operation.method, path, what, json=body, data=data, headers=sent, params=query or None
         )
 
     @staticmethod
