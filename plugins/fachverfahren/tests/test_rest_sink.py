@@ -189,11 +189,11 @@ async def test_polled_answers_are_acknowledged_only_after_the_return_channel_sto
 
     with pytest.raises(Retryable):
         await sink.poll_answers()
-    assert len(fv.state.pending) == 2 and fv.state.acknowledged == 0  # nothing lost
+    assert len(fv.state.pending) == 2 and sum(fv.state.acknowledged.values()) == 0  # nothing lost
 
     channel_down = False
     assert await sink.poll_answers() == 2
-    assert fv.state.pending == {} and fv.state.acknowledged == 2
+    assert fv.state.pending == {} and sum(fv.state.acknowledged.values()) == 2
     assert [a.status for a in stored.values()] == [AnswerStatus.IN_PROGRESS, AnswerStatus.DECIDED]
     decision = list(stored.values())[1].decision
     assert decision is not None and decision.sha256 == decision_sha256()
@@ -212,7 +212,7 @@ async def test_polled_answer_for_no_known_application_stays_upstream(
     case_id = (await sink.deliver(record_for(app), delivery_context(app, blobs))).reference
     await fv.set_status(case_id or "", status="IN_BEARBEITUNG")
     assert await sink.poll_answers() == 0
-    assert len(fv.state.pending) == 1 and fv.state.acknowledged == 0
+    assert len(fv.state.pending) == 1 and sum(fv.state.acknowledged.values()) == 0
 
 
 async def test_documents_are_streamed_to_the_upload_operation_each_once(

@@ -19,7 +19,7 @@ class AnswerPolling(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     operation: str = Field(min_length=1, description="operationId listing new answers (a GET)")
-    interval: float = Field(60.0, ge=1, description="seconds between polls")
+    interval: float = Field(60.0, gt=0, description="seconds between polls")
     acknowledge: str | None = Field(None, description="operationId acknowledging one answer once stored")
     parameter: str | None = Field(
         None, description="the acknowledge operation's parameter taking the answer id"

@@ -26,6 +26,7 @@ import itertools
 import json
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,7 @@ class RestFvState:
         self.create_requests = 0
         self.upload_requests = 0
         self.pending: dict[str, dict[str, Any]] = {}  # answers not yet acknowledged, by event id
-        self.acknowledged = 0
+        self.acknowledged: Counter[str] = Counter()  # event id -> acknowledgements by a polling client
         self.callbacks: list[tuple[int, dict[str, Any]]] = []  # (hub's status, body) per callback sent
         self._ids = itertools.count(1)
         self._events = itertools.count(1)
@@ -311,7 +312,7 @@ async def _ack_answer(request: web.Request) -> web.Response:
     await _validated(request)
     if state.pending.pop(request.match_info["antwortId"], None) is None:
         return _problem(404, "no such pending answer")
-    state.acknowledged += 1
+    state.acknowledged[request.match_info["antwortId"]] += 1
     return web.Response(status=204)
 
 

@@ -22,7 +22,7 @@ class SoapAnswerPolling(BaseModel):
 
     operation: str = Field(min_length=1, description="the operation returning new answers")
     arguments: dict[str, Any] = Field(default_factory=dict, description="its arguments")
-    interval: float = Field(60.0, ge=1, description="seconds between polls")
+    interval: float = Field(60.0, gt=0, description="seconds between polls")
     acknowledge: str | None = Field(None, description="the operation acknowledging one answer once stored")
     parameter: str | None = Field(
         None, description="the acknowledge operation's argument taking the answer id"

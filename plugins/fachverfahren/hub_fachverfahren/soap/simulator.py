@@ -10,7 +10,7 @@ is a ``soap:Client`` fault (HTTP 500, as SOAP 1.1 demands), as is a wrong action
 ``AntwortenAbholen`` lists the status changes not yet acknowledged by ``AntwortQuittieren``.
 
 Operator endpoints: ``GET /_sim/vorgaenge``, ``POST /_sim/vorgaenge/{ExterneKennung}/status``
-``{"status": "BESCHIEDEN", "message": "...", "bescheid": true}`` (a new answer to fetch),
+``{"status": "BESCHIEDEN", "message": "...", "bescheid": true, "answer_id": optional}`` (an answer to fetch),
 ``POST /_sim/faults`` ``{"fail_next": N, "latency_seconds": s}``.
 """
 
@@ -21,6 +21,7 @@ import base64
 import contextlib
 import hmac
 import itertools
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -65,7 +66,7 @@ class SoapFvState:
         self.cases: dict[str, dict[str, str]] = {}  # ExterneKennung -> Vorgang
         self.requests = 0
         self.pending: dict[str, dict[str, str]] = {}  # answers not yet acknowledged, by AntwortId
-        self.acknowledged = 0
+        self.acknowledged: Counter[str] = Counter()  # AntwortId -> acknowledgements
         self._answers = itertools.count(1)
         self._ids = itertools.count(1)
         self._released = asyncio.Event()
@@ -186,7 +187,7 @@ def _quittieren(state: SoapFvState, call: etree._Element) -> etree._Element:
     answer_id = call.findtext(f"{{{FV}}}AntwortId") or ""
     if state.pending.pop(answer_id, None) is None:
         raise LookupError(f"no pending answer {answer_id[:50]!r}")
-    state.acknowledged += 1
+    state.acknowledged[answer_id] += 1
     return _element("AntwortQuittierenAntwort")
 
 
@@ -208,7 +209,8 @@ async def _sim_status(request: web.Request) -> web.Response:
         return web.json_response(
             {"error": 'expected {"status": ..., "message": ..., "bescheid": bool}'}, status=400
         )
-    answer_id = f"A-{next(state._answers):05d}"
+    # The same answer given again (as a system does until it is acknowledged) keeps its id.
+    answer_id = str(order.get("answer_id") or f"A-{next(state._answers):05d}")
     state.pending[answer_id] = {
         "AntwortId": answer_id,
         "VorgangsId": case["VorgangsId"],
