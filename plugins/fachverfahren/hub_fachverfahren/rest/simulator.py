@@ -34,8 +34,9 @@ from typing import Any
 import aiohttp
 from aiohttp import BodyPartReader, web
 from openapi_core.contrib.aiohttp import AIOHTTPOpenAPIWebRequest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from hub import CallbackAuth, sign_callback
 from hub.simulation import (
     basic_credentials,
     fault_middleware,
@@ -319,13 +320,8 @@ async def _ack_answer(request: web.Request) -> web.Response:
 async def _send_callback(state: RestFvState, event: dict[str, Any]) -> tuple[int, str]:
     assert state.callback_url is not None and state.callback_secret is not None
     body = json.dumps(event).encode()
-    timestamp = str(int(time.time()))
-    signature = hmac.new(state.callback_secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    headers = {
-        "Content-Type": "application/json",
-        "X-Timestamp": timestamp,
-        "X-Signature": "sha256=" + signature.hexdigest(),
-    }
+    auth = CallbackAuth(secret=SecretStr(state.callback_secret))
+    headers = {"Content-Type": "application/json", **sign_callback(auth, body, time.time())}
     if state.session is None:
         state.session = aiohttp.ClientSession()
     try:
