@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator, Mapping
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -24,10 +25,14 @@ from hub import (
     BlobInfo,
     BlobStore,
     BlobTooLarge,
+    ConnectorContext,
     Outbound,
+    UnknownApplication,
 )
 
 from . import jsonpaths
+
+log = logging.getLogger(__name__)
 
 # What the Fachverfahren's status words mean, when the operator maps none: the hub's own names.
 DEFAULT_STATUS_MAP = {status.value: status for status in AnswerStatus}
@@ -166,6 +171,32 @@ class AnswerReader:
                     yield chunk
 
             return await self.blobs.write(chunks(), limit)
+
+
+async def take_answers(
+    reader: AnswerReader,
+    items: list[Any],
+    context: ConnectorContext,
+    acknowledge: Callable[[Answer], Awaitable[None]] | None,
+) -> int:
+    """Hand each polled answer to the return channel, then acknowledge it upstream; the number taken.
+
+    An answer the hub cannot use (unreadable, no application of ours) stays unacknowledged upstream,
+    so the system offers it again, and is logged; a return channel that cannot store (journal full)
+    raises before anything is acknowledged.
+    """
+    taken = 0
+    for item in items:
+        try:
+            answer = await reader.answer(item)
+            await context.answer(answer)
+        except (Unreadable, UnknownApplication) as exc:
+            log.warning("answer not taken connector=%s reason=%s", context.name, str(exc)[:200])
+            continue
+        if acknowledge is not None:
+            await acknowledge(answer)
+        taken += 1
+    return taken
 
 
 def bad_submission(exc: Unreadable) -> BadSubmission:

@@ -37,11 +37,10 @@ from hub import (
     Permanent,
     Retryable,
     Sink,
-    UnknownApplication,
 )
 
 from .. import jsonpaths
-from ..answers import AnswerReader, Unreadable, bad_submission
+from ..answers import AnswerReader, Unreadable, bad_submission, take_answers
 from ..cases import case_delivery
 from .config import RestConfig
 from .openapi import InvalidRequest, OpenApiDocument, Operation, load_document
@@ -209,22 +208,18 @@ class RestSink(Sink[RestConfig]):
         if polling is None:
             return 0
         what = f"{polling.operation} (answers)"
-        answer = await self._call(self.document.operation(polling.operation), what)
-        taken = 0
-        for item in self.reader.items(answer.json(what) if answer.body else []):
-            try:
-                read = await self.reader.answer(item)
-                await self.context.answer(read)
-            except (Unreadable, UnknownApplication) as exc:
-                # Left unacknowledged upstream: the system offers it again, an operator sees why here.
-                log.warning("answer not taken connector=%s reason=%s", self.name, str(exc)[:200])
-                continue
-            if polling.acknowledge is not None:
-                values = {polling.parameter: read.answer_id} if polling.parameter else {}
-                operation = self.document.operation(polling.acknowledge)
-                await self._call(operation, f"{polling.acknowledge} {read.answer_id}", values=values)
-            taken += 1
-        return taken
+        listed = await self._call(self.document.operation(polling.operation), what)
+
+        async def acknowledge(answer: Answer) -> None:
+            assert polling is not None and polling.acknowledge is not None
+            values = {polling.parameter: answer.answer_id} if polling.parameter else {}
+            operation = self.document.operation(polling.acknowledge)
+            await self._call(operation, f"{polling.acknowledge} {answer.answer_id}", values=values)
+
+        items = self.reader.items(listed.json(what) if listed.body else [])
+        return await take_answers(
+            self.reader, items, self.context, acknowledge if polling.acknowledge else None
+        )
 
     async def check(self) -> CheckResult:
         """The description loaded and the operation found; the API reachable with our credentials."""

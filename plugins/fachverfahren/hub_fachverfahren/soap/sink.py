@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import zeep.exceptions
 
 from hub import (
+    Answer,
     CheckResult,
     ConnectorContext,
     Delivery,
@@ -27,12 +28,11 @@ from hub import (
     Permanent,
     Retryable,
     Sink,
-    UnknownApplication,
 )
 from hub.outbound import classify
 
 from .. import jsonpaths
-from ..answers import AnswerReader, Unreadable
+from ..answers import AnswerReader, take_answers
 from ..cases import case_delivery
 from .config import SoapConfig
 from .wsdl import SoapService, load_service
@@ -118,28 +118,23 @@ class SoapSink(Sink[SoapConfig]):
             result = await self._call(polling.operation, polling.arguments, what)
         except ValueError as exc:
             raise Permanent(f"the arguments do not fit {polling.operation}: {exc}") from None
-        taken = 0
-        for item in self.reader.items(result if result is not None else []):
-            try:
-                read = await self.reader.answer(item)
-                await self.context.answer(read)
-            except (Unreadable, UnknownApplication) as exc:
-                # Left unacknowledged upstream: the system offers it again, an operator sees why here.
-                log.warning("answer not taken connector=%s reason=%s", self.name, str(exc)[:200])
-                continue
-            if polling.acknowledge is not None:
-                arguments = {polling.parameter: read.answer_id} if polling.parameter else {}
-                try:
-                    await self._call(
-                        polling.acknowledge, arguments, f"{polling.acknowledge} {read.answer_id}"
-                    )
-                except ValueError as exc:
-                    raise Permanent(f"the arguments do not fit {polling.acknowledge}: {exc}") from None
-            taken += 1
-        return taken
 
-    def _result(self, operation: str, status: int, headers: Any, body: bytes, what: str) -> Any:
-        media = str(headers.get("Content-Type", "")).split(";")[0].strip().lower()
+        async def acknowledge(answer: Answer) -> None:
+            assert polling is not None and polling.acknowledge is not None
+            arguments = {polling.parameter: answer.answer_id} if polling.parameter else {}
+            try:
+                await self._call(polling.acknowledge, arguments, f"{polling.acknowledge} {answer.answer_id}")
+            except ValueError as exc:
+                raise Permanent(f"the arguments do not fit {polling.acknowledge}: {exc}") from None
+
+        items = self.reader.items(result if result is not None else [])
+        return await take_answers(
+            self.reader, items, self.context, acknowledge if polling.acknowledge else None
+        )
+
+    def _result(self, operation: str, status: int, headers: Mapping[str, str], body: bytes, what: str) -> Any:
+        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+        media = content_type.split(";")[0].strip().lower()
         if media not in ("text/xml", "application/soap+xml", "application/xml", "multipart/related"):
             classify(status, body, what, self.http.system)  # a proxy's error page, say
             raise Retryable(f"{what}: the answer is not SOAP ({media or 'no content type'})")
