@@ -22,8 +22,9 @@ STATUS_MAP = {
     "EINGEGANGEN": "accepted",
     "IN_BEARBEITUNG": "in_progress",
     "NACHFORDERUNG": "action_required",
+    "ABGELEHNT": "decided",  # a refusal is a decision, too
     "BESCHIEDEN": "decided",
-    "ABGELEHNT": "failed",
+    "IMPORTFEHLER": "failed",  # the Fachverfahren could not take the case in
 }
 
 

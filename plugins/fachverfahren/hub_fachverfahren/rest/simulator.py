@@ -52,7 +52,7 @@ OPERATOR_PREFIX = "/_sim/"
 API = "/api/v1/vorgaenge"
 DEFAULT_CLIENTS = {"hub": "simulator-client-secret-1"}
 TOKEN_SECONDS = 300
-STATUSES = ("EINGEGANGEN", "IN_BEARBEITUNG", "NACHFORDERUNG", "BESCHIEDEN", "ABGELEHNT")
+STATUSES = ("EINGEGANGEN", "IN_BEARBEITUNG", "NACHFORDERUNG", "BESCHIEDEN", "ABGELEHNT", "IMPORTFEHLER")
 # A minimal valid PDF: the decision the simulator issues.
 DECISION_PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
