@@ -6,7 +6,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hub import Delivery
+from pydantic import RootModel
+
+from hub import Delivery, FileRecord, Permanent, Sink
+
+
+class JsonObject(RootModel[dict[str, Any]]):
+    """A transport's `Payload`: any JSON object; the Fachverfahren's own description (OpenAPI, WSDL)
+    checks it when it is sent, and names each misfit."""
+
+
+def payload_of(sink: Sink[Any], record: FileRecord, what: str) -> dict[str, Any]:
+    """The sink's `payloads.<its name>`; `Permanent` when the route's mapping gives none."""
+    data = sink.payload(record, JsonObject).root
+    if not data:
+        raise Permanent(
+            f"the route's mapping gives no payloads.{sink.name}: add it to the mapping file ({what})"
+        )
+    return data
 
 
 def case_delivery(target: str, case: Mapping[str, Any], *, duplicate: bool) -> Delivery:

@@ -63,11 +63,6 @@ payloads:
     Antragsteller: {Vorname: "{{ applicant.given_name }}", Nachname: "{{ applicant.family_name }}"}
 """,
 }
-# Until the enaio sink updates Akten (record_answer, another branch of issue 9) this waits; removed then.
-pytestmark = pytest.mark.skipif(
-    "record_answer" not in vars(__import__("hub_enaio.sink").sink.EnaioSink),
-    reason="enaio cannot update an Akte yet",
-)
 TOKEN = "formcycle-e2e-token-0123456789"
 ENAIO_PASSWORD = "enaio-e2e-secret"
 VIEWER_TOKEN = "viewer-e2e-token-0123456789"

@@ -13,6 +13,8 @@ from hub.testing import Fault, SinkContract
 
 __all__ = ["start_fv"]
 
+UPLOAD = {"operation": "uploadDocument", "parameter": "vorgangId", "field": "datei"}
+
 
 class TestRestContract(SinkContract):
     @pytest.fixture(autouse=True)
@@ -23,7 +25,8 @@ class TestRestContract(SinkContract):
 
     async def _against_simulator(self, overrides: dict[str, Any] | None = None, **knobs: Any) -> Sink[Any]:
         fv = await self.start_fv(**knobs)
-        settings = fv.settings(**(overrides or {}))
+        # The documents go too (streamed from the blob store), so the contract's blob checks apply.
+        settings = fv.settings(documents=UPLOAD, **(overrides or {}))
         self.targets[settings["base_url"]] = fv
         return make_sink(self.context, settings)
 

@@ -20,12 +20,12 @@ from hub import (
     AnswerOutcome,
     AnswerStatus,
     BadSubmission,
-    BlobStore,
     ConnectorContext,
     Permanent,
     Retryable,
     UnknownApplication,
 )
+from hub.blobs import BlobStore
 from hub.callbacks import callback_refusal
 from hub.testing import delivery_context, make_application
 

@@ -20,14 +20,15 @@ from hub import (
     AnswerOutcome,
     AnswerStatus,
     Application,
-    BlobStore,
     ConnectorContext,
     FileRecord,
     Permanent,
     Retryable,
     Sink,
 )
+from hub.blobs import BlobStore
 from hub.testing import Fault, SinkContract, default_record, delivery_context, make_application
+from hub.testing.memory import MemoryBlobs
 
 USER, PASSWORD = next(iter(DEFAULT_USERS.items()))
 Started = tuple[str, SoapFvState]
@@ -105,6 +106,15 @@ class TestSoapContract(SinkContract):
     async def results(self, sink: Sink[Any], application: Application) -> int:
         state = self.targets.get(sink.config.endpoint)
         return 0 if state is None else int(application.id in state.cases)
+
+    async def test_reads_blobs_only_through_the_protocol(self, sink: Sink[Any]) -> None:
+        """The soap transport sends the mapped arguments only, no document content: on a store without
+        a filesystem it delivers, and reads nothing."""
+        blobs = MemoryBlobs()
+        app = await make_application(blobs, external_id="contract-memory")
+        await sink.deliver(self.record(app), delivery_context(app, blobs))
+        assert await self.results(sink, app) == 1
+        assert blobs.reads == 0
 
     async def faulty_sink(self, fault: Fault) -> Sink[Any] | None:
         if fault is Fault.TIMEOUT:

@@ -47,10 +47,6 @@ class RestConfig(ConnectorConfig, HttpEndpoint):
     reference: str | None = Field(
         None, description="JSONPath to the system's id of the case in the answer (default: the case number)"
     )
-    payload: str | None = Field(
-        None,
-        description="which `payloads.<name>` of the mapping is the request body (default: this connector's)",
-    )
     parameters: dict[str, str] = Field(
         default_factory=dict, description="values of the operation's path, query and header parameters"
     )

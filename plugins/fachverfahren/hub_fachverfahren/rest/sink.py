@@ -1,6 +1,6 @@
 """`type: rest`: create the case through one operation of the Fachverfahren's OpenAPI description.
 
-The request body is the route mapping's `payloads.<connector>` (or the payload `payload:` names),
+The request body is the route mapping's `payloads.<connector>`,
 checked against the operation's description before it is sent: a body that does not fit is a
 `Permanent` failure naming each misfit, and the Fachverfahren never sees it. The idempotency key
 (application id and revision) makes a repeated delivery the same case on a system that honours it;
@@ -41,7 +41,7 @@ from hub import (
 
 from .. import jsonpaths
 from ..answers import AnswerReader, Unreadable, bad_submission, take_answers
-from ..cases import case_delivery
+from ..cases import JsonObject, case_delivery, payload_of
 from .config import RestConfig
 from .openapi import InvalidRequest, OpenApiDocument, Operation, load_document
 
@@ -56,6 +56,7 @@ class RestSink(Sink[RestConfig]):
 
     kind: ClassVar[str] = "rest"
     Config = RestConfig
+    Payload = JsonObject
     manifest = Manifest(
         name="rest",
         version="0.1.0",
@@ -121,7 +122,7 @@ class RestSink(Sink[RestConfig]):
 
             def body(blob: str = blob, document: Document = document) -> aiohttp.MultipartWriter:
                 writer = aiohttp.MultipartWriter("form-data")
-                part = AsyncIterablePayload(ctx.open_blob(blob), content_type=document.media_type)
+                part = AsyncIterablePayload(ctx.blobs.read(blob), content_type=document.media_type)
                 part.set_content_disposition(
                     "form-data", quote_fields=False, name=upload.field, filename=document.name
                 )
@@ -173,16 +174,9 @@ class RestSink(Sink[RestConfig]):
         return any(k.lower() == "idempotent-replayed" and v.lower() == "true" for k, v in headers.items())
 
     def _body(self, record: FileRecord) -> Any:
-        key = self.config.payload or self.name
         if not self.operation.takes_json:
             return None
-        body = record.payloads.get(key)
-        if body is None:
-            raise Permanent(
-                f"the route's mapping gives no payloads.{key} for {self.config.operation}: "
-                "add it to the mapping file (it is the request body)"
-            )
-        return body
+        return payload_of(self, record, f"it is the body of {self.config.operation}")
 
     def callback_auth(self) -> CallbackAuth | None:
         """The configured callback authentication (None: no callbacks)."""

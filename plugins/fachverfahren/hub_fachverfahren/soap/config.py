@@ -44,9 +44,6 @@ class SoapConfig(ConnectorConfig):
     auth: Auth | None = None
     tls: ClientTls | None = None
     timeout_seconds: float = Field(30.0, gt=0)
-    payload: str | None = Field(
-        None, description="the mapping's `payloads.<name>` that are the arguments (default: this connector's)"
-    )
     case_number: str = Field(description="JSONPath to the case number in the answer, e.g. $.Aktenzeichen")
     reference: str | None = Field(
         None, description="JSONPath to the system's id of the case (default: the case number)"

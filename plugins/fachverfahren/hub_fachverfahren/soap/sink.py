@@ -33,7 +33,7 @@ from hub.outbound import classify
 
 from .. import jsonpaths
 from ..answers import AnswerReader, take_answers
-from ..cases import case_delivery
+from ..cases import JsonObject, case_delivery, payload_of
 from .config import SoapConfig
 from .wsdl import SoapService, load_service
 
@@ -49,6 +49,7 @@ class SoapSink(Sink[SoapConfig]):
 
     kind: ClassVar[str] = "soap"
     Config = SoapConfig
+    Payload = JsonObject
     manifest = Manifest(
         name="soap",
         version="0.1.0",
@@ -76,13 +77,7 @@ class SoapSink(Sink[SoapConfig]):
         done = ctx.checkpoints.get(_CHECKPOINT)
         if isinstance(done, dict):
             return case_delivery(self.name, done, duplicate=True)
-        key = self.config.payload or self.name
-        arguments = record.payloads.get(key)
-        if arguments is None:
-            raise Permanent(
-                f"the route's mapping gives no payloads.{key} for {self.config.operation}: "
-                "add it to the mapping file (they are the operation's arguments)"
-            )
+        arguments = payload_of(self, record, f"they are the arguments of {self.config.operation}")
         what = f"{self.config.operation} for application {record.application_id}"
         try:
             result = await self._call(self.config.operation, arguments, what)
