@@ -158,7 +158,7 @@ async def test_client_fault_is_permanent_with_the_fault_string(
     app = await make_application(blobs, external_id="soap-3")
     # zeep takes any string; the service's schema allows 100 characters: its client fault says so.
     record = record_for(app, Leistung="x" * 101)
-    with pytest.raises(Permanent, match=r"SOAP fault soap:Client: .*Leistung"):
+    with pytest.raises(Permanent, match=r"answered a SOAP fault \(soap:Client\): .*Leistung"):
         await make_sink(connector_context, endpoint).deliver(record, delivery_context(app, blobs))
     assert state.requests == 1 and state.cases == {}
 
@@ -169,7 +169,9 @@ async def test_server_fault_is_retryable_with_the_fault_string(
     endpoint, _ = await start_soap(fail_next=1)
     app = await make_application(blobs, external_id="soap-4")
     sink = make_sink(connector_context, endpoint)
-    with pytest.raises(Retryable, match=r"SOAP fault soap:Server: service temporarily unavailable"):
+    with pytest.raises(
+        Retryable, match=r"answered a SOAP fault \(soap:Server\): service temporarily unavailable"
+    ):
         await sink.deliver(record_for(app), delivery_context(app, blobs))
     delivery = await sink.deliver(record_for(app), delivery_context(app, blobs))
     assert delivery.reference is not None

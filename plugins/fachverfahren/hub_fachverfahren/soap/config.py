@@ -12,7 +12,7 @@ from hub.outbound import Auth
 
 from .. import jsonpaths
 from ..answers import DEFAULT_STATUS_MAP, AnswerFields
-from .wsdl import WsdlError, load_service
+from .wsdl import WsdlError, describe_port
 
 
 class SoapAnswerPolling(BaseModel):
@@ -62,21 +62,21 @@ class SoapConfig(ConnectorConfig):
     def _operations_described(self) -> SoapConfig:
         # The WSDL, service, port and operations are checked when the configuration loads.
         try:
-            service = load_service(self.wsdl, self.service, self.port)
-            service.require(self.operation)
+            port = describe_port(self.wsdl, self.service, self.port)
+            port.require(self.operation)
             if self.answers is not None:
-                service.require(self.answers.operation)
+                port.require(self.answers.operation)
                 if self.answers.acknowledge is not None:
-                    service.require(self.answers.acknowledge)
+                    port.require(self.answers.acknowledge)
         except WsdlError as exc:
             raise ValueError(str(exc)) from None
-        if self.endpoint is None and not service.address:
+        if self.endpoint is None and not port.address:
             raise ValueError("the WSDL's port has no soap:address: set `endpoint`")
         return self
 
     def http_endpoint(self) -> HttpEndpoint:
         """Where requests go and how they authenticate, for the outbound helper."""
-        address = self.endpoint or load_service(self.wsdl, self.service, self.port).address or ""
+        address = self.endpoint or describe_port(self.wsdl, self.service, self.port).address or ""
         return HttpEndpoint(
             base_url=address, auth=self.auth, tls=self.tls, timeout_seconds=self.timeout_seconds
         )

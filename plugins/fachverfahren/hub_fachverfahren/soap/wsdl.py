@@ -1,8 +1,9 @@
-"""One operation of the operator's WSDL through zeep: zeep builds and reads the SOAP, aiohttp carries it.
+"""The operator's WSDL through zeep: one port, its operations called on the hub's shared session.
 
-zeep reads the WSDL and the schemas it imports from the WSDL's own directory only (nothing is fetched
-from the network; DTDs and entities are refused). Requests are sent by the hub's outbound helper on
-the shared session, so zeep's own (blocking) transports never send anything.
+zeep reads the WSDL and the schemas it imports from the WSDL's own directory only (`hub.soap`'s local
+documents: nothing is fetched from the network, DTDs and entities are refused), and sends through
+`hub.soap.SoapTransport`, i.e. the connector's `Outbound` (auth, TLS, bounded answers, HTTP failures
+classified). Results come back as plain data (dicts and lists) for JSONPath.
 """
 
 from __future__ import annotations
@@ -12,115 +13,94 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import zeep
 import zeep.exceptions
-from lxml import etree
+import zeep.proxy
 from zeep.helpers import serialize_object
+
+from hub import Outbound, Permanent
+from hub.soap import LocalDocuments, SoapTransport, fault_error
+
+_SETTINGS = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True)
 
 
 class WsdlError(ValueError):
     """The WSDL cannot be used: unreadable, invalid, or without the configured service, port or operation."""
 
 
-class _LocalFiles(zeep.Transport):
-    """Loads documents below one directory and never touches the network."""
+@dataclass(frozen=True)
+class Port:
+    """What the configuration names in the WSDL: the port's binding, its address and operations."""
 
-    def __init__(self, root: Path) -> None:
-        # The base class would open a `requests` session; this transport never sends anything.
-        self.root = root.resolve()
-        self._close_session = False
-        self.cache = None
-        self.load_timeout = 0
-        self.operation_timeout = None
-
-    def load(self, url: str) -> bytes:
-        """Read a WSDL/XSD file below the root; refuse URLs and paths outside."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("", "file") or parts.netloc not in ("", "localhost"):
-            raise WsdlError(f"refusing to load {url!r}: only files beside the WSDL are read")
-        path = Path(unquote(parts.path) if parts.scheme == "file" else url).resolve()
-        if not path.is_relative_to(self.root):
-            raise WsdlError(f"refusing to load {str(path)!r}: outside {str(self.root)!r}")
-        return path.read_bytes()
-
-
-@dataclass
-class _Reply:
-    """What zeep's `process_reply` reads of an HTTP answer (the attributes of a `requests` response)."""
-
-    status_code: int
-    headers: Mapping[str, str]
-    content: bytes
-    encoding: str | None = None
-
-
-class SoapService:
-    """One port of a WSDL: request envelopes built, answers read, faults raised as zeep's."""
-
-    def __init__(self, wsdl: Path, service: str | None = None, port: str | None = None) -> None:
-        settings = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-        try:
-            self.client = zeep.Client(  # type: ignore[no-untyped-call]
-                str(wsdl.resolve()), transport=_LocalFiles(wsdl.parent), settings=settings
-            )
-        except WsdlError:
-            raise
-        except Exception as exc:  # zeep raises many kinds while parsing a broken WSDL
-            raise WsdlError(f"cannot load {str(wsdl)!r}: {type(exc).__name__}: {exc}"[:500]) from None
-        self.wsdl = wsdl
-        services = self.client.wsdl.services
-        chosen = services.get(service) if service else next(iter(services.values()), None)
-        if chosen is None:
-            raise WsdlError(f"{wsdl.name} has no service {service!r} (it has {sorted(services)})")
-        ports = chosen.ports
-        bound = ports.get(port) if port else next(iter(ports.values()), None)
-        if bound is None:
-            raise WsdlError(
-                f"{wsdl.name}: service {chosen.name} has no port {port!r} (it has {sorted(ports)})"
-            )
-        self.port = bound.name
-        self.binding = bound.binding
-        self.address: str | None = bound.binding_options.get("address")
+    binding: str  # the binding's qualified name, "{namespace}name"
+    address: str | None  # the port's soap:address
+    operations: frozenset[str]
 
     def require(self, operation: str) -> None:
         """`WsdlError` unless the port has this operation."""
-        try:
-            self.binding.get(operation)
-        except ValueError:
-            raise WsdlError(f"{self.wsdl.name}: port {self.port} has no operation {operation!r}") from None
+        if operation not in self.operations:
+            raise WsdlError(f"the port has no operation {operation!r} (it has {sorted(self.operations)})")
 
-    def envelope(
-        self, operation: str, arguments: Mapping[str, Any], address: str
-    ) -> tuple[bytes, dict[str, str]]:
-        """The request (envelope bytes and HTTP headers); `ValueError`/`TypeError` for misfit arguments."""
-        try:
-            envelope, headers = self.binding._create(
-                operation, (), dict(arguments), client=self.client, options={"address": address}
-            )
-        except (zeep.exceptions.Error, TypeError) as exc:  # TypeError: an argument the operation lacks
-            raise ValueError(str(exc)) from None
-        body = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
-        return body, {str(k): str(v) for k, v in headers.items()}
 
-    def result(self, operation: str, status: int, headers: Mapping[str, str], body: bytes) -> Any:
-        """The answer as plain data (dicts and lists); raises `zeep.exceptions.Fault` for a SOAP fault."""
-        reply = self.binding.process_reply(
-            self.client, self.binding.get(operation), _Reply(status, headers, body)
-        )
-        return serialize_object(reply, dict)  # type: ignore[no-untyped-call]
+def _client(wsdl: Path, transport: LocalDocuments, cls: type[zeep.Client] = zeep.Client) -> zeep.Client:
+    try:
+        return cls(str(wsdl.resolve()), transport=transport, settings=_SETTINGS)
+    except Permanent as exc:  # a document outside the WSDL's directory, or unreadable
+        raise WsdlError(str(exc)) from None
+    except Exception as exc:  # zeep raises many kinds while parsing a broken WSDL
+        raise WsdlError(f"cannot load {str(wsdl)!r}: {type(exc).__name__}: {exc}"[:500]) from None
 
 
 @functools.lru_cache(maxsize=32)
-def _load(wsdl: Path, service: str | None, port: str | None, mtime: float) -> SoapService:
-    return SoapService(wsdl, service, port)
+def _port(wsdl: Path, service: str | None, port: str | None, mtime: float) -> Port:
+    client = _client(wsdl, LocalDocuments(wsdl.parent))
+    services = client.wsdl.services
+    chosen = services.get(service) if service else next(iter(services.values()), None)
+    if chosen is None:
+        raise WsdlError(f"{wsdl.name} has no service {service!r} (it has {sorted(services)})")
+    bound = chosen.ports.get(port) if port else next(iter(chosen.ports.values()), None)
+    if bound is None:
+        raise WsdlError(
+            f"{wsdl.name}: service {chosen.name} has no port {port!r} (it has {sorted(chosen.ports)})"
+        )
+    binding = bound.binding
+    return Port(
+        binding=binding.name.text,
+        address=bound.binding_options.get("address"),
+        operations=frozenset(binding._operations),
+    )
 
 
-def load_service(wsdl: Path, service: str | None = None, port: str | None = None) -> SoapService:
-    """The port of the WSDL in `wsdl`, loaded once per file version."""
+def describe_port(wsdl: Path, service: str | None = None, port: str | None = None) -> Port:
+    """The configured port of the WSDL in `wsdl`, read once per file version."""
     try:
         mtime = wsdl.stat().st_mtime
     except OSError as exc:
         raise WsdlError(f"cannot read the WSDL {str(wsdl)!r}: {exc.strerror}") from None
-    return _load(wsdl.resolve(), service, port, mtime)
+    return _port(wsdl.resolve(), service, port, mtime)
+
+
+class SoapService:
+    """The port's operations, called asynchronously through the connector's `Outbound`."""
+
+    def __init__(self, wsdl: Path, port: Port, outbound: Outbound, address: str) -> None:
+        transport = SoapTransport(outbound, wsdl.parent, what="SOAP call")
+        client = _client(wsdl, transport, zeep.AsyncClient)
+        self.system = outbound.system
+        self._proxy = zeep.proxy.AsyncServiceProxy(  # type: ignore[no-untyped-call]
+            client, client.wsdl.bindings[port.binding], address=address
+        )
+
+    async def call(self, operation: str, arguments: Mapping[str, Any], what: str) -> Any:
+        """The operation's result as plain data; `Permanent` for arguments that do not fit the WSDL,
+        `Permanent`/`Retryable` for SOAP faults by their code, HTTP failures as the outbound raises them."""
+        try:
+            result = await self._proxy[operation](**arguments)
+        except zeep.exceptions.Fault as fault:
+            raise fault_error(fault, what, self.system) from None
+        except (TypeError, ValueError, zeep.exceptions.Error) as exc:
+            # Arguments the operation does not take or whose values do not fit its schema (nothing is
+            # sent then), or an answer that does not fit it.
+            raise Permanent(f"{what}: does not fit the WSDL: {str(exc)[:300]}") from None
+        return serialize_object(result, dict)  # type: ignore[no-untyped-call]
