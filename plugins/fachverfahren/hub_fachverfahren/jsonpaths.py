@@ -1,19 +1,21 @@
-"""JSONPath (RFC 9535, python-jsonpath) into the Fachverfahren's JSON, checked at configuration load."""
+"""JSONPath (jsonpath-ng, as the importfolder transport uses) into the Fachverfahren's data, checked at
+configuration load."""
 
 from __future__ import annotations
 
 import functools
 from typing import Any
 
-import jsonpath
+from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
+from jsonpath_ng.parser import parse
 
 
 @functools.lru_cache(maxsize=256)
-def compiled(path: str) -> jsonpath.JSONPath | jsonpath.CompoundJSONPath:
+def compiled(path: str) -> Any:
     """The compiled path; `ValueError` with the parser's reason for one that is not JSONPath."""
     try:
-        return jsonpath.compile(path)
-    except jsonpath.JSONPathError as exc:
+        return parse(path)
+    except (JsonPathParserError, JsonPathLexerError, ValueError, TypeError) as exc:
         raise ValueError(f"{path!r} is not JSONPath: {exc}") from None
 
 
@@ -26,14 +28,14 @@ def check_path(path: str | None) -> str | None:
 
 def every(path: str, data: Any) -> list[Any]:
     """All values `path` selects in `data`."""
-    return compiled(path).findall(data)
+    return [match.value for match in compiled(path).find(data)]
 
 
 def first(path: str | None, data: Any) -> Any:
     """The first value `path` selects in `data` (None: no path, or nothing there)."""
     if path is None:
         return None
-    found = compiled(path).findall(data)
+    found = every(path, data)
     return found[0] if found else None
 
 
