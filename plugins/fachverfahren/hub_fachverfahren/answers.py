@@ -40,7 +40,7 @@ MAX_ANSWERS = 100  # answers taken from one callback or one poll
 
 
 class AnswerFields(BaseModel):
-    """Where the system's data holds each part of an answer (JSONPath, RFC 9535)."""
+    """Where the system's data holds each part of an answer (JSONPath)."""
 
     model_config = ConfigDict(extra="forbid")
 

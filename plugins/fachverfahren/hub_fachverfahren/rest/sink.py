@@ -60,7 +60,7 @@ class RestSink(Sink[RestConfig]):
     manifest = Manifest(
         name="rest",
         version="0.1.0",
-        standards=("OpenAPI 3.0", "OpenAPI 3.1", "JSONPath (RFC 9535)", "OAuth 2.0 client credentials"),
+        standards=("OpenAPI 3.0", "OpenAPI 3.1", "JSONPath", "OAuth 2.0 client credentials"),
         description="any Fachverfahren with a JSON API described by an OpenAPI 3 file",
     )
 
