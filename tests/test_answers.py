@@ -434,8 +434,14 @@ async def test_dead_answer_step_is_visible_and_replayable(hub_factory: Any) -> N
     [dead] = [t for t in await running.journal.tasks(app_id) if t.state == "dead"]
     assert (dead.step, dead.target) == ("answer-file", "efile")
     assert "FV_AZ is unknown" in (dead.last_error or "")
-    _, metrics = await running.get("/metrics")
-    assert 'aktenhub_dead_total{step="answer-file",target="efile"} 1.0' in metrics
+    counted = 'aktenhub_dead_total{step="answer-file",target="efile"} 1.0'
+
+    async def dead_counted() -> bool:
+        # The metric is counted right after the commit the state is read from: wait for it.
+        _, metrics = await running.get("/metrics")
+        return counted in metrics
+
+    assert await running.wait_for(dead_counted, what="the dead answer step counted")
     efile.poison = False  # type: ignore[attr-defined]  # the e-file was fixed
     assert await running.hub.bus.replay(ApplicationFilter(ids=(app_id,))) == [app_id]
     assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED

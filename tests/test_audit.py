@@ -43,7 +43,9 @@ async def test_a_real_application_is_exported_line_by_line_without_personal_data
     retried = [e for e in exported if e["step"] == "deliver" and e["target"] == "rec"]
     assert len(retried) >= 2  # the failed first attempt and the delivery
     text = audit.read_text(encoding="utf-8")
-    assert "Groß" not in text and "Siegburg" not in text and "503" not in text  # error texts stay out
+    assert "Groß" not in text and "Siegburg" not in text
+    # Error texts stay out (they may quote personal data); "503" alone could occur in a random id.
+    assert "Service Unavailable" not in text
 
 
 async def test_the_export_follows_a_rotation_and_appends_after_a_restart(
