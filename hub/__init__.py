@@ -69,7 +69,7 @@ from hub.outbound import (
 from hub.rejections import CITIZEN_TEXTS_MAX, RejectionCode, citizen_text
 from hub.resubmission import ChangedResend, content_fingerprint, revision_key, submission_fingerprint
 from hub.schemas import SchemaDirectoryMissing, require_schema_directory, schema_directory, xml_schema
-from hub.secret import Secret
+from hub.secret import ConfigPath, Secret
 
 if TYPE_CHECKING:
     from hub.hookspecs import hookimpl
@@ -98,6 +98,7 @@ __all__ = [
     "ChangedResend",
     "CheckResult",
     "ClientTls",
+    "ConfigPath",
     "Connector",
     "ConnectorConfig",
     "ConnectorContext",

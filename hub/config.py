@@ -30,7 +30,7 @@ from hub.mapping import MappingFile, MappingLoadError, PayloadModels, load_mappi
 from hub.models import Address, Party, TrustLevel
 from hub.plugins import Plugins
 from hub.schemas import schema_directory
-from hub.secret import Secret
+from hub.secret import BASE_DIR, Secret
 from hub.yamlpos import KeyPath, dotted, line_map, nearest_line
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -329,7 +329,8 @@ def parse_config(
             updaters.add(name)
         payload_models[name] = cls.Payload if issubclass(cls, Sink) else None
         try:
-            connectors[name] = cls.Config.model_validate(settings)
+            context = {BASE_DIR: base_dir} if base_dir is not None else None
+            connectors[name] = cls.Config.model_validate(settings, context=context)
         except ValidationError as exc:
             problems.extend(_describe(exc, loc, at, unset))
     if hub is None:

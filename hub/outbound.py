@@ -28,14 +28,13 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict, Unpack
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.errors import Permanent, Retryable, transient_http_status
-from hub.secret import Secret
+from hub.secret import ConfigPath, Secret
 
 MAX_ANSWER = 4 * 1024**2  # bytes of an ordinary answer (JSON, XML); larger ones are streamed
 MAX_MESSAGE = 300  # characters of a server's error message kept in our error
@@ -86,9 +85,9 @@ class ClientTls(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ca: Path | None = Field(None, description="PEM file of the CAs to trust (default: the system's)")
-    cert: Path | None = Field(None, description="PEM client certificate (mutual TLS)")
-    key: Path | None = Field(None, description="PEM private key of the client certificate")
+    ca: ConfigPath | None = Field(None, description="PEM file of the CAs to trust (default: the system's)")
+    cert: ConfigPath | None = Field(None, description="PEM client certificate (mutual TLS)")
+    key: ConfigPath | None = Field(None, description="PEM private key of the client certificate")
     key_password: Secret | None = Field(None, description="password of the key, if it is encrypted")
     verify: bool = Field(True, description="verify the server's certificate (never off in production)")
 

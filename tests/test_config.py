@@ -126,3 +126,37 @@ def test_example_configurations_are_valid(example: Path, monkeypatch: pytest.Mon
     env = {name: "example-secret-0123456789abcdef" for name in names}
     config = load_config(example, load_plugins(), env=env)
     assert config.hub.routes and config.connectors
+
+
+def test_relative_connector_paths_are_relative_to_the_configuration_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`openapi: specs/fv.yaml` beside the configuration works whatever the working directory is."""
+    from hub.plugins import load_plugins as load_all
+
+    conf = tmp_path / "etc"
+    conf.mkdir()
+    (conf / "aktenhub.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            store: {tmp_path / "journal.db"}
+            blobs: {{path: {tmp_path / "blobs"}}}
+            connectors:
+              fv:
+                type: importfolder
+                path: import
+                answers: /srv/k3/export
+                manifest: {{template: mappings/k3-manifest.xml.j2}}
+            routes: []
+            """
+        ),
+        encoding="utf-8",
+    )
+    (conf / "mappings").mkdir()
+    (conf / "mappings/k3-manifest.xml.j2").write_text("<fall/>", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # another working directory than the configuration's
+    config = load_config(conf / "aktenhub.yaml", load_all())
+    settings = config.connectors["fv"]
+    assert getattr(settings, "path") == conf / "import"  # noqa: B009
+    assert getattr(settings, "answers") == Path("/srv/k3/export")  # noqa: B009
+    assert getattr(settings, "manifest").template == conf / "mappings/k3-manifest.xml.j2"  # noqa: B009

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hub import ConnectorConfig
+from hub import ConfigPath, ConnectorConfig
 
 
 class FormFields(BaseModel):
@@ -43,7 +42,7 @@ class BundIdConfig(ConnectorConfig):
     response_field: str = Field(
         "bundid_saml_response", min_length=1, description="form field holding the base64 SAML response"
     )
-    idp_metadata: Path | None = Field(
+    idp_metadata: ConfigPath | None = Field(
         None, description="the IdP's SAML metadata (EntityDescriptor with the signing certificate)"
     )
     idp_entity_id: str | None = Field(

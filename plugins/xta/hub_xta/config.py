@@ -6,13 +6,12 @@ ADVIS, ...), e.g. as ``xta:`` in their ``Config``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator, model_validator
 
-from hub import BackOff, ConnectorConfig, Secret
+from hub import BackOff, ConfigPath, ConnectorConfig, Secret
 from hub.outbound import ClientTls, HttpEndpoint
 
 from .models import PartyId
@@ -48,10 +47,14 @@ class XtaSettings(BaseModel):
     account: PartyId = Field(
         description="our XTA identity: the Author of requests, the reader of our mailbox"
     )
-    client_cert: Path | None = Field(None, description="PEM client certificate for TLS (XTA requires one)")
-    client_key: Path | None = Field(None, description="PEM private key of the client certificate")
+    client_cert: ConfigPath | None = Field(
+        None, description="PEM client certificate for TLS (XTA requires one)"
+    )
+    client_key: ConfigPath | None = Field(None, description="PEM private key of the client certificate")
     client_key_password: Secret | None = Field(None, description="password of the key, if encrypted")
-    ca_file: Path | None = Field(None, description="PEM CA bundle to verify the server (default: system)")
+    ca_file: ConfigPath | None = Field(
+        None, description="PEM CA bundle to verify the server (default: system)"
+    )
     timeout_seconds: float = Field(
         60.0, gt=0, le=3600, description="longest wait for a connection or for the next data of an answer"
     )

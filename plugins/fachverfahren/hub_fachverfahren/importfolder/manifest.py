@@ -21,7 +21,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from hub import Application, FileRecord, Permanent
+from hub import Application, ConfigPath, FileRecord, Permanent
 from hub.xml import UnsafeXml, hardened_parser, parse_xml
 
 from .folder import DroppedFile
@@ -49,8 +49,10 @@ class ManifestSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    template: Path | None = Field(None, description="Jinja2 template file producing the manifest")
-    xslt: Path | None = Field(None, description="XSLT 1.0 stylesheet over the canonical XML of the record")
+    template: ConfigPath | None = Field(None, description="Jinja2 template file producing the manifest")
+    xslt: ConfigPath | None = Field(
+        None, description="XSLT 1.0 stylesheet over the canonical XML of the record"
+    )
     name: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,119}$",

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hub import AnswerStatus, CallbackAuth, ConnectorConfig, HttpEndpoint
+from hub import AnswerStatus, CallbackAuth, ConfigPath, ConnectorConfig, HttpEndpoint
 
 from .. import jsonpaths
 from ..answers import DEFAULT_STATUS_MAP, AnswerFields
@@ -41,7 +39,9 @@ class RestConfig(ConnectorConfig, HttpEndpoint):
 
     model_config = ConfigDict(extra="forbid")
 
-    openapi: Path = Field(description="the OpenAPI 3 file (YAML or JSON) describing the Fachverfahren's API")
+    openapi: ConfigPath = Field(
+        description="the OpenAPI 3 file (YAML or JSON) describing the Fachverfahren's API"
+    )
     operation: str = Field(min_length=1, description="operationId of the operation that creates a case")
     case_number: str = Field("$.aktenzeichen", description="JSONPath to the case number in the answer")
     reference: str | None = Field(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hub import AnswerStatus, ClientTls, ConnectorConfig, HttpEndpoint
+from hub import AnswerStatus, ClientTls, ConfigPath, ConnectorConfig, HttpEndpoint
 from hub.outbound import Auth
 
 from .. import jsonpaths
@@ -34,7 +33,7 @@ class SoapConfig(ConnectorConfig):
 
     model_config = ConfigDict(extra="forbid")
 
-    wsdl: Path = Field(description="the service's WSDL file (the schemas it imports beside it)")
+    wsdl: ConfigPath = Field(description="the service's WSDL file (the schemas it imports beside it)")
     service: str | None = Field(None, description="the WSDL service (default: the first)")
     port: str | None = Field(None, description="the service's port (default: the first)")
     operation: str = Field(min_length=1, description="the operation that creates the case")

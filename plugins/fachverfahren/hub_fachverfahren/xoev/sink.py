@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from pathlib import Path
 from typing import Any, ClassVar
 
 from hub_xta import (
@@ -36,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub import (
     Attachment,
     CheckResult,
+    ConfigPath,
     ConnectorConfig,
     ConnectorContext,
     Delivery,
@@ -71,7 +71,7 @@ MAX_MESSAGE = 64 * 1024 * 1024
 class XoevMessageSpec(ManifestSpec):
     """The message: `template` or `xslt`, and the XSD (relative to the schema directory) it must meet."""
 
-    schema_file: Path = Field(
+    schema_file: ConfigPath = Field(
         alias="schema",
         description="the message's XSD, relative to the schema directory, e.g. "
         "xdomea/3.0.0/xsd/xdomea-Nachrichten-InformationAustauschen.xsd",
