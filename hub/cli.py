@@ -632,10 +632,12 @@ def simulate(system: str | None, port: int, options: tuple[str, ...]) -> None:
 @click.option("--once", is_flag=True, help="exit after the summary instead of serving on")
 @click.option("--port", default=8080, show_default=True, help="the hub's port (0: any free one)")
 @click.option(
-    "--enaio-port",
+    "--simulator-port",
+    "--enaio-port",  # its name while the demo had one e-file simulator first
+    "simulator_port",
     default=8095,
     show_default=True,
-    help="the Enaio simulator's port; the other simulators take the next five (0: any free ones)",
+    help="the first simulator's port; the others take the following ones (0: any free ones)",
 )
 @click.option(
     "--data",
@@ -644,8 +646,8 @@ def simulate(system: str | None, port: int, options: tuple[str, ...]) -> None:
     default=Path("data/demo"),
     show_default=True,
 )
-def demo(once: bool, port: int, enaio_port: int, data_dir: Path) -> None:
-    """FormCycle applications into the e-file (Enaio simulator): everything on the embedded default."""
+def demo(once: bool, port: int, simulator_port: int, data_dir: Path) -> None:
+    """Applications into the e-file and beyond, with the simulators the installed plugins contribute."""
     from hub.demo import run_demo
 
-    sys.exit(_run(run_demo(data_dir=data_dir, port=port, once=once, enaio_port=enaio_port)))
+    sys.exit(_run(run_demo(data_dir=data_dir, port=port, once=once, simulator_port=simulator_port)))

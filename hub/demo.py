@@ -1,21 +1,23 @@
 """`aktenhub demo`: the main job on the embedded default, one command.
 
-Starts the Enaio simulator and a hub (SQLite journal and blob store under the data directory) with
-FormCycle routes through the example mapping files into the e-file, posts about twenty applications of
-several services of a Kreis the way FormCycle's HTTP-Request action sends them, shows their progress
-and a summary (Aktenzeichen, DMS ids), then keeps serving until Ctrl-C.
+Composes the demo scenarios the installed plugins contribute (hook `aktenhub_demo_scenarios`, model in
+`hub.scenarios`): starts their simulators and a hub (SQLite journal and blob store under the data
+directory) with their connectors and routes, lets each send its sample submissions, shows the progress
+and a summary, checks that every application ended as its scenario expects, then keeps serving until
+Ctrl-C. The core knows no plugin: what runs is what the plugins contribute.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import os
-import secrets
 import shutil
 import signal
 import socket
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ import aiohttp
 from aiohttp import web
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from hub.config import config_from_dict
@@ -32,340 +34,108 @@ from hub.http import make_runner
 from hub.journal import ApplicationFilter
 from hub.journal.lock import in_use
 from hub.logs import TextFormatter
-from hub.models import ApplicationState
-from hub.plugins import load_plugins
+from hub.models import Application, ApplicationState
+from hub.plugins import Plugins, load_plugins
 from hub.runtime import Hub
-from hub.schemas import require_schema_directory
+from hub.scenarios import DemoRun, DemoScenario, DemoSite, Expectation, Tally
+from hub.schemas import SchemaDirectoryMissing, require_schema_directory
+from hub.simulation import SERVER_SSL
 
 console = Console()
 
-
-@dataclass(frozen=True)
-class Sample:
-    """One sample submission as FormCycle would post it."""
-
-    service: str
-    vorgang_id: str
-    fields: dict[str, str | list[str]]
-    files: dict[str, tuple[str, bytes]]  # form element -> (file name, content)
-    bundid_person: str | None = None  # BundID test person who logged in (services that need BundID)
-    bundid_means: str = "eID"
+FINAL = (ApplicationState.COMPLETED, ApplicationState.DEAD, ApplicationState.REJECTED)
+CORE_COLUMNS = ("service", "applicant", "identity", "state", "Aktenzeichen")
+POLL_SECONDS = 0.1  # how often progress is refreshed from the journal
 
 
-def _pdf(title: str, lines: list[str]) -> bytes:
-    """A minimal one-page PDF with a few lines of text (Latin-1), for sample attachments."""
-    text = "BT /F1 14 Tf 56 780 Td (" + _pdf_escape(title) + ") Tj ET\n"
-    for i, line in enumerate(lines):
-        text += f"BT /F1 11 Tf 56 {750 - 16 * i} Td (" + _pdf_escape(line) + ") Tj ET\n"
-    stream = text.encode("latin-1", "replace")
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"endstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for n, obj in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{n} 0 obj\n".encode() + obj + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
+class ScenarioError(Exception):
+    """The installed plugins' scenarios do not compose (missing or circular requirements, conflicts)."""
 
 
-def _pdf_escape(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-
-
-PEOPLE = [
-    # given name, family name, birth date, street, postal code, city
-    ("Jürgen", "Groß", "1971-01-11", "Kaiserstraße 12", "53721", "Siegburg"),
-    ("Zoë", "Łukasiewicz-Öztürk", "1988-06-02", "Am Markt 3", "53773", "Hennef (Sieg)"),
-    ("Hans-Peter", "Müßig", "1973-03-13", "Bonner Straße 101", "53757", "Sankt Augustin"),
-    ("Ayşe", "Çelik", "1974-04-14", "Lindenweg 7", "53797", "Lohmar"),
-    ("Marie-Thérèse", "d'Aubigné", "1965-09-30", "Rathausplatz 1", "53840", "Troisdorf"),
-    ("Øystein", "Ðorđević", "1990-12-24", "Waldweg 22", "53819", "Neunkirchen-Seelscheid"),
-    ("Jörg", "Schäfer", "1959-05-17", "Mühlenstraße 4", "53604", "Bad Honnef"),
-    ("Anna-Lena", "Köhler", "1995-02-28", "Am Burgweiher 9", "53332", "Bornheim"),
-    ("Dragoş", "Ţepeş", "1982-08-08", "Hauptstraße 130", "53359", "Rheinbach"),
-    ("Renée", "Brückner-Ñúñez", "1979-11-03", "Siegstraße 45", "53783", "Eitorf"),
-    ("Małgorzata", "Wiśniewska", "1986-10-19", "Kirchweg 2", "53347", "Alfter"),
-    ("Friedrich", "von der Heydt", "1948-04-01", "Schloßallee 1", "53639", "Königswinter"),
-    ("Svenja", "Öztürk", "1992-03-21", "Ringstraße 18", "53773", "Hennef (Sieg)"),
-    ("Luca", "Dell'Acqua", "1984-07-07", "Markt 11", "53340", "Meckenheim"),
-    ("Ingeborg", "Läufer", "1961-12-12", "Auf dem Acker 5", "53809", "Ruppichteroth"),
-    ("Kübra", "Yılmaz", "1998-01-30", "Bahnhofstraße 20", "53721", "Siegburg"),
-    ("Theo", "Kröger", "1977-09-09", "Heideweg 3", "53844", "Troisdorf"),
-    ("Éléonore", "Fähnrich", "1969-05-25", "Zur Linde 6", "53577", "Neustadt (Wied)"),
-    ("Mehmet", "Şahin", "1987-02-14", "Industriestraße 77", "53757", "Sankt Augustin"),
-]
-SERVICES = ["jagdschein", "fischereischein", "grabungserlaubnis", "kindertagespflege"]
-# Services a citizen uses with the BundID account, at level "substantiell" (ELSTER, Smart-eID, eID).
-BUNDID_SERVICES = ("jagdschein", "fischereischein")
-BUNDID_PERSONS = ["U01", "U02", "U03", "U04", "U05", "U06", "U07", "U11", "U12"]
-SP_ENTITY_ID = "https://aktenhub.rhein-sieg-kreis.example/saml/sp"
-XTA_ACCOUNT = "vbe:053820004"  # the Bauaufsicht's XTA mailbox
-AUTHORITY = {"kennung": "vbe:053820004", "name": "Rhein-Sieg-Kreis, Untere Bauaufsichtsbehörde"}
-BAUANTRAEGE: list[dict[str, Any]] = [
-    {
-        "bauherr": {"vorname": "Jürgen", "familienname": "Groß"},
-        "ort": "Siegburg",
-        "flurstueck": {"gemarkung": "Wolsdorf", "flur": "12", "zaehler": "345", "nenner": "2"},
-        "bezeichnung": "Neubau eines Einfamilienhauses mit Garage",
-    },
-    {
-        "bauherr": {"vorname": "Małgorzata", "familienname": "Wiśniewska"},
-        "ort": "Alfter",
-        "flurstueck": {"gemarkung": "Oedekoven", "flur": "3", "zaehler": "118"},
-        "bezeichnung": "Anbau eines Wintergartens",
-    },
-    # one submitted without its mandatory Bauvorhaben: refused with an XBau 1100 back to the portal
-    {"bauherr": {"vorname": "Theo", "familienname": "Kröger"}, "ort": "Troisdorf", "invalid": True},
-]
-ACS_URL = "https://formulare.rhein-sieg-kreis.example/bundid/acs"
-
-
-def samples() -> list[Sample]:
-    """About twenty applications of a Kreis: hunting and fishing licences, excavation, child day care.
-
-    The last one is Jürgen Groß again, renewing his Jagdschein: it lands in the Akte of his first one.
-    """
-    plan = [(person, SERVICES[n % len(SERVICES)]) for n, person in enumerate(PEOPLE)]
-    plan.append((PEOPLE[0], "jagdschein"))
-    out: list[Sample] = []
-    for n, ((vorname, nachname, geburt, strasse, plz, ort), service) in enumerate(plan, start=1):
-        fields: dict[str, str | list[str]] = {
-            "vorgang_id": f"FC-2026-{4710 + n:06d}",
-            "vorname": vorname,
-            "nachname": nachname,
-            "geburtsdatum": geburt,
-            "strasse": strasse,
-            "plz": plz,
-            "ort": ort,
-            "email": f"antrag{n}@example.org",
-            "einwilligung": "ja",
-        }
-        files = {
-            "ausweis": (
-                f"Personalausweis_{nachname.replace(' ', '_')}.pdf",
-                _pdf("Personalausweis (Kopie)", [f"{vorname} {nachname}", f"{plz} {ort}"]),
-            ),
-        }
-        if service == "jagdschein":
-            fields["jagdschein_art"] = "Jahresjagdschein" if n % 3 else "Dreijahresjagdschein"
-            fields["versicherung"] = ["Jagdhaftpflicht", "Unfallversicherung"]
-            files["nachweis"] = (
-                "Versicherungsnachweis.pdf",
-                _pdf("Jagdhaftpflichtversicherung", ["Deckungssumme 5 Mio EUR Personenschaeden"]),
+def compose(scenarios: Sequence[DemoScenario]) -> list[DemoScenario]:
+    """The scenarios in dependency order (each after those it `requires`), ties by name."""
+    by_name: dict[str, DemoScenario] = {}
+    for scenario in scenarios:
+        if not scenario.name:
+            raise ScenarioError(f"demo scenario {type(scenario).__qualname__} has no name")
+        if scenario.name in by_name:
+            raise ScenarioError(f"two plugins contribute a demo scenario named {scenario.name!r}")
+        by_name[scenario.name] = scenario
+    for scenario in by_name.values():
+        missing = [r for r in scenario.requires if r not in by_name]
+        if missing:
+            raise ScenarioError(
+                f"demo scenario {scenario.name!r} needs {', '.join(missing)}, which no installed plugin "
+                "contributes (`make demo` installs every plugin)"
             )
-        elif service == "fischereischein":
-            fields["gueltigkeit_jahre"] = "5" if n % 2 else "1"
-            files["pruefung"] = ("Fischerpruefung.pdf", _pdf("Zeugnis Fischerpruefung", ["bestanden"]))
-        elif service == "grabungserlaubnis":
-            fields["gemarkung"] = ort.split(" ")[0]
-            fields["flur"] = str(n)
-            fields["flurstueck"] = f"{100 + n}/2"
-            files["lageplan"] = (
-                "Lageplan.pdf",
-                _pdf("Lageplan 1:1000", [f"Flur {n}, Flurstueck {100 + n}/2"]),
-            )
-        else:
-            fields["kinder"] = str(1 + n % 5)
-            files["qualifikation"] = (
-                "Qualifizierung_Tagespflege.pdf",
-                _pdf("Qualifizierung 300 UE", ["QHB-Zertifikat"]),
-            )
-        person = means = None
-        if service in BUNDID_SERVICES:
-            person = BUNDID_PERSONS[len([x for x in out if x.bundid_person]) % len(BUNDID_PERSONS)]
-            if n == len(plan):
-                person = BUNDID_PERSONS[0]  # the renewal: the same citizen as the first Jagdschein
-            # One citizen logs in with user name and password only: too weak for these services.
-            means = "Benutzername" if n == 6 else ("ELSTER" if n % 2 else "eID")
-        out.append(
-            Sample(
-                service=service,
-                vorgang_id=str(fields["vorgang_id"]),
-                fields=fields,
-                files=files,
-                bundid_person=person,
-                bundid_means=means or "eID",
-            )
-        )
-    return out
+    waiting = {name: set(s.requires) for name, s in by_name.items()}
+    ready = [name for name, needs in waiting.items() if not needs]
+    heapq.heapify(ready)
+    ordered: list[DemoScenario] = []
+    while ready:
+        name = heapq.heappop(ready)
+        ordered.append(by_name[name])
+        for other, needs in waiting.items():
+            if name in needs:
+                needs.discard(name)
+                if not needs:
+                    heapq.heappush(ready, other)
+    if len(ordered) < len(by_name):
+        stuck = sorted(set(by_name) - {s.name for s in ordered})
+        raise ScenarioError(f"demo scenarios require each other in a circle: {', '.join(stuck)}")
+    return ordered
 
 
-def mappings_dir() -> Path:
-    """The example mapping files: ./config/mappings, else the source tree's."""
-    for candidate in (Path("config/mappings"), Path(__file__).resolve().parents[1] / "config" / "mappings"):
-        if (candidate / "jagd-und-fischerei.yaml").is_file():
-            return candidate.resolve()
-    raise FileNotFoundError("config/mappings not found: run the demo from the Aktenhub source tree")
+def merge_settings(base: Any, extra: Any, path: str) -> Any:
+    """`extra` merged into `base`: dictionaries key by key, lists joined without repeats, equal values."""
+    if isinstance(base, dict) and isinstance(extra, dict):
+        merged = dict(base)
+        for key, value in extra.items():
+            merged[key] = merge_settings(base[key], value, f"{path}.{key}") if key in base else value
+        return merged
+    if isinstance(base, list) and isinstance(extra, list):
+        return base + [item for item in extra if item not in base]
+    if base != extra:
+        raise ScenarioError(f"demo scenarios disagree on {path}: {base!r} and {extra!r}")
+    return base
 
 
-def schemas_dir() -> Path:
-    """The official schemas (XTA, XBau, xdomea): $AKTENHUB_SCHEMAS, else ../shared/reference."""
-    return require_schema_directory(containing="xta/XTA.wsdl", purpose="the demo")
-
-
-def demo_settings(
-    data: Path, port: int, sims: dict[str, str], mappings: Path, schemas: Path
-) -> dict[str, Any]:
-    """The demo's configuration: FormCycle -> (BundID) -> mapping -> Enaio -> mailbox, per service group."""
-    enaio_url = sims["enaio"]
-    applicant = {
-        "given_name": "vorname",
-        "family_name": "nachname",
-        "birth_date": "geburtsdatum",
-        "street": "strasse",
-        "postal_code": "plz",
-        "city": "ort",
-        "email": "email",
-    }
+def demo_settings(scenarios: Sequence[DemoScenario], site: DemoSite, port: int) -> dict[str, Any]:
+    """The demo's configuration: the embedded default plus every scenario's connectors and routes."""
+    connectors: dict[str, Any] = {}
+    routes: list[dict[str, Any]] = []
+    route_owner: dict[str, str] = {}
+    for scenario in scenarios:
+        connectors = merge_settings(connectors, scenario.connectors(site), "connectors")
+        for route in scenario.routes(site):
+            name = str(route.get("name"))
+            if name in route_owner:
+                raise ScenarioError(
+                    f"demo scenarios {route_owner[name]!r} and {scenario.name!r} both add route {name!r}"
+                )
+            route_owner[name] = scenario.name
+            routes.append(route)
     return {
-        "store": f"sqlite:///{data / 'journal.db'}",
-        "schemas": str(schemas),
-        "blobs": str(data / "blobs"),
+        "store": f"sqlite:///{site.data_dir / 'journal.db'}",
+        "schemas": str(site.schemas),
+        "blobs": str(site.data_dir / "blobs"),
         "server": {
             "listen": f"127.0.0.1:{port}",
-            "admin_tokens": [{"name": "demo", "token": "${AKTENHUB_DEMO_ADMIN_TOKEN}", "role": "admin"}],
+            "admin_tokens": [
+                {"name": "demo", "token": site.secret_reference("AKTENHUB_DEMO_ADMIN_TOKEN"), "role": "admin"}
+            ],
         },
-        "connectors": {
-            "formcycle": {
-                "type": "formcycle",
-                "token": "${FORMCYCLE_TOKEN}",
-                "id_field": "vorgang_id",
-                "applicant_fields": applicant,
-            },
-            "enaio": {
-                "type": "enaio",
-                "base_url": enaio_url,
-                "api": "dms",
-                "username": "aktenhub",
-                "password": "${ENAIO_PASSWORD}",
-                "object_types": [
-                    "Personenakte",
-                    "Vorgang",
-                    "Antrag",
-                    "Anlage",
-                    "Originalantrag",
-                    "Bauakte",
-                    "Bauantrag",
-                    "Bauvorlage",
-                ],
-                "max_concurrency": 4,
-            },
-            "bundid": {
-                "type": "bundid",
-                "mode": "saml",
-                "idp_metadata": str(data / "bundid-idp-metadata.xml"),
-                "sp_entity_id": SP_ENTITY_ID,
-                "acs_url": ACS_URL,
-            },
-            "postfach": {
-                "type": "zbp",
-                "base_url": sims["zbp"],
-                "author_key": f"file:{data / 'zbp-author.key.pem'}",
-                "author_certificate": str(data / "zbp-author.crt.pem"),
-                "sender_name": "Rhein-Sieg-Kreis",
-                "services": {"jagdschein": "Jagdschein", "fischereischein": "Fischereischein"},
-            },
-            "bauportal": {
-                "type": "bauportal-nrw",
-                "poll_seconds": 1,
-                "authority": AUTHORITY,
-                "xta": {"url": sims["xta"], "account": {"identifier": XTA_ACCOUNT}},
-            },
-            "antworten": {
-                "type": "bauportal-nrw-answers",
-                "authority": AUTHORITY,
-                "xta": {"url": sims["xta"], "account": {"identifier": XTA_ACCOUNT}},
-            },
-            "xdomea": {
-                "type": "xdomea",
-                "mode": "http",
-                "url": f"{sims['xdomea']}/xdomea/import",
-                # The DMS confirms each import (0629/0630); the delivery completes on its 0630.
-                "receipt_requested": True,
-                "answers_url": f"{sims['xdomea']}/xdomea/answers",
-                "username": "aktenhub",
-                "password": "${XDOMEA_PASSWORD}",
-                "sender": {
-                    "behoerdenschluessel": "05382000",
-                    "institution": "Rhein-Sieg-Kreis",
-                    "organisationseinheit": "Amt 63 Bauaufsicht",
-                },
-                "receiver": {
-                    "behoerdenschluessel": "05382000",
-                    "institution": "Rhein-Sieg-Kreis",
-                    "organisationseinheit": "Amt 10 Zentrale Dienste (DMS)",
-                },
-            },
-            "receipts": {"type": "log"},
-        },
-        "routes": [
-            {
-                "name": "jagd-und-fischerei",
-                "from": "formcycle",
-                "when": {"service": list(BUNDID_SERVICES)},
-                "identity": {"via": "bundid", "min_level": "substantiell"},
-                "map": str(mappings / "jagd-und-fischerei.yaml"),
-                "to": ["enaio"],
-                "notify": ["postfach", "receipts"],
-            },
-            {
-                "name": "grabungserlaubnis",
-                "from": "formcycle",
-                "when": {"service": "grabungserlaubnis"},
-                "map": str(mappings / "grabungserlaubnis.yaml"),
-                "to": ["enaio"],
-                "notify": ["receipts"],
-            },
-            {
-                "name": "bauantrag",
-                "from": "bauportal",
-                "map": str(mappings / "bauantrag.yaml"),
-                "to": ["enaio", "xdomea"],
-                "notify": ["antworten", "receipts"],
-            },
-            {
-                "name": "kindertagespflege",
-                "from": "formcycle",
-                "when": {"service": "kindertagespflege"},
-                "map": str(mappings / "kindertagespflege.yaml"),
-                "to": ["enaio"],
-                "notify": ["receipts"],
-            },
-        ],
+        "connectors": connectors,
+        "routes": routes,
     }
 
 
-async def _post(session: aiohttp.ClientSession, url: str, token: str, sample: Sample, idp_url: str) -> str:
-    form = aiohttp.FormData()
-    if sample.bundid_person is not None:
-        # As FormCycle's BundID login would: the form carries the person's names and the signed response.
-        async with session.post(
-            f"{idp_url}/sim/response", json={"person": sample.bundid_person, "means": sample.bundid_means}
-        ) as resp:
-            login = await resp.json()
-        form.add_field("bundid_saml_response", login["response"])
-    for name, value in sample.fields.items():
-        for v in value if isinstance(value, list) else [value]:
-            form.add_field(name, v)
-    for element, (filename, content) in sample.files.items():
-        form.add_field(element, content, filename=filename, content_type="application/pdf")
-    async with session.post(
-        f"{url}/intake/formcycle/{sample.service}", data=form, headers={"X-Aktenhub-Token": token}
-    ) as resp:
-        body = await resp.json()
-        if resp.status not in (200, 202):
-            raise RuntimeError(f"intake answered {resp.status}: {body.get('error')}")
-        return str(body["application_id"])
+def simulator_names(scenarios: Sequence[DemoScenario]) -> list[str]:
+    """Every simulator the scenarios start, once, in scenario order (the order their ports follow)."""
+    names: list[str] = []
+    for scenario in scenarios:
+        names += [s for s in scenario.simulators if s not in names]
+    return names
 
 
 def _log_to_file(path: Path) -> list[logging.Handler]:
@@ -388,53 +158,11 @@ def _fresh_directory(path: Path) -> None:
     path.mkdir(parents=True)
 
 
-@dataclass
-class _Services:
-    hub: Hub
-    hub_url: str
-    sims: dict[str, str]  # simulator name -> URL
-    form_token: str
-    admin_token: str
-    runners: list[web.AppRunner]
-
-
-def _author_key(directory: Path) -> None:
-    """A key pair and self-signed certificate for the mailbox messages' signed envelope."""
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Aktenhub Demo Rhein-Sieg-Kreis")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    key_path = directory / "zbp-author.key.pem"
-    key_path.touch(mode=0o600)
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    (directory / "zbp-author.crt.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-
-
 def _listen(port: int, what: str) -> socket.socket:
     """A listening socket on 127.0.0.1 (port 0: one the system picks), raising OSError naming it.
 
-    Binding before anything is built lets a simulator know its own URL (BundID puts it into its
-    metadata) and leaves no gap between choosing a free port and taking it.
+    Binding before anything is built lets a simulator know its own URL (an identity provider puts it
+    into its metadata) and leaves no gap between choosing a free port and taking it.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -448,120 +176,130 @@ def _listen(port: int, what: str) -> socket.socket:
     return sock
 
 
-def _url(sock: socket.socket) -> str:
-    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+def _url(sock: socket.socket, tls: bool = False) -> str:
+    return f"http{'s' if tls else ''}://127.0.0.1:{sock.getsockname()[1]}"
 
 
 async def _serve(
     app: web.Application | web.AppRunner, sock: socket.socket, runners: list[web.AppRunner]
-) -> str:
-    """Serve an application on a bound socket; returns its URL."""
+) -> None:
+    """Serve an application on a bound socket (https if a simulator asks for it)."""
     runner = (
         app if isinstance(app, web.AppRunner) else web.AppRunner(app, access_log=None, handle_signals=False)
     )
+    tls = runner.app.get(SERVER_SSL) if isinstance(app, web.Application) else None
     await runner.setup()
-    await web.SockSite(runner, sock).start()
+    await web.SockSite(runner, sock, ssl_context=tls).start()
     runners.append(runner)
-    return _url(sock)
 
 
-async def _start(data_dir: Path, port: int, sim_ports: dict[str, int]) -> _Services | str:
+@dataclass
+class _Services:
+    hub: Hub
+    site: DemoSite
+    scenarios: list[DemoScenario]
+    admin_token: str
+    runners: list[web.AppRunner]
+
+
+async def _start(
+    data_dir: Path, port: int, simulator_port: int, plugins: Plugins, scenarios: list[DemoScenario]
+) -> _Services | str:
     """Start the simulators and the hub; a message instead when that is not possible."""
-    form_token = secrets.token_urlsafe(24)
-    admin_token = secrets.token_urlsafe(24)
-    enaio_password = secrets.token_urlsafe(16)
+    offered = plugins.simulators()
+    names = simulator_names(scenarios)
+    unknown = [n for n in names if n not in offered]
+    if unknown:
+        return f"no plugin offers the simulators {', '.join(unknown)}: run `make demo`"
     try:
-        plugins = load_plugins()
-        offered = plugins.simulators()
-        missing = [
-            n for n in ("enaio", "bundid", "zbp", "xta", "xdomea", "bauportal-nrw") if n not in offered
-        ]
-        if missing:
-            return f"plugins missing for the simulators {', '.join(missing)}: run `make demo`"
-        mappings = mappings_dir()
-        schemas = schemas_dir()
-    except (PluginError, FileNotFoundError) as exc:
+        schemas = require_schema_directory(purpose="the demo")
+    except SchemaDirectoryMissing as exc:
         return str(exc)
-    xdomea_password = secrets.token_urlsafe(16)
-    await asyncio.to_thread(_author_key, data_dir)
     socks: dict[str, socket.socket] = {}
     try:
-        for name, sim_port in sim_ports.items():
-            socks[name] = _listen(sim_port, f"the {name} simulator")
+        # The simulators take consecutive ports from --simulator-port; with 0 each gets a free one.
+        for i, name in enumerate(names):
+            socks[name] = _listen(simulator_port + i if simulator_port else 0, f"the {name} simulator")
         hub_sock = _listen(port, "the hub")
     except OSError as exc:
         for sock in socks.values():
             sock.close()
-        return f"{exc} (ports: --port, --enaio-port; the others follow it; 0 picks free ones)"
+        return f"{exc} (ports: --port, --simulator-port; the others follow it; 0 picks free ones)"
+    site = DemoSite(
+        data_dir=data_dir,
+        schemas=schemas,
+        hub_url=_url(hub_sock),
+        urls={name: _url(sock) for name, sock in socks.items()},
+    )
+    admin_token = site.secret("AKTENHUB_DEMO_ADMIN_TOKEN")
     runners: list[web.AppRunner] = []
-    sims: dict[str, str] = {}
-    apps = {
-        "enaio": offered["enaio"].make_app(
-            users={"aktenhub": enaio_password}, content_dir=str(data_dir / "enaio")
-        ),
-        "bundid": offered["bundid"].make_app(
-            sp_entity_id=SP_ENTITY_ID,
-            acs_url=ACS_URL,
-            base_url=_url(socks["bundid"]),
-            metadata_file=str(data_dir / "bundid-idp-metadata.xml"),
-        ),
-        "zbp": offered["zbp"].make_app(),
-        "xta": offered["xta"].make_app(schemas=str(schemas), data_dir=str(data_dir / "xta")),
-        "xdomea": offered["xdomea"].make_app(schemas=str(schemas), users={"aktenhub": xdomea_password}),
-        "bauportal-nrw": offered["bauportal-nrw"].make_app(xta_url=_url(socks["xta"]), reader=XTA_ACCOUNT),
-    }
-    for name, app in apps.items():
-        sims[name] = await _serve(app, socks[name], runners)
-    port = hub_sock.getsockname()[1]
-    env = {
-        **os.environ,
-        "FORMCYCLE_TOKEN": form_token,
-        "AKTENHUB_DEMO_ADMIN_TOKEN": admin_token,
-        "ENAIO_PASSWORD": enaio_password,
-        "XDOMEA_PASSWORD": xdomea_password,
-    }
     try:
-        config = config_from_dict(demo_settings(data_dir, port, sims, mappings, schemas), plugins, env=env)
-    except ConfigError as exc:
-        hub_sock.close()
+        for scenario in scenarios:
+            await scenario.prepare(site)
+        owner = {sim: s for s in reversed(scenarios) for sim in s.simulators}
+        for name in names:
+            app = offered[name].make_app(**owner[name].simulator_options(name, site))
+            if app.get(SERVER_SSL) is not None:
+                site.urls = {**site.urls, name: _url(socks[name], tls=True)}
+            await _serve(app, socks.pop(name), runners)
+        settings = demo_settings(scenarios, site, hub_sock.getsockname()[1])
+        config = config_from_dict(settings, plugins, env={**os.environ, **site.env})
+    except (ConfigError, ScenarioError, FileNotFoundError, LookupError) as exc:
+        for sock in [*socks.values(), hub_sock]:
+            sock.close()
         for runner in runners:
             await runner.cleanup()
         return f"demo configuration invalid: {exc}"
     hub = Hub(config, plugins)
     await hub.start()
-    hub_url = await _serve(make_runner(hub), hub_sock, runners)
+    await _serve(make_runner(hub), hub_sock, runners)
     runners.insert(0, runners.pop())  # the hub stops taking submissions first
-    return _Services(hub, hub_url, sims, form_token, admin_token, runners)
+    return _Services(hub, site, scenarios, admin_token, runners)
 
 
-async def run_demo(data_dir: Path, port: int, once: bool, enaio_port: int = 8095) -> int:
+async def run_demo(data_dir: Path, port: int, once: bool, simulator_port: int = 8095) -> int:
     """Run the demo; returns the process exit code."""
     busy = in_use(data_dir / "journal.db")
     if busy is not None:
         # Wiping the directory would pull the journal from under the hub that owns it.
         console.print(f"[red]demo cannot start:[/] {escape(str(busy))} (try --data)", highlight=False)
         return 2
+    try:
+        plugins = load_plugins()
+        scenarios = compose(plugins.demo_scenarios())
+    except (PluginError, ScenarioError) as exc:
+        console.print(f"[red]demo cannot start:[/] {escape(str(exc))}", highlight=False)
+        return 2
+    if not scenarios:
+        console.print("[red]demo cannot start:[/] no installed plugin contributes a demo scenario")
+        return 2
     await asyncio.to_thread(_fresh_directory, data_dir)
     previous = _log_to_file(data_dir / "hub.log")
     try:
-        return await _run(data_dir, port, once, enaio_port)
+        return await _run(data_dir, port, once, simulator_port, plugins, scenarios)
     finally:
         for handler in logging.getLogger().handlers:
             handler.close()
         logging.getLogger().handlers[:] = previous
 
 
-async def _run(data_dir: Path, port: int, once: bool, enaio_port: int) -> int:
-    # The other simulators take the ports after Enaio's; with 0 each gets one the system picks.
-    names = ("enaio", "bundid", "zbp", "xta", "xdomea", "bauportal-nrw")
-    ports = {name: enaio_port + i if enaio_port else 0 for i, name in enumerate(names)}
-    started = await _start(data_dir, port, ports)
+async def _run(
+    data_dir: Path,
+    port: int,
+    once: bool,
+    simulator_port: int,
+    plugins: Plugins,
+    scenarios: list[DemoScenario],
+) -> int:
+    started = await _start(data_dir, port, simulator_port, plugins, scenarios)
     if isinstance(started, str):
-        console.print(f"[red]demo cannot start:[/] {started}")
+        console.print(f"[red]demo cannot start:[/] {escape(started)}", highlight=False)
         return 2
-    console.rule("[bold]Aktenhub demo: FormCycle + BundID → Aktenhub → Enaio (e-file) + Postfach")
-    sims = " · ".join(f"{name} {url}" for name, url in started.sims.items())
-    console.print(f"hub {started.hub_url} · simulators: {sims}")
+    inbound = " + ".join(s.inbound for s in scenarios if s.inbound)
+    outbound = " + ".join(s.outbound for s in scenarios if s.outbound)
+    console.rule(f"[bold]Aktenhub demo: {inbound} → Aktenhub → {outbound}")
+    sims = " · ".join(f"{name} {url}" for name, url in started.site.urls.items())
+    console.print(f"hub {started.site.hub_url} · simulators: {sims}")
     console.print(f"journal, files and log under {data_dir}/")
     try:
         return await _drive(started, once)
@@ -571,151 +309,144 @@ async def _run(data_dir: Path, port: int, once: bool, enaio_port: int) -> int:
         await started.hub.stop()
 
 
-FINAL = (ApplicationState.COMPLETED, ApplicationState.DEAD, ApplicationState.REJECTED)
+class _Tally(Tally):
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self._progress = progress
+        self._task = task
+
+    def advance(self, count: int = 1) -> None:
+        self._progress.advance(self._task, count)
+
+
+@dataclass
+class _Expected:
+    expectation: Expectation
+    scenario: DemoScenario
+    application_id: str | None = None
+
+
+@dataclass
+class _Run(DemoRun):
+    """The running demo as the scenarios see it; tracks what each expects."""
+
+    site: DemoSite
+    http: aiohttp.ClientSession
+    hub: Hub
+    progress: Progress
+    scenario: DemoScenario | None = None
+    expected: list[_Expected] = field(default_factory=list)
+    bars: dict[str, TaskID] = field(default_factory=dict)
+
+    def for_scenario(self, scenario: DemoScenario) -> _Run:
+        """The same run, recording what `scenario` expects under its name."""
+        return _Run(self.site, self.http, self.hub, self.progress, scenario, self.expected, self.bars)
+
+    def expect(self, expectation: Expectation) -> Expectation:
+        assert self.scenario is not None
+        self.expected.append(_Expected(expectation, self.scenario, expectation.application_id))
+        label = f"{self.scenario.inbound or self.scenario.name}: settled"
+        if self.scenario.name not in self.bars:
+            self.bars[self.scenario.name] = self.progress.add_task(label, total=0)
+        total = sum(e.scenario is self.scenario for e in self.expected)
+        self.progress.update(self.bars[self.scenario.name], total=total)
+        return expectation
+
+    def tally(self, description: str, total: int) -> Tally:
+        return _Tally(self.progress, self.progress.add_task(description, total=total))
+
+    async def settled(self, expectations: Sequence[Expectation]) -> None:
+        wanted = [e for e in self.expected if e.expectation in expectations]
+        while True:
+            if await self._final(wanted):
+                return
+            await asyncio.sleep(POLL_SECONDS)  # polling the journal for a state, not synchronisation
+
+    async def _final(self, wanted: list[_Expected]) -> bool:
+        """Whether all of `wanted` arrived and are final; updates the progress bars on the way."""
+        await self._resolve(wanted)
+        ids = tuple(e.application_id for e in wanted if e.application_id)
+        rows = await self.hub.journal.list_applications(ApplicationFilter(ids=ids), limit=max(len(ids), 1))
+        final = {r.id for r in rows if r.state in FINAL}
+        for name, bar in self.bars.items():
+            done = sum(e.application_id in final for e in self.expected if e.scenario.name == name)
+            self.progress.update(bar, completed=max(done, self.progress.tasks[bar].completed))
+        return all(e.application_id in final for e in wanted)
+
+    async def _resolve(self, wanted: list[_Expected]) -> None:
+        """Find the applications that arrived by their source's external id."""
+        for item in wanted:
+            want = item.expectation
+            if item.application_id is not None or want.external_id is None:
+                continue
+            rows = await self.hub.journal.list_applications(ApplicationFilter(q=want.external_id))
+            item.application_id = next(
+                (r.id for r in rows if (r.source, r.external_id) == (want.source, want.external_id)), None
+            )
 
 
 async def _drive(svc: _Services, once: bool) -> int:
-    todo = samples()
-    first, renewal = todo[:-1], todo[-1:]
-    ids: dict[str, Sample] = {}
-    portal: dict[str, bool] = {}  # XBau message id -> submitted invalid on purpose
     columns = (
         TextColumn("{task.description:<38}"),
         BarColumn(),
         TextColumn("{task.completed:>2}/{task.total}"),
     )
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession() as http:
         with Progress(*columns, console=console) as progress:
-            sent = progress.add_task("FormCycle submissions received", total=len(todo))
-            filed = progress.add_task("filed in the e-file (Enaio)", total=len(todo))
-
-            async def submit(batch: list[Sample]) -> None:
-                gate = asyncio.Semaphore(4)  # a few citizens at once, like a busy morning
-
-                async def one(sample: Sample) -> None:
-                    async with gate:
-                        app_id = await _post(session, svc.hub_url, svc.form_token, sample, svc.sims["bundid"])
-                        ids[app_id] = sample
-                        progress.advance(sent)
-
-                await asyncio.gather(*(one(s) for s in batch))
-
-            async def settle() -> None:
-                while True:
-                    rows = await svc.hub.journal.list_applications(
-                        ApplicationFilter(ids=tuple(ids)), limit=len(ids)
-                    )
-                    progress.update(filed, completed=sum(r.state in FINAL for r in rows))
-                    if all(r.state in FINAL for r in rows):
-                        return
-                    await asyncio.sleep(0.1)  # display refresh, not synchronisation
-
-            arriving = progress.add_task("Bauportal.NRW → XTA → filed", total=len(BAUANTRAEGE))
-            for antrag in BAUANTRAEGE:  # the portal delivers into the Bauaufsicht's XTA mailbox
-                async with session.post(f"{svc.sims['bauportal-nrw']}/sim/bauantrag", json=antrag) as resp:
-                    if resp.status != 201:
-                        raise RuntimeError(f"Bauportal simulator: {resp.status} {await resp.text()}")
-                    # the XBau message id becomes the application's external id
-                    portal[(await resp.json())["nachricht_uuid"]] = bool(antrag.get("invalid"))
-            await submit(first)
-            await settle()
-            # The renewal of a licence comes later and finds the applicant's existing Akte.
-            await submit(renewal)
-            await settle()
-            while True:  # the Bauanträge arrive by polling the XTA mailbox
-                arrived = await svc.hub.journal.list_applications(ApplicationFilter(service="bauantrag"))
-                done = sum(r.state in FINAL for r in arrived)
-                progress.update(arriving, completed=done)
-                if done == len(BAUANTRAEGE):
-                    break
-                await asyncio.sleep(0.1)  # display refresh, not synchronisation
-    return await _summary(svc, ids, portal, once)
+            run = _Run(svc.site, http, svc.hub, progress)
+            await asyncio.gather(*(s.submit(run.for_scenario(s)) for s in svc.scenarios))
+            await run.settled([e.expectation for e in run.expected])
+        return await _summary(svc, run, once)
 
 
-async def _mailbox_count(session: aiohttp.ClientSession, zbp_url: str, handle: str | None) -> str:
-    if not handle:
-        return "-"
-    async with session.get(f"{zbp_url}/_sim/mailboxes/{handle}") as resp:
-        if resp.status != 200:
-            return "0"
-        box = await resp.json()
-    messages = box.get("messages", [])
-    statuses = box.get("status_updates", box.get("statuses", []))
-    return f"{len(messages)} msg, {len(statuses)} status"
-
-
-async def _summary(svc: _Services, ids: dict[str, Sample], portal: dict[str, bool], once: bool) -> int:
-    table = Table(
-        "service",
-        "applicant",
-        "identity",
-        "state",
-        "Aktenzeichen",
-        "Akte",
-        "Vorgang",
-        "docs",
-        "answer",
-        title="Applications",
-        title_justify="left",
-    )
+async def _summary(svc: _Services, run: _Run, once: bool) -> int:
+    extra: list[str] = []
+    for scenario in svc.scenarios:
+        extra += [c for c in scenario.columns if c not in extra and c not in CORE_COLUMNS]
+    table = Table(*CORE_COLUMNS, *extra, title="Applications", title_justify="left")
     ok = True
-    akten: set[str] = set()
-    rows = await svc.hub.journal.list_applications(ApplicationFilter(ids=tuple(ids)), limit=len(ids))
-    rows += await svc.hub.journal.list_applications(ApplicationFilter(service="bauantrag"))
-    async with aiohttp.ClientSession() as session:
-        for summary in sorted(rows, key=lambda r: (r.service == "bauantrag", r.received_at)):
-            app = await svc.hub.journal.get_application(summary.id)
-            assert app is not None
-            sample = ids.get(summary.id)
-            # refused: the BundID login with user name only, the Bauantrag without Bauvorhaben
-            refused = (
-                (sample.bundid_means == "Benutzername") if sample else portal.get(app.external_id, False)
-            )
-            expected = ApplicationState.REJECTED if refused else ApplicationState.COMPLETED
-            ok &= summary.state == expected
-            correlations = app.correlations
-            documents = correlations.get("enaio.documents", "")
-            akte = correlations.get("enaio.akte", "-")
-            shown_akte = f"{akte} (existing)" if akte in akten and akte != "-" else akte
-            akten.add(akte)
-            if summary.state == ApplicationState.COMPLETED:
-                state = f"[green]{summary.state}[/]"
-            elif summary.state == ApplicationState.REJECTED:
-                state = f"[yellow]{summary.state}[/]: {summary.error}"
-            else:
-                state = f"[red]{summary.state}[/]: {summary.error}"
-            identity = app.identity
-            level = f"{identity.level.value} ({identity.means})" if identity.level else "-"
-            fallback = f"{sample.fields['vorname']} {sample.fields['nachname']}" if sample else "-"
-            if summary.service != "bauantrag":
-                answer = await _mailbox_count(session, svc.sims["zbp"], app.applicant.mailbox)
-            else:
-                answer = "XBau 1100" if summary.state == ApplicationState.REJECTED else "XBau 1120, 1121"
-            table.add_row(
-                summary.service,
-                app.applicant.display_name or fallback,
-                level,
-                state,
-                app.file_number or "-",
-                shown_akte,
-                correlations.get("enaio.vorgang", "-"),
-                str(len(documents.split(","))) if documents else "0",
-                answer,
-            )
+    order = {s.name: i for i, s in enumerate(svc.scenarios)}
+    rows: list[tuple[int, Application, _Expected, ApplicationState, str | None]] = []
+    for item in run.expected:
+        assert item.application_id is not None  # settled
+        app = await svc.hub.journal.get_application(item.application_id)
+        summary = await svc.hub.journal.get_summary(item.application_id)
+        assert app is not None and summary is not None
+        rows.append((order[item.scenario.name], app, item, summary.state, summary.error))
+    for _, app, item, state, error in sorted(rows, key=lambda r: (r[0], r[1].received_at)):
+        ok &= state == item.expectation.state
+        cells: dict[str, str] = {}
+        for scenario in svc.scenarios:
+            described = await scenario.describe(app, state, run.for_scenario(scenario))
+            for column, value in described.items():
+                cells.setdefault(column, value)
+        if state == ApplicationState.COMPLETED:
+            shown = f"[green]{state}[/]"
+        elif state == ApplicationState.REJECTED:
+            shown = f"[yellow]{state}[/]: {escape(error or '')}"
+        else:
+            shown = f"[red]{state}[/]: {escape(error or '')}"
+        identity = app.identity
+        level = f"{identity.level.value} ({identity.means})" if identity.level else "-"
+        table.add_row(
+            app.service,
+            app.applicant.display_name or item.expectation.applicant or "-",
+            level,
+            shown,
+            app.file_number or "-",
+            *(cells.get(column, "-") for column in extra),
+        )
     console.print(table)
-    console.print(f"Enaio objects:    curl {svc.sims['enaio']}/_sim/objects")
-    console.print(f"BundID mailboxes: curl {svc.sims['zbp']}/_sim/mailboxes")
-    console.print(f"XBau answers:     curl {svc.sims['bauportal-nrw']}/sim/answers")
-    console.print(f"xdomea imports:   curl {svc.sims['xdomea']}/_sim/imports")
-    console.print(
-        f"admin API:        curl -H 'Authorization: Bearer {svc.admin_token}' "
-        f"{svc.hub_url}/api/v1/applications"
-    )
-    console.print(f"metrics:          {svc.hub_url}/metrics    health: {svc.hub_url}/readyz")
-    console.print(
-        f"FormCycle:        POST {svc.hub_url}/intake/formcycle/<service> "
-        f"(header X-Aktenhub-Token: {svc.form_token})"
-    )
+    links = [link for scenario in svc.scenarios for link in scenario.links(svc.site)]
+    hub_url = svc.site.hub_url
+    links += [
+        ("admin API", f"curl -H 'Authorization: Bearer {svc.admin_token}' {hub_url}/api/v1/applications"),
+        ("metrics", f"{hub_url}/metrics    health: {hub_url}/readyz"),
+    ]
+    width = max(len(what) for what, _ in links) + 2
+    for what, how in links:
+        console.print(f"{what + ':':<{width}}{how}", highlight=False)
+    if not ok:
+        console.print("[red]some applications did not end as their scenario expects[/]")
     if once:
         return 0 if ok else 1
     console.print("[bold]serving; Ctrl-C stops the demo[/]")

@@ -16,6 +16,7 @@ import pluggy
 
 from hub.connectors import Connector, Simulator
 from hub.models import Event
+from hub.scenarios import DemoScenario
 
 PROJECT = "aktenhub"
 
@@ -41,6 +42,17 @@ def aktenhub_mapping_filters() -> dict[str, Callable[..., Any]]:  # type: ignore
 @hookspec
 def aktenhub_simulators() -> Sequence[Simulator]:  # type: ignore[empty-body]
     """Simulators of remote systems, for tests, `aktenhub demo` and `aktenhub simulate SYSTEM`."""
+
+
+@hookspec
+def aktenhub_demo_scenarios() -> Sequence[DemoScenario]:  # type: ignore[empty-body]
+    """What this plugin contributes to `aktenhub demo`: `hub.scenarios.DemoScenario` instances.
+
+    A scenario names the simulators it starts, the connectors and routes it adds to the demo's
+    configuration (extending connectors of scenarios it `requires` where it needs to), the samples it
+    sends, what it expects of each, and the summary columns and links it shows. The core composes all
+    of them in the order of their requirements (ties by name) and names no plugin itself.
+    """
 
 
 @hookspec

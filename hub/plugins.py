@@ -15,6 +15,7 @@ from hub import hookspecs
 from hub.connectors import Connector, Simulator
 from hub.errors import PluginError
 from hub.models import Event
+from hub.scenarios import DemoScenario
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,12 @@ class Plugins:
             for sim in provided or ():
                 sims[sim.name] = sim
         return sims
+
+    def demo_scenarios(self) -> list[DemoScenario]:
+        """Every demo scenario the plugins contribute, in registration order (`hub.demo` orders them)."""
+        return [
+            scenario for provided in self.pm.hook.aktenhub_demo_scenarios() for scenario in provided or ()
+        ]
 
     def emit(self, events: Iterable[Event]) -> None:
         """Call `aktenhub_event` for each event; a failing observer never affects processing."""

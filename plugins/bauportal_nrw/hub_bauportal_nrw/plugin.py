@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from hub import Connector, Simulator, hookimpl
+from hub.scenarios import DemoScenario
 
 from . import portal
 from .answers import BauportalNrwAnswers
+from .demo import BauportalScenario
 from .source import BauportalNrwSource
 
 
@@ -29,3 +31,9 @@ def aktenhub_simulators() -> Sequence[Simulator]:
             make_app=portal.make_app,
         )
     ]
+
+
+@hookimpl
+def aktenhub_demo_scenarios() -> Sequence[DemoScenario]:
+    """Bauanträge from the portal over XTA into the Bauakte and the DMS."""
+    return [BauportalScenario()]

@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from hub import Connector, Simulator, hookimpl
+from hub.scenarios import DemoScenario
 
+from .demo import BundIdScenario
 from .identity import BundIdIdentity
 from .simulator import make_app
 
@@ -32,3 +34,9 @@ def aktenhub_simulators() -> Sequence[Simulator]:
             make_app=make_app,
         )
     ]
+
+
+@hookimpl
+def aktenhub_demo_scenarios() -> Sequence[DemoScenario]:
+    """The BundID simulator and identity connector for the demo."""
+    return [BundIdScenario()]

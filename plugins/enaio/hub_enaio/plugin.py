@@ -6,7 +6,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hub import Connector, Simulator, hookimpl
+from hub.scenarios import DemoScenario
 
+from .demo import EnaioScenario
 from .filters import enaio_file_name
 from .simulator import make_app
 from .sink import EnaioSink
@@ -36,3 +38,9 @@ def aktenhub_simulators() -> Sequence[Simulator]:
             make_app=make_app,
         )
     ]
+
+
+@hookimpl
+def aktenhub_demo_scenarios() -> Sequence[DemoScenario]:
+    """The enaio simulator and e-file connector the other demo scenarios file into."""
+    return [EnaioScenario()]

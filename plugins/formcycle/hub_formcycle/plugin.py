@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from hub import Connector, hookimpl
+from hub.scenarios import DemoScenario
 
+from .demo import FormCycleScenario
 from .source import FormCycleSource
 
 
@@ -14,3 +16,9 @@ from .source import FormCycleSource
 def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
     """The FormCycle source connector."""
     return [FormCycleSource]
+
+
+@hookimpl
+def aktenhub_demo_scenarios() -> Sequence[DemoScenario]:
+    """FormCycle applications of a Kreis into the e-file, BundID-verified where required."""
+    return [FormCycleScenario()]

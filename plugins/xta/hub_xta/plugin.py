@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from hub import Connector, Simulator, hookimpl
+from hub.scenarios import DemoScenario
 
+from .demo import XtaScenario
 from .simulator import make_app
 from .source import XtaSource
 
@@ -30,3 +32,9 @@ def aktenhub_simulators() -> Sequence[Simulator]:
             make_app=make_app,
         )
     ]
+
+
+@hookimpl
+def aktenhub_demo_scenarios() -> Sequence[DemoScenario]:
+    """The XTA server simulator the demo's portals deliver into."""
+    return [XtaScenario()]

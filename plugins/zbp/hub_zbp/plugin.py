@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from hub import Connector, Simulator, hookimpl
+from hub.scenarios import DemoScenario
 
+from .demo import ZbpScenario
 from .notifier import ZbpNotifier
 from .simulator import make_app
 
@@ -29,3 +31,9 @@ def aktenhub_simulators() -> Sequence[Simulator]:
             make_app=make_app,
         )
     ]
+
+
+@hookimpl
+def aktenhub_demo_scenarios() -> Sequence[DemoScenario]:
+    """The BundID mailbox simulator and notifier for the demo."""
+    return [ZbpScenario()]
