@@ -1,15 +1,21 @@
-"""`aktenhub demo --once` files every demo application in the Enaio simulator."""
+"""`aktenhub demo`: the composed plugin scenarios file every application; the core names no plugin."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
+import hub.demo
 from hub.cli import main
+from hub.demo import ScenarioError, compose, demo_settings
 from hub.journal import ApplicationFilter, SqliteJournal
 from hub.models import Application, ApplicationState
+from hub.plugins import load_plugins
+from hub.scenarios import DemoScenario, DemoSite
 
 
 async def filed(journal_path: Path) -> list[Application]:
@@ -62,3 +68,67 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
     assert renewal.file_number == first.file_number
     log = (tmp_path / "demo" / "hub.log").read_text(encoding="utf-8")
     assert "Neumann" not in log and "Çelik" not in log and "Müßig" not in log  # no personal data
+
+
+class _Scenario(DemoScenario):
+    def __init__(self, name: str, requires: tuple[str, ...] = (), **connectors: Any) -> None:
+        self.name = name
+        self.requires = requires
+        self._connectors = connectors
+
+    def connectors(self, site: DemoSite) -> dict[str, dict[str, Any]]:
+        return self._connectors
+
+    def routes(self, site: DemoSite) -> list[dict[str, Any]]:
+        return [{"name": f"{self.name}-route", "from": "x", "to": ["y"]}]
+
+
+def test_scenarios_run_after_those_they_require_ties_by_name() -> None:
+    scenarios = [
+        _Scenario("formcycle", ("enaio", "bundid")),
+        _Scenario("zbp"),
+        _Scenario("enaio"),
+        _Scenario("fv-rest", ("formcycle",)),
+        _Scenario("bundid"),
+    ]
+    assert [s.name for s in compose(scenarios)] == ["bundid", "enaio", "formcycle", "fv-rest", "zbp"]
+
+
+def test_scenarios_that_do_not_compose_are_refused_with_the_reason() -> None:
+    with pytest.raises(ScenarioError, match="'formcycle' needs enaio, which no installed plugin"):
+        compose([_Scenario("formcycle", ("enaio",))])
+    with pytest.raises(ScenarioError, match="in a circle: a, b"):
+        compose([_Scenario("a", ("b",)), _Scenario("b", ("a",)), _Scenario("c")])
+    with pytest.raises(ScenarioError, match="two plugins contribute a demo scenario named 'a'"):
+        compose([_Scenario("a"), _Scenario("a")])
+
+
+def test_a_scenario_extends_the_connectors_of_those_it_requires(tmp_path: Path) -> None:
+    site = DemoSite(data_dir=tmp_path, schemas=tmp_path, hub_url="http://127.0.0.1:1", urls={})
+    enaio = _Scenario("enaio", enaio={"type": "enaio", "object_types": ["Vorgang"]})
+    form = _Scenario(
+        "form", ("enaio",), enaio={"object_types": ["Personenakte", "Vorgang"]}, log={"type": "log"}
+    )
+    bau = _Scenario("bau", ("enaio",), enaio={"object_types": ["Bauakte"]}, log={"type": "log"})
+    settings = demo_settings(compose([form, bau, enaio]), site, 0)
+    assert settings["connectors"] == {
+        "enaio": {"type": "enaio", "object_types": ["Vorgang", "Bauakte", "Personenakte"]},
+        "log": {"type": "log"},
+    }
+    assert [r["name"] for r in settings["routes"]] == ["enaio-route", "bau-route", "form-route"]
+    clash = _Scenario("other", ("enaio",), enaio={"type": "xdomea"})
+    with pytest.raises(ScenarioError, match=r"disagree on connectors\.enaio\.type: 'enaio' and 'xdomea'"):
+        demo_settings([enaio, clash], site, 0)
+    twice = _Scenario("enaio-route-again")
+    twice.routes = lambda site: [{"name": "enaio-route"}]  # type: ignore[method-assign]
+    with pytest.raises(ScenarioError, match="'enaio' and 'enaio-route-again' both add route 'enaio-route'"):
+        demo_settings([enaio, twice], site, 0)
+
+
+def test_the_core_demo_names_no_plugin() -> None:
+    plugins = load_plugins()
+    names = {s.name for s in plugins.demo_scenarios()} | set(plugins.simulators())
+    names |= {kind for info in plugins.info() if info.name != "builtins" for kind in info.kinds}
+    assert {"enaio", "formcycle", "bundid", "zbp", "xta", "xdomea", "bauportal-nrw"} <= names
+    source = Path(hub.demo.__file__).read_text(encoding="utf-8").lower()
+    assert [name for name in sorted(names) if name.lower() in source] == []
