@@ -22,11 +22,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from hub.models import Application, ApplicationState
+
+if TYPE_CHECKING:  # a leaf module: importing it loads no HTTP stack
+    import aiohttp
 
 # Where the example mapping files live in a source tree (the demo runs from one).
 EXAMPLE_MAPPINGS = Path("config") / "mappings"
