@@ -24,7 +24,9 @@ def aktenhub_simulators() -> Sequence[Simulator]:
         Simulator(
             name="fachverfahren-example",
             description="Example Fachverfahren REST import API v1 (cases, documents, Basic auth, "
-            "idempotency keys; fault knobs fail_next, latency_seconds, required_form_fields, drop_upload)",
+            "idempotency keys; answer queue GET /api/answers, DELETE /api/answers/{id}; a clerk's answer: "
+            "POST /_sim/cases/{id}/answers; knobs fail_next, latency_seconds, required_form_fields, "
+            "drop_upload, answer_on_create)",
             make_app=make_app,
         )
     ]

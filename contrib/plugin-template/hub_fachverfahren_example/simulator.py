@@ -21,6 +21,22 @@ Every request needs HTTP Basic authentication (else 401). Answers are JSON; erro
   stored first (422 if the content differs). More documents than the case declared → 409; larger than
   ``max_document_size`` → 413.
 
+Answers (the return channel): the Fachverfahren queues an answer when it takes a case in (status
+``received``, with the case number) and whenever its clerk changes the case's status.
+
+- ``GET /api/answers?limit=N`` (1-100, default 50) → 200 ``{"answers": [<answer>...]}``: the answers not
+  acknowledged yet, oldest first. An answer is ``{"id", "case_id", "case_number", "application_id",
+  "status", "message", "decision"}``; ``status`` is one of ``received``, ``in-progress``,
+  ``documents-requested``, ``decided``, ``import-refused``; ``decision`` is null or ``{"document_id",
+  "name", "media_type"}``.
+- ``DELETE /api/answers/{id}`` → 204: acknowledged, never returned again; 404 for an id not in the queue
+  (unknown, or acknowledged before).
+- ``GET /api/cases/{id}/documents/{document id}/content`` → the content of a decision document (the
+  content of uploaded documents is not served: 404).
+- Operator, no authentication: ``POST /_sim/cases/{id}/answers`` with ``{"status", "message",
+  "decision": {"name", "media_type", "content_base64"}}`` → 201 with the queued answer (what the
+  clerk's work in the Fachverfahren produces).
+
 A case is ``{"id", "case_number", "idempotency_key", "service", "application_id", "status",
 "documents_expected", "documents": [<document>...]}``; its status is ``awaiting-documents`` until as
 many documents as declared are uploaded, then ``complete``. The applicant's name and the form are kept
@@ -28,7 +44,8 @@ but never returned.
 
 Fault knobs (options of `make_app`, attributes of `FachverfahrenState` to change while it runs):
 ``fail_next`` answers the next N requests with 503; ``latency_seconds`` delays every answer;
-``required_form_fields`` makes cases without those form fields fail with 422; ``drop_upload`` drops the
+``required_form_fields`` makes cases without those form fields fail with 422; ``answer_on_create``
+(default true) queues the ``received`` answer for each new case; ``drop_upload`` drops the
 connection without an answer on the N-th document upload (``drop_after_store``: after storing it, so
 only the answer is lost).
 """
@@ -36,6 +53,8 @@ only the answer is lost).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import hashlib
 import hmac
@@ -49,10 +68,12 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hub.simulation import basic_credentials
+from hub.simulation import basic_credentials, fault_middleware, parse_json, refusal_middleware
 
 PROTOCOL_VERSION = "1"
 CHUNK = 64 * 1024
+OPERATOR = "/_sim/"  # the simulator's own endpoints: no authentication, never delayed or failed
+STATUSES = ("received", "in-progress", "documents-requested", "decided", "import-refused")
 
 
 class SimulatorOptions(BaseModel):
@@ -68,6 +89,7 @@ class SimulatorOptions(BaseModel):
     drop_upload: int = Field(0, ge=0, description="drop the connection on document upload N (0: never)")
     drop_after_store: bool = Field(False, description="drop only after storing that document")
     max_document_size: int = Field(100 * 1024**2, ge=1)
+    answer_on_create: bool = Field(True, description="queue the answer 'received' for each new case")
 
     @field_validator("required_form_fields", mode="before")
     @classmethod
@@ -88,6 +110,7 @@ class StoredDocument:
     size: int
     sha256: str
     idempotency_key: str | None
+    content: bytes | None = None  # kept for the Fachverfahren's own documents (decisions) only
 
     def answer(self) -> dict[str, Any]:
         """The document as the API returns it."""
@@ -147,7 +170,9 @@ class FachverfahrenState:
         self.drop_upload = options.drop_upload
         self.drop_after_store = options.drop_after_store
         self.max_document_size = options.max_document_size
+        self.answer_on_create = options.answer_on_create
         self.cases: dict[str, StoredCase] = {}
+        self.answers: list[StoredAnswer] = []  # the queue, oldest first, acknowledged ones included
         self.requests: Counter[str] = Counter()  # by "METHOD route", every request that got this far
         self.uploads = 0  # document uploads received, dropped ones included
         self._released = asyncio.Event()
@@ -160,6 +185,46 @@ class FachverfahrenState:
         """The case created with that idempotency key."""
         return next((c for c in self.cases.values() if c.idempotency_key == key), None)
 
+    def queue_answer(
+        self,
+        case: StoredCase,
+        status: str,
+        message: str | None = None,
+        decision: tuple[str, str, bytes] | None = None,
+    ) -> StoredAnswer:
+        """The clerk changed the case's status: queue an answer (with a decision: name, type, content)."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+        document = None
+        if decision is not None:
+            name, media_type, content = decision
+            document = StoredDocument(
+                id=uuid.uuid4().hex,
+                name=name,
+                type="decision",
+                media_type=media_type,
+                size=len(content),
+                sha256=hashlib.sha256(content).hexdigest(),
+                idempotency_key=None,
+                content=content,
+            )
+            case.documents.append(document)
+            case.documents_expected += 1
+        queued = StoredAnswer(uuid.uuid4().hex, case, status, message, document)
+        self.answers.append(queued)
+        return queued
+
+    def pending_answers(self) -> list[StoredAnswer]:
+        """The answers not acknowledged yet, oldest first."""
+        return [a for a in self.answers if not a.acknowledged]
+
+    def take_failure(self) -> bool:
+        """Whether this request is one of the next `fail_next` to fail."""
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return True
+        return False
+
     async def delay(self) -> None:
         """The configured latency; ends early when the simulator shuts down."""
         if self.latency_seconds > 0:
@@ -169,6 +234,33 @@ class FachverfahrenState:
     def release(self) -> None:
         """End every pending delay (at shutdown, so no request outlives the server)."""
         self._released.set()
+
+
+@dataclass
+class StoredAnswer:
+    """An entry of the answer queue."""
+
+    id: str
+    case: StoredCase
+    status: str
+    message: str | None
+    decision: StoredDocument | None
+    acknowledged: bool = False
+
+    def answer(self) -> dict[str, Any]:
+        """The answer as the API returns it."""
+        decision = self.decision
+        return {
+            "id": self.id,
+            "case_id": self.case.id,
+            "case_number": self.case.case_number,
+            "application_id": self.case.application_id,
+            "status": self.status,
+            "message": self.message,
+            "decision": None
+            if decision is None
+            else {"document_id": decision.id, "name": decision.name, "media_type": decision.media_type},
+        }
 
 
 STATE = web.AppKey("fachverfahren_example_state", FachverfahrenState)
@@ -186,6 +278,7 @@ class _NewCase(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     service: str = Field(min_length=1, max_length=100)
+    subject: str | None = Field(None, max_length=255)
     application_id: str = Field(min_length=1, max_length=200)
     applicant_name: str = Field(max_length=500)
     form: dict[str, Any]
@@ -207,18 +300,10 @@ def _drop(request: web.Request) -> NoReturn:
 
 
 @web.middleware
-async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-    state = request.app[STATE]
-    await state.delay()
-    if state.fail_next > 0:
-        state.fail_next -= 1
-        return _error(503, "service temporarily unavailable (simulated)")
-    return await handler(request)
-
-
-@web.middleware
 async def _basic_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE]
+    if request.path.startswith(OPERATOR):
+        return await handler(request)
     credentials = basic_credentials(request.headers.get(hdrs.AUTHORIZATION, ""))
     if (
         credentials is None
@@ -251,10 +336,7 @@ async def _create_case(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key", "").strip()
     if not key:
         return _error(400, "header Idempotency-Key is required")
-    try:
-        raw = await request.json()
-    except ValueError:
-        return _error(400, "the body is not JSON")
+    raw = parse_json(await request.read())
     try:
         new = _NewCase.model_validate(raw)
     except ValidationError as exc:
@@ -286,6 +368,8 @@ async def _create_case(request: web.Request) -> web.Response:
         created_at=now,
     )
     state.cases[case.id] = case
+    if state.answer_on_create:
+        state.queue_answer(case, "received")
     return web.json_response(case.answer(), status=201)
 
 
@@ -339,6 +423,65 @@ async def _upload_document(request: web.Request) -> web.StreamResponse:
     return web.json_response(document.answer(), status=201)
 
 
+async def _answers(request: web.Request) -> web.Response:
+    limit = request.query.get("limit", "50")
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 100:
+        return _error(400, "query parameter limit must be a number from 1 to 100")
+    pending = request.app[STATE].pending_answers()[: int(limit)]
+    return web.json_response({"answers": [a.answer() for a in pending]})
+
+
+async def _acknowledge(request: web.Request) -> web.Response:
+    answer_id = request.match_info["answer_id"]
+    queued = next((a for a in request.app[STATE].pending_answers() if a.id == answer_id), None)
+    if queued is None:
+        return _error(404, "no such answer in the queue")
+    queued.acknowledged = True
+    return web.Response(status=204)
+
+
+async def _document_content(request: web.Request) -> web.Response:
+    case = request.app[STATE].cases.get(request.match_info["case_id"])
+    if case is None:
+        return _error(404, "no such case")
+    document = next((d for d in case.documents if d.id == request.match_info["document_id"]), None)
+    if document is None or document.content is None:
+        return _error(404, "no such document with content in this case")
+    return web.Response(body=document.content, content_type=document.media_type)
+
+
+class _ClerkAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    class Decision(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+
+        name: str = Field(min_length=1, max_length=255)
+        media_type: str = Field(min_length=1, max_length=255)
+        content_base64: str
+
+    status: str
+    message: str | None = Field(None, max_length=2000)
+    decision: Decision | None = None
+
+
+async def _clerk_answers(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    case = state.cases.get(request.match_info["case_id"])
+    if case is None:
+        return _error(404, "no such case")
+    try:
+        wish = _ClerkAnswer.model_validate(parse_json(await request.read()))
+        decision = None
+        if wish.decision is not None:
+            content = base64.b64decode(wish.decision.content_base64, validate=True)
+            decision = (wish.decision.name, wish.decision.media_type, content)
+        queued = state.queue_answer(case, wish.status, wish.message, decision)
+    except (ValidationError, ValueError, binascii.Error) as exc:
+        return _error(422, f"not an answer: {exc}"[:300])
+    return web.json_response(queued.answer(), status=201)
+
+
 async def _release(app: web.Application) -> None:
     app[STATE].release()
 
@@ -346,7 +489,9 @@ async def _release(app: web.Application) -> None:
 def make_app(**options: Any) -> web.Application:
     """The simulator as an aiohttp application; `options` as in `SimulatorOptions`."""
     state = FachverfahrenState(SimulatorOptions.model_validate(options))
-    app = web.Application(middlewares=[_faults, _basic_auth])
+    refusals = refusal_middleware(lambda request, status, message: _error(status, message))
+    faults = fault_middleware(STATE, _error, operator_prefix=OPERATOR)
+    app = web.Application(middlewares=[refusals, faults, _basic_auth])
     app[STATE] = state
     app.on_shutdown.append(_release)
     app.router.add_get("/api/health", _health)
@@ -354,4 +499,8 @@ def make_app(**options: Any) -> web.Application:
     app.router.add_post("/api/cases", _create_case)
     app.router.add_get("/api/cases/{case_id}", _get_case)
     app.router.add_post("/api/cases/{case_id}/documents", _upload_document)
+    app.router.add_get("/api/cases/{case_id}/documents/{document_id}/content", _document_content)
+    app.router.add_get("/api/answers", _answers)
+    app.router.add_delete("/api/answers/{answer_id}", _acknowledge)
+    app.router.add_post("/_sim/cases/{case_id}/answers", _clerk_answers)
     return app

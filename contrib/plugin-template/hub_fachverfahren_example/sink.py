@@ -1,4 +1,5 @@
-"""The sink: delivers an application as a case, with its documents, to the Fachverfahren's REST import API.
+"""The sink: delivers an application as a case, with its documents, to the Fachverfahren's REST import API,
+and takes the Fachverfahren's answers (case number, status, decision) back to the hub.
 
 One delivery is several requests: find or create the case, then upload each document. A crash or an error
 between them must neither lose nor repeat work, so
@@ -9,74 +10,66 @@ between them must neither lose nor repeat work, so
   resumes with the next document instead of starting over;
 - each upload carries its own idempotency key, so an upload whose answer was lost is not stored twice.
 
-Failures are classified for the core, which owns retrying: no answer in time, no connection, 5xx, 408
-and 429 are `Retryable`; other 4xx (bad request, credentials refused, validation) are `Permanent` with
-the server's message. Logs carry ids and counts, never the applicant's data or document names.
+Answers are fetched from the Fachverfahren's answer queue (`poll_answers`): each one is handed to the
+core (`context.answer`, durable and idempotent on the answer's id) and only then acknowledged, so an
+answer whose acknowledgement is lost comes again and changes nothing the second time.
+
+HTTP goes through `hub.Outbound` (the hub's shared session, authentication, bounded reads): it turns
+timeouts, lost connections, 5xx, 408 and 429 into `Retryable` and other 4xx into `Permanent` with the
+server's message. The core owns retrying. Logs carry ids and counts, never the applicant's data.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 from collections import Counter
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub import (
+    Answer,
+    AnswerStatus,
+    Attachment,
     BlobNotFound,
     CheckResult,
-    ConnectorConfig,
     ConnectorContext,
     Delivery,
     DeliveryContext,
     Document,
     FileRecord,
+    HttpAnswer,
     Manifest,
     Permanent,
     Retryable,
-    Secret,
     Sink,
-    transient_http_status,
+    UnknownApplication,
 )
 
 from . import __version__
+from .config import ExampleFachverfahrenConfig, ExampleFachverfahrenPayload
 
 log = logging.getLogger(__name__)
 
 STANDARD = "Example Fachverfahren REST import API v1"
+SYSTEM = "the example Fachverfahren"  # how errors name the remote system
 CASE_CHECKPOINT = "case"
 DOCUMENTS_CHECKPOINT = "documents"
-MAX_ANSWER = 1024**2  # bytes; the API answers with small JSON documents
-MAX_MESSAGE = 300  # characters of a server's error message kept in our error
+ANSWER_BATCH = 50  # answers fetched per poll
+MAX_DECISION = 50 * 1024**2  # bytes of a decision document
+CHUNK = 64 * 1024
 
-_Answer = TypeVar("_Answer", bound=BaseModel)
+# The Fachverfahren's case states, as the hub's return channel knows them.
+STATUSES = {
+    "received": AnswerStatus.ACCEPTED,
+    "in-progress": AnswerStatus.IN_PROGRESS,
+    "documents-requested": AnswerStatus.ACTION_REQUIRED,
+    "decided": AnswerStatus.DECIDED,
+    "import-refused": AnswerStatus.FAILED,
+}
 
-
-class ExampleFachverfahrenConfig(ConnectorConfig):
-    """Settings of a ``type: fachverfahren-example`` connector."""
-
-    base_url: str = Field(
-        description="root of the Fachverfahren's import API (without /api), e.g. https://fv.kreis.example"
-    )
-    username: str = Field(min_length=1, pattern=r"^[^:]+$", description="the hub's technical user")
-    password: Secret = Field(description="its password: a ${ENV} reference or file:/path")
-    timeout_seconds: float = Field(
-        60.0, gt=0, le=3600, description="longest one request may take, a document upload included"
-    )
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("expected an http(s) URL, e.g. https://fv.kreis.example")
-        if parts.query or parts.fragment or parts.username or parts.password:
-            raise ValueError("the URL takes no query, fragment or credentials (set username/password)")
-        return value.rstrip("/")
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class _Case(BaseModel):
@@ -101,46 +94,69 @@ class _StoredDocument(BaseModel):
     sha256: str
 
 
+class _Decision(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    document_id: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=255)
+    media_type: str = Field(min_length=1, max_length=255)
+
+
+class _Answer(BaseModel):
+    """One entry of the Fachverfahren's answer queue."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1, max_length=200)
+    case_id: str = Field(min_length=1)
+    case_number: str = Field(min_length=1, max_length=200)
+    application_id: str = Field(min_length=1)
+    status: str
+    message: str | None = Field(None, max_length=2000)
+    decision: _Decision | None = None
+
+
+class _AnswerList(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    answers: list[_Answer]
+
+
 class ExampleFachverfahrenSink(Sink[ExampleFachverfahrenConfig]):
-    """Delivers each application as one case with its documents into the example Fachverfahren."""
+    """Delivers each application as one case with its documents, and fetches the case's answers."""
 
     kind: ClassVar[str] = "fachverfahren-example"
-    Config: ClassVar[type[ConnectorConfig]] = ExampleFachverfahrenConfig
+    Config = ExampleFachverfahrenConfig
+    Payload = ExampleFachverfahrenPayload
     manifest: ClassVar[Manifest] = Manifest(
         name="Example Fachverfahren",
         version=__version__,
         standards=(STANDARD,),
         description="Cases and their documents through the Fachverfahren's REST import interface "
-        "(HTTP Basic authentication, idempotency keys)",
+        "(idempotency keys); case number, status and decision back from its answer queue",
     )
 
     def __init__(self, config: ExampleFachverfahrenConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
-        if not isinstance(config, ExampleFachverfahrenConfig):
-            raise TypeError(f"expected ExampleFachverfahrenConfig, got {type(config).__name__}")
-        self.settings = config
-        self._authorization = basic_authorization(config.username, config.password.get_secret_value())
+        self.http = context.outbound(config, system=SYSTEM)
+        self.answer_poll_interval = config.answer_poll_seconds
         self._counters: Counter[str] = Counter()
 
     # -- operators -------------------------------------------------------------------------------------
 
     async def check(self) -> CheckResult:
-        """The import API answers its health check and accepts the configured user."""
-        details = {"base_url": self.settings.base_url, "username": self.settings.username}
+        """The import API answers its health check and accepts the configured credentials."""
+        details = self.http.describe()
         try:
-            answer = await self._call("GET", "/api/health", "health check")
+            answer = (await self.http.request("GET", "/api/health", "health check")).json("health check")
         except (Retryable, Permanent) as exc:
             return CheckResult(ok=False, message=str(exc), details=details)
         version = answer.get("version") if isinstance(answer, dict) else None
         details["api_version"] = str(version or "unknown")
-        return CheckResult(
-            ok=True,
-            message=f"{self.settings.base_url} answers and accepts user {self.settings.username}",
-            details=details,
-        )
+        return CheckResult(ok=True, message=f"{self.config.base_url} answers and accepts us", details=details)
 
     async def diagnostics(self) -> dict[str, Any]:
-        """Configuration (the password masked) and what this process has delivered since it started."""
+        """Configuration (secrets masked) and what this process has delivered and fetched since it started."""
         state = await super().diagnostics()
         state["counters"] = dict(self._counters)
         return state
@@ -152,7 +168,7 @@ class ExampleFachverfahrenSink(Sink[ExampleFachverfahrenConfig]):
         app = ctx.application
         if record.application_id != app.id:
             raise Permanent(f"record belongs to application {record.application_id}, the context to {app.id}")
-        blobs = await self._document_blobs(record, ctx)  # before anything is created: all or nothing to send
+        blobs = self._document_blobs(record, ctx)  # before anything is created: all or nothing to send
         case, created = await self._case(record, ctx)
         uploaded = _uploaded(ctx)
         sent = 0
@@ -171,16 +187,27 @@ class ExampleFachverfahrenSink(Sink[ExampleFachverfahrenConfig]):
             len(record.documents),
             sent,
         )
+        # The case number is a correlation of the application, never its Aktenzeichen: the e-file's
+        # Aktenzeichen stays the application's file number.
         return Delivery(
             target=self.name,
             reference=case.id,
-            file_number=case.case_number,
-            correlations={"case": case.id},
+            correlations={"case": case.id, "case_number": case.case_number},
             duplicate=not created and sent == 0,
             details={"documents": len(record.documents)},
         )
 
-    async def _document_blobs(self, record: FileRecord, ctx: DeliveryContext) -> list[str]:
+    def payload(self, record: FileRecord) -> ExampleFachverfahrenPayload:
+        """What the route's mapping gives this sink (`payloads.<connector name>`); defaults without one."""
+        given = record.payloads.get(self.name, {})
+        try:
+            return ExampleFachverfahrenPayload.model_validate(given)
+        except ValidationError as exc:  # the core checks mappings at start-up; a replay may predate that
+            raise Permanent(
+                f"payloads.{self.name} does not fit: {exc.errors(include_url=False)[0]['msg']}"
+            ) from None
+
+    def _document_blobs(self, record: FileRecord, ctx: DeliveryContext) -> list[str]:
         """Each document's blob reference; a document without content cannot be delivered, ever."""
         refs = []
         for index, document in enumerate(record.documents):
@@ -188,7 +215,7 @@ class ExampleFachverfahrenSink(Sink[ExampleFachverfahrenConfig]):
             if document.blob is None:
                 raise Permanent(f"{what} has no content (no blob reference): nothing to deliver")
             try:
-                present = await ctx.blobs.exists(document.blob)
+                present = ctx.blobs.exists(document.blob)
             except BlobNotFound:  # not even a valid reference
                 present = False
             if not present:
@@ -205,27 +232,31 @@ class ExampleFachverfahrenSink(Sink[ExampleFachverfahrenConfig]):
             except ValidationError:
                 pass  # written by another version of this plugin: look the case up instead
         key = ctx.application.id
+        params = {"idempotency_key": key}
         found = _parse(
             _CaseList,
-            await self._call("GET", "/api/cases", "case lookup", params={"idempotency_key": key}),
+            await self.http.request("GET", "/api/cases", "case lookup", params=params),
             "case lookup",
-        ).cases
-        created = not found
-        if found:
-            case = found[0]
+        )
+        created = not found.cases
+        if found.cases:
+            case = found.cases[0]
         else:
             app = ctx.application
+            payload = self.payload(record)
             body = {
-                "service": record.service,
+                "service": payload.verfahren or record.service,
+                "subject": payload.subject,
                 "application_id": app.id,
                 "applicant_name": app.applicant.display_name,
-                "form": app.form,
+                "form": app.form if payload.fields is None else payload.fields,
                 "documents": [
                     {"name": d.name, "type": d.type, "media_type": d.media_type} for d in record.documents
                 ],
             }
-            answer = await self._call(
-                "POST", "/api/cases", "case creation", json=body, headers={"Idempotency-Key": key}
+            headers = {"Idempotency-Key": key}
+            answer = await self.http.request(
+                "POST", "/api/cases", "case creation", json=body, headers=headers
             )
             case = _parse(_Case, answer, "case creation")
             self._counters["cases_created"] += 1
@@ -243,12 +274,12 @@ class ExampleFachverfahrenSink(Sink[ExampleFachverfahrenConfig]):
     ) -> str:
         """Stream one document from the blob store into the case; returns the Fachverfahren's id for it."""
         what = f"upload of document {index}"
-        answer = await self._call(
+        answer = await self.http.request(
             "POST",
             f"/api/cases/{quote(case.id, safe='')}/documents",
             what,
             params={"name": document.name, "type": document.type},
-            data=ctx.blobs.read(blob),
+            data=lambda: ctx.blobs.read(blob),  # a fresh stream should the request be sent again
             headers={
                 "Content-Type": document.media_type,
                 "Idempotency-Key": f"{application_id}/documents/{index}",
@@ -264,85 +295,71 @@ class ExampleFachverfahrenSink(Sink[ExampleFachverfahrenConfig]):
         self._counters["documents_uploaded"] += 1
         return stored.id
 
-    # -- HTTP ------------------------------------------------------------------------------------------
+    # -- answers ---------------------------------------------------------------------------------------
 
-    async def _call(
-        self, method: str, path: str, what: str, *, headers: dict[str, str] | None = None, **kwargs: Any
-    ) -> Any:
-        """One request to the API with the hub's shared session; the JSON answer, or a classified error."""
-        timeout = self.settings.timeout_seconds
-        try:
-            async with self.context.http.request(
-                method,
-                self.settings.base_url + path,
-                headers={**(headers or {}), "Authorization": self._authorization},
-                timeout=aiohttp.ClientTimeout(total=timeout),
-                allow_redirects=False,
-                **kwargs,
-            ) as response:
-                status = response.status
-                text = await _read_limited(response, what)
-        except TimeoutError:
-            raise Retryable(f"{what}: no answer from {self.settings.base_url} within {timeout:g} s") from None
-        except aiohttp.ClientConnectionError as exc:
-            raise Retryable(
-                f"{what}: connection to {self.settings.base_url} failed: {type(exc).__name__}: {exc}"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise Retryable(f"{what}: {type(exc).__name__}: {exc}") from None
-        if 200 <= status < 300:
-            return _json(text, what)
-        message = _server_message(text)
-        if status in (401, 403):
-            raise Permanent(
-                f"{what}: the Fachverfahren refused user {self.settings.username!r} ({status}): {message}; "
-                "check username, password and the user's rights, then replay"
-            )
-        if 400 <= status < 500 and not transient_http_status(status):
-            raise Permanent(f"{what}: the Fachverfahren refused the request ({status}): {message}")
-        raise Retryable(f"{what}: the Fachverfahren answered {status}: {message}")
+    async def poll_answers(self) -> int:
+        """Fetch the answer queue; hand each answer to the core, then acknowledge it there."""
+        queue = await self.http.request(
+            "GET", "/api/answers", "answer fetch", params={"limit": str(ANSWER_BATCH)}
+        )
+        taken = 0
+        for item in _parse(_AnswerList, queue, "answer fetch").answers:
+            try:
+                outcome = await self.context.answer(await self._answer(item))
+            except UnknownApplication:
+                # Not ours (another hub, or purged): left in the queue for the Fachverfahren's operators.
+                log.warning("answer for no application of this hub answer=%s case=%s", item.id, item.case_id)
+                self._counters["answers_unknown"] += 1
+                continue
+            what = f"acknowledgement of answer {item.id}"
+            # 404: acknowledged before (our earlier acknowledgement's answer was lost)
+            await self.http.request("DELETE", f"/api/answers/{quote(item.id, safe='')}", what, accept=(404,))
+            self._counters["answers_duplicate" if outcome.duplicate else "answers_taken"] += 1
+            taken += 1
+        return taken
+
+    async def _answer(self, item: _Answer) -> Answer:
+        """The queue entry as the hub's `Answer`, its decision document streamed into the blob store."""
+        status = STATUSES.get(item.status)
+        if status is None:
+            raise Permanent(f"answer {item.id}: unknown case status {item.status!r}")
+        decision = None
+        if item.decision is not None:
+            decision = await self._download(item.case_id, item.decision)
+        return Answer(
+            answer_id=item.id,
+            application_id=item.application_id,
+            reference=item.case_id,
+            status=status,
+            case_number=item.case_number,
+            status_text=item.status,
+            message=item.message,
+            error=item.message if status is AnswerStatus.FAILED else None,
+            decision=decision,
+        )
+
+    async def _download(self, case_id: str, decision: _Decision) -> Attachment:
+        """Stream a decision document from the Fachverfahren into the blob store."""
+        path = (
+            f"/api/cases/{quote(case_id, safe='')}/documents/{quote(decision.document_id, safe='')}/content"
+        )
+        async with self.http.stream("GET", path, "decision download") as response:
+            stored = await self.context.blobs.write(response.content.iter_chunked(CHUNK), limit=MAX_DECISION)
+        return Attachment(
+            name=decision.name,
+            media_type=decision.media_type,
+            size=stored.size,
+            sha256=stored.sha256,
+            blob=stored.ref,
+        )
 
 
-def basic_authorization(username: str, password: str) -> str:
-    """The ``Authorization`` header value of HTTP Basic authentication (RFC 7617, UTF-8)."""
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-
-
-async def _read_limited(response: aiohttp.ClientResponse, what: str) -> str:
-    data = bytearray()
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        data += chunk
-        if len(data) > MAX_ANSWER:
-            raise Retryable(f"{what}: the answer is larger than {MAX_ANSWER} bytes")
-    return data.decode("utf-8", errors="replace")
-
-
-def _json(text: str, what: str) -> Any:
+def _parse(model: type[_Model], answer: HttpAnswer, what: str) -> _Model:
+    """The answer as `model`; an answer of another shape may be a proxy's page: `Retryable`."""
     try:
-        return json.loads(text)
-    except ValueError:
-        # A proxy's error page with status 200, say: may pass once the network is fixed.
-        raise Retryable(f"{what}: the answer is not JSON: {text[:80]!r}") from None
-
-
-def _parse(model: type[_Answer], answer: Any, what: str) -> _Answer:
-    try:
-        return model.model_validate(answer)
+        return model.model_validate(answer.json(what))
     except ValidationError as exc:
         raise Retryable(f"{what}: unexpected answer: {exc.errors(include_url=False)[0]['msg']}") from None
-
-
-def _server_message(text: str) -> str:
-    """The ``error`` of a JSON error answer, else the start of the text."""
-    try:
-        answer = json.loads(text)
-    except ValueError:
-        answer = None
-    if isinstance(answer, dict) and isinstance(answer.get("error"), str):
-        message: str = answer["error"]
-    else:
-        message = text.strip() or "(no message)"
-    return message[:MAX_MESSAGE]
 
 
 def _uploaded(ctx: DeliveryContext) -> dict[str, str]:

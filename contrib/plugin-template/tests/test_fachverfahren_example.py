@@ -1,7 +1,8 @@
-"""The example Fachverfahren sink against its simulator: the sink contract, resuming, end to end."""
+"""The example Fachverfahren sink against its simulator: the sink contract, resuming, answers, end to end."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -13,12 +14,16 @@ import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from hub_fachverfahren_example import plugin
 from hub_fachverfahren_example.simulator import STATE, FachverfahrenState, make_app
-from hub_fachverfahren_example.sink import ExampleFachverfahrenSink, basic_authorization
+from hub_fachverfahren_example.sink import ExampleFachverfahrenSink
 from pydantic import ValidationError
 
 from hub import (
+    Answer,
+    AnswerOutcome,
+    AnswerStatus,
     Application,
     ApplicationState,
+    BlobStore,
     ConnectorContext,
     Document,
     DocumentContent,
@@ -26,8 +31,9 @@ from hub import (
     Permanent,
     Retryable,
     Sink,
+    UnknownApplication,
 )
-from hub.blobs import BlobStore
+from hub.outbound import basic_authorization
 from hub.testing import Fault, SinkContract, make_application
 from hub.testing.contracts import delivery_context
 
@@ -63,14 +69,15 @@ async def start_fachverfahren() -> AsyncIterator[StartFachverfahren]:
         await server.close()
 
 
-def make_sink(context: ConnectorContext, base_url: str, **settings: Any) -> ExampleFachverfahrenSink:
+def make_sink(
+    context: ConnectorContext, base_url: str, password: str = PASSWORD, **settings: Any
+) -> ExampleFachverfahrenSink:
     """A sink built the way the hub builds it: configuration validated by its `Config`."""
     config = ExampleFachverfahrenSink.Config.model_validate(
         {
             "type": "fachverfahren-example",
             "base_url": base_url,
-            "username": USER,
-            "password": PASSWORD,
+            "auth": {"type": "basic", "username": USER, "password": password},
             "timeout_seconds": 5,
             **settings,
         }
@@ -136,7 +143,7 @@ class TestExampleContract(SinkContract):
 
     async def results(self, sink: Sink, application: Application) -> int:
         assert isinstance(sink, ExampleFachverfahrenSink)
-        state = self.targets.get(sink.settings.base_url)
+        state = self.targets.get(sink.config.base_url)
         return 0 if state is None else len(state.cases_for(application.id))
 
     async def faulty_sink(self, fault: Fault) -> Sink | None:
@@ -170,8 +177,9 @@ async def test_retry_after_dropped_upload_resumes(
     delivery = await sink.deliver(record, delivery_context(app, blobs, checkpoints))
 
     (case,) = fachverfahren.state.cases_for(app.id)
-    assert (delivery.reference, delivery.file_number) == (case.id, case.case_number)
-    assert delivery.correlations == {"case": case.id}
+    assert delivery.reference == case.id
+    assert delivery.correlations == {"case": case.id, "case_number": case.case_number}
+    assert delivery.file_number is None  # the case number never becomes the Aktenzeichen
     assert case.status == "complete"
     assert [d.sha256 for d in case.documents] == [
         str(d.blob).removeprefix("sha256:") for d in record.documents
@@ -199,7 +207,8 @@ async def test_lost_checkpoints_find_the_case_instead_of_a_second_one(
     assert case.status == "complete"
 
     again = await sink.deliver(record, delivery_context(app, blobs, checkpoints))
-    assert again.duplicate and again.reference == case.id and again.file_number == case.case_number
+    assert again.duplicate and again.reference == case.id
+    assert again.correlations["case_number"] == case.case_number
     assert len(fachverfahren.state.cases_for(app.id)) == 1
 
 
@@ -209,9 +218,11 @@ async def test_refusals_are_permanent_with_the_servers_reason(
     fachverfahren = await start_fachverfahren(required_form_fields="aktenzeichen")
     app = await make_application(blobs, external_id="refused")
     wrong_password = make_sink(connector_context, fachverfahren.url, password="not-the-password")
-    with pytest.raises(Permanent, match=r"refused user 'aktenhub' \(401\)"):
+    with pytest.raises(Permanent, match=r"refused our credentials \(401\)"):
         await wrong_password.deliver(record_of(app), delivery_context(app, blobs))
-    with pytest.raises(Permanent, match=r"\(422\): form field 'aktenzeichen' is mandatory"):
+    with pytest.raises(
+        Permanent, match=r"refused the request \(422\): form field 'aktenzeichen' is mandatory"
+    ):
         await make_sink(connector_context, fachverfahren.url).deliver(
             record_of(app), delivery_context(app, blobs)
         )
@@ -252,12 +263,12 @@ async def test_check_reports_reachability_and_credentials(
 async def test_configuration_is_validated_and_the_password_never_shown(
     connector_context: ConnectorContext,
 ) -> None:
-    with pytest.raises(ValidationError, match="expected an http"):
+    with pytest.raises(ValidationError, match="base_url"):
         make_sink(connector_context, "ftp://fv.kreis.example")
-    with pytest.raises(ValidationError, match="no query"):
-        make_sink(connector_context, "https://user:pw@fv.kreis.example")
+    with pytest.raises(ValidationError, match="auth"):
+        make_sink(connector_context, "https://fv.kreis.example", auth={"type": "basic", "username": USER})
     sink = make_sink(connector_context, "https://fv.kreis.example/")
-    assert sink.settings.base_url == "https://fv.kreis.example"
+    assert sink.http.url("/api/health") == "https://fv.kreis.example/api/health"
     assert PASSWORD not in repr(await sink.diagnostics())
 
 
@@ -295,7 +306,112 @@ async def test_simulator_is_strict(start_fachverfahren: StartFachverfahren) -> N
             assert response.status == 201
         async with http.post(documents, params={"name": "b.pdf"}, data=b"%PDF", headers=auth) as response:
             assert response.status == 409  # more documents than the case declared
+        answers = fachverfahren.url + "/api/answers"
+        async with http.get(answers) as response:
+            assert response.status == 401
+        for limit in ("0", "101", "x"):
+            async with http.get(answers, params={"limit": limit}, headers=auth) as response:
+                assert response.status == 400
+        async with http.get(answers, headers=auth) as response:
+            (queued,) = (await response.json())["answers"]
+        assert (queued["status"], queued["case_number"]) == ("received", created["case_number"])
+        async with http.delete(f"{answers}/{queued['id']}", headers=auth) as response:
+            assert response.status == 204
+        async with http.delete(f"{answers}/{queued['id']}", headers=auth) as response:
+            assert response.status == 404  # acknowledged: gone from the queue
+        clerk = f"{fachverfahren.url}/_sim/cases/{created['id']}/answers"
+        async with http.post(clerk, json={"status": "approved"}) as response:
+            assert response.status == 422
     assert len(fachverfahren.state.cases) == 1
+
+
+async def test_the_mappings_payload_shapes_the_case(
+    start_fachverfahren: StartFachverfahren, connector_context: ConnectorContext, blobs: BlobStore
+) -> None:
+    fachverfahren = await start_fachverfahren()
+    sink = make_sink(connector_context, fachverfahren.url)
+    app = await make_application(blobs, external_id="payload")
+    record = record_of(app)
+    record.payloads[sink.name] = {"verfahren": "JS-01", "subject": "Jahresjagdschein", "fields": {"art": "J"}}
+    await sink.deliver(record, delivery_context(app, blobs))
+    (case,) = fachverfahren.state.cases_for(app.id)
+    assert (case.service, case.form) == ("JS-01", {"art": "J"})
+
+    other = await make_application(blobs, external_id="payload-unfit")
+    unfit = record_of(other)
+    unfit.payloads[sink.name] = {"verfahren": "JS-01", "aktenplan": "32.3"}
+    with pytest.raises(Permanent, match=f"payloads.{sink.name} does not fit"):
+        await sink.deliver(unfit, delivery_context(other, blobs))
+    assert fachverfahren.state.cases_for(other.id) == []
+
+
+@dataclass
+class ReturnChannel:
+    """Answers as the core's return channel keeps them: one per (connector, answer id)."""
+
+    known: set[str]  # application ids of the hub
+    answers: dict[tuple[str, str], Answer] = dataclasses.field(default_factory=dict)
+
+    async def __call__(self, connector: str, answer: Answer) -> AnswerOutcome:
+        if answer.application_id not in self.known:
+            raise UnknownApplication(answer.application_id or "")
+        duplicate = (connector, answer.answer_id) in self.answers
+        self.answers.setdefault((connector, answer.answer_id), answer)
+        return AnswerOutcome(application_id=answer.application_id, duplicate=duplicate)
+
+
+async def test_answers_reach_the_hub_once_then_leave_the_queue(
+    start_fachverfahren: StartFachverfahren, connector_context: ConnectorContext, blobs: BlobStore
+) -> None:
+    fachverfahren = await start_fachverfahren()
+    app = await make_application(blobs, external_id="answered")
+    channel = ReturnChannel(known={app.id})
+    sink = make_sink(dataclasses.replace(connector_context, _answer=channel), fachverfahren.url)
+    await sink.deliver(record_of(app), delivery_context(app, blobs))
+    (case,) = fachverfahren.state.cases_for(app.id)
+    decision = b"%PDF-1.4 Bescheid"
+    fachverfahren.state.queue_answer(
+        case, "decided", "Erlaubnis erteilt", ("Bescheid.pdf", "application/pdf", decision)
+    )
+
+    assert await sink.poll_answers() == 2
+    received, decided = channel.answers.values()
+    assert (received.status, received.case_number, received.application_id) == (
+        AnswerStatus.ACCEPTED,
+        case.case_number,
+        app.id,
+    )
+    assert (decided.status, decided.message) == (AnswerStatus.DECIDED, "Erlaubnis erteilt")
+    assert decided.decision is not None and decided.decision.name == "Bescheid.pdf"
+    assert await blobs.read_bytes(decided.decision.blob) == decision
+    assert fachverfahren.state.pending_answers() == []
+    assert await sink.poll_answers() == 0
+
+    # The acknowledgement's answer got lost: the answer comes again and changes nothing.
+    fachverfahren.state.answers[1].acknowledged = False
+    assert await sink.poll_answers() == 1
+    assert len(channel.answers) == 2 and fachverfahren.state.pending_answers() == []
+
+
+async def test_an_answer_for_no_application_of_the_hub_stays_in_the_queue(
+    start_fachverfahren: StartFachverfahren, connector_context: ConnectorContext, blobs: BlobStore
+) -> None:
+    fachverfahren = await start_fachverfahren()
+    app = await make_application(blobs, external_id="not-ours")
+    sink = make_sink(
+        dataclasses.replace(connector_context, _answer=ReturnChannel(known=set())), fachverfahren.url
+    )
+    await sink.deliver(record_of(app), delivery_context(app, blobs))
+    assert await sink.poll_answers() == 0
+    assert [a.status for a in fachverfahren.state.pending_answers()] == ["received"]
+
+
+async def test_a_failing_answer_queue_is_retryable(
+    start_fachverfahren: StartFachverfahren, connector_context: ConnectorContext
+) -> None:
+    fachverfahren = await start_fachverfahren(fail_next=1)
+    with pytest.raises(Retryable, match="answer fetch"):
+        await make_sink(connector_context, fachverfahren.url).poll_answers()
 
 
 def test_plugin_offers_the_sink_and_the_simulator() -> None:
@@ -311,8 +427,7 @@ async def _start_hub(hub_factory: Any, fachverfahren: Fachverfahren) -> Any:
         "fv": {
             "type": "fachverfahren-example",
             "base_url": fachverfahren.url,
-            "username": USER,
-            "password": "${FV_PASSWORD}",
+            "auth": {"type": "basic", "username": USER, "password": "${FV_PASSWORD}"},
             "timeout_seconds": 5,
             "retry": {"max_attempts": 5, "initial_seconds": 0.05, "max_seconds": 0.1, "jitter_seconds": 0},
         },
@@ -337,10 +452,9 @@ async def test_end_to_end_from_intake_to_case(
     (case,) = fachverfahren.state.cases_for(application_id)
     assert (case.service, case.form, case.status) == ("jagdschein", {"vorname": "Erika"}, "complete")
     stored = await running.journal.get_application(application_id)
-    # A Fachverfahren's case number is an id of the case, never the application's Aktenzeichen.
-    assert stored.file_number is None
-    assert stored.correlations["fv.file_number"] == case.case_number
     assert stored.correlations["fv"] == stored.correlations["fv.case"] == case.id
+    assert stored.correlations["fv.case_number"] == case.case_number
+    assert stored.file_number != case.case_number
 
 
 async def test_end_to_end_refused_case_waits_dead_with_the_reason(
