@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean run
+.PHONY: venv demo test lint bench clean run plugin
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ lint: venv
 	$(BIN)/ruff check hub plugins tests bench contrib
 	$(BIN)/ruff format --check hub plugins tests bench contrib
 	$(BIN)/mypy hub plugins/*/hub_* contrib/*/hub_* bench
+
+# A new plugin from contrib/plugin-template: make plugin NAME=k3 (then `make venv` installs it)
+plugin: venv
+	$(BIN)/python -m hub.testing.newplugin $(NAME)
 
 bench: venv
 	$(BIN)/python bench/intake.py
