@@ -21,7 +21,7 @@ _SOURCE_TREE = Path(__file__).resolve().parents[2]
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 _SKIP = shutil.ignore_patterns("__pycache__", "*.egg-info", "build", ".mypy_cache", ".ruff_cache")
 # Lines of the template that only make sense in the template itself
-_TEMPLATE_ONLY = re.compile(r"^# The Aktenhub plugin template: .*\n(?:# .*\(Drop this comment\.\)\n)?", re.M)
+_TEMPLATE_ONLY = re.compile(r"^# The Aktenhub plugin template:.*\n(?:#.*\n)*", re.M)
 
 
 @dataclass(frozen=True)
