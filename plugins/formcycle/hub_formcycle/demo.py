@@ -213,32 +213,27 @@ class FormCycleScenario(DemoScenario):
         }
 
     def routes(self, site: DemoSite) -> list[dict[str, Any]]:
-        return [
+        bundid = {
+            "name": "jagd-und-fischerei",
+            "from": SOURCE,
+            "when": {"service": list(BUNDID_SERVICES)},
+            "identity": {"via": "bundid", "min_level": "substantiell"},
+            "map": str(site.mapping("jagd-und-fischerei.yaml")),
+            "to": ["enaio"],
+            "notify": ["postfach", "receipts"],
+        }
+        # The services without a BundID login: one route each, named after the service and its mapping.
+        return [bundid] + [
             {
-                "name": "jagd-und-fischerei",
+                "name": service,
                 "from": SOURCE,
-                "when": {"service": list(BUNDID_SERVICES)},
-                "identity": {"via": "bundid", "min_level": "substantiell"},
-                "map": str(site.mapping("jagd-und-fischerei.yaml")),
-                "to": ["enaio"],
-                "notify": ["postfach", "receipts"],
-            },
-            {
-                "name": "grabungserlaubnis",
-                "from": SOURCE,
-                "when": {"service": "grabungserlaubnis"},
-                "map": str(site.mapping("grabungserlaubnis.yaml")),
-                "to": ["enaio"],
-                "notify": ["receipts"],
-            },
-            {
-                "name": "kindertagespflege",
-                "from": SOURCE,
-                "when": {"service": "kindertagespflege"},
-                "map": str(site.mapping("kindertagespflege.yaml")),
+                "when": {"service": service},
+                "map": str(site.mapping(f"{service}.yaml")),
                 "to": ["enaio"],
                 "notify": ["receipts"],
-            },
+            }
+            for service in SERVICES
+            if service not in BUNDID_SERVICES
         ]
 
     async def submit(self, run: DemoRun) -> None:

@@ -6,45 +6,21 @@ Scenarios that notify through it add their services' public names to ``connector
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-from pathlib import Path
 from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from hub import Application, ApplicationState
 from hub.scenarios import DemoRun, DemoScenario, DemoSite
+
+from .keys import generate_author
 
 KEY_FILE = "zbp-author.key.pem"
 CERTIFICATE_FILE = "zbp-author.crt.pem"
 
 
-def write_author_key(directory: Path) -> None:
-    """A key pair and self-signed certificate for the mailbox messages' signed envelope."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Aktenhub Demo Rhein-Sieg-Kreis")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    key_path = directory / KEY_FILE
-    key_path.touch(mode=0o600)
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    (directory / CERTIFICATE_FILE).write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+def _write_author_key(site: DemoSite) -> None:
+    """The demo's sender key and self-signed certificate for the messages' signed envelope."""
+    author = generate_author("Aktenhub Demo Rhein-Sieg-Kreis", organisation="Rhein-Sieg-Kreis", valid_days=30)
+    author.write(site.data_dir, stem="zbp-author")
 
 
 class ZbpScenario(DemoScenario):
@@ -56,7 +32,7 @@ class ZbpScenario(DemoScenario):
     columns = ("answer",)
 
     async def prepare(self, site: DemoSite) -> None:
-        await asyncio.to_thread(write_author_key, site.data_dir)
+        await asyncio.to_thread(_write_author_key, site)
 
     def connectors(self, site: DemoSite) -> dict[str, dict[str, Any]]:
         return {
