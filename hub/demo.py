@@ -257,15 +257,17 @@ async def _start(
     return _Services(hub, site, scenarios, admin_token, runners)
 
 
-async def run_demo(data_dir: Path, port: int, once: bool, simulator_port: int = 8095) -> int:
-    """Run the demo; returns the process exit code."""
+async def run_demo(
+    data_dir: Path, port: int, once: bool, simulator_port: int = 8095, plugins: Plugins | None = None
+) -> int:
+    """Run the demo with the installed plugins' scenarios (or those of `plugins`); the exit code."""
     busy = in_use(data_dir / "journal.db")
     if busy is not None:
         # Wiping the directory would pull the journal from under the hub that owns it.
         console.print(f"[red]demo cannot start:[/] {escape(str(busy))} (try --data)", highlight=False)
         return 2
     try:
-        plugins = load_plugins()
+        plugins = plugins or load_plugins()
         scenarios = compose(plugins.demo_scenarios())
     except (PluginError, ScenarioError) as exc:
         console.print(f"[red]demo cannot start:[/] {escape(str(exc))}", highlight=False)
@@ -299,7 +301,7 @@ async def _run(
     outbound = " + ".join(s.outbound for s in scenarios if s.outbound)
     console.rule(f"[bold]Aktenhub demo: {inbound} → Aktenhub → {outbound}")
     sims = " · ".join(f"{name} {url}" for name, url in started.site.urls.items())
-    console.print(f"hub {started.site.hub_url} · simulators: {sims}")
+    console.print(f"hub {started.site.hub_url}" + (f" · simulators: {sims}" if sims else ""))
     console.print(f"journal, files and log under {data_dir}/")
     try:
         return await _drive(started, once)
@@ -354,6 +356,9 @@ class _Run(DemoRun):
     def tally(self, description: str, total: int) -> Tally:
         return _Tally(self.progress, self.progress.add_task(description, total=total))
 
+    async def application(self, application_id: str) -> Application | None:
+        return await self.hub.journal.get_application(application_id)
+
     async def settled(self, expectations: Sequence[Expectation]) -> None:
         wanted = [e for e in self.expected if e.expectation in expectations]
         while True:
@@ -403,7 +408,7 @@ async def _summary(svc: _Services, run: _Run, once: bool) -> int:
     for scenario in svc.scenarios:
         extra += [c for c in scenario.columns if c not in extra and c not in CORE_COLUMNS]
     table = Table(*CORE_COLUMNS, *extra, title="Applications", title_justify="left")
-    ok = True
+    problems: list[str] = []
     order = {s.name: i for i, s in enumerate(svc.scenarios)}
     rows: list[tuple[int, Application, _Expected, ApplicationState, str | None]] = []
     for item in run.expected:
@@ -413,12 +418,16 @@ async def _summary(svc: _Services, run: _Run, once: bool) -> int:
         assert app is not None and summary is not None
         rows.append((order[item.scenario.name], app, item, summary.state, summary.error))
     for _, app, item, state, error in sorted(rows, key=lambda r: (r[0], r[1].received_at)):
-        ok &= state == item.expectation.state
+        if state != item.expectation.state:
+            problems.append(f"{app.id} ({app.service}): {state}, expected {item.expectation.state}")
         cells: dict[str, str] = {}
         for scenario in svc.scenarios:
-            described = await scenario.describe(app, state, run.for_scenario(scenario))
-            for column, value in described.items():
+            view = run.for_scenario(scenario)
+            for column, value in (await scenario.describe(app, state, view)).items():
                 cells.setdefault(column, value)
+            problems += [
+                f"{app.id} ({app.service}): {found}" for found in await scenario.check(app, state, view)
+            ]
         if state == ApplicationState.COMPLETED:
             shown = f"[green]{state}[/]"
         elif state == ApplicationState.REJECTED:
@@ -445,8 +454,9 @@ async def _summary(svc: _Services, run: _Run, once: bool) -> int:
     width = max(len(what) for what, _ in links) + 2
     for what, how in links:
         console.print(f"{what + ':':<{width}}{how}", highlight=False)
-    if not ok:
-        console.print("[red]some applications did not end as their scenario expects[/]")
+    for problem in problems:
+        console.print(f"[red]not as expected:[/] {escape(problem)}", highlight=False)
+    ok = not problems
     if once:
         return 0 if ok else 1
     console.print("[bold]serving; Ctrl-C stops the demo[/]")

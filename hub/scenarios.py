@@ -12,7 +12,9 @@ their declared dependencies (`requires`, ties by name), and runs them in phases:
 3. runs every scenario's `submit` concurrently (samples sent, each registered with `run.expect`), waits
    until each expected application reached a final state, and checks it is the expected one;
 4. prints one table: the core's columns, then each scenario's `columns` (`describe` fills them; the
-   first scenario to give a value wins), and each scenario's `links`.
+   first scenario to give a value wins), each scenario's `links`, and what any scenario's `check`
+   found wrong; the demo fails (exit code 1) when an application ended otherwise than expected or a
+   check found a problem.
 """
 
 from __future__ import annotations
@@ -117,6 +119,10 @@ class DemoRun(ABC):
     def tally(self, description: str, total: int) -> Tally:
         """A progress line the console shows while the demo runs."""
 
+    @abstractmethod
+    async def application(self, application_id: str) -> Application | None:
+        """An application as the hub's journal holds it now (e.g. to wait for an answer's effect)."""
+
 
 class DemoScenario:
     """One plugin's part of `aktenhub demo`; every method has a do-nothing default.
@@ -155,6 +161,10 @@ class DemoScenario:
     ) -> dict[str, str]:
         """Values of this scenario's `columns` for one application of the summary (none: not known)."""
         return {}
+
+    async def check(self, application: Application, state: ApplicationState, run: DemoRun) -> list[str]:
+        """What is wrong with one application of the summary, as this scenario sees it (none: fine)."""
+        return []
 
     def links(self, site: DemoSite) -> list[tuple[str, str]]:
         """Lines printed after the summary: (what, how to look at it)."""

@@ -10,12 +10,14 @@ import pytest
 from click.testing import CliRunner
 
 import hub.demo
+from hub import hookimpl
 from hub.cli import main
-from hub.demo import ScenarioError, compose, demo_settings
+from hub.demo import ScenarioError, compose, demo_settings, run_demo
 from hub.journal import ApplicationFilter, SqliteJournal
 from hub.models import Application, ApplicationState
 from hub.plugins import load_plugins
-from hub.scenarios import DemoScenario, DemoSite
+from hub.scenarios import DemoRun, DemoScenario, DemoSite, Expectation
+from hub.testing import fakes
 
 
 async def filed(journal_path: Path) -> list[Application]:
@@ -132,3 +134,55 @@ def test_the_core_demo_names_no_plugin() -> None:
     assert {"enaio", "formcycle", "bundid", "zbp", "xta", "xdomea", "bauportal-nrw"} <= names
     source = Path(hub.demo.__file__).read_text(encoding="utf-8").lower()
     assert [name for name in sorted(names) if name.lower() in source] == []
+
+
+class _RecordingScenario(DemoScenario):
+    """A third party's scenario: JSON submissions into the recording sink, one of them found wanting."""
+
+    name = "recording"
+    inbound = "JSON"
+    outbound = "recorder"
+    columns = ("form",)
+
+    def connectors(self, site: DemoSite) -> dict[str, dict[str, Any]]:
+        return {"json": {"type": "test-json"}, "recorder": {"type": "test-recording"}}
+
+    def routes(self, site: DemoSite) -> list[dict[str, Any]]:
+        return [{"name": "recorded", "from": "json", "to": ["recorder"]}]
+
+    async def submit(self, run: DemoRun) -> None:
+        for n in (1, 2):
+            body = {"id": f"sample-{n}", "form": {"n": str(n)}}
+            async with run.http.post(f"{run.site.hub_url}/intake/json/probe", json=body) as resp:
+                assert resp.status == 202, await resp.text()
+            # found by the id the source gave it, as a polled source's applications are
+            run.expect(Expectation(ApplicationState.COMPLETED, source="json", external_id=f"sample-{n}"))
+
+    async def describe(
+        self, application: Application, state: ApplicationState, run: DemoRun
+    ) -> dict[str, str]:
+        return {"form": f"n={application.form['n']}"}
+
+    async def check(self, application: Application, state: ApplicationState, run: DemoRun) -> list[str]:
+        stored = await run.application(application.id)
+        assert stored is not None
+        return ["the recorder lost it"] if stored.form["n"] == "2" else []
+
+
+class _RecordingPlugin:
+    @hookimpl
+    def aktenhub_demo_scenarios(self) -> list[DemoScenario]:
+        return [_RecordingScenario()]
+
+
+async def test_a_third_party_scenario_runs_and_its_check_fails_the_demo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugins = load_plugins([fakes, _RecordingPlugin()], entry_points=False)
+    code = await run_demo(tmp_path / "demo", port=0, once=True, simulator_port=0, plugins=plugins)
+    out = " ".join(capsys.readouterr().out.split())  # as read, not as wrapped to the terminal
+    assert code == 1, out
+    assert "Aktenhub demo: JSON → Aktenhub → recorder" in out
+    assert "n=1" in out and "n=2" in out
+    assert "not as expected:" in out and "the recorder lost it" in out
+    assert out.count("not as expected:") == 1
