@@ -6,12 +6,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from hub import Connector, Simulator, hookimpl
+from hub.scenarios import DemoScenario
 
 from . import importfolder, rest, soap, xoev
 
 # One line per transport (each in its own subpackage), so that they can be added independently.
 CONNECTORS: list[type[Connector[Any]]] = []
 SIMULATORS: list[Simulator] = []
+# Each transport's part of `aktenhub demo` (e.g. requires formcycle and enaio, routes to both and itself).
+SCENARIOS: list[DemoScenario] = []
 CONNECTORS += [importfolder.ImportFolderSink, importfolder.FileDropSink]
 CONNECTORS += [xoev.XoevSink]
 SIMULATORS += [xoev.SIMULATOR]
@@ -33,3 +36,9 @@ def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
 def aktenhub_simulators() -> Sequence[Simulator]:
     """One simulated Fachverfahren per transport."""
     return list(SIMULATORS)
+
+
+@hookimpl
+def aktenhub_demo_scenarios() -> Sequence[DemoScenario]:
+    """One demo scenario per transport: an application into its simulated Fachverfahren and back."""
+    return list(SCENARIOS)
