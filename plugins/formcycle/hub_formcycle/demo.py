@@ -4,6 +4,12 @@ Hunting and fishing licences (with a BundID login, at level "substantiell"), exc
 child day care, each routed through its example mapping file into enaio; the BundID services answer
 the applicant's mailbox. One citizen logs in with user name and password only and is refused; the last
 application renews the first one's Jagdschein and lands in the same Akte.
+
+A scenario that `requires` this one may route further services from the ``formcycle`` connector and post
+its own samples as FormCycle's HTTP-Request action does: multipart to
+``{site.hub_url}/intake/formcycle/<service>`` with header ``X-Aktenhub-Token:
+site.secret("FORMCYCLE_TOKEN")``, the id in field ``vorgang_id`` and the applicant in ``vorname``,
+``nachname``, ``geburtsdatum``, ``strasse``, ``plz``, ``ort``, ``email``.
 """
 
 from __future__ import annotations
