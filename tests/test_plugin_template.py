@@ -89,7 +89,8 @@ def test_copied_and_renamed_template_passes_the_contract_suites(importable: Path
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     for contract in ("test_deliver_twice_one_result", "test_faults_classified[validation]"):
         assert f"TestUmweltFvContract::{contract} PASSED" in run.stdout
-    assert "test_answers_reach_the_hub_once_then_leave_the_queue PASSED" in run.stdout
+    for contract in ("test_answer_twice_changes_nothing_twice", "test_acknowledged_only_after_stored"):
+        assert f"TestUmweltFvAnswers::{contract} PASSED" in run.stdout
     lint = subprocess.run(
         [
             *(sys.executable, "-m", "ruff", "check", "--config", str(REPO / "pyproject.toml")),

@@ -51,7 +51,6 @@ class PluginNames:
     def replacements(self) -> list[tuple[str, str]]:
         """Template text -> this plugin's, most specific first."""
         return [
-            ("TestExampleContract", f"Test{self.classes}Contract"),
             ("ExampleFachverfahren", self.classes),
             ("fachverfahren_example", self.folder),
             ("fachverfahren-example", self.kind),

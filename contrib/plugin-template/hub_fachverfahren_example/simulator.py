@@ -246,6 +246,7 @@ class StoredAnswer:
     message: str | None
     decision: StoredDocument | None
     acknowledged: bool = False
+    acknowledgements: int = 0  # DELETEs it got (more than one: it was given again after one)
 
     def answer(self) -> dict[str, Any]:
         """The answer as the API returns it."""
@@ -437,6 +438,7 @@ async def _acknowledge(request: web.Request) -> web.Response:
     if queued is None:
         return _error(404, "no such answer in the queue")
     queued.acknowledged = True
+    queued.acknowledgements += 1
     return web.Response(status=204)
 
 

@@ -13,8 +13,8 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from hub_fachverfahren_example import plugin
-from hub_fachverfahren_example.simulator import STATE, FachverfahrenState, make_app
-from hub_fachverfahren_example.sink import ExampleFachverfahrenSink
+from hub_fachverfahren_example.simulator import STATE, FachverfahrenState, StoredAnswer, make_app
+from hub_fachverfahren_example.sink import STATUSES, ExampleFachverfahrenSink
 from pydantic import ValidationError
 
 from hub import (
@@ -35,7 +35,8 @@ from hub import (
 )
 from hub.outbound import basic_authorization
 from hub.testing import Fault, SinkContract, make_application
-from hub.testing.contracts import delivery_context
+from hub.testing.contracts import AnsweringSinkContract, delivery_context
+from hub.testing.harness import RunningHub
 
 USER = "aktenhub"
 PASSWORD = "simulator-password-1"
@@ -119,7 +120,7 @@ def record_of(app: Application) -> FileRecord:
     return FileRecord(application_id=app.id, service=app.service, documents=documents)
 
 
-class TestExampleContract(SinkContract):
+class TestExampleFachverfahrenContract(SinkContract):
     @pytest.fixture(autouse=True)
     def _environment(
         self, start_fachverfahren: StartFachverfahren, connector_context: ConnectorContext
@@ -421,7 +422,7 @@ def test_plugin_offers_the_sink_and_the_simulator() -> None:
     assert STATE in simulator.make_app(fail_next="2")
 
 
-async def _start_hub(hub_factory: Any, fachverfahren: Fachverfahren) -> Any:
+async def _start_hub(hub_factory: Any, fachverfahren: Fachverfahren, **fv: Any) -> RunningHub:
     connectors = {
         "json": {"type": "test-json"},
         "fv": {
@@ -430,11 +431,79 @@ async def _start_hub(hub_factory: Any, fachverfahren: Fachverfahren) -> Any:
             "auth": {"type": "basic", "username": USER, "password": "${FV_PASSWORD}"},
             "timeout_seconds": 5,
             "retry": {"max_attempts": 5, "initial_seconds": 0.05, "max_seconds": 0.1, "jitter_seconds": 0},
+            **fv,
         },
     }
     routes = [{"name": "to-fv", "from": "json", "to": ["fv"]}]
     # The template is not installed, so its plugin module is handed to the hub directly.
-    return await hub_factory(connectors, routes, extra_plugins=(plugin,), env={"FV_PASSWORD": PASSWORD})
+    running: RunningHub = await hub_factory(
+        connectors, routes, extra_plugins=(plugin,), env={"FV_PASSWORD": PASSWORD}
+    )
+    return running
+
+
+class TestExampleFachverfahrenAnswers(AnsweringSinkContract):
+    """The return channel's contract: the simulator's clerk answers, the hub polls the answer queue."""
+
+    answering_target = "fv"
+
+    @pytest_asyncio.fixture
+    async def answering_hub(self, hub_factory: Any, start_fachverfahren: StartFachverfahren) -> RunningHub:
+        # Only the answers the contract gives: no automatic "received" for each new case.
+        self.fachverfahren = await start_fachverfahren(answer_on_create=False)
+        self.given: dict[int, StoredAnswer] = {}
+        return await _start_hub(hub_factory, self.fachverfahren, answer_poll_seconds=0.05)
+
+    async def submit(self, running: RunningHub, n: int) -> str:
+        status, body = await running.post("/intake/json/jagdschein", json={"id": f"answers-{n}", "form": {}})
+        assert status == 202, body
+        return str(body["application_id"])
+
+    async def give_answer(
+        self, running: RunningHub, application_id: str, n: int, status: AnswerStatus
+    ) -> None:
+        earlier = self.given.get(n)
+        if earlier is not None:
+            earlier.acknowledged = False  # the Fachverfahren queues the same answer again
+            return
+        (case,) = self.fachverfahren.state.cases_for(application_id)
+        wording = next(name for name, known in STATUSES.items() if known is status)
+        self.given[n] = self.fachverfahren.state.queue_answer(case, wording)
+
+    async def acknowledgements(self, running: RunningHub, application_id: str, n: int) -> int:
+        given = self.given.get(n)
+        return 0 if given is None else given.acknowledgements
+
+
+async def test_end_to_end_case_number_and_decision_come_back(
+    hub_factory: Any, start_fachverfahren: StartFachverfahren
+) -> None:
+    fachverfahren = await start_fachverfahren()
+    running = await _start_hub(hub_factory, fachverfahren, answer_poll_seconds=0.05)
+    status, body = await running.post("/intake/json/jagdschein", json={"id": "e2e-answer", "form": {}})
+    assert status == 202, body
+    application_id = body["application_id"]
+    assert await running.wait_for_state(application_id) == ApplicationState.COMPLETED
+    (case,) = fachverfahren.state.cases_for(application_id)
+    decision = b"%PDF-1.4 Bescheid"
+    fachverfahren.state.queue_answer(
+        case, "decided", "Erlaubnis erteilt", ("Bescheid.pdf", "application/pdf", decision)
+    )
+
+    async def both_taken() -> bool:
+        stored = await running.journal.answers(application_id)
+        return len(stored) == 2 and not fachverfahren.state.pending_answers()
+
+    await running.wait_for(both_taken, what="both answers stored and acknowledged")
+    received, decided = (a.answer for a in await running.journal.answers(application_id))
+    assert (received.status, received.case_number) == (AnswerStatus.ACCEPTED, case.case_number)
+    assert (decided.status, decided.message) == (AnswerStatus.DECIDED, "Erlaubnis erteilt")
+    assert decided.decision is not None
+    assert await running.hub.blobs.read_bytes(decided.decision.blob) == decision
+    stored = await running.journal.get_application(application_id)
+    assert stored.correlations["fv.case_number"] == case.case_number
+    assert stored.file_number != case.case_number
+    assert [a.acknowledgements for a in fachverfahren.state.answers] == [1, 1]
 
 
 async def test_end_to_end_from_intake_to_case(
