@@ -646,8 +646,17 @@ def simulate(system: str | None, port: int, options: tuple[str, ...]) -> None:
     default=Path("data/demo"),
     show_default=True,
 )
-def demo(once: bool, port: int, simulator_port: int, data_dir: Path) -> None:
+@click.option(
+    "--scenario",
+    "scenarios",
+    multiple=True,
+    help="run only this plugin scenario and those it requires (repeatable; default: all installed)",
+)
+def demo(once: bool, port: int, simulator_port: int, data_dir: Path, scenarios: tuple[str, ...]) -> None:
     """Applications into the e-file and beyond, with the simulators the installed plugins contribute."""
     from hub.demo import run_demo
 
-    sys.exit(_run(run_demo(data_dir=data_dir, port=port, once=once, simulator_port=simulator_port)))
+    demo_run = run_demo(
+        data_dir=data_dir, port=port, once=once, simulator_port=simulator_port, only=scenarios
+    )
+    sys.exit(_run(demo_run))

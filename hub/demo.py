@@ -52,8 +52,11 @@ class ScenarioError(Exception):
     """The installed plugins' scenarios do not compose (missing or circular requirements, conflicts)."""
 
 
-def compose(scenarios: Sequence[DemoScenario]) -> list[DemoScenario]:
-    """The scenarios in dependency order (each after those it `requires`), ties by name."""
+def compose(scenarios: Sequence[DemoScenario], only: Sequence[str] = ()) -> list[DemoScenario]:
+    """The scenarios in dependency order (each after those it `requires`), ties by name.
+
+    With `only`: those scenarios and what they require, directly or not.
+    """
     by_name: dict[str, DemoScenario] = {}
     for scenario in scenarios:
         if not scenario.name:
@@ -68,6 +71,19 @@ def compose(scenarios: Sequence[DemoScenario]) -> list[DemoScenario]:
                 f"demo scenario {scenario.name!r} needs {', '.join(missing)}, which no installed plugin "
                 "contributes (`make demo` installs every plugin)"
             )
+    if only:
+        unknown = [name for name in only if name not in by_name]
+        if unknown:
+            known = ", ".join(sorted(by_name)) or "none"
+            raise ScenarioError(f"no demo scenario named {', '.join(unknown)} (installed: {known})")
+        wanted: set[str] = set()
+        todo = list(only)
+        while todo:
+            name = todo.pop()
+            if name not in wanted:
+                wanted.add(name)
+                todo += by_name[name].requires
+        by_name = {name: s for name, s in by_name.items() if name in wanted}
     waiting = {name: set(s.requires) for name, s in by_name.items()}
     ready = [name for name, needs in waiting.items() if not needs]
     heapq.heapify(ready)
@@ -258,9 +274,15 @@ async def _start(
 
 
 async def run_demo(
-    data_dir: Path, port: int, once: bool, simulator_port: int = 8095, plugins: Plugins | None = None
+    data_dir: Path,
+    port: int,
+    once: bool,
+    simulator_port: int = 8095,
+    plugins: Plugins | None = None,
+    only: Sequence[str] = (),
 ) -> int:
-    """Run the demo with the installed plugins' scenarios (or those of `plugins`); the exit code."""
+    """Run the demo with the installed plugins' scenarios (or those of `plugins`; with `only`, those
+    named and what they require); returns the exit code."""
     busy = in_use(data_dir / "journal.db")
     if busy is not None:
         # Wiping the directory would pull the journal from under the hub that owns it.
@@ -268,7 +290,7 @@ async def run_demo(
         return 2
     try:
         plugins = plugins or load_plugins()
-        scenarios = compose(plugins.demo_scenarios())
+        scenarios = compose(plugins.demo_scenarios(), only)
     except (PluginError, ScenarioError) as exc:
         console.print(f"[red]demo cannot start:[/] {escape(str(exc))}", highlight=False)
         return 2

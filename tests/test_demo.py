@@ -94,6 +94,15 @@ def test_scenarios_run_after_those_they_require_ties_by_name() -> None:
         _Scenario("bundid"),
     ]
     assert [s.name for s in compose(scenarios)] == ["bundid", "enaio", "formcycle", "fv-rest", "zbp"]
+    # one scenario and what it needs, directly or not
+    assert [s.name for s in compose(scenarios, only=["fv-rest"])] == [
+        "bundid",
+        "enaio",
+        "formcycle",
+        "fv-rest",
+    ]
+    with pytest.raises(ScenarioError, match=r"no demo scenario named fv-soap \(installed: bundid, enaio"):
+        compose(scenarios, only=["fv-soap"])
 
 
 def test_scenarios_that_do_not_compose_are_refused_with_the_reason() -> None:
