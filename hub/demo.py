@@ -420,9 +420,26 @@ async def _drive(svc: _Services, once: bool) -> int:
     async with aiohttp.ClientSession() as http:
         with Progress(*columns, console=console) as progress:
             run = _Run(svc.site, http, svc.hub, progress)
-            await asyncio.gather(*(s.submit(run.for_scenario(s)) for s in svc.scenarios))
+            failed = await _submit_all(svc.scenarios, run)
+            if failed:
+                for problem in failed:
+                    console.print(f"[red]demo failed:[/] {escape(problem)}", highlight=False)
+                return 1
             await run.settled([e.expectation for e in run.expected])
         return await _summary(svc, run, once)
+
+
+async def _submit_all(scenarios: Sequence[DemoScenario], run: _Run) -> list[str]:
+    """Every scenario's `submit`, together; what failed, by scenario (a plugin's bug ends the demo, named)."""
+
+    async def submit(scenario: DemoScenario) -> str | None:
+        try:
+            await scenario.submit(run.for_scenario(scenario))
+        except Exception as exc:  # any error of a plugin's scenario: reported, the others go on
+            return f"scenario {scenario.name!r} could not send its samples: {type(exc).__name__}: {exc}"
+        return None
+
+    return [problem for problem in await asyncio.gather(*map(submit, scenarios)) if problem]
 
 
 async def _summary(svc: _Services, run: _Run, once: bool) -> int:

@@ -195,3 +195,30 @@ async def test_a_third_party_scenario_runs_and_its_check_fails_the_demo(
     assert "n=1" in out and "n=2" in out
     assert "not as expected:" in out and "the recorder lost it" in out
     assert out.count("not as expected:") == 1
+
+
+class _BrokenScenario(DemoScenario):
+    name = "broken"
+
+    async def submit(self, run: DemoRun) -> None:
+        raise RuntimeError("simulator answered 500")
+
+
+class _BrokenPlugin:
+    @hookimpl
+    def aktenhub_demo_scenarios(self) -> list[DemoScenario]:
+        return [_BrokenScenario()]
+
+
+async def test_a_scenario_that_cannot_send_ends_the_demo_with_its_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugins = load_plugins([_BrokenPlugin()], entry_points=False)
+    code = await run_demo(tmp_path / "demo", port=0, once=True, simulator_port=0, plugins=plugins)
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 1, out
+    assert (
+        "demo failed: scenario 'broken' could not send its samples: RuntimeError: simulator answered 500"
+        in out
+    )
+    assert "Applications" not in out  # no summary of a run that did not happen
