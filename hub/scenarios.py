@@ -1,6 +1,7 @@
 """Demo scenarios: what a plugin contributes to `aktenhub demo` (hook `aktenhub_demo_scenarios`).
 
-The core names no plugin. It composes the scenarios every installed plugin offers, in the order of
+Public API for plugin authors, like `hub.outbound` and `hub.simulation`; each built-in plugin's
+``hub_<name>/demo.py`` is an example. The core names no plugin. It composes the scenarios every installed plugin offers, in the order of
 their declared dependencies (`requires`, ties by name), and runs them in phases:
 
 1. binds a loopback socket for the hub and for every simulator the scenarios name (so each URL is
