@@ -260,12 +260,12 @@ async def _start(
             await _serve(app, socks.pop(name), runners)
         settings = demo_settings(scenarios, site, hub_sock.getsockname()[1])
         config = config_from_dict(settings, plugins, env={**os.environ, **site.env})
-    except (ConfigError, ScenarioError, FileNotFoundError, LookupError) as exc:
+    except (ConfigError, ScenarioError, FileNotFoundError, LookupError, SchemaDirectoryMissing) as exc:
         for sock in [*socks.values(), hub_sock]:
             sock.close()
         for runner in runners:
             await runner.cleanup()
-        return f"demo configuration invalid: {exc}"
+        return f"demo not ready: {exc}"
     hub = Hub(config, plugins)
     await hub.start()
     await _serve(make_runner(hub), hub_sock, runners)

@@ -1,8 +1,9 @@
 """Demo scenarios: what a plugin contributes to `aktenhub demo` (hook `aktenhub_demo_scenarios`).
 
 Public API for plugin authors, like `hub.outbound` and `hub.simulation`; each built-in plugin's
-``hub_<name>/demo.py`` is an example. The core names no plugin. It composes the scenarios every installed plugin offers, in the order of
-their declared dependencies (`requires`, ties by name), and runs them in phases:
+``hub_<name>/demo.py`` is an example. The core names no plugin. It composes the scenarios every
+installed plugin offers, in the order of their declared dependencies (`requires`, ties by name), and
+runs them in phases:
 
 1. binds a loopback socket for the hub and for every simulator the scenarios name (so each URL is
    known before anything is built, and port 0 picks free ones), then `prepare` (files under the data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hub import require_schema_directory
 from hub.scenarios import DemoScenario, DemoSite
 
 
@@ -12,6 +13,10 @@ class XtaScenario(DemoScenario):
 
     name = "xta"
     simulators = ("xta",)
+
+    async def prepare(self, site: DemoSite) -> None:
+        # The simulator validates every message against the official WSDL and schemas: say so up front.
+        require_schema_directory(site.schemas, containing="xta/XTA.wsdl", purpose="the XTA simulator")
 
     def simulator_options(self, simulator: str, site: DemoSite) -> dict[str, Any]:
         return {"schemas": str(site.schemas), "data_dir": str(site.data_dir / "xta")}
