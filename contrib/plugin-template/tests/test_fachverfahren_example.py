@@ -36,6 +36,7 @@ from hub import (
 from hub.outbound import basic_authorization
 from hub.testing import Fault, SinkContract, make_application
 from hub.testing.contracts import AnsweringSinkContract, delivery_context
+from hub.testing.fakes import RecordingEfile, RecordingNotifier
 from hub.testing.harness import RunningHub
 
 USER = "aktenhub"
@@ -422,9 +423,13 @@ def test_plugin_offers_the_sink_and_the_simulator() -> None:
     assert STATE in simulator.make_app(fail_next="2")
 
 
-async def _start_hub(hub_factory: Any, fachverfahren: Fachverfahren, **fv: Any) -> RunningHub:
+async def _start_hub(
+    hub_factory: Any, fachverfahren: Fachverfahren, routes: list[dict[str, Any]] | None = None, **fv: Any
+) -> RunningHub:
     connectors = {
         "json": {"type": "test-json"},
+        "efile": {"type": "test-efile", "file_number": "32.3-2026-0001"},  # the test kit's e-file
+        "mailbox": {"type": "test-notifier"},
         "fv": {
             "type": "fachverfahren-example",
             "base_url": fachverfahren.url,
@@ -434,7 +439,7 @@ async def _start_hub(hub_factory: Any, fachverfahren: Fachverfahren, **fv: Any) 
             **fv,
         },
     }
-    routes = [{"name": "to-fv", "from": "json", "to": ["fv"]}]
+    routes = routes or [{"name": "to-fv", "from": "json", "to": ["fv"]}]
     # The template is not installed, so its plugin module is handed to the hub directly.
     running: RunningHub = await hub_factory(
         connectors, routes, extra_plugins=(plugin,), env={"FV_PASSWORD": PASSWORD}
@@ -475,11 +480,17 @@ class TestExampleFachverfahrenAnswers(AnsweringSinkContract):
         return 0 if given is None else given.acknowledgements
 
 
-async def test_end_to_end_case_number_and_decision_come_back(
+async def test_end_to_end_the_answers_update_the_akte_and_tell_the_applicant(
     hub_factory: Any, start_fachverfahren: StartFachverfahren
 ) -> None:
     fachverfahren = await start_fachverfahren()
-    running = await _start_hub(hub_factory, fachverfahren, answer_poll_seconds=0.05)
+    route = {
+        "name": "jagdschein",
+        "from": "json",
+        "to": ["efile", "fv"],
+        "on_answer": {"update_akte": "efile", "notify": "mailbox", "decision": "both"},
+    }
+    running = await _start_hub(hub_factory, fachverfahren, [route], answer_poll_seconds=0.05)
     status, body = await running.post("/intake/json/jagdschein", json={"id": "e2e-answer", "form": {}})
     assert status == 202, body
     application_id = body["application_id"]
@@ -502,8 +513,20 @@ async def test_end_to_end_case_number_and_decision_come_back(
     assert await running.hub.blobs.read_bytes(decided.decision.blob) == decision
     stored = await running.journal.get_application(application_id)
     assert stored.correlations["fv.case_number"] == case.case_number
-    assert stored.file_number != case.case_number
+    assert stored.file_number == "32.3-2026-0001"  # the e-file's Aktenzeichen, unchanged by the answers
     assert [a.acknowledgements for a in fachverfahren.state.answers] == [1, 1]
+
+    # What the route's on_answer asks: the Akte updated with the decision filed, the applicant told.
+    efile, mailbox = running.hub.connectors["efile"], running.hub.connectors["mailbox"]
+    assert isinstance(efile, RecordingEfile) and isinstance(mailbox, RecordingNotifier)
+    await running.wait_for(
+        lambda: len(mailbox.statuses) == 2 and len(efile.answered) == 2,
+        what="the Akte updated and the applicant told of both answers",
+    )
+    filed = [r for r in efile.answered.values() if r.status is AnswerStatus.DECIDED]
+    assert [(r.case_number, r.file_number) for r in filed] == [(case.case_number, "32.3-2026-0001")]
+    assert [d.name for d in filed[0].documents] == ["Bescheid.pdf"]
+    assert {r.status for r in mailbox.statuses.values()} == {AnswerStatus.ACCEPTED, AnswerStatus.DECIDED}
 
 
 async def test_end_to_end_from_intake_to_case(
