@@ -42,8 +42,8 @@ A case is ``{"id", "case_number", "idempotency_key", "service", "application_id"
 many documents as declared are uploaded, then ``complete``. The applicant's name and the form are kept
 but never returned.
 
-Fault knobs (options of `make_app`, attributes of `FachverfahrenState` to change while it runs):
-``fail_next`` answers the next N requests with 503; ``latency_seconds`` delays every answer;
+Knobs (options of `make_app`; while it runs, ``POST /_sim/faults`` or `FachverfahrenState.knobs`):
+``fail_next`` answers the next N requests with ``fail_status`` (503); ``latency_seconds`` delays every answer;
 ``required_form_fields`` makes cases without those form fields fail with 422; ``answer_on_create``
 (default true) queues the ``received`` answer for each new case; ``drop_upload`` drops the
 connection without an answer on the N-th document upload (``drop_after_store``: after storing it, so
@@ -52,12 +52,9 @@ only the answer is lost).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
 import hashlib
-import hmac
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -68,7 +65,15 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hub.simulation import basic_credentials, fault_middleware, parse_json, refusal_middleware
+from hub.simulation import (
+    FaultKnobs,
+    SimulatedFaults,
+    basic_user,
+    fault_middleware,
+    fault_routes,
+    parse_json,
+    refusal_middleware,
+)
 
 PROTOCOL_VERSION = "1"
 CHUNK = 64 * 1024
@@ -76,19 +81,13 @@ OPERATOR = "/_sim/"  # the simulator's own endpoints: no authentication, never d
 STATUSES = ("received", "in-progress", "documents-requested", "decided", "import-refused")
 
 
-class SimulatorOptions(BaseModel):
-    """Options of the simulator (from a test, or strings from the command line)."""
+class Knobs(FaultKnobs):
+    """What a test or an operator may change while the simulator runs (``POST /_sim/faults``), besides
+    the shared ``fail_next``, ``fail_status`` and ``latency_seconds``."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    username: str = "aktenhub"
-    password: str = "aktenhub-simulator"  # noqa: S105 - the simulator's own, not a real system's
-    fail_next: int = Field(0, ge=0, description="answer the next N requests with 503")
-    latency_seconds: float = Field(0.0, ge=0, description="delay every answer by this long")
     required_form_fields: tuple[str, ...] = Field((), description="form fields a case must have (else 422)")
     drop_upload: int = Field(0, ge=0, description="drop the connection on document upload N (0: never)")
     drop_after_store: bool = Field(False, description="drop only after storing that document")
-    max_document_size: int = Field(100 * 1024**2, ge=1)
     answer_on_create: bool = Field(True, description="queue the answer 'received' for each new case")
 
     @field_validator("required_form_fields", mode="before")
@@ -97,6 +96,15 @@ class SimulatorOptions(BaseModel):
         if isinstance(value, str):
             return tuple(name.strip() for name in value.split(",") if name.strip())
         return value
+
+
+class SimulatorOptions(Knobs):
+    """Options of the simulator (from a test, or strings from the command line): the knobs' first
+    values, and what stays fixed while it runs."""
+
+    username: str = "aktenhub"
+    password: str = "aktenhub-simulator"  # noqa: S105 - the simulator's own, not a real system's
+    max_document_size: int = Field(100 * 1024**2, ge=1)
 
 
 @dataclass
@@ -158,24 +166,17 @@ class StoredCase:
         }
 
 
-class FachverfahrenState:
-    """What the simulated Fachverfahren holds, and its fault knobs."""
+class FachverfahrenState(SimulatedFaults[Knobs]):
+    """What the simulated Fachverfahren holds, and its knobs (`knobs`, changed at runtime too)."""
 
     def __init__(self, options: SimulatorOptions) -> None:
-        self.username = options.username
-        self.password = options.password
-        self.fail_next = options.fail_next
-        self.latency_seconds = options.latency_seconds
-        self.required_form_fields = options.required_form_fields
-        self.drop_upload = options.drop_upload
-        self.drop_after_store = options.drop_after_store
+        self.users = {options.username: options.password}
         self.max_document_size = options.max_document_size
-        self.answer_on_create = options.answer_on_create
+        self.knobs = Knobs.model_validate(options.model_dump(include=set(Knobs.model_fields)))
         self.cases: dict[str, StoredCase] = {}
         self.answers: list[StoredAnswer] = []  # the queue, oldest first, acknowledged ones included
         self.requests: Counter[str] = Counter()  # by "METHOD route", every request that got this far
         self.uploads = 0  # document uploads received, dropped ones included
-        self._released = asyncio.Event()
 
     def cases_for(self, application_id: str) -> list[StoredCase]:
         """The cases holding that application (one, if the client is idempotent)."""
@@ -217,23 +218,6 @@ class FachverfahrenState:
     def pending_answers(self) -> list[StoredAnswer]:
         """The answers not acknowledged yet, oldest first."""
         return [a for a in self.answers if not a.acknowledged]
-
-    def take_failure(self) -> bool:
-        """Whether this request is one of the next `fail_next` to fail."""
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            return True
-        return False
-
-    async def delay(self) -> None:
-        """The configured latency; ends early when the simulator shuts down."""
-        if self.latency_seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._released.wait(), self.latency_seconds)
-
-    def release(self) -> None:
-        """End every pending delay (at shutdown, so no request outlives the server)."""
-        self._released.set()
 
 
 @dataclass
@@ -305,12 +289,7 @@ async def _basic_auth(request: web.Request, handler: Handler) -> web.StreamRespo
     state = request.app[STATE]
     if request.path.startswith(OPERATOR):
         return await handler(request)
-    credentials = basic_credentials(request.headers.get(hdrs.AUTHORIZATION, ""))
-    if (
-        credentials is None
-        or not hmac.compare_digest(credentials[0].encode(), state.username.encode())
-        or not hmac.compare_digest(credentials[1].encode(), state.password.encode())
-    ):
+    if basic_user(request.headers.get(hdrs.AUTHORIZATION, ""), state.users) is None:
         response = _error(401, "authentication required: wrong or missing user name or password")
         response.headers[hdrs.WWW_AUTHENTICATE] = 'Basic realm="fachverfahren", charset="UTF-8"'
         return response
@@ -347,7 +326,7 @@ async def _create_case(request: web.Request) -> web.Response:
         ]
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
         return _error(422, f"the case is incomplete or malformed: {summary}", details)
-    missing = [name for name in state.required_form_fields if name not in new.form]
+    missing = [name for name in state.knobs.required_form_fields if name not in new.form]
     if missing:
         details = [{"field": f"form.{name}", "message": "mandatory field is missing"} for name in missing]
         return _error(422, f"form field {missing[0]!r} is mandatory", details)
@@ -369,7 +348,7 @@ async def _create_case(request: web.Request) -> web.Response:
         created_at=now,
     )
     state.cases[case.id] = case
-    if state.answer_on_create:
+    if state.knobs.answer_on_create:
         state.queue_answer(case, "received")
     return web.json_response(case.answer(), status=201)
 
@@ -398,8 +377,8 @@ async def _upload_document(request: web.Request) -> web.StreamResponse:
             return _error(413, f"documents may have at most {state.max_document_size} bytes")
         digest.update(chunk)
     state.uploads += 1
-    dropped = state.drop_upload == state.uploads
-    if dropped and not state.drop_after_store:
+    dropped = state.knobs.drop_upload == state.uploads
+    if dropped and not state.knobs.drop_after_store:
         _drop(request)
     key = request.headers.get("Idempotency-Key") or None
     earlier = next((d for d in case.documents if key is not None and d.idempotency_key == key), None)
@@ -505,4 +484,5 @@ def make_app(**options: Any) -> web.Application:
     app.router.add_get("/api/answers", _answers)
     app.router.add_delete("/api/answers/{answer_id}", _acknowledge)
     app.router.add_post("/_sim/cases/{case_id}/answers", _clerk_answers)
+    app.router.add_routes(fault_routes(STATE, _error))
     return app

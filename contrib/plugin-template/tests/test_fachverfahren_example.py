@@ -220,7 +220,7 @@ async def test_refusals_are_permanent_with_the_servers_reason(
     fachverfahren = await start_fachverfahren(required_form_fields="aktenzeichen")
     app = await make_application(blobs, external_id="refused")
     wrong_password = make_sink(connector_context, fachverfahren.url, password="not-the-password")
-    with pytest.raises(Permanent, match=r"refused our credentials \(401\)"):
+    with pytest.raises(Permanent, match=r"refused user 'aktenhub' \(401\)"):
         await wrong_password.deliver(record_of(app), delivery_context(app, blobs))
     with pytest.raises(
         Permanent, match=r"refused the request \(422\): form field 'aktenzeichen' is mandatory"
@@ -324,6 +324,13 @@ async def test_simulator_is_strict(start_fachverfahren: StartFachverfahren) -> N
         clerk = f"{fachverfahren.url}/_sim/cases/{created['id']}/answers"
         async with http.post(clerk, json={"status": "approved"}) as response:
             assert response.status == 422
+        # the shared knobs, at runtime: the next request fails, then it answers again
+        async with http.post(f"{fachverfahren.url}/_sim/faults", json={"fail_next": 1}) as response:
+            assert response.status == 200
+        health = fachverfahren.url + "/api/health"
+        for expected in (503, 200):
+            async with http.get(health, headers=auth) as response:
+                assert response.status == expected
     assert len(fachverfahren.state.cases) == 1
 
 
