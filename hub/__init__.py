@@ -68,6 +68,7 @@ from hub.outbound import (
 )
 from hub.rejections import CITIZEN_TEXTS_MAX, RejectionCode, citizen_text
 from hub.resubmission import ChangedResend, content_fingerprint, revision_key, submission_fingerprint
+from hub.scenarios import DemoRun, DemoScenario, DemoSite, Expectation, Tally
 from hub.schemas import SchemaDirectoryMissing, require_schema_directory, schema_directory, xml_schema
 from hub.secret import ConfigPath, Secret
 
@@ -104,9 +105,13 @@ __all__ = [
     "ConnectorContext",
     "Delivery",
     "DeliveryContext",
+    "DemoRun",
+    "DemoScenario",
+    "DemoSite",
     "Document",
     "DocumentContent",
     "Event",
+    "Expectation",
     "FileRecord",
     "FolderSpec",
     "HeldMessage",
@@ -139,6 +144,7 @@ __all__ = [
     "Sink",
     "Source",
     "StorageFull",
+    "Tally",
     "TrustLevel",
     "UnknownApplication",
     "Verification",

@@ -1,6 +1,6 @@
 """Demo scenarios: what a plugin contributes to `aktenhub demo` (hook `aktenhub_demo_scenarios`).
 
-Public API for plugin authors, like `hub.outbound` and `hub.simulation`; each built-in plugin's
+Public API for plugin authors (exported by `hub`, listed in docs/plugin-api.md); each built-in plugin's
 ``hub_<name>/demo.py`` is an example. The core names no plugin. It composes the scenarios every
 installed plugin offers, in the order of their declared dependencies (`requires`, ties by name), and
 runs them in phases:

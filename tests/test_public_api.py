@@ -31,6 +31,7 @@ LEAVES = (
     "hub.outbound",
     "hub.rejections",
     "hub.resubmission",
+    "hub.scenarios",
     "hub.schemas",
     "hub.secret",
 )

@@ -168,7 +168,7 @@ class ExampleFachverfahrenSink(Sink[ExampleFachverfahrenConfig]):
         app = ctx.application
         if record.application_id != app.id:
             raise Permanent(f"record belongs to application {record.application_id}, the context to {app.id}")
-        blobs = self._document_blobs(record, ctx)  # before anything is created: all or nothing to send
+        blobs = await self._document_blobs(record, ctx)  # before anything is created: all or nothing to send
         case, created = await self._case(record, ctx)
         uploaded = _uploaded(ctx)
         sent = 0
@@ -197,17 +197,7 @@ class ExampleFachverfahrenSink(Sink[ExampleFachverfahrenConfig]):
             details={"documents": len(record.documents)},
         )
 
-    def payload(self, record: FileRecord) -> ExampleFachverfahrenPayload:
-        """What the route's mapping gives this sink (`payloads.<connector name>`); defaults without one."""
-        given = record.payloads.get(self.name, {})
-        try:
-            return ExampleFachverfahrenPayload.model_validate(given)
-        except ValidationError as exc:  # the core checks mappings at start-up; a replay may predate that
-            raise Permanent(
-                f"payloads.{self.name} does not fit: {exc.errors(include_url=False)[0]['msg']}"
-            ) from None
-
-    def _document_blobs(self, record: FileRecord, ctx: DeliveryContext) -> list[str]:
+    async def _document_blobs(self, record: FileRecord, ctx: DeliveryContext) -> list[str]:
         """Each document's blob reference; a document without content cannot be delivered, ever."""
         refs = []
         for index, document in enumerate(record.documents):
@@ -215,7 +205,7 @@ class ExampleFachverfahrenSink(Sink[ExampleFachverfahrenConfig]):
             if document.blob is None:
                 raise Permanent(f"{what} has no content (no blob reference): nothing to deliver")
             try:
-                present = ctx.blobs.exists(document.blob)
+                present = await ctx.blobs.exists(document.blob)
             except BlobNotFound:  # not even a valid reference
                 present = False
             if not present:
@@ -243,7 +233,7 @@ class ExampleFachverfahrenSink(Sink[ExampleFachverfahrenConfig]):
             case = found.cases[0]
         else:
             app = ctx.application
-            payload = self.payload(record)
+            payload = self.payload(record, ExampleFachverfahrenPayload)
             body = {
                 "service": payload.verfahren or record.service,
                 "subject": payload.subject,

@@ -23,7 +23,7 @@ from hub import (
     AnswerStatus,
     Application,
     ApplicationState,
-    BlobStore,
+    Blobs,
     ConnectorContext,
     Document,
     DocumentContent,
@@ -165,7 +165,7 @@ async def test_retry_after_dropped_upload_resumes(
     answer_lost: bool,
     start_fachverfahren: StartFachverfahren,
     connector_context: ConnectorContext,
-    blobs: BlobStore,
+    blobs: Blobs,
 ) -> None:
     # The second upload's connection drops: before the document is stored, or after (the answer is lost).
     fachverfahren = await start_fachverfahren(drop_upload=2, drop_after_store=answer_lost)
@@ -192,7 +192,7 @@ async def test_retry_after_dropped_upload_resumes(
 
 
 async def test_lost_checkpoints_find_the_case_instead_of_a_second_one(
-    start_fachverfahren: StartFachverfahren, connector_context: ConnectorContext, blobs: BlobStore
+    start_fachverfahren: StartFachverfahren, connector_context: ConnectorContext, blobs: Blobs
 ) -> None:
     fachverfahren = await start_fachverfahren(drop_upload=3, drop_after_store=True)
     sink = make_sink(connector_context, fachverfahren.url)
@@ -215,7 +215,7 @@ async def test_lost_checkpoints_find_the_case_instead_of_a_second_one(
 
 
 async def test_refusals_are_permanent_with_the_servers_reason(
-    start_fachverfahren: StartFachverfahren, connector_context: ConnectorContext, blobs: BlobStore
+    start_fachverfahren: StartFachverfahren, connector_context: ConnectorContext, blobs: Blobs
 ) -> None:
     fachverfahren = await start_fachverfahren(required_form_fields="aktenzeichen")
     app = await make_application(blobs, external_id="refused")
@@ -232,7 +232,7 @@ async def test_refusals_are_permanent_with_the_servers_reason(
 
 
 async def test_a_document_without_content_creates_nothing(
-    start_fachverfahren: StartFachverfahren, connector_context: ConnectorContext, blobs: BlobStore
+    start_fachverfahren: StartFachverfahren, connector_context: ConnectorContext, blobs: Blobs
 ) -> None:
     fachverfahren = await start_fachverfahren()
     app = await make_application(blobs, external_id="no-content")
@@ -335,7 +335,7 @@ async def test_simulator_is_strict(start_fachverfahren: StartFachverfahren) -> N
 
 
 async def test_the_mappings_payload_shapes_the_case(
-    start_fachverfahren: StartFachverfahren, connector_context: ConnectorContext, blobs: BlobStore
+    start_fachverfahren: StartFachverfahren, connector_context: ConnectorContext, blobs: Blobs
 ) -> None:
     fachverfahren = await start_fachverfahren()
     sink = make_sink(connector_context, fachverfahren.url)
@@ -370,7 +370,7 @@ class ReturnChannel:
 
 
 async def test_answers_reach_the_hub_once_then_leave_the_queue(
-    start_fachverfahren: StartFachverfahren, connector_context: ConnectorContext, blobs: BlobStore
+    start_fachverfahren: StartFachverfahren, connector_context: ConnectorContext, blobs: Blobs
 ) -> None:
     fachverfahren = await start_fachverfahren()
     app = await make_application(blobs, external_id="answered")
@@ -403,7 +403,7 @@ async def test_answers_reach_the_hub_once_then_leave_the_queue(
 
 
 async def test_an_answer_for_no_application_of_the_hub_stays_in_the_queue(
-    start_fachverfahren: StartFachverfahren, connector_context: ConnectorContext, blobs: BlobStore
+    start_fachverfahren: StartFachverfahren, connector_context: ConnectorContext, blobs: Blobs
 ) -> None:
     fachverfahren = await start_fachverfahren()
     app = await make_application(blobs, external_id="not-ours")

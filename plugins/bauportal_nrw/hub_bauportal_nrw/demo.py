@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub import Application, ApplicationState
-from hub.scenarios import DemoRun, DemoScenario, DemoSite, Expectation
+from hub import Application, ApplicationState, DemoRun, DemoScenario, DemoSite, Expectation
 
 XTA_ACCOUNT = "vbe:053820004"  # the Bauaufsicht's XTA mailbox
 AUTHORITY = {"kennung": XTA_ACCOUNT, "name": "Rhein-Sieg-Kreis, Untere Bauaufsichtsbehörde"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hub.scenarios import DemoScenario, DemoSite
+from hub import DemoScenario, DemoSite
 
 SP_ENTITY_ID = "https://aktenhub.rhein-sieg-kreis.example/saml/sp"
 ACS_URL = "https://formulare.rhein-sieg-kreis.example/bundid/acs"

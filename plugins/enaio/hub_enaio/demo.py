@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub import Application, ApplicationState
-from hub.scenarios import DemoRun, DemoScenario, DemoSite
+from hub import Application, ApplicationState, DemoRun, DemoScenario, DemoSite
 
 
 class EnaioScenario(DemoScenario):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hub import Connector, Simulator, hookimpl
-from hub.scenarios import DemoScenario
+from hub import Connector, DemoScenario, Simulator, hookimpl
 
 from .demo import EnaioScenario
 from .filters import enaio_file_name

@@ -20,8 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from hub import ApplicationState
-from hub.scenarios import DemoRun, DemoScenario, DemoSite, Expectation
+from hub import ApplicationState, DemoRun, DemoScenario, DemoSite, Expectation
 
 SOURCE = "formcycle"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from hub import Connector, hookimpl
-from hub.scenarios import DemoScenario
+from hub import Connector, DemoScenario, hookimpl
 
 from .demo import FormCycleScenario
 from .source import FormCycleSource

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.scenarios import DemoScenario, DemoSite
+from hub import DemoScenario, DemoSite
 
 
 class XdomeaScenario(DemoScenario):

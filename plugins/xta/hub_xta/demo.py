@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub import require_schema_directory
-from hub.scenarios import DemoScenario, DemoSite
+from hub import DemoScenario, DemoSite, require_schema_directory
 
 
 class XtaScenario(DemoScenario):

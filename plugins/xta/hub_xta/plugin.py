@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from hub import Connector, Simulator, hookimpl
-from hub.scenarios import DemoScenario
+from hub import Connector, DemoScenario, Simulator, hookimpl
 
 from .demo import XtaScenario
 from .simulator import make_app

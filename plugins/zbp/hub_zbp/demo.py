@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from hub import Application, ApplicationState
-from hub.scenarios import DemoRun, DemoScenario, DemoSite
+from hub import Application, ApplicationState, DemoRun, DemoScenario, DemoSite
 
 from .keys import generate_author
 
