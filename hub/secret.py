@@ -1,9 +1,11 @@
 """Setting types every connector configuration uses: secrets, and files named relative to the config.
 
 `Secret`: a ${ENV} reference (resolved when the YAML is read) or ``file:/path``, never shown.
-`ConfigPath`: a file or directory the operator names; a relative one is relative to the configuration
-file's directory, like the routes' mapping files (so `openapi: specs/fv.yaml` beside the config works
-whatever the working directory of `aktenhub run` is).
+`ConfigPath`: a file that accompanies the configuration (a template, an OpenAPI or WSDL description, a
+certificate); a relative one is relative to the configuration file's directory, like the routes' mapping
+files, so `openapi: specs/fv.yaml` beside the config works whatever the working directory of
+`aktenhub run` is. Data locations (store, blobs, import and answer folders) stay plain paths, relative
+to the working directory.
 
 A leaf module, so the outbound helper's auth settings take secrets the same way as every configuration.
 """

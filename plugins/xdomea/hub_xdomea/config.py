@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hub import ConfigPath, ConnectorConfig, Secret
+from hub import ConnectorConfig, Secret
 
 
 class _Strict(BaseModel):
@@ -97,7 +98,7 @@ class XdomeaConfig(ConnectorConfig):
         description="directory: write each ZIP into an import directory; http: upload it (multipart)"
     )
     # -- mode: directory
-    path: ConfigPath | None = Field(
+    path: Path | None = Field(
         None, description="directory mode: the DMS's import directory (created if missing)"
     )
     fsync: bool = Field(True, description="directory mode: fsync the ZIP and the directory when publishing")
@@ -111,7 +112,7 @@ class XdomeaConfig(ConnectorConfig):
     timeout_seconds: float = Field(
         120.0, gt=0, le=3600, description="http mode: longest wait for a connection or for data of the answer"
     )
-    work_dir: ConfigPath | None = Field(
+    work_dir: Path | None = Field(
         None,
         description="http mode: where ZIPs are built before the upload (default: <data dir>/xdomea/<name>)",
     )
@@ -132,7 +133,7 @@ class XdomeaConfig(ConnectorConfig):
         description="Kopf/Empfangsbestaetigung: ask for the DMS's receipt (0629) and read its import "
         "confirmation (0630): a delivery completes only once the DMS confirms the import",
     )
-    answer_path: ConfigPath | None = Field(
+    answer_path: Path | None = Field(
         None,
         description="directory mode with receipt_requested: where the DMS puts its answers "
         "(<ProzessID>_FVDaten.EmpfangBestaetigen.0629.xml, <ProzessID>_FVDaten.ImportBestaetigen.0630.xml)",

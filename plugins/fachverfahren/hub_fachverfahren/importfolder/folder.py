@@ -31,7 +31,6 @@ from hub import (
     Application,
     BlobNotFound,
     CheckResult,
-    ConfigPath,
     ConnectorConfig,
     Delivery,
     DeliveryContext,
@@ -70,7 +69,7 @@ _BLOB_REF = re.compile(r"sha256:[0-9a-f]{64}")
 class FolderConfig(ConnectorConfig):
     """Settings of every connector that delivers folders into an import directory."""
 
-    path: ConfigPath = Field(description="the Fachverfahren's import directory (created if missing)")
+    path: Path = Field(description="the Fachverfahren's import directory (created if missing)")
     folder_name: str = Field(
         "{application_id}",
         description="name of each application's folder; placeholders {application_id}, {service}, "

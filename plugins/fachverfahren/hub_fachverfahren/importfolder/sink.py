@@ -9,11 +9,12 @@ import json
 import os
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, ClassVar, Final
 
 from pydantic import Field, model_validator
 
-from hub import Application, CheckResult, ConfigPath, ConnectorConfig, ConnectorContext, FileRecord, Manifest
+from hub import Application, CheckResult, ConnectorConfig, ConnectorContext, FileRecord, Manifest
 
 from .answers import AnswerFolder, AnswerFormat
 from .folder import VERSION, DroppedFile, FolderConfig, FolderSink
@@ -28,7 +29,7 @@ class ImportFolderConfig(FolderConfig):
     """Settings of an import folder target."""
 
     manifest: ManifestSpec = Field(description="how the manifest is produced: {template: ...} or {xslt: ...}")
-    answers: ConfigPath | None = Field(
+    answers: Path | None = Field(
         None, description="the folder the Fachverfahren writes its result files into"
     )
     answer_format: AnswerFormat = Field(
