@@ -37,7 +37,7 @@ from hub.logs import TextFormatter
 from hub.models import Application, ApplicationState
 from hub.plugins import Plugins, load_plugins
 from hub.runtime import Hub
-from hub.scenarios import DemoRun, DemoScenario, DemoSite, Expectation, Tally
+from hub.scenarios import ADMIN_TOKEN, DemoRun, DemoScenario, DemoSite, Expectation, Tally
 from hub.schemas import SchemaDirectoryMissing, require_schema_directory
 from hub.simulation import SERVER_SSL
 
@@ -137,9 +137,7 @@ def demo_settings(scenarios: Sequence[DemoScenario], site: DemoSite, port: int) 
         "blobs": str(site.data_dir / "blobs"),
         "server": {
             "listen": f"127.0.0.1:{port}",
-            "admin_tokens": [
-                {"name": "demo", "token": site.secret_reference("AKTENHUB_DEMO_ADMIN_TOKEN"), "role": "admin"}
-            ],
+            "admin_tokens": [{"name": "demo", "token": site.secret_reference(ADMIN_TOKEN), "role": "admin"}],
         },
         "connectors": connectors,
         "routes": routes,
@@ -247,7 +245,7 @@ async def _start(
         hub_url=_url(hub_sock),
         urls={name: _url(sock) for name, sock in socks.items()},
     )
-    admin_token = site.secret("AKTENHUB_DEMO_ADMIN_TOKEN")
+    admin_token = site.secret(ADMIN_TOKEN)
     runners: list[web.AppRunner] = []
     try:
         for scenario in scenarios:

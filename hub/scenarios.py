@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # a leaf module: importing it loads no HTTP stack
 # Where the example mapping files live in a source tree (the demo runs from one).
 EXAMPLE_MAPPINGS = Path("config") / "mappings"
 _SOURCE_TREE = Path(__file__).resolve().parents[1]
+# The `${NAME}` of the admin API's bearer token the demo configures.
+ADMIN_TOKEN = "AKTENHUB_DEMO_ADMIN_TOKEN"  # noqa: S105 (a name, not a secret)
 
 
 @dataclass
@@ -64,6 +66,10 @@ class DemoSite:
         """``${name}`` for the configuration, the secret made up if nobody asked for it yet."""
         self.secret(name)
         return "${" + name + "}"
+
+    def admin_headers(self) -> dict[str, str]:
+        """Headers for the hub's admin API (``/api/v1/...``) in this run, e.g. for a scenario's `check`."""
+        return {"Authorization": f"Bearer {self.secret(ADMIN_TOKEN)}"}
 
     def mapping(self, file_name: str) -> Path:
         """An example mapping file: ./config/mappings/<name>, else the source tree's."""

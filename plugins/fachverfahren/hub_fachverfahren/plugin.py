@@ -8,6 +8,7 @@ from typing import Any
 from hub import Connector, DemoScenario, Simulator, hookimpl
 
 from . import importfolder, rest, soap, xoev
+from .demo import ImportFolderScenario
 
 # One line per transport (each in its own subpackage), so that they can be added independently.
 CONNECTORS: list[type[Connector[Any]]] = []
@@ -18,6 +19,7 @@ CONNECTORS += [importfolder.ImportFolderSink, importfolder.FileDropSink]
 CONNECTORS += [xoev.XoevSink]
 SIMULATORS += [xoev.SIMULATOR]
 SIMULATORS += [importfolder.SIMULATOR]
+SCENARIOS += [ImportFolderScenario()]
 
 CONNECTORS.append(rest.RestSink)
 SIMULATORS.append(rest.SIMULATOR)
