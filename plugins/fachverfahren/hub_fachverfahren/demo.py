@@ -20,6 +20,8 @@ import aiohttp
 
 from hub import Application, ApplicationState, DemoRun, DemoScenario, DemoSite, Expectation
 
+from .casework import decision_pdf  # a minimal PDF, here for the uploaded attachments
+
 CONNECTOR = "umwelt-fv"
 SERVICE = "wasserrecht"
 PUBLIC_NAME = "Wasserrechtliche Erlaubnis"
@@ -46,11 +48,6 @@ FORM = {
     "flurstueck": "212/1",
     "einwilligung": "ja",
 }
-
-
-def _pdf(text: str) -> bytes:
-    """A small PDF standing in for an uploaded attachment."""
-    return f"%PDF-1.4\n% {text}\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n".encode()
 
 
 async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
@@ -172,7 +169,7 @@ class ImportFolderScenario(DemoScenario):
             ("lageplan", "Lageplan_Entnahmestelle.pdf"),
             ("ausweis", "Personalausweis.pdf"),
         ):
-            form.add_field(element, _pdf(name), filename=name, content_type="application/pdf")
+            form.add_field(element, decision_pdf(name), filename=name, content_type="application/pdf")
         headers = {"X-Aktenhub-Token": run.site.secret("FORMCYCLE_TOKEN")}
         url = f"{run.site.hub_url}/intake/formcycle/{SERVICE}"
         async with run.http.post(url, data=form, headers=headers) as resp:
