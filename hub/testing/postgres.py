@@ -1,0 +1,237 @@
+"""A throw-away PostgreSQL server for tests: one cluster per test session, a fresh database per test.
+
+The cluster lives in a temporary directory (data, unix socket, log), listens on 127.0.0.1 on a free port
+and is removed at the end of the session. PostgreSQL refuses to run as root, so when the tests run as
+root (as CI does) the server runs as an unprivileged user (``postgres`` if the system has it, else
+``nobody``). The binaries are found through ``$AKTENHUB_PG_BINDIR``, ``pg_config --bindir``,
+``/usr/lib/postgresql/<version>/bin`` or ``PATH``. Without them the tests that need the server are
+skipped, with the reason, except in CI (``CI=true``), where they fail: there `.ci/run` installs them.
+
+Fixtures (loaded with the test kit's pytest plugin):
+
+- ``postgres_server``: the session's `PostgresServer`;
+- ``postgres_url``: a fresh, empty database for one test, as a libpq URL
+  ``postgresql://user:password@127.0.0.1:port/dbname`` (put a driver in: ``postgresql+asyncpg://``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+__all__ = ["PostgresServer", "PostgresUnavailable", "find_bindir", "postgres_server", "postgres_url"]
+
+SUPERUSER = "aktenhub"
+START_TIMEOUT = 60  # seconds pg_ctl waits for the server to accept connections
+UNPRIVILEGED_USERS = ("postgres", "nobody")
+SHORT_TMP = "/tmp"  # noqa: S108 - mkdtemp makes a private directory in it
+
+
+class PostgresUnavailable(RuntimeError):
+    """No PostgreSQL server binaries on this machine (or the server could not be started)."""
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    version = Path(path).parent.name  # /usr/lib/postgresql/<version>/bin
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def find_bindir() -> Path | None:
+    """The directory holding ``initdb``, ``pg_ctl`` and ``postgres``, or None when there is none."""
+    candidates: list[Path] = []
+    if env := os.environ.get("AKTENHUB_PG_BINDIR"):
+        candidates.append(Path(env))
+    if pg_config := shutil.which("pg_config"):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
+            )
+            candidates.append(Path(out.stdout.strip()))
+    candidates += [
+        Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
+    ]
+    if initdb := shutil.which("initdb"):
+        candidates.append(Path(initdb).resolve().parent)
+    for directory in candidates:
+        if all(os.access(directory / tool, os.X_OK) for tool in ("initdb", "pg_ctl", "postgres")):
+            return directory
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class PostgresServer:
+    """A running throw-away cluster: superuser `user` with `password`, TCP on 127.0.0.1:`port`."""
+
+    bindir: Path
+    base: Path
+    port: int
+    user: str
+    password: str
+    run_as: pwd.struct_passwd | None  # the unprivileged account the server runs as (when we are root)
+
+    @property
+    def socket_dir(self) -> Path:
+        """The directory of the server's unix socket."""
+        return self.base / "socket"
+
+    @property
+    def data_dir(self) -> Path:
+        """The cluster's data directory."""
+        return self.base / "data"
+
+    def url(self, database: str = "postgres") -> str:
+        """The libpq URL of `database` on this server (with the superuser's password)."""
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        """A new empty database; returns its name."""
+        name = f"test_{secrets.token_hex(6)}"
+        self._run("createdb", "-h", str(self.socket_dir), "-p", str(self.port), "-U", self.user, name)
+        return name
+
+    def start(self) -> None:
+        """initdb and start the cluster (port already chosen)."""
+        pwfile = self.base / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        self.socket_dir.mkdir()
+        if self.run_as is not None:
+            for path in (self.base, self.socket_dir, pwfile):
+                os.chown(path, self.run_as.pw_uid, self.run_as.pw_gid)
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            self.user,
+            f"--pwfile={pwfile}",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
+        pwfile.unlink()
+        options = (
+            f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-o",
+            options,
+            "-l",
+            str(self.base / "server.log"),
+            "-w",
+            "-t",
+            str(START_TIMEOUT),
+            "start",
+        )
+
+    def stop(self) -> None:
+        """Stop the cluster at once (it is thrown away)."""
+        with contextlib.suppress(PostgresUnavailable):
+            self._run("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop")
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The end of the server log, for error messages."""
+        try:
+            return "\n".join((self.base / "server.log").read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def _run(self, tool: str, *args: str) -> None:
+        user = group = None
+        if self.run_as is not None:
+            user, group = self.run_as.pw_uid, self.run_as.pw_gid
+        result = subprocess.run(
+            [str(self.bindir / tool), *args],
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT + 30,
+            user=user,
+            group=group,
+            extra_groups=[] if user is not None else None,
+            cwd=self.base,
+            env={**os.environ, "LC_ALL": "C", "PGTZ": "UTC"},
+            check=False,
+        )
+        if result.returncode != 0:
+            raise PostgresUnavailable(
+                f"{tool} failed ({result.returncode}): {result.stderr.strip()[-800:]}\n{self.log_tail()}"
+            )
+
+
+def _unprivileged_account() -> pwd.struct_passwd | None:
+    if os.geteuid() != 0:
+        return None
+    for name in UNPRIVILEGED_USERS:
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    raise PostgresUnavailable(
+        "running as root and no unprivileged account (postgres, nobody) to run PostgreSQL"
+    )
+
+
+def start_server(bindir: Path, attempts: int = 3) -> PostgresServer:
+    """Start a throw-away cluster with the binaries in `bindir` (retries when the free port was taken)."""
+    run_as = _unprivileged_account()
+    error: PostgresUnavailable | None = None
+    for _ in range(attempts):
+        # A short path: the unix socket's path must stay below ~107 bytes ($TMPDIR may be long).
+        base = Path(tempfile.mkdtemp(prefix="akh-pg-", dir=SHORT_TMP if os.path.isdir(SHORT_TMP) else None))
+        base.chmod(0o700)
+        server = PostgresServer(bindir, base, _free_port(), SUPERUSER, secrets.token_urlsafe(18), run_as)
+        try:
+            server.start()
+            return server
+        except PostgresUnavailable as exc:
+            error = exc
+            server.stop()
+            shutil.rmtree(base, ignore_errors=True)
+    assert error is not None
+    raise error
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster for the whole test session (skipped outside CI without binaries)."""
+    bindir = find_bindir()
+    if bindir is None:
+        reason = "no PostgreSQL server binaries (initdb, pg_ctl, postgres): install Debian's postgresql"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI must have them: .ci/run installs them)")
+        pytest.skip(reason)
+    server = start_server(bindir)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database for this test: ``postgresql://user:password@127.0.0.1:port/dbname``."""
+    return postgres_server.url(postgres_server.create_database())

@@ -1,0 +1,8 @@
+"""The `sql` transport: a staging table in the Fachverfahren's database, answers from its status column."""
+
+from __future__ import annotations
+
+from .config import SqlAnswers, SqlConfig, SqlDocuments
+from .sink import SqlPayload, SqlSink
+
+__all__ = ["SqlAnswers", "SqlConfig", "SqlDocuments", "SqlPayload", "SqlSink"]
