@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import pytest
 import pytest_asyncio
 from hub_fachverfahren.sql import SqlSink
 from sql_helpers import engine_of, fachverfahren, make_sink, rows_of, settings

@@ -158,7 +158,7 @@ async def test_too_large_document_changes_nothing(
     section["documents"]["max_size"] = 1000
     sink = await _sink(connector_context, sinks, postgres_url, documents=section["documents"])
     app = await make_application(blobs, files={"gross.pdf": b"x" * 5000})
-    with pytest.raises(Permanent, match="larger than documents.max_size"):
+    with pytest.raises(Permanent, match=r"larger than documents\.max_size"):
         await sink.deliver(default_record(app), delivery_context(app, blobs))
     assert await rows_of(db, app) == 0
     async with db.connect() as conn:
