@@ -3,8 +3,8 @@
 The cluster lives in a temporary directory (data, unix socket, log), listens on 127.0.0.1 on a free port
 and is removed at the end of the session. PostgreSQL refuses to run as root, so when the tests run as
 root (as CI does) the server runs as an unprivileged user (``postgres`` if the system has it, else
-``nobody``). The binaries are found through ``$AKTENHUB_PG_BINDIR``, ``pg_config --bindir``,
-``/usr/lib/postgresql/<version>/bin`` or ``PATH``. Without them the tests that need the server are
+``nobody``). The binaries are found through ``$AKTENHUB_PG_BINDIR`` (alone, when set), else
+``pg_config --bindir``, ``/usr/lib/postgresql/<version>/bin`` or ``PATH``. Without them the tests that need the server are
 skipped, with the reason, except in CI (``CI=true``), where they fail: there `.ci/run` installs them.
 
 Fixtures (loaded with the test kit's pytest plugin):
@@ -50,20 +50,20 @@ def _version_key(path: str) -> tuple[int, ...]:
 
 def find_bindir() -> Path | None:
     """The directory holding ``initdb``, ``pg_ctl`` and ``postgres``, or None when there is none."""
-    candidates: list[Path] = []
     if env := os.environ.get("AKTENHUB_PG_BINDIR"):
-        candidates.append(Path(env))
-    if pg_config := shutil.which("pg_config"):
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run(
-                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
-            )
-            candidates.append(Path(out.stdout.strip()))
-    candidates += [
-        Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
-    ]
-    if initdb := shutil.which("initdb"):
-        candidates.append(Path(initdb).resolve().parent)
+        candidates = [Path(env)]  # chosen explicitly: no other
+    else:
+        candidates = []
+        if pg_config := shutil.which("pg_config"):
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                out = subprocess.run(
+                    [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
+                )
+                candidates.append(Path(out.stdout.strip()))
+        versions = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
+        candidates += [Path(p) for p in versions]
+        if initdb := shutil.which("initdb"):
+            candidates.append(Path(initdb).resolve().parent)
     for directory in candidates:
         if all(os.access(directory / tool, os.X_OK) for tool in ("initdb", "pg_ctl", "postgres")):
             return directory

@@ -75,7 +75,11 @@ async def setup(
     await s.sim.engine.dispose()
 
 
-@pytest.mark.parametrize("acknowledge", [{}, ACK], ids=["high-water-mark", "ack-column"])
+@pytest.mark.parametrize(
+    "acknowledge",
+    [{}, ACK, {"changed_column": "geaendert"}],
+    ids=["high-water-mark", "ack-column", "timestamp-mark"],
+)
 async def test_each_status_change_is_one_answer(setup: Setup, acknowledge: dict[str, str]) -> None:
     sink = await setup.sink(**acknowledge)
     app_id = await setup.delivered(sink)
@@ -100,7 +104,7 @@ async def test_each_status_change_is_one_answer(setup: Setup, acknowledge: dict[
     async with setup.sim.engine.connect() as conn:
         stored = await conn.scalar(select(staging.c.bescheid).where(staging.c.hub_key == app_id))
     assert content == stored and content.startswith(b"%PDF")
-    if acknowledge:
+    if "ack_column" in acknowledge:
         async with setup.sim.engine.connect() as conn:
             row = (await conn.execute(select(staging.c.version, staging.c.hub_quittung))).one()
         assert row.hub_quittung == row.version == 2
