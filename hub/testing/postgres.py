@@ -4,8 +4,9 @@ The cluster lives in a temporary directory (data, unix socket, log), listens on 
 and is removed at the end of the session. PostgreSQL refuses to run as root, so when the tests run as
 root (as CI does) the server runs as an unprivileged user (``postgres`` if the system has it, else
 ``nobody``). The binaries are found through ``$AKTENHUB_PG_BINDIR`` (alone, when set), else
-``pg_config --bindir``, ``/usr/lib/postgresql/<version>/bin`` or ``PATH``. Without them the tests that need the server are
-skipped, with the reason, except in CI (``CI=true``), where they fail: there `.ci/run` installs them.
+``pg_config --bindir``, ``/usr/lib/postgresql/<version>/bin`` or ``PATH``. Without them the tests
+that need the server are skipped, with the reason, except in CI (``CI=true``), where they fail: there
+`.ci/run` installs them.
 
 Fixtures (loaded with the test kit's pytest plugin):
 
