@@ -1,0 +1,149 @@
+"""End to end through the `sql` transport: FormCycle → the hub → enaio and a Fachverfahren's staging
+table in a real PostgreSQL database (the simulated Fachverfahren's tables), configured as an operator
+would: password from the environment, columns from the mapping's payload."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestServer
+from hub_enaio.simulator import make_app as make_enaio
+from hub_fachverfahren.sql.simulator import STATUS_MAP, StagingFachverfahren, documents, staging
+from sqlalchemy import URL, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from test_e2e_enaio import ENAIO_PASSWORD, ENAIO_USER, ENV, FORMCYCLE_TOKEN, MAPPING, jagdschein, post, submit
+
+from hub.models import ApplicationState
+from hub.testing.harness import RunningHub
+
+StartHub = Callable[[], Awaitable[RunningHub]]
+
+PAYLOAD = """
+payloads:
+  bau-fv:
+    antragsteller: "{{ applicant | sortname }}"
+"""
+
+
+@pytest_asyncio.fixture
+async def fachverfahren(postgres_url: str) -> AsyncIterator[StagingFachverfahren]:
+    """The simulated Fachverfahren with its tables in a fresh database."""
+    sim = StagingFachverfahren(
+        create_async_engine(make_url(postgres_url).set(drivername="postgresql+asyncpg"))
+    )
+    await sim.setup()
+    yield sim
+    await sim.engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def enaio_url() -> AsyncIterator[str]:
+    server = TestServer(make_enaio(), host="127.0.0.1")
+    await server.start_server()
+    yield f"http://127.0.0.1:{server.port}"
+    await server.close()
+
+
+@pytest.fixture
+def start(hub_factory: Any, enaio_url: str, postgres_url: str, tmp_path: Path) -> StartHub:
+    mapping = tmp_path / "jagd-mit-fachverfahren.yaml"
+    mapping.write_text(MAPPING.read_text() + PAYLOAD)
+    url = make_url(postgres_url)
+    bare = URL.create("postgresql+asyncpg", url.username, None, url.host, url.port, url.database)
+
+    async def start() -> RunningHub:
+        connectors = {
+            "formcycle": {
+                "type": "formcycle",
+                "token": "${FORMCYCLE_TOKEN}",
+                "id_field": "vorgang_id",
+                "applicant_fields": {
+                    "given_name": "vorname",
+                    "family_name": "nachname",
+                    "birth_date": "geburtsdatum",
+                    "street": "strasse",
+                    "postal_code": "plz",
+                    "city": "ort",
+                },
+            },
+            "enaio": {
+                "type": "enaio",
+                "base_url": enaio_url,
+                "username": ENAIO_USER,
+                "password": "${ENAIO_PASSWORD}",
+            },
+            "bau-fv": {
+                "type": "sql",
+                "url": bare.render_as_string(hide_password=False),
+                "password": "${FV_DB_PASSWORD}",
+                "table": "antrag_import",
+                "key_column": "hub_key",
+                "columns": {
+                    "leistung": "record.service",
+                    "aktenzeichen_akte": "record.file_number",
+                    "antragsteller": "antragsteller",
+                },
+                "constants": {"status": "NEU"},
+                "documents": {
+                    "table": "antrag_dokument",
+                    "key_column": "hub_key",
+                    "number_column": "lfd_nr",
+                    "name_column": "dateiname",
+                    "type_column": "dokumentart",
+                    "content_column": "inhalt",
+                },
+                "answers": {
+                    "status_column": "status",
+                    "changed_column": "version",
+                    "case_number_column": "fv_aktenzeichen",
+                    "decision_column": "bescheid",
+                    "decision_name_column": "bescheid_name",
+                    "statuses": STATUS_MAP,
+                    "ack_column": "hub_quittung",
+                    "interval": 0.2,
+                },
+            },
+        }
+        routes = [
+            {
+                "name": "jagd",
+                "from": "formcycle",
+                "when": {"service": "jagdschein"},
+                "map": str(mapping),
+                "to": ["enaio", "bau-fv"],
+            }
+        ]
+        env = {**ENV, "FV_DB_PASSWORD": str(url.password)}
+        running: RunningHub = await hub_factory(connectors, routes, env=env)
+        return running
+
+    return start
+
+
+async def test_application_lands_once_in_the_staging_table(
+    start: StartHub, fachverfahren: StagingFachverfahren
+) -> None:
+    hub = await start()
+    submission = jagdschein("FC-2026-SQL-1")
+    application_id = await submit(hub, submission)
+    assert await hub.wait_for_state(application_id) == ApplicationState.COMPLETED
+    status, again = await post(hub, submission)
+    assert again["duplicate"] is True and again["application_id"] == application_id
+
+    app = await hub.journal.get_application(application_id)
+    assert app.correlations["bau-fv"] == application_id
+    async with fachverfahren.engine.connect() as conn:
+        [row] = (await conn.execute(select(staging))).all()
+        docs = (
+            (await conn.execute(select(documents.c.dokumentart).order_by(documents.c.lfd_nr))).scalars().all()
+        )
+        count = await conn.scalar(select(func.count()).select_from(documents))
+    assert (row.hub_key, row.leistung, row.status) == (application_id, "jagdschein", "NEU")
+    assert row.aktenzeichen_akte == app.file_number and row.antragsteller == "Groß-Öztürk, Jürgen"
+    assert docs == ["Antrag", "Anlage", "Anlage", "Originalantrag"] and count == 4
+    assert FORMCYCLE_TOKEN and ENAIO_PASSWORD  # the shared settings this test runs on
