@@ -16,7 +16,7 @@ from hub_fachverfahren.sql.simulator import STATUS_MAP, StagingFachverfahren, do
 from sqlalchemy import URL, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
-from test_e2e_enaio import ENAIO_PASSWORD, ENAIO_USER, ENV, FORMCYCLE_TOKEN, MAPPING, jagdschein, post, submit
+from test_e2e_enaio import ENAIO_USER, ENV, MAPPING, jagdschein, post, submit
 
 from hub.models import ApplicationState
 from hub.testing.harness import RunningHub
@@ -132,7 +132,7 @@ async def test_application_lands_once_in_the_staging_table(
     submission = jagdschein("FC-2026-SQL-1")
     application_id = await submit(hub, submission)
     assert await hub.wait_for_state(application_id) == ApplicationState.COMPLETED
-    status, again = await post(hub, submission)
+    _, again = await post(hub, submission)
     assert again["duplicate"] is True and again["application_id"] == application_id
 
     app = await hub.journal.get_application(application_id)
@@ -146,4 +146,3 @@ async def test_application_lands_once_in_the_staging_table(
     assert (row.hub_key, row.leistung, row.status) == (application_id, "jagdschein", "NEU")
     assert row.aktenzeichen_akte == app.file_number and row.antragsteller == "Groß-Öztürk, Jürgen"
     assert docs == ["Antrag", "Anlage", "Anlage", "Originalantrag"] and count == 4
-    assert FORMCYCLE_TOKEN and ENAIO_PASSWORD  # the shared settings this test runs on
