@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
 from hub_fachverfahren.sql import SqlSink
 from sql_helpers import engine_of, fachverfahren, make_sink, rows_of, settings
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from hub import Application, ConnectorContext, Sink
 from hub.testing import Fault, SinkContract
@@ -68,6 +71,13 @@ class TestSqlContract(SinkContract):
         if fault is Fault.VALIDATION:
             # The Fachverfahren's table demands a service (NOT NULL): a row without it is refused.
             return await self._sink(columns={"aktenzeichen_akte": "record.file_number"})
-        # A database has no 5xx; its transient errors are the connection's (above) and are tested in
-        # test_sql_sink.py.
+        if fault is Fault.SERVER_ERROR:
+            # The server's "5xx": a database in maintenance, not accepting connections (for now).
+            name = f"wartung_{secrets.token_hex(4)}"
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.execute(text(f"CREATE DATABASE {name}"))
+                await conn.execute(text(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+            url = make_url(settings(self.url)["url"]).set(database=name)
+            return await self._sink(url=url.render_as_string(hide_password=False))
         return None
