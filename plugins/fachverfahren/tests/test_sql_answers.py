@@ -26,6 +26,8 @@ class ReturnChannel:
     def __init__(self) -> None:
         self.stored: dict[str, Answer] = {}
         self.failing = False
+        self.crash_after_store = False
+        self.handed: list[str] = []
         self.known: set[str] = set()
 
     async def __call__(self, connector: str, answer: Answer) -> AnswerOutcome:
@@ -34,8 +36,11 @@ class ReturnChannel:
         assert answer.application_id is not None
         if answer.application_id not in self.known:
             raise UnknownApplication(answer.application_id)
+        self.handed.append(answer.answer_id)
         duplicate = answer.answer_id in self.stored
         self.stored.setdefault(answer.answer_id, answer)
+        if self.crash_after_store:
+            raise SystemExit("hub killed after the commit, before the acknowledgement")
         return AnswerOutcome(application_id=answer.application_id, duplicate=duplicate)
 
 
@@ -168,3 +173,22 @@ async def test_refused_import_is_a_failed_answer_with_the_reason(setup: Setup) -
     assert await sink.poll_answers() == 1
     [answer] = setup.channel.stored.values()
     assert answer.status is AnswerStatus.FAILED and answer.error == "Leistung unbekannt"
+
+
+@pytest.mark.parametrize("acknowledge", [{}, ACK], ids=["high-water-mark", "ack-column"])
+async def test_crash_between_commit_and_acknowledgement_hands_the_answer_again_under_its_id(
+    setup: Setup, acknowledge: dict[str, str]
+) -> None:
+    sink = await setup.sink(**acknowledge)
+    await setup.delivered(sink)
+    await setup.sim.pick_up()
+    setup.channel.crash_after_store = True
+    with pytest.raises(SystemExit):
+        await sink.poll_answers()
+    await sink.stop()
+    setup.channel.crash_after_store = False
+    restarted = await setup.sink(**acknowledge)
+    assert await restarted.poll_answers() == 0  # handed again, a duplicate for the return channel
+    assert len(setup.channel.handed) == 2 and len(set(setup.channel.handed)) == 1
+    assert len(setup.channel.stored) == 1
+    assert await restarted.poll_answers() == 0 and len(setup.channel.handed) == 2
