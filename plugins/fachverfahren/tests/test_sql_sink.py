@@ -250,3 +250,28 @@ async def test_diagnostics_hide_the_password(
     assert settings(postgres_url)["password"] not in str(state)
     assert state["config"]["url"].startswith("postgresql+asyncpg://aktenhub@127.0.0.1:")
     assert state["answers"]["acknowledge"] == "high_water_mark"
+
+
+async def test_a_column_added_to_fix_a_refusal_is_used_on_replay(
+    postgres_url: str, connector_context: ConnectorContext, blobs: BlobStore, sinks: list[SqlSink]
+) -> None:
+    engine = engine_of(postgres_url)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE fv (schluessel varchar(64) PRIMARY KEY)"))
+    section = {
+        **{k: settings(postgres_url)[k] for k in ("type", "url", "password")},
+        "table": "fv",
+        "key_column": "schluessel",
+        "columns": {"leistung": "record.service"},
+    }
+    sink = await make_sink(connector_context, section)
+    sinks.append(sink)
+    app = await make_application(blobs)
+    with pytest.raises(Permanent, match="has no column leistung"):
+        await sink.deliver(default_record(app), delivery_context(app, blobs))
+    async with engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE fv ADD COLUMN leistung varchar(100)"))
+    await sink.deliver(default_record(app), delivery_context(app, blobs))
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT leistung FROM fv"))).scalar_one() == "jagdschein"
+    await engine.dispose()

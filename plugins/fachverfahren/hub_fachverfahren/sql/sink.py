@@ -146,6 +146,15 @@ class SqlSink(Sink[SqlConfig]):
 
     async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
         """Insert the application's row (and documents) once; a repeat finds the row and writes nothing."""
+        try:
+            return await self._deliver(record, ctx)
+        except Permanent:
+            # Perhaps the table changed under the hub (a column added or altered to fix this): the
+            # replay after the fix reflects it anew.
+            self._tables = None
+            raise
+
+    async def _deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
         key = revision_key(record.application_id, record.revision)
         tables = await self._staging()
         row = self._row(record, key, tables)
