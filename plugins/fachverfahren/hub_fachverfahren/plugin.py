@@ -32,8 +32,8 @@ SIMULATORS.append(
     Simulator(
         name="fachverfahren-sql",
         description="a Fachverfahren on its staging table (antrag_import, antrag_dokument) in the database "
-        "at url=<async SQLAlchemy URL> (password=...): POST /_sim/pick-up, /_sim/request, /_sim/decide, "
-        "/_sim/refuse; GET /_sim/rows; auto_seconds=N picks up and decides by itself",
+        "at url=<async SQLAlchemy URL> (password=...): POST /_sim/accept, /_sim/pick-up, /_sim/request, "
+        "/_sim/decide, /_sim/refuse; GET /_sim/rows; auto_seconds=N picks up and decides by itself",
         make_app=make_sql_fachverfahren,
     )
 )

@@ -46,9 +46,13 @@ async def test_a_case_moves_through_the_fachverfahren(
     async with http.post(f"{simulator}/_sim/decide", json={"key": "app_1"}) as response:
         assert response.status == 409  # not picked up yet
         assert "needs IN_BEARBEITUNG" in (await response.json())["error"]
+    async with http.post(f"{simulator}/_sim/accept", json={"key": "app_1"}) as response:
+        assert (await response.json())["status"] == "UEBERNOMMEN"
     async with http.post(f"{simulator}/_sim/pick-up") as response:
         [picked] = (await response.json())["picked_up"]
     assert picked["key"] == "app_1" and picked["case_number"].startswith("FV-")
+    async with http.post(f"{simulator}/_sim/pick-up") as response:
+        assert (await response.json())["picked_up"] == []
     async with http.post(
         f"{simulator}/_sim/request", json={"key": "app_1", "message": "Plan fehlt"}
     ) as response:
@@ -59,7 +63,7 @@ async def test_a_case_moves_through_the_fachverfahren(
         [row] = (await response.json())["rows"]
     assert (row["status"], row["version"], row["fv_aktenzeichen"], row["dokumente"]) == (
         "BESCHEID_ERLASSEN",
-        3,
+        4,
         picked["case_number"],
         0,
     )
@@ -93,6 +97,6 @@ async def test_its_database_enforces_the_table(simulator: str, postgres_url: str
 def test_registered_with_its_status_map() -> None:
     [sim] = [s for s in aktenhub_simulators() if s.name == "fachverfahren-sql"]
     assert "auto_seconds" in sim.description
-    assert {AnswerStatus(v) for v in STATUS_MAP.values() if v} == set(AnswerStatus) - {AnswerStatus.ACCEPTED}
+    assert {AnswerStatus(v) for v in STATUS_MAP.values() if v} == set(AnswerStatus)
     with pytest.raises(ValueError, match="needs url="):
         sim.make_app()

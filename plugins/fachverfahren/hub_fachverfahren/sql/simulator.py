@@ -7,7 +7,8 @@ the real table would: primary keys, NOT NULL, lengths, the status values, the do
 their row. Operator endpoints (JSON) move the cases along; with ``auto_seconds`` a loop does it alone:
 
 - ``GET  /_sim/rows``                       the rows (without BLOBs) and their documents' count
-- ``POST /_sim/pick-up``                    new rows get a case number and status IN_BEARBEITUNG
+- ``POST /_sim/accept``   {key}             new -> UEBERNOMMEN, with a case number
+- ``POST /_sim/pick-up``                    new and accepted rows -> IN_BEARBEITUNG (with a case number)
 - ``POST /_sim/request``  {key, message}    IN_BEARBEITUNG -> NACHFORDERUNG
 - ``POST /_sim/decide``   {key, message}    IN_BEARBEITUNG|NACHFORDERUNG -> BESCHEID_ERLASSEN (+ PDF)
 - ``POST /_sim/refuse``   {key, error}      new -> FEHLER
@@ -41,19 +42,21 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from hub.simulation import MalformedRequest, parse_json, refusal_middleware
 
 NEW = "NEU"
+ACCEPTED = "UEBERNOMMEN"  # imported, a case number assigned, not yet worked on
 IN_PROGRESS = "IN_BEARBEITUNG"
 ACTION_REQUIRED = "NACHFORDERUNG"
 DECIDED = "BESCHEID_ERLASSEN"
 FAILED = "FEHLER"
-STATUSES = (NEW, IN_PROGRESS, ACTION_REQUIRED, DECIDED, FAILED)
+STATUSES = (NEW, ACCEPTED, IN_PROGRESS, ACTION_REQUIRED, DECIDED, FAILED)
 # The sink's `answers.statuses` for this Fachverfahren.
 STATUS_MAP = {
     NEW: None,
+    ACCEPTED: "accepted",
     IN_PROGRESS: "in_progress",
     ACTION_REQUIRED: "action_required",
     DECIDED: "decided",
@@ -132,26 +135,30 @@ class StagingFachverfahren:
             await conn.run_sync(metadata.create_all)
 
     async def pick_up(self) -> list[dict[str, str]]:
-        """New rows (status empty or NEU) get a case number and IN_BEARBEITUNG."""
+        """New and accepted rows get IN_BEARBEITUNG (and a case number, if they have none yet)."""
         async with self._lock, self.engine.begin() as conn:
-            new = (
+            waiting = (
                 await conn.execute(
-                    select(staging.c.hub_key)
-                    .where((staging.c.status.is_(None)) | (staging.c.status == NEW))
+                    select(staging.c.hub_key, staging.c.fv_aktenzeichen)
+                    .where(staging.c.status.is_(None) | staging.c.status.in_((NEW, ACCEPTED)))
                     .order_by(staging.c.eingang, staging.c.hub_key)
                 )
-            ).scalars()
-            numbered = await conn.scalar(select(func.count()).where(staging.c.fv_aktenzeichen.is_not(None)))
+            ).all()
             picked = []
-            for n, key in enumerate(list(new), start=int(numbered or 0) + 1):
-                case_number = f"{self.prefix}-{datetime.now(UTC).year}-{n:06d}"
+            for key, number in waiting:
+                case_number = number or await self._next_case_number(conn)
                 await conn.execute(_change(key).values(status=IN_PROGRESS, fv_aktenzeichen=case_number))
                 picked.append({"key": key, "case_number": case_number})
             return picked
 
+    async def _next_case_number(self, conn: AsyncConnection) -> str:
+        numbered = await conn.scalar(select(func.count()).where(staging.c.fv_aktenzeichen.is_not(None)))
+        return f"{self.prefix}-{datetime.now(UTC).year}-{int(numbered or 0) + 1:06d}"
+
     async def step(self, key: str, target: str, message: str | None = None, error: str | None = None) -> None:
         """Move one row to `target` (from the states that allow it)."""
         allowed = {
+            ACCEPTED: (None, NEW),
             ACTION_REQUIRED: (IN_PROGRESS,),
             DECIDED: (IN_PROGRESS, ACTION_REQUIRED),
             FAILED: (None, NEW),
@@ -169,6 +176,8 @@ class StagingFachverfahren:
                 needs = " or ".join(str(s or "new") for s in allowed)
                 raise Conflict(f"row is {row.status or 'new'}; {target} needs {needs}")
             values: dict[str, Any] = {"status": target, "hinweis": message}
+            if target == ACCEPTED:
+                values["fv_aktenzeichen"] = await self._next_case_number(conn)
             if target == DECIDED:
                 values["bescheid"] = decision_pdf(row.fv_aktenzeichen, message)
                 values["bescheid_name"] = f"bescheid-{row.fv_aktenzeichen}.pdf"
@@ -271,6 +280,7 @@ def make_app(
     app = web.Application(middlewares=[refusal_middleware(_error)])
     app.router.add_get("/_sim/rows", _rows)
     app.router.add_post("/_sim/pick-up", _pick_up)
+    app.router.add_post("/_sim/accept", _step_handler(ACCEPTED))
     app.router.add_post("/_sim/request", _step_handler(ACTION_REQUIRED))
     app.router.add_post("/_sim/decide", _step_handler(DECIDED))
     app.router.add_post("/_sim/refuse", _step_handler(FAILED))

@@ -182,13 +182,8 @@ class SqlSink(Sink[SqlConfig]):
         details: dict[str, Any] = {"table": self.config.table, "key": key}
         if documents is not None:
             details["documents"] = documents
-        return Delivery(
-            target=self.name,
-            reference=key,
-            correlations={self.name: key},
-            duplicate=duplicate,
-            details=details,
-        )
+        # The reference becomes the application's correlation `<connector>`: answers name it.
+        return Delivery(target=self.name, reference=key, duplicate=duplicate, details=details)
 
     def _row(self, record: FileRecord, key: str, tables: StagingTables) -> dict[str, Any]:
         """The staging row: key, mapped columns converted to their types, constants. No I/O."""
