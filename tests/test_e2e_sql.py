@@ -146,3 +146,39 @@ async def test_application_lands_once_in_the_staging_table(
     assert (row.hub_key, row.leistung, row.status) == (application_id, "jagdschein", "NEU")
     assert row.aktenzeichen_akte == app.file_number and row.antragsteller == "Groß-Öztürk, Jürgen"
     assert docs == ["Antrag", "Anlage", "Anlage", "Originalantrag"] and count == 4
+
+
+async def test_the_fachverfahrens_answers_reach_the_application_once(
+    start: StartHub, fachverfahren: StagingFachverfahren
+) -> None:
+    hub = await start()
+    application_id = await submit(hub, jagdschein("FC-2026-SQL-2"))
+    assert await hub.wait_for_state(application_id) == ApplicationState.COMPLETED
+    aktenzeichen = (await hub.journal.get_application(application_id)).file_number
+    [picked] = await fachverfahren.pick_up()
+
+    def taken(version: int) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            async with fachverfahren.engine.connect() as conn:
+                row = (await conn.execute(select(staging.c.version, staging.c.hub_quittung))).one()
+            return bool(row.hub_quittung == row.version == version)
+
+        return check
+
+    # A status polled from a column is seen as it stands at the poll: wait for one before the next.
+    await hub.wait_for(taken(1), what="the first answer acknowledged in the row")
+    await fachverfahren.step(application_id, "BESCHEID_ERLASSEN", message="Jagdschein erteilt")
+    await hub.wait_for(taken(2), what="the decision acknowledged in the row")
+    answers = await hub.journal.answers(application_id)
+    assert [(a.connector, a.answer.status.value) for a in answers] == [
+        ("bau-fv", "in_progress"),
+        ("bau-fv", "decided"),
+    ]
+    decision = answers[1].answer.decision
+    assert decision is not None and decision.name == f"bescheid-{picked['case_number']}.pdf"
+    assert (await hub.hub.blobs.read_bytes(decision.blob)).startswith(b"%PDF")
+    app = await hub.journal.get_application(application_id)
+    assert app.correlations["bau-fv.case_number"] == picked["case_number"]
+    assert app.file_number == aktenzeichen  # the case number never replaces the Aktenzeichen
+    events = [e.type for e in await hub.journal.events(application_id)]
+    assert events.count("answer.received") == 2
