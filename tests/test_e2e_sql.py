@@ -182,3 +182,65 @@ async def test_the_fachverfahrens_answers_reach_the_application_once(
     assert app.file_number == aktenzeichen  # the case number never replaces the Aktenzeichen
     events = [e.type for e in await hub.journal.events(application_id)]
     assert events.count("answer.received") == 2
+
+
+async def test_answers_update_the_akte_and_tell_the_applicant_once(
+    hub_factory: Any, postgres_url: str, fachverfahren: StagingFachverfahren
+) -> None:
+    url = make_url(postgres_url)
+    bare = URL.create("postgresql+asyncpg", url.username, None, url.host, url.port, url.database)
+    connectors = {
+        "json": {"type": "test-json"},
+        "efile": {"type": "test-efile", "file_number": "AZ-2026-7"},
+        "bau-fv": {
+            "type": "sql",
+            "url": bare.render_as_string(hide_password=False),
+            "password": "${FV_DB_PASSWORD}",
+            "table": "antrag_import",
+            "key_column": "hub_key",
+            "columns": {"leistung": "record.service"},
+            "answers": {
+                "status_column": "status",
+                "changed_column": "version",
+                "case_number_column": "fv_aktenzeichen",
+                "message_column": "hinweis",
+                "decision_column": "bescheid",
+                "decision_name_column": "bescheid_name",
+                "statuses": STATUS_MAP,
+                "interval": 0.1,
+            },
+        },
+        "mailbox": {"type": "test-notifier"},
+    }
+    routes = [
+        {
+            "name": "wasser",
+            "from": "json",
+            "to": ["efile", "bau-fv"],
+            "on_answer": {"update_akte": "efile", "notify": "mailbox", "decision": "both"},
+        }
+    ]
+    hub = await hub_factory(connectors, routes, env={"FV_DB_PASSWORD": str(url.password)})
+    status, body = await hub.post("/intake/json/wasserrecht", json={"id": "sql-e2e-3", "form": {}})
+    assert status == 202, body
+    application_id = body["application_id"]
+    assert await hub.wait_for_state(application_id) == ApplicationState.COMPLETED
+    efile, mailbox = hub.hub.connectors["efile"], hub.hub.connectors["mailbox"]
+
+    [picked] = await fachverfahren.pick_up()
+    await hub.wait_for(lambda: len(mailbox.statuses) == 1, what="the applicant told: in progress")
+    await fachverfahren.step(application_id, "NACHFORDERUNG", message="Bitte Lageplan nachreichen")
+    await hub.wait_for(lambda: len(mailbox.statuses) == 2, what="the applicant told: action required")
+    await fachverfahren.step(application_id, "BESCHEID_ERLASSEN", message="Erlaubnis erteilt")
+    await hub.wait_for(lambda: len(efile.answered) == 3 and len(mailbox.statuses) == 3, what="all three")
+    await hub.wait_all_final()
+
+    statuses = [r.status.value for r in mailbox.statuses.values() if r.status is not None]
+    assert statuses == ["in_progress", "action_required", "decided"]
+    assert [r.message for r in mailbox.statuses.values()][1] == "Bitte Lageplan nachreichen"
+    assert {r.case_number for r in efile.answered.values()} == {picked["case_number"]}
+    decided = list(efile.answered.values())[-1]
+    assert [d.name for d in decided.documents] == [f"bescheid-{picked['case_number']}.pdf"]
+    assert efile.answer_calls == 3 and mailbox.status_calls == 3  # each answer filed and told once
+    app = await hub.journal.get_application(application_id)
+    assert app.file_number == "AZ-2026-7" and app.correlations["bau-fv.case_number"] == picked["case_number"]
