@@ -30,6 +30,13 @@ payloads:
 """
 
 
+def sql_url(postgres_url: str) -> tuple[str, str]:
+    """The sink's `url` (async driver, no password) and the password, as an operator splits them."""
+    url = make_url(postgres_url)
+    bare = URL.create("postgresql+asyncpg", url.username, None, url.host, url.port, url.database)
+    return bare.render_as_string(hide_password=False), str(url.password)
+
+
 @pytest_asyncio.fixture
 async def fachverfahren(postgres_url: str) -> AsyncIterator[StagingFachverfahren]:
     """The simulated Fachverfahren with its tables in a fresh database."""
@@ -53,8 +60,7 @@ async def enaio_url() -> AsyncIterator[str]:
 def start(hub_factory: Any, enaio_url: str, postgres_url: str, tmp_path: Path) -> StartHub:
     mapping = tmp_path / "jagd-mit-fachverfahren.yaml"
     mapping.write_text(MAPPING.read_text() + PAYLOAD)
-    url = make_url(postgres_url)
-    bare = URL.create("postgresql+asyncpg", url.username, None, url.host, url.port, url.database)
+    url, password = sql_url(postgres_url)
 
     async def start() -> RunningHub:
         connectors = {
@@ -79,7 +85,7 @@ def start(hub_factory: Any, enaio_url: str, postgres_url: str, tmp_path: Path) -
             },
             "bau-fv": {
                 "type": "sql",
-                "url": bare.render_as_string(hide_password=False),
+                "url": url,
                 "password": "${FV_DB_PASSWORD}",
                 "table": "antrag_import",
                 "key_column": "hub_key",
@@ -118,7 +124,7 @@ def start(hub_factory: Any, enaio_url: str, postgres_url: str, tmp_path: Path) -
                 "to": ["enaio", "bau-fv"],
             }
         ]
-        env = {**ENV, "FV_DB_PASSWORD": str(url.password)}
+        env = {**ENV, "FV_DB_PASSWORD": password}
         running: RunningHub = await hub_factory(connectors, routes, env=env)
         return running
 
@@ -187,14 +193,13 @@ async def test_the_fachverfahrens_answers_reach_the_application_once(
 async def test_answers_update_the_akte_and_tell_the_applicant_once(
     hub_factory: Any, postgres_url: str, fachverfahren: StagingFachverfahren
 ) -> None:
-    url = make_url(postgres_url)
-    bare = URL.create("postgresql+asyncpg", url.username, None, url.host, url.port, url.database)
+    url, password = sql_url(postgres_url)
     connectors = {
         "json": {"type": "test-json"},
         "efile": {"type": "test-efile", "file_number": "AZ-2026-7"},
         "bau-fv": {
             "type": "sql",
-            "url": bare.render_as_string(hide_password=False),
+            "url": url,
             "password": "${FV_DB_PASSWORD}",
             "table": "antrag_import",
             "key_column": "hub_key",
@@ -220,7 +225,7 @@ async def test_answers_update_the_akte_and_tell_the_applicant_once(
             "on_answer": {"update_akte": "efile", "notify": "mailbox", "decision": "both"},
         }
     ]
-    hub = await hub_factory(connectors, routes, env={"FV_DB_PASSWORD": str(url.password)})
+    hub = await hub_factory(connectors, routes, env={"FV_DB_PASSWORD": password})
     status, body = await hub.post("/intake/json/wasserrecht", json={"id": "sql-e2e-3", "form": {}})
     assert status == 202, body
     application_id = body["application_id"]
