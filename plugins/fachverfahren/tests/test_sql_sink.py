@@ -102,6 +102,10 @@ async def test_payload_values_take_their_columns_types(
     bad.payloads = {"contract": {"tiere": "drei", "datum": "2026-05-01", "nachname": "X"}}
     with pytest.raises(Permanent, match="column anzahl"):
         await sink.deliver(bad, delivery_context(other, blobs))
+    nested = default_record(other)
+    nested.payloads = {"contract": {"tiere": ["1", "2"], "datum": "2026-05-01", "nachname": "X"}}
+    with pytest.raises(Permanent, match="tiere are lists or mappings"):
+        await sink.deliver(nested, delivery_context(other, blobs))
     missing = default_record(other)
     missing.payloads = {"contract": {"tiere": "1"}}
     with pytest.raises(Permanent, match=r"termin <- datum"):

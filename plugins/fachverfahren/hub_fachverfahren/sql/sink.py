@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -61,6 +61,13 @@ class SqlPayload(BaseModel):
     """
 
     model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="after")
+    def _flat(self) -> SqlPayload:
+        nested = sorted(k for k, v in (self.model_extra or {}).items() if isinstance(v, dict | list))
+        if nested:
+            raise ValueError(f"a column takes one value: field(s) {', '.join(nested)} are lists or mappings")
+        return self
 
     def fields(self) -> dict[str, Any]:
         """The payload's fields."""
@@ -187,7 +194,10 @@ class SqlSink(Sink[SqlConfig]):
 
     def _row(self, record: FileRecord, key: str, tables: StagingTables) -> dict[str, Any]:
         """The staging row: key, mapped columns converted to their types, constants. No I/O."""
-        payload = SqlPayload.model_validate(record.payloads.get(self.name, {})).fields()
+        try:
+            payload = SqlPayload.model_validate(record.payloads.get(self.name, {})).fields()
+        except ValidationError as exc:
+            raise Permanent(f"payloads.{self.name}: {exc.errors()[0]['msg']}") from None
         sources: dict[str, Any] = {
             "record.application_id": record.application_id,
             "record.service": record.service,
