@@ -14,7 +14,7 @@ from hub_fachverfahren.sql.simulator import StagingFachverfahren, staging
 from sql_helpers import fachverfahren, make_sink, settings
 from sqlalchemy import select
 
-from hub import Answer, AnswerOutcome, AnswerStatus, BlobStore, ConnectorContext, UnknownApplication
+from hub import Answer, AnswerOutcome, AnswerStatus, Blobs, ConnectorContext, UnknownApplication
 from hub.testing import default_record, delivery_context, make_application
 
 ACK = {"ack_column": "hub_quittung"}
@@ -50,7 +50,7 @@ class Setup:
     channel: ReturnChannel
     context: ConnectorContext
     url: str
-    blobs: BlobStore
+    blobs: Blobs
     sinks: list[SqlSink]
 
     async def sink(self, **answers: Any) -> SqlSink:
@@ -68,9 +68,7 @@ class Setup:
 
 
 @pytest_asyncio.fixture
-async def setup(
-    postgres_url: str, connector_context: ConnectorContext, blobs: BlobStore
-) -> AsyncIterator[Setup]:
+async def setup(postgres_url: str, connector_context: ConnectorContext, blobs: Blobs) -> AsyncIterator[Setup]:
     channel = ReturnChannel()
     context = dataclasses.replace(connector_context, name="bau-fv", _answer=channel)
     s = Setup(await fachverfahren(postgres_url), channel, context, postgres_url, blobs, [])

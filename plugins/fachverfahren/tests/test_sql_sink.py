@@ -16,7 +16,7 @@ from sql_helpers import engine_of, fachverfahren, make_sink, rows_of, settings
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub import BlobStore, ConnectorContext, Permanent
+from hub import Blobs, ConnectorContext, Permanent
 from hub.testing import default_record, delivery_context, make_application
 
 
@@ -47,7 +47,7 @@ async def test_row_and_documents_hold_what_was_delivered(
     db: AsyncEngine,
     postgres_url: str,
     connector_context: ConnectorContext,
-    blobs: BlobStore,
+    blobs: Blobs,
     sinks: list[SqlSink],
 ) -> None:
     sink = await _sink(connector_context, sinks, postgres_url)
@@ -67,7 +67,7 @@ async def test_row_and_documents_hold_what_was_delivered(
 
 
 async def test_payload_values_take_their_columns_types(
-    postgres_url: str, connector_context: ConnectorContext, blobs: BlobStore, sinks: list[SqlSink]
+    postgres_url: str, connector_context: ConnectorContext, blobs: Blobs, sinks: list[SqlSink]
 ) -> None:
     engine = engine_of(postgres_url)
     async with engine.begin() as conn:
@@ -116,7 +116,7 @@ async def test_concurrent_deliveries_make_one_row(
     db: AsyncEngine,
     postgres_url: str,
     connector_context: ConnectorContext,
-    blobs: BlobStore,
+    blobs: Blobs,
     sinks: list[SqlSink],
 ) -> None:
     a = await _sink(connector_context, sinks, postgres_url)
@@ -137,7 +137,7 @@ async def test_revision_is_a_row_of_its_own(
     db: AsyncEngine,
     postgres_url: str,
     connector_context: ConnectorContext,
-    blobs: BlobStore,
+    blobs: Blobs,
     sinks: list[SqlSink],
 ) -> None:
     sink = await _sink(connector_context, sinks, postgres_url)
@@ -155,7 +155,7 @@ async def test_too_large_document_changes_nothing(
     db: AsyncEngine,
     postgres_url: str,
     connector_context: ConnectorContext,
-    blobs: BlobStore,
+    blobs: Blobs,
     sinks: list[SqlSink],
 ) -> None:
     section = settings(postgres_url)
@@ -257,7 +257,7 @@ async def test_diagnostics_hide_the_password(
 
 
 async def test_a_column_added_to_fix_a_refusal_is_used_on_replay(
-    postgres_url: str, connector_context: ConnectorContext, blobs: BlobStore, sinks: list[SqlSink]
+    postgres_url: str, connector_context: ConnectorContext, blobs: Blobs, sinks: list[SqlSink]
 ) -> None:
     engine = engine_of(postgres_url)
     async with engine.begin() as conn:

@@ -271,7 +271,7 @@ class SqlSink(Sink[SqlConfig]):
         parts: list[bytes] = []
         size = 0
         try:
-            async for chunk in ctx.open_blob(document.blob):
+            async for chunk in ctx.blobs.read(document.blob):
                 size += len(chunk)
                 if size > limit:
                     raise Permanent(f"{what} is larger than documents.max_size ({limit} bytes)")
