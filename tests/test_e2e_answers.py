@@ -106,16 +106,24 @@ class World:
 
 @asynccontextmanager
 async def started_world(
-    tmp_path: Path, hub_factory: Any, schema_dir: Path, fv: dict[str, Any] | None = None, **hub: Any
+    tmp_path: Path,
+    hub_factory: Any,
+    schema_dir: Path,
+    fv: dict[str, Any] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    mapping_extra: str = "",
+    **hub: Any,
 ) -> AsyncIterator[World]:
-    """The simulators and the hub; `fv` the Fachverfahren's connector (default: the answering fake)."""
+    """The simulators and the hub; `fv` the Fachverfahren's connector (default: the answering fake);
+    `env` adds to the hub's environment, `mapping_extra` to the mapping file (e.g. `payloads.fv`)."""
     idp = IdpSimulator(
         schema_dir, sp_entity_id="https://aktenhub.example/sp", acs_url="https://formulare.example/bundid/acs"
     )
     metadata = tmp_path / "idp-metadata.xml"
     idp.write_metadata(metadata)
     mapping = tmp_path / "jagd-mit-antworten.yaml"
-    mapping.write_text(MAPPING.read_text("utf-8") + ANSWERS, "utf-8")
+    mapping.write_text(MAPPING.read_text("utf-8") + ANSWERS + mapping_extra, "utf-8")
     author = generate_author()
     enaio = TestServer(enaio_app(users={"aktenhub": ENAIO_PASSWORD}), host="127.0.0.1")
     zbp = TestServer(zbp_app(), host="127.0.0.1")
@@ -164,7 +172,12 @@ async def started_world(
             "on_answer": {"update_akte": "enaio", "notify": ["postfach"], "decision": "both"},
         }
     ]
-    env = {"FORMCYCLE_TOKEN": TOKEN, "ENAIO_PASSWORD": ENAIO_PASSWORD, "VIEWER_TOKEN": VIEWER_TOKEN}
+    env = {
+        "FORMCYCLE_TOKEN": TOKEN,
+        "ENAIO_PASSWORD": ENAIO_PASSWORD,
+        "VIEWER_TOKEN": VIEWER_TOKEN,
+        **(env or {}),
+    }
     server = {
         "listen": "127.0.0.1:0",
         "admin_tokens": [{"name": "auskunft", "token": "${VIEWER_TOKEN}", "role": "viewer"}],

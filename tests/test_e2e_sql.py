@@ -1,251 +1,136 @@
-"""End to end through the `sql` transport: FormCycle → the hub → enaio and a Fachverfahren's staging
-table in a real PostgreSQL database (the simulated Fachverfahren's tables), configured as an operator
-would: password from the environment, columns from the mapping's payload."""
+"""End to end through the `sql` transport: FormCycle (with a BundID login) → the hub → enaio and a
+Fachverfahren's staging table in a real PostgreSQL database; the Fachverfahren (the simulator, working on
+its table) assigns a case number and decides; the hub takes each answer from the row, has enaio update
+the Akte and file the decision and tells the applicant through the ZBP mailbox — each once. Configured as
+an operator would: the database password from the environment, a column from the mapping's payload."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestServer
-from hub_enaio.simulator import make_app as make_enaio
-from hub_fachverfahren.sql.simulator import STATUS_MAP, StagingFachverfahren, documents, staging
-from sqlalchemy import URL, func, select
+from hub_fachverfahren.sql.simulator import StagingFachverfahren, connector_settings, documents, staging
+from sqlalchemy import URL, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
-from test_e2e_enaio import ENAIO_USER, ENV, MAPPING, jagdschein, post, submit
+from test_e2e_answers import FAST_RETRY, World, started_world
 
 from hub.models import ApplicationState
-from hub.testing.harness import RunningHub
-
-StartHub = Callable[[], Awaitable[RunningHub]]
 
 PAYLOAD = """
 payloads:
-  bau-fv:
+  fv:
     antragsteller: "{{ applicant | sortname }}"
 """
 
 
-def sql_url(postgres_url: str) -> tuple[str, str]:
-    """The sink's `url` (async driver, no password) and the password, as an operator splits them."""
+def sql_section(postgres_url: str) -> tuple[dict[str, Any], str]:
+    """The `fv` connector section for the simulator's tables, and the password it reads from the
+    environment (the URL carries none, as an operator writes it)."""
     url = make_url(postgres_url)
     bare = URL.create("postgresql+asyncpg", url.username, None, url.host, url.port, url.database)
-    return bare.render_as_string(hide_password=False), str(url.password)
+    section = connector_settings(bare.render_as_string(hide_password=False), "${FV_DB_PASSWORD}")
+    section["columns"]["antragsteller"] = "antragsteller"
+    section["answers"]["interval"] = 0.1
+    section["retry"] = FAST_RETRY
+    return section, str(url.password)
 
 
 @pytest_asyncio.fixture
-async def fachverfahren(postgres_url: str) -> AsyncIterator[StagingFachverfahren]:
-    """The simulated Fachverfahren with its tables in a fresh database."""
+async def world(
+    tmp_path: Path, hub_factory: Any, schema_dir: Path, postgres_url: str
+) -> AsyncIterator[tuple[World, StagingFachverfahren]]:
     sim = StagingFachverfahren(
         create_async_engine(make_url(postgres_url).set(drivername="postgresql+asyncpg"))
     )
     await sim.setup()
-    yield sim
+    section, password = sql_section(postgres_url)
+    env = {"FV_DB_PASSWORD": password}
+    async with started_world(
+        tmp_path, hub_factory, schema_dir, section, env=env, mapping_extra=PAYLOAD
+    ) as started:
+        yield started, sim
     await sim.engine.dispose()
 
 
-@pytest_asyncio.fixture
-async def enaio_url() -> AsyncIterator[str]:
-    server = TestServer(make_enaio(), host="127.0.0.1")
-    await server.start_server()
-    yield f"http://127.0.0.1:{server.port}"
-    await server.close()
+async def _submit(w: World) -> tuple[str, str]:
+    """A new application, filed and delivered; (its id, its Aktenzeichen)."""
+    app_id = await w.submit(
+        "FC-SQL-9", w.idp.response("U04", means="eID"), vorname="Johanna", nachname="Klein"
+    )
+    assert await w.running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    app = await w.running.journal.get_application(app_id)
+    assert app is not None and app.file_number
+    return app_id, app.file_number
 
 
-@pytest.fixture
-def start(hub_factory: Any, enaio_url: str, postgres_url: str, tmp_path: Path) -> StartHub:
-    mapping = tmp_path / "jagd-mit-fachverfahren.yaml"
-    mapping.write_text(MAPPING.read_text() + PAYLOAD)
-    url, password = sql_url(postgres_url)
-
-    async def start() -> RunningHub:
-        connectors = {
-            "formcycle": {
-                "type": "formcycle",
-                "token": "${FORMCYCLE_TOKEN}",
-                "id_field": "vorgang_id",
-                "applicant_fields": {
-                    "given_name": "vorname",
-                    "family_name": "nachname",
-                    "birth_date": "geburtsdatum",
-                    "street": "strasse",
-                    "postal_code": "plz",
-                    "city": "ort",
-                },
-            },
-            "enaio": {
-                "type": "enaio",
-                "base_url": enaio_url,
-                "username": ENAIO_USER,
-                "password": "${ENAIO_PASSWORD}",
-            },
-            "bau-fv": {
-                "type": "sql",
-                "url": url,
-                "password": "${FV_DB_PASSWORD}",
-                "table": "antrag_import",
-                "key_column": "hub_key",
-                "columns": {
-                    "leistung": "record.service",
-                    "aktenzeichen_akte": "record.file_number",
-                    "antragsteller": "antragsteller",
-                },
-                "constants": {"status": "NEU"},
-                "documents": {
-                    "table": "antrag_dokument",
-                    "key_column": "hub_key",
-                    "number_column": "lfd_nr",
-                    "name_column": "dateiname",
-                    "type_column": "dokumentart",
-                    "content_column": "inhalt",
-                },
-                "answers": {
-                    "status_column": "status",
-                    "changed_column": "version",
-                    "case_number_column": "fv_aktenzeichen",
-                    "decision_column": "bescheid",
-                    "decision_name_column": "bescheid_name",
-                    "statuses": STATUS_MAP,
-                    "ack_column": "hub_quittung",
-                    "interval": 0.2,
-                },
-            },
-        }
-        routes = [
-            {
-                "name": "jagd",
-                "from": "formcycle",
-                "when": {"service": "jagdschein"},
-                "map": str(mapping),
-                "to": ["enaio", "bau-fv"],
-            }
-        ]
-        env = {**ENV, "FV_DB_PASSWORD": password}
-        running: RunningHub = await hub_factory(connectors, routes, env=env)
-        return running
-
-    return start
-
-
-async def test_application_lands_once_in_the_staging_table(
-    start: StartHub, fachverfahren: StagingFachverfahren
-) -> None:
-    hub = await start()
-    submission = jagdschein("FC-2026-SQL-1")
-    application_id = await submit(hub, submission)
-    assert await hub.wait_for_state(application_id) == ApplicationState.COMPLETED
-    _, again = await post(hub, submission)
-    assert again["duplicate"] is True and again["application_id"] == application_id
-
-    app = await hub.journal.get_application(application_id)
-    assert app.correlations["bau-fv"] == application_id
-    async with fachverfahren.engine.connect() as conn:
+async def test_application_lands_once_in_the_staging_table(world: tuple[World, StagingFachverfahren]) -> None:
+    w, sim = world
+    app_id, aktenzeichen = await _submit(w)
+    app = await w.running.journal.get_application(app_id)
+    assert app is not None and app.correlations["fv"] == app_id
+    async with sim.engine.connect() as conn:
         [row] = (await conn.execute(select(staging))).all()
-        docs = (
-            (await conn.execute(select(documents.c.dokumentart).order_by(documents.c.lfd_nr))).scalars().all()
-        )
+        types = (await conn.execute(select(documents.c.dokumentart).order_by(documents.c.lfd_nr))).scalars()
         count = await conn.scalar(select(func.count()).select_from(documents))
-    assert (row.hub_key, row.leistung, row.status) == (application_id, "jagdschein", "NEU")
-    assert row.aktenzeichen_akte == app.file_number and row.antragsteller == "Groß-Öztürk, Jürgen"
-    assert docs == ["Antrag", "Anlage", "Anlage", "Originalantrag"] and count == 4
+    assert (row.hub_key, row.leistung, row.status, row.version) == (app_id, "jagdschein", "NEU", 0)
+    # The applicant as BundID proved them (the form said "Klein"), through the mapping's payload.
+    assert (row.aktenzeichen_akte, row.antragsteller) == (aktenzeichen, "Kleinschmidt, Johanna")
+    assert list(types) == ["Antrag", "Anlage", "Originalantrag"] and count == 3
 
 
-async def test_the_fachverfahrens_answers_reach_the_application_once(
-    start: StartHub, fachverfahren: StagingFachverfahren
+async def test_into_the_fachverfahren_and_back_through_the_staging_table(
+    world: tuple[World, StagingFachverfahren],
 ) -> None:
-    hub = await start()
-    application_id = await submit(hub, jagdschein("FC-2026-SQL-2"))
-    assert await hub.wait_for_state(application_id) == ApplicationState.COMPLETED
-    aktenzeichen = (await hub.journal.get_application(application_id)).file_number
-    [picked] = await fachverfahren.pick_up()
+    w, sim = world
+    handle = w.idp.mailbox("U04")
+    app_id, aktenzeichen = await _submit(w)
 
-    def taken(version: int) -> Callable[[], Awaitable[bool]]:
-        async def check() -> bool:
-            async with fachverfahren.engine.connect() as conn:
-                row = (await conn.execute(select(staging.c.version, staging.c.hub_quittung))).one()
-            return bool(row.hub_quittung == row.version == version)
+    async def acknowledged(version: int) -> bool:
+        async with sim.engine.connect() as conn:
+            row = (await conn.execute(select(staging.c.version, staging.c.hub_quittung))).one()
+        return bool(row.hub_quittung == row.version == version)
 
-        return check
+    # A status polled from a column is seen as it stands at the poll: each is taken before the next.
+    [picked] = await sim.pick_up()
+    await w.running.wait_for(lambda: acknowledged(1), what="the case number taken")
+    await sim.step(app_id, "NACHFORDERUNG", message="Bitte reichen Sie den Jagdhaftpflichtnachweis nach.")
+    await w.running.wait_for(lambda: acknowledged(2), what="the request taken")
+    await sim.step(app_id, "BESCHEID_ERLASSEN", message="Ihr Jagdschein ist erteilt.")
+    await w.running.wait_for(lambda: acknowledged(3), what="the decision taken")
+    await w.running.wait_all_final()
 
-    # A status polled from a column is seen as it stands at the poll: wait for one before the next.
-    await hub.wait_for(taken(1), what="the first answer acknowledged in the row")
-    await fachverfahren.step(application_id, "BESCHEID_ERLASSEN", message="Jagdschein erteilt")
-    await hub.wait_for(taken(2), what="the decision acknowledged in the row")
-    answers = await hub.journal.answers(application_id)
-    assert [(a.connector, a.answer.status.value) for a in answers] == [
-        ("bau-fv", "in_progress"),
-        ("bau-fv", "decided"),
-    ]
-    decision = answers[1].answer.decision
-    assert decision is not None and decision.name == f"bescheid-{picked['case_number']}.pdf"
-    assert (await hub.hub.blobs.read_bytes(decision.blob)).startswith(b"%PDF")
-    app = await hub.journal.get_application(application_id)
-    assert app.correlations["bau-fv.case_number"] == picked["case_number"]
-    assert app.file_number == aktenzeichen  # the case number never replaces the Aktenzeichen
-    events = [e.type for e in await hub.journal.events(application_id)]
-    assert events.count("answer.received") == 2
+    async with sim.engine.connect() as conn:
+        pdf = await conn.scalar(select(staging.c.bescheid))
+    case_number = picked["case_number"]
+    (akte,) = await w.enaio_objects(type="Personenakte")
+    assert akte["fields"]["Aktenzeichen"] == aktenzeichen
+    assert (akte["fields"]["FVAktenzeichen"], akte["fields"]["Bearbeitungsstand"]) == (
+        case_number,
+        "Bescheid erlassen",
+    )
+    (bescheid,) = await w.enaio_objects(type="Bescheid")
+    assert bescheid["fields"]["Titel"] == f"Bescheid {case_number}"
+    assert await w.enaio_content(bescheid["id"]) == pdf
+    box = await w.mailbox(handle)
+    statuses = [s["payload"]["status"] for s in box["status_updates"]]
+    assert statuses == ["RECEIVED", "PROCESSING", "ACTION_REQUIRED", "COMPLETED"]
+    assert box["messages"][-1]["payload"]["attachments"][0]["filename"] == f"bescheid-{case_number}.pdf"
+    app = await w.running.journal.get_application(app_id)
+    assert app is not None and app.file_number == aktenzeichen
+    assert app.correlations["fv.case_number"] == case_number
 
-
-async def test_answers_update_the_akte_and_tell_the_applicant_once(
-    hub_factory: Any, postgres_url: str, fachverfahren: StagingFachverfahren
-) -> None:
-    url, password = sql_url(postgres_url)
-    connectors = {
-        "json": {"type": "test-json"},
-        "efile": {"type": "test-efile", "file_number": "AZ-2026-7"},
-        "bau-fv": {
-            "type": "sql",
-            "url": url,
-            "password": "${FV_DB_PASSWORD}",
-            "table": "antrag_import",
-            "key_column": "hub_key",
-            "columns": {"leistung": "record.service"},
-            "answers": {
-                "status_column": "status",
-                "changed_column": "version",
-                "case_number_column": "fv_aktenzeichen",
-                "message_column": "hinweis",
-                "decision_column": "bescheid",
-                "decision_name_column": "bescheid_name",
-                "statuses": STATUS_MAP,
-                "interval": 0.1,
-            },
-        },
-        "mailbox": {"type": "test-notifier"},
-    }
-    routes = [
-        {
-            "name": "wasser",
-            "from": "json",
-            "to": ["efile", "bau-fv"],
-            "on_answer": {"update_akte": "efile", "notify": "mailbox", "decision": "both"},
-        }
-    ]
-    hub = await hub_factory(connectors, routes, env={"FV_DB_PASSWORD": password})
-    status, body = await hub.post("/intake/json/wasserrecht", json={"id": "sql-e2e-3", "form": {}})
-    assert status == 202, body
-    application_id = body["application_id"]
-    assert await hub.wait_for_state(application_id) == ApplicationState.COMPLETED
-    efile, mailbox = hub.hub.connectors["efile"], hub.hub.connectors["mailbox"]
-
-    [picked] = await fachverfahren.pick_up()
-    await hub.wait_for(lambda: len(mailbox.statuses) == 1, what="the applicant told: in progress")
-    await fachverfahren.step(application_id, "NACHFORDERUNG", message="Bitte Lageplan nachreichen")
-    await hub.wait_for(lambda: len(mailbox.statuses) == 2, what="the applicant told: action required")
-    await fachverfahren.step(application_id, "BESCHEID_ERLASSEN", message="Erlaubnis erteilt")
-    await hub.wait_for(lambda: len(efile.answered) == 3 and len(mailbox.statuses) == 3, what="all three")
-    await hub.wait_all_final()
-
-    statuses = [r.status.value for r in mailbox.statuses.values() if r.status is not None]
-    assert statuses == ["in_progress", "action_required", "decided"]
-    assert [r.message for r in mailbox.statuses.values()][1] == "Bitte Lageplan nachreichen"
-    assert {r.case_number for r in efile.answered.values()} == {picked["case_number"]}
-    decided = list(efile.answered.values())[-1]
-    assert [d.name for d in decided.documents] == [f"bescheid-{picked['case_number']}.pdf"]
-    assert efile.answer_calls == 3 and mailbox.status_calls == 3  # each answer filed and told once
-    app = await hub.journal.get_application(application_id)
-    assert app.file_number == "AZ-2026-7" and app.correlations["bau-fv.case_number"] == picked["case_number"]
+    # The Fachverfahren flags the row as not taken (restored from a backup): handed again, nothing twice.
+    async with sim.engine.begin() as conn:
+        await conn.execute(update(staging).values(hub_quittung=None))
+    await w.running.wait_for(lambda: acknowledged(3), what="the repeat taken")
+    await w.running.wait_all_final()
+    assert len(await w.enaio_objects(type="Bescheid")) == 1
+    assert (await w.enaio_objects(type="Personenakte"))[0]["fields"] == akte["fields"]
+    again = await w.mailbox(handle)
+    assert (len(again["status_updates"]), len(again["messages"])) == (4, len(box["messages"]))
+    events = Counter(e.type for e in await w.running.journal.events(app_id))
+    assert events["answer.received"] == 3

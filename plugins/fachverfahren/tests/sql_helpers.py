@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub_fachverfahren.sql import SqlConfig, SqlSink
-from hub_fachverfahren.sql.simulator import STATUS_MAP, StagingFachverfahren, staging
+from hub_fachverfahren.sql.simulator import StagingFachverfahren, connector_settings, staging
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -33,36 +33,11 @@ async def fachverfahren(postgres_url: str) -> StagingFachverfahren:
 
 
 def settings(postgres_url: str, **overrides: Any) -> dict[str, Any]:
-    """The `connectors.<name>` section for the simulator's tables (documents and answers included)."""
-    url, password = split_url(postgres_url)
-    section: dict[str, Any] = {
-        "type": "sql",
-        "url": url,
-        "password": password,
-        "table": "antrag_import",
-        "key_column": "hub_key",
-        "columns": {"leistung": "record.service", "aktenzeichen_akte": "record.file_number"},
-        "documents": {
-            "table": "antrag_dokument",
-            "key_column": "hub_key",
-            "number_column": "lfd_nr",
-            "name_column": "dateiname",
-            "type_column": "dokumentart",
-            "media_type_column": "mimetyp",
-            "content_column": "inhalt",
-        },
-        "answers": {
-            "status_column": "status",
-            "changed_column": "version",
-            "case_number_column": "fv_aktenzeichen",
-            "message_column": "hinweis",
-            "error_column": "fehler",
-            "decision_column": "bescheid",
-            "decision_name_column": "bescheid_name",
-            "statuses": STATUS_MAP,
-            "interval": 0.2,
-        },
-    }
+    """The `connectors.<name>` section for the simulator's tables (documents and answers included;
+    answers remembered by the hub's high-water mark unless `ack_column` is set again)."""
+    section = connector_settings(*split_url(postgres_url))
+    section["constants"] = {}
+    section["answers"].update(ack_column=None, interval=0.2)
     section.update(overrides)
     return section
 

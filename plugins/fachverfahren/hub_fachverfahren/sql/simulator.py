@@ -94,6 +94,41 @@ documents = Table(
     Column("inhalt", LargeBinary, nullable=False),
 )
 
+
+def connector_settings(url: str, password: str) -> dict[str, Any]:
+    """A `type: sql` connector section that fits this Fachverfahren's tables (for tests and the demo):
+    `url` without password, `password` as configured (a ``${ENV}`` reference)."""
+    return {
+        "type": "sql",
+        "url": url,
+        "password": password,
+        "table": str(staging.name),
+        "key_column": "hub_key",
+        "columns": {"leistung": "record.service", "aktenzeichen_akte": "record.file_number"},
+        "constants": {"status": NEW},
+        "documents": {
+            "table": str(documents.name),
+            "key_column": "hub_key",
+            "number_column": "lfd_nr",
+            "name_column": "dateiname",
+            "type_column": "dokumentart",
+            "media_type_column": "mimetyp",
+            "content_column": "inhalt",
+        },
+        "answers": {
+            "status_column": "status",
+            "changed_column": "version",
+            "case_number_column": "fv_aktenzeichen",
+            "message_column": "hinweis",
+            "error_column": "fehler",
+            "decision_column": "bescheid",
+            "decision_name_column": "bescheid_name",
+            "statuses": STATUS_MAP,
+            "ack_column": "hub_quittung",
+        },
+    }
+
+
 SIM: web.AppKey[StagingFachverfahren] = web.AppKey("sql_fachverfahren")
 
 
