@@ -7,10 +7,8 @@ from typing import Any
 
 from hub import Connector, DemoScenario, Simulator, hookimpl
 
-from . import importfolder, rest, soap, xoev
+from . import importfolder, rest, soap, sql, xoev
 from .demo import ImportFolderScenario
-from .sql import SqlSink
-from .sql.simulator import make_app as make_sql_fachverfahren
 
 # One line per transport (each in its own subpackage), so that they can be added independently.
 CONNECTORS: list[type[Connector[Any]]] = []
@@ -27,16 +25,8 @@ CONNECTORS.append(rest.RestSink)
 SIMULATORS.append(rest.SIMULATOR)
 CONNECTORS.append(soap.SoapSink)
 SIMULATORS.append(soap.SIMULATOR)
-CONNECTORS.append(SqlSink)
-SIMULATORS.append(
-    Simulator(
-        name="fachverfahren-sql",
-        description="a Fachverfahren on its staging table (antrag_import, antrag_dokument) in the database "
-        "at url=<async SQLAlchemy URL> (password=...): POST /_sim/accept, /_sim/pick-up, /_sim/request, "
-        "/_sim/decide, /_sim/refuse; GET /_sim/rows; auto_seconds=N picks up and decides by itself",
-        make_app=make_sql_fachverfahren,
-    )
-)
+CONNECTORS += [sql.SqlSink]
+SIMULATORS += [sql.SIMULATOR]
 
 
 @hookimpl

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .config import SqlAnswers, SqlConfig, SqlDocuments
+from .simulator import SIMULATOR
 from .sink import SqlPayload, SqlSink
 
-__all__ = ["SqlAnswers", "SqlConfig", "SqlDocuments", "SqlPayload", "SqlSink"]
+__all__ = ["SIMULATOR", "SqlAnswers", "SqlConfig", "SqlDocuments", "SqlPayload", "SqlSink"]

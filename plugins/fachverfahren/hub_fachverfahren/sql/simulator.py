@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from hub import Simulator
 from hub.simulation import MalformedRequest, parse_json, refusal_middleware
 
 NEW = "NEU"
@@ -343,3 +344,12 @@ async def _clerk(sim: StagingFachverfahren, seconds: float) -> None:
         await sim.pick_up()
         await sim.decide_due(seconds)
         await asyncio.sleep(seconds)
+
+
+SIMULATOR = Simulator(
+    name="fachverfahren-sql",
+    description="a Fachverfahren on its staging table (antrag_import, antrag_dokument) in the database "
+    "at url=<async SQLAlchemy URL> (password=...): POST /_sim/accept, /_sim/pick-up, /_sim/request, "
+    "/_sim/decide, /_sim/refuse; GET /_sim/rows; auto_seconds=N picks up and decides by itself",
+    make_app=make_app,
+)
