@@ -20,6 +20,9 @@ Hostile input, refused as the real server does before its own checks:
     `parse_id` a numeric id as a Java service reads it (`MAX_ID`) · `refusal_middleware` these, 404
     and 405 in the simulator's own error shape.
 
+Storage: `simulator_files` a content-addressed store (the `hub.Blobs` protocol) for a simulator's own
+files, e.g. the messages a simulated Fachverfahren fetches with the XTA client.
+
 Serving: `SERVER_SSL` (an app key) holds the TLS context of a simulator that serves https (e.g. to
 demand client certificates); `aktenhub simulate` serves with it.
 """
@@ -34,12 +37,16 @@ import json
 import ssl
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Generic, NoReturn, Protocol, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:
+    from hub.blobs import Blobs
 
 # A simulator that serves https (e.g. to demand TLS client certificates) puts its server context here;
 # `aktenhub simulate` serves the application with it.
@@ -297,3 +304,10 @@ def refusal_middleware(error: Callable[[web.Request, int, str], web.StreamRespon
             return answer
 
     return refusals
+
+
+def simulator_files(directory: Path) -> Blobs:
+    """A content-addressed file store in `directory` for a simulator's own files (`hub.Blobs`)."""
+    from hub.blobs import BlobStore
+
+    return BlobStore(directory)

@@ -104,3 +104,27 @@ def test_every_public_name_and_hook_has_a_docstring() -> None:
             missing.append(name)
     missing += [h for h in sorted(hooks()) if not getattr(hookspecs, h).__doc__]
     assert missing == []
+
+
+# What plugin packages may import from the core besides `hub` itself (docs/plugin-api.md says so).
+TOOLKIT = frozenset({"hub", "hub.outbound", "hub.schemas", "hub.simulation", "hub.soap", "hub.xml"})
+
+
+def test_plugins_import_only_the_public_api_and_the_toolkit_modules() -> None:
+    """Built-in plugins and the template are written as a third party would: nothing behind the API."""
+    packages = sorted(ROOT.glob("plugins/*/hub_*")) + sorted(ROOT.glob("contrib/*/hub_*"))
+    assert packages
+    found: dict[str, set[str]] = {}
+    for path in itertools.chain.from_iterable(p.rglob("*.py") for p in packages):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                if (name == "hub" or name.startswith("hub.")) and name not in TOOLKIT:
+                    found.setdefault(name, set()).add(str(path.relative_to(ROOT)))
+    assert found == {}
+    documented = DOCS.read_text(encoding="utf-8")
+    assert all(f"`{module}`" in documented for module in TOOLKIT - {"hub"})

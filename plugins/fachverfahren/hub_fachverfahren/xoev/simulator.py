@@ -28,9 +28,8 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from lxml import etree
 
-from hub import Simulator, require_schema_directory, utcnow, xml_schema
-from hub.blobs import BlobStore
-from hub.simulation import MalformedRequest
+from hub import Blobs, Simulator, require_schema_directory, utcnow, xml_schema
+from hub.simulation import MalformedRequest, simulator_files
 from hub.xml import UnsafeXml, parse_xml
 
 from ..casework import decision_pdf, read_decision
@@ -80,7 +79,7 @@ class XoevFachverfahren:
     """The state and behaviour of the simulated Fachverfahren (options as `make_app` takes them)."""
 
     client: XtaClient
-    blobs: BlobStore
+    blobs: Blobs
     schemas: Path
     schema: str = INFORMATION_SCHEMA  # the XSD of the messages it takes, relative to `schemas`
     reference: str = "/*/x:Kopf/x:ProzessID"
@@ -206,7 +205,7 @@ def make_app(
 ) -> web.Application:
     """The simulated Fachverfahren on the XTA server at `xta_url`, reading the mailbox of `account`."""
     schema_dir = require_schema_directory(Path(schemas) if schemas else None, purpose="the xoev simulator")
-    blobs = BlobStore(Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="xoev-simulator-")))
+    blobs = simulator_files(Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="xoev-simulator-")))
     settings = XtaSettings.model_validate({"url": xta_url, "account": {"identifier": account}})
     app = web.Application()
 
