@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub import (
     Answer,
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 # What the Fachverfahren's status words mean, when the operator maps none: the hub's own names.
 DEFAULT_STATUS_MAP = {status.value: status for status in AnswerStatus}
-MAX_ANSWERS = 100  # answers taken from one callback or one poll
 
 
 class AnswerFields(BaseModel):
@@ -67,6 +66,29 @@ class AnswerFields(BaseModel):
     @classmethod
     def _jsonpath(cls, value: str | None) -> str | None:
         return jsonpaths.check_path(value)
+
+
+class CaseAnswerSettings(BaseModel):
+    """Where a service-style transport (rest, soap) finds the case in its answers, and how it reads answers.
+
+    Each transport declares `case_number` itself (its default differs); the JSONPaths are checked here.
+    """
+
+    reference: str | None = Field(
+        None, description="JSONPath to the system's id of the case in the answer (default: the case number)"
+    )
+    answer_fields: AnswerFields = Field(default_factory=lambda: AnswerFields())
+    # The system's status words -> the hub's (e.g. {"IN_BEARBEITUNG": in_progress}).
+    status_map: dict[str, AnswerStatus] = Field(default_factory=lambda: dict(DEFAULT_STATUS_MAP))
+    max_decision_bytes: int = Field(64 * 1024**2, ge=1, description="largest decision PDF taken")
+
+    @field_validator("case_number", "reference", check_fields=False)
+    @classmethod
+    def _jsonpath(cls, value: str | None) -> str | None:
+        return jsonpaths.check_path(value)
+
+
+MAX_ANSWERS = 100  # answers taken from one callback or one poll
 
 
 class Unreadable(ValueError):

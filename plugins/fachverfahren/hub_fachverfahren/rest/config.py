@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hub import AnswerStatus, CallbackAuth, ConfigPath, ConnectorConfig, HttpEndpoint
+from hub import CallbackAuth, ConfigPath, ConnectorConfig, HttpEndpoint
 
-from .. import jsonpaths
-from ..answers import DEFAULT_STATUS_MAP, AnswerFields
+from ..answers import CaseAnswerSettings
 from .openapi import OpenApiError, Operation, load_document
 
 
@@ -34,7 +33,7 @@ class DocumentUpload(BaseModel):
     field: str = Field("file", min_length=1, description="the form field carrying the file")
 
 
-class RestConfig(ConnectorConfig, HttpEndpoint):
+class RestConfig(ConnectorConfig, HttpEndpoint, CaseAnswerSettings):
     """`type: rest`: one operation of the Fachverfahren's OpenAPI 3 description creates the case."""
 
     model_config = ConfigDict(extra="forbid")
@@ -44,9 +43,6 @@ class RestConfig(ConnectorConfig, HttpEndpoint):
     )
     operation: str = Field(min_length=1, description="operationId of the operation that creates a case")
     case_number: str = Field("$.aktenzeichen", description="JSONPath to the case number in the answer")
-    reference: str | None = Field(
-        None, description="JSONPath to the system's id of the case in the answer (default: the case number)"
-    )
     parameters: dict[str, str] = Field(
         default_factory=dict, description="values of the operation's path, query and header parameters"
     )
@@ -56,15 +52,6 @@ class RestConfig(ConnectorConfig, HttpEndpoint):
     callback: CallbackAuth | None = None
     documents: DocumentUpload | None = None
     answers: AnswerPolling | None = None
-    answer_fields: AnswerFields = Field(default_factory=AnswerFields)
-    # The system's status words -> the hub's (e.g. {"IN_BEARBEITUNG": in_progress}).
-    status_map: dict[str, AnswerStatus] = Field(default_factory=lambda: dict(DEFAULT_STATUS_MAP))
-    max_decision_bytes: int = Field(64 * 1024**2, ge=1, description="largest decision PDF taken")
-
-    @field_validator("case_number", "reference")
-    @classmethod
-    def _jsonpath(cls, value: str | None) -> str | None:
-        return jsonpaths.check_path(value)
 
     @model_validator(mode="after")
     def _operation_described(self) -> RestConfig:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hub import AnswerStatus, ClientTls, ConfigPath, ConnectorConfig, HttpEndpoint
+from hub import ClientTls, ConfigPath, ConnectorConfig, HttpEndpoint
 from hub.outbound import Auth
 
-from .. import jsonpaths
-from ..answers import DEFAULT_STATUS_MAP, AnswerFields
+from ..answers import CaseAnswerSettings
 from .wsdl import WsdlError, describe_port
 
 
@@ -28,7 +27,7 @@ class SoapAnswerPolling(BaseModel):
     )
 
 
-class SoapConfig(ConnectorConfig):
+class SoapConfig(ConnectorConfig, CaseAnswerSettings):
     """`type: soap`: the application goes in as the arguments of one WSDL operation."""
 
     model_config = ConfigDict(extra="forbid")
@@ -44,18 +43,7 @@ class SoapConfig(ConnectorConfig):
     tls: ClientTls | None = None
     timeout_seconds: float = Field(30.0, gt=0)
     case_number: str = Field(description="JSONPath to the case number in the answer, e.g. $.Aktenzeichen")
-    reference: str | None = Field(
-        None, description="JSONPath to the system's id of the case (default: the case number)"
-    )
     answers: SoapAnswerPolling | None = None
-    answer_fields: AnswerFields = Field(default_factory=AnswerFields)
-    status_map: dict[str, AnswerStatus] = Field(default_factory=lambda: dict(DEFAULT_STATUS_MAP))
-    max_decision_bytes: int = Field(64 * 1024**2, ge=1, description="largest decision taken")
-
-    @field_validator("case_number", "reference")
-    @classmethod
-    def _jsonpath(cls, value: str | None) -> str | None:
-        return jsonpaths.check_path(value)
 
     @model_validator(mode="after")
     def _operations_described(self) -> SoapConfig:
