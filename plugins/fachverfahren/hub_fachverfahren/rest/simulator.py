@@ -18,8 +18,6 @@ Operator endpoints (never delayed or failed):
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import itertools
@@ -34,12 +32,15 @@ from typing import Any
 import aiohttp
 from aiohttp import BodyPartReader, web
 from openapi_core.contrib.aiohttp import AIOHTTPOpenAPIWebRequest
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
 from hub import CallbackAuth, sign_callback
 from hub.simulation import (
+    FaultKnobs,
+    SimulatedFaults,
     basic_credentials,
     fault_middleware,
+    fault_routes,
     multipart_errors,
     parse_json,
     refusal_middleware,
@@ -60,13 +61,9 @@ DECISION_PDF = (
 )
 
 
-class Knobs(BaseModel):
-    """Faults an operator turns on through ``POST /_sim/faults``."""
+class Knobs(FaultKnobs):
+    """Faults an operator turns on through ``POST /_sim/faults`` (`FaultKnobs` and one of its own)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    fail_next: int = Field(0, ge=0, description="answer the next N API requests with 503")
-    latency_seconds: float = Field(0.0, ge=0, description="delay every API answer by this long")
     fail_uploads: int = Field(0, ge=0, description="answer the next N document uploads with 503")
 
 
@@ -92,7 +89,7 @@ class Vorgang:
         }
 
 
-class RestFvState:
+class RestFvState(SimulatedFaults[Knobs]):
     """What the simulated Fachverfahren holds: Vorgänge, issued tokens, callbacks sent, knobs."""
 
     def __init__(
@@ -114,21 +111,7 @@ class RestFvState:
         self.callbacks: list[tuple[int, dict[str, Any]]] = []  # (hub's status, body) per callback sent
         self._ids = itertools.count(1)
         self._events = itertools.count(1)
-        self._released = asyncio.Event()
         self.session: aiohttp.ClientSession | None = None
-
-    async def delay(self) -> None:
-        """The configured latency; ends early when the simulator shuts down."""
-        if self.knobs.latency_seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._released.wait(), self.knobs.latency_seconds)
-
-    def take_failure(self) -> bool:
-        """Whether this request is one of the next N to fail with 503."""
-        if self.knobs.fail_next > 0:
-            self.knobs.fail_next -= 1
-            return True
-        return False
 
     def create(self, key: str, request: dict[str, Any]) -> tuple[Vorgang, bool]:
         """The Vorgang for this idempotency key: a new one, or (with the same body) the earlier one."""
@@ -340,19 +323,9 @@ async def _sim_cases(request: web.Request) -> web.Response:
     )
 
 
-async def _sim_faults(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    body = parse_json(await request.read())
-    try:
-        state.knobs = Knobs.model_validate({**state.knobs.model_dump(), **body})
-    except (ValueError, TypeError) as exc:
-        return _problem(400, str(exc)[:300])
-    return web.json_response(state.knobs.model_dump())
-
-
 async def _shutdown(app: web.Application) -> None:
     state = app[STATE]
-    state._released.set()
+    state.release()
     if state.session is not None:
         await state.session.close()
 
@@ -383,7 +356,7 @@ def make_app(
     r.add_delete("/api/v1/antworten/{antwortId}", _ack_answer)
     r.add_post("/_sim/vorgaenge/{id}/status", _sim_status)
     r.add_get("/_sim/vorgaenge", _sim_cases)
-    r.add_post("/_sim/faults", _sim_faults)
+    app.router.add_routes(fault_routes(STATE, _problem))
     return app
 
 

@@ -16,9 +16,7 @@ Operator endpoints: ``GET /_sim/vorgaenge``, ``POST /_sim/vorgaenge/{ExterneKenn
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import hmac
 import itertools
 from collections import Counter
@@ -28,9 +26,15 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 from lxml import etree
-from pydantic import BaseModel, ConfigDict, Field
 
-from hub.simulation import basic_credentials, fault_middleware, parse_json
+from hub.simulation import (
+    FaultKnobs,
+    SimulatedFaults,
+    basic_credentials,
+    fault_middleware,
+    fault_routes,
+    parse_json,
+)
 
 from ..rest.simulator import DECISION_PDF
 
@@ -44,16 +48,11 @@ MAX_BODY = 1024**2
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_blank_text=True)
 
 
-class Knobs(BaseModel):
-    """Faults an operator turns on through ``POST /_sim/faults``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    fail_next: int = Field(0, ge=0, description="answer the next N requests with a soap:Server fault")
-    latency_seconds: float = Field(0.0, ge=0, description="delay every answer by this long")
+class Knobs(FaultKnobs):
+    """Faults an operator turns on through ``POST /_sim/faults``: failed requests get a soap:Server fault."""
 
 
-class SoapFvState:
+class SoapFvState(SimulatedFaults[Knobs]):
     """What the simulated SOAP Fachverfahren holds: Vorgänge by ExterneKennung, counters, knobs."""
 
     def __init__(self, users: dict[str, str], knobs: Knobs) -> None:
@@ -69,20 +68,6 @@ class SoapFvState:
         self.acknowledged: Counter[str] = Counter()  # AntwortId -> acknowledgements
         self._answers = itertools.count(1)
         self._ids = itertools.count(1)
-        self._released = asyncio.Event()
-
-    async def delay(self) -> None:
-        """The configured latency; ends early when the simulator shuts down."""
-        if self.knobs.latency_seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._released.wait(), self.knobs.latency_seconds)
-
-    def take_failure(self) -> bool:
-        """Whether this request is one of the next N to fail."""
-        if self.knobs.fail_next > 0:
-            self.knobs.fail_next -= 1
-            return True
-        return False
 
 
 STATE = web.AppKey("soap_fv_state", SoapFvState)
@@ -226,18 +211,12 @@ async def _sim_cases(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE].cases)
 
 
-async def _sim_faults(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    body = parse_json(await request.read())
-    try:
-        state.knobs = Knobs.model_validate({**state.knobs.model_dump(), **body})
-    except (ValueError, TypeError) as exc:
-        return web.json_response({"error": str(exc)[:300]}, status=400)
-    return web.json_response(state.knobs.model_dump())
+def _refused_knob(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
 
 
 async def _shutdown(app: web.Application) -> None:
-    app[STATE]._released.set()
+    app[STATE].release()
 
 
 def make_app(users: dict[str, str] | None = None, **knobs: Any) -> web.Application:
@@ -249,7 +228,7 @@ def make_app(users: dict[str, str] | None = None, **knobs: Any) -> web.Applicati
     app.router.add_post(PATH, _anlegen)
     app.router.add_get("/_sim/vorgaenge", _sim_cases)
     app.router.add_post("/_sim/vorgaenge/{kennung}/status", _sim_status)
-    app.router.add_post("/_sim/faults", _sim_faults)
+    app.router.add_routes(fault_routes(STATE, _refused_knob))
     return app
 
 
