@@ -860,9 +860,12 @@ class SqliteJournal:
         self, c: sqlite3.Connection, application_id: str, failed: TaskFailure, now: float
     ) -> None:
         """Make a task dead after the fact (a remote system refused later what it took), replayable."""
+        # Its checkpoints go too: they say "delivered", and the replay must deliver anew what was refused
+        # (e.g. an import folder the Fachverfahren consumed and refused would otherwise not be written).
         c.execute(
             "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, last_error=?, error_code=?, "
-            "updated_at=? WHERE application_id=? AND step=? AND target=? AND subject='' AND state!=?",
+            "checkpoints='{}', updated_at=? "
+            "WHERE application_id=? AND step=? AND target=? AND subject='' AND state!=?",
             (
                 TaskState.DEAD,
                 failed.error,

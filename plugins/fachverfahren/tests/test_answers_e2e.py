@@ -18,6 +18,7 @@ from importfolder_helpers import STATUS_MAP, XML_MANIFEST, simulator, write_temp
 from xoev_helpers import FV, TEMPLATE, Xta, make_config
 
 from hub import AnswerStatus, ApplicationState
+from hub.journal import ApplicationFilter
 from hub.testing import RunningHub
 from hub.testing.fakes import RecordingEfile, RecordingNotifier
 
@@ -154,3 +155,12 @@ async def test_an_import_the_fachverfahren_refuses_makes_its_delivery_dead_with_
     assert task.last_error is not None and "manifest names no reference" in task.last_error
     mailbox = running.hub.connectors["mailbox"]
     assert isinstance(mailbox, RecordingNotifier) and mailbox.status_calls == 0  # nobody is told
+
+    # Replayed, the delivery writes the import anew (its checkpoint said "consumed" by the Fachverfahren):
+    # here the Fachverfahren refuses it once more, which shows it was delivered again.
+    assert await running.hub.bus.replay(ApplicationFilter(ids=(app_id,))) == [app_id]
+    refused_again = await running.wait_for(
+        lambda: (tmp_path / "import" / app_id).is_dir(), what="the import written again"
+    )
+    assert refused_again
+    assert simulator(tmp_path).take_imports() == {"imported": [], "refused": [app_id]}
