@@ -3,8 +3,20 @@
 
 from __future__ import annotations
 
+from .answers import AnswerFields, AnswerFormat
 from .filedrop import FileDropConfig, FileDropSink
+from .manifest import ManifestSpec
 from .simulator import SIMULATOR
 from .sink import ImportFolderConfig, ImportFolderSink
 
-__all__ = ["SIMULATOR", "FileDropConfig", "FileDropSink", "ImportFolderConfig", "ImportFolderSink"]
+# Profiles of a Fachverfahren (e.g. hub_k3) preset the manifest and the answer format.
+__all__ = [
+    "SIMULATOR",
+    "AnswerFields",
+    "AnswerFormat",
+    "FileDropConfig",
+    "FileDropSink",
+    "ImportFolderConfig",
+    "ImportFolderSink",
+    "ManifestSpec",
+]

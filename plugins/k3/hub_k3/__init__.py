@@ -1,0 +1,8 @@
+"""K3 (K3umwelt): the Umweltamt's Fachverfahren as a profile of the generic import folder transport."""
+
+from __future__ import annotations
+
+from .connector import K3Config, K3Sink
+from .simulator import SIMULATOR
+
+__all__ = ["SIMULATOR", "K3Config", "K3Sink"]

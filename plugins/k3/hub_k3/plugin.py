@@ -1,0 +1,23 @@
+"""Registers the K3 profile with Aktenhub (entry point group ``aktenhub``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from hub import Connector, Simulator, hookimpl
+
+from .connector import K3Sink
+from .simulator import SIMULATOR
+
+
+@hookimpl
+def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
+    """``type: k3``."""
+    return [K3Sink]
+
+
+@hookimpl
+def aktenhub_simulators() -> Sequence[Simulator]:
+    """The simulated K3."""
+    return [SIMULATOR]
