@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from hub import AnswerStatus
 from hub_fachverfahren.importfolder import AnswerFields, AnswerFormat
+
+from hub import AnswerStatus
 
 ROOT: Final = "K3Rueckmeldung"
 # The transport's field -> K3's element in a result file.

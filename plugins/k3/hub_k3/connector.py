@@ -10,10 +10,10 @@ from importlib.resources import files
 from pathlib import Path
 from typing import ClassVar, Final, Literal
 
+from hub_fachverfahren.importfolder import AnswerFormat, ImportFolderConfig, ImportFolderSink, ManifestSpec
 from pydantic import Field
 
 from hub import ConnectorConfig, Manifest
-from hub_fachverfahren.importfolder import AnswerFormat, ImportFolderConfig, ImportFolderSink, ManifestSpec
 
 from .answers import k3_answer_format
 

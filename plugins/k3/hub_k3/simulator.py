@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from hub_fachverfahren.importfolder import SIMULATOR as IMPORTFOLDER
 
 from hub import Simulator
-from hub_fachverfahren.importfolder import SIMULATOR as IMPORTFOLDER
 
 from .answers import ELEMENTS, ROOT
 from .connector import MANIFEST_NAME
