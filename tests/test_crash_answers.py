@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import yaml
 
 from hub.answers import CallbackAuth
@@ -192,13 +193,18 @@ async def test_killed_between_answer_and_akte_update_files_and_tells_once(tmp_pa
     assert body["application"]["correlations"]["fv.case_number"] == "K3-2026-42"
 
 
-async def test_killed_between_an_answer_file_and_the_akte_update_files_and_tells_once(tmp_path: Path) -> None:
-    # The same crash with a real transport: the answer comes from the import folder's answer folder.
+@pytest.mark.parametrize("transport", ["importfolder", "k3"])
+async def test_killed_between_an_answer_file_and_the_akte_update_files_and_tells_once(
+    tmp_path: Path, transport: str
+) -> None:
+    # The same crash with a real transport: the answer comes from the import folder's answer folder
+    # (generic, or as the K3 profile presets it: K3's manifest and K3Rueckmeldung result files).
     from hub_fachverfahren.importfolder.simulator import SimulatedFachverfahren
+    from hub_k3.simulator import PRESET as K3
 
     manifest = tmp_path / "manifest.xml.j2"
     manifest.write_text("<manifest><reference>{{ folder }}</reference></manifest>")
-    fv = {
+    fv: dict[str, Any] = {
         "type": "importfolder",
         "path": str(tmp_path / "import"),
         "answers": str(tmp_path / "export"),
@@ -209,6 +215,10 @@ async def test_killed_between_an_answer_file_and_the_akte_update_files_and_tells
             "status_map": {"eingegangen": "accepted", "beschieden": "decided"},
         },
     }
+    simulator_options: dict[str, Any] = {}
+    if transport == "k3":  # only the folders: K3's formats are the profile's defaults
+        fv = {key: fv[key] for key in ("path", "answers", "poll_seconds")} | {"type": "k3"}
+        simulator_options = K3
     (tmp_path / "export").mkdir()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -217,7 +227,7 @@ async def test_killed_between_an_answer_file_and_the_akte_update_files_and_tells
     admin = {"Authorization": f"Bearer {TOKEN}"}
     efile, mailbox = Ledger(tmp_path / "efile"), Ledger(tmp_path / "mailbox")
     fachverfahren = SimulatedFachverfahren(
-        tmp_path / "import", tmp_path / "export", tmp_path / "fv-work", files=None
+        tmp_path / "import", tmp_path / "export", tmp_path / "fv-work", **{"files": None, **simulator_options}
     )
     hub = start_hub(config, log)
     try:
