@@ -21,7 +21,14 @@ from lxml import etree
 from hub import AnswerStatus, ApplicationState
 from hub.testing import RunningHub
 from hub.testing.fakes import RecordingEfile, RecordingNotifier
+from hub.testing.harness import stop_hub
 
+TOKENS = {"OPERATOR_TOKEN": "o-secret-k3"}
+SERVER = {
+    "listen": "127.0.0.1:0",
+    "admin_tokens": [{"name": "ops", "token": "${OPERATOR_TOKEN}", "role": "operator"}],
+}
+OPERATOR = {"Authorization": "Bearer o-secret-k3"}
 AKTENZEICHEN = "66.2-2026-0001"  # the first the mapping draws
 ON_ANSWER = {"update_akte": "efile", "notify": ["mailbox"], "decision": "both"}
 # The route's mapping draws the Aktenzeichen (so K3's manifest carries it) and gives K3 its index data.
@@ -46,7 +53,7 @@ def k3_section(tmp_path: Path, **settings: Any) -> dict[str, Any]:
 
 
 async def start(hub_factory: Any, tmp_path: Path, **settings: Any) -> RunningHub:
-    (tmp_path / "export").mkdir()
+    (tmp_path / "export").mkdir(exist_ok=True)
     connectors = {
         "json": {"type": "test-json"},
         "efile": {"type": "test-efile"},
@@ -58,7 +65,7 @@ async def start(hub_factory: Any, tmp_path: Path, **settings: Any) -> RunningHub
     routes = [
         {"name": "r", "from": "json", "to": ["efile", "k3"], "map": str(mapping), "on_answer": ON_ANSWER}
     ]
-    running: RunningHub = await hub_factory(connectors, routes)
+    running: RunningHub = await hub_factory(connectors, routes, env=TOKENS, server=SERVER)
     return running
 
 
@@ -132,7 +139,7 @@ async def test_k3_imports_answers_with_a_case_number_and_later_a_decision_once_e
     assert app.correlations["k3.case_number"] == case_number
 
 
-async def test_an_import_k3_refuses_is_a_dead_delivery_with_k3s_error_text(
+async def test_an_import_k3_refuses_is_a_dead_delivery_with_k3s_error_text_replayable_after_the_fix(
     hub_factory: Any, tmp_path: Path, k3: TestClient[Any, Any]
 ) -> None:
     # The operator's own manifest template lacks the Referenz K3 needs: K3 writes an error result.
@@ -151,3 +158,13 @@ async def test_an_import_k3_refuses_is_a_dead_delivery_with_k3s_error_text(
     assert task.last_error is not None and "manifest names no reference" in task.last_error
     mailbox = running.hub.connectors["mailbox"]
     assert isinstance(mailbox, RecordingNotifier) and mailbox.status_calls == 0
+
+    # The operator drops the broken template (K3's own is the default again), restarts and replays.
+    await stop_hub(running)
+    running = await start(hub_factory, tmp_path)
+    status, body = await running.post(f"/api/v1/applications/{app_id}/replay", headers=OPERATOR)
+    assert status == 200, body
+    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    taken = await (await k3.post("/control/import")).json()
+    assert taken == {"imported": [app_id], "refused": []}
+    await settled(running, app_id, 1)
