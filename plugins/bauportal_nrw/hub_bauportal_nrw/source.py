@@ -35,6 +35,7 @@ from hub_xta import (
     Taken,
     XtaContent,
     XtaMessage,
+    XtaOrigin,
     XtaSettings,
 )
 from lxml import etree
@@ -299,7 +300,11 @@ class BauportalNrwSource(XBauParticipant, Source[BauportalNrwConfig]):
             original=OriginalSubmission(
                 media_type="application/xml", blob=content.blob, size=content.size, sha256=content.sha256
             ),
-            correlations={"xta": meta.message_id, **reply.correlations()},
+            correlations={
+                "xta": meta.message_id,
+                **XtaOrigin.of(meta).correlations(),
+                **reply.correlations(),
+            },
         )
 
     async def diagnostics(self) -> dict[str, Any]:

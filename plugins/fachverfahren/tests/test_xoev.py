@@ -241,12 +241,12 @@ async def test_an_answer_naming_no_application_is_held_not_closed(
     assert channel.answers == {}
 
 
-def test_the_schema_must_be_in_the_schema_directory(
+async def test_the_schema_must_be_in_the_schema_directory(
     tmp_path: Path, connector_context: ConnectorContext
 ) -> None:
     sink = make_sink(dataclasses.replace(connector_context, schemas=tmp_path), tmp_path, "http://127.0.0.1:9")
-    with pytest.raises(Permanent, match="no schema directory"):
-        sink._schema()
+    result = await sink.check()
+    assert not result.ok and "no schema directory" in result.message
 
 
 class TestXoevAnswers(AnsweringSinkContract):

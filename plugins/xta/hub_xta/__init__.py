@@ -34,6 +34,7 @@ from .errors import (
 from .mailbox import MailboxReader, NotTaken, Refusal, Taken
 from .models import (
     PAYLOAD_ELEMENT_LIST,
+    MessageLabels,
     MessageMetaData,
     OutgoingContent,
     OutgoingMessage,
@@ -43,6 +44,7 @@ from .models import (
     XtaContent,
     XtaMessage,
 )
+from .origin import XtaOrigin
 from .schema import XtaSchema, load_schema
 from .source import STANDARDS, XtaSource, XtaSourceConfig
 from .wsdl import XtaSchemaError, XtaWsdl, load_wsdl, xta_directory
@@ -54,6 +56,7 @@ __all__ = [
     "InvalidMessageIdFault",
     "MailboxReader",
     "MailboxSourceConfig",
+    "MessageLabels",
     "MessageMetaData",
     "MessageSchemaViolationFault",
     "MessageVirusDetectionFault",
@@ -74,6 +77,7 @@ __all__ = [
     "XtaContentTooLarge",
     "XtaFault",
     "XtaMessage",
+    "XtaOrigin",
     "XtaPermanentFault",
     "XtaProtocolError",
     "XtaRetryableFault",

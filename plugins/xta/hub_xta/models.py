@@ -119,10 +119,9 @@ class OutgoingContent(_Model):
     lang: str | None = None
 
 
-class OutgoingMessage(_Model):
-    """A message to send with `XtaClient.send_message`."""
+class MessageLabels(_Model):
+    """Under which service, business scenario and message type a message travels."""
 
-    reader: PartyId
     service: str
     business_scenario: str
     business_scenario_list_uri: str | None = None
@@ -131,6 +130,12 @@ class OutgoingMessage(_Model):
     message_type_list_uri: str = PAYLOAD_ELEMENT_LIST
     message_type_list_version: str = "1.0"
     payload_schema: str
+
+
+class OutgoingMessage(MessageLabels):
+    """A message to send with `XtaClient.send_message`."""
+
+    reader: PartyId
     subject: str | None = None
     message_id: str | None = Field(None, description="None: the client asks the server (createMessageId)")
     in_reply_to: tuple[str, ...] = ()

@@ -34,6 +34,7 @@ from .client import XtaClient
 from .config import MailboxSourceConfig
 from .mailbox import MailboxReader, Refusal, Taken
 from .models import MessageMetaData, XtaMessage
+from .origin import XtaOrigin
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ class XtaSource(Source[XtaSourceConfig]):
             original=OriginalSubmission(
                 media_type=content.content_type, blob=content.blob, size=content.size, sha256=content.sha256
             ),
-            correlations={"xta": meta.message_id},
+            correlations={"xta": meta.message_id, **XtaOrigin.of(meta).correlations()},
         )
 
     async def diagnostics(self) -> dict[str, Any]:

@@ -1,6 +1,12 @@
 """`type: xoev`: any XÖV message over XTA, built by the operator's template or XSLT, validated against
 its XSD from the schema directory before it is sent; answers read from the hub's XTA mailbox.
 
+With `message: {forward: original}` it builds nothing: it sends the application's original message (the
+content as the source received it, e.g. an XAusländer or XBau message taken from an XTA mailbox) byte
+for byte with the application's attachments as they came, under the configured XTA service and message
+type, else those the message came under (`hub_xta.XtaOrigin`, recorded by the XTA sources), else (for
+the message type and payload schema) its root element's name and namespace, the XTA convention.
+
 Sending is idempotent: the XTA message id is reserved and checkpointed before the send, and a retry
 sends under the same id (a server that already has it answers "MessageID is taken", which counts as
 sent). Answers are matched by a reference the Fachverfahren echoes (by default the ProzessID the hub
@@ -13,11 +19,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from hub_xta import (
     MailboxReader,
     MailboxSourceConfig,
+    MessageLabels,
     MessageMetaData,
     NotTaken,
     OutgoingContent,
@@ -28,11 +35,13 @@ from hub_xta import (
     Taken,
     XtaClient,
     XtaMessage,
+    XtaOrigin,
 )
 from lxml import etree
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from hub import (
+    Application,
     Attachment,
     CheckResult,
     ConfigPath,
@@ -83,6 +92,37 @@ class XoevMessageSpec(ManifestSpec):
     subject: str | None = None
 
 
+class XoevForwardSpec(BaseModel):
+    """`forward: original`: the application's original message, unchanged, with its attachments."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    forward: Literal["original"] = Field(description="what is sent: the message as the source received it")
+    schema_file: ConfigPath | None = Field(
+        None,
+        alias="schema",
+        description="an XSD (relative to the schema directory) the original must meet to be forwarded",
+    )
+    message_type: str | None = Field(None, description="XTA MessageType code; default: the original's")
+    payload_schema: str | None = Field(None, description="XTA PayloadSchema; default: the original's")
+    service: str | None = Field(None, description="the XTA service (URI); default: the original's")
+    business_scenario: str | None = Field(
+        None, description="XTA BusinessScenario code (Undefined); default: the original's"
+    )
+    subject: str | None = None
+
+
+def _message_kind(value: Any) -> str:
+    forward = value.get("forward") if isinstance(value, dict) else getattr(value, "forward", None)
+    return "forward" if forward is not None else "build"
+
+
+MessageSpec = Annotated[
+    Annotated[XoevMessageSpec, Tag("build")] | Annotated[XoevForwardSpec, Tag("forward")],
+    Discriminator(_message_kind),
+]
+
+
 class XoevAnswers(AnswerFormat):
     """Which messages in the hub's mailbox are this Fachverfahren's answers, and how to read them (XPath)."""
 
@@ -100,10 +140,14 @@ class XoevConfig(MailboxSourceConfig):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     recipient: PartyId = Field(description="the Fachverfahren's XTA identity (its DVDV key): the reader")
-    message: XoevMessageSpec
+    message: MessageSpec = Field(
+        description="the message: built (`template` or `xslt`), or `forward: original`"
+    )
     answers: XoevAnswers | None = None
     attachments: bool = Field(
-        True, description="send the record's documents as XTA attachments (`files` in the template)"
+        True,
+        description="send the record's documents as XTA attachments (`files` in the template); "
+        "forwarding: the application's attachments",
     )
     test: bool = Field(False, description="mark messages as test messages")
 
@@ -111,6 +155,7 @@ class XoevConfig(MailboxSourceConfig):
 class _Sent(BaseModel):
     message_id: str
     process_id: str
+    message_type: str | None = None  # None in checkpoints written before forwarding existed
     sent: bool = False
 
 
@@ -125,7 +170,8 @@ class XoevSink(Sink[XoevConfig]):
         version=VERSION,
         standards=("XTA 2 Version 3.1", "any XÖV message type with its XSD"),
         description="Builds an XÖV message (template or XSLT), validates it against its XSD and sends it "
-        "over XTA; the Fachverfahren's answer messages come back through the hub's XTA mailbox.",
+        "over XTA, or forwards the application's original message unchanged; the Fachverfahren's "
+        "answer messages come back through the hub's XTA mailbox.",
     )
 
     def __init__(self, config: XoevConfig, context: ConnectorContext) -> None:
@@ -144,16 +190,16 @@ class XoevSink(Sink[XoevConfig]):
         return self._client
 
     async def check(self) -> CheckResult:
-        """The message's XSD is in the schema directory and the XTA account is active."""
+        """The message's XSD (if any) is in the schema directory and the XTA account is active."""
         try:
-            self._schema()
+            if self.config.message.schema_file is not None:
+                self._schema(str(self.config.message.schema_file))
             client = self.client
         except Permanent as exc:
             return CheckResult(ok=False, message=str(exc))
         return await client.check()
 
-    def _schema(self) -> etree.XMLSchema:
-        relative = str(self.config.message.schema_file)
+    def _schema(self, relative: str) -> etree.XMLSchema:
         directory = require_schema_directory(
             self.context.schemas, containing=relative, purpose=f"xoev {self.name}"
         )
@@ -162,46 +208,28 @@ class XoevSink(Sink[XoevConfig]):
     # -- delivery ------------------------------------------------------------------------------------
 
     async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
-        """Build and validate the message, reserve its XTA id, send it; a retry sends under the same id."""
+        """Build (or take the original) and validate the message, reserve its XTA id, send it; a retry
+        sends under the same id."""
         app = ctx.application
-        spec = self.config.message
         earlier = ctx.checkpoints.get(CHECKPOINT)
         state = _Sent.model_validate(earlier) if earlier else None
         if state is not None and state.sent:
-            return self._delivery(state, duplicate=True)
+            return self._delivery(state, app, duplicate=True)
         process_id = str(uuid.uuid5(_PROCESS_IDS, revision_key(app.id, record.revision)))
-        attachments = await self._attachments(record, ctx) if self.config.attachments else []
-        content = spec.render(
-            application=app,
-            record=record,
-            files=[file for file, _ in attachments],
-            fields=self.payload(record, FieldsPayload).fields,
-            delivered_at=utcnow(),
-            target=self.name,
-            process_id=process_id,
-        )
-        self._validate(content)
+        spec = self.config.message
+        if isinstance(spec, XoevForwardSpec):
+            outgoing = await self._forward(app, spec, ctx)
+        else:
+            outgoing = await self._build(record, spec, ctx, process_id)
         if state is None:
-            state = _Sent(message_id=await self.client.create_message_id(), process_id=process_id)
+            state = _Sent(
+                message_id=await self.client.create_message_id(),
+                process_id=process_id,
+                message_type=outgoing.message_type,
+            )
             await ctx.checkpoint(CHECKPOINT, state.model_dump())
-        info = await ctx.blobs.write_bytes(content)  # beside the documents: one store serves the send
-        outgoing = OutgoingMessage(
-            reader=self.config.recipient,
-            service=spec.service,
-            business_scenario=spec.business_scenario,
-            message_type=spec.message_type,
-            payload_schema=spec.payload_schema,
-            subject=spec.subject,
-            message_id=state.message_id,
-            process_requester=process_id,
-            test=self.config.test,
-            content=OutgoingContent(
-                blob=info.ref,
-                size=info.size,
-                content_type="application/xml",
-                filename=f"{spec.message_type}.xml",
-            ),
-            attachments=tuple(content for _, content in attachments),
+        outgoing = outgoing.model_copy(
+            update={"message_id": state.message_id, "process_requester": process_id, "test": self.config.test}
         )
         duplicate = False
         try:
@@ -213,18 +241,105 @@ class XoevSink(Sink[XoevConfig]):
         state.sent = True
         await ctx.checkpoint(CHECKPOINT, state.model_dump())
         log.info(
-            "xoev message sent application=%s target=%s type=%s xta_message_id=%s",
+            "xoev message sent application=%s target=%s type=%s xta_message_id=%s forwarded=%s",
             app.id,
             self.name,
-            spec.message_type,
+            outgoing.message_type,
             state.message_id,
+            isinstance(spec, XoevForwardSpec),
         )
-        return self._delivery(state, duplicate=duplicate)
+        return self._delivery(state, app, duplicate=duplicate)
+
+    async def _build(
+        self, record: FileRecord, spec: XoevMessageSpec, ctx: DeliveryContext, process_id: str
+    ) -> OutgoingMessage:
+        """The message the template (or XSLT) makes of the record, validated, its content stored."""
+        attachments = await self._attachments(record, ctx) if self.config.attachments else []
+        content = spec.render(
+            application=ctx.application,
+            record=record,
+            files=[file for file, _ in attachments],
+            fields=self.payload(record, FieldsPayload).fields,
+            delivered_at=utcnow(),
+            target=self.name,
+            process_id=process_id,
+        )
+        self._validate(content, str(spec.schema_file), spec.message_type)
+        info = await ctx.blobs.write_bytes(content)  # beside the documents: one store serves the send
+        return OutgoingMessage(
+            reader=self.config.recipient,
+            service=spec.service,
+            business_scenario=spec.business_scenario,
+            message_type=spec.message_type,
+            payload_schema=spec.payload_schema,
+            subject=spec.subject,
+            content=OutgoingContent(
+                blob=info.ref,
+                size=info.size,
+                content_type="application/xml",
+                filename=f"{spec.message_type}.xml",
+            ),
+            attachments=tuple(content for _, content in attachments),
+        )
+
+    async def _forward(
+        self, app: Application, spec: XoevForwardSpec, ctx: DeliveryContext
+    ) -> OutgoingMessage:
+        """The application's original message and attachments, unchanged, under the right XTA labels."""
+        original = app.original
+        if original is None:
+            raise Permanent(f"nothing to forward: the source {app.source!r} kept no original message")
+        if original.redacted or original.unredacted:
+            # Credentials were removed (or are still in it): not the message as it came, never sent on.
+            raise Permanent("the original submission was redacted for credentials: it is not forwarded")
+        if not await ctx.blobs.exists(original.blob):
+            raise Permanent("the original message has no content in the blob store")
+        origin = XtaOrigin.from_correlations(app.correlations)
+        root: etree.QName | None = None
+        if spec.schema_file is not None or (
+            origin is None and not (spec.message_type and spec.payload_schema)
+        ):
+            if original.size > MAX_MESSAGE:
+                raise Permanent(f"the original message ({original.size} bytes) is too large to read")
+            data = await ctx.blobs.read_bytes(original.blob)
+            label = spec.message_type or (origin.message_type if origin else "original")
+            document = self._parse(data, label)
+            if spec.schema_file is not None:
+                self._check(document, str(spec.schema_file), label)
+            root = etree.QName(document)
+        labels = _labels(spec, origin, root, self.name)
+        attachments: list[OutgoingContent] = []
+        if self.config.attachments:
+            for index, attachment in enumerate(app.attachments):
+                if not await ctx.blobs.exists(attachment.blob):
+                    raise Permanent(f"attachment {index} has no content in the blob store")
+                size = (await ctx.blobs.info(attachment.blob)).size
+                attachments.append(
+                    OutgoingContent(
+                        blob=attachment.blob,
+                        size=size,
+                        content_type=attachment.media_type,
+                        filename=attachment.name,
+                    )
+                )
+        return OutgoingMessage(
+            **labels.model_dump(),
+            reader=self.config.recipient,
+            subject=spec.subject,
+            content=OutgoingContent(
+                blob=original.blob,
+                size=(await ctx.blobs.info(original.blob)).size,
+                content_type=original.media_type,
+                filename=f"{labels.message_type}.xml",
+            ),
+            attachments=tuple(attachments),
+        )
 
     async def _attachments(
         self, record: FileRecord, ctx: DeliveryContext
     ) -> list[tuple[DroppedFile, OutgoingContent]]:
         """The record's documents as XTA attachments, with safe unique file names."""
+        assert isinstance(self.config.message, XoevMessageSpec)
         taken = {f"{self.config.message.message_type}.xml".lower()}  # the message's own file name
         found: list[tuple[DroppedFile, OutgoingContent]] = []
         for index, doc in enumerate(record.documents):
@@ -247,30 +362,36 @@ class XoevSink(Sink[XoevConfig]):
             )
         return found
 
-    def _delivery(self, state: _Sent, *, duplicate: bool) -> Delivery:
+    def _delivery(self, state: _Sent, app: Application, *, duplicate: bool) -> Delivery:
+        message_type = state.message_type or self.config.message.message_type
+        # A forwarded message keeps its own id (the source's external id, e.g. an XBau or XAusländer
+        # message UUID), which the Fachverfahren's answers may name instead of the ProcessRef.
+        forwarded = isinstance(self.config.message, XoevForwardSpec)
         return Delivery(
             target=self.name,
             delivered_at=utcnow(),
             reference=state.process_id,
             duplicate=duplicate,
-            details={"xta_message_id": state.message_id, "message_type": self.config.message.message_type},
+            details={"xta_message_id": state.message_id, "message_type": message_type},
+            correlations={"original": app.external_id} if forwarded else {},
         )
 
-    def _validate(self, content: bytes) -> None:
+    def _validate(self, content: bytes, schema_file: str, label: str) -> None:
+        self._check(self._parse(content, label), schema_file, label)
+
+    @staticmethod
+    def _parse(content: bytes, label: str) -> etree._Element:
         try:
-            document = parse_xml(content, limit=MAX_MESSAGE)
+            return parse_xml(content, limit=MAX_MESSAGE)
         except UnsafeXml as exc:
-            raise Permanent(
-                f"the {self.config.message.message_type} message is not well-formed: {exc}"
-            ) from None
-        schema = self._schema()
+            raise Permanent(f"the {label} message is not well-formed: {exc}") from None
+
+    def _check(self, document: etree._Element, schema_file: str, label: str) -> None:
+        schema = self._schema(schema_file)
         if not schema.validate(document):
             # Where and which rule, not lxml's message: that quotes the offending (personal) values.
             problems = "; ".join(f"line {e.line} {e.path}: {e.type_name}" for e in list(schema.error_log)[:3])
-            raise Permanent(
-                f"the {self.config.message.message_type} message does not meet "
-                f"{self.config.message.schema_file}: {problems}"
-            )
+            raise Permanent(f"the {label} message does not meet {schema_file}: {problems}")
 
     # -- answers -------------------------------------------------------------------------------------
 
@@ -337,3 +458,34 @@ def _decision(message: XtaMessage) -> Attachment | None:
                 blob=part.blob,
             )
     return None
+
+
+def _labels(
+    spec: XoevForwardSpec, origin: XtaOrigin | None, root: etree.QName | None, target: str
+) -> MessageLabels:
+    """What a forwarded message travels under: as configured, else as it came, else by its root element."""
+    found: dict[str, Any] = origin.model_dump(exclude_none=True) if origin is not None else {}
+    if root is not None:
+        found.setdefault("message_type", root.localname)  # the XTA convention (PAYLOAD_ELEMENT_LIST)
+        if root.namespace:
+            found.setdefault("payload_schema", root.namespace)
+    if spec.message_type is not None:  # a code of the element-name list, not of the original's list
+        found.pop("message_type_list_uri", None)
+        found.pop("message_type_list_version", None)
+        found["message_type"] = spec.message_type
+    if spec.business_scenario is not None:  # Undefined, as a built message's
+        found.pop("business_scenario_list_uri", None)
+        found.pop("business_scenario_list_version", None)
+        found["business_scenario"] = spec.business_scenario
+    found.update(
+        {k: v for k, v in {"service": spec.service, "payload_schema": spec.payload_schema}.items() if v}
+    )
+    missing = [
+        k for k in ("service", "business_scenario", "message_type", "payload_schema") if not found.get(k)
+    ]
+    if missing:
+        raise Permanent(
+            f"the application's message came under no known XTA {', '.join(missing)}: "
+            f"set {', '.join(f'`{k}`' for k in missing)} in the `message` of {target}"
+        )
+    return MessageLabels.model_validate(found)
