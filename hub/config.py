@@ -191,6 +191,17 @@ class OnAnswer(_Strict):
         return self.decision in ("attach", "both")
 
 
+class FileNumberSetting(_Strict):
+    """Who gives the route's applications their Aktenzeichen, when not the hub (see `hub.pipeline`).
+
+    `assigned_by`: a target of the route (a Fachverfahren) whose number, given with its delivery or in
+    its first answer with a case number, becomes the Aktenzeichen; the hub draws none, and the other
+    targets and the receipts wait for it.
+    """
+
+    assigned_by: str = Field(description="the target in `to` that assigns the Aktenzeichen")
+
+
 class RouteConfig(BaseModel):
     """A route: which source and service go through which steps to which targets."""
 
@@ -204,6 +215,12 @@ class RouteConfig(BaseModel):
     to: list[str] = Field(min_length=1)
     notify: list[str] = Field(default_factory=list)
     on_answer: OnAnswer | None = None
+    file_number: FileNumberSetting | None = None
+
+    @property
+    def assigner(self) -> str | None:
+        """The target that assigns the Aktenzeichen (None: the hub decides it, see `hub.pipeline`)."""
+        return self.file_number.assigned_by if self.file_number is not None else None
 
 
 class HubConfig(_Strict):
@@ -347,6 +364,13 @@ def parse_config(
             _expect_role(roles, route.identity.via, "identity", (*loc, "identity", "via"), problems, at)
         if route.on_answer is not None:
             _check_on_answer(route.on_answer, roles, updaters, (*loc, "on_answer"), problems, at)
+        if route.assigner is not None and route.assigner not in route.to:
+            assigned_by: KeyPath = (*loc, "file_number", "assigned_by")
+            problems.append(
+                f"{at(assigned_by)}: {dotted(assigned_by)}: {route.assigner!r} is not a target of this route "
+                f"(to: {', '.join(route.to)}): only a target the application is delivered to can assign "
+                "its Aktenzeichen"
+            )
     names = [r.name for r in hub.routes]
     for i, name in enumerate(names):
         if name in names[:i]:
@@ -366,6 +390,13 @@ def parse_config(
             continue
         found = mappings[route.name].payload_problems(targets)
         problems.extend(f"{at(('routes', i, 'map'))}: routes[{i}].map: {p}" for p in found)
+        if route.assigner is not None and mappings[route.name].spec.file_number is not None:
+            # Refused rather than ignored: an operator reading the mapping would expect its numbers.
+            problems.append(
+                f"{at(('routes', i, 'map'))}: routes[{i}].map: {path} has a file_number pattern, but "
+                f"{route.assigner!r} assigns this route's Aktenzeichen (routes[{i}].file_number): remove "
+                "the pattern from the mapping, or the setting from the route"
+            )
     if problems:
         raise ConfigError(problems)
     return Configuration(hub, connectors, source, mappings)

@@ -12,7 +12,9 @@ Filters: ``date`` (dates and times, in German local time), ``sortname``, ``initi
 plugins add via `aktenhub_mapping_filters`. ``file_number`` holds the application's Aktenzeichen: the
 number of the applicant's existing Akte if the e-file has one, else one drawn from the mapping's number
 pattern (e.g. ``63-{year}-{seq:05d}``); its sequence lives in the journal, per pattern and year, and a
-number once drawn is never drawn again. The pipeline decides it (see `Pipeline._file_number`).
+number once drawn is never drawn again. The pipeline decides it (see `Pipeline._file_number`). Where a
+Fachverfahren assigns it (a route's `file_number.assigned_by`), ``file_number`` is empty in the record
+that target gets first, and the record is mapped again with its number before the other targets get it.
 
 ``payloads.<target>`` is data for one target of the route, checked against the pydantic `Payload` model
 its sink declares: statically when the configuration loads (`MappingFile.payload_problems`) and once
@@ -376,7 +378,7 @@ class MappingFile:
         return FileRecord(
             application_id=app.id,
             service=app.service,
-            file_number=file_number,
+            file_number=file_number or None,  # empty: not assigned yet
             akte=akte,
             vorgang=vorgang,
             documents=documents,

@@ -2,6 +2,13 @@
 
 Each step reads what it needs from the journal, does its work, and returns a `Completion` holding the
 next events and tasks, which the journal stores in the same transaction that ends the step.
+
+Where a route's Fachverfahren assigns the Aktenzeichen (`file_number: {assigned_by: <target>}`), the
+hub draws none: `map` gives that target the record without a number and leaves a `remap` step waiting
+(event ``file_number.awaited``). The target's number, from its delivery (`Delivery.file_number`, else
+its ``case_number`` correlation) or from its first answer with a case number (`hub.return_channel`),
+becomes the Aktenzeichen once (`FileNumberAssigned`, event ``file_number.assigned``) and makes `remap`
+due: the record mapped again with the number goes to the other targets, and after them the receipts.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -34,6 +42,7 @@ from hub.journal import (
     AfterAll,
     ApplicationPatch,
     Completion,
+    FileNumberAssigned,
     IntakeResult,
     Journal,
     Task,
@@ -64,9 +73,10 @@ log = logging.getLogger(__name__)
 
 C = TypeVar("C", bound=Connector[Any])
 
-IDENTIFY, MAP, DELIVER, NOTIFY, NOTIFY_REJECTION = (
+IDENTIFY, MAP, REMAP, DELIVER, NOTIFY, NOTIFY_REJECTION = (
     "identify",
     "map",
+    "remap",  # map again once a Fachverfahren assigned the Aktenzeichen (a route's `file_number`)
     "deliver",
     "notify",
     "notify-rejection",
@@ -98,6 +108,7 @@ class Pipeline:
         self._render_pool: ProcessPoolExecutor | None = None
         bus.handle(IDENTIFY, self.identify)
         bus.handle(MAP, self.map)
+        bus.handle(REMAP, self.map)
         bus.handle(DELIVER, self.deliver)
         bus.handle(NOTIFY, self.notify)
         bus.handle(NOTIFY_REJECTION, self.notify)
@@ -110,6 +121,8 @@ class Pipeline:
             if route.identity is not None:
                 pairs.add((IDENTIFY, route.identity.via))
             pairs.add((MAP, self._map_task(route).target))
+            if route.assigner is not None:
+                pairs.add((REMAP, self._map_task(route).target))
             pairs.update((DELIVER, target) for target in route.to)
             for notifier in route.notify:
                 pairs.update({(NOTIFY, notifier), (NOTIFY_REJECTION, notifier)})
@@ -325,13 +338,19 @@ class Pipeline:
         return patch, [event]
 
     async def map(self, task: Task) -> Completion:
-        """Turn the application into the record every target receives (the route's mapping file)."""
+        """Turn the application into the record every target receives (the route's mapping file).
+
+        While the target that assigns the Aktenzeichen has not, only it gets the record (without a
+        number) and `remap` waits; as `remap` this step maps with the number for every target.
+        """
         app, route = await self._load(task)
+        awaited = route.assigner if not app.file_number else None
         mapping = self.mappings.get(route.name)
         if mapping is None:
             record = default_record(app)
         else:
-            file_number = await self._file_number(app, route, mapping)
+            # Templates see an empty number until the Fachverfahren gave one.
+            file_number = "" if awaited else await self._file_number(app, route, mapping)
             rendition = None
             if mapping.needs_rendition:
                 rendition = await self._render(app, mapping, file_number)
@@ -339,18 +358,28 @@ class Pipeline:
             record = mapping.validate_payloads(record, self.payload_models(route))
         if app.revision > 1:
             record = record.model_copy(update={"revision": app.revision})
+        targets = [awaited] if awaited else route.to
+        tasks = [self._task(DELIVER, target, _akte_key(target, record)) for target in targets]
+        events = [
+            Event(
+                application_id=app.id,
+                type="record.mapped",
+                step=task.step,
+                data={"documents": len(record.documents), "targets": targets},
+            )
+        ]
+        if awaited:
+            tasks.append(replace(self._map_task(route, REMAP), waiting=True))
+            events.append(
+                Event(application_id=app.id, type="file_number.awaited", step=task.step, target=awaited)
+            )
         return Completion(
             result=record.model_dump(mode="json"),
-            events=[
-                Event(
-                    application_id=app.id,
-                    type="record.mapped",
-                    step=MAP,
-                    data={"documents": len(record.documents), "targets": route.to},
-                )
-            ],
-            tasks=[self._task(DELIVER, target, _akte_key(target, record)) for target in route.to],
+            events=events,
+            tasks=tasks,
             state=ApplicationState.PROCESSING,
+            # Delivered to the assigning target only: the receipts go out now.
+            after_all=await self._delivered(app, route) if task.step == REMAP else None,
         )
 
     async def _file_number(self, app: Application, route: RouteConfig, mapping: MappingFile) -> str | None:
@@ -389,7 +418,13 @@ class Pipeline:
         correlations = {f"{task.target}.{k}": v for k, v in delivery.correlations.items()}
         if delivery.reference:
             correlations.setdefault(task.target, delivery.reference)
-        file_number = delivery.file_number if sink.is_efile else None
+        # Where a Fachverfahren assigns the Aktenzeichen, an e-file's Akte never overrides it.
+        file_number = delivery.file_number if sink.is_efile and route.assigner is None else None
+        assigned = None
+        if task.target == route.assigner:
+            number = delivery.file_number or delivery.correlations.get("case_number")
+            if number:
+                assigned = file_number_assigned(app.id, task.target, number, DELIVER)
         if delivery.file_number and not sink.is_efile:
             # The Aktenzeichen is decided once (mapping, e-file): another system's number is an id of it.
             correlations.setdefault(f"{task.target}.file_number", delivery.file_number)
@@ -401,6 +436,29 @@ class Pipeline:
                 app.id,
                 task.target,
             )
+        return Completion(
+            result=delivery.model_dump(mode="json"),
+            patch=ApplicationPatch(correlations=correlations, file_number=file_number),
+            events=[
+                Event(
+                    application_id=app.id,
+                    type="delivery.completed",
+                    step=DELIVER,
+                    target=task.target,
+                    data={
+                        "reference": delivery.reference,
+                        "duplicate": delivery.duplicate,
+                        "file_number": delivery.file_number,
+                    },
+                )
+            ],
+            assigned=assigned,
+            after_all=await self._delivered(app, route),
+        )
+
+    async def _delivered(self, app: Application, route: RouteConfig) -> AfterAll:
+        """The join of the deliveries: once every target has the record (a waiting `remap` has not),
+        the receipts go out."""
         # A delivery replayed after receipts went out (a Fachverfahren refused it afterwards) tells no one
         # again: the join then completes the application itself.
         told = {
@@ -419,28 +477,11 @@ class Pipeline:
         ]
         if not notify:
             joined.append(Event(application_id=app.id, type="application.completed"))
-        return Completion(
-            result=delivery.model_dump(mode="json"),
-            patch=ApplicationPatch(correlations=correlations, file_number=file_number),
-            events=[
-                Event(
-                    application_id=app.id,
-                    type="delivery.completed",
-                    step=DELIVER,
-                    target=task.target,
-                    data={
-                        "reference": delivery.reference,
-                        "duplicate": delivery.duplicate,
-                        "file_number": delivery.file_number,
-                    },
-                )
-            ],
-            after_all=AfterAll(
-                step=DELIVER,
-                events=joined,
-                tasks=notify,
-                state=None if notify else ApplicationState.COMPLETED,
-            ),
+        return AfterAll(
+            step=(DELIVER, REMAP),
+            events=joined,
+            tasks=notify,
+            state=None if notify else ApplicationState.COMPLETED,
         )
 
     async def notify(self, task: Task) -> Completion:
@@ -521,11 +562,11 @@ class Pipeline:
                 return sink
         return None
 
-    def _map_task(self, route: RouteConfig) -> TaskSpec:
+    def _map_task(self, route: RouteConfig, step: str = MAP) -> TaskSpec:
         # Mapping asks the e-file for an existing Akte: that target's retry policy and capacity govern it,
         # and a failure is shown against it.
         holder = self._akte_holder(route)
-        return self._task(MAP, holder.name if holder is not None else "")
+        return self._task(step, holder.name if holder is not None else "")
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -560,10 +601,11 @@ class Pipeline:
         return code if isinstance(code, str) else None
 
     async def _record(self, app: Application) -> FileRecord:
-        for t in await self.journal.tasks(app.id):
-            if t.step == MAP and t.result is not None:
-                return FileRecord.model_validate(t.result)
-        raise Permanent("the application has no mapped record yet")
+        """The mapped record: the one mapped again with an assigned Aktenzeichen, once there is one."""
+        mapped = [t.result for t in await self.journal.tasks(app.id) if t.step in (MAP, REMAP) and t.result]
+        if not mapped:
+            raise Permanent("the application has no mapped record yet")
+        return FileRecord.model_validate(mapped[-1])
 
     def _connector(self, name: str, role: type[C]) -> C:
         connector = self.connectors.get(name)
@@ -572,6 +614,18 @@ class Pipeline:
         if not isinstance(connector, role):
             raise Permanent(f"connector {name!r} is not a {role.role}")
         return connector
+
+
+def file_number_assigned(application_id: str, target: str, file_number: str, via: str) -> FileNumberAssigned:
+    """`target`'s number as the application's Aktenzeichen (if it has none yet), given `via` a step."""
+    event = Event(
+        application_id=application_id,
+        type="file_number.assigned",
+        step=via,
+        target=target,
+        data={"file_number": file_number},
+    )
+    return FileNumberAssigned(file_number, events=[event])
 
 
 def notified_ids(prefix: str, ids: Mapping[str, str] | None) -> ApplicationPatch | None:

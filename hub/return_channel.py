@@ -12,6 +12,10 @@ Both run on the bus like every step (retried, dead and replayable, idempotent pe
 target). An answer of status ``failed`` (the Fachverfahren refused the import) makes that delivery dead
 with the system's error instead: the application shows it and a replay delivers again; nobody is told.
 
+Where the route's `file_number.assigned_by` names the connector, its first case number becomes the
+Aktenzeichen (see `hub.pipeline`); the steps of an answer that comes before the application's own steps
+are done (the number's own answer, typically) wait for them (see `Journal.store_answer`).
+
 State: an answer that creates steps makes its application ``processing`` (also after it was
 ``completed``: it stays open for answers); the answer step that ends last, with no other step of the
 application left, makes it ``completed`` again; a dead answer step makes it ``dead`` like any step, and
@@ -50,7 +54,7 @@ from hub.models import (
     Receipt,
     ReceiptKind,
 )
-from hub.pipeline import DELIVER, Pipeline, notified_ids
+from hub.pipeline import DELIVER, Pipeline, file_number_assigned, notified_ids
 
 log = logging.getLogger(__name__)
 
@@ -140,15 +144,20 @@ class ReturnChannel:
                 state=ApplicationState.DEAD,
             )
         route = self.pipeline.router.by_name(app.route or "")
+        assigned = None
+        if route is not None and route.assigner == connector and answer.case_number:
+            # The Fachverfahren's case number is the Aktenzeichen (the journal keeps the first only).
+            assigned = file_number_assigned(app.id, connector, answer.case_number, "answer")
         on_answer = route.on_answer if route is not None else None
         if on_answer is None:
-            return AnswerEffects(patch=patch, events=[received])
+            return AnswerEffects(patch=patch, events=[received], assigned=assigned)
         tasks = self._tasks(app, on_answer, row)
         return AnswerEffects(
             patch=patch,
             events=[received],
             tasks=tasks,
             state=ApplicationState.PROCESSING if tasks else None,
+            assigned=assigned,
         )
 
     def _tasks(self, app: Application, on_answer: OnAnswer, row: int) -> list[TaskSpec]:

@@ -160,3 +160,26 @@ def test_relative_connector_paths_are_relative_to_the_configuration_file(
     assert getattr(settings, "path") == Path("import")  # noqa: B009  # data: the working directory's
     assert getattr(settings, "answers") == Path("/srv/k3/export")  # noqa: B009
     assert getattr(settings, "manifest").template == conf / "mappings/k3-manifest.xml.j2"  # noqa: B009
+
+
+def test_file_number_assigned_by_a_target_not_in_to_is_refused() -> None:
+    text = GOOD + "    file_number: {assigned_by: mikropro}\n"
+    assert problems(text) == [
+        "hub.yaml:19: routes[0].file_number.assigned_by: 'mikropro' is not a target of this route "
+        "(to: rec): only a target the application is delivered to can assign its Aktenzeichen"
+    ]
+    config = parse_config(
+        GOOD + "    file_number: {assigned_by: rec}\n", "hub.yaml", PLUGINS, env={"ADMIN_TOKEN": "x"}
+    )
+    assert config.hub.routes[0].assigner == "rec"
+
+
+def test_file_number_assigned_by_a_target_refuses_a_mapping_that_draws_numbers(tmp_path: Path) -> None:
+    mapping = tmp_path / "bau.yaml"
+    mapping.write_text('version: 1\nfile_number: {pattern: "63-{year}-{seq:05d}"}\n', "utf-8")
+    text = GOOD + f"    map: {mapping}\n    file_number: {{assigned_by: rec}}\n"
+    assert problems(text) == [
+        f"hub.yaml:19: routes[0].map: {mapping} has a file_number pattern, but 'rec' assigns this "
+        "route's Aktenzeichen (routes[0].file_number): remove the pattern from the mapping, or the setting "
+        "from the route"
+    ]

@@ -113,17 +113,21 @@ async def started_world(
     *,
     env: dict[str, str] | None = None,
     mapping_extra: str = "",
+    mapping_base: str | None = None,
+    route_extra: dict[str, Any] | None = None,
     **hub: Any,
 ) -> AsyncIterator[World]:
     """The simulators and the hub; `fv` the Fachverfahren's connector (default: the answering fake);
-    `env` adds to the hub's environment, `mapping_extra` to the mapping file (e.g. `payloads.fv`)."""
+    `env` adds to the hub's environment, `mapping_extra` to the mapping file (e.g. `payloads.fv`),
+    `mapping_base` replaces the Jagdschein mapping it extends, `route_extra` adds route settings."""
     idp = IdpSimulator(
         schema_dir, sp_entity_id="https://aktenhub.example/sp", acs_url="https://formulare.example/bundid/acs"
     )
     metadata = tmp_path / "idp-metadata.xml"
     idp.write_metadata(metadata)
     mapping = tmp_path / "jagd-mit-antworten.yaml"
-    mapping.write_text(MAPPING.read_text("utf-8") + ANSWERS + mapping_extra, "utf-8")
+    base = MAPPING.read_text("utf-8") if mapping_base is None else mapping_base
+    mapping.write_text(base + ANSWERS + mapping_extra, "utf-8")
     author = generate_author()
     enaio = TestServer(enaio_app(users={"aktenhub": ENAIO_PASSWORD}), host="127.0.0.1")
     zbp = TestServer(zbp_app(), host="127.0.0.1")
@@ -170,6 +174,7 @@ async def started_world(
             "to": ["enaio", "fv"],
             "notify": ["postfach"],
             "on_answer": {"update_akte": "enaio", "notify": ["postfach"], "decision": "both"},
+            **(route_extra or {}),
         }
     ]
     env = {

@@ -88,9 +88,8 @@ async def submitted(world: World) -> tuple[str, str, str]:
     return app_id, filed.file_number, world.idp.mailbox("U04")
 
 
-async def test_import_folder_answers_update_enaio_and_tell_the_applicant_once(
-    tmp_path: Path, hub_factory: Any, schema_dir: Path
-) -> None:
+def import_folder(tmp_path: Path) -> tuple[dict[str, Any], Path]:
+    """The `fv` connector section of a K3-like import folder under `tmp_path/k3`, and its answer folder."""
     export = tmp_path / "k3" / "export"
     export.mkdir(parents=True)
     fv = {
@@ -102,6 +101,13 @@ async def test_import_folder_answers_update_enaio_and_tell_the_applicant_once(
         "answer_format": {"status_map": K3_STATUS, "settle_seconds": 0},
         "retry": FAST_RETRY,
     }
+    return fv, export
+
+
+async def test_import_folder_answers_update_enaio_and_tell_the_applicant_once(
+    tmp_path: Path, hub_factory: Any, schema_dir: Path
+) -> None:
+    fv, export = import_folder(tmp_path)
     async with started_world(tmp_path, hub_factory, schema_dir, fv) as world:
         app_id, aktenzeichen, handle = await submitted(world)
         k3 = SimulatedFachverfahren(tmp_path / "k3" / "import", export, tmp_path / "k3" / "work", prefix="UA")

@@ -52,6 +52,9 @@ class TaskSpec:
     # What the task is about beyond its step and target: the journal's id of an answer for the answer
     # steps (one task per answer and target); "" for the application's own steps.
     subject: str = ""
+    # Created `waiting` rather than due: an own step until a target assigns the Aktenzeichen (see
+    # `FileNumberAssigned`). The journal also creates answer steps waiting on its own (see `store_answer`).
+    waiting: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,9 @@ class TaskState:
     DONE = "done"
     DEAD = "dead"
     ABANDONED = "abandoned"  # ended by an admin with its application; never replayed
+    # Not due yet: an own step until a target assigns the Aktenzeichen, an answer step until the
+    # application's own steps are done (its receipts went out, its Akte exists).
+    WAITING = "waiting"
 
 
 @dataclass
@@ -159,13 +165,28 @@ class AfterAll:
     """Applied in the completing transaction only if no other task of `step` is still unfinished.
 
     This joins parallel tasks (deliveries to several targets) without a race: exactly the last one to
-    finish triggers what comes next. `step` None: no other task of the application at all.
+    finish triggers what comes next. `step` None: no other task of the application at all; a tuple: no
+    other task of any of these steps (a waiting task is unfinished).
     """
 
-    step: str | None
+    step: str | tuple[str, ...] | None
     events: Sequence[Event] = ()
     tasks: Sequence[TaskSpec] = ()
     state: ApplicationState | None = None
+
+
+@dataclass(frozen=True)
+class FileNumberAssigned:
+    """A target assigned the application's Aktenzeichen (a route's `file_number.assigned_by`).
+
+    Applied in the transaction that stores it only if the application has no Aktenzeichen yet, so the
+    first number wins and a later one (a repeated answer, a replayed delivery) changes nothing: then it
+    is recorded on the application, `events` are appended, and the application's own steps that waited
+    for it (`TaskSpec.waiting`) become due.
+    """
+
+    file_number: str
+    events: Sequence[Event] = ()
 
 
 @dataclass(frozen=True)
@@ -179,6 +200,7 @@ class Completion:
     state: ApplicationState | None = None  # new application state, if it changes
     error: str | None = None  # reason shown with the application (e.g. rejection reason)
     error_code: str | None = None  # its safe part (e.g. the rejection code), shown to viewers
+    assigned: FileNumberAssigned | None = None  # applied after `tasks`, before `after_all`
     after_all: AfterAll | None = None
 
 
@@ -245,6 +267,7 @@ class AnswerEffects:
     # The Fachverfahren refused the import: its delivery task is made dead with the system's error, so
     # the application shows it and a replay delivers again.
     failed_task: TaskFailure | None = None
+    assigned: FileNumberAssigned | None = None  # the answer's case number is the Aktenzeichen
 
 
 # (the application the answer names, its state, the journal's id of the stored answer) -> the effects;
@@ -422,6 +445,10 @@ class Journal(Protocol):
         """Store a Fachverfahren's answer with what it triggers, in one transaction.
 
         Idempotent on (connector, `answer.answer_id`): a repeat changes nothing and says `duplicate`.
+        The plan's tasks are created `waiting` while a step of the application's own is unfinished
+        (after `assigned` is applied): they become due when its last own step completes, so an answer
+        that comes before the receipts (a Fachverfahren that assigns the Aktenzeichen answers first)
+        is filed into the Akte and told after them.
         The application is the one `answer.application_id` names, else the one whose correlations with
         this connector (``<connector>`` or ``<connector>.<key>``) hold `answer.reference`; either way it
         must have a delivery to `connector`. Raises `hub.answers.UnknownApplication` otherwise (nothing

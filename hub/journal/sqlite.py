@@ -41,6 +41,7 @@ from hub.journal.base import (
     ApplicationPatch,
     ApplicationSummary,
     Completion,
+    FileNumberAssigned,
     FileNumberSequence,
     IntakeResult,
     JournalStats,
@@ -630,9 +631,14 @@ class SqliteJournal:
         return await self._write(op)
 
     def _insert_tasks(
-        self, c: sqlite3.Connection, application_id: str, tasks: Sequence[TaskSpec], now: float
+        self,
+        c: sqlite3.Connection,
+        application_id: str,
+        tasks: Sequence[TaskSpec],
+        now: float,
+        waiting: bool = False,
     ) -> None:
-        _insert_tasks(c, application_id, tasks, now)
+        _insert_tasks(c, application_id, tasks, now, waiting)
         self._targets.update(t.target for t in tasks)
 
     def _check_lease(self, c: sqlite3.Connection, task: Task) -> None:
@@ -675,12 +681,16 @@ class SqliteJournal:
             _update_application(c, task.application_id, completion, now)
             stored = _insert_events(c, completion.events)
             self._insert_tasks(c, task.application_id, completion.tasks, now)
+            if completion.assigned is not None:
+                stored += _assign(c, task.application_id, completion.assigned, now)
             join = completion.after_all
             if join is not None and not _unfinished(c, task.application_id, join.step):
                 if join.state is not None:
                     _set_state(c, task.application_id, join.state, now)
                 stored += _insert_events(c, join.events)
                 self._insert_tasks(c, task.application_id, join.tasks, now)
+            if not task.subject and not _own_unfinished(c, task.application_id):
+                _release_answer_steps(c, task.application_id, now)
             return stored
 
         return await self._write(op)
@@ -769,7 +779,7 @@ class SqliteJournal:
                 )
             cur = c.execute(
                 "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, updated_at=? "
-                "WHERE application_id=? AND state IN (?,?,?)",
+                "WHERE application_id=? AND state IN (?,?,?,?)",
                 (
                     TaskState.ABANDONED,
                     now,
@@ -777,6 +787,7 @@ class SqliteJournal:
                     TaskState.PENDING,
                     TaskState.LEASED,
                     TaskState.DEAD,
+                    TaskState.WAITING,
                 ),
             )
             if cur.rowcount == 0 and previous in (ApplicationState.COMPLETED, ApplicationState.REJECTED):
@@ -847,11 +858,16 @@ class SqliteJournal:
             app_row = c.execute("SELECT doc, state FROM applications WHERE id=?", (app_id,)).fetchone()
             app = Application.model_validate_json(app_row[0])
             effects = plan(app, ApplicationState(app_row[1]), answer_row)
-            self._insert_tasks(c, app_id, effects.tasks, now)
+            stored: tuple[Event, ...] = ()
+            if effects.assigned is not None:
+                stored += _assign(c, app_id, effects.assigned, now)
+            # Filed and told after the application's own steps: the Akte exists, the receipt went first.
+            waiting = _own_unfinished(c, app_id)
+            self._insert_tasks(c, app_id, effects.tasks, now, waiting=waiting)
             if effects.failed_task is not None:
                 self._fail_done_task(c, app_id, effects.failed_task, now)
             _update_application(c, app_id, Completion(patch=effects.patch, state=effects.state), now)
-            stored = _insert_events(c, effects.events)
+            stored = _insert_events(c, effects.events) + stored
             return StoredAnswer(application_id=app_id, duplicate=False, answer_row=answer_row, events=stored)
 
         return await self._write(op)
@@ -1166,7 +1182,9 @@ def _insert_events(c: sqlite3.Connection, events: Sequence[Event]) -> tuple[Even
     return tuple(stored)
 
 
-def _insert_tasks(c: sqlite3.Connection, application_id: str, tasks: Sequence[TaskSpec], now: float) -> None:
+def _insert_tasks(
+    c: sqlite3.Connection, application_id: str, tasks: Sequence[TaskSpec], now: float, waiting: bool = False
+) -> None:
     for t in tasks:
         # A task that exists already (same step and target) is kept: re-triggering is idempotent.
         c.execute(
@@ -1177,7 +1195,7 @@ def _insert_tasks(c: sqlite3.Connection, application_id: str, tasks: Sequence[Ta
                 application_id,
                 t.step,
                 t.target,
-                TaskState.PENDING,
+                TaskState.WAITING if (waiting or t.waiting) else TaskState.PENDING,
                 t.max_attempts,
                 now + t.delay,
                 now,
@@ -1188,14 +1206,56 @@ def _insert_tasks(c: sqlite3.Connection, application_id: str, tasks: Sequence[Ta
         )
 
 
-def _unfinished(c: sqlite3.Connection, application_id: str, step: str | None) -> bool:
-    """Whether a task of `step` (None: any task) of the application is not done."""
+def _unfinished(c: sqlite3.Connection, application_id: str, step: str | tuple[str, ...] | None) -> bool:
+    """Whether a task of `step` (None: any; a tuple: any of these steps) of the application is not done."""
     sql = "SELECT 1 FROM tasks WHERE application_id=? AND state!=?"
     params: tuple[Any, ...] = (application_id, TaskState.DONE)
     if step is not None:
-        sql += " AND step=?"
-        params += (step,)
+        steps = (step,) if isinstance(step, str) else step
+        sql += f" AND step IN ({','.join('?' * len(steps))})"
+        params += steps
     return c.execute(sql + " LIMIT 1", params).fetchone() is not None
+
+
+def _own_unfinished(c: sqlite3.Connection, application_id: str) -> bool:
+    """Whether one of the application's own steps (not an answer's) is not done (also dead or waiting)."""
+    return (
+        c.execute(
+            "SELECT 1 FROM tasks WHERE application_id=? AND subject='' AND state!=? LIMIT 1",
+            (application_id, TaskState.DONE),
+        ).fetchone()
+        is not None
+    )
+
+
+def _release_answer_steps(c: sqlite3.Connection, application_id: str, now: float) -> None:
+    """The answer steps that waited for the application's own steps become due (it is processing again)."""
+    cur = c.execute(
+        "UPDATE tasks SET state=?, due_at=?, updated_at=? WHERE application_id=? AND subject!='' AND state=?",
+        (TaskState.PENDING, now, now, application_id, TaskState.WAITING),
+    )
+    if cur.rowcount:
+        _set_state(c, application_id, ApplicationState.PROCESSING, now)
+
+
+def _assign(
+    c: sqlite3.Connection, application_id: str, assigned: FileNumberAssigned, now: float
+) -> tuple[Event, ...]:
+    """Record a target's Aktenzeichen unless the application has one; the own steps waiting for it go on."""
+    cur = c.execute(
+        "UPDATE applications SET file_number=? WHERE id=? AND file_number IS NULL",
+        (assigned.file_number, application_id),
+    )
+    if not cur.rowcount:
+        return ()  # the first number stays: a later one (a repeat, a replay) changes nothing
+    _update_application(
+        c, application_id, Completion(patch=ApplicationPatch(file_number=assigned.file_number)), now
+    )
+    c.execute(
+        "UPDATE tasks SET state=?, due_at=?, updated_at=? WHERE application_id=? AND subject='' AND state=?",
+        (TaskState.PENDING, now, now, application_id, TaskState.WAITING),
+    )
+    return _insert_events(c, assigned.events)
 
 
 def _index_correlations(c: sqlite3.Connection, app: Application) -> None:
