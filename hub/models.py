@@ -209,6 +209,8 @@ class Delivery(_Model):
     target: str
     delivered_at: UtcDateTime = Field(default_factory=utcnow)
     reference: str | None = None  # the target's id for what was created (folder path, DMS id, case no.)
+    # The Aktenzeichen the target gives: an e-file's Akte, or the Fachverfahren a route's
+    # `file_number.assigned_by` names (which may instead give it as correlation `case_number`)
     file_number: str | None = None
     correlations: dict[str, str] = Field(default_factory=dict)
     duplicate: bool = False  # the target already had it (idempotent re-delivery)

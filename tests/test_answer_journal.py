@@ -99,6 +99,36 @@ async def test_the_effects_are_stored_with_the_answer_or_not_at_all(tmp_path: Pa
         await journal.close()
 
 
+async def test_answer_steps_wait_for_the_applications_own_steps(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.db")
+    await journal.open()
+    try:
+        app = application("a")
+        await journal.intake(app, [], [TaskSpec(step="deliver", target="fv"), TaskSpec("notify", "mail")])
+        deliver, notify = await journal.claim("w", 2, 30, {})
+        await journal.complete(deliver, Completion(patch=ApplicationPatch(correlations={"fv": "R-3"})))
+
+        def effects(app: Application, state: ApplicationState, row: int) -> AnswerEffects:
+            tasks = [TaskSpec(step="answer-file", target="efile", subject=str(row))]
+            return AnswerEffects(tasks=tasks, state=ApplicationState.PROCESSING)
+
+        # The receipt is still being sent: the answer's step waits (never claimed) ...
+        answer = Answer(answer_id="1", reference="R-3", status=AnswerStatus.ACCEPTED)
+        await journal.store_answer("fv", answer, effects)
+        assert await journal.claim("w", 10, 30, {}) == []
+        # ... until the application's last own step is done; then it is due, the application processing.
+        await journal.complete(notify, Completion(state=ApplicationState.COMPLETED))
+        [filing] = await journal.claim("w", 10, 30, {})
+        assert (filing.step, filing.target) == ("answer-file", "efile")
+        assert (await journal.get_summary(app.id)).state == ApplicationState.PROCESSING  # type: ignore[union-attr]
+        # Afterwards (no own step left) an answer's steps are due at once.
+        await journal.complete(filing, Completion())
+        await journal.store_answer("fv", answer.model_copy(update={"answer_id": "2"}), effects)
+        assert [t.subject for t in await journal.claim("w", 10, 30, {})] == ["2"]
+    finally:
+        await journal.close()
+
+
 async def test_any_id_is_found_by_index(tmp_path: Path) -> None:
     journal = SqliteJournal(tmp_path / "j.db")
     await journal.open()

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,13 @@ def free_port() -> int:
         return port
 
 
-def write_config(tmp: Path, port: int, fv: dict[str, Any] | None = None) -> Path:
+def write_config(
+    tmp: Path,
+    port: int,
+    fv: dict[str, Any] | None = None,
+    route_extra: dict[str, Any] | None = None,
+    efile_extra: dict[str, Any] | None = None,
+) -> Path:
     config = {
         "store": f"sqlite:///{tmp / 'journal.db'}",
         "blobs": str(tmp / "blobs"),
@@ -66,6 +73,7 @@ def write_config(tmp: Path, port: int, fv: dict[str, Any] | None = None) -> Path
                 "file_number": "AZ-2026-7",
                 "record_dir": str(tmp / "efile"),
                 "hold_file": str(tmp / "hold"),
+                **(efile_extra or {}),
             },
             "fv": fv or {"type": "test-answering", "callback_secret": SECRET},
             "mailbox": {"type": "test-notifier", "record_dir": str(tmp / "mailbox")},
@@ -76,6 +84,7 @@ def write_config(tmp: Path, port: int, fv: dict[str, Any] | None = None) -> Path
                 "from": "json",
                 "to": ["efile", "fv"],
                 "on_answer": {"update_akte": "efile", "notify": "mailbox", "decision": "both"},
+                **(route_extra or {}),
             }
         ],
     }
@@ -283,3 +292,103 @@ async def test_killed_between_an_answer_file_and_the_akte_update_files_and_tells
     assert types.count("answer.filed") == 2
     assert body["file_number"] == "AZ-2026-7"
     assert sorted(p.name for p in (tmp_path / "export").iterdir()) == ["done"]
+
+
+async def test_killed_between_the_assigned_number_and_the_akte_files_once_with_that_number(
+    tmp_path: Path,
+) -> None:
+    # The Fachverfahren assigns the Aktenzeichen by its answer; the hub dies while the second stage
+    # (the record mapped with the number, delivered to the e-file) runs: after the restart the e-file
+    # holds the Akte once, with the Fachverfahren's number (not its own), and everyone is told once.
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    hold = tmp_path / "hold-delivery"
+    config = write_config(
+        tmp_path,
+        port,
+        route_extra={"notify": ["mailbox"], "file_number": {"assigned_by": "fv"}},
+        efile_extra={"hold_delivery_file": str(hold)},
+    )
+    log = tmp_path / "hub.log"
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    deliveries, receipts = (
+        Ledger(tmp_path / "efile" / "deliveries"),
+        Ledger(tmp_path / "mailbox" / "receipts"),
+    )
+    efile, mailbox = Ledger(tmp_path / "efile"), Ledger(tmp_path / "mailbox")
+    hold.touch()
+    hub = start_hub(config, log)
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def view(app_id: str) -> dict[str, Any] | None:
+                async with http.get(f"{url}/api/v1/applications/{app_id}", headers=admin) as resp:
+                    return await resp.json() if resp.status == 200 else None
+
+            async def awaiting(app_id: str) -> bool:
+                body = await view(app_id)
+                return body is not None and ("deliver", "fv", "done") in {
+                    (t["step"], t["target"], t["state"]) for t in body["tasks"]
+                }
+
+            async def state_is(app_id: str, state: str) -> bool:
+                body = await view(app_id)
+                return body is not None and body["state"] == state
+
+            async def post_intake() -> Any:
+                body = {"id": "crash-assigned-1", "form": {"name": "Groß"}}
+                async with http.post(f"{url}/intake/json/bauantrag", json=body) as resp:
+                    return await resp.json() if resp.status in (200, 202) else None
+
+            app_id = (await poll("the intake", post_intake))["application_id"]
+            await poll("delivered to the Fachverfahren, the number awaited", lambda: awaiting(app_id))
+            assert deliveries.calls() == 0 and receipts.calls() == 0  # the e-file and the receipt wait
+
+            answer = {
+                "answer_id": "bau-answer-1",
+                "reference": f"rec-{app_id}",
+                "status": "accepted",
+                "case_number": "63-BA-2026-0815",
+            }
+            raw = json.dumps({"answers": [answer]}).encode()
+
+            async def send_callback() -> Any:
+                headers = sign_callback(CallbackAuth(secret=SECRET), raw, time.time())
+                async with http.post(f"{url}/callback/fv", data=raw, headers=headers) as resp:
+                    return await resp.json() if resp.status == 200 else None
+
+            first = await poll("the callback answered", send_callback)
+            assert first["answers"][0]["duplicate"] is False
+            # The e-file took the record mapped with the number and hangs before answering: the hub dies.
+            await poll(
+                "the Akte delivered", lambda: asyncio.to_thread(lambda: len(deliveries.records()) == 1)
+            )
+            hub.send_signal(signal.SIGKILL)
+            assert hub.wait(timeout=10) == -signal.SIGKILL
+
+            hold.unlink()
+            hub = start_hub(config, log)
+            await poll("the application completed", lambda: state_is(app_id, "completed"))
+
+            again = await poll("the repeated callback answered", send_callback)
+            assert again["answers"][0]["duplicate"] is True
+            body = await view(app_id)
+            assert body is not None
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        try:
+            hub.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            hub.kill()
+    assert deliveries.calls() == 2, log.read_text()  # the delivery ran again after the kill ...
+    [filed] = deliveries.records()  # ... and the e-file holds the Akte once, with the assigned number
+    assert json.loads(filed)["file_number"] == "63-BA-2026-0815"
+    [received] = receipts.records()
+    assert (receipts.calls(), json.loads(received)["file_number"]) == (1, "63-BA-2026-0815")
+    [answered] = efile.records()  # the answer filed into the Akte once, after it existed
+    assert json.loads(answered)["file_number"] == "63-BA-2026-0815"
+    assert mailbox.calls() == 1
+    assert body["file_number"] == "63-BA-2026-0815"  # the e-file's own number (AZ-2026-7) never wins
+    types = Counter(e["type"] for e in body["timeline"])
+    assert (types["file_number.awaited"], types["file_number.assigned"], types["record.mapped"]) == (1, 1, 2)
+    assert (types["answer.received"], types["answer.filed"], types["receipt.sent"]) == (1, 1, 2)

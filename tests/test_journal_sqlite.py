@@ -25,6 +25,7 @@ from hub.journal import (
     ApplicationFilter,
     ApplicationPatch,
     Completion,
+    FileNumberAssigned,
     IntakeResult,
     LeaseLost,
     SqliteJournal,
@@ -539,6 +540,46 @@ async def test_after_all_waits_for_retrying_and_dead_siblings(
     summary = await journal.get_summary(app_id)
     assert summary is not None
     assert (summary.state, summary.error) == (ApplicationState.COMPLETED, None)
+
+
+# -- an Aktenzeichen a target assigns ----------------------------------------------------------------
+
+
+def assigned(app_id: str, number: str) -> Completion:
+    """A delivery whose target gave the Aktenzeichen, joined with a `remap` step that waits for it."""
+    return Completion(
+        assigned=FileNumberAssigned(number, [Event(application_id=app_id, type="file_number.assigned")]),
+        after_all=AfterAll(step=("deliver", "remap"), events=[Event(application_id=app_id, type="all_done")]),
+    )
+
+
+async def test_an_assigned_number_is_taken_once_and_makes_the_waiting_steps_due(
+    journal: SqliteJournal,
+) -> None:
+    app_id = await take_in(
+        journal, application("4711"), TaskSpec("deliver", "fv"), TaskSpec("remap", waiting=True)
+    )
+    [deliver] = await journal.claim("worker-1", 10, LEASE, {})  # the waiting step is never claimed
+    assert deliver.step == "deliver" and await journal.next_due() == START + LEASE  # only its lease
+
+    # The number makes `remap` due in the same transaction, so the join waits for it.
+    assert types(await journal.complete(deliver, assigned(app_id, "63-BA-1"))) == ["file_number.assigned"]
+    app = await journal.get_application(app_id)
+    assert app is not None and app.file_number == "63-BA-1"
+    assert (await journal.list_applications(ApplicationFilter(find="63-BA-1")))[0].id == app_id
+    remap = await claim_one(journal)
+    assert remap.step == "remap"
+    # A second number (a later answer, a replayed delivery) changes nothing and tells nothing.
+    assert types(await journal.complete(remap, assigned(app_id, "63-BA-2"))) == ["all_done"]
+    app = await journal.get_application(app_id)
+    assert app is not None and app.file_number == "63-BA-1"
+
+
+async def test_abandon_ends_waiting_steps(journal: SqliteJournal) -> None:
+    app_id = await take_in(journal, application("4711"), TaskSpec("remap", waiting=True))
+    outcome = await journal.abandon(app_id, "ops", "Antrag zurückgezogen")
+    assert outcome.tasks == 1
+    assert [t.state for t in await journal.tasks(app_id)] == [TaskState.ABANDONED]
 
 
 # -- dead tasks and replay -------------------------------------------------------------------------

@@ -105,9 +105,14 @@ class RecordingSinkConfig(ConnectorConfig):
     poison: bool = Field(False, description="raise Permanent on every attempt")
     delay_seconds: float = Field(0.0, ge=0)
     file_number: str | None = Field(None, description="the number the target gives (Delivery.file_number)")
-    record_dir: Path | None = Field(None, description="also keep what answers change as files here")
+    record_dir: Path | None = Field(
+        None, description="also keep what answers change as files here, and deliveries under deliveries/"
+    )
     hold_file: Path | None = Field(
         None, description="after filing an answer, hang if this file exists (a test kills the hub then)"
+    )
+    hold_delivery_file: Path | None = Field(
+        None, description="after recording a delivery, hang if this file exists (a test kills the hub then)"
     )
 
 
@@ -185,6 +190,14 @@ class RecordingSink(Sink[RecordingSinkConfig]):
         duplicate = record.application_id in self.delivered
         self.delivered[record.application_id] = record
         self.payloads[record.application_id] = self.payload(record, RecordedPayload)
+        if self.config.record_dir is not None:
+            ledger = Ledger(self.config.record_dir / "deliveries")
+            ledger.called()
+            key = f"{record.application_id}/{record.revision}"
+            duplicate = not ledger.record(key, record.model_dump_json())
+        hold = self.config.hold_delivery_file
+        if hold is not None and hold.exists():
+            await asyncio.Event().wait()  # a target that took it but never answers: the test kills the hub
         return Delivery(
             target=self.name,
             reference=f"rec-{record.application_id}",
@@ -319,7 +332,9 @@ class AnsweringSink(RecordingSink):
 class RecordingNotifierConfig(ConnectorConfig):
     """Settings of the recording notifier."""
 
-    record_dir: Path | None = Field(None, description="also keep status receipts as files here")
+    record_dir: Path | None = Field(
+        None, description="also keep status receipts as files here, the other receipts under receipts/"
+    )
 
 
 class RecordingNotifier(Notifier[RecordingNotifierConfig]):
@@ -347,6 +362,10 @@ class RecordingNotifier(Notifier[RecordingNotifierConfig]):
                 ledger.record(f"{application.id}/{receipt.answer_id}", receipt.model_dump_json())
             return ids
         self.receipts[(application.id, receipt.kind.value)] = receipt
+        if self.config.record_dir is not None:
+            ledger = Ledger(self.config.record_dir / "receipts")
+            ledger.called()
+            ledger.record(f"{application.id}/{receipt.kind.value}", receipt.model_dump_json())
         return ids
 
 
