@@ -518,12 +518,22 @@ def mapping() -> None:
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="configuration whose connectors the payload targets name (default: targets named like a type)",
 )
-def mapping_test(mapping_path: Path, sample_path: Path, as_json: bool, config_path: Path | None) -> None:
+@click.option(
+    "--file-number",
+    "given_number",
+    metavar="AKTENZEICHEN",
+    help="render with this Aktenzeichen, as a Fachverfahren assigns it (a route's file_number.assigned_by); "
+    "'' renders as the assigning target first gets the record, without one",
+)
+def mapping_test(
+    mapping_path: Path, sample_path: Path, as_json: bool, config_path: Path | None, given_number: str | None
+) -> None:
     """Render a sample application (YAML/JSON) through a mapping and print the record.
 
     Each `payloads.<target>` is checked against the Payload model of the target's connector type: the
     connector of that name in --config, else the connector type of that name.
-    The file number sequence starts at 1; the PDF rendition is not produced (its blob shows as null).
+    The file number sequence starts at 1 (or --file-number gives the number); the PDF rendition is not
+    produced (its blob shows as null).
     Exit code 1 with the errors and their place in the mapping file when the mapping fails.
     """
     from hub.mapping import MappingError, MappingLoadError, load_mapping, sample_application
@@ -553,7 +563,9 @@ def mapping_test(mapping_path: Path, sample_path: Path, as_json: bool, config_pa
         return 1
 
     try:
-        file_number = asyncio.run(compiled.draw_file_number(app, first_number))
+        file_number = given_number
+        if file_number is None:
+            file_number = asyncio.run(compiled.draw_file_number(app, first_number))
         record = compiled.render(app, file_number, rendition=None)
         if not problems:
             checked = compiled.validate_payloads(record, targets)

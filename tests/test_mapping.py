@@ -78,6 +78,25 @@ def test_cli_prints_errors_with_place_and_fails(tmp_path: Path) -> None:
     assert "unbekannt" in result.output
 
 
+def test_cli_renders_with_the_number_a_fachverfahren_assigns(tmp_path: Path) -> None:
+    unnumbered = (MAPPINGS / "jagd-und-fischerei.yaml").read_text("utf-8")
+    unnumbered = unnumbered.replace('file_number:\n  pattern: "32.3-{year}-{seq:05d}"\n', "")
+    mapping = write(tmp_path, unnumbered)
+    sample = MAPPINGS / "samples" / "jagd-und-fischerei.yaml"
+    without = CliRunner().invoke(main, ["mapping", "test", str(mapping), str(sample)])
+    assert without.exit_code == 1 and "akte.fields.Aktenzeichen" in without.output
+    assigned = CliRunner().invoke(
+        main, ["mapping", "test", str(mapping), str(sample), "--file-number", "63-BA-7"]
+    )
+    assert assigned.exit_code == 0, assigned.output
+    record = yaml.safe_load(assigned.output)
+    assert (record["file_number"], record["akte"]["fields"]["Aktenzeichen"]) == ("63-BA-7", "63-BA-7")
+    first = CliRunner().invoke(main, ["mapping", "test", str(mapping), str(sample), "--file-number", ""])
+    assert first.exit_code == 0, first.output
+    record = yaml.safe_load(first.output)
+    assert (record["file_number"], record["akte"]["fields"]["Aktenzeichen"]) == (None, "")
+
+
 def test_load_errors_name_every_problem(tmp_path: Path) -> None:
     with pytest.raises(MappingLoadError) as info:
         load_mapping(
