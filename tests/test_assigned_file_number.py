@@ -9,12 +9,13 @@ Dead steps of either stage are replayed; later answers never change the number.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from hub.answers import Answer
 from hub.journal import ApplicationFilter, TaskState
 from hub.models import AnswerStatus, ApplicationState
-from hub.testing.fakes import AnsweringSink, RecordingEfile, RecordingNotifier
+from hub.testing.fakes import AnsweringSink, Ledger, RecordingEfile, RecordingNotifier
 from hub.testing.harness import RunningHub
 
 FAST_RETRY = {"initial_seconds": 0.05, "max_seconds": 0.1, "jitter_seconds": 0.01}
@@ -135,8 +136,16 @@ async def test_a_number_given_with_the_delivery_goes_on_at_once(hub_factory: Any
     assert app is not None and app.file_number == "63-BA-2026-7"
     assert efile.delivered[app_id].file_number == "63-BA-2026-7"
     assert mailbox.receipts[(app_id, "received")].file_number == "63-BA-2026-7"
-    [assigned] = [e for e in await running.journal.events(app_id) if e.type == "file_number.assigned"]
+    events = await running.journal.events(app_id)
+    [assigned] = [e for e in events if e.type == "file_number.assigned"]
     assert (assigned.step, assigned.target) == ("deliver", "fv")
+    # Joined once, after the Akte: the number made `remap` due in the transaction that took it.
+    order = [(e.type, e.target) for e in events if e.type in ("delivery.completed", "application.delivered")]
+    assert order == [
+        ("delivery.completed", "fv"),
+        ("delivery.completed", "efile"),
+        ("application.delivered", None),
+    ]
 
 
 async def test_a_dead_delivery_to_the_assigning_fachverfahren_is_replayed(hub_factory: Any) -> None:
@@ -174,3 +183,37 @@ async def test_a_dead_second_stage_is_replayed_with_the_assigned_number(hub_fact
     assert list(efile.answered) == ["fv-1"] and len(mailbox.statuses) == 1
     events = await timeline(running, app_id)
     assert (events["file_number.assigned"], events["record.mapped"], events["receipt.sent"]) == (1, 2, 2)
+
+
+async def test_a_number_that_comes_before_its_delivery_completed_waits_for_it(
+    hub_factory: Any, tmp_path: Path
+) -> None:
+    # The Fachverfahren answers (by the application's id) while the hub still waits for its delivery to
+    # answer: the second stage runs at once, and the receipt waits for the last delivery, whichever it is.
+    hold = tmp_path / "hold"
+    hold.touch()
+    fv_settings = {"record_dir": str(tmp_path / "fv"), "hold_delivery_file": str(hold)}
+    running = await hub_factory(connectors(fv=fv_settings), ROUTES)
+    fv, efile, mailbox = parts(running)
+    app_id = await submit(running, "bau-5")
+    taken = Ledger(tmp_path / "fv" / "deliveries")
+    await running.wait_for(lambda: taken.calls() == 1, what="the Fachverfahren took the record")
+    fv.issue(
+        Answer(answer_id="fv-1", application_id=app_id, status=AnswerStatus.ACCEPTED, case_number="63-9")
+    )
+    assert await fv.poll_answers() == 1
+    await running.wait_for(lambda: app_id in efile.delivered, what="the Akte delivered")
+    assert efile.delivered[app_id].file_number == "63-9"
+    assert mailbox.receipts == {} and mailbox.statuses == {}  # the delivery to the Fachverfahren is open
+
+    fv.release_deliveries()
+    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    await running.wait_all_final()
+    assert mailbox.receipts[(app_id, "received")].file_number == "63-9"
+    assert [r.file_number for r in mailbox.statuses.values()] == ["63-9"]
+    events = await timeline(running, app_id)
+    assert (events["file_number.assigned"], events["application.delivered"], events["receipt.sent"]) == (
+        1,
+        1,
+        2,
+    )

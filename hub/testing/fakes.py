@@ -112,7 +112,9 @@ class RecordingSinkConfig(ConnectorConfig):
         None, description="after filing an answer, hang if this file exists (a test kills the hub then)"
     )
     hold_delivery_file: Path | None = Field(
-        None, description="after recording a delivery, hang if this file exists (a test kills the hub then)"
+        None,
+        description="after recording a delivery, hang if this file exists (a test kills the hub then, or "
+        "lets it answer with `release_deliveries()`)",
     )
 
 
@@ -173,6 +175,11 @@ class RecordingSink(Sink[RecordingSinkConfig]):
         self.attempts: dict[str, int] = {}
         self.in_flight = 0
         self.max_in_flight = 0  # the most deliveries that ran at once
+        self._released = asyncio.Event()
+
+    def release_deliveries(self) -> None:
+        """Let the deliveries `hold_delivery_file` holds answer (and every later one at once)."""
+        self._released.set()
 
     async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
         n = self.attempts[record.application_id] = self.attempts.get(record.application_id, 0) + 1
@@ -197,7 +204,7 @@ class RecordingSink(Sink[RecordingSinkConfig]):
             duplicate = not ledger.record(key, record.model_dump_json())
         hold = self.config.hold_delivery_file
         if hold is not None and hold.exists():
-            await asyncio.Event().wait()  # a target that took it but never answers: the test kills the hub
+            await self._released.wait()  # a target that took it and has not answered (yet)
         return Delivery(
             target=self.name,
             reference=f"rec-{record.application_id}",
