@@ -17,20 +17,32 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pypdf
 from aiohttp.test_utils import TestServer
+from hub_bauportal_nrw.samples import enqueue_bauantrag, sample_bauantrag
+from hub_bauportal_nrw.xbau import Behoerde
+from hub_enaio.simulator import STATE as ENAIO_STATE
+from hub_enaio.simulator import make_app as enaio_app
 from hub_fachverfahren.importfolder.simulator import SimulatedFachverfahren
 from hub_fachverfahren.rest.simulator import DEFAULT_CLIENTS, SPEC
 from hub_fachverfahren.rest.simulator import STATE as REST_STATE
 from hub_fachverfahren.rest.simulator import make_app as rest_app
+from hub_xta.simulator import STATE as XTA_STATE
+from hub_xta.simulator import make_app as xta_app
 from test_e2e_answers import FAST_RETRY, MAPPING, VIEWER, World, started_world
 from test_e2e_fachverfahren import answered, import_folder
 
 from hub.models import ApplicationState, Event
+from hub.testing.harness import RunningHub
 
 ASSIGNED = {"file_number": {"assigned_by": "fv"}}
 # The Jagdschein mapping without its own number pattern: the Fachverfahren gives the number.
 UNNUMBERED = MAPPING.read_text("utf-8").replace('file_number:\n  pattern: "32.3-{year}-{seq:05d}"\n', "")
+BAUANTRAG = Path(__file__).parents[1] / "config" / "mappings" / "bauantrag.yaml"
+AUTHORITY = Behoerde(kennung="vbe:053820004", name="Rhein-Sieg-Kreis, Untere Bauaufsichtsbehörde")
+PORTAL = Behoerde(kennung="psw:05000000001", name="Bauportal.NRW")
+AUTHORITY_XTA, PORTAL_XTA = "vbe:053820004", "bau:0500000001"
 REST_PAYLOAD = """
 payloads:
   fv:
@@ -175,3 +187,81 @@ async def test_rest_fachverfahren_assigns_the_aktenzeichen_with_its_delivery(
             assert len(server.app[REST_STATE].cases) == 1  # delivered to the Fachverfahren once
     finally:
         await server.close()
+
+
+async def test_the_1121_to_bauportal_waits_for_the_fachverfahrens_number_and_carries_it(
+    tmp_path: Path, hub_factory: Any, schema_dir: Path
+) -> None:
+    # A Bauantrag (XBau 0200 over XTA) for a Bauaufsicht whose Fachverfahren numbers its cases: no
+    # 1120/1121 goes to the portal before the number, then both carry it, as does the Bauakte in enaio.
+    xta = TestServer(xta_app(schemas=schema_dir, data_dir=tmp_path / "xta"), host="127.0.0.1")
+    enaio = TestServer(enaio_app(users={"aktenhub": "enaio-secret"}), host="127.0.0.1")
+    for server in (xta, enaio):
+        await server.start_server()
+    xta_url = str(xta.make_url("")).rstrip("/")
+    account = {"url": xta_url, "account": {"identifier": AUTHORITY_XTA}, "timeout_seconds": 5}
+    mapping = tmp_path / "bauantrag.yaml"
+    mapping.write_text(
+        BAUANTRAG.read_text("utf-8").replace('file_number:\n  pattern: "63/BA-{year}-{seq:05d}"\n', ""),
+        "utf-8",
+    )
+    fv, export = import_folder(tmp_path)
+    connectors = {
+        "bauportal": {"type": "bauportal-nrw", "xta": account, "authority": AUTHORITY.model_dump()},
+        "antworten": {"type": "bauportal-nrw-answers", "xta": account, "authority": AUTHORITY.model_dump()},
+        "efile": {
+            "type": "enaio",
+            "base_url": str(enaio.make_url("")).rstrip("/"),
+            "username": "aktenhub",
+            "password": "${ENAIO_PASSWORD}",
+            "object_types": ["Bauakte", "Bauantrag", "Bauvorlage"],
+            "retry": FAST_RETRY,
+        },
+        "fv": fv,
+    }
+    routes = [
+        {
+            "name": "bauantrag",
+            "from": "bauportal",
+            "map": str(mapping),
+            "to": ["fv", "efile"],
+            "notify": ["antworten"],
+            **ASSIGNED,
+        }
+    ]
+    try:
+        plan = sample_bauantrag(autor=PORTAL, leser=AUTHORITY)
+        async with aiohttp.ClientSession() as http:
+            await enqueue_bauantrag(http, xta_url, AUTHORITY_XTA, plan, author=PORTAL_XTA)
+        running: RunningHub = await hub_factory(
+            connectors,
+            routes,
+            schemas=str(schema_dir),
+            env={"ENAIO_PASSWORD": "enaio-secret"},
+            workers={"idle_poll_seconds": 0.2, "render_processes": 0},
+        )
+        sent = xta.app[XTA_STATE].sent
+
+        async def delivered_to_fv() -> list[str]:
+            return [e.application_id for e in running.events if e.type == "delivery.completed"]
+
+        [app_id] = await running.wait_for(delivered_to_fv, what="the Bauantrag with the Fachverfahren")
+        assert sent == [] and enaio.app[ENAIO_STATE].objects == {}  # nothing before the number
+
+        k3 = SimulatedFachverfahren(tmp_path / "k3" / "import", export, tmp_path / "k3" / "work", prefix="BA")
+        assert k3.take_imports() == {"imported": [app_id], "refused": []}
+        assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+        await running.wait_for(lambda: len(sent) >= 2, what="the 1120 and the 1121")
+        (case,) = k3.cases.values()
+        assert [m.metadata.message_type for m in sent] == [
+            "prozessnachrichten.eingangsbestaetigung.1120",
+            "prozessnachrichten.aktenzeichen.1121",
+        ]
+        for message in sent:
+            assert f"<vorgang>{case.case_number}</vorgang>".encode() in message.message.path.read_bytes()
+        assert case.case_number.encode() in sent[1].message.path.read_bytes()
+        (akte,) = [o for o in enaio.app[ENAIO_STATE].objects.values() if o.type.internal == "Bauakte"]
+        assert akte.fields["Aktenzeichen"] == case.case_number
+    finally:
+        for server in (enaio, xta):
+            await server.close()
