@@ -217,3 +217,19 @@ async def test_a_number_that_comes_before_its_delivery_completed_waits_for_it(
         1,
         2,
     )
+
+
+async def test_a_route_to_the_assigning_fachverfahren_only_tells_after_the_number(hub_factory: Any) -> None:
+    route = {**ROUTES[0], "to": ["fv"], "on_answer": {"notify": "mailbox"}}
+    running = await hub_factory(connectors(), [route])
+    _, _, mailbox = parts(running)
+    app_id = await submit(running, "bau-6")
+    await awaiting(running, app_id)
+    assert mailbox.receipts == {}
+    await answer(running, app_id, "fv-1", "63-BA-2026-6")
+    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    await running.wait_all_final()
+    assert mailbox.receipts[(app_id, "received")].file_number == "63-BA-2026-6"
+    assert [r.file_number for r in mailbox.statuses.values()] == ["63-BA-2026-6"]
+    events = await timeline(running, app_id)
+    assert (events["record.mapped"], events["application.delivered"], events["receipt.sent"]) == (2, 1, 2)
