@@ -8,7 +8,7 @@ from typing import Any
 from hub import Connector, Simulator, hookimpl
 
 from .connector import K3Sink
-from .simulator import SIMULATOR
+from .simulator import REST_SIMULATOR, SIMULATOR, SQL_SIMULATOR
 
 
 @hookimpl
@@ -19,5 +19,5 @@ def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
 
 @hookimpl
 def aktenhub_simulators() -> Sequence[Simulator]:
-    """The simulated K3."""
-    return [SIMULATOR]
+    """The simulated K3, one per transport."""
+    return [SIMULATOR, REST_SIMULATOR, SQL_SIMULATOR]

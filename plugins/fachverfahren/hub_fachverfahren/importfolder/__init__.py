@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .answers import AnswerFields, AnswerFormat
 from .filedrop import FileDropConfig, FileDropSink
-from .manifest import ManifestSpec
+from .manifest import FieldsPayload, ManifestSpec
 from .simulator import SIMULATOR
 from .sink import ImportFolderConfig, ImportFolderSink
 
@@ -14,6 +14,7 @@ __all__ = [
     "SIMULATOR",
     "AnswerFields",
     "AnswerFormat",
+    "FieldsPayload",
     "FileDropConfig",
     "FileDropSink",
     "ImportFolderConfig",

@@ -93,9 +93,14 @@ class RestFvState(SimulatedFaults[Knobs]):
     """What the simulated Fachverfahren holds: Vorgänge, issued tokens, callbacks sent, knobs."""
 
     def __init__(
-        self, clients: dict[str, str], knobs: Knobs, callback_url: str | None, callback_secret: str | None
+        self,
+        clients: dict[str, str],
+        knobs: Knobs,
+        callback_url: str | None,
+        callback_secret: str | None,
+        spec: Path = SPEC,
     ) -> None:
-        self.api = OpenApiDocument(SPEC, None)
+        self.api = OpenApiDocument(spec, None)
         self.clients = clients
         self.knobs = knobs
         self.callback_url = callback_url
@@ -334,11 +339,16 @@ def make_app(
     clients: dict[str, str] | None = None,
     callback_url: str | None = None,
     callback_secret: str | None = None,
+    spec: str | Path = SPEC,
     **knobs: Any,
 ) -> web.Application:
-    """The simulated Fachverfahren: API under ``/api/v1``, token endpoint ``/oauth/token``."""
+    """The simulated Fachverfahren: API under ``/api/v1``, token endpoint ``/oauth/token``.
+
+    `spec`: another description of the same paths (a profile's own request schema, e.g. hub_k3's); its
+    request bodies must carry ``aktenhubId``, as the simulator's views name the application by it.
+    """
     state = RestFvState(
-        dict(clients or DEFAULT_CLIENTS), Knobs.model_validate(knobs), callback_url, callback_secret
+        dict(clients or DEFAULT_CLIENTS), Knobs.model_validate(knobs), callback_url, callback_secret, Path(spec)
     )
     app = web.Application(
         middlewares=[fault_middleware(STATE, _problem, OPERATOR_PREFIX), refusal_middleware(_refusal)],
