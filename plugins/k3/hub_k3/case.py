@@ -93,7 +93,7 @@ def k3_vorgang(application: Application, record: FileRecord, reference: str, fie
         antragsnummer=application.external_id or None,
         antragsteller=Antragsteller(
             vorname=party.given_name or None,
-            nachname=party.family_name or party.organisation or party.display_name() or "-",
+            nachname=party.family_name or party.organisation or "-",
             geburtsdatum=party.birth_date or None,
             strasse=address.street if address else None,
             plz=address.postal_code if address else None,

@@ -52,12 +52,19 @@ def k3_section(tmp_path: Path, **settings: Any) -> dict[str, Any]:
     return {**section, **settings}
 
 
-async def start(hub_factory: Any, tmp_path: Path, **settings: Any) -> RunningHub:
+async def start(
+    hub_factory: Any,
+    tmp_path: Path,
+    section: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    **settings: Any,
+) -> RunningHub:
+    """A hub with the K3 target `section` (default: the import folder, `settings` over it)."""
     (tmp_path / "export").mkdir(exist_ok=True)
     connectors = {
         "json": {"type": "test-json"},
         "efile": {"type": "test-efile"},
-        "k3": k3_section(tmp_path, **settings),
+        "k3": section or k3_section(tmp_path, **settings),
         "mailbox": {"type": "test-notifier"},
     }
     mapping = tmp_path / "wasserrecht.yaml"
@@ -65,7 +72,7 @@ async def start(hub_factory: Any, tmp_path: Path, **settings: Any) -> RunningHub
     routes = [
         {"name": "r", "from": "json", "to": ["efile", "k3"], "map": str(mapping), "on_answer": ON_ANSWER}
     ]
-    running: RunningHub = await hub_factory(connectors, routes, env=TOKENS, server=SERVER)
+    running: RunningHub = await hub_factory(connectors, routes, env={**TOKENS, **(env or {})}, server=SERVER)
     return running
 
 
