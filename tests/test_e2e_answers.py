@@ -85,11 +85,11 @@ class World:
             box: dict[str, Any] = await r.json()
             return box
 
-    async def submit(self, vorgang_id: str, login: str, **fields: str) -> str:
+    async def submit(self, vorgang_id: str, login: str, service: str = "jagdschein", **fields: str) -> str:
         form = aiohttp.FormData({"vorgang_id": vorgang_id, "bundid_saml_response": login, **fields})
         form.add_field("ausweis", b"%PDF-1.4 Ausweis", filename="Ausweis.pdf", content_type="application/pdf")
         status, body = await self.running.post(
-            "/intake/formcycle/jagdschein", data=form, headers={"X-Aktenhub-Token": TOKEN}
+            f"/intake/formcycle/{service}", data=form, headers={"X-Aktenhub-Token": TOKEN}
         )
         assert status == 202, body
         return str(body["application_id"])
@@ -115,11 +115,14 @@ async def started_world(
     mapping_extra: str = "",
     mapping_base: str | None = None,
     route_extra: dict[str, Any] | None = None,
+    fv_name: str = "fv",
+    routes: list[dict[str, Any]] | None = None,
     **hub: Any,
 ) -> AsyncIterator[World]:
-    """The simulators and the hub; `fv` the Fachverfahren's connector (default: the answering fake);
-    `env` adds to the hub's environment, `mapping_extra` to the mapping file (e.g. `payloads.fv`),
-    `mapping_base` replaces the Jagdschein mapping it extends, `route_extra` adds route settings."""
+    """The simulators and the hub; `fv` the Fachverfahren's connector named `fv_name` (default: the
+    answering fake); `env` adds to the hub's environment, `mapping_extra` to the mapping file (e.g.
+    `payloads.fv`), `mapping_base` replaces the Jagdschein mapping it extends, `route_extra` adds route
+    settings; `routes` replace the Jagdschein route."""
     idp = IdpSimulator(
         schema_dir, sp_entity_id="https://aktenhub.example/sp", acs_url="https://formulare.example/bundid/acs"
     )
@@ -155,7 +158,7 @@ async def started_world(
             "password": "${ENAIO_PASSWORD}",
             "retry": FAST_RETRY,
         },
-        "fv": fv or {"type": "test-answering", "callback_secret": CALLBACK_SECRET, "retry": FAST_RETRY},
+        fv_name: fv or {"type": "test-answering", "callback_secret": CALLBACK_SECRET, "retry": FAST_RETRY},
         "postfach": {
             "type": "zbp",
             "base_url": str(zbp.make_url("")).rstrip("/"),
@@ -165,7 +168,7 @@ async def started_world(
             "retry": FAST_RETRY,
         },
     }
-    routes = [
+    routes = routes or [
         {
             "name": "jagd",
             "from": "formcycle",

@@ -82,7 +82,9 @@ class K3Vorgang(_Model):
         }
 
 
-def k3_vorgang(application: Application, record: FileRecord, reference: str, fields: dict[str, str]) -> K3Vorgang:
+def k3_vorgang(
+    application: Application, record: FileRecord, reference: str, fields: dict[str, str]
+) -> K3Vorgang:
     """The K3 Vorgang of one delivery of an application (`reference`: what K3's answers will quote)."""
     party = application.applicant
     address = party.address

@@ -132,7 +132,7 @@ class K3Sink(Sink[K3Config]):
             "K3 import folder (transport importfolder, default): K3Import manifest (XML) v1, "
             "K3Rueckmeldung result files (XML) v1",
             "K3 staging table (transport sql): PostgreSQL, Microsoft SQL Server, Oracle",
-            "K3 Vorgang JSON (transport rest): OpenAPI 3.0 (hub_k3/k3-rest.yaml), OAuth 2.0 client credentials",
+            "K3 Vorgang JSON (transport rest): OpenAPI 3.0 (k3-rest.yaml), OAuth 2.0 client credentials",
         ),
         description="The Umweltamt's Fachverfahren K3: each application with the case data, the applicant, "
         "the enaio Akte and the files, by import folder, staging table or REST API; K3's answers (case "

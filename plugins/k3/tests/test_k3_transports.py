@@ -142,7 +142,10 @@ async def test_k3_behind_its_api_gets_the_vorgang_and_its_files_and_answers_are_
     [
         ({"transport": "ftp"}, "transport: 'ftp' is none of importfolder, sql, rest"),
         ({"transport": "sql"}, "settings.sql.url"),
-        ({"transport": "rest", "base_url": "http://k3.example/api", "operation": "anlegen"}, "no operation 'anlegen'"),
+        (
+            {"transport": "rest", "base_url": "http://k3.example/api", "operation": "anlegen"},
+            "no operation 'anlegen'",
+        ),
     ],
 )
 def test_a_k3_section_the_transport_cannot_use_is_refused_naming_the_key(

@@ -348,7 +348,11 @@ def make_app(
     request bodies must carry ``aktenhubId``, as the simulator's views name the application by it.
     """
     state = RestFvState(
-        dict(clients or DEFAULT_CLIENTS), Knobs.model_validate(knobs), callback_url, callback_secret, Path(spec)
+        dict(clients or DEFAULT_CLIENTS),
+        Knobs.model_validate(knobs),
+        callback_url,
+        callback_secret,
+        Path(spec),
     )
     app = web.Application(
         middlewares=[fault_middleware(STATE, _problem, OPERATOR_PREFIX), refusal_middleware(_refusal)],

@@ -6,4 +6,12 @@ from .config import SqlAnswers, SqlConfig, SqlDocuments
 from .simulator import SIMULATOR, connector_settings
 from .sink import SqlPayload, SqlSink
 
-__all__ = ["SIMULATOR", "SqlAnswers", "SqlConfig", "SqlDocuments", "SqlPayload", "SqlSink", "connector_settings"]
+__all__ = [
+    "SIMULATOR",
+    "SqlAnswers",
+    "SqlConfig",
+    "SqlDocuments",
+    "SqlPayload",
+    "SqlSink",
+    "connector_settings",
+]
