@@ -27,7 +27,7 @@ async def filed(journal_path: Path) -> list[Application]:
     try:
         rows = await journal.list_applications(ApplicationFilter(), limit=100)
         states = sorted(r.state for r in rows)
-        assert states == sorted([ApplicationState.COMPLETED] * 22 + [ApplicationState.REJECTED] * 2)
+        assert states == sorted([ApplicationState.COMPLETED] * 23 + [ApplicationState.REJECTED] * 2)
         xbau, login = sorted(
             (r for r in rows if r.state == ApplicationState.REJECTED), key=lambda r: r.service
         )
@@ -51,6 +51,7 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
         "kindertagespflege",
         "bauantrag",
         "wasserrecht",
+        "awsv-anlage",
     }
     bauantraege = [a for a in apps if a.service == "bauantrag"]
     assert len(bauantraege) == 2
@@ -58,13 +59,15 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
         assert app.file_number and app.file_number.startswith("63/BA-")
         assert len(app.correlations["enaio.documents"].split(",")) == 5  # PDF, 3 Anlagen, original XML
         assert any(key.startswith("xdomea") for key in app.correlations)
-    # The wasserrechtliche Erlaubnis went into the Fachverfahren's import folder and its answers came
-    # back: the case number as a correlation, the Aktenzeichen the hub's own (the scenario's check
-    # verified enaio and the mailbox; a problem there would have failed the demo).
-    (wasserrecht,) = [a for a in apps if a.service == "wasserrecht"]
-    assert wasserrecht.correlations["umwelt-fv.case_number"] == "UWB-00001"
-    assert wasserrecht.file_number and wasserrecht.file_number.startswith("66.2-")
-    assert any(k.startswith("enaio.answer-") for k in wasserrecht.correlations)  # the decision filed
+    # The Umweltamt's two services went into K3's import folder and its answers came back: the case
+    # number as a correlation, the Aktenzeichen the hub's own (the scenario's check verified enaio and
+    # the mailbox; a problem there would have failed the demo).
+    umweltamt = {a.service: a for a in apps if a.service in ("wasserrecht", "awsv-anlage")}
+    assert {a.correlations["umwelt-fv.case_number"] for a in umweltamt.values()} == {"UWB-00001", "UWB-00002"}
+    assert (umweltamt["wasserrecht"].file_number or "").startswith("66.2-")
+    assert (umweltamt["awsv-anlage"].file_number or "").startswith("66.3-")
+    for app in umweltamt.values():
+        assert any(k.startswith("enaio.answer-") for k in app.correlations)  # the decision filed
     apps = [a for a in apps if a.service != "bauantrag"]
     for app in apps:
         assert app.file_number
@@ -78,7 +81,7 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
     assert renewal.correlations["enaio.vorgang"] != first.correlations["enaio.vorgang"]
     assert renewal.file_number == first.file_number
     log = (tmp_path / "demo" / "hub.log").read_text(encoding="utf-8")
-    for name in ("Weber", "Neumann", "Çelik", "Müßig"):  # no personal data
+    for name in ("Weber", "Bittel", "Neumann", "Çelik", "Müßig"):  # no personal data
         assert name not in log
 
 

@@ -8,18 +8,16 @@ from typing import Any
 from hub import Connector, DemoScenario, Simulator, hookimpl
 
 from . import importfolder, rest, soap, sql, xoev
-from .demo import ImportFolderScenario
 
 # One line per transport (each in its own subpackage), so that they can be added independently.
 CONNECTORS: list[type[Connector[Any]]] = []
 SIMULATORS: list[Simulator] = []
-# Each transport's part of `aktenhub demo` (e.g. requires formcycle and enaio, routes to both and itself).
+# Each transport's part of `aktenhub demo` (the Umweltamt's import folder scenario is K3's: hub_k3/demo.py).
 SCENARIOS: list[DemoScenario] = []
 CONNECTORS += [importfolder.ImportFolderSink, importfolder.FileDropSink]
 CONNECTORS += [xoev.XoevSink]
 SIMULATORS += [xoev.SIMULATOR]
 SIMULATORS += [importfolder.SIMULATOR]
-SCENARIOS += [ImportFolderScenario()]
 
 CONNECTORS.append(rest.RestSink)
 SIMULATORS.append(rest.SIMULATOR)

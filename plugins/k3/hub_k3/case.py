@@ -89,7 +89,7 @@ def k3_vorgang(
     party = application.applicant
     address = party.address
     return K3Vorgang(
-        aktenhubId=reference,
+        aktenhub_id=reference,
         leistung=record.service,
         eingang=application.received_at.isoformat(),
         antragsnummer=application.external_id or None,
@@ -103,7 +103,7 @@ def k3_vorgang(
         ),
         eakte=EAkte(
             aktenzeichen=record.file_number or application.file_number or "",
-            objektId=application.correlations.get(f"{EFILE}.akte"),
+            objekt_id=application.correlations.get(f"{EFILE}.akte"),
         ),
         fachdaten=fields,
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from hub import Connector, Simulator, hookimpl
+from hub import Connector, DemoScenario, Simulator, hookimpl
 
 from .connector import K3Sink
+from .demo import K3Scenario
 from .simulator import REST_SIMULATOR, SIMULATOR, SQL_SIMULATOR
 
 
@@ -21,3 +22,9 @@ def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
 def aktenhub_simulators() -> Sequence[Simulator]:
     """The simulated K3, one per transport."""
     return [SIMULATOR, REST_SIMULATOR, SQL_SIMULATOR]
+
+
+@hookimpl
+def aktenhub_demo_scenarios() -> Sequence[DemoScenario]:
+    """The Umweltamt: a wasserrechtliche Erlaubnis and an AwSV-Anzeige into enaio and K3, and back."""
+    return [K3Scenario()]
