@@ -129,10 +129,9 @@ class K3Sink(Sink[K3Config]):
         name="K3 (K3umwelt)",
         version=VERSION,
         standards=(
-            "K3 import folder (transport importfolder, default): K3Import manifest (XML) v1, "
-            "K3Rueckmeldung result files (XML) v1",
-            "K3 staging table (transport sql): PostgreSQL, Microsoft SQL Server, Oracle",
-            "K3 Vorgang JSON (transport rest): OpenAPI 3.0 (k3-rest.yaml), OAuth 2.0 client credentials",
+            "K3Import manifest (XML) v1 and K3Rueckmeldung result files (XML) v1 in import folders (default)",
+            "K3 staging table over SQL: PostgreSQL / Microsoft SQL Server / Oracle (transport sql)",
+            "K3 Vorgang JSON over OpenAPI 3.0 with OAuth 2.0 client credentials (transport rest)",
         ),
         description="The Umweltamt's Fachverfahren K3: each application with the case data, the applicant, "
         "the enaio Akte and the files, by import folder, staging table or REST API; K3's answers (case "
