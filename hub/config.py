@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from hub.audit import AuditConfig
@@ -213,6 +215,9 @@ class RouteConfig(BaseModel):
     identity: IdentityRequirement | None = None
     map: Path | None = None
     to: list[str] = Field(min_length=1)
+    # target -> the targets of `to` delivered before it (e.g. a Fachverfahren after the e-file, so that
+    # its import names the Akte's object id); targets without an order are delivered in parallel.
+    after: dict[str, Annotated[list[str], BeforeValidator(_as_list)]] = Field(default_factory=dict)
     notify: list[str] = Field(default_factory=list)
     on_answer: OnAnswer | None = None
     file_number: FileNumberSetting | None = None
@@ -221,6 +226,26 @@ class RouteConfig(BaseModel):
     def assigner(self) -> str | None:
         """The target that assigns the Aktenzeichen (None: the hub decides it, see `hub.pipeline`)."""
         return self.file_number.assigned_by if self.file_number is not None else None
+
+    @model_validator(mode="after")
+    def _delivery_order(self) -> RouteConfig:
+        for target, before in self.after.items():
+            unknown = [t for t in (target, *before) if t not in self.to]
+            if unknown:
+                raise ValueError(f"after: {', '.join(unknown)} not among the route's targets (`to`)")
+        try:
+            self.stages()
+        except CycleError:
+            raise ValueError("after: the targets wait for each other (a cycle)") from None
+        return self
+
+    def stages(self) -> list[list[str]]:
+        """The targets in delivery order: each stage starts once every target of the one before is done."""
+        level: dict[str, int] = {}
+        graph = {target: self.after.get(target, []) for target in self.to}
+        for target in TopologicalSorter(graph).static_order():
+            level[target] = 1 + max((level[t] for t in graph[target]), default=-1)
+        return [[t for t in self.to if level[t] == n] for n in range(max(level.values()) + 1)]
 
 
 class HubConfig(_Strict):

@@ -358,7 +358,7 @@ class Pipeline:
             record = mapping.validate_payloads(record, self.payload_models(route))
         if app.revision > 1:
             record = record.model_copy(update={"revision": app.revision})
-        targets = [awaited] if awaited else route.to
+        targets = [awaited] if awaited else route.stages()[0]
         tasks = [self._task(DELIVER, target, _akte_key(target, record)) for target in targets]
         events = [
             Event(
@@ -436,6 +436,12 @@ class Pipeline:
                 app.id,
                 task.target,
             )
+        following = self._next_stage(route, task.target, record, await self.journal.tasks(app.id))
+        # The last of this stage to finish starts the next one (route `after:`); the last stage's join
+        # tells the applicant.
+        after_all = (
+            AfterAll(step=DELIVER, tasks=following) if following else await self._delivered(app, route)
+        )
         return Completion(
             result=delivery.model_dump(mode="json"),
             patch=ApplicationPatch(correlations=correlations, file_number=file_number),
@@ -453,7 +459,7 @@ class Pipeline:
                 )
             ],
             assigned=assigned,
-            after_all=await self._delivered(app, route),
+            after_all=after_all,
         )
 
     async def _delivered(self, app: Application, route: RouteConfig) -> AfterAll:
@@ -483,6 +489,21 @@ class Pipeline:
             tasks=notify,
             state=None if notify else ApplicationState.COMPLETED,
         )
+
+    def _next_stage(
+        self, route: RouteConfig, target: str, record: FileRecord, tasks: Sequence[Task]
+    ) -> list[TaskSpec]:
+        """The deliveries of the next stage after `target`'s (route `after:`) that do not exist yet."""
+        if any(t.step == REMAP and t.state != TaskState.DONE for t in tasks):
+            return []  # the record is mapped again with the assigned Aktenzeichen: `remap` starts the stages
+        stages = route.stages()
+        current = next((n for n, stage in enumerate(stages) if target in stage), len(stages))
+        started = {t.target for t in tasks if t.step == DELIVER}
+        for stage in stages[current + 1 :]:
+            waiting = [later for later in stage if later not in started]
+            if waiting:
+                return [self._task(DELIVER, later, _akte_key(later, record)) for later in waiting]
+        return []
 
     async def notify(self, task: Task) -> Completion:
         """Answer the applicant or the portal: receipt with file number, or the rejection."""

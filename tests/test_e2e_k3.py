@@ -89,6 +89,7 @@ def umweltamt_routes() -> list[dict[str, Any]]:
             "identity": {"via": "bundid", "min_level": "substantiell"},
             "map": str(MAPPINGS / f"{service}.yaml"),
             "to": ["enaio", CONNECTOR],
+            "after": {CONNECTOR: ["enaio"]},  # K3's import names the Akte enaio created
             "notify": ["postfach"],
             "on_answer": {"update_akte": "enaio", "notify": ["postfach"], "decision": "both"},
         }
@@ -130,8 +131,10 @@ async def test_umweltamt_service_from_formcycle_into_enaio_and_k3_and_the_decisi
         manifest = etree.parse(str(work / app_id / "k3-import.xml"))
         assert manifest.findtext("Vorgang/Leistung") == service
         assert manifest.findtext("EAkte/Aktenzeichen") == aktenzeichen
+        assert manifest.findtext("EAkte/ObjektId") == application.correlations["enaio.akte"]
         assert manifest.findtext(f"Fachdaten/Feld[@name='{field}']") == value
         (akte,) = await world.enaio_objects(type="Personenakte")
+        assert str(akte["id"]) == application.correlations["enaio.akte"]  # the clerk opens it from K3
         fields = akte["fields"]
         assert (fields["Aktenzeichen"], fields["FVAktenzeichen"]) == (aktenzeichen, case_number)
         assert fields["Bearbeitungsstand"] == decided_text and akte["updates"] == 2  # one per answer

@@ -184,6 +184,7 @@ class K3Scenario(DemoScenario):
                 "identity": {"via": "bundid", "min_level": "substantiell"},
                 "map": str(site.mapping(f"{s.service}.yaml")),
                 "to": ["enaio", CONNECTOR],
+                "after": {CONNECTOR: ["enaio"]},  # K3's manifest names the Akte enaio created
                 "notify": ["postfach", "receipts"],
                 "on_answer": {"update_akte": "enaio", "notify": ["postfach"], "decision": "both"},
             }
