@@ -2,6 +2,10 @@
 K3's import folder (connector `type: k3`, only its two folders configured) → the simulated K3 opens a
 case and decides → enaio's Akte updated and the Bescheid filed, the applicant's ZBP mailbox told, each
 once, the Aktenzeichen unchanged. The world is `test_e2e_answers.started_world` with K3 as `fv`.
+
+The Umweltamt's own services (wasserrechtliche Erlaubnis, Anzeige einer AwSV-Anlage) run the same way
+with their mappings from config/mappings, K3 delivered after enaio so its manifest names the Akte's
+enaio object id.
 """
 
 from __future__ import annotations
