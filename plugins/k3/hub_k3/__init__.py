@@ -1,4 +1,4 @@
-"""K3 (K3umwelt): the Umweltamt's Fachverfahren as a profile of the generic import folder transport."""
+"""K3 (K3umwelt), the Umweltamt's Fachverfahren: a profile of the importfolder, sql and rest transports."""
 
 from __future__ import annotations
 
