@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,8 @@ from hub.scenarios import ADMIN_TOKEN, DemoRun, DemoScenario, DemoSite, Expectat
 from hub.schemas import SchemaDirectoryMissing, require_schema_directory
 from hub.simulation import SERVER_SSL
 
-console = Console()
+# Piped into a file or CI log, rich would fold the summary table into 80 columns and cut every cell.
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 FINAL = (ApplicationState.COMPLETED, ApplicationState.DEAD, ApplicationState.REJECTED)
 CORE_COLUMNS = ("service", "applicant", "identity", "state", "Aktenzeichen")
