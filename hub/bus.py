@@ -20,9 +20,11 @@ from typing import Any
 
 from tenacity import RetryCallState, wait_exponential_jitter
 
+from hub.actions import Action
 from hub.connectors import RetryPolicy
 from hub.errors import Permanent, StorageFull
 from hub.events import operator_event
+from hub.gate import TargetGate
 from hub.journal import Abandoned, ApplicationFilter, Completion, Journal, LeaseLost, Task
 from hub.metrics import Metrics
 from hub.models import Event
@@ -67,8 +69,11 @@ class Bus:
         plugins: Plugins,
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
+        gate: TargetGate | None = None,
     ) -> None:
         self.journal = journal
+        # Which targets may start tasks now: operators' pauses, circuits, rate limits.
+        self.gate = gate or TargetGate(journal, refresh_seconds=settings.idle_poll_seconds)
         self.settings = settings
         self.plugins = plugins
         self.metrics = metrics
@@ -129,12 +134,14 @@ class Bus:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    async def replay(self, where: ApplicationFilter, operator: str | None = None) -> list[str]:
+    async def replay(
+        self, where: ApplicationFilter, operator: str | None = None, reason: str | None = None
+    ) -> list[str]:
         """Make the dead tasks of matching applications due again, on `operator`'s behalf."""
-        ids = await self.journal.replay(where, operator)
+        ids = await self.journal.replay(where, operator, reason)
         if ids:
-            self.metrics.replays.inc(len(ids))
-            self.wake()
+            # Observers hear of each replay; the journal's copies carry their ids and task counts.
+            self.emit(tuple(operator_event(i, Action.REPLAYED, operator, reason) for i in ids))
         return ids
 
     async def abandon(self, application_id: str, operator: str, reason: str) -> Abandoned:
@@ -167,9 +174,11 @@ class Bus:
             claimed: list[Task] = []
             if free > 0:
                 try:
+                    allowance = await self.gate.allowance()
                     claimed = await self.journal.claim(
-                        self.owner, free, settings.lease_seconds, settings.capacity
+                        self.owner, free, settings.lease_seconds, settings.capacity, allowance
                     )
+                    self.gate.started(claimed)
                 except StorageFull as exc:
                     # Space seldom returns within a second: look again a little later (or when an
                     # intake succeeded and woke us), one line each time.
@@ -211,6 +220,7 @@ class Bus:
             raise
         except Exception as exc:
             keeper.cancel()
+            self.gate.failed(task.target, exc)
             await self._failed(task, exc)
             return
         finally:
@@ -230,6 +240,7 @@ class Bus:
                 task.application_id,
             )
             return
+        self.gate.succeeded(task.target)
         log.info(
             "step done step=%s target=%s application=%s attempt=%d",
             task.step,

@@ -15,7 +15,7 @@ poll forever. So the source records it here, in the journal, and the poll goes o
 
 The states are counted in ``/metrics`` (``aktenhub_inbound_held{source,state,reason}``), listed by the
 admin API (``/api/v1/held-messages``) and the CLI (``aktenhub messages``); `decide` is the one
-implementation of an operator's decision that both use.
+implementation of an operator's decision, which both reach through `hub.operations`.
 """
 
 from __future__ import annotations
@@ -188,7 +188,12 @@ class HeldMessages:
 
 
 async def decide(
-    journal: Journal, sources: Mapping[str, Source[Any]], held_id: int, decision: Decision, by: str
+    journal: Journal,
+    sources: Mapping[str, Source[Any]],
+    held_id: int,
+    decision: Decision,
+    by: str,
+    reason: str | None = None,
 ) -> HeldMessage:
     """An operator's decision on a held message, for the API and the CLI alike; idempotent.
 
@@ -212,7 +217,7 @@ async def decide(
         if held.state in (HeldState.CLOSED, HeldState.REJECTED):
             raise HeldConflict(f"held message {held_id} is {held.state} already: it is no longer upstream")
         state = HeldState.KEPT
-    decided = await journal.held_decide(held_id, state, by)
+    decided = await journal.held_decide(held_id, state, by, reason)
     log.info(
         "held message decided id=%d source=%s message_id=%s decision=%s by=%s",
         held_id,

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hub.actions import Action
 from hub.connectors import CertificateInfo
 from hub.journal import JournalStats
 from hub.models import ApplicationState
@@ -59,6 +60,32 @@ class RunningTotals(Collector):
 
     def describe(self) -> Iterable[Metric]:
         """The same families (the registry checks names against other metrics with them)."""
+        return self.collect()
+
+
+class OperatorActions(Collector):
+    """Subjects acted on by operators, by action, from the journal's audit trail (`hub.actions`).
+
+    Read from the journal rather than counted here, so an action taken by the CLI beside the running
+    hub counts too; the trail only grows, so it is a counter that also survives a restart.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        """The counter with the values last read, every known action present (at 0 if none)."""
+        family = CounterMetricFamily(
+            "aktenhub_operator_actions",
+            "Applications, held messages and targets operators acted on (audit trail), by action",
+            labels=["action"],
+        )
+        for action in Action:
+            family.add_metric([action.value], self.counts.get(action.value, 0))
+        yield family
+
+    def describe(self) -> Iterable[Metric]:
+        """The same family."""
         return self.collect()
 
 
@@ -115,7 +142,9 @@ class Metrics:
             registry=r,
         )
         self.dead = Counter("aktenhub_dead", "Tasks that became dead", ["step", "target"], registry=r)
-        self.replays = Counter("aktenhub_replays", "Applications replayed", registry=r)
+        self.target_paused = Gauge(
+            "aktenhub_target_paused", "1 while an operator has paused the target", ["target"], registry=r
+        )
         self.applications = Gauge("aktenhub_applications", "Applications by state", ["state"], registry=r)
         self.tasks = Gauge(
             "aktenhub_tasks",
@@ -159,6 +188,9 @@ class Metrics:
         )
         self.totals = RunningTotals()
         r.register(self.totals)
+        self.operator_actions = OperatorActions()
+        r.register(self.operator_actions)
+        self.targets: tuple[str, ...] = ()  # every configured target: its pause series exists at 0
 
     def declare_steps(self, steps: Iterable[tuple[str, str]]) -> None:
         """Create the per-step series of these (step, target) pairs at 0."""
@@ -198,6 +230,9 @@ class Metrics:
         self.totals.write_transactions = stats.write_transactions
         self.totals.write_operations = stats.write_operations
         self.totals.blob_syncs = blob_syncs
+        self.operator_actions.counts = stats.operator_actions
+        for target in {*self.targets, *stats.paused_targets}:
+            self.target_paused.labels(target).set(1 if target in stats.paused_targets else 0)
         self.inbound_held.clear()
         for (source, held_state, reason), n in stats.held_by_source_state_reason.items():
             self.inbound_held.labels(source, held_state, reason).set(n)

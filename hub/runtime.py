@@ -25,6 +25,7 @@ from hub.errors import StorageFull
 from hub.held import HeldMessages
 from hub.journal import Journal, open_journal
 from hub.metrics import Metrics
+from hub.operations import Operations
 from hub.pipeline import Pipeline
 from hub.plugins import Plugins
 from hub.return_channel import ReturnChannel
@@ -94,6 +95,8 @@ class Hub:
             settings.workers.render_processes,
         )
         self.returns = ReturnChannel(self.pipeline)
+        self.metrics.targets = tuple(self.targets())
+        self.operations = Operations(self)
         self._scheduler: AsyncIOScheduler | None = None
         self._polling: set[asyncio.Task[Any]] = set()
         self._storage_full: StorageFull | None = None
@@ -136,6 +139,11 @@ class Hub:
         except StorageFull as exc:
             self.storage_full(exc)
             raise
+
+    def targets(self) -> list[str]:
+        """Every connector the routes create tasks for (what an operator may pause), sorted."""
+        pairs = self.pipeline.step_targets() | self.returns.step_targets()
+        return sorted({target for _, target in pairs if target})
 
     def sinks(self) -> dict[str, Sink[Any]]:
         """The configured sink connectors by name (fixed once the hub is built)."""
@@ -238,9 +246,7 @@ class Hub:
             log.info("removed %d partial uploads left by a previous run", removed)
         for connector in self.connectors.values():
             await connector.start()
-        if self.config.hub.audit is not None:
-            self._audit = AuditExport(self.config.hub.audit)
-            self.plugins.pm.register(self._audit, name="audit")
+        self.start_audit()
         self._scheduler = scheduler = AsyncIOScheduler(timezone="UTC")
         _every(scheduler, self.config.hub.blobs.sweep_interval_seconds, "orphan-sweep", self._sweep)
         if workers and self.config.hub.workers.enabled:
@@ -272,6 +278,16 @@ class Hub:
         await asyncio.to_thread(self.blobs.close)
         self._close_audit()
         self.started = False
+
+    def start_audit(self) -> None:
+        """Export journal events to the configured audit file (while the hub, or a command, runs)."""
+        if self.config.hub.audit is not None and self._audit is None:
+            self._audit = AuditExport(self.config.hub.audit)
+            self.plugins.pm.register(self._audit, name="audit")
+
+    def stop_audit(self) -> None:
+        """Stop exporting journal events."""
+        self._close_audit()
 
     def _close_audit(self) -> None:
         if self._audit is not None:

@@ -70,6 +70,13 @@ async def test_poison_is_dead_at_once_others_flow_then_bulk_replay_delivers(hub_
     status, body = await running.post("/api/v1/replay", json={"state": "dead"}, headers=VIEWER)
     assert status == 403
     status, body = await running.post("/api/v1/replay", json={"route": "to-dms"}, headers=OPERATOR)
+    assert status == 400 and "needs a reason" in body["error"]  # a bulk action says why
+    preview = {"route": "to-dms", "dry_run": True}
+    status, body = await running.post("/api/v1/replay", json=preview, headers=OPERATOR)
+    assert (status, body) == (200, {"dry_run": True, "count": 3, "filter": "route=to-dms"})
+    assert await running.wait_for_state(poisoned[0]) == ApplicationState.DEAD  # the preview changed nothing
+    fixed = {"route": "to-dms", "reason": "DMS-Pflichtfeld nachgetragen"}
+    status, body = await running.post("/api/v1/replay", json=fixed, headers=OPERATOR)
     assert status == 200 and body["count"] == 3
     for app_id in poisoned:
         assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED

@@ -267,9 +267,13 @@ async def test_only_admins_abandon_and_abandoned_work_never_runs_again(hub_facto
     sink = running.hub.connectors["other"]
     assert isinstance(sink, RecordingSink)
     sink.poison = False
-    status, body = await running.post("/api/v1/replay", json={"state": "dead"}, headers=OPERATOR)
+    status, body = await running.post(
+        "/api/v1/replay", json={"state": "dead", "reason": "r"}, headers=OPERATOR
+    )
     assert (status, body["count"]) == (200, 0)
-    status, body = await running.post("/api/v1/replay", json={"ids": [app_id]}, headers=OPERATOR)
+    status, body = await running.post(
+        "/api/v1/replay", json={"ids": [app_id], "reason": "r"}, headers=OPERATOR
+    )
     assert (status, body["count"]) == (200, 0)
     status, body = await running.post(f"/api/v1/applications/{app_id}/replay", headers=OPERATOR)
     assert status == 409
@@ -320,7 +324,7 @@ async def test_replays_name_the_operator_on_each_timeline(hub_factory: Any) -> N
     status, _ = await running.post(f"/api/v1/applications/{one}/replay", headers=OPERATOR)
     assert status == 200
     assert await running.wait_for_state(one) == ApplicationState.DEAD
-    status, body = await running.post("/api/v1/replay", json={"state": "dead"}, headers=ADMIN)
+    status, body = await running.post("/api/v1/replay", json={"state": "dead", "reason": "r"}, headers=ADMIN)
     assert (status, sorted(body["replayed"])) == (200, sorted([one, two]))
     for app_id, names in ((one, ["ops", "chief"]), (two, ["chief"])):
         replays = [e for e in await running.journal.events(app_id) if e.type == "operator.replayed"]

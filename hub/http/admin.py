@@ -1,4 +1,6 @@
-"""Admin JSON API under /api/v1/: list, inspect, replay and abandon applications; connectors' state.
+"""Admin JSON API under /api/v1/: list, inspect, replay and abandon applications; targets; audit trail.
+
+Every action goes through `hub.operations` (the same layer the CLI uses), on behalf of the token's name.
 
 Roles: a viewer sees metadata only — no application document, no detailed error texts (only their
 codes), no task results, timeline data redacted, `q` matching ids, external ids, service and file
@@ -16,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hub.diagnostics import collect
+from hub.actions import MAX_REASON, Action
 from hub.events import redact_for_viewer
 from hub.http.auth import CALLER, RANK, ROLE, TokenAuth
-from hub.journal import ActionRefused, ApplicationFilter, ApplicationSummary, Task
+from hub.journal import ApplicationFilter, ApplicationSummary, Task
 from hub.models import ApplicationState
+from hub.operations import Invalid, NotFound, Refused, UpstreamFailed
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -32,19 +35,59 @@ MAX_IDS = 1000  # per filter; the CLI replays more in chunks
 MAX_QUERY = 200  # characters of free-text search
 MAX_BODY = 256 * 1024  # an admin request body is a small JSON object
 LIST_PARAMS = frozenset({"state", "route", "service", "q", "ids", "limit", "offset"})
+AUDIT_PARAMS = frozenset({"action", "operator", "limit", "offset"})
+FILTER_KEYS = frozenset({"state", "route", "service", "q", "ids"})
 DIGITS = re.compile(r"^[0-9]{1,10}$")  # ASCII only: int() also takes " 5", "+5", other scripts' digits
 
 
 class AbandonRequest(BaseModel):
-    """The body of an abandon request: why (kept on the application's timeline)."""
+    """The body of an abandon or pause request: why (kept on the timeline and in the audit trail)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
+
+
+class ReasonBody(BaseModel):
+    """The optional body of an action whose reason is optional (replay one, resume, keep, close)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str | None = Field(None, max_length=MAX_REASON)
 
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def refusal(exc: Exception) -> web.Response:
+    """The answer to an operation's refusal (`hub.operations`), one mapping for every endpoint."""
+    if isinstance(exc, NotFound):
+        return _error(404, str(exc))
+    if isinstance(exc, Invalid):
+        return _error(400, str(exc))
+    if isinstance(exc, Refused):
+        return _error(409, str(exc))
+    if isinstance(exc, UpstreamFailed):
+        return _error(503 if exc.retryable else 502, str(exc))
+    raise exc
+
+
+async def reason_body(request: web.Request, model: type[ReasonBody] | type[AbandonRequest]) -> str | None:
+    """The reason of an action's JSON body; `BodyRefused` (400/413) if the body is unusable."""
+    required = model is AbandonRequest
+    usage = (
+        f'body must be a JSON object {{"reason": "why"}} (1-{MAX_REASON} characters)'
+        if required
+        else f'body, if any, must be a JSON object {{"reason": "why"}} (at most {MAX_REASON} characters)'
+    )
+    body = await _json_body(request, usage)
+    if body is None and not required:
+        return None
+    try:
+        return model.model_validate(body).reason
+    except ValidationError:
+        raise BodyRefused(400, usage) from None
 
 
 def _filter(params: dict[str, Any]) -> ApplicationFilter | str:
@@ -238,16 +281,21 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
     @auth.require("operator")
     async def replay_one(request: web.Request) -> web.Response:
         app_id = request.match_info["id"]
-        if await hub.journal.get_summary(app_id) is None:
-            return _error(404, f"no application {app_id}")
-        ids = await hub.bus.replay(ApplicationFilter(ids=(app_id,)), operator=request[CALLER])
-        if not ids:
-            return _error(409, f"application {app_id} has no dead step to replay")
+        try:
+            reason = await reason_body(request, ReasonBody)
+            ids = await hub.operations.replay(app_id, request[CALLER], reason)
+        except BodyRefused as exc:
+            return _error(exc.status, exc.message)
+        except (NotFound, Invalid, Refused) as exc:
+            return refusal(exc)
         return web.json_response({"replayed": ids, "count": len(ids)})
 
     @auth.require("operator")
     async def replay_bulk(request: web.Request) -> web.Response:
-        usage = "body must be a JSON object: {state?, route?, service?, q?, ids?}"
+        usage = (
+            "body must be a JSON object: {state?, route?, service?, q?, ids?, reason, dry_run?}; "
+            "dry_run: true answers how many applications the replay would affect"
+        )
         try:
             params = await _json_body(request, usage)
         except BodyRefused as exc:
@@ -256,16 +304,25 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
             params = {}
         if not isinstance(params, dict):
             return _error(400, usage)
-        unknown = set(params) - {"state", "route", "service", "q", "ids"}
+        unknown = set(params) - FILTER_KEYS - {"reason", "dry_run"}
         if unknown:
-            return _error(400, f"unknown filter keys: {', '.join(sorted(unknown))}")
-        if not any(params.get(k) for k in ("state", "route", "service", "q", "ids")):
+            return _error(400, f"unknown keys: {', '.join(sorted(unknown))}; {usage}")
+        if not any(params.get(k) for k in FILTER_KEYS):
             # An empty selection must not mean "everything": say so explicitly.
             return _error(400, 'give a filter, e.g. {"state": "dead"} to replay every dead application')
-        where = _filter(params)
+        dry_run, reason = params.get("dry_run", False), params.get("reason")
+        if not isinstance(dry_run, bool) or not isinstance(reason, str | None):
+            return _error(400, usage)
+        where = _filter({k: v for k, v in params.items() if k in FILTER_KEYS})
         if isinstance(where, str):
             return _error(400, where)
-        ids = await hub.bus.replay(where, operator=request[CALLER])
+        try:
+            if dry_run:
+                preview = await hub.operations.replay_preview(where)
+                return web.json_response({"dry_run": True, **preview.model_dump()})
+            ids = await hub.operations.replay_bulk(where, request[CALLER], reason)
+        except (Invalid, Refused) as exc:
+            return refusal(exc)
         return web.json_response({"replayed": ids, "count": len(ids)})
 
     @auth.require("admin")
@@ -273,19 +330,13 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         app_id = request.match_info["id"]
         if await hub.journal.get_summary(app_id) is None:
             return _error(404, f"no application {app_id}")
-        usage = 'body must be a JSON object {"reason": "why it is abandoned"} (1-2000 characters)'
         try:
-            why = AbandonRequest.model_validate(await _json_body(request, usage))
+            reason = await reason_body(request, AbandonRequest)
+            outcome = await hub.operations.abandon(app_id, request[CALLER], reason)
         except BodyRefused as exc:
             return _error(exc.status, exc.message)
-        except ValidationError:
-            return _error(400, usage)
-        try:
-            outcome = await hub.bus.abandon(app_id, request[CALLER], why.reason)
-        except KeyError:
-            return _error(404, f"no application {app_id}")
-        except ActionRefused as exc:
-            return _error(409, str(exc))
+        except (NotFound, Invalid, Refused) as exc:
+            return refusal(exc)
         return web.json_response(
             {
                 "application_id": app_id,
@@ -300,9 +351,72 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         params = query_params(request, frozenset())
         if isinstance(params, str):
             return _error(400, params)
-        found = await collect(hub.connectors)
+        found = await hub.operations.diagnostics()
         return web.json_response({"connectors": [d.model_dump(mode="json") for d in found]})
 
+    @auth.require("viewer")
+    async def targets(request: web.Request) -> web.Response:
+        params = query_params(request, frozenset())
+        if isinstance(params, str):
+            return _error(400, params)
+        found = await hub.operations.targets()
+        full = sees_personal_data(request)
+        # A pause's free-text reason is for operators; viewers see that, since when and by whom.
+        return web.json_response(
+            {
+                "targets": [
+                    t.model_dump(mode="json", exclude=None if full else {"paused": {"reason"}}) for t in found
+                ]
+            }
+        )
+
+    @auth.require("operator")
+    async def pause(request: web.Request) -> web.Response:
+        try:
+            reason = await reason_body(request, AbandonRequest)
+            paused = await hub.operations.pause(request.match_info["name"], request[CALLER], reason)
+        except BodyRefused as exc:
+            return _error(exc.status, exc.message)
+        except (NotFound, Invalid, Refused) as exc:
+            return refusal(exc)
+        return web.json_response({"name": paused.target, "paused": paused.model_dump(mode="json")})
+
+    @auth.require("operator")
+    async def resume(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        try:
+            reason = await reason_body(request, ReasonBody)
+            lifted = await hub.operations.resume(name, request[CALLER], reason)
+        except BodyRefused as exc:
+            return _error(exc.status, exc.message)
+        except (NotFound, Invalid, Refused) as exc:
+            return refusal(exc)
+        return web.json_response(
+            {"name": name, "paused": None, "was_paused": lifted.model_dump(mode="json") if lifted else None}
+        )
+
+    @auth.require("operator")
+    async def audit(request: web.Request) -> web.Response:
+        page = page_query(request, AUDIT_PARAMS)
+        if isinstance(page, str):
+            return _error(400, page)
+        limit, offset, params = page
+        action = params.get("action") or None
+        if action is not None and action not in {a.value for a in Action}:
+            return _error(400, f"action must be one of {', '.join(a.value for a in Action)}")
+        if len(params.get("operator") or "") > MAX_QUERY:
+            return _error(400, f"operator must be at most {MAX_QUERY} characters")
+        rows = await hub.operations.audit(
+            Action(action) if action else None, params.get("operator") or None, limit, offset
+        )
+        return web.json_response(
+            {"actions": [r.model_dump(mode="json") for r in rows], "limit": limit, "offset": offset}
+        )
+
+    app.router.add_get("/api/v1/targets", targets)
+    app.router.add_post("/api/v1/targets/{name}/pause", pause)
+    app.router.add_post("/api/v1/targets/{name}/resume", resume)
+    app.router.add_get("/api/v1/audit", audit)
     app.router.add_get("/api/v1/connectors", connectors)
     app.router.add_get("/api/v1/applications", list_applications)
     app.router.add_get("/api/v1/applications/{id}", get_application)

@@ -1,4 +1,7 @@
-"""Admin API of held inbound messages (`hub.held`): list, show, close (admin), keep (operator)."""
+"""Admin API of held inbound messages (`hub.held`): list, show, close (admin), keep (operator).
+
+Close and keep take an optional JSON body ``{"reason": "..."}`` for the audit trail.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,19 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from hub.errors import Permanent, Retryable
-from hub.held import Decision, HeldConflict, HeldFilter, HeldNotFound, HeldState, decide
-from hub.http.admin import MAX_QUERY, _error, page_query, query_params
+from hub.held import Decision, HeldFilter, HeldState
+from hub.http.admin import (
+    MAX_QUERY,
+    BodyRefused,
+    ReasonBody,
+    _error,
+    page_query,
+    query_params,
+    reason_body,
+    refusal,
+)
 from hub.http.auth import CALLER, TokenAuth
+from hub.operations import Invalid, NotFound, Refused, UpstreamFailed
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -61,15 +73,12 @@ def add_held_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         if held_id is None:
             return _error(404, f"no held message {request.match_info['id']}")
         try:
-            held = await decide(hub.journal, hub.sources(), held_id, decision, request[CALLER])
-        except HeldNotFound as exc:
-            return _error(404, str(exc))
-        except HeldConflict as exc:
-            return _error(409, str(exc))
-        except Retryable as exc:
-            return _error(503, f"the message could not be closed upstream, try again later: {exc}")
-        except Permanent as exc:
-            return _error(502, f"the message could not be closed upstream: {exc}")
+            reason = await reason_body(request, ReasonBody)
+            held = await hub.operations.decide_held(held_id, decision, request[CALLER], reason)
+        except BodyRefused as exc:
+            return _error(exc.status, exc.message)
+        except (NotFound, Invalid, Refused, UpstreamFailed) as exc:
+            return refusal(exc)
         return web.json_response(held.model_dump(mode="json"))
 
     @auth.require("admin")

@@ -64,18 +64,26 @@ __all__ = [
 
 
 def open_journal(
-    url: str, base: Path | None = None, clock: Callable[[], float] = time.time, *, read_only: bool = False
+    url: str,
+    base: Path | None = None,
+    clock: Callable[[], float] = time.time,
+    *,
+    read_only: bool = False,
+    guest: bool = False,
 ) -> Journal:
     """The journal for a store URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute.db``.
 
     `read_only`: for commands that only look; such a journal takes no lock and writes nothing.
+    `guest`: for an operator's command beside the running hub that holds the journal: it takes no lock,
+    never migrates or recovers, and writes in short transactions of its own (SQLite serialises them with
+    the hub's); the hub notices its changes at its next poll.
     """
     if url.startswith("sqlite:///"):
         raw = url[len("sqlite:///") :]
         path = Path(raw)
         if not path.is_absolute() and base is not None:
             path = base / path
-        return SqliteJournal(path, clock=clock, read_only=read_only)
+        return SqliteJournal(path, clock=clock, read_only=read_only, guest=guest)
     if url.startswith(("postgresql://", "postgres://")):
         raise ConfigError(["store: the PostgreSQL backend is not part of this version; use sqlite:///PATH"])
     raise ConfigError([f"store: expected sqlite:///PATH, got {url!r}"])

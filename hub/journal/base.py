@@ -12,13 +12,14 @@ Time is plain POSIX seconds from the journal's clock (injectable for tests). Bac
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from hub.actions import Action, OperatorAction, TargetPause
 from hub.answers import Answer
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
 from hub.models import Application, ApplicationState, Event, Identity, OriginalSubmission, Party
@@ -235,6 +236,25 @@ class ApplicationFilter:
     # correlation value (e-file ids, case numbers, message ids). Looked up by index, never scanned.
     find: str | None = None
 
+    def describe(self) -> str:
+        """The filter in one line for the audit trail, e.g. ``state=dead route=bauamt``."""
+        if len(self.ids) == 1 and not any((self.state, self.route, self.service, self.q, self.find)):
+            return self.ids[0]
+        parts = [
+            f"{k}={v}"
+            for k, v in (
+                ("state", self.state),
+                ("route", self.route),
+                ("service", self.service),
+                ("q", self.q),
+                ("find", self.find),
+            )
+            if v
+        ]
+        if self.ids:
+            parts.append(f"ids={len(self.ids)}")
+        return " ".join(parts) or "all"
+
 
 @dataclass(frozen=True)
 class Abandoned:
@@ -310,6 +330,8 @@ class JournalStats:
     write_operations: int = 0  # more operations than transactions: commits were grouped
     # held inbound messages (hub.held) by (source, state, reason code)
     held_by_source_state_reason: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    operator_actions: dict[str, int] = field(default_factory=dict)  # subjects acted on, by action
+    paused_targets: tuple[str, ...] = ()
 
 
 class Journal(Protocol):
@@ -353,12 +375,18 @@ class Journal(Protocol):
         """
 
     async def claim(
-        self, owner: str, limit: int, lease_seconds: float, capacity: dict[str, int]
+        self,
+        owner: str,
+        limit: int,
+        lease_seconds: float,
+        capacity: dict[str, int],
+        allowance: Mapping[str, int] | None = None,
     ) -> list[Task]:
         """Lease up to `limit` due tasks (pending, or leased with an expired lease).
 
-        `capacity` caps live leases per target; a target not in it is uncapped. A task whose key is
-        held by a live lease waits. Each claim counts an attempt.
+        `capacity` caps live leases per target; a target not in it is uncapped. `allowance` caps the
+        tasks a target may start in this claim (`hub.gate.TargetGate`; 0: none). A task whose key is
+        held by a live lease waits. Each claim counts an attempt; a task left unclaimed counts none.
         """
 
     async def renew(self, task: Task, lease_seconds: float) -> Task:
@@ -386,12 +414,18 @@ class Journal(Protocol):
         `error_code` is the error's safe part (its class), kept beside the detailed `error`.
         """
 
-    async def replay(self, where: ApplicationFilter, operator: str | None = None) -> list[str]:
+    async def replay(
+        self, where: ApplicationFilter, operator: str | None = None, reason: str | None = None
+    ) -> list[str]:
         """Make the dead tasks of the matching applications due again; returns the application ids.
 
         Completed steps and the original submission are kept; attempts keep counting upwards. Each
-        replayed application gets an ``operator.replayed`` event naming `operator`.
+        replayed application gets an ``operator.replayed`` event naming `operator` and `reason`; the
+        audit trail one row for the whole replay.
         """
+
+    async def count_replayable(self, where: ApplicationFilter) -> int:
+        """How many applications `replay(where)` would replay now (the preview of a bulk replay)."""
 
     async def abandon(self, application_id: str, operator: str, reason: str) -> Abandoned:
         """End an application's open tasks for good and mark it abandoned, with an operator event.
@@ -399,6 +433,35 @@ class Journal(Protocol):
         Raises `KeyError` for an unknown application and `ActionRefused` while one of its steps is
         running or when it has nothing left to abandon (completed, rejected and answered).
         """
+
+    async def record_action(
+        self,
+        operator: str | None,
+        action: Action,
+        subject: str,
+        count: int,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> OperatorAction:
+        """Add a row to the audit trail, for an action whose effect is stored elsewhere (e.g. a purge)."""
+
+    async def operator_actions(
+        self,
+        action: Action | None = None,
+        operator: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[OperatorAction]:
+        """The audit trail, newest first."""
+
+    async def pause_target(self, target: str, operator: str, reason: str) -> TargetPause | None:
+        """Pause a target (with an audit row); None if it was paused already (that pause stays)."""
+
+    async def resume_target(self, target: str, operator: str, reason: str | None) -> TargetPause | None:
+        """Lift a target's pause (with an audit row); the pause lifted, None if there was none."""
+
+    async def paused_targets(self) -> dict[str, TargetPause]:
+        """Every paused target."""
 
     async def append(self, events: Sequence[Event]) -> tuple[Event, ...]:
         """Add events to their applications' timelines (e.g. an operator action); returns them stored."""
@@ -496,8 +559,10 @@ class Journal(Protocol):
     async def held_taken(self, source: str, message_id: str) -> None:
         """Forget a `retrying` record: the message was taken after all."""
 
-    async def held_decide(self, held_id: int, state: HeldState, by: str) -> HeldMessage:
-        """Record an operator's decision (closed or kept) on a held message, with who and when."""
+    async def held_decide(
+        self, held_id: int, state: HeldState, by: str, reason: str | None = None
+    ) -> HeldMessage:
+        """Record an operator's decision (closed or kept) on a held message, with an audit row."""
 
     async def held_lookup(self, source: str, message_ids: Sequence[str]) -> dict[str, HeldMessage]:
         """The held records of these message ids of a source."""

@@ -21,18 +21,19 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hub.actions import Action, OperatorAction, TargetPause
 from hub.answers import Answer, UnknownApplication
 from hub.errors import StorageFull
 from hub.events import operator_event
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
-from hub.journal import held_sqlite
+from hub.journal import held_sqlite, operator_sqlite
 from hub.journal.base import (
     Abandoned,
     ActionRefused,
@@ -225,13 +226,20 @@ class SqliteJournal:
     """The journal in one SQLite file."""
 
     def __init__(
-        self, path: Path | str, clock: Callable[[], float] = time.time, *, read_only: bool = False
+        self,
+        path: Path | str,
+        clock: Callable[[], float] = time.time,
+        *,
+        read_only: bool = False,
+        guest: bool = False,
     ) -> None:
         self.path = str(path)
         self.clock = clock
         # Read-only: for commands that only look (no lock, no writer, no recovery); a running hub may
         # own the file meanwhile, which WAL readers do not disturb.
         self.read_only = read_only
+        # Guest: an operator's command beside the hub that holds the lock (see `open_journal`).
+        self.guest = guest
         self._lock: JournalLock | None = None
         self._queue: queue.SimpleQueue[tuple[WriteOp, Future[Any]] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -249,6 +257,9 @@ class SqliteJournal:
             self._open_read_only()
             return
         try:
+            if self.guest:
+                self._open_guest()
+                return
             if self.path != ":memory:":
                 # Before anything touches the file: a second process gets `JournalInUse` and changes
                 # nothing.
@@ -269,6 +280,31 @@ class SqliteJournal:
         self._read_conn = _connect(self.path)
         self._read_conn.execute("PRAGMA query_only=ON")
 
+    def _open_guest(self) -> None:
+        # No lock, no migration, no recovery: the owning hub did (and does) those. Its schema must be
+        # this command's, or the command would write rows the hub does not know.
+        if not Path(self.path).is_file():
+            raise FileNotFoundError(f"no journal at {self.path}")
+        conn = _connect(self.path)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        missing = [t for t in operator_sqlite.TABLES if t not in tables]
+        if missing:
+            conn.close()
+            raise JournalUnavailable(
+                self.path, "the hub holding it is older than this command; upgrade and restart it first"
+            )
+        self._start_threads(conn)
+
+    def _start_threads(self, conn: sqlite3.Connection) -> None:
+        self._targets = {row[0] for row in conn.execute("SELECT DISTINCT target FROM tasks")}
+        self._writer = threading.Thread(
+            target=self._write_loop, args=(conn,), name="journal-writer", daemon=True
+        )
+        self._writer.start()
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-reader")
+        self._read_conn = _connect(self.path)
+        self._read_conn.execute("PRAGMA query_only=ON")
+
     def _release_lock(self) -> None:
         lock, self._lock = self._lock, None
         if lock is not None:
@@ -283,17 +319,11 @@ class SqliteJournal:
         except BaseException:
             conn.close()
             raise
-        self._targets = {row[0] for row in conn.execute("SELECT DISTINCT target FROM tasks")}
-        self._writer = threading.Thread(
-            target=self._write_loop, args=(conn,), name="journal-writer", daemon=True
-        )
-        self._writer.start()
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-reader")
-        self._read_conn = _connect(self.path)
-        self._read_conn.execute("PRAGMA query_only=ON")
+        self._start_threads(conn)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.executescript(SCHEMA)
+        conn.executescript(operator_sqlite.SCHEMA)
         for table, column, kind in ADDED_COLUMNS:
             if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
@@ -420,6 +450,9 @@ class SqliteJournal:
     # -- writes ------------------------------------------------------------------------------------
 
     async def recover(self) -> int:
+        if self.guest:
+            raise RuntimeError("a guest of the journal never recovers: the hub holding it does")
+
         def op(c: sqlite3.Connection) -> int:
             cur = c.execute(
                 "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, due_at=MIN(due_at, ?) "
@@ -549,10 +582,16 @@ class SqliteJournal:
         )
 
     async def claim(
-        self, owner: str, limit: int, lease_seconds: float, capacity: dict[str, int]
+        self,
+        owner: str,
+        limit: int,
+        lease_seconds: float,
+        capacity: dict[str, int],
+        allowance: Mapping[str, int] | None = None,
     ) -> list[Task]:
         def op(c: sqlite3.Connection) -> list[Task]:
             now = self.clock()
+            allowed = dict(allowance or {})
             live: dict[str, int] = dict(
                 c.execute(
                     "SELECT target, COUNT(*) FROM tasks WHERE state=? AND lease_until>=? GROUP BY target",
@@ -573,6 +612,8 @@ class SqliteJournal:
                 cap = capacity.get(task.target)
                 if cap is not None and live.get(task.target, 0) >= cap:
                     return
+                if allowed.get(task.target, 1) <= 0:
+                    return  # the gate holds the target back (paused, circuit open, rate limit)
                 key = row[16]
                 if key is not None:
                     if key in held:
@@ -586,6 +627,8 @@ class SqliteJournal:
                     (TaskState.LEASED, token, until, now, task.id),
                 )
                 live[task.target] = live.get(task.target, 0) + 1
+                if task.target in allowed:
+                    allowed[task.target] -= 1
                 claimed.append(
                     _replace(
                         task,
@@ -616,6 +659,7 @@ class SqliteJournal:
                     if cap is None
                     else min(limit - len(claimed), cap - live.get(target, 0))
                 )
+                room = min(room, allowed.get(target, room))
                 if room > 0:
                     due += c.execute(
                         f"SELECT {TASK_COLUMNS} FROM tasks WHERE state=? AND target=? AND due_at<=? "
@@ -735,7 +779,9 @@ class SqliteJournal:
 
         return await self._write(op)
 
-    async def replay(self, where: ApplicationFilter, operator: str | None = None) -> list[str]:
+    async def replay(
+        self, where: ApplicationFilter, operator: str | None = None, reason: str | None = None
+    ) -> list[str]:
         sql, params = _where(where, dead_only=True)
 
         def op(c: sqlite3.Connection) -> list[str]:
@@ -754,8 +800,14 @@ class SqliteJournal:
                     "UPDATE applications SET state=?, error=NULL, error_code=NULL, updated_at=? WHERE id=?",
                     (ApplicationState.PROCESSING, now, app_id),
                 )
-                _insert_events(c, [operator_event(app_id, "replayed", operator, tasks=cur.rowcount)])
+                _insert_events(
+                    c, [operator_event(app_id, Action.REPLAYED, operator, reason, tasks=cur.rowcount)]
+                )
                 replayed.append(app_id)
+            if replayed:
+                operator_sqlite.record(
+                    c, now, operator, Action.REPLAYED, where.describe(), len(replayed), reason
+                )
             return replayed
 
         return await self._write(op)
@@ -797,9 +849,15 @@ class SqliteJournal:
                 (ApplicationState.ABANDONED, now, application_id),
             )
             event = operator_event(
-                application_id, "abandoned", operator, reason, tasks=cur.rowcount, previous_state=previous
+                application_id,
+                Action.ABANDONED,
+                operator,
+                reason,
+                tasks=cur.rowcount,
+                previous_state=previous,
             )
             stored = _insert_events(c, [event])
+            operator_sqlite.record(c, now, operator, Action.ABANDONED, application_id, 1, reason)
             return Abandoned(application_id, tasks=cur.rowcount, events=stored)
 
         return await self._write(op)
@@ -1057,6 +1115,8 @@ class SqliteJournal:
                 write_transactions=self.commits,
                 write_operations=self.operations,
                 held_by_source_state_reason=held_sqlite.counts(c),
+                operator_actions=operator_sqlite.counts(c),
+                paused_targets=tuple(operator_sqlite.pauses(c)),
             )
 
         return await self._read(op)
@@ -1083,6 +1143,61 @@ class SqliteJournal:
             c.execute("INSERT OR REPLACE INTO meta VALUES ('write_probe', ?)", (repr(self.clock()),))
 
         await self._write(op)
+
+    # -- operator actions and target pauses (hub.actions) ----------------------------------------
+
+    async def record_action(
+        self,
+        operator: str | None,
+        action: Action,
+        subject: str,
+        count: int,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> OperatorAction:
+        return await self._write(
+            lambda c: operator_sqlite.record(
+                c, self.clock(), operator, action, subject, count, reason, details
+            )
+        )
+
+    async def operator_actions(
+        self,
+        action: Action | None = None,
+        operator: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[OperatorAction]:
+        return await self._read(lambda c: operator_sqlite.listing(c, action, operator, limit, offset))
+
+    async def pause_target(self, target: str, operator: str, reason: str) -> TargetPause | None:
+        def op(c: sqlite3.Connection) -> TargetPause | None:
+            now = self.clock()
+            paused = operator_sqlite.pause(c, now, target, operator, reason)
+            if paused is not None:
+                operator_sqlite.record(c, now, operator, Action.PAUSED, target, 1, reason)
+            return paused
+
+        return await self._write(op)
+
+    async def resume_target(self, target: str, operator: str, reason: str | None) -> TargetPause | None:
+        def op(c: sqlite3.Connection) -> TargetPause | None:
+            lifted = operator_sqlite.resume(c, target)
+            if lifted is not None:
+                details = {"paused_by": lifted.operator, "paused_at": lifted.since.isoformat()}
+                operator_sqlite.record(c, self.clock(), operator, Action.RESUMED, target, 1, reason, details)
+            return lifted
+
+        return await self._write(op)
+
+    async def paused_targets(self) -> dict[str, TargetPause]:
+        return await self._read(operator_sqlite.pauses)
+
+    async def count_replayable(self, where: ApplicationFilter) -> int:
+        sql, params = _where(where, dead_only=True)
+        return await self._read(
+            lambda c: int(c.execute(f"SELECT COUNT(*) FROM applications {sql}", params).fetchone()[0])
+        )
 
     # -- held messages (hub.held) ------------------------------------------------------------------
 
@@ -1114,8 +1229,18 @@ class SqliteJournal:
     async def held_taken(self, source: str, message_id: str) -> None:
         await self._write(lambda c: held_sqlite.taken(c, source, message_id))
 
-    async def held_decide(self, held_id: int, state: HeldState, by: str) -> HeldMessage:
-        return await self._write(lambda c: held_sqlite.decide(c, self.clock(), held_id, state, by))
+    async def held_decide(
+        self, held_id: int, state: HeldState, by: str, reason: str | None = None
+    ) -> HeldMessage:
+        def op(c: sqlite3.Connection) -> HeldMessage:
+            now = self.clock()
+            held = held_sqlite.decide(c, now, held_id, state, by)
+            action = Action.CLOSED if state == HeldState.CLOSED else Action.KEPT
+            details = {"source": held.source, "message_id": held.message_id}
+            operator_sqlite.record(c, now, by, action, f"held:{held_id}", 1, reason, details)
+            return held
+
+        return await self._write(op)
 
     async def held_lookup(self, source: str, message_ids: Sequence[str]) -> dict[str, HeldMessage]:
         return await self._read(lambda c: held_sqlite.lookup(c, source, message_ids))

@@ -1,0 +1,126 @@
+"""The SQLite side of the audit trail and target pauses (`hub.actions`): statements on the journal's threads.
+
+Each function runs inside the caller's transaction, so an action and its audit row commit together.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from hub.actions import Action, OperatorAction, TargetPause
+
+SCHEMA = """
+-- the audit trail: one row per operator action (hub.actions)
+CREATE TABLE IF NOT EXISTS operator_actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    operator TEXT,
+    action TEXT NOT NULL,
+    reason TEXT,
+    subject TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    details TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS operator_actions_action ON operator_actions (action, id);
+-- targets an operator paused: the bus starts none of their tasks (hub.gate)
+CREATE TABLE IF NOT EXISTS target_pauses (
+    target TEXT PRIMARY KEY,
+    operator TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    paused_at REAL NOT NULL
+);
+"""
+TABLES = ("operator_actions", "target_pauses")
+COLUMNS = "id, at, operator, action, reason, subject, count, details"
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _action(r: Sequence[Any]) -> OperatorAction:
+    return OperatorAction(
+        id=r[0],
+        at=_dt(r[1]),
+        operator=r[2],
+        action=Action(r[3]),
+        reason=r[4],
+        subject=r[5],
+        count=r[6],
+        details=json.loads(r[7]),
+    )
+
+
+def record(
+    c: sqlite3.Connection,
+    now: float,
+    operator: str | None,
+    action: Action,
+    subject: str,
+    count: int,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> OperatorAction:
+    """Add one row to the audit trail."""
+    data = json.dumps(details or {}, sort_keys=True, default=str)
+    cur = c.execute(
+        f"INSERT INTO operator_actions ({COLUMNS.removeprefix('id, ')}) VALUES (?,?,?,?,?,?,?)",
+        (now, operator, action.value, reason, subject, count, data),
+    )
+    return _action((cur.lastrowid, now, operator, action.value, reason, subject, count, data))
+
+
+def listing(
+    c: sqlite3.Connection, action: Action | None, operator: str | None, limit: int, offset: int
+) -> list[OperatorAction]:
+    """Audit rows, newest first."""
+    clauses, params = [], []
+    if action is not None:
+        clauses.append("action=?")
+        params.append(action.value)
+    if operator is not None:
+        clauses.append("operator=?")
+        params.append(operator)
+    sql = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    rows = c.execute(
+        f"SELECT {COLUMNS} FROM operator_actions {sql} ORDER BY id DESC LIMIT ? OFFSET ?",
+        (*params, limit, offset),
+    ).fetchall()
+    return [_action(r) for r in rows]
+
+
+def counts(c: sqlite3.Connection) -> dict[str, int]:
+    """Subjects acted on, by action (for /metrics)."""
+    return dict(c.execute("SELECT action, SUM(count) FROM operator_actions GROUP BY action").fetchall())
+
+
+def pause(c: sqlite3.Connection, now: float, target: str, operator: str, reason: str) -> TargetPause | None:
+    """Pause `target`; None if it was paused already (the first pause, its operator and reason stay)."""
+    cur = c.execute(
+        "INSERT INTO target_pauses (target, operator, reason, paused_at) VALUES (?,?,?,?) "
+        "ON CONFLICT (target) DO NOTHING",
+        (target, operator, reason, now),
+    )
+    return (
+        TargetPause(target=target, operator=operator, reason=reason, since=_dt(now)) if cur.rowcount else None
+    )
+
+
+def resume(c: sqlite3.Connection, target: str) -> TargetPause | None:
+    """Lift the pause of `target`; the pause it lifted, or None if it was not paused."""
+    found = pauses(c).get(target)
+    if found is not None:
+        c.execute("DELETE FROM target_pauses WHERE target=?", (target,))
+    return found
+
+
+def pauses(c: sqlite3.Connection) -> dict[str, TargetPause]:
+    """Every paused target."""
+    return {
+        r[0]: TargetPause(target=r[0], operator=r[1], reason=r[2], since=_dt(r[3]))
+        for r in c.execute("SELECT target, operator, reason, paused_at FROM target_pauses ORDER BY target")
+    }

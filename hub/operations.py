@@ -1,0 +1,335 @@
+"""What operators do, in one place for the CLI, the admin API and the console.
+
+Each action here does the same thing whichever face calls it: it changes the journal and writes its
+audit row (`hub.actions`) and its timeline events in one transaction, names the operator (the admin
+token's name, or the CLI's ``--operator``) and the reason, tells observers (`aktenhub_event`) and wakes
+the workers. The metrics of operator actions and pauses are read from the journal on scrape.
+
+The CLI works on the journal directly through this layer. While a hub holds a SQLite journal, the CLI
+opens it as a guest (`open_journal(..., guest=True)`: no lock, no recovery, short transactions that
+SQLite serialises with the hub's); the running hub notices within ``workers.idle_poll_seconds``: its
+claims find replayed tasks due, and its gate reads pauses again at that pace. Nothing the CLI commits is
+lost, and the hub needs no API token for its own operators' commands.
+
+Refusals are exceptions the faces translate: `NotFound` (404, exit 1), `Invalid` (400, usage error),
+`Refused` (409, exit 1: the action does not apply to the state things are in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from hub.actions import MAX_REASON, Action, OperatorAction, TargetPause
+from hub.connectors import CheckResult
+from hub.diagnostics import ConnectorDiagnostics, collect
+from hub.errors import Permanent, Retryable
+from hub.gate import TargetState
+from hub.held import Decision, HeldConflict, HeldMessage, HeldNotFound, decide
+from hub.journal import (
+    Abandoned,
+    ActionRefused,
+    ApplicationFilter,
+    ApplicationSummary,
+    JournalInUse,
+    Task,
+    open_journal,
+)
+from hub.models import Application, ApplicationState, Event
+
+if TYPE_CHECKING:
+    from hub.config import Configuration
+    from hub.plugins import Plugins
+    from hub.runtime import Hub
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(LookupError):
+    """No such application, held message or target."""
+
+
+class Invalid(ValueError):
+    """The request itself is unusable (e.g. no reason for a bulk replay)."""
+
+
+class Refused(Exception):
+    """The action does not apply to the state things are in (the message says why)."""
+
+
+class UpstreamFailed(Exception):
+    """A remote system refused or failed the action (e.g. closing a message upstream); nothing changed."""
+
+    def __init__(self, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class ApplicationView:
+    """One application as operators open it: metadata, timeline, tasks and the document."""
+
+    summary: ApplicationSummary
+    timeline: list[Event]
+    tasks: list[Task]
+    application: Application | None
+
+
+class ConnectorCheck(BaseModel):
+    """The outcome of one connector's check."""
+
+    name: str
+    kind: str
+    ok: bool
+    message: str
+
+
+class ReplayPreview(BaseModel):
+    """What a bulk replay would touch now: shown before the operator confirms it with a reason."""
+
+    count: int
+    filter: str
+
+
+def reason_text(reason: str | None, required: bool, action: str) -> str | None:
+    """The operator's reason, stripped; `Invalid` if it is required and missing, or too long."""
+    text = (reason or "").strip()
+    if not text:
+        if required:
+            raise Invalid(f"{action} needs a reason (kept in the audit trail)")
+        return None
+    if len(text) > MAX_REASON:
+        raise Invalid(f"the reason must be at most {MAX_REASON} characters")
+    return text
+
+
+class Operations:
+    """The operator actions of one hub (running, or built by a command to act on its journal)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.journal = hub.journal
+
+    # -- looking --------------------------------------------------------------------------------------
+
+    async def applications(
+        self, where: ApplicationFilter, limit: int = 100, offset: int = 0
+    ) -> list[ApplicationSummary]:
+        """Applications matching `where`, newest first."""
+        return await self.journal.list_applications(where, limit=limit, offset=offset)
+
+    async def find(self, key: str, limit: int = 100) -> list[ApplicationSummary]:
+        """Applications that any system's id `key` names (id, external id, Aktenzeichen, correlations)."""
+        return await self.journal.list_applications(ApplicationFilter(find=key), limit=limit)
+
+    async def show(self, application_id: str) -> ApplicationView:
+        """One application with its timeline, tasks and document; `NotFound` if there is none."""
+        summary = await self.journal.get_summary(application_id)
+        if summary is None:
+            raise NotFound(f"no application {application_id}")
+        return ApplicationView(
+            summary=summary,
+            timeline=await self.journal.events(application_id),
+            tasks=await self.journal.tasks(application_id),
+            application=await self.journal.get_application(application_id),
+        )
+
+    async def audit(
+        self, action: Action | None = None, operator: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[OperatorAction]:
+        """The audit trail of operator actions, newest first."""
+        return await self.journal.operator_actions(action, operator, limit, offset)
+
+    # -- replay and abandon ---------------------------------------------------------------------------
+
+    async def replay(self, application_id: str, operator: str, reason: str | None = None) -> list[str]:
+        """Replay the dead steps of one application."""
+        why = reason_text(reason, required=False, action="replay")
+        if await self.journal.get_summary(application_id) is None:
+            raise NotFound(f"no application {application_id}")
+        ids = await self.hub.bus.replay(ApplicationFilter(ids=(application_id,)), operator, why)
+        if not ids:
+            raise Refused(f"application {application_id} has no dead step to replay")
+        log.info("application replayed application=%s by=%s", application_id, operator)
+        return ids
+
+    async def replay_preview(self, where: ApplicationFilter) -> ReplayPreview:
+        """How many applications a bulk replay of `where` would replay now."""
+        _need_filter(where)
+        return ReplayPreview(count=await self.journal.count_replayable(where), filter=where.describe())
+
+    async def replay_bulk(
+        self,
+        where: ApplicationFilter,
+        operator: str,
+        reason: str | None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[str]:
+        """Replay every dead application `where` selects, in one transaction, for the given reason."""
+        why = reason_text(reason, required=True, action="a bulk replay")
+        _need_filter(where)
+        total = await self.journal.count_replayable(where)
+        if progress is not None:
+            progress(0, total)
+        ids = await self.hub.bus.replay(where, operator, why)
+        if progress is not None:
+            progress(len(ids), len(ids))
+        log.info("bulk replay applications=%d filter=%s by=%s", len(ids), where.describe(), operator)
+        return ids
+
+    async def abandon(self, application_id: str, operator: str, reason: str | None) -> Abandoned:
+        """End an application for good: its open and dead steps never run."""
+        why = reason_text(reason, required=True, action="abandoning an application")
+        assert why is not None
+        try:
+            return await self.hub.bus.abandon(application_id, operator, why)
+        except KeyError:
+            raise NotFound(f"no application {application_id}") from None
+        except ActionRefused as exc:
+            raise Refused(str(exc)) from None
+
+    # -- held messages --------------------------------------------------------------------------------
+
+    async def decide_held(
+        self, held_id: int, decision: Decision, operator: str, reason: str | None = None
+    ) -> HeldMessage:
+        """Close (upstream, for good) or keep (upstream, ignored) a held inbound message."""
+        why = reason_text(reason, required=False, action=decision)
+        try:
+            return await decide(self.journal, self.hub.sources(), held_id, decision, operator, why)
+        except HeldNotFound as exc:
+            raise NotFound(str(exc)) from None
+        except HeldConflict as exc:
+            raise Refused(str(exc)) from None
+        except Retryable as exc:
+            raise UpstreamFailed(
+                f"the message could not be closed upstream, try again later: {exc}", True
+            ) from None
+        except Permanent as exc:
+            raise UpstreamFailed(f"the message could not be closed upstream: {exc}", False) from None
+
+    # -- targets --------------------------------------------------------------------------------------
+
+    async def targets(self) -> list[TargetState]:
+        """Every target the routes deliver to, with its pause (and, with the breaker, its circuit)."""
+        return await self.hub.bus.gate.states(self.hub.targets())
+
+    def _target(self, name: str) -> str:
+        known = self.hub.targets()
+        if name not in known:
+            raise NotFound(f"no target {name!r}; the routes deliver to: {', '.join(known) or 'none'}")
+        return name
+
+    async def pause(self, target: str, operator: str, reason: str | None) -> TargetPause:
+        """Start none of `target`'s tasks until it is resumed (persisted; survives a restart)."""
+        why = reason_text(reason, required=True, action="pausing a target")
+        assert why is not None
+        name = self._target(target)
+        paused = await self.journal.pause_target(name, operator, why)
+        self.hub.bus.gate.pauses_changed()
+        if paused is None:
+            current = (await self.journal.paused_targets()).get(name)
+            if current is not None:
+                return current  # paused already: the first pause (its operator, reason) stays
+            raise Refused(f"target {name} was resumed meanwhile; pause it again")
+        log.info("target paused target=%s by=%s", name, operator)
+        return paused
+
+    async def resume(self, target: str, operator: str, reason: str | None = None) -> TargetPause | None:
+        """Let `target`'s tasks start again; the pause lifted (None: it was not paused)."""
+        why = reason_text(reason, required=False, action="resuming a target")
+        name = self._target(target)
+        lifted = await self.journal.resume_target(name, operator, why)
+        self.hub.bus.gate.pauses_changed()
+        if lifted is not None:
+            log.info("target resumed target=%s by=%s", name, operator)
+            self.hub.bus.wake()  # its backlog is due
+        return lifted
+
+    # -- connectors -----------------------------------------------------------------------------------
+
+    async def diagnostics(self, timeout: float = 10.0) -> list[ConnectorDiagnostics]:
+        """Every connector's redacted state."""
+        return await collect(self.hub.connectors, timeout)
+
+    async def check(self, timeout: float = 15.0) -> list[ConnectorCheck]:
+        """Whether every connector can reach and use its system."""
+
+        async def one(name: str) -> ConnectorCheck:
+            connector = self.hub.connectors[name]
+            try:
+                result = await asyncio.wait_for(connector.check(), timeout)
+            except TimeoutError:
+                result = CheckResult(ok=False, message=f"no answer within {timeout:g}s")
+            except Exception as exc:
+                result = CheckResult(ok=False, message=f"{type(exc).__name__}: {exc}")
+            return ConnectorCheck(name=name, kind=connector.kind, ok=result.ok, message=result.message)
+
+        return [await one(name) for name in self.hub.connectors]
+
+    # -- purge ----------------------------------------------------------------------------------------
+
+    async def purge(
+        self,
+        operator: str | None,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Any:
+        """Delete the payloads of applications past their retention (`hub.retention`, when installed)."""
+        retention = getattr(self.hub, "retention", None)
+        if retention is None:
+            raise Refused("purge is not available in this version")
+        return await retention.purge(dry_run=dry_run, operator=operator, progress=progress)
+
+
+def _need_filter(where: ApplicationFilter) -> None:
+    # An empty selection must not mean "everything": the operator says so explicitly.
+    if not any((where.state, where.route, where.service, where.q, where.ids, where.find)):
+        raise Invalid('give a filter, e.g. state "dead" to replay every dead application')
+    if where.state not in (None, ApplicationState.DEAD):
+        raise Invalid("only dead applications are replayed: leave the state out or give dead")
+
+
+@contextlib.asynccontextmanager
+async def operating(config: Configuration, plugins: Plugins) -> AsyncIterator[Operations]:
+    """The operations of a command: the configured hub's connectors and its journal, not its workers.
+
+    The journal is taken as its owner when no hub runs, else as a guest beside the running hub.
+    """
+    from hub.runtime import Hub
+
+    journal = open_journal(config.hub.store)
+    try:
+        await journal.open()
+    except JournalInUse:
+        journal = open_journal(config.hub.store, guest=True)
+        await journal.open()
+    hub = Hub(config, plugins, journal=journal)
+    hub.start_audit()
+    try:
+        yield Operations(hub)
+    finally:
+        await hub.close_http()
+        await journal.close()
+        hub.stop_audit()
+
+
+__all__ = [
+    "ApplicationView",
+    "ConnectorCheck",
+    "Invalid",
+    "NotFound",
+    "Operations",
+    "Refused",
+    "ReplayPreview",
+    "UpstreamFailed",
+    "operating",
+    "reason_text",
+]
