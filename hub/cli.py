@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -21,12 +20,23 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from hub.actions import Action
 from hub.config import Configuration, load_config
-from hub.errors import ConfigError, Permanent, PluginError, Retryable
-from hub.held import Decision, HeldConflict, HeldFilter, HeldMessage, HeldNotFound, HeldState, decide
-from hub.journal import ApplicationFilter, Journal, JournalInUse, open_journal
+from hub.errors import ConfigError, PluginError
+from hub.held import Decision, HeldFilter, HeldState
+from hub.journal import ApplicationFilter, JournalInUse, JournalUnavailable
 from hub.logs import setup_logging
 from hub.models import ApplicationState
+from hub.operations import (
+    Invalid,
+    JournalAccess,
+    NotFound,
+    Operations,
+    Refused,
+    UpstreamFailed,
+    operating,
+    reason_text,
+)
 from hub.plugins import Plugins, load_plugins
 
 T = TypeVar("T")
@@ -148,38 +158,13 @@ async def serve(
 @click.option("--timeout", default=15.0, show_default=True, help="seconds per connector check")
 def check(config_path: Path, timeout: float) -> None:
     """Validate the configuration and check every connector can reach its system."""
-    plugins, config = _load(config_path)
     console.print(f"[green]configuration valid[/]: {config_path}")
-    ok = _run(_check(config, plugins, timeout))
-    sys.exit(0 if ok else 1)
-
-
-async def _check(config: Configuration, plugins: Plugins, seconds: float) -> bool:
-    from hub.connectors import CheckResult
-    from hub.runtime import Hub
-
-    hub = Hub(config, plugins)
+    results = _operate(config_path, lambda ops: ops.check(timeout), journal="none")
     table = Table("connector", "type", "result", "message")
-    all_ok = True
-    try:
-        for name, connector in hub.connectors.items():
-            try:
-                result = await asyncio.wait_for(connector.check(), seconds)
-            except TimeoutError:
-                result = CheckResult(ok=False, message=f"no answer within {seconds:g}s")
-            except Exception as exc:
-                result = CheckResult(ok=False, message=f"{type(exc).__name__}: {exc}")
-            all_ok &= result.ok
-            table.add_row(
-                name,
-                connector.kind,
-                "[green]ok[/]" if result.ok else "[red]FAILED[/]",
-                result.message,
-            )
-    finally:
-        await hub.close_http()
+    for r in results:
+        table.add_row(r.name, r.kind, "[green]ok[/]" if r.ok else "[red]FAILED[/]", r.message)
     console.print(table)
-    return all_ok
+    sys.exit(0 if all(r.ok for r in results) else 1)
 
 
 @main.command()
@@ -188,8 +173,7 @@ async def _check(config: Configuration, plugins: Plugins, seconds: float) -> boo
 @click.option("--timeout", default=10.0, show_default=True, help="seconds per connector")
 def diagnostics(config_path: Path, as_json: bool, timeout: float) -> None:
     """Show every connector's state (redacted: no secrets, no personal data)."""
-    plugins, config = _load(config_path)
-    found = _run(_diagnostics(config, plugins, timeout))
+    found = _operate(config_path, lambda ops: ops.diagnostics(timeout), journal="none")
     if as_json:
         click.echo(json.dumps([d.model_dump(mode="json") for d in found], indent=2, ensure_ascii=False))
         return
@@ -201,17 +185,6 @@ def diagnostics(config_path: Path, as_json: bool, timeout: float) -> None:
         text = yaml.safe_dump(d.state, allow_unicode=True, sort_keys=False).rstrip("\n")
         for line in text.splitlines():
             console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
-
-
-async def _diagnostics(config: Configuration, plugins: Plugins, seconds: float) -> list[Any]:
-    from hub.diagnostics import collect
-    from hub.runtime import Hub
-
-    hub = Hub(config, plugins)
-    try:
-        return await collect(hub.connectors, seconds)
-    finally:
-        await hub.close_http()
 
 
 @main.command()
@@ -263,21 +236,11 @@ def applications(
     as_json: bool,
 ) -> None:
     """List applications, newest first."""
-    _, config = _load(config_path)
     where = ApplicationFilter(
         state=ApplicationState(state) if state else None, route=route, service=service, q=q, find=find
     )
-
-    async def go() -> list[Any]:
-        # Only reads: works beside a running hub, which owns the journal.
-        async with _opened(config, read_only=True) as journal:
-            return await journal.list_applications(where, limit=limit)
-
-    try:
-        rows = _run(go())
-    except FileNotFoundError as exc:
-        err.print(str(exc), style="bold red", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(1)
+    # Only reads: works beside a running hub, which owns the journal.
+    rows = _operate(config_path, lambda ops: ops.applications(where, limit=limit), journal="read")
     if as_json:
         click.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
         return
@@ -310,16 +273,43 @@ OPERATOR_OPTION = click.option(
     "--operator",
     default=_os_user,
     show_default="the OS user",
-    help="who acts, recorded on each application's timeline",
+    help="who acts, recorded on each application's timeline and in the audit trail",
 )
+
+
+def _operate(
+    config_path: Path,
+    action: Callable[[Operations], Awaitable[T]],
+    journal: JournalAccess = "write",
+) -> T:
+    """Run one operation (`hub.operations`) and turn its refusals into a message and an exit status.
+
+    Beside a running hub, a writing operation opens the journal as a guest; the hub notices it within
+    its idle poll (see `hub.operations`).
+    """
+    plugins, config = _load(config_path)
+
+    async def go() -> T:
+        async with operating(config, plugins, journal) as ops:
+            return await action(ops)
+
+    try:
+        return _run(go())
+    except Invalid as exc:
+        raise click.UsageError(str(exc)) from None
+    except (NotFound, Refused, UpstreamFailed, FileNotFoundError, JournalUnavailable) as exc:
+        _fail(str(exc))
 
 
 @main.command()
 @CONFIG_OPTION
 @click.argument("ids", nargs=-1)
-@click.option("--all-dead", is_flag=True, help="replay every dead application")
+@click.option("--all-dead", is_flag=True, help="replay every dead application (with --route, --service)")
 @click.option("--route", help="with --all-dead: only this route")
 @click.option("--service", help="with --all-dead: only this service")
+@click.option("--reason", help="why (required with --all-dead; kept in the audit trail)")
+@click.option("--dry-run", is_flag=True, help="with --all-dead: only say how many applications it affects")
+@click.option("--yes", is_flag=True, help="with --all-dead: do not ask for confirmation")
 @OPERATOR_OPTION
 def replay(
     config_path: Path,
@@ -327,39 +317,70 @@ def replay(
     all_dead: bool,
     route: str | None,
     service: str | None,
+    reason: str | None,
+    dry_run: bool,
+    yes: bool,
     operator: str,
 ) -> None:
     """Replay dead steps (after a fix): of the given applications, or of all dead ones."""
     if bool(ids) == all_dead:
         raise click.UsageError("give application ids or --all-dead (not both)")
-    _, config = _load(config_path)
+    if all_dead:
+        _replay_bulk(config_path, route, service, reason, dry_run, yes, operator)
+        return
 
-    async def go() -> int:
-        async with _opened(config) as journal:
-            targets = list(ids)
-            if all_dead:
-                rows = await journal.list_applications(
-                    ApplicationFilter(state=ApplicationState.DEAD, route=route, service=service),
-                    limit=10**9,
-                )
-                targets = [r.id for r in rows]
-            done = 0
-            with Progress(console=err, transient=len(targets) < 20) as progress:
-                bar = progress.add_task("replaying", total=len(targets))
-                for start in range(0, len(targets), 100):
-                    chunk = tuple(targets[start : start + 100])
-                    done += len(await journal.replay(ApplicationFilter(ids=chunk), operator))
-                    progress.update(bar, advance=len(chunk))
-            return done
+    async def one_by_one(ops: Operations) -> list[str]:
+        done, missing = [], []
+        with Progress(console=err, transient=True, disable=len(ids) < 20) as progress:
+            bar = progress.add_task("replaying", total=len(ids))
+            for app_id in ids:
+                try:
+                    done += await ops.replay(app_id, operator, reason)
+                except (NotFound, Refused) as exc:
+                    missing.append(str(exc))
+                progress.update(bar, advance=1)
+        for line in missing:
+            err.print(line, markup=False, highlight=False, soft_wrap=True)
+        return done
 
-    try:
-        count = _run(go())
-    except JournalInUse as exc:
-        _refuse_beside_running_hub(exc, "POST /api/v1/applications/ID/replay or /api/v1/replay")
-    console.print(f"replayed {count} application(s); a running hub picks them up within seconds")
-    if ids and count < len(ids):
-        err.print(f"{len(ids) - count} of the given application(s) had no dead step")
+    done = _operate(config_path, one_by_one)
+    console.print(f"replayed {len(done)} application(s); a running hub picks them up within seconds")
+    if len(done) < len(ids):
+        err.print(f"{len(ids) - len(done)} of the given application(s) had no dead step")
         sys.exit(1)
+
+
+def _replay_bulk(
+    config_path: Path,
+    route: str | None,
+    service: str | None,
+    reason: str | None,
+    dry_run: bool,
+    yes: bool,
+    operator: str,
+) -> None:
+    where = ApplicationFilter(state=ApplicationState.DEAD, route=route, service=service)
+    if not dry_run:
+        try:
+            reason_text(reason, required=True, action="--all-dead")  # refused before anything is read
+        except Invalid as exc:
+            raise click.UsageError(str(exc)) from None
+    preview = _operate(config_path, lambda ops: ops.replay_preview(where), journal="read")
+    console.print(f"this affects {preview.count} application(s) ({preview.filter})", markup=False)
+    if dry_run or preview.count == 0:
+        return
+    if not yes:
+        click.confirm("replay them?", abort=True, err=True)
+
+    async def bulk(ops: Operations) -> list[str]:
+        with Progress(console=err, transient=True) as progress:
+            bar = progress.add_task("replaying", total=preview.count)
+            return await ops.replay_bulk(
+                where, operator, reason, lambda done, total: progress.update(bar, completed=done, total=total)
+            )
+
+    done = _operate(config_path, bulk)
+    console.print(f"replayed {len(done)} application(s); a running hub picks them up within seconds")
 
 
 @main.command()
@@ -369,42 +390,81 @@ def replay(
 @OPERATOR_OPTION
 def abandon(config_path: Path, application_id: str, reason: str, operator: str) -> None:
     """Abandon an application: its open and dead steps never run; it stays listed as abandoned."""
-    from hub.journal import Abandoned, ActionRefused
-
-    if not reason.strip():
-        raise click.UsageError("--reason must say why")
-    _, config = _load(config_path)
-
-    async def go() -> Abandoned:
-        async with _opened(config) as journal:
-            return await journal.abandon(application_id, operator, reason.strip())
-
-    try:
-        outcome = _run(go())
-    except JournalInUse as exc:
-        _refuse_beside_running_hub(exc, "POST /api/v1/applications/ID/abandon")
-    except KeyError:
-        err.print(f"no application {application_id}", markup=False)
-        sys.exit(1)
-    except ActionRefused as exc:
-        err.print(str(exc), markup=False)
-        sys.exit(1)
+    outcome = _operate(config_path, lambda ops: ops.abandon(application_id, operator, reason))
     if outcome.already:
         console.print(f"{application_id} was abandoned already", markup=False)
     else:
         console.print(f"abandoned {application_id}; {outcome.tasks} open step(s) ended", markup=False)
 
 
-def _refuse_beside_running_hub(exc: JournalInUse, api: str) -> NoReturn:
-    # The journal belongs to the running hub; changes to it go through that hub.
-    err.print(
-        f"{exc}\nuse the API of the running hub ({api}) or stop it first",
-        style="bold red",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
+@main.group()
+def targets() -> None:
+    """The systems the hub delivers to: state, pause and resume."""
+
+
+@targets.command("list")
+@CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def targets_list(config_path: Path, as_json: bool) -> None:
+    """List the targets with their state."""
+    found = _operate(config_path, lambda ops: ops.targets(), journal="read")
+    if as_json:
+        click.echo(json.dumps([t.model_dump(mode="json") for t in found], indent=2, ensure_ascii=False))
+        return
+    table = Table("target", "state", "since", "by", "reason")
+    for t in found:
+        p = t.paused
+        if p is None:
+            table.add_row(t.name, "[green]running[/]", "", "", "")
+        else:
+            table.add_row(
+                t.name, "[yellow]paused[/]", p.since.strftime("%Y-%m-%d %H:%M:%S"), p.operator, p.reason
+            )
+    console.print(table)
+
+
+@targets.command("pause")
+@CONFIG_OPTION
+@click.argument("name")
+@click.option("--reason", required=True, help="why (kept in the audit trail)")
+@OPERATOR_OPTION
+def targets_pause(config_path: Path, name: str, reason: str, operator: str) -> None:
+    """Start none of a target's tasks until it is resumed (tasks running now finish)."""
+    paused = _operate(config_path, lambda ops: ops.pause(name, operator, reason))
+    console.print(
+        f"{name} is paused since {paused.since:%Y-%m-%d %H:%M:%S}, by {paused.operator}", markup=False
     )
-    sys.exit(1)
+
+
+@targets.command("resume")
+@CONFIG_OPTION
+@click.argument("name")
+@click.option("--reason", help="why (kept in the audit trail)")
+@OPERATOR_OPTION
+def targets_resume(config_path: Path, name: str, reason: str | None, operator: str) -> None:
+    """Let a paused target's tasks start again; its backlog drains."""
+    lifted = _operate(config_path, lambda ops: ops.resume(name, operator, reason))
+    console.print(f"{name} resumed" if lifted else f"{name} was not paused", markup=False)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--action", type=click.Choice([a.value for a in Action]))
+@click.option("--by", "by", help="only this operator's actions")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def audit(config_path: Path, action: str | None, by: str | None, limit: int, as_json: bool) -> None:
+    """The audit trail: who did what, when, on what and why; newest first."""
+    kind = Action(action) if action else None
+    rows = _operate(config_path, lambda ops: ops.audit(kind, by, limit), journal="read")
+    if as_json:
+        click.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2, ensure_ascii=False))
+        return
+    table = Table("at", "operator", "action", "subject", "count", "reason")
+    for r in rows:
+        at = r.at.strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(at, r.operator or "-", r.action, r.subject, str(r.count), r.reason or "")
+    console.print(table)
 
 
 @main.group()
@@ -422,14 +482,8 @@ def messages_list(
     config_path: Path, state: str | None, source: str | None, limit: int, as_json: bool
 ) -> None:
     """List held messages, most recently changed first."""
-    _, config = _load(config_path)
     where = HeldFilter(state=HeldState(state) if state else None, source=source)
-
-    async def go() -> list[HeldMessage]:
-        async with _opened(config, read_only=True) as journal:
-            return await journal.list_held(where, limit=limit)
-
-    rows = _run(go())
+    rows = _operate(config_path, lambda ops: ops.journal.list_held(where, limit=limit), journal="read")
     if as_json:
         click.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
         return
@@ -449,57 +503,32 @@ def messages_list(
     console.print(f"{len(rows)} held message(s)")
 
 
-@contextlib.asynccontextmanager
-async def _opened(config: Configuration, read_only: bool = False) -> AsyncIterator[Journal]:
-    """The configured journal, open for the command (read-only ones take no lock: a hub may run)."""
-    journal = open_journal(config.hub.store, read_only=read_only)
-    await journal.open()
-    try:
-        yield journal
-    finally:
-        await journal.close()
-
-
-def _decide(config_path: Path, held_id: int, operator: str, decision: Decision) -> None:
-    plugins, config = _load(config_path)
-
-    async def go() -> HeldMessage:
-        from hub.runtime import Hub
-
-        hub = Hub(config, plugins)  # its connectors, not its workers: close goes upstream through them
-        await hub.journal.open()
-        try:
-            return await decide(hub.journal, hub.sources(), held_id, decision, operator)
-        finally:
-            await hub.close_http()
-            await hub.journal.close()
-
-    try:
-        held = _run(go())
-    except JournalInUse as exc:
-        _refuse_beside_running_hub(exc, f"POST /api/v1/held-messages/{held_id}/{decision}")
-    except (HeldNotFound, HeldConflict, Permanent, Retryable) as exc:
-        err.print(f"[bold red]{decision} refused:[/] {exc}", markup=True, highlight=False)
-        sys.exit(1)
+def _decide(config_path: Path, held_id: int, operator: str, decision: Decision, reason: str | None) -> None:
+    held = _operate(config_path, lambda ops: ops.decide_held(held_id, decision, operator, reason))
     console.print(f"held message {held.id} ({held.message_id}) is {held.state}, by {held.decided_by}")
+
+
+REASON_OPTION = click.option("--reason", help="why (kept in the audit trail)")
 
 
 @messages.command("close")
 @CONFIG_OPTION
 @click.argument("held_id", type=int)
+@REASON_OPTION
 @OPERATOR_OPTION
-def messages_close(config_path: Path, held_id: int, operator: str) -> None:
+def messages_close(config_path: Path, held_id: int, reason: str | None, operator: str) -> None:
     """Close a held message upstream for good (e.g. remove it from the XTA mailbox)."""
-    _decide(config_path, held_id, operator, "close")
+    _decide(config_path, held_id, operator, "close", reason)
 
 
 @messages.command("keep")
 @CONFIG_OPTION
 @click.argument("held_id", type=int)
+@REASON_OPTION
 @OPERATOR_OPTION
-def messages_keep(config_path: Path, held_id: int, operator: str) -> None:
+def messages_keep(config_path: Path, held_id: int, reason: str | None, operator: str) -> None:
     """Keep a held message upstream; the hub stops looking at it."""
-    _decide(config_path, held_id, operator, "keep")
+    _decide(config_path, held_id, operator, "keep", reason)
 
 
 @main.group()

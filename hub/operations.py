@@ -22,7 +22,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     from hub.runtime import Hub
 
 log = logging.getLogger(__name__)
+
+# How a command opens the journal: see `operating`.
+JournalAccess = Literal["write", "read", "none"]
 
 
 class NotFound(LookupError):
@@ -298,26 +301,33 @@ def _need_filter(where: ApplicationFilter) -> None:
 
 
 @contextlib.asynccontextmanager
-async def operating(config: Configuration, plugins: Plugins) -> AsyncIterator[Operations]:
+async def operating(
+    config: Configuration, plugins: Plugins, journal: JournalAccess = "write"
+) -> AsyncIterator[Operations]:
     """The operations of a command: the configured hub's connectors and its journal, not its workers.
 
-    The journal is taken as its owner when no hub runs, else as a guest beside the running hub.
+    ``write``: the journal is taken as its owner when no hub runs, else as a guest beside the running
+    hub. ``read``: opened read-only (no lock, nothing written). ``none``: not opened (check, diagnostics).
     """
     from hub.runtime import Hub
 
-    journal = open_journal(config.hub.store)
-    try:
-        await journal.open()
-    except JournalInUse:
-        journal = open_journal(config.hub.store, guest=True)
-        await journal.open()
-    hub = Hub(config, plugins, journal=journal)
-    hub.start_audit()
+    store = config.hub.store
+    opened = open_journal(store, read_only=journal == "read")
+    if journal != "none":
+        try:
+            await opened.open()
+        except JournalInUse:
+            opened = open_journal(store, guest=True)
+            await opened.open()
+    hub = Hub(config, plugins, journal=opened)
+    if journal == "write":
+        hub.start_audit()
     try:
         yield Operations(hub)
     finally:
         await hub.close_http()
-        await journal.close()
+        if journal != "none":
+            await opened.close()
         hub.stop_audit()
 
 
@@ -325,6 +335,7 @@ __all__ = [
     "ApplicationView",
     "ConnectorCheck",
     "Invalid",
+    "JournalAccess",
     "NotFound",
     "Operations",
     "Refused",
