@@ -55,7 +55,6 @@ class TargetPause(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    target: str
     operator: str
     reason: str
     since: UtcDateTime

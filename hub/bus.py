@@ -72,8 +72,8 @@ class Bus:
         gate: TargetGate | None = None,
     ) -> None:
         self.journal = journal
-        # Which targets may start tasks now: operators' pauses, circuits, rate limits.
-        self.gate = gate or TargetGate(journal, refresh_seconds=settings.idle_poll_seconds)
+        # Pause, circuit breaker and rate limit per target: asked before every claim.
+        self.gate = gate or TargetGate({}, clock)
         self.settings = settings
         self.plugins = plugins
         self.metrics = metrics
@@ -174,9 +174,12 @@ class Bus:
             claimed: list[Task] = []
             if free > 0:
                 try:
-                    allowance = await self.gate.allowance()
                     claimed = await self.journal.claim(
-                        self.owner, free, settings.lease_seconds, settings.capacity, allowance
+                        self.owner,
+                        free,
+                        settings.lease_seconds,
+                        settings.capacity,
+                        await self.gate.allowance(),
                     )
                     self.gate.started(claimed)
                 except StorageFull as exc:
@@ -220,7 +223,6 @@ class Bus:
             raise
         except Exception as exc:
             keeper.cancel()
-            self.gate.failed(task.target, exc)
             await self._failed(task, exc)
             return
         finally:
@@ -240,7 +242,6 @@ class Bus:
                 task.application_id,
             )
             return
-        self.gate.succeeded(task.target)
         log.info(
             "step done step=%s target=%s application=%s attempt=%d",
             task.step,

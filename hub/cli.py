@@ -415,10 +415,10 @@ def targets_list(config_path: Path, as_json: bool) -> None:
     for t in found:
         p = t.paused
         if p is None:
-            table.add_row(t.name, "[green]running[/]", "", "", "")
+            table.add_row(t.target, "[green]running[/]", "", "", "")
         else:
             table.add_row(
-                t.name, "[yellow]paused[/]", p.since.strftime("%Y-%m-%d %H:%M:%S"), p.operator, p.reason
+                t.target, "[yellow]paused[/]", p.since.strftime("%Y-%m-%d %H:%M:%S"), p.operator, p.reason
             )
     console.print(table)
 

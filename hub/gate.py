@@ -1,75 +1,78 @@
-"""The target gate: the one place that decides whether a target may start a task now.
+"""Whether, and how many, tasks a target may start now: the one place the bus asks before every claim.
 
-The bus asks the gate before every claim and hands its answer to the journal, which leaves the tasks of
-a held-back target where they are: not started, no attempt counted, due again as soon as the gate
-opens. What holds a target back:
+The bus hands the gate's answer to `Journal.claim` as its `starts`: a target that may start none is not
+even scanned, so its tasks are neither attempted nor counted as attempts, and fall due again as soon as
+the gate opens. What holds a target back here: an operator's pause (`hub.actions.TargetPause`), kept in
+the journal by the operations layer so that it survives a restart and so that a pause made by the CLI
+beside the running hub reaches it: the gate reads the pauses again every `refresh_seconds` (the bus's
+idle poll), and at once after a pause made in this process (`pauses_changed`). Tasks running when a
+target is paused finish; none start after.
 
-- an operator's pause (`hub.actions.TargetPause`), kept in the journal so that it survives a restart
-  and so that a pause made by the CLI beside the running hub reaches it: the gate reads the pauses
-  again every `refresh_seconds` (the bus's idle poll), and at once after a pause made in this process;
-- the circuit breaker and rate limit of a target (kept in memory by this gate; hooks below).
-
-Tasks running when a target is paused finish; none start after.
+This is the pause-only form of the gate; the circuit breaker and rate limit per target (issue 11, item
+5) extend the same class with the same methods (`allowance`, `started`, `status`, `pauses_changed`).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
 
 from pydantic import BaseModel
 
 from hub.actions import TargetPause
-from hub.journal import Journal, Task
+from hub.journal.base import Task
+
+__all__ = ["PauseStore", "TargetGate", "TargetPause", "TargetStatus"]
 
 
-class TargetState(BaseModel):
-    """What the gate knows of one target, for the API, the CLI and the console."""
+class PauseStore(Protocol):
+    """Where operators' pauses are kept (the journal, written by the operations layer)."""
 
-    name: str
+    async def paused_targets(self) -> Mapping[str, TargetPause]:
+        """The targets paused now."""
+
+
+class TargetStatus(BaseModel):
+    """A target as operators see it: may it run, and why not."""
+
+    target: str
     paused: TargetPause | None = None
 
 
 class TargetGate:
-    """Decides per target how many tasks it may start now."""
+    """The one place that decides whether a target may start tasks now."""
 
     def __init__(
-        self, journal: Journal, clock: Callable[[], float] = time.monotonic, refresh_seconds: float = 1.0
+        self,
+        targets: Iterable[str],
+        clock: Callable[[], float],
+        pauses: PauseStore | None = None,
+        refresh_seconds: float = 1.0,
     ) -> None:
-        self.journal = journal
+        self.targets = sorted(targets)
         self.clock = clock
+        self.pause_store = pauses
+        # Pauses may be set by another process (the CLI beside a running hub): read them again this often.
         self.refresh_seconds = refresh_seconds
+        self._pauses_read_at: float | None = None
         self._pauses: dict[str, TargetPause] = {}
-        self._read_at: float | None = None
-
-    async def allowance(self) -> dict[str, int]:
-        """Target -> how many tasks it may start now (0: none); targets not named are not limited."""
-        pauses = await self.pauses()
-        return dict.fromkeys(pauses, 0)
-
-    async def pauses(self) -> dict[str, TargetPause]:
-        """The paused targets, as last read from the journal (at most `refresh_seconds` ago)."""
-        now = self.clock()
-        if self._read_at is None or now - self._read_at >= self.refresh_seconds:
-            self._pauses = await self.journal.paused_targets()
-            self._read_at = now
-        return self._pauses
 
     def pauses_changed(self) -> None:
-        """A pause was made or lifted: read them again before the next claim."""
-        self._read_at = None
+        """An operator paused or resumed a target: read the pauses again before the next claim."""
+        self._pauses_read_at = None
 
-    def started(self, tasks: Sequence[Task]) -> None:
-        """These tasks were claimed (for the rate limit and the half-open probe)."""
+    async def allowance(self) -> dict[str, int]:
+        """Targets limited now → how many tasks each may start; a target not named is not limited."""
+        now = self.clock()
+        stale = self._pauses_read_at is None or now - self._pauses_read_at >= self.refresh_seconds
+        if self.pause_store is not None and stale:
+            self._pauses = dict(await self.pause_store.paused_targets())
+            self._pauses_read_at = now
+        return dict.fromkeys(self._pauses, 0)
 
-    def succeeded(self, target: str) -> None:
-        """A task of `target` succeeded (closes a half-open circuit)."""
+    def started(self, tasks: Iterable[Task]) -> None:
+        """Tasks were claimed (the circuit breaker marks its probes and spends rate tokens here)."""
 
-    def failed(self, target: str, exc: Exception) -> None:
-        """A task of `target` failed with `exc` (a retryable failure counts towards opening the circuit)."""
-
-    async def states(self, targets: Sequence[str]) -> list[TargetState]:
-        """The state of each of `targets` (read fresh from the journal: an operator asks)."""
-        self.pauses_changed()
-        pauses = await self.pauses()
-        return [TargetState(name=name, paused=pauses.get(name)) for name in targets]
+    def status(self) -> list[TargetStatus]:
+        """Every target's pause as the gate last read it, by name."""
+        return [TargetStatus(target=t, paused=self._pauses.get(t)) for t in self.targets]

@@ -30,7 +30,7 @@ from hub.actions import MAX_REASON, Action, OperatorAction, TargetPause
 from hub.connectors import CheckResult
 from hub.diagnostics import ConnectorDiagnostics, collect
 from hub.errors import Permanent, Retryable
-from hub.gate import TargetState
+from hub.gate import TargetStatus
 from hub.held import Decision, HeldConflict, HeldMessage, HeldNotFound, decide
 from hub.journal import (
     Abandoned,
@@ -219,14 +219,15 @@ class Operations:
 
     # -- targets --------------------------------------------------------------------------------------
 
-    async def targets(self) -> list[TargetState]:
-        """Every target the routes deliver to, with its pause (and, with the breaker, its circuit)."""
-        return await self.hub.bus.gate.states(self.hub.targets())
+    async def targets(self) -> list[TargetStatus]:
+        """Every target with its state in the gate; its pause as the journal holds it now."""
+        pauses = await self.journal.paused_targets()
+        return [s.model_copy(update={"paused": pauses.get(s.target)}) for s in self.hub.bus.gate.status()]
 
     def _target(self, name: str) -> str:
         known = self.hub.targets()
         if name not in known:
-            raise NotFound(f"no target {name!r}; the routes deliver to: {', '.join(known) or 'none'}")
+            raise NotFound(f"no target {name!r}; the targets are: {', '.join(known) or 'none'}")
         return name
 
     async def pause(self, target: str, operator: str, reason: str | None) -> TargetPause:

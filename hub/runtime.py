@@ -22,6 +22,7 @@ from hub.bus import Bus, BusSettings
 from hub.config import Configuration
 from hub.connectors import Connector, ConnectorContext, Intake, IntakeOutcome, Sink, Source
 from hub.errors import StorageFull
+from hub.gate import TargetGate
 from hub.held import HeldMessages
 from hub.journal import Journal, open_journal
 from hub.metrics import Metrics
@@ -83,6 +84,12 @@ class Hub:
             plugins,
             self.metrics,
             clock=clock,
+            gate=TargetGate(
+                self.targets(),
+                clock,
+                pauses=self.journal,
+                refresh_seconds=settings.workers.idle_poll_seconds,
+            ),
         )
         self.pipeline = Pipeline(
             self.journal,
@@ -141,9 +148,8 @@ class Hub:
             raise
 
     def targets(self) -> list[str]:
-        """Every connector the routes create tasks for (what an operator may pause), sorted."""
-        pairs = self.pipeline.step_targets() | self.returns.step_targets()
-        return sorted({target for _, target in pairs if target})
+        """Every connector tasks may run against (all but the sources: what an operator may pause)."""
+        return sorted(n for n in self.config.connectors if n not in self._sources)
 
     def sinks(self) -> dict[str, Sink[Any]]:
         """The configured sink connectors by name (fixed once the hub is built)."""

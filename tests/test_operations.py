@@ -97,13 +97,13 @@ async def test_pause_by_cli_beside_the_hub_and_resume_by_api_leave_the_same_trai
     assert "import is paused" in paused.output and "by alice" in paused.output
 
     # The running hub holds the journal; it learns of the pause at its next poll.
-    async def paused_in_hub() -> bool:
-        return "import" in await running.hub.bus.gate.pauses()
+    def paused_in_hub() -> bool:
+        return any(s.target == "import" and s.paused for s in running.hub.bus.gate.status())
 
     await running.wait_for(paused_in_hub, what="the hub to see the pause")
     status, body = await running.get("/api/v1/targets", headers=OPERATOR)
     assert status == 200
-    by_name = {t["name"]: t for t in body["targets"]}
+    by_name = {t["target"]: t for t in body["targets"]}
     assert by_name["archive"]["paused"] is None
     assert by_name["import"]["paused"]["operator"] == "alice"
     assert by_name["import"]["paused"]["reason"] == "Wartung"
@@ -160,7 +160,7 @@ async def test_a_pause_survives_a_restart_and_the_cli_resumes_it(tmp_path: Path,
     connectors, routes, _ = setup(tmp_path)
     again_running = await hub_factory(connectors, routes, env=ENV, server=SERVER)
     status, body = await again_running.get("/api/v1/targets", headers=OPERATOR)
-    [target] = [t for t in body["targets"] if t["name"] == "import"]
+    [target] = [t for t in body["targets"] if t["target"] == "import"]
     assert target["paused"]["reason"] == "Umzug des Servers"
     waiting = await submit(again_running, "jagdschein", "J-2")
     await again_running.wait_for(lambda: _deliver_pending(again_running, waiting), what="due delivery")
@@ -172,7 +172,7 @@ async def test_a_pause_survives_a_restart_and_the_cli_resumes_it(tmp_path: Path,
     assert resumed.exit_code == 0 and "import resumed" in resumed.output
     assert await again_running.wait_for_state(waiting) == ApplicationState.COMPLETED
     listed = await cli("targets", "list", "-c", str(config), "--json")
-    assert {t["name"]: t["paused"] for t in json.loads(listed.output)} == {"archive": None, "import": None}
+    assert {t["target"]: t["paused"] for t in json.loads(listed.output)} == {"archive": None, "import": None}
     trail = await again_running.journal.operator_actions()
     assert [(a.operator, a.action) for a in trail] == [("bob", "resumed"), ("ops", "paused")]
 

@@ -379,7 +379,8 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
             return _error(exc.status, exc.message)
         except (NotFound, Invalid, Refused) as exc:
             return refusal(exc)
-        return web.json_response({"name": paused.target, "paused": paused.model_dump(mode="json")})
+        name = request.match_info["name"]
+        return web.json_response({"target": name, "paused": paused.model_dump(mode="json")})
 
     @auth.require("operator")
     async def resume(request: web.Request) -> web.Response:
@@ -392,7 +393,7 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         except (NotFound, Invalid, Refused) as exc:
             return refusal(exc)
         return web.json_response(
-            {"name": name, "paused": None, "was_paused": lifted.model_dump(mode="json") if lifted else None}
+            {"target": name, "paused": None, "was_paused": lifted.model_dump(mode="json") if lifted else None}
         )
 
     @auth.require("operator")

@@ -380,13 +380,14 @@ class Journal(Protocol):
         limit: int,
         lease_seconds: float,
         capacity: dict[str, int],
-        allowance: Mapping[str, int] | None = None,
+        starts: Mapping[str, int] | None = None,
     ) -> list[Task]:
         """Lease up to `limit` due tasks (pending, or leased with an expired lease).
 
-        `capacity` caps live leases per target; a target not in it is uncapped. `allowance` caps the
-        tasks a target may start in this claim (`hub.gate.TargetGate`; 0: none). A task whose key is
-        held by a live lease waits. Each claim counts an attempt; a task left unclaimed counts none.
+        `capacity` caps live leases per target; a target not in it is uncapped. `starts` caps the
+        tasks this claim may lease per target (the `hub.gate` decision: 0 while a target is paused);
+        a target not in it is not capped. A task whose key is held by a live lease waits. Each claim
+        counts an attempt.
         """
 
     async def renew(self, task: Task, lease_seconds: float) -> Task:

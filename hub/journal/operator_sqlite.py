@@ -105,9 +105,7 @@ def pause(c: sqlite3.Connection, now: float, target: str, operator: str, reason:
         "ON CONFLICT (target) DO NOTHING",
         (target, operator, reason, now),
     )
-    return (
-        TargetPause(target=target, operator=operator, reason=reason, since=_dt(now)) if cur.rowcount else None
-    )
+    return TargetPause(operator=operator, reason=reason, since=_dt(now)) if cur.rowcount else None
 
 
 def resume(c: sqlite3.Connection, target: str) -> TargetPause | None:
@@ -121,6 +119,6 @@ def resume(c: sqlite3.Connection, target: str) -> TargetPause | None:
 def pauses(c: sqlite3.Connection) -> dict[str, TargetPause]:
     """Every paused target."""
     return {
-        r[0]: TargetPause(target=r[0], operator=r[1], reason=r[2], since=_dt(r[3]))
+        r[0]: TargetPause(operator=r[1], reason=r[2], since=_dt(r[3]))
         for r in c.execute("SELECT target, operator, reason, paused_at FROM target_pauses ORDER BY target")
     }

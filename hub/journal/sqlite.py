@@ -587,11 +587,11 @@ class SqliteJournal:
         limit: int,
         lease_seconds: float,
         capacity: dict[str, int],
-        allowance: Mapping[str, int] | None = None,
+        starts: Mapping[str, int] | None = None,
     ) -> list[Task]:
         def op(c: sqlite3.Connection) -> list[Task]:
             now = self.clock()
-            allowed = dict(allowance or {})
+            allowed = dict(starts or {})
             live: dict[str, int] = dict(
                 c.execute(
                     "SELECT target, COUNT(*) FROM tasks WHERE state=? AND lease_until>=? GROUP BY target",
