@@ -290,7 +290,13 @@ class Operations:
         retention = getattr(self.hub, "retention", None)
         if retention is None:
             raise Refused("purge is not available in this version")
-        return await retention.purge(dry_run=dry_run, operator=operator, progress=progress)
+        report = await retention.purge(dry_run=dry_run, operator=operator, progress=progress)
+        if not dry_run:
+            policies = ", ".join(f"{p}: {n}" for p, n in report.by_policy.items())
+            await self.journal.record_action(
+                operator, Action.PURGED, "retention", report.applications, reason=policies or None
+            )
+        return report
 
 
 def _need_filter(where: ApplicationFilter) -> None:

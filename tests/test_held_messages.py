@@ -77,7 +77,7 @@ async def test_operator_decisions_are_recorded_and_never_overwritten(
     quarantined = await held.quarantine("m1", sender="vbe:portal", code="encrypted", reason="xenc")
     other = await held.quarantine("m2", sender="vbe:portal", code="message_type", reason="0201")
 
-    closed = await decide(journal, {"xta": mailbox}, quarantined.id, "close", "leitung")
+    closed = await decide(journal, {"xta": mailbox}, quarantined.id, "close", "leitung", "Spam")
     assert (closed.state, closed.decided_by) == (HeldState.CLOSED, "leitung") and closed.decided_at
     again = await decide(journal, {"xta": mailbox}, quarantined.id, "close", "someone-else")
     assert again == closed and mailbox.closed == ["m1"]  # idempotent: closed upstream once
@@ -98,6 +98,12 @@ async def test_operator_decisions_are_recorded_and_never_overwritten(
         "m2": HeldState.KEPT,
     }
     assert [h.message_id for h in await journal.list_held(HeldFilter(state=HeldState.KEPT))] == ["m2"]
+    # Each decision is one row of the audit trail; the repeated close is none.
+    trail = [(a.operator, a.action, a.subject, a.reason, a.details) for a in await journal.operator_actions()]
+    assert trail == [
+        ("schicht", "kept", f"held:{other.id}", None, {"source": "xta", "message_id": "m2"}),
+        ("leitung", "closed", f"held:{quarantined.id}", "Spam", {"source": "xta", "message_id": "m1"}),
+    ]
     with pytest.raises(HeldNotFound):
         await decide(journal, {"xta": mailbox}, 4711, "close", "leitung")
 

@@ -917,3 +917,43 @@ async def test_tasks_with_one_key_run_one_after_the_other(journal: SqliteJournal
     await journal.complete(held, Completion())
     (second,) = await journal.claim("w", 10, 30, {})
     assert second.application_id == apps[1].id
+
+
+async def test_a_target_the_gate_holds_back_is_not_claimed_and_counts_no_attempt(
+    journal: SqliteJournal,
+) -> None:
+    held_back = await take_in(journal, application("e-1"), TaskSpec("deliver", "dms"))
+    other = await take_in(journal, application("e-2"), TaskSpec("deliver", "archive"))
+    claimed = await journal.claim("w", 10, LEASE, {}, {"dms": 0})
+    assert [t.application_id for t in claimed] == [other]
+    [waiting] = await journal.tasks(held_back)
+    assert (waiting.state, waiting.attempts) == (TaskState.PENDING, 0)
+    second = await take_in(journal, application("e-3"), TaskSpec("deliver", "dms"))
+    # Allowed one start: the oldest due task of the target goes, the next waits.
+    assert [t.application_id for t in await journal.claim("w", 10, LEASE, {}, {"dms": 1})] == [held_back]
+    assert [t.application_id for t in await journal.claim("w", 10, LEASE, {}, {})] == [second]
+
+
+async def test_pauses_and_the_audit_trail_are_kept_in_the_journal(
+    journal: SqliteJournal, db_path: Path
+) -> None:
+    paused = await journal.pause_target("dms", "alice", "Wartung")
+    assert paused is not None and paused.operator == "alice"
+    assert await journal.pause_target("dms", "bob", "nochmal") is None  # the first pause stays
+    await journal.close()
+    reopened = SqliteJournal(db_path)
+    await reopened.open()
+    try:
+        assert {t: (p.operator, p.reason) for t, p in (await reopened.paused_targets()).items()} == {
+            "dms": ("alice", "Wartung")
+        }
+        lifted = await reopened.resume_target("dms", "bob", None)
+        assert lifted is not None and lifted.operator == "alice"
+        assert await reopened.resume_target("dms", "bob", None) is None
+        assert await reopened.paused_targets() == {}
+        trail = [(a.operator, a.action, a.subject, a.count) for a in await reopened.operator_actions()]
+        assert trail == [("bob", "resumed", "dms", 1), ("alice", "paused", "dms", 1)]
+        assert (await reopened.stats()).operator_actions == {"paused": 1, "resumed": 1}
+    finally:
+        await reopened.close()
+        await journal.open()  # the fixture closes it
