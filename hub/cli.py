@@ -158,8 +158,9 @@ async def serve(
 @click.option("--timeout", default=15.0, show_default=True, help="seconds per connector check")
 def check(config_path: Path, timeout: float) -> None:
     """Validate the configuration and check every connector can reach its system."""
+    loaded = _load(config_path)
     console.print(f"[green]configuration valid[/]: {config_path}")
-    results = _operate(config_path, lambda ops: ops.check(timeout), journal="none")
+    results = _operate(loaded, lambda ops: ops.check(timeout), journal="none")
     table = Table("connector", "type", "result", "message")
     for r in results:
         table.add_row(r.name, r.kind, "[green]ok[/]" if r.ok else "[red]FAILED[/]", r.message)
@@ -278,19 +279,20 @@ OPERATOR_OPTION = click.option(
 
 
 def _operate(
-    config_path: Path,
+    config: Path | tuple[Plugins, Configuration],
     action: Callable[[Operations], Awaitable[T]],
     journal: JournalAccess = "write",
 ) -> T:
     """Run one operation (`hub.operations`) and turn its refusals into a message and an exit status.
 
+    `config`: the configuration file, or the plugins and configuration loaded from it already.
     Beside a running hub, a writing operation opens the journal as a guest; the hub notices it within
     its idle poll (see `hub.operations`).
     """
-    plugins, config = _load(config_path)
+    plugins, loaded = _load(config) if isinstance(config, Path) else config
 
     async def go() -> T:
-        async with operating(config, plugins, journal) as ops:
+        async with operating(loaded, plugins, journal) as ops:
             return await action(ops)
 
     try:

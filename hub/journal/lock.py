@@ -4,7 +4,9 @@ The SQLite backend releases every lease at start (`recover`), which is only righ
 works on the same file. An advisory ``flock`` on the sidecar ``<journal>.lock`` is taken before the
 journal is touched and held as long as the journal is open; the kernel drops it when the process ends,
 even by SIGKILL, so a crash never leaves a stale lock behind. The holder's PID is written into the file
-only to name it in the refusal: the lock itself, not the file's content, decides.
+only to name it in the refusal: the lock itself, not the file's content, decides. Operators' commands
+beside the running hub do not take it: they open the journal as a guest (`open_journal(guest=True)`,
+`hub.operations`), which never releases leases.
 """
 
 from __future__ import annotations
