@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
 import json
 import os
@@ -261,6 +262,42 @@ def applications(
         )
     console.print(table)
     console.print(f"{len(rows)} application(s)")
+
+
+@main.command()
+@CONFIG_OPTION
+@click.argument("application_id")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def show(config_path: Path, application_id: str, as_json: bool) -> None:
+    """One application: its ids across systems, its timeline and its tasks with attempts and errors."""
+    view = _operate(config_path, lambda ops: ops.show(application_id), journal="read")
+    if as_json:
+        document = view.application.model_dump(mode="json") if view.application else None
+        body = {
+            **view.summary.model_dump(mode="json"),
+            "timeline": [e.model_dump(mode="json") for e in view.timeline],
+            "tasks": [dataclasses.asdict(t) for t in view.tasks],
+            "application": document,
+        }
+        click.echo(json.dumps(body, indent=2, ensure_ascii=False, default=str))
+        return
+    s = view.summary
+    console.print(
+        f"{s.id} {s.state} ({s.service}, route {s.route or '-'}, Az. {s.file_number or '-'})", markup=False
+    )
+    for key, value in sorted((view.application.correlations if view.application else {}).items()):
+        console.print(f"  {key}: {value}", markup=False, highlight=False)
+    timeline = Table("at", "event", "step", "target", "details")
+    for e in view.timeline:
+        details = ", ".join(f"{k}={v}" for k, v in e.data.items() if v is not None)
+        timeline.add_row(
+            e.at.strftime("%Y-%m-%d %H:%M:%S"), e.type, e.step or "", e.target or "", details[:80]
+        )
+    console.print(timeline)
+    tasks = Table("step", "target", "state", "attempts", "error")
+    for t in view.tasks:
+        tasks.add_row(t.step, t.target, t.state, str(t.attempts), (t.last_error or "")[:80])
+    console.print(tasks)
 
 
 def _os_user() -> str:

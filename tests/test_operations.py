@@ -242,6 +242,16 @@ async def test_replay_by_cli_beside_the_hub_and_by_api_leave_the_same_trail(
     nothing = await cli("replay", "-c", str(config), ids[0])
     assert nothing.exit_code == 1 and "had no dead step" in nothing.output
 
+    # Found by the id its source gave it, and shown with the same timeline, through either face.
+    status, body = await running.get("/api/v1/applications", params={"find": "J-0"}, headers=OPERATOR)
+    assert [a["id"] for a in body["applications"]] == [ids[0]]
+    found = await cli("applications", "-c", str(config), "--find", "J-0", "--json")
+    assert [a["id"] for a in json.loads(found.output)] == [ids[0]]
+    shown = await cli("show", "-c", str(config), ids[0], "--json")
+    status, detail = await running.get(f"/api/v1/applications/{ids[0]}", headers=OPERATOR)
+    assert json.loads(shown.output)["timeline"] == detail["timeline"]
+    assert "operator.replayed" in [e["type"] for e in detail["timeline"]]
+
 
 async def test_abandon_by_cli_beside_the_hub_names_the_operator(tmp_path: Path, hub_factory: Any) -> None:
     running, config = await start(hub_factory, tmp_path, blocked=True)

@@ -34,9 +34,9 @@ MAX_OFFSET = 1_000_000_000
 MAX_IDS = 1000  # per filter; the CLI replays more in chunks
 MAX_QUERY = 200  # characters of free-text search
 MAX_BODY = 256 * 1024  # an admin request body is a small JSON object
-LIST_PARAMS = frozenset({"state", "route", "service", "q", "ids", "limit", "offset"})
+LIST_PARAMS = frozenset({"state", "route", "service", "q", "find", "ids", "limit", "offset"})
 AUDIT_PARAMS = frozenset({"action", "operator", "limit", "offset"})
-FILTER_KEYS = frozenset({"state", "route", "service", "q", "ids"})
+FILTER_KEYS = frozenset({"state", "route", "service", "q", "find", "ids"})
 DIGITS = re.compile(r"^[0-9]{1,10}$")  # ASCII only: int() also takes " 5", "+5", other scripts' digits
 
 
@@ -104,7 +104,7 @@ def _filter(params: dict[str, Any]) -> ApplicationFilter | str:
         return "ids must be a list of application ids"
     if len(ids) > MAX_IDS:
         return f"ids names {len(ids)} applications; at most {MAX_IDS} per request"
-    for key in ("route", "service", "q"):
+    for key in ("route", "service", "q", "find"):
         if params.get(key) is not None and not isinstance(params[key], str):
             return f"{key} must be a string"
         if len(params.get(key) or "") > MAX_QUERY:
@@ -114,6 +114,7 @@ def _filter(params: dict[str, Any]) -> ApplicationFilter | str:
         route=params.get("route") or None,
         service=params.get("service") or None,
         q=params.get("q") or None,
+        find=params.get("find") or None,
         ids=tuple(ids),
     )
 
@@ -261,20 +262,21 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         params = query_params(request, frozenset())
         if isinstance(params, str):
             return _error(400, params)
-        summary = await hub.journal.get_summary(app_id)
-        if summary is None:
-            return _error(404, f"no application {app_id}")
-        events = await hub.journal.events(app_id)
-        tasks = await hub.journal.tasks(app_id)
+        try:
+            view = await hub.operations.show(app_id)
+        except NotFound as exc:
+            return refusal(exc)
         full = sees_personal_data(request)
         body: dict[str, Any] = {
-            **_summary(summary, full),
-            "timeline": [(e if full else redact_for_viewer(e)).model_dump(mode="json") for e in events],
-            "tasks": [_task(t, full) for t in tasks],
+            **_summary(view.summary, full),
+            "timeline": [
+                (e if full else redact_for_viewer(e)).model_dump(mode="json") for e in view.timeline
+            ],
+            "tasks": [_task(t, full) for t in view.tasks],
         }
         # The document holds personal data: operators see it, viewers see the metadata only.
         if full:
-            document = await hub.journal.get_application(app_id)
+            document = view.application
             body["application"] = document.model_dump(mode="json") if document else None
         return web.json_response(body)
 
