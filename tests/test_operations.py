@@ -21,11 +21,19 @@ from hub.models import ApplicationState
 from hub.testing.harness import RunningHub, base_settings, stop_hub
 
 TOKEN = "formcycle-token-0123456789"
-ENV = {"FORMCYCLE_TOKEN": TOKEN, "OPERATOR_TOKEN": "o-secret-0123456789"}
+ENV = {
+    "FORMCYCLE_TOKEN": TOKEN,
+    "OPERATOR_TOKEN": "o-secret-0123456789",
+    "VIEWER_TOKEN": "v-secret-0123456789",
+}
 OPERATOR = {"Authorization": "Bearer o-secret-0123456789"}
+VIEWER = {"Authorization": "Bearer v-secret-0123456789"}
 SERVER = {
     "listen": "127.0.0.1:0",
-    "admin_tokens": [{"name": "ops", "token": "${OPERATOR_TOKEN}", "role": "operator"}],
+    "admin_tokens": [
+        {"name": "ops", "token": "${OPERATOR_TOKEN}", "role": "operator"},
+        {"name": "dashboard", "token": "${VIEWER_TOKEN}", "role": "viewer"},
+    ],
 }
 
 
@@ -108,6 +116,15 @@ async def test_pause_by_cli_beside_the_hub_and_resume_by_api_leave_the_same_trai
     assert by_name["import"]["paused"]["operator"] == "alice"
     assert by_name["import"]["paused"]["reason"] == "Wartung"
     assert await metric(running, "aktenhub_target_paused", 'target="import"') == 1
+    status, body = await running.get("/api/v1/targets", headers=VIEWER)
+    [seen] = [t for t in body["targets"] if t["target"] == "import"]
+    assert (
+        seen["paused"]["operator"] == "alice" and "reason" not in seen["paused"]
+    )  # free text: operators only
+    status, _ = await running.post("/api/v1/targets/import/resume", headers=VIEWER)
+    assert status == 403
+    status, _ = await running.get("/api/v1/audit", headers=VIEWER)
+    assert status == 403
 
     # A Jagdschein waits untried while a later application to the other target passes it.
     waiting = await submit(running, "jagdschein", "J-1")
