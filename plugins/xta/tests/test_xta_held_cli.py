@@ -48,22 +48,32 @@ async def test_messages_list_close_and_keep(
     settings["schemas"] = str(schema_dir)
     config = tmp_path / "aktenhub.yaml"
     config.write_text(yaml.safe_dump(settings))
-    beside = await asyncio.to_thread(run, "messages", "close", "-c", str(config), "1")
-    assert beside.exit_code == 1 and "/api/v1/held-messages/1/close" in beside.output  # the hub decides
-    await stop_hub(running)
-    assert xta.state.closed == []
     listed = await asyncio.to_thread(run, "messages", "list", "-c", str(config), "--json")
     assert listed.exit_code == 0, listed.output
     by_message = {h["message_id"]: h for h in json.loads(listed.output)}
     assert {h["state"] for h in by_message.values()} == {"quarantined"}
 
+    # Beside the running hub the CLI decides on the hub's journal (as its guest), through the same layer.
     first_id = str(by_message[first]["id"])
     closed = await asyncio.to_thread(
-        run, "messages", "close", "-c", str(config), first_id, "--operator", "Frau Schmitz"
+        run,
+        "messages",
+        "close",
+        "-c",
+        str(config),
+        first_id,
+        "--operator",
+        "Frau Schmitz",
+        "--reason",
+        "Irrläufer",
     )
     assert closed.exit_code == 0, closed.output
     assert "closed" in closed.output and "Frau Schmitz" in closed.output
     assert [c.message_id for c in xta.state.closed] == [first]
+    assert (await running.journal.held_get(int(first_id))).decided_by == "Frau Schmitz"
+    [action] = await running.journal.operator_actions()
+    assert (action.operator, action.action, action.reason) == ("Frau Schmitz", "closed", "Irrläufer")
+    await stop_hub(running)
     kept = await asyncio.to_thread(run, "messages", "keep", "-c", str(config), str(by_message[second]["id"]))
     assert kept.exit_code == 0, kept.output
     assert list(xta.state.mailbox(AUTHORITY)) == [second]
