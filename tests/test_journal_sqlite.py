@@ -27,6 +27,7 @@ from hub.journal import (
     Completion,
     FileNumberAssigned,
     IntakeResult,
+    JournalUnavailable,
     LeaseLost,
     SqliteJournal,
     Task,
@@ -957,3 +958,24 @@ async def test_pauses_and_the_audit_trail_are_kept_in_the_journal(
     finally:
         await reopened.close()
         await journal.open()  # the fixture closes it
+
+
+async def test_a_guest_beside_an_older_hub_is_refused_and_never_recovers(db_path: Path) -> None:
+    owner = SqliteJournal(db_path)
+    await owner.open()
+    await owner.close()
+    with sqlite3.connect(db_path) as conn:  # as a hub of the release before the audit trail left it
+        conn.execute("DROP TABLE operator_actions")
+    with pytest.raises(JournalUnavailable, match="older than this command"):
+        await SqliteJournal(db_path, guest=True).open()
+    owner = SqliteJournal(db_path)
+    await owner.open()  # the hub, upgraded, migrates
+    await owner.close()
+    guest = SqliteJournal(db_path, guest=True)
+    await guest.open()
+    try:
+        with pytest.raises(RuntimeError, match="never recovers"):
+            await guest.recover()
+        assert await guest.operator_actions() == []
+    finally:
+        await guest.close()
