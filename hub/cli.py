@@ -36,7 +36,7 @@ from hub.operations import (
     Refused,
     UpstreamFailed,
     operating,
-    reason_text,
+    required_reason,
 )
 from hub.plugins import Plugins, load_plugins
 
@@ -401,7 +401,7 @@ def _replay_bulk(
     where = ApplicationFilter(state=ApplicationState.DEAD, route=route, service=service)
     if not dry_run:
         try:
-            reason_text(reason, required=True, action="--all-dead")  # refused before anything is read
+            required_reason(reason, "--all-dead")  # refused before anything is read
         except Invalid as exc:
             raise click.UsageError(str(exc)) from None
     preview = _operate(config_path, lambda ops: ops.replay_preview(where), journal="read")

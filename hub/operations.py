@@ -100,15 +100,19 @@ class ReplayPreview(BaseModel):
     filter: str
 
 
-def reason_text(reason: str | None, required: bool, action: str) -> str | None:
-    """The operator's reason, stripped; `Invalid` if it is required and missing, or too long."""
+def reason_text(reason: str | None, action: str) -> str | None:
+    """An optional reason, stripped (None if blank); `Invalid` if it is too long."""
     text = (reason or "").strip()
-    if not text:
-        if required:
-            raise Invalid(f"{action} needs a reason (kept in the audit trail)")
-        return None
     if len(text) > MAX_REASON:
         raise Invalid(f"the reason must be at most {MAX_REASON} characters")
+    return text or None
+
+
+def required_reason(reason: str | None, action: str) -> str:
+    """The reason `action` needs, stripped; `Invalid` if it is missing or too long."""
+    text = reason_text(reason, action)
+    if text is None:
+        raise Invalid(f"{action} needs a reason (kept in the audit trail)")
     return text
 
 
@@ -153,7 +157,7 @@ class Operations:
 
     async def replay(self, application_id: str, operator: str, reason: str | None = None) -> list[str]:
         """Replay the dead steps of one application."""
-        why = reason_text(reason, required=False, action="replay")
+        why = reason_text(reason, "replay")
         if await self.journal.get_summary(application_id) is None:
             raise NotFound(f"no application {application_id}")
         ids = await self.hub.bus.replay(ApplicationFilter(ids=(application_id,)), operator, why)
@@ -175,7 +179,7 @@ class Operations:
         progress: Callable[[int, int], None] | None = None,
     ) -> list[str]:
         """Replay every dead application `where` selects, in one transaction, for the given reason."""
-        why = reason_text(reason, required=True, action="a bulk replay")
+        why = required_reason(reason, "a bulk replay")
         _need_filter(where)
         total = await self.journal.count_replayable(where)
         if progress is not None:
@@ -188,8 +192,7 @@ class Operations:
 
     async def abandon(self, application_id: str, operator: str, reason: str | None) -> Abandoned:
         """End an application for good: its open and dead steps never run."""
-        why = reason_text(reason, required=True, action="abandoning an application")
-        assert why is not None
+        why = required_reason(reason, "abandoning an application")
         try:
             return await self.hub.bus.abandon(application_id, operator, why)
         except KeyError:
@@ -203,7 +206,7 @@ class Operations:
         self, held_id: int, decision: Decision, operator: str, reason: str | None = None
     ) -> HeldMessage:
         """Close (upstream, for good) or keep (upstream, ignored) a held inbound message."""
-        why = reason_text(reason, required=False, action=decision)
+        why = reason_text(reason, decision)
         try:
             return await decide(self.journal, self.hub.sources(), held_id, decision, operator, why)
         except HeldNotFound as exc:
@@ -232,8 +235,7 @@ class Operations:
 
     async def pause(self, target: str, operator: str, reason: str | None) -> TargetPause:
         """Start none of `target`'s tasks until it is resumed (persisted; survives a restart)."""
-        why = reason_text(reason, required=True, action="pausing a target")
-        assert why is not None
+        why = required_reason(reason, "pausing a target")
         name = self._target(target)
         paused = await self.journal.pause_target(name, operator, why)
         self.hub.bus.gate.pauses_changed()
@@ -247,7 +249,7 @@ class Operations:
 
     async def resume(self, target: str, operator: str, reason: str | None = None) -> TargetPause | None:
         """Let `target`'s tasks start again; the pause lifted (None: it was not paused)."""
-        why = reason_text(reason, required=False, action="resuming a target")
+        why = reason_text(reason, "resuming a target")
         name = self._target(target)
         lifted = await self.journal.resume_target(name, operator, why)
         self.hub.bus.gate.pauses_changed()
@@ -350,4 +352,5 @@ __all__ = [
     "UpstreamFailed",
     "operating",
     "reason_text",
+    "required_reason",
 ]
