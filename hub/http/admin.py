@@ -4,7 +4,8 @@ Every action goes through `hub.operations` (the same layer the CLI uses), on beh
 
 Roles: a viewer sees metadata only — no application document, no detailed error texts (only their
 codes), no task results, timeline data redacted, `q` matching ids, external ids, service and file
-number only. An operator sees everything and replays; an admin also abandons applications. Every
+number only, no reasons of target pauses. An operator sees everything, replays, pauses and resumes
+targets and reads the audit trail; an admin also abandons applications. Every
 answer under /api/ carries ``Cache-Control: no-store``: it may hold personal data or tokens' effects.
 """
 
