@@ -7,11 +7,15 @@ from typing import Any
 
 from hub import Connector, DemoScenario, Simulator, hookimpl
 
+from . import outbound, simulator
+
 # One line per direction (in: inbound.py, out: outbound.py, the simulator: simulator/), so that the
 # directions are added independently and merge cleanly.
 CONNECTORS: list[type[Connector[Any]]] = []
 SIMULATORS: list[Simulator] = []
 SCENARIOS: list[DemoScenario] = []
+CONNECTORS += [outbound.AdvisSink]
+SIMULATORS += [simulator.SIMULATOR]
 
 
 @hookimpl

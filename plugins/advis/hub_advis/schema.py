@@ -142,6 +142,16 @@ class XAuslaenderSchemas:
         """The target namespaces found."""
         return sorted(self._schemas)
 
+    @property
+    def namespace(self) -> str:
+        """The one namespace the messages are in; `XAuslaenderSchemaMissing` when there are several."""
+        if len(self._schemas) != 1:
+            raise XAuslaenderSchemaMissing(
+                f"the XSDs in {self.directory} declare messages in {len(self._schemas)} namespaces "
+                f"({', '.join(self.namespaces)}): set `namespace:` to the messages' one"
+            )
+        return next(iter(self._schemas))
+
     def validate(self, document: etree._Element) -> None:
         """Raise `InvalidMessage` unless `document` meets the schema of its root element's namespace."""
         namespace = etree.QName(document).namespace or ""

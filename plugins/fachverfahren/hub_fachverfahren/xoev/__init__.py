@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from .simulator import SIMULATOR
-from .sink import XoevConfig, XoevSink
+from .simulator import XoevFachverfahren
+from .sink import XoevAnswers, XoevConfig, XoevMessageSpec, XoevSink
 
-__all__ = ["SIMULATOR", "XoevConfig", "XoevSink"]
+__all__ = [
+    "SIMULATOR",
+    "XoevAnswers",
+    "XoevConfig",
+    "XoevFachverfahren",
+    "XoevMessageSpec",
+    "XoevSink",
+]

@@ -3,10 +3,11 @@
 It reads its own mailbox on an XTA server (the XTA simulator, `aktenhub simulate xta`), validates every
 message against the XSD of the message type it takes (from the schema directory), opens a case per
 reference (XPath, by default the xdomea ProzessID) and answers the sender with a receipt carrying the
-reference and its case number; a message that does not meet the schema is refused (not answered,
-recorded, closed). Later a clerk "decides": another answer, with the decision as a PDF attachment.
+reference and its case number; a message that does not meet the schema is refused (recorded, closed;
+answered with the error only with ``answer_refusals``, as a Fachverfahren that sends error answers does). Later a clerk "decides": another answer, with the decision as a PDF attachment.
 Answers are rendered from a Jinja2 template (default: an xdomea ``Information.EmpfangBestaetigen.0102``
-with the case number and status in ``Hinweis``), so another XÖV profile brings its own.
+with the case number and status in ``Hinweis``), so another XÖV profile brings its own (a profile with its own validation subclasses
+`XoevFachverfahren` and hands it to `make_app` as `fachverfahren`).
 
 Control endpoints drive it deterministically: ``POST /control/receive`` (read the mailbox once),
 ``POST /control/decide`` (JSON ``{"reference", "status", "pdf"}``), ``GET /control/cases``.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import tempfile
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,6 +66,14 @@ RECEIPT_TEMPLATE = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
+class Refused(ValueError):
+    """A message the Fachverfahren does not take, with its reference when that could be read."""
+
+    def __init__(self, reason: str, reference: str | None = None) -> None:
+        super().__init__(reason)
+        self.reference = reference
+
+
 @dataclass
 class XoevCase:
     """A case the simulated Fachverfahren opened for a message."""
@@ -90,6 +100,8 @@ class XoevFachverfahren:
     service: str = XDOMEA
     business_scenario: str = "XDOMEA_DATA"
     prefix: str = "XV"
+    answer_refusals: bool = False  # answer a refused message (whose reference is readable) with its error
+    refusal_status: str = "abgelehnt"
     cases: dict[str, XoevCase] = field(default_factory=dict)
     refused: list[dict[str, str]] = field(default_factory=list)
     _numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -102,9 +114,12 @@ class XoevFachverfahren:
             message = await self.client.get_message(metadata.message_id)
             try:
                 reference = await self._read(message)
-            except ValueError as exc:
+            except Refused as exc:
                 self.refused.append({"message_id": metadata.message_id, "error": str(exc)})
                 refused.append(metadata.message_id)
+                if self.answer_refusals and exc.reference is not None:
+                    error = XoevCase(exc.reference, "", metadata.author.identifier, self.refusal_status)
+                    await self._answer(error, pdf=False, error=str(exc))
             else:
                 if reference not in self.cases:  # the same message again opens nothing new
                     number = f"{self.prefix}-{next(self._numbers):05d}"
@@ -121,23 +136,31 @@ class XoevFachverfahren:
         await self._answer(case, pdf=pdf)
         return case
 
+    def validate(self, document: etree._Element) -> None:
+        """Raise ValueError unless `document` meets the XSD of the messages this Fachverfahren takes."""
+        schema = xml_schema(self.schemas / self.schema)
+        if not schema.validate(document):
+            raise ValueError(f"message does not meet {self.schema}: {schema.error_log.last_error}")
+
     async def _read(self, message: XtaMessage) -> str:
         data = await self.blobs.read_bytes(message.message.blob)
         try:
             document = parse_xml(data, limit=MAX_MESSAGE)
         except UnsafeXml as exc:
-            raise ValueError(str(exc)) from None
-        schema = xml_schema(self.schemas / self.schema)
-        if not schema.validate(document):
-            raise ValueError(f"message does not meet {self.schema}: {schema.error_log.last_error}")
+            raise Refused(str(exc)) from None
         found = etree.XPath(self.reference, namespaces=self.namespaces)(document)
         values = found if isinstance(found, list) else [found]
         text = "".join(values[0].itertext()) if values and isinstance(values[0], etree._Element) else ""
-        if not text.strip():
-            raise ValueError("message names no reference")
-        return text.strip()
+        reference = text.strip() or None
+        try:
+            self.validate(document)
+        except ValueError as exc:
+            raise Refused(str(exc), reference) from None
+        if reference is None:
+            raise Refused("message names no reference")
+        return reference
 
-    async def _answer(self, case: XoevCase, *, pdf: bool) -> None:
+    async def _answer(self, case: XoevCase, *, pdf: bool, error: str | None = None) -> None:
         env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
         content = env.from_string(self.answer_template).render(
             reference=case.reference,
@@ -146,6 +169,9 @@ class XoevFachverfahren:
             account=self.client.account.identifier,
             reader=case.author,
             created=utcnow().strftime("%Y-%m-%dT%H:%M:%S"),
+            error=error,
+            answer_id=str(uuid.uuid4()),
+            namespace=self.answer_namespace,
         )
         info = await self.blobs.write_bytes(content.encode())
         attachments: tuple[OutgoingContent, ...] = ()
@@ -201,9 +227,11 @@ def make_app(
     account: str = "vbe:fachverfahren",
     schemas: str | Path | None = None,
     data_dir: str | Path | None = None,
+    fachverfahren: type[XoevFachverfahren] = XoevFachverfahren,
     **options: Any,
 ) -> web.Application:
-    """The simulated Fachverfahren on the XTA server at `xta_url`, reading the mailbox of `account`."""
+    """The simulated Fachverfahren on the XTA server at `xta_url`, reading the mailbox of `account`
+    (`fachverfahren`: a profile's subclass, e.g. with its own validation)."""
     schema_dir = require_schema_directory(Path(schemas) if schemas else None, purpose="the xoev simulator")
     blobs = simulator_files(Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="xoev-simulator-")))
     settings = XtaSettings.model_validate({"url": xta_url, "account": {"identifier": account}})
@@ -212,7 +240,7 @@ def make_app(
     async def session(app: web.Application) -> AsyncIterator[None]:
         http = aiohttp.ClientSession()
         client = XtaClient(settings, schemas=schema_dir, http=lambda: http, blobs=blobs)
-        app[STATE] = XoevFachverfahren(client, blobs, schema_dir, **options)
+        app[STATE] = fachverfahren(client, blobs, schema_dir, **options)
         yield
         await http.close()
 

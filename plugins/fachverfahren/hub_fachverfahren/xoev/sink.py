@@ -216,7 +216,7 @@ class XoevSink(Sink[XoevConfig]):
         if state is not None and state.sent:
             return self._delivery(state, app, duplicate=True)
         process_id = str(uuid.uuid5(_PROCESS_IDS, revision_key(app.id, record.revision)))
-        spec = self.config.message
+        spec = self.message_spec(record)
         if isinstance(spec, XoevForwardSpec):
             outgoing = await self._forward(app, spec, ctx)
         else:
@@ -254,17 +254,18 @@ class XoevSink(Sink[XoevConfig]):
         self, record: FileRecord, spec: XoevMessageSpec, ctx: DeliveryContext, process_id: str
     ) -> OutgoingMessage:
         """The message the template (or XSLT) makes of the record, validated, its content stored."""
-        attachments = await self._attachments(record, ctx) if self.config.attachments else []
+        attachments = await self._attachments(record, ctx, spec) if self.config.attachments else []
         content = spec.render(
             application=ctx.application,
             record=record,
             files=[file for file, _ in attachments],
-            fields=self.payload(record, FieldsPayload).fields,
+            fields=self.message_fields(record),
             delivered_at=utcnow(),
             target=self.name,
             process_id=process_id,
+            **self.template_values(),
         )
-        self._validate(content, str(spec.schema_file), spec.message_type)
+        self.validate_message(content, spec)
         info = await ctx.blobs.write_bytes(content)  # beside the documents: one store serves the send
         return OutgoingMessage(
             reader=self.config.recipient,
@@ -335,12 +336,27 @@ class XoevSink(Sink[XoevConfig]):
             attachments=tuple(attachments),
         )
 
+    def message_spec(self, record: FileRecord) -> XoevMessageSpec | XoevForwardSpec:
+        """The message `record` is sent as (a profile with several message types picks per record)."""
+        return self.config.message
+
+    def message_fields(self, record: FileRecord) -> dict[str, str]:
+        """The mapping's index data for the message (`fields` in the template)."""
+        return self.payload(record, FieldsPayload).fields
+
+    def template_values(self) -> dict[str, str]:
+        """Further values for the message template (a profile's, e.g. its namespace)."""
+        return {}
+
+    def validate_message(self, content: bytes, spec: XoevMessageSpec) -> None:
+        """Raise `Permanent` unless `content` is well-formed and meets the message's XSD."""
+        self._validate(content, str(spec.schema_file), spec.message_type)
+
     async def _attachments(
-        self, record: FileRecord, ctx: DeliveryContext
+        self, record: FileRecord, ctx: DeliveryContext, spec: XoevMessageSpec
     ) -> list[tuple[DroppedFile, OutgoingContent]]:
         """The record's documents as XTA attachments, with safe unique file names."""
-        assert isinstance(self.config.message, XoevMessageSpec)
-        taken = {f"{self.config.message.message_type}.xml".lower()}  # the message's own file name
+        taken = {f"{spec.message_type}.xml".lower()}  # the message's own file name
         found: list[tuple[DroppedFile, OutgoingContent]] = []
         for index, doc in enumerate(record.documents):
             if doc.blob is None or not await ctx.blobs.exists(doc.blob):
