@@ -28,8 +28,8 @@ from lxml import etree
 from hub import Simulator
 
 from ..answers import ANSWER_TYPE, REFUSED
-from ..schema import DEFAULT_VERSION, InvalidMessage, SchemaSettings, load_schemas
 from ..exchange import BUSINESS_SCENARIO, SERVICE
+from ..schema import DEFAULT_VERSION, InvalidMessage, SchemaSettings, load_schemas
 
 ANSWER_TEMPLATE: Final = files(__package__).joinpath("advis-rueckmeldung.xml.j2").read_text("utf-8")
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from .simulator import SIMULATOR
-from .simulator import XoevFachverfahren
+from .simulator import SIMULATOR, XoevFachverfahren
 from .sink import XoevAnswers, XoevConfig, XoevMessageSpec, XoevSink
 
 __all__ = [

@@ -4,10 +4,11 @@ It reads its own mailbox on an XTA server (the XTA simulator, `aktenhub simulate
 message against the XSD of the message type it takes (from the schema directory), opens a case per
 reference (XPath, by default the xdomea ProzessID) and answers the sender with a receipt carrying the
 reference and its case number; a message that does not meet the schema is refused (recorded, closed;
-answered with the error only with ``answer_refusals``, as a Fachverfahren that sends error answers does). Later a clerk "decides": another answer, with the decision as a PDF attachment.
-Answers are rendered from a Jinja2 template (default: an xdomea ``Information.EmpfangBestaetigen.0102``
-with the case number and status in ``Hinweis``), so another XÖV profile brings its own (a profile with its own validation subclasses
-`XoevFachverfahren` and hands it to `make_app` as `fachverfahren`).
+answered with the error only with ``answer_refusals``, as a Fachverfahren that sends error answers
+does). Later a clerk "decides": another answer, with the decision as a PDF attachment. Answers are
+rendered from a Jinja2 template (default: an xdomea ``Information.EmpfangBestaetigen.0102`` with the
+case number and status in ``Hinweis``), so another XÖV profile brings its own; a profile with its own
+validation subclasses `XoevFachverfahren` and hands it to `make_app` as `fachverfahren`.
 
 Control endpoints drive it deterministically: ``POST /control/receive`` (read the mailbox once),
 ``POST /control/decide`` (JSON ``{"reference", "status", "pdf"}``), ``GET /control/cases``.
