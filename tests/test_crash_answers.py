@@ -392,3 +392,117 @@ async def test_killed_between_the_assigned_number_and_the_akte_files_once_with_t
     types = Counter(e["type"] for e in body["timeline"])
     assert (types["file_number.awaited"], types["file_number.assigned"], types["record.mapped"]) == (1, 1, 2)
     assert (types["answer.received"], types["answer.filed"], types["receipt.sent"]) == (1, 1, 2)
+
+
+ADVIS_FIXTURE = (
+    Path(__file__).parents[1] / "plugins/advis/tests/fixtures/xauslaender-TEST-FIXTURE-not-official"
+)
+ADVIS_MAPPING = """
+version: 1
+title: Verpflichtungserklärung
+payloads:
+  fv:
+    message: verpflichtungserklaerung
+    fields: {behoerde_kennung: ABH, behoerde_name: ABH, advis_kennung: ADVIS, antragsnummer: "{{ form.id }}",
+             vg_familienname: "{{ form.name }}", vg_geburtsdatum: "1979-05-14", vg_strasse: Ring 1,
+             vg_plz: "53721", vg_ort: Siegburg, gast_familienname: Gast, gast_geburtsdatum: "1951-02-03",
+             aufenthalt_beginn: "2027-04-01", aufenthalt_ende: "2027-06-15", aufenthalt_zweck: Besuch}
+"""
+
+
+async def test_killed_between_an_advis_answer_and_the_akte_update_files_and_tells_once(
+    tmp_path: Path, schema_dir: Path
+) -> None:
+    # The same crash with ADVIS over XTA: the answer is an advis.rueckmeldung in the hub's XTA mailbox,
+    # closed only after it was stored. XTA and ADVIS are simulators in this process, the hub another one.
+    import shutil
+
+    from aiohttp.test_utils import TestClient, TestServer
+    from hub_advis.simulator import make_app as advis_app
+    from hub_xta.simulator import STATE as XTA_STATE
+    from hub_xta.simulator import make_app as xta_app
+
+    schemas = tmp_path / "schemas"  # the reference schemas and the XAusländer TEST FIXTURE (not official)
+    shutil.copytree(schema_dir, schemas)
+    shutil.copytree(ADVIS_FIXTURE, schemas / "xauslaender" / "1.21.1")
+    xta = TestServer(xta_app(schemas=schemas, data_dir=tmp_path / "xta"), host="127.0.0.1")
+    await xta.start_server()
+    xta_url = str(xta.make_url("")).rstrip("/")
+    advis = TestClient(
+        TestServer(advis_app(xta_url, "vbe:advis", schemas, tmp_path / "advis"), host="127.0.0.1")
+    )
+    await advis.start_server()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    fv = {
+        "type": "advis",
+        "recipient": {"identifier": "vbe:advis"},
+        "xta": {"url": xta_url, "account": {"identifier": "vbe:abh-hub"}, "timeout_seconds": 5},
+        "poll_seconds": 0.1,
+    }
+    (tmp_path / "mapping.yaml").write_text(ADVIS_MAPPING, encoding="utf-8")
+    config = write_config(tmp_path, port, fv, route_extra={"map": str(tmp_path / "mapping.yaml")})
+    settings = yaml.safe_load(config.read_text())
+    settings["schemas"] = str(schemas)
+    config.write_text(yaml.safe_dump(settings))
+    log = tmp_path / "hub.log"
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    efile, mailbox = Ledger(tmp_path / "efile"), Ledger(tmp_path / "mailbox")
+    hub = start_hub(config, log)
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def view(app_id: str) -> dict[str, Any] | None:
+                async with http.get(f"{url}/api/v1/applications/{app_id}", headers=admin) as resp:
+                    return await resp.json() if resp.status == 200 else None
+
+            async def state_is(app_id: str, state: str) -> bool:
+                body = await view(app_id)
+                return body is not None and body["state"] == state
+
+            async def post_intake() -> Any:
+                body = {"id": "crash-advis-1", "form": {"id": "FC-1", "name": "Groß"}}
+                async with http.post(f"{url}/intake/json/verpflichtungserklaerung", json=body) as resp:
+                    return await resp.json() if resp.status in (200, 202) else None
+
+            app_id = (await poll("the intake", post_intake))["application_id"]
+            await poll("the application completed", lambda: state_is(app_id, "completed"))
+            reference = (await view(app_id) or {})["application"]["correlations"]["fv"]
+            assert await (await advis.post("/control/receive")).json() == {
+                "opened": [reference],
+                "refused": [],
+            }
+            await poll("the receipt filed", lambda: asyncio.to_thread(lambda: len(efile.records()) == 1))
+            await poll("completed after the receipt", lambda: state_is(app_id, "completed"))
+
+            (tmp_path / "hold").touch()
+            decision = {"reference": reference, "status": "entschieden", "pdf": True}
+            case_number = (await (await advis.post("/control/decide", json=decision)).json())["case_number"]
+            # The e-file has filed the decision and hangs before answering: the hub dies mid-step.
+            await poll("the decision filed", lambda: asyncio.to_thread(lambda: len(efile.records()) == 2))
+            hub.send_signal(signal.SIGKILL)
+            assert hub.wait(timeout=10) == -signal.SIGKILL
+
+            (tmp_path / "hold").unlink()
+            hub = start_hub(config, log)
+            await poll("the application completed again", lambda: state_is(app_id, "completed"))
+            body = await view(app_id)
+            assert body is not None
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        try:
+            hub.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            hub.kill()
+        await advis.close()
+        await xta.close()
+    assert efile.calls() == 3, log.read_text()  # the receipt once, the decision again after the kill ...
+    filed = [json.loads(r) for r in efile.records()]  # ... and the e-file holds each answer once
+    assert sorted(r["status"] for r in filed) == ["accepted", "decided"]
+    assert {r["case_number"] for r in filed} == {case_number}
+    [decided] = [r for r in filed if r["status"] == "decided"]
+    assert [d["name"] for d in decided["documents"]] == [f"Bescheid-{case_number}.pdf"]
+    assert mailbox.calls() == 2 and len(mailbox.records()) == 2
+    types = [e["type"] for e in body["timeline"]]
+    assert (types.count("answer.received"), types.count("answer.filed")) == (2, 2)
+    assert xta.app[XTA_STATE].mailbox("vbe:abh-hub") == {}  # both answers closed, none taken twice
