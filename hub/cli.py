@@ -126,6 +126,8 @@ async def serve(
         _fail(f"error: {exc}")
     except OSError as exc:  # e.g. the blob store's directory cannot be created
         _fail(f"error: {exc.filename or 'storage'}: {exc.strerror or exc}")
+    except Permanent as exc:  # a connector that cannot start as configured (e.g. its schemas missing)
+        _fail(f"error: {exc}")
     runner = make_runner(hub)
     await runner.setup()
     server = config.hub.server

@@ -11,6 +11,8 @@ one plus the XAusländer TEST FIXTURE (not the official schema).
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -233,12 +235,14 @@ async def test_without_the_xsds_the_connector_refuses_to_start_and_names_the_dir
     assert "validate: false" in str(refused.value)
 
 
-def test_aktenhub_check_shows_the_missing_xsds(tmp_path: Path, schema_dir: Path) -> None:
+def bare_config(tmp_path: Path, schema_dir: Path) -> tuple[Path, Path]:
+    """A configuration with an ADVIS connector and a schema directory without XAusländer XSDs."""
     bare = without_xauslaender(schema_dir, tmp_path / "bare")
     config = {
         "store": f"sqlite:///{tmp_path / 'journal.db'}",
         "blobs": str(tmp_path / "blobs"),
         "schemas": str(bare),
+        "server": {"listen": "127.0.0.1:0"},
         "connectors": {
             "advis": {
                 "type": "advis",
@@ -250,6 +254,24 @@ def test_aktenhub_check_shows_the_missing_xsds(tmp_path: Path, schema_dir: Path)
     }
     path = tmp_path / "aktenhub.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    result = CliRunner().invoke(main, ["check", "-c", str(path)], env={"COLUMNS": "400"})
+    return path, bare / "xauslaender" / "1.21.1"
+
+
+def test_aktenhub_check_shows_the_missing_xsds(tmp_path: Path, schema_dir: Path) -> None:
+    config, expected = bare_config(tmp_path, schema_dir)
+    result = CliRunner().invoke(main, ["check", "-c", str(config)], env={"COLUMNS": "400"})
     assert result.exit_code == 1, result.output
-    assert "FAILED" in result.output and "xauslaender/1.21.1" in result.output
+    assert "FAILED" in result.output and str(expected) in result.output
+
+
+def test_aktenhub_run_refuses_to_start_with_one_line_naming_the_directory(
+    tmp_path: Path, schema_dir: Path
+) -> None:
+    config, expected = bare_config(tmp_path, schema_dir)
+    aktenhub = Path(sys.executable).parent / "aktenhub"
+    done = subprocess.run(
+        [str(aktenhub), "run", "-c", str(config)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1, done.stderr
+    assert str(expected) in done.stderr and "validate: false" in done.stderr
+    assert "Traceback" not in done.stderr
