@@ -8,6 +8,7 @@ from typing import Any
 from hub import Connector, DemoScenario, Simulator, hookimpl
 
 from . import outbound, simulator
+from .demo import AdvisOutScenario
 
 # One line per direction (in: inbound.py, out: outbound.py, the simulator: simulator/), so that the
 # directions are added independently and merge cleanly.
@@ -16,6 +17,7 @@ SIMULATORS: list[Simulator] = []
 SCENARIOS: list[DemoScenario] = []
 CONNECTORS += [outbound.AdvisSink]
 SIMULATORS += [simulator.SIMULATOR]
+SCENARIOS += [AdvisOutScenario()]
 
 
 @hookimpl
