@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 from hub_fachverfahren.importfolder import FieldsPayload
 from hub_fachverfahren.xoev import XoevAnswers, XoevConfig, XoevMessageSpec, XoevSink
-from hub_xta import NotTaken, Refusal, Taken, XtaMessage
+from hub_xta import Refusal
 from pydantic import Field
 
-from hub import CheckResult, ConfigPath, ConnectorConfig, FileRecord, Manifest, Permanent
+from hub import CheckResult, ConfigPath, ConnectorConfig, ConnectorContext, FileRecord, Manifest, Permanent
 
 from .answers import advis_answers
 from .exchange import BUSINESS_SCENARIO, SERVICE
@@ -117,7 +117,7 @@ class AdvisSink(XoevSink):
         "decision) back through the return channel.",
     )
 
-    def __init__(self, config: AdvisConfig, context: Any) -> None:
+    def __init__(self, config: AdvisConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
         self.advis: AdvisConfig = config
         self.schemas: XAuslaenderSchemas | None = None
@@ -176,12 +176,11 @@ class AdvisSink(XoevSink):
         self._load()
         checked(self.schemas, content, limit=MAX_MESSAGE)
 
-    async def _take(self, message: XtaMessage) -> Taken:
+    def screen_answer(self, content: bytes) -> Refusal | None:
         """An answer that does not meet the XAusländer XSDs is held for an operator, not taken."""
         self._load()
-        data = await self.context.blobs.read_bytes(message.message.blob)
         try:
-            checked(self.schemas, data, limit=MAX_MESSAGE)
+            checked(self.schemas, content, limit=MAX_MESSAGE)
         except InvalidMessage as exc:
-            raise NotTaken(Refusal(INVALID_ANSWER, str(exc))) from None
-        return await super()._take(message)
+            return Refusal(INVALID_ANSWER, str(exc))
+        return None

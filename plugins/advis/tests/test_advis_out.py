@@ -23,14 +23,17 @@ import yaml
 from advis_fixture import NS, without_xauslaender
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
+from hub_advis.exchange import BUSINESS_SCENARIO, SERVICE
 from hub_advis.schema import XAuslaenderSchemaMissing
 from hub_advis.simulator import make_app as advis_app
+from hub_xta import OutgoingContent, OutgoingMessage, PartyId, XtaClient, XtaSettings
 from hub_xta.simulator import STATE as XTA_STATE
 from hub_xta.simulator import make_app as xta_app
 from lxml import etree
 
-from hub import AnswerStatus, ApplicationState
+from hub import AnswerStatus, ApplicationState, ConnectorContext
 from hub.cli import main
+from hub.held import HeldFilter, HeldMessage
 from hub.testing import RunningHub
 from hub.testing.fakes import RecordingEfile, RecordingNotifier
 
@@ -66,6 +69,17 @@ payloads:
       aufenthalt_ende: "2027-06-15"
       aufenthalt_zweck: Besuch der Familie
 """
+ANSWER = """<x:advis.rueckmeldung xmlns:x="{ns}">
+  <nachrichtenkopf>
+    <nachrichtUUID>6f1c1d2e-3a4b-5c6d-8e9f-0a1b2c3d4e5f</nachrichtUUID>
+    <nachrichtentyp listURI="urn:t" listVersionID="1"><code>advis.rueckmeldung</code></nachrichtentyp>
+    <erstellungszeitpunkt>2026-12-06T12:00:00</erstellungszeitpunkt>
+    <absender><kennung>vbe:advis</kennung></absender><empfaenger><kennung>vbe:abh-hub</kennung></empfaenger>
+  </nachrichtenkopf>
+  <bezug><nachrichtUUID>{reference}</nachrichtUUID></bezug>
+  <aktenzeichen>{case}</aktenzeichen>
+  <status listURI="urn:t" listVersionID="1"><code>eingegangen</code></status>
+</x:advis.rueckmeldung>"""
 FAMILY = "Yılmaz"  # noqa: RUF001 - a DIN 91379 name (dotless i) on purpose
 FORM = {"id": "FC-VE-1", "vorname": "Ayşe", "nachname": FAMILY, "geburtsdatum": "1979-05-14"}
 
@@ -188,6 +202,48 @@ async def test_a_verpflichtungserklaerung_reaches_advis_whose_case_number_and_de
     # ADVIS reads its mailbox again: nothing new, no answer twice.
     assert await (await advis.post("/control/receive")).json() == {"opened": [], "refused": []}
     assert efile.answer_calls == 2
+
+
+async def test_an_answer_failing_the_schema_is_held_for_an_operator_and_changes_nothing(
+    hub_factory: Any,
+    tmp_path: Path,
+    advis_schemas: Path,
+    xta: TestServer,
+    advis: TestClient[Any, Any],
+    connector_context: ConnectorContext,
+) -> None:
+    running = await start(hub_factory, tmp_path, advis_schemas, xta)
+    app_id = await submit(running)
+    reference = (await running.journal.get_application(app_id)).correlations["advis"]
+    # ADVIS answers with a case number that is blank: no valid advis.rueckmeldung.
+    answer = ANSWER.format(ns=NS, reference=reference, case="   ").encode()
+    info = await connector_context.blobs.write_bytes(answer)
+    settings = XtaSettings.model_validate({"url": xta_url(xta), "account": {"identifier": ADVIS}})
+    client = XtaClient(
+        settings, schemas=advis_schemas, http=lambda: connector_context.http, blobs=connector_context.blobs
+    )
+    message_id = await client.create_message_id()
+    await client.send_message(
+        OutgoingMessage(
+            reader=PartyId(identifier=HUB),
+            service=SERVICE,
+            business_scenario=BUSINESS_SCENARIO,
+            message_type="advis.rueckmeldung",
+            payload_schema=NS,
+            message_id=message_id,
+            content=OutgoingContent(blob=info.ref, size=info.size, content_type="application/xml"),
+        ),
+        blobs=connector_context.blobs,
+    )
+
+    async def held() -> list[HeldMessage]:
+        return await running.journal.list_held(HeldFilter(source="advis"))
+
+    (found,) = await running.wait_for(held, what="the invalid answer held")
+    assert (found.message_id, found.reason_code) == (message_id, "invalid_answer")
+    assert "aktenzeichen" in found.reason and "   " not in found.reason.split(":", 1)[1]
+    assert message_id in xta.app[XTA_STATE].mailbox(HUB)  # left for the operator, not closed
+    assert await running.journal.answers(app_id) == []
 
 
 async def test_a_message_failing_the_schema_is_not_sent_and_the_delivery_is_dead_with_the_rule(

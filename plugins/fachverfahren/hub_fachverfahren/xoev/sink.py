@@ -433,9 +433,16 @@ class XoevSink(Sink[XoevConfig]):
             return None
         return Refusal("message_type", f"message type {metadata.message_type!r} is no answer of {self.name}")
 
+    def screen_answer(self, content: bytes) -> Refusal | None:
+        """Why an answer message is not taken (held for an operator) before it is read; None: take it."""
+        return None
+
     async def _take(self, message: XtaMessage) -> Taken:
         assert self.config.answers is not None and self.results is not None
         data = await self.context.blobs.read_bytes(message.message.blob)
+        refusal = self.screen_answer(data)
+        if refusal is not None:
+            raise NotTaken(refusal)
         try:
             values = self.results.values("xml", data)
             if (
