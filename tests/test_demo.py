@@ -27,7 +27,7 @@ async def filed(journal_path: Path) -> list[Application]:
     try:
         rows = await journal.list_applications(ApplicationFilter(), limit=100)
         states = sorted(r.state for r in rows)
-        assert states == sorted([ApplicationState.COMPLETED] * 23 + [ApplicationState.REJECTED] * 2)
+        assert states == sorted([ApplicationState.COMPLETED] * 24 + [ApplicationState.REJECTED] * 2)
         xbau, login = sorted(
             (r for r in rows if r.state == ApplicationState.REJECTED), key=lambda r: r.service
         )
@@ -52,6 +52,7 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
         "bauantrag",
         "wasserrecht",
         "awsv-anlage",
+        "verpflichtungserklaerung",
     }
     bauantraege = [a for a in apps if a.service == "bauantrag"]
     assert len(bauantraege) == 2
@@ -68,6 +69,10 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
     assert (umweltamt["awsv-anlage"].file_number or "").startswith("66.3-")
     for app in umweltamt.values():
         assert any(k.startswith("enaio.answer-") for k in app.correlations)  # the decision filed
+    # The Verpflichtungserklärung went to ADVIS over XTA as XAusländer; ADVIS's case number came back.
+    (ve,) = [a for a in apps if a.service == "verpflichtungserklaerung"]
+    assert ve.correlations["advis.case_number"].startswith("ABH-")
+    assert ve.file_number and ve.file_number.startswith("32.1-VE-")
     apps = [a for a in apps if a.service != "bauantrag"]
     for app in apps:
         assert app.file_number

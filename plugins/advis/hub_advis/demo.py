@@ -130,9 +130,8 @@ class AdvisOutScenario(DemoScenario):
         ) as resp:
             login = await _json(resp, "the BundID simulator")
         form = aiohttp.FormData({**FORM, "bundid_saml_response": login["response"]})
-        form.add_field(
-            "einkommen", MINIMAL_PDF, filename="Einkommensnachweis.pdf", content_type="application/pdf"
-        )
+        for element, name in (("einkommen", "Einkommensnachweis.pdf"), ("pass_gast", "Passkopie_Gast.pdf")):
+            form.add_field(element, MINIMAL_PDF, filename=name, content_type="application/pdf")
         headers = {"X-Aktenhub-Token": run.site.secret("FORMCYCLE_TOKEN")}
         async with run.http.post(
             f"{run.site.hub_url}/intake/formcycle/{SERVICE}", data=form, headers=headers
