@@ -63,7 +63,7 @@ async def test_a_verpflichtungserklaerung_reaches_advis_and_its_answers_reach_en
     try:
         async with (
             started_world(
-                tmp_path, hub_factory, schemas, fv, mapping_text=mapping, schemas=str(schemas)
+                tmp_path, hub_factory, schemas, fv, mapping_base=mapping, schemas=str(schemas)
             ) as world,
             TestClient(
                 TestServer(advis_app(url, ADVIS, schemas, tmp_path / "advis"), host="127.0.0.1")
