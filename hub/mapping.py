@@ -31,14 +31,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo
 
 import yaml
 from jinja2 import StrictUndefined, TemplateError, UndefinedError, meta
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hub.answers import Answer
 from hub.errors import Permanent
@@ -70,7 +70,22 @@ class FolderTemplate(_Spec):
 
     type: str
     search: dict[str, str] = Field(default_factory=dict)
+    # An id not every submission carries (e.g. the Fachverfahren's person id): searched by when known.
+    optional: list[str] = Field(
+        default_factory=list, description="search fields left out of the search when they render empty"
+    )
     fields: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _optional_are_searched(self) -> Self:
+        unknown = [k for k in self.optional if k not in self.search]
+        if unknown:
+            raise ValueError(f"optional names fields that are not in search: {', '.join(unknown)}")
+        return self
+
+    def searched(self, rendered: dict[str, str]) -> dict[str, str]:
+        """The rendered search without its optional fields that came out empty."""
+        return {k: v for k, v in rendered.items() if v or k not in self.optional}
 
 
 class DocumentTemplate(_Spec):
@@ -352,7 +367,7 @@ class MappingFile:
         ctx = _context(app, None)
         return FolderSpec(
             type=self._render(("akte", "type"), ctx),
-            search={k: self._render(("akte", "search", k), ctx) for k in akte.search},
+            search=akte.searched({k: self._render(("akte", "search", k), ctx) for k in akte.search}),
         )
 
     def title(self, app: Application, file_number: str | None = None) -> str | None:
@@ -410,7 +425,7 @@ class MappingFile:
     def _folder(self, key: str, folder: FolderTemplate, ctx: dict[str, Any]) -> FolderSpec:
         return FolderSpec(
             type=self._render((key, "type"), ctx),
-            search={k: self._render((key, "search", k), ctx) for k in folder.search},
+            search=folder.searched({k: self._render((key, "search", k), ctx) for k in folder.search}),
             fields={k: self._render((key, "fields", k), ctx) for k in folder.fields},
         )
 

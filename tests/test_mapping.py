@@ -69,6 +69,23 @@ def test_absent_value_is_an_error_not_the_word_none(tmp_path: Path) -> None:
     assert optional.render(sample_application(SAMPLE)).akte.fields == {"Telefon": "-"}
 
 
+def test_an_optional_search_field_is_searched_by_only_when_known(tmp_path: Path) -> None:
+    text = (
+        "akte:\n  type: A\n  optional: [PersonenID]\n  search:\n    Name: '{{ applicant.family_name }}'\n"
+        "    PersonenID: \"{{ form.person_id | default('') }}\"\n"
+    )
+    mapping = load_mapping(write(tmp_path, text))
+    unknown = sample_application(SAMPLE)
+    known = sample_application({**SAMPLE, "form": {**SAMPLE["form"], "person_id": "P-7"}})
+    name = unknown.applicant.family_name
+    assert mapping.render(unknown).akte.search == {"Name": name}
+    assert mapping.render(known).akte.search == {"Name": name, "PersonenID": "P-7"}
+    lookup = mapping.akte_lookup(unknown)
+    assert lookup is not None and lookup.search == {"Name": name}
+    with pytest.raises(MappingLoadError, match="not in search: Name"):
+        load_mapping(write(tmp_path, "akte: {type: A, optional: [Name], fields: {Name: x}}\n"))
+
+
 def test_cli_prints_errors_with_place_and_fails(tmp_path: Path) -> None:
     bad = write(tmp_path, 'vorgang: {type: Vorgang, fields: {Betreff: "{{ form.unbekannt }}"}}\n')
     sample = MAPPINGS / "samples" / "jagd-und-fischerei.yaml"

@@ -126,7 +126,9 @@ class XAuslaenderPaths(BaseModel):
                 values[name] = _value(self._compiled[name](person))
         for required in ("familienname", "geburtsdatum"):
             if not values.get(required):
-                raise Unreadable(f"the applicant has no {required} at `{required}`: {getattr(self, required)}")
+                raise Unreadable(
+                    f"the applicant has no {required} at `{required}`: {getattr(self, required)}"
+                )
         details = {
             name: value
             for name in self.details

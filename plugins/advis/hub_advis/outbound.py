@@ -14,12 +14,19 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
-from typing import ClassVar, Final
+from typing import Annotated, ClassVar, Final
 
 from hub_fachverfahren.importfolder import FieldsPayload
-from hub_fachverfahren.xoev import XoevAnswers, XoevConfig, XoevMessageSpec, XoevSink
+from hub_fachverfahren.xoev import (
+    XoevAnswers,
+    XoevConfig,
+    XoevForwardSpec,
+    XoevMessageSpec,
+    XoevSink,
+    message_kind,
+)
 from hub_xta import Refusal
-from pydantic import Field
+from pydantic import Discriminator, Field, Tag
 
 from hub import CheckResult, ConfigPath, ConnectorConfig, ConnectorContext, FileRecord, Manifest, Permanent
 
@@ -43,6 +50,7 @@ MESSAGES: Final = {
     "verlaengerung-aufenthaltstitel": "abh.verlaengerungAufenthaltstitel",
 }
 DEFAULT_MESSAGE: Final = "verpflichtungserklaerung"
+FORWARD: Final = "weiterleitung"  # the OZG message as it came (the in-direction, `advis-intake`)
 INVALID_ANSWER: Final = "invalid_answer"
 
 
@@ -66,9 +74,23 @@ class AdvisMessageSpec(XoevMessageSpec):
     business_scenario: str = Field(BUSINESS_SCENARIO, description="XTA BusinessScenario code")
 
 
+# A message built from the mapping, or (`forward: original`) the application's original sent on unchanged.
+AdvisMessage = Annotated[
+    Annotated[AdvisMessageSpec, Tag("build")] | Annotated[XoevForwardSpec, Tag("forward")],
+    Discriminator(message_kind),
+]
+
+
 def preset(name: str) -> AdvisMessageSpec:
     """The packaged message `name` (a key of `MESSAGES`)."""
     return AdvisMessageSpec(template=template(name), name=f"{name}.xml", message_type=MESSAGES[name])
+
+
+def presets() -> dict[str, AdvisMessageSpec | XoevForwardSpec]:
+    """The messages a mapping can name by default: the packaged ones, and the forward."""
+    found: dict[str, AdvisMessageSpec | XoevForwardSpec] = {name: preset(name) for name in MESSAGES}
+    found[FORWARD] = XoevForwardSpec(forward="original")
+    return found
 
 
 class AdvisPayload(FieldsPayload):
@@ -86,9 +108,10 @@ class AdvisConfig(XoevConfig, SchemaSettings):
         default_factory=lambda: preset(DEFAULT_MESSAGE),
         description="not used by type advis: the mapping names one of `messages`",
     )
-    messages: dict[str, AdvisMessageSpec] = Field(
-        default_factory=lambda: {name: preset(name) for name in MESSAGES},
+    messages: dict[str, AdvisMessage] = Field(
+        default_factory=presets,
         description="the messages a mapping can name (default: verpflichtungserklaerung, "
+        f"{FORWARD} (an OZG message taken in by advis-intake, sent on unchanged), "
         "verlaengerung-aufenthaltstitel with the packaged templates); setting it replaces the presets",
     )
     answers: XoevAnswers | None = Field(
@@ -149,14 +172,14 @@ class AdvisSink(XoevSink):
             return CheckResult(ok=False, message=str(exc))
         return await client.check()
 
-    def message_spec(self, record: FileRecord) -> XoevMessageSpec:
+    def message_spec(self, record: FileRecord) -> XoevMessageSpec | XoevForwardSpec:
         """The message the record's mapping names, with the XAusländer namespace as PayloadSchema."""
         name = self.payload(record, AdvisPayload).message
         spec = self.advis.messages.get(name)
         if spec is None:
             known = ", ".join(sorted(self.advis.messages))
             raise Permanent(f"payloads.{self.name}.message {name!r} is none of this connector's ({known})")
-        if spec.payload_schema:
+        if isinstance(spec, XoevForwardSpec) or spec.payload_schema:
             return spec
         self._load()
         return spec.model_copy(update={"payload_schema": self.namespace})

@@ -7,7 +7,7 @@ from typing import Any
 
 from hub import Connector, DemoScenario, Simulator, hookimpl
 
-from . import outbound, simulator
+from . import inbound, outbound, simulator
 from .demo import AdvisOutScenario
 
 # One line per direction (in: inbound.py, out: outbound.py, the simulator: simulator/), so that the
@@ -16,6 +16,7 @@ CONNECTORS: list[type[Connector[Any]]] = []
 SIMULATORS: list[Simulator] = []
 SCENARIOS: list[DemoScenario] = []
 CONNECTORS += [outbound.AdvisSink]
+CONNECTORS += [inbound.AdvisIntake]
 SIMULATORS += [simulator.SIMULATOR]
 SCENARIOS += [AdvisOutScenario()]
 

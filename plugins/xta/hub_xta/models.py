@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hub import Attachment
+
 # The XTA convention for MessageType: the code is the payload's root element name.
 PAYLOAD_ELEMENT_LIST = "urn:de:payloadSchema:elementName"
 
@@ -89,6 +91,16 @@ class XtaContent(_Model):
     encoding: str | None = None
     id: str | None = None
     lang: str | None = None
+
+    def as_attachment(self, number: int) -> Attachment:
+        """This content as an application's attachment, by its file name (unnamed: ``anlage-<number>``)."""
+        return Attachment(
+            name=self.filename or f"anlage-{number}",
+            media_type=self.content_type,
+            size=self.size,
+            sha256=self.sha256,
+            blob=self.blob,
+        )
 
 
 class XtaMessage(_Model):

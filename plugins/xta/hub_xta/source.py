@@ -18,7 +18,6 @@ from pydantic import Field
 
 from hub import (
     Application,
-    Attachment,
     CheckResult,
     ConnectorConfig,
     ConnectorContext,
@@ -141,16 +140,7 @@ class XtaSource(Source[XtaSourceConfig]):
             form["xta_subject"] = meta.subject
         if meta.process_requester:
             form["xta_process_requester"] = meta.process_requester
-        attachments = [
-            Attachment(
-                name=a.filename or f"anlage-{i + 1}",
-                media_type=a.content_type,
-                size=a.size,
-                sha256=a.sha256,
-                blob=a.blob,
-            )
-            for i, a in enumerate(message.attachments)
-        ]
+        attachments = [a.as_attachment(i) for i, a in enumerate(message.attachments, start=1)]
         return Application(
             source=self.name,
             external_id=meta.message_id,

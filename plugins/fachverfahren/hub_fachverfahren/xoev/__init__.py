@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from .simulator import SIMULATOR, XoevFachverfahren
-from .sink import XoevAnswers, XoevConfig, XoevMessageSpec, XoevSink
+from .sink import XoevAnswers, XoevConfig, XoevForwardSpec, XoevMessageSpec, XoevSink, message_kind
 
 __all__ = [
     "SIMULATOR",
     "XoevAnswers",
     "XoevConfig",
     "XoevFachverfahren",
+    "XoevForwardSpec",
     "XoevMessageSpec",
     "XoevSink",
+    "message_kind",
 ]

@@ -112,14 +112,15 @@ class XoevForwardSpec(BaseModel):
     subject: str | None = None
 
 
-def _message_kind(value: Any) -> str:
+def message_kind(value: Any) -> str:
+    """`forward` for a forwarding message setting, `build` for a template's (the union's discriminator)."""
     forward = value.get("forward") if isinstance(value, dict) else getattr(value, "forward", None)
     return "forward" if forward is not None else "build"
 
 
 MessageSpec = Annotated[
     Annotated[XoevMessageSpec, Tag("build")] | Annotated[XoevForwardSpec, Tag("forward")],
-    Discriminator(_message_kind),
+    Discriminator(message_kind),
 ]
 
 
@@ -156,6 +157,7 @@ class _Sent(BaseModel):
     message_id: str
     process_id: str
     message_type: str | None = None  # None in checkpoints written before forwarding existed
+    forwarded: bool = False  # the original sent on (a profile may forward some records, build others)
     sent: bool = False
 
 
@@ -226,6 +228,7 @@ class XoevSink(Sink[XoevConfig]):
                 message_id=await self.client.create_message_id(),
                 process_id=process_id,
                 message_type=outgoing.message_type,
+                forwarded=isinstance(spec, XoevForwardSpec),
             )
             await ctx.checkpoint(CHECKPOINT, state.model_dump())
         outgoing = outgoing.model_copy(
@@ -382,7 +385,7 @@ class XoevSink(Sink[XoevConfig]):
         message_type = state.message_type or self.config.message.message_type
         # A forwarded message keeps its own id (the source's external id, e.g. an XBau or XAusländer
         # message UUID), which the Fachverfahren's answers may name instead of the ProcessRef.
-        forwarded = isinstance(self.config.message, XoevForwardSpec)
+        forwarded = state.forwarded
         return Delivery(
             target=self.name,
             delivered_at=utcnow(),
