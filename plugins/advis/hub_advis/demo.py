@@ -15,6 +15,8 @@ its own; `links` says so.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any, Final
 
 import aiohttp
@@ -47,6 +49,7 @@ FORM: Final = {
     "nettoeinkommen": "3980.00",
     "einwilligung": "ja",
 }
+WAIT_SECONDS: Final = 60.0
 MINIMAL_PDF: Final = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 
 
@@ -55,6 +58,21 @@ async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
     if response.status >= 300:
         raise RuntimeError(f"{what} answered {response.status}: {body}")
     return body
+
+
+async def advis_opens(run: DemoRun, reference: str) -> None:
+    """ADVIS reads its mailbox until it has a case for `reference` (another scenario may read it too)."""
+    advis = run.site.url(SIMULATOR)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        async with run.http.get(f"{advis}/control/cases") as resp:
+            cases = (await _json(resp, "the ADVIS simulator"))["cases"]
+        if any(c["reference"] == reference for c in cases):
+            return
+        async with run.http.post(f"{advis}/control/receive") as resp:
+            await _json(resp, "the ADVIS simulator")
+        await asyncio.sleep(0.2)  # polling the simulator's state, bounded by the deadline
+    raise RuntimeError(f"ADVIS opened no case for {reference}")
 
 
 class AdvisOutScenario(DemoScenario):
@@ -113,10 +131,7 @@ class AdvisOutScenario(DemoScenario):
         if reference is None:
             raise RuntimeError(f"the hub names no ADVIS reference for {application_id}")
         advis = run.site.url(SIMULATOR)
-        async with run.http.post(f"{advis}/control/receive") as resp:
-            taken = await _json(resp, "the ADVIS simulator")
-        if reference not in taken["opened"]:
-            raise RuntimeError(f"ADVIS did not take the message: {taken}")
+        await advis_opens(run, reference)
         await answered(run, application_id, 1)
         decision = {"reference": reference, "status": "entschieden", "pdf": True}
         async with run.http.post(f"{advis}/control/decide", json=decision) as resp:

@@ -9,6 +9,7 @@ from hub import Connector, DemoScenario, Simulator, hookimpl
 
 from . import inbound, outbound, simulator
 from .demo import AdvisOutScenario
+from .demo_in import AdvisInScenario
 
 # One line per direction (in: inbound.py, out: outbound.py, the simulator: simulator/), so that the
 # directions are added independently and merge cleanly.
@@ -19,6 +20,7 @@ CONNECTORS += [outbound.AdvisSink]
 CONNECTORS += [inbound.AdvisIntake]
 SIMULATORS += [simulator.SIMULATOR]
 SCENARIOS += [AdvisOutScenario()]
+SCENARIOS += [AdvisInScenario()]
 
 
 @hookimpl

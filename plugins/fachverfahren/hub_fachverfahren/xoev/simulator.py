@@ -16,6 +16,7 @@ Control endpoints drive it deterministically: ``POST /control/receive`` (read th
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import tempfile
 import uuid
@@ -106,9 +107,15 @@ class XoevFachverfahren:
     cases: dict[str, XoevCase] = field(default_factory=dict)
     refused: list[dict[str, str]] = field(default_factory=list)
     _numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # One reader of the mailbox at a time, as the real system: two at once would both take a message.
+    _reading: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def receive(self) -> dict[str, list[str]]:
         """Read the mailbox once: validate, open a case and answer, or refuse; close each message."""
+        async with self._reading:
+            return await self._receive()
+
+    async def _receive(self) -> dict[str, list[str]]:
         opened: list[str] = []
         refused: list[str] = []
         for metadata in await self.client.list_messages():
