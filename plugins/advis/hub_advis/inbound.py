@@ -13,7 +13,8 @@ PDF rendition, and its `advis` target forwards the original unchanged to ADVIS.
 
 A message that is not well-formed, does not meet the XSDs or names no applicant is held (quarantined,
 `aktenhub held`) with the reason and left in the mailbox for an operator; the poll goes on with the
-next one. Messages of other kinds (by their XTA metadata) are not downloaded (`hub_xta.MailboxReader`).
+next one. Messages of other kinds (by their XTA metadata) are not downloaded (`hub_xta.MailboxReader`);
+those of `others` (by default ADVIS's answers, should they share the account) are left alone entirely.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import logging
 from typing import Any, ClassVar, Final
 
 from hub_xta import (
+    Leave,
     MailboxReader,
     MailboxSourceConfig,
     MessageMetaData,
@@ -49,6 +51,7 @@ from hub import (
     Source,
 )
 
+from .answers import ANSWER_TYPE
 from .inbound_paths import MessageValues, Unreadable, XAuslaenderPaths
 from .schema import DEFAULT_VERSION, InvalidMessage, SchemaSettings, XAuslaenderSchemas, checked, load_schemas
 
@@ -76,6 +79,11 @@ class AdvisIntakeConfig(MailboxSourceConfig, SchemaSettings):
         default_factory=list,
         description="take only messages of these XTA services (URIs), e.g. the DVDV service "
         "xauslaender1211OZGPORTALABH's; empty: every service",
+    )
+    others: list[str] = Field(
+        default_factory=lambda: [ANSWER_TYPE],
+        description="XTA message types another connector reads from the same account (default: ADVIS's "
+        "answers): left in the mailbox, neither fetched nor held",
     )
     xpaths: XAuslaenderPaths = Field(
         default_factory=XAuslaenderPaths,
@@ -137,9 +145,11 @@ class AdvisIntake(Source[AdvisIntakeConfig]):
             return CheckResult(ok=False, message=str(exc))
         return await client.check()
 
-    def screen(self, metadata: MessageMetaData) -> Refusal | None:
+    def screen(self, metadata: MessageMetaData) -> Refusal | Leave | None:
         """Why a message is not fetched, judged from its XTA metadata alone (None: fetch it)."""
         config = self.config
+        if metadata.message_type in config.others:
+            return Leave(f"message type {metadata.message_type!r} is another connector's")
         if config.message_types and metadata.message_type not in config.message_types:
             return Refusal("message_type", f"message type {metadata.message_type!r} is not taken here")
         if config.services and metadata.service not in config.services:

@@ -215,3 +215,19 @@ async def test_without_the_xauslaender_xsds_it_refuses_to_start_and_says_where(
         await source.start()
     result = await source.check()
     assert not result.ok and "xauslaender/1.21.1" in result.message
+
+
+async def test_adviss_answers_in_the_same_account_are_left_for_their_reader(
+    connector_context: ConnectorContext, advis_schemas: Path, xta: Xta
+) -> None:
+    # One XTA account for both: the intake takes the OZG message and leaves ADVIS's answer alone.
+    source = make_source(connector_context, advis_schemas, xta.url)
+    answer = await send(connector_context, xta, b"<advis.rueckmeldung/>", message_type="advis.rueckmeldung")
+    taken = await send(connector_context, xta, antrag_aufenthaltstitel(NS, str(uuid.uuid4())))
+
+    assert await source.poll(Intakes()) == 1
+
+    assert xta.state.was_closed(taken)
+    left = xta.state.mailbox(ACCOUNT)
+    assert list(left) == [answer] and left[answer].fetches == 0  # not even downloaded
+    assert await source.context.held.lookup([answer]) == {}  # and nothing an operator could close

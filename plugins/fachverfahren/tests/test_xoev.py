@@ -241,6 +241,26 @@ async def test_an_answer_naming_no_application_is_held_not_closed(
     assert channel.answers == {}
 
 
+async def test_another_connectors_messages_in_the_same_account_are_left_alone(
+    context: ConnectorContext, xta: Xta, tmp_path: Path, blobs: BlobStore, schema_dir: Path
+) -> None:
+    sink = make_sink(context, tmp_path, xta.url)
+    assert sink.config.answers is not None
+    sink.config.answers.others = [INFORMATION]
+    fv = fv_client(xta, schema_dir, context)
+    content = await blobs.write_bytes(b"<x/>")
+    message = answer_message(content.ref, content.size)
+    theirs = await fv.send_message(message.model_copy(update={"message_type": INFORMATION}))
+    unknown = await fv.send_message(message.model_copy(update={"message_type": "Fremd.0001"}))
+
+    assert await sink.poll_answers() == 0
+
+    held = await context.held.lookup([theirs.message_id, unknown.message_id])
+    assert list(held) == [unknown.message_id]  # an unknown type is held; the other reader's is not
+    assert xta.state.mailbox(HUB)[theirs.message_id].fetches == 0
+    assert not xta.state.was_closed(theirs.message_id)
+
+
 async def test_the_schema_must_be_in_the_schema_directory(
     tmp_path: Path, connector_context: ConnectorContext
 ) -> None:

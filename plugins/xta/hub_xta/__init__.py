@@ -31,7 +31,7 @@ from .errors import (
     XtaRetryableFault,
     XtaUnsupported,
 )
-from .mailbox import MailboxReader, NotTaken, Refusal, Taken
+from .mailbox import Leave, MailboxReader, NotTaken, Refusal, Taken
 from .models import (
     PAYLOAD_ELEMENT_LIST,
     MessageLabels,
@@ -54,6 +54,7 @@ __all__ = [
     "STANDARDS",
     "CancelDeniedFault",
     "InvalidMessageIdFault",
+    "Leave",
     "MailboxReader",
     "MailboxSourceConfig",
     "MessageLabels",

@@ -4,7 +4,9 @@ One poll lists the mailbox and looks at each message in turn. What the hub canno
 message (`hub.held`, in the journal) and the poll goes on with the next one:
 
 - a message the source does not take by its metadata (e.g. another message type), or whose MsgSize is
-  larger than allowed, is quarantined **before** it is downloaded;
+  larger than allowed, is quarantined **before** it is downloaded; unless the source's screen says it
+  belongs to another connector reading the same account (`Leave`): that one is neither fetched nor
+  held, it waits in the mailbox for its reader;
 - content larger than allowed (or than the message declared) stops the download at the limit;
   end-to-end encrypted content is refused from the envelope; both are quarantined;
 - a fetch failing otherwise counts against the message: back-off per message id, quarantined after
@@ -61,6 +63,14 @@ class Refusal:
 
 
 @dataclass(frozen=True)
+class Leave:
+    """A screen's verdict: another connector reading the same account takes this message; not fetched,
+    not held (holding it here would let an operator close what the other still needs)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Taken:
     """What the source made of a fetched message: its intake, and whether it was refused and answered."""
 
@@ -77,7 +87,7 @@ class NotTaken(Permanent):
         self.refusal = refusal
 
 
-Screen = Callable[[MessageMetaData], Refusal | None]
+Screen = Callable[[MessageMetaData], Refusal | Leave | None]
 Take = Callable[[XtaMessage], Awaitable[Taken]]
 
 
@@ -137,6 +147,8 @@ class MailboxReader:
         refusal = self._oversize(client, metadata) or screen(metadata)
         if refusal is None:
             return False
+        if isinstance(refusal, Leave):
+            return True  # another reader's: nothing recorded here
         await held.quarantine(
             metadata.message_id, sender=str(metadata.author), code=refusal.code, reason=refusal.reason
         )

@@ -22,6 +22,7 @@ import uuid
 from typing import Annotated, Any, ClassVar, Literal
 
 from hub_xta import (
+    Leave,
     MailboxReader,
     MailboxSourceConfig,
     MessageLabels,
@@ -132,6 +133,11 @@ class XoevAnswers(AnswerFormat):
     )
     status_by_type: dict[str, str] = Field(
         default_factory=dict, description="message type -> status value, for answers that carry none"
+    )
+    others: list[str] = Field(
+        default_factory=list,
+        description="XTA message types another connector reads from the same account: left in the "
+        "mailbox, not held (other types are held in this connector's register)",
     )
 
 
@@ -430,10 +436,12 @@ class XoevSink(Sink[XoevConfig]):
         """Close a held answer message for good (an operator decided so)."""
         await self.reader.close_upstream(self.client, message_id)
 
-    def _screen(self, metadata: MessageMetaData) -> Refusal | None:
+    def _screen(self, metadata: MessageMetaData) -> Refusal | Leave | None:
         assert self.config.answers is not None
         if metadata.message_type in self.config.answers.message_types:
             return None
+        if metadata.message_type in self.config.answers.others:
+            return Leave(f"message type {metadata.message_type!r} is another connector's")
         return Refusal("message_type", f"message type {metadata.message_type!r} is no answer of {self.name}")
 
     def screen_answer(self, content: bytes) -> Refusal | None:
