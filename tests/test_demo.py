@@ -27,7 +27,7 @@ async def filed(journal_path: Path) -> list[Application]:
     try:
         rows = await journal.list_applications(ApplicationFilter(), limit=100)
         states = sorted(r.state for r in rows)
-        assert states == sorted([ApplicationState.COMPLETED] * 24 + [ApplicationState.REJECTED] * 2)
+        assert states == sorted([ApplicationState.COMPLETED] * 25 + [ApplicationState.REJECTED] * 2)
         xbau, login = sorted(
             (r for r in rows if r.state == ApplicationState.REJECTED), key=lambda r: r.service
         )
@@ -53,6 +53,7 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
         "wasserrecht",
         "awsv-anlage",
         "verpflichtungserklaerung",
+        "aufenthaltstitel",
     }
     bauantraege = [a for a in apps if a.service == "bauantrag"]
     assert len(bauantraege) == 2
@@ -73,6 +74,12 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
     (ve,) = [a for a in apps if a.service == "verpflichtungserklaerung"]
     assert ve.correlations["advis.case_number"].startswith("ABH-")
     assert ve.file_number and ve.file_number.startswith("32.1-VE-")
+    # The OZG service's residence-title application (XAusländer over XTA): in the Ausländerakte, forwarded
+    # to ADVIS as it came (ADVIS's answer named it by its own id), ADVIS's case number back.
+    (aufenthalt,) = [a for a in apps if a.service == "aufenthaltstitel"]
+    assert aufenthalt.correlations["advis.original"] == aufenthalt.external_id
+    assert aufenthalt.correlations["advis.case_number"].startswith("ABH-")
+    assert aufenthalt.file_number and aufenthalt.file_number.startswith("32.1-AT-")
     apps = [a for a in apps if a.service != "bauantrag"]
     for app in apps:
         assert app.file_number
@@ -86,7 +93,7 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
     assert renewal.correlations["enaio.vorgang"] != first.correlations["enaio.vorgang"]
     assert renewal.file_number == first.file_number
     log = (tmp_path / "demo" / "hub.log").read_text(encoding="utf-8")
-    for name in ("Weber", "Bittel", "Neumann", "Çelik", "Müßig"):  # no personal data
+    for name in ("Weber", "Bittel", "Neumann", "Çelik", "Müßig", "Kovalenko"):  # no personal data
         assert name not in log
 
 

@@ -26,7 +26,7 @@ from .inbound_samples import antrag_aufenthaltstitel, portal_metadata
 SOURCE: Final = "abh-posteingang"
 SERVICE: Final = "aufenthaltstitel"
 INBOX: Final = "vbe:abh-posteingang"  # the Ausländerbehörde's XTA account for OZG messages
-PASSPORT: Final = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+PDF: Final = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 
 
 async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
@@ -84,9 +84,12 @@ class AdvisInScenario(DemoScenario):
             json.dumps(portal_metadata(NAMESPACE)),
             content_type="application/json",
         )
-        content = antrag_aufenthaltstitel(NAMESPACE, nachricht_uuid)
+        content = antrag_aufenthaltstitel(
+            NAMESPACE, nachricht_uuid, anlagen=("Reisepass.pdf", "Immatrikulationsbescheinigung.pdf")
+        )
         form.add_field("message", content, filename="antrag.xml", content_type="application/xml")
-        form.add_field("attachment", PASSPORT, filename="Reisepass.pdf", content_type="application/pdf")
+        for name in ("Reisepass.pdf", "Immatrikulationsbescheinigung.pdf"):
+            form.add_field("attachment", PDF, filename=name, content_type="application/pdf")
         async with run.http.post(f"{run.site.url('xta')}/_sim/mailboxes/{INBOX}", data=form) as resp:
             await _json(resp, "the XTA simulator")
         expectation = run.expect(
