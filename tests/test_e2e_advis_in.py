@@ -146,7 +146,7 @@ async def test_xauslaender_message_to_the_auslaenderakte_and_advis_and_back_exac
         hub = start_hub(config, log)
         try:
             # Filed into enaio, the message closed, the forward's XTA id reserved and its send refused:
-            await poll("the Ausländerakte", until(lambda: len(objects("XAuslaenderNachricht")) == 1))
+            await poll("the Ausländerakte", until(lambda: len(objects("XAuslaenderNachricht")) == 1), 90)
             await poll("the intake's close", until(lambda: xta_state.was_closed(first_xta)))
             await poll("a refused send", until(lambda: xta_state.requests["sendMessage"] >= 1))
             hub.send_signal(signal.SIGKILL)
@@ -155,7 +155,7 @@ async def test_xauslaender_message_to_the_auslaenderakte_and_advis_and_back_exac
 
             await faults(fail_operations=[])
             hub = start_hub(config, log)
-            await poll("the forward to ADVIS", until(lambda: len(forwarded()) == 1))
+            await poll("the forward to ADVIS", until(lambda: len(forwarded()) == 1), 90)
             (sent,) = forwarded()
             # ADVIS gets the message as the OZG service sent it, byte for byte, with its attachments.
             assert sent.message.path.read_bytes() == first
@@ -191,10 +191,13 @@ async def test_xauslaender_message_to_the_auslaenderakte_and_advis_and_back_exac
             opened = await (await advis.post("/control/receive")).json()
             assert opened == {"opened": [second_uuid], "refused": []}
             await poll("the second answer", until(lambda: akte.updates >= 2))
-            apps = await poll(
-                "both completed",
-                lambda: hub_json("/api/v1/applications"),
-            )
+
+            async def both_completed() -> Any:
+                body = await hub_json("/api/v1/applications")
+                states = sorted(a["state"] for a in (body or {}).get("applications", []))
+                return body if states == ["completed", "completed"] else None
+
+            apps = await poll("both completed", both_completed)
         finally:
             hub.send_signal(signal.SIGTERM)
             hub.wait(timeout=20)
