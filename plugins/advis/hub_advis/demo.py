@@ -20,7 +20,6 @@ import time
 from typing import Any, Final
 
 import aiohttp
-from hub_fachverfahren.demo import answered
 
 from hub import Application, ApplicationState, DemoRun, DemoScenario, DemoSite, Expectation
 
@@ -58,6 +57,20 @@ async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
     if response.status >= 300:
         raise RuntimeError(f"{what} answered {response.status}: {body}")
     return body
+
+
+async def answered(run: DemoRun, application_id: str, answers: int) -> None:
+    """Wait until the hub took `answers` of ADVIS's answers and carried each out (completed again)."""
+    url = f"{run.site.hub_url}/api/v1/applications/{application_id}"
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        async with run.http.get(url, headers=run.site.admin_headers()) as resp:
+            view = await _json(resp, "the hub's admin API")
+        taken = sum(e["type"] == "answer.received" for e in view["timeline"])
+        if taken >= answers and str(view["state"]) == ApplicationState.COMPLETED:
+            return
+        await asyncio.sleep(0.2)  # polling the hub's state, bounded by the deadline
+    raise RuntimeError(f"answer {answers} of {CONNECTOR} was not carried out in {WAIT_SECONDS:.0f} s")
 
 
 async def advis_opens(run: DemoRun, reference: str) -> None:

@@ -16,11 +16,10 @@ import uuid
 from typing import Any, Final
 
 import aiohttp
-from hub_fachverfahren.demo import answered
 
 from hub import Application, ApplicationState, DemoRun, DemoScenario, DemoSite, Expectation
 
-from .demo import CONNECTOR, NAMESPACE, advis_opens
+from .demo import CONNECTOR, NAMESPACE, advis_opens, answered
 from .inbound_samples import antrag_aufenthaltstitel, portal_metadata
 
 SOURCE: Final = "abh-posteingang"
