@@ -23,7 +23,7 @@ from rich.table import Table
 
 from hub.actions import Action
 from hub.config import Configuration, load_config
-from hub.errors import ConfigError, PluginError
+from hub.errors import ConfigError, Permanent, PluginError
 from hub.held import Decision, HeldFilter, HeldState
 from hub.journal import ApplicationFilter, JournalInUse, JournalUnavailable
 from hub.logs import setup_logging
