@@ -70,7 +70,7 @@ class XBauMessageSpec(XoevMessageSpec):
 
     values: dict[str, str] = Field(default_factory=dict, description="extra template values")
 
-    def render(self, **values: Any) -> bytes:  # type: ignore[override]
+    def render(self, **values: Any) -> bytes:
         """The message; the head's authorities (`autor_*`, `leser_*`) beside the transport's values."""
         return super().render(**{**self.values, **values})
 
