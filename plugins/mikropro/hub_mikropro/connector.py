@@ -22,7 +22,8 @@ from hub_fachverfahren.importfolder import (
 )
 from hub_fachverfahren.importfolder.manifest import FieldsPayload
 from hub_fachverfahren.xoev import XoevConfig, XoevSink
-from hub_fachverfahren.xoev.sink import XoevAnswers, XoevMessageSpec
+from hub_fachverfahren.xoev.sink import XoevAnswers, XoevForwardSpec, XoevMessageSpec
+from hub_xta import XtaOrigin
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub import (
@@ -34,8 +35,10 @@ from hub import (
     DeliveryContext,
     FileRecord,
     Manifest,
+    Permanent,
     Sink,
 )
+from hub.xml import UnsafeXml, parse_xml
 
 from . import profile
 
@@ -44,6 +47,7 @@ TEMPLATES: Final = Path(str(files(__package__).joinpath("templates")))
 MESSAGE_TEMPLATE: Final = TEMPLATES / "baubeginnanzeige-0900.xml.j2"
 MANIFEST_TEMPLATE: Final = TEMPLATES / "mikropro-import.xml.j2"
 MANIFEST_NAME: Final = "mikropro-import.xml"
+MAX_MESSAGE: Final = 64 * 1024 * 1024
 RESULT_ROOT: Final = "MikroproRueckmeldung"
 # The transport's field -> Mikropro's element in a result file (import folder).
 RESULT_ELEMENTS: Final = {
@@ -121,6 +125,11 @@ class MikroproXoevConfig(XoevConfig):
     )
     answers: XoevAnswers | None = Field(
         default_factory=mikropro_answers, description="Mikropro's answers (default: XBau 1121 and 1170)"
+    )
+    forward: bool = Field(
+        True,
+        description="an application that came as an XBau message over XTA (a 0200 from Bauportal.NRW) "
+        "is forwarded as it came, with its Anlagen; false: every application is built by `message`",
     )
 
     @model_validator(mode="after")
@@ -201,11 +210,17 @@ class MikroproSink(Sink[Any]):
 
     def __init__(self, config: TransportConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
-        self.transport: XoevSink | ImportFolderSink = (
-            XoevSink(config, context)
-            if isinstance(config, MikroproXoevConfig)
-            else ImportFolderSink(config, context)
-        )
+        self.transport: XoevSink | ImportFolderSink
+        # Over XTA, a message from the portal is forwarded as it came; a form is built. Both send from
+        # the same account, and only `transport` reads Mikropro's answers from it.
+        self.forwarding: XoevSink | None = None
+        if isinstance(config, MikroproXoevConfig):
+            self.transport = XoevSink(config, context)
+            if config.forward:
+                forward = XoevForwardSpec(forward="original")
+                self.forwarding = XoevSink(config.model_copy(update={"message": forward}), context)
+        else:
+            self.transport = ImportFolderSink(config, context)
         self.answer_poll_interval = self.transport.answer_poll_interval
 
     async def start(self) -> None:
@@ -233,8 +248,13 @@ class MikroproSink(Sink[Any]):
         return await self.transport.blob_references()
 
     async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
-        """Deliver through the transport."""
-        return await self.transport.deliver(record, ctx)
+        """Deliver through the transport: an XBau message from XTA forwarded as it came, else built."""
+        if self.forwarding is None or not _came_as_xbau(ctx):
+            return await self.transport.deliver(record, ctx)
+        delivery = await self.forwarding.deliver(record, ctx)
+        # Mikropro's answers refer to the message it got by its nachrichtenUUID: the portal's, here.
+        uuid = await _message_uuid(ctx)
+        return delivery.model_copy(update={"correlations": {**delivery.correlations, "xbau_uuid": uuid}})
 
     async def poll_answers(self) -> int:
         """Mikropro's answers: from the hub's XTA mailbox, or its result files."""
@@ -244,3 +264,24 @@ class MikroproSink(Sink[Any]):
         """Close a held answer message for good (an operator decided so; XTA only)."""
         if isinstance(self.transport, XoevSink):
             await self.transport.close_upstream(message_id)
+
+
+def _came_as_xbau(ctx: DeliveryContext) -> bool:
+    """Whether the application came as an XBau message over XTA (its source recorded the transport data)."""
+    origin = XtaOrigin.from_correlations(ctx.application.correlations)
+    return origin is not None and origin.payload_schema in (profile.XBAU, profile.XBAUK)
+
+
+async def _message_uuid(ctx: DeliveryContext) -> str:
+    """The nachrichtenUUID in the head of the application's original XBau message."""
+    original = ctx.application.original
+    if original is None:
+        raise Permanent("nothing to forward: the application kept no original message")
+    try:
+        root = parse_xml(await ctx.blobs.read_bytes(original.blob), limit=MAX_MESSAGE)
+    except UnsafeXml as exc:
+        raise Permanent(f"the original XBau message is not readable: {exc}") from None
+    found = root.findtext("nachrichtenkopf.g2g/identifikation.nachricht/nachrichtenUUID")
+    if not found:
+        raise Permanent("the original XBau message names no nachrichtenUUID in its head")
+    return found.strip()
