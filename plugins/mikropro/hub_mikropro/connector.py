@@ -93,10 +93,10 @@ def _baubeginnanzeige() -> XBauMessageSpec:
 
 
 def mikropro_answers() -> XoevAnswers:
-    """How Mikropro's answer messages are read: 1121 (its Aktenzeichen) and 1170 (status, decision)."""
+    """How Mikropro's answer messages are read: 1121 (its Aktenzeichen), 1170 (status, decision), 1100."""
     return XoevAnswers(
         format="xml",
-        message_types=[profile.AKTENZEICHEN, profile.STATUS],
+        message_types=[profile.AKTENZEICHEN, profile.STATUS, profile.RUECKWEISUNG],
         namespaces=dict(profile.NAMESPACES),
         fields=profile.ANSWER_FIELDS.model_copy(),
         status_map={code: status for code, status in profile.STATUS_CODES.items()},

@@ -6,10 +6,10 @@ an operator overrides in the configuration (see README, "What to ask the vendor"
 
 Mikropro answers over XTA with XBau-Kernmodul 1.3.0 process messages, as a Bauaufsicht's Fachverfahren
 answers a portal: a ``prozessnachrichten.aktenzeichen.1121`` with its Aktenzeichen (`bezug/vorgang`)
-once it has opened the case, and a ``prozessnachrichten.statusFuerAntragsportal.1170`` per status change
-(`statusAntragsportal/code`, a code of "XBau Status Bauportal"); a decision is a 1170 with the decided
-code and the Bescheid as a PDF attachment. Each refers to the message it answers by that message's
-`nachrichtenUUID` (`bezug/bezugNachricht`).
+once it has opened the case, a ``prozessnachrichten.statusFuerAntragsportal.1170`` per status change
+(`statusAntragsportal/code`, a code of "XBau Status Bauportal"; a decision: the decided code and the
+Bescheid as a PDF attachment), and a ``prozessnachrichten.rueckweisung.G2G.1100`` with the reason for a
+message it cannot take. Each refers to the message it answers by that message's `nachrichtenUUID`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ BUSINESS_SCENARIO: Final = "XBAU_DATA"
 
 AKTENZEICHEN: Final = "prozessnachrichten.aktenzeichen.1121"
 STATUS: Final = "prozessnachrichten.statusFuerAntragsportal.1170"
+RUECKWEISUNG: Final = "prozessnachrichten.rueckweisung.G2G.1100"
 ANTRAG: Final = "baugenehmigung.antrag.0200"
 BAUBEGINN: Final = "anzeige.baubeginn.0900"
 STATUS_LIST: Final = "urn:xoev-de:xbau:codeliste:statusbauportal"
@@ -55,12 +56,14 @@ STATUS_WORDS: Final = {
 }
 NAMESPACES: Final = {"xbauk": XBAUK, "bn": BN_G2G}
 # Where each value is in Mikropro's answers (XPath from the root; the Kernmodul's elements are unqualified).
+# A 1100 (Mikropro refused the message) names it in rueckweisungDaten/idNachricht and gives the reason:
+# an answer with an error, so the delivery becomes dead with Mikropro's text (replayable after a fix).
 ANSWER_FIELDS: Final = AnswerFields(
-    reference="bezug/bezugNachricht/bn:nachrichtenUUID",
+    reference="bezug/bezugNachricht/bn:nachrichtenUUID | rueckweisungDaten/idNachricht/bn:nachrichtenUUID",
     case_number="bezug/vorgang",
     status="statusAntragsportal/code",
     message=None,  # a 1170's begruendung is base64 HTML: the status code says what the applicant learns
-    error=None,
+    error="rueckweisungDaten/rueckweisungsgrund/fehlertext",
     decision=None,  # the first PDF attachment of a 1170 is the decision (xoev transport)
 )
 

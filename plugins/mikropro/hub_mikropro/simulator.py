@@ -6,7 +6,8 @@ the XSD of its family from the schema directory (a 0200 against ``xbau-nachricht
 own Aktenzeichen (``63-BA-2026-00001`` …) and answers the sender with a 1121; a clerk's status change
 (``POST /control/decide``) is a 1170 with Mikropro's status code, a decision with the Bescheid PDF
 attached. A message invalid against its XSD whose head can be read is refused with a 1100 naming the
-first schema error; one that is not XBau is only recorded. Every answer is validated against the
+first schema errors, and so is a Baubeginnanzeige naming an Aktenzeichen Mikropro does not know; one that is
+not XBau is only recorded. Every answer is validated against the
 Kernmodul XSD before it is sent. `transport=importfolder`: the import folder simulator with Mikropro's
 manifest and result files.
 
@@ -45,7 +46,7 @@ _KIND_OF_TYPE: Final = {"aktenzeichen": "1121", "status": "1170", "rueckweisung"
 _ROOTS: Final = {
     "aktenzeichen": profile.AKTENZEICHEN,
     "status": profile.STATUS,
-    "rueckweisung": "prozessnachrichten.rueckweisung.G2G.1100",
+    "rueckweisung": profile.RUECKWEISUNG,
 }
 
 
@@ -86,6 +87,12 @@ class MikroproBauamt(XoevFachverfahren):
             raise ValueError(reason)
         if head is None:
             raise ValueError("the message head names no nachrichtenUUID")
+        # A Baubeginnanzeige refers to the Baugenehmigung's case: Mikropro must know it.
+        named = document.findtext(f"{{{profile.XBAU}}}bezug/{{{profile.XBAU}}}mitAktenzeichen/vorgang")
+        if named is not None and named not in {c.case_number for c in self.cases.values()}:
+            reason = f"Das Aktenzeichen {named} ist in Mikropro nicht bekannt."
+            await self._refuse(head, message.metadata.author.identifier, reason, data)
+            raise ValueError(reason)
         self.heads[head["uuid"]] = head
         return head["uuid"]
 

@@ -42,7 +42,7 @@ FORM = {
     "plz": "53721",
     "ort": "Siegburg",
     "email": "j.gross@example.org",
-    "aktenzeichen": "63/BA-2026-00001",
+    "aktenzeichen": "",  # genehmigungsfreigestellt: no Baugenehmigung to refer to
     "bauvorhaben": "Neubau eines Einfamilienhauses mit Garage",
     "gemarkung": "Wolsdorf",
     "flur": "12",
@@ -80,8 +80,10 @@ async def start_hub(hub_factory: Any, xta: Xta, enaio: Enaio, **mikropro: Any) -
     return running
 
 
-async def submit(running: RunningHub) -> str:
-    form = aiohttp.FormData(FORM)
+async def submit(
+    running: RunningHub, state: ApplicationState = ApplicationState.COMPLETED, **fields: str
+) -> str:
+    form = aiohttp.FormData({**FORM, **fields})
     form.add_field(
         "tragwerksplaner",
         b"%PDF-1.4 Erklaerung",
@@ -93,7 +95,7 @@ async def submit(running: RunningHub) -> str:
     )
     assert status == 202, body
     app_id = str(body["application_id"])
-    assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    assert await running.wait_for_state(app_id) == state
     return app_id
 
 
@@ -112,7 +114,7 @@ async def test_a_baubeginnanzeige_reaches_mikropro_as_xbau_0900_and_its_answers_
     assert message.metadata.message_type == "anzeige.baubeginn.0900"
     assert message.metadata.reader.identifier == MIKROPRO_XTA
     root = parsed(message)
-    assert root.findtext(f"{XBAU}bezug/{XBAU}mitAktenzeichen/vorgang") == "63/BA-2026-00001"
+    assert root.find(f"{XBAU}bezug/{XBAU}ohneAktenzeichen/{XBAU}datumBaubeginnanzeige") is not None
     assert root.findtext(f"{XBAU}sachverhalt/{XBAU}baubeginn/{XBAU}datum") == "2027-03-01"
     names = root.xpath("//anhang/dateiname/text()")
     assert sorted(names) == sorted(a.filename for a in message.attachments) and len(names) == 3
@@ -153,3 +155,26 @@ async def test_a_baubeginnanzeige_reaches_mikropro_as_xbau_0900_and_its_answers_
     assert codes == ["02", "04"]
     assert xta.state.mailbox(HUB_XTA) == {}
     assert etree.QName(parsed(answer_1121)).namespace == KERNMODUL
+
+
+async def test_a_baubeginnanzeige_mikropro_refuses_is_a_dead_delivery_with_mikropros_reason(
+    hub_factory: Any, xta: Xta, enaio: Enaio, start_mikropro: Callable[..., Awaitable[Mikropro]]
+) -> None:
+    mikropro = await start_mikropro(xta_url=xta.url)
+    running = await start_hub(hub_factory, xta, enaio)
+    app_id = await submit(running, aktenzeichen="63-BA-2026-09999")
+    (message,) = xta.sent_by(HUB_XTA)
+    assert parsed(message).findtext(f"{XBAU}bezug/{XBAU}mitAktenzeichen/vorgang") == "63-BA-2026-09999"
+
+    taken = await mikropro.control("receive", {})
+    assert taken["opened"] == [] and len(taken["refused"]) == 1
+    assert await running.wait_for_state(app_id, [ApplicationState.DEAD]) == ApplicationState.DEAD
+    [task] = [
+        t for t in await running.journal.tasks(app_id) if t.step == "deliver" and t.target == "mikropro"
+    ]
+    assert task.last_error is not None and "63-BA-2026-09999 ist in Mikropro nicht bekannt" in task.last_error
+    (refusal,) = xta.sent_by(MIKROPRO_XTA, "prozessnachrichten.rueckweisung.G2G.1100")
+    assert refusal.metadata.reader.identifier == HUB_XTA
+    mailbox = running.hub.connectors["mailbox"]
+    assert isinstance(mailbox, RecordingNotifier) and mailbox.status_calls == 0  # no news for the applicant
+    assert xta.state.mailbox(HUB_XTA) == {}
