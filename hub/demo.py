@@ -133,6 +133,12 @@ def demo_settings(scenarios: Sequence[DemoScenario], site: DemoSite, port: int) 
                 )
             route_owner[name] = scenario.name
             routes.append(route)
+    for scenario in scenarios:
+        for name, extra in scenario.route_extensions(site).items():
+            index = next((i for i, r in enumerate(routes) if r.get("name") == name), None)
+            if index is None:
+                raise ScenarioError(f"demo scenario {scenario.name!r} extends route {name!r}, which none adds")
+            routes[index] = merge_settings(routes[index], extra, f"routes.{name}")
     return {
         "store": f"sqlite:///{site.data_dir / 'journal.db'}",
         "schemas": str(site.schemas),

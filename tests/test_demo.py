@@ -149,6 +149,23 @@ def test_a_scenario_extends_the_connectors_of_those_it_requires(tmp_path: Path) 
         demo_settings([enaio, twice], site, 0)
 
 
+def test_a_scenario_extends_the_routes_of_those_it_requires(tmp_path: Path) -> None:
+    site = DemoSite(data_dir=tmp_path, schemas=tmp_path, hub_url="http://127.0.0.1:1", urls={})
+    bau = _Scenario("bau", y={"type": "log"})
+    fv = _Scenario("fv", ("bau",), fv={"type": "log"})
+    fv.route_extensions = lambda site: {  # type: ignore[method-assign]
+        "bau-route": {"to": ["fv"], "on_answer": {"notify": ["y"]}}
+    }
+    settings = demo_settings(compose([fv, bau]), site, 0)
+    assert settings["routes"] == [
+        {"name": "bau-route", "from": "x", "to": ["y", "fv"], "on_answer": {"notify": ["y"]}},
+        {"name": "fv-route", "from": "x", "to": ["y"]},
+    ]
+    fv.route_extensions = lambda site: {"no-route": {"to": ["fv"]}}  # type: ignore[method-assign]
+    with pytest.raises(ScenarioError, match="'fv' extends route 'no-route', which none adds"):
+        demo_settings(compose([fv, bau]), site, 0)
+
+
 def test_the_core_demo_names_no_plugin() -> None:
     plugins = load_plugins()
     names = {s.name for s in plugins.demo_scenarios()} | set(plugins.simulators())
