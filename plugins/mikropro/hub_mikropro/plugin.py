@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from hub import Connector, Simulator, hookimpl
+from hub import Connector, DemoScenario, Simulator, hookimpl
 
 from .connector import MikroproSink
+from .demo import MikroproScenario
 from .simulator import SIMULATOR
 
 
@@ -21,3 +22,9 @@ def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
 def aktenhub_simulators() -> Sequence[Simulator]:
     """The simulated Mikropro Bauamt."""
     return [SIMULATOR]
+
+
+@hookimpl
+def aktenhub_demo_scenarios() -> Sequence[DemoScenario]:
+    """A Bauantrag from the portal into the simulated Mikropro; its Aktenzeichen back."""
+    return [MikroproScenario()]
