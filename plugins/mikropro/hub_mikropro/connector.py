@@ -35,10 +35,8 @@ from hub import (
     DeliveryContext,
     FileRecord,
     Manifest,
-    Permanent,
     Sink,
 )
-from hub.xml import UnsafeXml, parse_xml
 
 from . import profile
 
@@ -47,7 +45,6 @@ TEMPLATES: Final = Path(str(files(__package__).joinpath("templates")))
 MESSAGE_TEMPLATE: Final = TEMPLATES / "baubeginnanzeige-0900.xml.j2"
 MANIFEST_TEMPLATE: Final = TEMPLATES / "mikropro-import.xml.j2"
 MANIFEST_NAME: Final = "mikropro-import.xml"
-MAX_MESSAGE: Final = 64 * 1024 * 1024
 RESULT_ROOT: Final = "MikroproRueckmeldung"
 # The transport's field -> Mikropro's element in a result file (import folder).
 RESULT_ELEMENTS: Final = {
@@ -249,12 +246,11 @@ class MikroproSink(Sink[Any]):
 
     async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
         """Deliver through the transport: an XBau message from XTA forwarded as it came, else built."""
+        # Mikropro's answers refer to the message by its nachrichtenUUID: for a forwarded 0200 the
+        # portal's, which the forward keeps as the correlation `<connector>.original`.
         if self.forwarding is None or not _came_as_xbau(ctx):
             return await self.transport.deliver(record, ctx)
-        delivery = await self.forwarding.deliver(record, ctx)
-        # Mikropro's answers refer to the message it got by its nachrichtenUUID: the portal's, here.
-        uuid = await _message_uuid(ctx)
-        return delivery.model_copy(update={"correlations": {**delivery.correlations, "xbau_uuid": uuid}})
+        return await self.forwarding.deliver(record, ctx)
 
     async def poll_answers(self) -> int:
         """Mikropro's answers: from the hub's XTA mailbox, or its result files."""
@@ -270,18 +266,3 @@ def _came_as_xbau(ctx: DeliveryContext) -> bool:
     """Whether the application came as an XBau message over XTA (its source recorded the transport data)."""
     origin = XtaOrigin.from_correlations(ctx.application.correlations)
     return origin is not None and origin.payload_schema in (profile.XBAU, profile.XBAUK)
-
-
-async def _message_uuid(ctx: DeliveryContext) -> str:
-    """The nachrichtenUUID in the head of the application's original XBau message."""
-    original = ctx.application.original
-    if original is None:
-        raise Permanent("nothing to forward: the application kept no original message")
-    try:
-        root = parse_xml(await ctx.blobs.read_bytes(original.blob), limit=MAX_MESSAGE)
-    except UnsafeXml as exc:
-        raise Permanent(f"the original XBau message is not readable: {exc}") from None
-    found = root.findtext("nachrichtenkopf.g2g/identifikation.nachricht/nachrichtenUUID")
-    if not found:
-        raise Permanent("the original XBau message names no nachrichtenUUID in its head")
-    return found.strip()

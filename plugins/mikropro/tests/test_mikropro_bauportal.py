@@ -127,6 +127,6 @@ async def test_a_bauantrag_reaches_mikropro_as_it_came_and_its_answers_reach_bau
     assert xta.state.mailbox(HUB_XTA) == {} and xta.state.mailbox(BAUAUFSICHT_XTA) == {}
     app = await running.journal.get_application(summary.id)
     assert app is not None and app.correlations["mikropro.case_number"] == case["case_number"]
-    assert app.correlations["mikropro.xbau_uuid"] == uuid
+    assert app.correlations["mikropro.original"] == uuid
     (answer,) = xta.sent_by(MIKROPRO_XTA, "prozessnachrichten.aktenzeichen.1121")
     assert parsed(answer).findtext(f"bezug/bezugNachricht/{{{BN}}}nachrichtenUUID") == uuid
