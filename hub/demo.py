@@ -137,7 +137,8 @@ def demo_settings(scenarios: Sequence[DemoScenario], site: DemoSite, port: int) 
         for name, extra in scenario.route_extensions(site).items():
             index = next((i for i, r in enumerate(routes) if r.get("name") == name), None)
             if index is None:
-                raise ScenarioError(f"demo scenario {scenario.name!r} extends route {name!r}, which none adds")
+                message = f"demo scenario {scenario.name!r} extends route {name!r}, which none adds"
+                raise ScenarioError(message)
             routes[index] = merge_settings(routes[index], extra, f"routes.{name}")
     return {
         "store": f"sqlite:///{site.data_dir / 'journal.db'}",
