@@ -16,13 +16,18 @@ from typing import Any, ClassVar, Final, Literal
 from hub_fachverfahren.importfolder import (
     AnswerFields,
     AnswerFormat,
+    FieldsPayload,
     ImportFolderConfig,
     ImportFolderSink,
     ManifestSpec,
 )
-from hub_fachverfahren.importfolder.manifest import FieldsPayload
-from hub_fachverfahren.xoev import XoevConfig, XoevSink
-from hub_fachverfahren.xoev.sink import XoevAnswers, XoevForwardSpec, XoevMessageSpec
+from hub_fachverfahren.xoev import (
+    XoevAnswers,
+    XoevConfig,
+    XoevForwardSpec,
+    XoevMessageSpec,
+    XoevSink,
+)
 from hub_xta import XtaOrigin
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 

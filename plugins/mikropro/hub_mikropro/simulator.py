@@ -27,7 +27,7 @@ from typing import Any, Final
 from aiohttp import web
 from hub_fachverfahren.importfolder import SIMULATOR as IMPORTFOLDER
 from hub_fachverfahren.xoev import SIMULATOR as XOEV
-from hub_fachverfahren.xoev.simulator import XoevCase, XoevFachverfahren
+from hub_fachverfahren.xoev import XoevCase, XoevFachverfahren
 from hub_xta import XtaMessage
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from .simulator import SIMULATOR
-from .sink import XoevConfig, XoevSink
+from .simulator import SIMULATOR, XoevCase, XoevFachverfahren
+from .sink import XoevAnswers, XoevConfig, XoevForwardSpec, XoevMessageSpec, XoevSink
 
-__all__ = ["SIMULATOR", "XoevConfig", "XoevSink"]
+# Profiles of a Fachverfahren (e.g. hub_mikropro) preset the message and the answers, and subclass the
+# simulator (its validation and answers).
+__all__ = [
+    "SIMULATOR",
+    "XoevAnswers",
+    "XoevCase",
+    "XoevConfig",
+    "XoevFachverfahren",
+    "XoevForwardSpec",
+    "XoevMessageSpec",
+    "XoevSink",
+]
