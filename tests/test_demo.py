@@ -154,11 +154,11 @@ def test_a_scenario_extends_the_routes_of_those_it_requires(tmp_path: Path) -> N
     bau = _Scenario("bau", y={"type": "log"})
     fv = _Scenario("fv", ("bau",), fv={"type": "log"})
     fv.route_extensions = lambda site: {  # type: ignore[method-assign]
-        "bau-route": {"to": ["fv"], "on_answer": {"notify": ["y"]}}
+        "bau-route": {"to": ["fv"], "on_answer": {"notify": ["y"]}, "from": "z"}
     }
     settings = demo_settings(compose([fv, bau]), site, 0)
     assert settings["routes"] == [
-        {"name": "bau-route", "from": "x", "to": ["y", "fv"], "on_answer": {"notify": ["y"]}},
+        {"name": "bau-route", "from": "z", "to": ["y", "fv"], "on_answer": {"notify": ["y"]}},
         {"name": "fv-route", "from": "x", "to": ["y"]},
     ]
     fv.route_extensions = lambda site: {"no-route": {"to": ["fv"]}}  # type: ignore[method-assign]
