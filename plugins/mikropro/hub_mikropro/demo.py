@@ -5,7 +5,7 @@ It extends the Bauportal.NRW scenario's route: each Bauantrag is filed in enaio 
 plays Mikropro's clerk through the simulator's control endpoints: Mikropro reads its mailbox and opens a
 case per Bauantrag with its own Aktenzeichen (its 1121 to the hub), which the hub writes into the Bauakte;
 then the clerk starts work on the first ("in Bearbeitung", Mikropro's 1170), which reaches the portal as
-the hub's XBau 1170. The summary shows Mikropro's Aktenzeichen; `check` reads enaio and the hub.
+the hub's XBau 1170. The summary shows Mikropro's Aktenzeichen; `check` compares it with Mikropro's cases.
 """
 
 from __future__ import annotations
@@ -129,13 +129,10 @@ class MikroproScenario(DemoScenario):
         case_number = application.correlations.get(f"{CONNECTOR}.case_number")
         if not case_number:
             return ["no Aktenzeichen from Mikropro"]
-        enaio = f"{run.site.url('enaio')}/_sim/objects"
-        akten = (await _json(run, "GET", enaio, params={"type": "Bauakte"}))["objects"]
-        akte = next((a for a in akten if str(a["id"]) == application.correlations.get("enaio.akte")), None)
-        if akte is None:
-            return ["enaio has no Bauakte for it"]
-        found = akte["fields"].get("FVAktenzeichen")
-        return [] if found == case_number else [f"the Bauakte names Mikropro's Aktenzeichen {found!r}"]
+        cases = (await _json(run, "GET", f"{run.site.url(SIMULATOR)}/control/cases"))["cases"]
+        if [c["reference"] for c in cases if c["case_number"] == case_number] != [application.external_id]:
+            return [f"Mikropro holds no case {case_number} for this Bauantrag"]
+        return []
 
     def links(self, site: DemoSite) -> list[tuple[str, str]]:
         return [("Mikropro cases", f"curl {site.url(SIMULATOR)}/control/cases")]

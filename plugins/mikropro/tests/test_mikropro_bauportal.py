@@ -8,6 +8,7 @@ so the Bauportal source never sees them.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -44,7 +45,17 @@ def bauaufsicht_xta(url: str) -> dict[str, Any]:
     return {"url": url, "account": {"identifier": BAUAUFSICHT_XTA}, "timeout_seconds": 5}
 
 
-async def start_hub(hub_factory: Any, xta: Xta, enaio: Enaio) -> RunningHub:
+# What Mikropro's answers change in the Bauakte (the example mapping files nothing for answers).
+ANSWERS = """
+answers:
+  akte_fields:
+    FVAktenzeichen: "{{ answer.case_number }}"
+"""
+
+
+async def start_hub(hub_factory: Any, xta: Xta, enaio: Enaio, tmp_path: Path) -> RunningHub:
+    mapping = tmp_path / "bauantrag.yaml"
+    mapping.write_text((MAPPINGS / "bauantrag.yaml").read_text(encoding="utf-8") + ANSWERS, encoding="utf-8")
     connectors = {
         "bauportal": {
             "type": "bauportal-nrw",
@@ -66,7 +77,7 @@ async def start_hub(hub_factory: Any, xta: Xta, enaio: Enaio) -> RunningHub:
         {
             "name": "bauantrag",
             "from": "bauportal",
-            "map": str(MAPPINGS / "bauantrag.yaml"),
+            "map": str(mapping),
             "to": ["enaio", "mikropro"],
             "notify": ["antworten"],
             "on_answer": {"update_akte": "enaio", "notify": ["antworten"]},
@@ -82,11 +93,12 @@ async def test_a_bauantrag_reaches_mikropro_as_it_came_and_its_answers_reach_bau
     enaio: Enaio,
     http: aiohttp.ClientSession,
     start_mikropro: Callable[..., Awaitable[Mikropro]],
+    tmp_path: Path,
 ) -> None:
     mikropro = await start_mikropro(xta_url=xta.url)
     plan = sample_bauantrag(autor=PORTAL, leser=Behoerde(**AUTHORITY))
     await enqueue_bauantrag(http, xta.url, BAUAUFSICHT_XTA, plan, author=PORTAL_XTA)
-    running = await start_hub(hub_factory, xta, enaio)
+    running = await start_hub(hub_factory, xta, enaio, tmp_path)
     await running.wait_for(lambda: len(xta.sent_by(BAUAUFSICHT_XTA)) >= 2, what="the 1120 and the 1121")
     (summary,) = await running.journal.list_applications(ApplicationFilter())
     assert await running.wait_for_state(summary.id) == ApplicationState.COMPLETED
