@@ -159,6 +159,10 @@ class MikroproImportConfig(ImportFolderConfig):
 
 
 TransportConfig = MikroproXoevConfig | MikroproImportConfig
+TRANSPORTS: Final[dict[str, type[TransportConfig]]] = {
+    "xoev": MikroproXoevConfig,
+    "importfolder": MikroproImportConfig,
+}
 
 
 class MikroproConfig(ConnectorConfig):
@@ -181,12 +185,13 @@ class MikroproConfig(ConnectorConfig):
         **kwargs: Any,
     ) -> ConnectorConfig:
         """The chosen transport's configuration, so that errors name the very key that is wrong."""
-        if cls is not MikroproConfig:
+        transport = obj.get("transport", "xoev") if isinstance(obj, dict) else None
+        if cls is not MikroproConfig or transport not in TRANSPORTS:
+            # an unknown transport: refused here, naming both
             return super().model_validate(
                 obj, strict=strict, from_attributes=from_attributes, context=context, **kwargs
             )
-        transport = obj.get("transport", "xoev") if isinstance(obj, dict) else None
-        model = MikroproImportConfig if transport == "importfolder" else MikroproXoevConfig
+        model = TRANSPORTS[transport]
         return model.model_validate(obj, strict=strict, from_attributes=from_attributes, context=context)
 
 
