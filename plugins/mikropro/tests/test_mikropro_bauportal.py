@@ -53,10 +53,9 @@ answers:
 """
 
 
-async def start_hub(hub_factory: Any, xta: Xta, enaio: Enaio, tmp_path: Path) -> RunningHub:
-    mapping = tmp_path / "bauantrag.yaml"
-    mapping.write_text((MAPPINGS / "bauantrag.yaml").read_text(encoding="utf-8") + ANSWERS, encoding="utf-8")
-    connectors = {
+def hub_connectors(xta: Xta, enaio: Enaio) -> dict[str, Any]:
+    """The Bauaufsicht's connectors: the portal's mailbox, enaio, Mikropro, the answers to the portal."""
+    return {
         "bauportal": {
             "type": "bauportal-nrw",
             "xta": bauaufsicht_xta(xta.url),
@@ -73,6 +72,11 @@ async def start_hub(hub_factory: Any, xta: Xta, enaio: Enaio, tmp_path: Path) ->
             "retry": FAST_RETRY,
         },
     }
+
+
+async def start_hub(hub_factory: Any, xta: Xta, enaio: Enaio, tmp_path: Path) -> RunningHub:
+    mapping = tmp_path / "bauantrag.yaml"
+    mapping.write_text((MAPPINGS / "bauantrag.yaml").read_text(encoding="utf-8") + ANSWERS, encoding="utf-8")
     routes = [
         {
             "name": "bauantrag",
@@ -83,7 +87,7 @@ async def start_hub(hub_factory: Any, xta: Xta, enaio: Enaio, tmp_path: Path) ->
             "on_answer": {"update_akte": "enaio", "notify": ["antworten"]},
         }
     ]
-    running: RunningHub = await hub_factory(connectors, routes, **HUB_OPTIONS)
+    running: RunningHub = await hub_factory(hub_connectors(xta, enaio), routes, **HUB_OPTIONS)
     return running
 
 
@@ -142,3 +146,56 @@ async def test_a_bauantrag_reaches_mikropro_as_it_came_and_its_answers_reach_bau
     assert app.correlations["mikropro.original"] == uuid
     (answer,) = xta.sent_by(MIKROPRO_XTA, "prozessnachrichten.aktenzeichen.1121")
     assert parsed(answer).findtext(f"bezug/bezugNachricht/{{{BN}}}nachrichtenUUID") == uuid
+
+
+async def test_mikropro_assigns_the_aktenzeichen_the_bauakte_and_the_portals_1121_carry_it_once(
+    hub_factory: Any,
+    xta: Xta,
+    enaio: Enaio,
+    http: aiohttp.ClientSession,
+    start_mikropro: Callable[..., Awaitable[Mikropro]],
+) -> None:
+    # The route lets Mikropro assign the Aktenzeichen: the hub draws none, Mikropro gets the 0200 first,
+    # and only its 1121 lets the Bauakte be filed and the portal's 1120 and 1121 go out, with its number.
+    mikropro = await start_mikropro(xta_url=xta.url)
+    plan = sample_bauantrag(autor=PORTAL, leser=Behoerde(**AUTHORITY))
+    await enqueue_bauantrag(http, xta.url, BAUAUFSICHT_XTA, plan, author=PORTAL_XTA)
+    connectors = hub_connectors(xta, enaio)
+    routes = [
+        {
+            "name": "bauantrag",
+            "from": "bauportal",
+            "map": str(MAPPINGS / "bauantrag-mikropro.yaml"),
+            "to": ["enaio", "mikropro"],
+            "notify": ["antworten"],
+            "file_number": {"assigned_by": "mikropro"},
+            "on_answer": {"update_akte": "enaio", "notify": ["antworten"]},
+        }
+    ]
+    running: RunningHub = await hub_factory(connectors, routes, **HUB_OPTIONS)
+    await running.wait_for(lambda: xta.sent_by(HUB_XTA), what="the 0200 forwarded to Mikropro")
+    (summary,) = await running.journal.list_applications(ApplicationFilter())
+    # It waits for Mikropro's number: nothing filed, nothing told yet.
+    assert summary.state == ApplicationState.PROCESSING and summary.file_number is None
+    assert enaio.of_type("Bauakte") == [] and xta.sent_by(BAUAUFSICHT_XTA) == []
+
+    taken = await mikropro.control("receive", {})
+    assert taken == {"opened": [plan.antrag.identity.uuid], "refused": []}
+    await running.wait_for(lambda: len(xta.sent_by(BAUAUFSICHT_XTA)) >= 3, what="1120, 1121 and 1170")
+    assert await running.wait_for_state(summary.id) == ApplicationState.COMPLETED
+
+    number = "63-BA-2026-00001"  # Mikropro's first
+    app = await running.journal.get_application(summary.id)
+    assert app is not None and app.file_number == number
+    (akte,) = enaio.of_type("Bauakte")
+    assert akte.fields["Aktenzeichen"] == number
+    assert akte.fields["Bearbeitungsstand"] == "Eingegangen in Mikropro"
+    to_portal = {m.metadata.message_type: parsed(m) for m in xta.sent_by(BAUAUFSICHT_XTA)}
+    assert sorted(to_portal) == [
+        "prozessnachrichten.aktenzeichen.1121",
+        "prozessnachrichten.eingangsbestaetigung.1120",
+        STATUS_1170,
+    ]  # each once
+    assert to_portal["prozessnachrichten.aktenzeichen.1121"].findtext("bezug/vorgang") == number
+    assert to_portal["prozessnachrichten.eingangsbestaetigung.1120"].findtext("bezug/vorgang") == number
+    assert len(xta.sent_by(HUB_XTA)) == 1  # Mikropro got the Bauantrag once
