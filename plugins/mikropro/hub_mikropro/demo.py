@@ -1,11 +1,15 @@
-"""The Mikropro part of `aktenhub demo`: the Bauanträge from Bauportal.NRW reach the simulated Mikropro.
+"""The Mikropro part of `aktenhub demo`: the Bauanträge from Bauportal.NRW reach the simulated Mikropro,
+and Mikropro's Aktenzeichen reaches the portal.
 
-It extends the Bauportal.NRW scenario's route: each Bauantrag is filed in enaio and forwarded as it came
-(XBau 0200 with its Anlagen) over XTA to Mikropro's mailbox, from the hub's own XTA account. The scenario
-plays Mikropro's clerk through the simulator's control endpoints: Mikropro reads its mailbox and opens a
-case per Bauantrag with its own Aktenzeichen (its 1121 to the hub), which the hub writes into the Bauakte;
-then the clerk starts work on the first ("in Bearbeitung", Mikropro's 1170), which reaches the portal as
-the hub's XBau 1170. The summary shows Mikropro's Aktenzeichen; `check` compares it with Mikropro's cases.
+It extends the Bauportal.NRW scenario's route: Mikropro assigns the Aktenzeichen (`file_number:
+{assigned_by: mikropro}`, mapping ``bauantrag-mikropro.yaml``), so each Bauantrag is first forwarded as it
+came (XBau 0200 with its Anlagen) over XTA to Mikropro's mailbox, from the hub's own XTA account. The
+scenario plays Mikropro's clerk through the simulator's control endpoints: Mikropro reads its mailbox and
+opens a case per Bauantrag with its own Aktenzeichen (its 1121 to the hub); that number becomes the
+application's, the Bauakte in enaio is filed with it and the portal's 1120 and 1121 carry it. Then the
+clerk starts work on the first ("in Bearbeitung", Mikropro's 1170), which reaches the portal as the hub's
+XBau 1170. The summary shows Mikropro's Aktenzeichen; `check` compares the application's and the
+Bauakte's with Mikropro's cases (the plugin's tests read the 1121 the portal got).
 """
 
 from __future__ import annotations
@@ -82,7 +86,15 @@ class MikroproScenario(DemoScenario):
         }
 
     def route_extensions(self, site: DemoSite) -> dict[str, dict[str, Any]]:
-        return {ROUTE: {"to": [CONNECTOR], "on_answer": {"update_akte": "enaio", "notify": ["antworten"]}}}
+        # Mikropro assigns the Aktenzeichen: the Bauantrag mapping without a number pattern of its own.
+        return {
+            ROUTE: {
+                "map": str(site.mapping("bauantrag-mikropro.yaml")),
+                "to": [CONNECTOR],
+                "file_number": {"assigned_by": CONNECTOR},
+                "on_answer": {"update_akte": "enaio", "notify": ["antworten"]},
+            }
+        }
 
     async def submit(self, run: DemoRun) -> None:
         mikropro = run.site.url(SIMULATOR)
@@ -129,10 +141,18 @@ class MikroproScenario(DemoScenario):
         case_number = application.correlations.get(f"{CONNECTOR}.case_number")
         if not case_number:
             return ["no Aktenzeichen from Mikropro"]
+        problems: list[str] = []
         cases = (await _json(run, "GET", f"{run.site.url(SIMULATOR)}/control/cases"))["cases"]
         if [c["reference"] for c in cases if c["case_number"] == case_number] != [application.external_id]:
-            return [f"Mikropro holds no case {case_number} for this Bauantrag"]
-        return []
+            problems.append(f"Mikropro holds no case {case_number} for this Bauantrag")
+        if application.file_number != case_number:
+            problems.append(f"the Aktenzeichen is {application.file_number!r}, not Mikropro's {case_number}")
+        enaio = f"{run.site.url('enaio')}/_sim/objects"
+        akten = (await _json(run, "GET", enaio, params={"type": "Bauakte"}))["objects"]
+        akte = next((a for a in akten if str(a["id"]) == application.correlations.get("enaio.akte")), None)
+        if akte is None or akte["fields"].get("Aktenzeichen") != case_number:
+            problems.append(f"the Bauakte does not carry Mikropro's Aktenzeichen {case_number}")
+        return problems
 
     def links(self, site: DemoSite) -> list[tuple[str, str]]:
         return [("Mikropro cases", f"curl {site.url(SIMULATOR)}/control/cases")]
