@@ -56,7 +56,9 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
     bauantraege = [a for a in apps if a.service == "bauantrag"]
     assert len(bauantraege) == 2
     for app in bauantraege:  # from Bauportal.NRW over XTA into the Bauakte and the xdomea DMS
-        assert app.file_number and app.file_number.startswith("63/BA-")
+        # Mikropro, the Bauaufsicht's Fachverfahren, assigned the Aktenzeichen (its own format)
+        assert app.file_number and app.file_number.startswith("63-BA-")
+        assert app.correlations["mikropro.case_number"] == app.file_number
         assert len(app.correlations["enaio.documents"].split(",")) == 5  # PDF, 3 Anlagen, original XML
         assert any(key.startswith("xdomea") for key in app.correlations)
     # The Umweltamt's two services went into K3's import folder and its answers came back: the case
