@@ -600,9 +600,8 @@ def mapping_test(
 
     Each `payloads.<target>` is checked against the Payload model of the target's connector type: the
     connector of that name in --config, else the connector type of that name.
-    The file number sequence starts at 1 (or --file-number gives the number; a mapping without a pattern
-    is rendered without a number, as where a Fachverfahren assigns it); the PDF rendition is not produced
-    (its blob shows as null).
+    The file number sequence starts at 1 (or --file-number gives the number); the PDF rendition is not
+    produced (its blob shows as null).
     Exit code 1 with the errors and their place in the mapping file when the mapping fails.
     """
     from hub.mapping import MappingError, MappingLoadError, load_mapping, sample_application
@@ -635,8 +634,7 @@ def mapping_test(
         file_number = given_number
         if file_number is None:
             file_number = asyncio.run(compiled.draw_file_number(app, first_number))
-        # No pattern: a route whose Fachverfahren assigns the number; its record is mapped without one.
-        record = compiled.render(app, file_number if file_number is not None else "", rendition=None)
+        record = compiled.render(app, file_number, rendition=None)
         if not problems:
             checked = compiled.validate_payloads(record, targets)
             record = checked.model_copy(update={"payloads": {**record.payloads, **checked.payloads}})
