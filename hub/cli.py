@@ -181,6 +181,8 @@ def diagnostics(config_path: Path, as_json: bool, timeout: float) -> None:
         return
     for d in found:
         console.print(f"[bold]{d.name}[/] ({d.kind}, {d.role})", highlight=False)
+        if d.gate is not None:
+            console.print(f"  target: {d.gate.summary()}", markup=False, highlight=False)
         if d.error is not None:
             console.print(f"  [red]{d.error}[/]", markup=True, highlight=False)
             continue

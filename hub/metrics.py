@@ -16,7 +16,9 @@ from prometheus_client.registry import Collector
 
 from hub.actions import Action
 from hub.connectors import CertificateInfo
+from hub.gate import STATE_VALUES
 from hub.journal import JournalStats
+from hub.journal.base import CircuitState
 from hub.models import ApplicationState
 
 STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -186,6 +188,18 @@ class Metrics:
             ["source", "state", "reason"],
             registry=r,
         )
+        self.circuit_state = Gauge(
+            "aktenhub_circuit_state",
+            "A target's circuit breaker: 0 closed, 1 half-open (probing), 2 open (tasks not attempted)",
+            ["target"],
+            registry=r,
+        )
+        self.circuit_opened = Counter(
+            "aktenhub_circuit_opened",
+            "Times a target's circuit opened (after repeated failures or a failed probe)",
+            ["target"],
+            registry=r,
+        )
         self.totals = RunningTotals()
         r.register(self.totals)
         self.operator_actions = OperatorActions()
@@ -199,6 +213,13 @@ class Metrics:
             self.step_seconds.labels(step, label)
             self.retries.labels(step, label)
             self.dead.labels(step, label)
+
+    def circuit_changed(self, target: str, state: CircuitState, opened: bool) -> None:
+        """A target's circuit is now `state` (`hub.gate`); `opened`: it has just opened."""
+        self.circuit_state.labels(target).set(STATE_VALUES[state])
+        opened_total = self.circuit_opened.labels(target)
+        if opened:
+            opened_total.inc()
 
     def step_took(self, step: str, target: str, seconds: float) -> None:
         """Record the duration of one attempt of a step."""

@@ -261,8 +261,18 @@ class Operations:
     # -- connectors -----------------------------------------------------------------------------------
 
     async def diagnostics(self, timeout: float = 10.0) -> list[ConnectorDiagnostics]:
-        """Every connector's redacted state."""
-        return await collect(self.hub.connectors, timeout)
+        """Every connector's redacted state, and as a target its gate (pause, circuit, rate limit)."""
+        gate = self.hub.bus.gate
+        if not self.hub.started:
+            # A command: the circuits as the running hub (or the last one) saved them.
+            saved = open_journal(self.hub.config.hub.store, read_only=True)
+            with contextlib.suppress(FileNotFoundError):  # no journal yet: every circuit is closed
+                await saved.open()
+                try:
+                    await gate.load(saved)
+                finally:
+                    await saved.close()
+        return await collect(self.hub.connectors, timeout, gate.status())
 
     async def check(self, timeout: float = 15.0) -> list[ConnectorCheck]:
         """Whether every connector can reach and use its system."""

@@ -22,7 +22,7 @@ from hub.bus import Bus, BusSettings
 from hub.config import Configuration
 from hub.connectors import Connector, ConnectorContext, Intake, IntakeOutcome, Sink, Source
 from hub.errors import StorageFull
-from hub.gate import TargetGate
+from hub.gate import TargetGate, policies_of
 from hub.held import HeldMessages
 from hub.journal import Journal, open_journal
 from hub.metrics import Metrics
@@ -72,6 +72,8 @@ class Hub:
             self.connectors[name] = cls(cfg, ctx)
         self._sources = {n: c for n, c in self.connectors.items() if isinstance(c, Source)}
         self._sinks = {n: c for n, c in self.connectors.items() if isinstance(c, Sink)}
+        # Sources run no tasks: every other connector is a target the gate may hold back.
+        targets = {n: c for n, c in config.connectors.items() if n not in self._sources}
         self.bus = Bus(
             self.journal,
             BusSettings(
@@ -85,8 +87,10 @@ class Hub:
             self.metrics,
             clock=clock,
             gate=TargetGate(
-                self.targets(),
+                policies_of(targets),
                 clock,
+                self.journal,
+                self.metrics,
                 pauses=self.journal,
                 refresh_seconds=settings.workers.idle_poll_seconds,
             ),
@@ -241,6 +245,7 @@ class Hub:
         self.started = True
 
     async def _start(self, workers: bool) -> None:
+        await self.bus.gate.load()  # an open circuit stays open over a restart
         released = await self.journal.recover()
         if released:
             log.info("released %d leases left by a previous run", released)

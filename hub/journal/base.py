@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -334,6 +334,23 @@ class JournalStats:
     paused_targets: tuple[str, ...] = ()
 
 
+CircuitState = Literal["closed", "open", "half_open"]
+
+
+@dataclass(frozen=True)
+class CircuitRecord:
+    """A target's circuit as of its last change, kept so a restart, `aktenhub diagnostics` and (later)
+    other hub processes see it (`hub.gate`)."""
+
+    target: str
+    state: CircuitState
+    failures: int  # retryable failures in a row when it last changed
+    open_seconds: float  # the cool-down in force: it doubles after each failed probe
+    open_until: float | None  # when the next probe may run (open only)
+    changed_at: float
+    error_code: str | None = None  # the class of the failure that opened it
+
+
 class Journal(Protocol):
     """The store behind the bus. All methods are safe to call concurrently from one event loop."""
 
@@ -385,9 +402,9 @@ class Journal(Protocol):
         """Lease up to `limit` due tasks (pending, or leased with an expired lease).
 
         `capacity` caps live leases per target; a target not in it is uncapped. `starts` caps the
-        tasks this claim may lease per target (the `hub.gate` decision: 0 while a target is paused);
-        a target not in it is not capped. A task whose key is held by a live lease waits. Each claim
-        counts an attempt.
+        tasks this claim may lease per target (the `hub.gate` decision: 0 while a target is paused or
+        its circuit open); a target not in it is not capped. A task whose key is held by a live lease
+        waits. Each claim counts an attempt.
         """
 
     async def renew(self, task: Task, lease_seconds: float) -> Task:
@@ -409,8 +426,11 @@ class Journal(Protocol):
         retry_at: float | None,
         events: Sequence[Event] = (),
         error_code: str | None = None,
+        counted: bool = True,
     ) -> tuple[Event, ...]:
         """End a held task's attempt with an error: reschedule it at `retry_at`, or (None) make it dead.
+
+        `counted=False` (a circuit's failed probe) leaves the attempt out of the retry budget.
 
         `error_code` is the error's safe part (its class), kept beside the detailed `error`.
         """
@@ -527,6 +547,12 @@ class Journal(Protocol):
 
     async def stats(self) -> JournalStats:
         """Counts by state for metrics."""
+
+    async def circuits(self) -> dict[str, CircuitRecord]:
+        """Every target's circuit as last saved, by target."""
+
+    async def save_circuit(self, record: CircuitRecord) -> None:
+        """Store a target's circuit after it changed state."""
 
     async def once(self, namespace: str, key: str, owner: str, until: datetime) -> str:
         """Bind `key` in `namespace` to `owner` until `until` unless bound already; return its owner.

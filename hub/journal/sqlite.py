@@ -41,6 +41,7 @@ from hub.journal.base import (
     ApplicationFilter,
     ApplicationPatch,
     ApplicationSummary,
+    CircuitRecord,
     Completion,
     FileNumberAssigned,
     FileNumberSequence,
@@ -191,6 +192,16 @@ CREATE TABLE IF NOT EXISTS correlations (
     PRIMARY KEY (application_id, key, value)
 );
 CREATE INDEX IF NOT EXISTS correlations_value ON correlations (value);
+-- each target's circuit breaker as of its last change (hub.gate)
+CREATE TABLE IF NOT EXISTS circuits (
+    target TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    open_seconds REAL NOT NULL,
+    open_until REAL,
+    changed_at REAL NOT NULL,
+    error_code TEXT
+);
 CREATE INDEX IF NOT EXISTS applications_external_id ON applications (external_id);
 CREATE INDEX IF NOT EXISTS applications_file_number ON applications (file_number);
 """.replace("{tasks}", TASKS_TABLE.replace("{name}", "IF NOT EXISTS tasks"))
@@ -589,9 +600,10 @@ class SqliteJournal:
         capacity: dict[str, int],
         starts: Mapping[str, int] | None = None,
     ) -> list[Task]:
+        started: dict[str, int] = dict(starts or {})
+
         def op(c: sqlite3.Connection) -> list[Task]:
             now = self.clock()
-            allowed = dict(starts or {})
             live: dict[str, int] = dict(
                 c.execute(
                     "SELECT target, COUNT(*) FROM tasks WHERE state=? AND lease_until>=? GROUP BY target",
@@ -612,8 +624,8 @@ class SqliteJournal:
                 cap = capacity.get(task.target)
                 if cap is not None and live.get(task.target, 0) >= cap:
                     return
-                if allowed.get(task.target, 1) <= 0:
-                    return  # the gate holds the target back (paused, circuit open, rate limit)
+                if started.get(task.target, 1) <= 0:
+                    return  # paused, circuit open or rate limited: not attempted, not counted
                 key = row[16]
                 if key is not None:
                     if key in held:
@@ -627,8 +639,8 @@ class SqliteJournal:
                     (TaskState.LEASED, token, until, now, task.id),
                 )
                 live[task.target] = live.get(task.target, 0) + 1
-                if task.target in allowed:
-                    allowed[task.target] -= 1
+                if task.target in started:
+                    started[task.target] -= 1
                 claimed.append(
                     _replace(
                         task,
@@ -659,7 +671,7 @@ class SqliteJournal:
                     if cap is None
                     else min(limit - len(claimed), cap - live.get(target, 0))
                 )
-                room = min(room, allowed.get(target, room))
+                room = min(room, started.get(target, room))
                 if room > 0:
                     due += c.execute(
                         f"SELECT {TASK_COLUMNS} FROM tasks WHERE state=? AND target=? AND due_at<=? "
@@ -746,10 +758,13 @@ class SqliteJournal:
         retry_at: float | None,
         events: Sequence[Event] = (),
         error_code: str | None = None,
+        counted: bool = True,
     ) -> tuple[Event, ...]:
         def op(c: sqlite3.Connection) -> tuple[Event, ...]:
             self._check_lease(c, task)
             now = self.clock()
+            if not counted:  # `attempts` stays the honest count; the budget starts one later
+                c.execute("UPDATE tasks SET attempt_base=attempt_base+1 WHERE id=?", (task.id,))
             if retry_at is None:
                 c.execute(
                     "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, last_error=?, "
@@ -1120,6 +1135,35 @@ class SqliteJournal:
             )
 
         return await self._read(op)
+
+    async def circuits(self) -> dict[str, CircuitRecord]:
+        def op(c: sqlite3.Connection) -> dict[str, CircuitRecord]:
+            if c.execute("SELECT 1 FROM sqlite_master WHERE name='circuits'").fetchone() is None:
+                return {}  # read-only, on a journal an older hub wrote: no circuit saved yet
+            rows = c.execute(
+                "SELECT target, state, failures, open_seconds, open_until, changed_at, error_code "
+                "FROM circuits"
+            )
+            return {r[0]: CircuitRecord(*r) for r in rows}
+
+        return await self._read(op)
+
+    async def save_circuit(self, record: CircuitRecord) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT OR REPLACE INTO circuits VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.target,
+                    record.state,
+                    record.failures,
+                    record.open_seconds,
+                    record.open_until,
+                    record.changed_at,
+                    record.error_code,
+                ),
+            )
+
+        await self._write(op)
 
     async def blob_references(self) -> set[str]:
         def op(c: sqlite3.Connection) -> set[str]:
