@@ -231,6 +231,16 @@ class Connector(Generic[ConfigT]):
         """Blobs this connector keeps outside the journal (the orphan sweep spares them; default: none)."""
         return set()
 
+    async def forget(self, application_ids: Sequence[str]) -> set[str]:
+        """These applications' payloads were purged (`hub.retention`): drop what this connector keeps
+        of them outside the journal (e.g. sent messages in a store of its own) and return the blob
+        references it no longer keeps, which the purge then deletes unless something else keeps them.
+
+        Called after the journal committed the purge, again after a crash or failure: idempotent.
+        Default: nothing is kept.
+        """
+        return set()
+
 
 @dataclass
 class StagedFile:

@@ -200,6 +200,32 @@ class Metrics:
             ["target"],
             registry=r,
         )
+        self.purged = Counter(
+            "aktenhub_purged",
+            "Applications whose payload this process purged after their retention period, by policy",
+            ["policy"],
+            registry=r,
+        )
+        self.purge_runs = Counter(
+            "aktenhub_purge_runs", "Purge runs by outcome (ok, error)", ["outcome"], registry=r
+        )
+        for outcome in ("ok", "error"):
+            self.purge_runs.labels(outcome)
+        # From the journal, so that purges run by `aktenhub purge` (another process) count too.
+        self.purged_applications = Gauge(
+            "aktenhub_purged_applications", "Applications in the journal whose payload was purged", registry=r
+        )
+        self.purged_blobs = Gauge(
+            "aktenhub_purged_blobs", "Files purge runs deleted from the blob store, ever", registry=r
+        )
+        self.purged_blob_bytes = Gauge(
+            "aktenhub_purged_blob_bytes", "Bytes purge runs deleted from the blob store, ever", registry=r
+        )
+        self.purge_last_run = Gauge(
+            "aktenhub_purge_last_run_timestamp_seconds",
+            "When the last purge run ended (0: never)",
+            registry=r,
+        )
         self.totals = RunningTotals()
         r.register(self.totals)
         self.operator_actions = OperatorActions()
@@ -254,6 +280,10 @@ class Metrics:
         self.operator_actions.counts = stats.operator_actions
         for target in {*self.targets, *stats.paused_targets}:
             self.target_paused.labels(target).set(1 if target in stats.paused_targets else 0)
+        self.purged_applications.set(stats.purged_applications)
+        self.purged_blobs.set(stats.purged_blobs)
+        self.purged_blob_bytes.set(stats.purged_blob_bytes)
+        self.purge_last_run.set(stats.last_purge_at or 0)
         self.inbound_held.clear()
         for (source, held_state, reason), n in stats.held_by_source_state_reason.items():
             self.inbound_held.labels(source, held_state, reason).set(n)

@@ -12,7 +12,7 @@ Time is plain POSIX seconds from the journal's clock (injectable for tests). Bac
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -22,7 +22,15 @@ from pydantic import BaseModel
 from hub.actions import Action, OperatorAction, TargetPause
 from hub.answers import Answer
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
-from hub.models import Application, ApplicationState, Event, Identity, OriginalSubmission, Party
+from hub.models import (
+    Application,
+    ApplicationState,
+    Event,
+    Identity,
+    OriginalSubmission,
+    Party,
+    Purged,
+)
 from hub.resubmission import ChangedResend
 
 
@@ -219,6 +227,8 @@ class ApplicationSummary(BaseModel):
     file_number: str | None
     error: str | None  # the detailed reason: may quote personal data, so operators only
     error_code: str | None = None  # its safe part: error class or rejection code
+    purged_at: datetime | None = None  # its payload was deleted after its retention period ...
+    purge_policy: str | None = None  # ... by this retention policy (hub.retention)
 
 
 @dataclass(frozen=True)
@@ -332,6 +342,45 @@ class JournalStats:
     held_by_source_state_reason: dict[tuple[str, str, str], int] = field(default_factory=dict)
     operator_actions: dict[str, int] = field(default_factory=dict)  # subjects acted on, by action
     paused_targets: tuple[str, ...] = ()
+    purged_applications: int = 0  # applications whose payload was purged (hub.retention)
+    last_purge_at: float | None = None  # when the last purge run ended (any process)
+    purged_blobs: int = 0  # files purge runs deleted, ever
+    purged_blob_bytes: int = 0  # their size
+
+
+# Application states in which nothing more happens by itself: after its retention period such an
+# application's payload may be purged. Dead is not final: it waits for an operator's replay.
+PURGEABLE_STATES = (ApplicationState.COMPLETED, ApplicationState.REJECTED, ApplicationState.ABANDONED)
+
+
+@dataclass(frozen=True)
+class PurgeCandidate:
+    """An application that may be purged: final, unpurged, no step open (what policies match on)."""
+
+    id: str
+    route: str | None
+    service: str
+    final_since: float  # when it last changed (its retention period counts from here)
+
+
+@dataclass(frozen=True)
+class PurgeOrder:
+    """Purge this application by `purged.policy` if it still qualifies: final and unchanged since `cutoff`."""
+
+    application_id: str
+    purged: Purged
+    cutoff: float  # it must not have changed after this (an answer may have reopened it meanwhile)
+    retention_days: float
+    operator: str | None = None
+
+
+@dataclass(frozen=True)
+class PurgedApplication:
+    """One application purged: the blob references its rows held (now candidates for deletion)."""
+
+    application_id: str
+    policy: str
+    blobs: frozenset[str]
 
 
 CircuitState = Literal["closed", "open", "half_open"]
@@ -560,8 +609,36 @@ class Journal(Protocol):
         One atomic write: of concurrent callers exactly one binds the key (a replay store).
         """
 
-    async def blob_references(self) -> set[str]:
-        """Every blob reference (``sha256:<hex>``) any journal row holds (for the orphan sweep)."""
+    async def blob_references(self, excluding: Collection[str] = ()) -> set[str]:
+        """Every blob reference (``sha256:<hex>``) any journal row holds (for the orphan sweep).
+
+        `excluding`: application ids whose rows are not looked at (what a purge of them would free).
+        """
+
+    async def purge_candidates(
+        self, changed_before: float, after: tuple[float, str] | None, limit: int
+    ) -> list[PurgeCandidate]:
+        """Final, unpurged applications without open steps, unchanged since `changed_before`.
+
+        Oldest change first; `after` is the (final_since, id) of the last one of the previous page.
+        """
+
+    async def purge(self, orders: Sequence[PurgeOrder]) -> list[PurgedApplication]:
+        """Erase the payload of each ordered application that still qualifies, in one transaction.
+
+        Its rows keep metadata, ids and the timeline (see `hub.erasure`); an ``application.purged``
+        event is added. An application changed, reopened or purged meanwhile is skipped.
+        """
+
+    async def record_purge_run(self, at: float, blobs: int, size: int, told_from: float | None) -> None:
+        """Note when a purge run ended and add the files (`blobs`, `size` bytes) it deleted to the totals.
+
+        Kept in the journal, so /metrics shows them whichever process ran the purge. `told_from`: the
+        connectors know of every application purged before this time (None: unchanged).
+        """
+
+    async def purged_untold(self) -> list[str]:
+        """Applications purged since connectors last heard of every purge (a run crashed or failed)."""
 
     async def probe_write(self) -> None:
         """Write and commit a row, to learn whether the journal can take writes again (disk full)."""
