@@ -199,6 +199,10 @@ async def test_purge_cli_removes_finished_payloads_keeps_live_ones_and_shared_fi
     text = rows_of(db, done)
     assert not any(personal in text for personal in ("Groß", "Jürgen", "1970", "Siegburg", "foto.pdf"))
 
+    audit = await asyncio.to_thread(run, "audit", "-c", str(config), "--action", "purged", "--json")
+    (row,) = json.loads(audit.stdout)  # the run, in the audit trail of operator actions
+    assert (row["operator"], row["count"], row["reason"]) == ("mueller", 1, "jagd-sofort: 1")
+
     again = await asyncio.to_thread(run, "purge", "-c", str(config), "--json")
     assert json.loads(again.stdout)["applications"] == 0  # idempotent: nothing due twice
 
