@@ -34,6 +34,7 @@ bench: venv
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/large_attachment.py
+	$(BIN)/python bench/rate_limit.py
 
 run: venv
 	$(BIN)/aktenhub run -c config/aktenhub.example.yaml

@@ -25,6 +25,7 @@ import hashlib
 import itertools
 import os
 import queue
+import re
 import secrets
 import threading
 import time
@@ -40,6 +41,7 @@ from hub.errors import AktenhubError, StorageFull
 CHUNK = 256 * 1024
 SPOOL = 256 * 1024  # content up to this size is buffered, then written by the committer thread
 PREFIX = "sha256:"
+BLOB_REF = re.compile(r"sha256:[0-9a-f]{64}")  # a blob reference wherever it is written down
 
 
 class BlobTooLarge(AktenhubError):
@@ -536,12 +538,19 @@ class BlobStore:
         return found
 
     def sweep(self, candidates: Iterable[str], referenced: Collection[str], older_than: float) -> int:
-        """Remove the candidates nobody references; returns how many went.
+        """Remove the candidates nobody references; returns how many went (see `remove_unreferenced`)."""
+        return len(self.remove_unreferenced(candidates, referenced, older_than))
+
+    def remove_unreferenced(
+        self, candidates: Iterable[str], referenced: Collection[str], older_than: float
+    ) -> list[BlobInfo]:
+        """Remove the candidates (digests) nobody references and nobody wrote since `older_than`.
 
         `referenced` is read after `candidates` was listed, so content an intake stored in between is
         either new (not a candidate) or was touched again by its writer (checked here once more).
+        Returns what was removed.
         """
-        removed = 0
+        removed = []
         for digest in candidates:
             if PREFIX + digest in referenced:
                 continue
@@ -550,12 +559,13 @@ class BlobStore:
                 if digest in self._holds:
                     continue  # an intake is writing or storing it right now
                 try:
-                    if path.stat().st_mtime >= older_than:
+                    stat = path.stat()
+                    if stat.st_mtime >= older_than:
                         continue
                     path.unlink()
                 except FileNotFoundError:
                     continue
-            removed += 1
+            removed.append(BlobInfo(ref=PREFIX + digest, size=stat.st_size, sha256=digest))
         return removed
 
     def _tmp_path(self) -> Path:

@@ -24,7 +24,7 @@ from hub.actions import Action
 from hub.connectors import RetryPolicy
 from hub.errors import Permanent, StorageFull
 from hub.events import operator_event
-from hub.gate import TargetGate
+from hub.gate import Outcome, TargetGate
 from hub.journal import Abandoned, ApplicationFilter, Completion, Journal, LeaseLost, Task
 from hub.metrics import Metrics
 from hub.models import Event
@@ -72,12 +72,13 @@ class Bus:
         gate: TargetGate | None = None,
     ) -> None:
         self.journal = journal
-        # Pause, circuit breaker and rate limit per target: asked before every claim.
-        self.gate = gate or TargetGate({}, clock)
         self.settings = settings
         self.plugins = plugins
         self.metrics = metrics
         self.clock = clock
+        # Pause, circuit breaker and rate limit per target: asked before every claim.
+        self.gate = gate or TargetGate({}, clock)
+        self.cycles = 0  # dispatcher rounds so far (a test waits for rounds, not for time)
         self.owner = f"worker-{secrets.token_hex(4)}"
         self._handlers: dict[str, StepHandler] = {}
         self._wake = asyncio.Event()
@@ -170,6 +171,7 @@ class Bus:
         settings = self.settings
         while not self._stopping:
             self._wake.clear()
+            self.cycles += 1
             free = settings.concurrency - len(self._running)
             claimed: list[Task] = []
             if free > 0:
@@ -205,6 +207,9 @@ class Bus:
                 due = await self.journal.next_due()
                 if due is not None and due > self.clock():
                     timeout = min(timeout, max(0.001, due - self.clock()))
+                opens = self.gate.next_change()
+                if opens is not None:
+                    timeout = min(timeout, max(0.001, opens - self.clock()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
@@ -218,8 +223,10 @@ class Bus:
             completion = await handler(task)
         except LeaseLost:
             log.warning("lease lost task=%s step=%s application=%s", task.id, task.step, task.application_id)
+            await self.gate.finished(task, "unknown")
             return
         except asyncio.CancelledError:
+            await self.gate.finished(task, "unknown")
             raise
         except Exception as exc:
             keeper.cancel()
@@ -229,6 +236,7 @@ class Bus:
             keeper.cancel()
             self.metrics.step_took(task.step, task.target, time.perf_counter() - started)
             self.wake()
+        await self.gate.finished(task, "ok")
         try:
             events = await self.journal.complete(task, completion)
         except StorageFull as exc:
@@ -271,8 +279,16 @@ class Bus:
         policy = self.settings.retry.get(task.target, self.settings.default_retry)
         budget = policy.max_attempts  # the configuration in force now, not at task creation
         permanent = isinstance(exc, Permanent)
+        # The hub's own full disk says nothing about the back end: it neither opens nor closes a circuit.
+        outcome: Outcome = (
+            "permanent" if permanent else "unknown" if isinstance(exc, StorageFull) else "retryable"
+        )
+        # A failed probe of an open circuit: the back end is still down, not this task's fault.
+        probe_failed = await self.gate.finished(task, outcome, error_code)
         retry_at: float | None = None
-        if not permanent and task.attempts_since_replay < budget:
+        if probe_failed:
+            retry_at = self.gate.retry_at(task.target)
+        elif not permanent and task.attempts_since_replay < budget:
             retry_at = self.clock() + retry_delay(policy, task.attempts_since_replay)
         event = Event(
             application_id=task.application_id,
@@ -285,10 +301,13 @@ class Bus:
                 "attempt": task.attempts,
                 "retry_at": retry_at,
                 "permanent": permanent,
+                **({"probe": True} if probe_failed else {}),
             },
         )
         try:
-            events = await self.journal.fail(task, error, retry_at, [event], error_code)
+            events = await self.journal.fail(
+                task, error, retry_at, [event], error_code, counted=not probe_failed
+            )
         except StorageFull as full:
             _unrecorded(task, full)
             return

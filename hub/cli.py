@@ -183,6 +183,8 @@ def diagnostics(config_path: Path, as_json: bool, timeout: float) -> None:
         return
     for d in found:
         console.print(f"[bold]{d.name}[/] ({d.kind}, {d.role})", highlight=False)
+        if d.gate is not None:
+            console.print(f"  target: {d.gate.summary()}", markup=False, highlight=False)
         if d.error is not None:
             console.print(f"  [red]{d.error}[/]", markup=True, highlight=False)
             continue
@@ -436,6 +438,38 @@ def abandon(config_path: Path, application_id: str, reason: str, operator: str) 
         console.print(f"{application_id} was abandoned already", markup=False)
     else:
         console.print(f"abandoned {application_id}; {outcome.tasks} open step(s) ended", markup=False)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--dry-run", is_flag=True, help="only count what is due (read-only, beside a running hub too)")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@OPERATOR_OPTION
+def purge(config_path: Path, dry_run: bool, as_json: bool, operator: str) -> None:
+    """Delete the payload of finished applications whose retention period is over (`retention:`)."""
+    with Progress(console=err, transient=True) as progress:
+        bar = progress.add_task("checking" if dry_run else "purging", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total)
+
+        report = _operate(
+            config_path,
+            lambda ops: ops.purge(operator, dry_run=dry_run, progress=advance),
+            journal="read" if dry_run else "write",
+        )
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+        return
+    verb = "due" if dry_run else "purged"
+    policies = ", ".join(f"{name}: {n}" for name, n in sorted(report.by_policy.items()))
+    console.print(f"{report.applications} application(s) {verb}" + (f" ({policies})" if policies else ""))
+    console.print(
+        f"{report.blobs} file(s), {report.bytes} bytes {'to delete' if dry_run else 'deleted'}"
+        + ("" if dry_run else f"; {report.blobs_shared} kept (still referenced)")
+        + ("" if dry_run or not report.blobs_later else f", {report.blobs_later} left to the orphan sweep"),
+        highlight=False,
+    )
 
 
 @main.group()

@@ -248,6 +248,45 @@ class RouteConfig(BaseModel):
         return [[t for t in self.to if level[t] == n] for n in range(max(level.values()) + 1)]
 
 
+class RetentionPolicy(_Strict):
+    """How long the payload of a route's or service's finished applications is kept (hub.retention)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="shown on every application it purges")
+    route: Annotated[list[str], BeforeValidator(_as_list)] = Field(
+        default_factory=list, description="the routes it applies to (none: any route)"
+    )
+    service: Annotated[list[str], BeforeValidator(_as_list)] = Field(
+        default_factory=list, description="the services it applies to (none: any service)"
+    )
+    days: float = Field(
+        ge=0, description="days after an application last changed in a final state until its payload goes"
+    )
+
+    def matches(self, route: str | None, service: str) -> bool:
+        """Whether an application of this route and service falls under this policy."""
+        return (not self.route or route in self.route) and (not self.service or service in self.service)
+
+
+class RetentionConfig(_Strict):
+    """Retention of finished applications' payloads: the first policy that matches applies."""
+
+    policies: list[RetentionPolicy] = Field(default_factory=list)
+    scheduled: bool = Field(True, description="false: only `aktenhub purge` purges")
+    interval_seconds: float = Field(
+        3600.0, gt=0, description="how often the running hub purges what is due (also at start)"
+    )
+    batch_size: int = Field(
+        100,
+        ge=1,
+        le=10000,
+        description="applications per journal transaction (the writer serves others between them)",
+    )
+
+    def policy_for(self, route: str | None, service: str) -> RetentionPolicy | None:
+        """The policy an application of this route and service is kept by (None: kept for good)."""
+        return next((p for p in self.policies if p.matches(route, service)), None)
+
+
 class HubConfig(_Strict):
     """The whole configuration file."""
 
@@ -259,6 +298,7 @@ class HubConfig(_Strict):
     connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     routes: list[RouteConfig] = Field(default_factory=list)
     audit: AuditConfig | None = Field(None, description="export of journal events as JSON lines")
+    retention: RetentionConfig | None = Field(None, description="purge of finished applications' payloads")
 
     @field_validator("blobs", mode="before")
     @classmethod
@@ -400,6 +440,8 @@ def parse_config(
     for i, name in enumerate(names):
         if name in names[:i]:
             problems.append(f"{at(('routes', i, 'name'))}: routes[{i}].name: {name!r} is used twice")
+    if hub.retention is not None:
+        problems.extend(_retention_problems(hub.retention, hub.routes, at))
     mappings: dict[str, MappingFile] = {}
     filters = plugins.mapping_filters()
     for i, route in enumerate(hub.routes):
@@ -425,6 +467,55 @@ def parse_config(
     if problems:
         raise ConfigError(problems)
     return Configuration(hub, connectors, source, mappings)
+
+
+def _retention_problems(retention: RetentionConfig, routes: list[RouteConfig], at: Any) -> list[str]:
+    """Policies naming unknown routes or services, names used twice, policies a catch-all hides."""
+    problems = []
+    seen: set[str] = set()
+    catch_all: int | None = None
+    route_names = {route.name for route in routes}
+    services = _route_services(routes)
+    for i, policy in enumerate(retention.policies):
+        loc: KeyPath = ("retention", "policies", i)
+        problems += _unknown(
+            policy.route, route_names, (*loc, "route"), "no route named {!r} (routes: {})", at
+        )
+        if services is not None:  # else some route takes every service: any name may come
+            message = "no route takes service {!r} (services: {})"
+            problems += _unknown(policy.service, services, (*loc, "service"), message, at)
+        if policy.name in seen:
+            problems.append(f"{at((*loc, 'name'))}: {dotted((*loc, 'name'))}: {policy.name!r} is used twice")
+        seen.add(policy.name)
+        if catch_all is not None:
+            problems.append(
+                f"{at(loc)}: {dotted(loc)}: never applies: policies[{catch_all}] before it takes every "
+                "application (the first policy that matches applies)"
+            )
+        elif not policy.route and not policy.service:
+            catch_all = i
+    return problems
+
+
+def _route_services(routes: list[RouteConfig]) -> set[str] | None:
+    """The services the routes take (`when.service`); None when a route takes every service."""
+    services: set[str] = set()
+    for route in routes:
+        if route.when.service is None:
+            return None
+        services.update(_as_list(route.when.service))
+    return services
+
+
+def _unknown(names: list[str], known: set[str], loc: KeyPath, message: str, at: Any) -> list[str]:
+    """`message` (formatted with the name and the known ones) for each name not known."""
+    problems = []
+    for j, name in enumerate(names):
+        if name not in known:
+            where = (*loc, j) if len(names) > 1 else loc
+            listed = ", ".join(sorted(known)) or "none configured"
+            problems.append(f"{at(where)}: {dotted(where)}: {message.format(name, listed)}")
+    return problems
 
 
 def _updates_akte(cls: type[Any]) -> bool:

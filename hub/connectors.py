@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from hub.errors import Permanent, Rejection
 from hub.models import (
@@ -62,6 +62,30 @@ class RetryPolicy(BaseModel):
     jitter_seconds: float = Field(1.0, ge=0)
 
 
+class CircuitPolicy(BaseModel):
+    """When the core stops trying a failing target, and how it finds out that it works again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    failure_threshold: int = Field(
+        5, ge=1, le=10_000, description="consecutive retryable failures that open the circuit"
+    )
+    open_seconds: float = Field(30.0, gt=0, description="first cool-down before a probe is tried")
+    max_open_seconds: float = Field(
+        600.0, gt=0, description="the cool-down doubles after each failed probe, up to this"
+    )
+    probe_successes: int = Field(
+        1, ge=1, le=100, description="probes in a row that must succeed before the circuit closes"
+    )
+
+    @model_validator(mode="after")
+    def _cool_down_grows(self) -> CircuitPolicy:
+        if self.max_open_seconds < self.open_seconds:
+            raise ValueError("max_open_seconds must be at least open_seconds")
+        return self
+
+
 class ConnectorConfig(BaseModel):
     """Settings every connector has; a connector's own `Config` extends this."""
 
@@ -69,7 +93,11 @@ class ConnectorConfig(BaseModel):
 
     type: str
     max_concurrency: int = Field(4, ge=1, le=1000, description="parallel tasks against this target")
+    max_per_second: float | None = Field(
+        None, gt=0, le=10_000, description="tasks started per second against this target (rate limit)"
+    )
     retry: RetryPolicy = Field(default_factory=lambda: RetryPolicy())
+    circuit: CircuitPolicy = Field(default_factory=lambda: CircuitPolicy())
 
 
 class Manifest(BaseModel):
@@ -201,6 +229,16 @@ class Connector(Generic[ConfigT]):
 
     async def blob_references(self) -> set[str]:
         """Blobs this connector keeps outside the journal (the orphan sweep spares them; default: none)."""
+        return set()
+
+    async def forget(self, application_ids: Sequence[str]) -> set[str]:
+        """These applications' payloads were purged (`hub.retention`): drop what this connector keeps
+        of them outside the journal (e.g. sent messages in a store of its own) and return the blob
+        references it no longer keeps, which the purge then deletes unless something else keeps them.
+
+        Called after the journal committed the purge, again after a crash or failure: idempotent.
+        Default: nothing is kept.
+        """
         return set()
 
 

@@ -104,18 +104,21 @@ def compose(scenarios: Sequence[DemoScenario], only: Sequence[str] = ()) -> list
     return ordered
 
 
-def merge_settings(base: Any, extra: Any, path: str) -> Any:
-    """`extra` merged into `base`: dictionaries key by key, lists joined without repeats, equal values."""
+def merge_settings(base: Any, extra: Any, path: str, *, replace: bool = False) -> Any:
+    """`extra` merged into `base`: dictionaries key by key, lists joined without repeats, equal values
+    (`replace`: another value replaces the base's instead of being an error)."""
     if isinstance(base, dict) and isinstance(extra, dict):
         merged = dict(base)
         for key, value in extra.items():
-            merged[key] = merge_settings(base[key], value, f"{path}.{key}") if key in base else value
+            merged[key] = (
+                merge_settings(base[key], value, f"{path}.{key}", replace=replace) if key in base else value
+            )
         return merged
     if isinstance(base, list) and isinstance(extra, list):
         return base + [item for item in extra if item not in base]
-    if base != extra:
+    if base != extra and not replace:
         raise ScenarioError(f"demo scenarios disagree on {path}: {base!r} and {extra!r}")
-    return base
+    return extra
 
 
 def demo_settings(scenarios: Sequence[DemoScenario], site: DemoSite, port: int) -> dict[str, Any]:
@@ -133,6 +136,13 @@ def demo_settings(scenarios: Sequence[DemoScenario], site: DemoSite, port: int) 
                 )
             route_owner[name] = scenario.name
             routes.append(route)
+    for scenario in scenarios:
+        for name, extra in scenario.route_extensions(site).items():
+            index = next((i for i, r in enumerate(routes) if r.get("name") == name), None)
+            if index is None:
+                message = f"demo scenario {scenario.name!r} extends route {name!r}, which none adds"
+                raise ScenarioError(message)
+            routes[index] = merge_settings(routes[index], extra, f"routes.{name}", replace=True)
     return {
         "store": f"sqlite:///{site.data_dir / 'journal.db'}",
         "schemas": str(site.schemas),

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
 from hub.connectors import Connector
+from hub.gate import TargetStatus
 
 MASK = "**********"
 NOT_SECRET = ("_url", "_file", "_path", "_kind", "_type")  # where a secret is, not what it is
@@ -22,22 +23,30 @@ SECRET_KEY = re.compile(r"secret|password|passwd|token|private|credential|api[_-
 
 
 class ConnectorDiagnostics(BaseModel):
-    """One connector as operators see it: name, type, role and its redacted state (or why none)."""
+    """One connector as operators see it: name, type, role, its redacted state (or why none), and as a
+    target whether the hub may run its tasks now (pause, circuit breaker, rate limit)."""
 
     name: str
     kind: str
     role: str
     state: dict[str, Any] | None = None
     error: str | None = None
+    gate: TargetStatus | None = None
 
 
 async def collect(
-    connectors: Mapping[str, Connector[Any]], timeout: float = 10.0
+    connectors: Mapping[str, Connector[Any]],
+    timeout: float = 10.0,
+    targets: Sequence[TargetStatus] = (),
 ) -> list[ConnectorDiagnostics]:
-    """Every connector's diagnostics, redacted; one that fails or hangs reports why instead."""
+    """Every connector's diagnostics, redacted, with its `targets` status; one that fails or hangs
+    reports why instead."""
+    gates = {t.target: t for t in targets}
 
     async def one(name: str, connector: Connector[Any]) -> ConnectorDiagnostics:
-        found = ConnectorDiagnostics(name=name, kind=connector.kind, role=connector.role)
+        found = ConnectorDiagnostics(
+            name=name, kind=connector.kind, role=connector.role, gate=gates.get(name)
+        )
         try:
             state = await asyncio.wait_for(connector.diagnostics(), timeout)
         except TimeoutError:

@@ -19,6 +19,9 @@ from hub.models import Event
 OPERATOR_PREFIX = "operator."
 OPERATOR_REPLAYED = "operator.replayed"
 OPERATOR_ABANDONED = "operator.abandoned"
+# The application's payload was deleted after its retention period (hub.retention); data: policy,
+# retention_days, operator (None: the running hub's schedule), attachments, blobs.
+APPLICATION_PURGED = "application.purged"
 
 REDACTED = "[redacted]"
 
@@ -28,6 +31,7 @@ VIEWER_FIELDS = frozenset(
         "asserted_by",
         "attachments",
         "attempt",
+        "blobs",
         "code",
         "credential_fields",  # names of form fields from connector settings, never their values
         "documents",
@@ -39,7 +43,9 @@ VIEWER_FIELDS = frozenset(
         "means",
         "operator",
         "permanent",
+        "policy",
         "previous_state",
+        "retention_days",
         "retry_at",
         "route",
         "service",

@@ -16,7 +16,9 @@ from prometheus_client.registry import Collector
 
 from hub.actions import Action
 from hub.connectors import CertificateInfo
+from hub.gate import STATE_VALUES
 from hub.journal import JournalStats
+from hub.journal.base import CircuitState
 from hub.models import ApplicationState
 
 STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -186,6 +188,44 @@ class Metrics:
             ["source", "state", "reason"],
             registry=r,
         )
+        self.circuit_state = Gauge(
+            "aktenhub_circuit_state",
+            "A target's circuit breaker: 0 closed, 1 half-open (probing), 2 open (tasks not attempted)",
+            ["target"],
+            registry=r,
+        )
+        self.circuit_opened = Counter(
+            "aktenhub_circuit_opened",
+            "Times a target's circuit opened (after repeated failures or a failed probe)",
+            ["target"],
+            registry=r,
+        )
+        self.purged = Counter(
+            "aktenhub_purged",
+            "Applications whose payload this process purged after their retention period, by policy",
+            ["policy"],
+            registry=r,
+        )
+        self.purge_runs = Counter(
+            "aktenhub_purge_runs", "Purge runs by outcome (ok, error)", ["outcome"], registry=r
+        )
+        for outcome in ("ok", "error"):
+            self.purge_runs.labels(outcome)
+        # From the journal, so that purges run by `aktenhub purge` (another process) count too.
+        self.purged_applications = Gauge(
+            "aktenhub_purged_applications", "Applications in the journal whose payload was purged", registry=r
+        )
+        self.purged_blobs = Gauge(
+            "aktenhub_purged_blobs", "Files purge runs deleted from the blob store, ever", registry=r
+        )
+        self.purged_blob_bytes = Gauge(
+            "aktenhub_purged_blob_bytes", "Bytes purge runs deleted from the blob store, ever", registry=r
+        )
+        self.purge_last_run = Gauge(
+            "aktenhub_purge_last_run_timestamp_seconds",
+            "When the last purge run ended (0: never)",
+            registry=r,
+        )
         self.totals = RunningTotals()
         r.register(self.totals)
         self.operator_actions = OperatorActions()
@@ -199,6 +239,13 @@ class Metrics:
             self.step_seconds.labels(step, label)
             self.retries.labels(step, label)
             self.dead.labels(step, label)
+
+    def circuit_changed(self, target: str, state: CircuitState, opened: bool) -> None:
+        """A target's circuit is now `state` (`hub.gate`); `opened`: it has just opened."""
+        self.circuit_state.labels(target).set(STATE_VALUES[state])
+        opened_total = self.circuit_opened.labels(target)
+        if opened:
+            opened_total.inc()
 
     def step_took(self, step: str, target: str, seconds: float) -> None:
         """Record the duration of one attempt of a step."""
@@ -233,6 +280,10 @@ class Metrics:
         self.operator_actions.counts = stats.operator_actions
         for target in {*self.targets, *stats.paused_targets}:
             self.target_paused.labels(target).set(1 if target in stats.paused_targets else 0)
+        self.purged_applications.set(stats.purged_applications)
+        self.purged_blobs.set(stats.purged_blobs)
+        self.purged_blob_bytes.set(stats.purged_blob_bytes)
+        self.purge_last_run.set(stats.last_purge_at or 0)
         self.inbound_held.clear()
         for (source, held_state, reason), n in stats.held_by_source_state_reason.items():
             self.inbound_held.labels(source, held_state, reason).set(n)

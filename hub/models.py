@@ -137,6 +137,13 @@ class OriginalSubmission(_Model):
     unredacted: list[str] = Field(default_factory=list)
 
 
+class Purged(_Model):
+    """When and by which retention policy an application's payload was deleted (see `hub.retention`)."""
+
+    at: UtcDateTime
+    policy: str
+
+
 class Application(_Model):
     """One application (Antrag) as taken in from a source."""
 
@@ -158,6 +165,8 @@ class Application(_Model):
     revision: int = Field(1, ge=1)
     revised_at: UtcDateTime | None = None
     fingerprint: str | None = None  # sha256 of the submitted content, set at intake
+    # Its payload was purged after its retention period: metadata, ids and timeline only (hub.erasure).
+    purged: Purged | None = None
 
 
 class DocumentContent(StrEnum):

@@ -22,7 +22,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
@@ -42,6 +42,7 @@ from hub.journal import (
     open_journal,
 )
 from hub.models import Application, ApplicationState, Event
+from hub.retention import PurgeReport, replay_refusal
 
 if TYPE_CHECKING:
     from hub.config import Configuration
@@ -158,8 +159,12 @@ class Operations:
     async def replay(self, application_id: str, operator: str, reason: str | None = None) -> list[str]:
         """Replay the dead steps of one application."""
         why = reason_text(reason, "replay")
-        if await self.journal.get_summary(application_id) is None:
+        summary = await self.journal.get_summary(application_id)
+        if summary is None:
             raise NotFound(f"no application {application_id}")
+        purged = replay_refusal(summary)
+        if purged is not None:
+            raise Refused(purged)
         ids = await self.hub.bus.replay(ApplicationFilter(ids=(application_id,)), operator, why)
         if not ids:
             raise Refused(f"application {application_id} has no dead step to replay")
@@ -261,8 +266,18 @@ class Operations:
     # -- connectors -----------------------------------------------------------------------------------
 
     async def diagnostics(self, timeout: float = 10.0) -> list[ConnectorDiagnostics]:
-        """Every connector's redacted state."""
-        return await collect(self.hub.connectors, timeout)
+        """Every connector's redacted state, and as a target its gate (pause, circuit, rate limit)."""
+        gate = self.hub.bus.gate
+        if not self.hub.started:
+            # A command: the circuits as the running hub (or the last one) saved them.
+            saved = open_journal(self.hub.config.hub.store, read_only=True)
+            with contextlib.suppress(FileNotFoundError):  # no journal yet: every circuit is closed
+                await saved.open()
+                try:
+                    await gate.load(saved)
+                finally:
+                    await saved.close()
+        return await collect(self.hub.connectors, timeout, gate.status())
 
     async def check(self, timeout: float = 15.0) -> list[ConnectorCheck]:
         """Whether every connector can reach and use its system."""
@@ -287,12 +302,11 @@ class Operations:
         *,
         dry_run: bool = False,
         progress: Callable[[int, int], None] | None = None,
-    ) -> Any:
-        """Delete the payloads of applications past their retention (`hub.retention`, when installed)."""
-        retention = getattr(self.hub, "retention", None)
-        if retention is None:
-            raise Refused("purge is not available in this version")
-        report = await retention.purge(dry_run=dry_run, operator=operator, progress=progress)
+    ) -> PurgeReport:
+        """Delete the payloads of applications past their retention (`hub.retention`)."""
+        if not self.hub.retention.configured:
+            raise Invalid("no retention policies configured (retention.policies): nothing is ever purged")
+        report = await self.hub.retention.purge(dry_run=dry_run, operator=operator, progress=progress)
         if not dry_run:
             policies = ", ".join(f"{p}: {n}" for p, n in report.by_policy.items())
             await self.journal.record_action(

@@ -20,7 +20,7 @@ State: an answer that creates steps makes its application ``processing`` (also a
 ``completed``: it stays open for answers); the answer step that ends last, with no other step of the
 application left, makes it ``completed`` again; a dead answer step makes it ``dead`` like any step, and
 a replay runs it again. An abandoned or rejected application keeps its answers on the timeline and
-triggers nothing.
+triggers nothing; so does one whose payload was purged after its retention period (`hub.retention`).
 """
 
 from __future__ import annotations
@@ -133,6 +133,14 @@ class ReturnChannel:
         )
         patch = ApplicationPatch(correlations=correlations)
         if state in CLOSED:
+            return AnswerEffects(patch=patch, events=[received])
+        if app.purged is not None:
+            # Its mapped record and the applicant's data are gone: nothing to file or tell with.
+            log.warning(
+                "answer for a purged application kept on its timeline only application=%s connector=%s",
+                app.id,
+                connector,
+            )
             return AnswerEffects(patch=patch, events=[received])
         if answer.status is AnswerStatus.FAILED:
             reason = answer.error or answer.status_text or "no reason given"

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,14 @@ from hub.bus import Bus, BusSettings
 from hub.config import Configuration
 from hub.connectors import Connector, ConnectorContext, Intake, IntakeOutcome, Sink, Source
 from hub.errors import StorageFull
-from hub.gate import TargetGate
+from hub.gate import TargetGate, policies_of
 from hub.held import HeldMessages
 from hub.journal import Journal, open_journal
 from hub.metrics import Metrics
 from hub.operations import Operations
 from hub.pipeline import Pipeline
 from hub.plugins import Plugins
+from hub.retention import Retention
 from hub.return_channel import ReturnChannel
 from hub.routes import Router
 
@@ -72,6 +73,8 @@ class Hub:
             self.connectors[name] = cls(cfg, ctx)
         self._sources = {n: c for n, c in self.connectors.items() if isinstance(c, Source)}
         self._sinks = {n: c for n, c in self.connectors.items() if isinstance(c, Sink)}
+        # Sources run no tasks: every other connector is a target the gate may hold back.
+        targets = {n: c for n, c in config.connectors.items() if n not in self._sources}
         self.bus = Bus(
             self.journal,
             BusSettings(
@@ -85,8 +88,10 @@ class Hub:
             self.metrics,
             clock=clock,
             gate=TargetGate(
-                self.targets(),
+                policies_of(targets),
                 clock,
+                self.journal,
+                self.metrics,
                 pauses=self.journal,
                 refresh_seconds=settings.workers.idle_poll_seconds,
             ),
@@ -104,6 +109,16 @@ class Hub:
         self.returns = ReturnChannel(self.pipeline)
         self.metrics.targets = tuple(self.targets())
         self.operations = Operations(self)
+        self.retention = Retention(
+            settings.retention,
+            self.journal,
+            self.blobs,
+            self.metrics,
+            references=self.referenced_blobs,
+            forget=self.forget_purged,
+            grace_seconds=settings.blobs.orphan_grace_seconds,
+            clock=clock,
+        )
         self._scheduler: AsyncIOScheduler | None = None
         self._polling: set[asyncio.Task[Any]] = set()
         self._storage_full: StorageFull | None = None
@@ -200,14 +215,53 @@ class Hub:
         if not candidates:
             return 0
         # Read after listing: see `BlobStore.sweep` for why that order is safe against intakes.
-        referenced = await self.journal.blob_references()
-        for connector in self.connectors.values():
-            referenced |= await connector.blob_references()
+        referenced = await self.referenced_blobs()
         removed = await asyncio.to_thread(self.blobs.sweep, candidates, referenced, older_than)
         if removed:
             self.metrics.orphan_blobs_removed.labels("sweep").inc(removed)
             log.info("removed %d files no application references", removed)
         return removed
+
+    async def referenced_blobs(self, excluding: Collection[str] = ()) -> set[str]:
+        """Every blob a journal row or a connector references: what the sweep and the purge keep.
+
+        `excluding`: applications whose journal rows are not looked at (what purging them would free).
+        """
+        referenced = await self.journal.blob_references(excluding)
+        for connector in self.connectors.values():
+            referenced |= await connector.blob_references()
+        return referenced
+
+    async def forget_purged(self, application_ids: Sequence[str]) -> tuple[set[str], list[str]]:
+        """Tell every connector these applications were purged.
+
+        Returns the blobs the connectors no longer keep, and the names of those that failed.
+        """
+        dropped: set[str] = set()
+        failed = []
+        for name, connector in self.connectors.items():
+            try:
+                dropped |= await connector.forget(application_ids)
+            except Exception as exc:
+                log.warning(
+                    "connector could not forget purged applications connector=%s error=%s: %s",
+                    name,
+                    type(exc).__name__,
+                    exc,
+                )
+                failed.append(name)
+        return dropped, failed
+
+    async def _purge(self) -> None:
+        # The scheduled purge: a failure is logged and counted, the next interval tries again.
+        with self._job():
+            try:
+                await self.retention.purge()
+            except Exception as exc:
+                self.metrics.purge_runs.labels("error").inc()
+                log.warning("scheduled purge failed error=%s: %s", type(exc).__name__, exc)
+            else:
+                self.metrics.purge_runs.labels("ok").inc()
 
     async def _sweep(self) -> None:
         with self._job():
@@ -241,6 +295,8 @@ class Hub:
         self.started = True
 
     async def _start(self, workers: bool) -> None:
+        await self.bus.gate.load()  # an open circuit stays open over a restart
+        self.retention.stopping = False
         released = await self.journal.recover()
         if released:
             log.info("released %d leases left by a previous run", released)
@@ -255,6 +311,9 @@ class Hub:
         self.start_audit()
         self._scheduler = scheduler = AsyncIOScheduler(timezone="UTC")
         _every(scheduler, self.config.hub.blobs.sweep_interval_seconds, "orphan-sweep", self._sweep)
+        retention = self.config.hub.retention
+        if retention is not None and retention.scheduled and self.retention.configured:
+            _every(scheduler, retention.interval_seconds, "purge", self._purge)
         if workers and self.config.hub.workers.enabled:
             await self.bus.start()
             for name, source in self.sources().items():
@@ -268,6 +327,7 @@ class Hub:
 
     async def stop(self) -> None:
         """Stop pollers and workers, connectors, then close the journal."""
+        self.retention.stopping = True  # a running purge ends after its batch
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None

@@ -10,7 +10,8 @@ runs them in phases:
    directory, e.g. keys);
 2. starts each simulator with `simulator_options`, merges every scenario's `connectors` (a scenario may
    add keys to a connector an earlier one declared: dictionaries merge, lists join, a differing value
-   is an error) and `routes` into one configuration, and starts the hub;
+   is an error) and `routes` (extended by `route_extensions`, whose values replace the route's) into one
+   configuration, and starts the hub;
 3. runs every scenario's `submit` concurrently (samples sent, each registered with `run.expect`), waits
    until each expected application reached a final state, and checks it is the expected one;
 4. prints one table: the core's columns, then each scenario's `columns` (`describe` fills them; the
@@ -160,6 +161,12 @@ class DemoScenario:
     def routes(self, site: DemoSite) -> list[dict[str, Any]]:
         """Routes this scenario adds (route names are unique across scenarios)."""
         return []
+
+    def route_extensions(self, site: DemoSite) -> dict[str, dict[str, Any]]:
+        """Routes of scenarios it requires that this one extends (name -> settings merged into the route:
+        dictionaries merge, lists join, other values replace the route's; e.g. ``{"bauantrag": {"to":
+        ["bau-fv"], "map": ...}}`` adds a target and maps with another file)."""
+        return {}
 
     async def submit(self, run: DemoRun) -> None:
         """Send the sample submissions and `run.expect` each."""

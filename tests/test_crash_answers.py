@@ -506,3 +506,117 @@ async def test_killed_between_an_advis_answer_and_the_akte_update_files_and_tell
     types = [e["type"] for e in body["timeline"]]
     assert (types.count("answer.received"), types.count("answer.filed")) == (2, 2)
     assert xta.app[XTA_STATE].mailbox("vbe:abh-hub") == {}  # both answers closed, none taken twice
+
+
+# What the Mikropro profile's XBau 0900 template reads (a Baubeginnanzeige), for the crash over XTA.
+BAUBEGINN = """
+version: 1
+title: Baubeginnanzeige
+documents:
+  - {type: Originalantrag, content: original, name: anzeige.json}
+payloads:
+  fv:
+    fields: {aktenzeichen: "", baubeginn: "2027-03-01", fertigstellung: "", pruefung_standsicherheit: "false",
+             vorname: Jürgen, nachname: Groß, strasse: Lindenallee, hausnummer: "7", postleitzahl: "53721",
+             ort: Siegburg, email: "", anlageart: "999"}
+"""
+
+
+async def test_killed_between_mikropros_answer_over_xta_and_the_akte_update_files_and_tells_once(
+    tmp_path: Path, schema_dir: Path
+) -> None:
+    # The same crash over XTA: Mikropro's 1121 and 1170 come from the hub's own XTA account (the
+    # simulated Mikropro on the XTA simulator); the hub dies after the e-file filed the 1170's decision.
+    from aiohttp.test_utils import TestServer
+    from hub_mikropro.simulator import make_app as mikropro_app
+    from hub_xta.simulator import STATE as XTA
+    from hub_xta.simulator import make_app as xta_app
+
+    xta = TestServer(xta_app(schemas=schema_dir, data_dir=tmp_path / "xta"), host="127.0.0.1")
+    await xta.start_server()
+    xta_url = f"http://127.0.0.1:{xta.port}"
+    mikropro = TestServer(
+        mikropro_app(xta_url=xta_url, account="vbe:053820063", schemas=schema_dir, data_dir=tmp_path / "mp"),
+        host="127.0.0.1",
+    )
+    await mikropro.start_server()
+    mapping = tmp_path / "baubeginn.yaml"
+    mapping.write_text(BAUBEGINN, encoding="utf-8")
+    fv = {
+        "type": "mikropro",
+        "xta": {"url": xta_url, "account": {"identifier": "vbe:053820005"}, "timeout_seconds": 5},
+        "recipient": {"identifier": "vbe:053820063"},
+        "authority": {"kennung": "vbe:053820004", "name": "Untere Bauaufsichtsbehörde"},
+        "fachverfahren": {"kennung": "vbe:053820063", "name": "Mikropro Bauamt"},
+        "poll_seconds": 0.1,
+    }
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = write_config(tmp_path, port, fv)
+    settings = yaml.safe_load(config.read_text())
+    settings["schemas"] = str(schema_dir)
+    settings["routes"][0]["map"] = str(mapping)
+    config.write_text(yaml.safe_dump(settings))
+    log = tmp_path / "hub.log"
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    efile, mailbox = Ledger(tmp_path / "efile"), Ledger(tmp_path / "mailbox")
+    hub = start_hub(config, log)
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def view(app_id: str) -> dict[str, Any] | None:
+                async with http.get(f"{url}/api/v1/applications/{app_id}", headers=admin) as resp:
+                    return await resp.json() if resp.status == 200 else None
+
+            async def state_is(app_id: str, state: str) -> bool:
+                body = await view(app_id)
+                return body is not None and body["state"] == state
+
+            async def post_intake() -> Any:
+                body = {"id": "crash-mikropro-1", "form": {"name": "Groß"}}
+                async with http.post(f"{url}/intake/json/baubeginnanzeige", json=body) as resp:
+                    return await resp.json() if resp.status in (200, 202) else None
+
+            async def control(path: str, body: dict[str, Any]) -> Any:
+                async with http.post(f"{mikropro.make_url('/control/' + path)}", json=body) as resp:
+                    assert resp.status == 200, await resp.text()
+                    return await resp.json()
+
+            app_id = (await poll("the intake", post_intake))["application_id"]
+            await poll("the application completed", lambda: state_is(app_id, "completed"))
+            (uuid,) = (await control("receive", {}))["opened"]
+            await poll("the 1121 filed", lambda: asyncio.to_thread(lambda: len(efile.records()) == 1))
+            await poll("completed after the 1121", lambda: state_is(app_id, "completed"))
+
+            (tmp_path / "hold").touch()
+            case = await control("decide", {"reference": uuid, "status": "beschieden", "pdf": True})
+            # The e-file has filed the decision and hangs before answering: the hub dies mid-step.
+            await poll("the decision filed", lambda: asyncio.to_thread(lambda: len(efile.records()) == 2))
+            hub.send_signal(signal.SIGKILL)
+            assert hub.wait(timeout=10) == -signal.SIGKILL
+
+            (tmp_path / "hold").unlink()
+            hub = start_hub(config, log)
+            await poll("the application completed again", lambda: state_is(app_id, "completed"))
+            body = await view(app_id)
+            assert body is not None
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        try:
+            hub.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            hub.kill()
+        await mikropro.close()
+        state = xta.app[XTA]
+        await xta.close()
+    assert efile.calls() == 3, log.read_text()  # the 1121 once, the decision again after the kill ...
+    filed = [json.loads(r) for r in efile.records()]  # ... and the e-file holds each answer once
+    assert sorted(r["status"] for r in filed) == ["accepted", "decided"]
+    assert {r["case_number"] for r in filed} == {case["case_number"]}
+    [decided] = [r for r in filed if r["status"] == "decided"]
+    assert [d["name"] for d in decided["documents"]] == [f"Bescheid-{case['case_number']}.pdf"]
+    assert mailbox.calls() == 2 and len(mailbox.records()) == 2
+    types = [e["type"] for e in body["timeline"]]
+    assert types.count("answer.received") == 2 and types.count("answer.filed") == 2
+    assert body["file_number"] == "AZ-2026-7"
+    assert state.mailbox("vbe:053820005") == {}  # each answer closed once it was stored

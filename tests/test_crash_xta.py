@@ -177,3 +177,112 @@ async def test_killed_between_intake_and_close_files_once(
         body = await resp.json()
     akten = body["objects"] if isinstance(body, dict) else body
     assert len(akten) == 1  # filed once
+
+
+async def test_killed_after_mikropros_number_before_the_bauakte_files_once_with_that_number(
+    servers: dict[str, TestServer], tmp_path: Path, schema_dir: Path
+) -> None:
+    # Mikropro assigns the Aktenzeichen (assigned_by): the Bauantrag is forwarded to it, its 1121 brings
+    # the number, and the hub dies while enaio refuses the Bauakte (the second stage, retried). After the
+    # restart the Bauakte is filed once with Mikropro's number, the portal's 1120 and 1121 carry it once.
+    from hub_mikropro.simulator import make_app as mikropro_app
+    from hub_xta.simulator import STATE as XTA
+
+    hub_account, mikropro_account = "vbe:053820005", "vbe:053820063"
+    mikropro = TestServer(
+        mikropro_app(
+            xta_url=url(servers["xta"]),
+            account=mikropro_account,
+            schemas=schema_dir,
+            data_dir=tmp_path / "mp",
+        ),
+        host="127.0.0.1",
+    )
+    await mikropro.start_server()
+    port = free_port()
+    config = write_config(tmp_path, port, servers, schema_dir)
+    settings = json.loads(config.read_text(encoding="utf-8"))
+    settings["connectors"]["mikropro"] = {
+        "type": "mikropro",
+        "xta": {"url": url(servers["xta"]), "account": {"identifier": hub_account}},
+        "recipient": {"identifier": mikropro_account},
+        "authority": AUTHORITY,
+        "fachverfahren": {"kennung": "vbe:053820063", "name": "Mikropro Bauamt"},
+        "poll_seconds": 0.1,
+    }
+    settings["connectors"]["enaio"]["retry"] = {"initial_seconds": 0.1, "max_seconds": 0.2}
+    settings["routes"][0].update(
+        map=str(MAPPING.with_name("bauantrag-mikropro.yaml")),
+        to=["enaio", "mikropro"],
+        file_number={"assigned_by": "mikropro"},
+    )
+    config.write_text(json.dumps(settings), encoding="utf-8")
+    hub_url = f"http://127.0.0.1:{port}"
+    state = servers["xta"].app[XTA]
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url(servers["enaio"], "/_sim/faults"), json={"fail_next": 10000}) as resp:
+                assert resp.status == 200
+            async with http.post(url(servers["portal"], "/sim/bauantrag"), json={}) as resp:
+                assert resp.status == 201
+            hub = start_hub(config, tmp_path / "hub.log")
+            try:
+                deadline = time.monotonic() + 30
+                while not state.mailbox(mikropro_account):  # the Bauantrag forwarded to Mikropro
+                    assert time.monotonic() < deadline, (tmp_path / "hub.log").read_text()
+                    await asyncio.sleep(0.05)  # polling another process's effect, bounded
+                async with http.post(mikropro.make_url("/control/receive")) as resp:
+                    assert len((await resp.json())["opened"]) == 1
+                async with http.get(mikropro.make_url("/control/cases")) as resp:
+                    (case,) = (await resp.json())["cases"]
+                number = case["case_number"]
+                # the number taken: the application carries it while enaio still refuses the Bauakte
+                await poll_json(
+                    http,
+                    f"{hub_url}/api/v1/applications",
+                    "Mikropro's number taken",
+                    lambda b: [a["file_number"] for a in b["applications"]] == [number],
+                )
+            finally:
+                hub.send_signal(signal.SIGKILL)
+                hub.wait(10)
+            assert [
+                m.metadata.message_type for m in state.sent if m.metadata.reader.identifier != hub_account
+            ] == [
+                "baugenehmigung.antrag.0200"
+            ]  # nothing went to the portal yet (only the forward to Mikropro)
+
+            async with http.post(url(servers["enaio"], "/_sim/faults"), json={"fail_next": 0}) as resp:
+                assert resp.status == 200
+            hub = start_hub(config, tmp_path / "hub.log")
+            try:
+                apps = await poll_json(
+                    http,
+                    f"{hub_url}/api/v1/applications",
+                    "the Bauantrag filed",
+                    lambda b: [a["state"] for a in b["applications"]] == ["completed"],
+                )
+            finally:
+                hub.send_signal(signal.SIGTERM)
+                hub.wait(20)
+            async with http.get(url(servers["enaio"], "/_sim/objects"), params={"type": "Bauakte"}) as resp:
+                body = await resp.json()
+    finally:
+        await mikropro.close()
+    assert [a["file_number"] for a in apps["applications"]] == [number]
+    akten = body["objects"] if isinstance(body, dict) else body
+    assert [a["fields"]["Aktenzeichen"] for a in akten] == [number]  # filed once, with Mikropro's number
+    to_portal = [m for m in state.sent if m.metadata.reader.identifier not in (hub_account, mikropro_account)]
+    types = sorted(m.metadata.message_type for m in to_portal)
+    assert types == ["prozessnachrichten.aktenzeichen.1121", "prozessnachrichten.eingangsbestaetigung.1120"]
+    for message in to_portal:
+        assert etree_text(message.message.path, "bezug/vorgang") == number
+    assert len([m for m in state.sent if m.metadata.reader.identifier == mikropro_account]) == 1
+    assert state.mailbox(hub_account) == {}
+
+
+def etree_text(path: Path, xpath: str) -> str | None:
+    """The text at `xpath` (from the root) of an XML file."""
+    from lxml import etree
+
+    return etree.parse(str(path)).getroot().findtext(xpath)

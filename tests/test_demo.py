@@ -58,7 +58,9 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
     bauantraege = [a for a in apps if a.service == "bauantrag"]
     assert len(bauantraege) == 2
     for app in bauantraege:  # from Bauportal.NRW over XTA into the Bauakte and the xdomea DMS
-        assert app.file_number and app.file_number.startswith("63/BA-")
+        # Mikropro, the Bauaufsicht's Fachverfahren, assigned the Aktenzeichen (its own format)
+        assert app.file_number and app.file_number.startswith("63-BA-")
+        assert app.correlations["mikropro.case_number"] == app.file_number
         assert len(app.correlations["enaio.documents"].split(",")) == 5  # PDF, 3 Anlagen, original XML
         assert any(key.startswith("xdomea") for key in app.correlations)
     # The Umweltamt's two services went into K3's import folder and its answers came back: the case
@@ -159,6 +161,23 @@ def test_a_scenario_extends_the_connectors_of_those_it_requires(tmp_path: Path) 
     twice.routes = lambda site: [{"name": "enaio-route"}]  # type: ignore[method-assign]
     with pytest.raises(ScenarioError, match="'enaio' and 'enaio-route-again' both add route 'enaio-route'"):
         demo_settings([enaio, twice], site, 0)
+
+
+def test_a_scenario_extends_the_routes_of_those_it_requires(tmp_path: Path) -> None:
+    site = DemoSite(data_dir=tmp_path, schemas=tmp_path, hub_url="http://127.0.0.1:1", urls={})
+    bau = _Scenario("bau", y={"type": "log"})
+    fv = _Scenario("fv", ("bau",), fv={"type": "log"})
+    fv.route_extensions = lambda site: {  # type: ignore[method-assign]
+        "bau-route": {"to": ["fv"], "on_answer": {"notify": ["y"]}, "from": "z"}
+    }
+    settings = demo_settings(compose([fv, bau]), site, 0)
+    assert settings["routes"] == [
+        {"name": "bau-route", "from": "z", "to": ["y", "fv"], "on_answer": {"notify": ["y"]}},
+        {"name": "fv-route", "from": "x", "to": ["y"]},
+    ]
+    fv.route_extensions = lambda site: {"no-route": {"to": ["fv"]}}  # type: ignore[method-assign]
+    with pytest.raises(ScenarioError, match="'fv' extends route 'no-route', which none adds"):
+        demo_settings(compose([fv, bau]), site, 0)
 
 
 def test_the_core_demo_names_no_plugin() -> None:

@@ -67,10 +67,12 @@ def test_cli_shows_every_connector_redacted(tmp_path: Path) -> None:
     found = {c["name"]: c for c in json.loads(result.output)}
     assert found["k3"]["state"]["config"]["folder_name"] == "{application_id}"
     assert found["dms"]["state"]["session"] == {"open": False, "logins": 0}
+    assert (found["dms"]["gate"]["circuit"], found["dms"]["gate"]["failures"]) == ("closed", 0)
     assert PASSWORD not in result.output
     table = CliRunner().invoke(main, ["diagnostics", "-c", str(config)], env=TOKENS)
     assert table.exit_code == 0, table.output
     assert "dms (enaio, sink)" in table.output and "username: aktenhub" in table.output
+    assert "target: circuit closed" in table.output
     assert PASSWORD not in table.output
 
 

@@ -160,6 +160,9 @@ def start_hub(hub_factory: Any, enaio: Simulator) -> StartHub:
                 "password": "${ENAIO_PASSWORD}",
                 "timeout_seconds": 5,
                 "retry": {"initial_seconds": 0.05, "max_seconds": 0.2, "jitter_seconds": 0.01},
+                # Some tests fail enaio six times in a row on purpose; the circuit (by default open
+                # after five, tests/test_circuit_breaker.py) would hold the next attempt back for 30 s.
+                "circuit": {"failure_threshold": 10},
             },
         }
         routes = [

@@ -345,6 +345,38 @@ async def test_claim_respects_capacity_per_target(journal: SqliteJournal, clock:
     assert await journal.claim("worker-4", 10, LEASE, capacity) == []
 
 
+async def test_starts_cap_what_one_claim_leases_per_target(journal: SqliteJournal, clock: FakeClock) -> None:
+    # the gate's answer (hub.gate): dms may start one task now, fv none (circuit open), map unlimited
+    for i in range(3):
+        await take_in(journal, application(f"ext-{i}"), TaskSpec("deliver", "dms"), TaskSpec("deliver", "fv"))
+    starts = {"dms": 1, "fv": 0}
+
+    [first] = await journal.claim("worker-1", 10, LEASE, {}, starts)
+    assert first.target == "dms"
+    [second] = await journal.claim("worker-1", 10, LEASE, {}, starts)  # a new claim, new starts
+    assert second.target == "dms"
+    fv = [t for a in await journal.list_applications(ApplicationFilter()) for t in await journal.tasks(a.id)]
+    assert {t.attempts for t in fv if t.target == "fv"} == {0}  # held back: not attempted, not counted
+
+    # an expired lease of a held-back target stays where it is too
+    clock.advance(LEASE + 1)
+    assert [t.target for t in await journal.claim("worker-2", 10, LEASE, {}, {"dms": 0, "fv": 0})] == []
+    assert len(await journal.claim("worker-2", 10, LEASE, {}, {"fv": 0})) == 3
+
+
+async def test_an_uncounted_failure_leaves_the_retry_budget_alone(
+    journal: SqliteJournal, clock: FakeClock
+) -> None:
+    await take_in(journal, application("probe"), TaskSpec("deliver", "dms", max_attempts=2))
+    task = await claim_one(journal)
+    await journal.fail(task, "Retryable: 503", clock.now, error_code="Retryable", counted=False)
+    task = await claim_one(journal)
+    assert (task.attempts, task.attempts_since_replay) == (2, 1)  # a circuit's failed probe
+    await journal.fail(task, "Retryable: 503", clock.now, error_code="Retryable")
+    task = await claim_one(journal)
+    assert (task.attempts, task.attempts_since_replay) == (3, 2)
+
+
 async def test_limit_caps_the_number_of_claimed_tasks(journal: SqliteJournal) -> None:
     for i in range(5):
         await take_in(journal, application(f"ext-{i}"), TaskSpec("map"))

@@ -93,6 +93,13 @@ async def test_series_exist_at_zero_from_the_start_and_no_label_is_empty(hub_fac
         if s.name == "aktenhub_step_seconds_count"
     }
     assert counts == STEP_TARGETS
+    targets = {t for _, t in STEP_TARGETS if t != "none"}  # every connector but the source
+    for family, name in (
+        ("aktenhub_circuit_state", "aktenhub_circuit_state"),
+        ("aktenhub_circuit_opened", "aktenhub_circuit_opened_total"),
+    ):
+        series = {s.labels["target"]: s.value for s in samples(families, family) if s.name == name}
+        assert series == {t: 0.0 for t in targets}, family
 
     status, body = await running.post("/intake/json/jagdschein", json={"id": "t2", "form": {"level": "hoch"}})
     assert status == 202

@@ -12,17 +12,25 @@ Time is plain POSIX seconds from the journal's clock (injectable for tests). Bac
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
 from hub.actions import Action, OperatorAction, TargetPause
 from hub.answers import Answer
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
-from hub.models import Application, ApplicationState, Event, Identity, OriginalSubmission, Party
+from hub.models import (
+    Application,
+    ApplicationState,
+    Event,
+    Identity,
+    OriginalSubmission,
+    Party,
+    Purged,
+)
 from hub.resubmission import ChangedResend
 
 
@@ -219,6 +227,8 @@ class ApplicationSummary(BaseModel):
     file_number: str | None
     error: str | None  # the detailed reason: may quote personal data, so operators only
     error_code: str | None = None  # its safe part: error class or rejection code
+    purged_at: datetime | None = None  # its payload was deleted after its retention period ...
+    purge_policy: str | None = None  # ... by this retention policy (hub.retention)
 
 
 @dataclass(frozen=True)
@@ -332,6 +342,62 @@ class JournalStats:
     held_by_source_state_reason: dict[tuple[str, str, str], int] = field(default_factory=dict)
     operator_actions: dict[str, int] = field(default_factory=dict)  # subjects acted on, by action
     paused_targets: tuple[str, ...] = ()
+    purged_applications: int = 0  # applications whose payload was purged (hub.retention)
+    last_purge_at: float | None = None  # when the last purge run ended (any process)
+    purged_blobs: int = 0  # files purge runs deleted, ever
+    purged_blob_bytes: int = 0  # their size
+
+
+# Application states in which nothing more happens by itself: after its retention period such an
+# application's payload may be purged. Dead is not final: it waits for an operator's replay.
+PURGEABLE_STATES = (ApplicationState.COMPLETED, ApplicationState.REJECTED, ApplicationState.ABANDONED)
+
+
+@dataclass(frozen=True)
+class PurgeCandidate:
+    """An application that may be purged: final, unpurged, no step open (what policies match on)."""
+
+    id: str
+    route: str | None
+    service: str
+    final_since: float  # when it last changed (its retention period counts from here)
+
+
+@dataclass(frozen=True)
+class PurgeOrder:
+    """Purge this application by `purged.policy` if it still qualifies: final and unchanged since `cutoff`."""
+
+    application_id: str
+    purged: Purged
+    cutoff: float  # it must not have changed after this (an answer may have reopened it meanwhile)
+    retention_days: float
+    operator: str | None = None
+
+
+@dataclass(frozen=True)
+class PurgedApplication:
+    """One application purged: the blob references its rows held (now candidates for deletion)."""
+
+    application_id: str
+    policy: str
+    blobs: frozenset[str]
+
+
+CircuitState = Literal["closed", "open", "half_open"]
+
+
+@dataclass(frozen=True)
+class CircuitRecord:
+    """A target's circuit as of its last change, kept so a restart, `aktenhub diagnostics` and (later)
+    other hub processes see it (`hub.gate`)."""
+
+    target: str
+    state: CircuitState
+    failures: int  # retryable failures in a row when it last changed
+    open_seconds: float  # the cool-down in force: it doubles after each failed probe
+    open_until: float | None  # when the next probe may run (open only)
+    changed_at: float
+    error_code: str | None = None  # the class of the failure that opened it
 
 
 class Journal(Protocol):
@@ -385,9 +451,9 @@ class Journal(Protocol):
         """Lease up to `limit` due tasks (pending, or leased with an expired lease).
 
         `capacity` caps live leases per target; a target not in it is uncapped. `starts` caps the
-        tasks this claim may lease per target (the `hub.gate` decision: 0 while a target is paused);
-        a target not in it is not capped. A task whose key is held by a live lease waits. Each claim
-        counts an attempt.
+        tasks this claim may lease per target (the `hub.gate` decision: 0 while a target is paused or
+        its circuit open); a target not in it is not capped. A task whose key is held by a live lease
+        waits. Each claim counts an attempt.
         """
 
     async def renew(self, task: Task, lease_seconds: float) -> Task:
@@ -409,8 +475,11 @@ class Journal(Protocol):
         retry_at: float | None,
         events: Sequence[Event] = (),
         error_code: str | None = None,
+        counted: bool = True,
     ) -> tuple[Event, ...]:
         """End a held task's attempt with an error: reschedule it at `retry_at`, or (None) make it dead.
+
+        `counted=False` (a circuit's failed probe) leaves the attempt out of the retry budget.
 
         `error_code` is the error's safe part (its class), kept beside the detailed `error`.
         """
@@ -528,14 +597,48 @@ class Journal(Protocol):
     async def stats(self) -> JournalStats:
         """Counts by state for metrics."""
 
+    async def circuits(self) -> dict[str, CircuitRecord]:
+        """Every target's circuit as last saved, by target."""
+
+    async def save_circuit(self, record: CircuitRecord) -> None:
+        """Store a target's circuit after it changed state."""
+
     async def once(self, namespace: str, key: str, owner: str, until: datetime) -> str:
         """Bind `key` in `namespace` to `owner` until `until` unless bound already; return its owner.
 
         One atomic write: of concurrent callers exactly one binds the key (a replay store).
         """
 
-    async def blob_references(self) -> set[str]:
-        """Every blob reference (``sha256:<hex>``) any journal row holds (for the orphan sweep)."""
+    async def blob_references(self, excluding: Collection[str] = ()) -> set[str]:
+        """Every blob reference (``sha256:<hex>``) any journal row holds (for the orphan sweep).
+
+        `excluding`: application ids whose rows are not looked at (what a purge of them would free).
+        """
+
+    async def purge_candidates(
+        self, changed_before: float, after: tuple[float, str] | None, limit: int
+    ) -> list[PurgeCandidate]:
+        """Final, unpurged applications without open steps, unchanged since `changed_before`.
+
+        Oldest change first; `after` is the (final_since, id) of the last one of the previous page.
+        """
+
+    async def purge(self, orders: Sequence[PurgeOrder]) -> list[PurgedApplication]:
+        """Erase the payload of each ordered application that still qualifies, in one transaction.
+
+        Its rows keep metadata, ids and the timeline (see `hub.erasure`); an ``application.purged``
+        event is added. An application changed, reopened or purged meanwhile is skipped.
+        """
+
+    async def record_purge_run(self, at: float, blobs: int, size: int, told_from: float | None) -> None:
+        """Note when a purge run ended and add the files (`blobs`, `size` bytes) it deleted to the totals.
+
+        Kept in the journal, so /metrics shows them whichever process ran the purge. `told_from`: the
+        connectors know of every application purged before this time (None: unchanged).
+        """
+
+    async def purged_untold(self) -> list[str]:
+        """Applications purged since connectors last heard of every purge (a run crashed or failed)."""
 
     async def probe_write(self) -> None:
         """Write and commit a row, to learn whether the journal can take writes again (disk full)."""

@@ -16,12 +16,11 @@ import json
 import logging
 import os
 import queue
-import re
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -30,10 +29,11 @@ from typing import Any, TypeVar
 
 from hub.actions import Action, OperatorAction, TargetPause
 from hub.answers import Answer, UnknownApplication
+from hub.blobs import BLOB_REF
 from hub.errors import StorageFull
 from hub.events import operator_event
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
-from hub.journal import held_sqlite, operator_sqlite
+from hub.journal import held_sqlite, operator_sqlite, purge_sqlite
 from hub.journal.base import (
     Abandoned,
     ActionRefused,
@@ -41,6 +41,7 @@ from hub.journal.base import (
     ApplicationFilter,
     ApplicationPatch,
     ApplicationSummary,
+    CircuitRecord,
     Completion,
     FileNumberAssigned,
     FileNumberSequence,
@@ -48,6 +49,9 @@ from hub.journal.base import (
     JournalStats,
     JournalUnavailable,
     LeaseLost,
+    PurgeCandidate,
+    PurgedApplication,
+    PurgeOrder,
     ReceivedAnswer,
     StoredAnswer,
     Task,
@@ -191,6 +195,16 @@ CREATE TABLE IF NOT EXISTS correlations (
     PRIMARY KEY (application_id, key, value)
 );
 CREATE INDEX IF NOT EXISTS correlations_value ON correlations (value);
+-- each target's circuit breaker as of its last change (hub.gate)
+CREATE TABLE IF NOT EXISTS circuits (
+    target TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    open_seconds REAL NOT NULL,
+    open_until REAL,
+    changed_at REAL NOT NULL,
+    error_code TEXT
+);
 CREATE INDEX IF NOT EXISTS applications_external_id ON applications (external_id);
 CREATE INDEX IF NOT EXISTS applications_file_number ON applications (file_number);
 """.replace("{tasks}", TASKS_TABLE.replace("{name}", "IF NOT EXISTS tasks"))
@@ -201,16 +215,18 @@ TASK_COLUMNS = (
     "subject"
 )
 SUMMARY_COLUMNS = (
-    "id, source, external_id, service, route, state, received_at, updated_at, file_number, error, error_code"
+    "id, source, external_id, service, route, state, received_at, updated_at, file_number, error, "
+    "error_code, purged_at, purge_policy"
 )
 # Columns added after the first release: (table, column, type), added to older journals on open.
 ADDED_COLUMNS = (
     ("tasks", "key", "TEXT"),
     ("tasks", "error_code", "TEXT"),
     ("applications", "error_code", "TEXT"),
+    ("applications", "purged_at", "REAL"),
+    ("applications", "purge_policy", "TEXT"),
 )
 MAX_GROUP = 256  # operations per grouped transaction
-BLOB_REF = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -327,6 +343,7 @@ class SqliteJournal:
         for table, column, kind in ADDED_COLUMNS:
             if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        purge_sqlite.migrate(conn)
         if "subject" not in {r[1] for r in conn.execute("PRAGMA table_info(tasks)")}:
             _rebuild_tasks(conn)
         if conn.execute("SELECT 1 FROM meta WHERE key='correlations_indexed'").fetchone() is None:
@@ -526,7 +543,12 @@ class SqliteJournal:
         if fingerprint == stored.fingerprint:
             return IntakeResult(application_id=stored.id, duplicate=True, revision=stored.revision)
         # An application an admin abandoned stays ended: only an admin could take it up again.
-        if resent.on_changed is ChangedResend.REFUSE or row[1] == ApplicationState.ABANDONED:
+        # A purged one too: its history keeps no content a new revision could be told apart from.
+        if (
+            resent.on_changed is ChangedResend.REFUSE
+            or row[1] == ApplicationState.ABANDONED
+            or stored.purged is not None
+        ):
             events = _insert_events(c, [conflict_event(stored, fingerprint)])
             return IntakeResult(
                 application_id=stored.id,
@@ -589,9 +611,10 @@ class SqliteJournal:
         capacity: dict[str, int],
         starts: Mapping[str, int] | None = None,
     ) -> list[Task]:
+        started: dict[str, int] = dict(starts or {})
+
         def op(c: sqlite3.Connection) -> list[Task]:
             now = self.clock()
-            allowed = dict(starts or {})
             live: dict[str, int] = dict(
                 c.execute(
                     "SELECT target, COUNT(*) FROM tasks WHERE state=? AND lease_until>=? GROUP BY target",
@@ -612,8 +635,8 @@ class SqliteJournal:
                 cap = capacity.get(task.target)
                 if cap is not None and live.get(task.target, 0) >= cap:
                     return
-                if allowed.get(task.target, 1) <= 0:
-                    return  # the gate holds the target back (paused, circuit open, rate limit)
+                if started.get(task.target, 1) <= 0:
+                    return  # paused, circuit open or rate limited: not attempted, not counted
                 key = row[16]
                 if key is not None:
                     if key in held:
@@ -627,8 +650,8 @@ class SqliteJournal:
                     (TaskState.LEASED, token, until, now, task.id),
                 )
                 live[task.target] = live.get(task.target, 0) + 1
-                if task.target in allowed:
-                    allowed[task.target] -= 1
+                if task.target in started:
+                    started[task.target] -= 1
                 claimed.append(
                     _replace(
                         task,
@@ -659,7 +682,7 @@ class SqliteJournal:
                     if cap is None
                     else min(limit - len(claimed), cap - live.get(target, 0))
                 )
-                room = min(room, allowed.get(target, room))
+                room = min(room, started.get(target, room))
                 if room > 0:
                     due += c.execute(
                         f"SELECT {TASK_COLUMNS} FROM tasks WHERE state=? AND target=? AND due_at<=? "
@@ -746,10 +769,13 @@ class SqliteJournal:
         retry_at: float | None,
         events: Sequence[Event] = (),
         error_code: str | None = None,
+        counted: bool = True,
     ) -> tuple[Event, ...]:
         def op(c: sqlite3.Connection) -> tuple[Event, ...]:
             self._check_lease(c, task)
             now = self.clock()
+            if not counted:  # `attempts` stays the honest count; the budget starts one later
+                c.execute("UPDATE tasks SET attempt_base=attempt_base+1 WHERE id=?", (task.id,))
             if retry_at is None:
                 c.execute(
                     "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, last_error=?, "
@@ -786,7 +812,10 @@ class SqliteJournal:
 
         def op(c: sqlite3.Connection) -> list[str]:
             now = self.clock()
-            ids = [r[0] for r in c.execute(f"SELECT id FROM applications {sql}", params)]
+            # A purged application's payload is gone: a replay would deliver nothing (hub.retention).
+            ids = [
+                r[0] for r in c.execute(f"SELECT id FROM applications {sql} AND purged_at IS NULL", params)
+            ]
             replayed = []
             for app_id in ids:
                 cur = c.execute(
@@ -1109,6 +1138,7 @@ class SqliteJournal:
                     "SELECT step, target, state, COUNT(*) FROM tasks GROUP BY step, target, state"
                 )
             }
+            purged = purge_sqlite.totals(c)
             return JournalStats(
                 applications_by_state=apps,
                 tasks_by_step_target_state=tasks,
@@ -1117,26 +1147,85 @@ class SqliteJournal:
                 held_by_source_state_reason=held_sqlite.counts(c),
                 operator_actions=operator_sqlite.counts(c),
                 paused_targets=tuple(operator_sqlite.pauses(c)),
+                purged_applications=purged.applications,
+                last_purge_at=purged.last_run,
+                purged_blobs=purged.blobs,
+                purged_blob_bytes=purged.size,
             )
 
         return await self._read(op)
 
-    async def blob_references(self) -> set[str]:
+    async def circuits(self) -> dict[str, CircuitRecord]:
+        def op(c: sqlite3.Connection) -> dict[str, CircuitRecord]:
+            if c.execute("SELECT 1 FROM sqlite_master WHERE name='circuits'").fetchone() is None:
+                return {}  # read-only, on a journal an older hub wrote: no circuit saved yet
+            rows = c.execute(
+                "SELECT target, state, failures, open_seconds, open_until, changed_at, error_code "
+                "FROM circuits"
+            )
+            return {r[0]: CircuitRecord(*r) for r in rows}
+
+        return await self._read(op)
+
+    async def save_circuit(self, record: CircuitRecord) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT OR REPLACE INTO circuits VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.target,
+                    record.state,
+                    record.failures,
+                    record.open_seconds,
+                    record.open_until,
+                    record.changed_at,
+                    record.error_code,
+                ),
+            )
+
+        await self._write(op)
+
+    async def blob_references(self, excluding: Collection[str] = ()) -> set[str]:
+        skip = frozenset(excluding)
+
         def op(c: sqlite3.Connection) -> set[str]:
             # Every text column of every table: whatever stores a blob reference (application documents,
             # step results, checkpoints, tables added later) keeps its blob from the orphan sweep.
             found: set[str] = set()
             tables = [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")]
             for table in tables:
-                for column in c.execute(f'PRAGMA table_info("{table}")').fetchall():
+                columns = c.execute(f'PRAGMA table_info("{table}")').fetchall()
+                names = {column[1] for column in columns}
+                owner = "id" if table == "applications" else "application_id"
+                # Rows of the excluded applications are read with their owner and left out here.
+                owned = bool(skip) and owner in names
+                for column in columns:
                     if "TEXT" not in str(column[2]).upper():
                         continue
-                    query = f'SELECT "{column[1]}" FROM "{table}" WHERE "{column[1]}" LIKE \'%sha256:%\''
-                    for (value,) in c.execute(query):
-                        found.update(BLOB_REF.findall(value))
+                    selected = f'"{owner}", "{column[1]}"' if owned else f'NULL, "{column[1]}"'
+                    query = f'SELECT {selected} FROM "{table}" WHERE "{column[1]}" LIKE \'%sha256:%\''
+                    for app_id, value in c.execute(query):
+                        if app_id is None or app_id not in skip:
+                            found.update(BLOB_REF.findall(value))
             return found
 
         return await self._read(op)
+
+    async def purge_candidates(
+        self, changed_before: float, after: tuple[float, str] | None, limit: int
+    ) -> list[PurgeCandidate]:
+        return await self._read(lambda c: purge_sqlite.candidates(c, changed_before, after, limit))
+
+    async def purge(self, orders: Sequence[PurgeOrder]) -> list[PurgedApplication]:
+        def op(c: sqlite3.Connection) -> list[PurgedApplication]:
+            return purge_sqlite.purge(c, orders, self.clock(), _search_text, _insert_events)
+
+        return await self._write(op)
+
+    async def record_purge_run(self, at: float, blobs: int, size: int, told_from: float | None) -> None:
+        await self._write(lambda c: purge_sqlite.record_run(c, at, blobs, size, told_from))
+
+    async def purged_untold(self) -> list[str]:
+        return await self._read(purge_sqlite.untold)
 
     async def probe_write(self) -> None:
         def op(c: sqlite3.Connection) -> None:
@@ -1196,7 +1285,11 @@ class SqliteJournal:
     async def count_replayable(self, where: ApplicationFilter) -> int:
         sql, params = _where(where, dead_only=True)
         return await self._read(
-            lambda c: int(c.execute(f"SELECT COUNT(*) FROM applications {sql}", params).fetchone()[0])
+            lambda c: int(
+                c.execute(
+                    f"SELECT COUNT(*) FROM applications {sql} AND purged_at IS NULL", params
+                ).fetchone()[0]
+            )
         )
 
     # -- held messages (hub.held) ------------------------------------------------------------------
@@ -1561,6 +1654,8 @@ def _summary(r: Sequence[Any]) -> ApplicationSummary:
         file_number=r[8],
         error=r[9],
         error_code=r[10],
+        purged_at=_dt(r[11]) if r[11] is not None else None,
+        purge_policy=r[12],
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,13 +136,14 @@ async def start_hub(
     extra_plugins: Sequence[object] = (),
     env: dict[str, str] | None = None,
     workers: bool = True,
+    clock: Callable[[], float] = time.time,
 ) -> RunningHub:
-    """Start a hub from a configuration dict, serving on a free loopback port."""
+    """Start a hub from a configuration dict, serving on a free loopback port (with `clock`'s time)."""
     plugins = load_plugins(extra_plugins)
     config = config_from_dict(
         settings, plugins, env=env if env is not None else dict(os.environ), source="<test>"
     )
-    hub = Hub(config, plugins)
+    hub = Hub(config, plugins, clock=clock)
     await hub.start(workers=workers)
     runner = make_runner(hub)
     await runner.setup()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -89,11 +90,12 @@ async def hub_factory(tmp_path: Path) -> AsyncIterator[HubFactory]:
         extra_plugins: tuple[object, ...] = (),
         env: dict[str, str] | None = None,
         subdir: str = "hub",
+        clock: Callable[[], float] = time.time,
         **overrides: Any,
     ) -> RunningHub:
         settings = base_settings(tmp_path / subdir, connectors, routes)
         settings.update(overrides)
-        running = await start_hub(settings, extra_plugins=(fakes, *extra_plugins), env=env)
+        running = await start_hub(settings, extra_plugins=(fakes, *extra_plugins), env=env, clock=clock)
         started.append(running)
         return running
 

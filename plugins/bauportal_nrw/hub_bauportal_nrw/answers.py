@@ -20,7 +20,7 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from hub_xta import OutgoingContent, OutgoingMessage, ParameterIsNotValidFault, XtaSettings
@@ -94,6 +94,10 @@ class BauportalNrwAnswers(XBauParticipant, Notifier[BauportalNrwAnswersConfig]):
     async def blob_references(self) -> set[str]:
         """The prepared answers' documents: kept in this notifier's store, not in the journal."""
         return await self.store.blobs()
+
+    async def forget(self, application_ids: Sequence[str]) -> set[str]:
+        """Purged applications: their answers (XBau messages naming the applicant) go from the store."""
+        return await self.store.forget(application_ids)
 
     async def notify(self, application: Application, receipt: Receipt) -> dict[str, str]:
         """Send the answers this receipt calls for, each at most once; returns their XTA and XBau ids."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -83,6 +83,19 @@ class AnswerStore:
 
         def work(db: sqlite3.Connection) -> set[str]:
             return {row[0] for row in db.execute("SELECT blob FROM answers")}
+
+        return await self._run(work)
+
+    async def forget(self, application_ids: Sequence[str]) -> set[str]:
+        """Drop the answers of these applications (their payloads were purged); returns their blobs."""
+
+        def work(db: sqlite3.Connection) -> set[str]:
+            dropped: set[str] = set()
+            for application_id in application_ids:
+                rows = db.execute("SELECT blob FROM answers WHERE application_id = ?", (application_id,))
+                dropped.update(row[0] for row in rows)
+                db.execute("DELETE FROM answers WHERE application_id = ?", (application_id,))
+            return dropped
 
         return await self._run(work)
 

@@ -82,7 +82,7 @@ def make_app(
 ) -> web.Application:
     """The simulated ADVIS reading the mailbox of `account` at `xta_url`; `options` override the preset."""
     return XOEV.make_app(
-        xta_url, account, schemas, data_dir, fachverfahren=AdvisFachverfahren, **{**PRESET, **options}
+        xta_url, account, schemas, data_dir, model=AdvisFachverfahren, **{**PRESET, **options}
     )
 
 

@@ -181,6 +181,10 @@ class XoevFachverfahren:
             answer_id=str(uuid.uuid4()),
             namespace=self.answer_namespace,
         )
+        await self.send_answer(case, content, self.answer_type, pdf=pdf)
+
+    async def send_answer(self, case: XoevCase, content: str, message_type: str, *, pdf: bool) -> None:
+        """Send an answer message to the case's author over XTA; with `pdf`, the decision attached."""
         info = await self.blobs.write_bytes(content.encode())
         attachments: tuple[OutgoingContent, ...] = ()
         if pdf:
@@ -198,7 +202,7 @@ class XoevFachverfahren:
                 reader=PartyId(identifier=case.author),
                 service=self.service,
                 business_scenario=self.business_scenario,
-                message_type=self.answer_type,
+                message_type=message_type,
                 payload_schema=self.answer_namespace,
                 content=OutgoingContent(blob=info.ref, size=info.size, content_type="application/xml"),
                 attachments=attachments,
@@ -235,11 +239,13 @@ def make_app(
     account: str = "vbe:fachverfahren",
     schemas: str | Path | None = None,
     data_dir: str | Path | None = None,
-    fachverfahren: type[XoevFachverfahren] = XoevFachverfahren,
+    model: type[XoevFachverfahren] = XoevFachverfahren,
     **options: Any,
 ) -> web.Application:
-    """The simulated Fachverfahren on the XTA server at `xta_url`, reading the mailbox of `account`
-    (`fachverfahren`: a profile's subclass, e.g. with its own validation)."""
+    """The simulated Fachverfahren on the XTA server at `xta_url`, reading the mailbox of `account`.
+
+    `model`: a profile's own subclass (its validation and answers), e.g. Mikropro's.
+    """
     schema_dir = require_schema_directory(Path(schemas) if schemas else None, purpose="the xoev simulator")
     blobs = simulator_files(Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="xoev-simulator-")))
     settings = XtaSettings.model_validate({"url": xta_url, "account": {"identifier": account}})
@@ -248,7 +254,7 @@ def make_app(
     async def session(app: web.Application) -> AsyncIterator[None]:
         http = aiohttp.ClientSession()
         client = XtaClient(settings, schemas=schema_dir, http=lambda: http, blobs=blobs)
-        app[STATE] = fachverfahren(client, blobs, schema_dir, **options)
+        app[STATE] = model(client, blobs, schema_dir, **options)
         yield
         await http.close()
 
