@@ -27,7 +27,7 @@ from typing import Any, Final
 from aiohttp import web
 from hub_fachverfahren.importfolder import SIMULATOR as IMPORTFOLDER
 from hub_fachverfahren.xoev import SIMULATOR as XOEV
-from hub_fachverfahren.xoev import XoevCase, XoevFachverfahren
+from hub_fachverfahren.xoev import Refused, XoevCase, XoevFachverfahren
 from hub_xta import XtaMessage
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -71,12 +71,12 @@ class MikroproBauamt(XoevFachverfahren):
         try:
             document = parse_xml(data, limit=MAX_MESSAGE)
         except UnsafeXml as exc:
-            raise ValueError(f"not readable XML: {exc}") from None
+            raise Refused(f"not readable XML: {exc}") from None
         name = etree.QName(document)
         if name.namespace not in (profile.XBAU, profile.XBAUK) or not profile.known_family(
             self.schemas, name.localname
         ):
-            raise ValueError(f"not an XBau message Mikropro takes: {name.text}")
+            raise Refused(f"not an XBau message Mikropro takes: {name.text}")
         head = _head(document)
         schema = xml_schema(self.schemas / profile.xsd_for(name.localname))
         if not schema.validate(document):
@@ -84,15 +84,15 @@ class MikroproBauamt(XoevFachverfahren):
             reason = f"Die Nachricht ist nicht schemakonform (XBau 2.6): {where}"
             if head is not None:
                 await self._refuse(head, message.metadata.author.identifier, reason, data)
-            raise ValueError(reason)
+            raise Refused(reason)
         if head is None:
-            raise ValueError("the message head names no nachrichtenUUID")
+            raise Refused("the message head names no nachrichtenUUID")
         # A Baubeginnanzeige refers to the Baugenehmigung's case: Mikropro must know it.
         named = document.findtext(f"{{{profile.XBAU}}}bezug/{{{profile.XBAU}}}mitAktenzeichen/vorgang")
         if named is not None and named not in {c.case_number for c in self.cases.values()}:
             reason = f"Das Aktenzeichen {named} ist in Mikropro nicht bekannt."
             await self._refuse(head, message.metadata.author.identifier, reason, data)
-            raise ValueError(reason)
+            raise Refused(reason)
         self.heads[head["uuid"]] = head
         return head["uuid"]
 
