@@ -22,9 +22,11 @@ runs them in phases:
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +39,8 @@ if TYPE_CHECKING:  # a leaf module: importing it loads no HTTP stack
 # Where the example mapping files live in a source tree (the demo runs from one).
 EXAMPLE_MAPPINGS = Path("config") / "mappings"
 _SOURCE_TREE = Path(__file__).resolve().parents[1]
+WAIT_SECONDS = 60.0  # longest a scenario waits for an observable state (an answer carried out, a case)
+POLL_SECONDS = 0.1
 # The `${NAME}` of the admin API's bearer token the demo configures.
 ADMIN_TOKEN = "AKTENHUB_DEMO_ADMIN_TOKEN"  # noqa: S105 (a name, not a secret)
 
@@ -131,6 +135,41 @@ class DemoRun(ABC):
     @abstractmethod
     async def application(self, application_id: str) -> Application | None:
         """An application as the hub's journal holds it now (e.g. to wait for an answer's effect)."""
+
+    async def json(self, method: str, url: str, what: str, **kwargs: Any) -> Any:
+        """A simulator's or the hub's JSON answer; `RuntimeError` naming `what` unless it is a success."""
+        async with self.http.request(method, url, **kwargs) as resp:
+            body = await resp.json(content_type=None)
+            if resp.status >= 300:
+                raise RuntimeError(f"{what} answered {resp.status}: {body}")
+            return body
+
+    async def until(self, condition: Callable[[], Awaitable[bool]], what: str) -> None:
+        """Poll an observable state until `condition` holds; `TimeoutError` naming `what` otherwise."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not await condition():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {WAIT_SECONDS:.0f} s for {what}")
+            await asyncio.sleep(POLL_SECONDS)  # polling a state, not synchronisation
+
+    async def hub_view(self, application_id: str) -> dict[str, Any]:
+        """The application as the hub's admin API shows it (state, ids, timeline)."""
+        url = f"{self.site.hub_url}/api/v1/applications/{application_id}"
+        view: dict[str, Any] = await self.json(
+            "GET", url, "the hub's admin API", headers=self.site.admin_headers()
+        )
+        return view
+
+    async def answers_carried_out(self, application_id: str, answers: int) -> None:
+        """Wait until the hub took `answers` answers of a Fachverfahren and carried each out (the
+        application is completed again)."""
+
+        async def done() -> bool:
+            view = await self.hub_view(application_id)
+            received = sum(e["type"] == "answer.received" for e in view["timeline"])
+            return received >= answers and str(view["state"]) == ApplicationState.COMPLETED
+
+        await self.until(done, f"answer {answers} of application {application_id} to be carried out")
 
 
 class DemoScenario:

@@ -15,8 +15,6 @@ its own; `links` says so.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any, Final
 
 import aiohttp
@@ -48,44 +46,21 @@ FORM: Final = {
     "nettoeinkommen": "3980.00",
     "einwilligung": "ja",
 }
-WAIT_SECONDS: Final = 60.0
 MINIMAL_PDF: Final = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
-
-
-async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
-    body = await response.json(content_type=None)
-    if response.status >= 300:
-        raise RuntimeError(f"{what} answered {response.status}: {body}")
-    return body
-
-
-async def answered(run: DemoRun, application_id: str, answers: int) -> None:
-    """Wait until the hub took `answers` of ADVIS's answers and carried each out (completed again)."""
-    url = f"{run.site.hub_url}/api/v1/applications/{application_id}"
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        async with run.http.get(url, headers=run.site.admin_headers()) as resp:
-            view = await _json(resp, "the hub's admin API")
-        taken = sum(e["type"] == "answer.received" for e in view["timeline"])
-        if taken >= answers and str(view["state"]) == ApplicationState.COMPLETED:
-            return
-        await asyncio.sleep(0.2)  # polling the hub's state, bounded by the deadline
-    raise RuntimeError(f"answer {answers} of {CONNECTOR} was not carried out in {WAIT_SECONDS:.0f} s")
 
 
 async def advis_opens(run: DemoRun, reference: str) -> None:
     """ADVIS reads its mailbox until it has a case for `reference` (another scenario may read it too)."""
     advis = run.site.url(SIMULATOR)
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        async with run.http.get(f"{advis}/control/cases") as resp:
-            cases = (await _json(resp, "the ADVIS simulator"))["cases"]
+
+    async def opened() -> bool:
+        cases = (await run.json("GET", f"{advis}/control/cases", "the ADVIS simulator"))["cases"]
         if any(c["reference"] == reference for c in cases):
-            return
-        async with run.http.post(f"{advis}/control/receive") as resp:
-            await _json(resp, "the ADVIS simulator")
-        await asyncio.sleep(0.2)  # polling the simulator's state, bounded by the deadline
-    raise RuntimeError(f"ADVIS opened no case for {reference}")
+            return True
+        await run.json("POST", f"{advis}/control/receive", "the ADVIS simulator")
+        return False
+
+    await run.until(opened, f"ADVIS to open a case for {reference}")
 
 
 class AdvisOutScenario(DemoScenario):
@@ -145,26 +120,26 @@ class AdvisOutScenario(DemoScenario):
             raise RuntimeError(f"the hub names no ADVIS reference for {application_id}")
         advis = run.site.url(SIMULATOR)
         await advis_opens(run, reference)
-        await answered(run, application_id, 1)
+        await run.answers_carried_out(application_id, 1)
         decision = {"reference": reference, "status": "entschieden", "pdf": True}
-        async with run.http.post(f"{advis}/control/decide", json=decision) as resp:
-            await _json(resp, "the ADVIS simulator")
-        await answered(run, application_id, 2)
+        await run.json("POST", f"{advis}/control/decide", "the ADVIS simulator", json=decision)
+        await run.answers_carried_out(application_id, 2)
 
     async def _apply(self, run: DemoRun) -> str:
         """The Verpflichtungserklärung as FormCycle posts it, with the host's BundID login; its id."""
-        async with run.http.post(
-            f"{run.site.url('bundid')}/sim/response", json={"person": PERSON, "means": "eID"}
-        ) as resp:
-            login = await _json(resp, "the BundID simulator")
+        login = await run.json(
+            "POST",
+            f"{run.site.url('bundid')}/sim/response",
+            "the BundID simulator",
+            json={"person": PERSON, "means": "eID"},
+        )
         form = aiohttp.FormData({**FORM, "bundid_saml_response": login["response"]})
         for element, name in (("einkommen", "Einkommensnachweis.pdf"), ("pass_gast", "Passkopie_Gast.pdf")):
             form.add_field(element, MINIMAL_PDF, filename=name, content_type="application/pdf")
         headers = {"X-Aktenhub-Token": run.site.secret("FORMCYCLE_TOKEN")}
-        async with run.http.post(
-            f"{run.site.hub_url}/intake/formcycle/{SERVICE}", data=form, headers=headers
-        ) as resp:
-            return str((await _json(resp, "the hub's FormCycle intake"))["application_id"])
+        url = f"{run.site.hub_url}/intake/formcycle/{SERVICE}"
+        taken = await run.json("POST", url, "the hub's FormCycle intake", data=form, headers=headers)
+        return str(taken["application_id"])
 
     async def describe(
         self, application: Application, state: ApplicationState, run: DemoRun
@@ -179,15 +154,14 @@ class AdvisOutScenario(DemoScenario):
         if not case_number:
             return [f"no case number from {CONNECTOR}"]
         problems: list[str] = []
-        async with run.http.get(f"{run.site.url(SIMULATOR)}/control/cases") as resp:
-            cases = await _json(resp, "the ADVIS simulator")
+        cases = await run.json("GET", f"{run.site.url(SIMULATOR)}/control/cases", "the ADVIS simulator")
         reference = application.correlations.get(CONNECTOR)
         opened = [c["case_number"] for c in cases["cases"] if c["reference"] == reference]
         if opened != [case_number]:
             problems.append(f"ADVIS opened {opened}, the hub knows {case_number}")
         enaio = f"{run.site.url('enaio')}/_sim/objects"
-        async with run.http.get(enaio, params={"type": "Personenakte"}) as resp:
-            akten = (await _json(resp, "the enaio simulator"))["objects"]
+        found_akten = await run.json("GET", enaio, "the enaio simulator", params={"type": "Personenakte"})
+        akten = found_akten["objects"]
         akte = next((a for a in akten if str(a["id"]) == application.correlations.get("enaio.akte")), None)
         if akte is None:
             return [*problems, "enaio has no Akte for the application"]

@@ -19,20 +19,13 @@ import aiohttp
 
 from hub import Application, ApplicationState, DemoRun, DemoScenario, DemoSite, Expectation
 
-from .demo import CONNECTOR, NAMESPACE, advis_opens, answered
+from .demo import CONNECTOR, NAMESPACE, advis_opens
 from .inbound_samples import antrag_aufenthaltstitel, portal_metadata
 
 SOURCE: Final = "abh-posteingang"
 SERVICE: Final = "aufenthaltstitel"
 INBOX: Final = "vbe:abh-posteingang"  # the Ausländerbehörde's XTA account for OZG messages
 PDF: Final = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
-
-
-async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
-    body = await response.json(content_type=None)
-    if response.status >= 300:
-        raise RuntimeError(f"{what} answered {response.status}: {body}")
-    return body
 
 
 class AdvisInScenario(DemoScenario):
@@ -89,20 +82,24 @@ class AdvisInScenario(DemoScenario):
         form.add_field("message", content, filename="antrag.xml", content_type="application/xml")
         for name in ("Reisepass.pdf", "Immatrikulationsbescheinigung.pdf"):
             form.add_field("attachment", PDF, filename=name, content_type="application/pdf")
-        async with run.http.post(f"{run.site.url('xta')}/_sim/mailboxes/{INBOX}", data=form) as resp:
-            await _json(resp, "the XTA simulator")
+        await run.json(
+            "POST", f"{run.site.url('xta')}/_sim/mailboxes/{INBOX}", "the XTA simulator", data=form
+        )
         expectation = run.expect(
             Expectation(ApplicationState.COMPLETED, source=SOURCE, external_id=nachricht_uuid)
         )
         await run.settled([expectation])  # filed in enaio and forwarded to ADVIS's mailbox
         application_id = await self._application_id(run, nachricht_uuid)
         await advis_opens(run, nachricht_uuid)
-        await answered(run, application_id, 1)
+        await run.answers_carried_out(application_id, 1)
 
     async def _application_id(self, run: DemoRun, nachricht_uuid: str) -> str:
         url = f"{run.site.hub_url}/api/v1/applications"
-        async with run.http.get(url, params={"q": nachricht_uuid}, headers=run.site.admin_headers()) as resp:
-            rows = (await _json(resp, "the hub's admin API"))["applications"]
+        params = {"q": nachricht_uuid}
+        found_rows = await run.json(
+            "GET", url, "the hub's admin API", params=params, headers=run.site.admin_headers()
+        )
+        rows = found_rows["applications"]
         found = [r["id"] for r in rows if r.get("source") == SOURCE]
         if not found:
             raise RuntimeError(f"the hub has no application for XAusländer message {nachricht_uuid}")
@@ -123,8 +120,8 @@ class AdvisInScenario(DemoScenario):
         if not case_number:
             return [f"no case number from {CONNECTOR}"]
         enaio = f"{run.site.url('enaio')}/_sim/objects"
-        async with run.http.get(enaio, params={"type": "Auslaenderakte"}) as resp:
-            akten = (await _json(resp, "the enaio simulator"))["objects"]
+        found_akten = await run.json("GET", enaio, "the enaio simulator", params={"type": "Auslaenderakte"})
+        akten = found_akten["objects"]
         akte = next((a for a in akten if str(a["id"]) == application.correlations.get("enaio.akte")), None)
         if akte is None:
             return ["enaio has no Ausländerakte for the application"]

@@ -13,8 +13,6 @@ from outside; the summary shows K3's case number and whether the decision reache
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +23,6 @@ from hub import Application, ApplicationState, DemoRun, DemoScenario, DemoSite, 
 
 CONNECTOR = "umwelt-fv"  # the name the Umweltamt's mappings give K3 in `payloads:`
 SIMULATOR = "k3"
-WAIT_SECONDS = 60.0  # longest wait for one of the hub's steps before the scenario gives up
-POLL_SECONDS = 0.1
 DELIVERED = "delivered"
 
 
@@ -104,41 +100,6 @@ SERVICES = (
 BY_SERVICE = {s.service: s for s in SERVICES}
 
 
-async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
-    body = await response.json(content_type=None)
-    if response.status >= 300:
-        raise RuntimeError(f"{what} answered {response.status}: {body}")
-    return body
-
-
-async def _until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll an observable state until `condition` holds; `TimeoutError` naming `what` otherwise."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {WAIT_SECONDS:.0f} s for {what}")
-        await asyncio.sleep(POLL_SECONDS)  # polling a state, not synchronisation
-
-
-async def hub_view(run: DemoRun, application_id: str) -> dict[str, Any]:
-    """The application as the hub's admin API shows it (state, timeline)."""
-    url = f"{run.site.hub_url}/api/v1/applications/{application_id}"
-    async with run.http.get(url, headers=run.site.admin_headers()) as resp:
-        view: dict[str, Any] = await _json(resp, "the hub's admin API")
-        return view
-
-
-async def answered(run: DemoRun, application_id: str, answers: int) -> None:
-    """Wait until the hub took `answers` answers and carried each out (the application completed again)."""
-
-    async def done() -> bool:
-        view = await hub_view(run, application_id)
-        received = sum(e["type"] == "answer.received" for e in view["timeline"])
-        return received >= answers and str(view["state"]) == ApplicationState.COMPLETED
-
-    await _until(done, f"answer {answers} of {CONNECTOR} to be carried out")
-
-
 class K3Scenario(DemoScenario):
     """The Umweltamt's two services into enaio and K3; K3's case numbers and decisions back."""
 
@@ -199,11 +160,10 @@ class K3Scenario(DemoScenario):
         await run.settled(expectations)  # filed in enaio and written into K3's import folder
         k3 = run.site.url(SIMULATOR)
         # K3 takes the imports and opens a case each: the first result files.
-        async with run.http.post(f"{k3}/control/import") as resp:
-            taken = await _json(resp, "the simulated K3")
+        taken = await run.json("POST", f"{k3}/control/import", "the simulated K3")
         if sorted(taken["imported"]) != sorted(ids.values()):
             raise RuntimeError(f"K3 did not import the applications: {taken}")
-        await asyncio.gather(*(answered(run, i, 1) for i in ids.values()))
+        await asyncio.gather(*(run.answers_carried_out(i, 1) for i in ids.values()))
         # Later the clerk decides: the second result files, each with the decision as a PDF beside it.
         for service, application_id in ids.items():
             decision = {
@@ -212,22 +172,22 @@ class K3Scenario(DemoScenario):
                 "message": BY_SERVICE[service].decision,
                 "pdf": True,
             }
-            async with run.http.post(f"{k3}/control/decide", json=decision) as resp:
-                await _json(resp, "the simulated K3")
-        await asyncio.gather(*(answered(run, i, 2) for i in ids.values()))
+            await run.json("POST", f"{k3}/control/decide", "the simulated K3", json=decision)
+        await asyncio.gather(*(run.answers_carried_out(i, 2) for i in ids.values()))
 
     async def _apply(self, run: DemoRun, umwelt: UmweltService) -> str:
         """The application as FormCycle posts it, with the applicant's BundID login; its id."""
         login_url = f"{run.site.url('bundid')}/sim/response"
-        async with run.http.post(login_url, json={"person": umwelt.person, "means": "eID"}) as resp:
-            login = await _json(resp, "the BundID simulator")
+        login = await run.json(
+            "POST", login_url, "the BundID simulator", json={"person": umwelt.person, "means": "eID"}
+        )
         form = aiohttp.FormData({**umwelt.form, "bundid_saml_response": login["response"]})
         for element, name in umwelt.attachments:
             form.add_field(element, decision_pdf(name), filename=name, content_type="application/pdf")
         headers = {"X-Aktenhub-Token": run.site.secret("FORMCYCLE_TOKEN")}
         url = f"{run.site.hub_url}/intake/formcycle/{umwelt.service}"
-        async with run.http.post(url, data=form, headers=headers) as resp:
-            return str((await _json(resp, "the hub's FormCycle intake"))["application_id"])
+        taken = await run.json("POST", url, "the hub's FormCycle intake", data=form, headers=headers)
+        return str(taken["application_id"])
 
     async def describe(
         self, application: Application, state: ApplicationState, run: DemoRun
@@ -239,7 +199,7 @@ class K3Scenario(DemoScenario):
         if case_number:
             found["case number"] = case_number
         # The decision reached the applicant: the mailbox notifier sent the `decided` status.
-        timeline = (await hub_view(run, application.id))["timeline"]
+        timeline = (await run.hub_view(application.id))["timeline"]
         if any(
             e["type"] == "receipt.sent" and e["target"] == "postfach" and e["data"].get("status") == "decided"
             for e in timeline
@@ -266,7 +226,7 @@ class K3Scenario(DemoScenario):
         found = await self._get(run, url, params={"q": case_number}, headers=run.site.admin_headers())
         if [a["id"] for a in found["applications"]] != [application.id]:
             problems.append(f"the case number {case_number} does not find the application")
-        view = await hub_view(run, application.id)
+        view = await run.hub_view(application.id)
         if view["file_number"] != application.file_number:
             problems.append("the hub's Aktenzeichen changed")
         return problems
@@ -318,8 +278,7 @@ class K3Scenario(DemoScenario):
 
     @staticmethod
     async def _get(run: DemoRun, url: str, **kwargs: Any) -> Any:
-        async with run.http.get(url, **kwargs) as resp:
-            return await _json(resp, url)
+        return await run.json("GET", url, url, **kwargs)
 
     def links(self, site: DemoSite) -> list[tuple[str, str]]:
         return [("K3 cases", f"curl {site.url(SIMULATOR)}/control/cases")]

@@ -14,9 +14,6 @@ Bauakte's with Mikropro's cases (the plugin's tests read the 1121 the portal got
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from hub import Application, ApplicationState, DemoRun, DemoScenario, DemoSite
@@ -32,25 +29,6 @@ MIKROPRO_XTA: Final = "vbe:053820063"
 AUTHORITY: Final = {"kennung": "vbe:053820004", "name": "Rhein-Sieg-Kreis, Untere Bauaufsichtsbehörde"}
 FACHVERFAHREN: Final = {"kennung": "vbe:053820063", "name": "Mikropro Bauamt"}
 BAUANTRAEGE: Final = 2  # the valid ones the Bauportal.NRW scenario submits
-WAIT_SECONDS: Final = 60.0
-POLL_SECONDS: Final = 0.2
-
-
-async def _until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll an observable state until `condition` holds; `TimeoutError` naming `what` otherwise."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {WAIT_SECONDS:.0f} s for {what}")
-        await asyncio.sleep(POLL_SECONDS)  # polling a state, not synchronisation
-
-
-async def _json(run: DemoRun, method: str, url: str, **kwargs: Any) -> Any:
-    async with run.http.request(method, url, **kwargs) as resp:
-        body = await resp.json(content_type=None)
-        if resp.status >= 300:
-            raise RuntimeError(f"{url} answered {resp.status}: {body}")
-        return body
 
 
 class MikroproScenario(DemoScenario):
@@ -101,33 +79,34 @@ class MikroproScenario(DemoScenario):
         opened: list[str] = []
 
         async def received() -> bool:  # Mikropro reads its mailbox, as its import job would
-            taken = await _json(run, "POST", f"{mikropro}/control/receive")
+            taken = await run.json("POST", f"{mikropro}/control/receive", "the simulated Mikropro")
             opened.extend(taken["opened"])
             return len(opened) >= BAUANTRAEGE
 
-        await _until(received, f"{BAUANTRAEGE} Bauanträge in Mikropro's mailbox")
-        cases = (await _json(run, "GET", f"{mikropro}/control/cases"))["cases"]
+        await run.until(received, f"{BAUANTRAEGE} Bauanträge in Mikropro's mailbox")
+        cases = (await run.json("GET", f"{mikropro}/control/cases", "the simulated Mikropro"))["cases"]
         for case in cases:
             await self._carried_out(run, case["case_number"], 1)
         first = cases[0]
         decision = {"reference": first["reference"], "status": "in Bearbeitung", "pdf": False}
-        await _json(run, "POST", f"{mikropro}/control/decide", json=decision)
+        await run.json("POST", f"{mikropro}/control/decide", "the simulated Mikropro", json=decision)
         await self._carried_out(run, first["case_number"], 2)
 
     async def _carried_out(self, run: DemoRun, case_number: str, answers: int) -> None:
         """Wait until the hub took `answers` answers for this case and carried each out."""
         url = f"{run.site.hub_url}/api/v1/applications"
-        headers = run.site.admin_headers()
+        found: list[str] = []
 
-        async def done() -> bool:
-            found = await _json(run, "GET", url, params={"q": case_number}, headers=headers)
-            if len(found["applications"]) != 1:
-                return False
-            view = await _json(run, "GET", f"{url}/{found['applications'][0]['id']}", headers=headers)
-            taken = sum(e["type"] == "answer.received" for e in view["timeline"])
-            return taken >= answers and str(view["state"]) == ApplicationState.COMPLETED
+        async def answered() -> bool:  # the case number finds the application once its 1121 is taken
+            params = {"q": case_number}
+            rows = await run.json(
+                "GET", url, "the hub's admin API", params=params, headers=run.site.admin_headers()
+            )
+            found[:] = [row["id"] for row in rows["applications"]]
+            return len(found) == 1
 
-        await _until(done, f"answer {answers} of Mikropro for {case_number} to be carried out")
+        await run.until(answered, f"Mikropro's case {case_number} to find its application")
+        await run.answers_carried_out(found[0], answers)
 
     async def describe(
         self, application: Application, state: ApplicationState, run: DemoRun
@@ -142,13 +121,14 @@ class MikroproScenario(DemoScenario):
         if not case_number:
             return ["no Aktenzeichen from Mikropro"]
         problems: list[str] = []
-        cases = (await _json(run, "GET", f"{run.site.url(SIMULATOR)}/control/cases"))["cases"]
+        listed = await run.json("GET", f"{run.site.url(SIMULATOR)}/control/cases", "the simulated Mikropro")
+        cases = listed["cases"]
         if [c["reference"] for c in cases if c["case_number"] == case_number] != [application.external_id]:
             problems.append(f"Mikropro holds no case {case_number} for this Bauantrag")
         if application.file_number != case_number:
             problems.append(f"the Aktenzeichen is {application.file_number!r}, not Mikropro's {case_number}")
         enaio = f"{run.site.url('enaio')}/_sim/objects"
-        akten = (await _json(run, "GET", enaio, params={"type": "Bauakte"}))["objects"]
+        akten = (await run.json("GET", enaio, "the enaio simulator", params={"type": "Bauakte"}))["objects"]
         akte = next((a for a in akten if str(a["id"]) == application.correlations.get("enaio.akte")), None)
         if akte is None or akte["fields"].get("Aktenzeichen") != case_number:
             problems.append(f"the Bauakte does not carry Mikropro's Aktenzeichen {case_number}")
