@@ -9,22 +9,19 @@ JSON body).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Final, Literal
 
 from hub_fachverfahren.importfolder import FieldsPayload, ImportFolderConfig, ImportFolderSink
+from hub_fachverfahren.profile import TransportProfile
 from hub_fachverfahren.rest import RestConfig, RestSink
 from hub_fachverfahren.sql import SqlConfig, SqlSink
 from pydantic import Discriminator, Field, Tag, model_validator
 
 from hub import (
-    Answer,
     Application,
-    CallbackAuth,
-    CertificateInfo,
-    CheckResult,
     Connector,
     ConnectorConfig,
     ConnectorContext,
@@ -118,7 +115,7 @@ class K3Config(ConnectorConfig):
         return {**own, "settings": {**overlay(preset(), given), "type": transport}}
 
 
-class K3Sink(Sink[K3Config]):
+class K3Sink(TransportProfile[K3Config]):
     """Delivers each application into K3 by the configured transport; K3's answers come back from it."""
 
     kind = "k3"
@@ -142,8 +139,7 @@ class K3Sink(Sink[K3Config]):
         super().__init__(config, context)
         transport: Connector[Any] = TRANSPORTS[config.transport](config.settings, context)
         assert isinstance(transport, Sink)
-        self.transport: Sink[Any] = transport
-        self.answer_poll_interval = transport.answer_poll_interval
+        self.use(config.transport, transport)
 
     async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
         """Deliver by the transport, the Fachdaten shaped into K3's Vorgang where it needs them."""
@@ -158,41 +154,3 @@ class K3Sink(Sink[K3Config]):
         vorgang = k3_vorgang(application, record, reference, fields)
         shaped = vorgang.columns() if self.config.transport == "sql" else vorgang.body()
         return record.model_copy(update={"payloads": {**record.payloads, self.name: shaped}})
-
-    async def poll_answers(self) -> int:
-        """K3's new answers, the transport's way (result files, status column, polled operation)."""
-        return await self.transport.poll_answers()
-
-    def callback_auth(self) -> CallbackAuth | None:
-        """The transport's callback authentication (rest with `callback:`)."""
-        return self.transport.callback_auth()
-
-    async def callback_answers(self, body: bytes, headers: Mapping[str, str]) -> Sequence[Answer]:
-        """K3's answers in a callback (rest)."""
-        return await self.transport.callback_answers(body, headers)
-
-    async def start(self) -> None:
-        """Start the transport (e.g. the database engine)."""
-        await self.transport.start()
-
-    async def stop(self) -> None:
-        """Stop the transport."""
-        await self.transport.stop()
-
-    async def check(self) -> CheckResult:
-        """The transport's check, naming the transport."""
-        result = await self.transport.check()
-        return result.model_copy(update={"details": {**result.details, "transport": self.config.transport}})
-
-    def certificates(self) -> Sequence[CertificateInfo]:
-        """The transport's certificates."""
-        return self.transport.certificates()
-
-    async def diagnostics(self) -> dict[str, Any]:
-        """The transport's redacted state, named as K3's."""
-        state = await self.transport.diagnostics()
-        return {**state, "kind": self.kind, "transport": self.config.transport}
-
-    async def blob_references(self) -> set[str]:
-        """Blobs the transport keeps outside the journal."""
-        return await self.transport.blob_references()

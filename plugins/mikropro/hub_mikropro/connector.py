@@ -21,6 +21,7 @@ from hub_fachverfahren.importfolder import (
     ImportFolderSink,
     ManifestSpec,
 )
+from hub_fachverfahren.profile import TransportProfile
 from hub_fachverfahren.xoev import (
     XoevAnswers,
     XoevConfig,
@@ -32,15 +33,12 @@ from hub_xta import XtaOrigin
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub import (
-    CertificateInfo,
-    CheckResult,
     ConnectorConfig,
     ConnectorContext,
     Delivery,
     DeliveryContext,
     FileRecord,
     Manifest,
-    Sink,
 )
 
 from . import profile
@@ -195,7 +193,7 @@ class MikroproConfig(ConnectorConfig):
         return model.model_validate(obj, strict=strict, from_attributes=from_attributes, context=context)
 
 
-class MikroproSink(Sink[Any]):
+class MikroproSink(TransportProfile[Any]):
     """Hands each application to Mikropro Bauamt through the configured transport; its answers come back."""
 
     kind = "mikropro"
@@ -217,42 +215,16 @@ class MikroproSink(Sink[Any]):
 
     def __init__(self, config: TransportConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
-        self.transport: XoevSink | ImportFolderSink
         # Over XTA, a message from the portal is forwarded as it came; a form is built. Both send from
         # the same account, and only `transport` reads Mikropro's answers from it.
         self.forwarding: XoevSink | None = None
         if isinstance(config, MikroproXoevConfig):
-            self.transport = XoevSink(config, context)
+            self.use(config.transport, XoevSink(config, context))
             if config.forward:
                 forward = XoevForwardSpec(forward="original")
                 self.forwarding = XoevSink(config.model_copy(update={"message": forward}), context)
         else:
-            self.transport = ImportFolderSink(config, context)
-        self.answer_poll_interval = self.transport.answer_poll_interval
-
-    async def start(self) -> None:
-        """The transport's start."""
-        await self.transport.start()
-
-    async def stop(self) -> None:
-        """The transport's stop."""
-        await self.transport.stop()
-
-    async def check(self) -> CheckResult:
-        """The transport's check (XSD and XTA account, or the import folder)."""
-        return await self.transport.check()
-
-    def certificates(self) -> list[CertificateInfo]:
-        """The transport's certificates (the XTA client certificate)."""
-        return list(self.transport.certificates())
-
-    async def diagnostics(self) -> dict[str, Any]:
-        """The transport's redacted state, and which transport it is."""
-        return {**(await self.transport.diagnostics()), "kind": self.kind, "transport": self.config.transport}
-
-    async def blob_references(self) -> set[str]:
-        """Blobs the transport keeps outside the journal."""
-        return await self.transport.blob_references()
+            self.use(config.transport, ImportFolderSink(config, context))
 
     async def deliver(self, record: FileRecord, ctx: DeliveryContext) -> Delivery:
         """Deliver through the transport: an XBau message from XTA forwarded as it came, else built."""
@@ -261,15 +233,6 @@ class MikroproSink(Sink[Any]):
         if self.forwarding is None or not _came_as_xbau(ctx):
             return await self.transport.deliver(record, ctx)
         return await self.forwarding.deliver(record, ctx)
-
-    async def poll_answers(self) -> int:
-        """Mikropro's answers: from the hub's XTA mailbox, or its result files."""
-        return await self.transport.poll_answers()
-
-    async def close_upstream(self, message_id: str) -> None:
-        """Close a held answer message for good (an operator decided so; XTA only)."""
-        if isinstance(self.transport, XoevSink):
-            await self.transport.close_upstream(message_id)
 
 
 def _came_as_xbau(ctx: DeliveryContext) -> bool:
