@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from hub.answers import Answer, AnswerOutcome, AnswerRecord, CallbackAuth, UnknownApplication
 from hub.blobs import BlobInfo, BlobNotFound, Blobs, BlobTooLarge, BlobWriter
 from hub.callbacks import sign_callback
+from hub.certificates import CertificateInfo
 from hub.connectors import (
-    CertificateInfo,
     CheckResult,
     Connector,
     ConnectorConfig,

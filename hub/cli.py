@@ -18,17 +18,21 @@ import yaml
 from aiohttp import web
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
 from hub.actions import Action
+from hub.certificates import CertificateReport
 from hub.config import Configuration, load_config
+from hub.diagnostics import ConnectorDiagnostics
 from hub.errors import ConfigError, Permanent, PluginError
 from hub.held import Decision, HeldFilter, HeldState
 from hub.journal import ApplicationFilter, JournalInUse, JournalUnavailable
 from hub.logs import setup_logging
 from hub.models import ApplicationState
 from hub.operations import (
+    ConnectorCheck,
     Invalid,
     JournalAccess,
     NotFound,
@@ -160,15 +164,46 @@ async def serve(
 @CONFIG_OPTION
 @click.option("--timeout", default=15.0, show_default=True, help="seconds per connector check")
 def check(config_path: Path, timeout: float) -> None:
-    """Validate the configuration and check every connector can reach its system."""
+    """Validate the configuration, check every connector can reach its system, list the certificates.
+
+    Exit status 1 if a connector failed, a certificate has expired or cannot be read; a certificate
+    that expires within `certificates.warn_days` is a warning.
+    """
     loaded = _load(config_path)
     console.print(f"[green]configuration valid[/]: {config_path}")
-    results = _operate(loaded, lambda ops: ops.check(timeout), journal="none")
+
+    async def checked(ops: Operations) -> tuple[list[ConnectorCheck], CertificateReport]:
+        return await ops.check(timeout), ops.certificates()
+
+    results, certificates = _operate(loaded, checked, journal="none")
     table = Table("connector", "type", "result", "message")
     for r in results:
         table.add_row(r.name, r.kind, "[green]ok[/]" if r.ok else "[red]FAILED[/]", r.message)
     console.print(table)
-    sys.exit(0 if all(r.ok for r in results) else 1)
+    _print_certificates(certificates)
+    sys.exit(0 if all(r.ok for r in results) and not certificates.has_errors() else 1)
+
+
+_CERTIFICATE_STATES = {"ok": "[green]ok[/]", "expiring": "[yellow]WARNING[/]", "expired": "[red]EXPIRED[/]"}
+
+
+def _print_certificates(report: CertificateReport) -> None:
+    table = Table(
+        "connector",
+        "purpose",
+        "subject",
+        "expires",
+        "days left",
+        "state",
+        title=f"certificates (warning from {report.warn_days} days before expiry)",
+    )
+    for c in report.certificates:
+        expires = f"{c.not_after:%Y-%m-%d %H:%M} UTC"
+        days = str(c.days_left)
+        table.add_row(c.connector, c.purpose, escape(c.subject), expires, days, _CERTIFICATE_STATES[c.state])
+    console.print(table)
+    for problem in report.problems:
+        console.print(f"[red]certificate unreadable:[/] {escape(problem)}", highlight=False)
 
 
 @main.command()
@@ -177,10 +212,15 @@ def check(config_path: Path, timeout: float) -> None:
 @click.option("--timeout", default=10.0, show_default=True, help="seconds per connector")
 def diagnostics(config_path: Path, as_json: bool, timeout: float) -> None:
     """Show every connector's state (redacted: no secrets, no personal data)."""
-    found = _operate(config_path, lambda ops: ops.diagnostics(timeout), journal="none")
+
+    async def diagnosed(ops: Operations) -> tuple[list[ConnectorDiagnostics], CertificateReport]:
+        return await ops.diagnostics(timeout), ops.certificates()
+
+    found, certificates = _operate(config_path, diagnosed, journal="none")
     if as_json:
         click.echo(json.dumps([d.model_dump(mode="json") for d in found], indent=2, ensure_ascii=False))
         return
+    console.print(f"certificates: {certificates.summary()} (aktenhub check lists them)", highlight=False)
     for d in found:
         console.print(f"[bold]{d.name}[/] ({d.kind}, {d.role})", highlight=False)
         if d.gate is not None:

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from hub.audit import AuditConfig
+from hub.certificates import CertificatesConfig
 from hub.connectors import ConnectorConfig, Sink
 from hub.errors import ConfigError, PluginError
 from hub.mapping import MappingFile, MappingLoadError, PayloadModels, load_mapping
@@ -299,6 +300,10 @@ class HubConfig(_Strict):
     routes: list[RouteConfig] = Field(default_factory=list)
     audit: AuditConfig | None = Field(None, description="export of journal events as JSON lines")
     retention: RetentionConfig | None = Field(None, description="purge of finished applications' payloads")
+    certificates: CertificatesConfig = Field(
+        default_factory=lambda: CertificatesConfig(),
+        description="expiry warnings and the core's own certificates",
+    )
 
     @field_validator("blobs", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from hub.certificates import CarriesCertificates, CertificateInfo
 from hub.errors import Permanent, Rejection
 from hub.models import (
     Application,
@@ -111,14 +112,6 @@ class Manifest(BaseModel):
     description: str = ""
 
 
-@dataclass(frozen=True)
-class CertificateInfo:
-    """A certificate a connector relies on, for `/metrics` (days left until it expires)."""
-
-    name: str  # which one, for operators: e.g. "idp-signing-<fingerprint prefix>", "author"
-    not_after: datetime
-
-
 class CheckResult(BaseModel):
     """The answer of `Connector.check()`: can the remote system be reached and used?"""
 
@@ -182,6 +175,19 @@ class ConnectorContext:
         return self._held
 
 
+def _parts(value: object) -> list[CarriesCertificates]:
+    """The parts of a configuration that name certificates, depth first (a part's own parts not)."""
+    if isinstance(value, CarriesCertificates) and not isinstance(value, type):
+        return [value]
+    if isinstance(value, BaseModel):
+        return [p for name in type(value).model_fields for p in _parts(getattr(value, name))]
+    if isinstance(value, list | tuple):
+        return [p for item in value for p in _parts(item)]
+    if isinstance(value, dict):
+        return [p for item in value.values() for p in _parts(item)]
+    return []
+
+
 ConfigT = TypeVar("ConfigT", bound=ConnectorConfig)
 PayloadT = TypeVar("PayloadT", bound=BaseModel)
 
@@ -219,8 +225,13 @@ class Connector(Generic[ConfigT]):
         return CheckResult(ok=True, message="nothing to check")
 
     def certificates(self) -> Sequence[CertificateInfo]:
-        """The certificates this connector relies on, for `/metrics` (default: none)."""
-        return ()
+        """The certificates this connector relies on (default: those its configuration names).
+
+        A part of the configuration that names certificate files says so with a `certificates()`
+        method (`ClientTls`, the XTA settings); a connector with certificates of another kind (e.g.
+        from a metadata document) adds them. `CertificateUnreadable` for a file that cannot be read.
+        """
+        return [info for part in _parts(self.config) for info in part.certificates()]
 
     async def diagnostics(self) -> dict[str, Any]:
         """Redacted state for operators: never secrets, never personal data."""

@@ -7,15 +7,14 @@ rates and alerts work before the first failure.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hub.actions import Action
-from hub.connectors import CertificateInfo
+from hub.certificates import CertificateReport
 from hub.gate import STATE_VALUES
 from hub.journal import JournalStats
 from hub.journal.base import CircuitState
@@ -162,10 +161,12 @@ class Metrics:
             registry=r,
         )
         # Seconds, not days: Prometheus base units (promtool); days left = value / 86400.
-        self.certificate_remaining = Gauge(
-            "aktenhub_certificate_validity_remaining_seconds",
-            "Time until a certificate a connector relies on expires (negative: expired)",
-            ["connector", "certificate"],
+        self.certificate_expiry = Gauge(
+            "aktenhub_certificate_expiry_seconds",
+            "Time until a certificate the hub uses or trusts expires (negative: expired); connector "
+            '"hub": the core\'s own',
+            # The fingerprint tells apart two certificates of one subject (an IdP rolling its key over).
+            ["connector", "purpose", "subject", "fingerprint"],
             registry=r,
         )
         self.orphan_blobs_removed = Counter(
@@ -255,13 +256,12 @@ class Metrics:
         """Count a failed attempt: rescheduled, or the task is dead."""
         (self.dead if dead else self.retries).labels(step, target_label(target)).inc()
 
-    def set_certificates(self, certificates: Mapping[str, Sequence[CertificateInfo]], now: datetime) -> None:
-        """Time left of every connector's certificates (by connector name), as of `now`."""
-        self.certificate_remaining.clear()
-        for connector, infos in certificates.items():
-            for info in infos:
-                remaining = (info.not_after - now).total_seconds()
-                self.certificate_remaining.labels(connector, info.name).set(round(remaining))
+    def set_certificates(self, report: CertificateReport) -> None:
+        """Time left of every certificate the hub relies on (`hub.certificates`)."""
+        self.certificate_expiry.clear()
+        for c in report.certificates:
+            labels = (c.connector, c.purpose, c.subject, c.fingerprint[:16])
+            self.certificate_expiry.labels(*labels).set(c.seconds_left)
 
     def render(self, stats: JournalStats, blob_syncs: int = 0) -> bytes:
         """The exposition text, with the journal's current counts."""

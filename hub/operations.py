@@ -20,13 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
 from hub.actions import MAX_REASON, Action, OperatorAction, TargetPause
+from hub.certificates import CORE, CertificateInfo, CertificateReport, assess
 from hub.connectors import CheckResult
 from hub.diagnostics import ConnectorDiagnostics, collect
 from hub.errors import Permanent, Retryable
@@ -293,6 +295,25 @@ class Operations:
             return ConnectorCheck(name=name, kind=connector.kind, ok=result.ok, message=result.message)
 
         return [await one(name) for name in self.hub.connectors]
+
+    # -- certificates ---------------------------------------------------------------------------------
+
+    def certificates(self) -> CertificateReport:
+        """Every certificate the hub and its connectors use or trust, assessed as of now."""
+        settings = self.hub.config.hub.certificates
+        found: dict[str, list[CertificateInfo]] = {}
+        problems: list[str] = []
+        owners: list[tuple[str, Callable[[], Sequence[CertificateInfo]]]] = [
+            *((CORE, f.certificates) for f in settings.files),
+            *((name, connector.certificates) for name, connector in self.hub.connectors.items()),
+        ]
+        for name, listed in owners:
+            try:
+                found.setdefault(name, []).extend(listed())
+            except Exception as exc:  # one unreadable file must not hide every other certificate
+                problems.append(f"{name}: {exc}")
+        now = datetime.fromtimestamp(self.hub.clock(), UTC)
+        return assess(found, settings.warn_days, now, problems)
 
     # -- purge ----------------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal, TypedDict, Unpack
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.certificates import CertificateInfo, read_certificates
 from hub.errors import Permanent, Retryable, transient_http_status
 from hub.secret import ConfigPath, Secret
 
@@ -101,6 +102,11 @@ class ClientTls(BaseModel):
             password = self.key_password.get_secret_value() if self.key_password else None
             ctx.load_cert_chain(str(self.cert), str(self.key) if self.key else None, password)
         return ctx
+
+    def certificates(self, prefix: str = "tls") -> list[CertificateInfo]:
+        """Our client certificate (`<prefix>-client`) and the CAs trusted (`<prefix>-ca`)."""
+        named = ((self.cert, f"{prefix}-client"), (self.ca, f"{prefix}-ca"))
+        return [i for path, purpose in named if path is not None for i in read_certificates(path, purpose)]
 
 
 class HttpEndpoint(BaseModel):

@@ -35,6 +35,9 @@ from hub.routes import Router
 
 log = logging.getLogger(__name__)
 
+# How often the running hub warns of certificates about to expire (and once at start).
+CERTIFICATE_WARNING_SECONDS = 86400.0
+
 
 class Hub:
     """One hub process: owns the journal, the connectors and the workers."""
@@ -311,6 +314,7 @@ class Hub:
         self.start_audit()
         self._scheduler = scheduler = AsyncIOScheduler(timezone="UTC")
         _every(scheduler, self.config.hub.blobs.sweep_interval_seconds, "orphan-sweep", self._sweep)
+        _every(scheduler, CERTIFICATE_WARNING_SECONDS, "certificate-expiry", self.warn_certificates)
         retention = self.config.hub.retention
         if retention is not None and retention.scheduled and self.retention.configured:
             _every(scheduler, retention.interval_seconds, "purge", self._purge)
@@ -360,6 +364,25 @@ class Hub:
             self.plugins.pm.unregister(self._audit)
             self._audit.close()
             self._audit = None
+
+    async def warn_certificates(self) -> None:
+        """Log a WARNING for each certificate that expires within `certificates.warn_days` or has expired."""
+        report = self.operations.certificates()
+        for c in report.certificates:
+            if c.state != "ok":
+                log.warning(
+                    "certificate %s connector=%s purpose=%s subject=%s fingerprint=%s not_after=%s "
+                    "days_left=%d",
+                    "has expired" if c.state == "expired" else "expires soon",
+                    c.connector,
+                    c.purpose,
+                    c.subject,
+                    c.fingerprint[:16],
+                    c.not_after.isoformat(),
+                    c.days_left,
+                )
+        for problem in report.problems:
+            log.warning("certificate unreadable: %s", problem)
 
     async def _poll(self, name: str, source: Source[Any]) -> None:
         # A failing poll is logged and tried again at the next interval; the scheduler keeps time.

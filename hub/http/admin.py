@@ -358,6 +358,14 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         return web.json_response({"connectors": [d.model_dump(mode="json") for d in found]})
 
     @auth.require("viewer")
+    async def certificates(request: web.Request) -> web.Response:
+        # Public facts only (subject, expiry, fingerprint): the same for every role.
+        params = query_params(request, frozenset())
+        if isinstance(params, str):
+            return _error(400, params)
+        return web.json_response(hub.operations.certificates().model_dump(mode="json"))
+
+    @auth.require("viewer")
     async def targets(request: web.Request) -> web.Response:
         params = query_params(request, frozenset())
         if isinstance(params, str):
@@ -422,6 +430,7 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
     app.router.add_post("/api/v1/targets/{name}/resume", resume)
     app.router.add_get("/api/v1/audit", audit)
     app.router.add_get("/api/v1/connectors", connectors)
+    app.router.add_get("/api/v1/certificates", certificates)
     app.router.add_get("/api/v1/applications", list_applications)
     app.router.add_get("/api/v1/applications/{id}", get_application)
     app.router.add_post("/api/v1/applications/{id}/replay", replay_one)

@@ -22,7 +22,6 @@ from hub.http.body import ClientGone, bound_body
 from hub.http.held import add_held_routes
 from hub.http.protocol import HubRunner
 from hub.journal import LeaseLost
-from hub.models import utcnow
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -166,7 +165,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition."""
     hub = request.app[HUB]
-    hub.metrics.set_certificates({n: c.certificates() for n, c in hub.connectors.items()}, utcnow())
+    hub.metrics.set_certificates(hub.operations.certificates())
     body = hub.metrics.render(await hub.journal.stats(), hub.blobs.syncs)
     # The content type names the text format's version, as scrapers and `promtool` expect.
     return web.Response(

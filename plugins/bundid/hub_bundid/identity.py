@@ -117,7 +117,7 @@ class BundIdIdentity(IdentityProvider[BundIdConfig]):
             metadata = self._current_metadata()
         except MetadataError:
             return ()
-        return [CertificateInfo(certificate_name(c), c.not_valid_after_utc) for c in metadata.certificates]
+        return [CertificateInfo.of(c, "idp-signing") for c in metadata.certificates]
 
     def credential_fields(self) -> Sequence[str]:
         """The form field with the forwarded SAML response: removed once verified."""

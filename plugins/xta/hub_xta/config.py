@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator, model_validator
 
-from hub import BackOff, ConfigPath, ConnectorConfig, Secret
+from hub import BackOff, CertificateInfo, ConfigPath, ConnectorConfig, Secret
 from hub.outbound import ClientTls, HttpEndpoint
 
 from .models import PartyId
@@ -107,6 +107,11 @@ class XtaSettings(BaseModel):
             )
         base = self.url or self.address(MANAGEMENT)  # every port's address is absolute
         return HttpEndpoint(base_url=base, tls=tls, timeout_seconds=self.timeout_seconds)
+
+    def certificates(self) -> list[CertificateInfo]:
+        """Our XTA client certificate (`xta-client`) and the CAs trusted for the server (`xta-ca`)."""
+        tls = self.endpoint().tls
+        return tls.certificates("xta") if tls is not None else []
 
 
 class MailboxSourceConfig(ConnectorConfig):

@@ -123,8 +123,8 @@ class ZbpNotifier(Notifier[ZbpConfig]):
         )
 
     def certificates(self) -> Sequence[CertificateInfo]:
-        """The author certificate, for `/metrics`."""
-        return [CertificateInfo("author", self.author.certificate.not_valid_after_utc)]
+        """The author certificate, and those of TLS towards the ZBP."""
+        return [CertificateInfo.of(self.author.certificate, "author"), *super().certificates()]
 
     async def diagnostics(self) -> dict[str, Any]:
         """Configuration without secrets or the certificate text, and what was sent since start."""
