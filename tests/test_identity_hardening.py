@@ -200,19 +200,24 @@ async def test_expired_idp_certificate_still_verifies_and_is_reported(
         "bundid": bundid(idp, metadata),
         "rec": {"type": "test-recording"},
     }
-    caplog.set_level(logging.WARNING, logger="hub_bundid")
+    caplog.set_level(logging.WARNING, logger="hub")
     running = await hub_factory(connectors, [route("a", "waffenschein", "bundid", "rec")])
     for n in range(2):
         app_id = await submit(running, "waffenschein", f"login-{n}", idp.response("U06", means="eID"))
         assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
 
-    warnings = [r for r in caplog.records if "has expired" in r.getMessage()]
+    def expired_warnings() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "certificate has expired connector=bundid" in r.getMessage()]
+
+    await running.wait_for(expired_warnings, what="the daily certificate warning (first at start)")
+    warnings = expired_warnings()
     assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING  # once a day, not per login
+    assert "purpose=idp-signing" in warnings[0].getMessage()
     status, text = await running.get("/metrics")
     assert status == 200
     match = re.search(
-        r'aktenhub_certificate_validity_remaining_seconds\{certificate="idp-signing-[0-9a-f]{16}",'
-        r'connector="bundid"\} (\S+)',
+        r'aktenhub_certificate_expiry_seconds\{connector="bundid",fingerprint="[0-9a-f]{16}",'
+        r'purpose="idp-signing",subject="[^"]+"\} (\S+)',
         text,
     )
     assert match is not None, text

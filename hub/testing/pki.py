@@ -1,7 +1,9 @@
 """A throw-away PKI for TLS tests: a CA, a server certificate for 127.0.0.1, a client certificate.
 
 Tests of mutual TLS (the outbound helper, XTA) serve https on loopback with `server_context`, which
-demands a client certificate signed by the CA, and give the client the PEM files of `Pki`.
+demands a client certificate signed by the CA, and give the client the PEM files of `Pki`. Tests of
+certificate expiry take `make_certificate`: a self-signed certificate valid for a given number of days
+(negative: expired), as PEM, DER or PKCS#12.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 
@@ -40,6 +44,7 @@ def _certificate(
     issuer: tuple[str, ec.EllipticCurvePrivateKey] | None,
     *,
     ca: bool,
+    days: float = 1,
 ) -> x509.Certificate:
     now = datetime.datetime.now(datetime.UTC)
     issuer_name, issuer_key = issuer or (subject, key)
@@ -49,8 +54,8 @@ def _certificate(
         .issuer_name(_name(issuer_name))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
+        .not_valid_before(now - datetime.timedelta(days=max(0.0, -days) + 1))
+        .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if not ca:
@@ -99,3 +104,33 @@ def server_context(pki: Pki) -> ssl.SSLContext:
     context.load_cert_chain(str(pki.server_cert), str(pki.server_key))
     context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+def make_certificate(
+    directory: Path,
+    subject: str,
+    days: float,
+    *,
+    encoding: Literal["pem", "der", "p12"] = "pem",
+    password: str | None = None,
+) -> Path:
+    """A self-signed certificate for `subject` that expires in `days` (negative: expired that long ago).
+
+    ``p12``: a PKCS#12 file with its key, encrypted with `password` if given.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = _certificate(subject, key, None, ca=False, days=days)
+    path = directory / f"{subject}.{encoding}"
+    if encoding == "p12":
+        encryption: serialization.KeySerializationEncryption = serialization.NoEncryption()
+        if password is not None:
+            encryption = serialization.BestAvailableEncryption(password.encode())
+        path.write_bytes(
+            pkcs12.serialize_key_and_certificates(subject.encode(), key, certificate, None, encryption)
+        )
+    else:
+        der = encoding == "der"
+        path.write_bytes(
+            certificate.public_bytes(serialization.Encoding.DER if der else serialization.Encoding.PEM)
+        )
+    return path

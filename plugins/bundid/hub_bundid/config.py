@@ -73,7 +73,8 @@ class BundIdConfig(ConnectorConfig):
         30,
         ge=0,
         le=3650,
-        description="days before an IdP signing certificate expires from which check, log and metrics warn",
+        description="days before an IdP signing certificate expires from which its check warns (the daily "
+        "WARNING: `certificates.warn_days` of the hub)",
     )
     replay_retention_days: float = Field(
         30.0, gt=0, description="how long a used assertion id is kept after its validity ended"

@@ -6,7 +6,7 @@ import base64
 import binascii
 import logging
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from hub import (
@@ -61,7 +61,6 @@ class BundIdIdentity(IdentityProvider[BundIdConfig]):
         super().__init__(config, context)
         self._metadata: IdpMetadata | None = None
         self._metadata_stamp: tuple[int, int] | None = None
-        self._expiry_warned: dict[str, date] = {}  # certificate -> day of its last WARNING
 
     # -- lifecycle and operator views ---------------------------------------------------------------
 
@@ -88,26 +87,7 @@ class BundIdIdentity(IdentityProvider[BundIdConfig]):
         if self._metadata is None or stamp is None or stamp != self._metadata_stamp:
             self._metadata = self._load_metadata()
             self._metadata_stamp = stamp
-        self._warn_expiry(self._metadata)
         return self._metadata
-
-    def _warn_expiry(self, metadata: IdpMetadata) -> None:
-        """A WARNING per certificate and day once it is within `certificate_warning_days` of expiry."""
-        now = utcnow()
-        for certificate in metadata.expiring(timedelta(days=self.config.certificate_warning_days), now):
-            name = certificate_name(certificate)
-            if self._expiry_warned.get(name) == now.date():
-                continue
-            self._expiry_warned[name] = now.date()
-            log.warning(
-                "bundid IdP signing certificate %s connector=%s certificate=%s not_after=%s days_left=%d "
-                "(signatures are still checked against it; ask for current IdP metadata)",
-                "has expired" if certificate.not_valid_after_utc <= now else "expires soon",
-                self.name,
-                name,
-                certificate.not_valid_after_utc.isoformat(),
-                (certificate.not_valid_after_utc - now).days,
-            )
 
     def certificates(self) -> Sequence[CertificateInfo]:
         """The IdP's signing certificates from the metadata (none if it cannot be read)."""

@@ -195,8 +195,9 @@ async def test_signer_is_the_certificate_common_name(
     assert notifier.signer == "Rhein-Sieg-Kreis ZBP" == SIGNER
     # the author certificate is reported to /metrics
     (certificate,) = notifier.certificates()
-    assert (certificate.name, certificate.not_after) == (
+    assert (certificate.purpose, certificate.subject, certificate.not_after) == (
         "author",
+        author.author().certificate.subject.rfc4514_string(),
         author.author().certificate.not_valid_after_utc,
     )
     # a signer that is not the certificate's CN is refused by the receiving side
