@@ -177,9 +177,9 @@ def assess(
     statuses = []
     for connector, infos in found.items():
         for info in infos:
-            left = info.not_after - now
-            seconds = int(left.total_seconds())
-            state: State = "expired" if seconds <= 0 else "expiring" if left.days < warn_days else "ok"
+            seconds = int((info.not_after - now).total_seconds())
+            days = int(seconds / 86400)  # whole days, towards zero: -2 two days after it expired
+            state: State = "expired" if seconds <= 0 else "expiring" if days < warn_days else "ok"
             statuses.append(
                 CertificateStatus(
                     connector=connector,
@@ -188,7 +188,7 @@ def assess(
                     not_after=info.not_after,
                     fingerprint=info.fingerprint,
                     seconds_left=seconds,
-                    days_left=left.days,
+                    days_left=days,
                     state=state,
                 )
             )
