@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
-from hub_xta import PermissionDeniedFault
+from hub_xta import PermissionDeniedFault, XtaSource
 from xta_helpers import AUTHORITY, PORTAL, StartXta, make_client
 
-from hub import Permanent, Retryable
+from hub import ConnectorContext, Permanent, Retryable
 from hub.blobs import BlobStore
 from hub.testing.pki import Pki, make_pki, server_context
 
@@ -78,3 +79,21 @@ async def test_certificate_must_belong_to_the_account(
     with pytest.raises(PermissionDeniedFault) as refused:
         await impostor.create_message_id()
     assert refused.value.code == "9014"
+
+
+def test_the_client_certificate_and_the_trusted_ca_are_listed(
+    tmp_path: Path, blobs: BlobStore, pki: Pki
+) -> None:
+    settings = {
+        "url": "https://127.0.0.1:9",
+        "account": {"identifier": AUTHORITY},
+        "ca_file": str(pki.ca),
+        "client_cert": str(pki.client_cert),
+        "client_key": str(pki.client_key),
+        "client_key_password": "schluessel-passwort",
+    }
+    config = XtaSource.Config.model_validate({"type": "xta", "xta": settings})
+    source = XtaSource(config, ConnectorContext(name="xta-in", blobs=blobs, schemas=None, data_dir=tmp_path))
+    listed = {(c.purpose, c.subject) for c in source.certificates()}
+    assert listed == {("xta-client", "CN=xta-client"), ("xta-ca", "CN=xta CA")}
+    assert all(c.not_after > datetime.now(UTC) for c in source.certificates())
