@@ -177,8 +177,9 @@ class ConnectorContext:
 
 def _parts(value: object) -> list[CarriesCertificates]:
     """The parts of a configuration that name certificates, depth first (a part's own parts not)."""
+    # A setting merely named `certificates` (a list, say) is no such part: the method must be callable.
     if isinstance(value, CarriesCertificates) and not isinstance(value, type):
-        return [value]
+        return [value] if callable(value.certificates) else []
     if isinstance(value, BaseModel):
         return [p for name in type(value).model_fields for p in _parts(getattr(value, name))]
     if isinstance(value, list | tuple):
