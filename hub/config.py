@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from hub.alerts import AlertsConfig
 from hub.audit import AuditConfig
 from hub.certificates import CertificatesConfig
 from hub.connectors import ConnectorConfig, Sink
@@ -304,6 +305,9 @@ class HubConfig(_Strict):
         default_factory=lambda: CertificatesConfig(),
         description="expiry warnings and the core's own certificates",
     )
+    alerts: AlertsConfig | None = Field(
+        None, description="mails on dead applications and expiring certificates"
+    )
 
     @field_validator("blobs", mode="before")
     @classmethod
@@ -384,6 +388,7 @@ def parse_config(
     if not isinstance(raw, dict):
         raise ConfigError([f"{source}: expected a mapping with store, blobs, connectors, routes"])
     missing: dict[KeyPath, str] = {}
+    written = raw  # as in the file: where a secret must be a reference, not the secret
     raw = _substitute(raw, (), env, missing)
     for key_path, name in missing.items():
         problems.append(f"{at(key_path)}: {dotted(key_path)}: environment variable {name} is not set")
@@ -447,6 +452,8 @@ def parse_config(
             problems.append(f"{at(('routes', i, 'name'))}: routes[{i}].name: {name!r} is used twice")
     if hub.retention is not None:
         problems.extend(_retention_problems(hub.retention, hub.routes, at))
+    if hub.alerts is not None:
+        problems.extend(_alerts_problems(hub.alerts, written["alerts"], hub.routes, at))
     mappings: dict[str, MappingFile] = {}
     filters = plugins.mapping_filters()
     for i, route in enumerate(hub.routes):
@@ -499,6 +506,24 @@ def _retention_problems(retention: RetentionConfig, routes: list[RouteConfig], a
             )
         elif not policy.route and not policy.service:
             catch_all = i
+    return problems
+
+
+def _alerts_problems(alerts: AlertsConfig, raw: Any, routes: list[RouteConfig], at: Any) -> list[str]:
+    """Addresses for unknown routes; an SMTP password written into the file instead of a ${ENV} reference."""
+    problems = []
+    route_names = {route.name for route in routes}
+    for name in alerts.routes:
+        if name not in route_names:
+            loc: KeyPath = ("alerts", "routes", name)
+            listed = ", ".join(sorted(route_names)) or "none configured"
+            problems.append(f"{at(loc)}: {dotted(loc)}: no route named {name!r} (routes: {listed})")
+    password = raw.get("smtp", {}).get("password") if isinstance(raw, dict) else None
+    if isinstance(password, str) and not ENV_REF.fullmatch(password.strip()):
+        loc = ("alerts", "smtp", "password")
+        problems.append(
+            f"{at(loc)}: {dotted(loc)}: expected a ${{ENV_NAME}} reference, not the password itself"
+        )
     return problems
 
 

@@ -25,6 +25,7 @@ from hub.errors import StorageFull
 from hub.gate import TargetGate, policies_of
 from hub.held import HeldMessages
 from hub.journal import Journal, open_journal
+from hub.mailer import CertificateListing, Mailer
 from hub.metrics import Metrics
 from hub.operations import Operations
 from hub.pipeline import Pipeline
@@ -121,6 +122,12 @@ class Hub:
             forget=self.forget_purged,
             grace_seconds=settings.blobs.orphan_grace_seconds,
             clock=clock,
+        )
+        alerts = settings.alerts
+        self.mailer = (
+            Mailer(alerts, self.journal, certificates=self.certificate_listing(), clock=clock)
+            if alerts is not None
+            else None
         )
         self._scheduler: AsyncIOScheduler | None = None
         self._polling: set[asyncio.Task[Any]] = set()
@@ -266,6 +273,20 @@ class Hub:
             else:
                 self.metrics.purge_runs.labels("ok").inc()
 
+    def certificate_listing(self) -> CertificateListing | None:
+        """What lists the certificates and keys the hub uses, for the alert mails (None: not yet built)."""
+        return None
+
+    async def _alert(self) -> None:
+        # Like the purge: a failed run is logged; what it queued is in the journal, the next run sends it.
+        if self.mailer is None:
+            return
+        with self._job():
+            try:
+                await self.mailer.run()
+            except Exception as exc:
+                log.warning("alert run failed error=%s: %s", type(exc).__name__, exc)
+
     async def _sweep(self) -> None:
         with self._job():
             try:
@@ -318,6 +339,8 @@ class Hub:
         retention = self.config.hub.retention
         if retention is not None and retention.scheduled and self.retention.configured:
             _every(scheduler, retention.interval_seconds, "purge", self._purge)
+        if self.config.hub.alerts is not None:
+            _every(scheduler, self.config.hub.alerts.interval_seconds, "alerts", self._alert)
         if workers and self.config.hub.workers.enabled:
             await self.bus.start()
             for name, source in self.sources().items():

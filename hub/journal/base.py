@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel
 
 from hub.actions import Action, OperatorAction, TargetPause
+from hub.alerts import AlertDraft, DeadTask
 from hub.answers import Answer
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
 from hub.models import (
@@ -364,6 +365,21 @@ class PurgeCandidate:
 
 
 @dataclass(frozen=True)
+class QueuedAlert:
+    """A mail in the alert outbox (`hub.mailer`), waiting to be sent."""
+
+    id: int
+    key: str
+    kind: str
+    recipients: tuple[str, ...]
+    subject: str
+    body: str
+    created_at: float
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
 class PurgeOrder:
     """Purge this application by `purged.policy` if it still qualifies: final and unchanged since `cutoff`."""
 
@@ -642,6 +658,24 @@ class Journal(Protocol):
 
     async def probe_write(self) -> None:
         """Write and commit a row, to learn whether the journal can take writes again (disk full)."""
+
+    async def unreported_dead(self) -> list[DeadTask]:
+        """Dead steps no alert mail has reported yet (`hub.mailer`)."""
+
+    async def queue_alerts(self, drafts: Sequence[AlertDraft]) -> int:
+        """Queue alert mails not queued before (by key), each with the dead steps it reports, atomically."""
+
+    async def due_alerts(self) -> list[QueuedAlert]:
+        """Alert mails not sent yet whose next attempt is due, oldest first."""
+
+    async def alert_sent(self, alert_id: int) -> None:
+        """Mark an alert mail sent: the mail server accepted it."""
+
+    async def alert_failed(self, alert_id: int, error: str, retry_at: float) -> None:
+        """Note a failed attempt to send an alert mail; it is tried again at `retry_at`."""
+
+    async def unsent_alerts(self) -> int:
+        """How many alert mails wait to be sent."""
 
     async def hold(
         self,

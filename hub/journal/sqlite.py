@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hub.actions import Action, OperatorAction, TargetPause
+from hub.alerts import AlertDraft, DeadTask
 from hub.answers import Answer, UnknownApplication
 from hub.blobs import BLOB_REF
 from hub.errors import StorageFull
 from hub.events import operator_event
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
-from hub.journal import held_sqlite, operator_sqlite, purge_sqlite
+from hub.journal import alerts_sqlite, held_sqlite, operator_sqlite, purge_sqlite
 from hub.journal.base import (
     Abandoned,
     ActionRefused,
@@ -52,6 +53,7 @@ from hub.journal.base import (
     PurgeCandidate,
     PurgedApplication,
     PurgeOrder,
+    QueuedAlert,
     ReceivedAnswer,
     StoredAnswer,
     Task,
@@ -340,6 +342,7 @@ class SqliteJournal:
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.executescript(SCHEMA)
         conn.executescript(operator_sqlite.SCHEMA)
+        conn.executescript(alerts_sqlite.SCHEMA)
         for table, column, kind in ADDED_COLUMNS:
             if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
@@ -1226,6 +1229,24 @@ class SqliteJournal:
 
     async def purged_untold(self) -> list[str]:
         return await self._read(purge_sqlite.untold)
+
+    async def unreported_dead(self) -> list[DeadTask]:
+        return await self._read(alerts_sqlite.unreported)
+
+    async def queue_alerts(self, drafts: Sequence[AlertDraft]) -> int:
+        return await self._write(lambda c: alerts_sqlite.queue(c, drafts, self.clock()))
+
+    async def due_alerts(self) -> list[QueuedAlert]:
+        return await self._read(lambda c: alerts_sqlite.due(c, self.clock()))
+
+    async def alert_sent(self, alert_id: int) -> None:
+        await self._write(lambda c: alerts_sqlite.sent(c, alert_id, self.clock()))
+
+    async def alert_failed(self, alert_id: int, error: str, retry_at: float) -> None:
+        await self._write(lambda c: alerts_sqlite.failed(c, alert_id, error, retry_at))
+
+    async def unsent_alerts(self) -> int:
+        return await self._read(alerts_sqlite.unsent)
 
     async def probe_write(self) -> None:
         def op(c: sqlite3.Connection) -> None:

@@ -1,0 +1,109 @@
+"""The alert outbox in the SQLite journal (`hub.mailer`): mails queued, sent, and the dead steps reported.
+
+A mail is queued in the same transaction that marks the dead steps it reports as reported, so a crash
+either queues both or neither; it is marked sent only after the mail server accepted it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+
+from hub.alerts import AlertDraft, DeadTask
+from hub.journal.base import QueuedAlert, TaskState
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT,
+    sent_at REAL
+);
+CREATE INDEX IF NOT EXISTS alerts_unsent ON alerts (sent_at, next_attempt_at);
+-- dead steps already reported, by task and the moment it went dead (dead again after a replay is news)
+CREATE TABLE IF NOT EXISTS alerted_tasks (
+    task_id INTEGER NOT NULL,
+    dead_at REAL NOT NULL,
+    alert_id INTEGER NOT NULL REFERENCES alerts (id),
+    PRIMARY KEY (task_id, dead_at)
+);
+"""
+
+
+def unreported(c: sqlite3.Connection) -> list[DeadTask]:
+    """Dead steps no mail has reported yet."""
+    rows = c.execute(
+        "SELECT t.id, t.updated_at, t.application_id, a.route, t.step, t.target, t.error_code, t.attempts "
+        "FROM tasks t JOIN applications a ON a.id = t.application_id WHERE t.state = ? AND NOT EXISTS "
+        "(SELECT 1 FROM alerted_tasks x WHERE x.task_id = t.id AND x.dead_at = t.updated_at) ORDER BY t.id",
+        (TaskState.DEAD,),
+    ).fetchall()
+    return [DeadTask(*row) for row in rows]
+
+
+def queue(c: sqlite3.Connection, drafts: Sequence[AlertDraft], now: float) -> int:
+    """Queue the mails not queued before (by key) and note what they report; returns how many."""
+    queued = 0
+    for draft in drafts:
+        cursor = c.execute(
+            "INSERT OR IGNORE INTO alerts (key, kind, recipients, subject, body, created_at, "
+            "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (draft.key, draft.kind, json.dumps(draft.recipients), draft.subject, draft.body, now, now),
+        )
+        if not cursor.rowcount:
+            continue
+        queued += 1
+        c.executemany(
+            "INSERT OR IGNORE INTO alerted_tasks VALUES (?, ?, ?)",
+            [(task_id, dead_at, cursor.lastrowid) for task_id, dead_at in draft.reports],
+        )
+    return queued
+
+
+def due(c: sqlite3.Connection, now: float) -> list[QueuedAlert]:
+    """Mails not sent yet whose next attempt is due, oldest first."""
+    rows = c.execute(
+        "SELECT id, key, kind, recipients, subject, body, created_at, attempts, last_error FROM alerts "
+        "WHERE sent_at IS NULL AND next_attempt_at <= ? ORDER BY id",
+        (now,),
+    ).fetchall()
+    return [
+        QueuedAlert(
+            id=r[0],
+            key=r[1],
+            kind=r[2],
+            recipients=tuple(json.loads(r[3])),
+            subject=r[4],
+            body=r[5],
+            created_at=r[6],
+            attempts=r[7],
+            last_error=r[8],
+        )
+        for r in rows
+    ]
+
+
+def sent(c: sqlite3.Connection, alert_id: int, at: float) -> None:
+    """Mark a mail sent (the server accepted it)."""
+    c.execute("UPDATE alerts SET sent_at = ?, attempts = attempts + 1 WHERE id = ?", (at, alert_id))
+
+
+def failed(c: sqlite3.Connection, alert_id: int, error: str, retry_at: float) -> None:
+    """Note a failed attempt; the mail is tried again at `retry_at`."""
+    c.execute(
+        "UPDATE alerts SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
+        (error, retry_at, alert_id),
+    )
+
+
+def unsent(c: sqlite3.Connection) -> int:
+    """How many mails wait to be sent."""
+    return int(c.execute("SELECT COUNT(*) FROM alerts WHERE sent_at IS NULL").fetchone()[0])
