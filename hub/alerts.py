@@ -5,7 +5,8 @@ Two kinds of mail go to Funktionspostfächer, never to applicants:
 - **dead applications**: per route and interval one mail listing the applications whose step went dead
   since the last one, with the target and the error code (the error's class, never its text: a
   connector's message may quote form fields), to the route's addresses or else the default ones;
-- **certificates about to expire**: once a day one mail listing them, to the default addresses.
+- **certificates about to expire**: once a day one mail listing them, to the default addresses (which
+  ones are about to expire, the certificate listing decides: `Hub.certificate_listing`).
 
 A mail holds ids, connector names, error codes and dates only: no personal data.
 """
@@ -89,7 +90,6 @@ class AlertsConfig(_Strict):
         description="URL of an application in the admin API or console, with {application_id}, "
         "e.g. https://aktenhub.kreis.example/api/v1/applications/{application_id}",
     )
-    certificate_days: int = Field(30, ge=1, le=365, description="warn this many days before expiry")
 
     @field_validator("link")
     @classmethod
@@ -119,7 +119,7 @@ class DeadTask:
 
 @dataclass(frozen=True)
 class CertificateExpiry:
-    """A certificate or key the hub uses or trusts, and when it expires (from `hub.operations`)."""
+    """A certificate or key the hub uses or trusts that is about to expire or expired."""
 
     name: str  # e.g. "xta: client certificate"
     subject: str
@@ -178,11 +178,11 @@ def dead_alerts(config: AlertsConfig, dead: Sequence[DeadTask]) -> list[AlertDra
 def certificate_alert(
     config: AlertsConfig, expiring: Sequence[CertificateExpiry], now: datetime
 ) -> AlertDraft | None:
-    """The day's mail on certificates expiring within `certificate_days` (None: none does)."""
+    """The day's mail on the certificates about to expire or expired (None: there are none)."""
     if not expiring:
         return None
     lines = [
-        f"Aktenhub: {len(expiring)} Zertifikat(e) laufen in den nächsten {config.certificate_days} Tagen ab.",
+        f"Aktenhub: {len(expiring)} Zertifikat(e) oder Schlüssel laufen bald ab oder sind abgelaufen.",
         "",
     ]
     for cert in sorted(expiring, key=lambda c: c.not_after):

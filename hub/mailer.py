@@ -21,7 +21,7 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -29,10 +29,12 @@ import aiosmtplib
 
 from hub.alerts import AlertDraft, AlertsConfig, CertificateExpiry, certificate_alert, dead_alerts
 from hub.journal import Journal, QueuedAlert
+from hub.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-# What lists the certificates and keys the hub uses (`hub.operations`); None: no certificate alerts.
+# What lists the certificates and keys the hub uses that are about to expire or expired; None: none
+# are looked at.
 CertificateListing = Callable[[], Awaitable[Sequence[CertificateExpiry]]]
 
 
@@ -43,12 +45,14 @@ class Mailer:
         self,
         config: AlertsConfig,
         journal: Journal,
+        metrics: Metrics,
         *,
         certificates: CertificateListing | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.journal = journal
+        self.metrics = metrics
         self.certificates = certificates
         self.clock = clock
         self.runs = 0  # runs finished (the schedule's first one is at start)
@@ -68,9 +72,7 @@ class Mailer:
         drafts: list[AlertDraft] = dead_alerts(self.config, await self.journal.unreported_dead())
         if self.certificates is not None:
             now = datetime.fromtimestamp(self.clock(), UTC)
-            horizon = now + timedelta(days=self.config.certificate_days)
-            expiring = [c for c in await self.certificates() if c.not_after <= horizon]
-            draft = certificate_alert(self.config, expiring, now)
+            draft = certificate_alert(self.config, await self.certificates(), now)
             if draft is not None:
                 drafts.append(draft)
         return await self.journal.queue_alerts(drafts) if drafts else 0
@@ -85,6 +87,7 @@ class Mailer:
                 error = f"{type(exc).__name__}: {exc}"
                 retry_at = self.clock() + self.config.interval_seconds
                 await self.journal.alert_failed(alert.id, error, retry_at)
+                self.metrics.alert_mails.labels(alert.kind, "failed").inc()
                 log.warning(
                     "alert mail not sent, tried again in %.0fs alert=%d kind=%s attempt=%d error=%s",
                     self.config.interval_seconds,
@@ -95,6 +98,7 @@ class Mailer:
                 )
                 continue
             await self.journal.alert_sent(alert.id)
+            self.metrics.alert_mails.labels(alert.kind, "sent").inc()
             sent += 1
             log.info(
                 "alert mail sent alert=%d kind=%s recipients=%d", alert.id, alert.kind, len(alert.recipients)

@@ -212,6 +212,12 @@ class Metrics:
         )
         for outcome in ("ok", "error"):
             self.purge_runs.labels(outcome)
+        self.alert_mails = Counter(
+            "aktenhub_alert_mails",
+            "Alert mails (dead applications, certificates) by kind and outcome (sent, failed: tried again)",
+            ["kind", "outcome"],
+            registry=r,
+        )
         # From the journal, so that purges run by `aktenhub purge` (another process) count too.
         self.purged_applications = Gauge(
             "aktenhub_purged_applications", "Applications in the journal whose payload was purged", registry=r

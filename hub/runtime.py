@@ -125,7 +125,7 @@ class Hub:
         )
         alerts = settings.alerts
         self.mailer = (
-            Mailer(alerts, self.journal, certificates=self.certificate_listing(), clock=clock)
+            Mailer(alerts, self.journal, self.metrics, certificates=self.certificate_listing(), clock=clock)
             if alerts is not None
             else None
         )
@@ -274,7 +274,10 @@ class Hub:
                 self.metrics.purge_runs.labels("ok").inc()
 
     def certificate_listing(self) -> CertificateListing | None:
-        """What lists the certificates and keys the hub uses, for the alert mails (None: not yet built)."""
+        """What lists the certificates and keys about to expire, for the alert mails.
+
+        None until the hub lists its certificates (issue 11 item 6): then no certificate mails go.
+        """
         return None
 
     async def _alert(self) -> None:

@@ -7,6 +7,7 @@ in the journal and is sent exactly once when the server is back, after a restart
 
 from __future__ import annotations
 
+import re
 import socket
 import textwrap
 import time
@@ -208,6 +209,7 @@ async def test_smtp_down_then_up_the_mail_is_sent_once_over_a_restart(
     mailer = await started(running)
 
     assert await mailer.run() == 0  # nothing listens on the port: queued, not lost
+    assert await metric(running, 'kind="dead",outcome="failed"') == 1.0
     assert await running.journal.unsent_alerts() == 1
     [queued] = await running.journal.due_alerts() or [None]
     assert queued is None  # not due again before the interval passed
@@ -226,20 +228,19 @@ async def test_smtp_down_then_up_the_mail_is_sent_once_over_a_restart(
     assert len(mail_server.inbox.mails) == 1
     assert dead in mail_server.inbox.mails[0][1].get_content()
     assert await restarted.journal.unsent_alerts() == 0
+    assert await metric(restarted, 'kind="dead",outcome="sent"') == 1.0
 
 
 async def test_certificates_about_to_expire_one_mail_a_day(hub_factory: Any, mail_server: MailServer) -> None:
     mail_server.start()
-    running = await hub_factory(
-        CONNECTORS, ROUTES, env=ENV, alerts=alerts(mail_server.port, certificate_days=30)
-    )
+    running = await hub_factory(CONNECTORS, ROUTES, env=ENV, alerts=alerts(mail_server.port))
     mailer = await started(running)
     now = datetime.now(UTC)
 
     async def listing() -> list[CertificateExpiry]:
         return [
             CertificateExpiry("xta: client certificate", "CN=Kreis XTA", now + timedelta(days=10)),
-            CertificateExpiry("server: TLS", "CN=aktenhub.kreis.example", now + timedelta(days=200)),
+            CertificateExpiry("bundid: idp-signing", "CN=BundID IdP", now - timedelta(days=1)),
         ]
 
     mailer.certificates = listing
@@ -248,8 +249,15 @@ async def test_certificates_about_to_expire_one_mail_a_day(hub_factory: Any, mai
     [(envelope, msg)] = mail_server.inbox.mails
     body = msg.get_content()
     assert envelope.rcpt_tos == [IT]
-    assert "xta: client certificate" in body and "noch 9 Tage" in body
-    assert "server: TLS" not in body
+    assert "- xta: client certificate  CN=Kreis XTA  gültig bis " in body and "(noch 9 Tage)" in body
+    assert "- bundid: idp-signing  CN=BundID IdP" in body and "(abgelaufen)" in body
+
+
+async def metric(running: RunningHub, labels: str) -> float | None:
+    status, text = await running.get("/metrics")
+    assert status == 200
+    found = re.search(rf"^aktenhub_alert_mails_total\{{{labels}\}} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else None
 
 
 def problems(text: str) -> list[str]:
