@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 import textwrap
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +31,7 @@ from hub.models import ApplicationState
 from hub.plugins import load_plugins
 from hub.testing import fakes
 from hub.testing.harness import RunningHub
+from hub.testing.pki import make_pki
 
 SMTP_USER, SMTP_PASSWORD = "aktenhub", "smtp-secret-0123456789"
 ENV = {"SMTP_PASSWORD": SMTP_PASSWORD}
@@ -77,21 +80,30 @@ def smtp_port() -> int:
 
 
 class MailServer:
-    """Starts and stops an aiosmtpd server on a fixed loopback port (requiring AUTH, as relays do)."""
+    """Starts and stops an aiosmtpd server on a fixed loopback port (requiring AUTH, as relays do).
+
+    `tls`: none (AUTH in the clear, loopback only), starttls (required before AUTH and MAIL), ssl (SMTPS).
+    """
 
     def __init__(self, port: int) -> None:
         self.port = port
         self.inbox = Inbox()
         self.controller: Controller | None = None
 
-    def start(self) -> None:
+    def start(self, tls: str = "none", context: ssl.SSLContext | None = None) -> None:
+        options: dict[str, Any] = {"auth_require_tls": False}
+        if tls == "starttls":
+            options = {"tls_context": context, "require_starttls": True, "auth_require_tls": True}
+        elif tls == "ssl":
+            # TLS from the first byte; aiosmtpd counts only STARTTLS as TLS for its AUTH rule
+            options = {"ssl_context": context, "auth_require_tls": False}
         self.controller = Controller(
             self.inbox,
             hostname="127.0.0.1",
             port=self.port,
             authenticator=self.inbox.authenticate,
             auth_required=True,
-            auth_require_tls=False,  # loopback test without a certificate
+            **options,
         )
         self.controller.start()
 
@@ -229,6 +241,34 @@ async def test_smtp_down_then_up_the_mail_is_sent_once_over_a_restart(
     assert dead in mail_server.inbox.mails[0][1].get_content()
     assert await restarted.journal.unsent_alerts() == 0
     assert await metric(restarted, 'kind="dead",outcome="sent"') == 1.0
+
+
+@pytest.mark.parametrize("tls", ["starttls", "ssl"])
+async def test_tls_modes_verify_the_server_by_the_configured_ca(
+    hub_factory: Any, mail_server: MailServer, tmp_path: Path, tls: str
+) -> None:
+    pki = make_pki(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.server_cert, pki.server_key)
+    mail_server.start(tls, context)
+    smtp = {**alerts(mail_server.port)["smtp"], "tls": tls}
+    trusting = alerts(mail_server.port, smtp={**smtp, "ca_file": str(pki.ca)})
+    running = await hub_factory(CONNECTORS, ROUTES, env=ENV, alerts=trusting)
+    mailer = await started(running)
+    await submit(running, "abfall", "u1")
+    assert await mailer.run() == 1
+    assert mail_server.inbox.logins == [SMTP_USER]  # logged in, and only over TLS (the server demands it)
+
+    # Without the Kreis' CA the same server is not trusted: nothing is sent, the mail waits.
+    strict = await hub_factory(
+        CONNECTORS, ROUTES, env=ENV, alerts=alerts(mail_server.port, smtp=smtp), subdir="b"
+    )
+    strict_mailer = await started(strict)
+    await submit(strict, "abfall", "u2")
+    assert await strict_mailer.run() == 0
+    assert len(mail_server.inbox.mails) == 1
+    [waiting] = await strict.journal.due_alerts() or [None]
+    assert waiting is None and await strict.journal.unsent_alerts() == 1
 
 
 async def test_certificates_about_to_expire_one_mail_a_day(hub_factory: Any, mail_server: MailServer) -> None:
