@@ -33,6 +33,8 @@ from hub.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
+KEEP_SENT_SECONDS = 90 * 86400  # sent mails stay in the outbox this long (what was told, and when)
+
 # What lists the certificates and keys the hub uses that are about to expire or expired; None: none
 # are looked at.
 CertificateListing = Callable[[], Awaitable[Sequence[CertificateExpiry]]]
@@ -60,8 +62,9 @@ class Mailer:
 
     async def run(self) -> int:
         """Queue what is new, then send what is due; returns how many mails were sent."""
-        async with self._lock:  # a run on demand waits for the scheduled one
+        async with self._lock:  # one run at a time: a mail is queued and sent once
             try:
+                await self.journal.prune_alerts(self.clock() - KEEP_SENT_SECONDS)
                 await self.gather()
                 return await self.send_due()
             finally:

@@ -168,6 +168,11 @@ async def started(running: RunningHub) -> Mailer:
     return mailer
 
 
+async def dead_again(running: RunningHub, application_id: str) -> bool:
+    tasks = await running.journal.tasks(application_id)
+    return any(t.step == "deliver" and t.state == "dead" and t.attempts >= 2 for t in tasks)
+
+
 async def submit(running: RunningHub, service: str, ident: str) -> str:
     form = {"id": ident, "form": {"nachname": "Groß", "strasse": "Kaiserstraße 1"}}
     status, body = await running.post(f"/intake/portal/{service}", json=form)
@@ -209,6 +214,13 @@ async def test_dead_applications_one_mail_per_route_to_its_postfach(
     assert len(mail_server.inbox.mails) == 3
     last = mail_server.inbox.mails[-1][1].get_content()
     assert later in last and not any(a in last for a in bau)
+
+    # Replayed and dead again: news again.
+    await running.hub.operations.replay(bau[0], "ops", "Mikropro wieder erreichbar?")
+    await running.wait_for(lambda: dead_again(running, bau[0]), 30, "the replay to die")
+    assert await mailer.run() == 1
+    again = mail_server.inbox.mails[-1][1].get_content()
+    assert bau[0] in again and bau[1] not in again and later not in again
 
 
 async def test_smtp_down_then_up_the_mail_is_sent_once_over_a_restart(

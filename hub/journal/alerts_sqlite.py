@@ -68,6 +68,20 @@ def queue(c: sqlite3.Connection, drafts: Sequence[AlertDraft], now: float) -> in
     return queued
 
 
+def prune(c: sqlite3.Connection, sent_before: float) -> None:
+    """Forget reports of steps no longer dead as reported (replayed, abandoned), then old sent mails."""
+    c.execute(
+        "DELETE FROM alerted_tasks WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = alerted_tasks.task_id "
+        "AND t.state = ? AND t.updated_at = alerted_tasks.dead_at)",
+        (TaskState.DEAD,),
+    )
+    c.execute(
+        "DELETE FROM alerts WHERE sent_at < ? AND NOT EXISTS "
+        "(SELECT 1 FROM alerted_tasks x WHERE x.alert_id = alerts.id)",
+        (sent_before,),
+    )
+
+
 def due(c: sqlite3.Connection, now: float) -> list[QueuedAlert]:
     """Mails not sent yet whose next attempt is due, oldest first."""
     rows = c.execute(

@@ -665,6 +665,9 @@ class Journal(Protocol):
     async def queue_alerts(self, drafts: Sequence[AlertDraft]) -> int:
         """Queue alert mails not queued before (by key), each with the dead steps it reports, atomically."""
 
+    async def prune_alerts(self, sent_before: float) -> None:
+        """Forget which steps were reported once they are no longer dead, and mails sent before then."""
+
     async def due_alerts(self) -> list[QueuedAlert]:
         """Alert mails not sent yet whose next attempt is due, oldest first."""
 

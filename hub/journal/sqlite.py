@@ -1236,6 +1236,9 @@ class SqliteJournal:
     async def queue_alerts(self, drafts: Sequence[AlertDraft]) -> int:
         return await self._write(lambda c: alerts_sqlite.queue(c, drafts, self.clock()))
 
+    async def prune_alerts(self, sent_before: float) -> None:
+        await self._write(lambda c: alerts_sqlite.prune(c, sent_before))
+
     async def due_alerts(self) -> list[QueuedAlert]:
         return await self._read(lambda c: alerts_sqlite.due(c, self.clock()))
 
