@@ -69,10 +69,10 @@ def queue(c: sqlite3.Connection, drafts: Sequence[AlertDraft], now: float) -> in
 
 
 def prune(c: sqlite3.Connection, sent_before: float) -> None:
-    """Forget reports of steps no longer dead as reported (replayed, abandoned), then old sent mails."""
+    """Forget reports of steps no longer dead (replayed, abandoned), then mails sent before `sent_before`."""
     c.execute(
-        "DELETE FROM alerted_tasks WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = alerted_tasks.task_id "
-        "AND t.state = ? AND t.updated_at = alerted_tasks.dead_at)",
+        "DELETE FROM alerted_tasks WHERE NOT EXISTS (SELECT 1 FROM tasks t "
+        "WHERE t.id = alerted_tasks.task_id AND t.state = ? AND t.updated_at = alerted_tasks.dead_at)",
         (TaskState.DEAD,),
     )
     c.execute(
