@@ -218,6 +218,9 @@ class Metrics:
             ["kind", "outcome"],
             registry=r,
         )
+        self.alert_mails_unsent = Gauge(
+            "aktenhub_alert_mails_unsent", "Alert mails queued in the journal, not sent yet", registry=r
+        )
         # From the journal, so that purges run by `aktenhub purge` (another process) count too.
         self.purged_applications = Gauge(
             "aktenhub_purged_applications", "Applications in the journal whose payload was purged", registry=r
@@ -290,6 +293,7 @@ class Metrics:
         self.purged_blobs.set(stats.purged_blobs)
         self.purged_blob_bytes.set(stats.purged_blob_bytes)
         self.purge_last_run.set(stats.last_purge_at or 0)
+        self.alert_mails_unsent.set(stats.unsent_alerts)
         self.inbound_held.clear()
         for (source, held_state, reason), n in stats.held_by_source_state_reason.items():
             self.inbound_held.labels(source, held_state, reason).set(n)

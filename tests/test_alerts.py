@@ -35,6 +35,7 @@ from hub.testing.pki import make_pki
 
 SMTP_USER, SMTP_PASSWORD = "aktenhub", "smtp-secret-0123456789"
 ENV = {"SMTP_PASSWORD": SMTP_PASSWORD}
+SENT_OR_FAILED = "aktenhub_alert_mails_total"
 BAUAMT, IT = "bauamt-postfach@kreis.example", "it-betrieb@kreis.example"
 
 
@@ -233,7 +234,8 @@ async def test_smtp_down_then_up_the_mail_is_sent_once_over_a_restart(
     mailer = await started(running)
 
     assert await mailer.run() == 0  # nothing listens on the port: queued, not lost
-    assert await metric(running, 'kind="dead",outcome="failed"') == 1.0
+    assert await metric(running, SENT_OR_FAILED, 'kind="dead",outcome="failed"') == 1.0
+    assert await metric(running, "aktenhub_alert_mails_unsent") == 1.0
     assert await running.journal.unsent_alerts() == 1
     [queued] = await running.journal.due_alerts() or [None]
     assert queued is None  # not due again before the interval passed
@@ -252,7 +254,8 @@ async def test_smtp_down_then_up_the_mail_is_sent_once_over_a_restart(
     assert len(mail_server.inbox.mails) == 1
     assert dead in mail_server.inbox.mails[0][1].get_content()
     assert await restarted.journal.unsent_alerts() == 0
-    assert await metric(restarted, 'kind="dead",outcome="sent"') == 1.0
+    assert await metric(restarted, SENT_OR_FAILED, 'kind="dead",outcome="sent"') == 1.0
+    assert await metric(restarted, "aktenhub_alert_mails_unsent") == 0.0
 
 
 @pytest.mark.parametrize("tls", ["starttls", "ssl"])
@@ -305,10 +308,12 @@ async def test_certificates_about_to_expire_one_mail_a_day(hub_factory: Any, mai
     assert "- bundid: idp-signing  CN=BundID IdP" in body and "(abgelaufen)" in body
 
 
-async def metric(running: RunningHub, labels: str) -> float | None:
+async def metric(running: RunningHub, name: str, labels: str = "") -> float | None:
+    """A sample of /metrics (`labels` as written there, e.g. 'kind="dead",outcome="sent"')."""
     status, text = await running.get("/metrics")
     assert status == 200
-    found = re.search(rf"^aktenhub_alert_mails_total\{{{labels}\}} (\S+)$", text, re.MULTILINE)
+    sample = re.escape(f"{name}{{{labels}}}" if labels else name)
+    found = re.search(rf"^{sample} (\S+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else None
 
 

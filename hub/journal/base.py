@@ -347,6 +347,7 @@ class JournalStats:
     last_purge_at: float | None = None  # when the last purge run ended (any process)
     purged_blobs: int = 0  # files purge runs deleted, ever
     purged_blob_bytes: int = 0  # their size
+    unsent_alerts: int = 0  # alert mails waiting to be sent (hub.mailer)
 
 
 # Application states in which nothing more happens by itself: after its retention period such an

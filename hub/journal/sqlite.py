@@ -1154,6 +1154,7 @@ class SqliteJournal:
                 last_purge_at=purged.last_run,
                 purged_blobs=purged.blobs,
                 purged_blob_bytes=purged.size,
+                unsent_alerts=alerts_sqlite.unsent(c),
             )
 
         return await self._read(op)
