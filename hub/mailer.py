@@ -121,21 +121,38 @@ class Mailer:
         msg.set_content(alert.body)
         return msg
 
-    async def _send(self, alert: QueuedAlert) -> None:
+    async def check(self) -> tuple[bool, str]:
+        """Whether the mail server takes a connection (with TLS and login as configured); sends nothing."""
+        smtp = self.config.smtp
+        where = f"{smtp.host}:{smtp.effective_port}"
+        try:
+            async with self._client() as client:
+                if smtp.username is not None and smtp.password is not None:
+                    await client.login(smtp.username, smtp.password.get_secret_value())
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            return False, f"mail server {where}: {type(exc).__name__}: {exc}"
+        login = " and the login" if smtp.username is not None else ""
+        return True, f"mail server {where} ({smtp.tls}) accepted the connection{login}"
+
+    def _client(self) -> aiosmtplib.SMTP:
         smtp = self.config.smtp
         context = None
         if smtp.tls != "none":
             context = ssl.create_default_context(cafile=str(smtp.ca_file) if smtp.ca_file else None)
-        errors, _ = await aiosmtplib.send(
-            self.message(alert),
+        return aiosmtplib.SMTP(
             hostname=smtp.host,
             port=smtp.effective_port,
-            username=smtp.username,
-            password=smtp.password.get_secret_value() if smtp.password is not None else None,
             use_tls=smtp.tls == "ssl",
             start_tls=smtp.tls == "starttls",
             tls_context=context,
             timeout=smtp.timeout_seconds,
         )
+
+    async def _send(self, alert: QueuedAlert) -> None:
+        smtp = self.config.smtp
+        async with self._client() as client:
+            if smtp.username is not None and smtp.password is not None:
+                await client.login(smtp.username, smtp.password.get_secret_value())
+            errors, _ = await client.send_message(self.message(alert))
         if errors:  # some recipients refused (all refused raises): the others have it, do not resend
             log.warning("alert mail refused for %d of its recipients alert=%d", len(errors), alert.id)

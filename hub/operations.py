@@ -294,7 +294,11 @@ class Operations:
                 result = CheckResult(ok=False, message=f"{type(exc).__name__}: {exc}")
             return ConnectorCheck(name=name, kind=connector.kind, ok=result.ok, message=result.message)
 
-        return [await one(name) for name in self.hub.connectors]
+        checks = [await one(name) for name in self.hub.connectors]
+        if self.hub.mailer is not None:  # the alert mails' server (`alerts.smtp`)
+            ok, message = await self.hub.mailer.check()
+            checks.append(ConnectorCheck(name="alerts", kind="smtp", ok=ok, message=message))
+        return checks
 
     # -- certificates ---------------------------------------------------------------------------------
 

@@ -62,7 +62,7 @@ class Inbox:
         )
         if ok:
             self.logins.append(auth.login.decode())
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # aiosmtpd answers 535 itself on failure
 
 
 def free_port() -> int:
@@ -284,6 +284,27 @@ async def test_tls_modes_verify_the_server_by_the_configured_ca(
     assert len(mail_server.inbox.mails) == 1
     [waiting] = await strict.journal.due_alerts() or [None]
     assert waiting is None and await strict.journal.unsent_alerts() == 1
+
+
+async def test_check_logs_in_to_the_mail_server_and_sends_nothing(
+    hub_factory: Any, mail_server: MailServer
+) -> None:
+    mail_server.start()
+    running = await hub_factory(CONNECTORS, ROUTES, env=ENV, alerts=alerts(mail_server.port))
+    wrong = await hub_factory(
+        CONNECTORS, ROUTES, env={"SMTP_PASSWORD": "wrong"}, alerts=alerts(mail_server.port), subdir="b"
+    )
+
+    [check] = [c for c in await running.hub.operations.check() if c.name == "alerts"]
+    assert check.ok and check.kind == "smtp", check.message
+    assert (
+        f"mail server 127.0.0.1:{mail_server.port} (none) accepted the connection and the login"
+        == check.message
+    )
+    [refused] = [c for c in await wrong.hub.operations.check() if c.name == "alerts"]
+    assert not refused.ok and "SMTPAuthenticationError" in refused.message
+    assert "wrong" not in refused.message
+    assert mail_server.inbox.logins == [SMTP_USER] and mail_server.inbox.mails == []
 
 
 async def test_certificates_about_to_expire_one_mail_a_day(hub_factory: Any, mail_server: MailServer) -> None:
