@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 KEEP_SENT_SECONDS = 90 * 86400  # sent mails stay in the outbox this long (what was told, and when)
 
+# The server is not there (rather than refusing this one mail).
+UNREACHABLE = (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError, OSError)
+
 # What lists the certificates and keys the hub uses that are about to expire or expired; None: none
 # are looked at.
 CertificateListing = Callable[[], Awaitable[Sequence[CertificateExpiry]]]
@@ -81,7 +84,10 @@ class Mailer:
         return await self.journal.queue_alerts(drafts) if drafts else 0
 
     async def send_due(self) -> int:
-        """Send every queued mail that is due; one that fails waits for the next run."""
+        """Send every queued mail that is due; one that fails waits for the next run.
+
+        Once the server cannot be reached, the rest wait too: each would only wait for its timeout.
+        """
         sent = 0
         for alert in await self.journal.due_alerts():
             try:
@@ -99,6 +105,8 @@ class Mailer:
                     alert.attempts + 1,
                     type(exc).__name__,
                 )
+                if isinstance(exc, UNREACHABLE):
+                    break
                 continue
             await self.journal.alert_sent(alert.id)
             self.metrics.alert_mails.labels(alert.kind, "sent").inc()
