@@ -276,7 +276,10 @@ class Hub:
     def certificate_listing(self) -> CertificateListing | None:
         """What lists the certificates and keys about to expire, for the alert mails.
 
-        None until the hub lists its certificates (issue 11 item 6): then no certificate mails go.
+        The hook for the certificate listing (issue 11 item 6): until it is wired here, this is None and no
+        certificate mails go. Wired, it returns the listed certificates that are expiring or expired as
+        `CertificateExpiry` (name "<connector>: <purpose>", subject, not_after); the mailer sends them once
+        a day to `alerts.to`.
         """
         return None
 
