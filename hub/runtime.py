@@ -15,6 +15,7 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from hub.alerts import CertificateExpiry
 from hub.answers import Answer, AnswerOutcome
 from hub.audit import AuditExport
 from hub.blobs import BlobHolding, BlobStore
@@ -273,15 +274,19 @@ class Hub:
             else:
                 self.metrics.purge_runs.labels("ok").inc()
 
-    def certificate_listing(self) -> CertificateListing | None:
-        """What lists the certificates and keys about to expire, for the alert mails.
+    def certificate_listing(self) -> CertificateListing:
+        """What lists the certificates and keys about to expire or expired, for the alert mails: the same
+        assessment as `aktenhub check`, the daily WARNING and the metric (`Operations.certificates`)."""
 
-        The hook for the certificate listing (issue 11 item 6): until it is wired here, this is None and no
-        certificate mails go. Wired, it returns the listed certificates that are expiring or expired as
-        `CertificateExpiry` (name "<connector>: <purpose>", subject, not_after); the mailer sends them once
-        a day to `alerts.to`.
-        """
-        return None
+        async def expiring() -> list[CertificateExpiry]:
+            report = self.operations.certificates()
+            return [
+                CertificateExpiry(f"{c.connector}: {c.purpose}", c.subject, c.not_after)
+                for c in report.certificates
+                if c.state != "ok"
+            ]
+
+        return expiring
 
     async def _alert(self) -> None:
         # Like the purge: a failed run is logged; what it queued is in the journal, the next run sends it.

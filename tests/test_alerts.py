@@ -31,7 +31,7 @@ from hub.models import ApplicationState
 from hub.plugins import load_plugins
 from hub.testing import fakes
 from hub.testing.harness import RunningHub
-from hub.testing.pki import make_pki
+from hub.testing.pki import make_certificate, make_pki
 
 SMTP_USER, SMTP_PASSWORD = "aktenhub", "smtp-secret-0123456789"
 ENV = {"SMTP_PASSWORD": SMTP_PASSWORD}
@@ -329,6 +329,32 @@ async def test_certificates_about_to_expire_one_mail_a_day(hub_factory: Any, mai
     assert envelope.rcpt_tos == [IT]
     assert "- xta: client certificate  CN=Kreis XTA  gültig bis " in body and "(noch 9 Tage)" in body
     assert "- bundid: idp-signing  CN=BundID IdP" in body and "(abgelaufen)" in body
+
+
+async def test_the_hubs_own_listing_mails_a_certificate_about_to_expire(
+    hub_factory: Any, mail_server: MailServer, tmp_path: Path
+) -> None:
+    # The same assessment as `aktenhub check` and the metric: a certificate the operator listed for the
+    # hub's reverse proxy expires in 5 days, one for its CA in a year.
+    mail_server.start()
+    files = [
+        {"purpose": "tls-server", "path": str(make_certificate(tmp_path, "proxy.kreis.example", 5))},
+        {"purpose": "tls-ca", "path": str(make_certificate(tmp_path, "Kreis CA", 365))},
+    ]
+    running = await hub_factory(
+        CONNECTORS,
+        ROUTES,
+        env=ENV,
+        alerts=alerts(mail_server.port),
+        certificates={"warn_days": 30, "files": files},
+    )
+    mailer = await started(running)  # its run at start mailed the expiring one
+    [(envelope, msg)] = mail_server.inbox.mails
+    body = msg.get_content()
+    assert envelope.rcpt_tos == [IT]
+    assert "- hub: tls-server  CN=proxy.kreis.example  gültig bis " in body
+    assert "Kreis CA" not in body
+    assert await mailer.run() == 0  # the same day: not again
 
 
 async def metric(running: RunningHub, name: str, labels: str = "") -> float | None:
