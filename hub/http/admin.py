@@ -14,17 +14,20 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
-from hub.actions import MAX_REASON, Action
+from hub.actions import MAX_REASON, Action, OperatorAction, TargetPause
+from hub.diagnostics import ConnectorDiagnostics
 from hub.events import redact_for_viewer
-from hub.http.auth import CALLER, RANK, ROLE, TokenAuth
+from hub.gate import TargetStatus
+from hub.http.auth import CALLER, RANK, ROLE
+from hub.http.openapi import ApiRoutes, Operation
 from hub.journal import ApplicationFilter, ApplicationSummary, Task
-from hub.models import ApplicationState
-from hub.operations import Invalid, NotFound, Refused, UpstreamFailed
+from hub.models import Application, ApplicationState, Event
+from hub.operations import CertificateReport, Invalid, NotFound, Refused, UpstreamFailed
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -55,6 +58,146 @@ class ReasonBody(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     reason: str | None = Field(None, max_length=MAX_REASON)
+
+
+class Page(BaseModel):
+    """The paging of a list: its `limit` and `offset` as applied."""
+
+    limit: int = Field(100, ge=1, le=MAX_PAGE, description="at most this many rows")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="rows skipped, newest first")
+
+
+class ApplicationQuery(Page):
+    """The filter of an application list (query parameters)."""
+
+    state: ApplicationState | None = None
+    route: str | None = Field(None, max_length=MAX_QUERY, description="the route's name")
+    service: str | None = Field(None, max_length=MAX_QUERY, description="the service (Leistung)")
+    q: str | None = Field(
+        None,
+        max_length=MAX_QUERY,
+        description="free text in ids, service and file number; for operators also in the form data",
+    )
+    find: str | None = Field(
+        None, max_length=MAX_QUERY, description="any system's id: application, external, Aktenzeichen, ..."
+    )
+    ids: str | None = Field(None, description=f"comma-separated application ids (at most {MAX_IDS})")
+
+
+class ReplayRequest(BaseModel):
+    """A bulk replay: a filter (at least one key), the reason, or `dry_run` to count first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: Literal["dead"] | None = Field(None, description="only dead applications are replayed")
+    route: str | None = Field(None, max_length=MAX_QUERY)
+    service: str | None = Field(None, max_length=MAX_QUERY)
+    q: str | None = Field(None, max_length=MAX_QUERY)
+    find: str | None = Field(None, max_length=MAX_QUERY)
+    ids: list[str] | None = Field(None, max_length=MAX_IDS)
+    reason: str | None = Field(None, max_length=MAX_REASON, description="required unless dry_run")
+    dry_run: bool = Field(False, description="answer how many applications it would replay, change nothing")
+
+
+class AuditQuery(Page):
+    """The filter of the audit trail (query parameters)."""
+
+    action: Action | None = None
+    operator: str | None = Field(None, max_length=MAX_QUERY, description="token name or CLI user")
+
+
+class TaskView(BaseModel):
+    """One step of an application's work; viewers see error codes and no results."""
+
+    id: int
+    step: str
+    target: str | None
+    state: str = Field(description="pending, leased, done or dead")
+    attempts: int
+    last_error: str | None = Field(description="viewers: its code only")
+    error_code: str | None
+    due_at: float = Field(description="Unix time it is due")
+    result: dict[str, Any] | None = Field(description="the step's result; viewers: null")
+
+
+class ApplicationList(Page):
+    """Applications, newest first."""
+
+    applications: list[ApplicationSummary]
+
+
+class ApplicationDetail(ApplicationSummary):
+    """One application: metadata, timeline and tasks; for operators also its document."""
+
+    timeline: list[Event]
+    tasks: list[TaskView]
+    application: Application | None = Field(None, description="operators and admins only: personal data")
+
+
+class Replayed(BaseModel):
+    """The applications whose dead steps are due again."""
+
+    replayed: list[str]
+    count: int
+
+
+class ReplayCounted(BaseModel):
+    """A dry run: how many applications the replay would touch now."""
+
+    dry_run: Literal[True]
+    count: int
+    filter: str
+
+
+class ReplayAnswer(RootModel[Replayed | ReplayCounted]):
+    """The replay, or with `dry_run` its count."""
+
+
+class AbandonAnswer(BaseModel):
+    """The application, abandoned for good."""
+
+    application_id: str
+    state: Literal["abandoned"]
+    tasks_ended: int
+    already_abandoned: bool
+
+
+class ConnectorList(BaseModel):
+    """Every connector's redacted state."""
+
+    connectors: list[ConnectorDiagnostics]
+
+
+class TargetList(BaseModel):
+    """Every target with its circuit, rate limit and pause (viewers: without the pause's reason)."""
+
+    targets: list[TargetStatus]
+
+
+class PauseAnswer(BaseModel):
+    """The target's pause (the first one stays if it was paused already)."""
+
+    target: str
+    paused: TargetPause
+
+
+class ResumeAnswer(BaseModel):
+    """The target runs again; the pause lifted, if there was one."""
+
+    target: str
+    paused: None
+    was_paused: TargetPause | None
+
+
+class AuditPage(Page):
+    """Operator actions, newest first."""
+
+    actions: list[OperatorAction]
+
+
+def answer(model: BaseModel, **dump: Any) -> web.Response:
+    """The JSON answer of a described model."""
+    return web.json_response(model.model_dump(mode="json", **dump))
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -202,26 +345,25 @@ def _safe_error(error: str | None, code: str | None) -> str | None:
     return code or "unspecified"
 
 
-def _summary(summary: ApplicationSummary, personal: bool) -> dict[str, Any]:
-    body = summary.model_dump(mode="json")
-    if not personal:
-        body["error"] = _safe_error(summary.error, summary.error_code)
-    return body
+def _summary(summary: ApplicationSummary, personal: bool) -> ApplicationSummary:
+    if personal:
+        return summary
+    return summary.model_copy(update={"error": _safe_error(summary.error, summary.error_code)})
 
 
-def _task(t: Task, personal: bool) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "step": t.step,
-        "target": t.target or None,
-        "state": t.state,
-        "attempts": t.attempts,
-        "last_error": t.last_error if personal else _safe_error(t.last_error, t.error_code),
-        "error_code": t.error_code,
-        "due_at": t.due_at,
+def _task(t: Task, personal: bool) -> TaskView:
+    return TaskView(
+        id=t.id,
+        step=t.step,
+        target=t.target or None,
+        state=t.state,
+        attempts=t.attempts,
+        last_error=t.last_error if personal else _safe_error(t.last_error, t.error_code),
+        error_code=t.error_code,
+        due_at=t.due_at,
         # Results hold the mapped record: index data, document and attachment names.
-        "result": t.result if personal else None,
-    }
+        result=t.result if personal else None,
+    )
 
 
 async def _no_store(request: web.Request, response: web.StreamResponse) -> None:
@@ -230,14 +372,13 @@ async def _no_store(request: web.Request, response: web.StreamResponse) -> None:
         response.headers["Cache-Control"] = "no-store"
 
 
-def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
+def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
     """Mount the admin API."""
-    app.on_response_prepare.append(_no_store)
+    api.app.on_response_prepare.append(_no_store)
 
     def sees_personal_data(request: web.Request) -> bool:
         return RANK[request[ROLE]] >= RANK["operator"]
 
-    @auth.require("viewer")
     async def list_applications(request: web.Request) -> web.Response:
         page = page_query(request, LIST_PARAMS)
         if isinstance(page, str):
@@ -249,15 +390,11 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         if not sees_personal_data(request):
             where = replace(where, q_personal=False)
         rows = await hub.journal.list_applications(where, limit=limit, offset=offset)
-        return web.json_response(
-            {
-                "applications": [_summary(r, sees_personal_data(request)) for r in rows],
-                "limit": limit,
-                "offset": offset,
-            }
+        full = sees_personal_data(request)
+        return answer(
+            ApplicationList(applications=[_summary(r, full) for r in rows], limit=limit, offset=offset)
         )
 
-    @auth.require("viewer")
     async def get_application(request: web.Request) -> web.Response:
         app_id = request.match_info["id"]
         params = query_params(request, frozenset())
@@ -268,20 +405,15 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         except NotFound as exc:
             return refusal(exc)
         full = sees_personal_data(request)
-        body: dict[str, Any] = {
-            **_summary(view.summary, full),
-            "timeline": [
-                (e if full else redact_for_viewer(e)).model_dump(mode="json") for e in view.timeline
-            ],
-            "tasks": [_task(t, full) for t in view.tasks],
-        }
+        detail = ApplicationDetail(
+            **dict(_summary(view.summary, full)),
+            timeline=[e if full else redact_for_viewer(e) for e in view.timeline],
+            tasks=[_task(t, full) for t in view.tasks],
+            application=view.application,
+        )
         # The document holds personal data: operators see it, viewers see the metadata only.
-        if full:
-            document = view.application
-            body["application"] = document.model_dump(mode="json") if document else None
-        return web.json_response(body)
+        return answer(detail, exclude=None if full else {"application"})
 
-    @auth.require("operator")
     async def replay_one(request: web.Request) -> web.Response:
         app_id = request.match_info["id"]
         try:
@@ -291,9 +423,8 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
             return _error(exc.status, exc.message)
         except (NotFound, Invalid, Refused) as exc:
             return refusal(exc)
-        return web.json_response({"replayed": ids, "count": len(ids)})
+        return answer(Replayed(replayed=ids, count=len(ids)))
 
-    @auth.require("operator")
     async def replay_bulk(request: web.Request) -> web.Response:
         usage = (
             "body must be a JSON object: {state?, route?, service?, q?, ids?, reason, dry_run?}; "
@@ -322,13 +453,12 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         try:
             if dry_run:
                 preview = await hub.operations.replay_preview(where)
-                return web.json_response({"dry_run": True, **preview.model_dump()})
+                return answer(ReplayCounted(dry_run=True, count=preview.count, filter=preview.filter))
             ids = await hub.operations.replay_bulk(where, request[CALLER], reason)
         except (Invalid, Refused) as exc:
             return refusal(exc)
-        return web.json_response({"replayed": ids, "count": len(ids)})
+        return answer(Replayed(replayed=ids, count=len(ids)))
 
-    @auth.require("admin")
     async def abandon(request: web.Request) -> web.Response:
         app_id = request.match_info["id"]
         if await hub.journal.get_summary(app_id) is None:
@@ -340,32 +470,29 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
             return _error(exc.status, exc.message)
         except (NotFound, Invalid, Refused) as exc:
             return refusal(exc)
-        return web.json_response(
-            {
-                "application_id": app_id,
-                "state": ApplicationState.ABANDONED.value,
-                "tasks_ended": outcome.tasks,
-                "already_abandoned": outcome.already,
-            }
+        return answer(
+            AbandonAnswer(
+                application_id=app_id,
+                state="abandoned",
+                tasks_ended=outcome.tasks,
+                already_abandoned=outcome.already,
+            )
         )
 
-    @auth.require("viewer")
     async def connectors(request: web.Request) -> web.Response:
         params = query_params(request, frozenset())
         if isinstance(params, str):
             return _error(400, params)
         found = await hub.operations.diagnostics()
-        return web.json_response({"connectors": [d.model_dump(mode="json") for d in found]})
+        return answer(ConnectorList(connectors=found))
 
-    @auth.require("viewer")
     async def certificates(request: web.Request) -> web.Response:
         # Public facts only (subject, expiry, fingerprint): the same for every role.
         params = query_params(request, frozenset())
         if isinstance(params, str):
             return _error(400, params)
-        return web.json_response(hub.operations.certificates().model_dump(mode="json"))
+        return answer(hub.operations.certificates())
 
-    @auth.require("viewer")
     async def targets(request: web.Request) -> web.Response:
         params = query_params(request, frozenset())
         if isinstance(params, str):
@@ -373,15 +500,9 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         found = await hub.operations.targets()
         full = sees_personal_data(request)
         # A pause's free-text reason is for operators; viewers see that, since when and by whom.
-        return web.json_response(
-            {
-                "targets": [
-                    t.model_dump(mode="json", exclude=None if full else {"paused": {"reason"}}) for t in found
-                ]
-            }
-        )
+        hidden = None if full else {"targets": {"__all__": {"paused": {"reason"}}}}
+        return answer(TargetList(targets=found), exclude=hidden)
 
-    @auth.require("operator")
     async def pause(request: web.Request) -> web.Response:
         try:
             reason = await reason_body(request, AbandonRequest)
@@ -391,9 +512,8 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         except (NotFound, Invalid, Refused) as exc:
             return refusal(exc)
         name = request.match_info["name"]
-        return web.json_response({"target": name, "paused": paused.model_dump(mode="json")})
+        return answer(PauseAnswer(target=name, paused=paused))
 
-    @auth.require("operator")
     async def resume(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         try:
@@ -403,11 +523,8 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
             return _error(exc.status, exc.message)
         except (NotFound, Invalid, Refused) as exc:
             return refusal(exc)
-        return web.json_response(
-            {"target": name, "paused": None, "was_paused": lifted.model_dump(mode="json") if lifted else None}
-        )
+        return answer(ResumeAnswer(target=name, paused=None, was_paused=lifted))
 
-    @auth.require("operator")
     async def audit(request: web.Request) -> web.Response:
         page = page_query(request, AUDIT_PARAMS)
         if isinstance(page, str):
@@ -421,18 +538,148 @@ def add_admin_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         rows = await hub.operations.audit(
             Action(action) if action else None, params.get("operator") or None, limit, offset
         )
-        return web.json_response(
-            {"actions": [r.model_dump(mode="json") for r in rows], "limit": limit, "offset": offset}
-        )
+        return answer(AuditPage(actions=rows, limit=limit, offset=offset))
 
-    app.router.add_get("/api/v1/targets", targets)
-    app.router.add_post("/api/v1/targets/{name}/pause", pause)
-    app.router.add_post("/api/v1/targets/{name}/resume", resume)
-    app.router.add_get("/api/v1/audit", audit)
-    app.router.add_get("/api/v1/connectors", connectors)
-    app.router.add_get("/api/v1/certificates", certificates)
-    app.router.add_get("/api/v1/applications", list_applications)
-    app.router.add_get("/api/v1/applications/{id}", get_application)
-    app.router.add_post("/api/v1/applications/{id}/replay", replay_one)
-    app.router.add_post("/api/v1/replay", replay_bulk)
-    app.router.add_post("/api/v1/applications/{id}/abandon", abandon)
+    apps, tgts = ("applications",), ("targets",)
+    api.add(
+        Operation(
+            "GET",
+            "/api/v1/applications",
+            "listApplications",
+            "List and search applications",
+            "viewer",
+            ApplicationList,
+            query=ApplicationQuery,
+            tags=apps,
+        ),
+        list_applications,
+    )
+    api.add(
+        Operation(
+            "GET",
+            "/api/v1/applications/{id}",
+            "showApplication",
+            "One application with its timeline and tasks",
+            "viewer",
+            ApplicationDetail,
+            refusals=(404,),
+            tags=apps,
+        ),
+        get_application,
+    )
+    api.add(
+        Operation(
+            "POST",
+            "/api/v1/applications/{id}/replay",
+            "replayApplication",
+            "Replay the dead steps of one application",
+            "operator",
+            Replayed,
+            body=ReasonBody,
+            refusals=(404, 409),
+            tags=apps,
+        ),
+        replay_one,
+    )
+    api.add(
+        Operation(
+            "POST",
+            "/api/v1/replay",
+            "replayApplications",
+            "Replay every dead application a filter selects, or count them (dry_run)",
+            "operator",
+            ReplayAnswer,
+            body=ReplayRequest,
+            body_required=True,
+            refusals=(409,),
+            tags=apps,
+        ),
+        replay_bulk,
+    )
+    api.add(
+        Operation(
+            "POST",
+            "/api/v1/applications/{id}/abandon",
+            "abandonApplication",
+            "End an application for good, for a reason",
+            "admin",
+            AbandonAnswer,
+            body=AbandonRequest,
+            body_required=True,
+            refusals=(404, 409),
+            tags=apps,
+        ),
+        abandon,
+    )
+    api.add(
+        Operation(
+            "GET", "/api/v1/targets", "listTargets", "Targets and their gate", "viewer", TargetList, tags=tgts
+        ),
+        targets,
+    )
+    api.add(
+        Operation(
+            "POST",
+            "/api/v1/targets/{name}/pause",
+            "pauseTarget",
+            "Start none of a target's tasks until it is resumed",
+            "operator",
+            PauseAnswer,
+            body=AbandonRequest,
+            body_required=True,
+            refusals=(404, 409),
+            tags=tgts,
+        ),
+        pause,
+    )
+    api.add(
+        Operation(
+            "POST",
+            "/api/v1/targets/{name}/resume",
+            "resumeTarget",
+            "Let a paused target's tasks start again",
+            "operator",
+            ResumeAnswer,
+            body=ReasonBody,
+            refusals=(404,),
+            tags=tgts,
+        ),
+        resume,
+    )
+    api.add(
+        Operation(
+            "GET",
+            "/api/v1/connectors",
+            "listConnectors",
+            "Every connector's redacted diagnostics",
+            "viewer",
+            ConnectorList,
+            tags=("connectors",),
+        ),
+        connectors,
+    )
+    api.add(
+        Operation(
+            "GET",
+            "/api/v1/audit",
+            "listAudit",
+            "The audit trail of operator actions",
+            "operator",
+            AuditPage,
+            query=AuditQuery,
+            tags=("audit",),
+        ),
+        audit,
+    )
+    api.add(
+        Operation(
+            "GET",
+            "/api/v1/certificates",
+            "listCertificates",
+            "Every certificate and key the hub uses or trusts, with its expiry",
+            "viewer",
+            CertificateReport,
+            tags=("certificates",),
+        ),
+        certificates,
+    )

@@ -20,6 +20,7 @@ from hub.http.admin import add_admin_routes
 from hub.http.auth import TokenAuth
 from hub.http.body import ClientGone, bound_body
 from hub.http.held import add_held_routes
+from hub.http.openapi import ApiRoutes, add_openapi_route
 from hub.http.protocol import HubRunner
 from hub.journal import LeaseLost
 
@@ -64,8 +65,10 @@ def make_app(hub: Hub) -> web.Application:
             )
     app.router.add_post("/callback/{connector}", callback)
     auth = TokenAuth(hub.config.hub.server.admin_tokens)
-    add_admin_routes(app, hub, auth)
-    add_held_routes(app, hub, auth)
+    api = ApiRoutes(app, auth)
+    add_admin_routes(api, hub)
+    add_held_routes(api, hub)
+    add_openapi_route(api)
     return app
 
 

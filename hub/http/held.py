@@ -8,19 +8,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from pydantic import Field
 
-from hub.held import Decision, HeldFilter, HeldState
+from hub.held import Decision, HeldFilter, HeldMessage, HeldState
 from hub.http.admin import (
     MAX_QUERY,
     BodyRefused,
+    Page,
     ReasonBody,
     _error,
+    answer,
     page_query,
     query_params,
     reason_body,
     refusal,
 )
-from hub.http.auth import CALLER, TokenAuth
+from hub.http.auth import CALLER
+from hub.http.openapi import ApiRoutes, Operation
 from hub.operations import Invalid, NotFound, Refused, UpstreamFailed
 
 if TYPE_CHECKING:
@@ -28,6 +32,21 @@ if TYPE_CHECKING:
 
 
 LIST_PARAMS = frozenset({"state", "source", "limit", "offset"})
+TAGS = ("held messages",)
+REFUSALS = (404, 409, 502, 503)  # a decision closes the message upstream, which may fail
+
+
+class HeldQuery(Page):
+    """The filter of the held messages (query parameters)."""
+
+    state: HeldState | None = None
+    source: str | None = Field(None, max_length=MAX_QUERY, description="the source connector's name")
+
+
+class HeldList(Page):
+    """Held inbound messages, newest first."""
+
+    held_messages: list[HeldMessage]
 
 
 def _held_id(request: web.Request) -> int | None:
@@ -35,10 +54,9 @@ def _held_id(request: web.Request) -> int | None:
     return int(raw) if raw.isdigit() and len(raw) < 19 else None
 
 
-def add_held_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
+def add_held_routes(api: ApiRoutes, hub: Hub) -> None:
     """Mount ``/api/v1/held-messages``."""
 
-    @auth.require("viewer")
     async def list_held(request: web.Request) -> web.Response:
         page = page_query(request, LIST_PARAMS)
         if isinstance(page, str):
@@ -53,11 +71,8 @@ def add_held_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
             state=HeldState(state) if state else None, source=request.query.get("source") or None
         )
         rows = await hub.journal.list_held(where, limit=limit, offset=offset)
-        return web.json_response(
-            {"held_messages": [r.model_dump(mode="json") for r in rows], "limit": limit, "offset": offset}
-        )
+        return answer(HeldList(held_messages=rows, limit=limit, offset=offset))
 
-    @auth.require("viewer")
     async def get_held(request: web.Request) -> web.Response:
         params = query_params(request, frozenset())
         if isinstance(params, str):
@@ -66,7 +81,7 @@ def add_held_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
         held = await hub.journal.held_get(held_id) if held_id is not None else None
         if held is None:
             return _error(404, f"no held message {request.match_info['id']}")
-        return web.json_response(held.model_dump(mode="json"))
+        return answer(held)
 
     async def _decide(request: web.Request, decision: Decision) -> web.Response:
         held_id = _held_id(request)
@@ -79,17 +94,66 @@ def add_held_routes(app: web.Application, hub: Hub, auth: TokenAuth) -> None:
             return _error(exc.status, exc.message)
         except (NotFound, Invalid, Refused, UpstreamFailed) as exc:
             return refusal(exc)
-        return web.json_response(held.model_dump(mode="json"))
+        return answer(held)
 
-    @auth.require("admin")
     async def close_held(request: web.Request) -> web.Response:
         return await _decide(request, "close")
 
-    @auth.require("operator")
     async def keep_held(request: web.Request) -> web.Response:
         return await _decide(request, "keep")
 
-    app.router.add_get("/api/v1/held-messages", list_held)
-    app.router.add_get("/api/v1/held-messages/{id}", get_held)
-    app.router.add_post("/api/v1/held-messages/{id}/close", close_held)
-    app.router.add_post("/api/v1/held-messages/{id}/keep", keep_held)
+    path = "/api/v1/held-messages"
+    api.add(
+        Operation(
+            "GET",
+            path,
+            "listHeld",
+            "Inbound messages a source could not take",
+            "viewer",
+            HeldList,
+            query=HeldQuery,
+            tags=TAGS,
+        ),
+        list_held,
+    )
+    api.add(
+        Operation(
+            "GET",
+            path + "/{id}",
+            "showHeld",
+            "One held message",
+            "viewer",
+            HeldMessage,
+            refusals=(404,),
+            tags=TAGS,
+        ),
+        get_held,
+    )
+    api.add(
+        Operation(
+            "POST",
+            path + "/{id}/close",
+            "closeHeld",
+            "Close a held message upstream, for good",
+            "admin",
+            HeldMessage,
+            body=ReasonBody,
+            refusals=REFUSALS,
+            tags=TAGS,
+        ),
+        close_held,
+    )
+    api.add(
+        Operation(
+            "POST",
+            path + "/{id}/keep",
+            "keepHeld",
+            "Keep a held message upstream, ignored",
+            "operator",
+            HeldMessage,
+            body=ReasonBody,
+            refusals=REFUSALS,
+            tags=TAGS,
+        ),
+        keep_held,
+    )
