@@ -50,11 +50,16 @@ class OperatorAction(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+def _reason_for_operators(schema: dict[str, Any]) -> None:
+    # The admin API leaves a pause's free-text reason out for viewers: the description says so.
+    schema["required"] = [name for name in schema.get("required", []) if name != "reason"]
+
+
 class TargetPause(BaseModel):
     """A target an operator paused: its tasks are not started until it is resumed."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, json_schema_extra=_reason_for_operators)
 
     operator: str
-    reason: str
+    reason: str = Field(description="why; viewers do not see it")
     since: UtcDateTime

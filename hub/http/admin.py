@@ -84,10 +84,29 @@ class ApplicationQuery(Page):
     ids: str | None = Field(None, description=f"comma-separated application ids (at most {MAX_IDS})")
 
 
+def _replay_rules(schema: dict[str, Any]) -> None:
+    # What the handler checks beyond the fields' types: an empty selection must not mean "everything",
+    # and a replay (not a dry run) says why.
+    given: dict[str, dict[str, Any]] = {
+        "state": {"const": "dead"},
+        "ids": {"type": "array", "minItems": 1},
+        **{key: {"type": "string", "minLength": 1} for key in ("route", "service", "q", "find")},
+    }
+    schema["allOf"] = [
+        {"anyOf": [{"required": [key], "properties": {key: rule}} for key, rule in given.items()]},
+        {
+            "anyOf": [
+                {"required": ["reason"], "properties": {"reason": {"type": "string", "pattern": r"\S"}}},
+                {"required": ["dry_run"], "properties": {"dry_run": {"const": True}}},
+            ]
+        },
+    ]
+
+
 class ReplayRequest(BaseModel):
     """A bulk replay: a filter (at least one key), the reason, or `dry_run` to count first."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_replay_rules)
 
     state: Literal["dead"] | None = Field(None, description="only dead applications are replayed")
     route: str | None = Field(None, max_length=MAX_QUERY)
