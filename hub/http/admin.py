@@ -108,7 +108,9 @@ class ReplayRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_replay_rules)
 
-    state: Literal["dead"] | None = Field(None, description="only dead applications are replayed")
+    state: Literal["dead", ""] | None = Field(
+        None, description="only dead applications are replayed; empty or null: no state filter"
+    )
     route: str | None = Field(None, max_length=MAX_QUERY)
     service: str | None = Field(None, max_length=MAX_QUERY)
     q: str | None = Field(None, max_length=MAX_QUERY)
@@ -463,10 +465,15 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
         if not any(params.get(k) for k in FILTER_KEYS):
             # An empty selection must not mean "everything": say so explicitly.
             return _error(400, 'give a filter, e.g. {"state": "dead"} to replay every dead application')
-        dry_run, reason = params.get("dry_run", False), params.get("reason")
-        if not isinstance(dry_run, bool) or not isinstance(reason, str | None):
-            return _error(400, usage)
-        where = _filter({k: v for k, v in params.items() if k in FILTER_KEYS})
+        try:
+            # Strict: a filter of the wrong type ({"state": 0}) is refused, not read as no filter.
+            asked = ReplayRequest.model_validate(params, strict=True)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where_ = ".".join(str(part) for part in problem["loc"])
+            return _error(400, f"{where_}: {problem['msg']}; {usage}")
+        dry_run, reason = asked.dry_run, asked.reason
+        where = _filter(asked.model_dump(include=set(FILTER_KEYS), exclude_none=True))
         if isinstance(where, str):
             return _error(400, where)
         try:

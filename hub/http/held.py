@@ -5,6 +5,7 @@ Close and keep take an optional JSON body ``{"reason": "..."}`` for the audit tr
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from hub.runtime import Hub
 
 
+HELD_ID = re.compile(r"^[0-9]{1,18}$")
 LIST_PARAMS = frozenset({"state", "source", "limit", "offset"})
 TAGS = ("held messages",)
 REFUSALS = (404, 409, 502, 503)  # a decision closes the message upstream, which may fail
@@ -51,7 +53,8 @@ class HeldList(Page):
 
 def _held_id(request: web.Request) -> int | None:
     raw = request.match_info["id"]
-    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+    # ASCII digits only: str.isdigit() also takes "³", which int() refuses (that was a 500).
+    return int(raw) if HELD_ID.match(raw) else None
 
 
 def add_held_routes(api: ApiRoutes, hub: Hub) -> None:

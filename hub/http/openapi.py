@@ -179,9 +179,13 @@ def _operation(
 
 
 def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
-    """A query parameter's schema without pydantic's `null` branch: a parameter is given or left out."""
+    """A query parameter's schema without pydantic's `null` branch: a parameter is given or left out
+    (or given empty, which leaves it out too)."""
     prop = {k: v for k, v in schema.items() if k not in ("title", "default")}
-    branches = [b for b in prop.pop("anyOf", []) if b != {"type": "null"}]
+    given = prop.pop("anyOf", [])
+    branches = [b for b in given if b != {"type": "null"}]
+    if len(branches) < len(given) and branches != [{"type": "string"}] and "maxLength" not in branches[0]:
+        branches.append({"const": ""})  # an empty value leaves the filter out, as None does in the model
     if len(branches) == 1:
         prop.update(branches[0])
     elif branches:
