@@ -169,3 +169,16 @@ def test_every_answer_to_an_admin_matches_the_description(case: Any) -> None:
 def test_every_answer_to_a_viewer_matches_the_description(case: Any) -> None:
     # A viewer's answers are redacted and most actions refused: those answers keep to it too.
     case.call_and_validate(headers={"Authorization": f"Bearer {TOKENS['VIEWER']}"})
+
+
+def test_findings_of_schemathesis_stay_fixed(served: str) -> None:
+    admin = {"Authorization": f"Bearer {TOKENS['ADMIN']}"}
+    # "³" is a digit to str.isdigit() but not to int(): it was a 500.
+    for action in ("close", "keep"):
+        answer = requests.post(f"{served}/api/v1/held-messages/%C2%B3/{action}", headers=admin, timeout=10)
+        assert (answer.status_code, answer.json()["error"]) == (404, "no held message ³")
+    assert requests.get(f"{served}/api/v1/held-messages/%C2%B3", headers=admin, timeout=10).status_code == 404
+    # A filter of the wrong type was read as no filter, and the other filters replayed.
+    body = {"state": 0, "find": "x", "reason": "r"}
+    answer = requests.post(f"{served}/api/v1/replay", json=body, headers=admin, timeout=10)
+    assert answer.status_code == 400 and answer.json()["error"].startswith("state: ")
