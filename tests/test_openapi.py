@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import sys
 import threading
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -182,3 +184,15 @@ def test_findings_of_schemathesis_stay_fixed(served: str) -> None:
     body = {"state": 0, "find": "x", "reason": "r"}
     answer = requests.post(f"{served}/api/v1/replay", json=body, headers=admin, timeout=10)
     assert answer.status_code == 400 and answer.json()["error"].startswith("state: ")
+
+
+def test_a_described_reason_is_one_the_hub_takes() -> None:
+    # The pattern is what str.strip() keeps, not the regex dialect's \S: "\x1f" was described as a
+    # reason and refused as blank.
+    from hub.http.admin import AbandonRequest, not_blank
+
+    pattern = re.compile(not_blank())
+    for code in range(sys.maxunicode + 1):
+        if not 0xD800 <= code < 0xE000:
+            assert (pattern.search(chr(code)) is None) == (chr(code).strip() == ""), hex(code)
+    assert AbandonRequest.model_json_schema()["properties"]["reason"]["pattern"] == not_blank()

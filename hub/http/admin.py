@@ -11,8 +11,10 @@ answer under /api/ carries ``Cache-Control: no-store``: it may hold personal dat
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,12 +46,27 @@ FILTER_KEYS = frozenset({"state", "route", "service", "q", "find", "ids"})
 DIGITS = re.compile(r"^[0-9]{1,10}$")  # ASCII only: int() also takes " 5", "+5", other scripts' digits
 
 
+@functools.cache
+def not_blank() -> str:
+    """A JSON Schema pattern matching text with a character `str.strip()` keeps (what a reason needs).
+
+    Python's whitespace, not the regex dialect's \\s: the two differ (U+001C-U+001F, U+0085, U+FEFF).
+    Computed when a description is built, not at import (it reads every code point).
+    """
+    spaces = [c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()]
+    return "[^" + "".join(f"\\u{ord(c):04x}" for c in spaces) + "]"
+
+
+def _reason_not_blank(schema: dict[str, Any]) -> None:
+    schema["pattern"] = not_blank()
+
+
 class AbandonRequest(BaseModel):
     """The body of an abandon or pause request: why (kept on the timeline and in the audit trail)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    reason: str = Field(min_length=1, max_length=MAX_REASON)
+    reason: str = Field(min_length=1, max_length=MAX_REASON, json_schema_extra=_reason_not_blank)
 
 
 class ReasonBody(BaseModel):
@@ -96,7 +113,10 @@ def _replay_rules(schema: dict[str, Any]) -> None:
         {"anyOf": [{"required": [key], "properties": {key: rule}} for key, rule in given.items()]},
         {
             "anyOf": [
-                {"required": ["reason"], "properties": {"reason": {"type": "string", "pattern": r"\S"}}},
+                {
+                    "required": ["reason"],
+                    "properties": {"reason": {"type": "string", "pattern": not_blank()}},
+                },
                 {"required": ["dry_run"], "properties": {"dry_run": {"const": True}}},
             ]
         },
