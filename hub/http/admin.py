@@ -22,6 +22,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from hub.actions import MAX_REASON, Action, OperatorAction, TargetPause
+from hub.certificates import CertificateReport
 from hub.diagnostics import ConnectorDiagnostics
 from hub.events import redact_for_viewer
 from hub.gate import TargetStatus
@@ -29,7 +30,7 @@ from hub.http.auth import CALLER, RANK, ROLE
 from hub.http.openapi import ApiRoutes, Operation
 from hub.journal import ApplicationFilter, ApplicationSummary, Task
 from hub.models import Application, ApplicationState, Event
-from hub.operations import CertificateReport, Invalid, NotFound, Refused, UpstreamFailed
+from hub.operations import Invalid, NotFound, Refused, UpstreamFailed
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
