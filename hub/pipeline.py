@@ -379,7 +379,9 @@ class Pipeline:
             tasks=tasks,
             state=ApplicationState.PROCESSING,
             # Delivered to the assigning target only: the receipts go out now.
-            after_all=await self._delivered(app, route) if task.step == REMAP else None,
+            after_all=self._delivered(app, route, await self.journal.tasks(app.id))
+            if task.step == REMAP
+            else None,
         )
 
     async def _file_number(self, app: Application, route: RouteConfig, mapping: MappingFile) -> str | None:
@@ -436,11 +438,12 @@ class Pipeline:
                 app.id,
                 task.target,
             )
-        following = self._next_stage(route, task.target, record, await self.journal.tasks(app.id))
+        tasks = await self.journal.tasks(app.id)
+        following = self._next_stage(route, task.target, record, tasks)
         # The last of this stage to finish starts the next one (route `after:`); the last stage's join
         # tells the applicant.
         after_all = (
-            AfterAll(step=DELIVER, tasks=following) if following else await self._delivered(app, route)
+            AfterAll(step=DELIVER, tasks=following) if following else self._delivered(app, route, tasks)
         )
         return Completion(
             result=delivery.model_dump(mode="json"),
@@ -462,16 +465,12 @@ class Pipeline:
             after_all=after_all,
         )
 
-    async def _delivered(self, app: Application, route: RouteConfig) -> AfterAll:
+    def _delivered(self, app: Application, route: RouteConfig, tasks: Sequence[Task]) -> AfterAll:
         """The join of the deliveries: once every target has the record (a waiting `remap` has not),
-        the receipts go out."""
+        the receipts go out. `tasks`: the application's tasks as they are now."""
         # A delivery replayed after receipts went out (a Fachverfahren refused it afterwards) tells no one
         # again: the join then completes the application itself.
-        told = {
-            t.target
-            for t in await self.journal.tasks(app.id)
-            if t.step == NOTIFY and t.state == TaskState.DONE
-        }
+        told = {t.target for t in tasks if t.step == NOTIFY and t.state == TaskState.DONE}
         notify = [self._task(NOTIFY, n) for n in route.notify if n not in told]
         joined = [
             Event(
