@@ -119,12 +119,19 @@ def required_reason(reason: str | None, action: str) -> str:
     return text
 
 
+# How long the certificates read from files and connectors stay as read: every /metrics scrape and API
+# call assesses them, and reading (a PKCS#12 decrypted, every file parsed) on each would block the loop.
+CERTIFICATES_REREAD_SECONDS = 300.0
+
+
 class Operations:
     """The operator actions of one hub (running, or built by a command to act on its journal)."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.journal = hub.journal
+        # When the certificates were read, what was found (per owner), and what could not be read.
+        self._certificates: tuple[float, dict[str, list[CertificateInfo]], list[str]] | None = None
 
     # -- looking --------------------------------------------------------------------------------------
 
@@ -303,7 +310,17 @@ class Operations:
     # -- certificates ---------------------------------------------------------------------------------
 
     def certificates(self) -> CertificateReport:
-        """Every certificate the hub and its connectors use or trust, assessed as of now."""
+        """Every certificate the hub and its connectors use or trust, assessed as of now (read again
+        after `CERTIFICATES_REREAD_SECONDS`, so a replaced file shows within minutes)."""
+        settings = self.hub.config.hub.certificates
+        clock = self.hub.clock()
+        if self._certificates is None or clock - self._certificates[0] >= CERTIFICATES_REREAD_SECONDS:
+            self._certificates = (clock, *self._read_certificates())
+        _, found, problems = self._certificates
+        now = datetime.fromtimestamp(clock, UTC)
+        return assess(found, settings.warn_days, now, problems)
+
+    def _read_certificates(self) -> tuple[dict[str, list[CertificateInfo]], list[str]]:
         settings = self.hub.config.hub.certificates
         found: dict[str, list[CertificateInfo]] = {}
         problems: list[str] = []
@@ -316,8 +333,7 @@ class Operations:
                 found.setdefault(name, []).extend(listed())
             except Exception as exc:  # one unreadable file must not hide every other certificate
                 problems.append(f"{name}: {exc}")
-        now = datetime.fromtimestamp(self.hub.clock(), UTC)
-        return assess(found, settings.warn_days, now, problems)
+        return found, problems
 
     # -- purge ----------------------------------------------------------------------------------------
 
