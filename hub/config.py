@@ -29,6 +29,7 @@ from hub.alerts import AlertsConfig
 from hub.audit import AuditConfig
 from hub.certificates import CertificatesConfig
 from hub.connectors import ConnectorConfig, Sink
+from hub.console.config import ConsoleConfig
 from hub.errors import ConfigError, PluginError
 from hub.mapping import MappingFile, MappingLoadError, PayloadModels, load_mapping
 from hub.models import Address, Party, TrustLevel
@@ -307,6 +308,9 @@ class HubConfig(_Strict):
     )
     alerts: AlertsConfig | None = Field(
         None, description="mails on dead applications and expiring certificates"
+    )
+    console: ConsoleConfig = Field(
+        default_factory=lambda: ConsoleConfig(), description="the operator console at /ui/"
     )
 
     @field_validator("blobs", mode="before")

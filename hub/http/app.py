@@ -15,6 +15,7 @@ from hub.answers import UnknownApplication
 from hub.blobs import BlobTooLarge
 from hub.callbacks import callback_refusal
 from hub.connectors import IntakeOutcome
+from hub.console.mount import add_console
 from hub.errors import BadSubmission, StorageFull
 from hub.http.admin import add_admin_routes
 from hub.http.auth import TokenAuth
@@ -69,6 +70,7 @@ def make_app(hub: Hub) -> web.Application:
     add_admin_routes(api, hub)
     add_held_routes(api, hub)
     add_openapi_route(api)
+    add_console(app, hub)
     return app
 
 

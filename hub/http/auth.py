@@ -32,7 +32,11 @@ class TokenAuth:
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented:
             return None
-        given = presented.strip().encode()
+        return self.match(presented.strip())
+
+    def match(self, presented: str) -> tuple[str, str] | None:
+        """(name, role) of the token `presented` (a header's, or one typed into the console's login)."""
+        given = presented.encode()
         found = None
         for secret, role, name in self._tokens:
             # Compare against every token so timing tells nothing about which one nearly matched.
