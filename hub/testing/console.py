@@ -1,0 +1,66 @@
+"""A console client for tests: logs in like a browser (cookie session) and posts with the CSRF token."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aiohttp
+
+from hub.console.session import CSRF_FIELD
+
+_NONCE = re.compile(r'name="nonce" value="([^"]+)"')
+_CSRF = re.compile(rf'name="{CSRF_FIELD}" value="([^"]+)"')
+
+
+class ConsoleClient:
+    """A person's browser session on a running hub's console at `url` (no JavaScript)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        # unsafe=True: keep cookies of an IP-address host (the hub listens on 127.0.0.1).
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.csrf: str | None = None
+
+    async def __aenter__(self) -> ConsoleClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session."""
+        await self.http.close()
+
+    async def login_with_token(self, token: str) -> aiohttp.ClientResponse:
+        """Log in through the login page's token form; afterwards `csrf` holds the session's token."""
+        async with self.http.get(self.url + "/ui/login") as page:
+            found = _NONCE.search(await page.text())
+        assert found is not None, "the login page offers no token form"
+        response = await self.http.post(
+            self.url + "/ui/login/token", data={"nonce": found.group(1), "token": token, "next": "/ui/"}
+        )
+        await self.remember_csrf(await response.text())
+        return response
+
+    async def remember_csrf(self, page: str) -> None:
+        """Take the CSRF token from a page of the console."""
+        found = _CSRF.search(page)
+        if found is not None:
+            self.csrf = found.group(1)
+
+    async def get(self, path: str, **kwargs: Any) -> tuple[int, str]:
+        """GET a console path: (status, body)."""
+        async with self.http.get(self.url + path, **kwargs) as response:
+            return response.status, await response.text()
+
+    async def post(
+        self, path: str, data: dict[str, str] | None = None, csrf: bool = True, **kwargs: Any
+    ) -> tuple[int, str]:
+        """POST a form to a console path, with the session's CSRF token unless `csrf` is False."""
+        form = dict(data or {})
+        if csrf:
+            assert self.csrf is not None, "log in first"
+            form[CSRF_FIELD] = self.csrf
+        async with self.http.post(self.url + path, data=form, **kwargs) as response:
+            return response.status, await response.text()
