@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
-from hub.connectors import Connector, ConnectorConfig, Manifest, Notifier
+from hub.connectors import Connector, ConnectorConfig, Manifest, Notifier, Simulator
 from hub.hookspecs import hookimpl
 from hub.models import Application, Receipt
 
@@ -46,3 +46,18 @@ class LogNotifier(Notifier[ConnectorConfig]):
 def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
     """The built-in connectors."""
     return [LogNotifier]
+
+
+@hookimpl
+def aktenhub_simulators() -> Sequence[Simulator]:
+    """The core's own simulator: the identity provider the console logs people in with."""
+    from hub.oidc_simulator import make_app
+
+    return [
+        Simulator(
+            name="oidc",
+            description="OpenID Connect provider (Keycloak-like) for the console's login: "
+            "demo users, PKCE, strict token endpoint",
+            make_app=make_app,
+        )
+    ]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from hub.console.guard import SESSIONS, guarded
+from hub.console.guard import SESSIONS, guarded, person_of
+from hub.console.session import Person
 from hub.console.templating import render
 from hub.http.auth import TokenAuth
 
@@ -21,6 +23,9 @@ LOGIN_NONCE = "aktenhub_login"
 TOKENS: web.AppKey[TokenAuth] = web.AppKey("console_tokens", TokenAuth)
 # Whether the OIDC login is offered (set by `hub.console.oidc` when configured).
 OIDC_LABEL: web.AppKey[str] = web.AppKey("console_oidc_label", str)
+# Where a logout leads after the session ended (the identity provider's own logout), if anywhere.
+EndSession = Callable[[web.Request, Person], Awaitable[str | None]]
+LOGOUT_TARGET: web.AppKey[EndSession] = web.AppKey("console_logout_target")
 
 
 def safe_next(value: str | None) -> str:
@@ -71,7 +76,9 @@ async def token_login(request: web.Request) -> web.StreamResponse:
 @guarded("viewer")
 async def logout(request: web.Request) -> web.StreamResponse:
     """End the session (POST with the CSRF token, so no other site can log anybody out)."""
-    response = web.HTTPSeeOther("/ui/login")
+    end_session = request.app.get(LOGOUT_TARGET)
+    elsewhere = await end_session(request, person_of(request)) if end_session is not None else None
+    response = web.HTTPSeeOther(elsewhere or "/ui/login")
     request.app[SESSIONS].end(response)
     raise response
 

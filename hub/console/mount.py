@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from hub.runtime import Hub
 
 UI_PREFIX = "/ui/"
-# The console's own pages load nothing from elsewhere; `form-action` gains the identity provider's
-# origin when OpenID Connect is set up (its logout is reached by a form's redirect).
+# The console's own pages load nothing from elsewhere; `form-action` (last, so an origin can be added)
+# gains the identity provider's origin when OpenID Connect is set up (its logout is reached by a
+# form's redirect).
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -54,8 +55,10 @@ def add_console(app: web.Application, hub: Hub) -> None:
     app.router.add_static("/ui/static/", str(files("hub.console") / "static"), append_version=False)
     add_login_routes(app)
     if config.oidc is not None:
-        from hub.console.oidc import add_oidc_routes
+        from hub.console.oidc import add_oidc_routes, origin_of
 
+        # The logout form's redirect ends at the provider's end_session_endpoint on the issuer's origin.
+        app[CSP_HEADER] = CSP + " " + origin_of(config.oidc.issuer)
         add_oidc_routes(app, config)
     dashboard.add_routes(app, hub)
     applications.add_routes(app, hub)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from hub.console.session import CSRF_FIELD
 
 _NONCE = re.compile(r'name="nonce" value="([^"]+)"')
 _CSRF = re.compile(rf'name="{CSRF_FIELD}" value="([^"]+)"')
+_REFRESH = re.compile(r'<meta http-equiv="refresh" content="0; url=([^"]+)">')
+_PROVIDER_FORM = re.compile(r"name='session_code' value='([^']+)'")
 
 
 class ConsoleClient:
@@ -41,6 +45,31 @@ class ConsoleClient:
             self.url + "/ui/login/token", data={"nonce": found.group(1), "token": token, "next": "/ui/"}
         )
         await self.remember_csrf(await response.text())
+        return response
+
+    async def login_with_oidc(
+        self, user: str | None = None, next_path: str = "/ui/"
+    ) -> aiohttp.ClientResponse:
+        """Log in through the identity provider (`hub.oidc_simulator`), following redirects like a browser.
+
+        On the provider's form `user` is picked (not needed when it logs in by itself); the console's
+        same-origin step after the callback (a meta refresh) is followed too. The last answer is
+        returned, with `csrf` taken from it.
+        """
+        response = await self.http.get(self.url + "/ui/oidc/login", params={"next": next_path})
+        page = await response.text()
+        form = _PROVIDER_FORM.search(page)
+        if form is not None:
+            assert user is not None, "the identity provider shows its login form: name the user"
+            response = await self.http.post(
+                response.url, data={"session_code": form.group(1), "username": user, "login": "1"}
+            )
+            page = await response.text()
+        refresh = _REFRESH.search(page)
+        if refresh is not None:
+            response = await self.http.get(response.url.join(URL(html.unescape(refresh.group(1)))))
+            page = await response.text()
+        await self.remember_csrf(page)
         return response
 
     async def remember_csrf(self, page: str) -> None:
