@@ -51,11 +51,15 @@ class RunningProvider:
 
 
 @asynccontextmanager
-async def running_provider(realm: str = "kreis", **options: Any) -> AsyncIterator[RunningProvider]:
-    """Serve the simulator (`hub.oidc_simulator.make_app` options) on a free port while the block runs."""
+async def running_provider(
+    realm: str = "kreis", host: str = "127.0.0.1", **options: Any
+) -> AsyncIterator[RunningProvider]:
+    """Serve the simulator (`hub.oidc_simulator.make_app` options) on a free loopback port while the
+    block runs. `host` is the name in its issuer: ``localhost`` makes it another site than a console
+    on 127.0.0.1 (ports do not make sites), as a real provider is, for SameSite in a browser."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    url = f"http://{host}:{sock.getsockname()[1]}"
     issuer = f"{url}/realms/{realm}"
     app = make_app(issuer=issuer, **options)
     runner = web.AppRunner(app, access_log=None)
