@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -36,6 +37,8 @@ from hub.journal import ApplicationFilter
 from hub.journal.lock import in_use
 from hub.logs import TextFormatter
 from hub.models import Application, ApplicationState
+from hub.oidc_simulator import DEMO_ROLE_MAP
+from hub.oidc_simulator import make_app as make_provider
 from hub.plugins import Plugins, load_plugins
 from hub.runtime import Hub
 from hub.scenarios import ADMIN_TOKEN, DemoRun, DemoScenario, DemoSite, Expectation, Tally
@@ -48,6 +51,11 @@ console = Console(width=None if sys.stdout.isatty() else 200)
 FINAL = (ApplicationState.COMPLETED, ApplicationState.DEAD, ApplicationState.REJECTED)
 CORE_COLUMNS = ("service", "applicant", "identity", "state", "Aktenzeichen")
 POLL_SECONDS = 0.1  # how often progress is refreshed from the journal
+IDP = "oidc"  # the console's identity provider among the simulators
+IDP_CLIENT = "aktenhub"
+IDP_SECRET = "AKTENHUB_DEMO_OIDC_SECRET"  # noqa: S105 (a name, not a secret)
+# Whom the demo's provider knows (`hub.oidc_simulator.demo_users`) and the console role each gets.
+DEMO_ROLES = {"anna.admin": "admin", "otto.operator": "operator", "vera.viewer": "viewer"}
 
 
 class ScenarioError(Exception):
@@ -219,6 +227,30 @@ async def _serve(
     runners.append(runner)
 
 
+def _identity_provider(site: DemoSite, issuer: str) -> web.Application:
+    """The OpenID Connect provider the console logs the demo's people in at (`demo_users`)."""
+    port = urlsplit(site.hub_url).port
+    # The console may be opened as 127.0.0.1 or as localhost: both are registered.
+    bases = [site.hub_url, f"http://localhost:{port}"]
+    client = {
+        "secret": site.secret(IDP_SECRET),
+        "redirect_uris": [base + "/ui/oidc/callback" for base in bases],
+        "post_logout_redirect_uris": [base + "/ui/login" for base in bases],
+    }
+    return make_provider(issuer=issuer, clients={IDP_CLIENT: client})
+
+
+def _console_login(site: DemoSite, issuer: str) -> dict[str, Any]:
+    """The console's `oidc` settings for the demo's provider (Keycloak realm roles)."""
+    return {
+        "issuer": issuer,
+        "client_id": IDP_CLIENT,
+        "client_secret": site.secret_reference(IDP_SECRET),
+        "role_claim": "realm_access.roles",
+        "role_map": DEMO_ROLE_MAP,
+    }
+
+
 @dataclass
 class _Services:
     hub: Hub
@@ -246,6 +278,8 @@ async def _start(
         # The simulators take consecutive ports from --simulator-port; with 0 each gets a free one.
         for i, name in enumerate(names):
             socks[name] = _listen(simulator_port + i if simulator_port else 0, f"the {name} simulator")
+        # The console's identity provider is the core's own simulator, after the scenarios' ones.
+        socks[IDP] = _listen(simulator_port + len(names) if simulator_port else 0, "the OIDC provider")
         hub_sock = _listen(port, "the hub")
     except OSError as exc:
         for sock in socks.values():
@@ -268,7 +302,10 @@ async def _start(
             if app.get(SERVER_SSL) is not None:
                 site.urls = {**site.urls, name: _url(socks[name], tls=True)}
             await _serve(app, socks.pop(name), runners)
+        issuer = f"{site.urls[IDP]}/realms/kreis"
+        await _serve(_identity_provider(site, issuer), socks.pop(IDP), runners)
         settings = demo_settings(scenarios, site, hub_sock.getsockname()[1])
+        settings["console"] = {"oidc": _console_login(site, issuer)}
         config = config_from_dict(settings, plugins, env={**os.environ, **site.env})
     except (ConfigError, ScenarioError, FileNotFoundError, LookupError, SchemaDirectoryMissing) as exc:
         for sock in [*socks.values(), hub_sock]:
@@ -496,7 +533,9 @@ async def _summary(svc: _Services, run: _Run, once: bool) -> int:
     console.print(table)
     links = [link for scenario in svc.scenarios for link in scenario.links(svc.site)]
     hub_url = svc.site.hub_url
+    users = ", ".join(f"{name} ({role})" for name, role in DEMO_ROLES.items())
     links += [
+        ("console", f"{hub_url}/ui/  · „Anmelden mit dem Kreis-Konto“ as {users}, or the admin token"),
         ("admin API", f"curl -H 'Authorization: Bearer {svc.admin_token}' {hub_url}/api/v1/applications"),
         ("metrics", f"{hub_url}/metrics    health: {hub_url}/readyz"),
     ]

@@ -133,6 +133,14 @@ def _keycloak_user(login: str, name: str, roles: list[str]) -> SimulatedUser:
     )
 
 
+# The console's `role_map` for the demo users' realm roles.
+DEMO_ROLE_MAP = {
+    "admin": ["aktenhub-admin"],
+    "operator": ["aktenhub-operator"],
+    "viewer": ["aktenhub-viewer"],
+}
+
+
 def demo_users() -> dict[str, SimulatedUser]:
     """The demo's people: one per console role and one without, with Keycloak's realm roles."""
     return {

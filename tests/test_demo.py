@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+import hub.builtins
 import hub.demo
 from hub import hookimpl
 from hub.cli import main
@@ -43,6 +44,12 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
     args = ["demo", "--once", "--port", "0", "--enaio-port", "0"]
     result = CliRunner().invoke(main, [*args, "--data", str(tmp_path / "demo")], catch_exceptions=False)
     assert result.exit_code == 0, result.output
+    # The console and how to log in at the demo's identity provider, whose address is listed too.
+    output = " ".join(result.output.split())
+    assert re.search(
+        r"console: http://127\.0\.0\.1:\d+/ui/ · „Anmelden mit dem Kreis-Konto“ as anna\.admin", output
+    )
+    assert re.search(r"oidc http://127\.0\.0\.1:\d+", output)
     apps = asyncio.run(filed(tmp_path / "demo" / "journal.db"))
     assert {a.service for a in apps} == {
         "jagdschein",
@@ -185,6 +192,8 @@ def test_the_core_demo_names_no_plugin() -> None:
     names = {s.name for s in plugins.demo_scenarios()} | set(plugins.simulators())
     names |= {kind for info in plugins.info() if info.name != "builtins" for kind in info.kinds}
     assert {"enaio", "formcycle", "bundid", "zbp", "xta", "xdomea", "bauportal-nrw"} <= names
+    # The core's own simulator (the console's identity provider) is no plugin's.
+    names -= {s.name for s in hub.builtins.aktenhub_simulators()}
     source = Path(hub.demo.__file__).read_text(encoding="utf-8").lower()
     # Whole words: the connector type `sql` is no plugin's name in "sqlite".
     named = [name for name in sorted(names) if re.search(rf"\b{re.escape(name.lower())}\b", source)]

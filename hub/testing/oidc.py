@@ -18,16 +18,10 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.oidc_simulator import PROVIDER, ProviderState, make_app
+from hub.oidc_simulator import DEMO_ROLE_MAP, PROVIDER, ProviderState, make_app
 
 CLIENT_ID = "aktenhub"
 CLIENT_SECRET = "simulator-secret"  # noqa: S105 - the simulator's default client, loopback only
-# The demo users' realm roles, as a Keycloak realm would name them.
-KEYCLOAK_ROLE_MAP = {
-    "admin": ["aktenhub-admin"],
-    "operator": ["aktenhub-operator"],
-    "viewer": ["aktenhub-viewer"],
-}
 
 
 @dataclass
@@ -45,7 +39,7 @@ class RunningProvider:
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
             "role_claim": "realm_access.roles",
-            "role_map": KEYCLOAK_ROLE_MAP,
+            "role_map": DEMO_ROLE_MAP,
             **overrides,
         }
 
