@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -129,12 +130,35 @@ async def test_next_never_leads_to_another_site(hub: RunningHub, hostile: str) -
         assert session_cookie(browser) is not None
 
 
-async def test_a_person_without_a_console_role_is_refused(hub: RunningHub) -> None:
+async def test_a_person_without_a_console_role_is_refused(
+    hub: RunningHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="hub.console.oidc")
     async with ConsoleClient(hub.url) as browser:
         response = await browser.login_with_oidc("gustav.gast")
         assert response.status == 403
         assert "keine Rolle für die Aktenhub-Konsole" in await response.text()
         assert await logged_out(browser)
+    logged = [r.getMessage() for r in caplog.records if r.name == "hub.console.oidc"]
+    assert logged == ["console oidc login refused reason=no_role"]  # the reason, not who it was
+
+
+@pytest.mark.parametrize(
+    ("signs", "accepted", "works"),
+    [("PS256", ["PS256"], True), ("ES256", ["ES256", "RS256"], True), ("PS256", ["RS256"], False)],
+)
+async def test_the_signature_algorithms_are_those_configured(
+    tmp_path: Path, signs: str, accepted: list[str], works: bool
+) -> None:
+    async with running_provider(algorithm=signs) as idp:
+        running = await console_with(tmp_path, idp.console_settings(algorithms=accepted))
+        try:
+            async with ConsoleClient(running.url) as browser:
+                response = await browser.login_with_oidc("anna.admin")
+                assert (response.status == 200) is works
+                assert (session_cookie(browser) is not None) is works
+        finally:
+            await stop_hub(running)
 
 
 async def test_cancelling_at_the_provider_is_a_german_message_without_session(hub: RunningHub) -> None:
@@ -193,7 +217,10 @@ async def test_a_replayed_callback_is_refused(hub: RunningHub, idp: RunningProvi
     assert len(idp.state.token_requests) == 1
 
 
-async def test_a_replayed_code_is_refused_by_the_provider(hub: RunningHub, idp: RunningProvider) -> None:
+async def test_a_replayed_code_is_refused_by_the_provider(
+    hub: RunningHub, idp: RunningProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="hub.console.oidc")
     async with ConsoleClient(hub.url) as browser:
         callback, _ = await _callback_of_a_login(browser, hub, "anna.admin")
         status, _ = await browser.get(callback.removeprefix(hub.url))
@@ -207,6 +234,7 @@ async def test_a_replayed_code_is_refused_by_the_provider(hub: RunningHub, idp: 
         assert status == 400 and NOT_COMPLETED in page
         assert await logged_out(attacker)
     assert len(idp.state.token_requests) == 2
+    assert "console oidc login refused reason=token_endpoint_400_invalid_grant" in caplog.messages
 
 
 @pytest.mark.parametrize(

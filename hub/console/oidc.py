@@ -21,6 +21,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import logging
 import re
 import secrets
@@ -44,7 +45,7 @@ from hub.console.session import Person
 from hub.console.templating import render
 from hub.errors import Permanent, Retryable
 from hub.http.auth import Role
-from hub.outbound import HttpEndpoint, Outbound, server_message
+from hub.outbound import HttpEndpoint, Outbound
 
 log = logging.getLogger("hub.console.oidc")
 
@@ -199,6 +200,11 @@ class OidcClient:
                         f"the discovery document names issuer {found.issuer!r}, configured is "
                         f"{self.config.issuer!r}"
                     )
+                if urlsplit(self.config.issuer).scheme == "https" and any(
+                    url is not None and not url.startswith("https://")
+                    for url in (found.authorization_endpoint, found.token_endpoint, found.jwks_uri)
+                ):
+                    raise ProviderUnavailable("the discovery document names an endpoint without https")
                 self._metadata, self._metadata_read = found, self._clock()
                 self._keys = None
             return self._metadata
@@ -246,8 +252,8 @@ class OidcClient:
         if answer.status >= 500:
             raise ProviderUnavailable(f"{what}: the provider answered {answer.status}")
         if answer.status != 200:
-            error = server_message(answer.body)
-            if answer.status == 401 or error.startswith(("invalid_client", "unauthorized_client")):
+            error = _oauth_error(answer.body)
+            if answer.status == 401 or error in ("invalid_client", "unauthorized_client"):
                 log.warning(
                     "console oidc: the token endpoint refused the client (%s): check client_id and "
                     "client_secret",
@@ -259,7 +265,7 @@ class OidcClient:
                     "verständigen; bis dahin ist die Anmeldung mit einem API-Token möglich.",
                     502,
                 )
-            raise LoginRefused(f"token_endpoint_{answer.status}")
+            raise LoginRefused(f"token_endpoint_{answer.status}_{error}")
         data = answer.json(what) if answer.body else None
         id_token = data.get("id_token") if isinstance(data, dict) else None
         if not isinstance(id_token, str):
@@ -348,6 +354,15 @@ class OidcClient:
         if person.id_token:
             params["id_token_hint"] = person.id_token
         return endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
+
+
+def _oauth_error(body: bytes) -> str:
+    """The `error` code of an OAuth 2.0 error answer (RFC 6749 §5.2): its free text stays out of logs."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return "other"
+    return error if isinstance(error, str) and _ERROR_CODE.match(error) else "other"
 
 
 def _jose_reason(exc: Exception) -> str:
