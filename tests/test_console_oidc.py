@@ -238,27 +238,29 @@ async def test_a_replayed_code_is_refused_by_the_provider(
 
 
 @pytest.mark.parametrize(
-    "defect",
+    ("defect", "reason"),
     [
-        "wrong_audience",
-        "wrong_issuer",
-        "expired",
-        "alg_none",
-        "hs256",
-        "foreign_key",
-        "wrong_nonce",
-        "several_audiences",
+        ("wrong_audience", "id_token_invalid_claim_aud"),
+        ("wrong_issuer", "id_token_invalid_claim_iss"),
+        ("expired", "id_token_expired_token_exp"),
+        ("alg_none", "id_token_unsupported_algorithm"),
+        ("hs256", "id_token_unsupported_algorithm"),
+        ("foreign_key", "id_token_bad_signature"),
+        ("wrong_nonce", "id_token_nonce"),
+        ("several_audiences", "id_token_azp"),
     ],
 )
 async def test_an_id_token_that_does_not_validate_gives_no_session(
-    hub: RunningHub, idp: RunningProvider, defect: str
+    hub: RunningHub, idp: RunningProvider, defect: str, reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="hub.console.oidc")
     idp.state.knobs.id_token = defect  # type: ignore[assignment]
     async with ConsoleClient(hub.url) as browser:
         response = await browser.login_with_oidc("anna.admin")
         assert response.status == 400 and NOT_COMPLETED in await response.text()
         assert await logged_out(browser)
-    assert idp.state.knobs.id_token is None  # the defective token was issued and refused
+    assert idp.state.knobs.id_token is None  # the defective token was issued and refused ...
+    assert f"console oidc login refused reason={reason}" in caplog.messages  # ... for its defect
     async with ConsoleClient(hub.url) as browser:
         response = await browser.login_with_oidc("anna.admin")
         assert response.status == 200  # the next, sound token is taken

@@ -34,7 +34,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import aiohttp
 from aiohttp import web
 from joserfc import jwt
-from joserfc.errors import InvalidKeyIdError, JoseError
+from joserfc.errors import ClaimError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -92,6 +92,15 @@ class LoginRefused(Exception):
         self.reason = reason
         self.message = message
         self.status = status
+
+
+@dataclass(frozen=True)
+class Login:
+    """Who logged in: the audit trail's name, the console role, the ID token kept for the logout."""
+
+    name: str
+    role: Role
+    id_token: str | None
 
 
 @dataclass(frozen=True)
@@ -366,7 +375,9 @@ def _oauth_error(body: bytes) -> str:
 
 
 def _jose_reason(exc: Exception) -> str:
-    return getattr(exc, "error", None) or type(exc).__name__
+    """Why joserfc refused a token, for the log: the error and the claim's name, never its value."""
+    reason = getattr(exc, "error", None) or type(exc).__name__
+    return f"{reason}_{exc.claim}" if isinstance(exc, ClaimError) else reason
 
 
 OIDC: web.AppKey[OidcClient] = web.AppKey("console_oidc", OidcClient)
@@ -437,7 +448,7 @@ def add_oidc_routes(app: web.Application, config: ConsoleConfig) -> None:
         sessions = request.app[SESSIONS]
         try:
             flow = _flow_of(request, used)
-            person, next_path = await _complete(request, client, flow)
+            login, next_path = await _complete(request, client, flow)
         except LoginRefused as refused:
             log.info("console oidc login refused reason=%s", refused.reason)
             response = await login_page(request, refused.message, refused.status)
@@ -445,10 +456,10 @@ def add_oidc_routes(app: web.Application, config: ConsoleConfig) -> None:
             log.warning("console oidc: provider unavailable: %s", exc)
             response = await login_page(request, UNREACHABLE, 503)
         else:
-            log.info("console login method=oidc role=%s", person[1])
+            log.info("console login method=oidc role=%s", login.role)
             # A page of our own that moves on: the Strict session cookie goes with the next request.
             response = render(request, "oidc_continue.html", next=next_path)
-            sessions.start(response, name=person[0], role=person[1], via="oidc", id_token=person[2])
+            sessions.start(response, name=login.name, role=login.role, via="oidc", id_token=login.id_token)
         sessions.set_cookie(response, FLOW_COOKIE, "", 0, samesite="Lax")
         return response
 
@@ -495,10 +506,8 @@ def _flow_of(request: web.Request, used: _UsedStates) -> dict[str, str]:
     return checked
 
 
-async def _complete(
-    request: web.Request, client: OidcClient, flow: dict[str, str]
-) -> tuple[tuple[str, Role, str | None], str]:
-    """Redeem the code, validate the ID token, map the role: (name, role, id_token kept), next path."""
+async def _complete(request: web.Request, client: OidcClient, flow: dict[str, str]) -> tuple[Login, str]:
+    """Redeem the code, validate the ID token, map the role: who logged in, and where to go next."""
     code = request.query.get("code")
     if not code:
         raise LoginRefused("no_code")
@@ -518,4 +527,4 @@ async def _complete(
             403,
         )
     kept = tokens.id_token if len(tokens.id_token) <= MAX_KEPT_ID_TOKEN else None
-    return (name_of(claims, config), role, kept), flow["next"]
+    return Login(name_of(claims, config), role, kept), flow["next"]
