@@ -24,13 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 from hub.actions import MAX_REASON, Action, OperatorAction, TargetPause
 from hub.certificates import CertificateReport
 from hub.diagnostics import ConnectorDiagnostics
-from hub.events import redact_for_viewer
+from hub.events import redact_for_viewer, viewer_error
 from hub.gate import TargetStatus
 from hub.http.auth import CALLER, RANK, ROLE
 from hub.http.openapi import ApiRoutes, Operation
 from hub.journal import ApplicationFilter, ApplicationSummary, Task
 from hub.models import Application, ApplicationState, Event
 from hub.operations import Invalid, NotFound, Refused, UpstreamFailed
+from hub.retention import PurgeReport
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -139,6 +140,14 @@ class ReplayRequest(BaseModel):
     ids: list[str] | None = Field(None, max_length=MAX_IDS)
     reason: str | None = Field(None, max_length=MAX_REASON, description="required unless dry_run")
     dry_run: bool = Field(False, description="answer how many applications it would replay, change nothing")
+
+
+class PurgeRequest(BaseModel):
+    """A purge run on demand: `dry_run` counts what is due and deletes nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dry_run: bool = Field(False, description="answer what a purge would delete now, delete nothing")
 
 
 class AuditQuery(Page):
@@ -380,17 +389,10 @@ def page_query(request: web.Request, allowed: frozenset[str]) -> tuple[int, int,
     return limit, offset, params
 
 
-def _safe_error(error: str | None, code: str | None) -> str | None:
-    """What a viewer sees of an error: its code, never the text (it may quote personal data)."""
-    if error is None and code is None:
-        return None
-    return code or "unspecified"
-
-
 def _summary(summary: ApplicationSummary, personal: bool) -> ApplicationSummary:
     if personal:
         return summary
-    return summary.model_copy(update={"error": _safe_error(summary.error, summary.error_code)})
+    return summary.model_copy(update={"error": viewer_error(summary.error, summary.error_code)})
 
 
 def _task(t: Task, personal: bool) -> TaskView:
@@ -400,7 +402,7 @@ def _task(t: Task, personal: bool) -> TaskView:
         target=t.target or None,
         state=t.state,
         attempts=t.attempts,
-        last_error=t.last_error if personal else _safe_error(t.last_error, t.error_code),
+        last_error=t.last_error if personal else viewer_error(t.last_error, t.error_code),
         error_code=t.error_code,
         due_at=t.due_at,
         # Results hold the mapped record: index data, document and attachment names.
@@ -587,6 +589,21 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
         )
         return answer(AuditPage(actions=rows, limit=limit, offset=offset))
 
+    async def purge(request: web.Request) -> web.Response:
+        usage = 'body, if any, must be a JSON object {"dry_run": true|false}'
+        try:
+            body = await _json_body(request, usage)
+            asked = PurgeRequest.model_validate({} if body is None else body, strict=True)
+        except BodyRefused as exc:
+            return _error(exc.status, exc.message)
+        except ValidationError:
+            return _error(400, usage)
+        try:
+            report = await hub.operations.purge(request[CALLER], dry_run=asked.dry_run)
+        except Invalid as exc:
+            return refusal(exc)
+        return answer(report)
+
     apps, tgts = ("applications",), ("targets",)
     api.add(
         Operation(
@@ -717,6 +734,21 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
             tags=("audit",),
         ),
         audit,
+    )
+    api.add(
+        Operation(
+            "POST",
+            "/api/v1/purge",
+            "purge",
+            "Delete the payloads of applications past their retention, or count them (dry_run)",
+            "admin",
+            PurgeReport,
+            body=PurgeRequest,
+            description="Refused (400) when no retention policy is configured. The run is recorded in "
+            "the audit trail under the token's name; a dry run changes nothing.",
+            tags=("retention",),
+        ),
+        purge,
     )
     api.add(
         Operation(
