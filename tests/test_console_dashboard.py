@@ -195,9 +195,12 @@ async def test_the_live_counters_follow_the_journal(hub_factory: Any) -> None:
 
 async def test_the_counters_of_an_expired_session_send_htmx_to_the_login(hub_factory: Any) -> None:
     running = await start(hub_factory)
-    async with ConsoleClient(running.url) as browser, browser.http.get(
-        browser.url + "/ui/counters", headers={"HX-Request": "true"}, allow_redirects=False
-    ) as response:
+    async with (
+        ConsoleClient(running.url) as browser,
+        browser.http.get(
+            browser.url + "/ui/counters", headers={"HX-Request": "true"}, allow_redirects=False
+        ) as response,
+    ):
         assert response.status == 401
         assert response.headers["HX-Redirect"] == "/ui/login?next=/ui/counters"
 
