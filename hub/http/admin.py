@@ -591,9 +591,10 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
 
     async def purge(request: web.Request) -> web.Response:
         usage = 'body, if any, must be a JSON object {"dry_run": true|false}'
+        sent = request.can_read_body  # a JSON `null` is a body, and not an object
         try:
             body = await _json_body(request, usage)
-            asked = PurgeRequest.model_validate({} if body is None else body, strict=True)
+            asked = PurgeRequest.model_validate({} if body is None and not sent else body, strict=True)
         except BodyRefused as exc:
             return _error(exc.status, exc.message)
         except ValidationError:
