@@ -260,7 +260,8 @@ async def test_purge_api_is_for_admins_and_needs_retention(hub_factory: Any) -> 
     assert status == 403, body
     status, body = await running.post("/api/v1/purge", json={"dry_run": "yes"}, headers=ADMIN)
     assert status == 400 and "dry_run" in body["error"]
-    for refused in ({"dryrun": True}, None, []):
+    refusals: list[object] = [{"dryrun": True}, None, []]
+    for refused in refusals:
         status, body = await running.post("/api/v1/purge", data=json.dumps(refused), headers=ADMIN)
         assert status == 400, refused
     summary = await running.journal.get_summary(done[0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -41,7 +41,9 @@ def add(
         "updated_at, search, doc) VALUES (?,?,?,?,?,?,?,?,?,?)",
         (app_id, "src", f"ext-{n}", "jagdschein", route, state, received, received, "", "{}"),
     )
-    events = [(app_id, "application.received", received, None, None, "{}")]
+    events: list[tuple[str, str, float, str | None, str | None, str]] = [
+        (app_id, "application.received", received, None, None, "{}")
+    ]
     if filed_after is not None:
         events += [
             (app_id, "delivery.completed", received + filed_after, "deliver", "dms", "{}"),
@@ -61,10 +63,10 @@ def add(
     )
 
 
-def write(journal: SqliteJournal, fill: object) -> None:
+def write(journal: SqliteJournal, fill: Callable[[sqlite3.Connection], None]) -> None:
     with sqlite3.connect(journal.path, isolation_level=None) as c:
         c.execute("BEGIN")
-        fill(c)  # type: ignore[operator]
+        fill(c)
         c.execute("COMMIT")
 
 

@@ -61,12 +61,22 @@ class LineChart:
     unit: str
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 times a power of ten that is at least `value` (1 for nothing)."""
-    if value <= 0:
-        return 1.0
+# Tops of a duration axis (seconds): whole minutes, hours, days, so that its half is one too.
+DURATION_STEPS = (120, 600, 1200, 1800, 3600, 7200, 4 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400)
+
+
+def duration_ceiling(value: float) -> float:
+    """The smallest of `DURATION_STEPS` that is at least `value` (whole weeks beyond)."""
+    fitting = (float(step) for step in DURATION_STEPS if step >= value)
+    return next(fitting, float(math.ceil(value / (7 * 86400)) * 7 * 86400))
+
+
+def count_ceiling(value: float) -> float:
+    """A count axis' top: 2, 4, 6, 10, 20, 40, 60, 100, ... at least `value`, so its half is whole too."""
+    if value <= 2:
+        return 2.0
     power = 10.0 ** math.floor(math.log10(value))
-    return next(float(step * power) for step in (1, 2, 2.5, 5, 10) if step * power >= value)
+    return next(float(step * power) for step in (1, 2, 4, 6, 10) if step * power >= value)
 
 
 def line_chart(
@@ -74,11 +84,12 @@ def line_chart(
     series: Sequence[Series],
     unit: str,
     label: Callable[[float], str],
+    ceiling: Callable[[float], float] = count_ceiling,
 ) -> LineChart:
-    """The geometry of `series` over `hours` (one value per hour), the y axis labelled by `label`."""
+    """The geometry of `series` over `hours` (one value per hour), the y axis up to `ceiling(max)`."""
     count = len(hours)
     inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    top = nice_ceiling(max((v for s in series for v in s.values if v is not None), default=0.0))
+    top = ceiling(max((v for s in series for v in s.values if v is not None), default=0.0))
 
     def x(i: int) -> float:
         return round(LEFT + (inner_w * i / (count - 1) if count > 1 else inner_w / 2), 1)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from hub.console.charts import LineChart, Series, line_chart
+from hub.console.charts import LineChart, Series, duration_ceiling, line_chart
 from hub.console.guard import guarded, person_of, sees_personal_data
 from hub.console.templating import duration, number, render
 from hub.dashboard import HourFigures, Window
@@ -46,6 +46,7 @@ def charts(hours: list[HourFigures]) -> dict[str, LineChart]:
         ],
         "Dauer bis erledigt",
         duration,
+        duration_ceiling,
     )
     return {"volume": volume, "duration": taken}
 
