@@ -113,8 +113,12 @@ async def test_every_dashboard_statement_searches_an_index(journal: SqliteJourna
     write(journal, lambda c: add(c, 1, NOW - HOUR, "completed", filed_after=5.0))
     statements: list[str] = []
     with sqlite3.connect(journal.path) as c:
+
+        async def read(op: Callable[[sqlite3.Connection], object]) -> object:
+            return op(c)
+
         c.set_trace_callback(statements.append)
-        queries.figures(c, NOW, 7 * 24 * 3600, journal.path)
+        await queries.figures(read, NOW, 7 * 24 * 3600, journal.path)
         c.set_trace_callback(None)
         plans = {
             sql: c.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall() for sql in statements if "SELECT" in sql

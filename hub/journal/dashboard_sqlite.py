@@ -14,7 +14,10 @@ import math
 import os
 import sqlite3
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from hub.dashboard import HOUR, HourFigures, JournalFigures, LiveCounters, RouteFigures, TargetWork
 from hub.events import OPERATOR_ABANDONED
@@ -33,11 +36,13 @@ FINISHING_EVENTS = {
     ApplicationState.ABANDONED: OPERATOR_ABANDONED,
 }
 OPEN_TASK_STATES = (TaskState.PENDING, TaskState.LEASED, TaskState.WAITING, TaskState.DEAD)
+T = TypeVar("T")
 
 
 def migrate(c: sqlite3.Connection) -> None:
-    """The index the dashboard counts events on: by type, then time (hourly charts, targets' work)."""
-    c.execute("CREATE INDEX IF NOT EXISTS events_type_at ON events (type, at)")
+    """The index the dashboard counts events on: by type, then time (hourly charts), covering the target
+    (targets' work in the window)."""
+    c.execute("CREATE INDEX IF NOT EXISTS events_type_at ON events (type, at, target)")
 
 
 def counters(c: sqlite3.Connection, now: float) -> LiveCounters:
@@ -60,14 +65,59 @@ def counters(c: sqlite3.Connection, now: float) -> LiveCounters:
     return LiveCounters(by_state=by_state, in_flight=in_flight, received_last_hour=received)
 
 
-def figures(c: sqlite3.Connection, now: float, window_seconds: int, path: str) -> JournalFigures:
-    """The dashboard's figures over `window_seconds` up to `now`, in whole hours (the last one running)."""
-    hours = max(1, window_seconds // HOUR)
-    start = (math.floor(now / HOUR) - hours + 1) * HOUR
-    until = start + hours * HOUR
-    series = [HourFigures(start=datetime.fromtimestamp(start + i * HOUR, UTC)) for i in range(hours)]
-    bucket = "CAST((?2 - ?1) / 3600 AS INTEGER)"  # ?1: window start, ?2: the row's time
+Read = Callable[[Callable[[sqlite3.Connection], T]], Awaitable[T]]
 
+
+@dataclass(frozen=True)
+class Window:
+    """The shown window in whole hours, the last one running."""
+
+    start: float
+    until: float
+    hours: int
+
+    @classmethod
+    def up_to(cls, now: float, seconds: int) -> Window:
+        """The window of `seconds` (whole hours) whose last hour contains `now`."""
+        hours = max(1, seconds // HOUR)
+        start = (math.floor(now / HOUR) - hours + 1) * HOUR
+        return cls(start, start + hours * HOUR, hours)
+
+
+async def figures(read: Read[Any], now: float, window_seconds: int, path: str) -> JournalFigures:
+    """The dashboard's figures over `window_seconds` up to `now`, in whole hours (the last one running).
+
+    Each part is its own job on the journal's reader thread (`read`): a worker's read waits for one part,
+    never for the whole dashboard.
+    """
+    window = Window.up_to(now, window_seconds)
+    hours: list[HourFigures] = await read(lambda c: _hours(c, window))
+    routes: list[RouteFigures] = await read(lambda c: _routes(c, window))
+    targets: dict[str, TargetWork] = await read(lambda c: _targets(c, now, window))
+    live: LiveCounters = await read(lambda c: counters(c, now))
+    purged: purge_sqlite.PurgeTotals = await read(purge_sqlite.totals)
+    by_state: dict[str, int] = defaultdict(int)
+    for route in routes:
+        for state, n in route.by_state.items():
+            by_state[state] += n
+    return JournalFigures(
+        counters=live,
+        received_in_window_by_state=dict(by_state),
+        hours=hours,
+        routes=routes,
+        targets=targets,
+        journal_bytes=await read(lambda c: _size(c, path)),
+        purged_applications=purged.applications,
+        purged_blobs=purged.blobs,
+        purged_bytes=purged.size,
+        last_purge_at=datetime.fromtimestamp(purged.last_run, UTC) if purged.last_run else None,
+    )
+
+
+def _hours(c: sqlite3.Connection, window: Window) -> list[HourFigures]:
+    start, until = window.start, window.until
+    series = [HourFigures(start=datetime.fromtimestamp(start + i * HOUR, UTC)) for i in range(window.hours)]
+    bucket = "CAST((?2 - ?1) / 3600 AS INTEGER)"  # ?1: window start, ?2: the row's time
     # applications_received (received_at): covering
     for h, n in c.execute(
         f"SELECT {bucket.replace('?2', 'received_at')}, COUNT(*) FROM applications "
@@ -96,36 +146,25 @@ def figures(c: sqlite3.Connection, now: float, window_seconds: int, path: str) -
         series[h].filed = len(taken)
         series[h].median_seconds = _quantile(taken, 0.5)
         series[h].p90_seconds = _quantile(taken, 0.9)
+    return series
 
-    # applications_received (received_at), each row looked up for its route and state
+
+def _routes(c: sqlite3.Connection, window: Window) -> list[RouteFigures]:
     by_route: dict[str | None, dict[str, int]] = defaultdict(dict)
-    window_states: dict[str, int] = defaultdict(int)
+    # applications_received (received_at), each row looked up for its route and state
     for route, state, n in c.execute(
         "SELECT route, state, COUNT(*) FROM applications WHERE received_at>=? AND received_at<? "
         "GROUP BY route, state",
-        (start, until),
+        (window.start, window.until),
     ):
         by_route[route][state] = n
-        window_states[state] += n
     routes = [RouteFigures(route=r, by_state=s) for r, s in by_route.items()]
     routes.sort(key=lambda r: (-r.total, r.route or ""))
-
-    purged = purge_sqlite.totals(c)
-    return JournalFigures(
-        counters=counters(c, now),
-        received_in_window_by_state=dict(window_states),
-        hours=series,
-        routes=routes,
-        targets=_targets(c, now, start, until),
-        journal_bytes=_size(c, path),
-        purged_applications=purged.applications,
-        purged_blobs=purged.blobs,
-        purged_bytes=purged.size,
-        last_purge_at=datetime.fromtimestamp(purged.last_run, UTC) if purged.last_run else None,
-    )
+    return routes
 
 
-def _targets(c: sqlite3.Connection, now: float, start: float, until: float) -> dict[str, TargetWork]:
+def _targets(c: sqlite3.Connection, now: float, window: Window) -> dict[str, TargetWork]:
+    start, until = window.start, window.until
     work: dict[str, TargetWork] = defaultdict(TargetWork)
     marks = ",".join("?" * len(OPEN_TASK_STATES))
     # tasks_claim (state, target, due_at): covering; only the open steps, never the finished history
@@ -146,7 +185,7 @@ def _targets(c: sqlite3.Connection, now: float, start: float, until: float) -> d
             figures.waiting += n - due
         else:
             figures.waiting += n
-    # events_type_at: the window's deliveries, each looked up for its target
+    # events_type_at: the window's deliveries, covering
     for target, n in c.execute(
         "SELECT target, COUNT(*) FROM events WHERE type=? AND at>=? AND at<? GROUP BY target",
         (DELIVERED, start, until),

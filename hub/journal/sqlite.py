@@ -1255,7 +1255,7 @@ class SqliteJournal:
         return await self._read(alerts_sqlite.unsent)
 
     async def dashboard_figures(self, now: float, window_seconds: int) -> JournalFigures:
-        return await self._read(lambda c: dashboard_sqlite.figures(c, now, window_seconds, self.path))
+        return await dashboard_sqlite.figures(self._read, now, window_seconds, self.path)
 
     async def live_counters(self, now: float) -> LiveCounters:
         return await self._read(lambda c: dashboard_sqlite.counters(c, now))
