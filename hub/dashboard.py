@@ -125,6 +125,12 @@ class BlobUsageCache:
                 await asyncio.shield(self._running)
         return self._usage
 
+    def stop(self) -> None:
+        """Stop waiting for a walk that is running (the hub stops; the thread ends by itself)."""
+        if self._running is not None:
+            self._running.cancel()
+            self._running = None
+
     async def _refresh(self) -> None:
         started = self._clock()
         try:

@@ -371,6 +371,7 @@ class Hub:
     async def stop(self) -> None:
         """Stop pollers and workers, connectors, then close the journal."""
         self.retention.stopping = True  # a running purge ends after its batch
+        self.operations.blob_usage.stop()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
