@@ -74,10 +74,3 @@ def redact_for_viewer(event: Event) -> Event:
     """The event as a viewer may see it: fields that may hold personal data keep only their presence."""
     data = {k: (v if k in VIEWER_FIELDS or v is None else REDACTED) for k, v in event.data.items()}
     return event.model_copy(update={"data": data})
-
-
-def viewer_error(error: str | None, code: str | None) -> str | None:
-    """What a viewer sees of an error: its code, never the text (it may quote personal data)."""
-    if error is None and code is None:
-        return None
-    return code or "unspecified"

@@ -41,7 +41,6 @@ from hub.dashboard import (
 )
 from hub.diagnostics import ConnectorDiagnostics, collect
 from hub.errors import Permanent, Retryable
-from hub.events import viewer_error
 from hub.gate import TargetStatus
 from hub.held import Decision, HeldConflict, HeldMessage, HeldNotFound, decide
 from hub.journal import (
@@ -162,7 +161,8 @@ class Dashboard(BaseModel):
         """The dashboard without what may quote personal data: error texts (codes stay), pause reasons."""
 
         def work(w: TargetWork) -> TargetWork:
-            return w.model_copy(update={"last_error": viewer_error(w.last_error, w.last_error_code)})
+            # The error's code (`last_error_code`) stays: viewers see it as the admin API shows errors.
+            return w.model_copy(update={"last_error": None})
 
         def status(s: TargetStatus) -> TargetStatus:
             return s.model_copy(update={"paused": s.paused and s.paused.model_copy(update={"reason": ""})})

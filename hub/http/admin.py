@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 from hub.actions import MAX_REASON, Action, OperatorAction, TargetPause
 from hub.certificates import CertificateReport
 from hub.diagnostics import ConnectorDiagnostics
-from hub.events import redact_for_viewer, viewer_error
+from hub.events import redact_for_viewer
 from hub.gate import TargetStatus
 from hub.http.auth import CALLER, RANK, ROLE
 from hub.http.openapi import ApiRoutes, Operation
@@ -389,10 +389,17 @@ def page_query(request: web.Request, allowed: frozenset[str]) -> tuple[int, int,
     return limit, offset, params
 
 
+def _safe_error(error: str | None, code: str | None) -> str | None:
+    """What a viewer sees of an error: its code, never the text (it may quote personal data)."""
+    if error is None and code is None:
+        return None
+    return code or "unspecified"
+
+
 def _summary(summary: ApplicationSummary, personal: bool) -> ApplicationSummary:
     if personal:
         return summary
-    return summary.model_copy(update={"error": viewer_error(summary.error, summary.error_code)})
+    return summary.model_copy(update={"error": _safe_error(summary.error, summary.error_code)})
 
 
 def _task(t: Task, personal: bool) -> TaskView:
@@ -402,7 +409,7 @@ def _task(t: Task, personal: bool) -> TaskView:
         target=t.target or None,
         state=t.state,
         attempts=t.attempts,
-        last_error=t.last_error if personal else viewer_error(t.last_error, t.error_code),
+        last_error=t.last_error if personal else _safe_error(t.last_error, t.error_code),
         error_code=t.error_code,
         due_at=t.due_at,
         # Results hold the mapped record: index data, document and attachment names.
