@@ -32,7 +32,7 @@ def charts(hours: list[HourFigures]) -> dict[str, LineChart]:
         starts,
         [
             Series("Eingegangen", "received", [h.received for h in hours]),
-            Series("Erledigt", "filed", [h.filed for h in hours]),
+            Series("Abgeschlossen", "filed", [h.filed for h in hours]),
             Series("Fehlgeschlagen", "dead", [h.dead for h in hours]),
         ],
         "Anträge je Stunde",
@@ -44,7 +44,7 @@ def charts(hours: list[HourFigures]) -> dict[str, LineChart]:
             Series("Median", "median", [h.median_seconds for h in hours]),
             Series("90 %", "p90", [h.p90_seconds for h in hours]),
         ],
-        "Dauer bis erledigt",
+        "Dauer bis zum Abschluss",
         duration,
         duration_ceiling,
     )

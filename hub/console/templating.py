@@ -60,8 +60,8 @@ STATE_LABELS = {
     "processing": "In Bearbeitung",
     "dead": "Fehlgeschlagen",
     "rejected": "Abgelehnt",
-    "completed": "Erledigt",
-    "abandoned": "Beendet",
+    "completed": "Abgeschlossen",
+    "abandoned": "Aufgegeben",
 }
 
 
