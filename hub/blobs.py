@@ -537,6 +537,19 @@ class BlobStore:
                             found.append(blob.name)
         return found
 
+    def usage(self) -> tuple[int, int]:
+        """How many blobs are stored and their bytes (walks the whole store: call it in a thread, rarely)."""
+        files = size = 0
+        for top in _subdirs(self.root):
+            for sub in _subdirs(top):
+                with contextlib.suppress(FileNotFoundError), os.scandir(sub) as entries:
+                    for entry in entries:
+                        with contextlib.suppress(FileNotFoundError):
+                            if len(entry.name) == 64:
+                                size += entry.stat(follow_symlinks=False).st_size
+                                files += 1
+        return files, size
+
     def sweep(self, candidates: Iterable[str], referenced: Collection[str], older_than: float) -> int:
         """Remove the candidates nobody references; returns how many went (see `remove_unreferenced`)."""
         return len(self.remove_unreferenced(candidates, referenced, older_than))

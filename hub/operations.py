@@ -25,11 +25,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from hub.actions import MAX_REASON, Action, OperatorAction, TargetPause
 from hub.certificates import CORE, CertificateInfo, CertificateReport, assess
 from hub.connectors import CheckResult
+from hub.dashboard import (
+    WINDOW_SECONDS,
+    BlobUsage,
+    BlobUsageCache,
+    JournalFigures,
+    LiveCounters,
+    TargetWork,
+    Window,
+)
 from hub.diagnostics import ConnectorDiagnostics, collect
 from hub.errors import Permanent, Retryable
 from hub.gate import TargetStatus
@@ -119,6 +128,52 @@ def required_reason(reason: str | None, action: str) -> str:
     return text
 
 
+class TargetHealth(BaseModel):
+    """A target as the dashboard shows it: its gate (circuit, pause, rate limit) and its steps."""
+
+    status: TargetStatus
+    work: TargetWork
+
+
+class RetentionFigures(BaseModel):
+    """Purges so far, and when the running hub purges next."""
+
+    configured: bool
+    purged_applications: int
+    purged_blobs: int
+    purged_bytes: int
+    last_run: datetime | None
+    next_run: datetime | None = Field(description="None: no scheduled purge in this process")
+
+
+class Dashboard(BaseModel):
+    """Everything the console's dashboard shows, as of `now`."""
+
+    now: datetime
+    window: Window
+    figures: JournalFigures
+    targets: list[TargetHealth]
+    certificates: CertificateReport
+    blobs: BlobUsage | None = Field(description="None until the first walk of the store has finished")
+    retention: RetentionFigures
+
+    def for_viewer(self) -> Dashboard:
+        """The dashboard without what may quote personal data: error texts (codes stay), pause reasons."""
+
+        def work(w: TargetWork) -> TargetWork:
+            # The error's code (`last_error_code`) stays: viewers see it as the admin API shows errors.
+            return w.model_copy(update={"last_error": None})
+
+        def status(s: TargetStatus) -> TargetStatus:
+            return s.model_copy(update={"paused": s.paused and s.paused.model_copy(update={"reason": ""})})
+
+        figures = self.figures.model_copy(
+            update={"targets": {name: work(w) for name, w in self.figures.targets.items()}}
+        )
+        targets = [TargetHealth(status=status(t.status), work=work(t.work)) for t in self.targets]
+        return self.model_copy(update={"figures": figures, "targets": targets})
+
+
 # How long the certificates read from files and connectors stay as read: every /metrics scrape and API
 # call assesses them, and reading (a PKCS#12 decrypted, every file parsed) on each would block the loop.
 CERTIFICATES_REREAD_SECONDS = 300.0
@@ -132,6 +187,7 @@ class Operations:
         self.journal = hub.journal
         # When the certificates were read, what was found (per owner), and what could not be read.
         self._certificates: tuple[float, dict[str, list[CertificateInfo]], list[str]] | None = None
+        self.blob_usage = BlobUsageCache(hub.blobs.usage, clock=hub.clock)
 
     # -- looking --------------------------------------------------------------------------------------
 
@@ -335,6 +391,37 @@ class Operations:
                 problems.append(f"{name}: {exc}")
         return found, problems
 
+    # -- dashboard ------------------------------------------------------------------------------------
+
+    async def dashboard(self, window: Window = "24h", now: float | None = None) -> Dashboard:
+        """The dashboard's figures over the window up to `now` (default: the hub's clock)."""
+        at = self.hub.clock() if now is None else now
+        figures = await self.journal.dashboard_figures(at, WINDOW_SECONDS[window])
+        targets = [
+            TargetHealth(status=status, work=figures.targets.get(status.target, TargetWork()))
+            for status in await self.targets()
+        ]
+        return Dashboard(
+            now=datetime.fromtimestamp(at, UTC),
+            window=window,
+            figures=figures,
+            targets=targets,
+            certificates=self.certificates(),
+            blobs=self.blob_usage.current(),
+            retention=RetentionFigures(
+                configured=self.hub.retention.configured,
+                purged_applications=figures.purged_applications,
+                purged_blobs=figures.purged_blobs,
+                purged_bytes=figures.purged_bytes,
+                last_run=figures.last_purge_at,
+                next_run=self.hub.next_run("purge"),
+            ),
+        )
+
+    async def live_counters(self, now: float | None = None) -> LiveCounters:
+        """The dashboard's live counters as of `now` (default: the hub's clock)."""
+        return await self.journal.live_counters(self.hub.clock() if now is None else now)
+
     # -- purge ----------------------------------------------------------------------------------------
 
     async def purge(
@@ -398,12 +485,15 @@ async def operating(
 __all__ = [
     "ApplicationView",
     "ConnectorCheck",
+    "Dashboard",
     "Invalid",
     "JournalAccess",
     "NotFound",
     "Operations",
     "Refused",
     "ReplayPreview",
+    "RetentionFigures",
+    "TargetHealth",
     "UpstreamFailed",
     "operating",
     "reason_text",

@@ -363,9 +363,15 @@ class Hub:
                     _every(scheduler, interval, f"answers-{name}", self._poll_answers, name, sink)
         scheduler.start()
 
+    def next_run(self, job: str) -> datetime | None:
+        """When the scheduled job (e.g. "purge") runs next; None if it is not scheduled here."""
+        scheduled = self._scheduler.get_job(job) if self._scheduler is not None else None
+        return scheduled.next_run_time if scheduled is not None else None
+
     async def stop(self) -> None:
         """Stop pollers and workers, connectors, then close the journal."""
         self.retention.stopping = True  # a running purge ends after its batch
+        self.operations.blob_usage.stop()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None

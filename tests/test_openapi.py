@@ -94,6 +94,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp: Path = tmp_path_factory.mktemp("openapi")
     settings_ = base_settings(tmp, CONNECTORS, ROUTES)
     settings_["server"] = SERVER
+    # POST /api/v1/purge runs (a dry run or a real one): nothing is due for ten years.
+    settings_["retention"] = {"scheduled": False, "policies": [{"name": "zehn-jahre", "days": 3650}]}
     loop = HubThread()
     running = loop.run(start_hub(settings_, extra_plugins=(fakes,), env=TOKENS))
     try:

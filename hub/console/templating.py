@@ -54,6 +54,35 @@ def size(value: int | None) -> str:
     raise AssertionError("unreachable")
 
 
+# Application states as people read them.
+STATE_LABELS = {
+    "received": "Eingegangen",
+    "processing": "In Bearbeitung",
+    "dead": "Fehlgeschlagen",
+    "rejected": "Abgelehnt",
+    "completed": "Abgeschlossen",
+    "abandoned": "Aufgegeben",
+}
+
+
+def state_label(value: str) -> str:
+    """An application state in German (the code itself if unknown)."""
+    return STATE_LABELS.get(value, value)
+
+
+def duration(seconds: float | None) -> str:
+    """A duration as people read it: 45 s, 12 min, 3,5 h, 2,0 Tage (empty for None)."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h".replace(".", ",")
+    return f"{seconds / 86400:.1f} Tage".replace(".", ",")
+
+
 def environment() -> jinja2.Environment:
     """The template environment (templates shipped in the package, HTML autoescaped)."""
     env = jinja2.Environment(
@@ -66,6 +95,8 @@ def environment() -> jinja2.Environment:
     env.filters["local_time"] = local_time
     env.filters["number"] = number
     env.filters["size"] = size
+    env.filters["state_label"] = state_label
+    env.filters["duration"] = duration
     env.globals["NAVIGATION"] = NAVIGATION
     env.globals["CSRF_FIELD"] = CSRF_FIELD
     env.globals["CSRF_HEADER"] = CSRF_HEADER

@@ -31,6 +31,7 @@ from hub.http.openapi import ApiRoutes, Operation
 from hub.journal import ApplicationFilter, ApplicationSummary, Task
 from hub.models import Application, ApplicationState, Event
 from hub.operations import Invalid, NotFound, Refused, UpstreamFailed
+from hub.retention import PurgeReport
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -139,6 +140,14 @@ class ReplayRequest(BaseModel):
     ids: list[str] | None = Field(None, max_length=MAX_IDS)
     reason: str | None = Field(None, max_length=MAX_REASON, description="required unless dry_run")
     dry_run: bool = Field(False, description="answer how many applications it would replay, change nothing")
+
+
+class PurgeRequest(BaseModel):
+    """A purge run on demand: `dry_run` counts what is due and deletes nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dry_run: bool = Field(False, description="answer what a purge would delete now, delete nothing")
 
 
 class AuditQuery(Page):
@@ -587,6 +596,22 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
         )
         return answer(AuditPage(actions=rows, limit=limit, offset=offset))
 
+    async def purge(request: web.Request) -> web.Response:
+        usage = 'body, if any, must be a JSON object {"dry_run": true|false}'
+        sent = request.can_read_body  # a JSON `null` is a body, and not an object
+        try:
+            body = await _json_body(request, usage)
+            asked = PurgeRequest.model_validate({} if body is None and not sent else body, strict=True)
+        except BodyRefused as exc:
+            return _error(exc.status, exc.message)
+        except ValidationError:
+            return _error(400, usage)
+        try:
+            report = await hub.operations.purge(request[CALLER], dry_run=asked.dry_run)
+        except Invalid as exc:
+            return refusal(exc)
+        return answer(report)
+
     apps, tgts = ("applications",), ("targets",)
     api.add(
         Operation(
@@ -717,6 +742,21 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
             tags=("audit",),
         ),
         audit,
+    )
+    api.add(
+        Operation(
+            "POST",
+            "/api/v1/purge",
+            "purge",
+            "Delete the payloads of applications past their retention, or count them (dry_run)",
+            "admin",
+            PurgeReport,
+            body=PurgeRequest,
+            description="Refused (400) when no retention policy is configured. The run is recorded in "
+            "the audit trail under the token's name; a dry run changes nothing.",
+            tags=("retention",),
+        ),
+        purge,
     )
     api.add(
         Operation(

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from hub.actions import Action, OperatorAction, TargetPause
 from hub.alerts import AlertDraft, DeadTask
 from hub.answers import Answer
+from hub.dashboard import JournalFigures, LiveCounters
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
 from hub.models import (
     Application,
@@ -680,6 +681,12 @@ class Journal(Protocol):
 
     async def unsent_alerts(self) -> int:
         """How many alert mails wait to be sent."""
+
+    async def dashboard_figures(self, now: float, window_seconds: int) -> JournalFigures:
+        """The console dashboard's figures over the last `window_seconds` (`hub.dashboard`)."""
+
+    async def live_counters(self, now: float) -> LiveCounters:
+        """The dashboard's live counters as of `now`."""
 
     async def hold(
         self,

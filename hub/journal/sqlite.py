@@ -31,10 +31,11 @@ from hub.actions import Action, OperatorAction, TargetPause
 from hub.alerts import AlertDraft, DeadTask
 from hub.answers import Answer, UnknownApplication
 from hub.blobs import BLOB_REF
+from hub.dashboard import JournalFigures, LiveCounters
 from hub.errors import StorageFull
 from hub.events import operator_event
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
-from hub.journal import alerts_sqlite, held_sqlite, operator_sqlite, purge_sqlite
+from hub.journal import alerts_sqlite, dashboard_sqlite, held_sqlite, operator_sqlite, purge_sqlite
 from hub.journal.base import (
     Abandoned,
     ActionRefused,
@@ -347,6 +348,7 @@ class SqliteJournal:
             if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         purge_sqlite.migrate(conn)
+        dashboard_sqlite.migrate(conn)
         if "subject" not in {r[1] for r in conn.execute("PRAGMA table_info(tasks)")}:
             _rebuild_tasks(conn)
         if conn.execute("SELECT 1 FROM meta WHERE key='correlations_indexed'").fetchone() is None:
@@ -1251,6 +1253,12 @@ class SqliteJournal:
 
     async def unsent_alerts(self) -> int:
         return await self._read(alerts_sqlite.unsent)
+
+    async def dashboard_figures(self, now: float, window_seconds: int) -> JournalFigures:
+        return await dashboard_sqlite.figures(self._read, now, window_seconds, self.path)
+
+    async def live_counters(self, now: float) -> LiveCounters:
+        return await self._read(lambda c: dashboard_sqlite.counters(c, now))
 
     async def probe_write(self) -> None:
         def op(c: sqlite3.Connection) -> None:

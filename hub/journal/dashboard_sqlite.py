@@ -1,0 +1,230 @@
+"""The dashboard's figures in the SQLite journal (`hub.dashboard`): statements on the journal's reader thread.
+
+Every statement is bounded: by an index range over the shown window (events by type and time,
+applications by receipt), or by what is open now (tasks not done, applications not final), never by
+the journal's whole history, so a journal of a million finished applications answers as fast as a new
+one. Each statement says which index it runs on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sqlite3
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from hub.dashboard import HOUR, HourFigures, JournalFigures, LiveCounters, RouteFigures, TargetWork
+from hub.events import OPERATOR_ABANDONED
+from hub.journal import purge_sqlite
+from hub.journal.base import TaskState
+from hub.models import ApplicationState
+
+COMPLETED, REJECTED, DEAD_STEP = "application.completed", "application.rejected", "step.dead"
+FAILED_STEP, DELIVERED = "step.failed", "delivery.completed"
+DAY = 24 * HOUR
+# Open applications are counted whole; finished ones by the event that finished them, over a day.
+OPEN_STATES = (ApplicationState.RECEIVED, ApplicationState.PROCESSING, ApplicationState.DEAD)
+FINISHING_EVENTS = {
+    ApplicationState.COMPLETED: COMPLETED,
+    ApplicationState.REJECTED: REJECTED,
+    ApplicationState.ABANDONED: OPERATOR_ABANDONED,
+}
+OPEN_TASK_STATES = (TaskState.PENDING, TaskState.LEASED, TaskState.WAITING, TaskState.DEAD)
+T = TypeVar("T")
+
+
+def migrate(c: sqlite3.Connection) -> None:
+    """The index the dashboard counts events on: by type, then time (hourly charts), covering the target
+    (targets' work in the window)."""
+    c.execute("CREATE INDEX IF NOT EXISTS events_type_at ON events (type, at, target)")
+
+
+def counters(c: sqlite3.Connection, now: float) -> LiveCounters:
+    """Open applications, applications finished in the last day, steps running, intake of the last hour."""
+    by_state: dict[str, int] = {}
+    for state in OPEN_STATES:
+        # applications_state (state, received_at): covering; open applications are few
+        by_state[state] = c.execute("SELECT COUNT(*) FROM applications WHERE state=?", (state,)).fetchone()[0]
+    for state, event in FINISHING_EVENTS.items():
+        # events_type_at: covering, one day of the type
+        by_state[state] = c.execute(
+            "SELECT COUNT(*) FROM events WHERE type=? AND at>=?", (event, now - DAY)
+        ).fetchone()[0]
+    # tasks_due (state, due_at): covering
+    in_flight = c.execute("SELECT COUNT(*) FROM tasks WHERE state=?", (TaskState.LEASED,)).fetchone()[0]
+    # applications_received (received_at): covering
+    received = c.execute("SELECT COUNT(*) FROM applications WHERE received_at>=?", (now - HOUR,)).fetchone()[
+        0
+    ]
+    return LiveCounters(by_state=by_state, in_flight=in_flight, received_last_hour=received)
+
+
+Read = Callable[[Callable[[sqlite3.Connection], T]], Awaitable[T]]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The shown window in whole hours, the last one running."""
+
+    start: float
+    until: float
+    hours: int
+
+    @classmethod
+    def up_to(cls, now: float, seconds: int) -> Window:
+        """The window of `seconds` (whole hours) whose last hour contains `now`."""
+        hours = max(1, seconds // HOUR)
+        start = (math.floor(now / HOUR) - hours + 1) * HOUR
+        return cls(start, start + hours * HOUR, hours)
+
+
+async def figures(read: Read[Any], now: float, window_seconds: int, path: str) -> JournalFigures:
+    """The dashboard's figures over `window_seconds` up to `now`, in whole hours (the last one running).
+
+    Each part is its own job on the journal's reader thread (`read`): a worker's read waits for one part,
+    never for the whole dashboard.
+    """
+    window = Window.up_to(now, window_seconds)
+    hours: list[HourFigures] = await read(lambda c: _hours(c, window))
+    routes: list[RouteFigures] = await read(lambda c: _routes(c, window))
+    targets: dict[str, TargetWork] = await read(lambda c: _targets(c, now, window))
+    live: LiveCounters = await read(lambda c: counters(c, now))
+    purged: purge_sqlite.PurgeTotals = await read(purge_sqlite.totals)
+    by_state: dict[str, int] = defaultdict(int)
+    for route in routes:
+        for state, n in route.by_state.items():
+            by_state[state] += n
+    return JournalFigures(
+        counters=live,
+        received_in_window_by_state=dict(by_state),
+        hours=hours,
+        routes=routes,
+        targets=targets,
+        journal_bytes=await read(lambda c: _size(c, path)),
+        purged_applications=purged.applications,
+        purged_blobs=purged.blobs,
+        purged_bytes=purged.size,
+        last_purge_at=datetime.fromtimestamp(purged.last_run, UTC) if purged.last_run else None,
+    )
+
+
+def _hours(c: sqlite3.Connection, window: Window) -> list[HourFigures]:
+    start, until = window.start, window.until
+    series = [HourFigures(start=datetime.fromtimestamp(start + i * HOUR, UTC)) for i in range(window.hours)]
+    bucket = "CAST((?2 - ?1) / 3600 AS INTEGER)"  # ?1: window start, ?2: the row's time
+    # applications_received (received_at): covering
+    for h, n in c.execute(
+        f"SELECT {bucket.replace('?2', 'received_at')}, COUNT(*) FROM applications "
+        "WHERE received_at>=?1 AND received_at<?2 GROUP BY 1",
+        (start, until),
+    ):
+        series[h].received = n
+    # events_type_at: the window's step.dead events, each looked up for its application
+    for h, n in c.execute(
+        f"SELECT {bucket.replace('?2', 'at')}, COUNT(DISTINCT application_id) FROM events "
+        "WHERE type=?3 AND at>=?1 AND at<?2 GROUP BY 1",
+        (start, until, DEAD_STEP),
+    ):
+        series[h].dead = n
+    # events_type_at for the window's completions, then each application by its primary key (CROSS
+    # JOIN keeps that order: the window's events are few, the applications many)
+    durations: dict[int, list[float]] = defaultdict(list)
+    for at, received_at in c.execute(
+        "SELECT e.at, a.received_at FROM events e CROSS JOIN applications a ON a.id=e.application_id "
+        "WHERE e.type=? AND e.at>=? AND e.at<?",
+        (COMPLETED, start, until),
+    ):
+        durations[int((at - start) // HOUR)].append(max(0.0, at - received_at))
+    for h, taken in durations.items():
+        taken.sort()
+        series[h].filed = len(taken)
+        series[h].median_seconds = _quantile(taken, 0.5)
+        series[h].p90_seconds = _quantile(taken, 0.9)
+    return series
+
+
+def _routes(c: sqlite3.Connection, window: Window) -> list[RouteFigures]:
+    by_route: dict[str | None, dict[str, int]] = defaultdict(dict)
+    # applications_received (received_at), each row looked up for its route and state
+    for route, state, n in c.execute(
+        "SELECT route, state, COUNT(*) FROM applications WHERE received_at>=? AND received_at<? "
+        "GROUP BY route, state",
+        (window.start, window.until),
+    ):
+        by_route[route][state] = n
+    routes = [RouteFigures(route=r, by_state=s) for r, s in by_route.items()]
+    routes.sort(key=lambda r: (-r.total, r.route or ""))
+    return routes
+
+
+def _targets(c: sqlite3.Connection, now: float, window: Window) -> dict[str, TargetWork]:
+    start, until = window.start, window.until
+    work: dict[str, TargetWork] = defaultdict(TargetWork)
+    marks = ",".join("?" * len(OPEN_TASK_STATES))
+    # tasks_claim (state, target, due_at): covering; only the open steps, never the finished history
+    for target, state, n, due in c.execute(
+        f"SELECT target, state, COUNT(*), SUM(due_at<=?) FROM tasks WHERE state IN ({marks}) "
+        "GROUP BY target, state",
+        (now, *OPEN_TASK_STATES),
+    ):
+        if not target:
+            continue  # the hub's own steps (identity, map) have no target
+        figures = work[target]
+        if state == TaskState.LEASED:
+            figures.in_flight = n
+        elif state == TaskState.DEAD:
+            figures.dead = n
+        elif state == TaskState.PENDING:
+            figures.due += due
+            figures.waiting += n - due
+        else:
+            figures.waiting += n
+    # events_type_at: the window's deliveries, covering
+    for target, n in c.execute(
+        "SELECT target, COUNT(*) FROM events WHERE type=? AND at>=? AND at<? GROUP BY target",
+        (DELIVERED, start, until),
+    ):
+        if target:
+            work[target].done_in_window = n
+    # events_type_at: the window's failures; SQLite takes the bare columns `at` and `data` from the row
+    # that has MAX(at), the last failure of each target
+    for target, n, at, data in c.execute(
+        "SELECT target, COUNT(*), MAX(at), data FROM events WHERE type IN (?,?) AND at>=? AND at<? "
+        "GROUP BY target",
+        (FAILED_STEP, DEAD_STEP, start, until),
+    ):
+        if not target:
+            continue
+        error = json.loads(data)
+        figures = work[target]
+        figures.failed_in_window = n
+        figures.last_error_at = datetime.fromtimestamp(at, UTC)
+        figures.last_error_code = error.get("error_code")
+        figures.last_error = error.get("error")
+    return dict(work)
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    # Nearest rank: a duration one of the applications really took.
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def _size(c: sqlite3.Connection, path: str) -> int:
+    """The journal's bytes on disk: the database file and its write-ahead log."""
+    if path == ":memory:":
+        pages, size = (
+            c.execute("PRAGMA page_count").fetchone()[0],
+            c.execute("PRAGMA page_size").fetchone()[0],
+        )
+        return int(pages * size)
+    total = 0
+    for name in (path, path + "-wal"):
+        with contextlib.suppress(FileNotFoundError):
+            total += os.stat(name).st_size
+    return total
