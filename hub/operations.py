@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel
 
 from hub.actions import MAX_REASON, Action, OperatorAction, TargetPause
+from hub.application_files import ApplicationFile, application_files, file_kind
+from hub.blobs import BlobNotFound
 from hub.certificates import CORE, CertificateInfo, CertificateReport, assess
 from hub.connectors import CheckResult
 from hub.diagnostics import ConnectorDiagnostics, collect
@@ -85,6 +87,10 @@ class ApplicationView:
     timeline: list[Event]
     tasks: list[Task]
     application: Application | None
+
+    def files(self) -> list[ApplicationFile]:
+        """Its rendition, attachments and original (without blobs once purged)."""
+        return application_files(self.application, self.tasks) if self.application else []
 
 
 class ConnectorCheck(BaseModel):
@@ -156,6 +162,29 @@ class Operations:
             tasks=await self.journal.tasks(application_id),
             application=await self.journal.get_application(application_id),
         )
+
+    async def open_file(
+        self, application_id: str, file_id: str
+    ) -> tuple[ApplicationFile, AsyncIterator[bytes]]:
+        """One file of an application with its size, and its content as a stream.
+
+        `NotFound` if the application has no such file (or its blob is gone), `Refused` if a retention
+        purge deleted it.
+        """
+        application = await self.journal.get_application(application_id)
+        if application is None:
+            raise NotFound(f"no application {application_id}")
+        if application.purged is not None and file_kind(file_id) is not None:
+            raise Refused(f"the files of application {application_id} were deleted after their retention")
+        files = application_files(application, await self.journal.tasks(application_id))
+        found = next((f for f in files if f.id == file_id and f.blob is not None), None)
+        if found is None or found.blob is None:
+            raise NotFound(f"application {application_id} has no file {file_id!r}")
+        try:
+            info = await self.hub.blobs.info(found.blob)
+        except BlobNotFound:
+            raise NotFound(f"the content of {file_id!r} is no longer in the blob store") from None
+        return found.model_copy(update={"size": info.size}), self.hub.blobs.read(found.blob)
 
     async def audit(
         self, action: Action | None = None, operator: str | None = None, limit: int = 100, offset: int = 0
@@ -396,6 +425,7 @@ async def operating(
 
 
 __all__ = [
+    "ApplicationFile",
     "ApplicationView",
     "ConnectorCheck",
     "Invalid",
