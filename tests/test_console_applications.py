@@ -28,8 +28,8 @@ from test_e2e_enaio import (  # noqa: F401 (fixtures)
 )
 from test_e2e_enaio import Simulator as Enaio
 
-from hub.console.applications import content_disposition
-from hub.models import ApplicationState
+from hub.console.applications import PAGE_SIZE, content_disposition
+from hub.models import Application, ApplicationState, Event
 from hub.testing.console import ConsoleClient
 from hub.testing.harness import RunningHub, stop_hub
 
@@ -424,3 +424,29 @@ async def test_an_unknown_application_is_a_german_404(
 )
 def test_a_file_name_cannot_steer_the_download(name: str, header: str) -> None:
     assert content_disposition(name) == header
+
+
+async def test_results_come_in_pages_with_bookmarkable_addresses(hub_factory: Any) -> None:
+    running: RunningHub = await hub_factory(
+        {"out": {"type": "log"}},
+        [],
+        env=ENV,
+        server={"listen": "127.0.0.1:0", "admin_tokens": PEOPLE[:1]},
+    )
+    ids = []
+    for n in range(PAGE_SIZE + 1):
+        app = Application(source="portal", external_id=f"P-{n:03d}", service="hundesteuer")
+        app.received_at = app.received_at + timedelta(seconds=n)  # newest last
+        await running.journal.intake(app, [Event(application_id=app.id, type="application.received")], [])
+        ids.append(app.id)
+    async with await logged_in(running, VIEWER_TOKEN) as viewer:
+        status, _, page = await open_page(viewer, "/ui/applications", service="hundesteuer")
+        assert status == 200
+        assert [row[0] for row in rows(page, "results")] == ids[::-1][:PAGE_SIZE]
+        assert page.xpath('//a[@id="page-prev"]') == []
+        (following,) = page.xpath('//a[@id="page-next"]/@href')
+        assert following == "/ui/applications?service=hundesteuer&page=2"
+        status, _, page = await open_page(viewer, following)
+        assert [row[0] for row in rows(page, "results")] == [ids[0]]
+        assert page.xpath('//a[@id="page-next"]') == []
+        assert page.xpath('//a[@id="page-prev"]/@href') == ["/ui/applications?service=hundesteuer&page=1"]
