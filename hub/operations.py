@@ -387,7 +387,8 @@ class Operations:
 
 def _need_filter(where: ApplicationFilter) -> None:
     # An empty selection must not mean "everything": the operator says so explicitly.
-    if not any((where.state, where.route, where.service, where.q, where.ids, where.find)):
+    dated = where.received_from or where.received_until
+    if not any((where.state, where.route, where.service, where.q, where.ids, where.find, dated)):
         raise Invalid('give a filter, e.g. state "dead" to replay every dead application')
     if where.state not in (None, ApplicationState.DEAD):
         raise Invalid("only dead applications are replayed: leave the state out or give dead")

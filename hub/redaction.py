@@ -3,7 +3,9 @@
 Viewers see metadata only. Error texts may quote form fields or the applicant's name, so a viewer sees
 an error's code instead; a task's result holds the mapped record (index data, document and attachment
 names), so a viewer sees none; timeline data keep only the fields `hub.events.VIEWER_FIELDS` names.
-Operators and admins (``personal=True``) see everything unchanged.
+The ids other systems gave an application (its correlations, the `ids` on its timeline) are metadata
+that a retention purge keeps too: viewers see them. Operators and admins (``personal=True``) see
+everything unchanged.
 """
 
 from __future__ import annotations

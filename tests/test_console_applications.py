@@ -270,6 +270,9 @@ async def test_an_operator_downloads_the_files_as_stored_until_they_are_purged(
                 assert response.headers["Content-Type"] == expected[file_id][1]
                 assert response.headers["Content-Disposition"].startswith("attachment; ")
                 assert response.headers["Cache-Control"] == "no-store"
+            async with browser.http.head(browser.url + href) as response:
+                assert response.status == 200
+                assert response.headers["Content-Length"] == str(len(expected[file_id][0]))
         async with browser.http.get(browser.url + links["attachment-1"]) as response:
             assert response.headers["Content-Disposition"] == (
                 'attachment; filename="Personalausweis_Gro.pdf"; '

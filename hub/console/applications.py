@@ -390,8 +390,9 @@ def add_routes(app: web.Application, hub: Hub) -> None:
         if found.size is not None:
             response.content_length = found.size
         await response.prepare(request)
-        async for chunk in content:
-            await response.write(chunk)
+        if request.method != "HEAD":  # a HEAD asks for the headers only (the stream is never opened)
+            async for chunk in content:
+                await response.write(chunk)
         await response.write_eof()
         return response
 
