@@ -27,8 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hub.actions import MAX_REASON
 from hub.config import route_services
 from hub.console.guard import guarded, person_of, sees_personal_data
-from hub.console.labels import APPLICATION_STATES, EVENTS, FILE_KINDS, STEPS, TASK_STATES, label
-from hub.console.templating import LOCAL, render
+from hub.console.labels import APPLICATION_STATES, EVENTS, FIELDS, FILE_KINDS, STEPS, TASK_STATES, label
+from hub.console.templating import LOCAL, local_time, render
 from hub.events import OPERATOR_PREFIX, PRODUCED_IDS, REDACTED
 from hub.journal import ApplicationFilter, TaskState
 from hub.models import ApplicationState, Event
@@ -167,19 +167,23 @@ def timeline_entries(events: list[Event]) -> list[TimelineEntry]:
                 ids={str(k): str(v) for k, v in ids.items()} if isinstance(ids, dict) else {},
                 operator=operator,
                 reason=_shown(reason) if reason is not None else None,
-                details=[(k, _shown(v)) for k, v in data.items() if v is not None],
+                details=[(label(FIELDS, k), _shown(v, k)) for k, v in data.items() if v is not None],
             )
         )
     return entries
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, key: str = "") -> str:
     if value == REDACTED:
         return "(ausgeblendet)"
     if isinstance(value, bool):
         return "ja" if value else "nein"
     if isinstance(value, str):
         return value
+    if key == "retry_at" and isinstance(value, int | float):
+        return local_time(datetime.fromtimestamp(value, UTC))
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return ", ".join(str(v) for v in value)
     return json.dumps(value, ensure_ascii=False, default=str)
 
 

@@ -65,6 +65,43 @@ EVENTS: dict[str, str] = {
 }
 
 
+# The fields of timeline entries' data (`hub.events` and the pipeline's events).
+FIELDS: dict[str, str] = {
+    "answer_id": "Antwort-Kennung",
+    "asserted_by": "bestätigt durch",
+    "attachments": "Anlagen",
+    "attempt": "Versuch",
+    "blobs": "Dateien",
+    "case_number": "Fallnummer",
+    "code": "Code",
+    "credential_fields": "Felder mit Zugangsdaten",
+    "decision": "Bescheid",
+    "documents": "Dokumente",
+    "duplicate": "schon vorhanden",
+    "error": "Fehler",
+    "error_code": "Fehlercode",
+    "file_number": "Aktenzeichen",
+    "kind": "Art",
+    "level": "Vertrauensniveau",
+    "means": "Mittel",
+    "message": "Nachricht",
+    "permanent": "endgültig",
+    "policy": "Aufbewahrungsregel",
+    "previous_state": "Status vorher",
+    "probe": "Probe",
+    "reason": "Grund",
+    "reference": "Referenz",
+    "retention_days": "Aufbewahrung (Tage)",
+    "retry_at": "nächster Versuch",
+    "revision": "Fassung",
+    "route": "Route",
+    "service": "Leistung",
+    "source": "Quelle",
+    "status": "Status",
+    "targets": "Ziele",
+    "tasks": "Schritte",
+}
+
 FILE_KINDS: dict[str, str] = {
     FileKind.RENDITION: "Antrag als PDF",
     FileKind.ATTACHMENT: "Anlage",
