@@ -491,7 +491,7 @@ def _retention_problems(retention: RetentionConfig, routes: list[RouteConfig], a
     seen: set[str] = set()
     catch_all: int | None = None
     route_names = {route.name for route in routes}
-    services = _route_services(routes)
+    services = route_services(routes)
     for i, policy in enumerate(retention.policies):
         loc: KeyPath = ("retention", "policies", i)
         problems += _unknown(
@@ -531,7 +531,7 @@ def _alerts_problems(alerts: AlertsConfig, raw: Any, routes: list[RouteConfig], 
     return problems
 
 
-def _route_services(routes: list[RouteConfig]) -> set[str] | None:
+def route_services(routes: list[RouteConfig]) -> set[str] | None:
     """The services the routes take (`when.service`); None when a route takes every service."""
     services: set[str] = set()
     for route in routes:

@@ -24,6 +24,9 @@ OPERATOR_ABANDONED = "operator.abandoned"
 APPLICATION_PURGED = "application.purged"
 
 REDACTED = "[redacted]"
+# The ids a step produced in another system (correlation key -> value, e.g. ``{"enaio.akte": "4711"}``),
+# on the timeline entry of the step that produced them: ids, never personal data, kept after a purge.
+PRODUCED_IDS = "ids"
 
 # Event data fields that never carry personal data: ids, counts, codes, names of connectors and steps.
 VIEWER_FIELDS = frozenset(
@@ -38,6 +41,7 @@ VIEWER_FIELDS = frozenset(
         "duplicate",
         "error_code",
         "file_number",
+        PRODUCED_IDS,
         "kind",
         "level",
         "means",

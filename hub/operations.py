@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field
 
 from hub.actions import MAX_REASON, Action, OperatorAction, TargetPause
+from hub.application_files import ApplicationFile, application_files, file_kind
+from hub.blobs import BlobNotFound
 from hub.certificates import CORE, CertificateInfo, CertificateReport, assess
 from hub.connectors import CheckResult
 from hub.dashboard import (
@@ -94,6 +96,10 @@ class ApplicationView:
     timeline: list[Event]
     tasks: list[Task]
     application: Application | None
+
+    def files(self) -> list[ApplicationFile]:
+        """Its rendition, attachments and original (without blobs once purged)."""
+        return application_files(self.application, self.tasks) if self.application else []
 
 
 class ConnectorCheck(BaseModel):
@@ -212,6 +218,29 @@ class Operations:
             tasks=await self.journal.tasks(application_id),
             application=await self.journal.get_application(application_id),
         )
+
+    async def open_file(
+        self, application_id: str, file_id: str
+    ) -> tuple[ApplicationFile, AsyncIterator[bytes]]:
+        """One file of an application with its size, and its content as a stream.
+
+        `NotFound` if the application has no such file (or its blob is gone), `Refused` if a retention
+        purge deleted it.
+        """
+        application = await self.journal.get_application(application_id)
+        if application is None:
+            raise NotFound(f"no application {application_id}")
+        if application.purged is not None and file_kind(file_id) is not None:
+            raise Refused(f"the files of application {application_id} were deleted after their retention")
+        files = application_files(application, await self.journal.tasks(application_id))
+        found = next((f for f in files if f.id == file_id and f.blob is not None), None)
+        if found is None or found.blob is None:
+            raise NotFound(f"application {application_id} has no file {file_id!r}")
+        try:
+            info = await self.hub.blobs.info(found.blob)
+        except BlobNotFound:
+            raise NotFound(f"the content of {file_id!r} is no longer in the blob store") from None
+        return found.model_copy(update={"size": info.size}), self.hub.blobs.read(found.blob)
 
     async def audit(
         self, action: Action | None = None, operator: str | None = None, limit: int = 100, offset: int = 0
@@ -445,7 +474,8 @@ class Operations:
 
 def _need_filter(where: ApplicationFilter) -> None:
     # An empty selection must not mean "everything": the operator says so explicitly.
-    if not any((where.state, where.route, where.service, where.q, where.ids, where.find)):
+    dated = where.received_from or where.received_until
+    if not any((where.state, where.route, where.service, where.q, where.ids, where.find, dated)):
         raise Invalid('give a filter, e.g. state "dead" to replay every dead application')
     if where.state not in (None, ApplicationState.DEAD):
         raise Invalid("only dead applications are replayed: leave the state out or give dead")
@@ -483,6 +513,7 @@ async def operating(
 
 
 __all__ = [
+    "ApplicationFile",
     "ApplicationView",
     "ConnectorCheck",
     "Dashboard",

@@ -38,6 +38,7 @@ from hub.connectors import (
     Source,
 )
 from hub.errors import Permanent, Rejection
+from hub.events import PRODUCED_IDS
 from hub.journal import (
     AfterAll,
     ApplicationPatch,
@@ -148,6 +149,8 @@ class Pipeline:
                 "service": app.service,
                 "source": app.source,
                 "attachments": len(app.attachments),
+                # the ids its source gave it (the source's id, the message's, the portal's reference)
+                **({PRODUCED_IDS: dict(app.correlations)} if app.correlations else {}),
             },
         )
         # The blobs stay if the application is stored: kept before the write, since a cancelled wait
@@ -458,6 +461,7 @@ class Pipeline:
                         "reference": delivery.reference,
                         "duplicate": delivery.duplicate,
                         "file_number": delivery.file_number,
+                        PRODUCED_IDS: correlations,
                     },
                 )
             ],
@@ -525,15 +529,16 @@ class Pipeline:
         )
         sent = await notifier.notify(app, receipt)
         step = task.step
+        ids = notified_ids(f"{task.target}.{receipt.kind.value}", sent)
         return Completion(
-            patch=notified_ids(f"{task.target}.{receipt.kind.value}", sent),
+            patch=ids,
             events=[
                 Event(
                     application_id=app.id,
                     type="receipt.sent",
                     step=step,
                     target=task.target,
-                    data={"kind": receipt.kind.value},
+                    data={"kind": receipt.kind.value, PRODUCED_IDS: ids.correlations if ids else {}},
                 )
             ],
             after_all=AfterAll(
@@ -622,10 +627,10 @@ class Pipeline:
 
     async def _record(self, app: Application) -> FileRecord:
         """The mapped record: the one mapped again with an assigned Aktenzeichen, once there is one."""
-        mapped = [t.result for t in await self.journal.tasks(app.id) if t.step in (MAP, REMAP) and t.result]
-        if not mapped:
+        record = mapped_record(await self.journal.tasks(app.id))
+        if record is None:
             raise Permanent("the application has no mapped record yet")
-        return FileRecord.model_validate(mapped[-1])
+        return record
 
     def _connector(self, name: str, role: type[C]) -> C:
         connector = self.connectors.get(name)
@@ -634,6 +639,12 @@ class Pipeline:
         if not isinstance(connector, role):
             raise Permanent(f"connector {name!r} is not a {role.role}")
         return connector
+
+
+def mapped_record(tasks: Sequence[Task]) -> FileRecord | None:
+    """The application's mapped record among its `tasks`: the latest map (or remap) that produced one."""
+    mapped = [t.result for t in tasks if t.step in (MAP, REMAP) and t.result]
+    return FileRecord.model_validate(mapped[-1]) if mapped else None
 
 
 def file_number_assigned(application_id: str, target: str, file_number: str, via: str) -> FileNumberAssigned:

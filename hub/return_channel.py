@@ -34,6 +34,7 @@ from hub.answers import Answer, AnswerOutcome, AnswerRecord
 from hub.config import OnAnswer, RouteConfig
 from hub.connectors import DeliveryContext, Notifier, Sink
 from hub.errors import Permanent
+from hub.events import PRODUCED_IDS
 from hub.journal import (
     AfterAll,
     AnswerEffects,
@@ -129,6 +130,7 @@ class ReturnChannel:
                 "status": answer.status.value,
                 "case_number": answer.case_number,
                 "decision": answer.decision is not None,
+                PRODUCED_IDS: {f"{connector}.answer_id": answer.answer_id, **correlations},
             },
         )
         patch = ApplicationPatch(correlations=correlations)
@@ -209,6 +211,7 @@ class ReturnChannel:
                         "reference": delivery.reference,
                         "duplicate": delivery.duplicate,
                         "documents": len(record.documents),
+                        PRODUCED_IDS: correlations,
                     },
                 )
             ],
@@ -232,8 +235,9 @@ class ReturnChannel:
             documents=[answer.decision] if answer.decision and on_answer.attaches_decision else [],
         )
         sent = await notifier.notify(app, receipt)
+        ids = notified_ids(f"{task.target}.status.{answer.answer_id}", sent)
         return Completion(
-            patch=notified_ids(f"{task.target}.status.{answer.answer_id}", sent),
+            patch=ids,
             events=[
                 Event(
                     application_id=app.id,
@@ -244,6 +248,7 @@ class ReturnChannel:
                         "kind": receipt.kind.value,
                         "status": answer.status.value,
                         "answer_id": answer.answer_id,
+                        PRODUCED_IDS: ids.correlations if ids else {},
                     },
                 )
             ],

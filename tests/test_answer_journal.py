@@ -140,6 +140,12 @@ async def test_any_id_is_found_by_index(tmp_path: Path) -> None:
             found = await journal.list_applications(ApplicationFilter(find=any_id))
             assert [a.id for a in found] == [app.id], any_id
         assert await journal.list_applications(ApplicationFilter(find="1")) == []  # exact, not a substring
+        # The id a Fachverfahren gave its answer (an event id, a status message's) finds it too.
+        await delivered(journal, application("ext-3"), "fv", case="R-3")
+        answer = Answer(answer_id="evt-2026-77", reference="R-3", status=AnswerStatus.ACCEPTED)
+        stored = await journal.store_answer("fv", answer, no_effects)
+        found = await journal.list_applications(ApplicationFilter(find="evt-2026-77"))
+        assert [a.id for a in found] == [stored.application_id]
     finally:
         await journal.close()
     conn = sqlite3.connect(tmp_path / "j.db")
@@ -147,12 +153,14 @@ async def test_any_id_is_found_by_index(tmp_path: Path) -> None:
         str(r)
         for r in conn.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM applications WHERE id=? OR external_id=? OR file_number=? "
-            "OR id IN (SELECT application_id FROM correlations WHERE value=?)",
-            ("x",) * 4,
+            "OR id IN (SELECT application_id FROM correlations WHERE value=?) "
+            "OR id IN (SELECT application_id FROM answers WHERE answer_id=?)",
+            ("x",) * 5,
         )
     )
     conn.close()
     assert "SCAN applications" not in plan and "correlations_value" in plan, plan
+    assert "SCAN answers" not in plan and "answers_answer_id" in plan, plan
 
 
 async def test_a_journal_from_before_answers_is_migrated(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import os
 import re
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -134,8 +134,15 @@ def start_hub(hub_factory: Any, enaio: Simulator) -> StartHub:
     """Start a hub FormCycle → enaio with the given mapping file (default: the example mapping)."""
 
     async def start(
-        mapping: Path = MAPPING, subdir: str = "hub", receipts: bool = False, **formcycle: Any
+        mapping: Path = MAPPING,
+        subdir: str = "hub",
+        receipts: bool = False,
+        people: Sequence[dict[str, str]] = (),
+        env: dict[str, str] | None = None,
+        settings: dict[str, Any] | None = None,
+        **formcycle: Any,
     ) -> RunningHub:
+        """`people`: more admin tokens (their ${ENV} values in `env`); `settings`: more hub settings."""
         connectors = {
             "formcycle": {
                 **formcycle,
@@ -179,9 +186,14 @@ def start_hub(hub_factory: Any, enaio: Simulator) -> StartHub:
             routes[0]["notify"] = ["receipts"]
         server = {
             "listen": "127.0.0.1:0",
-            "admin_tokens": [{"name": "operations", "token": "${AKTENHUB_ADMIN_TOKEN}", "role": "operator"}],
+            "admin_tokens": [
+                {"name": "operations", "token": "${AKTENHUB_ADMIN_TOKEN}", "role": "operator"},
+                *people,
+            ],
         }
-        running: RunningHub = await hub_factory(connectors, routes, env=ENV, subdir=subdir, server=server)
+        running: RunningHub = await hub_factory(
+            connectors, routes, env={**ENV, **(env or {})}, subdir=subdir, server=server, **(settings or {})
+        )
         return running
 
     return start

@@ -12,7 +12,7 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -1011,3 +1011,21 @@ async def test_a_guest_beside_an_older_hub_is_refused_and_never_recovers(db_path
         assert await guest.operator_actions() == []
     finally:
         await guest.close()
+
+
+async def test_a_date_range_lists_what_was_received_in_it(journal: SqliteJournal) -> None:
+    early, middle, late = (application(n, received=h * 3600.0) for n, h in (("a", 0), ("b", 1), ("c", 2)))
+    for app in (early, middle, late):
+        await take_in(journal, app)
+    start = datetime.fromtimestamp(START, UTC)
+
+    async def listed(**dates: datetime) -> list[str]:
+        return [s.external_id for s in await journal.list_applications(ApplicationFilter(**dates))]
+
+    assert await listed(received_from=start + timedelta(hours=1)) == ["c", "b"]  # from: inclusive
+    assert await listed(received_until=start + timedelta(hours=1)) == ["a"]  # until: exclusive
+    assert await listed(received_from=start, received_until=start + timedelta(hours=2)) == ["b", "a"]
+    where = ApplicationFilter(received_from=start, received_until=start + timedelta(hours=2))
+    assert where.describe() == (
+        "received_from=2023-11-14T22:13:20+00:00 received_until=2023-11-15T00:13:20+00:00"
+    )

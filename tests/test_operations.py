@@ -9,15 +9,20 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import yaml
 from click.testing import CliRunner, Result
 
 from hub.cli import main
+from hub.journal import ApplicationFilter
 from hub.models import ApplicationState
+from hub.operations import Invalid
 from hub.testing.harness import RunningHub, base_settings, stop_hub
 
 TOKEN = "formcycle-token-0123456789"
@@ -287,3 +292,22 @@ async def test_abandon_by_cli_beside_the_hub_names_the_operator(tmp_path: Path, 
         "previous_state": "dead",
     }
     assert await metric(running, "aktenhub_operator_actions_total", 'action="abandoned"') == 1
+
+
+async def test_a_day_of_receipt_is_a_filter_a_bulk_replay_can_be_limited_to(
+    tmp_path: Path, hub_factory: Any
+) -> None:
+    running, _ = await start(hub_factory, tmp_path, blocked=True)
+    app_id = await submit(running, "jagdschein", "FC-DAY-1")
+    assert await running.wait_for_state(app_id) == ApplicationState.DEAD
+    received = (await running.journal.get_summary(app_id)).received_at
+    operations = running.hub.operations
+
+    that_day = ApplicationFilter(received_from=received - timedelta(hours=1), received_until=received)
+    assert (await operations.replay_preview(that_day)).count == 0  # until: before, not at
+    that_day = replace(that_day, received_until=received + timedelta(seconds=1))
+    preview = await operations.replay_preview(that_day)
+    assert preview.count == 1 and preview.filter.startswith("received_from=")
+    assert await operations.replay_bulk(that_day, "ops", "Ordner wieder da") == [app_id]
+    with pytest.raises(Invalid):  # no filter at all is still refused, not "everything"
+        await operations.replay_preview(ApplicationFilter())

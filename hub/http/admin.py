@@ -3,10 +3,11 @@
 Every action goes through `hub.operations` (the same layer the CLI uses), on behalf of the token's name.
 
 Roles: a viewer sees metadata only — no application document, no detailed error texts (only their
-codes), no task results, timeline data redacted, `q` matching ids, external ids, service and file
-number only, no reasons of target pauses. An operator sees everything, replays, pauses and resumes
-targets and reads the audit trail; an admin also abandons applications. Every
-answer under /api/ carries ``Cache-Control: no-store``: it may hold personal data or tokens' effects.
+codes), no task results, timeline data redacted (the rules live in `hub.redaction`, shared with the
+console), `q` matching ids, external ids, service and file number only, no reasons of target pauses.
+An operator sees everything, replays, pauses and resumes targets and reads the audit trail; an admin
+also abandons applications. Every answer under /api/ carries ``Cache-Control: no-store``: it may hold
+personal data or tokens' effects.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 from hub.actions import MAX_REASON, Action, OperatorAction, TargetPause
 from hub.certificates import CertificateReport
 from hub.diagnostics import ConnectorDiagnostics
-from hub.events import redact_for_viewer
 from hub.gate import TargetStatus
 from hub.http.auth import CALLER, RANK, ROLE
 from hub.http.openapi import ApiRoutes, Operation
-from hub.journal import ApplicationFilter, ApplicationSummary, Task
+from hub.journal import ApplicationFilter, ApplicationSummary
 from hub.models import Application, ApplicationState, Event
 from hub.operations import Invalid, NotFound, Refused, UpstreamFailed
+from hub.redaction import TaskView, summary_view, task_view, timeline_view
 from hub.retention import PurgeReport
 
 if TYPE_CHECKING:
@@ -155,20 +156,6 @@ class AuditQuery(Page):
 
     action: Action | None = None
     operator: str | None = Field(None, max_length=MAX_QUERY, description="token name or CLI user")
-
-
-class TaskView(BaseModel):
-    """One step of an application's work; viewers see error codes and no results."""
-
-    id: int
-    step: str
-    target: str | None
-    state: str = Field(description="pending, leased, done or dead")
-    attempts: int
-    last_error: str | None = Field(description="viewers: its code only")
-    error_code: str | None
-    due_at: float = Field(description="Unix time it is due")
-    result: dict[str, Any] | None = Field(description="the step's result; viewers: null")
 
 
 class ApplicationList(Page):
@@ -389,34 +376,6 @@ def page_query(request: web.Request, allowed: frozenset[str]) -> tuple[int, int,
     return limit, offset, params
 
 
-def _safe_error(error: str | None, code: str | None) -> str | None:
-    """What a viewer sees of an error: its code, never the text (it may quote personal data)."""
-    if error is None and code is None:
-        return None
-    return code or "unspecified"
-
-
-def _summary(summary: ApplicationSummary, personal: bool) -> ApplicationSummary:
-    if personal:
-        return summary
-    return summary.model_copy(update={"error": _safe_error(summary.error, summary.error_code)})
-
-
-def _task(t: Task, personal: bool) -> TaskView:
-    return TaskView(
-        id=t.id,
-        step=t.step,
-        target=t.target or None,
-        state=t.state,
-        attempts=t.attempts,
-        last_error=t.last_error if personal else _safe_error(t.last_error, t.error_code),
-        error_code=t.error_code,
-        due_at=t.due_at,
-        # Results hold the mapped record: index data, document and attachment names.
-        result=t.result if personal else None,
-    )
-
-
 async def _no_store(request: web.Request, response: web.StreamResponse) -> None:
     # A signal rather than a middleware: it also reaches the router's 404/405 and error answers.
     if request.path.startswith(API_PREFIX):
@@ -443,7 +402,7 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
         rows = await hub.journal.list_applications(where, limit=limit, offset=offset)
         full = sees_personal_data(request)
         return answer(
-            ApplicationList(applications=[_summary(r, full) for r in rows], limit=limit, offset=offset)
+            ApplicationList(applications=[summary_view(r, full) for r in rows], limit=limit, offset=offset)
         )
 
     async def get_application(request: web.Request) -> web.Response:
@@ -457,9 +416,9 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
             return refusal(exc)
         full = sees_personal_data(request)
         detail = ApplicationDetail(
-            **dict(_summary(view.summary, full)),
-            timeline=[e if full else redact_for_viewer(e) for e in view.timeline],
-            tasks=[_task(t, full) for t in view.tasks],
+            **dict(summary_view(view.summary, full)),
+            timeline=timeline_view(view.timeline, full),
+            tasks=[task_view(t, full) for t in view.tasks],
             application=view.application,
         )
         # The document holds personal data: operators see it, viewers see the metadata only.

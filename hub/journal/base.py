@@ -247,10 +247,14 @@ class ApplicationFilter:
     # Exactly one of the ids any system gave the application: its id, external id, Aktenzeichen, or a
     # correlation value (e-file ids, case numbers, message ids). Looked up by index, never scanned.
     find: str | None = None
+    # Received at or after `received_from` and before `received_until` (UTC; the console's date range).
+    received_from: datetime | None = None
+    received_until: datetime | None = None
 
     def describe(self) -> str:
         """The filter in one line for the audit trail, e.g. ``state=dead route=bauamt``."""
-        if len(self.ids) == 1 and not any((self.state, self.route, self.service, self.q, self.find)):
+        dated = self.received_from or self.received_until
+        if len(self.ids) == 1 and not any((self.state, self.route, self.service, self.q, self.find, dated)):
             return self.ids[0]
         parts = [
             f"{k}={v}"
@@ -260,6 +264,8 @@ class ApplicationFilter:
                 ("service", self.service),
                 ("q", self.q),
                 ("find", self.find),
+                ("received_from", self.received_from and self.received_from.isoformat()),
+                ("received_until", self.received_until and self.received_until.isoformat()),
             )
             if v
         ]

@@ -189,6 +189,7 @@ CREATE TABLE IF NOT EXISTS answers (
     UNIQUE (connector, answer_id)
 );
 CREATE INDEX IF NOT EXISTS answers_application ON answers (application_id, id);
+CREATE INDEX IF NOT EXISTS answers_answer_id ON answers (answer_id);
 -- every id other systems gave an application (its `correlations`), kept in step with its document so
 -- that any of them finds it by index
 CREATE TABLE IF NOT EXISTS correlations (
@@ -1650,9 +1651,17 @@ def _where(f: ApplicationFilter, dead_only: bool = False) -> tuple[str, tuple[An
     if f.find:
         clauses.append(
             "(id=? OR external_id=? OR file_number=? "
-            "OR id IN (SELECT application_id FROM correlations WHERE value=?))"
+            "OR id IN (SELECT application_id FROM correlations WHERE value=?) "
+            # the id a Fachverfahren gave one of its answers (a status message, an event)
+            "OR id IN (SELECT application_id FROM answers WHERE answer_id=?))"
         )
-        params.extend([f.find] * 4)
+        params.extend([f.find] * 5)
+    if f.received_from is not None:
+        clauses.append("received_at>=?")
+        params.append(f.received_from.timestamp())
+    if f.received_until is not None:
+        clauses.append("received_at<?")
+        params.append(f.received_until.timestamp())
     if f.ids:
         clauses.append(f"id IN ({','.join('?' * len(f.ids))})")
         params.extend(f.ids)
