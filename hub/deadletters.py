@@ -23,25 +23,25 @@ MAX_GROUP_TEXT = 300  # characters of a normalised error text; the rest does not
 # In forms and filters: the group of steps without an error code (or text), unlike "any".
 NONE_MARK = "-"
 
-_PATTERNS = (
+# One pass over the text; each alternative names its placeholder.
+_VARYING = re.compile(
     # uuids, the hub's own ids (app_<hex>) and other long hex runs: one id is like any other
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<id>"),
-    (re.compile(r"\b[a-z]+_[0-9a-f]{16,}\b", re.I), "<id>"),
-    (re.compile(r"\b[0-9a-f]{12,}\b", re.I), "<id>"),
-    # quoted values: a field's content, a file name, a name
-    (re.compile(r"'[^']*'|\"[^\"]*\"|„[^“”]*[“”]|«[^»]*»"), "<...>"),
-    (re.compile(r"\d+"), "#"),
-    (re.compile(r"\s+"), " "),
+    r"(?P<id>\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
+    r"|\b[a-z]+_[0-9a-f]{16,}\b|\b[0-9a-f]{12,}\b)"
+    # quoted values: a field's content, a file name, a person's name
+    r"|(?P<quoted>'[^']*'|\"[^\"]*\"|„[^“”]*[“”]|«[^»]*»)"
+    r"|(?P<number>\d+)"
+    r"|(?P<space>\s+)",
+    re.IGNORECASE,
 )
+_PLACEHOLDERS = {"id": "<id>", "quoted": "<...>", "number": "#", "space": " "}
 
 
 def error_group(text: str | None) -> str:
     """The normalised form of an error text: ids, numbers and quoted values replaced by placeholders."""
     if not text:
         return ""
-    for pattern, placeholder in _PATTERNS:
-        text = pattern.sub(placeholder, text)
-    return text.strip()[:MAX_GROUP_TEXT]
+    return _VARYING.sub(lambda m: _PLACEHOLDERS[m.lastgroup or "space"], text).strip()[:MAX_GROUP_TEXT]
 
 
 def group_digest(group: str) -> str:

@@ -1,8 +1,9 @@
 """Dead letters in the SQLite journal: grouping dead steps, selecting them, abandoning in bulk.
 
 Statements run on the journal's threads like those of `hub.journal.sqlite`. Dead steps are found
-through a partial index over dead tasks only, so the grouping reads the dead steps and nothing else,
-however many tasks the journal keeps. The error texts are normalised by `hub.deadletters.error_group`,
+through the task indexes that lead with the state (`tasks_claim`, `tasks_due`), and each step's
+application by its key, so the grouping reads the dead steps and nothing else, however many tasks and
+applications the journal keeps. The error texts are normalised by `hub.deadletters.error_group`,
 registered as an SQL function on every connection, so the group a page counts is the group a replay
 or abandon selects.
 """
@@ -17,22 +18,16 @@ from typing import Any
 from hub.actions import Action
 from hub.deadletters import DeadGroup, DeadLetters, error_group
 from hub.journal import operator_sqlite
-from hub.journal.base import Abandoned, ActionRefused, ApplicationFilter
+from hub.journal.base import Abandoned, ActionRefused, ApplicationFilter, TaskState
 
 GROUP_FUNCTION = "aktenhub_error_group"
-# Literal 'dead' (not a parameter): SQLite uses a partial index only when the query names its condition.
-DEAD = "state='dead'"
+DEAD = f"state='{TaskState.DEAD}'"
 AbandonOne = Callable[[sqlite3.Connection, float, str, str, str], Abandoned]
 
 
 def register(c: sqlite3.Connection) -> None:
     """Make `error_group` callable in SQL on connection `c`."""
     c.create_function(GROUP_FUNCTION, 1, error_group, deterministic=True)
-
-
-def migrate(c: sqlite3.Connection) -> None:
-    """The index of dead steps (run after the tasks table has its final shape)."""
-    c.execute(f"CREATE INDEX IF NOT EXISTS tasks_dead ON tasks (target, error_code, updated_at) WHERE {DEAD}")
 
 
 def step_clause(f: ApplicationFilter) -> tuple[str, tuple[Any, ...]]:
@@ -78,7 +73,8 @@ def groups(
     conditions = [DEAD, *([steps] if steps else [])]
     app_sql, app_params = applications
     if app_sql:
-        conditions.append(f"application_id IN (SELECT id FROM applications {app_sql})")
+        # Correlated: each dead step looks its application up by key (no scan of all applications).
+        conditions.append(f"EXISTS (SELECT 1 FROM applications {app_sql} AND id=tasks.application_id)")
     text = f"{GROUP_FUNCTION}(last_error)" if by_text else "''"
     selected = f"FROM tasks WHERE {' AND '.join(conditions)}"
     all_params = (*params, *app_params)

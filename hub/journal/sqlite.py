@@ -351,7 +351,6 @@ class SqliteJournal:
         purge_sqlite.migrate(conn)
         if "subject" not in {r[1] for r in conn.execute("PRAGMA table_info(tasks)")}:
             _rebuild_tasks(conn)
-        dead_sqlite.migrate(conn)
         if conn.execute("SELECT 1 FROM meta WHERE key='correlations_indexed'").fetchone() is None:
             _index_all_correlations(conn)
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
