@@ -252,6 +252,7 @@ async def test_viewer_sees_error_codes_never_error_texts_nor_actions(running: Ru
         for secret in (SURNAME, "Datensatz", "Aktenzeichen is mandatory"):
             assert secret not in page
         assert "/ui/dead/preview" not in page
+        assert 'href="/ui/audit"' not in page  # the navigation offers what the role may open
         # A text filter a viewer guesses is ignored: it cannot probe for texts it may not see.
         _, guessed = await viewer.get("/ui/dead", params={"error_group": "Mustermann"})
         assert group_rows(guessed) == group_rows(page)
@@ -322,6 +323,7 @@ async def test_audit_page_filters_and_exports(running: RunningHub, operator: Con
 
     status, page = await operator.get("/ui/audit")
     assert status == 200 and page.count('data-action="') == 3
+    assert '<a href="/ui/audit" aria-current="page">Protokoll</a>' in page
     _, paused_only = await operator.get("/ui/audit", params={"action": "paused"})
     assert paused_only.count('data-action="paused"') == 2 and 'data-action="resumed"' not in paused_only
     _, by_admin = await operator.get("/ui/audit", params={"operator": "Anna Admin"})
