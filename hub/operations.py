@@ -104,7 +104,6 @@ class BulkPreview(BaseModel):
     filter: str
 
 
-ReplayPreview = BulkPreview
 # How many groups of dead steps a look at the dead letters shows at most.
 MAX_DEAD_GROUPS = 200
 
@@ -206,10 +205,10 @@ class Operations:
         log.info("application replayed application=%s by=%s", application_id, operator)
         return ids
 
-    async def replay_preview(self, where: ApplicationFilter) -> ReplayPreview:
+    async def replay_preview(self, where: ApplicationFilter) -> BulkPreview:
         """How many applications a bulk replay of `where` would replay now."""
         _need_filter(where)
-        return ReplayPreview(count=await self.journal.count_replayable(where), filter=where.describe())
+        return BulkPreview(count=await self.journal.count_replayable(where), filter=where.describe())
 
     async def replay_bulk(
         self,
@@ -450,7 +449,6 @@ __all__ = [
     "NotFound",
     "Operations",
     "Refused",
-    "ReplayPreview",
     "UpstreamFailed",
     "operating",
     "reason_text",
