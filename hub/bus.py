@@ -153,6 +153,15 @@ class Bus:
             self.emit(outcome.events)
         return outcome
 
+    async def abandon_bulk(self, where: ApplicationFilter, operator: str, reason: str) -> list[Abandoned]:
+        """Abandon every dead application `where` selects on `operator`'s behalf, in one transaction."""
+        outcomes = await self.journal.abandon_bulk(where, operator, reason)
+        events = tuple(e for o in outcomes for e in o.events)
+        if events:
+            log.info("applications abandoned applications=%d filter=%s", len(outcomes), where.describe())
+            self.emit(events)
+        return outcomes
+
     async def record_operator_action(
         self, application_id: str, action: str, operator: str, reason: str | None = None, **details: Any
     ) -> Event:

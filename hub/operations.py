@@ -41,6 +41,7 @@ from hub.dashboard import (
     TargetWork,
     Window,
 )
+from hub.deadletters import DeadLetters
 from hub.diagnostics import ConnectorDiagnostics, collect
 from hub.errors import Permanent, Retryable
 from hub.gate import TargetStatus
@@ -111,11 +112,15 @@ class ConnectorCheck(BaseModel):
     message: str
 
 
-class ReplayPreview(BaseModel):
-    """What a bulk replay would touch now: shown before the operator confirms it with a reason."""
+class BulkPreview(BaseModel):
+    """What a bulk replay or abandon would touch now: shown before the operator confirms it with a reason."""
 
     count: int
     filter: str
+
+
+# How many groups of dead steps a look at the dead letters shows at most.
+MAX_DEAD_GROUPS = 200
 
 
 def reason_text(reason: str | None, action: str) -> str | None:
@@ -180,6 +185,9 @@ class Dashboard(BaseModel):
         return self.model_copy(update={"figures": figures, "targets": targets})
 
 
+# The name `check` gives the alert mails' SMTP server beside the connectors.
+MAILER_CHECK = "alerts"
+
 # How long the certificates read from files and connectors stay as read: every /metrics scrape and API
 # call assesses them, and reading (a PKCS#12 decrypted, every file parsed) on each would block the loop.
 CERTIFICATES_REREAD_SECONDS = 300.0
@@ -243,10 +251,27 @@ class Operations:
         return found.model_copy(update={"size": info.size}), self.hub.blobs.read(found.blob)
 
     async def audit(
-        self, action: Action | None = None, operator: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        action: Action | None = None,
+        operator: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_id: int | None = None,
     ) -> list[OperatorAction]:
-        """The audit trail of operator actions, newest first."""
-        return await self.journal.operator_actions(action, operator, limit, offset)
+        """The audit trail of operator actions in [since, until), newest first."""
+        return await self.journal.operator_actions(
+            action, operator, limit, offset, since=since, until=until, before_id=before_id
+        )
+
+    async def dead_letters(
+        self, where: ApplicationFilter, personal: bool, limit: int = MAX_DEAD_GROUPS
+    ) -> DeadLetters:
+        """The dead steps `where` selects, grouped by target and error code, and for those who may see
+        personal data (`personal`) also by normalised error text (`hub.deadletters`)."""
+        return await self.journal.dead_letters(where, by_text=personal, limit=limit)
 
     # -- replay and abandon ---------------------------------------------------------------------------
 
@@ -265,10 +290,10 @@ class Operations:
         log.info("application replayed application=%s by=%s", application_id, operator)
         return ids
 
-    async def replay_preview(self, where: ApplicationFilter) -> ReplayPreview:
+    async def replay_preview(self, where: ApplicationFilter) -> BulkPreview:
         """How many applications a bulk replay of `where` would replay now."""
         _need_filter(where)
-        return ReplayPreview(count=await self.journal.count_replayable(where), filter=where.describe())
+        return BulkPreview(count=await self.journal.count_replayable(where), filter=where.describe())
 
     async def replay_bulk(
         self,
@@ -288,6 +313,22 @@ class Operations:
             progress(len(ids), len(ids))
         log.info("bulk replay applications=%d filter=%s by=%s", len(ids), where.describe(), operator)
         return ids
+
+    async def abandon_preview(self, where: ApplicationFilter) -> BulkPreview:
+        """How many dead applications a bulk abandon of `where` would end now."""
+        _need_filter(where)
+        return BulkPreview(count=await self.journal.count_dead(where), filter=where.describe())
+
+    async def abandon_bulk(self, where: ApplicationFilter, operator: str, reason: str | None) -> list[str]:
+        """End every dead application `where` selects for good, in one transaction, for the given reason.
+
+        An application with a step running at that moment is left out: abandon it alone afterwards.
+        """
+        why = required_reason(reason, "a bulk abandon")
+        _need_filter(where)
+        outcomes = await self.hub.bus.abandon_bulk(where, operator, why)
+        log.info("bulk abandon applications=%d filter=%s by=%s", len(outcomes), where.describe(), operator)
+        return [o.application_id for o in outcomes]
 
     async def abandon(self, application_id: str, operator: str, reason: str | None) -> Abandoned:
         """End an application for good: its open and dead steps never run."""
@@ -373,23 +414,26 @@ class Operations:
                     await saved.close()
         return await collect(self.hub.connectors, timeout, gate.status())
 
-    async def check(self, timeout: float = 15.0) -> list[ConnectorCheck]:
-        """Whether every connector can reach and use its system."""
+    async def check(self, timeout: float = 15.0, name: str | None = None) -> list[ConnectorCheck]:
+        """Whether every connector (or the one called `name`) can reach and use its system."""
+        known = [*self.hub.connectors, *([MAILER_CHECK] if self.hub.mailer is not None else [])]
+        if name is not None and name not in known:
+            raise NotFound(f"no connector {name!r}")
 
-        async def one(name: str) -> ConnectorCheck:
-            connector = self.hub.connectors[name]
+        async def one(checked: str) -> ConnectorCheck:
+            connector = self.hub.connectors[checked]
             try:
                 result = await asyncio.wait_for(connector.check(), timeout)
             except TimeoutError:
                 result = CheckResult(ok=False, message=f"no answer within {timeout:g}s")
             except Exception as exc:
                 result = CheckResult(ok=False, message=f"{type(exc).__name__}: {exc}")
-            return ConnectorCheck(name=name, kind=connector.kind, ok=result.ok, message=result.message)
+            return ConnectorCheck(name=checked, kind=connector.kind, ok=result.ok, message=result.message)
 
-        checks = [await one(name) for name in self.hub.connectors]
-        if self.hub.mailer is not None:  # the alert mails' server (`alerts.smtp`)
+        checks = [await one(n) for n in self.hub.connectors if name in (None, n)]
+        if self.hub.mailer is not None and name in (None, MAILER_CHECK):  # alert mails (`alerts.smtp`)
             ok, message = await self.hub.mailer.check()
-            checks.append(ConnectorCheck(name="alerts", kind="smtp", ok=ok, message=message))
+            checks.append(ConnectorCheck(name=MAILER_CHECK, kind="smtp", ok=ok, message=message))
         return checks
 
     # -- certificates ---------------------------------------------------------------------------------
@@ -475,7 +519,8 @@ class Operations:
 def _need_filter(where: ApplicationFilter) -> None:
     # An empty selection must not mean "everything": the operator says so explicitly.
     dated = where.received_from or where.received_until
-    if not any((where.state, where.route, where.service, where.q, where.ids, where.find, dated)):
+    given = (where.state, where.route, where.service, where.q, where.ids, where.find, dated)
+    if not any(given) and not where.dead_step_filter():
         raise Invalid('give a filter, e.g. state "dead" to replay every dead application')
     if where.state not in (None, ApplicationState.DEAD):
         raise Invalid("only dead applications are replayed: leave the state out or give dead")
@@ -515,6 +560,7 @@ async def operating(
 __all__ = [
     "ApplicationFile",
     "ApplicationView",
+    "BulkPreview",
     "ConnectorCheck",
     "Dashboard",
     "Invalid",
@@ -522,7 +568,6 @@ __all__ = [
     "NotFound",
     "Operations",
     "Refused",
-    "ReplayPreview",
     "RetentionFigures",
     "TargetHealth",
     "UpstreamFailed",

@@ -17,13 +17,14 @@ from hub.console.session import CSRF_FIELD, CSRF_HEADER
 LOCAL = ZoneInfo("Europe/Berlin")
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("console_templates", jinja2.Environment)
 
-# The navigation: path, label. Every page shows it; the current page is marked aria-current.
+# The navigation: path, label, the role a page needs. Every page shows the entries the person may
+# open; the current page is marked aria-current.
 NAVIGATION = (
-    ("/ui/", "Übersicht"),
-    ("/ui/applications", "Anträge"),
-    ("/ui/dead", "Fehlgeschlagen"),
-    ("/ui/connectors", "Konnektoren"),
-    ("/ui/audit", "Protokoll"),
+    ("/ui/", "Übersicht", "viewer"),
+    ("/ui/applications", "Anträge", "viewer"),
+    ("/ui/dead", "Fehlgeschlagen", "viewer"),
+    ("/ui/connectors", "Konnektoren", "viewer"),
+    ("/ui/audit", "Protokoll", "operator"),  # like the admin API's audit trail
 )
 
 

@@ -23,6 +23,7 @@ from hub.actions import Action, OperatorAction, TargetPause
 from hub.alerts import AlertDraft, DeadTask
 from hub.answers import Answer
 from hub.dashboard import JournalFigures, LiveCounters
+from hub.deadletters import DeadLetters, group_digest
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
 from hub.models import (
     Application,
@@ -250,11 +251,27 @@ class ApplicationFilter:
     # Received at or after `received_from` and before `received_until` (UTC; the console's date range).
     received_from: datetime | None = None
     received_until: datetime | None = None
+    # Dead letters (`hub.deadletters`): applications with a dead step of this target, error code ("":
+    # none recorded), normalised error text, gone dead in [dead_from, dead_to). A replay with any of
+    # these replays those steps only, not the application's other dead steps.
+    target: str | None = None
+    error_code: str | None = None
+    error_group: str | None = None
+    dead_from: datetime | None = None
+    dead_to: datetime | None = None
+
+    def dead_step_filter(self) -> bool:
+        """Whether the filter selects dead steps (target, error, when), not only applications."""
+        return any(
+            v is not None
+            for v in (self.target, self.error_code, self.error_group, self.dead_from, self.dead_to)
+        )
 
     def describe(self) -> str:
         """The filter in one line for the audit trail, e.g. ``state=dead route=bauamt``."""
         dated = self.received_from or self.received_until
-        if len(self.ids) == 1 and not any((self.state, self.route, self.service, self.q, self.find, dated)):
+        only_ids = not any((self.state, self.route, self.service, self.q, self.find, dated))
+        if len(self.ids) == 1 and only_ids and not self.dead_step_filter():
             return self.ids[0]
         parts = [
             f"{k}={v}"
@@ -266,8 +283,14 @@ class ApplicationFilter:
                 ("find", self.find),
                 ("received_from", self.received_from and self.received_from.isoformat()),
                 ("received_until", self.received_until and self.received_until.isoformat()),
+                ("target", self.target),
+                ("error_code", self.error_code),
+                # The audit trail outlives the applications' purge: a digest, never the text itself.
+                ("error", None if self.error_group is None else group_digest(self.error_group)),
+                ("dead_from", self.dead_from and self.dead_from.isoformat(timespec="seconds")),
+                ("dead_to", self.dead_to and self.dead_to.isoformat(timespec="seconds")),
             )
-            if v
+            if v is not None and (v or k == "error_code")
         ]
         if self.ids:
             parts.append(f"ids={len(self.ids)}")
@@ -528,6 +551,19 @@ class Journal(Protocol):
         running or when it has nothing left to abandon (completed, rejected and answered).
         """
 
+    async def count_dead(self, where: ApplicationFilter) -> int:
+        """How many dead applications `where` selects (the preview of a bulk abandon)."""
+
+    async def abandon_bulk(self, where: ApplicationFilter, operator: str, reason: str) -> list[Abandoned]:
+        """Abandon every dead application `where` selects, in one transaction with one audit row.
+
+        An application with a step running now is left out (it is abandoned alone once it ended).
+        """
+
+    async def dead_letters(self, where: ApplicationFilter, by_text: bool, limit: int) -> DeadLetters:
+        """The dead steps `where` selects grouped by target, error code and (`by_text`) error text,
+        the largest `limit` groups first."""
+
     async def record_action(
         self,
         operator: str | None,
@@ -545,8 +581,11 @@ class Journal(Protocol):
         operator: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_id: int | None = None,
     ) -> list[OperatorAction]:
-        """The audit trail, newest first."""
+        """The audit trail in [since, until) (and below row `before_id`), newest first."""
 
     async def pause_target(self, target: str, operator: str, reason: str) -> TargetPause | None:
         """Pause a target (with an audit row); None if it was paused already (that pause stays)."""

@@ -75,16 +75,33 @@ def record(
 
 
 def listing(
-    c: sqlite3.Connection, action: Action | None, operator: str | None, limit: int, offset: int
+    c: sqlite3.Connection,
+    action: Action | None,
+    operator: str | None,
+    limit: int,
+    offset: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = None,
 ) -> list[OperatorAction]:
-    """Audit rows, newest first."""
-    clauses, params = [], []
+    """Audit rows in [since, until), below row `before_id` (for paging through an export), newest first."""
+    clauses: list[str] = []
+    params: list[Any] = []
     if action is not None:
         clauses.append("action=?")
         params.append(action.value)
     if operator is not None:
         clauses.append("operator=?")
         params.append(operator)
+    if since is not None:
+        clauses.append("at>=?")
+        params.append(since.timestamp())
+    if until is not None:
+        clauses.append("at<?")
+        params.append(until.timestamp())
+    if before_id is not None:
+        clauses.append("id<?")
+        params.append(before_id)
     sql = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     rows = c.execute(
         f"SELECT {COLUMNS} FROM operator_actions {sql} ORDER BY id DESC LIMIT ? OFFSET ?",

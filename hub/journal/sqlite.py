@@ -32,10 +32,18 @@ from hub.alerts import AlertDraft, DeadTask
 from hub.answers import Answer, UnknownApplication
 from hub.blobs import BLOB_REF
 from hub.dashboard import JournalFigures, LiveCounters
+from hub.deadletters import DeadLetters
 from hub.errors import StorageFull
 from hub.events import operator_event
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
-from hub.journal import alerts_sqlite, dashboard_sqlite, held_sqlite, operator_sqlite, purge_sqlite
+from hub.journal import (
+    alerts_sqlite,
+    dashboard_sqlite,
+    dead_sqlite,
+    held_sqlite,
+    operator_sqlite,
+    purge_sqlite,
+)
 from hub.journal.base import (
     Abandoned,
     ActionRefused,
@@ -239,6 +247,7 @@ def _connect(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
+    dead_sqlite.register(conn)
     return conn
 
 
@@ -815,6 +824,8 @@ class SqliteJournal:
         self, where: ApplicationFilter, operator: str | None = None, reason: str | None = None
     ) -> list[str]:
         sql, params = _where(where, dead_only=True)
+        steps, step_params = dead_sqlite.step_clause(where)
+        steps = f" AND {steps}" if steps else ""
 
         def op(c: sqlite3.Connection) -> list[str]:
             now = self.clock()
@@ -826,14 +837,16 @@ class SqliteJournal:
             for app_id in ids:
                 cur = c.execute(
                     "UPDATE tasks SET state=?, attempt_base=attempts, due_at=?, updated_at=? "
-                    "WHERE application_id=? AND state=?",
-                    (TaskState.PENDING, now, now, app_id, TaskState.DEAD),
+                    f"WHERE application_id=? AND state=?{steps}",
+                    (TaskState.PENDING, now, now, app_id, TaskState.DEAD, *step_params),
                 )
                 if cur.rowcount == 0:
                     continue
+                # A dead step the filter left out keeps the application dead (`_set_state`).
                 c.execute(
-                    "UPDATE applications SET state=?, error=NULL, error_code=NULL, updated_at=? WHERE id=?",
-                    (ApplicationState.PROCESSING, now, app_id),
+                    "UPDATE applications SET state=?, error=NULL, error_code=NULL, updated_at=? "
+                    "WHERE id=? AND NOT EXISTS (SELECT 1 FROM tasks WHERE application_id=? AND state=?)",
+                    (ApplicationState.PROCESSING, now, app_id, app_id, TaskState.DEAD),
                 )
                 _insert_events(
                     c, [operator_event(app_id, Action.REPLAYED, operator, reason, tasks=cur.rowcount)]
@@ -850,52 +863,36 @@ class SqliteJournal:
     async def abandon(self, application_id: str, operator: str, reason: str) -> Abandoned:
         def op(c: sqlite3.Connection) -> Abandoned:
             now = self.clock()
-            row = c.execute("SELECT state FROM applications WHERE id=?", (application_id,)).fetchone()
-            if row is None:
-                raise KeyError(application_id)
-            previous = row[0]
-            if previous == ApplicationState.ABANDONED:
-                return Abandoned(application_id, tasks=0, already=True)
-            if c.execute(
-                "SELECT 1 FROM tasks WHERE application_id=? AND state=? AND lease_until>=? LIMIT 1",
-                (application_id, TaskState.LEASED, now),
-            ).fetchone():
-                # Its result would be thrown away after the remote system acted on it.
-                raise ActionRefused(
-                    f"a step of application {application_id} is running now; abandon it when it ended"
-                )
-            cur = c.execute(
-                "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, updated_at=? "
-                "WHERE application_id=? AND state IN (?,?,?,?)",
-                (
-                    TaskState.ABANDONED,
-                    now,
-                    application_id,
-                    TaskState.PENDING,
-                    TaskState.LEASED,
-                    TaskState.DEAD,
-                    TaskState.WAITING,
-                ),
-            )
-            if cur.rowcount == 0 and previous in (ApplicationState.COMPLETED, ApplicationState.REJECTED):
-                raise ActionRefused(f"application {application_id} is {previous}: nothing left to abandon")
-            c.execute(
-                "UPDATE applications SET state=?, updated_at=? WHERE id=?",
-                (ApplicationState.ABANDONED, now, application_id),
-            )
-            event = operator_event(
-                application_id,
-                Action.ABANDONED,
-                operator,
-                reason,
-                tasks=cur.rowcount,
-                previous_state=previous,
-            )
-            stored = _insert_events(c, [event])
-            operator_sqlite.record(c, now, operator, Action.ABANDONED, application_id, 1, reason)
-            return Abandoned(application_id, tasks=cur.rowcount, events=stored)
+            outcome = _abandon(c, now, application_id, operator, reason)
+            if not outcome.already:
+                operator_sqlite.record(c, now, operator, Action.ABANDONED, application_id, 1, reason)
+            return outcome
 
         return await self._write(op)
+
+    async def abandon_bulk(self, where: ApplicationFilter, operator: str, reason: str) -> list[Abandoned]:
+        sql, params = _where(where, dead_only=True)
+
+        def op(c: sqlite3.Connection) -> list[Abandoned]:
+            ids = [r[0] for r in c.execute(f"SELECT id FROM applications {sql}", params)]
+            subject = where.describe()
+            return dead_sqlite.abandon_all(c, self.clock(), ids, subject, operator, reason, _abandon)
+
+        return await self._write(op)
+
+    async def count_dead(self, where: ApplicationFilter) -> int:
+        sql, params = _where(where, dead_only=True)
+        return await self._read(
+            lambda c: int(c.execute(f"SELECT COUNT(*) FROM applications {sql}", params).fetchone()[0])
+        )
+
+    async def dead_letters(self, where: ApplicationFilter, by_text: bool, limit: int) -> DeadLetters:
+        # The application-level part of the filter (route, service, ...); the dead-step part is the
+        # grouping's own condition on each task.
+        apps = _where(
+            replace(where, target=None, error_code=None, error_group=None, dead_from=None, dead_to=None)
+        )
+        return await self._read(lambda c: dead_sqlite.groups(c, where, apps, by_text, limit))
 
     async def append(self, events: Sequence[Event]) -> tuple[Event, ...]:
         return await self._write(lambda c: _insert_events(c, events))
@@ -1290,8 +1287,14 @@ class SqliteJournal:
         operator: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_id: int | None = None,
     ) -> list[OperatorAction]:
-        return await self._read(lambda c: operator_sqlite.listing(c, action, operator, limit, offset))
+        period = (since, until, before_id)
+        return await self._read(
+            lambda c: operator_sqlite.listing(c, action, operator, limit, offset, *period)
+        )
 
     async def pause_target(self, target: str, operator: str, reason: str) -> TargetPause | None:
         def op(c: sqlite3.Connection) -> TargetPause | None:
@@ -1623,6 +1626,53 @@ def _set_state(c: sqlite3.Connection, application_id: str, state: str, now: floa
     )
 
 
+def _abandon(c: sqlite3.Connection, now: float, application_id: str, operator: str, reason: str) -> Abandoned:
+    """Abandon one application in the caller's transaction: its event; the caller writes the audit row."""
+    row = c.execute("SELECT state FROM applications WHERE id=?", (application_id,)).fetchone()
+    if row is None:
+        raise KeyError(application_id)
+    previous = row[0]
+    if previous == ApplicationState.ABANDONED:
+        return Abandoned(application_id, tasks=0, already=True)
+    if c.execute(
+        "SELECT 1 FROM tasks WHERE application_id=? AND state=? AND lease_until>=? LIMIT 1",
+        (application_id, TaskState.LEASED, now),
+    ).fetchone():
+        # Its result would be thrown away after the remote system acted on it.
+        raise ActionRefused(
+            f"a step of application {application_id} is running now; abandon it when it ended"
+        )
+    cur = c.execute(
+        "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, updated_at=? "
+        "WHERE application_id=? AND state IN (?,?,?,?)",
+        (
+            TaskState.ABANDONED,
+            now,
+            application_id,
+            TaskState.PENDING,
+            TaskState.LEASED,
+            TaskState.DEAD,
+            TaskState.WAITING,
+        ),
+    )
+    if cur.rowcount == 0 and previous in (ApplicationState.COMPLETED, ApplicationState.REJECTED):
+        raise ActionRefused(f"application {application_id} is {previous}: nothing left to abandon")
+    c.execute(
+        "UPDATE applications SET state=?, updated_at=? WHERE id=?",
+        (ApplicationState.ABANDONED, now, application_id),
+    )
+    event = operator_event(
+        application_id,
+        Action.ABANDONED,
+        operator,
+        reason,
+        tasks=cur.rowcount,
+        previous_state=previous,
+    )
+    stored = _insert_events(c, [event])
+    return Abandoned(application_id, tasks=cur.rowcount, events=stored)
+
+
 def _where(f: ApplicationFilter, dead_only: bool = False) -> tuple[str, tuple[Any, ...]]:
     clauses: list[str] = []
     params: list[Any] = []
@@ -1665,6 +1715,10 @@ def _where(f: ApplicationFilter, dead_only: bool = False) -> tuple[str, tuple[An
     if f.ids:
         clauses.append(f"id IN ({','.join('?' * len(f.ids))})")
         params.extend(f.ids)
+    dead_steps, dead_params = dead_sqlite.application_clause(f)
+    if dead_steps:
+        clauses.append(dead_steps)
+        params.extend(dead_params)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from html.parser import HTMLParser
 from typing import Any
 
 import aiohttp
@@ -93,3 +94,50 @@ class ConsoleClient:
             form[CSRF_FIELD] = self.csrf
         async with self.http.post(self.url + path, data=form, **kwargs) as response:
             return response.status, await response.text()
+
+
+class HtmlForm:
+    """A form of a console page as a browser would submit it: its method, action and field values."""
+
+    def __init__(self, attrs: dict[str, str]) -> None:
+        self.id = attrs.get("id")
+        self.method = attrs.get("method", "get").lower()
+        self.action = attrs.get("action", "")
+        self.fields: dict[str, str] = {}
+
+
+class _Forms(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: list[HtmlForm] = []
+        self._open: HtmlForm | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self._open = HtmlForm(found)
+            self.forms.append(self._open)
+        elif self._open is not None and "name" in found:
+            if tag == "input" and found.get("type") not in ("submit", "button"):
+                self._open.fields[found["name"]] = found.get("value", "")
+            elif tag in ("textarea", "select"):  # empty until the test fills it in
+                self._open.fields[found["name"]] = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._open = None
+
+
+def forms(page: str) -> list[HtmlForm]:
+    """The forms of a page with their fields' initial values (hidden fields included)."""
+    parser = _Forms()
+    parser.feed(page)
+    return parser.forms
+
+
+def form(page: str, form_id: str) -> HtmlForm:
+    """The form with id `form_id` on `page` (AssertionError if there is none)."""
+    found = [f for f in forms(page) if f.id == form_id]
+    assert found, f"no form {form_id!r} on the page"
+    return found[0]
