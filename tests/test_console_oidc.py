@@ -106,8 +106,8 @@ async def test_the_callback_answers_with_a_same_origin_step_carrying_a_strict_se
 
 async def test_the_page_asked_for_is_reached_after_login(hub: RunningHub) -> None:
     async with ConsoleClient(hub.url) as browser:
-        response = await browser.login_with_oidc("vera.viewer", next_path="/ui/audit?x=1&y=2")
-        assert str(response.url) == hub.url + "/ui/audit?x=1&y=2"
+        response = await browser.login_with_oidc("vera.viewer", next_path="/ui/applications?x=1&y=2")
+        assert str(response.url) == hub.url + "/ui/applications?x=1&y=2"
         assert "vera.viewer (viewer)" in await response.text()
 
 
