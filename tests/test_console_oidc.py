@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from yarl import URL
 
+from hub.actions import Action
 from hub.console.config import OidcConfig
 from hub.console.oidc import role_of
 from hub.oidc_simulator import SimulatedUser, demo_users
@@ -102,6 +103,17 @@ async def test_the_callback_answers_with_a_same_origin_step_carrying_a_strict_se
         assert any(c.startswith("aktenhub_oidc=;") or c.startswith('aktenhub_oidc="";') for c in cookies)
         status, page = await browser.get("/ui/")
         assert status == 200 and "anna.admin (admin)" in page
+
+
+async def test_the_name_from_the_provider_is_who_acted_in_the_audit_trail(
+    hub: RunningHub, idp: RunningProvider
+) -> None:
+    async with ConsoleClient(hub.url) as browser:
+        await browser.login_with_oidc("otto.operator")
+        status, page = await browser.post("/ui/connectors/out/pause", {"reason": "Wartung"})
+        assert status == 200 and "Ziel out ist pausiert." in page
+    [action] = await hub.hub.operations.audit(Action.PAUSED)
+    assert (action.operator, action.subject, action.reason) == ("otto.operator", "out", "Wartung")
 
 
 async def test_the_page_asked_for_is_reached_after_login(hub: RunningHub) -> None:
