@@ -1,6 +1,7 @@
 """The OpenID Connect provider simulator: a Kreis' identity provider (Keycloak-like) for the console's login.
 
-Run it with ``aktenhub simulate oidc --port 8097``; tests start `make_app` on a loopback socket
+Run it with ``aktenhub simulate oidc --port 8097`` (on another port, name it in the issuer too:
+``--option issuer=http://127.0.0.1:PORT/realms/kreis``); tests start `make_app` on a loopback socket
 (`hub.testing.oidc.running_provider`), the demo starts it beside the hub. It is as strict as Keycloak
 where the console's client could go wrong: an unknown client, a wrong secret, a redirect address that
 is not registered, a missing or wrong PKCE verifier (S256 only), a code used twice, a code older than
@@ -318,6 +319,7 @@ def redirect_allowed(uri: str, registered: list[str]) -> bool:
 
 def s256(verifier: str) -> str:
     """The S256 code challenge of a PKCE verifier (RFC 7636 §4.2)."""
+    # Computed here, not taken from the console's client: a bug they shared would pass every test.
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
