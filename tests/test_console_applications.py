@@ -221,6 +221,9 @@ async def test_a_viewer_sees_no_personal_data_and_downloads_nothing(
         for text in seen:
             for value in PERSONAL:
                 assert value not in text, value
+        # Ids are no personal data: the viewer finds the application by them and sees them.
+        (delivered,) = timeline(lxml.html.fromstring(seen[2]), "delivery.completed")
+        assert "enaio.vorgang" in delivered[3]
         dead_page = lxml.html.fromstring(seen[3])
         # The error's code instead of its text; no files, no actions.
         assert dead_page.get_element_by_id("application-error").text_content() == "MappingError"

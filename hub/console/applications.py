@@ -30,6 +30,7 @@ from hub.console.guard import guarded, person_of, sees_personal_data
 from hub.console.labels import APPLICATION_STATES, EVENTS, FIELDS, FILE_KINDS, STEPS, TASK_STATES, label
 from hub.console.templating import LOCAL, local_time, render
 from hub.events import OPERATOR_PREFIX, PRODUCED_IDS, REDACTED
+from hub.http.admin import MAX_QUERY
 from hub.journal import ApplicationFilter, TaskState
 from hub.models import ApplicationState, Event
 from hub.operations import ApplicationView, Invalid, NotFound, Refused
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
-MAX_QUERY = 200  # characters of a search field, as in the admin API
 MAX_PAGE = 100_000
 # What a successful action leaves as notice on the page it redirects to (`?done=`).
 DONE = {
