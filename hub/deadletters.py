@@ -41,7 +41,8 @@ def error_group(text: str | None) -> str:
     """The normalised form of an error text: ids, numbers and quoted values replaced by placeholders."""
     if not text:
         return ""
-    return _VARYING.sub(lambda m: _PLACEHOLDERS[m.lastgroup or "space"], text).strip()[:MAX_GROUP_TEXT]
+    normalised = _VARYING.sub(lambda m: _PLACEHOLDERS[m.lastgroup or "space"], text).strip()
+    return normalised[:MAX_GROUP_TEXT].rstrip()
 
 
 def group_digest(group: str) -> str:

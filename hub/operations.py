@@ -56,6 +56,7 @@ from hub.journal import (
     open_journal,
 )
 from hub.models import Application, ApplicationState, Event
+from hub.redaction import target_view
 from hub.retention import PurgeReport, replay_refusal
 
 if TYPE_CHECKING:
@@ -175,13 +176,13 @@ class Dashboard(BaseModel):
             # The error's code (`last_error_code`) stays: viewers see it as the admin API shows errors.
             return w.model_copy(update={"last_error": None})
 
-        def status(s: TargetStatus) -> TargetStatus:
-            return s.model_copy(update={"paused": s.paused and s.paused.model_copy(update={"reason": ""})})
-
         figures = self.figures.model_copy(
             update={"targets": {name: work(w) for name, w in self.figures.targets.items()}}
         )
-        targets = [TargetHealth(status=status(t.status), work=work(t.work)) for t in self.targets]
+        targets = [
+            TargetHealth(status=target_view(t.status, personal=False), work=work(t.work))
+            for t in self.targets
+        ]
         return self.model_copy(update={"figures": figures, "targets": targets})
 
 

@@ -4,7 +4,8 @@ Viewers see metadata only. Error texts may quote form fields or the applicant's 
 an error's code instead; a task's result holds the mapped record (index data, document and attachment
 names), so a viewer sees none; timeline data keep only the fields `hub.events.VIEWER_FIELDS` names.
 The ids other systems gave an application (its correlations, the `ids` on its timeline) are metadata
-that a retention purge keeps too: viewers see them. Operators and admins (``personal=True``) see
+that a retention purge keeps too: viewers see them. A target's pause shows viewers who paused it and
+since when, not the operator's free-text reason. Operators and admins (``personal=True``) see
 everything unchanged.
 """
 
@@ -15,10 +16,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from hub.events import redact_for_viewer
+from hub.gate import TargetStatus
 from hub.journal import ApplicationSummary, Task
 from hub.models import Event
 
-__all__ = ["TaskView", "safe_error", "summary_view", "task_view", "timeline_view"]
+__all__ = ["TaskView", "safe_error", "summary_view", "target_view", "task_view", "timeline_view"]
 
 
 class TaskView(BaseModel):
@@ -67,3 +69,10 @@ def task_view(task: Task, personal: bool) -> TaskView:
 def timeline_view(events: list[Event], personal: bool) -> list[Event]:
     """The timeline as the caller may see it (viewers: `redact_for_viewer` on every entry)."""
     return events if personal else [redact_for_viewer(e) for e in events]
+
+
+def target_view(status: TargetStatus, personal: bool) -> TargetStatus:
+    """A target's gate as the caller may see it (viewers: a pause without its reason)."""
+    if personal or status.paused is None:
+        return status
+    return status.model_copy(update={"paused": status.paused.model_copy(update={"reason": ""})})

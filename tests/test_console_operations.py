@@ -146,7 +146,9 @@ async def test_dead_steps_are_grouped_by_target_and_normalised_error(
     _, before = await operator.get("/ui/dead?to=2020-01-31")
     assert group_rows(before) == {} and 'id="dead-empty"' in before
     status, wrong = await operator.get("/ui/dead?from=gestern")
-    assert status == 422 and "ist kein Datum" in wrong
+    assert status == 422 and "Fehlgeschlagen ab: bitte ein Datum angeben" in wrong
+    status, reversed_ = await operator.get("/ui/dead?from=2026-03-02&to=2026-03-01")
+    assert status == 422 and "Der Zeitraum endet vor seinem Beginn." in reversed_
 
 
 async def test_preview_counts_then_bulk_replay_after_the_fix_completes_them(

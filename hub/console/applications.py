@@ -17,7 +17,7 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -26,9 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hub.actions import MAX_REASON
 from hub.config import route_services
+from hub.console.forms import local_day_range, problem
 from hub.console.guard import guarded, person_of, sees_personal_data
 from hub.console.labels import APPLICATION_STATES, EVENTS, FIELDS, FILE_KINDS, STEPS, TASK_STATES, label
-from hub.console.templating import LOCAL, local_time, render
+from hub.console.templating import local_time, render
 from hub.events import OPERATOR_PREFIX, PRODUCED_IDS, REDACTED
 from hub.http.admin import MAX_QUERY
 from hub.journal import ApplicationFilter, TaskState
@@ -75,17 +76,16 @@ class Search(BaseModel):
 
     def where(self, personal: bool) -> ApplicationFilter:
         """The journal filter; viewers' free text never looks into personal data."""
+        # Dates are the Kreis' calendar days: from its first to the end of the last one.
+        received_from, received_until = local_day_range(self.received_from, self.received_to)
         return ApplicationFilter(
             state=self.state,
             route=self.route or None,
             service=self.service or None,
             q=self.q or None,
             q_personal=personal,
-            # Dates are the Kreis' calendar days: from its first to the end of the last one.
-            received_from=_local_midnight(self.received_from) if self.received_from else None,
-            received_until=_local_midnight(self.received_to + timedelta(days=1))
-            if self.received_to
-            else None,
+            received_from=received_from,
+            received_until=received_until,
         )
 
     def query(self, page: int) -> str:
@@ -101,10 +101,6 @@ class Search(BaseModel):
         return "/ui/applications?" + urlencode({**{k: v for k, v in params.items() if v}, "page": page})
 
 
-def _local_midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), LOCAL).astimezone(UTC)
-
-
 # German names of the search form's fields, for its error messages.
 SEARCH_FIELDS = {
     "q": "Suche",
@@ -118,18 +114,8 @@ SEARCH_FIELDS = {
 
 
 def _search_problem(exc: ValidationError) -> str:
-    problem = exc.errors()[0]
-    name = str(problem["loc"][0]) if problem["loc"] else ""
-    if problem["type"] == "extra_forbidden":
-        return f"Unbekannter Suchparameter „{name[:40]}“."
-    what = SEARCH_FIELDS.get(name, name)
-    if name in ("from", "to"):
-        return f"{what}: bitte ein gültiges Datum angeben."
-    if name == "state":
-        return f"{what}: unbekannter Status."
-    if name == "page":
-        return f"{what}: bitte eine Zahl von 1 bis {MAX_PAGE} angeben."
-    return f"{what}: höchstens {MAX_QUERY} Zeichen."
+    hints = {"state": "unbekannter Status.", "page": f"bitte eine Zahl von 1 bis {MAX_PAGE} angeben."}
+    return problem(exc.errors()[0], SEARCH_FIELDS, hints)
 
 
 @dataclass

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from aiohttp import web
+from pydantic import Field
 
 from hub.actions import Action, OperatorAction
-from hub.console.forms import day, local_day_range, text
+from hub.console.forms import MAX_FIELD, FilterForm, read_form
 from hub.console.guard import guarded
+from hub.console.labels import OPERATOR_ACTIONS, label
 from hub.console.notice import render_page
 from hub.console.templating import LOCAL, local_time
 
@@ -32,29 +34,27 @@ PAGE = 50
 EXPORT_CHUNK = 1000
 MAX_EXPORT = 100_000  # rows in one export; narrow the filter for more
 MAX_OFFSET = 1_000_000
-ACTION_LABELS = {
-    Action.REPLAYED: "erneut ausgeführt",
-    Action.ABANDONED: "aufgegeben",
-    Action.CLOSED: "Nachricht geschlossen",
-    Action.KEPT: "Nachricht belassen",
-    Action.PAUSED: "Ziel pausiert",
-    Action.RESUMED: "Ziel fortgesetzt",
-    Action.PURGED: "Daten gelöscht (Aufbewahrung)",
-}
 CSV_HEADER = ("Zeitpunkt", "Person", "Aktion", "Betreff", "Anzahl", "Begründung", "Einzelheiten")
 # A cell Excel would read as a formula (CSV injection): shown as text with a leading apostrophe.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+LABELS = {"action": "Aktion", "operator": "Person", "from": "Von", "to": "Bis"}
+
+
+class AuditForm(FilterForm):
+    """The audit page's filter: an action, a person, the days."""
+
+    action: Action | None = None
+    operator: str | None = Field(None, max_length=MAX_FIELD)
+
+
 @dataclass(frozen=True)
 class AuditFilter:
-    """The audit page's filter as given (`values`) and as read."""
+    """The audit filter as read (`form`) and as given (`values`), or what is wrong with it."""
 
+    form: AuditForm
     values: dict[str, str]
-    action: Action | None
-    operator: str | None
-    since: datetime | None
-    until: datetime | None
     problems: list[str]
 
     def query(self, **extra: str) -> str:
@@ -62,31 +62,13 @@ class AuditFilter:
         return urlencode({**self.values, **extra})
 
 
-def read_filter(params: Mapping[str, str]) -> AuditFilter:
+def read_filter(params: Mapping[str, object]) -> AuditFilter:
     """The filter of a query string."""
-    problems: list[str] = []
-    action_value = text(params, "action", problems)
-    action = None
-    if action_value is not None:
-        try:
-            action = Action(action_value)
-        except ValueError:
-            problems.append(f"Die Aktion „{action_value[:30]}“ gibt es nicht.")
-    operator = text(params, "operator", problems)
-    first = day(params, "from", "Von", problems)
-    last = day(params, "to", "Bis", problems)
-    since, until = local_day_range(first, last)
-    values = {
-        k: v
-        for k, v in (
-            ("action", action.value if action else None),
-            ("operator", operator),
-            ("from", first.isoformat() if first else None),
-            ("to", last.isoformat() if last else None),
-        )
-        if v is not None
-    }
-    return AuditFilter(values, action, operator, since, until, problems)
+    found = read_form(AuditForm, params, LABELS)
+    if isinstance(found, list):
+        given = {k: v[:MAX_FIELD] for k, v in params.items() if k in LABELS and isinstance(v, str)}
+        return AuditFilter(AuditForm(), {k: v for k, v in given.items() if v.strip()}, found)
+    return AuditFilter(found, found.values(), [])
 
 
 def _offset(params: Mapping[str, str]) -> int:
@@ -114,7 +96,7 @@ def csv_row(row: OperatorAction) -> list[str]:
         for v in (
             local_time(row.at),
             row.operator or "",
-            ACTION_LABELS.get(row.action, row.action.value),
+            label(OPERATOR_ACTIONS, row.action),
             row.subject,
             row.count,
             row.reason or "",
@@ -130,13 +112,14 @@ def add_routes(app: web.Application, hub: Hub) -> None:
         # Keyset paging by id: the export stays consistent while new actions are recorded.
         before: int | None = None
         sent = 0
+        since, until = found.form.day_range()
         while sent < MAX_EXPORT:
             chunk = await hub.operations.audit(
-                found.action,
-                found.operator,
+                found.form.action,
+                found.form.operator,
                 min(EXPORT_CHUNK, MAX_EXPORT - sent),
-                since=found.since,
-                until=found.until,
+                since=since,
+                until=until,
                 before_id=before,
             )
             if not chunk:
@@ -151,8 +134,9 @@ def add_routes(app: web.Application, hub: Hub) -> None:
         offset = _offset(request.query)
         rows: list[OperatorAction] = []
         if not found.problems:
+            since, until = found.form.day_range()
             rows = await hub.operations.audit(
-                found.action, found.operator, PAGE + 1, offset, since=found.since, until=found.until
+                found.form.action, found.form.operator, PAGE + 1, offset, since=since, until=until
             )
         return render_page(
             request,
@@ -163,7 +147,7 @@ def add_routes(app: web.Application, hub: Hub) -> None:
             offset=offset,
             newer=found.query(offset=str(max(0, offset - PAGE))) if offset else None,
             older=found.query(offset=str(offset + PAGE)) if len(rows) > PAGE else None,
-            labels=ACTION_LABELS,
+            labels=OPERATOR_ACTIONS,
             actions=list(Action),
         )
 

@@ -4,7 +4,7 @@ Every connector with its redacted diagnostics (`Operations.diagnostics`, the sam
 and, for targets, its gate: circuit breaker, rate limit, pause. Operators check a connector on demand
 (htmx swaps the outcome in place; without JavaScript the page comes back with it) and pause or resume
 a target (a pause needs a reason). A pause's reason is free text: viewers see who paused and since
-when, not why (as in the admin API).
+when, not why (`hub.redaction.target_view`, as in the admin API and on the dashboard).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from hub.console.guard import guarded, person_of
+from hub.console.guard import guarded, person_of, sees_personal_data
 from hub.console.notice import render_page, see_other
 from hub.console.templating import render
-from hub.gate import TargetStatus
 from hub.operations import ConnectorCheck, Invalid, NotFound, Refused
+from hub.redaction import target_view
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -46,7 +46,8 @@ def add_routes(app: web.Application, hub: Hub) -> None:
         status: int = 200,
     ) -> web.Response:
         found = await hub.operations.diagnostics()
-        gates: dict[str, TargetStatus] = {t.target: t for t in await hub.operations.targets()}
+        personal = sees_personal_data(person_of(request))
+        gates = {t.target: target_view(t, personal) for t in await hub.operations.targets()}
         return render_page(
             request,
             "connectors.html",

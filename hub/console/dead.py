@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlencode
 
 from aiohttp import web
+from pydantic import Field
 
-from hub.console.forms import applications_text, day, local_day_range, text
+from hub.console.forms import MAX_FIELD, FilterForm, applications_text, read_form
 from hub.console.guard import guarded, may, person_of, sees_personal_data
 from hub.console.notice import render_page, see_other
 from hub.console.templating import render
@@ -36,79 +36,94 @@ ACTIONS: dict[str, BulkAction] = {"replay": "replay", "abandon": "abandon"}
 APPLICATION_FIELDS = ("service", "route", "from", "to")
 
 
+# The fields' names in German, for what is wrong with them.
+LABELS = {
+    "target": "Ziel",
+    "error_code": "Fehlercode",
+    "error_group": "Fehlertext",
+    "service": "Leistung",
+    "route": "Route",
+    "from": "Fehlgeschlagen ab",
+    "to": "Fehlgeschlagen bis",
+}
+
+
+class DeadForm(FilterForm):
+    """The dead-letter filter: a target, error code or text (`NONE_MARK`: none recorded), the
+    application's service and route, and the days the steps went dead."""
+
+    target: str | None = Field(None, max_length=MAX_FIELD)
+    error_code: str | None = Field(None, max_length=MAX_FIELD)
+    error_group: str | None = Field(None, max_length=MAX_GROUP_TEXT)
+    service: str | None = Field(None, max_length=MAX_FIELD)
+    route: str | None = Field(None, max_length=MAX_FIELD)
+
+    def where(self) -> ApplicationFilter:
+        """The journal's filter: every dead application (explicitly, on this page) the fields select."""
+        since, until = self.day_range()
+        return ApplicationFilter(
+            state=ApplicationState.DEAD,
+            route=self.route,
+            service=self.service,
+            target=self.target,
+            error_code=_marked(self.error_code),
+            error_group=_marked(self.error_group),
+            dead_from=since,
+            dead_to=until,
+        )
+
+    def describe(self) -> str:
+        """The filter in German words, for the preview."""
+        parts = []
+        if self.target is not None:
+            parts.append(f"Ziel {self.target}")
+        if self.error_code is not None:
+            parts.append(
+                "ohne Fehlercode" if self.error_code == NONE_MARK else f"Fehlercode {self.error_code}"
+            )
+        if self.error_group is not None:
+            parts.append(
+                "ohne Fehlertext" if self.error_group == NONE_MARK else f"Fehler „{self.error_group}“"
+            )
+        if self.service is not None:
+            parts.append(f"Leistung {self.service}")
+        if self.route is not None:
+            parts.append(f"Route {self.route}")
+        if self.first is not None:
+            parts.append(f"fehlgeschlagen ab {self.first:%d.%m.%Y}")
+        if self.last is not None:
+            parts.append(f"fehlgeschlagen bis {self.last:%d.%m.%Y}")
+        return ", ".join(parts) or "alle fehlgeschlagenen Anträge"
+
+
 @dataclass(frozen=True)
 class DeadFilter:
-    """A dead-letter filter as the form sent it (`values`, for hidden fields and links) and as read."""
+    """A dead-letter filter as read (`form`), as given (`values`, for fields and links), or what is wrong."""
 
+    form: DeadForm
     values: dict[str, str]
-    where: ApplicationFilter
     problems: list[str]
+
+    @property
+    def where(self) -> ApplicationFilter:
+        """The journal's filter."""
+        return self.form.where()
 
     def query(self) -> str:
         """The filter as a query string (for the page it leads back to)."""
         return urlencode(self.values)
 
-    def describe(self) -> str:
-        """The filter in German words, for the preview."""
-        v = self.values
-        parts = []
-        if "target" in v:
-            parts.append(f"Ziel {v['target']}")
-        if "error_code" in v:
-            parts.append(
-                "ohne Fehlercode" if v["error_code"] == NONE_MARK else f"Fehlercode {v['error_code']}"
-            )
-        if "error_group" in v:
-            group = v["error_group"]
-            parts.append("ohne Fehlertext" if group == NONE_MARK else f"Fehler „{group}“")
-        if "service" in v:
-            parts.append(f"Leistung {v['service']}")
-        if "route" in v:
-            parts.append(f"Route {v['route']}")
-        if "from" in v:
-            parts.append(f"fehlgeschlagen ab {date.fromisoformat(v['from']):%d.%m.%Y}")
-        if "to" in v:
-            parts.append(f"fehlgeschlagen bis {date.fromisoformat(v['to']):%d.%m.%Y}")
-        return ", ".join(parts) or "alle fehlgeschlagenen Anträge"
 
-
-def read_filter(params: Mapping[str, str], personal: bool) -> DeadFilter:
+def read_filter(params: Mapping[str, object], personal: bool) -> DeadFilter:
     """The filter of a query string or form; viewers cannot filter by error text (they do not see it)."""
-    problems: list[str] = []
-    target = text(params, "target", problems)
-    code = text(params, "error_code", problems)
-    group = text(params, "error_group", problems, MAX_GROUP_TEXT) if personal else None
-    service = text(params, "service", problems)
-    route = text(params, "route", problems)
-    first = day(params, "from", "Fehlgeschlagen ab", problems)
-    last = day(params, "to", "Fehlgeschlagen bis", problems)
-    if first and last and last < first:
-        problems.append("Der Zeitraum endet vor seinem Beginn.")
-    since, until = local_day_range(first, last)
-    values = {
-        name: value
-        for name, value in (
-            ("target", target),
-            ("error_code", code),
-            ("error_group", group),
-            ("service", service),
-            ("route", route),
-            ("from", first.isoformat() if first else None),
-            ("to", last.isoformat() if last else None),
-        )
-        if value is not None
-    }
-    where = ApplicationFilter(
-        state=ApplicationState.DEAD,  # the page's whole filter is "every dead application": explicitly
-        route=route,
-        service=service,
-        target=target,
-        error_code=_marked(code),
-        error_group=_marked(group),
-        dead_from=since,
-        dead_to=until,
-    )
-    return DeadFilter(values=values, where=where, problems=problems)
+    found = read_form(DeadForm, params, LABELS)
+    if isinstance(found, list):
+        # Shown again as given, so the person can correct it.
+        given = {k: v[:MAX_GROUP_TEXT] for k, v in params.items() if k in LABELS and isinstance(v, str)}
+        return DeadFilter(DeadForm(), {k: v for k, v in given.items() if v.strip()}, found)
+    if not personal:
+        found = found.model_copy(update={"error_group": None})
+    return DeadFilter(found, found.values(), [])
 
 
 def _marked(value: str | None) -> str | None:
@@ -124,10 +139,6 @@ def group_values(found: DeadFilter, group: DeadGroup) -> dict[str, str]:
     if group.error_group is not None:
         values["error_group"] = group.error_group or NONE_MARK
     return values
-
-
-def _form(data: Mapping[str, object]) -> dict[str, str]:
-    return {k: v for k, v in data.items() if isinstance(v, str)}
 
 
 def add_routes(app: web.Application, hub: Hub) -> None:
@@ -168,7 +179,7 @@ def add_routes(app: web.Application, hub: Hub) -> None:
             "action": action,
             "count": counted.count,
             "count_text": applications_text(counted.count),
-            "description": found.describe(),
+            "description": found.form.describe(),
             "values": found.values,
             "problem": problem,
         }
@@ -195,7 +206,7 @@ def add_routes(app: web.Application, hub: Hub) -> None:
         return await page(request, found, shown)
 
     async def act(request: web.Request, action: BulkAction) -> web.StreamResponse:
-        form = _form(await request.post())
+        form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
         found = read_filter(form, personal=True)
         if found.problems:
             return await page(request, found, status=422)

@@ -6,6 +6,7 @@ filter, so nothing disappears because it has none.
 
 from __future__ import annotations
 
+from hub.actions import Action
 from hub.application_files import FileKind
 from hub.journal import TaskState
 from hub.models import ApplicationState
@@ -106,6 +107,17 @@ FILE_KINDS: dict[str, str] = {
     FileKind.RENDITION: "Antrag als PDF",
     FileKind.ATTACHMENT: "Anlage",
     FileKind.ORIGINAL: "Originalantrag",
+}
+
+# The audit trail's actions (`hub.actions.Action`), worded like their timeline entries.
+OPERATOR_ACTIONS: dict[str, str] = {
+    Action.REPLAYED: "Erneut versucht",
+    Action.ABANDONED: "Aufgegeben",
+    Action.CLOSED: "Nachricht geschlossen",
+    Action.KEPT: "Nachricht behalten",
+    Action.PAUSED: "Ziel pausiert",
+    Action.RESUMED: "Ziel fortgesetzt",
+    Action.PURGED: "Nutzdaten gelöscht (Aufbewahrungsfrist)",
 }
 
 
