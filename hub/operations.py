@@ -56,6 +56,7 @@ from hub.journal import (
     open_journal,
 )
 from hub.models import Application, ApplicationState, Event
+from hub.redaction import safe_error
 from hub.retention import PurgeReport, replay_refusal
 
 if TYPE_CHECKING:
@@ -172,8 +173,7 @@ class Dashboard(BaseModel):
         """The dashboard without what may quote personal data: error texts (codes stay), pause reasons."""
 
         def work(w: TargetWork) -> TargetWork:
-            # The error's code (`last_error_code`) stays: viewers see it as the admin API shows errors.
-            return w.model_copy(update={"last_error": None})
+            return w.model_copy(update={"last_error": safe_error(w.last_error, w.last_error_code)})
 
         def status(s: TargetStatus) -> TargetStatus:
             return s.model_copy(update={"paused": s.paused and s.paused.model_copy(update={"reason": ""})})
