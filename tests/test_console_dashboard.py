@@ -271,6 +271,11 @@ async def test_purge_api_is_for_admins_and_needs_retention(hub_factory: Any) -> 
     plain = await start(hub_factory, subdir="plain")
     status, body = await plain.post("/api/v1/purge", json={"dry_run": True}, headers=ADMIN)
     assert status == 400 and "no retention policies" in body["error"]
+    async with await logged_in(plain, "a-secret-3") as browser:
+        _, html = await browser.get("/ui/")
+        assert 'id="purge-form"' not in html and "Keine Aufbewahrungsregeln eingerichtet" in html
+        status, html = await browser.post("/ui/purge", headers={"HX-Request": "true"})
+        assert status == 422 and "keine Aufbewahrungsregeln eingerichtet" in html
 
 
 async def test_an_admin_purges_from_the_dashboard_after_a_dry_run(hub_factory: Any) -> None:
