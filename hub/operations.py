@@ -56,7 +56,7 @@ from hub.journal import (
     open_journal,
 )
 from hub.models import Application, ApplicationState, Event
-from hub.redaction import target_view
+from hub.redaction import safe_error, target_view
 from hub.retention import PurgeReport, replay_refusal
 
 if TYPE_CHECKING:
@@ -173,8 +173,7 @@ class Dashboard(BaseModel):
         """The dashboard without what may quote personal data: error texts (codes stay), pause reasons."""
 
         def work(w: TargetWork) -> TargetWork:
-            # The error's code (`last_error_code`) stays: viewers see it as the admin API shows errors.
-            return w.model_copy(update={"last_error": None})
+            return w.model_copy(update={"last_error": safe_error(w.last_error, w.last_error_code)})
 
         figures = self.figures.model_copy(
             update={"targets": {name: work(w) for name, w in self.figures.targets.items()}}

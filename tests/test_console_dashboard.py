@@ -18,6 +18,7 @@ from hub.models import ApplicationState, Delivery, FileRecord
 from hub.testing.console import ConsoleClient
 from hub.testing.fakes import MANIFEST
 from hub.testing.harness import RunningHub
+from hub.testing.pki import make_certificate
 
 TOKENS = {"VIEWER_TOKEN": "v-secret-1", "OPERATOR_TOKEN": "o-secret-2", "ADMIN_TOKEN": "a-secret-3"}
 SERVER = {
@@ -270,6 +271,11 @@ async def test_purge_api_is_for_admins_and_needs_retention(hub_factory: Any) -> 
     plain = await start(hub_factory, subdir="plain")
     status, body = await plain.post("/api/v1/purge", json={"dry_run": True}, headers=ADMIN)
     assert status == 400 and "no retention policies" in body["error"]
+    async with await logged_in(plain, "a-secret-3") as browser:
+        _, html = await browser.get("/ui/")
+        assert 'id="purge-form"' not in html and "Keine Aufbewahrungsregeln eingerichtet" in html
+        status, html = await browser.post("/ui/purge", headers={"HX-Request": "true"})
+        assert status == 422 and "keine Aufbewahrungsregeln eingerichtet" in html
 
 
 async def test_an_admin_purges_from_the_dashboard_after_a_dry_run(hub_factory: Any) -> None:
@@ -328,3 +334,27 @@ async def test_the_dashboard_for_viewers_drops_error_texts_and_pause_reasons(hub
     shown = dashboard.for_viewer().model_dump_json()
     assert SURNAME not in shown and PAUSE_REASON not in shown
     assert SURNAME in dashboard.model_dump_json()
+
+
+async def test_certificates_show_their_days_left_and_those_about_to_expire_stand_out(
+    hub_factory: Any, tmp_path: Path
+) -> None:
+    directory = tmp_path / "certs"
+    directory.mkdir()
+    files = [
+        {"purpose": "tls-client", "path": str(make_certificate(directory, "client-soon", 5.5))},
+        {"purpose": "ca", "path": str(make_certificate(directory, "trusted-ca", 400.5))},
+        {"purpose": "ca", "path": str(make_certificate(directory, "old-ca", -1.5))},
+    ]
+    running = await start(hub_factory, certificates={"warn_days": 30, "files": files})
+    async with await logged_in(running, "v-secret-1") as browser:
+        _, html = await browser.get("/ui/")
+    rows = page(html).get_element_by_id("certificates-table").cssselect("tbody tr")
+    shown = [(r.get("class"), [text(c) for c in r.cssselect("th, td")]) for r in rows]
+    # Soonest expiry first: the expired one, the one expiring within warn_days, then the valid one.
+    assert [(css, cells[1], cells[4], cells[5]) for css, cells in shown] == [
+        ("cert-expired", "ca", "-1", "abgelaufen"),
+        ("cert-expiring", "tls-client", "5", "läuft bald ab"),
+        ("cert-ok", "ca", "400", "gültig"),
+    ]
+    assert "CN=client-soon" in shown[1][1][2]

@@ -93,7 +93,7 @@ def add_routes(app: web.Application, hub: Hub) -> None:
         try:
             report = await hub.operations.purge(person_of(request).name, dry_run=dry_run)
         except Invalid:
-            report, status = None, 400
+            report, status = None, 422  # refused like any form input: htmx shows the answer
         else:
             status = 200
         template = "dashboard_purge.html" if request.headers.get("HX-Request") else "purge.html"

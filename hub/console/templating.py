@@ -11,6 +11,7 @@ import jinja2
 from aiohttp import web
 
 from hub.console.guard import PERSON, may, sees_personal_data
+from hub.console.labels import APPLICATION_STATES, label
 from hub.console.session import CSRF_FIELD, CSRF_HEADER
 
 # Operators read times as local time; the journal keeps UTC.
@@ -55,20 +56,9 @@ def size(value: int | None) -> str:
     raise AssertionError("unreachable")
 
 
-# Application states as people read them.
-STATE_LABELS = {
-    "received": "Eingegangen",
-    "processing": "In Bearbeitung",
-    "dead": "Fehlgeschlagen",
-    "rejected": "Abgelehnt",
-    "completed": "Abgeschlossen",
-    "abandoned": "Aufgegeben",
-}
-
-
 def state_label(value: str) -> str:
-    """An application state in German (the code itself if unknown)."""
-    return STATE_LABELS.get(value, value)
+    """An application state in German (`hub.console.labels`; the code itself if unknown)."""
+    return label(APPLICATION_STATES, value)
 
 
 def duration(seconds: float | None) -> str:
