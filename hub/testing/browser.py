@@ -46,6 +46,7 @@ __all__ = [
     "WCAG_TAGS",
     "accessibility_violations",
     "assert_accessible",
+    "assert_fits",
     "browser",
     "chromium_executable",
     "describe_violations",
@@ -58,6 +59,7 @@ VIEWPORT = {"width": 1366, "height": 768}
 # axe-core's tags for WCAG 2.0 and 2.1, levels A and AA (what BITV 2.0 and EN 301 549 ask of a page).
 WCAG_TAGS = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa")
 AXE_PACKAGE = "axe_playwright_python"
+ACTION_TIMEOUT_MS = 15_000
 
 
 def chromium_executable() -> str | None:
@@ -99,7 +101,10 @@ async def new_context(browser: Browser, base_url: str | None = None) -> BrowserC
     }
     if base_url is not None:
         options["base_url"] = base_url
-    return await browser.new_context(**options)
+    context = await browser.new_context(**options)
+    # Loopback pages answer at once; a slow CI machine still gets its seconds before a step fails.
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    return context
 
 
 def _axe_script() -> str:
@@ -151,6 +156,49 @@ async def assert_accessible(page: Page, tags: Sequence[str] = WCAG_TAGS, exclude
     violations = await accessibility_violations(page, tags, exclude)
     if violations:
         raise AssertionError(describe_violations(page.url, violations))
+
+
+# Elements to read or press whose right edge lies outside the window, unless a box between them and the
+# page scrolls sideways by itself (a wide table in its own scrolling container is fine).
+_CUT_OFF = """(selector) => {
+  const width = window.innerWidth;
+  const scrollsItself = (element) => {
+    for (let box = element.parentElement; box && box !== document.body; box = box.parentElement) {
+      const overflow = getComputedStyle(box).overflowX;
+      if ((overflow === "auto" || overflow === "scroll") && box.getBoundingClientRect().right <= width) {
+        return true;
+      }
+    }
+    return false;
+  };
+  const found = [];
+  for (const element of document.querySelectorAll(selector)) {
+    const rect = element.getBoundingClientRect();
+    if (rect.width === 0 || rect.height === 0 || rect.right <= width + 1 || scrollsItself(element)) {
+      continue;
+    }
+    const text = (element.textContent || element.getAttribute("name") || "").trim().slice(0, 40);
+    found.push(`<${element.tagName.toLowerCase()}> "${text}" ends at ${Math.round(rect.right)}px`);
+  }
+  return {pageWidth: document.documentElement.scrollWidth, cutOff: found};
+}"""
+FITS_SELECTOR = ", ".join(
+    f"{region} {element}"
+    for region in ("main", "header")
+    for element in ("a", "button", "input", "select", "textarea", "th", "td")
+)
+
+
+async def assert_fits(page: Page, selector: str = FITS_SELECTOR) -> None:
+    """Fail if the page scrolls sideways in its window, or an element of `selector` (links, controls,
+    table cells of main and header) is cut off at the window's right edge outside a scrolling box."""
+    layout: dict[str, Any] = await page.evaluate(_CUT_OFF, selector)
+    width = page.viewport_size["width"] if page.viewport_size else VIEWPORT["width"]
+    problems = list(layout["cutOff"])
+    if layout["pageWidth"] > width:
+        problems.insert(0, f"the page is {layout['pageWidth']}px wide")
+    if problems:
+        raise AssertionError(f"{page.url} at {width}px: " + "; ".join(problems))
 
 
 def _loop_scope(request: pytest.FixtureRequest) -> str | None:
