@@ -1,7 +1,9 @@
 """The console in a real headless Chromium: log in, find, replay, and what a viewer may not see.
 
 One world for the module: a hub FormCycle → enaio (the enaio simulator in-process on loopback), filed
-applications of Jürgen Groß-Öztürk, and persons with the roles viewer, operator and admin. One Chromium
+applications of Jürgen Groß-Öztürk, and the OpenID Connect provider simulator where people with the roles
+viewer, operator and admin log in (on "localhost", the hub on "127.0.0.1": two sites, so the browser meets
+the real cross-site redirects and SameSite rules); their admin tokens are the fallback. One Chromium
 (the test kit's `browser`), a fresh context (own cookies) per test. Waiting is on the page's state
 (Playwright's auto-waiting `expect`), never on time.
 
@@ -31,6 +33,7 @@ from hub.journal import ApplicationFilter
 from hub.models import ApplicationState
 from hub.testing.browser import assert_accessible, assert_fits
 from hub.testing.harness import RunningHub, base_settings, start_hub, stop_hub
+from hub.testing.oidc import RunningProvider, running_provider
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -59,6 +62,7 @@ class World:
 
     hub: RunningHub
     enaio: Simulator
+    idp: RunningProvider
     filed: list[str]
     refused: str  # dead: enaio refused it (422), which no replay of a 503 group touches
     _next: Iterator[int] = field(default_factory=lambda: itertools.count(201))
@@ -103,14 +107,16 @@ def _settings(tmp: Path, enaio: Simulator) -> dict[str, Any]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    """The hub with three applications filed in enaio."""
+    """The hub with three applications filed in enaio and one refused, people logging in at the provider."""
     server = TestServer(make_app(), host="127.0.0.1")
     await server.start_server()
     env = {"FORMCYCLE_TOKEN": FORMCYCLE_TOKEN, "ENAIO_PASSWORD": ENAIO_PASSWORD}
     env.update({f"{role.upper()}_TOKEN": token for role, token in TOKENS.items()})
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession() as http, running_provider(host="localhost") as idp:
         enaio = Simulator(f"http://127.0.0.1:{server.port}", "dms", http)
-        hub = await start_hub(_settings(tmp_path_factory.mktemp("browser-world"), enaio), env=env)
+        settings = _settings(tmp_path_factory.mktemp("browser-world"), enaio)
+        settings["console"] = {"oidc": idp.console_settings()}
+        hub = await start_hub(settings, env=env)
         try:
             filed = [await submit(hub, jagdschein(vorgang_id)) for vorgang_id in VORGANG_IDS]
             for application_id in filed:
@@ -119,17 +125,28 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             await enaio.set_faults(fail_next=1, fail_status=422)
             refused = await submit(hub, jagdschein("FC-2026-000199"))
             assert await hub.wait_for_state(refused) == ApplicationState.DEAD
-            yield World(hub, enaio, filed, refused)
+            yield World(hub, enaio, idp, filed, refused)
         finally:
             await stop_hub(hub)
     await server.close()
 
 
-async def log_in(page: Page, world: World, role: str) -> None:
-    """Log in through the login page's token form as the person with `role`; land on the dashboard."""
+async def log_in(page: Page, world: World, role: str, next_path: str = "/ui/") -> None:
+    """Log in at the identity provider as the person with `role`; land on `next_path`."""
+    await page.goto(world.url + next_path)
+    await expect(page).to_have_url(re.compile(r"/ui/login\?next="))
+    await page.get_by_role("link", name="Anmelden mit dem Kreis-Konto").click()
+    await page.get_by_label(re.compile(rf"^{re.escape(NAMES[role])} ")).check()  # the provider's form
+    await page.get_by_role("button", name="Anmelden").click()
+    await expect(page).to_have_url(world.url + next_path)
+    await expect(page.locator("header form.who")).to_contain_text(f"{NAMES[role]} ({role})")
+
+
+async def log_in_with_token(page: Page, world: World, role: str) -> None:
+    """Log in with the login page's fallback, the admin token of the person with `role`."""
     await page.goto(world.url + "/ui/login")
     await page.get_by_label("Admin-Token").fill(TOKENS[role])
-    await page.get_by_role("button", name="Anmelden").click()
+    await page.get_by_role("button", name="Anmelden", exact=True).click()
     await expect(page).to_have_url(world.url + "/ui/")
     await expect(page.locator("header form.who")).to_contain_text(f"{NAMES[role]} ({role})")
 
@@ -145,15 +162,25 @@ async def screenshot(page: Page, name: str) -> None:
 # -- login -----------------------------------------------------------------------------------------------
 
 
-async def test_login_sets_the_session_cookie_and_the_login_page_is_accessible(
-    page: Page, world: World
-) -> None:
-    await page.goto(world.url + "/ui/")
-    await expect(page).to_have_url(re.compile(r"/ui/login\?next="))
-    await assert_accessible(page)
-    await log_in(page, world, "operator")
-    (cookie,) = [c for c in await page.context.cookies() if c["name"] == "aktenhub_session"]
+async def test_login_at_the_identity_provider_sets_the_session_cookie(page: Page, world: World) -> None:
+    seen: list[str] = []
+    page.on("framenavigated", lambda frame: seen.append(frame.url) if frame == page.main_frame else None)
+    await log_in(page, world, "operator", next_path="/ui/connectors")
+    # The browser went to the provider (another site) and came back through the callback.
+    assert world.idp.url.startswith("http://localhost:")
+    assert any(url.startswith(world.idp.url + "/") for url in seen), seen
+    assert any("/ui/oidc/callback?" in url for url in seen), seen
+    assert world.idp.state.logins[-1] == {"user": NAMES["operator"], "client_id": "aktenhub"}
+    (cookie,) = [c for c in await page.context.cookies(world.url + "/ui/") if c["name"] == "aktenhub_session"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/ui/"
+    assert cookie["value"] and not cookie["secure"]  # plain http on loopback
+
+
+async def test_login_page_and_token_fallback(page: Page, world: World) -> None:
+    await page.goto(world.url + "/ui/login")
+    await assert_accessible(page)
+    await assert_fits(page)
+    await log_in_with_token(page, world, "viewer")
 
 
 # -- accessibility and layout ----------------------------------------------------------------------------
