@@ -185,34 +185,15 @@ async def test_login_page_and_token_fallback(page: Page, world: World) -> None:
 
 # -- accessibility and layout ----------------------------------------------------------------------------
 
-DEADOPS = "the dead-letter, connectors and audit pages (deadops) are not on main yet"
-APPS = "the applications pages (apps) are not on main yet"
 # The main pages, each with what marks it as built (its h1); `{filed}`/`{refused}` name applications.
-DASHBOARD = "the dashboard (dashboard) is not on main yet"
 # The main pages, each with an element only the built page has; `{refused}` names an application.
 PAGES = [
-    pytest.param(
-        "/ui/", "#live-counters", id="dashboard", marks=pytest.mark.xfail(strict=True, reason=DASHBOARD)
-    ),
-    pytest.param(
-        "/ui/applications", "#search", id="applications", marks=pytest.mark.xfail(strict=True, reason=APPS)
-    ),
-    pytest.param(
-        "/ui/applications/{refused}",
-        "#timeline",
-        id="application",
-        marks=pytest.mark.xfail(strict=True, reason=APPS),
-    ),
-    pytest.param("/ui/dead", "#dead-groups", id="dead", marks=pytest.mark.xfail(strict=True, reason=DEADOPS)),
-    pytest.param(
-        "/ui/connectors",
-        "section.connector",
-        id="connectors",
-        marks=pytest.mark.xfail(strict=True, reason=DEADOPS),
-    ),
-    pytest.param(
-        "/ui/audit", "#audit-filter", id="audit", marks=pytest.mark.xfail(strict=True, reason=DEADOPS)
-    ),
+    pytest.param("/ui/", "#live-counters", id="dashboard"),
+    pytest.param("/ui/applications", "#search", id="applications"),
+    pytest.param("/ui/applications/{refused}", "#timeline", id="application"),
+    pytest.param("/ui/dead", "#dead-groups", id="dead"),
+    pytest.param("/ui/connectors", "section.connector", id="connectors"),
+    pytest.param("/ui/audit", "#audit-filter", id="audit"),
 ]
 
 
@@ -236,7 +217,6 @@ async def test_dashboard_screenshot(page: Page, world: World) -> None:
 # -- finding an application ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=APPS)
 async def test_find_an_application_by_its_enaio_id_and_read_its_timeline(page: Page, world: World) -> None:
     application_id = world.filed[1]
     vorgang = await world.vorgang_id(application_id)
@@ -258,7 +238,6 @@ async def test_find_an_application_by_its_enaio_id_and_read_its_timeline(page: P
 # -- dead letters ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=f"{DEADOPS}; {APPS}; {DASHBOARD}")
 async def test_dead_letters_of_a_target_are_replayed_in_bulk_after_the_fix(page: Page, world: World) -> None:
     retryable = "#dead-groups tr.dead-group[data-target='enaio'][data-error-code='Retryable']"
     refusal = "#dead-groups tr.dead-group[data-target='enaio'][data-error-code='Refusal']"
@@ -316,7 +295,6 @@ async def visible_and_source(page: Page) -> str:
     return await page.locator("body").inner_text() + "\n" + await page.content()
 
 
-@pytest.mark.xfail(strict=True, reason=f"{APPS}; {DEADOPS}")
 async def test_a_viewer_sees_no_personal_data(page: Page, world: World) -> None:
     error = (await world.hub.hub.operations.show(world.refused)).summary.error
     assert error, "the refused application has an error text"
@@ -367,7 +345,6 @@ async def test_a_post_without_csrf_token_is_refused_and_the_page_s_own_form_work
     await expect(page).to_have_url(re.compile(r"/ui/login\?next="))
 
 
-@pytest.mark.xfail(strict=True, reason=DEADOPS)
 async def test_pausing_a_target_without_csrf_token_is_refused_and_from_the_page_it_works(
     page: Page, world: World
 ) -> None:
