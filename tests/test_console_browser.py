@@ -31,7 +31,7 @@ from test_e2e_enaio import ENAIO_PASSWORD, FORMCYCLE_TOKEN, Simulator, formcycle
 
 from hub.journal import ApplicationFilter
 from hub.models import ApplicationState
-from hub.testing.browser import assert_accessible, assert_fits
+from hub.testing.browser import assert_accessible, assert_fits, assert_keyboard_usable
 from hub.testing.harness import RunningHub, base_settings, start_hub, stop_hub
 from hub.testing.oidc import RunningProvider, running_provider
 
@@ -198,7 +198,7 @@ PAGES = [
 
 
 @pytest.mark.parametrize(("path", "built"), PAGES)
-async def test_main_page_is_accessible_and_fits_the_screen(
+async def test_main_page_is_accessible_usable_by_keyboard_and_fits_the_screen(
     page: Page, world: World, path: str, built: str
 ) -> None:
     await log_in(page, world, "admin")  # the admin sees every control a page has
@@ -206,6 +206,7 @@ async def test_main_page_is_accessible_and_fits_the_screen(
     await expect(page.locator(built).first).to_be_visible()
     await assert_accessible(page)
     await assert_fits(page)
+    await assert_keyboard_usable(page)
 
 
 async def test_dashboard_screenshot(page: Page, world: World) -> None:

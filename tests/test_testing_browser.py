@@ -10,19 +10,27 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page
 
-from hub.testing.browser import VIEWPORT, assert_accessible, chromium_executable
+from hub.testing.browser import VIEWPORT, assert_accessible, assert_keyboard_usable, chromium_executable
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 CSP = "default-src 'self'; script-src 'self'; style-src 'self'"
 GOOD = """<!DOCTYPE html><html lang="de"><head><title>Gut</title></head><body><main>
 <h1>Suche</h1><form><label for="q">Suchbegriff</label> <input id="q" name="q"></form>
-<table><tr><th scope="col">Aktenzeichen</th></tr><tr><td>32.3-2026-00001</td></tr></table>
+<table><tr><th scope="col">Aktenzeichen</th></tr><tr><td><a href="/keys">32.3-2026-00001</a></td></tr></table>
 </main></body></html>"""
 # An image without text, a field without label, grey on white: three rules of WCAG 2 A/AA broken.
 BAD = """<!DOCTYPE html><html lang="de"><head><title>Schlecht</title>
 <link rel="stylesheet" href="/bad.css"></head><body><main>
 <h1>Suche</h1><img src="/logo.png"><input name="q"><p class="faint">kaum lesbar</p>
+</main></body></html>"""
+
+# A button taken out of the tab order, a field whose focus ring is switched off: usable by mouse only.
+KEYS = """<!DOCTYPE html><html lang="de"><head><title>Tastatur</title>
+<link rel="stylesheet" href="/keys.css"></head><body><main>
+<h1>Aktionen</h1><a href="/good">Suche</a> <button tabindex="-1">Erneut ausführen</button>
+<label for="r">Begründung</label> <input id="r" class="plain"> <button>Aufgeben</button>
+<input type="hidden" name="csrf_token" value="x"> <button hidden>Versteckt</button>
 </main></body></html>"""
 
 
@@ -39,8 +47,14 @@ async def site() -> AsyncIterator[str]:
     async def bad(request: web.Request) -> web.Response:
         return html(BAD)
 
+    async def keys(request: web.Request) -> web.Response:
+        return html(KEYS)
+
     async def css(request: web.Request) -> web.Response:
         return web.Response(text=".faint { color: #c8c8c8; }", content_type="text/css")
+
+    async def keys_css(request: web.Request) -> web.Response:
+        return web.Response(text=".plain:focus { outline: none; }", content_type="text/css")
 
     async def png(request: web.Request) -> web.Response:
         return web.Response(status=404)
@@ -49,6 +63,8 @@ async def site() -> AsyncIterator[str]:
     app.router.add_get("/good", good)
     app.router.add_get("/bad", bad)
     app.router.add_get("/bad.css", css)
+    app.router.add_get("/keys", keys)
+    app.router.add_get("/keys.css", keys_css)
     app.router.add_get("/logo.png", png)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
@@ -68,6 +84,7 @@ async def test_the_page_is_the_system_chromium_at_1366x768(browser: Browser, pag
 async def test_a_sound_page_passes(page: Page, site: str) -> None:
     await page.goto(site + "/good")
     await assert_accessible(page)
+    await assert_keyboard_usable(page)  # its field and its link are tab stops, focus drawn by default
 
 
 async def test_violations_are_listed_by_rule_and_element(page: Page, site: str) -> None:
@@ -93,3 +110,14 @@ async def test_axe_runs_although_the_page_forbids_inline_scripts(page: Page, sit
     )
     assert blocked  # the CSP is in force for the page itself ...
     await assert_accessible(page)  # ... and axe still runs
+
+
+async def test_keyboard_check_names_what_tab_misses_and_focus_hidden(page: Page, site: str) -> None:
+    await page.goto(site + "/keys")
+    with pytest.raises(AssertionError) as failure:
+        await assert_keyboard_usable(page)
+    report = str(failure.value)
+    assert report == (
+        f"{site}/keys: not reached by Tab: ['<button> \"Erneut ausführen\"']; "
+        "focus not shown on: ['<input> \"r\"']"
+    ), report

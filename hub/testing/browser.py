@@ -47,6 +47,7 @@ __all__ = [
     "accessibility_violations",
     "assert_accessible",
     "assert_fits",
+    "assert_keyboard_usable",
     "browser",
     "chromium_executable",
     "describe_violations",
@@ -199,6 +200,75 @@ async def assert_fits(page: Page, selector: str = FITS_SELECTOR) -> None:
         problems.insert(0, f"the page is {layout['pageWidth']}px wide")
     if problems:
         raise AssertionError(f"{page.url} at {width}px: " + "; ".join(problems))
+
+
+# Tags each control of `selector` that a person can see and use, then reports them (by tag) as text.
+_TAG_CONTROLS = """(selector) => {
+  const controls = [...document.querySelectorAll(selector)].filter((element) => {
+    const rect = element.getBoundingClientRect();
+    const style = getComputedStyle(element);
+    return rect.width > 0 && rect.height > 0 && style.visibility !== "hidden" && !element.disabled
+      && !element.closest("[inert], [aria-hidden=true]");
+  });
+  controls.forEach((element, index) => element.setAttribute("data-tab-check", String(index)));
+  return controls.map((element) => {
+    const text = (element.textContent || element.getAttribute("name") || element.id || "").trim();
+    return `<${element.tagName.toLowerCase()}> "${text.replace(/\\s+/g, " ").slice(0, 40)}"`;
+  });
+}"""
+# The focused element: its tag (if tagged) and whether its focus is drawn (outline or box shadow).
+_FOCUSED = """() => {
+  const element = document.activeElement;
+  if (!element || element === document.body) return null;
+  const style = getComputedStyle(element);
+  const outline = style.outlineStyle !== "none" && parseFloat(style.outlineWidth) > 0;
+  return {tag: element.getAttribute("data-tab-check"), visible: outline || style.boxShadow !== "none"};
+}"""
+KEYBOARD_SELECTOR = (
+    "main a[href], main button, main input:not([type=hidden]), main select, main textarea, main summary"
+)
+
+
+async def assert_keyboard_usable(page: Page, selector: str = KEYBOARD_SELECTOR) -> None:
+    """Fail unless the Tab key reaches every visible control of `selector` (default: those of main),
+    each showing where the focus is (WCAG 2.1.1 Keyboard and 2.4.7 Focus Visible, which axe cannot see)."""
+    controls: list[str] = await page.evaluate(_TAG_CONTROLS, selector)
+    reached: set[int] = set()
+    unmarked: list[str] = []
+
+    def note(focused: dict[str, Any]) -> None:
+        index = int(focused["tag"])
+        reached.add(index)
+        if not focused["visible"]:
+            unmarked.append(controls[index])
+
+    # A field focused on load (autofocus) counts; Tab goes on from there.
+    start = await page.evaluate(_FOCUSED)
+    if start is not None and start["tag"] is not None:
+        note(start)
+    last = start["tag"] if start is not None else None
+    # Every tab stop once, with room for those outside `selector` (navigation) and for fields that take
+    # several presses (a date field's day, month and year).
+    for _ in range(3 * len(controls) + 40):
+        if len(reached) == len(controls):
+            break
+        await page.keyboard.press("Tab")
+        focused = await page.evaluate(_FOCUSED)
+        if focused is None or focused["tag"] is None:
+            last = None
+            continue
+        if focused["tag"] == last:
+            continue  # within the same field
+        if int(focused["tag"]) in reached:
+            break  # round the page once
+        note(focused)
+        last = focused["tag"]
+    missed = [control for index, control in enumerate(controls) if index not in reached]
+    problems = [f"not reached by Tab: {missed}"] if missed else []
+    if unmarked:
+        problems.append(f"focus not shown on: {unmarked}")
+    if problems:
+        raise AssertionError(f"{page.url}: " + "; ".join(problems))
 
 
 def _loop_scope(request: pytest.FixtureRequest) -> str | None:
