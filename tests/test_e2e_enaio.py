@@ -129,6 +129,51 @@ async def enaio(api: str) -> AsyncIterator[Simulator]:
 StartHub = Callable[..., Awaitable[RunningHub]]
 
 
+def formcycle_to_enaio(
+    enaio: Simulator, mapping: Path = MAPPING, **formcycle: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The connectors and the route FormCycle → enaio with the given mapping file (tokens from `ENV`)."""
+    connectors: dict[str, Any] = {
+        "formcycle": {
+            **formcycle,
+            "type": "formcycle",
+            "token": "${FORMCYCLE_TOKEN}",
+            "id_field": "vorgang_id",
+            "applicant_fields": {
+                "given_name": "vorname",
+                "family_name": "nachname",
+                "birth_date": "geburtsdatum",
+                "street": "strasse",
+                "postal_code": "plz",
+                "city": "ort",
+                "email": "email",
+            },
+        },
+        "enaio": {
+            "type": "enaio",
+            "base_url": enaio.url,
+            "api": enaio.api,
+            "username": ENAIO_USER,
+            "password": "${ENAIO_PASSWORD}",
+            "timeout_seconds": 5,
+            "retry": {"initial_seconds": 0.05, "max_seconds": 0.2, "jitter_seconds": 0.01},
+            # Some tests fail enaio six times in a row on purpose; the circuit (by default open
+            # after five, tests/test_circuit_breaker.py) would hold the next attempt back for 30 s.
+            "circuit": {"failure_threshold": 10},
+        },
+    }
+    routes: list[dict[str, Any]] = [
+        {
+            "name": "jagd-und-fischerei",
+            "from": "formcycle",
+            "when": {"service": ["jagdschein", "fischereischein"]},
+            "map": str(mapping.resolve()),
+            "to": ["enaio"],
+        }
+    ]
+    return connectors, routes
+
+
 @pytest.fixture
 def start_hub(hub_factory: Any, enaio: Simulator) -> StartHub:
     """Start a hub FormCycle → enaio with the given mapping file (default: the example mapping)."""
@@ -143,44 +188,7 @@ def start_hub(hub_factory: Any, enaio: Simulator) -> StartHub:
         **formcycle: Any,
     ) -> RunningHub:
         """`people`: more admin tokens (their ${ENV} values in `env`); `settings`: more hub settings."""
-        connectors = {
-            "formcycle": {
-                **formcycle,
-                "type": "formcycle",
-                "token": "${FORMCYCLE_TOKEN}",
-                "id_field": "vorgang_id",
-                "applicant_fields": {
-                    "given_name": "vorname",
-                    "family_name": "nachname",
-                    "birth_date": "geburtsdatum",
-                    "street": "strasse",
-                    "postal_code": "plz",
-                    "city": "ort",
-                    "email": "email",
-                },
-            },
-            "enaio": {
-                "type": "enaio",
-                "base_url": enaio.url,
-                "api": enaio.api,
-                "username": ENAIO_USER,
-                "password": "${ENAIO_PASSWORD}",
-                "timeout_seconds": 5,
-                "retry": {"initial_seconds": 0.05, "max_seconds": 0.2, "jitter_seconds": 0.01},
-                # Some tests fail enaio six times in a row on purpose; the circuit (by default open
-                # after five, tests/test_circuit_breaker.py) would hold the next attempt back for 30 s.
-                "circuit": {"failure_threshold": 10},
-            },
-        }
-        routes = [
-            {
-                "name": "jagd-und-fischerei",
-                "from": "formcycle",
-                "when": {"service": ["jagdschein", "fischereischein"]},
-                "map": str(mapping.resolve()),
-                "to": ["enaio"],
-            }
-        ]
+        connectors, routes = formcycle_to_enaio(enaio, mapping, **formcycle)
         if receipts:  # the fakes' recording notifier keeps every receipt sent
             connectors["receipts"] = {"type": "test-notifier"}
             routes[0]["notify"] = ["receipts"]
