@@ -305,6 +305,7 @@ async def test_a_viewer_sees_no_personal_data(page: Page, world: World) -> None:
         f"/ui/applications/{world.filed[0]}",
         f"/ui/applications/{world.refused}",
         "/ui/dead",
+        "/ui/connectors",
     ]
     await log_in(page, world, "viewer")
     for path in pages:
