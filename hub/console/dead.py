@@ -110,8 +110,9 @@ class DeadFilter:
         return self.form.where()
 
     def query(self) -> str:
-        """The filter as a query string (for the page it leads back to)."""
-        return urlencode(self.values)
+        """The filter as a query string (for the page it leads back to), without a group's error text:
+        that must not land in an address (proxy logs, browser history)."""
+        return urlencode({k: v for k, v in self.values.items() if k != "error_group"})
 
 
 def read_filter(params: Mapping[str, object], personal: bool) -> DeadFilter:
@@ -192,12 +193,13 @@ def add_routes(app: web.Application, hub: Hub) -> None:
 
     @guarded("operator")
     async def preview(request: web.Request) -> web.Response:
-        action = ACTIONS.get(request.query.get("action", ""))
+        form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        action = ACTIONS.get(form.get("action", ""))
         if action is None:
             raise web.HTTPBadRequest(text="action muss replay oder abandon sein.")
         if action == "abandon" and not may(person_of(request), "admin"):
             raise web.HTTPForbidden(text="Aufgeben darf nur die Rolle admin.")
-        found = read_filter(request.query, personal=True)
+        found = read_filter(form, personal=True)
         if found.problems:
             return await page(request, found, status=422)
         shown = confirmation(action, found, await preview_of(action, found))
@@ -240,6 +242,6 @@ def add_routes(app: web.Application, hub: Hub) -> None:
         return await act(request, "abandon")
 
     app.router.add_get("/ui/dead", dead_page)
-    app.router.add_get("/ui/dead/preview", preview)
+    app.router.add_post("/ui/dead/preview", preview)
     app.router.add_post("/ui/dead/replay", replay)
     app.router.add_post("/ui/dead/abandon", abandon)
