@@ -390,6 +390,8 @@ def _operate(
 @click.option("--all-dead", is_flag=True, help="replay every dead application (with --route, --service)")
 @click.option("--route", help="with --all-dead: only this route")
 @click.option("--service", help="with --all-dead: only this service")
+@click.option("--target", help="with --all-dead: only the dead steps of this target (the others stay dead)")
+@click.option("--error-code", help="with --all-dead: only dead steps that failed with this error code")
 @click.option("--reason", help="why (required with --all-dead; kept in the audit trail)")
 @click.option("--dry-run", is_flag=True, help="with --all-dead: only say how many applications it affects")
 @click.option("--yes", is_flag=True, help="with --all-dead: do not ask for confirmation")
@@ -400,6 +402,8 @@ def replay(
     all_dead: bool,
     route: str | None,
     service: str | None,
+    target: str | None,
+    error_code: str | None,
     reason: str | None,
     dry_run: bool,
     yes: bool,
@@ -409,7 +413,10 @@ def replay(
     if bool(ids) == all_dead:
         raise click.UsageError("give application ids or --all-dead (not both)")
     if all_dead:
-        _replay_bulk(config_path, route, service, reason, dry_run, yes, operator)
+        where = ApplicationFilter(
+            state=ApplicationState.DEAD, route=route, service=service, target=target, error_code=error_code
+        )
+        _replay_bulk(config_path, where, reason, dry_run, yes, operator)
         return
 
     async def one_by_one(ops: Operations) -> list[str]:
@@ -434,15 +441,8 @@ def replay(
 
 
 def _replay_bulk(
-    config_path: Path,
-    route: str | None,
-    service: str | None,
-    reason: str | None,
-    dry_run: bool,
-    yes: bool,
-    operator: str,
+    config_path: Path, where: ApplicationFilter, reason: str | None, dry_run: bool, yes: bool, operator: str
 ) -> None:
-    where = ApplicationFilter(state=ApplicationState.DEAD, route=route, service=service)
     if not dry_run:
         try:
             required_reason(reason, "--all-dead")  # refused before anything is read

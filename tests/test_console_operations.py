@@ -190,6 +190,28 @@ async def test_preview_counts_then_bulk_replay_after_the_fix_completes_them(
     assert "erneut ausgeführt" not in again
 
 
+async def test_the_admin_api_replays_one_targets_dead_steps_like_the_console(running: RunningHub) -> None:
+    ids = await dead_in_both(running)
+    running.hub.connectors["fachverfahren"].broken = False  # type: ignore[attr-defined]
+    operator = {"Authorization": "Bearer o-secret-2"}
+    status, counted = await running.post(
+        "/api/v1/replay", json={"target": "fachverfahren", "dry_run": True}, headers=operator
+    )
+    assert status == 200 and counted["count"] == 3
+    status, done = await running.post(
+        "/api/v1/replay",
+        json={"target": "fachverfahren", "error_code": "", "reason": "repariert"},
+        headers=operator,
+    )
+    assert status == 200 and sorted(done["replayed"]) == sorted(ids)
+    for app_id in ids:
+        assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
+    # The other target's dead letters stay dead.
+    assert await running.journal.count_replayable(ApplicationFilter(state=ApplicationState.DEAD)) == 2
+    [row] = await running.journal.operator_actions(Action.REPLAYED)
+    assert row.operator == "Otto Operator" and "target=fachverfahren" in row.subject
+
+
 async def test_bulk_replay_of_one_target_leaves_the_applications_other_dead_steps(
     running: RunningHub, operator: ConsoleClient
 ) -> None:

@@ -211,6 +211,11 @@ async def test_replay_by_cli_beside_the_hub_and_by_api_leave_the_same_trail(
     assert (
         preview.exit_code == 0 and "this affects 4 application(s) (state=dead route=jagd)" in preview.output
     )
+    # Dead steps of one target only, as the console's dead letters select them.
+    by_target = await cli("replay", "-c", str(config), "--all-dead", "--target", "import", "--dry-run")
+    assert by_target.exit_code == 0 and "4 application(s) (state=dead target=import)" in by_target.output
+    other = await cli("replay", "-c", str(config), "--all-dead", "--target", "archive", "--dry-run")
+    assert other.exit_code == 0 and "this affects 0 application(s)" in other.output
     no_reason = await cli("replay", "-c", str(config), "--all-dead", "--yes")
     assert no_reason.exit_code == 2 and "needs a reason" in no_reason.output
     status, body = await running.post(

@@ -46,6 +46,8 @@ MAX_BODY = 256 * 1024  # an admin request body is a small JSON object
 LIST_PARAMS = frozenset({"state", "route", "service", "q", "find", "ids", "limit", "offset"})
 AUDIT_PARAMS = frozenset({"action", "operator", "limit", "offset"})
 FILTER_KEYS = frozenset({"state", "route", "service", "q", "find", "ids"})
+# A bulk replay may also select dead steps: of one target, with one error code (the others stay dead).
+REPLAY_KEYS = FILTER_KEYS | {"target", "error_code"}
 DIGITS = re.compile(r"^[0-9]{1,10}$")  # ASCII only: int() also takes " 5", "+5", other scripts' digits
 
 
@@ -110,7 +112,10 @@ def _replay_rules(schema: dict[str, Any]) -> None:
     given: dict[str, dict[str, Any]] = {
         "state": {"const": "dead"},
         "ids": {"type": "array", "minItems": 1},
-        **{key: {"type": "string", "minLength": 1} for key in ("route", "service", "q", "find")},
+        **{
+            key: {"type": "string", "minLength": 1}
+            for key in ("route", "service", "q", "find", "target", "error_code")
+        },
     }
     schema["allOf"] = [
         {"anyOf": [{"required": [key], "properties": {key: rule}} for key, rule in given.items()]},
@@ -139,6 +144,12 @@ class ReplayRequest(BaseModel):
     q: str | None = Field(None, max_length=MAX_QUERY)
     find: str | None = Field(None, max_length=MAX_QUERY)
     ids: list[str] | None = Field(None, max_length=MAX_IDS)
+    target: str | None = Field(
+        None, max_length=MAX_QUERY, description="only the dead steps of this target; the others stay dead"
+    )
+    error_code: str | None = Field(
+        None, max_length=MAX_QUERY, description="only dead steps that failed with this error code"
+    )
     reason: str | None = Field(None, max_length=MAX_REASON, description="required unless dry_run")
     dry_run: bool = Field(False, description="answer how many applications it would replay, change nothing")
 
@@ -286,7 +297,7 @@ def _filter(params: dict[str, Any]) -> ApplicationFilter | str:
         return "ids must be a list of application ids"
     if len(ids) > MAX_IDS:
         return f"ids names {len(ids)} applications; at most {MAX_IDS} per request"
-    for key in ("route", "service", "q", "find"):
+    for key in ("route", "service", "q", "find", "target", "error_code"):
         if params.get(key) is not None and not isinstance(params[key], str):
             return f"{key} must be a string"
         if len(params.get(key) or "") > MAX_QUERY:
@@ -298,6 +309,8 @@ def _filter(params: dict[str, Any]) -> ApplicationFilter | str:
         q=params.get("q") or None,
         find=params.get("find") or None,
         ids=tuple(ids),
+        target=params.get("target") or None,
+        error_code=params.get("error_code") or None,
     )
 
 
@@ -437,7 +450,8 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
 
     async def replay_bulk(request: web.Request) -> web.Response:
         usage = (
-            "body must be a JSON object: {state?, route?, service?, q?, ids?, reason, dry_run?}; "
+            "body must be a JSON object: "
+            "{state?, route?, service?, q?, ids?, target?, error_code?, reason, dry_run?}; "
             "dry_run: true answers how many applications the replay would affect"
         )
         try:
@@ -448,10 +462,10 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
             params = {}
         if not isinstance(params, dict):
             return _error(400, usage)
-        unknown = set(params) - FILTER_KEYS - {"reason", "dry_run"}
+        unknown = set(params) - REPLAY_KEYS - {"reason", "dry_run"}
         if unknown:
             return _error(400, f"unknown keys: {', '.join(sorted(unknown))}; {usage}")
-        if not any(params.get(k) for k in FILTER_KEYS):
+        if not any(params.get(k) for k in REPLAY_KEYS):
             # An empty selection must not mean "everything": say so explicitly.
             return _error(400, 'give a filter, e.g. {"state": "dead"} to replay every dead application')
         try:
@@ -462,7 +476,7 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
             where_ = ".".join(str(part) for part in problem["loc"])
             return _error(400, f"{where_}: {problem['msg']}; {usage}")
         dry_run, reason = asked.dry_run, asked.reason
-        where = _filter(asked.model_dump(include=set(FILTER_KEYS), exclude_none=True))
+        where = _filter(asked.model_dump(include=set(REPLAY_KEYS), exclude_none=True))
         if isinstance(where, str):
             return _error(400, where)
         try:
