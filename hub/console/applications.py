@@ -256,7 +256,6 @@ def add_routes(app: web.Application, hub: Hub) -> None:
             "application.html",
             status=status,
             summary=summary_view(summary, personal),
-            state_label=label(APPLICATION_STATES, summary.state),
             applicant=view.application.applicant.display_name if personal and view.application else None,
             correlations=sorted((view.application.correlations if view.application else {}).items()),
             timeline=timeline_entries(timeline_view(view.timeline, personal)),
