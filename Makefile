@@ -35,6 +35,7 @@ bench: venv
 	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/large_attachment.py
 	$(BIN)/python bench/rate_limit.py
+	$(BIN)/python bench/console.py
 
 run: venv
 	$(BIN)/aktenhub run -c config/aktenhub.example.yaml

@@ -143,7 +143,9 @@ def timeline_entries(events: list[Event]) -> list[TimelineEntry]:
             operator = data.pop("operator", None) or "Aktenhub"
             reason = data.pop("reason", None)
         # The system it concerns: the connector the step talked to, the source it came from.
-        system = event.target or (str(data["source"]) if event.type == "application.received" else "Aktenhub")
+        # (An event from before the received event named its source has none: the hub is named then.)
+        source = data.get("source") if event.type == "application.received" else None
+        system = event.target or (str(source) if source else "Aktenhub")
         entries.append(
             TimelineEntry(
                 event=event,
