@@ -32,6 +32,7 @@ from hub.journal import ApplicationFilter, JournalInUse, JournalUnavailable
 from hub.logs import setup_logging
 from hub.models import ApplicationState
 from hub.operations import (
+    BulkPreview,
     ConnectorCheck,
     Invalid,
     JournalAccess,
@@ -45,6 +46,7 @@ from hub.operations import (
 from hub.plugins import Plugins, load_plugins
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 console = Console()
 err = Console(stderr=True)
 
@@ -384,17 +386,28 @@ def _operate(
         _fail(str(exc))
 
 
+def DEAD_SELECTION(command: F) -> F:
+    """The options by which `replay` and `abandon` select every dead application of a kind."""
+    for option in reversed(
+        (
+            click.option("--all-dead", is_flag=True, help="every dead application (with the options below)"),
+            click.option("--route", help="with --all-dead: only this route"),
+            click.option("--service", help="with --all-dead: only this service"),
+            click.option("--target", help="with --all-dead: only the dead steps of this target"),
+            click.option("--error-code", help="with --all-dead: only dead steps that failed with this code"),
+            click.option("--dry-run", is_flag=True, help="with --all-dead: only say how many it affects"),
+            click.option("--yes", is_flag=True, help="with --all-dead: do not ask for confirmation"),
+        )
+    ):
+        command = option(command)
+    return command
+
+
 @main.command()
 @CONFIG_OPTION
 @click.argument("ids", nargs=-1)
-@click.option("--all-dead", is_flag=True, help="replay every dead application (with --route, --service)")
-@click.option("--route", help="with --all-dead: only this route")
-@click.option("--service", help="with --all-dead: only this service")
-@click.option("--target", help="with --all-dead: only the dead steps of this target (the others stay dead)")
-@click.option("--error-code", help="with --all-dead: only dead steps that failed with this error code")
+@DEAD_SELECTION
 @click.option("--reason", help="why (required with --all-dead; kept in the audit trail)")
-@click.option("--dry-run", is_flag=True, help="with --all-dead: only say how many applications it affects")
-@click.option("--yes", is_flag=True, help="with --all-dead: do not ask for confirmation")
 @OPERATOR_OPTION
 def replay(
     config_path: Path,
@@ -413,10 +426,8 @@ def replay(
     if bool(ids) == all_dead:
         raise click.UsageError("give application ids or --all-dead (not both)")
     if all_dead:
-        where = ApplicationFilter(
-            state=ApplicationState.DEAD, route=route, service=service, target=target, error_code=error_code
-        )
-        _replay_bulk(config_path, where, reason, dry_run, yes, operator)
+        where = _dead_selection(route, service, target, error_code)
+        _bulk(config_path, where, reason, dry_run, yes, operator, "replay")
         return
 
     async def one_by_one(ops: Operations) -> list[str]:
@@ -440,22 +451,43 @@ def replay(
         sys.exit(1)
 
 
-def _replay_bulk(
-    config_path: Path, where: ApplicationFilter, reason: str | None, dry_run: bool, yes: bool, operator: str
+def _dead_selection(
+    route: str | None, service: str | None, target: str | None, error_code: str | None
+) -> ApplicationFilter:
+    return ApplicationFilter(
+        state=ApplicationState.DEAD, route=route, service=service, target=target, error_code=error_code
+    )
+
+
+def _bulk(
+    config_path: Path,
+    where: ApplicationFilter,
+    reason: str | None,
+    dry_run: bool,
+    yes: bool,
+    operator: str,
+    verb: str,
 ) -> None:
+    """Replay or abandon every dead application `where` selects: count, confirm, act."""
     if not dry_run:
         try:
             required_reason(reason, "--all-dead")  # refused before anything is read
         except Invalid as exc:
             raise click.UsageError(str(exc)) from None
-    preview = _operate(config_path, lambda ops: ops.replay_preview(where), journal="read")
+
+    def counted(ops: Operations) -> Awaitable[BulkPreview]:
+        return ops.replay_preview(where) if verb == "replay" else ops.abandon_preview(where)
+
+    preview = _operate(config_path, counted, journal="read")
     console.print(f"this affects {preview.count} application(s) ({preview.filter})", markup=False)
     if dry_run or preview.count == 0:
         return
     if not yes:
-        click.confirm("replay them?", abort=True, err=True)
+        click.confirm(f"{verb} them?", abort=True, err=True)
 
     async def bulk(ops: Operations) -> list[str]:
+        if verb == "abandon":
+            return await ops.abandon_bulk(where, operator, reason)
         with Progress(console=err, transient=True) as progress:
             bar = progress.add_task("replaying", total=preview.count)
             return await ops.replay_bulk(
@@ -463,17 +495,51 @@ def _replay_bulk(
             )
 
     done = _operate(config_path, bulk)
-    console.print(f"replayed {len(done)} application(s); a running hub picks them up within seconds")
+    if verb == "abandon":
+        console.print(f"abandoned {len(done)} application(s)")
+    else:
+        console.print(f"replayed {len(done)} application(s); a running hub picks them up within seconds")
 
 
 @main.command()
 @CONFIG_OPTION
-@click.argument("application_id")
-@click.option("--reason", required=True, help="why (kept on the application's timeline)")
+@click.argument("application_id", required=False)
+@DEAD_SELECTION
+@click.option(
+    "--reason", help="why (kept on the timeline and in the audit trail; required but for --dry-run)"
+)
 @OPERATOR_OPTION
-def abandon(config_path: Path, application_id: str, reason: str, operator: str) -> None:
-    """Abandon an application: its open and dead steps never run; it stays listed as abandoned."""
-    outcome = _operate(config_path, lambda ops: ops.abandon(application_id, operator, reason))
+def abandon(
+    config_path: Path,
+    application_id: str | None,
+    all_dead: bool,
+    route: str | None,
+    service: str | None,
+    target: str | None,
+    error_code: str | None,
+    reason: str | None,
+    dry_run: bool,
+    yes: bool,
+    operator: str,
+) -> None:
+    """Abandon an application, or every dead one (--all-dead): its steps never run; it stays listed."""
+    if (application_id is None) != all_dead:
+        raise click.UsageError("give an application id or --all-dead (not both)")
+    if all_dead:
+        _bulk(
+            config_path,
+            _dead_selection(route, service, target, error_code),
+            reason,
+            dry_run,
+            yes,
+            operator,
+            "abandon",
+        )
+        return
+    if application_id is None or not reason:
+        raise click.UsageError("abandoning an application needs --reason (kept on its timeline)")
+    app_id = application_id
+    outcome = _operate(config_path, lambda ops: ops.abandon(app_id, operator, reason))
     if outcome.already:
         console.print(f"{application_id} was abandoned already", markup=False)
     else:

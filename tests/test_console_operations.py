@@ -212,6 +212,30 @@ async def test_the_admin_api_replays_one_targets_dead_steps_like_the_console(run
     assert row.operator == "Otto Operator" and "target=fachverfahren" in row.subject
 
 
+async def test_the_admin_api_abandons_in_bulk_for_admins_only(running: RunningHub) -> None:
+    await dead_in_both(running)
+    body = {"target": "post", "reason": "an falsche Adresse geschickt"}
+    status, _ = await running.post(
+        "/api/v1/abandon", json=body, headers={"Authorization": "Bearer o-secret-2"}
+    )
+    assert status == 403
+    admin = {"Authorization": "Bearer a-secret-3"}
+    status, counted = await running.post(
+        "/api/v1/abandon", json={"target": "post", "dry_run": True}, headers=admin
+    )
+    assert status == 200 and counted["count"] == 2
+    status, refused = await running.post("/api/v1/abandon", json={"target": "post"}, headers=admin)
+    assert status == 400 and "reason" in refused["error"]
+    status, done = await running.post("/api/v1/abandon", json=body, headers=admin)
+    assert status == 200 and done["count"] == 2
+    for app_id in done["abandoned"]:
+        assert (await running.journal.get_summary(app_id)).state == ApplicationState.ABANDONED
+    # The other target's dead letters are untouched.
+    assert await running.journal.count_replayable(ApplicationFilter(state=ApplicationState.DEAD)) == 3
+    [row] = await running.journal.operator_actions(Action.ABANDONED)
+    assert (row.operator, row.count) == ("Anna Admin", 2)
+
+
 async def test_bulk_replay_of_one_target_leaves_the_applications_other_dead_steps(
     running: RunningHub, operator: ConsoleClient
 ) -> None:

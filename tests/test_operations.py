@@ -316,3 +316,29 @@ async def test_a_day_of_receipt_is_a_filter_a_bulk_replay_can_be_limited_to(
     assert await operations.replay_bulk(that_day, "ops", "Ordner wieder da") == [app_id]
     with pytest.raises(Invalid):  # no filter at all is still refused, not "everything"
         await operations.replay_preview(ApplicationFilter())
+
+
+async def test_the_cli_abandons_every_dead_application_of_a_target_after_counting(
+    tmp_path: Path, hub_factory: Any
+) -> None:
+    running, config = await start(hub_factory, tmp_path, blocked=True)
+    ids = [await submit(running, "jagdschein", f"J-{n}") for n in range(2)]
+    for app_id in ids:
+        assert await running.wait_for_state(app_id) == ApplicationState.DEAD
+    neither = await cli("abandon", "-c", str(config))
+    assert neither.exit_code == 2 and "an application id or --all-dead" in neither.output
+    counted = await cli("abandon", "-c", str(config), "--all-dead", "--target", "import", "--dry-run")
+    assert counted.exit_code == 0 and "this affects 2 application(s)" in counted.output
+    no_reason = await cli("abandon", "-c", str(config), "--all-dead", "--yes")
+    assert no_reason.exit_code == 2 and "needs a reason" in no_reason.output
+    for app_id in ids:  # counting and refusing changed nothing
+        assert (await running.journal.get_summary(app_id)).state == ApplicationState.DEAD
+
+    done = await cli(
+        "abandon", "-c", str(config), "--all-dead", "--target", "import", "--reason", "doppelt", "--yes"
+    )
+    assert done.exit_code == 0 and "abandoned 2 application(s)" in done.output, done.output
+    for app_id in ids:
+        assert (await running.journal.get_summary(app_id)).state == ApplicationState.ABANDONED
+    [row] = await running.journal.operator_actions()
+    assert (row.action, row.count, row.reason) == ("abandoned", 2, "doppelt")

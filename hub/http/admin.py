@@ -132,7 +132,7 @@ def _replay_rules(schema: dict[str, Any]) -> None:
 
 
 class ReplayRequest(BaseModel):
-    """A bulk replay: a filter (at least one key), the reason, or `dry_run` to count first."""
+    """A bulk replay or abandon: a filter (at least one key), the reason, or `dry_run` to count first."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_replay_rules)
 
@@ -200,6 +200,17 @@ class ReplayCounted(BaseModel):
 
 class ReplayAnswer(RootModel[Replayed | ReplayCounted]):
     """The replay, or with `dry_run` its count."""
+
+
+class AbandonedMany(BaseModel):
+    """The dead applications ended for good (one with a step running at that moment is left out)."""
+
+    abandoned: list[str]
+    count: int
+
+
+class AbandonManyAnswer(RootModel[AbandonedMany | ReplayCounted]):
+    """The bulk abandon, or with `dry_run` its count."""
 
 
 class AbandonAnswer(BaseModel):
@@ -448,11 +459,14 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
             return refusal(exc)
         return answer(Replayed(replayed=ids, count=len(ids)))
 
-    async def replay_bulk(request: web.Request) -> web.Response:
+    async def bulk_request(
+        request: web.Request, verb: str
+    ) -> tuple[ApplicationFilter, bool, str | None] | web.Response:
+        """The filter, dry_run and reason of a bulk action's body, or the answer refusing it."""
         usage = (
             "body must be a JSON object: "
             "{state?, route?, service?, q?, ids?, target?, error_code?, reason, dry_run?}; "
-            "dry_run: true answers how many applications the replay would affect"
+            f"dry_run: true answers how many applications the {verb} would affect"
         )
         try:
             params = await _json_body(request, usage)
@@ -467,7 +481,7 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
             return _error(400, f"unknown keys: {', '.join(sorted(unknown))}; {usage}")
         if not any(params.get(k) for k in REPLAY_KEYS):
             # An empty selection must not mean "everything": say so explicitly.
-            return _error(400, 'give a filter, e.g. {"state": "dead"} to replay every dead application')
+            return _error(400, f'give a filter, e.g. {{"state": "dead"}} to {verb} every dead application')
         try:
             # Strict: a filter of the wrong type ({"state": 0}) is refused, not read as no filter.
             asked = ReplayRequest.model_validate(params, strict=True)
@@ -475,18 +489,35 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
             problem = exc.errors()[0]
             where_ = ".".join(str(part) for part in problem["loc"])
             return _error(400, f"{where_}: {problem['msg']}; {usage}")
-        dry_run, reason = asked.dry_run, asked.reason
         where = _filter(asked.model_dump(include=set(REPLAY_KEYS), exclude_none=True))
         if isinstance(where, str):
             return _error(400, where)
+        return where, asked.dry_run, asked.reason
+
+    async def bulk(request: web.Request, verb: str) -> web.Response:
+        asked = await bulk_request(request, verb)
+        if isinstance(asked, web.Response):
+            return asked
+        where, dry_run, reason = asked
+        ops = hub.operations
         try:
             if dry_run:
-                preview = await hub.operations.replay_preview(where)
+                counting = ops.replay_preview if verb == "replay" else ops.abandon_preview
+                preview = await counting(where)
                 return answer(ReplayCounted(dry_run=True, count=preview.count, filter=preview.filter))
-            ids = await hub.operations.replay_bulk(where, request[CALLER], reason)
+            if verb == "replay":
+                ids = await ops.replay_bulk(where, request[CALLER], reason)
+                return answer(Replayed(replayed=ids, count=len(ids)))
+            ids = await ops.abandon_bulk(where, request[CALLER], reason)
+            return answer(AbandonedMany(abandoned=ids, count=len(ids)))
         except (Invalid, Refused) as exc:
             return refusal(exc)
-        return answer(Replayed(replayed=ids, count=len(ids)))
+
+    async def replay_bulk(request: web.Request) -> web.Response:
+        return await bulk(request, "replay")
+
+    async def abandon_bulk(request: web.Request) -> web.Response:
+        return await bulk(request, "abandon")
 
     async def abandon(request: web.Request) -> web.Response:
         app_id = request.match_info["id"]
@@ -640,6 +671,21 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
             tags=apps,
         ),
         replay_bulk,
+    )
+    api.add(
+        Operation(
+            "POST",
+            "/api/v1/abandon",
+            "abandonApplications",
+            "Abandon every dead application a filter selects, for a reason, or count them (dry_run)",
+            "admin",
+            AbandonManyAnswer,
+            body=ReplayRequest,
+            body_required=True,
+            refusals=(409,),
+            tags=apps,
+        ),
+        abandon_bulk,
     )
     api.add(
         Operation(
