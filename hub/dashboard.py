@@ -35,6 +35,7 @@ class LiveCounters(BaseModel):
     )
     in_flight: int = Field(description="steps running now (leased)")
     received_last_hour: int
+    quarantined: int = Field(0, description="held inbound messages awaiting an operator's decision")
 
 
 class HourFigures(BaseModel):

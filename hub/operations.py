@@ -45,7 +45,7 @@ from hub.deadletters import DeadLetters
 from hub.diagnostics import ConnectorDiagnostics, collect
 from hub.errors import Permanent, Retryable
 from hub.gate import TargetStatus
-from hub.held import Decision, HeldConflict, HeldMessage, HeldNotFound, decide
+from hub.held import Decision, HeldConflict, HeldFilter, HeldMessage, HeldNotFound, decide
 from hub.journal import (
     Abandoned,
     ActionRefused,
@@ -341,6 +341,14 @@ class Operations:
             raise Refused(str(exc)) from None
 
     # -- held messages --------------------------------------------------------------------------------
+
+    async def held_messages(self, where: HeldFilter, limit: int = 100, offset: int = 0) -> list[HeldMessage]:
+        """Held inbound messages, most recently changed first (unredacted: `hub.redaction.held_view`)."""
+        return await self.journal.list_held(where, limit=limit, offset=offset)
+
+    async def held_message(self, held_id: int) -> HeldMessage | None:
+        """One held inbound message by its id (unredacted)."""
+        return await self.journal.held_get(held_id)
 
     async def decide_held(
         self, held_id: int, decision: Decision, operator: str, reason: str | None = None

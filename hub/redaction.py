@@ -5,7 +5,8 @@ an error's code instead; a task's result holds the mapped record (index data, do
 names), so a viewer sees none; timeline data keep only the fields `hub.events.VIEWER_FIELDS` names.
 The ids other systems gave an application (its correlations, the `ids` on its timeline) are metadata
 that a retention purge keeps too: viewers see them. A target's pause shows viewers who paused it and
-since when, not the operator's free-text reason. Operators and admins (``personal=True``) see
+since when, not the operator's free-text reason. A held inbound message shows viewers its reason code, not
+the text (a fault may quote the message), and no sender (it can name a person). Operators and admins (``personal=True``) see
 everything unchanged.
 """
 
@@ -17,10 +18,11 @@ from pydantic import BaseModel, Field
 
 from hub.events import redact_for_viewer
 from hub.gate import TargetStatus
+from hub.held import HeldMessage
 from hub.journal import ApplicationSummary, Task
 from hub.models import Event
 
-__all__ = ["TaskView", "safe_error", "summary_view", "target_view", "task_view", "timeline_view"]
+__all__ = ["TaskView", "held_view", "safe_error", "summary_view", "target_view", "task_view", "timeline_view"]
 
 
 class TaskView(BaseModel):
@@ -76,3 +78,10 @@ def target_view(status: TargetStatus, personal: bool) -> TargetStatus:
     if personal or status.paused is None:
         return status
     return status.model_copy(update={"paused": status.paused.model_copy(update={"reason": ""})})
+
+
+def held_view(held: HeldMessage, personal: bool) -> HeldMessage:
+    """A held inbound message as the caller may see it (viewers: no sender, the reason's code only)."""
+    if personal:
+        return held
+    return held.model_copy(update={"sender": None, "reason": held.reason_code})

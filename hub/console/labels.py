@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from hub.actions import Action
 from hub.application_files import FileKind
+from hub.held import HeldState
 from hub.journal import TaskState
 from hub.models import ApplicationState
 
@@ -63,6 +64,16 @@ EVENTS: dict[str, str] = {
     "operator.closed": "Nachricht geschlossen",
     "operator.kept": "Nachricht behalten",
     "application.purged": "Nutzdaten gelöscht (Aufbewahrungsfrist)",
+}
+
+
+# Held inbound messages (`hub.held`).
+HELD_STATES: dict[str, str] = {
+    HeldState.RETRYING: "Wird erneut abgerufen",
+    HeldState.QUARANTINED: "Quarantäne",
+    HeldState.REJECTED: "Abgelehnt",
+    HeldState.CLOSED: "Geschlossen",
+    HeldState.KEPT: "Behalten",
 }
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from hub.console import applications, audit, connectors, dashboard, dead
+from hub.console import applications, audit, connectors, dashboard, dead, held
 from hub.console.guard import SESSIONS
 from hub.console.login import TOKENS, add_login_routes
 from hub.console.session import Sessions
@@ -63,5 +63,6 @@ def add_console(app: web.Application, hub: Hub) -> None:
     dashboard.add_routes(app, hub)
     applications.add_routes(app, hub)
     dead.add_routes(app, hub)
+    held.add_routes(app, hub)
     connectors.add_routes(app, hub)
     audit.add_routes(app, hub)

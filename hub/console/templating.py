@@ -24,6 +24,7 @@ NAVIGATION = (
     ("/ui/", "Übersicht", "viewer"),
     ("/ui/applications", "Anträge", "viewer"),
     ("/ui/dead", "Fehlgeschlagen", "viewer"),
+    ("/ui/held", "Zurückgehalten", "viewer"),
     ("/ui/connectors", "Konnektoren", "viewer"),
     ("/ui/audit", "Protokoll", "operator"),  # like the admin API's audit trail
 )

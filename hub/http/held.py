@@ -1,6 +1,7 @@
 """Admin API of held inbound messages (`hub.held`): list, show, close (admin), keep (operator).
 
-Close and keep take an optional JSON body ``{"reason": "..."}`` for the audit trail.
+Close and keep take an optional JSON body ``{"reason": "..."}`` for the audit trail. Viewers see no sender
+and the reason's code only (`hub.redaction.held_view`, as in the console).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from hub.http.admin import (
     reason_body,
     refusal,
 )
-from hub.http.auth import CALLER
+from hub.http.auth import CALLER, RANK, ROLE
 from hub.http.openapi import ApiRoutes, Operation
 from hub.operations import Invalid, NotFound, Refused, UpstreamFailed
+from hub.redaction import held_view
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -57,6 +59,10 @@ def _held_id(request: web.Request) -> int | None:
     return int(raw) if HELD_ID.match(raw) else None
 
 
+def _personal(request: web.Request) -> bool:
+    return RANK[request[ROLE]] >= RANK["operator"]
+
+
 def add_held_routes(api: ApiRoutes, hub: Hub) -> None:
     """Mount ``/api/v1/held-messages``."""
 
@@ -74,7 +80,8 @@ def add_held_routes(api: ApiRoutes, hub: Hub) -> None:
             state=HeldState(state) if state else None, source=request.query.get("source") or None
         )
         rows = await hub.journal.list_held(where, limit=limit, offset=offset)
-        return answer(HeldList(held_messages=rows, limit=limit, offset=offset))
+        shown = [held_view(h, _personal(request)) for h in rows]
+        return answer(HeldList(held_messages=shown, limit=limit, offset=offset))
 
     async def get_held(request: web.Request) -> web.Response:
         params = query_params(request, frozenset())
@@ -84,7 +91,7 @@ def add_held_routes(api: ApiRoutes, hub: Hub) -> None:
         held = await hub.journal.held_get(held_id) if held_id is not None else None
         if held is None:
             return _error(404, f"no held message {request.match_info['id']}")
-        return answer(held)
+        return answer(held_view(held, _personal(request)))
 
     async def _decide(request: web.Request, decision: Decision) -> web.Response:
         held_id = _held_id(request)

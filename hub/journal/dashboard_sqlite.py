@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from hub.dashboard import HOUR, HourFigures, JournalFigures, LiveCounters, RouteFigures, TargetWork
 from hub.events import OPERATOR_ABANDONED
+from hub.held import HeldState
 from hub.journal import purge_sqlite
 from hub.journal.base import TaskState
 from hub.models import ApplicationState
@@ -62,7 +63,13 @@ def counters(c: sqlite3.Connection, now: float) -> LiveCounters:
     received = c.execute("SELECT COUNT(*) FROM applications WHERE received_at>=?", (now - HOUR,)).fetchone()[
         0
     ]
-    return LiveCounters(by_state=by_state, in_flight=in_flight, received_last_hour=received)
+    # held_messages_state (state, source): covering
+    quarantined = c.execute(
+        "SELECT COUNT(*) FROM held_messages WHERE state=?", (HeldState.QUARANTINED,)
+    ).fetchone()[0]
+    return LiveCounters(
+        by_state=by_state, in_flight=in_flight, received_last_hour=received, quarantined=quarantined
+    )
 
 
 Read = Callable[[Callable[[sqlite3.Connection], T]], Awaitable[T]]
