@@ -5,9 +5,9 @@ an error's code instead; a task's result holds the mapped record (index data, do
 names), so a viewer sees none; timeline data keep only the fields `hub.events.VIEWER_FIELDS` names.
 The ids other systems gave an application (its correlations, the `ids` on its timeline) are metadata
 that a retention purge keeps too: viewers see them. A target's pause shows viewers who paused it and
-since when, not the operator's free-text reason. A held inbound message shows viewers its reason code, not
-the text (a fault may quote the message), and no sender (it can name a person). Operators and admins (``personal=True``) see
-everything unchanged.
+since when, not the operator's free-text reason. A held inbound message shows viewers its reason code,
+not the text (a fault may quote the message), and no sender (it can name a person). Operators and
+admins (``personal=True``) see everything unchanged.
 """
 
 from __future__ import annotations

@@ -34,11 +34,12 @@ MAX_PAGE = 100_000
 DEFAULT_STATE = HeldState.QUARANTINED
 # What a decision leaves as notice.
 DECIDED = {
-    HeldState.CLOSED: "Nachricht {message_id} ({source}) ist geschlossen: sie wurde im Postfach der Quelle "
-    "entfernt.",
-    HeldState.REJECTED: "Nachricht {message_id} ({source}) war bereits abgelehnt und im Postfach geschlossen.",
-    HeldState.KEPT: "Nachricht {message_id} ({source}) wird behalten: sie bleibt im Postfach der Quelle, "
-    "der Hub ruft sie nicht mehr ab.",
+    HeldState.CLOSED: "Nachricht {message_id} ({source}) ist geschlossen: "
+    "sie wurde im Postfach der Quelle entfernt.",
+    HeldState.REJECTED: "Nachricht {message_id} ({source}) war bereits abgelehnt "
+    "und im Postfach geschlossen.",
+    HeldState.KEPT: "Nachricht {message_id} ({source}) wird behalten: "
+    "sie bleibt im Postfach der Quelle, der Hub ruft sie nicht mehr ab.",
 }
 FIELDS = {"state": "Status", "source": "Quelle", "page": "Seite"}
 
