@@ -29,6 +29,7 @@ from hub_enaio.simulator import make_app
 from playwright.async_api import Page, expect
 from test_e2e_enaio import ENAIO_PASSWORD, FORMCYCLE_TOKEN, Simulator, formcycle_to_enaio, jagdschein, submit
 
+from hub.held import HeldMessages
 from hub.journal import ApplicationFilter
 from hub.models import ApplicationState
 from hub.testing.browser import assert_accessible, assert_fits, assert_keyboard_usable
@@ -125,6 +126,10 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             await enaio.set_faults(fail_next=1, fail_status=422)
             refused = await submit(hub, jagdschein("FC-2026-000199"))
             assert await hub.wait_for_state(refused) == ApplicationState.DEAD
+            # An inbound message its source could not take, whose sender and fault name the applicant.
+            await HeldMessages(hub.journal, "formcycle").quarantine(
+                "FC-HELD-1", sender="Jürgen Groß-Öztürk", code="oversize", reason="Anlage von Groß-Öztürk: 2 GB"
+            )
             yield World(hub, enaio, idp, filed, refused)
         finally:
             await stop_hub(hub)
@@ -193,6 +198,7 @@ PAGES = [
     pytest.param("/ui/applications/{refused}", "#timeline", id="application"),
     pytest.param("/ui/dead", "#dead-groups", id="dead"),
     pytest.param("/ui/connectors", "section.connector", id="connectors"),
+    pytest.param("/ui/held", "#held-messages", id="held"),
     pytest.param("/ui/audit", "#audit-filter", id="audit"),
 ]
 
@@ -306,6 +312,7 @@ async def test_a_viewer_sees_no_personal_data(page: Page, world: World) -> None:
         f"/ui/applications/{world.refused}",
         "/ui/dead",
         "/ui/connectors",
+        "/ui/held",
     ]
     await log_in(page, world, "viewer")
     for path in pages:
