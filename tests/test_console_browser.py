@@ -128,7 +128,10 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             assert await hub.wait_for_state(refused) == ApplicationState.DEAD
             # An inbound message its source could not take, whose sender and fault name the applicant.
             await HeldMessages(hub.journal, "formcycle").quarantine(
-                "FC-HELD-1", sender="Jürgen Groß-Öztürk", code="oversize", reason="Anlage von Groß-Öztürk: 2 GB"
+                "FC-HELD-1",
+                sender="Jürgen Groß-Öztürk",
+                code="oversize",
+                reason="Anlage von Groß-Öztürk: 2 GB",
             )
             yield World(hub, enaio, idp, filed, refused)
         finally:
