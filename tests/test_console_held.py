@@ -196,6 +196,7 @@ async def test_an_upstream_failure_leaves_the_message_quarantined(
     status, html = await browser.post(f"/ui/held/{held['m1'].id}/close", {"reason": "Spam"})
     assert status == 502
     assert "konnte im Postfach der Quelle xta nicht geschlossen werden; nichts wurde geändert" in html
+    assert "XTA server down (HTTP 503)" in html
     assert await running.journal.held_get(held["m1"].id) == held["m1"]
     assert await running.journal.operator_actions() == []
 

@@ -22,7 +22,7 @@ from hub.console.forms import MAX_FIELD, problem
 from hub.console.guard import guarded, person_of, sees_personal_data
 from hub.console.labels import HELD_STATES
 from hub.console.notice import render_page, see_other
-from hub.held import SETTLED, Decision, HeldFilter, HeldMessage, HeldState
+from hub.held import Decision, HeldFilter, HeldMessage, HeldState
 from hub.operations import Invalid, NotFound, Refused, UpstreamFailed
 from hub.redaction import held_view
 
@@ -95,15 +95,15 @@ def refusal_text(held: HeldMessage | None, decision: Decision) -> str:
     )
 
 
-def upstream_text(held: HeldMessage | None, exc: UpstreamFailed) -> str:
-    """A failed close upstream, in German (the remote's own text stays in the log)."""
-    where = f"im Postfach der Quelle {held.source}" if held is not None else "im Postfach der Quelle"
+def upstream_text(held: HeldMessage, exc: UpstreamFailed) -> str:
+    """A failed close upstream, in German, with the operations layer's text (only admins close)."""
+    where = f"im Postfach der Quelle {held.source}"
     later = (
         "Die Quelle ist gerade nicht erreichbar; bitte später erneut versuchen."
         if exc.retryable
         else "Die Quelle lehnt das Schließen ab; bitte die Konnektoren-Seite prüfen."
     )
-    return f"Die Nachricht konnte {where} nicht geschlossen werden; nichts wurde geändert. {later}"
+    return f"Die Nachricht konnte {where} nicht geschlossen werden; nichts wurde geändert. {later} ({exc})"
 
 
 def missing(raw_id: str) -> str:
@@ -130,7 +130,6 @@ def add_routes(app: web.Application, hub: Hub) -> None:
             rows=[held_view(h, personal) for h in rows[:PAGE_SIZE]],
             sources=sorted(hub.sources()),
             states=HELD_STATES,
-            settled=SETTLED,
             previous=asked.query(asked.page - 1) if asked.page > 1 else None,
             next=asked.query(asked.page + 1) if len(rows) > PAGE_SIZE else None,
         )
