@@ -56,7 +56,8 @@ def write_config(tmp: Path, port: int, schemas: Path, xta: str, enaio: str) -> P
         "schemas": str(schemas),
         "server": {
             "listen": f"127.0.0.1:{port}",
-            "admin_tokens": [{"name": "t", "token": TOKEN, "role": "viewer"}],
+            # operator: the test reads a held message's reason text, which viewers do not see
+            "admin_tokens": [{"name": "t", "token": TOKEN, "role": "operator"}],
         },
         "workers": {"idle_poll_seconds": 0.1, "render_processes": 0},
         "connectors": {
