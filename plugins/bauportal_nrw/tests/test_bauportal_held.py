@@ -65,7 +65,8 @@ async def start(hub_factory: Any, xta_url: str, enaio_url: str, schema_dir: Path
 
 
 async def held_list(running: RunningHub, **query: str) -> list[dict[str, Any]]:
-    status, body = await running.get("/api/v1/held-messages", params=query, headers=bearer("VIEWER_TOKEN"))
+    # As an operator: the tests read senders and reason texts, which viewers do not see.
+    status, body = await running.get("/api/v1/held-messages", params=query, headers=bearer("OPERATOR_TOKEN"))
     assert status == 200, body
     found: list[dict[str, Any]] = body["held_messages"]
     return found
