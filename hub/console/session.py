@@ -75,19 +75,18 @@ class Sessions:
             expires=time.time() + self._lifetime,
             id_token=id_token,
         )
-        sealed = self._fernet.encrypt(json.dumps(asdict(person)).encode()).decode()
-        self.set_cookie(response, COOKIE, sealed, self._lifetime)
+        self.set_cookie(response, COOKIE, self.seal(asdict(person)), self._lifetime)
         return person
 
     def person(self, request: web.Request) -> Person | None:
         """The person the request's session cookie names, or None (absent, forged, expired)."""
         sealed = request.cookies.get(COOKIE)
-        if not sealed:
+        data = self.unseal(sealed, self._lifetime) if sealed else None
+        if data is None:
             return None
         try:
-            data = json.loads(self._fernet.decrypt(sealed.encode(), ttl=self._lifetime))
-            person = Person(**data)
-        except (InvalidToken, ValueError, TypeError):
+            person = Person(**data)  # type: ignore[arg-type]  # the fields `start` sealed
+        except TypeError:
             return None
         return person if person.expires > time.time() else None
 
