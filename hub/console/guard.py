@@ -9,6 +9,7 @@ from aiohttp import web
 
 from hub.console.session import CSRF_FIELD, CSRF_HEADER, Person, Sessions
 from hub.http.auth import RANK, Role
+from hub.http.auth import sees_personal_data as role_sees_personal_data
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PERSON = web.RequestKey("person", Person)
@@ -18,7 +19,7 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 def sees_personal_data(person: Person) -> bool:
     """Viewers see metadata only; operators and admins see what applications contain."""
-    return RANK[person.role] >= RANK["operator"]
+    return role_sees_personal_data(person.role)
 
 
 def may(person: Person, role: Role) -> bool:

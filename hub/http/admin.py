@@ -26,7 +26,8 @@ from hub.actions import MAX_REASON, Action, OperatorAction, TargetPause
 from hub.certificates import CertificateReport
 from hub.diagnostics import ConnectorDiagnostics
 from hub.gate import TargetStatus
-from hub.http.auth import CALLER, RANK, ROLE
+from hub.http.auth import CALLER, ROLE
+from hub.http.auth import sees_personal_data as role_sees_personal_data
 from hub.http.openapi import ApiRoutes, Operation
 from hub.journal import ApplicationFilter, ApplicationSummary
 from hub.models import Application, ApplicationState, Event
@@ -411,7 +412,7 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
     api.app.on_response_prepare.append(_no_store)
 
     def sees_personal_data(request: web.Request) -> bool:
-        return RANK[request[ROLE]] >= RANK["operator"]
+        return role_sees_personal_data(request[ROLE])
 
     async def list_applications(request: web.Request) -> web.Response:
         page = page_query(request, LIST_PARAMS)

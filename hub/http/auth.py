@@ -12,6 +12,13 @@ from hub.config import AdminToken
 
 Role = Literal["viewer", "operator", "admin"]
 RANK: dict[str, int] = {"viewer": 1, "operator": 2, "admin": 3}
+
+
+def sees_personal_data(role: str) -> bool:
+    """Viewers see metadata only; operators and admins see what applications and messages contain."""
+    return RANK[role] >= RANK["operator"]
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CALLER = web.RequestKey("caller", str)
 ROLE = web.RequestKey("role", str)

@@ -25,7 +25,7 @@ from hub.http.admin import (
     reason_body,
     refusal,
 )
-from hub.http.auth import CALLER, RANK, ROLE
+from hub.http.auth import CALLER, ROLE, sees_personal_data
 from hub.http.openapi import ApiRoutes, Operation
 from hub.operations import Invalid, NotFound, Refused, UpstreamFailed
 from hub.redaction import held_view
@@ -60,7 +60,7 @@ def _held_id(request: web.Request) -> int | None:
 
 
 def _personal(request: web.Request) -> bool:
-    return RANK[request[ROLE]] >= RANK["operator"]
+    return sees_personal_data(request[ROLE])
 
 
 def add_held_routes(api: ApiRoutes, hub: Hub) -> None:
