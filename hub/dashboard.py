@@ -1,6 +1,6 @@
 """The figures of the console's dashboard: what the journal counts, and the blob store's size.
 
-The journal answers `JournalFigures` and `LiveCounters` (`hub.journal.dashboard_sqlite`) from queries
+The journal answers `JournalFigures` and `LiveCounters` (`hub.journal.dashboard_sql`) from queries
 bounded to the shown window; `Operations.dashboard` adds the gate, certificates, the blob store's size
 (`BlobUsageCache`) and retention.
 """

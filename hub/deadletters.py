@@ -4,7 +4,7 @@ A target that fails for one reason fails many applications with texts that diffe
 numbers and quoted values they name ("record 4711 refused", "record 4712 refused"). `error_group`
 normalises a text so that such failures fall into one group: what the console's dead-letter page
 shows, and what a bulk replay or abandon of that group selects (`ApplicationFilter.error_group`).
-The journal applies the same function in SQL (`hub.journal.dead_sqlite`), so the group counted is
+The journal applies the same function in SQL (`hub.journal.dead_sql`), so the group counted is
 the group acted on.
 
 Viewers see groups by target and error code only: the error text may quote personal data.

@@ -172,11 +172,13 @@ async def test_a_journal_from_before_answers_is_migrated(tmp_path: Path) -> None
     await journal.close()
     # Make it look like a journal of the release before: no task subject, no correlations index.
     conn = sqlite3.connect(path)
-    columns = [r[1] for r in conn.execute("PRAGMA table_info(tasks)") if r[1] != "subject"]
+    later = ("subject", "error_group")
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(tasks)") if r[1] not in later]
     conn.executescript(
         f"CREATE TABLE old_tasks AS SELECT {', '.join(columns)} FROM tasks; DROP TABLE tasks; "
-        "ALTER TABLE old_tasks RENAME TO tasks; DROP TABLE correlations; "
-        "DELETE FROM meta WHERE key='correlations_indexed';"
+        "ALTER TABLE old_tasks RENAME TO tasks; DROP TABLE correlations; DROP TABLE task_targets; "
+        "DELETE FROM meta WHERE key='correlations_indexed'; "
+        "UPDATE meta SET value='1' WHERE key='schema_version';"
     )
     conn.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from hub.journal import SqliteJournal
-from hub.journal import dashboard_sqlite as queries
+from hub.journal import dashboard_sql as queries
+from hub.journal.sqlite import _connect
 
 HOUR = 3600.0
 NOW = 1_800_000_000.0 + 1800  # half past a full hour (UTC)
@@ -112,13 +114,13 @@ async def test_every_dashboard_statement_searches_an_index(journal: SqliteJourna
     # A full scan of applications, events or tasks grows with the journal's whole history.
     write(journal, lambda c: add(c, 1, NOW - HOUR, "completed", filed_after=5.0))
     statements: list[str] = []
-    with sqlite3.connect(journal.path) as c:
+    with contextlib.closing(_connect(journal.path)) as c:
 
         async def read(op: Callable[[sqlite3.Connection], object]) -> object:
             return op(c)
 
         c.set_trace_callback(statements.append)
-        await queries.figures(read, NOW, 7 * 24 * 3600, journal.path)
+        await queries.figures(read, NOW, 7 * 24 * 3600)
         c.set_trace_callback(None)
         plans = {
             sql: c.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall() for sql in statements if "SELECT" in sql

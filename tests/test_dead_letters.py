@@ -3,7 +3,6 @@ actions on dead steps, and the audit trail by date range."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,8 +11,9 @@ import pytest
 
 from hub.actions import Action
 from hub.deadletters import error_group
-from hub.journal import ApplicationFilter, SqliteJournal, TaskSpec, TaskState, dead_sqlite
-from hub.journal.sqlite import _connect, _where
+from hub.journal import ApplicationFilter, SqliteJournal, TaskSpec, TaskState, dead_sql
+from hub.journal.sql import _where
+from hub.journal.sqlite import _connect
 from hub.models import Application, ApplicationState, Event
 
 NOW = 1_780_000_000.0
@@ -134,7 +134,7 @@ async def test_the_grouping_reads_dead_steps_by_index(journal: SqliteJournal, tm
         ApplicationFilter(state=ApplicationState.DEAD),
         ApplicationFilter(state=ApplicationState.DEAD, route="r", error_code="Permanent"),
     ):
-        dead_sqlite.groups(connection, where, _where(ApplicationFilter(route=where.route)), True, 10)
+        dead_sql.groups(connection, where, _where(ApplicationFilter(route=where.route)), True, 10)
     for statement in statements:
         plan = " | ".join(r[3] for r in connection.execute("EXPLAIN QUERY PLAN " + statement))
         assert "SCAN tasks" not in plan and "SCAN applications" not in plan, plan
@@ -149,14 +149,3 @@ async def test_the_audit_trail_by_date_range_and_below_a_row(journal: SqliteJour
     assert [r.subject for r in rows] == ["c", "b", "a"]
     assert await journal.operator_actions(until=at) == []
     assert [r.subject for r in await journal.operator_actions(before_id=rows[0].id)] == ["b", "a"]
-
-
-def test_the_error_group_function_is_on_every_connection(tmp_path: Path) -> None:
-    connection = _connect(str(tmp_path / "x.db"))
-    try:
-        [(value,)] = connection.execute(f"SELECT {dead_sqlite.GROUP_FUNCTION}('record 17 refused')")
-        assert value == "record # refused"
-    except sqlite3.OperationalError as exc:  # pragma: no cover - the assertion's message
-        raise AssertionError("error group function not registered") from exc
-    finally:
-        connection.close()

@@ -37,6 +37,7 @@ from hub.journal.base import (
     TaskState,
 )
 from hub.journal.lock import JournalInUse
+from hub.journal.sql import SqlJournal
 from hub.journal.sqlite import SqliteJournal
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "PurgedApplication",
     "QueuedAlert",
     "ReceivedAnswer",
+    "SqlJournal",
     "SqliteJournal",
     "StoredAnswer",
     "Task",

@@ -5,6 +5,9 @@ thread which groups the operations queued by concurrent callers into one transac
 many intakes (group commit). Each operation runs inside its own SAVEPOINT, so one failing operation
 neither aborts nor is hidden by the others in its group. Reads run on a separate thread and connection,
 which WAL lets proceed alongside the writer.
+
+The state rules themselves are `hub.journal.sql`'s, shared with PostgreSQL; this module only opens,
+migrates and runs them.
 """
 
 from __future__ import annotations
@@ -12,225 +15,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import logging
 import os
 import queue
-import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hub.actions import Action, OperatorAction, TargetPause
-from hub.alerts import AlertDraft, DeadTask
-from hub.answers import Answer, UnknownApplication
-from hub.blobs import BLOB_REF
-from hub.dashboard import JournalFigures, LiveCounters
-from hub.deadletters import DeadLetters
 from hub.errors import StorageFull
-from hub.events import operator_event
-from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
-from hub.journal import (
-    alerts_sqlite,
-    dashboard_sqlite,
-    dead_sqlite,
-    held_sqlite,
-    operator_sqlite,
-    purge_sqlite,
-)
-from hub.journal.base import (
-    Abandoned,
-    ActionRefused,
-    AnswerPlan,
-    ApplicationFilter,
-    ApplicationPatch,
-    ApplicationSummary,
-    CircuitRecord,
-    Completion,
-    FileNumberAssigned,
-    FileNumberSequence,
-    IntakeResult,
-    JournalStats,
-    JournalUnavailable,
-    LeaseLost,
-    PurgeCandidate,
-    PurgedApplication,
-    PurgeOrder,
-    QueuedAlert,
-    ReceivedAnswer,
-    StoredAnswer,
-    Task,
-    TaskFailure,
-    TaskSpec,
-    TaskState,
-)
+from hub.journal import migrations
+from hub.journal.base import JournalUnavailable
 from hub.journal.lock import JournalLock
-from hub.models import Application, ApplicationState, Event
-from hub.resubmission import ChangedResend, conflict_event, content_fingerprint, revise, revised_event
+from hub.journal.meta_sql import get_meta
+from hub.journal.sql import SqlJournal, index_all_correlations
+from hub.journal.tx import Tx
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-WriteOp = Callable[[sqlite3.Connection], Any]
+WriteOp = Callable[[Tx], Any]
 
-SCHEMA_VERSION = 1
-TASKS_TABLE = """
-CREATE TABLE {name} (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    application_id TEXT NOT NULL REFERENCES applications (id),
-    step TEXT NOT NULL,
-    target TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    attempt_base INTEGER NOT NULL DEFAULT 0,
-    max_attempts INTEGER NOT NULL,
-    due_at REAL NOT NULL,
-    lease_token TEXT,
-    lease_until REAL,
-    last_error TEXT,
-    result TEXT,
-    checkpoints TEXT NOT NULL DEFAULT '{}',
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    key TEXT,
-    error_code TEXT,
-    subject TEXT NOT NULL DEFAULT '',
-    UNIQUE (application_id, step, target, subject)
-);
-"""
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS applications (
-    id TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    external_id TEXT NOT NULL,
-    service TEXT NOT NULL,
-    route TEXT,
-    state TEXT NOT NULL,
-    received_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    file_number TEXT,
-    error TEXT,
-    error_code TEXT,
-    search TEXT NOT NULL,
-    doc TEXT NOT NULL,
-    UNIQUE (source, external_id)
-);
-CREATE INDEX IF NOT EXISTS applications_state ON applications (state, received_at);
-CREATE INDEX IF NOT EXISTS applications_received ON applications (received_at);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    application_id TEXT NOT NULL REFERENCES applications (id),
-    type TEXT NOT NULL,
-    at REAL NOT NULL,
-    step TEXT,
-    target TEXT,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_application ON events (application_id, id);
-{tasks}CREATE INDEX IF NOT EXISTS tasks_due ON tasks (state, due_at);
-CREATE INDEX IF NOT EXISTS tasks_claim ON tasks (state, target, due_at);
-CREATE INDEX IF NOT EXISTS tasks_application ON tasks (application_id, id);
--- keys that may be used once (e.g. a SAML assertion id per identity provider), each bound to its
--- first owner until it expires; shared by every connector of the hub
-CREATE TABLE IF NOT EXISTS once_keys (
-    namespace TEXT NOT NULL,
-    key TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    expires_at REAL NOT NULL,
-    PRIMARY KEY (namespace, key)
-);
-CREATE INDEX IF NOT EXISTS once_keys_expiry ON once_keys (expires_at);
-CREATE TABLE IF NOT EXISTS application_revisions (
-    application_id TEXT NOT NULL REFERENCES applications (id),
-    revision INTEGER NOT NULL,
-    superseded_at REAL NOT NULL,
-    doc TEXT NOT NULL,
-    tasks TEXT NOT NULL,
-    PRIMARY KEY (application_id, revision)
-);
-CREATE TABLE IF NOT EXISTS sequences (
-    name TEXT NOT NULL,
-    period TEXT NOT NULL,
-    value INTEGER NOT NULL,
-    PRIMARY KEY (name, period)
-);
-CREATE TABLE IF NOT EXISTS akte_file_numbers (
-    akte_key TEXT PRIMARY KEY,
-    file_number TEXT NOT NULL,
-    application_id TEXT NOT NULL REFERENCES applications (id)
-);
--- inbound messages a polled source could not take (hub.held)
-CREATE TABLE IF NOT EXISTS held_messages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    source TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    sender TEXT,
-    state TEXT NOT NULL,
-    reason_code TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    fetches INTEGER NOT NULL DEFAULT 0,
-    next_fetch_at REAL,
-    application_id TEXT,
-    first_seen_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    decided_by TEXT,
-    decided_at REAL,
-    UNIQUE (source, message_id)
-);
-CREATE INDEX IF NOT EXISTS held_messages_state ON held_messages (state, source);
--- answers of the Fachverfahren (hub.answers), each stored once per connector and the system's own id
-CREATE TABLE IF NOT EXISTS answers (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    connector TEXT NOT NULL,
-    answer_id TEXT NOT NULL,
-    application_id TEXT NOT NULL REFERENCES applications (id),
-    status TEXT NOT NULL,
-    received_at REAL NOT NULL,
-    doc TEXT NOT NULL,
-    UNIQUE (connector, answer_id)
-);
-CREATE INDEX IF NOT EXISTS answers_application ON answers (application_id, id);
-CREATE INDEX IF NOT EXISTS answers_answer_id ON answers (answer_id);
--- every id other systems gave an application (its `correlations`), kept in step with its document so
--- that any of them finds it by index
-CREATE TABLE IF NOT EXISTS correlations (
-    application_id TEXT NOT NULL REFERENCES applications (id),
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (application_id, key, value)
-);
-CREATE INDEX IF NOT EXISTS correlations_value ON correlations (value);
--- each target's circuit breaker as of its last change (hub.gate)
-CREATE TABLE IF NOT EXISTS circuits (
-    target TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    failures INTEGER NOT NULL,
-    open_seconds REAL NOT NULL,
-    open_until REAL,
-    changed_at REAL NOT NULL,
-    error_code TEXT
-);
-CREATE INDEX IF NOT EXISTS applications_external_id ON applications (external_id);
-CREATE INDEX IF NOT EXISTS applications_file_number ON applications (file_number);
-""".replace("{tasks}", TASKS_TABLE.replace("{name}", "IF NOT EXISTS tasks"))
-
-TASK_COLUMNS = (
-    "id, application_id, step, target, state, attempts, attempt_base, max_attempts, due_at, "
-    "lease_token, lease_until, last_error, result, checkpoints, created_at, updated_at, key, error_code, "
-    "subject"
-)
-SUMMARY_COLUMNS = (
-    "id, source, external_id, service, route, state, received_at, updated_at, file_number, error, "
-    "error_code, purged_at, purge_policy"
-)
-# Columns added after the first release: (table, column, type), added to older journals on open.
+BACKEND = "sqlite"
+MAX_GROUP = 256  # operations per grouped transaction
+# Columns hubs before the numbered migrations added on open: (table, column, type). A journal they
+# wrote says schema version 1 but may lack some; `_adopt_unversioned` adds what is missing.
 ADDED_COLUMNS = (
     ("tasks", "key", "TEXT"),
     ("tasks", "error_code", "TEXT"),
@@ -238,20 +50,73 @@ ADDED_COLUMNS = (
     ("applications", "purged_at", "REAL"),
     ("applications", "purge_policy", "TEXT"),
 )
-MAX_GROUP = 256  # operations per grouped transaction
 
 
-def _connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+class SqliteDialect:
+    """SQLite's side of `hub.journal.tx.Dialect`: one writer at a time, so no row locks."""
+
+    name = BACKEND
+    for_update = ""
+    skip_locked = ""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def try_lock(self, tx: Tx, name: str) -> bool:
+        return True  # the writer thread holds the whole database
+
+    @contextlib.contextmanager
+    def erasing(self, tx: Tx) -> Iterator[None]:
+        was_secure = tx.execute("PRAGMA secure_delete").fetchone()[0]
+        tx.execute("PRAGMA secure_delete=ON")
+        try:
+            yield
+        finally:
+            tx.execute(f"PRAGMA secure_delete={int(was_secure)}")
+
+    def hour_bucket(self, column: str) -> str:
+        return f"CAST(({column} - ?) / 3600 AS INTEGER)"  # truncates; the values are never negative
+
+    def storage_bytes(self, tx: Tx) -> int:
+        """The database file and its write-ahead log."""
+        if self.path == ":memory:":
+            pages = tx.execute("PRAGMA page_count").fetchone()[0]
+            return int(pages * tx.execute("PRAGMA page_size").fetchone()[0])
+        total = 0
+        for name in (self.path, self.path + "-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                total += os.stat(name).st_size
+        return total
+
+    def text_columns(self, tx: Tx) -> dict[str, list[str]]:
+        tables = [r[0] for r in tx.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {
+            table: [
+                column[1]
+                for column in tx.execute(f'PRAGMA table_info("{table}")')
+                if "TEXT" in str(column[2]).upper()
+            ]
+            for table in tables
+        }
+
+
+class SqliteTx(sqlite3.Connection):
+    """A connection that is also the rules' `Tx` (no wrapper between them and SQLite)."""
+
+    dialect: SqliteDialect
+
+
+def _connect(path: str) -> SqliteTx:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30, factory=SqliteTx)
+    conn.dialect = SqliteDialect(path)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
-    dead_sqlite.register(conn)
     return conn
 
 
-class SqliteJournal:
+class SqliteJournal(SqlJournal):
     """The journal in one SQLite file."""
 
     def __init__(
@@ -262,8 +127,9 @@ class SqliteJournal:
         read_only: bool = False,
         guest: bool = False,
     ) -> None:
+        super().__init__(clock)
         self.path = str(path)
-        self.clock = clock
+        self.location = self.path
         # Read-only: for commands that only look (no lock, no writer, no recovery); a running hub may
         # own the file meanwhile, which WAL readers do not disturb.
         self.read_only = read_only
@@ -273,11 +139,7 @@ class SqliteJournal:
         self._queue: queue.SimpleQueue[tuple[WriteOp, Future[Any]] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._reader: ThreadPoolExecutor | None = None
-        self._read_conn: sqlite3.Connection | None = None
-        self.commits = 0  # transactions committed (for the group-commit benchmark)
-        # Targets that have tasks; only the writer thread touches it (claims ask per target).
-        self._targets: set[str] = set()
-        self.operations = 0
+        self._read_conn: SqliteTx | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -315,17 +177,19 @@ class SqliteJournal:
         if not Path(self.path).is_file():
             raise FileNotFoundError(f"no journal at {self.path}")
         conn = _connect(self.path)
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        missing = [t for t in operator_sqlite.TABLES if t not in tables]
-        if missing:
+        version = _version(conn)
+        if version != migrations.latest(BACKEND):
             conn.close()
+            older = "older" if version < migrations.latest(BACKEND) else "newer"
             raise JournalUnavailable(
-                self.path, "the hub holding it is older than this command; upgrade and restart it first"
+                self.path,
+                f"the hub holding it is {older} than this command (schema {version}, this command "
+                f"{migrations.latest(BACKEND)}); run the command of the hub's version, or upgrade and "
+                "restart the hub first",
             )
         self._start_threads(conn)
 
-    def _start_threads(self, conn: sqlite3.Connection) -> None:
-        self._targets = {row[0] for row in conn.execute("SELECT DISTINCT target FROM tasks")}
+    def _start_threads(self, conn: SqliteTx) -> None:
         self._writer = threading.Thread(
             target=self._write_loop, args=(conn,), name="journal-writer", daemon=True
         )
@@ -350,27 +214,26 @@ class SqliteJournal:
             raise
         self._start_threads(conn)
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        conn.executescript(SCHEMA)
-        conn.executescript(operator_sqlite.SCHEMA)
-        conn.executescript(alerts_sqlite.SCHEMA)
-        for table, column, kind in ADDED_COLUMNS:
-            if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-        purge_sqlite.migrate(conn)
-        dashboard_sqlite.migrate(conn)
-        if "subject" not in {r[1] for r in conn.execute("PRAGMA table_info(tasks)")}:
-            _rebuild_tasks(conn)
-        if conn.execute("SELECT 1 FROM meta WHERE key='correlations_indexed'").fetchone() is None:
-            _index_all_correlations(conn)
-        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
+    def _migrate(self, conn: SqliteTx) -> None:
+        """Bring the file to this hub's schema: one process owns it (the lock), so it may do so on open."""
+        version = _version(conn)
+        steps = migrations.migrations(BACKEND)
+        if version > steps[-1].version:
             raise JournalUnavailable(
                 self.path,
-                f"schema version {row[0]} is newer than this hub's ({SCHEMA_VERSION}); upgrade the hub",
+                f"schema version {version} is newer than this hub's ({steps[-1].version}); upgrade the hub",
             )
+        if version == 1:
+            _adopt_unversioned(conn)
+        for step in steps[version:]:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                step.apply(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            log.info("journal %s migrated to schema %d (%s)", self.path, step.version, step.name)
 
     async def close(self) -> None:
         # Mark the journal closed before waiting for the writer: a write issued meanwhile would queue
@@ -387,17 +250,19 @@ class SqliteJournal:
             self._read_conn = None
         self._release_lock()
 
-    async def ping(self) -> None:
-        await self._write(lambda c: c.execute("SELECT 1 FROM meta LIMIT 1").fetchall())
-
     @property
     def writer_alive(self) -> bool:
         """Whether the writer thread is running."""
         return self._writer is not None and self._writer.is_alive()
 
+    async def recover(self) -> int:
+        if self.guest:
+            raise RuntimeError("a guest of the journal never recovers: the hub holding it does")
+        return await super().recover()
+
     # -- the writer thread -------------------------------------------------------------------------
 
-    def _write_loop(self, conn: sqlite3.Connection) -> None:
+    def _write_loop(self, conn: SqliteTx) -> None:
         try:
             while True:
                 first = self._queue.get()
@@ -420,7 +285,7 @@ class SqliteJournal:
         finally:
             conn.close()
 
-    def _run_group(self, conn: sqlite3.Connection, group: list[tuple[WriteOp, Future[Any]]]) -> None:
+    def _run_group(self, conn: SqliteTx, group: list[tuple[WriteOp, Future[Any]]]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -461,7 +326,7 @@ class SqliteJournal:
             else:
                 fut.set_exception(value)
 
-    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, op: Callable[[Tx], T]) -> T:
         if self._writer is None:
             raise RuntimeError("journal is opened read-only" if self.read_only else "journal is not open")
         fut: Future[T] = Future()
@@ -473,913 +338,65 @@ class SqliteJournal:
                 raise StorageFull(f"journal {self.path}", "database or disk is full") from None
             raise
 
-    async def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+    async def _read(self, op: Callable[[Tx], T]) -> T:
         if self._reader is None or self._read_conn is None:
             raise RuntimeError("journal is not open")
         conn = self._read_conn
         return await asyncio.get_running_loop().run_in_executor(self._reader, op, conn)
 
-    # -- writes ------------------------------------------------------------------------------------
 
-    async def recover(self) -> int:
-        if self.guest:
-            raise RuntimeError("a guest of the journal never recovers: the hub holding it does")
-
-        def op(c: sqlite3.Connection) -> int:
-            cur = c.execute(
-                "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, due_at=MIN(due_at, ?) "
-                "WHERE state=?",
-                (TaskState.PENDING, self.clock(), TaskState.LEASED),
-            )
-            return cur.rowcount
-
-        return await self._write(op)
-
-    async def intake(
-        self,
-        application: Application,
-        events: Sequence[Event],
-        tasks: Sequence[TaskSpec],
-        state: ApplicationState = ApplicationState.RECEIVED,
-        error: str | None = None,
-        error_code: str | None = None,
-        on_changed: ChangedResend = ChangedResend.REFUSE,
-    ) -> IntakeResult:
-        now = self.clock()
-        received = application.received_at.timestamp()
-        doc = application.model_dump_json()
-        search = _search_text(application)
-
-        if any(e.application_id != application.id for e in events):
-            raise ValueError("intake events must belong to the application taken in")
-
-        def op(c: sqlite3.Connection) -> IntakeResult:
-            cur = c.execute(
-                "INSERT INTO applications (id, source, external_id, service, route, state, "
-                "received_at, updated_at, file_number, error, error_code, search, doc) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (source, external_id) DO NOTHING",
-                (
-                    application.id,
-                    application.source,
-                    application.external_id,
-                    application.service,
-                    application.route,
-                    state,
-                    received,
-                    now,
-                    application.file_number,
-                    error,
-                    error_code,
-                    search,
-                    doc,
-                ),
-            )
-            if cur.rowcount == 0:
-                resent = _Resent(application, events, tasks, state, error, error_code, on_changed)
-                return self._resent(c, resent, now)
-            _index_correlations(c, application)
-            stored = _insert_events(c, events)
-            self._insert_tasks(c, application.id, tasks, now)
-            return IntakeResult(application_id=application.id, duplicate=False, events=stored)
-
-        return await self._write(op)
-
-    def _resent(self, c: sqlite3.Connection, resent: _Resent, now: float) -> IntakeResult:
-        """A submission under a known (source, external_id): duplicate, conflict or new revision."""
-        received = resent.application
-        row = c.execute(
-            "SELECT doc, state FROM applications WHERE source=? AND external_id=?",
-            (received.source, received.external_id),
-        ).fetchone()
-        stored = Application.model_validate_json(row[0])
-        if stored.fingerprint is None:  # stored before fingerprints were kept
-            stored.fingerprint = content_fingerprint(stored)
-        fingerprint = received.fingerprint or content_fingerprint(received)
-        if fingerprint == stored.fingerprint:
-            return IntakeResult(application_id=stored.id, duplicate=True, revision=stored.revision)
-        # An application an admin abandoned stays ended: only an admin could take it up again.
-        # A purged one too: its history keeps no content a new revision could be told apart from.
-        if (
-            resent.on_changed is ChangedResend.REFUSE
-            or row[1] == ApplicationState.ABANDONED
-            or stored.purged is not None
-        ):
-            events = _insert_events(c, [conflict_event(stored, fingerprint)])
-            return IntakeResult(
-                application_id=stored.id,
-                duplicate=True,
-                conflict=True,
-                revision=stored.revision,
-                events=events,
-            )
-        # A new revision: the superseded one is archived with its tasks (their results name what was
-        # delivered), then the application starts over with the new content under its own id. A task
-        # still leased to a worker is gone with it: that worker's completion is refused (LeaseLost).
-        revised = revise(stored, received.model_copy(update={"fingerprint": fingerprint}))
-        old_tasks = c.execute(
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE application_id=? ORDER BY id", (stored.id,)
-        ).fetchall()
-        c.execute(
-            "INSERT INTO application_revisions (application_id, revision, superseded_at, doc, tasks) "
-            "VALUES (?,?,?,?,?)",
-            (
-                stored.id,
-                stored.revision,
-                now,
-                stored.model_dump_json(),
-                json.dumps([dict(zip(TASK_COLUMNS.split(", "), r, strict=True)) for r in old_tasks]),
-            ),
-        )
-        c.execute("DELETE FROM tasks WHERE application_id=?", (stored.id,))
-        c.execute(
-            "UPDATE applications SET service=?, route=?, state=?, error=?, error_code=?, updated_at=?, "
-            "file_number=?, search=?, doc=? WHERE id=?",
-            (
-                revised.service,
-                revised.route,
-                resent.state,
-                resent.error,
-                resent.error_code,
-                now,
-                revised.file_number,
-                _search_text(revised),
-                revised.model_dump_json(),
-                stored.id,
-            ),
-        )
-        _index_correlations(c, revised)
-        inserted = _insert_events(
-            c,
-            [revised_event(stored, revised)]
-            + [e.model_copy(update={"application_id": stored.id}) for e in resent.events],
-        )
-        self._insert_tasks(c, stored.id, resent.tasks, now)
-        return IntakeResult(
-            application_id=stored.id, duplicate=False, revision=revised.revision, events=inserted
-        )
-
-    async def claim(
-        self,
-        owner: str,
-        limit: int,
-        lease_seconds: float,
-        capacity: dict[str, int],
-        starts: Mapping[str, int] | None = None,
-    ) -> list[Task]:
-        started: dict[str, int] = dict(starts or {})
-
-        def op(c: sqlite3.Connection) -> list[Task]:
-            now = self.clock()
-            live: dict[str, int] = dict(
-                c.execute(
-                    "SELECT target, COUNT(*) FROM tasks WHERE state=? AND lease_until>=? GROUP BY target",
-                    (TaskState.LEASED, now),
-                ).fetchall()
-            )
-            claimed: list[Task] = []
-            held = {
-                r[0]
-                for r in c.execute(
-                    "SELECT DISTINCT key FROM tasks WHERE state=? AND lease_until>=? AND key IS NOT NULL",
-                    (TaskState.LEASED, now),
-                )
-            }
-
-            def take(row: Sequence[Any]) -> None:
-                task = _task(row)
-                cap = capacity.get(task.target)
-                if cap is not None and live.get(task.target, 0) >= cap:
-                    return
-                if started.get(task.target, 1) <= 0:
-                    return  # paused, circuit open or rate limited: not attempted, not counted
-                key = row[16]
-                if key is not None:
-                    if key in held:
-                        return  # its twin is running: it waits for the next claim
-                    held.add(key)
-                token = secrets.token_hex(8)
-                until = now + lease_seconds
-                c.execute(
-                    "UPDATE tasks SET state=?, lease_token=?, lease_until=?, attempts=attempts+1, "
-                    "updated_at=? WHERE id=?",
-                    (TaskState.LEASED, token, until, now, task.id),
-                )
-                live[task.target] = live.get(task.target, 0) + 1
-                if task.target in started:
-                    started[task.target] -= 1
-                claimed.append(
-                    _replace(
-                        task,
-                        state=TaskState.LEASED,
-                        lease_token=token,
-                        lease_until=until,
-                        attempts=task.attempts + 1,
-                        updated_at=now,
-                    )
-                )
-
-            # Leases of dead workers first: that work is overdue.
-            for row in c.execute(
-                f"SELECT {TASK_COLUMNS} FROM tasks WHERE state=? AND lease_until<? ORDER BY due_at, id",
-                (TaskState.LEASED, now),
-            ).fetchall():
-                if len(claimed) >= limit:
-                    return claimed
-                take(row)
-            # Then due tasks, asked per target with room left, each walking the (state, target,
-            # due_at) index: a full target's backlog is never scanned, so a claim costs the same with
-            # ten or a million tasks waiting, and no target starves another.
-            due: list[Sequence[Any]] = []
-            for target in self._targets:
-                cap = capacity.get(target)
-                room = (
-                    limit - len(claimed)
-                    if cap is None
-                    else min(limit - len(claimed), cap - live.get(target, 0))
-                )
-                room = min(room, started.get(target, room))
-                if room > 0:
-                    due += c.execute(
-                        f"SELECT {TASK_COLUMNS} FROM tasks WHERE state=? AND target=? AND due_at<=? "
-                        "ORDER BY due_at, id LIMIT ?",
-                        (TaskState.PENDING, target, now, room),
-                    ).fetchall()
-            for row in sorted(due, key=lambda r: (r[8], r[0])):  # oldest due first, across targets
-                if len(claimed) >= limit:
-                    break
-                take(row)
-            return claimed
-
-        return await self._write(op)
-
-    def _insert_tasks(
-        self,
-        c: sqlite3.Connection,
-        application_id: str,
-        tasks: Sequence[TaskSpec],
-        now: float,
-        waiting: bool = False,
-    ) -> None:
-        _insert_tasks(c, application_id, tasks, now, waiting)
-        self._targets.update(t.target for t in tasks)
-
-    def _check_lease(self, c: sqlite3.Connection, task: Task) -> None:
-        row = c.execute("SELECT state, lease_token FROM tasks WHERE id=?", (task.id,)).fetchone()
-        if row is None or row[0] != TaskState.LEASED or row[1] != task.lease_token:
-            raise LeaseLost(f"task {task.id} is no longer leased by this worker")
-
-    async def renew(self, task: Task, lease_seconds: float) -> Task:
-        def op(c: sqlite3.Connection) -> Task:
-            self._check_lease(c, task)
-            until = self.clock() + lease_seconds
-            c.execute("UPDATE tasks SET lease_until=? WHERE id=?", (until, task.id))
-            return _replace(task, lease_until=until)
-
-        return await self._write(op)
-
-    async def save_checkpoints(self, task: Task, checkpoints: dict[str, Any]) -> None:
-        data = json.dumps(checkpoints, sort_keys=True)
-
-        def op(c: sqlite3.Connection) -> None:
-            self._check_lease(c, task)
-            c.execute(
-                "UPDATE tasks SET checkpoints=?, updated_at=? WHERE id=?",
-                (data, self.clock(), task.id),
-            )
-
-        await self._write(op)
-
-    async def complete(self, task: Task, completion: Completion) -> tuple[Event, ...]:
-        result = json.dumps(completion.result) if completion.result is not None else None
-
-        def op(c: sqlite3.Connection) -> tuple[Event, ...]:
-            self._check_lease(c, task)
-            now = self.clock()
-            c.execute(
-                "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, result=?, "
-                "last_error=NULL, error_code=NULL, updated_at=? WHERE id=?",
-                (TaskState.DONE, result, now, task.id),
-            )
-            _update_application(c, task.application_id, completion, now)
-            stored = _insert_events(c, completion.events)
-            self._insert_tasks(c, task.application_id, completion.tasks, now)
-            if completion.assigned is not None:
-                stored += _assign(c, task.application_id, completion.assigned, now)
-            join = completion.after_all
-            if join is not None and not _unfinished(c, task.application_id, join.step):
-                if join.state is not None:
-                    _set_state(c, task.application_id, join.state, now)
-                stored += _insert_events(c, join.events)
-                self._insert_tasks(c, task.application_id, join.tasks, now)
-            if not task.subject and not _own_unfinished(c, task.application_id):
-                _release_answer_steps(c, task.application_id, now)
-            return stored
-
-        return await self._write(op)
-
-    async def fail(
-        self,
-        task: Task,
-        error: str,
-        retry_at: float | None,
-        events: Sequence[Event] = (),
-        error_code: str | None = None,
-        counted: bool = True,
-    ) -> tuple[Event, ...]:
-        def op(c: sqlite3.Connection) -> tuple[Event, ...]:
-            self._check_lease(c, task)
-            now = self.clock()
-            if not counted:  # `attempts` stays the honest count; the budget starts one later
-                c.execute("UPDATE tasks SET attempt_base=attempt_base+1 WHERE id=?", (task.id,))
-            if retry_at is None:
-                c.execute(
-                    "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, last_error=?, "
-                    "error_code=?, updated_at=? WHERE id=?",
-                    (TaskState.DEAD, error, error_code, now, task.id),
-                )
-                c.execute(
-                    "UPDATE applications SET state=?, error=?, error_code=?, updated_at=? WHERE id=?",
-                    (ApplicationState.DEAD, error, error_code, now, task.application_id),
-                )
-            else:
-                c.execute(
-                    "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, last_error=?, "
-                    "error_code=?, due_at=?, updated_at=? WHERE id=?",
-                    (TaskState.PENDING, error, error_code, retry_at, now, task.id),
-                )
-                c.execute(
-                    "UPDATE applications SET state=?, updated_at=? WHERE id=? AND state=?",
-                    (
-                        ApplicationState.PROCESSING,
-                        now,
-                        task.application_id,
-                        ApplicationState.RECEIVED,
-                    ),
-                )
-            return _insert_events(c, events)
-
-        return await self._write(op)
-
-    async def replay(
-        self, where: ApplicationFilter, operator: str | None = None, reason: str | None = None
-    ) -> list[str]:
-        sql, params = _where(where, dead_only=True)
-        steps, step_params = dead_sqlite.step_clause(where)
-        steps = f" AND {steps}" if steps else ""
-
-        def op(c: sqlite3.Connection) -> list[str]:
-            now = self.clock()
-            # A purged application's payload is gone: a replay would deliver nothing (hub.retention).
-            ids = [
-                r[0] for r in c.execute(f"SELECT id FROM applications {sql} AND purged_at IS NULL", params)
-            ]
-            replayed = []
-            for app_id in ids:
-                cur = c.execute(
-                    "UPDATE tasks SET state=?, attempt_base=attempts, due_at=?, updated_at=? "
-                    f"WHERE application_id=? AND state=?{steps}",
-                    (TaskState.PENDING, now, now, app_id, TaskState.DEAD, *step_params),
-                )
-                if cur.rowcount == 0:
-                    continue
-                # A dead step the filter left out keeps the application dead (`_set_state`).
-                c.execute(
-                    "UPDATE applications SET state=?, error=NULL, error_code=NULL, updated_at=? "
-                    "WHERE id=? AND NOT EXISTS (SELECT 1 FROM tasks WHERE application_id=? AND state=?)",
-                    (ApplicationState.PROCESSING, now, app_id, app_id, TaskState.DEAD),
-                )
-                _insert_events(
-                    c, [operator_event(app_id, Action.REPLAYED, operator, reason, tasks=cur.rowcount)]
-                )
-                replayed.append(app_id)
-            if replayed:
-                operator_sqlite.record(
-                    c, now, operator, Action.REPLAYED, where.describe(), len(replayed), reason
-                )
-            return replayed
-
-        return await self._write(op)
-
-    async def abandon(self, application_id: str, operator: str, reason: str) -> Abandoned:
-        def op(c: sqlite3.Connection) -> Abandoned:
-            now = self.clock()
-            outcome = _abandon(c, now, application_id, operator, reason)
-            if not outcome.already:
-                operator_sqlite.record(c, now, operator, Action.ABANDONED, application_id, 1, reason)
-            return outcome
-
-        return await self._write(op)
-
-    async def abandon_bulk(self, where: ApplicationFilter, operator: str, reason: str) -> list[Abandoned]:
-        sql, params = _where(where, dead_only=True)
-
-        def op(c: sqlite3.Connection) -> list[Abandoned]:
-            ids = [r[0] for r in c.execute(f"SELECT id FROM applications {sql}", params)]
-            subject = where.describe()
-            return dead_sqlite.abandon_all(c, self.clock(), ids, subject, operator, reason, _abandon)
-
-        return await self._write(op)
-
-    async def count_dead(self, where: ApplicationFilter) -> int:
-        sql, params = _where(where, dead_only=True)
-        return await self._read(
-            lambda c: int(c.execute(f"SELECT COUNT(*) FROM applications {sql}", params).fetchone()[0])
-        )
-
-    async def dead_letters(self, where: ApplicationFilter, by_text: bool, limit: int) -> DeadLetters:
-        # The application-level part of the filter (route, service, ...); the dead-step part is the
-        # grouping's own condition on each task.
-        apps = _where(
-            replace(where, target=None, error_code=None, error_group=None, dead_from=None, dead_to=None)
-        )
-        return await self._read(lambda c: dead_sqlite.groups(c, where, apps, by_text, limit))
-
-    async def append(self, events: Sequence[Event]) -> tuple[Event, ...]:
-        return await self._write(lambda c: _insert_events(c, events))
-
-    async def next_sequence(self, name: str, period: str) -> int:
-        def op(c: sqlite3.Connection) -> int:
-            row = c.execute(
-                "INSERT INTO sequences (name, period, value) VALUES (?,?,1) "
-                "ON CONFLICT (name, period) DO UPDATE SET value=value+1 RETURNING value",
-                (name, period),
-            ).fetchone()
-            return int(row[0])
-
-        return await self._write(op)
-
-    async def once(self, namespace: str, key: str, owner: str, until: datetime) -> str:
-        """Bind `key` in `namespace` to `owner` until `until` unless bound already; return its owner."""
-        expires = until.timestamp()
-
-        def op(c: sqlite3.Connection) -> str:
-            # Expired keys go first, so a key whose time is over may be bound anew.
-            c.execute("DELETE FROM once_keys WHERE expires_at < ?", (self.clock(),))
-            c.execute(
-                "INSERT INTO once_keys (namespace, key, owner, expires_at) VALUES (?,?,?,?) "
-                "ON CONFLICT (namespace, key) DO NOTHING",
-                (namespace, key, owner, expires),
-            )
-            row = c.execute(
-                "SELECT owner FROM once_keys WHERE namespace=? AND key=?", (namespace, key)
-            ).fetchone()
-            return str(row[0])
-
-        return await self._write(op)
-
-    async def store_answer(self, connector: str, answer: Answer, plan: AnswerPlan) -> StoredAnswer:
-        doc = answer.model_dump_json()
-
-        def op(c: sqlite3.Connection) -> StoredAnswer:
-            row = c.execute(
-                "SELECT application_id, id FROM answers WHERE connector=? AND answer_id=?",
-                (connector, answer.answer_id),
-            ).fetchone()
-            if row is not None:
-                return StoredAnswer(application_id=row[0], duplicate=True, answer_row=row[1])
-            app_id = _answered_application(c, connector, answer)
-            now = self.clock()
-            cur = c.execute(
-                "INSERT INTO answers (connector, answer_id, application_id, status, received_at, doc) "
-                "VALUES (?,?,?,?,?,?)",
-                (connector, answer.answer_id, app_id, answer.status, now, doc),
-            )
-            answer_row = int(cur.lastrowid or 0)
-            app_row = c.execute("SELECT doc, state FROM applications WHERE id=?", (app_id,)).fetchone()
-            app = Application.model_validate_json(app_row[0])
-            effects = plan(app, ApplicationState(app_row[1]), answer_row)
-            stored: tuple[Event, ...] = ()
-            if effects.assigned is not None:
-                stored += _assign(c, app_id, effects.assigned, now)
-            # Filed and told after the application's own steps: the Akte exists, the receipt went first.
-            waiting = _own_unfinished(c, app_id)
-            self._insert_tasks(c, app_id, effects.tasks, now, waiting=waiting)
-            if effects.failed_task is not None:
-                self._fail_done_task(c, app_id, effects.failed_task, now)
-            _update_application(c, app_id, Completion(patch=effects.patch, state=effects.state), now)
-            stored = _insert_events(c, effects.events) + stored
-            return StoredAnswer(application_id=app_id, duplicate=False, answer_row=answer_row, events=stored)
-
-        return await self._write(op)
-
-    def _fail_done_task(
-        self, c: sqlite3.Connection, application_id: str, failed: TaskFailure, now: float
-    ) -> None:
-        """Make a task dead after the fact (a remote system refused later what it took), replayable."""
-        # Its checkpoints go too: they say "delivered", and the replay must deliver anew what was refused
-        # (e.g. an import folder the Fachverfahren consumed and refused would otherwise not be written).
-        c.execute(
-            "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, last_error=?, error_code=?, "
-            "checkpoints='{}', updated_at=? "
-            "WHERE application_id=? AND step=? AND target=? AND subject='' AND state!=?",
-            (
-                TaskState.DEAD,
-                failed.error,
-                failed.error_code,
-                now,
-                application_id,
-                failed.step,
-                failed.target,
-                TaskState.ABANDONED,
-            ),
-        )
-        c.execute(
-            "UPDATE applications SET error=?, error_code=?, updated_at=? WHERE id=? AND state!=?",
-            (failed.error, failed.error_code, now, application_id, ApplicationState.ABANDONED),
-        )
-
-    async def get_answer(self, row: int) -> ReceivedAnswer | None:
-        def op(c: sqlite3.Connection) -> ReceivedAnswer | None:
-            found = c.execute(
-                "SELECT id, connector, application_id, received_at, doc FROM answers WHERE id=?", (row,)
-            ).fetchone()
-            return _received_answer(found) if found else None
-
-        return await self._read(op)
-
-    async def answers(self, application_id: str) -> list[ReceivedAnswer]:
-        def op(c: sqlite3.Connection) -> list[ReceivedAnswer]:
-            rows = c.execute(
-                "SELECT id, connector, application_id, received_at, doc FROM answers "
-                "WHERE application_id=? ORDER BY id",
-                (application_id,),
-            ).fetchall()
-            return [_received_answer(r) for r in rows]
-
-        return await self._read(op)
-
-    async def assign_file_number(
-        self,
-        application_id: str,
-        sequence: FileNumberSequence | None,
-        *,
-        found: str | None = None,
-        akte_key: str | None = None,
-    ) -> str | None:
-        def op(c: sqlite3.Connection) -> str | None:
-            row = c.execute("SELECT file_number FROM applications WHERE id=?", (application_id,)).fetchone()
-            if row is None:
-                raise KeyError(f"application {application_id} is not in the journal")
-            if row[0]:
-                return str(row[0])  # decided by an earlier attempt: a retry never draws again
-            number = found
-            if number is None and akte_key is not None:
-                known = c.execute(
-                    "SELECT file_number FROM akte_file_numbers WHERE akte_key=?", (akte_key,)
-                ).fetchone()
-                number = known[0] if known else None
-            if number is None and sequence is not None:
-                seq = c.execute(
-                    "INSERT INTO sequences (name, period, value) VALUES (?,?,1) "
-                    "ON CONFLICT (name, period) DO UPDATE SET value=value+1 RETURNING value",
-                    (sequence.name, sequence.period),
-                ).fetchone()
-                number = sequence.compose(int(seq[0]))
-            if number is None:
-                return None
-            if akte_key is not None:
-                # The e-file's own Akte (found) outranks what this hub decided for it earlier.
-                on_conflict = "DO UPDATE SET file_number=excluded.file_number" if found else "DO NOTHING"
-                c.execute(
-                    "INSERT INTO akte_file_numbers (akte_key, file_number, application_id) VALUES (?,?,?) "
-                    f"ON CONFLICT (akte_key) {on_conflict}",
-                    (akte_key, number, application_id),
-                )
-            patch = Completion(patch=ApplicationPatch(file_number=number))
-            _update_application(c, application_id, patch, self.clock())
-            return number
-
-        return await self._write(op)
-
-    # -- reads -------------------------------------------------------------------------------------
-
-    async def get_application(self, application_id: str) -> Application | None:
-        def op(c: sqlite3.Connection) -> Application | None:
-            row = c.execute("SELECT doc FROM applications WHERE id=?", (application_id,)).fetchone()
-            return Application.model_validate_json(row[0]) if row else None
-
-        return await self._read(op)
-
-    async def get_summary(self, application_id: str) -> ApplicationSummary | None:
-        def op(c: sqlite3.Connection) -> ApplicationSummary | None:
-            row = c.execute(
-                f"SELECT {SUMMARY_COLUMNS} FROM applications WHERE id=?", (application_id,)
-            ).fetchone()
-            return _summary(row) if row else None
-
-        return await self._read(op)
-
-    async def list_applications(
-        self, where: ApplicationFilter, limit: int = 100, offset: int = 0
-    ) -> list[ApplicationSummary]:
-        if where.q and where.find is None:
-            # An id any system gave the application is found by index; free text only otherwise.
-            exact = await self.list_applications(replace(where, q=None, find=where.q), limit, offset)
-            if exact:
-                return exact
-        sql, params = _where(where)
-
-        def op(c: sqlite3.Connection) -> list[ApplicationSummary]:
-            rows = c.execute(
-                f"SELECT {SUMMARY_COLUMNS} FROM applications {sql} "
-                "ORDER BY received_at DESC, id LIMIT ? OFFSET ?",
-                (*params, limit, offset),
-            ).fetchall()
-            return [_summary(r) for r in rows]
-
-        return await self._read(op)
-
-    async def events(self, application_id: str) -> list[Event]:
-        def op(c: sqlite3.Connection) -> list[Event]:
-            rows = c.execute(
-                "SELECT id, application_id, type, at, step, target, data FROM events "
-                "WHERE application_id=? ORDER BY id",
-                (application_id,),
-            ).fetchall()
-            return [
-                Event(
-                    id=r[0],
-                    application_id=r[1],
-                    type=r[2],
-                    at=_dt(r[3]),
-                    step=r[4],
-                    target=r[5],
-                    data=json.loads(r[6]),
-                )
-                for r in rows
-            ]
-
-        return await self._read(op)
-
-    async def tasks(self, application_id: str) -> list[Task]:
-        def op(c: sqlite3.Connection) -> list[Task]:
-            rows = c.execute(
-                f"SELECT {TASK_COLUMNS} FROM tasks WHERE application_id=? ORDER BY id",
-                (application_id,),
-            ).fetchall()
-            return [_task(r) for r in rows]
-
-        return await self._read(op)
-
-    async def next_due(self) -> float | None:
-        def op(c: sqlite3.Connection) -> float | None:
-            row = c.execute(
-                "SELECT MIN(t) FROM (SELECT MIN(due_at) AS t FROM tasks WHERE state=? "
-                "UNION ALL SELECT MIN(lease_until) FROM tasks WHERE state=?)",
-                (TaskState.PENDING, TaskState.LEASED),
-            ).fetchone()
-            return float(row[0]) if row and row[0] is not None else None
-
-        return await self._read(op)
-
-    async def stats(self) -> JournalStats:
-        def op(c: sqlite3.Connection) -> JournalStats:
-            apps = dict(c.execute("SELECT state, COUNT(*) FROM applications GROUP BY state"))
-            tasks = {
-                (r[0], r[1], r[2]): r[3]
-                for r in c.execute(
-                    "SELECT step, target, state, COUNT(*) FROM tasks GROUP BY step, target, state"
-                )
-            }
-            purged = purge_sqlite.totals(c)
-            return JournalStats(
-                applications_by_state=apps,
-                tasks_by_step_target_state=tasks,
-                write_transactions=self.commits,
-                write_operations=self.operations,
-                held_by_source_state_reason=held_sqlite.counts(c),
-                operator_actions=operator_sqlite.counts(c),
-                paused_targets=tuple(operator_sqlite.pauses(c)),
-                purged_applications=purged.applications,
-                last_purge_at=purged.last_run,
-                purged_blobs=purged.blobs,
-                purged_blob_bytes=purged.size,
-                unsent_alerts=alerts_sqlite.unsent(c),
-            )
-
-        return await self._read(op)
-
-    async def circuits(self) -> dict[str, CircuitRecord]:
-        def op(c: sqlite3.Connection) -> dict[str, CircuitRecord]:
-            if c.execute("SELECT 1 FROM sqlite_master WHERE name='circuits'").fetchone() is None:
-                return {}  # read-only, on a journal an older hub wrote: no circuit saved yet
-            rows = c.execute(
-                "SELECT target, state, failures, open_seconds, open_until, changed_at, error_code "
-                "FROM circuits"
-            )
-            return {r[0]: CircuitRecord(*r) for r in rows}
-
-        return await self._read(op)
-
-    async def save_circuit(self, record: CircuitRecord) -> None:
-        def op(c: sqlite3.Connection) -> None:
-            c.execute(
-                "INSERT OR REPLACE INTO circuits VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.target,
-                    record.state,
-                    record.failures,
-                    record.open_seconds,
-                    record.open_until,
-                    record.changed_at,
-                    record.error_code,
-                ),
-            )
-
-        await self._write(op)
-
-    async def blob_references(self, excluding: Collection[str] = ()) -> set[str]:
-        skip = frozenset(excluding)
-
-        def op(c: sqlite3.Connection) -> set[str]:
-            # Every text column of every table: whatever stores a blob reference (application documents,
-            # step results, checkpoints, tables added later) keeps its blob from the orphan sweep.
-            found: set[str] = set()
-            tables = [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-            for table in tables:
-                columns = c.execute(f'PRAGMA table_info("{table}")').fetchall()
-                names = {column[1] for column in columns}
-                owner = "id" if table == "applications" else "application_id"
-                # Rows of the excluded applications are read with their owner and left out here.
-                owned = bool(skip) and owner in names
-                for column in columns:
-                    if "TEXT" not in str(column[2]).upper():
-                        continue
-                    selected = f'"{owner}", "{column[1]}"' if owned else f'NULL, "{column[1]}"'
-                    query = f'SELECT {selected} FROM "{table}" WHERE "{column[1]}" LIKE \'%sha256:%\''
-                    for app_id, value in c.execute(query):
-                        if app_id is None or app_id not in skip:
-                            found.update(BLOB_REF.findall(value))
-            return found
-
-        return await self._read(op)
-
-    async def purge_candidates(
-        self, changed_before: float, after: tuple[float, str] | None, limit: int
-    ) -> list[PurgeCandidate]:
-        return await self._read(lambda c: purge_sqlite.candidates(c, changed_before, after, limit))
-
-    async def purge(self, orders: Sequence[PurgeOrder]) -> list[PurgedApplication]:
-        def op(c: sqlite3.Connection) -> list[PurgedApplication]:
-            return purge_sqlite.purge(c, orders, self.clock(), _search_text, _insert_events)
-
-        return await self._write(op)
-
-    async def record_purge_run(self, at: float, blobs: int, size: int, told_from: float | None) -> None:
-        await self._write(lambda c: purge_sqlite.record_run(c, at, blobs, size, told_from))
-
-    async def purged_untold(self) -> list[str]:
-        return await self._read(purge_sqlite.untold)
-
-    async def unreported_dead(self) -> list[DeadTask]:
-        return await self._read(alerts_sqlite.unreported)
-
-    async def queue_alerts(self, drafts: Sequence[AlertDraft]) -> int:
-        return await self._write(lambda c: alerts_sqlite.queue(c, drafts, self.clock()))
-
-    async def prune_alerts(self, sent_before: float) -> None:
-        await self._write(lambda c: alerts_sqlite.prune(c, sent_before))
-
-    async def due_alerts(self) -> list[QueuedAlert]:
-        return await self._read(lambda c: alerts_sqlite.due(c, self.clock()))
-
-    async def alert_sent(self, alert_id: int) -> None:
-        await self._write(lambda c: alerts_sqlite.sent(c, alert_id, self.clock()))
-
-    async def alert_failed(self, alert_id: int, error: str, retry_at: float) -> None:
-        await self._write(lambda c: alerts_sqlite.failed(c, alert_id, error, retry_at))
-
-    async def unsent_alerts(self) -> int:
-        return await self._read(alerts_sqlite.unsent)
-
-    async def dashboard_figures(self, now: float, window_seconds: int) -> JournalFigures:
-        return await dashboard_sqlite.figures(self._read, now, window_seconds, self.path)
-
-    async def live_counters(self, now: float) -> LiveCounters:
-        return await self._read(lambda c: dashboard_sqlite.counters(c, now))
-
-    async def probe_write(self) -> None:
-        def op(c: sqlite3.Connection) -> None:
-            c.execute("INSERT OR REPLACE INTO meta VALUES ('write_probe', ?)", (repr(self.clock()),))
-
-        await self._write(op)
-
-    # -- operator actions and target pauses (hub.actions) ----------------------------------------
-
-    async def record_action(
-        self,
-        operator: str | None,
-        action: Action,
-        subject: str,
-        count: int,
-        reason: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> OperatorAction:
-        return await self._write(
-            lambda c: operator_sqlite.record(
-                c, self.clock(), operator, action, subject, count, reason, details
-            )
-        )
-
-    async def operator_actions(
-        self,
-        action: Action | None = None,
-        operator: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        before_id: int | None = None,
-    ) -> list[OperatorAction]:
-        period = (since, until, before_id)
-        return await self._read(
-            lambda c: operator_sqlite.listing(c, action, operator, limit, offset, *period)
-        )
-
-    async def pause_target(self, target: str, operator: str, reason: str) -> TargetPause | None:
-        def op(c: sqlite3.Connection) -> TargetPause | None:
-            now = self.clock()
-            paused = operator_sqlite.pause(c, now, target, operator, reason)
-            if paused is not None:
-                operator_sqlite.record(c, now, operator, Action.PAUSED, target, 1, reason)
-            return paused
-
-        return await self._write(op)
-
-    async def resume_target(self, target: str, operator: str, reason: str | None) -> TargetPause | None:
-        def op(c: sqlite3.Connection) -> TargetPause | None:
-            lifted = operator_sqlite.resume(c, target)
-            if lifted is not None:
-                details = {"paused_by": lifted.operator, "paused_at": lifted.since.isoformat()}
-                operator_sqlite.record(c, self.clock(), operator, Action.RESUMED, target, 1, reason, details)
-            return lifted
-
-        return await self._write(op)
-
-    async def paused_targets(self) -> dict[str, TargetPause]:
-        return await self._read(operator_sqlite.pauses)
-
-    async def count_replayable(self, where: ApplicationFilter) -> int:
-        sql, params = _where(where, dead_only=True)
-        return await self._read(
-            lambda c: int(
-                c.execute(
-                    f"SELECT COUNT(*) FROM applications {sql} AND purged_at IS NULL", params
-                ).fetchone()[0]
-            )
-        )
-
-    # -- held messages (hub.held) ------------------------------------------------------------------
-
-    async def hold(
-        self,
-        source: str,
-        message_id: str,
-        sender: str | None,
-        state: HeldState,
-        code: str,
-        reason: str,
-        application_id: str | None = None,
-    ) -> HeldMessage:
-        return await self._write(
-            lambda c: held_sqlite.hold(
-                c, self.clock(), source, message_id, sender, state, code, reason, application_id
-            )
-        )
-
-    async def held_fetch_failed(
-        self, source: str, message_id: str, sender: str | None, code: str, reason: str, backoff: BackOff
-    ) -> HeldMessage:
-        return await self._write(
-            lambda c: held_sqlite.fetch_failed(
-                c, self.clock(), source, message_id, sender, code, reason, backoff
-            )
-        )
-
-    async def held_taken(self, source: str, message_id: str) -> None:
-        await self._write(lambda c: held_sqlite.taken(c, source, message_id))
-
-    async def held_decide(
-        self, held_id: int, state: HeldState, by: str, reason: str | None = None
-    ) -> HeldMessage:
-        def op(c: sqlite3.Connection) -> HeldMessage:
-            now = self.clock()
-            held = held_sqlite.decide(c, now, held_id, state, by)
-            action = Action.CLOSED if state == HeldState.CLOSED else Action.KEPT
-            details = {"source": held.source, "message_id": held.message_id}
-            operator_sqlite.record(c, now, by, action, f"held:{held_id}", 1, reason, details)
-            return held
-
-        return await self._write(op)
-
-    async def held_lookup(self, source: str, message_ids: Sequence[str]) -> dict[str, HeldMessage]:
-        return await self._read(lambda c: held_sqlite.lookup(c, source, message_ids))
-
-    async def held_get(self, held_id: int) -> HeldMessage | None:
-        return await self._read(lambda c: held_sqlite.get(c, held_id))
-
-    async def list_held(self, where: HeldFilter, limit: int = 100, offset: int = 0) -> list[HeldMessage]:
-        return await self._read(lambda c: held_sqlite.listing(c, where, limit, offset))
+def _version(conn: SqliteTx) -> int:
+    """The file's schema version; 0 for a new, empty file, 1 for one of the hubs before numbered
+    migrations (whatever they wrote down: `_adopt_unversioned` completes it)."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    value = get_meta(conn, migrations.VERSION_KEY) if "meta" in tables else None
+    if value is None:
+        return 1 if "applications" in tables else 0
+    return int(value)
+
+
+def _adopt_unversioned(conn: SqliteTx) -> None:
+    """Complete a journal of a hub from before numbered migrations (it says version 1 whatever it has)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        initial = migrations.migrations(BACKEND)[0].statements
+        # CREATE ... IF NOT EXISTS: only what is missing; the tables, their late columns, then indexes
+        for statement in initial:
+            if statement.startswith("CREATE TABLE"):
+                conn.execute(statement)
+        for table, column, kind in ADDED_COLUMNS:
+            if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        for statement in initial:
+            if not statement.startswith("CREATE TABLE"):
+                conn.execute(statement)
+        if get_meta(conn, "correlations_indexed") is None:
+            index_all_correlations(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    if "subject" not in {r[1] for r in conn.execute("PRAGMA table_info(tasks)")}:
+        _rebuild_tasks(conn)
+
+
+def _rebuild_tasks(conn: SqliteTx) -> None:
+    """Give a journal from before answers the tasks table keyed by subject too (SQLite cannot alter keys)."""
+    initial = migrations.migrations(BACKEND)[0].statements
+    create = next(s for s in initial if s.startswith("CREATE TABLE IF NOT EXISTS tasks "))
+    columns = (
+        "id, application_id, step, target, state, attempts, attempt_base, max_attempts, due_at, "
+        "lease_token, lease_until, last_error, result, checkpoints, created_at, updated_at, key, error_code"
+    )
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("ALTER TABLE tasks RENAME TO tasks_before_subject")
+    conn.execute(create)
+    conn.execute(f"INSERT INTO tasks ({columns}) SELECT {columns} FROM tasks_before_subject")
+    conn.execute("DROP TABLE tasks_before_subject")  # its indexes go with it
+    for statement in initial:
+        if statement.startswith("CREATE INDEX") and " ON tasks " in statement:
+            conn.execute(statement)  # the indexes, now on the new table
+    conn.execute("COMMIT")
 
 
 def _open_failure(path: str, exc: sqlite3.Error | OSError) -> str:
@@ -1401,382 +418,3 @@ def _open_failure(path: str, exc: sqlite3.Error | OSError) -> str:
     if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
         return "not a journal (the file is not an SQLite database)"
     return str(exc)
-
-
-# -- helpers (run on the journal threads) ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Resent:
-    """An intake whose (source, external_id) is taken: what it brought and the source's policy."""
-
-    application: Application
-    events: Sequence[Event]
-    tasks: Sequence[TaskSpec]
-    state: ApplicationState
-    error: str | None
-    error_code: str | None
-    on_changed: ChangedResend
-
-
-def _insert_events(c: sqlite3.Connection, events: Sequence[Event]) -> tuple[Event, ...]:
-    stored = []
-    for e in events:
-        cur = c.execute(
-            "INSERT INTO events (application_id, type, at, step, target, data) VALUES (?,?,?,?,?,?)",
-            (
-                e.application_id,
-                e.type,
-                e.at.timestamp(),
-                e.step,
-                e.target,
-                json.dumps(e.data, default=str),
-            ),
-        )
-        stored.append(e.model_copy(update={"id": cur.lastrowid}))
-    return tuple(stored)
-
-
-def _insert_tasks(
-    c: sqlite3.Connection, application_id: str, tasks: Sequence[TaskSpec], now: float, waiting: bool = False
-) -> None:
-    for t in tasks:
-        # A task that exists already (same step and target) is kept: re-triggering is idempotent.
-        c.execute(
-            "INSERT INTO tasks (application_id, step, target, state, max_attempts, due_at, "
-            "created_at, updated_at, key, subject) VALUES (?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT (application_id, step, target, subject) DO NOTHING",
-            (
-                application_id,
-                t.step,
-                t.target,
-                TaskState.WAITING if (waiting or t.waiting) else TaskState.PENDING,
-                t.max_attempts,
-                now + t.delay,
-                now,
-                now,
-                t.key,
-                t.subject,
-            ),
-        )
-
-
-def _unfinished(c: sqlite3.Connection, application_id: str, step: str | tuple[str, ...] | None) -> bool:
-    """Whether a task of `step` (None: any; a tuple: any of these steps) of the application is not done."""
-    sql = "SELECT 1 FROM tasks WHERE application_id=? AND state!=?"
-    params: tuple[Any, ...] = (application_id, TaskState.DONE)
-    if step is not None:
-        steps = (step,) if isinstance(step, str) else step
-        sql += f" AND step IN ({','.join('?' * len(steps))})"
-        params += steps
-    return c.execute(sql + " LIMIT 1", params).fetchone() is not None
-
-
-def _own_unfinished(c: sqlite3.Connection, application_id: str) -> bool:
-    """Whether one of the application's own steps (not an answer's) is not done (also dead or waiting)."""
-    return (
-        c.execute(
-            "SELECT 1 FROM tasks WHERE application_id=? AND subject='' AND state!=? LIMIT 1",
-            (application_id, TaskState.DONE),
-        ).fetchone()
-        is not None
-    )
-
-
-def _release_answer_steps(c: sqlite3.Connection, application_id: str, now: float) -> None:
-    """The answer steps that waited for the application's own steps become due (it is processing again)."""
-    cur = c.execute(
-        "UPDATE tasks SET state=?, due_at=?, updated_at=? WHERE application_id=? AND subject!='' AND state=?",
-        (TaskState.PENDING, now, now, application_id, TaskState.WAITING),
-    )
-    if cur.rowcount:
-        _set_state(c, application_id, ApplicationState.PROCESSING, now)
-
-
-def _assign(
-    c: sqlite3.Connection, application_id: str, assigned: FileNumberAssigned, now: float
-) -> tuple[Event, ...]:
-    """Record a target's Aktenzeichen unless the application has one; the own steps waiting for it go on."""
-    cur = c.execute(
-        "UPDATE applications SET file_number=? WHERE id=? AND file_number IS NULL",
-        (assigned.file_number, application_id),
-    )
-    if not cur.rowcount:
-        return ()  # the first number stays: a later one (a repeat, a replay) changes nothing
-    _update_application(
-        c, application_id, Completion(patch=ApplicationPatch(file_number=assigned.file_number)), now
-    )
-    c.execute(
-        "UPDATE tasks SET state=?, due_at=?, updated_at=? WHERE application_id=? AND subject='' AND state=?",
-        (TaskState.PENDING, now, now, application_id, TaskState.WAITING),
-    )
-    return _insert_events(c, assigned.events)
-
-
-def _index_correlations(c: sqlite3.Connection, app: Application) -> None:
-    """Make the correlations index hold exactly the application's correlations."""
-    c.execute("DELETE FROM correlations WHERE application_id=?", (app.id,))
-    # A value listing several ids (enaio's documents: "12,13,14") is found by each of them too.
-    rows = {
-        (app.id, key, part)
-        for key, value in app.correlations.items()
-        for part in {value, *(p.strip() for p in value.split(","))}
-        if part
-    }
-    c.executemany("INSERT INTO correlations (application_id, key, value) VALUES (?,?,?)", sorted(rows))
-
-
-def _index_all_correlations(c: sqlite3.Connection) -> None:
-    """Fill the correlations index from every application (a journal from before it existed)."""
-    c.execute("BEGIN IMMEDIATE")
-    for (doc,) in c.execute("SELECT doc FROM applications").fetchall():
-        _index_correlations(c, Application.model_validate_json(doc))
-    c.execute("INSERT OR REPLACE INTO meta VALUES ('correlations_indexed', '1')")
-    c.execute("COMMIT")
-
-
-def _rebuild_tasks(c: sqlite3.Connection) -> None:
-    """Give a journal from before answers the tasks table keyed by subject too (SQLite cannot alter keys)."""
-    columns = TASK_COLUMNS.removesuffix(", subject")
-    c.execute("BEGIN IMMEDIATE")
-    c.execute("ALTER TABLE tasks RENAME TO tasks_before_subject")
-    c.execute(TASKS_TABLE.replace("{name}", "tasks"))
-    c.execute(f"INSERT INTO tasks ({columns}) SELECT {columns} FROM tasks_before_subject")
-    c.execute("DROP TABLE tasks_before_subject")  # its indexes go with it
-    c.execute("COMMIT")
-    c.executescript(SCHEMA)  # the indexes, now on the new table
-
-
-def _answered_application(c: sqlite3.Connection, connector: str, answer: Answer) -> str:
-    """The application an answer names, delivered to `connector`; `UnknownApplication` otherwise."""
-    if answer.application_id:
-        candidates = [answer.application_id]
-        named = f"application {answer.application_id!r}"
-    elif answer.reference:
-        # The sink recorded the reference at delivery as `<connector>` or `<connector>.<key>`.
-        candidates = [
-            r[0]
-            for r in c.execute(
-                "SELECT DISTINCT application_id FROM correlations WHERE value=? "
-                "AND (key=? OR substr(key, 1, ?)=?)",
-                (answer.reference, connector, len(connector) + 1, connector + "."),
-            )
-        ]
-        named = f"reference {answer.reference!r}"
-    else:
-        raise UnknownApplication("the answer names neither an application id nor a reference")
-    delivered = [
-        app_id
-        for app_id in candidates
-        if c.execute(
-            "SELECT 1 FROM tasks WHERE application_id=? AND target=? LIMIT 1", (app_id, connector)
-        ).fetchone()
-    ]
-    if len(delivered) > 1:
-        raise UnknownApplication(f"{named} is ambiguous: {len(delivered)} applications of {connector!r}")
-    if not delivered:
-        raise UnknownApplication(f"{named} names no application delivered to {connector!r}")
-    return delivered[0]
-
-
-def _received_answer(r: Sequence[Any]) -> ReceivedAnswer:
-    return ReceivedAnswer(
-        row=r[0],
-        connector=r[1],
-        application_id=r[2],
-        answer=Answer.model_validate_json(r[4]),
-        received_at=_dt(r[3]),
-    )
-
-
-def _update_application(
-    c: sqlite3.Connection, application_id: str, completion: Completion, now: float
-) -> None:
-    sets = ["updated_at=?"]
-    params: list[Any] = [now]
-    if completion.patch is not None:
-        row = c.execute("SELECT doc FROM applications WHERE id=?", (application_id,)).fetchone()
-        before = Application.model_validate_json(row[0])
-        app = completion.patch.apply(before)
-        sets += ["doc=?", "file_number=?", "search=?"]
-        params += [app.model_dump_json(), app.file_number, _search_text(app)]
-        if app.correlations != before.correlations:
-            _index_correlations(c, app)
-    if completion.error is not None:
-        sets += ["error=?", "error_code=?"]
-        params += [completion.error, completion.error_code]
-    c.execute(f"UPDATE applications SET {', '.join(sets)} WHERE id=?", (*params, application_id))
-    if completion.state is not None:
-        _set_state(c, application_id, completion.state, now)
-
-
-def _set_state(c: sqlite3.Connection, application_id: str, state: str, now: float) -> None:
-    # A dead task keeps the application dead until it is replayed, whatever its siblings do.
-    if c.execute(
-        "SELECT 1 FROM tasks WHERE application_id=? AND state=? LIMIT 1",
-        (application_id, TaskState.DEAD),
-    ).fetchone():
-        state = ApplicationState.DEAD
-    clear_error = state in (ApplicationState.PROCESSING, ApplicationState.COMPLETED)
-    c.execute(
-        "UPDATE applications SET state=?, updated_at=?"
-        + (", error=NULL, error_code=NULL" if clear_error else "")
-        + " WHERE id=?",
-        (state, now, application_id),
-    )
-
-
-def _abandon(c: sqlite3.Connection, now: float, application_id: str, operator: str, reason: str) -> Abandoned:
-    """Abandon one application in the caller's transaction: its event; the caller writes the audit row."""
-    row = c.execute("SELECT state FROM applications WHERE id=?", (application_id,)).fetchone()
-    if row is None:
-        raise KeyError(application_id)
-    previous = row[0]
-    if previous == ApplicationState.ABANDONED:
-        return Abandoned(application_id, tasks=0, already=True)
-    if c.execute(
-        "SELECT 1 FROM tasks WHERE application_id=? AND state=? AND lease_until>=? LIMIT 1",
-        (application_id, TaskState.LEASED, now),
-    ).fetchone():
-        # Its result would be thrown away after the remote system acted on it.
-        raise ActionRefused(
-            f"a step of application {application_id} is running now; abandon it when it ended"
-        )
-    cur = c.execute(
-        "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, updated_at=? "
-        "WHERE application_id=? AND state IN (?,?,?,?)",
-        (
-            TaskState.ABANDONED,
-            now,
-            application_id,
-            TaskState.PENDING,
-            TaskState.LEASED,
-            TaskState.DEAD,
-            TaskState.WAITING,
-        ),
-    )
-    if cur.rowcount == 0 and previous in (ApplicationState.COMPLETED, ApplicationState.REJECTED):
-        raise ActionRefused(f"application {application_id} is {previous}: nothing left to abandon")
-    c.execute(
-        "UPDATE applications SET state=?, updated_at=? WHERE id=?",
-        (ApplicationState.ABANDONED, now, application_id),
-    )
-    event = operator_event(
-        application_id,
-        Action.ABANDONED,
-        operator,
-        reason,
-        tasks=cur.rowcount,
-        previous_state=previous,
-    )
-    stored = _insert_events(c, [event])
-    return Abandoned(application_id, tasks=cur.rowcount, events=stored)
-
-
-def _where(f: ApplicationFilter, dead_only: bool = False) -> tuple[str, tuple[Any, ...]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if dead_only:
-        clauses.append("state=?")
-        params.append(ApplicationState.DEAD)
-    if f.state is not None:
-        clauses.append("state=?")
-        params.append(f.state)
-    if f.route:
-        clauses.append("route=?")
-        params.append(f.route)
-    if f.service:
-        clauses.append("service=?")
-        params.append(f.service)
-    if f.q:
-        escaped = f.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        if f.q_personal:
-            clauses.append("search LIKE ? ESCAPE '\\'")
-            params.append(f"%{escaped}%")
-        else:
-            # The metadata columns only: the search text also holds the applicant's name.
-            columns = ("id", "external_id", "service", "COALESCE(file_number, '')")
-            clauses.append("(" + " OR ".join(f"LOWER({col}) LIKE ? ESCAPE '\\'" for col in columns) + ")")
-            params.extend([f"%{escaped}%"] * len(columns))
-    if f.find:
-        clauses.append(
-            "(id=? OR external_id=? OR file_number=? "
-            "OR id IN (SELECT application_id FROM correlations WHERE value=?) "
-            # the id a Fachverfahren gave one of its answers (a status message, an event)
-            "OR id IN (SELECT application_id FROM answers WHERE answer_id=?))"
-        )
-        params.extend([f.find] * 5)
-    if f.received_from is not None:
-        clauses.append("received_at>=?")
-        params.append(f.received_from.timestamp())
-    if f.received_until is not None:
-        clauses.append("received_at<?")
-        params.append(f.received_until.timestamp())
-    if f.ids:
-        clauses.append(f"id IN ({','.join('?' * len(f.ids))})")
-        params.extend(f.ids)
-    dead_steps, dead_params = dead_sqlite.application_clause(f)
-    if dead_steps:
-        clauses.append(dead_steps)
-        params.extend(dead_params)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
-
-
-def _search_text(app: Application) -> str:
-    parts = [
-        app.id,
-        app.external_id,
-        app.service,
-        app.file_number or "",
-        app.applicant.display_name,
-    ]
-    return " ".join(p for p in parts if p).lower()
-
-
-def _dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
-def _summary(r: Sequence[Any]) -> ApplicationSummary:
-    return ApplicationSummary(
-        id=r[0],
-        source=r[1],
-        external_id=r[2],
-        service=r[3],
-        route=r[4],
-        state=ApplicationState(r[5]),
-        received_at=_dt(r[6]),
-        updated_at=_dt(r[7]),
-        file_number=r[8],
-        error=r[9],
-        error_code=r[10],
-        purged_at=_dt(r[11]) if r[11] is not None else None,
-        purge_policy=r[12],
-    )
-
-
-def _task(r: Sequence[Any]) -> Task:
-    return Task(
-        id=r[0],
-        application_id=r[1],
-        step=r[2],
-        target=r[3],
-        state=r[4],
-        attempts=r[5],
-        attempt_base=r[6],
-        max_attempts=r[7],
-        due_at=r[8],
-        lease_token=r[9],
-        lease_until=r[10],
-        last_error=r[11],
-        result=json.loads(r[12]) if r[12] else None,
-        checkpoints=json.loads(r[13]) if r[13] else {},
-        created_at=r[14],
-        updated_at=r[15],
-        error_code=r[17],
-        subject=r[18],
-    )
-
-
-def _replace(task: Task, **changes: Any) -> Task:
-    return replace(task, **changes)

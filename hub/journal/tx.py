@@ -10,6 +10,7 @@ Where the two databases differ (row locks, storage size, catalogue queries), a r
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 Row = Sequence[Any]
@@ -44,6 +45,12 @@ class Dialect(Protocol):
 
     def try_lock(self, tx: Tx, name: str) -> bool:
         """Take a lock on `name` until the transaction ends, or return False at once if another holds it."""
+
+    def erasing(self, tx: Tx) -> AbstractContextManager[None]:
+        """Within it, deleted content is overwritten, not just unlinked (a purge's personal data)."""
+
+    def hour_bucket(self, column: str) -> str:
+        """SQL for the whole hours from the first parameter (a window's start) to `column`."""
 
     def storage_bytes(self, tx: Tx) -> int:
         """The journal's size on disk."""

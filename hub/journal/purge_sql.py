@@ -1,6 +1,6 @@
-"""Purge in the SQLite journal: which applications qualify, and erasing their payload (`hub.erasure`).
+"""Purge in the journal: which applications qualify, and erasing their payload (`hub.erasure`).
 
-Runs on the journal's threads like every statement of `hub.journal.sqlite`. Each batch of orders is one
+Runs on the journal's threads like every statement of `hub.journal.sql`. Each batch of orders is one
 write operation: the writer serves other callers between batches, so a large purge never holds it long.
 The purge overwrites the rows in place with ``secure_delete`` on, so the erased content does not linger
 in the database file's free pages (the write-ahead log holds it until its next checkpoint).
@@ -9,7 +9,6 @@ in the database file's free pages (the write-ahead log holds it until its next c
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +18,8 @@ from hub.blobs import BLOB_REF
 from hub.erasure import erase_answer, erase_application, erase_event_data
 from hub.events import APPLICATION_PURGED
 from hub.journal.base import PURGEABLE_STATES, PurgeCandidate, PurgedApplication, PurgeOrder, TaskState
+from hub.journal.meta_sql import set_meta
+from hub.journal.tx import Tx
 from hub.models import Application, Event
 
 # A task in any other state is open (pending, leased, waiting, dead): its application is not purged.
@@ -35,13 +36,8 @@ _QUALIFIES = (
 _QUALIFY_PARAMS = (*PURGEABLE_STATES, *CLOSED_TASK_STATES)
 
 
-def migrate(c: sqlite3.Connection) -> None:
-    """The index purge runs look candidates up by (run after the purge columns exist)."""
-    c.execute("CREATE INDEX IF NOT EXISTS applications_purge ON applications (purged_at, updated_at, id)")
-
-
 def candidates(
-    c: sqlite3.Connection, changed_before: float, after: tuple[float, str] | None, limit: int
+    c: Tx, changed_before: float, after: tuple[float, str] | None, limit: int
 ) -> list[PurgeCandidate]:
     """A page of applications that may be purged, unchanged since `changed_before`, oldest first."""
     sql = f"SELECT id, route, service, updated_at FROM applications WHERE {_QUALIFIES} AND updated_at<=?"
@@ -54,32 +50,28 @@ def candidates(
 
 
 def purge(
-    c: sqlite3.Connection,
+    c: Tx,
     orders: Sequence[PurgeOrder],
     now: float,
     search_text: Callable[[Application], str],
-    insert_events: Callable[[sqlite3.Connection, Sequence[Event]], object],
+    insert_events: Callable[[Tx, Sequence[Event]], object],
 ) -> list[PurgedApplication]:
     """Erase the payload of the ordered applications that still qualify; returns those purged."""
-    was_secure = c.execute("PRAGMA secure_delete").fetchone()[0]
-    c.execute("PRAGMA secure_delete=ON")
-    try:
+    with c.dialect.erasing(c):
         return [p for order in orders if (p := _purge_one(c, order, now, search_text, insert_events))]
-    finally:
-        c.execute(f"PRAGMA secure_delete={int(was_secure)}")
 
 
 def _purge_one(
-    c: sqlite3.Connection,
+    c: Tx,
     order: PurgeOrder,
     now: float,
     search_text: Callable[[Application], str],
-    insert_events: Callable[[sqlite3.Connection, Sequence[Event]], object],
+    insert_events: Callable[[Tx, Sequence[Event]], object],
 ) -> PurgedApplication | None:
     app_id = order.application_id
     # Checked again inside the transaction: an answer may have reopened it since it was selected.
     row = c.execute(
-        f"SELECT doc FROM applications WHERE id=? AND {_QUALIFIES} AND updated_at<=?",
+        f"SELECT doc FROM applications WHERE id=? AND {_QUALIFIES} AND updated_at<=?{c.dialect.for_update}",
         (app_id, *_QUALIFY_PARAMS, order.cutoff),
     ).fetchone()
     if row is None:
@@ -96,7 +88,10 @@ def _purge_one(
         "SELECT id, result, checkpoints, last_error FROM tasks WHERE application_id=?", (app_id,)
     ).fetchall():
         refs.update(BLOB_REF.findall(f"{result or ''} {checkpoints or ''} {error or ''}"))
-        c.execute("UPDATE tasks SET result=NULL, checkpoints='{}', last_error=NULL WHERE id=?", (task_id,))
+        c.execute(
+            "UPDATE tasks SET result=NULL, checkpoints='{}', last_error=NULL, error_group=NULL WHERE id=?",
+            (task_id,),
+        )
     for answer_row, doc in c.execute(
         "SELECT id, doc FROM answers WHERE application_id=?", (app_id,)
     ).fetchall():
@@ -143,19 +138,20 @@ def _purge_one(
     return PurgedApplication(application_id=app_id, policy=order.purged.policy, blobs=frozenset(refs))
 
 
-def record_run(c: sqlite3.Connection, at: float, blobs: int, size: int, told_from: float | None) -> None:
+def record_run(c: Tx, at: float, blobs: int, size: int, told_from: float | None) -> None:
     """Note when a purge run ended; add what it deleted to the totals; advance what connectors know."""
-    c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (LAST_RUN_KEY, repr(at)))
+    set_meta(c, LAST_RUN_KEY, repr(at))
     if told_from is not None:
-        c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (TOLD_KEY, repr(told_from)))
+        set_meta(c, TOLD_KEY, repr(told_from))
     for key, value in ((BLOBS_KEY, blobs), (BYTES_KEY, size)):
         c.execute(
-            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value=CAST(value AS INTEGER)+?",
+            "INSERT INTO meta VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value=CAST(CAST(meta.value AS BIGINT)+? AS TEXT)",
             (key, str(value), value),
         )
 
 
-def untold(c: sqlite3.Connection) -> list[str]:
+def untold(c: Tx) -> list[str]:
     """Applications purged at or after the time up to which connectors heard of every purge."""
     row = c.execute("SELECT value FROM meta WHERE key=?", (TOLD_KEY,)).fetchone()
     since = float(row[0]) if row else float("-inf")
@@ -172,7 +168,7 @@ class PurgeTotals:
     size: int
 
 
-def totals(c: sqlite3.Connection) -> PurgeTotals:
+def totals(c: Tx) -> PurgeTotals:
     """How many applications are purged, when the last run ended, and the files purges deleted."""
     purged = c.execute("SELECT COUNT(*) FROM applications WHERE purged_at IS NOT NULL").fetchone()[0]
     meta = dict(

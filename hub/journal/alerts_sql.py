@@ -1,4 +1,4 @@
-"""The alert outbox in the SQLite journal (`hub.mailer`): mails queued, sent, and the dead steps reported.
+"""The alert outbox in the journal (`hub.mailer`): mails queued, sent, and the dead steps reported.
 
 A mail is queued in the same transaction that marks the dead steps it reports as reported, so a crash
 either queues both or neither; it is marked sent only after the mail server accepted it.
@@ -7,11 +7,11 @@ either queues both or neither; it is marked sent only after the mail server acce
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 
 from hub.alerts import AlertDraft, DeadTask
 from hub.journal.base import QueuedAlert, TaskState
+from hub.journal.tx import Tx
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS alerted_tasks (
 """
 
 
-def unreported(c: sqlite3.Connection) -> list[DeadTask]:
+def unreported(c: Tx) -> list[DeadTask]:
     """Dead steps no mail has reported yet."""
     rows = c.execute(
         "SELECT t.id, t.updated_at, t.application_id, a.route, t.step, t.target, t.error_code, t.attempts "
@@ -49,26 +49,26 @@ def unreported(c: sqlite3.Connection) -> list[DeadTask]:
     return [DeadTask(*row) for row in rows]
 
 
-def queue(c: sqlite3.Connection, drafts: Sequence[AlertDraft], now: float) -> int:
+def queue(c: Tx, drafts: Sequence[AlertDraft], now: float) -> int:
     """Queue the mails not queued before (by key) and note what they report; returns how many."""
     queued = 0
     for draft in drafts:
-        cursor = c.execute(
-            "INSERT OR IGNORE INTO alerts (key, kind, recipients, subject, body, created_at, "
-            "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        row = c.execute(
+            "INSERT INTO alerts (key, kind, recipients, subject, body, created_at, "
+            "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING RETURNING id",
             (draft.key, draft.kind, json.dumps(draft.recipients), draft.subject, draft.body, now, now),
-        )
-        if not cursor.rowcount:
+        ).fetchone()
+        if row is None:
             continue
         queued += 1
         c.executemany(
-            "INSERT OR IGNORE INTO alerted_tasks VALUES (?, ?, ?)",
-            [(task_id, dead_at, cursor.lastrowid) for task_id, dead_at in draft.reports],
+            "INSERT INTO alerted_tasks VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            [(task_id, dead_at, row[0]) for task_id, dead_at in draft.reports],
         )
     return queued
 
 
-def prune(c: sqlite3.Connection, sent_before: float) -> None:
+def prune(c: Tx, sent_before: float) -> None:
     """Forget reports of steps no longer dead (replayed, abandoned), then mails sent before `sent_before`."""
     c.execute(
         "DELETE FROM alerted_tasks WHERE NOT EXISTS (SELECT 1 FROM tasks t "
@@ -82,7 +82,7 @@ def prune(c: sqlite3.Connection, sent_before: float) -> None:
     )
 
 
-def due(c: sqlite3.Connection, now: float) -> list[QueuedAlert]:
+def due(c: Tx, now: float) -> list[QueuedAlert]:
     """Mails not sent yet whose next attempt is due, oldest first."""
     rows = c.execute(
         "SELECT id, key, kind, recipients, subject, body, created_at, attempts, last_error FROM alerts "
@@ -105,12 +105,12 @@ def due(c: sqlite3.Connection, now: float) -> list[QueuedAlert]:
     ]
 
 
-def sent(c: sqlite3.Connection, alert_id: int, at: float) -> None:
+def sent(c: Tx, alert_id: int, at: float) -> None:
     """Mark a mail sent (the server accepted it)."""
     c.execute("UPDATE alerts SET sent_at = ?, attempts = attempts + 1 WHERE id = ?", (at, alert_id))
 
 
-def failed(c: sqlite3.Connection, alert_id: int, error: str, retry_at: float) -> None:
+def failed(c: Tx, alert_id: int, error: str, retry_at: float) -> None:
     """Note a failed attempt; the mail is tried again at `retry_at`."""
     c.execute(
         "UPDATE alerts SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
@@ -118,6 +118,6 @@ def failed(c: sqlite3.Connection, alert_id: int, error: str, retry_at: float) ->
     )
 
 
-def unsent(c: sqlite3.Connection) -> int:
+def unsent(c: Tx) -> int:
     """How many mails wait to be sent."""
     return int(c.execute("SELECT COUNT(*) FROM alerts WHERE sent_at IS NULL").fetchone()[0])

@@ -1,4 +1,4 @@
-"""The SQLite side of the audit trail and target pauses (`hub.actions`): statements on the journal's threads.
+"""The journal side of the audit trail and target pauses (`hub.actions`): statements on the journal's threads.
 
 Each function runs inside the caller's transaction, so an action and its audit row commit together.
 """
@@ -6,12 +6,12 @@ Each function runs inside the caller's transaction, so an action and its audit r
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from hub.actions import Action, OperatorAction, TargetPause
+from hub.journal.tx import Tx
 
 SCHEMA = """
 -- the audit trail: one row per operator action (hub.actions)
@@ -56,7 +56,7 @@ def _action(r: Sequence[Any]) -> OperatorAction:
 
 
 def record(
-    c: sqlite3.Connection,
+    c: Tx,
     now: float,
     operator: str | None,
     action: Action,
@@ -67,15 +67,15 @@ def record(
 ) -> OperatorAction:
     """Add one row to the audit trail."""
     data = json.dumps(details or {}, sort_keys=True, default=str)
-    cur = c.execute(
-        f"INSERT INTO operator_actions ({COLUMNS.removeprefix('id, ')}) VALUES (?,?,?,?,?,?,?)",
+    (action_id,) = c.execute(
+        f"INSERT INTO operator_actions ({COLUMNS.removeprefix('id, ')}) VALUES (?,?,?,?,?,?,?) RETURNING id",
         (now, operator, action.value, reason, subject, count, data),
-    )
-    return _action((cur.lastrowid, now, operator, action.value, reason, subject, count, data))
+    ).fetchone()
+    return _action((action_id, now, operator, action.value, reason, subject, count, data))
 
 
 def listing(
-    c: sqlite3.Connection,
+    c: Tx,
     action: Action | None,
     operator: str | None,
     limit: int,
@@ -110,12 +110,12 @@ def listing(
     return [_action(r) for r in rows]
 
 
-def counts(c: sqlite3.Connection) -> dict[str, int]:
+def counts(c: Tx) -> dict[str, int]:
     """Subjects acted on, by action (for /metrics)."""
     return dict(c.execute("SELECT action, SUM(count) FROM operator_actions GROUP BY action").fetchall())
 
 
-def pause(c: sqlite3.Connection, now: float, target: str, operator: str, reason: str) -> TargetPause | None:
+def pause(c: Tx, now: float, target: str, operator: str, reason: str) -> TargetPause | None:
     """Pause `target`; None if it was paused already (the first pause, its operator and reason stay)."""
     cur = c.execute(
         "INSERT INTO target_pauses (target, operator, reason, paused_at) VALUES (?,?,?,?) "
@@ -125,7 +125,7 @@ def pause(c: sqlite3.Connection, now: float, target: str, operator: str, reason:
     return TargetPause(operator=operator, reason=reason, since=_dt(now)) if cur.rowcount else None
 
 
-def resume(c: sqlite3.Connection, target: str) -> TargetPause | None:
+def resume(c: Tx, target: str) -> TargetPause | None:
     """Lift the pause of `target`; the pause it lifted, or None if it was not paused."""
     found = pauses(c).get(target)
     if found is not None:
@@ -133,7 +133,7 @@ def resume(c: sqlite3.Connection, target: str) -> TargetPause | None:
     return found
 
 
-def pauses(c: sqlite3.Connection) -> dict[str, TargetPause]:
+def pauses(c: Tx) -> dict[str, TargetPause]:
     """Every paused target."""
     return {
         r[0]: TargetPause(operator=r[1], reason=r[2], since=_dt(r[3]))

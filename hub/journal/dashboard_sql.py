@@ -1,4 +1,4 @@
-"""The dashboard's figures in the SQLite journal (`hub.dashboard`): statements on the journal's reader thread.
+"""The dashboard's figures in the journal (`hub.dashboard`): statements on the journal's reader thread.
 
 Every statement is bounded: by an index range over the shown window (events by type and time,
 applications by receipt), or by what is open now (tasks not done, applications not final), never by
@@ -8,11 +8,8 @@ one. Each statement says which index it runs on.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import sqlite3
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,8 +19,9 @@ from typing import Any, TypeVar
 from hub.dashboard import HOUR, HourFigures, JournalFigures, LiveCounters, RouteFigures, TargetWork
 from hub.events import OPERATOR_ABANDONED
 from hub.held import HeldState
-from hub.journal import purge_sqlite
+from hub.journal import purge_sql
 from hub.journal.base import TaskState
+from hub.journal.tx import Tx
 from hub.models import ApplicationState
 
 COMPLETED, REJECTED, DEAD_STEP = "application.completed", "application.rejected", "step.dead"
@@ -40,13 +38,7 @@ OPEN_TASK_STATES = (TaskState.PENDING, TaskState.LEASED, TaskState.WAITING, Task
 T = TypeVar("T")
 
 
-def migrate(c: sqlite3.Connection) -> None:
-    """The index the dashboard counts events on: by type, then time (hourly charts), covering the target
-    (targets' work in the window)."""
-    c.execute("CREATE INDEX IF NOT EXISTS events_type_at ON events (type, at, target)")
-
-
-def counters(c: sqlite3.Connection, now: float) -> LiveCounters:
+def counters(c: Tx, now: float) -> LiveCounters:
     """Open applications, applications finished in the last day, steps running, intake of the last hour."""
     by_state: dict[str, int] = {}
     for state in OPEN_STATES:
@@ -72,7 +64,7 @@ def counters(c: sqlite3.Connection, now: float) -> LiveCounters:
     )
 
 
-Read = Callable[[Callable[[sqlite3.Connection], T]], Awaitable[T]]
+Read = Callable[[Callable[[Tx], T]], Awaitable[T]]
 
 
 @dataclass(frozen=True)
@@ -91,7 +83,7 @@ class Window:
         return cls(start, start + hours * HOUR, hours)
 
 
-async def figures(read: Read[Any], now: float, window_seconds: int, path: str) -> JournalFigures:
+async def figures(read: Read[Any], now: float, window_seconds: int) -> JournalFigures:
     """The dashboard's figures over `window_seconds` up to `now`, in whole hours (the last one running).
 
     Each part is its own job on the journal's reader thread (`read`): a worker's read waits for one part,
@@ -102,7 +94,7 @@ async def figures(read: Read[Any], now: float, window_seconds: int, path: str) -
     routes: list[RouteFigures] = await read(lambda c: _routes(c, window))
     targets: dict[str, TargetWork] = await read(lambda c: _targets(c, now, window))
     live: LiveCounters = await read(lambda c: counters(c, now))
-    purged: purge_sqlite.PurgeTotals = await read(purge_sqlite.totals)
+    purged: purge_sql.PurgeTotals = await read(purge_sql.totals)
     by_state: dict[str, int] = defaultdict(int)
     for route in routes:
         for state, n in route.by_state.items():
@@ -113,7 +105,7 @@ async def figures(read: Read[Any], now: float, window_seconds: int, path: str) -
         hours=hours,
         routes=routes,
         targets=targets,
-        journal_bytes=await read(lambda c: _size(c, path)),
+        journal_bytes=await read(lambda c: c.dialect.storage_bytes(c)),
         purged_applications=purged.applications,
         purged_blobs=purged.blobs,
         purged_bytes=purged.size,
@@ -121,29 +113,29 @@ async def figures(read: Read[Any], now: float, window_seconds: int, path: str) -
     )
 
 
-def _hours(c: sqlite3.Connection, window: Window) -> list[HourFigures]:
+def _hours(c: Tx, window: Window) -> list[HourFigures]:
     start, until = window.start, window.until
     series = [HourFigures(start=datetime.fromtimestamp(start + i * HOUR, UTC)) for i in range(window.hours)]
-    bucket = "CAST((?2 - ?1) / 3600 AS INTEGER)"  # ?1: window start, ?2: the row's time
+    bucket = c.dialect.hour_bucket
     # applications_received (received_at): covering
     for h, n in c.execute(
-        f"SELECT {bucket.replace('?2', 'received_at')}, COUNT(*) FROM applications "
-        "WHERE received_at>=?1 AND received_at<?2 GROUP BY 1",
-        (start, until),
+        f"SELECT {bucket('received_at')}, COUNT(*) FROM applications "
+        "WHERE received_at>=? AND received_at<? GROUP BY 1",
+        (start, start, until),
     ):
         series[h].received = n
     # events_type_at: the window's step.dead events, each looked up for its application
     for h, n in c.execute(
-        f"SELECT {bucket.replace('?2', 'at')}, COUNT(DISTINCT application_id) FROM events "
-        "WHERE type=?3 AND at>=?1 AND at<?2 GROUP BY 1",
-        (start, until, DEAD_STEP),
+        f"SELECT {bucket('at')}, COUNT(DISTINCT application_id) FROM events "
+        "WHERE type=? AND at>=? AND at<? GROUP BY 1",
+        (start, DEAD_STEP, start, until),
     ):
         series[h].dead = n
-    # events_type_at for the window's completions, then each application by its primary key (CROSS
-    # JOIN keeps that order: the window's events are few, the applications many)
+    # events_type_at for the window's completions, then each application by its primary key (the
+    # window's events are few, the applications many)
     durations: dict[int, list[float]] = defaultdict(list)
     for at, received_at in c.execute(
-        "SELECT e.at, a.received_at FROM events e CROSS JOIN applications a ON a.id=e.application_id "
+        "SELECT e.at, a.received_at FROM events e JOIN applications a ON a.id=e.application_id "
         "WHERE e.type=? AND e.at>=? AND e.at<?",
         (COMPLETED, start, until),
     ):
@@ -156,7 +148,7 @@ def _hours(c: sqlite3.Connection, window: Window) -> list[HourFigures]:
     return series
 
 
-def _routes(c: sqlite3.Connection, window: Window) -> list[RouteFigures]:
+def _routes(c: Tx, window: Window) -> list[RouteFigures]:
     by_route: dict[str | None, dict[str, int]] = defaultdict(dict)
     # applications_received (received_at), each row looked up for its route and state
     for route, state, n in c.execute(
@@ -170,13 +162,14 @@ def _routes(c: sqlite3.Connection, window: Window) -> list[RouteFigures]:
     return routes
 
 
-def _targets(c: sqlite3.Connection, now: float, window: Window) -> dict[str, TargetWork]:
+def _targets(c: Tx, now: float, window: Window) -> dict[str, TargetWork]:
     start, until = window.start, window.until
     work: dict[str, TargetWork] = defaultdict(TargetWork)
     marks = ",".join("?" * len(OPEN_TASK_STATES))
     # tasks_claim (state, target, due_at): covering; only the open steps, never the finished history
     for target, state, n, due in c.execute(
-        f"SELECT target, state, COUNT(*), SUM(due_at<=?) FROM tasks WHERE state IN ({marks}) "
+        f"SELECT target, state, COUNT(*), SUM(CASE WHEN due_at<=? THEN 1 ELSE 0 END) FROM tasks "
+        f"WHERE state IN ({marks}) "
         "GROUP BY target, state",
         (now, *OPEN_TASK_STATES),
     ):
@@ -199,15 +192,18 @@ def _targets(c: sqlite3.Connection, now: float, window: Window) -> dict[str, Tar
     ):
         if target:
             work[target].done_in_window = n
-    # events_type_at: the window's failures; SQLite takes the bare columns `at` and `data` from the row
-    # that has MAX(at), the last failure of each target
-    for target, n, at, data in c.execute(
-        "SELECT target, COUNT(*), MAX(at), data FROM events WHERE type IN (?,?) AND at>=? AND at<? "
-        "GROUP BY target",
+    # events_type_at: the window's failures, then the last one of each target for its error
+    failures = c.execute(
+        "SELECT target, COUNT(*), MAX(at) FROM events WHERE type IN (?,?) AND at>=? AND at<? GROUP BY target",
         (FAILED_STEP, DEAD_STEP, start, until),
-    ):
+    ).fetchall()
+    for target, n, at in failures:
         if not target:
             continue
+        (data,) = c.execute(
+            "SELECT data FROM events WHERE type IN (?,?) AND at=? AND target=? ORDER BY id DESC LIMIT 1",
+            (FAILED_STEP, DEAD_STEP, at, target),
+        ).fetchone()
         error = json.loads(data)
         figures = work[target]
         figures.failed_in_window = n
@@ -220,18 +216,3 @@ def _targets(c: sqlite3.Connection, now: float, window: Window) -> dict[str, Tar
 def _quantile(ordered: list[float], q: float) -> float:
     # Nearest rank: a duration one of the applications really took.
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
-def _size(c: sqlite3.Connection, path: str) -> int:
-    """The journal's bytes on disk: the database file and its write-ahead log."""
-    if path == ":memory:":
-        pages, size = (
-            c.execute("PRAGMA page_count").fetchone()[0],
-            c.execute("PRAGMA page_size").fetchone()[0],
-        )
-        return int(pages * size)
-    total = 0
-    for name in (path, path + "-wal"):
-        with contextlib.suppress(FileNotFoundError):
-            total += os.stat(name).st_size
-    return total

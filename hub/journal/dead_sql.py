@@ -1,33 +1,27 @@
-"""Dead letters in the SQLite journal: grouping dead steps, selecting them, abandoning in bulk.
+"""Dead letters in the journal: grouping dead steps, selecting them, abandoning in bulk.
 
-Statements run on the journal's threads like those of `hub.journal.sqlite`. Dead steps are found
+Statements run on the journal's threads like those of `hub.journal.sql`. Dead steps are found
 through the task indexes that lead with the state (`tasks_claim`, `tasks_due`), and each step's
 application by its key, so the grouping reads the dead steps and nothing else, however many tasks and
-applications the journal keeps. The error texts are normalised by `hub.deadletters.error_group`,
-registered as an SQL function on every connection, so the group a page counts is the group a replay
-or abandon selects.
+applications the journal keeps. The error texts are normalised by `hub.deadletters.error_group` when a
+step fails and kept beside the text (`tasks.error_group`), so the group a page counts is the group a
+replay or abandon selects, on every backend.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from hub.actions import Action
-from hub.deadletters import DeadGroup, DeadLetters, error_group
-from hub.journal import operator_sqlite
+from hub.deadletters import DeadGroup, DeadLetters
+from hub.journal import operator_sql
 from hub.journal.base import Abandoned, ActionRefused, ApplicationFilter, TaskState
+from hub.journal.tx import Tx
 
-GROUP_FUNCTION = "aktenhub_error_group"
 DEAD = f"state='{TaskState.DEAD}'"
-AbandonOne = Callable[[sqlite3.Connection, float, str, str, str], Abandoned]
-
-
-def register(c: sqlite3.Connection) -> None:
-    """Make `error_group` callable in SQL on connection `c`."""
-    c.create_function(GROUP_FUNCTION, 1, error_group, deterministic=True)
+AbandonOne = Callable[[Tx, float, str, str, str], Abandoned]
 
 
 def step_clause(f: ApplicationFilter) -> tuple[str, tuple[Any, ...]]:
@@ -41,7 +35,7 @@ def step_clause(f: ApplicationFilter) -> tuple[str, tuple[Any, ...]]:
         clauses.append("COALESCE(error_code, '')=?")
         params.append(f.error_code)
     if f.error_group is not None:
-        clauses.append(f"{GROUP_FUNCTION}(last_error)=?")
+        clauses.append("COALESCE(error_group, '')=?")
         params.append(f.error_group)
     if f.dead_from is not None:
         clauses.append("updated_at>=?")
@@ -61,21 +55,21 @@ def application_clause(f: ApplicationFilter) -> tuple[str, tuple[Any, ...]]:
 
 
 def groups(
-    c: sqlite3.Connection,
+    c: Tx,
     where: ApplicationFilter,
     applications: tuple[str, tuple[Any, ...]],
     by_text: bool,
     limit: int,
 ) -> DeadLetters:
     """Dead steps grouped, largest groups first; `applications`: the filter's application-level
-    `WHERE` (route, service, ...) as `hub.journal.sqlite` builds it, "" for none."""
+    `WHERE` (route, service, ...) as `hub.journal.sql` builds it, "" for none."""
     steps, params = step_clause(where)
     conditions = [DEAD, *([steps] if steps else [])]
     app_sql, app_params = applications
     if app_sql:
         # Correlated: each dead step looks its application up by key (no scan of all applications).
         conditions.append(f"EXISTS (SELECT 1 FROM applications {app_sql} AND id=tasks.application_id)")
-    text = f"{GROUP_FUNCTION}(last_error)" if by_text else "''"
+    text = "COALESCE(error_group, '')" if by_text else "''"
     selected = f"FROM tasks WHERE {' AND '.join(conditions)}"
     all_params = (*params, *app_params)
     rows = c.execute(
@@ -107,7 +101,7 @@ def groups(
 
 
 def abandon_all(
-    c: sqlite3.Connection,
+    c: Tx,
     now: float,
     ids: list[str],
     subject: str,
@@ -123,5 +117,5 @@ def abandon_all(
         except ActionRefused:
             continue  # a step of it is running: it is abandoned alone once it ended
     if done:
-        operator_sqlite.record(c, now, operator, Action.ABANDONED, subject, len(done), reason)
+        operator_sql.record(c, now, operator, Action.ABANDONED, subject, len(done), reason)
     return done

@@ -1,4 +1,4 @@
-"""The SQLite side of the held-message register (`hub.held`): statements run on the journal's threads.
+"""The journal side of the held-message register (`hub.held`): statements run on the journal's threads.
 
 One row per (source, message id). An operator's decision (``closed``, ``kept``) is final for the
 source: a later poll that meets the message again never overwrites it.
@@ -6,12 +6,12 @@ source: a later poll that meets the message again never overwrites it.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
+from hub.journal.tx import Tx
 
 COLUMNS = (
     "id, source, message_id, sender, state, reason_code, reason, fetches, next_fetch_at, application_id, "
@@ -44,7 +44,7 @@ def _held(r: Sequence[Any]) -> HeldMessage:
     )
 
 
-def _one(c: sqlite3.Connection, source: str, message_id: str) -> HeldMessage:
+def _one(c: Tx, source: str, message_id: str) -> HeldMessage:
     row = c.execute(
         f"SELECT {COLUMNS} FROM held_messages WHERE source=? AND message_id=?", (source, message_id)
     ).fetchone()
@@ -52,7 +52,7 @@ def _one(c: sqlite3.Connection, source: str, message_id: str) -> HeldMessage:
 
 
 def hold(
-    c: sqlite3.Connection,
+    c: Tx,
     now: float,
     source: str,
     message_id: str,
@@ -76,7 +76,7 @@ def hold(
 
 
 def fetch_failed(
-    c: sqlite3.Connection,
+    c: Tx,
     now: float,
     source: str,
     message_id: str,
@@ -108,7 +108,7 @@ def fetch_failed(
     return _one(c, source, message_id)
 
 
-def taken(c: sqlite3.Connection, source: str, message_id: str) -> None:
+def taken(c: Tx, source: str, message_id: str) -> None:
     """Forget a `retrying` record: the message was taken after all."""
     c.execute(
         "DELETE FROM held_messages WHERE source=? AND message_id=? AND state=?",
@@ -116,7 +116,7 @@ def taken(c: sqlite3.Connection, source: str, message_id: str) -> None:
     )
 
 
-def decide(c: sqlite3.Connection, now: float, held_id: int, state: HeldState, by: str) -> HeldMessage:
+def decide(c: Tx, now: float, held_id: int, state: HeldState, by: str) -> HeldMessage:
     """Record an operator's decision (who, when)."""
     c.execute(
         "UPDATE held_messages SET state=?, decided_by=?, decided_at=?, updated_at=?, next_fetch_at=NULL "
@@ -126,7 +126,7 @@ def decide(c: sqlite3.Connection, now: float, held_id: int, state: HeldState, by
     return _held(c.execute(f"SELECT {COLUMNS} FROM held_messages WHERE id=?", (held_id,)).fetchone())
 
 
-def lookup(c: sqlite3.Connection, source: str, message_ids: Sequence[str]) -> dict[str, HeldMessage]:
+def lookup(c: Tx, source: str, message_ids: Sequence[str]) -> dict[str, HeldMessage]:
     """The records of these message ids of a source."""
     found: dict[str, HeldMessage] = {}
     for start in range(0, len(message_ids), MAX_LOOKUP):
@@ -140,13 +140,13 @@ def lookup(c: sqlite3.Connection, source: str, message_ids: Sequence[str]) -> di
     return found
 
 
-def get(c: sqlite3.Connection, held_id: int) -> HeldMessage | None:
+def get(c: Tx, held_id: int) -> HeldMessage | None:
     """One record by its id."""
     row = c.execute(f"SELECT {COLUMNS} FROM held_messages WHERE id=?", (held_id,)).fetchone()
     return _held(row) if row else None
 
 
-def listing(c: sqlite3.Connection, where: HeldFilter, limit: int, offset: int) -> list[HeldMessage]:
+def listing(c: Tx, where: HeldFilter, limit: int, offset: int) -> list[HeldMessage]:
     """Records, newest change first."""
     clauses, params = [], []
     if where.state is not None:
@@ -163,7 +163,7 @@ def listing(c: sqlite3.Connection, where: HeldFilter, limit: int, offset: int) -
     return [_held(r) for r in rows]
 
 
-def counts(c: sqlite3.Connection) -> dict[tuple[str, str, str], int]:
+def counts(c: Tx) -> dict[tuple[str, str, str], int]:
     """Records by (source, state, reason code), for /metrics."""
     return {
         (r[0], r[1], r[2]): r[3]
