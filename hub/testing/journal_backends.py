@@ -1,0 +1,113 @@
+"""The journal backends the contract suite (`hub.testing.journal_contract`) runs against.
+
+A `JournalBackend` makes an empty store at this hub's schema and opens journals on it, as a hub
+process would; the fixture ``journal_backend`` runs each contract test once per backend: SQLite in a
+temporary directory, and PostgreSQL in a fresh database of the session's throw-away cluster
+(`hub.testing.postgres`; skipped with the reason outside CI without the server binaries).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import secrets
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hub.journal.sql import SqlJournal
+from hub.journal.sqlite import SqliteJournal
+from hub.testing.postgres import PostgresServer
+
+T = TypeVar("T")
+TEMPLATE = "aktenhub_contract_template"
+
+
+class JournalBackend(abc.ABC):
+    """One kind of journal store, for tests."""
+
+    name: str
+    # Whether `Journal.recover` at start releases every lease: true where one process owns the store
+    # (SQLite); a store shared by processes keeps their leases until they expire.
+    recovers_leases: bool
+
+    @abc.abstractmethod
+    async def fresh(self) -> None:
+        """Make an empty store at this hub's schema; `journal` opens journals on it from now on."""
+
+    @abc.abstractmethod
+    def journal(self, clock: Callable[[], float] = time.time) -> SqlJournal:
+        """A journal (not yet opened) on the current store."""
+
+    @abc.abstractmethod
+    async def concurrently(self, *aws: Awaitable[T]) -> list[T | BaseException]:
+        """Run `aws` so that their transactions meet: all started before any of them commits."""
+
+
+class SqliteBackend(JournalBackend):
+    """A journal file in a temporary directory."""
+
+    name = "sqlite"
+    recovers_leases = True
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path = directory / "journal.db"
+
+    async def fresh(self) -> None:
+        self.path = self.directory / f"journal-{secrets.token_hex(4)}.db"
+
+    def journal(self, clock: Callable[[], float] = time.time) -> SqlJournal:
+        return SqliteJournal(self.path, clock=clock)
+
+    async def concurrently(self, *aws: Awaitable[T]) -> list[T | BaseException]:
+        # A second connection holds the write lock; `gather` starts every operation (each queues its
+        # write) before the last awaitable releases the lock, so the writer finds them all queued and
+        # runs them in one group.
+        blocker = sqlite3.connect(self.path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+
+        async def release() -> None:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+
+        *results, _ = await asyncio.gather(*aws, release(), return_exceptions=True)
+        return results  # type: ignore[return-value]  # the last one, release(), is left out
+
+
+class PostgresBackend(JournalBackend):
+    """A fresh database per store, cloned from a template migrated once per session."""
+
+    name = "postgresql"
+    recovers_leases = False
+
+    def __init__(self, server: PostgresServer) -> None:
+        self.server = server
+        self.url = ""
+
+    async def fresh(self) -> None:
+        import psycopg
+
+        from hub.journal.postgres import migrate_database
+
+        with psycopg.connect(self.server.url(), autocommit=True) as admin:
+            exists = admin.execute("SELECT 1 FROM pg_database WHERE datname=%s", (TEMPLATE,)).fetchone()
+            if exists is None:
+                admin.execute(f'CREATE DATABASE "{TEMPLATE}"')
+                await migrate_database(self.server.url(TEMPLATE))
+            name = f"journal_{secrets.token_hex(6)}"
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+        self.url = self.server.url(name)
+
+    def journal(self, clock: Callable[[], float] = time.time) -> SqlJournal:
+        from hub.journal.postgres import PostgresJournal
+
+        return PostgresJournal(self.url, clock=clock)
+
+    async def concurrently(self, *aws: Awaitable[T]) -> list[T | BaseException]:
+        # Each operation runs in its own transaction on its own pooled connection: they meet in the
+        # database, which is what the rules must get right.
+        results: list[Any] = await asyncio.gather(*aws, return_exceptions=True)
+        return results

@@ -1,0 +1,839 @@
+"""The journal's contract: what every backend must do, as example tests (`hub.journal.base.Journal`).
+
+Intake is idempotent, leases are exclusive and fenced, joins fire exactly once, dead steps and replays,
+sequences without gaps, listing filters, answers, pauses and the audit trail. A backend's test module
+runs them all with ``from hub.testing.journal_contract import *``; the ``journal_backend`` fixture
+runs each once per backend (`hub.testing.journal_backends`). Time comes from a fake clock; operations
+that must meet inside the database run through `JournalBackend.concurrently`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from hub.events import operator_event
+from hub.journal import (
+    ActionRefused,
+    AfterAll,
+    ApplicationFilter,
+    ApplicationPatch,
+    Completion,
+    FileNumberAssigned,
+    IntakeResult,
+    LeaseLost,
+    SqlJournal,
+    Task,
+    TaskSpec,
+    TaskState,
+)
+from hub.models import Application, ApplicationState, Event, Party
+from hub.testing.journal_backends import JournalBackend, PostgresBackend, SqliteBackend
+
+T = TypeVar("T")
+START = 1_700_000_000.0
+LEASE = 30.0
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_backend(request: pytest.FixtureRequest, tmp_path: Path) -> JournalBackend:
+    """Each contract test runs once per backend."""
+    if request.param == "sqlite":
+        return SqliteBackend(tmp_path)
+    return PostgresBackend(request.getfixturevalue("postgres_server"))
+
+
+@pytest.fixture
+async def journal(journal_backend: JournalBackend, clock: FakeClock) -> AsyncIterator[SqlJournal]:
+    """An open journal on an empty store of the backend."""
+    await journal_backend.fresh()
+    j = journal_backend.journal(clock)
+    await j.open()
+    yield j
+    await j.close()
+
+
+def application(
+    external_id: str,
+    *,
+    source: str = "portal",
+    service: str = "jagdschein",
+    route: str | None = None,
+    applicant: Party | None = None,
+    file_number: str | None = None,
+    received: float = 0.0,
+) -> Application:
+    return Application(
+        source=source,
+        external_id=external_id,
+        service=service,
+        route=route,
+        applicant=applicant or Party(given_name="Anna", family_name="Müller"),
+        file_number=file_number,
+        received_at=datetime.fromtimestamp(START + received, UTC),
+    )
+
+
+def received(app: Application) -> list[Event]:
+    return [Event(application_id=app.id, type="application.received")]
+
+
+async def take_in(journal: SqlJournal, app: Application, *specs: TaskSpec) -> str:
+    result = await journal.intake(app, received(app), specs)
+    assert not result.duplicate
+    return result.application_id
+
+
+async def claim_one(journal: SqlJournal, owner: str = "worker-1") -> Task:
+    [task] = await journal.claim(owner, 1, LEASE, {})
+    return task
+
+
+def types(events: Sequence[Event]) -> list[str]:
+    return [e.type for e in events]
+
+
+# -- intake ----------------------------------------------------------------------------------------
+
+
+async def test_intake_is_idempotent_on_source_and_external_id(journal: SqlJournal) -> None:
+    first = application("4711")
+    stored = await journal.intake(first, received(first), [TaskSpec("map"), TaskSpec("deliver", "dms")])
+    assert (stored.application_id, stored.duplicate) == (first.id, False)
+    assert types(stored.events) == ["application.received"]
+    assert all(e.id is not None for e in stored.events)
+
+    again = application("4711")  # the same submission parsed again: a new object with a new id
+    dup = await journal.intake(again, received(again), [TaskSpec("map"), TaskSpec("other")])
+    assert (dup.application_id, dup.duplicate, dup.events) == (first.id, True, ())
+    retried = await journal.intake(first, received(first), [TaskSpec("map")])  # the very same call
+    assert (retried.application_id, retried.duplicate) == (first.id, True)
+
+    # nothing new stored
+    assert await journal.get_application(again.id) is None
+    assert [(t.step, t.target) for t in await journal.tasks(first.id)] == [("map", ""), ("deliver", "dms")]
+    assert types(await journal.events(first.id)) == ["application.received"]
+    assert len(await journal.list_applications(ApplicationFilter())) == 1
+
+    # the key is (source, external_id): another source with the same external id is new
+    other = application("4711", source="mail")
+    assert (await journal.intake(other, [], [])).duplicate is False
+    assert len(await journal.list_applications(ApplicationFilter())) == 2
+
+
+async def test_concurrent_duplicate_intakes_store_one_application(
+    journal: SqlJournal, journal_backend: JournalBackend
+) -> None:
+    copies = [application("same") for _ in range(5)]
+
+    results = await journal_backend.concurrently(
+        *(journal.intake(a, received(a), [TaskSpec("map")]) for a in copies)
+    )
+
+    assert all(isinstance(r, IntakeResult) for r in results)
+    winners = [r for r in results if isinstance(r, IntakeResult) and not r.duplicate]
+    assert len(winners) == 1
+    assert {r.application_id for r in results if isinstance(r, IntakeResult)} == {winners[0].application_id}
+    assert len(await journal.list_applications(ApplicationFilter())) == 1
+    assert len(await journal.tasks(winners[0].application_id)) == 1
+    assert len(await journal.events(winners[0].application_id)) == 1
+
+
+# -- claims and leases -----------------------------------------------------------------------------
+
+
+async def test_claim_respects_capacity_per_target(journal: SqlJournal, clock: FakeClock) -> None:
+    for i in range(4):
+        await take_in(journal, application(f"ext-{i}"), TaskSpec("deliver", "dms"), TaskSpec("deliver", "fv"))
+    capacity = {"dms": 2, "fv": 0}
+
+    first = await journal.claim("worker-1", 10, LEASE, capacity)
+    assert [t.target for t in first] == ["dms", "dms"]  # fv has no capacity at all
+    assert await journal.claim("worker-2", 10, LEASE, capacity) == []  # dms is full
+
+    # uncapped targets are not limited; a target missing from `capacity` is uncapped
+    assert len(await journal.claim("worker-2", 10, LEASE, {"dms": 2})) == 4
+
+    # finishing a lease frees a slot
+    await journal.complete(first[0], Completion())
+    [next_dms] = await journal.claim("worker-3", 10, LEASE, capacity)
+    assert next_dms.target == "dms"
+    assert await journal.claim("worker-3", 10, LEASE, capacity) == []
+
+    # expired leases do not count against the capacity: their tasks are due again
+    clock.advance(LEASE + 1)
+    again = await journal.claim("worker-4", 10, LEASE, capacity)
+    assert [t.target for t in again] == ["dms", "dms"]
+    assert await journal.claim("worker-4", 10, LEASE, capacity) == []
+
+
+async def test_starts_cap_what_one_claim_leases_per_target(journal: SqlJournal, clock: FakeClock) -> None:
+    # the gate's answer (hub.gate): dms may start one task now, fv none (circuit open), map unlimited
+    for i in range(3):
+        await take_in(journal, application(f"ext-{i}"), TaskSpec("deliver", "dms"), TaskSpec("deliver", "fv"))
+    starts = {"dms": 1, "fv": 0}
+
+    [first] = await journal.claim("worker-1", 10, LEASE, {}, starts)
+    assert first.target == "dms"
+    [second] = await journal.claim("worker-1", 10, LEASE, {}, starts)  # a new claim, new starts
+    assert second.target == "dms"
+    fv = [t for a in await journal.list_applications(ApplicationFilter()) for t in await journal.tasks(a.id)]
+    assert {t.attempts for t in fv if t.target == "fv"} == {0}  # held back: not attempted, not counted
+
+    # an expired lease of a held-back target stays where it is too
+    clock.advance(LEASE + 1)
+    assert [t.target for t in await journal.claim("worker-2", 10, LEASE, {}, {"dms": 0, "fv": 0})] == []
+    assert len(await journal.claim("worker-2", 10, LEASE, {}, {"fv": 0})) == 3
+
+
+async def test_an_uncounted_failure_leaves_the_retry_budget_alone(
+    journal: SqlJournal, clock: FakeClock
+) -> None:
+    await take_in(journal, application("probe"), TaskSpec("deliver", "dms", max_attempts=2))
+    task = await claim_one(journal)
+    await journal.fail(task, "Retryable: 503", clock.now, error_code="Retryable", counted=False)
+    task = await claim_one(journal)
+    assert (task.attempts, task.attempts_since_replay) == (2, 1)  # a circuit's failed probe
+    await journal.fail(task, "Retryable: 503", clock.now, error_code="Retryable")
+    task = await claim_one(journal)
+    assert (task.attempts, task.attempts_since_replay) == (3, 2)
+
+
+async def test_limit_caps_the_number_of_claimed_tasks(journal: SqlJournal) -> None:
+    for i in range(5):
+        await take_in(journal, application(f"ext-{i}"), TaskSpec("map"))
+    assert await journal.claim("worker-1", 0, LEASE, {}) == []
+    assert len(await journal.claim("worker-1", 2, LEASE, {})) == 2
+    assert len(await journal.claim("worker-1", 10, LEASE, {})) == 3
+    assert await journal.claim("worker-1", 10, LEASE, {}) == []
+
+
+async def test_a_full_target_does_not_starve_the_others(journal: SqlJournal, clock: FakeClock) -> None:
+    # a backlog for a target with little capacity (a slow back end, or one whose circuit is open) ...
+    for i in range(60):
+        await take_in(journal, application(f"slow-{i}"), TaskSpec("deliver", "slow"))
+    clock.advance(1)
+    # ... is due before the work of other targets
+    fast = await take_in(journal, application("fast"), TaskSpec("deliver", "fast"))
+    capacity = {"slow": 1}
+
+    claimed = await journal.claim("worker-1", 4, LEASE, capacity)
+    assert sorted(t.target for t in claimed) == ["fast", "slow"]
+    assert fast in {t.application_id for t in claimed}
+
+    # likewise when the capped target is full before the claim starts
+    clock.advance(1)
+    late = await take_in(journal, application("late"), TaskSpec("map"))
+    [task] = await journal.claim("worker-1", 1, LEASE, capacity)
+    assert task.application_id == late
+    assert await journal.claim("worker-1", 4, LEASE, {"slow": 0}) == []
+
+
+async def test_expired_lease_is_reclaimed_and_the_old_holder_loses_it(
+    journal: SqlJournal, clock: FakeClock
+) -> None:
+    app_id = await take_in(journal, application("4711"), TaskSpec("deliver", "dms"))
+    old = await claim_one(journal, "worker-1")
+    assert (old.attempts, old.lease_until) == (1, START + LEASE)
+
+    clock.advance(LEASE)  # lease_until == now: still held
+    assert await journal.claim("worker-2", 1, LEASE, {}) == []
+    assert await journal.next_due() == START + LEASE
+
+    clock.advance(1)
+    new = await claim_one(journal, "worker-2")
+    assert new.id == old.id
+    assert new.lease_token != old.lease_token
+    assert (new.attempts, new.lease_until) == (2, clock.now + LEASE)
+
+    with pytest.raises(LeaseLost):
+        await journal.complete(old, Completion(result={"by": "old"}))
+    with pytest.raises(LeaseLost):
+        await journal.fail(old, "boom", None)
+    with pytest.raises(LeaseLost):
+        await journal.renew(old, LEASE)
+    with pytest.raises(LeaseLost):
+        await journal.save_checkpoints(old, {"page": 1})
+
+    renewed = await journal.renew(new, 2 * LEASE)
+    assert renewed.lease_until == clock.now + 2 * LEASE
+    await journal.save_checkpoints(renewed, {"page": 3})
+    await journal.complete(renewed, Completion(result={"by": "new"}))
+
+    [task] = await journal.tasks(app_id)
+    assert (task.state, task.attempts, task.result) == (TaskState.DONE, 2, {"by": "new"})
+    assert task.checkpoints == {"page": 3}
+    assert (task.lease_token, task.lease_until) == (None, None)
+    with pytest.raises(LeaseLost):  # a finished task cannot be finished twice
+        await journal.complete(renewed, Completion())
+
+
+async def test_renewed_lease_is_not_reclaimed(journal: SqlJournal, clock: FakeClock) -> None:
+    await take_in(journal, application("4711"), TaskSpec("map"))
+    task = await claim_one(journal)
+    clock.advance(LEASE - 1)
+    task = await journal.renew(task, LEASE)
+    clock.advance(LEASE - 1)
+    assert await journal.claim("worker-2", 1, LEASE, {}) == []
+    await journal.complete(task, Completion())
+
+
+async def test_delayed_and_retried_tasks_wait_until_due(journal: SqlJournal, clock: FakeClock) -> None:
+    await take_in(journal, application("4711"), TaskSpec("map", delay=10))
+    assert await journal.next_due() == START + 10
+    assert await journal.claim("worker-1", 1, LEASE, {}) == []
+    clock.advance(10)
+    task = await claim_one(journal)
+    await journal.fail(task, "timeout", retry_at=clock.now + 60)
+    assert await journal.next_due() == clock.now + 60
+    clock.advance(59)
+    assert await journal.claim("worker-1", 1, LEASE, {}) == []
+    clock.advance(1)
+    again = await claim_one(journal)
+    assert (again.id, again.attempts, again.last_error) == (task.id, 2, "timeout")
+
+
+async def test_a_restart_gets_the_leases_of_the_process_that_died(
+    journal_backend: JournalBackend, clock: FakeClock, journal: SqlJournal
+) -> None:
+    for i in range(3):
+        await take_in(journal, application(f"ext-{i}"), TaskSpec("map"), TaskSpec("deliver", "dms", delay=5))
+    held = await journal.claim("worker-1", 10, LEASE, {})
+    assert [t.step for t in held] == ["map"] * 3
+    await journal.complete(held[0], Completion())
+    await journal.close()
+
+    reopened = journal_backend.journal(clock)
+    await reopened.open()
+    try:
+        if journal_backend.recovers_leases:
+            # The only process of the store: every lease was its own, due at once.
+            assert await reopened.recover() == 2
+            assert await reopened.recover() == 0
+        else:
+            # Other processes may hold leases of a shared store: they run out, then go to another.
+            assert await reopened.recover() == 0
+            assert await reopened.claim("worker-2", 10, LEASE, {}) == []
+            clock.advance(LEASE + 1)
+        retaken = await reopened.claim("worker-2", 10, LEASE, {})
+        assert sorted(t.id for t in retaken) == sorted(t.id for t in held[1:])
+        assert all(t.attempts == 2 for t in retaken)
+        with pytest.raises(LeaseLost):
+            await reopened.complete(held[1], Completion())
+        # tasks not yet due stay where they were
+        assert await reopened.next_due() == START + 5
+    finally:
+        await reopened.close()
+
+
+# -- joins -----------------------------------------------------------------------------------------
+
+
+def delivered(app_id: str, target: str) -> Completion:
+    return Completion(
+        result={"target": target},
+        patch=ApplicationPatch(correlations={target: f"{target}-ref"}),
+        events=[Event(application_id=app_id, type="delivery.completed", target=target)],
+        after_all=AfterAll(
+            step="deliver",
+            events=[Event(application_id=app_id, type="delivery.all_done")],
+            tasks=[TaskSpec("answer")],
+            state=ApplicationState.COMPLETED,
+        ),
+    )
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["one-by-one", "in-one-group"])
+async def test_after_all_fires_exactly_once(
+    journal: SqlJournal, journal_backend: JournalBackend, together: bool
+) -> None:
+    targets = ["dms", "fv", "mail"]
+    app_id = await take_in(journal, application("4711"), *(TaskSpec("deliver", t) for t in targets))
+    leases = await journal.claim("worker-1", 10, LEASE, {})
+    assert sorted(t.target for t in leases) == targets
+
+    if together:
+        outcomes = await journal_backend.concurrently(
+            *(journal.complete(t, delivered(app_id, t.target)) for t in leases)
+        )
+    else:
+        outcomes = [await journal.complete(t, delivered(app_id, t.target)) for t in leases]
+
+    returned = [types(o) for o in outcomes if not isinstance(o, BaseException)]
+    assert len(returned) == 3
+    assert sum(ts.count("delivery.all_done") for ts in returned) == 1
+    if not together:
+        assert returned[-1] == ["delivery.completed", "delivery.all_done"]
+    timeline = types(await journal.events(app_id))
+    assert timeline.count("delivery.completed") == 3
+    assert timeline.count("delivery.all_done") == 1
+    assert timeline[-1] == "delivery.all_done"
+    assert [t.step for t in await journal.tasks(app_id)].count("answer") == 1
+    summary = await journal.get_summary(app_id)
+    assert summary is not None and summary.state == ApplicationState.COMPLETED
+    # the concurrent patches merged rather than overwrote each other
+    app = await journal.get_application(app_id)
+    assert app is not None
+    assert app.correlations == {t: f"{t}-ref" for t in targets}
+
+
+async def test_after_all_waits_for_retrying_and_dead_siblings(journal: SqlJournal, clock: FakeClock) -> None:
+    app_id = await take_in(
+        journal, application("4711"), TaskSpec("deliver", "dms"), TaskSpec("deliver", "fv")
+    )
+    dms, fv = await journal.claim("worker-1", 10, LEASE, {})
+
+    await journal.fail(fv, "fv down", retry_at=clock.now + 10)
+    assert types(await journal.complete(dms, delivered(app_id, "dms"))) == ["delivery.completed"]
+    summary = await journal.get_summary(app_id)
+    assert summary is not None and summary.state == ApplicationState.PROCESSING
+
+    clock.advance(10)
+    fv = await claim_one(journal)
+    await journal.fail(fv, "fv rejects the record", retry_at=None)  # dead: the join must not fire
+    assert "answer" not in [t.step for t in await journal.tasks(app_id)]
+
+    await journal.replay(ApplicationFilter(ids=(app_id,)))
+    fv = await claim_one(journal)
+    assert types(await journal.complete(fv, delivered(app_id, "fv"))) == [
+        "delivery.completed",
+        "delivery.all_done",
+    ]
+    assert [t.step for t in await journal.tasks(app_id)] == ["deliver", "deliver", "answer"]
+    summary = await journal.get_summary(app_id)
+    assert summary is not None
+    assert (summary.state, summary.error) == (ApplicationState.COMPLETED, None)
+
+
+# -- an Aktenzeichen a target assigns ----------------------------------------------------------------
+
+
+def assigned(app_id: str, number: str) -> Completion:
+    """A delivery whose target gave the Aktenzeichen, joined with a `remap` step that waits for it."""
+    return Completion(
+        assigned=FileNumberAssigned(number, [Event(application_id=app_id, type="file_number.assigned")]),
+        after_all=AfterAll(step=("deliver", "remap"), events=[Event(application_id=app_id, type="all_done")]),
+    )
+
+
+async def test_an_assigned_number_is_taken_once_and_makes_the_waiting_steps_due(
+    journal: SqlJournal,
+) -> None:
+    app_id = await take_in(
+        journal, application("4711"), TaskSpec("deliver", "fv"), TaskSpec("remap", waiting=True)
+    )
+    [deliver] = await journal.claim("worker-1", 10, LEASE, {})  # the waiting step is never claimed
+    assert deliver.step == "deliver" and await journal.next_due() == START + LEASE  # only its lease
+
+    # The number makes `remap` due in the same transaction, so the join waits for it.
+    assert types(await journal.complete(deliver, assigned(app_id, "63-BA-1"))) == ["file_number.assigned"]
+    app = await journal.get_application(app_id)
+    assert app is not None and app.file_number == "63-BA-1"
+    assert (await journal.list_applications(ApplicationFilter(find="63-BA-1")))[0].id == app_id
+    remap = await claim_one(journal)
+    assert remap.step == "remap"
+    # A second number (a later answer, a replayed delivery) changes nothing and tells nothing.
+    assert types(await journal.complete(remap, assigned(app_id, "63-BA-2"))) == ["all_done"]
+    app = await journal.get_application(app_id)
+    assert app is not None and app.file_number == "63-BA-1"
+
+
+async def test_abandon_ends_waiting_steps(journal: SqlJournal) -> None:
+    app_id = await take_in(journal, application("4711"), TaskSpec("remap", waiting=True))
+    outcome = await journal.abandon(app_id, "ops", "Antrag zurückgezogen")
+    assert outcome.tasks == 1
+    assert [t.state for t in await journal.tasks(app_id)] == [TaskState.ABANDONED]
+
+
+# -- dead tasks and replay -------------------------------------------------------------------------
+
+
+async def test_dead_task_makes_application_dead_and_replay_revives_it(
+    journal: SqlJournal, clock: FakeClock
+) -> None:
+    app_id = await take_in(journal, application("4711"), TaskSpec("deliver", "dms", max_attempts=2))
+    task = await claim_one(journal)
+    await journal.fail(task, "dms timeout", retry_at=clock.now + 5)
+    summary = await journal.get_summary(app_id)
+    assert summary is not None and summary.state == ApplicationState.PROCESSING
+    clock.advance(5)
+    task = await claim_one(journal)
+    assert task.attempts_since_replay == 2
+    failed = Event(application_id=app_id, type="step.dead", step="deliver")
+    assert types(await journal.fail(task, "dms rejects the file", retry_at=None, events=[failed])) == [
+        "step.dead"
+    ]
+
+    [dead] = await journal.tasks(app_id)
+    assert (dead.state, dead.attempts, dead.last_error) == (TaskState.DEAD, 2, "dms rejects the file")
+    summary = await journal.get_summary(app_id)
+    assert summary is not None
+    assert (summary.state, summary.error) == (ApplicationState.DEAD, "dms rejects the file")
+    assert [
+        s.id for s in await journal.list_applications(ApplicationFilter(state=ApplicationState.DEAD))
+    ] == [app_id]
+    assert await journal.claim("worker-1", 10, LEASE, {}) == []  # dead tasks are not claimed
+    assert await journal.next_due() is None
+
+    clock.advance(100)
+    assert await journal.replay(ApplicationFilter(ids=(app_id,))) == [app_id]
+
+    [revived] = await journal.tasks(app_id)
+    assert revived.state == TaskState.PENDING
+    assert (revived.attempts, revived.attempt_base, revived.attempts_since_replay) == (2, 2, 0)
+    assert revived.due_at == clock.now
+    summary = await journal.get_summary(app_id)
+    assert summary is not None
+    assert (summary.state, summary.error) == (ApplicationState.PROCESSING, None)
+    assert types(await journal.events(app_id))[-1] == "operator.replayed"
+    assert await journal.replay(ApplicationFilter(ids=(app_id,))) == []  # nothing dead any more
+
+    task = await claim_one(journal)
+    assert (task.attempts, task.attempt_base, task.attempts_since_replay) == (3, 2, 1)
+
+
+async def test_replay_all_touches_only_dead_applications_and_keeps_completed_steps(
+    journal: SqlJournal,
+) -> None:
+    dead_ids = []
+    for i in range(2):
+        app_id = await take_in(journal, application(f"dead-{i}"), TaskSpec("map"))
+        await journal.complete(
+            await claim_one(journal),
+            Completion(result={"record": i}, tasks=[TaskSpec("deliver", "dms")]),
+        )
+        await journal.fail(await claim_one(journal), "broken", retry_at=None)
+        dead_ids.append(app_id)
+    alive = await take_in(journal, application("alive"), TaskSpec("map"))
+    original = await journal.get_application(dead_ids[0])
+
+    replayed = await journal.replay(ApplicationFilter())
+
+    assert sorted(replayed) == sorted(dead_ids)
+    for app_id in dead_ids:
+        done, revived = await journal.tasks(app_id)
+        assert (done.step, done.state, done.result) == (
+            "map",
+            TaskState.DONE,
+            {"record": dead_ids.index(app_id)},
+        )
+        assert (revived.step, revived.state, revived.attempt_base) == ("deliver", TaskState.PENDING, 1)
+    assert await journal.get_application(dead_ids[0]) == original
+    [untouched] = await journal.tasks(alive)
+    assert (untouched.state, untouched.attempts) == (TaskState.PENDING, 0)
+    assert "operator.replayed" not in types(await journal.events(alive))
+    assert await journal.replay(ApplicationFilter()) == []
+
+
+# -- error codes, operator actions ----------------------------------------------------------------
+
+
+async def test_errors_keep_a_safe_code_beside_the_message(journal: SqlJournal) -> None:
+    app_id = await take_in(journal, application("coded"), TaskSpec("map"))
+    await journal.fail(await claim_one(journal), "Permanent: Müller, geb. 1.2.1980", None, (), "Permanent")
+    [task] = await journal.tasks(app_id)
+    summary = await journal.get_summary(app_id)
+    assert summary is not None
+    assert (task.error_code, summary.error_code, summary.error) == (
+        "Permanent",
+        "Permanent",
+        "Permanent: Müller, geb. 1.2.1980",
+    )
+    assert await journal.replay(ApplicationFilter(ids=(app_id,)), "ops") == [app_id]
+    summary = await journal.get_summary(app_id)
+    assert summary is not None and (summary.error, summary.error_code) == (None, None)
+    [event] = [e for e in await journal.events(app_id) if e.type == "operator.replayed"]
+    assert event.data == {"operator": "ops", "reason": None, "tasks": 1}
+
+
+async def test_query_without_personal_data_matches_metadata_only(journal: SqlJournal) -> None:
+    app_id = await take_in(journal, application("AZ-17", applicant=Party(family_name="Müller")))
+    personal = ApplicationFilter(q="müller")
+    assert [s.id for s in await journal.list_applications(personal)] == [app_id]
+    assert await journal.list_applications(ApplicationFilter(q="müller", q_personal=False)) == []
+    for q in ("az-17", app_id[4:12], "jagd"):
+        found = await journal.list_applications(ApplicationFilter(q=q, q_personal=False))
+        assert [s.id for s in found] == [app_id], q
+    assert await journal.list_applications(ApplicationFilter(q="az\\_17", q_personal=False)) == []
+
+
+async def test_abandon_waits_for_a_running_step_then_ends_every_open_task(
+    journal: SqlJournal, clock: FakeClock
+) -> None:
+    app_id = await take_in(journal, application("gone"), TaskSpec("deliver", "a"), TaskSpec("deliver", "b"))
+    running = await claim_one(journal)
+    with pytest.raises(ActionRefused, match="running now"):
+        await journal.abandon(app_id, "chief", "zurückgezogen")
+    clock.advance(LEASE + 1)  # its worker died: nothing runs any more
+
+    outcome = await journal.abandon(app_id, "chief", "zurückgezogen")
+
+    assert (outcome.tasks, outcome.already) == (2, False)
+    assert {t.state for t in await journal.tasks(app_id)} == {TaskState.ABANDONED}
+    summary = await journal.get_summary(app_id)
+    assert summary is not None and summary.state == ApplicationState.ABANDONED
+    with pytest.raises(LeaseLost):
+        await journal.complete(running, Completion())
+    assert await journal.claim("worker-2", 10, LEASE, {}) == []
+    assert await journal.next_due() is None
+    assert await journal.replay(ApplicationFilter()) == []
+    again = await journal.abandon(app_id, "chief", "noch einmal")
+    assert (again.tasks, again.already, again.events) == (0, True, ())
+    assert types(await journal.events(app_id)).count("operator.abandoned") == 1
+    with pytest.raises(KeyError):
+        await journal.abandon("app_nope", "chief", "x")
+
+
+async def test_abandon_refuses_an_application_with_nothing_open(journal: SqlJournal) -> None:
+    app_id = await take_in(journal, application("done"), TaskSpec("map"))
+    await journal.complete(await claim_one(journal), Completion(state=ApplicationState.COMPLETED))
+    with pytest.raises(ActionRefused, match="completed"):
+        await journal.abandon(app_id, "chief", "x")
+    assert "operator.abandoned" not in types(await journal.events(app_id))
+
+
+async def test_append_records_an_operator_action_on_the_timeline(journal: SqlJournal) -> None:
+    app_id = await take_in(journal, application("noted"))
+    [stored] = await journal.append([operator_event(app_id, "closed", "chief", "Dublette", message="m-1")])
+    assert stored.id is not None
+    assert (await journal.events(app_id))[-1] == stored
+    assert stored.data == {"operator": "chief", "reason": "Dublette", "message": "m-1"}
+
+
+# -- sequences -------------------------------------------------------------------------------------
+
+
+async def test_next_sequence_counts_per_name_and_period_across_reopen(
+    journal: SqlJournal, journal_backend: JournalBackend, clock: FakeClock
+) -> None:
+    assert [await journal.next_sequence("az", "2025") for _ in range(3)] == [1, 2, 3]
+    assert await journal.next_sequence("az", "2026") == 1
+    assert await journal.next_sequence("other", "2025") == 1
+    await journal.close()
+
+    reopened = journal_backend.journal(clock)
+    await reopened.open()
+    try:
+        assert await reopened.next_sequence("az", "2025") == 4
+        assert await reopened.next_sequence("az", "2026") == 2
+        assert await reopened.next_sequence("other", "2025") == 2
+    finally:
+        await reopened.close()
+
+
+async def test_concurrent_next_sequence_calls_never_repeat(
+    journal: SqlJournal, journal_backend: JournalBackend
+) -> None:
+    numbers = await journal_backend.concurrently(*(journal.next_sequence("az", "2025") for _ in range(50)))
+    numbers += await asyncio.gather(*(journal.next_sequence("az", "2025") for _ in range(50)))
+    assert sorted(n for n in numbers if isinstance(n, int)) == list(range(1, 101))
+
+
+# -- listing ---------------------------------------------------------------------------------------
+
+
+async def test_list_applications_filters_by_state_route_and_service(journal: SqlJournal) -> None:
+    waiting = await take_in(journal, application("a", route="bauantrag", received=1), TaskSpec("map"))
+    done = await take_in(
+        journal, application("b", route="bauantrag", service="wohngeld", received=2), TaskSpec("map")
+    )
+    dead = await take_in(journal, application("c", route="jagd", received=3), TaskSpec("map"))
+    for task in await journal.claim("worker-1", 10, LEASE, {}):
+        if task.application_id == done:
+            await journal.complete(task, Completion(state=ApplicationState.COMPLETED))
+        elif task.application_id == dead:
+            await journal.fail(task, "broken", retry_at=None)
+        else:
+            await journal.fail(task, "later", retry_at=START + 60)
+
+    async def ids(**where: Any) -> list[str]:
+        return [s.id for s in await journal.list_applications(ApplicationFilter(**where))]
+
+    assert await ids() == [dead, done, waiting]
+    assert await ids(state=ApplicationState.PROCESSING) == [waiting]
+    assert await ids(state=ApplicationState.COMPLETED) == [done]
+    assert await ids(state=ApplicationState.DEAD) == [dead]
+    assert await ids(state=ApplicationState.RECEIVED) == []
+    assert await ids(route="bauantrag") == [done, waiting]
+    assert await ids(route="bauantrag", state=ApplicationState.COMPLETED) == [done]
+    assert await ids(service="wohngeld") == [done]
+    assert await ids(service="jagdschein", route="jagd") == [dead]
+    assert await ids(ids=(waiting, dead)) == [dead, waiting]
+    [summary] = await journal.list_applications(ApplicationFilter(state=ApplicationState.DEAD))
+    assert (summary.external_id, summary.route, summary.error) == ("c", "jagd", "broken")
+
+
+async def test_list_applications_query_escapes_like_wildcards(journal: SqlJournal) -> None:
+    async def add(external_id: str, applicant: Party, file_number: str | None = None) -> str:
+        return await take_in(journal, application(external_id, applicant=applicant, file_number=file_number))
+
+    percent = await add("p1", Party(organisation="100% Sicher GmbH"))
+    await add("p2", Party(organisation="100 Sicher AG"))
+    underscore = await add("u1", Party(given_name="Eva", family_name="Meier_Schulz"))
+    await add("u2", Party(given_name="Eva", family_name="MeierXSchulz"))
+    backslash = await add(r"fb\42", Party(family_name="Roth"))
+    await add("fb42", Party(family_name="Roth"))
+    filed = await add("f1", Party(family_name="Öztürk"), file_number="AZ-2025/17")
+
+    async def q(text: str) -> set[str]:
+        return {s.id for s in await journal.list_applications(ApplicationFilter(q=text))}
+
+    assert await q("100%") == {percent}
+    assert await q("0% s") == {percent}
+    assert await q("meier_schulz") == {underscore}
+    assert await q(r"fb\4") == {backslash}
+    assert await q("%") == {percent}
+    assert await q("r_s") == {underscore}  # ids ("app_...") contain "_" too
+    # case-insensitive, also beyond ASCII; matches file number, external id and id too
+    assert await q("ÖZTÜRK") == {filed}
+    assert await q("az-2025/17") == {filed}
+    assert await q("U1") == {underscore}
+    assert await q(percent) == {percent}
+    assert await q("nobody") == set()
+
+
+async def test_list_applications_newest_first_with_limit_and_offset(journal: SqlJournal) -> None:
+    ids = [await take_in(journal, application(f"ext-{i}", received=i)) for i in range(7)]
+    newest_first = ids[::-1]
+    page = await journal.list_applications(ApplicationFilter(), limit=3)
+    assert [s.id for s in page] == newest_first[:3]
+    page = await journal.list_applications(ApplicationFilter(), limit=3, offset=3)
+    assert [s.id for s in page] == newest_first[3:6]
+    page = await journal.list_applications(ApplicationFilter(), limit=3, offset=6)
+    assert [s.id for s in page] == newest_first[6:]
+    [first] = await journal.list_applications(ApplicationFilter(), limit=1, offset=6)
+    assert first.received_at == datetime.fromtimestamp(START, UTC)
+    assert first.state == ApplicationState.RECEIVED
+
+
+# -- lifecycle -------------------------------------------------------------------------------------
+
+
+async def test_writes_issued_while_closing_fail_instead_of_hanging(journal: SqlJournal) -> None:
+    app = application("late")
+    closed, late = await asyncio.wait_for(
+        asyncio.gather(journal.close(), journal.intake(app, [], []), return_exceptions=True), timeout=10
+    )
+    assert closed is None
+    assert isinstance(late, RuntimeError)
+    with pytest.raises(RuntimeError):
+        await journal.next_sequence("az", "2025")
+
+
+async def test_stats_count_by_state(journal: SqlJournal) -> None:
+    a = await take_in(journal, application("a"), TaskSpec("deliver", "dms"), TaskSpec("deliver", "fv"))
+    await take_in(journal, application("b"), TaskSpec("map"))
+    [dms] = await journal.claim("worker-1", 1, LEASE, {"fv": 0, "": 0})
+    await journal.fail(dms, "broken", retry_at=None)
+    stats = await journal.stats()
+    assert stats.applications_by_state == {"dead": 1, "received": 1}
+    assert stats.tasks_by_step_target_state == {
+        ("deliver", "dms", "dead"): 1,
+        ("deliver", "fv", "pending"): 1,
+        ("map", "", "pending"): 1,
+    }
+    summary = await journal.get_summary(a)
+    assert summary is not None and summary.state == ApplicationState.DEAD
+    await journal.ping()
+
+
+async def test_intake_refuses_events_of_another_application(journal: SqlJournal) -> None:
+    app = application("ext-own")
+    with pytest.raises(ValueError, match="must belong to the application"):
+        await journal.intake(app, [Event(application_id="app_other", type="application.received")], [])
+    assert await journal.get_application(app.id) is None
+
+
+async def test_tasks_with_one_key_run_one_after_the_other(journal: SqlJournal) -> None:
+    apps = [application(f"ext-key-{i}") for i in range(3)]
+    keys = ["akte:groß", "akte:groß", "akte:çelik"]
+    for app, key in zip(apps, keys, strict=True):
+        await journal.intake(app, received(app), [TaskSpec("deliver", "enaio", key=key)])
+    first = await journal.claim("w", 10, 30, {})
+    assert sorted(t.application_id for t in first) == sorted([apps[0].id, apps[2].id])
+    assert await journal.claim("w", 10, 30, {}) == []  # the twin waits while its key is held
+    (held,) = [t for t in first if t.application_id == apps[0].id]
+    await journal.complete(held, Completion())
+    (second,) = await journal.claim("w", 10, 30, {})
+    assert second.application_id == apps[1].id
+
+
+async def test_a_target_the_gate_holds_back_is_not_claimed_and_counts_no_attempt(
+    journal: SqlJournal,
+) -> None:
+    held_back = await take_in(journal, application("e-1"), TaskSpec("deliver", "dms"))
+    other = await take_in(journal, application("e-2"), TaskSpec("deliver", "archive"))
+    claimed = await journal.claim("w", 10, LEASE, {}, {"dms": 0})
+    assert [t.application_id for t in claimed] == [other]
+    [waiting] = await journal.tasks(held_back)
+    assert (waiting.state, waiting.attempts) == (TaskState.PENDING, 0)
+    second = await take_in(journal, application("e-3"), TaskSpec("deliver", "dms"))
+    # Allowed one start: the oldest due task of the target goes, the next waits.
+    assert [t.application_id for t in await journal.claim("w", 10, LEASE, {}, {"dms": 1})] == [held_back]
+    assert [t.application_id for t in await journal.claim("w", 10, LEASE, {}, {})] == [second]
+
+
+async def test_pauses_and_the_audit_trail_are_kept_in_the_journal(
+    journal: SqlJournal, journal_backend: JournalBackend
+) -> None:
+    paused = await journal.pause_target("dms", "alice", "Wartung")
+    assert paused is not None and paused.operator == "alice"
+    assert await journal.pause_target("dms", "bob", "nochmal") is None  # the first pause stays
+    await journal.close()
+    reopened = journal_backend.journal()
+    await reopened.open()
+    try:
+        assert {t: (p.operator, p.reason) for t, p in (await reopened.paused_targets()).items()} == {
+            "dms": ("alice", "Wartung")
+        }
+        lifted = await reopened.resume_target("dms", "bob", None)
+        assert lifted is not None and lifted.operator == "alice"
+        assert await reopened.resume_target("dms", "bob", None) is None
+        assert await reopened.paused_targets() == {}
+        trail = [(a.operator, a.action, a.subject, a.count) for a in await reopened.operator_actions()]
+        assert trail == [("bob", "resumed", "dms", 1), ("alice", "paused", "dms", 1)]
+        assert (await reopened.stats()).operator_actions == {"paused": 1, "resumed": 1}
+    finally:
+        await reopened.close()
+        await journal.open()  # the fixture closes it
+
+
+async def test_a_date_range_lists_what_was_received_in_it(journal: SqlJournal) -> None:
+    early, middle, late = (application(n, received=h * 3600.0) for n, h in (("a", 0), ("b", 1), ("c", 2)))
+    for app in (early, middle, late):
+        await take_in(journal, app)
+    start = datetime.fromtimestamp(START, UTC)
+
+    async def listed(**dates: Any) -> list[str]:
+        return [s.external_id for s in await journal.list_applications(ApplicationFilter(**dates))]
+
+    assert await listed(received_from=start + timedelta(hours=1)) == ["c", "b"]  # from: inclusive
+    assert await listed(received_until=start + timedelta(hours=1)) == ["a"]  # until: exclusive
+    assert await listed(received_from=start, received_until=start + timedelta(hours=2)) == ["b", "a"]
+    where = ApplicationFilter(received_from=start, received_until=start + timedelta(hours=2))
+    assert where.describe() == (
+        "received_from=2023-11-14T22:13:20+00:00 received_until=2023-11-15T00:13:20+00:00"
+    )
