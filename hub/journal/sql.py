@@ -373,6 +373,8 @@ class SqlJournal(abc.ABC):
         waiting: bool = False,
     ) -> None:
         _insert_tasks(c, application_id, tasks, now, waiting)
+        if tasks:
+            c.dialect.wake_workers(c)
         for target in {t.target for t in tasks} - self._targets:
             c.execute("INSERT INTO task_targets (target) VALUES (?) ON CONFLICT DO NOTHING", (target,))
         # Known once this transaction commits; a rolled-back insert is inserted again next time.
@@ -517,6 +519,7 @@ class SqlJournal(abc.ABC):
                 )
                 replayed.append(app_id)
             if replayed:
+                c.dialect.wake_workers(c)
                 operator_sql.record(
                     c, now, operator, Action.REPLAYED, where.describe(), len(replayed), reason
                 )
@@ -968,6 +971,7 @@ class SqlJournal(abc.ABC):
         def op(c: Tx) -> TargetPause | None:
             lifted = operator_sql.resume(c, target)
             if lifted is not None:
+                c.dialect.wake_workers(c)
                 details = {"paused_by": lifted.operator, "paused_at": lifted.since.isoformat()}
                 operator_sql.record(c, self.clock(), operator, Action.RESUMED, target, 1, reason, details)
             return lifted
@@ -1134,6 +1138,7 @@ def _release_answer_steps(c: Tx, application_id: str, now: float) -> None:
         (TaskState.PENDING, now, now, application_id, TaskState.WAITING),
     )
     if cur.rowcount:
+        c.dialect.wake_workers(c)
         _set_state(c, application_id, ApplicationState.PROCESSING, now)
 
 
@@ -1152,6 +1157,7 @@ def _assign(c: Tx, application_id: str, assigned: FileNumberAssigned, now: float
         "UPDATE tasks SET state=?, due_at=?, updated_at=? WHERE application_id=? AND subject='' AND state=?",
         (TaskState.PENDING, now, now, application_id, TaskState.WAITING),
     )
+    c.dialect.wake_workers(c)
     return _insert_events(c, assigned.events)
 
 

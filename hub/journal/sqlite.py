@@ -65,6 +65,9 @@ class SqliteDialect:
     def try_lock(self, tx: Tx, name: str) -> bool:
         return True  # the writer thread holds the whole database
 
+    def wake_workers(self, tx: Tx) -> None:
+        pass  # one process owns the file: its bus wakes its own workers after each commit
+
     @contextlib.contextmanager
     def erasing(self, tx: Tx) -> Iterator[None]:
         was_secure = tx.execute("PRAGMA secure_delete").fetchone()[0]

@@ -46,6 +46,9 @@ class Dialect(Protocol):
     def try_lock(self, tx: Tx, name: str) -> bool:
         """Take a lock on `name` until the transaction ends, or return False at once if another holds it."""
 
+    def wake_workers(self, tx: Tx) -> None:
+        """Tell the other processes' idle workers, when this transaction commits, that work is due."""
+
     def erasing(self, tx: Tx) -> AbstractContextManager[None]:
         """Within it, deleted content is overwritten, not just unlinked (a purge's personal data)."""
 
