@@ -91,8 +91,15 @@ class SqliteDialect:
                 total += os.stat(name).st_size
         return total
 
+    def rows_loaded(self, tx: Tx, tables: list[str]) -> None:
+        pass  # AUTOINCREMENT keeps its counter in sqlite_sequence, which an insert with an id moves on
+
     def text_columns(self, tx: Tx) -> dict[str, list[str]]:
-        tables = [r[0] for r in tx.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        tables = [
+            r[0]
+            for r in tx.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            if not r[0].startswith("sqlite_")
+        ]
         return {
             table: [
                 column[1]

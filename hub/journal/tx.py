@@ -29,6 +29,13 @@ class Cursor(Protocol):
     def fetchall(self) -> list[Any]:
         """The remaining rows (tuples)."""
 
+    def fetchmany(self, size: int, /) -> list[Any]:
+        """Up to `size` of the remaining rows."""
+
+    @property
+    def description(self) -> Any:
+        """The result's columns (DB-API: a sequence whose items start with the column's name)."""
+
     def __iter__(self) -> Iterator[Any]:
         """The remaining rows, one by one."""
 
@@ -59,7 +66,10 @@ class Dialect(Protocol):
         """The journal's size on disk."""
 
     def text_columns(self, tx: Tx) -> dict[str, list[str]]:
-        """Every table's text columns (where blob references may be written down)."""
+        """Every table's text columns (where blob references may be written down); every table is a key."""
+
+    def rows_loaded(self, tx: Tx, tables: list[str]) -> None:
+        """After rows were inserted with their ids (a journal moved in): ids drawn later come after them."""
 
 
 class Tx(Protocol):
