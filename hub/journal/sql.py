@@ -17,6 +17,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -63,6 +64,7 @@ from hub.journal.base import (
     TaskState,
 )
 from hub.journal.meta_sql import set_meta
+from hub.journal.transfer import Transferred, copy_journal, count_rows
 from hub.journal.tx import Tx
 from hub.models import Application, ApplicationState, Event
 from hub.resubmission import ChangedResend, conflict_event, content_fingerprint, revise, revised_event
@@ -115,24 +117,36 @@ class SqlJournal(abc.ABC):
     async def _read(self, op: Callable[[Tx], T]) -> T:
         """Run `op` in a transaction that writes nothing."""
 
+    @abc.abstractmethod
+    def snapshot(self) -> AbstractContextManager[Tx]:
+        """A read transaction of its own, usable from any thread, seeing one state of the journal
+        throughout (a journal's move to another backend reads it while writing the other)."""
+
     async def ping(self) -> None:
         await self._write(lambda c: c.execute("SELECT 1 FROM meta LIMIT 1").fetchall())
+
+    async def take_over(self, source: SqlJournal) -> Transferred:
+        """Copy every row of `source` into this empty journal, in one transaction (`hub.storemove`)."""
+
+        def op(c: Tx) -> Transferred:
+            with source.snapshot() as theirs:
+                moved = copy_journal(theirs, c)
+            # The workers that held them stopped with the old hub: their steps are due again.
+            _release_leases(c, self.clock())
+            return moved
+
+        return await self._write(op)
+
+    async def row_counts(self) -> dict[str, int]:
+        """Rows per table (what a move must have carried over)."""
+        return await self._read(count_rows)
 
     # -- writes ------------------------------------------------------------------------------------
 
     async def recover(self) -> int:
         """Release every lease: only for a backend whose one process just started (no other worker)."""
 
-        def op(c: Tx) -> int:
-            now = self.clock()
-            cur = c.execute(
-                "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, "
-                "due_at=CASE WHEN due_at<? THEN due_at ELSE ? END WHERE state=?",
-                (TaskState.PENDING, now, now, TaskState.LEASED),
-            )
-            return cur.rowcount
-
-        return await self._write(op)
+        return await self._write(lambda c: _release_leases(c, self.clock()))
 
     async def intake(
         self,
@@ -1101,6 +1115,16 @@ def _insert_tasks(
                 t.subject,
             ),
         )
+
+
+def _release_leases(c: Tx, now: float) -> int:
+    """Every leased step due again at once (its worker is known to be gone); returns how many."""
+    cur = c.execute(
+        "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, "
+        "due_at=CASE WHEN due_at<? THEN due_at ELSE ? END WHERE state=?",
+        (TaskState.PENDING, now, now, TaskState.LEASED),
+    )
+    return cur.rowcount
 
 
 def _lock_application(c: Tx, application_id: str) -> None:

@@ -260,6 +260,16 @@ class SqliteJournal(SqlJournal):
             self._read_conn = None
         self._release_lock()
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Tx]:
+        conn = _connect(self.path)
+        try:
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("BEGIN")  # WAL: the snapshot of the first read holds until the end
+            yield conn
+        finally:
+            conn.close()
+
     @property
     def writer_alive(self) -> bool:
         """Whether the writer thread is running."""
