@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hub.blobs import Blobs
-from hub.journal.sql import SqlJournal
+from hub.journal.lifecycle import SqlJournal
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import pytest
 from hub.actions import Action
 from hub.deadletters import error_group
 from hub.journal import ApplicationFilter, SqliteJournal, TaskSpec, TaskState, dead_sql
-from hub.journal.sql import _where
+from hub.journal.lifecycle import _where
 from hub.journal.sqlite import _connect
 from hub.models import Application, ApplicationState, Event
 

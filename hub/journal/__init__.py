@@ -37,7 +37,7 @@ from hub.journal.base import (
     TaskState,
 )
 from hub.journal.lock import JournalInUse
-from hub.journal.sql import SqlJournal
+from hub.journal.lifecycle import SqlJournal
 from hub.journal.sqlite import SqliteJournal
 
 __all__ = [

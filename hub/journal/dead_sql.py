@@ -1,6 +1,6 @@
 """Dead letters in the journal: grouping dead steps, selecting them, abandoning in bulk.
 
-Statements run on the journal's threads like those of `hub.journal.sql`. Dead steps are found
+Statements run on the journal's threads like those of `hub.journal.lifecycle`. Dead steps are found
 through the task indexes that lead with the state (`tasks_claim`, `tasks_due`), and each step's
 application by its key, so the grouping reads the dead steps and nothing else, however many tasks and
 applications the journal keeps. The error texts are normalised by `hub.deadletters.error_group` when a
@@ -62,7 +62,7 @@ def groups(
     limit: int,
 ) -> DeadLetters:
     """Dead steps grouped, largest groups first; `applications`: the filter's application-level
-    `WHERE` (route, service, ...) as `hub.journal.sql` builds it, "" for none."""
+    `WHERE` (route, service, ...) as `hub.journal.lifecycle` builds it, "" for none."""
     steps, params = step_clause(where)
     conditions = [DEAD, *([steps] if steps else [])]
     app_sql, app_params = applications

@@ -1,6 +1,6 @@
 """Purge in the journal: which applications qualify, and erasing their payload (`hub.erasure`).
 
-Runs on the journal's threads like every statement of `hub.journal.sql`. Each batch of orders is one
+Runs on the journal's threads like every statement of `hub.journal.lifecycle`. Each batch of orders is one
 write operation: the writer serves other callers between batches, so a large purge never holds it long.
 The purge overwrites the rows in place with ``secure_delete`` on, so the erased content does not linger
 in the database file's free pages (the write-ahead log holds it until its next checkpoint).

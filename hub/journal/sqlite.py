@@ -6,7 +6,7 @@ many intakes (group commit). Each operation runs inside its own SAVEPOINT, so on
 neither aborts nor is hidden by the others in its group. Reads run on a separate thread and connection,
 which WAL lets proceed alongside the writer.
 
-The state rules themselves are `hub.journal.sql`'s, shared with PostgreSQL; this module only opens,
+The state rules themselves are `hub.journal.lifecycle`'s, shared with PostgreSQL; this module only opens,
 migrates and runs them.
 """
 
@@ -31,7 +31,7 @@ from hub.journal import migrations
 from hub.journal.base import JournalUnavailable
 from hub.journal.lock import JournalLock
 from hub.journal.meta_sql import get_meta
-from hub.journal.sql import SqlJournal, index_all_correlations
+from hub.journal.lifecycle import SqlJournal, index_all_correlations
 from hub.journal.tx import Tx
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """What the journal's state rules need of a database: one transaction, portable SQL, a few dialect hooks.
 
-The rules (`hub.journal.sql` and its topic modules ``*_sql.py``) are written once, as synchronous
+The rules (`hub.journal.lifecycle` and its topic modules ``*_sql.py``) are written once, as synchronous
 functions of a `Tx`, in the SQL that SQLite and PostgreSQL share: ``?`` placeholders, ``ON CONFLICT``,
 ``RETURNING``, ``COALESCE``. A backend runs them in a transaction of its own making (SQLite: the
 group-commit writer thread; PostgreSQL: a pooled connection on a worker thread) and hands them a `Tx`.

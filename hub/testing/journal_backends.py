@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hub.journal.sql import SqlJournal
+from hub.journal.lifecycle import SqlJournal
 from hub.journal.sqlite import SqliteJournal
 from hub.testing.postgres import PostgresServer
 
