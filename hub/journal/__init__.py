@@ -36,8 +36,8 @@ from hub.journal.base import (
     TaskSpec,
     TaskState,
 )
-from hub.journal.lock import JournalInUse
 from hub.journal.lifecycle import SqlJournal
+from hub.journal.lock import JournalInUse
 from hub.journal.sqlite import SqliteJournal
 
 __all__ = [

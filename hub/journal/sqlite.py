@@ -29,9 +29,9 @@ from typing import Any, TypeVar
 from hub.errors import StorageFull
 from hub.journal import migrations
 from hub.journal.base import JournalUnavailable
+from hub.journal.lifecycle import SqlJournal, index_all_correlations
 from hub.journal.lock import JournalLock
 from hub.journal.meta_sql import get_meta
-from hub.journal.lifecycle import SqlJournal, index_all_correlations
 from hub.journal.tx import Tx
 
 log = logging.getLogger(__name__)
