@@ -116,6 +116,8 @@ class Bus:
     async def start(self) -> None:
         """Start dispatching tasks."""
         self._stopping = False
+        # Other processes on a shared journal add work too: its hint wakes the dispatcher like our own.
+        self.journal.watch_for_work(self.wake)
         self._dispatcher = asyncio.create_task(self._dispatch(), name="bus-dispatcher")
 
     async def stop(self, grace_seconds: float = 10.0) -> None:

@@ -218,10 +218,13 @@ def diagnostics(config_path: Path, as_json: bool, timeout: float) -> None:
     async def diagnosed(ops: Operations) -> tuple[list[ConnectorDiagnostics], CertificateReport]:
         return await ops.diagnostics(timeout), ops.certificates()
 
-    found, certificates = _operate(config_path, diagnosed, journal="none")
+    loaded = _load(config_path)
+    found, certificates = _operate(loaded, diagnosed, journal="none")
     if as_json:
         click.echo(json.dumps([d.model_dump(mode="json") for d in found], indent=2, ensure_ascii=False))
         return
+    roles = ", ".join(loaded[1].hub.roles) or "none: admin API, console and /metrics only"
+    console.print(f"process roles: {roles} (intake.enabled, workers.enabled)", highlight=False)
     console.print(f"certificates: {certificates.summary()} (aktenhub check lists them)", highlight=False)
     for d in found:
         console.print(f"[bold]{d.name}[/] ({d.kind}, {d.role})", highlight=False)

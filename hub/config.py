@@ -46,6 +46,10 @@ class _Strict(BaseModel):
 
 
 Role = Literal["viewer", "operator", "admin"]
+# What a hub process does; several processes on one journal may split them (`intake.enabled`,
+# `workers.enabled`), every process serves the admin API, the console, /metrics, /healthz and /readyz.
+ProcessRole = Literal["intake", "workers"]
+PROCESS_ROLES: tuple[ProcessRole, ...] = ("intake", "workers")
 
 
 class AdminToken(_Strict):
@@ -114,10 +118,20 @@ class BlobsConfig(_Strict):
     )
 
 
+class IntakeConfig(_Strict):
+    """What this process takes in: submissions and answers, sent to it or fetched by its pollers."""
+
+    enabled: bool = Field(
+        True,
+        description="false: a worker-only process (no /intake/ and /callback/ routes: they answer 503; "
+        "no source or answer polling)",
+    )
+
+
 class WorkersConfig(_Strict):
     """The step workers."""
 
-    enabled: bool = Field(True, description="false: this process only takes submissions in")
+    enabled: bool = Field(True, description="false: an intake-only process (it runs no steps)")
     concurrency: int = Field(16, ge=1, le=1024, description="tasks run at once in this process")
     lease_seconds: float = Field(120.0, gt=1)
     idle_poll_seconds: float = Field(1.0, gt=0, description="how often idle workers look for work")
@@ -297,6 +311,7 @@ class HubConfig(_Strict):
     blobs: BlobsConfig
     schemas: Path | None = None
     server: ServerConfig = Field(default_factory=lambda: ServerConfig())
+    intake: IntakeConfig = Field(default_factory=lambda: IntakeConfig())
     workers: WorkersConfig = Field(default_factory=lambda: WorkersConfig())
     connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     routes: list[RouteConfig] = Field(default_factory=list)
@@ -317,6 +332,12 @@ class HubConfig(_Strict):
     @classmethod
     def _blobs_path(cls, value: Any) -> Any:
         return {"path": value} if isinstance(value, str) else value
+
+    @property
+    def roles(self) -> tuple[ProcessRole, ...]:
+        """What this process does besides the admin API, the console and /metrics (none: only those)."""
+        enabled = {"intake": self.intake.enabled, "workers": self.workers.enabled}
+        return tuple(role for role in PROCESS_ROLES if enabled[role])
 
 
 class Configuration:

@@ -31,6 +31,7 @@ from hub.actions import MAX_REASON, Action, OperatorAction, TargetPause
 from hub.application_files import ApplicationFile, application_files, file_kind
 from hub.blobs import BlobNotFound
 from hub.certificates import CORE, CertificateInfo, CertificateReport, assess
+from hub.config import ProcessRole
 from hub.connectors import CheckResult
 from hub.dashboard import (
     WINDOW_SECONDS,
@@ -138,6 +139,18 @@ def required_reason(reason: str | None, action: str) -> str:
     if text is None:
         raise Invalid(f"{action} needs a reason (kept in the audit trail)")
     return text
+
+
+class ProcessStatus(BaseModel):
+    """What this hub process does (several may share one journal) and how its workers are."""
+
+    roles: list[ProcessRole] = Field(
+        description="intake: takes submissions and answers (intake.enabled); workers: runs the steps "
+        "(workers.enabled); every process serves the admin API, the console and /metrics"
+    )
+    worker: str = Field(description="the name this process's workers hold task leases under")
+    workers_running: bool
+    busy_tasks: int = Field(description="steps running in this process now")
 
 
 class TargetHealth(BaseModel):
@@ -405,6 +418,16 @@ class Operations:
             log.info("target resumed target=%s by=%s", name, operator)
             self.hub.bus.wake()  # its backlog is due
         return lifted
+
+    def process(self) -> ProcessStatus:
+        """This process's roles and its workers' state."""
+        bus = self.hub.bus
+        return ProcessStatus(
+            roles=list(self.hub.config.hub.roles),
+            worker=bus.owner,
+            workers_running=bus.alive,
+            busy_tasks=bus.busy,
+        )
 
     # -- connectors -----------------------------------------------------------------------------------
 

@@ -354,6 +354,8 @@ class Hub:
             _every(scheduler, self.config.hub.alerts.interval_seconds, "alerts", self._alert)
         if workers and self.config.hub.workers.enabled:
             await self.bus.start()
+        # Polling takes submissions and answers in: the intake's part, like the intake routes.
+        if workers and self.config.hub.intake.enabled:
             for name, source in self.sources().items():
                 if source.poll_interval is not None:
                     _every(scheduler, source.poll_interval, f"poll-{name}", self._poll, name, source)

@@ -31,7 +31,7 @@ from hub.http.auth import sees_personal_data as role_sees_personal_data
 from hub.http.openapi import ApiRoutes, Operation
 from hub.journal import ApplicationFilter, ApplicationSummary
 from hub.models import Application, ApplicationState, Event
-from hub.operations import Invalid, NotFound, Refused, UpstreamFailed
+from hub.operations import Invalid, NotFound, ProcessStatus, Refused, UpstreamFailed
 from hub.redaction import TaskView, summary_view, task_view, timeline_view
 from hub.retention import PurgeReport
 
@@ -547,6 +547,12 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
         found = await hub.operations.diagnostics()
         return answer(ConnectorList(connectors=found))
 
+    async def process(request: web.Request) -> web.Response:
+        params = query_params(request, frozenset())
+        if isinstance(params, str):
+            return _error(400, params)
+        return answer(hub.operations.process())
+
     async def certificates(request: web.Request) -> web.Response:
         # Public facts only (subject, expiry, fingerprint): the same for every role.
         params = query_params(request, frozenset())
@@ -737,6 +743,18 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
             tags=tgts,
         ),
         resume,
+    )
+    api.add(
+        Operation(
+            "GET",
+            "/api/v1/process",
+            "showProcess",
+            "This hub process's roles (intake, workers) and its workers' state",
+            "viewer",
+            ProcessStatus,
+            tags=("process",),
+        ),
+        process,
     )
     api.add(
         Operation(

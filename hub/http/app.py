@@ -57,14 +57,23 @@ def make_app(hub: Hub) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_post("/intake/{connector}/{service}", intake, expect_handler=expect_continue)
-    for name, source in hub.sources().items():
-        for route in source.routes(hub.intake):
-            path = f"/intake/{name}/{route.path.lstrip('/')}"
-            app.router.add_route(
-                route.method, path, _guarded_route(hub, name, route.handler), expect_handler=expect_continue
-            )
-    app.router.add_post("/callback/{connector}", callback)
+    if hub.config.hub.intake.enabled:
+        app.router.add_post("/intake/{connector}/{service}", intake, expect_handler=expect_continue)
+        for name, source in hub.sources().items():
+            for route in source.routes(hub.intake):
+                path = f"/intake/{name}/{route.path.lstrip('/')}"
+                app.router.add_route(
+                    route.method,
+                    path,
+                    _guarded_route(hub, name, route.handler),
+                    expect_handler=expect_continue,
+                )
+        app.router.add_post("/callback/{connector}", callback)
+    else:
+        # A worker-only process. A submission sent here by mistake gets an answer to send it again
+        # (to another process), never a 404 that a form server or portal would take as final.
+        app.router.add_route("*", "/intake/{path:.*}", no_intake)
+        app.router.add_route("*", "/callback/{path:.*}", no_intake)
     auth = TokenAuth(hub.config.hub.server.admin_tokens)
     api = ApiRoutes(app, auth)
     add_admin_routes(api, hub)
@@ -150,21 +159,38 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the journal can be read and written and the workers are running."""
+    """Readiness for this process's roles: the journal can be read and written, storage takes writes,
+    and (if it runs steps) the workers are running."""
     hub = request.app[HUB]
+    roles = hub.config.hub.roles
     problems = []
     try:
         await hub.journal.ping()
     except Exception as exc:
         problems.append(f"journal unreachable: {type(exc).__name__}")
-    if hub.config.hub.workers.enabled and not hub.bus.alive:
+    if "workers" in roles and not hub.bus.alive:
         problems.append("workers are not running")
     full = await hub.storage_problem()
     if full is not None:
         problems.append(f"storage full: {full}")
     if problems:
-        return web.json_response({"status": "unavailable", "problems": problems}, status=503)
-    return web.json_response({"status": "ready", "busy_tasks": hub.bus.busy})
+        return web.json_response(
+            {"status": "unavailable", "roles": list(roles), "problems": problems}, status=503
+        )
+    return web.json_response({"status": "ready", "roles": list(roles), "busy_tasks": hub.bus.busy})
+
+
+async def no_intake(request: web.Request) -> web.Response:
+    """An intake or callback route of a worker-only process: 503, send it again (to another process)."""
+    hub = request.app[HUB]
+    log.info("submission refused path=%s status=503 reason=intake disabled in this process", request.path)
+    response = refusal(
+        503,
+        "this hub process takes no submissions or answers (intake.enabled: false); send it again to a "
+        "process that does",
+    )
+    response.headers["Retry-After"] = str(hub.config.hub.server.retry_after)
+    return response
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -619,6 +619,15 @@ class Journal(Protocol):
     async def next_due(self) -> float | None:
         """When the next pending task falls due (or a lease expires); None if nothing is waiting."""
 
+    def watch_for_work(self, wake: Callable[[], None]) -> None:
+        """From now on call `wake` when another process may have added due work (a hint, not a promise).
+
+        The workers also look every `workers.idle_poll_seconds`: that is the guarantee, this shortens
+        the wait. Work this process adds wakes its workers without the journal. `wake` must be called on
+        the event loop's thread; a later call replaces it. A backend only one process uses hears of no
+        other process and does nothing; a shared one listens (PostgreSQL: LISTEN/NOTIFY) until closed.
+        """
+
     async def next_sequence(self, name: str, period: str) -> int:
         """The next number of a named sequence in a period (e.g. file numbers per year): 1, 2, ..."""
 
