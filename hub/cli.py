@@ -29,6 +29,7 @@ from hub.diagnostics import ConnectorDiagnostics
 from hub.errors import ConfigError, Permanent, PluginError
 from hub.held import Decision, HeldFilter, HeldState
 from hub.journal import ApplicationFilter, JournalInUse, JournalUnavailable
+from hub.journal.transfer import TransferRefused
 from hub.logs import setup_logging
 from hub.models import ApplicationState
 from hub.operations import (
@@ -44,6 +45,7 @@ from hub.operations import (
     required_reason,
 )
 from hub.plugins import Plugins, load_plugins
+from hub.storemove import MoveFailed, move_installation
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -578,6 +580,39 @@ def purge(config_path: Path, dry_run: bool, as_json: bool, operator: str) -> Non
         + ("" if dry_run else f"; {report.blobs_shared} kept (still referenced)")
         + ("" if dry_run or not report.blobs_later else f", {report.blobs_later} left to the orphan sweep"),
         highlight=False,
+    )
+
+
+@main.command("migrate-store")
+@CONFIG_OPTION
+@click.option(
+    "--to",
+    "target_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="the configuration naming the new journal (store) and file store (blobs)",
+)
+def migrate_store(config_path: Path, target_path: Path) -> None:
+    """Move the journal and files of CONFIG's stores into those of the --to configuration.
+
+    Stop the hub first (its journal is locked while it runs) and run `aktenhub migrate -c` on the new
+    configuration. Nothing of the old stores is changed: going back is starting with the old configuration.
+    """
+    _, source = _load(config_path)
+    _, target = _load(target_path)
+
+    def say(line: str) -> None:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    try:
+        moved = _run(move_installation(source.hub, target.hub, say))
+    except JournalInUse as exc:
+        _fail(f"cannot move: {exc} (stop the hub first)")
+    except (MoveFailed, TransferRefused, JournalUnavailable) as exc:
+        _fail(f"cannot move: {exc}")
+    say(
+        f"moved: {moved.rows.get('applications', 0)} applications, {moved.blobs} files "
+        f"({moved.blobs_copied} copied); start the hub with {target_path}"
     )
 
 

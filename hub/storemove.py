@@ -22,7 +22,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hub.blobs import Blobs
+from hub.blobs import Blobs, BlobStore
+from hub.config import HubConfig
+from hub.journal import open_journal
 from hub.journal.lifecycle import SqlJournal
 
 log = logging.getLogger(__name__)
@@ -77,3 +79,27 @@ async def move_store(
         raise MoveFailed(f"{len(missing)} referenced files are not in the target store, e.g. {missing[0]}")
     say("checked: the same rows in every table, every referenced file in the target store")
     return moved
+
+
+async def move_installation(source: HubConfig, target: HubConfig, say: Callable[[str], None]) -> Moved:
+    """Move the stores `source` names into those `target` names (`aktenhub migrate-store`).
+
+    The source journal is opened as its hub would (its lock refuses the move while that hub runs); the
+    target journal must be at this hub's schema already (`aktenhub migrate` on the new configuration).
+    """
+    if source.store == target.store:
+        raise MoveFailed("the two configurations name the same journal")
+    old, new = open_journal(source.store), open_journal(target.store)
+    if not isinstance(old, SqlJournal) or not isinstance(new, SqlJournal):
+        raise MoveFailed("both journals must be SQL journals")
+    old_files = BlobStore(source.blobs.path, max_size=int(source.blobs.max_size))
+    new_files = BlobStore(target.blobs.path, max_size=int(target.blobs.max_size))
+    await old.open()
+    try:
+        await new.open()
+        try:
+            return await move_store(old, old_files, new, new_files, say)
+        finally:
+            await new.close()
+    finally:
+        await old.close()
