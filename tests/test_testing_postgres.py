@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from hub.testing.postgres import PostgresServer
+from hub.testing.postgres import PgBouncer, PostgresServer
 
 
 def _psql(server: PostgresServer, url: str, sql: str) -> str:
@@ -63,3 +64,41 @@ def test_without_binaries_skipped_outside_ci_failed_in_ci(tmp_path: Path, ci: st
     )
     assert outcome in run.stdout, run.stdout
     assert "no PostgreSQL server binaries" in run.stdout
+
+
+def test_pgbouncer_pools_by_transaction_as_an_unprivileged_user(
+    pgbouncer_server: PgBouncer, pgbouncer_url: str
+) -> None:
+    with (
+        psycopg.connect(pgbouncer_url, autocommit=True, prepare_threshold=None) as first,
+        psycopg.connect(pgbouncer_url, autocommit=True, prepare_threshold=None) as second,
+    ):
+        pid = first.execute("SELECT pg_backend_pid()").fetchone()
+        # Between its transactions the first client holds no server connection: the second one gets the
+        # same (in session mode it would get a server connection of its own).
+        assert second.execute("SELECT pg_backend_pid()").fetchone() == pid
+        assert first.execute("SELECT current_database()").fetchone() == (pgbouncer_url.rsplit("/", 1)[1],)
+    owner = Path(f"/proc/{pgbouncer_server.process.pid}").stat().st_uid
+    assert owner != 0 if os.geteuid() == 0 else owner == os.geteuid()
+
+
+USES_POOLER = """
+def test_needs_pgbouncer(pgbouncer_url):
+    assert pgbouncer_url
+"""
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "1 error"), ("", "1 skipped")])
+def test_without_pgbouncer_skipped_outside_ci_failed_in_ci(tmp_path: Path, ci: str, outcome: str) -> None:
+    (tmp_path / "test_uses.py").write_text(USES_POOLER)
+    env = {**os.environ, "AKTENHUB_PGBOUNCER": str(tmp_path / "keiner"), "CI": ci}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert outcome in run.stdout, run.stdout
+    assert "no pgbouncer binary" in run.stdout

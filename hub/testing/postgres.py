@@ -12,7 +12,14 @@ Fixtures (loaded with the test kit's pytest plugin):
 
 - ``postgres_server``: the session's `PostgresServer`;
 - ``postgres_url``: a fresh, empty database for one test, as a libpq URL
-  ``postgresql://user:password@127.0.0.1:port/dbname`` (put a driver in: ``postgresql+asyncpg://``).
+  ``postgresql://user:password@127.0.0.1:port/dbname`` (put a driver in: ``postgresql+asyncpg://``);
+- ``pgbouncer_server``: the session's `PgBouncer`, Debian's ``pgbouncer`` in ``pool_mode = transaction``
+  in front of the cluster (a client's consecutive transactions may run on different server connections,
+  so nothing may rely on session state: prepared statements, SET, LISTEN, advisory session locks);
+- ``pgbouncer_url``: a fresh, empty database for one test, reached through that pooler.
+
+Like the server binaries, ``pgbouncer`` (``$AKTENHUB_PGBOUNCER``, else on ``PATH`` or in ``/usr/sbin``)
+is skipped when missing, except in CI.
 """
 
 from __future__ import annotations
@@ -26,13 +33,25 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
-__all__ = ["PostgresServer", "PostgresUnavailable", "find_bindir", "postgres_server", "postgres_url"]
+__all__ = [
+    "PgBouncer",
+    "PostgresServer",
+    "PostgresUnavailable",
+    "find_bindir",
+    "find_pgbouncer",
+    "pgbouncer_server",
+    "pgbouncer_url",
+    "postgres_server",
+    "postgres_url",
+]
 
 SUPERUSER = "aktenhub"
 START_TIMEOUT = 60  # seconds pg_ctl waits for the server to accept connections
@@ -215,15 +234,129 @@ def start_server(bindir: Path, attempts: int = 3) -> PostgresServer:
     raise error
 
 
+def find_pgbouncer() -> Path | None:
+    """The ``pgbouncer`` binary, or None when there is none."""
+    if env := os.environ.get("AKTENHUB_PGBOUNCER"):
+        candidates = [env]  # chosen explicitly: no other
+    else:
+        candidates = [found] if (found := shutil.which("pgbouncer")) else []
+        candidates.append("/usr/sbin/pgbouncer")  # Debian's place, not on a user's PATH
+    for candidate in candidates:
+        if os.access(candidate, os.X_OK):
+            return Path(candidate)
+    return None
+
+
+@dataclass
+class PgBouncer:
+    """A running pgbouncer in transaction pooling mode on 127.0.0.1:`port`, in front of `server`."""
+
+    server: PostgresServer
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def url(self, database: str) -> str:
+        """The libpq URL of `database` through the pooler (the server's superuser and password)."""
+        s = self.server
+        return f"postgresql://{s.user}:{s.password}@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        """Stop the pooler (SIGTERM: it closes its connections at once)."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The end of the pooler's log, for error messages."""
+        try:
+            text = (self.server.base / "pgbouncer.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _pgbouncer_config(server: PostgresServer, port: int) -> str:
+    base = server.base
+    return f"""[databases]
+* = host=127.0.0.1 port={server.port}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = {base / "pgbouncer.users"}
+pool_mode = transaction
+max_client_conn = 400
+default_pool_size = 20
+logfile = {base / "pgbouncer.log"}
+pidfile = {base / "pgbouncer.pid"}
+ignore_startup_parameters = extra_float_digits
+"""
+
+
+def start_pgbouncer(binary: Path, server: PostgresServer, attempts: int = 3) -> PgBouncer:
+    """Start pgbouncer in front of `server` (as the server's account when we are root; pgbouncer refuses
+    to run as root), retrying when the free port was taken meanwhile."""
+    config, users = server.base / "pgbouncer.ini", server.base / "pgbouncer.users"
+    users.write_text(f'"{server.user}" "{server.password}"\n')
+    users.chmod(0o600)
+    user = group = None
+    if server.run_as is not None:
+        user, group = server.run_as.pw_uid, server.run_as.pw_gid
+        os.chown(users, user, group)
+    error = ""
+    for _ in range(attempts):
+        port = _free_port()
+        config.write_text(_pgbouncer_config(server, port))
+        # Its stderr goes to a file, not a pipe: nobody reads a pipe while it runs, and a full one would
+        # stall the pooler.
+        with (server.base / "pgbouncer.stderr").open("wb") as stderr:
+            process = subprocess.Popen(
+                [str(binary), str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                user=user,
+                group=group,
+                extra_groups=[] if user is not None else None,
+                cwd=server.base,
+            )
+        bouncer = PgBouncer(server, port, process)
+        if _accepting(port, process):
+            return bouncer
+        bouncer.stop()
+        stderr = (server.base / "pgbouncer.stderr").read_text(errors="replace").strip()[-800:]
+        error = f"pgbouncer did not start ({process.returncode}): {stderr}\n{bouncer.log_tail()}"
+    raise PostgresUnavailable(error)
+
+
+def _accepting(port: int, process: subprocess.Popen[bytes]) -> bool:
+    """Wait until `port` takes connections (True) or the process ends or the start times out (False)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+        # poll the port again: the only sign that pgbouncer is listening
+        time.sleep(0.02)
+    return False
+
+
+def _missing(reason: str) -> NoReturn:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI must have them: .ci/run installs them)")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL cluster for the whole test session (skipped outside CI without binaries)."""
     bindir = find_bindir()
     if bindir is None:
-        reason = "no PostgreSQL server binaries (initdb, pg_ctl, postgres): install Debian's postgresql"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI must have them: .ci/run installs them)")
-        pytest.skip(reason)
+        _missing("no PostgreSQL server binaries (initdb, pg_ctl, postgres): install Debian's postgresql")
     server = start_server(bindir)
     try:
         yield server
@@ -236,3 +369,23 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """A fresh, empty database for this test: ``postgresql://user:password@127.0.0.1:port/dbname``."""
     return postgres_server.url(postgres_server.create_database())
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_server(request: pytest.FixtureRequest) -> Iterator[PgBouncer]:
+    """pgbouncer in transaction pooling mode in front of the session's cluster (skipped like it)."""
+    binary = find_pgbouncer()
+    if binary is None:
+        _missing("no pgbouncer binary: install Debian's pgbouncer")
+    server: PostgresServer = request.getfixturevalue("postgres_server")  # only once pgbouncer is there
+    bouncer = start_pgbouncer(binary, server)
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()
+
+
+@pytest.fixture
+def pgbouncer_url(pgbouncer_server: PgBouncer) -> str:
+    """A fresh, empty database for this test, reached through pgbouncer (transaction pooling)."""
+    return pgbouncer_server.url(pgbouncer_server.server.create_database())
