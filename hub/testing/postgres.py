@@ -329,8 +329,8 @@ def start_pgbouncer(binary: Path, server: PostgresServer, attempts: int = 3) -> 
         if _accepting(port, process):
             return bouncer
         bouncer.stop()
-        stderr = (server.base / "pgbouncer.stderr").read_text(errors="replace").strip()[-800:]
-        error = f"pgbouncer did not start ({process.returncode}): {stderr}\n{bouncer.log_tail()}"
+        said = (server.base / "pgbouncer.stderr").read_text(errors="replace").strip()[-800:]
+        error = f"pgbouncer did not start ({process.returncode}): {said}\n{bouncer.log_tail()}"
     raise PostgresUnavailable(error)
 
 
