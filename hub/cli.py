@@ -28,7 +28,7 @@ from hub.config import Configuration, load_config
 from hub.diagnostics import ConnectorDiagnostics
 from hub.errors import ConfigError, Permanent, PluginError
 from hub.held import Decision, HeldFilter, HeldState
-from hub.journal import ApplicationFilter, JournalInUse, JournalUnavailable
+from hub.journal import ApplicationFilter, JournalInUse, JournalUnavailable, migrate_store
 from hub.journal.transfer import TransferRefused
 from hub.logs import setup_logging
 from hub.models import ApplicationState
@@ -162,6 +162,35 @@ async def serve(
     finally:
         await runner.cleanup()
         await hub.stop()
+
+
+@main.command()
+@CONFIG_OPTION
+def migrate(config_path: Path) -> None:
+    """Bring the journal's schema up to date (PostgreSQL: before the first and after each upgrade).
+
+    Safe to run while hubs run and from several places at once: each migration is applied once, in a
+    transaction of its own. Hubs on PostgreSQL refuse a schema that is not theirs until this has run.
+    """
+    _, config = _load(config_path)
+    try:
+        done = _run(migrate_store(config.hub.store))
+    except (JournalUnavailable, JournalInUse) as exc:
+        _fail(f"cannot migrate: {exc}")
+    for name in done.applied:
+        console.print(f"applied {name}", markup=False, highlight=False)
+    if done.version is None:
+        console.print(
+            f"journal {done.location}: up to date (SQLite journals migrate when opened)", highlight=False
+        )
+    elif done.applied:
+        console.print(f"journal {done.location}: now at schema {done.version}", markup=False, highlight=False)
+    else:
+        console.print(
+            f"journal {done.location}: schema {done.version} is up to date, nothing to do",
+            markup=False,
+            highlight=False,
+        )
 
 
 @main.command()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from hub.errors import ConfigError
@@ -59,6 +61,7 @@ __all__ = [
     "JournalStats",
     "JournalUnavailable",
     "LeaseLost",
+    "Migrated",
     "PurgeCandidate",
     "PurgeOrder",
     "PurgedApplication",
@@ -71,6 +74,7 @@ __all__ = [
     "TaskFailure",
     "TaskSpec",
     "TaskState",
+    "migrate_store",
     "open_journal",
 ]
 
@@ -99,3 +103,30 @@ def open_journal(
     if url.startswith(("postgresql://", "postgres://")):
         raise ConfigError(["store: the PostgreSQL backend is not part of this version; use sqlite:///PATH"])
     raise ConfigError([f"store: expected sqlite:///PATH, got {url!r}"])
+
+
+@dataclass(frozen=True)
+class Migrated:
+    """What `migrate_store` did: the journal, the migrations it applied, the schema version now."""
+
+    location: str
+    applied: list[str]  # "0001_initial", …
+    version: int | None  # None: SQLite journals keep theirs themselves
+
+
+async def migrate_store(url: str, base: Path | None = None) -> Migrated:
+    """Bring the journal's schema up to date (`aktenhub migrate`); `JournalUnavailable` says why not.
+
+    PostgreSQL: applies the missing numbered migrations (several hub processes never migrate on their
+    own). SQLite: opening the journal migrates it; this opens it once (refused while a hub holds it).
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        from hub.journal import postgres  # psycopg is loaded only for a PostgreSQL journal
+
+        applied, version = await asyncio.to_thread(postgres.migrate, url)
+        names = [f"{m.version:04d}_{m.name}" for m in applied]
+        return Migrated(postgres.redact(url), names, version)
+    journal = open_journal(url, base)
+    await journal.open()
+    await journal.close()
+    return Migrated(str(getattr(journal, "path", url)), [], None)
