@@ -350,9 +350,9 @@ class _Listener:
                     self._conninfo, autocommit=True, prepare_threshold=None, connect_timeout=CONNECT_TIMEOUT
                 ) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
-                    self.listening.set()
                     failures = 0
                     self._woken()  # notices sent while not listening are lost: look once anyway
+                    self.listening.set()
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=LISTEN_POLL):
                             self._woken()
