@@ -179,11 +179,7 @@ def migrate(config_path: Path) -> None:
         _fail(f"cannot migrate: {exc}")
     for name in done.applied:
         console.print(f"applied {name}", markup=False, highlight=False)
-    if done.version is None:
-        console.print(
-            f"journal {done.location}: up to date (SQLite journals migrate when opened)", highlight=False
-        )
-    elif done.applied:
+    if done.applied:
         console.print(f"journal {done.location}: now at schema {done.version}", markup=False, highlight=False)
     else:
         console.print(

@@ -21,12 +21,22 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from hub.journal import JournalUnavailable, SqliteJournal, pg_schema
+from hub.deadletters import error_group
+from hub.journal import (
+    Completion,
+    JournalUnavailable,
+    SqliteJournal,
+    TaskSpec,
+    TaskState,
+    migrations,
+    pg_schema,
+)
 from hub.journal.pg_tx import PgTx, configure, translate
 from hub.journal.postgres import PgStore, PostgresJournal, migrate, redact
 from hub.journal.tx import Tx
+from hub.testing.journal_contract import application, received
 
-LATEST = pg_schema.version()
+LATEST = migrations.latest("postgresql")
 
 
 @pytest.fixture
@@ -135,17 +145,14 @@ def test_migrations_create_every_table_column_and_index_of_the_sqlite_journal(
     assert pg_schema.schema_version(conn) == 0
     applied, version = migrate(postgres_url)
     assert [m.version for m in applied] == list(range(1, LATEST + 1)) and version == LATEST
-    pg = _pg_schema(conn)
-    assert pg.pop("schema_migrations") == {"version", "name", "applied_at"}
-    assert pg == _sqlite_schema(tmp_path / "journal.db")
-    ledger = conn.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
-    assert ledger[0] == (1, "initial") and len(ledger) == LATEST
+    assert _pg_schema(conn) == _sqlite_schema(tmp_path / "journal.db")
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(LATEST),)
 
 
 def test_migrating_twice_changes_nothing(migrated_url: str, conn: psycopg.Connection[Any]) -> None:
-    before = conn.execute("SELECT version, applied_at FROM schema_migrations").fetchall()
+    before = _pg_schema(conn), conn.execute("SELECT key, value FROM meta ORDER BY key").fetchall()
     assert migrate(migrated_url) == ([], LATEST)
-    assert conn.execute("SELECT version, applied_at FROM schema_migrations").fetchall() == before
+    assert (_pg_schema(conn), conn.execute("SELECT key, value FROM meta ORDER BY key").fetchall()) == before
 
 
 def test_two_concurrent_migrations_apply_each_step_once(
@@ -178,33 +185,42 @@ def test_two_concurrent_migrations_apply_each_step_once(
         t.join(timeout=60)
     assert not errors
     assert sorted(v for r in results for v in r) == list(range(1, LATEST + 1))
-    assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (LATEST,)
+    assert pg_schema.schema_version(conn) == LATEST
 
 
-def test_check_names_the_version_and_what_to_do(
-    tmp_path: Path, postgres_url: str, conn: psycopg.Connection[Any]
-) -> None:
-    with pytest.raises(pg_schema.SchemaMismatch, match=r"^no journal schema yet, this hub needs \d+: run"):
+def test_check_names_the_version_and_what_to_do(postgres_url: str, conn: psycopg.Connection[Any]) -> None:
+    with pytest.raises(
+        pg_schema.SchemaMismatch, match=f"^no journal schema yet, this hub needs {LATEST}: run"
+    ):
         pg_schema.check(conn)
-    migrate(postgres_url)
-    pg_schema.check(conn)  # this hub's: accepted
-    # a hub one migration ahead of the database
-    ahead = tmp_path / "migrations"
-    ahead.mkdir()
-    for m in pg_schema.migrations():
-        (ahead / f"{m.version:04d}_{m.name}.sql").write_text(m.sql)
-    (ahead / f"{LATEST + 1:04d}_more.sql").write_text("CREATE TABLE more (x bigint);")
-    expected = f"schema {LATEST}, this hub needs {LATEST + 1}: run `aktenhub migrate`"
+    first, *later = migrations.migrations("postgresql")
+    with conn.transaction():
+        first.apply(PgTx(conn))
+        # a step that failed before the later migrations: their backfill gives it its error group
+        PgTx(conn).execute(
+            "INSERT INTO applications (id, source, external_id, service, state, received_at, updated_at, "
+            "search, doc) VALUES ('a', 's', 'e', 'svc', 'dead', 0, 0, '', '{}')"
+        )
+        PgTx(conn).execute(
+            "INSERT INTO tasks (application_id, step, target, state, max_attempts, due_at, created_at, "
+            "updated_at, last_error) VALUES ('a', 'deliver', 'dms', 'dead', 3, 0, 0, 0, 'HTTP 503 for 4711')"
+        )
+    expected = f"schema 1, this hub needs {LATEST}: run `aktenhub migrate`"
     with pytest.raises(pg_schema.SchemaMismatch, match=f"^{expected}$"):
-        pg_schema.check(conn, ahead)
-    assert [m.name for m in pg_schema.migrate(conn, folder=ahead)] == ["more"]
-    # ... and the database ahead of the hub
+        pg_schema.check(conn)
+    applied, version = migrate(postgres_url)
+    assert [m.version for m in applied] == [m.version for m in later] and version == LATEST
+    pg_schema.check(conn)  # this hub's: accepted
+    assert conn.execute("SELECT error_group FROM tasks").fetchone() == (error_group("HTTP 503 for 4711"),)
+    assert conn.execute("SELECT target FROM task_targets").fetchall() == [("dms",)]
+    # the database ahead of the hub
+    conn.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(LATEST + 1),))
     with pytest.raises(
         pg_schema.SchemaMismatch, match=f"newer than this hub \\(it needs {LATEST}\\): upgrade"
     ):
         pg_schema.check(conn)
-    with pytest.raises(pg_schema.SchemaMismatch, match="upgrade the hub"):
-        pg_schema.migrate(conn)
+    with pytest.raises(JournalUnavailable, match="upgrade the hub"):
+        migrate(postgres_url)
 
 
 # -- the journal's connections ----------------------------------------------------------------------
@@ -225,7 +241,7 @@ async def test_open_refuses_an_empty_or_newer_database(postgres_url: str) -> Non
     assert "no journal schema yet" in str(empty.value) and "run `aktenhub migrate`" in str(empty.value)
     migrate(postgres_url)
     with psycopg.connect(postgres_url, autocommit=True) as c:
-        c.execute("INSERT INTO schema_migrations VALUES (%s, 'future', 0)", (LATEST + 1,))
+        c.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(LATEST + 1),))
     with pytest.raises(JournalUnavailable, match=r"newer than this hub .*: upgrade the hub"):
         await PostgresJournal(postgres_url).open()
 
@@ -273,22 +289,36 @@ def _insert_meta(key: str) -> Any:
     return op
 
 
-async def test_writes_commit_through_pgbouncer_in_transaction_mode(
-    postgres_server: Any, pgbouncer_url: str
-) -> None:
+async def test_two_processes_take_in_claim_and_complete_through_pgbouncer(pgbouncer_url: str) -> None:
     migrate(pgbouncer_url)  # the runner's lock is transaction-scoped: it holds through the pooler
-    journal = await _opened(pgbouncer_url + "?pool_size=4")
+    one, two = await _opened(pgbouncer_url + "?pool_size=4"), await _opened(pgbouncer_url + "?pool_size=4")
     try:
-        await asyncio.gather(*(journal._write(_insert_meta(f"k{i}")) for i in range(40)))
-        assert journal.commits == 40 and journal.writer_alive
-        count = await journal._read(
-            lambda tx: tx.execute("SELECT count(*) FROM meta WHERE key LIKE 'k%'").fetchone()
+        apps = [application(f"A-{i}") for i in range(20)]
+        # each submission arrives at both processes at once: one application each, no error
+        taken = await asyncio.gather(
+            *(j.intake(app, received(app), [TaskSpec("deliver", "dms")]) for app in apps for j in (one, two))
         )
-        assert count == (40,)
-        await journal.ping()
+        assert sorted(r.duplicate for r in taken) == [False] * 20 + [True] * 20
+        claimed: list[int] = []
+
+        async def work(journal: PostgresJournal, owner: str) -> None:
+            while tasks := await journal.claim(owner, 3, 30.0, {"dms": 10}):
+                for task in tasks:
+                    claimed.append(task.id)
+                    await journal.complete(task, Completion(result={"by": owner}))
+
+        await asyncio.gather(work(one, "p1"), work(two, "p2"))
+        assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 20
+        states = await one._read(
+            lambda tx: tx.execute("SELECT state, count(*) FROM tasks GROUP BY state").fetchall()
+        )
+        assert states == [(TaskState.DONE, 20)]
+        assert one.writer_alive and one.commits > 0
+        await one.ping()
     finally:
-        await journal.close()
-    assert not journal.writer_alive
+        await one.close()
+        await two.close()
+    assert not one.writer_alive
 
 
 async def test_reads_run_read_only(migrated_url: str) -> None:
@@ -386,41 +416,21 @@ async def test_a_deadlock_is_resolved_by_running_the_loser_again(migrated_url: s
 # -- the wake-up notice ----------------------------------------------------------------------------
 
 
-def _pending_task(fail: bool = False) -> Any:
-    def op(tx: Tx) -> None:
-        tx.execute(
-            "INSERT INTO applications (id, source, external_id, service, state, received_at, updated_at, "
-            "search, doc) VALUES ('app-1', 's', 'e', 'svc', 'received', 0, 0, '', '{}') "
-            "ON CONFLICT DO NOTHING"
-        )
-        tx.execute(
-            "INSERT INTO tasks (application_id, step, target, state, max_attempts, due_at, created_at, "
-            "updated_at, subject) VALUES ('app-1', 'deliver', 't', 'pending', 3, 0, 0, 0, ?)",
-            (str(len(tx.execute("SELECT id FROM tasks").fetchall())),),
-        )
-        if fail:
-            raise ValueError("refused by the rule")
-
-    return op
-
-
-async def test_a_committed_pending_task_wakes_the_listening_processes(
-    postgres_server: Any, pgbouncer_url: str
-) -> None:
+async def test_committed_work_wakes_the_watching_processes(postgres_server: Any, pgbouncer_url: str) -> None:
     migrate(pgbouncer_url)
     direct = postgres_server.url(pgbouncer_url.rsplit("/", 1)[1])
-    listening = await _opened(f"{pgbouncer_url}?listen_url={quote(direct)}")
+    watching = await _opened(f"{pgbouncer_url}?listen_url={quote(direct)}")
     writer = await _opened(pgbouncer_url)
+    woken = asyncio.Event()
     try:
-        assert listening._listener is not None
-        await asyncio.to_thread(listening._listener.listening.wait, 30)
-        waiting = asyncio.ensure_future(listening.wait_for_work(30))
-        with pytest.raises(ValueError):
-            await writer._write(_pending_task(fail=True))  # rolled back: no notice
-        await writer._write(lambda tx: tx.execute("INSERT INTO meta VALUES ('unrelated', '')"))
-        assert not waiting.done()
-        await writer._write(_pending_task())
-        assert await waiting is True
+        watching.watch_for_work(woken.set)
+        assert watching._listener is not None
+        await asyncio.to_thread(watching._listener.listening.wait, 30)
+        await asyncio.sleep(0)  # let the wake-up after connecting pass (a notice before it is not heard)
+        woken.clear()
+        app = application("4711")
+        await writer.intake(app, received(app), [TaskSpec("deliver", "dms")])
+        await asyncio.wait_for(woken.wait(), 30)
     finally:
         await writer.close()
-        await listening.close()
+        await watching.close()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from hub.errors import ConfigError
+from hub.journal import migrations
 from hub.journal.base import (
     Abandoned,
     ActionRefused,
@@ -87,12 +88,14 @@ def open_journal(
     read_only: bool = False,
     guest: bool = False,
 ) -> Journal:
-    """The journal for a store URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute.db``.
+    """The journal for a store URL: ``sqlite:///relative/path.db``, ``sqlite:////absolute.db`` or
+    ``postgresql://user@host:port/dbname?…`` (`hub.journal.postgres`).
 
     `read_only`: for commands that only look; such a journal takes no lock and writes nothing.
     `guest`: for an operator's command beside the running hub that holds the journal: it takes no lock,
     never migrates or recovers, and writes in short transactions of its own (SQLite serialises them with
-    the hub's); the hub notices its changes at its next poll.
+    the hub's); the hub notices its changes at its next poll. On PostgreSQL every process is such a
+    peer: a guest is an ordinary journal there.
     """
     if url.startswith("sqlite:///"):
         raw = url[len("sqlite:///") :]
@@ -101,8 +104,18 @@ def open_journal(
             path = base / path
         return SqliteJournal(path, clock=clock, read_only=read_only, guest=guest)
     if url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(["store: the PostgreSQL backend is not part of this version; use sqlite:///PATH"])
-    raise ConfigError([f"store: expected sqlite:///PATH, got {url!r}"])
+        from hub.journal.postgres import PostgresJournal  # psycopg is loaded only for a PostgreSQL journal
+
+        try:
+            return PostgresJournal(url, clock=clock, read_only=read_only)
+        except ValueError as exc:
+            raise ConfigError([f"store: {exc}"]) from None
+    raise ConfigError([f"store: expected sqlite:///PATH or postgresql://…, got {_redacted(url)!r}"])
+
+
+def _redacted(url: str) -> str:
+    # A mistyped PostgreSQL URL may still carry a password.
+    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
 
 
 @dataclass(frozen=True)
@@ -110,8 +123,8 @@ class Migrated:
     """What `migrate_store` did: the journal, the migrations it applied, the schema version now."""
 
     location: str
-    applied: list[str]  # "0001_initial", …
-    version: int | None  # None: SQLite journals keep theirs themselves
+    applied: list[str]  # "0001_initial", … (SQLite: not told, its journal migrates itself when opened)
+    version: int
 
 
 async def migrate_store(url: str, base: Path | None = None) -> Migrated:
@@ -123,10 +136,10 @@ async def migrate_store(url: str, base: Path | None = None) -> Migrated:
     if url.startswith(("postgresql://", "postgres://")):
         from hub.journal import postgres  # psycopg is loaded only for a PostgreSQL journal
 
-        applied, version = await asyncio.to_thread(postgres.migrate, url)
+        applied, version = await postgres.migrate_database(url)
         names = [f"{m.version:04d}_{m.name}" for m in applied]
         return Migrated(postgres.redact(url), names, version)
     journal = open_journal(url, base)
     await journal.open()
     await journal.close()
-    return Migrated(str(getattr(journal, "path", url)), [], None)
+    return Migrated(str(getattr(journal, "location", url)), [], migrations.latest("sqlite"))

@@ -11,8 +11,9 @@ transaction a different server connection, and the journal must work through one
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +22,9 @@ from psycopg.adapt import Loader
 
 from hub.journal.tx import Cursor, Tx
 
-__all__ = ["DIALECT", "PgDialect", "PgTx", "configure", "translate"]
+__all__ = ["CHANNEL", "DIALECT", "PgDialect", "PgTx", "configure", "translate"]
+
+CHANNEL = "aktenhub_work"  # the notice that work became due (LISTENed to by `hub.journal.postgres`)
 
 # Characters that open a span in which ``?`` is no placeholder, and the text that closes it.
 _SPANS = {"'": "'", '"': '"', "--": "\n", "/*": "*/"}
@@ -82,20 +85,52 @@ class PgDialect:
         row = tx.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(?, 0))", (name,)).fetchone()
         return bool(row[0])
 
+    def wake_workers(self, tx: Tx) -> None:
+        """Notify the listening processes, once this transaction commits (never if it rolls back)."""
+        tx.execute("SELECT pg_notify(?, '')", (CHANNEL,))
+
+    @contextlib.contextmanager
+    def erasing(self, tx: Tx) -> Iterator[None]:
+        """Nothing to switch on: an overwritten row's old version is unreachable, and VACUUM (autovacuum)
+        reclaims its space; PostgreSQL has no secure_delete to ask for."""
+        yield
+
+    def hour_bucket(self, column: str) -> str:
+        """Whole hours from the first parameter to `column` (the values are never negative)."""
+        return f"FLOOR(({column} - ?) / 3600)::integer"
+
+    def rows_loaded(self, tx: Tx, tables: list[str]) -> None:
+        """Move each identity column's sequence past the ids that were inserted as they were."""
+        identities = tx.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND is_identity = 'YES'"
+        ).fetchall()
+        for table, column in identities:
+            if table in tables:
+                tx.execute(
+                    f'SELECT setval(pg_get_serial_sequence(?, ?), COALESCE(MAX("{column}"), 0) + 1, false) '
+                    f'FROM "{table}"',
+                    (table, column),
+                )
+
     def storage_bytes(self, tx: Tx) -> int:
         """The database's size on disk."""
         return int(tx.execute("SELECT pg_database_size(current_database())").fetchone()[0])
 
     def text_columns(self, tx: Tx) -> dict[str, list[str]]:
-        """Every table's text columns in the journal's schema."""
+        """Every table of the journal's schema with its text columns (a table without any: empty)."""
         rows = tx.execute(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND data_type IN ('text', 'character varying') "
-            "ORDER BY table_name, ordinal_position"
+            "SELECT t.table_name, c.column_name FROM information_schema.tables t "
+            "LEFT JOIN information_schema.columns c ON c.table_schema = t.table_schema "
+            "AND c.table_name = t.table_name AND c.data_type IN ('text', 'character varying') "
+            "WHERE t.table_schema = current_schema() AND t.table_type = 'BASE TABLE' "
+            "ORDER BY t.table_name, c.ordinal_position"
         ).fetchall()
         columns: dict[str, list[str]] = {}
         for table, column in rows:
-            columns.setdefault(table, []).append(column)
+            found = columns.setdefault(table, [])
+            if column is not None:
+                found.append(column)
         return columns
 
 

@@ -5,15 +5,18 @@ function of a `Tx`, run here on a worker thread with a connection from a psycopg
 of its own (READ COMMITTED; rows it will change are locked with ``FOR UPDATE``, claims pass over locked
 rows with ``SKIP LOCKED``). A write returns once its transaction is committed.
 
-A write whose transaction failed on a serialization failure or a deadlock, or whose connection broke
-before COMMIT was sent, is run again on a fresh connection: nothing of it was committed. A connection
+A write whose transaction failed on a serialization failure, a deadlock or a unique violation (two
+processes inserting the same key), or whose connection broke before COMMIT was sent, is run again on a
+fresh connection: nothing of it was committed. A connection
 that breaks after COMMIT was sent leaves the outcome unknown: that write raises `JournalUnavailable`
 and is never repeated blindly (the caller's step is retried through the journal like any failure).
 
 Nothing relies on session state (see `hub.journal.pg_tx`), so the URL may name a transaction-pooling
-pgbouncer. LISTEN cannot work through one: ``listen_url`` names a direct connection for the wake-up
-hint (the ``aktenhub_work`` notice a trigger sends when a task becomes pending); without it the workers
-poll, which they do anyway: the notice only shortens the wait.
+pgbouncer. The wake-up hint is the one exception: once the bus watches for work, a thread LISTENs on
+``aktenhub_work`` (which the rules NOTIFY, on commit, when work becomes due) on a connection of its own,
+to ``listen_url`` or else the store URL. LISTEN does not pass a transaction-pooling pooler: behind one,
+give ``listen_url`` a direct address of the server, or leave it and the workers' idle poll (the
+guarantee in any case) finds the work a little later.
 
 Store URL: ``postgresql://user[:password]@host[:port]/dbname[?libpq options]`` with two options of the
 hub's own: ``pool_size`` (connections and worker threads, default 10) and ``listen_url`` (percent-encoded
@@ -41,7 +44,9 @@ import psycopg_pool
 
 from hub.journal import pg_schema
 from hub.journal.base import JournalUnavailable
-from hub.journal.pg_tx import PgTx, configure
+from hub.journal.migrations import Migration
+from hub.journal.pg_tx import CHANNEL, PgTx, configure
+from hub.journal.sql import SqlJournal
 from hub.journal.tx import Tx
 
 log = logging.getLogger(__name__)
@@ -51,11 +56,15 @@ DEFAULT_POOL_SIZE = 10
 CONNECT_TIMEOUT = 10  # seconds to reach the server (libpq's connect_timeout)
 POOL_TIMEOUT = 30.0  # seconds an operation waits for a free connection
 ATTEMPTS = 5  # runs of one operation when its transaction may be repeated safely
-CHANNEL = "aktenhub_work"
 LISTEN_POLL = 0.25  # seconds the listener waits for a notice before it looks whether to stop
 # SQLSTATEs after which the transaction was rolled back and may run again: serialization failure,
-# deadlock detected.
-RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
+# deadlock detected, and a unique violation: two processes inserted the same key (an intake, an
+# answer) at once; run again, the operation sees the other's row and takes the path for it.
+RETRYABLE = (
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.UniqueViolation,
+)
 
 
 @dataclass(frozen=True)
@@ -128,33 +137,28 @@ class _CommitUnknown(Exception):
     """The connection broke after COMMIT was sent: the transaction may or may not have committed."""
 
 
-class PostgresJournal:
+class PostgresJournal(SqlJournal):
     """The journal in a PostgreSQL database, shared by any number of hub processes."""
 
     def __init__(self, url: str, clock: Callable[[], float] = time.time, *, read_only: bool = False) -> None:
+        super().__init__(clock)
         self.store = PgStore.parse(url)
         self.location = self.store.location
-        self.path = self.location  # what messages of the SQLite journal call it
-        self.clock = clock
         self.read_only = read_only
-        self.commits = 0  # transactions committed
-        self.operations = 0  # write operations committed (one per transaction here)
-        self._counted = threading.Lock()
+        self._counted = threading.Lock()  # commits/operations are counted from several threads
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._listener: _Listener | None = None
-        self._waiters: set[asyncio.Future[None]] = set()
+        self._wake: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Connect, refuse a schema of another version, start the pool (and the listener)."""
+        """Connect, refuse a schema of another version, start the pool (and the listener, if watched)."""
         self._loop = asyncio.get_running_loop()
         await self._loop.run_in_executor(None, self._open)
-        if self.store.listen_conninfo is not None:
-            self._listener = _Listener(self.store.listen_conninfo, self._woken)
-            self._listener.start()
+        self._start_listener()
 
     def _open(self) -> None:
         try:
@@ -188,7 +192,7 @@ class PostgresJournal:
         self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="journal-pg")
 
     async def close(self) -> None:
-        """Stop the listener, finish the running operations, close the connections."""
+        """Stop the listener, finish the running operations, close the connections (may open again)."""
         listener, self._listener = self._listener, None
         pool, self._pool = self._pool, None
         executor, self._executor = self._executor, None
@@ -199,18 +203,34 @@ class PostgresJournal:
             await loop.run_in_executor(None, executor.shutdown)
         if pool is not None:
             await loop.run_in_executor(None, pool.close)
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def ping(self) -> None:
-        """A round trip through the write path (raises when the database cannot be reached)."""
-        await self._write(lambda tx: tx.execute("SELECT 1").fetchall())
 
     @property
     def writer_alive(self) -> bool:
         """Whether the journal can take writes (its pool is open)."""
         return self._pool is not None and not self._pool.closed and not self.read_only
+
+    async def recover(self) -> int:
+        """Nothing to release: the other processes' leases are theirs until they run out."""
+        return 0
+
+    def watch_for_work(self, wake: Callable[[], None]) -> None:
+        """Call `wake` (on the event loop) whenever another process says work became due."""
+        self._wake = wake
+        self._start_listener()
+
+    def _start_listener(self) -> None:
+        if self._wake is None or self._pool is None or self._listener is not None:
+            return
+        conninfo = self.store.listen_conninfo or self.store.conninfo
+        self._listener = _Listener(conninfo, self._woken)
+        self._listener.start()
+
+    def _woken(self) -> None:
+        """Called on the listener's thread for every notice (and after connecting: one may be lost)."""
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(wake)
 
     # -- running operations ------------------------------------------------------------------------
 
@@ -247,6 +267,8 @@ class PostgresJournal:
             except RETRYABLE as exc:
                 reason = f"{type(exc).__name__} ({exc.sqlstate})"
                 if attempt == ATTEMPTS:
+                    if isinstance(exc, psycopg.errors.UniqueViolation):
+                        raise  # the operation's own conflict, not another process's: a fault to see
                     raise JournalUnavailable(self.location, f"{reason} {ATTEMPTS} times in a row") from None
             except _Lost as exc:
                 if attempt == ATTEMPTS:
@@ -288,32 +310,6 @@ class PostgresJournal:
                     raise _CommitUnknown from None
                 raise
             return value
-
-    # -- the wake-up hint --------------------------------------------------------------------------
-
-    async def wait_for_work(self, timeout: float) -> bool:
-        """Wait until another process announces work (True) or `timeout` seconds pass (False)."""
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.add(waiter)
-        try:
-            await asyncio.wait_for(waiter, timeout)
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            self._waiters.discard(waiter)
-
-    def _woken(self) -> None:
-        """Called on the listener's thread for every notice (and after a reconnect: one may be lost)."""
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(self._wake_all)
-
-    def _wake_all(self) -> None:
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
@@ -365,16 +361,22 @@ class _Listener:
         self.listening.clear()
 
 
-def migrate(url: str, clock: Callable[[], float] = time.time) -> tuple[list[pg_schema.Migration], int]:
+def migrate(url: str) -> tuple[list[Migration], int]:
     """Bring the database's schema up to date (`aktenhub migrate`): the migrations applied, the version."""
     store = PgStore.parse(url)
     try:
         with psycopg.connect(
             store.conninfo, autocommit=True, prepare_threshold=None, connect_timeout=CONNECT_TIMEOUT
         ) as conn:
-            applied = pg_schema.migrate(conn, clock)
+            configure(conn)
+            applied = pg_schema.migrate(conn)
             return applied, pg_schema.schema_version(conn)
     except pg_schema.SchemaMismatch as exc:
         raise JournalUnavailable(store.location, str(exc)) from None
     except psycopg.Error as exc:
         raise JournalUnavailable(store.location, why(exc)) from None
+
+
+async def migrate_database(url: str) -> tuple[list[Migration], int]:
+    """`migrate` off the event loop (its connection is closed when it returns)."""
+    return await asyncio.to_thread(migrate, url)

@@ -1,6 +1,6 @@
--- The journal as of issue 12: every table and index of the SQLite journal, in PostgreSQL's types
--- (REAL -> double precision: Unix times in seconds; INTEGER -> bigint, as wide as SQLite's;
--- AUTOINCREMENT -> an identity column). Applied by `aktenhub migrate` in one transaction.
+-- The journal as of the first versioned schema (sqlite/0001_initial.sql, the same number): every table
+-- and index, in PostgreSQL's types (REAL -> double precision: Unix times in seconds; INTEGER -> bigint,
+-- as wide as SQLite's; AUTOINCREMENT -> an identity column). Applied by `aktenhub migrate`.
 
 CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
 
@@ -66,19 +66,6 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_due ON tasks (state, due_at);
 CREATE INDEX tasks_claim ON tasks (state, target, due_at);
 CREATE INDEX tasks_application ON tasks (application_id, id);
-
--- A wake-up hint for the workers of every process (LISTEN aktenhub_work): sent when a task is pending,
--- by whatever statement made it so. NOTIFY is transactional: listeners hear it only once the change is
--- committed, and the same notice from one transaction is delivered once. Polling stays the guarantee
--- (a notice can be missed while a listener reconnects; a task due later needs no notice).
-CREATE FUNCTION aktenhub_notify_work() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('aktenhub_work', '');
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER tasks_pending_notify AFTER INSERT OR UPDATE OF state, due_at ON tasks
-    FOR EACH ROW WHEN (NEW.state = 'pending') EXECUTE FUNCTION aktenhub_notify_work();
 
 -- keys that may be used once (e.g. a SAML assertion id per identity provider), each bound to its
 -- first owner until it expires; shared by every connector of the hub
@@ -214,5 +201,3 @@ CREATE TABLE alerted_tasks (
     PRIMARY KEY (task_id, dead_at)
 );
 
--- a new journal has no application whose correlations would need indexing (SQLite's catch-up step)
-INSERT INTO meta (key, value) VALUES ('correlations_indexed', '1');
