@@ -28,7 +28,7 @@ from hub.config import Configuration, load_config
 from hub.diagnostics import ConnectorDiagnostics
 from hub.errors import ConfigError, Permanent, PluginError
 from hub.held import Decision, HeldFilter, HeldState
-from hub.journal import ApplicationFilter, JournalInUse, JournalUnavailable, migrate_store
+from hub.journal import ApplicationFilter, JournalInUse, JournalUnavailable, migrate_schema
 from hub.journal.transfer import TransferRefused
 from hub.logs import setup_logging
 from hub.models import ApplicationState
@@ -174,7 +174,7 @@ def migrate(config_path: Path) -> None:
     """
     _, config = _load(config_path)
     try:
-        done = _run(migrate_store(config.hub.store))
+        done = _run(migrate_schema(config.hub.store))
     except (JournalUnavailable, JournalInUse) as exc:
         _fail(f"cannot migrate: {exc}")
     for name in done.applied:

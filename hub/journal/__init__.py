@@ -75,7 +75,7 @@ __all__ = [
     "TaskFailure",
     "TaskSpec",
     "TaskState",
-    "migrate_store",
+    "migrate_schema",
     "open_journal",
 ]
 
@@ -120,14 +120,14 @@ def _redacted(url: str) -> str:
 
 @dataclass(frozen=True)
 class Migrated:
-    """What `migrate_store` did: the journal, the migrations it applied, the schema version now."""
+    """What `migrate_schema` did: the journal, the migrations it applied, the schema version now."""
 
     location: str
     applied: list[str]  # "0001_initial", … (SQLite: not told, its journal migrates itself when opened)
     version: int
 
 
-async def migrate_store(url: str, base: Path | None = None) -> Migrated:
+async def migrate_schema(url: str, base: Path | None = None) -> Migrated:
     """Bring the journal's schema up to date (`aktenhub migrate`); `JournalUnavailable` says why not.
 
     PostgreSQL: applies the missing numbered migrations (several hub processes never migrate on their

@@ -32,7 +32,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -44,9 +44,9 @@ import psycopg_pool
 
 from hub.journal import pg_schema
 from hub.journal.base import JournalUnavailable
+from hub.journal.lifecycle import SqlJournal
 from hub.journal.migrations import Migration
 from hub.journal.pg_tx import CHANNEL, PgTx, configure
-from hub.journal.sql import SqlJournal
 from hub.journal.tx import Tx
 
 log = logging.getLogger(__name__)
@@ -203,6 +203,17 @@ class PostgresJournal(SqlJournal):
             await loop.run_in_executor(None, executor.shutdown)
         if pool is not None:
             await loop.run_in_executor(None, pool.close)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Tx]:
+        """A REPEATABLE READ, READ ONLY transaction on a pooled connection: one state throughout."""
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError("journal is not open")
+        with pool.connection() as conn:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield PgTx(conn)
+            conn.rollback()
 
     @property
     def writer_alive(self) -> bool:
