@@ -93,8 +93,6 @@ class SqlJournal(abc.ABC):
         self.clock = clock
         self.commits = 0  # transactions committed (for the group-commit benchmark)
         self.operations = 0
-        # Targets known to be in `task_targets`, so an intake names a new one there only once.
-        self._targets: set[str] = set()
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -192,7 +190,7 @@ class SqlJournal(abc.ABC):
                 return self._resent(c, resent, now)
             _index_correlations(c, application)
             stored = _insert_events(c, events)
-            self._insert_tasks(c, application.id, tasks, now)
+            _insert_tasks(c, application.id, tasks, now)
             return IntakeResult(application_id=application.id, duplicate=False, events=stored)
 
         return await self._write(op)
@@ -266,7 +264,7 @@ class SqlJournal(abc.ABC):
             [revised_event(stored, revised)]
             + [e.model_copy(update={"application_id": stored.id}) for e in resent.events],
         )
-        self._insert_tasks(c, stored.id, resent.tasks, now)
+        _insert_tasks(c, stored.id, resent.tasks, now)
         return IntakeResult(
             application_id=stored.id, duplicate=False, revision=revised.revision, events=inserted
         )
@@ -330,7 +328,6 @@ class SqlJournal(abc.ABC):
                 )
 
             targets = [r[0] for r in c.execute("SELECT target FROM task_targets")]
-            self._targets.update(targets)
             for target in targets:
                 if started.get(target, 1) <= 0:
                     continue  # paused, circuit open or rate limited: not attempted, not counted
@@ -377,22 +374,6 @@ class SqlJournal(abc.ABC):
             return claimed
 
         return await self._write(op)
-
-    def _insert_tasks(
-        self,
-        c: Tx,
-        application_id: str,
-        tasks: Sequence[TaskSpec],
-        now: float,
-        waiting: bool = False,
-    ) -> None:
-        _insert_tasks(c, application_id, tasks, now, waiting)
-        if tasks:
-            c.dialect.wake_workers(c)
-        for target in {t.target for t in tasks} - self._targets:
-            c.execute("INSERT INTO task_targets (target) VALUES (?) ON CONFLICT DO NOTHING", (target,))
-        # Known once this transaction commits; a rolled-back insert is inserted again next time.
-        self._targets.update(t.target for t in tasks)
 
     def _check_lease(self, c: Tx, task: Task) -> None:
         """Refuse a worker whose lease token is no longer the task's (the fencing token of its claim).
@@ -441,7 +422,7 @@ class SqlJournal(abc.ABC):
             )
             _update_application(c, task.application_id, completion, now)
             stored = _insert_events(c, completion.events)
-            self._insert_tasks(c, task.application_id, completion.tasks, now)
+            _insert_tasks(c, task.application_id, completion.tasks, now)
             if completion.assigned is not None:
                 stored += _assign(c, task.application_id, completion.assigned, now)
             join = completion.after_all
@@ -449,7 +430,7 @@ class SqlJournal(abc.ABC):
                 if join.state is not None:
                     _set_state(c, task.application_id, join.state, now)
                 stored += _insert_events(c, join.events)
-                self._insert_tasks(c, task.application_id, join.tasks, now)
+                _insert_tasks(c, task.application_id, join.tasks, now)
             if not task.subject and not _own_unfinished(c, task.application_id):
                 _release_answer_steps(c, task.application_id, now)
             return stored
@@ -582,7 +563,7 @@ class SqlJournal(abc.ABC):
         def op(c: Tx) -> int:
             row = c.execute(
                 "INSERT INTO sequences (name, period, value) VALUES (?,?,1) "
-                "ON CONFLICT (name, period) DO UPDATE SET value=value+1 RETURNING value",
+                "ON CONFLICT (name, period) DO UPDATE SET value=sequences.value+1 RETURNING value",
                 (name, period),
             ).fetchone()
             return int(row[0])
@@ -634,7 +615,7 @@ class SqlJournal(abc.ABC):
                 stored += _assign(c, app_id, effects.assigned, now)
             # Filed and told after the application's own steps: the Akte exists, the receipt went first.
             waiting = _own_unfinished(c, app_id)
-            self._insert_tasks(c, app_id, effects.tasks, now, waiting=waiting)
+            _insert_tasks(c, app_id, effects.tasks, now, waiting=waiting)
             if effects.failed_task is not None:
                 self._fail_done_task(c, app_id, effects.failed_task, now)
             _update_application(c, app_id, Completion(patch=effects.patch, state=effects.state), now)
@@ -713,7 +694,7 @@ class SqlJournal(abc.ABC):
             if number is None and sequence is not None:
                 seq = c.execute(
                     "INSERT INTO sequences (name, period, value) VALUES (?,?,1) "
-                    "ON CONFLICT (name, period) DO UPDATE SET value=value+1 RETURNING value",
+                    "ON CONFLICT (name, period) DO UPDATE SET value=sequences.value+1 RETURNING value",
                     (sequence.name, sequence.period),
                 ).fetchone()
                 number = sequence.compose(int(seq[0]))
@@ -807,7 +788,7 @@ class SqlJournal(abc.ABC):
         def op(c: Tx) -> float | None:
             row = c.execute(
                 "SELECT MIN(t) FROM (SELECT MIN(due_at) AS t FROM tasks WHERE state=? "
-                "UNION ALL SELECT MIN(lease_until) FROM tasks WHERE state=?)",
+                "UNION ALL SELECT MIN(lease_until) FROM tasks WHERE state=?) AS due",
                 (TaskState.PENDING, TaskState.LEASED),
             ).fetchone()
             return float(row[0]) if row and row[0] is not None else None
@@ -1115,6 +1096,12 @@ def _insert_tasks(
                 t.subject,
             ),
         )
+    if tasks:
+        c.dialect.wake_workers(c)
+    # Every time, not from a cache of what is known there: a transaction that fails to commit takes
+    # its rows with it, and a target that is not in the table is never claimed.
+    for target in sorted({t.target for t in tasks}):
+        c.execute("INSERT INTO task_targets (target) VALUES (?) ON CONFLICT DO NOTHING", (target,))
 
 
 def _release_leases(c: Tx, now: float) -> int:

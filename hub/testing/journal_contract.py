@@ -320,7 +320,9 @@ async def test_a_restart_gets_the_leases_of_the_process_that_died(
     journal_backend: JournalBackend, clock: FakeClock, journal: SqlJournal
 ) -> None:
     for i in range(3):
-        await take_in(journal, application(f"ext-{i}"), TaskSpec("map"), TaskSpec("deliver", "dms", delay=5))
+        await take_in(
+            journal, application(f"ext-{i}"), TaskSpec("map"), TaskSpec("deliver", "dms", delay=100)
+        )
     held = await journal.claim("worker-1", 10, LEASE, {})
     assert [t.step for t in held] == ["map"] * 3
     await journal.complete(held[0], Completion())
@@ -343,8 +345,10 @@ async def test_a_restart_gets_the_leases_of_the_process_that_died(
         assert all(t.attempts == 2 for t in retaken)
         with pytest.raises(LeaseLost):
             await reopened.complete(held[1], Completion())
-        # tasks not yet due stay where they were
-        assert await reopened.next_due() == START + 5
+        # tasks not yet due stay where they were; the next thing due is the retaken leases' end
+        waiting = [t for t in held for t in await reopened.tasks(t.application_id) if t.step == "deliver"]
+        assert {(t.state, t.due_at) for t in waiting} == {(TaskState.PENDING, START + 100)}
+        assert await reopened.next_due() == clock() + LEASE
     finally:
         await reopened.close()
 

@@ -11,7 +11,7 @@ task, attempts never decrease, done tasks stay done, capacity caps are respected
 A backend that shares its store between processes keeps leases across a restart until they expire
 (`JournalBackend.recovers_leases`); the model follows. `run_journal_machine(backend)` runs it; a deeper
 run: ``AKTENHUB_STATEMACHINE_EXAMPLES=2000 pytest tests/test_journal_statemachine.py
---hypothesis-seed=<n>`` (the suite runs 100 examples per backend).
+--hypothesis-seed=<n>`` (the suite runs `EXAMPLES`).
 """
 
 from __future__ import annotations
@@ -664,6 +664,11 @@ async def _gather(*aws: Coroutine[Any, Any, T]) -> list[T]:
     return list(await asyncio.gather(*aws))
 
 
+# Examples per run in the suite: a PostgreSQL example costs a database (cloned from a template) and
+# round trips, ~10 times an SQLite one; deeper runs set AKTENHUB_STATEMACHINE_EXAMPLES.
+EXAMPLES = {"sqlite": "100", "postgresql": "40"}
+
+
 def run_journal_machine(backend: JournalBackend) -> None:
     """Run the state machine against `backend` (a fresh store per example)."""
 
@@ -674,7 +679,7 @@ def run_journal_machine(backend: JournalBackend) -> None:
     run_state_machine_as_test(
         Machine,
         settings=settings(
-            max_examples=int(os.environ.get("AKTENHUB_STATEMACHINE_EXAMPLES", "100")),
+            max_examples=int(os.environ.get("AKTENHUB_STATEMACHINE_EXAMPLES", EXAMPLES[backend.name])),
             stateful_step_count=30,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
