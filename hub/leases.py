@@ -104,17 +104,16 @@ class Singletons:
         self._held: dict[str, LeaseGrant] = {}
         self._renewer: asyncio.Task[None] | None = None
 
-    def register(self, name: str, interval: float) -> None:
-        """Declare a singleton job that runs every `interval` seconds (shown as not led until taken)."""
-        self._seconds[name] = lease_seconds(interval)
-        self._leader.labels(name).set(0)
-
     def held(self) -> dict[str, LeaseGrant]:
         """The leases this process holds, as last taken or renewed."""
         return dict(self._held)
 
-    async def run(self, name: str, job: Callable[[], Awaitable[object]]) -> bool:
-        """Run `job` if this process holds (or can take) the lease `name`; False if another runs it."""
+    async def run(self, name: str, interval: float, job: Callable[[], Awaitable[object]]) -> bool:
+        """Run `job` (due every `interval` seconds) if this process holds or can take the lease `name`;
+        False if another process runs it."""
+        if name not in self._seconds:
+            self._seconds[name] = lease_seconds(interval)
+            self._leader.labels(name).set(0)
         try:
             grant = await self._take(name)
         except Exception as exc:  # the journal is unreachable: nobody can know who leads, so skip

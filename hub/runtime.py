@@ -353,49 +353,26 @@ class Hub:
         # Once per hub, not per process: every process of a hub shares its blob store, its journal
         # (purge, alert outbox) and its upstream mailboxes, so these run under a lease (`hub.leases`).
         once = self._once_per_hub
-        once(
-            scheduler,
-            self.config.hub.blobs.sweep_interval_seconds,
-            "orphan-sweep",
-            "orphan-sweep",
-            self._sweep,
-        )
+        once(scheduler, self.config.hub.blobs.sweep_interval_seconds, "orphan-sweep", self._sweep)
         # Once per process: each process reads its own copies of the certificates and keys and warns in
         # its own log, which is where an operator of that machine looks.
         _every(scheduler, CERTIFICATE_WARNING_SECONDS, "certificate-expiry", self.warn_certificates)
         retention = self.config.hub.retention
         if retention is not None and retention.scheduled and self.retention.configured:
-            once(scheduler, retention.interval_seconds, "purge", "purge", self._purge)
+            once(scheduler, retention.interval_seconds, "purge", self._purge)
         if self.config.hub.alerts is not None:
-            once(scheduler, self.config.hub.alerts.interval_seconds, "alerts", "alerts", self._alert)
+            once(scheduler, self.config.hub.alerts.interval_seconds, "alerts", self._alert)
         if workers and self.config.hub.workers.enabled:
             await self.bus.start()
         # Polling takes submissions and answers in: the intake's part, like the intake routes.
         if workers and self.config.hub.intake.enabled:
-            # Named by connector, so hubs with different connectors on one journal never collide.
             for name, source in self.sources().items():
                 if source.poll_interval is not None:
-                    once(
-                        scheduler,
-                        source.poll_interval,
-                        f"poll-{name}",
-                        f"poll:{name}",
-                        self._poll,
-                        name,
-                        source,
-                    )
+                    _every(scheduler, source.poll_interval, f"poll-{name}", self.poll, name)
             for name, sink in self.sinks().items():
                 if sink.answer_poll_interval is not None:
-                    interval = sink.answer_poll_interval
-                    once(
-                        scheduler,
-                        interval,
-                        f"answers-{name}",
-                        f"answers:{name}",
-                        self._poll_answers,
-                        name,
-                        sink,
-                    )
+                    job = functools.partial(self._poll_answers, name, sink)
+                    once(scheduler, sink.answer_poll_interval, f"answers-{name}", job, f"answers:{name}")
         scheduler.start()
         self.singletons.start()
 
@@ -404,13 +381,19 @@ class Hub:
         scheduler: AsyncIOScheduler,
         seconds: float,
         job_id: str,
-        lease: str,
-        job: Callable[..., Awaitable[object]],
-        *args: Any,
+        job: Callable[[], Awaitable[object]],
+        lease: str | None = None,
     ) -> None:
-        """Schedule a job that runs in the process holding its lease only (see `hub.leases`)."""
-        self.singletons.register(lease, seconds)
-        _every(scheduler, seconds, job_id, self.singletons.run, lease, functools.partial(job, *args))
+        """Schedule a job that runs only in the process holding its lease (named `lease` or `job_id`)."""
+        _every(scheduler, seconds, job_id, self.singletons.run, lease or job_id, seconds, job)
+
+    async def poll(self, name: str) -> bool:
+        """Poll the source `name` now if this process holds its lease (what its schedule does every
+        interval); False if another process of the hub polls it."""
+        source = self._sources[name]
+        # Named by connector, so hubs with different connectors on one journal never collide.
+        lease, interval = f"poll:{name}", source.poll_interval or 0.0
+        return await self.singletons.run(lease, interval, functools.partial(self._poll, name, source))
 
     def next_run(self, job: str) -> datetime | None:
         """When the scheduled job (e.g. "purge") runs next; None if it is not scheduled here."""

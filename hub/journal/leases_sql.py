@@ -33,7 +33,10 @@ def _grant(r: Sequence[Any]) -> LeaseGrant:
 
 
 def take(tx: Tx, now: float, name: str, holder: str, seconds: float) -> LeaseGrant | None:
-    """Take the lease if free, expired or `holder`'s own (then renew it); None if another holds it."""
+    """Take the lease if free, expired or `holder`'s own (then renew it); None if another holds it.
+
+    The token grows with each new tenure: a new holder, or the old one back after its lease expired.
+    """
     until = now + seconds
     row = tx.execute(
         f"INSERT INTO leases ({COLUMNS}) VALUES (?, ?, 1, ?, ?, ?) "
@@ -42,15 +45,16 @@ def take(tx: Tx, now: float, name: str, holder: str, seconds: float) -> LeaseGra
     ).fetchone()
     if row is not None:
         return _grant(row)
-    # The holder keeps its token and its `acquired_at` (an expired lease nobody took meanwhile is
-    # still its own: nobody else ran); a new holder gets the next token.
+    # The holder renewing in time keeps its token and `acquired_at`. Anyone taking it after it expired
+    # (its own holder too: it was paused, or cut off, meanwhile) starts a new tenure with the next
+    # token, so a run begun under the old one fails its `holds` check and stops.
     row = tx.execute(
         "UPDATE leases SET "
-        "token = CASE WHEN holder = ? THEN token ELSE token + 1 END, "
-        "acquired_at = CASE WHEN holder = ? THEN acquired_at ELSE ? END, "
+        "token = CASE WHEN holder = ? AND expires_at > ? THEN token ELSE token + 1 END, "
+        "acquired_at = CASE WHEN holder = ? AND expires_at > ? THEN acquired_at ELSE ? END, "
         "holder = ?, renewed_at = ?, expires_at = ? "
         f"WHERE name = ? AND (holder = ? OR expires_at <= ?) RETURNING {COLUMNS}",
-        (holder, holder, now, holder, now, until, name, holder, now),
+        (holder, now, holder, now, now, holder, now, until, name, holder, now),
     ).fetchone()
     return _grant(row) if row is not None else None
 
