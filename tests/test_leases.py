@@ -10,13 +10,21 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
+import yaml
+from click.testing import CliRunner
 from prometheus_client import Gauge
 
+from hub.cli import main
+from hub.connectors import ConnectorConfig, ConnectorContext, IntakeFunc, Manifest, Source
+from hub.hookspecs import hookimpl
 from hub.journal import Journal, SqliteJournal
 from hub.leases import LEASE_CAP, LEASE_FLOOR, NotLeader, Singletons, lease_seconds, process_holder
 from hub.metrics import Metrics
+from hub.testing import fakes
+from hub.testing.harness import base_settings, start_hub, stop_hub
 
 START = 1_700_000_000.0
 POLL = "poll:xta-bauportal"
@@ -94,7 +102,9 @@ async def test_one_holds_the_other_is_refused_until_the_lease_expires(
     assert await b.lease_holds(POLL, "host-b:2:bb", 2)
 
 
-async def test_a_released_lease_is_taken_at_once_with_the_next_token(journals: tuple[Journal, Journal]) -> None:
+async def test_a_released_lease_is_taken_at_once_with_the_next_token(
+    journals: tuple[Journal, Journal],
+) -> None:
     a, b = journals
     taken = await a.take_lease(POLL, "host-a:1:aa", 60)
     assert taken is not None
@@ -229,3 +239,92 @@ async def test_renewal_keeps_the_job_and_a_graceful_stop_hands_it_over_at_once(
     assert a.held() == {}
     assert await b.run("purge", 3600, lambda: asyncio.sleep(0))  # no time passed since the release
     assert b.held()["purge"].token == 2
+
+
+class Mailbox(Source[ConnectorConfig]):
+    """An upstream mailbox polled often; it logs each poll (its upstream calls)."""
+
+    kind = "test-lease-mailbox"
+    manifest = Manifest(name="lease mailbox", version="1")
+    calls: ClassVar[list[str]] = []
+
+    def __init__(self, config: Any, context: ConnectorContext) -> None:
+        super().__init__(config, context)
+        self.poll_interval = 0.02
+
+    async def poll(self, intake: IntakeFunc) -> int:
+        Mailbox.calls.append(self.name)
+        return 0
+
+
+class MailboxPlugin:
+    @hookimpl
+    def aktenhub_connector_types(self) -> list[type[Source[ConnectorConfig]]]:
+        return [Mailbox]
+
+
+VIEWER = {"Authorization": "Bearer v-secret-1"}
+
+
+async def test_a_hub_polls_only_while_no_other_process_holds_the_lease_and_shows_who_does(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    Mailbox.calls.clear()
+    settings = base_settings(
+        tmp_path, {"mailbox": {"type": "test-lease-mailbox"}, "rec": {"type": "test-recording"}}, []
+    )
+    settings["server"] = {
+        "listen": "127.0.0.1:0",
+        "admin_tokens": [{"name": "d", "token": "${VIEWER_TOKEN}", "role": "viewer"}],
+    }
+    path = tmp_path / "journal.db"
+    before = SqliteJournal(path, clock=clock)  # another process of the hub polls the mailbox already
+    await before.open()
+    assert await before.take_lease("poll:mailbox", "elsewhere:7:ee", 60) is not None
+    await before.close()
+    running = await start_hub(
+        settings, extra_plugins=(fakes, MailboxPlugin()), env={"VIEWER_TOKEN": "v-secret-1"}, clock=clock
+    )
+    other = SqliteJournal(path, clock=clock, guest=True)
+    try:
+        await other.open()
+        hub = running.hub
+        runs: set[object] = set()  # each run moves the schedule on: collect a few runs, all skipped
+        await running.wait_for(lambda: runs.add(hub.next_run("poll-mailbox")) or len(runs) > 3, 10, "runs")
+        assert Mailbox.calls == []
+        status, body = await running.get("/api/v1/leases", headers=VIEWER)
+        assert status == 200, body
+        assert body["process"] == hub.singletons.holder
+        [lease] = [x for x in body["leases"] if x["name"] == "poll:mailbox"]
+        assert (lease["holder"], lease["token"]) == ("elsewhere:7:ee", 1)
+        _, metrics = await running.get("/metrics")
+        assert 'aktenhub_singleton_leader{job="poll:mailbox"} 0.0' in metrics
+
+        assert await other.release_lease("poll:mailbox", "elsewhere:7:ee", 1)  # its graceful stop
+        await running.wait_for(lambda: len(Mailbox.calls) >= 3, 10, "polls here")  # no time passed
+        _, body = await running.get("/api/v1/leases", headers=VIEWER)
+        [lease] = [x for x in body["leases"] if x["name"] == "poll:mailbox"]
+        assert (lease["holder"], lease["token"]) == (hub.singletons.holder, 2)
+        _, metrics = await running.get("/metrics")
+        assert 'aktenhub_singleton_leader{job="poll:mailbox"} 1.0' in metrics
+        assert await other.take_lease("poll:mailbox", "elsewhere:7:ee", 60) is None
+
+        config = tmp_path / "aktenhub.yaml"
+        files = {"type": "filedrop", "path": str(tmp_path / "drop")}  # the command loads no test plugins
+        command = {**settings, "server": {}, "connectors": {"k3": files}}
+        config.write_text(yaml.safe_dump(command), encoding="utf-8")
+        shown = await asyncio.to_thread(CliRunner().invoke, main, ["diagnostics", "-c", str(config)])
+        assert shown.exit_code == 0, shown.output
+        assert f"singleton job poll:mailbox: {hub.singletons.holder} since " in shown.output
+        assert ", token 2" in shown.output
+    finally:
+        await other.close()
+        await stop_hub(running)
+    # the graceful stop gave the lease back: the other process takes it at once, with the next token
+    after = SqliteJournal(path, clock=clock)
+    await after.open()
+    try:
+        taken = await after.take_lease("poll:mailbox", "elsewhere:7:ee", 60)
+        assert taken is not None and taken.token == 3
+    finally:
+        await after.close()
