@@ -1,7 +1,7 @@
-"""Singleton jobs across hub processes: one lease row per job in the journal, with a fencing token.
+"""Singleton jobs across hub processes: a process runs a job only under its lease, gives it back at a
+graceful stop, and a run whose lease was lost meanwhile stops (`hub.leases`, `hub.runtime`).
 
-Two processes of one hub are two clients of one journal. On SQLite that is the owner and a guest of the
-file (`journals`); the PostgreSQL backend is to be added to that fixture's parameters when it lands.
+What the journal itself promises of leases is part of its contract suite (`hub.testing.journal_contract`).
 """
 
 from __future__ import annotations
@@ -21,26 +21,21 @@ from hub.cli import main
 from hub.connectors import ConnectorConfig, ConnectorContext, IntakeFunc, Manifest, Source
 from hub.hookspecs import hookimpl
 from hub.journal import Journal, SqliteJournal
-from hub.leases import LEASE_CAP, LEASE_FLOOR, NotLeader, Singletons, lease_seconds, process_holder
+from hub.leases import (
+    LEASE_CAP,
+    LEASE_FLOOR,
+    NotLeader,
+    Singletons,
+    lease_seconds,
+    process_holder,
+)
 from hub.metrics import Metrics
 from hub.testing import fakes
 from hub.testing.harness import base_settings, start_hub, stop_hub
+from hub.testing.journal_backends import SqliteBackend
+from hub.testing.journal_contract import FakeClock
 
-START = 1_700_000_000.0
 POLL = "poll:xta-bauportal"
-
-
-class FakeClock:
-    """A clock the test moves by hand (the journal's clock: lease times come from it)."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -50,15 +45,17 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def journals(tmp_path: Path, clock: FakeClock) -> AsyncIterator[tuple[Journal, Journal]]:
-    """Two clients of one journal, as two hub processes have them."""
-    path = tmp_path / "journal.db"
-    first = SqliteJournal(path, clock=clock)
+    """Two clients of one journal, as two processes of one hub have them (the journal's own side of
+    leases is in the contract suite, `hub.testing.journal_contract`, on every backend)."""
+    backend = SqliteBackend(tmp_path)
+    first, second = backend.journal(clock), backend.peer(clock)
     await first.open()
-    second = SqliteJournal(path, clock=clock, guest=True)
-    await second.open()
-    yield first, second
-    await second.close()
-    await first.close()
+    try:
+        await second.open()
+        yield first, second
+        await second.close()
+    finally:
+        await first.close()
 
 
 def leader_gauge() -> Gauge:
@@ -67,94 +64,6 @@ def leader_gauge() -> Gauge:
 
 def leading(gauge: Gauge, job: str) -> float:
     return float(gauge.labels(job)._value.get())
-
-
-async def test_one_holds_the_other_is_refused_until_the_lease_expires(
-    journals: tuple[Journal, Journal], clock: FakeClock
-) -> None:
-    a, b = journals
-    taken = await a.take_lease(POLL, "host-a:1:aa", 30)
-    assert taken is not None
-    assert (taken.holder, taken.token, taken.expires_at.timestamp()) == ("host-a:1:aa", 1, START + 30)
-    assert await b.take_lease(POLL, "host-b:2:bb", 30) is None
-
-    clock.advance(20)  # the holder renews: same token, later expiry
-    renewed = await a.take_lease(POLL, "host-a:1:aa", 30)
-    assert renewed is not None
-    assert (renewed.token, renewed.acquired_at, renewed.expires_at.timestamp()) == (
-        1,
-        taken.acquired_at,
-        START + 50,
-    )
-    clock.advance(29)
-    assert await b.take_lease(POLL, "host-b:2:bb", 30) is None  # not expired yet
-    assert await a.lease_holds(POLL, "host-a:1:aa", 1)
-
-    clock.advance(1)  # the holder stopped renewing (dead, or paused): expired at START + 50
-    took_over = await b.take_lease(POLL, "host-b:2:bb", 30)
-    assert took_over is not None
-    assert (took_over.holder, took_over.token) == ("host-b:2:bb", 2)
-    assert not await a.lease_holds(POLL, "host-a:1:aa", 1)
-    assert await b.lease_holds(POLL, "host-b:2:bb", 2)
-    # the old holder comes back: it neither renews nor releases what is no longer its own
-    assert await a.take_lease(POLL, "host-a:1:aa", 30) is None
-    assert not await a.release_lease(POLL, "host-a:1:aa", 1)
-    assert await b.lease_holds(POLL, "host-b:2:bb", 2)
-
-
-async def test_a_released_lease_is_taken_at_once_with_the_next_token(
-    journals: tuple[Journal, Journal],
-) -> None:
-    a, b = journals
-    taken = await a.take_lease(POLL, "host-a:1:aa", 60)
-    assert taken is not None
-    assert await a.release_lease(POLL, "host-a:1:aa", taken.token)
-    assert not await a.lease_holds(POLL, "host-a:1:aa", taken.token)
-    took = await b.take_lease(POLL, "host-b:2:bb", 60)  # no time passed
-    assert took is not None and took.token == 2
-    # taken back later: the token keeps growing (the row outlives its holders)
-    assert await b.release_lease(POLL, "host-b:2:bb", 2)
-    again = await a.take_lease(POLL, "host-a:1:aa", 60)
-    assert again is not None and again.token == 3
-
-
-async def test_a_holder_back_after_its_lease_expired_starts_a_new_tenure(
-    journals: tuple[Journal, Journal], clock: FakeClock
-) -> None:
-    a, _ = journals
-    assert await a.take_lease(POLL, "host-a:1:aa", 15) is not None
-    clock.advance(100)  # paused or cut off meanwhile: nobody took it, but its old runs must stop
-    assert not await a.lease_holds(POLL, "host-a:1:aa", 1)
-    again = await a.take_lease(POLL, "host-a:1:aa", 15)
-    assert again is not None
-    assert (again.token, again.acquired_at.timestamp()) == (2, START + 100)
-    assert not await a.lease_holds(POLL, "host-a:1:aa", 1)
-    assert await a.lease_holds(POLL, "host-a:1:aa", 2)
-
-
-async def test_of_two_first_takes_at_once_one_wins(journals: tuple[Journal, Journal]) -> None:
-    a, b = journals
-    grants = await asyncio.gather(
-        a.take_lease("purge", "host-a:1:aa", 60), b.take_lease("purge", "host-b:2:bb", 60)
-    )
-    assert sorted(g is None for g in grants) == [False, True]
-    [winner] = [g for g in grants if g is not None]
-    assert winner.token == 1
-
-
-async def test_leases_lists_every_job_with_holder_and_times(
-    journals: tuple[Journal, Journal], clock: FakeClock
-) -> None:
-    a, b = journals
-    await a.take_lease(POLL, "host-a:1:aa", 30)
-    await b.take_lease("purge", "host-b:2:bb", 60)
-    listed = await b.leases()
-    assert [(g.name, g.holder, g.token) for g in listed] == [
-        ("poll:xta-bauportal", "host-a:1:aa", 1),
-        ("purge", "host-b:2:bb", 1),
-    ]
-    assert listed[1].acquired_at.timestamp() == START
-    assert listed[1].expires_at.timestamp() == START + 60
 
 
 def test_lease_time_is_a_few_intervals_within_floor_and_cap() -> None:
