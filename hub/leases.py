@@ -103,6 +103,7 @@ class Singletons:
         self._seconds: dict[str, float] = {}
         self._held: dict[str, LeaseGrant] = {}
         self._renewer: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def held(self) -> dict[str, LeaseGrant]:
         """The leases this process holds, as last taken or renewed."""
@@ -122,6 +123,9 @@ class Singletons:
             )
             return False
         if grant is None:
+            return False
+        if self._stopped:  # a run that was starting while the process stopped: give it back
+            await self._release(name, grant)
             return False
         running = _running.set(grant)
         try:
@@ -145,22 +149,27 @@ class Singletons:
 
     def start(self) -> None:
         """Renew the held leases in the background while the process runs."""
+        self._stopped = False
         if self._renewer is None:
             self._renewer = asyncio.get_running_loop().create_task(self._renew_loop(), name="lease-renewer")
 
     async def stop(self) -> None:
         """Stop renewing and give every held lease back, so another process takes over at once."""
+        self._stopped = True
         renewer, self._renewer = self._renewer, None
         if renewer is not None:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
         for name, grant in list(self._held.items()):
-            try:
-                await self.store.release_lease(name, self.holder, grant.token)
-            except Exception as exc:  # it expires by itself; the next holder waits that long
-                log.warning("lease not released job=%s error=%s: %s", name, type(exc).__name__, exc)
-            self._lost(name)
+            await self._release(name, grant)
+
+    async def _release(self, name: str, grant: LeaseGrant) -> None:
+        try:
+            await self.store.release_lease(name, self.holder, grant.token)
+        except Exception as exc:  # it expires by itself; the next holder waits that long
+            log.warning("lease not released job=%s error=%s: %s", name, type(exc).__name__, exc)
+        self._lost(name)
 
     async def renew(self) -> None:
         """Renew every held lease once (the background loop's step)."""
