@@ -237,3 +237,20 @@ async def test_a_hub_polls_only_while_no_other_process_holds_the_lease_and_shows
         assert taken is not None and taken.token == 3
     finally:
         await after.close()
+
+
+async def test_a_stopped_process_starts_no_more_runs_and_holds_nothing(
+    journals: tuple[Journal, Journal],
+) -> None:
+    a = Singletons(journals[0], leader_gauge(), holder="host-a:1:aa")
+    b = Singletons(journals[1], leader_gauge(), holder="host-b:2:bb")
+    ran: list[str] = []
+
+    async def job() -> None:
+        ran.append("a")
+
+    await a.stop()  # a scheduled run was just starting as the process stopped
+    assert not await a.run("alerts", 60, job)
+    assert ran == [] and a.held() == {}
+    assert await b.run("alerts", 60, lambda: asyncio.sleep(0))  # nothing was left held
+    assert b.held()["alerts"].token == 2
