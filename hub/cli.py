@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -30,6 +31,7 @@ from hub.errors import ConfigError, Permanent, PluginError
 from hub.held import Decision, HeldFilter, HeldState
 from hub.journal import ApplicationFilter, JournalInUse, JournalUnavailable, migrate_schema
 from hub.journal.transfer import TransferRefused
+from hub.leases import LeaseGrant
 from hub.logs import setup_logging
 from hub.models import ApplicationState
 from hub.operations import (
@@ -242,17 +244,20 @@ def _print_certificates(report: CertificateReport) -> None:
 def diagnostics(config_path: Path, as_json: bool, timeout: float) -> None:
     """Show every connector's state (redacted: no secrets, no personal data)."""
 
-    async def diagnosed(ops: Operations) -> tuple[list[ConnectorDiagnostics], CertificateReport]:
-        return await ops.diagnostics(timeout), ops.certificates()
+    async def diagnosed(
+        ops: Operations,
+    ) -> tuple[list[ConnectorDiagnostics], CertificateReport, list[LeaseGrant]]:
+        return await ops.diagnostics(timeout), ops.certificates(), await ops.leases()
 
     loaded = _load(config_path)
-    found, certificates = _operate(loaded, diagnosed, journal="none")
+    found, certificates, leases = _operate(loaded, diagnosed, journal="none")
     if as_json:
         click.echo(json.dumps([d.model_dump(mode="json") for d in found], indent=2, ensure_ascii=False))
         return
     roles = ", ".join(loaded[1].hub.roles) or "none: admin API, console and /metrics only"
     console.print(f"process roles: {roles} (intake.enabled, workers.enabled)", highlight=False)
     console.print(f"certificates: {certificates.summary()} (aktenhub check lists them)", highlight=False)
+    _print_leases(leases)
     for d in found:
         console.print(f"[bold]{d.name}[/] ({d.kind}, {d.role})", highlight=False)
         if d.gate is not None:
@@ -263,6 +268,20 @@ def diagnostics(config_path: Path, as_json: bool, timeout: float) -> None:
         text = yaml.safe_dump(d.state, allow_unicode=True, sort_keys=False).rstrip("\n")
         for line in text.splitlines():
             console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_leases(leases: list[LeaseGrant]) -> None:
+    now = datetime.now(UTC)
+    for lease in leases:
+        state = "expires" if lease.expires_at > now else "expired (free to take)"
+        console.print(
+            f"singleton job {lease.name}: {lease.holder} since {lease.acquired_at:%Y-%m-%d %H:%M:%S} UTC, "
+            f"{state} {lease.expires_at:%Y-%m-%d %H:%M:%S} UTC, token {lease.token}",
+            markup=False,
+            emoji=False,  # "poll:mailbox:" is no emoji
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @main.command()

@@ -236,6 +236,12 @@ class Metrics:
             "When the last purge run ended (0: never)",
             registry=r,
         )
+        self.singleton_leader = Gauge(
+            "aktenhub_singleton_leader",
+            "1 while this process holds the lease of a singleton job (hub.leases), 0 while another does",
+            ["job"],
+            registry=r,
+        )
         self.totals = RunningTotals()
         r.register(self.totals)
         self.operator_actions = OperatorActions()

@@ -52,10 +52,12 @@ from hub.journal import (
     ActionRefused,
     ApplicationFilter,
     ApplicationSummary,
+    Journal,
     JournalInUse,
     Task,
     open_journal,
 )
+from hub.leases import LeaseGrant
 from hub.models import Application, ApplicationState, Event
 from hub.redaction import safe_error, target_view
 from hub.retention import PurgeReport, replay_refusal
@@ -436,14 +438,31 @@ class Operations:
         gate = self.hub.bus.gate
         if not self.hub.started:
             # A command: the circuits as the running hub (or the last one) saved them.
-            saved = open_journal(self.hub.config.hub.store, read_only=True)
-            with contextlib.suppress(FileNotFoundError):  # no journal yet: every circuit is closed
-                await saved.open()
-                try:
+            async with self._saved_journal() as saved:
+                if saved is not None:  # no journal yet: every circuit is closed
                     await gate.load(saved)
-                finally:
-                    await saved.close()
         return await collect(self.hub.connectors, timeout, gate.status())
+
+    async def leases(self) -> list[LeaseGrant]:
+        """Which hub process runs each singleton job (poll, purge, ...), since when, until when."""
+        if self.hub.started:
+            return await self.hub.journal.leases()
+        async with self._saved_journal() as saved:  # a command: as the running hubs left them
+            return [] if saved is None else await saved.leases()
+
+    @contextlib.asynccontextmanager
+    async def _saved_journal(self) -> AsyncIterator[Journal | None]:
+        """The journal opened read-only beside any running hub; None if there is none yet."""
+        saved = open_journal(self.hub.config.hub.store, read_only=True)
+        try:
+            await saved.open()
+        except FileNotFoundError:
+            yield None
+            return
+        try:
+            yield saved
+        finally:
+            await saved.close()
 
     async def check(self, timeout: float = 15.0, name: str | None = None) -> list[ConnectorCheck]:
         """Whether every connector (or the one called `name`) can reach and use its system."""

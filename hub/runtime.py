@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from hub.errors import StorageFull
 from hub.gate import TargetGate, policies_of
 from hub.held import HeldMessages
 from hub.journal import Journal, open_journal
+from hub.leases import NotLeader, Singletons
 from hub.mailer import CertificateListing, Mailer
 from hub.metrics import Metrics
 from hub.operations import Operations
@@ -59,6 +61,7 @@ class Hub:
         self.journal: Journal = journal or open_journal(settings.store, clock=clock)
         self.blobs = BlobStore(settings.blobs.path, max_size=int(settings.blobs.max_size))
         self.metrics = Metrics()
+        self.singletons = Singletons(self.journal, self.metrics.singleton_leader)
         self.router = Router(settings.routes)
         self._session: aiohttp.ClientSession | None = None
         self.connectors: dict[str, Connector[Any]] = {}
@@ -157,6 +160,7 @@ class Hub:
 
     async def intake(self, intake: Intake) -> IntakeOutcome:
         """Store a submission durably (then a source may acknowledge it upstream)."""
+        await self.singletons.fence()  # a poll that lost its lease must not take (and close) more
         try:
             outcome = await self.pipeline.intake(intake)
         except StorageFull as exc:
@@ -167,6 +171,7 @@ class Hub:
 
     async def answer(self, connector: str, answer: Answer) -> AnswerOutcome:
         """Store a Fachverfahren's answer durably (then the transport may acknowledge it upstream)."""
+        await self.singletons.fence()
         try:
             return await self.returns.answer(connector, answer)
         except StorageFull as exc:
@@ -345,25 +350,50 @@ class Hub:
             await connector.start()
         self.start_audit()
         self._scheduler = scheduler = AsyncIOScheduler(timezone="UTC")
-        _every(scheduler, self.config.hub.blobs.sweep_interval_seconds, "orphan-sweep", self._sweep)
+        # Once per hub, not per process: every process of a hub shares its blob store, its journal
+        # (purge, alert outbox) and its upstream mailboxes, so these run under a lease (`hub.leases`).
+        once = self._once_per_hub
+        once(scheduler, self.config.hub.blobs.sweep_interval_seconds, "orphan-sweep", self._sweep)
+        # Once per process: each process reads its own copies of the certificates and keys and warns in
+        # its own log, which is where an operator of that machine looks.
         _every(scheduler, CERTIFICATE_WARNING_SECONDS, "certificate-expiry", self.warn_certificates)
         retention = self.config.hub.retention
         if retention is not None and retention.scheduled and self.retention.configured:
-            _every(scheduler, retention.interval_seconds, "purge", self._purge)
+            once(scheduler, retention.interval_seconds, "purge", self._purge)
         if self.config.hub.alerts is not None:
-            _every(scheduler, self.config.hub.alerts.interval_seconds, "alerts", self._alert)
+            once(scheduler, self.config.hub.alerts.interval_seconds, "alerts", self._alert)
         if workers and self.config.hub.workers.enabled:
             await self.bus.start()
         # Polling takes submissions and answers in: the intake's part, like the intake routes.
         if workers and self.config.hub.intake.enabled:
             for name, source in self.sources().items():
                 if source.poll_interval is not None:
-                    _every(scheduler, source.poll_interval, f"poll-{name}", self._poll, name, source)
+                    _every(scheduler, source.poll_interval, f"poll-{name}", self.poll, name)
             for name, sink in self.sinks().items():
                 if sink.answer_poll_interval is not None:
-                    interval = sink.answer_poll_interval
-                    _every(scheduler, interval, f"answers-{name}", self._poll_answers, name, sink)
+                    job = functools.partial(self._poll_answers, name, sink)
+                    once(scheduler, sink.answer_poll_interval, f"answers-{name}", job, f"answers:{name}")
         scheduler.start()
+        self.singletons.start()
+
+    def _once_per_hub(
+        self,
+        scheduler: AsyncIOScheduler,
+        seconds: float,
+        job_id: str,
+        job: Callable[[], Awaitable[object]],
+        lease: str | None = None,
+    ) -> None:
+        """Schedule a job that runs only in the process holding its lease (named `lease` or `job_id`)."""
+        _every(scheduler, seconds, job_id, self.singletons.run, lease or job_id, seconds, job)
+
+    async def poll(self, name: str) -> bool:
+        """Poll the source `name` now if this process holds its lease (what its schedule does every
+        interval); False if another process of the hub polls it."""
+        source = self._sources[name]
+        # Named by connector, so hubs with different connectors on one journal never collide.
+        lease, interval = f"poll:{name}", source.poll_interval or 0.0
+        return await self.singletons.run(lease, interval, functools.partial(self._poll, name, source))
 
     def next_run(self, job: str) -> datetime | None:
         """When the scheduled job (e.g. "purge") runs next; None if it is not scheduled here."""
@@ -378,6 +408,7 @@ class Hub:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
             await asyncio.gather(*self._polling, return_exceptions=True)
+        await self.singletons.stop()  # after the last run: another process takes over at once
         await self.bus.stop()
         await self.pipeline.close()
         for connector in self.connectors.values():
@@ -434,6 +465,8 @@ class Hub:
                     taken = await source.poll(self.intake)
                 if taken:
                     log.info("poll took %d submissions source=%s", taken, name)
+            except NotLeader as exc:
+                log.info("poll stopped, another process polls now source=%s: %s", name, exc)
             except StorageFull as exc:
                 self.storage_full(exc)
                 log.warning("poll stopped, storage full source=%s: %s", name, exc)
@@ -446,6 +479,9 @@ class Hub:
             try:
                 with self.holding():
                     taken = await sink.poll_answers()
+            except NotLeader as exc:
+                log.info("answer poll stopped, another process polls now connector=%s: %s", name, exc)
+                return
             except StorageFull as exc:
                 self.metrics.answer_polls.labels(name, "error").inc()
                 log.warning("answer poll stopped, storage full connector=%s: %s", name, exc)

@@ -245,10 +245,7 @@ async def test_a_guest_beside_an_older_hub_is_refused_and_never_recovers(db_path
     await owner.open()
     await owner.close()
     with sqlite3.connect(db_path) as conn:  # as a hub of the release before the last migration left it
-        conn.executescript(
-            "ALTER TABLE tasks DROP COLUMN error_group; DROP TABLE task_targets; "
-            "UPDATE meta SET value='1' WHERE key='schema_version';"
-        )
+        conn.executescript("DROP TABLE leases; UPDATE meta SET value='2' WHERE key='schema_version';")
     with pytest.raises(JournalUnavailable, match="older than this command"):
         await SqliteJournal(db_path, guest=True).open()
     owner = SqliteJournal(db_path)

@@ -30,6 +30,7 @@ from hub.http.auth import CALLER, ROLE
 from hub.http.auth import sees_personal_data as role_sees_personal_data
 from hub.http.openapi import ApiRoutes, Operation
 from hub.journal import ApplicationFilter, ApplicationSummary
+from hub.leases import LeaseGrant
 from hub.models import Application, ApplicationState, Event
 from hub.operations import Invalid, NotFound, ProcessStatus, Refused, UpstreamFailed
 from hub.redaction import TaskView, summary_view, task_view, timeline_view
@@ -227,6 +228,13 @@ class ConnectorList(BaseModel):
     """Every connector's redacted state."""
 
     connectors: list[ConnectorDiagnostics]
+
+
+class LeaseList(BaseModel):
+    """Which hub process runs each singleton job (`hub.leases`); an expired lease shows who ran it last."""
+
+    process: str = Field(description="this process's name as a lease holder")
+    leases: list[LeaseGrant]
 
 
 class TargetList(BaseModel):
@@ -560,6 +568,12 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
             return _error(400, params)
         return answer(hub.operations.certificates())
 
+    async def leases(request: web.Request) -> web.Response:
+        params = query_params(request, frozenset())
+        if isinstance(params, str):
+            return _error(400, params)
+        return answer(LeaseList(process=hub.singletons.holder, leases=await hub.operations.leases()))
+
     async def targets(request: web.Request) -> web.Response:
         params = query_params(request, frozenset())
         if isinstance(params, str):
@@ -807,4 +821,16 @@ def add_admin_routes(api: ApiRoutes, hub: Hub) -> None:
             tags=("certificates",),
         ),
         certificates,
+    )
+    api.add(
+        Operation(
+            "GET",
+            "/api/v1/leases",
+            "listLeases",
+            "Which hub process runs each singleton job (pollers, purge, alerts), since when, until when",
+            "viewer",
+            LeaseList,
+            tags=("leases",),
+        ),
+        leases,
     )

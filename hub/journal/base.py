@@ -25,6 +25,7 @@ from hub.answers import Answer
 from hub.dashboard import JournalFigures, LiveCounters
 from hub.deadletters import DeadLetters, group_digest
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
+from hub.leases import LeaseGrant
 from hub.models import (
     Application,
     ApplicationState,
@@ -775,3 +776,16 @@ class Journal(Protocol):
 
     async def list_held(self, where: HeldFilter, limit: int = 100, offset: int = 0) -> list[HeldMessage]:
         """Held messages, most recently changed first."""
+
+    async def take_lease(self, name: str, holder: str, seconds: float) -> LeaseGrant | None:
+        """Take the singleton job's lease for `seconds` if it is free, expired or `holder`'s own (then
+        renew it); None if another holder has it. A new holder gets the next fencing token."""
+
+    async def release_lease(self, name: str, holder: str, token: int) -> bool:
+        """Give the lease up at once (another process may take it now); False if `holder` lost it."""
+
+    async def lease_holds(self, name: str, holder: str, token: int) -> bool:
+        """Whether `holder` still holds the lease under `token`: a job asks before an irreversible write."""
+
+    async def leases(self) -> list[LeaseGrant]:
+        """Every singleton job's lease (expired ones too: who ran it last), by name."""

@@ -35,6 +35,7 @@ from hub.journal import (
     dashboard_sql,
     dead_sql,
     held_sql,
+    leases_sql,
     operator_sql,
     purge_sql,
 )
@@ -66,6 +67,7 @@ from hub.journal.base import (
 from hub.journal.meta_sql import set_meta
 from hub.journal.transfer import Transferred, copy_journal, count_rows
 from hub.journal.tx import Tx
+from hub.leases import LeaseGrant
 from hub.models import Application, ApplicationState, Event
 from hub.resubmission import ChangedResend, conflict_event, content_fingerprint, revise, revised_event
 
@@ -1037,6 +1039,20 @@ class SqlJournal(abc.ABC):
 
     async def list_held(self, where: HeldFilter, limit: int = 100, offset: int = 0) -> list[HeldMessage]:
         return await self._read(lambda c: held_sql.listing(c, where, limit, offset))
+
+    # -- singleton jobs (hub.leases) -------------------------------------------------------------
+
+    async def take_lease(self, name: str, holder: str, seconds: float) -> LeaseGrant | None:
+        return await self._write(lambda c: leases_sql.take(c, self.clock(), name, holder, seconds))
+
+    async def release_lease(self, name: str, holder: str, token: int) -> bool:
+        return await self._write(lambda c: leases_sql.release(c, self.clock(), name, holder, token))
+
+    async def lease_holds(self, name: str, holder: str, token: int) -> bool:
+        return await self._read(lambda c: leases_sql.holds(c, self.clock(), name, holder, token))
+
+    async def leases(self) -> list[LeaseGrant]:
+        return await self._read(leases_sql.listing)
 
 
 # -- helpers (run on the journal threads) ----------------------------------------------------------

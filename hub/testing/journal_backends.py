@@ -41,6 +41,10 @@ class JournalBackend(abc.ABC):
     def journal(self, clock: Callable[[], float] = time.time) -> SqlJournal:
         """A journal (not yet opened) on the current store."""
 
+    def peer(self, clock: Callable[[], float] = time.time) -> SqlJournal:
+        """A journal on the current store as another hub process has it, beside `journal`'s."""
+        return self.journal(clock)
+
     @abc.abstractmethod
     async def concurrently(self, *aws: Awaitable[T]) -> list[T | BaseException]:
         """Run `aws` so that their transactions meet: all started before any of them commits."""
@@ -61,6 +65,10 @@ class SqliteBackend(JournalBackend):
 
     def journal(self, clock: Callable[[], float] = time.time) -> SqlJournal:
         return SqliteJournal(self.path, clock=clock)
+
+    def peer(self, clock: Callable[[], float] = time.time) -> SqlJournal:
+        # One process owns the file (its lock); another client of it is a guest.
+        return SqliteJournal(self.path, clock=clock, guest=True)
 
     async def concurrently(self, *aws: Awaitable[T]) -> list[T | BaseException]:
         # A second connection holds the write lock; `gather` starts every operation (each queues its

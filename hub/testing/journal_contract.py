@@ -32,6 +32,7 @@ from hub.journal import (
     TaskSpec,
     TaskState,
 )
+from hub.leases import LeaseGrant
 from hub.models import Application, ApplicationState, Event, Party
 from hub.testing.journal_backends import JournalBackend, PostgresBackend, SqliteBackend
 
@@ -841,3 +842,114 @@ async def test_a_date_range_lists_what_was_received_in_it(journal: SqlJournal) -
     assert where.describe() == (
         "received_from=2023-11-14T22:13:20+00:00 received_until=2023-11-15T00:13:20+00:00"
     )
+
+
+# -- singleton jobs (hub.leases): one lease row per job, shared by the hub's processes -------------
+
+POLL = "poll:xta-bauportal"
+
+
+@pytest.fixture
+async def peer(
+    journal_backend: JournalBackend, journal: SqlJournal, clock: FakeClock
+) -> AsyncIterator[SqlJournal]:
+    """Another hub process's journal on `journal`'s store."""
+    other = journal_backend.peer(clock)
+    await other.open()
+    yield other
+    await other.close()
+
+
+async def test_one_holds_the_other_is_refused_until_the_lease_expires(
+    journal: SqlJournal, peer: SqlJournal, clock: FakeClock
+) -> None:
+    a, b = journal, peer
+    taken = await a.take_lease(POLL, "host-a:1:aa", 30)
+    assert taken is not None
+    assert (taken.holder, taken.token, taken.expires_at.timestamp()) == ("host-a:1:aa", 1, START + 30)
+    assert await b.take_lease(POLL, "host-b:2:bb", 30) is None
+
+    clock.advance(20)  # the holder renews: same token, later expiry
+    renewed = await a.take_lease(POLL, "host-a:1:aa", 30)
+    assert renewed is not None
+    assert (renewed.token, renewed.acquired_at, renewed.expires_at.timestamp()) == (
+        1,
+        taken.acquired_at,
+        START + 50,
+    )
+    clock.advance(29)
+    assert await b.take_lease(POLL, "host-b:2:bb", 30) is None  # not expired yet
+    assert await a.lease_holds(POLL, "host-a:1:aa", 1)
+
+    clock.advance(1)  # the holder stopped renewing (dead, or paused): expired at START + 50
+    took_over = await b.take_lease(POLL, "host-b:2:bb", 30)
+    assert took_over is not None
+    assert (took_over.holder, took_over.token) == ("host-b:2:bb", 2)
+    assert not await a.lease_holds(POLL, "host-a:1:aa", 1)
+    assert await b.lease_holds(POLL, "host-b:2:bb", 2)
+    # the old holder comes back: it neither renews nor releases what is no longer its own
+    assert await a.take_lease(POLL, "host-a:1:aa", 30) is None
+    assert not await a.release_lease(POLL, "host-a:1:aa", 1)
+    assert await b.lease_holds(POLL, "host-b:2:bb", 2)
+
+
+async def test_a_released_lease_is_taken_at_once_with_the_next_token(
+    journal: SqlJournal,
+    peer: SqlJournal,
+) -> None:
+    a, b = journal, peer
+    taken = await a.take_lease(POLL, "host-a:1:aa", 60)
+    assert taken is not None
+    assert await a.release_lease(POLL, "host-a:1:aa", taken.token)
+    assert not await a.lease_holds(POLL, "host-a:1:aa", taken.token)
+    took = await b.take_lease(POLL, "host-b:2:bb", 60)  # no time passed
+    assert took is not None and took.token == 2
+    # taken back later: the token keeps growing (the row outlives its holders)
+    assert await b.release_lease(POLL, "host-b:2:bb", 2)
+    again = await a.take_lease(POLL, "host-a:1:aa", 60)
+    assert again is not None and again.token == 3
+
+
+async def test_a_holder_back_after_its_lease_expired_starts_a_new_tenure(
+    journal: SqlJournal, peer: SqlJournal, clock: FakeClock
+) -> None:
+    a = journal
+    assert await a.take_lease(POLL, "host-a:1:aa", 15) is not None
+    clock.advance(100)  # paused or cut off meanwhile: nobody took it, but its old runs must stop
+    assert not await a.lease_holds(POLL, "host-a:1:aa", 1)
+    again = await a.take_lease(POLL, "host-a:1:aa", 15)
+    assert again is not None
+    assert (again.token, again.acquired_at.timestamp()) == (2, START + 100)
+    assert not await a.lease_holds(POLL, "host-a:1:aa", 1)
+    assert await a.lease_holds(POLL, "host-a:1:aa", 2)
+
+
+async def test_of_two_takes_at_once_one_wins(
+    journal_backend: JournalBackend, journal: SqlJournal, peer: SqlJournal, clock: FakeClock
+) -> None:
+    a, b = journal, peer
+    for name in ("purge", "alerts"):
+        if name == "alerts":  # the second round: a lease expired, both see it free
+            assert await a.take_lease(name, "host-a:1:aa", 10) is not None
+            clock.advance(10)
+        grants = await journal_backend.concurrently(
+            a.take_lease(name, "host-c:3:cc", 60), b.take_lease(name, "host-b:2:bb", 60)
+        )
+        assert sorted(g is None for g in grants) == [False, True], grants
+        [winner] = [g for g in grants if isinstance(g, LeaseGrant)]
+        assert winner.token == (1 if name == "purge" else 2)
+
+
+async def test_leases_lists_every_job_with_holder_and_times(
+    journal: SqlJournal, peer: SqlJournal, clock: FakeClock
+) -> None:
+    a, b = journal, peer
+    await a.take_lease(POLL, "host-a:1:aa", 30)
+    await b.take_lease("purge", "host-b:2:bb", 60)
+    listed = await b.leases()
+    assert [(g.name, g.holder, g.token) for g in listed] == [
+        ("poll:xta-bauportal", "host-a:1:aa", 1),
+        ("purge", "host-b:2:bb", 1),
+    ]
+    assert listed[1].acquired_at.timestamp() == START
+    assert listed[1].expires_at.timestamp() == START + 60
