@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from hub.errors import AktenhubError, StorageFull
+from hub.errors import AktenhubError, Retryable, StorageFull
 
 CHUNK = 256 * 1024
 SPOOL = 256 * 1024  # content up to this size is buffered, then written by the committer thread
@@ -54,6 +54,22 @@ class BlobTooLarge(AktenhubError):
 
 class BlobNotFound(AktenhubError):
     """No blob with this reference exists."""
+
+
+class BlobStoreUnavailable(Retryable, OSError):
+    """The blob store cannot be reached or failed (e.g. object storage down or answering 5xx).
+
+    An `OSError` like the local store's own I/O failures, so every caller treats both alike: an intake
+    answers 503 (send again later), a step is retried.
+    """
+
+
+class BlobStoreMisconfigured(BlobStoreUnavailable):
+    """The blob store refuses the hub as configured (no such bucket, access denied, no credentials).
+
+    Stops `aktenhub run` at start; found later (credentials revoked), it is unavailable like any
+    outage: intakes answer 503 and steps are retried once the configuration is fixed.
+    """
 
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -85,6 +101,10 @@ class BlobWriter(Protocol):
 
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
         """Add content; raise `BlobTooLarge` past the limit (the blob is then discarded)."""
+        ...
+
+    async def drain(self) -> None:
+        """Wait until the content written so far is on its way (bounds what a fast producer buffers)."""
         ...
 
     async def commit(self) -> BlobInfo:
@@ -134,6 +154,74 @@ class Blobs(Protocol):
 
     async def exists(self, ref: str) -> bool:
         """Whether the blob is stored."""
+        ...
+
+
+class BlobBackend(Blobs, Protocol):
+    """The blob store as the core uses it, local directory or object storage alike.
+
+    Beyond what connectors see: the holdings of intakes, the orphan sweep and the purge's deletions,
+    health (probe, check), size figures and start-up tidying.
+    """
+
+    @property
+    def location(self) -> str:
+        """Where the blobs are, for operators (never credentials)."""
+        ...
+
+    @property
+    def syncs(self) -> int:
+        """Filesystem syncs done for new content since start (0 where the store syncs itself)."""
+        ...
+
+    def holding(self) -> contextlib.AbstractContextManager[BlobHolding]:
+        """Hold what is written inside; remove what no stored application keeps (see `HoldingStore`)."""
+        ...
+
+    def current_holding(self) -> BlobHolding | None:
+        """The holding of the intake running in this task, if any."""
+        ...
+
+    async def open(self) -> None:
+        """Get ready at start; raise `BlobStoreMisconfigured` if the store refuses the hub as configured."""
+        ...
+
+    async def check(self) -> str:
+        """Read, write and list once; returns what was checked, raises what failed (`aktenhub check`)."""
+        ...
+
+    async def probe(self) -> None:
+        """Write and remove a small blob: raises `StorageFull` or `BlobStoreUnavailable` while it fails."""
+        ...
+
+    async def unreferenced_candidates(self, older_than: float) -> list[str]:
+        """Digests of stored blobs last written before `older_than` (epoch seconds)."""
+        ...
+
+    async def sweep(self, candidates: Iterable[str], referenced: Collection[str], older_than: float) -> int:
+        """Remove the candidates nobody references; returns how many went (see `remove_unreferenced`)."""
+        ...
+
+    async def remove_unreferenced(
+        self, candidates: Iterable[str], referenced: Collection[str], older_than: float
+    ) -> list[BlobInfo]:
+        """Remove the candidates (digests) nobody references and nobody wrote since `older_than`."""
+        ...
+
+    async def usage(self) -> tuple[int, int]:
+        """How many blobs are stored and their bytes (walks the whole store: rarely)."""
+        ...
+
+    async def recover(self) -> int:
+        """Finish storing what a crash interrupted; returns how many blobs."""
+        ...
+
+    async def remove_stale_parts(self, older_than_seconds: float = 3600) -> int:
+        """Delete partial uploads a crash left that are older than this; returns how many."""
+        ...
+
+    async def close(self) -> None:
+        """Let go of threads and connections (a later write starts them again)."""
         ...
 
 
@@ -289,7 +377,7 @@ class _Hold:
 class BlobHolding:
     """The blobs written during one intake; those nobody keeps are removed when it ends."""
 
-    def __init__(self, store: BlobStore) -> None:
+    def __init__(self, store: HoldingStore) -> None:
         self.store = store
         self._digests: list[str] = []
         self._kept: list[str] = []
@@ -316,143 +404,17 @@ class BlobHolding:
 _holding: ContextVar[BlobHolding | None] = ContextVar("aktenhub_blob_holding", default=None)
 
 
-class LocalBlobWriter:
-    """A `BlobWriter` of the local store: hashes and limits as it goes, spools to disk past `SPOOL` bytes.
+class HoldingStore:
+    """The holdings of intakes, counted per content address in this process: what both stores share.
 
-    Small content (most form attachments) stays in one buffer and is written by the committer
-    thread, so the event loop creates no files for it; larger content streams into a temporary file.
+    A store pins content before it stores it (`_pin`) and reports after (`_committed`) whether it
+    stored it new; when the last holding lets go of content stored new that nobody keeps, the store
+    removes it (`_discard`).
     """
 
-    def __init__(self, store: BlobStore, limit: int | None) -> None:
-        self._store = store
-        self._limit = limit
-        self._sha = hashlib.sha256()
-        self._size = 0
-        self._buffer: bytearray | None = bytearray()
-        self._file: BinaryIO | None = None
-        self._tmp = store._tmp_path()
-
-    @property
-    def size(self) -> int:
-        """Bytes written so far."""
-        return self._size
-
-    def write(self, chunk: bytes | bytearray | memoryview) -> None:
-        """Add content; raise `BlobTooLarge` past the limit (the blob is then discarded)."""
-        self._size += len(chunk)
-        if self._limit is not None and self._size > self._limit:
-            self.abort()
-            raise BlobTooLarge(self._limit)
-        self._sha.update(chunk)
-        if self._buffer is not None:
-            self._buffer += chunk
-            if len(self._buffer) <= SPOOL:
-                return
-        try:
-            if self._buffer is not None:
-                # Past the spool size: from here on the content streams to disk.
-                self._file = open(self._tmp, "wb")  # noqa: SIM115
-                self._file.write(self._buffer)
-                self._buffer = None
-            elif self._file is not None:
-                self._file.write(chunk)
-        except OSError as exc:
-            self.abort()
-            raise _full(exc, self._store.root) or exc from None
-
-    async def commit(self) -> BlobInfo:
-        """Make the content durable under its hash; returns the blob's reference."""
-        digest = self._sha.hexdigest()
-        info = BlobInfo(ref=PREFIX + digest, size=self._size, sha256=digest)
-        data, spooled = None, None
-        store = self._store
-        try:
-            if self._file is not None:
-                self._file.close()
-                spooled = self._tmp
-            else:
-                data = bytes(self._buffer or b"")
-        except OSError as exc:
-            self.abort()
-            raise _full(exc, store.root) or exc from None
-        self._file = None
-        self._buffer = None
-        holding = store.current_holding()
-        staged = _Staged(digest, store.path(info.ref), data, spooled)
-        # Held before the committer looks: the sweep and a failing intake then leave this content be.
-        store._pin(digest, holding)
-        try:
-            await asyncio.wrap_future(store._renamer.commit(staged))
-        except OSError as exc:
-            raise _full(exc, store.root) or exc from None
-        finally:
-            store._committed(digest, holding, staged.created)
-        return info
-
-    def abort(self) -> None:
-        """Discard what was written."""
-        self._buffer = None
-        if self._file is not None:
-            with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
-                self._file.close()
-            self._file = None
-        self._tmp.unlink(missing_ok=True)
-
-
-class BlobStore:
-    """Streams content to disk under its sha256."""
-
-    def __init__(self, root: Path, max_size: int | None = None) -> None:
-        self.root = Path(root)
-        self.max_size = max_size
-        self._tmp = self.root / "tmp"
-        self._tmp.mkdir(parents=True, exist_ok=True)
-        self._renamer = _DurableRenamer(self.root, self._tmp)
-        self._names = itertools.count()
-        self._prefix = f"{os.getpid()}-{secrets.token_hex(4)}"
+    def __init__(self) -> None:
         self._holds: dict[str, _Hold] = {}
-        self._holds_lock = threading.Lock()  # the sweep runs in a thread
-
-    @property
-    def syncs(self) -> int:
-        """Filesystem syncs done for new content since start (fewer than blobs: they are grouped)."""
-        return self._renamer.syncs
-
-    def path(self, ref: str) -> Path:
-        """The file holding a blob's content (the core's own business: connectors see `Blobs`)."""
-        digest = _digest(ref)
-        return self.root / digest[:2] / digest[2:4] / digest
-
-    def stored(self, ref: str) -> bool:
-        """Whether the blob is stored (synchronously, for the core and tests)."""
-        return self.path(ref).is_file()
-
-    async def exists(self, ref: str) -> bool:
-        """Whether the blob is stored."""
-        return self.stored(ref)
-
-    async def info(self, ref: str) -> BlobInfo:
-        """A stored blob's reference, size and sha256; raise `BlobNotFound` if it is not stored."""
-        try:
-            size = self.path(ref).stat().st_size
-        except FileNotFoundError:
-            raise BlobNotFound(ref) from None
-        return BlobInfo(ref=ref, size=size, sha256=_digest(ref))
-
-    def writer(self, limit: int | None = None) -> LocalBlobWriter:
-        """A writer for content that arrives in pieces (e.g. from a push parser)."""
-        return LocalBlobWriter(self, _smaller(limit, self.max_size))
-
-    async def write(self, chunks: AsyncIterable[bytes], limit: int | None = None) -> BlobInfo:
-        """Stream chunks to a new, durable blob; raise `BlobTooLarge` (storing nothing) past the limit."""
-        writer = self.writer(limit)
-        try:
-            async for chunk in chunks:
-                writer.write(chunk)
-        except BaseException:
-            writer.abort()
-            raise
-        return await writer.commit()
+        self._holds_lock = threading.Lock()  # the local store's sweep runs in a thread
 
     @contextlib.contextmanager
     def holding(self) -> Iterator[BlobHolding]:
@@ -508,13 +470,205 @@ class BlobStore:
                     continue
                 del self._holds[digest]
                 if hold.created and hold.keeps <= 0:
-                    with contextlib.suppress(FileNotFoundError):
-                        self.path(PREFIX + digest).unlink()
-                        removed += 1
+                    removed += self._discard(digest)
         return removed
 
-    def probe(self) -> None:
+    def writer(self, limit: int | None = None) -> BlobWriter:
+        """A writer for content that arrives in pieces (e.g. from a push parser)."""
+        raise NotImplementedError
+
+    async def write(self, chunks: AsyncIterable[bytes], limit: int | None = None) -> BlobInfo:
+        """Stream chunks to a new, durable blob; raise `BlobTooLarge` (storing nothing) past the limit."""
+        writer = self.writer(limit)
+        try:
+            async for chunk in chunks:
+                writer.write(chunk)
+                await writer.drain()
+        except BaseException:
+            writer.abort()
+            raise
+        return await writer.commit()
+
+    async def write_bytes(self, data: bytes, limit: int | None = None) -> BlobInfo:
+        """Store a small piece of content (e.g. a generated document)."""
+        writer = self.writer(limit)
+        writer.write(data)
+        return await writer.commit()
+
+    def read(self, ref: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+        """Stream a blob's content in chunks."""
+        raise NotImplementedError
+
+    async def read_bytes(self, ref: str) -> bytes:
+        """A small blob's whole content (documents the hub generated, never unbounded uploads)."""
+        return b"".join([c async for c in self.read(ref)])
+
+    async def remove_unreferenced(
+        self, candidates: Iterable[str], referenced: Collection[str], older_than: float
+    ) -> list[BlobInfo]:
+        """Remove the candidates (digests) nobody references and nobody wrote since `older_than`."""
+        raise NotImplementedError
+
+    async def sweep(self, candidates: Iterable[str], referenced: Collection[str], older_than: float) -> int:
+        """Remove the candidates nobody references; returns how many went (see `remove_unreferenced`)."""
+        return len(await self.remove_unreferenced(candidates, referenced, older_than))
+
+    def _held(self, digest: str) -> bool:
+        """Whether an intake of this process is writing or storing this content right now."""
+        return digest in self._holds
+
+    def _discard(self, digest: str) -> int:
+        """Remove content a holding stored new that nobody keeps (the lock is held); 1 if it goes."""
+        raise NotImplementedError
+
+
+class LocalBlobWriter:
+    """A `BlobWriter` of the local store: hashes and limits as it goes, spools to disk past `SPOOL` bytes.
+
+    Small content (most form attachments) stays in one buffer and is written by the committer
+    thread, so the event loop creates no files for it; larger content streams into a temporary file.
+    """
+
+    def __init__(self, store: BlobStore, limit: int | None) -> None:
+        self._store = store
+        self._limit = limit
+        self._sha = hashlib.sha256()
+        self._size = 0
+        self._buffer: bytearray | None = bytearray()
+        self._file: BinaryIO | None = None
+        self._tmp = store._tmp_path()
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._size
+
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Add content; raise `BlobTooLarge` past the limit (the blob is then discarded)."""
+        self._size += len(chunk)
+        if self._limit is not None and self._size > self._limit:
+            self.abort()
+            raise BlobTooLarge(self._limit)
+        self._sha.update(chunk)
+        if self._buffer is not None:
+            self._buffer += chunk
+            if len(self._buffer) <= SPOOL:
+                return
+        try:
+            if self._buffer is not None:
+                # Past the spool size: from here on the content streams to disk.
+                self._file = open(self._tmp, "wb")  # noqa: SIM115
+                self._file.write(self._buffer)
+                self._buffer = None
+            elif self._file is not None:
+                self._file.write(chunk)
+        except OSError as exc:
+            self.abort()
+            raise _full(exc, self._store.root) or exc from None
+
+    async def drain(self) -> None:
+        """Nothing to wait for: the content is in the buffer or the temporary file already."""
+
+    async def commit(self) -> BlobInfo:
+        """Make the content durable under its hash; returns the blob's reference."""
+        digest = self._sha.hexdigest()
+        info = BlobInfo(ref=PREFIX + digest, size=self._size, sha256=digest)
+        data, spooled = None, None
+        store = self._store
+        try:
+            if self._file is not None:
+                self._file.close()
+                spooled = self._tmp
+            else:
+                data = bytes(self._buffer or b"")
+        except OSError as exc:
+            self.abort()
+            raise _full(exc, store.root) or exc from None
+        self._file = None
+        self._buffer = None
+        holding = store.current_holding()
+        staged = _Staged(digest, store.path(info.ref), data, spooled)
+        # Held before the committer looks: the sweep and a failing intake then leave this content be.
+        store._pin(digest, holding)
+        try:
+            await asyncio.wrap_future(store._renamer.commit(staged))
+        except OSError as exc:
+            raise _full(exc, store.root) or exc from None
+        finally:
+            store._committed(digest, holding, staged.created)
+        return info
+
+    def abort(self) -> None:
+        """Discard what was written."""
+        self._buffer = None
+        if self._file is not None:
+            with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
+                self._file.close()
+            self._file = None
+        self._tmp.unlink(missing_ok=True)
+
+
+class BlobStore(HoldingStore):
+    """Streams content to disk under its sha256."""
+
+    def __init__(self, root: Path, max_size: int | None = None) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.max_size = max_size
+        self._tmp = self.root / "tmp"
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        self._renamer = _DurableRenamer(self.root, self._tmp)
+        self._names = itertools.count()
+        self._prefix = f"{os.getpid()}-{secrets.token_hex(4)}"
+
+    @property
+    def syncs(self) -> int:
+        """Filesystem syncs done for new content since start (fewer than blobs: they are grouped)."""
+        return self._renamer.syncs
+
+    def path(self, ref: str) -> Path:
+        """The file holding a blob's content (the core's own business: connectors see `Blobs`)."""
+        digest = digest_of(ref)
+        return self.root / digest[:2] / digest[2:4] / digest
+
+    def stored(self, ref: str) -> bool:
+        """Whether the blob is stored (synchronously, for the core and tests)."""
+        return self.path(ref).is_file()
+
+    async def exists(self, ref: str) -> bool:
+        """Whether the blob is stored."""
+        return self.stored(ref)
+
+    async def info(self, ref: str) -> BlobInfo:
+        """A stored blob's reference, size and sha256; raise `BlobNotFound` if it is not stored."""
+        try:
+            size = self.path(ref).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFound(ref) from None
+        return BlobInfo(ref=ref, size=size, sha256=digest_of(ref))
+
+    def writer(self, limit: int | None = None) -> LocalBlobWriter:
+        """A writer for content that arrives in pieces (e.g. from a push parser)."""
+        return LocalBlobWriter(self, smaller(limit, self.max_size))
+
+    @property
+    def location(self) -> str:
+        """Where the blobs are, for operators."""
+        return str(self.root)
+
+    async def open(self) -> None:
+        """Nothing to get ready: the directory was made when the store was created."""
+
+    async def check(self) -> str:
+        """Write, sync and remove a small file (`aktenhub check`)."""
+        await self.probe()
+        return f"directory {self.root} takes writes"
+
+    async def probe(self) -> None:
         """Write, sync and remove a small file: raises `StorageFull` while the filesystem is full."""
+        await asyncio.to_thread(self._probe)
+
+    def _probe(self) -> None:
         path = self._tmp_path()
         try:
             with open(path, "wb") as f:
@@ -526,8 +680,11 @@ class BlobStore:
         finally:
             path.unlink(missing_ok=True)
 
-    def unreferenced_candidates(self, older_than: float) -> list[str]:
+    async def unreferenced_candidates(self, older_than: float) -> list[str]:
         """Digests of stored blobs last written before `older_than` (epoch seconds)."""
+        return await asyncio.to_thread(self._unreferenced_candidates, older_than)
+
+    def _unreferenced_candidates(self, older_than: float) -> list[str]:
         found = []
         for top in _subdirs(self.root):
             for sub in _subdirs(top):
@@ -537,8 +694,11 @@ class BlobStore:
                             found.append(blob.name)
         return found
 
-    def usage(self) -> tuple[int, int]:
-        """How many blobs are stored and their bytes (walks the whole store: call it in a thread, rarely)."""
+    async def usage(self) -> tuple[int, int]:
+        """How many blobs are stored and their bytes (walks the whole store in a thread: rarely)."""
+        return await asyncio.to_thread(self._usage)
+
+    def _usage(self) -> tuple[int, int]:
         files = size = 0
         for top in _subdirs(self.root):
             for sub in _subdirs(top):
@@ -550,11 +710,7 @@ class BlobStore:
                                 files += 1
         return files, size
 
-    def sweep(self, candidates: Iterable[str], referenced: Collection[str], older_than: float) -> int:
-        """Remove the candidates nobody references; returns how many went (see `remove_unreferenced`)."""
-        return len(self.remove_unreferenced(candidates, referenced, older_than))
-
-    def remove_unreferenced(
+    async def remove_unreferenced(
         self, candidates: Iterable[str], referenced: Collection[str], older_than: float
     ) -> list[BlobInfo]:
         """Remove the candidates (digests) nobody references and nobody wrote since `older_than`.
@@ -563,13 +719,18 @@ class BlobStore:
         either new (not a candidate) or was touched again by its writer (checked here once more).
         Returns what was removed.
         """
+        return await asyncio.to_thread(self._remove_unreferenced, list(candidates), referenced, older_than)
+
+    def _remove_unreferenced(
+        self, candidates: list[str], referenced: Collection[str], older_than: float
+    ) -> list[BlobInfo]:
         removed = []
         for digest in candidates:
             if PREFIX + digest in referenced:
                 continue
             path = self.path(PREFIX + digest)
             with self._holds_lock:
-                if digest in self._holds:
+                if self._held(digest):
                     continue  # an intake is writing or storing it right now
                 try:
                     stat = path.stat()
@@ -584,17 +745,16 @@ class BlobStore:
     def _tmp_path(self) -> Path:
         return self._tmp / f"{self._prefix}-{next(self._names)}.part"
 
-    async def write_bytes(self, data: bytes, limit: int | None = None) -> BlobInfo:
-        """Store a small piece of content (e.g. a generated document)."""
+    def _discard(self, digest: str) -> int:
+        try:
+            self.path(PREFIX + digest).unlink()
+        except FileNotFoundError:
+            return 0
+        return 1
 
-        async def once() -> AsyncIterator[bytes]:
-            yield data
-
-        return await self.write(once(), limit)
-
-    def close(self) -> None:
+    async def close(self) -> None:
         """Stop the committer thread (it restarts on the next write)."""
-        self._renamer.stop()
+        await asyncio.to_thread(self._renamer.stop)
 
     async def read(self, ref: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
         """Stream a blob's content in chunks."""
@@ -607,16 +767,15 @@ class BlobStore:
             while chunk := f.read(chunk_size):
                 yield chunk
 
-    async def read_bytes(self, ref: str) -> bytes:
-        """A small blob's whole content (documents the hub generated, never unbounded uploads)."""
-        return b"".join([c async for c in self.read(ref)])
-
-    def recover(self) -> int:
+    async def recover(self) -> int:
         """Finish renames a crash interrupted: complete ``.ready`` content into its address.
 
         A crash may also have cut a ``.ready`` file short (before its sync), so each one is hashed:
         only content that matches its name is moved into place, the rest is deleted.
         """
+        return await asyncio.to_thread(self._recover)
+
+    def _recover(self) -> int:
         moved = 0
         for ready in self._tmp.glob("*.ready"):
             final = self.path(PREFIX + ready.stem)
@@ -628,8 +787,11 @@ class BlobStore:
                 moved += 1
         return moved
 
-    def remove_stale_parts(self, older_than_seconds: float = 3600) -> int:
+    async def remove_stale_parts(self, older_than_seconds: float = 3600) -> int:
         """Delete temporary files left by a crash mid-upload; returns how many."""
+        return await asyncio.to_thread(self._remove_stale_parts, older_than_seconds)
+
+    def _remove_stale_parts(self, older_than_seconds: float) -> int:
         cutoff = time.time() - older_than_seconds
         removed = 0
         for part in self._tmp.glob("*.part"):
@@ -642,7 +804,8 @@ class BlobStore:
         return removed
 
 
-def _digest(ref: str) -> str:
+def digest_of(ref: str) -> str:
+    """The hex digest of a blob reference; raises `BlobNotFound` for anything else (never a path)."""
     if not ref.startswith(PREFIX) or len(ref) != len(PREFIX) + 64:
         raise BlobNotFound(f"not a blob reference: {ref!r}")
     digest = ref[len(PREFIX) :]
@@ -658,7 +821,8 @@ def _subdirs(path: Path) -> Iterator[Path]:
                 yield entry
 
 
-def _smaller(a: int | None, b: int | None) -> int | None:
+def smaller(a: int | None, b: int | None) -> int | None:
+    """The smaller of two limits (None: no limit)."""
     if a is None:
         return b
     if b is None:
