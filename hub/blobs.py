@@ -34,9 +34,12 @@ from concurrent.futures import Future
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from hub.errors import AktenhubError, Retryable, StorageFull
+
+if TYPE_CHECKING:
+    from hub.config import BlobsConfig
 
 CHUNK = 256 * 1024
 SPOOL = 256 * 1024  # content up to this size is buffered, then written by the committer thread
@@ -802,6 +805,16 @@ class BlobStore(HoldingStore):
             except FileNotFoundError:
                 pass
         return removed
+
+
+def open_blobs(config: BlobsConfig) -> BlobBackend:
+    """The blob store as configured: the local directory, or the S3 bucket of ``s3://...``."""
+    if config.s3 is not None:
+        from hub.blobs_s3 import S3Blobs  # the S3 client's import costs a third of a second: only if used
+
+        return S3Blobs(config.s3, max_size=int(config.max_size))
+    assert config.path is not None  # the configuration has one or the other
+    return BlobStore(config.path, max_size=int(config.max_size))
 
 
 def digest_of(ref: str) -> str:

@@ -54,6 +54,8 @@ from hub.blobs import (
     BlobStoreMisconfigured,
     BlobStoreUnavailable,
     BlobTooLarge,
+    BlobBackend,
+    BlobStore,
     HoldingStore,
     digest_of,
     smaller,
@@ -580,3 +582,8 @@ class S3Blobs(HoldingStore):
                         )
                         removed += 1
         return removed
+
+
+def _conforms(s3: S3Blobs, local: BlobStore) -> tuple[BlobBackend, BlobBackend]:
+    """mypy checks here that both stores implement the protocol the core uses."""
+    return s3, local

@@ -61,7 +61,7 @@ async def test_rename_lost_in_a_crash_is_finished_on_recovery(tmp_path: Path) ->
     (tmp_path / "tmp").mkdir(parents=True)
     (tmp_path / "tmp" / f"{digest}.ready").write_bytes(content)
     store = BlobStore(tmp_path)
-    assert store.recover() == 1
+    assert await store.recover() == 1
     assert store.path(f"sha256:{digest}").read_bytes() == content
     assert list((tmp_path / "tmp").iterdir()) == []
 
@@ -74,7 +74,7 @@ async def test_concurrent_writes_of_one_content_store_it_once(tmp_path: Path) ->
     )
     assert len({i.ref for i in infos}) == 2
     assert sorted(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file()) == [4, 600 * 1024]
-    store.close()
+    await store.close()
 
 
 async def test_ready_file_cut_short_by_a_crash_is_discarded(tmp_path: Path) -> None:
@@ -83,12 +83,12 @@ async def test_ready_file_cut_short_by_a_crash_is_discarded(tmp_path: Path) -> N
     (tmp_path / "tmp").mkdir(parents=True)
     (tmp_path / "tmp" / f"{digest}.ready").write_bytes(content[:5])
     store = BlobStore(tmp_path)
-    assert store.recover() == 0
+    assert await store.recover() == 0
     assert not store.stored(f"sha256:{digest}")
     assert list((tmp_path / "tmp").iterdir()) == []
     info = await store.write_bytes(content)  # sent again: stored whole
     assert store.path(info.ref).read_bytes() == content
-    store.close()
+    await store.close()
 
 
 # -- holdings: what an intake wrote goes again unless a stored application keeps it -----------------

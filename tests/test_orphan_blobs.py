@@ -140,7 +140,7 @@ async def test_sweep_spares_a_blob_an_intake_holds(hub_factory: Any) -> None:
 async def test_leftovers_of_a_crash_are_swept_at_start(hub_factory: Any, tmp_path: Path) -> None:
     leftover_store = BlobStore(tmp_path / "hub" / "blobs")
     leftover = leftover_store.path((await leftover_store.write_bytes(b"written, never referenced")).ref)
-    leftover_store.close()
+    await leftover_store.close()
     backdate(leftover, 2 * HOUR)
     running = await start(hub_factory)
     await running.wait_for(lambda: not leftover.exists(), 10, "the start-up sweep")
