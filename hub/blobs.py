@@ -223,6 +223,10 @@ class BlobBackend(Blobs, Protocol):
         """Delete partial uploads a crash left that are older than this; returns how many."""
         ...
 
+    async def settle(self) -> None:
+        """Wait for the clean-up work started so far (what a holding removes, aborted uploads)."""
+        ...
+
     async def close(self) -> None:
         """Let go of threads and connections (a later write starts them again)."""
         ...
@@ -754,6 +758,9 @@ class BlobStore(HoldingStore):
         except FileNotFoundError:
             return 0
         return 1
+
+    async def settle(self) -> None:
+        """Nothing to wait for: the local store removes at once."""
 
     async def close(self) -> None:
         """Stop the committer thread (it restarts on the next write)."""

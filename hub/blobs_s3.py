@@ -138,8 +138,9 @@ class S3BlobWriter:
                 data, self._buffer = bytes(self._buffer), bytearray()
                 created = await store._place(digest, data=data)
             else:
-                upload, self._upload = self._upload, None
-                created = await upload.finish(digest, bytes(self._buffer))
+                last, self._buffer = bytes(self._buffer), bytearray()
+                created = await self._upload.finish(digest, last)
+                self._upload = None
         except BaseException:
             self._abandon()
             raise
@@ -169,9 +170,10 @@ class _Multipart:
         self.parts: list[CompletedPartTypeDef] = []
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._sent = asyncio.Event()
+        self._aborted = False
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def add(self, data: bytes) -> None:
+    def add(self, data: bytes | None) -> None:
         self._queue.put_nowait(data)
 
     async def drain(self) -> None:
@@ -187,7 +189,7 @@ class _Multipart:
             with self.store.errors("upload"):
                 created = await client.create_multipart_upload(Bucket=self.store.bucket, Key=self.key)
                 self.upload_id = created["UploadId"]
-                while (data := await self._queue.get()) is not None:
+                while (data := await self._queue.get()) is not None and not self._aborted:
                     number = len(self.parts) + 1
                     part = await client.upload_part(
                         Bucket=self.store.bucket,
@@ -205,7 +207,7 @@ class _Multipart:
         """Upload the last part, complete the upload and copy it to the content key; True if new there."""
         if last:
             self.add(last)
-        self.add(None)  # type: ignore[arg-type]  # the end, for the upload task
+        self.add(None)  # the end, for the upload task
         await self._task
         assert self.upload_id is not None
         client = await self.store.client()
@@ -225,6 +227,7 @@ class _Multipart:
 
     async def abort(self) -> None:
         """End the upload task after its current part, then abort the upload (no part stays stored)."""
+        self._aborted = True  # the parts still queued are not sent
         self._queue.put_nowait(None)
         with contextlib.suppress(Exception):
             await self._task
@@ -310,10 +313,11 @@ class S3Blobs(HoldingStore):
             where = f"blob store {self.location}: {what}"
             if ref is not None and (code in NOT_FOUND_CODES or status == 404) and code != "NoSuchBucket":
                 raise BlobNotFound(ref) from None
+            if ref is None and code in ("404", "NotFound"):
+                code = "NoSuchBucket"  # HeadBucket's answer has no body to name it
             if code in MISCONFIGURED_CODES or status == 403:
-                raise BlobStoreMisconfigured(
-                    f"{where}: {code or status} (check bucket and credentials)"
-                ) from None
+                hint = "check the bucket and the credentials"
+                raise BlobStoreMisconfigured(f"{where}: {code or status} ({hint})") from None
             raise BlobStoreUnavailable(f"{where}: {code or 'HTTP'} {status}") from None
         except (NoCredentialsError, PartialCredentialsError):
             raise BlobStoreMisconfigured(
