@@ -598,6 +598,7 @@ async def operating(
         yield Operations(hub)
     finally:
         await hub.close_http()
+        await hub.blobs.close()
         if journal != "none":
             await opened.close()
         hub.stop_audit()

@@ -18,7 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from hub.alerts import CertificateExpiry
 from hub.answers import Answer, AnswerOutcome
 from hub.audit import AuditExport
-from hub.blobs import BlobBackend, BlobHolding, open_blobs
+from hub.blobs import BlobBackend, BlobHolding, BlobStoreUnavailable, open_blobs
 from hub.bus import Bus, BusSettings
 from hub.config import Configuration
 from hub.connectors import Connector, ConnectorContext, Intake, IntakeOutcome, Sink, Source
@@ -329,6 +329,7 @@ class Hub:
         except BaseException:
             # Give the journal (and its lock) back, or a hub started next in this process is refused.
             await self.journal.close()
+            await self.blobs.close()
             self._close_audit()
             raise
         self.started = True
@@ -340,12 +341,15 @@ class Hub:
         if released:
             log.info("released %d leases left by a previous run", released)
         await self.blobs.open()  # a bucket that refuses the hub stops the start here
-        finished = await self.blobs.recover()
-        if finished:
-            log.info("finished storing %d files interrupted by a crash", finished)
-        removed = await self.blobs.remove_stale_parts()
-        if removed:
-            log.info("removed %d partial uploads left by a previous run", removed)
+        try:
+            finished = await self.blobs.recover()
+            if finished:
+                log.info("finished storing %d files interrupted by a crash", finished)
+            removed = await self.blobs.remove_stale_parts()
+            if removed:
+                log.info("removed %d partial uploads left by a previous run", removed)
+        except BlobStoreUnavailable as exc:  # object storage down: intake answers 503 until it is back
+            log.warning("blob store not tidied at start (the sweep does it later): %s", exc)
         for connector in self.connectors.values():
             await connector.start()
         self.start_audit()

@@ -13,14 +13,19 @@ import time
 import tracemalloc
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
 from hub.blobs import BlobStoreMisconfigured, BlobStoreUnavailable, BlobTooLarge
 from hub.blobs_s3 import S3Blobs
 from hub.config import S3Location
-from hub.testing.s3 import SECRET_KEY, S3Bucket, _free_port
+from hub.cli import main
+from hub.journal import ApplicationFilter
+from hub.testing.s3 import ACCESS_KEY, SECRET_KEY, S3Bucket, _free_port
 
 MIB = 1024 * 1024
 PART = 5 * MIB  # the smallest part S3 takes: small tests, several parts
@@ -227,3 +232,80 @@ async def test_an_unreachable_store_is_unavailable_like_a_failing_disk(s3_bucket
     with pytest.raises(BlobStoreUnavailable):
         await store.probe()
     await store.close()
+
+
+# -- the hub on object storage -----------------------------------------------------------------------
+
+TOKEN = "fc-test-token-0123456789abcdef"
+BOUNDARY = "fcB0undary"
+
+
+def formcycle_hub(blobs: str) -> dict[str, Any]:
+    """hub_factory arguments: FormCycle into a recording target, blobs at `blobs`."""
+    return {
+        "connectors": {
+            "formcycle": {"type": "formcycle", "token": "${FORMCYCLE_TOKEN}", "id_field": "vorgang_id"},
+            "rec": {"type": "test-recording"},
+        },
+        "routes": [{"name": "all", "from": "formcycle", "to": ["rec"]}],
+        "env": {"FORMCYCLE_TOKEN": TOKEN},
+        "blobs": blobs,
+    }
+
+
+def multipart(vorgang_id: str, attachment: bytes) -> bytes:
+    return (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="vorgang_id"\r\n\r\n{vorgang_id}\r\n'
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="a"; filename="a.pdf"\r\n\r\n'
+        ).encode()
+        + attachment
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+
+
+HEADERS = {"X-Aktenhub-Token": TOKEN, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+
+
+async def test_intake_answers_503_while_the_object_store_is_down_and_stores_nothing(
+    hub_factory: Any, s3_bucket: S3Bucket
+) -> None:
+    down = s3_bucket.url.replace(f":{s3_bucket.server.port}", f":{_free_port()}")
+    running = await hub_factory(**formcycle_hub(down))  # starts: the outage is logged, not fatal
+    status, answer = await running.post(
+        "/intake/formcycle/jagdschein", data=multipart("fc-s3-down", b"%PDF-1.4 Anlage"), headers=HEADERS
+    )
+    assert status == 503, answer
+    assert "send it again later" in answer["error"] if isinstance(answer, dict) else answer
+    assert await running.journal.list_applications(ApplicationFilter(), limit=1) == []
+
+
+async def test_a_hub_on_a_missing_bucket_does_not_start(hub_factory: Any, s3_bucket: S3Bucket) -> None:
+    missing = s3_bucket.url.replace(s3_bucket.name, "no-such-bucket-here")
+    with pytest.raises(BlobStoreMisconfigured, match="NoSuchBucket"):
+        await hub_factory(**formcycle_hub(missing))
+
+
+def test_aktenhub_check_shows_the_blob_store_failing_without_secrets(
+    s3_bucket: S3Bucket, tmp_path: Path
+) -> None:
+    config = tmp_path / "aktenhub.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "store": f"sqlite:///{tmp_path / 'journal.db'}",
+                "blobs": s3_bucket.url.replace(s3_bucket.name, "no-such-bucket-here"),
+                "connectors": {"log": {"type": "log"}},
+            }
+        )
+    )
+    result = CliRunner().invoke(main, ["check", "-c", str(config)], env={"COLUMNS": "250"})
+    assert result.exit_code == 1, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("│ blobs ")]
+    assert "FAILED" in line and "NoSuchBucket" in line, result.output
+    assert SECRET_KEY not in result.output and ACCESS_KEY not in result.output
+
+    config.write_text(config.read_text().replace("no-such-bucket-here", s3_bucket.name))
+    result = CliRunner().invoke(main, ["check", "-c", str(config)], env={"COLUMNS": "250"})
+    (line,) = [line for line in result.output.splitlines() if line.startswith("│ blobs ")]
+    assert "ok" in line and "write, read, list and delete work" in line, result.output
