@@ -8,6 +8,7 @@ botocore client (its event hooks), which is how the test sees what went over the
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import time
 import tracemalloc
@@ -22,10 +23,11 @@ from click.testing import CliRunner
 
 from hub.blobs import BlobStoreMisconfigured, BlobStoreUnavailable, BlobTooLarge
 from hub.blobs_s3 import S3Blobs
-from hub.config import S3Location
 from hub.cli import main
+from hub.config import S3Location
 from hub.journal import ApplicationFilter
-from hub.testing.s3 import ACCESS_KEY, SECRET_KEY, S3Bucket, _free_port
+from hub.logs import setup_logging
+from hub.testing.s3 import ACCESS_KEY, SECRET_KEY, S3Bucket, free_port
 
 MIB = 1024 * 1024
 PART = 5 * MIB  # the smallest part S3 takes: small tests, several parts
@@ -222,7 +224,7 @@ async def test_a_missing_bucket_is_a_configuration_error_naming_no_secret(s3_buc
 
 
 async def test_an_unreachable_store_is_unavailable_like_a_failing_disk(s3_bucket: S3Bucket) -> None:
-    location = S3Location.parse(f"s3://{s3_bucket.name}/hub?endpoint=http://127.0.0.1:{_free_port()}")
+    location = S3Location.parse(f"s3://{s3_bucket.name}/hub?endpoint=http://127.0.0.1:{free_port()}")
     store = S3Blobs(location)
     await store.open()  # an outage at start does not stop the hub: intake answers 503 meanwhile
     with pytest.raises(BlobStoreUnavailable) as failed:
@@ -270,7 +272,7 @@ HEADERS = {"X-Aktenhub-Token": TOKEN, "Content-Type": f"multipart/form-data; bou
 async def test_intake_answers_503_while_the_object_store_is_down_and_stores_nothing(
     hub_factory: Any, s3_bucket: S3Bucket
 ) -> None:
-    down = s3_bucket.url.replace(f":{s3_bucket.server.port}", f":{_free_port()}")
+    down = s3_bucket.url.replace(f":{s3_bucket.server.port}", f":{free_port()}")
     running = await hub_factory(**formcycle_hub(down))  # starts: the outage is logged, not fatal
     status, answer = await running.post(
         "/intake/formcycle/jagdschein", data=multipart("fc-s3-down", b"%PDF-1.4 Anlage"), headers=HEADERS
@@ -309,3 +311,22 @@ def test_aktenhub_check_shows_the_blob_store_failing_without_secrets(
     result = CliRunner().invoke(main, ["check", "-c", str(config)], env={"COLUMNS": "250"})
     (line,) = [line for line in result.output.splitlines() if line.startswith("│ blobs ")]
     assert "ok" in line and "write, read, list and delete work" in line, result.output
+
+
+async def test_debug_logs_carry_no_credentials(
+    store: S3Blobs, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = "session-token-" + "7" * 40
+    monkeypatch.setenv("AWS_SESSION_TOKEN", token)  # sent with every request: never to be logged
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        setup_logging("debug")
+        await store.write_bytes(b"%PDF-1.4 logged at DEBUG")
+        await store.write(pseudo_random(PART + 1))
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    logged = capsys.readouterr().err
+    for secret in (token, SECRET_KEY, ACCESS_KEY):
+        assert secret not in logged

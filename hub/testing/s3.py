@@ -32,7 +32,7 @@ import pytest
 if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import ObjectTypeDef
 
-__all__ = ["S3Bucket", "S3Server", "S3Unavailable", "s3_bucket", "s3_server"]
+__all__ = ["S3Bucket", "S3Server", "S3Unavailable", "free_port", "s3_bucket", "s3_server"]
 
 START_TIMEOUT = 30.0  # seconds the server gets to answer
 # Credentials of the test server: moto takes any; they only ever live in a test's environment.
@@ -45,7 +45,8 @@ class S3Unavailable(RuntimeError):
     """moto's server is not installed or did not start."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -98,7 +99,7 @@ def start_server(attempts: int = 3) -> S3Server:
         raise S3Unavailable("moto's S3 server is not installed: pip install 'moto[server]'")
     error = "no attempt"
     for _ in range(attempts):
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=subprocess.DEVNULL,
