@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hub.blobs import BlobBackend, BlobNotFound, BlobStore, BlobTooLarge
-from hub.blobs_s3 import S3Blobs
+from hub.blobs.s3 import S3Blobs
 from hub.config import S3Location
 
 

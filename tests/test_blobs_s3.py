@@ -22,7 +22,7 @@ import yaml
 from click.testing import CliRunner
 
 from hub.blobs import BlobStoreMisconfigured, BlobStoreUnavailable, BlobTooLarge
-from hub.blobs_s3 import S3Blobs
+from hub.blobs.s3 import S3Blobs
 from hub.cli import main
 from hub.config import S3Location
 from hub.journal import ApplicationFilter

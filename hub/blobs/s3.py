@@ -46,13 +46,12 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
-from hub.blobs import (
+from hub.blobs.base import (
     CHUNK,
     PREFIX,
     BlobBackend,
     BlobInfo,
     BlobNotFound,
-    BlobStore,
     BlobStoreMisconfigured,
     BlobStoreUnavailable,
     BlobTooLarge,
@@ -60,6 +59,7 @@ from hub.blobs import (
     digest_of,
     smaller,
 )
+from hub.blobs.local import BlobStore
 from hub.config import S3Location
 
 if TYPE_CHECKING:
