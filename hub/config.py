@@ -12,6 +12,7 @@ import re
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 from pydantic import (
@@ -102,10 +103,58 @@ class ServerConfig(_Strict):
         return int(self.listen.rpartition(":")[2])
 
 
-class BlobsConfig(_Strict):
-    """The blob store."""
+# S3 copies an object in one CopyObject up to 5 GiB: the largest blob the object store takes.
+S3_MAX_OBJECT = 5 * 1024**3
 
-    path: Path
+
+class S3Location(_Strict):
+    """A bucket and key prefix on an S3-compatible object store, from ``s3://bucket/prefix?endpoint=...``.
+
+    Credentials never appear here: they come from the environment (``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``) or the standard AWS configuration chain.
+    """
+
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="the bucket")
+    prefix: str = Field("", description="key prefix inside the bucket (no leading or trailing slash)")
+    endpoint: str | None = Field(
+        None, description="the store's URL (Ceph RGW, Garage, SeaweedFS, MinIO); None: AWS for the region"
+    )
+    region: str | None = Field(None, description="the region to sign requests for")
+    addressing: Literal["path", "virtual", "auto"] = Field(
+        "path", description="bucket in the path (most self-hosted stores) or in the host name"
+    )
+
+    @classmethod
+    def parse(cls, url: str) -> S3Location:
+        """The location an ``s3://`` URL names; raises ValueError (never echoing credentials)."""
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.hostname:
+            raise ValueError("expected s3://bucket/prefix?endpoint=https://...&region=...")
+        if "@" in parts.netloc:
+            raise ValueError("credentials do not belong in the blob store URL: set AWS_ACCESS_KEY_ID etc.")
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        unknown = set(query) - {"endpoint", "region", "addressing"}
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {sorted(unknown)}: endpoint, region, addressing")
+        endpoint = query.get("endpoint")
+        if endpoint is not None:
+            split = urlsplit(endpoint)
+            if split.scheme not in ("http", "https") or not split.hostname:
+                raise ValueError("endpoint must be an http(s) URL")
+            if "@" in split.netloc or split.query:
+                raise ValueError("endpoint must not carry credentials or parameters")
+        return cls.model_validate({"bucket": parts.netloc, "prefix": parts.path.strip("/"), **query})
+
+    def __str__(self) -> str:
+        where = f" at {self.endpoint}" if self.endpoint else ""
+        return f"s3://{self.bucket}/{self.prefix}{where}"
+
+
+class BlobsConfig(_Strict):
+    """The blob store: a local directory (`path`) or an S3 bucket (``path: s3://bucket/prefix?...``)."""
+
+    path: Path | None = Field(None, description="the local directory (None with `s3`)")
+    s3: S3Location | None = Field(None, description="the S3 bucket (given as ``path: s3://...``)")
     max_size: ByteSize = Field(ByteSize(2 * 1024**3), description="largest single file")
     orphan_grace_seconds: float = Field(
         3600.0,
@@ -116,6 +165,26 @@ class BlobsConfig(_Strict):
     sweep_interval_seconds: float = Field(
         3600.0, gt=0, description="how often unreferenced blobs are looked for (also at start)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _s3_url(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("path"), str) and value["path"].startswith("s3:"):
+            value = {**value, "s3": S3Location.parse(value["path"]), "path": None}
+        return value
+
+    @model_validator(mode="after")
+    def _one_store(self) -> BlobsConfig:
+        if (self.path is None) == (self.s3 is None):
+            raise ValueError("give the blob store as a directory or an s3:// URL")
+        if self.s3 is not None and self.max_size > S3_MAX_OBJECT:
+            raise ValueError(f"max_size above {S3_MAX_OBJECT} bytes (5 GiB): S3 copies no larger object")
+        return self
+
+    @property
+    def data_dir(self) -> Path | None:
+        """The directory beside the local blobs, where connectors keep their small state files."""
+        return None if self.path is None else Path(self.path).parent
 
 
 class IntakeConfig(_Strict):

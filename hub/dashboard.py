@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -99,13 +99,15 @@ class BlobUsage(BaseModel):
 
 
 class BlobUsageCache:
-    """The blob store's size, walked in a thread at most every `BLOB_USAGE_SECONDS`.
+    """The blob store's size, walked (in a thread, or listed) at most every `BLOB_USAGE_SECONDS`.
 
     A request never waits for the walk: it gets the last figure (None before the first walk ends) and,
     if that is stale, starts one walk in the background that the next request sees.
     """
 
-    def __init__(self, walk: Callable[[], tuple[int, int]], clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, walk: Callable[[], Awaitable[tuple[int, int]]], clock: Callable[[], float] = time.time
+    ) -> None:
         self._walk = walk
         self._clock = clock
         self._usage: BlobUsage | None = None
@@ -135,7 +137,7 @@ class BlobUsageCache:
     async def _refresh(self) -> None:
         started = self._clock()
         try:
-            files, size = await asyncio.to_thread(self._walk)
+            files, size = await self._walk()
         except OSError as exc:
             log.warning("the blob store's size could not be read: %s", exc)
         else:

@@ -51,6 +51,9 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     root.setLevel(level.upper())
     # aiohttp's access log would print client addresses and URLs with ids for every request.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # The S3 client at DEBUG logs every request's headers: the signature and a session token.
+    for name in ("botocore", "aiobotocore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     quiet_pdf_libraries()
 
 

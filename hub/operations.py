@@ -202,6 +202,7 @@ class Dashboard(BaseModel):
 
 # The name `check` gives the alert mails' SMTP server beside the connectors.
 MAILER_CHECK = "alerts"
+BLOBS_CHECK = "blobs"  # the blob store, checked beside the connectors
 
 # How long the certificates read from files and connectors stay as read: every /metrics scrape and API
 # call assesses them, and reading (a PKCS#12 decrypted, every file parsed) on each would block the loop.
@@ -466,7 +467,7 @@ class Operations:
 
     async def check(self, timeout: float = 15.0, name: str | None = None) -> list[ConnectorCheck]:
         """Whether every connector (or the one called `name`) can reach and use its system."""
-        known = [*self.hub.connectors, *([MAILER_CHECK] if self.hub.mailer is not None else [])]
+        known = [*self.hub.connectors, BLOBS_CHECK, *([MAILER_CHECK] if self.hub.mailer is not None else [])]
         if name is not None and name not in known:
             raise NotFound(f"no connector {name!r}")
 
@@ -481,10 +482,24 @@ class Operations:
             return ConnectorCheck(name=checked, kind=connector.kind, ok=result.ok, message=result.message)
 
         checks = [await one(n) for n in self.hub.connectors if name in (None, n)]
+        if name in (None, BLOBS_CHECK):
+            checks.append(await self._check_blobs(timeout))
         if self.hub.mailer is not None and name in (None, MAILER_CHECK):  # alert mails (`alerts.smtp`)
             ok, message = await self.hub.mailer.check()
             checks.append(ConnectorCheck(name=MAILER_CHECK, kind="smtp", ok=ok, message=message))
         return checks
+
+    async def _check_blobs(self, timeout: float) -> ConnectorCheck:
+        """Whether the blob store takes, gives back and lists content (messages name no credentials)."""
+        blobs = self.hub.blobs
+        kind = "s3" if self.hub.config.hub.blobs.s3 is not None else "directory"
+        try:
+            message, ok = await asyncio.wait_for(blobs.check(), timeout), True
+        except TimeoutError:
+            message, ok = f"{blobs.location}: no answer within {timeout:g}s", False
+        except Exception as exc:
+            message, ok = f"{type(exc).__name__}: {exc}", False
+        return ConnectorCheck(name=BLOBS_CHECK, kind=kind, ok=ok, message=message)
 
     # -- certificates ---------------------------------------------------------------------------------
 
@@ -602,6 +617,7 @@ async def operating(
         yield Operations(hub)
     finally:
         await hub.close_http()
+        await hub.blobs.close()
         if journal != "none":
             await opened.close()
         hub.stop_audit()

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from hub.blobs import BlobStore
+from hub.blobs import BlobBackend
 from hub.bus import Bus, BusSettings
 from hub.config import RouteConfig
 from hub.connectors import (
@@ -90,7 +90,7 @@ class Pipeline:
     def __init__(
         self,
         journal: Journal,
-        blobs: BlobStore,
+        blobs: BlobBackend,
         router: Router,
         connectors: Mapping[str, Connector[Any]],
         bus: Bus,

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from hub.blobs import PREFIX, BlobStore
+from hub.blobs import PREFIX, BlobBackend, BlobNotFound
 from hub.config import RetentionConfig, RetentionPolicy
 from hub.journal import ApplicationSummary, Journal, PurgeCandidate, PurgeOrder
 from hub.metrics import Metrics
@@ -76,7 +76,7 @@ class Retention:
         self,
         config: RetentionConfig | None,
         journal: Journal,
-        blobs: BlobStore,
+        blobs: BlobBackend,
         metrics: Metrics,
         *,
         references: Callable[[Collection[str]], Awaitable[set[str]]],
@@ -192,7 +192,7 @@ class Retention:
         # Only now, with the journal committed: a crash before this leaves orphans, never dangling rows.
         referenced = await self.references(())
         older_than = time.time() - self.grace_seconds  # file times are wall-clock times
-        removed = await asyncio.to_thread(self.blobs.remove_unreferenced, digests, referenced, older_than)
+        removed = await self.blobs.remove_unreferenced(digests, referenced, older_than)
         shared = sum(1 for d in digests if PREFIX + d in referenced)
         size = sum(info.size for info in removed)
         told = None if failed else self.clock()  # a connector that failed hears of them next run
@@ -229,7 +229,7 @@ class Retention:
         # rows and of the connectors.
         held = await self.journal.blob_references() if ids else set()
         others = await self.references(ids) if ids else set()
-        sizes = [self._size(ref) for ref in held - others]
+        sizes = [await self._size(ref) for ref in held - others]
         return PurgeReport(
             dry_run=True,
             started_at=started,
@@ -240,10 +240,10 @@ class Retention:
             bytes=sum(s for s in sizes if s is not None),
         )
 
-    def _size(self, ref: str) -> int | None:
+    async def _size(self, ref: str) -> int | None:
         try:
-            return self.blobs.path(ref).stat().st_size
-        except FileNotFoundError:
+            return (await self.blobs.info(ref)).size
+        except BlobNotFound:
             return None
 
 

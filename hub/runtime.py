@@ -19,7 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from hub.alerts import CertificateExpiry
 from hub.answers import Answer, AnswerOutcome
 from hub.audit import AuditExport
-from hub.blobs import BlobHolding, BlobStore
+from hub.blobs import BlobBackend, BlobHolding, BlobStoreUnavailable, open_blobs
 from hub.bus import Bus, BusSettings
 from hub.config import Configuration
 from hub.connectors import Connector, ConnectorContext, Intake, IntakeOutcome, Sink, Source
@@ -59,13 +59,13 @@ class Hub:
         self.clock = clock
         settings = config.hub
         self.journal: Journal = journal or open_journal(settings.store, clock=clock)
-        self.blobs = BlobStore(settings.blobs.path, max_size=int(settings.blobs.max_size))
+        self.blobs: BlobBackend = open_blobs(settings.blobs)
         self.metrics = Metrics()
         self.singletons = Singletons(self.journal, self.metrics.singleton_leader)
         self.router = Router(settings.routes)
         self._session: aiohttp.ClientSession | None = None
         self.connectors: dict[str, Connector[Any]] = {}
-        data_dir = Path(settings.blobs.path).parent
+        data_dir = settings.blobs.data_dir or _state_dir(settings.store)
         for name, cfg in config.connectors.items():
             cls = plugins.connector_type(cfg.type)
             ctx = ConnectorContext(
@@ -212,7 +212,7 @@ class Hub:
         if self._storage_full is None:
             return None
         try:
-            await asyncio.to_thread(self.blobs.probe)
+            await self.blobs.probe()
             await self.journal.probe_write()
         except StorageFull as exc:
             self._storage_full = exc
@@ -227,12 +227,16 @@ class Hub:
         """Remove blobs nothing references that are older than the grace period; returns how many."""
         # File times are wall-clock times, whatever clock the hub runs its steps by.
         older_than = time.time() - self.config.hub.blobs.orphan_grace_seconds
-        candidates = await asyncio.to_thread(self.blobs.unreferenced_candidates, older_than)
+        grace = self.config.hub.blobs.orphan_grace_seconds
+        stale = await self.blobs.remove_stale_parts(grace)  # uploads a crash cut off, in any process
+        if stale:
+            log.info("removed %d partial uploads older than the grace period", stale)
+        candidates = await self.blobs.unreferenced_candidates(older_than)
         if not candidates:
             return 0
-        # Read after listing: see `BlobStore.sweep` for why that order is safe against intakes.
+        # Read after listing: see `remove_unreferenced` for why that order is safe against intakes.
         referenced = await self.referenced_blobs()
-        removed = await asyncio.to_thread(self.blobs.sweep, candidates, referenced, older_than)
+        removed = await self.blobs.sweep(candidates, referenced, older_than)
         if removed:
             self.metrics.orphan_blobs_removed.labels("sweep").inc(removed)
             log.info("removed %d files no application references", removed)
@@ -330,6 +334,7 @@ class Hub:
         except BaseException:
             # Give the journal (and its lock) back, or a hub started next in this process is refused.
             await self.journal.close()
+            await self.blobs.close()
             self._close_audit()
             raise
         self.started = True
@@ -340,12 +345,16 @@ class Hub:
         released = await self.journal.recover()
         if released:
             log.info("released %d leases left by a previous run", released)
-        finished = self.blobs.recover()
-        if finished:
-            log.info("finished storing %d files interrupted by a crash", finished)
-        removed = self.blobs.remove_stale_parts()
-        if removed:
-            log.info("removed %d partial uploads left by a previous run", removed)
+        await self.blobs.open()  # a bucket that refuses the hub stops the start here
+        try:
+            finished = await self.blobs.recover()
+            if finished:
+                log.info("finished storing %d files interrupted by a crash", finished)
+            removed = await self.blobs.remove_stale_parts()
+            if removed:
+                log.info("removed %d partial uploads left by a previous run", removed)
+        except BlobStoreUnavailable as exc:  # object storage down: intake answers 503 until it is back
+            log.warning("blob store not tidied at start (the sweep does it later): %s", exc)
         for connector in self.connectors.values():
             await connector.start()
         self.start_audit()
@@ -418,7 +427,7 @@ class Hub:
                 log.exception("stopping connector %s failed", connector.name)
         await self.close_http()
         await self.journal.close()
-        await asyncio.to_thread(self.blobs.close)
+        await self.blobs.close()
         self._close_audit()
         self.started = False
 
@@ -493,6 +502,13 @@ class Hub:
             self.metrics.answer_polls.labels(name, "ok").inc()
             if taken:
                 log.info("answer poll took %d answers connector=%s", taken, name)
+
+
+def _state_dir(store: str) -> Path:
+    """Where connectors keep small state files when the blobs are not in a local directory."""
+    if store.startswith("sqlite:///"):
+        return Path(store[len("sqlite:///") :]).parent
+    return Path("data")
 
 
 def _every(

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hub.blobs import Blobs, BlobStore
+from hub.blobs import Blobs, open_blobs
 from hub.config import HubConfig
 from hub.journal import open_journal
 from hub.journal.lifecycle import SqlJournal
@@ -92,14 +92,17 @@ async def move_installation(source: HubConfig, target: HubConfig, say: Callable[
     old, new = open_journal(source.store), open_journal(target.store)
     if not isinstance(old, SqlJournal) or not isinstance(new, SqlJournal):
         raise MoveFailed("both journals must be SQL journals")
-    old_files = BlobStore(source.blobs.path, max_size=int(source.blobs.max_size))
-    new_files = BlobStore(target.blobs.path, max_size=int(target.blobs.max_size))
+    # Either may be a directory or an S3 bucket: a move to object storage is a move like any other.
+    old_files, new_files = open_blobs(source.blobs), open_blobs(target.blobs)
     await old.open()
     try:
         await new.open()
         try:
+            await new_files.open()
             return await move_store(old, old_files, new, new_files, say)
         finally:
             await new.close()
+            await new_files.close()
     finally:
         await old.close()
+        await old_files.close()

@@ -1,15 +1,22 @@
-"""The blob store streams, hashes, limits and deduplicates."""
+"""The blob store streams, hashes, limits and deduplicates: the local directory and S3 alike.
+
+The tests that speak of the store's behaviour run against both stores (``store`` fixture); those about
+the local store's files (group commit, crash recovery) run against it alone.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from hub.blobs import BlobNotFound, BlobStore, BlobTooLarge
+from hub.blobs import BlobBackend, BlobNotFound, BlobStore, BlobTooLarge
+from hub.blobs.s3 import S3Blobs
+from hub.config import S3Location
 
 
 async def chunks(n: int, size: int, byte: bytes = b"a") -> AsyncIterator[bytes]:
@@ -17,42 +24,76 @@ async def chunks(n: int, size: int, byte: bytes = b"a") -> AsyncIterator[bytes]:
         yield byte * size
 
 
-async def test_streamed_content_is_stored_under_its_hash(tmp_path: Path) -> None:
-    store = BlobStore(tmp_path)
+@dataclass
+class Store:
+    """A store under test and what it holds, as a list of content (files or objects)."""
+
+    blobs: BlobBackend
+    contents: Callable[[], list[str]]
+
+
+@pytest.fixture(params=["local", "s3"])
+async def store_under_test(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """The local store in a temporary directory, or the S3 store in a fresh bucket (moto)."""
+    if request.param == "local":
+        local = BlobStore(tmp_path)
+        yield Store(local, lambda: sorted(str(p) for p in tmp_path.rglob("*") if p.is_file()))
+        await local.close()
+        return
+    bucket = request.getfixturevalue("s3_bucket")
+    s3 = S3Blobs(S3Location.parse(bucket.url))
+    yield Store(s3, lambda: bucket.keys() + bucket.open_uploads())
+    await s3.close()
+
+
+def limited(store: Store, max_size: int) -> BlobBackend:
+    """The same store with a size limit."""
+    blobs = store.blobs
+    blobs.max_size = max_size  # type: ignore[misc]  # both stores keep it as a plain attribute
+    return blobs
+
+
+async def test_streamed_content_is_stored_under_its_hash(store_under_test: Store) -> None:
+    store = store_under_test.blobs
     info = await store.write(chunks(10, 100_000))
     expected = hashlib.sha256(b"a" * 1_000_000).hexdigest()
     assert (info.sha256, info.size, info.ref) == (expected, 1_000_000, f"sha256:{expected}")
-    assert store.path(info.ref).read_bytes() == b"a" * 1_000_000
+    assert (await store.info(info.ref)).size == 1_000_000
     streamed = [c async for c in store.read(info.ref, chunk_size=65536)]
-    assert max(len(c) for c in streamed) == 65536
+    assert max(len(c) for c in streamed) <= 65536
     assert b"".join(streamed) == b"a" * 1_000_000
+    assert len(store_under_test.contents()) == 1
 
 
-async def test_same_content_is_stored_once(tmp_path: Path) -> None:
-    store = BlobStore(tmp_path)
+async def test_same_content_is_stored_once(store_under_test: Store) -> None:
+    store = store_under_test.blobs
     a = await store.write_bytes(b"Antrag")
     b = await store.write_bytes(b"Antrag")
     assert a == b
-    assert len([p for p in tmp_path.rglob("*") if p.is_file()]) == 1
+    assert len(store_under_test.contents()) == 1
 
 
-async def test_limit_refuses_and_leaves_nothing(tmp_path: Path) -> None:
-    store = BlobStore(tmp_path, max_size=1000)
+async def test_limit_refuses_and_leaves_nothing(store_under_test: Store) -> None:
+    store = limited(store_under_test, 1000)
     with pytest.raises(BlobTooLarge):
         await store.write(chunks(3, 400))
     with pytest.raises(BlobTooLarge):
         await store.write(chunks(1, 600), limit=500)
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    await store.settle()
+    assert store_under_test.contents() == []
     assert (await store.write(chunks(2, 500))).size == 1000
 
 
-async def test_bad_references_are_not_paths(tmp_path: Path) -> None:
-    store = BlobStore(tmp_path)
+async def test_bad_references_are_not_paths(store_under_test: Store) -> None:
+    store = store_under_test.blobs
     for ref in ("sha256:../../etc/passwd", "md5:abc", "sha256:" + "g" * 64):
         with pytest.raises(BlobNotFound):
-            store.path(ref)
+            await store.info(ref)
+        with pytest.raises(BlobNotFound):
+            [c async for c in store.read(ref)]
     with pytest.raises(BlobNotFound):
         [c async for c in store.read("sha256:" + "0" * 64)]
+    assert not await store.exists("sha256:" + "0" * 64)
 
 
 async def test_rename_lost_in_a_crash_is_finished_on_recovery(tmp_path: Path) -> None:
@@ -61,7 +102,7 @@ async def test_rename_lost_in_a_crash_is_finished_on_recovery(tmp_path: Path) ->
     (tmp_path / "tmp").mkdir(parents=True)
     (tmp_path / "tmp" / f"{digest}.ready").write_bytes(content)
     store = BlobStore(tmp_path)
-    assert store.recover() == 1
+    assert await store.recover() == 1
     assert store.path(f"sha256:{digest}").read_bytes() == content
     assert list((tmp_path / "tmp").iterdir()) == []
 
@@ -74,7 +115,7 @@ async def test_concurrent_writes_of_one_content_store_it_once(tmp_path: Path) ->
     )
     assert len({i.ref for i in infos}) == 2
     assert sorted(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file()) == [4, 600 * 1024]
-    store.close()
+    await store.close()
 
 
 async def test_ready_file_cut_short_by_a_crash_is_discarded(tmp_path: Path) -> None:
@@ -83,37 +124,39 @@ async def test_ready_file_cut_short_by_a_crash_is_discarded(tmp_path: Path) -> N
     (tmp_path / "tmp").mkdir(parents=True)
     (tmp_path / "tmp" / f"{digest}.ready").write_bytes(content[:5])
     store = BlobStore(tmp_path)
-    assert store.recover() == 0
+    assert await store.recover() == 0
     assert not store.stored(f"sha256:{digest}")
     assert list((tmp_path / "tmp").iterdir()) == []
     info = await store.write_bytes(content)  # sent again: stored whole
     assert store.path(info.ref).read_bytes() == content
-    store.close()
+    await store.close()
 
 
 # -- holdings: what an intake wrote goes again unless a stored application keeps it -----------------
 
 
-async def test_holding_removes_what_nobody_keeps_and_leaves_what_is_kept(tmp_path: Path) -> None:
-    store = BlobStore(tmp_path)
+async def test_holding_removes_what_nobody_keeps_and_leaves_what_is_kept(store_under_test: Store) -> None:
+    store = store_under_test.blobs
     with store.holding() as holding:
         kept = await store.write_bytes(b"Antrag, gespeichert")
         dropped = await store.write_bytes(b"Anlage eines abgelehnten Antrags")
         holding.keep([kept.ref])
-    assert store.stored(kept.ref) and not store.stored(dropped.ref)
+    await store.settle()
+    assert await store.exists(kept.ref) and not await store.exists(dropped.ref)
     assert holding.removed == 1
 
 
-async def test_holding_never_removes_content_stored_before(tmp_path: Path) -> None:
-    store = BlobStore(tmp_path)
+async def test_holding_never_removes_content_stored_before(store_under_test: Store) -> None:
+    store = store_under_test.blobs
     earlier = await store.write_bytes(b"Lageplan")  # an application stored it long ago
     with store.holding():
         await store.write_bytes(b"Lageplan")  # a refused re-send carries the same file
-    assert store.stored(earlier.ref)
+    await store.settle()
+    assert await store.exists(earlier.ref)
 
 
-async def test_content_two_intakes_share_stays_if_either_keeps_it(tmp_path: Path) -> None:
-    store = BlobStore(tmp_path)
+async def test_content_two_intakes_share_stays_if_either_keeps_it(store_under_test: Store) -> None:
+    store = store_under_test.blobs
     written = asyncio.Event()
     kept = asyncio.Event()
 
@@ -131,11 +174,12 @@ async def test_content_two_intakes_share_stays_if_either_keeps_it(tmp_path: Path
         kept.set()
 
     await asyncio.gather(refused(), stored())
-    assert store.stored(f"sha256:{hashlib.sha256(b'Formular-Vorlage').hexdigest()}")
+    await store.settle()
+    assert await store.exists(f"sha256:{hashlib.sha256(b'Formular-Vorlage').hexdigest()}")
 
 
-async def test_content_written_outside_an_intake_is_never_removed_by_one(tmp_path: Path) -> None:
-    store = BlobStore(tmp_path)
+async def test_content_written_outside_an_intake_is_never_removed_by_one(store_under_test: Store) -> None:
+    store = store_under_test.blobs
     go = asyncio.Event()
 
     async def step() -> str:  # a worker's step (its task was started outside any intake)
@@ -147,4 +191,5 @@ async def test_content_written_outside_an_intake_is_never_removed_by_one(tmp_pat
         await store.write_bytes(b"%PDF rendition")  # a refused submission happens to carry it
         go.set()
         rendition = await worker
-    assert store.stored(rendition)
+    await store.settle()
+    assert await store.exists(rendition)

@@ -246,8 +246,8 @@ def assert_no_saml(content: bytes, login: str) -> None:
 async def orphans_swept_and_left(world: World) -> list[bytes]:
     """Run the orphan sweep as if its grace period had passed; the content of every blob left."""
     blobs, later = world.running.hub.blobs, time.time() + 3600
-    candidates = blobs.unreferenced_candidates(later)
-    blobs.sweep(candidates, await world.running.journal.blob_references(), later)
+    candidates = await blobs.unreferenced_candidates(later)
+    await blobs.sweep(candidates, await world.running.journal.blob_references(), later)
     return [p.read_bytes() for p in blobs.root.rglob("*") if p.is_file() and len(p.name) == 64]
 
 

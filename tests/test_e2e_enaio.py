@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import re
 import secrets
 from collections import Counter
@@ -38,6 +39,7 @@ from hub.cli import main
 from hub.models import ApplicationState
 from hub.outbound import basic_authorization
 from hub.testing.harness import RunningHub, stop_hub
+from hub.testing.s3 import S3Bucket
 
 MAPPING = Path(__file__).resolve().parents[1] / "config" / "mappings" / "jagd-und-fischerei.yaml"
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -425,6 +427,35 @@ async def test_submission_with_two_attachments_is_filed_as_mapped(
     assert await enaio.counts() == Counter(
         {"Personenakte": 1, "Vorgang": 1, "Antrag": 1, "Anlage": 2, "Originalantrag": 1}
     )
+
+
+async def test_files_in_object_storage_are_filed_with_their_sha256_intact(
+    start_hub: StartHub, enaio: Simulator, s3_bucket: S3Bucket
+) -> None:
+    hub = await start_hub(settings={"blobs": s3_bucket.url})
+    submission = jagdschein("FC-2026-004713")
+    # One attachment larger than a part: it goes up to the bucket as a multipart upload on its way in.
+    plan = b"%PDF-1.4\n" + random.Random(4713).randbytes(12 * 1024 * 1024) + b"\n%%EOF\n"
+    submission.files["nachweis"] = ("Lageplan.pdf", plan)
+    application_id = await submit(hub, submission)
+
+    assert await hub.wait_for_state(application_id) == ApplicationState.COMPLETED
+    _, documents = await filed(enaio, application_id)
+    assert [d["type"] for d in documents] == DOCUMENT_TYPES
+    _, ausweis, nachweis, original = documents
+    for document, element in ((ausweis, "ausweis"), (nachweis, "nachweis")):
+        sent = submission.files[element][1]
+        assert sha256(await enaio.content(document["id"])) == sha256(sent)
+        assert document["content"]["size"] == len(sent)
+    # Every blob of the application is an object in the bucket, under its sha256; nothing else is.
+    view = await admin_view(hub, application_id)
+    application = view["application"]
+    refs = {application["original"]["blob"], *(a["blob"] for a in application["attachments"])}
+    keys = {key.rsplit("/", 1)[1] for key in s3_bucket.keys("sha256/")}
+    assert {ref.removeprefix("sha256:") for ref in refs} <= keys
+    assert sha256(plan) in keys
+    assert s3_bucket.keys("tmp/") == [] and s3_bucket.open_uploads() == []
+    assert sha256(await enaio.content(original["id"])) == application["original"]["sha256"]
 
 
 async def test_second_application_of_the_same_applicant_lands_in_the_same_akte(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from hub.blobs import BlobStore
 from hub.journal import ApplicationFilter
@@ -17,7 +20,19 @@ HEADERS = {"X-Aktenhub-Token": TOKEN, "Content-Type": f"multipart/form-data; bou
 HOUR = 3600.0
 
 
-async def start(hub_factory: Any, **formcycle: Any) -> RunningHub:
+Listing = Callable[[RunningHub], list[str]]
+
+
+@pytest.fixture(params=["local", "s3"])
+def blob_store(request: pytest.FixtureRequest) -> tuple[dict[str, Any], Listing]:
+    """Hub settings for the local store or an S3 bucket (moto), and how to list what the store holds."""
+    if request.param == "local":
+        return {}, lambda running: [str(p) for p in blob_files(running.hub.blobs)]  # type: ignore[arg-type]
+    bucket = request.getfixturevalue("s3_bucket")
+    return {"blobs": bucket.url}, lambda _: bucket.keys() + bucket.open_uploads()
+
+
+async def start(hub_factory: Any, settings: dict[str, Any] | None = None, **formcycle: Any) -> RunningHub:
     running: RunningHub = await hub_factory(
         {
             "formcycle": {
@@ -30,6 +45,7 @@ async def start(hub_factory: Any, **formcycle: Any) -> RunningHub:
         },
         [{"name": "all", "from": "formcycle", "to": ["rec"]}],
         env={"FORMCYCLE_TOKEN": TOKEN},
+        **(settings or {}),
     )
     return running
 
@@ -56,8 +72,11 @@ async def removed_metric(running: RunningHub, cause: str) -> str:
     return next((line.rsplit(" ", 1)[1] for line in lines if f'cause="{cause}"' in line), "0")
 
 
-async def test_refused_submission_leaves_no_file(hub_factory: Any) -> None:
-    running = await start(hub_factory, max_field_size=100)
+async def test_refused_submission_leaves_no_file(
+    hub_factory: Any, blob_store: tuple[dict[str, Any], Listing]
+) -> None:
+    settings, stored = blob_store
+    running = await start(hub_factory, settings, max_field_size=100)
     # Files first (stored as they arrive), then a parameter over its limit: the whole submission goes.
     data = body(
         ("vorgang_id", b"fc-orphan-1", None),
@@ -68,28 +87,35 @@ async def test_refused_submission_leaves_no_file(hub_factory: Any) -> None:
     )
     status, answer = await send(running, data)
     assert status == 413, answer
-    assert blob_files(running.hub.blobs) == []
+    await running.hub.blobs.settle()
+    assert stored(running) == []
     assert await removed_metric(running, "intake") == "2.0"
 
 
-async def test_changed_resend_refused_leaves_only_the_first_submissions_files(hub_factory: Any) -> None:
-    running = await start(hub_factory)
+async def test_changed_resend_refused_leaves_only_the_first_submissions_files(
+    hub_factory: Any, blob_store: tuple[dict[str, Any], Listing]
+) -> None:
+    settings, stored = blob_store
+    running = await start(hub_factory, settings)
     status, first = await send(
         running, body(("vorgang_id", b"fc-orphan-2", None), ("a", b"%PDF first", "a.pdf"))
     )
     assert status == 202, first
-    kept = blob_files(running.hub.blobs)
+    kept = stored(running)
     status, again = await send(
         running, body(("vorgang_id", b"fc-orphan-2", None), ("a", b"%PDF changed meanwhile", "a.pdf"))
     )
     assert (status, again["conflict"]) == (409, True), again  # same id, other content: refused
-    assert blob_files(running.hub.blobs) == kept
+    await running.hub.blobs.settle()
+    assert stored(running) == kept
     app = await running.journal.get_application(first["application_id"])
-    assert all(running.hub.blobs.stored(a.blob) for a in app.attachments)
+    assert all([await running.hub.blobs.exists(a.blob) for a in app.attachments])
 
 
-async def test_identical_resend_keeps_the_files_the_first_one_stored(hub_factory: Any) -> None:
-    running = await start(hub_factory)
+async def test_identical_resend_keeps_the_files_the_first_one_stored(
+    hub_factory: Any, blob_store: tuple[dict[str, Any], Listing]
+) -> None:
+    running = await start(hub_factory, blob_store[0])
     data = body(("vorgang_id", b"fc-orphan-3", None), ("a", b"%PDF same", "a.pdf"))
     status, first = await send(running, data)
     assert status == 202, first
@@ -97,8 +123,9 @@ async def test_identical_resend_keeps_the_files_the_first_one_stored(hub_factory
     assert (status, again["duplicate"]) == (200, True), again
     app = await running.journal.get_application(first["application_id"])
     assert app.original is not None
+    await running.hub.blobs.settle()
     assert all(
-        running.hub.blobs.stored(ref) for ref in [app.original.blob, *(a.blob for a in app.attachments)]
+        [await running.hub.blobs.exists(r) for r in [app.original.blob, *(a.blob for a in app.attachments)]]
     )
 
 
@@ -140,7 +167,7 @@ async def test_sweep_spares_a_blob_an_intake_holds(hub_factory: Any) -> None:
 async def test_leftovers_of_a_crash_are_swept_at_start(hub_factory: Any, tmp_path: Path) -> None:
     leftover_store = BlobStore(tmp_path / "hub" / "blobs")
     leftover = leftover_store.path((await leftover_store.write_bytes(b"written, never referenced")).ref)
-    leftover_store.close()
+    await leftover_store.close()
     backdate(leftover, 2 * HOUR)
     running = await start(hub_factory)
     await running.wait_for(lambda: not leftover.exists(), 10, "the start-up sweep")

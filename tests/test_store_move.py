@@ -1,8 +1,8 @@
 """Moving a journal with live and finished applications, and its files, to other stores loses nothing.
 
 The target journal is each backend of the contract suite (`journal_backend`): the move from SQLite to
-PostgreSQL is the one operators make; the files go to a second local store (object storage has its own
-tests of the same `Blobs` protocol).
+PostgreSQL is the one operators make; the files go to a second local store, and once (at the level of
+the configurations) into an S3 bucket.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from hub.blobs import BlobStore
+from hub.blobs.s3 import S3Blobs
+from hub.config import HubConfig, S3Location
 from hub.journal import Completion, SqliteJournal, TaskSpec, TaskState
 from hub.models import Attachment
-from hub.storemove import MoveFailed, move_store
+from hub.storemove import MoveFailed, move_installation, move_store
 from hub.testing.journal_backends import JournalBackend
 from hub.testing.journal_contract import (  # noqa: F401 - journal_backend: the fixture
     LEASE,
@@ -25,6 +27,7 @@ from hub.testing.journal_contract import (  # noqa: F401 - journal_backend: the 
     journal_backend,
     received,
 )
+from hub.testing.s3 import S3Bucket
 
 LEASE_RELEASED = {"state": TaskState.PENDING, "lease_token": None, "lease_until": None}
 
@@ -119,3 +122,36 @@ async def test_a_damaged_source_file_stops_the_move_before_the_journal(
     finally:
         await target.close()
         await source.close()
+
+
+async def test_an_installation_moves_its_files_into_object_storage(
+    tmp_path: Path, s3_bucket: S3Bucket
+) -> None:
+    old = HubConfig.model_validate(
+        {"store": f"sqlite:///{tmp_path / 'old.db'}", "blobs": str(tmp_path / "blobs")}
+    )
+    new = HubConfig.model_validate({"store": f"sqlite:///{tmp_path / 'new.db'}", "blobs": s3_bucket.url})
+    source = SqliteJournal(tmp_path / "old.db")
+    await source.open()
+    files = BlobStore(tmp_path / "blobs")
+    content = hashlib.sha256(b"Lageplan").digest() * 50_000  # 1.6 MB
+    info = await files.write_bytes(content)
+    app = application("ext-s3")
+    app.attachments = [Attachment(name="lageplan.pdf", size=info.size, sha256=info.sha256, blob=info.ref)]
+    await source.intake(app, received(app), [TaskSpec("map")])
+    await source.close()
+    await files.close()
+
+    moved = await move_installation(old, new, lambda _: None)
+
+    assert (moved.blobs, moved.blobs_copied) == (1, 1)
+    assert s3_bucket.keys("sha256/") == [f"hub/sha256/{info.sha256[:2]}/{info.sha256[2:4]}/{info.sha256}"]
+    bucket = S3Blobs(S3Location.parse(s3_bucket.url))
+    assert hashlib.sha256(await bucket.read_bytes(info.ref)).hexdigest() == info.sha256
+    await bucket.close()
+    target = SqliteJournal(tmp_path / "new.db")
+    await target.open()
+    try:
+        assert await target.get_application(app.id) is not None
+    finally:
+        await target.close()

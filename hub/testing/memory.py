@@ -34,6 +34,9 @@ class _MemoryWriter:
             self.abort()
             raise BlobTooLarge(self._limit)
 
+    async def drain(self) -> None:
+        """Nothing to wait for: the content is in memory."""
+
     async def commit(self) -> BlobInfo:
         """Store the content under its hash."""
         if self._data is None:

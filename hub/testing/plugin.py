@@ -25,6 +25,7 @@ from hub.testing.postgres import (  # noqa: F401 - fixtures of the kit
     postgres_server,
     postgres_url,
 )
+from hub.testing.s3 import s3_bucket, s3_server  # noqa: F401 - fixtures of the kit
 
 HubFactory = Callable[..., Awaitable[RunningHub]]
 

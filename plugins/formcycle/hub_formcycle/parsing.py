@@ -219,6 +219,11 @@ class _MultipartReader:
     def _end(self) -> None:
         self.ended = True
 
+    async def drain(self) -> None:
+        """Let the open files' uploads catch up (object storage), so a fast client fills no memory."""
+        for writer in self._open:
+            await writer.drain()
+
     async def commit_finished(self) -> None:
         """Commit the files whose parts ended, in order."""
         for writer, name, filename, filename_star, media in self.finished:
@@ -292,6 +297,7 @@ async def read_multipart(
         try:
             async for chunk in request.content.iter_chunked(CHUNK):
                 reader.parser.write(chunk)
+                await reader.drain()
                 if reader.finished:
                     await reader.commit_finished()
         except MultipartParseError:

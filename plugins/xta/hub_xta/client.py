@@ -623,6 +623,7 @@ async def _store_part(store: Blobs, part: BodyPartReader, budget: _Budget) -> Bl
     try:
         async for chunk in part_chunks(part):
             writer.write(chunk)
+            await writer.drain()
     except BlobTooLarge as exc:
         writer.abort()
         raise budget.too_large(exc.limit) from None

@@ -1,17 +1,14 @@
-"""Content-addressed blob store: files streamed to disk in chunks, hashed on the way, size-limited.
+"""The local blob store: files streamed to disk in chunks, hashed on the way, size-limited.
 
-A blob is stored once under its sha256 (``<root>/ab/cd/abcd...``) and referenced as ``sha256:<hex>``.
-Content is written to a temporary file, synced, then renamed into place and synced again, so a blob
-reference that reached the journal always points at complete, durable content. Concurrent writes share
-their syncs (group commit, see `_DurableRenamer`). An attachment is never held in memory as a whole.
+A blob is the file ``<root>/ab/cd/abcd...``. Content is written to a temporary file, synced, then
+renamed into place and synced again, so a blob reference that reached the journal always points at
+complete, durable content. Concurrent writes share their syncs (group commit, see `_DurableRenamer`).
+An attachment is never held in memory as a whole.
 
-Nothing partial stays behind: the blobs an intake writes are held (`BlobStore.holding`) and removed
+Nothing partial stays behind: the blobs an intake writes are held (`HoldingStore.holding`) and removed
 again unless the intake stores an application that references them (refused, duplicate, interrupted).
 Whatever a crash leaves is removed by `BlobStore.sweep` once no journal row references it and it is
 older than a grace period.
-
-Connectors see the store only through the `Blobs` protocol: streams in, streams out, size and
-existence, never a filesystem path, so the store can move to object storage without touching a plugin.
 """
 
 from __future__ import annotations
@@ -25,35 +22,28 @@ import hashlib
 import itertools
 import os
 import queue
-import re
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, Iterator
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 from concurrent.futures import Future
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
-from hub.errors import AktenhubError, StorageFull
+from hub.blobs.base import (
+    CHUNK,
+    PREFIX,
+    BlobInfo,
+    BlobNotFound,
+    BlobTooLarge,
+    HoldingStore,
+    digest_of,
+    smaller,
+)
+from hub.errors import StorageFull
 
-CHUNK = 256 * 1024
 SPOOL = 256 * 1024  # content up to this size is buffered, then written by the committer thread
-PREFIX = "sha256:"
-BLOB_REF = re.compile(r"sha256:[0-9a-f]{64}")  # a blob reference wherever it is written down
-
-
-class BlobTooLarge(AktenhubError):
-    """The content exceeds the configured size limit; nothing was stored."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"file exceeds the size limit of {limit} bytes")
-        self.limit = limit
-
-
-class BlobNotFound(AktenhubError):
-    """No blob with this reference exists."""
 
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -64,77 +54,6 @@ def _full(exc: OSError, root: Path) -> StorageFull | None:
     if exc.errno in FULL_ERRNOS:
         return StorageFull(f"blob store {root}", exc.strerror or "no space left on device")
     return None
-
-
-@dataclass(frozen=True)
-class BlobInfo:
-    """A stored blob: its reference, size and sha256."""
-
-    ref: str
-    size: int
-    sha256: str
-
-
-class BlobWriter(Protocol):
-    """Writes one blob from pieces (e.g. from a push parser): hashed and size-limited as they come."""
-
-    @property
-    def size(self) -> int:
-        """Bytes written so far."""
-        ...
-
-    def write(self, chunk: bytes | bytearray | memoryview) -> None:
-        """Add content; raise `BlobTooLarge` past the limit (the blob is then discarded)."""
-        ...
-
-    async def commit(self) -> BlobInfo:
-        """Make the content durable under its hash; returns the blob's reference."""
-        ...
-
-    def abort(self) -> None:
-        """Discard what was written."""
-        ...
-
-
-class Blobs(Protocol):
-    """The blob store as connectors use it: content in and out as streams, never a filesystem path.
-
-    A blob is referenced as ``sha256:<hex>`` of its content. Writing the same content twice stores it
-    once. Reading a reference that is not stored raises `BlobNotFound`.
-    """
-
-    @property
-    def max_size(self) -> int | None:
-        """The largest blob the store takes (None: no limit)."""
-        ...
-
-    def writer(self, limit: int | None = None) -> BlobWriter:
-        """A writer for content that arrives in pieces."""
-        ...
-
-    async def write(self, chunks: AsyncIterable[bytes], limit: int | None = None) -> BlobInfo:
-        """Stream chunks to a new, durable blob; raise `BlobTooLarge` (storing nothing) past the limit."""
-        ...
-
-    async def write_bytes(self, data: bytes, limit: int | None = None) -> BlobInfo:
-        """Store a small piece of content (e.g. a generated document)."""
-        ...
-
-    def read(self, ref: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
-        """Stream a blob's content in chunks."""
-        ...
-
-    async def read_bytes(self, ref: str) -> bytes:
-        """A small blob's whole content (documents the hub generated, never unbounded uploads)."""
-        ...
-
-    async def info(self, ref: str) -> BlobInfo:
-        """A stored blob's reference, size and sha256; raise `BlobNotFound` if it is not stored."""
-        ...
-
-    async def exists(self, ref: str) -> bool:
-        """Whether the blob is stored."""
-        ...
 
 
 class _DurableRenamer:
@@ -277,45 +196,6 @@ class _Staged:
     created: bool = False  # the committer stored it (it was not stored before)
 
 
-@dataclass
-class _Hold:
-    """How one content address is held by open intakes."""
-
-    pins: int = 0  # open holdings that wrote it
-    keeps: int = 0  # stored applications (or writers outside any intake) that need it
-    created: bool = False  # a holding stored it new: if nobody keeps it, it goes again
-
-
-class BlobHolding:
-    """The blobs written during one intake; those nobody keeps are removed when it ends."""
-
-    def __init__(self, store: BlobStore) -> None:
-        self.store = store
-        self._digests: list[str] = []
-        self._kept: list[str] = []
-        self.removed = 0
-
-    def keep(self, refs: Iterable[str]) -> None:
-        """The intake stored an application referencing these blobs: they stay."""
-        # Only what this intake wrote: it holds those until it ends, so their counts stay its own.
-        written = set(self._digests)
-        digests = [ref[len(PREFIX) :] for ref in refs if ref[len(PREFIX) :] in written]
-        self.store._keep(digests, 1)
-        self._kept.extend(digests)
-
-    def unkeep(self) -> None:
-        """Withdraw `keep` (the application was not stored after all, e.g. a duplicate)."""
-        self.store._keep(self._kept, -1)
-        self._kept.clear()
-
-    def _release(self) -> None:
-        self.removed = self.store._release(self._digests)
-        self._digests.clear()
-
-
-_holding: ContextVar[BlobHolding | None] = ContextVar("aktenhub_blob_holding", default=None)
-
-
 class LocalBlobWriter:
     """A `BlobWriter` of the local store: hashes and limits as it goes, spools to disk past `SPOOL` bytes.
 
@@ -360,6 +240,9 @@ class LocalBlobWriter:
             self.abort()
             raise _full(exc, self._store.root) or exc from None
 
+    async def drain(self) -> None:
+        """Nothing to wait for: the content is in the buffer or the temporary file already."""
+
     async def commit(self) -> BlobInfo:
         """Make the content durable under its hash; returns the blob's reference."""
         digest = self._sha.hexdigest()
@@ -399,10 +282,11 @@ class LocalBlobWriter:
         self._tmp.unlink(missing_ok=True)
 
 
-class BlobStore:
+class BlobStore(HoldingStore):
     """Streams content to disk under its sha256."""
 
     def __init__(self, root: Path, max_size: int | None = None) -> None:
+        super().__init__()
         self.root = Path(root)
         self.max_size = max_size
         self._tmp = self.root / "tmp"
@@ -410,8 +294,6 @@ class BlobStore:
         self._renamer = _DurableRenamer(self.root, self._tmp)
         self._names = itertools.count()
         self._prefix = f"{os.getpid()}-{secrets.token_hex(4)}"
-        self._holds: dict[str, _Hold] = {}
-        self._holds_lock = threading.Lock()  # the sweep runs in a thread
 
     @property
     def syncs(self) -> int:
@@ -420,7 +302,7 @@ class BlobStore:
 
     def path(self, ref: str) -> Path:
         """The file holding a blob's content (the core's own business: connectors see `Blobs`)."""
-        digest = _digest(ref)
+        digest = digest_of(ref)
         return self.root / digest[:2] / digest[2:4] / digest
 
     def stored(self, ref: str) -> bool:
@@ -437,84 +319,30 @@ class BlobStore:
             size = self.path(ref).stat().st_size
         except FileNotFoundError:
             raise BlobNotFound(ref) from None
-        return BlobInfo(ref=ref, size=size, sha256=_digest(ref))
+        return BlobInfo(ref=ref, size=size, sha256=digest_of(ref))
 
     def writer(self, limit: int | None = None) -> LocalBlobWriter:
         """A writer for content that arrives in pieces (e.g. from a push parser)."""
-        return LocalBlobWriter(self, _smaller(limit, self.max_size))
+        return LocalBlobWriter(self, smaller(limit, self.max_size))
 
-    async def write(self, chunks: AsyncIterable[bytes], limit: int | None = None) -> BlobInfo:
-        """Stream chunks to a new, durable blob; raise `BlobTooLarge` (storing nothing) past the limit."""
-        writer = self.writer(limit)
-        try:
-            async for chunk in chunks:
-                writer.write(chunk)
-        except BaseException:
-            writer.abort()
-            raise
-        return await writer.commit()
+    @property
+    def location(self) -> str:
+        """Where the blobs are, for operators."""
+        return str(self.root)
 
-    @contextlib.contextmanager
-    def holding(self) -> Iterator[BlobHolding]:
-        """Hold what is written inside (in this task and the tasks it starts); remove what nobody keeps.
+    async def open(self) -> None:
+        """Nothing to get ready: the directory was made when the store was created."""
 
-        An intake wraps receiving and storing a submission in this, and calls `BlobHolding.keep` for
-        the blobs of the application it stored: a refused, duplicate or interrupted submission leaves
-        no file behind. Content another intake or a stored application also needs is never removed.
-        """
-        holding = BlobHolding(self)
-        token = _holding.set(holding)
-        try:
-            yield holding
-        finally:
-            _holding.reset(token)
-            holding._release()
+    async def check(self) -> str:
+        """Write, sync and remove a small file (`aktenhub check`)."""
+        await self.probe()
+        return f"directory {self.root} takes writes"
 
-    def current_holding(self) -> BlobHolding | None:
-        """The holding of the intake running in this task, if any."""
-        holding = _holding.get()
-        return holding if holding is not None and holding.store is self else None
-
-    def _pin(self, digest: str, holding: BlobHolding | None) -> None:
-        with self._holds_lock:
-            hold = self._holds.setdefault(digest, _Hold())
-            hold.pins += 1
-            if holding is not None:
-                holding._digests.append(digest)
-
-    def _committed(self, digest: str, holding: BlobHolding | None, created: bool) -> None:
-        with self._holds_lock:
-            if holding is not None:
-                self._holds[digest].created |= created
-                return
-        # Written outside an intake (a rendition, an answer): kept by whoever wrote it.
-        self._keep([digest], 1)
-        self._release([digest])
-
-    def _keep(self, digests: Iterable[str], delta: int) -> None:
-        with self._holds_lock:
-            for digest in digests:
-                hold = self._holds.get(digest)
-                if hold is not None:
-                    hold.keeps += delta
-
-    def _release(self, digests: Iterable[str]) -> int:
-        removed = 0
-        with self._holds_lock:
-            for digest in digests:
-                hold = self._holds[digest]
-                hold.pins -= 1
-                if hold.pins > 0:
-                    continue
-                del self._holds[digest]
-                if hold.created and hold.keeps <= 0:
-                    with contextlib.suppress(FileNotFoundError):
-                        self.path(PREFIX + digest).unlink()
-                        removed += 1
-        return removed
-
-    def probe(self) -> None:
+    async def probe(self) -> None:
         """Write, sync and remove a small file: raises `StorageFull` while the filesystem is full."""
+        await asyncio.to_thread(self._probe)
+
+    def _probe(self) -> None:
         path = self._tmp_path()
         try:
             with open(path, "wb") as f:
@@ -526,8 +354,11 @@ class BlobStore:
         finally:
             path.unlink(missing_ok=True)
 
-    def unreferenced_candidates(self, older_than: float) -> list[str]:
+    async def unreferenced_candidates(self, older_than: float) -> list[str]:
         """Digests of stored blobs last written before `older_than` (epoch seconds)."""
+        return await asyncio.to_thread(self._unreferenced_candidates, older_than)
+
+    def _unreferenced_candidates(self, older_than: float) -> list[str]:
         found = []
         for top in _subdirs(self.root):
             for sub in _subdirs(top):
@@ -537,8 +368,11 @@ class BlobStore:
                             found.append(blob.name)
         return found
 
-    def usage(self) -> tuple[int, int]:
-        """How many blobs are stored and their bytes (walks the whole store: call it in a thread, rarely)."""
+    async def usage(self) -> tuple[int, int]:
+        """How many blobs are stored and their bytes (walks the whole store in a thread: rarely)."""
+        return await asyncio.to_thread(self._usage)
+
+    def _usage(self) -> tuple[int, int]:
         files = size = 0
         for top in _subdirs(self.root):
             for sub in _subdirs(top):
@@ -550,11 +384,7 @@ class BlobStore:
                                 files += 1
         return files, size
 
-    def sweep(self, candidates: Iterable[str], referenced: Collection[str], older_than: float) -> int:
-        """Remove the candidates nobody references; returns how many went (see `remove_unreferenced`)."""
-        return len(self.remove_unreferenced(candidates, referenced, older_than))
-
-    def remove_unreferenced(
+    async def remove_unreferenced(
         self, candidates: Iterable[str], referenced: Collection[str], older_than: float
     ) -> list[BlobInfo]:
         """Remove the candidates (digests) nobody references and nobody wrote since `older_than`.
@@ -563,13 +393,18 @@ class BlobStore:
         either new (not a candidate) or was touched again by its writer (checked here once more).
         Returns what was removed.
         """
+        return await asyncio.to_thread(self._remove_unreferenced, list(candidates), referenced, older_than)
+
+    def _remove_unreferenced(
+        self, candidates: list[str], referenced: Collection[str], older_than: float
+    ) -> list[BlobInfo]:
         removed = []
         for digest in candidates:
             if PREFIX + digest in referenced:
                 continue
             path = self.path(PREFIX + digest)
             with self._holds_lock:
-                if digest in self._holds:
+                if self._held(digest):
                     continue  # an intake is writing or storing it right now
                 try:
                     stat = path.stat()
@@ -584,17 +419,19 @@ class BlobStore:
     def _tmp_path(self) -> Path:
         return self._tmp / f"{self._prefix}-{next(self._names)}.part"
 
-    async def write_bytes(self, data: bytes, limit: int | None = None) -> BlobInfo:
-        """Store a small piece of content (e.g. a generated document)."""
+    def _discard(self, digest: str) -> int:
+        try:
+            self.path(PREFIX + digest).unlink()
+        except FileNotFoundError:
+            return 0
+        return 1
 
-        async def once() -> AsyncIterator[bytes]:
-            yield data
+    async def settle(self) -> None:
+        """Nothing to wait for: the local store removes at once."""
 
-        return await self.write(once(), limit)
-
-    def close(self) -> None:
+    async def close(self) -> None:
         """Stop the committer thread (it restarts on the next write)."""
-        self._renamer.stop()
+        await asyncio.to_thread(self._renamer.stop)
 
     async def read(self, ref: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
         """Stream a blob's content in chunks."""
@@ -607,16 +444,15 @@ class BlobStore:
             while chunk := f.read(chunk_size):
                 yield chunk
 
-    async def read_bytes(self, ref: str) -> bytes:
-        """A small blob's whole content (documents the hub generated, never unbounded uploads)."""
-        return b"".join([c async for c in self.read(ref)])
-
-    def recover(self) -> int:
+    async def recover(self) -> int:
         """Finish renames a crash interrupted: complete ``.ready`` content into its address.
 
         A crash may also have cut a ``.ready`` file short (before its sync), so each one is hashed:
         only content that matches its name is moved into place, the rest is deleted.
         """
+        return await asyncio.to_thread(self._recover)
+
+    def _recover(self) -> int:
         moved = 0
         for ready in self._tmp.glob("*.ready"):
             final = self.path(PREFIX + ready.stem)
@@ -628,8 +464,11 @@ class BlobStore:
                 moved += 1
         return moved
 
-    def remove_stale_parts(self, older_than_seconds: float = 3600) -> int:
+    async def remove_stale_parts(self, older_than_seconds: float = 3600) -> int:
         """Delete temporary files left by a crash mid-upload; returns how many."""
+        return await asyncio.to_thread(self._remove_stale_parts, older_than_seconds)
+
+    def _remove_stale_parts(self, older_than_seconds: float) -> int:
         cutoff = time.time() - older_than_seconds
         removed = 0
         for part in self._tmp.glob("*.part"):
@@ -642,28 +481,11 @@ class BlobStore:
         return removed
 
 
-def _digest(ref: str) -> str:
-    if not ref.startswith(PREFIX) or len(ref) != len(PREFIX) + 64:
-        raise BlobNotFound(f"not a blob reference: {ref!r}")
-    digest = ref[len(PREFIX) :]
-    if any(c not in "0123456789abcdef" for c in digest):
-        raise BlobNotFound(f"not a blob reference: {ref!r}")
-    return digest
-
-
 def _subdirs(path: Path) -> Iterator[Path]:
     with contextlib.suppress(FileNotFoundError):
         for entry in path.iterdir():
             if len(entry.name) == 2 and entry.is_dir():
                 yield entry
-
-
-def _smaller(a: int | None, b: int | None) -> int | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return min(a, b)
 
 
 _libc: ctypes.CDLL | bool | None = False
