@@ -13,30 +13,6 @@ from hub.alerts import AlertDraft, DeadTask
 from hub.journal.base import QueuedAlert, TaskState
 from hub.journal.tx import Tx
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    recipients TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    body TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    last_error TEXT,
-    sent_at REAL
-);
-CREATE INDEX IF NOT EXISTS alerts_unsent ON alerts (sent_at, next_attempt_at);
--- dead steps already reported, by task and the moment it went dead (dead again after a replay is news)
-CREATE TABLE IF NOT EXISTS alerted_tasks (
-    task_id INTEGER NOT NULL,
-    dead_at REAL NOT NULL,
-    alert_id INTEGER NOT NULL REFERENCES alerts (id),
-    PRIMARY KEY (task_id, dead_at)
-);
-"""
-
 
 def unreported(c: Tx) -> list[DeadTask]:
     """Dead steps no mail has reported yet."""

@@ -13,28 +13,6 @@ from typing import Any
 from hub.actions import Action, OperatorAction, TargetPause
 from hub.journal.tx import Tx
 
-SCHEMA = """
--- the audit trail: one row per operator action (hub.actions)
-CREATE TABLE IF NOT EXISTS operator_actions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at REAL NOT NULL,
-    operator TEXT,
-    action TEXT NOT NULL,
-    reason TEXT,
-    subject TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    details TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS operator_actions_action ON operator_actions (action, id);
--- targets an operator paused: the bus starts none of their tasks (hub.gate)
-CREATE TABLE IF NOT EXISTS target_pauses (
-    target TEXT PRIMARY KEY,
-    operator TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    paused_at REAL NOT NULL
-);
-"""
-TABLES = ("operator_actions", "target_pauses")
 COLUMNS = "id, at, operator, action, reason, subject, count, details"
 
 

@@ -33,10 +33,12 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Sequence
 from importlib.resources import files
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
+
+from hub.testing.servers import unavailable
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page
@@ -81,13 +83,6 @@ def launch_options() -> dict[str, Any]:
     geteuid = getattr(os, "geteuid", None)
     as_root = geteuid is not None and geteuid() == 0
     return {"executable_path": executable, "headless": True, "chromium_sandbox": not as_root}
-
-
-def _unavailable(reason: str) -> NoReturn:
-    """Skip (or, in CI, fail) a browser test that cannot run here."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"no browser test can run: {reason} (in CI, .ci/run installs it)")
-    pytest.skip(f"browser test skipped: {reason}")
 
 
 async def new_context(browser: Browser, base_url: str | None = None) -> BrowserContext:
@@ -281,11 +276,11 @@ def _loop_scope(request: pytest.FixtureRequest) -> str | None:
 async def browser() -> AsyncIterator[Browser]:
     """The module's headless Chromium (skipped without one, failed in CI)."""
     if chromium_executable() is None:
-        _unavailable("Debian's chromium is not installed (apt-get install chromium)")
+        unavailable("Debian's chromium is not installed (apt-get install chromium)")
     try:
         from playwright.async_api import async_playwright
     except ImportError:
-        _unavailable("playwright is not installed (pip install 'aktenhub[dev]')")
+        unavailable("playwright is not installed (pip install 'aktenhub[dev]')")
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(**launch_options())
         yield launched

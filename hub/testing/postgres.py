@@ -37,9 +37,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
+
+from hub.testing.servers import stop_process, unavailable
 
 __all__ = [
     "PgBouncer",
@@ -262,12 +263,7 @@ class PgBouncer:
 
     def stop(self) -> None:
         """Stop the pooler (SIGTERM: it closes its connections at once)."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
     def log_tail(self, lines: int = 20) -> str:
         """The end of the pooler's log, for error messages."""
@@ -345,18 +341,12 @@ def _accepting(port: int, process: subprocess.Popen[bytes]) -> bool:
     return False
 
 
-def _missing(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI must have them: .ci/run installs them)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL cluster for the whole test session (skipped outside CI without binaries)."""
     bindir = find_bindir()
     if bindir is None:
-        _missing("no PostgreSQL server binaries (initdb, pg_ctl, postgres): install Debian's postgresql")
+        unavailable("no PostgreSQL server binaries (initdb, pg_ctl, postgres): install Debian's postgresql")
     server = start_server(bindir)
     try:
         yield server
@@ -376,7 +366,7 @@ def pgbouncer_server(request: pytest.FixtureRequest) -> Iterator[PgBouncer]:
     """pgbouncer in transaction pooling mode in front of the session's cluster (skipped like it)."""
     binary = find_pgbouncer()
     if binary is None:
-        _missing("no pgbouncer binary: install Debian's pgbouncer")
+        unavailable("no pgbouncer binary: install Debian's pgbouncer")
     server: PostgresServer = request.getfixturevalue("postgres_server")  # only once pgbouncer is there
     bouncer = start_pgbouncer(binary, server)
     try:

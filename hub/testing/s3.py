@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from hub.testing.servers import stop_process, unavailable
+
 if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import ObjectTypeDef
 
@@ -85,12 +87,7 @@ class S3Server:
 
     def stop(self) -> None:
         """Stop the server (it is thrown away with its content)."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def start_server(attempts: int = 3) -> S3Server:
@@ -157,9 +154,7 @@ def s3_server() -> Iterator[S3Server]:
     try:
         server = start_server()
     except S3Unavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{exc} (CI must have it: it is a dev dependency)")
-        pytest.skip(str(exc))
+        unavailable(f"{exc} (moto is a dev dependency)")
     try:
         yield server
     finally:
