@@ -1,6 +1,6 @@
 """PostgreSQL journal: for several hub processes on several machines sharing one database.
 
-The state rules are `hub.journal.sql`'s, the same functions SQLite runs: each operation is a synchronous
+The state rules are `hub.journal.lifecycle`'s, the same functions SQLite runs: each operation is a synchronous
 function of a `Tx`, run here on a worker thread with a connection from a psycopg pool, in a transaction
 of its own (READ COMMITTED; rows it will change are locked with ``FOR UPDATE``, claims pass over locked
 rows with ``SKIP LOCKED``). A write returns once its transaction is committed.
