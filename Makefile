@@ -36,6 +36,7 @@ bench: venv
 	$(BIN)/python bench/large_attachment.py
 	$(BIN)/python bench/rate_limit.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python -m bench.claim --explain
 
 run: venv
 	$(BIN)/aktenhub run -c config/aktenhub.example.yaml

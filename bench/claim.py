@@ -1,0 +1,355 @@
+"""Benchmark: what claiming work costs with a million finished applications in the journal, against none.
+
+A journal keeps every finished application (completed or dead, its tasks done, its timeline) until the
+purge takes it after years; the workers' claims must not slow down as it fills. For each backend this
+runs the same small live workload on two stores, one empty and one holding ``--count`` finished
+applications, and compares what a claim costs:
+
+- the live workload: ``--tasks`` applications taken in, each with a delivery task to one of three targets
+  with capacities (as the sinks' ``max_concurrency``), then claimed (``--limit`` at a time, as a hub's
+  ``workers.concurrency``) and completed (in the completing transaction: its event, the join, the
+  application completed), as the workers do, until nothing is left;
+- a claim's cost: the time its operation takes inside its transaction (the statements; what grows with
+  the journal if an index is missing) and its round trip through the journal (queue, thread, commit);
+  the same for the completions, whose statements read the application's tasks.
+
+The finished applications come from ``bench/console.py``'s builder (a SQLite journal of a year of
+history, built once per ``--dir`` and copied for each run, so it stays as built); PostgreSQL gets them
+moved over from it by ``hub.journal.transfer.copy_journal`` into a throw-away cluster
+(``hub.testing.postgres``), then ``ANALYZE`` (what autovacuum does on a live database). ``--explain``
+prints the query plans of one claim's and one completion's statements on the large journal, and flags a
+full scan of a large table.
+
+    .venv/bin/python -m bench.claim [--count 1000000] [--tasks 2000] [--backend sqlite --backend postgresql]
+        [--explain] [--dir /tmp/aktenhub-console-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bench.console import build
+from hub.journal import AfterAll, Completion, SqliteJournal, TaskSpec
+from hub.journal.sql import SqlJournal
+from hub.journal.tx import Cursor, Dialect, Tx
+from hub.models import Application, ApplicationState, Event
+
+T = TypeVar("T")
+CAPACITY = {"enaio": 4, "k3": 8, "xta": 16}  # the targets of console.py's journal, with room per target
+LEASE = 300.0
+OWNER = "bench-claim"
+# Tables that grow with the journal's history: a full scan of one is what this benchmark guards against.
+LARGE_TABLES = ("applications", "events", "tasks", "correlations")
+
+
+# -- watching the journal's operations -----------------------------------------------------------------
+
+
+class Recording:
+    """A `Tx` that writes down every statement (with its parameters) before running it."""
+
+    def __init__(self, tx: Tx, statements: list[tuple[str, Sequence[Any]]]) -> None:
+        self._tx = tx
+        self._statements = statements
+
+    @property
+    def dialect(self) -> Dialect:
+        """The backend's differences."""
+        return self._tx.dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Cursor:
+        """Write the statement down, then run it."""
+        self._statements.append((sql, tuple(params)))
+        return self._tx.execute(sql, params)
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Any:
+        """Write the statement down (with its first parameter row), then run it."""
+        rows = list(params)
+        self._statements.append((sql, tuple(rows[0]) if rows else ()))
+        return self._tx.executemany(sql, rows)
+
+
+@dataclass
+class Probe:
+    """The time each journal operation spent inside its transaction, per operation; statements on request."""
+
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    statements: list[tuple[str, Sequence[Any]]] | None = None
+
+    def wrap(self, op: Callable[[Tx], T]) -> Callable[[Tx], T]:
+        """`op`, timed (and its statements recorded while `statements` is a list)."""
+        # The journal's method that built the operation: "SqlJournal.claim.<locals>.op" -> "claim".
+        name = op.__qualname__.split(".<locals>")[0].rpartition(".")[2]
+
+        def timed(c: Tx) -> T:
+            began = time.perf_counter()
+            try:
+                return op(c if self.statements is None else Recording(c, self.statements))
+            finally:
+                self.seconds.setdefault(name, []).append(time.perf_counter() - began)
+
+        return timed
+
+
+class Probed(SqlJournal):
+    """Mixed in before a backend's journal class: its write operations go through a `Probe`."""
+
+    probe: Probe
+
+    async def _write(self, op: Callable[[Tx], T]) -> T:
+        return await super()._write(self.probe.wrap(op))  # type: ignore[safe-super]  # the backend's
+
+
+class ProbedSqlite(Probed, SqliteJournal):
+    """The SQLite journal, probed."""
+
+
+# -- the live workload -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One workload on one store: per claim and per completion, in the transaction and round trip."""
+
+    backend: str
+    store: str  # "empty" or "N finished"
+    claims: list[float] = field(default_factory=list)  # seconds in the transaction
+    claim_trips: list[float] = field(default_factory=list)  # seconds awaited by the caller
+    completions: list[float] = field(default_factory=list)
+    tasks: int = 0
+
+
+def _delivered(app_id: str, target: str) -> Completion:
+    """A delivery's completion as the pipeline writes it; the last delivery completes the application."""
+    return Completion(
+        result={"target": target},
+        events=[Event(application_id=app_id, type="delivery.completed", step="deliver", target=target)],
+        after_all=AfterAll(
+            step="deliver",
+            events=[Event(application_id=app_id, type="application.completed")],
+            state=ApplicationState.COMPLETED,
+        ),
+    )
+
+
+async def take_in(journal: SqlJournal, tasks: int) -> None:
+    """`tasks` new applications, each with one delivery task, spread over the targets."""
+    run = secrets.token_hex(4)
+    targets = list(CAPACITY)
+    for i in range(tasks):
+        app = Application(source="formcycle", external_id=f"BENCH-{run}-{i}", service="jagdschein")
+        await journal.intake(
+            app,
+            [Event(application_id=app.id, type="application.received")],
+            [TaskSpec("deliver", target=targets[i % len(targets)])],
+        )
+
+
+async def work_off(journal: Probed, limit: int, run: Run) -> None:
+    """Claim and complete until nothing is due, as a hub's workers do, timing each claim."""
+    journal.probe.seconds.clear()
+    while True:
+        began = time.perf_counter()
+        claimed = await journal.claim(OWNER, limit, LEASE, CAPACITY)
+        took = time.perf_counter() - began
+        if not claimed:
+            break
+        run.claim_trips.append(took)
+        run.tasks += len(claimed)
+        # The workers complete side by side: one commit may carry several (SQLite's group commit).
+        await asyncio.gather(*(journal.complete(t, _delivered(t.application_id, t.target)) for t in claimed))
+    seconds = journal.probe.seconds
+    run.claims += seconds["claim"][:-1]  # the last claim found nothing: not a claim of the workload
+    run.completions += seconds["complete"]
+
+
+# -- the query plans ----------------------------------------------------------------------------------------
+
+
+async def plans(journal: Probed, limit: int) -> list[tuple[str, list[str]]]:
+    """The plans of one claim's and one completion's statements (the claim's tasks are completed)."""
+    statements: list[tuple[str, Sequence[Any]]] = []
+    journal.probe.statements = statements
+    try:
+        claimed = await journal.claim(OWNER, limit, LEASE, CAPACITY)
+        if claimed:
+            await journal.complete(claimed[0], _delivered(claimed[0].application_id, claimed[0].target))
+    finally:
+        journal.probe.statements = None
+    for task in claimed[1:]:
+        await journal.complete(task, _delivered(task.application_id, task.target))
+    seen: dict[str, Sequence[Any]] = {}
+    for sql, params in statements:
+        seen.setdefault(sql, params)
+
+    def explain(c: Tx) -> list[tuple[str, list[str]]]:
+        prefix = "EXPLAIN QUERY PLAN " if c.dialect.name == "sqlite" else "EXPLAIN "
+        out = []
+        for sql, params in seen.items():
+            rows = c.execute(prefix + sql, params).fetchall()
+            out.append((sql, [str(r[-1]) for r in rows]))
+        return out
+
+    return await journal._write(explain)
+
+
+def full_scans(plan: Sequence[str]) -> list[str]:
+    """The plan's lines that read a large table from end to end."""
+    large = "|".join(LARGE_TABLES)
+    sqlite_scan = re.compile(rf"^SCAN ({large})\b(?!.*\bINDEX\b)")
+    postgres_scan = re.compile(rf"Seq Scan on ({large})\b")
+    return [line for line in plan if sqlite_scan.search(line.strip()) or postgres_scan.search(line)]
+
+
+def print_plans(backend: str, explained: list[tuple[str, list[str]]]) -> None:
+    """Each statement (its column list shortened) and its plan, full scans of large tables flagged."""
+    print(f"\nquery plans on {backend}, the large journal: one claim, then one completion")
+    flagged = 0
+    for sql, plan in explained:
+        short = re.sub(r"SELECT (\w+, ){4,}\w+ FROM", "SELECT ... FROM", sql)
+        print(f"  {short}")
+        for line in plan:
+            print(f"      {line}")
+        for line in full_scans(plan):
+            flagged += 1
+            print(f"      ^ FULL SCAN of a large table: {line.strip()}")
+    print(f"  {flagged} full scan(s) of {', '.join(LARGE_TABLES)}")
+
+
+# -- stores ---------------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def sqlite_store(source: Path | None, directory: Path) -> AsyncIterator[Probed]:
+    """A SQLite journal in `directory`: empty, or a copy of `source` (which stays as built)."""
+    path = directory / f"journal-{secrets.token_hex(4)}.db"
+    if source is not None:
+        shutil.copyfile(source, path)
+    journal = ProbedSqlite(path)
+    journal.probe = Probe()
+    await journal.open()
+    try:
+        yield journal
+    finally:
+        await journal.close()
+        for leftover in directory.glob(path.name + "*"):
+            leftover.unlink()
+
+
+# -- figures --------------------------------------------------------------------------------------------
+
+
+def micros(values: Sequence[float]) -> str:
+    """The median in microseconds, or '-'."""
+    return f"{statistics.median(values) * 1e6:,.0f}" if values else "-"
+
+
+def ratio(large: Sequence[float], empty: Sequence[float]) -> float:
+    """The median of `large` over that of `empty`."""
+    return statistics.median(large) / statistics.median(empty)
+
+
+def print_table(runs: list[Run]) -> None:
+    """Per backend and store: medians per claim and completion; the ratios large/empty."""
+    print()
+    head = ("backend", "store", "claims", "tasks", "claim µs", "claim trip µs", "complete µs")
+    rows = [head] + [
+        (
+            r.backend,
+            r.store,
+            str(len(r.claims)),
+            str(r.tasks),
+            micros(r.claims),
+            micros(r.claim_trips),
+            micros(r.completions),
+        )
+        for r in runs
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    for i, row in enumerate(rows):
+        cells = (
+            c.rjust(w) if j > 1 else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        print("  " + "  ".join(cells))
+        if i == 0:
+            print("  " + "  ".join("-" * w for w in widths))
+    print("  (medians; claim µs: the claim's statements in its transaction; trip: as the worker awaits it,")
+    print("   queue, thread hop and the durable commit included; complete µs: in the transaction)")
+    for empty, large in zip(runs[::2], runs[1::2], strict=True):
+        ratios = ", ".join(
+            f"{what.replace('_', ' ')} {ratio(getattr(large, what), getattr(empty, what)):.2f}x"
+            for what in ("claims", "claim_trips", "completions")
+        )
+        print(f"  {empty.backend}: large / empty: {ratios} (aim: claims within 1.10x)")
+
+
+async def run_sqlite(args: argparse.Namespace, source: Path, tmp: Path) -> list[Run]:
+    """The workload on an empty SQLite journal and on a copy of the large one, `--rounds` times."""
+    empty, large = Run("sqlite", "empty"), Run("sqlite", f"{args.count:,} finished")
+    for round_ in range(args.rounds):
+        for run, copy_of in ((empty, None), (large, source)):
+            async with sqlite_store(copy_of, tmp) as journal:
+                await take_in(journal, args.tasks)
+                if args.explain and copy_of is not None and round_ == 0:
+                    print_plans("sqlite", await plans(journal, args.limit))
+                await work_off(journal, args.limit, run)
+    return [empty, large]
+
+
+def main() -> None:
+    """Build (or reuse) the large journal, run the workload on each backend, print the figures."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--count", type=int, default=1_000_000, help="finished applications in the large journal"
+    )
+    parser.add_argument("--tasks", type=int, default=2000, help="live applications (one delivery task each)")
+    parser.add_argument("--limit", type=int, default=16, help="tasks per claim (workers.concurrency)")
+    parser.add_argument("--rounds", type=int, default=2, help="workloads per store (a fresh copy each)")
+    parser.add_argument("--backend", action="append", choices=["sqlite", "postgresql"], help="default: both")
+    parser.add_argument("--explain", action="store_true", help="print the claim's query plans")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/aktenhub-console-bench"))
+    args = parser.parse_args()
+    backends = args.backend or ["sqlite", "postgresql"]
+    args.dir.mkdir(parents=True, exist_ok=True)
+    source = args.dir / f"journal-{args.count}.db"
+    if not source.exists():
+        print(
+            f"building a journal of {args.count:,} finished applications (bench/console.py) ...", flush=True
+        )
+        print(
+            f"built in {build(source, args.count, time.time()):.0f} s, {source.stat().st_size / 1e6:,.0f} MB"
+        )
+    load = os.getloadavg()[0]
+    runs: list[Run] = []
+    tmp = Path(tempfile.mkdtemp(prefix="aktenhub-bench-claim-"))
+    try:
+        if "sqlite" in backends:
+            runs += asyncio.run(run_sqlite(args, source, tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\nclaims with {args.count:,} finished applications against an empty journal")
+    print(
+        f"  workload: {args.tasks} applications, one delivery each over {len(CAPACITY)} targets "
+        f"(capacities {CAPACITY}), claimed {args.limit} at a time and completed; {args.rounds} round(s)"
+    )
+    print(
+        f"  load average (1 min) {load:.2f} at start, {os.getloadavg()[0]:.2f} at end, {os.cpu_count()} cpus"
+    )
+    print_table(runs)
+
+
+if __name__ == "__main__":
+    main()
