@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 from bench.console import build
 from hub.journal import AfterAll, Completion, SqliteJournal, TaskSpec
-from hub.journal.sql import SqlJournal
+from hub.journal.lifecycle import SqlJournal
 from hub.journal.tx import Cursor, Dialect, Tx
 from hub.models import Application, ApplicationState, Event
 
