@@ -14,7 +14,7 @@ applications, and compares what a claim costs:
   the same for the completions, whose statements read the application's tasks.
 
 The finished applications come from ``bench/console.py``'s builder (a SQLite journal of a year of
-history, built once per ``--dir`` and copied for each run, so it stays as built); PostgreSQL gets them
+history, built once per ``--dir`` and copied for the run, so it stays as built); PostgreSQL gets them
 moved over from it by ``hub.journal.transfer.copy_journal`` into a throw-away cluster
 (``hub.testing.postgres``), then ``ANALYZE`` (what autovacuum does on a live database). ``--explain``
 prints the query plans of one claim's and one completion's statements on the large journal, and flags a
@@ -36,16 +36,18 @@ import statistics
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from bench.console import build
+from bench.pgserver import journal_database, throwaway_cluster
 from hub.journal import AfterAll, Completion, SqliteJournal, TaskSpec
 from hub.journal.lifecycle import SqlJournal
 from hub.journal.tx import Cursor, Dialect, Tx
 from hub.models import Application, ApplicationState, Event
+from hub.testing.postgres import PostgresServer
 
 T = TypeVar("T")
 CAPACITY = {"enaio": 4, "k3": 8, "xta": 16}  # the targets of console.py's journal, with room per target
@@ -233,7 +235,7 @@ def print_plans(backend: str, explained: list[tuple[str, list[str]]]) -> None:
 
 
 @asynccontextmanager
-async def sqlite_store(source: Path | None, directory: Path) -> AsyncIterator[Probed]:
+async def sqlite_store(directory: Path, source: Path | None = None) -> AsyncIterator[Probed]:
     """A SQLite journal in `directory`: empty, or a copy of `source` (which stays as built)."""
     path = directory / f"journal-{secrets.token_hex(4)}.db"
     if source is not None:
@@ -247,6 +249,58 @@ async def sqlite_store(source: Path | None, directory: Path) -> AsyncIterator[Pr
         await journal.close()
         for leftover in directory.glob(path.name + "*"):
             leftover.unlink()
+
+
+@asynccontextmanager
+async def postgres_store(server: PostgresServer, source: Path | None = None) -> AsyncIterator[Probed]:
+    """A journal in a new database of `server`: empty, or with the rows of the SQLite journal `source`."""
+    from hub.journal.postgres import PostgresJournal
+
+    class ProbedPostgres(Probed, PostgresJournal):
+        """The PostgreSQL journal, probed."""
+
+    journal = ProbedPostgres(journal_database(server))
+    journal.probe = Probe()
+    await journal.open()
+    try:
+        if source is not None:
+            began = time.perf_counter()
+            origin = SqliteJournal(source, read_only=True)
+            await origin.open()
+            try:
+                moved = await journal.take_over(origin)
+            finally:
+                await origin.close()
+            # What autovacuum does on a live database soon after: the planner's statistics.
+            await journal._write(lambda c: c.execute("ANALYZE"))
+            rows = sum(moved.rows.values())
+            print(f"postgresql: {rows:,} rows moved in and analysed in {time.perf_counter() - began:.0f} s")
+        yield journal
+    finally:
+        await journal.close()
+
+
+async def compare(
+    backend: str,
+    args: argparse.Namespace,
+    empty: Callable[[], AbstractAsyncContextManager[Probed]],
+    large: Probed,
+) -> list[Run]:
+    """The workload on a fresh empty store and on the large one, in turn, `--rounds` times.
+
+    The large store is the same in every round: each round leaves ``--tasks`` more finished
+    applications in it (0.2 % of a million by default).
+    """
+    runs = Run(backend, "empty"), Run(backend, f"{args.count:,} finished")
+    for round_ in range(args.rounds):
+        async with empty() as journal:
+            await take_in(journal, args.tasks)
+            await work_off(journal, args.limit, runs[0])
+        await take_in(large, args.tasks)
+        if args.explain and round_ == 0:
+            print_plans(backend, await plans(large, args.limit))
+        await work_off(large, args.limit, runs[1])
+    return list(runs)
 
 
 # -- figures --------------------------------------------------------------------------------------------
@@ -297,16 +351,16 @@ def print_table(runs: list[Run]) -> None:
 
 
 async def run_sqlite(args: argparse.Namespace, source: Path, tmp: Path) -> list[Run]:
-    """The workload on an empty SQLite journal and on a copy of the large one, `--rounds` times."""
-    empty, large = Run("sqlite", "empty"), Run("sqlite", f"{args.count:,} finished")
-    for round_ in range(args.rounds):
-        for run, copy_of in ((empty, None), (large, source)):
-            async with sqlite_store(copy_of, tmp) as journal:
-                await take_in(journal, args.tasks)
-                if args.explain and copy_of is not None and round_ == 0:
-                    print_plans("sqlite", await plans(journal, args.limit))
-                await work_off(journal, args.limit, run)
-    return [empty, large]
+    """Empty SQLite journals against a copy of the large one."""
+    async with sqlite_store(tmp, source) as large:
+        return await compare("sqlite", args, lambda: sqlite_store(tmp), large)
+
+
+async def run_postgres(args: argparse.Namespace, source: Path) -> list[Run]:
+    """Empty PostgreSQL databases against one holding the large journal's rows, on one cluster."""
+    with throwaway_cluster() as server:
+        async with postgres_store(server, source) as large:
+            return await compare("postgresql", args, lambda: postgres_store(server), large)
 
 
 def main() -> None:
@@ -317,7 +371,7 @@ def main() -> None:
     )
     parser.add_argument("--tasks", type=int, default=2000, help="live applications (one delivery task each)")
     parser.add_argument("--limit", type=int, default=16, help="tasks per claim (workers.concurrency)")
-    parser.add_argument("--rounds", type=int, default=2, help="workloads per store (a fresh copy each)")
+    parser.add_argument("--rounds", type=int, default=2, help="workloads on each store, in turn")
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgresql"], help="default: both")
     parser.add_argument("--explain", action="store_true", help="print the claim's query plans")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/aktenhub-console-bench"))
@@ -338,6 +392,8 @@ def main() -> None:
     try:
         if "sqlite" in backends:
             runs += asyncio.run(run_sqlite(args, source, tmp))
+        if "postgresql" in backends:
+            runs += asyncio.run(run_postgres(args, source))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\nclaims with {args.count:,} finished applications against an empty journal")
