@@ -76,13 +76,13 @@ POLL_SECONDS = 0.2
 
 def serve_hub(config: Path, log_level: str) -> None:
     """Run `aktenhub run -c CONFIG` in this process (dying with the benchmark)."""
-    _die_with_parent()
+    die_with_parent()
     from hub.cli import main as cli_main
 
     cli_main(["--log-level", log_level, "run", "-c", str(config)])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: get SIGTERM when the benchmark dies, even by SIGKILL: no child process is left behind."""
     import ctypes
     import ctypes.util
@@ -152,7 +152,7 @@ class Child:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 # Runs in the child before exec; the benchmark starts children from one thread.
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
 
     def wait_ready(self, url: str) -> None:
@@ -892,7 +892,7 @@ def benchmark(args: argparse.Namespace, tmp: Path) -> None:
         hub = Hub(config, tmp, f"http://127.0.0.1:{port}", args.log_level)
         hub.wait_ready(hub.url + "/readyz")
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_die_with_parent) as pool:
+        with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=die_with_parent) as pool:
             bench = Bench([hub], simulator, pool, args, secrets.token_hex(3))
             if args.warmup:
                 bench.run_phase("warmup")
