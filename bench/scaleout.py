@@ -139,7 +139,7 @@ def benchmark(counts: Sequence[int], args: argparse.Namespace, tmp: Path) -> Non
         "route": f"formcycle -> {MAPPING.name} (PDF rendition, Personenakte, Vorgang, documents) -> enaio",
         "load": f"{args.count} submissions, {args.concurrency} connections, closed loop, taken in turn",
         "warmup": f"{args.warmup} submissions per count, filed before the measurement",
-        "workers": f"concurrency {args.worker_concurrency} each, enaio max_concurrency {args.enaio_concurrency}",
+        "workers": f"{args.worker_concurrency} per process, enaio max_concurrency {args.enaio_concurrency}",
         "cpus": os.cpu_count(),
         "load average (1 min)": f"{load_before:.2f} at start, {os.getloadavg()[0]:.2f} at end",
         "python": platform.python_version(),
