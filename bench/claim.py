@@ -38,99 +38,59 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from bench.console import build
 from bench.pgserver import journal_database, throwaway_cluster
 from hub.journal import AfterAll, Completion, SqliteJournal, TaskSpec
 from hub.journal.lifecycle import SqlJournal
-from hub.journal.tx import Cursor, Dialect, Tx
+from hub.journal.tx import Tx
 from hub.models import Application, ApplicationState, Event
+from hub.testing.plans import LARGE_TABLES, Plan, explain, full_scans, recording, wrapped_writes
 from hub.testing.postgres import PostgresServer
 
 T = TypeVar("T")
 CAPACITY = {"enaio": 4, "k3": 8, "xta": 16}  # the targets of console.py's journal, with room per target
 LEASE = 300.0
 OWNER = "bench-claim"
-# Tables that grow with the journal's history: a full scan of one is what this benchmark guards against.
-LARGE_TABLES = ("applications", "events", "tasks", "correlations")
-
-
-# -- watching the journal's operations -----------------------------------------------------------------
-
-
-class Recording:
-    """A `Tx` that writes down every statement (with its parameters) before running it."""
-
-    def __init__(self, tx: Tx, statements: list[tuple[str, Sequence[Any]]]) -> None:
-        self._tx = tx
-        self._statements = statements
-
-    @property
-    def dialect(self) -> Dialect:
-        """The backend's differences."""
-        return self._tx.dialect
-
-    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Cursor:
-        """Write the statement down, then run it."""
-        self._statements.append((sql, tuple(params)))
-        return self._tx.execute(sql, params)
-
-    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Any:
-        """Write the statement down (with its first parameter row), then run it."""
-        rows = list(params)
-        self._statements.append((sql, tuple(rows[0]) if rows else ()))
-        return self._tx.executemany(sql, rows)
 
 
 @dataclass
 class Probe:
-    """The time each journal operation spent inside its transaction, per operation; statements on request."""
+    """The time each journal write operation spent inside its transaction, by the method that made it."""
 
     seconds: dict[str, list[float]] = field(default_factory=dict)
-    statements: list[tuple[str, Sequence[Any]]] | None = None
 
     def wrap(self, op: Callable[[Tx], T]) -> Callable[[Tx], T]:
-        """`op`, timed (and its statements recorded while `statements` is a list)."""
+        """`op`, timed."""
         # The journal's method that built the operation: "SqlJournal.claim.<locals>.op" -> "claim".
         name = op.__qualname__.split(".<locals>")[0].rpartition(".")[2]
 
         def timed(c: Tx) -> T:
             began = time.perf_counter()
             try:
-                return op(c if self.statements is None else Recording(c, self.statements))
+                return op(c)
             finally:
                 self.seconds.setdefault(name, []).append(time.perf_counter() - began)
 
         return timed
 
 
-class Probed(SqlJournal):
-    """Mixed in before a backend's journal class: its write operations go through a `Probe`."""
-
-    probe: Probe
-
-    async def _write(self, op: Callable[[Tx], T]) -> T:
-        return await super()._write(self.probe.wrap(op))  # type: ignore[safe-super]  # the backend's
-
-    def settle(self) -> None:
-        """Write what earlier transactions left in the log back into the database's files (a checkpoint),
-        so that the workload's commits do not pay for the intake's pages."""
-
-
-class ProbedSqlite(Probed, SqliteJournal):
-    """The SQLite journal, probed."""
-
-    def settle(self) -> None:
-        db = sqlite3.connect(self.path, timeout=30)
+async def settle(journal: SqlJournal) -> None:
+    """Write what earlier transactions left in the log back into the database's files (a checkpoint),
+    so that the workload's commits do not pay for the intake's pages."""
+    if isinstance(journal, SqliteJournal):
+        db = sqlite3.connect(journal.path, timeout=30)
         try:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             db.close()
+    else:
+        await journal._write(lambda c: c.execute("CHECKPOINT"))
 
 
 # -- the live workload -----------------------------------------------------------------------------------
@@ -174,9 +134,16 @@ async def take_in(journal: SqlJournal, tasks: int) -> None:
         )
 
 
-async def work_off(journal: Probed, limit: int, run: Run) -> None:
+async def work_off(journal: SqlJournal, limit: int, run: Run) -> None:
     """Claim and complete until nothing is due, as a hub's workers do, timing each claim."""
-    journal.probe.seconds.clear()
+    probe = Probe()
+    with wrapped_writes(journal, probe.wrap):
+        await _work_off(journal, limit, run)
+    run.claims += probe.seconds["claim"][:-1]  # the last claim found nothing: not a claim of the workload
+    run.completions += probe.seconds["complete"]
+
+
+async def _work_off(journal: SqlJournal, limit: int, run: Run) -> None:
     while True:
         began = time.perf_counter()
         claimed = await journal.claim(OWNER, limit, LEASE, CAPACITY)
@@ -187,50 +154,23 @@ async def work_off(journal: Probed, limit: int, run: Run) -> None:
         run.tasks += len(claimed)
         # The workers complete side by side: one commit may carry several (SQLite's group commit).
         await asyncio.gather(*(journal.complete(t, _delivered(t.application_id, t.target)) for t in claimed))
-    seconds = journal.probe.seconds
-    run.claims += seconds["claim"][:-1]  # the last claim found nothing: not a claim of the workload
-    run.completions += seconds["complete"]
 
 
 # -- the query plans ----------------------------------------------------------------------------------------
 
 
-async def plans(journal: Probed, limit: int) -> list[tuple[str, list[str]]]:
+async def plans(journal: SqlJournal, limit: int) -> list[Plan]:
     """The plans of one claim's and one completion's statements (the claim's tasks are completed)."""
-    statements: list[tuple[str, Sequence[Any]]] = []
-    journal.probe.statements = statements
-    try:
+    with recording(journal) as statements:
         claimed = await journal.claim(OWNER, limit, LEASE, CAPACITY)
         if claimed:
             await journal.complete(claimed[0], _delivered(claimed[0].application_id, claimed[0].target))
-    finally:
-        journal.probe.statements = None
     for task in claimed[1:]:
         await journal.complete(task, _delivered(task.application_id, task.target))
-    seen: dict[str, Sequence[Any]] = {}
-    for sql, params in statements:
-        seen.setdefault(sql, params)
-
-    def explain(c: Tx) -> list[tuple[str, list[str]]]:
-        prefix = "EXPLAIN QUERY PLAN " if c.dialect.name == "sqlite" else "EXPLAIN "
-        out = []
-        for sql, params in seen.items():
-            rows = c.execute(prefix + sql, params).fetchall()
-            out.append((sql, [str(r[-1]) for r in rows]))
-        return out
-
-    return await journal._write(explain)
+    return await journal._write(lambda c: explain(c, statements))
 
 
-def full_scans(plan: Sequence[str]) -> list[str]:
-    """The plan's lines that read a large table from end to end."""
-    large = "|".join(LARGE_TABLES)
-    sqlite_scan = re.compile(rf"^SCAN ({large})\b(?!.*\bINDEX\b)")
-    postgres_scan = re.compile(rf"Seq Scan on ({large})\b")
-    return [line for line in plan if sqlite_scan.search(line.strip()) or postgres_scan.search(line)]
-
-
-def print_plans(backend: str, explained: list[tuple[str, list[str]]]) -> None:
+def print_plans(backend: str, explained: list[Plan]) -> None:
     """Each statement (its column list shortened) and its plan, full scans of large tables flagged."""
     print(f"\nquery plans on {backend}, the large journal: one claim, then one completion")
     flagged = 0
@@ -249,13 +189,12 @@ def print_plans(backend: str, explained: list[tuple[str, list[str]]]) -> None:
 
 
 @asynccontextmanager
-async def sqlite_store(directory: Path, source: Path | None = None) -> AsyncIterator[Probed]:
+async def sqlite_store(directory: Path, source: Path | None = None) -> AsyncIterator[SqlJournal]:
     """A SQLite journal in `directory`: empty, or a copy of `source` (which stays as built)."""
     path = directory / f"journal-{secrets.token_hex(4)}.db"
     if source is not None:
         shutil.copyfile(source, path)
-    journal = ProbedSqlite(path)
-    journal.probe = Probe()
+    journal = SqliteJournal(path)
     await journal.open()
     try:
         yield journal
@@ -266,15 +205,11 @@ async def sqlite_store(directory: Path, source: Path | None = None) -> AsyncIter
 
 
 @asynccontextmanager
-async def postgres_store(server: PostgresServer, source: Path | None = None) -> AsyncIterator[Probed]:
+async def postgres_store(server: PostgresServer, source: Path | None = None) -> AsyncIterator[SqlJournal]:
     """A journal in a new database of `server`: empty, or with the rows of the SQLite journal `source`."""
     from hub.journal.postgres import PostgresJournal
 
-    class ProbedPostgres(Probed, PostgresJournal):
-        """The PostgreSQL journal, probed."""
-
-    journal = ProbedPostgres(journal_database(server))
-    journal.probe = Probe()
+    journal = PostgresJournal(journal_database(server))
     await journal.open()
     try:
         if source is not None:
@@ -297,8 +232,8 @@ async def postgres_store(server: PostgresServer, source: Path | None = None) -> 
 async def compare(
     backend: str,
     args: argparse.Namespace,
-    empty: Callable[[], AbstractAsyncContextManager[Probed]],
-    large: Probed,
+    empty: Callable[[], AbstractAsyncContextManager[SqlJournal]],
+    large: SqlJournal,
 ) -> list[Run]:
     """The workload on a fresh empty store and on the large one, in turn, `--rounds` times.
 
@@ -309,12 +244,12 @@ async def compare(
     for round_ in range(args.rounds):
         async with empty() as journal:
             await take_in(journal, args.tasks)
-            journal.settle()
+            await settle(journal)
             await work_off(journal, args.limit, runs[0])
         await take_in(large, args.tasks)
         if args.explain and round_ == 0:
             print_plans(backend, await plans(large, args.limit))
-        large.settle()
+        await settle(large)
         await work_off(large, args.limit, runs[1])
     return list(runs)
 
