@@ -20,7 +20,10 @@ from hub.testing.plans import explain, full_scans, recording
 CAPACITY = {"enaio": 1, "k3": 2}
 
 
-async def test_claim_and_complete_search_indexes_only(journal: SqlJournal, clock: FakeClock) -> None:
+async def test_claim_and_complete_search_indexes_only(
+    journal: SqlJournal,  # noqa: F811 - the contract suite's fixtures
+    clock: FakeClock,  # noqa: F811
+) -> None:
     finished = await take_in(journal, application("FC-0"), TaskSpec("deliver", target="enaio"))
     [old] = await journal.claim("worker-1", 1, LEASE, CAPACITY)
     await journal.complete(old, delivered(finished, "enaio"))
