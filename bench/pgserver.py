@@ -3,7 +3,6 @@ commits flushed to disk as a production server does, and the journal's schema mi
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,10 +28,10 @@ def throwaway_cluster() -> Iterator[PostgresServer]:
 
 def journal_database(server: PostgresServer) -> str:
     """A new database at the journal's schema (as `aktenhub migrate` leaves it); its URL."""
-    from hub.journal.postgres import migrate_database
+    from hub.journal.postgres import migrate
 
     url = server.url(server.create_database())
-    asyncio.run(migrate_database(url))
+    migrate(url)
     return url
 
 
