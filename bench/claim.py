@@ -2,7 +2,8 @@
 
 A journal keeps every finished application (completed or dead, its tasks done, its timeline) until the
 purge takes it after years; the workers' claims must not slow down as it fills. For each backend this
-runs the same small live workload on two stores, one empty and one holding ``--count`` finished
+runs the same small live workload on two stores side by side, one claim on one then one on the other
+(so both meet the same load of a shared machine), one store empty and one holding ``--count`` finished
 applications, and compares what a claim costs:
 
 - the live workload: ``--tasks`` applications taken in, each with a delivery task to one of three targets
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -44,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from bench.console import build
+from bench.console import build, journal_path
 from bench.pgserver import journal_database, throwaway_cluster
 from hub.journal import AfterAll, Completion, SqliteJournal, TaskSpec
 from hub.journal.lifecycle import SqlJournal
@@ -134,26 +136,39 @@ async def take_in(journal: SqlJournal, tasks: int) -> None:
         )
 
 
-async def work_off(journal: SqlJournal, limit: int, run: Run) -> None:
-    """Claim and complete until nothing is due, as a hub's workers do, timing each claim."""
-    probe = Probe()
-    with wrapped_writes(journal, probe.wrap):
-        await _work_off(journal, limit, run)
-    run.claims += probe.seconds["claim"][:-1]  # the last claim found nothing: not a claim of the workload
-    run.completions += probe.seconds["complete"]
+async def work_off(stores: Sequence[tuple[SqlJournal, Run]], limit: int) -> None:
+    """Claim and complete until nothing is due, as a hub's workers do, on each store in turn.
+
+    One claim (and its completions) on one store, then one on the other: both meet the same moment's
+    load of a shared machine, which would otherwise weigh on whichever store ran at a busier time.
+    """
+    with contextlib.ExitStack() as stack:
+        probes = []
+        for journal, _ in stores:
+            probes.append(Probe())
+            stack.enter_context(wrapped_writes(journal, probes[-1].wrap))
+        busy = list(stores)
+        while busy:
+            for journal, run in list(busy):
+                if not await claim_and_complete(journal, limit, run):
+                    busy.remove((journal, run))
+    for (_, run), probe in zip(stores, probes, strict=True):
+        run.claims += probe.seconds["claim"][:-1]  # the last claim found nothing: not the workload's
+        run.completions += probe.seconds["complete"]
 
 
-async def _work_off(journal: SqlJournal, limit: int, run: Run) -> None:
-    while True:
-        began = time.perf_counter()
-        claimed = await journal.claim(OWNER, limit, LEASE, CAPACITY)
-        took = time.perf_counter() - began
-        if not claimed:
-            break
-        run.claim_trips.append(took)
-        run.tasks += len(claimed)
-        # The workers complete side by side: one commit may carry several (SQLite's group commit).
-        await asyncio.gather(*(journal.complete(t, _delivered(t.application_id, t.target)) for t in claimed))
+async def claim_and_complete(journal: SqlJournal, limit: int, run: Run) -> bool:
+    """One claim and the completion of what it leased; whether there was anything."""
+    began = time.perf_counter()
+    claimed = await journal.claim(OWNER, limit, LEASE, CAPACITY)
+    took = time.perf_counter() - began
+    if not claimed:
+        return False
+    run.claim_trips.append(took)
+    run.tasks += len(claimed)
+    # The workers complete side by side: one commit may carry several (SQLite's group commit).
+    await asyncio.gather(*(journal.complete(t, _delivered(t.application_id, t.target)) for t in claimed))
+    return True
 
 
 # -- the query plans ----------------------------------------------------------------------------------------
@@ -235,7 +250,7 @@ async def compare(
     empty: Callable[[], AbstractAsyncContextManager[SqlJournal]],
     large: SqlJournal,
 ) -> list[Run]:
-    """The workload on a fresh empty store and on the large one, in turn, `--rounds` times.
+    """The workload on a fresh empty store and on the large one, side by side, `--rounds` times.
 
     The large store is the same in every round: each round leaves ``--tasks`` more finished
     applications in it (0.2 % of a million by default).
@@ -243,14 +258,13 @@ async def compare(
     runs = Run(backend, "empty"), Run(backend, f"{args.count:,} finished")
     for round_ in range(args.rounds):
         async with empty() as journal:
-            await take_in(journal, args.tasks)
-            await settle(journal)
-            await work_off(journal, args.limit, runs[0])
-        await take_in(large, args.tasks)
-        if args.explain and round_ == 0:
-            print_plans(backend, await plans(large, args.limit))
-        await settle(large)
-        await work_off(large, args.limit, runs[1])
+            for store in (journal, large):
+                await take_in(store, args.tasks)
+            if args.explain and round_ == 0:
+                print_plans(backend, await plans(large, args.limit))
+            for store in (journal, large):
+                await settle(store)
+            await work_off([(journal, runs[0]), (large, runs[1])], args.limit)
     return list(runs)
 
 
@@ -329,7 +343,7 @@ def main() -> None:
     args = parser.parse_args()
     backends = args.backend or ["sqlite", "postgresql"]
     args.dir.mkdir(parents=True, exist_ok=True)
-    source = args.dir / f"journal-{args.count}.db"
+    source = journal_path(args.dir, args.count)
     if not source.exists():
         print(
             f"building a journal of {args.count:,} finished applications (bench/console.py) ...", flush=True
