@@ -4,7 +4,7 @@ The end-to-end set-up of ``bench/e2e.py`` (its load generator, enaio simulator, 
 with the journal in PostgreSQL and the files in one local directory that the processes share (what an
 object store is to processes on several machines). For each count of ``--processes`` (default 1, then 2):
 a new database at the journal's schema in one throw-away cluster (``hub.testing.postgres``, commits
-flushed to disk as in production), that many ``aktenhub run`` processes on it, each taking every
+flushed to disk as in production), a new enaio simulator, that many ``aktenhub run`` processes on it, each taking every
 submission in turn (as a reverse proxy would spread them) and each running workers; a warm-up, then the
 throughput phase (closed loop, as fast as the hub takes them) until everything is filed. Reports the
 applications filed per second of each count and the ratio to one process, with the CPU of every process
@@ -47,16 +47,17 @@ from bench.pgserver import journal_database, server_pid, throwaway_cluster
 from hub.testing.postgres import PostgresServer
 
 
-def run_processes(
-    count: int, args: argparse.Namespace, server: PostgresServer, simulator: Simulator, tmp: Path
-) -> PhaseReport:
-    """`count` hub processes on a new database: warm-up, then the measured throughput phase."""
+def run_processes(count: int, args: argparse.Namespace, server: PostgresServer, tmp: Path) -> PhaseReport:
+    """`count` hub processes on a new database and a new simulator: warm-up, then the measured phase."""
     directory = tmp / f"processes-{count}"
     directory.mkdir()
     store = journal_database(server)
     postmaster = server_pid(server)
+    # Its own simulator: the applicants of each count are numbered from one again (new Akten each).
+    simulator = Simulator(directory, free_port())
     hubs: list[Hub] = []
     try:
+        simulator.wait_ready(simulator.url + "/_sim/stats")
         for n in range(1, count + 1):
             port = free_port()
             config = write_config(
@@ -85,6 +86,7 @@ def run_processes(
     finally:
         for hub in hubs:
             hub.stop()
+        simulator.stop()
 
 
 def print_comparison(setup: dict[str, object], phases: list[PhaseReport]) -> None:
@@ -120,17 +122,12 @@ def print_comparison(setup: dict[str, object], phases: list[PhaseReport]) -> Non
 
 
 def benchmark(counts: Sequence[int], args: argparse.Namespace, tmp: Path) -> None:
-    """The cluster and the simulator for all counts; the hub processes anew for each."""
+    """One cluster for all counts; a database, a simulator and the hub processes anew for each."""
     load_before = os.getloadavg()[0]
     phases: list[PhaseReport] = []
-    simulator = Simulator(tmp, free_port())
-    try:
-        simulator.wait_ready(simulator.url + "/_sim/stats")
-        with throwaway_cluster() as server:
-            for count in counts:
-                phases.append(run_processes(count, args, server, simulator, tmp))
-    finally:
-        simulator.stop()
+    with throwaway_cluster() as server:
+        for count in counts:
+            phases.append(run_processes(count, args, server, tmp))
     setup: dict[str, object] = {
         "hubs": "subprocesses: the `aktenhub run` code path, each workers on, the same configuration",
         "journal": "PostgreSQL (throw-away cluster, commits flushed to disk), a new database per count",
