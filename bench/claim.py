@@ -229,7 +229,7 @@ async def postgres_store(server: PostgresServer, source: Path | None = None) -> 
     try:
         if source is not None:
             began = time.perf_counter()
-            origin = SqliteJournal(source, read_only=True)
+            origin = SqliteJournal(source)  # opened to write: brought to this hub's schema first
             await origin.open()
             try:
                 moved = await journal.take_over(origin)
@@ -281,7 +281,7 @@ def ratio(large: Sequence[float], empty: Sequence[float]) -> float:
     return statistics.median(large) / statistics.median(empty)
 
 
-def print_table(runs: list[Run]) -> None:
+def print_table(runs: list[Run], flush: bool = False) -> None:
     """Per backend and store: medians per claim and completion; the ratios large/empty."""
     print()
     head = ("backend", "store", "claims", "tasks", "claim µs", "claim trip µs", "complete µs")
@@ -312,7 +312,7 @@ def print_table(runs: list[Run]) -> None:
             f"{what.replace('_', ' ')} {ratio(getattr(large, what), getattr(empty, what)):.2f}x"
             for what in ("claims", "claim_trips", "completions")
         )
-        print(f"  {empty.backend}: large / empty: {ratios} (aim: claims within 1.10x)")
+        print(f"  {empty.backend}: large / empty: {ratios} (aim: claims within 1.10x)", flush=flush)
 
 
 async def run_sqlite(args: argparse.Namespace, source: Path, tmp: Path) -> list[Run]:
@@ -351,25 +351,27 @@ def main() -> None:
         print(
             f"built in {build(source, args.count, time.time()):.0f} s, {source.stat().st_size / 1e6:,.0f} MB"
         )
-    load = os.getloadavg()[0]
-    runs: list[Run] = []
     tmp = Path(tempfile.mkdtemp(prefix="aktenhub-bench-claim-"))
     try:
-        if "sqlite" in backends:
-            runs += asyncio.run(run_sqlite(args, source, tmp))
-        if "postgresql" in backends:
-            runs += asyncio.run(run_postgres(args, source))
+        for backend in backends:
+            load = os.getloadavg()[0]
+            if backend == "sqlite":
+                runs = asyncio.run(run_sqlite(args, source, tmp))
+            else:
+                runs = asyncio.run(run_postgres(args, source))
+            print(f"\nclaims on {backend} with {args.count:,} finished applications against an empty journal")
+            print(
+                f"  workload: {args.tasks} applications, one delivery each over {len(CAPACITY)} targets "
+                f"(capacities {CAPACITY}), claimed {args.limit} at a time and completed; "
+                f"{args.rounds} round(s)"
+            )
+            print(
+                f"  load average (1 min) {load:.2f} at start, {os.getloadavg()[0]:.2f} at end, "
+                f"{os.cpu_count()} cpus"
+            )
+            print_table(runs, flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\nclaims with {args.count:,} finished applications against an empty journal")
-    print(
-        f"  workload: {args.tasks} applications, one delivery each over {len(CAPACITY)} targets "
-        f"(capacities {CAPACITY}), claimed {args.limit} at a time and completed; {args.rounds} round(s)"
-    )
-    print(
-        f"  load average (1 min) {load:.2f} at start, {os.getloadavg()[0]:.2f} at end, {os.cpu_count()} cpus"
-    )
-    print_table(runs)
 
 
 if __name__ == "__main__":
