@@ -37,6 +37,7 @@ bench: venv
 	$(BIN)/python bench/rate_limit.py
 	$(BIN)/python bench/console.py
 	$(BIN)/python -m bench.claim --explain
+	$(BIN)/python -m bench.scaleout
 
 run: venv
 	$(BIN)/aktenhub run -c config/aktenhub.example.yaml

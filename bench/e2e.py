@@ -268,15 +268,16 @@ def write_config(
     enaio_concurrency: int,
     store: str | None = None,
     name: str = "aktenhub",
+    blobs: str | None = None,
 ) -> Path:
     """The hub's configuration: FormCycle -> example mapping -> enaio, everything under `tmp`.
 
-    `store`: the journal (default: SQLite in `tmp`); the files always go to `tmp`/blobs, shared by the
-    processes of one hub.
+    `store`: the journal (default: SQLite in `tmp`); `blobs`: the files (default: `tmp`/blobs, which
+    the processes of one hub share).
     """
     text = f"""\
 store: {store or f"sqlite:///{tmp / 'journal.db'}"}
-blobs: {tmp / "blobs"}
+blobs: {blobs or tmp / "blobs"}
 server:
   listen: "127.0.0.1:{port}"
   admin_tokens:
