@@ -36,6 +36,8 @@ bench: venv
 	$(BIN)/python bench/large_attachment.py
 	$(BIN)/python bench/rate_limit.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python -m bench.claim --explain
+	$(BIN)/python -m bench.scaleout
 
 run: venv
 	$(BIN)/aktenhub run -c config/aktenhub.example.yaml

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import random
 import sqlite3
@@ -30,6 +31,17 @@ YEAR = 365 * 86400
 TARGETS = {"jagd": "enaio", "angeln": "k3", "bau": "xta"}
 TOKEN = "bench-admin-token-0123456789"
 VIEWER = "bench-viewer-token-0123456789"
+
+
+def journal_path(directory: Path, count: int) -> Path:
+    """Where `build` keeps the journal of `count` applications in `directory` (reused by later runs)."""
+    return directory / f"journal-{count}-v2.db"  # v2: scattered ids
+
+
+def application_id(i: int) -> str:
+    """The `i`-th application's id: scattered like the hub's random ids (`hub.models.new_id`), so each
+    application's rows sit somewhere in the id indexes, as in a real journal, not in one corner."""
+    return "app_" + hashlib.sha256(str(i).encode()).hexdigest()[:32]
 
 
 async def _create(path: Path) -> None:
@@ -49,7 +61,7 @@ def build(path: Path, count: int, now: float) -> float:
     rng = random.Random(1)
     db.execute("BEGIN")
     for i in range(count):
-        app_id = f"app_{i:032x}"
+        app_id = application_id(i)
         received = now - (count - i) / count * YEAR  # in time order, as a journal fills
         done = received + rng.random() * 600
         route = rng.choice(list(TARGETS))
@@ -117,7 +129,7 @@ async def measure(path: Path, count: int, rounds: int) -> list[tuple[str, float,
     )
     took = time.perf_counter() - started
     print(f"hub started on the journal in {took:.1f} s (the first start builds new indexes)")
-    middle = f"app_{count // 2:032x}"
+    middle = application_id(count // 2)
     pages = [
         ("dashboard, 24 hours", "/ui/"),
         ("dashboard, 7 days", "/ui/?zeitraum=7d"),
@@ -154,7 +166,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/aktenhub-console-bench"))
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    path = args.dir / f"journal-{args.count}.db"
+    path = journal_path(args.dir, args.count)
     if not path.exists():
         print(f"building a journal of {args.count:,} finished applications ...", flush=True)
         print(f"built in {build(path, args.count, time.time()):.0f} s, {path.stat().st_size / 1e6:,.0f} MB")

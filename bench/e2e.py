@@ -48,7 +48,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -76,13 +76,13 @@ POLL_SECONDS = 0.2
 
 def serve_hub(config: Path, log_level: str) -> None:
     """Run `aktenhub run -c CONFIG` in this process (dying with the benchmark)."""
-    _die_with_parent()
+    die_with_parent()
     from hub.cli import main as cli_main
 
     cli_main(["--log-level", log_level, "run", "-c", str(config)])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: get SIGTERM when the benchmark dies, even by SIGKILL: no child process is left behind."""
     import ctypes
     import ctypes.util
@@ -100,6 +100,28 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of process `pid` (all threads), its live descendants and the
+    children it has reaped (Linux /proc)."""
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                # The fields after the command's name, which may hold spaces and parentheses.
+                stats[int(entry.name)] = (entry / "stat").read_text().rpartition(")")[2].split()
+    children: dict[int, list[int]] = {}
+    for child, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(child)
+    ticks, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        if current in stats:
+            # utime, stime, cutime, cstime (the reaped children's, e.g. a pool's ended workers)
+            ticks += sum(int(f) for f in stats[current][11:15])
+        todo += children.get(current, [])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
@@ -130,7 +152,7 @@ class Child:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 # Runs in the child before exec; the benchmark starts children from one thread.
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
 
     def wait_ready(self, url: str) -> None:
@@ -145,12 +167,8 @@ class Child:
         raise RuntimeError(f"{self.name} not ready within {READY_TIMEOUT:g}s:\n{self.log_tail()}")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the process (all its threads) so far."""
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time so far of the process and its helpers (e.g. the hub's PDF rendition)."""
+        return tree_cpu_seconds(self.proc.pid)
 
     def stop(self) -> int | None:
         """SIGTERM, bounded wait, then SIGKILL; the exit code of a clean stop."""
@@ -175,10 +193,21 @@ class Child:
 class Hub(Child):
     """The hub subprocess and what it shows: /metrics and the admin API."""
 
-    def __init__(self, config: Path, tmp: Path, url: str, log_level: str) -> None:
+    def __init__(
+        self,
+        config: Path,
+        tmp: Path,
+        url: str,
+        log_level: str,
+        name: str = "hub",
+        tokens: tuple[str, str] | None = None,
+    ) -> None:
         self.url = url
-        self.form_token = "bench-" + secrets.token_hex(16)
-        self.admin_token = "bench-" + secrets.token_hex(16)
+        # Processes of one hub share its configuration's secrets: `tokens` (form, admin) of the first.
+        self.form_token, self.admin_token = tokens or (
+            "bench-" + secrets.token_hex(16),
+            "bench-" + secrets.token_hex(16),
+        )
         env = {
             **os.environ,
             FORMCYCLE_TOKEN_ENV: self.form_token,
@@ -186,7 +215,7 @@ class Hub(Child):
             ENAIO_PASSWORD_ENV: ENAIO_PASSWORD,
         }
         command = [sys.executable, str(Path(__file__).resolve()), "--serve-hub", str(config)]
-        super().__init__("hub", [*command, "--log-level", log_level], tmp, env)
+        super().__init__(name, [*command, "--log-level", log_level], tmp, env)
 
     def metrics(self) -> dict[str, float]:
         """GET /metrics, as {'name{labels}': value}."""
@@ -231,12 +260,24 @@ class Simulator(Child):
 
 
 def write_config(
-    tmp: Path, port: int, enaio_url: str, api: str, workers: int, enaio_concurrency: int
+    tmp: Path,
+    port: int,
+    enaio_url: str,
+    api: str,
+    workers: int,
+    enaio_concurrency: int,
+    store: str | None = None,
+    name: str = "aktenhub",
+    blobs: str | None = None,
 ) -> Path:
-    """The hub's configuration: FormCycle -> example mapping -> enaio, everything under `tmp`."""
+    """The hub's configuration: FormCycle -> example mapping -> enaio, everything under `tmp`.
+
+    `store`: the journal (default: SQLite in `tmp`); `blobs`: the files (default: `tmp`/blobs, which
+    the processes of one hub share).
+    """
     text = f"""\
-store: sqlite:///{tmp / "journal.db"}
-blobs: {tmp / "blobs"}
+store: {store or f"sqlite:///{tmp / 'journal.db'}"}
+blobs: {blobs or tmp / "blobs"}
 server:
   listen: "127.0.0.1:{port}"
   admin_tokens:
@@ -273,7 +314,7 @@ routes:
     map: {MAPPING}
     to: [{SINK}]
 """
-    path = tmp / "aktenhub.yaml"
+    path = tmp / f"{name}.yaml"
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -293,7 +334,7 @@ BIRTH_DAYS = 80 * 365
 class LoadSpec:
     """What the load-generator process does."""
 
-    url: str
+    urls: tuple[str, ...]  # the hub processes, taking the submissions in turn (as a reverse proxy would)
     token: str
     prefix: str  # makes every vorgang_id unique
     first: int  # the first submission's number across the whole run (makes every applicant unique)
@@ -385,8 +426,9 @@ async def _send(
     status = 0
     application_id = None
     try:
+        url = spec.urls[n % len(spec.urls)]
         async with session.post(
-            f"{spec.url}/intake/formcycle/{SERVICE}", data=form, headers={"X-Aktenhub-Token": spec.token}
+            f"{url}/intake/formcycle/{SERVICE}", data=form, headers={"X-Aktenhub-Token": spec.token}
         ) as resp:
             body = await resp.read()
             status = resp.status
@@ -528,9 +570,10 @@ class PhaseReport:
     acknowledgment_ms: dict[str, float]  # client send -> 202
     step_mean_ms: dict[str, float]  # mean duration of each step's attempts (hub metrics)
     retried_attempts: int
-    hub_cpu_percent: float
+    hub_cpu_percent: float  # all hub processes together
     simulator_cpu_percent: float
     client_cpu_percent: float
+    cpu_percent: dict[str, float]  # each process by name (every hub process, the simulator, ...)
     enaio_objects_created: int
     enaio_objects_expected: int
 
@@ -567,20 +610,36 @@ def _retries(metrics: dict[str, float]) -> float:
     return sum(v for k, v in metrics.items() if k.startswith("aktenhub_retries_total{"))
 
 
+def _summed(metrics: Sequence[dict[str, float]]) -> dict[str, float]:
+    """The counters of several hub processes added up (the step histograms, the retries)."""
+    out: dict[str, float] = {}
+    for one in metrics:
+        for key, value in one.items():
+            out[key] = out.get(key, 0.0) + value
+    return out
+
+
 @dataclass
 class Bench:
     """The running processes and what the phases need from the command line."""
 
-    hub: Hub
+    hubs: list[Hub]  # the processes of one hub, on one journal: the first one is asked for its state
     simulator: Simulator
     pool: ProcessPoolExecutor
     args: argparse.Namespace
     run_id: str
+    # CPU seconds so far of further processes the phases load (e.g. the database server), by name.
+    others: dict[str, Callable[[], float]] = field(default_factory=dict)
     submitted: int = 0  # submissions sent so far (numbers the applicants)
     final_expected: int = 0  # applications that will be completed or dead once everything is through
 
     def objects(self) -> int:
         return int(self.simulator.stats()["objects"])
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds so far of every process of the benchmark but the load generator, by name."""
+        children: list[Child] = [*self.hubs, self.simulator]
+        return {c.name: c.cpu_seconds() for c in children} | {n: read() for n, read in self.others.items()}
 
     def run_phase(self, name: str, rate: float | None = None) -> PhaseReport:
         """One phase: load, wait until filed (bounded), then read every timeline."""
@@ -590,9 +649,10 @@ class Bench:
             if rate is not None
             else {"count": args.warmup if name == "warmup" else args.count, "concurrency": args.concurrency}
         )
+        hub = self.hubs[0]
         spec = LoadSpec(
-            url=self.hub.url,
-            token=self.hub.form_token,
+            urls=tuple(h.url for h in self.hubs),
+            token=hub.form_token,
             prefix=f"FC-BENCH-{self.run_id}-{name.split()[0]}",
             first=self.submitted,
             attachments=args.attachments,
@@ -603,25 +663,22 @@ class Bench:
         )
         self.submitted += spec.count or int(spec.rate * spec.duration)
         objects_before = self.objects()
-        metrics_before = self.hub.metrics()
+        metrics_before = _summed([h.metrics() for h in self.hubs])
         future = self.pool.submit(run_load, spec)
         time.sleep(max(0.0, spec.start_at - time.monotonic()))  # measured from the start of the load
-        hub_cpu, sim_cpu, measured_from = self.hub.cpu_seconds(), self.simulator.cpu_seconds(), time.time()
+        cpu_before, measured_from = self.cpu_seconds(), time.time()
         result = future.result()
         new = {s.application_id for s in result.samples if s.status == 202 and s.application_id}
         self.final_expected += len(new)
-        done, measured_to = wait_until_filed(self.hub, self.final_expected, args.phase_timeout)
-        hub_cpu = self.hub.cpu_seconds() - hub_cpu
-        sim_cpu = self.simulator.cpu_seconds() - sim_cpu
-        metrics_after = self.hub.metrics()
-        filings = asyncio.run(_timelines(self.hub.url, self.hub.admin_token, sorted(new)))
+        done, measured_to = wait_until_filed(hub, self.final_expected, args.phase_timeout)
+        cpu = {name: seconds - cpu_before[name] for name, seconds in self.cpu_seconds().items()}
+        metrics_after = _summed([h.metrics() for h in self.hubs])
+        filings = asyncio.run(_timelines(hub.url, hub.admin_token, sorted(new)))
         if not done:
             print(f"  {name}: not everything filed within {args.phase_timeout:g}s", file=sys.stderr)
         measured = max(measured_to - measured_from, 1e-9)
         before_after = (metrics_before, metrics_after)
-        return self._report(
-            name, rate, result, filings, before_after, objects_before, hub_cpu, sim_cpu, measured
-        )
+        return self._report(name, rate, result, filings, before_after, objects_before, cpu, measured)
 
     def _report(
         self,
@@ -631,8 +688,7 @@ class Bench:
         filings: dict[str, Filing],
         before_after: tuple[dict[str, float], dict[str, float]],
         objects_before: int,
-        hub_cpu: float,
-        sim_cpu: float,
+        cpu: dict[str, float],
         measured: float,
     ) -> PhaseReport:
         before, after = before_after
@@ -674,9 +730,10 @@ class Bench:
             acknowledgment_ms=percentiles([s.acked_wall - s.sent_wall for s in acked]),
             step_mean_ms=step_mean,
             retried_attempts=int(_retries(after) - _retries(before)),
-            hub_cpu_percent=round(hub_cpu / measured * 100, 1),
-            simulator_cpu_percent=round(sim_cpu / measured * 100, 1),
+            hub_cpu_percent=round(sum(cpu[h.name] for h in self.hubs) / measured * 100, 1),
+            simulator_cpu_percent=round(cpu[self.simulator.name] / measured * 100, 1),
             client_cpu_percent=round(result.cpu_seconds / measured * 100, 1),
+            cpu_percent={name: round(seconds / measured * 100, 1) for name, seconds in cpu.items()},
             enaio_objects_created=self.objects() - objects_before,
             enaio_objects_expected=per_application * len(by_id),
         )
@@ -836,8 +893,8 @@ def benchmark(args: argparse.Namespace, tmp: Path) -> None:
         hub = Hub(config, tmp, f"http://127.0.0.1:{port}", args.log_level)
         hub.wait_ready(hub.url + "/readyz")
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_die_with_parent) as pool:
-            bench = Bench(hub, simulator, pool, args, secrets.token_hex(3))
+        with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=die_with_parent) as pool:
+            bench = Bench([hub], simulator, pool, args, secrets.token_hex(3))
             if args.warmup:
                 bench.run_phase("warmup")
             phases.append(bench.run_phase("throughput"))

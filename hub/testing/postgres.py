@@ -108,6 +108,8 @@ class PostgresServer:
     user: str
     password: str
     run_as: pwd.struct_passwd | None  # the unprivileged account the server runs as (when we are root)
+    # Tests throw the cluster away and skip the flushes to disk; a benchmark wants a production's commits.
+    durable: bool = False
 
     @property
     def socket_dir(self) -> Path:
@@ -152,10 +154,9 @@ class PostgresServer:
             "--no-sync",
         )
         pwfile.unlink()
-        options = (
-            f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             "pg_ctl",
             "-D",
@@ -215,15 +216,18 @@ def _unprivileged_account() -> pwd.struct_passwd | None:
     )
 
 
-def start_server(bindir: Path, attempts: int = 3) -> PostgresServer:
-    """Start a throw-away cluster with the binaries in `bindir` (retries when the free port was taken)."""
+def start_server(bindir: Path, attempts: int = 3, durable: bool = False) -> PostgresServer:
+    """Start a throw-away cluster with the binaries in `bindir` (retries when the free port was taken);
+    `durable`: commits flushed to disk as in production (tests leave that out)."""
     run_as = _unprivileged_account()
     error: PostgresUnavailable | None = None
     for _ in range(attempts):
         # A short path: the unix socket's path must stay below ~107 bytes ($TMPDIR may be long).
         base = Path(tempfile.mkdtemp(prefix="akh-pg-", dir=SHORT_TMP if os.path.isdir(SHORT_TMP) else None))
         base.chmod(0o700)
-        server = PostgresServer(bindir, base, _free_port(), SUPERUSER, secrets.token_urlsafe(18), run_as)
+        server = PostgresServer(
+            bindir, base, _free_port(), SUPERUSER, secrets.token_urlsafe(18), run_as, durable
+        )
         try:
             server.start()
             return server

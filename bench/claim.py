@@ -1,0 +1,378 @@
+"""Benchmark: what claiming work costs with a million finished applications in the journal, against none.
+
+A journal keeps every finished application (completed or dead, its tasks done, its timeline) until the
+purge takes it after years; the workers' claims must not slow down as it fills. For each backend this
+runs the same small live workload on two stores side by side, one claim on one then one on the other
+(so both meet the same load of a shared machine), one store empty and one holding ``--count`` finished
+applications, and compares what a claim costs:
+
+- the live workload: ``--tasks`` applications taken in, each with a delivery task to one of three targets
+  with capacities (as the sinks' ``max_concurrency``), then claimed (``--limit`` at a time, as a hub's
+  ``workers.concurrency``) and completed (in the completing transaction: its event, the join, the
+  application completed), as the workers do, until nothing is left;
+- a claim's cost: the time its operation takes inside its transaction (the statements; what grows with
+  the journal if an index is missing) and its round trip through the journal (queue, thread, commit);
+  the same for the completions, whose statements read the application's tasks. Between intake and
+  workload a checkpoint writes the intake's pages back into the database files: on a large journal
+  those are many (its ids are random), and the claims' commits would pay for them.
+
+The finished applications come from ``bench/console.py``'s builder (a SQLite journal of a year of
+history, built once per ``--dir`` and copied for the run, so it stays as built); PostgreSQL gets them
+moved over from it by ``hub.journal.transfer.copy_journal`` into a throw-away cluster
+(``hub.testing.postgres``), then ``ANALYZE`` (what autovacuum does on a live database). ``--explain``
+prints the query plans of one claim's and one completion's statements on the large journal, and flags a
+full scan of a large table.
+
+    .venv/bin/python -m bench.claim [--count 1000000] [--tasks 2000] [--backend sqlite --backend postgresql]
+        [--explain] [--dir /tmp/aktenhub-console-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from bench.console import build, journal_path
+from bench.pgserver import journal_database, throwaway_cluster
+from hub.journal import AfterAll, Completion, SqliteJournal, TaskSpec
+from hub.journal.lifecycle import SqlJournal
+from hub.journal.tx import Tx
+from hub.models import Application, ApplicationState, Event
+from hub.testing.plans import LARGE_TABLES, Plan, explain, full_scans, recording, wrapped_writes
+from hub.testing.postgres import PostgresServer
+
+T = TypeVar("T")
+CAPACITY = {"enaio": 4, "k3": 8, "xta": 16}  # the targets of console.py's journal, with room per target
+LEASE = 300.0
+OWNER = "bench-claim"
+
+
+@dataclass
+class Probe:
+    """The time each journal write operation spent inside its transaction, by the method that made it."""
+
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+
+    def wrap(self, op: Callable[[Tx], T]) -> Callable[[Tx], T]:
+        """`op`, timed."""
+        # The journal's method that built the operation: "SqlJournal.claim.<locals>.op" -> "claim".
+        name = op.__qualname__.split(".<locals>")[0].rpartition(".")[2]
+
+        def timed(c: Tx) -> T:
+            began = time.perf_counter()
+            try:
+                return op(c)
+            finally:
+                self.seconds.setdefault(name, []).append(time.perf_counter() - began)
+
+        return timed
+
+
+async def settle(journal: SqlJournal) -> None:
+    """Write what earlier transactions left in the log back into the database's files (a checkpoint),
+    so that the workload's commits do not pay for the intake's pages."""
+    if isinstance(journal, SqliteJournal):
+        db = sqlite3.connect(journal.path, timeout=30)
+        try:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            db.close()
+    else:
+        await journal._write(lambda c: c.execute("CHECKPOINT"))
+
+
+# -- the live workload -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One workload on one store: per claim and per completion, in the transaction and round trip."""
+
+    backend: str
+    store: str  # "empty" or "N finished"
+    claims: list[float] = field(default_factory=list)  # seconds in the transaction
+    claim_trips: list[float] = field(default_factory=list)  # seconds awaited by the caller
+    completions: list[float] = field(default_factory=list)
+    tasks: int = 0
+
+
+def _delivered(app_id: str, target: str) -> Completion:
+    """A delivery's completion as the pipeline writes it; the last delivery completes the application."""
+    return Completion(
+        result={"target": target},
+        events=[Event(application_id=app_id, type="delivery.completed", step="deliver", target=target)],
+        after_all=AfterAll(
+            step="deliver",
+            events=[Event(application_id=app_id, type="application.completed")],
+            state=ApplicationState.COMPLETED,
+        ),
+    )
+
+
+async def take_in(journal: SqlJournal, tasks: int) -> None:
+    """`tasks` new applications, each with one delivery task, spread over the targets."""
+    run = secrets.token_hex(4)
+    targets = list(CAPACITY)
+    for i in range(tasks):
+        app = Application(source="formcycle", external_id=f"BENCH-{run}-{i}", service="jagdschein")
+        await journal.intake(
+            app,
+            [Event(application_id=app.id, type="application.received")],
+            [TaskSpec("deliver", target=targets[i % len(targets)])],
+        )
+
+
+async def work_off(stores: Sequence[tuple[SqlJournal, Run]], limit: int) -> None:
+    """Claim and complete until nothing is due, as a hub's workers do, on each store in turn.
+
+    One claim (and its completions) on one store, then one on the other: both meet the same moment's
+    load of a shared machine, which would otherwise weigh on whichever store ran at a busier time.
+    """
+    with contextlib.ExitStack() as stack:
+        probes = []
+        for journal, _ in stores:
+            probes.append(Probe())
+            stack.enter_context(wrapped_writes(journal, probes[-1].wrap))
+        busy = list(stores)
+        while busy:
+            for journal, run in list(busy):
+                if not await claim_and_complete(journal, limit, run):
+                    busy.remove((journal, run))
+    for (_, run), probe in zip(stores, probes, strict=True):
+        run.claims += probe.seconds["claim"][:-1]  # the last claim found nothing: not the workload's
+        run.completions += probe.seconds["complete"]
+
+
+async def claim_and_complete(journal: SqlJournal, limit: int, run: Run) -> bool:
+    """One claim and the completion of what it leased; whether there was anything."""
+    began = time.perf_counter()
+    claimed = await journal.claim(OWNER, limit, LEASE, CAPACITY)
+    took = time.perf_counter() - began
+    if not claimed:
+        return False
+    run.claim_trips.append(took)
+    run.tasks += len(claimed)
+    # The workers complete side by side: one commit may carry several (SQLite's group commit).
+    await asyncio.gather(*(journal.complete(t, _delivered(t.application_id, t.target)) for t in claimed))
+    return True
+
+
+# -- the query plans ----------------------------------------------------------------------------------------
+
+
+async def plans(journal: SqlJournal, limit: int) -> list[Plan]:
+    """The plans of one claim's and one completion's statements (the claim's tasks are completed)."""
+    with recording(journal) as statements:
+        claimed = await journal.claim(OWNER, limit, LEASE, CAPACITY)
+        if claimed:
+            await journal.complete(claimed[0], _delivered(claimed[0].application_id, claimed[0].target))
+    for task in claimed[1:]:
+        await journal.complete(task, _delivered(task.application_id, task.target))
+    return await journal._write(lambda c: explain(c, statements))
+
+
+def print_plans(backend: str, explained: list[Plan]) -> None:
+    """Each statement (its column list shortened) and its plan, full scans of large tables flagged."""
+    print(f"\nquery plans on {backend}, the large journal: one claim, then one completion")
+    flagged = 0
+    for sql, plan in explained:
+        short = re.sub(r"SELECT (\w+, ){4,}\w+ FROM", "SELECT ... FROM", sql)
+        print(f"  {short}")
+        for line in plan:
+            print(f"      {line}")
+        for line in full_scans(plan):
+            flagged += 1
+            print(f"      ^ FULL SCAN of a large table: {line.strip()}")
+    print(f"  {flagged} full scan(s) of {', '.join(LARGE_TABLES)}")
+
+
+# -- stores ---------------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def sqlite_store(directory: Path, source: Path | None = None) -> AsyncIterator[SqlJournal]:
+    """A SQLite journal in `directory`: empty, or a copy of `source` (which stays as built)."""
+    path = directory / f"journal-{secrets.token_hex(4)}.db"
+    if source is not None:
+        shutil.copyfile(source, path)
+    journal = SqliteJournal(path)
+    await journal.open()
+    try:
+        yield journal
+    finally:
+        await journal.close()
+        for leftover in directory.glob(path.name + "*"):
+            leftover.unlink()
+
+
+@asynccontextmanager
+async def postgres_store(server: PostgresServer, source: Path | None = None) -> AsyncIterator[SqlJournal]:
+    """A journal in a new database of `server`: empty, or with the rows of the SQLite journal `source`."""
+    from hub.journal.postgres import PostgresJournal
+
+    journal = PostgresJournal(journal_database(server))
+    await journal.open()
+    try:
+        if source is not None:
+            began = time.perf_counter()
+            origin = SqliteJournal(source)  # opened to write: brought to this hub's schema first
+            await origin.open()
+            try:
+                moved = await journal.take_over(origin)
+            finally:
+                await origin.close()
+            # What autovacuum does on a live database soon after: the planner's statistics.
+            await journal._write(lambda c: c.execute("ANALYZE"))
+            rows = sum(moved.rows.values())
+            print(f"postgresql: {rows:,} rows moved in and analysed in {time.perf_counter() - began:.0f} s")
+        yield journal
+    finally:
+        await journal.close()
+
+
+async def compare(
+    backend: str,
+    args: argparse.Namespace,
+    empty: Callable[[], AbstractAsyncContextManager[SqlJournal]],
+    large: SqlJournal,
+) -> list[Run]:
+    """The workload on a fresh empty store and on the large one, side by side, `--rounds` times.
+
+    The large store is the same in every round: each round leaves ``--tasks`` more finished
+    applications in it (0.2 % of a million by default).
+    """
+    runs = Run(backend, "empty"), Run(backend, f"{args.count:,} finished")
+    for round_ in range(args.rounds):
+        async with empty() as journal:
+            for store in (journal, large):
+                await take_in(store, args.tasks)
+            if args.explain and round_ == 0:
+                print_plans(backend, await plans(large, args.limit))
+            for store in (journal, large):
+                await settle(store)
+            await work_off([(journal, runs[0]), (large, runs[1])], args.limit)
+    return list(runs)
+
+
+# -- figures --------------------------------------------------------------------------------------------
+
+
+def micros(values: Sequence[float]) -> str:
+    """The median in microseconds, or '-'."""
+    return f"{statistics.median(values) * 1e6:,.0f}" if values else "-"
+
+
+def ratio(large: Sequence[float], empty: Sequence[float]) -> float:
+    """The median of `large` over that of `empty`."""
+    return statistics.median(large) / statistics.median(empty)
+
+
+def print_table(runs: list[Run], flush: bool = False) -> None:
+    """Per backend and store: medians per claim and completion; the ratios large/empty."""
+    print()
+    head = ("backend", "store", "claims", "tasks", "claim µs", "claim trip µs", "complete µs")
+    rows = [head] + [
+        (
+            r.backend,
+            r.store,
+            str(len(r.claims)),
+            str(r.tasks),
+            micros(r.claims),
+            micros(r.claim_trips),
+            micros(r.completions),
+        )
+        for r in runs
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    for i, row in enumerate(rows):
+        cells = (
+            c.rjust(w) if j > 1 else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        print("  " + "  ".join(cells))
+        if i == 0:
+            print("  " + "  ".join("-" * w for w in widths))
+    print("  (medians; claim µs: the claim's statements in its transaction; trip: as the worker awaits it,")
+    print("   queue, thread hop and the durable commit included; complete µs: in the transaction)")
+    for empty, large in zip(runs[::2], runs[1::2], strict=True):
+        ratios = ", ".join(
+            f"{what.replace('_', ' ')} {ratio(getattr(large, what), getattr(empty, what)):.2f}x"
+            for what in ("claims", "claim_trips", "completions")
+        )
+        print(f"  {empty.backend}: large / empty: {ratios} (aim: claims within 1.10x)", flush=flush)
+
+
+async def run_sqlite(args: argparse.Namespace, source: Path, tmp: Path) -> list[Run]:
+    """Empty SQLite journals against a copy of the large one."""
+    async with sqlite_store(tmp, source) as large:
+        return await compare("sqlite", args, lambda: sqlite_store(tmp), large)
+
+
+async def run_postgres(args: argparse.Namespace, source: Path) -> list[Run]:
+    """Empty PostgreSQL databases against one holding the large journal's rows, on one cluster."""
+    with throwaway_cluster() as server:
+        async with postgres_store(server, source) as large:
+            return await compare("postgresql", args, lambda: postgres_store(server), large)
+
+
+def main() -> None:
+    """Build (or reuse) the large journal, run the workload on each backend, print the figures."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--count", type=int, default=1_000_000, help="finished applications in the large journal"
+    )
+    parser.add_argument("--tasks", type=int, default=2000, help="live applications (one delivery task each)")
+    parser.add_argument("--limit", type=int, default=16, help="tasks per claim (workers.concurrency)")
+    parser.add_argument("--rounds", type=int, default=2, help="workloads on each store, in turn")
+    parser.add_argument("--backend", action="append", choices=["sqlite", "postgresql"], help="default: both")
+    parser.add_argument("--explain", action="store_true", help="print the claim's query plans")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/aktenhub-console-bench"))
+    args = parser.parse_args()
+    backends = args.backend or ["sqlite", "postgresql"]
+    args.dir.mkdir(parents=True, exist_ok=True)
+    source = journal_path(args.dir, args.count)
+    if not source.exists():
+        print(
+            f"building a journal of {args.count:,} finished applications (bench/console.py) ...", flush=True
+        )
+        print(
+            f"built in {build(source, args.count, time.time()):.0f} s, {source.stat().st_size / 1e6:,.0f} MB"
+        )
+    tmp = Path(tempfile.mkdtemp(prefix="aktenhub-bench-claim-"))
+    try:
+        for backend in backends:
+            load = os.getloadavg()[0]
+            if backend == "sqlite":
+                runs = asyncio.run(run_sqlite(args, source, tmp))
+            else:
+                runs = asyncio.run(run_postgres(args, source))
+            print(f"\nclaims on {backend} with {args.count:,} finished applications against an empty journal")
+            print(
+                f"  workload: {args.tasks} applications, one delivery each over {len(CAPACITY)} targets "
+                f"(capacities {CAPACITY}), claimed {args.limit} at a time and completed; "
+                f"{args.rounds} round(s)"
+            )
+            print(
+                f"  load average (1 min) {load:.2f} at start, {os.getloadavg()[0]:.2f} at end, "
+                f"{os.cpu_count()} cpus"
+            )
+            print_table(runs, flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
