@@ -131,6 +131,10 @@ class PostgresServer:
         self._run("createdb", "-h", str(self.socket_dir), "-p", str(self.port), "-U", self.user, name)
         return name
 
+    def drop_database(self, name: str) -> None:
+        """Drop database `name`, ending its connections (a test's, left open or not)."""
+        self._run("dropdb", "-h", str(self.socket_dir), "-p", str(self.port), "-U", self.user, "--force", name)
+
     def start(self) -> None:
         """initdb and start the cluster (port already chosen)."""
         pwfile = self.base / "pwfile"
@@ -360,9 +364,12 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: PostgresServer) -> str:
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     """A fresh, empty database for this test: ``postgresql://user:password@127.0.0.1:port/dbname``."""
-    return postgres_server.url(postgres_server.create_database())
+    name = postgres_server.create_database()
+    yield postgres_server.url(name)
+    # Dropped at once: a session's hundreds of databases would fill the disk and slow its cleanup.
+    postgres_server.drop_database(name)
 
 
 @pytest.fixture(scope="session")
@@ -380,6 +387,8 @@ def pgbouncer_server(request: pytest.FixtureRequest) -> Iterator[PgBouncer]:
 
 
 @pytest.fixture
-def pgbouncer_url(pgbouncer_server: PgBouncer) -> str:
+def pgbouncer_url(pgbouncer_server: PgBouncer) -> Iterator[str]:
     """A fresh, empty database for this test, reached through pgbouncer (transaction pooling)."""
-    return pgbouncer_server.url(pgbouncer_server.server.create_database())
+    name = pgbouncer_server.server.create_database()
+    yield pgbouncer_server.url(name)
+    pgbouncer_server.server.drop_database(name)
