@@ -179,16 +179,19 @@ def migrate(config_path: Path) -> None:
         done = _run(migrate_schema(config.hub.store))
     except (JournalUnavailable, JournalInUse) as exc:
         _fail(f"cannot migrate: {exc}")
+
+    def say(line: str) -> None:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    if done.applied is None:
+        say(f"journal {done.location}: at schema {done.version} (SQLite journals migrate when opened)")
+        return
     for name in done.applied:
-        console.print(f"applied {name}", markup=False, highlight=False)
+        say(f"applied {name}")
     if done.applied:
-        console.print(f"journal {done.location}: now at schema {done.version}", markup=False, highlight=False)
+        say(f"journal {done.location}: now at schema {done.version}")
     else:
-        console.print(
-            f"journal {done.location}: schema {done.version} is up to date, nothing to do",
-            markup=False,
-            highlight=False,
-        )
+        say(f"journal {done.location}: schema {done.version} is up to date, nothing to do")
 
 
 @main.command()

@@ -20,7 +20,9 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from click.testing import CliRunner, Result
 
+from hub.cli import main
 from hub.deadletters import error_group
 from hub.journal import (
     Completion,
@@ -434,3 +436,39 @@ async def test_committed_work_wakes_the_watching_processes(postgres_server: Any,
     finally:
         await writer.close()
         await watching.close()
+
+
+# -- aktenhub migrate -------------------------------------------------------------------------------
+
+
+def _migrate_command(tmp_path: Path, store: str) -> Result:
+    config = tmp_path / "hub.yaml"
+    config.write_text(f"store: {store}\nblobs: {tmp_path / 'blobs'}\nconnectors: {{}}\nroutes: []\n")
+    return CliRunner().invoke(main, ["migrate", "-c", str(config)], catch_exceptions=False)
+
+
+def test_migrate_command_applies_what_is_missing_and_says_so(tmp_path: Path, postgres_url: str) -> None:
+    password = postgres_url.split(":")[2].split("@")[0]
+    first = _migrate_command(tmp_path, postgres_url)
+    assert first.exit_code == 0, first.output
+    names = [f"{m.version:04d}_{m.name}" for m in migrations.migrations("postgresql")]
+    location = redact(postgres_url)
+    assert first.output.splitlines() == [
+        *(f"applied {n}" for n in names),
+        f"journal {location}: now at schema {LATEST}",
+    ]
+    again = _migrate_command(tmp_path, postgres_url)
+    assert again.output.splitlines() == [f"journal {location}: schema {LATEST} is up to date, nothing to do"]
+    refused = _migrate_command(tmp_path, postgres_url.replace(password, "falsch"))
+    assert refused.exit_code == 1
+    assert refused.output.startswith(f"cannot migrate: journal {location}: authentication failed")
+    assert password not in first.output + again.output + refused.output
+
+
+def test_migrate_command_on_sqlite_opens_the_journal_which_migrates_itself(tmp_path: Path) -> None:
+    done = _migrate_command(tmp_path, f"sqlite:///{tmp_path / 'journal.db'}")
+    assert done.exit_code == 0, done.output
+    assert f"at schema {migrations.latest('sqlite')}" in done.output
+    with sqlite3.connect(tmp_path / "journal.db") as c:
+        version = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert version == (str(migrations.latest("sqlite")),)

@@ -123,7 +123,7 @@ class Migrated:
     """What `migrate_schema` did: the journal, the migrations it applied, the schema version now."""
 
     location: str
-    applied: list[str]  # "0001_initial", … (SQLite: not told, its journal migrates itself when opened)
+    applied: list[str] | None  # "0001_initial", …; None: SQLite's journal migrated itself on opening
     version: int
 
 
@@ -142,4 +142,4 @@ async def migrate_schema(url: str, base: Path | None = None) -> Migrated:
     journal = open_journal(url, base)
     await journal.open()
     await journal.close()
-    return Migrated(str(getattr(journal, "location", url)), [], migrations.latest("sqlite"))
+    return Migrated(str(getattr(journal, "location", url)), None, migrations.latest("sqlite"))

@@ -133,7 +133,9 @@ class PostgresServer:
 
     def drop_database(self, name: str) -> None:
         """Drop database `name`, ending its connections (a test's, left open or not)."""
-        self._run("dropdb", "-h", str(self.socket_dir), "-p", str(self.port), "-U", self.user, "--force", name)
+        self._run(
+            "dropdb", "-h", str(self.socket_dir), "-p", str(self.port), "-U", self.user, "--force", name
+        )
 
     def start(self) -> None:
         """initdb and start the cluster (port already chosen)."""
