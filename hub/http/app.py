@@ -23,7 +23,7 @@ from hub.http.body import ClientGone, bound_body
 from hub.http.held import add_held_routes
 from hub.http.openapi import ApiRoutes, add_openapi_route
 from hub.http.protocol import HubRunner
-from hub.journal import LeaseLost
+from hub.journal import JournalUnavailable, LeaseLost
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -315,7 +315,7 @@ async def guarded_intake(
             response = refusal(503, "storage is full; send the submission again later")
             response.headers["Retry-After"] = str(server.retry_after)
             return response
-        except (LeaseLost, OSError, RuntimeError) as exc:
+        except (LeaseLost, JournalUnavailable, OSError, RuntimeError) as exc:
             log.error("intake could not be stored source=%s error=%s", name, type(exc).__name__)
             return refusal(503, "the submission could not be stored; send it again later")
 

@@ -53,8 +53,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 DEFAULT_POOL_SIZE = 10
-CONNECT_TIMEOUT = 10  # seconds to reach the server (libpq's connect_timeout)
-POOL_TIMEOUT = 30.0  # seconds an operation waits for a free connection
+# Seconds to reach the server, unless the URL says (libpq's connect_timeout). An operation waits as long
+# for a connection from the pool: each worker thread holds at most one, so a wait means the server
+# cannot be reached, and an intake should get its 503 soon rather than hold its client.
+CONNECT_TIMEOUT = 10
 ATTEMPTS = 5  # runs of one operation when its transaction may be repeated safely
 LISTEN_POLL = 0.25  # seconds the listener waits for a notice before it looks whether to stop
 # SQLSTATEs after which the transaction was rolled back and may run again: serialization failure,
@@ -75,6 +77,7 @@ class PgStore:
     location: str  # for messages: without password and options
     pool_size: int
     listen_conninfo: str | None
+    connect_timeout: float
 
     @classmethod
     def parse(cls, url: str) -> PgStore:
@@ -94,8 +97,12 @@ class PgStore:
         listen = own.get("listen_url") or None
         if listen is not None and urlsplit(listen).scheme not in ("postgresql", "postgres"):
             raise ValueError("listen_url must be a postgresql:// URL (percent-encoded)")
+        try:
+            timeout = float(dict(rest).get("connect_timeout", CONNECT_TIMEOUT))
+        except ValueError:
+            raise ValueError("connect_timeout must be a number of seconds") from None
         conninfo = urlunsplit(parts._replace(query=urlencode(rest)))
-        return cls(conninfo, redact(url), pool_size, listen)
+        return cls(conninfo, redact(url), pool_size, listen, max(timeout, 1.0))
 
 
 def redact(url: str) -> str:
@@ -121,7 +128,7 @@ def why(exc: BaseException) -> str:
     if "does not exist" in lowered and "database" in lowered:
         return "the database does not exist: create it (createdb), then run `aktenhub migrate`"
     if "timeout" in lowered:
-        return f"no answer within {CONNECT_TIMEOUT} s: {text.splitlines()[-1]}"
+        return f"no answer in time: {text.splitlines()[-1]}"
     return text.splitlines()[-1] if text else type(exc).__name__
 
 
@@ -163,7 +170,10 @@ class PostgresJournal(SqlJournal):
     def _open(self) -> None:
         try:
             with psycopg.connect(
-                self.store.conninfo, autocommit=True, prepare_threshold=None, connect_timeout=CONNECT_TIMEOUT
+                self.store.conninfo,
+                autocommit=True,
+                prepare_threshold=None,
+                connect_timeout=int(self.store.connect_timeout),
             ) as conn:
                 pg_schema.check(conn)
         except pg_schema.SchemaMismatch as exc:
@@ -178,13 +188,17 @@ class PostgresJournal(SqlJournal):
             open=False,
             # No server-side prepared statements: a transaction-pooling pooler may run the next
             # transaction on another server connection, which never saw them.
-            kwargs={"prepare_threshold": None, "autocommit": False, "connect_timeout": CONNECT_TIMEOUT},
+            kwargs={
+                "prepare_threshold": None,
+                "autocommit": False,
+                "connect_timeout": int(self.store.connect_timeout),
+            },
             configure=_configure,
-            timeout=POOL_TIMEOUT,
+            timeout=self.store.connect_timeout,
             name="journal",
         )
         try:
-            pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+            pool.open(wait=True, timeout=self.store.connect_timeout)
         except psycopg_pool.PoolTimeout as exc:
             pool.close()
             raise JournalUnavailable(self.location, why(exc)) from None
@@ -233,7 +247,7 @@ class PostgresJournal(SqlJournal):
         if self._wake is None or self._pool is None or self._listener is not None:
             return
         conninfo = self.store.listen_conninfo or self.store.conninfo
-        self._listener = _Listener(conninfo, self._woken)
+        self._listener = _Listener(conninfo, int(self.store.connect_timeout), self._woken)
         self._listener.start()
 
     def _woken(self) -> None:
@@ -333,8 +347,9 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 class _Listener:
     """A thread holding one direct connection that LISTENs on ``aktenhub_work``, reconnecting when lost."""
 
-    def __init__(self, conninfo: str, woken: Callable[[], None]) -> None:
+    def __init__(self, conninfo: str, connect_timeout: int, woken: Callable[[], None]) -> None:
         self._conninfo = conninfo
+        self._connect_timeout = connect_timeout
         self._woken = woken
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="journal-listen", daemon=True)
@@ -354,7 +369,10 @@ class _Listener:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(
-                    self._conninfo, autocommit=True, prepare_threshold=None, connect_timeout=CONNECT_TIMEOUT
+                    self._conninfo,
+                    autocommit=True,
+                    prepare_threshold=None,
+                    connect_timeout=self._connect_timeout,
                 ) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     failures = 0
@@ -377,7 +395,10 @@ def migrate(url: str) -> tuple[list[Migration], int]:
     store = PgStore.parse(url)
     try:
         with psycopg.connect(
-            store.conninfo, autocommit=True, prepare_threshold=None, connect_timeout=CONNECT_TIMEOUT
+            store.conninfo,
+            autocommit=True,
+            prepare_threshold=None,
+            connect_timeout=int(store.connect_timeout),
         ) as conn:
             configure(conn)
             applied = pg_schema.migrate(conn)
