@@ -24,8 +24,9 @@ def _store(bouncer: PgBouncer, url: str, **options: str) -> str:
     return f"{url}?{query}"
 
 
+# The database first: fixtures end in reverse order, so the hubs stop before it is dropped.
 async def test_an_intake_process_and_a_worker_process_share_the_journal(
-    hub_factory: Any, tmp_path: Path, pgbouncer_server: PgBouncer, pgbouncer_url: str
+    pgbouncer_url: str, pgbouncer_server: PgBouncer, hub_factory: Any, tmp_path: Path
 ) -> None:
     migrate(pgbouncer_url)
     shared = {
@@ -55,7 +56,7 @@ async def test_an_intake_process_and_a_worker_process_share_the_journal(
 
 
 async def test_intake_answers_503_while_the_journal_cannot_commit(
-    hub_factory: Any, postgres_server: PostgresServer, postgres_url: str
+    postgres_url: str, postgres_server: PostgresServer, hub_factory: Any
 ) -> None:
     migrate(postgres_url)
     running = await hub_factory(CONNECTORS, ROUTES, store=f"{postgres_url}?connect_timeout=2")

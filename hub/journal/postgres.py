@@ -305,6 +305,8 @@ class PostgresJournal(SqlJournal):
                         self.location,
                         "the connection broke while committing: whether the change was saved is unknown",
                     ) from None
+                if attempt == ATTEMPTS:
+                    raise JournalUnavailable(self.location, "connection lost") from None
                 reason = "connection lost"  # a read changed nothing: it may run again
             except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
                 raise JournalUnavailable(self.location, why(exc)) from None

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from hub.journal.lifecycle import SqlJournal
 from hub.journal.sqlite import SqliteJournal
-from hub.testing.postgres import PostgresServer
+from hub.testing.postgres import PgBouncer, PostgresServer
 
 T = TypeVar("T")
 TEMPLATE = "aktenhub_contract_template"
@@ -119,3 +119,19 @@ class PostgresBackend(JournalBackend):
         # database, which is what the rules must get right.
         results: list[Any] = await asyncio.gather(*aws, return_exceptions=True)
         return results
+
+
+class PgBouncerBackend(PostgresBackend):
+    """The same databases, reached through pgbouncer in transaction pooling mode: the rules and the
+    backend must rely on no session state (`hub.testing.postgres.pgbouncer_server`)."""
+
+    name = "postgresql-pgbouncer"
+
+    def __init__(self, bouncer: PgBouncer) -> None:
+        super().__init__(bouncer.server)
+        self.bouncer = bouncer
+
+    def journal(self, clock: Callable[[], float] = time.time) -> SqlJournal:
+        from hub.journal.postgres import PostgresJournal
+
+        return PostgresJournal(self.bouncer.url(self.url.rsplit("/", 1)[1]), clock=clock)
