@@ -264,6 +264,18 @@ async def test_open_says_why_the_database_cannot_be_reached(postgres_url: str) -
         assert str(refused.value).startswith("journal postgresql://aktenhub@127.0.0.1:")
 
 
+async def test_a_password_left_out_of_the_url_comes_by_libpqs_rules(
+    migrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = migrated_url.split(":")[2].split("@")[0]
+    monkeypatch.setenv("PGPASSWORD", password)
+    journal = await _opened(migrated_url.replace(f":{password}@", "@"))
+    try:
+        await journal.ping()
+    finally:
+        await journal.close()
+
+
 def test_store_url_keeps_the_hubs_options_and_hides_the_password() -> None:
     listen = "postgresql://hub@db:5432/akten"
     url = f"postgresql://hub:geheim@pooler:6432/akten?sslmode=require&pool_size=4&listen_url={quote(listen)}"
