@@ -484,3 +484,14 @@ def test_migrate_command_on_sqlite_opens_the_journal_which_migrates_itself(tmp_p
     with sqlite3.connect(tmp_path / "journal.db") as c:
         version = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     assert version == (str(migrations.latest("sqlite")),)
+
+
+def test_run_refuses_a_database_not_migrated_and_says_what_to_do(tmp_path: Path, postgres_url: str) -> None:
+    config = tmp_path / "hub.yaml"
+    config.write_text(f"store: {postgres_url}\nblobs: {tmp_path / 'blobs'}\nconnectors: {{}}\nroutes: []\n")
+    refused = CliRunner().invoke(main, ["run", "-c", str(config)], catch_exceptions=False)
+    assert refused.exit_code == 1
+    expected = f"error: journal {redact(postgres_url)}: no journal schema yet, this hub needs {LATEST}: run"
+    assert refused.output.startswith(expected), refused.output
+    with psycopg.connect(postgres_url) as c:  # nothing was created
+        assert c.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
