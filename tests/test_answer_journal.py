@@ -177,6 +177,7 @@ async def test_a_journal_from_before_answers_is_migrated(tmp_path: Path) -> None
     conn.executescript(
         f"CREATE TABLE old_tasks AS SELECT {', '.join(columns)} FROM tasks; DROP TABLE tasks; "
         "ALTER TABLE old_tasks RENAME TO tasks; DROP TABLE correlations; DROP TABLE task_targets; "
+        "DROP TABLE leases; "
         "DELETE FROM meta WHERE key='correlations_indexed'; "
         "UPDATE meta SET value='1' WHERE key='schema_version';"
     )

@@ -68,6 +68,11 @@ def release(tx: Tx, now: float, name: str, holder: str, token: int) -> bool:
     return cur.rowcount > 0
 
 
+def expire_all(tx: Tx, now: float) -> int:
+    """Free every lease at once (their holders are known to be gone); returns how many were held."""
+    return tx.execute("UPDATE leases SET expires_at = ? WHERE expires_at > ?", (now, now)).rowcount
+
+
 def holds(tx: Tx, now: float, name: str, holder: str, token: int) -> bool:
     """Whether `holder` still holds the lease under `token` (not expired, not taken over)."""
     row = tx.execute(

@@ -146,7 +146,11 @@ class SqlJournal(abc.ABC):
     async def recover(self) -> int:
         """Release every lease: only for a backend whose one process just started (no other worker)."""
 
-        return await self._write(lambda c: _release_leases(c, self.clock()))
+        def op(c: Tx) -> int:
+            leases_sql.expire_all(c, self.clock())  # the singleton jobs' too: their holder is gone
+            return _release_leases(c, self.clock())
+
+        return await self._write(op)
 
     async def intake(
         self,

@@ -953,3 +953,15 @@ async def test_leases_lists_every_job_with_holder_and_times(
     ]
     assert listed[1].acquired_at.timestamp() == START
     assert listed[1].expires_at.timestamp() == START + 60
+
+
+async def test_recovery_frees_the_singleton_jobs_only_where_one_process_owns_the_store(
+    journal_backend: JournalBackend, journal: SqlJournal
+) -> None:
+    assert await journal.take_lease(POLL, "host-a:1:aa", 60) is not None
+    await journal.recover()  # a hub started again on the store, under a new holder name
+    taken = await journal.take_lease(POLL, "host-a:2:bb", 60)
+    if journal_backend.recovers_leases:
+        assert taken is not None and taken.token == 2  # at once: the one process before it is gone
+    else:
+        assert taken is None  # other processes may run: it waits until the lease runs out
