@@ -11,7 +11,7 @@ import stat
 import subprocess
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -151,11 +151,11 @@ def test_the_hub_configuration_loads_with_the_secrets_make_secrets_writes(
     store = urlsplit(hub.store)
     assert (store.scheme, store.hostname, store.port) == ("postgresql", "postgres", 5432)
     assert store.password == read_env_file(secrets_made / "secrets" / "postgres.env")["POSTGRES_PASSWORD"]
-    blobs = urlsplit(yaml.safe_load(HUB_CONFIG.read_text(encoding="utf-8"))["blobs"])
-    assert (blobs.scheme, blobs.hostname) == ("s3", "aktenhub")
-    assert urlsplit(parse_qs(blobs.query)["endpoint"][0]).netloc == "seaweedfs:8333"
+    s3 = hub.blobs.s3
+    assert s3 is not None and (s3.bucket, s3.addressing) == ("aktenhub", "path")
+    assert s3.endpoint is not None and urlsplit(s3.endpoint).netloc == "seaweedfs:8333"
     bucket = compose()["services"]["s3-bucket"]["command"]
-    assert f"-name {blobs.hostname}" in " ".join(bucket)
+    assert f"-name {s3.bucket}" in " ".join(bucket)
     # The object store and the hubs read the same keys: the store's identity is the hubs' credentials.
     for name in ["seaweedfs", *hubs()]:
         assert "secrets/s3.env" in compose()["services"][name]["env_file"], name
