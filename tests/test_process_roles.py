@@ -1,8 +1,8 @@
 """Several processes, one hub: what an intake-only and a worker-only process do, and what they answer.
 
-On SQLite one process owns the journal, so the roles run one after the other on the same journal
-here; the same processes side by side on PostgreSQL are the journal backends' tests. A real FormCycle
-submission goes in over HTTP, a real enaio simulator files it.
+On SQLite one process owns the journal, so there the roles run one after the other on the same journal
+(a real FormCycle submission over HTTP, filed into the enaio simulator); on PostgreSQL they run side by
+side, the worker woken by the journal's notice of the other process's intake.
 """
 
 from __future__ import annotations
