@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from contrib_checks import (
     CONFIG_IN_IMAGE,
     CONTRIB,
@@ -29,6 +30,7 @@ from contrib_checks import (
     secret_literals,
 )
 
+from hub.cli import main
 from hub.config import Configuration
 
 COMPOSE = CONTRIB / "compose"
@@ -258,3 +260,22 @@ def test_caddy_sends_to_every_hub_that_is_ready(tmp_path: Path, secrets_made: Pa
     listens = {a for server in caddy_json()["apps"]["http"]["servers"].values() for a in server["listen"]}
     port = http_paths(compose()["services"]["caddy"]["healthcheck"]["test"])[0][0]
     assert f":{port}" in listens
+
+
+def test_the_migrate_service_brings_a_database_up_to_date_once(
+    tmp_path: Path, secrets_made: Path, postgres_url: str
+) -> None:
+    # The migrate service's command on the mounted configuration, its store a real (throw-away) PostgreSQL.
+    service = compose()["services"]["migrate"]
+    subcommand, config_path = aktenhub_command(service["entrypoint"])
+    text = HUB_CONFIG.read_text(encoding="utf-8")
+    store = next(line for line in text.splitlines() if line.startswith("store:"))
+    env = hub_environment(secrets_made, service)
+    load_mounted(tmp_path, text.replace(store, f"store: {postgres_url}"), mounts(secrets_made, service), env)
+    argv = [subcommand, "-c", str(tmp_path / config_path.lstrip("/"))]
+    first = CliRunner().invoke(main, argv, env=env)
+    assert first.exit_code == 0, first.output
+    assert "now at schema" in " ".join(first.output.split())  # the console wraps long lines
+    again = CliRunner().invoke(main, argv, env=env)
+    assert again.exit_code == 0, again.output
+    assert "is up to date, nothing to do" in " ".join(again.output.split())
