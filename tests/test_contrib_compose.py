@@ -11,10 +11,11 @@ import stat
 import subprocess
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from contrib_checks import (
     CONFIG_IN_IMAGE,
     CONTRIB,
@@ -29,6 +30,7 @@ from contrib_checks import (
     secret_literals,
 )
 
+from hub.cli import main
 from hub.config import Configuration
 
 COMPOSE = CONTRIB / "compose"
@@ -151,11 +153,11 @@ def test_the_hub_configuration_loads_with_the_secrets_make_secrets_writes(
     store = urlsplit(hub.store)
     assert (store.scheme, store.hostname, store.port) == ("postgresql", "postgres", 5432)
     assert store.password == read_env_file(secrets_made / "secrets" / "postgres.env")["POSTGRES_PASSWORD"]
-    blobs = urlsplit(yaml.safe_load(HUB_CONFIG.read_text(encoding="utf-8"))["blobs"])
-    assert (blobs.scheme, blobs.hostname) == ("s3", "aktenhub")
-    assert urlsplit(parse_qs(blobs.query)["endpoint"][0]).netloc == "seaweedfs:8333"
+    s3 = hub.blobs.s3
+    assert s3 is not None and (s3.bucket, s3.addressing) == ("aktenhub", "path")
+    assert s3.endpoint is not None and urlsplit(s3.endpoint).netloc == "seaweedfs:8333"
     bucket = compose()["services"]["s3-bucket"]["command"]
-    assert f"-name {blobs.hostname}" in " ".join(bucket)
+    assert f"-name {s3.bucket}" in " ".join(bucket)
     # The object store and the hubs read the same keys: the store's identity is the hubs' credentials.
     for name in ["seaweedfs", *hubs()]:
         assert "secrets/s3.env" in compose()["services"][name]["env_file"], name
@@ -258,3 +260,22 @@ def test_caddy_sends_to_every_hub_that_is_ready(tmp_path: Path, secrets_made: Pa
     listens = {a for server in caddy_json()["apps"]["http"]["servers"].values() for a in server["listen"]}
     port = http_paths(compose()["services"]["caddy"]["healthcheck"]["test"])[0][0]
     assert f":{port}" in listens
+
+
+def test_the_migrate_service_brings_a_database_up_to_date_once(
+    tmp_path: Path, secrets_made: Path, postgres_url: str
+) -> None:
+    # The migrate service's command on the mounted configuration, its store a real (throw-away) PostgreSQL.
+    service = compose()["services"]["migrate"]
+    subcommand, config_path = aktenhub_command(service["entrypoint"])
+    text = HUB_CONFIG.read_text(encoding="utf-8")
+    store = next(line for line in text.splitlines() if line.startswith("store:"))
+    env = hub_environment(secrets_made, service)
+    load_mounted(tmp_path, text.replace(store, f"store: {postgres_url}"), mounts(secrets_made, service), env)
+    argv = [subcommand, "-c", str(tmp_path / config_path.lstrip("/"))]
+    first = CliRunner().invoke(main, argv, env=env)
+    assert first.exit_code == 0, first.output
+    assert "now at schema" in " ".join(first.output.split())  # the console wraps long lines
+    again = CliRunner().invoke(main, argv, env=env)
+    assert again.exit_code == 0, again.output
+    assert "is up to date, nothing to do" in " ".join(again.output.split())

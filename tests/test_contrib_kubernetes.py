@@ -121,6 +121,7 @@ def test_the_configuration_in_the_config_map_loads(tmp_path: Path) -> None:
     hub = loaded(tmp_path).hub
     assert hub.roles == ("intake", "workers")
     assert hub.store.startswith("postgresql://")
+    assert hub.blobs.s3 is not None  # nor a local blob directory
     assert hub.console.session_secret is not None  # one key for every pod: a login works on all
 
 

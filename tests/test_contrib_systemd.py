@@ -113,6 +113,7 @@ def test_every_instance_loads_the_shared_configuration_with_its_own_port_and_rol
     assert hub.server.port == int(settings["AKTENHUB_PORT"])
     assert hub.roles == tuple(r for r in ("intake", "workers") if settings[f"AKTENHUB_{r.upper()}"] == "true")
     assert hub.store.startswith("postgresql://")  # several processes cannot share an SQLite journal
+    assert hub.blobs.s3 is not None  # nor a local blob directory
 
 
 def test_the_instances_split_the_roles_on_ports_of_their_own() -> None:

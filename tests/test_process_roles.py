@@ -1,8 +1,8 @@
 """Several processes, one hub: what an intake-only and a worker-only process do, and what they answer.
 
-On SQLite one process owns the journal, so the roles run one after the other on the same journal
-here; the same processes side by side on PostgreSQL are the journal backends' tests. A real FormCycle
-submission goes in over HTTP, a real enaio simulator files it.
+On SQLite one process owns the journal, so there the roles run one after the other on the same journal
+(a real FormCycle submission over HTTP, filed into the enaio simulator); on PostgreSQL they run side by
+side, the worker woken by the journal's notice of the other process's intake.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from test_e2e_enaio import Simulator as Enaio
 from hub.answers import Answer
 from hub.cli import main
 from hub.config import config_from_dict
-from hub.journal import ApplicationFilter, SqliteJournal, TaskSpec
+from hub.journal import ApplicationFilter, SqliteJournal, TaskSpec, migrate_schema
 from hub.models import AnswerStatus, ApplicationState, Event
 from hub.pipeline import MAP
 from hub.plugins import load_plugins
@@ -157,3 +157,31 @@ def test_diagnostics_show_the_process_roles(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["diagnostics", "-c", str(config)], env=ENV)
     assert result.exit_code == 0, result.output
     assert "process roles: workers (intake.enabled, workers.enabled)" in result.output
+
+
+async def test_on_postgresql_an_idle_worker_only_process_files_what_an_intake_only_process_takes(
+    hub_factory: Any, postgres_url: str, tmp_path: Path
+) -> None:
+    # Two processes side by side on one PostgreSQL journal (and, for this test, one blob directory).
+    # The worker looks for work only every 10 minutes: what wakes it is the journal's notice.
+    await migrate_schema(postgres_url)
+    connectors = {"json": {"type": "test-json"}, "rec": {"type": "test-recording"}}
+    route = [{"name": "plain", "from": "json", "to": ["rec"]}]
+    shared = {"store": postgres_url, "blobs": str(tmp_path / "blobs")}
+    idle = {"idle_poll_seconds": 600, "lease_seconds": 30}
+    worker = await hub_factory(
+        connectors, route, subdir="worker", intake={"enabled": False}, workers=idle, **shared
+    )
+    await worker.wait_for(lambda: worker.hub.bus.cycles >= 1, what="the worker's first look for work")
+    intake = await hub_factory(
+        connectors, route, subdir="intake", workers={**idle, "enabled": False}, **shared
+    )
+
+    status, body = await intake.post("/intake/json/jagdschein", json={"id": "pg-1", "form": {"n": "1"}})
+    assert status == 202, body
+    application_id = body["application_id"]
+    assert await worker.wait_for_state(application_id, timeout=20) == ApplicationState.COMPLETED
+    sink = worker.hub.connectors["rec"]
+    assert isinstance(sink, RecordingSink) and list(sink.delivered) == [application_id]
+    assert (await worker.get("/readyz"))[1]["roles"] == ["workers"]
+    assert (await intake.get("/readyz"))[1]["roles"] == ["intake"]
