@@ -75,6 +75,7 @@ class HubProcess:
         env: Mapping[str, str] | None = None,
         name: str = "hub",
     ) -> None:
+        self.config = config
         self.command = hub_command(config)
         self.workdir = workdir
         self.url = url
