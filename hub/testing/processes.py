@@ -111,21 +111,27 @@ class HubProcess:
     async def wait_ready(self, session: aiohttp.ClientSession, timeout: float = READY_TIMEOUT) -> None:
         """Poll /readyz until it answers 200 (bounded); fail with the log's tail if the process died."""
 
+        last = "no answer"
+
         async def ready() -> bool:
+            nonlocal last
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise AssertionError(
                     f"{self.name} exited with {self.proc.returncode} during start:\n{self.log_tail()}"
                 )
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            try:
                 async with session.get(f"{self.url}/readyz", timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                    last = f"{resp.status} {(await resp.text())[:500]}"
                     return resp.status == 200
-            return False
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                return False
 
         try:
             await poll_until(ready, timeout, f"{self.name} to be ready")
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{self.log_tail()}") from None
+            raise AssertionError(f"{exc} (last answer of /readyz: {last})\n{self.log_tail()}") from None
 
     async def kill(self) -> None:
         """SIGKILL the process group (no clean-up of any kind runs) and reap the process."""
