@@ -49,6 +49,7 @@ from hub_enaio.simulator import make_app as enaio_app
 from hub_xta.simulator import make_app as xta_app
 
 from hub.testing.processes import HubProcess, free_port, hub_command, poll_until
+from hub.testing.s3 import S3Bucket
 
 SEED = int(os.environ.get("AKTENHUB_KILL_SEED") or secrets.randbelow(10**9))
 KILLS = 10  # SIGKILLs in all, over all processes
@@ -120,9 +121,9 @@ class Shared:
 
 
 @pytest.fixture
-def shared(postgres_url: str, tmp_path: Path) -> Shared:
-    """One PostgreSQL database and one blob store for two processes."""
-    return Shared(postgres_url, str(tmp_path / "blobs"), 2)
+def shared(postgres_url: str, s3_bucket: S3Bucket) -> Shared:
+    """One PostgreSQL database and one S3 bucket for two processes."""
+    return Shared(postgres_url, s3_bucket.url, 2)
 
 
 # -- the simulators ------------------------------------------------------------------------------------
@@ -437,8 +438,7 @@ async def test_sigkilled_processes_file_every_acknowledged_submission_once(
     print(f"\nkill test seed {SEED} (AKTENHUB_KILL_SEED={SEED} repeats its random choices)")
     sims = simulators
     processes = start_processes(tmp_path, shared, sims, schema_dir)
-    if shared.store.startswith("postgresql"):
-        await migrate(processes[0].config)
+    await migrate(processes[0].config)
     load = Load(processes, {p.name: asyncio.Event() for p in processes})
     context = f"seed {SEED}; logs in {tmp_path}/hub*/"
     connector = aiohttp.TCPConnector(limit=SENDERS + 8)

@@ -22,6 +22,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,19 +98,22 @@ def start_server(attempts: int = 3) -> S3Server:
     error = "no attempt"
     for _ in range(attempts):
         port = free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline and process.poll() is None:
-            if _answers(port):
-                return S3Server(process, port)
-            time.sleep(0.05)  # polling a subprocess's port: there is no event to wait on
-        server = S3Server(process, port)
-        server.stop()
-        stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        # The server logs a line per request on stderr: into an unlinked file, never into a pipe nobody
+        # reads (it fills after some hundred requests and the server stops answering mid-session).
+        with tempfile.TemporaryFile() as output:  # the child keeps its own descriptor of it
+            process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=subprocess.DEVNULL,
+                stderr=output,
+            )
+            deadline = time.monotonic() + START_TIMEOUT
+            while time.monotonic() < deadline and process.poll() is None:
+                if _answers(port):
+                    return S3Server(process, port)
+                time.sleep(0.05)  # polling a subprocess's port: there is no event to wait on
+            S3Server(process, port).stop()
+            output.seek(0)
+            stderr = output.read().decode(errors="replace")
         error = stderr.strip()[-800:] or f"no answer on port {port} within {START_TIMEOUT:g}s"
     raise S3Unavailable(f"moto's S3 server did not start: {error}")
 
