@@ -57,7 +57,8 @@ KILL_GAP = (0.3, 3.0)  # seconds a process serves between its start and its kill
 SENDERS = 8  # concurrent FormCycle senders
 TWIN_SHARE = 0.2  # of the submissions, this share is sent twice at once
 SEND_GAP = (0.2, 1.2)  # seconds a sender waits between two submissions: intake well below filing speed
-BAUANTRAEGE = 6  # XTA messages the portal sends during the load
+BAUANTRAEGE = 8  # XTA messages the portal sends during the load
+XTA_LATENCY = 0.1  # seconds the XTA simulator takes per request
 DRAIN_TIMEOUT = 60.0
 ENAIO_PASSWORD = "enaio-simulator"  # the simulator's default user
 FORMCYCLE_TOKEN = "kill-fc-" + secrets.token_hex(16)
@@ -163,7 +164,10 @@ def fault_watch(faults: list[str]) -> Any:
 @pytest_asyncio.fixture
 async def simulators(schema_dir: Path, tmp_path: Path) -> AsyncIterator[Simulators]:
     refused: list[str] = []
-    xta_application = xta_app(schemas=str(schema_dir), data_dir=str(tmp_path / "xta"))
+    # Every XTA request takes a while, as over a real network: two pollers running at once would overlap.
+    xta_application = xta_app(
+        schemas=str(schema_dir), data_dir=str(tmp_path / "xta"), latency_seconds=XTA_LATENCY
+    )
     xta_application.middlewares.append(fault_watch(refused))
     xta = TestServer(xta_application, host="127.0.0.1")
     enaio = TestServer(enaio_app(), host="127.0.0.1")
@@ -368,7 +372,7 @@ async def feed_portal(session: aiohttp.ClientSession, sims: Simulators, rng: ran
     """The portal sends Bauanträge (each for another plot) at random moments of the load."""
     message_ids = []
     for n in range(BAUANTRAEGE):
-        await asyncio.sleep(rng.uniform(0.5, 2.0))  # the random moment of the portal's send
+        await asyncio.sleep(rng.uniform(0.5, 4.0))  # the random moment of the portal's send
         wish = {"flurstueck": {"gemarkung": "Siegburg", "flur": "7", "zaehler": f"{SEED % 1000}{n}"}}
         async with session.post(Simulators.url(sims.portal, "/sim/bauantrag"), json=wish) as resp:
             assert resp.status == 201, await resp.text()
@@ -510,7 +514,7 @@ async def test_sigkilled_processes_file_every_acknowledged_submission_once(
     bau = [a for a in apps if a["route"] == "bau"]
     twice = [e for e, k in Counter(a["external_id"] for a in apps).items() if k > 1]
     assert not twice, f"{context}: in the journal more than once: {twice[:5]}"
-    unfinished = [(a["id"], a["state"]) for a in apps if a["state"] != "completed"]
+    unfinished = [(a["id"], a["state"], a.get("error")) for a in apps if a["state"] != "completed"]
     assert not unfinished, f"{context}: not completed: {unfinished[:5]}"
     journal_ids = {a["external_id"]: a["id"] for a in formcycle}
     lost = sorted(set(load.acknowledged) - set(journal_ids))
@@ -548,6 +552,8 @@ async def test_sigkilled_processes_file_every_acknowledged_submission_once(
     )
     assert Counter(c["message_id"] for c in closed) == Counter(message_ids), f"{context}: closes {closed}"
     assert mailbox == [], f"{context}: left open in the mailbox: {mailbox}"
-    assert not sims.refused_closes, f"{context}: closes of messages closed already: {sims.refused_closes}"
+    assert not sims.refused_closes, (
+        f"{context}: fetches or closes of messages closed already: {sims.refused_closes}"
+    )
     assert len(bauantraege) == len(bau), f"{context}: {len(bauantraege)} Bauanträge in enaio for {len(bau)}"
     assert len({b["fields"].get("AktenhubID") for b in bauantraege}) == len(bau), context
