@@ -2,8 +2,8 @@
 
 The crash and kill tests need what an in-process hub (`hub.testing.harness`) cannot give: a process that
 dies with SIGKILL at any instruction, leaving its files, locks, connections and leases as they were.
-Each start is a new process in a process group of its own, so a kill reaches the helpers it started
-(PDF rendition) at once too, and a Ctrl-C on the test run does not reach the hub before the test stops it.
+Each start is a new process in a process group of its own: a Ctrl-C on the test run does not reach the
+hub before the test stops it, and the last-resort kill of `stop` takes the helpers it started with it.
 The output of every start goes to one log file, with a line between the starts.
 """
 
@@ -134,10 +134,14 @@ class HubProcess:
             raise AssertionError(f"{exc} (last answer of /readyz: {last})\n{self.log_tail()}") from None
 
     async def kill(self) -> None:
-        """SIGKILL the process group (no clean-up of any kind runs) and reap the process."""
+        """SIGKILL the hub process (no clean-up of any kind runs) and reap it.
+
+        Only the hub, as a crash or the OOM killer ends it: the helpers it started must end by themselves
+        (`hub.processes`), which is part of what a crash test checks.
+        """
         assert self.proc is not None
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.send_signal(signal.SIGKILL)
         await asyncio.to_thread(self.proc.wait, 10)
         self.kills += 1
 
