@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,20 +22,14 @@ from typing import TypeVar
 
 import aiohttp
 
+from hub.testing.servers import free_port
+
 __all__ = ["HubProcess", "free_port", "hub_command", "poll_until"]
 
 T = TypeVar("T")
 READY_TIMEOUT = 30.0  # seconds from the start until /readyz must answer 200
 STOP_TIMEOUT = 20.0  # seconds a clean stop (SIGTERM) may take before the SIGKILL
 POLL_SECONDS = 0.05
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def hub_command(config: Path, *args: str) -> list[str]:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from hub.testing.servers import stop_process, unavailable
+from hub.testing.servers import free_port, stop_process, unavailable
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import ObjectTypeDef
@@ -46,14 +46,6 @@ REGION = "eu-central-1"
 
 class S3Unavailable(RuntimeError):
     """moto's server is not installed or did not start."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _answers(port: int) -> bool:
