@@ -506,7 +506,7 @@ async def test_sigkilled_processes_file_every_acknowledged_submission_once(
     )
     assert not load.refused, f"{context}: submissions refused: {load.refused[:5]}"
     assert sum(p.kills for p in processes) >= KILLS, context
-    assert len(load.acknowledged) >= 40, f"{context}: too little load to mean anything"
+    assert len(load.acknowledged) >= 30, f"{context}: too little load to mean anything"
     assert load.answers[200] > 0, f"{context}: no submission was answered as a duplicate"
 
     # The journal: each submission and each XTA message once, everything filed.
