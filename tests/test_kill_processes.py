@@ -132,15 +132,18 @@ def shared(postgres_url: str, s3_bucket: S3Bucket) -> Shared:
 
 @dataclass
 class Simulators:
+    """The simulators the processes talk to, in this test's process, and what the XTA one saw."""
+
     enaio: TestServer
     xta: TestServer
     portal: TestServer
     # Requests the XTA simulator refused because the message was no longer in the mailbox: a poller
     # fetching or closing what another had closed already.
-    refused_closes: list[str] = field(default_factory=list)
+    stale_requests: list[str] = field(default_factory=list)
 
     @staticmethod
     def url(server: TestServer, path: str = "") -> str:
+        """A simulator's base URL (no trailing slash), or the URL of `path` on it."""
         return str(server.make_url(path)) if path else str(server.make_url("")).rstrip("/")
 
 
@@ -552,8 +555,8 @@ async def test_sigkilled_processes_file_every_acknowledged_submission_once(
     )
     assert Counter(c["message_id"] for c in closed) == Counter(message_ids), f"{context}: closes {closed}"
     assert mailbox == [], f"{context}: left open in the mailbox: {mailbox}"
-    assert not sims.refused_closes, (
-        f"{context}: fetches or closes of messages closed already: {sims.refused_closes}"
+    assert not sims.stale_requests, (
+        f"{context}: fetches or closes of messages closed already: {sims.stale_requests}"
     )
     assert len(bauantraege) == len(bau), f"{context}: {len(bauantraege)} Bauanträge in enaio for {len(bau)}"
     assert len({b["fields"].get("AktenhubID") for b in bauantraege}) == len(bau), context
