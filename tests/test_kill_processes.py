@@ -60,6 +60,7 @@ SEND_GAP = (0.2, 1.2)  # seconds a sender waits between two submissions: intake 
 BAUANTRAEGE = 8  # XTA messages the portal sends during the load
 XTA_LATENCY = 0.1  # seconds the XTA simulator takes per request
 DRAIN_TIMEOUT = 60.0
+READY_TIMEOUT = 60.0  # a start on a crowded machine (two processes, the test and its simulators)
 ENAIO_PASSWORD = "enaio-simulator"  # the simulator's default user
 FORMCYCLE_TOKEN = "kill-fc-" + secrets.token_hex(16)
 ADMIN_TOKEN = "kill-admin-" + secrets.token_hex(16)
@@ -386,7 +387,7 @@ async def feed_portal(session: aiohttp.ClientSession, sims: Simulators, rng: ran
 async def keep_up(hub: HubProcess, session: aiohttp.ClientSession, ready: asyncio.Event) -> None:
     """Start `hub` and mark it ready once /readyz says so."""
     hub.start()
-    await hub.wait_ready(session)
+    await hub.wait_ready(session, READY_TIMEOUT)
     ready.set()
 
 
