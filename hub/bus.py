@@ -215,7 +215,13 @@ class Bus:
                 continue  # maybe more is due; the next loop waits for a free slot if needed
             timeout = settings.idle_poll_seconds
             if free > 0 and not claimed:
-                due = await self.journal.next_due()
+                try:
+                    due = await self.journal.next_due()
+                except Exception:
+                    # Like a failed claim: a journal that is away for a moment (a database restarting,
+                    # a dropped connection) must not end the dispatcher; the idle poll looks again.
+                    log.exception("looking for the next due task failed; retrying")
+                    due = None
                 if due is not None and due > self.clock():
                     timeout = min(timeout, max(0.001, due - self.clock()))
                 opens = self.gate.next_change()

@@ -29,11 +29,7 @@ import os
 import random
 import re
 import secrets
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,6 +42,7 @@ import yaml
 
 from hub.errors import PluginError
 from hub.plugins import load_plugins
+from hub.testing.processes import HubProcess, free_port
 
 SEED = int(os.environ.get("AKTENHUB_CRASH_SEED", "20260611"))
 KILLS = 6  # SIGKILLs under load
@@ -96,27 +93,6 @@ pytestmark = [
         reason="plugins formcycle and filedrop are not installed (`make venv` installs them)",
     ),
 ]
-
-
-def hub_command(config: Path) -> list[str]:
-    """`aktenhub run -c CONFIG`: the console script next to this interpreter (hub.cli has no __main__)."""
-    script = Path(sys.executable).with_name("aktenhub")
-    if script.exists():
-        return [str(script), "run", "-c", str(config)]
-    return [
-        sys.executable,
-        "-c",
-        "import sys; from hub.cli import main; sys.exit(main())",
-        "run",
-        "-c",
-        str(config),
-    ]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(tmp: Path, port: int) -> Path:
@@ -280,66 +256,6 @@ class Ledger:
             for key, a in self.answers.items()
             if a
         }
-
-
-class HubProcess:
-    """The hub as a child process, killed and restarted by the test."""
-
-    def __init__(self, config: Path, tmp: Path, url: str) -> None:
-        self.command = hub_command(config)
-        self.tmp = tmp
-        self.url = url
-        self.log_path = tmp / "hub.log"
-        self.env = {**os.environ, "FORMCYCLE_TOKEN": FORMCYCLE_TOKEN, "AKTENHUB_ADMIN_TOKEN": ADMIN_TOKEN}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n==== start {self.starts + 1} ====\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                self.command, cwd=self.tmp, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        self.starts += 1
-
-    async def wait_ready(self, session: aiohttp.ClientSession) -> None:
-        """Poll /readyz until it answers 200 (bounded); fail with the log if the process died."""
-        assert self.proc is not None
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"hub exited with {self.proc.returncode} during start:\n{self.log_tail()}")
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(f"{self.url}/readyz", timeout=aiohttp.ClientTimeout(total=2)) as r:
-                    if r.status == 200:
-                        return
-            await asyncio.sleep(0.05)
-        pytest.fail(f"hub not ready within {READY_TIMEOUT}s:\n{self.log_tail()}")
-
-    async def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(self.proc.wait, 10)
-
-    async def stop(self) -> int | None:
-        """SIGTERM, bounded wait, SIGKILL as the last resort; returns the exit code of a clean stop."""
-        if self.proc is None or self.proc.poll() is not None:
-            return None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return await asyncio.to_thread(self.proc.wait, 20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            await asyncio.to_thread(self.proc.wait, 10)
-            return None
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
 
 
 @dataclass
@@ -565,7 +481,12 @@ async def test_sigkill_under_load_loses_and_doubles_nothing(tmp_path: Path) -> N
     print(f"\ncrash test seed {SEED} (AKTENHUB_CRASH_SEED={SEED} reproduces the schedule)")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    hub = HubProcess(write_config(tmp_path, port), tmp_path, url)
+    hub = HubProcess(
+        write_config(tmp_path, port),
+        tmp_path,
+        url,
+        env={"FORMCYCLE_TOKEN": FORMCYCLE_TOKEN, "AKTENHUB_ADMIN_TOKEN": ADMIN_TOKEN},
+    )
     drop, db, blobs = tmp_path / "import", tmp_path / "journal.db", tmp_path / "blobs"
     ledger = Ledger()
     ctl = Control()
@@ -580,7 +501,7 @@ async def test_sigkill_under_load_loses_and_doubles_nothing(tmp_path: Path) -> N
         try:
             for kill in range(KILLS + 1):
                 hub.start()
-                await hub.wait_ready(session)
+                await hub.wait_ready(session, READY_TIMEOUT)
                 await check_journal(db, blobs, f"seed {SEED}, start {hub.starts}")
                 if kill == KILLS:
                     break
@@ -649,7 +570,7 @@ async def test_sigkill_under_load_loses_and_doubles_nothing(tmp_path: Path) -> N
     answered_twice = {k: a for k, a in ledger.answers.items() if len(a) > 1}
     revised = [k for k, a in ledger.answers.items() if a and a[0].revision > 1]
     # How often a kill hit a delivery after its folder was written but before the journal knew.
-    log_text = hub.log_path.read_text(encoding="utf-8", errors="replace")
+    log_text = hub.log()
     redelivered = log_text.count("already delivered")
     swept = log_text.count("files no application references")
     print(

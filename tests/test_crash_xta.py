@@ -10,11 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,17 +22,12 @@ from hub_bauportal_nrw.portal import make_app as portal_app
 from hub_enaio.simulator import make_app as enaio_app
 from hub_xta.simulator import make_app as xta_app
 
+from hub.testing.processes import HubProcess, free_port
+
 MAPPING = Path(__file__).parents[1] / "config" / "mappings" / "bauantrag.yaml"
 ACCOUNT = "vbe:bauaufsicht-rhein-sieg"
 AUTHORITY = {"kennung": "vbe:053820004", "name": "Rhein-Sieg-Kreis, Untere Bauaufsichtsbehörde"}
 TOKEN = "crash-xta-admin-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest_asyncio.fixture
@@ -96,16 +86,6 @@ def write_config(tmp: Path, port: int, servers: dict[str, TestServer], schemas: 
     return path
 
 
-def start_hub(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "hub", "run", "-c", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ},
-        )
-
-
 async def poll_json(http: aiohttp.ClientSession, target: str, what: str, ok: Any, timeout: float = 30) -> Any:
     """GET `target` until `ok(body)` holds (bounded): waiting on another process's observable state."""
     deadline = time.monotonic() + timeout
@@ -135,7 +115,8 @@ async def test_killed_between_intake_and_close_files_once(
             assert resp.status == 201
             xta_id = (await resp.json())["xta_message_id"]
 
-        hub = start_hub(config, tmp_path / "hub.log")
+        hub = HubProcess(config, tmp_path, hub_url)
+        hub.start()
         try:
             # taken in (durable) and the close refused: kill the hub now
             await poll_json(
@@ -148,12 +129,11 @@ async def test_killed_between_intake_and_close_files_once(
                 lambda b: b.get("fail_close_next") == 0,
             )
         finally:
-            hub.send_signal(signal.SIGKILL)
-            hub.wait(10)
+            await hub.kill()
         async with http.get(url(servers["xta"], "/_sim/closed")) as resp:
             assert await resp.json() == []  # still open after the kill
 
-        hub = start_hub(config, tmp_path / "hub.log")
+        hub.start()
         try:
             apps = await poll_json(
                 http,
@@ -165,8 +145,7 @@ async def test_killed_between_intake_and_close_files_once(
                 http, url(servers["xta"], "/_sim/closed"), "the close", lambda b: len(b) >= 1
             )
         finally:
-            hub.send_signal(signal.SIGTERM)
-            hub.wait(20)
+            await hub.stop()
 
     assert [c["message_id"] for c in closed] == [xta_id]  # closed exactly once
     assert len(apps["applications"]) == 1
@@ -225,7 +204,8 @@ async def test_killed_after_mikropros_number_before_the_bauakte_files_once_with_
                 assert resp.status == 200
             async with http.post(url(servers["portal"], "/sim/bauantrag"), json={}) as resp:
                 assert resp.status == 201
-            hub = start_hub(config, tmp_path / "hub.log")
+            hub = HubProcess(config, tmp_path, hub_url)
+            hub.start()
             try:
                 deadline = time.monotonic() + 30
                 while not state.mailbox(mikropro_account):  # the Bauantrag forwarded to Mikropro
@@ -244,8 +224,7 @@ async def test_killed_after_mikropros_number_before_the_bauakte_files_once_with_
                     lambda b: [a["file_number"] for a in b["applications"]] == [number],
                 )
             finally:
-                hub.send_signal(signal.SIGKILL)
-                hub.wait(10)
+                await hub.kill()
             assert [
                 m.metadata.message_type for m in state.sent if m.metadata.reader.identifier != hub_account
             ] == [
@@ -254,7 +233,7 @@ async def test_killed_after_mikropros_number_before_the_bauakte_files_once_with_
 
             async with http.post(url(servers["enaio"], "/_sim/faults"), json={"fail_next": 0}) as resp:
                 assert resp.status == 200
-            hub = start_hub(config, tmp_path / "hub.log")
+            hub.start()
             try:
                 apps = await poll_json(
                     http,
@@ -263,8 +242,7 @@ async def test_killed_after_mikropros_number_before_the_bauakte_files_once_with_
                     lambda b: [a["state"] for a in b["applications"]] == ["completed"],
                 )
             finally:
-                hub.send_signal(signal.SIGTERM)
-                hub.wait(20)
+                await hub.stop()
             async with http.get(url(servers["enaio"], "/_sim/objects"), params={"type": "Bauakte"}) as resp:
                 body = await resp.json()
     finally:

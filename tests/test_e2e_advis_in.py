@@ -31,7 +31,8 @@ from hub_xta.simulator import STATE as XTA_STATE
 from hub_xta.simulator import enqueue
 from hub_xta.simulator import make_app as xta_app
 from test_crash_answers import poll
-from test_crash_xta import free_port, start_hub
+
+from hub.testing.processes import HubProcess, free_port
 
 ROOT = Path(__file__).parents[1]
 MAPPING = ROOT / "config" / "mappings" / "aufenthaltstitel.yaml"
@@ -109,7 +110,6 @@ async def test_xauslaender_message_to_the_auslaenderakte_and_advis_and_back_exac
     xta_state, enaio_state = xta.app[XTA_STATE], enaio.app[ENAIO_STATE]
     port = free_port()
     config = write_config(tmp_path, port, schemas, xta_url, str(enaio.make_url("")).rstrip("/"))
-    log = tmp_path / "hub.log"
     admin = {"Authorization": f"Bearer {TOKEN}"}
 
     def objects(internal: str) -> list[Any]:
@@ -144,18 +144,19 @@ async def test_xauslaender_message_to_the_auslaenderakte_and_advis_and_back_exac
 
         first_xta = await send(first)
         await faults(fail_operations=["sendMessage"])  # the forward to ADVIS cannot be sent yet
-        hub = start_hub(config, log)
+        hub = HubProcess(config, tmp_path, f"http://127.0.0.1:{port}")
+        hub.start()
         try:
             # Filed into enaio, the message closed, the forward's XTA id reserved and its send refused:
             await poll("the Ausländerakte", until(lambda: len(objects("XAuslaenderNachricht")) == 1), 90)
             await poll("the intake's close", until(lambda: xta_state.was_closed(first_xta)))
             await poll("a refused send", until(lambda: xta_state.requests["sendMessage"] >= 1))
-            hub.send_signal(signal.SIGKILL)
-            assert hub.wait(timeout=10) == -signal.SIGKILL
+            await hub.kill()
+            assert hub.proc is not None and hub.proc.returncode == -signal.SIGKILL
             assert forwarded() == []
 
             await faults(fail_operations=[])
-            hub = start_hub(config, log)
+            hub.start()
             await poll("the forward to ADVIS", until(lambda: len(forwarded()) == 1), 90)
             (sent,) = forwarded()
             # ADVIS gets the message as the OZG service sent it, byte for byte, with its attachments.
@@ -200,8 +201,7 @@ async def test_xauslaender_message_to_the_auslaenderakte_and_advis_and_back_exac
 
             apps = await poll("both completed", both_completed)
         finally:
-            hub.send_signal(signal.SIGTERM)
-            hub.wait(timeout=20)
+            await hub.stop()
             await advis.close()
             await enaio.close()
             await xta.close()

@@ -14,7 +14,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
-from test_crash import HubProcess, Ledger, admin_get, free_port, send, write_config
+from test_crash import ADMIN_TOKEN, FORMCYCLE_TOKEN, Ledger, admin_get, send, write_config
+
+from hub.testing.processes import HubProcess, free_port
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -69,7 +71,8 @@ async def test_render_processes_end_when_the_hub_is_killed(tmp_path: Path) -> No
     settings["routes"][0]["map"] = str(tmp_path / "rendition.yaml")
     settings["workers"]["render_processes"] = 2
     config.write_text(yaml.safe_dump(settings), encoding="utf-8")
-    hub = HubProcess(config, tmp_path, f"http://127.0.0.1:{port}")
+    env = {"FORMCYCLE_TOKEN": FORMCYCLE_TOKEN, "AKTENHUB_ADMIN_TOKEN": ADMIN_TOKEN}
+    hub = HubProcess(config, tmp_path, f"http://127.0.0.1:{port}", env=env)
     hub.start()
     assert hub.proc is not None
     helpers: dict[int, str] = {}

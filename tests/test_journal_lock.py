@@ -12,12 +12,12 @@ import aiohttp
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from test_crash import hub_command
 
 from hub.cli import main
 from hub.journal import JournalInUse, SqliteJournal, TaskSpec, TaskState
 from hub.models import Application
 from hub.testing.harness import base_settings, start_hub, stop_hub
+from hub.testing.processes import hub_command
 
 TOKEN = "formcycle-token-0123456789"
 CONNECTORS = {

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.testing.servers import stop_process, unavailable
+from hub.testing.servers import free_port, stop_process, unavailable
 
 __all__ = [
     "PgBouncer",
@@ -89,13 +89,6 @@ def find_bindir() -> Path | None:
         if all(os.access(directory / tool, os.X_OK) for tool in ("initdb", "pg_ctl", "postgres")):
             return directory
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -232,7 +225,7 @@ def start_server(bindir: Path, attempts: int = 3, durable: bool = False) -> Post
         base = Path(tempfile.mkdtemp(prefix="akh-pg-", dir=SHORT_TMP if os.path.isdir(SHORT_TMP) else None))
         base.chmod(0o700)
         server = PostgresServer(
-            bindir, base, _free_port(), SUPERUSER, secrets.token_urlsafe(18), run_as, durable
+            bindir, base, free_port(), SUPERUSER, secrets.token_urlsafe(18), run_as, durable
         )
         try:
             server.start()
@@ -316,7 +309,7 @@ def start_pgbouncer(binary: Path, server: PostgresServer, attempts: int = 3) -> 
         os.chown(users, user, group)
     error = ""
     for _ in range(attempts):
-        port = _free_port()
+        port = free_port()
         config.write_text(_pgbouncer_config(server, port))
         # Its stderr goes to a file, not a pipe: nobody reads a pipe while it runs, and a full one would
         # stall the pooler.

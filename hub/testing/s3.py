@@ -22,6 +22,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from hub.testing.servers import stop_process, unavailable
+from hub.testing.servers import free_port, stop_process, unavailable
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import ObjectTypeDef
@@ -45,14 +46,6 @@ REGION = "eu-central-1"
 
 class S3Unavailable(RuntimeError):
     """moto's server is not installed or did not start."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _answers(port: int) -> bool:
@@ -97,19 +90,22 @@ def start_server(attempts: int = 3) -> S3Server:
     error = "no attempt"
     for _ in range(attempts):
         port = free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline and process.poll() is None:
-            if _answers(port):
-                return S3Server(process, port)
-            time.sleep(0.05)  # polling a subprocess's port: there is no event to wait on
-        server = S3Server(process, port)
-        server.stop()
-        stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        # The server logs a line per request on stderr: into an unlinked file, never into a pipe nobody
+        # reads (it fills after some hundred requests and the server stops answering mid-session).
+        with tempfile.TemporaryFile() as output:  # the child keeps its own descriptor of it
+            process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=subprocess.DEVNULL,
+                stderr=output,
+            )
+            deadline = time.monotonic() + START_TIMEOUT
+            while time.monotonic() < deadline and process.poll() is None:
+                if _answers(port):
+                    return S3Server(process, port)
+                time.sleep(0.05)  # polling a subprocess's port: there is no event to wait on
+            S3Server(process, port).stop()
+            output.seek(0)
+            stderr = output.read().decode(errors="replace")
         error = stderr.strip()[-800:] or f"no answer on port {port} within {START_TIMEOUT:g}s"
     raise S3Unavailable(f"moto's S3 server did not start: {error}")
 
