@@ -4,6 +4,8 @@ session advisory locks)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from hub.testing.journal_backends import JournalBackend, PgBouncerBackend
@@ -12,6 +14,8 @@ from hub.testing.postgres import PgBouncer
 
 
 @pytest.fixture  # type: ignore[no-redef]  # replaces the suite's fixture (one run per backend)
-def journal_backend(pgbouncer_server: PgBouncer) -> JournalBackend:
+def journal_backend(pgbouncer_server: PgBouncer) -> Iterator[JournalBackend]:
     """Every contract test, once, through the pooler."""
-    return PgBouncerBackend(pgbouncer_server)
+    backend = PgBouncerBackend(pgbouncer_server)
+    yield backend
+    backend.discard()

@@ -17,7 +17,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
+
 from hub.journal.lifecycle import SqlJournal
+from hub.journal.postgres import PostgresJournal, migrate_database
 from hub.journal.sqlite import SqliteJournal
 from hub.testing.postgres import PgBouncer, PostgresServer
 
@@ -36,6 +39,9 @@ class JournalBackend(abc.ABC):
     @abc.abstractmethod
     async def fresh(self) -> None:
         """Make an empty store at this hub's schema; `journal` opens journals on it from now on."""
+
+    def discard(self) -> None:  # noqa: B027 - a store in a temporary directory goes with it
+        """Remove the current store (the journals on it are closed)."""
 
     @abc.abstractmethod
     def journal(self, clock: Callable[[], float] = time.time) -> SqlJournal:
@@ -93,25 +99,29 @@ class PostgresBackend(JournalBackend):
 
     def __init__(self, server: PostgresServer) -> None:
         self.server = server
+        self.database = ""
         self.url = ""
 
     async def fresh(self) -> None:
-        import psycopg
-
-        from hub.journal.postgres import migrate_database
-
+        # The store before goes: a session makes hundreds (the state machine one per example).
+        self.discard()
         with psycopg.connect(self.server.url(), autocommit=True) as admin:
             exists = admin.execute("SELECT 1 FROM pg_database WHERE datname=%s", (TEMPLATE,)).fetchone()
             if exists is None:
                 admin.execute(f'CREATE DATABASE "{TEMPLATE}"')
                 await migrate_database(self.server.url(TEMPLATE))
-            name = f"journal_{secrets.token_hex(6)}"
-            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
-        self.url = self.server.url(name)
+            self.database = f"journal_{secrets.token_hex(6)}"
+            admin.execute(f'CREATE DATABASE "{self.database}" TEMPLATE "{TEMPLATE}"')
+        self.url = self.server.url(self.database)
+
+    def discard(self) -> None:
+        if not self.database:
+            return
+        with psycopg.connect(self.server.url(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        self.database = ""
 
     def journal(self, clock: Callable[[], float] = time.time) -> SqlJournal:
-        from hub.journal.postgres import PostgresJournal
-
         return PostgresJournal(self.url, clock=clock)
 
     async def concurrently(self, *aws: Awaitable[T]) -> list[T | BaseException]:
@@ -132,6 +142,4 @@ class PgBouncerBackend(PostgresBackend):
         self.bouncer = bouncer
 
     def journal(self, clock: Callable[[], float] = time.time) -> SqlJournal:
-        from hub.journal.postgres import PostgresJournal
-
-        return PostgresJournal(self.bouncer.url(self.url.rsplit("/", 1)[1]), clock=clock)
+        return PostgresJournal(self.bouncer.url(self.database), clock=clock)

@@ -10,7 +10,7 @@ that must meet inside the database run through `JournalBackend.concurrently`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,11 +60,14 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def journal_backend(request: pytest.FixtureRequest, tmp_path: Path) -> JournalBackend:
+def journal_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JournalBackend]:
     """Each contract test runs once per backend."""
     if request.param == "sqlite":
-        return SqliteBackend(tmp_path)
-    return PostgresBackend(request.getfixturevalue("postgres_server"))
+        yield SqliteBackend(tmp_path)
+        return
+    backend = PostgresBackend(request.getfixturevalue("postgres_server"))
+    yield backend
+    backend.discard()
 
 
 @pytest.fixture
