@@ -187,33 +187,39 @@ async def test_a_hub_polls_only_while_no_other_process_holds_the_lease_and_shows
         "admin_tokens": [{"name": "d", "token": "${VIEWER_TOKEN}", "role": "viewer"}],
     }
     path = tmp_path / "journal.db"
-    before = SqliteJournal(path, clock=clock)  # another process of the hub polls the mailbox already
-    await before.open()
-    assert await before.take_lease("poll:mailbox", "elsewhere:7:ee", 60) is not None
-    await before.close()
     running = await start_hub(
         settings, extra_plugins=(fakes, MailboxPlugin()), env={"VIEWER_TOKEN": "v-secret-1"}, clock=clock
     )
-    other = SqliteJournal(path, clock=clock, guest=True)
+    # Another process of the hub, whose clock is far on: to it the hub's lease ran out long ago (as if
+    # the hub had paused), so it takes the lease in one write, whatever the hub does meanwhile.
+    later = FakeClock()
+    later.advance(1000)
+    other = SqliteJournal(path, clock=later, guest=True)
     try:
         await other.open()
         hub = running.hub
+        await running.wait_for(lambda: Mailbox.calls, 10, "the hub's first poll")
+        took = await other.take_lease("poll:mailbox", "elsewhere:7:ee", 60)
+        assert took is not None and took.token == 2
+        await running.wait_for(lambda: "poll:mailbox" not in hub.singletons.held(), 10, "the hub to notice")
+        polled = len(Mailbox.calls)
         runs: set[object] = set()  # each run moves the schedule on: collect a few runs, all skipped
         await running.wait_for(lambda: runs.add(hub.next_run("poll-mailbox")) or len(runs) > 3, 10, "runs")
-        assert Mailbox.calls == []
+        assert len(Mailbox.calls) == polled
         status, body = await running.get("/api/v1/leases", headers=VIEWER)
         assert status == 200, body
         assert body["process"] == hub.singletons.holder
         [lease] = [x for x in body["leases"] if x["name"] == "poll:mailbox"]
-        assert (lease["holder"], lease["token"]) == ("elsewhere:7:ee", 1)
+        assert (lease["holder"], lease["token"]) == ("elsewhere:7:ee", 2)
         _, metrics = await running.get("/metrics")
         assert 'aktenhub_singleton_leader{job="poll:mailbox"} 0.0' in metrics
 
-        assert await other.release_lease("poll:mailbox", "elsewhere:7:ee", 1)  # its graceful stop
-        await running.wait_for(lambda: len(Mailbox.calls) >= 3, 10, "polls here")  # no time passed
+        clock.advance(1000)  # the hub's time catches up; the other process stops gracefully
+        assert await other.release_lease("poll:mailbox", "elsewhere:7:ee", 2)
+        await running.wait_for(lambda: len(Mailbox.calls) >= polled + 3, 10, "polls here")
         _, body = await running.get("/api/v1/leases", headers=VIEWER)
         [lease] = [x for x in body["leases"] if x["name"] == "poll:mailbox"]
-        assert (lease["holder"], lease["token"]) == (hub.singletons.holder, 2)
+        assert (lease["holder"], lease["token"]) == (hub.singletons.holder, 3)
         _, metrics = await running.get("/metrics")
         assert 'aktenhub_singleton_leader{job="poll:mailbox"} 1.0' in metrics
         assert await other.take_lease("poll:mailbox", "elsewhere:7:ee", 60) is None
@@ -225,7 +231,7 @@ async def test_a_hub_polls_only_while_no_other_process_holds_the_lease_and_shows
         shown = await asyncio.to_thread(CliRunner().invoke, main, ["diagnostics", "-c", str(config)])
         assert shown.exit_code == 0, shown.output
         assert f"singleton job poll:mailbox: {hub.singletons.holder} since " in shown.output
-        assert ", token 2" in shown.output
+        assert ", token 3" in shown.output
     finally:
         await other.close()
         await stop_hub(running)
@@ -234,7 +240,7 @@ async def test_a_hub_polls_only_while_no_other_process_holds_the_lease_and_shows
     await after.open()
     try:
         taken = await after.take_lease("poll:mailbox", "elsewhere:7:ee", 60)
-        assert taken is not None and taken.token == 3
+        assert taken is not None and taken.token == 4
     finally:
         await after.close()
 
