@@ -439,6 +439,13 @@ async def enaio_objects(
     return objects
 
 
+def poll_tenures(leases: dict[str, Any]) -> int:
+    """The XTA poll lease's fencing token: how many times a process took it."""
+    return max(
+        (int(lease["token"]) for lease in leases["leases"] if lease["name"] == "poll:bauportal"), default=0
+    )
+
+
 async def test_sigkilled_processes_file_every_acknowledged_submission_once(
     shared: Shared, simulators: Simulators, schema_dir: Path, tmp_path: Path
 ) -> None:
@@ -493,6 +500,7 @@ async def test_sigkilled_processes_file_every_acknowledged_submission_once(
                 *await enaio_objects(session, sims, type="Originalantrag"),
             ]
             bauantraege = await enaio_objects(session, sims, type="Bauantrag")
+            leases = await get_json(session, f"{hub.url}/api/v1/leases")
         finally:
             load.closing = True
             for task in [*senders, portal]:
@@ -506,7 +514,8 @@ async def test_sigkilled_processes_file_every_acknowledged_submission_once(
         f"(load {loaded - started:.1f}s); "
         f"submissions {len(load.sent)}, acknowledged {len(load.acknowledged)}, answers {dict(load.answers)}, "
         f"failed requests {load.failures}; journal {dict(by_state)}; XTA messages {len(message_ids)}, "
-        f"closes {len(closed)}; clean stops {exit_codes}; total {time.monotonic() - started:.1f}s"
+        f"closes {len(closed)}, poll lease tenures {poll_tenures(leases)}; clean stops {exit_codes}; "
+        f"total {time.monotonic() - started:.1f}s"
     )
     assert not load.refused, f"{context}: submissions refused: {load.refused[:5]}"
     assert sum(p.kills for p in processes) >= KILLS, context
@@ -561,3 +570,5 @@ async def test_sigkilled_processes_file_every_acknowledged_submission_once(
     )
     assert len(bauantraege) == len(bau), f"{context}: {len(bauantraege)} Bauanträge in enaio for {len(bau)}"
     assert len({b["fields"].get("AktenhubID") for b in bauantraege}) == len(bau), context
+    # The poll's lease went from process to process as its holders were killed: each tenure a new token.
+    assert poll_tenures(leases) >= 2, f"{context}: the XTA poll was never taken over: {leases}"
