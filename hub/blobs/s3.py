@@ -18,11 +18,11 @@ Reads stream ranged GETs of `READ_WINDOW` bytes each, so a long read never holds
 for the whole file and a connection broken mid-stream resumes where it broke.
 
 Several hub processes may share one bucket. What one process still holds is spared by the others'
-sweeps through the grace period (the objects' LastModified), not through the in-process holdings; a
-holding removes an object it stored new only if no other process touched it since (its metadata
-says so). Between that look and the deletion (milliseconds) another process could still touch it;
-such content is then stored again by the next submission carrying it, and the sweep's grace period
-must exceed the longest intake either way.
+sweeps through the grace period (the objects' LastModified), not through the in-process holdings. So a
+refused or duplicate submission's content is not removed when its intake ends, as on the local store:
+another process may be storing the same content for an application it is about to commit, and no
+process can know. The orphan sweep removes it once no journal row references it and the grace period
+(which must exceed the longest intake) is over.
 
 Credentials come from the environment or the standard AWS configuration chain, never from the
 configuration file; errors name the bucket and the S3 error code, never credentials or signed URLs.
@@ -431,22 +431,11 @@ class S3Blobs(HoldingStore):
         return True
 
     def _discard(self, digest: str) -> int:
-        self.background(self._discard_untouched(digest))
-        return 1
-
-    async def _discard_untouched(self, digest: str) -> None:
-        client = await self.client()
-        key = self.key(PREFIX + digest)
-        with self.errors("remove"):
-            try:
-                head = await client.head_object(Bucket=self.bucket, Key=key)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
-                    return
-                raise
-            if TOUCHED in head.get("Metadata", {}):
-                return  # another process wrote it again since: it may keep it
-            await client.delete_object(Bucket=self.bucket, Key=key)
+        # Never at once: another hub process may have stored the same content at the same moment and
+        # be about to commit an application that references it (both PutObjects "stored it new"; the
+        # kill test lost an acknowledged attachment that way). The orphan sweep removes it once no
+        # journal row references it and its grace period is over.
+        return 0
 
     # -- reading ---------------------------------------------------------------------------------------
 
