@@ -290,6 +290,7 @@ class S3Blobs(HoldingStore):
                     retries={"max_attempts": 3, "mode": "standard"},
                     connect_timeout=10,
                     read_timeout=60,
+                    max_pool_connections=64,  # intakes and workers of this process read and write at once
                     # Self-hosted stores (older Ceph RGW, Garage, MinIO) refuse the checksums botocore
                     # adds by default since 1.36; content is addressed by its sha256 anyway.
                     request_checksum_calculation="when_required",
@@ -454,7 +455,12 @@ class S3Blobs(HoldingStore):
                     if exc.response.get("Error", {}).get("Code") == "InvalidRange" and offset == 0:
                         return  # an empty blob has no first byte to ask for
                     raise
-            size = int(got["ContentRange"].rpartition("/")[2])
+            if "ContentRange" in got:
+                size = int(got["ContentRange"].rpartition("/")[2])
+            elif offset == 0:
+                size = got["ContentLength"]  # a store that ignores Range sends the whole object
+            else:
+                raise BlobStoreUnavailable(f"blob store {self.location}: read: the store ignores Range")
             try:
                 async with got["Body"] as body:
                     async for chunk in body.iter_chunks(chunk_size):
