@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PART_SIZE = 8 * 1024 * 1024  # S3 takes parts of 5 MiB and more (but the last); 8 MiB as the AWS CLI
-QUEUED_PARTS = 2  # parts a writer buffers while one uploads: bounds a fast producer's memory
+QUEUED_PARTS = 1  # parts a writer buffers while one uploads: bounds a fast producer's memory
 READ_WINDOW = 8 * 1024 * 1024  # bytes one ranged GET asks for
 READ_RESUMES = 3  # a broken stream is picked up again this often in a row, then the read fails
 DELETE_BATCH = 1000  # keys one DeleteObjects takes at most
