@@ -427,9 +427,19 @@ class S3Blobs(HoldingStore):
                 await client.copy_object(
                     Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source}
                 )
-            else:
-                await client.put_object(Bucket=self.bucket, Key=key, Body=data or b"")
-        return True
+                return True
+            try:
+                # Only if nobody stored it meanwhile (another process with the same file): else both
+                # would think it new, and the one whose intake is refused would remove the other's.
+                await client.put_object(Bucket=self.bucket, Key=key, Body=data or b"", IfNoneMatch="*")
+                return True
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in (
+                    "PreconditionFailed",
+                    "ConditionalRequestConflict",
+                ):
+                    raise
+            return await self._place(digest, data=data)  # stored by another writer just now: touched
 
     def _discard(self, digest: str) -> int:
         # Never at once: another hub process may have stored the same content at the same moment and
