@@ -287,9 +287,11 @@ class S3Blobs(HoldingStore):
                 config = AioConfig(
                     region_name=self.s3.region or "us-east-1",
                     s3={"addressing_style": self.s3.addressing},
-                    retries={"max_attempts": 3, "mode": "standard"},
-                    connect_timeout=10,
-                    read_timeout=60,
+                    # A store that takes the connection and then says nothing must not hold an intake
+                    # for minutes: at most two tries of 5 s to connect and 30 s between bytes, then 503.
+                    retries={"max_attempts": 2, "mode": "standard"},
+                    connect_timeout=5,
+                    read_timeout=30,
                     max_pool_connections=64,  # intakes and workers of this process read and write at once
                     # Self-hosted stores (older Ceph RGW, Garage, MinIO) refuse the checksums botocore
                     # adds by default since 1.36; content is addressed by its sha256 anyway.
@@ -428,18 +430,10 @@ class S3Blobs(HoldingStore):
                     Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source}
                 )
                 return True
-            try:
-                # Only if nobody stored it meanwhile (another process with the same file): else both
-                # would think it new, and the one whose intake is refused would remove the other's.
-                await client.put_object(Bucket=self.bucket, Key=key, Body=data or b"", IfNoneMatch="*")
-                return True
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in (
-                    "PreconditionFailed",
-                    "ConditionalRequestConflict",
-                ):
-                    raise
-            return await self._place(digest, data=data)  # stored by another writer just now: touched
+            # Unconditionally (no If-None-Match, which not every S3-compatible store takes): two processes
+            # storing the same content at once write the same bytes, and neither removes it (`_discard`).
+            await client.put_object(Bucket=self.bucket, Key=key, Body=data or b"")
+        return True
 
     def _discard(self, digest: str) -> int:
         # Never at once: another hub process may have stored the same content at the same moment and
