@@ -34,7 +34,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -45,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from bench.scratch import run_in_scratch
 
 FORMCYCLE_TOKEN_ENV = "FORMCYCLE_TOKEN"
 ADMIN_TOKEN_ENV = "AKTENHUB_ADMIN_TOKEN"
@@ -662,22 +663,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve_hub is not None:
         serve_hub(args.serve_hub, args.log_level)
         return 0
-    # SIGTERM ends the benchmark like Ctrl-C does: through the finally blocks that stop the hub.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    tmp = Path(tempfile.mkdtemp(prefix="aktenhub-bench-"))
-    try:
-        benchmark(args, tmp)
-    except RuntimeError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    return run_in_scratch("aktenhub-bench-", args.keep, lambda t: benchmark(args, t))
 
 
 if __name__ == "__main__":

@@ -25,10 +25,7 @@ import multiprocessing
 import os
 import platform
 import secrets
-import shutil
-import signal
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -47,6 +44,7 @@ from bench.e2e import (
     write_config,
 )
 from bench.pgserver import journal_database, server_pid, throwaway_cluster
+from bench.scratch import run_in_scratch
 from hub.testing.postgres import PostgresServer
 from hub.testing.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Bucket, S3Server
 from hub.testing.s3 import start_server as start_s3
@@ -196,19 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = ours.processes or [1, 2]
     if min(counts) < 1:
         raise SystemExit("--processes must be at least 1")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    tmp = Path(tempfile.mkdtemp(prefix="aktenhub-bench-scaleout-"))
-    try:
-        benchmark(counts, args, tmp)
-    except RuntimeError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    return run_in_scratch("aktenhub-bench-scaleout-", args.keep, lambda t: benchmark(counts, args, t))
 
 
 if __name__ == "__main__":

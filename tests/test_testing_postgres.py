@@ -44,16 +44,21 @@ def test_server_runs_as_an_unprivileged_user(postgres_server: PostgresServer, po
     assert data.stat().st_uid != 0 if os.geteuid() == 0 else data.stat().st_uid == os.geteuid()
 
 
-USES_SERVER = """
-def test_needs_postgres(postgres_url):
-    assert postgres_url
-"""
+MISSING = {
+    # fixture the test asks for, variable that points the kit at a missing binary, what the skip says
+    "postgres_url": ("AKTENHUB_PG_BINDIR", "no PostgreSQL server binaries"),
+    "pgbouncer_url": ("AKTENHUB_PGBOUNCER", "no pgbouncer binary"),
+}
 
 
+@pytest.mark.parametrize("fixture", sorted(MISSING))
 @pytest.mark.parametrize(("ci", "outcome"), [("true", "1 error"), ("", "1 skipped")])
-def test_without_binaries_skipped_outside_ci_failed_in_ci(tmp_path: Path, ci: str, outcome: str) -> None:
-    (tmp_path / "test_uses.py").write_text(USES_SERVER)
-    env = {**os.environ, "AKTENHUB_PG_BINDIR": str(tmp_path / "keine"), "CI": ci}
+def test_without_the_binary_skipped_outside_ci_failed_in_ci(
+    tmp_path: Path, fixture: str, ci: str, outcome: str
+) -> None:
+    variable, reason = MISSING[fixture]
+    (tmp_path / "test_uses.py").write_text(f"def test_needs_it({fixture}):\n    assert {fixture}\n")
+    env = {**os.environ, variable: str(tmp_path / "keine"), "CI": ci}
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(tmp_path)],
         capture_output=True,
@@ -63,7 +68,7 @@ def test_without_binaries_skipped_outside_ci_failed_in_ci(tmp_path: Path, ci: st
         timeout=120,
     )
     assert outcome in run.stdout, run.stdout
-    assert "no PostgreSQL server binaries" in run.stdout
+    assert reason in run.stdout
 
 
 def test_pgbouncer_pools_by_transaction_as_an_unprivileged_user(
@@ -80,25 +85,3 @@ def test_pgbouncer_pools_by_transaction_as_an_unprivileged_user(
         assert first.execute("SELECT current_database()").fetchone() == (pgbouncer_url.rsplit("/", 1)[1],)
     owner = Path(f"/proc/{pgbouncer_server.process.pid}").stat().st_uid
     assert owner != 0 if os.geteuid() == 0 else owner == os.geteuid()
-
-
-USES_POOLER = """
-def test_needs_pgbouncer(pgbouncer_url):
-    assert pgbouncer_url
-"""
-
-
-@pytest.mark.parametrize(("ci", "outcome"), [("true", "1 error"), ("", "1 skipped")])
-def test_without_pgbouncer_skipped_outside_ci_failed_in_ci(tmp_path: Path, ci: str, outcome: str) -> None:
-    (tmp_path / "test_uses.py").write_text(USES_POOLER)
-    env = {**os.environ, "AKTENHUB_PGBOUNCER": str(tmp_path / "keiner"), "CI": ci}
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert outcome in run.stdout, run.stdout
-    assert "no pgbouncer binary" in run.stdout
