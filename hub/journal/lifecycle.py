@@ -339,8 +339,10 @@ class SqlJournal(abc.ABC):
                     continue  # paused, circuit open or rate limited: not attempted, not counted
                 # The target's row is this claim's until it commits: two processes never count the
                 # same target's leases at once. One another process is claiming waits for the next.
+                # (Where one writer runs at a time there is nothing to lock: no statement.)
                 if (
-                    c.execute(
+                    c.dialect.skip_locked
+                    and c.execute(
                         f"SELECT target FROM task_targets WHERE target=?{c.dialect.skip_locked}", (target,)
                     ).fetchone()
                     is None

@@ -17,17 +17,13 @@ import psycopg
 
 from hub.journal import migrations
 from hub.journal.meta_sql import get_meta
-from hub.journal.migrations import Migration
+from hub.journal.migrations import Migration, SchemaMismatch
 from hub.journal.pg_tx import PgTx
 
 __all__ = ["BACKEND", "LOCK", "SchemaMismatch", "check", "migrate", "schema_version"]
 
 BACKEND = "postgresql"
 LOCK = "aktenhub.migrate"
-
-
-class SchemaMismatch(Exception):
-    """The database's schema is not this hub's: says which it is, which is needed and what to do."""
 
 
 def schema_version(conn: psycopg.Connection[Any]) -> int:
@@ -41,8 +37,7 @@ def schema_version(conn: psycopg.Connection[Any]) -> int:
 def check(conn: psycopg.Connection[Any]) -> None:
     """Raise `SchemaMismatch` unless the database's schema is exactly this hub's."""
     have, need = schema_version(conn), migrations.latest(BACKEND)
-    if have > need:
-        raise SchemaMismatch(f"schema {have} is newer than this hub (it needs {need}): upgrade the hub")
+    migrations.refuse_newer(have, BACKEND)
     if have < need:
         what = "no journal schema yet" if have == 0 else f"schema {have}"
         raise SchemaMismatch(f"{what}, this hub needs {need}: run `aktenhub migrate`")
@@ -58,10 +53,7 @@ def migrate(conn: psycopg.Connection[Any]) -> list[Migration]:
             # applied is seen (READ COMMITTED: each statement reads what was committed before it).
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (LOCK,))
             have = schema_version(conn)
-            if have > len(steps):
-                raise SchemaMismatch(
-                    f"schema {have} is newer than this hub (it needs {len(steps)}): upgrade the hub"
-                )
+            migrations.refuse_newer(have, BACKEND)
             if step.version <= have:
                 continue
             step.apply(PgTx(conn))

@@ -228,11 +228,10 @@ class SqliteJournal(SqlJournal):
         """Bring the file to this hub's schema: one process owns it (the lock), so it may do so on open."""
         version = _version(conn)
         steps = migrations.migrations(BACKEND)
-        if version > steps[-1].version:
-            raise JournalUnavailable(
-                self.path,
-                f"schema version {version} is newer than this hub's ({steps[-1].version}); upgrade the hub",
-            )
+        try:
+            migrations.refuse_newer(version, BACKEND)
+        except migrations.SchemaMismatch as exc:
+            raise JournalUnavailable(self.path, str(exc)) from None
         if version == 1:
             _adopt_unversioned(conn)
         for step in steps[version:]:

@@ -69,6 +69,17 @@ def latest(backend: str) -> int:
     return migrations(backend)[-1].version
 
 
+class SchemaMismatch(Exception):
+    """The database's schema is not this hub's: says which it is, which is needed and what to do."""
+
+
+def refuse_newer(have: int, backend: str) -> None:
+    """Raise `SchemaMismatch` if a journal's schema `have` is newer than this hub writes on `backend`."""
+    need = latest(backend)
+    if have > need:
+        raise SchemaMismatch(f"schema {have} is newer than this hub (it needs {need}): upgrade the hub")
+
+
 def _statements(text: str) -> tuple[str, ...]:
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
     parts = re.split(r";\s*$", "\n".join(lines), flags=re.M)
