@@ -44,8 +44,13 @@ class TestBauportalContract(SourceContract):
         self.xta: Xta = await start_xta()
         self.http = http
         enaio = await start_enaio()
-        # No workers: no scheduled polls; the contract polls itself, one poll at a time.
-        options = {**HUB_OPTIONS, "workers": {**HUB_OPTIONS["workers"], "enabled": False}}
+        # No scheduled polls (polling is the intake role's, so that role is off) and no workers: the
+        # contract polls itself, one poll at a time, through the hub's intake.
+        options = {
+            **HUB_OPTIONS,
+            "workers": {**HUB_OPTIONS["workers"], "enabled": False},
+            "intake": {"enabled": False},
+        }
         running: RunningHub = await hub_factory(
             hub_connectors(self.xta.url, enaio.url), ROUTES, schemas=str(schema_dir), **options
         )
