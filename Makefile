@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
 demo: venv
 	$(BIN)/aktenhub demo
 
+# Two workers, one test file each at a time: a file's module fixtures (servers, hubs) stay in one process.
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: venv
 	$(BIN)/ruff check hub plugins tests bench contrib

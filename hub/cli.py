@@ -106,6 +106,16 @@ def _load(config_path: Path) -> tuple[Plugins, Configuration]:
 def main(log_level: str, log_format: str) -> None:
     """Aktenhub: online applications into the e-file and the Fachverfahren, durably."""
     setup_logging(log_level, log_format)
+    _follow_columns()
+
+
+def _follow_columns() -> None:
+    # Rich fixes a console's width from $COLUMNS when the console is made, at import; a caller that sets
+    # COLUMNS for one invocation (a wrapper script, a test runner whose workers inherit COLUMNS=80) must
+    # still get its width.
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():
+        console.width = err.width = int(columns)
 
 
 @main.command()
