@@ -141,8 +141,9 @@ class DovecotServer:
     process: subprocess.Popen[bytes] | None = None
 
     @property
-    def users_file(self) -> Path:
-        """The passwd-file of the accounts (Dovecot reads it again when it changes)."""
+    def users_dir(self) -> Path:
+        """One passwd-file per account: a new account is seen at once (one shared file is re-read only
+        when its modification time changes, a second later)."""
         return self.base / "users"
 
     def config(self) -> str:
@@ -165,11 +166,11 @@ auth_mechanisms = plain login
 first_valid_uid = 1
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {self.users_file}
+  args = scheme=PLAIN username_format=%u {self.users_dir}/%u
 }}
 userdb {{
   driver = passwd-file
-  args = username_format=%u {self.users_file}
+  args = username_format=%u {self.users_dir}/%u
 }}
 mail_location = maildir:{base}/mail/%u
 service imap-login {{
@@ -200,7 +201,7 @@ service stats {{
     def start(self) -> None:
         """Write the configuration and start Dovecot in the foreground (ports already chosen)."""
         (self.base / "dovecot.conf").write_text(self.config())
-        self.users_file.write_text("")
+        self.users_dir.mkdir()
         for path in (self.base, *self.base.iterdir()):
             os.chown(path, self.run_as.pw_uid, self.run_as.pw_gid)
         root = os.geteuid() == 0
@@ -222,8 +223,7 @@ service stats {{
         password = secrets.token_urlsafe(18)
         home = self.base / "mail" / user
         line = f"{user}:{{PLAIN}}{password}:{self.run_as.pw_uid}:{self.run_as.pw_gid}::{home}\n"
-        with self.users_file.open("a") as users:
-            users.write(line)
+        (self.users_dir / user).write_text(line)
         return ImapAccount("127.0.0.1", self.port, self.starttls_port, user, password, self.pki.ca)
 
     def stop(self) -> None:
