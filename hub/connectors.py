@@ -317,6 +317,9 @@ class Source(Connector[ConfigT]):
     # Seconds between polls for polled sources (None: webhook only); an instance may set it from its
     # configuration in __init__.
     poll_interval: float | None = None
+    # Set by the core where it schedules this source's polls: runs the next poll at once (e.g. an IMAP
+    # IDLE heard of new mail), under the same lease. None: no scheduled polls in this process.
+    wake_poll: Callable[[], None] | None = None
 
     async def receive(self, request: web.Request, service: str) -> Intake:
         """Turn a webhook request to `POST /intake/<connector>/<service>` into an `Intake`.

@@ -378,6 +378,7 @@ class Hub:
             for name, source in self.sources().items():
                 if source.poll_interval is not None:
                     _every(scheduler, source.poll_interval, f"poll-{name}", self.poll, name)
+                    source.wake_poll = functools.partial(self._wake_poll, f"poll-{name}")
             for name, sink in self.sinks().items():
                 if sink.answer_poll_interval is not None:
                     job = functools.partial(self._poll_answers, name, sink)
@@ -403,6 +404,12 @@ class Hub:
         # Named by connector, so hubs with different connectors on one journal never collide.
         lease, interval = f"poll:{name}", source.poll_interval or 0.0
         return await self.singletons.run(lease, interval, functools.partial(self._poll, name, source))
+
+    def _wake_poll(self, job_id: str) -> None:
+        """Run a scheduled poll now rather than at its next interval (a source heard of new work)."""
+        job = self._scheduler.get_job(job_id) if self._scheduler is not None else None
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
 
     def next_run(self, job: str) -> datetime | None:
         """When the scheduled job (e.g. "purge") runs next; None if it is not scheduled here."""

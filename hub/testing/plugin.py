@@ -19,6 +19,7 @@ from hub.schemas import schema_directory
 from hub.testing import fakes
 from hub.testing.browser import browser, page  # noqa: F401 - fixtures of the kit
 from hub.testing.harness import RunningHub, base_settings, start_hub, stop_hub
+from hub.testing.imap import dovecot_server, imap_account  # noqa: F401 - fixtures of the kit
 from hub.testing.postgres import (  # noqa: F401 - fixtures of the kit
     pgbouncer_server,
     pgbouncer_url,
