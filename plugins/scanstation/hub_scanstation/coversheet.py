@@ -80,14 +80,11 @@ def cut_at_cover_sheets(data: bytes, settings: CoverSheetSettings) -> list[CutDo
     return _cut(data, count, starts, cover_pages)
 
 
-def _formats(names: list[str]) -> zxingcpp.BarcodeFormat:
-    wanted = zxingcpp.BarcodeFormat.NONE
-    for name in names:
-        try:
-            wanted |= getattr(zxingcpp.BarcodeFormat, name)
-        except AttributeError:
-            raise ValueError(f"unknown barcode format {name!r}") from None
-    return wanted
+def _formats(names: list[str]) -> tuple[zxingcpp.BarcodeFormat, ...]:
+    try:
+        return tuple(getattr(zxingcpp.BarcodeFormat, name) for name in names)
+    except AttributeError as exc:
+        raise ValueError(f"unknown barcode format: {exc}") from None
 
 
 def _cover_values(texts: list[str], pattern: re.Pattern[str]) -> dict[str, str] | None:

@@ -87,7 +87,7 @@ def scanned_pages(texts: list[str], cover: list[str] | None = None, smudged: boo
             pdf.code39(f"*{code}*", x=20, y=50 + n * 45, w=1.0, h=25)
             if smudged:  # a smear across the bars: no reader decodes it
                 pdf.set_fill_color(0, 0, 0)
-                pdf.rect(20, 55 + n * 45, 170, 15, style="F")
+                pdf.rect(18, 49 + n * 45, 175, 27, style="F")
         pdf.set_font("helvetica", size=12)
     for text in texts:
         pdf.add_page()
