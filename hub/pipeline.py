@@ -461,6 +461,7 @@ class Pipeline:
                         "reference": delivery.reference,
                         "duplicate": delivery.duplicate,
                         "file_number": delivery.file_number,
+                        **({"note": delivery.note} if delivery.note else {}),
                         PRODUCED_IDS: correlations,
                     },
                 )

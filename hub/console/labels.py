@@ -97,6 +97,7 @@ FIELDS: dict[str, str] = {
     "level": "Vertrauensniveau",
     "means": "Mittel",
     "message": "Nachricht",
+    "note": "Hinweis",
     "permanent": "endgültig",
     "policy": "Aufbewahrungsregel",
     "previous_state": "Status vorher",

@@ -62,6 +62,13 @@ class EnaioConfig(ConnectorConfig):
         "technical user's tray (Eingangskorb) for a clerk to file",
     )
 
+    akte_not_found: Literal["create", "tray", "refuse"] = Field(
+        "create",
+        description="the record's akte.search finds no Akte: create it (applications open an Akte), put "
+        "the documents into the technical user's tray for a clerk (scanned post must never open one), "
+        "or refuse (Permanent)",
+    )
+
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:

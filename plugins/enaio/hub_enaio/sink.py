@@ -6,7 +6,9 @@ nor repeat work, so every object is found before it is created:
 - the **Akte** is searched by the record's ``akte.search`` fields; if none matches it is created with
   ``akte.fields`` (plus the search fields, so the next search finds it). If several match (two
   deliveries raced, or a clerk created a second one), the **oldest — lowest object id —** is taken, the
-  same one every time;
+  same one every time. With ``akte_not_found: tray`` an Akte that is not found is not created: the
+  documents go into the technical user's tray (scanned post must not open an Akte; the delivery's note
+  says so in the timeline); ``refuse`` fails the delivery instead;
 - the **Vorgang** (register, optional) carries the application id in ``application_id_field`` and is
   searched by it before it is created;
 - each **document** carries ``"<application id>/<index in the record>"`` (from the application's second
@@ -216,6 +218,8 @@ class EnaioSink(Sink[EnaioConfig]):
             location, fresh = akte_id, akte_created
         else:
             location, fresh = TRAY, False
+        # Only with `akte_not_found: tray`: the record named an Akte that enaio does not hold.
+        not_found = plan.akte is not None and akte_id is None
         ids, inserted = await self._documents(plan.documents, progress, location, fresh, ctx)
 
         log.info(
@@ -238,9 +242,11 @@ class EnaioSink(Sink[EnaioConfig]):
             file_number=aktenzeichen or record.file_number,
             correlations={k: v for k, v in correlations.items() if v is not None},
             duplicate=not (akte_created or vorgang_created or inserted),
+            note=_tray_note(plan, not_found),
             details={
                 "api": self.api.name,
                 "location": "vorgang" if vorgang_id else "akte" if akte_id else "tray",
+                "akte_not_found": not_found,
                 "akte_created": akte_created,
                 "vorgang_created": vorgang_created,
                 "documents": len(ids),
@@ -462,6 +468,11 @@ class EnaioSink(Sink[EnaioConfig]):
             return progress.akte, progress.aktenzeichen, False
         number_field = self.config.file_number_field
         chosen = await self._find_akte(akte.type, akte.search, progress.ctx.application.id)
+        if chosen is None and self.config.akte_not_found != "create":
+            if self.config.akte_not_found == "refuse":
+                raise Permanent("the mapping's akte.search finds no Akte in enaio (akte_not_found: refuse)")
+            self._counters["akten_not_found"] += 1
+            return None, None, False  # into the tray; its documents are found again by their id field
         created = chosen is None
         if chosen is not None:
             akte_id = chosen.id
@@ -541,6 +552,15 @@ class EnaioSink(Sink[EnaioConfig]):
             ids.append(object_id)
             await progress.save("documents", dict(done))
         return ids, inserted
+
+
+def _tray_note(plan: _Plan, not_found: bool) -> str | None:
+    """What the timeline says when the documents went into the tray rather than an Akte."""
+    if not_found and plan.akte is not None:
+        return f"in den Eingangskorb: keine {plan.akte.type} zu {', '.join(sorted(plan.akte.search))} gefunden"
+    if plan.akte is None:
+        return "in den Eingangskorb: der Datensatz nennt keine Akte"
+    return None
 
 
 def _fingerprint(value: Any) -> str:
