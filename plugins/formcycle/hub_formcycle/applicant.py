@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from hub import Address, Party
+from hub.formdata.submission import lookup
 
 from .config import ApplicantFields
-from .submission import lookup
 
 
 def map_applicant(fields: ApplicantFields, form: dict[str, Any]) -> Party:
