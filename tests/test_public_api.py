@@ -110,6 +110,7 @@ def test_every_public_name_and_hook_has_a_docstring() -> None:
 TOOLKIT = frozenset(
     {
         "hub",
+        "hub.formdata.applicant",
         "hub.formdata.charsets",
         "hub.formdata.jsonbody",
         "hub.formdata.limits",

@@ -8,6 +8,7 @@
 - `hub.formdata.submission`: `Submission` (fields and attachments) and its canonical JSON, and the
   checks every name, value and file name passes (`safe_filename`, `media_type_of`, `show`).
 - `hub.formdata.charsets`: character set labels read the WHATWG way.
+- `hub.formdata.applicant`: `ApplicantFields`, which element holds which applicant attribute.
 - `hub.formdata.limits`: `FormLimits`, the settings bounding a submission (a source's `Config` extends it).
 
 Error messages name parameters and limits, never values or file names: they end up in logs.

@@ -3,40 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar
-
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator
+from pydantic import ByteSize, Field, field_validator
 
 from hub import ChangedResend, ConnectorConfig, Secret
+from hub.formdata.applicant import ApplicantFields
 from hub.formdata.limits import FormLimits
 
 MIN_TOKEN_LENGTH = 16
 HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
-
-
-class ApplicantFields(BaseModel):
-    """Which form element (name or alias) holds which applicant attribute; unset ones stay empty."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    given_name: str | None = None
-    family_name: str | None = None
-    organisation: str | None = None
-    birth_date: str | None = None
-    birth_name: str | None = None
-    birth_place: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    # BundID data the form may carry as placeholders; an identity connector verifies them later.
-    bpk2: str | None = None
-    mailbox: str | None = None
-    # Postal address parts, gathered into `Party.address`.
-    street: str | None = None
-    postal_code: str | None = None
-    city: str | None = None
-    country: str | None = None
-
-    ADDRESS: ClassVar[tuple[str, ...]] = ("street", "postal_code", "city", "country")
 
 
 class BodyKind(StrEnum):
