@@ -39,7 +39,16 @@ PEOPLE = [
     ("Zoë", "Łukasiewicz-Öztürk", "02.06.1988", "Am Markt 3", "45768", "Marl", "Fiete", "Mischling"),
     ("Ayşe", "Çelik", "14.04.1974", "Lindenweg 7", "45699", "Herten", "Luna", "Beagle"),
     ("Hans-Peter", "Müßig", "13.03.1973", "Bahnhofstraße 20", "45964", "Gladbeck", "Rex", "Schäferhund"),
-    ("Marie-Thérèse", "d'Aubigné", "30.09.1965", "Rathausplatz 1", "45721", "Haltern am See", "Kira", "Pudel"),
+    (
+        "Marie-Thérèse",
+        "d'Aubigné",
+        "30.09.1965",
+        "Rathausplatz 1",
+        "45721",
+        "Haltern am See",
+        "Kira",
+        "Pudel",
+    ),
     ("Øystein", "Ðorđević", "24.12.1990", "Waldweg 22", "45739", "Oer-Erkenschwick", "Balu", "Bernhardiner"),
 ]
 

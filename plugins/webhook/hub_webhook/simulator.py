@@ -30,7 +30,6 @@ import aiohttp
 from lxml import etree
 
 from .auth import sign
-
 from .config import HmacAuth
 
 NAMESPACE = "urn:aktenhub:demo:formserver"

@@ -70,6 +70,22 @@ def check_xml(schema: etree.XMLSchema, root: etree._Element) -> None:
     if schema.validate(root):
         return
     entries = list(schema.error_log)
-    problems = [f"line {e.line} {e.path}: {e.type_name}" for e in entries[:MAX_PROBLEMS]]
+    problems = [f"line {e.line} {_element_path(root, e.path)}: {e.type_name}" for e in entries[:MAX_PROBLEMS]]
     more = f" (and {len(entries) - MAX_PROBLEMS} more)" if len(entries) > MAX_PROBLEMS else ""
     raise BadSubmission("the data does not satisfy the XML Schema: " + "; ".join(problems) + more, 422)
+
+
+def _element_path(root: etree._Element, path: str | None) -> str:
+    """The element's path by local names (``/Antrag/Hund/chipnummer``), readable without the schema."""
+    try:
+        found = root.getroottree().xpath(path) if path else []
+    except etree.XPathError:
+        found = []
+    if not isinstance(found, list) or not found or not isinstance(found[0], etree._Element):
+        return path or "(document)"
+    element: etree._Element | None = found[0]
+    names = []
+    while element is not None:
+        names.append(etree.QName(element).localname)
+        element = element.getparent()
+    return "/" + "/".join(reversed(names))
