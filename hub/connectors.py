@@ -132,6 +132,12 @@ class ConnectorContext:
     _once: OnceFunc | None = None
     _held: HeldMessages | None = None
     _answer: AnswerFunc | None = None
+    _routed: Callable[[str], bool] | None = None
+
+    def routed(self, service: str) -> bool:
+        """Whether a route takes `service` from this connector (a source that reads the service from
+        the submission refuses one no route takes, as the intake route does for the URL's)."""
+        return True if self._routed is None else self._routed(service)
 
     @property
     def http(self) -> aiohttp.ClientSession:

@@ -77,6 +77,7 @@ class Hub:
                 _once=self.journal.once,
                 _held=HeldMessages(self.journal, name),
                 _answer=self.answer,
+                _routed=functools.partial(self._routed, name),
             )
             self.connectors[name] = cls(cfg, ctx)
         self._sources = {n: c for n, c in self.connectors.items() if isinstance(c, Source)}
@@ -138,6 +139,9 @@ class Hub:
         self._storage_full: StorageFull | None = None
         self._audit: AuditExport | None = None
         self.started = False
+
+    def _routed(self, source: str, service: str) -> bool:
+        return self.router.route_for(source, service) is not None
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

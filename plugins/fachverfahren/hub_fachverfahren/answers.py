@@ -28,9 +28,8 @@ from hub import (
     ConnectorContext,
     Outbound,
     UnknownApplication,
+    jsonpaths,
 )
-
-from . import jsonpaths
 
 log = logging.getLogger(__name__)
 

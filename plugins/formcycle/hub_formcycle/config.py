@@ -3,41 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar
-
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator
+from pydantic import ByteSize, Field, field_validator
 
 from hub import ChangedResend, ConnectorConfig, Secret
-
-from .charsets import encoding_name
+from hub.formdata.applicant import ApplicantFields
+from hub.formdata.limits import FormLimits
 
 MIN_TOKEN_LENGTH = 16
 HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
-
-
-class ApplicantFields(BaseModel):
-    """Which form element (name or alias) holds which applicant attribute; unset ones stay empty."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    given_name: str | None = None
-    family_name: str | None = None
-    organisation: str | None = None
-    birth_date: str | None = None
-    birth_name: str | None = None
-    birth_place: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    # BundID data the form may carry as placeholders; an identity connector verifies them later.
-    bpk2: str | None = None
-    mailbox: str | None = None
-    # Postal address parts, gathered into `Party.address`.
-    street: str | None = None
-    postal_code: str | None = None
-    city: str | None = None
-    country: str | None = None
-
-    ADDRESS: ClassVar[tuple[str, ...]] = ("street", "postal_code", "city", "country")
 
 
 class BodyKind(StrEnum):
@@ -48,7 +21,7 @@ class BodyKind(StrEnum):
     ANY = "any"
 
 
-class FormCycleConfig(ConnectorConfig):
+class FormCycleConfig(ConnectorConfig, FormLimits):
     """Settings of a `type: formcycle` connector."""
 
     token: Secret = Field(
@@ -61,15 +34,6 @@ class FormCycleConfig(ConnectorConfig):
         description="form element holding FormCycle's process id (in a JSON body a dotted path); "
         "without it (or when empty) the external id is a hash of the submission",
     )
-    max_fields: int = Field(1000, ge=1, description="most text parameters per submission")
-    max_field_size: ByteSize = Field(ByteSize(1024**2), ge=1, description="largest text parameter")
-    max_form_size: ByteSize = Field(
-        ByteSize(10 * 1024**2),
-        ge=1,
-        description="largest total of all text parameters (for urlencoded bodies: the whole body)",
-    )
-    max_files: int = Field(50, ge=0, description="most uploaded files per submission")
-    max_file_size: ByteSize = Field(ByteSize(100 * 1024**2), ge=1, description="largest uploaded file")
     applicant_fields: ApplicantFields = Field(default_factory=lambda: ApplicantFields())
     header_fields: dict[str, str] = Field(
         default_factory=dict,
@@ -77,22 +41,10 @@ class FormCycleConfig(ConnectorConfig):
         "response: {X-BundID-SAML-Response: bundid_saml_response})",
     )
     max_header_field_size: ByteSize = Field(ByteSize(512 * 1024), ge=1, description="largest such header")
-    encoding: str = Field(
-        "utf-8",
-        description="character set of bodies and parts that carry no charset label: FormCycle's "
-        "request encoding (utf-8, iso-8859-1, windows-1252; WHATWG labels, iso-8859-1 reads as "
-        "windows-1252)",
-    )
     body: BodyKind = Field(
         BodyKind.FORM,
         description="bodies taken: form (multipart and urlencoded), json (a custom JSON body), any",
     )
-    max_json_size: ByteSize = Field(
-        ByteSize(25 * 1024**2),
-        ge=1,
-        description="largest JSON body, base64-encoded attachments included",
-    )
-    max_json_depth: int = Field(16, ge=1, le=64, description="deepest nesting of a JSON body")
     json_attachments: str | None = Field(
         "attachments",
         min_length=1,
@@ -103,14 +55,6 @@ class FormCycleConfig(ConnectorConfig):
         ChangedResend.REFUSE,
         description="a re-send with the same id but changed content: refuse (409) or revision",
     )
-
-    @field_validator("encoding")
-    @classmethod
-    def _known_encoding(cls, value: str) -> str:
-        name = encoding_name(value)
-        if name is None:
-            raise ValueError(f"unknown or unusable character set {value!r}: use e.g. utf-8 or windows-1252")
-        return name
 
     @field_validator("token")
     @classmethod

@@ -13,12 +13,14 @@ import json
 from collections.abc import Collection
 
 from hub import BadSubmission, OriginalSubmission
+from hub.formdata.multipart import CHARSET_FIELD, body_charset, decode_name, form_unquote
+from hub.formdata.submission import CANONICAL_MEDIA_TYPE, canonical_bytes
 
 from .config import FormCycleConfig
-from .parsing import CHARSET_FIELD, body_charset, decode_name, form_unquote
-from .submission import CANONICAL_FORMAT, CANONICAL_MEDIA_TYPE, canonical_bytes
 
 URLENCODED = "application/x-www-form-urlencoded"
+# The canonical form of a FormCycle submission (`hub.formdata.submission`), as kept originals name it.
+CANONICAL_FORMAT = "aktenhub.formcycle.submission/1"
 
 
 def redact(

@@ -36,14 +36,14 @@ from hub import (
     Source,
     submission_fingerprint,
 )
+from hub.formdata.jsonbody import read_json
+from hub.formdata.multipart import content_type_of, read_multipart, read_urlencoded
+from hub.formdata.submission import CANONICAL_MEDIA_TYPE, Submission, lookup, show
 
 from . import __version__
 from .applicant import map_applicant
 from .config import BodyKind, FormCycleConfig
-from .jsonbody import read_json
-from .parsing import content_type_of, read_multipart, read_urlencoded
-from .redaction import redact
-from .submission import CANONICAL_MEDIA_TYPE, Submission, lookup, show
+from .redaction import CANONICAL_FORMAT, redact
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class FormCycleSource(Source[FormCycleConfig]):
         forms = body in (BodyKind.FORM, BodyKind.ANY)
         if forms and content_type == MULTIPART:
             submission = await read_multipart(request, self.config, self.context.blobs, charset)
-            return submission, submission.canonical_json(service), CANONICAL_MEDIA_TYPE
+            return submission, submission.canonical_json(service, CANONICAL_FORMAT), CANONICAL_MEDIA_TYPE
         if forms and content_type == URLENCODED:
             submission, raw = await read_urlencoded(request, self.config, charset)
             return submission, raw, URLENCODED + (f"; charset={charset}" if charset else "")
@@ -143,9 +143,11 @@ class FormCycleSource(Source[FormCycleConfig]):
             content_type.startswith("application/") and content_type.endswith("+json")
         )
         if body in (BodyKind.JSON, BodyKind.ANY) and is_json:
-            submission = await read_json(request, self.config, self.context.blobs, charset)
+            submission = await read_json(
+                request, self.config, self.context.blobs, charset, self.config.json_attachments
+            )
             # Attachments are in the blob store: kept once, referenced from the canonical form.
-            return submission, submission.canonical_json(service), CANONICAL_MEDIA_TYPE
+            return submission, submission.canonical_json(service, CANONICAL_FORMAT), CANONICAL_MEDIA_TYPE
         accepted = {
             BodyKind.FORM: f"{MULTIPART} or {URLENCODED}",
             BodyKind.JSON: JSON,

@@ -11,10 +11,10 @@ from urllib.parse import parse_qsl
 import aiohttp
 import pytest
 from hub_formcycle.source import FormCycleSource
-from hub_formcycle.submission import safe_filename
 
 from hub import Application, ApplicationState, IntakeOutcome
 from hub.errors import ConfigError
+from hub.formdata.submission import safe_filename
 from hub.journal import ApplicationFilter
 from hub.testing import RunningHub, SourceContract
 from hub.testing.fakes import RecordingSink

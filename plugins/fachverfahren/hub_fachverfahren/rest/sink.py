@@ -37,9 +37,9 @@ from hub import (
     Permanent,
     Retryable,
     Sink,
+    jsonpaths,
 )
 
-from .. import jsonpaths
 from ..answers import AnswerReader, Unreadable, bad_submission, take_answers
 from ..cases import JsonObject, case_delivery, payload_of
 from .config import RestConfig

@@ -25,9 +25,9 @@ from hub import (
     Outbound,
     Permanent,
     Sink,
+    jsonpaths,
 )
 
-from .. import jsonpaths
 from ..answers import AnswerReader, take_answers
 from ..cases import JsonObject, case_delivery, payload_of
 from .config import SoapConfig

@@ -1,10 +1,11 @@
-"""A parsed FormCycle submission: its parameters, its files, and its canonical form.
+"""A parsed form submission: its parameters, its files, and its canonical form.
 
 The canonical form (fields with sorted names, each value or list of values in the order sent, plus the
 attachments' field, name, media type, size and sha256) does not depend on how the body was encoded: the
 multipart boundary is random per request, so a re-sent submission differs byte for byte but has the same
-canonical form. A JSON body (the HTTP-Request action's custom body) is kept as the document it is:
-its form data is the JSON object, nested values and JSON types included.
+canonical form. A JSON body is kept as the document it is: its form data is the JSON object, nested
+values and JSON types included. Each source names the format of its canonical form (`format`), so a
+kept original says which source wrote it.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from hub import Attachment, BadSubmission
+from hub.errors import BadSubmission
+from hub.models import Attachment
 
-CANONICAL_FORMAT = "aktenhub.formcycle.submission/1"
 CANONICAL_MEDIA_TYPE = "application/json"
 MAX_NAME_LENGTH = 256
 MAX_FILENAME_LENGTH = 200
@@ -74,11 +75,11 @@ class Submission:
             return dict(self.document)
         return {name: values[0] if len(values) == 1 else list(values) for name, values in self.fields.items()}
 
-    def canonical(self, service: str) -> dict[str, Any]:
+    def canonical(self, service: str, format: str) -> dict[str, Any]:
         """The encoding-independent form of the submission (see the module docstring)."""
         form = self.form()
         return {
-            "format": CANONICAL_FORMAT,
+            "format": format,
             "service": service,
             "fields": {name: form[name] for name in sorted(form)},
             "attachments": [
@@ -93,9 +94,9 @@ class Submission:
             ],
         }
 
-    def canonical_json(self, service: str) -> bytes:
+    def canonical_json(self, service: str, format: str) -> bytes:
         """The canonical form as compact, key-sorted UTF-8 JSON."""
-        return canonical_bytes(self.canonical(service))
+        return canonical_bytes(self.canonical(service, format))
 
 
 def lookup(form: dict[str, Any], element: str) -> Any:

@@ -1,4 +1,4 @@
-"""Reading FormCycle's HTTP-Request bodies: multipart/form-data (streamed) and urlencoded.
+"""Reading form bodies: multipart/form-data (streamed) and urlencoded, as browsers and form servers send them.
 
 Multipart bodies go through python-multipart's push parser, about ten times faster than aiohttp's
 reader for form-sized parts (aiohttp runs every part header through the email package).
@@ -17,7 +17,7 @@ after the fields it describes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
@@ -26,10 +26,12 @@ from aiohttp.http_exceptions import HttpProcessingError
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from hub import Attachment, BadSubmission, BlobInfo, Blobs, BlobTooLarge, BlobWriter
+from hub.blobs import BlobInfo, Blobs, BlobTooLarge, BlobWriter
+from hub.errors import BadSubmission
+from hub.models import Attachment
 
 from . import charsets
-from .config import FormCycleConfig
+from .limits import FormLimits
 from .submission import Submission, check_name, check_value, media_type_of, safe_filename, show
 
 CHUNK = 64 * 1024
@@ -63,7 +65,7 @@ class _RawFile:
 class _Limits:
     """Counts what a submission has used of its limits; refuses it the moment one is exceeded."""
 
-    def __init__(self, config: FormCycleConfig) -> None:
+    def __init__(self, config: FormLimits) -> None:
         self.config = config
         self.fields = 0
         self.files = 0
@@ -102,7 +104,7 @@ class _MultipartReader:
     committing awaits the blob store. Names and values stay bytes until `submission` decodes them.
     """
 
-    def __init__(self, boundary: bytes, config: FormCycleConfig, blobs: Blobs) -> None:
+    def __init__(self, boundary: bytes, config: FormLimits, blobs: Blobs) -> None:
         self.config = config
         self.blobs = blobs
         self.limits = _Limits(config)
@@ -282,9 +284,20 @@ def content_type_of(request: web.Request) -> tuple[str, str | None]:
 
 
 async def read_multipart(
-    request: web.Request, config: FormCycleConfig, blobs: Blobs, declared_charset: str | None
+    request: web.Request,
+    config: FormLimits,
+    blobs: Blobs,
+    declared_charset: str | None,
+    *,
+    chunks: AsyncIterable[bytes] | None = None,
+    verify: Callable[[], None] | None = None,
 ) -> Submission:
-    """Parse a multipart/form-data body; files go to the blob store as they arrive."""
+    """Parse a multipart/form-data body; files go to the blob store as they arrive.
+
+    `chunks` replaces the request's body stream (e.g. one that feeds a signature check on the way);
+    with `verify`, files are committed only after the whole body has been read and `verify()` has
+    returned, so a body it refuses (by raising) leaves nothing in the blob store.
+    """
     _, params = parse_options_header(request.headers.get("Content-Type"))
     boundary = params.get(b"boundary")
     if len(_BOUNDARY_PARAM.findall(request.headers.get("Content-Type", ""))) > 1:
@@ -295,10 +308,10 @@ async def read_multipart(
     reader = _MultipartReader(boundary, config, blobs)
     try:
         try:
-            async for chunk in request.content.iter_chunked(CHUNK):
+            async for chunk in chunks if chunks is not None else request.content.iter_chunked(CHUNK):
                 reader.parser.write(chunk)
                 await reader.drain()
-                if reader.finished:
+                if reader.finished and verify is None:
                     await reader.commit_finished()
         except MultipartParseError:
             raise BadSubmission(
@@ -308,6 +321,8 @@ async def read_multipart(
             raise BadSubmission("the multipart body is truncated or malformed") from None
         if not reader.ended:
             raise BadSubmission(reader.truncation())
+        if verify is not None:
+            verify()
         await reader.commit_finished()
         return reader.submission(body_charset(config, declared_charset, reader.charset_field))
     except BaseException:
@@ -315,7 +330,7 @@ async def read_multipart(
         raise
 
 
-def body_charset(config: FormCycleConfig, declared: str | None, charset_field: bytes | None) -> str:
+def body_charset(config: FormLimits, declared: str | None, charset_field: bytes | None) -> str:
     """The body's character set: its label, else the `_charset_` field, else the configured one."""
     for label in (declared, charset_field.decode("latin-1").strip() if charset_field else None):
         if label:
@@ -356,7 +371,7 @@ def _part_charset(content_type: bytes | None) -> str | None:
 
 
 async def read_urlencoded(
-    request: web.Request, config: FormCycleConfig, declared_charset: str | None
+    request: web.Request, config: FormLimits, declared_charset: str | None
 ) -> tuple[Submission, bytes]:
     """Parse an application/x-www-form-urlencoded body; returns the submission and the body as sent.
 

@@ -1,5 +1,4 @@
-"""JSONPath (jsonpath-ng, as the importfolder transport uses) into the Fachverfahren's data, checked at
-configuration load."""
+"""JSONPath (jsonpath-ng) into JSON documents (bodies, answers, results), checked at configuration load."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""FormCycle's "custom body": a JSON document the HTTP-Request action fills from placeholders.
+"""A JSON body as form data (e.g. FormCycle's "custom body", a form server's JSON post).
 
 The top-level object is the form data, kept as sent: nested objects stay nested (a mapping file reads
 ``form.antragsteller.name``) and JSON numbers, booleans and null keep their types. Attachments, if any,
@@ -24,10 +24,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hub import Attachment, BadSubmission, Blobs
+from hub.blobs import Blobs
+from hub.errors import BadSubmission
+from hub.models import Attachment
 
-from .config import FormCycleConfig
-from .parsing import read_body
+from .limits import FormLimits
+from .multipart import read_body
 from .submission import Submission, check_name, check_value, media_type_of, safe_filename, show
 
 _WHITESPACE = b" \t\r\n"
@@ -46,32 +48,54 @@ class JsonAttachment(BaseModel):
 
 
 async def read_json(
-    request: web.Request, config: FormCycleConfig, blobs: Blobs, declared_charset: str | None
+    request: web.Request,
+    config: FormLimits,
+    blobs: Blobs,
+    declared_charset: str | None,
+    attachments: str | None,
 ) -> Submission:
-    """Parse a JSON body; its attachments go to the blob store once the whole body is valid."""
-    if declared_charset and declared_charset.strip().lower() not in ("utf-8", "utf8"):
-        raise BadSubmission(f"unsupported charset {show(declared_charset)}: JSON is UTF-8", 415)
+    """Parse a JSON body; the list under member `attachments` goes to the blob store once all is valid."""
+    check_json_charset(declared_charset)
     raw = await read_body(request, int(config.max_json_size), "JSON")
-    document = _parse(raw)
+    document = parse_json(raw, config.max_json_depth)
     if not isinstance(document, dict):
         raise BadSubmission("the JSON body must be an object (one member per form element)")
-    _check_structure(document, config.max_json_depth)
-    files = _attachments(document, config)
-    _check_fields(document, config)
+    files = _attachments(document, config, attachments)
+    check_fields(document, config)
     submission = Submission(document=document)
     for number, (attachment, content) in enumerate(files, start=1):
-        info = await blobs.write_bytes(content)
         submission.add_attachment(
-            Attachment(
-                name=safe_filename(attachment.name, f"anhang-{number}"),
-                media_type=media_type_of(attachment.media_type),
-                size=info.size,
-                sha256=info.sha256,
-                blob=info.ref,
-                field=attachment.field,
-            )
+            await store_file(blobs, content, attachment.name, attachment.media_type, attachment.field, number)
         )
     return submission
+
+
+def check_json_charset(declared_charset: str | None) -> None:
+    """Refuse (415) a JSON body labelled with a charset other than UTF-8."""
+    if declared_charset and declared_charset.strip().lower() not in ("utf-8", "utf8"):
+        raise BadSubmission(f"unsupported charset {show(declared_charset)}: JSON is UTF-8", 415)
+
+
+def parse_json(raw: bytes, max_depth: int) -> Any:
+    """A JSON document, strictly (see the module docstring); `BadSubmission` (400) for anything else."""
+    document = _parse(raw)
+    _check_structure(document, max_depth)
+    return document
+
+
+async def store_file(
+    blobs: Blobs, content: bytes, name: str, media_type: str | None, field: str | None, number: int
+) -> Attachment:
+    """Write one decoded file to the blob store as the submission's attachment number `number`."""
+    info = await blobs.write_bytes(content)
+    return Attachment(
+        name=safe_filename(name, f"anhang-{number}"),
+        media_type=media_type_of(media_type),
+        size=info.size,
+        sha256=info.sha256,
+        blob=info.ref,
+        field=field,
+    )
 
 
 def _parse(raw: bytes) -> Any:
@@ -145,7 +169,7 @@ def _leaves(value: Any) -> list[Any]:
     return [value]
 
 
-def _check_fields(document: dict[str, Any], config: FormCycleConfig) -> None:
+def check_fields(document: dict[str, Any], config: FormLimits) -> None:
     """The form data within the text limits (values counted as the form's parameters)."""
     total = 0
     count = 0
@@ -166,9 +190,10 @@ def _check_fields(document: dict[str, Any], config: FormCycleConfig) -> None:
                 )
 
 
-def _attachments(document: dict[str, Any], config: FormCycleConfig) -> list[tuple[JsonAttachment, bytes]]:
+def _attachments(
+    document: dict[str, Any], config: FormLimits, key: str | None
+) -> list[tuple[JsonAttachment, bytes]]:
     """Take the attachments out of the document, decoded and checked against the file limits."""
-    key = config.json_attachments
     if key is None or key not in document:
         return []
     listed = document.pop(key)
@@ -185,18 +210,19 @@ def _attachments(document: dict[str, Any], config: FormCycleConfig) -> list[tupl
             raise BadSubmission(
                 f"attachment {number} must be an object with name and content (base64); check: {where}"
             ) from None
-        encoded = attachment.content.encode("ascii", "replace").translate(None, _WHITESPACE)
-        if len(encoded) // 4 * 3 > config.max_file_size + 2:
-            raise BadSubmission(
-                f"attachment {number} exceeds the limit of {int(config.max_file_size)} bytes", 413
-            )
-        try:
-            content = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadSubmission(f"attachment {number}: content is not valid base64") from None
-        if len(content) > config.max_file_size:
-            raise BadSubmission(
-                f"attachment {number} exceeds the limit of {int(config.max_file_size)} bytes", 413
-            )
-        files.append((attachment, content))
+        files.append((attachment, base64_content(attachment.content, int(config.max_file_size), number)))
     return files
+
+
+def base64_content(content: str, limit: int, number: int) -> bytes:
+    """A file sent as base64 (RFC 4648, line breaks allowed), decoded; 400 if invalid, 413 past `limit`."""
+    encoded = content.encode("ascii", "replace").translate(None, _WHITESPACE)
+    if len(encoded) // 4 * 3 > limit + 2:
+        raise BadSubmission(f"attachment {number} exceeds the limit of {limit} bytes", 413)
+    try:
+        decoded = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadSubmission(f"attachment {number}: content is not valid base64") from None
+    if len(decoded) > limit:
+        raise BadSubmission(f"attachment {number} exceeds the limit of {limit} bytes", 413)
+    return decoded
