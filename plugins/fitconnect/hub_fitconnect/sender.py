@@ -131,9 +131,11 @@ def build_metadata(
     service: dict[str, Any] = {"identifier": service_identifier}
     if service_name:
         service["name"] = service_name
+    # Metadata 2.x names the service `publicService` (1.x: `publicServiceType`).
+    service_field = "publicServiceType" if version.startswith("1.") else "publicService"
     return {
         "$schema": f"{METADATA_SCHEMA_PREFIX}{version}/metadata.schema.json",
-        "publicServiceType": service,
+        service_field: service,
         "contentStructure": structure,
     }
 
@@ -229,10 +231,12 @@ class Sender:
         encrypted_data = jose.encrypt(data, key, data_mime_type) if data is not None else None
         if encrypted_data is not None and faults.corrupt_data:
             encrypted_data = _corrupted(encrypted_data)
+        # v2 as deployed clients call it names the service `publicService` (v1: `serviceType`).
+        service_field = "publicService" if self._api.endswith("/v2") else "serviceType"
         announcement: dict[str, Any] = {
             "destinationId": destination_id,
             "announcedAttachments": [a.attachment_id for a in attachments],
-            "serviceType": {"name": service_name, "identifier": service_identifier},
+            service_field: {"name": service_name, "identifier": service_identifier},
         }
         if case_id is not None:
             announcement["caseId"] = case_id
