@@ -23,7 +23,7 @@ from urllib.parse import quote_plus
 import aiohttp
 from jwcrypto import jwk
 
-from . import jose
+from . import jose, tamper
 from .wire import (
     METADATA_SCHEMA_PREFIX,
     AuthenticationTags,
@@ -76,23 +76,6 @@ class Sent:
     case_id: str
     metadata: dict[str, Any]
     tags: AuthenticationTags
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _with_kid(token: str, kid: str) -> str:
-    header = jose.jwe_header(token) | {"kid": kid}
-    return _b64(json.dumps(header).encode()) + "." + token.split(".", 1)[1]
-
-
-def _corrupted(token: str) -> str:
-    parts = token.split(".")
-    raw = bytearray(base64.urlsafe_b64decode(parts[3] + "=" * (-len(parts[3]) % 4)))
-    raw[0] ^= 0xFF
-    parts[3] = _b64(bytes(raw))
-    return ".".join(parts)
 
 
 def build_metadata(
@@ -227,10 +210,10 @@ class Sender:
         )
         encrypted_metadata = jose.encrypt(json.dumps(metadata).encode("utf-8"), key, "application/json")
         if faults.metadata_kid is not None:
-            encrypted_metadata = _with_kid(encrypted_metadata, faults.metadata_kid)
+            encrypted_metadata = tamper.with_kid(encrypted_metadata, faults.metadata_kid)
         encrypted_data = jose.encrypt(data, key, data_mime_type) if data is not None else None
         if encrypted_data is not None and faults.corrupt_data:
-            encrypted_data = _corrupted(encrypted_data)
+            encrypted_data = tamper.corrupted(encrypted_data)
         # v2 as deployed clients call it names the service `publicService` (v1: `serviceType`).
         service_field = "publicService" if self._api.endswith("/v2") else "serviceType"
         announcement: dict[str, Any] = {

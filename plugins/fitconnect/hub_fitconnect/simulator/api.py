@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Annotated, Any
 from urllib.parse import unquote_plus
 
@@ -40,14 +39,9 @@ MAX_EVENT_BYTES = 256 * 1024
 # iat of a receiver's event may run ahead of the Zustelldienst's clock by this much (clock skew).
 IAT_LEEWAY_SECONDS = 60
 
-Uuid = Annotated[
-    str,
-    StringConstraints(
-        min_length=32,
-        max_length=36,
-        pattern=r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$",
-    ),
-]
+# The string form of a UUID (RFC 4122), as the OpenAPI's `format: uuid` and a Java service read it.
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+Uuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
 Compact = Annotated[str, StringConstraints(min_length=1, pattern=r"^[a-zA-Z0-9\-_=.]+$")]
 ServiceUrn = Annotated[
     str,
@@ -57,11 +51,12 @@ ServiceUrn = Annotated[
 ]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Body(BaseModel):
+    # The OpenAPI allows fields it does not name (no additionalProperties: false): they are ignored.
+    model_config = ConfigDict(extra="ignore")
 
 
-class ServiceTypeIn(_Strict):
+class ServiceTypeIn(_Body):
     """CreateSubmission.serviceType (``name`` and ``identifier`` required)."""
 
     name: str
@@ -69,14 +64,14 @@ class ServiceTypeIn(_Strict):
     description: str | None = None
 
 
-class CallbackIn(_Strict):
+class CallbackIn(_Body):
     """CreateCallback: an https URL and a secret of 32 to 512 characters."""
 
-    url: Annotated[str, StringConstraints(min_length=9)]
+    url: Annotated[str, StringConstraints(min_length=9, pattern=r"^https://.+")]
     secret: Annotated[str, StringConstraints(min_length=32, max_length=512)]
 
 
-class CreateSubmission(_Strict):
+class CreateSubmission(_Body):
     """``POST /submissions`` (v1: ``serviceType``; v2 as deployed clients send it: ``publicService``)."""
 
     destinationId: Uuid
@@ -88,15 +83,16 @@ class CreateSubmission(_Strict):
 
     def service(self, version: str) -> ServiceTypeIn:
         """The announced service; `Refused` unless the version's one field names it."""
-        given = [f for f in ("serviceType", "publicService") if getattr(self, f) is not None]
-        allowed = ["serviceType"] if version == "v1" else ["serviceType", "publicService"]
-        if len(given) != 1 or given[0] not in allowed:
-            raise Refused(400, "invalid-request", f"name the service in exactly one of {', '.join(allowed)}")
-        found: ServiceTypeIn = getattr(self, given[0])
-        return found
+        if version == "v1" or self.publicService is None:
+            if self.serviceType is None:
+                raise Refused(400, "invalid-request", "serviceType: Field required")
+            return self.serviceType
+        if self.serviceType is not None and self.serviceType.identifier != self.publicService.identifier:
+            raise Refused(400, "invalid-request", "serviceType and publicService name different services")
+        return self.publicService
 
 
-class SubmitSubmission(_Strict):
+class SubmitSubmission(_Body):
     """``PUT /submissions/{id}``."""
 
     encryptedMetadata: Compact
@@ -125,10 +121,8 @@ def _token(request: web.Request) -> Token:
 
 
 def _uuid(value: str, what: str) -> str:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise Refused(400, "invalid-request", f"{what} is not a UUID") from None
+    if not re.fullmatch(UUID_PATTERN, value):
+        raise Refused(400, "invalid-request", f"{what} is not a UUID")
     return value
 
 
