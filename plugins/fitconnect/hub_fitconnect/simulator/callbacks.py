@@ -25,7 +25,7 @@ STALE_SECONDS = 600
 
 
 def _state(app: web.Application) -> SimState:
-    from .api import STATE
+    from .common import STATE
 
     return app[STATE]
 

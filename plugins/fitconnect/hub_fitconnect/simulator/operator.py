@@ -20,7 +20,7 @@ from hub.simulation import MalformedRequest, parse_json, read_body
 
 from .. import jose
 from ..wire import SCOPE_SEND_REGION, SCOPE_SUBSCRIBE
-from .api import STATE
+from .common import STATE
 from .state import Destination, SimState, Submission
 
 MAX_OPERATOR_BODY = 1024**2
