@@ -28,7 +28,7 @@ from .common import (
     version_of,
 )
 from .problems import Refused
-from .state import Status, Submission, Token, subscribed
+from .state import SimState, Status, Submission, Token, subscribed
 
 MAX_EVENT_BYTES = 256 * 1024
 
@@ -73,13 +73,19 @@ async def list_submissions(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-async def get_submission(request: web.Request) -> web.Response:
-    """``GET /submissions/{id}``: the submission with its encrypted metadata and data."""
+def _readable(request: web.Request) -> tuple[SimState, Submission]:
+    """The state and the submission the path names, if this receiver may read its content now."""
     state = state_of(request)
-    token = token_of(request)
+    token = token_of(request)  # before the id: no one unauthenticated learns which ids exist
     submission = submission_of(state, request.match_info["submissionId"])
     _as_receiver(token, submission.destination_id)
     _content(submission)
+    return state, submission
+
+
+async def get_submission(request: web.Request) -> web.Response:
+    """``GET /submissions/{id}``: the submission with its encrypted metadata and data."""
+    state, submission = _readable(request)
     submission.fetched = submission.fetched or state.clock.now()
     body = submission.reduced()
     if version_of(request) == "v2":
@@ -92,11 +98,7 @@ async def get_submission(request: web.Request) -> web.Response:
 
 async def get_attachment(request: web.Request) -> web.Response:
     """``GET /submissions/{id}/attachments/{attachmentId}``: the attachment's JWE."""
-    state = state_of(request)
-    token = token_of(request)
-    submission = submission_of(state, request.match_info["submissionId"])
-    _as_receiver(token, submission.destination_id)
-    _content(submission)
+    _, submission = _readable(request)
     content = submission.attachments.get(uuid_param(request.match_info["attachmentId"], "attachmentId"))
     if content is None:
         raise Refused(404, "attachment-not-found", "no such attachment")
