@@ -64,6 +64,13 @@ async def test_missing_expired_and_foreign_tokens(
     status, body = await _api(fitconnect, None, "GET", "/submissions", params=query)
     assert status == 401 and body["status"] == 401
     assert (await _api(fitconnect, "made-up", "GET", "/submissions", params=query))[0] == 401
+    # Without a token nothing tells which ids exist: 401, not 404.
+    for path in (
+        f"/submissions/{uuid.uuid4()}",
+        f"/submissions/{uuid.uuid4()}/attachments/{uuid.uuid4()}",
+        f"/cases/{uuid.uuid4()}/events",
+    ):
+        assert (await _api(fitconnect, None, "GET", path))[0] == 401
     foreign = await fitconnect.token(theirs["subscriber"])
     status, body = await _api(fitconnect, foreign, "GET", "/submissions", params=query)
     assert status == 403 and "subscribe:destination:" in body["detail"]
