@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 import pytest
-from conftest import FitConnectSim
 from fitconnect import Environment, FITConnectClient
+from fitconnect_sim_helpers import FitConnectSim
 from hub_fitconnect import jose
 from hub_fitconnect.sender import Attachment
 from hub_fitconnect.simulator.state import DEFAULT_SCHEMA, DEFAULT_SERVICE

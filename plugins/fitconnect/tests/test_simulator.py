@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import FitConnectSim
+from fitconnect_sim_helpers import FitConnectSim
 from hub_fitconnect import jose
 from hub_fitconnect.sender import Attachment, Sender, Sent
 from hub_fitconnect.simulator.state import DEFAULT_SCHEMA, DEFAULT_SERVICE

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from conftest import FitConnectSim
+from fitconnect_sim_helpers import FitConnectSim
 from hub_fitconnect import jose
 from hub_fitconnect.sender import SenderFaults
 from hub_fitconnect.simulator.state import DEFAULT_SCHEMA, DEFAULT_SERVICE

@@ -7,7 +7,7 @@ from typing import Any
 
 import jsonschema
 import yaml
-from conftest import FitConnectSim
+from fitconnect_sim_helpers import FitConnectSim
 from hub_fitconnect import jose
 from hub_fitconnect.simulator.state import DEFAULT_SCHEMA, DEFAULT_SERVICE
 from jwcrypto import jwk

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import FitConnectSim, StartSim
+from fitconnect_sim_helpers import FitConnectSim, StartSim
 from hub_fitconnect import jose
 from hub_fitconnect.sender import Attachment, Sender, SendError
 from hub_fitconnect.simulator.state import DEFAULT_SCHEMA, DEFAULT_SERVICE
