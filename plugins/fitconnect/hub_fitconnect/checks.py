@@ -87,9 +87,12 @@ def submit_token(tokens: list[str], submission_id: str) -> str:
         except JoseError:
             continue
         events = claims.get("events")
-        if claims.get("sub") == f"submission:{submission_id}" and isinstance(events, dict):
-            if SUBMIT_SUBMISSION in events:
-                return token
+        if (
+            claims.get("sub") == f"submission:{submission_id}"
+            and isinstance(events, dict)
+            and SUBMIT_SUBMISSION in events
+        ):
+            return token
     raise Unacceptable(PROBLEM_INVALID_EVENT_LOG, "submission", "the event log holds no submit event")
 
 

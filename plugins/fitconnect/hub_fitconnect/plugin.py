@@ -11,7 +11,9 @@ from hub import Connector, DemoScenario, Simulator, hookimpl
 @hookimpl
 def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
     """The FIT-Connect subscriber (``type: fitconnect``)."""
-    return []
+    from .source import FitConnectSource
+
+    return [FitConnectSource]
 
 
 @hookimpl

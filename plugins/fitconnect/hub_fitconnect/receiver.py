@@ -9,9 +9,9 @@ the API returns (read up to `max_attachment`), never more than one at a time in 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
-import json
 from typing import Literal, TypeVar
 
 from pydantic import ValidationError

@@ -304,7 +304,7 @@ class FitConnectSource(Source[FitConnectConfig]):
             media_type = described.submissionSchema.mimeType if described is not None else "application/json"
             info = await self.context.blobs.write_bytes(data)
             original = OriginalSubmission(
-                media_type=media_type, blob=info.reference, size=info.size, sha256=info.sha256
+                media_type=media_type, blob=info.ref, size=info.size, sha256=info.sha256
             )
         else:
             if metadata.contentStructure.data is not None:
@@ -315,7 +315,7 @@ class FitConnectSource(Source[FitConnectConfig]):
             plain = decrypted(submission.encryptedMetadata, keyring, "metadata")
             info = await self.context.blobs.write_bytes(plain)
             original = OriginalSubmission(
-                media_type="application/json", blob=info.reference, size=info.size, sha256=info.sha256
+                media_type="application/json", blob=info.ref, size=info.size, sha256=info.sha256
             )
         attachments: list[Attachment] = []
         for described_attachment in metadata.contentStructure.attachments:
@@ -369,7 +369,7 @@ class FitConnectSource(Source[FitConnectConfig]):
             media_type=media_type,
             size=info.size,
             sha256=info.sha256,
-            blob=info.reference,
+            blob=info.ref,
             field=field,
         )
 
@@ -436,9 +436,9 @@ class FitConnectSource(Source[FitConnectConfig]):
                     verify_event(token, ours)
                 except JoseError:
                     continue
-                return event
+                return ACCEPT_SUBMISSION
             if event == REJECT_SUBMISSION:
-                return event  # ours, or FIT-Connect's own (after 14 days): rejected either way
+                return REJECT_SUBMISSION  # ours, or FIT-Connect's own (after 14 days): rejected either way
         return None
 
     async def _reject(
