@@ -31,6 +31,7 @@ from .wire import (
     PROBLEM_SCHEMA_VIOLATION,
     PROBLEM_SERVICE_MISMATCH,
     PROBLEM_SYNTAX_VIOLATION,
+    PROBLEM_TECHNICAL_ERROR,
     PROBLEM_UNSUPPORTED_SCHEMA,
     SUBMIT_SUBMISSION,
     AuthenticationTags,
@@ -57,6 +58,7 @@ TITLES = {
     PROBLEM_ATTACHMENTS_MISMATCH: "Anlagen stimmen nicht überein",
     PROBLEM_SERVICE_MISMATCH: "Verwaltungsleistung stimmt nicht überein",
     PROBLEM_INVALID_EVENT_LOG: "Event-Log ungültig",
+    PROBLEM_TECHNICAL_ERROR: "Technischer Fehler",
 }
 
 

@@ -46,6 +46,7 @@ from hub import (
     WebhookRoute,
     utcnow,
 )
+from hub.outbound import Refusal
 
 from .checks import (
     Schemas,
@@ -78,6 +79,7 @@ from .receiver import Receiver, ServiceKeys, SubmissionGone, subscriber_endpoint
 from .wire import (
     ACCEPT_SUBMISSION,
     PROBLEM_MISSING_DATA,
+    PROBLEM_TECHNICAL_ERROR,
     REJECT_SUBMISSION,
     AuthenticationTags,
     Submission,
@@ -445,6 +447,18 @@ class FitConnectSource(Source[FitConnectConfig]):
         self, destination: Destination, item: SubmissionForPickup, refusal: Unacceptable
     ) -> None:
         """Reject with the problem, then record it for operators (the sender learns it from FIT-Connect)."""
+        if await self._post_reject(destination, item, refusal):
+            await self.context.held.reject(
+                item.submissionId,
+                sender=None,
+                code=refusal.code,
+                reason=f"{refusal.problem.instance}: {refusal}",
+            )
+
+    async def _post_reject(
+        self, destination: Destination, item: SubmissionForPickup, refusal: Unacceptable
+    ) -> bool:
+        """Post the reject; False if the submission had been accepted before (then it stays accepted)."""
         _, signing = self.keys(destination)
         receiver = self.receiver(destination)
         claims = reject_event(destination.id, item.submissionId, item.caseId, [refusal.problem])
@@ -462,10 +476,39 @@ class FitConnectSource(Source[FitConnectConfig]):
                     self.name,
                     item.submissionId,
                 )
-                return
-        await self.context.held.reject(
-            item.submissionId, sender=None, code=refusal.code, reason=f"{refusal.problem.instance}: {refusal}"
+                return False
+        log.info(
+            "fitconnect submission rejected source=%s submission=%s problem=%s",
+            self.name,
+            item.submissionId,
+            refusal.code,
         )
+        return True
+
+    async def close_upstream(self, message_id: str) -> None:
+        """An operator closed a held submission: reject it in FIT-Connect (its only way out); idempotent."""
+        for destination in self.config.destinations:
+            receiver = self.receiver(destination)
+            try:
+                submission = await receiver.submission(message_id)
+            except SubmissionGone:
+                continue  # not (or no longer) waiting at this destination
+            except Refusal as exc:
+                if exc.status == 403:
+                    continue  # another destination's: our token for this one may not read it
+                raise
+            item = SubmissionForPickup(
+                destinationId=submission.destinationId,
+                submissionId=submission.submissionId,
+                caseId=submission.caseId,
+            )
+            refusal = Unacceptable(
+                PROBLEM_TECHNICAL_ERROR,
+                "submission",
+                "the receiving authority could not process the submission",
+            )
+            await self._post_reject(destination, item, refusal)
+            return
 
     # -- overdue ----------------------------------------------------------------------------------
 
