@@ -28,9 +28,9 @@ from subscriber_helpers import (
     WOHNGELD,
     WOHNGELDANTRAG,
     FitConnect,
-    fitconnect,  # noqa: F401 - the fixture
     signed_callback,
 )
+from subscriber_helpers import fitconnect as fitconnect  # the fixture
 
 from hub import ApplicationState, HeldState
 from hub.journal import ApplicationFilter
@@ -59,7 +59,7 @@ async def hub_for(fc: FitConnect, tmp: Path, *, workers: bool = False, **setting
 
 
 @pytest_asyncio.fixture
-async def running(fitconnect: FitConnect, tmp_path: Path) -> AsyncIterator[RunningHub]:  # noqa: F811
+async def running(fitconnect: FitConnect, tmp_path: Path) -> AsyncIterator[RunningHub]:
     hub = await hub_for(fitconnect, tmp_path)
     try:
         yield hub
@@ -79,7 +79,7 @@ async def applications(running: RunningHub) -> list[Any]:
 
 
 async def test_submission_is_filed_and_accepted_once_with_its_tags(
-    fitconnect: FitConnect,  # noqa: F811
+    fitconnect: FitConnect,
     tmp_path: Path,
 ) -> None:
     running = await hub_for(fitconnect, tmp_path, workers=True)
@@ -89,7 +89,7 @@ async def test_submission_is_filed_and_accepted_once_with_its_tags(
         await stop_hub(running)
 
 
-async def filed_and_accepted_once(fitconnect: FitConnect, running: RunningHub, tmp_path: Path) -> None:  # noqa: F811
+async def filed_and_accepted_once(fitconnect: FitConnect, running: RunningHub, tmp_path: Path) -> None:
     sent = await fitconnect.send(attachments=2)
     assert await running.hub.poll(SOURCE)
 
@@ -129,7 +129,7 @@ async def filed_and_accepted_once(fitconnect: FitConnect, running: RunningHub, t
     assert len(await fitconnect.accepts(sent.submission_id)) == 1
 
 
-async def test_callback_brings_the_submission_in(fitconnect: FitConnect, running: RunningHub) -> None:  # noqa: F811
+async def test_callback_brings_the_submission_in(fitconnect: FitConnect, running: RunningHub) -> None:
     await fitconnect.set_callback(f"{running.url}/intake/{SOURCE}/callback")
     sent = await fitconnect.send()
 
@@ -152,7 +152,7 @@ def callback_body(fc: FitConnect, submission_id: str, case_id: str) -> bytes:
     "tamper", ["wrong-hmac", "stale-timestamp", "changed-body", "future-timestamp", "no-headers"]
 )
 async def test_a_callback_that_does_not_check_out_is_refused_and_takes_nothing(
-    fitconnect: FitConnect,  # noqa: F811
+    fitconnect: FitConnect,
     running: RunningHub,
     tamper: str,
 ) -> None:
@@ -180,7 +180,7 @@ async def test_a_callback_that_does_not_check_out_is_refused_and_takes_nothing(
     assert view["fetched"] is None  # not even fetched
 
 
-async def test_a_valid_callback_is_answered_200(fitconnect: FitConnect, running: RunningHub) -> None:  # noqa: F811
+async def test_a_valid_callback_is_answered_200(fitconnect: FitConnect, running: RunningHub) -> None:
     sent = await fitconnect.send()
     body = callback_body(fitconnect, sent.submission_id, sent.case_id)
     status, _ = await running.post(
@@ -205,7 +205,7 @@ async def test_a_valid_callback_is_answered_200(fitconnect: FitConnect, running:
     ],
 )
 async def test_what_cannot_be_taken_is_rejected_once_with_its_problem(
-    fitconnect: FitConnect,  # noqa: F811
+    fitconnect: FitConnect,
     running: RunningHub,
     tmp_path: Path,
     case: str,
@@ -241,7 +241,7 @@ async def test_what_cannot_be_taken_is_rejected_once_with_its_problem(
     assert len(await fitconnect.rejects(sent.submission_id)) == 1
 
 
-async def test_a_failing_e_file_is_retried_never_rejected(fitconnect: FitConnect, tmp_path: Path) -> None:  # noqa: F811
+async def test_a_failing_e_file_is_retried_never_rejected(fitconnect: FitConnect, tmp_path: Path) -> None:
     connectors = {
         SOURCE: fitconnect.connector(),
         # Enaio is down: nothing listens there
@@ -278,7 +278,7 @@ async def test_a_failing_e_file_is_retried_never_rejected(fitconnect: FitConnect
 
 
 async def test_a_409_on_a_repeated_accept_is_success_when_the_log_shows_ours(
-    fitconnect: FitConnect,  # noqa: F811
+    fitconnect: FitConnect,
     running: RunningHub,
 ) -> None:
     """Two takers (a callback here, the poll in another process) meet: the later accept gets a 409."""
