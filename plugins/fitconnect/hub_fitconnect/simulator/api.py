@@ -230,7 +230,9 @@ async def token_endpoint(request: web.Request) -> web.Response:
 
 async def jwks(request: web.Request) -> web.Response:
     """``GET /.well-known/jwks.json``: the key that verifies the Zustelldienst's events."""
-    return web.json_response({"keys": [jose.public_jwk(request.app[STATE].service_key)]})
+    state = request.app[STATE]
+    key = state.service_key
+    return web.json_response({"keys": [jose.public_jwk(key) | {"x5c": state.authority.chain(key)}]})
 
 
 async def info(request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ certificate from its own CA so the published JWKs have the shape of the real one
 from __future__ import annotations
 
 import base64
+import functools
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -18,11 +19,17 @@ from jwcrypto import jwk
 from .. import jose
 
 
+@functools.cache
+def _ca_key() -> rsa.RSAPrivateKey:
+    # One CA key per process: simulators started side by side (tests) share it, as they share a V-PKI.
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 class Authority:
     """A CA that certifies public keys by kid (issued once, then kept)."""
 
     def __init__(self) -> None:
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._key = _ca_key()
         self._name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "FIT-Connect Simulator CA")])
         self._root = self._certificate(self._name, self._key.public_key(), ca=True)
         self._issued: dict[str, list[str]] = {}

@@ -8,6 +8,7 @@ without waiting; they are evaluated whenever the state is touched (`SimState.tic
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -242,6 +243,12 @@ class Notice:
     reason: str
 
 
+@functools.cache
+def service_key(size: int) -> jwk.JWK:
+    """The Zustelldienst's event signing key: one per process and size (simulators side by side share it)."""
+    return jose.generate_signature_key(size=size)
+
+
 class SimState(SimulatedFaults[Knobs]):
     """Everything the simulator knows; the HTTP layer only translates to and from it."""
 
@@ -256,7 +263,7 @@ class SimState(SimulatedFaults[Knobs]):
         self.cases: dict[str, Case] = {}
         self.callbacks: list[CallbackRecord] = []
         self.notices: list[Notice] = []
-        self.service_key = jose.generate_signature_key(size=options.key_size)
+        self.service_key = service_key(options.key_size)
         self.authority = Authority()
         self.held = 0
         self._hold: asyncio.Event | None = None
