@@ -38,4 +38,6 @@ def aktenhub_simulators() -> Sequence[Simulator]:
 @hookimpl
 def aktenhub_demo_scenarios() -> Sequence[DemoScenario]:
     """An EfA service's submissions through FIT-Connect into the e-file and a Fachverfahren."""
-    return []
+    from .demo import FitConnectScenario
+
+    return [FitConnectScenario()]

@@ -303,3 +303,44 @@ async def test_a_409_on_a_repeated_accept_is_success_when_the_log_shows_ours(
     assert len(await fitconnect.accepts(sent.submission_id)) == 1
     assert len(await applications(running)) == 1
     assert await running.hub.journal.held_lookup(SOURCE, (sent.submission_id,)) == {}
+
+
+async def test_an_uncheckable_submission_waits_is_never_rejected_and_is_reported_overdue(
+    fitconnect: FitConnect, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Metadata of a schema version not installed here: not the sender's fault, so no reject; it waits
+    (retried, then quarantined for an operator), and counts as overdue once past the warning age."""
+    running = await hub_for(fitconnect, tmp_path, unaccepted_warning_after="PT0S")
+    try:
+        sent = await fitconnect.sender.send(
+            fitconnect.destination_id,
+            WOHNGELD,
+            data=json.dumps(WOHNGELDANTRAG).encode(),
+            data_schema_uri="https://schema.fitko.de/fim/s00000000009_1.0.0.schema.json",
+            metadata_version="9.9.9",
+        )
+        with caplog.at_level("INFO"):
+            await running.hub.poll(SOURCE)
+        [held] = (await running.hub.journal.held_lookup(SOURCE, (sent.submission_id,))).values()
+        assert held.state == HeldState.RETRYING
+        assert held.reason_code == "undecidable"
+        assert "9.9.9" in held.reason
+
+        await running.hub.poll(SOURCE)  # the last try allowed (max_fetches 2): quarantined, still upstream
+        [held] = (await running.hub.journal.held_lookup(SOURCE, (sent.submission_id,))).values()
+        assert held.state == HeldState.QUARANTINED
+        view = await fitconnect.view(sent.submission_id)
+        assert view["status"] == "submitted"
+        assert await fitconnect.rejects(sent.submission_id) == []
+        assert await applications(running) == []
+
+        status, metrics = await running.get("/metrics")
+        assert status == 200
+        assert f'aktenhub_source_overdue{{source="{SOURCE}"}} 1.0' in metrics
+        warnings = [r for r in caplog.records if "not accepted for" in r.getMessage()]
+        assert len(warnings) == 1  # once, not at every poll
+        assert warnings[0].levelname == "WARNING"
+        assert sent.submission_id in warnings[0].getMessage()
+        assert "Petrović" not in caplog.text  # ids and age only
+    finally:
+        await stop_hub(running)
