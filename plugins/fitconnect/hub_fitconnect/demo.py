@@ -26,7 +26,7 @@ SOURCE = "efa"
 # The simulator's destination offers this LeiKa service with this data schema (its default).
 WOHNGELD = "urn:de:fim:leika:leistung:99108008252000"
 DATA_SCHEMA = "https://schema.fitko.de/fim/s00000000009_1.0.0.schema.json"
-CALLBACK_SECRET = "FITCONNECT_CALLBACK_SECRET"
+CALLBACK_SECRET = "FITCONNECT_CALLBACK_SECRET"  # noqa: S105 - the name of the ${ENV} setting, not a secret
 ANTRAEGE: list[dict[str, Any]] = [
     {
         "antragsart": "Erstantrag",
