@@ -151,8 +151,11 @@ class Keyring:
         self._keys[kid] = key
 
     def get(self, kid: str) -> jwk.JWK | None:
-        """The key with this kid, or None."""
-        return self._keys.get(kid)
+        """The key with this kid, or whose RFC 7638 thumbprint it is (some senders name keys so), or None."""
+        found = self._keys.get(kid)
+        if found is None:
+            found = next((key for key in self._keys.values() if key.thumbprint() == kid), None)
+        return found
 
     @property
     def kids(self) -> list[str]:

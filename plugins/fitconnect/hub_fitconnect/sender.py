@@ -23,7 +23,7 @@ from urllib.parse import quote_plus
 import aiohttp
 from jwcrypto import jwk
 
-from . import jose
+from . import jose, tamper
 from .wire import (
     METADATA_SCHEMA_PREFIX,
     AuthenticationTags,
@@ -78,23 +78,6 @@ class Sent:
     tags: AuthenticationTags
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _with_kid(token: str, kid: str) -> str:
-    header = jose.jwe_header(token) | {"kid": kid}
-    return _b64(json.dumps(header).encode()) + "." + token.split(".", 1)[1]
-
-
-def _corrupted(token: str) -> str:
-    parts = token.split(".")
-    raw = bytearray(base64.urlsafe_b64decode(parts[3] + "=" * (-len(parts[3]) % 4)))
-    raw[0] ^= 0xFF
-    parts[3] = _b64(bytes(raw))
-    return ".".join(parts)
-
-
 def build_metadata(
     service_identifier: str,
     service_name: str | None,
@@ -131,9 +114,11 @@ def build_metadata(
     service: dict[str, Any] = {"identifier": service_identifier}
     if service_name:
         service["name"] = service_name
+    # Metadata 2.x names the service `publicService` (1.x: `publicServiceType`).
+    service_field = "publicServiceType" if version.startswith("1.") else "publicService"
     return {
         "$schema": f"{METADATA_SCHEMA_PREFIX}{version}/metadata.schema.json",
-        "publicServiceType": service,
+        service_field: service,
         "contentStructure": structure,
     }
 
@@ -225,14 +210,16 @@ class Sender:
         )
         encrypted_metadata = jose.encrypt(json.dumps(metadata).encode("utf-8"), key, "application/json")
         if faults.metadata_kid is not None:
-            encrypted_metadata = _with_kid(encrypted_metadata, faults.metadata_kid)
+            encrypted_metadata = tamper.with_kid(encrypted_metadata, faults.metadata_kid)
         encrypted_data = jose.encrypt(data, key, data_mime_type) if data is not None else None
         if encrypted_data is not None and faults.corrupt_data:
-            encrypted_data = _corrupted(encrypted_data)
+            encrypted_data = tamper.corrupted(encrypted_data)
+        # v2 as deployed clients call it names the service `publicService` (v1: `serviceType`).
+        service_field = "publicService" if self._api.endswith("/v2") else "serviceType"
         announcement: dict[str, Any] = {
             "destinationId": destination_id,
             "announcedAttachments": [a.attachment_id for a in attachments],
-            "serviceType": {"name": service_name, "identifier": service_identifier},
+            service_field: {"name": service_name, "identifier": service_identifier},
         }
         if case_id is not None:
             announcement["caseId"] = case_id

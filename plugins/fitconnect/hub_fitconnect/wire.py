@@ -267,10 +267,16 @@ class MetadataEssentials(_Wire):
 
     schema_: str | None = Field(default=None, alias="$schema")
     contentStructure: ContentStructure
-    publicServiceType: ServiceType | None = None
+    publicServiceType: ServiceType | None = None  # metadata 1.x
+    publicService: ServiceType | None = None  # metadata 2.x
     authenticationInformation: list[dict[str, Any]] | None = None
     replyChannel: dict[str, Any] | None = None
     additionalReferenceInfo: dict[str, Any] | None = None
+
+    @property
+    def service(self) -> ServiceType | None:
+        """The public service the metadata names (1.x ``publicServiceType``, 2.x ``publicService``)."""
+        return self.publicService or self.publicServiceType
 
 
 def callback_mac(secret: str, timestamp: str, body: bytes) -> str:

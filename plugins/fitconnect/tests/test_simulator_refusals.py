@@ -321,3 +321,43 @@ async def test_only_configured_versions_are_served(
     ) as answer:
         assert answer.status == 404
         assert answer.content_type == "application/problem+json"
+
+
+async def test_v2_as_deployed_clients_call_it(
+    fitconnect: FitConnectSim, encryption_key: jwk.JWK, signature_key: jwk.JWK
+) -> None:
+    """v2 names the service ``publicService``, lists a destination's keys, and gives a submission's events."""
+    created = await fitconnect.destination(encryption_key, signature_key)
+    sender: Sender = await fitconnect.sender("v2")
+    sent = await sender.send(created["destinationId"], DEFAULT_SERVICE, metadata_version="2.1.0")
+    assert sent.metadata["publicService"]["identifier"] == DEFAULT_SERVICE
+    assert "publicServiceType" not in sent.metadata
+    token = await fitconnect.token(created["subscriber"])
+    auth = {"Authorization": f"Bearer {token}"}
+    async with fitconnect.http.get(
+        f"{fitconnect.api('v2')}/destinations/{created['destinationId']}/keys", headers=auth
+    ) as answer:
+        kids = [k["kid"] for k in (await answer.json())["keys"]]
+    assert kids == [jose.key_id(encryption_key), jose.key_id(signature_key)]
+    async with fitconnect.http.get(
+        f"{fitconnect.api('v2')}/submissions/{sent.submission_id}/events", headers=auth
+    ) as answer:
+        subjects = {jose.unverified_claims(t)["sub"] for t in (await answer.json())["eventLog"]}
+    assert subjects == {f"submission:{sent.submission_id}"}
+    async with fitconnect.http.get(
+        f"{fitconnect.api('v2')}/submissions/{sent.submission_id}", headers=auth
+    ) as answer:
+        body = await answer.json()
+    assert body["publicService"]["identifier"] == body["serviceType"]["identifier"] == DEFAULT_SERVICE
+    # v1 keeps the published OpenAPI: no publicService, no key list.
+    client = await fitconnect.operator("POST", "/_sim/clients", {"scopes": ["send:region:DE"]}, 201)
+    v1_body = {
+        "destinationId": created["destinationId"],
+        "announcedAttachments": [],
+        "publicService": {"name": "x", "identifier": DEFAULT_SERVICE},
+    }
+    status, problem = await _api(
+        fitconnect, await fitconnect.token(client), "POST", "/submissions", json=v1_body
+    )
+    assert status == 400 and "serviceType" in problem["detail"]
+    assert (await _api(fitconnect, token, "GET", f"/destinations/{created['destinationId']}/keys"))[0] == 404

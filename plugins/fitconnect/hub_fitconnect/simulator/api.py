@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Annotated, Any
 from urllib.parse import unquote_plus
 
@@ -40,14 +39,9 @@ MAX_EVENT_BYTES = 256 * 1024
 # iat of a receiver's event may run ahead of the Zustelldienst's clock by this much (clock skew).
 IAT_LEEWAY_SECONDS = 60
 
-Uuid = Annotated[
-    str,
-    StringConstraints(
-        min_length=32,
-        max_length=36,
-        pattern=r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$",
-    ),
-]
+# The string form of a UUID (RFC 4122), as the OpenAPI's `format: uuid` and a Java service read it.
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+Uuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
 Compact = Annotated[str, StringConstraints(min_length=1, pattern=r"^[a-zA-Z0-9\-_=.]+$")]
 ServiceUrn = Annotated[
     str,
@@ -57,11 +51,12 @@ ServiceUrn = Annotated[
 ]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Body(BaseModel):
+    # The OpenAPI allows fields it does not name (no additionalProperties: false): they are ignored.
+    model_config = ConfigDict(extra="ignore")
 
 
-class ServiceTypeIn(_Strict):
+class ServiceTypeIn(_Body):
     """CreateSubmission.serviceType (``name`` and ``identifier`` required)."""
 
     name: str
@@ -69,24 +64,35 @@ class ServiceTypeIn(_Strict):
     description: str | None = None
 
 
-class CallbackIn(_Strict):
+class CallbackIn(_Body):
     """CreateCallback: an https URL and a secret of 32 to 512 characters."""
 
-    url: Annotated[str, StringConstraints(min_length=9)]
+    url: Annotated[str, StringConstraints(min_length=9, pattern=r"^https://.+")]
     secret: Annotated[str, StringConstraints(min_length=32, max_length=512)]
 
 
-class CreateSubmission(_Strict):
-    """``POST /submissions``."""
+class CreateSubmission(_Body):
+    """``POST /submissions`` (v1: ``serviceType``; v2 as deployed clients send it: ``publicService``)."""
 
     destinationId: Uuid
     announcedAttachments: list[Uuid]
-    serviceType: ServiceTypeIn
+    serviceType: ServiceTypeIn | None = None
+    publicService: ServiceTypeIn | None = None
     caseId: Uuid | None = None
     callback: CallbackIn | None = None
 
+    def service(self, version: str) -> ServiceTypeIn:
+        """The announced service; `Refused` unless the version's one field names it."""
+        if version == "v1" or self.publicService is None:
+            if self.serviceType is None:
+                raise Refused(400, "invalid-request", "serviceType: Field required")
+            return self.serviceType
+        if self.serviceType is not None and self.serviceType.identifier != self.publicService.identifier:
+            raise Refused(400, "invalid-request", "serviceType and publicService name different services")
+        return self.publicService
 
-class SubmitSubmission(_Strict):
+
+class SubmitSubmission(_Body):
     """``PUT /submissions/{id}``."""
 
     encryptedMetadata: Compact
@@ -94,6 +100,10 @@ class SubmitSubmission(_Strict):
 
 
 # -- helpers ----------------------------------------------------------------------------------------
+
+
+def _version(request: web.Request) -> str:
+    return request.path.split("/", 2)[1]
 
 
 def _state(request: web.Request) -> SimState:
@@ -111,10 +121,8 @@ def _token(request: web.Request) -> Token:
 
 
 def _uuid(value: str, what: str) -> str:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise Refused(400, "invalid-request", f"{what} is not a UUID") from None
+    if not re.fullmatch(UUID_PATTERN, value):
+        raise Refused(400, "invalid-request", f"{what} is not a UUID")
     return value
 
 
@@ -272,6 +280,15 @@ async def get_destination_key(request: web.Request) -> web.Response:
     )
 
 
+async def list_destination_keys(request: web.Request) -> web.Response:
+    """``GET /v2/destinations/{id}/keys``: the destination's public keys as a JWKS (v2, as deployed)."""
+    state = _state(request)
+    destination = _destination(state, request.match_info["destinationId"])
+    keys = [destination.encryption_key, *destination.signature_keys]
+    body = {"keys": [jose.public_jwk(k) | {"x5c": state.authority.chain(k)} for k in keys]}
+    return web.json_response(body, headers={"Cache-Control": "no-cache"})
+
+
 # -- sender side ------------------------------------------------------------------------------------
 
 
@@ -280,14 +297,15 @@ async def create_submission(request: web.Request) -> web.Response:
     state = _state(request)
     token = _token(request)
     body: CreateSubmission = await _json_body(request, CreateSubmission)
+    announced_service = body.service(_version(request))
     if not any(s.startswith((SCOPE_SEND_REGION, SCOPE_SEND_DESTINATION)) for s in token.scopes):
         raise Refused(403, "forbidden", "the token lacks a send scope")
     destination = _destination(state, body.destinationId)
     if destination.status != "active":
         raise Refused(422, "destination-inactive", f"the destination is {destination.status}")
-    if not destination.regions(body.serviceType.identifier):
+    if not destination.regions(announced_service.identifier):
         raise Refused(422, "service-not-offered", "the destination does not offer this service")
-    if not may_send(token.scopes, destination, body.serviceType.identifier):
+    if not may_send(token.scopes, destination, announced_service.identifier):
         raise Refused(403, "forbidden", "the token's send scopes do not cover this destination and service")
     if len(set(body.announcedAttachments)) != len(body.announcedAttachments):
         raise Refused(400, "invalid-request", "announcedAttachments repeats an id")
@@ -295,7 +313,7 @@ async def create_submission(request: web.Request) -> web.Response:
         case = state.cases.get(body.caseId)
         if case is None or case.destination_id != destination.destination_id:
             raise Refused(404, "case-not-found", "no such case at this destination")
-    service = body.serviceType.model_dump(exclude_none=True)
+    service = announced_service.model_dump(exclude_none=True)
     submission = state.announce(
         destination, service, list(body.announcedAttachments), body.caseId, token.client.client_id
     )
@@ -399,6 +417,8 @@ async def get_submission(request: web.Request) -> web.Response:
     _content(submission)
     submission.fetched = submission.fetched or state.clock.now()
     body = submission.reduced()
+    if _version(request) == "v2":
+        body["publicService"] = submission.service_type
     body["encryptedMetadata"] = submission.encrypted_metadata
     if submission.encrypted_data is not None:
         body["encryptedData"] = submission.encrypted_data
@@ -429,9 +449,31 @@ async def get_events(request: web.Request) -> web.Response:
     senders = {s.sender for s in state.submissions.values() if s.case_id == case.case_id}
     if case.destination_id not in subscribed(token.scopes) and token.client.client_id not in senders:
         raise Refused(403, "forbidden", "the token may not read this case")
-    page = case.events[offset : offset + limit]
+    return _event_page(case.events, limit, offset)
+
+
+async def get_submission_events(request: web.Request) -> web.Response:
+    """``GET /v2/submissions/{id}/events``: the events of one submission (v2, as deployed)."""
+    state = _state(request)
+    token = _token(request)
+    limit, offset = _page(request)
+    submission = _submission(state, request.match_info["submissionId"])
+    if (
+        submission.destination_id not in subscribed(token.scopes)
+        and token.client.client_id != submission.sender
+    ):
+        raise Refused(403, "forbidden", "the token may not read this submission's events")
+    subject = f"submission:{submission.submission_id}"
+    events = [
+        t for t in state.cases[submission.case_id].events if jose.unverified_claims(t)["sub"] == subject
+    ]
+    return _event_page(events, limit, offset)
+
+
+def _event_page(events: list[str], limit: int, offset: int) -> web.Response:
+    page = events[offset : offset + limit]
     return web.json_response(
-        {"count": len(page), "offset": offset, "totalCount": len(case.events), "eventLog": page}
+        {"count": len(page), "offset": offset, "totalCount": len(events), "eventLog": page}
     )
 
 
@@ -508,7 +550,7 @@ def _check_problems(payload: dict[str, Any]) -> None:
 def api_routes(version: str) -> list[web.RouteDef]:
     """The Submission API's routes under ``/{version}``."""
     base = f"/{version}"
-    return [
+    routes = [
         web.get(f"{base}/info", info),
         web.get(f"{base}/destinations/{{destinationId}}", get_destination),
         web.get(f"{base}/destinations/{{destinationId}}/keys/{{keyId}}", get_destination_key),
@@ -521,3 +563,9 @@ def api_routes(version: str) -> list[web.RouteDef]:
         web.get(f"{base}/cases/{{caseId}}/events", get_events),
         web.post(f"{base}/cases/{{caseId}}/events", post_event),
     ]
+    if version == "v2":  # what deployed v2 clients call beyond the v1 paths (optiGov/php-fitconnect)
+        routes += [
+            web.get(f"{base}/destinations/{{destinationId}}/keys", list_destination_keys),
+            web.get(f"{base}/submissions/{{submissionId}}/events", get_submission_events),
+        ]
+    return routes

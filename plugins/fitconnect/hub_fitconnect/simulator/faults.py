@@ -7,32 +7,15 @@ not decrypt, a metadata hash that does not match the data.
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 
 from jwcrypto import jwk
 
 from .. import jose
+from ..tamper import corrupted, with_kid
 from ..wire import sha512_hex
 from .state import SimState, Submission
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _relabel(token: str) -> str:
-    header = jose.jwe_header(token) | {"kid": str(uuid.uuid4())}
-    return _b64(json.dumps(header).encode()) + "." + token.split(".", 1)[1]
-
-
-def _corrupt(token: str) -> str:
-    parts = token.split(".")
-    raw = bytearray(base64.urlsafe_b64decode(parts[3] + "=" * (-len(parts[3]) % 4)))
-    raw[0] ^= 0xFF
-    parts[3] = _b64(bytes(raw))
-    return ".".join(parts)
 
 
 def _wrong_hash(state: SimState, submission: Submission) -> bool:
@@ -59,16 +42,16 @@ def tamper(state: SimState, submission: Submission) -> None:
     knobs = state.knobs
     if knobs.wrong_kid_next and submission.encrypted_metadata:
         knobs.wrong_kid_next -= 1
-        submission.encrypted_metadata = _relabel(submission.encrypted_metadata)
+        submission.encrypted_metadata = with_kid(submission.encrypted_metadata, str(uuid.uuid4()))
         submission.faults.append("wrong_kid")
     if knobs.corrupt_ciphertext_next:
         target = submission.encrypted_data or submission.encrypted_metadata
         if target is not None:
             knobs.corrupt_ciphertext_next -= 1
             if submission.encrypted_data:
-                submission.encrypted_data = _corrupt(target)
+                submission.encrypted_data = corrupted(target)
             else:
-                submission.encrypted_metadata = _corrupt(target)
+                submission.encrypted_metadata = corrupted(target)
             submission.faults.append("corrupt_ciphertext")
     if knobs.metadata_hash_mismatch_next and _wrong_hash(state, submission):
         knobs.metadata_hash_mismatch_next -= 1
