@@ -191,7 +191,8 @@ def check_attachments(metadata: MetadataEssentials, submission: Submission) -> N
 def service_of(config: FitConnectConfig, submission: Submission, metadata: MetadataEssentials) -> str:
     """The hub's service of the submission, from its LeiKa identifier and data schema."""
     leika = submission.serviceType.identifier
-    if metadata.publicServiceType is not None and metadata.publicServiceType.identifier != leika:
+    named = metadata.service  # 1.x publicServiceType, 2.x publicService
+    if named is not None and named.identifier != leika:
         raise Unacceptable(
             PROBLEM_SERVICE_MISMATCH, "metadata", "the metadata names another service than the submission"
         )

@@ -344,3 +344,15 @@ async def test_an_uncheckable_submission_waits_is_never_rejected_and_is_reported
         assert "Petrović" not in caplog.text  # ids and age only
     finally:
         await stop_hub(running)
+
+
+async def test_the_v2_paths_take_and_accept_alike(fitconnect: FitConnect, tmp_path: Path) -> None:
+    running = await hub_for(fitconnect, tmp_path, api_version="v2")
+    try:
+        sent = await fitconnect.send()
+        await running.hub.poll(SOURCE)
+        assert (await fitconnect.view(sent.submission_id))["status"] == "accepted"
+        assert len(await fitconnect.accepts(sent.submission_id)) == 1
+        assert [a.external_id for a in await applications(running)] == [sent.submission_id]
+    finally:
+        await stop_hub(running)
