@@ -18,10 +18,12 @@ from hub_fitconnect.wire import (
     CALLBACK_NEW_SUBMISSIONS,
     PROBLEM_ENCRYPTION_ISSUE,
     PROBLEM_HASH_MISMATCH,
+    PROBLEM_SCHEMA_VIOLATION,
     PROBLEM_SERVICE_MISMATCH,
     SubmissionForPickup,
 )
 from subscriber_helpers import (
+    DATA_SCHEMA,
     MIETBESCHEINIGUNG,
     OTHER_SERVICE,
     SOURCE,
@@ -37,7 +39,9 @@ from hub.journal import ApplicationFilter
 from hub.testing.harness import RunningHub, base_settings, start_hub, stop_hub
 
 
-async def hub_for(fc: FitConnect, tmp: Path, *, workers: bool = False, **settings: Any) -> RunningHub:
+async def hub_for(
+    fc: FitConnect, tmp: Path, *, workers: bool = False, schemas: str | None = None, **settings: Any
+) -> RunningHub:
     """A hub taking our destination's submissions into a drop folder.
 
     Without workers it schedules no poll either: the test polls (or calls back) when it means to.
@@ -55,7 +59,10 @@ async def hub_for(fc: FitConnect, tmp: Path, *, workers: bool = False, **setting
             "to": ["wohngeld-fachverfahren"],
         }
     ]
-    return await start_hub(base_settings(tmp, connectors, routes), env=fc.env(), workers=workers)
+    config = base_settings(tmp, connectors, routes)
+    if schemas is not None:
+        config["schemas"] = schemas
+    return await start_hub(config, env=fc.env(), workers=workers)
 
 
 @pytest_asyncio.fixture
@@ -354,5 +361,43 @@ async def test_the_v2_paths_take_and_accept_alike(fitconnect: FitConnect, tmp_pa
         assert (await fitconnect.view(sent.submission_id))["status"] == "accepted"
         assert len(await fitconnect.accepts(sent.submission_id)) == 1
         assert [a.external_id for a in await applications(running)] == [sent.submission_id]
+    finally:
+        await stop_hub(running)
+
+
+async def test_data_invalid_against_its_installed_schema_is_rejected(
+    fitconnect: FitConnect, tmp_path: Path, schema_dir: Path
+) -> None:
+    """With the service's data schema installed in the schema directory, data that violates it is rejected
+    (schema-violation, naming the place, never the value); without it (the other tests) it is taken."""
+    schemas = tmp_path / "schemas"
+    (schemas / "fit-connect").mkdir(parents=True)
+    metadata_schema = schema_dir / "fit-connect" / "metadata.schema.v1.0.0.json"
+    (schemas / "fit-connect" / metadata_schema.name).write_bytes(metadata_schema.read_bytes())
+    wohngeld_schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": DATA_SCHEMA,
+        "type": "object",
+        "required": ["antragsart", "antragsteller"],
+        "properties": {"antragsart": {"enum": ["Erstantrag", "Weiterleistungsantrag"]}},
+    }
+    (schemas / "fit-connect" / "wohngeld.schema.json").write_text(json.dumps(wohngeld_schema))
+    running = await hub_for(fitconnect, tmp_path, schemas=str(schemas))
+    try:
+        valid = await fitconnect.send()
+        invalid = await fitconnect.sender.send(
+            fitconnect.destination_id,
+            WOHNGELD,
+            data=json.dumps({**WOHNGELDANTRAG, "antragsart": "Mieterhöhung Petrović"}).encode(),
+            data_schema_uri=DATA_SCHEMA,
+        )
+        await running.hub.poll(SOURCE)
+        assert (await fitconnect.view(valid.submission_id))["status"] == "accepted"
+        [reject] = await fitconnect.rejects(invalid.submission_id)
+        [problem] = next(iter(reject["events"].values()))["problems"]
+        assert problem["type"] == PROBLEM_SCHEMA_VIOLATION
+        assert problem["instance"] == "data"
+        assert "antragsart" in problem["detail"] and "Petrović" not in problem["detail"]
+        assert [a.external_id for a in await applications(running)] == [valid.submission_id]
     finally:
         await stop_hub(running)
