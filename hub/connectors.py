@@ -133,6 +133,7 @@ class ConnectorContext:
     _held: HeldMessages | None = None
     _answer: AnswerFunc | None = None
     _routed: Callable[[str], bool] | None = None
+    _overdue: Callable[[float], None] | None = None
 
     def routed(self, service: str) -> bool:
         """Whether a route takes `service` from this connector (a source that reads the service from
@@ -172,6 +173,15 @@ class ConnectorContext:
         if self._once is None:
             raise RuntimeError("no journal in this context to record used keys")
         return await self._once(namespace, key, owner, until) == owner
+
+    def overdue(self, count: int) -> None:
+        """Report how many submissions wait upstream unacknowledged past the source's warning age.
+
+        The metric ``aktenhub_source_overdue{source}`` shows the last count (a polled source reports it
+        after each poll); without a hub (a test context) nothing is recorded.
+        """
+        if self._overdue is not None:
+            self._overdue(count)
 
     @property
     def held(self) -> HeldMessages:

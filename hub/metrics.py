@@ -189,6 +189,12 @@ class Metrics:
             ["source", "state", "reason"],
             registry=r,
         )
+        self.source_overdue = Gauge(
+            "aktenhub_source_overdue",
+            "Submissions waiting upstream, not acknowledged past the source's warning age, by source",
+            ["source"],
+            registry=r,
+        )
         self.circuit_state = Gauge(
             "aktenhub_circuit_state",
             "A target's circuit breaker: 0 closed, 1 half-open (probing), 2 open (tasks not attempted)",

@@ -78,6 +78,7 @@ class Hub:
                 _held=HeldMessages(self.journal, name),
                 _answer=self.answer,
                 _routed=functools.partial(self._routed, name),
+                _overdue=self.metrics.source_overdue.labels(name).set,
             )
             self.connectors[name] = cls(cfg, ctx)
         self._sources = {n: c for n, c in self.connectors.items() if isinstance(c, Source)}

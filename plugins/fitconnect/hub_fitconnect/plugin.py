@@ -11,7 +11,9 @@ from hub import Connector, DemoScenario, Simulator, hookimpl
 @hookimpl
 def aktenhub_connector_types() -> Sequence[type[Connector[Any]]]:
     """The FIT-Connect subscriber (``type: fitconnect``)."""
-    return []
+    from .source import FitConnectSource
+
+    return [FitConnectSource]
 
 
 @hookimpl
@@ -36,4 +38,6 @@ def aktenhub_simulators() -> Sequence[Simulator]:
 @hookimpl
 def aktenhub_demo_scenarios() -> Sequence[DemoScenario]:
     """An EfA service's submissions through FIT-Connect into the e-file and a Fachverfahren."""
-    return []
+    from .demo import FitConnectScenario
+
+    return [FitConnectScenario()]
