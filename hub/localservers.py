@@ -271,10 +271,10 @@ service stats {{
         if not (_listening(self.port, self.process) and _listening(self.starttls_port, self.process)):
             raise DovecotUnavailable(f"dovecot did not start: {self.log_tail()}")
 
-    def add_account(self) -> ImapAccount:
-        """A new account with a random password and an empty INBOX."""
+    def add_account(self, password: str | None = None) -> ImapAccount:
+        """A new account with an empty INBOX (and a random password unless given)."""
         user = f"u{secrets.token_hex(6)}"
-        password = secrets.token_urlsafe(18)
+        password = password or secrets.token_urlsafe(18)
         home = self.base / "mail" / user
         line = f"{user}:{{PLAIN}}{password}:{self.run_as.pw_uid}:{self.run_as.pw_gid}::{home}\n"
         (self.users_dir / user).write_text(line)
@@ -285,6 +285,11 @@ service stats {{
         if self.process is not None:
             stop_process(self.process)
             self.process = None
+
+    def remove(self) -> None:
+        """Stop the server and remove its directory (configuration, mail, logs)."""
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
 
     def log_tail(self, lines: int = 20) -> str:
         """The end of the server's logs, for error messages."""

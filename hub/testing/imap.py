@@ -15,7 +15,6 @@ Fixtures (loaded with the test kit's pytest plugin):
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -36,8 +35,7 @@ def dovecot_server() -> Iterator[DovecotServer]:
     try:
         yield server
     finally:
-        server.stop()
-        shutil.rmtree(server.base, ignore_errors=True)
+        server.remove()
 
 
 @pytest.fixture
