@@ -61,7 +61,6 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
         "awsv-anlage",
         "verpflichtungserklaerung",
         "aufenthaltstitel",
-        "email",
     }
     bauantraege = [a for a in apps if a.service == "bauantrag"]
     assert len(bauantraege) == 2
@@ -90,13 +89,7 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
     assert aufenthalt.correlations["advis.original"] == aufenthalt.external_id
     assert aufenthalt.correlations["advis.case_number"].startswith("ABH-")
     assert aufenthalt.file_number and aufenthalt.file_number.startswith("32.1-AT-")
-    # E-mail to the Funktionspostfach over IMAP: two name one Aktenzeichen in the subject (one Akte),
-    # one names none (an Akte of its own); the newsletter was quarantined, not taken.
-    mails = [a for a in apps if a.service == "email"]
-    assert len(mails) == 3
-    assert len({a.correlations["enaio.akte"] for a in mails}) == 2
-    assert sum(a.form.get("aktenzeichen") == "32.1-AT-2026-0815" for a in mails) == 2
-    apps = [a for a in apps if a.service not in ("bauantrag", "email")]
+    apps = [a for a in apps if a.service != "bauantrag"]
     for app in apps:
         assert app.file_number
         assert len(app.correlations["enaio.documents"].split(",")) == 4  # rendition, 2 attachments, original
