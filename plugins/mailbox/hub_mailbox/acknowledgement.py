@@ -85,6 +85,8 @@ async def send(reply: EmailMessage, settings: AcknowledgementSettings) -> None:
             username=smtp.user,
             password=smtp.password.get_secret_value() if smtp.password is not None else None,
             timeout=smtp.timeout_seconds,
+            # Named rather than looked up: the system's FQDN lookup can stall on a host without DNS.
+            local_hostname=smtp.helo_name or settings.sender.rpartition("@")[2] or None,
             # The envelope sender is empty, as RFC 3834 asks: a bounce of the reply goes nowhere.
             sender="",
         )

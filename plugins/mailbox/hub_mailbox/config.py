@@ -66,6 +66,7 @@ class SmtpSettings(MailServer):
 
     user: str | None = Field(None, description="login name, if the relay wants one")
     password: Secret | None = Field(None, description="login password (${ENV} or file:/path)")
+    helo_name: str | None = Field(None, description="our name in EHLO (default: the sender address's domain)")
 
     @property
     def resolved_port(self) -> int:
@@ -119,7 +120,8 @@ class MailboxConfig(ConnectorConfig):
     )
     idle: bool = Field(True, description="wait with IMAP IDLE when the server offers it: new mail at once")
     max_message_size: ByteSize | None = Field(
-        None, description="largest message taken (RFC822.SIZE, checked before the download); default: blob limit"
+        None,
+        description="largest message taken (RFC822.SIZE, checked before the download); default: blob limit",
     )
     max_per_poll: int = Field(50, ge=1, le=10000, description="messages fetched per poll at most")
     fetch_backoff: BackOff = Field(

@@ -8,6 +8,7 @@ Messages are addressed by UID within one UIDVALIDITY of the folder.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -96,10 +97,8 @@ class ImapSession:
         try:
             self.client.logout()
         except (OSError, IMAPClientError):
-            try:
+            with contextlib.suppress(OSError):
                 self.client.shutdown()
-            except OSError:
-                pass
 
     def has(self, capability: str) -> bool:
         """Whether the server offers `capability` (after login)."""
@@ -159,10 +158,8 @@ class ImapSession:
 
 def shut(client: IMAPClient) -> None:
     """Break a blocking read off from another thread (the IDLE watcher's stop)."""
-    try:
+    with contextlib.suppress(OSError):
         client.socket().shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 async def on_thread(call: Callable[..., T], *args: Any) -> T:

@@ -38,10 +38,18 @@ class MailRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(None, description="for operators: which rule decided (form field mail_rule)")
-    sender: re.Pattern[str] | None = Field(None, description="regex matching the whole From address (lower case)")
-    sender_domains: list[str] = Field(default_factory=list, description="the From address's domain is one of these")
-    subject: re.Pattern[str] | None = Field(None, description="regex searched in the subject; named groups → fields")
-    service: str | None = Field(None, description="service (Leistung) of the application (default: the connector's)")
+    sender: re.Pattern[str] | None = Field(
+        None, description="regex matching the whole From address (lower case)"
+    )
+    sender_domains: list[str] = Field(
+        default_factory=list, description="the From address's domain is one of these"
+    )
+    subject: re.Pattern[str] | None = Field(
+        None, description="regex searched in the subject; named groups → fields"
+    )
+    service: str | None = Field(
+        None, description="service (Leistung) of the application (default: the connector's)"
+    )
     fields: dict[str, str] = Field(default_factory=dict, description="further form fields, as given")
     refuse: str | None = Field(None, description="quarantine matching mail, with this reason")
 
@@ -66,7 +74,9 @@ class MailMapping(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rules: list[MailRule] = Field(default_factory=list)
-    unmatched: Literal["take", "refuse"] = Field("take", description="mail no rule matches: take or quarantine")
+    unmatched: Literal["take", "refuse"] = Field(
+        "take", description="mail no rule matches: take or quarantine"
+    )
 
     @classmethod
     def load(cls, path: Path) -> MailMapping:

@@ -184,7 +184,9 @@ class _Collector:
         data = part.get_payload(decode=True)
         if not isinstance(data, bytes) or not data:
             return  # an empty part carries nothing to file
-        self._add(part.get_filename() or "", media_type, data, mimetypes.guess_extension(media_type) or ".bin")
+        self._add(
+            part.get_filename() or "", media_type, data, mimetypes.guess_extension(media_type) or ".bin"
+        )
 
     def _add(self, name: str, media_type: str, data: bytes, extension: str) -> None:
         self.counter += 1

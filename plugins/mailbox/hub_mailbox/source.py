@@ -185,7 +185,9 @@ class MailboxSource(Source[MailboxConfig]):
             records = await self.held.lookup([header_key(w.header) for w in waiting])
             taken = 0
             for message in waiting:
-                taken += await self._one(session, uidvalidity, message, records.get(header_key(message.header)), intake)
+                taken += await self._one(
+                    session, uidvalidity, message, records.get(header_key(message.header)), intake
+                )
             self.last_poll = {"at": utcnow().isoformat(), "waiting": len(waiting), "taken": taken}
             return taken
         finally:
@@ -234,7 +236,10 @@ class MailboxSource(Source[MailboxConfig]):
         except Exception as exc:
             # Something in this message trips the reader: back off, quarantine after the last try.
             await self.held.fetch_failed(
-                key, sender=header_sender(message.header), code=INTAKE_FAILED, reason=f"{type(exc).__name__}: {exc}"
+                key,
+                sender=header_sender(message.header),
+                code=INTAKE_FAILED,
+                reason=f"{type(exc).__name__}: {exc}",
             )
             return 0
         self._unmoved[(uidvalidity, message.uid)] = outcome.application_id
@@ -261,7 +266,9 @@ class MailboxSource(Source[MailboxConfig]):
             await on_thread(session.move, uid, self.config.done_folder)
         except ImapTrouble as exc:
             # Taken durably; the next poll moves it without downloading it again.
-            log.warning("imap move to done folder failed, tried again next poll source=%s: %s", self.name, exc)
+            log.warning(
+                "imap move to done folder failed, tried again next poll source=%s: %s", self.name, exc
+            )
             return
         self._unmoved.pop((uidvalidity, uid), None)
 
@@ -271,7 +278,12 @@ class MailboxSource(Source[MailboxConfig]):
             return
         reason = acknowledgement.no_reply_reason(mail, settings)
         if reason is not None:
-            log.info("no acknowledgement source=%s application=%s reason=%s", self.name, outcome.application_id, reason)
+            log.info(
+                "no acknowledgement source=%s application=%s reason=%s",
+                self.name,
+                outcome.application_id,
+                reason,
+            )
             return
         # Recorded before sending: a crash in between loses this acknowledgement rather than repeating it.
         until = utcnow() + timedelta(days=ACK_RECORD_DAYS)
@@ -284,7 +296,12 @@ class MailboxSource(Source[MailboxConfig]):
         try:
             await acknowledgement.send(reply, settings)
         except Retryable as exc:
-            log.warning("acknowledgement not sent source=%s application=%s: %s", self.name, outcome.application_id, exc)
+            log.warning(
+                "acknowledgement not sent source=%s application=%s: %s",
+                self.name,
+                outcome.application_id,
+                exc,
+            )
             return
         log.info("acknowledgement sent source=%s application=%s", self.name, outcome.application_id)
 
@@ -296,7 +313,13 @@ class MailboxSource(Source[MailboxConfig]):
         for file in mail.files:
             info = await blobs.write_bytes(file.data)
             attachments.append(
-                Attachment(name=file.name, media_type=file.media_type, size=info.size, sha256=info.sha256, blob=info.ref)
+                Attachment(
+                    name=file.name,
+                    media_type=file.media_type,
+                    size=info.size,
+                    sha256=info.sha256,
+                    blob=info.ref,
+                )
             )
         form: dict[str, Any] = {
             "mail_from": mail.sender,

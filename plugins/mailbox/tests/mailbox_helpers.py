@@ -37,8 +37,9 @@ def mail(
         msg[name] = value
     msg.set_content("Sehr geehrte Damen und Herren,\nanbei mein Antrag.\nGrüße")
     if attachments:
-        msg.add_alternative("<p>Sehr geehrte Damen und Herren,<br>anbei mein Antrag.</p><img src='cid:logo'>",
-                            subtype="html")
+        msg.add_alternative(
+            "<p>Sehr geehrte Damen und Herren,<br>anbei mein Antrag.</p><img src='cid:logo'>", subtype="html"
+        )
         msg.get_payload()[1].add_related(PNG, maintype="image", subtype="png", cid="<logo>")
         msg.add_attachment(PDF, maintype="application", subtype="pdf", filename="Reisepass.pdf")
         forwarded = EmailMessage()
@@ -62,8 +63,9 @@ def connector(account: ImapAccount, **settings: Any) -> dict[str, Any]:
     return {"type": "mailbox", "imap": imap, "poll_seconds": 3600, **settings}
 
 
-async def start(hub_factory: Any, account: ImapAccount, *, subdir: str = "hub", intake: bool = False,
-                **settings: Any) -> RunningHub:
+async def start(
+    hub_factory: Any, account: ImapAccount, *, subdir: str = "hub", intake: bool = False, **settings: Any
+) -> RunningHub:
     """A hub with the mailbox source feeding a recording sink; polls are the test's unless `intake`."""
     running: RunningHub = await hub_factory(
         {"mail": connector(account, **settings), "rec": {"type": "test-recording"}},

@@ -72,12 +72,21 @@ async def test_mail_with_attachments_is_one_application_once_after_restarts(
     assert app.original is not None and app.original.media_type == "message/rfc822"
     assert await blob(running, app.original.blob) == raw
     files = {a.name: a for a in app.attachments}
-    assert set(files) == {"nachricht.txt", "nachricht.html", "anhang-1.png", "Reisepass.pdf", "Arbeitsvertrag.eml"}
+    assert set(files) == {
+        "nachricht.txt",
+        "nachricht.html",
+        "anhang-1.png",
+        "Reisepass.pdf",
+        "Arbeitsvertrag.eml",
+    }
     assert await blob(running, files["Reisepass.pdf"].blob) == PDF
     assert files["Reisepass.pdf"].sha256 == hashlib.sha256(PDF).hexdigest()
     assert await blob(running, files["anhang-1.png"].blob) == PNG
     assert "anbei mein Antrag" in (await blob(running, files["nachricht.txt"].blob)).decode()
-    assert message_from_bytes(await blob(running, files["Arbeitsvertrag.eml"].blob))["Subject"] == "Arbeitsvertrag"
+    assert (
+        message_from_bytes(await blob(running, files["Arbeitsvertrag.eml"].blob))["Subject"]
+        == "Arbeitsvertrag"
+    )
     assert app.form["mail_subject"] == "Antrag auf Aufenthaltserlaubnis"
     assert app.applicant.email == "erika.mustermann@example.net"
     assert imap_account.messages() == [] and len(imap_account.messages(DONE)) == 1
@@ -185,7 +194,9 @@ async def test_starttls_and_check_report_missing_folders(hub_factory: Any, imap_
         hub_factory, imap_account, imap={"port": imap_account.starttls_port, "tls": "starttls"}
     )
     result = await source(running).check()
-    assert not result.ok and "Aktenhub-Erledigt" in result.message and "Aktenhub-Quarantaene" in result.message
+    assert (
+        not result.ok and "Aktenhub-Erledigt" in result.message and "Aktenhub-Quarantaene" in result.message
+    )
     imap_account.create_folder(DONE, QUARANTINE)
     result = await source(running).check()
     assert result.ok, result.message
