@@ -103,7 +103,9 @@ def _by_cover_sheets(folder: Path, config: ScanStationConfig) -> list[ScannedDoc
             )
             digest = hashlib.sha256(part.content).hexdigest()
             documents.append(
-                ScannedDocument(item, part.content, "application/pdf", original, scan.name, digest, "cover_sheet")
+                ScannedDocument(
+                    item, part.content, "application/pdf", original, scan.name, digest, "cover_sheet"
+                )
             )
     if not documents:
         raise BatchRefused("empty", "the scanned files hold no pages to file")

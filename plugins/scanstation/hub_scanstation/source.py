@@ -120,7 +120,13 @@ class ScanStationSource(Source[ScanStationConfig]):
                 return new
             new += 0 if outcome.duplicate else 1
         done = await asyncio.to_thread(self.folder.take_done, batch)
-        log.info("scan batch taken source=%s batch=%s documents=%d new=%d", self.name, done.name, len(documents), new)
+        log.info(
+            "scan batch taken source=%s batch=%s documents=%d new=%d",
+            self.name,
+            done.name,
+            len(documents),
+            new,
+        )
         return new
 
     async def _fail(self, batch: Batch, code: str, reason: str) -> None:

@@ -27,7 +27,9 @@ from hub import ApplicationState, HeldState, Intake, IntakeOutcome
 from hub.testing import RunningHub
 
 
-async def _hub(hub_factory: Any, enaio: Enaio, hot_folder: Path, subdir: str = "hub", **source: Any) -> RunningHub:
+async def _hub(
+    hub_factory: Any, enaio: Enaio, hot_folder: Path, subdir: str = "hub", **source: Any
+) -> RunningHub:
     running: RunningHub = await hub_factory(
         connectors(enaio.url, hot_folder, **source), ROUTES, env=ENV, subdir=subdir, **HUB_OPTIONS
     )
@@ -76,7 +78,9 @@ async def test_without_marker_a_batch_is_taken_once_its_files_stay_quiet(
     assert len(await applications(running)) == 3
 
 
-async def test_crash_after_the_commit_takes_nothing_twice(hub_factory: Any, enaio: Enaio, hot_folder: Path) -> None:
+async def test_crash_after_the_commit_takes_nothing_twice(
+    hub_factory: Any, enaio: Enaio, hot_folder: Path
+) -> None:
     first = await _hub(hub_factory, enaio, hot_folder)
     write_batch(hot_folder, mixed_batch())
     source = first.hub.connectors[SOURCE]
@@ -140,7 +144,9 @@ async def test_cover_sheets_cut_the_scan_into_documents_without_the_sheets(
 ) -> None:
     running = await _hub(hub_factory, enaio, hot_folder)
     documents = [
-        DocumentSpec(document_type="WIDERSPRUCH", aktenzeichen=AZ_YILMAZ, pages=["Widerspruch", "Seite 2", "Seite 3"]),
+        DocumentSpec(
+            document_type="WIDERSPRUCH", aktenzeichen=AZ_YILMAZ, pages=["Widerspruch", "Seite 2", "Seite 3"]
+        ),
         DocumentSpec(document_type="NACHWEIS", aktenzeichen=AZ_NOWAK, pages=["Meldebescheinigung"]),
     ]
     write_batch(hot_folder, BatchSpec(name="T-1", index="none", documents=documents))
@@ -167,7 +173,10 @@ async def test_unreadable_cover_sheet_sends_its_document_to_the_tray(
 ) -> None:
     running = await _hub(hub_factory, enaio, hot_folder)
     documents = [DocumentSpec(aktenzeichen=AZ_YILMAZ, pages=["Brief"])]
-    write_batch(hot_folder, BatchSpec(name="T-2", index="none", documents=documents, faults=[Fault.UNREADABLE_BARCODE]))
+    write_batch(
+        hot_folder,
+        BatchSpec(name="T-2", index="none", documents=documents, faults=[Fault.UNREADABLE_BARCODE]),
+    )
 
     assert await poll(running) == 1
     [app] = await applications(running)
