@@ -96,6 +96,11 @@ class HotFolder:
             del self._seen[gone]
         return batches
 
+    def waiting(self) -> int:
+        """Entries in the hot folder that are not done/, failed/ or hidden (complete or not)."""
+        skip = {self.done.resolve(), self.failed.resolve()}
+        return sum(1 for p in self.root.iterdir() if not p.name.startswith(".") and p.resolve() not in skip)
+
     def _is_complete(self, key: str, where: Path, files: list[Path], name: str | None = None) -> bool:
         if self.marker is not None:
             marker = self.marker.format(batch=name or where.name)

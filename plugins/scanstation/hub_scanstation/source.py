@@ -211,12 +211,10 @@ class ScanStationSource(Source[ScanStationConfig]):
         )
 
     async def diagnostics(self) -> dict[str, Any]:
-        """Configuration and how many batches wait in the hot folder (no names: they may be personal)."""
+        """Configuration and how many entries wait in the hot folder (no names: they may be personal)."""
         found = await super().diagnostics()
         try:
-            found["entries_waiting"] = sum(
-                1 for p in self.config.hot_folder.iterdir() if not p.name.startswith(".")
-            ) - sum(1 for p in (self.config.done, self.config.failed) if p.parent == self.config.hot_folder)
+            found["entries_waiting"] = await asyncio.to_thread(self.folder.waiting)
         except OSError as exc:
             found["hot_folder_error"] = str(exc)
         return found

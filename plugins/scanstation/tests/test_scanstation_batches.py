@@ -189,3 +189,17 @@ async def test_unreadable_cover_sheet_sends_its_document_to_the_tray(
 
 def _pages(stored: Any) -> int:
     return len(PdfReader(stored.content.path).pages)
+
+
+async def test_the_running_hub_polls_the_hot_folder_under_its_intake_lease(
+    hub_factory: Any, enaio: Enaio, hot_folder: Path
+) -> None:
+    settings = connectors(enaio.url, hot_folder, poll_seconds=0.2)
+    running: RunningHub = await hub_factory(settings, ROUTES, env=ENV)  # intake role on: scheduled polls
+    write_batch(hot_folder, mixed_batch())
+
+    async def filed() -> bool:
+        return len(enaio.posteingang()) == 3 and (hot_folder / "done" / "B0001").is_dir()
+
+    await running.wait_for(filed, timeout=20, what="the batch to be polled, filed and moved to done/")
+    assert len(await applications(running)) == 3

@@ -100,3 +100,15 @@ async def test_hostile_batch_through_the_hub_changes_nothing(
     # An operator closes it: the failed batch is deleted for good.
     await running.hub.connectors[SOURCE].close_upstream("H")
     assert not (hot_folder / "failed" / "H").exists()
+
+
+def test_index_naming_a_file_that_was_not_scanned_is_refused(tmp_path: Path) -> None:
+    batch = _batch(tmp_path / "H", _index(["index.xml"]))
+    with pytest.raises(BatchRefused) as refused:
+        read_batch(batch, CONFIG)
+    assert refused.value.code == "index" and "no scanned PDF or TIFF" in refused.value.reason
+
+
+def test_unknown_barcode_format_is_refused_when_the_configuration_loads() -> None:
+    with pytest.raises(ValueError, match="Code93x"):
+        ScanStationConfig(type="scanstation", hot_folder=Path("/x"), cover_sheets={"formats": ["Code93x"]})
