@@ -27,6 +27,7 @@ from hub import (
     CheckResult,
     ConnectorConfig,
     ConnectorContext,
+    HeldState,
     Intake,
     IntakeFunc,
     Manifest,
@@ -131,7 +132,10 @@ class ScanStationSource(Source[ScanStationConfig]):
 
     async def _fail(self, batch: Batch, code: str, reason: str) -> None:
         # Recorded first, then moved: a crash in between finds the batch again and records it again.
-        name = await asyncio.to_thread(self.folder.failed_name, batch)
+        # A name an operator decided on before (closed, kept) is not reused: this failure is a new one.
+        held = await self.context.held.lookup(self.folder.failed_candidates(batch))
+        decided = {k for k, v in held.items() if v.state in (HeldState.CLOSED, HeldState.KEPT)}
+        name = await asyncio.to_thread(self.folder.failed_name, batch, decided)
         await self.context.held.quarantine(name, sender=None, code=code, reason=reason)
         await asyncio.to_thread(self.folder.take_failed, batch, name, f"{code}: {reason}")
 

@@ -203,3 +203,33 @@ async def test_the_running_hub_polls_the_hot_folder_under_its_intake_lease(
 
     await running.wait_for(filed, timeout=20, what="the batch to be polled, filed and moved to done/")
     assert len(await applications(running)) == 3
+
+
+async def test_a_marker_beside_the_batch_folder_completes_it(
+    hub_factory: Any, enaio: Enaio, hot_folder: Path
+) -> None:
+    running = await _hub(hub_factory, enaio, hot_folder)
+    write_batch(hot_folder, mixed_batch())
+    (hot_folder / "B0001" / "B0001.ready").rename(hot_folder / "B0001.ready")  # as some exports write it
+
+    assert await poll(running) == 3
+    assert (hot_folder / "done" / "B0001" / "B0001.ready").exists()
+    assert not (hot_folder / "B0001.ready").exists()
+
+
+async def test_a_batch_failing_again_after_the_operator_kept_it_is_held_anew(
+    hub_factory: Any, enaio: Enaio, hot_folder: Path
+) -> None:
+    from hub.held import decide
+
+    running = await _hub(hub_factory, enaio, hot_folder)
+    write_batch(hot_folder, mixed_batch("B0003", faults=[Fault.CORRUPT_PDF]))
+    assert await poll(running) == 0
+    first = await _held(running, "B0003")
+    await decide(running.journal, running.hub.connectors, first.id, "keep", by="test")
+    # The operator moves it back for another try; it fails again and is held as a new message.
+    (hot_folder / "failed" / "B0003").rename(hot_folder / "B0003")
+    assert await poll(running) == 0
+    again = await _held(running, "B0003-2")
+    assert again.state == HeldState.QUARANTINED and (hot_folder / "failed" / "B0003-2").is_dir()
+    assert (await _held(running, "B0003")).state == HeldState.KEPT
