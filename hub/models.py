@@ -223,7 +223,7 @@ class Delivery(_Model):
     file_number: str | None = None
     correlations: dict[str, str] = Field(default_factory=dict)
     duplicate: bool = False  # the target already had it (idempotent re-delivery)
-    # Where it went, when not where the record said (e.g. into the tray: no Akte found); the timeline shows it.
+    # Where it went when not where the record said (e.g. the tray: no Akte found); shown in the timeline.
     note: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
 

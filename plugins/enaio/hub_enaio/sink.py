@@ -557,7 +557,8 @@ class EnaioSink(Sink[EnaioConfig]):
 def _tray_note(plan: _Plan, not_found: bool) -> str | None:
     """What the timeline says when the documents went into the tray rather than an Akte."""
     if not_found and plan.akte is not None:
-        return f"in den Eingangskorb: keine {plan.akte.type} zu {', '.join(sorted(plan.akte.search))} gefunden"
+        searched = ", ".join(sorted(plan.akte.search))
+        return f"in den Eingangskorb: keine {plan.akte.type} zu {searched} gefunden"
     if plan.akte is None:
         return "in den Eingangskorb: der Datensatz nennt keine Akte"
     return None

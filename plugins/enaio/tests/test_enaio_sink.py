@@ -387,3 +387,57 @@ async def test_end_to_end_through_the_hub(api: str, hub_factory: Any, start_enai
     stored = await running.journal.get_application(application_id)
     assert stored.correlations["dms.documents"] == str(original.id)
     assert stored.correlations["dms"] == str(original.id)
+
+
+@per_api
+async def test_akte_not_found_tray_files_into_the_tray_and_opens_no_akte(
+    api: str, start_enaio: StartEnaio, connector_context: ConnectorContext, blobs: BlobStore
+) -> None:
+    enaio = await start_enaio()
+    sink = make_sink(connector_context, enaio.url, api, akte_not_found="tray")
+    app = await make_application(blobs, external_id="scanned-post", form=PERSON)
+    record = (await person_record(app, blobs)).model_copy(update={"vorgang": None})
+
+    delivery = await sink.deliver(record, delivery_context(app, blobs))
+    again = await sink.deliver(record, delivery_context(app, blobs))  # a retry files nothing twice
+
+    assert enaio.of_type("Personenakte") == []
+    documents = enaio.of_application(app.id)
+    assert len(documents) == 4 and all(d.in_tray for d in documents)
+    assert (
+        delivery.note
+        == "in den Eingangskorb: keine Personenakte zu Geburtsdatum, Leistung, Nachname, Vorname gefunden"
+    )
+    assert delivery.details["akte_not_found"] is True and "akte" not in delivery.correlations
+    assert again.duplicate and again.correlations == delivery.correlations
+
+
+@per_api
+async def test_akte_not_found_tray_files_into_the_akte_that_exists(
+    api: str, start_enaio: StartEnaio, connector_context: ConnectorContext, blobs: BlobStore
+) -> None:
+    enaio = await start_enaio()
+    opener = make_sink(connector_context, enaio.url, api)
+    first = await make_application(blobs, external_id="application", form=PERSON)
+    await opener.deliver(await person_record(first, blobs), delivery_context(first, blobs))
+    [akte] = enaio.of_type("Personenakte")
+
+    sink = make_sink(connector_context, enaio.url, api, akte_not_found="tray")
+    post = await make_application(blobs, external_id="scanned-post", form=PERSON)
+    delivery = await sink.deliver(
+        await person_record(post, blobs, vorgang=False), delivery_context(post, blobs)
+    )
+
+    assert delivery.correlations["akte"] == str(akte.id) and delivery.note is None
+    assert all(d.parent_id == akte.id and not d.in_tray for d in enaio.of_application(post.id))
+
+
+async def test_akte_not_found_refuse_is_permanent_and_creates_nothing(
+    start_enaio: StartEnaio, connector_context: ConnectorContext, blobs: BlobStore
+) -> None:
+    enaio = await start_enaio()
+    sink = make_sink(connector_context, enaio.url, akte_not_found="refuse")
+    app = await make_application(blobs, external_id="refused", form=PERSON)
+    with pytest.raises(Permanent, match="finds no Akte"):
+        await sink.deliver(await person_record(app, blobs), delivery_context(app, blobs))
+    assert enaio.state.objects == {}

@@ -64,9 +64,10 @@ def _by_index(folder: Path, index_file: Path, config: ScanStationConfig) -> list
         raise BatchRefused("index", f"{index_file.name}: {exc}") from None
     documents = []
     for item in indexed:
+        media_type = MEDIA_TYPES.get(Path(item.file).suffix.lower())
+        if media_type is None:  # e.g. the index naming itself or the marker: nothing scanned
+            raise BatchRefused("index", f"document {item.number}: {item.file} is no scanned PDF or TIFF")
         content = _read(folder / item.file, config.max_document_bytes, f"document {item.number}")
-        suffix = Path(item.file).suffix.lower()
-        media_type = MEDIA_TYPES.get(suffix, "application/octet-stream")
         if media_type == "application/pdf":
             try:
                 pages = page_count(content)
@@ -103,7 +104,9 @@ def _by_cover_sheets(folder: Path, config: ScanStationConfig) -> list[ScannedDoc
             )
             digest = hashlib.sha256(part.content).hexdigest()
             documents.append(
-                ScannedDocument(item, part.content, "application/pdf", original, scan.name, digest, "cover_sheet")
+                ScannedDocument(
+                    item, part.content, "application/pdf", original, scan.name, digest, "cover_sheet"
+                )
             )
     if not documents:
         raise BatchRefused("empty", "the scanned files hold no pages to file")

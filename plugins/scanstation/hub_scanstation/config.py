@@ -128,6 +128,19 @@ class CoverSheetSettings(BaseModel):
     dpi: int = Field(150, ge=72, le=600, description="resolution pages are rendered at for decoding")
     max_pages: int = Field(2000, ge=1, le=100_000, description="most pages of one scanned file")
 
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value: list[str]) -> list[str]:
+        import zxingcpp
+
+        try:
+            zxingcpp.barcode_formats_from_str(",".join(value))
+        except ValueError as exc:
+            raise ValueError(f"{exc} (zxing-cpp names, e.g. Code39, Code128, ITF, QRCode)") from None
+        if not value:
+            raise ValueError("name at least one barcode format")
+        return value
+
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:

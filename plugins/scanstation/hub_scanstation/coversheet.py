@@ -80,11 +80,11 @@ def cut_at_cover_sheets(data: bytes, settings: CoverSheetSettings) -> list[CutDo
     return _cut(data, count, starts, cover_pages)
 
 
-def _formats(names: list[str]) -> tuple[zxingcpp.BarcodeFormat, ...]:
+def _formats(names: list[str]) -> zxingcpp.BarcodeFormats:
     try:
-        return tuple(getattr(zxingcpp.BarcodeFormat, name) for name in names)
-    except AttributeError as exc:
-        raise ValueError(f"unknown barcode format: {exc}") from None
+        return zxingcpp.barcode_formats_from_str(",".join(names))
+    except ValueError as exc:
+        raise ValueError(f"unknown barcode format among {names}: {exc}") from None
 
 
 def _cover_values(texts: list[str], pattern: re.Pattern[str]) -> dict[str, str] | None:

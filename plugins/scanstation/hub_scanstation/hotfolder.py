@@ -16,12 +16,13 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 ASSEMBLING = ".assembling"
 REASON_FILE = "AKTENHUB-FEHLER.txt"
+MAX_SUFFIX = 100  # failed names looked up at once: B0001, B0001-2, ... (a batch failing 100 times is rare)
 Snapshot = tuple[tuple[str, int, int], ...]
 
 
@@ -70,6 +71,7 @@ class HotFolder:
         """The batches ready to be taken, oldest name first (file groups gathered into folders)."""
         self._finish_gatherings()
         skip = {self.done.resolve(), self.failed.resolve()}
+        self._adopt_markers(skip)
         batches: list[Batch] = []
         groups: dict[str, list[Path]] = {}
         present: set[str] = set()
@@ -95,6 +97,28 @@ class HotFolder:
         for gone in set(self._seen) - present:
             del self._seen[gone]
         return batches
+
+    def _adopt_markers(self, skip: set[Path]) -> None:
+        """A marker written beside its batch folder (as some capture software does) moves into it."""
+        if self.marker is None:
+            return
+        for entry in self.root.iterdir():
+            if (
+                entry.name.startswith(".")
+                or entry.is_symlink()
+                or not entry.is_dir()
+                or entry.resolve() in skip
+            ):
+                continue
+            marker = self.marker.format(batch=entry.name)
+            beside = self.root / marker
+            if beside.is_file() and not beside.is_symlink():
+                os.replace(beside, entry / marker)
+
+    def waiting(self) -> int:
+        """Entries in the hot folder that are not done/, failed/ or hidden (complete or not)."""
+        skip = {self.done.resolve(), self.failed.resolve()}
+        return sum(1 for p in self.root.iterdir() if not p.name.startswith(".") and p.resolve() not in skip)
 
     def _is_complete(self, key: str, where: Path, files: list[Path], name: str | None = None) -> bool:
         if self.marker is not None:
@@ -136,9 +160,13 @@ class HotFolder:
         """Move a taken batch into done/; returns where it went."""
         return _move(batch.path, self.done)
 
-    def failed_name(self, batch: Batch) -> str:
-        """The name the batch will have in failed/ (the held message's id)."""
-        return _free_name(self.failed, batch.name)
+    def failed_name(self, batch: Batch, avoid: Collection[str] = ()) -> str:
+        """The name the batch will have in failed/ (the held message's id): free there, not in `avoid`."""
+        return _free_name(self.failed, batch.name, avoid)
+
+    def failed_candidates(self, batch: Batch) -> list[str]:
+        """The names `failed_name` may choose from (to look up the ones an operator decided on)."""
+        return [batch.name, *(f"{batch.name}-{n}" for n in range(2, MAX_SUFFIX + 1))]
 
     def take_failed(self, batch: Batch, name: str, reason: str) -> Path:
         """Move a batch that cannot be taken into failed/<name>, with a file saying why."""
@@ -167,9 +195,9 @@ def _snapshot(files: list[Path]) -> Snapshot:
     return tuple(found)
 
 
-def _free_name(folder: Path, name: str) -> str:
+def _free_name(folder: Path, name: str, avoid: Collection[str] = ()) -> str:
     candidate, n = name, 1
-    while (folder / candidate).exists():
+    while (folder / candidate).exists() or candidate in avoid:
         n += 1
         candidate = f"{name}-{n}"
     return candidate

@@ -114,9 +114,7 @@ def write_batch(hot_folder: Path, spec: BatchSpec) -> list[Path]:
     files: dict[str, bytes] = {}
     if spec.index == "none":
         smudged = Fault.UNREADABLE_BARCODE in faults
-        parts = [
-            _cover_document(d, smudged=smudged and n == 0) for n, d in enumerate(spec.documents)
-        ]
+        parts = [_cover_document(d, smudged=smudged and n == 0) for n, d in enumerate(spec.documents)]
         files[f"{prefix}scan.pdf"] = _concatenate(parts)
     else:
         for n, document in enumerate(spec.documents, start=1):
@@ -195,7 +193,7 @@ def _xml_index(spec: BatchSpec, names: list[str]) -> bytes:
         )
     xml = (
         '<?xml version="1.0" encoding="UTF-8"?>\n<ImportSession><Batches>'
-        f"<Batch Name={quoteattr(spec.name)} BatchClassName=\"Posteingang\">"
+        f'<Batch Name={quoteattr(spec.name)} BatchClassName="Posteingang">'
         f"<BatchFields>{batch_fields}</BatchFields><Documents>{''.join(documents)}</Documents>"
         "</Batch></Batches></ImportSession>\n"
     )
@@ -257,11 +255,17 @@ def _write(path: Path, data: bytes) -> Path:
 def folders(hot_folder: Path) -> dict[str, list[str]]:
     """What lies in the hot folder, done/ and failed/ (names only)."""
     found: dict[str, list[str]] = {}
-    for key, folder in (("hot", hot_folder), ("done", hot_folder / "done"), ("failed", hot_folder / "failed")):
+    for key, folder in (
+        ("hot", hot_folder),
+        ("done", hot_folder / "done"),
+        ("failed", hot_folder / "failed"),
+    ):
         skip = {"done", "failed"} if key == "hot" else set()
-        found[key] = sorted(
-            p.name for p in folder.iterdir() if not p.name.startswith(".") and p.name not in skip
-        ) if folder.is_dir() else []
+        found[key] = (
+            sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and p.name not in skip)
+            if folder.is_dir()
+            else []
+        )
     return found
 
 

@@ -27,6 +27,7 @@ from hub import (
     CheckResult,
     ConnectorConfig,
     ConnectorContext,
+    HeldState,
     Intake,
     IntakeFunc,
     Manifest,
@@ -120,12 +121,21 @@ class ScanStationSource(Source[ScanStationConfig]):
                 return new
             new += 0 if outcome.duplicate else 1
         done = await asyncio.to_thread(self.folder.take_done, batch)
-        log.info("scan batch taken source=%s batch=%s documents=%d new=%d", self.name, done.name, len(documents), new)
+        log.info(
+            "scan batch taken source=%s batch=%s documents=%d new=%d",
+            self.name,
+            done.name,
+            len(documents),
+            new,
+        )
         return new
 
     async def _fail(self, batch: Batch, code: str, reason: str) -> None:
         # Recorded first, then moved: a crash in between finds the batch again and records it again.
-        name = await asyncio.to_thread(self.folder.failed_name, batch)
+        # A name an operator decided on before (closed, kept) is not reused: this failure is a new one.
+        held = await self.context.held.lookup(self.folder.failed_candidates(batch))
+        decided = {k for k, v in held.items() if v.state in (HeldState.CLOSED, HeldState.KEPT)}
+        name = await asyncio.to_thread(self.folder.failed_name, batch, decided)
         await self.context.held.quarantine(name, sender=None, code=code, reason=reason)
         await asyncio.to_thread(self.folder.take_failed, batch, name, f"{code}: {reason}")
 
@@ -205,12 +215,10 @@ class ScanStationSource(Source[ScanStationConfig]):
         )
 
     async def diagnostics(self) -> dict[str, Any]:
-        """Configuration and how many batches wait in the hot folder (no names: they may be personal)."""
+        """Configuration and how many entries wait in the hot folder (no names: they may be personal)."""
         found = await super().diagnostics()
         try:
-            found["entries_waiting"] = sum(
-                1 for p in self.config.hot_folder.iterdir() if not p.name.startswith(".")
-            ) - sum(1 for p in (self.config.done, self.config.failed) if p.parent == self.config.hot_folder)
+            found["entries_waiting"] = await asyncio.to_thread(self.folder.waiting)
         except OSError as exc:
             found["hot_folder_error"] = str(exc)
         return found

@@ -21,8 +21,18 @@ SOURCE = "scanstation"
 
 # The Ausländerakten enaio holds before the post arrives.
 AKTEN = [
-    {"Aktenzeichen": "32.1-AT-2026-0101", "Familienname": "Yilmaz", "Vorname": "Elif", "Geburtsdatum": "1988-04-12"},
-    {"Aktenzeichen": "32.1-AT-2026-0102", "Familienname": "Nowak", "Vorname": "Piotr", "Geburtsdatum": "1979-11-30"},
+    {
+        "Aktenzeichen": "32.1-AT-2026-0101",
+        "Familienname": "Yilmaz",
+        "Vorname": "Elif",
+        "Geburtsdatum": "1988-04-12",
+    },
+    {
+        "Aktenzeichen": "32.1-AT-2026-0102",
+        "Familienname": "Nowak",
+        "Vorname": "Piotr",
+        "Geburtsdatum": "1979-11-30",
+    },
 ]
 AZ_YILMAZ, AZ_NOWAK = AKTEN[0]["Aktenzeichen"], AKTEN[1]["Aktenzeichen"]
 AZ_UNKNOWN = "32.1-AT-2026-9999"
@@ -42,12 +52,18 @@ class Enaio:
             for fields in akten:
                 properties = {"system:objectTypeId": {"value": "Auslaenderakte"}}
                 properties.update({k: {"value": v} for k, v in fields.items()})
-                async with http.post(f"{self.url}/api/dms/objects", json={"objects": [{"properties": properties}]}) as resp:
+                async with http.post(
+                    f"{self.url}/api/dms/objects", json={"objects": [{"properties": properties}]}
+                ) as resp:
                     assert resp.status in (200, 201), await resp.text()
 
     def akte(self, aktenzeichen: str) -> StoredObject:
         """The Akte with this Aktenzeichen."""
-        [found] = [o for o in self.state.objects.values() if o.type.internal == "Auslaenderakte" and o.value("Aktenzeichen") == aktenzeichen]
+        [found] = [
+            o
+            for o in self.state.objects.values()
+            if o.type.internal == "Auslaenderakte" and o.value("Aktenzeichen") == aktenzeichen
+        ]
         return found
 
     def akten(self) -> int:
@@ -65,7 +81,10 @@ class Enaio:
 
     def posteingang(self) -> list[StoredObject]:
         """Every scanned document in enaio, oldest first."""
-        return sorted((o for o in self.state.objects.values() if o.type.internal == "ABHPosteingang"), key=lambda o: o.id)
+        return sorted(
+            (o for o in self.state.objects.values() if o.type.internal == "ABHPosteingang"),
+            key=lambda o: o.id,
+        )
 
 
 def connectors(enaio_url: str, hot_folder: Path, **source: Any) -> dict[str, Any]:
@@ -130,8 +149,14 @@ async def applications(running: RunningHub) -> list[Application]:
 def mixed_batch(name: str = "B0001", **overrides: Any) -> BatchSpec:
     """Three letters: one with an Aktenzeichen, one naming a person, one naming nobody."""
     documents = [
-        DocumentSpec(document_type="WIDERSPRUCH", aktenzeichen=AZ_YILMAZ, pages=["Widerspruch gegen den Bescheid", "Begründung"]),
-        DocumentSpec(document_type="NACHWEIS", family_name="Nowak", given_name="Piotr", birth_date="30.11.1979"),
+        DocumentSpec(
+            document_type="WIDERSPRUCH",
+            aktenzeichen=AZ_YILMAZ,
+            pages=["Widerspruch gegen den Bescheid", "Begründung"],
+        ),
+        DocumentSpec(
+            document_type="NACHWEIS", family_name="Nowak", given_name="Piotr", birth_date="30.11.1979"
+        ),
         DocumentSpec(document_type="SCHREIBEN", pages=["Ein Brief ohne Absender"]),
     ]
     return BatchSpec(name=name, documents=documents, **overrides)

@@ -27,7 +27,9 @@ from hub import ApplicationState, HeldState, Intake, IntakeOutcome
 from hub.testing import RunningHub
 
 
-async def _hub(hub_factory: Any, enaio: Enaio, hot_folder: Path, subdir: str = "hub", **source: Any) -> RunningHub:
+async def _hub(
+    hub_factory: Any, enaio: Enaio, hot_folder: Path, subdir: str = "hub", **source: Any
+) -> RunningHub:
     running: RunningHub = await hub_factory(
         connectors(enaio.url, hot_folder, **source), ROUTES, env=ENV, subdir=subdir, **HUB_OPTIONS
     )
@@ -76,7 +78,9 @@ async def test_without_marker_a_batch_is_taken_once_its_files_stay_quiet(
     assert len(await applications(running)) == 3
 
 
-async def test_crash_after_the_commit_takes_nothing_twice(hub_factory: Any, enaio: Enaio, hot_folder: Path) -> None:
+async def test_crash_after_the_commit_takes_nothing_twice(
+    hub_factory: Any, enaio: Enaio, hot_folder: Path
+) -> None:
     first = await _hub(hub_factory, enaio, hot_folder)
     write_batch(hot_folder, mixed_batch())
     source = first.hub.connectors[SOURCE]
@@ -140,7 +144,9 @@ async def test_cover_sheets_cut_the_scan_into_documents_without_the_sheets(
 ) -> None:
     running = await _hub(hub_factory, enaio, hot_folder)
     documents = [
-        DocumentSpec(document_type="WIDERSPRUCH", aktenzeichen=AZ_YILMAZ, pages=["Widerspruch", "Seite 2", "Seite 3"]),
+        DocumentSpec(
+            document_type="WIDERSPRUCH", aktenzeichen=AZ_YILMAZ, pages=["Widerspruch", "Seite 2", "Seite 3"]
+        ),
         DocumentSpec(document_type="NACHWEIS", aktenzeichen=AZ_NOWAK, pages=["Meldebescheinigung"]),
     ]
     write_batch(hot_folder, BatchSpec(name="T-1", index="none", documents=documents))
@@ -167,7 +173,10 @@ async def test_unreadable_cover_sheet_sends_its_document_to_the_tray(
 ) -> None:
     running = await _hub(hub_factory, enaio, hot_folder)
     documents = [DocumentSpec(aktenzeichen=AZ_YILMAZ, pages=["Brief"])]
-    write_batch(hot_folder, BatchSpec(name="T-2", index="none", documents=documents, faults=[Fault.UNREADABLE_BARCODE]))
+    write_batch(
+        hot_folder,
+        BatchSpec(name="T-2", index="none", documents=documents, faults=[Fault.UNREADABLE_BARCODE]),
+    )
 
     assert await poll(running) == 1
     [app] = await applications(running)
@@ -180,3 +189,47 @@ async def test_unreadable_cover_sheet_sends_its_document_to_the_tray(
 
 def _pages(stored: Any) -> int:
     return len(PdfReader(stored.content.path).pages)
+
+
+async def test_the_running_hub_polls_the_hot_folder_under_its_intake_lease(
+    hub_factory: Any, enaio: Enaio, hot_folder: Path
+) -> None:
+    settings = connectors(enaio.url, hot_folder, poll_seconds=0.2)
+    running: RunningHub = await hub_factory(settings, ROUTES, env=ENV)  # intake role on: scheduled polls
+    write_batch(hot_folder, mixed_batch())
+
+    async def filed() -> bool:
+        return len(enaio.posteingang()) == 3 and (hot_folder / "done" / "B0001").is_dir()
+
+    await running.wait_for(filed, timeout=20, what="the batch to be polled, filed and moved to done/")
+    assert len(await applications(running)) == 3
+
+
+async def test_a_marker_beside_the_batch_folder_completes_it(
+    hub_factory: Any, enaio: Enaio, hot_folder: Path
+) -> None:
+    running = await _hub(hub_factory, enaio, hot_folder)
+    write_batch(hot_folder, mixed_batch())
+    (hot_folder / "B0001" / "B0001.ready").rename(hot_folder / "B0001.ready")  # as some exports write it
+
+    assert await poll(running) == 3
+    assert (hot_folder / "done" / "B0001" / "B0001.ready").exists()
+    assert not (hot_folder / "B0001.ready").exists()
+
+
+async def test_a_batch_failing_again_after_the_operator_kept_it_is_held_anew(
+    hub_factory: Any, enaio: Enaio, hot_folder: Path
+) -> None:
+    from hub.held import decide
+
+    running = await _hub(hub_factory, enaio, hot_folder)
+    write_batch(hot_folder, mixed_batch("B0003", faults=[Fault.CORRUPT_PDF]))
+    assert await poll(running) == 0
+    first = await _held(running, "B0003")
+    await decide(running.journal, running.hub.connectors, first.id, "keep", by="test")
+    # The operator moves it back for another try; it fails again and is held as a new message.
+    (hot_folder / "failed" / "B0003").rename(hot_folder / "B0003")
+    assert await poll(running) == 0
+    again = await _held(running, "B0003-2")
+    assert again.state == HeldState.QUARANTINED and (hot_folder / "failed" / "B0003-2").is_dir()
+    assert (await _held(running, "B0003")).state == HeldState.KEPT

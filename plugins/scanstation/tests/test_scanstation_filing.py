@@ -1,4 +1,4 @@
-"""Scanned post lands in the right Ausländerakten of the enaio simulator, what cannot be assigned in the tray."""
+"""Scanned post lands in the right Ausländerakten of the enaio simulator; what has no home, in the tray."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from scan_helpers import (
     ENV,
     HUB_OPTIONS,
     ROUTES,
-    SOURCE,
     Enaio,
     applications,
     connectors,
@@ -26,7 +25,9 @@ from hub.testing import RunningHub
 
 
 async def _hub(hub_factory: Any, enaio: Enaio, hot_folder: Path, **source: Any) -> RunningHub:
-    running: RunningHub = await hub_factory(connectors(enaio.url, hot_folder, **source), ROUTES, env=ENV, **HUB_OPTIONS)
+    running: RunningHub = await hub_factory(
+        connectors(enaio.url, hot_folder, **source), ROUTES, env=ENV, **HUB_OPTIONS
+    )
     return running
 
 
@@ -38,7 +39,9 @@ async def _all_completed(running: RunningHub, count: int) -> list[Any]:
     return await applications(running)
 
 
-async def test_indexed_batch_lands_in_the_akten_and_the_tray(hub_factory: Any, enaio: Enaio, hot_folder: Path) -> None:
+async def test_indexed_batch_lands_in_the_akten_and_the_tray(
+    hub_factory: Any, enaio: Enaio, hot_folder: Path
+) -> None:
     running = await _hub(hub_factory, enaio, hot_folder)
     write_batch(hot_folder, mixed_batch())
 
@@ -70,7 +73,11 @@ async def test_indexed_batch_lands_in_the_akten_and_the_tray(hub_factory: Any, e
     # the batch was moved to done/ after the intakes
     assert not (hot_folder / "B0001").exists()
     assert sorted(p.name for p in (hot_folder / "done" / "B0001").iterdir()) == [
-        "0001.pdf", "0002.pdf", "0003.pdf", "B0001.ready", "index.xml"
+        "0001.pdf",
+        "0002.pdf",
+        "0003.pdf",
+        "B0001.ready",
+        "index.xml",
     ]
 
 
@@ -92,15 +99,35 @@ async def test_post_for_an_akte_enaio_lacks_goes_to_the_tray_with_a_note(
     assert app.service == "posteingang-scan"  # the source had a key: the sink decided
 
 
-async def test_csv_index_in_windows_1252_as_a_file_group(hub_factory: Any, enaio: Enaio, hot_folder: Path) -> None:
+async def test_csv_index_in_windows_1252_as_a_file_group(
+    hub_factory: Any, enaio: Enaio, hot_folder: Path
+) -> None:
     running = await _hub(hub_factory, enaio, hot_folder, index={"format": "csv", "file": "*index.csv"})
-    documents = [DocumentSpec(document_type="NACHWEIS", family_name="Yilmaz", given_name="Elif", birth_date="12.04.1988")]
-    write_batch(hot_folder, BatchSpec(name="K-17", shape="group", index="csv", csv_encoding="windows-1252", operator="Jürgen Groß", documents=documents))
+    documents = [
+        DocumentSpec(
+            document_type="NACHWEIS", family_name="Yilmaz", given_name="Elif", birth_date="12.04.1988"
+        )
+    ]
+    write_batch(
+        hot_folder,
+        BatchSpec(
+            name="K-17",
+            shape="group",
+            index="csv",
+            csv_encoding="windows-1252",
+            operator="Jürgen Groß",
+            documents=documents,
+        ),
+    )
 
     assert await poll(running) == 1
     [app] = await _all_completed(running, 1)
     [filed] = enaio.in_akte(AZ_YILMAZ)
     assert filed.value("Bediener") == "Jürgen Groß"  # Windows-1252 read as such
     assert app.form["person"]["geburtsdatum"] == "1988-04-12"
-    assert sorted(p.name for p in (hot_folder / "done" / "K-17").iterdir()) == ["K-17.ready", "K-17_0001.pdf", "K-17_index.csv"]
+    assert sorted(p.name for p in (hot_folder / "done" / "K-17").iterdir()) == [
+        "K-17.ready",
+        "K-17_0001.pdf",
+        "K-17_index.csv",
+    ]
     assert [p.name for p in hot_folder.iterdir() if p.name not in ("done", "failed", ".assembling")] == []

@@ -22,9 +22,11 @@ XXE = b"""<?xml version="1.0"?>
 
 def _index(names: list[str]) -> bytes:
     pages = "".join(
-        f'<Document FormTypeName="SCHREIBEN"><Pages><Page ImportFileName="{n}"/></Pages></Document>' for n in names
+        f'<Document FormTypeName="SCHREIBEN"><Pages><Page ImportFileName="{n}"/></Pages></Document>'
+        for n in names
     )
-    return f"<ImportSession><Batches><Batch Name='H'><Documents>{pages}</Documents></Batch></Batches></ImportSession>".encode()
+    batch = f"<Batch Name='H'><Documents>{pages}</Documents></Batch>"
+    return f"<ImportSession><Batches>{batch}</Batches></ImportSession>".encode()
 
 
 def _batch(folder: Path, index: bytes) -> Path:
@@ -72,14 +74,18 @@ def test_symbolic_link_out_of_the_batch_is_not_followed(tmp_path: Path) -> None:
 def test_csv_without_the_file_column_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "C"
     folder.mkdir()
-    (folder / "index.csv").write_bytes("Name;Datei\nx;0001.pdf\n".encode())
-    config = ScanStationConfig(type="scanstation", hot_folder=tmp_path, index={"format": "csv", "file": "*.csv"})
+    (folder / "index.csv").write_bytes(b"Name;Datei\nx;0001.pdf\n")
+    config = ScanStationConfig(
+        type="scanstation", hot_folder=tmp_path, index={"format": "csv", "file": "*.csv"}
+    )
     with pytest.raises(BatchRefused) as refused:
         read_batch(folder, config)
     assert "no column 'Dateiname'" in refused.value.reason
 
 
-async def test_hostile_batch_through_the_hub_changes_nothing(hub_factory: Any, enaio: Enaio, hot_folder: Path) -> None:
+async def test_hostile_batch_through_the_hub_changes_nothing(
+    hub_factory: Any, enaio: Enaio, hot_folder: Path
+) -> None:
     running: RunningHub = await hub_factory(connectors(enaio.url, hot_folder), ROUTES, env=ENV, **HUB_OPTIONS)
     batch = _batch(hot_folder / "H", XXE)
     (batch / "H.ready").write_bytes(b"")
@@ -94,3 +100,15 @@ async def test_hostile_batch_through_the_hub_changes_nothing(hub_factory: Any, e
     # An operator closes it: the failed batch is deleted for good.
     await running.hub.connectors[SOURCE].close_upstream("H")
     assert not (hot_folder / "failed" / "H").exists()
+
+
+def test_index_naming_a_file_that_was_not_scanned_is_refused(tmp_path: Path) -> None:
+    batch = _batch(tmp_path / "H", _index(["index.xml"]))
+    with pytest.raises(BatchRefused) as refused:
+        read_batch(batch, CONFIG)
+    assert refused.value.code == "index" and "no scanned PDF or TIFF" in refused.value.reason
+
+
+def test_unknown_barcode_format_is_refused_when_the_configuration_loads() -> None:
+    with pytest.raises(ValueError, match="Code93x"):
+        ScanStationConfig(type="scanstation", hot_folder=Path("/x"), cover_sheets={"formats": ["Code93x"]})
