@@ -349,3 +349,17 @@ async def test_bad_base64_attachment_is_refused_and_nothing_stored(hub_factory: 
     assert status == 400 and "attachment 2" in answer["error"]
     assert await count(running) == 0 and blob_files(tmp_path) == before
     assert b64(b"x")  # the helper stays in use for the hostile tests
+
+
+async def test_journal_unavailable_is_503_and_the_resend_is_taken(hub_factory: Any) -> None:
+    running = await start(hub_factory)
+    body = json_body(registration())
+    await running.hub.journal.close()  # the journal's database went away
+    try:
+        status, answer = await post(running, "fs", body, signed(body))
+        assert status == 503 and "send it again later" in answer["error"], answer
+    finally:
+        await running.hub.journal.open()
+    status, answer = await post(running, "fs", body, signed(body))  # the form server's retry
+    assert status == 202, answer
+    assert await count(running) == 1
