@@ -327,13 +327,9 @@ def _drop(item: Data, path: str) -> None:
 
 
 def _depth(root: etree._Element) -> int:
-    deepest = 0
-    for element in root.iter():
-        depth = 1
-        parent = element.getparent()
-        while parent is not None:
-            depth += 1
-            parent = parent.getparent()
+    depth = deepest = 0
+    for event, _ in etree.iterwalk(root, events=("start", "end")):
+        depth += 1 if event == "start" else -1
         deepest = max(deepest, depth)
     return deepest
 
