@@ -28,7 +28,7 @@ async def filed(journal_path: Path) -> list[Application]:
     try:
         rows = await journal.list_applications(ApplicationFilter(), limit=100)
         states = sorted(r.state for r in rows)
-        assert states == sorted([ApplicationState.COMPLETED] * 31 + [ApplicationState.REJECTED] * 2)
+        assert states == sorted([ApplicationState.COMPLETED] * 25 + [ApplicationState.REJECTED] * 2)
         xbau, login = sorted(
             (r for r in rows if r.state == ApplicationState.REJECTED), key=lambda r: r.service
         )
@@ -61,7 +61,6 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
         "awsv-anlage",
         "verpflichtungserklaerung",
         "aufenthaltstitel",
-        "hundeanmeldung",
     }
     bauantraege = [a for a in apps if a.service == "bauantrag"]
     assert len(bauantraege) == 2
@@ -90,12 +89,7 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
     assert aufenthalt.correlations["advis.original"] == aufenthalt.external_id
     assert aufenthalt.correlations["advis.case_number"].startswith("ABH-")
     assert aufenthalt.file_number and aufenthalt.file_number.startswith("32.1-AT-")
-    # Dog registrations from a form server (signed JSON) and a service portal (multipart with XML data):
-    # six, the re-sent one taken once, each into its owner's Personenakte.
-    dogs = [a for a in apps if a.service == "hundeanmeldung"]
-    assert sorted(a.source for a in dogs) == ["formsolutions"] * 3 + ["serviceportal"] * 3
-    assert all((a.file_number or "").startswith("22.3-") for a in dogs)
-    apps = [a for a in apps if a.service not in ("bauantrag", "hundeanmeldung")]
+    apps = [a for a in apps if a.service != "bauantrag"]
     for app in apps:
         assert app.file_number
         assert len(app.correlations["enaio.documents"].split(",")) == 4  # rendition, 2 attachments, original
