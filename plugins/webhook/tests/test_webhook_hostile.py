@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -141,5 +142,5 @@ async def test_configuration_errors_name_the_setting(
 ) -> None:
     with pytest.raises(ConfigError) as caught:
         await start(hub_factory, **{connector: change})
-    assert where in str(caught.value)
+    assert re.search(rf"<test>:\d+: {re.escape(where)}", str(caught.value))  # file, line and setting
     assert "kurz" not in str(caught.value)
