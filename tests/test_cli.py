@@ -37,7 +37,11 @@ def test_plugins_lists_kinds_and_standards() -> None:
 
 
 def test_check_example_configuration(tmp_path: Path) -> None:
-    env = {"FORMCYCLE_TOKEN": TOKEN, "AKTENHUB_ADMIN_TOKEN": "admin-token-0123456789"}
+    env = {
+        "FORMCYCLE_TOKEN": TOKEN,
+        "FORMSOLUTIONS_KEY": "formsolutions-key-0123456789",
+        "AKTENHUB_ADMIN_TOKEN": "admin-token-0123456789",
+    }
     cwd = os.getcwd()
     os.chdir(tmp_path)  # the example's relative paths land in the temporary directory
     try:

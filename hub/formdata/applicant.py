@@ -36,7 +36,7 @@ class ApplicantFields(BaseModel):
 
 
 def applicant(fields: ApplicantFields, value_of: Callable[[str], Any]) -> Party:
-    """The applicant from the configured elements (`value_of` reads one); unmapped or blank ones stay unset."""
+    """The applicant from the configured elements (`value_of` reads one); unmapped ones stay unset."""
     values: dict[str, str] = {}
     for attribute, element in fields.model_dump(exclude_none=True).items():
         value = first_text(value_of(element))

@@ -14,6 +14,7 @@ import contextlib
 import json
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -109,6 +110,21 @@ def lookup(form: dict[str, Any], element: str) -> Any:
             return None
         value = value[part]
     return value
+
+
+def redact_canonical(content: bytes, fields: Collection[str], format: str) -> bytes:
+    """A kept canonical submission of `format` without these fields, written canonically again (it was
+    canonical, so nothing else changes); `ValueError` for content that is not one."""
+    document = json.loads(content)
+    if not isinstance(document, dict) or document.get("format") != format:
+        raise ValueError(f"not a canonical submission of format {format}")
+    form = document.get("fields")
+    if not isinstance(form, dict):
+        raise ValueError("a canonical submission without fields")
+    kept = {name: value for name, value in form.items() if name not in fields}
+    if len(kept) == len(form):
+        return content
+    return canonical_bytes({**document, "fields": kept})
 
 
 def canonical_bytes(value: Any) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+
 from pydantic import ByteSize, Field, field_validator
 
 from hub import ChangedResend, ConnectorConfig, Secret

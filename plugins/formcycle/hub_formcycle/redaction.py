@@ -9,12 +9,11 @@ header (`header_fields`) was never in the original: it comes back unchanged.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 
 from hub import BadSubmission, OriginalSubmission
 from hub.formdata.multipart import CHARSET_FIELD, body_charset, decode_name, form_unquote
-from hub.formdata.submission import CANONICAL_MEDIA_TYPE, canonical_bytes
+from hub.formdata.submission import CANONICAL_MEDIA_TYPE, redact_canonical
 
 from .config import FormCycleConfig
 
@@ -30,23 +29,10 @@ def redact(
     media_type, _, params = original.media_type.partition(";")
     media_type = media_type.strip().lower()
     if media_type == CANONICAL_MEDIA_TYPE:
-        return _redact_canonical(content, fields)
+        return redact_canonical(content, fields, CANONICAL_FORMAT)
     if media_type == URLENCODED:
         return _redact_urlencoded(content, fields, _declared_charset(params), config)
     raise ValueError(f"not a FormCycle original: {original.media_type}")
-
-
-def _redact_canonical(content: bytes, fields: Collection[str]) -> bytes:
-    document = json.loads(content)
-    if not isinstance(document, dict) or document.get("format") != CANONICAL_FORMAT:
-        raise ValueError("not a FormCycle canonical submission")
-    form = document.get("fields")
-    if not isinstance(form, dict):
-        raise ValueError("a FormCycle canonical submission without fields")
-    kept = {name: value for name, value in form.items() if name not in fields}
-    if len(kept) == len(form):
-        return content
-    return canonical_bytes({**document, "fields": kept})
 
 
 def _redact_urlencoded(

@@ -15,6 +15,7 @@ registration is re-sent (a lost answer): it stays one application.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from hub import ApplicationState, DemoRun, DemoScenario, DemoSite, Expectation
@@ -175,11 +176,18 @@ class FormSolutionsScenario(DemoScenario):
         )
 
         async def one(n: int, registration: DogRegistration) -> Expectation:
+            form = _pdf(
+                f"Anmeldung {registration.transaction_id}"
+            )  # the filled form, as the sender renders it
             if n % 2:
-                body, content_type = multipart_body(registration, _pdf(registration.transaction_id))
+                body, content_type = multipart_body(registration, form)
                 status, answer = await portal.post(body, content_type)
             else:
-                status, answer = await signed.post(json_body(registration), "application/json")
+                # In JSON the form's PDF travels as the first base64 attachment.
+                files = {f"{registration.transaction_id}.pdf": form, **registration.files}
+                status, answer = await signed.post(
+                    json_body(replace(registration, files=files)), "application/json"
+                )
             if status not in (200, 202):
                 raise RuntimeError(f"webhook intake answered {status}: {answer.get('error')}")
             sent.advance()
@@ -193,7 +201,11 @@ class FormSolutionsScenario(DemoScenario):
 
         expectations = await asyncio.gather(*(one(n, r) for n, r in enumerate(todo)))
         # A lost answer: the form server sends the first registration again; it stays one application.
-        status, answer = await signed.post(json_body(todo[0]), "application/json")
+        files = {
+            f"{todo[0].transaction_id}.pdf": _pdf(f"Anmeldung {todo[0].transaction_id}"),
+            **todo[0].files,
+        }
+        status, answer = await signed.post(json_body(replace(todo[0], files=files)), "application/json")
         if status != 200 or answer.get("application_id") != expectations[0].application_id:
             raise RuntimeError(f"the re-sent registration was not recognised: {status} {answer}")
         sent.advance()

@@ -15,7 +15,7 @@ from typing import Any
 
 from lxml import etree
 
-from hub import jsonpaths
+from hub import BadSubmission, jsonpaths
 
 JSON, XML, FORM = "json", "xml", "form"
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
@@ -56,7 +56,11 @@ class Data:
         if self.fmt == JSON:
             return jsonpaths.every(path, self.document)
         if self.fmt == XML:
-            found = _xpath(path, tuple(sorted(self.namespaces.items())))(self.document)
+            try:
+                found = _xpath(path, tuple(sorted(self.namespaces.items())))(self.document)
+            except etree.XPathError:
+                # Checked at start-up on a probe; what still fails depends on this document's content.
+                raise BadSubmission(f"path {path!r} cannot be evaluated on this XML data", 422) from None
             return found if isinstance(found, list) else [found]
         value = self.document.get(path)
         if value is None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -51,6 +52,7 @@ from . import __version__
 from .auth import Authenticator, BodySignature
 from .config import BodyFormat, WebhookConfig
 from .paths import Data
+from .redaction import redact
 from .validation import check_json, check_xml, json_validator, xsd
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,16 @@ class WebhookSource(Source[WebhookConfig]):
         raise BadSubmission(
             f"unsupported content type {show(media)}: this connector takes {self._accepted()}", 415
         )
+
+    async def redact_original(self, original: OriginalSubmission, fields: Sequence[str]) -> bytes | None:
+        """The kept original without these fields (spent credentials), else unchanged (see `redaction`)."""
+        content = await self.context.blobs.read_bytes(original.blob)
+        try:
+            return redact(content, original.media_type, fields, self.config, CANONICAL_FORMAT)
+        except (ValueError, BadSubmission) as exc:
+            # The core keeps the original marked and never files it.
+            log.warning("webhook original not redactable source=%s reason=%s", self.name, exc)
+            return None
 
     def _accepted(self) -> str:
         if self.config.format == BodyFormat.JSON:
@@ -327,13 +339,9 @@ def _drop(item: Data, path: str) -> None:
 
 
 def _depth(root: etree._Element) -> int:
-    deepest = 0
-    for element in root.iter():
-        depth = 1
-        parent = element.getparent()
-        while parent is not None:
-            depth += 1
-            parent = parent.getparent()
+    depth = deepest = 0
+    for event, _ in etree.iterwalk(root, events=("start", "end")):
+        depth += 1 if event == "start" else -1
         deepest = max(deepest, depth)
     return deepest
 

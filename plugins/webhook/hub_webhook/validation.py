@@ -57,8 +57,9 @@ def check_json(validator: Validator, document: Any) -> None:
 
 def _json_problem(error: jsonschema.ValidationError) -> str:
     where = error.json_path
-    if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [n for n in error.validator_value if n not in error.instance]
+    required = error.validator_value
+    if error.validator == "required" and isinstance(error.instance, dict) and isinstance(required, list):
+        missing = [n for n in required if n not in error.instance]
         return f"{where}: required member(s) missing: {', '.join(map(str, missing))}"
     if error.validator == "additionalProperties":
         return f"{where}: members not allowed by the schema"

@@ -26,6 +26,7 @@ from webhook_helpers import (
 
 from hub import IntakeOutcome
 from hub.testing import RunningHub, SourceContract
+from hub.testing.hostile import multipart
 
 JSON_TYPE = "application/json"
 
@@ -240,6 +241,9 @@ async def test_signed_multipart_refused_leaves_no_files(hub_factory: Any, tmp_pa
     status, answer = await server.post(body, content_type)
     assert status == 401, answer
     assert await count(running) == 0 and blob_files(tmp_path) == before
+    # Not written and removed again: never committed, since the signature is checked first.
+    metrics = (await running.get("/metrics"))[1]
+    assert 'aktenhub_orphan_blobs_removed_total{cause="intake"} 0.0' in metrics
     server.key = KEY
     status, answer = await server.post(body, content_type)
     assert status == 202, answer
@@ -349,3 +353,41 @@ async def test_bad_base64_attachment_is_refused_and_nothing_stored(hub_factory: 
     assert status == 400 and "attachment 2" in answer["error"]
     assert await count(running) == 0 and blob_files(tmp_path) == before
     assert b64(b"x")  # the helper stays in use for the hostile tests
+
+
+async def test_journal_unavailable_is_503_and_the_resend_is_taken(hub_factory: Any) -> None:
+    running = await start(hub_factory)
+    body = json_body(registration())
+    await running.hub.journal.close()  # the journal's database went away
+    try:
+        status, answer = await post(running, "fs", body, signed(body))
+        assert status == 503 and "send it again later" in answer["error"], answer
+    finally:
+        await running.hub.journal.open()
+    status, answer = await post(running, "fs", body, signed(body))  # the form server's retry
+    assert status == 202, answer
+    assert await count(running) == 1
+
+
+async def test_multipart_with_a_json_text_part_and_signed(hub_factory: Any) -> None:
+    running = await start(hub_factory, fs={"data_part": "json"})
+    body = multipart(
+        "jsonB0undary",
+        (
+            [("Content-Disposition", 'form-data; name="json"'), ("Content-Type", JSON_TYPE)],
+            json_body(registration(files={})),
+        ),
+        (
+            [
+                ("Content-Disposition", 'form-data; name="anlage"; filename="Impfpass.pdf"'),
+                ("Content-Type", "application/pdf"),
+            ],
+            PDF,
+        ),
+    )
+    headers = {"Content-Type": "multipart/form-data; boundary=jsonB0undary", **sign(body, KEY, HMAC)}
+    status, answer = await post(running, "fs", body, headers)
+    assert status == 202, answer
+    app = await stored(running, answer)
+    assert (app.external_id, app.form["hund_name"]) == ("010040-test0001", "Bello")
+    assert [(a.field, a.name, a.size) for a in app.attachments] == [("anlage", "Impfpass.pdf", len(PDF))]
