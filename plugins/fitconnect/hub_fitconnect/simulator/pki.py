@@ -48,6 +48,10 @@ class Authority:
             .sign(self._key, hashes.SHA256())
         )
 
+    def published(self, key: jwk.JWK) -> dict[str, object]:
+        """A public key as FIT-Connect publishes it: the JWK with its certificate chain (``x5c``)."""
+        return jose.public_jwk(key) | {"x5c": self.chain(key)}
+
     def chain(self, key: jwk.JWK) -> list[str]:
         """``x5c`` for a public key: its certificate and the CA's, base64 DER."""
         kid = jose.key_id(key)

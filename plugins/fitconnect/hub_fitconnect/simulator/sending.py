@@ -115,7 +115,7 @@ async def jwks(request: web.Request) -> web.Response:
     """``GET /.well-known/jwks.json``: the key that verifies the Zustelldienst's events."""
     state = request.app[STATE]
     key = state.service_key
-    return web.json_response({"keys": [jose.public_jwk(key) | {"x5c": state.authority.chain(key)}]})
+    return web.json_response({"keys": [state.authority.published(key)]})
 
 
 async def info(request: web.Request) -> web.Response:
@@ -140,9 +140,7 @@ async def get_destination_key(request: web.Request) -> web.Response:
     key = next((k for k in keys if jose.key_id(k) == kid), None)
     if key is None:
         raise Refused(404, "key-not-found", "no such key")
-    return web.json_response(
-        jose.public_jwk(key) | {"x5c": state.authority.chain(key)}, headers={"Cache-Control": "no-cache"}
-    )
+    return web.json_response(state.authority.published(key), headers={"Cache-Control": "no-cache"})
 
 
 async def list_destination_keys(request: web.Request) -> web.Response:
@@ -150,7 +148,7 @@ async def list_destination_keys(request: web.Request) -> web.Response:
     state = state_of(request)
     destination = destination_of(state, request.match_info["destinationId"])
     keys = [destination.encryption_key, *destination.signature_keys]
-    body = {"keys": [jose.public_jwk(k) | {"x5c": state.authority.chain(k)} for k in keys]}
+    body = {"keys": [state.authority.published(k) for k in keys]}
     return web.json_response(body, headers={"Cache-Control": "no-cache"})
 
 
