@@ -3,13 +3,15 @@
 Everything is checked before anything is handed on: the index is read hardened, each file it names
 must be a regular file inside the batch (no path leaves it, no symbolic link is followed), not larger
 than allowed, and a readable PDF. A batch failing any check is refused as a whole (`BatchRefused`) with
-a short code and a reason for the operator. Runs in a worker thread (file reads, PDF work).
+a short code and a reason for the operator. Then the documents are read again one scanned file at a
+time, so a large batch is never held in memory whole. Runs in a worker thread (file reads, PDF work).
 """
 
 from __future__ import annotations
 
 import hashlib
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,27 +44,81 @@ class ScannedDocument:
     origin: str  # "index" or "cover_sheet"
 
 
-def read_batch(folder: Path, config: ScanStationConfig) -> list[ScannedDocument]:
-    """The documents of a complete batch folder; `BatchRefused` for a batch that cannot be taken."""
+@dataclass
+class BatchPlan:
+    """A batch checked as a whole; its documents are read one scanned file at a time (`documents`).
+
+    A batch's files may add up to gigabytes: only the file being handed on is held in memory.
+    """
+
+    folder: Path
+    config: ScanStationConfig
+    indexed: list[IndexedDocument]  # index mode: every document, checked
+    scans: list[Path]  # cover-sheet mode: the scanned files, checked
+
+    def documents(self) -> Iterator[ScannedDocument]:
+        """The batch's documents in order (`BatchRefused` if a file changed since it was checked)."""
+        if self.indexed:
+            yield from self._indexed()
+        else:
+            yield from self._cut()
+
+    def _indexed(self) -> Iterator[ScannedDocument]:
+        for item in self.indexed:
+            content = _read(
+                self.folder / item.file, self.config.max_document_bytes, f"document {item.number}"
+            )
+            media_type = MEDIA_TYPES[Path(item.file).suffix.lower()]
+            digest = hashlib.sha256(content).hexdigest()
+            yield ScannedDocument(item, content, media_type, content, item.file, digest, "index")
+
+    def _cut(self) -> Iterator[ScannedDocument]:
+        number = 0
+        for scan in self.scans:
+            original = _read(scan, self.config.max_document_bytes, scan.name)
+            try:
+                cut = cut_at_cover_sheets(original, self.config.cover_sheets)
+            except UnreadablePdf as exc:
+                raise BatchRefused("unreadable_pdf", f"{scan.name}: {exc}") from None
+            for part in cut:
+                number += 1
+                item = IndexedDocument(
+                    number=number,
+                    file=scan.name,
+                    document_type=part.document_type,
+                    barcode=" | ".join(part.barcodes) or None,
+                    aktenzeichen=part.aktenzeichen,
+                    pages=part.pages,
+                    extra={"erste_seite": str(part.first_page)},
+                )
+                digest = hashlib.sha256(part.content).hexdigest()
+                yield ScannedDocument(
+                    item, part.content, "application/pdf", original, scan.name, digest, "cover_sheet"
+                )
+
+
+def read_batch(folder: Path, config: ScanStationConfig) -> BatchPlan:
+    """A complete batch folder checked as a whole; `BatchRefused` for a batch that cannot be taken."""
     settings = config.index
     indexes = [] if settings.format == "none" else sorted(folder.glob(settings.file))
     if len(indexes) > 1:
         names = ", ".join(p.name for p in indexes)
         raise BatchRefused("index", f"more than one index file matches {settings.file!r}: {names}")
     if indexes:
-        return _by_index(folder, indexes[0], config)
+        return BatchPlan(folder, config, _checked_index(folder, indexes[0], config), [])
     if not config.cover_sheets.enabled:
         raise BatchRefused("no_index", f"no index file {settings.file!r} in the batch")
-    return _by_cover_sheets(folder, config)
+    return BatchPlan(folder, config, [], _checked_scans(folder, config))
 
 
-def _by_index(folder: Path, index_file: Path, config: ScanStationConfig) -> list[ScannedDocument]:
+def _checked_index(folder: Path, index_file: Path, config: ScanStationConfig) -> list[IndexedDocument]:
+    """The index's documents, each file there, not too large, and (PDF) readable."""
     data = _read(index_file, config.index.max_bytes, "index")
     try:
         indexed = read_index(data, config.index)
     except BadIndex as exc:
         raise BatchRefused("index", f"{index_file.name}: {exc}") from None
-    documents = []
+    checked = []
     for item in indexed:
         media_type = MEDIA_TYPES.get(Path(item.file).suffix.lower())
         if media_type is None:  # e.g. the index naming itself or the marker: nothing scanned
@@ -75,42 +131,25 @@ def _by_index(folder: Path, index_file: Path, config: ScanStationConfig) -> list
                 raise BatchRefused("unreadable_pdf", f"document {item.number} ({item.file}): {exc}") from None
             if item.pages is None:
                 item = item.model_copy(update={"pages": pages})
-        digest = hashlib.sha256(content).hexdigest()
-        documents.append(ScannedDocument(item, content, media_type, content, item.file, digest, "index"))
-    return documents
+        checked.append(item)
+    return checked
 
 
-def _by_cover_sheets(folder: Path, config: ScanStationConfig) -> list[ScannedDocument]:
+def _checked_scans(folder: Path, config: ScanStationConfig) -> list[Path]:
+    """The batch's scanned PDFs, each not too large and readable with no more pages than allowed."""
     scans = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".pdf" and p.is_file())
     if not scans:
         raise BatchRefused("no_index", "neither an index file nor a scanned PDF in the batch")
-    documents: list[ScannedDocument] = []
     for scan in scans:
-        original = _read(scan, config.max_document_bytes, scan.name)
         try:
-            cut = cut_at_cover_sheets(original, config.cover_sheets)
+            pages = page_count(_read(scan, config.max_document_bytes, scan.name))
         except UnreadablePdf as exc:
             raise BatchRefused("unreadable_pdf", f"{scan.name}: {exc}") from None
-        for part in cut:
-            number = len(documents) + 1
-            item = IndexedDocument(
-                number=number,
-                file=scan.name,
-                document_type=part.document_type,
-                barcode=" | ".join(part.barcodes) or None,
-                aktenzeichen=part.aktenzeichen,
-                pages=part.pages,
-                extra={"erste_seite": str(part.first_page)},
+        if pages > config.cover_sheets.max_pages:
+            raise BatchRefused(
+                "oversize", f"{scan.name}: {pages} pages, more than {config.cover_sheets.max_pages}"
             )
-            digest = hashlib.sha256(part.content).hexdigest()
-            documents.append(
-                ScannedDocument(
-                    item, part.content, "application/pdf", original, scan.name, digest, "cover_sheet"
-                )
-            )
-    if not documents:
-        raise BatchRefused("empty", "the scanned files hold no pages to file")
-    return documents
+    return scans
 
 
 def _read(path: Path, limit: int, what: str) -> bytes:

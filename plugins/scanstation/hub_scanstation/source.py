@@ -106,17 +106,26 @@ class ScanStationSource(Source[ScanStationConfig]):
 
     async def _take(self, batch: Batch, intake: IntakeFunc) -> int:
         try:
-            documents = await asyncio.to_thread(read_batch, batch.path, self.config)
+            plan = await asyncio.to_thread(read_batch, batch.path, self.config)
         except BatchRefused as exc:
             await self._fail(batch, exc.code, exc.reason)
             return 0
-        new = 0
-        for document in documents:
+        documents = plan.documents()
+        new = count = 0
+        while True:
+            try:
+                document = await asyncio.to_thread(next, documents, None)
+            except BatchRefused as exc:  # changed since it was checked, or PDFium refuses what pypdf read
+                await self._fail(batch, exc.code, f"{exc.reason} ({count} documents taken before)")
+                return new
+            if document is None:
+                break
+            count += 1
             application = await self.application(batch, document)
             try:
                 outcome = await intake(Intake(application))
             except Permanent as exc:  # e.g. no route takes the service: an operator must look
-                reason = f"document {document.index.number}: {exc} ({new} of {len(documents)} taken before)"
+                reason = f"document {document.index.number}: {exc} ({count - 1} documents taken before)"
                 await self._fail(batch, INTAKE_REFUSED, reason)
                 return new
             new += 0 if outcome.duplicate else 1
@@ -125,7 +134,7 @@ class ScanStationSource(Source[ScanStationConfig]):
             "scan batch taken source=%s batch=%s documents=%d new=%d",
             self.name,
             done.name,
-            len(documents),
+            count,
             new,
         )
         return new
