@@ -111,6 +111,7 @@ class MailboxConfig(ConnectorConfig):
     quarantine_folder: str = Field(
         "Aktenhub-Quarantaene", description="where a message the hub cannot take goes (held for an operator)"
     )
+    create_folders: bool = Field(True, description="create the done and quarantine folders if missing")
     service: str = Field("email", description="service (Leistung) when the mapping names none")
     mapping: ConfigPath | None = Field(
         None, description="YAML file mapping sender and subject to service and form fields"

@@ -78,7 +78,7 @@ class MailboxScenario(DemoScenario):
     def connectors(self, site: DemoSite) -> dict[str, dict[str, Any]]:
         if self.account is None:
             return {}
-        rules = site.mapping("funktionspostfach.yaml").parents[1] / "mailbox-rules.example.yaml"
+        rules = site.mapping("funktionspostfach.yaml").parents[1] / "mail" / "funktionspostfach-rules.yaml"
         return {
             SOURCE: {
                 "type": "mailbox",

@@ -35,6 +35,7 @@ from hub import (
     CheckResult,
     ConnectorConfig,
     ConnectorContext,
+    HeldMessage,
     HeldMessages,
     HeldState,
     Intake,
@@ -130,7 +131,8 @@ class MailboxSource(Source[MailboxConfig]):
         finally:
             await on_thread(session.close)
         if missing:
-            return CheckResult(ok=False, message="missing: " + ", ".join(missing), details=details)
+            later = " (created at the first poll: create_folders)" if self.config.create_folders else ""
+            return CheckResult(ok=False, message="missing: " + ", ".join(missing) + later, details=details)
         return CheckResult(ok=True, message="logged in, folders selected", details=details)
 
     async def diagnostics(self) -> dict[str, Any]:
@@ -178,7 +180,7 @@ class MailboxSource(Source[MailboxConfig]):
         session = await on_thread(ImapSession.open, self.config.imap)
         try:
             for folder in (self.config.done_folder, self.config.quarantine_folder):
-                if not await on_thread(session.exists, folder):
+                if self.config.create_folders and not await on_thread(session.exists, folder):
                     await on_thread(session.create, folder)
             uidvalidity = await on_thread(session.select, self.config.folder)
             waiting = await on_thread(session.waiting, self.config.max_per_poll)
@@ -194,7 +196,12 @@ class MailboxSource(Source[MailboxConfig]):
             await on_thread(session.close)
 
     async def _one(
-        self, session: ImapSession, uidvalidity: int, message: Waiting, record: Any, intake: IntakeFunc
+        self,
+        session: ImapSession,
+        uidvalidity: int,
+        message: Waiting,
+        record: HeldMessage | None,
+        intake: IntakeFunc,
     ) -> int:
         """Take one message; 1 if it became a new application."""
         key = header_key(message.header)
@@ -203,7 +210,7 @@ class MailboxSource(Source[MailboxConfig]):
             return 0
         if record is not None and record.blocks_fetch(utcnow()):
             if record.state == HeldState.QUARANTINED:  # its move to quarantine failed before
-                await on_thread(session.move, message.uid, self.config.quarantine_folder)
+                await self._move(session, message.uid, self.config.quarantine_folder)
             return 0
         limit = self._size_limit()
         if limit is not None and message.size > limit:
@@ -259,18 +266,23 @@ class MailboxSource(Source[MailboxConfig]):
         await self.held.quarantine(
             header_key(message.header), sender=header_sender(message.header), code=code, reason=reason
         )
-        await on_thread(session.move, message.uid, self.config.quarantine_folder)
+        await self._move(session, message.uid, self.config.quarantine_folder)
 
     async def _move_done(self, session: ImapSession, uidvalidity: int, uid: int) -> None:
+        # Taken durably: a failed move is tried again at the next poll, without a new download.
+        if await self._move(session, uid, self.config.done_folder):
+            self._unmoved.pop((uidvalidity, uid), None)
+
+    async def _move(self, session: ImapSession, uid: int, folder: str) -> bool:
+        """Move a message; a refusal (e.g. a missing folder) is logged and the poll goes on."""
         try:
-            await on_thread(session.move, uid, self.config.done_folder)
+            await on_thread(session.move, uid, folder)
         except ImapTrouble as exc:
-            # Taken durably; the next poll moves it without downloading it again.
             log.warning(
-                "imap move to done folder failed, tried again next poll source=%s: %s", self.name, exc
+                "imap move failed, tried again next poll source=%s folder=%s: %s", self.name, folder, exc
             )
-            return
-        self._unmoved.pop((uidvalidity, uid), None)
+            return False
+        return True
 
     async def _acknowledge(self, mail: Mail, outcome: IntakeOutcome) -> None:
         settings = self.config.acknowledgement

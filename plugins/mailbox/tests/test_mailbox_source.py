@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hub_mailbox import MailMapping, parse_mail
+from hub_mailbox.mapping import Mapped, Refused
 from mailbox_helpers import PDF, PNG, mail, poll, source, start
 
 from hub import Application, HeldMessage, HeldState, IntakeOutcome
@@ -201,6 +203,9 @@ async def test_starttls_and_check_report_missing_folders(hub_factory: Any, imap_
     result = await source(running).check()
     assert result.ok, result.message
     assert result.details["idle"] == "offered"
+    diagnostics = await source(running).diagnostics()
+    assert imap_account.password not in repr(diagnostics)
+    assert diagnostics["config"]["imap"]["tls"] == "starttls"
 
 
 async def test_idle_wakes_the_poll_at_once(hub_factory: Any, imap_account: ImapAccount) -> None:
@@ -213,3 +218,10 @@ async def test_idle_wakes_the_poll_at_once(hub_factory: Any, imap_account: ImapA
         return len(await applications(running)) == 1 and imap_account.messages() == []
 
     await running.wait_for(taken, timeout=20, what="the IDLE-woken poll took the message")
+
+
+def test_the_example_mail_rules_map_an_aktenzeichen_and_refuse_newsletters() -> None:
+    rules = MailMapping.load(Path(__file__).parents[3] / "config" / "mail" / "funktionspostfach-rules.yaml")
+    mapped = rules.decide(parse_mail(mail("Nachreichung zu 32.1-AT-2026-0815", attachments=False)), "email")
+    assert isinstance(mapped, Mapped) and mapped.fields["aktenzeichen"] == "32.1-AT-2026-0815"
+    assert isinstance(rules.decide(parse_mail(mail("Unser NEWSLETTER", attachments=False)), "email"), Refused)
