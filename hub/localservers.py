@@ -53,7 +53,7 @@ __all__ = [
 START_TIMEOUT = 30  # seconds to wait for Dovecot to listen
 UNPRIVILEGED_USERS = ("dovecot", "nobody")
 SHORT_TMP = "/tmp"  # noqa: S108 - mkdtemp makes a private directory in it
-CERTIFICATE_DAYS = 30  # longer than any test session or demo: no expiry warning from the hub
+CERTIFICATE_DAYS = 365  # far beyond the hub's expiry warning (30 days by default): no noise
 
 
 def free_port() -> int:

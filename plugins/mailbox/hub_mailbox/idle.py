@@ -32,6 +32,8 @@ class IdleWatcher:
         self.stopping = threading.Event()
         self.session: ImapSession | None = None
         self.offered: bool | None = None  # None: not known yet
+        self.watching = threading.Event()  # set once the server has been told IDLE
+        self.failures = 0  # consecutive broken connections: the pause before the next grows
         self.thread = threading.Thread(target=self._run, name=f"imap-idle-{folder}", daemon=True)
 
     def start(self) -> None:
@@ -47,7 +49,6 @@ class IdleWatcher:
         await asyncio.to_thread(self.thread.join, 10)
 
     def _run(self) -> None:
-        failures = 0
         while not self.stopping.is_set():
             try:
                 self._watch()
@@ -55,8 +56,8 @@ class IdleWatcher:
             except Exception as exc:
                 if self.stopping.is_set():
                     return
-                pause = RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)]
-                failures += 1
+                pause = RECONNECT_SECONDS[min(self.failures, len(RECONNECT_SECONDS) - 1)]
+                self.failures += 1
                 log.warning("imap idle broke off, again in %.0f s: %s", pause, type(exc).__name__)
                 self.stopping.wait(pause)
 
@@ -67,17 +68,22 @@ class IdleWatcher:
             if not self.offered:
                 log.info("imap server offers no IDLE: polling on schedule only")
                 return
-            session.select(self.folder)
-            self._wake()  # mail that came while no one watched
+            selected = session.client.select_folder(self.folder)
+            if int(selected.get(b"EXISTS", 0)):
+                self._wake()  # mail came after the poll looked and before this watch began
             while not self.stopping.is_set():
                 session.client.idle()
+                self.watching.set()
+                self.failures = 0
                 responses = session.client.idle_check(timeout=RENEW_SECONDS)
                 if self.stopping.is_set():
                     return
-                session.client.idle_done()
+                _, more = session.client.idle_done()  # what came while IDLE was being ended
+                responses = [*responses, *more]
                 if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
                     self._wake()
         finally:
+            self.watching.clear()
             self.session = None
             session.close()
 

@@ -211,7 +211,9 @@ async def test_starttls_and_check_report_missing_folders(hub_factory: Any, imap_
 async def test_idle_wakes_the_poll_at_once(hub_factory: Any, imap_account: ImapAccount) -> None:
     running = await start(hub_factory, imap_account, intake=True)  # poll_seconds 3600: only IDLE wakes it
     mailbox = source(running)
-    await running.wait_for(lambda: mailbox.watcher is not None and mailbox.watcher.offered, timeout=20)
+    await running.wait_for(
+        lambda: mailbox.watcher is not None and mailbox.watcher.watching.is_set(), timeout=20
+    )
     imap_account.append(mail("Per IDLE", message_id="<idle-1@example.net>", attachments=False))
 
     async def taken() -> bool:
