@@ -8,8 +8,10 @@ from typing import Self
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, model_validator
 
-from hub import BackOff, CertificateInfo, ConfigPath, ConnectorConfig, Secret
+from hub import BackOff, CertificateInfo, ConfigPath, ConnectorConfig, Permanent, Secret
 from hub.outbound import ClientTls
+
+from .mapping import MailMapping
 
 
 class TlsMode(StrEnum):
@@ -139,6 +141,22 @@ class MailboxConfig(ConnectorConfig):
         if len({self.folder, self.done_folder, self.quarantine_folder}) != 3:
             raise ValueError("folder, done_folder and quarantine_folder must be three different folders")
         return self
+
+    @model_validator(mode="after")
+    def _mapping_readable(self) -> Self:
+        # A broken mail rules file is a configuration error at start-up, not a failure of every poll.
+        if self.mapping is not None:
+            self.mail_rules()
+        return self
+
+    def mail_rules(self) -> MailMapping:
+        """The mail rules (none configured: every e-mail taken with `service`); ValueError naming the file."""
+        if self.mapping is None:
+            return MailMapping()
+        try:
+            return MailMapping.load(self.mapping)
+        except Permanent as exc:
+            raise ValueError(str(exc)) from None
 
     def certificates(self) -> list[CertificateInfo]:
         """The CAs trusted for the IMAP server (`imap-ca`) and the SMTP relay (`smtp-ca`)."""

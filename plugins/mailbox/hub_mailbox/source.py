@@ -54,7 +54,7 @@ from . import acknowledgement
 from .config import MailboxConfig
 from .idle import IdleWatcher
 from .imap import ImapRefused, ImapSession, ImapTrouble, Waiting, on_thread
-from .mapping import MailMapping, Refused
+from .mapping import Refused
 from .message import Mail, Unreadable, header_key, header_sender, parse_mail
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class MailboxSource(Source[MailboxConfig]):
     def __init__(self, config: MailboxConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
         self.poll_interval = config.poll_seconds
-        self.mapping = MailMapping.load(config.mapping) if config.mapping is not None else MailMapping()
+        self.mapping = config.mail_rules()
         self.watcher: IdleWatcher | None = None
         self._polling = False
         self._woken = False
@@ -222,16 +222,15 @@ class MailboxSource(Source[MailboxConfig]):
             return 0  # gone meanwhile (another client took it)
         try:
             mail = parse_mail(raw)
+            decided = self.mapping.decide(mail, self.config.service)
+            if isinstance(decided, Refused):
+                await self._quarantine(session, message, REFUSED, decided.reason)
+                return 0
+            application = await self.application(mail, decided.service, decided.fields)
+            outcome = await intake(Intake(application))
         except Unreadable as exc:
             await self._quarantine(session, message, MALFORMED, str(exc))
             return 0
-        decided = self.mapping.decide(mail, self.config.service)
-        if isinstance(decided, Refused):
-            await self._quarantine(session, message, REFUSED, decided.reason)
-            return 0
-        try:
-            application = await self.application(mail, decided.service, decided.fields)
-            outcome = await intake(Intake(application))
         except BlobTooLarge as exc:
             await self._quarantine(session, message, OVERSIZE, str(exc))
             return 0

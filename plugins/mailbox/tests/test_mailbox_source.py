@@ -13,6 +13,7 @@ from hub_mailbox.mapping import Mapped, Refused
 from mailbox_helpers import PDF, PNG, mail, poll, source, start
 
 from hub import Application, HeldMessage, HeldState, IntakeOutcome
+from hub.errors import ConfigError
 from hub.held import HeldFilter
 from hub.journal import ApplicationFilter
 from hub.testing import RunningHub, SourceContract
@@ -227,3 +228,12 @@ def test_the_example_mail_rules_map_an_aktenzeichen_and_refuse_newsletters() -> 
     mapped = rules.decide(parse_mail(mail("Nachreichung zu 32.1-AT-2026-0815", attachments=False)), "email")
     assert isinstance(mapped, Mapped) and mapped.fields["aktenzeichen"] == "32.1-AT-2026-0815"
     assert isinstance(rules.decide(parse_mail(mail("Unser NEWSLETTER", attachments=False)), "email"), Refused)
+
+
+async def test_a_broken_mail_rules_file_is_refused_at_start_naming_it(
+    hub_factory: Any, imap_account: ImapAccount, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - subject: '(unclosed'\n    service: email\n")
+    with pytest.raises(ConfigError, match=r"rules\.yaml"):
+        await start(hub_factory, imap_account, mapping=str(rules))
