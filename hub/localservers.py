@@ -192,6 +192,7 @@ class DovecotServer:
     starttls_port: int
     certificate: TlsFiles
     run_as: pwd.struct_passwd
+    settings: str = ""  # further configuration lines, e.g. `imap_capability = ...` for a poorer server
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -250,6 +251,7 @@ service stats {{
     user = {user.pw_name}
   }}
 }}
+{self.settings}
 """
 
     def start(self) -> None:
@@ -323,14 +325,15 @@ def _listening(port: int, process: subprocess.Popen[bytes]) -> bool:
     return False
 
 
-def start_dovecot(binary: Path, attempts: int = 3) -> DovecotServer:
-    """Start a throw-away Dovecot with `binary` (retries when a free port was taken meanwhile)."""
+def start_dovecot(binary: Path, attempts: int = 3, settings: str = "") -> DovecotServer:
+    """Start a throw-away Dovecot with `binary` and further configuration lines `settings` (retries
+    when a free port was taken meanwhile)."""
     run_as = _account()
     error: DovecotUnavailable | None = None
     for _ in range(attempts):
         base = Path(tempfile.mkdtemp(prefix="akh-imap-", dir=SHORT_TMP if os.path.isdir(SHORT_TMP) else None))
         base.chmod(0o700)
-        server = DovecotServer(binary, base, free_port(), free_port(), self_signed(base), run_as)
+        server = DovecotServer(binary, base, free_port(), free_port(), self_signed(base), run_as, settings)
         try:
             server.start()
             return server

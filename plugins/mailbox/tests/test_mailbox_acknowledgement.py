@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Iterator
 from email import message_from_bytes, policy
@@ -67,9 +68,10 @@ def acknowledging(relay: Relay) -> dict[str, Any]:
 
 
 async def test_acknowledged_once_after_the_intake(
-    hub_factory: Any, imap_account: ImapAccount, relay: Relay
+    hub_factory: Any, imap_account: ImapAccount, relay: Relay, caplog: pytest.LogCaptureFixture
 ) -> None:
-    raw = mail("Antrag", message_id="<ack-1@example.net>", attachments=False)
+    caplog.set_level(logging.DEBUG)
+    raw = mail("Antrag auf Einbürgerung", message_id="<ack-1@example.net>", attachments=False)
     imap_account.append(raw)
     running = await start(hub_factory, imap_account, **acknowledging(relay))
     [outcome] = await poll(running)
@@ -85,6 +87,12 @@ async def test_acknowledged_once_after_the_intake(
     [again] = await poll(running)
     assert again.duplicate
     assert len(relay.received) == 1
+    # Neither the address nor the subject in the hub's log at INFO or above (the test relay's own
+    # log is not the hub's).
+    ours = [r for r in caplog.records if r.levelno >= logging.INFO and not r.name.startswith("mail.")]
+    assert ours and not [
+        r for r in ours if "mustermann" in r.getMessage() or "Einbürgerung" in r.getMessage()
+    ]
 
 
 AUTOMATIC = [
