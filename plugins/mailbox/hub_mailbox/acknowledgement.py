@@ -60,7 +60,7 @@ def acknowledgement(mail: Mail, settings: AcknowledgementSettings, application_i
     reply = EmailMessage()
     reply["From"] = settings.sender
     reply["To"] = reply_address(mail) or ""
-    reply["Subject"] = Template(settings.subject).safe_substitute(values).replace("\n", " ")
+    reply["Subject"] = " ".join(Template(settings.subject).safe_substitute(values).split())  # one line
     reply["Date"] = format_datetime(utcnow())
     reply["Message-ID"] = make_msgid(domain=settings.sender.rpartition("@")[2] or None)
     reply["Auto-Submitted"] = "auto-replied"

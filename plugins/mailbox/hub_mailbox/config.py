@@ -122,9 +122,10 @@ class MailboxConfig(ConnectorConfig):
         300.0, gt=0, le=86400, description="how often the folder is read (with IDLE: a safety net)"
     )
     idle: bool = Field(True, description="wait with IMAP IDLE when the server offers it: new mail at once")
-    max_message_size: ByteSize | None = Field(
-        None,
-        description="largest message taken (RFC822.SIZE, checked before the download); default: blob limit",
+    max_message_size: ByteSize = Field(
+        ByteSize(50 * 1024**2),
+        description="largest message taken (RFC822.SIZE, checked before the download; it is held in memory "
+        "while read); the blob store's limit applies as well",
     )
     max_per_poll: int = Field(50, ge=1, le=10000, description="messages fetched per poll at most")
     fetch_backoff: BackOff = Field(

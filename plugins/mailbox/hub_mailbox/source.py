@@ -213,7 +213,7 @@ class MailboxSource(Source[MailboxConfig]):
                 await self._move(session, message.uid, self.config.quarantine_folder)
             return 0
         limit = self._size_limit()
-        if limit is not None and message.size > limit:
+        if message.size > limit:
             reason = f"message of {message.size} bytes exceeds the limit of {limit} bytes"
             await self._quarantine(session, message, OVERSIZE, reason)
             return 0
@@ -255,10 +255,10 @@ class MailboxSource(Source[MailboxConfig]):
         await self._acknowledge(mail, outcome)
         return 0 if outcome.duplicate else 1
 
-    def _size_limit(self) -> int | None:
-        if self.config.max_message_size is not None:
-            return int(self.config.max_message_size)
-        return self.context.blobs.max_size
+    def _size_limit(self) -> int:
+        store = self.context.blobs.max_size
+        own = int(self.config.max_message_size)
+        return own if store is None else min(own, store)
 
     async def _quarantine(self, session: ImapSession, message: Waiting, code: str, reason: str) -> None:
         """Record the message as held, then move it to the quarantine folder."""
