@@ -237,3 +237,38 @@ async def test_a_broken_mail_rules_file_is_refused_at_start_naming_it(
     rules.write_text("rules:\n  - subject: '(unclosed'\n    service: email\n")
     with pytest.raises(ConfigError, match=r"rules\.yaml"):
         await start(hub_factory, imap_account, mapping=str(rules))
+
+
+DAMAGED = (
+    b"From: erika.mustermann@example.net\r\n"
+    b"Subject: Unterlagen\r\n"
+    b"Message-ID: <damaged-1@example.net>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="b1"\r\n'
+    b"\r\n"
+    b"--b1\r\n"
+    b"Content-Type: text/plain; charset=x-unknown-charset\r\n"
+    b"\r\n"
+    b"Gr\xfc\xdfe, anbei der Nachweis.\r\n"
+    b"--b1\r\n"
+    b'Content-Type: application/pdf; name="Nachweis.pdf"\r\n'
+    b"Content-Transfer-Encoding: base64\r\n"
+    b'Content-Disposition: attachment; filename="../../Nachweis.pdf"\r\n'
+    b"\r\n"
+    b"JVBERi0xLjQKJSVFT0YK=\r\n"  # base64 with a stray pad: readable, a defect
+)  # and no closing boundary
+
+
+async def test_damaged_mime_is_taken_with_its_defects_noted(
+    hub_factory: Any, imap_account: ImapAccount
+) -> None:
+    imap_account.append(DAMAGED)
+    running = await start(hub_factory, imap_account)
+    [outcome] = await poll(running)
+    app = await running.journal.get_application(outcome.application_id)
+    assert "CloseBoundaryNotFoundDefect" in app.form["mail_defects"]
+    files = {a.name: a for a in app.attachments}
+    assert set(files) == {"nachricht.txt", "Nachweis.pdf"}  # no path taken from the file name
+    assert (await blob(running, files["Nachweis.pdf"].blob)).startswith(b"%PDF-1.4")
+    assert "Grüße" in (await blob(running, files["nachricht.txt"].blob)).decode()  # unknown charset: Latin-1
+    assert imap_account.messages() == []
