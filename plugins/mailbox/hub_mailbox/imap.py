@@ -117,9 +117,12 @@ class ImapSession:
         info = self.client.select_folder(folder)
         return int(info[b"UIDVALIDITY"])
 
-    def waiting(self, limit: int) -> list[Waiting]:
-        """The first `limit` messages of the selected folder not flagged \\Deleted: UID, size, header."""
-        uids = sorted(int(u) for u in self.client.search(["UNDELETED"]))[:limit]
+    def uids(self) -> list[int]:
+        """The UIDs of the selected folder's messages not flagged \\Deleted, oldest first."""
+        return sorted(int(u) for u in self.client.search(["UNDELETED"]))
+
+    def waiting(self, uids: Sequence[int]) -> list[Waiting]:
+        """These messages as the overview shows them: UID, size, header (gone ones left out)."""
         if not uids:
             return []
         found = self._fetch(uids, ["RFC822.SIZE", "BODY.PEEK[HEADER]"])

@@ -183,14 +183,23 @@ class MailboxSource(Source[MailboxConfig]):
                 if self.config.create_folders and not await on_thread(session.exists, folder):
                     await on_thread(session.create, folder)
             uidvalidity = await on_thread(session.select, self.config.folder)
-            waiting = await on_thread(session.waiting, self.config.max_per_poll)
-            records = await self.held.lookup([header_key(w.header) for w in waiting])
-            taken = 0
-            for message in waiting:
-                taken += await self._one(
-                    session, uidvalidity, message, records.get(header_key(message.header)), intake
-                )
-            self.last_poll = {"at": utcnow().isoformat(), "waiting": len(waiting), "taken": taken}
+            uids = await on_thread(session.uids)
+            taken = downloads = 0
+            # Page by page: messages passed over without a download (held, awaiting their move) do not
+            # count against max_per_poll, so however many wait at the head, those behind are reached.
+            page = self.config.max_per_poll
+            for start in range(0, len(uids), page):
+                waiting = await on_thread(session.waiting, uids[start : start + page])
+                records = await self.held.lookup([header_key(w.header) for w in waiting])
+                for message in waiting:
+                    if downloads >= self.config.max_per_poll:
+                        break
+                    new, downloaded = await self._one(
+                        session, uidvalidity, message, records.get(header_key(message.header)), intake
+                    )
+                    taken += new
+                    downloads += downloaded
+            self.last_poll = {"at": utcnow().isoformat(), "waiting": len(uids), "taken": taken}
             return taken
         finally:
             await on_thread(session.close)
@@ -202,41 +211,41 @@ class MailboxSource(Source[MailboxConfig]):
         message: Waiting,
         record: HeldMessage | None,
         intake: IntakeFunc,
-    ) -> int:
-        """Take one message; 1 if it became a new application."""
+    ) -> tuple[int, bool]:
+        """Take one message: (1 if it became a new application, else 0; whether it was downloaded)."""
         key = header_key(message.header)
         if (uidvalidity, message.uid) in self._unmoved:
             await self._move_done(session, uidvalidity, message.uid)
-            return 0
+            return 0, False
         if record is not None and record.blocks_fetch(utcnow()):
             if record.state == HeldState.QUARANTINED:  # its move to quarantine failed before
                 await self._move(session, message.uid, self.config.quarantine_folder)
-            return 0
+            return 0, False
         limit = self._size_limit()
         if message.size > limit:
             reason = f"message of {message.size} bytes exceeds the limit of {limit} bytes"
             await self._quarantine(session, message, OVERSIZE, reason)
-            return 0
+            return 0, False
         raw = await on_thread(session.fetch, message.uid)
         if raw is None:
-            return 0  # gone meanwhile (another client took it)
+            return 0, True  # gone meanwhile (another client took it)
         try:
             mail = parse_mail(raw)
             decided = self.mapping.decide(mail, self.config.service)
             if isinstance(decided, Refused):
                 await self._quarantine(session, message, REFUSED, decided.reason)
-                return 0
+                return 0, True
             application = await self.application(mail, decided.service, decided.fields)
             outcome = await intake(Intake(application))
         except Unreadable as exc:
             await self._quarantine(session, message, MALFORMED, str(exc))
-            return 0
+            return 0, True
         except BlobTooLarge as exc:
             await self._quarantine(session, message, OVERSIZE, str(exc))
-            return 0
+            return 0, True
         except Permanent as exc:  # e.g. no route takes the service: an operator must look
             await self._quarantine(session, message, INTAKE_REFUSED, str(exc))
-            return 0
+            return 0, True
         except (OSError, Retryable):
             raise  # the hub's own trouble (journal, disk): not this message's fault
         except Exception as exc:
@@ -247,13 +256,13 @@ class MailboxSource(Source[MailboxConfig]):
                 code=INTAKE_FAILED,
                 reason=f"{type(exc).__name__}: {exc}",
             )
-            return 0
+            return 0, True
         self._unmoved[(uidvalidity, message.uid)] = outcome.application_id
         await self._move_done(session, uidvalidity, message.uid)
         if record is not None and record.state == HeldState.RETRYING:
             await self.held.taken(key)
         await self._acknowledge(mail, outcome)
-        return 0 if outcome.duplicate else 1
+        return (0 if outcome.duplicate else 1), True
 
     def _size_limit(self) -> int:
         store = self.context.blobs.max_size
@@ -360,7 +369,7 @@ class MailboxSource(Source[MailboxConfig]):
         session = await on_thread(ImapSession.open, self.config.imap)
         try:
             await on_thread(session.select, self.config.quarantine_folder)
-            for message in await on_thread(session.waiting, 10**6):
+            for message in await on_thread(session.waiting, await on_thread(session.uids)):
                 if header_key(message.header) == message_id:
                     await on_thread(session.delete, message.uid)
         finally:

@@ -272,3 +272,19 @@ async def test_damaged_mime_is_taken_with_its_defects_noted(
     assert (await blob(running, files["Nachweis.pdf"].blob)).startswith(b"%PDF-1.4")
     assert "Grüße" in (await blob(running, files["nachricht.txt"].blob)).decode()  # unknown charset: Latin-1
     assert imap_account.messages() == []
+
+
+async def test_a_message_waiting_out_its_back_off_does_not_use_up_max_per_poll(
+    hub_factory: Any, imap_account: ImapAccount
+) -> None:
+    imap_account.append(mail("Hängt", message_id="<stuck@example.net>", attachments=False))
+    imap_account.append(mail("Dahinter", message_id="<behind@example.net>", attachments=False))
+    running = await start(hub_factory, imap_account, max_per_poll=1)
+    # Reading it failed once before: it is not fetched again before its back-off (60 s) has passed.
+    await source(running).held.fetch_failed(
+        "stuck@example.net", sender=None, code="intake_failed", reason="x"
+    )
+    [outcome] = await poll(running)
+    app = await running.journal.get_application(outcome.application_id)
+    assert app.external_id == "behind@example.net"
+    assert len(imap_account.messages()) == 1  # the stuck one waits in the INBOX for its next try
