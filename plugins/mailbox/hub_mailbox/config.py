@@ -127,7 +127,12 @@ class MailboxConfig(ConnectorConfig):
         description="largest message taken (RFC822.SIZE, checked before the download; it is held in memory "
         "while read); the blob store's limit applies as well",
     )
-    max_per_poll: int = Field(50, ge=1, le=10000, description="messages fetched per poll at most")
+    max_per_poll: int = Field(
+        50,
+        ge=1,
+        le=10000,
+        description="messages downloaded per poll at most (held ones passed over do not count)",
+    )
     fetch_backoff: BackOff = Field(
         default_factory=BackOff,
         description="a message failing to download or to be read is tried again after a back-off, "
