@@ -5,7 +5,7 @@ does) submits Wohngeld applications to the Kreis's destination on the FIT-Connec
 simulator calls the hub back; the hub (source ``efa``) takes each submission, files it into the
 Wohngeldakte in enaio and into the Wohngeld Fachverfahren's import folder (generic ``filedrop``
 transport), and accepts it. One submission carries a data hash that does not match: it is rejected
-with FIT-Connect's ``hash-mismatch`` problem and nothing is filed (``aktenhub held`` lists it).
+with FIT-Connect's ``hash-mismatch`` problem and nothing is filed (``aktenhub messages list`` shows it).
 """
 
 from __future__ import annotations

@@ -193,6 +193,7 @@ class FitConnectSource(Source[FitConnectConfig]):
         """The safety poll: take every submission waiting for our destinations; returns how many were new."""
         taken = 0
         overdue = 0
+        listed: set[str] = set()
         for destination in self.config.destinations:
             receiver = self.receiver(destination)
             # The whole list first: each accept removes one from it, which would shift the pages.
@@ -203,7 +204,12 @@ class FitConnectSource(Source[FitConnectConfig]):
                 if record is None or not record.blocks_fetch(utcnow()):
                     taken += await self.take(item, intake, record)
             overdue += await self._overdue(receiver, waiting)
+            listed |= {item.submissionId for item in waiting}
         self.context.overdue(overdue)
+        # What left the pickup list (accepted, rejected, deleted) needs no submit time or warning any more.
+        for known in (self._submitted_at, self._warned):
+            for submission_id in set(known) - listed:
+                del known[submission_id]
         return taken
 
     def callback_intake(self, items: Sequence[SubmissionForPickup], intake: IntakeFunc) -> None:
