@@ -299,6 +299,9 @@ class FitConnectSource(Source[FitConnectConfig]):
         metadata = self.schemas.metadata(decrypted(submission.encryptedMetadata, keyring, "metadata"))
         check_attachments(metadata, submission)
         service = service_of(self.config, submission, metadata)
+        if not self.context.routed(service):
+            # The hub's configuration lacks the route, not the sender's fault: it waits for the operator.
+            raise Undecidable(f"no route takes service {service!r} from this connector")
         form: dict[str, Any] = {}
         original: OriginalSubmission
         if submission.encryptedData is not None:

@@ -399,3 +399,19 @@ async def test_data_invalid_against_its_installed_schema_is_rejected(
         assert [a.external_id for a in await applications(running)] == [valid.submission_id]
     finally:
         await stop_hub(running)
+
+
+async def test_a_service_no_route_takes_waits_for_the_operator_and_is_not_rejected(
+    world: FitConnect, tmp_path: Path
+) -> None:
+    running = await hub_for(world, tmp_path, services=[{"service": "wohngeld-alt", "leika": WOHNGELD}])
+    try:
+        sent = await world.send()
+        await running.hub.poll(SOURCE)
+        [held] = (await running.hub.journal.held_lookup(SOURCE, (sent.submission_id,))).values()
+        assert held.state == HeldState.RETRYING
+        assert "wohngeld-alt" in held.reason
+        assert (await world.view(sent.submission_id))["status"] == "submitted"
+        assert await applications(running) == []
+    finally:
+        await stop_hub(running)
