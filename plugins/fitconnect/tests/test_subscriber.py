@@ -410,7 +410,8 @@ async def test_a_service_no_route_takes_waits_for_the_operator_and_is_not_reject
         await running.hub.poll(SOURCE)
         [held] = (await running.hub.journal.held_lookup(SOURCE, (sent.submission_id,))).values()
         assert held.state == HeldState.RETRYING
-        assert "wohngeld-alt" in held.reason
+        assert held.reason_code == "undecidable"
+        assert "no route takes service 'wohngeld-alt'" in held.reason
         assert (await world.view(sent.submission_id))["status"] == "submitted"
         assert await applications(running) == []
     finally:
