@@ -416,3 +416,17 @@ async def test_a_service_no_route_takes_waits_for_the_operator_and_is_not_reject
         assert await applications(running) == []
     finally:
         await stop_hub(running)
+
+
+def test_the_simulator_writes_what_a_hub_configuration_needs(tmp_path: Path) -> None:
+    """The demo builds the hub's configuration from these files before any request is made."""
+    from hub_fitconnect.simulator import STATE, make_app
+
+    app = make_app(default_destination=True, secrets_dir=str(tmp_path), key_size=2048)
+    [destination] = app[STATE].destinations
+    assert (tmp_path / "destination-id").read_text() == destination
+    clients = {c.client_id: c for c in app[STATE].clients.values()}
+    subscriber = clients[(tmp_path / "subscriber-client-id").read_text()]
+    assert subscriber.secret == (tmp_path / "subscriber-client-secret").read_text()
+    assert subscriber.scopes == {f"subscribe:destination:{destination}"}
+    assert (tmp_path / "sender-client-id").read_text() in clients
