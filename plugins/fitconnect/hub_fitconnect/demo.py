@@ -140,8 +140,14 @@ class FitConnectScenario(DemoScenario):
         )
         for antrag in ANTRAEGE:
             sent = await _send(sender, destination, antrag)
+            person = antrag["antragsteller"]
             run.expect(
-                Expectation(state=ApplicationState.COMPLETED, source=SOURCE, external_id=sent.submission_id)
+                Expectation(
+                    state=ApplicationState.COMPLETED,
+                    source=SOURCE,
+                    external_id=sent.submission_id,
+                    applicant=f"{person['vorname']} {person['nachname']}",
+                )
             )
         await _send(sender, destination, VERFAELSCHT, SenderFaults(wrong_data_hash=True))
 
