@@ -296,7 +296,10 @@ class FitConnectSource(Source[FitConnectConfig]):
         fetched = fetched_tags(submission)
         check_tags(expected, fetched, submission.attachments)
         assert submission.encryptedMetadata is not None  # fetched_tags refuses a submission without
-        metadata = self.schemas.metadata(decrypted(submission.encryptedMetadata, keyring, "metadata"))
+        metadata = self.schemas.metadata(
+            decrypted(submission.encryptedMetadata, keyring, "metadata"),
+            schema_required=self.config.metadata_schema_required,
+        )
         check_attachments(metadata, submission)
         service = service_of(self.config, submission, metadata)
         if not self.context.routed(service):

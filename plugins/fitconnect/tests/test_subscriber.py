@@ -430,3 +430,22 @@ def test_the_simulator_writes_what_a_hub_configuration_needs(tmp_path: Path) -> 
     assert subscriber.secret == (tmp_path / "subscriber-client-secret").read_text()
     assert subscriber.scopes == {f"subscribe:destination:{destination}"}
     assert (tmp_path / "sender-client-id").read_text() in clients
+
+
+async def test_metadata_of_an_uninstalled_version_is_taken_when_the_schema_is_not_required(
+    world: FitConnect, tmp_path: Path
+) -> None:
+    running = await hub_for(world, tmp_path, metadata_schema_required=False)
+    try:
+        sent = await world.sender.send(
+            world.destination_id,
+            WOHNGELD,
+            data=json.dumps(WOHNGELDANTRAG).encode(),
+            data_schema_uri=DATA_SCHEMA,
+            metadata_version="2.1.0",
+        )
+        await running.hub.poll(SOURCE)
+        assert (await world.view(sent.submission_id))["status"] == "accepted"
+        assert [a.external_id for a in await applications(running)] == [sent.submission_id]
+    finally:
+        await stop_hub(running)
