@@ -449,3 +449,39 @@ async def test_metadata_of_an_uninstalled_version_is_taken_when_the_schema_is_no
         assert [a.external_id for a in await applications(running)] == [sent.submission_id]
     finally:
         await stop_hub(running)
+
+
+async def test_an_operator_closing_a_quarantined_submission_rejects_it_upstream(
+    world: FitConnect, tmp_path: Path
+) -> None:
+    running = await hub_for(world, tmp_path)
+    try:
+        sent = await world.sender.send(
+            world.destination_id, WOHNGELD, data=b"{}", data_schema_uri=DATA_SCHEMA, metadata_version="9.9.9"
+        )
+        await running.hub.poll(SOURCE)
+        await running.hub.poll(SOURCE)  # the last try allowed: quarantined
+        [held] = (await running.hub.journal.held_lookup(SOURCE, (sent.submission_id,))).values()
+        assert held.state == HeldState.QUARANTINED
+
+        closed = await running.hub.operations.decide_held(held.id, "close", "test-operator")
+        assert closed.state == HeldState.CLOSED
+        [reject] = await world.rejects(sent.submission_id)
+        [problem] = next(iter(reject["events"].values()))["problems"]
+        assert problem["type"].endswith("/technical-error")
+        assert await world.accepts(sent.submission_id) == []
+    finally:
+        await stop_hub(running)
+
+
+async def test_check_reaches_the_api_with_the_configured_client(world: FitConnect, tmp_path: Path) -> None:
+    running = await hub_for(world, tmp_path)
+    try:
+        assert (await source(running).check()).ok
+        world.state.clients[world.client_id].secret = "not-the-secret-any-more"
+        other = FitConnectSource(source(running).config, source(running).context)
+        result = await other.check()
+        assert not result.ok
+        assert "401" in result.message or "invalid_client" in result.message
+    finally:
+        await stop_hub(running)
