@@ -216,12 +216,12 @@ class FitConnectSource(Source[FitConnectConfig]):
         """Take the submissions a callback named, in the background (the callback is answered at once)."""
 
         async def run() -> None:
-            records = await self.context.held.lookup(item.submissionId for item in items)
             for item in items:
-                record = records.get(item.submissionId)
-                if record is not None and record.blocks_fetch(utcnow()):
-                    continue
                 try:
+                    records = await self.context.held.lookup((item.submissionId,))
+                    record = records.get(item.submissionId)
+                    if record is not None and record.blocks_fetch(utcnow()):
+                        continue
                     await self.take(item, intake, record)
                 except Exception as exc:  # the safety poll takes it later
                     log.warning(
