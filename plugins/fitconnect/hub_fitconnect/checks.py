@@ -242,17 +242,22 @@ class Schemas:
             raise Undecidable(f"the installed schema {uri} is itself invalid: {exc.message}") from None
         return cls(schema)
 
-    def metadata(self, plaintext: bytes) -> MetadataEssentials:
-        """The metadata, checked against the schema its ``$schema`` names (1.x, 2.x)."""
+    def metadata(self, plaintext: bytes, *, schema_required: bool = True) -> MetadataEssentials:
+        """The metadata, checked against the schema its ``$schema`` names (1.x, 2.x).
+
+        A FIT-Connect metadata version whose schema is not installed is `Undecidable`, unless
+        `schema_required` is off: then only what the receiver reads (`MetadataEssentials`) is checked.
+        """
         document = _json(plaintext, "metadata")
         uri = document.get("$schema", METADATA_1_0_0)
         if not isinstance(uri, str) or not uri.startswith(METADATA_SCHEMA_PREFIX):
             raise Unacceptable(
                 PROBLEM_UNSUPPORTED_SCHEMA, "metadata", f"metadata schema {uri!r} is not FIT-Connect's"
             )
-        if not self.installed(uri):
+        if self.installed(uri):
+            _validate(self.validator(uri), document, "metadata")
+        elif schema_required:
             raise Undecidable(f"metadata schema {uri} is not installed in the schema directory")
-        _validate(self.validator(uri), document, "metadata")
         try:
             return MetadataEssentials.model_validate(document)
         except ValidationError as exc:

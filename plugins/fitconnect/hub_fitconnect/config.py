@@ -96,6 +96,11 @@ class FitConnectConfig(ConnectorConfig):
         description="the safety poll: callbacks bring submissions at once, the poll takes what a lost "
         "callback left behind",
     )
+    metadata_schema_required: bool = Field(
+        True,
+        description="metadata of a version whose schema is not installed in the schema directory waits "
+        "(held, the overdue WARNING) until it is; off: such metadata is checked for what the hub reads only",
+    )
     page_size: int = Field(100, ge=1, le=500, description="submissions per page of the pickup list")
     max_attachment: ByteSize = Field(
         ByteSize(200 * 1024**2), ge=1, description="largest encrypted attachment (JWE) fetched"

@@ -3,9 +3,10 @@
 An online service (the plugin's `Sender`, encrypting to the destination's key as any FIT-Connect sender
 does) submits Wohngeld applications to the Kreis's destination on the FIT-Connect simulator. The
 simulator calls the hub back; the hub (source ``efa``) takes each submission, files it into the
-Wohngeldakte in enaio and into the Wohngeld Fachverfahren's import folder (generic ``filedrop``
-transport), and accepts it. One submission carries a data hash that does not match: it is rejected
-with FIT-Connect's ``hash-mismatch`` problem and nothing is filed (``aktenhub held`` lists it).
+applicant's Personenakte (Leistung Wohngeld) in enaio and into the Wohngeld Fachverfahren's import
+folder (generic ``filedrop`` transport), and accepts it. One submission carries a data hash that does
+not match: it is rejected with FIT-Connect's ``hash-mismatch`` problem and nothing is filed
+(``aktenhub messages list`` shows it).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class FitConnectScenario(DemoScenario):
 
     def simulator_options(self, simulator: str, site: DemoSite) -> dict[str, Any]:
         # 2048-bit keys keep the demo's start quick; production destinations have 4096-bit keys.
-        return {"secrets_dir": str(_secrets_dir(site)), "key_size": 2048, "announce": False}
+        return {"default_destination": True, "secrets_dir": str(_secrets_dir(site)), "key_size": 2048}
 
     def connectors(self, site: DemoSite) -> dict[str, dict[str, Any]]:
         site.env.setdefault(CALLBACK_SECRET, secrets.token_urlsafe(32))
@@ -105,7 +106,7 @@ class FitConnectScenario(DemoScenario):
                 "type": "filedrop",
                 "path": str(site.data_dir / "wohngeld-fachverfahren"),
             },
-            "enaio": {"object_types": ["Wohngeldakte", "Vorgang", "Antrag", "Nachweis", "Originalantrag"]},
+            "enaio": {"object_types": ["Personenakte", "Vorgang", "Antrag", "Anlage", "Originalantrag"]},
         }
 
     def routes(self, site: DemoSite) -> list[dict[str, Any]]:
@@ -139,8 +140,14 @@ class FitConnectScenario(DemoScenario):
         )
         for antrag in ANTRAEGE:
             sent = await _send(sender, destination, antrag)
+            person = antrag["antragsteller"]
             run.expect(
-                Expectation(state=ApplicationState.COMPLETED, source=SOURCE, external_id=sent.submission_id)
+                Expectation(
+                    state=ApplicationState.COMPLETED,
+                    source=SOURCE,
+                    external_id=sent.submission_id,
+                    applicant=f"{person['vorname']} {person['nachname']}",
+                )
             )
         await _send(sender, destination, VERFAELSCHT, SenderFaults(wrong_data_hash=True))
 

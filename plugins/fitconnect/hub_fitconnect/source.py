@@ -193,6 +193,7 @@ class FitConnectSource(Source[FitConnectConfig]):
         """The safety poll: take every submission waiting for our destinations; returns how many were new."""
         taken = 0
         overdue = 0
+        listed: set[str] = set()
         for destination in self.config.destinations:
             receiver = self.receiver(destination)
             # The whole list first: each accept removes one from it, which would shift the pages.
@@ -203,19 +204,24 @@ class FitConnectSource(Source[FitConnectConfig]):
                 if record is None or not record.blocks_fetch(utcnow()):
                     taken += await self.take(item, intake, record)
             overdue += await self._overdue(receiver, waiting)
+            listed |= {item.submissionId for item in waiting}
         self.context.overdue(overdue)
+        # What left the pickup list (accepted, rejected, deleted) needs no submit time or warning any more.
+        for known in (self._submitted_at, self._warned):
+            for submission_id in set(known) - listed:
+                del known[submission_id]
         return taken
 
     def callback_intake(self, items: Sequence[SubmissionForPickup], intake: IntakeFunc) -> None:
         """Take the submissions a callback named, in the background (the callback is answered at once)."""
 
         async def run() -> None:
-            records = await self.context.held.lookup(item.submissionId for item in items)
             for item in items:
-                record = records.get(item.submissionId)
-                if record is not None and record.blocks_fetch(utcnow()):
-                    continue
                 try:
+                    records = await self.context.held.lookup((item.submissionId,))
+                    record = records.get(item.submissionId)
+                    if record is not None and record.blocks_fetch(utcnow()):
+                        continue
                     await self.take(item, intake, record)
                 except Exception as exc:  # the safety poll takes it later
                     log.warning(
@@ -290,9 +296,15 @@ class FitConnectSource(Source[FitConnectConfig]):
         fetched = fetched_tags(submission)
         check_tags(expected, fetched, submission.attachments)
         assert submission.encryptedMetadata is not None  # fetched_tags refuses a submission without
-        metadata = self.schemas.metadata(decrypted(submission.encryptedMetadata, keyring, "metadata"))
+        metadata = self.schemas.metadata(
+            decrypted(submission.encryptedMetadata, keyring, "metadata"),
+            schema_required=self.config.metadata_schema_required,
+        )
         check_attachments(metadata, submission)
         service = service_of(self.config, submission, metadata)
+        if not self.context.routed(service):
+            # The hub's configuration lacks the route, not the sender's fault: it waits for the operator.
+            raise Undecidable(f"no route takes service {service!r} from this connector")
         form: dict[str, Any] = {}
         original: OriginalSubmission
         if submission.encryptedData is not None:

@@ -141,7 +141,7 @@ def signed_callback(body: bytes, timestamp: int, secret: str = CALLBACK_SECRET) 
     }
 
 
-async def start_fitconnect(
+async def start_world(
     http: aiohttp.ClientSession, tmp: Path, encryption: jwk.JWK, signature: jwk.JWK, **options: Any
 ) -> tuple[TestServer, FitConnect]:
     """The simulator with one destination registered with the given (session) keys."""
@@ -190,12 +190,10 @@ async def start_fitconnect(
 
 
 @pytest_asyncio.fixture
-async def fitconnect(
-    tmp_path: Path, encryption_key: jwk.JWK, signature_key: jwk.JWK
-) -> AsyncIterator[FitConnect]:
-    """The simulator with our destination (the session's keys) and a sender."""
+async def world(tmp_path: Path, encryption_key: jwk.JWK, signature_key: jwk.JWK) -> AsyncIterator[FitConnect]:
+    """The subscriber tests' world: the simulator with our destination (the session's keys) and a sender."""
     async with aiohttp.ClientSession() as http:
-        server, world = await start_fitconnect(http, tmp_path, encryption_key, signature_key)
+        server, world = await start_world(http, tmp_path, encryption_key, signature_key)
         try:
             yield world
         finally:

@@ -32,7 +32,7 @@ from subscriber_helpers import (
     FitConnect,
     signed_callback,
 )
-from subscriber_helpers import fitconnect as fitconnect  # the fixture
+from subscriber_helpers import world as world  # the fixture
 
 from hub import ApplicationState, HeldState
 from hub.journal import ApplicationFilter
@@ -66,8 +66,8 @@ async def hub_for(
 
 
 @pytest_asyncio.fixture
-async def running(fitconnect: FitConnect, tmp_path: Path) -> AsyncIterator[RunningHub]:
-    hub = await hub_for(fitconnect, tmp_path)
+async def running(world: FitConnect, tmp_path: Path) -> AsyncIterator[RunningHub]:
+    hub = await hub_for(world, tmp_path)
     try:
         yield hub
     finally:
@@ -86,30 +86,30 @@ async def applications(running: RunningHub) -> list[Any]:
 
 
 async def test_submission_is_filed_and_accepted_once_with_its_tags(
-    fitconnect: FitConnect,
+    world: FitConnect,
     tmp_path: Path,
 ) -> None:
-    running = await hub_for(fitconnect, tmp_path, workers=True)
+    running = await hub_for(world, tmp_path, workers=True)
     try:
-        await filed_and_accepted_once(fitconnect, running, tmp_path)
+        await filed_and_accepted_once(world, running, tmp_path)
     finally:
         await stop_hub(running)
 
 
-async def filed_and_accepted_once(fitconnect: FitConnect, running: RunningHub, tmp_path: Path) -> None:
-    sent = await fitconnect.send(attachments=2)
+async def filed_and_accepted_once(world: FitConnect, running: RunningHub, tmp_path: Path) -> None:
+    sent = await world.send(attachments=2)
     assert await running.hub.poll(SOURCE)
 
-    view = await fitconnect.view(sent.submission_id)
+    view = await world.view(sent.submission_id)
     assert view["status"] == "accepted"
-    accepts = await fitconnect.accepts(sent.submission_id)
+    accepts = await world.accepts(sent.submission_id)
     assert len(accepts) == 1
     claims = accepts[0]
-    assert claims["iss"] == fitconnect.destination_id
+    assert claims["iss"] == world.destination_id
     assert claims["txn"] == f"case:{sent.case_id}"
     tags = next(iter(claims["events"].values()))["authenticationTags"]
     assert tags == sent.tags.model_dump(exclude_none=True)
-    assert await fitconnect.rejects(sent.submission_id) == []
+    assert await world.rejects(sent.submission_id) == []
 
     [summary] = await applications(running)
     app = await running.journal.get_application(summary.id)
@@ -118,7 +118,7 @@ async def filed_and_accepted_once(fitconnect: FitConnect, running: RunningHub, t
     assert app.service == "wohngeld"
     assert app.form == WOHNGELDANTRAG
     assert app.correlations["fitconnect.case"] == sent.case_id
-    assert app.correlations["fitconnect.destination"] == fitconnect.destination_id
+    assert app.correlations["fitconnect.destination"] == world.destination_id
     assert sorted(a.name for a in app.attachments) == ["Mietbescheinigung-0.pdf", "Mietbescheinigung-1.pdf"]
     content = await running.hub.blobs.read_bytes(app.attachments[0].blob)
     assert content in (MIETBESCHEINIGUNG + b"\x00", MIETBESCHEINIGUNG + b"\x01")
@@ -133,20 +133,20 @@ async def filed_and_accepted_once(fitconnect: FitConnect, running: RunningHub, t
     # a second poll finds nothing to take: accepted submissions leave the pickup list
     assert await running.hub.poll(SOURCE)
     assert len(await applications(running)) == 1
-    assert len(await fitconnect.accepts(sent.submission_id)) == 1
+    assert len(await world.accepts(sent.submission_id)) == 1
 
 
-async def test_callback_brings_the_submission_in(fitconnect: FitConnect, running: RunningHub) -> None:
-    await fitconnect.set_callback(f"{running.url}/intake/{SOURCE}/callback")
-    sent = await fitconnect.send()
+async def test_callback_brings_the_submission_in(world: FitConnect, running: RunningHub) -> None:
+    await world.set_callback(f"{running.url}/intake/{SOURCE}/callback")
+    sent = await world.send()
 
     async def accepted() -> bool:
-        return (await fitconnect.view(sent.submission_id))["status"] == "accepted"
+        return (await world.view(sent.submission_id))["status"] == "accepted"
 
     await running.wait_for(accepted, 20, "the callback's submission to be accepted")
-    assert len(await fitconnect.accepts(sent.submission_id)) == 1
+    assert len(await world.accepts(sent.submission_id)) == 1
     assert len(await applications(running)) == 1
-    delivered = [c for c in fitconnect.state.callbacks if c.status is not None]
+    delivered = [c for c in world.state.callbacks if c.status is not None]
     assert delivered and all(c.status == 200 for c in delivered)
 
 
@@ -159,12 +159,12 @@ def callback_body(fc: FitConnect, submission_id: str, case_id: str) -> bytes:
     "tamper", ["wrong-hmac", "stale-timestamp", "changed-body", "future-timestamp", "no-headers"]
 )
 async def test_a_callback_that_does_not_check_out_is_refused_and_takes_nothing(
-    fitconnect: FitConnect,
+    world: FitConnect,
     running: RunningHub,
     tamper: str,
 ) -> None:
-    sent = await fitconnect.send()
-    body = callback_body(fitconnect, sent.submission_id, sent.case_id)
+    sent = await world.send()
+    body = callback_body(world, sent.submission_id, sent.case_id)
     now = int(time.time())
     headers = signed_callback(body, now)
     if tamper == "wrong-hmac":
@@ -182,21 +182,21 @@ async def test_a_callback_that_does_not_check_out_is_refused_and_takes_nothing(
 
     assert status == 401, answer
     assert await applications(running) == []
-    view = await fitconnect.view(sent.submission_id)
+    view = await world.view(sent.submission_id)
     assert view["status"] == "submitted"
     assert view["fetched"] is None  # not even fetched
 
 
-async def test_a_valid_callback_is_answered_200(fitconnect: FitConnect, running: RunningHub) -> None:
-    sent = await fitconnect.send()
-    body = callback_body(fitconnect, sent.submission_id, sent.case_id)
+async def test_a_valid_callback_is_answered_200(world: FitConnect, running: RunningHub) -> None:
+    sent = await world.send()
+    body = callback_body(world, sent.submission_id, sent.case_id)
     status, _ = await running.post(
         f"/intake/{SOURCE}/callback", data=body, headers=signed_callback(body, int(time.time()))
     )
     assert status == 200
 
     async def accepted() -> bool:
-        return (await fitconnect.view(sent.submission_id))["status"] == "accepted"
+        return (await world.view(sent.submission_id))["status"] == "accepted"
 
     await running.wait_for(accepted, 20, "the submission to be accepted")
 
@@ -212,7 +212,7 @@ async def test_a_valid_callback_is_answered_200(fitconnect: FitConnect, running:
     ],
 )
 async def test_what_cannot_be_taken_is_rejected_once_with_its_problem(
-    fitconnect: FitConnect,
+    world: FitConnect,
     running: RunningHub,
     tmp_path: Path,
     case: str,
@@ -225,18 +225,16 @@ async def test_what_cannot_be_taken_is_rejected_once_with_its_problem(
         "data-hash": SenderFaults(wrong_data_hash=True),
         "attachment-hash": SenderFaults(wrong_attachment_hash=True),
     }.get(case, SenderFaults())
-    sent = await fitconnect.send(
-        faults=faults, service=OTHER_SERVICE if case == "unknown-service" else WOHNGELD
-    )
+    sent = await world.send(faults=faults, service=OTHER_SERVICE if case == "unknown-service" else WOHNGELD)
 
     await running.hub.poll(SOURCE)
 
-    assert (await fitconnect.view(sent.submission_id))["status"] == "rejected"
-    [reject] = await fitconnect.rejects(sent.submission_id)
+    assert (await world.view(sent.submission_id))["status"] == "rejected"
+    [reject] = await world.rejects(sent.submission_id)
     [found] = next(iter(reject["events"].values()))["problems"]
     assert found["type"] == problem
     assert found["instance"].startswith(instance)
-    assert await fitconnect.accepts(sent.submission_id) == []
+    assert await world.accepts(sent.submission_id) == []
     assert await applications(running) == []
     assert not any((tmp_path / "drop").iterdir())
     [held] = (await running.hub.journal.held_lookup(SOURCE, (sent.submission_id,))).values()
@@ -245,12 +243,12 @@ async def test_what_cannot_be_taken_is_rejected_once_with_its_problem(
 
     # the next poll leaves it alone: one reject, ever
     await running.hub.poll(SOURCE)
-    assert len(await fitconnect.rejects(sent.submission_id)) == 1
+    assert len(await world.rejects(sent.submission_id)) == 1
 
 
-async def test_a_failing_e_file_is_retried_never_rejected(fitconnect: FitConnect, tmp_path: Path) -> None:
+async def test_a_failing_e_file_is_retried_never_rejected(world: FitConnect, tmp_path: Path) -> None:
     connectors = {
-        SOURCE: fitconnect.connector(),
+        SOURCE: world.connector(),
         # Enaio is down: nothing listens there
         "enaio": {
             "type": "enaio",
@@ -266,9 +264,9 @@ async def test_a_failing_e_file_is_retried_never_rejected(fitconnect: FitConnect
     routes = [
         {"name": "wohngeld", "from": SOURCE, "map": str(mapping), "to": ["enaio", "wohngeld-fachverfahren"]}
     ]
-    running = await start_hub(base_settings(tmp_path, connectors, routes), env=fitconnect.env())
+    running = await start_hub(base_settings(tmp_path, connectors, routes), env=world.env())
     try:
-        sent = await fitconnect.send()
+        sent = await world.send()
         await running.hub.poll(SOURCE)
         [app] = await applications(running)
 
@@ -277,50 +275,50 @@ async def test_a_failing_e_file_is_retried_never_rejected(fitconnect: FitConnect
             return any(t.target == "enaio" and t.attempts >= 2 for t in tasks)
 
         await running.wait_for(retried, 20, "the Enaio delivery to be retried")
-        assert (await fitconnect.view(sent.submission_id))["status"] == "accepted"
-        assert await fitconnect.rejects(sent.submission_id) == []
-        assert len(await fitconnect.accepts(sent.submission_id)) == 1
+        assert (await world.view(sent.submission_id))["status"] == "accepted"
+        assert await world.rejects(sent.submission_id) == []
+        assert len(await world.accepts(sent.submission_id)) == 1
     finally:
         await stop_hub(running)
 
 
 async def test_a_409_on_a_repeated_accept_is_success_when_the_log_shows_ours(
-    fitconnect: FitConnect,
+    world: FitConnect,
     running: RunningHub,
 ) -> None:
     """Two takers (a callback here, the poll in another process) meet: the later accept gets a 409."""
-    sent = await fitconnect.send()
+    sent = await world.send()
     item = SubmissionForPickup(
-        destinationId=fitconnect.destination_id, submissionId=sent.submission_id, caseId=sent.case_id
+        destinationId=world.destination_id, submissionId=sent.submission_id, caseId=sent.case_id
     )
     first = source(running)
     # another hub process's source: same configuration and journal, its own lock
     second = FitConnectSource(first.config, first.context)
-    await fitconnect.faults(hold_events_next=1)
+    await world.faults(hold_events_next=1)
     held = asyncio.create_task(first.take(item, running.hub.intake))
 
     async def holding() -> bool:
-        return fitconnect.state.held == 1
+        return world.state.held == 1
 
     await running.wait_for(holding, 20, "the first accept to be held")
     assert await second.take(item, running.hub.intake) == 0  # a duplicate intake, accepted (204)
-    assert len(await fitconnect.accepts(sent.submission_id)) == 1
-    fitconnect.state.release_held()
+    assert len(await world.accepts(sent.submission_id)) == 1
+    world.state.release_held()
     assert await held == 1  # its accept: 409, and the log shows our accept: success
-    assert len(await fitconnect.accepts(sent.submission_id)) == 1
+    assert len(await world.accepts(sent.submission_id)) == 1
     assert len(await applications(running)) == 1
     assert await running.hub.journal.held_lookup(SOURCE, (sent.submission_id,)) == {}
 
 
 async def test_an_uncheckable_submission_waits_is_never_rejected_and_is_reported_overdue(
-    fitconnect: FitConnect, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    world: FitConnect, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Metadata of a schema version not installed here: not the sender's fault, so no reject; it waits
     (retried, then quarantined for an operator), and counts as overdue once past the warning age."""
-    running = await hub_for(fitconnect, tmp_path, unaccepted_warning_after="PT0S")
+    running = await hub_for(world, tmp_path, unaccepted_warning_after="PT0S")
     try:
-        sent = await fitconnect.sender.send(
-            fitconnect.destination_id,
+        sent = await world.sender.send(
+            world.destination_id,
             WOHNGELD,
             data=json.dumps(WOHNGELDANTRAG).encode(),
             data_schema_uri="https://schema.fitko.de/fim/s00000000009_1.0.0.schema.json",
@@ -336,9 +334,9 @@ async def test_an_uncheckable_submission_waits_is_never_rejected_and_is_reported
         await running.hub.poll(SOURCE)  # the last try allowed (max_fetches 2): quarantined, still upstream
         [held] = (await running.hub.journal.held_lookup(SOURCE, (sent.submission_id,))).values()
         assert held.state == HeldState.QUARANTINED
-        view = await fitconnect.view(sent.submission_id)
+        view = await world.view(sent.submission_id)
         assert view["status"] == "submitted"
-        assert await fitconnect.rejects(sent.submission_id) == []
+        assert await world.rejects(sent.submission_id) == []
         assert await applications(running) == []
 
         status, metrics = await running.get("/metrics")
@@ -353,20 +351,20 @@ async def test_an_uncheckable_submission_waits_is_never_rejected_and_is_reported
         await stop_hub(running)
 
 
-async def test_the_v2_paths_take_and_accept_alike(fitconnect: FitConnect, tmp_path: Path) -> None:
-    running = await hub_for(fitconnect, tmp_path, api_version="v2")
+async def test_the_v2_paths_take_and_accept_alike(world: FitConnect, tmp_path: Path) -> None:
+    running = await hub_for(world, tmp_path, api_version="v2")
     try:
-        sent = await fitconnect.send()
+        sent = await world.send()
         await running.hub.poll(SOURCE)
-        assert (await fitconnect.view(sent.submission_id))["status"] == "accepted"
-        assert len(await fitconnect.accepts(sent.submission_id)) == 1
+        assert (await world.view(sent.submission_id))["status"] == "accepted"
+        assert len(await world.accepts(sent.submission_id)) == 1
         assert [a.external_id for a in await applications(running)] == [sent.submission_id]
     finally:
         await stop_hub(running)
 
 
 async def test_data_invalid_against_its_installed_schema_is_rejected(
-    fitconnect: FitConnect, tmp_path: Path, schema_dir: Path
+    world: FitConnect, tmp_path: Path, schema_dir: Path
 ) -> None:
     """With the service's data schema installed in the schema directory, data that violates it is rejected
     (schema-violation, naming the place, never the value); without it (the other tests) it is taken."""
@@ -382,22 +380,108 @@ async def test_data_invalid_against_its_installed_schema_is_rejected(
         "properties": {"antragsart": {"enum": ["Erstantrag", "Weiterleistungsantrag"]}},
     }
     (schemas / "fit-connect" / "wohngeld.schema.json").write_text(json.dumps(wohngeld_schema))
-    running = await hub_for(fitconnect, tmp_path, schemas=str(schemas))
+    running = await hub_for(world, tmp_path, schemas=str(schemas))
     try:
-        valid = await fitconnect.send()
-        invalid = await fitconnect.sender.send(
-            fitconnect.destination_id,
+        valid = await world.send()
+        invalid = await world.sender.send(
+            world.destination_id,
             WOHNGELD,
             data=json.dumps({**WOHNGELDANTRAG, "antragsart": "Mieterhöhung Petrović"}).encode(),
             data_schema_uri=DATA_SCHEMA,
         )
         await running.hub.poll(SOURCE)
-        assert (await fitconnect.view(valid.submission_id))["status"] == "accepted"
-        [reject] = await fitconnect.rejects(invalid.submission_id)
+        assert (await world.view(valid.submission_id))["status"] == "accepted"
+        [reject] = await world.rejects(invalid.submission_id)
         [problem] = next(iter(reject["events"].values()))["problems"]
         assert problem["type"] == PROBLEM_SCHEMA_VIOLATION
         assert problem["instance"] == "data"
         assert "antragsart" in problem["detail"] and "Petrović" not in problem["detail"]
         assert [a.external_id for a in await applications(running)] == [valid.submission_id]
+    finally:
+        await stop_hub(running)
+
+
+async def test_a_service_no_route_takes_waits_for_the_operator_and_is_not_rejected(
+    world: FitConnect, tmp_path: Path
+) -> None:
+    running = await hub_for(world, tmp_path, services=[{"service": "wohngeld-alt", "leika": WOHNGELD}])
+    try:
+        sent = await world.send()
+        await running.hub.poll(SOURCE)
+        [held] = (await running.hub.journal.held_lookup(SOURCE, (sent.submission_id,))).values()
+        assert held.state == HeldState.RETRYING
+        assert held.reason_code == "undecidable"
+        assert "no route takes service 'wohngeld-alt'" in held.reason
+        assert (await world.view(sent.submission_id))["status"] == "submitted"
+        assert await applications(running) == []
+    finally:
+        await stop_hub(running)
+
+
+def test_the_simulator_writes_what_a_hub_configuration_needs(tmp_path: Path) -> None:
+    """The demo builds the hub's configuration from these files before any request is made."""
+    from hub_fitconnect.simulator import STATE, make_app
+
+    app = make_app(default_destination=True, secrets_dir=str(tmp_path), key_size=2048)
+    [destination] = app[STATE].destinations
+    assert (tmp_path / "destination-id").read_text() == destination
+    clients = {c.client_id: c for c in app[STATE].clients.values()}
+    subscriber = clients[(tmp_path / "subscriber-client-id").read_text()]
+    assert subscriber.secret == (tmp_path / "subscriber-client-secret").read_text()
+    assert subscriber.scopes == {f"subscribe:destination:{destination}"}
+    assert (tmp_path / "sender-client-id").read_text() in clients
+
+
+async def test_metadata_of_an_uninstalled_version_is_taken_when_the_schema_is_not_required(
+    world: FitConnect, tmp_path: Path
+) -> None:
+    running = await hub_for(world, tmp_path, metadata_schema_required=False)
+    try:
+        sent = await world.sender.send(
+            world.destination_id,
+            WOHNGELD,
+            data=json.dumps(WOHNGELDANTRAG).encode(),
+            data_schema_uri=DATA_SCHEMA,
+            metadata_version="2.1.0",
+        )
+        await running.hub.poll(SOURCE)
+        assert (await world.view(sent.submission_id))["status"] == "accepted"
+        assert [a.external_id for a in await applications(running)] == [sent.submission_id]
+    finally:
+        await stop_hub(running)
+
+
+async def test_an_operator_closing_a_quarantined_submission_rejects_it_upstream(
+    world: FitConnect, tmp_path: Path
+) -> None:
+    running = await hub_for(world, tmp_path)
+    try:
+        sent = await world.sender.send(
+            world.destination_id, WOHNGELD, data=b"{}", data_schema_uri=DATA_SCHEMA, metadata_version="9.9.9"
+        )
+        await running.hub.poll(SOURCE)
+        await running.hub.poll(SOURCE)  # the last try allowed: quarantined
+        [held] = (await running.hub.journal.held_lookup(SOURCE, (sent.submission_id,))).values()
+        assert held.state == HeldState.QUARANTINED
+
+        closed = await running.hub.operations.decide_held(held.id, "close", "test-operator")
+        assert closed.state == HeldState.CLOSED
+        [reject] = await world.rejects(sent.submission_id)
+        [problem] = next(iter(reject["events"].values()))["problems"]
+        assert problem["type"].endswith("/technical-error")
+        assert await world.accepts(sent.submission_id) == []
+    finally:
+        await stop_hub(running)
+
+
+async def test_check_reaches_the_api_with_the_configured_client(world: FitConnect, tmp_path: Path) -> None:
+    running = await hub_for(world, tmp_path)
+    try:
+        assert (await source(running).check()).ok
+        world.state.clients[world.client_id].secret = "not-the-secret-any-more"
+        other = FitConnectSource(source(running).config, source(running).context)
+        result = await other.check()
+        assert not result.ok
+        assert "401" in result.message or "invalid_client" in result.message
     finally:
         await stop_hub(running)

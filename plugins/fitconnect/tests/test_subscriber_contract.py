@@ -13,7 +13,7 @@ from hub_fitconnect.sender import Sent
 from hub_fitconnect.source import FitConnectSource
 from hub_fitconnect.wire import SubmissionForPickup
 from subscriber_helpers import SOURCE, FitConnect, signed_callback
-from subscriber_helpers import fitconnect as fitconnect  # the fixture
+from subscriber_helpers import world as world  # the fixture
 
 from hub import Intake, IntakeOutcome, Retryable
 from hub.testing import RunningHub, SourceContract
@@ -24,18 +24,16 @@ class TestFitConnectContract(SourceContract):
     """Submissions go through the simulator; the contract takes them by id, as a callback or the poll does."""
 
     @pytest_asyncio.fixture
-    async def source_hub(self, fitconnect: FitConnect, tmp_path: Path) -> AsyncIterator[RunningHub]:
-        self.fc = fitconnect
+    async def source_hub(self, world: FitConnect, tmp_path: Path) -> AsyncIterator[RunningHub]:
+        self.fc = world
         self.sent: dict[int, Sent] = {}
         (tmp_path / "drop").mkdir()
         connectors = {
-            SOURCE: fitconnect.connector(),
+            SOURCE: world.connector(),
             "drop": {"type": "filedrop", "path": str(tmp_path / "drop")},
         }
         routes = [{"name": "all", "from": SOURCE, "to": ["drop"]}]
-        running = await start_hub(
-            base_settings(tmp_path, connectors, routes), env=fitconnect.env(), workers=False
-        )
+        running = await start_hub(base_settings(tmp_path, connectors, routes), env=world.env(), workers=False)
         try:
             yield running
         finally:

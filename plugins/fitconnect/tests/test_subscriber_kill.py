@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 from subscriber_helpers import SOURCE, FitConnect
-from subscriber_helpers import fitconnect as fitconnect  # the fixture
+from subscriber_helpers import world as world  # the fixture
 
 from hub.testing.processes import HubProcess, free_port, poll_until
 
@@ -59,34 +59,34 @@ async def applications(http: aiohttp.ClientSession, hub_url: str) -> list[dict[s
 
 
 async def test_killed_between_intake_and_accept_files_once_and_accepts_once(
-    fitconnect: FitConnect, tmp_path: Path
+    world: FitConnect, tmp_path: Path
 ) -> None:
     port = free_port()
     hub_url = f"http://127.0.0.1:{port}"
-    config = write_config(tmp_path, port, fitconnect)
-    await fitconnect.faults(hold_events_next=1)
-    sent = await fitconnect.send()
-    hub = HubProcess(config, tmp_path, hub_url, env=fitconnect.env())
+    config = write_config(tmp_path, port, world)
+    await world.faults(hold_events_next=1)
+    sent = await world.send()
+    hub = HubProcess(config, tmp_path, hub_url, env=world.env())
     async with aiohttp.ClientSession() as http:
         hub.start()
         try:
 
             async def accept_held() -> bool:
-                return fitconnect.state.held == 1
+                return world.state.held == 1
 
             await poll_until(accept_held, 30, "the hub's accept to be held")
         finally:
             await hub.kill()
-        view = await fitconnect.view(sent.submission_id)
+        view = await world.view(sent.submission_id)
         assert view["status"] == "submitted"  # not accepted: the hub died first
-        assert await fitconnect.accepts(sent.submission_id) == []
+        assert await world.accepts(sent.submission_id) == []
 
         hub.start()
         try:
             await hub.wait_ready(http)
 
             async def accepted() -> bool:
-                return (await fitconnect.view(sent.submission_id))["status"] == "accepted"
+                return (await world.view(sent.submission_id))["status"] == "accepted"
 
             await poll_until(accepted, 30, "the restarted hub's accept")
 
@@ -98,13 +98,13 @@ async def test_killed_between_intake_and_accept_files_once_and_accepts_once(
             assert [a["external_id"] for a in apps] == [sent.submission_id]
             assert len([p for p in (tmp_path / "drop").iterdir() if p.is_dir()]) == 1
 
-            fitconnect.state.release_held()  # the dead process's accept arrives late: a 409, nothing more
+            world.state.release_held()  # the dead process's accept arrives late: a 409, nothing more
 
             async def released() -> bool:
-                return fitconnect.state.held == 0
+                return world.state.held == 0
 
             await poll_until(released, 10, "the held accept to be answered")
-            assert len(await fitconnect.accepts(sent.submission_id)) == 1
+            assert len(await world.accepts(sent.submission_id)) == 1
             assert len(await applications(http, hub_url) or []) == 1
         finally:
             assert await hub.stop() == 0, hub.log_tail()

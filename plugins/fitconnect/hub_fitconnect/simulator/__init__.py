@@ -89,6 +89,10 @@ def _start_defaults(state: SimState) -> list[str]:
             _write_secret(directory, "signature-key.jwk.json", json.dumps(handed["signatureKey"])),
             _write_secret(directory, "subscriber-client-secret", subscriber["clientSecret"]),
             _write_secret(directory, "sender-client-secret", sender.secret),
+            # The ids (no secrets), so that a hub configuration can be written before anyone asks.
+            _write_secret(directory, "destination-id", destination.destination_id),
+            _write_secret(directory, "subscriber-client-id", subscriber["clientId"]),
+            _write_secret(directory, "sender-client-id", sender.client_id),
         ]
         lines.append("secrets written: " + ", ".join(str(p) for p in written))
     else:
