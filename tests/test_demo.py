@@ -28,7 +28,8 @@ async def filed(journal_path: Path) -> list[Application]:
     try:
         rows = await journal.list_applications(ApplicationFilter(), limit=100)
         states = sorted(r.state for r in rows)
-        assert states == sorted([ApplicationState.COMPLETED] * 25 + [ApplicationState.REJECTED] * 2)
+        # 25 FormCycle/XTA applications; issue 13's ways in: 2 FIT-Connect, 3 e-mail, 5 scanned, 6 webhook
+        assert states == sorted([ApplicationState.COMPLETED] * 41 + [ApplicationState.REJECTED] * 2)
         xbau, login = sorted(
             (r for r in rows if r.state == ApplicationState.REJECTED), key=lambda r: r.service
         )
@@ -61,7 +62,32 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
         "awsv-anlage",
         "verpflichtungserklaerung",
         "aufenthaltstitel",
+        "wohngeld",
+        "email",
+        "posteingang-scan",
+        "posteingang-widerspruch",
+        "posteingang-korb",
+        "hundeanmeldung",
     }
+    # FIT-Connect: an EfA service's Wohngeld submissions, accepted upstream only after the intake, filed
+    # into the Wohngeldakte and the Wohngeld Fachverfahren's import folder.
+    wohngeld = [a for a in apps if a.source == "efa"]
+    assert len(wohngeld) == 2
+    for app in wohngeld:
+        assert (app.file_number or "").startswith("50.3-")
+        assert {"fitconnect.case", "fitconnect.submission", "wohngeld-fachverfahren"} <= set(app.correlations)
+    # The Funktionspostfach: three e-mails, two into the Ausländerakte their subject names.
+    mails = [a for a in apps if a.source == "funktionspostfach"]
+    assert len(mails) == 3 and sum((a.file_number or "").startswith("32.1-AT-") for a in mails) == 2
+    # The scan station: three documents into existing Ausländerakten, two into the tray, none opened an Akte.
+    scanned = [a for a in apps if a.source == "scanstation"]
+    assert len(scanned) == 5 and all("enaio-scan.documents" in a.correlations for a in scanned)
+    assert sum(a.service == "posteingang-korb" for a in scanned) == 1  # no key at all: the source's tray
+    # Form Solutions (signed JSON) and a service portal (multipart + XML): the re-send was no 7th.
+    dogs = [a for a in apps if a.service == "hundeanmeldung"]
+    assert sorted(a.source for a in dogs) == ["formsolutions"] * 3 + ["serviceportal"] * 3
+    assert all((a.file_number or "").startswith("22.3-") for a in dogs)
+    apps = [a for a in apps if a.source in ("formcycle", "bauportal", "abh-posteingang")]
     bauantraege = [a for a in apps if a.service == "bauantrag"]
     assert len(bauantraege) == 2
     for app in bauantraege:  # from Bauportal.NRW over XTA into the Bauakte and the xdomea DMS
@@ -102,7 +128,7 @@ def test_demo_files_every_application(tmp_path: Path) -> None:
     assert renewal.correlations["enaio.vorgang"] != first.correlations["enaio.vorgang"]
     assert renewal.file_number == first.file_number
     log = (tmp_path / "demo" / "hub.log").read_text(encoding="utf-8")
-    for name in ("Weber", "Bittel", "Neumann", "Çelik", "Müßig", "Kovalenko"):  # no personal data
+    for name in ("Weber", "Bittel", "Neumann", "Çelik", "Müßig", "Kovalenko", "Petrović", "Nowak"):  # no PII
         assert name not in log
 
 
