@@ -29,9 +29,10 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -42,18 +43,57 @@ __all__ = [
     "DovecotServer",
     "DovecotUnavailable",
     "ImapAccount",
+    "ServerUnavailable",
     "TlsFiles",
     "find_dovecot",
     "free_port",
     "self_signed",
     "start_dovecot",
+    "start_in_scratch",
     "stop_process",
+    "unprivileged_account",
 ]
 
 START_TIMEOUT = 30  # seconds to wait for Dovecot to listen
 UNPRIVILEGED_USERS = ("dovecot", "nobody")
 SHORT_TMP = "/tmp"  # noqa: S108 - mkdtemp makes a private directory in it
+S = TypeVar("S")
 CERTIFICATE_DAYS = 365  # far beyond the hub's expiry warning (30 days by default): no noise
+
+
+class ServerUnavailable(RuntimeError):
+    """A throw-away server could not be started here (binary missing, no account, did not listen)."""
+
+
+def unprivileged_account(names: tuple[str, ...]) -> pwd.struct_passwd | None:
+    """The account a throw-away server runs as when we are root (servers refuse to run as root); None
+    when we are not root (it runs as us)."""
+    if os.geteuid() != 0:
+        return None
+    for name in names:
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    raise ServerUnavailable(f"running as root and no unprivileged account ({', '.join(names)}) to run it as")
+
+
+def start_in_scratch(prefix: str, start: Callable[[Path], S], attempts: int = 3) -> S:
+    """`start(directory)` in a fresh private directory, again in a new one when it fails (another
+    process took the free port it was given meanwhile); the last `ServerUnavailable` if none started.
+
+    `start` cleans up after itself when it fails; the directory is removed here.
+    """
+    error: ServerUnavailable | None = None
+    for _ in range(attempts):
+        # A short path: unix sockets' paths must stay below ~107 bytes ($TMPDIR may be long).
+        base = Path(tempfile.mkdtemp(prefix=prefix, dir=SHORT_TMP if os.path.isdir(SHORT_TMP) else None))
+        base.chmod(0o700)
+        try:
+            return start(base)
+        except ServerUnavailable as exc:
+            error = exc
+            shutil.rmtree(base, ignore_errors=True)
+    assert error is not None
+    raise error
 
 
 def free_port() -> int:
@@ -112,7 +152,7 @@ def self_signed(directory: Path, name: str = "127.0.0.1") -> TlsFiles:
     return files
 
 
-class DovecotUnavailable(RuntimeError):
+class DovecotUnavailable(ServerUnavailable):
     """Dovecot could not be started."""
 
 
@@ -306,15 +346,6 @@ def _group(user: pwd.struct_passwd) -> str:
     return grp.getgrgid(user.pw_gid).gr_name
 
 
-def _account() -> pwd.struct_passwd:
-    if os.geteuid() != 0:
-        return pwd.getpwuid(os.geteuid())
-    for name in UNPRIVILEGED_USERS:
-        with contextlib.suppress(KeyError):
-            return pwd.getpwnam(name)
-    raise DovecotUnavailable("running as root and no unprivileged account (dovecot, nobody) to run Dovecot")
-
-
 def _listening(port: int, process: subprocess.Popen[bytes]) -> bool:
     """Wait until `port` takes connections (True) or the process ends or the start times out (False)."""
     deadline = time.monotonic() + START_TIMEOUT
@@ -328,18 +359,16 @@ def _listening(port: int, process: subprocess.Popen[bytes]) -> bool:
 def start_dovecot(binary: Path, attempts: int = 3, settings: str = "") -> DovecotServer:
     """Start a throw-away Dovecot with `binary` and further configuration lines `settings` (retries
     when a free port was taken meanwhile)."""
-    run_as = _account()
-    error: DovecotUnavailable | None = None
-    for _ in range(attempts):
-        base = Path(tempfile.mkdtemp(prefix="akh-imap-", dir=SHORT_TMP if os.path.isdir(SHORT_TMP) else None))
-        base.chmod(0o700)
+    account = unprivileged_account(UNPRIVILEGED_USERS)
+    run_as = pwd.getpwuid(os.geteuid()) if account is None else account
+
+    def start(base: Path) -> DovecotServer:
         server = DovecotServer(binary, base, free_port(), free_port(), self_signed(base), run_as, settings)
         try:
             server.start()
-            return server
-        except DovecotUnavailable as exc:
-            error = exc
+        except DovecotUnavailable:
             server.stop()
-            shutil.rmtree(base, ignore_errors=True)
-    assert error is not None
-    raise error
+            raise
+        return server
+
+    return start_in_scratch("akh-imap-", start, attempts)

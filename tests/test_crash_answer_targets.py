@@ -34,6 +34,7 @@ from test_e2e_answers import ANSWERS, CALLBACK_SECRET, DECISION, MAPPING, TOKEN,
 
 from hub.answers import CallbackAuth
 from hub.callbacks import sign_callback
+from hub.testing.processes import hub_settings
 
 ADMIN = "crash-targets-admin-token"
 ENAIO_PASSWORD = "enaio-crash-secret"
@@ -47,14 +48,8 @@ def write_config(
     mapping = tmp / "jagd-mit-antworten.yaml"
     mapping.write_text(MAPPING.read_text("utf-8") + ANSWERS, "utf-8")
     config = {
-        "store": f"sqlite:///{tmp / 'journal.db'}",
-        "blobs": str(tmp / "blobs"),
+        **hub_settings(tmp, port, ADMIN, "operator"),
         "schemas": str(schema_dir),
-        "server": {
-            "listen": f"127.0.0.1:{port}",
-            "admin_tokens": [{"name": "t", "token": ADMIN, "role": "operator"}],
-        },
-        "workers": {"idle_poll_seconds": 0.1, "render_processes": 0},
         "connectors": {
             "formcycle": {
                 "type": "formcycle",

@@ -30,6 +30,7 @@ import yaml
 from hub.answers import CallbackAuth
 from hub.callbacks import sign_callback
 from hub.testing.fakes import Ledger
+from hub.testing.processes import hub_settings
 
 SECRET = "crash-answers-callback-secret"
 TOKEN = "crash-answers-admin-token"
@@ -59,13 +60,7 @@ def write_config(
     efile_extra: dict[str, Any] | None = None,
 ) -> Path:
     config = {
-        "store": f"sqlite:///{tmp / 'journal.db'}",
-        "blobs": str(tmp / "blobs"),
-        "server": {
-            "listen": f"127.0.0.1:{port}",
-            "admin_tokens": [{"name": "t", "token": TOKEN, "role": "operator"}],
-        },
-        "workers": {"idle_poll_seconds": 0.1, "render_processes": 0},
+        **hub_settings(tmp, port, TOKEN, "operator"),
         "connectors": {
             "json": {"type": "test-json"},
             "efile": {

@@ -22,7 +22,7 @@ from hub_bauportal_nrw.portal import make_app as portal_app
 from hub_enaio.simulator import make_app as enaio_app
 from hub_xta.simulator import make_app as xta_app
 
-from hub.testing.processes import HubProcess, free_port
+from hub.testing.processes import HubProcess, free_port, hub_settings
 
 MAPPING = Path(__file__).parents[1] / "config" / "mappings" / "bauantrag.yaml"
 ACCOUNT = "vbe:bauaufsicht-rhein-sieg"
@@ -52,14 +52,8 @@ def url(server: TestServer, path: str = "") -> str:
 def write_config(tmp: Path, port: int, servers: dict[str, TestServer], schemas: Path) -> Path:
     xta = {"url": url(servers["xta"]), "account": {"identifier": ACCOUNT}}
     config = {
-        "store": f"sqlite:///{tmp / 'journal.db'}",
-        "blobs": str(tmp / "blobs"),
+        **hub_settings(tmp, port, TOKEN, "viewer"),
         "schemas": str(schemas),
-        "server": {
-            "listen": f"127.0.0.1:{port}",
-            "admin_tokens": [{"name": "t", "token": TOKEN, "role": "viewer"}],
-        },
-        "workers": {"idle_poll_seconds": 0.1, "render_processes": 0},
         "connectors": {
             # the first poll runs at start, the next only after 30 s: the kill lands before it
             "bauportal": {"type": "bauportal-nrw", "poll_seconds": 30, "authority": AUTHORITY, "xta": xta},

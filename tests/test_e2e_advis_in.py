@@ -32,7 +32,7 @@ from hub_xta.simulator import enqueue
 from hub_xta.simulator import make_app as xta_app
 from test_crash_answers import poll
 
-from hub.testing.processes import HubProcess, free_port
+from hub.testing.processes import HubProcess, free_port, hub_settings
 
 ROOT = Path(__file__).parents[1]
 MAPPING = ROOT / "config" / "mappings" / "aufenthaltstitel.yaml"
@@ -52,15 +52,9 @@ def write_config(tmp: Path, port: int, schemas: Path, xta: str, enaio: str) -> P
         return {"url": xta, "account": {"identifier": identifier}, "timeout_seconds": 5}
 
     config = {
-        "store": f"sqlite:///{tmp / 'journal.db'}",
-        "blobs": str(tmp / "blobs"),
+        # operator: the test reads a held message's reason text, which viewers do not see
+        **hub_settings(tmp, port, TOKEN, "operator"),
         "schemas": str(schemas),
-        "server": {
-            "listen": f"127.0.0.1:{port}",
-            # operator: the test reads a held message's reason text, which viewers do not see
-            "admin_tokens": [{"name": "t", "token": TOKEN, "role": "operator"}],
-        },
-        "workers": {"idle_poll_seconds": 0.1, "render_processes": 0},
         "connectors": {
             # The OZG messages and ADVIS's answers arrive in separate hub accounts (README: accounts).
             "abh-posteingang": {"type": "advis-intake", "poll_seconds": 0.2, "xta": account(INBOX)},

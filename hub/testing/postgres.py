@@ -32,7 +32,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.localservers import ServerUnavailable, start_in_scratch, unprivileged_account
 from hub.testing.servers import free_port, stop_process, unavailable
 
 __all__ = [
@@ -57,10 +57,9 @@ __all__ = [
 SUPERUSER = "aktenhub"
 START_TIMEOUT = 60  # seconds pg_ctl waits for the server to accept connections
 UNPRIVILEGED_USERS = ("postgres", "nobody")
-SHORT_TMP = "/tmp"  # noqa: S108 - mkdtemp makes a private directory in it
 
 
-class PostgresUnavailable(RuntimeError):
+class PostgresUnavailable(ServerUnavailable):
     """No PostgreSQL server binaries on this machine (or the server could not be started)."""
 
 
@@ -204,38 +203,23 @@ class PostgresServer:
             )
 
 
-def _unprivileged_account() -> pwd.struct_passwd | None:
-    if os.geteuid() != 0:
-        return None
-    for name in UNPRIVILEGED_USERS:
-        with contextlib.suppress(KeyError):
-            return pwd.getpwnam(name)
-    raise PostgresUnavailable(
-        "running as root and no unprivileged account (postgres, nobody) to run PostgreSQL"
-    )
-
-
 def start_server(bindir: Path, attempts: int = 3, durable: bool = False) -> PostgresServer:
     """Start a throw-away cluster with the binaries in `bindir` (retries when the free port was taken);
     `durable`: commits flushed to disk as in production (tests leave that out)."""
-    run_as = _unprivileged_account()
-    error: PostgresUnavailable | None = None
-    for _ in range(attempts):
-        # A short path: the unix socket's path must stay below ~107 bytes ($TMPDIR may be long).
-        base = Path(tempfile.mkdtemp(prefix="akh-pg-", dir=SHORT_TMP if os.path.isdir(SHORT_TMP) else None))
-        base.chmod(0o700)
+    run_as = unprivileged_account(UNPRIVILEGED_USERS)
+
+    def start(base: Path) -> PostgresServer:
         server = PostgresServer(
             bindir, base, free_port(), SUPERUSER, secrets.token_urlsafe(18), run_as, durable
         )
         try:
             server.start()
-            return server
-        except PostgresUnavailable as exc:
-            error = exc
+        except PostgresUnavailable:
             server.stop()
-            shutil.rmtree(base, ignore_errors=True)
-    assert error is not None
-    raise error
+            raise
+        return server
+
+    return start_in_scratch("akh-pg-", start, attempts)
 
 
 def find_pgbouncer() -> Path | None:

@@ -18,13 +18,13 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 
 from hub.testing.servers import free_port
 
-__all__ = ["HubProcess", "free_port", "hub_command", "poll_until"]
+__all__ = ["HubProcess", "free_port", "hub_command", "hub_settings", "poll_until"]
 
 T = TypeVar("T")
 READY_TIMEOUT = 30.0  # seconds from the start until /readyz must answer 200
@@ -37,6 +37,21 @@ def hub_command(config: Path, *args: str) -> list[str]:
     script = Path(sys.executable).with_name("aktenhub")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "hub"]
     return [*command, *(args or ("run",)), "-c", str(config)]
+
+
+def hub_settings(tmp: Path, port: int, token: str, role: str = "viewer") -> dict[str, Any]:
+    """The settings every hub child process of a test shares: SQLite journal and blobs in `tmp`, the
+    admin API on `port` with one `token` of `role`, fast idle polling, the rendition in the worker (no
+    render process to outlive a SIGKILL). A test adds its `connectors`, `routes` and others."""
+    return {
+        "store": f"sqlite:///{tmp / 'journal.db'}",
+        "blobs": str(tmp / "blobs"),
+        "server": {
+            "listen": f"127.0.0.1:{port}",
+            "admin_tokens": [{"name": "t", "token": token, "role": role}],
+        },
+        "workers": {"idle_poll_seconds": 0.1, "render_processes": 0},
+    }
 
 
 async def poll_until(

@@ -18,7 +18,7 @@ import aiohttp
 from subscriber_helpers import SOURCE, FitConnect
 from subscriber_helpers import world as world  # the fixture
 
-from hub.testing.processes import HubProcess, free_port, poll_until
+from hub.testing.processes import HubProcess, free_port, hub_settings, poll_until
 
 TOKEN = "fitconnect-kill-admin-token"
 
@@ -26,13 +26,7 @@ TOKEN = "fitconnect-kill-admin-token"
 def write_config(tmp: Path, port: int, fc: FitConnect) -> Path:
     (tmp / "drop").mkdir()
     config = {
-        "store": f"sqlite:///{tmp / 'journal.db'}",
-        "blobs": str(tmp / "blobs"),
-        "server": {
-            "listen": f"127.0.0.1:{port}",
-            "admin_tokens": [{"name": "t", "token": TOKEN, "role": "viewer"}],
-        },
-        "workers": {"idle_poll_seconds": 0.1, "render_processes": 0},
+        **hub_settings(tmp, port, TOKEN, "viewer"),
         # the first poll runs at start, the next only after an hour: each start polls once
         "connectors": {
             SOURCE: fc.connector(poll_seconds=3600),

@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 from hub_enaio.simulator import EnaioState, StoredObject
+from hub_scanstation.demo import AKTEN, SOURCE  # the Ausländerakten enaio holds before the post arrives
 from hub_scanstation.simulator import BatchSpec, DocumentSpec
 
 from hub import Application
@@ -17,23 +18,6 @@ from hub.testing import RunningHub
 USER = "aktenhub"
 PASSWORD = "simulator-password-1"
 MAPPINGS = Path(__file__).resolve().parents[3] / "config" / "mappings"
-SOURCE = "scanstation"
-
-# The Ausländerakten enaio holds before the post arrives.
-AKTEN = [
-    {
-        "Aktenzeichen": "32.1-AT-2026-0101",
-        "Familienname": "Yilmaz",
-        "Vorname": "Elif",
-        "Geburtsdatum": "1988-04-12",
-    },
-    {
-        "Aktenzeichen": "32.1-AT-2026-0102",
-        "Familienname": "Nowak",
-        "Vorname": "Piotr",
-        "Geburtsdatum": "1979-11-30",
-    },
-]
 AZ_YILMAZ, AZ_NOWAK = AKTEN[0]["Aktenzeichen"], AKTEN[1]["Aktenzeichen"]
 AZ_UNKNOWN = "32.1-AT-2026-9999"
 

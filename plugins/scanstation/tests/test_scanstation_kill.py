@@ -17,20 +17,14 @@ import aiohttp
 from hub_scanstation.simulator import write_batch
 from scan_helpers import ENV, ROUTES, Enaio, connectors, mixed_batch
 
-from hub.testing.processes import HubProcess, free_port, poll_until
+from hub.testing.processes import HubProcess, free_port, hub_settings, poll_until
 
 TOKEN = "scan-kill-viewer-token"
 
 
 def _config(tmp: Path, port: int, enaio: Enaio, hot_folder: Path) -> Path:
     config = {
-        "store": f"sqlite:///{tmp / 'journal.db'}",
-        "blobs": str(tmp / "blobs"),
-        "server": {
-            "listen": f"127.0.0.1:{port}",
-            "admin_tokens": [{"name": "t", "token": TOKEN, "role": "viewer"}],
-        },
-        "workers": {"idle_poll_seconds": 0.1, "render_processes": 0},
+        **hub_settings(tmp, port, TOKEN, "viewer"),
         "connectors": connectors(enaio.url, hot_folder, poll_seconds=0.2),
         "routes": ROUTES,
     }

@@ -29,6 +29,7 @@ from hub.models import Event
 from hub.runtime import Hub
 from hub.testing.harness import RunningHub
 from hub.testing.journal_contract import FakeClock
+from hub.testing.processes import hub_settings
 
 ANTRAG = b"<baugenehmigung.antrag.0200/>"
 
@@ -116,14 +117,9 @@ def free_port() -> int:
 
 def hub_config(tmp: Path, name: str, port: int, store: str, xta_url: str, schemas: Path) -> Path:
     config = {
-        "store": store,
-        "blobs": str(tmp / "blobs"),  # one store for both, as object storage would be
+        **hub_settings(tmp, port, TOKEN, "viewer"),
+        "store": store,  # the blobs in `tmp`: one store for both, as object storage would be
         "schemas": str(schemas),
-        "server": {
-            "listen": f"127.0.0.1:{port}",
-            "admin_tokens": [{"name": "t", "token": TOKEN, "role": "viewer"}],
-        },
-        "workers": {"idle_poll_seconds": 0.1, "render_processes": 0},
         "connectors": {
             "xta-in": {
                 "type": "xta",
