@@ -551,7 +551,7 @@ class Pipeline:
 
     async def _render(self, app: Application, mapping: MappingFile, file_number: str | None) -> str:
         """The PDF rendition of the application, stored as a blob; returns its reference."""
-        from hub.render import render_application, render_application_json  # loads fpdf2 lazily
+        from hub.render import render_application, render_application_json  # loads the fonts lazily
 
         form = {k: v for k, v in app.form.items() if k not in mapping.spec.hidden}
         shown = app.model_copy(update={"file_number": file_number or app.file_number, "form": form})
@@ -560,8 +560,8 @@ class Pipeline:
         if self.render_processes <= 0:
             pdf = await asyncio.to_thread(render_application, shown, labels, title)
         else:
-            # A rendition costs ~0.1 s of CPU (font parsing, subsetting). In a process of its own it
-            # uses another core and never holds this interpreter's lock against intake.
+            # A rendition costs ~5 ms of CPU (bench/render.py), all of it holding the GIL. In a process
+            # of its own it uses another core and never holds this interpreter's lock against intake.
             if self._render_pool is None:
                 self._render_pool = helper_pool(self.render_processes)
             loop = asyncio.get_running_loop()

@@ -5,9 +5,10 @@ the identity proof, every form field with its label in submission order, and the
 and SHA-256. Each page carries "Seite x von y" and the application id.
 
 Text is set in DejaVu Sans, embedded as a subset. It covers every character of DIN 91379 (names with
-Latin letters and combining marks, Greek, Cyrillic); the TTF files come from matplotlib's package data,
-so a plain `pip install` provides them (matplotlib's Python code is never imported). A character DejaVu
-lacks (emoji, CJK) is drawn as the font's empty box.
+Latin letters and combining marks, Greek, Cyrillic); the TTF files ship with the hub (`hub/fonts`). A
+character DejaVu lacks (emoji, CJK) is drawn as the font's empty box. The fonts are measured once per
+process and each document embeds only the glyphs it shows (`hub.typeset`): a two-page rendition costs a
+few milliseconds of CPU.
 
 The output is a pure function of the input: creation date = time of receipt, document id = hash of the
 content, fixed font subset tags. Rendering the same application twice gives the same bytes.
@@ -18,23 +19,16 @@ total is known and no placeholder ever ends up in the text of a form field.
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fpdf import FPDF
-
-from hub.logs import quiet_pdf_libraries
 from hub.models import Address, Application, Attachment, Identity, Party
-
-quiet_pdf_libraries()  # also where the hub's logging is not set up (tests, scripts)
+from hub.typeset import PT, Document, Font, load_font
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -52,8 +46,6 @@ VALUE_W = RIGHT - VALUE_X
 INDENT = 5.0  # per nesting level of a form value
 BULLET_W = 4.0
 ROW_GAP = 1.8
-
-PT = 25.4 / 72  # mm per point
 
 _WEEKDAYS = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
 _ASSERTED_BY = {
@@ -108,27 +100,9 @@ _SMALL_WORDS = frozenset(
 
 # -- fonts ---------------------------------------------------------------------------------------------
 
-_SANS = "dejavusans"
-_MONO = "dejavusansmono"
-
-
-@functools.cache
-def _font_dir() -> Path:
-    """matplotlib's bundled TrueType fonts, located without importing matplotlib."""
-    spec = importlib.util.find_spec("matplotlib")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the PDF rendition needs the fonts of the 'matplotlib' package; install it")
-    directory = Path(next(iter(spec.submodule_search_locations))) / "mpl-data" / "fonts" / "ttf"
-    if not (directory / "DejaVuSans.ttf").is_file():
-        raise RuntimeError(f"DejaVu Sans is missing from {directory}")
-    return directory
-
-
-def _add_fonts(pdf: FPDF) -> None:
-    fonts = _font_dir()
-    pdf.add_font(_SANS, "", fonts / "DejaVuSans.ttf")
-    pdf.add_font(_SANS, "B", fonts / "DejaVuSans-Bold.ttf")
-    pdf.add_font(_MONO, "", fonts / "DejaVuSansMono.ttf")
+_SANS = "DejaVuSans.ttf"
+_SANS_BOLD = "DejaVuSans-Bold.ttf"
+_MONO = "DejaVuSansMono.ttf"
 
 
 @dataclass(frozen=True)
@@ -141,6 +115,14 @@ class _Style:
     @property
     def line_height(self) -> float:
         return self.size * PT * 1.42
+
+    @property
+    def font(self) -> Font:
+        return load_font(_SANS_BOLD if self.bold and self.family == _SANS else self.family)
+
+    def width(self, text: str) -> float:
+        """Width of the text in this style, in mm."""
+        return self.font.width(text, self.size)
 
 
 _ACCENT = (28, 62, 104)
@@ -288,8 +270,7 @@ class _Line:
 class _Layout:
     """First pass: wraps text and breaks pages into lists of drawing operations."""
 
-    def __init__(self, pdf: FPDF) -> None:
-        self.pdf = pdf
+    def __init__(self) -> None:
         self.pages: list[list[_Op]] = [[]]
         self.y = TOP_FIRST
         self.after_heading = False
@@ -301,8 +282,7 @@ class _Layout:
 
         Linear in the text (fpdf2's own line breaker re-measures the line for every character).
         """
-        self._use(style)
-        measure = self.pdf.get_string_width
+        measure = style.width
         space = measure(" ")
         lines: list[str] = []
         for paragraph in text.split("\n"):
@@ -329,15 +309,11 @@ class _Layout:
 
     def fit(self, text: str, style: _Style, width: float) -> str:
         """The text cut to one line with an ellipsis."""
-        self._use(style)
-        if self.pdf.get_string_width(text) <= width:
+        if style.width(text) <= width:
             return text
-        while text and self.pdf.get_string_width(text + "…") > width:
+        while text and style.width(text + "…") > width:
             text = text[:-1]
         return text.rstrip() + "…"
-
-    def _use(self, style: _Style) -> None:
-        self.pdf.set_font(style.family, "B" if style.bold else "", style.size)
 
     # placing
 
@@ -591,28 +567,12 @@ def _address(address: Address) -> str:
 # -- drawing -------------------------------------------------------------------------------------------
 
 
-class _Document(FPDF):
-    def __init__(self) -> None:
-        super().__init__(orientation="P", unit="mm", format="A4")
-        self.set_auto_page_break(False)
-        # The page total is known before drawing; a "{nb}" typed into a form must stay "{nb}".
-        self.alias_nb_pages("")
-        self.set_margins(LEFT, TOP_FIRST, PAGE_W - RIGHT)
-        self.c_margin = 0
-
-    def use(self, style: _Style) -> None:
-        self.set_font(style.family, "B" if style.bold else "", style.size)
-        self.set_text_color(*style.color)
-
-    def draw(self, op: _Op) -> None:
-        if isinstance(op, _Rule):
-            self.set_draw_color(*op.color)
-            self.set_line_width(op.width)
-            self.line(op.x1, op.y, op.x2, op.y)
-        else:
-            self.use(op.style)
-            self.set_xy(op.x, op.y)
-            self.cell(op.w, op.h, op.text, align=op.align)
+def _draw(pdf: Document, op: _Op) -> None:
+    if isinstance(op, _Rule):
+        pdf.rule(op.x1, op.x2, op.y, op.width, op.color)
+    else:
+        style = op.style
+        pdf.text(op.x, op.y, op.w, op.h, op.text, style.font, style.size, style.color, op.align)
 
 
 def render_application(
@@ -621,39 +581,35 @@ def render_application(
     """The application as a PDF for the e-file: same application in, same bytes out."""
     labels = labels or {}
     title = title or f"Antrag: {readable(application.service)}"
-    pdf = _Document()
-    _add_fonts(pdf)
-    pdf.add_page()
-
     rendition = _Rendition(application, labels, title)
-    layout = _Layout(pdf)
+    layout = _Layout()
     rendition.lay_out(layout)
-
-    pdf.set_creation_date(application.received_at)
-    pdf.set_title(rendition.title)
-    pdf.set_subject(f"Antrag {application.id}")
-    pdf.set_creator("Aktenhub")
-    pdf.set_lang("de-DE")
 
     total = len(layout.pages)
     reference = f"Az. {application.file_number}" if application.file_number else application.id
     reference = layout.fit(_clean(reference, single_line=True), _SMALL, 80.0)
-    pdf.use(_SMALL)
-    running_title = layout.fit(rendition.title, _SMALL, RIGHT - LEFT - pdf.get_string_width(reference) - 8.0)
+    running_title = layout.fit(rendition.title, _SMALL, RIGHT - LEFT - _SMALL.width(reference) - 8.0)
     generated = _clean(f"Erzeugt von Aktenhub · {application.id}", single_line=True)
     footer_left = layout.fit(generated, _SMALL, 125.0)
+    pdf = Document(PAGE_W, PAGE_H)
     for number, ops in enumerate(layout.pages, start=1):
+        pdf.add_page()
         if number > 1:
-            pdf.add_page()
-            pdf.draw(_Text(LEFT, 11.0, RIGHT - LEFT, 5.0, running_title, _SMALL))
-            pdf.draw(_Text(LEFT, 11.0, RIGHT - LEFT, 5.0, reference, _SMALL, "R"))
-            pdf.draw(_Rule(LEFT, RIGHT, 16.5, 0.2, (190, 190, 190)))
+            _draw(pdf, _Text(LEFT, 11.0, RIGHT - LEFT, 5.0, running_title, _SMALL))
+            _draw(pdf, _Text(LEFT, 11.0, RIGHT - LEFT, 5.0, reference, _SMALL, "R"))
+            _draw(pdf, _Rule(LEFT, RIGHT, 16.5, 0.2, (190, 190, 190)))
         for op in ops:
-            pdf.draw(op)
-        pdf.draw(_Rule(LEFT, RIGHT, PAGE_H - 16.0, 0.2, (190, 190, 190)))
-        pdf.draw(_Text(LEFT, PAGE_H - 14.5, RIGHT - LEFT, 5.0, footer_left, _SMALL))
-        pdf.draw(_Text(LEFT, PAGE_H - 14.5, RIGHT - LEFT, 5.0, f"Seite {number} von {total}", _SMALL, "R"))
-    return bytes(pdf.output())
+            _draw(pdf, op)
+        _draw(pdf, _Rule(LEFT, RIGHT, PAGE_H - 16.0, 0.2, (190, 190, 190)))
+        _draw(pdf, _Text(LEFT, PAGE_H - 14.5, RIGHT - LEFT, 5.0, footer_left, _SMALL))
+        _draw(pdf, _Text(LEFT, PAGE_H - 14.5, RIGHT - LEFT, 5.0, f"Seite {number} von {total}", _SMALL, "R"))
+    return pdf.output(
+        title=rendition.title,
+        subject=f"Antrag {application.id}",
+        creator="Aktenhub",
+        created=application.received_at,
+        lang="de-DE",
+    )
 
 
 def render_application_json(

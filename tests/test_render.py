@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fontTools.ttLib import TTFont
 from pypdf import PdfReader
 from pypdf.generic import DictionaryObject
 
@@ -199,8 +200,24 @@ def test_fonts_are_embedded_truetype_subsets() -> None:
     for name, font in fonts.items():
         assert font["/Subtype"] == "/Type0", name  # no base-14 font: those cannot show Ł or Ş̌
         descendant = font["/DescendantFonts"][0].get_object()
-        assert "/FontFile2" in descendant["/FontDescriptor"].get_object(), name
-        assert name.startswith("/MPDFAA+DejaVuSans"), name  # fixed subset tag, no random prefix
+        font_file = descendant["/FontDescriptor"].get_object()["/FontFile2"].get_object().get_data()
+        embedded = TTFont(io.BytesIO(font_file))
+        glyf = embedded["glyf"]
+        drawn = [g for g in embedded.getGlyphOrder() if glyf[g].numberOfContours != 0]
+        assert 10 < len(drawn) < 120, name  # only the glyphs this document shows, not DejaVu's 6000
+        assert re.fullmatch(r"/[A-Z]{6}\+DejaVuSans(-Bold|Mono)?", name), name  # subset tag + PostScript name
+    assert {name.split("+")[1] for name in fonts} == {"DejaVuSans", "DejaVuSans-Bold", "DejaVuSansMono"}
+
+
+def test_subset_tag_depends_on_the_glyphs_only() -> None:
+    def base_fonts(pdf: bytes) -> set[str]:
+        return set(re.findall(rb"/BaseFont /([A-Z]{6}\+DejaVuSans[-\w]*)", pdf))
+
+    app = _application()
+    same_glyphs = _application(id="app_3f9c2a7e1b6d4e0f8a2c5d7b9e1f3a5d")  # c and d are shown anyway
+    assert base_fonts(render_application(app)) == base_fonts(render_application(same_glyphs))
+    other = _application(external_id="fc-2025-QX")  # Q and X appear nowhere else in the mono font
+    assert base_fonts(render_application(app)) != base_fonts(render_application(other))
 
 
 def test_same_application_gives_identical_bytes() -> None:
