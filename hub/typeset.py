@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import threading
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -69,9 +70,21 @@ class Font:
         return bytes(subset.blob.data)
 
 
-@functools.cache
+_loaded: dict[str, Font] = {}
+_loading = threading.Lock()
+
+
 def load_font(filename: str) -> Font:
     """A font of the hub's font folder, read and measured once per process."""
+    font = _loaded.get(filename)
+    if font is None:
+        # Renditions may run in threads: one Font object per file, or a document could embed one twice.
+        with _loading:
+            font = _loaded.get(filename) or _loaded.setdefault(filename, _measure(filename))
+    return font
+
+
+def _measure(filename: str) -> Font:
     data = (FONT_DIR / filename).read_bytes()
     tt = TTFont(io.BytesIO(data), lazy=True)
     scale = 1000 / int(tt["head"].unitsPerEm)
@@ -111,6 +124,7 @@ def load_font(filename: str) -> Font:
     )
 
 
+@functools.lru_cache(maxsize=64)  # a handful of colours, set for every line of text
 def _color(rgb: tuple[int, int, int]) -> str:
     return " ".join(f"{c / 255:.4f}".rstrip("0").rstrip(".") for c in rgb)
 
@@ -233,9 +247,8 @@ class Document:
             {**font.descriptor, "FontName": base_font, "FontFile2": font_file.reference}
         )
         pdf.add_object(descriptor)
-        widths = pydyf.Array()
-        for gid in gids:
-            widths.extend([gid, pydyf.Array([font.glyph_widths[gid]])])
+        # Written as one string: a pydyf object per glyph costs more than all the rest of the font.
+        widths = pydyf.Array([" ".join(f"{gid} [{font.glyph_widths[gid]}]" for gid in gids)])
         cid_font = pydyf.Dictionary(
             {
                 "Type": "/Font",

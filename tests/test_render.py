@@ -19,6 +19,7 @@ from pypdf.generic import DictionaryObject
 
 from hub.models import Address, Application, Attachment, Identity, Party, TrustLevel
 from hub.render import human_size, readable, received_text, render_application
+from hub.typeset import load_font
 
 SHA_A = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 SHA_B = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -188,6 +189,22 @@ def test_every_din_91379_name_character_has_a_glyph(caplog: pytest.LogCaptureFix
     assert _squeezed(marked) in _squeezed(_text(pdf))
 
 
+# DIN 91379 datatype C adds Greek and Cyrillic letters and the printable characters of Latin-1.
+DIN_91379_OTHER = [
+    (0x0020, 0x007E), (0x00A0, 0x00FF), (0x0386, 0x0386), (0x0388, 0x038A), (0x038C, 0x038C),
+    (0x038E, 0x03A1), (0x03A3, 0x03CE), (0x0401, 0x040C), (0x040E, 0x044F), (0x0451, 0x045C),
+    (0x045E, 0x045F), (0x20AC, 0x20AC),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("font", ["DejaVuSans.ttf", "DejaVuSans-Bold.ttf"])
+def test_the_shipped_fonts_cover_din_91379(font: str) -> None:
+    glyphs = load_font(font).glyphs
+    wanted = [c for first, last in DIN_91379_LETTERS + DIN_91379_OTHER for c in range(first, last + 1)]
+    missing = [f"U+{c:04X}" for c in wanted + DIN_91379_MARKS if not glyphs.get(c)]
+    assert not missing
+
+
 def test_fonts_are_embedded_truetype_subsets() -> None:
     reader = PdfReader(io.BytesIO(render_application(_application(), LABELS)))
     fonts: dict[str, DictionaryObject] = {}
@@ -343,3 +360,9 @@ def test_sizes_the_german_way(size: int, shown: str) -> None:
 )
 def test_field_names_made_readable(name: str, shown: str) -> None:
     assert readable(name) == shown
+
+
+def test_a_character_the_font_lacks_is_drawn_as_the_empty_box() -> None:
+    pdf = render_application(_application(form={"notiz": "Grüße \U0001f600 日本 Ende"}))
+    assert "Notiz Grüße" in _text(pdf)
+    assert "Ende" in _text(pdf)
