@@ -7,7 +7,7 @@ combining marks), each application a different one. The first rendition (imports
 reported on its own; the figures are the process CPU time (user + system, ``time.process_time``) of
 each rendition after it, so they hold on a shared machine where wall-clock time does not.
 
-    .venv/bin/python bench/render.py [--count 200] [--json FILE]
+    .venv/bin/python -m bench.render [--count 200] [--json FILE]
 """
 
 from __future__ import annotations
@@ -19,17 +19,13 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: `bench.figures` lives beside this file
-    sys.path.insert(0, str(ROOT))
+from pypdf import PdfReader
 
-from pypdf import PdfReader  # noqa: E402
-
-from bench.e2e import BIRTH_DAYS, FAMILY, GIVEN, MAPPING, PLACES  # noqa: E402
-from hub.mapping import load_mapping  # noqa: E402
-from hub.models import Address, Application, Attachment, Identity, Party, TrustLevel  # noqa: E402
+from bench.e2e import BIRTH_DAYS, FAMILY, GIVEN, MAPPING, PLACES
+from bench.figures import Figure, add_json_option, write
+from hub.mapping import load_mapping
+from hub.models import Address, Application, Attachment, Identity, Party, TrustLevel
 
 TARGET_MS = 10.0
 # A base letter with combining marks that has no precomposed form (DIN 91379 allows it).
@@ -100,8 +96,6 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Render, measure, print; write the figures with --json."""
-    from bench.figures import Figure, add_json_option, write
-
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--count", type=int, default=200, help="applications rendered after the first")
     add_json_option(parser)
