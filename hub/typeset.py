@@ -44,7 +44,6 @@ class Font:
     """A TrueType font, measured once: advance widths per character in 1/1000 em and its glyph ids."""
 
     postscript_name: str
-    data: bytes
     widths: dict[int, int]  # code point -> advance (1/1000 em)
     glyphs: dict[int, int]  # code point -> glyph id
     glyph_widths: dict[int, int]  # glyph id -> advance (1/1000 em), for the /W array
@@ -114,7 +113,6 @@ def _measure(filename: str) -> Font:
     }
     return Font(
         postscript_name=str(tt["name"].getDebugName(6)),
-        data=data,
         widths={cp: advance(name) for cp, name in cmap.items()},
         glyphs={cp: gid[name] for cp, name in cmap.items()},
         glyph_widths={n: advance(name) for n, name in enumerate(order)},
