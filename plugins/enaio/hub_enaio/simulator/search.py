@@ -7,6 +7,7 @@ such; an empty field is NULL (only ``IS NULL`` matches it).
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -129,10 +130,9 @@ def run(state: EnaioState, statement: Statement, parameters: Mapping[str, list[s
     types = check_names(state, statement)
     hits: list[Hit] = []
     seen: set[int] = set()
-    everything = sorted(state.objects.values(), key=lambda o: o.id)
     for select in statement.selects:
         object_type = types[id(select)]
-        for obj in everything:
+        for obj in state.of_type(object_type):  # oldest first
             if obj.type is not object_type or not _matches(state, obj, select.where, parameters):
                 continue
             if statement.distinct and obj.id in seen:
@@ -156,6 +156,9 @@ def _sort_value(hit: Hit, name: str) -> str | None:
     return value or None
 
 
+# Every comparison classifies both sides (number, date, text); a search compares the same stored values
+# again and again, and a failed strptime costs microseconds each: classified once per distinct value.
+@functools.lru_cache(maxsize=65536)
 def _sort_key(value: str | None) -> tuple[int, Any]:
     text = value or ""
     number = _number(text)

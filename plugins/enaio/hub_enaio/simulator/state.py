@@ -156,7 +156,10 @@ class EnaioState(SimulatedFaults[Knobs]):
         self.knobs = knobs
         self._content_dir = content_dir
         self._own_content_dir = False
+        # Ids only grow and objects are never removed, so both keep the oldest (lowest id) first.
         self.objects: dict[int, StoredObject] = {}
+        # A search scans only its type's objects (type id -> objects), not everything enaio holds.
+        self._by_type: dict[str, list[StoredObject]] = {}
         self.sessions: dict[str, str] = {}  # JSESSIONID -> user name
         self.requests: Counter[str] = Counter()  # "METHOD route" of authenticated API requests
         self.auth: Counter[str] = Counter()  # "basic", "session", "refused"
@@ -324,21 +327,26 @@ class EnaioState(SimulatedFaults[Knobs]):
             )
         stored = StoredObject(object_id, new.type, new.parent_id, new.in_tray, new.fields, content, user)
         self.objects[object_id] = stored
+        self._by_type.setdefault(new.type.id, []).append(stored)
         self.inserts += 1
         return stored
+
+    def of_type(self, object_type: ObjectType) -> list[StoredObject]:
+        """The objects of one type, oldest (lowest id) first."""
+        return self._by_type.get(object_type.id, [])
 
     def search(self, object_type: ObjectType, criteria: Mapping[str, str]) -> list[StoredObject]:
         """Objects of the type whose fields equal the criteria (case-insensitive, as enaio compares)."""
         wanted = {name: value.lower() for name, value in criteria.items()}
         return [
             o
-            for o in sorted(self.objects.values(), key=lambda o: o.id)
+            for o in self.of_type(object_type)
             if o.type is object_type and all(o.value(n).lower() == v for n, v in wanted.items())
         ]
 
     def with_field(self, name: str, value: str) -> list[StoredObject]:
         """Every object (of any type) whose field has exactly this value, oldest first."""
-        return [o for o in sorted(self.objects.values(), key=lambda o: o.id) if o.fields.get(name) == value]
+        return [o for o in self.objects.values() if o.fields.get(name) == value]
 
     # -- content ---------------------------------------------------------------------------------------
 
