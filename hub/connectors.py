@@ -433,7 +433,11 @@ class DeliveryContext:
 
     async def checkpoint(self, key: str, value: Any) -> None:
         """Durably record partial progress, so a retry resumes instead of repeating it."""
-        self._checkpoints[key] = value
+        await self.checkpoint_many({key: value})
+
+    async def checkpoint_many(self, values: Mapping[str, Any]) -> None:
+        """Durably record several pieces of progress in one journal write."""
+        self._checkpoints.update(values)
         await self._save(dict(self._checkpoints))
 
 

@@ -15,9 +15,10 @@ nor repeat work, so every object is found before it is created:
   revision on ``"<application id>/r<revision>/<index>"``, so the new documents join the same Vorgang)
   in ``application_id_field`` and is searched by it before it is inserted (skipped when its parent was
   created by this very attempt: it cannot hold anything yet);
-- progress is checkpointed (``akte``, ``aktenzeichen``, ``vorgang``, ``documents``), so a retry resumes
-  without even searching; the lookups keep it idempotent when a checkpoint was lost (an answer dropped
-  after enaio stored the object, a crash before the checkpoint was written).
+- progress is checkpointed (``akte``, ``aktenzeichen``, ``vorgang``, ``documents``) in one write when an
+  attempt ends, successful or failed, so a retry resumes without even searching; the lookups keep it
+  idempotent when a checkpoint was lost (an answer dropped after enaio stored the object, a crash
+  before the attempt's checkpoint was written).
 
 A Fachverfahren's answer (`record_answer`) finds the Akte again (the id recorded at delivery, else the
 mapped search), sets the index fields the answer changes (never the Aktenzeichen) and files its
@@ -31,11 +32,13 @@ with enaio's message. Logs carry ids and counts, never index data or document na
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import re
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -106,6 +109,7 @@ class _Progress:
     documents: dict[str, str] = field(default_factory=dict)
     akte_fields: str | None = None  # an answer's index fields were set on the Akte (its fingerprint)
     _valid: bool = False
+    _pending: dict[str, Any] = field(default_factory=dict)  # noted, recorded when the attempt ends
 
     @classmethod
     def load(cls, ctx: DeliveryContext, fingerprint: str) -> _Progress:
@@ -125,15 +129,43 @@ class _Progress:
             _valid=True,
         )
 
-    async def save(self, key: str, value: Any) -> None:
+    def save(self, key: str, value: Any) -> None:
+        """Note progress of this attempt; recorded when the attempt ends (see `recorded`)."""
         if not self._valid:
             # Progress of another record must not come back once this record's fingerprint is saved.
             for stale in PROGRESS_KEYS:
                 if self.ctx.checkpoints.get(stale):
-                    await self.ctx.checkpoint(stale, None)
-            await self.ctx.checkpoint("record", self.fingerprint)
+                    self._pending[stale] = None
+            self._pending["record"] = self.fingerprint
             self._valid = True
-        await self.ctx.checkpoint(key, value)
+        self._pending[key] = value
+
+    @contextlib.asynccontextmanager
+    async def recorded(self) -> AsyncIterator[None]:
+        """Record the attempt's progress in one journal write when it ends, successful or failed.
+
+        One write per attempt rather than one per object (six for an application with four documents):
+        a retry after a failure or a lost completion resumes from it; an attempt that crashed in between
+        leaves the work to the lookups, which find every object it created.
+        """
+        try:
+            yield
+        except Exception:
+            try:
+                await self._flush()
+            except Exception as exc:  # the attempt's own failure is what the core must see
+                log.warning(
+                    "progress of a failed attempt not recorded application=%s: %s",
+                    self.ctx.application.id,
+                    type(exc).__name__,
+                )
+            raise
+        await self._flush()
+
+    async def _flush(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, {}
+            await self.ctx.checkpoint_many(pending)
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -209,18 +241,19 @@ class EnaioSink(Sink[EnaioConfig]):
         plan = await self._plan(record, ctx)  # everything checkable is checked before anything is created
         progress = _Progress.load(ctx, plan.fingerprint)
 
-        akte_id, aktenzeichen, akte_created = await self._akte(plan, progress)
-        vorgang_id, vorgang_created = await self._vorgang(plan, progress, akte_id, app_id)
-        if vorgang_id is not None:
-            location: str = vorgang_id
-            fresh = vorgang_created
-        elif akte_id is not None:
-            location, fresh = akte_id, akte_created
-        else:
-            location, fresh = TRAY, False
-        # Only with `akte_not_found: tray`: the record named an Akte that enaio does not hold.
-        not_found = plan.akte is not None and akte_id is None
-        ids, inserted = await self._documents(plan.documents, progress, location, fresh, ctx)
+        async with progress.recorded():
+            akte_id, aktenzeichen, akte_created = await self._akte(plan, progress)
+            vorgang_id, vorgang_created = await self._vorgang(plan, progress, akte_id, app_id)
+            if vorgang_id is not None:
+                location: str = vorgang_id
+                fresh = vorgang_created
+            elif akte_id is not None:
+                location, fresh = akte_id, akte_created
+            else:
+                location, fresh = TRAY, False
+            # Only with `akte_not_found: tray`: the record named an Akte that enaio does not hold.
+            not_found = plan.akte is not None and akte_id is None
+            ids, inserted = await self._documents(plan.documents, progress, location, fresh, ctx)
 
         log.info(
             "delivered application=%s target=%s api=%s akte=%s akte_created=%s vorgang=%s "
@@ -274,16 +307,19 @@ class EnaioSink(Sink[EnaioConfig]):
         fingerprint = _fingerprint([record.answer_id, record.akte_fields, _sent(documents)])
         progress = _Progress.load(ctx, fingerprint)
 
-        akte_id = await self._answer_akte(record, progress)
-        updated = False
-        if record.akte_fields and progress.akte_fields != fingerprint:
-            akte_type = record.akte.type if record.akte is not None else None
-            await self.api.update(akte_id, akte_type, record.akte_fields, "update of the Akte's index data")
-            self._counters["akten_updated"] += 1
-            updated = True
-            await progress.save("akte_fields", fingerprint)
-        vorgang_id = await self._answer_vorgang(record, progress, app_id)
-        ids, inserted = await self._documents(documents, progress, vorgang_id or akte_id, False, ctx)
+        async with progress.recorded():
+            akte_id = await self._answer_akte(record, progress)
+            updated = False
+            if record.akte_fields and progress.akte_fields != fingerprint:
+                akte_type = record.akte.type if record.akte is not None else None
+                await self.api.update(
+                    akte_id, akte_type, record.akte_fields, "update of the Akte's index data"
+                )
+                self._counters["akten_updated"] += 1
+                updated = True
+                progress.save("akte_fields", fingerprint)
+            vorgang_id = await self._answer_vorgang(record, progress, app_id)
+            ids, inserted = await self._documents(documents, progress, vorgang_id or akte_id, False, ctx)
 
         log.info(
             "answer filed application=%s target=%s api=%s akte=%s fields_updated=%s vorgang=%s "
@@ -328,7 +364,7 @@ class EnaioSink(Sink[EnaioConfig]):
                 f"the application's Akte is not known: it was not filed through {self.name!r} and the "
                 "mapping's akte.search finds none in enaio"
             )
-        await progress.save("akte", akte_id)
+        progress.save("akte", akte_id)
         return akte_id
 
     async def _answer_vorgang(self, record: AnswerRecord, progress: _Progress, app_id: str) -> str | None:
@@ -342,7 +378,7 @@ class EnaioSink(Sink[EnaioConfig]):
             hits = await self.api.search(record.vorgang.type, criteria, [], "Vorgang lookup")
             vorgang_id = _oldest(hits).id if hits else None
         if vorgang_id:
-            await progress.save("vorgang", vorgang_id)
+            progress.save("vorgang", vorgang_id)
         return vorgang_id or None
 
     async def existing_file_number(self, akte: FolderSpec) -> str | None:
@@ -484,8 +520,8 @@ class EnaioSink(Sink[EnaioConfig]):
             )
             aktenzeichen = akte.fields.get(number_field) if number_field else None
             self._counters["akten_created"] += 1
-        await progress.save("aktenzeichen", aktenzeichen or None)
-        await progress.save("akte", akte_id)
+        progress.save("aktenzeichen", aktenzeichen or None)
+        progress.save("akte", akte_id)
         return akte_id, aktenzeichen or None, created
 
     async def _vorgang(
@@ -506,7 +542,7 @@ class EnaioSink(Sink[EnaioConfig]):
             )
             created = True
             self._counters["vorgaenge_created"] += 1
-        await progress.save("vorgang", vorgang_id)
+        progress.save("vorgang", vorgang_id)
         return vorgang_id, created
 
     async def _documents(
@@ -550,7 +586,7 @@ class EnaioSink(Sink[EnaioConfig]):
                 self._counters["documents_inserted"] += 1
             done[key] = object_id
             ids.append(object_id)
-            await progress.save("documents", dict(done))
+            progress.save("documents", dict(done))
         return ids, inserted
 
 

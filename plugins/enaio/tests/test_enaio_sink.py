@@ -22,7 +22,7 @@ from hub_enaio.simulator import STATE
 from hub_enaio.sink import EnaioSink
 from pydantic import ValidationError
 
-from hub import ApplicationState, ConnectorContext, Permanent, Retryable
+from hub import ApplicationState, ConnectorContext, DeliveryContext, Permanent, Retryable
 from hub.blobs import BlobStore
 from hub.testing import default_record, make_application
 from hub.testing.contracts import delivery_context
@@ -192,6 +192,48 @@ async def test_checkpoints_of_another_record_are_ignored(
     again = await sink.deliver(record, delivery_context(app, blobs, store))
     assert again.correlations == delivery.correlations
     assert sum(enaio.state.requests.values()) == requests
+
+
+@per_api
+async def test_an_attempt_records_its_progress_in_one_journal_write(
+    api: str,
+    start_enaio: StartEnaio,
+    connector_context: ConnectorContext,
+    blobs: BlobStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    enaio = await start_enaio()
+    sink = make_sink(connector_context, enaio.url, api)
+    app = await make_application(blobs, external_id="one-write", form=PERSON)
+    record = await person_record(app, blobs)
+    writes: list[dict[str, Any]] = []
+
+    async def save(checkpoints: dict[str, Any]) -> None:
+        writes.append(checkpoints)
+
+    # A failed attempt: the Akte, the Vorgang and a document are there, then enaio fails the second one.
+    insert = sink.api.insert
+
+    async def unavailable_at_the_second_document(*args: Any) -> Any:
+        if args[-1] == "insert of document 1":
+            await enaio.set_faults(fail_next=1)
+        return await insert(*args)
+
+    monkeypatch.setattr(sink.api, "insert", unavailable_at_the_second_document)
+    with pytest.raises(Retryable, match="insert of document 1"):
+        await sink.deliver(record, DeliveryContext(app, blobs, {}, save, attempt=1))
+    (akte,) = enaio.of_type("Personenakte")
+    (vorgang,) = enaio.children(akte.id)
+    (first,) = enaio.children(vorgang.id)
+    assert len(writes) == 1
+    assert writes[0]["akte"] == str(akte.id) and writes[0]["vorgang"] == str(vorgang.id)
+    assert writes[0]["documents"] == {"0": str(first.id)}
+
+    # The retry resumes from that write and records the rest in one more.
+    monkeypatch.setattr(sink.api, "insert", insert)
+    await sink.deliver(record, DeliveryContext(app, blobs, writes[0], save, attempt=2))
+    assert len(writes) == 2 and len(writes[1]["documents"]) == 4
+    assert len(enaio.children(vorgang.id)) == 4
 
 
 @per_api
