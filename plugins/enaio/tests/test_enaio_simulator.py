@@ -327,3 +327,43 @@ def test_any_statement_parses_or_is_refused_with_a_reason(words: list[str]) -> N
         assert str(exc)
     else:
         assert parsed.selects
+
+
+async def test_equality_searches_compare_as_enaio_does_after_updates_too(
+    enaio: Enaio, http: aiohttp.ClientSession
+) -> None:
+    # Found through the simulator's index of values, not a scan: the same rules must hold.
+    müller = await folder(
+        http, enaio, Aktenzeichen="32-7", Nachname="Müller", Leistung="J", Geburtsdatum="1970-03-01"
+    )
+    await folder(
+        http, enaio, Aktenzeichen="32-8", Nachname="Schmidt", Leistung="J", Geburtsdatum="1971-03-01"
+    )
+    number = await folder(http, enaio, Aktenzeichen="7", Nachname="Ohne", Leistung="J")
+
+    async def ids(where: str, **parameters: str) -> list[str]:
+        statement = f"SELECT system:objectId FROM Personenakte WHERE {where}"
+        status, answer = await call(
+            http,
+            "POST",
+            enaio.url + "/api/dms/objects/search",
+            json={"query": {"statement": statement, "parameters": parameters}},
+        )
+        assert status == 200, answer
+        return [o["properties"]["system:objectId"]["value"] for o in answer["objects"]]
+
+    assert await ids("Nachname=@p1", p1="MÜLLER") == [müller]  # texts without regard to case
+    assert await ids("Geburtsdatum=@p1 AND Leistung=@p2", p1="01.03.1970", p2="j") == [
+        müller
+    ]  # dates as dates
+    assert await ids("Aktenzeichen=@p1", p1="7.0") == [number]  # numbers as numbers
+    assert await ids("Vorname=@p1", p1="") == []  # empty is NULL
+
+    status, answer = await dms_insert(
+        http,
+        enaio,
+        {"objects": [{"properties": {"system:objectId": {"value": müller}, "Nachname": {"value": "Meier"}}}]},
+    )
+    assert status == 200, answer
+    assert await ids("Nachname=@p1", p1="Müller") == []
+    assert await ids("Nachname=@p1", p1="meier") == [müller]

@@ -7,12 +7,9 @@ such; an empty field is NULL (only ``IS NULL`` matches it).
 
 from __future__ import annotations
 
-import functools
 import operator
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from .catalogue import ObjectType
@@ -32,6 +29,7 @@ from .query import (
     Statement,
 )
 from .state import TRAY, EnaioState, Refused, StoredObject
+from .values import sort_key
 
 # Always answered, whatever the SELECT list names (the DMS Service's own rule).
 DEFAULT_COLUMNS = ("system:objectId", "system:objectTypeId", "system:baseTypeId")
@@ -132,7 +130,7 @@ def run(state: EnaioState, statement: Statement, parameters: Mapping[str, list[s
     seen: set[int] = set()
     for select in statement.selects:
         object_type = types[id(select)]
-        for obj in state.of_type(object_type):  # oldest first
+        for obj in _candidates(state, object_type, select.where, parameters):  # oldest first
             if obj.type is not object_type or not _matches(state, obj, select.where, parameters):
                 continue
             if statement.distinct and obj.id in seen:
@@ -142,9 +140,25 @@ def run(state: EnaioState, statement: Statement, parameters: Mapping[str, list[s
     for name, descending in reversed(statement.order):
         present = [h for h in hits if _sort_value(h, name) is not None]
         absent = [h for h in hits if _sort_value(h, name) is None]
-        present.sort(key=lambda h: _sort_key(_sort_value(h, name)), reverse=descending)
+        present.sort(key=lambda h: sort_key(_sort_value(h, name)), reverse=descending)
         hits = present + absent
     return hits
+
+
+def _candidates(
+    state: EnaioState, object_type: ObjectType, where: Condition | None, parameters: Mapping[str, list[str]]
+) -> list[StoredObject]:
+    """The objects the condition may match, oldest first: those holding an equal value when it requires
+    ``field = value`` of an index field (`_matches` still decides), else every object of the type."""
+    for condition in where.conditions if isinstance(where, AllOf) else (where,):
+        if (
+            isinstance(condition, Comparison)
+            and condition.op == "="
+            and condition.field not in SYSTEM
+            and len(wanted := _values(condition.operand, parameters)) == 1
+        ):
+            return state.with_equal(object_type, condition.field, wanted[0])
+    return state.of_type(object_type)
 
 
 def _sort_value(hit: Hit, name: str) -> str | None:
@@ -154,20 +168,6 @@ def _sort_value(hit: Hit, name: str) -> str | None:
         return None if value in (None, "") else str(value)
     value = hit.obj.fields.get(name)
     return value or None
-
-
-# Every comparison classifies both sides (number, date, text); a search compares the same stored values
-# again and again, and a failed strptime costs microseconds each: classified once per distinct value.
-@functools.lru_cache(maxsize=65536)
-def _sort_key(value: str | None) -> tuple[int, Any]:
-    text = value or ""
-    number = _number(text)
-    if number is not None:
-        return (0, number)
-    moment = _date(text)
-    if moment is not None:
-        return (1, moment)
-    return (2, text.casefold())
 
 
 def value_of(state: EnaioState, obj: StoredObject, name: str) -> str | None:
@@ -235,34 +235,6 @@ def _values(operand: Operand, parameters: Mapping[str, list[str]]) -> list[str]:
     return [operand.value]
 
 
-def _number(text: str) -> float | None:
-    try:
-        return float(text) if re.fullmatch(r"-?\d+(\.\d+)?", text.strip()) else None
-    except ValueError:  # pragma: no cover - the pattern admits only numbers
-        return None
-
-
-_DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%Y-%m-%dT%H:%M:%S", "%d.%m.%Y %H:%M:%S")
-
-
-def _date(text: str) -> datetime | None:
-    candidate = text.strip()
-    try:
-        moment = datetime.fromisoformat(candidate)
-    except ValueError:
-        moment = None
-    if moment is None:
-        for pattern in _DATE_FORMATS:
-            try:
-                moment = datetime.strptime(candidate, pattern)
-                break
-            except ValueError:
-                continue
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=None)
-
-
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq,
     "<>": operator.ne,
@@ -274,7 +246,7 @@ _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
 
 
 def _compare(left: str, op: str, right: str) -> bool:
-    a, b = _sort_key(left), _sort_key(right)
+    a, b = sort_key(left), sort_key(right)
     if a[0] != b[0]:  # a number against a text, say: compare both as texts
         a, b = (2, left.casefold()), (2, right.casefold())
     return _OPERATORS[op](a, b)

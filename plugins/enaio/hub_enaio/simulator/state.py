@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ from pydantic import Field
 from hub.simulation import FaultKnobs, SimulatedFaults
 
 from .catalogue import Catalogue, ObjectType
+from .values import equality_keys
 
 TRAY = "system:tray"
 FIRST_ID = 4711
@@ -160,6 +161,9 @@ class EnaioState(SimulatedFaults[Knobs]):
         self.objects: dict[int, StoredObject] = {}
         # A search scans only its type's objects (type id -> objects), not everything enaio holds.
         self._by_type: dict[str, list[StoredObject]] = {}
+        # ``field = value`` finds its candidates here rather than in a scan of the type:
+        # (type id, field, one of `equality_keys(value)`) -> the objects holding such a value.
+        self._by_value: dict[tuple[str, str, Hashable], list[StoredObject]] = {}
         self.sessions: dict[str, str] = {}  # JSESSIONID -> user name
         self.requests: Counter[str] = Counter()  # "METHOD route" of authenticated API requests
         self.auth: Counter[str] = Counter()  # "basic", "session", "refused"
@@ -250,7 +254,9 @@ class EnaioState(SimulatedFaults[Knobs]):
     def apply(self, update: ObjectUpdate, user: str) -> StoredObject:
         """Apply a checked update."""
         target = update.target
+        self._index(target, add=False)
         target.fields = dict(update.fields)
+        self._index(target, add=True)
         target.modified = (datetime.now(UTC), user)
         target.updates += 1
         self.updated += 1
@@ -328,8 +334,30 @@ class EnaioState(SimulatedFaults[Knobs]):
         stored = StoredObject(object_id, new.type, new.parent_id, new.in_tray, new.fields, content, user)
         self.objects[object_id] = stored
         self._by_type.setdefault(new.type.id, []).append(stored)
+        self._index(stored, add=True)
         self.inserts += 1
         return stored
+
+    def _index(self, obj: StoredObject, add: bool) -> None:
+        for name, value in obj.fields.items():
+            if not value:
+                continue  # empty is NULL: no comparison finds it
+            for key in equality_keys(value):
+                bucket = self._by_value.setdefault((obj.type.id, name, key), [])
+                if add:
+                    bucket.append(obj)
+                else:
+                    bucket.remove(obj)
+
+    def with_equal(self, object_type: ObjectType, name: str, value: str) -> list[StoredObject]:
+        """The objects of the type whose field may equal `value` as a search compares (a superset:
+        the caller checks each), oldest first."""
+        found = {
+            o.id: o
+            for key in equality_keys(value)
+            for o in self._by_value.get((object_type.id, name, key), ())
+        }
+        return [found[i] for i in sorted(found)]
 
     def of_type(self, object_type: ObjectType) -> list[StoredObject]:
         """The objects of one type, oldest (lowest id) first."""
