@@ -144,7 +144,7 @@ class _Progress:
     async def recorded(self) -> AsyncIterator[None]:
         """Record the attempt's progress in one journal write when it ends, successful or failed.
 
-        One write per attempt rather than one per object (six for an application with four documents):
+        One write per attempt rather than one per object (eight for an application with four documents):
         a retry after a failure or a lost completion resumes from it; an attempt that crashed in between
         leaves the work to the lookups, which find every object it created.
         """
