@@ -973,6 +973,7 @@ def figures(phases: Sequence[PhaseReport]) -> list[Figure]:
                     "e2e: enaio simulator CPU per filed application",
                     p.simulator_cpu_ms_per_filed,
                     "ms",
+                    better="lower",
                     note="the stand-in of the remote system, not the hub's cost",
                 ),
             ]
@@ -980,8 +981,10 @@ def figures(phases: Sequence[PhaseReport]) -> list[Figure]:
             rate = f"{p.offered_rate:g}/s"
             p99 = p.time_to_filed_ms.get("p99", math.nan) / 1000
             target = 1.0 if p.offered_rate <= 50 else None
+            saturated = p.filed_per_second < 0.95 * p.offered_rate
+            note = f"saturated: {p.filed_per_second:g}/s filed" if saturated else "steady open loop"
             out += [
-                Figure(f"e2e: time to filed p99 @{rate}", p99, "s", target=target, better="lower"),
+                Figure(f"e2e: time to filed p99 @{rate}", p99, "s", target=target, better="lower", note=note),
                 Figure(
                     f"e2e: hub CPU per filed application @{rate}",
                     p.hub_cpu_ms_per_filed,
