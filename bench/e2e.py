@@ -67,7 +67,8 @@ ENAIO_USER = "aktenhub"  # the simulator's default user ...
 ENAIO_PASSWORD = "enaio-simulator"  # ... and password
 SERVICE = "jagdschein"
 SINK = "enaio"
-MAPPING = Path(__file__).resolve().parents[1] / "config" / "mappings" / "jagd-und-fischerei.yaml"
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
+MAPPING = ROOT / "config" / "mappings" / "jagd-und-fischerei.yaml"
 REQUEST_TIMEOUT = 60.0
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
@@ -211,13 +212,16 @@ class Hub(Child):
             "bench-" + secrets.token_hex(16),
             "bench-" + secrets.token_hex(16),
         )
+        # The hub runs this module from the scratch directory: `bench` must be importable there too.
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
         env = {
             **os.environ,
+            "PYTHONPATH": path,
             FORMCYCLE_TOKEN_ENV: self.form_token,
             ADMIN_TOKEN_ENV: self.admin_token,
             ENAIO_PASSWORD_ENV: ENAIO_PASSWORD,
         }
-        command = [sys.executable, str(Path(__file__).resolve()), "--serve-hub", str(config)]
+        command = [sys.executable, "-m", "bench.e2e", "--serve-hub", str(config)]
         super().__init__(name, [*command, "--log-level", log_level], tmp, env)
 
     def metrics(self) -> dict[str, float]:
