@@ -53,6 +53,7 @@ SERVICE = "jagdschein"
 REQUEST_TIMEOUT = 30.0
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: `bench` importable in the hub process
 
 
 # -- the hub process ---------------------------------------------------------------------------------
@@ -119,6 +120,12 @@ def free_port() -> int:
         return port
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
 
 
@@ -136,14 +143,19 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
 class HubProcess:
     """The hub subprocess: started, watched, stopped; its log goes to a file in the temp directory."""
 
-    def __init__(self, config: Path, tmp: Path, url: str, workers: bool, log_level: str) -> None:
+    def __init__(
+        self, config: Path, tmp: Path, url: str, workers: bool, log_level: str, cpus: str | None = None
+    ) -> None:
         self.url = url
         self.workers = workers
         self.log_path = tmp / "hub.log"
-        command = [sys.executable, str(Path(__file__).resolve()), "--serve-hub", str(config)]
+        # `cpus`: pinned with taskset from the start, so every thread the hub starts inherits it.
+        pin = ["taskset", "-c", cpus] if cpus else []
+        command = [*pin, sys.executable, str(Path(__file__).resolve()), "--serve-hub", str(config)]
         command += ["--log-level", log_level]
         env = {
             **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             FORMCYCLE_TOKEN_ENV: "bench-" + secrets.token_hex(16),
             ADMIN_TOKEN_ENV: "bench-" + secrets.token_hex(16),
         }
@@ -165,8 +177,7 @@ class HubProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the hub process (all its threads) so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.proc.pid)
 
     def counters(self) -> dict[str, Any]:
         """The journal's commit and operation counters, from /metrics."""
