@@ -1,7 +1,8 @@
 """Reading form bodies: multipart/form-data (streamed) and urlencoded, as browsers and form servers send them.
 
-Multipart bodies go through python-multipart's push parser, about ten times faster than aiohttp's
-reader for form-sized parts (aiohttp runs every part header through the email package).
+Multipart bodies go through `multipart`'s push parser (sans-I/O, boundaries found with `bytes.find`):
+about six times faster for a form of a few parts than python-multipart's byte-wise state machine, and
+far faster than aiohttp's reader (which runs every part header through the email package).
 
 Files never pass through memory as a whole: each file part is handed to the blob store chunk by chunk,
 hashed and size-checked on the way. Text parameters are held in memory, bounded by the configured limits.
@@ -23,8 +24,14 @@ from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from multipart import (
+    MultipartError,
+    MultipartSegment,
+    ParserError,
+    ParserLimitReached,
+    PushMultipartParser,
+)
+from python_multipart.multipart import parse_options_header
 
 from hub.blobs import BlobInfo, Blobs, BlobTooLarge, BlobWriter
 from hub.errors import BadSubmission
@@ -36,6 +43,7 @@ from .submission import Submission, check_name, check_value, media_type_of, safe
 
 CHUNK = 64 * 1024
 MAX_PART_HEADERS = 16 * 1024
+MAX_PART_HEADER_LINES = 64
 # What aiohttp raises reading a body that is cut off or does not follow the HTTP format.
 MALFORMED = (ValueError, RuntimeError, LookupError, HttpProcessingError)
 IDENTITY_TRANSFER_ENCODINGS = ("", "binary", "8bit", "7bit")
@@ -43,6 +51,7 @@ CHARSET_FIELD = b"_charset_"
 # RFC 5987 extended notation of a file name (charset'language'percent-encoded), which RFC 7578 tells
 # senders not to use and python-multipart therefore drops; some Java and mail-derived clients send it.
 _BOUNDARY_PARAM = re.compile(r";\s*boundary\s*=", re.IGNORECASE)
+_SIMPLE_DISPOSITION = re.compile(rb'form-data; name="([^"\\]*)"(?:; filename="([^"\\]*)")?')
 _FILENAME_STAR = re.compile(rb"""(?:^|;)\s*filename\*\s*=\s*([^;\s]+)""", re.IGNORECASE)
 
 
@@ -96,12 +105,27 @@ class _Limits:
         self.text_bytes += size
 
 
-class _MultipartReader:
-    """Feeds a multipart/form-data body to python-multipart's push parser, part by part.
+class _FormDataParser(PushMultipartParser):  # type: ignore[misc]
+    """`multipart`'s push parser, refusing folded part headers as the hub always has.
 
-    The parser calls back synchronously; text values collect in memory (bounded by the limits), file
-    content goes straight into a blob writer. Finished files are committed after each chunk, since
-    committing awaits the blob store. Names and values stay bytes until `submission` decodes them.
+    Lenient mode joins a header line that starts with white space to the one before (obsolete line
+    folding, RFC 9112 5.2); strict mode would also refuse bytes after the closing boundary, which
+    clients send. Two parsers in front of each other could read a folded header differently.
+    """
+
+    def _on_segment_headerline(self, line: bytes) -> None:
+        if line[:1] in (b" ", b"\t"):
+            raise ParserError("folded part header")
+        super()._on_segment_headerline(line)
+
+
+class _MultipartReader:
+    """Feeds a multipart/form-data body to `multipart`'s push parser, part by part.
+
+    The parser yields each part's headers, then its content in slices, then the end of the part; text
+    values collect in memory (bounded by the limits), file content goes straight into a blob writer.
+    Finished files are committed after each chunk, since committing awaits the blob store. Names and
+    values stay bytes until `submission` decodes them.
     """
 
     def __init__(self, boundary: bytes, config: FormLimits, blobs: Blobs) -> None:
@@ -113,9 +137,6 @@ class _MultipartReader:
         self.charset_field: bytes | None = None
         self.ended = False
         self._headers: dict[bytes, bytes] = {}
-        self._header_field = bytearray()
-        self._header_value = bytearray()
-        self._header_bytes = 0
         self._name = b""
         self._filename: bytes | None = None
         self._filename_star: bytes | None = None
@@ -123,51 +144,46 @@ class _MultipartReader:
         self._file: BlobWriter | None = None
         self._open: list[BlobWriter] = []
         self.finished: list[tuple[BlobWriter, bytes, bytes | None, bytes | None, str | None]] = []
-        callbacks: dict[str, Callable[..., None]] = {
-            "on_part_begin": self._part_begin,
-            "on_header_field": self._header_field_data,
-            "on_header_value": self._header_value_data,
-            "on_header_end": self._header_end,
-            "on_headers_finished": self._headers_finished,
-            "on_part_data": self._part_data,
-            "on_part_end": self._part_end,
-            "on_end": self._end,
-        }
-        self.parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+        # Latin-1 maps every byte to one character: the header values come back as sent (`_raw`).
+        self.parser = _FormDataParser(
+            boundary,
+            max_header_size=MAX_PART_HEADERS,
+            max_header_count=MAX_PART_HEADER_LINES,
+            header_charset="latin-1",
+        )
+
+    def write(self, chunk: bytes) -> None:
+        """Parse the next chunk of the body (not empty: that would end it)."""
+        for event in self.parser.parse(chunk):
+            if event is None:
+                self._part_end()
+            elif isinstance(event, MultipartSegment):
+                self._headers_finished(event)
+            else:
+                self._part_data(event)
+
+    def end(self) -> None:
+        """The body has ended: `ended` says whether its closing boundary came (what follows is ignored)."""
+        try:
+            self.parser.close()
+        except MultipartError:
+            return
+        self.ended = True
 
     @property
     def shown(self) -> str:
         """The current part's name for an error message (its charset may not be known yet)."""
         return show(self._name.decode("utf-8", "replace"))
 
-    def _part_begin(self) -> None:
-        self._headers = {}
-        self._header_bytes = 0
-
-    def _header_field_data(self, data: bytes, start: int, end: int) -> None:
-        self._header_field += data[start:end]
-        self._count_header(end - start)
-
-    def _header_value_data(self, data: bytes, start: int, end: int) -> None:
-        self._header_value += data[start:end]
-        self._count_header(end - start)
-
-    def _count_header(self, n: int) -> None:
-        self._header_bytes += n
-        if self._header_bytes > MAX_PART_HEADERS:
+    def _headers_finished(self, segment: MultipartSegment) -> None:
+        self._headers = {name.lower().encode("latin-1"): _raw(value) for name, value in segment.headerlist}
+        if sum(len(name) + len(value) for name, value in self._headers.items()) > MAX_PART_HEADERS:
             raise BadSubmission(f"a part's headers exceed {MAX_PART_HEADERS} bytes")
-
-    def _header_end(self) -> None:
-        self._headers[bytes(self._header_field).strip().lower()] = bytes(self._header_value).strip()
-        self._header_field.clear()
-        self._header_value.clear()
-
-    def _headers_finished(self) -> None:
         raw_disposition = self._headers.get(b"content-disposition")
         if raw_disposition and (raw_disposition.count(b'"') - raw_disposition.count(b'\\"')) % 2:
             # An unterminated quoted name: a CR or LF inside it ended the header early.
             raise BadSubmission("a part's Content-Disposition has an unterminated quoted string")
-        disposition, params = parse_options_header(raw_disposition)
+        disposition, params = _disposition(raw_disposition)
         if disposition != b"form-data" or b"name" not in params:
             raise BadSubmission("a part has no Content-Disposition: form-data with a name")
         self._name = params[b"name"]
@@ -185,13 +201,13 @@ class _MultipartReader:
             self._file = self.blobs.writer(limit=int(self.config.max_file_size))
             self._open.append(self._file)
 
-    def _part_data(self, data: bytes, start: int, end: int) -> None:
+    def _part_data(self, data: bytes | bytearray) -> None:
         if self._text is not None:
-            self._text += data[start:end]
+            self._text += data
             self.limits.text(self._name.decode("utf-8", "replace"), len(self._text))
         elif self._file is not None:
             try:
-                self._file.write(memoryview(data)[start:end])
+                self._file.write(data)
             except BlobTooLarge as exc:
                 raise BadSubmission(
                     f"file in parameter {self.shown} exceeds the limit of {exc.limit} bytes", 413
@@ -217,9 +233,6 @@ class _MultipartReader:
                 )
             )
             self._file = None
-
-    def _end(self) -> None:
-        self.ended = True
 
     async def drain(self) -> None:
         """Let the open files' uploads catch up (object storage), so a fast client fills no memory."""
@@ -309,16 +322,22 @@ async def read_multipart(
     try:
         try:
             async for chunk in chunks if chunks is not None else request.content.iter_chunked(CHUNK):
-                reader.parser.write(chunk)
+                if chunk:  # an empty chunk would end the parser early
+                    reader.write(chunk)
                 await reader.drain()
                 if reader.finished and verify is None:
                     await reader.commit_finished()
-        except MultipartParseError:
+        except ParserLimitReached:
+            raise BadSubmission(
+                f"a part's headers exceed {MAX_PART_HEADERS} bytes or {MAX_PART_HEADER_LINES} lines"
+            ) from None
+        except MultipartError:
             raise BadSubmission(
                 "malformed multipart body: a boundary or part header is missing or invalid"
             ) from None
         except MALFORMED:
             raise BadSubmission("the multipart body is truncated or malformed") from None
+        reader.end()
         if not reader.ended:
             raise BadSubmission(reader.truncation())
         if verify is not None:
@@ -362,6 +381,25 @@ def _filename(raw: bytes | None, star: bytes | None, charset: str) -> str:
         return charsets.decode(raw, charset)
     except UnicodeDecodeError:
         return charsets.decode(raw, "windows-1252")  # old clients send Latin-1 names whatever the body
+
+
+def _disposition(raw: bytes | None) -> tuple[bytes, dict[bytes, bytes]]:
+    """A part's Content-Disposition: type and parameters, read by python-multipart's rules (RFC 7578).
+
+    The form every browser and form server sends (``form-data; name="x"`` with an optional plain
+    ``filename="y"``: no escapes, no backslashes) is read directly; that gives the same result and saves
+    about half the cost of reading a part's headers.
+    """
+    simple = _SIMPLE_DISPOSITION.fullmatch(raw) if raw else None
+    if simple is None:
+        return parse_options_header(raw)
+    name, filename = simple.groups()
+    return b"form-data", {b"name": name} if filename is None else {b"name": name, b"filename": filename}
+
+
+def _raw(value: str) -> bytes:
+    """A header value as sent: the parser decoded it as Latin-1 (one character per byte)."""
+    return value.encode("latin-1").strip()
 
 
 def _part_charset(content_type: bytes | None) -> str | None:
