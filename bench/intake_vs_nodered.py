@@ -337,7 +337,8 @@ def benchmark(args: argparse.Namespace, tmp: Path) -> None:
         stdout=subprocess.DEVNULL,
     )
     config = write_config(tmp, hub_port, 1, workers=False)
-    hub = HubProcess(config, tmp, f"http://127.0.0.1:{hub_port}", False, "warning", cpus=args.server_cpu)
+    url = f"http://127.0.0.1:{hub_port}"
+    hub = HubProcess(config, tmp, url, False, args.hub_log_level, cpus=args.server_cpu)
     red = NodeRedProcess(
         red_js, tmp, red_port, f"http://127.0.0.1:{dms_port}/documents", hub.form_token, args.server_cpu
     )
@@ -399,6 +400,10 @@ def report(args: argparse.Namespace, rounds: list[Round]) -> None:
         f"  cpu server {args.server_cpu}, load generator + DMS stand-in {args.load_cpu}; {args.rounds} rounds"
     )
     print(f"  of {args.count} posts ({args.size} B attachment), {args.concurrency} connections, closed loop")
+    print(
+        f"  hub: SQLite journal (WAL, synchronous=FULL), local blobs, workers off, "
+        f"log level {args.hub_log_level}"
+    )
     print(f"  hub       {hub_rate:8.1f} acknowledged/s (median)   CPU {hub_cpu:.2f} ms per acknowledged post")
     print(f"  Node-RED  {red_rate:8.1f} relayed/s (median)        CPU {red_cpu:.2f} ms per relayed post")
     print(
@@ -454,6 +459,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=2048, help="bytes of the attachment")
     parser.add_argument("--server-cpu", default="0", help="the core hub and Node-RED are pinned to")
     parser.add_argument("--load-cpu", default="1", help="the core of the load generator and the DMS")
+    parser.add_argument(
+        "--hub-log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="the hub's log level (info, as operators run it, logs a line per application received)",
+    )
     parser.add_argument("--nodered-dir", type=Path, help="install Node-RED here (kept, reused)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (for a look)")
     parser.add_argument("--serve-dms", type=int, help=argparse.SUPPRESS)
