@@ -1,30 +1,34 @@
-"""Benchmark: what claiming work costs with a million finished applications in the journal, against none.
+"""Benchmark: what taking in and claiming work cost with a million finished applications in the
+journal, against none.
 
 A journal keeps every finished application (completed or dead, its tasks done, its timeline) until the
-purge takes it after years; the workers' claims must not slow down as it fills. For each backend this
-runs the same small live workload on two stores side by side, one claim on one then one on the other
-(so both meet the same load of a shared machine), one store empty and one holding ``--count`` finished
-applications, and compares what a claim costs:
+purge takes it after years; neither an intake nor the workers' claims may slow down as it fills. For
+each backend this runs the same small live workload on two stores side by side, one batch or claim on
+one then one on the other (so both meet the same load of a shared machine), one store empty and one
+holding ``--count`` finished applications, and compares what each operation costs:
 
-- the live workload: ``--tasks`` applications taken in, each with a delivery task to one of three targets
-  with capacities (as the sinks' ``max_concurrency``), then claimed (``--limit`` at a time, as a hub's
-  ``workers.concurrency``) and completed (in the completing transaction: its event, the join, the
-  application completed), as the workers do, until nothing is left;
-- a claim's cost: the time its operation takes inside its transaction (the statements; what grows with
-  the journal if an index is missing) and its round trip through the journal (queue, thread, commit);
-  the same for the completions, whose statements read the application's tasks. Between intake and
-  workload a checkpoint writes the intake's pages back into the database files: on a large journal
-  those are many (its ids are random), and the claims' commits would pay for them.
+- the live workload: ``--tasks`` applications taken in ``--batch`` at a time (concurrent posts: their
+  intakes share the group commits), each with a delivery task to one of three targets with capacities
+  (as the sinks' ``max_concurrency``) and a file number drawn for its Akte; then claimed (``--limit`` at
+  a time, as a hub's ``workers.concurrency``) and completed (in the completing transaction: its event,
+  the join, the application completed), as the workers do, until nothing is left;
+- an intake's cost: its time inside its transaction (the idempotency lookup by (source, external_id),
+  the application's row, its event, task and correlations, and every index they go into), the process's
+  CPU time per intake of a batch (commits included) and the wall time per intake of a batch;
+- a file number's, a claim's and a completion's time inside the transaction, and a claim's round trip
+  through the journal (queue, thread, commit). Between intake and workload a checkpoint writes the
+  intake's pages back into the database files, so that the claims' commits do not pay for them.
 
 The finished applications come from ``bench/console.py``'s builder (a SQLite journal of a year of
-history, built once per ``--dir`` and copied for the run, so it stays as built); PostgreSQL gets them
-moved over from it by ``hub.journal.transfer.copy_journal`` into a throw-away cluster
-(``hub.testing.postgres``), then ``ANALYZE`` (what autovacuum does on a live database). ``--explain``
-prints the query plans of one claim's and one completion's statements on the large journal, and flags a
-full scan of a large table.
+history with scattered ids, built once per ``--dir`` and copied for the run, so it stays as built);
+PostgreSQL gets them moved over from it by ``hub.journal.transfer.copy_journal`` into a throw-away
+cluster (``hub.testing.postgres``), then ``ANALYZE`` (what autovacuum does on a live database).
+``--explain`` prints the query plans of one intake's, file number's, claim's and completion's
+statements on the large journal, and flags a full scan of a large table. ``--json FILE`` writes the
+ratios large/empty (``bench/figures.py``).
 
-    .venv/bin/python -m bench.claim [--count 1000000] [--tasks 2000] [--backend sqlite --backend postgresql]
-        [--explain] [--dir /tmp/aktenhub-console-bench]
+    .venv/bin/python -m bench.claim [--count 1000000] [--tasks 2000] [--batch 32]
+        [--backend sqlite --backend postgresql] [--explain] [--dir /tmp/aktenhub-console-bench] [--json F]
 """
 
 from __future__ import annotations
@@ -47,8 +51,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from bench.console import build, journal_path
+from bench.figures import Figure, add_json_option, write
 from bench.pgserver import journal_database, throwaway_cluster
-from hub.journal import AfterAll, Completion, SqliteJournal, TaskSpec
+from hub.journal import AfterAll, Completion, FileNumberSequence, SqliteJournal, TaskSpec
 from hub.journal.lifecycle import SqlJournal
 from hub.journal.tx import Tx
 from hub.models import Application, ApplicationState, Event
@@ -100,11 +105,16 @@ async def settle(journal: SqlJournal) -> None:
 
 @dataclass
 class Run:
-    """One workload on one store: per claim and per completion, in the transaction and round trip."""
+    """One workload on one store: per intake, file number, claim and completion, in the transaction and
+    round trip."""
 
     backend: str
     store: str  # "empty" or "N finished"
-    claims: list[float] = field(default_factory=list)  # seconds in the transaction
+    intakes: list[float] = field(default_factory=list)  # seconds in the transaction
+    intake_cpu: list[float] = field(default_factory=list)  # process CPU seconds per intake, by batch
+    intake_trips: list[float] = field(default_factory=list)  # wall seconds per intake, by batch
+    file_numbers: list[float] = field(default_factory=list)  # seconds in the transaction
+    claims: list[float] = field(default_factory=list)
     claim_trips: list[float] = field(default_factory=list)  # seconds awaited by the caller
     completions: list[float] = field(default_factory=list)
     tasks: int = 0
@@ -123,17 +133,58 @@ def _delivered(app_id: str, target: str) -> Completion:
     )
 
 
-async def take_in(journal: SqlJournal, tasks: int) -> None:
-    """`tasks` new applications, each with one delivery task, spread over the targets."""
-    run = secrets.token_hex(4)
+def _submission(run: str, i: int) -> Application:
+    """The `i`-th live submission: a new applicant's (its own Akte), with an id FormCycle gave it."""
+    return Application(
+        source="formcycle",
+        external_id=f"BENCH-{run}-{i}",
+        service="jagdschein",
+        correlations={"formcycle.process": f"P-{run}-{i}"},
+    )
+
+
+async def take_in(stores: Sequence[tuple[SqlJournal, Run]], tasks: int, batch: int) -> None:
+    """`tasks` new applications on each store, each with one delivery task spread over the targets and
+    a file number drawn for its Akte, as the hub takes them in: `batch` posts at a time (their intakes
+    share group commits), one batch on one store, then one on the other (the same moment's load).
+
+    Per batch: the process CPU and the wall time it took, per intake; per operation: its time in the
+    transaction (the idempotency lookup, the rows and every index they go into).
+    """
     targets = list(CAPACITY)
-    for i in range(tasks):
-        app = Application(source="formcycle", external_id=f"BENCH-{run}-{i}", service="jagdschein")
-        await journal.intake(
-            app,
-            [Event(application_id=app.id, type="application.received")],
-            [TaskSpec("deliver", target=targets[i % len(targets)])],
-        )
+    sequence = FileNumberSequence("bench", "2026", lambda n: f"BENCH-{n:06d}")
+    runs = {id(run): secrets.token_hex(4) for _, run in stores}
+    with contextlib.ExitStack() as stack:
+        probes = []
+        for journal, _ in stores:
+            probes.append(Probe())
+            stack.enter_context(wrapped_writes(journal, probes[-1].wrap))
+        for first in range(0, tasks, batch):
+            numbers = range(first, min(first + batch, tasks))
+            for journal, run in stores:
+                apps = [_submission(runs[id(run)], i) for i in numbers]
+                wall, cpu = time.perf_counter(), time.process_time()
+                await asyncio.gather(
+                    *(
+                        journal.intake(
+                            app,
+                            [Event(application_id=app.id, type="application.received")],
+                            [TaskSpec("deliver", target=targets[i % len(targets)])],
+                        )
+                        for i, app in zip(numbers, apps, strict=True)
+                    )
+                )
+                run.intake_cpu.append((time.process_time() - cpu) / len(apps))
+                run.intake_trips.append((time.perf_counter() - wall) / len(apps))
+                await asyncio.gather(
+                    *(
+                        journal.assign_file_number(a.id, sequence, akte_key=f"akte-{a.external_id}")
+                        for a in apps
+                    )
+                )
+    for (_, run), probe in zip(stores, probes, strict=True):
+        run.intakes += probe.seconds["intake"]
+        run.file_numbers += probe.seconds["assign_file_number"]
 
 
 async def work_off(stores: Sequence[tuple[SqlJournal, Run]], limit: int) -> None:
@@ -175,8 +226,14 @@ async def claim_and_complete(journal: SqlJournal, limit: int, run: Run) -> bool:
 
 
 async def plans(journal: SqlJournal, limit: int) -> list[Plan]:
-    """The plans of one claim's and one completion's statements (the claim's tasks are completed)."""
+    """The plans of one intake's, one file number's, one claim's and one completion's statements (the
+    claim's tasks are completed)."""
+    app = _submission(secrets.token_hex(4), 0)
     with recording(journal) as statements:
+        await journal.intake(app, [Event(application_id=app.id, type="application.received")], [])
+        await journal.intake(app, [Event(application_id=app.id, type="application.received")], [])  # re-sent
+        sequence = FileNumberSequence("bench", "2026", str)
+        await journal.assign_file_number(app.id, sequence, akte_key=f"akte-{app.external_id}")
         claimed = await journal.claim(OWNER, limit, LEASE, CAPACITY)
         if claimed:
             await journal.complete(claimed[0], _delivered(claimed[0].application_id, claimed[0].target))
@@ -187,7 +244,10 @@ async def plans(journal: SqlJournal, limit: int) -> list[Plan]:
 
 def print_plans(backend: str, explained: list[Plan]) -> None:
     """Each statement (its column list shortened) and its plan, full scans of large tables flagged."""
-    print(f"\nquery plans on {backend}, the large journal: one claim, then one completion")
+    print(
+        f"\nquery plans on {backend}, the large journal: "
+        "an intake, its re-send, a file number, a claim, a completion"
+    )
     flagged = 0
     for sql, plan in explained:
         short = re.sub(r"SELECT (\w+, ){4,}\w+ FROM", "SELECT ... FROM", sql)
@@ -258,8 +318,7 @@ async def compare(
     runs = Run(backend, "empty"), Run(backend, f"{args.count:,} finished")
     for round_ in range(args.rounds):
         async with empty() as journal:
-            for store in (journal, large):
-                await take_in(store, args.tasks)
+            await take_in([(journal, runs[0]), (large, runs[1])], args.tasks, args.batch)
             if args.explain and round_ == 0:
                 print_plans(backend, await plans(large, args.limit))
             for store in (journal, large):
@@ -281,19 +340,32 @@ def ratio(large: Sequence[float], empty: Sequence[float]) -> float:
     return statistics.median(large) / statistics.median(empty)
 
 
+# What each run's figures are: (attribute, column heading, what the ratio large/empty is called).
+MEASURES = (
+    ("intakes", "intake µs", "intake in its transaction"),
+    ("intake_cpu", "intake CPU µs", "intake process CPU"),
+    ("intake_trips", "intake trip µs", "intake round trip"),
+    ("file_numbers", "file no. µs", "file number in its transaction"),
+    ("claims", "claim µs", "claim in its transaction"),
+    ("claim_trips", "claim trip µs", "claim round trip"),
+    ("completions", "complete µs", "completion in its transaction"),
+)
+# The issue's aim for the operations whose cost must not grow with history; the rest is reported.
+AIMED = {"intakes", "intake_cpu", "claims"}
+AIM = 1.10
+
+
 def print_table(runs: list[Run], flush: bool = False) -> None:
-    """Per backend and store: medians per claim and completion; the ratios large/empty."""
+    """Per backend and store: medians per intake, file number, claim and completion; ratios large/empty."""
     print()
-    head = ("backend", "store", "claims", "tasks", "claim µs", "claim trip µs", "complete µs")
+    head = ("backend", "store", "claims", "tasks", *(heading for _, heading, _ in MEASURES))
     rows = [head] + [
         (
             r.backend,
             r.store,
             str(len(r.claims)),
             str(r.tasks),
-            micros(r.claims),
-            micros(r.claim_trips),
-            micros(r.completions),
+            *(micros(getattr(r, attribute)) for attribute, _, _ in MEASURES),
         )
         for r in runs
     ]
@@ -305,14 +377,33 @@ def print_table(runs: list[Run], flush: bool = False) -> None:
         print("  " + "  ".join(cells))
         if i == 0:
             print("  " + "  ".join("-" * w for w in widths))
-    print("  (medians; claim µs: the claim's statements in its transaction; trip: as the worker awaits it,")
-    print("   queue, thread hop and the durable commit included; complete µs: in the transaction)")
+    print("  (medians; µs in the transaction: the operation's statements; trip: as the caller awaits it,")
+    print("   queue, thread hop and the durable commit included, intakes per batch of concurrent posts;")
+    print("   intake CPU: the process's CPU time per intake of a batch, commit included)")
     for empty, large in zip(runs[::2], runs[1::2], strict=True):
         ratios = ", ".join(
-            f"{what.replace('_', ' ')} {ratio(getattr(large, what), getattr(empty, what)):.2f}x"
-            for what in ("claims", "claim_trips", "completions")
+            f"{what} {ratio(getattr(large, attribute), getattr(empty, attribute)):.2f}x"
+            for attribute, _, what in MEASURES
         )
-        print(f"  {empty.backend}: large / empty: {ratios} (aim: claims within 1.10x)", flush=flush)
+        print(
+            f"  {empty.backend}: large / empty: {ratios} (aim: intake and claim within {AIM:.2f}x)",
+            flush=flush,
+        )
+
+
+def figures(runs: list[Run], count: int) -> list[Figure]:
+    """The ratios large/empty per backend, for `make bench`'s table."""
+    return [
+        Figure(
+            f"history: {what} with {count:,} finished / empty, {empty.backend}",
+            round(ratio(getattr(large, attribute), getattr(empty, attribute)), 3),
+            "x",
+            target=AIM if attribute in AIMED else None,
+            better="lower",
+        )
+        for empty, large in zip(runs[::2], runs[1::2], strict=True)
+        for attribute, _, what in MEASURES
+    ]
 
 
 async def run_sqlite(args: argparse.Namespace, source: Path, tmp: Path) -> list[Run]:
@@ -336,10 +427,12 @@ def main() -> None:
     )
     parser.add_argument("--tasks", type=int, default=2000, help="live applications (one delivery task each)")
     parser.add_argument("--limit", type=int, default=16, help="tasks per claim (workers.concurrency)")
+    parser.add_argument("--batch", type=int, default=32, help="intakes at once (concurrent posts)")
     parser.add_argument("--rounds", type=int, default=2, help="workloads on each store, in turn")
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgresql"], help="default: both")
     parser.add_argument("--explain", action="store_true", help="print the claim's query plans")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/aktenhub-console-bench"))
+    add_json_option(parser)
     args = parser.parse_args()
     backends = args.backend or ["sqlite", "postgresql"]
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -352,6 +445,7 @@ def main() -> None:
             f"built in {build(source, args.count, time.time()):.0f} s, {source.stat().st_size / 1e6:,.0f} MB"
         )
     tmp = Path(tempfile.mkdtemp(prefix="aktenhub-bench-claim-"))
+    measured: list[Figure] = []
     try:
         for backend in backends:
             load = os.getloadavg()[0]
@@ -359,19 +453,22 @@ def main() -> None:
                 runs = asyncio.run(run_sqlite(args, source, tmp))
             else:
                 runs = asyncio.run(run_postgres(args, source))
-            print(f"\nclaims on {backend} with {args.count:,} finished applications against an empty journal")
+            print(f"\nintake and claims on {backend} with {args.count:,} finished applications against none")
             print(
-                f"  workload: {args.tasks} applications, one delivery each over {len(CAPACITY)} targets "
-                f"(capacities {CAPACITY}), claimed {args.limit} at a time and completed; "
-                f"{args.rounds} round(s)"
+                f"  workload: {args.tasks} applications taken in {args.batch} at a time, each with a file "
+                f"number and one delivery over {len(CAPACITY)} targets (capacities {CAPACITY}), claimed "
+                f"{args.limit} at a time and completed; {args.rounds} round(s)"
             )
             print(
                 f"  load average (1 min) {load:.2f} at start, {os.getloadavg()[0]:.2f} at end, "
                 f"{os.cpu_count()} cpus"
             )
             print_table(runs, flush=True)
+            measured += figures(runs, args.count)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        write(args.json, measured)
 
 
 if __name__ == "__main__":

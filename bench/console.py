@@ -39,8 +39,9 @@ def journal_path(directory: Path, count: int) -> Path:
 
 
 def application_id(i: int) -> str:
-    """The `i`-th application's id: scattered like the hub's random ids (`hub.models.new_id`), so each
-    application's rows sit somewhere in the id indexes, as in a real journal, not in one corner."""
+    """The `i`-th application's id: scattered like the random ids hubs gave before issue 14 (now
+    `hub.models.new_id` makes them in time order), so each application's rows sit somewhere in the id
+    indexes as in a journal of years, not in one corner: the harder case for a new application's rows."""
     return "app_" + hashlib.sha256(str(i).encode()).hexdigest()[:32]
 
 

@@ -6,12 +6,12 @@ core, the journal and the plugins.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from uuid6 import uuid7
 
 
 def utcnow() -> datetime:
@@ -33,8 +33,12 @@ FormValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 
 
 def new_id(prefix: str = "app") -> str:
-    """A new, sortable-enough unique id with a readable prefix."""
-    return f"{prefix}_{uuid.uuid4().hex}"
+    """A new unique id with a readable prefix, later ids sorting after earlier ones."""
+    # A UUIDv7 (RFC 9562: milliseconds, then 74 random bits): a new application's rows go in at one end
+    # of every index on its id (applications, events, tasks, correlations), on pages the cache holds.
+    # A random UUIDv4 put each on a page of its own among a million finished ones: with a long
+    # history, an intake then cost about half as much again (bench/claim.py).
+    return f"{prefix}_{uuid7().hex}"
 
 
 class _Model(BaseModel):
