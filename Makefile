@@ -31,14 +31,9 @@ lint: venv
 plugin: venv
 	$(BIN)/python -m hub.testing.newplugin $(NAME)
 
+# Every benchmark in turn, each writing its figures (--json) into .bench/; then one table of them all.
 bench: venv
-	$(BIN)/python bench/intake.py
-	$(BIN)/python bench/e2e.py
-	$(BIN)/python bench/large_attachment.py
-	$(BIN)/python bench/rate_limit.py
-	$(BIN)/python bench/console.py
-	$(BIN)/python -m bench.claim --explain
-	$(BIN)/python -m bench.scaleout
+	$(BIN)/python -m bench.all --out .bench
 
 run: venv
 	$(BIN)/aktenhub run -c config/aktenhub.example.yaml

@@ -7,7 +7,8 @@ on that journal and times the console's pages over HTTP (best and worst of ``--r
 with an admin token: the dashboard (24 hours, 7 days), the live counters, the dead letters (an
 operator's grouping by error text, a viewer's by code), a search by an id and an application's page.
 
-    .venv/bin/python bench/console.py [--count 1000000] [--rounds 5] [--dir /tmp/aktenhub-console-bench]
+    .venv/bin/python -m bench.console [--count 200000] [--rounds 5] [--dir /tmp/aktenhub-console-bench]
+        [--json FILE]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from bench.figures import Figure, add_json_option, write
 from hub.journal import SqliteJournal
 from hub.models import Application
 from hub.testing import fakes
@@ -165,6 +167,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/aktenhub-console-bench"))
+    add_json_option(parser)
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     path = journal_path(args.dir, args.count)
@@ -176,6 +179,15 @@ def main() -> None:
     print(f"{'request':<40} {'best ms':>8} {'worst ms':>9}")
     for what, best, worst in figures:
         print(f"{what:<40} {best:>8.0f} {worst:>9.0f}")
+    if args.json:
+        journal = f"{args.count:,} applications"
+        write(
+            args.json,
+            [
+                Figure(f"console: {what}, {journal}", round(worst), "ms", better="lower")
+                for what, _, worst in figures
+            ],
+        )
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures.extend(read(path))
         except (OSError, ValueError) as exc:
             failed.append(f"{path}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
-    print(table(figures))
+    print(table(figures), flush=True)
     for line in failed:
         print(f"no figures from {line}", file=sys.stderr)
     return 1 if failed else 0

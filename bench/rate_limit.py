@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from bench.figures import Figure, add_json_option, write
 from hub.plugins import load_plugins
 from hub.testing import fakes
 from hub.testing.harness import RunningHub, base_settings, start_hub, stop_hub
@@ -179,11 +180,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=40, help="applications per phase")
     parser.add_argument("--max-per-second", type=float, default=5.0, help="the rate limit of phase (a)")
     parser.add_argument("--outage", type=float, default=5.0, help="seconds the back end stays down in (b)")
+    add_json_option(parser)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="aktenhub-bench-") as tmp:
         result = asyncio.run(benchmark(args, Path(tmp)))
     print(json.dumps(result, indent=2))
+    if args.json:
+        write(args.json, figures(result, args.max_per_second))
     return 0
+
+
+def figures(result: dict[str, Any], limit: float) -> list[Figure]:
+    """The limited phase's busiest second against the limit; the outage's requests and the recovery."""
+    limited, circuit = result["rate"][1], result["circuit"]
+    busiest = limited["requests_per_second_busiest"] / limited["requests_per_delivery"]
+    return [
+        Figure(
+            f"rate limit: deliveries/s at max_per_second {limit:g}, mean",
+            limited["deliveries_per_second"],
+            "/s",
+            target=limit,
+            better="lower",
+        ),
+        Figure(
+            f"rate limit: deliveries/s at max_per_second {limit:g}, busiest second",
+            round(busiest, 2),
+            "/s",
+            target=limit + 1,  # the bucket holds one second's tokens: the first second may start one more
+            better="lower",
+        ),
+        Figure(
+            "circuit: enaio requests during the outage (probes only)",
+            circuit["requests_during_outage"],
+            "",
+            better="lower",
+        ),
+        Figure(
+            "circuit: recovery to all filed", circuit["seconds_recovery_to_all_filed"], "s", better="lower"
+        ),
+        Figure("circuit: applications dead after the outage", circuit["dead"], "", target=0, better="lower"),
+    ]
 
 
 if __name__ == "__main__":

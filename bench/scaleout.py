@@ -43,6 +43,7 @@ from bench.e2e import (
     tree_cpu_seconds,
     write_config,
 )
+from bench.figures import Figure, add_json_option, write
 from bench.pgserver import journal_database, server_pid, throwaway_cluster
 from bench.scratch import run_in_scratch
 from hub.testing.postgres import PostgresServer
@@ -181,6 +182,28 @@ def benchmark(counts: Sequence[int], args: argparse.Namespace, tmp: Path) -> Non
         "python": platform.python_version(),
     }
     print_comparison(setup, phases)
+    if args.json:
+        write(args.json, figures(phases))
+
+
+def figures(phases: list[PhaseReport]) -> list[Figure]:
+    """Filed per second for each process count, and each count's ratio to the first."""
+    base = phases[0].filed_per_second if phases else 0.0
+    out = []
+    for p in phases:
+        out.append(Figure(f"scaleout: {p.name}, filed/s", p.filed_per_second, "/s"))
+        if p is not phases[0] and base:
+            # The issue-12 aim: two processes file at least 1.6 times as many as one.
+            aim = 1.6 if p.name.startswith("2 ") else None
+            out.append(
+                Figure(
+                    f"scaleout: {p.name} / {phases[0].name}",
+                    round(p.filed_per_second / base, 2),
+                    "x",
+                    target=aim,
+                )
+            )
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -188,9 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     own = argparse.ArgumentParser(add_help=False)
     own.add_argument("--processes", type=int, action="append", help="hub processes (repeat; default 1, 2)")
     own.add_argument("--blobs", choices=["local", "s3"], default="local", help="where the files go")
+    add_json_option(own)
     ours, rest = own.parse_known_args(argv)
     args = parse_args(rest)
-    args.blobs = ours.blobs
+    args.blobs, args.json = ours.blobs, ours.json
     counts = ours.processes or [1, 2]
     if min(counts) < 1:
         raise SystemExit("--processes must be at least 1")

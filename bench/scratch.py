@@ -3,6 +3,7 @@ stopped by SIGTERM like by Ctrl-C, through the `finally` blocks that stop its ch
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import sys
@@ -14,6 +15,10 @@ from pathlib import Path
 def run_in_scratch(prefix: str, keep: bool, benchmark: Callable[[Path], None]) -> int:
     """Run `benchmark` in a new temporary directory; its exit status (1 with the reason on failure)."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # Child processes run a benchmark's file as a script (the hub: bench/e2e.py --serve-hub) in the
+    # scratch directory: they import `bench.*` from this checkout only with the checkout on their path.
+    root = str(Path(__file__).resolve().parents[1])
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         benchmark(tmp)
