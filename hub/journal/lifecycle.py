@@ -430,7 +430,8 @@ class SqlJournal(abc.ABC):
             )
             _update_application(c, task.application_id, completion, now)
             stored = _insert_events(c, completion.events)
-            _insert_tasks(c, task.application_id, completion.tasks, now)
+            # The application's next steps keep its place in line (see `_insert_tasks`).
+            _insert_tasks(c, task.application_id, completion.tasks, now, queued=task.due_at)
             if completion.assigned is not None:
                 stored += _assign(c, task.application_id, completion.assigned, now)
             join = completion.after_all
@@ -438,7 +439,7 @@ class SqlJournal(abc.ABC):
                 if join.state is not None:
                     _set_state(c, task.application_id, join.state, now)
                 stored += _insert_events(c, join.events)
-                _insert_tasks(c, task.application_id, join.tasks, now)
+                _insert_tasks(c, task.application_id, join.tasks, now, queued=task.due_at)
             if not task.subject and not _own_unfinished(c, task.application_id):
                 _release_answer_steps(c, task.application_id, now)
             return stored
@@ -1097,9 +1098,23 @@ def _insert_events(c: Tx, events: Sequence[Event]) -> tuple[Event, ...]:
 
 
 def _insert_tasks(
-    c: Tx, application_id: str, tasks: Sequence[TaskSpec], now: float, waiting: bool = False
+    c: Tx,
+    application_id: str,
+    tasks: Sequence[TaskSpec],
+    now: float,
+    waiting: bool = False,
+    queued: float | None = None,
 ) -> None:
+    """Add `tasks` (due after their delay); `queued`: when the step that makes them became due.
+
+    A step's follow-ups without a delay are due from `queued` on, not from now: claims take the oldest
+    due first, so an application's next step goes before the first steps of applications that came in
+    after it. With a backlog (a target down for hours, then back) applications are filed one after
+    another in the order they came, instead of every first step of the backlog running before the
+    first application is filed.
+    """
     for t in tasks:
+        due = min(now, queued) if queued is not None and not t.delay else now + t.delay
         # A task that exists already (same step and target) is kept: re-triggering is idempotent.
         c.execute(
             "INSERT INTO tasks (application_id, step, target, state, max_attempts, due_at, "
@@ -1111,7 +1126,7 @@ def _insert_tasks(
                 t.target,
                 TaskState.WAITING if (waiting or t.waiting) else TaskState.PENDING,
                 t.max_attempts,
-                now + t.delay,
+                due,
                 now,
                 now,
                 t.key,

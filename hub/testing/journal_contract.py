@@ -256,6 +256,29 @@ async def test_a_full_target_does_not_starve_the_others(journal: SqlJournal, clo
     assert await journal.claim("worker-1", 4, LEASE, {"slow": 0}) == []
 
 
+async def test_an_application_s_next_step_goes_before_later_applications(
+    journal: SqlJournal, clock: FakeClock
+) -> None:
+    # a backlog of first steps (its target was down): the oldest application's is taken first ...
+    backlog = []
+    for i in range(3):
+        backlog.append(await take_in(journal, application(f"backlog-{i}"), TaskSpec("map", "dms")))
+        clock.advance(1)
+    clock.advance(600)
+    [first] = await journal.claim("worker-1", 1, LEASE, {})
+    assert first.application_id == backlog[0]
+    # ... and its next step, made now, keeps the application's place: it is filed before the others
+    # are mapped, not after the whole backlog
+    await journal.complete(first, Completion(tasks=[TaskSpec("deliver", "dms")]))
+    [after] = await journal.claim("worker-1", 1, LEASE, {})
+    assert (after.application_id, after.step) == (backlog[0], "deliver")
+    assert after.due_at == first.due_at
+    # a step that asks for a delay waits for it from now
+    await journal.complete(after, Completion(tasks=[TaskSpec("notify", "mail", delay=30)]))
+    [notify] = [t for t in await journal.tasks(backlog[0]) if t.step == "notify"]
+    assert notify.due_at == clock.now + 30
+
+
 async def test_expired_lease_is_reclaimed_and_the_old_holder_loses_it(
     journal: SqlJournal, clock: FakeClock
 ) -> None:

@@ -157,8 +157,12 @@ class JournalMachine(RuleBasedStateMachine):
         if state in (ApplicationState.PROCESSING, ApplicationState.COMPLETED):
             app.error = None
 
-    def learn_new_tasks(self, app_id: str, specs: list[TaskSpec]) -> None:
-        """Read the application's tasks; the new ones must be exactly the specs not stored before."""
+    def learn_new_tasks(self, app_id: str, specs: list[TaskSpec], queued: float | None = None) -> None:
+        """Read the application's tasks; the new ones must be exactly the specs not stored before.
+
+        `queued`: when the completed step that made them became due; its follow-ups without a delay
+        keep that place in line.
+        """
         existing = {(t.step, t.target) for t in self.tasks.values() if t.application_id == app_id}
         first: dict[tuple[str, str], TaskSpec] = {}
         for spec in specs:
@@ -169,17 +173,18 @@ class JournalMachine(RuleBasedStateMachine):
         assert {(t.step, t.target) for t in new} == set(expected)
         for t in new:
             spec = expected[(t.step, t.target)]
+            due = min(self.now, queued) if queued is not None and not spec.delay else self.now + spec.delay
             assert t.state == TaskState.PENDING
             assert (t.attempts, t.attempt_base) == (0, 0)
             assert t.lease_token is None
-            assert t.due_at == self.now + spec.delay
+            assert t.due_at == due
             assert t.max_attempts == spec.max_attempts
             self.tasks[t.id] = TaskModel(
                 application_id=app_id,
                 step=t.step,
                 target=t.target,
                 max_attempts=spec.max_attempts,
-                due_at=self.now + spec.delay,
+                due_at=due,
             )
 
     def pick_lease(self, pick: int) -> Task:
@@ -381,7 +386,7 @@ class JournalMachine(RuleBasedStateMachine):
             self.set_app_state(app_id, state)
         if fires and after_all is not None and after_all.state is not None:
             self.set_app_state(app_id, after_all.state)
-        self.learn_new_tasks(app_id, specs + (join_specs if fires else []))
+        self.learn_new_tasks(app_id, specs + (join_specs if fires else []), queued=lease.due_at)
 
     @precondition(lambda self: self.leases)
     @rule(
