@@ -129,28 +129,30 @@ class PostgresServer:
             "dropdb", "-h", str(self.socket_dir), "-p", str(self.port), "-U", self.user, "--force", name
         )
 
-    def start(self) -> None:
-        """initdb and start the cluster (port already chosen)."""
+    def start(self, initdb: bool = True) -> None:
+        """initdb (unless told not to: the data directory is there, e.g. a copy) and start the cluster
+        (port already chosen)."""
         pwfile = self.base / "pwfile"
         pwfile.write_text(self.password + "\n")
         self.socket_dir.mkdir()
         if self.run_as is not None:
             for path in (self.base, self.socket_dir, pwfile):
                 os.chown(path, self.run_as.pw_uid, self.run_as.pw_gid)
-        self._run(
-            "initdb",
-            "-D",
-            str(self.data_dir),
-            "-U",
-            self.user,
-            f"--pwfile={pwfile}",
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-        )
+        if initdb:
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.user,
+                f"--pwfile={pwfile}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            )
         pwfile.unlink()
         options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
         if not self.durable:
@@ -169,10 +171,12 @@ class PostgresServer:
             "start",
         )
 
-    def stop(self) -> None:
-        """Stop the cluster at once (it is thrown away)."""
+    def stop(self, clean: bool = False) -> None:
+        """Stop the cluster at once (it is thrown away); `clean`: shut down so that a copy of the data
+        directory starts again."""
         with contextlib.suppress(PostgresUnavailable):
-            self._run("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop")
+            mode = "fast" if clean else "immediate"
+            self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop")
 
     def log_tail(self, lines: int = 20) -> str:
         """The end of the server log, for error messages."""
