@@ -5,9 +5,10 @@ load-generator process posting FormCycle multipart submissions, each of a new ap
 
 1. enaio goes down: the simulator answers every request with 503 (``POST /_sim/faults``), as a gateway
    in front of a stopped enaio does; its objects stay, so what was filed can be counted afterwards;
-2. ``--count`` submissions are posted and taken in, mapped (without the PDF rendition unless
-   ``--rendition``: it costs the same before and after, and is ``bench/e2e.py``'s subject) and queued
-   for enaio: the first deliveries fail and open the circuit, the rest wait behind it;
+2. ``--count`` submissions are posted and taken in, to be mapped (the example mapping: Personenakte,
+   Vorgang, the PDF rendition unless ``--no-rendition``, the attachments, the original) and filed in
+   enaio: the mapping asks enaio for the Akte, so the first attempts fail and open the circuit, and
+   the rest wait behind it;
 3. enaio returns (the faults cleared): the circuit's probe finds it, and the workers drain the backlog.
 
 Figures: the time from enaio's return to the first filing (the circuit's cool-down), the drain (the
@@ -18,7 +19,8 @@ during the drain, the requests enaio got per filed application (a retry storm sh
 every application is filed exactly once: one Personenakte per applicant, one Vorgang per submission
 with all its documents, none twice.
 
-    .venv/bin/python bench/drain.py [--count 10000] [--concurrency 32] [--open-seconds 2] [--json FILE]
+    .venv/bin/python -m bench.drain [--count 10000] [--concurrency 32] [--open-seconds 2] [--no-rendition]
+        [--json FILE]
 """
 
 from __future__ import annotations
@@ -178,7 +180,7 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 def configure(tmp: Path, port: int, simulator: Simulator, args: argparse.Namespace) -> Path:
-    """e2e's hub configuration, with the circuit's cool-down and (without --rendition) no PDF document."""
+    """e2e's hub configuration, with the circuit's cool-down (and with --no-rendition no PDF document)."""
     path = write_config(tmp, port, simulator.url, "dms", args.worker_concurrency, args.enaio_concurrency)
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     config["connectors"][SINK]["circuit"] = {
@@ -411,7 +413,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--attachments", type=int, default=1, choices=[0, 1, 2, 3], help="files per submission"
     )
     parser.add_argument("--attachment-size", type=int, default=4096, help="bytes per attachment")
-    parser.add_argument("--rendition", action="store_true", help="file the PDF rendition too")
+    parser.add_argument(
+        "--rendition", action=argparse.BooleanOptionalAction, default=True, help="file the PDF rendition"
+    )
     parser.add_argument("--worker-concurrency", type=int, default=16, help="hub workers.concurrency")
     parser.add_argument("--enaio-concurrency", type=int, default=8, help="max_concurrency of the enaio sink")
     parser.add_argument("--open-seconds", type=float, default=2.0, help="the circuit's first cool-down")
