@@ -13,11 +13,11 @@ load-generator process posting FormCycle multipart submissions, each of a new ap
 
 Figures: the time from enaio's return to the first filing (the circuit's cool-down), the drain (the
 first to the last filing after the return, from the simulator's objects' creation times), filed per
-second during the drain, the hub's memory (resident set of the hub process and its helpers: after
-start, with the backlog queued, its peak during the drain, and after), its CPU per filed application
-during the drain, the requests enaio got per filed application (a retry storm shows there), and that
-every application is filed exactly once: one Personenakte per applicant, one Vorgang per submission
-with all its documents, none twice.
+second during the drain, the hub's memory (resident set of the hub process: after start, with the
+backlog queued, its peak during the drain, and after; its PDF helpers' apart), its CPU per filed
+application during the drain, the requests enaio got per filed application (a retry storm shows
+there), and that every application is filed exactly once: one Personenakte per applicant, one Vorgang
+per submission with all its documents, none twice.
 
     .venv/bin/python -m bench.drain [--count 10000] [--concurrency 32] [--open-seconds 2] [--no-rendition]
         [--json FILE]
@@ -67,24 +67,28 @@ _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def resident_mb(pid: int) -> float:
-    """Resident memory of process `pid` and its live descendants (e.g. the PDF renderer), in MB."""
+    """Resident memory of process `pid` in MB (what the hub keeps: its helpers, the PDF renderers,
+    are started with the first rendition and stay as large however long the backlog)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def helpers_mb(pid: int) -> float:
+    """Resident memory of the live descendants of process `pid` in MB."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
                 parents[int(entry.name)] = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-    family, todo = [], [pid]
+    total, todo = 0.0, [child for child, parent in parents.items() if parent == pid]
     while todo:
         current = todo.pop()
-        family.append(current)
+        total += resident_mb(current)
         todo += [child for child, parent in parents.items() if parent == current]
-    kilobytes = 0
-    for member in family:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{member}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    kilobytes += int(line.split()[1])
-    return kilobytes / 1024
+    return total
 
 
 def tasks(metrics: dict[str, float]) -> dict[str, int]:
@@ -228,6 +232,7 @@ class Drain:
     rss_queued: float  # MB, the backlog queued
     rss_peak: float  # MB, the most during the drain
     rss_end: float  # MB, everything filed
+    helpers: float  # MB, the hub's helper processes (PDF renderers) at the end
     dead: int
     outcome: Filed
 
@@ -275,7 +280,8 @@ class Drain:
         print(
             f"  hub memory (RSS)             {self.rss_start:.0f} MB at start, "
             f"{self.rss_queued:.0f} MB queued, "
-            f"{self.rss_peak:.0f} MB peak in the drain, {self.rss_end:.0f} MB after"
+            f"{self.rss_peak:.0f} MB peak in the drain, {self.rss_end:.0f} MB after; "
+            f"its helpers {self.helpers:.0f} MB"
         )
         print(
             f"  enaio holds                  {out.akten} Akten, {out.vorgaenge} Vorgänge "
@@ -295,6 +301,7 @@ class Drain:
             Figure(f"{name} enaio requests per filing", round(self.requests / n, 2), "", better="lower"),
             Figure(f"{name} failed attempts after return", self.failed_drain, "", better="lower"),
             Figure(f"{name} hub RSS peak", round(self.rss_peak, 1), "MB", better="lower"),
+            Figure(f"{name} hub's PDF helpers RSS", round(self.helpers, 1), "MB", better="lower"),
             Figure(
                 f"{name} hub RSS growth, backlog queued",
                 round(self.rss_queued - self.rss_start, 1),
@@ -399,6 +406,7 @@ def run(args: argparse.Namespace, hub: Hub, simulator: Simulator) -> Drain:
         rss_queued=rss_queued,
         rss_peak=peak[0],
         rss_end=resident_mb(hub.proc.pid),
+        helpers=helpers_mb(hub.proc.pid),
         dead=int(after.get('aktenhub_applications{state="dead"}', 0)),
         outcome=filed(simulator, per_vorgang),
     )
