@@ -27,9 +27,9 @@ from bench.figures import Figure, read, table
 # name -> the module's arguments: each run as `python -m bench.<name> ARGS --json FILE`.
 BENCHMARKS: dict[str, tuple[str, ...]] = {
     "render": (),
-    "intake": (),
-    "e2e": (),
-    "large_attachment": (),
+    "intake_vs_nodered": (),
+    "e2e": ("--count", "200", "--rate", "50", "--duration", "15"),
+    "large_attachment": ("--size-mb", "2048"),
     "claim": ("--explain",),
     "drain": ("--count", "10000"),
     "rate_limit": (),
