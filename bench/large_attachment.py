@@ -168,7 +168,7 @@ class Processes:
                 child.kill()
 
 
-async def wait_http(url: str, timeout: float = 30) -> None:
+async def wait_http(url: str, timeout: float = 120) -> None:
     """Until `url` answers (any status), bounded."""
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as http:
