@@ -102,11 +102,12 @@ def make_content(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def write_config(tmp: Path, port: int, xta_url: str, enaio_url: str, schemas: Path) -> Path:
+def write_config(tmp: Path, port: int, xta_url: str, enaio_url: str, schemas: Path, size: int) -> Path:
     """A hub configuration: XTA mailbox source -> Enaio (documents into the tray, no mapping)."""
     config = {
         "store": f"sqlite:///{tmp / 'journal.db'}",
-        "blobs": {"path": str(tmp / "blobs"), "max_size": "2GiB"},
+        # Room for the Anlage and the message beside it (a 2 GiB limit held a 2 GiB Anlage as oversize).
+        "blobs": {"path": str(tmp / "blobs"), "max_size": 2 * size},
         "schemas": str(schemas),
         "server": {
             "listen": f"127.0.0.1:{port}",
@@ -243,7 +244,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await wait_http(f"{xta_url}/_sim/state")
         await wait_http(f"{enaio_url}/_sim/stats")
         token = secrets.token_hex(16)
-        config = write_config(tmp, hub_port, xta_url, enaio_url, schemas)
+        config = write_config(tmp, hub_port, xta_url, enaio_url, schemas, size)
         hub = procs.start(
             "hub",
             "run",
