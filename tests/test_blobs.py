@@ -119,6 +119,21 @@ async def test_concurrent_writes_of_one_content_store_it_once(tmp_path: Path) ->
     await store.close()
 
 
+async def test_large_content_goes_to_disk_while_it_streams_not_all_at_commit(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    writer = store.writer()
+    digest = hashlib.sha256()
+    for i in range(20):  # 20 MiB in 1 MiB chunks: write-out started at 8 and 16 MiB
+        chunk = bytes([i]) * 2**20
+        digest.update(chunk)
+        writer.write(chunk)
+    info = await writer.commit()
+    assert store.write_outs == 2
+    assert info.sha256 == digest.hexdigest() and info.size == 20 * 2**20
+    assert hashlib.sha256(store.path(info.ref).read_bytes()).hexdigest() == info.sha256
+    await store.close()
+
+
 async def test_ready_file_cut_short_by_a_crash_is_discarded(tmp_path: Path) -> None:
     content = b"content the crash cut short"
     digest = hashlib.sha256(content).hexdigest()
