@@ -14,7 +14,6 @@ older than a grace period.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import ctypes
 import ctypes.util
@@ -28,7 +27,7 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Collection, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -206,9 +205,6 @@ class LocalBlobWriter:
 
     Small content (most form attachments) stays in one buffer and is written by the committer
     thread, so the event loop creates no files for it; larger content streams into a temporary file.
-    The spooled chunks are hashed and written by the store's spool thread (hashlib and file writes
-    release the GIL), so the event loop reads the next chunk meanwhile: at most one chunk waits behind
-    the one being written once the caller `drain`s, which bounds memory.
     """
 
     def __init__(self, store: BlobStore, limit: int | None) -> None:
@@ -219,9 +215,7 @@ class LocalBlobWriter:
         self._buffer: bytearray | None = bytearray()
         self._file: BinaryIO | None = None
         self._tmp = store._tmp_path()
-        self._spooled = 0  # bytes the spool thread has written to the temporary file
         self._written_out = 0  # bytes of the temporary file whose write-out was started
-        self._jobs: collections.deque[Future[None]] = collections.deque()  # in the spool thread
 
     @property
     def size(self) -> int:
@@ -234,8 +228,8 @@ class LocalBlobWriter:
         if self._limit is not None and self._size > self._limit:
             self.abort()
             raise BlobTooLarge(self._limit)
+        self._sha.update(chunk)
         if self._buffer is not None:
-            self._sha.update(chunk)
             self._buffer += chunk
             if len(self._buffer) <= SPOOL:
                 return
@@ -243,53 +237,25 @@ class LocalBlobWriter:
             if self._buffer is not None:
                 # Past the spool size: from here on the content streams to disk.
                 self._file = open(self._tmp, "wb")  # noqa: SIM115
-                buffered, self._buffer = bytes(self._buffer), None
-                self._spool(buffered, hashed=True)
-            else:
-                # A copy of a buffer the caller may reuse; bytes are immutable and go as they are.
-                self._spool(chunk if isinstance(chunk, bytes) else bytes(chunk), hashed=False)
-        except OSError as exc:
-            self.abort()
-            raise _full(exc, self._store.root) or exc from None
-
-    def _spool(self, data: bytes, *, hashed: bool) -> None:
-        # A caller that does not drain waits here, on the loop, rather than piling chunks up.
-        while len(self._jobs) > 1:
-            self._jobs.popleft().result()
-        self._jobs.append(self._store._spool_thread().submit(self._absorb, data, hashed))
-
-    def _absorb(self, data: bytes, hashed: bool) -> None:
-        """In the spool thread: hash and write one chunk, start write-out every `WRITE_OUT_EVERY` bytes."""
-        assert self._file is not None
-        if not hashed:
-            self._sha.update(data)
-        self._file.write(data)
-        self._spooled += len(data)
-        if self._spooled - self._written_out >= WRITE_OUT_EVERY:
-            # From just before the last start (the file object may still have held a few bytes).
-            start = max(0, self._written_out - io.DEFAULT_BUFFER_SIZE)
-            if _start_write_out(self._file.fileno(), start):
-                self._store.write_outs += 1
-            self._written_out = self._spooled
-
-    async def _settle(self, keep: int) -> None:
-        """Wait until at most `keep` chunks are still being written; raise what writing them raised."""
-        try:
-            while len(self._jobs) > keep:
-                # Shielded: a cancelled caller must not cancel a chunk still queued (the file would miss it).
-                await asyncio.shield(asyncio.wrap_future(self._jobs[0]))
-                self._jobs.popleft()
+                self._file.write(self._buffer)
+                self._buffer = None
+            elif self._file is not None:
+                self._file.write(chunk)
+            if self._file is not None and self._size - self._written_out >= WRITE_OUT_EVERY:
+                # From just before the last start (the file object may still have held a few bytes).
+                start = max(0, self._written_out - io.DEFAULT_BUFFER_SIZE)
+                if _start_write_out(self._file.fileno(), start):
+                    self._store.write_outs += 1
+                self._written_out = self._size
         except OSError as exc:
             self.abort()
             raise _full(exc, self._store.root) or exc from None
 
     async def drain(self) -> None:
-        """Wait until the spool thread has taken all but the last chunk (the buffer needs no wait)."""
-        await self._settle(keep=1)
+        """Nothing to wait for: the content is in the buffer or the temporary file already."""
 
     async def commit(self) -> BlobInfo:
         """Make the content durable under its hash; returns the blob's reference."""
-        await self._settle(keep=0)
         digest = self._sha.hexdigest()
         info = BlobInfo(ref=PREFIX + digest, size=self._size, sha256=digest)
         data, spooled = None, None
@@ -320,9 +286,6 @@ class LocalBlobWriter:
     def abort(self) -> None:
         """Discard what was written."""
         self._buffer = None
-        while self._jobs:  # the spool thread must be done with the file before it goes
-            with contextlib.suppress(Exception):  # discarded anyway, whatever writing it raised
-                self._jobs.popleft().result()
         if self._file is not None:
             with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
                 self._file.close()
@@ -342,7 +305,6 @@ class BlobStore(HoldingStore):
         self._renamer = _DurableRenamer(self.root, self._tmp)
         self._names = itertools.count()
         self.write_outs = 0  # early write-outs started for spooled content (`WRITE_OUT_EVERY`)
-        self._spooler: ThreadPoolExecutor | None = None
         self._prefix = f"{os.getpid()}-{secrets.token_hex(4)}"
 
     @property
@@ -480,17 +442,8 @@ class BlobStore(HoldingStore):
         """Nothing to wait for: the local store removes at once."""
 
     async def close(self) -> None:
-        """Stop the committer and spool threads (they restart on the next write)."""
+        """Stop the committer thread (it restarts on the next write)."""
         await asyncio.to_thread(self._renamer.stop)
-        spooler, self._spooler = self._spooler, None
-        if spooler is not None:
-            await asyncio.to_thread(spooler.shutdown)
-
-    def _spool_thread(self) -> ThreadPoolExecutor:
-        """The one thread that hashes and writes spooled content (started on first use)."""
-        if self._spooler is None:
-            self._spooler = ThreadPoolExecutor(1, thread_name_prefix="blob-spool")
-        return self._spooler
 
     async def read(self, ref: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
         """Stream a blob's content in chunks."""
