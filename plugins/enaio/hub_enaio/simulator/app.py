@@ -7,7 +7,6 @@ authenticated by Basic gets a new session cookie, as enaio's servlet container h
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -161,26 +160,12 @@ async def _stage(part: BodyPartReader, state: EnaioState) -> StagedContent:
     size = 0
     try:
         with path.open("wb") as f:
-
-            def absorb(chunk: bytes) -> None:
+            while chunk := await part.read_chunk(CHUNK):
+                size += len(chunk)
+                if size > state.knobs.max_content_bytes:
+                    raise Refused(f"content larger than {state.knobs.max_content_bytes} bytes", 413)
                 digest.update(chunk)
                 f.write(chunk)
-
-            # Each chunk is hashed and written in a thread (both release the GIL) while the next one
-            # is read from the socket: the stand-in keeps up with the hub instead of pacing it.
-            # One chunk in flight at a time, so the order and the memory bound stay.
-            absorbing: asyncio.Future[None] | None = None
-            try:
-                while chunk := await part.read_chunk(CHUNK):
-                    size += len(chunk)
-                    if size > state.knobs.max_content_bytes:
-                        raise Refused(f"content larger than {state.knobs.max_content_bytes} bytes", 413)
-                    if absorbing is not None:
-                        await absorbing
-                    absorbing = asyncio.ensure_future(asyncio.to_thread(absorb, chunk))
-            finally:
-                if absorbing is not None:
-                    await asyncio.shield(absorbing)  # the file is closed only after its last write
     except BaseException:
         path.unlink(missing_ok=True)
         raise
