@@ -41,7 +41,6 @@ TRAY = "system:tray"  # the location of documents put in the technical user's tr
 MAX_ANSWER = 4 * 1024**2  # bytes of an ordinary JSON answer
 MAX_SCHEMA = 64 * 1024**2  # bytes of the object definition (large installations have thousands of fields)
 MAX_HITS = 100  # search results asked for; more Akten for one person than that would be a data problem
-UPLOAD_CHUNK = 1024**2  # bytes read from the blob store per write to the socket: fewer trips per GB
 LOGIN_PATH = {"dms": "/api/dms/info/native", "osrest": "/osrest/api/session"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TYPE = re.compile(TYPE_PATTERN)
@@ -167,7 +166,7 @@ def _file_name(name: str) -> str:
 
 def _file_part(upload: Upload, blobs: Blobs, part_name: str) -> AsyncIterablePayload:
     """The file part, reading the blob only while the request is sent (never the whole file in memory)."""
-    payload = AsyncIterablePayload(blobs.read(upload.blob, UPLOAD_CHUNK), content_type=upload.media_type)
+    payload = AsyncIterablePayload(blobs.read(upload.blob), content_type=upload.media_type)
     # UTF-8 file names as browsers send them (RFC 7578 4.2), not percent-encoded.
     payload.set_content_disposition(
         "form-data", quote_fields=False, name=part_name, filename=_file_name(upload.name)

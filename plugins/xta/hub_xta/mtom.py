@@ -25,9 +25,7 @@ from aiohttp import BodyPartReader, hdrs
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.payload import AsyncIterablePayload, BytesPayload
 
-# 1 MiB pieces: fewer trips through aiohttp's reader and the blob writer per GB (each costs the same
-# Python overhead whatever its size), still small enough to never matter for memory.
-CHUNK = 1024 * 1024
+CHUNK = 256 * 1024
 MAX_PARTS = 1000
 XOP_TYPE = "application/xop+xml"
 SOAP_TYPE = "application/soap+xml"

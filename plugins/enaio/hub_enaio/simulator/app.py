@@ -42,8 +42,7 @@ NEW_SESSION = web.RequestKey("enaio_new_session", str)
 
 DEFAULT_USERS = {"aktenhub": "enaio-simulator"}
 SERVER_VERSION = "enaio 11.0 (Aktenhub simulator)"
-# Large reads: a 2 GB upload in 64 KiB pieces spent most of the simulator's CPU in per-chunk overhead.
-CHUNK = 1024 * 1024
+CHUNK = 64 * 1024
 MAX_JSON = 1024**2  # bytes of a JSON body or `data` part
 MAX_ITEMS = 1000
 SEARCH_KEYS = frozenset(

@@ -18,7 +18,7 @@ from hub.simulation import FaultKnobs, SimulatedFaults
 
 from ..models import MessageMetaData
 
-CHUNK = 1024 * 1024
+CHUNK = 256 * 1024
 
 
 class ContentTooLarge(ValueError):
