@@ -6,6 +6,8 @@ import base64
 from typing import Any
 
 from hub_webhook.config import HmacAuth
+from hub_webhook.demo import NAMESPACES as NS  # the demo form server's XML namespace and signature
+from hub_webhook.demo import SIGNATURE
 from hub_webhook.simulator import DogRegistration
 
 from hub import Application
@@ -16,15 +18,6 @@ KEY = "fs-hmac-key-0123456789abcdef"
 OLD_KEY = "fs-old-hmac-key-0123456789abc"
 TOKEN = "portal-token-0123456789abcdef"
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 600 + b"\n%%EOF\n"  # ~150 KiB: several chunks
-NS = {"a": "urn:aktenhub:demo:formserver"}
-SIGNATURE: dict[str, Any] = {
-    "header": "X-Signature",
-    "algorithm": "sha256",
-    "encoding": "hex",
-    "prefix": "sha256=",
-    "timestamp_header": "X-Timestamp",
-    "signed": "{timestamp}.{body}",
-}
 HMAC = HmacAuth.model_validate({**SIGNATURE, "secrets": [KEY]})
 
 JSON_CONNECTOR: dict[str, Any] = {
