@@ -212,11 +212,10 @@ class Hub(Child):
             "bench-" + secrets.token_hex(16),
             "bench-" + secrets.token_hex(16),
         )
-        # The hub runs this module from the scratch directory: `bench` must be importable there too.
-        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        # The hub runs this module from the scratch directory: `run_in_scratch` put the checkout on
+        # PYTHONPATH, so `bench` is importable there too.
         env = {
             **os.environ,
-            "PYTHONPATH": path,
             FORMCYCLE_TOKEN_ENV: self.form_token,
             ADMIN_TOKEN_ENV: self.admin_token,
             ENAIO_PASSWORD_ENV: ENAIO_PASSWORD,

@@ -53,7 +53,6 @@ SERVICE = "jagdschein"
 REQUEST_TIMEOUT = 30.0
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
-ROOT = Path(__file__).resolve().parent.parent  # the checkout: `bench` importable in the hub process
 
 
 # -- the hub process ---------------------------------------------------------------------------------
@@ -155,7 +154,6 @@ class HubProcess:
         command += ["--log-level", log_level]
         env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             FORMCYCLE_TOKEN_ENV: "bench-" + secrets.token_hex(16),
             ADMIN_TOKEN_ENV: "bench-" + secrets.token_hex(16),
         }
