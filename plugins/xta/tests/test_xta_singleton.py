@@ -12,7 +12,6 @@ import asyncio
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from hub.models import Event
 from hub.runtime import Hub
 from hub.testing.harness import RunningHub
 from hub.testing.journal_contract import FakeClock
-from hub.testing.processes import hub_settings
+from hub.testing.processes import free_port, hub_settings
 
 ANTRAG = b"<baugenehmigung.antrag.0200/>"
 
@@ -106,13 +105,6 @@ async def test_one_process_polls_and_a_lease_lost_mid_poll_files_and_closes_each
 # -- two `aktenhub run` processes on one PostgreSQL journal -----------------------------------------
 
 TOKEN = "xta-singleton-viewer"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def hub_config(tmp: Path, name: str, port: int, store: str, xta_url: str, schemas: Path) -> Path:
