@@ -422,8 +422,13 @@ def run_postgres(args: argparse.Namespace, source: Path) -> list[Run]:
     """Empty PostgreSQL databases against one holding the large journal's rows, on one cluster: a copy
     of the one kept beside the SQLite journal (moved in once: 20 minutes for a million applications on
     a shared 2-core machine)."""
+    from hub.journal.postgres import migrate
+
     cache = source.with_name(source.stem + "-postgresql")
     with kept_cluster(cache, lambda server: asyncio.run(fill(server, source))) as (server, database):
+        # The kept cluster is at the schema it was built with: upgraded as `aktenhub migrate` would
+        # (on this run's copy; the kept one stays as built).
+        migrate(server.url(database))
 
         async def workload() -> list[Run]:
             async with postgres_store(server.url(database)) as large:

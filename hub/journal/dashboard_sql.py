@@ -166,7 +166,7 @@ def _targets(c: Tx, now: float, window: Window) -> dict[str, TargetWork]:
     start, until = window.start, window.until
     work: dict[str, TargetWork] = defaultdict(TargetWork)
     marks = ",".join("?" * len(OPEN_TASK_STATES))
-    # tasks_claim (state, target, due_at): covering; only the open steps, never the finished history
+    # tasks_claim (state, target, due_at, id): covering; only the open steps, never the finished history
     for target, state, n, due in c.execute(
         f"SELECT target, state, COUNT(*), SUM(CASE WHEN due_at<=? THEN 1 ELSE 0 END) FROM tasks "
         f"WHERE state IN ({marks}) "
