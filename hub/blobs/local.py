@@ -27,8 +27,7 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Collection, Iterable, Iterator
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -78,14 +77,13 @@ class _DurableRenamer:
         self._lock = threading.Lock()
         self.syncs = 0  # filesystem syncs done (for benchmarks)
 
-    def commit(self, staged: _Staged) -> Future[None]:
-        """Make the staged content durable under its content address."""
+    def commit(self, staged: _Staged) -> None:
+        """Make the staged content durable under its content address; `staged.future` tells when."""
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="blob-committer", daemon=True)
                 self._thread.start()
         self._queue.put(staged)
-        return staged.future
 
     def _run(self) -> None:
         while True:
@@ -102,15 +100,20 @@ class _DurableRenamer:
                     self._queue.put(None)
                     break
                 group.append(item)
+            failure: BaseException | None = None
             try:
                 self._commit_group(group)
             except BaseException as exc:  # every waiter learns of the failure
-                for staged in group:
-                    if not staged.future.done():
-                        staged.future.set_exception(exc)
-            else:
-                for staged in group:
-                    staged.future.set_result(None)
+                failure = exc
+            # One wake-up of each waiting event loop per group, not one per blob (a
+            # concurrent.futures.Future per blob, wrapped for the loop, cost a lock, a condition and
+            # a wake-up each).
+            by_loop: dict[asyncio.AbstractEventLoop, list[_Staged]] = {}
+            for staged in group:
+                by_loop.setdefault(staged.loop, []).append(staged)
+            for loop, settled in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits these
+                    loop.call_soon_threadsafe(_settle, settled, failure)
 
     def _commit_group(self, group: list[_Staged]) -> None:
         # Paths as plain strings and os calls: a group of small blobs spends most of its time in
@@ -215,8 +218,20 @@ class _Staged:
     final: str
     data: bytes | None  # small content still in memory: the committer thread writes it
     spooled: Path | None  # larger content already in a temporary file
-    future: Future[None] = field(default_factory=Future)
+    loop: asyncio.AbstractEventLoop  # the writer's, which the committer wakes when done
+    future: asyncio.Future[None]  # the writer awaits it
     created: bool = False  # the committer stored it (it was not stored before)
+
+
+def _settle(group: list[_Staged], failure: BaseException | None) -> None:
+    """On the writers' event loop: each waiting writer learns its group's outcome."""
+    for staged in group:
+        if staged.future.done():  # its writer gave up waiting
+            continue
+        if failure is None:
+            staged.future.set_result(None)
+        else:
+            staged.future.set_exception(failure)
 
 
 class LocalBlobWriter:
@@ -291,11 +306,13 @@ class LocalBlobWriter:
         self._file = None
         self._buffer = None
         holding = store.current_holding()
-        staged = _Staged(digest, store._path_of(digest), data, spooled)
+        loop = asyncio.get_running_loop()
+        staged = _Staged(digest, store._path_of(digest), data, spooled, loop, loop.create_future())
         # Held before the committer looks: the sweep and a failing intake then leave this content be.
         store._pin(digest, holding)
         try:
-            await asyncio.wrap_future(store._renamer.commit(staged))
+            store._renamer.commit(staged)
+            await staged.future
         except OSError as exc:
             raise _full(exc, store.root) or exc from None
         finally:
