@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable
@@ -85,6 +86,32 @@ async def test_concurrent_intakes_share_commits(journal: SqliteJournal, db_path:
     for a in apps[::10]:
         assert [t.step for t in await journal.tasks(a.id)] == ["map"]
         assert types(await journal.events(a.id)) == ["application.received"]
+
+
+def _sqlite_temporary_files() -> list[str]:
+    """The files this process holds open that SQLite made for temporary use (``etilqs_*``)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if "etilqs_" in (target := os.readlink(f"/proc/self/fd/{fd}")):
+                found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads the open files from /proc")
+async def test_a_group_of_intakes_writes_no_temporary_file(journal: SqliteJournal, db_path: Path) -> None:
+    # Each operation's savepoint keeps undo records of the pages it changes; past 64 KiB SQLite would
+    # spill them into a temporary file, written for every intake and never read.
+    apps = [application(f"ext-{i}") for i in range(40)]
+    calls: list[Awaitable[object]] = [journal.intake(a, received(a), [TaskSpec("map")]) for a in apps]
+    calls.append(journal._write(lambda c: _sqlite_temporary_files()))  # still inside the group
+
+    results = await grouped(db_path, *calls)
+
+    assert results.pop() == []
+    assert all(isinstance(r, IntakeResult) and not r.duplicate for r in results)
+    assert journal.commits <= 2
+    assert len(await journal.list_applications(ApplicationFilter(), limit=100)) == 40
 
 
 async def test_failing_operation_in_a_group_leaves_the_others_alone(

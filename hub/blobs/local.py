@@ -27,8 +27,7 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Collection, Iterable, Iterator
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -78,14 +77,13 @@ class _DurableRenamer:
         self._lock = threading.Lock()
         self.syncs = 0  # filesystem syncs done (for benchmarks)
 
-    def commit(self, staged: _Staged) -> Future[None]:
-        """Make the staged content durable under its content address."""
+    def commit(self, staged: _Staged) -> None:
+        """Make the staged content durable under its content address; `staged.future` tells when."""
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="blob-committer", daemon=True)
                 self._thread.start()
         self._queue.put(staged)
-        return staged.future
 
     def _run(self) -> None:
         while True:
@@ -102,22 +100,30 @@ class _DurableRenamer:
                     self._queue.put(None)
                     break
                 group.append(item)
+            failure: BaseException | None = None
             try:
                 self._commit_group(group)
             except BaseException as exc:  # every waiter learns of the failure
-                for staged in group:
-                    if not staged.future.done():
-                        staged.future.set_exception(exc)
-            else:
-                for staged in group:
-                    staged.future.set_result(None)
+                failure = exc
+            # One wake-up of each waiting event loop per group, not one per blob (a
+            # concurrent.futures.Future per blob, wrapped for the loop, cost a lock, a condition and
+            # a wake-up each).
+            by_loop: dict[asyncio.AbstractEventLoop, list[_Staged]] = {}
+            for staged in group:
+                by_loop.setdefault(staged.loop, []).append(staged)
+            for loop, settled in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits these
+                    loop.call_soon_threadsafe(_settle, settled, failure)
 
     def _commit_group(self, group: list[_Staged]) -> None:
-        ready: dict[Path, Path] = {}  # .ready file -> content address
-        moved: set[Path] = set()
+        # Paths as plain strings and os calls: a group of small blobs spends most of its time in
+        # system calls, and pathlib's objects and its open() (fstat, ioctl, lseek per file) add to both.
+        ready: dict[str, str] = {}  # .ready file -> content address
+        moved: set[str] = set()
+        tmp = str(self.tmp)
         try:
             for staged in group:
-                target = self.tmp / f"{staged.digest}.ready"
+                target = f"{tmp}/{staged.digest}.ready"
                 if target in ready or _touch(staged.final):  # stored before: content addressing dedupes
                     if staged.spooled is not None:
                         staged.spooled.unlink(missing_ok=True)
@@ -126,7 +132,7 @@ class _DurableRenamer:
                 if staged.spooled is not None:
                     os.replace(staged.spooled, target)
                 else:
-                    target.write_bytes(staged.data or b"")
+                    _write_file(target, staged.data or b"")
                 ready[target] = staged.final
             if not ready:
                 return
@@ -138,19 +144,20 @@ class _DurableRenamer:
             # What a failed group did not store is not promised: its staged content goes (e.g. the disk
             # is full). What it did store, its writers' holdings remove unless someone keeps it.
             for staged in group:
-                target = self.tmp / f"{staged.digest}.ready"
+                target = f"{tmp}/{staged.digest}.ready"
                 staged.created = staged.created and target in moved
                 if staged.spooled is not None:
                     staged.spooled.unlink(missing_ok=True)
                 if target not in moved:  # also one whose writing failed half-way
-                    target.unlink(missing_ok=True)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(target)
             raise
 
-    def _sync(self, files: list[Path]) -> None:
+    def _sync(self, files: list[str]) -> None:
         self.syncs += 1
         if _syncfs(self.root):
             return
-        for path in [*files, self.tmp]:  # no syncfs(2) here: one fsync each
+        for path in [*files, str(self.tmp)]:  # no syncfs(2) here: one fsync each
             _sync_file(path)
 
     def stop(self) -> None:
@@ -168,7 +175,7 @@ def _sha256_of(path: Path) -> str:
     return sha.hexdigest()
 
 
-def _sync_file(path: Path) -> None:
+def _sync_file(path: Path | str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -176,7 +183,7 @@ def _sync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _touch(final: Path) -> bool:
+def _touch(final: Path | str) -> bool:
     """Mark stored content as just written again (the orphan sweep spares it); False if not stored."""
     try:
         os.utime(final)
@@ -185,19 +192,46 @@ def _touch(final: Path) -> bool:
     return True
 
 
-def _move_into_place(ready: Path, final: Path) -> None:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(ready, final)
+def _write_file(path: str, data: bytes) -> None:
+    """Write `data` as the whole file `path`: one open, one write (as a rule), one close."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _move_into_place(ready: Path | str, final: Path | str) -> None:
+    # The directory is created when the rename finds it missing, not asked for before every rename.
+    try:
+        os.replace(ready, final)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.replace(ready, final)
 
 
 @dataclass
 class _Staged:
     digest: str
-    final: Path
+    final: str
     data: bytes | None  # small content still in memory: the committer thread writes it
     spooled: Path | None  # larger content already in a temporary file
-    future: Future[None] = field(default_factory=Future)
+    loop: asyncio.AbstractEventLoop  # the writer's, which the committer wakes when done
+    future: asyncio.Future[None]  # the writer awaits it
     created: bool = False  # the committer stored it (it was not stored before)
+
+
+def _settle(group: list[_Staged], failure: BaseException | None) -> None:
+    """On the writers' event loop: each waiting writer learns its group's outcome."""
+    for staged in group:
+        if staged.future.done():  # its writer gave up waiting
+            continue
+        if failure is None:
+            staged.future.set_result(None)
+        else:
+            staged.future.set_exception(failure)
 
 
 class LocalBlobWriter:
@@ -272,11 +306,13 @@ class LocalBlobWriter:
         self._file = None
         self._buffer = None
         holding = store.current_holding()
-        staged = _Staged(digest, store.path(info.ref), data, spooled)
+        loop = asyncio.get_running_loop()
+        staged = _Staged(digest, store._path_of(digest), data, spooled, loop, loop.create_future())
         # Held before the committer looks: the sweep and a failing intake then leave this content be.
         store._pin(digest, holding)
         try:
-            await asyncio.wrap_future(store._renamer.commit(staged))
+            store._renamer.commit(staged)
+            await staged.future
         except OSError as exc:
             raise _full(exc, store.root) or exc from None
         finally:
@@ -299,6 +335,7 @@ class BlobStore(HoldingStore):
     def __init__(self, root: Path, max_size: int | None = None) -> None:
         super().__init__()
         self.root = Path(root)
+        self._root = str(self.root)
         self.max_size = max_size
         self._tmp = self.root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
@@ -316,6 +353,10 @@ class BlobStore(HoldingStore):
         """The file holding a blob's content (the core's own business: connectors see `Blobs`)."""
         digest = digest_of(ref)
         return self.root / digest[:2] / digest[2:4] / digest
+
+    def _path_of(self, digest: str) -> str:
+        """`path` of a digest this store computed itself (no need to check it again): a string."""
+        return f"{self._root}/{digest[:2]}/{digest[2:4]}/{digest}"
 
     def stored(self, ref: str) -> bool:
         """Whether the blob is stored (synchronously, for the core and tests)."""

@@ -194,7 +194,7 @@ class SqlJournal(abc.ABC):
             if cur.rowcount == 0:
                 resent = _Resent(application, events, tasks, state, error, error_code, on_changed)
                 return self._resent(c, resent, now)
-            _index_correlations(c, application)
+            _index_correlations(c, application, new=True)
             stored = _insert_events(c, events)
             _insert_tasks(c, application.id, tasks, now)
             return IntakeResult(application_id=application.id, duplicate=False, events=stored)
@@ -1209,9 +1209,14 @@ def _assign(c: Tx, application_id: str, assigned: FileNumberAssigned, now: float
     return _insert_events(c, assigned.events)
 
 
-def _index_correlations(c: Tx, app: Application) -> None:
-    """Make the correlations index hold exactly the application's correlations."""
-    c.execute("DELETE FROM correlations WHERE application_id=?", (app.id,))
+def _index_correlations(c: Tx, app: Application, new: bool = False) -> None:
+    """Make the correlations index hold exactly the application's correlations.
+
+    `new`: the application's row was inserted in this transaction, so no correlation can name it yet
+    (their foreign key): one statement less per intake.
+    """
+    if not new:
+        c.execute("DELETE FROM correlations WHERE application_id=?", (app.id,))
     # A value listing several ids (enaio's documents: "12,13,14") is found by each of them too.
     rows = {
         (app.id, key, part)

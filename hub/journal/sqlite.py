@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 WriteOp = Callable[[Tx], Any]
+# A queued write: the operation, the caller's future and the event loop it awaits it on.
+Queued = tuple[WriteOp, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 
 BACKEND = "sqlite"
 MAX_GROUP = 256  # operations per grouped transaction
@@ -146,7 +148,7 @@ class SqliteJournal(SqlJournal):
         # Guest: an operator's command beside the hub that holds the lock (see `open_journal`).
         self.guest = guest
         self._lock: JournalLock | None = None
-        self._queue: queue.SimpleQueue[tuple[WriteOp, Future[Any]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Queued | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._reader: ThreadPoolExecutor | None = None
         self._read_conn: SqliteTx | None = None
@@ -200,6 +202,12 @@ class SqliteJournal(SqlJournal):
         self._start_threads(conn)
 
     def _start_threads(self, conn: SqliteTx) -> None:
+        # Each operation of a group runs in a SAVEPOINT, whose undo records (the statement journal)
+        # SQLite spills to a temporary file past 64 KiB, which one intake's ~20 pages exceed: ~45
+        # pwrite calls per intake to a file that is deleted unread. In memory they cost a page copy.
+        # Only the savepoints' undo records and temporary tables move to memory: the commit's
+        # durability is the write-ahead log's, unchanged (synchronous=FULL).
+        conn.execute("PRAGMA temp_store=MEMORY")
         self._writer = threading.Thread(
             target=self._write_loop, args=(conn,), name="journal-writer", daemon=True
         )
@@ -308,12 +316,12 @@ class SqliteJournal(SqlJournal):
         finally:
             conn.close()
 
-    def _run_group(self, conn: SqliteTx, group: list[tuple[WriteOp, Future[Any]]]) -> None:
+    def _run_group(self, conn: SqliteTx, group: list[Queued]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for op, fut in group:
-                if not fut.set_running_or_notify_cancel():
+            for op, fut, _ in group:
+                if fut.cancelled():
                     # The caller gave up (e.g. its client went away) before the write started:
                     # nothing was promised, so nothing is written.
                     outcomes.append((False, None))
@@ -333,29 +341,22 @@ class SqliteJournal(SqlJournal):
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             log.error("journal commit failed: %r", exc)
-            for _, fut in group:
-                # Operations the group had not reached yet are failed too, or their callers would wait
-                # forever (unless they gave up already).
-                if fut.running() or (not fut.done() and fut.set_running_or_notify_cancel()):
-                    fut.set_exception(exc)
+            # Operations the group had not reached yet are failed too, or their callers would wait
+            # forever (unless they gave up already).
+            _answer(group, [(False, exc)] * len(group))
             return
         self.commits += 1
         self.operations += len(group)
-        for (_, fut), (ok, value) in zip(group, outcomes, strict=True):
-            if fut.cancelled():
-                continue
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(value)
+        _answer(group, outcomes)
 
     async def _write(self, op: Callable[[Tx], T]) -> T:
         if self._writer is None:
             raise RuntimeError("journal is opened read-only" if self.read_only else "journal is not open")
-        fut: Future[T] = Future()
-        self._queue.put((op, fut))
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._queue.put((op, fut, loop))
         try:
-            return await asyncio.wrap_future(fut)
+            return await fut
         except sqlite3.Error as exc:
             if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
                 raise StorageFull(f"journal {self.path}", "database or disk is full") from None
@@ -366,6 +367,31 @@ class SqliteJournal(SqlJournal):
             raise RuntimeError("journal is not open")
         conn = self._read_conn
         return await asyncio.get_running_loop().run_in_executor(self._reader, op, conn)
+
+
+def _answer(group: list[Queued], outcomes: list[tuple[bool, Any]]) -> None:
+    """Settle the group's futures on their event loops: one wake-up of each loop per group.
+
+    (A concurrent.futures.Future per write, wrapped for the loop, cost a lock, a condition and a
+    wake-up of the loop for every write.)
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for (_, fut, loop), (ok, value) in zip(group, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append((fut, ok, value))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits these any more
+            loop.call_soon_threadsafe(_settle, settled)
+
+
+def _settle(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    """On the callers' loop: every future its outcome, but for those whose callers gave up."""
+    for fut, ok, value in settled:
+        if fut.done():
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
 
 
 def _version(conn: SqliteTx) -> int:
