@@ -359,6 +359,10 @@ class EnaioState(SimulatedFaults[Knobs]):
         }
         return [found[i] for i in sorted(found)]
 
+    def equal_bound(self, object_type: ObjectType, name: str, value: str) -> int:
+        """How many objects `with_equal` looks at for this value (at least as many as it returns)."""
+        return sum(len(self._by_value.get((object_type.id, name, key), ())) for key in equality_keys(value))
+
     def of_type(self, object_type: ObjectType) -> list[StoredObject]:
         """The objects of one type, oldest (lowest id) first."""
         return self._by_type.get(object_type.id, [])
