@@ -137,7 +137,9 @@ async def _authentication(request: web.Request, handler: Handler) -> web.StreamR
     state.requests[f"{request.method} {route.canonical if route else request.path}"] += 1
     response = await handler(request)
     if new_session is not None and not response.prepared:
-        response.set_cookie("JSESSIONID", new_session, path="/", httponly=True)
+        # What `set_cookie(..., path="/", httponly=True)` sends, without building a SimpleCookie and its
+        # Morsel per request (Basic authentication opens a session on every request).
+        response.headers.add(hdrs.SET_COOKIE, f"JSESSIONID={new_session}; HttpOnly; Path=/")
     return response
 
 
