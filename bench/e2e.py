@@ -50,10 +50,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -126,6 +127,14 @@ def tree_cpu_seconds(pid: int) -> float:
             ticks += sum(int(f) for f in stats[current][11:15])
         todo += children.get(current, [])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine so far, all cores together (Linux /proc/stat)."""
+    first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(f) for f in first[1:9])
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq + steal) / tick, (idle + iowait) / tick
 
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
@@ -385,111 +394,202 @@ def run_load(spec: LoadSpec) -> LoadResult:
 
 async def _load(spec: LoadSpec) -> LoadResult:
     result = LoadResult()
-    limit = spec.concurrency if spec.count else 1024
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await asyncio.sleep(max(0.0, spec.start_at - time.monotonic()))
+    load = _Load(spec, result)
+    await asyncio.sleep(max(0.0, spec.start_at - time.monotonic()))
+    try:
         if spec.count:
-            await _closed_loop(session, spec, result)
+            await load.closed_loop()
         else:
-            await _open_loop(session, spec, result)
+            await load.open_loop()
+    finally:
+        load.close()
     return result
 
 
-def _form(spec: LoadSpec, n: int) -> aiohttp.FormData:
-    """A Jagdschein application as FormCycle posts it; the applicant differs for every number."""
+# The load generator shares the 2 cores with what it measures, so it is kept lean: raw HTTP/1.1 on
+# kept-alive connections and posts put together from prebuilt pieces. aiohttp's client with a FormData
+# per post cost about 1 ms of CPU per submission; the bytes sent are the same as its FormData's.
+TEXT_PART = 'Content-Type: text/plain; charset=utf-8\r\nContent-Disposition: form-data; name="{}"\r\n\r\n'
+FILE_PART = (
+    'Content-Type: application/pdf\r\nContent-Disposition: form-data; name="{}"; filename="{}"\r\n\r\n'
+)
+NOISE_SPAN = 64 * 1024  # the attachments' random bytes: slices of one random block, made once
+
+
+def submission_fields(spec: LoadSpec, n: int) -> list[tuple[str, str]]:
+    """The text fields of a Jagdschein application as FormCycle posts it; the applicant differs for
+    every number."""
     i = spec.first + n
-    vorgang_id = f"{spec.prefix}-{n:07d}"
     postal_code, city = PLACES[i % len(PLACES)]
     birth = date(1940, 1, 1) + timedelta(days=i % BIRTH_DAYS)
-    form = aiohttp.FormData()
-    form.add_field("vorgang_id", vorgang_id)
-    form.add_field("vorname", GIVEN[i % len(GIVEN)])
-    form.add_field("nachname", FAMILY[i % len(FAMILY)])
-    form.add_field("geburtsdatum", birth.isoformat())
-    form.add_field("strasse", f"Kaiserstraße {1 + i % 150}")
-    form.add_field("plz", postal_code)
-    form.add_field("ort", city)
-    form.add_field("email", f"antrag{i}@example.org")
-    form.add_field("jagdschein_art", "Jahresjagdschein" if i % 3 else "Dreijahresjagdschein")
-    form.add_field("versicherung", "Jagdhaftpflicht")
-    form.add_field("versicherung", "Unfallversicherung")
-    form.add_field("einwilligung", "ja")
-    for element in ("ausweis", "nachweis", "pruefung")[: spec.attachments]:
+    return [
+        ("vorgang_id", f"{spec.prefix}-{n:07d}"),
+        ("vorname", GIVEN[i % len(GIVEN)]),
+        ("nachname", FAMILY[i % len(FAMILY)]),
+        ("geburtsdatum", birth.isoformat()),
+        ("strasse", f"Kaiserstraße {1 + i % 150}"),
+        ("plz", postal_code),
+        ("ort", city),
+        ("email", f"antrag{i}@example.org"),
+        ("jagdschein_art", "Jahresjagdschein" if i % 3 else "Dreijahresjagdschein"),
+        ("versicherung", "Jagdhaftpflicht"),
+        ("versicherung", "Unfallversicherung"),
+        ("einwilligung", "ja"),
+    ]
+
+
+def build_submission(spec: LoadSpec, n: int, boundary: str, noise: bytes) -> bytes:
+    """One multipart/form-data body: the text fields, then `spec.attachments` PDF files."""
+    fields = submission_fields(spec, n)
+    vorgang_id = fields[0][1]
+    delimiter = f"--{boundary}\r\n"
+    text = "".join(f"{delimiter}{TEXT_PART.format(name)}{value}\r\n" for name, value in fields)
+    parts = [text.encode()]
+    for k, element in enumerate(("ausweis", "nachweis", "pruefung")[: spec.attachments]):
         # Distinct content per file: the blob store is content-addressed and would dedupe copies.
         head = f"%PDF-1.4\n% {vorgang_id} {element}\n".encode()
-        content = head + os.urandom(max(0, spec.attachment_size - len(head)))
-        form.add_field(element, content, filename=f"{element}_{n}.pdf", content_type="application/pdf")
-    return form
+        offset = (n * 3 + k) * 4099 % NOISE_SPAN
+        content = head + noise[offset : offset + max(0, spec.attachment_size - len(head))]
+        parts += [f"{delimiter}{FILE_PART.format(element, f'{element}_{n}.pdf')}".encode(), content, b"\r\n"]
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts)
 
 
-async def _send(
-    session: aiohttp.ClientSession, spec: LoadSpec, n: int, scheduled: float, result: LoadResult
-) -> None:
-    form = _form(spec, n)
-    sent_mono, sent_wall = time.monotonic(), time.time()
-    status = 0
-    application_id = None
-    try:
-        url = spec.urls[n % len(spec.urls)]
-        async with session.post(
-            f"{url}/intake/formcycle/{SERVICE}", data=form, headers={"X-Aktenhub-Token": spec.token}
-        ) as resp:
-            body = await resp.read()
-            status = resp.status
-            if status in (200, 202):
-                application_id = str(json.loads(body)["application_id"])
-    except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
-        key = type(exc).__name__
-        result.errors[key] = result.errors.get(key, 0) + 1
-    if status and status not in (200, 202):
-        result.errors[f"HTTP {status}"] = result.errors.get(f"HTTP {status}", 0) + 1
-    result.samples.append(
-        Sample(
-            scheduled_wall=sent_wall - (sent_mono - scheduled),
-            sent_wall=sent_wall,
-            acked_wall=time.time(),
-            status=status,
-            application_id=application_id,
+class _Load:
+    """One phase's submissions on a pool of keep-alive connections to the hub processes."""
+
+    def __init__(self, spec: LoadSpec, result: LoadResult) -> None:
+        self.spec = spec
+        self.result = result
+        self.targets = [urlsplit(url) for url in spec.urls]
+        self.boundary = secrets.token_hex(16)
+        self.noise = os.urandom(spec.attachment_size + NOISE_SPAN)
+        self.idle: dict[str, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+        self.limit = asyncio.Semaphore(spec.concurrency if spec.count else 1024)
+
+    def request(self, n: int) -> tuple[str, bytes]:
+        """(hub address, the raw HTTP request) of submission `n`."""
+        target = self.targets[n % len(self.targets)]
+        body = build_submission(self.spec, n, self.boundary, self.noise)
+        head = (
+            f"POST /intake/formcycle/{SERVICE} HTTP/1.1\r\nHost: {target.netloc}\r\n"
+            f"X-Aktenhub-Token: {self.spec.token}\r\n"
+            f"Content-Type: multipart/form-data; boundary={self.boundary}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
         )
-    )
+        return target.netloc, head.encode() + body
+
+    async def exchange(self, address: str, request: bytes) -> tuple[int, bytes]:
+        """Send one request on an idle connection (or a new one); (status, body)."""
+        idle = self.idle.setdefault(address, [])
+        if idle:
+            reader, writer = idle.pop()
+        else:
+            host, _, port = address.rpartition(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(request)
+            status, body, keep_alive = await read_response(reader)
+        except BaseException:
+            writer.close()
+            raise
+        if keep_alive:
+            idle.append((reader, writer))
+        else:
+            writer.close()
+        return status, body
+
+    async def send(self, n: int, scheduled: float) -> None:
+        """Submission `n`, recorded in the result (`scheduled`: when it was due, monotonic)."""
+        address, request = self.request(n)
+        result = self.result
+        async with self.limit:
+            sent_mono, sent_wall = time.monotonic(), time.time()
+            status = 0
+            application_id = None
+            try:
+                async with asyncio.timeout(REQUEST_TIMEOUT):
+                    status, body = await self.exchange(address, request)
+                if status in (200, 202):
+                    application_id = str(json.loads(body)["application_id"])
+            except (OSError, EOFError, asyncio.LimitOverrunError, TimeoutError, ValueError, KeyError) as exc:
+                key = type(exc).__name__
+                result.errors[key] = result.errors.get(key, 0) + 1
+        if status and status not in (200, 202):
+            result.errors[f"HTTP {status}"] = result.errors.get(f"HTTP {status}", 0) + 1
+        result.samples.append(
+            Sample(
+                scheduled_wall=sent_wall - (sent_mono - scheduled),
+                sent_wall=sent_wall,
+                acked_wall=time.time(),
+                status=status,
+                application_id=application_id,
+            )
+        )
+
+    async def closed_loop(self) -> None:
+        """`count` submissions from `concurrency` connections, each sending when its last is answered."""
+        spec = self.spec
+        next_n = iter(range(spec.count))
+        end = spec.start_at + spec.deadline
+
+        async def connection() -> None:
+            for n in next_n:
+                if time.monotonic() > end:
+                    return
+                await self.send(n, time.monotonic())
+
+        await asyncio.gather(*(connection() for _ in range(spec.concurrency)))
+
+    async def open_loop(self) -> None:
+        """`rate` submissions per second for `duration` seconds, each sent on schedule."""
+        spec = self.spec
+        total = int(spec.rate * spec.duration)
+        interval = 1.0 / spec.rate
+        t0 = time.monotonic()
+        running: set[asyncio.Task[None]] = set()
+        for n in range(total):
+            scheduled = t0 + n * interval
+            delay = scheduled - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            # Sent on schedule whatever earlier requests are doing: time counts from `scheduled`.
+            task = asyncio.create_task(self.send(n, scheduled))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        if running:
+            _, pending = await asyncio.wait(running, timeout=max(1.0, spec.deadline - spec.duration))
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            errors = self.result.errors
+            for _ in pending:
+                errors["unanswered at deadline"] = errors.get("unanswered at deadline", 0) + 1
+
+    def close(self) -> None:
+        """Close the idle connections."""
+        for connections in self.idle.values():
+            for _, writer in connections:
+                writer.close()
 
 
-async def _closed_loop(session: aiohttp.ClientSession, spec: LoadSpec, result: LoadResult) -> None:
-    next_n = iter(range(spec.count))
-    end = spec.start_at + spec.deadline
-
-    async def connection() -> None:
-        for n in next_n:
-            if time.monotonic() > end:
-                return
-            await _send(session, spec, n, time.monotonic(), result)
-
-    await asyncio.gather(*(connection() for _ in range(spec.concurrency)))
-
-
-async def _open_loop(session: aiohttp.ClientSession, spec: LoadSpec, result: LoadResult) -> None:
-    total = int(spec.rate * spec.duration)
-    interval = 1.0 / spec.rate
-    t0 = time.monotonic()
-    running: set[asyncio.Task[None]] = set()
-    for n in range(total):
-        scheduled = t0 + n * interval
-        delay = scheduled - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        # Sent on schedule whatever earlier requests are doing: time counts from `scheduled`.
-        task = asyncio.create_task(_send(session, spec, n, scheduled, result))
-        running.add(task)
-        task.add_done_callback(running.discard)
-    if running:
-        _, pending = await asyncio.wait(running, timeout=max(1.0, spec.deadline - spec.duration))
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        for _ in pending:
-            result.errors["unanswered at deadline"] = result.errors.get("unanswered at deadline", 0) + 1
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """One HTTP/1.1 response (Content-Length or chunked): (status, body, connection kept alive)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {
+        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
+    }
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        chunks = []
+        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            chunks.append((await reader.readexactly(size + 2))[:-2])
+        await reader.readuntil(b"\r\n")
+        body = b"".join(chunks)
+    else:
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return status, body, headers.get("connection", "").lower() != "close"
 
 
 # -- reading the outcome --------------------------------------------------------------------------------
@@ -584,6 +684,14 @@ class PhaseReport:
     simulator_cpu_ms_per_filed: float
     client_cpu_percent: float
     cpu_percent: dict[str, float]  # each process by name (every hub process, the simulator, ...)
+    # Where the machine's cores went, per filed application: the load generator's CPU per submission;
+    # all the benchmark's processes together (hub, rendition, simulator, load generator, servers);
+    # the whole machine (also the kernel's own work and anything else running), and its idle share.
+    client_cpu_ms_per_submission: float
+    all_cpu_ms_per_filed: float
+    machine_cpu_ms_per_filed: float
+    machine_idle_percent: float
+    simulator_requests_per_filed: float  # API requests the enaio simulator answered per filed application
     enaio_objects_created: int
     enaio_objects_expected: int
 
@@ -678,22 +786,50 @@ class Bench:
         )
         self.submitted += spec.count or int(spec.rate * spec.duration)
         objects_before = self.objects()
+        requests_before = self.simulator_requests()
         metrics_before = _summed([h.metrics() for h in self.hubs])
         future = self.pool.submit(run_load, spec)
         time.sleep(max(0.0, spec.start_at - time.monotonic()))  # measured from the start of the load
-        cpu_before, measured_from = self.cpu_seconds(), time.time()
+        cpu_before, machine_before, measured_from = self.cpu_seconds(), machine_cpu_seconds(), time.time()
         result = future.result()
         new = {s.application_id for s in result.samples if s.status == 202 and s.application_id}
         self.final_expected += len(new)
         done, measured_to = wait_until_filed(hub, self.final_expected, args.phase_timeout)
         cpu = {name: seconds - cpu_before[name] for name, seconds in self.cpu_seconds().items()}
+        machine = tuple(b - a for a, b in zip(machine_before, machine_cpu_seconds(), strict=True))
+        requests = self.simulator_requests() - requests_before
         metrics_after = _summed([h.metrics() for h in self.hubs])
         filings = asyncio.run(_timelines(hub.url, hub.admin_token, sorted(new)))
         if not done:
             print(f"  {name}: not everything filed within {args.phase_timeout:g}s", file=sys.stderr)
         measured = max(measured_to - measured_from, 1e-9)
         before_after = (metrics_before, metrics_after)
-        return self._report(name, rate, result, filings, before_after, objects_before, cpu, measured)
+        report = self._report(name, rate, result, filings, before_after, objects_before, cpu, measured)
+        return self._machine(report, result, cpu, machine, requests)
+
+    def simulator_requests(self) -> int:
+        """API requests the simulator has answered so far (authenticated ones, by its own count)."""
+        return sum(int(n) for n in self.simulator.stats()["requests"].values())
+
+    @staticmethod
+    def _machine(
+        report: PhaseReport,
+        result: LoadResult,
+        cpu: dict[str, float],
+        machine: tuple[float, ...],
+        requests: int,
+    ) -> PhaseReport:
+        """The report with where the machine's CPU went: the load generator, all of ours, everything."""
+        busy, idle = machine
+        filed = report.filed
+        return replace(
+            report,
+            client_cpu_ms_per_submission=_per_filed(result.cpu_seconds, len(result.samples)),
+            all_cpu_ms_per_filed=_per_filed(sum(cpu.values()) + result.cpu_seconds, filed),
+            machine_cpu_ms_per_filed=_per_filed(busy, filed),
+            machine_idle_percent=round(idle / max(busy + idle, 1e-9) * 100, 1),
+            simulator_requests_per_filed=round(requests / filed, 2) if filed else math.nan,
+        )
 
     def _report(
         self,
@@ -751,6 +887,11 @@ class Bench:
             simulator_cpu_ms_per_filed=_per_filed(cpu[self.simulator.name], len(filed)),
             client_cpu_percent=round(result.cpu_seconds / measured * 100, 1),
             cpu_percent={name: round(seconds / measured * 100, 1) for name, seconds in cpu.items()},
+            client_cpu_ms_per_submission=math.nan,  # filled in by `_machine`
+            all_cpu_ms_per_filed=math.nan,
+            machine_cpu_ms_per_filed=math.nan,
+            machine_idle_percent=math.nan,
+            simulator_requests_per_filed=math.nan,
             enaio_objects_created=self.objects() - objects_before,
             enaio_objects_expected=per_application * len(by_id),
         )
@@ -836,6 +977,13 @@ def print_report(setup: dict[str, Any], phases: list[PhaseReport]) -> None:
             f"  {p.name}: acknowledgment p50 {p.acknowledgment_ms.get('p50', 0):g} ms, p99 "
             f"{p.acknowledgment_ms.get('p99', 0):g} ms; mean step attempt: {steps}; client CPU "
             f"{p.client_cpu_percent:g}%"
+        )
+        print(
+            f"  {p.name}: CPU ms per filed application: hub {p.hub_cpu_ms_per_filed:g}, simulator "
+            f"{p.simulator_cpu_ms_per_filed:g} ({p.simulator_requests_per_filed:g} requests), load generator "
+            f"{p.client_cpu_ms_per_submission:g} per submission; all benchmark processes "
+            f"{p.all_cpu_ms_per_filed:g}; the whole machine {p.machine_cpu_ms_per_filed:g} (kernel and "
+            f"anything else running included), idle {p.machine_idle_percent:g}% of {os.cpu_count()} cores"
         )
         if p.enaio_objects_created != p.enaio_objects_expected:
             print(
@@ -932,7 +1080,7 @@ def benchmark(args: argparse.Namespace, tmp: Path) -> None:
         "hub": "subprocess: `aktenhub run` code path, SQLite WAL synchronous=FULL",
         "enaio": f"simulator subprocess (`aktenhub simulate enaio`), API {args.api}, no added latency",
         "route": f"formcycle -> {MAPPING.name} (PDF rendition, Personenakte, Vorgang, documents) -> enaio",
-        "load generator": "1 separate process (multiprocessing spawn), aiohttp, loopback",
+        "load generator": "1 separate process (multiprocessing spawn), raw HTTP/1.1 keep-alive, loopback",
         "cpus": os.cpu_count(),
         "load average (1 min)": f"{load_before:.2f} at start, {os.getloadavg()[0]:.2f} at end",
         "python": platform.python_version(),
@@ -976,8 +1124,30 @@ def figures(phases: Sequence[PhaseReport]) -> list[Figure]:
                     "e2e: enaio simulator CPU per filed application",
                     p.simulator_cpu_ms_per_filed,
                     "ms",
+                    target=3,
                     better="lower",
                     note="the stand-in of the remote system, not the hub's cost",
+                ),
+                Figure(
+                    "e2e: load generator CPU per submission",
+                    p.client_cpu_ms_per_submission,
+                    "ms",
+                    better="lower",
+                    note="raw HTTP on the same cores as the hub",
+                ),
+                Figure(
+                    "e2e: all processes' CPU per filed application",
+                    p.all_cpu_ms_per_filed,
+                    "ms",
+                    target=13,
+                    better="lower",
+                    note="hub, rendition, simulator, load generator: 150/s on 2 cores needs <= 13",
+                ),
+                Figure(
+                    "e2e: machine idle share",
+                    p.machine_idle_percent,
+                    "%",
+                    note=f"of {os.cpu_count()} cores over the throughput phase; {shared}",
                 ),
             ]
         else:

@@ -64,13 +64,20 @@ CONFIG_OPTION = click.option(
 )
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
+def _uvloop() -> Callable[[], asyncio.AbstractEventLoop] | None:
     # uvloop makes the server's socket handling markedly cheaper; the stdlib loop serves where it is missing.
     try:
         import uvloop
     except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    new_loop = _uvloop()
+    if new_loop is None:
         return asyncio.run(coro)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+    with asyncio.Runner(loop_factory=new_loop) as runner:
         return runner.run(coro)
 
 
@@ -942,7 +949,9 @@ def simulate(system: str | None, port: int, options: tuple[str, ...]) -> None:
     app = sim.make_app(**settings)
     tls = app.get(SERVER_SSL)
     console.print(f"{sim.name} simulator on http{'s' if tls else ''}://127.0.0.1:{port} (Ctrl-C stops it)")
-    web.run_app(app, host="127.0.0.1", port=port, print=None, ssl_context=tls)
+    new_loop = _uvloop()  # a simulator shares the machine with the hub under test: serve it cheaply too
+    loop = new_loop() if new_loop is not None else None
+    web.run_app(app, host="127.0.0.1", port=port, print=None, ssl_context=tls, loop=loop)
 
 
 @main.command()

@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 from enaio_helpers import PASSWORD, USER, Enaio
 from hub_enaio.simulator import CatalogueError, load_catalogue, make_app
+from hub_enaio.simulator.app import part_names
 from hub_enaio.simulator.query import QueryError, parse_statement
 from hub_enaio.simulator.search import like
 from hypothesis import given, settings
@@ -283,6 +286,33 @@ def test_statement_parser() -> None:
             parse_statement(bad)
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        'form-data; name="data"',
+        'form-data; name="cid_1"; filename="Antrag Müller.pdf"',
+        'form-data; name=""; filename=""',
+        'form-data; name="/etc"; filename="/etc/passwd"',
+        'form-data; name="a\\"b"; filename="c\\\\d.pdf"',
+        'form-data; name="a;b"',
+        "form-data; name=plain; filename=plain.pdf",
+        "Form-Data; NAME=\"x\"; filename*=UTF-8''%C3%A4.pdf",
+        'form-data; name="x"; filename="y"; filename="z"',
+        'form-data; name="x" ; filename="y"',
+        "attachment",
+        "",
+        None,
+    ],
+)
+def test_part_names_are_read_as_aiohttp_reads_them(header: str | None) -> None:
+    # The simulator reads plain headers directly; every header must give what aiohttp's parser gives.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # aiohttp warns about the malformed ones
+        _, params = parse_content_disposition(header)
+        expected = (content_disposition_filename(params, "name"), content_disposition_filename(params))
+        assert part_names(header) == expected
+
+
 def test_catalogue_files(tmp_path: Path) -> None:
     catalogue = load_catalogue()
     assert catalogue.get("Personenakte") is catalogue.get("1") is catalogue.get(1)
@@ -358,6 +388,13 @@ async def test_equality_searches_compare_as_enaio_does_after_updates_too(
     ]  # dates as dates
     assert await ids("Aktenzeichen=@p1", p1="7.0") == [number]  # numbers as numbers
     assert await ids("Vorname=@p1", p1="") == []  # empty is NULL
+    # Several equalities: candidates come from the one holding the fewest, the others still decide.
+    assert await ids("Leistung=@p1 AND Geburtsdatum=@p2", p1="J", p2="01.03.1971") == [
+        (await ids("Nachname=@p1", p1="Schmidt"))[0]
+    ]
+    assert await ids("Leistung=@p1 AND Aktenzeichen=@p2", p1="j", p2="7.0") == [number]
+    assert await ids("Leistung=@p1 AND Nachname=@p2", p1="J", p2="Niemand") == []
+    assert await ids("Nachname=@p1 AND Leistung=@p2", p1="müller", p2="K") == []
 
     status, answer = await dms_insert(
         http,

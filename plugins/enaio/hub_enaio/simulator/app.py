@@ -8,6 +8,7 @@ authenticated by Basic gets a new session cookie, as enaio's servlet container h
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, NoReturn
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 from aiohttp.typedefs import Handler
 
 from hub.simulation import (
@@ -137,7 +139,9 @@ async def _authentication(request: web.Request, handler: Handler) -> web.StreamR
     state.requests[f"{request.method} {route.canonical if route else request.path}"] += 1
     response = await handler(request)
     if new_session is not None and not response.prepared:
-        response.set_cookie("JSESSIONID", new_session, path="/", httponly=True)
+        # What `set_cookie(..., path="/", httponly=True)` sends, without building a SimpleCookie and its
+        # Morsel per request (Basic authentication opens a session on every request).
+        response.headers.add(hdrs.SET_COOKIE, f"JSESSIONID={new_session}; HttpOnly; Path=/")
     return response
 
 
@@ -153,7 +157,25 @@ def _media_type(request: web.Request) -> str:
     return request.headers.get(hdrs.CONTENT_TYPE, "application/octet-stream").split(";", 1)[0].strip().lower()
 
 
-async def _stage(part: BodyPartReader, state: EnaioState) -> StagedContent:
+# The Content-Disposition every client sends: no escapes, slashes or semicolons in the quoted values,
+# which aiohttp's parser takes as they stand.
+_PLAIN_DISPOSITION = re.compile(r'form-data; name="([^"\\/;]*)"(?:; filename="([^"\\/;]*)")?')
+
+
+def part_names(header: str | None) -> tuple[str | None, str | None]:
+    """(name, filename) of a part's Content-Disposition, as aiohttp's `BodyPartReader.name` and
+    `.filename` read them.
+
+    aiohttp parses the header anew for each of the two, and each parse builds a regular expression
+    (about a sixth of the simulator's CPU per upload): the plain header is read directly instead.
+    """
+    if header is not None and (plain := _PLAIN_DISPOSITION.fullmatch(header)):
+        return plain[1], plain[2]
+    _, params = parse_content_disposition(header)
+    return content_disposition_filename(params, "name"), content_disposition_filename(params, "filename")
+
+
+async def _stage(part: BodyPartReader, state: EnaioState, name: str, file_name: str | None) -> StagedContent:
     path = state.staging_path()
     digest = hashlib.sha256()
     size = 0
@@ -169,9 +191,9 @@ async def _stage(part: BodyPartReader, state: EnaioState) -> StagedContent:
         path.unlink(missing_ok=True)
         raise
     return StagedContent(
-        part_name=part.name or "",
+        part_name=name,
         content_id=part.headers.get("Content-ID"),
-        file_name=part.filename,
+        file_name=file_name,
         media_type=part.headers.get(hdrs.CONTENT_TYPE, "application/octet-stream"),
         size=size,
         sha256=digest.hexdigest(),
@@ -191,7 +213,7 @@ async def _read_multipart(request: web.Request, state: EnaioState, staged: dict[
                 break
             if not isinstance(part, BodyPartReader):
                 raise Refused("nested multipart bodies are not supported", 400)
-            name = part.name
+            name, file_name = part_names(part.headers.get(hdrs.CONTENT_DISPOSITION))
             if not name:
                 raise Refused("every part needs a form-data name", 400)
             if name == "data":
@@ -202,7 +224,7 @@ async def _read_multipart(request: web.Request, state: EnaioState, staged: dict[
             else:
                 if name in staged:
                     raise Refused(f"more than one part named {name[:100]!r}", 400)
-                staged[name] = await _stage(part, state)
+                staged[name] = await _stage(part, state, name, file_name)
     if not seen_data:
         raise Refused("the multipart body has no part named 'data'", 400)
     return data

@@ -149,7 +149,12 @@ def _candidates(
     state: EnaioState, object_type: ObjectType, where: Condition | None, parameters: Mapping[str, list[str]]
 ) -> list[StoredObject]:
     """The objects the condition may match, oldest first: those holding an equal value when it requires
-    ``field = value`` of an index field (`_matches` still decides), else every object of the type."""
+    ``field = value`` of an index field (`_matches` still decides), else every object of the type.
+
+    Of several such requirements the one with the fewest candidates is taken: the first is often one
+    that every Akte shares (``Leistung``), which made each search scan the whole type.
+    """
+    best: tuple[int, str, str] | None = None
     for condition in where.conditions if isinstance(where, AllOf) else (where,):
         if (
             isinstance(condition, Comparison)
@@ -157,7 +162,11 @@ def _candidates(
             and condition.field not in SYSTEM
             and len(wanted := _values(condition.operand, parameters)) == 1
         ):
-            return state.with_equal(object_type, condition.field, wanted[0])
+            size = state.equal_bound(object_type, condition.field, wanted[0])
+            if best is None or size < best[0]:
+                best = (size, condition.field, wanted[0])
+    if best is not None:
+        return state.with_equal(object_type, best[1], best[2])
     return state.of_type(object_type)
 
 

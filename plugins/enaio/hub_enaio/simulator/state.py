@@ -7,7 +7,6 @@ import itertools
 import secrets
 import shutil
 import tempfile
-import uuid
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -157,6 +156,9 @@ class EnaioState(SimulatedFaults[Knobs]):
         self.knobs = knobs
         self._content_dir = content_dir
         self._own_content_dir = False
+        self._content_dir_made = False
+        self._staging_prefix = secrets.token_hex(8)
+        self._staging_numbers = itertools.count()
         # Ids only grow and objects are never removed, so both keep the oldest (lowest id) first.
         self.objects: dict[int, StoredObject] = {}
         # A search scans only its type's objects (type id -> objects), not everything enaio holds.
@@ -359,6 +361,10 @@ class EnaioState(SimulatedFaults[Knobs]):
         }
         return [found[i] for i in sorted(found)]
 
+    def equal_bound(self, object_type: ObjectType, name: str, value: str) -> int:
+        """How many objects `with_equal` looks at for this value (at least as many as it returns)."""
+        return sum(len(self._by_value.get((object_type.id, name, key), ())) for key in equality_keys(value))
+
     def of_type(self, object_type: ObjectType) -> list[StoredObject]:
         """The objects of one type, oldest (lowest id) first."""
         return self._by_type.get(object_type.id, [])
@@ -384,12 +390,15 @@ class EnaioState(SimulatedFaults[Knobs]):
         if self._content_dir is None:
             self._content_dir = Path(tempfile.mkdtemp(prefix="enaio-simulator-"))
             self._own_content_dir = True
-        self._content_dir.mkdir(parents=True, exist_ok=True)
+        if not self._content_dir_made:  # once: a mkdir on every upload cost a system call each
+            self._content_dir.mkdir(parents=True, exist_ok=True)
+            self._content_dir_made = True
         return self._content_dir
 
     def staging_path(self) -> Path:
         """A fresh file name for content being received."""
-        return self.content_dir / f"incoming-{uuid.uuid4().hex}.part"
+        # A counter behind this process's random prefix: unique without a uuid4 (os.urandom) per upload.
+        return self.content_dir / f"incoming-{self._staging_prefix}-{next(self._staging_numbers)}.part"
 
     def remove_content(self) -> None:
         """Delete the temporary content directory (at shutdown; a configured one is kept)."""
@@ -397,6 +406,7 @@ class EnaioState(SimulatedFaults[Knobs]):
             shutil.rmtree(self._content_dir, ignore_errors=True)
             self._content_dir = None
             self._own_content_dir = False
+            self._content_dir_made = False
 
 
 def sha256_file(path: Path) -> str:

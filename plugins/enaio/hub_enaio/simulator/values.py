@@ -42,6 +42,10 @@ _DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%Y-%m-%dT%H:%M:%S", "%d.%m.%Y %H:%M:%S
 
 def _date(text: str) -> datetime | None:
     candidate = text.strip()
+    # Every form below starts with a digit (strptime's \d and int() take any Unicode decimal digit):
+    # a name or a street is no date, known without five failed parses and their exceptions.
+    if not candidate[:1].isdecimal():
+        return None
     try:
         moment = datetime.fromisoformat(candidate)
     except ValueError:
