@@ -157,7 +157,6 @@ def _media_type(request: web.Request) -> str:
 
 async def _stage(part: BodyPartReader, state: EnaioState) -> StagedContent:
     path = state.staging_path()
-    digest = hashlib.sha256()
     size = 0
     try:
         with path.open("wb") as f:
@@ -165,7 +164,6 @@ async def _stage(part: BodyPartReader, state: EnaioState) -> StagedContent:
                 size += len(chunk)
                 if size > state.knobs.max_content_bytes:
                     raise Refused(f"content larger than {state.knobs.max_content_bytes} bytes", 413)
-                digest.update(chunk)
                 f.write(chunk)
     except BaseException:
         path.unlink(missing_ok=True)
@@ -176,7 +174,6 @@ async def _stage(part: BodyPartReader, state: EnaioState) -> StagedContent:
         file_name=part.filename,
         media_type=part.headers.get(hdrs.CONTENT_TYPE, "application/octet-stream"),
         size=size,
-        sha256=digest.hexdigest(),
         path=path,
     )
 
