@@ -6,12 +6,13 @@ hub's XTA source fetches it (MTOM parts streamed into the blob store), the map s
 and the Enaio sink uploads the document (streamed from the blob store). The clock starts once the
 message is in the mailbox (the hub polls it every 0.1 s) and stops when the application is filed.
 
-Figures: MB/s through the hub; CPU seconds per GB of the hub and, separately, of the two simulators
-(they share the machine's cores with the hub: their share of all CPU spent is printed, so a slow
-stand-in is seen as such); the hub's peak resident memory above the idle hub (VmRSS sampled every
-20 ms and the kernel's high-water mark VmHWM, reset before the message arrives). Aims (issue 14): at
-least 400 MB/s for a 2 GB Anlage, memory growth below 50 MB. The content the Enaio simulator stored is
-read back and its sha256 compared.
+Figures: MB/s through the hub, and the seconds of its two phases (fetch into the blob store up to
+the intake's commit; map and upload into Enaio); CPU seconds per GB of the hub and, separately, of
+the two simulators, also per phase (they share the machine's cores with the hub: their share of all
+CPU spent is printed, so a slow stand-in is seen as such); the hub's peak resident memory above the
+idle hub (VmRSS sampled every 20 ms and the kernel's high-water mark VmHWM, reset before the message
+arrives). Aims (issue 14): at least 400 MB/s for a 2 GB Anlage, memory growth below 50 MB. The
+content the Enaio simulator stored is read back and its sha256 compared.
 
     .venv/bin/python -m bench.large_attachment [--size-mb 2048] [--json FILE]
 """
@@ -276,16 +277,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             headers = {"Authorization": f"Bearer {token}"}
             deadline = started + args.timeout
             state = None
+            # The application exists once the intake committed (fetched, hashed, durable): the first
+            # phase. The second is the map step and the upload into Enaio.
+            received_at, cpu_received = None, dict(cpu_before)
             while time.monotonic() < deadline:
                 peak = max(peak, rss_bytes(hub.pid))
                 async with http.get(f"{hub_url}/api/v1/applications", headers=headers) as resp:
                     rows = (await resp.json())["applications"]
                 state = rows[0]["state"] if rows else None
+                if rows and received_at is None:
+                    received_at = time.monotonic()
+                    cpu_received = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 if state in ("completed", "dead"):
                     break
                 await asyncio.sleep(0.02)  # the memory sampling interval
             elapsed = time.monotonic() - started
-            cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+            cpu_after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            cpu = {name: cpu_after[name] - cpu_before[name] for name in pids}
+            fetch_seconds = (received_at or started) - started
+            fetch_cpu = {name: cpu_received[name] - cpu_before[name] for name in pids}
+            upload_cpu = {name: cpu_after[name] - cpu_received[name] for name in pids}
             if hwm_reset:
                 peak = max(peak, rss_bytes(hub.pid, "VmHWM"))
             if state != "completed":
@@ -314,6 +325,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "xta_simulator_cpu_seconds_per_gb": round(cpu["xta"] / gigabytes, 2),
             "enaio_simulator_cpu_seconds_per_gb": round(cpu["enaio"] / gigabytes, 2),
             "simulators_cpu_share_percent": round(100 * (cpu["xta"] + cpu["enaio"]) / all_cpu, 1),
+            # The two phases: XTA -> blob store (until the intake's commit), blob store -> Enaio.
+            "fetch_seconds": round(fetch_seconds, 2),
+            "upload_seconds": round(elapsed - fetch_seconds, 2),
+            "fetch_cpu_seconds_per_gb": {name: round(v / gigabytes, 2) for name, v in fetch_cpu.items()},
+            "upload_cpu_seconds_per_gb": {name: round(v / gigabytes, 2) for name, v in upload_cpu.items()},
             "hub_idle_cpu_percent": round(100 * idle_share, 1),
             "hub_rss_baseline_mb": round(baseline / 2**20, 1),
             "hub_rss_peak_mb": round(peak / 2**20, 1),
@@ -347,6 +363,9 @@ def report(result: dict[str, Any]) -> None:
         f"Enaio {result['enaio_simulator_cpu_seconds_per_gb']} s per GB "
         f"({result['simulators_cpu_share_percent']} % of all CPU spent; same cores as the hub)"
     )
+    for phase in ("fetch", "upload"):
+        per_gb = ", ".join(f"{name} {value}" for name, value in result[f"{phase}_cpu_seconds_per_gb"].items())
+        print(f"  {phase + ' phase':<22} {result[f'{phase}_seconds']} s; CPU s per GB: {per_gb}")
     print(f"  hub RSS idle / peak    {result['hub_rss_baseline_mb']} MB / {result['hub_rss_peak_mb']} MB")
     print(
         f"  hub RSS growth         {result['hub_rss_growth_mb']} MB (aim: < {AIM_GROWTH_MB} MB) "

@@ -5,11 +5,13 @@ is buffered up to a limit; every other part is handed to a callback that consume
 (`part_chunks`), e.g. into a `BlobWriter`. Nothing holds a whole attachment in memory.
 
 Writing: `related_writer` builds an aiohttp `MultipartWriter` whose binary parts are streamed from
-async iterables (e.g. the blob store) when the request or response is sent.
+async iterables (e.g. the blob store) or files when the request or response is sent. A file goes to
+the socket with sendfile(2) where the event loop and connection allow it (`FilePayload`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -17,13 +19,16 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.message import Message
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 import aiohttp
 from aiohttp import BodyPartReader, hdrs
+from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.payload import AsyncIterablePayload, BytesPayload
+from aiohttp.http_writer import StreamWriter
+from aiohttp.payload import AsyncIterablePayload, BytesPayload, Payload
 
 CHUNK = 256 * 1024
 MAX_PARTS = 1000
@@ -222,14 +227,71 @@ class StreamPayload(AsyncIterablePayload):
         self._size = size
 
 
+class FilePayload(Payload):
+    """A file's first `size` bytes as a part: handed to the kernel with sendfile(2) where it can be.
+
+    Reading a file into Python and writing it to the socket copies every byte twice and costs a
+    round through the event loop per chunk; sendfile copies from the page cache straight into the
+    socket. It needs a plain connection (no TLS, no chunked or compressed body) and an event loop
+    that offers it (the standard one does, uvloop does not): otherwise the file is read in chunks.
+    """
+
+    def __init__(self, path: Path, size: int, **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
+        self._path = path
+        self._length = size
+        self.sent_with_sendfile = False  # how the content went (tests, benchmarks)
+
+    @property
+    def size(self) -> int:
+        """The part's length (the multipart body gets a Content-Length)."""
+        return self._length
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        """Never wanted for binary content: refuse rather than read a large file into memory."""
+        raise TypeError("a file part is not decoded as text")
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        """Send the file's content through `writer`'s connection."""
+        with self._path.open("rb") as f:
+            if await self._sendfile(writer, f):
+                return
+            left = self._length
+            while left > 0 and (chunk := f.read(min(CHUNK, left))):
+                await writer.write(chunk)
+                left -= len(chunk)
+            if left:
+                raise MtomError(f"{self._path.name} is {left} bytes shorter than its part")
+
+    async def _sendfile(self, writer: AbstractStreamWriter, f: Any) -> bool:
+        # Only where the bytes on the wire are the file's bytes: aiohttp's own writer, neither
+        # chunked nor compressing (`_compress` is how its StreamWriter says so).
+        if type(writer) is not StreamWriter or writer.chunked or writer._compress is not None:
+            return False
+        transport = writer.transport
+        if transport is None or transport.get_extra_info("sslcontext") is not None:
+            return False
+        writer.send_headers()  # headers aiohttp still holds back go first
+        try:
+            sent = await asyncio.get_running_loop().sendfile(transport, f, 0, self._length, fallback=False)
+        except (NotImplementedError, asyncio.SendfileNotAvailableError):
+            f.seek(0)
+            return False
+        if sent != self._length:
+            raise MtomError(f"{self._path.name} is {self._length - sent} bytes shorter than its part")
+        self.sent_with_sendfile = True
+        return True
+
+
 @dataclass
 class OutgoingPart:
-    """A binary part of an MTOM message: its Content-ID, media type and streamed content."""
+    """A binary part of an MTOM message: its Content-ID, media type and content (streamed, or a file)."""
 
     cid: str
     media_type: str
-    chunks: AsyncIterable[bytes]
+    chunks: AsyncIterable[bytes] | None
     size: int | None
+    path: Path | None = None  # content in a file of `size` bytes: sent as `FilePayload`
 
 
 def new_cid(label: str = "part") -> str:
@@ -251,12 +313,14 @@ def related_writer(envelope: bytes, action: str | None, parts: list[OutgoingPart
     )
     writer.append_payload(root)
     for part in parts:
-        payload = StreamPayload(
-            part.chunks,
-            part.size,
-            content_type=part.media_type,
-            headers={hdrs.CONTENT_ID: f"<{part.cid}>", hdrs.CONTENT_TRANSFER_ENCODING: "binary"},
-        )
+        headers = {hdrs.CONTENT_ID: f"<{part.cid}>", hdrs.CONTENT_TRANSFER_ENCODING: "binary"}
+        payload: Payload
+        if part.path is not None and part.size is not None:
+            payload = FilePayload(part.path, part.size, content_type=part.media_type, headers=headers)
+        elif part.chunks is not None:
+            payload = StreamPayload(part.chunks, part.size, content_type=part.media_type, headers=headers)
+        else:
+            raise ValueError(f"part {part.cid}: neither chunks nor a file of known size")
         writer.append_payload(payload)
     writer.headers[hdrs.CONTENT_TYPE] = (
         f'multipart/related; boundary="{boundary}"; type="{XOP_TYPE}"; start="<{root_cid}>"; '

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import secrets
@@ -45,13 +46,21 @@ class Refused(Exception):
 
 @dataclass
 class Content:
-    """A document's file, kept on disk with its hash."""
+    """A document's file, kept on disk; its hash is taken when first asked for."""
 
     file_name: str
     media_type: str
     size: int
-    sha256: str
     path: Path
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """The file's sha256 (for tests and operators; enaio itself never answers it).
+
+        Taken on demand, not while the upload streams in: hashing cost the upload path as much CPU
+        as reading and writing it together, for a figure only the operator endpoint shows.
+        """
+        return sha256_file(self.path)
 
     def describe(self) -> dict[str, Any]:
         """The content as the operator endpoint lists it."""
@@ -121,7 +130,6 @@ class StagedContent:
     file_name: str | None
     media_type: str
     size: int
-    sha256: str
     path: Path
 
 
@@ -330,7 +338,6 @@ class EnaioState(SimulatedFaults[Knobs]):
                 file_name=new.file_name or staged.file_name or f"{object_id}.bin",
                 media_type=staged.media_type,
                 size=staged.size,
-                sha256=staged.sha256,
                 path=final,
             )
         stored = StoredObject(object_id, new.type, new.parent_id, new.in_tray, new.fields, content, user)

@@ -552,12 +552,6 @@ async def _get_next_status_list(request: web.Request, incoming: Incoming) -> web
     return _answer(incoming, [header], [soap.status_list([box[i].metadata for i in page])])
 
 
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            yield chunk
-
-
 async def _endless_chunks() -> AsyncIterator[bytes]:
     """A content that never ends: what a hostile or broken server might send."""
     chunk = b"\0" * CHUNK
@@ -637,7 +631,7 @@ def _message_answer(
     parts = [
         OutgoingPart(cid, c.content_type, _endless_chunks(), None)
         if endless and n == 0
-        else OutgoingPart(cid, c.content_type, _file_chunks(c.path), c.size)
+        else OutgoingPart(cid, c.content_type, None, c.size, path=c.path)
         for n, (c, cid) in enumerate(zip(contents, cids, strict=True))
     ]
     writer = related_writer(xml, incoming.action, parts)
