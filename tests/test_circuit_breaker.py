@@ -130,7 +130,7 @@ async def diagnostics(home: Path, connectors: dict[str, Any]) -> dict[str, Any]:
         CliRunner().invoke, main, ["diagnostics", "-c", str(config), "--json"], env=ENV
     )
     assert result.exit_code == 0, result.output
-    [found] = [c["gate"] for c in json.loads(result.output) if c["name"] == "enaio"]
+    [found] = [c["gate"] for c in json.loads(result.stdout) if c["name"] == "enaio"]
     assert isinstance(found, dict)
     return found
 

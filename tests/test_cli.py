@@ -27,7 +27,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
 def test_plugins_lists_kinds_and_standards() -> None:
     result = run("plugins", "--json")
     assert result.exit_code == 0
-    plugins = {p["name"]: p for p in json.loads(result.output)}
+    plugins = {p["name"]: p for p in json.loads(result.stdout)}
     assert plugins["formcycle"]["kinds"] == ["formcycle"]
     assert plugins["formcycle"]["distribution"] == "aktenhub-formcycle"
     # filedrop lives on as the importfolder transport's predecessor, in the fachverfahren plugin
@@ -88,7 +88,7 @@ async def test_operator_finds_dead_applications_and_replays_them(tmp_path: Path,
         run, "applications", "-c", str(config), "--state", "dead", "--json", env=env
     )
     assert listed.exit_code == 0
-    assert sorted(a["id"] for a in json.loads(listed.output)) == sorted(ids)
+    assert sorted(a["id"] for a in json.loads(listed.stdout)) == sorted(ids)
 
     blocked.unlink()  # the operator fixes the cause
     replayed = await asyncio.to_thread(

@@ -64,7 +64,7 @@ def test_cli_shows_every_connector_redacted(tmp_path: Path) -> None:
     config.write_text(yaml.safe_dump(settings), encoding="utf-8")
     result = CliRunner().invoke(main, ["diagnostics", "-c", str(config), "--json"], env=TOKENS)
     assert result.exit_code == 0, result.output
-    found = {c["name"]: c for c in json.loads(result.output)}
+    found = {c["name"]: c for c in json.loads(result.stdout)}
     assert found["k3"]["state"]["config"]["folder_name"] == "{application_id}"
     assert found["dms"]["state"]["session"] == {"open": False, "logins": 0}
     assert (found["dms"]["gate"]["circuit"], found["dms"]["gate"]["failures"]) == ("closed", 0)

@@ -755,4 +755,4 @@ async def test_an_enaio_document_id_finds_its_application_by_api_and_cli(
         CliRunner().invoke, main, ["applications", "-c", str(config), "--find", document_id, "--json"]
     )
     assert result.exit_code == 0, result.output
-    assert [a["id"] for a in json.loads(result.output)] == [application_id]
+    assert [a["id"] for a in json.loads(result.stdout)] == [application_id]

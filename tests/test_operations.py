@@ -158,7 +158,7 @@ async def test_pause_by_cli_beside_the_hub_and_resume_by_api_leave_the_same_trai
     assert trail == [("ops", "resumed", "import", "fertig"), ("alice", "paused", "import", "Wartung")]
     listed = await cli("audit", "-c", str(config), "--json")
     assert listed.exit_code == 0, listed.output
-    assert [a["id"] for a in json.loads(listed.output)] == [a["id"] for a in body["actions"]]
+    assert [a["id"] for a in json.loads(listed.stdout)] == [a["id"] for a in body["actions"]]
 
 
 async def _deliver_pending(running: RunningHub, app_id: str) -> bool:
@@ -194,7 +194,7 @@ async def test_a_pause_survives_a_restart_and_the_cli_resumes_it(tmp_path: Path,
     assert resumed.exit_code == 0 and "import resumed" in resumed.output
     assert await again_running.wait_for_state(waiting) == ApplicationState.COMPLETED
     listed = await cli("targets", "list", "-c", str(config), "--json")
-    assert {t["target"]: t["paused"] for t in json.loads(listed.output)} == {"archive": None, "import": None}
+    assert {t["target"]: t["paused"] for t in json.loads(listed.stdout)} == {"archive": None, "import": None}
     trail = await again_running.journal.operator_actions()
     assert [(a.operator, a.action) for a in trail] == [("bob", "resumed"), ("ops", "paused")]
 
@@ -273,10 +273,10 @@ async def test_replay_by_cli_beside_the_hub_and_by_api_leave_the_same_trail(
     status, body = await running.get("/api/v1/applications", params={"find": "J-0"}, headers=OPERATOR)
     assert [a["id"] for a in body["applications"]] == [ids[0]]
     found = await cli("applications", "-c", str(config), "--find", "J-0", "--json")
-    assert [a["id"] for a in json.loads(found.output)] == [ids[0]]
+    assert [a["id"] for a in json.loads(found.stdout)] == [ids[0]]
     shown = await cli("show", "-c", str(config), ids[0], "--json")
     status, detail = await running.get(f"/api/v1/applications/{ids[0]}", headers=OPERATOR)
-    assert json.loads(shown.output)["timeline"] == detail["timeline"]
+    assert json.loads(shown.stdout)["timeline"] == detail["timeline"]
     assert "operator.replayed" in [e["type"] for e in detail["timeline"]]
 
 

@@ -68,7 +68,7 @@ def test_mapping_test_prints_the_validated_payload(tmp_path: Path) -> None:
     path = mapping(tmp_path, "  filedrop:\n    fields: {Nachname: '{{ applicant.family_name }}'}\n")
     result = CliRunner().invoke(main, ["mapping", "test", str(path), str(SAMPLE), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["payloads"] == {"filedrop": {"fields": {"Nachname": "Groß"}}}
+    assert json.loads(result.stdout)["payloads"] == {"filedrop": {"fields": {"Nachname": "Groß"}}}
 
 
 @pytest.mark.parametrize(

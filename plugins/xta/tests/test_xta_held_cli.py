@@ -50,7 +50,7 @@ async def test_messages_list_close_and_keep(
     config.write_text(yaml.safe_dump(settings))
     listed = await asyncio.to_thread(run, "messages", "list", "-c", str(config), "--json")
     assert listed.exit_code == 0, listed.output
-    by_message = {h["message_id"]: h for h in json.loads(listed.output)}
+    by_message = {h["message_id"]: h for h in json.loads(listed.stdout)}
     assert {h["state"] for h in by_message.values()} == {"quarantined"}
 
     # Beside the running hub the CLI decides on the hub's journal (as its guest), through the same layer.
@@ -79,7 +79,7 @@ async def test_messages_list_close_and_keep(
     assert list(xta.state.mailbox(AUTHORITY)) == [second]
 
     listed = await asyncio.to_thread(run, "messages", "list", "-c", str(config), "--json")
-    states = {h["message_id"]: (h["state"], h["decided_by"]) for h in json.loads(listed.output)}
+    states = {h["message_id"]: (h["state"], h["decided_by"]) for h in json.loads(listed.stdout)}
     assert states[first] == ("closed", "Frau Schmitz")
     assert states[second][0] == "kept" and states[second][1]  # the OS user
     unknown = await asyncio.to_thread(run, "messages", "close", "-c", str(config), "4711")
