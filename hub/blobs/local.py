@@ -248,7 +248,7 @@ class LocalBlobWriter:
         self._size = 0
         self._buffer: bytearray | None = bytearray()
         self._file: BinaryIO | None = None
-        self._tmp = store._tmp_path()
+        self._tmp: Path | None = None  # named only once content spools: most never does
         self._written_out = 0  # bytes of the temporary file whose write-out was started
 
     @property
@@ -270,6 +270,7 @@ class LocalBlobWriter:
         try:
             if self._buffer is not None:
                 # Past the spool size: from here on the content streams to disk.
+                self._tmp = self._store._tmp_path()
                 self._file = open(self._tmp, "wb")  # noqa: SIM115
                 self._file.write(self._buffer)
                 self._buffer = None
@@ -326,7 +327,8 @@ class LocalBlobWriter:
             with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
                 self._file.close()
             self._file = None
-        self._tmp.unlink(missing_ok=True)
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
 
 
 class BlobStore(HoldingStore):
