@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from hub import handoff
 from hub.blobs.base import (
     CHUNK,
     PREFIX,
@@ -105,15 +106,8 @@ class _DurableRenamer:
                 self._commit_group(group)
             except BaseException as exc:  # every waiter learns of the failure
                 failure = exc
-            # One wake-up of each waiting event loop per group, not one per blob (a
-            # concurrent.futures.Future per blob, wrapped for the loop, cost a lock, a condition and
-            # a wake-up each).
-            by_loop: dict[asyncio.AbstractEventLoop, list[_Staged]] = {}
-            for staged in group:
-                by_loop.setdefault(staged.loop, []).append(staged)
-            for loop, settled in by_loop.items():
-                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits these
-                    loop.call_soon_threadsafe(_settle, settled, failure)
+            # One wake-up of each waiting event loop per group, not one per blob (`hub.handoff`).
+            handoff.settle((staged.loop, staged.future, None, failure) for staged in group)
 
     def _commit_group(self, group: list[_Staged]) -> None:
         # Paths as plain strings and os calls: a group of small blobs spends most of its time in
@@ -221,17 +215,6 @@ class _Staged:
     loop: asyncio.AbstractEventLoop  # the writer's, which the committer wakes when done
     future: asyncio.Future[None]  # the writer awaits it
     created: bool = False  # the committer stored it (it was not stored before)
-
-
-def _settle(group: list[_Staged], failure: BaseException | None) -> None:
-    """On the writers' event loop: each waiting writer learns its group's outcome."""
-    for staged in group:
-        if staged.future.done():  # its writer gave up waiting
-            continue
-        if failure is None:
-            staged.future.set_result(None)
-        else:
-            staged.future.set_exception(failure)
 
 
 class LocalBlobWriter:

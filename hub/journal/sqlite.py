@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hub import handoff
 from hub.errors import StorageFull
 from hub.journal import migrations
 from hub.journal.base import JournalUnavailable
@@ -400,28 +401,11 @@ def _run_operations(conn: SqliteTx, group: list[Queued], *, isolated: bool) -> l
 
 
 def _answer(group: list[Queued], outcomes: list[tuple[bool, Any]]) -> None:
-    """Settle the group's futures on their event loops: one wake-up of each loop per group.
-
-    (A concurrent.futures.Future per write, wrapped for the loop, cost a lock, a condition and a
-    wake-up of the loop for every write.)
-    """
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-    for (_, fut, loop), (ok, value) in zip(group, outcomes, strict=True):
-        by_loop.setdefault(loop, []).append((fut, ok, value))
-    for loop, settled in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits these any more
-            loop.call_soon_threadsafe(_settle, settled)
-
-
-def _settle(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    """On the callers' loop: every future its outcome, but for those whose callers gave up."""
-    for fut, ok, value in settled:
-        if fut.done():
-            continue
-        if ok:
-            fut.set_result(value)
-        else:
-            fut.set_exception(value)
+    """Answer the group's callers on their event loops, one wake-up of each loop (`hub.handoff`)."""
+    handoff.settle(
+        (loop, fut, value if ok else None, None if ok else value)
+        for (_, fut, loop), (ok, value) in zip(group, outcomes, strict=True)
+    )
 
 
 def _version(conn: SqliteTx) -> int:
