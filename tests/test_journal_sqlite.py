@@ -29,6 +29,7 @@ from hub.journal import (
     TaskSpec,
     TaskState,
 )
+from hub.journal.tx import Tx
 from hub.testing.journal_backends import SqliteBackend
 from hub.testing.journal_contract import (
     LEASE,
@@ -98,17 +99,40 @@ def _sqlite_temporary_files() -> list[str]:
     return found
 
 
+async def test_an_intake_is_five_inserts_in_its_group(journal: SqliteJournal, db_path: Path) -> None:
+    apps = [application(f"ext-{i}") for i in range(10)]
+    for a in apps:
+        a.correlations = {"portal": a.external_id}
+    statements: list[str] = []
+    await journal._write(lambda c: c.set_trace_callback(statements.append))  # the writer's connection
+
+    results = await grouped(db_path, *(journal.intake(a, received(a), [TaskSpec("map", "x")]) for a in apps))
+    await journal._write(lambda c: c.set_trace_callback(None))
+
+    assert all(isinstance(r, IntakeResult) and not r.duplicate for r in results)
+    # no savepoint (no operation failed), no DELETE of correlations a new application cannot have
+    kinds = [" ".join(s.split()[:3]) for s in statements if not s.startswith(("BEGIN", "COMMIT"))]
+    rows = ["INSERT INTO applications", "INSERT INTO correlations", "INSERT INTO events"]
+    assert kinds == [*rows, "INSERT INTO tasks", "INSERT INTO task_targets"] * 10
+
+
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads the open files from /proc")
-async def test_a_group_of_intakes_writes_no_temporary_file(journal: SqliteJournal, db_path: Path) -> None:
-    # Each operation's savepoint keeps undo records of the pages it changes; past 64 KiB SQLite would
-    # spill them into a temporary file, written for every intake and never read.
+async def test_a_group_with_a_failure_writes_no_temporary_file(journal: SqliteJournal, db_path: Path) -> None:
+    # A group with a failing operation runs each operation in a savepoint, which keeps undo records of
+    # the pages it changes; past 64 KiB SQLite would spill them into a temporary file, never read.
     apps = [application(f"ext-{i}") for i in range(40)]
+
+    def broken(c: Tx) -> None:
+        raise sqlite3.IntegrityError("FOREIGN KEY constraint failed")
+
     calls: list[Awaitable[object]] = [journal.intake(a, received(a), [TaskSpec("map")]) for a in apps]
+    calls.append(journal._write(broken))
     calls.append(journal._write(lambda c: _sqlite_temporary_files()))  # still inside the group
 
     results = await grouped(db_path, *calls)
 
     assert results.pop() == []
+    assert isinstance(results.pop(), sqlite3.IntegrityError)
     assert all(isinstance(r, IntakeResult) and not r.duplicate for r in results)
     assert journal.commits <= 2
     assert len(await journal.list_applications(ApplicationFilter(), limit=100)) == 40

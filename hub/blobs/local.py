@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from hub import handoff
 from hub.blobs.base import (
     CHUNK,
     PREFIX,
@@ -105,15 +106,8 @@ class _DurableRenamer:
                 self._commit_group(group)
             except BaseException as exc:  # every waiter learns of the failure
                 failure = exc
-            # One wake-up of each waiting event loop per group, not one per blob (a
-            # concurrent.futures.Future per blob, wrapped for the loop, cost a lock, a condition and
-            # a wake-up each).
-            by_loop: dict[asyncio.AbstractEventLoop, list[_Staged]] = {}
-            for staged in group:
-                by_loop.setdefault(staged.loop, []).append(staged)
-            for loop, settled in by_loop.items():
-                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits these
-                    loop.call_soon_threadsafe(_settle, settled, failure)
+            # One wake-up of each waiting event loop per group, not one per blob (`hub.handoff`).
+            handoff.settle((staged.loop, staged.future, None, failure) for staged in group)
 
     def _commit_group(self, group: list[_Staged]) -> None:
         # Paths as plain strings and os calls: a group of small blobs spends most of its time in
@@ -223,17 +217,6 @@ class _Staged:
     created: bool = False  # the committer stored it (it was not stored before)
 
 
-def _settle(group: list[_Staged], failure: BaseException | None) -> None:
-    """On the writers' event loop: each waiting writer learns its group's outcome."""
-    for staged in group:
-        if staged.future.done():  # its writer gave up waiting
-            continue
-        if failure is None:
-            staged.future.set_result(None)
-        else:
-            staged.future.set_exception(failure)
-
-
 class LocalBlobWriter:
     """A `BlobWriter` of the local store: hashes and limits as it goes, spools to disk past `SPOOL` bytes.
 
@@ -248,7 +231,7 @@ class LocalBlobWriter:
         self._size = 0
         self._buffer: bytearray | None = bytearray()
         self._file: BinaryIO | None = None
-        self._tmp = store._tmp_path()
+        self._tmp: Path | None = None  # named only once content spools: most never does
         self._written_out = 0  # bytes of the temporary file whose write-out was started
 
     @property
@@ -270,6 +253,7 @@ class LocalBlobWriter:
         try:
             if self._buffer is not None:
                 # Past the spool size: from here on the content streams to disk.
+                self._tmp = self._store._tmp_path()
                 self._file = open(self._tmp, "wb")  # noqa: SIM115
                 self._file.write(self._buffer)
                 self._buffer = None
@@ -326,7 +310,8 @@ class LocalBlobWriter:
             with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
                 self._file.close()
             self._file = None
-        self._tmp.unlink(missing_ok=True)
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
 
 
 class BlobStore(HoldingStore):
