@@ -61,6 +61,16 @@ class BoundedBody:
 
     async def read(self, n: int = -1) -> bytes:
         """Up to `n` bytes (all, for -1)."""
+        if n > 0:
+            # What has arrived already is handed out without arming the stall timer (a form post
+            # mostly arrives in one piece): scheduling and cancelling a timer cost more than the read.
+            self._inner.set_read_chunk_size(n)
+            try:
+                data = self._inner.read_nowait(n)
+            except ConnectionError:
+                raise ClientGone(self.received) from None
+            if data or self._inner.is_eof():
+                return self._count(data)
         return self._count(await self._guard(self._inner.read(n)))
 
     async def readany(self) -> bytes:
