@@ -181,12 +181,10 @@ class _MultipartReader:
         headers = self._headers = {}
         for name, value in segment.headerlist:
             headers[name.lower().encode("latin-1")] = _raw(value)
-        size = 0
-        for name_bytes, raw in headers.items():
-            size += len(name_bytes) + len(raw)
-        if size > MAX_PART_HEADERS:
+        # One header is shorter than its line, which the parser bounds by MAX_PART_HEADERS already.
+        if len(headers) > 1 and sum(len(k) + len(v) for k, v in headers.items()) > MAX_PART_HEADERS:
             raise BadSubmission(f"a part's headers exceed {MAX_PART_HEADERS} bytes")
-        raw_disposition = self._headers.get(b"content-disposition")
+        raw_disposition = headers.get(b"content-disposition")
         if raw_disposition and (raw_disposition.count(b'"') - raw_disposition.count(b'\\"')) % 2:
             # An unterminated quoted name: a CR or LF inside it ended the header early.
             raise BadSubmission("a part's Content-Disposition has an unterminated quoted string")
@@ -194,10 +192,11 @@ class _MultipartReader:
         if disposition != b"form-data" or b"name" not in params:
             raise BadSubmission("a part has no Content-Disposition: form-data with a name")
         self._name = params[b"name"]
-        encoding = self._headers.get(b"content-transfer-encoding", b"").decode("latin-1").lower()
-        if encoding not in IDENTITY_TRANSFER_ENCODINGS:
+        encoding = headers.get(b"content-transfer-encoding")
+        if encoding is not None and encoding.decode("latin-1").lower() not in IDENTITY_TRANSFER_ENCODINGS:
             raise BadSubmission(f"parameter {self.shown}: Content-Transfer-Encoding is not supported")
-        star = _FILENAME_STAR.search(raw_disposition or b"")
+        # (The search needs a '*': most parts have none, and the search is skipped.)
+        star = _FILENAME_STAR.search(raw_disposition) if raw_disposition and b"*" in raw_disposition else None
         self._filename = params.get(b"filename")
         self._filename_star = star.group(1) if star else None
         if self._filename is None and self._filename_star is None:
