@@ -33,7 +33,7 @@ from hub.held import Decision, HeldFilter, HeldState
 from hub.journal import ApplicationFilter, JournalInUse, JournalUnavailable, migrate_schema
 from hub.journal.transfer import TransferRefused
 from hub.leases import LeaseGrant
-from hub.logs import setup_logging
+from hub.logs import lean_records, setup_logging
 from hub.models import ApplicationState
 from hub.operations import (
     BulkPreview,
@@ -173,6 +173,7 @@ async def serve(
     # all of it again every few hundred submissions: about 15 % of the event loop's CPU per intake.
     gc.collect()
     gc.freeze()
+    lean_records()
     import logging
 
     logging.getLogger("hub").info("aktenhub listening url=%s", url)

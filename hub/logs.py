@@ -59,14 +59,6 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter())
-    # A record would otherwise look up the process id (a system call), the thread's and the process's
-    # names and walk the stack for the caller's file and line, none of which either format shows: a
-    # third of what the one INFO line per received application costs. These are the switches the
-    # logging documentation names for this ("Optimization").
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-    logging._srcfile = None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -76,6 +68,20 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     for name in ("botocore", "aiobotocore"):
         logging.getLogger(name).setLevel(logging.WARNING)
     quiet_pdf_libraries()
+
+
+def lean_records() -> None:
+    """For a serving process: log records without the details neither log format shows.
+
+    A record would otherwise look up the process id (a system call), the thread's and the process's
+    names and walk the stack for the caller's file and line: a third of what the one INFO line per
+    received application costs. These are the switches the logging documentation names for this
+    ("Optimization"). Not set by `setup_logging`, so a test process's own log capture keeps them.
+    """
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
 
 
 def quiet_pdf_libraries() -> None:
