@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import getpass
 import json
 import os
@@ -32,7 +33,7 @@ from hub.held import Decision, HeldFilter, HeldState
 from hub.journal import ApplicationFilter, JournalInUse, JournalUnavailable, migrate_schema
 from hub.journal.transfer import TransferRefused
 from hub.leases import LeaseGrant
-from hub.logs import setup_logging
+from hub.logs import lean_records, setup_logging
 from hub.models import ApplicationState
 from hub.operations import (
     BulkPreview,
@@ -167,6 +168,16 @@ async def serve(
         err.print(f"[bold red]cannot listen on {server.listen}:[/] {exc.strerror}")
         sys.exit(1)
     url = f"http://{server.listen}"
+    # What the process holds from here on for good (modules, schemas, plugins, configuration: some
+    # 200 000 objects) is set aside from the garbage collector, whose full collections otherwise walk
+    # all of it again every few hundred submissions: about 15 % of the event loop's CPU per intake.
+    gc.collect()
+    gc.freeze()
+    # The youngest generation is collected every 10 000 allocations instead of 700: a submission
+    # allocates a few thousand objects, and with 64 in flight each collection mostly walks (and
+    # promotes) live requests' objects, not garbage. Cyclic garbage waits a moment longer.
+    gc.set_threshold(10_000, 10, 10)
+    lean_records()
     import logging
 
     logging.getLogger("hub").info("aktenhub listening url=%s", url)

@@ -35,3 +35,14 @@ def test_json_lines_stay_one_line_too() -> None:
     out = emit(JsonFormatter(), "message_id=%s", "a\nb")
     assert out.count("\n") == 1
     assert json.loads(out)["msg"] == "message_id=a\nb"
+
+
+def test_each_line_carries_its_own_time_stamp_to_the_millisecond() -> None:
+    formatter = TextFormatter()
+    standard = logging.Formatter("%(asctime)s")
+    # Records within one second and across a minute boundary, and one going back in time.
+    for created in (1_796_990_399.25, 1_796_990_399.999, 1_796_990_400.0, 1_796_990_400.5, 1_700_000_000.042):
+        record = logging.LogRecord("hub.test", logging.INFO, __file__, 1, "m", (), None)
+        record.created = created
+        record.msecs = int((created - int(created)) * 1000) + 0.0
+        assert formatter.format(record).split(" level=")[0] == standard.format(record)

@@ -38,7 +38,9 @@ class ApplicantFields(BaseModel):
 def applicant(fields: ApplicantFields, value_of: Callable[[str], Any]) -> Party:
     """The applicant from the configured elements (`value_of` reads one); unmapped ones stay unset."""
     values: dict[str, str] = {}
-    for attribute, element in fields.model_dump(exclude_none=True).items():
+    for attribute, element in fields:  # the settings as they are: no model_dump per submission
+        if element is None:
+            continue
         value = first_text(value_of(element))
         if value is not None:
             values[attribute] = value

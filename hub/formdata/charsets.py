@@ -9,6 +9,8 @@ stand for the C1 control of the same number, as in the standard (Python's cp1252
 from __future__ import annotations
 
 import codecs
+import functools
+from collections.abc import Callable
 
 import webencodings
 
@@ -37,8 +39,16 @@ def encoding_name(label: str) -> str | None:
 
 def decode(data: bytes, name: str) -> str:
     """Decode with the encoding of that WHATWG name; UnicodeDecodeError where the bytes are invalid."""
+    decoder, errors = _decoder(name)
+    return decoder(data, errors)[0]
+
+
+# A form's every name and value is decoded on its own: the label lookup (lower-casing, table, codec
+# registry) is done once per encoding, not a dozen times per submission.
+@functools.cache
+def _decoder(name: str) -> tuple[Callable[[bytes, str], tuple[str, int]], str]:
     encoding = webencodings.lookup(name)
     if encoding is None:
         raise LookupError(name)
     errors = _C1_HANDLER if encoding.name == "windows-1252" else "strict"
-    return encoding.codec_info.decode(data, errors)[0]
+    return encoding.codec_info.decode, errors

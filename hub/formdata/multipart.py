@@ -90,11 +90,13 @@ class _Limits:
         if self.files > self.config.max_files:
             raise BadSubmission(f"too many files: at most {self.config.max_files} are accepted", 413)
 
-    def text(self, name: str, size: int) -> None:
-        """Check a text value of `size` bytes so far (called as it grows)."""
+    def text(self, name: bytes, size: int) -> None:
+        """Check a text value of `size` bytes so far (called as it grows); `name` as sent."""
         if size > self.config.max_field_size:
             raise BadSubmission(
-                f"parameter {show(name)} exceeds the limit of {self.config.max_field_size} bytes", 413
+                f"parameter {show(name.decode('utf-8', 'replace'))} exceeds the limit of "
+                f"{self.config.max_field_size} bytes",
+                413,
             )
         if self.text_bytes + size > self.config.max_form_size:
             raise BadSubmission(
@@ -176,10 +178,13 @@ class _MultipartReader:
         return show(self._name.decode("utf-8", "replace"))
 
     def _headers_finished(self, segment: MultipartSegment) -> None:
-        self._headers = {name.lower().encode("latin-1"): _raw(value) for name, value in segment.headerlist}
-        if sum(len(name) + len(value) for name, value in self._headers.items()) > MAX_PART_HEADERS:
+        headers = self._headers = {}
+        for name, value in segment.headerlist:
+            headers[name.lower().encode("latin-1")] = _raw(value)
+        # One header is shorter than its line, which the parser bounds by MAX_PART_HEADERS already.
+        if len(headers) > 1 and sum(len(k) + len(v) for k, v in headers.items()) > MAX_PART_HEADERS:
             raise BadSubmission(f"a part's headers exceed {MAX_PART_HEADERS} bytes")
-        raw_disposition = self._headers.get(b"content-disposition")
+        raw_disposition = headers.get(b"content-disposition")
         if raw_disposition and (raw_disposition.count(b'"') - raw_disposition.count(b'\\"')) % 2:
             # An unterminated quoted name: a CR or LF inside it ended the header early.
             raise BadSubmission("a part's Content-Disposition has an unterminated quoted string")
@@ -187,10 +192,11 @@ class _MultipartReader:
         if disposition != b"form-data" or b"name" not in params:
             raise BadSubmission("a part has no Content-Disposition: form-data with a name")
         self._name = params[b"name"]
-        encoding = self._headers.get(b"content-transfer-encoding", b"").decode("latin-1").lower()
-        if encoding not in IDENTITY_TRANSFER_ENCODINGS:
+        encoding = headers.get(b"content-transfer-encoding")
+        if encoding is not None and encoding.decode("latin-1").lower() not in IDENTITY_TRANSFER_ENCODINGS:
             raise BadSubmission(f"parameter {self.shown}: Content-Transfer-Encoding is not supported")
-        star = _FILENAME_STAR.search(raw_disposition or b"")
+        # (The search needs a '*': most parts have none, and the search is skipped.)
+        star = _FILENAME_STAR.search(raw_disposition) if raw_disposition and b"*" in raw_disposition else None
         self._filename = params.get(b"filename")
         self._filename_star = star.group(1) if star else None
         if self._filename is None and self._filename_star is None:
@@ -204,7 +210,7 @@ class _MultipartReader:
     def _part_data(self, data: bytes | bytearray) -> None:
         if self._text is not None:
             self._text += data
-            self.limits.text(self._name.decode("utf-8", "replace"), len(self._text))
+            self.limits.text(self._name, len(self._text))
         elif self._file is not None:
             try:
                 self._file.write(data)
@@ -403,6 +409,8 @@ def _raw(value: str) -> bytes:
 
 
 def _part_charset(content_type: bytes | None) -> str | None:
+    if not content_type:  # a plain text field, as browsers send them
+        return None
     _, params = parse_options_header(content_type)
     charset = params.get(b"charset")
     return _encoding(charset.decode("latin-1")) if charset else None
@@ -426,7 +434,7 @@ async def read_urlencoded(
         limits.field()
         raw_name, _, raw_value = pair.partition(b"=")
         name_bytes, value = form_unquote(raw_name), form_unquote(raw_value)
-        limits.text(name_bytes.decode("utf-8", "replace"), len(value))
+        limits.text(name_bytes, len(value))
         limits.add_text(len(value))
         if name_bytes == CHARSET_FIELD:
             charset_field = value

@@ -33,6 +33,11 @@ _MEDIA_TYPE = re.compile(rf"^{_TCHARS}/{_TCHARS}$")
 # as XML (xdomea, XBau, the DMS), so a value holding one could be taken in but never delivered.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# A file name of ASCII letters, digits and inner spaces, dots, dashes, underscores and parentheses, not
+# starting with a dot: `safe_filename` leaves it as it is (the usual "Nachweis.pdf").
+_PLAIN_FILENAME = re.compile(
+    rf"[A-Za-z0-9_()-](?:[A-Za-z0-9_() .-]{{0,{MAX_FILENAME_LENGTH - 2}}}[A-Za-z0-9_().-])?"
+)
 
 
 def show(name: str) -> str:
@@ -164,6 +169,8 @@ def safe_filename(raw: str, fallback: str) -> str:
     override, used to disguise "exe.pdf" as "fdp.exe") are removed. Percent-escapes are decoded:
     browsers escape '"', CR and LF that way (WHATWG), and some HTTP clients escape every non-ASCII byte.
     """
+    if _PLAIN_FILENAME.fullmatch(raw):
+        return raw  # what the steps below would return unchanged, without their per-character work
     if _PERCENT_ESCAPE.search(raw):
         with contextlib.suppress(UnicodeDecodeError):
             raw = unquote(raw, encoding="utf-8", errors="strict")

@@ -46,12 +46,16 @@ class BoundedBody:
         try:
             async with asyncio.timeout(self.stall_seconds):
                 return await read
-        except TimeoutError:
-            raise BadSubmission(
+        except (TimeoutError, ConnectionError) as exc:
+            raise self._failure(exc) from None
+
+    def _failure(self, exc: TimeoutError | ConnectionError) -> AktenhubError:
+        """What a failed read means: the body stalled (408), or the client went away."""
+        if isinstance(exc, TimeoutError):
+            return BadSubmission(
                 f"the request body stalled: nothing arrived for {self.stall_seconds:g} seconds", 408
-            ) from None
-        except ConnectionError:
-            raise ClientGone(self.received) from None
+            )
+        return ClientGone(self.received)
 
     def _count(self, data: bytes) -> bytes:
         self.received += len(data)
@@ -61,6 +65,16 @@ class BoundedBody:
 
     async def read(self, n: int = -1) -> bytes:
         """Up to `n` bytes (all, for -1)."""
+        if n > 0:
+            # What has arrived already is handed out without arming the stall timer (a form post
+            # mostly arrives in one piece): scheduling and cancelling a timer cost more than the read.
+            self._inner.set_read_chunk_size(n)
+            try:
+                data = self._inner.read_nowait(n)
+            except (TimeoutError, ConnectionError) as exc:
+                raise self._failure(exc) from None
+            if data or self._inner.is_eof():
+                return self._count(data)
         return self._count(await self._guard(self._inner.read(n)))
 
     async def readany(self) -> bytes:
