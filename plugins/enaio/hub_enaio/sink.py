@@ -10,7 +10,8 @@ nor repeat work, so every object is found before it is created:
   documents go into the technical user's tray (scanned post must not open an Akte; the delivery's note
   says so in the timeline); ``refuse`` fails the delivery instead;
 - the **Vorgang** (register, optional) carries the application id in ``application_id_field`` and is
-  searched by it before it is created;
+  searched by it before it is created (skipped when the Akte was created by this very attempt: it
+  cannot hold anything yet, as for the documents below);
 - each **document** carries ``"<application id>/<index in the record>"`` (from the application's second
   revision on ``"<application id>/r<revision>/<index>"``, so the new documents join the same Vorgang)
   in ``application_id_field`` and is searched by it before it is inserted (skipped when its parent was
@@ -243,7 +244,7 @@ class EnaioSink(Sink[EnaioConfig]):
 
         async with progress.recorded():
             akte_id, aktenzeichen, akte_created = await self._akte(plan, progress)
-            vorgang_id, vorgang_created = await self._vorgang(plan, progress, akte_id, app_id)
+            vorgang_id, vorgang_created = await self._vorgang(plan, progress, akte_id, app_id, akte_created)
             if vorgang_id is not None:
                 location: str = vorgang_id
                 fresh = vorgang_created
@@ -525,14 +526,15 @@ class EnaioSink(Sink[EnaioConfig]):
         return akte_id, aktenzeichen or None, created
 
     async def _vorgang(
-        self, plan: _Plan, progress: _Progress, akte_id: str | None, app_id: str
+        self, plan: _Plan, progress: _Progress, akte_id: str | None, app_id: str, fresh: bool
     ) -> tuple[str | None, bool]:
+        """(Vorgang id, created by this attempt); `fresh`: the Akte was created by this attempt."""
         vorgang = plan.vorgang
         if vorgang is None or akte_id is None:
             return None, False
         if progress.vorgang is not None:
             return progress.vorgang, False
-        hits = await self.api.search(vorgang.type, vorgang.search, [], "Vorgang lookup")
+        hits = [] if fresh else await self.api.search(vorgang.type, vorgang.search, [], "Vorgang lookup")
         if hits:
             vorgang_id = _oldest(hits).id
             created = False

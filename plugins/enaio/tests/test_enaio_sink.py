@@ -91,6 +91,8 @@ async def test_the_dms_service_gets_small_documents_in_one_request_large_ones_st
 
     # Akte and Vorgang are one insert each; then one for all four documents, or one per streamed document.
     assert enaio.state.requests["POST /api/dms/objects"] == 2 + (1 if largest_buffered else 4)
+    # The Akte was looked for; what this delivery creates in it (Vorgang, documents) cannot be there yet.
+    assert enaio.state.requests["POST /api/dms/objects/search"] == 1
     (akte,) = enaio.of_type("Personenakte")
     (vorgang,) = enaio.children(akte.id)
     documents = enaio.children(vorgang.id)
@@ -195,17 +197,17 @@ async def test_checkpoints_of_another_record_are_ignored(
     # Left by attempts on the record before the mapping was fixed and the application replayed.
     store: dict[str, Any] = {"record": "0" * 64, "akte": "1", "vorgang": "2", "documents": {"0": "3"}}
     # The first attempt on the fixed record gets as far as the Akte, then enaio is unavailable.
-    search = sink.api.search
+    insert = sink.api.insert
     outages: list[str] = []
 
     async def unavailable_after_the_akte(*args: Any) -> Any:
-        if args[-1] == "Vorgang lookup" and not outages:
+        if args[-1] == "Vorgang creation" and not outages:
             outages.append("503")
             await enaio.set_faults(fail_next=1)
-        return await search(*args)
+        return await insert(*args)
 
-    monkeypatch.setattr(sink.api, "search", unavailable_after_the_akte)
-    with pytest.raises(Retryable, match="Vorgang lookup: enaio answered 503"):
+    monkeypatch.setattr(sink.api, "insert", unavailable_after_the_akte)
+    with pytest.raises(Retryable, match="Vorgang creation: enaio answered 503"):
         await sink.deliver(record, delivery_context(app, blobs, store))
     assert store["akte"] == str(enaio.of_type("Personenakte")[0].id) and not store["documents"]
 
