@@ -468,6 +468,7 @@ class Pipeline:
             ],
             assigned=assigned,
             after_all=after_all,
+            checkpoints=ctx.completion_checkpoints,
         )
 
     def _delivered(self, app: Application, route: RouteConfig, tasks: Sequence[Task]) -> AfterAll:

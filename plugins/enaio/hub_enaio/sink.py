@@ -16,10 +16,11 @@ nor repeat work, so every object is found before it is created:
   revision on ``"<application id>/r<revision>/<index>"``, so the new documents join the same Vorgang)
   in ``application_id_field`` and is searched by it before it is inserted (skipped when its parent was
   created by this very attempt: it cannot hold anything yet);
-- progress is checkpointed (``akte``, ``aktenzeichen``, ``vorgang``, ``documents``) in one write when an
-  attempt ends, successful or failed, so a retry resumes without even searching; the lookups keep it
-  idempotent when a checkpoint was lost (an answer dropped after enaio stored the object, a crash
-  before the attempt's checkpoint was written).
+- progress is checkpointed (``akte``, ``aktenzeichen``, ``vorgang``, ``documents``) once when an
+  attempt ends: a failed attempt's in one journal write, a successful one's with the delivery's
+  completion; a retry resumes without even searching; the lookups keep it idempotent when a checkpoint
+  was lost (an answer dropped after enaio stored the object, a crash before the attempt's checkpoint
+  was written).
 
 A Fachverfahren's answer (`record_answer`) finds the Akte again (the id recorded at delivery, else the
 mapped search), sets the index fields the answer changes (never the Aktenzeichen) and files its
@@ -143,17 +144,20 @@ class _Progress:
 
     @contextlib.asynccontextmanager
     async def recorded(self) -> AsyncIterator[None]:
-        """Record the attempt's progress in one journal write when it ends, successful or failed.
+        """Record the attempt's progress when it ends: a failed one's in one journal write, a successful
+        one's with the delivery's completion (in the transaction that ends the step, no write of its own).
 
-        One write per attempt rather than one per object (eight for an application with four documents):
-        a retry after a failure or a lost completion resumes from it; an attempt that crashed in between
-        leaves the work to the lookups, which find every object it created.
+        Once per attempt rather than once per object (eight for an application with four documents): a
+        retry after a failure (or a replay) resumes from it; an attempt that crashed in between, or whose
+        completion was lost, leaves the work to the lookups, which find every object it created.
         """
         try:
             yield
         except Exception:
             try:
-                await self._flush()
+                if self._pending:
+                    pending, self._pending = self._pending, {}
+                    await self.ctx.checkpoint_many(pending)
             except Exception as exc:  # the attempt's own failure is what the core must see
                 log.warning(
                     "progress of a failed attempt not recorded application=%s: %s",
@@ -161,12 +165,9 @@ class _Progress:
                     type(exc).__name__,
                 )
             raise
-        await self._flush()
-
-    async def _flush(self) -> None:
         if self._pending:
             pending, self._pending = self._pending, {}
-            await self.ctx.checkpoint_many(pending)
+            self.ctx.checkpoint_with_completion(pending)
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -263,10 +263,13 @@ async def test_an_attempt_records_its_progress_in_one_journal_write(
     assert writes[0]["akte"] == str(akte.id) and writes[0]["vorgang"] == str(vorgang.id)
     assert writes[0].get("documents", {}) == inserted
 
-    # The retry resumes from that write and records the rest in one more.
+    # The retry resumes from that write; a successful attempt's progress goes with the completion (in the
+    # journal's transaction that ends the step), not in a write of its own.
     monkeypatch.setattr(sink.api, "insert", insert)
-    await sink.deliver(record, DeliveryContext(app, blobs, writes[0], save, attempt=2))
-    assert len(writes) == 2 and len(writes[1]["documents"]) == 4
+    retry = DeliveryContext(app, blobs, writes[0], save, attempt=2)
+    await sink.deliver(record, retry)
+    assert len(writes) == 1
+    assert retry.completion_checkpoints is not None and len(retry.completion_checkpoints["documents"]) == 4
     assert len(enaio.children(vorgang.id)) == 4
 
 
@@ -466,6 +469,9 @@ async def test_end_to_end_through_the_hub(api: str, hub_factory: Any, start_enai
     stored = await running.journal.get_application(application_id)
     assert stored.correlations["dms.documents"] == str(original.id)
     assert stored.correlations["dms"] == str(original.id)
+    # The successful attempt's progress was recorded with the delivery's completion.
+    (delivery,) = [t for t in await running.journal.tasks(application_id) if t.step == "deliver"]
+    assert delivery.checkpoints["documents"] == {"0": str(original.id)}
 
 
 @per_api
