@@ -425,6 +425,7 @@ class DeliveryContext:
         self.attempt = attempt
         self._checkpoints = dict(checkpoints)
         self._save = save
+        self._with_completion: dict[str, Any] | None = None
 
     @property
     def checkpoints(self) -> Mapping[str, Any]:
@@ -439,6 +440,21 @@ class DeliveryContext:
         """Durably record several pieces of progress in one journal write."""
         self._checkpoints.update(values)
         await self._save(dict(self._checkpoints))
+
+    def checkpoint_with_completion(self, values: Mapping[str, Any]) -> None:
+        """Record progress in the transaction that completes the delivery, without a write of its own.
+
+        For the progress of an attempt that is about to return successfully: if the completion is never
+        recorded (the hub stops first), neither is this, so only for progress the sink can find again
+        without it (by lookups in the target).
+        """
+        self._checkpoints.update(values)
+        self._with_completion = dict(self._checkpoints)
+
+    @property
+    def completion_checkpoints(self) -> dict[str, Any] | None:
+        """What `checkpoint_with_completion` left for the completion to record (None: nothing)."""
+        return self._with_completion
 
 
 class Sink(Connector[ConfigT]):

@@ -216,6 +216,7 @@ class ReturnChannel:
                 )
             ],
             after_all=_done(),
+            checkpoints=ctx.completion_checkpoints,
         )
 
     async def notify(self, task: Task) -> Completion:

@@ -558,12 +558,13 @@ async def test_answers_dropped_after_storing_cause_no_duplicates(
     start_hub: StartHub, enaio: Simulator
 ) -> None:
     hub = await start_hub()
-    # Every one of the six inserts (Akte, Vorgang, four documents) is stored, then its answer is lost.
-    await enaio.set_faults(drop_after_insert=6)
+    # Every one of the three inserts (Akte, Vorgang, the four documents in one request) is stored, then
+    # its answer is lost.
+    await enaio.set_faults(drop_after_insert=3)
     application_id = await submit(hub, jagdschein("FC-2026-000042"))
 
     assert await hub.wait_for_state(application_id) == ApplicationState.COMPLETED
-    assert (await enaio.stats())["dropped"] == 6
+    assert (await enaio.stats())["dropped"] == 3
     assert await enaio.counts() == Counter(
         {"Personenakte": 1, "Vorgang": 1, "Antrag": 1, "Anlage": 2, "Originalantrag": 1}
     )
@@ -574,7 +575,7 @@ async def test_answers_dropped_after_storing_cause_no_duplicates(
 
     view = await admin_view(hub, application_id)
     failed = events_of(view, "step.failed")
-    assert len(failed) == 6 and {(e["step"], e["target"]) for e in failed} == {("deliver", "enaio")}
+    assert len(failed) == 3 and {(e["step"], e["target"]) for e in failed} == {("deliver", "enaio")}
     assert view["application"]["correlations"]["enaio.documents"] == ",".join(d["id"] for d in documents)
     assert view["file_number"] == akte["fields"]["Aktenzeichen"]
 

@@ -215,6 +215,8 @@ class Completion:
     error_code: str | None = None  # its safe part (e.g. the rejection code), shown to viewers
     assigned: FileNumberAssigned | None = None  # applied after `tasks`, before `after_all`
     after_all: AfterAll | None = None
+    # The task's checkpoints as they end (a delivery's `checkpoint_with_completion`); None: unchanged.
+    checkpoints: dict[str, Any] | None = None
 
 
 class ApplicationSummary(BaseModel):

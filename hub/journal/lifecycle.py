@@ -419,14 +419,18 @@ class SqlJournal(abc.ABC):
 
     async def complete(self, task: Task, completion: Completion) -> tuple[Event, ...]:
         result = json.dumps(completion.result) if completion.result is not None else None
+        # A delivery's last progress goes with its completion: one write for the step, not two.
+        checkpoints = completion.checkpoints
+        saved = "" if checkpoints is None else ", checkpoints=?"
+        progress = () if checkpoints is None else (json.dumps(checkpoints, sort_keys=True),)
 
         def op(c: Tx) -> tuple[Event, ...]:
             self._check_lease(c, task)
             now = self.clock()
             c.execute(
                 "UPDATE tasks SET state=?, lease_token=NULL, lease_until=NULL, result=?, "
-                "last_error=NULL, error_code=NULL, updated_at=? WHERE id=?",
-                (TaskState.DONE, result, now, task.id),
+                f"last_error=NULL, error_code=NULL, updated_at=?{saved} WHERE id=?",
+                (TaskState.DONE, result, now, *progress, task.id),
             )
             _update_application(c, task.application_id, completion, now)
             stored = _insert_events(c, completion.events)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -43,7 +44,21 @@ def delivery_context(app: Application, blobs: Blobs, store: dict[str, Any] | Non
         store.clear()
         store.update(checkpoints)
 
-    return DeliveryContext(app, blobs, dict(store), save, attempt=1)
+    return _StoredContext(app, blobs, dict(store), save, attempt=1, store=store)
+
+
+class _StoredContext(DeliveryContext):
+    """`delivery_context`'s: what goes with the completion is in `store` at once (the journal records it
+    when the successful delivery that asked for it returns)."""
+
+    def __init__(self, *args: Any, store: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._store = store
+
+    def checkpoint_with_completion(self, values: Mapping[str, Any]) -> None:
+        super().checkpoint_with_completion(values)
+        self._store.clear()
+        self._store.update(self.completion_checkpoints or {})
 
 
 class SinkContract:

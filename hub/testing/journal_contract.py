@@ -318,6 +318,27 @@ async def test_expired_lease_is_reclaimed_and_the_old_holder_loses_it(
         await journal.complete(renewed, Completion())
 
 
+async def test_a_completion_records_the_step_s_last_progress_in_its_own_transaction(
+    journal: SqlJournal,
+) -> None:
+    app_id = await take_in(journal, application("4712"), TaskSpec("deliver", "dms"))
+    first = await claim_one(journal)
+    await journal.save_checkpoints(first, {"akte": "1"})
+    await journal.complete(first, Completion(result={"akte": "1"}, checkpoints={"akte": "1", "documents": 4}))
+    commits = journal.commits
+    [done] = await journal.tasks(app_id)
+    assert done.checkpoints == {"akte": "1", "documents": 4} and done.result == {"akte": "1"}
+    assert journal.commits == commits  # reading wrote nothing
+
+    # Without checkpoints the completion leaves the recorded progress as it was.
+    app_id = await take_in(journal, application("4713"), TaskSpec("deliver", "dms"))
+    second = await claim_one(journal)
+    await journal.save_checkpoints(second, {"page": 2})
+    await journal.complete(second, Completion())
+    [kept] = await journal.tasks(app_id)
+    assert kept.checkpoints == {"page": 2}
+
+
 async def test_renewed_lease_is_not_reclaimed(journal: SqlJournal, clock: FakeClock) -> None:
     await take_in(journal, application("4711"), TaskSpec("map"))
     task = await claim_one(journal)

@@ -57,7 +57,7 @@ class MemoryBlobs:
     def __init__(self, max_size: int | None = None) -> None:
         self.max_size = max_size
         self.content: dict[str, bytes] = {}
-        self.reads = 0  # streams opened, so a test can tell the content was really read from here
+        self.reads = 0  # streams opened and contents read: a test can tell the content was read from here
 
     def writer(self, limit: int | None = None) -> BlobWriter:
         """A writer for content that arrives in pieces."""
@@ -86,7 +86,9 @@ class MemoryBlobs:
 
     async def read_bytes(self, ref: str) -> bytes:
         """A blob's whole content."""
-        return self._get(ref)
+        data = self._get(ref)
+        self.reads += 1
+        return data
 
     async def info(self, ref: str) -> BlobInfo:
         """A stored blob's reference, size and sha256."""

@@ -10,15 +10,17 @@ nor repeat work, so every object is found before it is created:
   documents go into the technical user's tray (scanned post must not open an Akte; the delivery's note
   says so in the timeline); ``refuse`` fails the delivery instead;
 - the **Vorgang** (register, optional) carries the application id in ``application_id_field`` and is
-  searched by it before it is created;
+  searched by it before it is created (skipped when the Akte was created by this very attempt: it
+  cannot hold anything yet, as for the documents below);
 - each **document** carries ``"<application id>/<index in the record>"`` (from the application's second
   revision on ``"<application id>/r<revision>/<index>"``, so the new documents join the same Vorgang)
   in ``application_id_field`` and is searched by it before it is inserted (skipped when its parent was
   created by this very attempt: it cannot hold anything yet);
-- progress is checkpointed (``akte``, ``aktenzeichen``, ``vorgang``, ``documents``) in one write when an
-  attempt ends, successful or failed, so a retry resumes without even searching; the lookups keep it
-  idempotent when a checkpoint was lost (an answer dropped after enaio stored the object, a crash
-  before the attempt's checkpoint was written).
+- progress is checkpointed (``akte``, ``aktenzeichen``, ``vorgang``, ``documents``) once when an
+  attempt ends: a failed attempt's in one journal write, a successful one's with the delivery's
+  completion; a retry resumes without even searching; the lookups keep it idempotent when a checkpoint
+  was lost (an answer dropped after enaio stored the object, a crash before the attempt's checkpoint
+  was written).
 
 A Fachverfahren's answer (`record_answer`) finds the Akte again (the id recorded at delivery, else the
 mapped search), sets the index fields the answer changes (never the Aktenzeichen) and files its
@@ -61,7 +63,7 @@ from hub import (
 )
 
 from . import __version__
-from .client import TRAY, DmsApi, EnaioApi, EnaioHttp, Hit, OsrestApi, Upload
+from .client import TRAY, DmsApi, EnaioApi, EnaioHttp, Hit, NewDocument, OsrestApi, Upload
 from .config import NAME_PATTERN, TYPE_PATTERN, EnaioConfig
 
 log = logging.getLogger(__name__)
@@ -142,17 +144,20 @@ class _Progress:
 
     @contextlib.asynccontextmanager
     async def recorded(self) -> AsyncIterator[None]:
-        """Record the attempt's progress in one journal write when it ends, successful or failed.
+        """Record the attempt's progress when it ends: a failed one's in one journal write, a successful
+        one's with the delivery's completion (in the transaction that ends the step, no write of its own).
 
-        One write per attempt rather than one per object (eight for an application with four documents):
-        a retry after a failure or a lost completion resumes from it; an attempt that crashed in between
-        leaves the work to the lookups, which find every object it created.
+        Once per attempt rather than once per object (eight for an application with four documents): a
+        retry after a failure (or a replay) resumes from it; an attempt that crashed in between, or whose
+        completion was lost, leaves the work to the lookups, which find every object it created.
         """
         try:
             yield
         except Exception:
             try:
-                await self._flush()
+                if self._pending:
+                    pending, self._pending = self._pending, {}
+                    await self.ctx.checkpoint_many(pending)
             except Exception as exc:  # the attempt's own failure is what the core must see
                 log.warning(
                     "progress of a failed attempt not recorded application=%s: %s",
@@ -160,12 +165,9 @@ class _Progress:
                     type(exc).__name__,
                 )
             raise
-        await self._flush()
-
-    async def _flush(self) -> None:
         if self._pending:
             pending, self._pending = self._pending, {}
-            await self.ctx.checkpoint_many(pending)
+            self.ctx.checkpoint_with_completion(pending)
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -243,7 +245,7 @@ class EnaioSink(Sink[EnaioConfig]):
 
         async with progress.recorded():
             akte_id, aktenzeichen, akte_created = await self._akte(plan, progress)
-            vorgang_id, vorgang_created = await self._vorgang(plan, progress, akte_id, app_id)
+            vorgang_id, vorgang_created = await self._vorgang(plan, progress, akte_id, app_id, akte_created)
             if vorgang_id is not None:
                 location: str = vorgang_id
                 fresh = vorgang_created
@@ -457,18 +459,18 @@ class EnaioSink(Sink[EnaioConfig]):
             if document.blob is None:
                 raise Permanent(f"{what} has no content (no blob reference): nothing to deliver")
             try:
-                present = await ctx.blobs.exists(document.blob)
-            except BlobNotFound:  # not even a valid reference
-                present = False
-            if not present:
-                raise Permanent(f"{what} references {document.blob!r}, which is not in the blob store")
+                size = (await ctx.blobs.info(document.blob)).size
+            except BlobNotFound:  # not stored, or not even a valid reference
+                raise Permanent(
+                    f"{what} references {document.blob!r}, which is not in the blob store"
+                ) from None
             fields = dict(document.fields)
             title = settings.document_title_field
             if title and not fields.get(title):
                 fields[title] = document.name
             fields[settings.application_id_field] = f"{key}/{index}"
             _check_names(fields, f"{what}: fields")
-            upload = Upload(document.name, document.media_type, document.blob)
+            upload = Upload(document.name, document.media_type, document.blob, size)
             planned.append(_Document(index, object_type, upload, fields))
         return planned
 
@@ -525,14 +527,15 @@ class EnaioSink(Sink[EnaioConfig]):
         return akte_id, aktenzeichen or None, created
 
     async def _vorgang(
-        self, plan: _Plan, progress: _Progress, akte_id: str | None, app_id: str
+        self, plan: _Plan, progress: _Progress, akte_id: str | None, app_id: str, fresh: bool
     ) -> tuple[str | None, bool]:
+        """(Vorgang id, created by this attempt); `fresh`: the Akte was created by this attempt."""
         vorgang = plan.vorgang
         if vorgang is None or akte_id is None:
             return None, False
         if progress.vorgang is not None:
             return progress.vorgang, False
-        hits = await self.api.search(vorgang.type, vorgang.search, [], "Vorgang lookup")
+        hits = [] if fresh else await self.api.search(vorgang.type, vorgang.search, [], "Vorgang lookup")
         if hits:
             vorgang_id = _oldest(hits).id
             created = False
@@ -554,13 +557,11 @@ class EnaioSink(Sink[EnaioConfig]):
         ctx: DeliveryContext,
     ) -> tuple[list[str], int]:
         done = dict(progress.documents)
-        ids: list[str] = []
-        inserted = 0
         id_field = self.config.application_id_field
+        missing: list[_Document] = []
         for document in documents:
             key = str(document.index)
             if key in done:
-                ids.append(done[key])
                 continue
             hits: list[Hit] = []
             if not fresh:
@@ -571,23 +572,21 @@ class EnaioSink(Sink[EnaioConfig]):
                     f"lookup of document {document.index}",
                 )
             if hits:
-                object_id = _oldest(hits).id
+                done[key] = _oldest(hits).id
                 self._counters["documents_found"] += 1
+                progress.save("documents", dict(done))
             else:
-                object_id = await self.api.insert(
-                    document.type,
-                    location,
-                    document.fields,
-                    document.upload,
-                    ctx.blobs,
-                    f"insert of document {document.index}",
-                )
-                inserted += 1
+                missing.append(document)
+        # The missing ones in as few requests as the API allows (the DMS Service: usually one).
+        new = [NewDocument(d.type, d.fields, d.upload, f"insert of document {d.index}") for d in missing]
+        position = 0
+        async for object_ids in self.api.insert_documents(location, new, ctx.blobs):
+            for object_id in object_ids:
+                done[str(missing[position].index)] = object_id
+                position += 1
                 self._counters["documents_inserted"] += 1
-            done[key] = object_id
-            ids.append(object_id)
             progress.save("documents", dict(done))
-        return ids, inserted
+        return [done[str(d.index)] for d in documents], position
 
 
 def _tray_note(plan: _Plan, not_found: bool) -> str | None:

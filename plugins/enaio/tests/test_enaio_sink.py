@@ -17,7 +17,7 @@ from enaio_helpers import (
     person_record,
     sha256_of_blob,
 )
-from hub_enaio import plugin
+from hub_enaio import client, plugin
 from hub_enaio.simulator import STATE
 from hub_enaio.sink import EnaioSink
 from pydantic import ValidationError
@@ -71,6 +71,37 @@ async def test_files_akte_vorgang_and_documents_with_matching_content(
     }
     assert not delivery.duplicate
     assert delivery.details["akte_created"] and delivery.details["documents_inserted"] == 4
+
+
+@pytest.mark.parametrize("largest_buffered", [client.BUFFERED_FILE, 0], ids=["small", "large"])
+async def test_the_dms_service_gets_small_documents_in_one_request_large_ones_streamed_alone(
+    largest_buffered: int,
+    start_enaio: StartEnaio,
+    connector_context: ConnectorContext,
+    blobs: BlobStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(client, "BUFFERED_FILE", largest_buffered)
+    enaio = await start_enaio()
+    sink = make_sink(connector_context, enaio.url, "dms")
+    app = await make_application(blobs, external_id="one-request", form=PERSON)
+    record = await person_record(app, blobs)
+
+    delivery = await sink.deliver(record, delivery_context(app, blobs))
+
+    # Akte and Vorgang are one insert each; then one for all four documents, or one per streamed document.
+    assert enaio.state.requests["POST /api/dms/objects"] == 2 + (1 if largest_buffered else 4)
+    # The Akte was looked for; what this delivery creates in it (Vorgang, documents) cannot be there yet.
+    assert enaio.state.requests["POST /api/dms/objects/search"] == 1
+    (akte,) = enaio.of_type("Personenakte")
+    (vorgang,) = enaio.children(akte.id)
+    documents = enaio.children(vorgang.id)
+    assert [d.value("AktenhubID") for d in documents] == [f"{app.id}/{i}" for i in range(4)]
+    assert delivery.correlations["documents"] == ",".join(str(d.id) for d in documents)
+    for document, sent in zip(documents, record.documents, strict=True):
+        assert sent.blob is not None and document.content is not None
+        assert document.content.file_name == sent.name and document.content.media_type == sent.media_type
+        assert await enaio.content_sha256("dms", str(document.id)) == sha256_of_blob(sent.blob)
 
 
 @per_api
@@ -166,17 +197,17 @@ async def test_checkpoints_of_another_record_are_ignored(
     # Left by attempts on the record before the mapping was fixed and the application replayed.
     store: dict[str, Any] = {"record": "0" * 64, "akte": "1", "vorgang": "2", "documents": {"0": "3"}}
     # The first attempt on the fixed record gets as far as the Akte, then enaio is unavailable.
-    search = sink.api.search
+    insert = sink.api.insert
     outages: list[str] = []
 
     async def unavailable_after_the_akte(*args: Any) -> Any:
-        if args[-1] == "Vorgang lookup" and not outages:
+        if args[-1] == "Vorgang creation" and not outages:
             outages.append("503")
             await enaio.set_faults(fail_next=1)
-        return await search(*args)
+        return await insert(*args)
 
-    monkeypatch.setattr(sink.api, "search", unavailable_after_the_akte)
-    with pytest.raises(Retryable, match="Vorgang lookup: enaio answered 503"):
+    monkeypatch.setattr(sink.api, "insert", unavailable_after_the_akte)
+    with pytest.raises(Retryable, match="Vorgang creation: enaio answered 503"):
         await sink.deliver(record, delivery_context(app, blobs, store))
     assert store["akte"] == str(enaio.of_type("Personenakte")[0].id) and not store["documents"]
 
@@ -211,28 +242,34 @@ async def test_an_attempt_records_its_progress_in_one_journal_write(
     async def save(checkpoints: dict[str, Any]) -> None:
         writes.append(checkpoints)
 
-    # A failed attempt: the Akte, the Vorgang and a document are there, then enaio fails the second one.
+    # A failed attempt: the Akte and the Vorgang are there (OSRest: and the first document), then enaio
+    # fails the documents' insert (the DMS Service takes them in one request, OSRest one at a time).
     insert = sink.api.insert
+    last_before_outage = "Vorgang creation" if api == "dms" else "insert of document 0"
 
-    async def unavailable_at_the_second_document(*args: Any) -> Any:
-        if args[-1] == "insert of document 1":
+    async def unavailable_at_the_documents(*args: Any) -> Any:
+        object_id = await insert(*args)
+        if args[-1] == last_before_outage:
             await enaio.set_faults(fail_next=1)
-        return await insert(*args)
+        return object_id
 
-    monkeypatch.setattr(sink.api, "insert", unavailable_at_the_second_document)
-    with pytest.raises(Retryable, match="insert of document 1"):
+    monkeypatch.setattr(sink.api, "insert", unavailable_at_the_documents)
+    with pytest.raises(Retryable, match="insert of 4 documents" if api == "dms" else "insert of document 1"):
         await sink.deliver(record, DeliveryContext(app, blobs, {}, save, attempt=1))
     (akte,) = enaio.of_type("Personenakte")
     (vorgang,) = enaio.children(akte.id)
-    (first,) = enaio.children(vorgang.id)
-    assert len(writes) == 1
+    inserted = {str(i): str(d.id) for i, d in enumerate(enaio.children(vorgang.id))}
+    assert len(writes) == 1 and len(inserted) == (0 if api == "dms" else 1)
     assert writes[0]["akte"] == str(akte.id) and writes[0]["vorgang"] == str(vorgang.id)
-    assert writes[0]["documents"] == {"0": str(first.id)}
+    assert writes[0].get("documents", {}) == inserted
 
-    # The retry resumes from that write and records the rest in one more.
+    # The retry resumes from that write; a successful attempt's progress goes with the completion (in the
+    # journal's transaction that ends the step), not in a write of its own.
     monkeypatch.setattr(sink.api, "insert", insert)
-    await sink.deliver(record, DeliveryContext(app, blobs, writes[0], save, attempt=2))
-    assert len(writes) == 2 and len(writes[1]["documents"]) == 4
+    retry = DeliveryContext(app, blobs, writes[0], save, attempt=2)
+    await sink.deliver(record, retry)
+    assert len(writes) == 1
+    assert retry.completion_checkpoints is not None and len(retry.completion_checkpoints["documents"]) == 4
     assert len(enaio.children(vorgang.id)) == 4
 
 
@@ -251,7 +288,8 @@ async def test_answers_dropped_after_storing_cause_no_duplicates(
     record = await person_record(app, blobs)
     store: dict[str, Any] = {}
 
-    # Every insert's answer is lost once: the Akte's, the Vorgang's, each document's.
+    # Every insert's answer is lost once: the Akte's, the Vorgang's, the documents' (the DMS Service
+    # takes them in one request, OSRest one at a time).
     attempts = 0
     while True:
         attempts += 1
@@ -264,7 +302,8 @@ async def test_answers_dropped_after_storing_cause_no_duplicates(
         except Retryable as exc:
             assert "connection" in str(exc)
 
-    assert attempts == 7 and enaio.state.dropped == 6
+    inserts = 3 if api == "dms" else 6
+    assert attempts == inserts + 1 and enaio.state.dropped == inserts
     (akte,) = enaio.of_type("Personenakte")
     (vorgang,) = enaio.children(akte.id)
     assert len(enaio.children(vorgang.id)) == 4
@@ -362,7 +401,8 @@ async def test_session_cookie_authentication(
     first = await make_application(blobs, external_id="session-1", form=PERSON)
     await sink.deliver(await person_record(first, blobs), delivery_context(first, blobs))
     # One login with Basic; everything else rode on the session cookie.
-    assert enaio.state.auth["basic"] == 1 and enaio.state.auth["session"] > 5
+    requests = sum(enaio.state.requests.values())
+    assert enaio.state.auth["basic"] == 1 and enaio.state.auth["session"] == requests - 1 >= 4
     assert enaio.state.auth["refused"] == 0 and sink.http.logins == 1
 
     enaio.state.end_sessions()  # the session times out on the server
@@ -429,6 +469,9 @@ async def test_end_to_end_through_the_hub(api: str, hub_factory: Any, start_enai
     stored = await running.journal.get_application(application_id)
     assert stored.correlations["dms.documents"] == str(original.id)
     assert stored.correlations["dms"] == str(original.id)
+    # The successful attempt's progress was recorded with the delivery's completion.
+    (delivery,) = [t for t in await running.journal.tasks(application_id) if t.step == "deliver"]
+    assert delivery.checkpoints["documents"] == {"0": str(original.id)}
 
 
 @per_api
