@@ -48,6 +48,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -692,6 +693,7 @@ class PhaseReport:
     machine_cpu_ms_per_filed: float
     machine_idle_percent: float
     simulator_requests_per_filed: float  # API requests the enaio simulator answered per filed application
+    simulator_requests_by_route: dict[str, float]  # the same by "METHOD route" (which requests they were)
     enaio_objects_created: int
     enaio_objects_expected: int
 
@@ -797,7 +799,8 @@ class Bench:
         done, measured_to = wait_until_filed(hub, self.final_expected, args.phase_timeout)
         cpu = {name: seconds - cpu_before[name] for name, seconds in self.cpu_seconds().items()}
         machine = tuple(b - a for a, b in zip(machine_before, machine_cpu_seconds(), strict=True))
-        requests = self.simulator_requests() - requests_before
+        requests = Counter(self.simulator_requests())
+        requests.subtract(requests_before)
         metrics_after = _summed([h.metrics() for h in self.hubs])
         filings = asyncio.run(_timelines(hub.url, hub.admin_token, sorted(new)))
         if not done:
@@ -807,9 +810,9 @@ class Bench:
         report = self._report(name, rate, result, filings, before_after, objects_before, cpu, measured)
         return self._machine(report, result, cpu, machine, requests)
 
-    def simulator_requests(self) -> int:
-        """API requests the simulator has answered so far (authenticated ones, by its own count)."""
-        return sum(int(n) for n in self.simulator.stats()["requests"].values())
+    def simulator_requests(self) -> Counter[str]:
+        """API requests the simulator has answered so far by "METHOD route" (authenticated ones)."""
+        return Counter({route: int(n) for route, n in self.simulator.stats()["requests"].items()})
 
     @staticmethod
     def _machine(
@@ -817,7 +820,7 @@ class Bench:
         result: LoadResult,
         cpu: dict[str, float],
         machine: tuple[float, ...],
-        requests: int,
+        requests: Counter[str],
     ) -> PhaseReport:
         """The report with where the machine's CPU went: the load generator, all of ours, everything."""
         busy, idle = machine
@@ -828,7 +831,10 @@ class Bench:
             all_cpu_ms_per_filed=_per_filed(sum(cpu.values()) + result.cpu_seconds, filed),
             machine_cpu_ms_per_filed=_per_filed(busy, filed),
             machine_idle_percent=round(idle / max(busy + idle, 1e-9) * 100, 1),
-            simulator_requests_per_filed=round(requests / filed, 2) if filed else math.nan,
+            simulator_requests_per_filed=round(requests.total() / filed, 2) if filed else math.nan,
+            simulator_requests_by_route={
+                r: round(n / filed, 2) for r, n in sorted(requests.items()) if n and filed
+            },
         )
 
     def _report(
@@ -892,6 +898,7 @@ class Bench:
             machine_cpu_ms_per_filed=math.nan,
             machine_idle_percent=math.nan,
             simulator_requests_per_filed=math.nan,
+            simulator_requests_by_route={},
             enaio_objects_created=self.objects() - objects_before,
             enaio_objects_expected=per_application * len(by_id),
         )
@@ -985,6 +992,8 @@ def print_report(setup: dict[str, Any], phases: list[PhaseReport]) -> None:
             f"{p.all_cpu_ms_per_filed:g}; the whole machine {p.machine_cpu_ms_per_filed:g} (kernel and "
             f"anything else running included), idle {p.machine_idle_percent:g}% of {os.cpu_count()} cores"
         )
+        routes = ", ".join(f"{route} {n:g}" for route, n in p.simulator_requests_by_route.items())
+        print(f"  {p.name}: simulator requests per filed application: {routes}")
         if p.enaio_objects_created != p.enaio_objects_expected:
             print(
                 f"  {p.name}: MISMATCH: enaio holds {p.enaio_objects_created} new objects, expected "
