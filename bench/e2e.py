@@ -415,6 +415,9 @@ FILE_PART = (
     'Content-Type: application/pdf\r\nContent-Disposition: form-data; name="{}"; filename="{}"\r\n\r\n'
 )
 NOISE_SPAN = 64 * 1024  # the attachments' random bytes: slices of one random block, made once
+# A connection idle this long is closed, not reused: well below the hub's keep-alive timeout (15 s by
+# default), so a post is never sent on a connection the hub is closing at that moment.
+IDLE_SECONDS = 5.0
 
 
 def submission_fields(spec: LoadSpec, n: int) -> list[tuple[str, str]]:
@@ -465,7 +468,8 @@ class _Load:
         self.targets = [urlsplit(url) for url in spec.urls]
         self.boundary = secrets.token_hex(16)
         self.noise = os.urandom(spec.attachment_size + NOISE_SPAN)
-        self.idle: dict[str, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+        # address -> (reader, writer, idle since) of the connections waiting for a request, newest last
+        self.idle: dict[str, list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]]] = {}
         self.limit = asyncio.Semaphore(spec.concurrency if spec.count else 1024)
 
     def request(self, n: int) -> tuple[str, bytes]:
@@ -483,11 +487,17 @@ class _Load:
     async def exchange(self, address: str, request: bytes) -> tuple[int, bytes]:
         """Send one request on an idle connection (or a new one); (status, body)."""
         idle = self.idle.setdefault(address, [])
-        if idle:
-            reader, writer = idle.pop()
-        else:
+        connection = None
+        while idle and connection is None:
+            reader, writer, since = idle.pop()
+            if time.monotonic() - since < IDLE_SECONDS:
+                connection = reader, writer
+            else:
+                writer.close()  # the hub may be closing it just now: never send on it
+        if connection is None:
             host, _, port = address.rpartition(":")
-            reader, writer = await asyncio.open_connection(host, int(port))
+            connection = await asyncio.open_connection(host, int(port))
+        reader, writer = connection
         try:
             writer.write(request)
             status, body, keep_alive = await read_response(reader)
@@ -495,7 +505,7 @@ class _Load:
             writer.close()
             raise
         if keep_alive:
-            idle.append((reader, writer))
+            idle.append((reader, writer, time.monotonic()))
         else:
             writer.close()
         return status, body
@@ -570,7 +580,7 @@ class _Load:
     def close(self) -> None:
         """Close the idle connections."""
         for connections in self.idle.values():
-            for _, writer in connections:
+            for _, writer, _ in connections:
                 writer.close()
 
 
