@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from bench import e2e
 from bench.e2e import SERVICE, LoadResult, LoadSpec, _load, build_submission, submission_fields
 
 TOKEN = "bench-token"
@@ -138,3 +139,14 @@ async def test_a_refused_connection_is_counted_not_raised() -> None:
     result = await asyncio.wait_for(_load(spec("http://127.0.0.1:9", count=2, concurrency=1)), 30)
     assert [s.status for s in result.samples] == [0, 0]
     assert sum(result.errors.values()) == 2
+
+
+async def test_a_connection_idle_too_long_is_not_reused(
+    intake: tuple[str, list[dict[str, Any]], set[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The hub closes idle connections (keep-alive timeout): one idle past IDLE_SECONDS gets a new one.
+    monkeypatch.setattr(e2e, "IDLE_SECONDS", 0.0)
+    url, posts, peers = intake
+    result = await _load(spec(url, count=4, concurrency=1))
+    assert len(posts) == 4 and not result.errors.keys() - {"HTTP 503"}
+    assert len(peers) == 4

@@ -165,7 +165,14 @@ async def test_content_streams_need_matching_parts(enaio: Enaio, http: aiohttp.C
             assert response.status == 200 and await response.read() == b"%PDF-1.4 content"
             assert response.content_type == "application/pdf"
     assert (await call(http, "GET", f"{enaio.url}/api/dms/objects/{akte}/contents/file/1"))[0] == 404
-    assert not [p for p in enaio.state.content_dir.iterdir() if p.suffix == ".part"]  # nothing left over
+    twice = properties("Anlage", akte, Titel="T")
+    twice["objects"] *= 2  # both objects name the one file part
+    twice["objects"][0]["contentStreams"] = twice["objects"][1]["contentStreams"] = [{"cid": "cid_doc1"}]
+    status, answer = await call(http, "POST", url, data=document_upload(twice, b"twice"))
+    assert status == 400 and "two objects name the same content stream" in answer["message"]
+    # Nothing left over: every file is a stored document's (the refused uploads' are gone).
+    kept = {o.content.path for o in enaio.state.objects.values() if o.content is not None}
+    assert set(enaio.state.content_dir.iterdir()) == kept
 
 
 async def test_search_statements_are_parsed_strictly(enaio: Enaio, http: aiohttp.ClientSession) -> None:

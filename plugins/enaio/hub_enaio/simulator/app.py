@@ -333,7 +333,7 @@ def _dms_plan(state: EnaioState, raw: Any, staged: Mapping[str, StagedContent]) 
 async def _dms_insert(request: web.Request) -> web.Response:
     state = request.app[STATE]
     staged: dict[str, StagedContent] = {}
-    planned: list[NewObject | ObjectUpdate] = []
+    taken: list[NewObject | ObjectUpdate] = []  # their files are kept, every other staged file removed
     try:
         media_type = _media_type(request)
         if media_type == "application/json":
@@ -352,12 +352,13 @@ async def _dms_insert(request: web.Request) -> web.Response:
         if len(used) != len(staged):
             raise Refused("a file part is not referenced by any content stream", 400)
         user = _user(request)
+        taken = planned
         stored = [
             state.store(new, user) if isinstance(new, NewObject) else state.apply(new, user)
             for new in planned
         ]
     finally:
-        _discard(staged, planned)
+        _discard(staged, taken)
     if state.take_drop():
         _drop(request)
     return web.json_response({"objects": [{"properties": properties(state, o, ())} for o in stored]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -190,6 +191,9 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _GERMAN_DATE = re.compile(r"^\d{2}\.\d{2}\.\d{4}$")
 
 
+# Every insert checks its date fields, and most carry the same few dates (today's, as received):
+# strptime, the costliest step of checking index data, runs once per distinct value.
+@functools.lru_cache(maxsize=4096)
 def _is_date(value: str) -> bool:
     if _ISO_DATE.match(value):
         pattern = "%Y-%m-%d"

@@ -327,18 +327,16 @@ class EnaioState(SimulatedFaults[Knobs]):
             )
 
     def store(self, new: NewObject, user: str) -> StoredObject:
-        """Store a checked insert (its staged content moves into the content directory)."""
+        """Store a checked insert (its staged content stays where it was written: it is the document's)."""
         object_id = next(self._ids)
         content = None
         if new.content is not None:
             staged = new.content
-            final = self.content_dir / f"{object_id}.bin"
-            staged.path.replace(final)
             content = Content(
                 file_name=new.file_name or staged.file_name or f"{object_id}.bin",
                 media_type=staged.media_type,
                 size=staged.size,
-                path=final,
+                path=staged.path,
             )
         stored = StoredObject(object_id, new.type, new.parent_id, new.in_tray, new.fields, content, user)
         self.objects[object_id] = stored
@@ -403,9 +401,10 @@ class EnaioState(SimulatedFaults[Knobs]):
         return self._content_dir
 
     def staging_path(self) -> Path:
-        """A fresh file name for content being received."""
+        """A fresh file name for content being received: the document's file if the insert is taken
+        (written once, never renamed: a rename cost as much as the write), removed if it is refused."""
         # A counter behind this process's random prefix: unique without a uuid4 (os.urandom) per upload.
-        return self.content_dir / f"incoming-{self._staging_prefix}-{next(self._staging_numbers)}.part"
+        return self.content_dir / f"{self._staging_prefix}-{next(self._staging_numbers)}.bin"
 
     def remove_content(self) -> None:
         """Delete the temporary content directory (at shutdown; a configured one is kept)."""
