@@ -175,6 +175,24 @@ async def test_content_streams_need_matching_parts(enaio: Enaio, http: aiohttp.C
     assert set(enaio.state.content_dir.iterdir()) == kept
 
 
+async def test_a_large_upload_is_stored_whole_and_hashed_only_when_asked(
+    enaio: Enaio, http: aiohttp.ClientSession
+) -> None:
+    content = hashlib.sha256(b"seed").digest() * (40 * 2**20 // 32) + b"tail"  # several write-out windows
+    akte = await folder(http, enaio)
+    document = properties("Anlage", akte, Titel="T")
+    document["objects"][0]["contentStreams"] = [{"cid": "cid_doc1", "fileName": "plan.pdf"}]
+    status, answer = await call(
+        http, "POST", enaio.url + "/api/dms/objects", data=document_upload(document, content)
+    )
+    assert status == 200, answer
+    stored = enaio.state.objects[int(answer["objects"][0]["properties"]["system:objectId"]["value"])]
+    assert stored.content is not None and stored.content.size == len(content)
+    assert "sha256" not in vars(stored.content)  # not taken while the upload streamed in
+    assert stored.content.sha256 == hashlib.sha256(content).hexdigest()
+    assert hashlib.sha256(stored.content.path.read_bytes()).hexdigest() == stored.content.sha256
+
+
 async def test_search_statements_are_parsed_strictly(enaio: Enaio, http: aiohttp.ClientSession) -> None:
     akte = await folder(http, enaio)
     await folder(http, enaio, **{**PERSON, "Aktenzeichen": "32-2", "Nachname": "Klein"})

@@ -62,6 +62,10 @@ class Content:
         """
         return sha256_file(self.path)
 
+    def take_hash(self) -> str:
+        """The sha256, taken now if it was not yet (before the file goes; it is kept once taken)."""
+        return self.sha256
+
     def describe(self) -> dict[str, Any]:
         """The content as the operator endpoint lists it."""
         return {
@@ -407,8 +411,14 @@ class EnaioState(SimulatedFaults[Knobs]):
         return self.content_dir / f"{self._staging_prefix}-{next(self._staging_numbers)}.bin"
 
     def remove_content(self) -> None:
-        """Delete the temporary content directory (at shutdown; a configured one is kept)."""
+        """Delete the temporary content directory (at shutdown; a configured one is kept).
+
+        The hashes not taken yet are taken first: tests read what was stored after the server stopped.
+        """
         if self._own_content_dir and self._content_dir is not None:
+            for obj in self.objects.values():
+                if obj.content is not None:
+                    obj.content.take_hash()
             shutil.rmtree(self._content_dir, ignore_errors=True)
             self._content_dir = None
             self._own_content_dir = False
