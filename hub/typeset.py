@@ -21,7 +21,8 @@ import hashlib
 import io
 import threading
 import zlib
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,13 @@ class Font:
     missing_width: int  # advance of .notdef, what a character the font lacks takes
     descriptor: dict[str, object]
     face: hb.Face = field(repr=False)
+    # Recently embedded glyph sets: the same characters give the same embedding (a pure function of
+    # them), and subsetting + compressing costs ~0.1-0.3 ms per font and document. Forms share their
+    # labels, ids are hex digits: the monospaced font's set almost always repeats.
+    _embeddings: OrderedDict[tuple[tuple[int, str], ...], Embedding] = field(
+        default_factory=OrderedDict, repr=False
+    )
+    _embeddings_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def width(self, text: str, size: float) -> float:
         """Width of `text` set at `size` points, in millimetres."""
@@ -68,6 +76,48 @@ class Font:
         if subset is None:
             raise RuntimeError(f"HarfBuzz could not subset {self.postscript_name}")
         return bytes(subset.blob.data)
+
+    def embedding(self, chars: dict[int, str]) -> Embedding:
+        """What a document embeds of this font to show these glyphs (glyph id -> its character)."""
+        key = tuple(sorted(chars.items()))
+        with self._embeddings_lock:
+            found = self._embeddings.get(key)
+            if found is not None:
+                self._embeddings.move_to_end(key)
+                return found
+        made = _embed(self, key)  # outside the lock: another thread may make the same, equal one
+        with self._embeddings_lock:
+            self._embeddings[key] = made
+            if len(self._embeddings) > EMBEDDINGS_KEPT:
+                self._embeddings.popitem(last=False)
+        return made
+
+
+EMBEDDINGS_KEPT = 256  # per font; an embedding is ~5-15 kB
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """A font's objects for one glyph set, ready to write: compressed streams and the /W array."""
+
+    base_font: str  # /TAG+PostScriptName
+    font_file: bytes  # the subset, Flate-compressed
+    widths: str  # the /W array's content
+    to_unicode: bytes  # the ToUnicode CMap, Flate-compressed
+
+
+def _embed(font: Font, chars: tuple[tuple[int, str], ...]) -> Embedding:
+    gids = [gid for gid, _ in chars]
+    # The subset tag names the glyph set (ISO 32000-1, 9.6.4): same glyphs, same tag.
+    digest = hashlib.sha256(f"{font.postscript_name}:{gids}".encode()).digest()
+    tag = "".join(chr(65 + b % 26) for b in digest[:6])
+    return Embedding(
+        base_font=f"/{tag}+{font.postscript_name}",
+        font_file=_compress(font.subset(gids)),
+        # Written as one string: a pydyf object per glyph costs more than all the rest of the font.
+        widths=" ".join(f"{gid} [{font.glyph_widths[gid]}]" for gid in gids),
+        to_unicode=_compress(_to_unicode_cmap(chars)),
+    )
 
 
 class _HexGlyphs(dict[int, str]):
@@ -218,7 +268,7 @@ class Document:
         media_box = pydyf.Array([0, 0, _num(self.width * _K), _num(self.height * _K)])
         first: pydyf.Dictionary | None = None
         for ops in self.pages:
-            content = _stream("\n".join(ops).encode("ascii"))
+            content = _flate(_compress("\n".join(ops).encode("ascii")))
             pdf.add_object(content)
             page = pydyf.Dictionary(
                 {
@@ -250,20 +300,15 @@ class Document:
     def _embed(self, pdf: pydyf.PDF, used: _UsedFont) -> bytes:
         """Add the font's objects (Type0, CIDFontType2, descriptor, subset file, ToUnicode)."""
         font = used.font
-        gids = sorted(used.chars)
-        # The subset tag names the glyph set (ISO 32000-1, 9.6.4): same glyphs, same tag.
-        digest = hashlib.sha256(f"{font.postscript_name}:{gids}".encode()).digest()
-        tag = "".join(chr(65 + b % 26) for b in digest[:6])
-        base_font = f"/{tag}+{font.postscript_name}"
-
-        font_file = _stream(font.subset(gids))
+        embedding = font.embedding(used.chars)
+        base_font = embedding.base_font
+        font_file = _flate(embedding.font_file)
         pdf.add_object(font_file)
         descriptor = pydyf.Dictionary(
             {**font.descriptor, "FontName": base_font, "FontFile2": font_file.reference}
         )
         pdf.add_object(descriptor)
-        # Written as one string: a pydyf object per glyph costs more than all the rest of the font.
-        widths = pydyf.Array([" ".join(f"{gid} [{font.glyph_widths[gid]}]" for gid in gids)])
+        widths = pydyf.Array([embedding.widths])
         cid_font = pydyf.Dictionary(
             {
                 "Type": "/Font",
@@ -279,7 +324,7 @@ class Document:
             }
         )
         pdf.add_object(cid_font)
-        to_unicode = _stream(_to_unicode_cmap(used.chars))
+        to_unicode = _flate(embedding.to_unicode)
         pdf.add_object(to_unicode)
         type0: pydyf.Dictionary = pydyf.Dictionary(
             {
@@ -296,14 +341,18 @@ class Document:
         return reference
 
 
-def _stream(data: bytes) -> pydyf.Stream:
-    """A Flate-compressed stream (level 6: level 9 takes twice the time for a few bytes less)."""
-    return pydyf.Stream([zlib.compress(data, 6)], {"Filter": "/FlateDecode"})
+def _compress(data: bytes) -> bytes:
+    """Flate at level 6: level 9 takes twice the time for a few bytes less."""
+    return zlib.compress(data, 6)
 
 
-def _to_unicode_cmap(chars: dict[int, str]) -> bytes:
-    """The CMap that maps each glyph id back to its character (ISO 32000-1, 9.10.3)."""
-    entries = sorted(chars.items())
+def _flate(compressed: bytes) -> pydyf.Stream:
+    """A stream of data compressed with `_compress`."""
+    return pydyf.Stream([compressed], {"Filter": "/FlateDecode"})
+
+
+def _to_unicode_cmap(entries: Sequence[tuple[int, str]]) -> bytes:
+    """The CMap that maps each glyph id (in order) back to its character (ISO 32000-1, 9.10.3)."""
     lines = [
         "/CIDInit /ProcSet findresource begin",
         "12 dict begin",
