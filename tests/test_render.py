@@ -259,6 +259,21 @@ def test_identical_bytes_in_another_process_with_another_hash_seed() -> None:
     assert other == render_application(app)
 
 
+def test_font_embeddings_kept_from_earlier_renditions_give_the_same_bytes_as_fresh_ones() -> None:
+    app, other = _application(), _application(external_id="fc-2025-QX", form={"feld": "Ǆemal Ŧ"})
+    script = (
+        "import sys; from hub.models import Application; from hub.render import render_application; "
+        "sys.stdout.buffer.write(render_application(Application.model_validate_json(sys.stdin.read()), "
+        f"{LABELS!r}))"
+    )
+    fresh = subprocess.run(  # a new process: every font embedding is made for this document
+        [sys.executable, "-c", script], input=app.model_dump_json().encode(), capture_output=True, check=True
+    ).stdout
+    first = render_application(app, LABELS)
+    render_application(other, LABELS)  # other glyph sets in between
+    assert render_application(app, LABELS) == first == fresh
+
+
 def test_different_application_gives_different_bytes() -> None:
     app = _application()
     changed = _application(form={**app.form, "jagdschein_art": "Tagesjagdschein"})
