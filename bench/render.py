@@ -7,13 +7,20 @@ combining marks), each application a different one. The first rendition (imports
 reported on its own; the figures are the process CPU time (user + system, ``time.process_time``) of
 each rendition after it, so they hold on a shared machine where wall-clock time does not.
 
+Then the same applications go through the hub's render process hop as the pipeline makes it (a helper
+process of ``hub.processes.helper_pool``, the application as JSON): the CPU the helper spends per
+rendition (rendition + unpacking the request + packing the PDF) and the CPU this process (the hub's side:
+JSON, pool, pipes, threads) spends per rendition, both from /proc.
+
     .venv/bin/python -m bench.render [--count 200] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
+import multiprocessing
 import statistics
 import sys
 import time
@@ -24,6 +31,7 @@ from pypdf import PdfReader
 
 from bench.e2e import BIRTH_DAYS, FAMILY, GIVEN, MAPPING, PLACES
 from bench.figures import Figure, add_json_option, write
+from bench.intake import process_cpu_seconds
 from hub.mapping import load_mapping
 from hub.models import Address, Application, Attachment, Identity, Party, TrustLevel
 
@@ -94,6 +102,42 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
+def hop(
+    apps: Sequence[Application], titles: Sequence[str | None], labels: dict[str, str]
+) -> tuple[float, float]:
+    """(helper, hub side) CPU ms per rendition through a render helper process, after a warm-up."""
+    warm = min(20, len(apps) // 2)
+    times: dict[str, float] = {}
+
+    async def run() -> None:
+        from hub.processes import helper_pool
+        from hub.render import render_application_json
+
+        pool = helper_pool(1)
+        loop = asyncio.get_running_loop()
+
+        async def render(app: Application, title: str | None) -> None:
+            # As hub.pipeline does it: the application as JSON, labels and title as they are.
+            request = app.model_dump_json()
+            await loop.run_in_executor(pool, render_application_json, request, labels, title)
+
+        try:
+            for app, title in zip(apps[:warm], titles[:warm], strict=True):
+                await render(app, title)  # starts the helper, loads its fonts
+            (helper,) = [child.pid for child in multiprocessing.active_children() if child.pid]
+            helper_before, hub_before = process_cpu_seconds(helper), time.process_time()
+            for app, title in zip(apps[warm:], titles[warm:], strict=True):
+                await render(app, title)
+            times["helper"] = process_cpu_seconds(helper) - helper_before
+            times["hub"] = time.process_time() - hub_before
+        finally:
+            pool.shutdown()
+
+    asyncio.run(run())
+    count = len(apps) - warm
+    return times["helper"] * 1000 / count, times["hub"] * 1000 / count
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Render, measure, print; write the figures with --json."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -123,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes.append(len(pdf))
     pages = len(PdfReader(io.BytesIO(first)).pages)
 
+    helper_ms, hub_ms = hop(apps, titles, labels)
+
     mean, p95 = statistics.fmean(cpu_ms), percentile(cpu_ms, 0.95)
     size_kb = statistics.fmean(sizes) / 1000
     print(f"PDF rendition of {args.count} applications (jagd-und-fischerei mapping, 2 attachments listed)")
@@ -130,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  CPU per application, mean:              {mean:8.2f} ms   (target <= {TARGET_MS:g} ms)")
     print(f"  CPU per application, p95:               {p95:8.2f} ms")
     print(f"  output size, mean:                      {size_kb:8.1f} kB   ({pages} page(s) each)")
+    print(f"  through a render process, helper CPU:   {helper_ms:8.2f} ms per rendition")
+    print(f"  through a render process, hub's CPU:    {hub_ms:8.2f} ms per rendition")
     if args.json:
         note = "process CPU time, in-process; machine shared"
         write(
@@ -160,6 +208,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                     note=note,
                 ),
                 Figure("render: PDF size", size_kb, "kB", target=None, better="lower"),
+                Figure(
+                    "render: helper process CPU per rendition",
+                    helper_ms,
+                    "ms",
+                    target=None,
+                    better="lower",
+                    note="/proc of the helper; machine shared",
+                ),
+                Figure(
+                    "render: hub's CPU per rendition in a helper",
+                    hub_ms,
+                    "ms",
+                    target=None,
+                    better="lower",
+                    note="JSON, pool, pipes, threads; machine shared",
+                ),
             ],
         )
     return 0
