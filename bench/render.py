@@ -8,7 +8,7 @@ reported on its own; the figures are the process CPU time (user + system, ``time
 each rendition after it, so they hold on a shared machine where wall-clock time does not.
 
 Then the same applications go through the hub's render process hop as the pipeline makes it (a helper
-process of ``hub.processes.helper_pool``, the application as JSON): the CPU the helper spends per
+process of ``hub.render_helpers.RenderProcesses``, the application as JSON): the CPU the helper spends per
 rendition (rendition + unpacking the request + packing the PDF) and the CPU this process (the hub's side:
 JSON, pool, pipes, threads) spends per rendition, both from /proc.
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import multiprocessing
 import statistics
 import sys
 import time
@@ -110,28 +109,21 @@ def hop(
     times: dict[str, float] = {}
 
     async def run() -> None:
-        from hub.processes import helper_pool
-        from hub.render import render_application_json
+        from hub.render_helpers import RenderProcesses
 
-        pool = helper_pool(1)
-        loop = asyncio.get_running_loop()
-
-        async def render(app: Application, title: str | None) -> None:
-            # As hub.pipeline does it: the application as JSON, labels and title as they are.
-            request = app.model_dump_json()
-            await loop.run_in_executor(pool, render_application_json, request, labels, title)
-
+        helpers = RenderProcesses(1)
         try:
+            # As hub.pipeline does it: the application as JSON, labels and title as they are.
             for app, title in zip(apps[:warm], titles[:warm], strict=True):
-                await render(app, title)  # starts the helper, loads its fonts
-            (helper,) = [child.pid for child in multiprocessing.active_children() if child.pid]
+                await helpers.render(app.model_dump_json(), labels, title)  # starts the helper, loads fonts
+            (helper,) = helpers.pids()
             helper_before, hub_before = process_cpu_seconds(helper), time.process_time()
             for app, title in zip(apps[warm:], titles[warm:], strict=True):
-                await render(app, title)
+                await helpers.render(app.model_dump_json(), labels, title)
             times["helper"] = process_cpu_seconds(helper) - helper_before
             times["hub"] = time.process_time() - hub_before
         finally:
-            pool.shutdown()
+            await helpers.close()
 
     asyncio.run(run())
     count = len(apps) - warm
@@ -222,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "ms",
                     target=None,
                     better="lower",
-                    note="JSON, pool, pipes, threads; machine shared",
+                    note="JSON and pipes; machine shared",
                 ),
             ],
         )

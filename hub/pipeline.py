@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -65,8 +64,8 @@ from hub.models import (
     ReceiptKind,
     TrustLevel,
 )
-from hub.processes import helper_pool
 from hub.rejections import RejectionCode
+from hub.render_helpers import RenderProcesses
 from hub.resubmission import ChangedResend, content_fingerprint
 from hub.routes import Router
 
@@ -106,7 +105,7 @@ class Pipeline:
         self.metrics = metrics
         self.mappings = mappings or {}
         self.render_processes = render_processes
-        self._render_pool: ProcessPoolExecutor | None = None
+        self._render_helpers: RenderProcesses | None = None
         bus.handle(IDENTIFY, self.identify)
         bus.handle(MAP, self.map)
         bus.handle(REMAP, self.map)
@@ -557,7 +556,7 @@ class Pipeline:
 
     async def _render(self, app: Application, mapping: MappingFile, file_number: str | None) -> str:
         """The PDF rendition of the application, stored as a blob; returns its reference."""
-        from hub.render import render_application, render_application_json  # loads the fonts lazily
+        from hub.render import render_application  # loads the fonts lazily
 
         form = {k: v for k, v in app.form.items() if k not in mapping.spec.hidden}
         shown = app.model_copy(update={"file_number": file_number or app.file_number, "form": form})
@@ -566,22 +565,19 @@ class Pipeline:
         if self.render_processes <= 0:
             pdf = await asyncio.to_thread(render_application, shown, labels, title)
         else:
-            # A rendition costs ~5 ms of CPU (bench/render.py), all of it holding the GIL. In a process
+            # A rendition costs ~3 ms of CPU (bench/render.py), all of it holding the GIL. In a process
             # of its own it uses another core and never holds this interpreter's lock against intake.
-            if self._render_pool is None:
-                self._render_pool = helper_pool(self.render_processes)
-            loop = asyncio.get_running_loop()
-            pdf = await loop.run_in_executor(
-                self._render_pool, render_application_json, shown.model_dump_json(), labels, title
-            )
+            if self._render_helpers is None:
+                self._render_helpers = RenderProcesses(self.render_processes)
+            pdf = await self._render_helpers.render(shown.model_dump_json(), labels, title)
         info = await self.blobs.write_bytes(pdf)
         return info.ref
 
     async def close(self) -> None:
         """Stop the rendering processes."""
-        if self._render_pool is not None:
-            pool, self._render_pool = self._render_pool, None
-            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+        if self._render_helpers is not None:
+            helpers, self._render_helpers = self._render_helpers, None
+            await helpers.close()
 
     def _akte_holder(self, route: RouteConfig) -> Sink[Any] | None:
         """The route's first target that can tell an existing Akte's number, if its mapping has an Akte."""
