@@ -1,38 +1,25 @@
 """Helper processes the hub starts (PDF rendition): they end with the hub, however the hub ends.
 
-A clean stop shuts the pools down. A SIGKILL gives the hub no chance to, and a pool worker blocked on its
-task queue would wait forever (each one holding ~120 MB). So every helper process asks the kernel, as
+A clean stop ends the helpers. A SIGKILL gives the hub no chance to, and a helper busy with (or stuck
+in) a long rendition would go on alone (each one holding ~120 MB). So every helper process asks the kernel, as
 the first thing it does, to kill it when its parent dies (Linux ``PR_SET_PDEATHSIG``), then checks the
 parent is still the one that started it: had the parent died before the request was made, no signal
 would ever come. Where ``prctl`` does not exist, a thread in the helper watches its parent instead.
 
-``PR_SET_PDEATHSIG`` fires when the *thread* that started the child ends. Pool workers are started by
-``submit`` in the caller's thread — the hub's event loop thread, which lives as long as the hub.
+``PR_SET_PDEATHSIG`` fires when the *thread* that started the child ends. Render helpers
+(`hub.render_helpers`) are started by the hub's event loop thread, which lives as long as the hub.
 """
 
 from __future__ import annotations
 
 import ctypes
-import multiprocessing
 import os
 import signal
 import sys
 import threading
-from concurrent.futures import ProcessPoolExecutor
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _PARENT_POLL_SECONDS = 1.0
-
-
-def helper_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of `workers` helper processes (fresh interpreters) that die with this process."""
-    return ProcessPoolExecutor(
-        max_workers=workers,
-        # spawn: a fresh interpreter, not a fork of a process with running threads and open sockets.
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=init_helper,
-        initargs=(os.getpid(),),
-    )
 
 
 def init_helper(parent_pid: int) -> None:
