@@ -49,7 +49,11 @@ class _Helper:
 
     @classmethod
     async def start(cls) -> _Helper:
-        code = f"from hub.render_helpers import serve; serve({os.getpid()})"
+        # The hub's own import path, as multiprocessing's spawn hands it on: hub imports in the helper
+        # however the hub was started (installed, a checkout, PYTHONPATH).
+        code = (
+            f"import sys; sys.path[:] = {sys.path!r}; import hub.render_helpers as h; h.serve({os.getpid()})"
+        )
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-c", code, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
         )
