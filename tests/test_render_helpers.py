@@ -44,6 +44,19 @@ async def test_a_helper_renders_the_same_bytes_as_the_hub_itself() -> None:
     assert pdf == again == render_application(app, LABELS, "Antrag auf einen Jagdschein")
 
 
+async def test_a_long_application_and_its_pdf_pass_the_pipes_whole() -> None:
+    # Far more than a pipe buffer (64 kB) each way: the request and the PDF travel in many pieces.
+    form = {f"f{i:04d}": f"Antwort {i} " + "mit Begründung " * (i % 40) for i in range(1500)}
+    app = _application(form=form)
+    helpers = RenderProcesses(1)
+    try:
+        pdf = await helpers.render(app.model_dump_json(), LABELS, None)
+    finally:
+        await helpers.close()
+    assert len(app.model_dump_json()) > 200_000 and len(pdf) > 200_000
+    assert pdf == render_application(app, LABELS)
+
+
 async def test_renditions_run_side_by_side_in_at_most_the_configured_helpers() -> None:
     apps = [_application(external_id=f"fc-{n}") for n in range(6)]
     helpers = RenderProcesses(2)
