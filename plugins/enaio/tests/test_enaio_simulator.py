@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,11 @@ import aiohttp
 import pytest
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 from enaio_helpers import PASSWORD, USER, Enaio
-from hub_enaio.simulator import CatalogueError, load_catalogue, make_app
+from hub_enaio.simulator import CatalogueError, load_catalogue, make_app, staging
 from hub_enaio.simulator.app import part_names
 from hub_enaio.simulator.query import QueryError, parse_statement
 from hub_enaio.simulator.search import like
+from hub_enaio.simulator.staging import StagingFile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -191,6 +194,42 @@ async def test_a_large_upload_is_stored_whole_and_hashed_only_when_asked(
     assert "sha256" not in vars(stored.content)  # not taken while the upload streamed in
     assert stored.content.sha256 == hashlib.sha256(content).hexdigest()
     assert hashlib.sha256(stored.content.path.read_bytes()).hexdigest() == stored.content.sha256
+
+
+async def test_an_upload_is_written_in_order_on_another_thread_than_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writers: set[int] = set()
+    writev = os.writev
+
+    def watched(fd: int, buffers: Any) -> int:  # the real writev, noting which thread called it
+        writers.add(threading.get_ident())
+        return writev(fd, buffers)
+
+    monkeypatch.setattr(staging.os, "writev", watched)
+    path = tmp_path / "upload"
+    file = StagingFile(path)
+    pieces = [bytes([i % 251]) * (3 * 2**20 + i) for i in range(12)]  # ~36 MiB: several batches
+    for piece in pieces:
+        await file.write(piece)
+    await file.close()
+    assert path.read_bytes() == b"".join(pieces)
+    assert writers and threading.get_ident() not in writers
+
+
+async def test_an_upload_refused_past_the_limit_after_batches_went_to_the_thread_leaves_no_file(
+    enaio: Enaio, http: aiohttp.ClientSession
+) -> None:
+    enaio.state.knobs.max_content_bytes = 20 * 2**20
+    akte = await folder(http, enaio)
+    document = properties("Anlage", akte, Titel="T")
+    document["objects"][0]["contentStreams"] = [{"cid": "cid_doc1", "fileName": "plan.pdf"}]
+    content = b"p" * (30 * 2**20)
+    status, answer = await call(
+        http, "POST", enaio.url + "/api/dms/objects", data=document_upload(document, content)
+    )
+    assert status == 413 and "content larger than" in answer["message"]
+    assert list(enaio.state.content_dir.iterdir()) == []
 
 
 async def test_search_statements_are_parsed_strictly(enaio: Enaio, http: aiohttp.ClientSession) -> None:

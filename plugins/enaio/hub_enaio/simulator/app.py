@@ -8,7 +8,6 @@ authenticated by Basic gets a new session cookie, as enaio's servlet container h
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -37,6 +36,7 @@ from .catalogue import Catalogue, ObjectType, load_catalogue
 from .query import QueryError, parse_statement
 from .rendition import text_rendition
 from .search import bind, properties, run
+from .staging import StagingFile
 from .state import TRAY, EnaioState, Knobs, NewObject, ObjectUpdate, Refused, StagedContent, StoredObject
 
 STATE = web.AppKey("enaio_simulator_state", EnaioState)
@@ -48,7 +48,6 @@ SERVER_VERSION = "enaio 11.0 (Aktenhub simulator)"
 # Uploaded content is read in pieces of this size: a quarter of what the loop might buffer at a time,
 # four times fewer rounds through the multipart reader than 64 KiB (each round copies its window).
 CHUNK = 256 * 1024
-LET_GO_EVERY = 8 * 1024 * 1024  # bytes of an upload's file between two `_let_go`s
 MAX_JSON = 1024**2  # bytes of a JSON body or `data` part
 MAX_ITEMS = 1000
 SEARCH_KEYS = frozenset(
@@ -181,19 +180,17 @@ def part_names(header: str | None) -> tuple[str | None, str | None]:
 
 async def _stage(part: BodyPartReader, state: EnaioState, name: str, file_name: str | None) -> StagedContent:
     path = state.staging_path()
-    size = dropped = 0
+    size = 0
+    file = StagingFile(path)
     try:
-        with path.open("wb") as f:
-            while chunk := await part.read_chunk(CHUNK):
-                size += len(chunk)
-                if size > state.knobs.max_content_bytes:
-                    raise Refused(f"content larger than {state.knobs.max_content_bytes} bytes", 413)
-                f.write(chunk)
-                if size - dropped >= 2 * LET_GO_EVERY:
-                    # Written out and out of memory as it goes: a large upload's pages do not pile up
-                    # dirty in the page cache of the machine the simulator shares with the hub.
-                    dropped = _let_go(f.fileno(), dropped)
+        while chunk := await part.read_chunk(CHUNK):
+            size += len(chunk)
+            if size > state.knobs.max_content_bytes:
+                raise Refused(f"content larger than {state.knobs.max_content_bytes} bytes", 413)
+            await file.write(chunk)
+        await file.close()
     except BaseException:
+        file.abort()
         path.unlink(missing_ok=True)
         raise
     return StagedContent(
@@ -204,14 +201,6 @@ async def _stage(part: BodyPartReader, state: EnaioState, name: str, file_name: 
         size=size,
         path=path,
     )
-
-
-def _let_go(fd: int, start: int) -> int:
-    """Drop the written window at `start` from the page cache, start writing out the next; its end."""
-    # POSIX_FADV_DONTNEED starts the write-out of dirty pages in its range and drops the clean ones:
-    # the window written out at the last call goes, the one after it starts on its way to disk.
-    os.posix_fadvise(fd, start, 2 * LET_GO_EVERY, os.POSIX_FADV_DONTNEED)
-    return start + LET_GO_EVERY
 
 
 async def _read_multipart(request: web.Request, state: EnaioState, staged: dict[str, StagedContent]) -> Any:
