@@ -42,7 +42,7 @@ class StagingFile:
         if self._batch:
             await self._hand_over()
         if self._job is not None:
-            await self._job
+            await self._wait()
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
@@ -61,9 +61,15 @@ class StagingFile:
 
     async def _hand_over(self) -> None:
         if self._job is not None:
-            await self._job
+            await self._wait()
         batch, self._batch, self._batched = self._batch, [], 0
         self._job = asyncio.get_running_loop().run_in_executor(None, self._write, batch)
+
+    async def _wait(self) -> None:
+        assert self._job is not None
+        # Shielded: a cancelled request must not mark the batch done while the thread still writes
+        # it (`abort` closes the file only once the thread is through with it).
+        await asyncio.shield(self._job)
 
     def _write(self, batch: list[bytes]) -> None:
         fd = self._fd
