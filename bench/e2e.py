@@ -60,6 +60,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bench.figures import Figure, add_json_option, write
+from bench.loadgen import closed_loop, open_loop, read_response
 from bench.scratch import run_in_scratch
 
 FORMCYCLE_TOKEN_ENV = "FORMCYCLE_TOKEN"
@@ -542,66 +543,21 @@ class _Load:
     async def closed_loop(self) -> None:
         """`count` submissions from `concurrency` connections, each sending when its last is answered."""
         spec = self.spec
-        next_n = iter(range(spec.count))
-        end = spec.start_at + spec.deadline
-
-        async def connection() -> None:
-            for n in next_n:
-                if time.monotonic() > end:
-                    return
-                await self.send(n, time.monotonic())
-
-        await asyncio.gather(*(connection() for _ in range(spec.concurrency)))
+        await closed_loop(self.send, spec.count, spec.concurrency, spec.start_at + spec.deadline)
 
     async def open_loop(self) -> None:
         """`rate` submissions per second for `duration` seconds, each sent on schedule."""
         spec = self.spec
-        total = int(spec.rate * spec.duration)
-        interval = 1.0 / spec.rate
-        t0 = time.monotonic()
-        running: set[asyncio.Task[None]] = set()
-        for n in range(total):
-            scheduled = t0 + n * interval
-            delay = scheduled - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            # Sent on schedule whatever earlier requests are doing: time counts from `scheduled`.
-            task = asyncio.create_task(self.send(n, scheduled))
-            running.add(task)
-            task.add_done_callback(running.discard)
-        if running:
-            _, pending = await asyncio.wait(running, timeout=max(1.0, spec.deadline - spec.duration))
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        unanswered = await open_loop(self.send, spec.rate, spec.duration, spec.deadline - spec.duration)
+        if unanswered:
             errors = self.result.errors
-            for _ in pending:
-                errors["unanswered at deadline"] = errors.get("unanswered at deadline", 0) + 1
+            errors["unanswered at deadline"] = errors.get("unanswered at deadline", 0) + unanswered
 
     def close(self) -> None:
         """Close the idle connections."""
         for connections in self.idle.values():
             for _, writer, _ in connections:
                 writer.close()
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
-    """One HTTP/1.1 response (Content-Length or chunked): (status, body, connection kept alive)."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    headers = {
-        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
-    }
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        chunks = []
-        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-            chunks.append((await reader.readexactly(size + 2))[:-2])
-        await reader.readuntil(b"\r\n")
-        body = b"".join(chunks)
-    else:
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return status, body, headers.get("connection", "").lower() != "close"
 
 
 # -- reading the outcome --------------------------------------------------------------------------------

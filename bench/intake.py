@@ -45,6 +45,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.loadgen import closed_loop, open_loop
 from bench.scratch import run_in_scratch
 
 FORMCYCLE_TOKEN_ENV = "FORMCYCLE_TOKEN"
@@ -325,40 +326,19 @@ async def _send(
 
 
 async def _closed_loop(session: aiohttp.ClientSession, spec: LoadSpec, result: LoadResult) -> None:
-    next_n = iter(range(spec.count))
-    end = spec.start_at + spec.deadline
+    async def send(n: int, now: float) -> None:
+        await _send(session, spec, n, now, result)
 
-    async def connection() -> None:
-        for n in next_n:
-            if time.monotonic() > end:
-                return
-            now = time.monotonic()
-            await _send(session, spec, n, now, result)
-
-    await asyncio.gather(*(connection() for _ in range(spec.concurrency)))
+    await closed_loop(send, spec.count, spec.concurrency, spec.start_at + spec.deadline)
 
 
 async def _open_loop(session: aiohttp.ClientSession, spec: LoadSpec, result: LoadResult) -> None:
-    total = int(spec.rate * spec.duration)
-    interval = 1.0 / spec.rate
-    t0 = time.monotonic()
-    running: set[asyncio.Task[None]] = set()
-    for n in range(total):
-        scheduled = t0 + n * interval
-        delay = scheduled - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        # Sent on schedule whatever earlier requests are doing: latency counts from `scheduled`.
-        task = asyncio.create_task(_send(session, spec, n, scheduled, result))
-        running.add(task)
-        task.add_done_callback(running.discard)
-    if running:
-        _, pending = await asyncio.wait(running, timeout=max(1.0, spec.deadline - spec.duration))
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        for _ in pending:
-            result.errors["unanswered at deadline"] = result.errors.get("unanswered at deadline", 0) + 1
+    async def send(n: int, scheduled: float) -> None:
+        await _send(session, spec, n, scheduled, result)
+
+    unanswered = await open_loop(send, spec.rate, spec.duration, spec.deadline - spec.duration)
+    if unanswered:
+        result.errors["unanswered at deadline"] = result.errors.get("unanswered at deadline", 0) + unanswered
 
 
 # -- phases ------------------------------------------------------------------------------------------

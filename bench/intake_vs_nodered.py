@@ -48,6 +48,7 @@ from bench.intake import (
     process_cpu_seconds,
     write_config,
 )
+from bench.loadgen import read_response
 from bench.scratch import run_in_scratch
 
 NODERED = Path(__file__).resolve().parent / "nodered"
@@ -242,7 +243,7 @@ async def _send_all(load: Load, requests: list[bytes]) -> LoadOutcome:
                 assert reader is not None
                 try:
                     writer.write(request)
-                    status, keep = await asyncio.wait_for(_response(reader), REQUEST_TIMEOUT)
+                    status, _, keep = await asyncio.wait_for(read_response(reader), REQUEST_TIMEOUT)
                 except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
                     outcome.errors[type(exc).__name__] = outcome.errors.get(type(exc).__name__, 0) + 1
                     writer.close()
@@ -260,23 +261,6 @@ async def _send_all(load: Load, requests: list[bytes]) -> LoadOutcome:
     await asyncio.gather(*(connection() for _ in range(load.concurrency)))
     outcome.wall_seconds = time.monotonic() - started
     return outcome
-
-
-async def _response(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    """Read one HTTP/1.1 response (Content-Length or chunked); (status, connection kept alive)."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    headers = {
-        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
-    }
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-            await reader.readexactly(size + 2)
-        await reader.readuntil(b"\r\n")
-    else:
-        await reader.readexactly(int(headers.get("content-length", "0")))
-    return status, headers.get("connection", "").lower() != "close"
 
 
 def _pin_load(cpus: str) -> None:
