@@ -390,6 +390,28 @@ def write_figures(path: Path, result: dict[str, Any]) -> None:
                 note=f"{size} XTA -> Enaio; {machine}",
             ),
             Figure(
+                "large: fetch phase",
+                result["fetch_seconds"],
+                "s",
+                target=None,
+                better="lower",
+                note=(
+                    f"XTA -> blob store until the intake's commit; hub "
+                    f"{result['fetch_cpu_seconds_per_gb']['hub']} CPU s/GB"
+                ),
+            ),
+            Figure(
+                "large: upload phase",
+                result["upload_seconds"],
+                "s",
+                target=None,
+                better="lower",
+                note=(
+                    f"map + upload into Enaio; Enaio simulator "
+                    f"{result['upload_cpu_seconds_per_gb']['enaio']} CPU s/GB"
+                ),
+            ),
+            Figure(
                 "large: hub memory growth",
                 result["hub_rss_growth_mb"],
                 "MB",
