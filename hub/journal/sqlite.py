@@ -203,9 +203,9 @@ class SqliteJournal(SqlJournal):
         self._start_threads(conn)
 
     def _start_threads(self, conn: SqliteTx) -> None:
-        # Each operation of a group runs in a SAVEPOINT, whose undo records (the statement journal)
-        # SQLite spills to a temporary file past 64 KiB, which one intake's ~20 pages exceed: ~45
-        # pwrite calls per intake to a file that is deleted unread. In memory they cost a page copy.
+        # A group run again with a SAVEPOINT per operation (after one failed) keeps undo records (the
+        # statement journal) that SQLite spills to a temporary file past 64 KiB, which one intake's ~20
+        # pages exceed: ~45 pwrite calls per intake to a file deleted unread. In memory: a page copy.
         # Only the savepoints' undo records and temporary tables move to memory: the commit's
         # durability is the write-ahead log's, unchanged (synchronous=FULL).
         conn.execute("PRAGMA temp_store=MEMORY")
