@@ -336,11 +336,10 @@ class BlobStore(HoldingStore):
 
     def path(self, ref: str) -> Path:
         """The file holding a blob's content (the core's own business: connectors see `Blobs`)."""
-        digest = digest_of(ref)
-        return self.root / digest[:2] / digest[2:4] / digest
+        return Path(self._path_of(digest_of(ref)))
 
     def _path_of(self, digest: str) -> str:
-        """`path` of a digest this store computed itself (no need to check it again): a string."""
+        """Where a digest's content lives (the one layout), a string for the committer's os calls."""
         return f"{self._root}/{digest[:2]}/{digest[2:4]}/{digest}"
 
     def stored(self, ref: str) -> bool:
