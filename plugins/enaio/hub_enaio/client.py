@@ -214,31 +214,28 @@ async def _multipart(data: Any, files: Sequence[tuple[str, Upload, bool]], blobs
     one socket write, and again as it is if the request is repeated (a new session). Otherwise each
     request gets a fresh writer that streams the files from the blob store.
     """
-    if all(upload.buffered for _, upload, _ in files):
-        contents = [await blobs.read_bytes(upload.blob) for _, upload, _ in files]
-        writer = aiohttp.MultipartWriter("form-data")
-        writer.append_json(data).set_content_disposition("form-data", name="data")
-        for (name, upload, with_id), content in zip(files, contents, strict=True):
-            part = aiohttp.payload.BytesPayload(content, content_type=upload.media_type)
-            _name_file_part(part, upload, name)
-            if with_id:
-                part.headers["Content-ID"] = name
-            writer.append_payload(part)
-        body = await writer.as_bytes()
-        content_type = writer.content_type
-        return lambda: aiohttp.payload.BytesPayload(body, content_type=content_type)
 
-    def streamed() -> aiohttp.MultipartWriter:
+    def build(contents: Sequence[bytes] | None) -> aiohttp.MultipartWriter:
+        # contents: the files' bytes, read beforehand; None: each streamed from the blob store as sent
         writer = aiohttp.MultipartWriter("form-data")
         writer.append_json(data).set_content_disposition("form-data", name="data")
-        for name, upload, with_id in files:
-            part = _file_part(upload, blobs, name)
+        for i, (name, upload, with_id) in enumerate(files):
+            part: aiohttp.payload.Payload
+            if contents is None:
+                part = _file_part(upload, blobs, name)
+            else:
+                part = aiohttp.payload.BytesPayload(contents[i], content_type=upload.media_type)
+                _name_file_part(part, upload, name)
             if with_id:
                 part.headers["Content-ID"] = name
             writer.append_payload(part)
         return writer
 
-    return streamed
+    if all(upload.buffered for _, upload, _ in files):
+        built = build([await blobs.read_bytes(upload.blob) for _, upload, _ in files])
+        body, content_type = await built.as_bytes(), built.content_type
+        return lambda: aiohttp.payload.BytesPayload(body, content_type=content_type)
+    return lambda: build(None)
 
 
 def _fields(values: Mapping[str, str]) -> dict[str, dict[str, str]]:
