@@ -96,6 +96,7 @@ async def move_installation(source: HubConfig, target: HubConfig, say: Callable[
     old_files, new_files = open_blobs(source.blobs), open_blobs(target.blobs)
     await old.open()
     try:
+        await old_files.open()  # a directory store may first move into its current layout
         await new.open()
         try:
             await new_files.open()

@@ -108,6 +108,39 @@ async def test_rename_lost_in_a_crash_is_finished_on_recovery(tmp_path: Path) ->
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
+async def test_content_lives_one_directory_level_below_the_root(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    info = await store.write_bytes(b"one level")
+    assert store.path(info.ref) == tmp_path / info.sha256[:2] / info.sha256
+    assert store.path(info.ref).read_bytes() == b"one level"
+    await store.close()
+
+
+async def test_a_store_in_the_two_level_layout_is_moved_over_when_opened(tmp_path: Path) -> None:
+    contents = [f"kept before the layout changed {n}".encode() for n in range(20)]
+    digests = [hashlib.sha256(c).hexdigest() for c in contents]
+    for n, (content, digest) in enumerate(zip(contents, digests, strict=True)):
+        # The first one as a crash half-way through the move leaves it: already in its new place.
+        place = tmp_path / digest[:2] if n == 0 else tmp_path / digest[:2] / digest[2:4]
+        place.mkdir(parents=True, exist_ok=True)
+        (place / digest).write_bytes(content)
+    store = BlobStore(tmp_path)
+    await store.open()
+    for content, digest in zip(contents, digests, strict=True):
+        assert await store.read_bytes(f"sha256:{digest}") == content
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == sorted(
+        [f"{d[:2]}/{d}" for d in digests] + ["LAYOUT"]
+    )
+    assert await store.usage() == (20, sum(len(c) for c in contents))
+    assert sorted(await store.unreferenced_candidates(older_than=2**40)) == sorted(digests)
+    # Opened again (the marker says the move is done): nothing to move, everything still there.
+    again = BlobStore(tmp_path)
+    await again.open()
+    assert await again.usage() == (20, sum(len(c) for c in contents))
+    await store.close()
+    await again.close()
+
+
 async def test_concurrent_writes_of_one_content_store_it_once(tmp_path: Path) -> None:
     store = BlobStore(tmp_path)
     big = b"x" * (600 * 1024)  # spooled to a temporary file

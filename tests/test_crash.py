@@ -412,7 +412,7 @@ def missing_blobs(db: Path, blobs: Path) -> list[str]:
         files = [*doc["attachments"], *([doc["original"]] if doc.get("original") else [])]
         for f in files:
             digest = f["blob"].removeprefix("sha256:")
-            path = blobs / digest[:2] / digest[2:4] / digest
+            path = blobs / digest[:2] / digest
             try:
                 actual = hashlib.sha256(path.read_bytes()).hexdigest()
             except FileNotFoundError:

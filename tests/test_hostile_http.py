@@ -24,6 +24,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from hub import ConnectorConfig, IntakeFunc, Manifest, Source, WebhookRoute
+from hub.blobs.local import LAYOUT_MARKER
 from hub.hookspecs import hookimpl
 from hub.journal import ApplicationFilter
 from hub.testing import fakes
@@ -1222,7 +1223,10 @@ def files_of(hub: RunningHub) -> set[Path]:
     """Every file under the blob store and the journal's directory (temporary ones included)."""
     roots = {hub.hub.blobs.root, Path(str(hub.hub.config.hub.store).removeprefix("sqlite:///")).parent}
     return {
-        p for root in roots for p in root.rglob("*") if p.is_file() and not p.name.startswith("journal.db")
+        p
+        for root in roots
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith("journal.db") and p.name != LAYOUT_MARKER
     }
 
 

@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from hub import BadSubmission, ConnectorConfig, IntakeFunc, Manifest, Source, We
 from hub.hookspecs import hookimpl
 from hub.journal import ApplicationFilter
 from hub.testing import RunningHub
+from hub.testing.harness import blob_files
 
 TOKEN = "fc-test-token-0123456789abcdef"
 BOUNDARY = "fcB0undary"
@@ -42,11 +42,6 @@ async def start(hub_factory: Any, *, server: dict[str, Any] | None = None, **for
         server={"listen": "127.0.0.1:0", **(server or {})},
     )
     return running
-
-
-def blob_files(running: RunningHub) -> list[Path]:
-    """Every file in the blob store, temporary ones included."""
-    return sorted(p for p in running.hub.blobs.root.rglob("*") if p.is_file())
 
 
 async def applications(running: RunningHub) -> int:
@@ -92,7 +87,7 @@ async def test_chunked_body_over_max_body_is_refused_and_leaves_nothing(hub_fact
     assert status == 413, answer
     assert str(MiB) in answer["error"]
     assert await applications(running) == 0
-    assert blob_files(running) == []
+    assert blob_files(running.hub.blobs.root) == []
     metrics = (await running.get("/metrics"))[1]
     assert 'aktenhub_intake_refused_total{source="formcycle",status="413"} 1.0' in metrics
 
@@ -121,7 +116,7 @@ async def test_stalled_body_is_refused_with_408_and_leaves_nothing(hub_factory: 
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert b"stalled" in answer
     assert await applications(running) == 0
-    assert blob_files(running) == []
+    assert blob_files(running.hub.blobs.root) == []
 
 
 async def test_slow_request_headers_are_cut_off(hub_factory: Any) -> None:
@@ -165,7 +160,8 @@ async def test_client_gone_mid_upload_costs_one_warning_and_leaves_nothing(
     await running.wait_for(lambda: running.hub.blobs.stored(stored), 10, "the first file to be stored")
     writer.close()  # mid-upload
     await running.wait_for(gone, 10, "the disconnect to be logged")
-    await running.wait_for(lambda: blob_files(running) == [], 10, "the intake's files to be removed")
+    root = running.hub.blobs.root
+    await running.wait_for(lambda: blob_files(root) == [], 10, "the intake's files to be removed")
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [r.getMessage() for r in loud] == [gone()[0].getMessage()]
     assert loud[0].exc_info is None
@@ -210,7 +206,7 @@ async def test_a_source_route_refusing_after_storing_leaves_no_file(hub_factory:
     status, answer = await running.post("/intake/up/upload", data=b"%PDF-1.4 " + b"u" * 400_000)
     assert status == 400, answer
     assert "wanting" in answer["error"]
-    assert blob_files(running) == []
+    assert blob_files(running.hub.blobs.root) == []
 
 
 async def test_a_source_route_reads_at_most_max_body(hub_factory: Any) -> None:
@@ -222,4 +218,4 @@ async def test_a_source_route_reads_at_most_max_body(hub_factory: Any) -> None:
 
     status, answer = await running.post("/intake/up/upload", data=body())
     assert status == 413, answer
-    assert blob_files(running) == []
+    assert blob_files(running.hub.blobs.root) == []

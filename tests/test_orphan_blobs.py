@@ -13,6 +13,7 @@ import pytest
 from hub.blobs import BlobStore
 from hub.journal import ApplicationFilter
 from hub.testing import RunningHub, make_application
+from hub.testing.harness import blob_files
 
 TOKEN = "fc-test-token-0123456789abcdef"
 BOUNDARY = "fcB0undary"
@@ -27,7 +28,7 @@ Listing = Callable[[RunningHub], list[str]]
 def blob_store(request: pytest.FixtureRequest) -> tuple[dict[str, Any], Listing]:
     """Hub settings for the local store or an S3 bucket (moto), and how to list what the store holds."""
     if request.param == "local":
-        return {}, lambda running: [str(p) for p in blob_files(running.hub.blobs)]  # type: ignore[arg-type]
+        return {}, lambda running: [str(p) for p in blob_files(running.hub.blobs.root)]
     bucket = request.getfixturevalue("s3_bucket")
     return {"blobs": bucket.url}, lambda _: bucket.keys() + bucket.open_uploads()
 
@@ -56,10 +57,6 @@ def body(*parts: tuple[str, bytes, str | None]) -> bytes:
         disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
         out += f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content + b"\r\n"
     return out + f"--{BOUNDARY}--\r\n".encode()
-
-
-def blob_files(store: BlobStore) -> list[Path]:
-    return sorted(p for p in store.root.rglob("*") if p.is_file())
 
 
 async def send(running: RunningHub, data: bytes) -> tuple[int, Any]:

@@ -159,7 +159,7 @@ async def test_purge_cli_removes_finished_payloads_keeps_live_ones_and_shared_fi
     before = blob_files(blobs_root)
     backdate(before, 2 * HOUR)  # written long ago, like the files of any application due for purging
     only_done = {
-        blobs_root / ref[7:9] / ref[9:11] / ref[7:]
+        blobs_root / ref[7:9] / ref[7:]
         for ref in [documents[done].original.blob, documents[done].attachments[1].blob, rendition]
     }
 

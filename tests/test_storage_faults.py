@@ -29,6 +29,7 @@ from hub.blobs import BlobStore
 from hub.held import HeldFilter
 from hub.journal import ApplicationFilter, SqliteJournal
 from hub.testing import RunningHub
+from hub.testing.harness import blob_files
 
 TOKEN = "fc-test-token-0123456789abcdef"
 BOUNDARY = "fcB0undary"
@@ -96,10 +97,6 @@ async def start(hub_factory: Any, **overrides: Any) -> RunningHub:
     return running
 
 
-def blob_files(running: RunningHub) -> list[Path]:
-    return sorted(p for p in running.hub.blobs.root.rglob("*") if p.is_file())
-
-
 async def applications(running: RunningHub) -> int:
     return len(await running.journal.list_applications(ApplicationFilter(), limit=1000))
 
@@ -120,7 +117,8 @@ async def assert_full_then_recovers(
     assert status == 503
     assert [p for p in ready["problems"] if p.startswith(f"storage full: {where}")], ready
     assert await applications(running) == 0
-    assert blob_files(running) == []  # nothing partial: the refused submission's files are gone
+    # Nothing partial: the refused submission's files are gone.
+    assert blob_files(running.hub.blobs.root) == []
     metrics = (await running.get("/metrics"))[1]
     assert "aktenhub_storage_full_total 1.0" in metrics
 

@@ -1,9 +1,15 @@
 """The local blob store: files streamed to disk in chunks, hashed on the way, size-limited.
 
-A blob is the file ``<root>/ab/cd/abcd...``. Content is written to a temporary file, synced, then
-renamed into place and synced again, so a blob reference that reached the journal always points at
-complete, durable content. Concurrent writes share their syncs (group commit, see `_DurableRenamer`).
-An attachment is never held in memory as a whole.
+A blob is the file ``<root>/ab/abcd...``: one directory level of 256, as git keeps its objects. Two
+levels (``ab/cd/``, 65 536 directories) made a young store create a directory for nearly every small
+blob, and a mkdir costs ext4 several times a file's create; ext4's hashed directories keep lookups fast
+with tens of thousands of files in one. A store in the older two-level layout is moved over when it
+is opened (`BlobStore.open`).
+
+Content is written to a temporary file, synced, then renamed into place, so a blob reference that
+reached the journal always points at complete, durable content (`_DurableRenamer` says why the rename
+needs no sync of its own). Concurrent writes share their syncs (group commit). An attachment is never
+held in memory as a whole.
 
 Nothing partial stays behind: the blobs an intake writes are held (`HoldingStore.holding`) and removed
 again unless the intake stores an application that references them (refused, duplicate, interrupted).
@@ -21,6 +27,7 @@ import errno
 import hashlib
 import io
 import itertools
+import logging
 import os
 import queue
 import secrets
@@ -44,11 +51,17 @@ from hub.blobs.base import (
 )
 from hub.errors import StorageFull
 
+log = logging.getLogger(__name__)
+
 SPOOL = 256 * 1024  # content up to this size is buffered, then written by the committer thread
 # Spooled content is handed to the disk every this many bytes while it streams in, so the sync at
 # commit waits for the last few MiB only, not for a whole 2 GB file written at disk speed afterwards.
 WRITE_OUT_EVERY = 8 * 1024 * 1024
 
+
+# The layout a store is in, written into LAYOUT_MARKER once the store holds nothing in an older one.
+LAYOUT = "sha256/ab/<hex>\n"
+LAYOUT_MARKER = "LAYOUT"
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -340,7 +353,7 @@ class BlobStore(HoldingStore):
 
     def _path_of(self, digest: str) -> str:
         """Where a digest's content lives (the one layout), a string for the committer's os calls."""
-        return f"{self._root}/{digest[:2]}/{digest[2:4]}/{digest}"
+        return f"{self._root}/{digest[:2]}/{digest}"
 
     def stored(self, ref: str) -> bool:
         """Whether the blob is stored (synchronously, for the core and tests)."""
@@ -368,7 +381,32 @@ class BlobStore(HoldingStore):
         return str(self.root)
 
     async def open(self) -> None:
-        """Nothing to get ready: the directory was made when the store was created."""
+        """Move a store kept in the older two-level layout into the one-level layout (once)."""
+        moved = await asyncio.to_thread(self._adopt_layout)
+        if moved:
+            log.info("moved %d files of the blob store %s into its one-level layout", moved, self.root)
+
+    def _adopt_layout(self) -> int:
+        # Every step is a rename within the store, so a crash half-way leaves each file in one of the
+        # two places; the next open finishes the move. The marker is written last, after a sync, so a
+        # store it marks holds no file in the old layout and later opens skip the walk.
+        marker = self.root / LAYOUT_MARKER
+        if marker.is_file():
+            return 0
+        moved = 0
+        for top in _subdirs(self.root):
+            for legacy in _subdirs(top):
+                for blob in list(legacy.iterdir()):  # listed first: the loop empties the directory
+                    if len(blob.name) == 64:
+                        os.replace(blob, top / blob.name)
+                        moved += 1
+                with contextlib.suppress(OSError):  # not empty: something else lives there; keep it
+                    legacy.rmdir()
+        if not _syncfs(self.root):
+            _sync_file(self.root)
+        _write_file(str(marker), LAYOUT.encode())
+        _sync_file(marker)
+        return moved
 
     async def check(self) -> str:
         """Write, sync and remove a small file (`aktenhub check`)."""
@@ -398,11 +436,11 @@ class BlobStore(HoldingStore):
     def _unreferenced_candidates(self, older_than: float) -> list[str]:
         found = []
         for top in _subdirs(self.root):
-            for sub in _subdirs(top):
-                for blob in sub.iterdir():
+            with contextlib.suppress(FileNotFoundError), os.scandir(top) as entries:
+                for entry in entries:
                     with contextlib.suppress(FileNotFoundError):
-                        if len(blob.name) == 64 and blob.stat().st_mtime < older_than:
-                            found.append(blob.name)
+                        if len(entry.name) == 64 and entry.stat(follow_symlinks=False).st_mtime < older_than:
+                            found.append(entry.name)
         return found
 
     async def usage(self) -> tuple[int, int]:
@@ -412,13 +450,12 @@ class BlobStore(HoldingStore):
     def _usage(self) -> tuple[int, int]:
         files = size = 0
         for top in _subdirs(self.root):
-            for sub in _subdirs(top):
-                with contextlib.suppress(FileNotFoundError), os.scandir(sub) as entries:
-                    for entry in entries:
-                        with contextlib.suppress(FileNotFoundError):
-                            if len(entry.name) == 64:
-                                size += entry.stat(follow_symlinks=False).st_size
-                                files += 1
+            with contextlib.suppress(FileNotFoundError), os.scandir(top) as entries:
+                for entry in entries:
+                    with contextlib.suppress(FileNotFoundError):
+                        if len(entry.name) == 64:
+                            size += entry.stat(follow_symlinks=False).st_size
+                            files += 1
         return files, size
 
     async def remove_unreferenced(

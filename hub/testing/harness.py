@@ -16,6 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from hub.blobs import Blobs
+from hub.blobs.local import LAYOUT_MARKER
 from hub.config import config_from_dict
 from hub.http import make_runner
 from hub.journal import ApplicationFilter
@@ -160,6 +161,11 @@ async def stop_hub(running: RunningHub) -> None:
     await running.http.close()
     await running.runner.cleanup()
     await running.hub.stop()
+
+
+def blob_files(root: Path) -> list[Path]:
+    """Every file a local blob store holds, temporary ones included (not its layout marker)."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != LAYOUT_MARKER)
 
 
 def base_settings(tmp: Path, connectors: dict[str, Any], routes: list[dict[str, Any]]) -> dict[str, Any]:

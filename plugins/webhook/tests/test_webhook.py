@@ -26,6 +26,7 @@ from webhook_helpers import (
 
 from hub import IntakeOutcome
 from hub.testing import RunningHub, SourceContract
+from hub.testing.harness import blob_files
 from hub.testing.hostile import multipart
 
 JSON_TYPE = "application/json"
@@ -44,8 +45,8 @@ def bearer(content_type: str, token: str = TOKEN) -> dict[str, str]:
     return {"Content-Type": content_type, "Authorization": f"Bearer {token}"}
 
 
-def blob_files(tmp_path: Path) -> int:
-    return sum(1 for p in (tmp_path / "hub" / "blobs").rglob("*") if p.is_file())
+def blob_count(tmp_path: Path) -> int:
+    return len(blob_files(tmp_path / "hub" / "blobs"))
 
 
 async def post(running: RunningHub, connector: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
@@ -208,7 +209,7 @@ async def test_hmac_refusals_store_nothing_and_a_rotated_key_is_taken(
 ) -> None:
     running = await start(hub_factory)
     body = json_body(registration())
-    before = blob_files(tmp_path)
+    before = blob_count(tmp_path)
     stale = int(time.time()) - 301
     tampered = body.replace(b"Bello", b"Hasso")
     for headers in (
@@ -222,7 +223,7 @@ async def test_hmac_refusals_store_nothing_and_a_rotated_key_is_taken(
         assert status == 401, answer
     status, answer = await post(running, "fs", tampered, signed(body))  # body changed after signing
     assert status == 401 and "does not match" in answer["error"]
-    assert await count(running) == 0 and blob_files(tmp_path) == before
+    assert await count(running) == 0 and blob_count(tmp_path) == before
     status, answer = await post(running, "fs", body, signed(body, key=OLD_KEY))
     assert status == 202, answer
 
@@ -231,7 +232,7 @@ async def test_signed_multipart_refused_leaves_no_files(hub_factory: Any, tmp_pa
     hmac_auth = {"hmac": {"header": "X-Hub-Signature-256", "prefix": "sha256=", "secrets": ["${FS_KEY}"]}}
     running = await start(hub_factory, portal={"auth": hmac_auth})
     body, content_type = multipart_body(registration(), PDF)
-    before = blob_files(tmp_path)
+    before = blob_count(tmp_path)
     server = FormServer(
         running.http, running.url + "/intake/portal/hundeanmeldung", "wrong-key-0123456789abcdef"
     )
@@ -240,7 +241,7 @@ async def test_signed_multipart_refused_leaves_no_files(hub_factory: Any, tmp_pa
     )
     status, answer = await server.post(body, content_type)
     assert status == 401, answer
-    assert await count(running) == 0 and blob_files(tmp_path) == before
+    assert await count(running) == 0 and blob_count(tmp_path) == before
     # Not written and removed again: never committed, since the signature is checked first.
     metrics = (await running.get("/metrics"))[1]
     assert 'aktenhub_orphan_blobs_removed_total{cause="intake"} 0.0' in metrics
@@ -348,10 +349,10 @@ async def test_bad_base64_attachment_is_refused_and_nothing_stored(hub_factory: 
     document = json.loads(json_body(registration()))
     document["attachments"].append({"filename": "b.pdf", "content": "###", "mimeType": "application/pdf"})
     body = json.dumps(document).encode()
-    before = blob_files(tmp_path)
+    before = blob_count(tmp_path)
     status, answer = await post(running, "fs", body, signed(body))
     assert status == 400 and "attachment 2" in answer["error"]
-    assert await count(running) == 0 and blob_files(tmp_path) == before
+    assert await count(running) == 0 and blob_count(tmp_path) == before
     assert b64(b"x")  # the helper stays in use for the hostile tests
 
 

@@ -28,13 +28,14 @@ from hub_xta.simulator import enqueue, soap
 from hub_xta.simulator.state import StoredContent
 from hub_xta.xml import SOAP12, WSA, qname
 from lxml import etree
-from test_xta_mailbox import Intakes, blob_files, make_source, queue
+from test_xta_mailbox import Intakes, make_source, queue
 from xta_helpers import AUTHORITY, PORTAL, XBAU_NS, XBAU_SERVICE, StartXta, Xta, antrag_metadata
 
 from hub import HeldState, Intake, IntakeOutcome, Permanent, Retryable
 from hub.blobs import BlobStore
 from hub.held import HeldFilter
 from hub.journal import SqliteJournal
+from hub.testing.harness import blob_files
 
 SOAP_TYPE = "application/soap+xml"
 CHECK = "http://www.xta.de/XTA/CheckAccountActive"
@@ -727,7 +728,7 @@ async def test_a_poisoned_fetch_is_held_and_the_poll_takes_the_next_message(
     assert (held.message_id, held.state, held.reason_code) == (poisoned, case.state, case.code), held.reason
     assert case.reason.lower() in held.reason.lower(), held.reason
     assert poisoned in hostile.upstream.state.mailbox(AUTHORITY)  # not closed: still upstream
-    assert set(blob_files(blobs)) == intakes.blob_paths()  # nothing partial, nothing orphaned
+    assert set(blob_files(blobs.root)) == intakes.blob_paths()  # nothing partial, nothing orphaned
 
 
 async def endless_answer(request: web.Request, status: int, media: str, data: bytes) -> web.StreamResponse:
@@ -782,7 +783,7 @@ async def test_a_hostile_status_list_fails_the_poll_visibly_and_the_next_poll_wo
             await poll(source, intakes, blobs)
     assert reason.lower() in str(caught.value).lower()
     assert hostile.upstream.state.requests["getMessage"] == 0
-    assert await held_journal.list_held(HeldFilter()) == [] and blob_files(blobs) == []
+    assert await held_journal.list_held(HeldFilter()) == [] and blob_files(blobs.root) == []
     del hostile.tamper[STATUS]  # the server recovers: the next poll takes the message
     assert await poll(source, intakes, blobs) == 1
     assert list(intakes.applications) == [valid]
@@ -804,8 +805,8 @@ async def test_a_message_id_with_path_characters_is_an_opaque_id(
     assert await poll(source, intakes, blobs) == 1
     assert list(intakes.applications) == [odd]
     assert [c.message_id for c in hostile.upstream.state.closed] == [odd]
-    assert all(p.is_relative_to(blobs.root) for p in blob_files(blobs))
-    assert set(blob_files(blobs)) == intakes.blob_paths()
+    assert all(p.is_relative_to(blobs.root) for p in blob_files(blobs.root))
+    assert set(blob_files(blobs.root)) == intakes.blob_paths()
 
 
 async def test_huge_metadata_strings_are_held_with_a_bounded_record(
@@ -855,4 +856,4 @@ async def test_a_message_larger_than_its_msgsize_stops_at_the_declared_size(
     assert list(intakes.applications) == [valid]
     [held] = await held_journal.list_held(HeldFilter())
     assert (held.message_id, held.state, held.reason_code) == (liar, HeldState.QUARANTINED, "oversize")
-    assert set(blob_files(blobs)) == intakes.blob_paths()
+    assert set(blob_files(blobs.root)) == intakes.blob_paths()

@@ -29,6 +29,7 @@ from hub import (
 from hub.blobs import BlobStore
 from hub.held import HeldFilter
 from hub.journal import SqliteJournal
+from hub.testing.harness import blob_files
 
 ANTRAG = b"<baugenehmigung.antrag.0200/>"
 GIB = 1024**3
@@ -86,10 +87,6 @@ async def queue(http: aiohttp.ClientSession, xta: Xta, **metadata: Any) -> str:
     return message_id
 
 
-def blob_files(blobs: BlobStore) -> list[Path]:
-    return [p for p in blobs.root.rglob("*") if p.is_file()]
-
-
 async def held_states(journal: SqliteJournal) -> dict[str, tuple[str, str]]:
     return {h.message_id: (h.state, h.reason_code) for h in await journal.list_held(HeldFilter())}
 
@@ -133,7 +130,7 @@ async def test_content_larger_than_allowed_stops_the_download_and_the_poll_goes_
 
     assert list(intakes.applications) == [valid]
     assert await held_states(held_journal) == {hostile: (HeldState.QUARANTINED, "oversize")}
-    assert len(blob_files(blobs)) == 1  # the valid message only: nothing of the hostile one stays
+    assert len(blob_files(blobs.root)) == 1  # the valid message only: nothing of the hostile one stays
     assert [c.message_id for c in xta.state.closed] == [valid]
     assert await source.poll(intakes) == 0
     assert xta.state.mailbox(AUTHORITY)[hostile].fetches == 1
@@ -157,7 +154,7 @@ async def test_encrypted_message_is_quarantined_before_its_content_is_downloaded
     assert list(intakes.applications) == [valid]
     assert await held_states(held_journal) == {encrypted: (HeldState.QUARANTINED, "encrypted")}
     assert xta.state.mailbox(AUTHORITY)[encrypted].fetches == 1  # once, not on every poll
-    assert len(blob_files(blobs)) == 1  # the encrypted content was never stored
+    assert len(blob_files(blobs.root)) == 1  # the encrypted content was never stored
 
 
 async def test_other_message_types_are_quarantined_from_their_metadata(
@@ -415,4 +412,4 @@ async def test_content_declared_too_large_in_the_envelope_is_not_read_at_all(
     source = make_source(xta, schema_dir, http, blobs, held_journal, max_content=1024**2)
     assert await source.poll(Intakes()) == 0
     assert await held_states(held_journal) == {big["message_id"]: (HeldState.QUARANTINED, "oversize")}
-    assert blob_files(blobs) == []  # refused from the envelope: not even the small message was stored
+    assert blob_files(blobs.root) == []  # refused from the envelope: not even the small message was stored

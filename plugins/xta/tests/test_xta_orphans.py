@@ -15,6 +15,7 @@ from hub_xta.simulator import enqueue
 from xta_helpers import AUTHORITY, StartXta, antrag_metadata
 
 from hub.journal import ApplicationFilter
+from hub.testing.harness import blob_files
 
 
 async def test_a_message_refused_mid_fetch_leaves_no_file(
@@ -65,7 +66,7 @@ async def test_a_message_refused_mid_fetch_leaves_no_file(
     )
 
     def files() -> list[Path]:
-        return sorted(p for p in running.hub.blobs.root.rglob("*") if p.is_file())
+        return blob_files(running.hub.blobs.root)
 
     await running.wait_for(lambda: files() == expected, 10, "only the stored application's files")
     assert refused["message_id"] in xta.state.mailbox(AUTHORITY)  # not closed: fetched again later
