@@ -217,6 +217,27 @@ async def test_an_upload_is_written_in_order_on_another_thread_than_the_loop(
     assert writers and threading.get_ident() not in writers
 
 
+async def test_a_small_upload_is_written_on_the_loop_without_a_thread_hand_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writers: set[int] = set()
+    writev = os.writev
+
+    def watched(fd: int, buffers: Any) -> int:
+        writers.add(threading.get_ident())
+        return writev(fd, buffers)
+
+    monkeypatch.setattr(staging.os, "writev", watched)
+    path = tmp_path / "upload"
+    file = StagingFile(path)
+    pieces = [b"a" * 1000, b"b" * 300_000, b"c" * 7]  # complete before a batch is full
+    for piece in pieces:
+        await file.write(piece)
+    await file.close()
+    assert path.read_bytes() == b"".join(pieces)
+    assert writers == {threading.get_ident()}
+
+
 async def test_an_upload_refused_past_the_limit_after_batches_went_to_the_thread_leaves_no_file(
     enaio: Enaio, http: aiohttp.ClientSession
 ) -> None:

@@ -3,7 +3,8 @@
 enaio is a Java server: a request thread writes an upload while the connector reads on. The simulator
 reads on its event loop; writing a large upload into the page cache and letting the written pages go
 again cost it more than the multipart reading itself. Both let go of the GIL (os.writev,
-posix_fadvise), so on a thread they run on another core while the loop reads the next batch.
+posix_fadvise), so on a thread they run on another core while the loop reads the next batch. A small
+upload, complete before anything was handed over, is written at once on the loop (`INLINE`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from pathlib import Path
 # the thread takes the GIL back once per batch, not once per piece (each take can wait for the loop).
 BATCH = 8 * 1024 * 1024
 LET_GO_EVERY = 8 * 1024 * 1024  # bytes of the file between two `_let_go`s
+# An upload this small that is already complete is written on the loop: there is nothing left to read
+# while the thread would write it, and the hand-over (a thread wake-up each way) cost more than the write
+# (about a tenth of the simulator's CPU per filing of four small documents).
+INLINE = 1024 * 1024
 
 
 class StagingFile:
@@ -39,7 +44,10 @@ class StagingFile:
 
     async def close(self) -> None:
         """Write what is left and close the file; raises what writing met (e.g. a full disk)."""
-        if self._batch:
+        if self._batch and self._job is None and self._batched <= INLINE:
+            batch, self._batch, self._batched = self._batch, [], 0
+            self._write(batch)
+        elif self._batch:
             await self._hand_over()
         if self._job is not None:
             await self._wait()
