@@ -7,16 +7,13 @@ import json
 import os
 import re
 import threading
-import warnings
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 from enaio_helpers import PASSWORD, USER, Enaio
 from hub_enaio.simulator import CatalogueError, load_catalogue, make_app, staging
-from hub_enaio.simulator.app import part_names
 from hub_enaio.simulator.query import QueryError, parse_statement
 from hub_enaio.simulator.search import like
 from hub_enaio.simulator.staging import StagingFile
@@ -369,33 +366,6 @@ def test_statement_parser() -> None:
     ):
         with pytest.raises(QueryError):
             parse_statement(bad)
-
-
-@pytest.mark.parametrize(
-    "header",
-    [
-        'form-data; name="data"',
-        'form-data; name="cid_1"; filename="Antrag Müller.pdf"',
-        'form-data; name=""; filename=""',
-        'form-data; name="/etc"; filename="/etc/passwd"',
-        'form-data; name="a\\"b"; filename="c\\\\d.pdf"',
-        'form-data; name="a;b"',
-        "form-data; name=plain; filename=plain.pdf",
-        "Form-Data; NAME=\"x\"; filename*=UTF-8''%C3%A4.pdf",
-        'form-data; name="x"; filename="y"; filename="z"',
-        'form-data; name="x" ; filename="y"',
-        "attachment",
-        "",
-        None,
-    ],
-)
-def test_part_names_are_read_as_aiohttp_reads_them(header: str | None) -> None:
-    # The simulator reads plain headers directly; every header must give what aiohttp's parser gives.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # aiohttp warns about the malformed ones
-        _, params = parse_content_disposition(header)
-        expected = (content_disposition_filename(params, "name"), content_disposition_filename(params))
-        assert part_names(header) == expected
 
 
 def test_catalogue_files(tmp_path: Path) -> None:

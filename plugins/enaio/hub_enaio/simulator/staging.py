@@ -29,13 +29,13 @@ class StagingFile:
 
     def __init__(self, path: Path) -> None:
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-        self._batch: list[bytes] = []
+        self._batch: list[bytes | bytearray] = []
         self._batched = 0  # bytes in `_batch`
         self._job: asyncio.Future[None] | None = None  # the batch on the thread
         self._written = 0  # bytes in the file (the thread's count)
         self._dropped = 0  # bytes of the file let go from the page cache (the thread's count)
 
-    async def write(self, chunk: bytes) -> None:
+    async def write(self, chunk: bytes | bytearray) -> None:
         """Append `chunk`; waits only while the thread is still busy with the batch before."""
         self._batch.append(chunk)
         self._batched += len(chunk)
@@ -79,7 +79,7 @@ class StagingFile:
         # it (`abort` closes the file only once the thread is through with it).
         await asyncio.shield(self._job)
 
-    def _write(self, batch: list[bytes]) -> None:
+    def _write(self, batch: list[bytes | bytearray]) -> None:
         fd = self._fd
         if fd is None:  # aborted before the thread got to it
             return
