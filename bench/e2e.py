@@ -4,7 +4,8 @@ Three processes besides this one, all on loopback, everything in a fresh tempora
 
 - the hub (the code path of ``aktenhub run -c CONFIG``): FormCycle source, a route with the example
   mapping ``config/mappings/jagd-und-fischerei.yaml`` (PDF rendition, Personenakte, Vorgang, documents)
-  into the enaio sink, SQLite journal (WAL, synchronous=FULL);
+  into the enaio sink, SQLite journal (WAL, synchronous=FULL); the sink logs in as an operator would
+  set it up (`enaio_auth`: a session cookie for the DMS Service, Basic for OSRest);
 - the enaio simulator (``aktenhub simulate enaio --port P``), DMS Service or OSRest (``--api``);
 - the load generator (multiprocessing, spawn): multipart submissions like FormCycle's HTTP-Request
   action, each of a different applicant (a new Akte each: the usual case, and no two deliveries race
