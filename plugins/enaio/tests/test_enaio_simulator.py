@@ -459,3 +459,14 @@ async def test_equality_searches_compare_as_enaio_does_after_updates_too(
     assert status == 200, answer
     assert await ids("Nachname=@p1", p1="Müller") == []
     assert await ids("Nachname=@p1", p1="meier") == [müller]
+    # A field is indexed when first searched: objects stored or updated before and after are all found.
+    later = await folder(http, enaio, Aktenzeichen="32-9", Nachname="Meier", Leistung="J", Ort="Hennef")
+    assert await ids("Nachname=@p1", p1="MEIER") == [müller, later]
+    status, answer = await dms_insert(
+        http,
+        enaio,
+        {"objects": [{"properties": {"system:objectId": {"value": müller}, "Ort": {"value": "Siegburg"}}}]},
+    )
+    assert status == 200, answer
+    assert await ids("Ort=@p1", p1="siegburg") == [müller]
+    assert await ids("Ort=@p1 AND Leistung=@p2", p1="Hennef", p2="J") == [later]
