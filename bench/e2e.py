@@ -4,7 +4,8 @@ Three processes besides this one, all on loopback, everything in a fresh tempora
 
 - the hub (the code path of ``aktenhub run -c CONFIG``): FormCycle source, a route with the example
   mapping ``config/mappings/jagd-und-fischerei.yaml`` (PDF rendition, Personenakte, Vorgang, documents)
-  into the enaio sink, SQLite journal (WAL, synchronous=FULL);
+  into the enaio sink, SQLite journal (WAL, synchronous=FULL); the sink logs in as an operator would
+  set it up (`enaio_auth`: a session cookie for the DMS Service, Basic for OSRest);
 - the enaio simulator (``aktenhub simulate enaio --port P``), DMS Service or OSRest (``--api``);
 - the load generator (multiprocessing, spawn): multipart submissions like FormCycle's HTTP-Request
   action, each of a different applicant (a new Akte each: the usual case, and no two deliveries race
@@ -277,6 +278,16 @@ class Simulator(Child):
         return counts
 
 
+def enaio_auth(api: str) -> str:
+    """How the hub logs in to enaio, as an operator would set it up (the plugin README's example).
+
+    The DMS Service takes a session cookie: one Basic login, then the ``JSESSIONID`` on every request,
+    as the vendor's own clients do (Basic on every request opens a new server session each time).
+    OSRest is documented with Basic only, so it keeps Basic.
+    """
+    return "session" if api == "dms" else "basic"
+
+
 def write_config(
     tmp: Path,
     port: int,
@@ -291,7 +302,7 @@ def write_config(
     """The hub's configuration: FormCycle -> example mapping -> enaio, everything under `tmp`.
 
     `store`: the journal (default: SQLite in `tmp`); `blobs`: the files (default: `tmp`/blobs, which
-    the processes of one hub share).
+    the processes of one hub share). The enaio login: `enaio_auth`.
     """
     text = f"""\
 store: {store or f"sqlite:///{tmp / 'journal.db'}"}
@@ -322,6 +333,7 @@ connectors:
     type: enaio
     base_url: {enaio_url}
     api: {api}
+    auth: {enaio_auth(api)}
     username: {ENAIO_USER}
     password: ${{{ENAIO_PASSWORD_ENV}}}
     max_concurrency: {enaio_concurrency}
@@ -1072,7 +1084,8 @@ def benchmark(args: argparse.Namespace, tmp: Path) -> None:
         simulator_exit = simulator.stop()
     setup = {
         "hub": "subprocess: `aktenhub run` code path, SQLite WAL synchronous=FULL",
-        "enaio": f"simulator subprocess (`aktenhub simulate enaio`), API {args.api}, no added latency",
+        "enaio": f"simulator subprocess (`aktenhub simulate enaio`), API {args.api}, "
+        f"auth {enaio_auth(args.api)}, no added latency",
         "route": f"formcycle -> {MAPPING.name} (PDF rendition, Personenakte, Vorgang, documents) -> enaio",
         "load generator": "1 separate process (multiprocessing spawn), raw HTTP/1.1 keep-alive, loopback",
         "cpus": os.cpu_count(),

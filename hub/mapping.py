@@ -35,8 +35,9 @@ from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo
 
 import yaml
-from jinja2 import StrictUndefined, TemplateError, UndefinedError, meta
+from jinja2 import StrictUndefined, Template, TemplateError, UndefinedError, meta
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import new_context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -641,10 +642,31 @@ def load_mapping(path: Path, filters: Mapping[str, Callable[..., Any]] | None = 
         except TemplateError as exc:
             problems.append(f"{_at(source, lines, loc)}: {dotted(loc)}: {exc}")
             continue
-        templates[loc] = _Compiled(loc, line, template.render, text_value, names)
+        templates[loc] = _Compiled(loc, line, _renderer(template), text_value, names)
     if problems:
         raise MappingLoadError(problems)
     return MappingFile(spec, source, templates, lines)
+
+
+def _renderer(template: Template) -> Callable[[dict[str, Any]], str]:
+    """`template.render(variables)`, with the template's globals taken from a plain dict.
+
+    `Template.render` walks its globals, a ChainMap over the environment's, key by key twice on every
+    call (merging them into the variables, listing their names): that was over a third of a mapping's
+    CPU (27 renders per application). The same from a dict taken once; the result is the same.
+    """
+    env = template.environment
+    template_globals = dict(template.globals)
+
+    def render(variables: dict[str, Any]) -> str:
+        merged = {**template_globals, **variables}
+        context = new_context(env, template.name, template.blocks, merged, True, template_globals)
+        try:
+            return env.concat(template.root_render_func(context))
+        except Exception:
+            env.handle_exception()  # re-raises it, as `Template.render` does
+
+    return render
 
 
 def _template_strings(spec: MappingSpec) -> list[tuple[Loc, str]]:

@@ -7,6 +7,7 @@ import itertools
 import re
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -150,3 +151,17 @@ async def test_a_connection_idle_too_long_is_not_reused(
     result = await _load(spec(url, count=4, concurrency=1))
     assert len(posts) == 4 and not result.errors.keys() - {"HTTP 503"}
     assert len(peers) == 4
+
+
+@pytest.mark.parametrize(("api", "auth"), [("dms", "session"), ("osrest", "basic")])
+def test_the_hub_logs_in_to_enaio_as_an_operator_would_set_it_up(tmp_path: Path, api: str, auth: str) -> None:
+    # The DMS Service with the session cookie (the plugin README's example); OSRest with Basic, the only
+    # login documented for it. The configuration is read as `aktenhub run` reads it.
+    from hub.config import load_config
+    from hub.plugins import load_plugins
+
+    path = e2e.write_config(tmp_path, 8000, "http://127.0.0.1:8001", api, 4, 2)
+    env = {e2e.FORMCYCLE_TOKEN_ENV: "t" * 32, e2e.ADMIN_TOKEN_ENV: "a" * 32, e2e.ENAIO_PASSWORD_ENV: "p"}
+    config = load_config(path, load_plugins(), env=env)
+    enaio = config.connectors[e2e.SINK].model_dump()
+    assert (enaio["api"], enaio["auth"]) == (api, auth)

@@ -134,13 +134,15 @@ class EnaioHttp:
         """One API call; the answer's body, or `Retryable`/`Permanent` naming `what` failed."""
         relogged = False
         while True:
-            cookies: dict[str, str] | None = None
+            headers: dict[str, str] | None = None
             session_id = None
             if self.config.auth == "session":
                 session_id = await self._current_session()
-                cookies = {"JSESSIONID": session_id}
+                # The cookie as the server set it, in a header of its own: aiohttp's `cookies=` builds a
+                # cookie jar, a SimpleCookie and its Morsels per request (a tenth of the client's CPU).
+                headers = {"Cookie": f"JSESSIONID={session_id}"}
             answer = await self.outbound.send(
-                method, path, what, json=json_body, data=body, params=params, cookies=cookies, limit=limit
+                method, path, what, json=json_body, data=body, params=params, headers=headers, limit=limit
             )
             if answer.status == 401 and session_id is not None and not relogged:
                 # The session expired (timeout, server restart): log in again, once.
@@ -177,7 +179,7 @@ class EnaioHttp:
             )
         self.logins += 1
         log.info("enaio session opened user=%s api=%s", self.config.username, self.config.api)
-        return morsel.value
+        return morsel.coded_value  # sent back exactly as the server set it
 
 
 def _json(data: bytes, what: str) -> Any:

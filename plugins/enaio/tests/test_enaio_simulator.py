@@ -7,16 +7,13 @@ import json
 import os
 import re
 import threading
-import warnings
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 from enaio_helpers import PASSWORD, USER, Enaio
 from hub_enaio.simulator import CatalogueError, load_catalogue, make_app, staging
-from hub_enaio.simulator.app import part_names
 from hub_enaio.simulator.query import QueryError, parse_statement
 from hub_enaio.simulator.search import like
 from hub_enaio.simulator.staging import StagingFile
@@ -217,6 +214,27 @@ async def test_an_upload_is_written_in_order_on_another_thread_than_the_loop(
     assert writers and threading.get_ident() not in writers
 
 
+async def test_a_small_upload_is_written_on_the_loop_without_a_thread_hand_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writers: set[int] = set()
+    writev = os.writev
+
+    def watched(fd: int, buffers: Any) -> int:
+        writers.add(threading.get_ident())
+        return writev(fd, buffers)
+
+    monkeypatch.setattr(staging.os, "writev", watched)
+    path = tmp_path / "upload"
+    file = StagingFile(path)
+    pieces = [b"a" * 1000, b"b" * 300_000, b"c" * 7]  # complete before a batch is full
+    for piece in pieces:
+        await file.write(piece)
+    await file.close()
+    assert path.read_bytes() == b"".join(pieces)
+    assert writers == {threading.get_ident()}
+
+
 async def test_an_upload_refused_past_the_limit_after_batches_went_to_the_thread_leaves_no_file(
     enaio: Enaio, http: aiohttp.ClientSession
 ) -> None:
@@ -350,33 +368,6 @@ def test_statement_parser() -> None:
             parse_statement(bad)
 
 
-@pytest.mark.parametrize(
-    "header",
-    [
-        'form-data; name="data"',
-        'form-data; name="cid_1"; filename="Antrag Müller.pdf"',
-        'form-data; name=""; filename=""',
-        'form-data; name="/etc"; filename="/etc/passwd"',
-        'form-data; name="a\\"b"; filename="c\\\\d.pdf"',
-        'form-data; name="a;b"',
-        "form-data; name=plain; filename=plain.pdf",
-        "Form-Data; NAME=\"x\"; filename*=UTF-8''%C3%A4.pdf",
-        'form-data; name="x"; filename="y"; filename="z"',
-        'form-data; name="x" ; filename="y"',
-        "attachment",
-        "",
-        None,
-    ],
-)
-def test_part_names_are_read_as_aiohttp_reads_them(header: str | None) -> None:
-    # The simulator reads plain headers directly; every header must give what aiohttp's parser gives.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # aiohttp warns about the malformed ones
-        _, params = parse_content_disposition(header)
-        expected = (content_disposition_filename(params, "name"), content_disposition_filename(params))
-        assert part_names(header) == expected
-
-
 def test_catalogue_files(tmp_path: Path) -> None:
     catalogue = load_catalogue()
     assert catalogue.get("Personenakte") is catalogue.get("1") is catalogue.get(1)
@@ -468,3 +459,14 @@ async def test_equality_searches_compare_as_enaio_does_after_updates_too(
     assert status == 200, answer
     assert await ids("Nachname=@p1", p1="Müller") == []
     assert await ids("Nachname=@p1", p1="meier") == [müller]
+    # A field is indexed when first searched: objects stored or updated before and after are all found.
+    later = await folder(http, enaio, Aktenzeichen="32-9", Nachname="Meier", Leistung="J", Ort="Hennef")
+    assert await ids("Nachname=@p1", p1="MEIER") == [müller, later]
+    status, answer = await dms_insert(
+        http,
+        enaio,
+        {"objects": [{"properties": {"system:objectId": {"value": müller}, "Ort": {"value": "Siegburg"}}}]},
+    )
+    assert status == 200, answer
+    assert await ids("Ort=@p1", p1="siegburg") == [müller]
+    assert await ids("Ort=@p1 AND Leistung=@p2", p1="Hennef", p2="J") == [later]
