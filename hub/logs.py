@@ -115,7 +115,10 @@ class LoopBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if threading.get_ident() != self._loop_thread or self._loop.is_closed():
             self.flush()
         elif len(self._waiting) == 1:
-            self._loop.call_soon(self.flush)
+            try:
+                self._loop.call_soon(self.flush)
+            except RuntimeError:  # the loop closed after all
+                self.flush()
 
     def flush(self) -> None:
         """Write the lines waiting, then flush the stream."""
@@ -130,7 +133,8 @@ class LoopBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def batch_loop_lines(loop: asyncio.AbstractEventLoop) -> None:
-    """For a serving process: the root logger's stream handler becomes a `LoopBatchingHandler` on `loop`."""
+    """For a serving process: the root logger's stream handler becomes a `LoopBatchingHandler` on `loop`
+    (called in the loop's thread, while it runs)."""
     root = logging.getLogger()
     for i, handler in enumerate(root.handlers):
         if type(handler) is logging.StreamHandler:
