@@ -33,7 +33,7 @@ from hub.held import Decision, HeldFilter, HeldState
 from hub.journal import ApplicationFilter, JournalInUse, JournalUnavailable, migrate_schema
 from hub.journal.transfer import TransferRefused
 from hub.leases import LeaseGrant
-from hub.logs import lean_records, setup_logging
+from hub.logs import batch_loop_lines, lean_records, setup_logging
 from hub.models import ApplicationState
 from hub.operations import (
     BulkPreview,
@@ -178,6 +178,7 @@ async def serve(
     # promotes) live requests' objects, not garbage. Cyclic garbage waits a moment longer.
     gc.set_threshold(10_000, 10, 10)
     lean_records()
+    batch_loop_lines(asyncio.get_running_loop())
     import logging
 
     logging.getLogger("hub").info("aktenhub listening url=%s", url)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
+import threading
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 
 class JsonFormatter(logging.Formatter):
@@ -82,6 +85,63 @@ def lean_records() -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     logging._srcfile = None
+
+
+class LoopBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler whose lines from the event loop's thread are written once per loop iteration.
+
+    Each write to the stream is a system call that also hands the GIL to the journal and blob writer
+    threads: a thread switch per INFO line ("application received", one per intake), where the lines of
+    the intakes one group commit completes can go out in one write. Lines keep their order; a line from
+    another thread, or when the loop has closed, is written at once after those waiting. What waits is
+    written at the end of the current loop iteration, by `flush` and at exit (`logging.shutdown`); a
+    process killed outright loses at most that iteration's lines.
+    """
+
+    def __init__(self, stream: Any, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(stream)
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        self._waiting: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Format the record; write it with the rest of the loop iteration's lines (or now)."""
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self._waiting.append(line)  # (under the handler's lock, as every emit)
+        if threading.get_ident() != self._loop_thread or self._loop.is_closed():
+            self.flush()
+        elif len(self._waiting) == 1:
+            try:
+                self._loop.call_soon(self.flush)
+            except RuntimeError:  # the loop closed after all
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the lines waiting, then flush the stream."""
+        with self.lock:  # type: ignore[union-attr]
+            lines, self._waiting = self._waiting, []
+            try:
+                if lines:
+                    self.stream.write("".join(lines))
+                self.stream.flush()
+            except Exception:
+                self.handleError(logging.makeLogRecord({"msg": "%d log lines lost", "args": (len(lines),)}))
+
+
+def batch_loop_lines(loop: asyncio.AbstractEventLoop) -> None:
+    """For a serving process: the root logger's stream handler becomes a `LoopBatchingHandler` on `loop`
+    (called in the loop's thread, while it runs)."""
+    root = logging.getLogger()
+    for i, handler in enumerate(root.handlers):
+        if type(handler) is logging.StreamHandler:
+            batching = LoopBatchingHandler(handler.stream, loop)
+            batching.setFormatter(handler.formatter)
+            batching.setLevel(handler.level)
+            root.handlers[i] = batching
 
 
 def quiet_pdf_libraries() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import threading
 
-from hub.logs import JsonFormatter, TextFormatter
+from hub.logs import JsonFormatter, LoopBatchingHandler, TextFormatter
 
 
 def emit(formatter: logging.Formatter, message: str, *args: object) -> str:
@@ -46,3 +48,52 @@ def test_each_line_carries_its_own_time_stamp_to_the_millisecond() -> None:
         record.created = created
         record.msecs = int((created - int(created)) * 1000) + 0.0
         assert formatter.format(record).split(" level=")[0] == standard.format(record)
+
+
+class Writes(io.StringIO):
+    """A stream that keeps each write apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_the_lines_of_one_loop_iteration_go_out_in_one_write_in_order() -> None:
+    stream = Writes()
+    logger = logging.getLogger("test.logs.batched")
+    logger.propagate = False
+
+    async def serve() -> list[str]:
+        handler = LoopBatchingHandler(stream, asyncio.get_running_loop())
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        try:
+            for n in range(3):
+                logger.warning("received %d", n)
+            before = list(stream.writes)  # nothing written while the iteration runs
+            await asyncio.sleep(0)  # the iteration ends; the next one starts after the write
+            elsewhere = threading.Thread(target=logger.warning, args=("from a thread",))
+            logger.warning("received 3")  # waits for the loop ...
+            elsewhere.start()  # ... but goes out before the thread's line, which is written at once
+            elsewhere.join()
+            return before
+        finally:
+            logger.removeHandler(handler)
+
+    before = asyncio.run(serve())
+    assert before == []
+    assert stream.writes == ["received 0\nreceived 1\nreceived 2\n", "received 3\nfrom a thread\n"]
+
+
+def test_a_line_after_the_loop_has_closed_is_written_at_once() -> None:
+    stream = Writes()
+    loop = asyncio.new_event_loop()
+    loop.close()
+    handler = LoopBatchingHandler(stream, loop)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.handle(logging.makeLogRecord({"msg": "stopping"}))
+    assert stream.getvalue() == "stopping\n"

@@ -68,6 +68,7 @@ class FormCycleSource(Source[FormCycleConfig]):
 
     def __init__(self, config: FormCycleConfig, context: ConnectorContext) -> None:
         super().__init__(config, context)
+        self._token = config.token.get_secret_value().encode("utf-8")  # compared on every post
 
     async def check(self) -> CheckResult:
         """Nothing remote to reach: FormCycle pushes. Reports that the token is configured."""
@@ -179,8 +180,7 @@ class FormCycleSource(Source[FormCycleConfig]):
             # Two tokens are ambiguous: a proxy in front may have checked the other one.
             raise BadSubmission(f"{header} header given more than once", 401)
         presented = given[0]
-        expected = self.config.token.get_secret_value().encode("utf-8")
-        if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected):
+        if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), self._token):
             raise BadSubmission(f"invalid token in {header} header", 401)
 
     def _external_id(self, form: dict[str, Any], fingerprint: str) -> tuple[str, bool]:
