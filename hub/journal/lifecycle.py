@@ -64,6 +64,7 @@ from hub.journal.base import (
     TaskSpec,
     TaskState,
 )
+from hub.journal.counts import application_and_task_counts
 from hub.journal.meta_sql import set_meta
 from hub.journal.transfer import Transferred, copy_journal, count_rows
 from hub.journal.tx import Tx
@@ -810,13 +811,7 @@ class SqlJournal(abc.ABC):
 
     async def stats(self) -> JournalStats:
         def op(c: Tx) -> JournalStats:
-            apps = dict(c.execute("SELECT state, COUNT(*) FROM applications GROUP BY state"))
-            tasks = {
-                (r[0], r[1], r[2]): r[3]
-                for r in c.execute(
-                    "SELECT step, target, state, COUNT(*) FROM tasks GROUP BY step, target, state"
-                )
-            }
+            apps, tasks = application_and_task_counts(c)  # finished ones from counters: hub.journal.counts
             purged = purge_sql.totals(c)
             return JournalStats(
                 applications_by_state=apps,
