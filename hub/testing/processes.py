@@ -148,17 +148,20 @@ class HubProcess:
     async def until(
         self, check: Callable[[], Awaitable[T | None]], what: str, timeout: float = READY_TIMEOUT
     ) -> T:
-        """`poll_until(check)` while the process runs: fails at once, with its log, if it exits.
+        """Await `check()` until its value is truthy (bounded), while the process runs: fails at once, with
+        its log, if it exits.
 
-        A request that fails to connect or is cut off counts as "not yet" (the hub may be starting).
+        Falsy values (None, False, an empty list) and a request that fails to connect or is cut off (the
+        hub may be starting) count as "not yet".
         """
 
         async def running_check() -> T | None:
             self._fail_if_exited(f"while waiting for {what}")
             try:
-                return await check()
+                value = await check()
             except (aiohttp.ClientError, OSError):
                 return None
+            return value or None
 
         try:
             return await poll_until(running_check, timeout, what)
