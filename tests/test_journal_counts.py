@@ -29,12 +29,14 @@ BEFORE_0005 = {
             for change in ("insert", "update", "delete")
         ),
         "DROP TABLE final_counts",
+        "DROP TABLE final_count_deltas",
     ],
     "postgresql": [
         "DROP FUNCTION count_final_applications() CASCADE",
         "DROP FUNCTION count_final_tasks() CASCADE",
         "DROP FUNCTION count_final(TEXT, TEXT, TEXT, TEXT, INTEGER)",
         "DROP TABLE final_counts",
+        "DROP TABLE final_count_deltas",
     ],
 }
 APPLICATIONS = [  # id, state
@@ -87,6 +89,15 @@ def run(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ..
     return list(cursor.fetchall()) if cursor.description else []
 
 
+def application_row(app_id: str, state: str) -> tuple[str, tuple[str, ...]]:
+    """The statement and parameters that insert a bare application in `state`."""
+    return (
+        "INSERT INTO applications (id, source, external_id, service, state, received_at, updated_at, "
+        "search, doc) VALUES (?, 'portal', ?, 'svc', ?, 1, 1, '', '{}')",
+        (app_id, f"ext-{app_id}", state),
+    )
+
+
 def migrate(store: str, tmp_path: Path) -> str:
     """`aktenhub migrate` on the journal; its output."""
     config = tmp_path / "hub.yaml"
@@ -135,12 +146,7 @@ async def test_migrate_fills_the_counts_of_an_existing_journal_and_they_follow_e
             run(conn, statement)
         run(conn, "UPDATE meta SET value='4' WHERE key='schema_version'")
         for app_id, state in APPLICATIONS:
-            run(
-                conn,
-                "INSERT INTO applications (id, source, external_id, service, state, received_at, "
-                "updated_at, search, doc) VALUES (?, 'portal', ?, 'svc', ?, 1, 1, '', '{}')",
-                (app_id, f"ext-{app_id}", state),
-            )
+            run(conn, *application_row(app_id, state))
         for app_id, step, target, state in TASKS:
             run(
                 conn,
@@ -174,3 +180,36 @@ async def test_migrate_fills_the_counts_of_an_existing_journal_and_they_follow_e
     assert expected[0] == {"completed": 2, "rejected": 1, "processing": 1, "abandoned": 2, "received": 1}
     assert ("notify", "mailbox", "done") in expected[1] and ("deliver", "enaio", "dead") not in expected[1]
     assert await stats(store) == expected
+
+
+async def test_steps_finished_at_once_on_postgresql_do_not_wait_for_each_other_on_the_counts(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    await asyncio.to_thread(migrate, postgres_url, tmp_path)
+    with connected(postgres_url) as conn:
+        run(conn, *application_row("a1", "processing"))
+        for subject in ("1", "2"):
+            run(
+                conn,
+                "INSERT INTO tasks (application_id, step, target, state, max_attempts, due_at, created_at, "
+                "updated_at, subject) VALUES ('a1', 'deliver', 'enaio', 'leased', 5, 1, 1, 1, ?)",
+                (subject,),
+            )
+    with psycopg.connect(postgres_url) as first, psycopg.connect(postgres_url) as second:
+        # Two hub processes finish a step of the same target at once; the first one's transaction is
+        # still open when the second one commits.
+        first.execute("UPDATE tasks SET state='done' WHERE subject='1'")
+        second.execute("SET lock_timeout = '5s'")  # a counter row updated in place would wait for `first`
+        second.execute("UPDATE tasks SET state='done' WHERE subject='2'")
+        second.commit()
+        assert (await stats(postgres_url))[1] == {
+            ("deliver", "enaio", "done"): 1,
+            ("deliver", "enaio", "leased"): 1,
+        }
+        first.commit()
+    assert (await stats(postgres_url))[1] == {("deliver", "enaio", "done"): 2}
+    with connected(postgres_url) as conn:  # the scrapes folded what the triggers appended
+        assert run(conn, "SELECT COUNT(*) FROM final_count_deltas") == [(0,)]
+        assert run(conn, "SELECT kind, step, target, state, n FROM final_counts") == [
+            ("task", "deliver", "enaio", "done", 2)
+        ]

@@ -3,11 +3,14 @@ with finished history.
 
 Open states (applications received, processing, dead; steps pending, leased, waiting, dead) are counted
 exactly from their index ranges: the cost follows the work in flight. Finished states (applications
-completed, rejected, abandoned; steps done or abandoned) are the journal's history: they are read from
-``final_counts``, which triggers keep in the same transaction as every change of a row's state
-(migration 0005, both backends). Both are therefore exact as of the scrape's read snapshot, and an
-operator sees the same numbers as a ``GROUP BY`` over the tables would give. The triggers run only when an
-application or step enters or leaves a finished state: one upsert of a small row each.
+completed, rejected, abandoned; steps done or abandoned) are the journal's history: triggers count them
+in the same transaction as every change of a row's state (migration 0005, both backends), only when a
+row enters or leaves a finished state. On SQLite (one writer) they add to ``final_counts`` in place. On
+PostgreSQL they append a row to ``final_count_deltas``, so that concurrent transactions of several hub
+processes never wait on a counter row; a scrape folds those deltas into ``final_counts`` first (`fold`,
+one short write transaction, only when there are any). A count is ``final_counts`` plus what is not
+folded yet, read in one statement: exact as of the scrape's snapshot, the same numbers as a ``GROUP BY``
+over the tables would give (which cost 1.5 s of CPU per scrape with a million finished applications).
 """
 
 from __future__ import annotations
@@ -31,7 +34,32 @@ _OPEN_TASKS = (
     "SELECT step, target, state, COUNT(*) FROM tasks "
     f"WHERE state IN ({','.join('?' * len(OPEN_TASK_STATES))}) GROUP BY step, target, state"
 )
-_FINAL = "SELECT kind, step, target, state, SUM(n) FROM final_counts GROUP BY kind, step, target, state"
+_FINAL = (
+    "SELECT kind, step, target, state, SUM(n) FROM (SELECT kind, step, target, state, n FROM final_counts "
+    "UNION ALL SELECT kind, step, target, state, n FROM final_count_deltas) AS counted "
+    "GROUP BY kind, step, target, state"
+)
+_FOLD = (
+    "INSERT INTO final_counts (kind, step, target, state, n) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (kind, step, target, state) DO UPDATE SET n = final_counts.n + excluded.n"
+)
+
+
+def unfolded(c: Tx) -> bool:
+    """Whether PostgreSQL's triggers left deltas to fold (SQLite's never do)."""
+    return c.execute("SELECT 1 FROM final_count_deltas LIMIT 1").fetchone() is not None
+
+
+def fold(c: Tx) -> None:
+    """Move the deltas into `final_counts`: each deleted row is added once, also when two processes fold
+    at once (the second one's DELETE skips what the first deleted); rows in order, so that two folds
+    lock the counter rows in the same order."""
+    sums: dict[tuple[str, str, str, str], int] = {}
+    for kind, step, target, state, n in c.execute(
+        "DELETE FROM final_count_deltas RETURNING kind, step, target, state, n"
+    ).fetchall():
+        sums[(kind, step, target, state)] = sums.get((kind, step, target, state), 0) + int(n)
+    c.executemany(_FOLD, [(*key, n) for key, n in sorted(sums.items())])
 
 
 def application_and_task_counts(c: Tx) -> tuple[dict[str, int], dict[tuple[str, str, str], int]]:

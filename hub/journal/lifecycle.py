@@ -32,6 +32,7 @@ from hub.events import operator_event
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
 from hub.journal import (
     alerts_sql,
+    counts,
     dashboard_sql,
     dead_sql,
     held_sql,
@@ -64,7 +65,6 @@ from hub.journal.base import (
     TaskSpec,
     TaskState,
 )
-from hub.journal.counts import application_and_task_counts
 from hub.journal.meta_sql import set_meta
 from hub.journal.transfer import Transferred, copy_journal, count_rows
 from hub.journal.tx import Tx
@@ -810,8 +810,11 @@ class SqlJournal(abc.ABC):
         return await self._read(op)
 
     async def stats(self) -> JournalStats:
+        if await self._read(counts.unfolded):  # PostgreSQL's finished counts, appended by its triggers
+            await self._write(counts.fold)
+
         def op(c: Tx) -> JournalStats:
-            apps, tasks = application_and_task_counts(c)  # finished ones from counters: hub.journal.counts
+            apps, tasks = counts.application_and_task_counts(c)  # finished ones from counters
             purged = purge_sql.totals(c)
             return JournalStats(
                 applications_by_state=apps,

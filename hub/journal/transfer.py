@@ -20,7 +20,7 @@ BATCH = 2000  # rows per INSERT round trip
 PARENTS = ("applications", "alerts")
 # Not moved: which process holds a singleton job is a fact of the running processes, not of the journal.
 # Nor counts the target's triggers keep as the rows arrive (`hub.journal.counts`).
-PROCESS_STATE = frozenset({"leases", "final_counts"})
+PROCESS_STATE = frozenset({"leases", "final_counts", "final_count_deltas"})
 # meta rows that describe the journal file itself, not its content.
 OWN_META = frozenset({VERSION_KEY, "write_probe"})
 

@@ -1,30 +1,38 @@
 -- /metrics counts applications and steps by state. The finished ones (applications completed, rejected
 -- or abandoned; steps done or abandoned) are most of a journal's rows and grow with its history, so they
 -- are counted here as they change, in the same transaction, by triggers: every write path (intake,
--- steps, revisions, operator actions, journal moves) keeps them exact without knowing of them. A row
--- changes only when an application or a step enters or leaves a finished state (one upsert). Open
--- states are still counted from their index ranges. Each connection adds to the rows of its own shard
--- (its server process id modulo 64): concurrent transactions of several hub processes do not wait on one
--- counter row (a rare shared shard only waits, and a deadlock is retried as any other); a count is the
--- sum over its shards.
+-- steps, revisions, operator actions, journal moves) keeps them exact without knowing of them. A trigger
+-- runs only when an application or a step enters or leaves a finished state. Open states are still
+-- counted from their index ranges. The triggers only append a row to final_count_deltas: transactions of
+-- several hub processes that finish steps at once never wait for each other on a counter row (as they
+-- would on one updated in place, locked until each commit). A scrape folds the deltas into final_counts
+-- (`hub.journal.counts`); a count is final_counts plus the deltas not folded yet.
+-- Writers wait until the counts are filled and the triggers are in place (a few seconds with a million
+-- applications): a change between the fill and the triggers would be counted by neither.
+LOCK TABLE applications, tasks IN SHARE ROW EXCLUSIVE MODE;
 CREATE TABLE final_counts (
     kind TEXT NOT NULL,
     step TEXT NOT NULL,
     target TEXT NOT NULL,
     state TEXT NOT NULL,
-    shard INTEGER NOT NULL,
     n BIGINT NOT NULL,
-    PRIMARY KEY (kind, step, target, state, shard)
+    PRIMARY KEY (kind, step, target, state)
 );
-INSERT INTO final_counts (kind, step, target, state, shard, n)
-    SELECT 'application', '', '', state, 0, COUNT(*) FROM applications
+CREATE TABLE final_count_deltas (
+    kind TEXT NOT NULL,
+    step TEXT NOT NULL,
+    target TEXT NOT NULL,
+    state TEXT NOT NULL,
+    n BIGINT NOT NULL
+);
+INSERT INTO final_counts (kind, step, target, state, n)
+    SELECT 'application', '', '', state, COUNT(*) FROM applications
     WHERE state IN ('completed', 'rejected', 'abandoned') GROUP BY state;
-INSERT INTO final_counts (kind, step, target, state, shard, n)
-    SELECT 'task', step, target, state, 0, COUNT(*) FROM tasks
+INSERT INTO final_counts (kind, step, target, state, n)
+    SELECT 'task', step, target, state, COUNT(*) FROM tasks
     WHERE state IN ('done', 'abandoned') GROUP BY step, target, state;
 CREATE FUNCTION count_final(TEXT, TEXT, TEXT, TEXT, INTEGER) RETURNS VOID LANGUAGE SQL AS $$
-    INSERT INTO final_counts VALUES ($1, $2, $3, $4, pg_backend_pid() % 64, $5)
-    ON CONFLICT (kind, step, target, state, shard) DO UPDATE SET n = final_counts.n + excluded.n
+    INSERT INTO final_count_deltas VALUES ($1, $2, $3, $4, $5)
 $$;
 CREATE FUNCTION count_final_applications() RETURNS TRIGGER LANGUAGE plpgsql AS $$
 BEGIN
