@@ -9,8 +9,9 @@ row enters or leaves a finished state. On SQLite (one writer) they add to ``fina
 PostgreSQL they append a row to ``final_count_deltas``, so that concurrent transactions of several hub
 processes never wait on a counter row; a scrape folds those deltas into ``final_counts`` first (`fold`,
 one short write transaction, only when there are any). A count is ``final_counts`` plus what is not
-folded yet, read in one statement: exact as of the scrape's snapshot, the same numbers as a ``GROUP BY``
-over the tables would give (which cost 1.5 s of CPU per scrape with a million finished applications).
+folded yet, read in one statement. What an operator sees is exact, each count as of the statement that
+reads it: the same numbers as the ``GROUP BY`` over the whole tables that this replaces (1.5 s of CPU per
+scrape with a million finished applications; now a few milliseconds, `bench.claim`).
 """
 
 from __future__ import annotations
