@@ -24,8 +24,9 @@ history with scattered ids, built once per ``--dir`` and copied for the run, so 
 PostgreSQL gets them moved over from it by ``hub.journal.transfer.copy_journal`` into a throw-away
 cluster (``hub.testing.postgres``), then ``ANALYZE`` (what autovacuum does on a live database).
 ``--explain`` prints the query plans of one intake's, file number's, claim's and completion's
-statements on the large journal, and flags a full scan of a large table. ``--json FILE`` writes the
-ratios large/empty (``bench/figures.py``).
+statements on the large journal, and flags a full scan of a large table. After each round's workload,
+a /metrics scrape's journal counts (`stats()`) are timed on both stores. ``--json FILE`` writes the
+ratios large/empty and a scrape's milliseconds with the large journal (``bench/figures.py``).
 
     .venv/bin/python -m bench.claim [--count 1000000] [--tasks 2000] [--batch 32]
         [--backend sqlite --backend postgresql] [--explain] [--dir /tmp/aktenhub-console-bench] [--json F]
@@ -117,6 +118,7 @@ class Run:
     claims: list[float] = field(default_factory=list)
     claim_trips: list[float] = field(default_factory=list)  # seconds awaited by the caller
     completions: list[float] = field(default_factory=list)
+    scrapes: list[float] = field(default_factory=list)  # seconds per `stats()`: /metrics' journal counts
     tasks: int = 0
 
 
@@ -330,7 +332,23 @@ async def compare(
             for store in (journal, large):
                 await settle(store)
             await work_off([(journal, runs[0]), (large, runs[1])], args.limit)
+            for _ in range(SCRAPES):
+                for store, run in ((journal, runs[0]), (large, runs[1])):
+                    run.scrapes.append(await scrape(store))
     return list(runs)
+
+
+SCRAPES = 5  # /metrics scrapes per round and store
+
+
+async def scrape(journal: SqlJournal) -> float:
+    """The wall time of the journal's counts for one /metrics scrape (`stats()`), in seconds.
+
+    Wall time: on PostgreSQL the work is the server's; on SQLite the reader thread's, nearly all CPU.
+    """
+    began = time.perf_counter()
+    await journal.stats()
+    return time.perf_counter() - began
 
 
 # -- figures --------------------------------------------------------------------------------------------
@@ -355,10 +373,12 @@ MEASURES = (
     ("claims", "claim µs", "claim in its transaction"),
     ("claim_trips", "claim trip µs", "claim round trip"),
     ("completions", "complete µs", "completion in its transaction"),
+    ("scrapes", "scrape µs", "/metrics journal counts"),
 )
 # The issue's aim for the operations whose cost must not grow with history; the rest is reported.
 AIMED = {"intakes", "intake_cpu", "claims"}
 AIM = 1.10
+SCRAPE_AIM_MS = 20.0  # a scrape every 15 s must not cost a share of a core
 
 
 def print_table(runs: list[Run], flush: bool = False) -> None:
@@ -385,7 +405,8 @@ def print_table(runs: list[Run], flush: bool = False) -> None:
             print("  " + "  ".join("-" * w for w in widths))
     print("  (medians; µs in the transaction: the operation's statements; trip: as the caller awaits it,")
     print("   queue, thread hop and the durable commit included, intakes per batch of concurrent posts;")
-    print("   intake CPU: the process's CPU time per intake of a batch, commit included)")
+    print("   intake CPU: the process's CPU time per intake of a batch, commit included;")
+    print("   scrape: the journal's counts of one /metrics scrape, `stats()`, after the workload)")
     for empty, large in zip(runs[::2], runs[1::2], strict=True):
         ratios = ", ".join(
             f"{what} {ratio(getattr(large, attribute), getattr(empty, attribute)):.2f}x"
@@ -398,8 +419,18 @@ def print_table(runs: list[Run], flush: bool = False) -> None:
 
 
 def figures(runs: list[Run], count: int) -> list[Figure]:
-    """The ratios large/empty per backend, for `make bench`'s table."""
-    return [
+    """The ratios large/empty per backend and a scrape's cost with the large journal, for `make bench`."""
+    scrapes = [
+        Figure(
+            f"history: /metrics journal counts with {count:,} finished, {large.backend}",
+            round(statistics.median(large.scrapes) * 1e3, 2),
+            "ms",
+            target=SCRAPE_AIM_MS,
+            better="lower",
+        )
+        for large in runs[1::2]
+    ]
+    return scrapes + [
         Figure(
             f"history: {what} with {count:,} finished / empty, {empty.backend}",
             round(ratio(getattr(large, attribute), getattr(empty, attribute)), 3),

@@ -8,11 +8,10 @@ in the journal and is sent exactly once when the server is back, after a restart
 from __future__ import annotations
 
 import re
-import socket
 import ssl
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -65,19 +64,13 @@ class Inbox:
         return AuthResult(success=ok, handled=False)  # aiosmtpd answers 535 itself on failure
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # the test server takes AUTH without TLS on loopback (aiosmtpd warns about that)
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 
 
 @pytest.fixture
-def smtp_port() -> int:
-    return free_port()
+def smtp_port(reserved_port: Callable[[], int]) -> int:
+    return reserved_port()
 
 
 class MailServer:

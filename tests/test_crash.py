@@ -32,6 +32,7 @@ import secrets
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ import yaml
 
 from hub.errors import PluginError
 from hub.plugins import load_plugins
-from hub.testing.processes import HubProcess, free_port
+from hub.testing.processes import HubProcess
 
 SEED = int(os.environ.get("AKTENHUB_CRASH_SEED", "20260611"))
 KILLS = 6  # SIGKILLs under load
@@ -475,11 +476,13 @@ def referenced_blobs(db: Path) -> set[str]:
     return {r for doc in docs for r in re.findall(r"sha256:[0-9a-f]{64}", doc)}
 
 
-async def test_sigkill_under_load_loses_and_doubles_nothing(tmp_path: Path) -> None:
+async def test_sigkill_under_load_loses_and_doubles_nothing(
+    tmp_path: Path, reserved_port: Callable[[], int]
+) -> None:
     started = time.monotonic()
     rng = random.Random(SEED)
     print(f"\ncrash test seed {SEED} (AKTENHUB_CRASH_SEED={SEED} reproduces the schedule)")
-    port = free_port()
+    port = reserved_port()
     url = f"http://127.0.0.1:{port}"
     hub = HubProcess(
         write_config(tmp_path, port),

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
-import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from hub_enaio.simulator import make_app as enaio_app
 from hub_zbp.keys import generate_author
 from hub_zbp.simulator import STATE as ZBP
 from hub_zbp.simulator import make_app as zbp_app
-from test_crash_answers import free_port, poll, start_hub
+from test_crash_answers import hub_process
 from test_e2e_answers import ANSWERS, CALLBACK_SECRET, DECISION, MAPPING, TOKEN, decided
 
 from hub.answers import CallbackAuth
@@ -105,7 +104,7 @@ def write_config(
 
 
 async def test_killed_after_enaio_updated_and_before_the_mailbox_was_told_files_and_tells_once(
-    tmp_path: Path, schema_dir: Path
+    tmp_path: Path, schema_dir: Path, reserved_port: Callable[[], int]
 ) -> None:
     idp = IdpSimulator(
         schema_dir, sp_entity_id="https://aktenhub.example/sp", acs_url="https://formulare.example/bundid/acs"
@@ -115,14 +114,14 @@ async def test_killed_after_enaio_updated_and_before_the_mailbox_was_told_files_
     await enaio.start_server()
     await zbp.start_server()
     enaio_state, zbp_state = enaio.app[ENAIO], zbp.app[ZBP]
-    port = free_port()
+    port = reserved_port()
     url = f"http://127.0.0.1:{port}"
     base = {"enaio": str(enaio.make_url("")).rstrip("/"), "zbp": str(zbp.make_url("")).rstrip("/")}
     config = write_config(tmp_path, port, schema_dir, idp, author=generate_author(), **base)
-    log = tmp_path / "hub.log"
     admin = {"Authorization": f"Bearer {ADMIN}"}
     handle = idp.mailbox("U04")
-    hub = start_hub(config, log)
+    hub = hub_process(config, url)
+    hub.start()
     try:
         async with aiohttp.ClientSession() as http:
 
@@ -147,8 +146,8 @@ async def test_killed_after_enaio_updated_and_before_the_mailbox_was_told_files_
                 ) as resp:
                     return await resp.json() if resp.status in (200, 202) else None
 
-            app_id = (await poll("the intake", post_intake))["application_id"]
-            await poll("the application filed", lambda: state_is(app_id, "completed"))
+            app_id = (await hub.until(post_intake, "the intake"))["application_id"]
+            await hub.until(lambda: state_is(app_id, "completed"), "the application filed")
             filed = await view(app_id)
             assert filed is not None
             aktenzeichen = filed["file_number"]
@@ -161,29 +160,24 @@ async def test_killed_after_enaio_updated_and_before_the_mailbox_was_told_files_
 
             enaio_state.knobs.drop_after_insert = 1  # the update is applied, its answer lost
             zbp_state.fail_next = 10_000  # the mailbox is down
-            first = await poll("the callback answered", send_callback)
+            first = await hub.until(send_callback, "the callback answered")
             assert first["answers"][0]["duplicate"] is False
 
             async def updated() -> bool:
                 return enaio_state.updated == 1 and enaio_state.dropped == 1
 
-            await poll("enaio updated, its answer lost", updated)
-            hub.send_signal(signal.SIGKILL)
-            assert hub.wait(timeout=10) == -signal.SIGKILL
+            await hub.until(updated, "enaio updated, its answer lost")
+            await hub.kill()
 
             zbp_state.fail_next = 0
-            hub = start_hub(config, log)
-            await poll("the application completed again", lambda: state_is(app_id, "completed"))
-            again = await poll("the repeated callback answered", send_callback)
+            hub.start()
+            await hub.until(lambda: state_is(app_id, "completed"), "the application completed again")
+            again = await hub.until(send_callback, "the repeated callback answered")
             assert again["answers"][0]["duplicate"] is True
             body = await view(app_id)
             assert body is not None
     finally:
-        hub.send_signal(signal.SIGTERM)
-        try:
-            hub.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            hub.kill()
+        await hub.stop()
         await zbp.close()
         await enaio.close()
 
@@ -200,7 +194,7 @@ async def test_killed_after_enaio_updated_and_before_the_mailbox_was_told_files_
     assert bescheid.parent_id == vorgang.id and bescheid.content is not None
     assert bescheid.content.sha256 == hashlib.sha256(DECISION).hexdigest()  # the decision as sent
     statuses = [s.answer()["payload"]["status"] for s in zbp_state.status_updates(handle)]
-    assert statuses == ["RECEIVED", "COMPLETED"], log.read_text()
+    assert statuses == ["RECEIVED", "COMPLETED"], hub.log()
     assert len(zbp_state.messages(handle)) == 2  # the receipt, and the decision once
     types = Counter(e["type"] for e in body["timeline"])
     assert (types["answer.received"], types["answer.filed"]) == (1, 1)

@@ -13,13 +13,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +27,7 @@ import yaml
 from hub.answers import CallbackAuth
 from hub.callbacks import sign_callback
 from hub.testing.fakes import Ledger
-from hub.testing.processes import hub_settings
+from hub.testing.processes import HubProcess, hub_settings
 
 SECRET = "crash-answers-callback-secret"
 TOKEN = "crash-answers-admin-token"
@@ -43,13 +40,6 @@ SERVE = (
     "plugins = load_plugins([fakes])\n"
     "asyncio.run(serve(load_config(sys.argv[1], plugins), plugins))\n"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def write_config(
@@ -88,38 +78,21 @@ def write_config(
     return path
 
 
-def start_hub(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-c", SERVE, str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ},
-        )
+def hub_process(config: Path, url: str) -> HubProcess:
+    """The hub with the test kit's fakes (`SERVE`), its log in the config's directory."""
+    return HubProcess(config, config.parent, url, command=[sys.executable, "-c", SERVE, str(config)])
 
 
-async def poll(what: str, probe: Any, timeout: float = 30) -> Any:
-    """Call `probe` until it gives a truthy value (bounded): waiting on another process's state."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = await probe()
-        except (aiohttp.ClientError, OSError):
-            value = None
-        if value:
-            return value
-        await asyncio.sleep(0.05)  # polling another process's observable state, bounded by the deadline
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def test_killed_between_answer_and_akte_update_files_and_tells_once(tmp_path: Path) -> None:
-    port = free_port()
+async def test_killed_between_answer_and_akte_update_files_and_tells_once(
+    tmp_path: Path, reserved_port: Callable[[], int]
+) -> None:
+    port = reserved_port()
     url = f"http://127.0.0.1:{port}"
     config = write_config(tmp_path, port)
-    log = tmp_path / "hub.log"
     admin = {"Authorization": f"Bearer {TOKEN}"}
     efile, mailbox = Ledger(tmp_path / "efile"), Ledger(tmp_path / "mailbox")
-    hub = start_hub(config, log)
+    hub = hub_process(config, url)
+    hub.start()
     try:
         async with aiohttp.ClientSession() as http:
 
@@ -136,8 +109,8 @@ async def test_killed_between_answer_and_akte_update_files_and_tells_once(tmp_pa
                 async with http.post(f"{url}/intake/json/wasserrecht", json=body) as resp:
                     return await resp.json() if resp.status in (200, 202) else None
 
-            app_id = (await poll("the intake", post_intake))["application_id"]
-            await poll("the application completed", lambda: state_is(app_id, "completed"))
+            app_id = (await hub.until(post_intake, "the intake"))["application_id"]
+            await hub.until(lambda: state_is(app_id, "completed"), "the application completed")
 
             answer = {
                 "answer_id": "k3-answer-1",
@@ -157,28 +130,23 @@ async def test_killed_between_answer_and_akte_update_files_and_tells_once(tmp_pa
                     return await resp.json() if resp.status == 200 else None
 
             (tmp_path / "hold").touch()
-            first = await poll("the callback answered", send_callback)
+            first = await hub.until(send_callback, "the callback answered")
             assert first["answers"][0]["duplicate"] is False
             # The e-file has filed the answer and hangs before answering: the hub dies mid-step.
-            await poll("the answer filed", lambda: asyncio.to_thread(efile.records))
-            hub.send_signal(signal.SIGKILL)
-            assert hub.wait(timeout=10) == -signal.SIGKILL
+            await hub.until(lambda: asyncio.to_thread(efile.records), "the answer filed")
+            await hub.kill()
 
             (tmp_path / "hold").unlink()
-            hub = start_hub(config, log)
-            await poll("the application completed again", lambda: state_is(app_id, "completed"))
+            hub.start()
+            await hub.until(lambda: state_is(app_id, "completed"), "the application completed again")
 
-            again = await poll("the repeated callback answered", send_callback)
+            again = await hub.until(send_callback, "the repeated callback answered")
             assert again["answers"][0]["duplicate"] is True
             body = await view(app_id)
             assert body is not None
     finally:
-        hub.send_signal(signal.SIGTERM)
-        try:
-            hub.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            hub.kill()
-    assert efile.calls() == 2, log.read_text()  # the step ran again after the kill ...
+        await hub.stop()
+    assert efile.calls() == 2, hub.log()  # the step ran again after the kill ...
     [filed] = efile.records()  # ... and the e-file holds the answer once
     record = json.loads(filed)
     assert (record["answer_id"], record["case_number"], record["file_number"]) == (
@@ -199,7 +167,7 @@ async def test_killed_between_answer_and_akte_update_files_and_tells_once(tmp_pa
 
 @pytest.mark.parametrize("transport", ["importfolder", "k3"])
 async def test_killed_between_an_answer_file_and_the_akte_update_files_and_tells_once(
-    tmp_path: Path, transport: str
+    tmp_path: Path, transport: str, reserved_port: Callable[[], int]
 ) -> None:
     # The same crash with a real transport: the answer comes from the import folder's answer folder
     # (generic, or as the K3 profile presets it: K3's manifest and K3Rueckmeldung result files).
@@ -224,16 +192,16 @@ async def test_killed_between_an_answer_file_and_the_akte_update_files_and_tells
         fv = {key: fv[key] for key in ("path", "answers", "poll_seconds")} | {"type": "k3"}
         simulator_options = K3
     (tmp_path / "export").mkdir()
-    port = free_port()
+    port = reserved_port()
     url = f"http://127.0.0.1:{port}"
     config = write_config(tmp_path, port, fv)
-    log = tmp_path / "hub.log"
     admin = {"Authorization": f"Bearer {TOKEN}"}
     efile, mailbox = Ledger(tmp_path / "efile"), Ledger(tmp_path / "mailbox")
     fachverfahren = SimulatedFachverfahren(
         tmp_path / "import", tmp_path / "export", tmp_path / "fv-work", **{"files": None, **simulator_options}
     )
-    hub = start_hub(config, log)
+    hub = hub_process(config, url)
+    hub.start()
     try:
         async with aiohttp.ClientSession() as http:
 
@@ -250,31 +218,28 @@ async def test_killed_between_an_answer_file_and_the_akte_update_files_and_tells
                 async with http.post(f"{url}/intake/json/wasserrecht", json=body) as resp:
                     return await resp.json() if resp.status in (200, 202) else None
 
-            app_id = (await poll("the intake", post_intake))["application_id"]
-            await poll("the application completed", lambda: state_is(app_id, "completed"))
+            app_id = (await hub.until(post_intake, "the intake"))["application_id"]
+            await hub.until(lambda: state_is(app_id, "completed"), "the application completed")
             assert fachverfahren.take_imports() == {"imported": [app_id], "refused": []}
-            await poll("the receipt filed", lambda: asyncio.to_thread(lambda: len(efile.records()) == 1))
-            await poll("completed after the receipt", lambda: state_is(app_id, "completed"))
+            await hub.until(lambda: asyncio.to_thread(lambda: len(efile.records()) == 1), "the receipt filed")
+            await hub.until(lambda: state_is(app_id, "completed"), "completed after the receipt")
 
             (tmp_path / "hold").touch()
             case = fachverfahren.decide(app_id, "beschieden", None, pdf=True)
             # The e-file has filed the decision and hangs before answering: the hub dies mid-step.
-            await poll("the decision filed", lambda: asyncio.to_thread(lambda: len(efile.records()) == 2))
-            hub.send_signal(signal.SIGKILL)
-            assert hub.wait(timeout=10) == -signal.SIGKILL
+            await hub.until(
+                lambda: asyncio.to_thread(lambda: len(efile.records()) == 2), "the decision filed"
+            )
+            await hub.kill()
 
             (tmp_path / "hold").unlink()
-            hub = start_hub(config, log)
-            await poll("the application completed again", lambda: state_is(app_id, "completed"))
+            hub.start()
+            await hub.until(lambda: state_is(app_id, "completed"), "the application completed again")
             body = await view(app_id)
             assert body is not None
     finally:
-        hub.send_signal(signal.SIGTERM)
-        try:
-            hub.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            hub.kill()
-    assert efile.calls() == 3, log.read_text()  # the receipt once, the decision again after the kill ...
+        await hub.stop()
+    assert efile.calls() == 3, hub.log()  # the receipt once, the decision again after the kill ...
     filed = [json.loads(r) for r in efile.records()]  # ... and the e-file holds each answer once
     assert sorted(r["status"] for r in filed) == ["accepted", "decided"]
     assert {r["case_number"] for r in filed} == {case.case_number}
@@ -290,12 +255,12 @@ async def test_killed_between_an_answer_file_and_the_akte_update_files_and_tells
 
 
 async def test_killed_between_the_assigned_number_and_the_akte_files_once_with_that_number(
-    tmp_path: Path,
+    tmp_path: Path, reserved_port: Callable[[], int]
 ) -> None:
     # The Fachverfahren assigns the Aktenzeichen by its answer; the hub dies while the second stage
     # (the record mapped with the number, delivered to the e-file) runs: after the restart the e-file
     # holds the Akte once, with the Fachverfahren's number (not its own), and everyone is told once.
-    port = free_port()
+    port = reserved_port()
     url = f"http://127.0.0.1:{port}"
     hold = tmp_path / "hold-delivery"
     config = write_config(
@@ -304,7 +269,6 @@ async def test_killed_between_the_assigned_number_and_the_akte_files_once_with_t
         route_extra={"notify": ["mailbox"], "file_number": {"assigned_by": "fv"}},
         efile_extra={"hold_delivery_file": str(hold)},
     )
-    log = tmp_path / "hub.log"
     admin = {"Authorization": f"Bearer {TOKEN}"}
     deliveries, receipts = (
         Ledger(tmp_path / "efile" / "deliveries"),
@@ -312,7 +276,8 @@ async def test_killed_between_the_assigned_number_and_the_akte_files_once_with_t
     )
     efile, mailbox = Ledger(tmp_path / "efile"), Ledger(tmp_path / "mailbox")
     hold.touch()
-    hub = start_hub(config, log)
+    hub = hub_process(config, url)
+    hub.start()
     try:
         async with aiohttp.ClientSession() as http:
 
@@ -335,8 +300,8 @@ async def test_killed_between_the_assigned_number_and_the_akte_files_once_with_t
                 async with http.post(f"{url}/intake/json/bauantrag", json=body) as resp:
                     return await resp.json() if resp.status in (200, 202) else None
 
-            app_id = (await poll("the intake", post_intake))["application_id"]
-            await poll("delivered to the Fachverfahren, the number awaited", lambda: awaiting(app_id))
+            app_id = (await hub.until(post_intake, "the intake"))["application_id"]
+            await hub.until(lambda: awaiting(app_id), "delivered to the Fachverfahren, the number awaited")
             assert deliveries.calls() == 0 and receipts.calls() == 0  # the e-file and the receipt wait
 
             answer = {
@@ -352,30 +317,25 @@ async def test_killed_between_the_assigned_number_and_the_akte_files_once_with_t
                 async with http.post(f"{url}/callback/fv", data=raw, headers=headers) as resp:
                     return await resp.json() if resp.status == 200 else None
 
-            first = await poll("the callback answered", send_callback)
+            first = await hub.until(send_callback, "the callback answered")
             assert first["answers"][0]["duplicate"] is False
             # The e-file took the record mapped with the number and hangs before answering: the hub dies.
-            await poll(
-                "the Akte delivered", lambda: asyncio.to_thread(lambda: len(deliveries.records()) == 1)
+            await hub.until(
+                lambda: asyncio.to_thread(lambda: len(deliveries.records()) == 1), "the Akte delivered"
             )
-            hub.send_signal(signal.SIGKILL)
-            assert hub.wait(timeout=10) == -signal.SIGKILL
+            await hub.kill()
 
             hold.unlink()
-            hub = start_hub(config, log)
-            await poll("the application completed", lambda: state_is(app_id, "completed"))
+            hub.start()
+            await hub.until(lambda: state_is(app_id, "completed"), "the application completed")
 
-            again = await poll("the repeated callback answered", send_callback)
+            again = await hub.until(send_callback, "the repeated callback answered")
             assert again["answers"][0]["duplicate"] is True
             body = await view(app_id)
             assert body is not None
     finally:
-        hub.send_signal(signal.SIGTERM)
-        try:
-            hub.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            hub.kill()
-    assert deliveries.calls() == 2, log.read_text()  # the delivery ran again after the kill ...
+        await hub.stop()
+    assert deliveries.calls() == 2, hub.log()  # the delivery ran again after the kill ...
     [filed] = deliveries.records()  # ... and the e-file holds the Akte once, with the assigned number
     assert json.loads(filed)["file_number"] == "63-BA-2026-0815"
     [received] = receipts.records()
@@ -406,7 +366,7 @@ payloads:
 
 
 async def test_killed_between_an_advis_answer_and_the_akte_update_files_and_tells_once(
-    tmp_path: Path, schema_dir: Path
+    tmp_path: Path, schema_dir: Path, reserved_port: Callable[[], int]
 ) -> None:
     # The same crash with ADVIS over XTA: the answer is an advis.rueckmeldung in the hub's XTA mailbox,
     # closed only after it was stored. XTA and ADVIS are simulators in this process, the hub another one.
@@ -427,7 +387,7 @@ async def test_killed_between_an_advis_answer_and_the_akte_update_files_and_tell
         TestServer(advis_app(xta_url, "vbe:advis", schemas, tmp_path / "advis"), host="127.0.0.1")
     )
     await advis.start_server()
-    port = free_port()
+    port = reserved_port()
     url = f"http://127.0.0.1:{port}"
     fv = {
         "type": "advis",
@@ -440,10 +400,10 @@ async def test_killed_between_an_advis_answer_and_the_akte_update_files_and_tell
     settings = yaml.safe_load(config.read_text())
     settings["schemas"] = str(schemas)
     config.write_text(yaml.safe_dump(settings))
-    log = tmp_path / "hub.log"
     admin = {"Authorization": f"Bearer {TOKEN}"}
     efile, mailbox = Ledger(tmp_path / "efile"), Ledger(tmp_path / "mailbox")
-    hub = start_hub(config, log)
+    hub = hub_process(config, url)
+    hub.start()
     try:
         async with aiohttp.ClientSession() as http:
 
@@ -460,38 +420,35 @@ async def test_killed_between_an_advis_answer_and_the_akte_update_files_and_tell
                 async with http.post(f"{url}/intake/json/verpflichtungserklaerung", json=body) as resp:
                     return await resp.json() if resp.status in (200, 202) else None
 
-            app_id = (await poll("the intake", post_intake))["application_id"]
-            await poll("the application completed", lambda: state_is(app_id, "completed"))
+            app_id = (await hub.until(post_intake, "the intake"))["application_id"]
+            await hub.until(lambda: state_is(app_id, "completed"), "the application completed")
             reference = (await view(app_id) or {})["application"]["correlations"]["fv"]
             assert await (await advis.post("/control/receive")).json() == {
                 "opened": [reference],
                 "refused": [],
             }
-            await poll("the receipt filed", lambda: asyncio.to_thread(lambda: len(efile.records()) == 1))
-            await poll("completed after the receipt", lambda: state_is(app_id, "completed"))
+            await hub.until(lambda: asyncio.to_thread(lambda: len(efile.records()) == 1), "the receipt filed")
+            await hub.until(lambda: state_is(app_id, "completed"), "completed after the receipt")
 
             (tmp_path / "hold").touch()
             decision = {"reference": reference, "status": "entschieden", "pdf": True}
             case_number = (await (await advis.post("/control/decide", json=decision)).json())["case_number"]
             # The e-file has filed the decision and hangs before answering: the hub dies mid-step.
-            await poll("the decision filed", lambda: asyncio.to_thread(lambda: len(efile.records()) == 2))
-            hub.send_signal(signal.SIGKILL)
-            assert hub.wait(timeout=10) == -signal.SIGKILL
+            await hub.until(
+                lambda: asyncio.to_thread(lambda: len(efile.records()) == 2), "the decision filed"
+            )
+            await hub.kill()
 
             (tmp_path / "hold").unlink()
-            hub = start_hub(config, log)
-            await poll("the application completed again", lambda: state_is(app_id, "completed"))
+            hub.start()
+            await hub.until(lambda: state_is(app_id, "completed"), "the application completed again")
             body = await view(app_id)
             assert body is not None
     finally:
-        hub.send_signal(signal.SIGTERM)
-        try:
-            hub.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            hub.kill()
+        await hub.stop()
         await advis.close()
         await xta.close()
-    assert efile.calls() == 3, log.read_text()  # the receipt once, the decision again after the kill ...
+    assert efile.calls() == 3, hub.log()  # the receipt once, the decision again after the kill ...
     filed = [json.loads(r) for r in efile.records()]  # ... and the e-file holds each answer once
     assert sorted(r["status"] for r in filed) == ["accepted", "decided"]
     assert {r["case_number"] for r in filed} == {case_number}
@@ -518,7 +475,7 @@ payloads:
 
 
 async def test_killed_between_mikropros_answer_over_xta_and_the_akte_update_files_and_tells_once(
-    tmp_path: Path, schema_dir: Path
+    tmp_path: Path, schema_dir: Path, reserved_port: Callable[[], int]
 ) -> None:
     # The same crash over XTA: Mikropro's 1121 and 1170 come from the hub's own XTA account (the
     # simulated Mikropro on the XTA simulator); the hub dies after the e-file filed the 1170's decision.
@@ -545,17 +502,17 @@ async def test_killed_between_mikropros_answer_over_xta_and_the_akte_update_file
         "fachverfahren": {"kennung": "vbe:053820063", "name": "Mikropro Bauamt"},
         "poll_seconds": 0.1,
     }
-    port = free_port()
+    port = reserved_port()
     url = f"http://127.0.0.1:{port}"
     config = write_config(tmp_path, port, fv)
     settings = yaml.safe_load(config.read_text())
     settings["schemas"] = str(schema_dir)
     settings["routes"][0]["map"] = str(mapping)
     config.write_text(yaml.safe_dump(settings))
-    log = tmp_path / "hub.log"
     admin = {"Authorization": f"Bearer {TOKEN}"}
     efile, mailbox = Ledger(tmp_path / "efile"), Ledger(tmp_path / "mailbox")
-    hub = start_hub(config, log)
+    hub = hub_process(config, url)
+    hub.start()
     try:
         async with aiohttp.ClientSession() as http:
 
@@ -577,34 +534,31 @@ async def test_killed_between_mikropros_answer_over_xta_and_the_akte_update_file
                     assert resp.status == 200, await resp.text()
                     return await resp.json()
 
-            app_id = (await poll("the intake", post_intake))["application_id"]
-            await poll("the application completed", lambda: state_is(app_id, "completed"))
+            app_id = (await hub.until(post_intake, "the intake"))["application_id"]
+            await hub.until(lambda: state_is(app_id, "completed"), "the application completed")
             (uuid,) = (await control("receive", {}))["opened"]
-            await poll("the 1121 filed", lambda: asyncio.to_thread(lambda: len(efile.records()) == 1))
-            await poll("completed after the 1121", lambda: state_is(app_id, "completed"))
+            await hub.until(lambda: asyncio.to_thread(lambda: len(efile.records()) == 1), "the 1121 filed")
+            await hub.until(lambda: state_is(app_id, "completed"), "completed after the 1121")
 
             (tmp_path / "hold").touch()
             case = await control("decide", {"reference": uuid, "status": "beschieden", "pdf": True})
             # The e-file has filed the decision and hangs before answering: the hub dies mid-step.
-            await poll("the decision filed", lambda: asyncio.to_thread(lambda: len(efile.records()) == 2))
-            hub.send_signal(signal.SIGKILL)
-            assert hub.wait(timeout=10) == -signal.SIGKILL
+            await hub.until(
+                lambda: asyncio.to_thread(lambda: len(efile.records()) == 2), "the decision filed"
+            )
+            await hub.kill()
 
             (tmp_path / "hold").unlink()
-            hub = start_hub(config, log)
-            await poll("the application completed again", lambda: state_is(app_id, "completed"))
+            hub.start()
+            await hub.until(lambda: state_is(app_id, "completed"), "the application completed again")
             body = await view(app_id)
             assert body is not None
     finally:
-        hub.send_signal(signal.SIGTERM)
-        try:
-            hub.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            hub.kill()
+        await hub.stop()
         await mikropro.close()
         state = xta.app[XTA]
         await xta.close()
-    assert efile.calls() == 3, log.read_text()  # the 1121 once, the decision again after the kill ...
+    assert efile.calls() == 3, hub.log()  # the 1121 once, the decision again after the kill ...
     filed = [json.loads(r) for r in efile.records()]  # ... and the e-file holds each answer once
     assert sorted(r["status"] for r in filed) == ["accepted", "decided"]
     assert {r["case_number"] for r in filed} == {case["case_number"]}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from hub_bauportal_nrw.portal import make_app as portal_app
 from hub_enaio.simulator import make_app as enaio_app
 from hub_xta.simulator import make_app as xta_app
 
-from hub.testing.processes import HubProcess, free_port, hub_settings
+from hub.testing.processes import HubProcess, hub_settings
 
 MAPPING = Path(__file__).parents[1] / "config" / "mappings" / "bauantrag.yaml"
 ACCOUNT = "vbe:bauaufsicht-rhein-sieg"
@@ -97,9 +97,9 @@ async def poll_json(http: aiohttp.ClientSession, target: str, what: str, ok: Any
 
 
 async def test_killed_between_intake_and_close_files_once(
-    servers: dict[str, TestServer], tmp_path: Path, schema_dir: Path
+    servers: dict[str, TestServer], tmp_path: Path, schema_dir: Path, reserved_port: Callable[[], int]
 ) -> None:
-    port = free_port()
+    port = reserved_port()
     config = write_config(tmp_path, port, servers, schema_dir)
     hub_url = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession() as http:
@@ -153,7 +153,7 @@ async def test_killed_between_intake_and_close_files_once(
 
 
 async def test_killed_after_mikropros_number_before_the_bauakte_files_once_with_that_number(
-    servers: dict[str, TestServer], tmp_path: Path, schema_dir: Path
+    servers: dict[str, TestServer], tmp_path: Path, schema_dir: Path, reserved_port: Callable[[], int]
 ) -> None:
     # Mikropro assigns the Aktenzeichen (assigned_by): the Bauantrag is forwarded to it, its 1121 brings
     # the number, and the hub dies while enaio refuses the Bauakte (the second stage, retried). After the
@@ -172,7 +172,7 @@ async def test_killed_after_mikropros_number_before_the_bauakte_files_once_with_
         host="127.0.0.1",
     )
     await mikropro.start_server()
-    port = free_port()
+    port = reserved_port()
     config = write_config(tmp_path, port, servers, schema_dir)
     settings = json.loads(config.read_text(encoding="utf-8"))
     settings["connectors"]["mikropro"] = {

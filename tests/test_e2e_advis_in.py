@@ -32,7 +32,7 @@ from hub_xta.simulator import enqueue
 from hub_xta.simulator import make_app as xta_app
 from test_crash_answers import poll
 
-from hub.testing.processes import HubProcess, free_port, hub_settings
+from hub.testing.processes import HubProcess, hub_settings
 
 ROOT = Path(__file__).parents[1]
 MAPPING = ROOT / "config" / "mappings" / "aufenthaltstitel.yaml"
@@ -89,7 +89,7 @@ def write_config(tmp: Path, port: int, schemas: Path, xta: str, enaio: str) -> P
 
 
 async def test_xauslaender_message_to_the_auslaenderakte_and_advis_and_back_exactly_once_across_a_kill(
-    tmp_path: Path, schema_dir: Path
+    tmp_path: Path, schema_dir: Path, reserved_port: Callable[[], int]
 ) -> None:
     schemas = tmp_path / "schemas"
     shutil.copytree(schema_dir, schemas)
@@ -102,7 +102,7 @@ async def test_xauslaender_message_to_the_auslaenderakte_and_advis_and_back_exac
     advis = TestClient(TestServer(advis_app(xta_url, ADVIS, schemas, tmp_path / "advis"), host="127.0.0.1"))
     await advis.start_server()
     xta_state, enaio_state = xta.app[XTA_STATE], enaio.app[ENAIO_STATE]
-    port = free_port()
+    port = reserved_port()
     config = write_config(tmp_path, port, schemas, xta_url, str(enaio.make_url("")).rstrip("/"))
     admin = {"Authorization": f"Bearer {TOKEN}"}
 

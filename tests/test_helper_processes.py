@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -16,7 +17,7 @@ import pytest
 import yaml
 from test_crash import ADMIN_TOKEN, FORMCYCLE_TOKEN, Ledger, admin_get, send, write_config
 
-from hub.testing.processes import HubProcess, free_port
+from hub.testing.processes import HubProcess
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -63,8 +64,10 @@ def alive(processes: dict[int, str]) -> list[int]:
     return running
 
 
-async def test_render_processes_end_when_the_hub_is_killed(tmp_path: Path) -> None:
-    port = free_port()
+async def test_render_processes_end_when_the_hub_is_killed(
+    tmp_path: Path, reserved_port: Callable[[], int]
+) -> None:
+    port = reserved_port()
     config = write_config(tmp_path, port)
     settings = yaml.safe_load(config.read_text(encoding="utf-8"))
     (tmp_path / "rendition.yaml").write_text(RENDITION_ONLY, encoding="utf-8")

@@ -112,6 +112,8 @@ async def test_an_intake_is_five_inserts_in_its_group(journal: SqliteJournal, db
     assert all(isinstance(r, IntakeResult) and not r.duplicate for r in results)
     # no savepoint (no operation failed), no DELETE of correlations a new application cannot have
     kinds = [" ".join(s.split()[:3]) for s in statements if not s.startswith(("BEGIN", "COMMIT"))]
+    # SQLite traces the program of a table's trigger (hub.journal.counts) as its statement once more.
+    kinds = [k for k, previous in zip(kinds, [None, *kinds], strict=False) if k != previous]
     rows = ["INSERT INTO applications", "INSERT INTO correlations", "INSERT INTO events"]
     assert kinds == [*rows, "INSERT INTO tasks", "INSERT INTO task_targets"] * 10
 

@@ -48,7 +48,7 @@ from hub_bauportal_nrw.portal import make_app as portal_app
 from hub_enaio.simulator import make_app as enaio_app
 from hub_xta.simulator import make_app as xta_app
 
-from hub.testing.processes import HubProcess, free_port, hub_command, poll_until
+from hub.testing.processes import HubProcess, hub_command, poll_until
 from hub.testing.s3 import S3Bucket
 
 SEED = int(os.environ.get("AKTENHUB_KILL_SEED") or secrets.randbelow(10**9))
@@ -233,10 +233,12 @@ def hub_settings(tmp: Path, shared: Shared, sims: Simulators, port: int, schemas
     }
 
 
-def start_processes(tmp: Path, shared: Shared, sims: Simulators, schemas: Path) -> list[HubProcess]:
+def start_processes(
+    tmp: Path, shared: Shared, sims: Simulators, schemas: Path, reserve: Callable[[], int]
+) -> list[HubProcess]:
     processes = []
     for n in range(1, shared.processes + 1):
-        port = free_port()
+        port = reserve()
         workdir = tmp / f"hub{n}"
         workdir.mkdir()
         config = workdir / "aktenhub.json"
@@ -447,12 +449,12 @@ def poll_tenures(leases: dict[str, Any]) -> int:
 
 
 async def test_sigkilled_processes_file_every_acknowledged_submission_once(
-    shared: Shared, simulators: Simulators, schema_dir: Path, tmp_path: Path
+    shared: Shared, simulators: Simulators, schema_dir: Path, tmp_path: Path, reserved_port: Callable[[], int]
 ) -> None:
     started = time.monotonic()
     print(f"\nkill test seed {SEED} (AKTENHUB_KILL_SEED={SEED} repeats its random choices)")
     sims = simulators
-    processes = start_processes(tmp_path, shared, sims, schema_dir)
+    processes = start_processes(tmp_path, shared, sims, schema_dir, reserved_port)
     await migrate(processes[0].config)
     load = Load(processes, {p.name: asyncio.Event() for p in processes})
     context = f"seed {SEED}; logs in {tmp_path}/hub*/"

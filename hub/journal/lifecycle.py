@@ -32,6 +32,7 @@ from hub.events import operator_event
 from hub.held import BackOff, HeldFilter, HeldMessage, HeldState
 from hub.journal import (
     alerts_sql,
+    counts,
     dashboard_sql,
     dead_sql,
     held_sql,
@@ -809,14 +810,11 @@ class SqlJournal(abc.ABC):
         return await self._read(op)
 
     async def stats(self) -> JournalStats:
+        if await self._read(counts.unfolded):  # PostgreSQL's finished counts, appended by its triggers
+            await self._write(counts.fold)
+
         def op(c: Tx) -> JournalStats:
-            apps = dict(c.execute("SELECT state, COUNT(*) FROM applications GROUP BY state"))
-            tasks = {
-                (r[0], r[1], r[2]): r[3]
-                for r in c.execute(
-                    "SELECT step, target, state, COUNT(*) FROM tasks GROUP BY step, target, state"
-                )
-            }
+            apps, tasks = counts.application_and_task_counts(c)  # finished ones from counters
             purged = purge_sql.totals(c)
             return JournalStats(
                 applications_by_state=apps,

@@ -19,7 +19,8 @@ BATCH = 2000  # rows per INSERT round trip
 # Tables whose rows others reference go first (foreign keys are checked row by row).
 PARENTS = ("applications", "alerts")
 # Not moved: which process holds a singleton job is a fact of the running processes, not of the journal.
-PROCESS_STATE = frozenset({"leases"})
+# Nor counts the target's triggers keep as the rows arrive (`hub.journal.counts`).
+PROCESS_STATE = frozenset({"leases", "final_counts", "final_count_deltas"})
 # meta rows that describe the journal file itself, not its content.
 OWN_META = frozenset({VERSION_KEY, "write_probe"})
 

@@ -27,8 +27,24 @@ from hub.testing.postgres import (  # noqa: F401 - fixtures of the kit
     postgres_url,
 )
 from hub.testing.s3 import s3_bucket, s3_server  # noqa: F401 - fixtures of the kit
+from hub.testing.servers import ReservedPort
 
 HubFactory = Callable[..., Awaitable[RunningHub]]
+
+
+@pytest.fixture
+def reserved_port() -> Iterator[Callable[[], int]]:
+    """``reserved_port()``: a port on 127.0.0.1 for a server this test starts (and restarts), which no
+    other process takes until the test ends (`hub.testing.servers.ReservedPort`)."""
+    reserved: list[ReservedPort] = []
+
+    def reserve() -> int:
+        reserved.append(ReservedPort())
+        return reserved[-1].port
+
+    yield reserve
+    for port in reserved:
+        port.close()
 
 
 @pytest.fixture

@@ -16,15 +16,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
 
-from hub.testing.servers import free_port
+from hub.testing.servers import free_port, reserve_port
 
-__all__ = ["HubProcess", "free_port", "hub_command", "hub_settings", "poll_until"]
+__all__ = ["HubProcess", "free_port", "hub_command", "hub_settings", "poll_until", "reserve_port"]
 
 T = TypeVar("T")
 READY_TIMEOUT = 30.0  # seconds from the start until /readyz must answer 200
@@ -72,7 +72,12 @@ async def poll_until(
 
 
 class HubProcess:
-    """One hub as a child process (`aktenhub run`), started, killed and restarted by a test."""
+    """One hub as a child process (`aktenhub run`, or `command`), started, killed and restarted by a test.
+
+    Give it a port from the `reserved_port` fixture (`hub.testing.servers.ReservedPort`): a port from
+    `free_port()` may be taken by another process before the hub listens, or between a kill and the
+    restart. Every wait on the process (`wait_ready`, `until`) fails at once, with its log, if it exits.
+    """
 
     def __init__(
         self,
@@ -82,9 +87,10 @@ class HubProcess:
         *,
         env: Mapping[str, str] | None = None,
         name: str = "hub",
+        command: Sequence[str] | None = None,
     ) -> None:
         self.config = config
-        self.command = hub_command(config)
+        self.command = list(command) if command is not None else hub_command(config)
         self.workdir = workdir
         self.url = url
         self.name = name
@@ -123,11 +129,7 @@ class HubProcess:
 
         async def ready() -> bool:
             nonlocal last
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"{self.name} exited with {self.proc.returncode} during start:\n{self.log_tail()}"
-                )
+            self._fail_if_exited("during start")
             try:
                 async with session.get(f"{self.url}/readyz", timeout=aiohttp.ClientTimeout(total=2)) as resp:
                     last = f"{resp.status} {(await resp.text())[:500]}"
@@ -139,7 +141,39 @@ class HubProcess:
         try:
             await poll_until(ready, timeout, f"{self.name} to be ready")
         except AssertionError as exc:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise  # the message has the log already
             raise AssertionError(f"{exc} (last answer of /readyz: {last})\n{self.log_tail()}") from None
+
+    async def until(
+        self, check: Callable[[], Awaitable[T | None]], what: str, timeout: float = READY_TIMEOUT
+    ) -> T:
+        """Await `check()` until its value is truthy (bounded), while the process runs: fails at once, with
+        its log, if it exits.
+
+        Falsy values (None, False, an empty list) and a request that fails to connect or is cut off (the
+        hub may be starting) count as "not yet".
+        """
+
+        async def running_check() -> T | None:
+            self._fail_if_exited(f"while waiting for {what}")
+            try:
+                value = await check()
+            except (aiohttp.ClientError, OSError):
+                return None
+            return value or None
+
+        try:
+            return await poll_until(running_check, timeout, what)
+        except AssertionError as exc:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise  # the message has the log already
+            raise AssertionError(f"{exc}\n{self.log_tail()}") from None
+
+    def _fail_if_exited(self, when: str) -> None:
+        assert self.proc is not None, f"{self.name} was not started"
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited with {self.proc.returncode} {when}:\n{self.log_tail()}")
 
     async def kill(self) -> None:
         """SIGKILL the hub process (no clean-up of any kind runs) and reap it.

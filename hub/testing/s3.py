@@ -2,9 +2,10 @@
 
 moto (``moto[server]`` from PyPI) stands in for the object stores operators run (Ceph RGW, Garage,
 SeaweedFS, MinIO, a provider's S3): the hub talks to it over HTTP with the real S3 API, nothing is
-patched in the process under test. It runs as a subprocess (``python -m moto.server``) on 127.0.0.1
-on a free port. Without moto the tests that need it are skipped, with the reason, except in CI
-(``CI=true``), where they fail: the dev dependencies install it.
+patched in the process under test. It runs as a subprocess (``python -m hub.testing.moto_server``:
+moto's server, answering each multipart upload's real start time) on 127.0.0.1 on a free port.
+Without moto the tests that need it are skipped, with the reason, except in CI (``CI=true``), where
+they fail: the dev dependencies install it.
 
 Fixtures (loaded with the test kit's pytest plugin):
 
@@ -94,7 +95,8 @@ def start_server(attempts: int = 3) -> S3Server:
         # reads (it fills after some hundred requests and the server stops answering mid-session).
         with tempfile.TemporaryFile() as output:  # the child keeps its own descriptor of it
             process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                # moto's server, with each multipart upload's real start time (see the module)
+                [sys.executable, "-m", "hub.testing.moto_server", "-H", "127.0.0.1", "-p", str(port)],
                 stdout=subprocess.DEVNULL,
                 stderr=output,
             )

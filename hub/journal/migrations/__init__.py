@@ -83,4 +83,11 @@ def refuse_newer(have: int, backend: str) -> None:
 def _statements(text: str) -> tuple[str, ...]:
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
     parts = re.split(r";\s*$", "\n".join(lines), flags=re.M)
-    return tuple(p.strip() for p in parts if p.strip())
+    # A PostgreSQL function's $$-quoted body has statements of its own: its parts are joined again.
+    statements: list[str] = []
+    for part in parts:
+        if statements and statements[-1].count("$$") % 2:
+            statements[-1] += ";" + part
+        else:
+            statements.append(part)
+    return tuple(p.strip() for p in statements if p.strip())

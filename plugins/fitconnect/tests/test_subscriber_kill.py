@@ -11,6 +11,7 @@ gets the 409 of a second accept and changes nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import aiohttp
 from subscriber_helpers import SOURCE, FitConnect
 from subscriber_helpers import world as world  # the fixture
 
-from hub.testing.processes import HubProcess, free_port, hub_settings, poll_until
+from hub.testing.processes import HubProcess, hub_settings, poll_until
 
 TOKEN = "fitconnect-kill-admin-token"
 
@@ -53,9 +54,9 @@ async def applications(http: aiohttp.ClientSession, hub_url: str) -> list[dict[s
 
 
 async def test_killed_between_intake_and_accept_files_once_and_accepts_once(
-    world: FitConnect, tmp_path: Path
+    world: FitConnect, tmp_path: Path, reserved_port: Callable[[], int]
 ) -> None:
-    port = free_port()
+    port = reserved_port()
     hub_url = f"http://127.0.0.1:{port}"
     config = write_config(tmp_path, port, world)
     await world.faults(hold_events_next=1)

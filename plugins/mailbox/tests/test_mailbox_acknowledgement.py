@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -17,7 +17,6 @@ from mailbox_helpers import mail, poll, start
 
 from hub.testing.imap import ImapAccount
 from hub.testing.pki import make_pki
-from hub.testing.servers import free_port
 
 OURS = "auslaenderbehoerde@kreis.example"
 
@@ -25,13 +24,13 @@ OURS = "auslaenderbehoerde@kreis.example"
 class Relay:
     """An SMTP relay on loopback that demands STARTTLS and keeps what it is given."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, port: int) -> None:
         pki = make_pki(directory, prefix="smtp")
         self.ca = pki.ca
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(pki.server_cert, pki.server_key)
         self.received: list[tuple[str, list[str], EmailMessage]] = []
-        self.port = free_port()
+        self.port = port
         self.controller = Controller(
             self,
             hostname="127.0.0.1",
@@ -50,8 +49,8 @@ class Relay:
 
 
 @pytest.fixture
-def relay(tmp_path: Path) -> Iterator[Relay]:
-    found = Relay(tmp_path)
+def relay(tmp_path: Path, reserved_port: Callable[[], int]) -> Iterator[Relay]:
+    found = Relay(tmp_path, reserved_port())
     found.controller.start()
     yield found
     found.controller.stop()

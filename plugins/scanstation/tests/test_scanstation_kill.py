@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import aiohttp
 from hub_scanstation.simulator import write_batch
 from scan_helpers import ENV, ROUTES, Enaio, connectors, mixed_batch
 
-from hub.testing.processes import HubProcess, free_port, hub_settings, poll_until
+from hub.testing.processes import HubProcess, hub_settings, poll_until
 
 TOKEN = "scan-kill-viewer-token"
 
@@ -43,9 +44,9 @@ async def _applications(http: aiohttp.ClientSession, hub_url: str) -> list[dict[
 
 
 async def test_killed_before_the_batch_moved_takes_nothing_twice(
-    enaio: Enaio, hot_folder: Path, tmp_path: Path
+    enaio: Enaio, hot_folder: Path, tmp_path: Path, reserved_port: Callable[[], int]
 ) -> None:
-    port = free_port()
+    port = reserved_port()
     hub_url = f"http://127.0.0.1:{port}"
     hub = HubProcess(_config(tmp_path, port, enaio, hot_folder), tmp_path, hub_url, env=ENV)
     done = hot_folder / "done"

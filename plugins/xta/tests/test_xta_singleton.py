@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from hub.models import Event
 from hub.runtime import Hub
 from hub.testing.harness import RunningHub
 from hub.testing.journal_contract import FakeClock
-from hub.testing.processes import free_port, hub_settings
+from hub.testing.processes import hub_settings
 
 ANTRAG = b"<baugenehmigung.antrag.0200/>"
 
@@ -163,10 +164,15 @@ def tried(metrics: str) -> bool:
 
 
 async def test_two_hub_processes_on_postgresql_poll_once_and_the_survivor_of_a_sigkill_takes_over(
-    start_xta: StartXta, http: aiohttp.ClientSession, schema_dir: Path, tmp_path: Path, postgres_url: str
+    start_xta: StartXta,
+    http: aiohttp.ClientSession,
+    schema_dir: Path,
+    tmp_path: Path,
+    postgres_url: str,
+    reserved_port: Callable[[], int],
 ) -> None:
     xta = await start_xta()
-    ports = {"a": free_port(), "b": free_port()}
+    ports = {"a": reserved_port(), "b": reserved_port()}
     configs = {n: hub_config(tmp_path, n, p, postgres_url, xta.url, schema_dir) for n, p in ports.items()}
     migrated = subprocess.run(
         [sys.executable, "-m", "hub", "migrate", "-c", str(configs["a"])], capture_output=True, text=True
