@@ -16,7 +16,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,17 @@ def write_config(
     return path
 
 
+async def applicant_told(
+    view: Callable[[str], Awaitable[dict[str, Any] | None]], app_id: str, answers: int
+) -> bool:
+    """Whether the applicant was told of `answers` answers (their answer-notify steps done). The notify
+    step runs beside the e-file's answer-file step, not after it: a test that kills the hub in the
+    e-file's step waits for it first, or the kill may land in the notify step too (told twice)."""
+    body = await view(app_id)
+    done = [t for t in (body or {}).get("tasks", []) if (t["step"], t["state"]) == ("answer-notify", "done")]
+    return len(done) == answers
+
+
 def hub_process(config: Path, url: str) -> HubProcess:
     """The hub with the test kit's fakes (`SERVE`), its log in the config's directory."""
     return HubProcess(config, config.parent, url, command=[sys.executable, "-c", SERVE, str(config)])
@@ -134,6 +145,7 @@ async def test_killed_between_answer_and_akte_update_files_and_tells_once(
             assert first["answers"][0]["duplicate"] is False
             # The e-file has filed the answer and hangs before answering: the hub dies mid-step.
             await hub.until(lambda: asyncio.to_thread(efile.records), "the answer filed")
+            await hub.until(lambda: applicant_told(view, app_id, 1), "the applicant told")
             await hub.kill()
 
             (tmp_path / "hold").unlink()
@@ -230,6 +242,7 @@ async def test_killed_between_an_answer_file_and_the_akte_update_files_and_tells
             await hub.until(
                 lambda: asyncio.to_thread(lambda: len(efile.records()) == 2), "the decision filed"
             )
+            await hub.until(lambda: applicant_told(view, app_id, 2), "the applicant told of the decision")
             await hub.kill()
 
             (tmp_path / "hold").unlink()
@@ -437,6 +450,7 @@ async def test_killed_between_an_advis_answer_and_the_akte_update_files_and_tell
             await hub.until(
                 lambda: asyncio.to_thread(lambda: len(efile.records()) == 2), "the decision filed"
             )
+            await hub.until(lambda: applicant_told(view, app_id, 2), "the applicant told of the decision")
             await hub.kill()
 
             (tmp_path / "hold").unlink()
@@ -546,6 +560,7 @@ async def test_killed_between_mikropros_answer_over_xta_and_the_akte_update_file
             await hub.until(
                 lambda: asyncio.to_thread(lambda: len(efile.records()) == 2), "the decision filed"
             )
+            await hub.until(lambda: applicant_told(view, app_id, 2), "the applicant told of the decision")
             await hub.kill()
 
             (tmp_path / "hold").unlink()

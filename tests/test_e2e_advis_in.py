@@ -30,7 +30,6 @@ from hub_enaio.simulator import make_app as enaio_app
 from hub_xta.simulator import STATE as XTA_STATE
 from hub_xta.simulator import enqueue
 from hub_xta.simulator import make_app as xta_app
-from test_crash_answers import poll
 
 from hub.testing.processes import HubProcess, hub_settings
 
@@ -142,16 +141,16 @@ async def test_xauslaender_message_to_the_auslaenderakte_and_advis_and_back_exac
         hub.start()
         try:
             # Filed into enaio, the message closed, the forward's XTA id reserved and its send refused:
-            await poll("the Ausländerakte", until(lambda: len(objects("XAuslaenderNachricht")) == 1), 90)
-            await poll("the intake's close", until(lambda: xta_state.was_closed(first_xta)))
-            await poll("a refused send", until(lambda: xta_state.requests["sendMessage"] >= 1))
+            await hub.until(until(lambda: len(objects("XAuslaenderNachricht")) == 1), "the Ausländerakte", 90)
+            await hub.until(until(lambda: xta_state.was_closed(first_xta)), "the intake's close")
+            await hub.until(until(lambda: xta_state.requests["sendMessage"] >= 1), "a refused send")
             await hub.kill()
             assert hub.proc is not None and hub.proc.returncode == -signal.SIGKILL
             assert forwarded() == []
 
             await faults(fail_operations=[])
             hub.start()
-            await poll("the forward to ADVIS", until(lambda: len(forwarded()) == 1), 90)
+            await hub.until(until(lambda: len(forwarded()) == 1), "the forward to ADVIS", 90)
             (sent,) = forwarded()
             # ADVIS gets the message as the OZG service sent it, byte for byte, with its attachments.
             assert sent.message.path.read_bytes() == first
@@ -166,8 +165,8 @@ async def test_xauslaender_message_to_the_auslaenderakte_and_advis_and_back_exac
             opened = await (await advis.post("/control/receive")).json()
             assert opened == {"opened": [first_uuid], "refused": []}
             (akte,) = objects("Auslaenderakte")
-            await poll(
-                "ADVIS's case number on the Akte", until(lambda: bool(akte.fields.get("FVAktenzeichen")))
+            await hub.until(
+                until(lambda: bool(akte.fields.get("FVAktenzeichen"))), "ADVIS's case number on the Akte"
             )
             assert akte.fields["Bearbeitungsstand"] == "Eingegangen in ADVIS"
             assert (akte.fields["Familienname"], akte.fields["Vorname"]) == ("Kovalenko", "Oksana")
@@ -175,25 +174,25 @@ async def test_xauslaender_message_to_the_auslaenderakte_and_advis_and_back_exac
             # A malformed message ahead of the same person's second application: held, the mailbox flows.
             broken = await send(b"<xa:ozg.antragAufenthaltstitel xmlns:xa='" + NS.encode() + b"'/>")
             second_xta = await send(antrag_aufenthaltstitel(NS, second_uuid, antragsnummer="OZG-AT-2"))
-            await poll("the second forward", until(lambda: len(forwarded()) == 2))
-            await poll("the second Vorgang", until(lambda: len(objects("XAuslaenderNachricht")) == 2))
+            await hub.until(until(lambda: len(forwarded()) == 2), "the second forward")
+            await hub.until(until(lambda: len(objects("XAuslaenderNachricht")) == 2), "the second Vorgang")
 
             async def held_message() -> Any:
                 found = await hub_json("/api/v1/held-messages?source=abh-posteingang")
                 rows = [r for r in (found or {}).get("held_messages", []) if r["message_id"] == broken]
                 return rows[0] if rows else None
 
-            held = await poll("the held message", held_message)
+            held = await hub.until(held_message, "the held message")
             opened = await (await advis.post("/control/receive")).json()
             assert opened == {"opened": [second_uuid], "refused": []}
-            await poll("the second answer", until(lambda: akte.updates >= 2))
+            await hub.until(until(lambda: akte.updates >= 2), "the second answer")
 
             async def both_completed() -> Any:
                 body = await hub_json("/api/v1/applications")
                 states = sorted(a["state"] for a in (body or {}).get("applications", []))
                 return body if states == ["completed", "completed"] else None
 
-            apps = await poll("both completed", both_completed)
+            apps = await hub.until(both_completed, "both completed")
         finally:
             await hub.stop()
             await advis.close()
