@@ -532,6 +532,16 @@ class BlobStore(HoldingStore):
             while chunk := f.read(chunk_size):
                 yield chunk
 
+    async def read_bytes(self, ref: str) -> bytes:
+        """A small blob's whole content (documents the hub generated, never unbounded uploads)."""
+        # One read of the file: the chunked `read` costs an async generator and a buffered reader per
+        # blob, and a filing reads four (its attachments, the original and the rendition).
+        try:
+            with open(self._path_of(digest_of(ref)), "rb", buffering=0) as f:  # noqa: ASYNC230
+                return f.read()
+        except FileNotFoundError:
+            raise BlobNotFound(ref) from None
+
     async def recover(self) -> int:
         """Finish renames a crash interrupted: complete ``.ready`` content into its address.
 
