@@ -6,12 +6,14 @@ core, the journal and the plugins.
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from uuid6 import uuid7
 
 
 def utcnow() -> datetime:
@@ -32,13 +34,53 @@ UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
 FormValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 
 
+class _Uuid7Source:
+    """UUIDv7s (RFC 9562) as `uuid6.uuid7` makes them, with their random bits from a pool.
+
+    `uuid6.uuid7` asks the kernel for 10 random bytes per id (getrandom(2)). The call lets go of the
+    GIL, so every new application id handed the event loop's GIL to the writer threads and made it
+    wait to get it back. Here the kernel's random bytes are taken 4 KiB at a time. After a fork the
+    child starts a pool of its own: two processes never share random bits.
+    """
+
+    POOL = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._pool = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._pool, self._at = b"", 0
+
+    def next(self) -> str:
+        """A new UUIDv7 in hex: later ones sort after earlier ones, in this process."""
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms <= self._last_ms:  # as uuid6 does: a clock that stands or goes back still counts up
+                ms = self._last_ms + 1
+            self._last_ms = ms
+            if self._at + 10 > len(self._pool):
+                self._pool, self._at = os.urandom(self.POOL), 0
+            random = int.from_bytes(self._pool[self._at : self._at + 10])
+            self._at += 10
+        # 48 bits of milliseconds, version 7 (4 bits), 12 random bits, variant 0b10, 62 random bits.
+        value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (random >> 68) << 64 | 0b10 << 62
+        return f"{value | random & (1 << 62) - 1:032x}"
+
+
+_uuid7 = _Uuid7Source()
+
+
 def new_id(prefix: str = "app") -> str:
     """A new unique id with a readable prefix, later ids sorting after earlier ones."""
     # A UUIDv7 (RFC 9562: milliseconds, then 74 random bits): a new application's rows go in at one end
     # of every index on its id (applications, events, tasks, correlations), on pages the cache holds.
     # A random UUIDv4 put each on a page of its own among a million finished ones: with a long
     # history, an intake then cost about half as much again (bench/claim.py).
-    return f"{prefix}_{uuid7().hex}"
+    return f"{prefix}_{_uuid7.next()}"
 
 
 class _Model(BaseModel):
