@@ -1304,8 +1304,13 @@ def _update_application(c: Tx, application_id: str, completion: Completion, now:
         row = c.execute("SELECT doc FROM applications WHERE id=?", (application_id,)).fetchone()
         before = Application.model_validate_json(row[0])
         app = completion.patch.apply(before)
-        sets += ["doc=?", "file_number=?", "search=?"]
-        params += [app.model_dump_json(), app.file_number, _search_text(app)]
+        sets += ["doc=?", "search=?"]
+        params += [app.model_dump_json(), _search_text(app)]
+        if app.file_number != before.file_number:
+            # Only when it changes: SQLite rewrites the entry of every index on an assigned column, so
+            # assigning the same number dirtied a page of applications_file_number per delivery.
+            sets.append("file_number=?")
+            params.append(app.file_number)
         if app.correlations != before.correlations:
             _reindex_correlations(c, before, app)
     error: tuple[str | None, str | None] | None = None
