@@ -1219,14 +1219,33 @@ def _index_correlations(c: Tx, app: Application, new: bool = False) -> None:
     """
     if not new:
         c.execute("DELETE FROM correlations WHERE application_id=?", (app.id,))
+    c.executemany(
+        "INSERT INTO correlations (application_id, key, value) VALUES (?,?,?)", sorted(_correlation_rows(app))
+    )
+
+
+def _reindex_correlations(c: Tx, before: Application, after: Application) -> None:
+    """Bring the index from `before`'s correlations (what it holds) to `after`'s.
+
+    Only the rows that changed: a delivery adds a few ids to the many an application has, and deleting
+    and inserting the others again would rewrite their index entries for nothing.
+    """
+    had, has = _correlation_rows(before), _correlation_rows(after)
+    if gone := sorted(had - has):
+        c.executemany("DELETE FROM correlations WHERE application_id=? AND key=? AND value=?", gone)
+    if added := sorted(has - had):
+        c.executemany("INSERT INTO correlations (application_id, key, value) VALUES (?,?,?)", added)
+
+
+def _correlation_rows(app: Application) -> set[tuple[str, str, str]]:
+    """The application's rows in the correlations index."""
     # A value listing several ids (enaio's documents: "12,13,14") is found by each of them too.
-    rows = {
+    return {
         (app.id, key, part)
         for key, value in app.correlations.items()
         for part in {value, *(p.strip() for p in value.split(","))}
         if part
     }
-    c.executemany("INSERT INTO correlations (application_id, key, value) VALUES (?,?,?)", sorted(rows))
 
 
 def index_all_correlations(c: Tx) -> None:
@@ -1285,32 +1304,50 @@ def _update_application(c: Tx, application_id: str, completion: Completion, now:
         row = c.execute("SELECT doc FROM applications WHERE id=?", (application_id,)).fetchone()
         before = Application.model_validate_json(row[0])
         app = completion.patch.apply(before)
-        sets += ["doc=?", "file_number=?", "search=?"]
-        params += [app.model_dump_json(), app.file_number, _search_text(app)]
+        sets += ["doc=?", "search=?"]
+        params += [app.model_dump_json(), _search_text(app)]
+        if app.file_number != before.file_number:
+            # Only when it changes: SQLite rewrites the entry of every index on an assigned column, so
+            # assigning the same number dirtied a page of applications_file_number per delivery.
+            sets.append("file_number=?")
+            params.append(app.file_number)
         if app.correlations != before.correlations:
-            _index_correlations(c, app)
+            _reindex_correlations(c, before, app)
+    error: tuple[str | None, str | None] | None = None
     if completion.error is not None:
-        sets += ["error=?", "error_code=?"]
-        params += [completion.error, completion.error_code]
-    c.execute(f"UPDATE applications SET {', '.join(sets)} WHERE id=?", (*params, application_id))
+        error = (completion.error, completion.error_code)
     if completion.state is not None:
-        _set_state(c, application_id, completion.state, now)
+        # The state goes into the same UPDATE (one statement per step, not two), as `_set_state` says.
+        state, clear_error = _state_for(c, application_id, completion.state)
+        sets.append("state=?")
+        params.append(state)
+        if clear_error:
+            error = (None, None)
+    if error is not None:
+        sets += ["error=?", "error_code=?"]
+        params += error
+    c.execute(f"UPDATE applications SET {', '.join(sets)} WHERE id=?", (*params, application_id))
 
 
 def _set_state(c: Tx, application_id: str, state: str, now: float) -> None:
-    # A dead task keeps the application dead until it is replayed, whatever its siblings do.
-    if c.execute(
-        "SELECT 1 FROM tasks WHERE application_id=? AND state=? LIMIT 1",
-        (application_id, TaskState.DEAD),
-    ).fetchone():
-        state = ApplicationState.DEAD
-    clear_error = state in (ApplicationState.PROCESSING, ApplicationState.COMPLETED)
+    state, clear_error = _state_for(c, application_id, state)
     c.execute(
         "UPDATE applications SET state=?, updated_at=?"
         + (", error=NULL, error_code=NULL" if clear_error else "")
         + " WHERE id=?",
         (state, now, application_id),
     )
+
+
+def _state_for(c: Tx, application_id: str, state: str) -> tuple[str, bool]:
+    """The state an application is set to when asked for `state`, and whether its error is cleared."""
+    # A dead task keeps the application dead until it is replayed, whatever its siblings do.
+    if c.execute(
+        "SELECT 1 FROM tasks WHERE application_id=? AND state=? LIMIT 1",
+        (application_id, TaskState.DEAD),
+    ).fetchone():
+        state = ApplicationState.DEAD
+    return state, state in (ApplicationState.PROCESSING, ApplicationState.COMPLETED)
 
 
 def _abandon(c: Tx, now: float, application_id: str, operator: str, reason: str) -> Abandoned:

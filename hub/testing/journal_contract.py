@@ -491,6 +491,31 @@ def assigned(app_id: str, number: str) -> Completion:
     )
 
 
+async def test_every_id_of_an_application_finds_it_and_a_replaced_one_no_longer_does(
+    journal: SqlJournal,
+) -> None:
+    app = application("ext-ids")
+    app.correlations = {"portal": "P-1"}
+    await take_in(journal, app, TaskSpec("deliver", "dms"), TaskSpec("deliver", "fv"))
+    first, second = await journal.claim("w", 10, LEASE, {})
+    ids = {"dms.akte": "4711", "dms.documents": "12,13"}
+    await journal.complete(first, Completion(patch=ApplicationPatch(correlations=ids)))
+    # a later step gives one of them anew (the documents filed again) and adds its own
+    again = {"dms.documents": "14", "fv": "R-9"}
+    await journal.complete(second, Completion(patch=ApplicationPatch(correlations=again)))
+
+    async def found(any_id: str) -> list[str]:
+        return [a.id for a in await journal.list_applications(ApplicationFilter(find=any_id))]
+
+    for any_id in ("P-1", "4711", "14", "R-9"):
+        assert await found(any_id) == [app.id], any_id
+    for gone in ("12", "13", "12,13"):
+        assert await found(gone) == [], gone
+    stored = await journal.get_application(app.id)
+    assert stored is not None
+    assert stored.correlations == {"portal": "P-1", "dms.akte": "4711", "dms.documents": "14", "fv": "R-9"}
+
+
 async def test_an_assigned_number_is_taken_once_and_makes_the_waiting_steps_due(
     journal: SqlJournal,
 ) -> None:
