@@ -59,9 +59,7 @@ SPOOL = 256 * 1024  # content up to this size is buffered, then written by the c
 WRITE_OUT_EVERY = 8 * 1024 * 1024
 
 
-# Chunks smaller than this are hashed in slices that keep the GIL (`LocalBlobWriter.write`); larger
-# ones are worth hashing beside the other threads.
-HASH_KEEPING_THE_GIL_BELOW = 64 * 1024
+# Small content is hashed in slices of this size, which keep the GIL (`LocalBlobWriter.write`).
 HASH_SLICE = 2047
 
 # The layout a store is in, written into LAYOUT_MARKER once the store holds nothing in an older one.
@@ -263,20 +261,21 @@ class LocalBlobWriter:
         if self._limit is not None and self._size > self._limit:
             self.abort()
             raise BlobTooLarge(self._limit)
-        if len(chunk) < HASH_KEEPING_THE_GIL_BELOW:
+        if self._buffer is not None:
             # hashlib lets go of the GIL for each update of 2048 bytes or more (CPython's
             # HASHLIB_GIL_MINSIZE). For a form's small files that handed the event loop's GIL to the
             # journal and blob writer threads for a few µs of hashing, and the loop then waited for it
-            # to come back. In slices below that size the loop keeps it; the hash is the same.
+            # to come back. In slices below that size the loop keeps it; the hash is the same. Content
+            # that spools (past SPOOL) is hashed in whole chunks: there the hashing is long enough to
+            # run beside the other threads, and a slice per 2 KB would cost a call each.
             view = memoryview(chunk)
             for start in range(0, len(view), HASH_SLICE):
                 self._sha.update(view[start : start + HASH_SLICE])
-        else:
-            self._sha.update(chunk)
-        if self._buffer is not None:
             self._buffer += chunk
             if len(self._buffer) <= SPOOL:
                 return
+        else:
+            self._sha.update(chunk)
         try:
             if self._buffer is not None:
                 # Past the spool size: from here on the content streams to disk.
