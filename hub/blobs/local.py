@@ -406,9 +406,12 @@ class BlobStore(HoldingStore):
         marker = self.root / LAYOUT_MARKER
         if marker.is_file():
             return 0
-        moved = 0
+        moved, announced = 0, False
         for top in _subdirs(self.root):
             for legacy in _subdirs(top):
+                if not announced:  # a large store takes a while, once: say why the start waits
+                    log.info("moving the blob store %s into its one-level layout (once)", self.root)
+                    announced = True
                 for blob in list(legacy.iterdir()):  # listed first: the loop empties the directory
                     if len(blob.name) == 64:
                         os.replace(blob, top / blob.name)
