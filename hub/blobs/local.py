@@ -406,22 +406,30 @@ class BlobStore(HoldingStore):
         marker = self.root / LAYOUT_MARKER
         if marker.is_file():
             return 0
-        moved, announced = 0, False
+        moved = 0
+        changed: list[Path] = []  # the directories the moves went into
         for top in _subdirs(self.root):
-            for legacy in _subdirs(top):
-                if not announced:  # a large store takes a while, once: say why the start waits
-                    log.info("moving the blob store %s into its one-level layout (once)", self.root)
-                    announced = True
+            legacies = list(_subdirs(top))
+            if not legacies:
+                continue
+            if not changed:  # a large store takes a while, once: say why the start waits
+                log.info("moving the blob store %s into its one-level layout (once)", self.root)
+            changed.append(top)
+            for legacy in legacies:
                 for blob in list(legacy.iterdir()):  # listed first: the loop empties the directory
                     if len(blob.name) == 64:
                         os.replace(blob, top / blob.name)
                         moved += 1
                 with contextlib.suppress(OSError):  # not empty: something else lives there; keep it
                     legacy.rmdir()
-        if not _syncfs(self.root):
-            _sync_file(self.root)
+        # The moves must be durable before the marker says there is nothing left to move. A store that
+        # had nothing to move (every new one) needs no sync: losing its marker costs one more walk.
+        if changed and not _syncfs(self.root):
+            for top in changed:  # no syncfs(2) here: each directory the renames changed
+                _sync_file(top)
         _write_file(str(marker), LAYOUT.encode())
-        _sync_file(marker)
+        if changed:
+            _sync_file(marker)
         return moved
 
     async def check(self) -> str:
@@ -450,29 +458,24 @@ class BlobStore(HoldingStore):
         return await asyncio.to_thread(self._unreferenced_candidates, older_than)
 
     def _unreferenced_candidates(self, older_than: float) -> list[str]:
-        found = []
-        for top in _subdirs(self.root):
-            with contextlib.suppress(FileNotFoundError), os.scandir(top) as entries:
-                for entry in entries:
-                    with contextlib.suppress(FileNotFoundError):
-                        if len(entry.name) == 64 and entry.stat(follow_symlinks=False).st_mtime < older_than:
-                            found.append(entry.name)
-        return found
+        return [name for name, stat in self._stored() if stat.st_mtime < older_than]
 
     async def usage(self) -> tuple[int, int]:
         """How many blobs are stored and their bytes (walks the whole store in a thread: rarely)."""
         return await asyncio.to_thread(self._usage)
 
     def _usage(self) -> tuple[int, int]:
-        files = size = 0
+        sizes = [stat.st_size for _, stat in self._stored()]
+        return len(sizes), sum(sizes)
+
+    def _stored(self) -> Iterator[tuple[str, os.stat_result]]:
+        """Each stored blob's digest and file status (a walk of the whole store: rarely)."""
         for top in _subdirs(self.root):
             with contextlib.suppress(FileNotFoundError), os.scandir(top) as entries:
                 for entry in entries:
-                    with contextlib.suppress(FileNotFoundError):
-                        if len(entry.name) == 64:
-                            size += entry.stat(follow_symlinks=False).st_size
-                            files += 1
-        return files, size
+                    if len(entry.name) == 64:
+                        with contextlib.suppress(FileNotFoundError):  # removed while we walk
+                            yield entry.name, entry.stat(follow_symlinks=False)
 
     async def remove_unreferenced(
         self, candidates: Iterable[str], referenced: Collection[str], older_than: float
