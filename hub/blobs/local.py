@@ -20,6 +20,8 @@ older than a grace period.
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import contextlib
 import ctypes
 import ctypes.util
@@ -34,6 +36,7 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Collection, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -57,6 +60,11 @@ SPOOL = 256 * 1024  # content up to this size is buffered, then written by the c
 # Spooled content is handed to the disk every this many bytes while it streams in, so the sync at
 # commit waits for the last few MiB only, not for a whole 2 GB file written at disk speed afterwards.
 WRITE_OUT_EVERY = 8 * 1024 * 1024
+# How far the spool's thread may lag behind a writer before `drain` waits: memory a fast network
+# fills while the disk is slow, per blob being written.
+SPOOL_AHEAD = 4 * 1024 * 1024
+# Chunks go to the spool's thread in batches of this many bytes: each hand-over wakes the thread.
+SPOOL_HANDOVER = 1024 * 1024
 
 
 # Small content is hashed in slices of this size, which keep the GIL (`LocalBlobWriter.write`).
@@ -246,9 +254,7 @@ class LocalBlobWriter:
         self._sha = hashlib.sha256()
         self._size = 0
         self._buffer: bytearray | None = bytearray()
-        self._file: BinaryIO | None = None
-        self._tmp: Path | None = None  # named only once content spools: most never does
-        self._written_out = 0  # bytes of the temporary file whose write-out was started
+        self._spool: _Spool | None = None  # only once content spools: most never does
 
     @property
     def size(self) -> int:
@@ -261,59 +267,56 @@ class LocalBlobWriter:
         if self._limit is not None and self._size > self._limit:
             self.abort()
             raise BlobTooLarge(self._limit)
-        if self._buffer is not None:
-            # hashlib lets go of the GIL for each update of 2048 bytes or more (CPython's
-            # HASHLIB_GIL_MINSIZE). For a form's small files that handed the event loop's GIL to the
-            # journal and blob writer threads for a few µs of hashing, and the loop then waited for it
-            # to come back. In slices below that size the loop keeps it; the hash is the same. Content
-            # that spools (past SPOOL) is hashed in whole chunks: there the hashing is long enough to
-            # run beside the other threads, and a slice per 2 KB would cost a call each.
-            view = memoryview(chunk)
-            for start in range(0, len(view), HASH_SLICE):
-                self._sha.update(view[start : start + HASH_SLICE])
-            self._buffer += chunk
-            if len(self._buffer) <= SPOOL:
-                return
-        else:
-            self._sha.update(chunk)
-        try:
-            if self._buffer is not None:
-                # Past the spool size: from here on the content streams to disk.
-                self._tmp = self._store._tmp_path()
-                self._file = open(self._tmp, "wb")  # noqa: SIM115
-                self._file.write(self._buffer)
-                self._buffer = None
-            elif self._file is not None:
-                self._file.write(chunk)
-            if self._file is not None and self._size - self._written_out >= WRITE_OUT_EVERY:
-                # From just before the last start (the file object may still have held a few bytes).
-                start = max(0, self._written_out - io.DEFAULT_BUFFER_SIZE)
-                if _start_write_out(self._file.fileno(), start):
-                    self._store.write_outs += 1
-                self._written_out = self._size
-        except OSError as exc:
-            self.abort()
-            raise _full(exc, self._store.root) or exc from None
+        if self._spool is not None:
+            self._spool.write(chunk)
+            return
+        if self._buffer is None:
+            raise RuntimeError("the blob writer was committed or aborted")
+        # hashlib lets go of the GIL for each update of 2048 bytes or more (CPython's
+        # HASHLIB_GIL_MINSIZE). For a form's small files that handed the event loop's GIL to the
+        # journal and blob writer threads for a few µs of hashing, and the loop then waited for it to
+        # come back. In slices below that size the loop keeps it; the hash is the same. Content that
+        # spools (past SPOOL) is hashed in the spool's thread instead (`_Spool`).
+        view = memoryview(chunk)
+        for start in range(0, len(view), HASH_SLICE):
+            self._sha.update(view[start : start + HASH_SLICE])
+        self._buffer += chunk
+        if len(self._buffer) > SPOOL:
+            # Past the spool size: from here on the content streams to disk.
+            try:
+                self._spool = _Spool(self._store, self._sha, bytes(self._buffer))
+            except OSError as exc:
+                self.abort()
+                raise _full(exc, self._store.root) or exc from None
+            self._buffer = None
 
     async def drain(self) -> None:
-        """Nothing to wait for: the content is in the buffer or the temporary file already."""
+        """Wait while the spool's thread is more than `SPOOL_AHEAD` bytes behind (the buffer: never)."""
+        if self._spool is not None:
+            try:
+                await self._spool.drain(SPOOL_AHEAD)
+            except OSError as exc:
+                self.abort()
+                raise _full(exc, self._store.root) or exc from None
 
     async def commit(self) -> BlobInfo:
         """Make the content durable under its hash; returns the blob's reference."""
-        digest = self._sha.hexdigest()
-        info = BlobInfo(ref=PREFIX + digest, size=self._size, sha256=digest)
         data, spooled = None, None
         store = self._store
         try:
-            if self._file is not None:
-                self._file.close()
-                spooled = self._tmp
+            if self._spool is not None:
+                await self._spool.finish()  # every chunk hashed and written: the digest is complete
+                spooled = self._spool.path
             else:
                 data = bytes(self._buffer or b"")
-        except OSError as exc:
+        except BaseException as exc:  # also cancelled while the spool finished: nothing stays behind
             self.abort()
-            raise _full(exc, store.root) or exc from None
-        self._file = None
+            if isinstance(exc, OSError):
+                raise _full(exc, store.root) or exc from None
+            raise
+        digest = self._sha.hexdigest()
+        info = BlobInfo(ref=PREFIX + digest, size=self._size, sha256=digest)
+        self._spool = None
         self._buffer = None
         holding = store.current_holding()
         loop = asyncio.get_running_loop()
@@ -332,12 +335,104 @@ class LocalBlobWriter:
     def abort(self) -> None:
         """Discard what was written."""
         self._buffer = None
-        if self._file is not None:
-            with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
-                self._file.close()
-            self._file = None
-        if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            spool.discard()
+
+
+class _Spool:
+    """Content past `SPOOL`: hashed and written to its temporary file by a thread of its own.
+
+    Hashing (~0.6 s per GB) and writing (~0.35 s) took the event loop's time chunk by chunk, so a large
+    attachment streamed at the speed of one core (bench/large_attachment.py). Both let go of the GIL for
+    large chunks, so in a thread they run beside the loop, which meanwhile reads the next chunk from the
+    network. The chunks are handed over in order to a single worker; `drain` bounds how far it lags.
+    """
+
+    def __init__(self, store: BlobStore, sha: hashlib._Hash, head: bytes) -> None:
+        self.path = store._tmp_path()
+        self._store = store
+        self._sha = sha  # the head is hashed already (by the writer)
+        self._file: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed by finish or discard
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blob-spool")
+        self._pending: collections.deque[tuple[concurrent.futures.Future[None], int]] = collections.deque()
+        self._behind = 0  # bytes handed over and not yet taken
+        self._written = 0
+        self._written_out = 0  # bytes of the file whose write-out was started
+        self._failure: BaseException | None = None
+        self._discarded = False
+        self._batch: list[bytes] = []  # chunks not handed over yet: one hand-over per SPOOL_HANDOVER
+        self._batched = 0
+        self._hand_over([head], len(head), hashed=True)
+
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        # The worker takes the chunk later: a buffer the caller may fill again is copied first.
+        self._batch.append(chunk if isinstance(chunk, bytes) else bytes(chunk))
+        self._batched += len(chunk)
+        if self._batched >= SPOOL_HANDOVER:
+            self._hand_over_batch()
+
+    async def drain(self, ahead: int) -> None:
+        self._forget_done()
+        while self._behind > ahead:
+            await asyncio.wrap_future(self._pending[0][0])
+            self._forget_done()
+
+    async def finish(self) -> None:
+        """Wait until every chunk is hashed and written, then close the file; raise what failed."""
+        self._hand_over_batch()
+        if self._pending:
+            await asyncio.wrap_future(self._pending[-1][0])  # one worker: the last done, all done
+        self._forget_done()
+        self._worker.shutdown(wait=False)
+        self._file.close()
+
+    def discard(self) -> None:
+        """Stop the worker (after the chunk it is on, a fraction of a millisecond) and remove the file."""
+        self._discarded = True
+        self._worker.shutdown(wait=True, cancel_futures=True)
+        with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
+            self._file.close()
+        self.path.unlink(missing_ok=True)
+
+    def _hand_over_batch(self) -> None:
+        if self._batch:
+            batch, size = self._batch, self._batched
+            self._batch, self._batched = [], 0
+            self._hand_over(batch, size, hashed=False)
+
+    def _hand_over(self, chunks: list[bytes], size: int, *, hashed: bool) -> None:
+        self._forget_done()
+        self._behind += size
+        self._pending.append((self._worker.submit(self._take, chunks, hashed), size))
+
+    def _forget_done(self) -> None:
+        pending = self._pending
+        while pending and pending[0][0].done():
+            future, size = pending.popleft()
+            self._behind -= size
+            future.result()  # the worker's failure (e.g. a full disk), once
+        if self._failure is not None:
+            raise self._failure
+
+    def _take(self, chunks: list[bytes], hashed: bool) -> None:
+        """In the worker: hash and write chunks, in order; after a failure, skip the rest."""
+        if self._failure is not None or self._discarded:
+            return
+        try:
+            for data in chunks:
+                if not hashed:
+                    self._sha.update(data)
+                self._file.write(data)
+                self._written += len(data)
+            if self._written - self._written_out >= WRITE_OUT_EVERY:
+                # From just before the last start (the file object may still have held a few bytes).
+                start = max(0, self._written_out - io.DEFAULT_BUFFER_SIZE)
+                if _start_write_out(self._file.fileno(), start):
+                    self._store.write_outs += 1
+                self._written_out = self._written
+        except BaseException as exc:
+            self._failure = exc
 
 
 class BlobStore(HoldingStore):
