@@ -341,12 +341,13 @@ class LocalBlobWriter:
 
 
 class _Spool:
-    """Content past `SPOOL`: hashed and written to its temporary file by a thread of its own.
+    """Content past `SPOOL`: hashed by one thread and written to its temporary file by another.
 
     Hashing (~0.6 s per GB) and writing (~0.35 s) took the event loop's time chunk by chunk, so a large
     attachment streamed at the speed of one core (bench/large_attachment.py). Both let go of the GIL for
-    large chunks, so in a thread they run beside the loop, which meanwhile reads the next chunk from the
-    network. The chunks are handed over in order to a single worker; `drain` bounds how far it lags.
+    large chunks, so on threads they run beside the loop, which meanwhile reads the next chunks from the
+    network, and beside each other. Each thread takes the batches in order; `drain` bounds how far the
+    slower one lags.
     """
 
     def __init__(self, store: BlobStore, sha: hashlib._Hash, head: bytes) -> None:
@@ -354,9 +355,11 @@ class _Spool:
         self._store = store
         self._sha = sha  # the head is hashed already (by the writer)
         self._file: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed by finish or discard
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blob-spool")
-        self._pending: collections.deque[tuple[concurrent.futures.Future[None], int]] = collections.deque()
-        self._behind = 0  # bytes handed over and not yet taken
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blob-hash")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blob-spool")
+        # Per batch handed over: its hashing (None: hashed already), its writing, its size.
+        self._pending: collections.deque[tuple[_Done | None, _Done, int]] = collections.deque()
+        self._behind = 0  # bytes handed over and not yet both hashed and written
         self._written = 0
         self._written_out = 0  # bytes of the file whose write-out was started
         self._failure: BaseException | None = None
@@ -366,7 +369,7 @@ class _Spool:
         self._hand_over([head], len(head), hashed=True)
 
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
-        # The worker takes the chunk later: a buffer the caller may fill again is copied first.
+        # The threads take the chunk later: a buffer the caller may fill again is copied first.
         self._batch.append(chunk if isinstance(chunk, bytes) else bytes(chunk))
         self._batched += len(chunk)
         if self._batched >= SPOOL_HANDOVER:
@@ -375,22 +378,24 @@ class _Spool:
     async def drain(self, ahead: int) -> None:
         self._forget_done()
         while self._behind > ahead:
-            await asyncio.wrap_future(self._pending[0][0])
+            await _both(self._pending[0])
             self._forget_done()
 
     async def finish(self) -> None:
         """Wait until every chunk is hashed and written, then close the file; raise what failed."""
         self._hand_over_batch()
         if self._pending:
-            await asyncio.wrap_future(self._pending[-1][0])  # one worker: the last done, all done
+            await _both(self._pending[-1])  # one thread each: its last batch done, all of its done
         self._forget_done()
-        self._worker.shutdown(wait=False)
+        self._hasher.shutdown(wait=False)
+        self._writer.shutdown(wait=False)
         self._file.close()
 
     def discard(self) -> None:
-        """Stop the worker (after the chunk it is on, a fraction of a millisecond) and remove the file."""
+        """Stop the threads (after the batch each is on, a millisecond or so) and remove the file."""
         self._discarded = True
-        self._worker.shutdown(wait=True, cancel_futures=True)
+        self._hasher.shutdown(wait=True, cancel_futures=True)
+        self._writer.shutdown(wait=True, cancel_futures=True)
         with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
             self._file.close()
         self.path.unlink(missing_ok=True)
@@ -404,25 +409,33 @@ class _Spool:
     def _hand_over(self, chunks: list[bytes], size: int, *, hashed: bool) -> None:
         self._forget_done()
         self._behind += size
-        self._pending.append((self._worker.submit(self._take, chunks, hashed), size))
+        hashing = None if hashed else self._hasher.submit(self._hash, chunks)
+        self._pending.append((hashing, self._writer.submit(self._write, chunks), size))
 
     def _forget_done(self) -> None:
         pending = self._pending
-        while pending and pending[0][0].done():
-            future, size = pending.popleft()
+        while pending and (pending[0][0] is None or pending[0][0].done()) and pending[0][1].done():
+            hashing, writing, size = pending.popleft()
             self._behind -= size
-            future.result()  # the worker's failure (e.g. a full disk), once
+            for done in (hashing, writing):
+                if done is not None:
+                    done.result()  # what a thread raised, once (writing records its own: `_failure`)
         if self._failure is not None:
             raise self._failure
 
-    def _take(self, chunks: list[bytes], hashed: bool) -> None:
-        """In the worker: hash and write chunks, in order; after a failure, skip the rest."""
+    def _hash(self, chunks: list[bytes]) -> None:
+        """On the hashing thread, in order."""
+        if self._failure is not None or self._discarded:
+            return
+        for data in chunks:
+            self._sha.update(data)
+
+    def _write(self, chunks: list[bytes]) -> None:
+        """On the writing thread, in order; after a failure (e.g. a full disk), the rest is skipped."""
         if self._failure is not None or self._discarded:
             return
         try:
             for data in chunks:
-                if not hashed:
-                    self._sha.update(data)
                 self._file.write(data)
                 self._written += len(data)
             if self._written - self._written_out >= WRITE_OUT_EVERY:
@@ -433,6 +446,17 @@ class _Spool:
                 self._written_out = self._written
         except BaseException as exc:
             self._failure = exc
+
+
+_Done = concurrent.futures.Future[None]
+
+
+async def _both(batch: tuple[_Done | None, _Done, int]) -> None:
+    """Wait until a batch is hashed and written."""
+    hashing, writing, _ = batch
+    if hashing is not None:
+        await asyncio.wrap_future(hashing)
+    await asyncio.wrap_future(writing)
 
 
 class BlobStore(HoldingStore):
