@@ -82,22 +82,6 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         return runner.run(coro)
 
 
-def _settle_heap() -> None:
-    """Tune the garbage collector for a server whose start-up is over (the hub, a simulator).
-
-    What the process holds from here on for good (modules, schemas, plugins, configuration: some
-    200 000 objects) is set aside from the garbage collector, whose full collections otherwise walk all
-    of it again every few hundred requests: about 15 % of the hub's event loop CPU per intake, and about
-    a third of the enaio simulator's CPU per filing in bench/e2e.py. The youngest generation is collected
-    every 10 000 allocations instead of 700: a request allocates a few thousand objects, and with many
-    in flight each collection mostly walks (and promotes) live requests' objects, not garbage. Cyclic
-    garbage waits a moment longer.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
-
-
 def _fail(line: str) -> NoReturn:
     """One line on stderr, exit status 1: for failures at start an operator fixes outside the hub."""
     err.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -184,7 +168,15 @@ async def serve(
         err.print(f"[bold red]cannot listen on {server.listen}:[/] {exc.strerror}")
         sys.exit(1)
     url = f"http://{server.listen}"
-    _settle_heap()
+    # What the process holds from here on for good (modules, schemas, plugins, configuration: some
+    # 200 000 objects) is set aside from the garbage collector, whose full collections otherwise walk
+    # all of it again every few hundred submissions: about 15 % of the event loop's CPU per intake.
+    gc.collect()
+    gc.freeze()
+    # The youngest generation is collected every 10 000 allocations instead of 700: a submission
+    # allocates a few thousand objects, and with 64 in flight each collection mostly walks (and
+    # promotes) live requests' objects, not garbage. Cyclic garbage waits a moment longer.
+    gc.set_threshold(10_000, 10, 10)
     lean_records()
     batch_loop_lines(asyncio.get_running_loop())
     import logging
@@ -971,7 +963,6 @@ def simulate(system: str | None, port: int, options: tuple[str, ...]) -> None:
     console.print(f"{sim.name} simulator on http{'s' if tls else ''}://127.0.0.1:{port} (Ctrl-C stops it)")
     new_loop = _uvloop()  # a simulator shares the machine with the hub under test: serve it cheaply too
     loop = new_loop() if new_loop is not None else None
-    _settle_heap()
     web.run_app(app, host="127.0.0.1", port=port, print=None, ssl_context=tls, loop=loop)
 
 
