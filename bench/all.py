@@ -16,6 +16,7 @@ once into ``/tmp/aktenhub-console-bench`` and reused by later runs. ``--only NAM
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.figures import Figure, read, table
+from bench.scratch import REMOVE_LATER_ENV, remove_listed
 
 # name -> the module's arguments: each run as `python -m bench.<name> ARGS --json FILE`.
 BENCHMARKS: dict[str, tuple[str, ...]] = {
@@ -65,11 +67,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     figures: list[Figure] = []
     failed: list[str] = []
-    for name in args.only or list(BENCHMARKS):
-        measured, problem = run(name, BENCHMARKS[name], args.out)
-        figures += measured
-        if problem is not None:
-            failed.append(f"{name}: {problem}")
+    # The benchmarks' directories go after the last one: none starts right after another deleted
+    # thousands of files (`bench.scratch.remove` says what that costs on this machine).
+    later = (args.out / "remove-later.txt").resolve()
+    remove_listed(later)
+    os.environ[REMOVE_LATER_ENV] = str(later)
+    try:
+        for name in args.only or list(BENCHMARKS):
+            measured, problem = run(name, BENCHMARKS[name], args.out)
+            figures += measured
+            if problem is not None:
+                failed.append(f"{name}: {problem}")
+    finally:
+        del os.environ[REMOVE_LATER_ENV]
+        remove_listed(later)
     print()
     print(table(figures))
     for line in failed:

@@ -54,6 +54,7 @@ from typing import TypeVar
 from bench.console import build, journal_path
 from bench.figures import Figure, add_json_option, write
 from bench.pgserver import journal_database, kept_cluster
+from bench.scratch import remove
 from hub.journal import AfterAll, Completion, FileNumberSequence, SqliteJournal, TaskSpec
 from hub.journal.lifecycle import SqlJournal
 from hub.journal.tx import Tx
@@ -517,7 +518,7 @@ def main() -> None:
             print_table(runs, flush=True)
             measured += figures(runs, args.count)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove(tmp)
     if args.json:
         write(args.json, measured)
 

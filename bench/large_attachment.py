@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -40,6 +39,7 @@ from typing import Any
 import aiohttp
 
 from bench.figures import Figure, add_json_option, write
+from bench.scratch import remove
 
 AUTHORITY = "bauaufsicht:05382000"
 PORTAL = "bauportal-nrw:portal"
@@ -345,7 +345,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.keep:
             print(f"kept {tmp}")
         else:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove(tmp)
 
 
 def report(result: dict[str, Any]) -> None:

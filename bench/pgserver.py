@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.scratch import remove
 from hub.localservers import free_port, start_in_scratch, unprivileged_account
 from hub.testing.postgres import UNPRIVILEGED_USERS, PostgresServer, find_bindir, start_server
 
@@ -33,7 +34,7 @@ def throwaway_cluster() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
-        shutil.rmtree(server.base, ignore_errors=True)
+        remove(server.base)
 
 
 @contextmanager
@@ -68,7 +69,7 @@ def kept_cluster(cache: Path, build: Callable[[PostgresServer], str]) -> Iterato
         yield server, str(kept["database"])
     finally:
         server.stop()
-        shutil.rmtree(server.base, ignore_errors=True)
+        remove(server.base)
 
 
 def journal_database(server: PostgresServer) -> str:

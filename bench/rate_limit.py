@@ -33,6 +33,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 
 from bench.figures import Figure, add_json_option, write
+from bench.scratch import remove
 from hub.plugins import load_plugins
 from hub.testing import fakes
 from hub.testing.harness import RunningHub, base_settings, start_hub, stop_hub
@@ -182,8 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--outage", type=float, default=5.0, help="seconds the back end stays down in (b)")
     add_json_option(parser)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="aktenhub-bench-") as tmp:
-        result = asyncio.run(benchmark(args, Path(tmp)))
+    tmp = Path(tempfile.mkdtemp(prefix="aktenhub-bench-"))
+    try:
+        result = asyncio.run(benchmark(args, tmp))
+    finally:
+        remove(tmp)
     print(json.dumps(result, indent=2))
     if args.json:
         write(args.json, figures(result, args.max_per_second))

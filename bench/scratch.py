@@ -11,6 +11,35 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+# Set by `bench.all`: a file listing directories to remove after its last benchmark, not at each end.
+REMOVE_LATER_ENV = "AKTENHUB_BENCH_REMOVE_LATER"
+
+
+def remove(path: Path) -> None:
+    """Remove a benchmark's directory: now, or under `bench.all` after its last benchmark.
+
+    This machine's ext4 has no journal, and there the kernel does not give out an inode deleted less
+    than ~30 s ago: creating a file then walks past each one (`recently_deleted` in the inode
+    allocation). A benchmark that starts right after another removed its tens of thousands of files pays
+    for that walk in every file it creates: in bench.e2e after bench.intake_vs_nodered, up to 38 % of
+    the enaio simulator's CPU (perf). What a benchmark deletes while it runs is its own cost and stays.
+    """
+    listing = os.environ.get(REMOVE_LATER_ENV)
+    if listing:
+        with open(listing, "a", encoding="utf-8") as later:
+            later.write(f"{path}\n")
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_listed(listing: Path) -> None:
+    """Remove the directories `remove` left for later, and the listing."""
+    if listing.exists():
+        for line in listing.read_text(encoding="utf-8").splitlines():
+            if line:
+                shutil.rmtree(line, ignore_errors=True)
+        listing.unlink()
+
 
 def run_in_scratch(prefix: str, keep: bool, benchmark: Callable[[Path], None]) -> int:
     """Run `benchmark` in a new temporary directory; its exit status (1 with the reason on failure)."""
@@ -29,5 +58,5 @@ def run_in_scratch(prefix: str, keep: bool, benchmark: Callable[[Path], None]) -
         if keep:
             print(f"kept {tmp}", file=sys.stderr)
         else:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove(tmp)
     return 0
