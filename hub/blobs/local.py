@@ -442,7 +442,7 @@ class _Spool:
                 # From just before the last start (the file object may still have held a few bytes).
                 start = max(0, self._written_out - io.DEFAULT_BUFFER_SIZE)
                 if _start_write_out(self._file.fileno(), start):
-                    self._store.write_outs += 1
+                    self._store.wrote_out()
                 self._written_out = self._written
         except BaseException as exc:
             self._failure = exc
@@ -472,7 +472,13 @@ class BlobStore(HoldingStore):
         self._renamer = _DurableRenamer(self.root, self._tmp)
         self._names = itertools.count()
         self.write_outs = 0  # early write-outs started for spooled content (`WRITE_OUT_EVERY`)
+        self._write_outs_lock = threading.Lock()  # counted by the spools' writing threads
         self._prefix = f"{os.getpid()}-{secrets.token_hex(4)}"
+
+    def wrote_out(self) -> None:
+        """Count an early write-out (from a spool's writing thread; several may count at once)."""
+        with self._write_outs_lock:
+            self.write_outs += 1
 
     @property
     def syncs(self) -> int:
