@@ -60,10 +60,10 @@ SPOOL = 256 * 1024  # content up to this size is buffered, then written by the c
 # Spooled content is handed to the disk every this many bytes while it streams in, so the sync at
 # commit waits for the last few MiB only, not for a whole 2 GB file written at disk speed afterwards.
 WRITE_OUT_EVERY = 8 * 1024 * 1024
-# How far the spool's thread may lag behind a writer before `drain` waits: memory a fast network
-# fills while the disk is slow, per blob being written.
+# How far the slower of a spool's two threads may lag behind its writer before `drain` waits: memory a
+# fast network fills while the disk is slow, per blob being written.
 SPOOL_AHEAD = 4 * 1024 * 1024
-# Chunks go to the spool's thread in batches of this many bytes: each hand-over wakes the thread.
+# Chunks go to a spool's threads in batches of this many bytes: each hand-over wakes both threads.
 SPOOL_HANDOVER = 1024 * 1024
 
 
@@ -245,7 +245,8 @@ class LocalBlobWriter:
     """A `BlobWriter` of the local store: hashes and limits as it goes, spools to disk past `SPOOL` bytes.
 
     Small content (most form attachments) stays in one buffer and is written by the committer
-    thread, so the event loop creates no files for it; larger content streams into a temporary file.
+    thread, so the event loop creates no files for it; larger content streams into a temporary file,
+    hashed and written by the threads of its `_Spool`.
     """
 
     def __init__(self, store: BlobStore, limit: int | None) -> None:
@@ -276,7 +277,7 @@ class LocalBlobWriter:
         # HASHLIB_GIL_MINSIZE). For a form's small files that handed the event loop's GIL to the
         # journal and blob writer threads for a few µs of hashing, and the loop then waited for it to
         # come back. In slices below that size the loop keeps it; the hash is the same. Content that
-        # spools (past SPOOL) is hashed in the spool's thread instead (`_Spool`).
+        # spools (past SPOOL) is hashed on a thread of its spool instead (`_Spool`).
         view = memoryview(chunk)
         for start in range(0, len(view), HASH_SLICE):
             self._sha.update(view[start : start + HASH_SLICE])
@@ -291,7 +292,7 @@ class LocalBlobWriter:
             self._buffer = None
 
     async def drain(self) -> None:
-        """Wait while the spool's thread is more than `SPOOL_AHEAD` bytes behind (the buffer: never)."""
+        """Wait while the spool's threads are more than `SPOOL_AHEAD` bytes behind (the buffer: never)."""
         if self._spool is not None:
             try:
                 await self._spool.drain(SPOOL_AHEAD)
