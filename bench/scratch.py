@@ -21,8 +21,8 @@ def remove(path: Path) -> None:
     This machine's ext4 has no journal, and there the kernel does not give out an inode deleted less
     than ~30 s ago: creating a file then walks past each one (`recently_deleted` in the inode
     allocation). A benchmark that starts right after another removed its tens of thousands of files pays
-    for that walk in every file it creates: in bench.e2e after bench.intake_vs_nodered, up to 38 % of
-    the enaio simulator's CPU (perf). What a benchmark deletes while it runs is its own cost and stays.
+    for that walk in every file it creates: in a bench.e2e run right after another, 38 % of the enaio
+    simulator's CPU (perf). What a benchmark deletes while it runs is its own cost and stays.
     """
     listing = os.environ.get(REMOVE_LATER_ENV)
     if listing:

@@ -269,7 +269,10 @@ class LocalBlobWriter:
             self.abort()
             raise BlobTooLarge(self._limit)
         if self._spool is not None:
-            self._spool.write(chunk)
+            try:
+                self._spool.write(chunk)  # raises what its threads met so far (e.g. a full disk)
+            except OSError as exc:
+                raise self._give_up(exc) from None
             return
         if self._buffer is None:
             raise RuntimeError("the blob writer was committed or aborted")
@@ -287,8 +290,7 @@ class LocalBlobWriter:
             try:
                 self._spool = _Spool(self._store, self._sha, bytes(self._buffer))
             except OSError as exc:
-                self.abort()
-                raise _full(exc, self._store.root) or exc from None
+                raise self._give_up(exc) from None
             self._buffer = None
 
     async def drain(self) -> None:
@@ -297,8 +299,7 @@ class LocalBlobWriter:
             try:
                 await self._spool.drain(SPOOL_AHEAD)
             except OSError as exc:
-                self.abort()
-                raise _full(exc, self._store.root) or exc from None
+                raise self._give_up(exc) from None
 
     async def commit(self) -> BlobInfo:
         """Make the content durable under its hash; returns the blob's reference."""
@@ -310,10 +311,10 @@ class LocalBlobWriter:
                 spooled = self._spool.path
             else:
                 data = bytes(self._buffer or b"")
-        except BaseException as exc:  # also cancelled while the spool finished: nothing stays behind
+        except OSError as exc:
+            raise self._give_up(exc) from None
+        except BaseException:  # also cancelled while the spool finished: nothing stays behind
             self.abort()
-            if isinstance(exc, OSError):
-                raise _full(exc, store.root) or exc from None
             raise
         digest = self._sha.hexdigest()
         info = BlobInfo(ref=PREFIX + digest, size=self._size, sha256=digest)
@@ -332,6 +333,11 @@ class LocalBlobWriter:
         finally:
             store._committed(digest, holding, staged.created)
         return info
+
+    def _give_up(self, exc: OSError) -> Exception:
+        """Discard what was written; what to raise for `exc` (`StorageFull` if the disk is full)."""
+        self.abort()
+        return _full(exc, self._store.root) or exc
 
     def abort(self) -> None:
         """Discard what was written."""
