@@ -62,6 +62,13 @@ async def test_killed_before_the_batch_moved_takes_nothing_twice(
                 return len(await _applications(http, hub_url)) == 3
 
             await poll_until(three_taken, 30, "the batch's three documents taken in")
+
+            # The move fails after the intakes commit, and the hub writes its log lines once per loop
+            # iteration: a kill right after the third intake could come before the failure is logged.
+            async def move_failed() -> bool:
+                return "poll failed source=scanstation error=NotADirectoryError" in hub.log()
+
+            await hub.until(move_failed, "the failed move logged")
         finally:
             await hub.kill()
         assert (hot_folder / "B0001" / "B0001.ready").exists()  # taken in, not moved
