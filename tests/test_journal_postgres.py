@@ -283,6 +283,9 @@ def test_store_url_keeps_the_hubs_options_and_hides_the_password() -> None:
     assert store.conninfo == "postgresql://hub:geheim@pooler:6432/akten?sslmode=require"
     assert (store.pool_size, store.listen_conninfo) == (4, listen)
     assert store.location == redact(url) == "postgresql://hub@pooler:6432/akten"
+    # libpq's `options` (server settings for the session) hold spaces; libpq decodes %20, not `+`
+    timeout = PgStore.parse("postgresql://hub@db/akten?options=-c%20statement_timeout%3D5000&pool_size=2")
+    assert timeout.conninfo == "postgresql://hub@db/akten?options=-c%20statement_timeout%3D5000"
     for bad in ("pool_size=0", "pool_size=viele", "listen_url=db:5432"):
         with pytest.raises(ValueError):
             PgStore.parse(f"postgresql://hub@pooler/akten?{bad}")

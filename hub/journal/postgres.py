@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import psycopg.errors
@@ -101,7 +101,8 @@ class PgStore:
             timeout = float(dict(rest).get("connect_timeout", CONNECT_TIMEOUT))
         except ValueError:
             raise ValueError("connect_timeout must be a number of seconds") from None
-        conninfo = urlunsplit(parts._replace(query=urlencode(rest)))
+        # Spaces as %20: libpq decodes percent escapes only, so a `+` would reach the server as itself.
+        conninfo = urlunsplit(parts._replace(query=urlencode(rest, quote_via=quote)))
         return cls(conninfo, redact(url), pool_size, listen, max(timeout, 1.0))
 
 
