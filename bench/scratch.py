@@ -19,10 +19,13 @@ def remove(path: Path) -> None:
     """Remove a benchmark's directory: now, or under `bench.all` after its last benchmark.
 
     This machine's ext4 has no journal, and there the kernel does not give out an inode deleted less
-    than ~30 s ago: creating a file then walks past each one (`recently_deleted` in the inode
-    allocation). A benchmark that starts right after another removed its tens of thousands of files pays
-    for that walk in every file it creates: in a bench.e2e run right after another, 38 % of the enaio
-    simulator's CPU (perf). What a benchmark deletes while it runs is its own cost and stays.
+    than 60 s ago (360 s while that inode's table block is not yet written out): creating a file then
+    walks past each one (`recently_deleted` in the inode allocation). A benchmark that starts right after
+    another removed its tens of thousands of files pays for that walk in every file it creates: in a
+    bench.e2e run right after another, 38 % of the enaio simulator's CPU; in a bench.intake_vs_nodered
+    run after three others, more than half of the hub's blob committer's (perf). A file created 40 s
+    after 30 000 were deleted cost 380 µs instead of 25-30. What a benchmark deletes while it runs is its
+    own cost and stays.
     """
     listing = os.environ.get(REMOVE_LATER_ENV)
     if listing:
