@@ -338,6 +338,16 @@ async def test_two_processes_take_in_claim_and_complete_through_pgbouncer(pgboun
     assert not one.writer_alive
 
 
+async def test_libpq_options_in_the_url_reach_the_server(migrated_url: str) -> None:
+    # Server settings for the hub's sessions, e.g. a statement timeout: `options` holds a space.
+    setting = quote("-c statement_timeout=4321")
+    journal = await _opened(f"{migrated_url}{'&' if '?' in migrated_url else '?'}options={setting}")
+    try:
+        assert await journal._read(lambda tx: tx.execute("SHOW statement_timeout").fetchone()) == ("4321ms",)
+    finally:
+        await journal.close()
+
+
 async def test_reads_run_read_only(migrated_url: str) -> None:
     journal = await _opened(migrated_url)
     try:
