@@ -456,7 +456,9 @@ def run_postgres(args: argparse.Namespace, source: Path) -> list[Run]:
     a shared 2-core machine)."""
     from hub.journal.postgres import migrate
 
-    cache = source.with_name(source.stem + "-postgresql")
+    # -v2: moved in by a `take_over` that folds the finished counts and vacuums their deltas; a cluster
+    # kept from before holds a million unfolded deltas, which the first /metrics scrape folds.
+    cache = source.with_name(source.stem + "-postgresql-v2")
     with kept_cluster(cache, lambda server: asyncio.run(fill(server, source))) as (server, database):
         # The kept cluster is at the schema it was built with: upgraded as `aktenhub migrate` would
         # (on this run's copy; the kept one stays as built).

@@ -36,6 +36,7 @@ from hub.journal import (
 from hub.journal.pg_tx import PgTx, configure, translate
 from hub.journal.postgres import PgStore, PostgresJournal, migrate, redact
 from hub.journal.tx import Tx
+from hub.models import ApplicationState
 from hub.testing.journal_contract import application, received
 
 LATEST = migrations.latest("postgresql")
@@ -336,6 +337,35 @@ async def test_two_processes_take_in_claim_and_complete_through_pgbouncer(pgboun
         await one.close()
         await two.close()
     assert not one.writer_alive
+
+
+async def test_a_moved_journal_starts_with_its_finished_counts_folded(
+    migrated_url: str, tmp_path: Path
+) -> None:
+    # Copying finished applications makes the triggers append a count delta each; the move folds them
+    # and vacuums their table, so /metrics neither folds them nor scans their dead rows afterwards.
+    source = SqliteJournal(tmp_path / "old.db")
+    await source.open()
+    for i in range(300):
+        app = application(f"done-{i}", received=i)
+        await source.intake(app, received(app), [], ApplicationState.COMPLETED)
+    app = application("open")
+    await source.intake(app, received(app), [TaskSpec("map")])
+    target = await _opened(migrated_url)
+    try:
+        await target.take_over(source)
+
+        def deltas(tx: Tx) -> tuple[int, int]:
+            rows = tx.execute("SELECT count(*) FROM final_count_deltas").fetchone()[0]
+            pages = tx.execute("SELECT pg_relation_size('final_count_deltas')").fetchone()[0]
+            return int(rows), int(pages)
+
+        assert await target._read(deltas) == (0, 0)  # folded, and the dead rows' pages gone
+        stats = await target.stats()
+        assert stats.applications_by_state == {"completed": 300, "received": 1}
+    finally:
+        await target.close()
+        await source.close()
 
 
 async def test_libpq_options_in_the_url_reach_the_server(migrated_url: str) -> None:

@@ -47,6 +47,7 @@ from hub.journal.base import JournalUnavailable
 from hub.journal.lifecycle import SqlJournal
 from hub.journal.migrations import Migration
 from hub.journal.pg_tx import CHANNEL, PgTx, configure
+from hub.journal.transfer import Transferred
 from hub.journal.tx import Tx
 
 log = logging.getLogger(__name__)
@@ -257,6 +258,29 @@ class PostgresJournal(SqlJournal):
         if loop is not None and wake is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(wake)
+
+    async def take_over(self, source: SqlJournal) -> Transferred:
+        """As every journal (`SqlJournal.take_over`), then the count deltas' table vacuumed."""
+        moved = await super().take_over(source)
+        # The move's fold deleted a delta row per finished application again. Until autovacuum came
+        # by, their dead pages (100 MB for a million) and the table's statistics made every /metrics
+        # scrape scan them with parallel workers: 47 ms instead of 5.
+        await asyncio.get_running_loop().run_in_executor(None, self._vacuum_count_deltas)
+        return moved
+
+    def _vacuum_count_deltas(self) -> None:
+        """VACUUM (ANALYZE) the count deltas: outside any transaction, so on a connection of its own.
+
+        A role that does not own the table gets a warning from the server and nothing done: autovacuum
+        then does it later.
+        """
+        with psycopg.connect(
+            self.store.conninfo,
+            autocommit=True,
+            prepare_threshold=None,
+            connect_timeout=int(self.store.connect_timeout),
+        ) as conn:
+            conn.execute("VACUUM (ANALYZE) final_count_deltas")
 
     # -- running operations ------------------------------------------------------------------------
 
