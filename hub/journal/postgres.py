@@ -171,12 +171,7 @@ class PostgresJournal(SqlJournal):
 
     def _open(self) -> None:
         try:
-            with psycopg.connect(
-                self.store.conninfo,
-                autocommit=True,
-                prepare_threshold=None,
-                connect_timeout=int(self.store.connect_timeout),
-            ) as conn:
+            with _session(self.store.conninfo, self.store.connect_timeout) as conn:
                 pg_schema.check(conn)
         except pg_schema.SchemaMismatch as exc:
             raise JournalUnavailable(self.location, str(exc)) from None
@@ -274,12 +269,7 @@ class PostgresJournal(SqlJournal):
         A role that does not own the table gets a warning from the server and nothing done: autovacuum
         then does it later.
         """
-        with psycopg.connect(
-            self.store.conninfo,
-            autocommit=True,
-            prepare_threshold=None,
-            connect_timeout=int(self.store.connect_timeout),
-        ) as conn:
+        with _session(self.store.conninfo, self.store.connect_timeout) as conn:
             conn.execute("VACUUM (ANALYZE) final_count_deltas")
 
     # -- running operations ------------------------------------------------------------------------
@@ -395,12 +385,7 @@ class _Listener:
         failures = 0
         while not self._stop.is_set():
             try:
-                with psycopg.connect(
-                    self._conninfo,
-                    autocommit=True,
-                    prepare_threshold=None,
-                    connect_timeout=self._connect_timeout,
-                ) as conn:
+                with _session(self._conninfo, self._connect_timeout) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     failures = 0
                     self._woken()  # notices sent while not listening are lost: look once anyway
@@ -417,16 +402,18 @@ class _Listener:
         self.listening.clear()
 
 
+def _session(conninfo: str, connect_timeout: float) -> psycopg.Connection[Any]:
+    """A connection of its own, outside the pool: autocommit, no server-side prepared statements."""
+    return psycopg.connect(
+        conninfo, autocommit=True, prepare_threshold=None, connect_timeout=int(connect_timeout)
+    )
+
+
 def migrate(url: str) -> tuple[list[Migration], int]:
     """Bring the database's schema up to date (`aktenhub migrate`): the migrations applied, the version."""
     store = PgStore.parse(url)
     try:
-        with psycopg.connect(
-            store.conninfo,
-            autocommit=True,
-            prepare_threshold=None,
-            connect_timeout=int(store.connect_timeout),
-        ) as conn:
+        with _session(store.conninfo, store.connect_timeout) as conn:
             configure(conn)
             applied = pg_schema.migrate(conn)
             return applied, pg_schema.schema_version(conn)
