@@ -1,13 +1,16 @@
-"""How a benchmark runs: in a scratch directory it removes afterwards (unless asked to keep it), and
-stopped by SIGTERM like by Ctrl-C, through the `finally` blocks that stop its child processes."""
+"""How a benchmark runs: in a scratch directory it removes afterwards (unless asked to keep it), once
+creating files there costs what it does on a quiet disk (`settle`), and stopped by SIGTERM like by
+Ctrl-C, through the `finally` blocks that stop its child processes."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +38,41 @@ def remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+# A file's create costs 25-60 µs of CPU here on a quiet disk, several hundred right after many deletions.
+SLOW_CREATE_SECONDS = 150e-6
+PROBE_FILES = 200  # created per probe, and kept: deleting them would be more of what is waited out
+SETTLE_POLL_SECONDS = 5.0
+SETTLE_MAX_SECONDS = 120.0
+
+
+def settle(
+    directory: Path,
+    *,
+    slow: float = SLOW_CREATE_SECONDS,
+    poll: float = SETTLE_POLL_SECONDS,
+    limit: float = SETTLE_MAX_SECONDS,
+) -> tuple[float, bool]:
+    """Wait while creating files in `directory` costs what it does right after many deletions (`remove`
+    says why); the seconds waited, and whether the creates got fast again within `limit`.
+
+    Another run's deletions (a benchmark of another version just before, a test suite) would otherwise
+    be measured as the cost of this run's files. The probe's files stay in `directory`.
+    """
+    probes = directory / ".settle"
+    probes.mkdir(exist_ok=True)
+    began = time.monotonic()
+    for round_ in itertools.count():
+        cpu = time.process_time()
+        for n in range(PROBE_FILES):
+            os.close(os.open(probes / f"{round_}-{n}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        if (time.process_time() - cpu) / PROBE_FILES <= slow:
+            return time.monotonic() - began, True
+        if time.monotonic() - began + poll > limit:
+            return time.monotonic() - began, False
+        time.sleep(poll)
+    raise AssertionError("unreachable")
+
+
 def remove_listed(listing: Path) -> None:
     """Remove the directories `remove` left for later, and the listing."""
     if listing.exists():
@@ -53,6 +91,15 @@ def run_in_scratch(prefix: str, keep: bool, benchmark: Callable[[Path], None]) -
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
     try:
+        waited, settled = settle(tmp)
+        if not settled:
+            print(
+                f"warning: creating files is still slow after {waited:.0f} s (many files deleted on this "
+                "disk in the last minutes, see bench/scratch.py): figures will be too low",
+                file=sys.stderr,
+            )
+        elif waited >= 1:
+            print(f"waited {waited:.0f} s for the disk to settle after recent deletions", file=sys.stderr)
         benchmark(tmp)
     except RuntimeError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)

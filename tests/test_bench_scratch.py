@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.scratch import REMOVE_LATER_ENV, remove, remove_listed
+from bench.scratch import PROBE_FILES, REMOVE_LATER_ENV, remove, remove_listed, settle
 
 
 def scratch(parent: Path, name: str) -> Path:
@@ -37,3 +37,18 @@ def test_under_bench_all_directories_stay_until_the_listing_is_removed(
     remove_listed(listing)
     assert not first.exists() and not second.exists() and not listing.exists()
     remove_listed(listing)  # nothing listed: nothing to do
+
+
+def test_settling_a_quiet_disk_creates_one_round_of_probes_and_keeps_them(tmp_path: Path) -> None:
+    waited, settled = settle(tmp_path, slow=1.0)  # a second per create: any disk is fast enough
+    assert settled and waited < 1.0
+    # kept, not deleted: a deletion is what the benchmark waits out
+    assert len(list((tmp_path / ".settle").iterdir())) == PROBE_FILES
+
+
+def test_a_disk_that_stays_slow_is_waited_for_up_to_the_limit(tmp_path: Path) -> None:
+    waited, settled = settle(tmp_path, slow=0.0, poll=0.05, limit=0.2)  # no create is ever that fast
+    assert not settled
+    assert 0.1 <= waited <= 0.2
+    rounds = {p.name.split("-")[0] for p in (tmp_path / ".settle").iterdir()}
+    assert len(rounds) >= 2  # probed again after a pause
