@@ -39,16 +39,14 @@ def test_under_bench_all_directories_stay_until_the_listing_is_removed(
     remove_listed(listing)  # nothing listed: nothing to do
 
 
-def test_settling_a_quiet_disk_creates_one_round_of_probes_and_keeps_them(tmp_path: Path) -> None:
-    waited, settled = settle(tmp_path, slow=1.0)  # a second per create: any disk is fast enough
-    assert settled and waited < 1.0
-    # kept, not deleted: a deletion is what the benchmark waits out
+def test_a_disk_fast_enough_is_probed_once_and_the_probes_are_kept(tmp_path: Path) -> None:
+    _, settled = settle(tmp_path, slow=1.0)  # a second per create: any disk is fast enough
+    assert settled
+    # one round, kept, not deleted: a deletion is what the benchmark waits out
     assert len(list((tmp_path / ".settle").iterdir())) == PROBE_FILES
 
 
-def test_a_disk_that_stays_slow_is_waited_for_up_to_the_limit(tmp_path: Path) -> None:
-    waited, settled = settle(tmp_path, slow=0.0, poll=0.05, limit=0.2)  # no create is ever that fast
+def test_a_disk_that_stays_slow_is_given_up_on_at_the_limit(tmp_path: Path) -> None:
+    _, settled = settle(tmp_path, slow=0.0, poll=0.01, limit=0.0)  # no create is ever that fast
     assert not settled
-    assert 0.1 <= waited <= 0.2
-    rounds = {p.name.split("-")[0] for p in (tmp_path / ".settle").iterdir()}
-    assert len(rounds) >= 2  # probed again after a pause
+    assert len(list((tmp_path / ".settle").iterdir())) == PROBE_FILES  # no pause, no second round
