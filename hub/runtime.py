@@ -140,6 +140,8 @@ class Hub:
         self._storage_full: StorageFull | None = None
         self._audit: AuditExport | None = None
         self.started = False
+        # Scheduled orphan sweeps finished; the first runs at start (a test waits for it, not for time).
+        self.sweeps = 0
 
     def _routed(self, source: str, service: str) -> bool:
         return self.router.route_for(source, service) is not None
@@ -318,6 +320,8 @@ class Hub:
                 await self.sweep_orphans()
             except Exception as exc:
                 log.warning("orphan sweep failed error=%s: %s", type(exc).__name__, exc)
+            finally:
+                self.sweeps += 1
 
     @contextlib.contextmanager
     def _job(self) -> Iterator[None]:

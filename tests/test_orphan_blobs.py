@@ -48,6 +48,8 @@ async def start(hub_factory: Any, settings: dict[str, Any] | None = None, **form
         env={"FORMCYCLE_TOKEN": TOKEN},
         **(settings or {}),
     )
+    # The sweep at start runs beside the test's own: done first, it cannot take what the test sets up.
+    await running.wait_for(lambda: running.hub.sweeps, 10, "the orphan sweep at start")
     return running
 
 
