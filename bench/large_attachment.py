@@ -31,7 +31,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from typing import Any
 import aiohttp
 
 from bench.figures import Figure, add_json_option, write
-from bench.scratch import remove
+from bench.scratch import run_in_scratch
 
 AUTHORITY = "bauaufsicht:05382000"
 PORTAL = "bauportal-nrw:portal"
@@ -207,9 +206,8 @@ async def enqueue(http: aiohttp.ClientSession, xta_url: str, content: Path) -> N
                 raise RuntimeError(f"enqueue refused ({resp.status}): {await resp.text()}")
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     schemas = schema_dir()
-    tmp = Path(tempfile.mkdtemp(prefix="aktenhub-large-"))
     procs = Processes(tmp)
     size = args.size_mb * 1024 * 1024
     try:
@@ -342,10 +340,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         }
     finally:
         procs.stop()
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            remove(tmp)
 
 
 def report(result: dict[str, Any]) -> None:
@@ -463,7 +457,12 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     add_json_option(parser)
     args = parser.parse_args()
-    result = asyncio.run(run(args))
+    result: dict[str, Any] = {}
+    status = run_in_scratch(
+        "aktenhub-large-", args.keep, lambda tmp: result.update(asyncio.run(run(args, tmp)))
+    )
+    if status:
+        sys.exit(status)
     report(result)
     if args.json:
         write_figures(args.json, result)
