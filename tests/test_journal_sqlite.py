@@ -89,6 +89,38 @@ async def test_concurrent_intakes_share_commits(journal: SqliteJournal, db_path:
         assert types(await journal.events(a.id)) == ["application.received"]
 
 
+async def test_a_steps_lookups_do_not_wait_behind_a_long_read(journal: SqliteJournal) -> None:
+    """A step reads its application and its tasks while an operator's listing holds the reading thread."""
+    app = application("ext-lookup")
+    await journal.intake(app, received(app), [TaskSpec("map")])
+    reading, release = threading.Event(), threading.Event()
+
+    def long_read(c: Tx) -> None:
+        reading.set()
+        release.wait(10)
+
+    listing = asyncio.ensure_future(journal._read(long_read))
+    try:
+        await asyncio.to_thread(reading.wait, 10)
+        assert reading.is_set()
+        found = await asyncio.wait_for(journal.get_application(app.id), 5)
+        tasks = await asyncio.wait_for(journal.tasks(app.id), 5)
+        assert not listing.done()  # the reading thread was busy throughout
+    finally:
+        release.set()
+        await listing
+    assert found is not None and found.id == app.id
+    assert [t.step for t in tasks] == ["map"]
+
+
+async def test_lookups_fail_once_the_journal_is_closed(db_path: Path, clock: FakeClock) -> None:
+    j = SqliteJournal(db_path, clock=clock)
+    await j.open()
+    await j.close()
+    with pytest.raises(RuntimeError, match="not open"):
+        await j.get_application("nothing")
+
+
 def _sqlite_temporary_files() -> list[str]:
     """The files this process holds open that SQLite made for temporary use (``etilqs_*``)."""
     found = []

@@ -153,6 +153,7 @@ class SqliteJournal(SqlJournal):
         self._writer: threading.Thread | None = None
         self._reader: ThreadPoolExecutor | None = None
         self._read_conn: SqliteTx | None = None
+        self._lookup_conn: SqliteTx | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -180,9 +181,7 @@ class SqliteJournal(SqlJournal):
     def _open_read_only(self) -> None:
         if self.path != ":memory:" and not Path(self.path).is_file():
             raise FileNotFoundError(f"no journal at {self.path}")
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-reader")
-        self._read_conn = _connect(self.path)
-        self._read_conn.execute("PRAGMA query_only=ON")
+        self._open_readers()
 
     def _open_guest(self) -> None:
         # No lock, no migration, no recovery: the owning hub did (and does) those. Its schema must be
@@ -213,9 +212,16 @@ class SqliteJournal(SqlJournal):
             target=self._write_loop, args=(conn,), name="journal-writer", daemon=True
         )
         self._writer.start()
+        self._open_readers()
+
+    def _open_readers(self) -> None:
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-reader")
         self._read_conn = _connect(self.path)
         self._read_conn.execute("PRAGMA query_only=ON")
+        # Lookups run on the event loop, on a connection of their own: a connection is used by one
+        # thread at a time.
+        self._lookup_conn = _connect(self.path)
+        self._lookup_conn.execute("PRAGMA query_only=ON")
 
     def _release_lock(self) -> None:
         lock, self._lock = self._lock, None
@@ -263,9 +269,10 @@ class SqliteJournal(SqlJournal):
         if self._reader is not None:
             self._reader.shutdown(wait=True)
             self._reader = None
-        if self._read_conn is not None:
-            self._read_conn.close()
-            self._read_conn = None
+        for conn in (self._read_conn, self._lookup_conn):
+            if conn is not None:
+                conn.close()
+        self._read_conn = self._lookup_conn = None
         self._release_lock()
 
     @contextlib.contextmanager
@@ -359,6 +366,15 @@ class SqliteJournal(SqlJournal):
             raise RuntimeError("journal is not open")
         conn = self._read_conn
         return await asyncio.get_running_loop().run_in_executor(self._reader, op, conn)
+
+    async def _lookup(self, op: Callable[[Tx], T]) -> T:
+        # A few pages by key, from the page cache as a rule: tens of µs. On the reading thread the same
+        # read waited for the interpreter lock twice, behind the loop and the writer thread, ~4 ms a
+        # step under load (bench/e2e.py: the map and deliver steps each read their application).
+        # In WAL mode a reader never waits for the writer, so the loop is not held up.
+        if self._lookup_conn is None:
+            raise RuntimeError("journal is not open")
+        return op(self._lookup_conn)
 
 
 def _run_operations(conn: SqliteTx, group: list[Queued], *, isolated: bool) -> list[tuple[bool, Any]] | None:
