@@ -368,10 +368,12 @@ class SqliteJournal(SqlJournal):
         return await asyncio.get_running_loop().run_in_executor(self._reader, op, conn)
 
     async def _lookup(self, op: Callable[[Tx], T]) -> T:
-        # A few pages by key, from the page cache as a rule: tens of µs. On the reading thread the same
-        # read waited for the interpreter lock twice, behind the loop and the writer thread, ~4 ms a
-        # step under load (bench/e2e.py: the map and deliver steps each read their application).
-        # In WAL mode a reader never waits for the writer, so the loop is not held up.
+        # A few pages by key, from the page cache as a rule, and the row's parse: ~0.15 ms on the loop
+        # under load. On the reading thread the same reads waited for the interpreter lock twice,
+        # behind the loop and the writer thread: ~4 ms for the map step's, ~8 ms for the deliver
+        # step's (bench/e2e.py, timed per await). In WAL mode a reader never waits for the writer, so
+        # the loop is not held up. The journal's callers are on one event loop: one thread uses the
+        # connection.
         if self._lookup_conn is None:
             raise RuntimeError("journal is not open")
         return op(self._lookup_conn)
