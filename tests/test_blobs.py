@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
+import os
+import random
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +20,8 @@ from typing import Any
 import pytest
 
 from hub.blobs import BlobBackend, BlobNotFound, BlobStore, BlobTooLarge
+from hub.blobs.direct import ALIGN, BLOCK
+from hub.blobs.local import SPOOL, SPOOL_AHEAD, SPOOL_HANDOVER
 from hub.blobs.s3 import S3Blobs
 from hub.config import S3Location
 
@@ -152,8 +158,86 @@ async def test_concurrent_writes_of_one_content_store_it_once(tmp_path: Path) ->
     await store.close()
 
 
-async def test_large_content_goes_to_disk_while_it_streams_not_all_at_commit(tmp_path: Path) -> None:
+def resident(path: Path) -> int:
+    """Bytes of the file in the page cache (util-linux's fincore)."""
+    out = subprocess.run(
+        ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(out.stdout.strip())
+
+
+async def test_large_content_goes_to_disk_past_the_page_cache_while_it_streams(tmp_path: Path) -> None:
     store = BlobStore(tmp_path)
+    writer = store.writer()
+    digest = hashlib.sha256()
+    for i in range(40):  # 40 MiB in 1 MiB chunks
+        chunk = bytes([i]) * 2**20
+        digest.update(chunk)
+        writer.write(chunk)
+        await writer.drain()
+    (spooled,) = (tmp_path / "tmp").iterdir()
+    # On the disk before the commit, but for what the spool's threads may lag behind and its last block
+    assert spooled.stat().st_size >= 40 * 2**20 - SPOOL_AHEAD - SPOOL_HANDOVER - BLOCK
+    assert resident(spooled) == 0  # and not in the page cache
+    info = await writer.commit()
+    assert info.sha256 == digest.hexdigest() and info.size == 40 * 2**20
+    assert store.write_outs == 0  # nothing to hand to the disk early: it had it already
+    stored = store.path(info.ref)
+    assert resident(stored) == 0
+    read = hashlib.sha256()
+    async for chunk in store.read(info.ref):
+        read.update(chunk)
+    assert read.hexdigest() == info.sha256
+    assert resident(stored) == 0  # read past the page cache too: it is read once, by the delivery
+    await store.close()
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "page-cache"])
+@pytest.mark.parametrize(
+    "size",
+    [SPOOL + 1, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK + ALIGN - 1, 3 * BLOCK + 12345],
+)
+async def test_spooled_content_of_any_length_is_stored_and_read_back_whole(
+    tmp_path: Path, size: int, direct: bool
+) -> None:
+    store = BlobStore(tmp_path, direct=direct)
+    content = random.Random(size).randbytes(size)
+    writer = store.writer()
+    at = 0
+    for n in itertools.cycle([1, 70_000, ALIGN, 1_500_000, 333]):  # chunks that fit no block
+        writer.write(content[at : at + n])
+        await writer.drain()
+        at += n
+        if at >= size:
+            break
+    info = await writer.commit()
+    assert info.size == size and info.sha256 == hashlib.sha256(content).hexdigest()
+    assert store.path(info.ref).read_bytes() == content
+    assert b"".join([c async for c in store.read(info.ref)]) == content
+    assert list((tmp_path / "tmp").iterdir()) == []
+    await store.close()
+
+
+async def test_a_large_blob_read_in_part_lets_go_of_its_file(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    info = await store.write(chunks(12, 2**20))
+    open_before = len(os.listdir("/proc/self/fd"))
+    reading = store.read(info.ref)
+    first = await anext(reading)
+    assert first == b"a" * BLOCK
+    assert len(os.listdir("/proc/self/fd")) > open_before
+    await reading.aclose()  # e.g. the delivery failed after the first block
+    assert len(os.listdir("/proc/self/fd")) == open_before
+    await store.close()
+
+
+async def test_content_goes_to_disk_while_it_streams_where_it_goes_through_the_page_cache(
+    tmp_path: Path,
+) -> None:
+    store = BlobStore(tmp_path, direct=False)  # as on a filesystem that refuses O_DIRECT
     writer = store.writer()
     digest = hashlib.sha256()
     for i in range(20):  # 20 MiB in 1 MiB chunks: write-out started at 8 and 16 MiB

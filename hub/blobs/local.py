@@ -27,7 +27,6 @@ import ctypes
 import ctypes.util
 import errno
 import hashlib
-import io
 import itertools
 import logging
 import os
@@ -39,7 +38,6 @@ from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from hub import handoff
 from hub.blobs.base import (
@@ -52,6 +50,7 @@ from hub.blobs.base import (
     digest_of,
     smaller,
 )
+from hub.blobs.direct import SpoolFile, read_file
 from hub.errors import StorageFull
 
 log = logging.getLogger(__name__)
@@ -61,12 +60,12 @@ SPOOL = 256 * 1024  # content up to this size is buffered, then written by the c
 # commit waits for the last few MiB only, not for a whole 2 GB file written at disk speed afterwards.
 WRITE_OUT_EVERY = 8 * 1024 * 1024
 # How far the slower of a spool's two threads may lag behind its writer before `drain` waits: memory a
-# fast network fills while the disk is slow, per blob being written. The writing thread stalls now and
-# then while the disk takes the write-out; with room for 32 MiB the loop reads on through such a stall.
-# A 2 GB Anlage (bench/large_attachment.py, 7 pairs alternating with 4 MiB): fetch phase 3.34 -> 3.03 s
-# on average, 354 -> 377 MB/s, faster in 6 of the 7 pairs; the hub's peak memory ~30 MB higher. 16 MiB
-# gained nothing in 3 pairs.
-SPOOL_AHEAD = 32 * 1024 * 1024
+# fast network fills while the disk is slow, per blob being written. Written through the page cache,
+# the writing thread stalled now and then for the write-out, and 32 MiB of room let the loop read on
+# through a stall; written past it (`hub.blobs.direct`), each block's write waits for the disk anyway,
+# and 16 MiB kept the fetch of a 2 GB Anlage as fast (3.14 and 3.08 s against 3.37 and 2.59 s) with the
+# hub's peak memory 6-8 MB above its start instead of 9-47 MB (bench/large_attachment.py).
+SPOOL_AHEAD = 16 * 1024 * 1024
 # Chunks go to a spool's threads in batches of this many bytes: each hand-over wakes both threads.
 SPOOL_HANDOVER = 1024 * 1024
 
@@ -365,13 +364,12 @@ class _Spool:
         self.path = store._tmp_path()
         self._store = store
         self._sha = sha  # the head is hashed already (by the writer)
-        self._file: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed by finish or discard
+        self._file = SpoolFile(self.path, store.direct)  # closed by finish or discard
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blob-hash")
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blob-spool")
         # Per batch handed over: its hashing (None: hashed already), its writing, its size.
         self._pending: collections.deque[tuple[_Done | None, _Done, int]] = collections.deque()
         self._behind = 0  # bytes handed over and not yet both hashed and written
-        self._written = 0
         self._written_out = 0  # bytes of the file whose write-out was started
         self._failure: BaseException | None = None
         self._discarded = False
@@ -398,17 +396,17 @@ class _Spool:
         if self._pending:
             await _both(self._pending[-1])  # one thread each: its last batch done, all of its done
         self._forget_done()
+        # Its last block, on the writing thread: up to 4 MiB written with the loop left free.
+        await asyncio.wrap_future(self._writer.submit(self._file.close))
         self._hasher.shutdown(wait=False)
         self._writer.shutdown(wait=False)
-        self._file.close()
 
     def discard(self) -> None:
         """Stop the threads (after the batch each is on, a millisecond or so) and remove the file."""
         self._discarded = True
         self._hasher.shutdown(wait=True, cancel_futures=True)
         self._writer.shutdown(wait=True, cancel_futures=True)
-        with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
-            self._file.close()
+        self._file.discard()
         self.path.unlink(missing_ok=True)
 
     def _hand_over_batch(self) -> None:
@@ -448,13 +446,11 @@ class _Spool:
         try:
             for data in chunks:
                 self._file.write(data)
-                self._written += len(data)
-            if self._written - self._written_out >= WRITE_OUT_EVERY:
-                # From just before the last start (the file object may still have held a few bytes).
-                start = max(0, self._written_out - io.DEFAULT_BUFFER_SIZE)
-                if _start_write_out(self._file.fileno(), start):
+            written = self._file.written
+            if not self._file.direct and written - self._written_out >= WRITE_OUT_EVERY:
+                if _start_write_out(self._file.fileno, self._written_out):
                     self._store.wrote_out()
-                self._written_out = self._written
+                self._written_out = written
         except BaseException as exc:
             self._failure = exc
 
@@ -473,9 +469,12 @@ async def _both(batch: tuple[_Done | None, _Done, int]) -> None:
 class BlobStore(HoldingStore):
     """Streams content to disk under its sha256."""
 
-    def __init__(self, root: Path, max_size: int | None = None) -> None:
+    def __init__(self, root: Path, max_size: int | None = None, direct: bool = True) -> None:
         super().__init__()
         self.root = Path(root)
+        # Spooled content written, and large blobs read, past the page cache where the filesystem
+        # lets it (`hub.blobs.direct`); False: through it, as on a filesystem that refuses O_DIRECT.
+        self.direct = direct
         self._root = str(self.root)
         self.max_size = max_size
         self._tmp = self.root / "tmp"
@@ -664,14 +663,13 @@ class BlobStore(HoldingStore):
 
     async def read(self, ref: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
         """Stream a blob's content in chunks."""
-        path = self.path(ref)
         try:
-            f = open(path, "rb")  # noqa: ASYNC230, SIM115
+            # Closed with this one: a caller that stops early lets go of the file (and the reader) now.
+            async with contextlib.aclosing(read_file(self.path(ref), chunk_size, self.direct)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         except FileNotFoundError:
             raise BlobNotFound(ref) from None
-        with f:
-            while chunk := f.read(chunk_size):
-                yield chunk
 
     async def read_bytes(self, ref: str) -> bytes:
         """A small blob's whole content (documents the hub generated, never unbounded uploads)."""
