@@ -203,6 +203,16 @@ class FileNumberAssigned:
 
 
 @dataclass(frozen=True)
+class ClaimRequest:
+    """What a claim may lease (see `Journal.claim`)."""
+
+    limit: int
+    lease_seconds: float
+    capacity: Mapping[str, int]
+    starts: Mapping[str, int] | None = None
+
+
+@dataclass(frozen=True)
 class Completion:
     """A task's successful end: its result, the application changes, next events and tasks."""
 
@@ -505,6 +515,13 @@ class Journal(Protocol):
         its circuit open); a target not in it is not capped. A task whose key is held by a live lease
         waits. Each claim counts an attempt.
         """
+
+    async def complete_and_claim(
+        self, task: Task, completion: Completion, request: ClaimRequest
+    ) -> tuple[tuple[Event, ...], list[Task]]:
+        """`complete`, then `claim` as `request` says, in one transaction: the returned events, and the
+        tasks leased. The claim sees the completed task's lease let go, so a worker hands its slot of
+        the target's capacity straight on to the next due task."""
 
     async def renew(self, task: Task, lease_seconds: float) -> Task:
         """Extend a held lease; raise `LeaseLost` if it is no longer held."""

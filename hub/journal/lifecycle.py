@@ -48,6 +48,7 @@ from hub.journal.base import (
     ApplicationPatch,
     ApplicationSummary,
     CircuitRecord,
+    ClaimRequest,
     Completion,
     FileNumberAssigned,
     FileNumberSequence,
@@ -296,9 +297,23 @@ class SqlJournal(abc.ABC):
         capacity: dict[str, int],
         starts: Mapping[str, int] | None = None,
     ) -> list[Task]:
+        return await self._write(self._claiming(ClaimRequest(limit, lease_seconds, capacity, starts)))
+
+    async def complete_and_claim(
+        self, task: Task, completion: Completion, request: ClaimRequest
+    ) -> tuple[tuple[Event, ...], list[Task]]:
+        completing = self._completing(task, completion)
+        claiming = self._claiming(request)
+        # The claim runs after the completion in its transaction, so it sees the lease let go.
+        return await self._write(lambda c: (completing(c), claiming(c)))
+
+    def _claiming(self, request: ClaimRequest) -> Callable[[Tx], list[Task]]:
+        """The transaction's part that leases due tasks (`claim`)."""
+        limit, capacity = request.limit, request.capacity
+
         def op(c: Tx) -> list[Task]:
             # Built anew on every run: a backend may run `op` again after a conflict.
-            started: dict[str, int] = dict(starts or {})
+            started: dict[str, int] = dict(request.starts or {})
             now = self.clock()
             claimed: list[Task] = []
             live: dict[str, int] = {}
@@ -326,7 +341,7 @@ class SqlJournal(abc.ABC):
                     ).fetchone():
                         return  # its twin is running: it waits for the next claim
                 token = secrets.token_hex(8)
-                until = now + lease_seconds
+                until = now + request.lease_seconds
                 c.execute(
                     "UPDATE tasks SET state=?, lease_token=?, lease_until=?, attempts=attempts+1, "
                     "updated_at=? WHERE id=?",
@@ -394,7 +409,7 @@ class SqlJournal(abc.ABC):
                 take(row)
             return claimed
 
-        return await self._write(op)
+        return op
 
     def _check_lease(self, c: Tx, task: Task) -> None:
         """Refuse a worker whose lease token is no longer the task's (the fencing token of its claim).
@@ -431,6 +446,10 @@ class SqlJournal(abc.ABC):
         await self._write(op)
 
     async def complete(self, task: Task, completion: Completion) -> tuple[Event, ...]:
+        return await self._write(self._completing(task, completion))
+
+    def _completing(self, task: Task, completion: Completion) -> Callable[[Tx], tuple[Event, ...]]:
+        """The transaction's part that ends a held task with its completion (`complete`)."""
         result = json.dumps(completion.result) if completion.result is not None else None
         # A delivery's last progress goes with its completion: one write for the step, not two.
         checkpoints = completion.checkpoints
@@ -461,7 +480,7 @@ class SqlJournal(abc.ABC):
                 _release_answer_steps(c, task.application_id, now)
             return stored
 
-        return await self._write(op)
+        return op
 
     async def fail(
         self,

@@ -23,6 +23,7 @@ from hub.journal import (
     AfterAll,
     ApplicationFilter,
     ApplicationPatch,
+    ClaimRequest,
     Completion,
     FileNumberAssigned,
     IntakeResult,
@@ -277,6 +278,62 @@ async def test_an_application_s_next_step_goes_before_later_applications(
     await journal.complete(after, Completion(tasks=[TaskSpec("notify", "mail", delay=30)]))
     [notify] = [t for t in await journal.tasks(backlog[0]) if t.step == "notify"]
     assert notify.due_at == clock.now + 30
+
+
+async def test_a_completion_hands_the_target_s_slot_on_to_the_next_due_task(
+    journal: SqlJournal, clock: FakeClock
+) -> None:
+    first_app = await take_in(journal, application("slot-1"), TaskSpec("deliver", "dms"))
+    clock.advance(1)
+    second_app = await take_in(journal, application("slot-2"), TaskSpec("deliver", "dms"))
+    clock.advance(1)
+    capacity = {"dms": 1}
+    [first] = await journal.claim("worker-1", 2, LEASE, capacity)  # the one slot of the target
+    assert first.application_id == first_app
+
+    events, claimed = await journal.complete_and_claim(
+        first,
+        Completion(events=[Event(application_id=first_app, type="step.completed")]),
+        ClaimRequest(2, LEASE, capacity),
+    )
+    # The completion let go of the slot in the same transaction, so its claim could take it.
+    assert [e.type for e in events] == ["step.completed"]
+    assert [(t.application_id, t.state, t.attempts) for t in claimed] == [(second_app, TaskState.LEASED, 1)]
+    [stored] = await journal.tasks(second_app)
+    assert (stored.state, stored.lease_token) == (TaskState.LEASED, claimed[0].lease_token)
+    assert [t.state for t in await journal.tasks(first_app)] == [TaskState.DONE]
+
+
+async def test_a_completion_claims_nothing_the_gate_holds_back_or_a_full_target_has_no_room_for(
+    journal: SqlJournal, clock: FakeClock
+) -> None:
+    apps = []
+    for i in range(4):
+        apps.append(await take_in(journal, application(f"held-{i}"), TaskSpec("deliver", "dms")))
+        clock.advance(1)
+    first, second, third = await journal.claim("worker-1", 3, LEASE, {})
+    # The gate says the target may start none (paused, circuit open): the completion claims none.
+    _, claimed = await journal.complete_and_claim(first, Completion(), ClaimRequest(1, LEASE, {}, {"dms": 0}))
+    assert claimed == []
+    # A slot is let go, but the third running task fills the target's capacity of one: another
+    # target's task is taken instead.
+    await take_in(journal, application("other"), TaskSpec("notify", "mail"))
+    _, claimed = await journal.complete_and_claim(second, Completion(), ClaimRequest(1, LEASE, {"dms": 1}))
+    assert [(t.step, t.target) for t in claimed] == [("notify", "mail")]
+    assert [t.state for t in await journal.tasks(apps[3])] == [TaskState.PENDING]
+    assert third.state == TaskState.LEASED
+
+
+async def test_a_completion_whose_lease_is_lost_claims_nothing(journal: SqlJournal, clock: FakeClock) -> None:
+    await take_in(journal, application("lost-1"), TaskSpec("deliver", "dms"))
+    clock.advance(1)
+    waiting = await take_in(journal, application("lost-2"), TaskSpec("deliver", "dms"))
+    old = await claim_one(journal, "worker-1")
+    clock.advance(LEASE + 1)
+    await claim_one(journal, "worker-2")  # the expired lease went to another worker
+    with pytest.raises(LeaseLost):
+        await journal.complete_and_claim(old, Completion(), ClaimRequest(1, LEASE, {}))
+    assert [t.state for t in await journal.tasks(waiting)] == [TaskState.PENDING]
 
 
 async def test_expired_lease_is_reclaimed_and_the_old_holder_loses_it(
