@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from hub.blobs import BlobBackend, BlobNotFound, BlobStore, BlobTooLarge
-from hub.blobs.direct import ALIGN, BLOCK
+from hub.blobs.direct import ALIGN, BLOCK, READ_BLOCK
 from hub.blobs.local import SPOOL, SPOOL_AHEAD, SPOOL_HANDOVER
 from hub.blobs.s3 import S3Blobs
 from hub.config import S3Location
@@ -227,7 +227,7 @@ async def test_a_large_blob_read_in_part_lets_go_of_its_file(tmp_path: Path) -> 
     open_before = len(os.listdir("/proc/self/fd"))
     reading = store.read(info.ref)
     first = await anext(reading)
-    assert first == b"a" * BLOCK
+    assert first == b"a" * READ_BLOCK
     assert len(os.listdir("/proc/self/fd")) > open_before
     await reading.aclose()  # e.g. the delivery failed after the first block
     assert len(os.listdir("/proc/self/fd")) == open_before

@@ -27,9 +27,12 @@ from pathlib import Path
 # What O_DIRECT needs aligned (buffer address, file offset, length): the largest logical block size of
 # the usual devices. Page-aligned buffers (mmap) and multiples of it satisfy 512-byte devices too.
 ALIGN = 4096
-# Content goes to the disk in writes of this size, and is read back in reads of it: large enough that
-# the device streams, small enough to stay out of the way in memory (one block per blob in flight).
+# Content goes to the disk in writes of this size: large enough that the device streams (one block of
+# memory per blob being written).
 BLOCK = 4 * 1024 * 1024
+# A large blob is read in reads of this size, one ahead of the caller: what a delivery holds of it at
+# once is two of them (a caller such as the xdomea packer holds a fraction of a 24 MiB document).
+READ_BLOCK = 1024 * 1024
 # Blobs from this size on are read past the page cache; smaller ones (every form's attachments, the
 # renditions) were written through it by the blob committer and are read from it.
 READ_DIRECT_FROM = BLOCK
@@ -135,7 +138,7 @@ class SpoolFile:
 
 
 async def read_file(path: Path | str, chunk_size: int, direct: bool = True) -> AsyncGenerator[bytes, None]:
-    """Stream a file's content: a large one in `BLOCK`s past the page cache, each read on a thread while
+    """Stream a file's content: a large one in `READ_BLOCK`s past the page cache, each read on a thread while
     the caller takes the one before; a small one (or not `direct`, or where the filesystem refuses
     O_DIRECT) through the page cache in `chunk_size` chunks.
 
@@ -150,7 +153,10 @@ async def read_file(path: Path | str, chunk_size: int, direct: bool = True) -> A
             return
         loop = asyncio.get_running_loop()
         # Left early, the reader's exit waits for the read under way before the block is unmapped.
-        with mmap.mmap(-1, BLOCK) as block, ThreadPoolExecutor(1, thread_name_prefix="blob-read") as reader:
+        with (
+            mmap.mmap(-1, READ_BLOCK) as block,
+            ThreadPoolExecutor(1, thread_name_prefix="blob-read") as reader,
+        ):
             ahead = loop.run_in_executor(reader, _read_block, fd, block)
             while chunk := await ahead:
                 ahead = loop.run_in_executor(reader, _read_block, fd, block)

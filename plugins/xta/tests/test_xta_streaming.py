@@ -28,8 +28,8 @@ from hub.blobs import BlobStore
 
 SIZE = 128 * 1024**2
 # Bytes traced at most while 128 MiB flow through: the blob store lets up to 16 MiB wait for its hashing
-# and writing threads (hub.blobs.local.SPOOL_AHEAD) and reads a large blob a 4 MiB block ahead
-# (hub.blobs.direct.BLOCK); the rest is chunks in flight. Measured: 4-15 MiB.
+# and writing threads (hub.blobs.local.SPOOL_AHEAD) and reads a large blob a 1 MiB block ahead
+# (hub.blobs.direct.READ_BLOCK); the rest is chunks in flight. Measured: 4-15 MiB.
 PEAK_LIMIT = 28 * 1024**2
 
 
