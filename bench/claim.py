@@ -68,6 +68,10 @@ LEASE = 300.0
 OWNER = "bench-claim"
 
 
+# The transaction parts `claim` and `complete` run alone (and `complete_and_claim` together).
+PARTS = {"_claiming": "claim", "_completing": "complete"}
+
+
 @dataclass
 class Probe:
     """The time each journal write operation spent inside its transaction, by the method that made it."""
@@ -76,8 +80,10 @@ class Probe:
 
     def wrap(self, op: Callable[[Tx], T]) -> Callable[[Tx], T]:
         """`op`, timed."""
-        # The journal's method that built the operation: "SqlJournal.claim.<locals>.op" -> "claim".
+        # The journal's method that built the operation: "SqlJournal.intake.<locals>.op" -> "intake";
+        # a part several methods share, by the method it stands for ("_claiming" -> "claim").
         name = op.__qualname__.split(".<locals>")[0].rpartition(".")[2]
+        name = PARTS.get(name, name)
 
         def timed(c: Tx) -> T:
             began = time.perf_counter()
