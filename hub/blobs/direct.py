@@ -70,7 +70,7 @@ class SpoolFile:
         """Add `data` at the end of the file."""
         self.written += len(data)
         if self._block is None:
-            _write_all(self._fd, memoryview(data))
+            write_all(self._fd, memoryview(data))
             return
         view = memoryview(data)
         while view:
@@ -90,7 +90,7 @@ class SpoolFile:
                     self._write_block(aligned)
                 if self._filled:  # the partial last block: O_DIRECT cannot write its length
                     self._through_cache()
-                    _write_all(self._fd, memoryview(self._block)[: self._filled])
+                    write_all(self._fd, memoryview(self._block)[: self._filled])
                     self._filled = 0
         finally:
             self.discard()
@@ -117,7 +117,7 @@ class SpoolFile:
                 # file goes through the page cache.
                 self._through_cache()
                 view = view[done:]
-            _write_all(self._fd, view)
+            write_all(self._fd, view)
             self._keep(length)
         finally:
             view.release()
@@ -184,6 +184,7 @@ def _read_block(fd: int, block: mmap.mmap) -> bytes:
     return block[:done]
 
 
-def _write_all(fd: int, view: memoryview) -> None:
+def write_all(fd: int, view: memoryview) -> None:
+    """Write all of `view` at `fd`'s offset (a write may take less than it is given)."""
     while view:
         view = view[os.write(fd, view) :]

@@ -50,7 +50,7 @@ from hub.blobs.base import (
     digest_of,
     smaller,
 )
-from hub.blobs.direct import SpoolFile, read_file
+from hub.blobs.direct import SpoolFile, read_file, write_all
 from hub.errors import StorageFull
 
 log = logging.getLogger(__name__)
@@ -217,9 +217,7 @@ def _write_file(path: str, data: bytes) -> None:
     """Write `data` as the whole file `path`: one open, one write (as a rule), one close."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, memoryview(data))
     finally:
         os.close(fd)
 
