@@ -55,7 +55,7 @@ class RunningTotals(Collector):
         )
         yield CounterMetricFamily(
             "aktenhub_blob_syncs",
-            "Filesystem syncs for new blob content since start",
+            "Durable commits of new blob content (pack transactions, filesystem syncs) since start",
             value=self.blob_syncs,
         )
 

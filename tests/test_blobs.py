@@ -7,11 +7,14 @@ the local store's files (group commit, crash recovery) run against it alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import os
 import random
+import sqlite3
 import subprocess
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +25,10 @@ import pytest
 from hub.blobs import BlobBackend, BlobNotFound, BlobStore, BlobTooLarge
 from hub.blobs.direct import ALIGN, BLOCK, READ_BLOCK
 from hub.blobs.local import SPOOL, SPOOL_AHEAD, SPOOL_HANDOVER
+from hub.blobs.pack import PACK_FILE
 from hub.blobs.s3 import S3Blobs
 from hub.config import S3Location
+from hub.testing import blob_files, stored_blobs
 
 
 async def chunks(n: int, size: int, byte: bytes = b"a") -> AsyncIterator[bytes]:
@@ -44,7 +49,10 @@ async def store_under_test(request: pytest.FixtureRequest, tmp_path: Path) -> As
     """The local store in a temporary directory, or the S3 store in a fresh bucket (moto)."""
     if request.param == "local":
         local = BlobStore(tmp_path)
-        yield Store(local, lambda: sorted(str(p) for p in tmp_path.rglob("*") if p.is_file()))
+        # Stored blobs (packed or files) and temporary files: a refused write may leave neither.
+        yield Store(
+            local, lambda: [*sorted(stored_blobs(local)), *(str(p) for p in (tmp_path / "tmp").iterdir())]
+        )
         await local.close()
         return
     bucket = request.getfixturevalue("s3_bucket")
@@ -114,11 +122,82 @@ async def test_rename_lost_in_a_crash_is_finished_on_recovery(tmp_path: Path) ->
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
-async def test_content_lives_one_directory_level_below_the_root(tmp_path: Path) -> None:
+async def test_small_content_is_packed_and_large_content_lives_one_level_below_the_root(
+    tmp_path: Path,
+) -> None:
     store = BlobStore(tmp_path)
-    info = await store.write_bytes(b"one level")
-    assert store.path(info.ref) == tmp_path / info.sha256[:2] / info.sha256
-    assert store.path(info.ref).read_bytes() == b"one level"
+    small = await store.write_bytes(b"packed")
+    large = await store.write_bytes(b"L" * (SPOOL + 1))
+    assert blob_files(tmp_path) == [tmp_path / large.sha256[:2] / large.sha256]  # the small one has none
+    assert store.path(large.ref).read_bytes() == b"L" * (SPOOL + 1)
+    with contextlib.closing(sqlite3.connect(tmp_path / PACK_FILE)) as pack:
+        assert pack.execute("SELECT digest, size, content FROM blobs").fetchall() == [
+            (small.sha256, 6, b"packed")
+        ]
+    assert await store.read_bytes(small.ref) == b"packed"
+    assert b"".join([c async for c in store.read(small.ref, chunk_size=4)]) == b"packed"
+    assert (await store.info(small.ref)).size == 6 and store.stored(small.ref)
+    assert await store.usage() == (2, 6 + SPOOL + 1)
+    await store.close()
+
+
+async def test_a_small_file_of_a_version_before_the_pack_stays_when_an_intake_drops_its_content(
+    tmp_path: Path,
+) -> None:
+    content = b"Anlage, stored as a file of its own before the pack"
+    digest = hashlib.sha256(content).hexdigest()
+    (tmp_path / digest[:2]).mkdir()
+    (tmp_path / digest[:2] / digest).write_bytes(content)
+    store = BlobStore(tmp_path)
+    with store.holding():  # a refused re-send of the same attachment: keeps nothing
+        await store.write_bytes(content)
+    assert await store.read_bytes(f"sha256:{digest}") == content
+    assert stored_blobs(store) == {f"sha256:{digest}"} and blob_files(tmp_path) == [
+        tmp_path / digest[:2] / digest
+    ]
+    await store.close()
+
+
+async def test_concurrent_small_writes_share_one_pack_transaction(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    contents = [f"Anlage {n}".encode() for n in range(200)]
+    infos = await asyncio.gather(*(store.write_bytes(c) for c in contents))
+    assert store.syncs < len(contents) / 2  # grouped: the committer took many at once
+    assert stored_blobs(store) == {i.ref for i in infos} and blob_files(tmp_path) == []
+    assert [await store.read_bytes(i.ref) for i in infos] == contents
+    await store.close()
+    reopened = BlobStore(tmp_path)  # durable: another store on the same directory finds them all
+    assert stored_blobs(reopened) == {i.ref for i in infos}
+    await reopened.close()
+
+
+async def test_packed_content_written_again_is_spared_by_the_sweep(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    again = await store.write_bytes(b"sent again while the sweep runs")
+    gone = await store.write_bytes(b"nobody wrote this again")
+    listed_at = time.time()
+    candidates = await store.unreferenced_candidates(older_than=listed_at)
+    assert sorted(candidates) == sorted([again.sha256, gone.sha256])
+    await store.write_bytes(b"sent again while the sweep runs")  # written again after the listing
+    removed = await store.remove_unreferenced(candidates, referenced=set(), older_than=listed_at)
+    assert [r.ref for r in removed] == [gone.ref]
+    assert stored_blobs(store) == {again.ref}
+    await store.close()
+
+
+async def test_removed_packed_content_stays_in_none_of_the_packs_files(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    secret = b"Geburtsdatum 01.02.1980, Aufenthaltstitel " + os.urandom(16).hex().encode()
+    kept = await store.write_bytes(b"still referenced")
+    info = await store.write_bytes(secret)
+    removed = await store.remove_unreferenced([info.sha256], referenced=set(), older_than=time.time() + 1)
+    assert [r.ref for r in removed] == [info.ref]
+    for name in (PACK_FILE, PACK_FILE + "-wal"):
+        path = tmp_path / name
+        assert not path.exists() or secret not in path.read_bytes()
+    assert await store.read_bytes(kept.ref) == b"still referenced"
+    with pytest.raises(BlobNotFound):
+        await store.read_bytes(info.ref)
     await store.close()
 
 
@@ -134,9 +213,10 @@ async def test_a_store_in_the_two_level_layout_is_moved_over_when_opened(tmp_pat
     await store.open()
     for content, digest in zip(contents, digests, strict=True):
         assert await store.read_bytes(f"sha256:{digest}") == content
-    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == sorted(
-        [f"{d[:2]}/{d}" for d in digests] + ["LAYOUT"]
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in blob_files(tmp_path)) == sorted(
+        f"{d[:2]}/{d}" for d in digests
     )
+    assert (tmp_path / "LAYOUT").is_file()
     assert await store.usage() == (20, sum(len(c) for c in contents))
     assert sorted(await store.unreferenced_candidates(older_than=2**40)) == sorted(digests)
     # Opened again (the marker says the move is done): nothing to move, everything still there.
@@ -154,7 +234,8 @@ async def test_concurrent_writes_of_one_content_store_it_once(tmp_path: Path) ->
         *(store.write_bytes(b"same") for _ in range(20)), store.write_bytes(big), store.write_bytes(big)
     )
     assert len({i.ref for i in infos}) == 2
-    assert sorted(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file()) == [4, 600 * 1024]
+    assert [p.stat().st_size for p in blob_files(tmp_path)] == [600 * 1024]  # the small one is packed
+    assert await store.usage() == (2, 4 + 600 * 1024)
     await store.close()
 
 
@@ -262,7 +343,7 @@ async def test_ready_file_cut_short_by_a_crash_is_discarded(tmp_path: Path) -> N
     assert not store.stored(f"sha256:{digest}")
     assert list((tmp_path / "tmp").iterdir()) == []
     info = await store.write_bytes(content)  # sent again: stored whole
-    assert store.path(info.ref).read_bytes() == content
+    assert await store.read_bytes(info.ref) == content
     await store.close()
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from hub.errors import Permanent
 from hub.models import ApplicationState, Delivery, FileRecord
 from hub.testing.console import ConsoleClient
 from hub.testing.fakes import MANIFEST
-from hub.testing.harness import RunningHub
+from hub.testing.harness import RunningHub, blob_files, stored_blobs
 from hub.testing.pki import make_certificate
 
 TOKENS = {"VIEWER_TOKEN": "v-secret-1", "OPERATOR_TOKEN": "o-secret-2", "ADMIN_TOKEN": "a-secret-3"}
@@ -211,39 +209,34 @@ RETENTION = {"scheduled": False, "policies": [{"name": "sofort", "route": "angel
 HOUR = 3600.0
 
 
-def blob_files(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*") if p.is_file() and len(p.name) == 64}
-
-
-def backdate(files: set[Path], seconds: float) -> None:
-    # Older than the orphan grace period, like the files of any application due for purging.
-    then = time.time() - seconds
-    for f in files:
-        os.utime(f, (then, then))
-
-
-async def purgeable(hub_factory: Any) -> tuple[RunningHub, list[str]]:
+async def purgeable(hub_factory: Any, backdate_blobs: Any) -> tuple[RunningHub, list[str]]:
     running = await start(hub_factory, retention=RETENTION)
     done = [await submit(running, "fischereischein", f"F-{n}", ApplicationState.COMPLETED) for n in range(2)]
-    backdate(blob_files(running.hub.blobs.root), 2 * HOUR)
+    # Older than the orphan grace period, like the blobs of any application due for purging.
+    backdate_blobs(running.hub.blobs, stored_blobs(running.hub.blobs), 2 * HOUR)
     return running, done
 
 
-async def test_purge_api_dry_run_counts_and_the_run_deletes_with_an_audit_row(hub_factory: Any) -> None:
-    running, done = await purgeable(hub_factory)
-    files_before = blob_files(running.hub.blobs.root)
+async def test_purge_api_dry_run_counts_and_the_run_deletes_with_an_audit_row(
+    hub_factory: Any, backdate_blobs: Any
+) -> None:
+    running, done = await purgeable(hub_factory, backdate_blobs)
+    store = running.hub.blobs
+    blobs_before, files_before = stored_blobs(store), blob_files(store.root)
 
     status, dry = await running.post("/api/v1/purge", json={"dry_run": True}, headers=ADMIN)
     assert status == 200, dry
     assert (dry["dry_run"], dry["applications"], dry["by_policy"]) == (True, 2, {"sofort": 2})
-    assert dry["blobs"] > 0 and blob_files(running.hub.blobs.root) == files_before
+    assert dry["blobs"] > 0  # counted, but a dry run removes nothing:
+    assert (stored_blobs(store), blob_files(store.root)) == (blobs_before, files_before)
     document = await running.journal.get_application(done[0])
     assert document is not None and document.form == {"name": SURNAME, "geburtsdatum": BIRTH}
 
     status, report = await running.post("/api/v1/purge", headers=ADMIN)  # no body: a real run
     assert status == 200, report
     assert (report["dry_run"], report["applications"], report["blobs"]) == (False, 2, dry["blobs"])
-    assert len(blob_files(running.hub.blobs.root)) == len(files_before) - dry["blobs"]
+    left = stored_blobs(store)
+    assert left < blobs_before and len(left) == len(blobs_before) - dry["blobs"]
     for app_id in done:
         summary = await running.journal.get_summary(app_id)
         assert summary is not None and summary.purged_at is not None
@@ -255,8 +248,8 @@ async def test_purge_api_dry_run_counts_and_the_run_deletes_with_an_audit_row(hu
     assert (action["operator"], action["count"], action["reason"]) == ("chief", 2, "sofort: 2")
 
 
-async def test_purge_api_is_for_admins_and_needs_retention(hub_factory: Any) -> None:
-    running, done = await purgeable(hub_factory)
+async def test_purge_api_is_for_admins_and_needs_retention(hub_factory: Any, backdate_blobs: Any) -> None:
+    running, done = await purgeable(hub_factory, backdate_blobs)
     status, body = await running.post("/api/v1/purge", json={"dry_run": False}, headers=OPERATOR)
     assert status == 403, body
     status, body = await running.post("/api/v1/purge", json={"dry_run": "yes"}, headers=ADMIN)
@@ -278,8 +271,10 @@ async def test_purge_api_is_for_admins_and_needs_retention(hub_factory: Any) -> 
         assert status == 422 and "keine Aufbewahrungsregeln eingerichtet" in html
 
 
-async def test_an_admin_purges_from_the_dashboard_after_a_dry_run(hub_factory: Any) -> None:
-    running, done = await purgeable(hub_factory)
+async def test_an_admin_purges_from_the_dashboard_after_a_dry_run(
+    hub_factory: Any, backdate_blobs: Any
+) -> None:
+    running, done = await purgeable(hub_factory, backdate_blobs)
     async with await logged_in(running, "a-secret-3") as browser:
         _, html = await browser.get("/ui/")
         doc = page(html)
@@ -300,8 +295,10 @@ async def test_an_admin_purges_from_the_dashboard_after_a_dry_run(hub_factory: A
     assert [a["operator"] for a in audit["actions"]] == ["chief"]
 
 
-async def test_only_admins_purge_from_the_console_and_only_with_the_csrf_token(hub_factory: Any) -> None:
-    running, done = await purgeable(hub_factory)
+async def test_only_admins_purge_from_the_console_and_only_with_the_csrf_token(
+    hub_factory: Any, backdate_blobs: Any
+) -> None:
+    running, done = await purgeable(hub_factory, backdate_blobs)
     async with await logged_in(running, "o-secret-2") as browser:
         _, html = await browser.get("/ui/")
         assert 'id="purge-form"' not in html
@@ -317,13 +314,16 @@ async def test_only_admins_purge_from_the_console_and_only_with_the_csrf_token(h
 async def test_the_blob_store_size_is_walked_in_the_background(hub_factory: Any) -> None:
     running = await start(hub_factory)
     await known_traffic(running)
-    files = blob_files(running.hub.blobs.root)
-    expected = (len(files), sum(f.stat().st_size for f in files))
+    store = running.hub.blobs
+    # Every blob the traffic stored, packed or a file of its own: what the journal references.
+    blobs = await running.hub.referenced_blobs()
+    assert blobs and stored_blobs(store) == blobs
+    expected = (len(blobs), sum([len(await store.read_bytes(ref)) for ref in blobs]))
     usage = await running.hub.operations.blob_usage.refreshed()
     assert usage is not None and (usage.files, usage.bytes) == expected
     async with await logged_in(running, "v-secret-1") as browser:
         _, html = await browser.get("/ui/")
-    assert f"in {len(files)} Dateien" in text(page(html).get_element_by_id("blob-size"))
+    assert f"in {len(blobs)} Dateien" in text(page(html).get_element_by_id("blob-size"))
 
 
 async def test_the_dashboard_for_viewers_drops_error_texts_and_pause_reasons(hub_factory: Any) -> None:

@@ -1,13 +1,14 @@
 """SIGKILL during `aktenhub purge`: every application purged wholly or not at all, no dangling reference.
 
-The purge erases the journal in batches (one transaction each) and deletes files only afterwards, so a
-kill leaves at most files nothing references; the next run finishes the purge and the orphan sweep
-takes the leftovers. Files shared with a live application survive all of it.
+The purge erases the journal in batches (one transaction each) and deletes blobs only afterwards, so a
+kill leaves at most blobs nothing references; the next run finishes the purge and the orphan sweep
+takes the leftovers. Blobs shared with a live application survive all of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import signal
@@ -22,7 +23,7 @@ import yaml
 
 from hub.models import ApplicationState
 from hub.testing import make_application
-from hub.testing.harness import base_settings, stop_hub
+from hub.testing.harness import base_settings, blob_files, stop_hub, stored_blobs
 
 TOKEN = "formcycle-token-0123456789"
 COUNT = 100
@@ -62,7 +63,7 @@ def purge(config: Path) -> subprocess.Popen[bytes]:
 
 
 async def test_sigkill_during_purge_leaves_whole_applications_and_no_dangling_reference(
-    tmp_path: Path, hub_factory: Any
+    tmp_path: Path, hub_factory: Any, backdate_blobs: Any
 ) -> None:
     cons = connectors(tmp_path)
     env = {"FORMCYCLE_TOKEN": TOKEN}
@@ -82,12 +83,8 @@ async def test_sigkill_during_purge_leaves_whole_applications_and_no_dangling_re
 
     await asyncio.gather(*(finished(n) for n in range(COUNT)))  # concurrent: their commits are grouped
     await stop_hub(running)
-    blobs = tmp_path / "hub" / "blobs"
-    then = time.time() - 7200  # written long ago, like the files of anything due for purging
-    for path in blobs.rglob("*"):
-        if path.is_file():
-            os.utime(path, (then, then))
-    keep = {store.path(x.blob) for x in [*live.attachments, live.original] if x}
+    backdate_blobs(store, stored_blobs(store), 7200)  # written long ago, like anything due for purging
+    keep = {x.blob for x in [*live.attachments, live.original] if x}
 
     db = tmp_path / "hub" / "journal.db"
     config = tmp_path / "aktenhub.yaml"
@@ -119,16 +116,18 @@ async def test_sigkill_during_purge_leaves_whole_applications_and_no_dangling_re
         )
     finally:
         conn.close()
-    for digest in set(REF.findall(text)):  # nothing the journal references is gone
-        assert (blobs / digest[:2] / digest).is_file(), digest
+    for digest in set(REF.findall(text)):  # nothing the journal references is gone, nor damaged
+        content = await store.read_bytes(f"sha256:{digest}")
+        assert hashlib.sha256(content).hexdigest() == digest
 
     again = await hub_factory(cons, ROUTES, env=env, workers={"enabled": False}, retention=RETENTION)
     report = await again.hub.retention.purge()  # the next run finishes what the killed one began
     assert report.applications == COUNT - killed_after
     assert purged_count(db) == COUNT
 
-    def only_the_live_files_left() -> bool:
-        return {p for p in blobs.rglob("*") if p.is_file() and len(p.name) == 64} == keep
+    def only_the_live_blobs_left() -> bool:
+        return stored_blobs(again.hub.blobs) == keep
 
-    await again.wait_for(only_the_live_files_left, 30, "the orphan sweep to take the leftovers")
+    await again.wait_for(only_the_live_blobs_left, 30, "the orphan sweep to take the leftovers")
+    assert blob_files(again.hub.blobs.root) == []  # no file besides the pack: no temporary one either
     assert (await again.journal.get_application(live.id)) == live

@@ -28,6 +28,7 @@ from hub_zbp.simulator import make_app as zbp_app
 
 from hub.journal import ApplicationFilter
 from hub.models import ApplicationState
+from hub.testing.harness import stored_blobs
 
 MAPPING = Path(__file__).parents[1] / "config" / "mappings" / "jagd-und-fischerei.yaml"
 TOKEN = "formcycle-e2e-token-0123456789"
@@ -248,7 +249,7 @@ async def orphans_swept_and_left(world: World) -> list[bytes]:
     blobs, later = world.running.hub.blobs, time.time() + 3600
     candidates = await blobs.unreferenced_candidates(later)
     await blobs.sweep(candidates, await world.running.journal.blob_references(), later)
-    return [p.read_bytes() for p in blobs.root.rglob("*") if p.is_file() and len(p.name) == 64]
+    return [await blobs.read_bytes(ref) for ref in sorted(stored_blobs(blobs))]
 
 
 async def test_the_filed_original_holds_no_saml_response(world: World) -> None:

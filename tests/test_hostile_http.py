@@ -25,10 +25,11 @@ from aiohttp import web
 
 from hub import ConnectorConfig, IntakeFunc, Manifest, Source, WebhookRoute
 from hub.blobs.local import LAYOUT_MARKER
+from hub.blobs.pack import PACK_FILE
 from hub.hookspecs import hookimpl
 from hub.journal import ApplicationFilter
 from hub.testing import fakes
-from hub.testing.harness import RunningHub, base_settings, start_hub, stop_hub
+from hub.testing.harness import RunningHub, base_settings, start_hub, stop_hub, stored_blobs
 from hub.testing.hostile import Answer, exchange_all
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -1219,15 +1220,17 @@ async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run
     await stop_hub(hub)
 
 
-def files_of(hub: RunningHub) -> set[Path]:
-    """Every file under the blob store and the journal's directory (temporary ones included)."""
+def left_of(hub: RunningHub) -> tuple[set[Path], set[str]]:
+    """Every file under the blob store and the journal's directory (temporary ones included), and every
+    blob stored: small ones are rows of the store's pack, whose database files are always there."""
     roots = {hub.hub.blobs.root, Path(str(hub.hub.config.hub.store).removeprefix("sqlite:///")).parent}
-    return {
+    files = {
         p
         for root in roots
         for p in root.rglob("*")
-        if p.is_file() and not p.name.startswith("journal.db") and p.name != LAYOUT_MARKER
+        if p.is_file() and not p.name.startswith(("journal.db", PACK_FILE)) and p.name != LAYOUT_MARKER
     }
+    return files, stored_blobs(hub.hub.blobs)
 
 
 async def application_ids(hub: RunningHub) -> set[str]:
@@ -1289,7 +1292,7 @@ async def test_at_least_150_cases() -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 async def test_hostile_request(running: RunningHub, case: Case, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    before_apps, before_files = await application_ids(running), files_of(running)
+    before_apps, before_left = await application_ids(running), left_of(running)
 
     answers, received = await exchange(running, case.raw)
 
@@ -1307,7 +1310,7 @@ async def test_hostile_request(running: RunningHub, case: Case, caplog: pytest.L
     if answer.status >= 400:
         assert_clear_error(answer)
         assert after_apps == before_apps, "a refused request stored an application"
-        assert files_of(running) == before_files, "a refused request left a file behind"
+        assert left_of(running) == before_left, "a refused request left a file or a blob behind"
     elif case.accepted:
         assert answer.status == 202, answer
         added = after_apps - before_apps
@@ -1360,14 +1363,14 @@ async def test_viewer_cannot_find_personal_data_by_search(running: RunningHub) -
 async def test_a_bug_is_a_json_500_without_traceback_and_the_hub_keeps_serving(
     running: RunningHub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    before = await application_ids(running), files_of(running)
+    before = await application_ids(running), left_of(running)
     answers, received = await exchange(running, request("POST", "/intake/buggy/crash", body=b"x" * 1000))
     assert [a.status for a in answers] == [500]
     assert answers[0].json() == {"error": "internal error: the request was not processed"}
     assert b"Traceback" not in received and b"KeyError" not in received
     # The hub's own fault is the operator's alarm: logged at ERROR, with its traceback.
     assert any(r.levelno == logging.ERROR and r.exc_info for r in caplog.records)
-    assert (await application_ids(running), files_of(running)) == before
+    assert (await application_ids(running), left_of(running)) == before
     await submit_valid(running)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from hub.blobs import BlobStore
 from hub.journal import ApplicationFilter
 from hub.testing import RunningHub, make_application
-from hub.testing.harness import blob_files
+from hub.testing.harness import blob_files, stored_blobs
 
 TOKEN = "fc-test-token-0123456789abcdef"
 BOUNDARY = "fcB0undary"
@@ -26,9 +25,16 @@ Listing = Callable[[RunningHub], list[str]]
 
 @pytest.fixture(params=["local", "s3"])
 def blob_store(request: pytest.FixtureRequest) -> tuple[dict[str, Any], Listing]:
-    """Hub settings for the local store or an S3 bucket (moto), and how to list what the store holds."""
+    """Hub settings for the local store or an S3 bucket (moto), and how to list what the store holds.
+
+    Locally: its blobs (small ones are rows of its pack, not files) and every other file it has, such as
+    a temporary file of an upload.
+    """
     if request.param == "local":
-        return {}, lambda running: [str(p) for p in blob_files(running.hub.blobs.root)]
+        return {}, lambda running: [
+            *sorted(stored_blobs(running.hub.blobs)),
+            *(str(p) for p in blob_files(running.hub.blobs.root)),
+        ]
     bucket = request.getfixturevalue("s3_bucket")
     return {"blobs": bucket.url}, lambda _: bucket.keys() + bucket.open_uploads()
 
@@ -142,46 +148,47 @@ async def test_identical_resend_keeps_the_files_the_first_one_stored(
     )
 
 
-def backdate(path: Path, seconds: float) -> None:
-    then = time.time() - seconds
-    os.utime(path, (then, then))
-
-
-async def test_sweep_removes_old_unreferenced_blobs_only(hub_factory: Any) -> None:
+async def test_sweep_removes_old_unreferenced_blobs_only(hub_factory: Any, backdate_blobs: Any) -> None:
     running = await start(hub_factory)
     store = running.hub.blobs
     app = await make_application(store, source="formcycle", external_id="fc-orphan-4")
     app.route = "all"
     await running.journal.intake(app, [], [])
-    referenced = [store.path(a.blob) for a in app.attachments]
-    old_orphan = store.path((await store.write_bytes(b"left by a crash")).ref)
-    young_orphan = store.path((await store.write_bytes(b"an intake not yet committed")).ref)
-    for path in [*referenced, old_orphan]:
-        backdate(path, 2 * HOUR)
+    assert app.original is not None
+    referenced = [a.blob for a in app.attachments]
+    # Small content is packed, large content is a file of its own: an old orphan of each kind.
+    old_orphans = [
+        (await store.write_bytes(b"left by a crash")).ref,
+        (await store.write_bytes(b"%PDF-1.4 " + b"c" * 400_000)).ref,
+    ]
+    young_orphan = (await store.write_bytes(b"an intake not yet committed")).ref
+    backdate_blobs(store, [*referenced, *old_orphans], 2 * HOUR)
 
-    assert await running.hub.sweep_orphans() == 1
-    assert not old_orphan.exists()
-    assert young_orphan.exists() and all(p.exists() for p in referenced)
-    assert await removed_metric(running, "sweep") == "1.0"
+    assert await running.hub.sweep_orphans() == 2
+    assert stored_blobs(store) == {*referenced, app.original.blob, young_orphan}
+    assert blob_files(store.root) == []  # the large orphan's file is gone too
+    assert await removed_metric(running, "sweep") == "2.0"
 
 
-async def test_sweep_spares_a_blob_an_intake_holds(hub_factory: Any) -> None:
+async def test_sweep_spares_a_blob_an_intake_holds(hub_factory: Any, backdate_blobs: Any) -> None:
     running = await start(hub_factory)
     store = running.hub.blobs
-    stored = store.path((await store.write_bytes(b"same content, old")).ref)
-    backdate(stored, 2 * HOUR)
+    stored = (await store.write_bytes(b"same content, old")).ref
+    backdate_blobs(store, [stored], 2 * HOUR)
     with running.hub.holding():
         await store.write_bytes(b"same content, old")  # an intake writes the same content again
-        backdate(stored, 2 * HOUR)
+        backdate_blobs(store, [stored], 2 * HOUR)  # old again: only the intake's hold keeps it
         assert await running.hub.sweep_orphans() == 0
-        assert stored.exists()
+        assert store.stored(stored)
 
 
-async def test_leftovers_of_a_crash_are_swept_at_start(hub_factory: Any, tmp_path: Path) -> None:
+async def test_leftovers_of_a_crash_are_swept_at_start(
+    hub_factory: Any, tmp_path: Path, backdate_blobs: Any
+) -> None:
     leftover_store = BlobStore(tmp_path / "hub" / "blobs")
-    leftover = leftover_store.path((await leftover_store.write_bytes(b"written, never referenced")).ref)
+    leftover = (await leftover_store.write_bytes(b"written, never referenced")).ref
     await leftover_store.close()
-    backdate(leftover, 2 * HOUR)
-    running = await start(hub_factory)
-    await running.wait_for(lambda: not leftover.exists(), 10, "the start-up sweep")
+    backdate_blobs(leftover_store, [leftover], 2 * HOUR)
+    running = await start(hub_factory)  # returns once the sweep at start has run
+    assert stored_blobs(running.hub.blobs) == set()  # it took the leftover
     assert await running.journal.list_applications(ApplicationFilter(), limit=1) == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ from hub.plugins import load_plugins
 from hub.resubmission import ChangedResend
 from hub.testing import RunningHub, fakes, make_application
 from hub.testing.fakes import AnsweringSink, RecordingNotifier
-from hub.testing.harness import base_settings, stop_hub
+from hub.testing.harness import base_settings, blob_files, stop_hub, stored_blobs
 
 TOKEN = "formcycle-token-0123456789"
 ENV = {"FORMCYCLE_TOKEN": TOKEN, "OPERATOR_TOKEN": "o-secret-2"}
@@ -97,16 +96,6 @@ async def submit(running: RunningHub, service: str, vorgang: str, files: dict[st
     return str(body["application_id"])
 
 
-def blob_files(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*") if p.is_file() and len(p.name) == 64}
-
-
-def backdate(paths: set[Path], seconds: float) -> None:
-    then = time.time() - seconds
-    for path in paths:
-        os.utime(path, (then, then))
-
-
 def rows_of(db: Path, app_id: str) -> str:
     """Every journal row of an application, as text (what a purge must have cleaned)."""
     conn = sqlite3.connect(db)
@@ -132,7 +121,7 @@ async def read_journal(db: Path) -> SqliteJournal:
 
 
 async def test_purge_cli_removes_finished_payloads_keeps_live_ones_and_shared_files(
-    tmp_path: Path, hub_factory: Any
+    tmp_path: Path, hub_factory: Any, backdate_blobs: Any
 ) -> None:
     cons = connectors(tmp_path)
     running = await hub_factory(cons, ROUTES, env=ENV, retention=RETENTION)
@@ -154,28 +143,28 @@ async def test_purge_cli_removes_finished_payloads_keeps_live_ones_and_shared_fi
     events_before = [e.type for e in await running.journal.events(done)]
     await stop_hub(running)
 
-    blobs_root = tmp_path / "hub" / "blobs"
+    store = running.hub.blobs  # stopped, but it still reads what the purge runs leave
     db = tmp_path / "hub" / "journal.db"
-    before = blob_files(blobs_root)
-    backdate(before, 2 * HOUR)  # written long ago, like the files of any application due for purging
-    only_done = {
-        blobs_root / ref[7:9] / ref[7:]
-        for ref in [documents[done].original.blob, documents[done].attachments[1].blob, rendition]
-    }
+    before, files_before = stored_blobs(store), blob_files(store.root)
+    backdate_blobs(store, before, 2 * HOUR)  # written long ago, like any application's due for purging
+    only_done = {documents[done].original.blob, documents[done].attachments[1].blob, rendition}
 
     dry = await asyncio.to_thread(run, "purge", "-c", str(config), "--dry-run", "--json")
     assert dry.exit_code == 0, dry.output
     report = json.loads(dry.stdout)
     assert (report["dry_run"], report["applications"], report["by_policy"]) == (True, 1, {"jagd-sofort": 1})
-    assert report["blobs"] == 3 and report["bytes"] == sum(p.stat().st_size for p in only_done)
-    assert blob_files(blobs_root) == before  # a dry run changes nothing
+    assert report["blobs"] == 3
+    assert report["bytes"] == sum([len(await store.read_bytes(ref)) for ref in only_done])
+    # A dry run changes nothing.
+    assert (stored_blobs(store), blob_files(store.root)) == (before, files_before)
     assert "Groß" in rows_of(db, done)
 
     purged = await asyncio.to_thread(run, "purge", "-c", str(config), "--json", "--operator", "mueller")
     assert purged.exit_code == 0, purged.output
     report = json.loads(purged.stdout)
     assert (report["applications"], report["blobs"], report["blobs_shared"]) == (1, 3, 1)
-    assert blob_files(blobs_root) == before - only_done  # the shared Ausweis stays for the live one
+    assert stored_blobs(store) == before - only_done  # the shared Ausweis stays for the live one
+    assert blob_files(store.root) == files_before
 
     journal = await read_journal(db)
     try:
@@ -214,7 +203,7 @@ async def test_purge_cli_removes_finished_payloads_keeps_live_ones_and_shared_fi
 
 
 async def test_scheduled_purge_in_the_running_hub_with_metrics_and_api(
-    tmp_path: Path, hub_factory: Any
+    tmp_path: Path, hub_factory: Any, backdate_blobs: Any
 ) -> None:
     server = {
         "listen": "127.0.0.1:0",
@@ -236,8 +225,8 @@ async def test_scheduled_purge_in_the_running_hub_with_metrics_and_api(
     kept = await make_application(
         store, source="src", service="waffenschein", files={"c.pdf": b"%PDF kept"}, form={"name": "Kurz"}
     )
-    files = {p for a in (due, kept) for p in (store.path(x.blob) for x in [*a.attachments, a.original] if x)}
-    backdate(files, 2 * HOUR)
+    blobs = {x.blob for a in (due, kept) for x in [*a.attachments, a.original] if x}
+    backdate_blobs(store, blobs, 2 * HOUR)
     for app in (due, kept):
         app.route = "all"
         await running.journal.intake(app, [], [], state=ApplicationState.COMPLETED)
@@ -247,9 +236,8 @@ async def test_scheduled_purge_in_the_running_hub_with_metrics_and_api(
         return summary is not None and summary.purged_at is not None
 
     await running.wait_for(purged, 10, "the scheduled purge")
-    gone = {store.path(x.blob) for x in [*due.attachments, due.original] if x}
-    await running.wait_for(lambda: not any(p.exists() for p in gone), 10, "the purged files to go")
-    assert all(p.exists() for p in files - gone)
+    gone = {x.blob for x in [*due.attachments, due.original] if x}
+    await running.wait_for(lambda: stored_blobs(store) == blobs - gone, 10, "the purged blobs to go")
     kept_summary = await running.journal.get_summary(kept.id)
     assert kept_summary is not None and kept_summary.purged_at is None  # no policy for its service
 
@@ -272,7 +260,9 @@ async def test_scheduled_purge_in_the_running_hub_with_metrics_and_api(
     assert status == 409 and "payload was purged" in body["error"]
 
 
-async def test_purge_interrupted_before_the_files_leaves_no_dangling_reference(hub_factory: Any) -> None:
+async def test_purge_interrupted_before_the_files_leaves_no_dangling_reference(
+    hub_factory: Any, backdate_blobs: Any
+) -> None:
     """Journal first, files second: a crash in between leaves orphans, which the orphan sweep removes."""
     running = await hub_factory(
         {"rec": {"type": "test-recording"}, "src": {"type": "test-json"}},
@@ -284,16 +274,16 @@ async def test_purge_interrupted_before_the_files_leaves_no_dangling_reference(h
     store = running.hub.blobs
     app = await make_application(store, source="src")
     app.route = "all"
-    files = {store.path(x.blob) for x in [*app.attachments, app.original] if x}
-    backdate(files, 2 * HOUR)
+    blobs = {x.blob for x in [*app.attachments, app.original] if x}
+    backdate_blobs(store, blobs, 2 * HOUR)
     await running.journal.intake(app, [], [], state=ApplicationState.REJECTED)
     orders = await running.hub.retention.due()
     assert [o.application_id for o in orders] == [app.id]
-    await running.journal.purge(orders)  # the crash comes before the files are deleted
-    referenced = await running.journal.blob_references()
-    assert not any(store.path(ref) in files for ref in referenced)  # nothing points at the leftovers
-    assert await running.hub.sweep_orphans() == len(files)
-    assert not any(p.exists() for p in files)
+    await running.journal.purge(orders)  # the crash comes before the blobs are deleted
+    assert stored_blobs(store) == blobs  # left behind by the crash
+    assert not blobs & await running.journal.blob_references()  # nothing points at the leftovers
+    assert await running.hub.sweep_orphans() == len(blobs)
+    assert stored_blobs(store) == set()
 
 
 def problems(text: str) -> list[str]:
@@ -405,7 +395,7 @@ async def test_answers_of_a_purged_application_stay_on_its_timeline_and_trigger_
     assert (app_id, "a-2") not in mailbox.statuses
 
 
-async def test_superseded_revisions_lose_their_content_too(hub_factory: Any) -> None:
+async def test_superseded_revisions_lose_their_content_too(hub_factory: Any, backdate_blobs: Any) -> None:
     running = await hub_factory(
         {"rec": {"type": "test-recording"}, "src": {"type": "test-json"}},
         [{"name": "all", "from": "src", "to": ["rec"]}],
@@ -416,8 +406,8 @@ async def test_superseded_revisions_lose_their_content_too(hub_factory: Any) -> 
     second = await make_application(
         store, source="src", external_id="r-1", files={"a.pdf": b"%PDF corrected"}, form={"name": "Groß"}
     )
-    files = {store.path(x.blob) for a in (first, second) for x in [*a.attachments, a.original] if x}
-    backdate(files, 2 * HOUR)
+    blobs = {x.blob for a in (first, second) for x in [*a.attachments, a.original] if x}
+    backdate_blobs(store, blobs, 2 * HOUR)
     for app in (first, second):
         app.route = "all"
         await running.journal.intake(
@@ -427,8 +417,8 @@ async def test_superseded_revisions_lose_their_content_too(hub_factory: Any) -> 
     assert "Jürgen" in rows_of(db, first.id)  # the first revision's form, archived
 
     report = await running.hub.retention.purge()
-    assert (report.applications, report.blobs) == (1, len(files))
-    assert not any(p.exists() for p in files)
+    assert (report.applications, report.blobs) == (1, len(blobs))
+    assert not blobs & stored_blobs(store)
     text = rows_of(db, first.id)
     assert "Jürgen" not in text and "Groß" not in text and "sha256:" not in text
 
@@ -475,7 +465,7 @@ class KeeperPlugin:
 
 
 async def test_connectors_forget_what_they_keep_of_purged_applications_even_after_a_failure(
-    hub_factory: Any,
+    hub_factory: Any, backdate_blobs: Any
 ) -> None:
     running = await hub_factory(
         {
@@ -493,16 +483,17 @@ async def test_connectors_forget_what_they_keep_of_purged_applications_even_afte
     assert status == 202, body
     app_id = body["application_id"]
     assert await running.wait_for_state(app_id) == ApplicationState.COMPLETED
-    receipt = running.hub.blobs.path(keeper.kept[app_id])
-    backdate({p for p in running.hub.blobs.root.rglob("*") if p.is_file()}, 2 * HOUR)
+    store = running.hub.blobs
+    receipt = keeper.kept[app_id]
+    backdate_blobs(store, stored_blobs(store), 2 * HOUR)
 
     first = await running.hub.retention.purge()
     assert (first.applications, first.connectors_failed) == (1, ["keeper"])
-    assert receipt.exists()  # the keeper still keeps it: never deleted under a connector
+    assert store.stored(receipt)  # the keeper still keeps it: never deleted under a connector
 
     second = await running.hub.retention.purge()  # the keeper hears of it again, and forgets
     assert (second.applications, second.blobs, second.connectors_failed) == (0, 1, [])
-    assert not receipt.exists()
+    assert not store.stored(receipt)
     calls = keeper.forgets
     await running.hub.retention.purge()
     assert keeper.forgets == calls  # told once it worked: not again

@@ -29,7 +29,7 @@ from hub.blobs import BlobStore
 from hub.held import HeldFilter
 from hub.journal import ApplicationFilter, SqliteJournal
 from hub.testing import RunningHub
-from hub.testing.harness import blob_files
+from hub.testing.harness import blob_files, stored_blobs
 
 TOKEN = "fc-test-token-0123456789abcdef"
 BOUNDARY = "fcB0undary"
@@ -117,8 +117,8 @@ async def assert_full_then_recovers(
     assert status == 503
     assert [p for p in ready["problems"] if p.startswith(f"storage full: {where}")], ready
     assert await applications(running) == 0
-    # Nothing partial: the refused submission's files are gone.
-    assert blob_files(running.hub.blobs.root) == []
+    # Nothing partial: the refused submission's blobs are gone, packed or files, and no temporary file stays.
+    assert stored_blobs(running.hub.blobs) == set() and blob_files(running.hub.blobs.root) == []
     metrics = (await running.get("/metrics"))[1]
     assert "aktenhub_storage_full_total 1.0" in metrics
 

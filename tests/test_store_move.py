@@ -19,6 +19,7 @@ from hub.config import HubConfig, S3Location
 from hub.journal import Completion, SqliteJournal, TaskSpec, TaskState
 from hub.models import Attachment
 from hub.storemove import MoveFailed, move_installation, move_store
+from hub.testing.harness import damage_blob
 from hub.testing.journal_backends import JournalBackend
 from hub.testing.journal_contract import (  # noqa: F401 - journal_backend: the fixture
     LEASE,
@@ -111,7 +112,7 @@ async def test_a_damaged_source_file_stops_the_move_before_the_journal(
     app = application("ext-1")
     app.attachments = [Attachment(name="a.pdf", size=info.size, sha256=info.sha256, blob=info.ref)]
     await source.intake(app, received(app), [TaskSpec("map")])
-    old_files.path(info.ref).write_bytes(b"%PDF-1.7 bit rot")
+    damage_blob(old_files, info.ref, b"%PDF-1.7 bit rot")
     await journal_backend.fresh()
     target = journal_backend.journal()
     await target.open()
@@ -119,6 +120,7 @@ async def test_a_damaged_source_file_stops_the_move_before_the_journal(
         with pytest.raises(MoveFailed, match="damaged"):
             await move_store(source, old_files, target, new_files)
         assert await target.get_application(app.id) is None
+        assert not new_files.stored(info.ref)  # nor is the damaged content filed under its address
     finally:
         await target.close()
         await source.close()

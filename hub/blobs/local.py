@@ -1,15 +1,17 @@
-"""The local blob store: files streamed to disk in chunks, hashed on the way, size-limited.
+"""The local blob store: content streamed to disk in chunks, hashed on the way, size-limited.
 
-A blob is the file ``<root>/ab/abcd...``: one directory level of 256, as git keeps its objects. Two
-levels (``ab/cd/``, 65 536 directories) made a young store create a directory for nearly every small
-blob, and a mkdir costs ext4 several times a file's create; ext4's hashed directories keep lookups fast
-with tens of thousands of files in one. A store in the older two-level layout is moved over when it
-is opened (`BlobStore.open`).
+Small content (up to `SPOOL`, most form attachments, originals and renditions) is packed into one
+SQLite database, ``<root>/pack.db`` (`hub.blobs.pack` says why). Larger content is the file
+``<root>/ab/abcd...``: one directory level of 256, as git keeps its objects. Two levels (``ab/cd/``,
+65 536 directories) made a young store create a directory for nearly every blob, and a mkdir costs ext4
+several times a file's create; ext4's hashed directories keep lookups fast with tens of thousands of
+files in one. A store in the older two-level layout is moved over when it is opened (`BlobStore.open`);
+small files an older version wrote stay files and are read as such.
 
-Content is written to a temporary file, synced, then renamed into place, so a blob reference that
-reached the journal always points at complete, durable content (`_DurableRenamer` says why the rename
-needs no sync of its own). Concurrent writes share their syncs (group commit). An attachment is never
-held in memory as a whole.
+Packed content is durable when its transaction commits. A file is written to a temporary file, synced,
+then renamed into place, so a blob reference that reached the journal always points at complete,
+durable content (`_DurableRenamer` says why the rename needs no sync of its own). Concurrent writes
+share their commits and syncs (group commit). An attachment is never held in memory as a whole.
 
 Nothing partial stays behind: the blobs an intake writes are held (`HoldingStore.holding`) and removed
 again unless the intake stores an application that references them (refused, duplicate, interrupted).
@@ -34,7 +36,7 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Collection, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,11 +53,12 @@ from hub.blobs.base import (
     smaller,
 )
 from hub.blobs.direct import SpoolFile, read_file, write_all
+from hub.blobs.pack import Pack
 from hub.errors import StorageFull
 
 log = logging.getLogger(__name__)
 
-SPOOL = 256 * 1024  # content up to this size is buffered, then written by the committer thread
+SPOOL = 256 * 1024  # content up to this size is buffered, then packed by the committer thread
 # Spooled content is handed to the disk every this many bytes while it streams in, so the sync at
 # commit waits for the last few MiB only, not for a whole 2 GB file written at disk speed afterwards.
 WRITE_OUT_EVERY = 8 * 1024 * 1024
@@ -88,22 +91,24 @@ def _full(exc: OSError, root: Path) -> StorageFull | None:
 
 
 class _DurableRenamer:
-    """Makes staged blobs durable in groups: one filesystem sync serves every blob of the group.
+    """Makes staged blobs durable in groups: one pack transaction, one filesystem sync for the group.
 
-    Concurrent intakes each stage content; this thread takes all staged content at once, writes it as
-    ``tmp/<sha256>.ready``, syncs once, then renames each into its content address. The rename needs no
+    Concurrent intakes each stage content; this thread takes all staged content at once. Small content
+    goes into the pack in one transaction. Spooled content, already in temporary files, is renamed to
+    ``tmp/<sha256>.ready``, synced once, then renamed into its content address. The rename needs no
     sync of its own: once synced, a ``.ready`` file is complete and durable, and `BlobStore.recover`
     finishes any rename a crash lost (checking the hash, since a crash before the sync may have cut the
     file short). A content address therefore never points at content a crash could lose.
     """
 
-    def __init__(self, root: Path, tmp: Path) -> None:
+    def __init__(self, root: Path, tmp: Path, pack: Pack) -> None:
         self.root = root
         self.tmp = tmp
+        self.pack = pack
         self._queue: queue.SimpleQueue[_Staged | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self.syncs = 0  # filesystem syncs done (for benchmarks)
+        self.syncs = 0  # filesystem syncs and pack commits done (for benchmarks)
 
     def commit(self, staged: _Staged) -> None:
         """Make the staged content durable under its content address; `staged.future` tells when."""
@@ -128,17 +133,41 @@ class _DurableRenamer:
                     self._queue.put(None)
                     break
                 group.append(item)
-            failure: BaseException | None = None
+            packed = [staged for staged in group if staged.data is not None]
+            spooled = [staged for staged in group if staged.data is None]
+            # Each part fails alone: a full disk met by the files leaves the packed content stored.
+            settled = [*self._settled(packed, self._pack_group), *self._settled(spooled, self._commit_group)]
+            # One wake-up of each waiting event loop per group, not one per blob (`hub.handoff`).
+            handoff.settle(settled)
+
+    @staticmethod
+    def _settled(group: list[_Staged], commit: Callable[[list[_Staged]], None]) -> Iterator[handoff.Outcome]:
+        failure: BaseException | None = None
+        if group:
             try:
-                self._commit_group(group)
+                commit(group)
             except BaseException as exc:  # every waiter learns of the failure
                 failure = exc
-            # One wake-up of each waiting event loop per group, not one per blob (`hub.handoff`).
-            handoff.settle((staged.loop, staged.future, None, failure) for staged in group)
+        return ((staged.loop, staged.future, None, failure) for staged in group)
+
+    def _pack_group(self, group: list[_Staged]) -> None:
+        """Small content: into the pack, all of it in one transaction (`hub.blobs.pack`)."""
+        # Stored as a file by a version before the pack: kept there, and not new (its holding
+        # must not remove it). A failing lookup of a file name costs about a microsecond.
+        group = [staged for staged in group if not _touch(staged.final)]
+        if not group:
+            return
+        self.syncs += 1
+        created = self.pack.store((staged.digest, staged.data or b"") for staged in group)
+        for staged in group:
+            # The first of a digest's writers in the group stored it, the others found it stored.
+            staged.created = staged.digest in created
+            created.discard(staged.digest)
 
     def _commit_group(self, group: list[_Staged]) -> None:
-        # Paths as plain strings and os calls: a group of small blobs spends most of its time in
-        # system calls, and pathlib's objects and its open() (fstat, ioctl, lseek per file) add to both.
+        """Spooled content: its files synced together, then renamed into their content addresses."""
+        # Paths as plain strings and os calls: a group of blobs spends most of its time in system
+        # calls, and pathlib's objects and its open() (fstat, ioctl, lseek per file) add to both.
         ready: dict[str, str] = {}  # .ready file -> content address
         moved: set[str] = set()
         tmp = str(self.tmp)
@@ -152,8 +181,6 @@ class _DurableRenamer:
                 staged.created = True
                 if staged.spooled is not None:
                     os.replace(staged.spooled, target)
-                else:
-                    _write_file(target, staged.data or b"")
                 ready[target] = staged.final
             if not ready:
                 return
@@ -235,7 +262,7 @@ def _move_into_place(ready: Path | str, final: Path | str) -> None:
 class _Staged:
     digest: str
     final: str
-    data: bytes | None  # small content still in memory: the committer thread writes it
+    data: bytes | None  # small content still in memory: the committer thread packs it
     spooled: Path | None  # larger content already in a temporary file
     loop: asyncio.AbstractEventLoop  # the writer's, which the committer wakes when done
     future: asyncio.Future[None]  # the writer awaits it
@@ -245,8 +272,8 @@ class _Staged:
 class LocalBlobWriter:
     """A `BlobWriter` of the local store: hashes and limits as it goes, spools to disk past `SPOOL` bytes.
 
-    Small content (most form attachments) stays in one buffer and is written by the committer
-    thread, so the event loop creates no files for it; larger content streams into a temporary file,
+    Small content (most form attachments) stays in one buffer and is packed by the committer
+    thread, so the event loop writes nothing for it; larger content streams into a temporary file,
     hashed and written by the threads of its `_Spool`.
     """
 
@@ -477,7 +504,8 @@ class BlobStore(HoldingStore):
         self.max_size = max_size
         self._tmp = self.root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
-        self._renamer = _DurableRenamer(self.root, self._tmp)
+        self._pack = Pack(self.root)
+        self._renamer = _DurableRenamer(self.root, self._tmp, self._pack)
         self._names = itertools.count()
         self.write_outs = 0  # early write-outs started for spooled content (`WRITE_OUT_EVERY`)
         self._write_outs_lock = threading.Lock()  # counted by the spools' writing threads
@@ -490,11 +518,14 @@ class BlobStore(HoldingStore):
 
     @property
     def syncs(self) -> int:
-        """Filesystem syncs done for new content since start (fewer than blobs: they are grouped)."""
+        """Pack commits and filesystem syncs done for new content since start (grouped: fewer than blobs)."""
         return self._renamer.syncs
 
     def path(self, ref: str) -> Path:
-        """The file holding a blob's content (the core's own business: connectors see `Blobs`)."""
+        """The file of a blob kept as a file (spooled content; small content is packed).
+
+        The core's own business, and its tests': connectors see `Blobs`.
+        """
         return Path(self._path_of(digest_of(ref)))
 
     def _path_of(self, digest: str) -> str:
@@ -503,7 +534,7 @@ class BlobStore(HoldingStore):
 
     def stored(self, ref: str) -> bool:
         """Whether the blob is stored (synchronously, for the core and tests)."""
-        return self.path(ref).is_file()
+        return self._pack.size(digest_of(ref)) is not None or self.path(ref).is_file()
 
     async def exists(self, ref: str) -> bool:
         """Whether the blob is stored."""
@@ -511,10 +542,12 @@ class BlobStore(HoldingStore):
 
     async def info(self, ref: str) -> BlobInfo:
         """A stored blob's reference, size and sha256; raise `BlobNotFound` if it is not stored."""
-        try:
-            size = self.path(ref).stat().st_size
-        except FileNotFoundError:
-            raise BlobNotFound(ref) from None
+        size = self._pack.size(digest_of(ref))
+        if size is None:
+            try:
+                size = self.path(ref).stat().st_size
+            except FileNotFoundError:
+                raise BlobNotFound(ref) from None
         return BlobInfo(ref=ref, size=size, sha256=digest_of(ref))
 
     def writer(self, limit: int | None = None) -> LocalBlobWriter:
@@ -591,24 +624,26 @@ class BlobStore(HoldingStore):
         return await asyncio.to_thread(self._unreferenced_candidates, older_than)
 
     def _unreferenced_candidates(self, older_than: float) -> list[str]:
-        return [name for name, stat in self._stored() if stat.st_mtime < older_than]
+        return [digest for digest, _, written in self.walk() if written < older_than]
 
     async def usage(self) -> tuple[int, int]:
         """How many blobs are stored and their bytes (walks the whole store in a thread: rarely)."""
         return await asyncio.to_thread(self._usage)
 
     def _usage(self) -> tuple[int, int]:
-        sizes = [stat.st_size for _, stat in self._stored()]
+        sizes = [size for _, size, _ in self.walk()]
         return len(sizes), sum(sizes)
 
-    def _stored(self) -> Iterator[tuple[str, os.stat_result]]:
-        """Each stored blob's digest and file status (a walk of the whole store: rarely)."""
+    def walk(self) -> Iterator[tuple[str, int, float]]:
+        """Each stored blob's digest, size and when it was last written (the whole store: rarely)."""
+        yield from self._pack.entries()
         for top in _subdirs(self.root):
             with contextlib.suppress(FileNotFoundError), os.scandir(top) as entries:
                 for entry in entries:
                     if len(entry.name) == 64:
                         with contextlib.suppress(FileNotFoundError):  # removed while we walk
-                            yield entry.name, entry.stat(follow_symlinks=False)
+                            stat = entry.stat(follow_symlinks=False)
+                            yield entry.name, stat.st_size, stat.st_mtime
 
     async def remove_unreferenced(
         self, candidates: Iterable[str], referenced: Collection[str], older_than: float
@@ -624,14 +659,25 @@ class BlobStore(HoldingStore):
     def _remove_unreferenced(
         self, candidates: list[str], referenced: Collection[str], older_than: float
     ) -> list[BlobInfo]:
-        removed = []
+        unreferenced = []
         for digest in candidates:
             if PREFIX + digest in referenced:
                 continue
-            path = self.path(PREFIX + digest)
             with self._holds_lock:
                 if self._held(digest):
                     continue  # an intake is writing or storing it right now
+            unreferenced.append(digest)
+        # Packed content is removed only if not written since, in the same statement: the committer
+        # marks what an intake stores again as written now, so no lock with the intakes is needed.
+        packed = self._pack.remove(unreferenced, older_than)
+        removed = [BlobInfo(ref=PREFIX + digest, size=size, sha256=digest) for digest, size in packed.items()]
+        if packed:
+            self._pack.give_back_space()
+        for digest in unreferenced:
+            path = self.path(PREFIX + digest)
+            with self._holds_lock:  # a file's status and its unlink are two steps: an intake waits
+                if self._held(digest):
+                    continue
                 try:
                     stat = path.stat()
                     if stat.st_mtime >= older_than:
@@ -639,28 +685,36 @@ class BlobStore(HoldingStore):
                     path.unlink()
                 except FileNotFoundError:
                     continue
-            removed.append(BlobInfo(ref=PREFIX + digest, size=stat.st_size, sha256=digest))
+            if digest not in packed:  # stored twice (a small file of an older version): counted once
+                removed.append(BlobInfo(ref=PREFIX + digest, size=stat.st_size, sha256=digest))
         return removed
 
     def _tmp_path(self) -> Path:
         return self._tmp / f"{self._prefix}-{next(self._names)}.part"
 
     def _discard(self, digest: str) -> int:
+        removed = len(self._pack.remove([digest]))
         try:
             self.path(PREFIX + digest).unlink()
         except FileNotFoundError:
-            return 0
+            return removed
         return 1
 
     async def settle(self) -> None:
         """Nothing to wait for: the local store removes at once."""
 
     async def close(self) -> None:
-        """Stop the committer thread (it restarts on the next write)."""
+        """Stop the committer thread and close the pack (both start again when next used)."""
         await asyncio.to_thread(self._renamer.stop)
+        self._pack.close()
 
     async def read(self, ref: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
         """Stream a blob's content in chunks."""
+        packed = self._pack.get(digest_of(ref))
+        if packed is not None:
+            for start in range(0, len(packed), chunk_size):
+                yield packed[start : start + chunk_size]
+            return
         try:
             # Closed with this one: a caller that stops early lets go of the file (and the reader) now.
             async with contextlib.aclosing(read_file(self.path(ref), chunk_size, self.direct)) as chunks:
@@ -671,8 +725,11 @@ class BlobStore(HoldingStore):
 
     async def read_bytes(self, ref: str) -> bytes:
         """A small blob's whole content (documents the hub generated, never unbounded uploads)."""
-        # One read of the file: the chunked `read` costs an async generator and a buffered reader per
-        # blob, and a filing reads four (its attachments, the original and the rendition).
+        # One read: the chunked `read` costs an async generator per blob, and a filing reads four (its
+        # attachments, the original and the rendition).
+        packed = self._pack.get(digest_of(ref))
+        if packed is not None:
+            return packed
         try:
             with open(self._path_of(digest_of(ref)), "rb", buffering=0) as f:  # noqa: ASYNC230
                 return f.read()

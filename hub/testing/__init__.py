@@ -13,7 +13,16 @@ from __future__ import annotations
 
 from hub.mapping import default_record
 from hub.testing.contracts import Fault, SinkContract, SourceContract, delivery_context
-from hub.testing.harness import RunningHub, make_application, start_hub, stop_hub
+from hub.testing.harness import (
+    RunningHub,
+    blob_files,
+    damage_blob,
+    lose_blob,
+    make_application,
+    start_hub,
+    stop_hub,
+    stored_blobs,
+)
 from hub.testing.memory import MemoryBlobs
 
 __all__ = [
@@ -22,9 +31,13 @@ __all__ = [
     "RunningHub",
     "SinkContract",
     "SourceContract",
+    "blob_files",
+    "damage_blob",
     "default_record",
     "delivery_context",
+    "lose_blob",
     "make_application",
     "start_hub",
     "stop_hub",
+    "stored_blobs",
 ]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,8 +16,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from hub.blobs import Blobs
+from hub.blobs import PREFIX, Blobs, BlobStore, digest_of
 from hub.blobs.local import LAYOUT_MARKER
+from hub.blobs.pack import PACK_FILE
 from hub.config import config_from_dict
 from hub.http import make_runner
 from hub.journal import ApplicationFilter
@@ -164,8 +166,37 @@ async def stop_hub(running: RunningHub) -> None:
 
 
 def blob_files(root: Path) -> list[Path]:
-    """Every file a local blob store holds, temporary ones included (not its layout marker)."""
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != LAYOUT_MARKER)
+    """Every file of a local blob store besides its pack: large blobs and temporary files.
+
+    Not its layout marker nor the pack's database, whose content `stored_blobs` lists: a test that
+    nothing is left behind checks both.
+    """
+    kept_aside = (LAYOUT_MARKER, PACK_FILE, PACK_FILE + "-wal", PACK_FILE + "-shm")
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name not in kept_aside)
+
+
+def stored_blobs(store: BlobStore) -> set[str]:
+    """The reference of every blob a local store holds, packed or in a file of its own."""
+    return {PREFIX + digest for digest, _, _ in store.walk()}
+
+
+def damage_blob(store: BlobStore, ref: str, content: bytes) -> None:
+    """Replace a stored blob's content behind the store's back, as a faulty disk would."""
+    with contextlib.closing(sqlite3.connect(store.root / PACK_FILE)) as pack, pack:
+        packed = pack.execute("UPDATE blobs SET content = ? WHERE digest = ?", (content, digest_of(ref)))
+        if packed.rowcount:
+            return
+    path = store.path(ref)
+    if not path.is_file():
+        raise FileNotFoundError(f"{ref} is not stored in {store.root}")
+    path.write_bytes(content)
+
+
+def lose_blob(store: BlobStore, ref: str) -> None:
+    """Remove a stored blob behind the store's back, as an operator's mistake or a faulty disk would."""
+    with contextlib.closing(sqlite3.connect(store.root / PACK_FILE)) as pack, pack:
+        pack.execute("DELETE FROM blobs WHERE digest = ?", (digest_of(ref),))
+    store.path(ref).unlink(missing_ok=True)
 
 
 def base_settings(tmp: Path, connectors: dict[str, Any], routes: list[dict[str, Any]]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from hub import Application, ConnectorContext, Document, DocumentContent, FileRecord, Permanent, Retryable
 from hub.blobs import BlobStore
 from hub.mapping import default_record
-from hub.testing import MemoryBlobs, make_application
+from hub.testing import MemoryBlobs, damage_blob, make_application
 from hub.testing.contracts import delivery_context
 
 
@@ -334,7 +334,7 @@ async def test_invalid_record_is_permanent_and_writes_nothing(
 
 async def test_damaged_blob_is_permanent(sink: FileDropSink, blobs: BlobStore) -> None:
     app = await make_application(blobs, files={"a.pdf": b"original"})
-    blobs.path(app.attachments[0].blob).write_bytes(b"damaged")
+    damage_blob(blobs, app.attachments[0].blob, b"damaged")  # as a faulty disk would
 
     with pytest.raises(Permanent, match="does not match"):
         await sink.deliver(default_record(app), delivery_context(app, blobs))

@@ -25,8 +25,9 @@ from webhook_helpers import (
 )
 
 from hub import IntakeOutcome
+from hub.blobs import BlobStore
 from hub.testing import RunningHub, SourceContract
-from hub.testing.harness import blob_files
+from hub.testing.harness import blob_files, stored_blobs
 from hub.testing.hostile import multipart
 
 JSON_TYPE = "application/json"
@@ -45,8 +46,11 @@ def bearer(content_type: str, token: str = TOKEN) -> dict[str, str]:
     return {"Content-Type": content_type, "Authorization": f"Bearer {token}"}
 
 
-def blob_count(tmp_path: Path) -> int:
-    return len(blob_files(tmp_path / "hub" / "blobs"))
+def blobs_kept(running: RunningHub) -> tuple[set[str], list[Path]]:
+    """What the hub's blob store holds: every blob (packed or a file) and every other file (temporary)."""
+    blobs = running.hub.blobs
+    assert isinstance(blobs, BlobStore)
+    return stored_blobs(blobs), blob_files(blobs.root)
 
 
 async def post(running: RunningHub, connector: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
@@ -204,12 +208,10 @@ async def test_changed_resend_as_revision_when_configured(hub_factory: Any) -> N
 # -- authentication --------------------------------------------------------------------------------
 
 
-async def test_hmac_refusals_store_nothing_and_a_rotated_key_is_taken(
-    hub_factory: Any, tmp_path: Path
-) -> None:
+async def test_hmac_refusals_store_nothing_and_a_rotated_key_is_taken(hub_factory: Any) -> None:
     running = await start(hub_factory)
     body = json_body(registration())
-    before = blob_count(tmp_path)
+    before = blobs_kept(running)
     stale = int(time.time()) - 301
     tampered = body.replace(b"Bello", b"Hasso")
     for headers in (
@@ -223,16 +225,16 @@ async def test_hmac_refusals_store_nothing_and_a_rotated_key_is_taken(
         assert status == 401, answer
     status, answer = await post(running, "fs", tampered, signed(body))  # body changed after signing
     assert status == 401 and "does not match" in answer["error"]
-    assert await count(running) == 0 and blob_count(tmp_path) == before
+    assert await count(running) == 0 and blobs_kept(running) == before
     status, answer = await post(running, "fs", body, signed(body, key=OLD_KEY))
     assert status == 202, answer
 
 
-async def test_signed_multipart_refused_leaves_no_files(hub_factory: Any, tmp_path: Path) -> None:
+async def test_signed_multipart_refused_leaves_no_files(hub_factory: Any) -> None:
     hmac_auth = {"hmac": {"header": "X-Hub-Signature-256", "prefix": "sha256=", "secrets": ["${FS_KEY}"]}}
     running = await start(hub_factory, portal={"auth": hmac_auth})
     body, content_type = multipart_body(registration(), PDF)
-    before = blob_count(tmp_path)
+    before = blobs_kept(running)
     server = FormServer(
         running.http, running.url + "/intake/portal/hundeanmeldung", "wrong-key-0123456789abcdef"
     )
@@ -241,7 +243,7 @@ async def test_signed_multipart_refused_leaves_no_files(hub_factory: Any, tmp_pa
     )
     status, answer = await server.post(body, content_type)
     assert status == 401, answer
-    assert await count(running) == 0 and blob_count(tmp_path) == before
+    assert await count(running) == 0 and blobs_kept(running) == before
     # Not written and removed again: never committed, since the signature is checked first.
     metrics = (await running.get("/metrics"))[1]
     assert 'aktenhub_orphan_blobs_removed_total{cause="intake"} 0.0' in metrics
@@ -344,15 +346,15 @@ async def test_missing_external_id_is_refused(hub_factory: Any) -> None:
     assert await count(running) == 0
 
 
-async def test_bad_base64_attachment_is_refused_and_nothing_stored(hub_factory: Any, tmp_path: Path) -> None:
+async def test_bad_base64_attachment_is_refused_and_nothing_stored(hub_factory: Any) -> None:
     running = await start(hub_factory)
     document = json.loads(json_body(registration()))
     document["attachments"].append({"filename": "b.pdf", "content": "###", "mimeType": "application/pdf"})
     body = json.dumps(document).encode()
-    before = blob_count(tmp_path)
+    before = blobs_kept(running)
     status, answer = await post(running, "fs", body, signed(body))
     assert status == 400 and "attachment 2" in answer["error"]
-    assert await count(running) == 0 and blob_count(tmp_path) == before
+    assert await count(running) == 0 and blobs_kept(running) == before
     assert b64(b"x")  # the helper stays in use for the hostile tests
 
 

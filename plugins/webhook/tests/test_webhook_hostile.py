@@ -12,9 +12,10 @@ from hub_webhook.auth import sign
 from hub_webhook.simulator import json_body, xml_body
 from webhook_helpers import HMAC, KEY, TOKEN, count, registration, settings
 
+from hub.blobs import BlobStore
 from hub.errors import ConfigError
 from hub.testing import RunningHub
-from hub.testing.harness import blob_files
+from hub.testing.harness import blob_files, stored_blobs
 from hub.testing.hostile import nested_json
 
 SECRET = "${FS_KEY}"
@@ -42,8 +43,11 @@ async def start(hub_factory: Any, **overrides: dict[str, Any]) -> RunningHub:
     return running
 
 
-def blob_count(tmp_path: Path) -> int:
-    return len(blob_files(tmp_path / "hub" / "blobs"))
+def blobs_kept(running: RunningHub) -> tuple[set[str], list[Path]]:
+    """What the hub's blob store holds: every blob (packed or a file) and every other file (temporary)."""
+    blobs = running.hub.blobs
+    assert isinstance(blobs, BlobStore)
+    return stored_blobs(blobs), blob_files(blobs.root)
 
 
 XML_CASES = [
@@ -55,15 +59,15 @@ XML_CASES = [
 ]
 
 
-async def test_hostile_xml_refused_and_the_hub_keeps_serving(hub_factory: Any, tmp_path: Path) -> None:
+async def test_hostile_xml_refused_and_the_hub_keeps_serving(hub_factory: Any) -> None:
     running = await start(hub_factory, portal={"max_json_size": "64KiB"})
     headers = {"Content-Type": "application/xml", "Authorization": f"Bearer {TOKEN}"}
-    before = blob_count(tmp_path)
+    before = blobs_kept(running)
     for name, body, expected in [*XML_CASES, ("oversize", b"<A>" + b"x" * 70_000 + b"</A>", 413)]:
         status, answer = await running.post("/intake/portal/hundeanmeldung", data=body, headers=headers)
         assert status == expected, (name, answer)
         assert "passwd" not in json.dumps(answer)
-    assert await count(running) == 0 and blob_count(tmp_path) == before
+    assert await count(running) == 0 and blobs_kept(running) == before
     status, answer = await running.post(
         "/intake/portal/hundeanmeldung", data=xml_body(registration(files={})), headers=headers
     )
@@ -94,7 +98,7 @@ async def test_hostile_json_refused(hub_factory: Any, tmp_path: Path) -> None:
     assert await count(running) == 0
 
 
-async def test_broken_multipart_refused(hub_factory: Any, tmp_path: Path) -> None:
+async def test_broken_multipart_refused(hub_factory: Any) -> None:
     running = await start(hub_factory)
     auth = {"X-Api-Key": TOKEN}
     part = b'--B\r\nContent-Disposition: form-data; name="antragsnummer"\r\n\r\nP-1\r\n'
@@ -102,7 +106,7 @@ async def test_broken_multipart_refused(hub_factory: Any, tmp_path: Path) -> Non
         b'--B\r\nContent-Disposition: form-data; name="f"; filename="a.pdf"\r\n'
         b"Content-Type: application/pdf\r\n\r\n%PDF-1.4 x\r\n"
     )
-    before = blob_count(tmp_path)
+    before = blobs_kept(running)
     for name, body, content_type in [
         ("other-boundary", part + b"--B--\r\n", "multipart/form-data; boundary=C"),
         ("no-boundary", part + b"--B--\r\n", "multipart/form-data"),
@@ -113,7 +117,7 @@ async def test_broken_multipart_refused(hub_factory: Any, tmp_path: Path) -> Non
             "/intake/form/hundeanmeldung", data=body, headers={**auth, "Content-Type": content_type}
         )
         assert status == 400, (name, answer)
-    assert await count(running) == 0 and blob_count(tmp_path) == before
+    assert await count(running) == 0 and blobs_kept(running) == before
 
 
 @pytest.mark.parametrize(

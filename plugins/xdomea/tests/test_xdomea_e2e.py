@@ -165,7 +165,7 @@ async def test_application_is_imported_into_the_dms(
     digests = {f.name: f.sha256 for f in imported.files}
     assert sorted(digests) == sorted(str(n) for n in names)
     assert digests[str(names[1])] == hashlib.sha256(original).hexdigest()  # the original, byte for byte
-    rendition = running.hub.blobs.path("sha256:" + digests[str(names[0])]).read_bytes()
+    rendition = await running.hub.blobs.read_bytes("sha256:" + digests[str(names[0])])
     assert rendition.startswith(b"%PDF")
 
     # The same submission again is the same application: nothing new reaches the DMS.

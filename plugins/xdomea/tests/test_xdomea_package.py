@@ -16,7 +16,7 @@ from xdomea_helpers import StartSimulator, X, assert_valid, filed_record, make_s
 
 from hub import Application, ConnectorContext, Permanent
 from hub.blobs import BlobStore
-from hub.testing import MemoryBlobs, delivery_context, make_application
+from hub.testing import MemoryBlobs, damage_blob, delivery_context, lose_blob, make_application
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ async def test_a_missing_blob_leaves_nothing_behind(sink: XdomeaSink, blobs: Blo
     app = await bauantrag(blobs)
     record = filed_record(app)
     assert record.documents[1].blob is not None
-    blobs.path(record.documents[1].blob).unlink()
+    lose_blob(blobs, record.documents[1].blob)  # removed behind the store's back
     with pytest.raises(Permanent, match="document 1 references sha256:"):
         await sink.deliver(record, delivery_context(app, blobs))
     assert not sink.directory.exists() or list(sink.directory.iterdir()) == []
@@ -127,9 +127,7 @@ async def test_damaged_content_is_refused_and_no_temporary_file_stays(
     app = await bauantrag(blobs)
     record = filed_record(app)
     assert record.documents[0].blob is not None
-    damaged = blobs.path(record.documents[0].blob)
-    damaged.chmod(0o644)
-    damaged.write_bytes(b"%PDF-1.4 not what was stored\n")
+    damage_blob(blobs, record.documents[0].blob, b"%PDF-1.4 not what was stored\n")  # as a faulty disk would
     with pytest.raises(Permanent, match="does not match its reference"):
         await sink.deliver(record, delivery_context(app, blobs))
     assert list(sink.directory.iterdir()) == []

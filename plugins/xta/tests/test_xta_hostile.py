@@ -35,13 +35,14 @@ from hub import HeldState, Intake, IntakeOutcome, Permanent, Retryable
 from hub.blobs import BlobStore
 from hub.held import HeldFilter
 from hub.journal import SqliteJournal
-from hub.testing.harness import blob_files
+from hub.testing.harness import blob_files, stored_blobs
 
 SOAP_TYPE = "application/soap+xml"
 CHECK = "http://www.xta.de/XTA/CheckAccountActive"
 SEND = "http://www.xta.de/XTA/SendMessage"
 LIST = "http://www.osci.eu/ws/2008/05/transport/urn/messageTypes/MsgBoxStatusListRequest"
 CONTENT = b"<baugenehmigung.formellePruefung.0201/>"
+VALID_CONTENT = b"<baugenehmigung.antrag.0200><gueltig/></baugenehmigung.antrag.0200>"
 
 
 def soap_type(action: str) -> str:
@@ -566,12 +567,6 @@ class KeepingIntakes(Intakes):
             holding.keep([a.blob for a in app.attachments] + ([app.original.blob] if app.original else []))
         return outcome
 
-    def blob_paths(self) -> set[Path]:
-        """The files of every blob an application references."""
-        refs = {a.blob for i in self.applications.values() for a in i.application.attachments}
-        refs |= {i.application.original.blob for i in self.applications.values() if i.application.original}
-        return {self.blobs.path(ref) for ref in refs}
-
 
 async def poll(source: XtaSource, intakes: KeepingIntakes, blobs: BlobStore) -> int:
     """One poll as the runtime runs it: inside a blob holding, so what no application keeps goes."""
@@ -714,7 +709,8 @@ async def test_a_poisoned_fetch_is_held_and_the_poll_takes_the_next_message(
     case = POISONED[name]
     xta = await hostile.start()
     poisoned = await queue(http, hostile.upstream)
-    valid = await queue(http, hostile.upstream)
+    # Content of its own: were the poisoned message's content left behind, no application would keep it.
+    valid = await queue(http, hostile.upstream, VALID_CONTENT)
     hostile.tamper[FETCH] = case.tamper()
     hostile.only = poisoned.encode()
     source = make_source(xta, schema_dir, http, blobs, held_journal, max_content=1024**2, **case.settings)
@@ -728,7 +724,8 @@ async def test_a_poisoned_fetch_is_held_and_the_poll_takes_the_next_message(
     assert (held.message_id, held.state, held.reason_code) == (poisoned, case.state, case.code), held.reason
     assert case.reason.lower() in held.reason.lower(), held.reason
     assert poisoned in hostile.upstream.state.mailbox(AUTHORITY)  # not closed: still upstream
-    assert set(blob_files(blobs.root)) == intakes.blob_paths()  # nothing partial, nothing orphaned
+    assert stored_blobs(blobs) == intakes.blob_refs()  # nothing orphaned: only what an application references
+    assert blob_files(blobs.root) == []  # nothing partial: no temporary file (and the valid message is small)
 
 
 async def endless_answer(request: web.Request, status: int, media: str, data: bytes) -> web.StreamResponse:
@@ -783,7 +780,8 @@ async def test_a_hostile_status_list_fails_the_poll_visibly_and_the_next_poll_wo
             await poll(source, intakes, blobs)
     assert reason.lower() in str(caught.value).lower()
     assert hostile.upstream.state.requests["getMessage"] == 0
-    assert await held_journal.list_held(HeldFilter()) == [] and blob_files(blobs.root) == []
+    assert await held_journal.list_held(HeldFilter()) == []
+    assert stored_blobs(blobs) == set() and blob_files(blobs.root) == []  # nothing fetched, nothing stored
     del hostile.tamper[STATUS]  # the server recovers: the next poll takes the message
     assert await poll(source, intakes, blobs) == 1
     assert list(intakes.applications) == [valid]
@@ -805,8 +803,9 @@ async def test_a_message_id_with_path_characters_is_an_opaque_id(
     assert await poll(source, intakes, blobs) == 1
     assert list(intakes.applications) == [odd]
     assert [c.message_id for c in hostile.upstream.state.closed] == [odd]
-    assert all(p.is_relative_to(blobs.root) for p in blob_files(blobs.root))
-    assert set(blob_files(blobs.root)) == intakes.blob_paths()
+    # Stored under its content's address only: no file named after the id, in the store or outside it.
+    assert stored_blobs(blobs) == intakes.blob_refs() and blob_files(blobs.root) == []
+    assert [p for p in tmp_path.rglob("*") if "evil" in p.name] == []
 
 
 async def test_huge_metadata_strings_are_held_with_a_bounded_record(
@@ -856,4 +855,5 @@ async def test_a_message_larger_than_its_msgsize_stops_at_the_declared_size(
     assert list(intakes.applications) == [valid]
     [held] = await held_journal.list_held(HeldFilter())
     assert (held.message_id, held.state, held.reason_code) == (liar, HeldState.QUARANTINED, "oversize")
-    assert set(blob_files(blobs.root)) == intakes.blob_paths()
+    # Nothing of the liar's content stays: no blob, and no temporary file of its download.
+    assert stored_blobs(blobs) == intakes.blob_refs() and blob_files(blobs.root) == []

@@ -29,7 +29,7 @@ from hub import (
 from hub.blobs import BlobStore
 from hub.held import HeldFilter
 from hub.journal import SqliteJournal
-from hub.testing.harness import blob_files
+from hub.testing.harness import blob_files, stored_blobs
 
 ANTRAG = b"<baugenehmigung.antrag.0200/>"
 GIB = 1024**3
@@ -46,6 +46,14 @@ class Intakes:
         duplicate = key in self.applications
         self.applications.setdefault(key, intake)
         return IntakeOutcome(self.applications[key].application.id, duplicate)
+
+    def blob_refs(self) -> set[str]:
+        """Every blob an application taken in references: its attachments and its original."""
+        refs = set()
+        for intake in self.applications.values():
+            app = intake.application
+            refs |= {a.blob for a in app.attachments} | ({app.original.blob} if app.original else set())
+        return refs
 
 
 def make_source(
@@ -81,8 +89,8 @@ def make_source(
     return XtaSource(config, context)
 
 
-async def queue(http: aiohttp.ClientSession, xta: Xta, **metadata: Any) -> str:
-    answer = await enqueue(http, xta.url, AUTHORITY, metadata=antrag_metadata(**metadata), message=ANTRAG)
+async def queue(http: aiohttp.ClientSession, xta: Xta, content: bytes = ANTRAG, **metadata: Any) -> str:
+    answer = await enqueue(http, xta.url, AUTHORITY, metadata=antrag_metadata(**metadata), message=content)
     message_id: str = answer["message_id"]
     return message_id
 
@@ -130,7 +138,9 @@ async def test_content_larger_than_allowed_stops_the_download_and_the_poll_goes_
 
     assert list(intakes.applications) == [valid]
     assert await held_states(held_journal) == {hostile: (HeldState.QUARANTINED, "oversize")}
-    assert len(blob_files(blobs.root)) == 1  # the valid message only: nothing of the hostile one stays
+    # The valid message's blobs only: nothing of the hostile one stays, not even a temporary file.
+    assert stored_blobs(blobs) == intakes.blob_refs() and len(intakes.blob_refs()) == 1
+    assert blob_files(blobs.root) == []
     assert [c.message_id for c in xta.state.closed] == [valid]
     assert await source.poll(intakes) == 0
     assert xta.state.mailbox(AUTHORITY)[hostile].fetches == 1
@@ -154,7 +164,9 @@ async def test_encrypted_message_is_quarantined_before_its_content_is_downloaded
     assert list(intakes.applications) == [valid]
     assert await held_states(held_journal) == {encrypted: (HeldState.QUARANTINED, "encrypted")}
     assert xta.state.mailbox(AUTHORITY)[encrypted].fetches == 1  # once, not on every poll
-    assert len(blob_files(blobs.root)) == 1  # the encrypted content was never stored
+    # The valid message's blobs only: the encrypted content was never stored, not even in part.
+    assert stored_blobs(blobs) == intakes.blob_refs() and len(intakes.blob_refs()) == 1
+    assert blob_files(blobs.root) == []
 
 
 async def test_other_message_types_are_quarantined_from_their_metadata(
@@ -412,4 +424,5 @@ async def test_content_declared_too_large_in_the_envelope_is_not_read_at_all(
     source = make_source(xta, schema_dir, http, blobs, held_journal, max_content=1024**2)
     assert await source.poll(Intakes()) == 0
     assert await held_states(held_journal) == {big["message_id"]: (HeldState.QUARANTINED, "oversize")}
-    assert blob_files(blobs.root) == []  # refused from the envelope: not even the small message was stored
+    # Refused from the envelope: not even the small message was stored, nor a temporary file left.
+    assert stored_blobs(blobs) == set() and blob_files(blobs.root) == []

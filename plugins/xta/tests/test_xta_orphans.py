@@ -1,8 +1,8 @@
-"""A message the hub fetches but does not take in leaves no file in the hub's blob store.
+"""A message the hub fetches but does not take in leaves nothing in the hub's blob store.
 
 The core holds every blob a poll writes and removes what no stored application references: here the
 XTA client has streamed a message's content and first attachment when the second one exceeds the limit.
-The message stays in the mailbox (fetched again at the next poll); its files do not stay in the store.
+The message stays in the mailbox (fetched again at the next poll); its content does not stay in the store.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import aiohttp
 from hub_xta.simulator import enqueue
 from xta_helpers import AUTHORITY, StartXta, antrag_metadata
 
+from hub.blobs import BlobStore
 from hub.journal import ApplicationFilter
-from hub.testing.harness import blob_files
+from hub.testing.harness import blob_files, stored_blobs
 
 
 async def test_a_message_refused_mid_fetch_leaves_no_file(
@@ -61,12 +62,13 @@ async def test_a_message_refused_mid_fetch_leaves_no_file(
     assert summary.external_id == taken["message_id"]
     app = await running.journal.get_application(summary.id)
     assert app is not None and app.original is not None
-    expected = sorted(
-        running.hub.blobs.path(ref) for ref in [app.original.blob, *(a.blob for a in app.attachments)]
-    )
+    expected = {app.original.blob, *(a.blob for a in app.attachments)}
+    blobs = running.hub.blobs
+    assert isinstance(blobs, BlobStore)
 
-    def files() -> list[Path]:
-        return blob_files(running.hub.blobs.root)
+    def only_the_taken_message() -> bool:
+        # Nothing of the refused message: no blob (packed or a file), and no temporary file of a download.
+        return stored_blobs(blobs) == expected and blob_files(blobs.root) == []
 
-    await running.wait_for(lambda: files() == expected, 10, "only the stored application's files")
+    await running.wait_for(only_the_taken_message, 10, "only the stored application's blobs")
     assert refused["message_id"] in xta.state.mailbox(AUTHORITY)  # not closed: fetched again later
