@@ -153,8 +153,9 @@ class _DurableRenamer:
     def _pack_group(self, group: list[_Staged]) -> None:
         """Small content: into the pack, all of it in one transaction (`hub.blobs.pack`)."""
         # Stored as a file by a version before the pack: kept there, and not new (its holding
-        # must not remove it). A failing lookup of a file name costs about a microsecond.
-        group = [staged for staged in group if not _touch(staged.final)]
+        # must not remove it). Asked with access(2), which says no without an exception: a
+        # FileNotFoundError per blob (`_touch` alone) was 1.4 % of the intake's GIL samples (py-spy --gil).
+        group = [s for s in group if not (os.access(s.final, os.F_OK) and _touch(s.final))]
         if not group:
             return
         self.syncs += 1
