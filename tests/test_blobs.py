@@ -158,6 +158,23 @@ async def test_a_small_file_of_a_version_before_the_pack_stays_when_an_intake_dr
     await store.close()
 
 
+async def test_content_a_dropped_intake_leaves_and_another_stores_at_once_is_kept(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    for n in range(50):  # the removal and the new write go to the committer one after the other
+        content = f"Anlage {n}, abgewiesen und gleich wieder gesendet".encode()
+        with store.holding():
+            dropped = await store.write_bytes(content)
+        assert not store.stored(dropped.ref)  # gone for readers before the committer removed it
+        with store.holding() as holding:
+            again = await store.write_bytes(content)
+            holding.keep([again.ref])
+        assert await store.read_bytes(again.ref) == content
+    await store.close()
+    reopened = BlobStore(tmp_path)
+    assert len(stored_blobs(reopened)) == 50
+    await reopened.close()
+
+
 async def test_concurrent_small_writes_share_one_pack_transaction(tmp_path: Path) -> None:
     store = BlobStore(tmp_path)
     contents = [f"Anlage {n}".encode() for n in range(200)]

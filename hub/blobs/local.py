@@ -105,26 +105,47 @@ class _DurableRenamer:
         self.root = root
         self.tmp = tmp
         self.pack = pack
-        self._queue: queue.SimpleQueue[_Staged | None] = queue.SimpleQueue()
+        # Staged content, or the digest of packed content to remove (`remove`); None: stop.
+        self._queue: queue.SimpleQueue[_Staged | str | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._removing: collections.Counter[str] = collections.Counter()  # queued, not yet removed
         self.syncs = 0  # filesystem syncs and pack commits done (for benchmarks)
 
     def commit(self, staged: _Staged) -> None:
         """Make the staged content durable under its content address; `staged.future` tells when."""
+        self._put(staged)
+
+    def remove(self, digest: str) -> None:
+        """Remove packed content, on this thread: the caller (the event loop) does not wait.
+
+        A removal on the loop waited for the pack's write lock while a group committed: 0.13 ms at the
+        median, 3.6 ms at the 99th percentile, with 16 writers storing beside 8 whose content was
+        dropped; queued, 0.04 and 0.10 ms. It is done before anything queued after it, so content an
+        intake stores again afterwards is stored anew. Until then readers see it gone (`removing`).
+        """
+        with self._lock:
+            self._removing[digest] += 1
+        self._put(digest)
+
+    def removing(self, digest: str) -> bool:
+        """Whether packed content is queued for removal (gone, as far as readers are concerned)."""
+        return digest in self._removing
+
+    def _put(self, item: _Staged | str) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="blob-committer", daemon=True)
                 self._thread.start()
-        self._queue.put(staged)
+        self._queue.put(item)
 
     def _run(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
                 return
-            group = [first]
-            while len(group) < 512:
+            items = [first]
+            while len(items) < 512:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
@@ -132,13 +153,30 @@ class _DurableRenamer:
                 if item is None:
                     self._queue.put(None)
                     break
-                group.append(item)
+                items.append(item)
+            # Removals first: content staged in the same group was staged after them (its intake
+            # pinned it, so no removal of it could follow), and is stored anew.
+            self._remove([item for item in items if isinstance(item, str)])
+            group = [item for item in items if not isinstance(item, str)]
             packed = [staged for staged in group if staged.data is not None]
             spooled = [staged for staged in group if staged.data is None]
             # Each part fails alone: a full disk met by the files leaves the packed content stored.
             settled = [*self._settled(packed, self._pack_group), *self._settled(spooled, self._commit_group)]
             # One wake-up of each waiting event loop per group, not one per blob (`hub.handoff`).
             handoff.settle(settled)
+
+    def _remove(self, digests: list[str]) -> None:
+        if not digests:
+            return
+        try:
+            self.pack.remove(digests)
+        except Exception as exc:  # left to the orphan sweep, which removes what nobody references
+            log.warning("removing %d dropped blobs failed, the sweep removes them: %s", len(digests), exc)
+        with self._lock:
+            self._removing.subtract(digests)
+            for digest in digests:
+                if self._removing[digest] <= 0:
+                    del self._removing[digest]
 
     @staticmethod
     def _settled(group: list[_Staged], commit: Callable[[list[_Staged]], None]) -> Iterator[handoff.Outcome]:
@@ -535,7 +573,7 @@ class BlobStore(HoldingStore):
 
     def stored(self, ref: str) -> bool:
         """Whether the blob is stored (synchronously, for the core and tests)."""
-        return self._pack.size(digest_of(ref)) is not None or self.path(ref).is_file()
+        return self._packed_size(digest_of(ref)) is not None or self.path(ref).is_file()
 
     async def exists(self, ref: str) -> bool:
         """Whether the blob is stored."""
@@ -543,7 +581,7 @@ class BlobStore(HoldingStore):
 
     async def info(self, ref: str) -> BlobInfo:
         """A stored blob's reference, size and sha256; raise `BlobNotFound` if it is not stored."""
-        size = self._pack.size(digest_of(ref))
+        size = self._packed_size(digest_of(ref))
         if size is None:
             try:
                 size = self.path(ref).stat().st_size
@@ -637,7 +675,9 @@ class BlobStore(HoldingStore):
 
     def walk(self) -> Iterator[tuple[str, int, float]]:
         """Each stored blob's digest, size and when it was last written (the whole store: rarely)."""
-        yield from self._pack.entries()
+        for digest, size, written in self._pack.entries():
+            if not self._renamer.removing(digest):
+                yield digest, size, written
         for top in _subdirs(self.root):
             with contextlib.suppress(FileNotFoundError), os.scandir(top) as entries:
                 for entry in entries:
@@ -694,12 +734,18 @@ class BlobStore(HoldingStore):
         return self._tmp / f"{self._prefix}-{next(self._names)}.part"
 
     def _discard(self, digest: str) -> int:
-        removed = len(self._pack.remove([digest]))
-        try:
+        # Content this process stored new, which nobody keeps: packed (gone for readers at once,
+        # removed on the committer's thread) or a file (removed here).
+        self._renamer.remove(digest)
+        with contextlib.suppress(FileNotFoundError):
             self.path(PREFIX + digest).unlink()
-        except FileNotFoundError:
-            return removed
         return 1
+
+    def _packed_size(self, digest: str) -> int | None:
+        return None if self._renamer.removing(digest) else self._pack.size(digest)
+
+    def _packed(self, digest: str) -> bytes | None:
+        return None if self._renamer.removing(digest) else self._pack.get(digest)
 
     async def settle(self) -> None:
         """Nothing to wait for: the local store removes at once."""
@@ -711,7 +757,7 @@ class BlobStore(HoldingStore):
 
     async def read(self, ref: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
         """Stream a blob's content in chunks."""
-        packed = self._pack.get(digest_of(ref))
+        packed = self._packed(digest_of(ref))
         if packed is not None:
             for start in range(0, len(packed), chunk_size):
                 yield packed[start : start + chunk_size]
@@ -728,7 +774,7 @@ class BlobStore(HoldingStore):
         """A small blob's whole content (documents the hub generated, never unbounded uploads)."""
         # One read: the chunked `read` costs an async generator per blob, and a filing reads four (its
         # attachments, the original and the rendition).
-        packed = self._pack.get(digest_of(ref))
+        packed = self._packed(digest_of(ref))
         if packed is not None:
             return packed
         try:
