@@ -11,11 +11,11 @@ Measured side by side with the store of one file each (`python -m bench.intake_a
 hub's CPU per acknowledged post fell by 14 % (median of the pairs).
 
 Each row is content under its sha256 and when it was last written (``written``, the orphan sweep's
-file modification time). New content is written by the store's committer thread, in groups; content
-is removed by whoever removes it (a dropped intake, the sweep, a purge). Each thread uses a connection
-of its own, and in WAL mode readers never wait for a writer. Deleted content
-is overwritten (``secure_delete``): personal data whose retention ended does not stay in free pages, and
-the freed pages are given back to the filesystem after a sweep (``incremental_vacuum``).
+file modification time). The store's committer thread writes new content in groups and removes what
+a dropped intake stored; the sweep and purges remove from their own threads. Each thread uses a
+connection of its own, and in WAL mode readers never wait for a writer. Deleted content is
+overwritten (``secure_delete``): personal data whose retention ended does not stay in free pages, and
+the freed pages are given back to the filesystem after a sweep (`Pack.give_back_space`).
 """
 
 from __future__ import annotations
