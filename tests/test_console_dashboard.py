@@ -15,7 +15,7 @@ from hub.errors import Permanent
 from hub.models import ApplicationState, Delivery, FileRecord
 from hub.testing.console import ConsoleClient
 from hub.testing.fakes import MANIFEST
-from hub.testing.harness import RunningHub, blob_files, stored_blobs
+from hub.testing.harness import RunningHub, backdate_blobs, blob_files, stored_blobs
 from hub.testing.pki import make_certificate
 
 TOKENS = {"VIEWER_TOKEN": "v-secret-1", "OPERATOR_TOKEN": "o-secret-2", "ADMIN_TOKEN": "a-secret-3"}
@@ -209,7 +209,7 @@ RETENTION = {"scheduled": False, "policies": [{"name": "sofort", "route": "angel
 HOUR = 3600.0
 
 
-async def purgeable(hub_factory: Any, backdate_blobs: Any) -> tuple[RunningHub, list[str]]:
+async def purgeable(hub_factory: Any) -> tuple[RunningHub, list[str]]:
     running = await start(hub_factory, retention=RETENTION)
     done = [await submit(running, "fischereischein", f"F-{n}", ApplicationState.COMPLETED) for n in range(2)]
     # Older than the orphan grace period, like the blobs of any application due for purging.
@@ -217,10 +217,8 @@ async def purgeable(hub_factory: Any, backdate_blobs: Any) -> tuple[RunningHub, 
     return running, done
 
 
-async def test_purge_api_dry_run_counts_and_the_run_deletes_with_an_audit_row(
-    hub_factory: Any, backdate_blobs: Any
-) -> None:
-    running, done = await purgeable(hub_factory, backdate_blobs)
+async def test_purge_api_dry_run_counts_and_the_run_deletes_with_an_audit_row(hub_factory: Any) -> None:
+    running, done = await purgeable(hub_factory)
     store = running.hub.blobs
     blobs_before, files_before = stored_blobs(store), blob_files(store.root)
 
@@ -248,8 +246,8 @@ async def test_purge_api_dry_run_counts_and_the_run_deletes_with_an_audit_row(
     assert (action["operator"], action["count"], action["reason"]) == ("chief", 2, "sofort: 2")
 
 
-async def test_purge_api_is_for_admins_and_needs_retention(hub_factory: Any, backdate_blobs: Any) -> None:
-    running, done = await purgeable(hub_factory, backdate_blobs)
+async def test_purge_api_is_for_admins_and_needs_retention(hub_factory: Any) -> None:
+    running, done = await purgeable(hub_factory)
     status, body = await running.post("/api/v1/purge", json={"dry_run": False}, headers=OPERATOR)
     assert status == 403, body
     status, body = await running.post("/api/v1/purge", json={"dry_run": "yes"}, headers=ADMIN)
@@ -271,10 +269,8 @@ async def test_purge_api_is_for_admins_and_needs_retention(hub_factory: Any, bac
         assert status == 422 and "keine Aufbewahrungsregeln eingerichtet" in html
 
 
-async def test_an_admin_purges_from_the_dashboard_after_a_dry_run(
-    hub_factory: Any, backdate_blobs: Any
-) -> None:
-    running, done = await purgeable(hub_factory, backdate_blobs)
+async def test_an_admin_purges_from_the_dashboard_after_a_dry_run(hub_factory: Any) -> None:
+    running, done = await purgeable(hub_factory)
     async with await logged_in(running, "a-secret-3") as browser:
         _, html = await browser.get("/ui/")
         doc = page(html)
@@ -295,10 +291,8 @@ async def test_an_admin_purges_from_the_dashboard_after_a_dry_run(
     assert [a["operator"] for a in audit["actions"]] == ["chief"]
 
 
-async def test_only_admins_purge_from_the_console_and_only_with_the_csrf_token(
-    hub_factory: Any, backdate_blobs: Any
-) -> None:
-    running, done = await purgeable(hub_factory, backdate_blobs)
+async def test_only_admins_purge_from_the_console_and_only_with_the_csrf_token(hub_factory: Any) -> None:
+    running, done = await purgeable(hub_factory)
     async with await logged_in(running, "o-secret-2") as browser:
         _, html = await browser.get("/ui/")
         assert 'id="purge-form"' not in html

@@ -23,7 +23,7 @@ import yaml
 
 from hub.models import ApplicationState
 from hub.testing import make_application
-from hub.testing.harness import base_settings, blob_files, stop_hub, stored_blobs
+from hub.testing.harness import backdate_blobs, base_settings, blob_files, stop_hub, stored_blobs
 
 TOKEN = "formcycle-token-0123456789"
 COUNT = 100
@@ -63,7 +63,7 @@ def purge(config: Path) -> subprocess.Popen[bytes]:
 
 
 async def test_sigkill_during_purge_leaves_whole_applications_and_no_dangling_reference(
-    tmp_path: Path, hub_factory: Any, backdate_blobs: Any
+    tmp_path: Path, hub_factory: Any
 ) -> None:
     cons = connectors(tmp_path)
     env = {"FORMCYCLE_TOKEN": TOKEN}

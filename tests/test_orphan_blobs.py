@@ -12,7 +12,7 @@ import pytest
 from hub.blobs import BlobStore
 from hub.journal import ApplicationFilter
 from hub.testing import RunningHub, make_application
-from hub.testing.harness import blob_files, stored_blobs
+from hub.testing.harness import backdate_blobs, blob_files, stored_blobs
 
 TOKEN = "fc-test-token-0123456789abcdef"
 BOUNDARY = "fcB0undary"
@@ -148,7 +148,7 @@ async def test_identical_resend_keeps_the_files_the_first_one_stored(
     )
 
 
-async def test_sweep_removes_old_unreferenced_blobs_only(hub_factory: Any, backdate_blobs: Any) -> None:
+async def test_sweep_removes_old_unreferenced_blobs_only(hub_factory: Any) -> None:
     running = await start(hub_factory)
     store = running.hub.blobs
     app = await make_application(store, source="formcycle", external_id="fc-orphan-4")
@@ -170,7 +170,7 @@ async def test_sweep_removes_old_unreferenced_blobs_only(hub_factory: Any, backd
     assert await removed_metric(running, "sweep") == "2.0"
 
 
-async def test_sweep_spares_a_blob_an_intake_holds(hub_factory: Any, backdate_blobs: Any) -> None:
+async def test_sweep_spares_a_blob_an_intake_holds(hub_factory: Any) -> None:
     running = await start(hub_factory)
     store = running.hub.blobs
     stored = (await store.write_bytes(b"same content, old")).ref
@@ -182,9 +182,7 @@ async def test_sweep_spares_a_blob_an_intake_holds(hub_factory: Any, backdate_bl
         assert store.stored(stored)
 
 
-async def test_leftovers_of_a_crash_are_swept_at_start(
-    hub_factory: Any, tmp_path: Path, backdate_blobs: Any
-) -> None:
+async def test_leftovers_of_a_crash_are_swept_at_start(hub_factory: Any, tmp_path: Path) -> None:
     leftover_store = BlobStore(tmp_path / "hub" / "blobs")
     leftover = (await leftover_store.write_bytes(b"written, never referenced")).ref
     await leftover_store.close()

@@ -27,7 +27,7 @@ from hub.plugins import load_plugins
 from hub.resubmission import ChangedResend
 from hub.testing import RunningHub, fakes, make_application
 from hub.testing.fakes import AnsweringSink, RecordingNotifier
-from hub.testing.harness import base_settings, blob_files, stop_hub, stored_blobs
+from hub.testing.harness import backdate_blobs, base_settings, blob_files, stop_hub, stored_blobs
 
 TOKEN = "formcycle-token-0123456789"
 ENV = {"FORMCYCLE_TOKEN": TOKEN, "OPERATOR_TOKEN": "o-secret-2"}
@@ -121,7 +121,7 @@ async def read_journal(db: Path) -> SqliteJournal:
 
 
 async def test_purge_cli_removes_finished_payloads_keeps_live_ones_and_shared_files(
-    tmp_path: Path, hub_factory: Any, backdate_blobs: Any
+    tmp_path: Path, hub_factory: Any
 ) -> None:
     cons = connectors(tmp_path)
     running = await hub_factory(cons, ROUTES, env=ENV, retention=RETENTION)
@@ -203,7 +203,7 @@ async def test_purge_cli_removes_finished_payloads_keeps_live_ones_and_shared_fi
 
 
 async def test_scheduled_purge_in_the_running_hub_with_metrics_and_api(
-    tmp_path: Path, hub_factory: Any, backdate_blobs: Any
+    tmp_path: Path, hub_factory: Any
 ) -> None:
     server = {
         "listen": "127.0.0.1:0",
@@ -260,9 +260,7 @@ async def test_scheduled_purge_in_the_running_hub_with_metrics_and_api(
     assert status == 409 and "payload was purged" in body["error"]
 
 
-async def test_purge_interrupted_before_the_files_leaves_no_dangling_reference(
-    hub_factory: Any, backdate_blobs: Any
-) -> None:
+async def test_purge_interrupted_before_the_files_leaves_no_dangling_reference(hub_factory: Any) -> None:
     """Journal first, files second: a crash in between leaves orphans, which the orphan sweep removes."""
     running = await hub_factory(
         {"rec": {"type": "test-recording"}, "src": {"type": "test-json"}},
@@ -395,7 +393,7 @@ async def test_answers_of_a_purged_application_stay_on_its_timeline_and_trigger_
     assert (app_id, "a-2") not in mailbox.statuses
 
 
-async def test_superseded_revisions_lose_their_content_too(hub_factory: Any, backdate_blobs: Any) -> None:
+async def test_superseded_revisions_lose_their_content_too(hub_factory: Any) -> None:
     running = await hub_factory(
         {"rec": {"type": "test-recording"}, "src": {"type": "test-json"}},
         [{"name": "all", "from": "src", "to": ["rec"]}],
@@ -465,7 +463,7 @@ class KeeperPlugin:
 
 
 async def test_connectors_forget_what_they_keep_of_purged_applications_even_after_a_failure(
-    hub_factory: Any, backdate_blobs: Any
+    hub_factory: Any,
 ) -> None:
     running = await hub_factory(
         {

@@ -715,6 +715,8 @@ class BlobStore(HoldingStore):
         if packed:
             self._pack.give_back_space()
         for digest in unreferenced:
+            if digest in packed:
+                continue  # content is packed or a file, never both (`_DurableRenamer._pack_group`)
             path = self.path(PREFIX + digest)
             with self._holds_lock:  # a file's status and its unlink are two steps: an intake waits
                 if self._held(digest):
@@ -726,19 +728,19 @@ class BlobStore(HoldingStore):
                     path.unlink()
                 except FileNotFoundError:
                     continue
-            if digest not in packed:  # stored twice (a small file of an older version): counted once
-                removed.append(BlobInfo(ref=PREFIX + digest, size=stat.st_size, sha256=digest))
+            removed.append(BlobInfo(ref=PREFIX + digest, size=stat.st_size, sha256=digest))
         return removed
 
     def _tmp_path(self) -> Path:
         return self._tmp / f"{self._prefix}-{next(self._names)}.part"
 
     def _discard(self, digest: str) -> int:
-        # Content this process stored new, which nobody keeps: packed (gone for readers at once,
-        # removed on the committer's thread) or a file (removed here).
-        self._renamer.remove(digest)
-        with contextlib.suppress(FileNotFoundError):
+        # Content this process stored new, which nobody keeps: a file (removed here), or else packed
+        # (gone for readers at once, removed on the committer's thread).
+        try:
             self.path(PREFIX + digest).unlink()
+        except FileNotFoundError:
+            self._renamer.remove(digest)
         return 1
 
     def _packed_size(self, digest: str) -> int | None:

@@ -15,6 +15,7 @@ from hub.mapping import default_record
 from hub.testing.contracts import Fault, SinkContract, SourceContract, delivery_context
 from hub.testing.harness import (
     RunningHub,
+    backdate_blobs,
     blob_files,
     damage_blob,
     lose_blob,
@@ -31,6 +32,7 @@ __all__ = [
     "RunningHub",
     "SinkContract",
     "SourceContract",
+    "backdate_blobs",
     "blob_files",
     "damage_blob",
     "default_record",

@@ -8,7 +8,7 @@ import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,6 +190,23 @@ def damage_blob(store: BlobStore, ref: str, content: bytes) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"{ref} is not stored in {store.root}")
     path.write_bytes(content)
+
+
+def backdate_blobs(store: BlobStore, refs: Iterable[str], seconds: float) -> None:
+    """Make stored blobs look written `seconds` ago, as the orphan sweep and the purge see it.
+
+    Small content is a row of the store's pack, whose `written` time stands for a file's; large content
+    is a file of its own. A reference stored in neither is an error of the test, not skipped.
+    """
+    then = time.time() - seconds
+    with contextlib.closing(sqlite3.connect(store.root / PACK_FILE)) as pack, pack:
+        for ref in refs:
+            packed = pack.execute("UPDATE blobs SET written = ? WHERE digest = ?", (then, digest_of(ref)))
+            path = store.path(ref)
+            if path.is_file():
+                os.utime(path, (then, then))
+            elif not packed.rowcount:
+                raise FileNotFoundError(f"{ref} is not stored in {store.root}")
 
 
 def lose_blob(store: BlobStore, ref: str) -> None:
