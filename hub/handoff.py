@@ -18,11 +18,18 @@ Outcome = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Any, BaseExcep
 
 
 def settle(outcomes: Iterable[Outcome]) -> None:
-    """From any thread: set every future its outcome, on its own loop, one wake-up per loop."""
+    """From any thread: set every future its outcome, on its own loop, one wake-up per other loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
     for outcome in outcomes:
         by_loop.setdefault(outcome[0], []).append(outcome)
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None  # a worker thread
     for loop, settled in by_loop.items():
+        if loop is running:
+            _set(settled)  # called on the loop itself: no wake-up needed
+            continue
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits these any more
             loop.call_soon_threadsafe(_set, settled)
 

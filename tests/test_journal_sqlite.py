@@ -3,7 +3,7 @@ in its own savepoint), journals of older hubs, and guests beside the hub that ow
 
 Everything every backend must do is the contract suite (`hub.testing.journal_contract`,
 tests/test_journal_contract.py). Concurrency is made deterministic by holding SQLite's write lock from a
-second connection while the operations are queued, so that they meet in one group on the writer thread.
+second connection while the operations are queued, so that they meet in one group.
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ async def test_an_aborted_group_fails_every_caller_and_the_journal_carries_on(
     async def open_gate() -> None:
         gate.set()
 
-    holder = asyncio.ensure_future(journal._write(hold))
+    holder = asyncio.ensure_future(journal._write_bulk(hold))  # a bulk write runs on the writer thread
     assert await loop.run_in_executor(None, entered.wait, 10)
     apps = [application(f"ext-{i}") for i in range(4)]
     calls = [journal.intake(a, received(a), [TaskSpec("map")]) for a in apps]
@@ -294,6 +294,27 @@ async def test_a_write_whose_caller_gave_up_before_it_started_is_skipped(
     assert await journal.get_application(dropped.id) is None
     assert await journal.tasks(dropped.id) == []
     assert [s.id for s in await journal.list_applications(ApplicationFilter())] == [kept.id]
+
+
+async def test_a_write_waits_for_a_lock_held_elsewhere_without_holding_up_the_loop(
+    journal: SqliteJournal, db_path: Path
+) -> None:
+    first, second = application("first"), application("second")
+    await journal.intake(first, received(first), [TaskSpec("map")])
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # an operator's command beside the hub, writing
+    writing = asyncio.ensure_future(journal.intake(second, received(second), [TaskSpec("map")]))
+
+    # The loop goes on meanwhile: a step's lookup is answered while the intake waits for the lock.
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert (await journal.get_application(first.id)) is not None
+    assert not writing.done()
+    blocker.execute("COMMIT")
+    blocker.close()
+
+    assert (await writing).duplicate is False
+    assert [t.step for t in await journal.tasks(second.id)] == ["map"]
 
 
 # -- older hubs, guests ----------------------------------------------------------------------------

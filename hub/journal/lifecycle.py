@@ -115,6 +115,14 @@ class SqlJournal(abc.ABC):
     async def _write(self, op: Callable[[Tx], T]) -> T:
         """Run `op` in a transaction and commit it durably before returning its value."""
 
+    async def _write_bulk(self, op: Callable[[Tx], T]) -> T:
+        """`_write` for an operation that may touch many rows (a recovery, a purge, a bulk action).
+
+        A backend that runs small writes on the event loop (SQLite) runs these on a thread, where
+        they hold up no intake.
+        """
+        return await self._write(op)
+
     @abc.abstractmethod
     async def _read(self, op: Callable[[Tx], T]) -> T:
         """Run `op` in a transaction that writes nothing."""
@@ -149,7 +157,7 @@ class SqlJournal(abc.ABC):
                 counts.fold(c)
             return moved
 
-        return await self._write(op)
+        return await self._write_bulk(op)
 
     async def row_counts(self) -> dict[str, int]:
         """Rows per table (what a move must have carried over)."""
@@ -164,7 +172,7 @@ class SqlJournal(abc.ABC):
             leases_sql.expire_all(c, self.clock())  # the singleton jobs' too: their holder is gone
             return _release_leases(c, self.clock())
 
-        return await self._write(op)
+        return await self._write_bulk(op)
 
     async def intake(
         self,
@@ -565,7 +573,7 @@ class SqlJournal(abc.ABC):
                 )
             return replayed
 
-        return await self._write(op)
+        return await self._write_bulk(op)
 
     async def abandon(self, application_id: str, operator: str, reason: str) -> Abandoned:
         def op(c: Tx) -> Abandoned:
@@ -585,7 +593,7 @@ class SqlJournal(abc.ABC):
             subject = where.describe()
             return dead_sql.abandon_all(c, self.clock(), ids, subject, operator, reason, _abandon)
 
-        return await self._write(op)
+        return await self._write_bulk(op)
 
     async def count_dead(self, where: ApplicationFilter) -> int:
         sql, params = _where(where, dead_only=True)
@@ -842,7 +850,7 @@ class SqlJournal(abc.ABC):
 
     async def stats(self) -> JournalStats:
         if await self._read(counts.unfolded):  # PostgreSQL's finished counts, appended by its triggers
-            await self._write(counts.fold)
+            await self._write_bulk(counts.fold)
 
         def op(c: Tx) -> JournalStats:
             apps, tasks = counts.application_and_task_counts(c)  # finished ones from counters
@@ -925,7 +933,7 @@ class SqlJournal(abc.ABC):
         def op(c: Tx) -> list[PurgedApplication]:
             return purge_sql.purge(c, orders, self.clock(), _search_text, _insert_events)
 
-        return await self._write(op)
+        return await self._write_bulk(op)
 
     async def record_purge_run(self, at: float, blobs: int, size: int, told_from: float | None) -> None:
         await self._write(lambda c: purge_sql.record_run(c, at, blobs, size, told_from))
@@ -940,7 +948,7 @@ class SqlJournal(abc.ABC):
         return await self._write(lambda c: alerts_sql.queue(c, drafts, self.clock()))
 
     async def prune_alerts(self, sent_before: float) -> None:
-        await self._write(lambda c: alerts_sql.prune(c, sent_before))
+        await self._write_bulk(lambda c: alerts_sql.prune(c, sent_before))
 
     async def due_alerts(self) -> list[QueuedAlert]:
         return await self._read(lambda c: alerts_sql.due(c, self.clock()))
