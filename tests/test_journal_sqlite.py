@@ -317,6 +317,24 @@ async def test_a_write_waits_for_a_lock_held_elsewhere_without_holding_up_the_lo
     assert [t.step for t in await journal.tasks(second.id)] == ["map"]
 
 
+async def test_closing_finishes_the_writes_queued_before(db_path: Path, clock: FakeClock) -> None:
+    journal = SqliteJournal(db_path, clock=clock)
+    await journal.open()
+    app = application("queued")
+    writing = asyncio.ensure_future(journal.intake(app, received(app), [TaskSpec("map")]))
+    await asyncio.sleep(0)  # queued, its group not run yet
+
+    await journal.close()
+
+    assert (await writing).duplicate is False
+    reopened = SqliteJournal(db_path, clock=clock)
+    await reopened.open()
+    try:
+        assert [t.step for t in await reopened.tasks(app.id)] == ["map"]
+    finally:
+        await reopened.close()
+
+
 # -- older hubs, guests ----------------------------------------------------------------------------
 
 

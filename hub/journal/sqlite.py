@@ -269,8 +269,8 @@ class SqliteJournal(SqlJournal):
             log.info("journal %s migrated to schema %d (%s)", self.path, step.version, step.name)
 
     async def close(self) -> None:
-        # Mark the journal closed before waiting for the writer: a write issued meanwhile would queue
-        # behind the stop marker and never be answered; now it fails with "journal is not open".
+        # Mark the journal closed before finishing the writes queued: a write issued meanwhile fails
+        # with "journal is not open" instead of waiting for a writer that is stopping.
         writer, self._writer = self._writer, None
         if writer is not None:
             while self._runner is not None and not self._runner.done():
@@ -323,13 +323,15 @@ class SqliteJournal(SqlJournal):
         return await self._queue_write(op, bulk=True)
 
     async def _queue_write(self, op: Callable[[Tx], T], *, bulk: bool) -> T:
-        if self._writer is None:
+        if self._writer is None or self._conn is None:
             raise RuntimeError("journal is opened read-only" if self.read_only else "journal is not open")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._pending.append(((op, fut, loop), bulk))
-        if self._runner is None or self._runner.done():
-            self._runner = loop.create_task(self._run_groups(), name="journal-writer")
+        runner = self._runner
+        # (A runner of another loop is gone: that loop ended with it unfinished.)
+        if runner is None or runner.done() or runner.get_loop() is not loop:
+            self._runner = loop.create_task(self._run_groups(self._writer, self._conn), name="journal-writer")
         try:
             return await fut
         except sqlite3.Error as exc:
@@ -337,10 +339,8 @@ class SqliteJournal(SqlJournal):
                 raise StorageFull(f"journal {self.path}", "database or disk is full") from None
             raise
 
-    async def _run_groups(self) -> None:
+    async def _run_groups(self, writer: ThreadPoolExecutor, conn: SqliteTx) -> None:
         """Run the queued writes a group at a time, until none is left."""
-        assert self._writer is not None and self._conn is not None
-        writer, conn = self._writer, self._conn
         while self._pending:
             if self._committing is not None and not self._committing.done():
                 # The group of an event loop that ended while it committed: the connection is the
