@@ -433,23 +433,23 @@ class SqliteJournal(SqlJournal):
 def _begin(conn: SqliteTx, *, wait: bool) -> bool:
     """Take the write lock; False if another process holds it and `wait` is not set.
 
-    The connection's own busy timeout is 0 (the loop never waits); the writer thread polls here for up
-    to `BUSY_SECONDS`, as SQLite's busy handler would.
+    The connection's busy timeout is 0: the loop never waits. For the writer thread (`wait`) it is
+    raised to `BUSY_SECONDS` for this one BEGIN, so SQLite's own busy handler waits for the lock.
     """
-    deadline = time.monotonic() + BUSY_SECONDS
-    pause = 0.001
-    while True:
+    if wait:
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
         try:
             conn.execute("BEGIN IMMEDIATE")
-            return True
-        except sqlite3.OperationalError as exc:
-            busy = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
-            if not busy or (wait and time.monotonic() > deadline):
-                raise
-            if not wait:
-                return False
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
+        finally:
+            conn.execute("PRAGMA busy_timeout=0")
+        return True
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
+            raise
+        return False
+    return True
 
 
 def _run_on_loop(conn: SqliteTx, group: list[Queued]) -> list[tuple[bool, Any]] | Literal[False] | None:
